@@ -1,0 +1,50 @@
+"""Analytics: read models built from every event (R5); SLA clocks come with its own issue.
+
+For now it keeps each intake event once and answers intake counts per mall,
+channel and event type.
+"""
+from nameko.rpc import rpc
+
+from mallcare_common.calendar import Clock
+from mallcare_common.contracts import (COMPLAINT_ACKNOWLEDGED, COMPLAINT_REGISTERED,
+                                       COMPLAINT_REJECTED, read_event)
+from mallcare_common.messaging import event_handler
+from mallcare_common.metrics import metrics_response
+from mallcare_common.web import health_response, http, json_response
+
+from .storage import Events
+
+
+class AnalyticsService:
+    name = "analytics"
+
+    store = Events()
+    clock = Clock()
+
+    @event_handler(COMPLAINT_REGISTERED.source, COMPLAINT_REGISTERED.name)
+    def handle_complaint_registered(self, body):
+        self.store.record(read_event(body, COMPLAINT_REGISTERED), self.clock())
+
+    @event_handler(COMPLAINT_REJECTED.source, COMPLAINT_REJECTED.name)
+    def handle_complaint_rejected(self, body):
+        self.store.record(read_event(body, COMPLAINT_REJECTED), self.clock())
+
+    @event_handler(COMPLAINT_ACKNOWLEDGED.source, COMPLAINT_ACKNOWLEDGED.name)
+    def handle_complaint_acknowledged(self, body):
+        self.store.record(read_event(body, COMPLAINT_ACKNOWLEDGED), self.clock())
+
+    @rpc
+    def intake_counts(self, mall_id=None):
+        return self.store.intake_counts(mall_id)
+
+    @http("GET", "/reports/intake")
+    def intake_counts_http(self, request):
+        return json_response(200, {"rows": self.store.intake_counts(request.args.get("mall_id"))})
+
+    @http("GET", "/metrics")
+    def metrics(self, request):
+        return metrics_response()
+
+    @http("GET", "/health")
+    def health(self, request):
+        return health_response(self.name, self.store.db)

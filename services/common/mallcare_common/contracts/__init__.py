@@ -1,0 +1,13 @@
+"""The public event contract: one envelope, one schema per event type.
+
+Other internal services subscribe to these; see docs/events.md for the catalogue
+and the versioning rule (additive changes keep the version; a breaking change is a
+new event type published beside the old one).
+"""
+from .envelope import EnvelopeSchema, EventType, InvalidEvent, build_event, read_event
+from .intake import COMPLAINT_ACKNOWLEDGED, COMPLAINT_REGISTERED, COMPLAINT_REJECTED
+
+EVENT_TYPES = {e.name: e for e in (COMPLAINT_REGISTERED, COMPLAINT_REJECTED, COMPLAINT_ACKNOWLEDGED)}
+
+__all__ = ["EVENT_TYPES", "EnvelopeSchema", "EventType", "InvalidEvent", "build_event",
+           "read_event", "COMPLAINT_REGISTERED", "COMPLAINT_REJECTED", "COMPLAINT_ACKNOWLEDGED"]

@@ -1,0 +1,70 @@
+"""The envelope every mallcare event travels in, and the rules for building and reading it.
+
+Producers build with `build_event`: the payload is validated against its schema
+(unknown fields refused) and the whole envelope is plain JSON (strings and
+numbers only), so a subscriber that is not Nameko sees no kombu type wrappers.
+Consumers read with `read_event`: a tolerant reader that ignores fields it does
+not know, so a producer can add fields without breaking anyone.
+"""
+import uuid
+from dataclasses import dataclass
+
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+
+
+class InvalidEvent(Exception):
+    """An event that does not match its contract; retrying it cannot help."""
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    source: str           # the publishing service; nameko binds on (source, name)
+    version: int
+    payload: type         # marshmallow schema class
+    summary: str
+
+
+class EnvelopeSchema(Schema):
+    event_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    event_type = fields.String(required=True)
+    schema_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    occurred_at = fields.AwareDateTime(required=True, format="iso")
+    mall_id = fields.String(required=True)
+    complaint_no = fields.String(required=True)
+    payload = fields.Dict(required=True)
+
+
+def build_event(event_type: EventType, *, mall_id, complaint_no, occurred_at, payload, event_id=None):
+    """A validated, JSON-ready envelope (dict of plain types)."""
+    errors = event_type.payload(unknown=RAISE).validate(payload)
+    if errors:
+        raise InvalidEvent(f"{event_type.name} payload: {errors}")
+    envelope = {
+        "event_id": event_id or uuid.uuid4().hex,
+        "event_type": event_type.name,
+        "schema_version": event_type.version,
+        "occurred_at": occurred_at.isoformat(),
+        "mall_id": mall_id,
+        "complaint_no": complaint_no,
+        "payload": payload,
+    }
+    errors = EnvelopeSchema().validate(envelope)
+    if errors:
+        raise InvalidEvent(f"{event_type.name} envelope: {errors}")
+    return envelope
+
+
+def read_event(body, event_type: EventType):
+    """Load an incoming envelope; payload datetimes come back as datetimes."""
+    try:
+        envelope = EnvelopeSchema(unknown=EXCLUDE).load(body)
+        if envelope["event_type"] != event_type.name:
+            raise InvalidEvent(f"expected {event_type.name}, got {envelope['event_type']}")
+        if envelope["schema_version"] != event_type.version:
+            raise InvalidEvent(
+                f"{event_type.name} version {envelope['schema_version']} is not {event_type.version}")
+        envelope["payload"] = event_type.payload(unknown=EXCLUDE).load(envelope["payload"])
+    except (ValidationError, TypeError) as exc:
+        raise InvalidEvent(f"{event_type.name}: {getattr(exc, 'messages', exc)}") from exc
+    return envelope

@@ -1,0 +1,81 @@
+"""Events published by intake. No customer name, phone or email leaves intake:
+subscribers get a pseudonymous customer reference and masked contact only."""
+from marshmallow import Schema, fields, validate
+
+from .envelope import EventType
+
+CHANNELS = ("desk", "hotline", "web", "app", "mini_program", "wechat", "social", "email",
+            "suggestion_box")
+REJECTION_REASONS = ("insufficient_information", "out_of_scope", "duplicate")
+
+
+class _Customer(Schema):
+    ref = fields.String(required=True, metadata={"description": "pseudonymous, stable per contact"})
+    contact_masked = fields.String(allow_none=True, metadata={"example": "138****5678"})
+    member_tier = fields.String(allow_none=True)
+
+
+class _Location(Schema):
+    area = fields.String(allow_none=True)
+    merchant_id = fields.String(allow_none=True)
+    merchant_name = fields.String(allow_none=True)
+    store = fields.String(allow_none=True)
+
+
+class _Product(Schema):
+    barcode = fields.String(allow_none=True)
+    brand = fields.String(allow_none=True)
+    model = fields.String(allow_none=True)
+
+
+class _Demands(Schema):
+    fact = fields.String(allow_none=True)
+    expectation = fields.String(allow_none=True)
+
+
+class ComplaintRegistered(Schema):
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    channel_ref = fields.String(allow_none=True)
+    received_at = fields.AwareDateTime(required=True, format="iso")
+    ack_due_at = fields.AwareDateTime(required=True, format="iso")
+    incident_time = fields.AwareDateTime(allow_none=True, format="iso")
+    incident_time_band = fields.String(allow_none=True)
+    customer = fields.Nested(_Customer, required=True)
+    location = fields.Nested(_Location, required=True)
+    staff_involved = fields.List(fields.String(), required=True)
+    product = fields.Nested(_Product, allow_none=True)
+    order_no = fields.String(allow_none=True)
+    description = fields.String(required=True)
+    demands = fields.Nested(_Demands, required=True)
+    emotion = fields.String(allow_none=True)
+    anger_score = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=5))
+    category_hint = fields.String(allow_none=True)
+    policy_version = fields.String(required=True)
+
+
+class ComplaintRejected(Schema):
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    received_at = fields.AwareDateTime(required=True, format="iso")
+    reason = fields.String(required=True, validate=validate.OneOf(REJECTION_REASONS))
+    detail = fields.String(required=True)
+    duplicate_of = fields.String(allow_none=True)
+    policy_version = fields.String(required=True)
+
+
+class ComplaintAcknowledged(Schema):
+    acknowledged_at = fields.AwareDateTime(required=True, format="iso")
+    acknowledged_by = fields.String(required=True)
+    method = fields.String(required=True)
+    ack_due_at = fields.AwareDateTime(required=True, format="iso")
+    within_deadline = fields.Boolean(required=True)
+
+
+COMPLAINT_REGISTERED = EventType(
+    "complaint_registered", "intake", 1, ComplaintRegistered,
+    "A valid complaint was taken in and numbered; its acknowledgement is due by ack_due_at.")
+COMPLAINT_REJECTED = EventType(
+    "complaint_rejected", "intake", 1, ComplaintRejected,
+    "Preliminary review refused a complaint (kept, numbered, with the reason).")
+COMPLAINT_ACKNOWLEDGED = EventType(
+    "complaint_acknowledged", "intake", 1, ComplaintAcknowledged,
+    "The customer was told the complaint was received; records who, how and whether in time.")

@@ -1,0 +1,105 @@
+"""The chain's mall registry: ids, short codes, time zones, opening hours, closed days.
+
+Policy is data: the registry is a versioned YAML file (deploy/policy/malls.yml),
+validated at load so that a broken file is refused with field-level messages.
+Chain-wide defaults apply to every mall unless the mall overrides them.
+"""
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from .calendar import WEEKDAYS, BusinessCalendar, parse_hours
+
+
+class _Hours(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return parse_hours(text)
+        except ValueError as exc:
+            raise ValidationError("Expected opening hours as HH:MM-HH:MM.") from exc
+
+
+class _Timezone(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        name = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValidationError(f"Unknown time zone {name!r}.") from exc
+        return name
+
+
+def _week(**kwargs):
+    return fields.Dict(keys=fields.String(validate=validate.OneOf(WEEKDAYS)), values=_Hours(), **kwargs)
+
+
+class _MallSchema(Schema):
+    id = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{1,40}$"))
+    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z0-9]{2,8}$"))
+    name = fields.String(required=True)
+    timezone = _Timezone()
+    opening_hours = _week()
+    closed_dates = fields.List(fields.Date(), load_default=list)
+
+
+class _DefaultsSchema(Schema):
+    timezone = _Timezone(required=True)
+    opening_hours = _week(required=True)
+
+
+class _RegistrySchema(Schema):
+    version = fields.String(required=True)
+    chain = fields.String(required=True)
+    defaults = fields.Nested(_DefaultsSchema, required=True)
+    malls = fields.List(fields.Nested(_MallSchema), required=True, validate=validate.Length(min=1))
+
+    @validates("malls")
+    def _unique(self, malls, **kwargs):
+        for key in ("id", "code"):
+            values = [m[key] for m in malls]
+            if len(values) != len(set(values)):
+                raise ValidationError(f"Mall {key}s must be unique.")
+
+
+@dataclass(frozen=True)
+class Mall:
+    id: str
+    code: str
+    name: str
+    calendar: BusinessCalendar
+
+
+@dataclass(frozen=True)
+class MallRegistry:
+    version: str
+    chain: str
+    malls: dict
+
+    def get(self, mall_id):
+        return self.malls.get(mall_id)
+
+    def __contains__(self, mall_id):
+        return mall_id in self.malls
+
+
+def load_registry(data) -> MallRegistry:
+    """Build the registry from parsed YAML; raises marshmallow.ValidationError."""
+    doc = _RegistrySchema().load(data)
+    defaults = doc["defaults"]
+    malls = {}
+    for m in doc["malls"]:
+        calendar = BusinessCalendar(
+            timezone=m.get("timezone", defaults["timezone"]),
+            opening_hours=m.get("opening_hours", defaults["opening_hours"]),
+            closed_dates=frozenset(m["closed_dates"]),
+        )
+        malls[m["id"]] = Mall(id=m["id"], code=m["code"], name=m["name"], calendar=calendar)
+    return MallRegistry(version=doc["version"], chain=doc["chain"], malls=malls)
+
+
+def load_registry_file(path) -> MallRegistry:
+    with open(path, encoding="utf-8") as handle:
+        return load_registry(yaml.safe_load(handle))

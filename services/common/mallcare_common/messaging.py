@@ -1,0 +1,118 @@
+"""Event delivery rules shared by every service.
+
+Receiving: nameko acks an event whose handler raised, and the message is gone.
+Every mallcare handler therefore uses `event_handler` from here: its queue is a
+quorum queue with a delivery limit and a dead-letter exchange, a transient error
+is requeued (at most DELIVERY_LIMIT times), and an event that breaks its
+contract is dead-lettered at once. Nothing vanishes: it ends in
+mallcare.dead-letters with the reason in x-death, and the error is logged with
+the event id. Queue arguments cannot change later, so this holds from the start.
+
+Publishing: state changes write their events into an outbox in the same
+document; `publish_pending` relays them with mandatory, confirmed publishes and
+marks them sent. A broker outage leaves them pending for the next sweep.
+"""
+import logging
+import time
+
+from kombu import Connection, Exchange, Queue
+from nameko.constants import AMQP_URI_CONFIG_KEY
+from nameko.events import EventDispatcher, EventHandler
+
+from .contracts import InvalidEvent
+from .metrics import EVENTS_HANDLED, EVENTS_PUBLISHED, HANDLER_SECONDS, PUBLISH_FAILURES
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTER_EXCHANGE = "mallcare.dlx"
+DEAD_LETTER_QUEUE = "mallcare.dead-letters"
+DELIVERY_LIMIT = 5
+
+
+class BoundedEventHandler(EventHandler):
+    def __init__(self, source_service, event_type, **kwargs):
+        kwargs.setdefault("expected_exceptions", InvalidEvent)
+        super().__init__(source_service, event_type, requeue_on_error=True, **kwargs)
+        self._started = {}
+
+    def setup(self):
+        super().setup()
+        self.queue.queue_arguments = {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+        }
+        declare_dead_letters(self.container.config[AMQP_URI_CONFIG_KEY])
+
+    def handle_message(self, body, message):
+        self._started[id(message)] = time.monotonic()
+        super().handle_message(body, message)
+
+    def handle_message_processed(self, message, result=None, exc_info=None):
+        service = self.container.service_name
+        started = self._started.pop(id(message), None)
+        if started is not None:
+            HANDLER_SECONDS.labels(service, self.event_type).observe(time.monotonic() - started)
+        if exc_info is None:
+            outcome = "ok"
+        elif issubclass(exc_info[0], InvalidEvent):
+            outcome = "dead_lettered"
+            body = message.payload if isinstance(message.payload, dict) else {}
+            log.error("dead-lettering %s event %s: %s", self.event_type, body.get("event_id"), exc_info[1])
+            EVENTS_HANDLED.labels(service, self.event_type, outcome).inc()
+            message.reject(requeue=False)
+            return
+        else:
+            outcome = "retried"
+        EVENTS_HANDLED.labels(service, self.event_type, outcome).inc()
+        super().handle_message_processed(message, result, exc_info)
+
+
+event_handler = BoundedEventHandler.decorator
+
+
+def declare_dead_letters(amqp_uri):
+    """The dead-letter exchange and its queue; idempotent, declared by every consumer."""
+    exchange = Exchange(DEAD_LETTER_EXCHANGE, type="topic", durable=True)
+    queue = Queue(DEAD_LETTER_QUEUE, exchange=exchange, routing_key="#", durable=True)
+    with Connection(amqp_uri) as conn:
+        queue(conn.default_channel).declare()
+
+
+def outbox_dispatcher():
+    """An EventDispatcher for outbox relays: mandatory (an unroutable event is an
+    error, not a silent drop), confirmed, and quick to give up so that an HTTP
+    request never waits long on a broker outage; the sweep retries."""
+    return EventDispatcher(mandatory=True, retry_policy={"max_retries": 1, "interval_start": 0.2,
+                                                         "interval_step": 0.2, "interval_max": 0.5})
+
+
+def outbox_entry(event, now):
+    return {"event": event, "pending": True, "created_at": now, "sent_at": None}
+
+
+def publish_pending(collection, dispatch, service, now, doc_filter=None, limit=100):
+    """Publish the pending outbox entries of matching documents, in order, marking
+    each sent once confirmed. Stops at a document's first failure (so its events
+    keep their order) and returns (published, failed)."""
+    query = dict(doc_filter or {})
+    query.setdefault("outbox", {"$elemMatch": {"pending": True}})
+    published = failed = 0
+    for doc in collection.find(query, {"outbox": 1}).limit(limit):
+        for entry in doc["outbox"]:
+            if not entry["pending"]:
+                continue
+            event = entry["event"]
+            try:
+                dispatch(event["event_type"], event)
+            except Exception as exc:  # broker down, unroutable: stays pending
+                log.warning("outbox: %s %s not published yet: %r", event["event_type"], event["event_id"], exc)
+                PUBLISH_FAILURES.labels(service).inc()
+                failed += 1
+                break
+            collection.update_one(
+                {"_id": doc["_id"], "outbox.event.event_id": event["event_id"]},
+                {"$set": {"outbox.$.pending": False, "outbox.$.sent_at": now}})
+            EVENTS_PUBLISHED.labels(service, event["event_type"]).inc()
+            published += 1
+    return published, failed

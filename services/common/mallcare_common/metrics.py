@@ -1,0 +1,25 @@
+"""Metrics shared by every service, and the /metrics response.
+
+Declared once at module level in the default registry (one service per process).
+Labels are bounded: service, event type, mall, channel; never a complaint number
+or anything about a customer.
+"""
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from werkzeug.wrappers import Response
+
+EVENTS_HANDLED = Counter(
+    "mallcare_events_handled_total", "Events taken off a queue, by outcome (ok, retried, dead_lettered).",
+    ["service", "event_type", "outcome"])
+HANDLER_SECONDS = Histogram(
+    "mallcare_event_handler_seconds", "Time an event handler took.", ["service", "event_type"])
+EVENTS_PUBLISHED = Counter(
+    "mallcare_events_published_total", "Outbox entries confirmed by the broker.", ["service", "event_type"])
+PUBLISH_FAILURES = Counter(
+    "mallcare_outbox_publish_failures_total", "Outbox publish attempts that failed (kept for retry).",
+    ["service"])
+OUTBOX_PENDING = Gauge(
+    "mallcare_outbox_pending", "Outbox entries not yet published, as of the last sweep.", ["service"])
+
+
+def metrics_response():
+    return Response(generate_latest(), content_type=CONTENT_TYPE_LATEST)

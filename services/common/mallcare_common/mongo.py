@@ -1,0 +1,78 @@
+"""The MongoDB dependency provider every service uses, in the shape of
+nameko-sqlalchemy's DatabaseSession: the client is built in setup() from config,
+closed in stop()/kill(), and each worker gets a small store object.
+
+Config keys: MONGO_URI (plain mongodb:// host lists; no +srv under eventlet),
+MONGO_DATABASE (defaults to the service name), MONGO_POOL_SIZE (1-2 on the
+embedded store, larger on mongod).
+
+Writes are journaled (w=1, j=True; "majority" when the URI names a replica set):
+an acknowledged complaint must survive a store crash.
+"""
+from datetime import timedelta
+
+from nameko.extensions import DependencyProvider
+from pymongo import MongoClient, WriteConcern
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+StoreError = PyMongoError
+
+
+class MongoDatabase(DependencyProvider):
+    """Subclass and override `indexes(db)` and `wrap(db)` to give workers a domain store."""
+
+    def setup(self):
+        config = self.container.config
+        uri = config.get("MONGO_URI", "mongodb://127.0.0.1:27017/")
+        self.client = MongoClient(
+            uri,
+            maxPoolSize=int(config.get("MONGO_POOL_SIZE", 2)),
+            serverSelectionTimeoutMS=int(config.get("MONGO_TIMEOUT_MS", 5000)),
+            tz_aware=True,
+        )
+        concern = WriteConcern(w="majority", j=True) if "replicaSet=" in uri else WriteConcern(w=1, j=True)
+        name = config.get("MONGO_DATABASE") or self.container.service_name
+        self.database = self.client.get_database(name, write_concern=concern)
+
+    def start(self):
+        self.indexes(self.database)
+
+    def stop(self):
+        self.client.close()
+
+    def kill(self):
+        self.client.close()
+
+    def get_dependency(self, worker_ctx):
+        return self.wrap(self.database)
+
+    def indexes(self, db):
+        """Create the indexes the store relies on (idempotent)."""
+
+    def wrap(self, db):
+        return db
+
+
+def ping(db):
+    """True when the store answers; used by /health."""
+    try:
+        db.client.admin.command("ping")
+        return True
+    except PyMongoError:
+        return False
+
+
+def acquire_lease(db, name, holder, now, ttl: timedelta):
+    """Take or renew the named lease; True if `holder` holds it until now + ttl.
+
+    Timers fire on every replica of a service; a sweep runs only where this is True.
+    """
+    try:
+        db.leases.find_one_and_update(
+            {"_id": name, "$or": [{"holder": holder}, {"expires_at": {"$lte": now}}]},
+            {"$set": {"holder": holder, "expires_at": now + ttl}},
+            upsert=True,
+        )
+        return True
+    except DuplicateKeyError:  # another holder's lease has not expired
+        return False

@@ -1,0 +1,100 @@
+"""HTTP plumbing: one entrypoint that maps errors to JSON, and a bounded JSON reader.
+
+Every error leaves as {"error": CODE, "message": ..., "fields": {...}} with the
+status a client expects: 400 malformed, 404 unknown, 413 too large, 422 invalid
+fields, 503 store unavailable. Anything else is a 500 with the traceback in the
+service log and no detail to the caller.
+"""
+import json
+import logging
+
+from marshmallow import ValidationError
+from nameko.exceptions import BadRequest
+from nameko.web.handlers import HttpRequestHandler
+from werkzeug.wrappers import Response
+
+from .mongo import StoreError, ping
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+class NotFound(Exception):
+    pass
+
+
+class Conflict(Exception):
+    """The request is valid but the resource's state does not allow it."""
+
+
+class MalformedBody(Exception):
+    pass
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+_MAPPED = (
+    (ValidationError, 422, "VALIDATION_ERROR"),
+    (MalformedBody, 400, "MALFORMED_BODY"),
+    (BadRequest, 400, "BAD_REQUEST"),
+    (NotFound, 404, "NOT_FOUND"),
+    (Conflict, 409, "CONFLICT"),
+    (BodyTooLarge, 413, "BODY_TOO_LARGE"),
+    (StoreError, 503, "STORE_UNAVAILABLE"),
+)
+
+
+class HttpEntrypoint(HttpRequestHandler):
+    def response_from_exception(self, exc):
+        for kind, status, code in _MAPPED:
+            if isinstance(exc, kind):
+                body = {"error": code, "message": _message(exc)}
+                if isinstance(exc, ValidationError):
+                    body["fields"] = exc.messages
+                if status >= 500:
+                    log.error("%s: %r", code, exc)
+                return json_response(status, body)
+        log.error("unexpected error in %s %s: %r", self.method, self.url, exc)
+        return json_response(500, {"error": "INTERNAL_ERROR", "message": "unexpected error; see service log"})
+
+
+http = HttpEntrypoint.decorator
+
+
+def _message(exc):
+    if isinstance(exc, ValidationError):
+        return "invalid fields"
+    return str(exc) or exc.__class__.__name__
+
+
+def json_response(status, body, headers=None):
+    return Response(json.dumps(body, ensure_ascii=False, default=str), status=status,
+                    headers=headers, mimetype="application/json")
+
+
+def read_json(request, max_bytes=MAX_BODY_BYTES):
+    """The request's JSON object, refusing bodies over max_bytes before reading them whole."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise BodyTooLarge(f"body over {max_bytes} bytes")
+    raw = request.stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise BodyTooLarge(f"body over {max_bytes} bytes")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MalformedBody(f"body is not valid UTF-8 JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise MalformedBody("body must be a JSON object")
+    return data
+
+
+def health_response(service, db):
+    """200 when the store answers, 503 otherwise; the broker is covered by the
+    container itself (it does not start without it)."""
+    store_ok = ping(db)
+    return json_response(200 if store_ok else 503,
+                         {"service": service, "status": "ok" if store_ok else "degraded",
+                          "store": "ok" if store_ok else "unreachable"})

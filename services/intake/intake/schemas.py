@@ -1,0 +1,136 @@
+"""What intake accepts and returns (R1.1, R1.3). Unknown fields are refused, every
+text has a length limit, and a field that should be a string refuses an object,
+which also stops Mongo operator injection ({"$gt": ""}) at the edge."""
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from mallcare_common.calendar import to_millis
+
+from mallcare_common.contracts.intake import CHANNELS
+
+MEMBER_TIERS = ("none", "regular", "silver", "gold", "platinum", "vip", "corporate", "key_account")
+EMOTIONS = ("calm", "anxious", "upset", "angry", "furious")
+TIME_BANDS = ("early_morning", "morning", "noon", "afternoon", "evening", "night")
+STATUSES = ("registered", "acknowledged", "rejected")
+
+
+def _text(max_len, **kwargs):
+    return fields.String(validate=validate.Length(max=max_len), **kwargs)
+
+
+class CustomerIn(Schema):
+    name = _text(64)
+    phone = fields.String(validate=validate.Regexp(r"^\+?[0-9][0-9 -]{5,19}$", error="Not a phone number."))
+    email = fields.Email(validate=validate.Length(max=254))
+    member_id = _text(32)
+    member_tier = fields.String(validate=validate.OneOf(MEMBER_TIERS))
+    social_handle = _text(64)
+
+
+class LocationIn(Schema):
+    area = _text(64)            # e.g. fresh produce, checkout
+    merchant_id = _text(32)
+    merchant_name = _text(128)
+    store = _text(128)
+
+
+class ProductIn(Schema):
+    barcode = fields.String(validate=validate.Regexp(r"^[0-9]{8,14}$", error="Barcode is 8-14 digits."))
+    brand = _text(64)
+    model = _text(64)
+
+
+class DemandsIn(Schema):
+    fact = _text(2000)          # the factual complaint: "1/3 of the strawberries mouldy"
+    expectation = _text(2000)   # what the customer wants: "full refund plus the same in goods"
+
+
+class ComplaintIn(Schema):
+    mall_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    channel_ref = fields.String(validate=validate.Length(min=1, max=128))
+    received_at = fields.AwareDateTime()
+    customer = fields.Nested(CustomerIn, load_default=dict)
+    location = fields.Nested(LocationIn, load_default=dict)
+    incident_time = fields.AwareDateTime()
+    incident_time_band = fields.String(validate=validate.OneOf(TIME_BANDS))
+    staff_involved = fields.List(
+        fields.String(validate=validate.Regexp(r"^[A-Za-z0-9-]{1,20}$", error="Not an employee number.")),
+        validate=validate.Length(max=20), load_default=list)
+    product = fields.Nested(ProductIn)
+    order_no = _text(64)
+    description = fields.String(required=True, validate=validate.Length(min=1, max=5000))
+    demands = fields.Nested(DemandsIn, load_default=dict)
+    emotion = fields.String(validate=validate.OneOf(EMOTIONS))
+    anger_score = fields.Integer(strict=True, validate=validate.Range(min=1, max=5))
+    category_hint = _text(64)
+
+    @post_load
+    def _millis(self, data, **kwargs):
+        return {k: to_millis(v) if k in ("received_at", "incident_time") else v for k, v in data.items()}
+
+
+class AcknowledgementIn(Schema):
+    acknowledged_by = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    method = fields.String(required=True, validate=validate.OneOf(
+        ("in_person", "phone", "sms", "app_message", "wechat_message", "email", "auto_reply")))
+    acknowledged_at = fields.AwareDateTime()
+
+    @post_load
+    def _millis(self, data, **kwargs):
+        if "acknowledged_at" in data:
+            data["acknowledged_at"] = to_millis(data["acknowledged_at"])
+        return data
+
+
+class ListQuery(Schema):
+    mall_id = _text(64)
+    channel = fields.String(validate=validate.OneOf(CHANNELS))
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    received_from = fields.AwareDateTime()
+    received_to = fields.AwareDateTime()
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10000))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+    @validates_schema
+    def _range(self, data, **kwargs):
+        if "received_from" in data and "received_to" in data and data["received_from"] > data["received_to"]:
+            raise ValidationError("received_from is after received_to.", "received_from")
+
+
+class _AcknowledgementOut(Schema):
+    acknowledged_at = fields.AwareDateTime()
+    acknowledged_by = fields.String()
+    method = fields.String()
+    within_deadline = fields.Boolean()
+
+
+class _RejectionOut(Schema):
+    reason = fields.String()
+    detail = fields.String()
+    duplicate_of = fields.String(allow_none=True)
+
+
+class ComplaintOut(Schema):
+    number = fields.String(attribute="_id")
+    status = fields.String()
+    mall_id = fields.String()
+    channel = fields.String()
+    channel_ref = fields.String(allow_none=True)
+    received_at = fields.AwareDateTime()
+    registered_at = fields.AwareDateTime()
+    ack_due_at = fields.AwareDateTime(allow_none=True)
+    acknowledgement = fields.Nested(_AcknowledgementOut, allow_none=True)
+    rejection = fields.Nested(_RejectionOut, allow_none=True)
+    customer = fields.Nested(CustomerIn)
+    location = fields.Nested(LocationIn)
+    incident_time = fields.AwareDateTime(allow_none=True)
+    incident_time_band = fields.String(allow_none=True)
+    staff_involved = fields.List(fields.String())
+    product = fields.Nested(ProductIn, allow_none=True)
+    order_no = fields.String(allow_none=True)
+    description = fields.String()
+    demands = fields.Nested(DemandsIn)
+    emotion = fields.String(allow_none=True)
+    anger_score = fields.Integer(allow_none=True)
+    category_hint = fields.String(allow_none=True)
+    policy_version = fields.String()

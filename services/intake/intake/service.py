@@ -1,0 +1,152 @@
+"""Intake: takes complaints in from every channel (R1.1-R1.5).
+
+HTTP for channels and the service desk, RPC with the same contract for internal
+callers. Each write stores the complaint and its event (outbox) in one document;
+the event is relayed to RabbitMQ right away and, if the broker is down, by the
+relay timer later, so intake keeps accepting complaints during a broker outage.
+"""
+import os
+import socket
+from datetime import timedelta
+
+from marshmallow import ValidationError
+from nameko.dependency_providers import Config
+from nameko.rpc import rpc
+from nameko.timer import timer
+from prometheus_client import Counter
+
+from mallcare_common.calendar import Clock
+from mallcare_common.messaging import outbox_dispatcher, publish_pending
+from mallcare_common.metrics import OUTBOX_PENDING, metrics_response
+from mallcare_common.mongo import acquire_lease
+from mallcare_common.web import Conflict, NotFound, health_response, http, json_response, read_json
+
+from . import rules
+from .policy import Policy
+from .schemas import AcknowledgementIn, ComplaintIn, ComplaintOut, ListQuery
+from .storage import Complaints
+
+COMPLAINTS = Counter("mallcare_intake_complaints_total",
+                     "Complaint submissions by outcome (registered, rejected, resubmitted).",
+                     ["mall_id", "channel", "outcome"])
+INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
+RELAY_INTERVAL = 2          # seconds between outbox sweeps
+RELAY_GRACE = timedelta(seconds=3)   # leave fresh entries to the request that wrote them
+CLIENT_ERRORS = (ValidationError, NotFound, Conflict)
+
+
+class IntakeService:
+    name = "intake"
+
+    store = Complaints()
+    policy = Policy()
+    clock = Clock()
+    config = Config()
+    dispatch = outbox_dispatcher()
+
+    @http("POST", "/complaints")
+    def post_complaint(self, request):
+        """Register a complaint: 201 with the new complaint, 200 with the existing one
+        when the same channel reference was submitted before, 422 with field messages."""
+        complaint, created = self._register(read_json(request))
+        return json_response(201 if created else 200, ComplaintOut().dump(complaint))
+
+    @http("GET", "/complaints/<string:number>")
+    def get_complaint_http(self, request, number):
+        return json_response(200, ComplaintOut().dump(self.store.get(number)))
+
+    @http("GET", "/complaints")
+    def list_complaints_http(self, request):
+        return json_response(200, self._list(request.args.to_dict()))
+
+    @http("POST", "/complaints/<string:number>/acknowledgement")
+    def post_acknowledgement(self, request, number):
+        """Record that the customer was told (R1.2); repeating it returns the first record."""
+        return json_response(200, ComplaintOut().dump(self._acknowledge(number, read_json(request))))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def register_complaint(self, data):
+        complaint, created = self._register(data)
+        return {"complaint": ComplaintOut().dump(complaint), "created": created}
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def get_complaint(self, number):
+        return ComplaintOut().dump(self.store.get(number))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def list_complaints(self, query):
+        return self._list(query)
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def acknowledge_complaint(self, number, data):
+        return ComplaintOut().dump(self._acknowledge(number, data))
+
+    @timer(interval=RELAY_INTERVAL)
+    def relay_outbox(self):
+        """Publish events a request could not (broker down); one replica at a time."""
+        now = self.clock()
+        if not acquire_lease(self.store.db, "intake.outbox", INSTANCE, now, timedelta(seconds=10)):
+            return
+        publish_pending(self.store.complaints, self.dispatch, self.name, now,
+                        {"outbox": {"$elemMatch": {"pending": True, "created_at": {"$lte": now - RELAY_GRACE}}}})
+        OUTBOX_PENDING.labels(self.name).set(self.store.complaints.count_documents({"outbox.pending": True}))
+
+    @http("GET", "/metrics")
+    def metrics(self, request):
+        return metrics_response()
+
+    @http("GET", "/health")
+    def health(self, request):
+        return health_response(self.name, self.store.db)
+
+    def _register(self, data):
+        complaint = ComplaintIn().load(data)
+        now = self.clock()
+        rules.check_mall_and_times(complaint, self.policy.malls, now)
+        channel_ref = complaint.get("channel_ref")
+        if channel_ref:
+            existing = self.store.find_by_channel_ref(complaint["channel"], channel_ref)
+            if existing:
+                COMPLAINTS.labels(complaint["mall_id"], complaint["channel"], "resubmitted").inc()
+                return existing, False
+        mall = self.policy.malls.get(complaint["mall_id"])
+        settings = self.policy.review(mall.id)
+        received_at = complaint.get("received_at", now)
+        ref = rules.customer_ref(self.config["MALLCARE"]["CUSTOMER_REF_SECRET"], complaint["customer"])
+        fp = rules.fingerprint(mall.id, ref, complaint["description"])
+        duplicate_of = self.store.find_duplicate(fp, received_at - timedelta(hours=settings["duplicate_window_hours"]))
+        local_day = mall.calendar.local(received_at).date()
+        number = rules.complaint_number(mall.code, local_day, self.store.next_sequence(f"{mall.code}-{local_day}"))
+        doc = rules.new_complaint(number, complaint, policy=self.policy, ref=ref, fp=fp, now=now,
+                                  rejection=rules.review(complaint, settings, now, duplicate_of))
+        try:
+            self.store.insert(doc)
+        except self.store.DuplicateChannelRef:
+            if not channel_ref:
+                raise
+            COMPLAINTS.labels(mall.id, complaint["channel"], "resubmitted").inc()
+            return self.store.find_by_channel_ref(complaint["channel"], channel_ref), False
+        COMPLAINTS.labels(mall.id, doc["channel"], doc["status"]).inc()
+        publish_pending(self.store.complaints, self.dispatch, self.name, now, {"_id": number})
+        return doc, True
+
+    def _acknowledge(self, number, data):
+        ack = AcknowledgementIn().load(data)
+        doc = self.store.get(number)
+        if doc["status"] == "rejected":
+            raise Conflict(f"{number} was rejected ({doc['rejection']['reason']}); there is nothing to acknowledge")
+        if doc["status"] == "acknowledged":
+            return doc
+        now = self.clock()
+        record, entry = rules.acknowledgement(doc, ack, now)
+        updated = self.store.acknowledge(number, record, entry)
+        if updated is None:  # acknowledged concurrently: the first record stands
+            return self.store.get(number)
+        publish_pending(self.store.complaints, self.dispatch, self.name, now, {"_id": number})
+        return updated
+
+    def _list(self, query):
+        query = ListQuery().load(query)
+        items, total = self.store.list(query)
+        return {"items": ComplaintOut(many=True).dump(items), "total": total,
+                "page": query["page"], "per_page": query["per_page"]}

@@ -1,0 +1,83 @@
+"""Intake's own data: the `complaints` collection (one document per complaint with
+its outbox) and `sequences` (daily complaint-number counters per mall)."""
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from mallcare_common.mongo import MongoDatabase
+from mallcare_common.web import NotFound
+
+
+class ComplaintStore:
+    NotFound = NotFound
+    DuplicateChannelRef = DuplicateKeyError
+
+    def __init__(self, db):
+        self.db = db
+        self.complaints = db.complaints
+
+    def find_by_channel_ref(self, channel, channel_ref):
+        return self.complaints.find_one({"channel": channel, "channel_ref": channel_ref})
+
+    def find_duplicate(self, fp, since):
+        """An earlier, not rejected complaint with the same fingerprint received since `since`."""
+        if fp is None:
+            return None
+        doc = self.complaints.find_one(
+            {"fingerprint": fp, "received_at": {"$gte": since}, "status": {"$ne": "rejected"}}, {"_id": 1})
+        return doc and doc["_id"]
+
+    def next_sequence(self, key):
+        """Atomic daily counter. Two first-of-the-day upserts can race: mongod then raises
+        DuplicateKeyError and the embedded store returns nothing; either way, take the next one."""
+        for _ in range(5):
+            try:
+                counter = self.db.sequences.find_one_and_update(
+                    {"_id": key}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
+            except DuplicateKeyError:
+                continue
+            if counter is not None:
+                return counter["seq"]
+        raise RuntimeError(f"no sequence number for {key}")
+
+    def insert(self, doc):
+        """Raises DuplicateChannelRef when the same channel reference is already stored."""
+        self.complaints.insert_one(doc)
+
+    def get(self, number):
+        doc = self.complaints.find_one({"_id": number})
+        if doc is None:
+            raise NotFound(f"no complaint {number}")
+        return doc
+
+    def list(self, query):
+        selector = {k: query[k] for k in ("mall_id", "channel", "status") if k in query}
+        received = {op: query[k] for k, op in (("received_from", "$gte"), ("received_to", "$lte")) if k in query}
+        if received:
+            selector["received_at"] = received
+        total = self.complaints.count_documents(selector)
+        skip = (query["page"] - 1) * query["per_page"]
+        items = list(self.complaints.find(selector, {"outbox": 0})
+                     .sort([("received_at", DESCENDING), ("_id", DESCENDING)])
+                     .skip(skip).limit(query["per_page"]))
+        return items, total
+
+    def acknowledge(self, number, record, entry):
+        """Record the first acknowledgement with its event; None if it was already acknowledged."""
+        return self.complaints.find_one_and_update(
+            {"_id": number, "status": "registered"},
+            {"$set": {"status": "acknowledged", "acknowledgement": record}, "$push": {"outbox": entry}},
+            return_document=ReturnDocument.AFTER)
+
+
+class Complaints(MongoDatabase):
+    def indexes(self, db):
+        db.complaints.create_index(
+            [("channel", ASCENDING), ("channel_ref", ASCENDING)], unique=True, name="one_per_channel_ref",
+            partialFilterExpression={"channel_ref": {"$type": "string"}})
+        db.complaints.create_index([("fingerprint", ASCENDING), ("received_at", DESCENDING)])
+        db.complaints.create_index([("mall_id", ASCENDING), ("received_at", DESCENDING)])
+        db.complaints.create_index([("received_at", DESCENDING)])
+        db.complaints.create_index([("outbox.pending", ASCENDING)])
+
+    def wrap(self, db):
+        return ComplaintStore(db)

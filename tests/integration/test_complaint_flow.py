@@ -1,0 +1,131 @@
+"""R1.1, R6.1, R6.3: a complaint flows intake -> triage and analytics over RabbitMQ.
+
+Real services on the real broker and store: the registered event reaches triage
+and analytics once; an event published before any subscriber's queue exists is
+kept in intake's outbox and delivered when the subscriber arrives; a subscriber
+that is not Nameko sees a plain-JSON envelope with no personal data; an event
+that breaks its contract ends in the dead-letter queue and the service carries on.
+"""
+import json
+
+import pytest
+from kombu import Connection, Exchange, Queue
+from nameko.standalone.events import event_dispatcher
+from nameko.testing.services import entrypoint_waiter
+
+from analytics.service import AnalyticsService
+from intake.service import IntakeService
+from mallcare_common.contracts import EVENT_TYPES, read_event
+from mallcare_common.messaging import DEAD_LETTER_QUEUE
+from tests.conftest import wait_for
+from tests.integration.test_intake_http import desk_complaint
+from triage.service import TriageService
+
+
+@pytest.fixture
+def system(container_factory, service_config, web_client):
+    """Subscribers first, as the run script and deploy order them."""
+    containers = {}
+    for service in (TriageService, AnalyticsService, IntakeService):
+        containers[service.name] = container_factory(service, service_config(service.name))
+        containers[service.name].start()
+    return containers, {name: web_client(c) for name, c in containers.items()}
+
+
+def test_a_registered_complaint_reaches_triage_and_analytics(system):
+    containers, web = system
+    with entrypoint_waiter(containers["triage"], "handle_complaint_registered"):
+        number = web["intake"].post("/complaints", json=desk_complaint()).json()["number"]
+
+    assessment = web["triage"].get(f"/assessments/{number}")
+    assert assessment.status_code == 200
+    assert assessment.json()["status"] == "awaiting_triage"
+    assert assessment.json()["mall_id"] == "sh-xujiahui"
+
+    web["intake"].post(f"/complaints/{number}/acknowledgement",
+                       json={"acknowledged_by": "E2001", "method": "in_person"})
+    rows = wait_for(lambda: [r for r in web["analytics"].get("/reports/intake").json()["rows"]
+                             if r["event_type"] == "complaint_acknowledged"])
+    assert rows == [{"mall_id": "sh-xujiahui", "event_type": "complaint_acknowledged", "channel": None,
+                     "count": 1}]
+    registered = [r for r in web["analytics"].get("/reports/intake").json()["rows"]
+                  if r["event_type"] == "complaint_registered"]
+    assert registered == [{"mall_id": "sh-xujiahui", "event_type": "complaint_registered", "channel": "desk",
+                           "count": 1}]
+
+
+def test_redelivered_event_changes_nothing(system, rabbit_config):
+    containers, web = system
+    with entrypoint_waiter(containers["triage"], "handle_complaint_registered"):
+        number = web["intake"].post("/complaints", json=desk_complaint()).json()["number"]
+    first = web["triage"].get(f"/assessments/{number}").json()
+    envelope = _outbox(containers["intake"], number)[0]["event"]  # the same event again, as at-least-once delivery may
+    dispatch = event_dispatcher({"AMQP_URI": rabbit_config["AMQP_URI"]})
+    with entrypoint_waiter(containers["analytics"], "handle_complaint_registered"):
+        dispatch("intake", "complaint_registered", envelope)
+    assert web["triage"].get(f"/assessments/{number}").json() == first
+    rows = web["analytics"].get("/reports/intake").json()["rows"]
+    assert [r["count"] for r in rows if r["event_type"] == "complaint_registered"] == [1]
+
+
+def test_events_wait_in_the_outbox_until_a_subscriber_exists(container_factory, service_config, web_client):
+    intake = container_factory(IntakeService, service_config("intake"))
+    intake.start()
+    number = web_client(intake).post("/complaints", json=desk_complaint()).json()["number"]
+    # nobody subscribes yet: the mandatory publish was refused and the event stays pending
+    assert _outbox(intake, number)[0]["pending"] is True
+
+    triage = container_factory(TriageService, service_config("triage"))
+    triage.start()
+    web = web_client(triage)
+    assessment = wait_for(lambda: web.get(f"/assessments/{number}").ok and web.get(f"/assessments/{number}").json())
+    assert assessment["complaint_no"] == number
+    assert _outbox(intake, number)[0]["pending"] is False
+
+
+def test_plain_kombu_subscriber_sees_a_clean_envelope_without_personal_data(system, rabbit_config):
+    containers, web = system
+    exchange = Exchange("intake.events", type="topic", durable=True)
+    with Connection(rabbit_config["AMQP_URI"]) as conn:
+        queue = Queue("test-subscriber", exchange=exchange, routing_key="complaint_registered", channel=conn)
+        queue.declare()
+        number = web["intake"].post("/complaints", json=desk_complaint()).json()["number"]
+        message = wait_for(lambda: queue.get(no_ack=True))
+        envelope = json.loads(message.body)
+
+    assert envelope["event_type"] == "complaint_registered"
+    assert envelope["complaint_no"] == number
+    assert set(envelope) == {"event_id", "event_type", "schema_version", "occurred_at", "mall_id",
+                             "complaint_no", "payload"}
+    assert "__type__" not in message.body
+    text = json.dumps(envelope, ensure_ascii=False)
+    for personal in ("王女士", "13812345678", "M001"):
+        assert personal not in text
+    assert envelope["payload"]["customer"]["contact_masked"] == "138****5678"
+    assert read_event(envelope, EVENT_TYPES["complaint_registered"])["complaint_no"] == number
+
+
+def test_an_event_that_breaks_its_contract_is_dead_lettered(system, rabbit_config):
+    containers, web = system
+    dispatch = event_dispatcher({"AMQP_URI": rabbit_config["AMQP_URI"]})
+    with entrypoint_waiter(containers["triage"], "handle_complaint_registered"):
+        dispatch("intake", "complaint_registered", {"event_id": "bad-1", "event_type": "complaint_registered",
+                                                    "schema_version": 99, "payload": "nonsense"})
+    with Connection(rabbit_config["AMQP_URI"]) as conn:
+        queue = Queue(DEAD_LETTER_QUEUE, channel=conn)
+        dead = wait_for(lambda: queue.get(no_ack=True))
+        assert dead.headers["x-death"][0]["reason"] == "rejected"
+        assert "triage.handle_complaint_registered" in dead.headers["x-death"][0]["queue"]
+        assert json.loads(dead.body)["event_id"] == "bad-1"
+    # the service carries on with good events
+    with entrypoint_waiter(containers["triage"], "handle_complaint_registered"):
+        number = web["intake"].post("/complaints", json=desk_complaint()).json()["number"]
+    assert web["triage"].get(f"/assessments/{number}").status_code == 200
+
+
+def _outbox(container, number):
+    from pymongo import MongoClient
+
+    config = container.config
+    with MongoClient(config["MONGO_URI"]) as client:
+        return client[config["MONGO_DATABASE"]].complaints.find_one({"_id": number})["outbox"]

@@ -1,0 +1,177 @@
+"""R1.1-R1.5 over HTTP and RPC: the intake service on the real broker and store.
+
+Registering, reading and listing complaints; idempotent resubmission (also
+concurrent); review rejections kept with their reason; acknowledgement; and bad
+input of every kind answered with field-level errors, nothing half-stored, the
+service still serving.
+"""
+import re
+
+import eventlet
+import pytest
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from intake.service import IntakeService
+
+
+@pytest.fixture
+def intake(container_factory, service_config, web_client, mongo_client):
+    config = service_config("intake")
+    container = container_factory(IntakeService, config)
+    container.start()
+    client = web_client(container)
+    client.db = mongo_client[config["MONGO_DATABASE"]]
+    client.config = config
+    return client
+
+
+def desk_complaint(**overrides):
+    body = {
+        "mall_id": "sh-xujiahui",
+        "channel": "desk",
+        "channel_ref": "desk-0001",
+        "customer": {"name": "王女士", "phone": "13812345678", "member_id": "M001", "member_tier": "gold"},
+        "location": {"area": "fresh produce", "merchant_id": "T-17", "merchant_name": "鲜果坊"},
+        "incident_time_band": "morning",
+        "staff_involved": ["E1024"],
+        "product": {"barcode": "6901234567892", "brand": "佳农", "model": "草莓 500g"},
+        "order_no": "SO-778812",
+        "description": "昨天买的草莓有三分之一发霉了 🍓",
+        "demands": {"fact": "1/3 of the strawberries mouldy", "expectation": "full refund plus the same value in goods"},
+        "emotion": "angry",
+        "anger_score": 4,
+    }
+    body.update(overrides)
+    return body
+
+
+def test_register_returns_a_numbered_complaint_with_its_acknowledgement_deadline(intake):
+    response = intake.post("/complaints", json=desk_complaint())
+    assert response.status_code == 201, response.text
+    complaint = response.json()
+    assert re.fullmatch(r"SHXJH-\d{8}-\d{4}", complaint["number"])
+    assert complaint["status"] == "registered"
+    assert complaint["description"].endswith("🍓")
+    assert complaint["demands"]["expectation"] == "full refund plus the same value in goods"
+    assert complaint["ack_due_at"] > complaint["received_at"]
+
+    again = intake.get(f"/complaints/{complaint['number']}")
+    assert again.status_code == 200
+    assert again.json() == complaint
+
+
+def test_resubmission_by_the_same_channel_returns_the_same_complaint(intake):
+    first = intake.post("/complaints", json=desk_complaint(channel_ref="app-77", channel="app"))
+    second = intake.post("/complaints", json=desk_complaint(channel_ref="app-77", channel="app"))
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.json()["number"] == second.json()["number"]
+    assert intake.db.complaints.count_documents({"channel_ref": "app-77"}) == 1
+
+
+def test_concurrent_duplicates_make_one_complaint(intake):
+    pool = eventlet.GreenPool(10)
+    responses = list(pool.imap(lambda _: intake.post("/complaints", json=desk_complaint(
+        channel="wechat", channel_ref="wx-msg-991")), range(10)))
+    assert sorted(r.status_code for r in responses) == [200] * 9 + [201]
+    assert len({r.json()["number"] for r in responses}) == 1
+    assert intake.db.complaints.count_documents({"channel_ref": "wx-msg-991"}) == 1
+
+
+def test_numbers_are_unique_under_concurrency(intake):
+    pool = eventlet.GreenPool(10)
+    responses = list(pool.imap(lambda i: intake.post("/complaints", json=desk_complaint(
+        channel_ref=f"desk-{i}", customer={"phone": f"1390000{i:04d}"})), range(20)))
+    assert all(r.status_code == 201 for r in responses)
+    assert len({r.json()["number"] for r in responses}) == 20
+
+
+def test_review_rejects_with_a_reason_and_keeps_the_complaint(intake):
+    first = intake.post("/complaints", json=desk_complaint(channel_ref="hot-1", channel="hotline")).json()
+    duplicate = intake.post("/complaints", json=desk_complaint(channel_ref="web-1", channel="web"))
+    assert duplicate.status_code == 201
+    rejected = duplicate.json()
+    assert rejected["status"] == "rejected"
+    assert rejected["rejection"] == {"reason": "duplicate", "duplicate_of": first["number"],
+                                     "detail": f"The same complaint was registered as {first['number']}."}
+
+    vague = intake.post("/complaints", json=desk_complaint(channel_ref="d-2", description="😡😡😡",
+                                                           demands={})).json()
+    assert vague["rejection"]["reason"] == "insufficient_information"
+
+    listed = intake.get("/complaints", params={"status": "rejected"}).json()
+    assert {c["number"] for c in listed["items"]} == {rejected["number"], vague["number"]}
+
+
+def test_acknowledgement_is_recorded_once(intake):
+    number = intake.post("/complaints", json=desk_complaint()).json()["number"]
+    ack = {"acknowledged_by": "E2001", "method": "in_person"}
+    first = intake.post(f"/complaints/{number}/acknowledgement", json=ack)
+    assert first.status_code == 200, first.text
+    record = first.json()["acknowledgement"]
+    assert record["acknowledged_by"] == "E2001" and record["within_deadline"] is True
+    again = intake.post(f"/complaints/{number}/acknowledgement", json={**ack, "acknowledged_by": "E9999"})
+    assert again.json()["acknowledgement"] == record
+    assert first.json()["status"] == "acknowledged"
+
+
+def test_list_filters_and_pages(intake):
+    for i in range(5):
+        intake.post("/complaints", json=desk_complaint(channel_ref=f"p-{i}", customer={"phone": f"1370000{i:04d}"}))
+    intake.post("/complaints", json=desk_complaint(mall_id="bj-chaoyang", channel_ref="bj-1"))
+    page = intake.get("/complaints", params={"mall_id": "sh-xujiahui", "per_page": 2, "page": 2}).json()
+    assert page["total"] == 5 and page["page"] == 2 and len(page["items"]) == 2
+    assert all(c["mall_id"] == "sh-xujiahui" for c in page["items"])
+    everything = intake.get("/complaints", params={"per_page": 100}).json()["items"]
+    received = [c["received_at"] for c in everything]
+    assert received == sorted(received, reverse=True)
+
+
+BAD_INPUTS = [
+    ("malformed json", b'{"mall_id": "sh-xujiahui",', 400, None),
+    ("not an object", b'["desk"]', 400, None),
+    ("missing fields", {"channel": "desk"}, 422, {"mall_id", "description"}),
+    ("unknown channel", desk_complaint(channel="carrier_pigeon"), 422, {"channel"}),
+    ("unknown mall", desk_complaint(mall_id="no-such-mall"), 422, {"mall_id"}),
+    ("wrong types", desk_complaint(anger_score="5", staff_involved="E1"), 422, {"anger_score", "staff_involved"}),
+    ("anger out of range", desk_complaint(anger_score=9), 422, {"anger_score"}),
+    ("operator injection", desk_complaint(channel_ref={"$gt": ""}), 422, {"channel_ref"}),
+    ("nested operator", desk_complaint(customer={"phone": {"$ne": None}}), 422, {"customer"}),
+    ("unknown field", desk_complaint(**{"$where": "1"}), 422, {"$where"}),
+    ("naive time", desk_complaint(incident_time="2026-11-20T10:00:00"), 422, {"incident_time"}),
+    ("future time", desk_complaint(incident_time="2099-01-01T10:00:00+08:00"), 422, {"incident_time"}),
+    ("oversized body", desk_complaint(description="长" * 40000), 413, None),
+]
+
+
+@pytest.mark.parametrize("body,status,fields", [b[1:] for b in BAD_INPUTS], ids=[b[0] for b in BAD_INPUTS])
+def test_bad_input_gets_a_clear_error_and_stores_nothing(intake, body, status, fields):
+    if isinstance(body, bytes):
+        response = intake.post("/complaints", data=body, headers={"Content-Type": "application/json"})
+    else:
+        response = intake.post("/complaints", json=body)
+    assert response.status_code == status, response.text
+    error = response.json()
+    assert error["error"] and error["message"]
+    if fields:
+        assert fields <= set(error["fields"]), error
+    assert intake.db.complaints.count_documents({}) == 0
+    # still serving
+    assert intake.post("/complaints", json=desk_complaint()).status_code == 201
+
+
+def test_unknown_number_is_404_and_bad_query_is_422(intake):
+    assert intake.get("/complaints/SHXJH-20260101-9999").status_code == 404
+    bad = intake.get("/complaints", params={"per_page": 1000, "status": "lost"})
+    assert bad.status_code == 422 and {"per_page", "status"} <= set(bad.json()["fields"])
+
+
+def test_rpc_has_the_same_contract(intake):
+    with ClusterRpcProxy({"AMQP_URI": intake.config["AMQP_URI"]}) as cluster:
+        result = cluster.intake.register_complaint(desk_complaint(channel_ref="rpc-1"))
+        assert result["created"] is True
+        number = result["complaint"]["number"]
+        assert cluster.intake.register_complaint(desk_complaint(channel_ref="rpc-1"))["created"] is False
+        assert cluster.intake.get_complaint(number)["number"] == number
+        with pytest.raises(Exception) as error:
+            cluster.intake.register_complaint({"channel": "fax"})
+        assert "ValidationError" in str(error.value) and "mall_id" in str(error.value)
