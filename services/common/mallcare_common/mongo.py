@@ -12,7 +12,7 @@ an acknowledged complaint must survive a store crash.
 from datetime import timedelta
 
 from nameko.extensions import DependencyProvider
-from pymongo import MongoClient, WriteConcern
+from pymongo import MongoClient, ReturnDocument, WriteConcern
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 StoreError = PyMongoError
@@ -68,11 +68,11 @@ def acquire_lease(db, name, holder, now, ttl: timedelta):
     Timers fire on every replica of a service; a sweep runs only where this is True.
     """
     try:
-        db.leases.find_one_and_update(
+        lease = db.leases.find_one_and_update(
             {"_id": name, "$or": [{"holder": holder}, {"expires_at": {"$lte": now}}]},
             {"$set": {"holder": holder, "expires_at": now + ttl}},
-            upsert=True,
+            upsert=True, return_document=ReturnDocument.AFTER,
         )
-        return True
     except DuplicateKeyError:  # another holder's lease has not expired
         return False
+    return lease is not None and lease["holder"] == holder

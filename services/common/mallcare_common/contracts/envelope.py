@@ -6,6 +6,7 @@ numbers only), so a subscriber that is not Nameko sees no kombu type wrappers.
 Consumers read with `read_event`: a tolerant reader that ignores fields it does
 not know, so a producer can add fields without breaking anyone.
 """
+import copy
 import uuid
 from dataclasses import dataclass
 
@@ -47,7 +48,7 @@ def build_event(event_type: EventType, *, mall_id, complaint_no, occurred_at, pa
         "occurred_at": occurred_at.isoformat(),
         "mall_id": mall_id,
         "complaint_no": complaint_no,
-        "payload": payload,
+        "payload": copy.deepcopy(payload),
     }
     errors = EnvelopeSchema().validate(envelope)
     if errors:

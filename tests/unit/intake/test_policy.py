@@ -1,0 +1,71 @@
+"""R2.6 (policy is data), R1.2: the shipped policy loads; a broken one is refused
+with field-level messages; per-mall overrides apply; the version is recorded."""
+import copy
+
+import pytest
+import yaml
+from marshmallow import ValidationError
+
+from intake.policy import load_policy, load_policy_dir
+from mallcare_common.malls import load_registry, load_registry_file
+from tests.conftest import POLICY_DIR
+
+
+@pytest.fixture
+def intake_data():
+    return yaml.safe_load((POLICY_DIR / "intake.yml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def malls_data():
+    return yaml.safe_load((POLICY_DIR / "malls.yml").read_text(encoding="utf-8"))
+
+
+def test_the_shipped_policy_loads_with_a_combined_version():
+    policy = load_policy_dir(POLICY_DIR)
+    assert policy.version.startswith("2026-") and "+malls:" in policy.version
+    assert {"sh-xujiahui", "bj-chaoyang", "gz-tianhe"} <= set(policy.malls.malls)
+
+
+def test_a_channel_without_an_acknowledgement_rule_is_refused(intake_data):
+    del intake_data["acknowledgement"]["email"]
+    with pytest.raises(ValidationError) as error:
+        load_policy(intake_data, load_registry_file(POLICY_DIR / "malls.yml"))
+    assert "email" in str(error.value.messages["acknowledgement"])
+
+
+@pytest.mark.parametrize("path,value,field", [
+    (("acknowledgement", "desk", "minutes"), -1, "acknowledgement"),
+    (("acknowledgement", "desk", "after_hours"), "whenever", "acknowledgement"),
+    (("review", "min_description_chars"), "five", "review"),
+    (("mall_overrides",), {"atlantis": {}}, "mall_overrides"),
+])
+def test_bad_values_are_refused(intake_data, path, value, field):
+    target = intake_data
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(ValidationError) as error:
+        load_policy(intake_data, load_registry_file(POLICY_DIR / "malls.yml"))
+    assert field in error.value.messages
+
+
+@pytest.mark.parametrize("change,field", [
+    (lambda d: d["malls"][0].update(timezone="Mars/Olympus"), "malls"),
+    (lambda d: d["malls"][1].update(code=d["malls"][0]["code"]), "malls"),
+    (lambda d: d["defaults"]["opening_hours"].update(mon="ten to ten"), "defaults"),
+    (lambda d: d.pop("version"), "version"),
+])
+def test_a_broken_mall_registry_is_refused(malls_data, change, field):
+    broken = copy.deepcopy(malls_data)
+    change(broken)
+    with pytest.raises(ValidationError) as error:
+        load_registry(broken)
+    assert field in error.value.messages
+
+
+def test_mall_overrides_replace_single_entries(intake_data):
+    policy = load_policy(intake_data, load_registry_file(POLICY_DIR / "malls.yml"))
+    assert policy.acknowledgement_rule("gz-tianhe", "hotline")["minutes"] == 15
+    assert policy.acknowledgement_rule("gz-tianhe", "desk")["minutes"] == 1
+    assert policy.acknowledgement_rule("sh-xujiahui", "hotline")["minutes"] == 30
