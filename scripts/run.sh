@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Sets up and runs the whole system on this machine: .venv with pinned
+# requirements, RabbitMQ (started, or installed and started, if none answers),
+# one embedded MongoDB-wire store per service unless MONGO_URI is set, the five
+# services, and one demo complaint. Ctrl-C stops everything it started.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+SERVICES=(triage analytics resolution feedback intake)   # subscribers first: intake publishes mandatory
+declare -A WEB_PORT=([intake]=8001 [triage]=8002 [resolution]=8003 [feedback]=8004 [analytics]=8005)
+declare -A STORE_PORT=([intake]=27101 [triage]=27102 [resolution]=27103 [feedback]=27104 [analytics]=27105)
+SERVICE_PIDS=()
+STORE_PIDS=()
+
+stop() {  # pids...: TERM, then KILL whatever is still there after 20 s
+  local pid i
+  [ $# -gt 0 ] || return 0
+  kill -TERM "$@" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$@" 2>/dev/null || break
+    sleep 0.2
+  done
+  for pid in "$@"; do kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+}
+
+stop_all() {
+  trap - INT TERM EXIT
+  say "stopping"
+  stop "${SERVICE_PIDS[@]}"   # services first: they finish their workers and close their store clients
+  stop "${STORE_PIDS[@]}"
+  stop_broker_if_started
+  say "stopped"
+}
+
+ensure_venv
+ensure_broker
+trap 'stop_all; exit 130' INT TERM
+trap stop_all EXIT
+mkdir -p "$RUN_DIR/logs"
+cd "$ROOT"
+
+for svc in "${SERVICES[@]}"; do
+  if [ -n "${MONGO_URI:-}" ]; then
+    store_uri=$MONGO_URI
+  else
+    if port_open 127.0.0.1 "${STORE_PORT[$svc]}"; then
+      say "port ${STORE_PORT[$svc]} is taken: is another 'scripts/run.sh' running?"; exit 1
+    fi
+    start_store "$svc" "${STORE_PORT[$svc]}"
+    STORE_PIDS+=("$(cat "$RUN_DIR/store-$svc.pid")")
+    wait_port 127.0.0.1 "${STORE_PORT[$svc]}" 60 "the $svc store"
+    store_uri="mongodb://127.0.0.1:${STORE_PORT[$svc]}/"
+  fi
+  upper=${svc^^}
+  env MONGO_URI="$store_uri" "${upper}_WEB_ADDRESS=127.0.0.1:${WEB_PORT[$svc]}" \
+    "$VENV/bin/nameko" run --config "services/$svc/config.yml" "$svc.service" >"$RUN_DIR/logs/$svc.log" 2>&1 &
+  SERVICE_PIDS+=($!)
+  "$VENV/bin/python" scripts/demo.py wait "http://127.0.0.1:${WEB_PORT[$svc]}/health" ||
+    { say "$svc did not become healthy; last lines of .run/logs/$svc.log:"; tail -20 "$RUN_DIR/logs/$svc.log"; exit 1; }
+  say "$svc is up on http://127.0.0.1:${WEB_PORT[$svc]}"
+done
+
+"$VENV/bin/python" scripts/demo.py complaint || say "the demo complaint did not reach triage; see .run/logs/"
+
+cat <<EOT
+
+  mallcare is running. Where to look:
+    complaints (HTTP API)  http://127.0.0.1:8001/complaints
+    triage's record        http://127.0.0.1:8002/assessments/<number>
+    intake counts          http://127.0.0.1:8005/reports/intake
+    metrics                http://127.0.0.1:800{1..5}/metrics   health: /health
+    logs                   $RUN_DIR/logs/   (tail -f .run/logs/*.log)
+    RabbitMQ UI            http://127.0.0.1:15672  (guest/guest, from this machine)
+  Ctrl-C stops everything this script started.
+EOT
+
+wait -n "${SERVICE_PIDS[@]}" "${STORE_PIDS[@]}" || true
+say "a process exited; see $RUN_DIR/logs/"
