@@ -1,0 +1,233 @@
+"""R6.1, R6.5: the deployment files are valid and agree with the services they deploy.
+
+There is no Docker engine in CI, so nothing here builds or runs a container. Instead:
+docker-compose.yml is validated against the Compose specification (the schema vendored
+in check-jsonschema, so no network), and the compose file, the Prometheus scrape config,
+the Dockerfile and each service's config.yml are checked against one another, so that a
+service added, renamed or given a new setting cannot drift out of the deployment
+unnoticed. No broker or store is needed.
+"""
+import re
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+
+SERVICES = ("intake", "triage", "resolution", "feedback", "analytics")
+SUBSCRIBERS = ("triage", "resolution", "feedback", "analytics")
+INFRA = ("rabbitmq", "mongo", "prometheus")
+
+# nameko's config substitution: ${VAR:default}
+ENV_REF = re.compile(r"\$\{(\w+):([^}]*)\}")
+
+
+def validate_compose(path):
+    """check-jsonschema with its vendored Compose spec schema; works offline."""
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(path)],
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def config_refs(service):
+    """{VAR: default} for every ${VAR:default} in services/<service>/config.yml."""
+    return dict(ENV_REF.findall((ROOT / "services" / service / "config.yml").read_text()))
+
+
+def web_port(service, env):
+    """The port the service listens on in its container: its *_WEB_ADDRESS, as nameko reads it."""
+    line = next(line for line in (ROOT / "services" / service / "config.yml").read_text().splitlines()
+                if line.startswith("WEB_SERVER_ADDRESS:"))
+    var, default = ENV_REF.search(line).groups()
+    return int(str(env.get(var, default)).rsplit(":", 1)[1])
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+@pytest.fixture(scope="module")
+def prometheus():
+    return yaml.safe_load(PROMETHEUS.read_text())
+
+
+# (a) the Compose specification ------------------------------------------------------
+
+def test_compose_file_is_valid_against_the_compose_spec():
+    result = validate_compose(COMPOSE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("breakage, complaint", [
+    (lambda doc: doc["services"]["intake"].__setitem__("ports", "not-a-list"), "ports"),
+    (lambda doc: doc.__setitem__("servics", {}), "servics"),
+    (lambda doc: doc["services"]["intake"]["depends_on"]["triage"].__setitem__("condition", "service_happy"),
+     "service_happy"),
+], ids=["ports-not-a-list", "unknown-top-level-key", "unknown-depends-on-condition"])
+def test_compose_validation_rejects_a_broken_file(tmp_path, compose, breakage, complaint):
+    """The validation above can fail: the same check refuses a deliberately broken copy."""
+    broken = yaml.safe_load(yaml.safe_dump(compose))
+    breakage(broken)
+    path = tmp_path / "docker-compose.yml"
+    path.write_text(yaml.safe_dump(broken))
+    result = validate_compose(path)
+    assert result.returncode != 0
+    assert complaint in result.stdout + result.stderr
+
+
+# (b) one container per service, each with its own config and database ---------------
+
+def test_compose_has_one_container_per_service_plus_the_infrastructure(compose):
+    assert compose["name"] == "mallcare"
+    assert "version" not in compose  # obsolete in the Compose spec
+    assert set(compose["services"]) == set(SERVICES) | set(INFRA)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_runs_its_own_config(compose, service):
+    spec = compose["services"][service]
+    # The image's CMD runs services/${SERVICE}/config.yml ${SERVICE}.service; compose picks SERVICE.
+    assert spec["build"]["context"] == "."
+    assert spec["build"]["args"]["SERVICE"] == service
+    assert "command" not in spec and "entrypoint" not in spec
+    assert spec["restart"] == "unless-stopped"
+    port = web_port(service, spec["environment"])
+    assert f"{port}:{port}" in spec["ports"]
+
+
+def test_each_service_has_its_own_database(compose):
+    databases = {service: compose["services"][service]["environment"][f"{service.upper()}_MONGO_DATABASE"]
+                 for service in SERVICES}
+    assert len(set(databases.values())) == len(SERVICES), databases
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_reaches_the_broker_and_store_containers(compose, service):
+    env = compose["services"][service]["environment"]
+    # As compose would see it once ${RABBITMQ_PASSWORD:?...} is interpolated.
+    interpolated = {var: re.sub(r"\$\{[^}]*\}", "secret", value) for var, value in env.items()}
+    assert urlparse(interpolated["AMQP_URI"]).hostname == "rabbitmq"
+    assert urlparse(interpolated["MONGO_URI"]).hostname == "mongo"
+    depends = compose["services"][service]["depends_on"]
+    for infra in ("rabbitmq", "mongo"):
+        assert depends[infra]["condition"] == "service_healthy"
+
+
+def test_infrastructure_has_healthchecks(compose):
+    assert "rabbitmq-diagnostics" in compose["services"]["rabbitmq"]["healthcheck"]["test"]
+    assert "mongosh" in compose["services"]["mongo"]["healthcheck"]["test"]
+
+
+def test_intake_starts_after_every_subscriber_is_healthy(compose):
+    depends = compose["services"]["intake"]["depends_on"]
+    for subscriber in SUBSCRIBERS:
+        assert depends[subscriber]["condition"] == "service_healthy"
+    for subscriber in SUBSCRIBERS:
+        assert "intake" not in compose["services"][subscriber]["depends_on"]
+
+
+def test_the_customer_ref_secret_must_be_supplied(compose):
+    # ${VAR:?message}: compose refuses to start rather than run with a guessable key.
+    secret = compose["services"]["intake"]["environment"]["MALLCARE_CUSTOMER_REF_SECRET"]
+    assert re.fullmatch(r"\$\{MALLCARE_CUSTOMER_REF_SECRET:\?[^}]+\}", secret), secret
+
+
+def test_files_mounted_by_compose_exist(compose):
+    for name, spec in compose["services"].items():
+        for volume in spec.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("."):
+                assert (ROOT / source).is_file(), f"{name} mounts missing {source}"
+
+
+# (c) every service is scraped --------------------------------------------------------
+
+def scrape_targets(prometheus):
+    """{(job, target): labels} over every static_config."""
+    return {
+        (job["job_name"], target): static.get("labels", {})
+        for job in prometheus["scrape_configs"]
+        for static in job.get("static_configs", [])
+        for target in static["targets"]
+    }
+
+
+def test_prometheus_scrapes_every_service_on_its_metrics_path(compose, prometheus):
+    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
+    targets = scrape_targets(prometheus)
+    for service in SERVICES:
+        target = f"{service}:{web_port(service, compose['services'][service]['environment'])}"
+        found = [(job, labels) for (job, t), labels in targets.items() if t == target]
+        assert found, f"{target} is not scraped"
+        for job, labels in found:
+            assert jobs[job].get("metrics_path", "/metrics") == "/metrics"
+            assert labels.get("service") == service
+
+
+def test_prometheus_scrapes_rabbitmq_and_the_plugin_is_enabled(compose, prometheus):
+    assert any(target == "rabbitmq:15692" for _, target in scrape_targets(prometheus))
+    plugins = (ROOT / "deploy" / "rabbitmq" / "enabled_plugins").read_text()
+    assert "rabbitmq_prometheus" in plugins and "rabbitmq_management" in plugins
+    assert any(volume.endswith(":/etc/rabbitmq/enabled_plugins:ro")
+               for volume in compose["services"]["rabbitmq"]["volumes"])
+
+
+def test_prometheus_mounts_this_config(compose):
+    assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in \
+        compose["services"]["prometheus"]["volumes"]
+
+
+# (d) every service-specific setting is set -------------------------------------------
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_compose_sets_every_service_specific_variable(compose, service):
+    """A variable that only this service's config.yml reads (INTAKE_WEB_ADDRESS,
+    TRIAGE_MONGO_DATABASE, MALLCARE_POLICY_DIR...) has a default meant for a laptop;
+    compose must set it. So must any variable whose default points at loopback, which
+    inside a container is the container itself."""
+    others = set().union(*(config_refs(other) for other in SERVICES if other != service))
+    refs = config_refs(service)
+    specific = {var for var in refs if var not in others or var.startswith(service.upper() + "_")}
+    loopback = {var for var, default in refs.items() if "127.0.0.1" in default or "localhost" in default}
+    env = compose["services"][service]["environment"]
+    missing = sorted((specific | loopback) - set(env))
+    assert not missing, f"{service}: compose does not set {missing}"
+
+
+def test_compose_sets_no_variable_the_service_does_not_read(compose):
+    for service in SERVICES:
+        unread = set(compose["services"][service]["environment"]) - set(config_refs(service))
+        assert not unread, f"{service}: {sorted(unread)} set in compose but not in its config.yml"
+
+
+# The image ----------------------------------------------------------------------------
+
+def test_dockerfile_installs_every_package_and_runs_the_chosen_service():
+    text = DOCKERFILE.read_text()
+    base = re.search(r"^FROM\s+(\S+)", text, re.M).group(1)
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), base
+    packages = sorted(p.parent.name for p in (ROOT / "services").glob("*/pyproject.toml"))
+    assert len(packages) == 6
+    for package in packages:
+        assert f"services/{package}" in text, f"the image does not install services/{package}"
+    assert "pip install -r requirements.txt" in text
+    assert "COPY deploy/policy/" in text
+    user = re.findall(r"^USER\s+(\S+)", text, re.M)
+    assert user and user[-1] not in ("root", "0")
+    assert re.search(r"^HEALTHCHECK .*\n?.*python -m mallcare_common.healthcheck", text, re.M)
+    assert "nameko run --config services/${SERVICE}/config.yml ${SERVICE}.service" in text
+
+
+def test_dockerignore_keeps_local_state_out_of_the_image():
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {".venv", ".run", ".git", "bench/results"} <= ignored
+    assert any("__pycache__" in entry for entry in ignored)
