@@ -102,6 +102,16 @@ def test_review_rejects_with_a_reason_and_keeps_the_complaint(intake):
     assert {c["number"] for c in listed["items"]} == {rejected["number"], vague["number"]}
 
 
+def test_an_anonymous_suggestion_is_registered(intake):
+    response = intake.post("/complaints", json=desk_complaint(
+        channel="suggestion_box", channel_ref="box-3-0012", customer={}, anger_score=None))
+    assert response.status_code == 422  # null is not a score: leave it out
+    response = intake.post("/complaints", json={k: v for k, v in desk_complaint(
+        channel="suggestion_box", channel_ref="box-3-0012", customer={}).items() if k != "anger_score"})
+    assert response.status_code == 201, response.text
+    assert response.json()["status"] == "registered"
+
+
 def test_acknowledgement_is_recorded_once(intake):
     number = intake.post("/complaints", json=desk_complaint()).json()["number"]
     ack = {"acknowledged_by": "E2001", "method": "in_person"}

@@ -27,13 +27,16 @@ class EventType:
 
 
 class EnvelopeSchema(Schema):
-    event_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    event_type = fields.String(required=True)
-    schema_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
-    occurred_at = fields.AwareDateTime(required=True, format="iso")
-    mall_id = fields.String(required=True)
-    complaint_no = fields.String(required=True)
-    payload = fields.Dict(required=True)
+    event_id = fields.String(required=True, validate=validate.Length(min=1, max=64),
+                             metadata={"description": "unique; de-duplicate on it"})
+    event_type = fields.String(required=True, metadata={"description": "also the routing key"})
+    schema_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1),
+                                    metadata={"description": "of the payload schema"})
+    occurred_at = fields.AwareDateTime(required=True, format="iso",
+                                       metadata={"description": "when the state change happened (UTC)"})
+    mall_id = fields.String(required=True, metadata={"example": "sh-xujiahui"})
+    complaint_no = fields.String(required=True, metadata={"example": "SHXJH-20261123-0042"})
+    payload = fields.Dict(required=True, metadata={"description": "per event type, below"})
 
 
 def build_event(event_type: EventType, *, mall_id, complaint_no, occurred_at, payload, event_id=None):

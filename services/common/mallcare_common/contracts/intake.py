@@ -10,7 +10,8 @@ REJECTION_REASONS = ("insufficient_information", "out_of_scope", "duplicate")
 
 
 class _Customer(Schema):
-    ref = fields.String(required=True, metadata={"description": "pseudonymous, stable per contact"})
+    ref = fields.String(required=True, allow_none=True, metadata={
+        "description": "pseudonymous, stable per contact; null when the customer left none"})
     contact_masked = fields.String(allow_none=True, metadata={"example": "138****5678"})
     member_tier = fields.String(allow_none=True)
 
@@ -48,9 +49,11 @@ class ComplaintRegistered(Schema):
     description = fields.String(required=True)
     demands = fields.Nested(_Demands, required=True)
     emotion = fields.String(allow_none=True)
-    anger_score = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=5))
-    category_hint = fields.String(allow_none=True)
-    policy_version = fields.String(required=True)
+    anger_score = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=5),
+                                 metadata={"description": "1 calm .. 5 furious, as judged by staff"})
+    category_hint = fields.String(allow_none=True, metadata={
+        "description": "category chosen on the channel's form, if any; triage decides"})
+    policy_version = fields.String(required=True, metadata={"description": "intake policy used for the decision"})
 
 
 class ComplaintRejected(Schema):
@@ -59,7 +62,7 @@ class ComplaintRejected(Schema):
     reason = fields.String(required=True, validate=validate.OneOf(REJECTION_REASONS))
     detail = fields.String(required=True)
     duplicate_of = fields.String(allow_none=True)
-    policy_version = fields.String(required=True)
+    policy_version = fields.String(required=True, metadata={"description": "intake policy used for the decision"})
 
 
 class ComplaintAcknowledged(Schema):
