@@ -27,7 +27,7 @@ def provider(mongo_uri):
 
 def test_pymongo_runs_under_the_monkey_patch(provider):
     assert patcher.is_monkey_patched("socket")
-    db = provider.get_dependency(Mock())
+    db = provider.get_dependency(Mock()).db
     assert db.write_concern.document == {"w": 1, "j": True}
     pool = eventlet.GreenPool(20)
     list(pool.imap(lambda i: db.probe.insert_one({"_id": i}), range(200)))

@@ -9,13 +9,12 @@ from mallcare_common.calendar import Clock
 from mallcare_common.contracts import (COMPLAINT_ACKNOWLEDGED, COMPLAINT_REGISTERED,
                                        COMPLAINT_REJECTED, read_event)
 from mallcare_common.messaging import event_handler
-from mallcare_common.metrics import metrics_response
-from mallcare_common.web import health_response, http, json_response
+from mallcare_common.web import HealthAndMetrics, http, json_response
 
 from .storage import Events
 
 
-class AnalyticsService:
+class AnalyticsService(HealthAndMetrics):
     name = "analytics"
 
     store = Events()
@@ -40,11 +39,3 @@ class AnalyticsService:
     @http("GET", "/reports/intake")
     def intake_counts_http(self, request):
         return json_response(200, {"rows": self.store.intake_counts(request.args.get("mall_id"))})
-
-    @http("GET", "/metrics")
-    def metrics(self, request):
-        return metrics_response()
-
-    @http("GET", "/health")
-    def health(self, request):
-        return health_response(self.name, self.store.db)

@@ -5,13 +5,12 @@ read models rebuildable; the counts are aggregated from them on request.
 """
 from pymongo import ASCENDING
 
+from mallcare_common.mongo import MongoDatabase, Store
 
-from mallcare_common.mongo import MongoDatabase
 
-
-class EventLog:
+class EventLog(Store):
     def __init__(self, db):
-        self.db = db
+        super().__init__(db)
         self.events = db.events
 
     def record(self, event, received_at):

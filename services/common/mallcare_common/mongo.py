@@ -18,6 +18,13 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 StoreError = PyMongoError
 
 
+class Store:
+    """What a worker gets: the service's database behind a small domain API."""
+
+    def __init__(self, db):
+        self.db = db
+
+
 class MongoDatabase(DependencyProvider):
     """Subclass and override `indexes(db)` and `wrap(db)` to give workers a domain store."""
 
@@ -50,7 +57,7 @@ class MongoDatabase(DependencyProvider):
         """Create the indexes the store relies on (idempotent)."""
 
     def wrap(self, db):
-        return db
+        return Store(db)
 
 
 def ping(db):

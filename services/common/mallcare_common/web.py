@@ -13,6 +13,7 @@ from nameko.exceptions import BadRequest
 from nameko.web.handlers import HttpRequestHandler
 from werkzeug.wrappers import Response
 
+from .metrics import metrics_response
 from .mongo import StoreError, ping
 
 log = logging.getLogger(__name__)
@@ -91,10 +92,18 @@ def read_json(request, max_bytes=MAX_BODY_BYTES):
     return data
 
 
-def health_response(service, db):
-    """200 when the store answers, 503 otherwise; the broker is covered by the
-    container itself (it does not start without it)."""
-    store_ok = ping(db)
-    return json_response(200 if store_ok else 503,
-                         {"service": service, "status": "ok" if store_ok else "degraded",
-                          "store": "ok" if store_ok else "unreachable"})
+class HealthAndMetrics:
+    """GET /health and GET /metrics for a service whose Mongo dependency is `store`."""
+
+    @http("GET", "/health")
+    def health(self, request):
+        """200 when the store answers, 503 otherwise (a container with AMQP
+        entrypoints does not start without its broker)."""
+        store_ok = ping(self.store.db)
+        return json_response(200 if store_ok else 503,
+                             {"service": self.name, "status": "ok" if store_ok else "degraded",
+                              "store": "ok" if store_ok else "unreachable"})
+
+    @http("GET", "/metrics")
+    def metrics(self, request):
+        return metrics_response()

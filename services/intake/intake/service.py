@@ -17,9 +17,9 @@ from prometheus_client import Counter
 
 from mallcare_common.calendar import Clock
 from mallcare_common.messaging import outbox_dispatcher, publish_pending
-from mallcare_common.metrics import OUTBOX_PENDING, metrics_response
+from mallcare_common.metrics import OUTBOX_PENDING
 from mallcare_common.mongo import acquire_lease
-from mallcare_common.web import Conflict, NotFound, health_response, http, json_response, read_json
+from mallcare_common.web import Conflict, HealthAndMetrics, NotFound, http, json_response, read_json
 
 from . import rules
 from .policy import Policy
@@ -35,7 +35,7 @@ RELAY_GRACE = timedelta(seconds=3)   # leave fresh entries to the request that w
 CLIENT_ERRORS = (ValidationError, NotFound, Conflict)
 
 
-class IntakeService:
+class IntakeService(HealthAndMetrics):
     name = "intake"
 
     store = Complaints()
@@ -90,14 +90,6 @@ class IntakeService:
         publish_pending(self.store.complaints, self.dispatch, self.name, now,
                         {"outbox": {"$elemMatch": {"pending": True, "created_at": {"$lte": now - RELAY_GRACE}}}})
         OUTBOX_PENDING.labels(self.name).set(self.store.complaints.count_documents({"outbox.pending": True}))
-
-    @http("GET", "/metrics")
-    def metrics(self, request):
-        return metrics_response()
-
-    @http("GET", "/health")
-    def health(self, request):
-        return health_response(self.name, self.store.db)
 
     def _register(self, data):
         complaint = ComplaintIn().load(data)

@@ -3,16 +3,16 @@ its outbox) and `sequences` (daily complaint-number counters per mall)."""
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from mallcare_common.mongo import MongoDatabase
+from mallcare_common.mongo import MongoDatabase, Store
 from mallcare_common.web import NotFound
 
 
-class ComplaintStore:
+class ComplaintStore(Store):
     NotFound = NotFound
     DuplicateChannelRef = DuplicateKeyError
 
     def __init__(self, db):
-        self.db = db
+        super().__init__(db)
         self.complaints = db.complaints
 
     def find_by_channel_ref(self, channel, channel_ref):

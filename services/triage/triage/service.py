@@ -8,13 +8,12 @@ from nameko.rpc import rpc
 from mallcare_common.calendar import Clock
 from mallcare_common.contracts import COMPLAINT_REGISTERED, read_event
 from mallcare_common.messaging import event_handler
-from mallcare_common.metrics import metrics_response
-from mallcare_common.web import NotFound, health_response, http, json_response
+from mallcare_common.web import HealthAndMetrics, NotFound, http, json_response
 
 from .storage import Assessments
 
 
-class TriageService:
+class TriageService(HealthAndMetrics):
     name = "triage"
 
     store = Assessments()
@@ -41,14 +40,6 @@ class TriageService:
     @http("GET", "/assessments/<string:complaint_no>")
     def get_assessment_http(self, request, complaint_no):
         return json_response(200, _public(self.store.get(complaint_no)))
-
-    @http("GET", "/metrics")
-    def metrics(self, request):
-        return metrics_response()
-
-    @http("GET", "/health")
-    def health(self, request):
-        return health_response(self.name, self.store.db)
 
 
 def _public(doc):

@@ -1,15 +1,15 @@
 """Triage's own data: `assessments`, one per complaint, keyed by complaint number."""
 from pymongo import ASCENDING
 
-from mallcare_common.mongo import MongoDatabase
+from mallcare_common.mongo import MongoDatabase, Store
 from mallcare_common.web import NotFound
 
 
-class AssessmentStore:
+class AssessmentStore(Store):
     NotFound = NotFound
 
     def __init__(self, db):
-        self.db = db
+        super().__init__(db)
         self.assessments = db.assessments
 
     def open_pending(self, complaint_no, fields):
