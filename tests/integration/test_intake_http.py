@@ -124,6 +124,27 @@ def test_acknowledgement_is_recorded_once(intake):
     assert first.json()["status"] == "acknowledged"
 
 
+def test_a_rejected_complaint_cannot_be_acknowledged(intake):
+    number = intake.post("/complaints", json=desk_complaint(description="??", demands={})).json()["number"]
+    response = intake.post(f"/complaints/{number}/acknowledgement", json={"acknowledged_by": "E1", "method": "sms"})
+    assert response.status_code == 409
+    assert "insufficient_information" in response.json()["message"]
+
+
+def test_metrics_count_complaints_by_mall_channel_and_outcome(intake):
+    def count(outcome):
+        for line in intake.get("/metrics").text.splitlines():
+            if line.startswith("mallcare_intake_complaints_total{") and f'outcome="{outcome}"' in line \
+                    and 'channel="hotline"' in line and 'mall_id="bj-chaoyang"' in line:
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    before = (count("registered"), count("resubmitted"))
+    intake.post("/complaints", json=desk_complaint(mall_id="bj-chaoyang", channel="hotline", channel_ref="h-9"))
+    intake.post("/complaints", json=desk_complaint(mall_id="bj-chaoyang", channel="hotline", channel_ref="h-9"))
+    assert (count("registered"), count("resubmitted")) == (before[0] + 1, before[1] + 1)
+
+
 def test_list_filters_and_pages(intake):
     for i in range(5):
         intake.post("/complaints", json=desk_complaint(channel_ref=f"p-{i}", customer={"phone": f"1370000{i:04d}"}))
@@ -182,6 +203,10 @@ def test_rpc_has_the_same_contract(intake):
         number = result["complaint"]["number"]
         assert cluster.intake.register_complaint(desk_complaint(channel_ref="rpc-1"))["created"] is False
         assert cluster.intake.get_complaint(number)["number"] == number
+        listed = cluster.intake.list_complaints({"channel": "desk", "per_page": 5})
+        assert [c["number"] for c in listed["items"]] == [number] and listed["total"] == 1
+        acknowledged = cluster.intake.acknowledge_complaint(number, {"acknowledged_by": "bot", "method": "auto_reply"})
+        assert acknowledged["acknowledgement"]["method"] == "auto_reply"
         with pytest.raises(Exception) as error:
             cluster.intake.register_complaint({"channel": "fax"})
         assert "ValidationError" in str(error.value) and "mall_id" in str(error.value)
