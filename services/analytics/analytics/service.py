@@ -5,16 +5,17 @@ channel and event type.
 """
 from nameko.rpc import rpc
 
+from mallcare_common import web
 from mallcare_common.calendar import Clock
 from mallcare_common.contracts import (COMPLAINT_ACKNOWLEDGED, COMPLAINT_REGISTERED,
                                        COMPLAINT_REJECTED, read_event)
 from mallcare_common.messaging import event_handler
-from mallcare_common.web import HealthAndMetrics, http, json_response
+from mallcare_common.web import http, json_response
 
 from .storage import Events
 
 
-class AnalyticsService(HealthAndMetrics):
+class AnalyticsService(web.HealthAndMetrics):
     name = "analytics"
 
     store = Events()

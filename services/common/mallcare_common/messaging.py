@@ -20,7 +20,7 @@ from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.events import EventDispatcher, EventHandler
 
 from .contracts import InvalidEvent
-from .metrics import EVENTS_HANDLED, EVENTS_PUBLISHED, HANDLER_SECONDS, PUBLISH_FAILURES
+from .metrics import EVENTS_HANDLED, EVENTS_PUBLISHED, HANDLER_SECONDS, OUTBOX_PENDING, PUBLISH_FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -87,22 +87,39 @@ def outbox_dispatcher():
                                                          "interval_step": 0.2, "interval_max": 0.5})
 
 
-def outbox_entry(event, now):
-    return {"event": event, "pending": True, "created_at": now, "sent_at": None}
+# Documents with events not yet confirmed by the broker. `$gt: ""` rather than an
+# existence test so that the embedded store, too, answers it from the index.
+PENDING = {"pending_events": {"$gt": ""}}
 
 
-def publish_pending(collection, dispatch, service, now, doc_filter=None, limit=100):
-    """Publish the pending outbox entries of matching documents, in order, marking
-    each sent once confirmed. Stops at a document's first failure (so its events
-    keep their order) and returns (published, failed)."""
-    query = dict(doc_filter or {})
-    query.setdefault("outbox", {"$elemMatch": {"pending": True}})
+def new_outbox(event, now):
+    """Outbox fields for a new document: its first event, pending."""
+    return {"outbox": [_entry(event, now)], "pending_events": [event["event_id"]]}
+
+
+def push_to_outbox(event, now):
+    """`$push` fields that add an event to an existing document's outbox."""
+    return {"outbox": _entry(event, now), "pending_events": event["event_id"]}
+
+
+def _entry(event, now):
+    return {"event": event, "created_at": now, "sent_at": None}
+
+
+def publish_pending(collection, dispatch, service, now, docs, created_before=None):
+    """Publish the pending outbox events of `docs` in order, marking each sent once
+    the broker confirmed it. Stops at a document's first failure (so its events keep
+    their order) and leaves events created after `created_before` to their writer.
+    Returns (published, failed)."""
     published = failed = 0
-    for doc in collection.find(query, {"outbox": 1}).limit(limit):
-        for entry in doc["outbox"]:
-            if not entry["pending"]:
-                continue
+    for doc in docs:
+        pending = set(doc.get("pending_events", ()))
+        for position, entry in enumerate(doc["outbox"]):
             event = entry["event"]
+            if event["event_id"] not in pending:
+                continue
+            if created_before is not None and entry["created_at"] > created_before:
+                break
             try:
                 dispatch(event["event_type"], event)
             except Exception as exc:  # broker down, unroutable: stays pending
@@ -110,9 +127,15 @@ def publish_pending(collection, dispatch, service, now, doc_filter=None, limit=1
                 PUBLISH_FAILURES.labels(service).inc()
                 failed += 1
                 break
-            collection.update_one(
-                {"_id": doc["_id"], "outbox.event.event_id": event["event_id"]},
-                {"$set": {"outbox.$.pending": False, "outbox.$.sent_at": now}})
+            # Entries are only ever appended, so the position is stable; $pull is idempotent.
+            collection.update_one({"_id": doc["_id"]}, {"$set": {f"outbox.{position}.sent_at": now},
+                                                        "$pull": {"pending_events": event["event_id"]}})
             EVENTS_PUBLISHED.labels(service, event["event_type"]).inc()
             published += 1
     return published, failed
+
+
+def sweep_outbox(collection, dispatch, service, now, grace, limit=100):
+    """The timer's share: events a request could not publish (broker down, no queue yet)."""
+    publish_pending(collection, dispatch, service, now, collection.find(PENDING).limit(limit), now - grace)
+    OUTBOX_PENDING.labels(service).set(collection.count_documents(PENDING))

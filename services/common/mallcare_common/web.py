@@ -93,7 +93,11 @@ def read_json(request, max_bytes=MAX_BODY_BYTES):
 
 
 class HealthAndMetrics:
-    """GET /health and GET /metrics for a service whose Mongo dependency is `store`."""
+    """GET /health and GET /metrics for a service whose Mongo dependency is `store`.
+
+    Subclass it as `web.HealthAndMetrics`, never import the class itself into a
+    service module: `nameko run <svc>.service` starts every class with entrypoints
+    it finds in the module, and this one has no `name`."""
 
     @http("GET", "/health")
     def health(self, request):

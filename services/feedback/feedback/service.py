@@ -2,11 +2,11 @@
 handlers arrive with its own issue; for now it runs, answers health and metrics, and
 owns its database.
 """
+from mallcare_common import web
 from mallcare_common.mongo import MongoDatabase
-from mallcare_common.web import HealthAndMetrics
 
 
-class FeedbackService(HealthAndMetrics):
+class FeedbackService(web.HealthAndMetrics):
     name = "feedback"
 
     store = MongoDatabase()

@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 
 from mallcare_common.contracts import (COMPLAINT_ACKNOWLEDGED, COMPLAINT_REGISTERED,
                                        COMPLAINT_REJECTED, build_event)
-from mallcare_common.messaging import outbox_entry
+from mallcare_common.messaging import new_outbox
 
 # Channel clocks drift; a received_at a little ahead of ours is not an error.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -139,7 +139,7 @@ def new_complaint(number, complaint, *, policy, ref, fp, rejection, now):
         doc.update(status="registered", rejection=None, ack_due_at=ack_due_at(rule, mall.calendar, received_at))
         event = build_event(COMPLAINT_REGISTERED, mall_id=mall.id, complaint_no=number, occurred_at=now,
                             payload=registered_payload(doc))
-    doc["outbox"] = [outbox_entry(event, now)]
+    doc.update(new_outbox(event, now))
     return doc
 
 
@@ -171,7 +171,7 @@ def acknowledgement(doc, ack, now):
     event = build_event(COMPLAINT_ACKNOWLEDGED, mall_id=doc["mall_id"], complaint_no=doc["_id"], occurred_at=now,
                         payload={**record, "acknowledged_at": at.isoformat(),
                                  "ack_due_at": doc["ack_due_at"].isoformat()})
-    return record, outbox_entry(event, now)
+    return record, event
 
 
 def _iso(value):

@@ -15,11 +15,11 @@ from nameko.rpc import rpc
 from nameko.timer import timer
 from prometheus_client import Counter
 
+from mallcare_common import web
 from mallcare_common.calendar import Clock
-from mallcare_common.messaging import outbox_dispatcher, publish_pending
-from mallcare_common.metrics import OUTBOX_PENDING
+from mallcare_common.messaging import outbox_dispatcher, publish_pending, sweep_outbox
 from mallcare_common.mongo import acquire_lease
-from mallcare_common.web import Conflict, HealthAndMetrics, NotFound, http, json_response, read_json
+from mallcare_common.web import Conflict, NotFound, http, json_response, read_json
 
 from . import rules
 from .policy import Policy
@@ -35,7 +35,7 @@ RELAY_GRACE = timedelta(seconds=3)   # leave fresh entries to the request that w
 CLIENT_ERRORS = (ValidationError, NotFound, Conflict)
 
 
-class IntakeService(HealthAndMetrics):
+class IntakeService(web.HealthAndMetrics):
     name = "intake"
 
     store = Complaints()
@@ -85,11 +85,8 @@ class IntakeService(HealthAndMetrics):
     def relay_outbox(self):
         """Publish events a request could not (broker down); one replica at a time."""
         now = self.clock()
-        if not acquire_lease(self.store.db, "intake.outbox", INSTANCE, now, timedelta(seconds=10)):
-            return
-        publish_pending(self.store.complaints, self.dispatch, self.name, now,
-                        {"outbox": {"$elemMatch": {"pending": True, "created_at": {"$lte": now - RELAY_GRACE}}}})
-        OUTBOX_PENDING.labels(self.name).set(self.store.complaints.count_documents({"outbox.pending": True}))
+        if acquire_lease(self.store.db, "intake.outbox", INSTANCE, now, timedelta(seconds=10)):
+            sweep_outbox(self.store.complaints, self.dispatch, self.name, now, RELAY_GRACE)
 
     def _register(self, data):
         complaint = ComplaintIn().load(data)
@@ -119,7 +116,7 @@ class IntakeService(HealthAndMetrics):
             COMPLAINTS.labels(mall.id, complaint["channel"], "resubmitted").inc()
             return self.store.find_by_channel_ref(complaint["channel"], channel_ref), False
         COMPLAINTS.labels(mall.id, doc["channel"], doc["status"]).inc()
-        publish_pending(self.store.complaints, self.dispatch, self.name, now, {"_id": number})
+        publish_pending(self.store.complaints, self.dispatch, self.name, now, [doc])
         return doc, True
 
     def _acknowledge(self, number, data):
@@ -130,11 +127,11 @@ class IntakeService(HealthAndMetrics):
         if doc["status"] == "acknowledged":
             return doc
         now = self.clock()
-        record, entry = rules.acknowledgement(doc, ack, now)
-        updated = self.store.acknowledge(number, record, entry)
+        record, event = rules.acknowledgement(doc, ack, now)
+        updated = self.store.acknowledge(number, record, event, now)
         if updated is None:  # acknowledged concurrently: the first record stands
             return self.store.get(number)
-        publish_pending(self.store.complaints, self.dispatch, self.name, now, {"_id": number})
+        publish_pending(self.store.complaints, self.dispatch, self.name, now, [updated])
         return updated
 
     def _list(self, query):

@@ -5,15 +5,16 @@ classification, risk, routing and deadlines come with its own issue.
 """
 from nameko.rpc import rpc
 
+from mallcare_common import web
 from mallcare_common.calendar import Clock
 from mallcare_common.contracts import COMPLAINT_REGISTERED, read_event
 from mallcare_common.messaging import event_handler
-from mallcare_common.web import HealthAndMetrics, NotFound, http, json_response
+from mallcare_common.web import NotFound, http, json_response
 
 from .storage import Assessments
 
 
-class TriageService(HealthAndMetrics):
+class TriageService(web.HealthAndMetrics):
     name = "triage"
 
     store = Assessments()

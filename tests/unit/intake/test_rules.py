@@ -118,6 +118,6 @@ def test_unknown_mall_and_future_times_are_field_errors(policy):
 def test_acknowledgement_records_whether_it_was_in_time():
     doc = {"_id": "N-1", "mall_id": "sh-xujiahui", "ack_due_at": NOW}
     late, _ = rules.acknowledgement(doc, {"acknowledged_by": "E1", "method": "phone"}, NOW + timedelta(minutes=1))
-    on_time, entry = rules.acknowledgement(doc, {"acknowledged_by": "E1", "method": "phone"}, NOW)
+    on_time, event = rules.acknowledgement(doc, {"acknowledged_by": "E1", "method": "phone"}, NOW)
     assert (late["within_deadline"], on_time["within_deadline"]) == (False, True)
-    assert entry["pending"] and entry["event"]["event_type"] == "complaint_acknowledged"
+    assert event["event_type"] == "complaint_acknowledged" and event["payload"]["within_deadline"] is True
