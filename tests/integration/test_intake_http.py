@@ -60,6 +60,16 @@ def test_register_returns_a_numbered_complaint_with_its_acknowledgement_deadline
     assert again.json() == complaint
 
 
+def test_after_hours_the_acknowledgement_clock_starts_at_the_next_opening(intake):
+    """An app complaint at 23:10 in Shanghai is due 30 minutes after the 10:00 opening."""
+    body = desk_complaint(channel="app", channel_ref="app-night-1", received_at="2026-11-19T23:10:00+08:00")  # a Thursday
+    created = intake.post("/complaints", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["ack_due_at"] == "2026-11-20T02:30:00+00:00"  # Friday 10:30 in Shanghai
+    assert intake.get(f"/complaints/{created.json()['number']}").json() == created.json()
+    assert created.json()["number"].startswith("SHXJH-20261119-")  # numbered by the mall's local date
+
+
 def test_resubmission_by_the_same_channel_returns_the_same_complaint(intake):
     first = intake.post("/complaints", json=desk_complaint(channel_ref="app-77", channel="app"))
     second = intake.post("/complaints", json=desk_complaint(channel_ref="app-77", channel="app"))

@@ -129,9 +129,9 @@ class Clock(DependencyProvider):
 
 
 def utc_now():
-    return to_millis(datetime.now(timezone.utc))
+    return as_stored(datetime.now(timezone.utc))
 
 
-def to_millis(at):
-    """Stored times have millisecond precision (BSON); cut to it so what is returned equals what is stored."""
-    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+def as_stored(at):
+    """UTC at millisecond precision, as BSON stores it, so what an API returns equals what was stored."""
+    return at.astimezone(timezone.utc).replace(microsecond=at.microsecond // 1000 * 1000)

@@ -3,7 +3,7 @@ No I/O and no clock here: the service passes policy, calendar and `now` in."""
 import hashlib
 import hmac
 import re
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 from marshmallow import ValidationError
 
@@ -19,8 +19,8 @@ def ack_due_at(rule, calendar, received_at):
     """R1.2: when the customer must have been told we have their complaint."""
     allowed = timedelta(minutes=rule["minutes"])
     if rule["after_hours"] == "next_opening" and not calendar.is_open(received_at):
-        return calendar.next_opening(received_at) + allowed
-    return received_at + allowed
+        return (calendar.next_opening(received_at) + allowed).astimezone(timezone.utc)
+    return (received_at + allowed).astimezone(timezone.utc)
 
 
 def complaint_number(mall_code, local_date, seq):

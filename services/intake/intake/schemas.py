@@ -3,8 +3,7 @@ text has a length limit, and a field that should be a string refuses an object,
 which also stops Mongo operator injection ({"$gt": ""}) at the edge."""
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from mallcare_common.calendar import to_millis
-
+from mallcare_common.calendar import as_stored
 from mallcare_common.contracts.intake import CHANNELS
 
 MEMBER_TIERS = ("none", "regular", "silver", "gold", "platinum", "vip", "corporate", "key_account")
@@ -65,8 +64,8 @@ class ComplaintIn(Schema):
     category_hint = _text(64)
 
     @post_load
-    def _millis(self, data, **kwargs):
-        return {k: to_millis(v) if k in ("received_at", "incident_time") else v for k, v in data.items()}
+    def _as_stored(self, data, **kwargs):
+        return {k: as_stored(v) if k in ("received_at", "incident_time") else v for k, v in data.items()}
 
 
 class AcknowledgementIn(Schema):
@@ -76,9 +75,9 @@ class AcknowledgementIn(Schema):
     acknowledged_at = fields.AwareDateTime()
 
     @post_load
-    def _millis(self, data, **kwargs):
+    def _as_stored(self, data, **kwargs):
         if "acknowledged_at" in data:
-            data["acknowledged_at"] = to_millis(data["acknowledged_at"])
+            data["acknowledged_at"] = as_stored(data["acknowledged_at"])
         return data
 
 
