@@ -92,6 +92,8 @@ from pathlib import Path
 
 import requests
 
+from intake.examples import desk_complaint
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
 BIN = Path(sys.executable).parent
@@ -110,27 +112,12 @@ LOADAVG_AT_START = None
 
 # --- the load -------------------------------------------------------------------------------
 
-def desk_complaint(i, run):
-    """A valid complaint (as desk_complaint() in tests/integration/test_intake_http.py),
-    made unique by channel_ref and phone so that neither idempotency nor duplicate
-    detection short-cuts it."""
-    return {
-        "mall_id": "sh-xujiahui",
-        "channel": "desk",
-        "channel_ref": f"bench-{run}-{i:06d}",
-        "customer": {"name": "王女士", "phone": f"139{i % 10**8:08d}", "member_id": "M001",
-                     "member_tier": "gold"},
-        "location": {"area": "fresh produce", "merchant_id": "T-17", "merchant_name": "鲜果坊"},
-        "incident_time_band": "morning",
-        "staff_involved": ["E1024"],
-        "product": {"barcode": "6901234567892", "brand": "佳农", "model": "草莓 500g"},
-        "order_no": "SO-778812",
-        "description": "昨天买的草莓有三分之一发霉了 🍓",
-        "demands": {"fact": "1/3 of the strawberries mouldy",
-                    "expectation": "full refund plus the same value in goods"},
-        "emotion": "angry",
-        "anger_score": 4,
-    }
+def unique_complaint(i, run):
+    """The example complaint, made unique by channel_ref and phone so that neither
+    idempotency nor duplicate detection short-cuts it."""
+    return desk_complaint(channel_ref=f"bench-{run}-{i:06d}",
+                          customer={"name": "王女士", "phone": f"139{i % 10**8:08d}", "member_id": "M001",
+                                    "member_tier": "gold"})
 
 
 def offer(count, rate, concurrency, send, deadline_s):
@@ -488,7 +475,7 @@ def run_mallcare(args, children, tmp, amqp_uri, vhost, run, mongo_uri, store, py
         return local.s
 
     def post(i):
-        r = session().post(urls["intake"] + "/complaints", json=desk_complaint(i, run), timeout=REQUEST_TIMEOUT)
+        r = session().post(urls["intake"] + "/complaints", json=unique_complaint(i, run), timeout=REQUEST_TIMEOUT)
         body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
         ok = r.status_code == 201 and body.get("status") == "registered"
         return {"ok": ok, "status": r.status_code, "number": body.get("number"),
@@ -614,7 +601,7 @@ def run_baseline(args, children, tmp, amqp_uri, vhost, run, mongo_uri):
         return local.p
 
     def publish(i):
-        body = {"seq": i, "sent_at": time.time(), "payload": desk_complaint(i, run)}
+        body = {"seq": i, "sent_at": time.time(), "payload": unique_complaint(i, run)}
         producer().publish(body, exchange=exchange, routing_key=BASELINE_ROUTING_KEY, delivery_mode=2,
                            mandatory=True, retry=False, timeout=REQUEST_TIMEOUT)
         return {"ok": True, "sent_at": body["sent_at"]}

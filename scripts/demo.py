@@ -8,6 +8,8 @@ import uuid
 
 import requests
 
+from intake.examples import desk_complaint
+
 INTAKE, TRIAGE, ANALYTICS = "http://127.0.0.1:8001", "http://127.0.0.1:8002", "http://127.0.0.1:8005"
 
 
@@ -34,16 +36,10 @@ def poll(url, seconds=15):
 
 
 def complaint():
-    body = {
-        "mall_id": "sh-xujiahui", "channel": "desk", "channel_ref": f"demo-{uuid.uuid4().hex[:8]}",
-        "customer": {"name": "王女士", "phone": f"138{random.randrange(10**8):08d}", "member_tier": "gold"},
-        "location": {"area": "生鲜区 fresh produce", "merchant_id": "T-17", "merchant_name": "鲜果坊"},
-        "incident_time_band": "morning", "staff_involved": ["E1024"],
-        "product": {"barcode": "6901234567892", "brand": "佳农", "model": "草莓 500g"},
-        "description": "上午买的草莓有三分之一发霉了",
-        "demands": {"fact": "1/3 of the strawberries mouldy", "expectation": "全额退款并补偿同等价值商品"},
-        "emotion": "angry", "anger_score": 4,
-    }
+    body = desk_complaint(
+        channel_ref=f"demo-{uuid.uuid4().hex[:8]}",
+        customer={"name": "王女士", "phone": f"138{random.randrange(10**8):08d}", "member_tier": "gold"},
+        description="上午买的草莓有三分之一发霉了")
     print("\n$ curl -X POST http://127.0.0.1:8001/complaints -H 'Content-Type: application/json' -d @demo.json")
     response = requests.post(f"{INTAKE}/complaints", json=body, timeout=10)
     registered = response.json()

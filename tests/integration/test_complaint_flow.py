@@ -15,11 +15,11 @@ from nameko.testing.services import entrypoint_waiter
 from pymongo import MongoClient
 
 from analytics.service import AnalyticsService
+from intake.examples import desk_complaint
 from intake.service import IntakeService
 from mallcare_common.contracts import EVENT_TYPES, read_event
 from mallcare_common.messaging import DEAD_LETTER_QUEUE
 from tests.conftest import wait_for
-from tests.integration.test_intake_http import desk_complaint
 from triage.service import TriageService
 
 

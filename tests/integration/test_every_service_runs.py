@@ -13,8 +13,8 @@ import pytest
 import requests
 from nameko.testing.utils import find_free_port
 
+from intake.examples import desk_complaint
 from tests.conftest import ROOT, wait_for
-from tests.integration.test_intake_http import desk_complaint
 
 SERVICES = ("triage", "analytics", "resolution", "feedback", "intake")
 NAMEKO = str(Path(sys.executable).parent / "nameko")
