@@ -40,7 +40,7 @@ def test_a_registered_complaint_reaches_triage_and_analytics(system):
 
     assessment = web["triage"].get(f"/assessments/{number}")
     assert assessment.status_code == 200
-    assert assessment.json()["status"] == "awaiting_triage"
+    assert assessment.json()["status"] == "open"
     assert assessment.json()["mall_id"] == "sh-xujiahui"
 
     web["intake"].post(f"/complaints/{number}/acknowledgement",

@@ -32,7 +32,8 @@ class _Timezone(fields.String):
         return name
 
 
-def _week(**kwargs):
+def week_field(**kwargs):
+    """weekday -> "HH:MM-HH:MM" (opening hours, shift patterns)."""
     return fields.Dict(keys=fields.String(validate=validate.OneOf(WEEKDAYS)), values=_Hours(), **kwargs)
 
 
@@ -41,13 +42,13 @@ class _MallSchema(Schema):
     code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z0-9]{2,8}$"))
     name = fields.String(required=True)
     timezone = _Timezone()
-    opening_hours = _week()
+    opening_hours = week_field()
     closed_dates = fields.List(fields.Date(), load_default=list)
 
 
 class _DefaultsSchema(Schema):
     timezone = _Timezone(required=True)
-    opening_hours = _week(required=True)
+    opening_hours = week_field(required=True)
 
 
 class _RegistrySchema(Schema):

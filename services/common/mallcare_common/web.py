@@ -71,6 +71,11 @@ def _message(exc):
     return str(exc) or exc.__class__.__name__
 
 
+def jsonable(value):
+    """Plain JSON types only (times and other values as strings), for RPC answers."""
+    return json.loads(json.dumps(value, ensure_ascii=False, default=str))
+
+
 def json_response(status, body, headers=None):
     return Response(json.dumps(body, ensure_ascii=False, default=str), status=status,
                     headers=headers, mimetype="application/json")

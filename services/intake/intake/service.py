@@ -5,20 +5,16 @@ callers. Each write stores the complaint and its event (outbox) in one document;
 the event is relayed to RabbitMQ right away and, if the broker is down, by the
 relay timer later, so intake keeps accepting complaints during a broker outage.
 """
-import os
-import socket
 from datetime import timedelta
 
 from marshmallow import ValidationError
 from nameko.dependency_providers import Config
 from nameko.rpc import rpc
-from nameko.timer import timer
 from prometheus_client import Counter
 
-from mallcare_common import web
+from mallcare_common import messaging, web
 from mallcare_common.calendar import Clock
-from mallcare_common.messaging import outbox_dispatcher, publish_pending, sweep_outbox
-from mallcare_common.mongo import acquire_lease
+from mallcare_common.messaging import outbox_dispatcher, publish_pending
 from mallcare_common.web import Conflict, NotFound, http, json_response, read_json
 
 from . import rules
@@ -29,13 +25,10 @@ from .storage import Complaints
 COMPLAINTS = Counter("mallcare_intake_complaints_total",
                      "Complaint submissions by outcome (registered, rejected, resubmitted).",
                      ["mall_id", "channel", "outcome"])
-INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
-RELAY_INTERVAL = 2          # seconds between outbox sweeps
-RELAY_GRACE = timedelta(seconds=3)   # leave fresh entries to the request that wrote them
 CLIENT_ERRORS = (ValidationError, NotFound, Conflict)
 
 
-class IntakeService(web.HealthAndMetrics):
+class IntakeService(web.HealthAndMetrics, messaging.OutboxRelay):
     name = "intake"
 
     store = Complaints()
@@ -80,13 +73,6 @@ class IntakeService(web.HealthAndMetrics):
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def acknowledge_complaint(self, number, data):
         return ComplaintOut().dump(self._acknowledge(number, data))
-
-    @timer(interval=RELAY_INTERVAL)
-    def relay_outbox(self):
-        """Publish events a request could not (broker down); one replica at a time."""
-        now = self.clock()
-        if acquire_lease(self.store.db, "intake.outbox", INSTANCE, now, timedelta(seconds=10)):
-            sweep_outbox(self.store.complaints, self.dispatch, self.name, now, RELAY_GRACE)
 
     def _register(self, data):
         complaint = ComplaintIn().load(data)

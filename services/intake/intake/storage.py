@@ -14,7 +14,7 @@ class ComplaintStore(Store):
 
     def __init__(self, db):
         super().__init__(db)
-        self.complaints = db.complaints
+        self.complaints = self.outbox = db.complaints
 
     def find_by_channel_ref(self, channel, channel_ref):
         return self.complaints.find_one({"channel": channel, "channel_ref": channel_ref})

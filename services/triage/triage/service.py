@@ -1,49 +1,114 @@
-"""Triage: turns each registered complaint into an assessment it owns (R2).
-
-For now it records every registered complaint as awaiting triage; the
-classification, risk, routing and deadlines come with its own issue.
+"""Triage: turns each registered complaint into an assessment it owns (R2.1-R2.6):
+category, risk and its reasons, urgency, responsible department, named owner and
+deadlines, each recording the policy version used. Corrections and reassignments
+by people are recorded and announced; every change leaves through the outbox.
 """
+from marshmallow import ValidationError
 from nameko.rpc import rpc
 
-from mallcare_common import web
+from mallcare_common import messaging, web
 from mallcare_common.calendar import Clock
-from mallcare_common.contracts import COMPLAINT_REGISTERED, read_event
-from mallcare_common.messaging import event_handler
-from mallcare_common.web import NotFound, http, json_response
+from mallcare_common.contracts import COMPLAINT_REGISTERED, InvalidEvent, read_event
+from mallcare_common.messaging import event_handler, outbox_dispatcher, publish_pending
+from mallcare_common.web import NotFound, http, json_response, read_json
 
+from . import rules
+from .policy import Policy
+from .schemas import AssessmentOut, CorrectionIn, QueueQuery, ReassignmentIn
 from .storage import Assessments
 
+CLIENT_ERRORS = (ValidationError, NotFound)
 
-class TriageService(web.HealthAndMetrics):
+
+class TriageService(web.HealthAndMetrics, messaging.OutboxRelay):
     name = "triage"
 
     store = Assessments()
+    policy = Policy()
     clock = Clock()
+    dispatch = outbox_dispatcher()
 
     @event_handler(COMPLAINT_REGISTERED.source, COMPLAINT_REGISTERED.name)
     def handle_complaint_registered(self, body):
+        """Assess once; a redelivered event finds the assessment and changes nothing."""
         event = read_event(body, COMPLAINT_REGISTERED)
-        payload = event["payload"]
-        self.store.open_pending(event["complaint_no"], {
-            "mall_id": event["mall_id"],
-            "status": "awaiting_triage",
-            "channel": payload["channel"],
-            "description": payload["description"],
-            "registered_event_id": event["event_id"],
-            "received_at": payload["received_at"],
-            "opened_at": self.clock(),
-        })
-
-    @rpc(expected_exceptions=NotFound)
-    def get_assessment(self, complaint_no):
-        return _public(self.store.get(complaint_no))
+        if self.store.exists(event["complaint_no"]):
+            return
+        policy = self.policy.current
+        if event["mall_id"] not in policy.malls:
+            raise InvalidEvent(f"unknown mall {event['mall_id']} in {event['event_id']}")
+        now = self.clock()
+        assessment = rules.assess({**event["payload"], "mall_id": event["mall_id"]}, policy, now, self.store)
+        doc = rules.new_assessment(event, assessment, now)
+        if self.store.insert_new(doc):
+            publish_pending(self.store.outbox, self.dispatch, self.name, now, [doc])
 
     @http("GET", "/assessments/<string:complaint_no>")
     def get_assessment_http(self, request, complaint_no):
-        return json_response(200, _public(self.store.get(complaint_no)))
+        return json_response(200, self.get_assessment(complaint_no))
 
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def get_assessment(self, complaint_no):
+        return AssessmentOut().dump(self.store.get(complaint_no))
 
-def _public(doc):
-    return {"complaint_no": doc["_id"], "mall_id": doc["mall_id"], "status": doc["status"],
-            "channel": doc["channel"], "received_at": doc["received_at"].isoformat(),
-            "opened_at": doc["opened_at"].isoformat()}
+    @http("POST", "/assessments/<string:complaint_no>/corrections")
+    def post_correction(self, request, complaint_no):
+        """Correct category or risk: {field, value, by, reason}; routing and deadlines follow."""
+        return json_response(200, self.correct_assessment(complaint_no, read_json(request)))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def correct_assessment(self, complaint_no, data):
+        correction = CorrectionIn().load(data)
+        doc, now, policy = self.store.get(complaint_no), self.clock(), self.policy.current
+        changes, entry, event = rules.reassessment(doc, correction["field"], correction["value"], correction["by"],
+                                                   correction["reason"], policy, now, self.store)
+        return self._record(complaint_no, changes, entry, event, now)
+
+    @http("POST", "/assessments/<string:complaint_no>/owner")
+    def post_owner(self, request, complaint_no):
+        """Reassign: {owner_id, by, reason}; the department follows the handler."""
+        return json_response(200, self.reassign(complaint_no, read_json(request)))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def reassign(self, complaint_no, data):
+        request = ReassignmentIn().load(data)
+        doc, now = self.store.get(complaint_no), self.clock()
+        changes, entry, event = rules.reassignment(doc, request["owner_id"], request["by"], request["reason"],
+                                                   self.policy.current, now)
+        return self._record(complaint_no, changes, entry, event, now)
+
+    @http("GET", "/queue")
+    def queue_http(self, request):
+        return json_response(200, self.queue(request.args.to_dict()))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def queue(self, query):
+        """Open assessments of a mall, department or handler, most urgent deadline first."""
+        query = QueueQuery().load(query)
+        selector = {k: query[k] for k in ("mall_id", "department") if k in query}
+        if "owner_id" in query:
+            selector["owner.id"] = query["owner_id"]
+        items = self.store.queue(selector, query["limit"])
+        return {"items": AssessmentOut(many=True, exclude=("history",)).dump(items)}
+
+    @http("GET", "/policy")
+    def policy_http(self, request):
+        return json_response(200, self.get_policy())
+
+    @rpc
+    def get_policy(self):
+        return web.jsonable(self.policy.current.public())
+
+    @http("POST", "/policy/reload")
+    def reload_policy_http(self, request):
+        return json_response(200, self.reload_policy())
+
+    @rpc(expected_exceptions=ValidationError)
+    def reload_policy(self):
+        """Read the policy files again; a broken file is refused and the policy in force stays."""
+        return {"version": self.policy.reload().version}
+
+    def _record(self, complaint_no, changes, entry, event, now):
+        updated = self.store.update(complaint_no, changes, entry, event, now)
+        publish_pending(self.store.outbox, self.dispatch, self.name, now, [updated])
+        return AssessmentOut().dump(updated)

@@ -6,8 +6,11 @@ new event type published beside the old one).
 """
 from .envelope import EnvelopeSchema, EventType, InvalidEvent, build_event, read_event
 from .intake import COMPLAINT_ACKNOWLEDGED, COMPLAINT_REGISTERED, COMPLAINT_REJECTED
+from .triage import COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED, COMPLAINT_TRIAGED
 
-EVENT_TYPES = {e.name: e for e in (COMPLAINT_REGISTERED, COMPLAINT_REJECTED, COMPLAINT_ACKNOWLEDGED)}
+EVENT_TYPES = {e.name: e for e in (COMPLAINT_REGISTERED, COMPLAINT_REJECTED, COMPLAINT_ACKNOWLEDGED,
+                                   COMPLAINT_TRIAGED, COMPLAINT_REASSIGNED, COMPLAINT_CORRECTED)}
 
 __all__ = ["EVENT_TYPES", "EnvelopeSchema", "EventType", "InvalidEvent", "build_event",
-           "read_event", "COMPLAINT_REGISTERED", "COMPLAINT_REJECTED", "COMPLAINT_ACKNOWLEDGED"]
+           "read_event", "COMPLAINT_REGISTERED", "COMPLAINT_REJECTED", "COMPLAINT_ACKNOWLEDGED",
+           "COMPLAINT_TRIAGED", "COMPLAINT_REASSIGNED", "COMPLAINT_CORRECTED"]

@@ -1,0 +1,65 @@
+"""Events published by triage. Staff are named by employee number; no customer data."""
+from marshmallow import Schema, fields, validate
+
+from .envelope import EventType
+
+LEVELS = ("low", "medium", "high")
+URGENCIES = ("urgent", "routine", "systemic")
+
+
+class _RiskReason(Schema):
+    reason = fields.String(required=True)
+    level = fields.String(required=True, validate=validate.OneOf(LEVELS))
+    detail = fields.String(required=True)
+
+
+class Assessment(Schema):
+    category = fields.String(allow_none=True, required=True,
+                             metadata={"description": "attribute.sub_type (R2.1); null until a person classifies it"})
+    category_source = fields.String(required=True, validate=validate.OneOf(
+        ("channel_form", "keywords", "none", "corrected")),
+        metadata={"description": "keywords = proposed by rule, to be confirmed"})
+    risk_level = fields.String(required=True, validate=validate.OneOf(LEVELS))
+    risk_reasons = fields.List(fields.Nested(_RiskReason), required=True)
+    urgency = fields.String(required=True, validate=validate.OneOf(URGENCIES))
+    department = fields.String(required=True)
+    review_meeting = fields.Boolean(required=True,
+                                    metadata={"description": "cross-department dispute: operations director convenes"})
+    owner_id = fields.String(allow_none=True, required=True,
+                             metadata={"description": "handler's employee number; null when nobody is on shift"})
+    first_response_due_at = fields.AwareDateTime(required=True, format="iso")
+    resolution_due_at = fields.AwareDateTime(required=True, format="iso")
+    policy_version = fields.String(required=True)
+
+
+class ComplaintTriaged(Assessment):
+    received_at = fields.AwareDateTime(required=True, format="iso")
+    channel = fields.String(required=True)
+    merchant_id = fields.String(allow_none=True, required=True)
+
+
+class ComplaintReassigned(Schema):
+    from_owner_id = fields.String(allow_none=True, required=True)
+    to_owner_id = fields.String(required=True)
+    department = fields.String(required=True)
+    by = fields.String(required=True)
+    reason = fields.String(required=True)
+
+
+class ComplaintCorrected(Assessment):
+    field = fields.String(required=True, validate=validate.OneOf(("category", "risk_level")))
+    old = fields.String(allow_none=True, required=True)
+    new = fields.String(required=True)
+    by = fields.String(required=True)
+    reason = fields.String(required=True)
+
+
+COMPLAINT_TRIAGED = EventType(
+    "complaint_triaged", "triage", 1, ComplaintTriaged,
+    "Triage graded and routed a complaint: category, risk and why, urgency, department, owner, deadlines.")
+COMPLAINT_REASSIGNED = EventType(
+    "complaint_reassigned", "triage", 1, ComplaintReassigned,
+    "A person gave the complaint to another handler (or to one, where nobody was on shift).")
+COMPLAINT_CORRECTED = EventType(
+    "complaint_corrected", "triage", 1, ComplaintCorrected,
+    "A person corrected the category or the risk; routing and deadlines were worked out again.")

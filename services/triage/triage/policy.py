@@ -1,0 +1,218 @@
+"""Triage's policy (R2.1-R2.6) as validated data: taxonomy, keyword rules, risk
+rules, urgency, routing, SLA targets and the handler roster, chain-wide with
+per-mall overrides. A broken file is refused with field-level messages; at start
+that stops the service, on reload the policy in force stays."""
+import os
+from dataclasses import dataclass
+
+import yaml
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from nameko.extensions import DependencyProvider
+
+from mallcare_common.calendar import BusinessCalendar
+from mallcare_common.malls import MallRegistry, load_registry_file, week_field
+
+LEVELS = ("low", "medium", "high")
+URGENCIES = ("urgent", "routine", "systemic")
+_words = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
+
+
+class _Keyword(Schema):
+    category = fields.String(required=True)
+    words = fields.List(fields.String(validate=validate.Length(min=1)), required=True,
+                        validate=validate.Length(min=1))
+
+
+class _RiskRule(Schema):
+    level = fields.String(required=True, validate=validate.OneOf(LEVELS))
+    words = _words
+    channels = fields.List(fields.String(), load_default=list)
+    member_tiers = fields.List(fields.String(), load_default=list)
+    min_anger = fields.Integer(validate=validate.Range(min=1, max=5))
+    min_previous = fields.Integer(validate=validate.Range(min=1))
+    window_days = fields.Integer(validate=validate.Range(min=1, max=3650))
+
+
+class _Systemic(Schema):
+    threshold = fields.Integer(required=True, validate=validate.Range(min=2))
+    window_days = fields.Integer(required=True, validate=validate.Range(min=1, max=365))
+
+
+class _Urgency(Schema):
+    urgent_risk_levels = fields.List(fields.String(validate=validate.OneOf(LEVELS)), required=True)
+    systemic = fields.Nested(_Systemic, required=True)
+
+
+class _Tenant(Schema):
+    department = fields.String(required=True)
+    attributes = fields.List(fields.String(), required=True)
+
+
+class _Routing(Schema):
+    departments = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    unclassified = fields.String(required=True)
+    tenant = fields.Nested(_Tenant, required=True)
+    security_words = _words
+    security = fields.String(required=True)
+    cross_department = fields.String(required=True)
+
+
+class _Allowed(Schema):
+    hours = fields.Float(validate=validate.Range(min=0.1, max=24 * 365))
+    working_hours = fields.Float(validate=validate.Range(min=0.1, max=24 * 365))
+
+    @validates_schema
+    def _one(self, data, **kwargs):
+        if len(data) != 1:
+            raise ValidationError("Give exactly one of hours, working_hours.")
+
+
+def _allowed_table(keys):
+    return fields.Dict(keys=fields.String(validate=validate.OneOf(keys)), values=fields.Nested(_Allowed),
+                       required=True)
+
+
+class _Sla(Schema):
+    first_response = fields.Dict(keys=fields.String(), values=fields.Nested(_Allowed), required=True)
+    resolution = _allowed_table(URGENCIES)
+    risk_factor = fields.Dict(keys=fields.String(validate=validate.OneOf(LEVELS)),
+                              values=fields.Float(validate=validate.Range(min=0.05, max=1.0)), required=True)
+
+    @validates_schema
+    def _complete(self, data, partial=None, **kwargs):
+        if partial:  # a mall override names only what it changes
+            return
+        if "default" not in data.get("first_response", {}):
+            raise ValidationError("A default first-response target is needed.", "first_response")
+        for key, names in (("resolution", URGENCIES), ("risk_factor", LEVELS)):
+            missing = sorted(set(names) - set(data.get(key, {})))
+            if missing:
+                raise ValidationError(f"Missing: {', '.join(missing)}.", key)
+
+
+class _Handler(Schema):
+    id = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    name = fields.String(required=True)
+    department = fields.String(required=True)
+    skills = fields.List(fields.String(), load_default=list)
+    shifts = fields.String(required=True)
+
+
+class _Override(Schema):
+    """Per mall: entries that replace the chain's within a section."""
+    sla = fields.Nested(_Sla(partial=True))
+    routing = fields.Nested(_Routing(partial=True))
+    urgency = fields.Nested(_Urgency(partial=True))
+
+
+class TriagePolicySchema(Schema):
+    version = fields.String(required=True)
+    taxonomy = fields.Dict(keys=fields.String(), values=fields.List(fields.String(), validate=validate.Length(min=1)),
+                           required=True, validate=validate.Length(min=1))
+    keywords = fields.List(fields.Nested(_Keyword), required=True)
+    risk = fields.Dict(keys=fields.String(), values=fields.Nested(_RiskRule), required=True)
+    urgency = fields.Nested(_Urgency, required=True)
+    routing = fields.Nested(_Routing, required=True)
+    sla = fields.Nested(_Sla, required=True)
+    roster = fields.Dict(keys=fields.String(), values=fields.List(fields.Nested(_Handler)), required=True)
+    shift_patterns = fields.Dict(keys=fields.String(), values=week_field(), required=True)
+    mall_overrides = fields.Dict(keys=fields.String(), values=fields.Nested(_Override), load_default=dict)
+
+    @validates_schema
+    def _consistent(self, data, **kwargs):
+        taxonomy = data.get("taxonomy", {})
+        categories = {f"{a}.{s}" for a, subs in taxonomy.items() for s in subs}
+        errors = {}
+        bad = sorted({k["category"] for k in data.get("keywords", [])} - categories)
+        if bad:
+            errors["keywords"] = [f"Not in the taxonomy: {', '.join(bad)}."]
+        routing = data.get("routing")
+        if routing:
+            missing = sorted(set(taxonomy) - set(routing["departments"]))
+            if missing:
+                errors["routing"] = [f"No department for: {', '.join(missing)}."]
+        patterns = data.get("shift_patterns", {})
+        unknown = sorted({h["shifts"] for hs in data.get("roster", {}).values() for h in hs} - set(patterns))
+        if unknown:
+            errors["roster"] = [f"Unknown shift pattern: {', '.join(unknown)}."]
+        if errors:
+            raise ValidationError(errors)
+
+
+@dataclass(frozen=True)
+class Handler:
+    id: str
+    name: str
+    department: str
+    skills: tuple
+    shifts: BusinessCalendar    # on shift == "open" in this calendar
+
+
+@dataclass(frozen=True)
+class TriagePolicy:
+    version: str                # "<triage version>+malls:<registry version>"
+    malls: MallRegistry
+    rules: dict
+
+    def section(self, mall_id, name):
+        """A policy section as it applies at one mall."""
+        return {**self.rules[name], **self.rules["mall_overrides"].get(mall_id, {}).get(name, {})}
+
+    def handlers(self, mall_id):
+        mall = self.malls.get(mall_id)
+        return [Handler(h["id"], h["name"], h["department"], tuple(h["skills"]),
+                        BusinessCalendar(mall.calendar.timezone, self.rules["shift_patterns"][h["shifts"]],
+                                         mall.calendar.closed_dates))
+                for h in self.rules["roster"].get(mall_id, [])]
+
+    def public(self):
+        """The policy in force, as an RPC/HTTP answer."""
+        return {**{k: v for k, v in self.rules.items() if k != "shift_patterns"},
+                "shift_patterns": {name: {day: f"{o:%H:%M}-{c:%H:%M}" for day, (o, c) in week.items()}
+                                   for name, week in self.rules["shift_patterns"].items()},
+                "version": self.version}
+
+
+def load_policy(data, malls: MallRegistry) -> TriagePolicy:
+    rules = TriagePolicySchema().load(data)
+    unknown = sorted((set(rules["mall_overrides"]) | set(rules["roster"])) - set(malls.malls))
+    if unknown:
+        raise ValidationError({"mall_overrides": [f"Unknown mall: {m}." for m in unknown]})
+    return TriagePolicy(version=f"{rules['version']}+malls:{malls.version}", malls=malls, rules=rules)
+
+
+def load_policy_dir(path) -> TriagePolicy:
+    malls = load_registry_file(os.path.join(path, "malls.yml"))
+    with open(os.path.join(path, "triage.yml"), encoding="utf-8") as handle:
+        return load_policy(yaml.safe_load(handle), malls)
+
+
+class Policy(DependencyProvider):
+    """The policy in force, loaded at setup; `reload()` swaps it only for a valid one."""
+
+    def setup(self):
+        self.path = self.container.config.get("MALLCARE", {}).get("POLICY_DIR", "deploy/policy")
+        try:
+            self.policy = load_policy_dir(self.path)
+        except ValidationError as exc:
+            raise RuntimeError(f"triage policy in {self.path} is invalid: {exc.messages}") from exc
+
+    def reload(self):
+        """Load the files again; raises ValidationError (and keeps the policy in force) if broken."""
+        self.policy = load_policy_dir(self.path)
+        return self.policy
+
+    def get_dependency(self, worker_ctx):
+        return _PolicyHandle(self)
+
+
+class _PolicyHandle:
+    def __init__(self, provider):
+        self._provider = provider
+
+    @property
+    def current(self):
+        return self._provider.policy
+
+    def reload(self):
+        return self._provider.reload()

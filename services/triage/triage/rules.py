@@ -1,0 +1,247 @@
+"""Triage's rules as plain functions (R2.1-R2.5): classify, grade risk, decide
+urgency, route, pick an owner, set deadlines. No I/O and no clock: the service
+passes in the policy, the history counts it looked up, and `now`."""
+from datetime import timedelta
+
+from marshmallow import ValidationError
+
+from mallcare_common.calendar import as_stored
+from mallcare_common.contracts import (COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED, COMPLAINT_TRIAGED,
+                                       build_event)
+from mallcare_common.messaging import new_outbox
+
+LEVEL_ORDER = {"low": 0, "medium": 1, "high": 2}
+
+
+def assess(complaint, policy, now, history, decided_category=None):
+    """The whole assessment of one registered complaint.
+
+    `complaint` is the complaint_registered payload plus mall_id; `history` answers
+    count_by_customer(ref, since), count_recurrences(mall_id, merchant_id, category,
+    since) and open_load(mall_id) from triage's own records. A category a person
+    decided is taken as it is, and no dispute across departments is read into the text."""
+    mall_id = complaint["mall_id"]
+    if decided_category:
+        category, source, attributes = decided_category, "corrected", {decided_category.split(".")[0]}
+    else:
+        category, source, attributes = classify(complaint, policy.rules)
+    risk_rules = policy.rules["risk"]
+    repeat = risk_rules.get("repeat_complainant", {})
+    ref = (complaint.get("customer") or {}).get("ref")
+    previous = history.count_by_customer(ref, now - timedelta(days=repeat.get("window_days", 90))) if ref else 0
+    level, reasons = assess_risk(complaint, risk_rules, previous)
+    urgency_rules = policy.section(mall_id, "urgency")
+    window = timedelta(days=urgency_rules["systemic"]["window_days"])
+    merchant = (complaint.get("location") or {}).get("merchant_id")
+    recurrences = 1 + history.count_recurrences(mall_id, merchant, category, now - window) if category else 0
+    urgency = decide_urgency(level, recurrences, urgency_rules)
+    department, review_meeting, basis = route(category, complaint, attributes, policy.section(mall_id, "routing"))
+    owner = pick_owner(policy.handlers(mall_id), department, category and category.split(".")[0],
+                       history.open_load(mall_id), now)
+    first_due, resolution_due = deadlines(category, urgency, level, policy.section(mall_id, "sla"),
+                                          policy.malls.get(mall_id).calendar, complaint["received_at"])
+    return {
+        "category": category, "category_source": source, "risk_level": level, "risk_reasons": reasons,
+        "urgency": urgency, "recurrences": recurrences, "department": department, "routing_basis": basis,
+        "review_meeting": review_meeting, "owner": owner and {"id": owner.id, "name": owner.name},
+        "first_response_due_at": first_due, "resolution_due_at": resolution_due,
+        "policy_version": policy.version,
+    }
+
+
+def _text(complaint):
+    demands = complaint.get("demands") or {}
+    return " ".join(filter(None, (complaint.get("description"), demands.get("fact"),
+                                  demands.get("expectation")))).lower()
+
+
+def _hits(words, text):
+    return [w for w in words if w.lower() in text]
+
+
+def classify(complaint, rules):
+    """(category or None, source, attributes the text points at).
+
+    The channel form's category wins when it is in the taxonomy; otherwise the
+    keyword rule with most hits (earlier rule on a tie) proposes one."""
+    text = _text(complaint)
+    scored = [(len(_hits(rule["words"], text)), -i, rule["category"]) for i, rule in enumerate(rules["keywords"])]
+    matched = [s for s in scored if s[0] > 0]
+    attributes = {category.split(".")[0] for _, _, category in matched}
+    hint = complaint.get("category_hint")
+    if hint and hint in categories(rules):
+        return hint, "channel_form", attributes | {hint.split(".")[0]}
+    if not matched:
+        return None, "none", attributes
+    return max(matched)[2], "keywords", attributes
+
+
+def categories(rules):
+    return {f"{a}.{s}" for a, subs in rules["taxonomy"].items() for s in subs}
+
+
+def assess_risk(complaint, risk_rules, previous_by_customer):
+    """(level, reasons): every rule that applies, each with what triggered it."""
+    text = _text(complaint)
+    customer = complaint.get("customer") or {}
+    reasons = []
+    for name, rule in risk_rules.items():
+        detail = None
+        if rule.get("channels") and complaint.get("channel") in rule["channels"]:
+            detail = f"channel {complaint['channel']}"
+        elif rule.get("words") and _hits(rule["words"], text):
+            detail = "mentions " + ", ".join(_hits(rule["words"], text))
+        elif rule.get("member_tiers") and customer.get("member_tier") in rule["member_tiers"]:
+            detail = f"member tier {customer['member_tier']}"
+        elif rule.get("min_anger") and (complaint.get("anger_score") or 0) >= rule["min_anger"]:
+            detail = f"anger {complaint['anger_score']}"
+        elif rule.get("min_previous") and previous_by_customer >= rule["min_previous"]:
+            detail = f"{previous_by_customer} earlier complaints in {rule['window_days']} days"
+        if detail:
+            reasons.append({"reason": name, "level": rule["level"], "detail": detail})
+    level = max((r["level"] for r in reasons), key=LEVEL_ORDER.get, default="low")
+    return level, reasons
+
+
+def decide_urgency(risk_level, recurrences, urgency_rules):
+    """R2.2: systemic when this category keeps coming back here; urgent by risk; else routine."""
+    if recurrences >= urgency_rules["systemic"]["threshold"]:
+        return "systemic"
+    if risk_level in urgency_rules["urgent_risk_levels"]:
+        return "urgent"
+    return "routine"
+
+
+def route(category, complaint, attributes, routing):
+    """(department, review_meeting, basis) by R2.4's responsibility rules."""
+    if _hits(routing["security_words"], _text(complaint)):
+        return routing["security"], False, "security matter"
+    departments = {routing["departments"][a] for a in attributes if a in routing["departments"]}
+    if len(departments) > 1:
+        return routing["cross_department"], True, "dispute spans " + ", ".join(sorted(departments))
+    if category is None:
+        return routing["unclassified"], False, "no category yet"
+    attribute = category.split(".")[0]
+    merchant = (complaint.get("location") or {}).get("merchant_id")
+    if merchant and attribute in routing["tenant"]["attributes"]:
+        return routing["tenant"]["department"], False, f"tenant {merchant}"
+    return routing["departments"][attribute], False, f"{attribute} problem"
+
+
+def pick_owner(handlers, department, attribute, open_load, now):
+    """R2.5: among the department's handlers on shift now, the lowest open load,
+    then a skill match, then the roster order. None when nobody is on shift."""
+    on_shift = [(i, h) for i, h in enumerate(handlers) if h.department == department and h.shifts.is_open(now)]
+    if not on_shift:
+        return None
+    _, owner = min(on_shift, key=lambda ih: (open_load.get(ih[1].id, 0), attribute not in ih[1].skills, ih[0]))
+    return owner
+
+
+def deadlines(category, urgency, risk_level, sla, calendar, start):
+    """R2.3: first response by attribute, resolution by urgency, both tightened by risk."""
+    factor = sla["risk_factor"][risk_level]
+    attribute = category.split(".")[0] if category else "default"
+    first = sla["first_response"].get(attribute) or sla["first_response"]["default"]
+    return (_due(first, factor, calendar, start), _due(sla["resolution"][urgency], factor, calendar, start))
+
+
+def _due(allowed, factor, calendar, start):
+    if "working_hours" in allowed:
+        due = calendar.add_working_time(start, timedelta(hours=allowed["working_hours"] * factor))
+    else:
+        due = calendar.add_clock_time(start, timedelta(hours=allowed["hours"] * factor))
+    return as_stored(due)
+
+
+# --- documents and events ----------------------------------------------------------------
+
+def new_assessment(event, assessment, now):
+    """The stored assessment of a registered complaint, with its triaged event in the outbox."""
+    complaint = event["payload"]
+    doc = {
+        "_id": event["complaint_no"], "mall_id": event["mall_id"], "status": "open",
+        "registered_event_id": event["event_id"], "triaged_at": now,
+        "received_at": complaint["received_at"], "channel": complaint["channel"],
+        "customer_ref": complaint["customer"]["ref"],
+        "merchant_id": (complaint.get("location") or {}).get("merchant_id"),
+        # what a re-assessment needs again, without personal data
+        "complaint": {k: complaint.get(k) for k in ("channel", "description", "demands", "customer", "location",
+                                                    "anger_score", "category_hint", "received_at")},
+        **assessment,
+        "history": [{"at": now, "action": "triaged", "by": "triage", "reason": assessment["routing_basis"]}],
+    }
+    doc.update(new_outbox(triaged_event(doc, now), now))
+    return doc
+
+
+def reassessment(doc, field, value, by, reason, policy, now, history):
+    """A person's correction of the category or the risk: routing and deadlines again.
+
+    The owner stays when the department does; otherwise the new department's
+    handler with the lowest load takes it. Returns (changes, history entry, event)."""
+    if field == "category" and value not in categories(policy.rules):
+        raise ValidationError({"value": [f"Not a category of the taxonomy: {value}."]})
+    complaint = {**doc["complaint"], "mall_id": doc["mall_id"]}
+    decided = value if field == "category" else (doc["category"] if doc["category_source"] == "corrected" else None)
+    assessment = assess(complaint, policy, now, _Excluding(history, doc), decided)
+    if field == "risk_level":
+        reasons = [*doc["risk_reasons"], {"reason": "corrected", "level": value, "detail": f"{by}: {reason}"}]
+        assessment = {**assessment, "risk_level": value, "risk_reasons": reasons}
+        urgency = decide_urgency(value, assessment["recurrences"], policy.section(doc["mall_id"], "urgency"))
+        first, resolution = deadlines(assessment["category"], urgency, value, policy.section(doc["mall_id"], "sla"),
+                                      policy.malls.get(doc["mall_id"]).calendar, doc["received_at"])
+        assessment.update(urgency=urgency, first_response_due_at=first, resolution_due_at=resolution)
+    if assessment["department"] == doc["department"]:
+        assessment["owner"] = doc["owner"]
+    old = doc[field]
+    entry = {"at": now, "action": "corrected", "by": by, "reason": reason, "field": field, "old": old, "new": value}
+    event = build_event(COMPLAINT_CORRECTED, mall_id=doc["mall_id"], complaint_no=doc["_id"], occurred_at=now,
+                        payload={**_assessment_payload(assessment), "field": field, "old": old, "new": value,
+                                 "by": by, "reason": reason})
+    return assessment, entry, event
+
+
+def reassignment(doc, owner_id, by, reason, policy, now):
+    handler = next((h for h in policy.handlers(doc["mall_id"]) if h.id == owner_id), None)
+    if handler is None:
+        raise ValidationError({"owner_id": [f"No handler {owner_id} at {doc['mall_id']}."]})
+    changes = {"owner": {"id": handler.id, "name": handler.name}, "department": handler.department}
+    entry = {"at": now, "action": "reassigned", "by": by, "reason": reason,
+             "old": (doc["owner"] or {}).get("id"), "new": handler.id}
+    event = build_event(COMPLAINT_REASSIGNED, mall_id=doc["mall_id"], complaint_no=doc["_id"], occurred_at=now,
+                        payload={"from_owner_id": entry["old"], "to_owner_id": handler.id,
+                                 "department": handler.department, "by": by, "reason": reason})
+    return changes, entry, event
+
+
+def triaged_event(doc, now):
+    return build_event(COMPLAINT_TRIAGED, mall_id=doc["mall_id"], complaint_no=doc["_id"], occurred_at=now,
+                       payload={**_assessment_payload(doc), "received_at": doc["received_at"].isoformat(),
+                                "channel": doc["channel"], "merchant_id": doc["merchant_id"]})
+
+
+def _assessment_payload(a):
+    return {"category": a["category"], "category_source": a["category_source"], "risk_level": a["risk_level"],
+            "risk_reasons": a["risk_reasons"], "urgency": a["urgency"], "department": a["department"],
+            "review_meeting": a["review_meeting"], "owner_id": (a["owner"] or {}).get("id"),
+            "first_response_due_at": a["first_response_due_at"].isoformat(),
+            "resolution_due_at": a["resolution_due_at"].isoformat(), "policy_version": a["policy_version"]}
+
+
+class _Excluding:
+    """History look-ups that do not count the complaint being re-assessed."""
+
+    def __init__(self, history, doc):
+        self.history, self.doc = history, doc
+
+    def count_by_customer(self, ref, since):
+        mine = ref == self.doc["customer_ref"] and self.doc["triaged_at"] >= since
+        return self.history.count_by_customer(ref, since) - mine
+
+    def count_recurrences(self, mall_id, merchant_id, category, since):
+        mine = category == self.doc["category"] and self.doc["triaged_at"] >= since
+        return self.history.count_recurrences(mall_id, merchant_id, category, since) - mine
+
+    def open_load(self, mall_id):
+        return self.history.open_load(mall_id)

@@ -1,0 +1,71 @@
+"""What triage's HTTP and RPC accept and return."""
+from marshmallow import Schema, fields, validate
+
+from mallcare_common.contracts.triage import LEVELS, URGENCIES
+
+_who = dict(required=True, validate=validate.Length(min=1, max=64))
+
+
+class CorrectionIn(Schema):
+    field = fields.String(required=True, validate=validate.OneOf(("category", "risk_level")))
+    value = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    by = fields.String(**_who)
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class ReassignmentIn(Schema):
+    owner_id = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    by = fields.String(**_who)
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class QueueQuery(Schema):
+    mall_id = fields.String(validate=validate.Length(max=64))
+    department = fields.String(validate=validate.Length(max=64))
+    owner_id = fields.String(validate=validate.Length(max=20))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+class _Owner(Schema):
+    id = fields.String()
+    name = fields.String()
+
+
+class _Reason(Schema):
+    reason = fields.String()
+    level = fields.String(validate=validate.OneOf(LEVELS))
+    detail = fields.String()
+
+
+class _HistoryEntry(Schema):
+    at = fields.AwareDateTime()
+    action = fields.String()
+    by = fields.String()
+    reason = fields.String()
+    field = fields.String()
+    old = fields.String(allow_none=True)
+    new = fields.String()
+
+
+class AssessmentOut(Schema):
+    complaint_no = fields.String(attribute="_id")
+    mall_id = fields.String()
+    status = fields.String()
+    channel = fields.String()
+    merchant_id = fields.String(allow_none=True)
+    received_at = fields.AwareDateTime()
+    opened_at = fields.AwareDateTime(attribute="triaged_at")
+    category = fields.String(allow_none=True)
+    category_source = fields.String()
+    risk_level = fields.String(validate=validate.OneOf(LEVELS))
+    risk_reasons = fields.List(fields.Nested(_Reason))
+    urgency = fields.String(validate=validate.OneOf(URGENCIES))
+    recurrences = fields.Integer()
+    department = fields.String()
+    routing_basis = fields.String()
+    review_meeting = fields.Boolean()
+    owner = fields.Nested(_Owner, allow_none=True)
+    first_response_due_at = fields.AwareDateTime()
+    resolution_due_at = fields.AwareDateTime()
+    policy_version = fields.String()
+    history = fields.List(fields.Nested(_HistoryEntry))

@@ -1,0 +1,165 @@
+"""R2.1-R2.6 on the real broker and store: a complaint registered at intake is
+assessed by triage (category, risk and reasons, urgency, department, owner,
+deadlines, policy version) and announced to a plain kombu subscriber; a
+redelivered event stays single; corrections and reassignments are recorded and
+announced; queues come ordered by deadline; a broken policy is refused."""
+import json
+import shutil
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from kombu import Connection, Exchange, Queue
+from nameko.standalone.events import event_dispatcher
+from nameko.testing.services import entrypoint_waiter, replace_dependencies
+from pymongo import MongoClient
+
+from intake.examples import desk_complaint
+from intake.service import IntakeService
+from tests.conftest import POLICY_DIR, wait_for
+from triage.service import TriageService
+
+MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # day shift on
+
+
+@pytest.fixture
+def policy_dir(tmp_path):
+    target = tmp_path / "policy"
+    shutil.copytree(POLICY_DIR, target)
+    return target
+
+
+@pytest.fixture
+def system(container_factory, service_config, web_client, rabbit_config, policy_dir):
+    triage_config = service_config("triage")
+    triage_config["MALLCARE"] = {**triage_config["MALLCARE"], "POLICY_DIR": str(policy_dir)}
+    triage = container_factory(TriageService, triage_config)
+    replace_dependencies(triage, clock=lambda: MONDAY_10)
+    triage.start()
+    intake = container_factory(IntakeService, service_config("intake"))
+    intake.start()
+    with Connection(rabbit_config["AMQP_URI"]) as conn:
+        subscriber = Queue("test-triage-subscriber", exchange=Exchange("triage.events", type="topic", durable=True),
+                           routing_key="#", channel=conn)
+        subscriber.declare()
+        yield {"triage": triage, "intake": intake, "web": web_client(triage), "intake_web": web_client(intake),
+               "events": subscriber, "amqp": rabbit_config["AMQP_URI"]}
+
+
+def next_event(system):
+    message = wait_for(lambda: system["events"].get(no_ack=True))
+    return json.loads(message.body)
+
+
+def register(system, **overrides):
+    with entrypoint_waiter(system["triage"], "handle_complaint_registered"):
+        response = system["intake_web"].post("/complaints", json=desk_complaint(**overrides))
+    return response.json()["number"]
+
+
+def test_a_registered_complaint_is_assessed_and_announced(system):
+    number = register(system)
+    assessment = system["web"].get(f"/assessments/{number}").json()
+    assert assessment["category"] == "product.quality_defect"
+    assert assessment["category_source"] == "keywords"
+    assert assessment["department"] == "merchant_relations"   # tenant T-17 sold it
+    assert assessment["owner"] == {"id": "E3501", "name": "周洁"}
+    assert (assessment["risk_level"], assessment["urgency"]) == ("low", "routine")
+    received = datetime.fromisoformat(assessment["received_at"])
+    assert datetime.fromisoformat(assessment["first_response_due_at"]) == received + timedelta(hours=48)
+    assert assessment["policy_version"].startswith("2026-")
+
+    event = next_event(system)
+    assert event["event_type"] == "complaint_triaged" and event["complaint_no"] == number
+    assert event["payload"]["owner_id"] == "E3501" and event["payload"]["department"] == "merchant_relations"
+    assert "13812345678" not in json.dumps(event) and "王女士" not in json.dumps(event, ensure_ascii=False)
+
+
+def test_high_risk_is_graded_with_its_reasons_and_tightens_deadlines(system):
+    number = register(system, channel="social", channel_ref="weibo-1", anger_score=5,
+                      description="孩子吃了这里买的饼干后拉肚子，不处理就找记者曝光", location={},
+                      demands={"expectation": "十倍赔偿"})
+    assessment = system["web"].get(f"/assessments/{number}").json()
+    assert assessment["risk_level"] == "high" and assessment["urgency"] == "urgent"
+    assert {r["reason"] for r in assessment["risk_reasons"]} == {"media_exposure", "safety", "beyond_statutory",
+                                                                 "anger"}
+    received = datetime.fromisoformat(assessment["received_at"])
+    assert datetime.fromisoformat(assessment["resolution_due_at"]) == received + timedelta(hours=12)
+
+
+def test_a_redelivered_event_makes_no_second_assessment_or_event(system):
+    number = register(system)
+    assert next_event(system)["event_type"] == "complaint_triaged"
+    with MongoClient(system["intake"].config["MONGO_URI"]) as client:
+        envelope = client[system["intake"].config["MONGO_DATABASE"]].complaints.find_one(
+            {"_id": number})["outbox"][0]["event"]
+    with entrypoint_waiter(system["triage"], "handle_complaint_registered"):
+        event_dispatcher({"AMQP_URI": system["amqp"]})("intake", "complaint_registered", envelope)
+    assert system["events"].get(no_ack=True) is None
+    assert len(system["web"].get("/queue").json()["items"]) == 1
+
+
+def test_a_correction_reroutes_and_is_recorded(system):
+    number = register(system, location={})
+    next_event(system)
+    corrected = system["web"].post(f"/assessments/{number}/corrections", json={
+        "field": "category", "value": "environment.hygiene", "by": "S100", "reason": "mould on the shelf, not the fruit"})
+    assert corrected.status_code == 200, corrected.text
+    body = corrected.json()
+    assert (body["category"], body["category_source"], body["department"]) == \
+        ("environment.hygiene", "corrected", "facilities")
+    assert body["owner"]["id"] == "E3201"
+    assert body["history"][-1] == {**body["history"][-1], "action": "corrected", "by": "S100",
+                                   "old": "product.quality_defect", "new": "environment.hygiene"}
+    event = next_event(system)
+    assert event["event_type"] == "complaint_corrected" and event["payload"]["department"] == "facilities"
+
+    risk = system["web"].post(f"/assessments/{number}/corrections", json={
+        "field": "risk_level", "value": "high", "by": "S100", "reason": "journalist called"}).json()
+    assert (risk["risk_level"], risk["urgency"]) == ("high", "urgent")
+    assert risk["risk_reasons"][-1]["reason"] == "corrected"
+
+    bad = system["web"].post(f"/assessments/{number}/corrections", json={
+        "field": "category", "value": "product.haunted", "by": "S100", "reason": "?"})
+    assert bad.status_code == 422 and "value" in bad.json()["fields"]
+
+
+def test_reassignment_is_recorded_and_announced(system):
+    number = register(system, location={})
+    next_event(system)
+    moved = system["web"].post(f"/assessments/{number}/owner", json={
+        "owner_id": "E3001", "by": "S100", "reason": "she handled this customer before"})
+    assert moved.status_code == 200
+    assert moved.json()["owner"]["id"] == "E3001" and moved.json()["department"] == "customer_service"
+    event = next_event(system)
+    assert event["event_type"] == "complaint_reassigned"
+    assert (event["payload"]["from_owner_id"], event["payload"]["to_owner_id"]) == ("E3101", "E3001")
+    unknown = system["web"].post(f"/assessments/{number}/owner", json={"owner_id": "E0000", "by": "S", "reason": "x"})
+    assert unknown.status_code == 422
+
+
+def test_queues_are_ordered_by_deadline(system):
+    routine = register(system, location={}, channel_ref="q-1", customer={"phone": "13900000001"})
+    urgent = register(system, location={}, channel_ref="q-2", customer={"phone": "13900000002"},
+                      description="草莓发霉，孩子吃了拉肚子")
+    queue = system["web"].get("/queue", params={"department": "procurement_qc"}).json()["items"]
+    assert [a["complaint_no"] for a in queue] == [urgent, routine]
+    mine = system["web"].get("/queue", params={"owner_id": "E3101"}).json()["items"]
+    assert {a["complaint_no"] for a in mine} == {urgent, routine}
+
+
+def test_the_policy_in_force_is_shown_and_a_broken_one_is_refused(system, policy_dir):
+    version = system["web"].get("/policy").json()["version"]
+    assert version.startswith("2026-")
+    (policy_dir / "triage.yml").write_text("version: 2\ntaxonomy: nonsense\n", encoding="utf-8")
+    refused = system["web"].post("/policy/reload")
+    assert refused.status_code == 422 and "taxonomy" in refused.json()["fields"]
+    assert system["web"].get("/policy").json()["version"] == version
+
+
+def test_a_service_with_a_broken_policy_does_not_start(container_factory, service_config, policy_dir):
+    (policy_dir / "triage.yml").write_text("version: x\n", encoding="utf-8")
+    config = service_config("triage")
+    config["MALLCARE"] = {**config["MALLCARE"], "POLICY_DIR": str(policy_dir)}
+    with pytest.raises(RuntimeError, match="invalid"):
+        container_factory(TriageService, config).start()

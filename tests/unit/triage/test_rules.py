@@ -1,0 +1,177 @@
+"""R2.1-R2.5: each of triage's rule tables on its own, then the whole assessment:
+categories from the form or from Chinese and English keywords, risk with its
+reasons, urgent / routine / systemic, routing by responsibility, owner by shift
+and load, deadlines by category and risk (clock and working time)."""
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.conftest import POLICY_DIR
+from triage import rules
+from triage.policy import load_policy_dir
+
+SH = ZoneInfo("Asia/Shanghai")
+MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=SH)
+
+
+@pytest.fixture(scope="module")
+def policy():
+    return load_policy_dir(POLICY_DIR)
+
+
+def complaint(**overrides):
+    base = {"mall_id": "sh-xujiahui", "channel": "desk", "description": "", "demands": {},
+            "customer": {"ref": "c1", "member_tier": "regular"}, "location": {}, "anger_score": 3,
+            "category_hint": None, "received_at": MONDAY_10}
+    base.update(overrides)
+    return base
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("草莓有三分之一发霉了", "product.quality_defect"),
+    ("The milk was past its expiry date, expired", "product.expired"),
+    ("收银员态度很差，还吼我", "service.bad_attitude"),
+    ("cashier overcharged me, scanned twice", "service.operating_error"),
+    ("卫生间很脏，有异味", "environment.hygiene"),
+    ("扶梯坏了", "environment.facility_failure"),
+    ("退款一周了还没到账", "payment.refund_delay"),
+    ("配送慢，两天没送到", "logistics.late_delivery"),
+])
+def test_keywords_propose_a_category(policy, text, expected):
+    category, source, _ = rules.classify(complaint(description=text), policy.rules)
+    assert (category, source) == (expected, "keywords")
+
+
+def test_the_channel_form_wins_when_it_is_in_the_taxonomy(policy):
+    assert rules.classify(complaint(description="发霉", category_hint="rules.price_dispute"),
+                          policy.rules)[:2] == ("rules.price_dispute", "channel_form")
+    assert rules.classify(complaint(description="发霉", category_hint="made.up"),
+                          policy.rules)[:2] == ("product.quality_defect", "keywords")
+
+
+def test_no_keyword_leaves_the_category_to_a_person(policy):
+    assert rules.classify(complaint(description="I want to talk to the manager"), policy.rules)[:2] == (None, "none")
+
+
+@pytest.mark.parametrize("overrides,previous,reason,level", [
+    ({"channel": "social"}, 0, "media_exposure", "high"),
+    ({"description": "不解决我就发微博曝光"}, 0, "media_exposure", "high"),
+    ({"description": "孩子吃了以后拉肚子"}, 0, "safety", "high"),
+    ({"demands": {"expectation": "十倍赔偿"}}, 0, "beyond_statutory", "medium"),
+    ({"customer": {"ref": "c1", "member_tier": "vip"}}, 0, "key_customer", "medium"),
+    ({"anger_score": 5}, 0, "anger", "medium"),
+    ({}, 2, "repeat_complainant", "medium"),
+])
+def test_each_risk_reason_is_recorded_with_its_level(policy, overrides, previous, reason, level):
+    got_level, reasons = rules.assess_risk(complaint(**overrides), policy.rules["risk"], previous)
+    assert got_level == level
+    assert [r["reason"] for r in reasons] == [reason] and reasons[0]["detail"]
+
+
+def test_the_highest_reason_sets_the_level_and_all_are_kept(policy):
+    level, reasons = rules.assess_risk(complaint(anger_score=5, description="吃了过敏，要十倍赔偿"),
+                                       policy.rules["risk"], 0)
+    assert level == "high"
+    assert {r["reason"] for r in reasons} == {"safety", "beyond_statutory", "anger"}
+
+
+def test_a_plain_complaint_is_low_risk(policy):
+    assert rules.assess_risk(complaint(description="价签和收银价不一致"), policy.rules["risk"], 1) == ("low", [])
+
+
+def test_urgency(policy):
+    urgency = policy.rules["urgency"]  # systemic at 5 within 30 days; urgent when high
+    assert rules.decide_urgency("high", 1, urgency) == "urgent"
+    assert rules.decide_urgency("medium", 4, urgency) == "routine"
+    assert rules.decide_urgency("low", 5, urgency) == "systemic"
+
+
+@pytest.mark.parametrize("category,text,location,department,meeting", [
+    ("product.quality_defect", "发霉", {}, "procurement_qc", False),
+    ("service.bad_attitude", "态度差", {}, "customer_service", False),
+    ("environment.facility_failure", "电梯", {}, "facilities", False),
+    ("payment.refund_delay", "退款", {}, "finance", False),
+    ("logistics.late_delivery", "配送慢", {}, "logistics", False),
+    ("product.quality_defect", "发霉", {"merchant_id": "T-17"}, "merchant_relations", False),
+    ("environment.hygiene", "脏", {"merchant_id": "T-17"}, "facilities", False),
+    ("service.bad_attitude", "钱包被偷了，保安态度差", {}, "security", False),
+    (None, "???", {}, "customer_service", False),
+])
+def test_routing_by_responsibility(policy, category, text, location, department, meeting):
+    c = complaint(description=text, location=location)
+    _, _, attributes = rules.classify(c, policy.rules)
+    got = rules.route(category, c, attributes | ({category.split(".")[0]} if category else set()),
+                      policy.rules["routing"])
+    assert got[:2] == (department, meeting)
+
+
+def test_a_dispute_across_departments_goes_to_the_operations_director(policy):
+    c = complaint(description="买到发霉的草莓，退款一周没到账，收银员态度还很差")
+    category, _, attributes = rules.classify(c, policy.rules)
+    department, meeting, basis = rules.route(category, c, attributes, policy.rules["routing"])
+    assert (department, meeting) == ("operations_director", True)
+    assert "finance" in basis and "procurement_qc" in basis
+
+
+def test_owner_is_on_shift_least_loaded_then_skilled(policy):
+    handlers = policy.handlers("sh-xujiahui")
+    at_ten = MONDAY_10
+    at_four = MONDAY_10.replace(hour=16)   # both customer-service shifts
+    assert rules.pick_owner(handlers, "customer_service", "service", {}, at_ten).id == "E3001"  # only one on
+    assert rules.pick_owner(handlers, "customer_service", "service", {"E3001": 3, "E3002": 1}, at_four).id == "E3002"
+    # equal load: E3001 also knows rules
+    assert rules.pick_owner(handlers, "customer_service", "rules", {"E3001": 1, "E3002": 1}, at_four).id == "E3001"
+    assert rules.pick_owner(handlers, "finance", "payment", {}, MONDAY_10.replace(hour=22)) is None
+
+
+def test_deadlines_by_category_and_risk(policy):
+    sla, calendar = policy.rules["sla"], policy.malls.get("sh-xujiahui").calendar
+    first, resolution = rules.deadlines("service.bad_attitude", "routine", "low", sla, calendar, MONDAY_10)
+    assert first == MONDAY_10 + timedelta(hours=24) and resolution == MONDAY_10 + timedelta(days=7)
+    first, _ = rules.deadlines("product.quality_defect", "routine", "low", sla, calendar, MONDAY_10)
+    assert first == MONDAY_10 + timedelta(hours=48)
+    first, resolution = rules.deadlines("product.quality_defect", "urgent", "high", sla, calendar, MONDAY_10)
+    assert first == MONDAY_10 + timedelta(hours=24) and resolution == MONDAY_10 + timedelta(hours=12)
+    assert first.utcoffset() == timedelta(0)
+
+
+def test_working_hours_skip_closing_time_and_closed_days(policy):
+    sla = {**policy.rules["sla"], "first_response": {"default": {"working_hours": 2}}}
+    calendar = policy.malls.get("sh-xujiahui").calendar
+    friday_night = datetime(2027, 2, 5, 21, 30, tzinfo=SH)    # Sat 2027-02-06 is closed
+    first, _ = rules.deadlines(None, "routine", "low", sla, calendar, friday_night)
+    assert first == datetime(2027, 2, 7, 11, 0, tzinfo=SH)   # 30 min Fri + 90 min from Sun 09:30
+
+
+class History:
+    def __init__(self, by_customer=0, recurrences=0, load=None):
+        self.by_customer, self.recurrences, self.load = by_customer, recurrences, load or {}
+
+    def count_by_customer(self, ref, since):
+        return self.by_customer
+
+    def count_recurrences(self, mall_id, merchant_id, category, since):
+        return self.recurrences
+
+    def open_load(self, mall_id):
+        return self.load
+
+
+def test_a_whole_assessment_records_its_policy_version(policy):
+    got = rules.assess(complaint(description="昨天买的草莓发霉了，要十倍赔偿", anger_score=5), policy, MONDAY_10,
+                       History(by_customer=2, recurrences=4, load={"E3101": 2}))
+    assert got["category"] == "product.quality_defect" and got["category_source"] == "keywords"
+    assert got["risk_level"] == "medium"
+    assert {r["reason"] for r in got["risk_reasons"]} == {"beyond_statutory", "anger", "repeat_complainant"}
+    assert got["urgency"] == "systemic" and got["recurrences"] == 5
+    assert got["department"] == "procurement_qc" and got["owner"] == {"id": "E3101", "name": "王强"}
+    assert got["first_response_due_at"] == MONDAY_10 + timedelta(hours=36)   # 48 h x 0.75 for medium
+    assert got["policy_version"] == policy.version
+
+
+def test_a_mall_override_applies_only_there(policy):
+    gz = rules.assess(complaint(mall_id="gz-tianhe", description="态度差"), policy, MONDAY_10, History())
+    sh = rules.assess(complaint(description="态度差"), policy, MONDAY_10, History())
+    assert gz["first_response_due_at"] == MONDAY_10 + timedelta(hours=12)
+    assert sh["first_response_due_at"] == MONDAY_10 + timedelta(hours=24)
