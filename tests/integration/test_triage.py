@@ -11,11 +11,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from kombu import Connection, Exchange, Queue
 from nameko.standalone.events import event_dispatcher
+from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.testing.services import entrypoint_waiter, replace_dependencies
 from pymongo import MongoClient
 
 from intake.examples import desk_complaint
 from intake.service import IntakeService
+from mallcare_common.messaging import DEAD_LETTER_QUEUE
 from tests.conftest import POLICY_DIR, wait_for
 from triage.service import TriageService
 
@@ -163,3 +165,26 @@ def test_a_service_with_a_broken_policy_does_not_start(container_factory, servic
     config["MALLCARE"] = {**config["MALLCARE"], "POLICY_DIR": str(policy_dir)}
     with pytest.raises(RuntimeError, match="invalid"):
         container_factory(TriageService, config).start()
+
+
+def test_rpc_gives_the_same_answers(system):
+    number = register(system, location={})
+    with ClusterRpcProxy({"AMQP_URI": system["amqp"]}) as cluster:
+        assert cluster.triage.get_assessment(number) == system["web"].get(f"/assessments/{number}").json()
+        queue = cluster.triage.queue({"department": "procurement_qc"})
+        assert [a["complaint_no"] for a in queue["items"]] == [number]
+        assert cluster.triage.get_policy()["version"] == system["web"].get("/policy").json()["version"]
+
+
+def test_an_event_for_a_mall_triage_does_not_know_is_dead_lettered(system):
+    number = register(system, location={})
+    with MongoClient(system["intake"].config["MONGO_URI"]) as client:
+        envelope = client[system["intake"].config["MONGO_DATABASE"]].complaints.find_one(
+            {"_id": number})["outbox"][0]["event"]
+    stranger = {**envelope, "event_id": "e-stranger", "complaint_no": "XX-1", "mall_id": "atlantis"}
+    with entrypoint_waiter(system["triage"], "handle_complaint_registered"):
+        event_dispatcher({"AMQP_URI": system["amqp"]})("intake", "complaint_registered", stranger)
+    with Connection(system["amqp"]) as conn:
+        dead = wait_for(lambda: Queue(DEAD_LETTER_QUEUE, channel=conn).get(no_ack=True))
+        assert json.loads(dead.body)["event_id"] == "e-stranger"
+    assert system["web"].get("/assessments/XX-1").status_code == 404
