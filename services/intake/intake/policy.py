@@ -1,16 +1,13 @@
 """Intake's policy: acknowledgement targets per channel (R1.2) and preliminary
 review thresholds (R1.4), chain-wide with per-mall overrides, plus the chain's
-mall registry. Loaded and validated when the service starts; a broken file stops
+mall registry. Loaded by mallcare_common.policy.PolicyFiles: a broken file stops
 the start with field-level messages instead of running on a guess."""
-import os
 from dataclasses import dataclass
 
-import yaml
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from nameko.extensions import DependencyProvider
 
 from mallcare_common.contracts.intake import CHANNELS
-from mallcare_common.malls import MallRegistry, load_registry_file
+from mallcare_common.malls import MallRegistry
 
 
 class _AckRule(Schema):
@@ -72,23 +69,3 @@ def load_policy(intake_data, malls: MallRegistry) -> IntakePolicy:
     if unknown:
         raise ValidationError({"mall_overrides": [f"Unknown mall: {m}." for m in unknown]})
     return IntakePolicy(version=f"{rules['version']}+malls:{malls.version}", malls=malls, rules=rules)
-
-
-def load_policy_dir(path) -> IntakePolicy:
-    malls = load_registry_file(os.path.join(path, "malls.yml"))
-    with open(os.path.join(path, "intake.yml"), encoding="utf-8") as handle:
-        return load_policy(yaml.safe_load(handle), malls)
-
-
-class Policy(DependencyProvider):
-    """The policy in force, loaded from MALLCARE.POLICY_DIR at setup."""
-
-    def setup(self):
-        path = self.container.config.get("MALLCARE", {}).get("POLICY_DIR", "deploy/policy")
-        try:
-            self.policy = load_policy_dir(path)
-        except ValidationError as exc:
-            raise RuntimeError(f"intake policy in {path} is invalid: {exc.messages}") from exc
-
-    def get_dependency(self, worker_ctx):
-        return self.policy

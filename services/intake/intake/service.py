@@ -15,10 +15,11 @@ from prometheus_client import Counter
 from mallcare_common import messaging, web
 from mallcare_common.calendar import Clock
 from mallcare_common.messaging import outbox_dispatcher, publish_pending
+from mallcare_common.policy import PolicyFiles
 from mallcare_common.web import Conflict, NotFound, http, json_response, read_json
 
 from . import rules
-from .policy import Policy
+from .policy import load_policy
 from .schemas import AcknowledgementIn, ComplaintIn, ComplaintOut, ListQuery
 from .storage import Complaints
 
@@ -32,7 +33,7 @@ class IntakeService(web.HealthAndMetrics, messaging.OutboxRelay):
     name = "intake"
 
     store = Complaints()
-    policy = Policy()
+    policy = PolicyFiles("intake.yml", load_policy)
     clock = Clock()
     config = Config()
     dispatch = outbox_dispatcher()
@@ -76,23 +77,23 @@ class IntakeService(web.HealthAndMetrics, messaging.OutboxRelay):
 
     def _register(self, data):
         complaint = ComplaintIn().load(data)
-        now = self.clock()
-        rules.check_mall_and_times(complaint, self.policy.malls, now)
+        now, policy = self.clock(), self.policy.current
+        rules.check_mall_and_times(complaint, policy.malls, now)
         channel_ref = complaint.get("channel_ref")
         if channel_ref:
             existing = self.store.find_by_channel_ref(complaint["channel"], channel_ref)
             if existing:
                 COMPLAINTS.labels(complaint["mall_id"], complaint["channel"], "resubmitted").inc()
                 return existing, False
-        mall = self.policy.malls.get(complaint["mall_id"])
-        settings = self.policy.review(mall.id)
+        mall = policy.malls.get(complaint["mall_id"])
+        settings = policy.review(mall.id)
         received_at = complaint.get("received_at", now)
         ref = rules.customer_ref(self.config["MALLCARE"]["CUSTOMER_REF_SECRET"], complaint["customer"])
         fp = rules.fingerprint(mall.id, ref, complaint["description"])
         duplicate_of = self.store.find_duplicate(fp, received_at - timedelta(hours=settings["duplicate_window_hours"]))
         local_day = mall.calendar.local(received_at).date()
         number = rules.complaint_number(mall.code, local_day, self.store.next_sequence(f"{mall.code}-{local_day}"))
-        doc = rules.new_complaint(number, complaint, policy=self.policy, ref=ref, fp=fp, now=now,
+        doc = rules.new_complaint(number, complaint, policy=policy, ref=ref, fp=fp, now=now,
                                   rejection=rules.review(complaint, settings, now, duplicate_of))
         try:
             self.store.insert(doc)

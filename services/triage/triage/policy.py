@@ -1,16 +1,12 @@
 """Triage's policy (R2.1-R2.6) as validated data: taxonomy, keyword rules, risk
 rules, urgency, routing, SLA targets and the handler roster, chain-wide with
-per-mall overrides. A broken file is refused with field-level messages; at start
-that stops the service, on reload the policy in force stays."""
-import os
+per-mall overrides, loaded by mallcare_common.policy.PolicyFiles."""
 from dataclasses import dataclass
 
-import yaml
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from nameko.extensions import DependencyProvider
 
 from mallcare_common.calendar import BusinessCalendar
-from mallcare_common.malls import MallRegistry, load_registry_file, week_field
+from mallcare_common.malls import MallRegistry, week_field
 
 LEVELS = ("low", "medium", "high")
 URGENCIES = ("urgent", "routine", "systemic")
@@ -179,40 +175,3 @@ def load_policy(data, malls: MallRegistry) -> TriagePolicy:
     if unknown:
         raise ValidationError({"mall_overrides": [f"Unknown mall: {m}." for m in unknown]})
     return TriagePolicy(version=f"{rules['version']}+malls:{malls.version}", malls=malls, rules=rules)
-
-
-def load_policy_dir(path) -> TriagePolicy:
-    malls = load_registry_file(os.path.join(path, "malls.yml"))
-    with open(os.path.join(path, "triage.yml"), encoding="utf-8") as handle:
-        return load_policy(yaml.safe_load(handle), malls)
-
-
-class Policy(DependencyProvider):
-    """The policy in force, loaded at setup; `reload()` swaps it only for a valid one."""
-
-    def setup(self):
-        self.path = self.container.config.get("MALLCARE", {}).get("POLICY_DIR", "deploy/policy")
-        try:
-            self.policy = load_policy_dir(self.path)
-        except ValidationError as exc:
-            raise RuntimeError(f"triage policy in {self.path} is invalid: {exc.messages}") from exc
-
-    def reload(self):
-        """Load the files again; raises ValidationError (and keeps the policy in force) if broken."""
-        self.policy = load_policy_dir(self.path)
-        return self.policy
-
-    def get_dependency(self, worker_ctx):
-        return _PolicyHandle(self)
-
-
-class _PolicyHandle:
-    def __init__(self, provider):
-        self._provider = provider
-
-    @property
-    def current(self):
-        return self._provider.policy
-
-    def reload(self):
-        return self._provider.reload()

@@ -10,10 +10,11 @@ from mallcare_common import messaging, web
 from mallcare_common.calendar import Clock
 from mallcare_common.contracts import COMPLAINT_REGISTERED, InvalidEvent, read_event
 from mallcare_common.messaging import event_handler, outbox_dispatcher, publish_pending
+from mallcare_common.policy import PolicyFiles
 from mallcare_common.web import NotFound, http, json_response, read_json
 
 from . import rules
-from .policy import Policy
+from .policy import load_policy
 from .schemas import AssessmentOut, CorrectionIn, QueueQuery, ReassignmentIn
 from .storage import Assessments
 
@@ -24,7 +25,7 @@ class TriageService(web.HealthAndMetrics, messaging.OutboxRelay):
     name = "triage"
 
     store = Assessments()
-    policy = Policy()
+    policy = PolicyFiles("triage.yml", load_policy)
     clock = Clock()
     dispatch = outbox_dispatcher()
 

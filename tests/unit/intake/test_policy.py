@@ -6,7 +6,8 @@ import pytest
 import yaml
 from marshmallow import ValidationError
 
-from intake.policy import load_policy, load_policy_dir
+from intake.policy import load_policy
+from mallcare_common.policy import load_policy_dir
 from mallcare_common.malls import load_registry, load_registry_file
 from tests.conftest import POLICY_DIR
 
@@ -22,7 +23,7 @@ def malls_data():
 
 
 def test_the_shipped_policy_loads_with_a_combined_version():
-    policy = load_policy_dir(POLICY_DIR)
+    policy = load_policy_dir(POLICY_DIR, "intake.yml", load_policy)
     assert policy.version.startswith("2026-") and "+malls:" in policy.version
     assert {"sh-xujiahui", "bj-chaoyang", "gz-tianhe"} <= set(policy.malls.malls)
 

@@ -7,7 +7,8 @@ import pytest
 from marshmallow import ValidationError
 
 from intake import rules
-from intake.policy import load_policy_dir
+from mallcare_common.policy import load_policy_dir
+from intake.policy import load_policy
 from tests.conftest import POLICY_DIR
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -19,7 +20,7 @@ def at(text):
 
 @pytest.fixture(scope="module")
 def policy():
-    return load_policy_dir(POLICY_DIR)
+    return load_policy_dir(POLICY_DIR, "intake.yml", load_policy)
 
 
 def due(policy, mall_id, channel, received):

@@ -9,7 +9,8 @@ import pytest
 
 from tests.conftest import POLICY_DIR
 from triage import rules
-from triage.policy import load_policy_dir
+from mallcare_common.policy import load_policy_dir
+from triage.policy import load_policy
 
 SH = ZoneInfo("Asia/Shanghai")
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=SH)
@@ -17,7 +18,7 @@ MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=SH)
 
 @pytest.fixture(scope="module")
 def policy():
-    return load_policy_dir(POLICY_DIR)
+    return load_policy_dir(POLICY_DIR, "triage.yml", load_policy)
 
 
 def complaint(**overrides):
