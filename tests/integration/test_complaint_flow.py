@@ -1,4 +1,4 @@
-"""R1.1, R6.1, R6.3: a complaint flows intake -> triage and analytics over RabbitMQ.
+"""R1.1, R6.1, R6.3: a complaint flows intake -> triage -> analytics over RabbitMQ.
 
 Real services on the real broker and store: the registered event reaches triage
 and analytics once; an event published before any subscriber's queue exists is
@@ -135,3 +135,14 @@ def _complaint(container, number):
     config = container.config
     with MongoClient(config["MONGO_URI"]) as client:
         return client[config["MONGO_DATABASE"]].complaints.find_one({"_id": number})
+
+
+def test_analytics_keeps_triage_events_too(system):
+    containers, web = system
+    with entrypoint_waiter(containers["analytics"], "handle_complaint_triaged"):
+        number = web["intake"].post("/complaints", json=desk_complaint()).json()["number"]
+    with MongoClient(containers["analytics"].config["MONGO_URI"]) as client:
+        kinds = {e["event_type"] for e in client[containers["analytics"].config["MONGO_DATABASE"]].events.find(
+            {"complaint_no": number})}
+    assert "complaint_triaged" in kinds
+    assert all(r["event_type"] != "complaint_triaged" for r in intake_rows(web))

@@ -5,7 +5,10 @@ read models rebuildable; the counts are aggregated from them on request.
 """
 from pymongo import ASCENDING
 
+from mallcare_common.contracts import EVENT_TYPES
 from mallcare_common.mongo import MongoDatabase, Store
+
+INTAKE_EVENTS = [name for name, event in EVENT_TYPES.items() if event.source == "intake"]
 
 
 class EventLog(Store):
@@ -22,7 +25,7 @@ class EventLog(Store):
 
     def intake_counts(self, mall_id=None):
         """Events per mall, channel and type: the intake picture ops look at first."""
-        match = {"mall_id": mall_id} if mall_id else {}
+        match = {"event_type": {"$in": INTAKE_EVENTS}, **({"mall_id": mall_id} if mall_id else {})}
         rows = self.events.aggregate([
             {"$match": match},
             {"$group": {"_id": {"mall_id": "$mall_id", "event_type": "$event_type", "channel": "$channel"},
@@ -34,7 +37,7 @@ class EventLog(Store):
 
 class Events(MongoDatabase):
     def indexes(self, db):
-        db.events.create_index([("mall_id", ASCENDING), ("event_type", ASCENDING)])
+        db.events.create_index([("event_type", ASCENDING), ("mall_id", ASCENDING)])
         db.events.create_index([("complaint_no", ASCENDING)])
 
     def wrap(self, db):
