@@ -12,7 +12,7 @@ import pytest
 from kombu import Connection, Exchange, Queue
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ClusterRpcProxy
-from nameko.testing.services import entrypoint_waiter, replace_dependencies
+from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
 from pymongo import MongoClient
 
 from intake.examples import desk_complaint
@@ -188,3 +188,30 @@ def test_an_event_for_a_mall_triage_does_not_know_is_dead_lettered(system):
         dead = wait_for(lambda: Queue(DEAD_LETTER_QUEUE, channel=conn).get(no_ack=True))
         assert json.loads(dead.body)["event_id"] == "e-stranger"
     assert system["web"].get("/assessments/XX-1").status_code == 404
+
+
+def test_a_complaint_taken_while_nobody_is_on_shift_gets_an_owner_when_someone_is(
+        container_factory, service_config, web_client, policy_dir):
+    clock = {"now": MONDAY_10.replace(hour=23)}           # finance works 09:00-18:00
+    config = service_config("triage")
+    config["MALLCARE"] = {**config["MALLCARE"], "POLICY_DIR": str(policy_dir)}
+    triage = container_factory(TriageService, config)
+    replace_dependencies(triage, clock=lambda: clock["now"])
+    triage.start()
+    intake = container_factory(IntakeService, service_config("intake"))
+    intake.start()
+    with entrypoint_waiter(triage, "handle_complaint_registered"):
+        number = web_client(intake).post("/complaints", json=desk_complaint(
+            location={}, description="退款一周了还没到账", demands={})).json()["number"]
+    web = web_client(triage)
+    assert web.get(f"/assessments/{number}").json()["owner"] is None
+
+    with entrypoint_hook(triage, "assign_unowned") as sweep:
+        sweep()                                            # still night: nothing to do
+    assert web.get(f"/assessments/{number}").json()["owner"] is None
+    clock["now"] = MONDAY_10.replace(hour=23) + timedelta(hours=10)   # 09:00 next day
+    with entrypoint_hook(triage, "assign_unowned") as sweep:
+        sweep()
+    assessment = web.get(f"/assessments/{number}").json()
+    assert assessment["owner"] == {"id": "E3301", "name": "赵敏"}
+    assert assessment["history"][-1]["action"] == "reassigned" and assessment["history"][-1]["by"] == "triage"

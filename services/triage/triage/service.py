@@ -3,13 +3,17 @@ category, risk and its reasons, urgency, responsible department, named owner and
 deadlines, each recording the policy version used. Corrections and reassignments
 by people are recorded and announced; every change leaves through the outbox.
 """
+from datetime import timedelta
+
 from marshmallow import ValidationError
 from nameko.rpc import rpc
+from nameko.timer import timer
 
 from mallcare_common import messaging, web
 from mallcare_common.calendar import Clock
 from mallcare_common.contracts import COMPLAINT_REGISTERED, InvalidEvent, read_event
-from mallcare_common.messaging import event_handler, outbox_dispatcher, publish_pending
+from mallcare_common.messaging import INSTANCE, event_handler, outbox_dispatcher, publish_pending
+from mallcare_common.mongo import acquire_lease
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.web import NotFound, http, json_response, read_json
 
@@ -19,6 +23,7 @@ from .schemas import AssessmentOut, CorrectionIn, QueueQuery, ReassignmentIn
 from .storage import Assessments
 
 CLIENT_ERRORS = (ValidationError, NotFound)
+ASSIGN_INTERVAL = 60   # seconds between looks for complaints that still have no owner
 
 
 class TriageService(web.HealthAndMetrics, messaging.OutboxRelay):
@@ -43,6 +48,21 @@ class TriageService(web.HealthAndMetrics, messaging.OutboxRelay):
         doc = rules.new_assessment(event, assessment, now)
         if self.store.insert_new(doc):
             publish_pending(self.store.outbox, self.dispatch, self.name, now, [doc])
+
+    @timer(interval=ASSIGN_INTERVAL)
+    def assign_unowned(self):
+        """R2.5: a complaint that came in while nobody of its department was on shift
+        gets an owner as soon as someone is (one replica at a time)."""
+        now, policy = self.clock(), self.policy.current
+        if not acquire_lease(self.store.db, "triage.assign", INSTANCE, now, timedelta(seconds=ASSIGN_INTERVAL)):
+            return
+        for doc in self.store.unowned(limit=200):
+            owner = rules.pick_owner(policy.handlers(doc["mall_id"]), doc["department"],
+                                     doc["category"] and doc["category"].split(".")[0],
+                                     self.store.open_load(doc["mall_id"]), now)
+            if owner:
+                changes, entry, event = rules.reassignment(doc, owner.id, self.name, "on shift now", policy, now)
+                self._record(doc["_id"], changes, entry, event, now)
 
     @http("GET", "/assessments/<string:complaint_no>")
     def get_assessment_http(self, request, complaint_no):

@@ -58,6 +58,10 @@ class AssessmentStore(Store):
             {"$group": {"_id": "$owner.id", "open": {"$sum": 1}}}])
         return {row["_id"]: row["open"] for row in rows if row["_id"]}
 
+    def unowned(self, limit):
+        """Open assessments nobody owns yet, earliest deadline first."""
+        return self.queue({"owner.id": None}, limit)
+
     def queue(self, selector, limit):
         return list(self.assessments.find({**selector, "status": "open"}, {"outbox": 0, "history": 0})
                     .sort([("resolution_due_at", ASCENDING), ("_id", ASCENDING)]).limit(limit))
