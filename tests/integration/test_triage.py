@@ -215,3 +215,27 @@ def test_a_complaint_taken_while_nobody_is_on_shift_gets_an_owner_when_someone_i
     assessment = web.get(f"/assessments/{number}").json()
     assert assessment["owner"] == {"id": "E3301", "name": "赵敏"}
     assert assessment["history"][-1]["action"] == "reassigned" and assessment["history"][-1]["by"] == "triage"
+
+
+def test_work_is_shared_by_load_and_a_recurring_problem_becomes_systemic(
+        container_factory, service_config, web_client, policy_dir):
+    """Both customer-service handlers are on shift at 16:00; the policy makes a
+    category systemic at its fifth complaint at one mall within 30 days."""
+    config = service_config("triage")
+    config["MALLCARE"] = {**config["MALLCARE"], "POLICY_DIR": str(policy_dir)}
+    triage = container_factory(TriageService, config)
+    replace_dependencies(triage, clock=lambda: MONDAY_10.replace(hour=16))
+    triage.start()
+    intake = container_factory(IntakeService, service_config("intake"))
+    intake.start()
+    owners, urgencies = [], []
+    for i in range(5):
+        with entrypoint_waiter(triage, "handle_complaint_registered"):
+            number = web_client(intake).post("/complaints", json=desk_complaint(
+                location={}, channel_ref=f"rude-{i}", customer={"phone": f"1360000000{i}"},
+                description="收银员态度很差", demands={})).json()["number"]
+        assessment = web_client(triage).get(f"/assessments/{number}").json()
+        owners.append(assessment["owner"]["id"])
+        urgencies.append(assessment["urgency"])
+    assert owners == ["E3001", "E3002", "E3001", "E3002", "E3001"]
+    assert urgencies == ["routine"] * 4 + ["systemic"]

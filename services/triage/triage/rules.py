@@ -18,7 +18,7 @@ def assess(complaint, policy, now, history, decided_category=None):
 
     `complaint` is the complaint_registered payload plus mall_id; `history` answers
     count_by_customer(ref, since), count_recurrences(mall_id, merchant_id, category,
-    since) and open_load(mall_id) from triage's own records. A category a person
+    since, until) and open_load(mall_id) from triage's own records. A category a person
     decided is taken as it is, and no dispute across departments is read into the text."""
     mall_id = complaint["mall_id"]
     if decided_category:
@@ -33,7 +33,7 @@ def assess(complaint, policy, now, history, decided_category=None):
     urgency_rules = policy.section(mall_id, "urgency")
     window = timedelta(days=urgency_rules["systemic"]["window_days"])
     merchant = (complaint.get("location") or {}).get("merchant_id")
-    recurrences = 1 + history.count_recurrences(mall_id, merchant, category, now - window) if category else 0
+    recurrences = 1 + history.count_recurrences(mall_id, merchant, category, now - window, now) if category else 0
     urgency = decide_urgency(level, recurrences, urgency_rules)
     department, review_meeting, basis = route(category, complaint, attributes, policy.section(mall_id, "routing"))
     owner = pick_owner(policy.handlers(mall_id), department, category and category.split(".")[0],
@@ -239,9 +239,9 @@ class _Excluding:
         mine = ref == self.doc["customer_ref"] and self.doc["triaged_at"] >= since
         return self.history.count_by_customer(ref, since) - mine
 
-    def count_recurrences(self, mall_id, merchant_id, category, since):
+    def count_recurrences(self, mall_id, merchant_id, category, since, until):
         mine = category == self.doc["category"] and self.doc["triaged_at"] >= since
-        return self.history.count_recurrences(mall_id, merchant_id, category, since) - mine
+        return self.history.count_recurrences(mall_id, merchant_id, category, since, until) - mine
 
     def open_load(self, mall_id):
         return self.history.open_load(mall_id)

@@ -47,6 +47,7 @@ class TriageService(web.HealthAndMetrics, messaging.OutboxRelay):
         assessment = rules.assess({**event["payload"], "mall_id": event["mall_id"]}, policy, now, self.store)
         doc = rules.new_assessment(event, assessment, now)
         if self.store.insert_new(doc):
+            self.store.count_change(None, doc)
             publish_pending(self.store.outbox, self.dispatch, self.name, now, [doc])
 
     @timer(interval=ASSIGN_INTERVAL)
@@ -62,7 +63,7 @@ class TriageService(web.HealthAndMetrics, messaging.OutboxRelay):
                                      self.store.open_load(doc["mall_id"]), now)
             if owner:
                 changes, entry, event = rules.reassignment(doc, owner.id, self.name, "on shift now", policy, now)
-                self._record(doc["_id"], changes, entry, event, now)
+                self._record(doc, changes, entry, event, now)
 
     @http("GET", "/assessments/<string:complaint_no>")
     def get_assessment_http(self, request, complaint_no):
@@ -83,7 +84,7 @@ class TriageService(web.HealthAndMetrics, messaging.OutboxRelay):
         doc, now, policy = self.store.get(complaint_no), self.clock(), self.policy.current
         changes, entry, event = rules.reassessment(doc, correction["field"], correction["value"], correction["by"],
                                                    correction["reason"], policy, now, self.store)
-        return self._record(complaint_no, changes, entry, event, now)
+        return self._record(doc, changes, entry, event, now)
 
     @http("POST", "/assessments/<string:complaint_no>/owner")
     def post_owner(self, request, complaint_no):
@@ -96,7 +97,7 @@ class TriageService(web.HealthAndMetrics, messaging.OutboxRelay):
         doc, now = self.store.get(complaint_no), self.clock()
         changes, entry, event = rules.reassignment(doc, request["owner_id"], request["by"], request["reason"],
                                                    self.policy.current, now)
-        return self._record(complaint_no, changes, entry, event, now)
+        return self._record(doc, changes, entry, event, now)
 
     @http("GET", "/queue")
     def queue_http(self, request):
@@ -129,7 +130,8 @@ class TriageService(web.HealthAndMetrics, messaging.OutboxRelay):
         """Read the policy files again; a broken file is refused and the policy in force stays."""
         return {"version": self.policy.reload().version}
 
-    def _record(self, complaint_no, changes, entry, event, now):
-        updated = self.store.update(complaint_no, changes, entry, event, now)
+    def _record(self, doc, changes, entry, event, now):
+        updated = self.store.update(doc["_id"], changes, entry, event, now)
+        self.store.count_change(doc, updated)
         publish_pending(self.store.outbox, self.dispatch, self.name, now, [updated])
         return AssessmentOut().dump(updated)

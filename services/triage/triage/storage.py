@@ -1,5 +1,13 @@
 """Triage's own data: `assessments`, one per complaint, keyed by complaint number,
-each with its outbox. The history look-ups the rules need are answered here too."""
+each with its outbox; and `tallies`, running counts the rules look up on every
+complaint (complaints per mall or merchant, category and day; open complaints per
+handler), so that an assessment costs the same however many are stored.
+
+A tally is updated right after the write it counts, not in the same write: a
+crash between the two leaves a count one short, which only nudges a threshold or a
+load comparison."""
+from datetime import timedelta, timezone
+
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
@@ -40,23 +48,39 @@ class AssessmentStore(Store):
 
     # the rules' history look-ups (see rules.assess)
     def count_by_customer(self, customer_ref, since):
+        """A customer's complaints are few, so counting the records themselves is cheap."""
         return self.assessments.count_documents({"customer_ref": customer_ref, "triaged_at": {"$gte": since}})
 
-    def count_recurrences(self, mall_id, merchant_id, category, since):
-        """Earlier complaints of this category at this mall, or about this merchant anywhere."""
-        at_mall = self.assessments.count_documents(
-            {"mall_id": mall_id, "category": category, "triaged_at": {"$gte": since}})
-        if not merchant_id:
-            return at_mall
-        at_merchant = self.assessments.count_documents(
-            {"merchant_id": merchant_id, "category": category, "triaged_at": {"$gte": since}})
-        return max(at_mall, at_merchant)
+    def count_recurrences(self, mall_id, merchant_id, category, since, until):
+        """Complaints of this category at this mall, or about this merchant anywhere,
+        on the days from `since` to `until` (whole days: the window is day-grained)."""
+        first, last = _day(since), _day(until)
+        days = [(first + timedelta(days=d)).isoformat() for d in range((last - first).days + 1)]
+        def total(scope):
+            ids = [f"{scope}|{category}|{day}" for day in days]
+            return sum(t["n"] for t in self.db.tallies.find({"_id": {"$in": ids}}))
+        at_mall = total(f"mall:{mall_id}")
+        return max(at_mall, total(f"merchant:{merchant_id}")) if merchant_id else at_mall
 
     def open_load(self, mall_id):
-        rows = self.assessments.aggregate([
-            {"$match": {"mall_id": mall_id, "status": "open"}},
-            {"$group": {"_id": "$owner.id", "open": {"$sum": 1}}}])
-        return {row["_id"]: row["open"] for row in rows if row["_id"]}
+        return {t["handler"]: t["n"] for t in self.db.tallies.find({"mall_id": mall_id, "handler": {"$gt": ""}})}
+
+    def count_change(self, before, after):
+        """Move the tallies from what `before` counted (None for a new assessment) to `after`."""
+        for doc, step in ((before, -1), (after, 1)):
+            if doc is None:
+                continue
+            day = _day(doc["triaged_at"]).isoformat()
+            keys = [f"mall:{doc['mall_id']}|{doc['category']}|{day}"] if doc["category"] else []
+            if doc["category"] and doc["merchant_id"]:
+                keys.append(f"merchant:{doc['merchant_id']}|{doc['category']}|{day}")
+            for key in keys:
+                self.db.tallies.update_one({"_id": key}, {"$inc": {"n": step}}, upsert=True)
+            if doc["owner"] and doc["status"] == "open":
+                self.db.tallies.update_one(
+                    {"_id": f"load:{doc['mall_id']}|{doc['owner']['id']}"},
+                    {"$inc": {"n": step}, "$set": {"mall_id": doc["mall_id"], "handler": doc["owner"]["id"]}},
+                    upsert=True)
 
     def unowned(self, limit):
         """Open assessments nobody owns yet, earliest deadline first."""
@@ -67,13 +91,15 @@ class AssessmentStore(Store):
                     .sort([("resolution_due_at", ASCENDING), ("_id", ASCENDING)]).limit(limit))
 
 
+def _day(at):
+    return at.astimezone(timezone.utc).date()
+
+
 class Assessments(MongoDatabase):
     def indexes(self, db):
         # The embedded store uses an index only when it holds every field a query names.
         db.assessments.create_index([("customer_ref", ASCENDING), ("triaged_at", ASCENDING)])
-        db.assessments.create_index([("mall_id", ASCENDING), ("category", ASCENDING), ("triaged_at", ASCENDING)])
-        db.assessments.create_index([("merchant_id", ASCENDING), ("category", ASCENDING),
-                                     ("triaged_at", ASCENDING)])
+        db.tallies.create_index([("mall_id", ASCENDING), ("handler", ASCENDING)])
         db.assessments.create_index([("status", ASCENDING), ("mall_id", ASCENDING), ("department", ASCENDING),
                                      ("owner.id", ASCENDING), ("resolution_due_at", ASCENDING)])
         db.assessments.create_index([("pending_events", ASCENDING)])

@@ -152,7 +152,7 @@ class History:
     def count_by_customer(self, ref, since):
         return self.by_customer
 
-    def count_recurrences(self, mall_id, merchant_id, category, since):
+    def count_recurrences(self, mall_id, merchant_id, category, since, until):
         return self.recurrences
 
     def open_load(self, mall_id):
