@@ -10,17 +10,34 @@ at the same offered load (default: 600 messages at 40/s from 8 concurrent sender
    with mandatory=True, so triage's queue must exist), each service with its own
    store process. The load is HTTP
    POST /complaints to intake (distinct channel_ref and customer phone on every
-   request, so none is a duplicate). Recorded:
+   request, so none is a duplicate). Triage does the real assessment of each
+   complaint_registered event (a few indexed look-ups in its store, one journaled
+   insert with an outbox) and publishes complaint_triaged, mandatory and confirmed,
+   to the topic exchange triage.events. Before the first complaint is sent, this
+   script binds its own plain classic queue to that exchange (routing key
+   complaint_triaged; without a bound queue the event would wait in triage's outbox
+   for the 2 s relay sweep) and consumes it in a thread, recording for each
+   complaint_no its own time.time() when the event arrived. Recorded:
+   - triaged/s: complaint_triaged events received per second of wall time (first
+     request sent -> last event received), and how many accepted complaints had no
+     event within DRAIN_TIMEOUT after the load (each one an error);
    - accepted/s: 201 "registered" responses per second of wall time (first
      request sent -> last response received);
    - HTTP latency p50/p99 (request sent -> response received, measured by the
      sender);
+   - sent -> triaged event received p50/p99, both ends on this script's clock: the
+     whole way of a complaint, HTTP and intake, the queue hop, triage's assessment
+     and write, its confirmed publish and one more queue hop to this script;
    - registered -> triage p50/p99: from triage's own record
-     (GET /assessments/<number>): `received_at` is intake's clock when it took the
-     request (the body carries no received_at) and `opened_at` is triage's clock
-     when its event handler stored the assessment. This covers intake's journaled
-     writes, the confirmed mandatory publish from its outbox, the quorum queue and
-     triage's handler up to the start of its own write.
+     (GET /assessments/<number>, read after the run for every complaint whose event
+     arrived; if some did not, triage's remaining backlog is purged first, so that the
+     reads do not queue behind it): `received_at` is intake's clock when it took the
+     request (the body carries no received_at) and `opened_at` is triage's clock when
+     its event handler stored the assessment. This covers intake's journaled writes,
+     the confirmed mandatory publish from its outbox, the quorum queue and triage's
+     handler up to the start of its own write.
+   The measured window (and its CPU figures) ends with the last triaged event; the
+   CPU used up to the last HTTP response is recorded as well (cpu_while_sending).
 
 2. baseline. What the same guarantees cost with nothing else in the way: plain
    kombu publishes (persistent, publisher confirms, mandatory) through a durable
@@ -35,8 +52,10 @@ at the same offered load (default: 600 messages at 40/s from 8 concurrent sender
    insert_one returned), and the confirmed-publish latency seen by the sender.
    mallcare has to do at least this much per complaint (a journaled write, a
    confirmed publish, a queue hop, a write on the other side), so the ratio
-   mallcare/baseline shows what the framework, validation, numbering, the
-   outbox bookkeeping and HTTP add on top of the unavoidable work.
+   mallcare/baseline (triaged/s against msgs/s, sent -> triaged event received
+   against publish -> stored) shows what HTTP, the framework, validation, numbering,
+   the outbox bookkeeping, triage's assessment and its own confirmed publish and queue
+   hop add on top of the unavoidable work.
 
 The store is the embedded SecantusDB (`secantusd-py`, one process per service,
 as scripts/lib.sh and DESIGN.md prescribe: one process is single-core) unless
@@ -44,8 +63,8 @@ MONGO_URI is set, in which case everything uses that server with databases named
 for this run (dropped at the end). The embedded store is several times slower
 than mongod and has a write-rate cliff after a few thousand writes (DESIGN.md);
 the default run stays below it (on intake's store about 1,200 updates and 600
-inserts), and its results say which store they ran on. This is not the 10,000-update
-soak DESIGN.md also asks for.
+inserts, on triage's 600 inserts and 600 updates), and its results say which store
+they ran on. This is not the 10,000-update soak DESIGN.md also asks for.
 
 The senders are a fixed pool (--concurrency): request i is sent at start + i/rate
 or, when all senders are busy, as soon as one is free. When the service cannot
@@ -104,6 +123,9 @@ MGMT_AUTH = ("guest", "guest")
 BASELINE_EXCHANGE = "bench.events"
 BASELINE_QUEUE = "bench.baseline"
 BASELINE_ROUTING_KEY = "complaint_registered"
+TRIAGE_EXCHANGE = "triage.events"          # nameko's exchange for triage's events
+TRIAGED_ROUTING_KEY = "complaint_triaged"
+TRIAGED_QUEUE = "bench.triaged"           # the bench's own subscriber queue
 START_TIMEOUT = 90          # s for a store / service / consumer to come up
 REQUEST_TIMEOUT = 30        # s per HTTP request or publish
 DRAIN_TIMEOUT = 90          # s after the last send for triage / the consumer to catch up
@@ -427,6 +449,15 @@ def queue_consumers(vhost, name_contains):
     return sum(q.get("consumers", 0) for q in queues if name_contains in q["name"])
 
 
+def purge_queues(amqp_uri, vhost, name_contains):
+    """Empty the matching queues of the vhost; returns how many ready messages they held."""
+    from kombu import Connection
+    names = [q["name"] for q in mgmt("GET", f"/queues/{urllib.parse.quote(vhost, safe='')}")
+             if name_contains in q["name"]]
+    with Connection(amqp_uri) as conn:
+        return sum(conn.default_channel.queue_purge(name) or 0 for name in names)
+
+
 def start_service(children, service, env):
     web = env[f"{service.upper()}_WEB_ADDRESS"]
     proc = children.start(service, [str(BIN / "nameko"), "run", "--config", f"services/{service}/config.yml",
@@ -467,6 +498,22 @@ def run_mallcare(args, children, tmp, amqp_uri, vhost, run, mongo_uri, store, py
                        lambda: queue_consumers(vhost, "handle_complaint_registered") >= 1,
                        START_TIMEOUT, procs[service], children, "triage")
 
+    # the bench's own subscriber to complaint_triaged, bound before the first complaint is sent
+    triaged = TriagedEvents(amqp_uri)
+    triaged.start()
+    try:
+        return _offer_to_mallcare(args, run, vhost, urls, procs, stores, triaged, mongo_uri)
+    finally:
+        triaged.stop()
+        for service in ("intake", "triage"):  # stop before the baseline: no idle timers in its way
+            children.stop(procs[service])
+        for proc in stores.values():
+            children.stop(proc)
+        if mongo_uri:
+            _drop(mongo_uri, dbs.values())
+
+
+def _offer_to_mallcare(args, run, vhost, urls, procs, stores, triaged, mongo_uri):
     local = threading.local()
 
     def session():
@@ -481,8 +528,8 @@ def run_mallcare(args, children, tmp, amqp_uri, vhost, run, mongo_uri, store, py
         return {"ok": ok, "status": r.status_code, "number": body.get("number"),
                 **({} if ok else {"error": f"{r.status_code} {r.text[:200]}"})}
 
-    for w in range(args.warmup):  # opens the pools; not counted
-        post(10**6 + w)
+    warmup = [post(10**6 + w).get("number") for w in range(args.warmup)]  # opens the pools; not counted
+    triaged.wait_for([n for n in warmup if n], time.monotonic() + DRAIN_TIMEOUT)  # so none lands in the window
 
     print(f"mallcare: offering {args.count} complaints at {args.rate}/s from {args.concurrency} senders",
           file=sys.stderr)
@@ -492,12 +539,21 @@ def run_mallcare(args, children, tmp, amqp_uri, vhost, run, mongo_uri, store, py
     load_deadline = args.count / args.rate + 120
     rows, t0 = offer(args.count, args.rate, args.concurrency, post, load_deadline)
     accepted = [r for r in rows if r["ok"]]
+    cpu_sending = cpu.stop()  # first send -> last response: what intake's side used
 
-    # registered -> received by triage, from triage's record; bounded polling
+    # sent -> complaint_triaged received, on this script's clock; bounded wait for the last ones
+    not_triaged = triaged.wait_for([r["number"] for r in accepted], time.monotonic() + DRAIN_TIMEOUT)
+    cpu_used = cpu.stop()  # the measured window ends with the last triaged event (or the deadline)
+    arrived = {r["number"]: triaged.received[r["number"]] for r in accepted if r["number"] not in not_triaged}
+    # Past the deadline the rest is given up: drop triage's backlog so that its workers and its
+    # store are free to answer the reads below (they share both with the event handler).
+    abandoned = purge_queues(triaged.amqp_uri, vhost, "handle_complaint_registered") if not_triaged else 0
+
+    # registered -> received by triage, from triage's record of the complaints it announced
     triage = requests.Session()
-    pending = {r["number"]: r for r in accepted}
+    pending = {r["number"]: r for r in accepted if r["number"] in arrived}
     seen = {}
-    deadline = time.monotonic() + DRAIN_TIMEOUT
+    deadline = time.monotonic() + 60
     while pending and time.monotonic() < deadline:
         misses = 0
         for number in list(pending):
@@ -518,34 +574,118 @@ def run_mallcare(args, children, tmp, amqp_uri, vhost, run, mongo_uri, store, py
         if pending:
             time.sleep(0.5)
     triage.close()
-    cpu_used = cpu.stop()
 
     ends = [r["end"] for r in rows]
     wall = max(ends) - t0 if rows else 0
+    last_triaged = max(arrived.values(), default=None)
+    triaged_wall = last_triaged - t0 if last_triaged else None
     e2e = [opened - received for received, opened in seen.values()]
-    opened = [o for _, o in seen.values()]
-    errors = [r for r in rows if not r["ok"]]
+    http_errors = [r for r in rows if not r["ok"]]
     result = {
         "offered": offered_summary(rows, args.rate),
-        "sent": len(rows), "accepted": len(accepted), "errors": len(errors),
-        "error_samples": sorted({r.get("error", "")[:160] for r in errors})[:5],
+        "sent": len(rows), "accepted": len(accepted),
+        "errors": len(http_errors) + len(not_triaged) + len(pending),
+        "http_errors": len(http_errors),
+        "error_samples": sorted({r.get("error", "")[:160] for r in http_errors})[:5],
         "wall_s": _r(wall, 2),
         "accepted_per_s": _r(len(accepted) / wall if wall else None),
         "http_latency": ms_summary([r["end"] - r["start"] for r in accepted]),
+        "triaged_events": len(arrived), "not_triaged": len(not_triaged),
+        "not_triaged_deadline_s": DRAIN_TIMEOUT, "backlog_purged_at_deadline": abandoned,
+        "triaged_wall_s": _r(triaged_wall, 2),
+        "triaged_per_s": _r(len(arrived) / triaged_wall if triaged_wall else None),
+        "sent_to_triaged_event": ms_summary([arrived[r["number"]] - r["start"] for r in accepted
+                                             if r["number"] in arrived]),
+        "response_to_triaged_event": ms_summary([arrived[r["number"]] - r["end"] for r in accepted
+                                                 if r["number"] in arrived]),
         "registered_to_triage": ms_summary(e2e),
         "reached_triage": len(seen), "missing_in_triage": len(pending),
-        "triaged_per_s": _r(len(seen) / (max(opened) - t0) if opened else None),
+        "duplicate_triaged_events": triaged.duplicates, "subscriber_error": triaged.error,
+        "subscriber": f"plain classic queue {TRIAGED_QUEUE} bound to {TRIAGE_EXCHANGE} ({TRIAGED_ROUTING_KEY}), "
+                      "consumed by a thread of this script without acks",
         "accepted_per_second_timeline": per_second([r["end"] for r in accepted], t0),
+        "triaged_per_second_timeline": per_second(arrived.values(), t0),
         "stores": "own process per service" if not mongo_uri else "MONGO_URI, one database per service",
         "cpu": cpu_used,
+        "cpu_while_sending": cpu_sending,
     }
-    for service in ("intake", "triage"):  # stop before the baseline: no idle timers in its way
-        children.stop(procs[service])
-    for proc in stores.values():
-        children.stop(proc)
-    if mongo_uri:
-        _drop(mongo_uri, dbs.values())
     return result
+
+
+class TriagedEvents:
+    """The bench's subscriber to triage's complaint_triaged events: a plain classic queue
+    (not durable, so the extra hop costs the broker little) bound to triage.events, declared
+    before the first complaint is sent (triage publishes with mandatory=True: without a bound
+    queue an event would wait in its outbox for the 2 s relay sweep), and consumed by a thread
+    of this process. For each complaint_no it records this script's time.time() when the event
+    arrived, the first time (a repeat is counted as a duplicate)."""
+
+    def __init__(self, amqp_uri):
+        self.amqp_uri = amqp_uri
+        self.received = {}
+        self.duplicates = 0
+        self.error = None
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = None
+
+    @staticmethod
+    def queue():
+        from kombu import Exchange, Queue
+        exchange = Exchange(TRIAGE_EXCHANGE, type="topic", durable=True)  # as nameko declares it
+        return Queue(TRIAGED_QUEUE, exchange=exchange, routing_key=TRIAGED_ROUTING_KEY, durable=False,
+                     auto_delete=False)
+
+    def start(self):
+        from kombu import Connection
+        with Connection(self.amqp_uri) as conn:
+            self.queue()(conn.default_channel).declare()
+        self._thread = threading.Thread(target=self._consume, name="triaged-events", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(START_TIMEOUT) or self.error:
+            raise RuntimeError(f"subscriber to {TRIAGE_EXCHANGE} did not start: {self.error}")
+
+    def _on_message(self, body, message):
+        now = time.time()
+        if not isinstance(body, dict) or body.get("event_type") != TRIAGED_ROUTING_KEY:
+            return
+        number = body.get("complaint_no")
+        if not number:
+            return
+        if number in self.received:
+            self.duplicates += 1
+        else:
+            self.received[number] = now
+
+    def _consume(self):
+        from kombu import Connection
+        try:
+            with Connection(self.amqp_uri) as conn:
+                with conn.Consumer(self.queue(), callbacks=[self._on_message], accept=["json"], no_ack=True):
+                    self._ready.set()
+                    while not self._stop.is_set():
+                        try:
+                            conn.drain_events(timeout=0.5)
+                        except socket.timeout:
+                            pass
+        except Exception as exc:
+            if not self._stop.is_set():
+                self.error = f"{type(exc).__name__}: {exc}"[:300]
+        finally:
+            self._ready.set()
+
+    def wait_for(self, numbers, deadline):
+        """Wait until every number has its event, or the deadline (monotonic); returns those without."""
+        missing = [n for n in numbers if n not in self.received]
+        while missing and time.monotonic() < deadline and not self.error:
+            time.sleep(0.05)
+            missing = [n for n in missing if n not in self.received]
+        return missing
+
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
 
 
 def _drop(uri, names):
@@ -734,18 +874,25 @@ def table(result):
     lines = [
         "| | mallcare | baseline (kombu + pymongo) | mallcare / baseline |",
         "| --- | --- | --- | --- |",
-        f"| throughput (/s) | {m['accepted_per_s']} accepted | {b['msgs_per_s']} stored | {r['throughput']} |",
-        f"| end-to-end p50 (ms) | {m['registered_to_triage']['p50_ms']} registered->triage "
-        f"| {b['publish_to_stored']['p50_ms']} publish->stored | {r['e2e_p50']} |",
-        f"| end-to-end p99 (ms) | {m['registered_to_triage']['p99_ms']} | {b['publish_to_stored']['p99_ms']} "
+        f"| throughput (/s) | {m['triaged_per_s']} triaged ({m['accepted_per_s']} accepted) "
+        f"| {b['msgs_per_s']} stored | {r['throughput']} ({r['accepted_throughput']}) |",
+        f"| end-to-end p50 (ms) | {m['sent_to_triaged_event']['p50_ms']} sent -> triaged event received "
+        f"| {b['publish_to_stored']['p50_ms']} publish -> stored | {r['e2e_p50']} |",
+        f"| end-to-end p99 (ms) | {m['sent_to_triaged_event']['p99_ms']} | {b['publish_to_stored']['p99_ms']} "
         f"| {r['e2e_p99']} |",
+        f"| registered -> triage p50 / p99 (ms) | {m['registered_to_triage']['p50_ms']} / "
+        f"{m['registered_to_triage']['p99_ms']} (opened_at - received_at) "
+        f"| {b['publish_to_stored']['p50_ms']} / {b['publish_to_stored']['p99_ms']} publish -> stored "
+        f"| {r['registered_to_triage_p50']} / {r['registered_to_triage_p99']} |",
         f"| sender latency p50 / p99 (ms) | {m['http_latency']['p50_ms']} / {m['http_latency']['p99_ms']} HTTP "
         f"| {b['publish_confirm_latency']['p50_ms']} / {b['publish_confirm_latency']['p99_ms']} confirmed publish "
         f"| {r['sender_p50']} / {r['sender_p99']} |",
         f"| offered rate achieved (/s); senders behind schedule, max (ms) "
         f"| {m['offered']['achieved_per_s']}; {m['offered']['start_lag_max_ms']} "
         f"| {b['offered']['achieved_per_s']}; {b['offered']['start_lag_max_ms']} | |",
-        f"| errors | {m['errors']} (+{m['missing_in_triage']} not in triage) | {b['errors']} | |",
+        f"| errors | {m['errors']} ({m['http_errors']} HTTP, {m['not_triaged']} without a triaged event "
+        f"within {m['not_triaged_deadline_s']} s, {m['missing_in_triage']} announced but not readable in triage) "
+        f"| {b['errors']} | |",
     ]
     env = result["environment"]
     lines.append("")
@@ -822,9 +969,16 @@ def _run(args, mongo_uri, run, vhost, tmp, log_dir, outcome):
         result = {
             "benchmark": "intake", "environment": env, "mallcare": mallcare, "baseline": baseline,
             "ratios": {
-                "throughput": ratio(mallcare["accepted_per_s"], baseline["msgs_per_s"]),
-                "e2e_p50": ratio(mallcare["registered_to_triage"]["p50_ms"], baseline["publish_to_stored"]["p50_ms"]),
-                "e2e_p99": ratio(mallcare["registered_to_triage"]["p99_ms"], baseline["publish_to_stored"]["p99_ms"]),
+                "throughput": ratio(mallcare["triaged_per_s"], baseline["msgs_per_s"]),
+                "accepted_throughput": ratio(mallcare["accepted_per_s"], baseline["msgs_per_s"]),
+                "e2e_p50": ratio(mallcare["sent_to_triaged_event"]["p50_ms"],
+                                 baseline["publish_to_stored"]["p50_ms"]),
+                "e2e_p99": ratio(mallcare["sent_to_triaged_event"]["p99_ms"],
+                                 baseline["publish_to_stored"]["p99_ms"]),
+                "registered_to_triage_p50": ratio(mallcare["registered_to_triage"]["p50_ms"],
+                                                  baseline["publish_to_stored"]["p50_ms"]),
+                "registered_to_triage_p99": ratio(mallcare["registered_to_triage"]["p99_ms"],
+                                                  baseline["publish_to_stored"]["p99_ms"]),
                 "sender_p50": ratio(mallcare["http_latency"]["p50_ms"], baseline["publish_confirm_latency"]["p50_ms"]),
                 "sender_p99": ratio(mallcare["http_latency"]["p99_ms"], baseline["publish_confirm_latency"]["p99_ms"]),
             },
@@ -837,7 +991,7 @@ def _run(args, mongo_uri, run, vhost, tmp, log_dir, outcome):
         print(table(result))
         shown = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
         print(f"\nresults: {shown}  (run took {result['run_s']} s)")
-        outcome["failed"] = bool(mallcare["errors"] or mallcare["missing_in_triage"] or baseline["errors"])
+        outcome["failed"] = bool(mallcare["errors"] or baseline["errors"])
     return 1 if outcome["failed"] else 0
 
 
