@@ -9,7 +9,6 @@ from mallcare_common.web import NotFound
 
 
 class ComplaintStore(Store):
-    NotFound = NotFound
     DuplicateChannelRef = DuplicateKeyError
 
     def __init__(self, db):

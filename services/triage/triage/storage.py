@@ -17,8 +17,6 @@ from mallcare_common.web import NotFound
 
 
 class AssessmentStore(Store):
-    NotFound = NotFound
-
     def __init__(self, db):
         super().__init__(db)
         self.assessments = self.outbox = db.assessments
