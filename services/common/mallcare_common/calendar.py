@@ -102,6 +102,18 @@ class BusinessCalendar:
                 counted += 1
         raise ValueError(f"cannot add {days} working days after {at}")
 
+    def due(self, start, allowed, factor=1.0):
+        """The deadline `allowed` after `start`: {"hours": n} of clock time,
+        {"working_hours": n} of opening hours or {"working_days": n} (the policy's
+        AllowedTime), the time ones scaled by `factor` (risk tightens deadlines)."""
+        if "working_days" in allowed:
+            due = self.add_working_days(start, allowed["working_days"])
+        elif "working_hours" in allowed:
+            due = self.add_working_time(start, timedelta(hours=allowed["working_hours"] * factor))
+        else:
+            due = self.add_clock_time(start, timedelta(hours=allowed["hours"] * factor))
+        return as_stored(due)
+
     def _hours_containing(self, local):
         for day in (local.date() - timedelta(days=1), local.date()):
             hours = self.hours_on(day)

@@ -146,12 +146,12 @@ def publish_pending(collection, dispatch, service, now, docs, created_before=Non
 def sweep_outbox(collection, dispatch, service, now, grace, limit=100):
     """The timer's share: events a request could not publish (broker down, no queue yet)."""
     publish_pending(collection, dispatch, service, now, collection.find(PENDING).limit(limit), now - grace)
-    OUTBOX_PENDING.labels(service).set(collection.count_documents(PENDING))
+    OUTBOX_PENDING.labels(service, collection.name).set(collection.count_documents(PENDING))
 
 
 class OutboxRelay:
     """The outbox sweep as an entrypoint, for a service with `store` (whose
-    `outbox` is the collection holding outboxes), `dispatch` and `clock`.
+    `outboxes` are the collections holding outboxes), `dispatch` and `clock`.
 
     Subclass it as `messaging.OutboxRelay` (not imported by name), for the same
     reason as web.HealthAndMetrics: `nameko run` starts every class with entrypoints
@@ -161,4 +161,5 @@ class OutboxRelay:
     def relay_outbox(self):
         now = self.clock()
         if acquire_lease(self.store.db, f"{self.name}.outbox", INSTANCE, now, timedelta(seconds=10)):
-            sweep_outbox(self.store.outbox, self.dispatch, self.name, now, RELAY_GRACE)
+            for collection in self.store.outboxes:
+                sweep_outbox(collection, self.dispatch, self.name, now, RELAY_GRACE)

@@ -18,7 +18,8 @@ PUBLISH_FAILURES = Counter(
     "mallcare_outbox_publish_failures_total", "Outbox publish attempts that failed (kept for retry).",
     ["service"])
 OUTBOX_PENDING = Gauge(
-    "mallcare_outbox_pending", "Documents with outbox entries not yet published, as of the last sweep.", ["service"])
+    "mallcare_outbox_pending", "Documents with outbox entries not yet published, as of the last sweep.",
+    ["service", "collection"])
 
 
 def metrics_response():

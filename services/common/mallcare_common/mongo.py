@@ -83,3 +83,18 @@ def acquire_lease(db, name, holder, now, ttl: timedelta):
     except DuplicateKeyError:  # another holder's lease has not expired
         return False
     return lease is not None and lease["holder"] == holder
+
+
+def next_sequence(db, key):
+    """An atomic counter (complaint and incident numbers). Two first upserts of a key
+    can race: mongod then raises DuplicateKeyError and the embedded store returns
+    nothing; either way, take the next one."""
+    for _ in range(5):
+        try:
+            counter = db.sequences.find_one_and_update(
+                {"_id": key}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:
+            continue
+        if counter is not None:
+            return counter["seq"]
+    raise RuntimeError(f"no sequence number for {key}")

@@ -6,10 +6,22 @@ is valid."""
 import os
 
 import yaml
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from nameko.extensions import DependencyProvider
 
 from .malls import load_registry_file
+
+
+class AllowedTime(Schema):
+    """A deadline rule as policy data; BusinessCalendar.due computes it."""
+    hours = fields.Float(validate=validate.Range(min=0.1, max=24 * 365))
+    working_hours = fields.Float(validate=validate.Range(min=0.1, max=24 * 365))
+    working_days = fields.Integer(validate=validate.Range(min=1, max=365))
+
+    @validates_schema
+    def _one(self, data, **kwargs):
+        if len({k for k in data if k in ("hours", "working_hours", "working_days")}) != 1:
+            raise ValidationError("Give exactly one of hours, working_hours, working_days.")
 
 
 def load_policy_dir(path, filename, load):

@@ -10,6 +10,7 @@ from marshmallow import ValidationError
 from mallcare_common.contracts import (COMPLAINT_ACKNOWLEDGED, COMPLAINT_REGISTERED,
                                        COMPLAINT_REJECTED, build_event)
 from mallcare_common.messaging import new_outbox
+from mallcare_common.personal import mask_contact
 
 # Channel clocks drift; a received_at a little ahead of ours is not an error.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -56,16 +57,6 @@ def customer_ref(secret, customer):
     if key is None:
         return None
     return hmac.new(secret.encode(), key.encode(), hashlib.sha256).hexdigest()[:20]
-
-
-def mask_contact(customer):
-    if customer.get("phone"):
-        digits = re.sub(r"\D", "", customer["phone"])
-        return digits[:3] + "****" + digits[-4:] if len(digits) >= 7 else "****"
-    if customer.get("email"):
-        local, _, domain = customer["email"].partition("@")
-        return local[:1] + "***@" + domain
-    return None
 
 
 def meaningful_chars(text):

@@ -15,6 +15,7 @@ from prometheus_client import Counter
 from mallcare_common import messaging, web
 from mallcare_common.calendar import Clock
 from mallcare_common.messaging import outbox_dispatcher, publish_pending
+from mallcare_common.mongo import next_sequence
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.web import Conflict, NotFound, http, json_response, read_json
 
@@ -92,7 +93,7 @@ class IntakeService(web.HealthAndMetrics, messaging.OutboxRelay):
         fp = rules.fingerprint(mall.id, ref, complaint["description"])
         duplicate_of = self.store.find_duplicate(fp, received_at - timedelta(hours=settings["duplicate_window_hours"]))
         local_day = mall.calendar.local(received_at).date()
-        number = rules.complaint_number(mall.code, local_day, self.store.next_sequence(f"{mall.code}-{local_day}"))
+        number = rules.complaint_number(mall.code, local_day, next_sequence(self.store.db, f"{mall.code}-{local_day}"))
         doc = rules.new_complaint(number, complaint, policy=policy, ref=ref, fp=fp, now=now,
                                   rejection=rules.review(complaint, settings, now, duplicate_of))
         try:

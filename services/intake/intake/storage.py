@@ -13,7 +13,8 @@ class ComplaintStore(Store):
 
     def __init__(self, db):
         super().__init__(db)
-        self.complaints = self.outbox = db.complaints
+        self.complaints = db.complaints
+        self.outboxes = (db.complaints,)
 
     def find_by_channel_ref(self, channel, channel_ref):
         return self.complaints.find_one({"channel": channel, "channel_ref": channel_ref})
@@ -24,19 +25,6 @@ class ComplaintStore(Store):
             return None
         earlier = self.complaints.find({"fingerprint": fp, "received_at": {"$gte": since}}, {"status": 1})
         return next((doc["_id"] for doc in earlier if doc["status"] != "rejected"), None)
-
-    def next_sequence(self, key):
-        """Atomic daily counter. Two first-of-the-day upserts can race: mongod then raises
-        DuplicateKeyError and the embedded store returns nothing; either way, take the next one."""
-        for _ in range(5):
-            try:
-                counter = self.db.sequences.find_one_and_update(
-                    {"_id": key}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
-            except DuplicateKeyError:
-                continue
-            if counter is not None:
-                return counter["seq"]
-        raise RuntimeError(f"no sequence number for {key}")
 
     def insert(self, doc):
         """Raises DuplicateChannelRef when the same channel reference is already stored."""

@@ -7,6 +7,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from mallcare_common.calendar import BusinessCalendar
 from mallcare_common.malls import MallRegistry, week_field
+from mallcare_common.policy import AllowedTime
 
 LEVELS = ("low", "medium", "high")
 URGENCIES = ("urgent", "routine", "systemic")
@@ -53,23 +54,13 @@ class _Routing(Schema):
     cross_department = fields.String(required=True)
 
 
-class _Allowed(Schema):
-    hours = fields.Float(validate=validate.Range(min=0.1, max=24 * 365))
-    working_hours = fields.Float(validate=validate.Range(min=0.1, max=24 * 365))
-
-    @validates_schema
-    def _one(self, data, **kwargs):
-        if len(data) != 1:
-            raise ValidationError("Give exactly one of hours, working_hours.")
-
-
 def _allowed_table(keys):
-    return fields.Dict(keys=fields.String(validate=validate.OneOf(keys)), values=fields.Nested(_Allowed),
+    return fields.Dict(keys=fields.String(validate=validate.OneOf(keys)), values=fields.Nested(AllowedTime),
                        required=True)
 
 
 class _Sla(Schema):
-    first_response = fields.Dict(keys=fields.String(), values=fields.Nested(_Allowed), required=True)
+    first_response = fields.Dict(keys=fields.String(), values=fields.Nested(AllowedTime), required=True)
     resolution = _allowed_table(URGENCIES)
     risk_factor = fields.Dict(keys=fields.String(validate=validate.OneOf(LEVELS)),
                               values=fields.Float(validate=validate.Range(min=0.05, max=1.0)), required=True)

@@ -5,7 +5,6 @@ from datetime import timedelta
 
 from marshmallow import ValidationError
 
-from mallcare_common.calendar import as_stored
 from mallcare_common.contracts import (COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED, COMPLAINT_TRIAGED,
                                        build_event)
 from mallcare_common.messaging import new_outbox
@@ -35,7 +34,7 @@ def assess(complaint, policy, now, history, decided_category=None):
     merchant = (complaint.get("location") or {}).get("merchant_id")
     recurrences = 1 + history.count_recurrences(mall_id, merchant, category, now - window, now) if category else 0
     urgency = decide_urgency(level, recurrences, urgency_rules)
-    department, review_meeting, basis = route(category, complaint, attributes, policy.section(mall_id, "routing"))
+    department, involved, basis = route(category, complaint, attributes, policy.section(mall_id, "routing"))
     owner = pick_owner(policy.handlers(mall_id), department, category and category.split(".")[0],
                        history.open_load(mall_id), now)
     first_due, resolution_due = deadlines(category, urgency, level, policy.section(mall_id, "sla"),
@@ -43,7 +42,8 @@ def assess(complaint, policy, now, history, decided_category=None):
     return {
         "category": category, "category_source": source, "risk_level": level, "risk_reasons": reasons,
         "urgency": urgency, "recurrences": recurrences, "department": department, "routing_basis": basis,
-        "review_meeting": review_meeting, "owner": owner and {"id": owner.id, "name": owner.name},
+        "review_meeting": bool(involved), "departments_involved": involved,
+        "owner": owner and {"id": owner.id, "name": owner.name},
         "first_response_due_at": first_due, "resolution_due_at": resolution_due,
         "policy_version": policy.version,
     }
@@ -113,19 +113,20 @@ def decide_urgency(risk_level, recurrences, urgency_rules):
 
 
 def route(category, complaint, attributes, routing):
-    """(department, review_meeting, basis) by R2.4's responsibility rules."""
+    """(department, departments involved in a dispute, basis) by R2.4's responsibility
+    rules; a dispute (two or more involved) means a review meeting."""
     if _hits(routing["security_words"], _text(complaint)):
-        return routing["security"], False, "security matter"
-    departments = {routing["departments"][a] for a in attributes if a in routing["departments"]}
+        return routing["security"], [], "security matter"
+    departments = sorted({routing["departments"][a] for a in attributes if a in routing["departments"]})
     if len(departments) > 1:
-        return routing["cross_department"], True, "dispute spans " + ", ".join(sorted(departments))
+        return routing["cross_department"], departments, "dispute spans " + ", ".join(departments)
     if category is None:
-        return routing["unclassified"], False, "no category yet"
+        return routing["unclassified"], [], "no category yet"
     attribute = category.split(".")[0]
     merchant = (complaint.get("location") or {}).get("merchant_id")
     if merchant and attribute in routing["tenant"]["attributes"]:
-        return routing["tenant"]["department"], False, f"tenant {merchant}"
-    return routing["departments"][attribute], False, f"{attribute} problem"
+        return routing["tenant"]["department"], [], f"tenant {merchant}"
+    return routing["departments"][attribute], [], f"{attribute} problem"
 
 
 def pick_owner(handlers, department, attribute, open_load, now):
@@ -143,15 +144,7 @@ def deadlines(category, urgency, risk_level, sla, calendar, start):
     factor = sla["risk_factor"][risk_level]
     attribute = category.split(".")[0] if category else "default"
     first = sla["first_response"].get(attribute) or sla["first_response"]["default"]
-    return (_due(first, factor, calendar, start), _due(sla["resolution"][urgency], factor, calendar, start))
-
-
-def _due(allowed, factor, calendar, start):
-    if "working_hours" in allowed:
-        due = calendar.add_working_time(start, timedelta(hours=allowed["working_hours"] * factor))
-    else:
-        due = calendar.add_clock_time(start, timedelta(hours=allowed["hours"] * factor))
-    return as_stored(due)
+    return calendar.due(start, first, factor), calendar.due(start, sla["resolution"][urgency], factor)
 
 
 # --- documents and events ----------------------------------------------------------------
@@ -224,7 +217,8 @@ def triaged_event(doc, now):
 def _assessment_payload(a):
     return {"category": a["category"], "category_source": a["category_source"], "risk_level": a["risk_level"],
             "risk_reasons": a["risk_reasons"], "urgency": a["urgency"], "department": a["department"],
-            "review_meeting": a["review_meeting"], "owner_id": (a["owner"] or {}).get("id"),
+            "review_meeting": a["review_meeting"], "departments_involved": a.get("departments_involved", []),
+            "owner_id": (a["owner"] or {}).get("id"),
             "first_response_due_at": a["first_response_due_at"].isoformat(),
             "resolution_due_at": a["resolution_due_at"].isoformat(), "policy_version": a["policy_version"]}
 

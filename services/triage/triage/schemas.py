@@ -64,6 +64,7 @@ class AssessmentOut(Schema):
     department = fields.String()
     routing_basis = fields.String()
     review_meeting = fields.Boolean()
+    departments_involved = fields.List(fields.String())
     owner = fields.Nested(_Owner, allow_none=True)
     first_response_due_at = fields.AwareDateTime()
     resolution_due_at = fields.AwareDateTime()

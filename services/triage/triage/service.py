@@ -48,7 +48,7 @@ class TriageService(web.HealthAndMetrics, messaging.OutboxRelay):
         doc = rules.new_assessment(event, assessment, now)
         if self.store.insert_new(doc):
             self.store.count_change(None, doc)
-            publish_pending(self.store.outbox, self.dispatch, self.name, now, [doc])
+            publish_pending(self.store.assessments, self.dispatch, self.name, now, [doc])
 
     @timer(interval=ASSIGN_INTERVAL)
     def assign_unowned(self):
@@ -133,5 +133,5 @@ class TriageService(web.HealthAndMetrics, messaging.OutboxRelay):
     def _record(self, doc, changes, entry, event, now):
         updated = self.store.update(doc["_id"], changes, entry, event, now)
         self.store.count_change(doc, updated)
-        publish_pending(self.store.outbox, self.dispatch, self.name, now, [updated])
+        publish_pending(self.store.assessments, self.dispatch, self.name, now, [updated])
         return AssessmentOut().dump(updated)

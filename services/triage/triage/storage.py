@@ -19,7 +19,8 @@ from mallcare_common.web import NotFound
 class AssessmentStore(Store):
     def __init__(self, db):
         super().__init__(db)
-        self.assessments = self.outbox = db.assessments
+        self.assessments = db.assessments
+        self.outboxes = (db.assessments,)
 
     def exists(self, complaint_no):
         return self.assessments.count_documents({"_id": complaint_no}, limit=1) > 0

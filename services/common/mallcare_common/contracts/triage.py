@@ -25,6 +25,8 @@ class Assessment(Schema):
     department = fields.String(required=True)
     review_meeting = fields.Boolean(required=True,
                                     metadata={"description": "cross-department dispute: operations director convenes"})
+    departments_involved = fields.List(fields.String(), load_default=list, metadata={
+        "description": "the departments a dispute spans (empty unless review_meeting); added in v1"})
     owner_id = fields.String(allow_none=True, required=True,
                              metadata={"description": "handler's employee number; null when nobody is on shift"})
     first_response_due_at = fields.AwareDateTime(required=True, format="iso")
