@@ -1,11 +1,320 @@
-"""Resolution: owns cases from triage to closure (R3). Its handlers arrive with its own
-issue; for now it runs, answers health and metrics, and owns its database.
+"""Resolution: owns each complaint's case from triage to closure (R3.1-R3.10) and the
+adverse events stores report (R3.9).
+
+A case opens on complaint_triaged and follows triage's reassignments and
+corrections; feedback's answers close or reopen it. Handlers act over HTTP
+(`POST /cases/<number>/<action>`, the staff member in the X-Staff-Id header) or
+RPC (`act(number, action, data)` with `by` in data); the ACTIONS table lists
+them. Each action is checked against the case's state, the actor's role and mall,
+the law and the caps, then written with its timeline entries and events in one
+document update, and the events leave through the outbox.
 """
-from mallcare_common import web
-from mallcare_common.mongo import MongoDatabase
+import logging
+
+from marshmallow import ValidationError
+from nameko.rpc import rpc
+from prometheus_client import Counter
+
+from mallcare_common import messaging, web
+from mallcare_common.calendar import Clock
+from mallcare_common.contracts import (COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED, COMPLAINT_TRIAGED,
+                                       CUSTOMER_DISSATISFIED, CUSTOMER_SATISFIED, InvalidEvent, read_event)
+from mallcare_common.messaging import event_handler, outbox_dispatcher, publish_pending
+from mallcare_common.mongo import next_sequence
+from mallcare_common.policy import PolicyFiles
+from mallcare_common.web import Conflict, Forbidden, NotFound, http, json_response, read_json
+
+from . import incidents, rules
+from .policy import load_policy
+from .schemas import (CaseOut, CaseQuery, CommunicationIn, EscalationIn, FindingIn, HandlingIn, IncidentIn,
+                      IncidentOut, IncidentQuery, NoteIn, ObjectionIn, PromiseIn, ProposalIn, ProposalRef,
+                      ReasonIn, RectificationDoneIn, RectificationIn, RectificationOut, RectificationQuery,
+                      ReplyIn, ReviewMeetingIn, SpotResolutionIn, SummaryIn, TaskDoneIn, VerificationIn)
+from .storage import Cases
+
+log = logging.getLogger(__name__)
+
+CLIENT_ERRORS = (ValidationError, NotFound, Conflict, Forbidden)
+ACTIONS_TOTAL = Counter("mallcare_resolution_actions_total", "Actions on cases and incidents, by outcome.",
+                        ["action", "outcome"])
+
+# action -> (what it accepts, the rule that carries it out)
+ACTIONS = {
+    "findings": (FindingIn, rules.note_finding),                    # R3.1
+    "expected-resolution": (PromiseIn, rules.promise_time),         # R3.2
+    "notes": (NoteIn, rules.add_note),                              # R3.10
+    "review-meeting": (ReviewMeetingIn, rules.decide_review_meeting),  # R2.4
+    "proposals": (ProposalIn, rules.propose),                       # R3.3, R3.4
+    "approval": (ProposalRef, rules.approve),                       # R3.5
+    "reply": (ReplyIn, rules.reply),                                # R3.3, R3.6
+    "acceptance": (ProposalRef, rules.accept),                      # R3.7
+    "objection": (ObjectionIn, rules.object_),                      # R3.6
+    "escalation": (EscalationIn, rules.escalate),
+    "spot-resolution": (SpotResolutionIn, rules.spot_resolve),      # R3.2
+    "task-done": (TaskDoneIn, rules.complete_task),                 # R3.7
+    "resolution": (SummaryIn, rules.resolve),
+    "closure": (ReasonIn, rules.close),                             # R4.2
+    "reopening": (ReasonIn, rules.reopen),                          # R4.2
+    "rectifications": (RectificationIn, rules.add_rectification),   # R3.8
+    "rectification-done": (RectificationDoneIn, rules.complete_rectification),
+}
+INCIDENT_ACTIONS = {                                                # R3.9
+    "verification": (VerificationIn, incidents.verify),
+    "handling": (HandlingIn, incidents.handle),
+    "communication": (CommunicationIn, incidents.communicate),
+}
+ATTEMPTS = 5   # compare-and-set retries when two actions hit one case at once
 
 
-class ResolutionService(web.HealthAndMetrics):
+class CaseNotOpenYet(Exception):
+    """A triage or feedback event for a case this service has not opened yet: retried."""
+
+
+class ResolutionService(web.HealthAndMetrics, messaging.OutboxRelay):
     name = "resolution"
 
-    store = MongoDatabase()
+    store = Cases()
+    policy = PolicyFiles("resolution.yml", load_policy)
+    clock = Clock()
+    dispatch = outbox_dispatcher()
+
+    # --- events -------------------------------------------------------------------------------
+
+    @event_handler(COMPLAINT_TRIAGED.source, COMPLAINT_TRIAGED.name)
+    def handle_complaint_triaged(self, body):
+        """Open the case once; a redelivered event finds it and changes nothing."""
+        event = read_event(body, COMPLAINT_TRIAGED)
+        if event["mall_id"] not in self.policy.current.malls:
+            raise InvalidEvent(f"unknown mall {event['mall_id']} in {event['event_id']}")
+        now = self.clock()
+        case = rules.new_case(event, self.policy.current, now)
+        if self.store.insert_new(self.store.cases, case):
+            publish_pending(self.store.cases, self.dispatch, self.name, now, [case])
+
+    @event_handler(COMPLAINT_REASSIGNED.source, COMPLAINT_REASSIGNED.name)
+    def handle_complaint_reassigned(self, body):
+        event = read_event(body, COMPLAINT_REASSIGNED)
+        self._on_event(COMPLAINT_REASSIGNED, event, rules.triage_changed, event)
+
+    @event_handler(COMPLAINT_CORRECTED.source, COMPLAINT_CORRECTED.name)
+    def handle_complaint_corrected(self, body):
+        event = read_event(body, COMPLAINT_CORRECTED)
+        self._on_event(COMPLAINT_CORRECTED, event, rules.triage_changed, event)
+
+    @event_handler(CUSTOMER_DISSATISFIED.source, CUSTOMER_DISSATISFIED.name)
+    def handle_customer_dissatisfied(self, body):
+        """R4.2: the case reopens, with a new deadline."""
+        event = read_event(body, CUSTOMER_DISSATISFIED)
+        answer = event["payload"]
+        reason = f"customer dissatisfied (score {answer['score']}): {', '.join(answer['reasons']) or 'no reason given'}"
+        self._on_event(CUSTOMER_DISSATISFIED, event, rules.reopen, {"reason": reason})
+
+    @event_handler(CUSTOMER_SATISFIED.source, CUSTOMER_SATISFIED.name)
+    def handle_customer_satisfied(self, body):
+        event = read_event(body, CUSTOMER_SATISFIED)
+        reason = f"customer satisfied (score {event['payload']['score']})"
+        self._on_event(CUSTOMER_SATISFIED, event, rules.close, {"reason": reason})
+
+    # --- cases --------------------------------------------------------------------------------
+
+    @http("GET", "/cases")
+    def queue_http(self, request):
+        return json_response(200, self.queue(request.args.to_dict()))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def queue(self, query):
+        """Open cases of a mall, handler, department or level, earliest deadline first."""
+        query = CaseQuery().load(query)
+        selector = {k: query[k] for k in ("mall_id", "owner_id", "department", "level", "state") if k in query}
+        items = self.store.queue(selector, query["limit"])
+        return {"items": CaseOut(many=True, exclude=("timeline",)).dump(items)}
+
+    @http("GET", "/cases/<string:complaint_no>")
+    def get_case_http(self, request, complaint_no):
+        return json_response(200, self.get_case(complaint_no))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def get_case(self, complaint_no):
+        """The case with its whole timeline (R3.10)."""
+        return CaseOut().dump(self.store.get(self.store.cases, complaint_no))
+
+    @http("GET", "/cases/<string:complaint_no>/timeline")
+    def get_timeline_http(self, request, complaint_no):
+        case = self.get_case(complaint_no)
+        return json_response(200, {"complaint_no": complaint_no, "timeline": case["timeline"]})
+
+    @http("POST", "/cases/<string:complaint_no>/<string:action>")
+    def act_http(self, request, complaint_no, action):
+        return json_response(200, self.act(complaint_no, action, _with_staff(request)))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def act(self, complaint_no, action, data):
+        """One handler action on a case (see ACTIONS); returns the case as it is now."""
+        if action not in ACTIONS:
+            raise NotFound(f"no action {action}; actions: {', '.join(ACTIONS)}")
+        schema, rule = ACTIONS[action]
+        return CaseOut().dump(self._act(self.store.cases, complaint_no, action, schema().load(data), rule,
+                                        rules.Step))
+
+    @http("POST", "/cases/<string:complaint_no>/proposal-check")
+    def check_proposal_http(self, request, complaint_no):
+        return json_response(200, self.check_proposal(complaint_no, _with_staff(request)))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def check_proposal(self, complaint_no, data):
+        """What a draft proposal would meet before it is made: the law, the caps, who must approve."""
+        request = ProposalIn().load(data)
+        case = self.store.get(self.store.cases, complaint_no)
+        actor = self._actor(request["by"], case["mall_id"])
+        return web.jsonable(rules.check_proposal(case, request, actor, self.policy.current))
+
+    @http("GET", "/rectifications")
+    def rectifications_http(self, request):
+        return json_response(200, self.rectifications(request.args.to_dict()))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def rectifications(self, query):
+        """R3.8: a mall's rectification tasks, open (default) or done, earliest due first."""
+        query = RectificationQuery().load(query)
+        items = self.store.rectifications(query["mall_id"], query["status"], query["limit"])
+        return {"items": RectificationOut(many=True).dump(items)}
+
+    # --- adverse events (R3.9) ------------------------------------------------------------------
+
+    @http("POST", "/incidents")
+    def report_incident_http(self, request):
+        return json_response(201, self.report_incident(_with_staff(request)))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def report_incident(self, data):
+        request = IncidentIn().load(data)
+        policy, now = self.policy.current, self.clock()
+        if request["mall_id"] not in policy.malls:
+            raise ValidationError({"mall_id": ["Unknown mall."]})
+        actor = self._actor(request["by"], request["mall_id"])
+        if request.get("request_id"):
+            earlier = self.store.incidents.find_one({"request_ids": request["request_id"]}, {"outbox": 0})
+            if earlier:
+                return IncidentOut().dump(earlier)
+        mall = policy.malls.get(request["mall_id"])
+        day = mall.calendar.local(now).date()
+        number = incidents.incident_number(mall.code, day, next_sequence(self.store.db, f"{mall.code}-AE-{day}"))
+        doc = incidents.new_incident(number, request, actor, policy, now)
+        self.store.insert_new(self.store.incidents, doc)
+        publish_pending(self.store.incidents, self.dispatch, self.name, now, [doc])
+        ACTIONS_TOTAL.labels("incident-report", "ok").inc()
+        return IncidentOut().dump(doc)
+
+    @http("GET", "/incidents")
+    def list_incidents_http(self, request):
+        return json_response(200, self.list_incidents(request.args.to_dict()))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def list_incidents(self, query):
+        query = IncidentQuery().load(query)
+        items = self.store.list_incidents(query["mall_id"], query.get("state"), query["limit"])
+        return {"items": IncidentOut(many=True, exclude=("timeline", "customer")).dump(items)}
+
+    @http("GET", "/incidents/<string:number>")
+    def get_incident_http(self, request, number):
+        return json_response(200, self.get_incident(number))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def get_incident(self, number):
+        return IncidentOut().dump(self.store.get(self.store.incidents, number))
+
+    @http("POST", "/incidents/<string:number>/<string:action>")
+    def act_on_incident_http(self, request, number, action):
+        return json_response(200, self.act_on_incident(number, action, _with_staff(request)))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def act_on_incident(self, number, action, data):
+        if action not in INCIDENT_ACTIONS:
+            raise NotFound(f"no action {action}; actions: {', '.join(INCIDENT_ACTIONS)}")
+        schema, rule = INCIDENT_ACTIONS[action]
+        return IncidentOut().dump(self._act(self.store.incidents, number, f"incident-{action}",
+                                            schema().load(data), rule, incidents.IncidentStep))
+
+    # --- policy -------------------------------------------------------------------------------
+
+    @http("GET", "/policy")
+    def policy_http(self, request):
+        return json_response(200, self.get_policy())
+
+    @rpc
+    def get_policy(self):
+        return web.jsonable(self.policy.current.public())
+
+    @http("POST", "/policy/reload")
+    def reload_policy_http(self, request):
+        return json_response(200, self.reload_policy())
+
+    @rpc(expected_exceptions=ValidationError)
+    def reload_policy(self):
+        """Read the policy files again; a broken file is refused and the policy in force stays."""
+        return {"version": self.policy.reload().version}
+
+    # --- the one way a case or an incident changes ---------------------------------------------
+
+    def _actor(self, staff_id, mall_id):
+        staff = self.policy.current.staff(staff_id)
+        if staff is None:
+            raise Forbidden(f"{staff_id} is not in the staff directory")
+        if mall_id not in staff.malls:
+            raise Forbidden(f"{staff_id} does not work at {mall_id}")
+        return rules.Actor(staff.id, staff.role, staff.name)
+
+    def _act(self, collection, number, action, request, rule, step_class):
+        """Read, decide, compare-and-set; a request id already applied returns the document as it is."""
+        request_id = request.get("request_id")
+        for _ in range(ATTEMPTS):
+            doc = self.store.get(collection, number)
+            if request_id and request_id in doc["request_ids"]:
+                ACTIONS_TOTAL.labels(action, "repeated").inc()
+                return doc
+            actor = self._actor(request["by"], doc["mall_id"])
+            step = step_class(doc, actor, self.clock())
+            try:
+                rule(step, request, self.policy.current)
+            except CLIENT_ERRORS:
+                ACTIONS_TOTAL.labels(action, "refused").inc()
+                raise
+            updated = self.store.apply(collection, doc, step, request_id)
+            if updated is not None:
+                publish_pending(collection, self.dispatch, self.name, step.now, [updated])
+                ACTIONS_TOTAL.labels(action, "ok").inc()
+                return updated
+        raise Conflict(f"{number} kept changing while {action} was applied; try again")
+
+    def _on_event(self, event_type, event, rule, request):
+        """Apply another service's event to its case once (the event id is the request id).
+        An event the case's state does not allow is recorded on the timeline, not retried."""
+        policy, actor = self.policy.current, rules.Actor(event_type.source, "service")
+        for _ in range(ATTEMPTS):
+            case = self.store.cases.find_one({"_id": event["complaint_no"]}, {"outbox": 0})
+            if case is None:
+                raise CaseNotOpenYet(f"{event['event_type']} {event['event_id']} for {event['complaint_no']}")
+            if event["event_id"] in case["request_ids"]:
+                return
+            step = rules.Step(case, actor, self.clock())
+            try:
+                rule(step, request, policy)
+            except Conflict as exc:
+                log.warning("%s %s not applied to %s: %s", event["event_type"], event["event_id"], case["_id"], exc)
+                step = rules.Step(case, actor, step.now)
+                step.log("event_not_applied", event_type=event["event_type"], event_id=event["event_id"],
+                         reason=str(exc))
+            updated = self.store.apply(self.store.cases, case, step, event["event_id"])
+            if updated is not None:
+                publish_pending(self.store.cases, self.dispatch, self.name, step.now, [updated])
+                return
+        raise CaseNotOpenYet(f"{event['complaint_no']} kept changing while {event['event_type']} was applied")
+
+
+def _with_staff(request):
+    """The JSON body with `by` from the X-Staff-Id header (full authentication comes with issue 7)."""
+    data = read_json(request)
+    staff = request.headers.get("X-Staff-Id")
+    if staff:
+        data["by"] = staff
+    return data

@@ -1,0 +1,224 @@
+"""Events published by resolution: the life of a case (R3.1-R3.8) and of a store's
+adverse-event report (R3.9). Amounts are integer fen (1 yuan = 100 fen); staff by
+employee number; every deadline a task sets is in the event that sets it, so that
+the SLA clocks can be started from events alone. No customer data beyond a masked
+contact."""
+from marshmallow import Schema, fields, validate
+
+from .envelope import EventType
+
+STATES = ("open", "investigating", "proposed", "accepted", "objected", "escalated", "executing",
+          "resolved", "closed", "reopened")
+DECISIONS = ("upheld", "partly_upheld", "not_upheld")
+FINDING_SOURCES = ("records", "cctv", "staff_interview", "supplier_qc_report", "site_inspection", "customer")
+ESCALATION_REASONS = ("objection", "breach", "manual")
+
+_when = dict(required=True, format="iso")
+_due = fields.AwareDateTime(**_when)
+_by = fields.String(required=True, metadata={"description": "employee number, or the service that acted"})
+_fen = fields.Integer(required=True, validate=validate.Range(min=0))
+
+
+class CaseOpened(Schema):
+    category = fields.String(allow_none=True, required=True)
+    risk_level = fields.String(required=True)
+    department = fields.String(required=True)
+    owner_id = fields.String(allow_none=True, required=True)
+    level_role = fields.String(required=True, metadata={"description": "the level the case is handled at"})
+    resolution_due_at = fields.AwareDateTime(**_when)
+    review_meeting_due_at = fields.AwareDateTime(allow_none=True, required=True, format="iso", metadata={
+        "description": "set when the complaint is a cross-department dispute (R2.4)"})
+    convenor_id = fields.String(allow_none=True, required=True)
+    policy_version = fields.String(required=True)
+
+
+class InvestigationNoted(Schema):
+    finding_id = fields.Integer(required=True)
+    source = fields.String(required=True, validate=validate.OneOf(FINDING_SOURCES))
+    by = _by
+
+
+class ReviewMeetingDecided(Schema):
+    responsible_department = fields.String(required=True)
+    departments_involved = fields.List(fields.String(), required=True)
+    due_at = _due
+    within_deadline = fields.Boolean(required=True)
+    by = _by
+
+
+class ProposalApproved(Schema):
+    proposal_no = fields.Integer(required=True)
+    approver_role = fields.String(required=True)
+    total_fen = _fen
+    cap_override = fields.Boolean(required=True)
+    by = _by
+
+
+class CaseProposed(Schema):
+    proposal_no = fields.Integer(required=True)
+    decision = fields.String(required=True, validate=validate.OneOf(DECISIONS))
+    remedy_types = fields.List(fields.String(), required=True)
+    total_fen = _fen
+    statutory_total_fen = fields.Integer(allow_none=True, required=True, metadata={
+        "description": "what the law grants for this case; null when no legal basis applies"})
+    demand_above_statutory = fields.Boolean(required=True)
+    oral = fields.Boolean(required=True, metadata={"description": "the answer was given orally (recorded)"})
+    appeal_stated = fields.Boolean(required=True)
+    level_role = fields.String(required=True)
+    by = _by
+
+
+class _Task(Schema):
+    task_id = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    due_at = _due
+
+
+class CaseAccepted(Schema):
+    proposal_no = fields.Integer(required=True)
+    tasks = fields.List(fields.Nested(_Task), required=True)
+    by = _by
+
+
+class CaseObjected(Schema):
+    proposal_no = fields.Integer(required=True)
+    points = fields.List(fields.String(), required=True)
+    by = _by
+
+
+class CaseEscalated(Schema):
+    reason = fields.String(required=True, validate=validate.OneOf(ESCALATION_REASONS))
+    from_role = fields.String(required=True)
+    to_role = fields.String(required=True)
+    to_staff_id = fields.String(allow_none=True, required=True)
+    re_review_due_at = fields.AwareDateTime(allow_none=True, required=True, format="iso",
+                                            metadata={"description": "R3.6: set when a customer objected"})
+    by = _by
+
+
+class ExecutionTaskDone(Schema):
+    task_id = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    due_at = _due
+    done_at = fields.AwareDateTime(**_when)
+    within_deadline = fields.Boolean(required=True)
+    by = _by
+
+
+class CaseResolved(Schema):
+    spot = fields.Boolean(required=True, metadata={"description": "resolved on the spot at the desk (R3.2)"})
+    decision = fields.String(required=True, validate=validate.OneOf(DECISIONS))
+    remedy_types = fields.List(fields.String(), required=True)
+    total_fen = _fen
+    round = fields.Integer(required=True, metadata={"description": "1, then one more per reopening"})
+    category = fields.String(allow_none=True, required=True)
+    risk_level = fields.String(required=True)
+    department = fields.String(required=True)
+    owner_id = fields.String(allow_none=True, required=True)
+    channel = fields.String(required=True, metadata={"description": "the complaint's channel (revisits follow it)"})
+    by = _by
+
+
+class CaseReopened(Schema):
+    reason = fields.String(required=True)
+    round = fields.Integer(required=True)
+    resolution_due_at = _due
+    by = _by
+
+
+class CaseClosed(Schema):
+    reason = fields.String(required=True)
+    by = _by
+
+
+class RectificationDue(Schema):
+    rectification_id = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    owner_id = fields.String(allow_none=True, required=True)
+    due_at = _due
+
+
+class RectificationDone(Schema):
+    rectification_id = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    due_at = _due
+    done_at = fields.AwareDateTime(**_when)
+    within_deadline = fields.Boolean(required=True)
+    by = _by
+
+
+class IncidentReported(Schema):
+    type = fields.String(required=True)
+    contact_masked = fields.String(allow_none=True, required=True)
+    forward_due_at = _due
+    related_complaint_no = fields.String(allow_none=True, required=True)
+    by = _by
+
+
+class IncidentForwarded(Schema):
+    regional_manager_id = fields.String(allow_none=True, required=True)
+    forward_due_at = _due
+    within_deadline = fields.Boolean(required=True)
+    handling_due_at = _due
+    by = _by
+
+
+class IncidentDismissed(Schema):
+    reason = fields.String(required=True)
+    by = _by
+
+
+class IncidentHandled(Schema):
+    handling_due_at = _due
+    within_deadline = fields.Boolean(required=True)
+    compensation_fen = _fen
+    by = _by
+
+
+class IncidentCommunicated(Schema):
+    by = _by
+
+
+def _event(name, schema, summary):
+    return EventType(name, "resolution", 1, schema, summary)
+
+
+CASE_OPENED = _event("case_opened", CaseOpened,
+                     "Resolution opened a case for a triaged complaint (with a review meeting for a dispute).")
+INVESTIGATION_NOTED = _event("investigation_noted", InvestigationNoted,
+                             "A finding was recorded on the case, with its source (R3.1).")
+REVIEW_MEETING_DECIDED = _event("review_meeting_decided", ReviewMeetingDecided,
+                                "The operations director's review meeting decided who is responsible (R2.4).")
+PROPOSAL_APPROVED = _event("proposal_approved", ProposalApproved,
+                           "Someone whose authority covers the remedies approved a proposal (R3.5).")
+CASE_PROPOSED = _event("case_proposed", CaseProposed,
+                       "The approved answer was given to the customer, with the appeal route when it differs (R3.3).")
+CASE_ACCEPTED = _event("case_accepted", CaseAccepted,
+                       "The customer accepted; the execution tasks and their deadlines are listed (R3.7).")
+CASE_OBJECTED = _event("case_objected", CaseObjected, "The customer objected to the answer; the points are listed (R3.6).")
+CASE_ESCALATED = _event("case_escalated", CaseEscalated,
+                        "The case went up a level: after an objection (re-review due in 2 h), a breach, or by hand.")
+EXECUTION_TASK_DONE = _event("execution_task_done", ExecutionTaskDone,
+                             "A remedy was carried out (refund, voucher, product sealed, ...) (R3.7).")
+CASE_RESOLVED = _event("case_resolved", CaseResolved, "The case is resolved; a revisit follows (R4.1).")
+CASE_REOPENED = _event("case_reopened", CaseReopened,
+                       "A dissatisfied customer (or a supervisor) reopened the case (R4.2).")
+CASE_CLOSED = _event("case_closed", CaseClosed, "The case is closed: the customer is satisfied, or a supervisor closed it.")
+RECTIFICATION_DUE = _event("rectification_due", RectificationDue,
+                           "An improvement the case calls for (training, procurement standard, maintenance) (R3.8).")
+RECTIFICATION_DONE = _event("rectification_done", RectificationDone, "A rectification task was done (R3.8).")
+INCIDENT_REPORTED = _event("incident_reported", IncidentReported,
+                           "A store reported an adverse event; complaint_no carries the incident number (R3.9).")
+INCIDENT_FORWARDED = _event("incident_forwarded", IncidentForwarded,
+                            "The store manager verified the incident and forwarded it to the regional manager.")
+INCIDENT_DISMISSED = _event("incident_dismissed", IncidentDismissed,
+                            "The store manager found the report was not an adverse event.")
+INCIDENT_HANDLED = _event("incident_handled", IncidentHandled,
+                          "The regional manager decided the handling: outcome, improvements, compensation.")
+INCIDENT_COMMUNICATED = _event("incident_communicated", IncidentCommunicated,
+                               "The customer was told the outcome, the improvements and any compensation.")
+
+EVENTS = (CASE_OPENED, INVESTIGATION_NOTED, REVIEW_MEETING_DECIDED, PROPOSAL_APPROVED, CASE_PROPOSED,
+          CASE_ACCEPTED, CASE_OBJECTED, CASE_ESCALATED, EXECUTION_TASK_DONE, CASE_RESOLVED, CASE_REOPENED,
+          CASE_CLOSED, RECTIFICATION_DUE, RECTIFICATION_DONE, INCIDENT_REPORTED, INCIDENT_FORWARDED,
+          INCIDENT_DISMISSED, INCIDENT_HANDLED, INCIDENT_COMMUNICATED)

@@ -1,0 +1,102 @@
+"""Adverse events reported by a store (R3.9) as plain functions: the report, the
+store manager's verification and forwarding to the regional manager (due 24 h
+after the report), the regional manager's handling (due 48 h after forwarding),
+and telling the customer the outcome, the improvements and any compensation."""
+from marshmallow import ValidationError
+
+from mallcare_common.contracts import resolution as events
+from mallcare_common.messaging import new_outbox
+from mallcare_common.personal import mask_contact
+from mallcare_common.web import Conflict, Forbidden
+
+from .rules import Step, yuan
+
+TRANSITIONS = {
+    "reported": ("forwarded", "dismissed"),
+    "forwarded": ("handled",),
+    "handled": ("communicated",),
+}
+
+
+class IncidentStep(Step):
+    transitions = TRANSITIONS
+    what = "incident"
+
+
+def incident_number(mall_code, local_date, seq):
+    return f"{mall_code}-AE-{local_date:%Y%m%d}-{seq:03d}"
+
+
+def new_incident(number, request, actor, policy, now):
+    mall_id = request["mall_id"]
+    if request["type"] not in policy.rules["incidents"]["types"]:
+        raise ValidationError({"type": [f"Not an incident type: {', '.join(policy.rules['incidents']['types'])}."]})
+    due = policy.calendar(mall_id).due(now, policy.rules["incidents"]["forward"])
+    doc = {"_id": number, "mall_id": mall_id, "state": "reported", "version": 0, "reported_at": now,
+           "reported_by": actor.id, **{k: request.get(k) for k in ("type", "description", "customer",
+                                                                   "suggested_handling", "related_complaint_no")},
+           "forward_due_at": due, "verification": None, "regional_manager_id": None, "handling_due_at": None,
+           "handling": None, "communication": None, "policy_version": policy.version, "timeline": [],
+           "request_ids": [request["request_id"]] if request.get("request_id") else []}
+    step = IncidentStep(doc, actor, now)
+    step.log("reported", type=doc["type"], forward_due_at=due)
+    step.publish(events.INCIDENT_REPORTED, {
+        "type": doc["type"], "contact_masked": mask_contact(doc["customer"] or {}), "forward_due_at": due.isoformat(),
+        "related_complaint_no": doc["related_complaint_no"], "by": actor.id})
+    doc["timeline"] = step.entries
+    doc.update(new_outbox(step.events[0], now))
+    return doc
+
+
+def _require(permission, step, policy, what):
+    if not policy.allowed(permission, step.actor.role):
+        raise Forbidden(f"a {step.actor.role} may not {what} "
+                        f"(allowed: {', '.join(policy.rules['permissions'][permission])})")
+
+
+def verify(step, request, policy):
+    """The store manager confirms it (forwarded to the regional manager) or dismisses it."""
+    _require("verify_incident", step, policy, "verify an incident")
+    incident, now = step.case, step.now
+    within = now <= incident["forward_due_at"]
+    step.changes["verification"] = {"at": now, "by": step.actor.id, "confirmed": request["confirmed"],
+                                    "note": request["note"], "within_deadline": within}
+    if not request["confirmed"]:
+        step.move("dismissed")
+        step.log("dismissed", note=request["note"])
+        step.publish(events.INCIDENT_DISMISSED, {"reason": request["note"], "by": step.actor.id})
+        return
+    step.move("forwarded")
+    manager = policy.first_staff(incident["mall_id"], policy.rules["permissions"]["handle_incident"][0])
+    due = policy.calendar(incident["mall_id"]).due(now, policy.rules["incidents"]["handle"])
+    step.changes.update(regional_manager_id=manager and manager.id, handling_due_at=due)
+    step.log("forwarded", regional_manager_id=manager and manager.id, handling_due_at=due, within_deadline=within)
+    step.publish(events.INCIDENT_FORWARDED, {
+        "regional_manager_id": manager and manager.id, "forward_due_at": incident["forward_due_at"].isoformat(),
+        "within_deadline": within, "handling_due_at": due.isoformat(), "by": step.actor.id})
+
+
+def handle(step, request, policy):
+    """The regional manager decides the outcome, the improvements and any compensation."""
+    _require("handle_incident", step, policy, "handle an incident")
+    if step.case["state"] != "forwarded":
+        raise Conflict(f"an incident that is {step.case['state']} is not awaiting handling")
+    within = step.now <= step.case["handling_due_at"]
+    step.move("handled")
+    step.changes["handling"] = {"at": step.now, "by": step.actor.id, "outcome": request["outcome"],
+                                "improvements": request["improvements"],
+                                "compensation_fen": request["compensation_fen"], "within_deadline": within}
+    step.log("handled", outcome=request["outcome"], improvements=request["improvements"],
+             compensation=yuan(request["compensation_fen"]), within_deadline=within)
+    step.publish(events.INCIDENT_HANDLED, {
+        "handling_due_at": step.case["handling_due_at"].isoformat(), "within_deadline": within,
+        "compensation_fen": request["compensation_fen"], "by": step.actor.id})
+
+
+def communicate(step, request, policy):
+    """The customer is told the outcome, the improvements and any compensation."""
+    step.move("communicated")
+    step.changes["communication"] = {"at": step.now, "by": step.actor.id, "via": request["via"],
+                                     "note": request.get("note")}
+    step.log("communicated", via=request["via"], note=request.get("note"))
+    step.publish(events.INCIDENT_COMMUNICATED, {"by": step.actor.id})

@@ -1,0 +1,197 @@
+"""Resolution's policy (R3.2-R3.9) as validated data: roles with their rank and
+authority limit, the escalation ladder, permissions, statutory remedies, caps,
+spot-resolution bounds, deadlines of every task and the staff directory, chain-wide
+with per-mall overrides, loaded by mallcare_common.policy.PolicyFiles.
+
+Amounts are yuan in the file and fen (integers) everywhere else."""
+from dataclasses import dataclass
+from decimal import Decimal
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from mallcare_common.malls import MallRegistry
+from mallcare_common.policy import AllowedTime
+
+REMEDIES = ("refund", "exchange", "repair", "voucher", "cash_compensation", "apology_letter",
+            "experience_compensation")
+ATTRIBUTES = ("product", "service", "environment", "rules", "payment", "logistics")
+LEVELS = ("low", "medium", "high")
+_yuan = fields.Decimal(places=2, validate=validate.Range(min=0, max=10_000_000))
+_role_list = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
+
+
+class _Role(Schema):
+    rank = fields.Integer(required=True, validate=validate.Range(min=1, max=10))
+    limit = fields.Decimal(places=2, required=True, validate=validate.Range(min=0, max=10_000_000))
+
+
+class _Permissions(Schema):
+    high_risk_approvers = _role_list
+    cap_override = _role_list
+    review_meeting = _role_list
+    close_or_reopen = _role_list
+    verify_incident = _role_list
+    handle_incident = _role_list
+
+
+class _Statute(Schema):
+    law = fields.String(required=True)
+    refund = fields.Boolean(required=True)
+    multiple = fields.Integer(required=True, validate=validate.Range(min=1, max=100))
+    minimum = fields.Decimal(places=2, required=True, validate=validate.Range(min=0))
+
+
+class _Caps(Schema):
+    goodwill = fields.Decimal(places=2, required=True, validate=validate.Range(min=0))
+
+
+class _Spot(Schema):
+    max_total = fields.Decimal(places=2, required=True, validate=validate.Range(min=0))
+    risk_levels = fields.List(fields.String(validate=validate.OneOf(LEVELS)), required=True)
+
+
+class _Deadlines(Schema):
+    re_review = fields.Nested(AllowedTime, required=True)
+    review_meeting = fields.Nested(AllowedTime, required=True)
+    reopened = fields.Nested(AllowedTime, required=True)
+
+
+class _ExecutionRule(AllowedTime):
+    signature = fields.Boolean(load_default=False)
+
+
+class _Rectification(Schema):
+    kind = fields.String(required=True)
+    working_days = fields.Integer(required=True, validate=validate.Range(min=1, max=365))
+    owner_role = fields.String(required=True)
+
+
+class _Incidents(Schema):
+    types = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
+    forward = fields.Nested(AllowedTime, required=True)
+    handle = fields.Nested(AllowedTime, required=True)
+
+
+class _Staff(Schema):
+    id = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    name = fields.String(required=True)
+    role = fields.String(required=True)
+    malls = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
+
+
+class _Override(Schema):
+    roles = fields.Dict(keys=fields.String(), values=fields.Nested(_Role))
+    caps = fields.Nested(_Caps)
+    spot = fields.Nested(_Spot)
+
+
+class ResolutionPolicySchema(Schema):
+    version = fields.String(required=True)
+    roles = fields.Dict(keys=fields.String(), values=fields.Nested(_Role), required=True,
+                        validate=validate.Length(min=1))
+    escalation = _role_list
+    permissions = fields.Nested(_Permissions, required=True)
+    statutory = fields.Dict(keys=fields.String(), values=fields.Nested(_Statute), required=True)
+    caps = fields.Nested(_Caps, required=True)
+    spot = fields.Nested(_Spot, required=True)
+    deadlines = fields.Nested(_Deadlines, required=True)
+    execution = fields.Dict(keys=fields.String(validate=validate.OneOf(REMEDIES)),
+                            values=fields.Nested(_ExecutionRule), required=True)
+    product_hold = fields.Nested(AllowedTime, required=True)
+    rectification = fields.Dict(keys=fields.String(validate=validate.OneOf(ATTRIBUTES)),
+                                values=fields.Nested(_Rectification), required=True)
+    incidents = fields.Nested(_Incidents, required=True)
+    appeal_procedure = fields.String(required=True, validate=validate.Length(min=10))
+    staff = fields.List(fields.Nested(_Staff), required=True)
+    mall_overrides = fields.Dict(keys=fields.String(), values=fields.Nested(_Override), load_default=dict)
+
+    @validates_schema
+    def _consistent(self, data, **kwargs):
+        roles = set(data.get("roles", {}))
+        errors = {}
+
+        def unknown(names):
+            return sorted(set(names) - roles)
+
+        bad = unknown(data.get("escalation", []))
+        if bad:
+            errors["escalation"] = [f"Unknown role: {', '.join(bad)}."]
+        bad = unknown(r for names in data.get("permissions", {}).values() for r in names)
+        if bad:
+            errors["permissions"] = [f"Unknown role: {', '.join(bad)}."]
+        bad = unknown([s["role"] for s in data.get("staff", [])]
+                      + [r["owner_role"] for r in data.get("rectification", {}).values()])
+        if bad:
+            errors["staff"] = [f"Unknown role: {', '.join(bad)}."]
+        missing = sorted(set(REMEDIES) - set(data.get("execution", {})))
+        if missing:
+            errors["execution"] = [f"No execution rule for: {', '.join(missing)}."]
+        ids = [s["id"] for s in data.get("staff", [])]
+        if len(ids) != len(set(ids)):
+            errors.setdefault("staff", []).append("Employee numbers must be unique.")
+        if errors:
+            raise ValidationError(errors)
+
+
+@dataclass(frozen=True)
+class Staff:
+    id: str
+    name: str
+    role: str
+    malls: tuple
+
+
+@dataclass(frozen=True)
+class ResolutionPolicy:
+    version: str                # "<resolution version>+malls:<registry version>"
+    malls: MallRegistry
+    rules: dict
+
+    def section(self, mall_id, name):
+        """A policy section as it applies at one mall."""
+        return {**self.rules[name], **self.rules["mall_overrides"].get(mall_id, {}).get(name, {})}
+
+    def role(self, mall_id, name):
+        """{rank, limit} of a role at a mall; limit in fen."""
+        role = self.section(mall_id, "roles")[name]
+        return {"rank": role["rank"], "limit": fen(role["limit"])}
+
+    def staff(self, staff_id):
+        entry = next((s for s in self.rules["staff"] if s["id"] == staff_id), None)
+        return entry and Staff(entry["id"], entry["name"], entry["role"], tuple(entry["malls"]))
+
+    def first_staff(self, mall_id, role):
+        """Who a task for `role` at a mall goes to: the first such person in the directory."""
+        return next((Staff(s["id"], s["name"], s["role"], tuple(s["malls"])) for s in self.rules["staff"]
+                     if s["role"] == role and mall_id in s["malls"]), None)
+
+    def allowed(self, permission, role):
+        return role in self.rules["permissions"][permission]
+
+    def calendar(self, mall_id):
+        return self.malls.get(mall_id).calendar
+
+    def public(self):
+        return {**self.rules, "version": self.version}
+
+
+def fen(yuan):
+    """Yuan (Decimal, int or str) to integer fen."""
+    return int((Decimal(str(yuan)) * 100).to_integral_value())
+
+
+def load_policy(data, malls: MallRegistry) -> ResolutionPolicy:
+    rules = ResolutionPolicySchema().load(data)
+    errors = {}
+    unknown = sorted({m for s in rules["staff"] for m in s["malls"]} - set(malls.malls))
+    if unknown:
+        errors["staff"] = [f"Unknown mall: {m}." for m in unknown]
+    unknown = sorted(set(rules["mall_overrides"]) - set(malls.malls))
+    if unknown:
+        errors["mall_overrides"] = [f"Unknown mall: {m}." for m in unknown]
+    bad = sorted({r for o in rules["mall_overrides"].values() for r in o.get("roles", {})} - set(rules["roles"]))
+    if bad:
+        errors.setdefault("mall_overrides", []).append(f"Unknown role: {', '.join(bad)}.")
+    if errors:
+        raise ValidationError(errors)
+    return ResolutionPolicy(version=f"{rules['version']}+malls:{malls.version}", malls=malls, rules=rules)

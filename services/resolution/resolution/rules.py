@@ -1,0 +1,633 @@
+"""Resolution's rules as plain functions (R3.1-R3.8, R3.10): the case state machine,
+what the law grants and the caps, who may approve what, the deadlines of every
+task, and each action on a case. No I/O and no clock: the service passes in the
+case, the request, who acts, the policy and `now`.
+
+Every action returns a Step: the fields to set, the timeline entries to append
+(immutable, R3.10) and the events to publish. Amounts are integer fen."""
+from dataclasses import dataclass, field
+
+from marshmallow import ValidationError
+
+from mallcare_common.contracts import build_event
+from mallcare_common.contracts import resolution as events
+from mallcare_common.messaging import new_outbox
+from mallcare_common.web import Conflict, Forbidden
+
+from .policy import fen
+
+# R3 the life of a case. Spot resolution (R3.2) goes open -> resolved at the desk;
+# an accepted answer without anything to carry out is resolved straight away.
+TRANSITIONS = {
+    "open": ("investigating", "resolved"),
+    "investigating": ("proposed",),
+    "proposed": ("accepted", "objected"),
+    "objected": ("escalated",),
+    "escalated": ("proposed",),
+    "accepted": ("executing", "resolved"),
+    "executing": ("resolved",),
+    "resolved": ("closed", "reopened"),
+    "closed": ("reopened",),
+    "reopened": ("investigating", "proposed"),
+}
+FINISHED = ("resolved", "closed")
+RESTORING = ("refund", "exchange", "repair")                                 # give back what was bought
+COMPENSATING = ("voucher", "cash_compensation", "experience_compensation")   # more than that
+FIRST_LEVEL = "handler"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a member of staff (role from the directory) or a service."""
+    id: str
+    role: str
+    name: str = ""
+
+
+def check_transition(state, target, transitions=TRANSITIONS, what="case"):
+    if target not in transitions.get(state, ()):
+        allowed = ", ".join(transitions.get(state, ())) or "nothing"
+        raise Conflict(f"a {what} that is {state} cannot become {target} (from {state}: {allowed})")
+
+
+def check_state(case, states, action):
+    if case["state"] not in states:
+        raise Conflict(f"cannot {action} a case that is {case['state']} (only when {', '.join(states)})")
+
+
+@dataclass
+class Step:
+    """What one action does to a case (or an incident): fields to set, timeline
+    entries, events."""
+    transitions = TRANSITIONS
+    what = "case"
+
+    case: dict
+    actor: Actor
+    now: object
+    changes: dict = field(default_factory=dict)
+    entries: list = field(default_factory=list)
+    events: list = field(default_factory=list)
+
+    @property
+    def state(self):
+        return self.changes.get("state", self.case["state"])
+
+    def get(self, key):
+        return self.changes.get(key, self.case.get(key))
+
+    def move(self, target):
+        check_transition(self.state, target, self.transitions, self.what)
+        self.changes["state"] = target
+
+    def log(self, action, **detail):
+        self.entries.append({"seq": len(self.case["timeline"]) + len(self.entries) + 1, "at": self.now,
+                             "by": self.actor.id, "role": self.actor.role, "action": action,
+                             "state": self.state, "detail": detail})
+
+    def publish(self, event_type, payload):
+        self.events.append(build_event(event_type, mall_id=self.case["mall_id"], complaint_no=self.case["_id"],
+                                       occurred_at=self.now, payload=payload))
+
+
+# --- compliance (R3.4) ----------------------------------------------------------------------
+
+def yuan(fen):
+    return f"{fen / 100:.2f}"
+
+
+def check_remedies(remedies, legal_basis, price_fen, demanded_fen, statutory, caps):
+    """What the law grants for the case and how the remedies compare.
+
+    The law grants the price back, plus, where a legal basis applies, `multiple`
+    times the price and at least `minimum`. Compensation may exceed what the law
+    grants by the goodwill cap; restoring the goods never exceeds their price.
+    `breaches` lists what is outside the caps (refused unless overridden)."""
+    statute = statutory.get(legal_basis) if legal_basis else None
+    if legal_basis and statute is None:
+        raise ValidationError({"legal_basis": [f"Unknown legal basis {legal_basis}; known: {', '.join(statutory)}."]})
+    if statute and price_fen is None:
+        raise ValidationError({"price": [f"The price is needed to apply {statute['law']}."]})
+    total = sum(r["amount_fen"] for r in remedies)
+    compensation = sum(r["amount_fen"] for r in remedies if r["type"] in COMPENSATING)
+    granted = max(price_fen * statute["multiple"], fen(statute["minimum"])) if statute else 0
+    law_total = None if price_fen is None else (price_fen if not statute or statute["refund"] else 0) + granted
+    breaches = []
+    goodwill = fen(caps["goodwill"])
+    if compensation > granted + goodwill:
+        breaches.append(f"compensation {yuan(compensation)} is above the {yuan(granted)} the law grants "
+                        f"plus the {yuan(goodwill)} goodwill cap")
+    for remedy in remedies:
+        if price_fen is not None and remedy["type"] in ("refund", "exchange") and remedy["amount_fen"] > price_fen:
+            breaches.append(f"{remedy['type']} {yuan(remedy['amount_fen'])} is above the price {yuan(price_fen)}")
+    warnings = []
+    demand_above = demanded_fen is not None and law_total is not None and demanded_fen > law_total
+    if demand_above:
+        warnings.append(f"the customer's demand {yuan(demanded_fen)} is above the {yuan(law_total)} the law grants")
+    if statute and total < law_total:
+        warnings.append(f"the remedies {yuan(total)} are below the {yuan(law_total)} {statute['law']} grants; "
+                        "the customer can claim the difference")
+    return {"total_fen": total, "compensation_fen": compensation, "legal_basis": legal_basis,
+            "law": statute["law"] if statute else None, "statutory_compensation_fen": granted,
+            "statutory_total_fen": law_total, "demand_above_statutory": demand_above,
+            "breaches": breaches, "warnings": warnings}
+
+
+# --- authority (R3.5) ---------------------------------------------------------------------
+
+def approval_needs(total_fen, risk_level, cap_override, level_role, mall_id, policy):
+    """What an approver must have: a limit covering the total, a rank at least the
+    case's level, and for a high-risk case or a cap override one of the named roles."""
+    roles = None
+    if risk_level == "high":
+        roles = set(policy.rules["permissions"]["high_risk_approvers"])
+    if cap_override:
+        allowed = set(policy.rules["permissions"]["cap_override"])
+        roles = allowed if roles is None else roles & allowed
+    return {"limit_fen": total_fen, "min_rank": policy.role(mall_id, level_role)["rank"],
+            "roles": sorted(roles) if roles is not None else None}
+
+
+def refusals(role, needs, mall_id, policy):
+    """Why `role` may not approve (empty when it may)."""
+    own = policy.role(mall_id, role)
+    reasons = []
+    if own["limit"] < needs["limit_fen"]:
+        reasons.append(f"the total {yuan(needs['limit_fen'])} is above the {role}'s limit {yuan(own['limit'])}")
+    if own["rank"] < needs["min_rank"]:
+        reasons.append(f"the case is escalated above the {role}'s level")
+    if needs["roles"] is not None and role not in needs["roles"]:
+        reasons.append(f"only {' or '.join(needs['roles'])} may approve this case")
+    return reasons
+
+
+def lowest_approver(needs, mall_id, policy):
+    """The least senior role that may approve (what the handler is told to ask for)."""
+    fits = [r for r in policy.section(mall_id, "roles") if not refusals(r, needs, mall_id, policy)]
+    return min(fits, key=lambda r: (policy.role(mall_id, r)["rank"], policy.role(mall_id, r)["limit"]), default=None)
+
+
+def next_level(level_role, mall_id, policy):
+    """The escalation ladder's first role above the case's level (the top stays the top)."""
+    rank = policy.role(mall_id, level_role)["rank"]
+    return next((r for r in policy.rules["escalation"] if policy.role(mall_id, r)["rank"] > rank), level_role)
+
+
+def _require(permission, actor, policy, what):
+    if not policy.allowed(permission, actor.role):
+        raise Forbidden(f"a {actor.role} may not {what} (allowed: {', '.join(policy.rules['permissions'][permission])})")
+
+
+# --- opening a case ---------------------------------------------------------------------------
+
+def new_case(event, policy, now):
+    """The case of a triaged complaint, with its case_opened event in the outbox."""
+    triaged, mall_id = event["payload"], event["mall_id"]
+    meeting = None
+    if triaged["review_meeting"]:
+        convenor_role = policy.rules["permissions"]["review_meeting"][0]
+        convenor = policy.first_staff(mall_id, convenor_role)
+        meeting = {"due_at": policy.calendar(mall_id).due(now, policy.rules["deadlines"]["review_meeting"]),
+                   "convenor_id": convenor and convenor.id, "departments": triaged["departments_involved"],
+                   "decided_at": None}
+    case = {
+        "_id": event["complaint_no"], "mall_id": mall_id, "state": "open", "version": 0, "round": 1,
+        "level": FIRST_LEVEL, "opened_at": now, "triaged_event_id": event["event_id"],
+        "channel": triaged["channel"], "received_at": triaged["received_at"], "merchant_id": triaged["merchant_id"],
+        "category": triaged["category"], "risk_level": triaged["risk_level"], "urgency": triaged["urgency"],
+        "department": triaged["department"], "owner_id": triaged["owner_id"],
+        "first_response_due_at": triaged["first_response_due_at"],
+        "resolution_due_at": triaged["resolution_due_at"], "review_meeting": meeting,
+        "expected_resolution": None, "findings": [], "proposals": [], "objections": [], "escalations": [],
+        "tasks": [], "rectifications": [], "resolution": None, "closure": None,
+        "policy_version": policy.version, "timeline": [], "request_ids": [event["event_id"]],
+    }
+    step = Step(case, Actor("triage", "service"), now)
+    step.log("opened", department=case["department"], owner_id=case["owner_id"], risk_level=case["risk_level"],
+             resolution_due_at=case["resolution_due_at"], review_meeting=meeting)
+    step.publish(events.CASE_OPENED, {
+        "category": case["category"], "risk_level": case["risk_level"], "department": case["department"],
+        "owner_id": case["owner_id"], "level_role": FIRST_LEVEL,
+        "resolution_due_at": case["resolution_due_at"].isoformat(),
+        "review_meeting_due_at": meeting and meeting["due_at"].isoformat(),
+        "convenor_id": meeting and meeting["convenor_id"], "policy_version": policy.version})
+    case["timeline"] = step.entries
+    case.update(new_outbox(step.events[0], now))
+    return case
+
+
+def triage_changed(step, event, policy):
+    """Triage reassigned the complaint or corrected its grading: the case follows."""
+    payload = event["payload"]
+    if event["event_type"] == "complaint_reassigned":
+        step.changes.update(owner_id=payload["to_owner_id"], department=payload["department"])
+        step.log("reassigned", owner_id=payload["to_owner_id"], department=payload["department"],
+                 by=payload["by"], reason=payload["reason"])
+    else:
+        step.changes.update({k: payload[k] for k in ("category", "risk_level", "urgency", "department",
+                                                     "owner_id", "resolution_due_at")})
+        step.log("regraded", field=payload["field"], old=payload["old"], new=payload["new"],
+                 by=payload["by"], reason=payload["reason"])
+
+
+# --- handling ---------------------------------------------------------------------------------
+
+ACTIVE = ("open", "investigating", "proposed", "accepted", "objected", "escalated", "executing", "reopened")
+
+
+def note_finding(step, request, policy):
+    """R3.1: a finding with its source; the first one starts the investigation."""
+    check_state(step.case, ACTIVE, "record a finding on")
+    if step.state in ("open", "reopened"):
+        step.move("investigating")
+    finding = {"id": len(step.case["findings"]) + 1, "at": step.now, "by": step.actor.id, **request}
+    step.changes["findings"] = [*step.case["findings"], finding]
+    step.log("finding", id=finding["id"], source=request["source"], summary=request["summary"])
+    step.publish(events.INVESTIGATION_NOTED, {"finding_id": finding["id"], "source": request["source"],
+                                              "by": step.actor.id})
+
+
+def promise_time(step, request, policy):
+    """R3.2: the time to resolution the customer was told."""
+    check_state(step.case, ACTIVE, "promise a time for")
+    beyond = request["expected_by"] > step.get("resolution_due_at")
+    step.changes["expected_resolution"] = {"expected_by": request["expected_by"], "told_at": step.now,
+                                           "via": request["via"], "by": step.actor.id, "beyond_deadline": beyond}
+    step.log("time_promised", expected_by=request["expected_by"], via=request["via"], beyond_deadline=beyond)
+
+
+def add_note(step, request, policy):
+    """R3.10: anything else worth replaying ("16:30 customer says the refund arrived")."""
+    step.log("note", kind=request["kind"], text=request["text"])
+
+
+def decide_review_meeting(step, request, policy):
+    """R2.4: the operations director's meeting decides which department is responsible."""
+    meeting = step.case["review_meeting"]
+    if not meeting:
+        raise Conflict("this case has no review meeting (not a cross-department dispute)")
+    if meeting["decided_at"]:
+        raise Conflict("the review meeting has decided already")
+    _require("review_meeting", step.actor, policy, "decide a review meeting")
+    check_state(step.case, ACTIVE, "decide the review meeting of")
+    decided = {**meeting, "decided_at": step.now, "decided_by": step.actor.id, **request,
+               "within_deadline": step.now <= meeting["due_at"]}
+    step.changes.update(review_meeting=decided, department=request["responsible_department"])
+    step.log("review_meeting", responsible_department=request["responsible_department"],
+             decision=request["decision"], attendees=request["attendees"])
+    step.publish(events.REVIEW_MEETING_DECIDED, {
+        "responsible_department": request["responsible_department"], "departments_involved": meeting["departments"],
+        "due_at": meeting["due_at"].isoformat(), "within_deadline": decided["within_deadline"],
+        "by": step.actor.id})
+
+
+def _current(step, proposal_no=None):
+    proposals = step.get("proposals")
+    if not proposals:
+        raise Conflict("the case has no proposal yet")
+    current = proposals[-1]
+    if proposal_no is not None and proposal_no != current["no"]:
+        raise Conflict(f"proposal {proposal_no} is not the current one ({current['no']})")
+    return current
+
+
+def _replace_current(step, proposal):
+    step.changes["proposals"] = [*step.get("proposals")[:-1], proposal]
+
+
+def remedy_lines(request):
+    return [{"type": r["type"], "amount_fen": r["amount_fen"], "note": r.get("note")} for r in request["remedies"]]
+
+
+def _draft(step, request, policy):
+    """A proposal with its compliance check; refused when outside the caps without an override."""
+    case, mall_id = step.case, step.case["mall_id"]
+    remedies = remedy_lines(request)
+    compliance = check_remedies(remedies, request.get("legal_basis"), request.get("price_fen"),
+                                request.get("demanded_fen"), policy.rules["statutory"], policy.section(mall_id, "caps"))
+    override = request.get("cap_override_reason")
+    if compliance["breaches"] and not override:
+        raise ValidationError({"remedies": [*compliance["breaches"], "an override by "
+                               + " or ".join(policy.rules["permissions"]["cap_override"]) + " with a reason is needed"]})
+    needs = approval_needs(compliance["total_fen"], step.get("risk_level"), bool(compliance["breaches"]),
+                           step.get("level"), mall_id, policy)
+    return {"no": len(case["proposals"]) + 1, "decision": request["decision"], "reasons": request["reasons"],
+            "remedies": remedies, "price_fen": request.get("price_fen"), "demanded_fen": request.get("demanded_fen"),
+            "compliance": compliance, "cap_override_reason": override if compliance["breaches"] else None,
+            "needs": needs, "approver_role": lowest_approver(needs, mall_id, policy), "approvals": [],
+            "status": "awaiting_approval", "proposed_by": step.actor.id, "proposed_at": step.now,
+            "level": step.get("level"), "round": case["round"], "sent": None, "policy_version": policy.version}
+
+
+def _approve(step, proposal, policy):
+    proposal = {**proposal, "status": "approved",
+                "approvals": [*proposal["approvals"], {"by": step.actor.id, "role": step.actor.role, "at": step.now}]}
+    step.log("approved", proposal_no=proposal["no"], total=yuan(proposal["compliance"]["total_fen"]),
+             cap_override_reason=proposal["cap_override_reason"])
+    step.publish(events.PROPOSAL_APPROVED, {
+        "proposal_no": proposal["no"], "approver_role": step.actor.role,
+        "total_fen": proposal["compliance"]["total_fen"], "cap_override": bool(proposal["cap_override_reason"]),
+        "by": step.actor.id})
+    return proposal
+
+
+def propose(step, request, policy):
+    """R3.3-R3.5: decision, reasons and remedies, checked against the law and the caps.
+    Approved at once when the proposer's own authority covers it."""
+    check_state(step.case, ("investigating", "escalated", "reopened", "proposed"), "propose on")
+    meeting = step.case["review_meeting"]
+    if meeting and not meeting["decided_at"]:
+        raise Conflict("the review meeting has not decided who is responsible yet")
+    if step.state == "proposed":
+        current = _current(step)
+        if current["sent"]:
+            raise Conflict(f"proposal {current['no']} was given to the customer; record their answer first")
+        step.changes["proposals"] = [*step.case["proposals"][:-1], {**current, "status": "withdrawn"}]
+    else:
+        step.move("proposed")
+    proposal = _draft(step, request, policy)
+    step.changes["proposals"] = [*step.get("proposals"), proposal]
+    compliance = proposal["compliance"]
+    step.log("proposed", proposal_no=proposal["no"], decision=proposal["decision"],
+             remedies=[{"type": r["type"], "amount": yuan(r["amount_fen"])} for r in proposal["remedies"]],
+             total=yuan(compliance["total_fen"]), warnings=compliance["warnings"],
+             approver_role=proposal["approver_role"])
+    if not refusals(step.actor.role, proposal["needs"], step.case["mall_id"], policy):
+        _replace_current(step, _approve(step, proposal, policy))
+
+
+def check_proposal(case, request, actor, policy):
+    """A draft's checks before it is made: the law, the caps, who must approve."""
+    compliance = check_remedies(remedy_lines(request), request.get("legal_basis"), request.get("price_fen"),
+                                request.get("demanded_fen"), policy.rules["statutory"],
+                                policy.section(case["mall_id"], "caps"))
+    needs = approval_needs(compliance["total_fen"], case["risk_level"], bool(compliance["breaches"]),
+                           case["level"], case["mall_id"], policy)
+    amounts = {k[:-4]: v if v is None else yuan(v) for k, v in compliance.items() if k.endswith("_fen")}
+    return {**{k: v for k, v in compliance.items() if not k.endswith("_fen")}, **amounts,
+            "approver_role": lowest_approver(needs, case["mall_id"], policy),
+            "you_may_approve": not refusals(actor.role, needs, case["mall_id"], policy)}
+
+
+def approve(step, request, policy):
+    """R3.5: approval by someone whose limit, level and role cover the proposal."""
+    check_state(step.case, ("proposed",), "approve a proposal on")
+    proposal = _current(step, request["proposal_no"])
+    if proposal["status"] != "awaiting_approval":
+        raise Conflict(f"proposal {proposal['no']} is {proposal['status']}, not awaiting approval")
+    reasons = refusals(step.actor.role, proposal["needs"], step.case["mall_id"], policy)
+    if reasons:
+        raise Forbidden(f"{step.actor.id} ({step.actor.role}) may not approve: " + "; ".join(reasons))
+    _replace_current(step, _approve(step, proposal, policy))
+
+
+def reply(step, request, policy):
+    """R3.3, R3.6: the approved answer is given to the customer (orally or in writing);
+    when it differs from what they expected, the appeal route is stated with it."""
+    check_state(step.case, ("proposed",), "answer the customer on")
+    proposal = _current(step, request["proposal_no"])
+    if proposal["status"] != "approved":
+        raise Conflict(f"proposal {proposal['no']} is {proposal['status']}: it needs the approval of a "
+                       f"{proposal['approver_role']} before the customer is told")
+    differs = proposal["decision"] != "upheld"
+    sent = {"at": step.now, "by": step.actor.id, "oral": request["oral"], "text": request.get("text"),
+            "appeal_procedure": policy.rules["appeal_procedure"] if differs else None}
+    _replace_current(step, {**proposal, "status": "sent", "sent": sent})
+    step.log("answered", proposal_no=proposal["no"], oral=request["oral"], appeal_stated=differs)
+    compliance = proposal["compliance"]
+    step.publish(events.CASE_PROPOSED, {
+        "proposal_no": proposal["no"], "decision": proposal["decision"],
+        "remedy_types": [r["type"] for r in proposal["remedies"]], "total_fen": compliance["total_fen"],
+        "statutory_total_fen": compliance["statutory_total_fen"],
+        "demand_above_statutory": compliance["demand_above_statutory"], "oral": request["oral"],
+        "appeal_stated": differs, "level_role": proposal["level"], "by": step.actor.id})
+
+
+def _answered(step, proposal_no):
+    check_state(step.case, ("proposed",), "record the customer's answer on")
+    proposal = _current(step, proposal_no)
+    if proposal["status"] != "sent":
+        raise Conflict(f"proposal {proposal['no']} has not been given to the customer")
+    return proposal
+
+
+def execution_tasks(case, remedies, policy, now, first_id):
+    """R3.7: one task per remedy line, plus holding the product for a product complaint."""
+    calendar, rules = policy.calendar(case["mall_id"]), policy.rules["execution"]
+    tasks = [{"kind": r["type"], "amount_fen": r["amount_fen"], "due_at": calendar.due(now, rules[r["type"]]),
+              "signature_required": rules[r["type"]]["signature"]} for r in remedies]
+    if (case["category"] or "").startswith("product.") and not any(t["kind"] == "product_hold" for t in case["tasks"]):
+        tasks.append({"kind": "product_hold", "amount_fen": 0, "signature_required": False,
+                      "due_at": calendar.due(now, policy.rules["product_hold"])})
+    return [{"id": first_id + i, **t, "done": None} for i, t in enumerate(tasks)]
+
+
+def accept(step, request, policy):
+    """The customer accepts: the remedies become tasks with deadlines."""
+    proposal = _answered(step, request["proposal_no"])
+    _replace_current(step, {**proposal, "status": "accepted"})
+    step.move("accepted")
+    tasks = execution_tasks(step.case, proposal["remedies"], policy, step.now, len(step.case["tasks"]) + 1)
+    step.changes["tasks"] = [*step.case["tasks"], *tasks]
+    step.log("accepted", proposal_no=proposal["no"], tasks=[{"id": t["id"], "kind": t["kind"], "due_at": t["due_at"]}
+                                                            for t in tasks])
+    step.publish(events.CASE_ACCEPTED, {"proposal_no": proposal["no"], "by": step.actor.id, "tasks": [
+        {"task_id": t["id"], "kind": t["kind"], "due_at": t["due_at"].isoformat()} for t in tasks]})
+
+
+def _escalate(step, reason, policy, re_review=False):
+    mall_id, level = step.case["mall_id"], step.get("level")
+    to_role = next_level(level, mall_id, policy)
+    to_staff = policy.first_staff(mall_id, to_role)
+    due = policy.calendar(mall_id).due(step.now, policy.rules["deadlines"]["re_review"]) if re_review else None
+    escalation = {"at": step.now, "by": step.actor.id, "reason": reason, "from_role": level, "to_role": to_role,
+                  "to_staff_id": to_staff and to_staff.id, "re_review_due_at": due}
+    step.changes.update(level=to_role, escalations=[*step.case["escalations"], escalation])
+    step.log("escalated", reason=reason, from_role=level, to_role=to_role, to_staff_id=escalation["to_staff_id"],
+             re_review_due_at=due)
+    step.publish(events.CASE_ESCALATED, {**{k: escalation[k] for k in ("reason", "from_role", "to_role",
+                                                                       "to_staff_id", "by")},
+                                         "re_review_due_at": due and due.isoformat()})
+
+
+def object_(step, request, policy):
+    """R3.6: the objection points are recorded and the case goes one level up for a
+    re-review due within 2 hours."""
+    proposal = _answered(step, request["proposal_no"])
+    _replace_current(step, {**proposal, "status": "objected"})
+    step.move("objected")
+    step.changes["objections"] = [*step.case["objections"], {"at": step.now, "by": step.actor.id,
+                                                             "proposal_no": proposal["no"],
+                                                             "points": request["points"]}]
+    step.log("objected", proposal_no=proposal["no"], points=request["points"])
+    step.publish(events.CASE_OBJECTED, {"proposal_no": proposal["no"], "points": request["points"],
+                                        "by": step.actor.id})
+    step.move("escalated")
+    _escalate(step, "objection", policy, re_review=True)
+
+
+def escalate(step, request, policy):
+    """A case goes one level up by hand (or on an SLA breach) without changing its state."""
+    check_state(step.case, ACTIVE, "escalate")
+    _escalate(step, request["reason"], policy)
+    if request.get("note"):
+        step.log("note", kind="internal", text=request["note"])
+
+
+def complete_task(step, request, policy):
+    """R3.7: a task is carried out; cash compensation only with the customer's signature."""
+    task = next((t for t in step.case["tasks"] if t["id"] == request["task_id"]), None)
+    if task is None:
+        raise ValidationError({"task_id": [f"No task {request['task_id']} on this case."]})
+    if task["done"]:
+        raise Conflict(f"task {task['id']} ({task['kind']}) is done already")
+    if task["signature_required"] and not request.get("signature_ref"):
+        raise ValidationError({"signature_ref": ["Cash compensation is marked done only with the reference "
+                                                 "of the customer's signed receipt."]})
+    done = {"at": step.now, "by": step.actor.id, "note": request.get("note"),
+            "signature_ref": request.get("signature_ref"), "within_deadline": step.now <= task["due_at"]}
+    step.changes["tasks"] = [{**t, "done": done} if t["id"] == task["id"] else t for t in step.case["tasks"]]
+    if step.state == "accepted":
+        step.move("executing")
+    step.log("task_done", task_id=task["id"], kind=task["kind"], within_deadline=done["within_deadline"],
+             note=done["note"], signature_ref=done["signature_ref"])
+    step.publish(events.EXECUTION_TASK_DONE, {
+        "task_id": task["id"], "kind": task["kind"], "due_at": task["due_at"].isoformat(),
+        "done_at": step.now.isoformat(), "within_deadline": done["within_deadline"], "by": step.actor.id})
+
+
+def rectification_tasks(case, policy, now):
+    """R3.8: what the problem's attribute calls for, once per case."""
+    attribute = (case["category"] or "").split(".")[0]
+    rule = policy.rules["rectification"].get(attribute)
+    if not rule or any(r["kind"] == rule["kind"] for r in case["rectifications"]):
+        return []
+    owner = policy.first_staff(case["mall_id"], rule["owner_role"])
+    due = policy.calendar(case["mall_id"]).due(now, {"working_days": rule["working_days"]})
+    return [{"id": len(case["rectifications"]) + 1, "kind": rule["kind"], "owner_id": owner and owner.id,
+             "description": f"after {case['_id']} ({case['category']})", "due_at": due, "done": None}]
+
+
+def _add_rectifications(step, items):
+    step.changes["rectifications"] = [*step.get("rectifications"), *items]
+    for item in items:
+        step.log("rectification_due", id=item["id"], kind=item["kind"], owner_id=item["owner_id"],
+                 due_at=item["due_at"])
+        step.publish(events.RECTIFICATION_DUE, {"rectification_id": item["id"], "kind": item["kind"],
+                                                "owner_id": item["owner_id"], "due_at": item["due_at"].isoformat()})
+
+
+def _resolved(step, proposal, summary, spot, policy):
+    step.move("resolved")
+    step.changes["resolution"] = {"at": step.now, "by": step.actor.id, "summary": summary, "spot": spot,
+                                  "proposal_no": proposal["no"], "round": step.case["round"]}
+    step.log("resolved", summary=summary, spot=spot)
+    _add_rectifications(step, rectification_tasks({**step.case, **step.changes}, policy, step.now))
+    step.publish(events.CASE_RESOLVED, {
+        "spot": spot, "decision": proposal["decision"], "remedy_types": [r["type"] for r in proposal["remedies"]],
+        "total_fen": proposal["compliance"]["total_fen"], "round": step.case["round"],
+        **{k: step.get(k) for k in ("category", "risk_level", "department", "owner_id", "channel")},
+        "by": step.actor.id})
+
+
+def resolve(step, request, policy):
+    """Every task carried out: the case is resolved and a revisit follows."""
+    check_state(step.case, ("accepted", "executing"), "resolve")
+    open_tasks = [f"{t['id']} {t['kind']}" for t in step.case["tasks"] if not t["done"]]
+    if open_tasks:
+        raise Conflict("tasks still to carry out: " + ", ".join(open_tasks))
+    _resolved(step, _current(step), request["summary"], False, policy)
+
+
+def spot_resolve(step, request, policy):
+    """R3.2: a simple complaint settled at the desk in one step, remedies handed over
+    and recorded, within the person's own authority and the spot bounds."""
+    case, mall_id = step.case, step.case["mall_id"]
+    check_state(case, ("open",), "resolve on the spot")
+    spot = policy.section(mall_id, "spot")
+    if case["risk_level"] not in spot["risk_levels"] or case["review_meeting"]:
+        raise Conflict(f"a {case['risk_level']}-risk complaint"
+                       + (" in a cross-department dispute" if case["review_meeting"] else "")
+                       + " is not resolved on the spot")
+    proposal = _draft(step, {**request, "cap_override_reason": None}, policy)
+    total = proposal["compliance"]["total_fen"]
+    if total > fen(spot["max_total"]):
+        raise Conflict(f"remedies of {yuan(total)} are above the {spot['max_total']} settled on the spot")
+    reasons = refusals(step.actor.role, proposal["needs"], mall_id, policy)
+    if reasons:
+        raise Forbidden(f"{step.actor.id} ({step.actor.role}) may not settle this on the spot: " + "; ".join(reasons))
+    if any(r["type"] == "cash_compensation" for r in proposal["remedies"]) and not request.get("signature_ref"):
+        raise ValidationError({"signature_ref": ["Cash compensation needs the reference of the customer's "
+                                                 "signed receipt."]})
+    proposal.update(status="accepted", approvals=[{"by": step.actor.id, "role": step.actor.role, "at": step.now}],
+                    sent={"at": step.now, "by": step.actor.id, "oral": True, "text": request.get("text"),
+                          "appeal_procedure": None if proposal["decision"] == "upheld"
+                          else policy.rules["appeal_procedure"]})
+    tasks = execution_tasks(case, proposal["remedies"], policy, step.now, len(case["tasks"]) + 1)
+    done = {"at": step.now, "by": step.actor.id, "note": "on the spot", "signature_ref": request.get("signature_ref"),
+            "within_deadline": True}
+    tasks = [{**t, "done": done} if t["kind"] != "product_hold" else t for t in tasks]
+    step.changes.update(proposals=[*case["proposals"], proposal], tasks=[*case["tasks"], *tasks])
+    step.log("spot_settled", decision=proposal["decision"],
+             remedies=[{"type": r["type"], "amount": yuan(r["amount_fen"])} for r in proposal["remedies"]],
+             reasons=proposal["reasons"])
+    step.publish(events.CASE_ACCEPTED, {"proposal_no": proposal["no"], "by": step.actor.id, "tasks": [
+        {"task_id": t["id"], "kind": t["kind"], "due_at": t["due_at"].isoformat()} for t in tasks]})
+    for t in tasks:
+        if t["done"]:
+            step.publish(events.EXECUTION_TASK_DONE, {
+                "task_id": t["id"], "kind": t["kind"], "due_at": t["due_at"].isoformat(),
+                "done_at": step.now.isoformat(), "within_deadline": True, "by": step.actor.id})
+    _resolved(step, proposal, request["summary"], True, policy)
+
+
+def close(step, request, policy):
+    """The customer is satisfied (feedback), or a supervisor closes it with a reason (R4.2)."""
+    if step.actor.role != "service":
+        _require("close_or_reopen", step.actor, policy, "close a case")
+    step.move("closed")
+    step.changes["closure"] = {"at": step.now, "by": step.actor.id, "reason": request["reason"]}
+    step.log("closed", reason=request["reason"])
+    step.publish(events.CASE_CLOSED, {"reason": request["reason"], "by": step.actor.id})
+
+
+def reopen(step, request, policy):
+    """R4.2: a dissatisfied customer reopens the case with a new deadline; the loop
+    goes on until they are satisfied or a supervisor closes it."""
+    if step.actor.role != "service":
+        _require("close_or_reopen", step.actor, policy, "reopen a case")
+    step.move("reopened")
+    due = policy.calendar(step.case["mall_id"]).due(step.now, policy.rules["deadlines"]["reopened"])
+    round_ = step.case["round"] + 1
+    step.changes.update(round=round_, resolution_due_at=due, closure=None)
+    step.log("reopened", reason=request["reason"], round=round_, resolution_due_at=due)
+    step.publish(events.CASE_REOPENED, {"reason": request["reason"], "round": round_,
+                                        "resolution_due_at": due.isoformat(), "by": step.actor.id})
+
+
+def add_rectification(step, request, policy):
+    """R3.8 by hand: an improvement beyond what the policy adds by itself."""
+    owner = policy.staff(request["owner_id"])
+    if owner is None or step.case["mall_id"] not in owner.malls:
+        raise ValidationError({"owner_id": [f"No staff {request['owner_id']} at {step.case['mall_id']}."]})
+    due = policy.calendar(step.case["mall_id"]).due(step.now, {"working_days": request["working_days"]})
+    _add_rectifications(step, [{"id": len(step.case["rectifications"]) + 1, "kind": request["kind"],
+                                "owner_id": owner.id, "description": request["description"], "due_at": due,
+                                "done": None}])
+
+
+def complete_rectification(step, request, policy):
+    item = next((r for r in step.case["rectifications"] if r["id"] == request["rectification_id"]), None)
+    if item is None:
+        raise ValidationError({"rectification_id": [f"No rectification {request['rectification_id']} on this case."]})
+    if item["done"]:
+        raise Conflict(f"rectification {item['id']} ({item['kind']}) is done already")
+    done = {"at": step.now, "by": step.actor.id, "evidence": request["evidence"],
+            "within_deadline": step.now <= item["due_at"]}
+    step.changes["rectifications"] = [{**r, "done": done} if r["id"] == item["id"] else r
+                                      for r in step.case["rectifications"]]
+    step.log("rectification_done", id=item["id"], kind=item["kind"], evidence=request["evidence"],
+             within_deadline=done["within_deadline"])
+    step.publish(events.RECTIFICATION_DONE, {
+        "rectification_id": item["id"], "kind": item["kind"], "due_at": item["due_at"].isoformat(),
+        "done_at": step.now.isoformat(), "within_deadline": done["within_deadline"], "by": step.actor.id})

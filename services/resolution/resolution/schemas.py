@@ -1,0 +1,363 @@
+"""What resolution's HTTP and RPC accept and return. Amounts go in as yuan (a
+number or a string with at most two decimals) and come out as strings with two
+decimals ("39.90"); inside they are integer fen."""
+from datetime import datetime
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from mallcare_common.contracts.resolution import DECISIONS, FINDING_SOURCES, STATES
+
+from .policy import REMEDIES, fen
+
+_id = dict(required=True, validate=validate.Length(min=1, max=20))
+_text = dict(required=True, validate=validate.Length(min=1, max=2000))
+_number = dict(required=True, strict=True, validate=validate.Range(min=1))
+CONTACT_WAYS = ("desk", "phone", "sms", "app", "wechat", "email", "letter")
+
+
+def _yuan(**kwargs):
+    return fields.Decimal(places=2, validate=validate.Range(min=0, max=10_000_000), **kwargs)
+
+
+class ActionIn(Schema):
+    """Every action names who acts and may carry a request id: a retried request
+    with the same id changes nothing and returns the case as it is."""
+    by = fields.String(**_id, metadata={"description": "employee number (over HTTP: the X-Staff-Id header)"})
+    request_id = fields.String(validate=validate.Length(min=1, max=64))
+
+
+class FindingIn(ActionIn):
+    source = fields.String(required=True, validate=validate.OneOf(FINDING_SOURCES))
+    summary = fields.String(**_text)
+    attachment_ref = fields.String(validate=validate.Length(max=200))
+
+
+class PromiseIn(ActionIn):
+    expected_by = fields.AwareDateTime(required=True)
+    via = fields.String(required=True, validate=validate.OneOf(CONTACT_WAYS))
+
+
+class NoteIn(ActionIn):
+    kind = fields.String(required=True, validate=validate.OneOf(("customer_contact", "internal")))
+    text = fields.String(**_text)
+
+
+class ReviewMeetingIn(ActionIn):
+    responsible_department = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    decision = fields.String(**_text)
+    attendees = fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True,
+                            validate=validate.Length(min=1, max=50))
+
+
+class RemedyIn(Schema):
+    type = fields.String(required=True, validate=validate.OneOf(REMEDIES))
+    amount = _yuan(required=True)
+    note = fields.String(validate=validate.Length(max=500))
+
+    @validates_schema
+    def _apology_is_free(self, data, **kwargs):
+        if data.get("type") == "apology_letter" and data.get("amount"):
+            raise ValidationError("An apology letter has no amount.", "amount")
+
+    @post_load
+    def _to_fen(self, data, **kwargs):
+        return {"type": data["type"], "amount_fen": fen(data["amount"]), "note": data.get("note")}
+
+
+class _Decision(ActionIn):
+    decision = fields.String(required=True, validate=validate.OneOf(DECISIONS))
+    reasons = fields.List(fields.String(validate=validate.Length(min=1, max=1000)), required=True,
+                          validate=validate.Length(min=1, max=20),
+                          metadata={"description": "why: the law, the customer's expectation, compromise, fairness"})
+    remedies = fields.List(fields.Nested(RemedyIn), required=True, validate=validate.Length(max=20))
+    legal_basis = fields.String(validate=validate.Length(min=1, max=64),
+                                metadata={"description": "a key of the policy's statutory rules, e.g. food_safety"})
+    price = _yuan(metadata={"description": "price paid for the goods involved"})
+    demanded_amount = _yuan(metadata={"description": "what the customer asked for, in money"})
+
+    @post_load
+    def _to_fen(self, data, **kwargs):
+        for name, target in (("price", "price_fen"), ("demanded_amount", "demanded_fen")):
+            if name in data:
+                data[target] = fen(data.pop(name))
+        return data
+
+
+class ProposalIn(_Decision):
+    cap_override_reason = fields.String(validate=validate.Length(min=1, max=1000), metadata={
+        "description": "needed for remedies above the caps; only a cap_override role can approve them"})
+
+
+class SpotResolutionIn(_Decision):
+    summary = fields.String(**_text)
+    text = fields.String(validate=validate.Length(max=2000))
+    signature_ref = fields.String(validate=validate.Length(min=1, max=100))
+
+
+class ProposalRef(ActionIn):
+    proposal_no = fields.Integer(**_number)
+
+
+class ReplyIn(ProposalRef):
+    oral = fields.Boolean(required=True, metadata={"description": "the answer was given orally"})
+    text = fields.String(validate=validate.Length(max=4000))
+
+
+class ObjectionIn(ProposalRef):
+    points = fields.List(fields.String(validate=validate.Length(min=1, max=1000)), required=True,
+                         validate=validate.Length(min=1, max=20))
+
+
+class EscalationIn(ActionIn):
+    reason = fields.String(required=True, validate=validate.OneOf(("manual", "breach")))
+    note = fields.String(validate=validate.Length(max=2000))
+
+
+class TaskDoneIn(ActionIn):
+    task_id = fields.Integer(**_number)
+    note = fields.String(validate=validate.Length(max=2000))
+    signature_ref = fields.String(validate=validate.Length(min=1, max=100))
+
+
+class SummaryIn(ActionIn):
+    summary = fields.String(**_text)
+
+
+class ReasonIn(ActionIn):
+    reason = fields.String(**_text)
+
+
+class RectificationIn(ActionIn):
+    kind = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    description = fields.String(**_text)
+    owner_id = fields.String(**_id)
+    working_days = fields.Integer(load_default=3, strict=True, validate=validate.Range(min=1, max=365))
+
+
+class RectificationDoneIn(ActionIn):
+    rectification_id = fields.Integer(**_number)
+    evidence = fields.String(**_text)
+
+
+class CaseQuery(Schema):
+    mall_id = fields.String(validate=validate.Length(max=64))
+    owner_id = fields.String(validate=validate.Length(max=20))
+    department = fields.String(validate=validate.Length(max=64))
+    level = fields.String(validate=validate.Length(max=64))
+    state = fields.String(validate=validate.OneOf(STATES))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+class RectificationQuery(Schema):
+    mall_id = fields.String(required=True, validate=validate.Length(max=64))
+    status = fields.String(load_default="open", validate=validate.OneOf(("open", "done")))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+
+
+# --- adverse events (R3.9) ---------------------------------------------------------------------
+
+class _Contact(Schema):
+    name = fields.String(validate=validate.Length(max=64))
+    phone = fields.String(validate=validate.Regexp(r"^\+?[0-9 -]{7,20}$"))
+    email = fields.Email()
+
+
+class IncidentIn(ActionIn):
+    mall_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    type = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    description = fields.String(**_text)
+    customer = fields.Nested(_Contact, required=True)
+    suggested_handling = fields.String(**_text)
+    related_complaint_no = fields.String(validate=validate.Length(min=1, max=40))
+
+
+class VerificationIn(ActionIn):
+    confirmed = fields.Boolean(required=True)
+    note = fields.String(**_text)
+
+
+class HandlingIn(ActionIn):
+    outcome = fields.String(**_text)
+    improvements = fields.List(fields.String(validate=validate.Length(min=1, max=1000)), required=True,
+                               validate=validate.Length(min=1, max=20))
+    compensation = _yuan(load_default=0)
+
+    @post_load
+    def _to_fen(self, data, **kwargs):
+        data["compensation_fen"] = fen(data.pop("compensation"))
+        return data
+
+
+class CommunicationIn(ActionIn):
+    via = fields.String(required=True, validate=validate.OneOf(CONTACT_WAYS))
+    note = fields.String(validate=validate.Length(max=2000))
+
+
+class IncidentQuery(Schema):
+    mall_id = fields.String(required=True, validate=validate.Length(max=64))
+    state = fields.String(validate=validate.OneOf(("reported", "forwarded", "dismissed", "handled", "communicated")))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+# --- what comes out ----------------------------------------------------------------------------
+
+class Yuan(fields.Field):
+    """Integer fen out as a yuan string with two decimals."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else f"{value / 100:.2f}"
+
+
+class Plain(fields.Field):
+    """Free-form detail (timeline entries) with times as ISO-8601."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return _plain(value)
+
+
+def _plain(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+class _Entry(Schema):
+    seq = fields.Integer()
+    at = fields.AwareDateTime()
+    by = fields.String()
+    role = fields.String()
+    action = fields.String()
+    state = fields.String()
+    detail = Plain()
+
+
+class _Remedy(Schema):
+    type = fields.String()
+    amount = Yuan(attribute="amount_fen")
+    note = fields.String(allow_none=True)
+
+
+class _Compliance(Schema):
+    total = Yuan(attribute="total_fen")
+    compensation = Yuan(attribute="compensation_fen")
+    legal_basis = fields.String(allow_none=True)
+    law = fields.String(allow_none=True)
+    statutory_compensation = Yuan(attribute="statutory_compensation_fen")
+    statutory_total = Yuan(attribute="statutory_total_fen", allow_none=True)
+    demand_above_statutory = fields.Boolean()
+    breaches = fields.List(fields.String())
+    warnings = fields.List(fields.String())
+
+
+class _Approval(Schema):
+    by = fields.String()
+    role = fields.String()
+    at = fields.AwareDateTime()
+
+
+class _Proposal(Schema):
+    no = fields.Integer()
+    status = fields.String()
+    decision = fields.String()
+    reasons = fields.List(fields.String())
+    remedies = fields.List(fields.Nested(_Remedy))
+    price = Yuan(attribute="price_fen", allow_none=True)
+    demanded_amount = Yuan(attribute="demanded_fen", allow_none=True)
+    compliance = fields.Nested(_Compliance)
+    cap_override_reason = fields.String(allow_none=True)
+    approver_role = fields.String(allow_none=True, metadata={"description": "the least senior role that may approve"})
+    approvals = fields.List(fields.Nested(_Approval))
+    proposed_by = fields.String()
+    proposed_at = fields.AwareDateTime()
+    level = fields.String()
+    round = fields.Integer()
+    sent = Plain(allow_none=True)
+    policy_version = fields.String()
+
+
+class _Task(Schema):
+    id = fields.Integer()
+    kind = fields.String()
+    amount = Yuan(attribute="amount_fen")
+    due_at = fields.AwareDateTime()
+    signature_required = fields.Boolean()
+    done = Plain(allow_none=True)
+
+
+class _Rectification(Schema):
+    id = fields.Integer()
+    kind = fields.String()
+    owner_id = fields.String(allow_none=True)
+    description = fields.String()
+    due_at = fields.AwareDateTime()
+    done = Plain(allow_none=True)
+
+
+class CaseOut(Schema):
+    complaint_no = fields.String(attribute="_id")
+    mall_id = fields.String()
+    state = fields.String()
+    round = fields.Integer()
+    level = fields.String(metadata={"description": "the role the case is handled at (escalation level)"})
+    channel = fields.String()
+    category = fields.String(allow_none=True)
+    risk_level = fields.String()
+    urgency = fields.String()
+    department = fields.String()
+    owner_id = fields.String(allow_none=True)
+    received_at = fields.AwareDateTime()
+    opened_at = fields.AwareDateTime()
+    first_response_due_at = fields.AwareDateTime()
+    resolution_due_at = fields.AwareDateTime()
+    review_meeting = Plain(allow_none=True)
+    expected_resolution = Plain(allow_none=True)
+    findings = Plain()
+    proposals = fields.List(fields.Nested(_Proposal))
+    objections = Plain()
+    escalations = Plain()
+    tasks = fields.List(fields.Nested(_Task))
+    rectifications = fields.List(fields.Nested(_Rectification))
+    resolution = Plain(allow_none=True)
+    closure = Plain(allow_none=True)
+    policy_version = fields.String()
+    timeline = fields.List(fields.Nested(_Entry))
+
+
+class RectificationOut(_Rectification):
+    complaint_no = fields.String()
+    mall_id = fields.String()
+
+
+class _Handling(Schema):
+    at = fields.AwareDateTime()
+    by = fields.String()
+    outcome = fields.String()
+    improvements = fields.List(fields.String())
+    compensation = Yuan(attribute="compensation_fen")
+    within_deadline = fields.Boolean()
+
+
+class IncidentOut(Schema):
+    number = fields.String(attribute="_id")
+    mall_id = fields.String()
+    state = fields.String()
+    type = fields.String()
+    description = fields.String()
+    customer = Plain(metadata={"description": "contact as reported; staff of the mall only"})
+    suggested_handling = fields.String()
+    related_complaint_no = fields.String(allow_none=True)
+    reported_at = fields.AwareDateTime()
+    reported_by = fields.String()
+    forward_due_at = fields.AwareDateTime()
+    verification = Plain(allow_none=True)
+    regional_manager_id = fields.String(allow_none=True)
+    handling_due_at = fields.AwareDateTime(allow_none=True)
+    handling = fields.Nested(_Handling, allow_none=True)
+    communication = Plain(allow_none=True)
+    policy_version = fields.String()
+    timeline = fields.List(fields.Nested(_Entry))
+

@@ -1,0 +1,86 @@
+"""Resolution's own data: `cases`, one per complaint keyed by its number, and
+`incidents`, one per adverse-event report; each document carries its immutable
+timeline and its outbox. `sequences` numbers the incidents.
+
+Every change is a compare-and-set on the document's `version`, so two handlers
+acting on one case at once cannot both win, and a request id is stored with the
+change it made, so a retried request finds it done."""
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from mallcare_common.messaging import push_to_outbox
+from mallcare_common.mongo import MongoDatabase, Store
+from mallcare_common.web import NotFound
+
+from .rules import ACTIVE
+
+
+class CaseStore(Store):
+    def __init__(self, db):
+        super().__init__(db)
+        self.cases, self.incidents = db.cases, db.incidents
+        self.outboxes = (db.cases, db.incidents)
+
+    def insert_new(self, collection, doc):
+        """False when it is there already (a redelivered event, a retried report)."""
+        try:
+            collection.insert_one(doc)
+            return True
+        except DuplicateKeyError:
+            return False
+
+    def get(self, collection, number):
+        doc = collection.find_one({"_id": number}, {"outbox": 0})
+        if doc is None:
+            raise NotFound(f"no {'case' if collection.name == 'cases' else 'incident'} {number}")
+        return doc
+
+    def apply(self, collection, doc, step, request_id=None):
+        """Write one step if nobody changed the document since it was read (then the
+        document with its outbox, to publish from); None otherwise."""
+        push = {"timeline": {"$each": step.entries}}
+        for event in step.events:
+            for key, value in push_to_outbox(event, step.now).items():
+                push.setdefault(key, {"$each": []})["$each"].append(value)
+        if request_id:
+            push["request_ids"] = request_id
+        update = {"$inc": {"version": 1}, "$push": push}
+        if step.changes:
+            update["$set"] = step.changes
+        return collection.find_one_and_update({"_id": doc["_id"], "version": doc["version"]}, update,
+                                              return_document=ReturnDocument.AFTER)
+
+    def queue(self, selector, limit):
+        """Cases of a mall, handler, department or level, earliest resolution deadline first."""
+        selector = dict(selector)
+        selector.setdefault("state", {"$in": list(ACTIVE)})
+        return list(self.cases.find(selector, {"outbox": 0, "timeline": 0})
+                    .sort([("resolution_due_at", ASCENDING), ("_id", ASCENDING)]).limit(limit))
+
+    def rectifications(self, mall_id, status, limit):
+        """Rectification tasks of a mall, open or done, earliest due first."""
+        wanted = {"done": None} if status == "open" else {"done": {"$ne": None}}
+        docs = self.cases.find({"mall_id": mall_id, "rectifications": {"$elemMatch": wanted}},
+                               {"rectifications": 1, "mall_id": 1})
+        items = [{**r, "complaint_no": d["_id"], "mall_id": d["mall_id"]} for d in docs for r in d["rectifications"]
+                 if (r["done"] is None) == (status == "open")]
+        return sorted(items, key=lambda r: r["due_at"])[:limit]
+
+    def list_incidents(self, mall_id, state, limit):
+        selector = {"mall_id": mall_id, **({"state": state} if state else {})}
+        return list(self.incidents.find(selector, {"outbox": 0, "timeline": 0})
+                    .sort([("reported_at", ASCENDING)]).limit(limit))
+
+
+class Cases(MongoDatabase):
+    def indexes(self, db):
+        # The embedded store uses an index only when it holds every field a query names.
+        db.cases.create_index([("_id", ASCENDING), ("version", ASCENDING)])
+        db.cases.create_index([("mall_id", ASCENDING), ("state", ASCENDING), ("resolution_due_at", ASCENDING)])
+        db.cases.create_index([("pending_events", ASCENDING)])
+        db.incidents.create_index([("_id", ASCENDING), ("version", ASCENDING)])
+        db.incidents.create_index([("mall_id", ASCENDING), ("state", ASCENDING), ("reported_at", ASCENDING)])
+        db.incidents.create_index([("pending_events", ASCENDING)])
+
+    def wrap(self, db):
+        return CaseStore(db)

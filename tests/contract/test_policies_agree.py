@@ -1,0 +1,40 @@
+"""R2.5, R3.5, R3.6, R3.9: the shipped policy files agree with each other: every
+handler triage can assign a case to is known to resolution (so they can act on
+it), and every mall has someone for each level a case can be escalated to and for
+each task resolution hands out (review meeting, incident verification and
+handling, rectification owners)."""
+import pytest
+
+from mallcare_common.policy import load_policy_dir
+from resolution.policy import load_policy as load_resolution
+from tests.conftest import POLICY_DIR
+from triage.policy import load_policy as load_triage
+
+
+@pytest.fixture(scope="module")
+def triage():
+    return load_policy_dir(POLICY_DIR, "triage.yml", load_triage)
+
+
+@pytest.fixture(scope="module")
+def resolution():
+    return load_policy_dir(POLICY_DIR, "resolution.yml", load_resolution)
+
+
+def test_every_handler_triage_assigns_can_act_in_resolution(triage, resolution):
+    for mall_id in triage.malls.malls:
+        for handler in triage.handlers(mall_id):
+            staff = resolution.staff(handler.id)
+            assert staff is not None, f"{handler.id} ({mall_id}) is not in resolution's staff directory"
+            assert mall_id in staff.malls
+            if handler.department == "operations_director":
+                assert staff.role == "operations_director"
+
+
+@pytest.mark.parametrize("mall_id", ["sh-xujiahui", "bj-chaoyang", "gz-tianhe"])
+def test_every_mall_has_someone_for_each_level_and_task(resolution, mall_id):
+    permissions = resolution.rules["permissions"]
+    roles = {*resolution.rules["escalation"], permissions["review_meeting"][0], permissions["verify_incident"][0],
+             permissions["handle_incident"][0], *(r["owner_role"] for r in resolution.rules["rectification"].values())}
+    missing = sorted(role for role in roles if resolution.first_staff(mall_id, role) is None)
+    assert not missing, f"{mall_id} has nobody as {missing}"

@@ -1,0 +1,348 @@
+"""R3.1-R3.10, R2.4, R4.2 on the real broker and store: a complaint registered at
+intake and triaged becomes a case in resolution; the seeds' strawberry case is
+investigated, answered within the handler's authority, accepted, refunded and
+resolved with its whole timeline; an objection escalates with a 2-hour re-review;
+a proposal above the handler's limit waits for a supervisor; retried requests do
+not double a remedy; feedback's answers reopen and close the case; a dispute gets
+its review meeting; a store's adverse event is verified, forwarded, handled and
+communicated."""
+import json
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from kombu import Connection, Exchange, Queue
+from nameko.standalone.events import event_dispatcher
+from nameko.standalone.rpc import ClusterRpcProxy
+from nameko.testing.services import entrypoint_waiter, replace_dependencies
+
+from intake.examples import desk_complaint
+from intake.service import IntakeService
+from mallcare_common.contracts import CUSTOMER_DISSATISFIED, CUSTOMER_SATISFIED, build_event
+from resolution.service import ResolutionService
+from tests.conftest import wait_for
+from triage.service import TriageService
+
+MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # day shift on
+HANDLER, SUPERVISOR, DESK, DIRECTOR = "E3501", "E3011", "D3001", "E3901"
+
+
+@pytest.fixture
+def system(container_factory, service_config, web_client, rabbit_config):
+    containers = {}
+    for service in (ResolutionService, TriageService, IntakeService):
+        container = container_factory(service, service_config(service.name))
+        if service is not IntakeService:
+            replace_dependencies(container, clock=lambda: MONDAY_10)
+        container.start()
+        containers[service.name] = container
+    with Connection(rabbit_config["AMQP_URI"]) as conn:
+        events = Queue("test-resolution-subscriber", routing_key="#", channel=conn,
+                       exchange=Exchange("resolution.events", type="topic", durable=True))
+        events.declare()
+        yield {**containers, "web": web_client(containers["resolution"]),
+               "intake_web": web_client(containers["intake"]), "events": events, "amqp": rabbit_config["AMQP_URI"]}
+
+
+def open_case(system, **overrides):
+    number = system["intake_web"].post("/complaints", json=desk_complaint(**overrides)).json()["number"]
+    response = wait_for(lambda: (r := system["web"].get(f"/cases/{number}")).ok and r)
+    return response.json()
+
+
+def act(system, number, action, staff, expect=200, **body):
+    response = system["web"].post(f"/cases/{number}/{action}", json=body, headers={"X-Staff-Id": staff})
+    assert response.status_code == expect, response.text
+    return response.json()
+
+
+def drain(system):
+    """Event types published so far, in order."""
+    seen = []
+    while (message := system["events"].get(no_ack=True)) is not None:
+        seen.append(json.loads(message.body))
+    return seen
+
+
+def wait_events(system, count):
+    seen = []
+    wait_for(lambda: seen.extend(drain(system)) or len(seen) >= count)
+    return seen
+
+
+STRAWBERRIES = {"decision": "upheld", "price": "39.90", "demanded_amount": "79.80",
+                "reasons": ["1/3 of the strawberries were mouldy: the scale records and the CCTV confirm the sale",
+                            "the customer's expectation (refund plus the same value in goods) is fair"],
+                "remedies": [{"type": "refund", "amount": "39.90"},
+                             {"type": "voucher", "amount": "39.90", "note": "same value in fresh produce"}]}
+
+
+def test_the_strawberry_case_goes_from_complaint_to_resolved_with_its_whole_timeline(system):
+    case = open_case(system)
+    number = case["complaint_no"]
+    assert (case["state"], case["owner_id"], case["department"]) == ("open", HANDLER, "merchant_relations")
+    assert case["resolution_due_at"] and case["level"] == "handler"
+
+    act(system, number, "findings", HANDLER, source="records", summary="sold 08:40 at the fresh-produce scale")
+    act(system, number, "findings", HANDLER, source="cctv", summary="camera 12 shows the box weighed and sold")
+    promised = (MONDAY_10 + timedelta(hours=4)).isoformat()
+    case = act(system, number, "expected-resolution", HANDLER, expected_by=promised, via="desk")
+    assert case["state"] == "investigating" and len(case["findings"]) == 2
+    assert case["expected_resolution"]["expected_by"] == datetime.fromisoformat(promised).astimezone(
+        ZoneInfo("UTC")).isoformat()
+
+    case = act(system, number, "proposals", HANDLER, **STRAWBERRIES)
+    proposal = case["proposals"][0]
+    assert proposal["status"] == "approved" and proposal["approvals"][0]["by"] == HANDLER  # within 200 yuan
+    assert proposal["compliance"]["total"] == "79.80"
+    assert proposal["compliance"]["statutory_total"] == "39.90"
+    assert proposal["compliance"]["demand_above_statutory"] is True   # above-law demand recognised (R3.4)
+
+    case = act(system, number, "reply", HANDLER, proposal_no=1, oral=True, text="全额退款并补偿同等价值商品")
+    assert case["proposals"][0]["sent"]["oral"] is True
+    assert case["proposals"][0]["sent"]["appeal_procedure"] is None   # what the customer asked for
+    case = act(system, number, "acceptance", HANDLER, proposal_no=1)
+    tasks = {t["kind"]: t for t in case["tasks"]}
+    assert set(tasks) == {"refund", "voucher", "product_hold"}
+    assert datetime.fromisoformat(tasks["refund"]["due_at"]) == MONDAY_10 + timedelta(hours=24)
+    assert datetime.fromisoformat(tasks["voucher"]["due_at"]) == MONDAY_10 + timedelta(days=1)  # 1 working day
+
+    for kind in ("refund", "product_hold", "voucher"):
+        case = act(system, number, "task-done", HANDLER, task_id=tasks[kind]["id"], note=f"{kind} done")
+    act(system, number, "notes", HANDLER, kind="customer_contact", text="16:30 顾客确认退款已到账")
+    case = act(system, number, "resolution", HANDLER, summary="refunded, voucher sent, batch off the shelf")
+    assert case["state"] == "resolved"
+    assert case["rectifications"][0]["kind"] == "procurement_standard_change"
+
+    timeline = system["web"].get(f"/cases/{number}/timeline").json()["timeline"]
+    assert [e["action"] for e in timeline] == [
+        "opened", "finding", "finding", "time_promised", "proposed", "approved", "answered", "accepted",
+        "task_done", "task_done", "task_done", "note", "resolved", "rectification_due"]
+    assert [e["seq"] for e in timeline] == list(range(1, len(timeline) + 1))
+    assert all(e["at"] and e["by"] for e in timeline)
+    assert timeline[11]["detail"]["text"] == "16:30 顾客确认退款已到账"
+
+    published = [e["event_type"] for e in wait_events(system, 11)]
+    assert published == ["case_opened", "investigation_noted", "investigation_noted", "proposal_approved",
+                         "case_proposed", "case_accepted", "execution_task_done", "execution_task_done",
+                         "execution_task_done", "rectification_due", "case_resolved"][:len(published)]
+    assert len(published) == 11
+
+
+def test_an_objection_escalates_with_a_two_hour_re_review(system):
+    number = open_case(system)["complaint_no"]
+    act(system, number, "findings", HANDLER, source="records", summary="sale confirmed")
+    act(system, number, "proposals", HANDLER, **{**STRAWBERRIES, "decision": "partly_upheld",
+                                                 "remedies": [{"type": "refund", "amount": "39.90"}]})
+    case = act(system, number, "reply", HANDLER, proposal_no=1, oral=False, text="退款 39.90 元")
+    assert "12315" in case["proposals"][0]["sent"]["appeal_procedure"]   # differs from the expectation
+
+    case = act(system, number, "objection", HANDLER, proposal_no=1,
+               points=["a refund alone does not cover the trip back", "wants the same value in goods"])
+    assert (case["state"], case["level"]) == ("escalated", "supervisor")
+    escalation = case["escalations"][-1]
+    assert escalation["to_staff_id"] == SUPERVISOR and escalation["reason"] == "objection"
+    assert datetime.fromisoformat(escalation["re_review_due_at"]) == MONDAY_10 + timedelta(hours=2)
+
+    # the re-review is the supervisor's: a handler's proposal waits for them
+    case = act(system, number, "proposals", HANDLER, **STRAWBERRIES)
+    assert case["proposals"][-1]["status"] == "awaiting_approval"
+    assert case["proposals"][-1]["approver_role"] == "supervisor"
+    act(system, number, "approval", SUPERVISOR, proposal_no=2)
+    case = act(system, number, "reply", SUPERVISOR, proposal_no=2, oral=True)
+    assert case["state"] == "proposed"
+
+    escalated = [e for e in wait_events(system, 6) if e["event_type"] == "case_escalated"]
+    assert datetime.fromisoformat(escalated[0]["payload"]["re_review_due_at"]) == MONDAY_10 + timedelta(hours=2)
+
+
+def test_a_proposal_above_the_handlers_limit_is_refused_until_a_supervisor_approves(system):
+    number = open_case(system)["complaint_no"]
+    act(system, number, "findings", HANDLER, source="supplier_qc_report", summary="batch failed the mould test")
+    case = act(system, number, "proposals", HANDLER, decision="upheld", legal_basis="food_safety", price="39.90",
+               reasons=["food not meeting the safety standard: refund plus the statutory compensation"],
+               remedies=[{"type": "refund", "amount": "39.90"}, {"type": "cash_compensation", "amount": "1000"}])
+    proposal = case["proposals"][0]
+    assert proposal["status"] == "awaiting_approval" and proposal["approver_role"] == "supervisor"
+    assert proposal["compliance"]["statutory_total"] == "1039.90"
+
+    refused = act(system, number, "reply", HANDLER, expect=409, proposal_no=1, oral=True)
+    assert "supervisor" in refused["message"]
+    refused = act(system, number, "approval", HANDLER, expect=403, proposal_no=1)
+    assert "limit" in refused["message"]
+    case = act(system, number, "approval", SUPERVISOR, proposal_no=1)
+    assert case["proposals"][0]["approvals"] == [{"by": SUPERVISOR, "role": "supervisor",
+                                                  "at": MONDAY_10.astimezone(ZoneInfo("UTC")).isoformat()}]
+    act(system, number, "reply", HANDLER, proposal_no=1, oral=False)
+    case = act(system, number, "acceptance", HANDLER, proposal_no=1)
+    cash = next(t for t in case["tasks"] if t["kind"] == "cash_compensation")
+    refused = act(system, number, "task-done", HANDLER, expect=422, task_id=cash["id"])
+    assert "signature_ref" in refused["fields"]
+    act(system, number, "task-done", HANDLER, task_id=cash["id"], signature_ref="RCPT-20261123-007")
+
+
+def test_remedies_above_the_caps_need_an_override_by_an_authorised_role(system):
+    number = open_case(system)["complaint_no"]
+    act(system, number, "findings", HANDLER, source="records", summary="sale confirmed")
+    generous = {"decision": "upheld", "price": "39.90", "reasons": ["goodwill"],
+                "remedies": [{"type": "voucher", "amount": "500"}]}
+    refused = act(system, number, "proposals", HANDLER, expect=422, **generous)
+    assert any("goodwill cap" in m for m in refused["fields"]["remedies"])
+    case = act(system, number, "proposals", HANDLER, cap_override_reason="customer is a key account", **generous)
+    assert case["proposals"][0]["approver_role"] == "operations_director"
+    act(system, number, "approval", SUPERVISOR, expect=403, proposal_no=1)
+    case = act(system, number, "approval", DIRECTOR, proposal_no=1)
+    assert case["proposals"][0]["status"] == "approved"
+
+
+def test_a_retried_request_does_not_double_a_remedy(system):
+    number = open_case(system)["complaint_no"]
+    act(system, number, "findings", HANDLER, source="records", summary="sale confirmed", request_id="f-1")
+    act(system, number, "findings", HANDLER, source="records", summary="sale confirmed", request_id="f-1")
+    first = act(system, number, "proposals", HANDLER, request_id="p-1", **STRAWBERRIES)
+    again = act(system, number, "proposals", HANDLER, request_id="p-1", **STRAWBERRIES)
+    assert len(again["findings"]) == 1 and len(again["proposals"]) == 1
+    assert again["timeline"] == first["timeline"]
+
+
+def test_a_simple_complaint_is_resolved_on_the_spot_at_the_desk(system):
+    number = open_case(system)["complaint_no"]
+    case = act(system, number, "spot-resolution", DESK, decision="upheld", price="39.90",
+               reasons=["mouldy fruit: refunded at the desk"], remedies=[{"type": "refund", "amount": "39.90"}],
+               summary="refunded on the spot")
+    assert case["state"] == "resolved" and case["resolution"]["spot"] is True
+    refund = next(t for t in case["tasks"] if t["kind"] == "refund")
+    assert refund["done"]["by"] == DESK
+    hold = next(t for t in case["tasks"] if t["kind"] == "product_hold")
+    assert hold["done"] is None   # the batch still has to come off the shelf
+    resolved = [e for e in wait_events(system, 4) if e["event_type"] == "case_resolved"]
+    assert resolved[0]["payload"]["spot"] is True and resolved[0]["payload"]["channel"] == "desk"
+
+    # above the desk's own limit it is not settled on the spot
+    other = open_case(system, channel_ref="desk-0002", description="草莓发霉了，第二盒")["complaint_no"]
+    refused = act(system, other, "spot-resolution", DESK, expect=403, decision="upheld", price="150",
+                  reasons=["x"], remedies=[{"type": "refund", "amount": "150"}], summary="x")
+    assert "limit" in refused["message"]
+
+
+def test_feedback_reopens_a_dissatisfied_customers_case_and_closes_a_satisfied_ones(system):
+    number = open_case(system)["complaint_no"]
+    act(system, number, "spot-resolution", DESK, decision="upheld", price="39.90", reasons=["refund"],
+        remedies=[{"type": "refund", "amount": "39.90"}], summary="refunded on the spot")
+    dispatch = event_dispatcher({"AMQP_URI": system["amqp"]})
+    unhappy = build_event(CUSTOMER_DISSATISFIED, mall_id="sh-xujiahui", complaint_no=number, occurred_at=MONDAY_10,
+                          payload={"revisit_id": "rv-1", "score": 2, "by": "E3002", "reasons": ["slow"]})
+    with entrypoint_waiter(system["resolution"], "handle_customer_dissatisfied"):
+        dispatch("feedback", "customer_dissatisfied", unhappy)
+    with entrypoint_waiter(system["resolution"], "handle_customer_dissatisfied"):
+        dispatch("feedback", "customer_dissatisfied", unhappy)   # redelivered: no second reopening
+    case = system["web"].get(f"/cases/{number}").json()
+    assert (case["state"], case["round"]) == ("reopened", 2)
+    assert datetime.fromisoformat(case["resolution_due_at"]) == MONDAY_10 + timedelta(hours=48)
+    assert [e["action"] for e in case["timeline"]].count("reopened") == 1
+
+    act(system, number, "findings", HANDLER, source="customer", summary="customer says the refund was late")
+    act(system, number, "proposals", HANDLER, decision="upheld", reasons=["apologise"],
+        remedies=[{"type": "apology_letter", "amount": "0"}])
+    act(system, number, "reply", HANDLER, proposal_no=2, oral=True)
+    case = act(system, number, "acceptance", HANDLER, proposal_no=2)
+    assert {t["kind"] for t in case["tasks"] if not t["done"]} == {"apology_letter", "product_hold"}
+    for task in case["tasks"]:
+        if not task["done"]:
+            act(system, number, "task-done", HANDLER, task_id=task["id"])
+    act(system, number, "resolution", HANDLER, summary="apology letter sent")
+    happy = build_event(CUSTOMER_SATISFIED, mall_id="sh-xujiahui", complaint_no=number, occurred_at=MONDAY_10,
+                        payload={"revisit_id": "rv-2", "score": 5, "by": "E3002"})
+    with entrypoint_waiter(system["resolution"], "handle_customer_satisfied"):
+        dispatch("feedback", "customer_satisfied", happy)
+    case = system["web"].get(f"/cases/{number}").json()
+    assert case["state"] == "closed" and case["closure"]["reason"] == "customer satisfied (score 5)"
+
+
+def test_a_dispute_waits_for_the_operations_directors_review_meeting(system):
+    case = open_case(system, description="买到发霉的草莓，退款一周没到账，收银员态度还很差",
+                     location={"area": "checkout"})
+    number = case["complaint_no"]
+    meeting = case["review_meeting"]
+    assert meeting["convenor_id"] == DIRECTOR and "finance" in meeting["departments"]
+    act(system, number, "findings", DIRECTOR, source="staff_interview", summary="cashier and QC heard")
+    refused = act(system, number, "proposals", DIRECTOR, expect=409, **STRAWBERRIES)
+    assert "review meeting" in refused["message"]
+    act(system, number, "review-meeting", HANDLER, expect=403, responsible_department="finance",
+        decision="x", attendees=[HANDLER])
+    case = act(system, number, "review-meeting", DIRECTOR, responsible_department="procurement_qc",
+               decision="QC owns the mouldy batch; finance chases the refund", attendees=["E3101", "E3301"])
+    assert case["department"] == "procurement_qc" and case["review_meeting"]["within_deadline"] is True
+    act(system, number, "proposals", DIRECTOR, **STRAWBERRIES)
+
+
+def test_a_triage_reassignment_moves_the_case(system):
+    number = open_case(system)["complaint_no"]
+    triage_web = system["web"].__class__(system["triage"])
+    with entrypoint_waiter(system["resolution"], "handle_complaint_reassigned"):
+        triage_web.post(f"/assessments/{number}/owner", json={"owner_id": "E3101", "by": "E3901",
+                                                               "reason": "QC knows the supplier"})
+    case = system["web"].get(f"/cases/{number}").json()
+    assert (case["owner_id"], case["department"]) == ("E3101", "procurement_qc")
+    assert case["timeline"][-1]["action"] == "reassigned"
+
+
+def test_a_stores_adverse_event_is_verified_forwarded_handled_and_communicated(system):
+    web = system["web"]
+    report = {"mall_id": "sh-xujiahui", "type": "injury", "description": "顾客在生鲜区滑倒，膝盖擦伤",
+              "customer": {"name": "李先生", "phone": "13900001111"}, "request_id": "ae-1",
+              "suggested_handling": "陪同就医，承担医药费"}
+    created = web.post("/incidents", json=report, headers={"X-Staff-Id": HANDLER})
+    assert created.status_code == 201, created.text
+    incident = created.json()
+    number = incident["number"]
+    assert number.startswith("SHXJH-AE-") and incident["state"] == "reported"
+    assert web.post("/incidents", json=report, headers={"X-Staff-Id": HANDLER}).json()["number"] == number
+    assert datetime.fromisoformat(incident["forward_due_at"]) == MONDAY_10 + timedelta(hours=24)
+
+    def incident_act(action, staff, expect=200, **body):
+        response = web.post(f"/incidents/{number}/{action}", json=body, headers={"X-Staff-Id": staff})
+        assert response.status_code == expect, response.text
+        return response.json()
+
+    incident_act("verification", HANDLER, expect=403, confirmed=True, note="x")
+    incident = incident_act("verification", "E3091", confirmed=True, note="CCTV shows the wet floor")
+    assert incident["state"] == "forwarded" and incident["regional_manager_id"] == "R7001"
+    assert datetime.fromisoformat(incident["handling_due_at"]) == MONDAY_10 + timedelta(hours=48)
+    incident = incident_act("handling", "R7001", outcome="medical costs covered", compensation="800",
+                            improvements=["non-slip mats at the fish counter", "floor checks every 30 min"])
+    assert incident["handling"]["compensation"] == "800.00"
+    incident = incident_act("communication", HANDLER, via="phone", note="customer informed and agreed")
+    assert incident["state"] == "communicated"
+    assert [e["action"] for e in incident["timeline"]] == ["reported", "forwarded", "handled", "communicated"]
+
+    reported = next(e for e in wait_events(system, 4) if e["event_type"] == "incident_reported")
+    assert reported["complaint_no"] == number and reported["payload"]["contact_masked"] == "139****1111"
+    assert "13900001111" not in json.dumps(reported) and "李先生" not in json.dumps(reported, ensure_ascii=False)
+
+
+def test_bad_requests_get_clear_errors_and_change_nothing(system):
+    number = open_case(system)["complaint_no"]
+    web = system["web"]
+    missing_staff = web.post(f"/cases/{number}/findings", json={"source": "cctv", "summary": "x"})
+    assert missing_staff.status_code == 422 and "by" in missing_staff.json()["fields"]
+    assert act(system, number, "findings", "E9999", expect=403, source="cctv", summary="x")["error"] == "FORBIDDEN"
+    assert act(system, number, "findings", "E4001", expect=403, source="cctv", summary="x")   # another mall
+    bad = act(system, number, "proposals", HANDLER, expect=409, **STRAWBERRIES)   # still open: investigate first
+    assert "open" in bad["message"]
+    bad = act(system, number, "findings", HANDLER, expect=422, source="gossip", summary="")
+    assert set(bad["fields"]) == {"source", "summary"}
+    assert act(system, number, "teleport", HANDLER, expect=404)["error"] == "NOT_FOUND"
+    assert web.get("/cases/NOPE-1").status_code == 404
+    case = web.get(f"/cases/{number}").json()
+    assert case["state"] == "open" and [e["action"] for e in case["timeline"]] == ["opened"]
+
+
+def test_rpc_gives_the_same_answers_and_queues_by_deadline(system):
+    number = open_case(system)["complaint_no"]
+    with ClusterRpcProxy({"AMQP_URI": system["amqp"]}) as rpc:
+        case = rpc.resolution.act(number, "findings", {"by": HANDLER, "source": "cctv", "summary": "seen"})
+        assert case["state"] == "investigating"
+        queue = rpc.resolution.queue({"mall_id": "sh-xujiahui", "owner_id": HANDLER})
+    assert [c["complaint_no"] for c in queue["items"]] == [number]
+    assert system["web"].get("/cases", params={"owner_id": "E3001"}).json()["items"] == []
