@@ -1,4 +1,5 @@
-"""R1.1, R6.1, R6.3: a complaint flows intake -> triage -> analytics over RabbitMQ.
+"""R1.1, R6.1, R6.3: a complaint flows intake -> triage -> resolution, and analytics
+keeps every event of it, over RabbitMQ.
 
 Real services on the real broker and store: the registered event reaches triage
 and analytics once; an event published before any subscriber's queue exists is
@@ -19,6 +20,7 @@ from intake.examples import desk_complaint
 from intake.service import IntakeService
 from mallcare_common.contracts import EVENT_TYPES, read_event
 from mallcare_common.messaging import DEAD_LETTER_QUEUE
+from resolution.service import ResolutionService
 from tests.conftest import wait_for
 from triage.service import TriageService
 
@@ -27,7 +29,7 @@ from triage.service import TriageService
 def system(container_factory, service_config, web_client):
     """Subscribers first, as the run script and deploy order them."""
     containers = {}
-    for service in (TriageService, AnalyticsService, IntakeService):
+    for service in (TriageService, AnalyticsService, ResolutionService, IntakeService):
         containers[service.name] = container_factory(service, service_config(service.name))
         containers[service.name].start()
     return containers, {name: web_client(c) for name, c in containers.items()}
@@ -137,12 +139,13 @@ def _complaint(container, number):
         return client[config["MONGO_DATABASE"]].complaints.find_one({"_id": number})
 
 
-def test_analytics_keeps_triage_events_too(system):
+def test_analytics_keeps_triage_and_resolution_events_too(system):
     containers, web = system
-    with entrypoint_waiter(containers["analytics"], "handle_complaint_triaged"):
+    with entrypoint_waiter(containers["analytics"], "handle_case_opened"):
         number = web["intake"].post("/complaints", json=desk_complaint()).json()["number"]
+    assert web["resolution"].get(f"/cases/{number}").json()["state"] == "open"
     with MongoClient(containers["analytics"].config["MONGO_URI"]) as client:
         kinds = {e["event_type"] for e in client[containers["analytics"].config["MONGO_DATABASE"]].events.find(
             {"complaint_no": number})}
-    assert "complaint_triaged" in kinds
+    assert {"complaint_registered", "complaint_triaged", "case_opened"} <= kinds
     assert all(r["event_type"] != "complaint_triaged" for r in intake_rows(web))
