@@ -1,5 +1,6 @@
-"""Helpers for scripts/run.sh: wait for a health URL; submit one demo complaint and
-show it travel intake -> triage -> analytics."""
+"""Helpers for scripts/run.sh: wait for a health URL; submit one demo complaint, show
+it travel intake -> triage -> resolution, work its case to resolved as handler E3501
+(the seeds' strawberry case) and show the case's timeline and analytics' counts."""
 import json
 import random
 import sys
@@ -10,7 +11,9 @@ import requests
 
 from intake.examples import desk_complaint
 
-INTAKE, TRIAGE, ANALYTICS = "http://127.0.0.1:8001", "http://127.0.0.1:8002", "http://127.0.0.1:8005"
+INTAKE, TRIAGE, RESOLUTION, ANALYTICS = ("http://127.0.0.1:8001", "http://127.0.0.1:8002",
+                                         "http://127.0.0.1:8003", "http://127.0.0.1:8005")
+HANDLER = {"X-Staff-Id": "E3501"}
 
 
 def wait(url, seconds=60):
@@ -49,9 +52,36 @@ def complaint():
     assessment = poll(f"{TRIAGE}/assessments/{number}")
     print(f"\n$ curl http://127.0.0.1:8002/assessments/{number}\n"
           + (json.dumps(assessment, ensure_ascii=False, indent=2) if assessment else "not at triage yet"))
+    case = poll(f"{RESOLUTION}/cases/{number}")
+    if case:
+        work_case(number)
     print(f"\n$ curl http://127.0.0.1:8005/reports/intake\n"
           + json.dumps(requests.get(f"{ANALYTICS}/reports/intake", timeout=5).json(), ensure_ascii=False))
-    return 0 if assessment else 1
+    return 0 if assessment and case else 1
+
+
+def work_case(number):
+    """The handler's side of R3: findings, an answer within their authority, execution, resolution."""
+    def act(action, **body):
+        print(f"$ curl -X POST {RESOLUTION}/cases/{number}/{action} -H 'X-Staff-Id: E3501' -d '"
+              + json.dumps(body, ensure_ascii=False) + "'")
+        answer = requests.post(f"{RESOLUTION}/cases/{number}/{action}", json=body, headers=HANDLER, timeout=10)
+        answer.raise_for_status()
+        return answer.json()
+
+    print()
+    act("findings", source="cctv", summary="camera 12: the box was weighed and sold this morning")
+    act("proposals", decision="upheld", price="39.90", demanded_amount="79.80",
+        reasons=["a third of the fruit was mouldy", "refund plus the same value in goods is fair"],
+        remedies=[{"type": "refund", "amount": "39.90"}, {"type": "voucher", "amount": "39.90"}])
+    act("reply", proposal_no=1, oral=True)
+    case = act("acceptance", proposal_no=1)
+    for task in case["tasks"]:
+        act("task-done", task_id=task["id"], note=f"{task['kind']} done")
+    case = act("resolution", summary="refunded, voucher sent, batch off the shelf")
+    print(f"\n$ curl {RESOLUTION}/cases/{number}/timeline")
+    for entry in case["timeline"]:
+        print(f"  {entry['seq']:>2} {entry['at'][11:19]} {entry['by']:<8} {entry['action']:<18} -> {entry['state']}")
 
 
 if __name__ == "__main__":

@@ -59,13 +59,14 @@ for svc in "${SERVICES[@]}"; do
   say "$svc is up on http://127.0.0.1:${WEB_PORT[$svc]}"
 done
 
-"$VENV/bin/python" scripts/demo.py complaint || say "the demo complaint did not reach triage; see .run/logs/"
+"$VENV/bin/python" scripts/demo.py complaint || say "the demo complaint did not get through; see .run/logs/"
 
 cat <<EOT
 
   mallcare is running. Where to look:
     complaints (HTTP API)  http://127.0.0.1:8001/complaints
     triage's record        http://127.0.0.1:8002/assessments/<number>
+    cases (handler queue)  http://127.0.0.1:8003/cases?mall_id=sh-xujiahui   case: /cases/<number>
     intake counts          http://127.0.0.1:8005/reports/intake
     metrics                http://127.0.0.1:800{1..5}/metrics   health: /health
     logs                   $RUN_DIR/logs/   (tail -f .run/logs/*.log)
