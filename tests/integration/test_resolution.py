@@ -297,7 +297,8 @@ def test_a_stores_adverse_event_is_verified_forwarded_handled_and_communicated(s
     incident = created.json()
     number = incident["number"]
     assert number.startswith("SHXJH-AE-") and incident["state"] == "reported"
-    assert web.post("/incidents", json=report, headers={"X-Staff-Id": HANDLER}).json()["number"] == number
+    again = web.post("/incidents", json=report, headers={"X-Staff-Id": HANDLER})   # a retried report
+    assert (again.status_code, again.json()["number"]) == (200, number)
     assert datetime.fromisoformat(incident["forward_due_at"]) == MONDAY_10 + timedelta(hours=24)
 
     def incident_act(action, staff, expect=200, **body):
@@ -315,6 +316,12 @@ def test_a_stores_adverse_event_is_verified_forwarded_handled_and_communicated(s
     incident = incident_act("communication", HANDLER, via="phone", note="customer informed and agreed")
     assert incident["state"] == "communicated"
     assert [e["action"] for e in incident["timeline"]] == ["reported", "forwarded", "handled", "communicated"]
+    # the full report, with the customer's phone, only for staff of that mall
+    assert web.get(f"/incidents/{number}").status_code == 403
+    assert web.get(f"/incidents/{number}", headers={"X-Staff-Id": "E4001"}).status_code == 403
+    assert web.get(f"/incidents/{number}", headers={"X-Staff-Id": HANDLER}).json()["customer"]["phone"] == "13900001111"
+    listed = web.get("/incidents", params={"mall_id": "sh-xujiahui"}).json()["items"]
+    assert [i["number"] for i in listed] == [number] and "customer" not in listed[0]
 
     reported = next(e for e in wait_events(system, 4) if e["event_type"] == "incident_reported")
     assert reported["complaint_no"] == number and reported["payload"]["contact_masked"] == "139****1111"

@@ -16,7 +16,6 @@ REMEDIES = ("refund", "exchange", "repair", "voucher", "cash_compensation", "apo
             "experience_compensation")
 ATTRIBUTES = ("product", "service", "environment", "rules", "payment", "logistics")
 LEVELS = ("low", "medium", "high")
-_yuan = fields.Decimal(places=2, validate=validate.Range(min=0, max=10_000_000))
 _role_list = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
 
 
@@ -119,10 +118,11 @@ class ResolutionPolicySchema(Schema):
         bad = unknown(r for names in data.get("permissions", {}).values() for r in names)
         if bad:
             errors["permissions"] = [f"Unknown role: {', '.join(bad)}."]
-        bad = unknown([s["role"] for s in data.get("staff", [])]
-                      + [r["owner_role"] for r in data.get("rectification", {}).values()])
-        if bad:
-            errors["staff"] = [f"Unknown role: {', '.join(bad)}."]
+        for key, named in (("staff", [s["role"] for s in data.get("staff", [])]),
+                           ("rectification", [r["owner_role"] for r in data.get("rectification", {}).values()])):
+            bad = unknown(named)
+            if bad:
+                errors[key] = [f"Unknown role: {', '.join(bad)}."]
         missing = sorted(set(REMEDIES) - set(data.get("execution", {})))
         if missing:
             errors["execution"] = [f"No execution rule for: {', '.join(missing)}."]

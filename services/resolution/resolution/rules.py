@@ -18,17 +18,19 @@ from .policy import fen
 
 # R3 the life of a case. Spot resolution (R3.2) goes open -> resolved at the desk;
 # an accepted answer without anything to carry out is resolved straight away.
+# A case reopened for a dissatisfied customer may also be closed by a supervisor with a
+# reason at any point of its new round (R4.2); `close` checks that it was reopened.
 TRANSITIONS = {
     "open": ("investigating", "resolved"),
-    "investigating": ("proposed",),
-    "proposed": ("accepted", "objected"),
+    "investigating": ("proposed", "closed"),
+    "proposed": ("accepted", "objected", "closed"),
     "objected": ("escalated",),
-    "escalated": ("proposed",),
-    "accepted": ("executing", "resolved"),
-    "executing": ("resolved",),
+    "escalated": ("proposed", "closed"),
+    "accepted": ("executing", "resolved", "closed"),
+    "executing": ("resolved", "closed"),
     "resolved": ("closed", "reopened"),
     "closed": ("reopened",),
-    "reopened": ("investigating", "proposed"),
+    "reopened": ("investigating", "proposed", "closed"),
 }
 FINISHED = ("resolved", "closed")
 RESTORING = ("refund", "exchange", "repair")                                 # give back what was bought
@@ -47,7 +49,8 @@ class Actor:
 def check_transition(state, target, transitions=TRANSITIONS, what="case"):
     if target not in transitions.get(state, ()):
         allowed = ", ".join(transitions.get(state, ())) or "nothing"
-        raise Conflict(f"a {what} that is {state} cannot become {target} (from {state}: {allowed})")
+        article = "an" if what[0] in "aeiou" else "a"
+        raise Conflict(f"{article} {what} that is {state} cannot become {target} (from {state}: {allowed})")
 
 
 def check_state(case, states, action):
@@ -96,13 +99,14 @@ def yuan(fen):
     return f"{fen / 100:.2f}"
 
 
-def check_remedies(remedies, legal_basis, price_fen, demanded_fen, statutory, caps):
+def check_remedies(remedies, legal_basis, price_fen, demanded_fen, statutory, caps, earlier_compensation_fen=0):
     """What the law grants for the case and how the remedies compare.
 
     The law grants the price back, plus, where a legal basis applies, `multiple`
-    times the price and at least `minimum`. Compensation may exceed what the law
-    grants by the goodwill cap; restoring the goods never exceeds their price.
-    `breaches` lists what is outside the caps (refused unless overridden)."""
+    times the price and at least `minimum`. Compensation, with what earlier rounds
+    of the case paid, may exceed what the law grants by the goodwill cap; refunds
+    and exchanges together never exceed the price. `breaches` lists what is outside
+    the caps (refused unless overridden)."""
     statute = statutory.get(legal_basis) if legal_basis else None
     if legal_basis and statute is None:
         raise ValidationError({"legal_basis": [f"Unknown legal basis {legal_basis}; known: {', '.join(statutory)}."]})
@@ -114,12 +118,13 @@ def check_remedies(remedies, legal_basis, price_fen, demanded_fen, statutory, ca
     law_total = None if price_fen is None else (price_fen if not statute or statute["refund"] else 0) + granted
     breaches = []
     goodwill = fen(caps["goodwill"])
-    if compensation > granted + goodwill:
-        breaches.append(f"compensation {yuan(compensation)} is above the {yuan(granted)} the law grants "
+    if compensation + earlier_compensation_fen > granted + goodwill:
+        earlier = f" (with {yuan(earlier_compensation_fen)} paid earlier)" if earlier_compensation_fen else ""
+        breaches.append(f"compensation {yuan(compensation)}{earlier} is above the {yuan(granted)} the law grants "
                         f"plus the {yuan(goodwill)} goodwill cap")
-    for remedy in remedies:
-        if price_fen is not None and remedy["type"] in ("refund", "exchange") and remedy["amount_fen"] > price_fen:
-            breaches.append(f"{remedy['type']} {yuan(remedy['amount_fen'])} is above the price {yuan(price_fen)}")
+    restored = sum(r["amount_fen"] for r in remedies if r["type"] in ("refund", "exchange"))
+    if price_fen is not None and restored > price_fen:
+        breaches.append(f"refund and exchange {yuan(restored)} are above the price {yuan(price_fen)}")
     warnings = []
     demand_above = demanded_fen is not None and law_total is not None and demanded_fen > law_total
     if demand_above:
@@ -270,10 +275,16 @@ def decide_review_meeting(step, request, policy):
         raise Conflict("the review meeting has decided already")
     _require("review_meeting", step.actor, policy, "decide a review meeting")
     check_state(step.case, ACTIVE, "decide the review meeting of")
+    owner_id = request.get("owner_id")
+    if owner_id:
+        owner = policy.staff(owner_id)
+        if owner is None or step.case["mall_id"] not in owner.malls:
+            raise ValidationError({"owner_id": [f"No staff {owner_id} at {step.case['mall_id']}."]})
+        step.changes["owner_id"] = owner_id
     decided = {**meeting, "decided_at": step.now, "decided_by": step.actor.id, **request,
                "within_deadline": step.now <= meeting["due_at"]}
     step.changes.update(review_meeting=decided, department=request["responsible_department"])
-    step.log("review_meeting", responsible_department=request["responsible_department"],
+    step.log("review_meeting", responsible_department=request["responsible_department"], owner_id=owner_id,
              decision=request["decision"], attendees=request["attendees"])
     step.publish(events.REVIEW_MEETING_DECIDED, {
         "responsible_department": request["responsible_department"], "departments_involved": meeting["departments"],
@@ -295,6 +306,11 @@ def _replace_current(step, proposal):
     step.changes["proposals"] = [*step.get("proposals")[:-1], proposal]
 
 
+def paid_compensation(case):
+    """Compensation the customer accepted in earlier rounds of the case (the goodwill cap is per case)."""
+    return sum(p["compliance"]["compensation_fen"] for p in case["proposals"] if p["status"] == "accepted")
+
+
 def remedy_lines(request):
     return [{"type": r["type"], "amount_fen": r["amount_fen"], "note": r.get("note")} for r in request["remedies"]]
 
@@ -304,7 +320,8 @@ def _draft(step, request, policy):
     case, mall_id = step.case, step.case["mall_id"]
     remedies = remedy_lines(request)
     compliance = check_remedies(remedies, request.get("legal_basis"), request.get("price_fen"),
-                                request.get("demanded_fen"), policy.rules["statutory"], policy.section(mall_id, "caps"))
+                                request.get("demanded_fen"), policy.rules["statutory"], policy.section(mall_id, "caps"),
+                                paid_compensation(case))
     override = request.get("cap_override_reason")
     if compliance["breaches"] and not override:
         raise ValidationError({"remedies": [*compliance["breaches"], "an override by "
@@ -360,7 +377,7 @@ def check_proposal(case, request, actor, policy):
     """A draft's checks before it is made: the law, the caps, who must approve."""
     compliance = check_remedies(remedy_lines(request), request.get("legal_basis"), request.get("price_fen"),
                                 request.get("demanded_fen"), policy.rules["statutory"],
-                                policy.section(case["mall_id"], "caps"))
+                                policy.section(case["mall_id"], "caps"), paid_compensation(case))
     needs = approval_needs(compliance["total_fen"], case["risk_level"], bool(compliance["breaches"]),
                            case["level"], case["mall_id"], policy)
     amounts = {k[:-4]: v if v is None else yuan(v) for k, v in compliance.items() if k.endswith("_fen")}
@@ -375,10 +392,20 @@ def approve(step, request, policy):
     proposal = _current(step, request["proposal_no"])
     if proposal["status"] != "awaiting_approval":
         raise Conflict(f"proposal {proposal['no']} is {proposal['status']}, not awaiting approval")
-    reasons = refusals(step.actor.role, proposal["needs"], step.case["mall_id"], policy)
+    # the case may have been escalated or regraded since the proposal was made
+    needs = approval_needs(proposal["compliance"]["total_fen"], step.get("risk_level"),
+                           bool(proposal["cap_override_reason"]), step.get("level"), step.case["mall_id"], policy)
+    proposal = {**proposal, "needs": needs, "approver_role": lowest_approver(needs, step.case["mall_id"], policy)}
+    reasons = refusals(step.actor.role, needs, step.case["mall_id"], policy)
     if reasons:
         raise Forbidden(f"{step.actor.id} ({step.actor.role}) may not approve: " + "; ".join(reasons))
     _replace_current(step, _approve(step, proposal, policy))
+
+
+def differs_from_expectation(proposal):
+    """R3.6: not upheld, or less than the customer asked for."""
+    demanded = proposal.get("demanded_fen")
+    return proposal["decision"] != "upheld" or (demanded is not None and proposal["compliance"]["total_fen"] < demanded)
 
 
 def reply(step, request, policy):
@@ -389,7 +416,7 @@ def reply(step, request, policy):
     if proposal["status"] != "approved":
         raise Conflict(f"proposal {proposal['no']} is {proposal['status']}: it needs the approval of a "
                        f"{proposal['approver_role']} before the customer is told")
-    differs = proposal["decision"] != "upheld"
+    differs = differs_from_expectation(proposal)
     sent = {"at": step.now, "by": step.actor.id, "oral": request["oral"], "text": request.get("text"),
             "appeal_procedure": policy.rules["appeal_procedure"] if differs else None}
     _replace_current(step, {**proposal, "status": "sent", "sent": sent})
@@ -559,10 +586,10 @@ def spot_resolve(step, request, policy):
     if any(r["type"] == "cash_compensation" for r in proposal["remedies"]) and not request.get("signature_ref"):
         raise ValidationError({"signature_ref": ["Cash compensation needs the reference of the customer's "
                                                  "signed receipt."]})
+    differs = differs_from_expectation(proposal)
     proposal.update(status="accepted", approvals=[{"by": step.actor.id, "role": step.actor.role, "at": step.now}],
                     sent={"at": step.now, "by": step.actor.id, "oral": True, "text": request.get("text"),
-                          "appeal_procedure": None if proposal["decision"] == "upheld"
-                          else policy.rules["appeal_procedure"]})
+                          "appeal_procedure": policy.rules["appeal_procedure"] if differs else None})
     tasks = execution_tasks(case, proposal["remedies"], policy, step.now, len(case["tasks"]) + 1)
     done = {"at": step.now, "by": step.actor.id, "note": "on the spot", "signature_ref": request.get("signature_ref"),
             "within_deadline": True}
@@ -570,7 +597,14 @@ def spot_resolve(step, request, policy):
     step.changes.update(proposals=[*case["proposals"], proposal], tasks=[*case["tasks"], *tasks])
     step.log("spot_settled", decision=proposal["decision"],
              remedies=[{"type": r["type"], "amount": yuan(r["amount_fen"])} for r in proposal["remedies"]],
-             reasons=proposal["reasons"])
+             reasons=proposal["reasons"], appeal_stated=differs)
+    compliance = proposal["compliance"]
+    step.publish(events.CASE_PROPOSED, {
+        "proposal_no": proposal["no"], "decision": proposal["decision"],
+        "remedy_types": [r["type"] for r in proposal["remedies"]], "total_fen": compliance["total_fen"],
+        "statutory_total_fen": compliance["statutory_total_fen"],
+        "demand_above_statutory": compliance["demand_above_statutory"], "oral": True, "appeal_stated": differs,
+        "level_role": proposal["level"], "by": step.actor.id})
     step.publish(events.CASE_ACCEPTED, {"proposal_no": proposal["no"], "by": step.actor.id, "tasks": [
         {"task_id": t["id"], "kind": t["kind"], "due_at": t["due_at"].isoformat()} for t in tasks]})
     for t in tasks:
@@ -585,6 +619,9 @@ def close(step, request, policy):
     """The customer is satisfied (feedback), or a supervisor closes it with a reason (R4.2)."""
     if step.actor.role != "service":
         _require("close_or_reopen", step.actor, policy, "close a case")
+    if step.state != "resolved" and (step.case["round"] == 1 or step.actor.role == "service"):
+        raise Conflict(f"a case that is {step.state} is closed only after it is resolved "
+                       "(a supervisor may close a reopened one with a reason)")
     step.move("closed")
     step.changes["closure"] = {"at": step.now, "by": step.actor.id, "reason": request["reason"]}
     step.log("closed", reason=request["reason"])

@@ -1,6 +1,7 @@
 """What resolution's HTTP and RPC accept and return. Amounts go in as yuan (a
 number or a string with at most two decimals) and come out as strings with two
 decimals ("39.90"); inside they are integer fen."""
+import decimal
 from datetime import datetime
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
@@ -15,8 +16,18 @@ _number = dict(required=True, strict=True, validate=validate.Range(min=1))
 CONTACT_WAYS = ("desk", "phone", "sms", "app", "wechat", "email", "letter")
 
 
+class _Yuan(fields.Decimal):
+    """A yuan amount with at most two decimals (more is refused, not rounded)."""
+
+    def _format_num(self, value):
+        amount = decimal.Decimal(str(value))
+        if amount.is_finite() and amount.as_tuple().exponent < -2:
+            raise ValidationError("At most two decimals (fen).")
+        return super()._format_num(value)
+
+
 def _yuan(**kwargs):
-    return fields.Decimal(places=2, validate=validate.Range(min=0, max=10_000_000), **kwargs)
+    return _Yuan(places=2, validate=validate.Range(min=0, max=10_000_000), **kwargs)
 
 
 class ActionIn(Schema):
@@ -44,6 +55,8 @@ class NoteIn(ActionIn):
 
 class ReviewMeetingIn(ActionIn):
     responsible_department = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    owner_id = fields.String(validate=validate.Length(min=1, max=20),
+                             metadata={"description": "who in that department takes the case on"})
     decision = fields.String(**_text)
     attendees = fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True,
                             validate=validate.Length(min=1, max=50))

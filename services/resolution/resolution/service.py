@@ -11,6 +11,8 @@ document update, and the events leave through the outbox.
 """
 import logging
 
+import eventlet
+
 from marshmallow import ValidationError
 from nameko.rpc import rpc
 from prometheus_client import Counter
@@ -64,6 +66,7 @@ INCIDENT_ACTIONS = {                                                # R3.9
     "communication": (CommunicationIn, incidents.communicate),
 }
 ATTEMPTS = 5   # compare-and-set retries when two actions hit one case at once
+NOT_OPEN_PAUSE = 2   # seconds before an event for a case not opened yet goes back to its queue
 
 
 class CaseNotOpenYet(Exception):
@@ -183,27 +186,13 @@ class ResolutionService(web.HealthAndMetrics, messaging.OutboxRelay):
 
     @http("POST", "/incidents")
     def report_incident_http(self, request):
-        return json_response(201, self.report_incident(_with_staff(request)))
+        incident, created = self._report_incident(_with_staff(request))
+        return json_response(201 if created else 200, incident)
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def report_incident(self, data):
-        request = IncidentIn().load(data)
-        policy, now = self.policy.current, self.clock()
-        if request["mall_id"] not in policy.malls:
-            raise ValidationError({"mall_id": ["Unknown mall."]})
-        actor = self._actor(request["by"], request["mall_id"])
-        if request.get("request_id"):
-            earlier = self.store.incidents.find_one({"request_ids": request["request_id"]}, {"outbox": 0})
-            if earlier:
-                return IncidentOut().dump(earlier)
-        mall = policy.malls.get(request["mall_id"])
-        day = mall.calendar.local(now).date()
-        number = incidents.incident_number(mall.code, day, next_sequence(self.store.db, f"{mall.code}-AE-{day}"))
-        doc = incidents.new_incident(number, request, actor, policy, now)
-        self.store.insert_new(self.store.incidents, doc)
-        publish_pending(self.store.incidents, self.dispatch, self.name, now, [doc])
-        ACTIONS_TOTAL.labels("incident-report", "ok").inc()
-        return IncidentOut().dump(doc)
+        """R3.9: a store reports an adverse event; the same request id again returns the same incident."""
+        return self._report_incident(data)[0]
 
     @http("GET", "/incidents")
     def list_incidents_http(self, request):
@@ -217,11 +206,14 @@ class ResolutionService(web.HealthAndMetrics, messaging.OutboxRelay):
 
     @http("GET", "/incidents/<string:number>")
     def get_incident_http(self, request, number):
-        return json_response(200, self.get_incident(number))
+        return json_response(200, self.get_incident(number, request.headers.get("X-Staff-Id", "")))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
-    def get_incident(self, number):
-        return IncidentOut().dump(self.store.get(self.store.incidents, number))
+    def get_incident(self, number, by):
+        """The whole report, with the customer's contact: for staff of the incident's mall only."""
+        incident = self.store.get(self.store.incidents, number)
+        self._actor(by, incident["mall_id"])
+        return IncidentOut().dump(incident)
 
     @http("POST", "/incidents/<string:number>/<string:action>")
     def act_on_incident_http(self, request, number, action):
@@ -255,6 +247,27 @@ class ResolutionService(web.HealthAndMetrics, messaging.OutboxRelay):
         return {"version": self.policy.reload().version}
 
     # --- the one way a case or an incident changes ---------------------------------------------
+
+    def _report_incident(self, data):
+        request = IncidentIn().load(data)
+        policy, now = self.policy.current, self.clock()
+        if request["mall_id"] not in policy.malls:
+            raise ValidationError({"mall_id": ["Unknown mall."]})
+        actor = self._actor(request["by"], request["mall_id"])
+        mall = policy.malls.get(request["mall_id"])
+        day = mall.calendar.local(now).date()
+        number = incidents.incident_number(mall.code, day, next_sequence(self.store.db, f"{mall.code}-AE-{day}"))
+        if request.get("request_id"):
+            claimed = self.store.claim_request(request["request_id"], number)
+            if claimed != number:   # a retry: the first report's incident (a moment behind, if it races)
+                ACTIONS_TOTAL.labels("incident-report", "repeated").inc()
+                earlier = wait_for_document(lambda: self.store.incidents.find_one({"_id": claimed}, {"outbox": 0}))
+                return IncidentOut().dump(earlier), False
+        doc = incidents.new_incident(number, request, actor, policy, now)
+        self.store.insert_new(self.store.incidents, doc)
+        publish_pending(self.store.incidents, self.dispatch, self.name, now, [doc])
+        ACTIONS_TOTAL.labels("incident-report", "ok").inc()
+        return IncidentOut().dump(doc), True
 
     def _actor(self, staff_id, mall_id):
         staff = self.policy.current.staff(staff_id)
@@ -293,6 +306,9 @@ class ResolutionService(web.HealthAndMetrics, messaging.OutboxRelay):
         for _ in range(ATTEMPTS):
             case = self.store.cases.find_one({"_id": event["complaint_no"]}, {"outbox": 0})
             if case is None:
+                # its complaint_triaged is on another queue and may be a moment behind:
+                # pause before the retry so the delivery limit spans seconds, not milliseconds
+                eventlet.sleep(NOT_OPEN_PAUSE)
                 raise CaseNotOpenYet(f"{event['event_type']} {event['event_id']} for {event['complaint_no']}")
             if event["event_id"] in case["request_ids"]:
                 return
@@ -309,6 +325,15 @@ class ResolutionService(web.HealthAndMetrics, messaging.OutboxRelay):
                 publish_pending(self.store.cases, self.dispatch, self.name, step.now, [updated])
                 return
         raise CaseNotOpenYet(f"{event['complaint_no']} kept changing while {event['event_type']} was applied")
+
+
+def wait_for_document(find, attempts=20, pause=0.1):
+    for _ in range(attempts):
+        doc = find()
+        if doc is not None:
+            return doc
+        eventlet.sleep(pause)
+    raise Conflict("the first report with this request id is still being written; try again")
 
 
 def _with_staff(request):

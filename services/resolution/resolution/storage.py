@@ -1,6 +1,7 @@
 """Resolution's own data: `cases`, one per complaint keyed by its number, and
 `incidents`, one per adverse-event report; each document carries its immutable
-timeline and its outbox. `sequences` numbers the incidents.
+timeline and its outbox. `sequences` numbers the incidents and `incident_requests`
+keeps which report a request id made.
 
 Every change is a compare-and-set on the document's `version`, so two handlers
 acting on one case at once cannot both win, and a request id is stored with the
@@ -65,6 +66,15 @@ class CaseStore(Store):
         items = [{**r, "complaint_no": d["_id"], "mall_id": d["mall_id"]} for d in docs for r in d["rectifications"]
                  if (r["done"] is None) == (status == "open")]
         return sorted(items, key=lambda r: r["due_at"])[:limit]
+
+    def claim_request(self, request_id, number):
+        """The incident number a report's request id belongs to: `number` when this
+        request is the first with the id, the earlier one's otherwise (unique _id)."""
+        try:
+            self.db.incident_requests.insert_one({"_id": request_id, "number": number})
+            return number
+        except DuplicateKeyError:
+            return self.db.incident_requests.find_one({"_id": request_id})["number"]
 
     def list_incidents(self, mall_id, state, limit):
         selector = {"mall_id": mall_id, **({"state": state} if state else {})}
