@@ -1,0 +1,234 @@
+"""R3.4, R3.5, R3.6: remedies checked against what the law grants (food safety:
+refund plus ten times the price, at least 1,000 yuan; fraud: three times, at least
+500) and the caps (goodwill above the law; never refund more than the price);
+demands above the law are recognised and the appeal route stated; a breach of the
+caps needs a reason and an operations director or legal to approve it."""
+import pytest
+from marshmallow import ValidationError
+
+from mallcare_common.web import Forbidden
+from resolution import rules
+
+
+def remedies(*lines):
+    return [{"type": t, "amount_fen": a, "note": None} for t, a in lines]
+
+
+@pytest.fixture
+def check(policy):
+    def run(lines, legal_basis=None, price=None, demanded=None, mall_id="sh-xujiahui"):
+        return rules.check_remedies(remedies(*lines), legal_basis, price, demanded, policy.rules["statutory"],
+                                    policy.section(mall_id, "caps"))
+    return run
+
+
+# --- what the law grants -----------------------------------------------------------------------
+
+def test_food_safety_grants_at_least_1000_yuan_plus_the_refund(check):
+    got = check([("refund", 3990), ("cash_compensation", 100000)], "food_safety", price=3990)
+    assert got["statutory_compensation_fen"] == 100000            # 10 x 39.90 = 399.00 < 1000.00
+    assert got["statutory_total_fen"] == 103990                   # the refund of 39.90 on top
+    assert got["total_fen"] == 103990 and got["compensation_fen"] == 100000
+    assert got["law"] == "《中华人民共和国食品安全法》第一百四十八条"
+    assert got["breaches"] == [] and got["warnings"] == [] and got["demand_above_statutory"] is False
+
+
+def test_food_safety_grants_ten_times_a_higher_price(check):
+    got = check([("refund", 20000), ("cash_compensation", 200000)], "food_safety", price=20000)
+    assert got["statutory_compensation_fen"] == 200000            # 10 x 200.00
+    assert got["statutory_total_fen"] == 220000
+    assert got["warnings"] == []
+
+
+@pytest.mark.parametrize("price,granted", [(10000, 50000), (16667, 50001), (30000, 90000)])
+def test_fraud_grants_three_times_at_least_500_yuan(check, price, granted):
+    got = check([("refund", price), ("cash_compensation", granted)], "fraud", price=price)
+    assert got["statutory_compensation_fen"] == granted
+    assert got["statutory_total_fen"] == price + granted
+    assert "消费者权益保护法" in got["law"] and got["breaches"] == [] and got["warnings"] == []
+
+
+def test_without_a_legal_basis_the_law_grants_the_price_back(check):
+    got = check([("refund", 3990), ("voucher", 3990)], price=3990, demanded=7980)
+    assert got["statutory_compensation_fen"] == 0 and got["statutory_total_fen"] == 3990
+    assert got["law"] is None and got["breaches"] == []
+
+
+# --- demands and remedies against the law ------------------------------------------------------
+
+def test_a_demand_above_what_the_law_grants_is_flagged(check):
+    got = check([("refund", 3990), ("cash_compensation", 100000)], "food_safety", price=3990, demanded=500000)
+    assert got["demand_above_statutory"] is True
+    assert got["warnings"] == ["the customer's demand 5000.00 is above the 1039.90 the law grants"]
+    assert got["breaches"] == []
+
+
+def test_a_demand_the_law_covers_is_not_flagged(check):
+    got = check([("refund", 3990), ("cash_compensation", 100000)], "food_safety", price=3990, demanded=103990)
+    assert got["demand_above_statutory"] is False and got["warnings"] == []
+
+
+def test_remedies_below_what_the_law_grants_are_warned(check):
+    got = check([("refund", 3990), ("voucher", 3990)], "food_safety", price=3990)
+    assert got["breaches"] == []
+    assert got["warnings"] == ["the remedies 79.80 are below the 1039.90 《中华人民共和国食品安全法》第一百四十八条 "
+                               "grants; the customer can claim the difference"]
+
+
+@pytest.mark.parametrize("cash,breach", [(130000, False), (130001, True)])
+def test_compensation_above_the_law_plus_goodwill_is_a_breach(check, cash, breach):
+    got = check([("refund", 3990), ("cash_compensation", cash)], "food_safety", price=3990)
+    expected = [f"compensation {cash / 100:.2f} is above the 1000.00 the law grants plus the 300.00 goodwill cap"]
+    assert got["breaches"] == (expected if breach else [])
+
+
+def test_every_kind_of_compensation_counts_towards_the_cap(check):
+    got = check([("voucher", 10000), ("cash_compensation", 10000), ("experience_compensation", 10001),
+                 ("repair", 50000), ("apology_letter", 0)])
+    assert got["compensation_fen"] == 30001 and got["total_fen"] == 80001
+    assert got["breaches"] == ["compensation 300.01 is above the 0.00 the law grants plus the 300.00 goodwill cap"]
+
+
+@pytest.mark.parametrize("kind", ["refund", "exchange"])
+def test_restoring_more_than_the_price_is_a_breach(check, kind):
+    got = check([(kind, 5000)], price=3990)
+    assert got["breaches"] == ["refund and exchange 50.00 are above the price 39.90"]
+    assert check([(kind, 3991)], price=3990)["breaches"] == ["refund and exchange 39.91 are above the price 39.90"]
+    assert check([(kind, 3990)], price=3990)["breaches"] == []
+
+
+def test_refund_lines_together_above_the_price_are_a_breach(check):
+    got = check([("refund", 3990), ("refund", 3990)], price=3990)
+    assert got["breaches"]
+
+
+def test_an_unknown_legal_basis_is_a_validation_error_on_legal_basis(check):
+    with pytest.raises(ValidationError) as error:
+        check([("refund", 100)], "lemon_law", price=100)
+    assert list(error.value.messages) == ["legal_basis"]
+    assert "lemon_law" in error.value.messages["legal_basis"][0]
+    assert "food_safety, fraud" in error.value.messages["legal_basis"][0]
+
+
+def test_a_legal_basis_without_the_price_is_a_validation_error_on_price(check):
+    with pytest.raises(ValidationError) as error:
+        check([("refund", 100)], "fraud")
+    assert list(error.value.messages) == ["price"]
+    assert "消费者权益保护法" in error.value.messages["price"][0]
+
+
+# --- the caps on a proposal -------------------------------------------------------------------
+
+def test_a_breach_without_an_override_reason_is_refused(proposed_case):
+    case = proposed_case()
+    case.act("reply", proposal_no=1, oral=True)
+    case.object()
+    with pytest.raises(ValidationError) as error:
+        case.propose([("refund", "39.90"), ("voucher", "400")], price="39.90")
+    messages = error.value.messages["remedies"]
+    assert "compensation 400.00 is above the 0.00 the law grants plus the 300.00 goodwill cap" in messages
+    assert "an override by operations_director or legal with a reason is needed" in messages
+    assert len(case.case["proposals"]) == 1 and case.state == "escalated"
+
+
+def test_an_override_needs_a_reason_and_an_operations_director_or_legal(proposed_case):
+    case = proposed_case([("refund", "39.90"), ("voucher", "400")],
+                         proposal={"price": "39.90", "cap_override_reason": "third complaint; goodwill for a VIP"})
+    proposal = case.proposal
+    assert proposal["status"] == "awaiting_approval"
+    assert proposal["cap_override_reason"] == "third complaint; goodwill for a VIP"
+    assert proposal["needs"]["roles"] == ["legal", "operations_director"]
+    assert proposal["approver_role"] == "operations_director"
+    for by in ("E3011", "E3091"):        # within their limits, but not allowed to override
+        with pytest.raises(Forbidden, match="only legal or operations_director may approve"):
+            case.act("approval", by=by, proposal_no=1)
+    step = case.act("approval", by="E3901", proposal_no=1)
+    assert case.proposal["status"] == "approved"
+    assert step.events[0]["payload"]["cap_override"] is True
+
+
+def test_legal_may_approve_an_override_too(proposed_case):
+    case = proposed_case([("voucher", "400")], proposal={"cap_override_reason": "media exposure"})
+    case.act("approval", by="L9001", proposal_no=1)
+    assert case.proposal["approvals"] == [{"by": "L9001", "role": "legal", "at": case.now}]
+
+
+def test_an_override_reason_without_a_breach_is_not_kept(proposed_case):
+    case = proposed_case([("voucher", "100")], proposal={"cap_override_reason": "just in case"})
+    assert case.proposal["cap_override_reason"] is None and case.proposal["status"] == "approved"
+
+
+def test_the_statutory_amount_is_proposed_without_override(proposed_case):
+    case = proposed_case([("refund", "39.90"), ("cash_compensation", "1000")], by="E3011",
+                         proposal={"legal_basis": "food_safety", "price": "39.90", "demanded_amount": "1039.90"})
+    assert case.proposal["status"] == "approved" and case.proposal["compliance"]["breaches"] == []
+    assert case.proposal["compliance"]["statutory_total_fen"] == 103990
+
+
+def test_the_goodwill_cap_of_gz_tianhe_is_200(check, open_case):
+    assert check([("voucher", 25000)], mall_id="gz-tianhe")["breaches"] == [
+        "compensation 250.00 is above the 0.00 the law grants plus the 200.00 goodwill cap"]
+    assert check([("voucher", 25000)], mall_id="sh-xujiahui")["breaches"] == []
+    case = open_case(mall_id="gz-tianhe", owner_id="E5001")
+    case.investigate(by="E5001")
+    with pytest.raises(ValidationError, match="200.00 goodwill cap"):
+        case.propose([("voucher", "250")], by="E5011")
+
+
+def test_a_demand_above_the_law_is_answered_with_the_appeal_route(proposed_case, policy):
+    case = proposed_case([("refund", "39.90")], proposal={"price": "39.90", "demanded_amount": "399"})
+    assert case.proposal["compliance"]["demand_above_statutory"] is True
+    step = case.reply()
+    assert case.proposal["sent"]["appeal_procedure"] == policy.rules["appeal_procedure"]
+    assert "12315" in case.proposal["sent"]["appeal_procedure"]
+    assert step.events[0]["payload"]["appeal_stated"] is True
+
+
+def test_an_upheld_answer_within_the_law_states_no_appeal(proposed_case):
+    case = proposed_case([("refund", "39.90")], proposal={"price": "39.90", "demanded_amount": "39.90"})
+    case.reply()
+    assert case.proposal["sent"]["appeal_procedure"] is None
+
+
+def test_a_partly_upheld_answer_states_the_appeal_route(proposed_case):
+    case = proposed_case([("refund", "20")], proposal={"decision": "partly_upheld", "price": "39.90"})
+    step = case.reply()
+    assert "12315" in case.proposal["sent"]["appeal_procedure"]
+    assert step.events[0]["payload"]["appeal_stated"] is True
+
+
+def test_check_proposal_tells_the_handler_in_yuan_before_proposing(open_case, policy):
+    case = open_case()
+    request = {"remedies": remedies(("refund", 3990), ("cash_compensation", 100000)), "legal_basis": "food_safety",
+               "price_fen": 3990, "demanded_fen": 500000}
+    got = rules.check_proposal(case.case, request, rules.Actor("E3501", "handler"), policy)
+    assert got["total"] == "1039.90" and got["statutory_total"] == "1039.90"
+    assert got["statutory_compensation"] == "1000.00" and got["demand_above_statutory"] is True
+    assert got["approver_role"] == "supervisor" and got["you_may_approve"] is False
+
+
+def test_goodwill_paid_in_an_earlier_round_counts_towards_the_cap(proposed_case):
+    case = proposed_case([("voucher", "300")], by="E3011")
+    case.reply(by="E3011"), case.accept(by="E3011"), case.carry_out(), case.resolve()
+    case.act("reopening", by="feedback", reason="customer dissatisfied (score 2)")
+    with pytest.raises(ValidationError):
+        case.propose([("voucher", "300")], by="E3011")
+
+
+@pytest.mark.parametrize("decision,appeal", [("upheld", False), ("partly_upheld", True)])
+def test_an_answer_on_the_spot_states_the_appeal_route_when_it_differs(open_case, decision, appeal):
+    case = open_case(category="service.bad_attitude")
+    case.act("spot-resolution", decision=decision, reasons=["cashier was rude"], summary="apology at the desk",
+             remedies=[{"type": "apology_letter", "amount": 0}])
+    sent = case.proposal["sent"]
+    assert sent["oral"] is True
+    assert (sent["appeal_procedure"] is not None) is appeal
+
+
+@pytest.mark.parametrize("amount", ["1.005", "39.999", 0.001])
+def test_amounts_with_more_than_two_decimals_are_refused_not_rounded(open_case, amount):
+    case = open_case()
+    case.investigate()
+    with pytest.raises(ValidationError) as refused:
+        case.propose([("refund", amount)])
+    assert refused.value.messages == {"remedies": {0: {"amount": ["At most two decimals (fen)."]}}}
