@@ -7,6 +7,7 @@ not double a remedy; feedback's answers reopen and close the case; a dispute get
 its review meeting; a store's adverse event is verified, forwarded, handled and
 communicated."""
 import json
+import shutil
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -20,7 +21,7 @@ from intake.examples import desk_complaint
 from intake.service import IntakeService
 from mallcare_common.contracts import CUSTOMER_DISSATISFIED, CUSTOMER_SATISFIED, build_event
 from resolution.service import ResolutionService
-from tests.conftest import wait_for
+from tests.conftest import POLICY_DIR, wait_for
 from triage.service import TriageService
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # day shift on
@@ -353,3 +354,23 @@ def test_rpc_gives_the_same_answers_and_queues_by_deadline(system):
         queue = rpc.resolution.queue({"mall_id": "sh-xujiahui", "owner_id": HANDLER})
     assert [c["complaint_no"] for c in queue["items"]] == [number]
     assert system["web"].get("/cases", params={"owner_id": "E3001"}).json()["items"] == []
+
+
+def test_the_policy_in_force_is_shown_and_a_broken_one_is_refused(container_factory, service_config, web_client,
+                                                                  tmp_path):
+    policy_dir = tmp_path / "policy"
+    shutil.copytree(POLICY_DIR, policy_dir)
+    config = service_config("resolution")
+    config["MALLCARE"] = {**config["MALLCARE"], "POLICY_DIR": str(policy_dir)}
+    container = container_factory(ResolutionService, config)
+    container.start()
+    web = web_client(container)
+    shown = web.get("/policy").json()
+    assert shown["roles"]["handler"]["limit"] == "200.00" and shown["version"].startswith("2026-")
+
+    broken = (policy_dir / "resolution.yml").read_text(encoding="utf-8").replace(
+        "escalation: [supervisor,", "escalation: [chairman,")
+    (policy_dir / "resolution.yml").write_text(broken, encoding="utf-8")
+    refused = web.post("/policy/reload")
+    assert refused.status_code == 422 and "chairman" in json.dumps(refused.json()["fields"])
+    assert web.get("/policy").json()["version"] == shown["version"]

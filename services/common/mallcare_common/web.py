@@ -10,6 +10,7 @@ import logging
 
 from marshmallow import ValidationError
 from nameko.exceptions import BadRequest
+from nameko.rpc import rpc
 from nameko.web.handlers import HttpRequestHandler
 from werkzeug.wrappers import Response
 
@@ -121,3 +122,26 @@ class HealthAndMetrics:
     @http("GET", "/metrics")
     def metrics(self, request):
         return metrics_response()
+
+
+class PolicyAdmin:
+    """GET /policy and POST /policy/reload (and the same as RPC) for a service whose
+    PolicyFiles dependency is `policy`. Subclass it as `web.PolicyAdmin`, like
+    HealthAndMetrics."""
+
+    @http("GET", "/policy")
+    def policy_http(self, request):
+        return json_response(200, self.get_policy())
+
+    @rpc
+    def get_policy(self):
+        return jsonable(self.policy.current.public())
+
+    @http("POST", "/policy/reload")
+    def reload_policy_http(self, request):
+        return json_response(200, self.reload_policy())
+
+    @rpc(expected_exceptions=ValidationError)
+    def reload_policy(self):
+        """Read the policy files again; a broken file is refused and the policy in force stays."""
+        return {"version": self.policy.reload().version}

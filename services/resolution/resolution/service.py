@@ -73,7 +73,7 @@ class CaseNotOpenYet(Exception):
     """A triage or feedback event for a case this service has not opened yet: retried."""
 
 
-class ResolutionService(web.HealthAndMetrics, messaging.OutboxRelay):
+class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay):
     name = "resolution"
 
     store = Cases()
@@ -226,25 +226,6 @@ class ResolutionService(web.HealthAndMetrics, messaging.OutboxRelay):
         schema, rule = INCIDENT_ACTIONS[action]
         return IncidentOut().dump(self._act(self.store.incidents, number, f"incident-{action}",
                                             schema().load(data), rule, incidents.IncidentStep))
-
-    # --- policy -------------------------------------------------------------------------------
-
-    @http("GET", "/policy")
-    def policy_http(self, request):
-        return json_response(200, self.get_policy())
-
-    @rpc
-    def get_policy(self):
-        return web.jsonable(self.policy.current.public())
-
-    @http("POST", "/policy/reload")
-    def reload_policy_http(self, request):
-        return json_response(200, self.reload_policy())
-
-    @rpc(expected_exceptions=ValidationError)
-    def reload_policy(self):
-        """Read the policy files again; a broken file is refused and the policy in force stays."""
-        return {"version": self.policy.reload().version}
 
     # --- the one way a case or an incident changes ---------------------------------------------
 

@@ -26,7 +26,7 @@ CLIENT_ERRORS = (ValidationError, NotFound)
 ASSIGN_INTERVAL = 60   # seconds between looks for complaints that still have no owner
 
 
-class TriageService(web.HealthAndMetrics, messaging.OutboxRelay):
+class TriageService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay):
     name = "triage"
 
     store = Assessments()
@@ -112,23 +112,6 @@ class TriageService(web.HealthAndMetrics, messaging.OutboxRelay):
             selector["owner.id"] = query["owner_id"]
         items = self.store.queue(selector, query["limit"])
         return {"items": AssessmentOut(many=True, exclude=("history",)).dump(items)}
-
-    @http("GET", "/policy")
-    def policy_http(self, request):
-        return json_response(200, self.get_policy())
-
-    @rpc
-    def get_policy(self):
-        return web.jsonable(self.policy.current.public())
-
-    @http("POST", "/policy/reload")
-    def reload_policy_http(self, request):
-        return json_response(200, self.reload_policy())
-
-    @rpc(expected_exceptions=ValidationError)
-    def reload_policy(self):
-        """Read the policy files again; a broken file is refused and the policy in force stays."""
-        return {"version": self.policy.reload().version}
 
     def _record(self, doc, changes, entry, event, now):
         updated = self.store.update(doc["_id"], changes, entry, event, now)
