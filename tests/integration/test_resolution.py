@@ -11,6 +11,7 @@ import shutil
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import eventlet
 import pytest
 from kombu import Connection, Exchange, Queue
 from nameko.standalone.events import event_dispatcher
@@ -374,3 +375,15 @@ def test_the_policy_in_force_is_shown_and_a_broken_one_is_refused(container_fact
     refused = web.post("/policy/reload")
     assert refused.status_code == 422 and "chairman" in json.dumps(refused.json()["fields"])
     assert web.get("/policy").json()["version"] == shown["version"]
+
+
+def test_a_report_retried_while_the_first_is_being_written_makes_one_incident(system):
+    report = {"mall_id": "sh-xujiahui", "type": "property_damage", "description": "购物车撞坏顾客的车门",
+              "customer": {"phone": "13900002222"}, "suggested_handling": "赔偿维修费", "request_id": "ae-race"}
+    pool = eventlet.GreenPool()
+    answers = list(pool.imap(lambda _: system["web"].post("/incidents", json=report, headers={"X-Staff-Id": DESK}),
+                             range(5)))
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 200, 201]
+    assert len({a.json()["number"] for a in answers}) == 1
+    listed = system["web"].get("/incidents", params={"mall_id": "sh-xujiahui"}).json()["items"]
+    assert len(listed) == 1

@@ -12,7 +12,6 @@ document update, and the events leave through the outbox.
 import logging
 
 import eventlet
-
 from marshmallow import ValidationError
 from nameko.rpc import rpc
 from prometheus_client import Counter
@@ -238,13 +237,12 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
         mall = policy.malls.get(request["mall_id"])
         day = mall.calendar.local(now).date()
         number = incidents.incident_number(mall.code, day, next_sequence(self.store.db, f"{mall.code}-AE-{day}"))
+        doc = incidents.new_incident(number, request, actor, policy, now)   # refuses bad input before any claim
         if request.get("request_id"):
-            claimed = self.store.claim_request(request["request_id"], number)
-            if claimed != number:   # a retry: the first report's incident (a moment behind, if it races)
+            earlier = self._earlier_report(request["request_id"], number)
+            if earlier is not None:
                 ACTIONS_TOTAL.labels("incident-report", "repeated").inc()
-                earlier = wait_for_document(lambda: self.store.incidents.find_one({"_id": claimed}, {"outbox": 0}))
                 return IncidentOut().dump(earlier), False
-        doc = incidents.new_incident(number, request, actor, policy, now)
         self.store.insert_new(self.store.incidents, doc)
         publish_pending(self.store.incidents, self.dispatch, self.name, now, [doc])
         ACTIONS_TOTAL.labels("incident-report", "ok").inc()
@@ -257,6 +255,22 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
         if mall_id not in staff.malls:
             raise Forbidden(f"{staff_id} does not work at {mall_id}")
         return rules.Actor(staff.id, staff.role, staff.name)
+
+    def _earlier_report(self, request_id, number):
+        """The incident an earlier report with this request id made (a moment behind, if
+        both race), or None when this report is the first: it claimed the id for `number`,
+        or took over the claim of a report whose incident was never written."""
+        claimed = self.store.claim_request(request_id, number)
+        if claimed == number:
+            return None
+        for _ in range(20):
+            earlier = self.store.incidents.find_one({"_id": claimed}, {"outbox": 0})
+            if earlier is not None:
+                return earlier
+            eventlet.sleep(0.1)
+        if self.store.take_over_request(request_id, claimed, number):
+            return None
+        raise Conflict("another report with this request id is being written; try again")
 
     def _act(self, collection, number, action, request, rule, step_class):
         """Read, decide, compare-and-set; a request id already applied returns the document as it is."""
@@ -306,15 +320,6 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
                 publish_pending(self.store.cases, self.dispatch, self.name, step.now, [updated])
                 return
         raise CaseNotOpenYet(f"{event['complaint_no']} kept changing while {event['event_type']} was applied")
-
-
-def wait_for_document(find, attempts=20, pause=0.1):
-    for _ in range(attempts):
-        doc = find()
-        if doc is not None:
-            return doc
-        eventlet.sleep(pause)
-    raise Conflict("the first report with this request id is still being written; try again")
 
 
 def _with_staff(request):

@@ -76,6 +76,11 @@ class CaseStore(Store):
         except DuplicateKeyError:
             return self.db.incident_requests.find_one({"_id": request_id})["number"]
 
+    def take_over_request(self, request_id, claimed, number):
+        """Give the request id to `number` when the report that claimed it never wrote its incident."""
+        return self.db.incident_requests.update_one({"_id": request_id, "number": claimed},
+                                                    {"$set": {"number": number}}).modified_count == 1
+
     def list_incidents(self, mall_id, state, limit):
         selector = {"mall_id": mall_id, **({"state": state} if state else {})}
         return list(self.incidents.find(selector, {"outbox": 0, "timeline": 0})
