@@ -245,7 +245,9 @@ def note_finding(step, request, policy):
     check_state(step.case, ACTIVE, "record a finding on")
     if step.state in ("open", "reopened"):
         step.move("investigating")
-    finding = {"id": len(step.case["findings"]) + 1, "at": step.now, "by": step.actor.id, **request}
+    finding = {"id": len(step.case["findings"]) + 1, "at": step.now, "by": step.actor.id,
+               "source": request["source"], "summary": request["summary"],
+               "attachment_ref": request.get("attachment_ref")}
     step.changes["findings"] = [*step.case["findings"], finding]
     step.log("finding", id=finding["id"], source=request["source"], summary=request["summary"])
     step.publish(events.INVESTIGATION_NOTED, {"finding_id": finding["id"], "source": request["source"],
@@ -281,7 +283,8 @@ def decide_review_meeting(step, request, policy):
         if owner is None or step.case["mall_id"] not in owner.malls:
             raise ValidationError({"owner_id": [f"No staff {owner_id} at {step.case['mall_id']}."]})
         step.changes["owner_id"] = owner_id
-    decided = {**meeting, "decided_at": step.now, "decided_by": step.actor.id, **request,
+    decided = {**meeting, "decided_at": step.now, "decided_by": step.actor.id,
+               **{k: request.get(k) for k in ("responsible_department", "owner_id", "decision", "attendees")},
                "within_deadline": step.now <= meeting["due_at"]}
     step.changes.update(review_meeting=decided, department=request["responsible_department"])
     step.log("review_meeting", responsible_department=request["responsible_department"], owner_id=owner_id,
@@ -413,9 +416,11 @@ def reply(step, request, policy):
     when it differs from what they expected, the appeal route is stated with it."""
     check_state(step.case, ("proposed",), "answer the customer on")
     proposal = _current(step, request["proposal_no"])
-    if proposal["status"] != "approved":
-        raise Conflict(f"proposal {proposal['no']} is {proposal['status']}: it needs the approval of a "
+    if proposal["status"] == "awaiting_approval":
+        raise Conflict(f"proposal {proposal['no']} is awaiting approval: it needs the approval of a "
                        f"{proposal['approver_role']} before the customer is told")
+    if proposal["status"] != "approved":
+        raise Conflict(f"proposal {proposal['no']} is {proposal['status']}: the customer has been told already")
     differs = differs_from_expectation(proposal)
     sent = {"at": step.now, "by": step.actor.id, "oral": request["oral"], "text": request.get("text"),
             "appeal_procedure": policy.rules["appeal_procedure"] if differs else None}

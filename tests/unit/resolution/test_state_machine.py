@@ -269,3 +269,10 @@ def test_a_supervisor_closes_a_reopened_case_with_a_reason(proposed_case):
     case.act("reopening", by="feedback", reason="customer dissatisfied (score 1): wants 10x")
     case.act("closure", by="E3011", reason="demand beyond the law; appeal route given; closed by supervisor")
     assert case.state == "closed"
+
+
+def test_an_answer_is_given_once(proposed_case):
+    case = proposed_case()
+    case.reply()
+    with pytest.raises(Conflict, match="proposal 1 is sent: the customer has been told already"):
+        case.reply()
