@@ -77,7 +77,8 @@ def service_config(rabbit_config, mongo_uri):
             "MONGO_DATABASE": f"t{run}_{service}",
             "MONGO_POOL_SIZE": 2,
             "max_workers": 10,
-            "MALLCARE": {"POLICY_DIR": str(POLICY_DIR), "CUSTOMER_REF_SECRET": "test-secret"},
+            "MALLCARE": {"POLICY_DIR": str(POLICY_DIR), "CUSTOMER_REF_SECRET": "test-secret",
+                         "ANSWER_LINK_SECRET": "test-link-secret"},
         }
 
     return make

@@ -135,10 +135,12 @@ def test_intake_starts_after_every_subscriber_is_healthy(compose):
         assert "intake" not in compose["services"][subscriber]["depends_on"]
 
 
-def test_the_customer_ref_secret_must_be_supplied(compose):
+@pytest.mark.parametrize("service,variable", [("intake", "MALLCARE_CUSTOMER_REF_SECRET"),
+                                              ("feedback", "MALLCARE_ANSWER_LINK_SECRET")])
+def test_secrets_must_be_supplied(compose, service, variable):
     # ${VAR:?message}: compose refuses to start rather than run with a guessable key.
-    secret = compose["services"]["intake"]["environment"]["MALLCARE_CUSTOMER_REF_SECRET"]
-    assert re.fullmatch(r"\$\{MALLCARE_CUSTOMER_REF_SECRET:\?[^}]+\}", secret), secret
+    secret = compose["services"][service]["environment"][variable]
+    assert re.fullmatch(r"\$\{" + variable + r":\?[^}]+\}", secret), secret
 
 
 def test_files_mounted_by_compose_exist(compose):

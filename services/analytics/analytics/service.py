@@ -1,6 +1,6 @@
 """Analytics: read models built from every event (R5); SLA clocks come with its own issue.
 
-For now it keeps each intake, triage and resolution event once and answers intake
+For now it keeps each intake, triage, resolution and feedback event once and answers intake
 counts per mall, channel and event type. Every published event type has a
 consumer here from the day it is published, so none waits unroutable in an outbox.
 """
@@ -10,6 +10,7 @@ from mallcare_common import web
 from mallcare_common.calendar import Clock
 from mallcare_common.contracts import (COMPLAINT_ACKNOWLEDGED, COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED,
                                        COMPLAINT_REGISTERED, COMPLAINT_REJECTED, COMPLAINT_TRIAGED, read_event)
+from mallcare_common.contracts import feedback as feedback_events
 from mallcare_common.contracts import resolution as case_events
 from mallcare_common.messaging import event_handler
 from mallcare_common.web import http, json_response
@@ -57,6 +58,12 @@ class AnalyticsService(web.HealthAndMetrics):
     handle_incident_dismissed = _keeps(case_events.INCIDENT_DISMISSED)
     handle_incident_handled = _keeps(case_events.INCIDENT_HANDLED)
     handle_incident_communicated = _keeps(case_events.INCIDENT_COMMUNICATED)
+    handle_revisit_scheduled = _keeps(feedback_events.REVISIT_SCHEDULED)
+    handle_customer_satisfied = _keeps(feedback_events.CUSTOMER_SATISFIED)
+    handle_customer_dissatisfied = _keeps(feedback_events.CUSTOMER_DISSATISFIED)
+    handle_revisit_done = _keeps(feedback_events.REVISIT_DONE)
+    handle_revisit_overdue = _keeps(feedback_events.REVISIT_OVERDUE)
+    handle_case_archived = _keeps(feedback_events.CASE_ARCHIVED)
 
     @rpc
     def intake_counts(self, mall_id=None):

@@ -13,7 +13,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 from .calendar import WEEKDAYS, BusinessCalendar, parse_hours
 
 
-class _Hours(fields.String):
+class Hours(fields.String):
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
         try:
@@ -34,7 +34,7 @@ class _Timezone(fields.String):
 
 def week_field(**kwargs):
     """weekday -> "HH:MM-HH:MM" (opening hours, shift patterns)."""
-    return fields.Dict(keys=fields.String(validate=validate.OneOf(WEEKDAYS)), values=_Hours(), **kwargs)
+    return fields.Dict(keys=fields.String(validate=validate.OneOf(WEEKDAYS)), values=Hours(), **kwargs)
 
 
 class _MallSchema(Schema):

@@ -1,7 +1,7 @@
 """HTTP plumbing: one entrypoint that maps errors to JSON, and a bounded JSON reader.
 
 Every error leaves as {"error": CODE, "message": ..., "fields": {...}} with the
-status a client expects: 400 malformed, 403 not allowed, 404 unknown, 409 state conflict, 413 too large, 422 invalid
+status a client expects: 400 malformed, 403 not allowed, 404 unknown, 409 state conflict, 410 expired, 413 too large, 422 invalid
 fields, 503 store unavailable. Anything else is a 500 with the traceback in the
 service log and no detail to the caller.
 """
@@ -30,6 +30,10 @@ class Forbidden(Exception):
     """The caller is known but their role or mall does not allow the action."""
 
 
+class Gone(Exception):
+    """What the request refers to existed but is no longer usable (an expired link)."""
+
+
 class Conflict(Exception):
     """The request is valid but the resource's state does not allow it."""
 
@@ -49,6 +53,7 @@ _MAPPED = (
     (Forbidden, 403, "FORBIDDEN"),
     (NotFound, 404, "NOT_FOUND"),
     (Conflict, 409, "CONFLICT"),
+    (Gone, 410, "GONE"),
     (BodyTooLarge, 413, "BODY_TOO_LARGE"),
     (StoreError, 503, "STORE_UNAVAILABLE"),
 )

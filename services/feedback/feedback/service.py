@@ -1,12 +1,262 @@
-"""Feedback: owns revisits, satisfaction answers and the case library (R4). Its
-handlers arrive with its own issue; for now it runs, answers health and metrics, and
-owns its database.
+"""Feedback: revisits after each resolution, the customer's answers, and the case
+library (R4.1-R4.4).
+
+On case_resolved a revisit is scheduled within 24 hours, outside the mall's quiet
+hours, by the way the complaint's channel and contact allow. Staff work the
+worklist (reached with an answer, no answer -> retried, wrong number); customers
+asked by SMS or app message answer through a signed, single-use, expiring link.
+A dissatisfied answer reopens the case in resolution, whose next resolution brings
+the next revisit, until the customer is satisfied (resolution then closes the
+case) or a supervisor closes it. High-risk cases go into the case library when
+closed; handlers add typical ones with their lessons.
 """
-from mallcare_common import web
-from mallcare_common.mongo import MongoDatabase
+import logging
+from datetime import timedelta
+
+import eventlet
+from marshmallow import ValidationError
+from nameko.dependency_providers import Config
+from nameko.rpc import RpcProxy, rpc
+from nameko.timer import timer
+
+from mallcare_common import messaging, web
+from mallcare_common.calendar import Clock
+from mallcare_common.contracts import COMPLAINT_REGISTERED, read_event
+from mallcare_common.contracts import resolution as case_events
+from mallcare_common.messaging import INSTANCE, event_handler, outbox_dispatcher, publish_pending
+from mallcare_common.mongo import acquire_lease
+from mallcare_common.policy import PolicyFiles
+from mallcare_common.web import Conflict, Gone, Forbidden, NotFound, http, json_response, read_json
+
+from . import rules
+from .policy import load_policy
+from .schemas import (ArchiveIn, AttemptIn, LessonsIn, LibraryOut, LibraryQuery, LinkAnswerIn, RevisitOut,
+                      WorklistQuery)
+from .storage import Revisits
+
+log = logging.getLogger(__name__)
+
+CLIENT_ERRORS = (ValidationError, NotFound, Conflict, Forbidden, Gone)
+OVERDUE_INTERVAL = 30     # seconds between looks for revisits past their deadline
+NOT_SEEN_PAUSE = 2        # seconds before an event about a complaint not seen yet is retried
+ATTEMPTS = 5
 
 
-class FeedbackService(web.HealthAndMetrics):
+class ComplaintNotSeenYet(Exception):
+    """A resolution for a complaint whose complaint_registered has not arrived yet: retried."""
+
+
+class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay):
     name = "feedback"
 
-    store = MongoDatabase()
+    store = Revisits()
+    policy = PolicyFiles("feedback.yml", load_policy)
+    clock = Clock()
+    config = Config()
+    dispatch = outbox_dispatcher()
+    resolution = RpcProxy("resolution")
+
+    # --- events -------------------------------------------------------------------------------
+
+    @event_handler(COMPLAINT_REGISTERED.source, COMPLAINT_REGISTERED.name)
+    def handle_complaint_registered(self, body):
+        """Keep what a revisit and the library need of the complaint (masked contact only)."""
+        self.store.keep_complaint(read_event(body, COMPLAINT_REGISTERED))
+
+    @event_handler(case_events.CASE_RESOLVED.source, case_events.CASE_RESOLVED.name)
+    def handle_case_resolved(self, body):
+        """R4.1: one revisit per resolution; a redelivered event finds it and changes nothing."""
+        event = read_event(body, case_events.CASE_RESOLVED)
+        complaint = self.store.complaint(event["complaint_no"])
+        if complaint is None:
+            eventlet.sleep(NOT_SEEN_PAUSE)   # complaint_registered comes on another queue
+            raise ComplaintNotSeenYet(event["complaint_no"])
+        now = self.clock()
+        revisit = rules.new_revisit(event, complaint, self.policy.current, now)
+        if self.store.insert_new(self.store.revisits, revisit):
+            publish_pending(self.store.revisits, self.dispatch, self.name, now, [revisit])
+
+    @event_handler(case_events.CASE_REOPENED.source, case_events.CASE_REOPENED.name)
+    def handle_case_reopened(self, body):
+        """A case reopened by hand while its revisit was pending: that revisit is moot."""
+        self._cancel_open_revisits(read_event(body, case_events.CASE_REOPENED), "case reopened")
+
+    @event_handler(case_events.CASE_CLOSED.source, case_events.CASE_CLOSED.name)
+    def handle_case_closed(self, body):
+        """A closed case needs no more revisits; a high-risk one goes into the library (R4.4)."""
+        event = read_event(body, case_events.CASE_CLOSED)
+        self._cancel_open_revisits(event, "case closed")
+        case = self.resolution.get_case(event["complaint_no"])
+        if case["risk_level"] in self.policy.current.rules["library"]["automatic_risk_levels"]:
+            self._archive(case, lessons=None, by="feedback", automatic=True)
+
+    @timer(interval=OVERDUE_INTERVAL)
+    def report_overdue(self):
+        """revisit_overdue, once per revisit past its 24 hours (one replica at a time)."""
+        now = self.clock()
+        if not acquire_lease(self.store.db, "feedback.overdue", INSTANCE, now, timedelta(seconds=OVERDUE_INTERVAL)):
+            return
+        for revisit in self.store.overdue(now, limit=200):
+            updated = self.store.update(self.store.revisits, revisit, rules.outbox_update(
+                {"overdue_reported": True}, [rules.overdue(revisit, now)], now))
+            if updated is not None:
+                publish_pending(self.store.revisits, self.dispatch, self.name, now, [updated])
+
+    # --- revisits -----------------------------------------------------------------------------
+
+    @http("GET", "/revisits")
+    def worklist_http(self, request):
+        return json_response(200, self.worklist(request.args.to_dict()))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def worklist(self, query):
+        """A mall's revisits still to make, the earliest first."""
+        query = WorklistQuery().load(query)
+        return {"items": [self._revisit_out(r) for r in self.store.worklist(query["mall_id"], query["limit"])]}
+
+    @http("GET", "/revisits/<string:revisit_id>")
+    def get_revisit_http(self, request, revisit_id):
+        return json_response(200, self.get_revisit(revisit_id))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def get_revisit(self, revisit_id):
+        return self._revisit_out(self.store.get(self.store.revisits, revisit_id))
+
+    @http("POST", "/revisits/<string:revisit_id>/attempts")
+    def record_attempt_http(self, request, revisit_id):
+        data = read_json(request)
+        if request.headers.get("X-Staff-Id"):
+            data["by"] = request.headers["X-Staff-Id"]
+        return json_response(200, self.record_attempt(revisit_id, data))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def record_attempt(self, revisit_id, data):
+        """A call or message by staff: the answer when reached, else a retry or, after the
+        last attempt, unreachable."""
+        request = AttemptIn().load(data)
+        rule = rules.answer if request["outcome"] == "reached" else rules.no_answer
+        return self._revisit_out(self._change(revisit_id, lambda revisit, policy, now: rule(
+            revisit, request, request["by"], policy, now)))
+
+    @http("POST", "/answers")
+    def answer_by_link_http(self, request):
+        return json_response(200, self.answer_by_link(read_json(request)))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def answer_by_link(self, data):
+        """The customer's own answer through the link: no login, the token is the proof.
+        A forged link is refused (403), an expired one is gone (410); the same answer
+        sent again is accepted as it was, a different one after it is refused (409)."""
+        request = LinkAnswerIn().load(data)
+        try:
+            revisit_id = rules.read_link(self._link_secret(), request["token"], self.clock())
+        except rules.LinkRefused as exc:
+            raise Forbidden(str(exc)) from exc
+        except rules.LinkExpired as exc:
+            raise Gone(str(exc)) from exc
+        revisit = self.store.get(self.store.revisits, revisit_id)
+        if revisit["status"] == "answered":
+            if revisit["answer"]["by"] == "customer" and rules.same_answer(revisit["answer"], request):
+                return self._answer_out(revisit)
+            raise Conflict("this revisit has been answered already")
+        updated = self._change(revisit_id, lambda revisit, policy, now: rules.answer(
+            revisit, {**request, "via": "link"}, "customer", policy, now))
+        return self._answer_out(updated)
+
+    # --- the case library (R4.4) ----------------------------------------------------------------
+
+    @http("GET", "/library")
+    def search_library_http(self, request):
+        return json_response(200, self.search_library(request.args.to_dict()))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def search_library(self, query):
+        """By category, mall, merchant, risk and a keyword in the problem, outcome or lessons."""
+        query = LibraryQuery().load(query)
+        items = self.store.search(rules.search_filter(query), query["limit"])
+        return {"items": LibraryOut(many=True, exclude=("process",)).dump(items)}
+
+    @http("GET", "/library/<string:complaint_no>")
+    def get_library_entry_http(self, request, complaint_no):
+        return json_response(200, self.get_library_entry(complaint_no))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def get_library_entry(self, complaint_no):
+        return LibraryOut().dump(self.store.get(self.store.library, complaint_no))
+
+    @http("POST", "/library")
+    def archive_http(self, request):
+        data = read_json(request)
+        if request.headers.get("X-Staff-Id"):
+            data["by"] = request.headers["X-Staff-Id"]
+        return json_response(201, self.archive(data))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def archive(self, data):
+        """A handler puts a typical case into the library with the lessons learnt."""
+        request = ArchiveIn().load(data)
+        case = self.resolution.get_case(request["complaint_no"])
+        if case["state"] not in ("resolved", "closed"):
+            raise Conflict(f"a case that is {case['state']} is archived once it is resolved")
+        return LibraryOut().dump(self._archive(case, request["lessons"], request["by"], automatic=False))
+
+    @http("POST", "/library/<string:complaint_no>/lessons")
+    def add_lessons_http(self, request, complaint_no):
+        data = read_json(request)
+        if request.headers.get("X-Staff-Id"):
+            data["by"] = request.headers["X-Staff-Id"]
+        return json_response(200, self.add_lessons(complaint_no, data))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def add_lessons(self, complaint_no, data):
+        """The lessons of an entry archived by itself (high risk)."""
+        request = LessonsIn().load(data)
+        self.store.get(self.store.library, complaint_no)
+        self.store.library.update_one({"_id": complaint_no}, {"$set": {
+            "lessons": rules.scrub(request["lessons"]), "lessons_pending": False, "lessons_by": request["by"]}})
+        return self.get_library_entry(complaint_no)
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _change(self, revisit_id, decide):
+        """Read, decide, compare-and-set; the events leave through the revisit's outbox."""
+        for _ in range(ATTEMPTS):
+            revisit, now = self.store.get(self.store.revisits, revisit_id), self.clock()
+            changes, out = decide(revisit, self.policy.current, now)
+            updated = self.store.update(self.store.revisits, revisit, rules.outbox_update(changes, out, now))
+            if updated is not None:
+                publish_pending(self.store.revisits, self.dispatch, self.name, now, [updated])
+                return updated
+        raise Conflict(f"{revisit_id} kept changing; try again")
+
+    def _cancel_open_revisits(self, event, reason):
+        now = self.clock()
+        for revisit in self.store.open_revisits(event["complaint_no"]):
+            self.store.update(self.store.revisits, revisit, rules.outbox_update(
+                {"status": "cancelled", "cancelled": {"at": now, "reason": reason}}, [], now))
+
+    def _archive(self, case, lessons, by, automatic):
+        complaint = self.store.complaint(case["complaint_no"]) or {}
+        now = self.clock()
+        entry = rules.library_entry(case, complaint, lessons, by, automatic, now)
+        if self.store.insert_new(self.store.library, entry):
+            publish_pending(self.store.library, self.dispatch, self.name, now, [entry])
+            return entry
+        if lessons:
+            raise Conflict(f"{case['complaint_no']} is in the library already; add lessons to its entry")
+        return self.store.get(self.store.library, case["complaint_no"])
+
+    def _link_secret(self):
+        return self.config["MALLCARE"]["ANSWER_LINK_SECRET"]
+
+    def _revisit_out(self, revisit):
+        link = None
+        if revisit.get("link_expires_at") and revisit["status"] in rules.OPEN:
+            link = "/answers?token=" + rules.sign_link(self._link_secret(), revisit["_id"], revisit["link_expires_at"])
+        return RevisitOut().dump({**revisit, "answer_link": link})
+
+    def _answer_out(self, revisit):
+        answer = revisit["answer"]
+        return {"revisit_id": revisit["_id"], "complaint_no": revisit["complaint_no"],
+                "score": answer["score"], "satisfied": answer["satisfied"],
+                "message": "谢谢您的反馈。" if answer["satisfied"] else "谢谢您的反馈，我们会尽快再次跟进。"}

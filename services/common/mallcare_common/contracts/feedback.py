@@ -1,9 +1,21 @@
-"""Events published by feedback (R4.1-R4.2). Declared here, ahead of the feedback
-service itself, because resolution consumes them: a dissatisfied customer reopens
-the case, a satisfied one closes it."""
+"""Events published by feedback (R4.1-R4.4): revisits after a resolution, the
+customer's answer, and the case library. Resolution consumes the answers: a
+dissatisfied customer reopens the case, a satisfied one closes it."""
 from marshmallow import Schema, fields, validate
 
 from .envelope import EventType
+
+CONTACT_WAYS = ("phone_call", "sms", "app_message")
+
+
+class RevisitScheduled(Schema):
+    revisit_id = fields.String(required=True, metadata={"example": "SHXJH-20261123-0042-R1"})
+    round = fields.Integer(required=True, metadata={"description": "the case's round (1, then one per reopening)"})
+    way = fields.String(required=True, validate=validate.OneOf(CONTACT_WAYS))
+    scheduled_at = fields.AwareDateTime(required=True, format="iso")
+    due_at = fields.AwareDateTime(required=True, format="iso", metadata={"description": "24 h after resolution"})
+    beyond_deadline = fields.Boolean(required=True, metadata={
+        "description": "quiet hours left no allowed time before the deadline"})
 
 
 class _Answer(Schema):
@@ -22,7 +34,40 @@ class CustomerDissatisfied(_Answer):
         "description": "reason tags, e.g. compensation_unclear, slow, attitude"})
 
 
-CUSTOMER_SATISFIED = EventType("customer_satisfied", "feedback", 1, CustomerSatisfied,
-                               "A revisit found the customer satisfied; resolution closes the case.")
-CUSTOMER_DISSATISFIED = EventType("customer_dissatisfied", "feedback", 1, CustomerDissatisfied,
-                                  "A revisit found the customer dissatisfied; resolution reopens the case (R4.2).")
+class RevisitDone(Schema):
+    revisit_id = fields.String(required=True)
+    outcome = fields.String(required=True, validate=validate.OneOf(("answered", "unreachable")))
+    attempts = fields.Integer(required=True)
+    score = fields.Integer(allow_none=True, required=True)
+    within_deadline = fields.Boolean(required=True)
+    by = fields.String(required=True)
+
+
+class RevisitOverdue(Schema):
+    revisit_id = fields.String(required=True)
+    due_at = fields.AwareDateTime(required=True, format="iso")
+
+
+class CaseArchived(Schema):
+    category = fields.String(allow_none=True, required=True)
+    risk_level = fields.String(required=True)
+    automatic = fields.Boolean(required=True, metadata={"description": "archived for its high risk, not by a person"})
+    by = fields.String(required=True)
+
+
+def _event(name, schema, summary):
+    return EventType(name, "feedback", 1, schema, summary)
+
+
+REVISIT_SCHEDULED = _event("revisit_scheduled", RevisitScheduled,
+                           "A revisit was scheduled after a resolution, outside the mall's quiet hours (R4.1).")
+CUSTOMER_SATISFIED = _event("customer_satisfied", CustomerSatisfied,
+                            "A revisit found the customer satisfied; resolution closes the case.")
+CUSTOMER_DISSATISFIED = _event("customer_dissatisfied", CustomerDissatisfied,
+                               "A revisit found the customer not satisfied; resolution reopens the case (R4.2).")
+REVISIT_DONE = _event("revisit_done", RevisitDone, "A revisit ended: answered, or unreachable after the last attempt.")
+REVISIT_OVERDUE = _event("revisit_overdue", RevisitOverdue, "A revisit passed its 24-hour deadline unanswered.")
+CASE_ARCHIVED = _event("case_archived", CaseArchived,
+                       "A case went into the case library (R4.4), without personal data.")
+
+EVENTS = (REVISIT_SCHEDULED, CUSTOMER_SATISFIED, CUSTOMER_DISSATISFIED, REVISIT_DONE, REVISIT_OVERDUE, CASE_ARCHIVED)

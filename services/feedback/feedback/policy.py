@@ -1,0 +1,65 @@
+"""Feedback's policy (R4.1-R4.4) as validated data: revisit timing, quiet hours and
+the way to ask per channel, what counts as satisfied, reason tags and the case
+library, chain-wide with per-mall overrides; loaded by mallcare_common.policy.PolicyFiles."""
+from dataclasses import dataclass
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from mallcare_common.contracts.feedback import CONTACT_WAYS
+from mallcare_common.contracts.intake import CHANNELS
+from mallcare_common.malls import Hours, MallRegistry
+from mallcare_common.policy import AllowedTime
+
+
+class _Revisit(Schema):
+    after = fields.Nested(AllowedTime, required=True)
+    within = fields.Nested(AllowedTime, required=True)
+    quiet_hours = Hours(required=True)
+    max_attempts = fields.Integer(required=True, validate=validate.Range(min=1, max=10))
+    retry_after = fields.Nested(AllowedTime, required=True)
+    link_valid = fields.Nested(AllowedTime, required=True)
+    ways = fields.Dict(keys=fields.String(validate=validate.OneOf(CHANNELS)),
+                       values=fields.String(validate=validate.OneOf(CONTACT_WAYS)), required=True)
+
+
+class _Library(Schema):
+    automatic_risk_levels = fields.List(fields.String(validate=validate.OneOf(("low", "medium", "high"))),
+                                        required=True)
+
+
+class _Override(Schema):
+    revisit = fields.Nested(_Revisit(partial=True))
+
+
+class FeedbackPolicySchema(Schema):
+    version = fields.String(required=True)
+    revisit = fields.Nested(_Revisit, required=True)
+    satisfied_from = fields.Integer(required=True, validate=validate.Range(min=1, max=5))
+    reason_tags = fields.List(fields.String(validate=validate.Length(min=1, max=40)), required=True,
+                              validate=validate.Length(min=1))
+    library = fields.Nested(_Library, required=True)
+    mall_overrides = fields.Dict(keys=fields.String(), values=fields.Nested(_Override), load_default=dict)
+
+
+@dataclass(frozen=True)
+class FeedbackPolicy:
+    version: str
+    malls: MallRegistry
+    rules: dict
+
+    def revisit(self, mall_id):
+        return {**self.rules["revisit"], **self.rules["mall_overrides"].get(mall_id, {}).get("revisit", {})}
+
+    def public(self):
+        return {**self.rules, "version": self.version}
+
+
+def load_policy(data, malls: MallRegistry) -> FeedbackPolicy:
+    rules = FeedbackPolicySchema().load(data)
+    missing = sorted(set(CHANNELS) - set(rules["revisit"]["ways"]))
+    if missing:
+        raise ValidationError({"revisit": {"ways": [f"No way to ask for: {', '.join(missing)}."]}})
+    unknown = sorted(set(rules["mall_overrides"]) - set(malls.malls))
+    if unknown:
+        raise ValidationError({"mall_overrides": [f"Unknown mall: {m}." for m in unknown]})
+    return FeedbackPolicy(version=f"{rules['version']}+malls:{malls.version}", malls=malls, rules=rules)

@@ -1,0 +1,294 @@
+"""Feedback's rules as plain functions (R4.1-R4.4): when and how to ask the customer
+after a resolution, what their answer means, retries, the signed answer link, and
+the case library entry without personal data. No I/O and no clock: the service
+passes in the documents, the policy and `now`."""
+import base64
+import hashlib
+import hmac
+import re
+from datetime import datetime, timedelta, timezone
+
+from marshmallow import ValidationError
+
+from mallcare_common.calendar import as_stored
+from mallcare_common.contracts import build_event
+from mallcare_common.contracts import feedback as events
+from mallcare_common.messaging import new_outbox, push_to_outbox
+from mallcare_common.web import Conflict
+
+OPEN = ("scheduled", "retry")
+
+
+# --- when and how to ask (R4.1) ------------------------------------------------------------------
+
+def contact_kind(contact_masked):
+    if not contact_masked:
+        return None
+    return "email" if "@" in contact_masked else "phone"
+
+
+def revisit_way(channel, contact_masked, rule):
+    """The way to ask: the channel's, unless the contact cannot take it (a call or an SMS
+    needs a phone; an app message reaches members of the app channels). None: no way at all."""
+    way, kind = rule["ways"][channel], contact_kind(contact_masked)
+    if way in ("phone_call", "sms") and kind != "phone":
+        return "app_message" if way == "sms" and kind == "email" else None
+    return way
+
+
+def _local(at, zone):
+    return at.astimezone(zone)
+
+
+def is_quiet(at, quiet, zone):
+    start, end = quiet
+    t = _local(at, zone).time()
+    return (start <= t or t < end) if start > end else (start <= t < end)
+
+
+def quiet_ends(at, quiet, zone):
+    """The first allowed moment at or after `at`."""
+    if not is_quiet(at, quiet, zone):
+        return at
+    local = _local(at, zone)
+    end = datetime.combine(local.date(), quiet[1], tzinfo=zone)
+    if end <= local:
+        end += timedelta(days=1)
+    return end.astimezone(timezone.utc)
+
+
+def quiet_starts_before(at, quiet, zone):
+    """When the quiet period that holds `at` began."""
+    local = _local(at, zone)
+    start = datetime.combine(local.date(), quiet[0], tzinfo=zone)
+    if start > local:
+        start -= timedelta(days=1)
+    return start.astimezone(timezone.utc)
+
+
+def schedule(resolved_at, way, rule, calendar):
+    """(scheduled_at, due_at, beyond_deadline). Asked `after` the resolution, outside the
+    quiet hours for calls and SMS: the next allowed time when it is before the deadline,
+    else the last allowed moment before the quiet hours began, else (no allowed time at
+    all before the deadline) the next allowed time, flagged."""
+    due = calendar.due(resolved_at, rule["within"])
+    wanted = calendar.due(resolved_at, rule["after"])
+    if way == "app_message":
+        return wanted, due, False
+    zone, quiet = calendar.zone, rule["quiet_hours"]
+    next_allowed = quiet_ends(wanted, quiet, zone)
+    if next_allowed <= due:
+        return as_stored(next_allowed), due, False
+    last_allowed = quiet_starts_before(wanted, quiet, zone) - timedelta(minutes=30)
+    if last_allowed >= resolved_at:
+        return as_stored(last_allowed), due, False
+    return as_stored(next_allowed), due, True
+
+
+# --- documents and events ------------------------------------------------------------------------
+
+def revisit_id(complaint_no, round_):
+    return f"{complaint_no}-R{round_}"
+
+
+def new_revisit(resolved, complaint, policy, now):
+    """The revisit of one resolution (`resolved` is the case_resolved envelope)."""
+    payload, mall_id = resolved["payload"], resolved["mall_id"]
+    rule = policy.revisit(mall_id)
+    way = revisit_way(payload["channel"], complaint.get("contact_masked"), rule)
+    number, round_ = resolved["complaint_no"], payload["round"]
+    doc = {"_id": revisit_id(number, round_), "complaint_no": number, "mall_id": mall_id, "round": round_,
+           "channel": payload["channel"], "contact_masked": complaint.get("contact_masked"),
+           "category": payload["category"], "risk_level": payload["risk_level"],
+           "department": payload["department"], "resolved_at": resolved["occurred_at"],
+           "way": way, "attempts": [], "answer": None, "overdue_reported": False, "version": 0,
+           "created_at": now, "policy_version": policy.version}
+    if way is None:   # nobody to ask (an anonymous suggestion): kept, and counted as unreachable
+        doc.update(status="unreachable", scheduled_at=None, due_at=None, beyond_deadline=False, link_expires_at=None)
+        event = build_event(events.REVISIT_DONE, mall_id=mall_id, complaint_no=number, occurred_at=now, payload={
+            "revisit_id": doc["_id"], "outcome": "unreachable", "attempts": 0, "score": None,
+            "within_deadline": True, "by": "feedback"})
+    else:
+        calendar = policy.malls.get(mall_id).calendar
+        scheduled, due, beyond = schedule(doc["resolved_at"], way, rule, calendar)
+        link_expires = calendar.due(scheduled, rule["link_valid"]) if way != "phone_call" else None
+        doc.update(status="scheduled", scheduled_at=scheduled, due_at=due, beyond_deadline=beyond,
+                   link_expires_at=link_expires)
+        event = build_event(events.REVISIT_SCHEDULED, mall_id=mall_id, complaint_no=number, occurred_at=now, payload={
+            "revisit_id": doc["_id"], "round": round_, "way": way, "scheduled_at": scheduled.isoformat(),
+            "due_at": due.isoformat(), "beyond_deadline": beyond})
+    doc.update(new_outbox(event, now))
+    return doc
+
+
+def satisfied(score, policy):
+    return score >= policy.rules["satisfied_from"]
+
+
+def answer(revisit, request, by, policy, now):
+    """R4.1-R4.3: the customer's answer; (changes, events). Below `satisfied_from` the
+    customer is dissatisfied and resolution reopens the case (R4.2)."""
+    if revisit["status"] not in OPEN:
+        raise Conflict(f"revisit {revisit['_id']} is {revisit['status']}")
+    unknown = sorted(set(request.get("reasons", [])) - set(policy.rules["reason_tags"]))
+    if unknown:
+        raise ValidationError({"reasons": [f"Unknown reason tag: {', '.join(unknown)}; "
+                                           f"known: {', '.join(policy.rules['reason_tags'])}."]})
+    score, happy = request["score"], satisfied(request["score"], policy)
+    attempt = {"at": now, "by": by, "outcome": "reached"}
+    record = {"at": now, "by": by, "score": score, "satisfied": happy, "reasons": request.get("reasons", []),
+              "comment": request.get("comment"), "via": request.get("via", "link" if by == "customer" else "staff")}
+    common = {"mall_id": revisit["mall_id"], "complaint_no": revisit["complaint_no"], "occurred_at": now}
+    answered = {"revisit_id": revisit["_id"], "score": score, "by": by}
+    out = [build_event(events.REVISIT_DONE, **common, payload={
+        "revisit_id": revisit["_id"], "outcome": "answered", "attempts": len(revisit["attempts"]) + 1,
+        "score": score, "within_deadline": now <= revisit["due_at"], "by": by})]
+    if happy:
+        out.append(build_event(events.CUSTOMER_SATISFIED, **common, payload=answered))
+    else:
+        out.append(build_event(events.CUSTOMER_DISSATISFIED, **common,
+                               payload={**answered, "reasons": record["reasons"]}))
+    changes = {"status": "answered", "answer": record, "attempts": [*revisit["attempts"], attempt]}
+    return changes, out
+
+
+def no_answer(revisit, request, by, policy, now):
+    """Nobody answered: try again later (outside quiet hours), until the last attempt."""
+    if revisit["status"] not in OPEN:
+        raise Conflict(f"revisit {revisit['_id']} is {revisit['status']}")
+    rule = policy.revisit(revisit["mall_id"])
+    attempts = [*revisit["attempts"], {"at": now, "by": by, "outcome": request["outcome"],
+                                       "note": request.get("note")}]
+    if len(attempts) >= rule["max_attempts"] or request["outcome"] == "wrong_number":
+        event = build_event(events.REVISIT_DONE, mall_id=revisit["mall_id"], complaint_no=revisit["complaint_no"],
+                            occurred_at=now, payload={"revisit_id": revisit["_id"], "outcome": "unreachable",
+                                                      "attempts": len(attempts), "score": None,
+                                                      "within_deadline": now <= revisit["due_at"], "by": by})
+        return {"status": "unreachable", "attempts": attempts}, [event]
+    calendar = policy.malls.get(revisit["mall_id"]).calendar
+    retry_at = calendar.due(now, rule["retry_after"])
+    if revisit["way"] != "app_message":
+        retry_at = as_stored(quiet_ends(retry_at, rule["quiet_hours"], calendar.zone))
+    return {"status": "retry", "attempts": attempts, "scheduled_at": retry_at}, []
+
+
+def overdue(revisit, now):
+    """The one revisit_overdue event of a revisit past its deadline."""
+    return build_event(events.REVISIT_OVERDUE, mall_id=revisit["mall_id"], complaint_no=revisit["complaint_no"],
+                       occurred_at=now, payload={"revisit_id": revisit["_id"], "due_at": revisit["due_at"].isoformat()})
+
+
+def outbox_update(changes, out, now):
+    """A $set/$push update writing `changes` with `out` in the outbox."""
+    update = {"$set": changes, "$inc": {"version": 1}}
+    if out:
+        pushes = [push_to_outbox(e, now) for e in out]
+        update["$push"] = {key: {"$each": [p[key] for p in pushes]} for key in ("outbox", "pending_events")}
+    return update
+
+
+# --- the answer link -----------------------------------------------------------------------------
+
+class LinkRefused(Exception):
+    """A forged or malformed link."""
+
+
+class LinkExpired(Exception):
+    pass
+
+
+def _b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign_link(secret, revisit_id_, expires_at):
+    """A token for the answer link: the revisit and its expiry, signed (HMAC-SHA256)."""
+    body = f"{revisit_id_}|{int(expires_at.timestamp())}".encode()
+    mac = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+    return f"{_b64(body)}.{_b64(mac)}"
+
+
+def read_link(secret, token, now):
+    """The revisit id a token is for; LinkRefused if forged or malformed, LinkExpired if late."""
+    try:
+        body_text, mac_text = token.split(".")
+        body, mac = _unb64(body_text), _unb64(mac_text)
+        revisit, expires = body.decode().rsplit("|", 1)
+        expires_at = datetime.fromtimestamp(int(expires), timezone.utc)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise LinkRefused("this answer link is not valid") from exc
+    if not hmac.compare_digest(mac, hmac.new(secret.encode(), body, hashlib.sha256).digest()):
+        raise LinkRefused("this answer link is not valid")
+    if now > expires_at:
+        raise LinkExpired("this answer link has expired; the mall will call you instead")
+    return revisit
+
+
+def same_answer(recorded, request):
+    return (recorded["score"], sorted(recorded["reasons"]), recorded["comment"]) == (
+        request["score"], sorted(request.get("reasons", [])), request.get("comment"))
+
+
+# --- the case library (R4.4) ---------------------------------------------------------------------
+
+_PERSONAL = [
+    (re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+"), "[e-mail]"),
+    (re.compile(r"\d{17}[\dXx]"), "[ID number]"),
+    (re.compile(r"(?<!\d)(\+?86[- ]?)?1\d{2}[- ]?\d{4}[- ]?\d{4}(?!\d)"), "[phone]"),
+    (re.compile(r"(?<!\d)\d{3,4}-\d{7,8}(?!\d)"), "[phone]"),
+    (re.compile(r"(?<![\w])M\d{3,}(?![\w])"), "[member id]"),
+]
+
+
+def scrub(text):
+    """Text with phone numbers, e-mail addresses, ID and member numbers taken out."""
+    if not text:
+        return text
+    for pattern, replacement in _PERSONAL:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+PROCESS_DETAIL = ("source", "summary", "decision", "remedies", "points", "reason", "to_role", "kind", "total",
+                  "responsible_department", "spot")
+
+
+def library_entry(case, complaint, lessons, by, automatic, now):
+    """The case as a lesson: the problem, how it was handled (the timeline, by role, no
+    names or numbers of people), and what was learnt."""
+    process = [{"at": _time(e["at"]), "role": e["role"], "action": e["action"], "state": e["state"],
+                **{k: scrub(v) if isinstance(v, str) else v for k, v in (e.get("detail") or {}).items()
+                   if k in PROCESS_DETAIL}}
+               for e in case["timeline"] if e["action"] not in ("event_not_applied",)]
+    demands = complaint.get("demands") or {}
+    entry = {"_id": case["complaint_no"], "mall_id": case["mall_id"], "category": case["category"],
+             "risk_level": case["risk_level"], "merchant_id": complaint.get("merchant_id"),
+             "area": complaint.get("area"), "channel": case["channel"],
+             "problem": {"description": scrub(complaint.get("description")), "fact": scrub(demands.get("fact")),
+                         "expectation": scrub(demands.get("expectation"))},
+             "process": process, "outcome": (case.get("resolution") or {}).get("summary"),
+             "rounds": case["round"], "lessons": scrub(lessons), "lessons_pending": not lessons,
+             "archived_at": now, "archived_by": by, "automatic": automatic}
+    event = build_event(events.CASE_ARCHIVED, mall_id=case["mall_id"], complaint_no=case["complaint_no"],
+                        occurred_at=now, payload={"category": case["category"], "risk_level": case["risk_level"],
+                                                  "automatic": automatic, "by": by})
+    entry.update(new_outbox(event, now))
+    return entry
+
+
+def _time(value):
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def search_filter(query):
+    """A library query: exact category, mall, merchant; a keyword in the problem, process or lessons."""
+    selector = {k: query[k] for k in ("category", "mall_id", "merchant_id", "risk_level") if k in query}
+    if query.get("q"):
+        word = {"$regex": re.escape(query["q"]), "$options": "i"}
+        selector["$or"] = [{"problem.description": word}, {"problem.fact": word}, {"lessons": word},
+                           {"outcome": word}, {"process.summary": word}]
+    return selector

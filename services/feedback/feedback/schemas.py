@@ -1,0 +1,125 @@
+"""What feedback's HTTP and RPC accept and return."""
+from marshmallow import Schema, fields, validate, validates_schema, ValidationError
+
+_text = dict(validate=validate.Length(max=2000))
+_reasons = fields.List(fields.String(validate=validate.Length(min=1, max=40)), load_default=list,
+                       validate=validate.Length(max=10))
+
+
+class AttemptIn(Schema):
+    """A staff member's call or message: reached (with the answer), no answer, or a wrong number."""
+    by = fields.String(required=True, validate=validate.Length(min=1, max=20),
+                       metadata={"description": "employee number (over HTTP: the X-Staff-Id header)"})
+    outcome = fields.String(required=True, validate=validate.OneOf(("reached", "no_answer", "wrong_number")))
+    score = fields.Integer(strict=True, validate=validate.Range(min=1, max=5))
+    reasons = _reasons
+    comment = fields.String(**_text)
+    note = fields.String(**_text)
+
+    @validates_schema
+    def _answer_when_reached(self, data, **kwargs):
+        if data.get("outcome") == "reached" and "score" not in data:
+            raise ValidationError("A reached customer's answer needs a score (1-5).", "score")
+        if data.get("outcome") != "reached" and "score" in data:
+            raise ValidationError("Only a reached customer gives a score.", "score")
+
+
+class LinkAnswerIn(Schema):
+    """The customer's answer through the link sent by SMS or app message (no login)."""
+    token = fields.String(required=True, validate=validate.Length(min=10, max=500))
+    score = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=5))
+    reasons = _reasons
+    comment = fields.String(**_text)
+
+
+class WorklistQuery(Schema):
+    mall_id = fields.String(required=True, validate=validate.Length(max=64))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+
+
+class ArchiveIn(Schema):
+    by = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    complaint_no = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    lessons = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+
+
+class LessonsIn(Schema):
+    by = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    lessons = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+
+
+class LibraryQuery(Schema):
+    category = fields.String(validate=validate.Length(max=64))
+    mall_id = fields.String(validate=validate.Length(max=64))
+    merchant_id = fields.String(validate=validate.Length(max=64))
+    risk_level = fields.String(validate=validate.OneOf(("low", "medium", "high")))
+    q = fields.String(validate=validate.Length(min=1, max=100))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class _Attempt(Schema):
+    at = fields.AwareDateTime()
+    by = fields.String()
+    outcome = fields.String()
+    note = fields.String(allow_none=True)
+
+
+class _Answer(Schema):
+    at = fields.AwareDateTime()
+    by = fields.String()
+    score = fields.Integer()
+    satisfied = fields.Boolean()
+    reasons = fields.List(fields.String())
+    comment = fields.String(allow_none=True)
+    via = fields.String()
+
+
+class RevisitOut(Schema):
+    revisit_id = fields.String(attribute="_id")
+    complaint_no = fields.String()
+    mall_id = fields.String()
+    round = fields.Integer()
+    status = fields.String(metadata={"description": "scheduled, retry, answered, unreachable, cancelled"})
+    way = fields.String(allow_none=True)
+    channel = fields.String()
+    contact_masked = fields.String(allow_none=True)
+    category = fields.String(allow_none=True)
+    risk_level = fields.String()
+    resolved_at = fields.AwareDateTime()
+    scheduled_at = fields.AwareDateTime(allow_none=True)
+    due_at = fields.AwareDateTime(allow_none=True)
+    beyond_deadline = fields.Boolean()
+    attempts = fields.List(fields.Nested(_Attempt))
+    answer = fields.Nested(_Answer, allow_none=True)
+    answer_link = fields.String(allow_none=True, metadata={"description": "to send by SMS or app message"})
+    link_expires_at = fields.AwareDateTime(allow_none=True)
+    policy_version = fields.String()
+
+
+class _Step(Schema):
+    at = fields.AwareDateTime()
+    role = fields.String()
+    action = fields.String()
+    state = fields.String()
+
+
+class LibraryOut(Schema):
+    complaint_no = fields.String(attribute="_id")
+    mall_id = fields.String()
+    category = fields.String(allow_none=True)
+    risk_level = fields.String()
+    merchant_id = fields.String(allow_none=True)
+    area = fields.String(allow_none=True)
+    channel = fields.String()
+    problem = fields.Dict()
+    process = fields.Method("_process")
+    outcome = fields.String(allow_none=True)
+    rounds = fields.Integer()
+    lessons = fields.String(allow_none=True)
+    lessons_pending = fields.Boolean()
+    archived_at = fields.AwareDateTime()
+    automatic = fields.Boolean()
+
+    def _process(self, entry):
+        steps = entry.get("process")
+        return None if steps is None else [{**s, **_Step().dump(s)} for s in steps]

@@ -1,0 +1,78 @@
+"""Feedback's own data: `complaints` (what feedback needs of each registered complaint:
+channel, masked contact, the problem as told, merchant and area), `revisits` (one per
+resolution of a case, keyed <complaint number>-R<round>) and `library` (the case
+library, one entry per complaint). Revisits and library entries carry their outbox."""
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from mallcare_common.mongo import MongoDatabase, Store
+from mallcare_common.web import NotFound
+
+from .rules import OPEN
+
+
+class FeedbackStore(Store):
+    def __init__(self, db):
+        super().__init__(db)
+        self.complaints, self.revisits, self.library = db.complaints, db.revisits, db.library
+        self.outboxes = (db.revisits, db.library)
+
+    def keep_complaint(self, event):
+        payload, location = event["payload"], event["payload"]["location"]
+        summary = {"mall_id": event["mall_id"], "channel": payload["channel"],
+                   "contact_masked": payload["customer"].get("contact_masked"),
+                   "description": payload["description"], "demands": payload["demands"],
+                   "merchant_id": location.get("merchant_id"), "area": location.get("area")}
+        self.complaints.update_one({"_id": event["complaint_no"]}, {"$setOnInsert": summary}, upsert=True)
+
+    def complaint(self, number):
+        return self.complaints.find_one({"_id": number})
+
+    def insert_new(self, collection, doc):
+        try:
+            collection.insert_one(doc)
+            return True
+        except DuplicateKeyError:
+            return False
+
+    def get(self, collection, key):
+        doc = collection.find_one({"_id": key}, {"outbox": 0})
+        if doc is None:
+            raise NotFound(f"no {'revisit' if collection.name == 'revisits' else 'library entry'} {key}")
+        return doc
+
+    def update(self, collection, doc, update):
+        """Apply `update` if nobody changed the document since it was read; None otherwise."""
+        return collection.find_one_and_update({"_id": doc["_id"], "version": doc["version"]}, update,
+                                              return_document=ReturnDocument.AFTER)
+
+    def worklist(self, mall_id, limit):
+        """Revisits still to make at a mall, the earliest first (R4.1)."""
+        return list(self.revisits.find({"mall_id": mall_id, "status": {"$in": list(OPEN)}}, {"outbox": 0})
+                    .sort([("scheduled_at", ASCENDING), ("_id", ASCENDING)]).limit(limit))
+
+    def open_revisits(self, complaint_no):
+        return list(self.revisits.find({"complaint_no": complaint_no, "status": {"$in": list(OPEN)}}, {"outbox": 0}))
+
+    def overdue(self, now, limit):
+        return list(self.revisits.find({"status": {"$in": list(OPEN)}, "due_at": {"$lt": now},
+                                        "overdue_reported": False}, {"outbox": 0}).limit(limit))
+
+    def search(self, selector, limit):
+        return list(self.library.find(selector, {"outbox": 0, "process": 0})
+                    .sort([("archived_at", ASCENDING)]).limit(limit))
+
+
+class Revisits(MongoDatabase):
+    def indexes(self, db):
+        # The embedded store uses an index only when it holds every field a query names.
+        db.revisits.create_index([("mall_id", ASCENDING), ("status", ASCENDING), ("scheduled_at", ASCENDING)])
+        db.revisits.create_index([("complaint_no", ASCENDING), ("status", ASCENDING)])
+        db.revisits.create_index([("status", ASCENDING), ("due_at", ASCENDING), ("overdue_reported", ASCENDING)])
+        db.revisits.create_index([("_id", ASCENDING), ("version", ASCENDING)])
+        db.revisits.create_index([("pending_events", ASCENDING)])
+        db.library.create_index([("mall_id", ASCENDING), ("category", ASCENDING)])
+        db.library.create_index([("pending_events", ASCENDING)])
+
+    def wrap(self, db):
+        return FeedbackStore(db)

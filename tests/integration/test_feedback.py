@@ -1,0 +1,225 @@
+"""R4.1-R4.4, R3.6 on the real broker and store: a resolved case gets a revisit
+within 24 hours; a dissatisfied answer reopens the case in resolution, its next
+resolution brings the next revisit, and a satisfied answer closes it; a redelivered
+resolution makes no second revisit; customers answer through a signed, single-use,
+expiring link that refuses forged, expired and reused tokens with clear errors;
+high-risk cases go into the case library without personal data, and handlers add
+typical ones, searchable by category, merchant and keyword."""
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from kombu import Connection, Exchange, Queue
+from nameko.standalone.events import event_dispatcher
+from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
+
+from feedback import rules
+from feedback.service import FeedbackService
+from intake.examples import desk_complaint
+from intake.service import IntakeService
+from resolution.service import ResolutionService
+from tests.conftest import wait_for
+from triage.service import TriageService
+
+MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+HANDLER, SUPERVISOR, DESK, DIRECTOR, CALLER = "E3501", "E3011", "D3001", "E3901", "E3002"
+
+
+@pytest.fixture
+def system(container_factory, service_config, web_client, rabbit_config):
+    started, shift = time.monotonic(), {"by": timedelta(0)}
+    moving = lambda: MONDAY_10 + timedelta(seconds=time.monotonic() - started)  # noqa: E731
+    clocks = {ResolutionService: lambda: MONDAY_10, TriageService: moving,
+              FeedbackService: lambda: moving() + shift["by"]}
+    containers = {}
+    for service in (FeedbackService, ResolutionService, TriageService, IntakeService):
+        container = container_factory(service, service_config(service.name))
+        if service in clocks:
+            replace_dependencies(container, clock=clocks[service])
+        container.start()
+        containers[service.name] = container
+    with Connection(rabbit_config["AMQP_URI"]) as conn:
+        queues = {}
+        for source in ("resolution", "feedback"):
+            queues[source] = Queue(f"test-{source}-subscriber", routing_key="#", channel=conn,
+                                   exchange=Exchange(f"{source}.events", type="topic", durable=True))
+            queues[source].declare()
+        yield {**containers, "queues": queues, "amqp": rabbit_config["AMQP_URI"], "shift": shift,
+               "web": {name: web_client(c) for name, c in containers.items()}}
+
+
+def call(system, service, method, path, staff=None, expect=200, **body):
+    headers = {"X-Staff-Id": staff} if staff else {}
+    response = system["web"][service].request(method, path, json=body if method == "POST" else None,
+                                              params=body if method == "GET" else None, headers=headers)
+    assert response.status_code == expect, response.text
+    return response.json()
+
+
+def resolved_on_the_spot(system, **complaint):
+    number = system["web"]["intake"].post("/complaints", json=desk_complaint(**complaint)).json()["number"]
+    wait_for(lambda: system["web"]["resolution"].get(f"/cases/{number}").ok)
+    call(system, "resolution", "POST", f"/cases/{number}/spot-resolution", DESK, decision="upheld", price="39.90",
+         reasons=["mouldy fruit: refunded at the desk"], remedies=[{"type": "refund", "amount": "39.90"}],
+         summary="refunded on the spot")
+    return number
+
+
+def revisit_of(system, number, round_=1):
+    return wait_for(lambda: next((r for r in call(system, "feedback", "GET", "/revisits", mall_id="sh-xujiahui")["items"]
+                                  if r["revisit_id"] == f"{number}-R{round_}"), None))
+
+
+def case(system, number):
+    return call(system, "resolution", "GET", f"/cases/{number}")
+
+
+def events_of(system, source):
+    """Events received so far, once each: delivery is at least once, and subscribers
+    de-duplicate on event_id as docs/events.md tells them to."""
+    seen = {}
+    while (message := system["queues"][source].get(no_ack=True)) is not None:
+        event = json.loads(message.body)
+        seen.setdefault(event["event_id"], event)
+    return list(seen.values())
+
+
+def test_the_revisit_loop_runs_until_the_customer_is_satisfied(system):
+    number = resolved_on_the_spot(system)
+    revisit = revisit_of(system, number)
+    assert (revisit["way"], revisit["status"], revisit["contact_masked"]) == ("phone_call", "scheduled", "138****5678")
+    resolved_at = datetime.fromisoformat(revisit["resolved_at"])
+    assert datetime.fromisoformat(revisit["scheduled_at"]) == resolved_at + timedelta(hours=2)   # 12:00, not quiet
+    assert datetime.fromisoformat(revisit["due_at"]) == resolved_at + timedelta(hours=24)
+    assert revisit["answer_link"] is None   # asked by phone
+
+    revisit = call(system, "feedback", "POST", f"/revisits/{revisit['revisit_id']}/attempts", CALLER,
+                   outcome="no_answer", note="voicemail")
+    assert revisit["status"] == "retry" and len(revisit["attempts"]) == 1
+    with entrypoint_waiter(system["resolution"], "handle_customer_dissatisfied"):
+        revisit = call(system, "feedback", "POST", f"/revisits/{revisit['revisit_id']}/attempts", CALLER,
+                       outcome="reached", score=2, reasons=["slow", "compensation_unclear"],
+                       comment="退款两天才到")
+    assert revisit["status"] == "answered" and revisit["answer"]["satisfied"] is False
+    reopened = case(system, number)
+    assert (reopened["state"], reopened["round"]) == ("reopened", 2)
+    assert reopened["timeline"][-1]["detail"]["reason"] == \
+        "customer dissatisfied (score 2): slow, compensation_unclear"
+
+    # the second round, and its own revisit
+    for action, body in (("findings", {"source": "customer", "summary": "refund took two days"}),
+                         ("proposals", {"decision": "upheld", "reasons": ["apologise for the delay"],
+                                        "remedies": [{"type": "apology_letter", "amount": "0"}]}),
+                         ("reply", {"proposal_no": 2, "oral": True}),
+                         ("acceptance", {"proposal_no": 2})):
+        current = call(system, "resolution", "POST", f"/cases/{number}/{action}", HANDLER, **body)
+    for task in current["tasks"]:
+        if not task["done"]:
+            call(system, "resolution", "POST", f"/cases/{number}/task-done", HANDLER, task_id=task["id"])
+    call(system, "resolution", "POST", f"/cases/{number}/resolution", HANDLER, summary="apology sent")
+    second = revisit_of(system, number, 2)
+    assert second["round"] == 2 and second["status"] == "scheduled"
+    with entrypoint_waiter(system["resolution"], "handle_customer_satisfied"):
+        call(system, "feedback", "POST", f"/revisits/{second['revisit_id']}/attempts", CALLER,
+             outcome="reached", score=5)
+    closed = case(system, number)
+    assert closed["state"] == "closed" and closed["closure"]["reason"] == "customer satisfied (score 5)"
+
+    published = [e["event_type"] for e in events_of(system, "feedback")]
+    assert published.count("revisit_scheduled") == 2 and published.count("revisit_done") == 2
+    assert published.count("customer_dissatisfied") == 1 and published.count("customer_satisfied") == 1
+
+
+def test_a_redelivered_resolution_makes_no_second_revisit(system):
+    number = resolved_on_the_spot(system)
+    revisit_of(system, number)
+    resolved = wait_for(lambda: next((e for e in events_of(system, "resolution")
+                                      if e["event_type"] == "case_resolved"), None))
+    with entrypoint_waiter(system["feedback"], "handle_case_resolved"):
+        event_dispatcher({"AMQP_URI": system["amqp"]})("resolution", "case_resolved", resolved)
+    items = call(system, "feedback", "GET", "/revisits", mall_id="sh-xujiahui")["items"]
+    assert [r["revisit_id"] for r in items] == [f"{number}-R1"]
+
+
+def test_the_answer_link_refuses_forged_expired_and_reused_tokens(system):
+    number = resolved_on_the_spot(system, channel="app", channel_ref="app-77")
+    revisit = revisit_of(system, number)
+    assert revisit["way"] == "app_message" and revisit["answer_link"].startswith("/answers?token=")
+    token = revisit["answer_link"].split("=", 1)[1]
+
+    forged = call(system, "feedback", "POST", "/answers", expect=403, token=token[:-3] + "abc", score=5)
+    assert forged["message"] == "this answer link is not valid"
+    other_key = rules.sign_link("not-the-secret", revisit["revisit_id"], datetime(2030, 1, 1, tzinfo=timezone.utc))
+    call(system, "feedback", "POST", "/answers", expect=403, token=other_key, score=5)
+    expired = rules.sign_link("test-link-secret", revisit["revisit_id"], datetime(2026, 11, 1, tzinfo=timezone.utc))
+    assert "expired" in call(system, "feedback", "POST", "/answers", expect=410, token=expired, score=5)["message"]
+    refused = call(system, "feedback", "POST", "/answers", expect=422, token=token, score=9, reasons=["meh"])
+    assert set(refused["fields"]) == {"score"}
+
+    with entrypoint_waiter(system["resolution"], "handle_customer_satisfied"):
+        answer = call(system, "feedback", "POST", "/answers", token=token, score=4, comment="很快")
+    assert answer == {"revisit_id": revisit["revisit_id"], "complaint_no": number, "score": 4, "satisfied": True,
+                      "message": "谢谢您的反馈。"}
+    assert call(system, "feedback", "POST", "/answers", token=token, score=4, comment="很快") == answer   # resent
+    assert call(system, "feedback", "POST", "/answers", expect=409, token=token, score=1)["error"] == "CONFLICT"
+    assert case(system, number)["state"] == "closed"
+    satisfied = [e for e in events_of(system, "feedback") if e["event_type"] == "customer_satisfied"]
+    assert len(satisfied) == 1 and satisfied[0]["payload"]["by"] == "customer"
+
+
+def test_cases_go_into_the_library_without_personal_data(system):
+    number = system["web"]["intake"].post("/complaints", json=desk_complaint(
+        channel_ref="desk-0099", description="孩子吃了熟食区的鸡肉后呕吐，怀疑食物中毒，请回电 13812345678",
+        demands={"fact": "child vomited after eating", "expectation": "medical costs and ten times compensation"},
+    )).json()["number"]
+    opened = wait_for(lambda: (r := system["web"]["resolution"].get(f"/cases/{number}")).ok and r.json())
+    assert opened["risk_level"] == "high"
+    for staff, action, body in (
+            (HANDLER, "findings", {"source": "supplier_qc_report", "summary": "batch failed the test"}),
+            (DIRECTOR, "proposals", {"decision": "upheld", "legal_basis": "food_safety", "price": "25",
+                                     "reasons": ["food safety law"],
+                                     "remedies": [{"type": "refund", "amount": "25"},
+                                                  {"type": "cash_compensation", "amount": "1000"}]}),
+            (DIRECTOR, "reply", {"proposal_no": 1, "oral": False}),
+            (HANDLER, "acceptance", {"proposal_no": 1})):
+        current = call(system, "resolution", "POST", f"/cases/{number}/{action}", staff, **body)
+    for task in current["tasks"]:
+        call(system, "resolution", "POST", f"/cases/{number}/task-done", HANDLER, task_id=task["id"],
+             signature_ref="RCPT-1")
+    call(system, "resolution", "POST", f"/cases/{number}/resolution", HANDLER, summary="paid per the law")
+    with entrypoint_waiter(system["feedback"], "handle_case_closed"):
+        call(system, "resolution", "POST", f"/cases/{number}/closure", SUPERVISOR, reason="settled with the family")
+
+    entry = call(system, "feedback", "GET", f"/library/{number}")
+    assert entry["automatic"] is True and entry["lessons_pending"] is True
+    assert "13812345678" not in json.dumps(entry) and "[phone]" in entry["problem"]["description"]
+    assert [s["action"] for s in entry["process"]][:3] == ["opened", "finding", "proposed"]
+    assert all("by" not in s for s in entry["process"])   # roles, not people
+    call(system, "feedback", "POST", f"/library/{number}/lessons", HANDLER,
+         lessons="熟食区每批次留样；高风险投诉当天由运营总监介入")
+
+    typical = resolved_on_the_spot(system, channel_ref="desk-0100")
+    call(system, "feedback", "POST", "/library", HANDLER, expect=201, complaint_no=typical,
+         lessons="霉变水果：收银前抽检")
+    call(system, "feedback", "POST", "/library", HANDLER, expect=409, complaint_no=typical, lessons="again")
+    found = call(system, "feedback", "GET", "/library", q="留样")["items"]
+    assert [e["complaint_no"] for e in found] == [number]
+    by_merchant = call(system, "feedback", "GET", "/library", merchant_id="T-17", category="product.quality_defect")
+    assert [e["complaint_no"] for e in by_merchant["items"]] == [typical]
+
+
+def test_a_revisit_left_unanswered_past_its_deadline_is_reported_once(system):
+    number = resolved_on_the_spot(system)
+    revisit = revisit_of(system, number)
+    with entrypoint_hook(system["feedback"], "report_overdue") as look:
+        look()
+        assert not [e for e in events_of(system, "feedback") if e["event_type"] == "revisit_overdue"]
+        system["shift"]["by"] = timedelta(hours=25)
+        look()
+        look()
+    overdue = [e for e in events_of(system, "feedback") if e["event_type"] == "revisit_overdue"]
+    assert [e["payload"] for e in overdue] == [{"revisit_id": revisit["revisit_id"], "due_at": revisit["due_at"]}]
+    # still on the worklist: late is better than never
+    assert call(system, "feedback", "GET", f"/revisits/{revisit['revisit_id']}")["status"] == "scheduled"
