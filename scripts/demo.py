@@ -1,6 +1,7 @@
 """Helpers for scripts/run.sh: wait for a health URL; submit one demo complaint, show
 it travel intake -> triage -> resolution, work its case to resolved as handler E3501
-(the seeds' strawberry case) and show the case's timeline and analytics' counts."""
+(the seeds' strawberry case), record the customer's answer on the revisit, and show
+the case's timeline and analytics' counts."""
 import json
 import random
 import sys
@@ -11,8 +12,9 @@ import requests
 
 from intake.examples import desk_complaint
 
-INTAKE, TRIAGE, RESOLUTION, ANALYTICS = ("http://127.0.0.1:8001", "http://127.0.0.1:8002",
-                                         "http://127.0.0.1:8003", "http://127.0.0.1:8005")
+INTAKE, TRIAGE, RESOLUTION, FEEDBACK, ANALYTICS = ("http://127.0.0.1:8001", "http://127.0.0.1:8002",
+                                                   "http://127.0.0.1:8003", "http://127.0.0.1:8004",
+                                                   "http://127.0.0.1:8005")
 HANDLER = {"X-Staff-Id": "E3501"}
 
 
@@ -55,6 +57,9 @@ def complaint():
     case = poll(f"{RESOLUTION}/cases/{number}")
     if case:
         work_case(number)
+        revisit = poll(f"{FEEDBACK}/revisits/{number}-R1")
+        if revisit:
+            revisit_customer(number, revisit)
     print(f"\n$ curl http://127.0.0.1:8005/reports/intake\n"
           + json.dumps(requests.get(f"{ANALYTICS}/reports/intake", timeout=5).json(), ensure_ascii=False))
     return 0 if assessment and case else 1
@@ -86,3 +91,23 @@ def work_case(number):
 
 if __name__ == "__main__":
     sys.exit(wait(sys.argv[2]) if sys.argv[1] == "wait" else complaint())
+
+
+def revisit_customer(number, revisit):
+    """R4.1: the revisit feedback scheduled; the customer says they are satisfied and the case closes."""
+    print(f"\n$ curl {FEEDBACK}/revisits/{revisit['revisit_id']}")
+    print(json.dumps({k: revisit[k] for k in ("revisit_id", "status", "way", "contact_masked", "scheduled_at",
+                                              "due_at")}, ensure_ascii=False, indent=2))
+    body = {"outcome": "reached", "score": 5, "comment": "处理得很快"}
+    print(f"$ curl -X POST {FEEDBACK}/revisits/{revisit['revisit_id']}/attempts -H 'X-Staff-Id: E3002' -d '"
+          + json.dumps(body, ensure_ascii=False) + "'")
+    requests.post(f"{FEEDBACK}/revisits/{revisit['revisit_id']}/attempts", json=body,
+                  headers={"X-Staff-Id": "E3002"}, timeout=10).raise_for_status()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        case = requests.get(f"{RESOLUTION}/cases/{number}", timeout=5).json()
+        if case["state"] == "closed":
+            break
+        time.sleep(0.3)
+    print(f"$ curl {RESOLUTION}/cases/{number}   ->  state: {case['state']}, closure: "
+          + json.dumps(case["closure"], ensure_ascii=False))

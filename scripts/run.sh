@@ -67,6 +67,7 @@ cat <<EOT
     complaints (HTTP API)  http://127.0.0.1:8001/complaints
     triage's record        http://127.0.0.1:8002/assessments/<number>
     cases (handler queue)  http://127.0.0.1:8003/cases?mall_id=sh-xujiahui   case: /cases/<number>
+    revisits (worklist)    http://127.0.0.1:8004/revisits?mall_id=sh-xujiahui   library: /library
     intake counts          http://127.0.0.1:8005/reports/intake
     metrics                http://127.0.0.1:800{1..5}/metrics   health: /health
     logs                   $RUN_DIR/logs/   (tail -f .run/logs/*.log)
