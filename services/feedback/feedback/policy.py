@@ -62,4 +62,10 @@ def load_policy(data, malls: MallRegistry) -> FeedbackPolicy:
     unknown = sorted(set(rules["mall_overrides"]) - set(malls.malls))
     if unknown:
         raise ValidationError({"mall_overrides": [f"Unknown mall: {m}." for m in unknown]})
-    return FeedbackPolicy(version=f"{rules['version']}+malls:{malls.version}", malls=malls, rules=rules)
+    policy = FeedbackPolicy(version=f"{rules['version']}+malls:{malls.version}", malls=malls, rules=rules)
+    for mall_id in rules["mall_overrides"]:   # an override's `ways` replaces the chain's whole table
+        missing = sorted(set(CHANNELS) - set(policy.revisit(mall_id)["ways"]))
+        if missing:
+            raise ValidationError({"mall_overrides": {mall_id: {"revisit": {"ways": [
+                f"No way to ask for: {', '.join(missing)}."]}}}})
+    return policy

@@ -66,11 +66,14 @@ def quiet_starts_before(at, quiet, zone):
     return start.astimezone(timezone.utc)
 
 
+LAST_CALL = timedelta(minutes=30)   # how long before the quiet hours a fallback call is placed
+
+
 def schedule(resolved_at, way, rule, calendar):
     """(scheduled_at, due_at, beyond_deadline). Asked `after` the resolution, outside the
     quiet hours for calls and SMS: the next allowed time when it is before the deadline,
-    else the last allowed moment before the quiet hours began, else (no allowed time at
-    all before the deadline) the next allowed time, flagged."""
+    else late in the allowed time before the quiet hours began (from the resolution on),
+    else (no allowed time at all before the deadline) the next allowed time, flagged."""
     due = calendar.due(resolved_at, rule["within"])
     wanted = calendar.due(resolved_at, rule["after"])
     if way == "app_message":
@@ -79,9 +82,10 @@ def schedule(resolved_at, way, rule, calendar):
     next_allowed = quiet_ends(wanted, quiet, zone)
     if next_allowed <= due:
         return as_stored(next_allowed), due, False
-    last_allowed = quiet_starts_before(wanted, quiet, zone) - timedelta(minutes=30)
-    if last_allowed >= resolved_at:
-        return as_stored(last_allowed), due, False
+    quiet_began = quiet_starts_before(wanted, quiet, zone)
+    earlier = quiet_ends(max(quiet_began - LAST_CALL, resolved_at), quiet, zone)
+    if resolved_at <= earlier < quiet_began:
+        return as_stored(earlier), due, False
     return as_stored(next_allowed), due, True
 
 
@@ -217,12 +221,15 @@ def read_link(secret, token, now):
     try:
         body_text, mac_text = token.split(".")
         body, mac = _unb64(body_text), _unb64(mac_text)
-        revisit, expires = body.decode().rsplit("|", 1)
-        expires_at = datetime.fromtimestamp(int(expires), timezone.utc)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except ValueError as exc:   # binascii.Error is a ValueError
         raise LinkRefused("this answer link is not valid") from exc
     if not hmac.compare_digest(mac, hmac.new(secret.encode(), body, hashlib.sha256).digest()):
         raise LinkRefused("this answer link is not valid")
+    try:   # signed by us, so well formed; read defensively all the same
+        revisit, expires = body.decode().rsplit("|", 1)
+        expires_at = datetime.fromtimestamp(int(expires), timezone.utc)
+    except (ValueError, UnicodeDecodeError, OverflowError, OSError) as exc:
+        raise LinkRefused("this answer link is not valid") from exc
     if now > expires_at:
         raise LinkExpired("this answer link has expired; the mall will call you instead")
     return revisit
@@ -235,22 +242,29 @@ def same_answer(recorded, request):
 
 # --- the case library (R4.4) ---------------------------------------------------------------------
 
+# ASCII classes throughout: Chinese text runs straight into numbers and addresses
+# ("会员M00123投诉", "发至zhang@example.com谢谢"), and \w would count it as part of them.
 _PERSONAL = [
-    (re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+"), "[e-mail]"),
-    (re.compile(r"\d{17}[\dXx]"), "[ID number]"),
+    (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"), "[e-mail]"),
+    (re.compile(r"(?<![0-9])\d{17}[\dXx](?![0-9A-Za-z])"), "[ID number]"),
     (re.compile(r"(?<!\d)(\+?86[- ]?)?1\d{2}[- ]?\d{4}[- ]?\d{4}(?!\d)"), "[phone]"),
     (re.compile(r"(?<!\d)\d{3,4}-\d{7,8}(?!\d)"), "[phone]"),
-    (re.compile(r"(?<![\w])M\d{3,}(?![\w])"), "[member id]"),
+    (re.compile(r"(?<![A-Za-z0-9])M\d{3,}(?![A-Za-z0-9])"), "[member id]"),
 ]
 
 
-def scrub(text):
-    """Text with phone numbers, e-mail addresses, ID and member numbers taken out."""
-    if not text:
-        return text
+def scrub(value):
+    """Text (or lists and dicts of it) with phone numbers, e-mail addresses, ID and
+    member numbers taken out."""
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {k: scrub(v) for k, v in value.items()}
+    if not isinstance(value, str):
+        return value
     for pattern, replacement in _PERSONAL:
-        text = pattern.sub(replacement, text)
-    return text
+        value = pattern.sub(replacement, value)
+    return value
 
 
 PROCESS_DETAIL = ("source", "summary", "decision", "remedies", "points", "reason", "to_role", "kind", "total",
@@ -261,8 +275,7 @@ def library_entry(case, complaint, lessons, by, automatic, now):
     """The case as a lesson: the problem, how it was handled (the timeline, by role, no
     names or numbers of people), and what was learnt."""
     process = [{"at": _time(e["at"]), "role": e["role"], "action": e["action"], "state": e["state"],
-                **{k: scrub(v) if isinstance(v, str) else v for k, v in (e.get("detail") or {}).items()
-                   if k in PROCESS_DETAIL}}
+                **{k: scrub(v) for k, v in (e.get("detail") or {}).items() if k in PROCESS_DETAIL}}
                for e in case["timeline"] if e["action"] not in ("event_not_applied",)]
     demands = complaint.get("demands") or {}
     entry = {"_id": case["complaint_no"], "mall_id": case["mall_id"], "category": case["category"],
@@ -270,7 +283,7 @@ def library_entry(case, complaint, lessons, by, automatic, now):
              "area": complaint.get("area"), "channel": case["channel"],
              "problem": {"description": scrub(complaint.get("description")), "fact": scrub(demands.get("fact")),
                          "expectation": scrub(demands.get("expectation"))},
-             "process": process, "outcome": (case.get("resolution") or {}).get("summary"),
+             "process": process, "outcome": scrub((case.get("resolution") or {}).get("summary")),
              "rounds": case["round"], "lessons": scrub(lessons), "lessons_pending": not lessons,
              "archived_at": now, "archived_by": by, "automatic": automatic}
     event = build_event(events.CASE_ARCHIVED, mall_id=case["mall_id"], complaint_no=case["complaint_no"],
