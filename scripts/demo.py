@@ -60,7 +60,7 @@ def complaint():
         revisit = poll(f"{FEEDBACK}/revisits/{number}-R1")
         if revisit:
             revisit_customer(number, revisit)
-    print(f"\n$ curl http://127.0.0.1:8005/reports/intake\n"
+    print(f"\n$ curl {ANALYTICS}/reports/intake\n"
           + json.dumps(requests.get(f"{ANALYTICS}/reports/intake", timeout=5).json(), ensure_ascii=False))
     return 0 if assessment and case else 1
 

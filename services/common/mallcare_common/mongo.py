@@ -18,11 +18,30 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 StoreError = PyMongoError
 
 
+class NotFound(Exception):
+    """No such document (HTTP 404)."""
+
+
 class Store:
     """What a worker gets: the service's database behind a small domain API."""
 
     def __init__(self, db):
         self.db = db
+
+    def insert_new(self, collection, doc):
+        """False when a document with its _id is there already (a redelivery, a retry)."""
+        try:
+            collection.insert_one(doc)
+            return True
+        except DuplicateKeyError:
+            return False
+
+    def get(self, collection, key, what):
+        """The document without its outbox, or NotFound naming `what` it is."""
+        doc = collection.find_one({"_id": key}, {"outbox": 0})
+        if doc is None:
+            raise NotFound(f"no {what} {key}")
+        return doc
 
 
 class MongoDatabase(DependencyProvider):

@@ -26,7 +26,8 @@ from mallcare_common.contracts import resolution as case_events
 from mallcare_common.messaging import INSTANCE, event_handler, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import acquire_lease
 from mallcare_common.policy import PolicyFiles
-from mallcare_common.web import Conflict, Gone, Forbidden, NotFound, http, json_response, read_json
+from mallcare_common.web import (Conflict, Forbidden, Gone, NotFound, http, json_response, read_json,
+                                 read_json_as_staff)
 
 from . import rules
 from .policy import load_policy
@@ -120,13 +121,11 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def get_revisit(self, revisit_id):
-        return self._revisit_out(self.store.get(self.store.revisits, revisit_id))
+        return self._revisit_out(self.store.get(self.store.revisits, revisit_id, "revisit"))
 
     @http("POST", "/revisits/<string:revisit_id>/attempts")
     def record_attempt_http(self, request, revisit_id):
-        data = read_json(request)
-        if request.headers.get("X-Staff-Id"):
-            data["by"] = request.headers["X-Staff-Id"]
+        data = read_json_as_staff(request)
         return json_response(200, self.record_attempt(revisit_id, data))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
@@ -154,7 +153,7 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
             raise Forbidden(str(exc)) from exc
         except rules.LinkExpired as exc:
             raise Gone(str(exc)) from exc
-        revisit = self.store.get(self.store.revisits, revisit_id)
+        revisit = self.store.get(self.store.revisits, revisit_id, "revisit")
         if revisit["status"] == "answered":
             if revisit["answer"]["by"] == "customer" and rules.same_answer(revisit["answer"], request):
                 return self._answer_out(revisit)
@@ -182,13 +181,11 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def get_library_entry(self, complaint_no):
-        return LibraryOut().dump(self.store.get(self.store.library, complaint_no))
+        return LibraryOut().dump(self.store.get(self.store.library, complaint_no, "library entry"))
 
     @http("POST", "/library")
     def archive_http(self, request):
-        data = read_json(request)
-        if request.headers.get("X-Staff-Id"):
-            data["by"] = request.headers["X-Staff-Id"]
+        data = read_json_as_staff(request)
         return json_response(201, self.archive(data))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
@@ -202,16 +199,14 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
 
     @http("POST", "/library/<string:complaint_no>/lessons")
     def add_lessons_http(self, request, complaint_no):
-        data = read_json(request)
-        if request.headers.get("X-Staff-Id"):
-            data["by"] = request.headers["X-Staff-Id"]
+        data = read_json_as_staff(request)
         return json_response(200, self.add_lessons(complaint_no, data))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def add_lessons(self, complaint_no, data):
         """The lessons of an entry archived by itself (high risk)."""
         request = LessonsIn().load(data)
-        self.store.get(self.store.library, complaint_no)
+        self.store.get(self.store.library, complaint_no, "library entry")
         self.store.library.update_one({"_id": complaint_no}, {"$set": {
             "lessons": rules.scrub(request["lessons"]), "lessons_pending": False, "lessons_by": request["by"]}})
         return self.get_library_entry(complaint_no)
@@ -221,7 +216,7 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
     def _change(self, revisit_id, decide):
         """Read, decide, compare-and-set; the events leave through the revisit's outbox."""
         for _ in range(ATTEMPTS):
-            revisit, now = self.store.get(self.store.revisits, revisit_id), self.clock()
+            revisit, now = self.store.get(self.store.revisits, revisit_id, "revisit"), self.clock()
             changes, out = decide(revisit, self.policy.current, now)
             updated = self.store.update(self.store.revisits, revisit, rules.outbox_update(changes, out, now))
             if updated is not None:
@@ -244,7 +239,7 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
             return entry
         if lessons:
             raise Conflict(f"{case['complaint_no']} is in the library already; add lessons to its entry")
-        return self.store.get(self.store.library, case["complaint_no"])
+        return self.store.get(self.store.library, case["complaint_no"], "library entry")
 
     def _link_secret(self):
         return self.config["MALLCARE"]["ANSWER_LINK_SECRET"]

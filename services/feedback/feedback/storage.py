@@ -3,10 +3,8 @@ channel, masked contact, the problem as told, merchant and area), `revisits` (on
 resolution of a case, keyed <complaint number>-R<round>) and `library` (the case
 library, one entry per complaint). Revisits and library entries carry their outbox."""
 from pymongo import ASCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
 
 from mallcare_common.mongo import MongoDatabase, Store
-from mallcare_common.web import NotFound
 
 from .rules import OPEN
 
@@ -27,19 +25,6 @@ class FeedbackStore(Store):
 
     def complaint(self, number):
         return self.complaints.find_one({"_id": number})
-
-    def insert_new(self, collection, doc):
-        try:
-            collection.insert_one(doc)
-            return True
-        except DuplicateKeyError:
-            return False
-
-    def get(self, collection, key):
-        doc = collection.find_one({"_id": key}, {"outbox": 0})
-        if doc is None:
-            raise NotFound(f"no {'revisit' if collection.name == 'revisits' else 'library entry'} {key}")
-        return doc
 
     def update(self, collection, doc, update):
         """Apply `update` if nobody changed the document since it was read; None otherwise."""

@@ -23,7 +23,7 @@ from mallcare_common.contracts import (COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED
 from mallcare_common.messaging import event_handler, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import next_sequence
 from mallcare_common.policy import PolicyFiles
-from mallcare_common.web import Conflict, Forbidden, NotFound, http, json_response, read_json
+from mallcare_common.web import Conflict, Forbidden, NotFound, http, json_response, read_json_as_staff
 
 from . import incidents, rules
 from .policy import load_policy
@@ -138,7 +138,7 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def get_case(self, complaint_no):
         """The case with its whole timeline (R3.10)."""
-        return CaseOut().dump(self.store.get(self.store.cases, complaint_no))
+        return CaseOut().dump(self.store.get(self.store.cases, complaint_no, "case"))
 
     @http("GET", "/cases/<string:complaint_no>/timeline")
     def get_timeline_http(self, request, complaint_no):
@@ -147,7 +147,7 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
 
     @http("POST", "/cases/<string:complaint_no>/<string:action>")
     def act_http(self, request, complaint_no, action):
-        return json_response(200, self.act(complaint_no, action, _with_staff(request)))
+        return json_response(200, self.act(complaint_no, action, read_json_as_staff(request)))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def act(self, complaint_no, action, data):
@@ -160,13 +160,13 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
 
     @http("POST", "/cases/<string:complaint_no>/proposal-check")
     def check_proposal_http(self, request, complaint_no):
-        return json_response(200, self.check_proposal(complaint_no, _with_staff(request)))
+        return json_response(200, self.check_proposal(complaint_no, read_json_as_staff(request)))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def check_proposal(self, complaint_no, data):
         """What a draft proposal would meet before it is made: the law, the caps, who must approve."""
         request = ProposalIn().load(data)
-        case = self.store.get(self.store.cases, complaint_no)
+        case = self.store.get(self.store.cases, complaint_no, "case")
         actor = self._actor(request["by"], case["mall_id"])
         return web.jsonable(rules.check_proposal(case, request, actor, self.policy.current))
 
@@ -185,7 +185,7 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
 
     @http("POST", "/incidents")
     def report_incident_http(self, request):
-        incident, created = self._report_incident(_with_staff(request))
+        incident, created = self._report_incident(read_json_as_staff(request))
         return json_response(201 if created else 200, incident)
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
@@ -210,13 +210,13 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def get_incident(self, number, by):
         """The whole report, with the customer's contact: for staff of the incident's mall only."""
-        incident = self.store.get(self.store.incidents, number)
+        incident = self.store.get(self.store.incidents, number, "incident")
         self._actor(by, incident["mall_id"])
         return IncidentOut().dump(incident)
 
     @http("POST", "/incidents/<string:number>/<string:action>")
     def act_on_incident_http(self, request, number, action):
-        return json_response(200, self.act_on_incident(number, action, _with_staff(request)))
+        return json_response(200, self.act_on_incident(number, action, read_json_as_staff(request)))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def act_on_incident(self, number, action, data):
@@ -276,7 +276,7 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
         """Read, decide, compare-and-set; a request id already applied returns the document as it is."""
         request_id = request.get("request_id")
         for _ in range(ATTEMPTS):
-            doc = self.store.get(collection, number)
+            doc = self.store.get(collection, number, step_class.what)
             if request_id and request_id in doc["request_ids"]:
                 ACTIONS_TOTAL.labels(action, "repeated").inc()
                 return doc
@@ -320,12 +320,3 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
                 publish_pending(self.store.cases, self.dispatch, self.name, step.now, [updated])
                 return
         raise CaseNotOpenYet(f"{event['complaint_no']} kept changing while {event['event_type']} was applied")
-
-
-def _with_staff(request):
-    """The JSON body with `by` from the X-Staff-Id header (full authentication comes with issue 7)."""
-    data = read_json(request)
-    staff = request.headers.get("X-Staff-Id")
-    if staff:
-        data["by"] = staff
-    return data

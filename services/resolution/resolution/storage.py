@@ -11,7 +11,6 @@ from pymongo.errors import DuplicateKeyError
 
 from mallcare_common.messaging import push_to_outbox
 from mallcare_common.mongo import MongoDatabase, Store
-from mallcare_common.web import NotFound
 
 from .rules import ACTIVE
 
@@ -21,20 +20,6 @@ class CaseStore(Store):
         super().__init__(db)
         self.cases, self.incidents = db.cases, db.incidents
         self.outboxes = (db.cases, db.incidents)
-
-    def insert_new(self, collection, doc):
-        """False when it is there already (a redelivered event, a retried report)."""
-        try:
-            collection.insert_one(doc)
-            return True
-        except DuplicateKeyError:
-            return False
-
-    def get(self, collection, number):
-        doc = collection.find_one({"_id": number}, {"outbox": 0})
-        if doc is None:
-            raise NotFound(f"no {'case' if collection.name == 'cases' else 'incident'} {number}")
-        return doc
 
     def apply(self, collection, doc, step, request_id=None):
         """Write one step if nobody changed the document since it was read (then the
