@@ -31,8 +31,7 @@ HANDLER, SUPERVISOR, DESK, DIRECTOR, CALLER = "E3501", "E3011", "D3001", "E3901"
 def system(container_factory, service_config, web_client, rabbit_config):
     started, shift = time.monotonic(), {"by": timedelta(0)}
     moving = lambda: MONDAY_10 + timedelta(seconds=time.monotonic() - started)  # noqa: E731
-    clocks = {ResolutionService: lambda: MONDAY_10, TriageService: moving,
-              FeedbackService: lambda: moving() + shift["by"]}
+    clocks = {ResolutionService: moving, TriageService: moving, FeedbackService: lambda: moving() + shift["by"]}
     containers = {}
     for service in (FeedbackService, ResolutionService, TriageService, IntakeService):
         container = container_factory(service, service_config(service.name))
@@ -223,3 +222,15 @@ def test_a_revisit_left_unanswered_past_its_deadline_is_reported_once(system):
     assert [e["payload"] for e in overdue] == [{"revisit_id": revisit["revisit_id"], "due_at": revisit["due_at"]}]
     # still on the worklist: late is better than never
     assert call(system, "feedback", "GET", f"/revisits/{revisit['revisit_id']}")["status"] == "scheduled"
+
+
+def test_the_worklist_puts_the_earliest_deadline_first(system):
+    first = resolved_on_the_spot(system, channel_ref="desk-0201")
+    second = resolved_on_the_spot(system, channel_ref="desk-0202", description="第二盒草莓也发霉了")
+    earlier, later = revisit_of(system, first), revisit_of(system, second)
+    assert earlier["due_at"] < later["due_at"]
+    retried = call(system, "feedback", "POST", f"/revisits/{earlier['revisit_id']}/attempts", CALLER,
+                   outcome="no_answer")
+    assert retried["scheduled_at"] > later["scheduled_at"]   # called again later, but still due first
+    items = call(system, "feedback", "GET", "/revisits", mall_id="sh-xujiahui")["items"]
+    assert [r["revisit_id"] for r in items] == [earlier["revisit_id"], later["revisit_id"]]

@@ -111,7 +111,7 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def worklist(self, query):
-        """A mall's revisits still to make, the earliest first."""
+        """A mall's revisits still to make, the earliest deadline first."""
         query = WorklistQuery().load(query)
         return {"items": [self._revisit_out(r) for r in self.store.worklist(query["mall_id"], query["limit"])]}
 

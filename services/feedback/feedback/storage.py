@@ -32,9 +32,9 @@ class FeedbackStore(Store):
                                               return_document=ReturnDocument.AFTER)
 
     def worklist(self, mall_id, limit):
-        """Revisits still to make at a mall, the earliest first (R4.1)."""
+        """Revisits still to make at a mall, the earliest deadline first (R4.1)."""
         return list(self.revisits.find({"mall_id": mall_id, "status": {"$in": list(OPEN)}}, {"outbox": 0})
-                    .sort([("scheduled_at", ASCENDING), ("_id", ASCENDING)]).limit(limit))
+                    .sort([("due_at", ASCENDING), ("scheduled_at", ASCENDING), ("_id", ASCENDING)]).limit(limit))
 
     def open_revisits(self, complaint_no):
         return list(self.revisits.find({"complaint_no": complaint_no, "status": {"$in": list(OPEN)}}, {"outbox": 0}))
@@ -51,7 +51,7 @@ class FeedbackStore(Store):
 class Revisits(MongoDatabase):
     def indexes(self, db):
         # The embedded store uses an index only when it holds every field a query names.
-        db.revisits.create_index([("mall_id", ASCENDING), ("status", ASCENDING), ("scheduled_at", ASCENDING)])
+        db.revisits.create_index([("mall_id", ASCENDING), ("status", ASCENDING), ("due_at", ASCENDING)])
         db.revisits.create_index([("complaint_no", ASCENDING), ("status", ASCENDING)])
         db.revisits.create_index([("status", ASCENDING), ("due_at", ASCENDING), ("overdue_reported", ASCENDING)])
         db.revisits.create_index([("_id", ASCENDING), ("version", ASCENDING)])
