@@ -89,47 +89,31 @@ All traffic goes to 127.0.0.1.
     .venv/bin/python bench/intake_bench.py [--count 600] [--rate 40] [--concurrency 8] [--ref HEAD]
 """
 import argparse
-import datetime as dt
 import json
-import os
-import platform
-import shutil
 import signal
 import socket
-import subprocess
 import sys
-import tarfile
-import tempfile
 import threading
 import time
-import urllib.parse
-import uuid
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
-from importlib import metadata
 from pathlib import Path
 
 import requests
 
 from intake.examples import desk_complaint
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS_DIR = ROOT / "bench" / "results"
-BIN = Path(sys.executable).parent
-HOST = "127.0.0.1"
-AMQP_PORT = 5672
-MGMT = f"http://{HOST}:15672/api"
-MGMT_AUTH = ("guest", "guest")
+from common import (HOST, REQUEST_TIMEOUT, START_TIMEOUT, CpuWindow, EventSubscriber, drop_databases, environment,
+                    free_port, ms_summary, offer, offered_summary, parse_time, per_second, purge_queues,
+                    queue_consumers, ratio, run_bench, service_env, start_service, start_store, store_info,
+                    wait_until, write_result)
+from common import rnd as _r
+
 BASELINE_EXCHANGE = "bench.events"
 BASELINE_QUEUE = "bench.baseline"
 BASELINE_ROUTING_KEY = "complaint_registered"
 TRIAGE_EXCHANGE = "triage.events"          # nameko's exchange for triage's events
 TRIAGED_ROUTING_KEY = "complaint_triaged"
 TRIAGED_QUEUE = "bench.triaged"           # the bench's own subscriber queue
-START_TIMEOUT = 90          # s for a store / service / consumer to come up
-REQUEST_TIMEOUT = 30        # s per HTTP request or publish
 DRAIN_TIMEOUT = 90          # s after the last send for triage / the consumer to catch up
-LOADAVG_AT_START = None
 
 
 # --- the load -------------------------------------------------------------------------------
@@ -140,334 +124,6 @@ def unique_complaint(i, run):
     return desk_complaint(channel_ref=f"bench-{run}-{i:06d}",
                           customer={"name": "王女士", "phone": f"139{i % 10**8:08d}", "member_id": "M001",
                                     "member_tier": "gold"})
-
-
-def offer(count, rate, concurrency, send, deadline_s):
-    """Call send(i) for i in range(count), request i started no earlier than t0 + i/rate,
-    from `concurrency` threads. Returns (rows, t0): a row per request with its scheduled
-    and actual start, end, and what send returned (or the exception as text)."""
-    rows = [None] * count
-    lock = threading.Lock()
-    next_i = [0]
-    t0 = time.time() + 0.2
-    stop_at = t0 + deadline_s
-    stop = threading.Event()  # set on Ctrl-C/error in the caller: senders finish their request and quit
-
-    def worker():
-        while not stop.is_set():
-            with lock:
-                i = next_i[0]
-                if i >= count:
-                    return
-                next_i[0] += 1
-            scheduled = t0 + i / rate
-            wait = scheduled - time.time()
-            if wait > 0 and stop.wait(wait):
-                return
-            start = time.time()
-            if start > stop_at:
-                rows[i] = {"i": i, "scheduled": scheduled, "start": start, "end": start, "ok": False,
-                           "error": "not sent: load deadline passed"}
-                continue
-            try:
-                result = send(i)
-                rows[i] = {"i": i, "scheduled": scheduled, "start": start, "end": time.time(), **result}
-            except Exception as exc:  # counted, never fatal
-                rows[i] = {"i": i, "scheduled": scheduled, "start": start, "end": time.time(), "ok": False,
-                           "error": f"{type(exc).__name__}: {exc}"[:300]}
-
-    with ThreadPoolExecutor(concurrency) as pool:
-        try:
-            for f in [pool.submit(worker) for _ in range(concurrency)]:
-                f.result()
-        except BaseException:
-            stop.set()
-            raise
-    return [r for r in rows if r is not None], t0
-
-
-# --- statistics ------------------------------------------------------------------------------
-
-def percentile(values, p):
-    """Nearest-rank percentile; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, int(-(-p * len(ordered) // 100)) - 1))
-    return ordered[k]
-
-
-def ms_summary(seconds):
-    ms = [s * 1000 for s in seconds]
-    return {"n": len(ms), "p50_ms": _r(percentile(ms, 50)), "p99_ms": _r(percentile(ms, 99)),
-            "max_ms": _r(max(ms) if ms else None), "mean_ms": _r(sum(ms) / len(ms) if ms else None)}
-
-
-def per_second(times, t0):
-    """Events per whole second since t0 (to see a slowdown within the run)."""
-    buckets = {}
-    for t in times:
-        k = int(t - t0)
-        buckets[k] = buckets.get(k, 0) + 1
-    return [buckets.get(k, 0) for k in range(max(buckets) + 1)] if buckets else []
-
-
-def offered_summary(rows, rate):
-    starts = [r["start"] for r in rows]
-    lag = [r["start"] - r["scheduled"] for r in rows]
-    span = max(starts) - min(starts) if len(starts) > 1 else 0
-    return {"target_per_s": rate, "achieved_per_s": _r((len(rows) - 1) / span if span else None),
-            "start_lag_p99_ms": _r(percentile([x * 1000 for x in lag], 99)),
-            "start_lag_max_ms": _r(max(lag) * 1000 if lag else None)}
-
-
-def _r(x, nd=1):
-    return None if x is None else round(x, nd)
-
-
-def parse_time(value):
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-# --- CPU accounting (what limits a figure) ----------------------------------------------------
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def proc_cpu_s(pid):
-    """User + system CPU seconds of one process so far (Linux /proc), or None."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def system_busy_s():
-    """CPU seconds all cores spent not idle, so far (Linux /proc/stat), or None."""
-    try:
-        with open("/proc/stat") as f:
-            values = [int(v) for v in f.readline().split()[1:9]]
-        return (sum(values) - values[3] - values[4]) / CLK_TCK
-    except (OSError, ValueError):
-        return None
-
-
-def rabbit_pid():
-    try:
-        return mgmt("GET", "/nodes")[0].get("os_pid")
-    except Exception:
-        return None
-
-
-class CpuWindow:
-    """CPU used by each named process, the broker, this script and the whole machine
-    between start() and stop(); 'other' is what nobody here used (other load on the box)."""
-
-    def __init__(self, pids):
-        self.pids = dict(pids, rabbitmq=rabbit_pid())
-
-    def _sample(self):
-        sample = {name: proc_cpu_s(pid) for name, pid in self.pids.items() if pid}
-        sample["bench (load generator)"] = sum(os.times()[:2])
-        sample["machine"] = system_busy_s()
-        return time.monotonic(), sample
-
-    def start(self):
-        self.t0, self.s0 = self._sample()
-
-    def stop(self):
-        t1, s1 = self._sample()
-        wall = t1 - self.t0
-        used = {k: s1[k] - self.s0[k] for k in s1 if s1.get(k) is not None and self.s0.get(k) is not None}
-        cores = {k: round(v / wall, 2) for k, v in used.items()}
-        if "machine" in cores:
-            cores["other (not started by this run)"] = round(
-                cores["machine"] - sum(v for k, v in cores.items() if k != "machine"), 2)
-        return {"window_s": round(wall, 2), "cores_busy": cores}
-
-
-# --- processes and infrastructure ------------------------------------------------------------
-
-def free_port():
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def git(*argv):
-    return subprocess.run(["git", "-C", str(ROOT), *argv], capture_output=True, text=True, timeout=30,
-                          check=True).stdout.strip()
-
-
-def source_tree(ref, tmp):
-    """Where the services run from: the checkout itself, or (--ref) a clean export of
-    that commit's services/ and deploy/ (so that edits in progress in the working tree
-    do not end up in the figures). Returns (root, PYTHONPATH or None, description)."""
-    if ref is None:
-        try:
-            head = git("rev-parse", "HEAD")
-            dirty = bool(git("status", "--porcelain", "--", "services", "deploy"))
-        except (OSError, subprocess.SubprocessError):
-            head, dirty = None, None
-        return ROOT, None, {"source": "working tree", "commit": head, "uncommitted_changes": dirty}
-    commit = git("rev-parse", "--verify", f"{ref}^{{commit}}")
-    src = tmp / "src"
-    src.mkdir()
-    archive = subprocess.Popen(["git", "-C", str(ROOT), "archive", "--format=tar", commit, "services", "deploy"],
-                               stdout=subprocess.PIPE)
-    with tarfile.open(fileobj=archive.stdout, mode="r|") as tar:
-        tar.extractall(src, filter="data")
-    if archive.wait(30) != 0:
-        raise RuntimeError(f"git archive {commit} failed")
-    path = os.pathsep.join(str(src / "services" / pkg / "") for pkg in ("common", "intake", "triage"))
-    return src, path, {"source": f"git archive of {ref}", "commit": commit, "uncommitted_changes": False}
-
-
-class Children:
-    """Child processes in their own sessions, stopped in reverse order of start."""
-
-    def __init__(self, log_dir, cwd=ROOT):
-        self.log_dir = log_dir
-        self.cwd = cwd
-        self.procs = []
-
-    def start(self, name, argv, env=None):
-        log = open(self.log_dir / f"{name}.log", "wb")
-        proc = subprocess.Popen(argv, cwd=self.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        self.procs.append((name, proc))
-        return proc
-
-    def stop(self, proc, timeout=20):
-        if proc.poll() is None:
-            _signal_group(proc, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                _signal_group(proc, signal.SIGKILL)
-                proc.wait(10)
-
-    def stop_all(self):
-        for _, proc in reversed(self.procs):
-            try:
-                self.stop(proc)
-            except Exception as exc:
-                print(f"could not stop process {proc.pid}: {exc!r}", file=sys.stderr)
-
-    def tail(self, name, lines=30):
-        path = self.log_dir / f"{name}.log"
-        if not path.exists():
-            return ""
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _signal_group(proc, sig):
-    try:
-        os.killpg(proc.pid, sig)  # the child's own session, created by us (start_new_session)
-    except ProcessLookupError:
-        pass
-
-
-def wait_until(what, check, timeout, proc=None, children=None, log_name=None):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            break
-        try:
-            value = check()
-            if value:
-                return value
-        except Exception as exc:
-            last = exc
-        time.sleep(0.2)
-    detail = children.tail(log_name) if children and log_name else ""
-    state = f"exited with {proc.returncode}" if proc is not None and proc.poll() is not None else "timed out"
-    raise RuntimeError(f"{what}: {state} (last error: {last!r})\n{detail}")
-
-
-def start_store(children, name, tmp):
-    data = tmp / f"store-{name}"
-    data.mkdir()
-    port = free_port()
-    proc = children.start(f"store-{name}", [str(BIN / "secantusd-py"), "--host", HOST, "--port", str(port),
-                                            "--storage-path", str(data), "--log-level", "WARNING"])
-    uri = f"mongodb://{HOST}:{port}/"
-    wait_until(f"store {name} (secantusd-py)", lambda: _ping(uri), START_TIMEOUT, proc, children, f"store-{name}")
-    return uri, proc
-
-
-def _ping(uri):
-    from pymongo import MongoClient
-    with MongoClient(uri, serverSelectionTimeoutMS=500, connectTimeoutMS=500) as client:
-        client.admin.command("ping")
-        return True
-
-
-def store_info(uri, embedded):
-    from pymongo import MongoClient
-    with MongoClient(uri, serverSelectionTimeoutMS=3000) as client:
-        try:
-            build = client.admin.command("buildInfo").get("version")
-        except Exception:
-            build = None
-    if embedded:
-        return {"kind": "SecantusDB (embedded, secantusd-py)", "version": _dist_version("SecantusDB"),
-                "reported_server_version": build, "processes": "one per service / baseline"}
-    return {"kind": "mongod (MONGO_URI)", "version": build, "uri_host": urllib.parse.urlparse(uri).hostname}
-
-
-def _dist_version(name):
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def mgmt(method, path, **kwargs):
-    response = requests.request(method, MGMT + path, auth=MGMT_AUTH, timeout=10, **kwargs)
-    response.raise_for_status()
-    return response.json() if response.content else None
-
-
-def create_vhost(name):
-    vhost = urllib.parse.quote(name, safe="")
-    mgmt("PUT", f"/vhosts/{vhost}", json={"description": "mallcare intake benchmark (temporary)"})
-    mgmt("PUT", f"/permissions/{vhost}/guest", json={"configure": ".*", "write": ".*", "read": ".*"})
-    return f"amqp://guest:guest@{HOST}:{AMQP_PORT}/{vhost}"
-
-
-def delete_vhost(name):
-    requests.delete(f"{MGMT}/vhosts/{urllib.parse.quote(name, safe='')}", auth=MGMT_AUTH, timeout=10)
-
-
-def queue_consumers(vhost, name_contains):
-    queues = mgmt("GET", f"/queues/{urllib.parse.quote(vhost, safe='')}")
-    return sum(q.get("consumers", 0) for q in queues if name_contains in q["name"])
-
-
-def purge_queues(amqp_uri, vhost, name_contains):
-    """Empty the matching queues of the vhost; returns how many ready messages they held."""
-    from kombu import Connection
-    names = [q["name"] for q in mgmt("GET", f"/queues/{urllib.parse.quote(vhost, safe='')}")
-             if name_contains in q["name"]]
-    with Connection(amqp_uri) as conn:
-        return sum(conn.default_channel.queue_purge(name) or 0 for name in names)
-
-
-def start_service(children, service, env):
-    web = env[f"{service.upper()}_WEB_ADDRESS"]
-    proc = children.start(service, [str(BIN / "nameko"), "run", "--config", f"services/{service}/config.yml",
-                                    f"{service}.service"], env=env)
-
-    def healthy():
-        return requests.get(f"http://{web}/health", timeout=2).status_code == 200
-
-    wait_until(f"{service} /health", healthy, START_TIMEOUT, proc, children, service)
-    return f"http://{web}", proc
 
 
 # --- 1. mallcare -----------------------------------------------------------------------------
@@ -481,11 +137,7 @@ def run_mallcare(args, children, tmp, amqp_uri, vhost, run, mongo_uri, store, py
         for service in ("triage", "intake"):
             uris[service], stores[service] = start_store(children, service, tmp)
     store.update(store_info(uris["triage"], embedded=not mongo_uri))
-    base_env = {k: v for k, v in os.environ.items() if k not in ("MONGO_URI", "AMQP_URI", "PYTHONPATH")}
-    if pythonpath:  # ahead of the venv's editable installs of the working tree
-        base_env["PYTHONPATH"] = pythonpath
-    base_env.update(AMQP_URI=amqp_uri, MALLCARE_POLICY_DIR="deploy/policy", PYTHONUNBUFFERED="1",
-                    MALLCARE_CUSTOMER_REF_SECRET="bench-not-secret")
+    base_env = service_env(amqp_uri, pythonpath, MALLCARE_CUSTOMER_REF_SECRET="bench-not-secret")
     dbs = {s: f"bench_{run}_{s}" for s in ("intake", "triage")}
     procs = {}
     urls = {}
@@ -499,7 +151,7 @@ def run_mallcare(args, children, tmp, amqp_uri, vhost, run, mongo_uri, store, py
                        START_TIMEOUT, procs[service], children, "triage")
 
     # the bench's own subscriber to complaint_triaged, bound before the first complaint is sent
-    triaged = TriagedEvents(amqp_uri)
+    triaged = EventSubscriber(amqp_uri, TRIAGE_EXCHANGE, TRIAGED_ROUTING_KEY, TRIAGED_QUEUE)
     triaged.start()
     try:
         return _offer_to_mallcare(args, run, vhost, urls, procs, stores, triaged, mongo_uri)
@@ -510,7 +162,7 @@ def run_mallcare(args, children, tmp, amqp_uri, vhost, run, mongo_uri, store, py
         for proc in stores.values():
             children.stop(proc)
         if mongo_uri:
-            _drop(mongo_uri, dbs.values())
+            drop_databases(mongo_uri, dbs.values())
 
 
 def _offer_to_mallcare(args, run, vhost, urls, procs, stores, triaged, mongo_uri):
@@ -610,89 +262,6 @@ def _offer_to_mallcare(args, run, vhost, urls, procs, stores, triaged, mongo_uri
         "cpu_while_sending": cpu_sending,
     }
     return result
-
-
-class TriagedEvents:
-    """The bench's subscriber to triage's complaint_triaged events: a plain classic queue
-    (not durable, so the extra hop costs the broker little) bound to triage.events, declared
-    before the first complaint is sent (triage publishes with mandatory=True: without a bound
-    queue an event would wait in its outbox for the 2 s relay sweep), and consumed by a thread
-    of this process. For each complaint_no it records this script's time.time() when the event
-    arrived, the first time (a repeat is counted as a duplicate)."""
-
-    def __init__(self, amqp_uri):
-        self.amqp_uri = amqp_uri
-        self.received = {}
-        self.duplicates = 0
-        self.error = None
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = None
-
-    @staticmethod
-    def queue():
-        from kombu import Exchange, Queue
-        exchange = Exchange(TRIAGE_EXCHANGE, type="topic", durable=True)  # as nameko declares it
-        return Queue(TRIAGED_QUEUE, exchange=exchange, routing_key=TRIAGED_ROUTING_KEY, durable=False,
-                     auto_delete=False)
-
-    def start(self):
-        from kombu import Connection
-        with Connection(self.amqp_uri) as conn:
-            self.queue()(conn.default_channel).declare()
-        self._thread = threading.Thread(target=self._consume, name="triaged-events", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(START_TIMEOUT) or self.error:
-            raise RuntimeError(f"subscriber to {TRIAGE_EXCHANGE} did not start: {self.error}")
-
-    def _on_message(self, body, message):
-        now = time.time()
-        if not isinstance(body, dict) or body.get("event_type") != TRIAGED_ROUTING_KEY:
-            return
-        number = body.get("complaint_no")
-        if not number:
-            return
-        if number in self.received:
-            self.duplicates += 1
-        else:
-            self.received[number] = now
-
-    def _consume(self):
-        from kombu import Connection
-        try:
-            with Connection(self.amqp_uri) as conn:
-                with conn.Consumer(self.queue(), callbacks=[self._on_message], accept=["json"], no_ack=True):
-                    self._ready.set()
-                    while not self._stop.is_set():
-                        try:
-                            conn.drain_events(timeout=0.5)
-                        except socket.timeout:
-                            pass
-        except Exception as exc:
-            if not self._stop.is_set():
-                self.error = f"{type(exc).__name__}: {exc}"[:300]
-        finally:
-            self._ready.set()
-
-    def wait_for(self, numbers, deadline):
-        """Wait until every number has its event, or the deadline (monotonic); returns those without."""
-        missing = [n for n in numbers if n not in self.received]
-        while missing and time.monotonic() < deadline and not self.error:
-            time.sleep(0.05)
-            missing = [n for n in missing if n not in self.received]
-        return missing
-
-    def stop(self):
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-
-
-def _drop(uri, names):
-    from pymongo import MongoClient
-    with MongoClient(uri, serverSelectionTimeoutMS=3000) as client:
-        for name in names:
-            client.drop_database(name)
 
 
 # --- 2. baseline -----------------------------------------------------------------------------
@@ -797,7 +366,7 @@ def run_baseline(args, children, tmp, amqp_uri, vhost, run, mongo_uri):
     if store_proc is not None:
         children.stop(store_proc)
     elif mongo_uri:
-        _drop(mongo_uri, [db_name])
+        drop_databases(mongo_uri, [db_name])
     return result
 
 
@@ -840,35 +409,6 @@ def consume(spec):
 
 # --- report ----------------------------------------------------------------------------------
 
-def ratio(a, b):
-    return round(a / b, 2) if a is not None and b else None
-
-
-def environment(args, store):
-    try:
-        overview = mgmt("GET", "/overview")
-        rabbit = {"version": overview.get("rabbitmq_version"), "erlang": overview.get("erlang_version")}
-    except Exception as exc:
-        rabbit = {"version": None, "error": repr(exc)}
-    mem_gib = None
-    try:
-        with open("/proc/meminfo") as f:
-            mem_gib = round(int(f.readline().split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "loadavg_at_start": LOADAVG_AT_START,
-        "store": store, "rabbitmq": rabbit,
-        "python": platform.python_version(), "platform": platform.platform(),
-        "cpu_count": os.cpu_count(), "memory_gib": mem_gib,
-        "packages": {p: _dist_version(p) for p in ("nameko", "kombu", "amqp", "pymongo", "eventlet", "SecantusDB")},
-        "settings": {"count": args.count, "rate": args.rate, "concurrency": args.concurrency,
-                     "warmup": args.warmup, "max_workers": os.environ.get("MAX_WORKERS", "10 (config default)"),
-                     "mongo_pool_size": os.environ.get("MONGO_POOL_SIZE", "2 (config default)")},
-    }
-
-
 def table(result):
     m, b, r = result["mallcare"], result["baseline"], result["ratios"]
     lines = [
@@ -905,10 +445,6 @@ def table(result):
     return "\n".join(lines)
 
 
-def _interrupt(*_):
-    raise KeyboardInterrupt("SIGTERM")
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -924,75 +460,38 @@ def main(argv=None):
             and 0 <= args.warmup <= 100):
         parser.error("keep --count 1..20000, --rate 0..5000, --concurrency 1..64, --warmup 0..100")
 
-    global LOADAVG_AT_START
-    LOADAVG_AT_START = [round(x, 2) for x in os.getloadavg()]
-    mongo_uri = os.environ.get("MONGO_URI")
-    run = uuid.uuid4().hex[:8]
-    vhost = f"mallcare-bench-{run}"
-    tmp = Path(tempfile.mkdtemp(prefix="mallcare-bench-"))
-    log_dir = tmp / "logs"
-    log_dir.mkdir()
-    outcome = {"failed": True}
-    try:
-        return _run(args, mongo_uri, run, vhost, tmp, log_dir, outcome)
-    except KeyboardInterrupt:
-        print("interrupted; everything this run started has been stopped", file=sys.stderr)
-        return 130
-    except (RuntimeError, OSError, subprocess.SubprocessError, requests.RequestException) as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if outcome["failed"]:  # keep the logs, not the data
-            for item in tmp.iterdir():
-                if item != log_dir:
-                    shutil.rmtree(item, ignore_errors=True) if item.is_dir() else item.unlink()
-            print(f"logs kept in {log_dir}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    return run_bench(lambda ctx: _run(args, ctx), args.ref)
 
 
-def _run(args, mongo_uri, run, vhost, tmp, log_dir, outcome):
-    started = time.monotonic()
-    with ExitStack() as cleanup:
-        cleanup.callback(delete_vhost, vhost)
-        root, pythonpath, source = source_tree(args.ref, tmp)
-        children = Children(log_dir, cwd=root)
-        cleanup.callback(children.stop_all)
-        signal.signal(signal.SIGTERM, _interrupt)
-
-        amqp_uri = create_vhost(vhost)
-        store = {}  # filled in by run_mallcare from the first store it talks to
-        mallcare = run_mallcare(args, children, tmp, amqp_uri, vhost, run, mongo_uri, store, pythonpath)
-        env = environment(args, store)
-        env["services"] = source
-        baseline = run_baseline(args, children, tmp, amqp_uri, vhost, run, mongo_uri)
-        result = {
-            "benchmark": "intake", "environment": env, "mallcare": mallcare, "baseline": baseline,
-            "ratios": {
-                "throughput": ratio(mallcare["triaged_per_s"], baseline["msgs_per_s"]),
-                "accepted_throughput": ratio(mallcare["accepted_per_s"], baseline["msgs_per_s"]),
-                "e2e_p50": ratio(mallcare["sent_to_triaged_event"]["p50_ms"],
-                                 baseline["publish_to_stored"]["p50_ms"]),
-                "e2e_p99": ratio(mallcare["sent_to_triaged_event"]["p99_ms"],
-                                 baseline["publish_to_stored"]["p99_ms"]),
-                "registered_to_triage_p50": ratio(mallcare["registered_to_triage"]["p50_ms"],
-                                                  baseline["publish_to_stored"]["p50_ms"]),
-                "registered_to_triage_p99": ratio(mallcare["registered_to_triage"]["p99_ms"],
-                                                  baseline["publish_to_stored"]["p99_ms"]),
-                "sender_p50": ratio(mallcare["http_latency"]["p50_ms"], baseline["publish_confirm_latency"]["p50_ms"]),
-                "sender_p99": ratio(mallcare["http_latency"]["p99_ms"], baseline["publish_confirm_latency"]["p99_ms"]),
-            },
-            "run_s": None,
-        }
-        result["run_s"] = round(time.monotonic() - started, 1)
-        out = args.out or RESULTS_DIR / f"intake-{dt.datetime.now():%Y%m%dT%H%M%S}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-        print(table(result))
-        shown = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
-        print(f"\nresults: {shown}  (run took {result['run_s']} s)")
-        outcome["failed"] = bool(mallcare["errors"] or baseline["errors"])
-    return 1 if outcome["failed"] else 0
+def _run(args, ctx):
+    """One run in the frame run_bench set up (ctx); True when it finished with errors."""
+    store = {}  # filled in by run_mallcare from the first store it talks to
+    mallcare = run_mallcare(args, ctx.children, ctx.tmp, ctx.amqp_uri, ctx.vhost, ctx.run, ctx.mongo_uri, store,
+                            ctx.pythonpath)
+    env = environment(store, ctx.loadavg, {"count": args.count, "rate": args.rate,
+                                           "concurrency": args.concurrency, "warmup": args.warmup})
+    env["services"] = ctx.source
+    baseline = run_baseline(args, ctx.children, ctx.tmp, ctx.amqp_uri, ctx.vhost, ctx.run, ctx.mongo_uri)
+    result = {
+        "benchmark": "intake", "environment": env, "mallcare": mallcare, "baseline": baseline,
+        "ratios": {
+            "throughput": ratio(mallcare["triaged_per_s"], baseline["msgs_per_s"]),
+            "accepted_throughput": ratio(mallcare["accepted_per_s"], baseline["msgs_per_s"]),
+            "e2e_p50": ratio(mallcare["sent_to_triaged_event"]["p50_ms"],
+                             baseline["publish_to_stored"]["p50_ms"]),
+            "e2e_p99": ratio(mallcare["sent_to_triaged_event"]["p99_ms"],
+                             baseline["publish_to_stored"]["p99_ms"]),
+            "registered_to_triage_p50": ratio(mallcare["registered_to_triage"]["p50_ms"],
+                                              baseline["publish_to_stored"]["p50_ms"]),
+            "registered_to_triage_p99": ratio(mallcare["registered_to_triage"]["p99_ms"],
+                                              baseline["publish_to_stored"]["p99_ms"]),
+            "sender_p50": ratio(mallcare["http_latency"]["p50_ms"], baseline["publish_confirm_latency"]["p50_ms"]),
+            "sender_p99": ratio(mallcare["http_latency"]["p99_ms"], baseline["publish_confirm_latency"]["p99_ms"]),
+        },
+        "run_s": round(time.monotonic() - ctx.started, 1),
+    }
+    write_result(result, args.out, "intake", table(result))
+    return bool(mallcare["errors"] or baseline["errors"])
 
 
 if __name__ == "__main__":
