@@ -89,10 +89,6 @@ def work_case(number):
         print(f"  {entry['seq']:>2} {entry['at'][11:19]} {entry['by']:<8} {entry['action']:<18} -> {entry['state']}")
 
 
-if __name__ == "__main__":
-    sys.exit(wait(sys.argv[2]) if sys.argv[1] == "wait" else complaint())
-
-
 def revisit_customer(number, revisit):
     """R4.1: the revisit feedback scheduled; the customer says they are satisfied and the case closes."""
     print(f"\n$ curl {FEEDBACK}/revisits/{revisit['revisit_id']}")
@@ -111,3 +107,7 @@ def revisit_customer(number, revisit):
         time.sleep(0.3)
     print(f"$ curl {RESOLUTION}/cases/{number}   ->  state: {case['state']}, closure: "
           + json.dumps(case["closure"], ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    sys.exit(wait(sys.argv[2]) if sys.argv[1] == "wait" else complaint())
