@@ -15,6 +15,7 @@ from kombu import Connection, Exchange, Queue
 from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
 
+from analytics.service import AnalyticsService
 from feedback import rules
 from feedback.service import FeedbackService
 from intake.examples import desk_complaint
@@ -234,3 +235,27 @@ def test_the_worklist_puts_the_earliest_deadline_first(system):
     assert retried["scheduled_at"] > later["scheduled_at"]   # called again later, but still due first
     items = call(system, "feedback", "GET", "/revisits", mall_id="sh-xujiahui")["items"]
     assert [r["revisit_id"] for r in items] == [earlier["revisit_id"], later["revisit_id"]]
+
+
+def test_a_complaint_registered_before_feedback_was_there_still_gets_its_revisit(
+        container_factory, service_config, web_client):
+    """Feedback deployed after a complaint was registered (its complaint_registered went
+    to the queues that existed then): on the case's resolution feedback asks intake for
+    the complaint it never saw."""
+    running = {}
+    for service in (AnalyticsService, ResolutionService, TriageService, IntakeService):
+        running[service.name] = container_factory(service, service_config(service.name))
+        running[service.name].start()
+    web = {name: web_client(c) for name, c in running.items()}
+    number = web["intake"].post("/complaints", json=desk_complaint()).json()["number"]
+    wait_for(lambda: web["resolution"].get(f"/cases/{number}").ok)
+
+    feedback = container_factory(FeedbackService, service_config("feedback"))
+    feedback.start()
+    with entrypoint_waiter(feedback, "handle_case_resolved"):
+        answer = web["resolution"].post(f"/cases/{number}/spot-resolution", headers={"X-Staff-Id": DESK}, json={
+            "decision": "upheld", "price": "39.90", "reasons": ["refund"], "summary": "refunded on the spot",
+            "remedies": [{"type": "refund", "amount": "39.90"}]})
+    assert answer.json()["state"] == "resolved"
+    revisit = web_client(feedback).get(f"/revisits/{number}-R1").json()
+    assert (revisit["way"], revisit["contact_masked"], revisit["status"]) == ("phone_call", "138****5678", "scheduled")

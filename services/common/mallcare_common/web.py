@@ -34,6 +34,10 @@ class Conflict(Exception):
     """The request is valid but the resource's state does not allow it."""
 
 
+class Unavailable(Exception):
+    """Another service this one asked did not answer in time."""
+
+
 class MalformedBody(Exception):
     pass
 
@@ -52,6 +56,7 @@ _MAPPED = (
     (Gone, 410, "GONE"),
     (BodyTooLarge, 413, "BODY_TOO_LARGE"),
     (StoreError, 503, "STORE_UNAVAILABLE"),
+    (Unavailable, 503, "UNAVAILABLE"),
 )
 
 

@@ -25,9 +25,10 @@ from mallcare_common.contracts import COMPLAINT_REGISTERED, read_event
 from mallcare_common.contracts import resolution as case_events
 from mallcare_common.messaging import INSTANCE, event_handler, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import acquire_lease
+from mallcare_common.personal import mask_contact
 from mallcare_common.policy import PolicyFiles
-from mallcare_common.web import (Conflict, Forbidden, Gone, NotFound, http, json_response, read_json,
-                                 read_json_as_staff)
+from mallcare_common.web import (Conflict, Forbidden, Gone, NotFound, Unavailable, http, json_response,
+                                 read_json, read_json_as_staff)
 
 from . import rules
 from .policy import load_policy
@@ -41,10 +42,20 @@ CLIENT_ERRORS = (ValidationError, NotFound, Conflict, Forbidden, Gone)
 OVERDUE_INTERVAL = 30     # seconds between looks for revisits past their deadline
 NOT_SEEN_PAUSE = 2        # seconds before an event about a complaint not seen yet is retried
 ATTEMPTS = 5
+RPC_SECONDS = 10
+
+
+def ask(method, *args):
+    """An RPC to another service, given up after RPC_SECONDS (nameko's proxy would wait for ever)."""
+    try:
+        with eventlet.Timeout(RPC_SECONDS):
+            return method(*args)
+    except eventlet.Timeout as exc:
+        raise Unavailable(f"{method.service_name}.{method.method_name} did not answer within {RPC_SECONDS} s") from exc
 
 
 class ComplaintNotSeenYet(Exception):
-    """A resolution for a complaint whose complaint_registered has not arrived yet: retried."""
+    """A resolution for a complaint feedback cannot find, here or at intake: retried."""
 
 
 class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay):
@@ -56,22 +67,24 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
     config = Config()
     dispatch = outbox_dispatcher()
     resolution = RpcProxy("resolution")
+    intake = RpcProxy("intake")
 
     # --- events -------------------------------------------------------------------------------
 
     @event_handler(COMPLAINT_REGISTERED.source, COMPLAINT_REGISTERED.name)
     def handle_complaint_registered(self, body):
         """Keep what a revisit and the library need of the complaint (masked contact only)."""
-        self.store.keep_complaint(read_event(body, COMPLAINT_REGISTERED))
+        event = read_event(body, COMPLAINT_REGISTERED)
+        payload = event["payload"]
+        self.store.keep_complaint(event["complaint_no"], event["mall_id"], payload["channel"],
+                                  payload["customer"].get("contact_masked"), payload["description"],
+                                  payload["demands"], payload["location"])
 
     @event_handler(case_events.CASE_RESOLVED.source, case_events.CASE_RESOLVED.name)
     def handle_case_resolved(self, body):
         """R4.1: one revisit per resolution; a redelivered event finds it and changes nothing."""
         event = read_event(body, case_events.CASE_RESOLVED)
-        complaint = self.store.complaint(event["complaint_no"])
-        if complaint is None:
-            eventlet.sleep(NOT_SEEN_PAUSE)   # complaint_registered comes on another queue
-            raise ComplaintNotSeenYet(event["complaint_no"])
+        complaint = self.store.complaint(event["complaint_no"]) or self._complaint_from_intake(event["complaint_no"])
         now = self.clock()
         revisit = rules.new_revisit(event, complaint, self.policy.current, now)
         if self.store.insert_new(self.store.revisits, revisit):
@@ -87,7 +100,7 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
         """A closed case needs no more revisits; a high-risk one goes into the library (R4.4)."""
         event = read_event(body, case_events.CASE_CLOSED)
         self._cancel_open_revisits(event, "case closed")
-        case = self.resolution.get_case(event["complaint_no"])
+        case = ask(self.resolution.get_case, event["complaint_no"])
         if case["risk_level"] in self.policy.current.rules["library"]["automatic_risk_levels"]:
             self._archive(case, lessons=None, by="feedback", automatic=True)
 
@@ -192,7 +205,7 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
     def archive(self, data):
         """A handler puts a typical case into the library with the lessons learnt."""
         request = ArchiveIn().load(data)
-        case = self.resolution.get_case(request["complaint_no"])
+        case = ask(self.resolution.get_case, request["complaint_no"])
         if case["state"] not in ("resolved", "closed"):
             raise Conflict(f"a case that is {case['state']} is archived once it is resolved")
         return LibraryOut().dump(self._archive(case, request["lessons"], request["by"], automatic=False))
@@ -223,6 +236,18 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
                 publish_pending(self.store.revisits, self.dispatch, self.name, now, [updated])
                 return updated
         raise Conflict(f"{revisit_id} kept changing; try again")
+
+    def _complaint_from_intake(self, number):
+        """A complaint registered before feedback's queue existed (or still on its way):
+        ask intake for it; retried later when intake cannot answer either."""
+        try:
+            record = ask(self.intake.get_complaint, number)
+        except Exception as exc:  # not at intake either, or intake did not answer: retried
+            eventlet.sleep(NOT_SEEN_PAUSE)
+            raise ComplaintNotSeenYet(f"{number}: not seen, and intake did not give it: {exc!r}") from exc
+        return self.store.keep_complaint(number, record["mall_id"], record["channel"],
+                                         mask_contact(record["customer"]), record["description"],
+                                         record["demands"], record["location"])
 
     def _cancel_open_revisits(self, event, reason):
         now = self.clock()

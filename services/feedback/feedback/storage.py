@@ -15,13 +15,12 @@ class FeedbackStore(Store):
         self.complaints, self.revisits, self.library = db.complaints, db.revisits, db.library
         self.outboxes = (db.revisits, db.library)
 
-    def keep_complaint(self, event):
-        payload, location = event["payload"], event["payload"]["location"]
-        summary = {"mall_id": event["mall_id"], "channel": payload["channel"],
-                   "contact_masked": payload["customer"].get("contact_masked"),
-                   "description": payload["description"], "demands": payload["demands"],
-                   "merchant_id": location.get("merchant_id"), "area": location.get("area")}
-        self.complaints.update_one({"_id": event["complaint_no"]}, {"$setOnInsert": summary}, upsert=True)
+    def keep_complaint(self, number, mall_id, channel, contact_masked, description, demands, location):
+        summary = {"mall_id": mall_id, "channel": channel, "contact_masked": contact_masked,
+                   "description": description, "demands": demands,
+                   "merchant_id": (location or {}).get("merchant_id"), "area": (location or {}).get("area")}
+        self.complaints.update_one({"_id": number}, {"$setOnInsert": summary}, upsert=True)
+        return {"_id": number, **summary}
 
     def complaint(self, number):
         return self.complaints.find_one({"_id": number})
