@@ -1,37 +1,65 @@
-"""Analytics: read models built from every event (R5); SLA clocks come with its own issue.
+"""Analytics: every event kept once (the base of every read model, R5) and the SLA
+clocks (R5.5, R6.2).
 
-For now it keeps each intake, triage, resolution and feedback event once and answers intake
-counts per mall, channel and event type. Every published event type has a
+Each event that sets a deadline starts a clock, the event that meets it stops it
+(clocks.py). A sweep every SLA_TICK_SECONDS, under a lease so that one replica
+sweeps, publishes `sla_at_risk` and `sla_breached` once per clock, also for the
+deadlines that passed while analytics was down. Every published event type has a
 consumer here from the day it is published, so none waits unroutable in an outbox.
 """
-from nameko.rpc import rpc
+import logging
+from datetime import timedelta
 
-from mallcare_common import web
+from kombu import Connection, Queue
+from nameko.constants import AMQP_URI_CONFIG_KEY
+from nameko.dependency_providers import Config
+from nameko.rpc import rpc
+from nameko.timer import Timer, timer
+
+from mallcare_common import messaging, web
 from mallcare_common.calendar import Clock
 from mallcare_common.contracts import (COMPLAINT_ACKNOWLEDGED, COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED,
                                        COMPLAINT_REGISTERED, COMPLAINT_REJECTED, COMPLAINT_TRIAGED, read_event)
 from mallcare_common.contracts import feedback as feedback_events
 from mallcare_common.contracts import resolution as case_events
-from mallcare_common.messaging import event_handler
+from mallcare_common.messaging import DEAD_LETTER_QUEUE, INSTANCE, event_handler, outbox_dispatcher, publish_pending
+from mallcare_common.mongo import acquire_lease
+from mallcare_common.policy import PolicyFiles
 from mallcare_common.web import http, json_response
 
+from . import clocks, metrics
+from .policy import load_policy
 from .storage import Events
+
+log = logging.getLogger(__name__)
+
+
+class SlaTimer(Timer):
+    """A timer whose interval is the config's MALLCARE.SLA_TICK_SECONDS (default 2):
+    the bound on how late a breach is detected."""
+
+    def setup(self):
+        self.interval = float(self.container.config.get("MALLCARE", {}).get("SLA_TICK_SECONDS", 2))
+        super().setup()
 
 
 def _keeps(event_type):
-    """An entrypoint that stores one event type (idempotent on event_id)."""
+    """An entrypoint that stores one event type once and applies it to the clocks."""
     @event_handler(event_type.source, event_type.name)
     def keep(self, body):
-        self.store.record(read_event(body, event_type), self.clock())
-    keep.__doc__ = f"Keep each {event_type.name} once."
+        self._take(read_event(body, event_type))
+    keep.__doc__ = f"Keep each {event_type.name} once; start or stop its clocks."
     return keep
 
 
-class AnalyticsService(web.HealthAndMetrics):
+class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay):
     name = "analytics"
 
     store = Events()
+    policy = PolicyFiles("analytics.yml", load_policy)
     clock = Clock()
+    config = Config()
+    dispatch = outbox_dispatcher()
 
     handle_complaint_registered = _keeps(COMPLAINT_REGISTERED)
     handle_complaint_rejected = _keeps(COMPLAINT_REJECTED)
@@ -65,6 +93,39 @@ class AnalyticsService(web.HealthAndMetrics):
     handle_revisit_overdue = _keeps(feedback_events.REVISIT_OVERDUE)
     handle_case_archived = _keeps(feedback_events.CASE_ARCHIVED)
 
+    @SlaTimer.decorator(interval=2)   # the interval comes from config in setup
+    def watch_clocks(self):
+        """At-risk and breach events, once per clock; on start this catches up on every
+        deadline that passed while no replica was sweeping."""
+        now = self.clock()
+        tick = float(self.config.get("MALLCARE", {}).get("SLA_TICK_SECONDS", 2))
+        if not acquire_lease(self.store.db, "analytics.sla", INSTANCE, now, timedelta(seconds=max(6, 3 * tick))):
+            _forget_gauges()   # another replica sweeps and reports them; stale numbers here would mislead
+            return
+        for clock in self.store.reaching_risk(now, limit=500):
+            updated = self.store.report(clock, "at_risk_reported", clocks.at_risk_event(clock, now), {}, now)
+            if updated is not None:
+                metrics.AT_RISK.labels(clock["mall_id"], clock["clock"]).inc()
+                publish_pending(self.store.clocks, self.dispatch, self.name, now, [updated])
+        for clock in self.store.reaching_deadline(now, limit=500):
+            labels = self.store.labels_of(clock["complaint_no"])
+            updated = self.store.report(clock, "breach_reported", clocks.breach_event(clock, labels, now), {}, now)
+            if updated is not None:
+                self._count_breach(updated, labels, now)
+                publish_pending(self.store.clocks, self.dispatch, self.name, now, [updated])
+        self._set_gauges(now)
+
+    @timer(interval=15)
+    def watch_dead_letters(self):
+        """How many messages wait in the dead-letter queue (every replica reports it)."""
+        try:
+            with Connection(self.config[AMQP_URI_CONFIG_KEY]) as conn:
+                _, count, _ = Queue(DEAD_LETTER_QUEUE, channel=conn.default_channel).queue_declare(passive=True)
+        except Exception as exc:  # the queue not declared yet, or the broker away: try again later
+            log.debug("dead-letter depth unknown: %r", exc)
+            return
+        metrics.DEAD_LETTERS.set(count)
+
     @rpc
     def intake_counts(self, mall_id=None):
         return self.store.intake_counts(mall_id)
@@ -72,3 +133,94 @@ class AnalyticsService(web.HealthAndMetrics):
     @http("GET", "/reports/intake")
     def intake_counts_http(self, request):
         return json_response(200, {"rows": self.store.intake_counts(request.args.get("mall_id"))})
+
+    @http("GET", "/clocks/<string:complaint_no>")
+    def clocks_http(self, request, complaint_no):
+        return json_response(200, self.clocks_of(complaint_no))
+
+    @rpc
+    def clocks_of(self, complaint_no):
+        """Every SLA clock of a complaint (or incident): due, at risk, stopped, outcome."""
+        found = self.store.clocks.find({"complaint_no": complaint_no}, {"outbox": 0, "pending_events": 0})
+        return {"complaint_no": complaint_no, "clocks": web.jsonable(sorted(found, key=lambda c: c["_id"]))}
+
+    # --- applying events ------------------------------------------------------------------------
+
+    def _take(self, event):
+        now = self.clock()
+        if not self.store.record(event, now):
+            return   # a redelivery: its clocks were moved the first time
+        kind, payload = event["event_type"], event["payload"]
+        if kind in ("complaint_triaged", "complaint_corrected"):
+            self.store.label(event["complaint_no"], category=payload["category"], risk_level=payload["risk_level"],
+                             department=payload["department"])
+        elif kind in ("customer_satisfied", "customer_dissatisfied"):
+            happy = kind == "customer_satisfied"
+            metrics.ANSWERS.labels(event["mall_id"], str(happy).lower()).inc()
+            satisfied, answers = self.store.count_answer(event["mall_id"], happy)
+            metrics.SATISFACTION.labels(event["mall_id"]).set(satisfied / answers)
+        policy = self.policy.current
+        for op in clocks.operations(event):
+            if isinstance(op, clocks.Start):
+                self._settle(self.store.start(op, policy.at_risk_share(op.clock)), now)
+            elif isinstance(op, clocks.Stop):
+                self._settle(self.store.stop(op.clock_id, op.at), now)
+            elif isinstance(op, clocks.StopAll):
+                for stopped in self.store.stop_all(op.complaint_no, op.clock, op.at):
+                    self._settle(stopped, now)
+            else:
+                self.store.move(op, policy.at_risk_share(op.clock_id.split("|")[1]))
+
+    def _settle(self, clock, now):
+        """A stopped clock with a deadline: met, or met late (its breach published now
+        if the sweep had not caught it yet)."""
+        result = clock and clocks.outcome(clock)
+        if result is None:
+            return
+        event, labels = None, None
+        changes = {"outcome": result}
+        if result == "met_late" and not clock["breach_reported"]:
+            labels = self.store.labels_of(clock["complaint_no"])
+            event = clocks.breach_event(clock, labels, now)
+            changes["breach_reported"] = True
+        settled = self.store.settle(clock, changes, event, now)
+        if settled is None:
+            return
+        if result == "met":
+            metrics.ENDED.labels(clock["mall_id"], clock["clock"], clock.get("department") or "none", "met").inc()
+        if event is not None:
+            self._count_breach(settled, labels, now)
+            publish_pending(self.store.clocks, self.dispatch, self.name, now, [settled])
+        if clock["clock"] in metrics.TIME_TO and clock["_id"].endswith("|1"):
+            metrics.TIME_TO[clock["clock"]].labels(clock["mall_id"]).observe(
+                (clock["stopped_at"] - clock["started_at"]).total_seconds())
+
+    def _count_breach(self, clock, labels, now):
+        department = clock.get("department") or labels.get("department") or "none"
+        metrics.BREACHES.labels(clock["mall_id"], clock["clock"], labels.get("category") or "none",
+                                labels.get("risk_level") or "none", department).inc()
+        metrics.ENDED.labels(clock["mall_id"], clock["clock"], department, "breached").inc()
+        metrics.DETECTION_LAG.observe(max((now - clock["due_at"]).total_seconds(), 0.0))
+
+    def _set_gauges(self, now):
+        counts = self.store.open_counts(now)
+        for (mall_id, name), (running, risky) in counts.items():
+            metrics.OPEN.labels(mall_id, name).set(running)
+            metrics.OPEN_AT_RISK.labels(mall_id, name).set(risky)
+        for (mall_id, name) in _GAUGED - set(counts):
+            metrics.OPEN.labels(mall_id, name).set(0)
+            metrics.OPEN_AT_RISK.labels(mall_id, name).set(0)
+        _GAUGED.update(counts)
+        for mall_id, (satisfied, answers) in self.store.answer_tallies().items():
+            if answers:
+                metrics.SATISFACTION.labels(mall_id).set(satisfied / answers)
+
+
+_GAUGED = set()   # (mall, clock) pairs this process has reported, so that an emptied one goes to 0
+
+
+def _forget_gauges():
+    for mall_id, name in _GAUGED:
+        metrics.OPEN.remove(mall_id, name)
+        metrics.OPEN_AT_RISK.remove(mall_id, name)
+    _GAUGED.clear()

@@ -20,6 +20,7 @@ from mallcare_common import messaging, web
 from mallcare_common.calendar import Clock
 from mallcare_common.contracts import (COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED, COMPLAINT_TRIAGED,
                                        CUSTOMER_DISSATISFIED, CUSTOMER_SATISFIED, InvalidEvent, read_event)
+from mallcare_common.contracts.analytics import SLA_BREACHED
 from mallcare_common.messaging import event_handler, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import next_sequence
 from mallcare_common.policy import PolicyFiles
@@ -66,6 +67,9 @@ INCIDENT_ACTIONS = {                                                # R3.9
 }
 ATTEMPTS = 5   # compare-and-set retries when two actions hit one case at once
 NOT_OPEN_PAUSE = 2   # seconds before an event for a case not opened yet goes back to its queue
+# Breaches of these deadlines move the case up a level; the others (execution tasks,
+# rectifications, revisits, incidents) are watched on dashboards and alerts.
+ESCALATING_CLOCKS = ("first_response", "resolution", "re_review", "review_meeting")
 
 
 class CaseNotOpenYet(Exception):
@@ -102,6 +106,16 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
     def handle_complaint_corrected(self, body):
         event = read_event(body, COMPLAINT_CORRECTED)
         self._on_event(COMPLAINT_CORRECTED, event, rules.triage_changed, event)
+
+    @event_handler(SLA_BREACHED.source, SLA_BREACHED.name)
+    def handle_sla_breached(self, body):
+        """A breach escalates (R3.5, R5.5): the case goes one level up, on its timeline."""
+        event = read_event(body, SLA_BREACHED)
+        clock = event["payload"]
+        if clock["clock"] not in ESCALATING_CLOCKS:
+            return
+        note = f"{clock['clock']} deadline {clock['due_at'].isoformat()} passed ({clock['owner'] or 'no owner'})"
+        self._on_event(SLA_BREACHED, event, rules.escalate, {"reason": "breach", "note": note})
 
     @event_handler(CUSTOMER_DISSATISFIED.source, CUSTOMER_DISSATISFIED.name)
     def handle_customer_dissatisfied(self, body):

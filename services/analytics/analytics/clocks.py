@@ -1,0 +1,139 @@
+"""SLA clocks as plain functions (R5.5, R6.2; the deadlines of R1.2, R2.3, R2.4,
+R3.6-R3.9, R4.1). Every deadline another service sets starts a clock from the event
+that sets it, and the event that meets it stops the clock. A clock ends as met
+(stopped by its deadline), breached (the deadline passed: published once), or met
+late (stopped after a breach). No I/O and no clock of its own: callers pass `now`.
+
+Events of one complaint come on several queues, so a stop can arrive before its
+start; the store applies these operations as upserts that commute."""
+from dataclasses import dataclass
+from datetime import timedelta
+
+from mallcare_common.contracts import build_event
+from mallcare_common.contracts.analytics import SLA_AT_RISK, SLA_BREACHED
+
+
+@dataclass(frozen=True)
+class Start:
+    clock_id: str
+    clock: str
+    fields: dict       # mall_id, complaint_no, started_at, due_at, owner, department
+
+
+@dataclass(frozen=True)
+class Stop:
+    clock_id: str
+    at: object
+
+
+@dataclass(frozen=True)
+class StopAll:
+    """Stop every open clock of one kind of a complaint (re-reviews: the next answer meets them all)."""
+    complaint_no: str
+    clock: str
+    at: object
+
+
+@dataclass(frozen=True)
+class Move:
+    """A regraded complaint: the deadline (and the department) changed."""
+    clock_id: str
+    due_at: object
+    department: str
+
+
+def clock_id(complaint_no, clock, key=1):
+    return f"{complaint_no}|{clock}|{key}"
+
+
+def operations(event):
+    """What one event does to the clocks (an empty list for most events)."""
+    kind, p, number, at = event["event_type"], event["payload"], event["complaint_no"], event["occurred_at"]
+
+    def start(clock, key, started_at, due_at, owner, department=None):
+        return Start(clock_id(number, clock, key), clock, {
+            "mall_id": event["mall_id"], "complaint_no": number, "started_at": started_at, "due_at": due_at,
+            "owner": owner, "department": department})
+
+    def stop(clock, key=1, when=at):
+        return Stop(clock_id(number, clock, key), when)
+
+    if kind == "complaint_registered":
+        return [start("acknowledgement", 1, p["received_at"], p["ack_due_at"], p["channel"])]
+    if kind == "complaint_acknowledged":
+        return [stop("acknowledgement", when=p["acknowledged_at"])]
+    if kind == "complaint_triaged":
+        owner = p["owner_id"] or p["department"]
+        return [start("first_response", 1, p["received_at"], p["first_response_due_at"], owner, p["department"]),
+                start("resolution", 1, p["received_at"], p["resolution_due_at"], owner, p["department"])]
+    if kind == "complaint_corrected":
+        return [Move(clock_id(number, "first_response"), p["first_response_due_at"], p["department"]),
+                Move(clock_id(number, "resolution"), p["resolution_due_at"], p["department"])]
+    if kind == "case_opened" and p["review_meeting_due_at"]:
+        return [start("review_meeting", 1, at, p["review_meeting_due_at"], p["convenor_id"], p["department"])]
+    if kind == "review_meeting_decided":
+        return [stop("review_meeting")]
+    if kind == "investigation_noted":
+        return [stop("first_response")]
+    if kind == "case_proposed":
+        return [stop("first_response"), StopAll(number, "re_review", at)]
+    if kind == "case_escalated" and p["re_review_due_at"]:
+        return [start("re_review", p["re_review_due_at"].isoformat(), at, p["re_review_due_at"],
+                      p["to_staff_id"] or p["to_role"])]
+    if kind == "case_accepted":
+        return [start("execution", t["task_id"], at, t["due_at"], p["by"]) for t in p["tasks"]]
+    if kind == "execution_task_done":
+        return [stop("execution", p["task_id"], p["done_at"])]
+    if kind == "case_resolved":
+        return [stop("first_response"), stop("resolution", p["round"])]
+    if kind == "case_reopened":
+        return [start("resolution", p["round"], at, p["resolution_due_at"], p["by"])]
+    if kind == "rectification_due":
+        return [start("rectification", p["rectification_id"], at, p["due_at"], p["owner_id"])]
+    if kind == "rectification_done":
+        return [stop("rectification", p["rectification_id"], p["done_at"])]
+    if kind == "incident_reported":
+        return [start("incident_forwarding", 1, at, p["forward_due_at"], "store_manager")]
+    if kind == "incident_forwarded":
+        return [stop("incident_forwarding"),
+                start("incident_handling", 1, at, p["handling_due_at"], p["regional_manager_id"])]
+    if kind == "incident_dismissed":
+        return [stop("incident_forwarding")]
+    if kind == "incident_handled":
+        return [stop("incident_handling")]
+    if kind == "revisit_scheduled":
+        return [start("revisit", p["revisit_id"], at, p["due_at"], "feedback")]
+    if kind == "revisit_done":
+        return [stop("revisit", p["revisit_id"])]
+    return []
+
+
+def at_risk_at(started_at, due_at, share):
+    """When `share` of the allowed time has gone (never before the start)."""
+    return started_at + max(due_at - started_at, timedelta(0)) * share
+
+
+def outcome(clock):
+    """met / met_late for a stopped clock with a deadline; None while either is missing."""
+    if clock.get("stopped_at") is None or clock.get("due_at") is None:
+        return None
+    return "met" if clock["stopped_at"] <= clock["due_at"] else "met_late"
+
+
+def _payload(clock):
+    return {"clock_id": clock["_id"], "clock": clock["clock"], "owner": clock.get("owner"),
+            "department": clock.get("department"), "started_at": clock["started_at"].isoformat(),
+            "due_at": clock["due_at"].isoformat()}
+
+
+def at_risk_event(clock, now):
+    return build_event(SLA_AT_RISK, mall_id=clock["mall_id"], complaint_no=clock["complaint_no"], occurred_at=now,
+                       payload={**_payload(clock), "at_risk_at": clock["at_risk_at"].isoformat()})
+
+
+def breach_event(clock, labels, now):
+    """`labels`: the complaint's category and risk level, as triage last graded it."""
+    return build_event(SLA_BREACHED, mall_id=clock["mall_id"], complaint_no=clock["complaint_no"], occurred_at=now,
+                       payload={**_payload(clock), "category": labels.get("category"),
+                                "risk_level": labels.get("risk_level"),
+                                "lag_seconds": round(max((now - clock["due_at"]).total_seconds(), 0.0), 3)})

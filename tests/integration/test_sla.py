@@ -1,0 +1,128 @@
+"""R5.5, R6.2 (deadlines of R1.2, R2.3) on the real broker and store with an injected
+clock: a complaint left unanswered breaches its acknowledgement and first-response
+clocks exactly once, with two analytics instances sweeping and one restarted; a
+deadline that passed while analytics was down is caught up on start; a met deadline
+is never reported; the Prometheus endpoint shows the breaches with their labels;
+resolution escalates the case on the breach, on its timeline."""
+import json
+from datetime import timedelta
+
+import pytest
+from kombu import Connection, Exchange, Queue
+from nameko.testing.services import entrypoint_hook, replace_dependencies
+
+from analytics.service import AnalyticsService
+from intake.examples import desk_complaint
+from intake.service import IntakeService
+from mallcare_common.calendar import utc_now
+from resolution.service import ResolutionService
+from tests.conftest import wait_for
+from triage.service import TriageService
+
+
+@pytest.fixture
+def system(container_factory, service_config, web_client, rabbit_config):
+    shift = {"by": timedelta(0)}
+    config = {**service_config("analytics")}
+    config["MALLCARE"] = {**config["MALLCARE"], "SLA_TICK_SECONDS": 0.2}
+
+    def analytics():
+        container = container_factory(AnalyticsService, {**config, "WEB_SERVER_ADDRESS": service_config(
+            "x")["WEB_SERVER_ADDRESS"]})
+        replace_dependencies(container, clock=lambda: utc_now() + shift["by"])
+        container.start()
+        return container
+
+    first, second = analytics(), analytics()
+    others = {}
+    for service in (ResolutionService, TriageService, IntakeService):
+        others[service.name] = container_factory(service, service_config(service.name))
+        others[service.name].start()
+    with Connection(rabbit_config["AMQP_URI"]) as conn:
+        sla = Queue("test-sla-subscriber", routing_key="#", channel=conn,
+                    exchange=Exchange("analytics.events", type="topic", durable=True))
+        sla.declare()
+        yield {"analytics": [first, second], "start_analytics": analytics, "shift": shift, "sla": sla,
+               "web": {name: web_client(c) for name, c in others.items()}, "metrics": web_client(second)}
+
+
+def received(system):
+    seen = []
+    while (message := system["sla"].get(no_ack=True)) is not None:
+        seen.append(json.loads(message.body))
+    return seen
+
+
+def breaches(metrics_text, clock):
+    """{labels: value} of mallcare_sla_breaches_total for one clock."""
+    found = {}
+    for line in metrics_text.splitlines():
+        if line.startswith("mallcare_sla_breaches_total{") and f'clock="{clock}"' in line:
+            labels, value = line.rsplit(" ", 1)
+            found[labels] = float(value)
+    return found
+
+
+def register(system, **overrides):
+    number = system["web"]["intake"].post("/complaints", json=desk_complaint(**overrides)).json()["number"]
+    wait_for(lambda: system["web"]["resolution"].get(f"/cases/{number}").ok)
+    return number
+
+
+def test_an_unanswered_complaint_breaches_each_clock_once_with_two_instances_and_a_restart(system):
+    before = breaches(system["metrics"].get("/metrics").text, "acknowledgement")
+    number = register(system)
+    system["shift"]["by"] = timedelta(seconds=90)   # the desk's 1 minute has gone
+    events = wait_for(lambda: [e for e in received(system) if e["event_type"] == "sla_breached"])
+    assert [(e["complaint_no"], e["payload"]["clock"]) for e in events] == [(number, "acknowledgement")]
+    breach = events[0]["payload"]
+    assert breach["owner"] == "desk" and 0 <= breach["lag_seconds"] < 60
+
+    # one instance restarts (the other keeps serving /metrics); nothing fires twice, and
+    # the next deadline fires once
+    system["analytics"][0].stop()
+    system["start_analytics"]()
+    system["shift"]["by"] = timedelta(hours=49)   # first response (product: 48 h) has gone too
+    later = wait_for(lambda: [e for e in received(system) if e["event_type"] == "sla_breached"])
+    assert sorted(e["payload"]["clock"] for e in later) == ["first_response"]
+    assert not [e for e in received(system) if e["event_type"] == "sla_breached"]
+
+    after = breaches(system["metrics"].get("/metrics").text, "acknowledgement")
+    new = {labels: value - before.get(labels, 0) for labels, value in after.items() if value != before.get(labels)}
+    assert len(new) == 1 and list(new.values()) == [1.0]
+    labels = next(iter(new))
+    assert 'mall_id="sh-xujiahui"' in labels and 'category="product.quality_defect"' in labels
+    assert 'department="merchant_relations"' in labels and 'risk_level="low"' in labels
+
+    # resolution took the first-response breach as an escalation
+    case = wait_for(lambda: (c := system["web"]["resolution"].get(f"/cases/{number}").json())["level"] != "handler"
+                    and c)
+    assert case["level"] == "supervisor" and case["escalations"][-1]["reason"] == "breach"
+    assert "first_response deadline" in case["timeline"][-1]["detail"]["text"]
+
+
+def test_a_deadline_that_passed_while_analytics_was_down_is_caught_up_on_start(system):
+    for container in system["analytics"]:
+        container.stop()
+    number = register(system, channel_ref="desk-0400")
+    system["shift"]["by"] = timedelta(minutes=5)
+    system["start_analytics"]()
+    events = wait_for(lambda: [e for e in received(system) if e["event_type"] == "sla_breached"])
+    assert [(e["complaint_no"], e["payload"]["clock"]) for e in events] == [(number, "acknowledgement")]
+    assert events[0]["payload"]["lag_seconds"] >= 60   # late, and said so
+
+
+def test_a_deadline_met_in_time_is_never_reported(system):
+    number = register(system, channel_ref="desk-0500")
+    system["web"]["intake"].post(f"/complaints/{number}/acknowledgement",
+                                 json={"acknowledged_by": "E2001", "method": "in_person"})
+    analytics = system["metrics"]
+    acknowledged = wait_for(lambda: [c for c in analytics.get(f"/clocks/{number}").json()["clocks"]
+                                     if c["clock"] == "acknowledgement" and c["outcome"]])
+    assert acknowledged[0]["outcome"] == "met" and acknowledged[0]["breach_reported"] is False
+    system["shift"]["by"] = timedelta(minutes=5)
+    with entrypoint_hook(system["analytics"][1], "watch_clocks") as sweep:
+        sweep()
+    assert not [e for e in received(system) if e["event_type"] == "sla_breached"]
+    clocks = {c["clock"]: c for c in analytics.get(f"/clocks/{number}").json()["clocks"]}
+    assert clocks["first_response"]["outcome"] is None and clocks["resolution"]["breach_reported"] is False

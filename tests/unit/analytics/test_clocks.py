@@ -1,0 +1,114 @@
+"""R5.5, R6.2 (deadlines of R1.2, R2.3, R2.4, R3.6-R3.9, R4.1): every event that sets
+a deadline starts its clock and the event that meets it stops it; a clock ends met
+or met late; at risk at the configured share of the allowed time; the SLA events
+follow their contract."""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from analytics import clocks
+from mallcare_common.contracts import EVENT_TYPES, build_event, read_event
+
+T0 = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
+NUMBER = "SHXJH-20261123-0042"
+
+
+def event(name, payload, at=T0, number=NUMBER):
+    kind = EVENT_TYPES[name]
+    return read_event(build_event(kind, mall_id="sh-xujiahui", complaint_no=number, occurred_at=at,
+                                  payload=payload), kind)
+
+
+def iso(delta):
+    return (T0 + delta).isoformat()
+
+
+TRIAGED = {"category": "product.quality_defect", "category_source": "keywords", "risk_level": "low",
+           "risk_reasons": [], "urgency": "routine", "department": "merchant_relations", "review_meeting": False,
+           "departments_involved": [], "owner_id": "E3501", "first_response_due_at": iso(timedelta(hours=48)),
+           "resolution_due_at": iso(timedelta(hours=168)), "policy_version": "v", "received_at": iso(timedelta(0)),
+           "channel": "desk", "merchant_id": "T-17"}
+
+
+def test_triage_starts_the_first_response_and_resolution_clocks_of_the_handler():
+    ops = clocks.operations(event("complaint_triaged", TRIAGED))
+    assert [(op.clock_id, op.fields["due_at"], op.fields["owner"]) for op in ops] == [
+        (f"{NUMBER}|first_response|1", T0 + timedelta(hours=48), "E3501"),
+        (f"{NUMBER}|resolution|1", T0 + timedelta(hours=168), "E3501")]
+    assert all(op.fields["started_at"] == T0 and op.fields["department"] == "merchant_relations" for op in ops)
+
+
+@pytest.mark.parametrize("name,payload,stopped", [
+    ("complaint_acknowledged", {"acknowledged_at": iso(timedelta(seconds=40)), "acknowledged_by": "E2001",
+                                "method": "in_person", "ack_due_at": iso(timedelta(minutes=1)),
+                                "within_deadline": True}, ["acknowledgement|1"]),
+    ("investigation_noted", {"finding_id": 1, "source": "cctv", "by": "E3501"}, ["first_response|1"]),
+    ("execution_task_done", {"task_id": 2, "kind": "refund", "due_at": iso(timedelta(hours=24)),
+                             "done_at": iso(timedelta(hours=3)), "within_deadline": True, "by": "E3501"},
+     ["execution|2"]),
+    ("revisit_done", {"revisit_id": f"{NUMBER}-R1", "outcome": "answered", "attempts": 1, "score": 5,
+                      "within_deadline": True, "by": "E3002"}, [f"revisit|{NUMBER}-R1"]),
+    ("incident_handled", {"handling_due_at": iso(timedelta(hours=48)), "within_deadline": True,
+                          "compensation_fen": 0, "by": "R7001"}, ["incident_handling|1"]),
+])
+def test_the_event_that_meets_a_deadline_stops_its_clock(name, payload, stopped):
+    ops = clocks.operations(event(name, payload))
+    assert [op.clock_id for op in ops] == [f"{NUMBER}|{s}" for s in stopped]
+    assert all(isinstance(op, clocks.Stop) for op in ops)
+
+
+def test_a_resolution_stops_its_round_and_a_reopening_starts_the_next():
+    resolved = clocks.operations(event("case_resolved", {
+        "spot": False, "decision": "upheld", "remedy_types": ["refund"], "total_fen": 3990, "round": 2,
+        "category": None, "risk_level": "low", "department": "d", "owner_id": None, "channel": "desk", "by": "E3501"}))
+    assert [op.clock_id for op in resolved] == [f"{NUMBER}|first_response|1", f"{NUMBER}|resolution|2"]
+    reopened = clocks.operations(event("case_reopened", {"reason": "r", "round": 3, "by": "feedback",
+                                                         "resolution_due_at": iso(timedelta(hours=48))}))
+    assert [(op.clock_id, op.fields["due_at"]) for op in reopened] == [
+        (f"{NUMBER}|resolution|3", T0 + timedelta(hours=48))]
+
+
+def test_an_objection_starts_a_re_review_that_the_next_answer_meets():
+    escalated = clocks.operations(event("case_escalated", {
+        "reason": "objection", "from_role": "handler", "to_role": "supervisor", "to_staff_id": "E3011",
+        "re_review_due_at": iso(timedelta(hours=2)), "by": "E3501"}))
+    assert [(op.clock, op.fields["due_at"], op.fields["owner"]) for op in escalated] == [
+        ("re_review", T0 + timedelta(hours=2), "E3011")]
+    by_hand = clocks.operations(event("case_escalated", {
+        "reason": "manual", "from_role": "handler", "to_role": "supervisor", "to_staff_id": "E3011",
+        "re_review_due_at": None, "by": "E3501"}))
+    assert by_hand == []
+    answered = clocks.operations(event("case_proposed", {
+        "proposal_no": 2, "decision": "upheld", "remedy_types": [], "total_fen": 0, "statutory_total_fen": None,
+        "demand_above_statutory": False, "oral": True, "appeal_stated": False, "level_role": "supervisor",
+        "by": "E3011"}))
+    assert answered[1] == clocks.StopAll(NUMBER, "re_review", T0)
+
+
+def test_events_without_a_deadline_touch_no_clock():
+    assert clocks.operations(event("case_closed", {"reason": "satisfied", "by": "feedback"})) == []
+
+
+def test_at_risk_comes_at_the_share_of_the_allowed_time():
+    assert clocks.at_risk_at(T0, T0 + timedelta(hours=10), 0.8) == T0 + timedelta(hours=8)
+    assert clocks.at_risk_at(T0, T0 - timedelta(hours=1), 0.8) == T0   # a deadline before its start
+
+
+@pytest.mark.parametrize("stopped,result", [(None, None), (timedelta(hours=1), "met"), (timedelta(hours=2), "met"),
+                                            (timedelta(hours=2, seconds=1), "met_late")])
+def test_a_clock_ends_met_or_met_late(stopped, result):
+    clock = {"due_at": T0 + timedelta(hours=2), "stopped_at": stopped and T0 + stopped}
+    assert clocks.outcome(clock) == result
+    assert clocks.outcome({"due_at": None, "stopped_at": T0}) is None   # its start has not arrived yet
+
+
+def test_the_sla_events_follow_their_contract():
+    clock = {"_id": f"{NUMBER}|resolution|1", "clock": "resolution", "mall_id": "sh-xujiahui",
+             "complaint_no": NUMBER, "owner": "E3501", "department": "merchant_relations", "started_at": T0,
+             "due_at": T0 + timedelta(hours=24), "at_risk_at": T0 + timedelta(hours=19, minutes=12)}
+    risk = clocks.at_risk_event(clock, T0 + timedelta(hours=20))
+    assert risk["event_type"] == "sla_at_risk" and risk["payload"]["at_risk_at"] == iso(timedelta(hours=19, minutes=12))
+    late = clocks.breach_event(clock, {"category": "product.quality_defect", "risk_level": "low"},
+                               T0 + timedelta(hours=24, seconds=3))
+    assert late["payload"]["lag_seconds"] == 3.0 and late["payload"]["category"] == "product.quality_defect"
+    assert read_event(late, EVENT_TYPES["sla_breached"])["payload"]["due_at"] == T0 + timedelta(hours=24)
