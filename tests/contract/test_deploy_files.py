@@ -23,7 +23,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 
 SERVICES = ("intake", "triage", "resolution", "feedback", "analytics")
 SUBSCRIBERS = ("triage", "resolution", "feedback", "analytics")
-INFRA = ("rabbitmq", "mongo", "prometheus")
+INFRA = ("rabbitmq", "mongo", "prometheus", "grafana")
 
 # nameko's config substitution: ${VAR:default}
 ENV_REF = re.compile(r"\$\{(\w+):([^}]*)\}")
