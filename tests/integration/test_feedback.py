@@ -124,6 +124,11 @@ def test_the_revisit_loop_runs_until_the_customer_is_satisfied(system):
     with entrypoint_waiter(system["resolution"], "handle_customer_satisfied"):
         call(system, "feedback", "POST", f"/revisits/{second['revisit_id']}/attempts", CALLER,
              outcome="reached", score=5)
+    again = call(system, "feedback", "POST", f"/revisits/{second['revisit_id']}/attempts", CALLER,
+                 outcome="reached", score=5)   # the same answer sent twice
+    assert again["status"] == "answered" and len(again["attempts"]) == 1
+    call(system, "feedback", "POST", f"/revisits/{second['revisit_id']}/attempts", CALLER, expect=409,
+         outcome="reached", score=2)
     closed = case(system, number)
     assert closed["state"] == "closed" and closed["closure"]["reason"] == "customer satisfied (score 5)"
 

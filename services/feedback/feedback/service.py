@@ -146,6 +146,11 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
         """A call or message by staff: the answer when reached, else a retry or, after the
         last attempt, unreachable."""
         request = AttemptIn().load(data)
+        if request["outcome"] == "reached":
+            revisit = self.store.get(self.store.revisits, revisit_id, "revisit")
+            answer = revisit["answer"]
+            if answer and answer["by"] == request["by"] and rules.same_answer(answer, request):
+                return self._revisit_out(revisit)   # the same answer sent twice: recorded once
         rule = rules.answer if request["outcome"] == "reached" else rules.no_answer
         return self._revisit_out(self._change(revisit_id, lambda revisit, policy, now: rule(
             revisit, request, request["by"], policy, now)))
