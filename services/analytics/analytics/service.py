@@ -6,15 +6,22 @@ Each event that sets a deadline starts a clock, the event that meets it stops it
 sweeps, publishes `sla_at_risk` and `sla_breached` once per clock, also for the
 deadlines that passed while analytics was down. Every published event type has a
 consumer here from the day it is published, so none waits unroutable in an outbox.
+
+The reports (R5.1-R5.4) read running tallies that each event and each final clock
+outcome moves (reports.py), never the complaints; improvement actions (R5.3) are
+recorded and tracked here (actions.py). `python -m analytics.rebuild` replays the
+stored events into the read model without touching the clocks.
 """
 import logging
 from datetime import timedelta
 
 from kombu import Connection, Queue
+from marshmallow import ValidationError
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 from nameko.timer import Timer, timer
+from werkzeug.wrappers import Response
 
 from mallcare_common import messaging, web
 from mallcare_common.calendar import Clock
@@ -23,15 +30,18 @@ from mallcare_common.contracts import (COMPLAINT_ACKNOWLEDGED, COMPLAINT_CORRECT
 from mallcare_common.contracts import feedback as feedback_events
 from mallcare_common.contracts import resolution as case_events
 from mallcare_common.messaging import DEAD_LETTER_QUEUE, INSTANCE, event_handler, outbox_dispatcher, publish_pending
-from mallcare_common.mongo import acquire_lease
+from mallcare_common.mongo import acquire_lease, next_sequence
 from mallcare_common.policy import PolicyFiles
-from mallcare_common.web import http, json_response
+from mallcare_common.web import http, json_response, read_json_as_staff
 
-from . import clocks, metrics
+from . import actions, clocks, html_report, metrics, reports
 from .policy import load_policy
+from .schemas import ActionDoneIn, ActionIn, ActionQuery, ReportQuery
 from .storage import Events
 
 log = logging.getLogger(__name__)
+
+KINDS = {"monthly": "month (2026-11)", "quarterly": "quarter (2026-Q4)"}
 
 
 class SlaTimer(Timer):
@@ -144,12 +154,111 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
         found = self.store.clocks.find({"complaint_no": complaint_no}, {"outbox": 0, "pending_events": 0})
         return {"complaint_no": complaint_no, "clocks": web.jsonable(sorted(found, key=lambda c: c["_id"]))}
 
+    # --- reports (R5.1-R5.5) and improvement actions (R5.3) ------------------------------------
+
+    @http("GET", "/reports/monthly")
+    def monthly_http(self, request):
+        return self._report_response("monthly", request)
+
+    @http("GET", "/reports/quarterly")
+    def quarterly_http(self, request):
+        return self._report_response("quarterly", request)
+
+    @http("GET", "/reports/monthly.html")
+    def monthly_html(self, request):
+        return self._report_response("monthly", request, "html")
+
+    @http("GET", "/reports/quarterly.html")
+    def quarterly_html(self, request):
+        return self._report_response("quarterly", request, "html")
+
+    @rpc(expected_exceptions=ValidationError)
+    def report(self, kind, period, mall_id=None):
+        """The monthly or quarterly report of one mall, or of the whole chain (mall_id None)."""
+        query = ReportQuery().load({"period": period, **({"mall_id": mall_id} if mall_id else {})})
+        return web.jsonable(self._report(kind, query["period"], query["mall_id"]))
+
+    @http("POST", "/actions")
+    def record_action_http(self, request):
+        return json_response(201, self.record_action(read_json_as_staff(request)))
+
+    @http("POST", "/actions/<string:action_id>/done")
+    def action_done_http(self, request, action_id):
+        return json_response(200, self.action_done(action_id, read_json_as_staff(request)))
+
+    @http("GET", "/actions")
+    def actions_http(self, request):
+        return json_response(200, self.list_actions(**request.args.to_dict()))
+
+    @http("GET", "/actions/<string:action_id>")
+    def action_http(self, request, action_id):
+        return json_response(200, self._action_view(self.store.action(action_id)))
+
+    @rpc(expected_exceptions=(ValidationError, web.NotFound, web.Conflict))
+    def record_action(self, body):
+        """A 5-Why analysis of a recurring problem and the action it calls for (R5.3)."""
+        data = ActionIn().load(body)
+        mall = self._mall(data["mall_id"])
+        seq = next_sequence(self.store.db, f"actions:{mall.id}")
+        return self._action_view(self.store.add_action(actions.new_action(data, actions.action_id(mall.code, seq),
+                                                                          self.clock())))
+
+    @rpc(expected_exceptions=(ValidationError, web.NotFound, web.Conflict))
+    def action_done(self, action_id, body):
+        data = ActionDoneIn().load(body)
+        changes = actions.done(self.store.action(action_id), data, self.clock())
+        closed = self.store.close_action(action_id, changes)
+        if closed is None:   # done by someone else meanwhile: this answers 409 with who and when
+            return self.action_done(action_id, body)
+        return self._action_view(closed)
+
+    @rpc(expected_exceptions=ValidationError)
+    def list_actions(self, **query):
+        q = ActionQuery().load(query)
+        if q["mall_id"]:
+            self._mall(q["mall_id"])
+        found = (self._action_view(a) for a in self.store.actions(actions.selection(q["mall_id"], q["status"]),
+                                                                  q["limit"]))
+        return {"items": [a for a in found if q["status"] != "overdue" or a["overdue"]]}
+
+    def _report_response(self, kind, request, shape=None):
+        query = ReportQuery().load(request.args.to_dict())
+        report = web.jsonable(self._report(kind, query["period"], query["mall_id"]))
+        shape = shape or query["format"]
+        if shape == "csv":
+            name = f"mallcare-{kind}-{query['period']}-{query['mall_id'] or 'chain'}.csv"
+            return Response(reports.to_csv(report), mimetype="text/csv",
+                            headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        if shape == "html":
+            return Response(html_report.render(report, self.policy.current.malls), mimetype="text/html")
+        return json_response(200, report)
+
+    def _report(self, kind, period, mall_id):
+        if kind not in KINDS or reports.kind_of(period) != kind:
+            raise ValidationError({"period": [f"{kind!r} needs a {KINDS.get(kind, 'monthly or quarterly period')}"]})
+        if mall_id:
+            self._mall(mall_id)
+        open_actions = self.store.actions(actions.selection(mall_id, "open"), limit=500)
+        return reports.build_report(kind, period, mall_id, self.store.tallies_of(period, mall_id),
+                                    [self._action_view(a) for a in open_actions])
+
+    def _mall(self, mall_id):
+        mall = self.policy.current.malls.get(mall_id)
+        if mall is None:
+            raise ValidationError({"mall_id": [f"Unknown mall {mall_id!r}."]})
+        return mall
+
+    def _action_view(self, action):
+        today = self.clock().astimezone(reports.zone_of(self.policy.current.malls, action["mall_id"])).date()
+        return web.jsonable(actions.view(action, today))
+
     # --- applying events ------------------------------------------------------------------------
 
     def _take(self, event):
         now = self.clock()
         if not self.store.record(event, now):
-            return   # a redelivery: its clocks were moved the first time
+            return   # a redelivery: its clocks and the read model were moved the first time
+        self.store.apply_event(event, reports.zone_of(self.policy.current.malls, event["mall_id"]))
         kind, payload = event["event_type"], event["payload"]
         if kind in ("complaint_triaged", "complaint_corrected"):
             self.store.label(event["complaint_no"], category=payload["category"], risk_level=payload["risk_level"],
@@ -187,6 +296,7 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
         if settled is None:
             return
         if result == "met":
+            self.store.apply_clock(settled, "met")
             metrics.ENDED.labels(clock["mall_id"], clock["clock"], clock.get("department") or "none", "met").inc()
         if event is not None:
             self._count_breach(settled, labels, now)
@@ -196,6 +306,7 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
                 (clock["stopped_at"] - clock["started_at"]).total_seconds())
 
     def _count_breach(self, clock, labels, now):
+        self.store.apply_clock(clock, "breached")
         department = clock.get("department") or labels.get("department") or "none"
         metrics.BREACHES.labels(clock["mall_id"], clock["clock"], labels.get("category") or "none",
                                 labels.get("risk_level") or "none", department).inc()

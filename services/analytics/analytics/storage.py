@@ -2,7 +2,10 @@
 rebuildable base of every read model); `labels`, each complaint's category, risk
 and department as triage last graded them; `clocks`, one per deadline (see
 clocks.py), with the outbox of the SLA events; `tallies`, satisfied and
-dissatisfied answers per mall."""
+dissatisfied answers per mall (the gauge). For the reports (reports.py):
+`complaints`, one read-model document per complaint; `report_tallies`, running
+counts per (month or quarter, mall); `actions`, improvement actions (R5.3). The
+first two are rebuilt from `events` and the clocks' outcomes (rebuild.py)."""
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
@@ -10,7 +13,7 @@ from mallcare_common.contracts import EVENT_TYPES
 from mallcare_common.messaging import push_to_outbox
 from mallcare_common.mongo import MongoDatabase, Store
 
-from . import clocks
+from . import clocks, reports
 
 INTAKE_EVENTS = [name for name, event in EVENT_TYPES.items() if event.source == "intake"]
 OPEN = {"stopped_at": None, "due_at": {"$ne": None}}
@@ -27,7 +30,9 @@ class EventLog(Store):
         doc = {k: event[k] for k in ("event_type", "schema_version", "occurred_at", "mall_id", "complaint_no")}
         result = self.events.update_one({"_id": event["event_id"]},
                                         {"$setOnInsert": {**doc, "channel": event["payload"].get("channel"),
-                                                          "received_at": received_at}}, upsert=True)
+                                                          "received_at": received_at,
+                                                          "payload": reports.kept_payload(event["payload"])}},
+                                        upsert=True)
         return result.upserted_id is not None
 
     def intake_counts(self, mall_id=None):
@@ -59,6 +64,91 @@ class EventLog(Store):
     def answer_tallies(self):
         return {t["_id"].split(":", 1)[1]: (t.get("satisfied", 0), t.get("satisfied", 0) + t.get("dissatisfied", 0))
                 for t in self.db.tallies.find({"_id": {"$gt": "answers:", "$lt": "answers;"}})}
+
+    # --- the reports' read model ------------------------------------------------------------
+
+    def apply_event(self, event, zone):
+        return self._change(event["complaint_no"], lambda doc: reports.apply(doc, event, zone))
+
+    def apply_clock(self, clock, outcome):
+        if clock["clock"] not in reports.COMPLAINT_CLOCKS:   # adverse events are not complaints
+            return None
+        return self._change(clock["complaint_no"], lambda doc: reports.apply_clock(doc, clock, outcome))
+
+    def _change(self, number, change):
+        """Write the complaint's next document if nobody wrote it meanwhile (`v`), then move
+        the tallies by the difference. Events of one complaint arrive on several queues at
+        once: the loser of a race reads again."""
+        for _ in range(50):
+            before = self.db.complaints.find_one({"_id": number})
+            after = change(before or {"_id": number})
+            if before is None:
+                if not self.insert_new(self.db.complaints, {**after, "v": 1}):
+                    continue
+            else:
+                after["v"] = before["v"] + 1
+                if not self.db.complaints.replace_one({"_id": number, "v": before["v"]}, after).matched_count:
+                    continue
+            for tally, moves in reports.delta(before, after).items():
+                self._inc(tally, moves)
+            return after
+        raise RuntimeError(f"complaint {number}: too many concurrent changes")
+
+    def _inc(self, tally, moves):
+        period, mall_id = tally.split("|", 1)
+        for _ in range(5):   # two first upserts of one tally can race (see mongo.next_sequence)
+            try:
+                result = self.db.report_tallies.update_one(
+                    {"_id": tally}, {"$inc": {f"counts.{path}": n for path, n in moves.items()},
+                                     "$setOnInsert": {"period": period, "mall_id": mall_id}}, upsert=True)
+            except DuplicateKeyError:
+                continue
+            if result.matched_count or result.upserted_id is not None:
+                return
+        raise RuntimeError(f"tally {tally} not updated")
+
+    def tallies_of(self, period, mall_id=None):
+        if mall_id:
+            return list(self.db.report_tallies.find({"_id": reports.tally_id(period, mall_id)}))
+        return list(self.db.report_tallies.find({"period": period}))
+
+    def complaint(self, number):
+        return self.db.complaints.find_one({"_id": number})
+
+    def drop_read_model(self):
+        self.db.complaints.drop()
+        self.db.report_tallies.drop()
+        Events.read_model_indexes(self.db)
+
+    def stored_events(self):
+        """Every stored event as an envelope, oldest first (the rebuild's input)."""
+        for doc in self.events.find({}).sort("occurred_at", ASCENDING):
+            yield {"event_id": doc["_id"], "event_type": doc["event_type"], "occurred_at": doc["occurred_at"],
+                   "mall_id": doc["mall_id"], "complaint_no": doc["complaint_no"], "payload": doc.get("payload")}
+
+    def final_clocks(self):
+        """(clock, outcome) of every clock whose outcome is final, as `_settle` and the sweep counted them."""
+        for clock in self.clocks.find({}, {"outbox": 0, "pending_events": 0}):
+            if clock.get("breach_reported"):
+                yield clock, "breached"
+            elif clock.get("outcome") == "met":
+                yield clock, "met"
+
+    # --- improvement actions (R5.3) ----------------------------------------------------------
+
+    def add_action(self, doc):
+        self.db.actions.insert_one(doc)
+        return doc
+
+    def action(self, action_id):
+        return self.get(self.db.actions, action_id, "action")
+
+    def close_action(self, action_id, changes):
+        return self.db.actions.find_one_and_update({"_id": action_id, "status": "open"}, {"$set": changes},
+                                                   return_document=ReturnDocument.AFTER)
+
+    def actions(self, query, limit):
+        return list(self.db.actions.find(query).sort([("due_date", ASCENDING), ("_id", ASCENDING)]).limit(limit))
 
     # --- clocks ---------------------------------------------------------------------------------
 
@@ -139,6 +229,14 @@ class Events(MongoDatabase):
                                 ("due_at", ASCENDING)])
         db.clocks.create_index([("stopped_at", ASCENDING), ("due_at", ASCENDING)])
         db.clocks.create_index([("pending_events", ASCENDING)])
+        db.events.create_index([("occurred_at", ASCENDING)])
+        db.actions.create_index([("mall_id", ASCENDING), ("status", ASCENDING)])
+        db.actions.create_index([("status", ASCENDING)])
+        self.read_model_indexes(db)
+
+    @staticmethod
+    def read_model_indexes(db):
+        db.report_tallies.create_index([("period", ASCENDING)])
 
     def wrap(self, db):
         return EventLog(db)

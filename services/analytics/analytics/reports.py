@@ -1,0 +1,417 @@
+"""Monthly and quarterly reports (R5.1, R5.2, R5.4, R5.5) as plain functions.
+
+A report never reads complaints. Each complaint has one read-model document
+(`apply` folds an event into it, `apply_clock` a clock's final outcome); what a
+complaint adds to the running tallies of its own month and quarter at its mall is
+`contributions(doc)`, and each change to the document moves the tallies by
+`delta(before, after)`. So a correction of the category or the department, a
+second answer or a reopening moves the counts from the old figure to the new one,
+and every update commutes: events may come in any order. A report sums the tally
+documents of one period (one per mall) with `build_report`.
+"""
+import copy
+import csv
+import io
+import math
+from collections import Counter
+from datetime import timezone
+
+SATISFACTION_TARGET = 0.85
+DIRECTORS = ("operations_director", "legal")
+# Clocks of the handling itself: a breach of one of them makes the complaint overdue.
+# The revisit and rectification clocks count in SLA compliance but not here.
+HANDLING_CLOCKS = ("acknowledgement", "first_response", "resolution", "review_meeting", "re_review", "execution")
+COMPLAINT_CLOCKS = HANDLING_CLOCKS + ("rectification", "revisit")   # not the adverse events' clocks
+# Received -> first resolution, in hours: the upper bounds of the histogram buckets
+# (the last bucket, None, is everything over 30 days). p90 is reported as the bound of
+# the bucket that holds the 90th percentile.
+HANDLING_BUCKETS = (1, 4, 8, 24, 48, 72, 168, 336, 720, None)
+# Payload fields that may carry personal data: never kept in `events` (R1 privacy).
+PERSONAL = ("customer", "description", "demands", "staff_involved", "order_no", "channel_ref", "contact_masked")
+TOP_PROBLEMS = 10
+
+
+# --- periods --------------------------------------------------------------------------------
+
+def periods_of(received_at, zone):
+    """(month, quarter, day) of a complaint, in its mall's time zone."""
+    local = received_at.astimezone(zone)
+    return f"{local:%Y-%m}", f"{local.year}-Q{(local.month - 1) // 3 + 1}", f"{local:%Y-%m-%d}"
+
+
+def zone_of(malls, mall_id):
+    """The mall's time zone from the registry (UTC for a mall it does not know)."""
+    mall = malls.get(mall_id)
+    return mall.calendar.zone if mall else timezone.utc
+
+
+def kind_of(period):
+    """'monthly' for 2026-11, 'quarterly' for 2026-Q4; ValueError otherwise."""
+    year, _, part = period.partition("-")
+    if len(year) == 4 and year.isdigit():
+        if part.startswith("Q") and part[1:] in ("1", "2", "3", "4"):
+            return "quarterly"
+        if part.isdigit() and len(part) == 2 and 1 <= int(part) <= 12:
+            return "monthly"
+    raise ValueError(f"{period!r} is neither a month (2026-11) nor a quarter (2026-Q4)")
+
+
+def kept_payload(payload):
+    return {k: v for k, v in payload.items() if k not in PERSONAL}
+
+
+# --- the read model -------------------------------------------------------------------------
+
+def _later(doc, stamp_field, at, event_id):
+    """True when (at, event_id) is not older than what set the fields stamped by `stamp_field`."""
+    seen = doc.get(stamp_field)
+    return seen is None or (at, event_id) >= (seen["at"], seen["event_id"])
+
+
+def apply(doc, event, zone):
+    """The complaint's read-model document after `event` (a new dict; `doc` is untouched).
+    `zone`: the mall's time zone. Times go in with $min/$max semantics and labels with
+    last-writer-wins by occurred_at, so the result does not depend on arrival order."""
+    doc = copy.deepcopy(doc)
+    kind, p, at, eid = event["event_type"], event["payload"], event["occurred_at"], event["event_id"]
+    doc.setdefault("mall_id", event["mall_id"])
+    if "received_at" in p and kind in ("complaint_registered", "complaint_rejected", "complaint_triaged"):
+        doc["received_at"] = p["received_at"]
+        doc["month"], doc["quarter"], doc["day"] = periods_of(p["received_at"], zone)
+        doc.setdefault("channel", p["channel"])
+    if kind == "complaint_registered":
+        doc["registered"] = True
+        doc["channel"] = p["channel"]
+        doc["area"] = p["location"].get("area")
+        doc["merchant_id"] = p["location"].get("merchant_id") or doc.get("merchant_id")
+    elif kind == "complaint_rejected":
+        doc["rejected"] = True
+    elif kind in ("complaint_triaged", "complaint_corrected"):
+        if kind == "complaint_triaged":
+            doc["registered"] = True   # triage only grades registered complaints
+            doc.setdefault("merchant_id", p["merchant_id"])
+        if _later(doc, "graded", at, eid):
+            doc["category"], doc["risk_level"] = p["category"], p["risk_level"]
+            doc["graded"] = {"at": at, "event_id": eid}
+        if _later(doc, "routed", at, eid):
+            doc["department"], doc["owner_id"] = p["department"], p["owner_id"]
+            doc["routed"] = {"at": at, "event_id": eid}
+    elif kind == "complaint_reassigned":
+        if _later(doc, "routed", at, eid):
+            doc["department"], doc["owner_id"] = p["department"], p["to_owner_id"]
+            doc["routed"] = {"at": at, "event_id": eid}
+    elif kind == "case_resolved":
+        doc["resolved_at"] = min(at, doc.get("resolved_at") or at)
+        doc["resolved_round"] = max(p["round"], doc.get("resolved_round", 0))
+    elif kind == "case_reopened":
+        doc["reopened_round"] = max(p["round"], doc.get("reopened_round", 0))
+    elif kind == "case_closed":
+        doc["closed"] = True
+    elif kind == "case_escalated":
+        doc["escalated_to"] = sorted(set(doc.get("escalated_to", [])) | {p["to_role"]})
+    elif kind == "proposal_approved":
+        doc["approved_by"] = sorted(set(doc.get("approved_by", [])) | {p["approver_role"]})
+    elif kind in ("customer_satisfied", "customer_dissatisfied"):
+        if _later(doc, "answer", at, eid):   # the last answer counts
+            doc["answer"] = {"at": at, "event_id": eid, "satisfied": kind == "customer_satisfied",
+                             "reasons": sorted(set(p.get("reasons", [])))}
+    doc["rounds"] = max(doc.get("resolved_round", 0), doc.get("reopened_round", 0))
+    doc["reached_directors"] = bool(set(doc.get("escalated_to", []) + doc.get("approved_by", [])) & set(DIRECTORS))
+    return doc
+
+
+def apply_clock(doc, clock, outcome):
+    """The document after one of its SLA clocks reached its final outcome: `met` (stopped
+    by the deadline) or `breached` (the deadline passed)."""
+    doc = copy.deepcopy(doc)
+    doc.setdefault("mall_id", clock["mall_id"])
+    doc.setdefault("clocks", {})[_key(clock["_id"])] = {
+        "clock": clock["clock"], "outcome": outcome, "owner": clock.get("owner"),
+        "department": clock.get("department")}
+    doc["overdue"] = any(c["outcome"] == "breached" and c["clock"] in HANDLING_CLOCKS
+                         for c in doc["clocks"].values())
+    return doc
+
+
+def handling_seconds(doc):
+    if doc.get("resolved_at") and doc.get("received_at"):
+        return max(int((doc["resolved_at"] - doc["received_at"]).total_seconds()), 0)
+    return None
+
+
+def bucket_of(seconds):
+    for bound in HANDLING_BUCKETS:
+        if bound is None or seconds <= bound * 3600:
+            return _bucket_name(bound)
+
+
+def _bucket_name(bound):
+    return "over" if bound is None else f"le_{bound}h"
+
+
+# --- what a complaint adds to the tallies ---------------------------------------------------
+
+def contributions(doc):
+    """{tally_id: {field path: count}}: what this complaint adds to the tallies of its
+    month and quarter at its mall. Nothing until its period is known."""
+    if not doc.get("month") or not (doc.get("registered") or doc.get("rejected")):
+        return {}
+    add = Counter(received=1)
+    if doc.get("rejected"):
+        add["rejected"] = 1
+    else:
+        _handled(doc, add)
+    mall = doc["mall_id"]
+    return {tally_id(doc["month"], mall): dict(add), tally_id(doc["quarter"], mall): dict(add)}
+
+
+def _handled(doc, add):
+    add["registered"] = 1
+    category = doc.get("category") or "unclassified"
+    add[f"category.{_key(category)}"] = 1
+    add[f"problem.{_key(category)}|{_key(doc.get('area') or '-')}|{_key(doc.get('merchant_id') or '-')}"] = 1
+    if doc.get("merchant_id"):
+        add[f"merchant.{_key(doc['merchant_id'])}"] = 1
+    if doc.get("resolved_at"):
+        add["resolved"] = 1
+    settled = doc.get("closed") or (doc.get("resolved_round", 0) >= max(doc.get("reopened_round", 0), 1))
+    add["open" if not settled else "settled"] = 1
+    if doc.get("reopened_round"):
+        add["reopened"] = 1
+    seconds = handling_seconds(doc)
+    if seconds is not None:
+        add["handling.count"] = 1
+        add["handling.seconds"] = seconds
+        add[f"handling.{bucket_of(seconds)}"] = 1
+    if doc.get("overdue"):
+        add["overdue"] = 1
+    for clock in (doc.get("clocks") or {}).values():
+        department = doc.get("department") or clock.get("department") or "none"
+        add[f"sla_department.{_key(department)}.{clock['outcome']}"] += 1
+        add[f"sla_handler.{_key(clock.get('owner') or 'none')}.{clock['outcome']}"] += 1
+    if doc.get("answer"):
+        add["answers.satisfied" if doc["answer"]["satisfied"] else "answers.dissatisfied"] = 1
+        if not doc["answer"]["satisfied"]:
+            for reason in doc["answer"]["reasons"]:
+                add[f"reason.{_key(reason)}"] = 1
+    if doc.get("reached_directors"):
+        add["reached_directors"] = 1
+    if doc.get("risk_level") == "high":
+        add["high_risk"] = 1
+        if doc.get("reached_directors"):
+            add["high_risk_reached_directors"] = 1
+
+
+def delta(before, after):
+    """{tally_id: {path: change}} moving the tallies from `before`'s contributions to `after`'s."""
+    old, new = contributions(before or {}), contributions(after)
+    moves = {}
+    for tally in set(old) | set(new):
+        change = Counter(new.get(tally, {}))
+        change.subtract(old.get(tally, {}))
+        change = {path: n for path, n in change.items() if n}
+        if change:
+            moves[tally] = change
+    return moves
+
+
+def tally_id(period, mall_id):
+    return f"{period}|{mall_id}"
+
+
+def _key(text):
+    """A value as a Mongo field name (no dots, no leading $; `|` separates parts)."""
+    return str(text).replace("%", "%25").replace(".", "%2E").replace("$", "%24").replace("|", "%7C")
+
+
+def _unkey(key):
+    return key.replace("%7C", "|").replace("%24", "$").replace("%2E", ".").replace("%25", "%")
+
+
+# --- the report ---------------------------------------------------------------------------
+
+def build_report(kind, period, mall_id, tallies, actions, malls=()):
+    """The report of one period from its tally documents (one per mall; several summed
+    for the whole chain) and the improvement actions still open. Pure: same tallies, same
+    report."""
+    by_mall = {t["mall_id"]: t.get("counts", {}) for t in tallies}
+    total = _sum(by_mall.values())
+    registered = total.get("registered", 0)
+    answers = total.get("answers", {})
+    answered = answers.get("satisfied", 0) + answers.get("dissatisfied", 0)
+    report = {
+        "kind": kind, "period": period, "mall_id": mall_id,
+        "malls": sorted(by_mall) if mall_id is None else [mall_id],
+        "counts": {name: total.get(name, 0) for name in ("received", "rejected", "registered", "resolved", "open",
+                                                         "reopened")},
+        "categories": _shares(total.get("category", {}), registered, "category"),
+        "handling_time": handling_summary(total.get("handling", {})),
+        "overdue": {"count": total.get("overdue", 0), "share": _share(total.get("overdue", 0), registered)},
+        "satisfaction": {
+            "answered": answered, "satisfied": answers.get("satisfied", 0),
+            "dissatisfied": answers.get("dissatisfied", 0), "share": _share(answers.get("satisfied", 0), answered),
+            "target": SATISFACTION_TARGET,
+            "meets_target": answered > 0 and answers.get("satisfied", 0) / answered >= SATISFACTION_TARGET,
+            "reasons": _ranked(total.get("reason", {}), "reason")},
+        "top_problems": _top_problems(by_mall),
+        "merchants": _merchants(by_mall),
+        "sla": {"departments": _compliance(total.get("sla_department", {}), "department"),
+                "handlers": _compliance(total.get("sla_handler", {}), "handler")},
+        "management": {
+            "high_risk": total.get("high_risk", 0),
+            "high_risk_reached_directors": total.get("high_risk_reached_directors", 0),
+            "high_risk_share_reached_directors": _share(total.get("high_risk_reached_directors", 0),
+                                                        total.get("high_risk", 0)),
+            "reached_directors": total.get("reached_directors", 0),
+            "directors": list(DIRECTORS)},
+        "actions": {"open": len(actions), "overdue": sum(1 for a in actions if a.get("overdue")),
+                    "items": actions},
+        "notes": NOTES,
+    }
+    return report
+
+
+NOTES = {
+    "period": "complaints received in the period (mall's local time); their later outcomes count in that period",
+    "shares": "categories, overdue: of registered complaints; satisfaction: of answered revisits "
+              "(the last answer of a complaint counts)",
+    "handling_time": "received -> first resolution; p90_hours is the upper bound of the histogram bucket that "
+                     "holds the 90th percentile (buckets in hours: " +
+                     ", ".join(str(b) for b in HANDLING_BUCKETS if b) + ", over 720)",
+    "merchant_rate": "a merchant's complaints / all registered complaints at its mall in the period",
+    "sla": "each clock of a complaint counted once, when its outcome is final (met when stopped in time, "
+           "breached when its deadline passed), under the complaint's current department and the clock's owner",
+    "reached_directors": "escalated to, or approved by, operations_director or legal",
+}
+
+
+def handling_summary(handling):
+    count = handling.get("count", 0)
+    buckets = [{"le_hours": bound, "count": handling.get(_bucket_name(bound), 0)} for bound in HANDLING_BUCKETS]
+    return {"resolved": count,
+            "average_hours": round(handling.get("seconds", 0) / count / 3600, 2) if count else None,
+            "p90_hours": p90_bound([b["count"] for b in buckets]) if count else None,
+            "buckets": buckets}
+
+
+def p90_bound(counts):
+    """The upper bound (hours) of the bucket holding the 90th percentile; None for 'over'."""
+    rank, seen = math.ceil(0.9 * sum(counts)), 0
+    for bound, n in zip(HANDLING_BUCKETS, counts):
+        seen += n
+        if seen >= rank:
+            return bound
+    return None
+
+
+def _sum(docs):
+    total = {}
+    for doc in docs:
+        _add_into(total, doc)
+    return total
+
+
+def _add_into(total, doc):
+    for name, value in doc.items():
+        if isinstance(value, dict):
+            _add_into(total.setdefault(name, {}), value)
+        else:
+            total[name] = total.get(name, 0) + value
+
+
+def _share(part, whole):
+    return round(part / whole, 4) if whole else None
+
+
+def _shares(counts, whole, name):
+    rows = [{name: _unkey(k), "count": n, "share": _share(n, whole)} for k, n in counts.items() if n]
+    return sorted(rows, key=lambda r: (-r["count"], r[name]))
+
+
+def _ranked(counts, name):
+    return sorted(({name: _unkey(k), "count": n} for k, n in counts.items() if n), key=lambda r: (-r["count"], r[name]))
+
+
+def _top_problems(by_mall):
+    rows = []
+    for mall, counts in by_mall.items():
+        for key, n in counts.get("problem", {}).items():
+            if n:
+                category, area, merchant = (_unkey(part) for part in key.split("|"))
+                rows.append({"category": category, "mall_id": mall, "area": None if area == "-" else area,
+                             "merchant_id": None if merchant == "-" else merchant, "count": n})
+    rows.sort(key=lambda r: (-r["count"], r["category"], r["mall_id"], r["area"] or "", r["merchant_id"] or ""))
+    return rows[:TOP_PROBLEMS]
+
+
+def _merchants(by_mall):
+    rows = []
+    for mall, counts in by_mall.items():
+        whole = counts.get("registered", 0)
+        for key, n in counts.get("merchant", {}).items():
+            if n:
+                rows.append({"mall_id": mall, "merchant_id": _unkey(key), "complaints": n, "mall_complaints": whole,
+                             "rate": _share(n, whole)})
+    return sorted(rows, key=lambda r: (-(r["rate"] or 0), r["mall_id"], r["merchant_id"]))
+
+
+def _compliance(counts, name):
+    rows = []
+    for key, outcomes in counts.items():
+        met, breached = outcomes.get("met", 0), outcomes.get("breached", 0)
+        if met or breached:
+            rows.append({name: _unkey(key), "met": met, "breached": breached,
+                         "compliance": _share(met, met + breached)})
+    return sorted(rows, key=lambda r: (r["compliance"], r[name]))
+
+
+# --- CSV -------------------------------------------------------------------------------------
+
+def to_csv(report):
+    """One flat long table: section, item, metric, value (item names a row of the section,
+    e.g. a category, a department, or category / mall / area / merchant for a problem)."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["period", "mall_id", "section", "item", "metric", "value"])
+    scope = (report["period"], report["mall_id"] or "chain")
+
+    def row(section, item, metric, value):
+        w.writerow([*scope, section, item, metric, "" if value is None else value])
+
+    for metric, value in report["counts"].items():
+        row("counts", "", metric, value)
+    for r in report["categories"]:
+        row("categories", r["category"], "count", r["count"])
+        row("categories", r["category"], "share", r["share"])
+    h = report["handling_time"]
+    row("handling_time", "", "resolved", h["resolved"])
+    row("handling_time", "", "average_hours", h["average_hours"])
+    row("handling_time", "", "p90_hours", h["p90_hours"])
+    for b in h["buckets"]:
+        row("handling_time", f"le_{b['le_hours']}h" if b["le_hours"] else "over_720h", "count", b["count"])
+    row("overdue", "", "count", report["overdue"]["count"])
+    row("overdue", "", "share", report["overdue"]["share"])
+    s = report["satisfaction"]
+    for metric in ("answered", "satisfied", "dissatisfied", "share", "target"):
+        row("satisfaction", "", metric, s[metric])
+    for r in s["reasons"]:
+        row("dissatisfaction_reasons", r["reason"], "count", r["count"])
+    for r in report["top_problems"]:
+        row("top_problems", " / ".join(str(r[k] or "-") for k in ("category", "mall_id", "area", "merchant_id")),
+            "count", r["count"])
+    for r in report["merchants"]:
+        item = f"{r['mall_id']} / {r['merchant_id']}"
+        row("merchants", item, "complaints", r["complaints"])
+        row("merchants", item, "rate", r["rate"])
+    for section, name in (("sla_departments", "department"), ("sla_handlers", "handler")):
+        for r in report["sla"][section.split("_")[1]]:
+            for metric in ("met", "breached", "compliance"):
+                row(section, r[name], metric, r[metric])
+    for metric, value in report["management"].items():
+        if metric != "directors":
+            row("management", "", metric, value)
+    row("actions", "", "open", report["actions"]["open"])
+    row("actions", "", "overdue", report["actions"]["overdue"])
+    for a in report["actions"]["items"]:
+        row("open_actions", a["action_id"], "due_date", a["due_date"])
+    return out.getvalue()

@@ -1,0 +1,269 @@
+"""R5.1-R5.5 on the real broker and store: a generated month of complaints at two
+malls, published as the other services publish them, gives the monthly report worked
+out independently from the generator's plan; the SLA figures come from analytics' own
+clocks (an injected clock first before every deadline, then past them all); CSV and
+HTML render it; a redelivered event counts once; the rebuild from the stored events
+gives the same report; improvement actions are recorded, validated, listed and done."""
+import math
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from kombu import Connection, Exchange, Queue
+from nameko.standalone.events import event_dispatcher
+from nameko.testing.services import entrypoint_waiter, replace_dependencies
+
+from analytics.rebuild import rebuild
+from analytics.service import AnalyticsService
+from mallcare_common.contracts import EVENT_TYPES
+from mallcare_common.malls import load_registry_file
+from tests.conftest import POLICY_DIR, wait_for
+from tests.unit.analytics.test_reports import (acknowledged, answer, escalated, event, registered, resolved,
+                                               triaged)
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+START = datetime(2026, 11, 2, 10, 0, tzinfo=SHANGHAI)
+BEFORE, AFTER = datetime(2026, 10, 1, tzinfo=timezone.utc), datetime(2027, 1, 10, tzinfo=timezone.utc)
+A, B = "sh-xujiahui", "bj-chaoyang"
+CATEGORIES = ("product.quality_defect", "service.attitude", "environment.facility", "product.expired")
+AREAS = ("fresh produce", "level 2")
+DEPARTMENTS = {"product.quality_defect": "merchant_relations", "product.expired": "merchant_relations",
+               "service.attitude": "customer_service", "environment.facility": "property"}
+HOURS = (2, 10, 30, 60, 200)    # received -> resolved; first response is due in 48 h, resolution in 168 h
+H = timedelta(hours=1)
+
+
+def plan():
+    """40 complaints in November (24 at Xujiahui, 16 at Chaoyang), each as a dict of facts."""
+    complaints = []
+    for i in range(40):
+        c = {"no": f"N{i:02d}", "mall": A if i % 5 < 3 else B, "received": START + i * 17 * H,
+             "category": CATEGORIES[i % 4], "area": AREAS[i % 2], "merchant": f"T-{i % 3}",
+             "acknowledged": i % 7 != 0, "triaged": i % 10 != 9, "risk": "high" if i % 8 == 0 else "low",
+             "escalated_to": {0: "operations_director", 4: "supervisor"}.get(i % 8),
+             "hours": None if i % 6 == 5 else HOURS[i % 5], "owner": f"E{100 + i % 4}"}
+        if not c["triaged"]:   # never classified, never handled
+            c["category"], c["hours"] = "unclassified", None
+        if c["hours"] is None:
+            c["escalated_to"] = None
+        if c["hours"] is not None and i % 3 == 0:
+            c["answers"] = [(True, [])] if i % 2 == 0 else [(False, ["slow"] if i % 4 == 1 else ["attitude"])]
+            if i % 9 == 0:   # dissatisfied first, satisfied at the next revisit: the last answer counts
+                c["answers"] = [(False, ["compensation_unclear"]), (True, [])]
+        else:
+            c["answers"] = []
+        complaints.append(c)
+    complaints[1]["corrected_to"] = "product.expired"   # graded, then corrected (counts move)
+    return complaints
+
+
+def envelopes(c):
+    mall, number, at = c["mall"], c["no"], c["received"].astimezone(timezone.utc)
+    out = [registered(number, at, area=c["area"], merchant=c["merchant"], mall=mall)]
+    if c["acknowledged"]:
+        out.append(acknowledged(number, at + timedelta(minutes=20), at + H, mall=mall))
+    if c["triaged"]:
+        first = c["category"] if "corrected_to" not in c else "service.attitude"
+        out.append(triaged(number, at, first, risk=c["risk"], department=DEPARTMENTS[first], owner=c["owner"],
+                           mall=mall))
+        if "corrected_to" in c:
+            out.append(triaged(number, at + H, c["corrected_to"], risk=c["risk"],
+                               department=DEPARTMENTS[c["corrected_to"]], owner=c["owner"], mall=mall,
+                               kind="complaint_corrected", field="category", old=first, new=c["corrected_to"],
+                               by="E3011", reason="regraded"))
+        if c["escalated_to"]:
+            out.append(escalated(number, at + H, c["escalated_to"], mall=mall))
+        if c["hours"] is not None:
+            out.append(resolved(number, at + c["hours"] * H, mall=mall))
+        for k, (happy, reasons) in enumerate(c["answers"]):
+            out.append(answer(number, at + (c["hours"] + 5 + k) * H, happy, reasons, mall=mall))
+    return out
+
+
+def expected_report(complaints, mall):
+    """The monthly report's figures from the plan, counted directly (not with reports.py)."""
+    mine = [c for c in complaints if c["mall"] == mall]
+    done = [c for c in mine if c["hours"] is not None]
+    category = lambda c: c.get("corrected_to", c["category"])  # noqa: E731
+    answered = [c["answers"][-1] for c in mine if c["answers"]]
+    sla, overdue = {}, 0
+    for c in mine:
+        department = DEPARTMENTS.get(category(c), "none")
+        ends = [("desk", department, c["acknowledged"])]
+        if c["triaged"]:
+            ends += [(c["owner"], department, c["hours"] is not None and c["hours"] <= 48),
+                     (c["owner"], department, c["hours"] is not None and c["hours"] <= 168)]
+        overdue += any(not met for _, _, met in ends)
+        for owner, dept, met in ends:
+            for key in (("departments", dept), ("handlers", owner)):
+                sla.setdefault(key, Counter())["met" if met else "breached"] += 1
+    hours = sorted(c["hours"] for c in done)
+    bounds = (1, 4, 8, 24, 48, 72, 168, 336, 720)
+    p90 = next(b for b in bounds if b >= hours[math.ceil(0.9 * len(hours)) - 1])
+    high = [c for c in mine if c["risk"] == "high" and c["triaged"]]
+    problems = Counter((category(c), mall, c["area"], c["merchant"]) for c in mine)
+    return {
+        "counts": {"received": len(mine), "registered": len(mine), "rejected": 0, "resolved": len(done),
+                   "open": len(mine) - len(done), "reopened": 0},
+        "categories": Counter(category(c) for c in mine),
+        "handling": (len(done), round(sum(hours) / len(hours), 2), p90),
+        "overdue": overdue,
+        "satisfaction": (len(answered), sum(1 for happy, _ in answered if happy),
+                         Counter(r for happy, reasons in answered if not happy for r in reasons)),
+        "top": sorted(problems.items(), key=lambda kv: (-kv[1], kv[0]))[:10],
+        "merchants": Counter(c["merchant"] for c in mine),
+        "sla": {key: (n["met"], n["breached"]) for key, n in sla.items()},
+        "management": (len(high), sum(1 for c in high if c["escalated_to"] == "operations_director"),
+                       sum(1 for c in mine if c["escalated_to"] == "operations_director")),
+    }
+
+
+def figures(report):
+    """The same figures read from a served report."""
+    return {
+        "counts": report["counts"],
+        "categories": Counter({r["category"]: r["count"] for r in report["categories"]}),
+        "handling": (report["handling_time"]["resolved"], report["handling_time"]["average_hours"],
+                     report["handling_time"]["p90_hours"]),
+        "overdue": report["overdue"]["count"],
+        "satisfaction": (report["satisfaction"]["answered"], report["satisfaction"]["satisfied"],
+                         Counter({r["reason"]: r["count"] for r in report["satisfaction"]["reasons"]})),
+        "top": [((r["category"], r["mall_id"], r["area"], r["merchant_id"]), r["count"])
+                for r in report["top_problems"]],
+        "merchants": Counter({r["merchant_id"]: r["complaints"] for r in report["merchants"]}),
+        "sla": {**{("departments", r["department"]): (r["met"], r["breached"]) for r in report["sla"]["departments"]},
+                **{("handlers", r["handler"]): (r["met"], r["breached"]) for r in report["sla"]["handlers"]}},
+        "management": (report["management"]["high_risk"], report["management"]["high_risk_reached_directors"],
+                       report["management"]["reached_directors"]),
+    }
+
+
+@pytest.fixture
+def system(container_factory, service_config, web_client, rabbit_config, mongo_client):
+    now = {"at": BEFORE}
+    config = service_config("analytics")
+    config["MALLCARE"] = {**config["MALLCARE"], "SLA_TICK_SECONDS": 0.2}
+    container = container_factory(AnalyticsService, config)
+    replace_dependencies(container, clock=lambda: now["at"])
+    container.start()
+    with Connection(rabbit_config["AMQP_URI"]) as conn:   # a subscriber for the SLA events analytics publishes
+        Queue("test-sla-sink", routing_key="#", channel=conn,
+              exchange=Exchange("analytics.events", type="topic", durable=True)).declare()
+        yield {"analytics": container, "now": now, "web": web_client(container),
+               "db": mongo_client[config["MONGO_DATABASE"]],
+               "dispatch": event_dispatcher({"AMQP_URI": rabbit_config["AMQP_URI"]})}
+
+
+def publish(system, envelope):
+    system["dispatch"](EVENT_TYPES[envelope["event_type"]].source, envelope["event_type"], envelope)
+
+
+def report(system, period="2026-11", mall_id=A, **params):
+    response = system["web"].get(f"/reports/{'monthly' if '-Q' not in period else 'quarterly'}",
+                                 params={"period": period, **({"mall_id": mall_id} if mall_id else {}), **params})
+    assert response.status_code == 200, response.text
+    return response.json() if not params else response.text
+
+
+def settles(fetch, expected, timeout=60):
+    try:
+        wait_for(lambda: fetch() == expected, timeout)
+    except AssertionError:
+        assert fetch() == expected
+
+
+def test_a_generated_month_gives_the_hand_computed_report_and_the_rebuild_reproduces_it(system):
+    complaints = plan()
+    sent = [e for c in complaints for e in envelopes(c)]
+    outside = registered("OUT", datetime(2026, 11, 30, 16, 30, tzinfo=timezone.utc))   # 1 Dec, 00:30 in Shanghai
+    rejected = event("complaint_rejected", "REJ", {"channel": "web", "received_at": START.isoformat(),
+                                                   "reason": "duplicate", "detail": "d", "duplicate_of": "N00",
+                                                   "policy_version": "v"}, START.astimezone(timezone.utc))
+    for envelope in [*sent, outside, rejected]:
+        publish(system, envelope)
+    wait_for(lambda: system["db"].events.count_documents({}) == len(sent) + 2, timeout=60)
+
+    # past every deadline: the sweep breaches the clocks still running
+    system["now"]["at"] = AFTER
+    expected = {mall: expected_report(complaints, mall) for mall in (A, B)}
+    expected[A]["counts"] = {**expected[A]["counts"], "received": 25, "rejected": 1}
+    settles(lambda: figures(report(system)), expected[A])
+    settles(lambda: figures(report(system, mall_id=B)), expected[B])
+
+    # by hand: Xujiahui has i % 5 < 3 (24 complaints), unresolved where i % 6 == 5 (5, 11, 17, 35), all
+    # triaged (the untriaged, i % 10 == 9, are at Chaoyang); plus the rejected one
+    mine = report(system)
+    assert mine["counts"] == {"received": 25, "rejected": 1, "registered": 24, "resolved": 20, "open": 4,
+                              "reopened": 0}
+    # Xujiahui's resolved took 2 h (6), 10 h (7) or 30 h (7): 292 h / 20, the 18th of 20 is in <= 48 h
+    assert (mine["handling_time"]["average_hours"], mine["handling_time"]["p90_hours"]) == (14.6, 48)
+    assert mine["satisfaction"]["target"] == 0.85
+    chain = report(system, mall_id=None)
+    assert chain["malls"] == [B, A] and chain["counts"]["received"] == 41
+    assert report(system, "2026-12", mall_id=None)["counts"]["received"] == 1    # the one received on 1 December
+    quarter = report(system, "2026-Q4", mall_id=None)
+    assert quarter["counts"]["received"] == 42 and quarter["kind"] == "quarterly"
+
+    # a redelivered answer (same event id) counts once
+    with entrypoint_waiter(system["analytics"], "handle_customer_satisfied"):
+        publish(system, next(e for e in sent if e["event_type"] == "customer_satisfied"))
+    assert report(system) == mine
+
+    # CSV and HTML
+    rows = report(system, format="csv").splitlines()
+    assert rows[0] == "period,mall_id,section,item,metric,value"
+    assert "2026-11,sh-xujiahui,counts,,received,25" in rows
+    page = system["web"].get("/reports/monthly.html", params={"period": "2026-11", "mall_id": A})
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert "<svg" in page.text and "上海徐家汇店" in page.text and "<script" not in page.text
+    assert system["web"].get("/reports/quarterly.html", params={"period": "2026-Q4"}).status_code == 200
+
+    # the rebuild from the stored events (the clocks only read) gives the same reports
+    outboxes = sorted((c["_id"], len(c.get("outbox", []))) for c in system["db"].clocks.find())
+    counts = rebuild(system["db"], load_registry_file(POLICY_DIR / "malls.yml"))
+    assert counts["events"] == len(sent) + 2 and counts["skipped_without_payload"] == 0
+    assert report(system) == mine and report(system, mall_id=None) == chain
+    assert report(system, "2026-Q4", mall_id=None) == quarter
+    assert sorted((c["_id"], len(c.get("outbox", []))) for c in system["db"].clocks.find()) == outboxes
+    assert not system["db"].events.find_one({"payload.customer": {"$exists": True}})
+
+
+def test_bad_report_queries_are_refused_with_field_messages(system):
+    web = system["web"]
+    for params, field in (({"period": "2026-13"}, "period"), ({"period": "2026-Q4"}, "period"),
+                          ({"period": "2026-11", "mall_id": "nowhere"}, "mall_id"), ({}, "period")):
+        response = web.get("/reports/monthly", params=params)
+        assert response.status_code == 422 and field in response.json()["fields"], (params, response.text)
+
+
+def test_improvement_actions_are_recorded_validated_listed_reported_and_done(system):
+    web, system["now"]["at"] = system["web"], datetime(2026, 11, 30, 2, 0, tzinfo=timezone.utc)
+    body = {"mall_id": A, "problem": {"summary": "mouldy fruit at T-17", "category": "product.quality_defect",
+                                      "merchant_id": "T-17"},
+            "whys": ["mouldy on sale", "not checked at delivery", "no receiving standard"],
+            "root_cause": "no cold-chain receiving standard", "action": "add receiving checks",
+            "owner_id": "E3091", "due_date": "2026-12-15"}
+    refused = web.post("/actions", json={**body, "whys": [], "due_date": "soon"}, headers={"X-Staff-Id": "E3901"})
+    assert refused.status_code == 422 and set(refused.json()["fields"]) == {"whys", "due_date"}
+    assert web.post("/actions", json=body).json()["fields"] == {"by": ["Missing data for required field."]}
+
+    first = web.post("/actions", json=body, headers={"X-Staff-Id": "E3901"})
+    assert first.status_code == 201, first.text
+    late = web.post("/actions", json={**body, "due_date": "2026-11-20"}, headers={"X-Staff-Id": "E3901"}).json()
+    first = first.json()
+    assert first["action_id"] == "SHXJH-IA-0001" and first["status"] == "open" and late["overdue"] is True
+
+    listed = lambda **q: [a["action_id"] for a in web.get("/actions", params=q).json()["items"]]  # noqa: E731
+    assert listed(mall_id=A, status="open") == [late["action_id"], first["action_id"]]
+    assert listed(status="overdue") == [late["action_id"]]
+    assert report(system)["actions"]["open"] == 2 and report(system)["actions"]["overdue"] == 1
+
+    done = web.post(f"/actions/{first['action_id']}/done", json={"evidence": "checklist signed"},
+                    headers={"X-Staff-Id": "E3091"})
+    assert done.status_code == 200 and done.json()["status"] == "done" and done.json()["done_by"] == "E3091"
+    again = web.post(f"/actions/{first['action_id']}/done", json={"evidence": "x"}, headers={"X-Staff-Id": "E3091"})
+    assert again.status_code == 409
+    assert web.post("/actions/NOPE/done", json={"evidence": "x"}, headers={"X-Staff-Id": "E1"}).status_code == 404
+    assert listed(mall_id=A, status="done") == [first["action_id"]]
+    assert [a["action_id"] for a in report(system)["actions"]["items"]] == [late["action_id"]]

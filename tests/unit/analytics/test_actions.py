@@ -1,0 +1,78 @@
+"""R5.3: an improvement action records a 5-Why root-cause analysis, the action, its
+owner and due date; it is done once, with evidence; an open one past its due date is
+overdue; the input is validated with field-level messages."""
+from datetime import date, datetime, timezone
+
+import pytest
+from marshmallow import ValidationError
+
+from analytics import actions
+from analytics.schemas import ActionDoneIn, ActionIn, ActionQuery, ReportQuery
+from mallcare_common.web import Conflict
+
+NOW = datetime(2026, 11, 30, 2, 0, tzinfo=timezone.utc)
+BODY = {"mall_id": "sh-xujiahui",
+        "problem": {"summary": "mouldy fruit at T-17", "category": "product.quality_defect", "merchant_id": "T-17"},
+        "whys": ["fruit mouldy on sale", "shelf life not checked", "no check at delivery",
+                 "no receiving standard", "procurement standard silent on cold chain"],
+        "root_cause": "procurement standard silent on cold chain", "action": "add cold-chain receiving checks",
+        "owner_id": "E3091", "due_date": "2026-12-15", "by": "E3901"}
+
+
+def recorded():
+    return actions.new_action(ActionIn().load(BODY), actions.action_id("SHXJH", 1), NOW)
+
+
+def test_an_action_is_recorded_open_with_its_why_chain():
+    action = recorded()
+    assert action["_id"] == "SHXJH-IA-0001" and action["status"] == "open"
+    assert len(action["whys"]) == 5 and action["due_date"] == "2026-12-15" and action["created_by"] == "E3901"
+    assert actions.view(action, date(2026, 12, 15))["overdue"] is False
+    assert actions.view(action, date(2026, 12, 16))["overdue"] is True
+
+
+def test_an_action_is_done_once_with_evidence():
+    action = recorded()
+    changes = actions.done(action, ActionDoneIn().load({"evidence": "checklist in use", "by": "E3091"}), NOW)
+    assert changes == {"status": "done", "done_at": NOW, "done_by": "E3091", "evidence": "checklist in use"}
+    closed = {**action, **changes}
+    assert actions.view(closed, date(2027, 1, 1))["overdue"] is False   # done is never overdue
+    with pytest.raises(Conflict):
+        actions.done(closed, {"evidence": "again", "by": "E3091"}, NOW)
+
+
+@pytest.mark.parametrize("change,field", [
+    ({"whys": []}, "whys"),
+    ({"whys": ["w"] * 8}, "whys"),
+    ({"whys": [""]}, "whys"),
+    ({"due_date": "next week"}, "due_date"),
+    ({"problem": {"category": "x"}}, "problem"),
+    ({"root_cause": ""}, "root_cause"),
+    ({"owner_id": None}, "owner_id"),
+    ({"surprise": 1}, "surprise")])
+def test_a_broken_action_is_refused_naming_the_field(change, field):
+    with pytest.raises(ValidationError) as refused:
+        ActionIn().load({**BODY, **change})
+    assert field in refused.value.messages
+
+
+def test_missing_fields_are_named():
+    with pytest.raises(ValidationError) as refused:
+        ActionIn().load({"mall_id": "sh-xujiahui"})
+    assert {"problem", "whys", "root_cause", "action", "owner_id", "due_date", "by"} <= set(refused.value.messages)
+    with pytest.raises(ValidationError) as refused:
+        ActionDoneIn().load({"by": "E1"})
+    assert "evidence" in refused.value.messages
+
+
+def test_the_list_filter_and_the_report_query():
+    assert actions.selection("sh-xujiahui", "overdue") == {"mall_id": "sh-xujiahui", "status": "open"}
+    assert actions.selection(None, "done") == {"status": "done"}
+    assert actions.selection(None, None) == {}
+    with pytest.raises(ValidationError) as refused:
+        ActionQuery().load({"status": "lost"})
+    assert "status" in refused.value.messages
+    assert ReportQuery().load({"period": "2026-Q4"}) == {"period": "2026-Q4", "mall_id": None, "format": "json"}
+    with pytest.raises(ValidationError) as refused:
+        ReportQuery().load({"period": "2026-13", "format": "pdf"})
+    assert set(refused.value.messages) == {"period", "format"}

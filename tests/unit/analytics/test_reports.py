@@ -1,0 +1,310 @@
+"""R5.1, R5.2, R5.4, R5.5: the read model and the running tallies behind the monthly and
+quarterly reports, on fixed data with expectations worked out by hand; the same tallies
+whatever order the events come in; a corrected category moves its counts; the period
+is the mall's local month; CSV and HTML render the same report."""
+import random
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from analytics import html_report, reports
+from mallcare_common.contracts import EVENT_TYPES, build_event, read_event
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+T0 = datetime(2026, 11, 2, 2, 0, tzinfo=timezone.utc)   # 10:00 in Shanghai
+H = timedelta(hours=1)
+
+
+def event(name, number, payload, at, mall="sh-xujiahui"):
+    """The envelope as it travels (the integration test publishes these too)."""
+    return build_event(EVENT_TYPES[name], mall_id=mall, complaint_no=number, occurred_at=at, payload=payload)
+
+
+def registered(number, at, area="fresh produce", merchant="T-17", mall="sh-xujiahui"):
+    return event("complaint_registered", number, {
+        "channel": "desk", "received_at": at.isoformat(), "ack_due_at": (at + H).isoformat(),
+        "customer": {"ref": "c1", "contact_masked": "138****5678"},
+        "location": {"area": area, "merchant_id": merchant}, "staff_involved": [], "description": "mouldy",
+        "demands": {"fact": "x", "expectation": "y"}, "policy_version": "v"}, at, mall)
+
+
+def triaged(number, at, category, risk="low", department="merchant_relations", owner="E3501", kind="complaint_triaged",
+            mall="sh-xujiahui", **extra):
+    payload = {"category": category, "category_source": "keywords", "risk_level": risk, "risk_reasons": [],
+               "urgency": "routine", "department": department, "review_meeting": False, "departments_involved": [],
+               "owner_id": owner, "first_response_due_at": (at + 48 * H).isoformat(),
+               "resolution_due_at": (at + 168 * H).isoformat(), "policy_version": "v", **extra}
+    if kind == "complaint_triaged":
+        payload.update(received_at=at.isoformat(), channel="desk", merchant_id=None)
+    return event(kind, number, payload, at, mall)
+
+
+def resolved(number, at, round_=1, mall="sh-xujiahui"):
+    return event("case_resolved", number, {
+        "spot": False, "decision": "upheld", "remedy_types": ["refund"], "total_fen": 100, "round": round_,
+        "category": None, "risk_level": "low", "department": "d", "owner_id": None, "channel": "desk", "by": "E1"},
+        at, mall)
+
+
+def answer(number, at, satisfied, reasons=(), mall="sh-xujiahui"):
+    payload = {"revisit_id": f"{number}-R1", "score": 5 if satisfied else 2, "by": "E1"}
+    if not satisfied:
+        payload["reasons"] = list(reasons)
+    return event("customer_satisfied" if satisfied else "customer_dissatisfied", number, payload, at, mall)
+
+
+def escalated(number, at, to_role, mall="sh-xujiahui"):
+    return event("case_escalated", number, {"reason": "manual", "from_role": "handler", "to_role": to_role,
+                                            "to_staff_id": None, "re_review_due_at": None, "by": "E1"}, at, mall)
+
+
+def acknowledged(number, at, due, mall="sh-xujiahui"):
+    return event("complaint_acknowledged", number, {
+        "acknowledged_at": at.isoformat(), "acknowledged_by": "D3001", "method": "in_person",
+        "ack_due_at": due.isoformat(), "within_deadline": at <= due}, at, mall)
+
+
+def clock(number, name, owner, department=None, mall="sh-xujiahui"):
+    return {"_id": f"{number}|{name}|1", "clock": name, "mall_id": mall, "complaint_no": number, "owner": owner,
+            "department": department}
+
+
+class Model:
+    """The read model and the tallies in memory, moved exactly as storage.py moves them."""
+
+    def __init__(self):
+        self.docs, self.tallies = {}, {}
+
+    def _change(self, number, change):
+        before = self.docs.get(number)
+        after = change(before or {"_id": number})
+        self.docs[number] = after
+        for tally, moves in reports.delta(before, after).items():
+            self.tallies.setdefault(tally, Counter()).update(moves)
+
+    def take(self, envelope):
+        e = read_event(envelope, EVENT_TYPES[envelope["event_type"]])
+        self._change(e["complaint_no"], lambda d: reports.apply(d, e, SHANGHAI))
+
+    def outcome(self, c, result):
+        self._change(c["complaint_no"], lambda d: reports.apply_clock(d, c, result))
+
+    def tally_docs(self, period):
+        docs = []
+        for tally, counts in sorted(self.tallies.items()):
+            p, mall = tally.split("|")
+            if p == period:
+                nested = {}
+                for path, n in counts.items():
+                    *parents, leaf = path.split(".")
+                    node = nested
+                    for part in parents:
+                        node = node.setdefault(part, {})
+                    node[leaf] = n
+                docs.append({"mall_id": mall, "counts": nested})
+        return docs
+
+    def report(self, period, mall_id=None, actions=()):
+        docs = [d for d in self.tally_docs(period) if mall_id in (None, d["mall_id"])]
+        return reports.build_report(reports.kind_of(period), period, mall_id, docs, list(actions))
+
+
+def november():
+    """Seven complaints at Xujiahui and one at Chaoyang (all November), one rejected."""
+    B = "bj-chaoyang"
+    evs = []
+    # 1: quality defect at T-17, resolved in 2 h, satisfied; first response met
+    evs += [registered("C1", T0), triaged("C1", T0, "product.quality_defect"), resolved("C1", T0 + 2 * H),
+            answer("C1", T0 + 30 * H, True)]
+    # 2: same problem, resolved in 30 h, first dissatisfied (slow), then satisfied: the last answer counts
+    evs += [registered("C2", T0 + H), triaged("C2", T0 + H, "product.quality_defect"),
+            resolved("C2", T0 + 31 * H), answer("C2", T0 + 40 * H, False, ["slow"]),
+            event("case_reopened", "C2", {"reason": "r", "round": 2, "resolution_due_at": (T0 + 99 * H).isoformat(),
+                                          "by": "E1"}, T0 + 41 * H),
+            resolved("C2", T0 + 50 * H, round_=2), answer("C2", T0 + 60 * H, True)]
+    # 3: service attitude at another merchant, high risk, escalated to the director, resolved in 100 h, dissatisfied
+    evs += [registered("C3", T0 + 2 * H, area="level 3", merchant="T-40"),
+            triaged("C3", T0 + 2 * H, "service.attitude", risk="high", department="customer_service", owner="E3002"),
+            escalated("C3", T0 + 3 * H, "supervisor"), escalated("C3", T0 + 4 * H, "operations_director"),
+            resolved("C3", T0 + 102 * H), answer("C3", T0 + 110 * H, False, ["attitude", "slow"])]
+    # 4: first graded as service.attitude, corrected to environment.facility (counts move); still open, high risk
+    evs += [registered("C4", T0 + 3 * H, area="parking", merchant=None),
+            triaged("C4", T0 + 3 * H, "service.attitude", risk="high", department="customer_service", owner="E3002"),
+            triaged("C4", T0 + 5 * H, "environment.facility", risk="high", department="property", owner="E3101",
+                    kind="complaint_corrected", field="category", old="service.attitude",
+                    new="environment.facility", by="E3011", reason="a broken lift")]
+    # 5: quality defect at T-17, resolved in 10 h, dissatisfied (compensation)
+    evs += [registered("C5", T0 + 4 * H), triaged("C5", T0 + 4 * H, "product.quality_defect"),
+            resolved("C5", T0 + 14 * H), answer("C5", T0 + 20 * H, False, ["compensation_unclear"])]
+    # 6: registered, never triaged (unclassified), open
+    evs += [registered("C6", T0 + 5 * H, merchant="T-17")]
+    # 7: rejected
+    evs += [event("complaint_rejected", "C7", {"channel": "web", "received_at": (T0 + 6 * H).isoformat(),
+                                               "reason": "duplicate", "detail": "d", "duplicate_of": "C1",
+                                               "policy_version": "v"}, T0 + 6 * H)]
+    # 8: Chaoyang, quality defect at B-01, resolved in 1 h, satisfied
+    evs += [registered("B1", T0, area="food court", merchant="B-01", mall=B),
+            triaged("B1", T0, "product.quality_defect", department="merchant_relations", owner="E4001", mall=B),
+            resolved("B1", T0 + H, mall=B), answer("B1", T0 + 5 * H, True, mall=B)]
+    outcomes = [(clock("C1", "first_response", "E3501", "merchant_relations"), "met"),
+                (clock("C2", "first_response", "E3501", "merchant_relations"), "met"),
+                (clock("C3", "first_response", "E3002", "customer_service"), "breached"),
+                (clock("C3", "acknowledgement", "desk"), "met"),
+                (clock("C4", "first_response", "E3002", "customer_service"), "breached"),
+                (clock("C5", "revisit", "feedback"), "breached"),       # counts in SLA, not as overdue
+                (clock("B1", "first_response", "E4001", "merchant_relations", mall=B), "met")]
+    return evs, outcomes
+
+
+def fed(evs, outcomes):
+    model = Model()
+    for e in evs:
+        model.take(e)
+    for c, result in outcomes:
+        model.outcome(c, result)
+    return model
+
+
+def test_the_monthly_report_of_a_mall_matches_the_hand_computed_figures():
+    report = fed(*november()).report("2026-11", "sh-xujiahui")
+    assert report["counts"] == {"received": 7, "rejected": 1, "registered": 6, "resolved": 4, "open": 2,
+                                "reopened": 1}
+    assert report["categories"] == [
+        {"category": "product.quality_defect", "count": 3, "share": 0.5},
+        {"category": "environment.facility", "count": 1, "share": 0.1667},
+        {"category": "service.attitude", "count": 1, "share": 0.1667},
+        {"category": "unclassified", "count": 1, "share": 0.1667}]
+    # 2 h, 30 h (first resolution), 100 h, 10 h: average 35.5 h; the 4th of 4 (ceil 3.6) is in <= 168 h
+    h = report["handling_time"]
+    assert (h["resolved"], h["average_hours"], h["p90_hours"]) == (4, 35.5, 168)
+    assert {b["le_hours"]: b["count"] for b in h["buckets"] if b["count"]} == {4: 1, 24: 1, 48: 1, 168: 1}
+    # C3 and C4 breached their first response; C5's revisit breach is not the handling's
+    assert report["overdue"] == {"count": 2, "share": 0.3333}
+    s = report["satisfaction"]
+    assert (s["answered"], s["satisfied"], s["dissatisfied"], s["share"], s["meets_target"]) == (4, 2, 2, 0.5, False)
+    assert s["reasons"] == [{"reason": "attitude", "count": 1}, {"reason": "compensation_unclear", "count": 1},
+                            {"reason": "slow", "count": 1}]
+    assert report["top_problems"][0] == {"category": "product.quality_defect", "mall_id": "sh-xujiahui",
+                                         "area": "fresh produce", "merchant_id": "T-17", "count": 3}
+    assert len(report["top_problems"]) == 4
+    assert report["merchants"] == [
+        {"mall_id": "sh-xujiahui", "merchant_id": "T-17", "complaints": 4, "mall_complaints": 6, "rate": 0.6667},
+        {"mall_id": "sh-xujiahui", "merchant_id": "T-40", "complaints": 1, "mall_complaints": 6, "rate": 0.1667}]
+    assert report["sla"]["departments"] == [
+        {"department": "property", "met": 0, "breached": 1, "compliance": 0.0},
+        {"department": "customer_service", "met": 1, "breached": 1, "compliance": 0.5},
+        {"department": "merchant_relations", "met": 2, "breached": 1, "compliance": 0.6667}]
+    assert report["sla"]["handlers"] == [
+        {"handler": "E3002", "met": 0, "breached": 2, "compliance": 0.0},
+        {"handler": "feedback", "met": 0, "breached": 1, "compliance": 0.0},
+        {"handler": "E3501", "met": 2, "breached": 0, "compliance": 1.0},
+        {"handler": "desk", "met": 1, "breached": 0, "compliance": 1.0}]
+    assert report["management"] == {"high_risk": 2, "high_risk_reached_directors": 1,
+                                    "high_risk_share_reached_directors": 0.5, "reached_directors": 1,
+                                    "directors": ["operations_director", "legal"]}
+
+
+def test_the_chain_is_the_sum_of_its_malls_and_the_quarter_holds_the_month():
+    model = fed(*november())
+    chain = model.report("2026-11")
+    assert chain["malls"] == ["bj-chaoyang", "sh-xujiahui"]
+    assert chain["counts"]["received"] == 8 and chain["counts"]["resolved"] == 5
+    assert chain["satisfaction"]["share"] == 0.6
+    assert chain["handling_time"]["average_hours"] == round((2 + 30 + 100 + 10 + 1) / 5, 2)
+    # each merchant's rate is of its own mall's complaints
+    assert chain["merchants"][0] == {"mall_id": "bj-chaoyang", "merchant_id": "B-01", "complaints": 1,
+                                     "mall_complaints": 1, "rate": 1.0}
+    quarter = model.report("2026-Q4")
+    assert {k: v for k, v in quarter.items() if k not in ("kind", "period")} == \
+        {k: v for k, v in chain.items() if k not in ("kind", "period")}
+
+
+def test_the_tallies_do_not_depend_on_the_order_the_events_arrive_in():
+    evs, outcomes = november()
+    expected = fed(evs, outcomes).tallies
+    for seed in range(5):
+        shuffled = evs[:]
+        random.Random(seed).shuffle(shuffled)
+        model = Model()
+        for c, result in outcomes[:3]:            # some outcomes before the complaint is seen
+            model.outcome(c, result)
+        for e in shuffled:
+            model.take(e)
+        for c, result in outcomes[3:]:
+            model.outcome(c, result)
+        assert {k: +v for k, v in model.tallies.items()} == {k: +v for k, v in expected.items()}
+
+
+def test_a_correction_after_counting_moves_the_category_and_department_tallies():
+    model = Model()
+    model.take(registered("X", T0))
+    model.take(triaged("X", T0, "service.attitude", department="customer_service"))
+    model.outcome(clock("X", "first_response", "E3002"), "breached")
+    counts = model.tallies["2026-11|sh-xujiahui"]
+    assert counts["category.service%2Eattitude"] == 1 and counts["sla_department.customer_service.breached"] == 1
+    model.take(triaged("X", T0 + H, "environment.facility", department="property", kind="complaint_corrected",
+                       field="category", old="service.attitude", new="environment.facility", by="E1", reason="r"))
+    counts = model.tallies["2026-11|sh-xujiahui"]
+    assert counts["category.service%2Eattitude"] == 0 and counts["category.environment%2Efacility"] == 1
+    assert counts["sla_department.customer_service.breached"] == 0
+    assert counts["sla_department.property.breached"] == 1
+    # an older grading that arrives late does not undo the correction
+    model.take(triaged("X", T0 - H, "product.expired"))
+    assert model.docs["X"]["category"] == "environment.facility"
+
+
+def test_nothing_is_counted_until_the_complaint_and_its_period_are_known():
+    model = Model()
+    model.take(resolved("Y", T0 + 5 * H))
+    model.take(answer("Y", T0 + 6 * H, True))
+    assert not any(+c for c in model.tallies.values())
+    model.take(registered("Y", T0))
+    counts = model.tallies["2026-11|sh-xujiahui"]
+    assert counts["received"] == 1 and counts["answers.satisfied"] == 1 and counts["handling.le_8h"] == 1
+
+
+def test_the_period_is_the_month_and_quarter_in_the_malls_time_zone():
+    late = datetime(2026, 12, 31, 17, 30, tzinfo=timezone.utc)   # 01:30 on 1 January in Shanghai
+    assert reports.periods_of(late, SHANGHAI) == ("2027-01", "2027-Q1", "2027-01-01")
+    assert reports.periods_of(late, timezone.utc) == ("2026-12", "2026-Q4", "2026-12-31")
+
+
+@pytest.mark.parametrize("counts,bound", [
+    ([0, 0, 0, 9, 1, 0, 0, 0, 0, 0], 24),     # the 9th of 10 is in <= 24 h
+    ([0, 0, 0, 8, 2, 0, 0, 0, 0, 0], 48),
+    ([1, 0, 0, 0, 0, 0, 0, 0, 0, 0], 1),
+    ([0, 0, 0, 0, 0, 0, 0, 0, 0, 3], None)])   # beyond 30 days: no bound
+def test_p90_is_the_bound_of_the_bucket_holding_the_90th_percentile(counts, bound):
+    assert reports.p90_bound(counts) == bound
+
+
+def test_periods_are_months_or_quarters():
+    assert reports.kind_of("2026-11") == "monthly" and reports.kind_of("2026-Q4") == "quarterly"
+    for bad in ("2026-13", "2026-Q5", "26-11", "2026/11", "2026-1"):
+        with pytest.raises(ValueError):
+            reports.kind_of(bad)
+
+
+def test_no_customer_data_is_kept_with_the_events():
+    kept = reports.kept_payload(registered("Z", T0)["payload"])
+    assert not {"customer", "description", "demands", "staff_involved"} & set(kept)
+    assert kept["location"]["merchant_id"] == "T-17"
+
+
+def test_csv_and_html_render_the_same_report():
+    action = {"action_id": "SHXJH-IA-0001", "mall_id": "sh-xujiahui", "problem": {"summary": "mouldy <fruit>"},
+              "root_cause": "cold chain", "action": "audit", "owner_id": "E3091", "due_date": "2026-12-01",
+              "overdue": False}
+    report = fed(*november()).report("2026-11", "sh-xujiahui", [action])
+    rows = [line.split(",") for line in reports.to_csv(report).splitlines()]
+    assert rows[0] == ["period", "mall_id", "section", "item", "metric", "value"]
+    assert ["2026-11", "sh-xujiahui", "counts", "", "received", "7"] in rows
+    assert ["2026-11", "sh-xujiahui", "categories", "product.quality_defect", "share", "0.5"] in rows
+    assert ["2026-11", "sh-xujiahui", "handling_time", "", "p90_hours", "168"] in rows
+    assert ["2026-11", "sh-xujiahui", "open_actions", "SHXJH-IA-0001", "due_date", "2026-12-01"] in rows
+    page = html_report.render(report, None)
+    assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "<script" not in page
+    assert "满意度 (Satisfaction, target 85%)" in page and "mouldy &lt;fruit&gt;" in page
+    assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")
