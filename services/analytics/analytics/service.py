@@ -112,17 +112,21 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
         if not acquire_lease(self.store.db, "analytics.sla", INSTANCE, now, timedelta(seconds=max(6, 3 * tick))):
             _forget_gauges()   # another replica sweeps and reports them; stale numbers here would mislead
             return
-        for clock in self.store.reaching_risk(now, limit=500):
-            updated = self.store.report(clock, "at_risk_reported", clocks.at_risk_event(clock, now), {}, now)
+        # Breaches first: a backlog of warnings must not delay them. Each event is stamped
+        # with the time it is written (not the sweep's start), so that its lag is true and
+        # the outbox relay leaves it to this sweep while the sweep is still running.
+        for clock in self.store.reaching_deadline(now, limit=500):
+            labels, at = self.store.labels_of(clock["complaint_no"]), self.clock()
+            updated = self.store.report(clock, "breach_reported", clocks.breach_event(clock, labels, at), {}, at)
+            if updated is not None:
+                self._count_breach(updated, labels, at)
+                publish_pending(self.store.clocks, self.dispatch, self.name, at, [updated])
+        for clock in self.store.reaching_risk(self.clock(), limit=500):
+            at = self.clock()
+            updated = self.store.report(clock, "at_risk_reported", clocks.at_risk_event(clock, at), {}, at)
             if updated is not None:
                 metrics.AT_RISK.labels(clock["mall_id"], clock["clock"]).inc()
-                publish_pending(self.store.clocks, self.dispatch, self.name, now, [updated])
-        for clock in self.store.reaching_deadline(now, limit=500):
-            labels = self.store.labels_of(clock["complaint_no"])
-            updated = self.store.report(clock, "breach_reported", clocks.breach_event(clock, labels, now), {}, now)
-            if updated is not None:
-                self._count_breach(updated, labels, now)
-                publish_pending(self.store.clocks, self.dispatch, self.name, now, [updated])
+                publish_pending(self.store.clocks, self.dispatch, self.name, at, [updated])
         self._set_gauges(now)
 
     @timer(interval=15)

@@ -200,8 +200,10 @@ class EventLog(Store):
             return_document=ReturnDocument.AFTER)
 
     def reaching_risk(self, now, limit):
-        return list(self.clocks.find({"stopped_at": None, "at_risk_reported": False, "at_risk_at": {"$lte": now}},
-                                     {"outbox": 0}).limit(limit))
+        """Running clocks past their at-risk point and not yet past their deadline (a clock
+        already overdue gets its breach, not a warning)."""
+        return list(self.clocks.find({"stopped_at": None, "at_risk_reported": False, "at_risk_at": {"$lte": now},
+                                      "due_at": {"$gt": now}}, {"outbox": 0}).limit(limit))
 
     def reaching_deadline(self, now, limit):
         return list(self.clocks.find({"stopped_at": None, "breach_reported": False, "due_at": {"$lte": now}},
@@ -224,7 +226,7 @@ class Events(MongoDatabase):
         db.events.create_index([("complaint_no", ASCENDING)])
         db.clocks.create_index([("stopped_at", ASCENDING), ("breach_reported", ASCENDING), ("due_at", ASCENDING)])
         db.clocks.create_index([("stopped_at", ASCENDING), ("at_risk_reported", ASCENDING),
-                                ("at_risk_at", ASCENDING)])
+                                ("at_risk_at", ASCENDING), ("due_at", ASCENDING)])
         db.clocks.create_index([("complaint_no", ASCENDING), ("clock", ASCENDING), ("stopped_at", ASCENDING),
                                 ("due_at", ASCENDING)])
         db.clocks.create_index([("stopped_at", ASCENDING), ("due_at", ASCENDING)])
