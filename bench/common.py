@@ -391,15 +391,18 @@ def service_env(amqp_uri, pythonpath, **extra):
     return env
 
 
-def start_service(children, service, env):
+def start_service(children, service, env, log_name=None):
+    """`log_name` (default: the service's name) names the log, for a bench that starts a
+    service more than once."""
     web = env[f"{service.upper()}_WEB_ADDRESS"]
-    proc = children.start(service, [str(BIN / "nameko"), "run", "--config", f"services/{service}/config.yml",
-                                    f"{service}.service"], env=env)
+    log_name = log_name or service
+    proc = children.start(log_name, [str(BIN / "nameko"), "run", "--config", f"services/{service}/config.yml",
+                                     f"{service}.service"], env=env)
 
     def healthy():
         return requests.get(f"http://{web}/health", timeout=2).status_code == 200
 
-    wait_until(f"{service} /health", healthy, START_TIMEOUT, proc, children, service)
+    wait_until(f"{service} /health", healthy, START_TIMEOUT, proc, children, log_name)
     return f"http://{web}", proc
 
 
