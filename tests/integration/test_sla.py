@@ -126,3 +126,12 @@ def test_a_deadline_met_in_time_is_never_reported(system):
     assert not [e for e in received(system) if e["event_type"] == "sla_breached"]
     clocks = {c["clock"]: c for c in analytics.get(f"/clocks/{number}").json()["clocks"]}
     assert clocks["first_response"]["outcome"] is None and clocks["resolution"]["breach_reported"] is False
+
+
+def test_a_reassigned_complaints_clocks_belong_to_the_new_handler(system):
+    number = register(system, channel_ref="desk-0600")
+    system["web"]["triage"].post(f"/assessments/{number}/owner",
+                                 json={"owner_id": "E3101", "by": "E3901", "reason": "QC knows the supplier"})
+    owners = wait_for(lambda: (found := {c["clock"]: c["owner"] for c in system["metrics"].get(
+        f"/clocks/{number}").json()["clocks"]}).get("resolution") == "E3101" and found)
+    assert owners["first_response"] == "E3101" and owners["acknowledgement"] == "desk"

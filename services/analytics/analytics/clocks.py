@@ -42,6 +42,17 @@ class Move:
     department: str
 
 
+@dataclass(frozen=True)
+class Reassign:
+    """A complaint given to another handler: its running handling clocks are theirs now."""
+    complaint_no: str
+    owner: str
+    department: str
+
+
+HANDLER_CLOCKS = ("first_response", "resolution")
+
+
 def clock_id(complaint_no, clock, key=1):
     return f"{complaint_no}|{clock}|{key}"
 
@@ -69,6 +80,8 @@ def operations(event):
     if kind == "complaint_corrected":
         return [Move(clock_id(number, "first_response"), p["first_response_due_at"], p["department"]),
                 Move(clock_id(number, "resolution"), p["resolution_due_at"], p["department"])]
+    if kind == "complaint_reassigned":
+        return [Reassign(number, p["to_owner_id"], p["department"])]
     if kind == "case_opened" and p["review_meeting_due_at"]:
         return [start("review_meeting", 1, at, p["review_meeting_due_at"], p["convenor_id"], p["department"])]
     if kind == "review_meeting_decided":

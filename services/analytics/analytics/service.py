@@ -281,6 +281,8 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
             elif isinstance(op, clocks.StopAll):
                 for stopped in self.store.stop_all(op.complaint_no, op.clock, op.at):
                     self._settle(stopped, now)
+            elif isinstance(op, clocks.Reassign):
+                self.store.reassign(op)
             else:
                 self.store.move(op, policy.at_risk_share(op.clock_id.split("|")[1]))
 

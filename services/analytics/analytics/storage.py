@@ -175,6 +175,10 @@ class EventLog(Store):
         found = list(self.clocks.find({"complaint_no": complaint_no, "clock": clock, **OPEN}, {"_id": 1}))
         return [c for c in (self.stop(doc["_id"], at) for doc in found) if c]
 
+    def reassign(self, op):
+        self.clocks.update_many({"complaint_no": op.complaint_no, "clock": {"$in": list(clocks.HANDLER_CLOCKS)},
+                                 **OPEN}, {"$set": {"owner": op.owner, "department": op.department}})
+
     def move(self, op, share):
         clock = self.clocks.find_one({"_id": op.clock_id})
         if clock is None or clock.get("started_at") is None:

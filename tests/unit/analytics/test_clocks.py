@@ -112,3 +112,10 @@ def test_the_sla_events_follow_their_contract():
                                T0 + timedelta(hours=24, seconds=3))
     assert late["payload"]["lag_seconds"] == 3.0 and late["payload"]["category"] == "product.quality_defect"
     assert read_event(late, EVENT_TYPES["sla_breached"])["payload"]["due_at"] == T0 + timedelta(hours=24)
+
+
+def test_a_reassignment_gives_the_running_handling_clocks_to_the_new_handler():
+    ops = clocks.operations(event("complaint_reassigned", {
+        "from_owner_id": "E3501", "to_owner_id": "E3101", "department": "procurement_qc", "by": "E3901",
+        "reason": "QC knows the supplier"}))
+    assert ops == [clocks.Reassign(NUMBER, "E3101", "procurement_qc")]
