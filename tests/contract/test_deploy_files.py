@@ -50,16 +50,6 @@ def web_port(service, env):
     return int(str(env.get(var, default)).rsplit(":", 1)[1])
 
 
-@pytest.fixture(scope="module")
-def compose():
-    return yaml.safe_load(COMPOSE.read_text())
-
-
-@pytest.fixture(scope="module")
-def prometheus():
-    return yaml.safe_load(PROMETHEUS.read_text())
-
-
 # (a) the Compose specification ------------------------------------------------------
 
 def test_compose_file_is_valid_against_the_compose_spec():

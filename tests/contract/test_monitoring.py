@@ -428,16 +428,6 @@ def matches(matcher, value):
 # Fixtures ------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def compose():
-    return yaml.safe_load(COMPOSE.read_text())
-
-
-@pytest.fixture(scope="module")
-def prometheus():
-    return yaml.safe_load(PROMETHEUS.read_text())
-
-
-@pytest.fixture(scope="module")
 def alerts():
     return yaml.safe_load(ALERTS.read_text())
 
