@@ -69,6 +69,7 @@ cat <<EOT
     cases (handler queue)  http://127.0.0.1:8003/cases?mall_id=sh-xujiahui   case: /cases/<number>
     revisits (worklist)    http://127.0.0.1:8004/revisits?mall_id=sh-xujiahui   library: /library
     intake counts          http://127.0.0.1:8005/reports/intake
+    monthly report         http://127.0.0.1:8005/reports/monthly.html?period=$(date -u +%Y-%m)   (also JSON, format=csv)
     metrics                http://127.0.0.1:800{1..5}/metrics   health: /health
     logs                   $RUN_DIR/logs/   (tail -f .run/logs/*.log)
     RabbitMQ UI            http://127.0.0.1:15672  (guest/guest, from this machine)
