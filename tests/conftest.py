@@ -7,6 +7,7 @@ import eventlet
 
 eventlet.monkey_patch()  # before pymongo or kombu are imported; nameko's plugin no longer does it
 
+import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
@@ -119,3 +120,13 @@ def wait_for(check, timeout=20, interval=0.1):
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
         time.sleep(interval)
+
+
+def drain(queue, unique=False):
+    """The JSON messages waiting in a test's kombu queue, in order; with `unique`, once
+    per event_id (delivery is at least once; subscribers de-duplicate on it)."""
+    seen = {}
+    while (message := queue.get(no_ack=True)) is not None:
+        event = json.loads(message.body)
+        seen.setdefault(event["event_id"] if unique else len(seen), event)
+    return list(seen.values())

@@ -21,7 +21,7 @@ from feedback.service import FeedbackService
 from intake.examples import desk_complaint
 from intake.service import IntakeService
 from resolution.service import ResolutionService
-from tests.conftest import wait_for
+from tests.conftest import drain, wait_for
 from triage.service import TriageService
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -77,13 +77,8 @@ def case(system, number):
 
 
 def events_of(system, source):
-    """Events received so far, once each: delivery is at least once, and subscribers
-    de-duplicate on event_id as docs/events.md tells them to."""
-    seen = {}
-    while (message := system["queues"][source].get(no_ack=True)) is not None:
-        event = json.loads(message.body)
-        seen.setdefault(event["event_id"], event)
-    return list(seen.values())
+    """Events received so far, once each (subscribers de-duplicate on event_id)."""
+    return drain(system["queues"][source], unique=True)
 
 
 def test_the_revisit_loop_runs_until_the_customer_is_satisfied(system):

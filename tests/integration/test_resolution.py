@@ -24,6 +24,7 @@ from intake.service import IntakeService
 from mallcare_common.contracts import CUSTOMER_DISSATISFIED, CUSTOMER_SATISFIED, build_event
 from resolution.service import ResolutionService
 from tests.conftest import POLICY_DIR, wait_for
+from tests.conftest import drain as drain_queue
 from triage.service import TriageService
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # day shift on
@@ -65,11 +66,8 @@ def act(system, number, action, staff, expect=200, **body):
 
 
 def drain(system):
-    """Event types published so far, in order."""
-    seen = []
-    while (message := system["events"].get(no_ack=True)) is not None:
-        seen.append(json.loads(message.body))
-    return seen
+    """Events published so far, in order."""
+    return drain_queue(system["events"])
 
 
 def wait_events(system, count):

@@ -4,7 +4,6 @@ clocks exactly once, with two analytics instances sweeping and one restarted; a
 deadline that passed while analytics was down is caught up on start; a met deadline
 is never reported; the Prometheus endpoint shows the breaches with their labels;
 resolution escalates the case on the breach, on its timeline."""
-import json
 from datetime import timedelta
 
 import pytest
@@ -16,7 +15,7 @@ from intake.examples import desk_complaint
 from intake.service import IntakeService
 from mallcare_common.calendar import utc_now
 from resolution.service import ResolutionService
-from tests.conftest import wait_for
+from tests.conftest import drain, wait_for
 from triage.service import TriageService
 
 
@@ -47,10 +46,7 @@ def system(container_factory, service_config, web_client, rabbit_config):
 
 
 def received(system):
-    seen = []
-    while (message := system["sla"].get(no_ack=True)) is not None:
-        seen.append(json.loads(message.body))
-    return seen
+    return drain(system["sla"])
 
 
 def breaches(metrics_text, clock):

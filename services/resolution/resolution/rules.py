@@ -318,19 +318,26 @@ def remedy_lines(request):
     return [{"type": r["type"], "amount_fen": r["amount_fen"], "note": r.get("note")} for r in request["remedies"]]
 
 
+def assess_draft(case, risk_level, level, request, policy):
+    """(remedy lines, compliance, approval needs) of a draft on `case` at its current
+    grading and escalation level."""
+    remedies = remedy_lines(request)
+    compliance = check_remedies(remedies, request.get("legal_basis"), request.get("price_fen"),
+                                request.get("demanded_fen"), policy.rules["statutory"],
+                                policy.section(case["mall_id"], "caps"), paid_compensation(case))
+    needs = approval_needs(compliance["total_fen"], risk_level, bool(compliance["breaches"]), level,
+                           case["mall_id"], policy)
+    return remedies, compliance, needs
+
+
 def _draft(step, request, policy):
     """A proposal with its compliance check; refused when outside the caps without an override."""
     case, mall_id = step.case, step.case["mall_id"]
-    remedies = remedy_lines(request)
-    compliance = check_remedies(remedies, request.get("legal_basis"), request.get("price_fen"),
-                                request.get("demanded_fen"), policy.rules["statutory"], policy.section(mall_id, "caps"),
-                                paid_compensation(case))
+    remedies, compliance, needs = assess_draft(case, step.get("risk_level"), step.get("level"), request, policy)
     override = request.get("cap_override_reason")
     if compliance["breaches"] and not override:
         raise ValidationError({"remedies": [*compliance["breaches"], "an override by "
                                + " or ".join(policy.rules["permissions"]["cap_override"]) + " with a reason is needed"]})
-    needs = approval_needs(compliance["total_fen"], step.get("risk_level"), bool(compliance["breaches"]),
-                           step.get("level"), mall_id, policy)
     return {"no": len(case["proposals"]) + 1, "decision": request["decision"], "reasons": request["reasons"],
             "remedies": remedies, "price_fen": request.get("price_fen"), "demanded_fen": request.get("demanded_fen"),
             "compliance": compliance, "cap_override_reason": override if compliance["breaches"] else None,
@@ -378,11 +385,7 @@ def propose(step, request, policy):
 
 def check_proposal(case, request, actor, policy):
     """A draft's checks before it is made: the law, the caps, who must approve."""
-    compliance = check_remedies(remedy_lines(request), request.get("legal_basis"), request.get("price_fen"),
-                                request.get("demanded_fen"), policy.rules["statutory"],
-                                policy.section(case["mall_id"], "caps"), paid_compensation(case))
-    needs = approval_needs(compliance["total_fen"], case["risk_level"], bool(compliance["breaches"]),
-                           case["level"], case["mall_id"], policy)
+    _, compliance, needs = assess_draft(case, case["risk_level"], case["level"], request, policy)
     amounts = {k[:-4]: v if v is None else yuan(v) for k, v in compliance.items() if k.endswith("_fen")}
     return {**{k: v for k, v in compliance.items() if not k.endswith("_fen")}, **amounts,
             "approver_role": lowest_approver(needs, case["mall_id"], policy),
@@ -426,13 +429,7 @@ def reply(step, request, policy):
             "appeal_procedure": policy.rules["appeal_procedure"] if differs else None}
     _replace_current(step, {**proposal, "status": "sent", "sent": sent})
     step.log("answered", proposal_no=proposal["no"], oral=request["oral"], appeal_stated=differs)
-    compliance = proposal["compliance"]
-    step.publish(events.CASE_PROPOSED, {
-        "proposal_no": proposal["no"], "decision": proposal["decision"],
-        "remedy_types": [r["type"] for r in proposal["remedies"]], "total_fen": compliance["total_fen"],
-        "statutory_total_fen": compliance["statutory_total_fen"],
-        "demand_above_statutory": compliance["demand_above_statutory"], "oral": request["oral"],
-        "appeal_stated": differs, "level_role": proposal["level"], "by": step.actor.id})
+    _publish_answer(step, proposal, request["oral"], differs)
 
 
 def _answered(step, proposal_no):
@@ -463,8 +460,7 @@ def accept(step, request, policy):
     step.changes["tasks"] = [*step.case["tasks"], *tasks]
     step.log("accepted", proposal_no=proposal["no"], tasks=[{"id": t["id"], "kind": t["kind"], "due_at": t["due_at"]}
                                                             for t in tasks])
-    step.publish(events.CASE_ACCEPTED, {"proposal_no": proposal["no"], "by": step.actor.id, "tasks": [
-        {"task_id": t["id"], "kind": t["kind"], "due_at": t["due_at"].isoformat()} for t in tasks]})
+    _publish_accepted(step, proposal, tasks)
 
 
 def _escalate(step, reason, policy, re_review=False):
@@ -523,9 +519,28 @@ def complete_task(step, request, policy):
         step.move("executing")
     step.log("task_done", task_id=task["id"], kind=task["kind"], within_deadline=done["within_deadline"],
              note=done["note"], signature_ref=done["signature_ref"])
+    _publish_task_done(step, task, done["within_deadline"])
+
+
+def _publish_answer(step, proposal, oral, appeal_stated):
+    compliance = proposal["compliance"]
+    step.publish(events.CASE_PROPOSED, {
+        "proposal_no": proposal["no"], "decision": proposal["decision"],
+        "remedy_types": [r["type"] for r in proposal["remedies"]], "total_fen": compliance["total_fen"],
+        "statutory_total_fen": compliance["statutory_total_fen"],
+        "demand_above_statutory": compliance["demand_above_statutory"], "oral": oral,
+        "appeal_stated": appeal_stated, "level_role": proposal["level"], "by": step.actor.id})
+
+
+def _publish_accepted(step, proposal, tasks):
+    step.publish(events.CASE_ACCEPTED, {"proposal_no": proposal["no"], "by": step.actor.id, "tasks": [
+        {"task_id": t["id"], "kind": t["kind"], "due_at": t["due_at"].isoformat()} for t in tasks]})
+
+
+def _publish_task_done(step, task, within_deadline):
     step.publish(events.EXECUTION_TASK_DONE, {
         "task_id": task["id"], "kind": task["kind"], "due_at": task["due_at"].isoformat(),
-        "done_at": step.now.isoformat(), "within_deadline": done["within_deadline"], "by": step.actor.id})
+        "done_at": step.now.isoformat(), "within_deadline": within_deadline, "by": step.actor.id})
 
 
 def rectification_tasks(case, policy, now):
@@ -603,20 +618,11 @@ def spot_resolve(step, request, policy):
     step.log("spot_settled", decision=proposal["decision"],
              remedies=[{"type": r["type"], "amount": yuan(r["amount_fen"])} for r in proposal["remedies"]],
              reasons=proposal["reasons"], appeal_stated=differs)
-    compliance = proposal["compliance"]
-    step.publish(events.CASE_PROPOSED, {
-        "proposal_no": proposal["no"], "decision": proposal["decision"],
-        "remedy_types": [r["type"] for r in proposal["remedies"]], "total_fen": compliance["total_fen"],
-        "statutory_total_fen": compliance["statutory_total_fen"],
-        "demand_above_statutory": compliance["demand_above_statutory"], "oral": True, "appeal_stated": differs,
-        "level_role": proposal["level"], "by": step.actor.id})
-    step.publish(events.CASE_ACCEPTED, {"proposal_no": proposal["no"], "by": step.actor.id, "tasks": [
-        {"task_id": t["id"], "kind": t["kind"], "due_at": t["due_at"].isoformat()} for t in tasks]})
+    _publish_answer(step, proposal, True, differs)
+    _publish_accepted(step, proposal, tasks)
     for t in tasks:
         if t["done"]:
-            step.publish(events.EXECUTION_TASK_DONE, {
-                "task_id": t["id"], "kind": t["kind"], "due_at": t["due_at"].isoformat(),
-                "done_at": step.now.isoformat(), "within_deadline": True, "by": step.actor.id})
+            _publish_task_done(step, t, within_deadline=True)
     _resolved(step, proposal, request["summary"], True, policy)
 
 

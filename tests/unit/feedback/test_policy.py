@@ -10,18 +10,12 @@ from marshmallow import ValidationError
 
 from feedback.policy import load_policy
 from mallcare_common.contracts.intake import CHANNELS
-from mallcare_common.malls import load_registry_file
 from tests.conftest import POLICY_DIR
 
 
 @pytest.fixture(scope="module")
 def shipped():
     return yaml.safe_load((POLICY_DIR / "feedback.yml").read_text(encoding="utf-8"))
-
-
-@pytest.fixture(scope="module")
-def malls():
-    return load_registry_file(POLICY_DIR / "malls.yml")
 
 
 def test_the_shipped_policy_loads(shipped, malls, policy):

@@ -7,7 +7,6 @@ import pytest
 import yaml
 from marshmallow import ValidationError
 
-from mallcare_common.malls import load_registry_file
 from resolution.policy import REMEDIES, fen, load_policy
 from tests.conftest import POLICY_DIR
 
@@ -15,11 +14,6 @@ from tests.conftest import POLICY_DIR
 @pytest.fixture(scope="module")
 def shipped():
     return yaml.safe_load((POLICY_DIR / "resolution.yml").read_text(encoding="utf-8"))
-
-
-@pytest.fixture(scope="module")
-def malls():
-    return load_registry_file(POLICY_DIR / "malls.yml")
 
 
 def test_the_shipped_policy_loads(shipped, malls):

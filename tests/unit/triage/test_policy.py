@@ -6,7 +6,6 @@ import pytest
 import yaml
 from marshmallow import ValidationError
 
-from mallcare_common.malls import load_registry_file
 from tests.conftest import POLICY_DIR
 from triage.policy import load_policy
 
@@ -14,11 +13,6 @@ from triage.policy import load_policy
 @pytest.fixture(scope="module")
 def shipped():
     return yaml.safe_load((POLICY_DIR / "triage.yml").read_text(encoding="utf-8"))
-
-
-@pytest.fixture(scope="module")
-def malls():
-    return load_registry_file(POLICY_DIR / "malls.yml")
 
 
 def test_the_shipped_policy_loads(shipped, malls):
