@@ -92,6 +92,16 @@ stop_broker_if_started() {
   fi
 }
 
+ensure_secrets() {  # .run/secrets.yml (mode 600), made once with random secrets; never in the repo
+  local file="${MALLCARE_SECRETS_FILE:-$RUN_DIR/secrets.yml}"
+  if [ ! -f "$file" ]; then
+    mkdir -p "$(dirname "$file")"
+    say "writing new random secrets to $file"
+    (umask 077 && "$VENV/bin/python" -m mallcare_common.auth secrets >"$file")
+  fi
+  export MALLCARE_SECRETS_FILE="$file"
+}
+
 start_store() {  # name port -> starts secantusd-py with its data in .run/data/name
   mkdir -p "$RUN_DIR/data/$1" "$RUN_DIR/logs"
   "$VENV/bin/secantusd-py" --host 127.0.0.1 --port "$2" --storage-path "$RUN_DIR/data/$1" \

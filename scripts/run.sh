@@ -33,6 +33,7 @@ stop_all() {
 
 ensure_venv
 ensure_broker
+ensure_secrets
 trap 'stop_all; exit 130' INT TERM
 trap stop_all EXIT
 mkdir -p "$RUN_DIR/logs"
@@ -63,7 +64,12 @@ done
 
 cat <<EOT
 
-  mallcare is running. Where to look:
+  mallcare is running. Every call is signed in: make a staff token with
+    export MALLCARE_SECRETS_FILE=$MALLCARE_SECRETS_FILE
+    TOKEN=\$(.venv/bin/python -m mallcare_common.auth token --user E3501 --role handler --mall sh-xujiahui)
+    curl -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:8003/cases?mall_id=sh-xujiahui
+  (a chain analyst: --user A7001 --role analyst --mall '*'; channel keys: ... auth api-key --help)
+  Where to look:
     complaints (HTTP API)  http://127.0.0.1:8001/complaints
     triage's record        http://127.0.0.1:8002/assessments/<number>
     cases (handler queue)  http://127.0.0.1:8003/cases?mall_id=sh-xujiahui   case: /cases/<number>

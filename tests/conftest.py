@@ -22,6 +22,47 @@ from nameko.testing.utils import find_free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY_DIR = ROOT / "deploy" / "policy"
+TOKEN_SECRET = "test-token-secret-" + "t" * 32
+SECRETS = {"TOKEN_SECRET": TOKEN_SECRET, "CUSTOMER_REF_SECRET": "test-customer-ref-secret-" + "c" * 32,
+           "ANSWER_LINK_SECRET": "test-answer-link-secret-" + "a" * 32}
+# Channel keys the tests' services accept (the secrets file keeps only their SHA-256).
+API_KEYS = {"wechat-sh": ("sh-xujiahui", "wechat", 120), "app-bj": ("bj-chaoyang", "app", 120),
+            "hotline-sh-slow": ("sh-xujiahui", "hotline", 3)}
+
+
+def api_key(key_id):
+    """The X-Api-Key header of one of API_KEYS (its secret is derived from its id, for tests only)."""
+    return {"X-Api-Key": f"{key_id}.secret-of-{key_id}"}
+
+
+def bearer(user="A0001", role="admin", malls=("*",), **kwargs):
+    """An Authorization header with a staff token signed by the tests' secret."""
+    from mallcare_common.auth import issue_token
+
+    return {"Authorization": "Bearer " + issue_token(TOKEN_SECRET, user, role, malls, **kwargs)}
+
+
+def staff(staff_id):
+    """The token of a member of staff in resolution.yml's directory: their role and malls."""
+    import yaml
+
+    with open(POLICY_DIR / "resolution.yml", encoding="utf-8") as handle:
+        member = next(m for m in yaml.safe_load(handle)["staff"] if m["id"] == staff_id)
+    return bearer(staff_id, member["role"], member["malls"])
+
+
+@pytest.fixture(scope="session")
+def secrets_file():
+    from mallcare_common.auth import key_digest
+
+    keys = [{"id": key_id, "mall_id": mall, "channel": channel, "per_minute": rate,
+             "sha256": key_digest(api_key(key_id)["X-Api-Key"].partition(".")[2])}
+            for key_id, (mall, channel, rate) in API_KEYS.items()]
+    handle, path = tempfile.mkstemp(prefix="mallcare-secrets-", suffix=".yml")
+    with os.fdopen(handle, "w") as out:
+        json.dump({**SECRETS, "API_KEYS": keys}, out)   # JSON is YAML
+    yield path
+    os.unlink(path)
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +107,7 @@ def mongo_client(mongo_uri):
 
 
 @pytest.fixture
-def service_config(rabbit_config, mongo_uri):
+def service_config(rabbit_config, mongo_uri, secrets_file):
     """Config for one service container: this test's vhost, its own database, a free web port."""
     run = uuid.uuid4().hex[:8]
 
@@ -78,19 +119,21 @@ def service_config(rabbit_config, mongo_uri):
             "MONGO_DATABASE": f"t{run}_{service}",
             "MONGO_POOL_SIZE": 2,
             "max_workers": 10,
-            "MALLCARE": {"POLICY_DIR": str(POLICY_DIR), "CUSTOMER_REF_SECRET": "test-secret",
-                         "ANSWER_LINK_SECRET": "test-link-secret"},
+            "MALLCARE": {"POLICY_DIR": str(POLICY_DIR), **SECRETS, "SECRETS_FILE": secrets_file},
         }
 
     return make
 
 
 class WebClient(requests.Session):
-    """requests against one service container (nameko's web_session needs Werkzeug < 3)."""
+    """requests against one service container (nameko's web_session needs Werkzeug < 3),
+    signed in as a chain-wide admin unless a request sends its own credentials; the
+    access rules themselves are tested in tests/integration/test_access.py."""
 
     def __init__(self, container):
         super().__init__()
         self.base = "http://" + container.config["WEB_SERVER_ADDRESS"]
+        self.headers.update(bearer())
 
     def request(self, method, url, *args, **kwargs):
         kwargs.setdefault("timeout", 30)

@@ -14,14 +14,14 @@ import requests
 from nameko.testing.utils import find_free_port
 
 from intake.examples import desk_complaint
-from tests.conftest import ROOT, wait_for
+from tests.conftest import ROOT, bearer, wait_for
 
 SERVICES = ("triage", "analytics", "resolution", "feedback", "intake")
 NAMEKO = str(Path(sys.executable).parent / "nameko")
 
 
 @pytest.fixture
-def running(rabbit_config, mongo_uri, tmp_path):
+def running(rabbit_config, mongo_uri, secrets_file, tmp_path):
     """Start all five as the run script does; stop them at the end."""
     run = uuid.uuid4().hex[:8]
     processes, ports = {}, {}
@@ -30,7 +30,7 @@ def running(rabbit_config, mongo_uri, tmp_path):
         env = {**os.environ, "AMQP_URI": rabbit_config["AMQP_URI"], "MONGO_URI": mongo_uri,
                f"{service.upper()}_WEB_ADDRESS": f"127.0.0.1:{ports[service]}",
                f"{service.upper()}_MONGO_DATABASE": f"t{run}_{service}",
-               "MALLCARE_POLICY_DIR": "deploy/policy"}
+               "MALLCARE_POLICY_DIR": "deploy/policy", "MALLCARE_SECRETS_FILE": secrets_file}
         log = open(tmp_path / f"{service}.log", "w")
         processes[service] = subprocess.Popen(
             [NAMEKO, "run", "--config", f"services/{service}/config.yml", f"{service}.service"],
@@ -72,7 +72,7 @@ def test_a_complaint_crosses_from_the_intake_process_to_the_triage_process(runni
     ports, processes, _ = running
     deadline = time.monotonic() + 60
     assert all(healthy(ports[s], processes[s], deadline) for s in SERVICES)
-    number = requests.post(f"http://127.0.0.1:{ports['intake']}/complaints", json=desk_complaint(),
+    number = requests.post(f"http://127.0.0.1:{ports['intake']}/complaints", json=desk_complaint(), headers=bearer(),
                            timeout=10).json()["number"]
     assessment = wait_for(lambda: requests.get(f"http://127.0.0.1:{ports['triage']}/assessments/{number}",
                                                timeout=5).json().get("status"))

@@ -21,7 +21,7 @@ from feedback.service import FeedbackService
 from intake.examples import desk_complaint
 from intake.service import IntakeService
 from resolution.service import ResolutionService
-from tests.conftest import drain, wait_for
+from tests.conftest import drain, wait_for, staff as as_staff
 from triage.service import TriageService
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -51,7 +51,7 @@ def system(container_factory, service_config, web_client, rabbit_config):
 
 
 def call(system, service, method, path, staff=None, expect=200, **body):
-    headers = {"X-Staff-Id": staff} if staff else {}
+    headers = as_staff(staff) if staff else {}
     response = system["web"][service].request(method, path, json=body if method == "POST" else None,
                                               params=body if method == "GET" else None, headers=headers)
     assert response.status_code == expect, response.text
@@ -153,7 +153,7 @@ def test_the_answer_link_refuses_forged_expired_and_reused_tokens(system):
     assert forged["message"] == "this answer link is not valid"
     other_key = rules.sign_link("not-the-secret", revisit["revisit_id"], datetime(2030, 1, 1, tzinfo=timezone.utc))
     call(system, "feedback", "POST", "/answers", expect=403, token=other_key, score=5)
-    expired = rules.sign_link("test-link-secret", revisit["revisit_id"], datetime(2026, 11, 1, tzinfo=timezone.utc))
+    expired = rules.sign_link(system["feedback"].config["MALLCARE"]["ANSWER_LINK_SECRET"], revisit["revisit_id"], datetime(2026, 11, 1, tzinfo=timezone.utc))
     assert "expired" in call(system, "feedback", "POST", "/answers", expect=410, token=expired, score=5)["message"]
     refused = call(system, "feedback", "POST", "/answers", expect=422, token=token, score=9, reasons=["meh"])
     assert set(refused["fields"]) == {"score"}
@@ -253,7 +253,7 @@ def test_a_complaint_registered_before_feedback_was_there_still_gets_its_revisit
     feedback = container_factory(FeedbackService, service_config("feedback"))
     feedback.start()
     with entrypoint_waiter(feedback, "handle_case_resolved"):
-        answer = web["resolution"].post(f"/cases/{number}/spot-resolution", headers={"X-Staff-Id": DESK}, json={
+        answer = web["resolution"].post(f"/cases/{number}/spot-resolution", headers=as_staff(DESK), json={
             "decision": "upheld", "price": "39.90", "reasons": ["refund"], "summary": "refunded on the spot",
             "remedies": [{"type": "refund", "amount": "39.90"}]})
     assert answer.json()["state"] == "resolved"

@@ -13,6 +13,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 
 from intake.examples import desk_complaint
 from intake.service import IntakeService
+from tests.conftest import bearer, staff
 
 
 @pytest.fixture
@@ -105,12 +106,13 @@ def test_an_anonymous_suggestion_is_registered(intake):
 
 def test_acknowledgement_is_recorded_once(intake):
     number = intake.post("/complaints", json=desk_complaint()).json()["number"]
-    ack = {"acknowledged_by": "E2001", "method": "in_person"}
-    first = intake.post(f"/complaints/{number}/acknowledgement", json=ack)
+    ack = {"method": "in_person"}
+    first = intake.post(f"/complaints/{number}/acknowledgement", json=ack, headers=staff("D3001"))
     assert first.status_code == 200, first.text
     record = first.json()["acknowledgement"]
-    assert record["acknowledged_by"] == "E2001" and record["within_deadline"] is True
-    again = intake.post(f"/complaints/{number}/acknowledgement", json={**ack, "acknowledged_by": "E9999"})
+    assert record["acknowledged_by"] == "D3001" and record["within_deadline"] is True   # who signed in
+    again = intake.post(f"/complaints/{number}/acknowledgement", json={**ack, "acknowledged_by": "E9999"},
+                        headers=staff("E3001"))
     assert again.json()["acknowledgement"] == record
     assert first.json()["status"] == "acknowledged"
 
@@ -188,7 +190,8 @@ def test_unknown_number_is_404_and_bad_query_is_422(intake):
 
 
 def test_rpc_has_the_same_contract(intake):
-    with ClusterRpcProxy({"AMQP_URI": intake.config["AMQP_URI"]}) as cluster:
+    with ClusterRpcProxy({"AMQP_URI": intake.config["AMQP_URI"]},
+                         context_data={"authorization": bearer()["Authorization"]}) as cluster:
         result = cluster.intake.register_complaint(desk_complaint(channel_ref="rpc-1"))
         assert result["created"] is True
         number = result["complaint"]["number"]

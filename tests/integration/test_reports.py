@@ -18,7 +18,7 @@ from analytics.rebuild import rebuild
 from analytics.service import AnalyticsService
 from mallcare_common.contracts import EVENT_TYPES
 from mallcare_common.malls import load_registry_file
-from tests.conftest import POLICY_DIR, wait_for
+from tests.conftest import POLICY_DIR, wait_for, staff as as_staff
 from tests.unit.analytics.test_reports import (acknowledged, answer, escalated, event, registered, resolved,
                                                triaged)
 
@@ -244,13 +244,14 @@ def test_improvement_actions_are_recorded_validated_listed_reported_and_done(sys
             "whys": ["mouldy on sale", "not checked at delivery", "no receiving standard"],
             "root_cause": "no cold-chain receiving standard", "action": "add receiving checks",
             "owner_id": "E3091", "due_date": "2026-12-15"}
-    refused = web.post("/actions", json={**body, "whys": [], "due_date": "soon"}, headers={"X-Staff-Id": "E3901"})
+    refused = web.post("/actions", json={**body, "whys": [], "due_date": "soon"}, headers=as_staff("E3901"))
     assert refused.status_code == 422 and set(refused.json()["fields"]) == {"whys", "due_date"}
-    assert web.post("/actions", json=body).json()["fields"] == {"by": ["Missing data for required field."]}
+    assert web.post("/actions", json=body, headers={"Authorization": None}).status_code == 401
+    assert web.post("/actions", json=body, headers=as_staff("E4091")).status_code == 403   # another mall's manager
 
-    first = web.post("/actions", json=body, headers={"X-Staff-Id": "E3901"})
+    first = web.post("/actions", json=body, headers=as_staff("E3901"))
     assert first.status_code == 201, first.text
-    late = web.post("/actions", json={**body, "due_date": "2026-11-20"}, headers={"X-Staff-Id": "E3901"}).json()
+    late = web.post("/actions", json={**body, "due_date": "2026-11-20"}, headers=as_staff("E3901")).json()
     first = first.json()
     assert first["action_id"] == "SHXJH-IA-0001" and first["status"] == "open" and late["overdue"] is True
 
@@ -260,10 +261,10 @@ def test_improvement_actions_are_recorded_validated_listed_reported_and_done(sys
     assert report(system)["actions"]["open"] == 2 and report(system)["actions"]["overdue"] == 1
 
     done = web.post(f"/actions/{first['action_id']}/done", json={"evidence": "checklist signed"},
-                    headers={"X-Staff-Id": "E3091"})
+                    headers=as_staff("E3091"))
     assert done.status_code == 200 and done.json()["status"] == "done" and done.json()["done_by"] == "E3091"
-    again = web.post(f"/actions/{first['action_id']}/done", json={"evidence": "x"}, headers={"X-Staff-Id": "E3091"})
+    again = web.post(f"/actions/{first['action_id']}/done", json={"evidence": "x"}, headers=as_staff("E3091"))
     assert again.status_code == 409
-    assert web.post("/actions/NOPE/done", json={"evidence": "x"}, headers={"X-Staff-Id": "E1"}).status_code == 404
+    assert web.post("/actions/NOPE/done", json={"evidence": "x"}, headers=as_staff("E3091")).status_code == 404
     assert listed(mall_id=A, status="done") == [first["action_id"]]
     assert [a["action_id"] for a in report(system)["actions"]["items"]] == [late["action_id"]]

@@ -23,7 +23,7 @@ from intake.examples import desk_complaint
 from intake.service import IntakeService
 from mallcare_common.contracts import CUSTOMER_DISSATISFIED, CUSTOMER_SATISFIED, build_event
 from resolution.service import ResolutionService
-from tests.conftest import POLICY_DIR, wait_for
+from tests.conftest import POLICY_DIR, bearer, wait_for, staff as as_staff
 from tests.conftest import drain as drain_queue
 from triage.service import TriageService
 
@@ -60,7 +60,7 @@ def open_case(system, **overrides):
 
 
 def act(system, number, action, staff, expect=200, **body):
-    response = system["web"].post(f"/cases/{number}/{action}", json=body, headers={"X-Staff-Id": staff})
+    response = system["web"].post(f"/cases/{number}/{action}", json=body, headers=as_staff(staff))
     assert response.status_code == expect, response.text
     return response.json()
 
@@ -286,8 +286,8 @@ def test_a_triage_reassignment_moves_the_case(system):
     number = open_case(system)["complaint_no"]
     triage_web = system["web"].__class__(system["triage"])
     with entrypoint_waiter(system["resolution"], "handle_complaint_reassigned"):
-        triage_web.post(f"/assessments/{number}/owner", json={"owner_id": "E3101", "by": "E3901",
-                                                               "reason": "QC knows the supplier"})
+        triage_web.post(f"/assessments/{number}/owner", headers=as_staff("E3901"),
+                        json={"owner_id": "E3101", "reason": "QC knows the supplier"})
     case = system["web"].get(f"/cases/{number}").json()
     assert (case["owner_id"], case["department"]) == ("E3101", "procurement_qc")
     assert case["timeline"][-1]["action"] == "reassigned"
@@ -298,17 +298,17 @@ def test_a_stores_adverse_event_is_verified_forwarded_handled_and_communicated(s
     report = {"mall_id": "sh-xujiahui", "type": "injury", "description": "顾客在生鲜区滑倒，膝盖擦伤",
               "customer": {"name": "李先生", "phone": "13900001111"}, "request_id": "ae-1",
               "suggested_handling": "陪同就医，承担医药费"}
-    created = web.post("/incidents", json=report, headers={"X-Staff-Id": HANDLER})
+    created = web.post("/incidents", json=report, headers=as_staff(HANDLER))
     assert created.status_code == 201, created.text
     incident = created.json()
     number = incident["number"]
     assert number.startswith("SHXJH-AE-") and incident["state"] == "reported"
-    again = web.post("/incidents", json=report, headers={"X-Staff-Id": HANDLER})   # a retried report
+    again = web.post("/incidents", json=report, headers=as_staff(HANDLER))   # a retried report
     assert (again.status_code, again.json()["number"]) == (200, number)
     assert datetime.fromisoformat(incident["forward_due_at"]) == MONDAY_10 + timedelta(hours=24)
 
     def incident_act(action, staff, expect=200, **body):
-        response = web.post(f"/incidents/{number}/{action}", json=body, headers={"X-Staff-Id": staff})
+        response = web.post(f"/incidents/{number}/{action}", json=body, headers=as_staff(staff))
         assert response.status_code == expect, response.text
         return response.json()
 
@@ -324,8 +324,8 @@ def test_a_stores_adverse_event_is_verified_forwarded_handled_and_communicated(s
     assert [e["action"] for e in incident["timeline"]] == ["reported", "forwarded", "handled", "communicated"]
     # the full report, with the customer's phone, only for staff of that mall
     assert web.get(f"/incidents/{number}").status_code == 403
-    assert web.get(f"/incidents/{number}", headers={"X-Staff-Id": "E4001"}).status_code == 403
-    assert web.get(f"/incidents/{number}", headers={"X-Staff-Id": HANDLER}).json()["customer"]["phone"] == "13900001111"
+    assert web.get(f"/incidents/{number}", headers=as_staff("E4001")).status_code == 403
+    assert web.get(f"/incidents/{number}", headers=as_staff(HANDLER)).json()["customer"]["phone"] == "13900001111"
     listed = web.get("/incidents", params={"mall_id": "sh-xujiahui"}).json()["items"]
     assert [i["number"] for i in listed] == [number] and "customer" not in listed[0]
 
@@ -337,9 +337,12 @@ def test_a_stores_adverse_event_is_verified_forwarded_handled_and_communicated(s
 def test_bad_requests_get_clear_errors_and_change_nothing(system):
     number = open_case(system)["complaint_no"]
     web = system["web"]
-    missing_staff = web.post(f"/cases/{number}/findings", json={"source": "cctv", "summary": "x"})
-    assert missing_staff.status_code == 422 and "by" in missing_staff.json()["fields"]
-    assert act(system, number, "findings", "E9999", expect=403, source="cctv", summary="x")["error"] == "FORBIDDEN"
+    signed_out = web.post(f"/cases/{number}/findings", json={"source": "cctv", "summary": "x"},
+                          headers={"Authorization": None})
+    assert signed_out.status_code == 401 and signed_out.json()["error"] == "UNAUTHENTICATED"
+    analyst = web.post(f"/cases/{number}/findings", json={"source": "cctv", "summary": "x"},
+                       headers=bearer("A7001", "analyst"))
+    assert analyst.status_code == 403 and analyst.json()["error"] == "FORBIDDEN"
     assert act(system, number, "findings", "E4001", expect=403, source="cctv", summary="x")   # another mall
     bad = act(system, number, "proposals", HANDLER, expect=409, **STRAWBERRIES)   # still open: investigate first
     assert "open" in bad["message"]
@@ -353,8 +356,9 @@ def test_bad_requests_get_clear_errors_and_change_nothing(system):
 
 def test_rpc_gives_the_same_answers_and_queues_by_deadline(system):
     number = open_case(system)["complaint_no"]
-    with ClusterRpcProxy({"AMQP_URI": system["amqp"]}) as rpc:
-        case = rpc.resolution.act(number, "findings", {"by": HANDLER, "source": "cctv", "summary": "seen"})
+    with ClusterRpcProxy({"AMQP_URI": system["amqp"]},
+                         context_data={"authorization": as_staff(HANDLER)["Authorization"]}) as rpc:
+        case = rpc.resolution.act(number, "findings", {"source": "cctv", "summary": "seen"})
         assert case["state"] == "investigating"
         queue = rpc.resolution.queue({"mall_id": "sh-xujiahui", "owner_id": HANDLER})
     assert [c["complaint_no"] for c in queue["items"]] == [number]
@@ -385,7 +389,7 @@ def test_a_report_retried_while_the_first_is_being_written_makes_one_incident(sy
     report = {"mall_id": "sh-xujiahui", "type": "property_damage", "description": "购物车撞坏顾客的车门",
               "customer": {"phone": "13900002222"}, "suggested_handling": "赔偿维修费", "request_id": "ae-race"}
     pool = eventlet.GreenPool()
-    answers = list(pool.imap(lambda _: system["web"].post("/incidents", json=report, headers={"X-Staff-Id": DESK}),
+    answers = list(pool.imap(lambda _: system["web"].post("/incidents", json=report, headers=as_staff(DESK)),
                              range(5)))
     assert sorted(a.status_code for a in answers) == [200, 200, 200, 200, 201]
     assert len({a.json()["number"] for a in answers}) == 1

@@ -15,7 +15,7 @@ from intake.examples import desk_complaint
 from intake.service import IntakeService
 from mallcare_common.calendar import utc_now
 from resolution.service import ResolutionService
-from tests.conftest import drain, wait_for
+from tests.conftest import drain, staff, wait_for
 from triage.service import TriageService
 
 
@@ -126,8 +126,8 @@ def test_a_deadline_met_in_time_is_never_reported(system):
 
 def test_a_reassigned_complaints_clocks_belong_to_the_new_handler(system):
     number = register(system, channel_ref="desk-0600")
-    system["web"]["triage"].post(f"/assessments/{number}/owner",
-                                 json={"owner_id": "E3101", "by": "E3901", "reason": "QC knows the supplier"})
+    system["web"]["triage"].post(f"/assessments/{number}/owner", headers=staff("E3901"),
+                                 json={"owner_id": "E3101", "reason": "QC knows the supplier"})
     owners = wait_for(lambda: (found := {c["clock"]: c["owner"] for c in system["metrics"].get(
         f"/clocks/{number}").json()["clocks"]}).get("resolution") == "E3101" and found)
     assert owners["first_response"] == "E3101" and owners["acknowledgement"] == "desk"

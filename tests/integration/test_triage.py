@@ -18,7 +18,9 @@ from pymongo import MongoClient
 from intake.examples import desk_complaint
 from intake.service import IntakeService
 from mallcare_common.messaging import DEAD_LETTER_QUEUE
-from tests.conftest import POLICY_DIR, wait_for
+from tests.conftest import POLICY_DIR, bearer, staff, wait_for
+
+SUPERVISOR = staff("E3011")   # corrections and reassignments are a supervisor's
 from triage.service import TriageService
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # day shift on
@@ -104,39 +106,39 @@ def test_a_redelivered_event_makes_no_second_assessment_or_event(system):
 def test_a_correction_reroutes_and_is_recorded(system):
     number = register(system, location={})
     next_event(system)
-    corrected = system["web"].post(f"/assessments/{number}/corrections", json={
-        "field": "category", "value": "environment.hygiene", "by": "S100", "reason": "mould on the shelf, not the fruit"})
+    corrected = system["web"].post(f"/assessments/{number}/corrections", headers=SUPERVISOR, json={
+        "field": "category", "value": "environment.hygiene", "reason": "mould on the shelf, not the fruit"})
     assert corrected.status_code == 200, corrected.text
     body = corrected.json()
     assert (body["category"], body["category_source"], body["department"]) == \
         ("environment.hygiene", "corrected", "facilities")
     assert body["owner"]["id"] == "E3201"
-    assert body["history"][-1] == {**body["history"][-1], "action": "corrected", "by": "S100",
+    assert body["history"][-1] == {**body["history"][-1], "action": "corrected", "by": "E3011",
                                    "old": "product.quality_defect", "new": "environment.hygiene"}
     event = next_event(system)
     assert event["event_type"] == "complaint_corrected" and event["payload"]["department"] == "facilities"
 
-    risk = system["web"].post(f"/assessments/{number}/corrections", json={
-        "field": "risk_level", "value": "high", "by": "S100", "reason": "journalist called"}).json()
+    risk = system["web"].post(f"/assessments/{number}/corrections", headers=SUPERVISOR, json={
+        "field": "risk_level", "value": "high", "reason": "journalist called"}).json()
     assert (risk["risk_level"], risk["urgency"]) == ("high", "urgent")
     assert risk["risk_reasons"][-1]["reason"] == "corrected"
 
-    bad = system["web"].post(f"/assessments/{number}/corrections", json={
-        "field": "category", "value": "product.haunted", "by": "S100", "reason": "?"})
+    bad = system["web"].post(f"/assessments/{number}/corrections", headers=SUPERVISOR, json={
+        "field": "category", "value": "product.haunted", "reason": "?"})
     assert bad.status_code == 422 and "value" in bad.json()["fields"]
 
 
 def test_reassignment_is_recorded_and_announced(system):
     number = register(system, location={})
     next_event(system)
-    moved = system["web"].post(f"/assessments/{number}/owner", json={
-        "owner_id": "E3001", "by": "S100", "reason": "she handled this customer before"})
+    moved = system["web"].post(f"/assessments/{number}/owner", headers=SUPERVISOR, json={
+        "owner_id": "E3001", "reason": "she handled this customer before"})
     assert moved.status_code == 200
     assert moved.json()["owner"]["id"] == "E3001" and moved.json()["department"] == "customer_service"
     event = next_event(system)
     assert event["event_type"] == "complaint_reassigned"
     assert (event["payload"]["from_owner_id"], event["payload"]["to_owner_id"]) == ("E3101", "E3001")
-    unknown = system["web"].post(f"/assessments/{number}/owner", json={"owner_id": "E0000", "by": "S", "reason": "x"})
+    unknown = system["web"].post(f"/assessments/{number}/owner", headers=SUPERVISOR, json={"owner_id": "E0000", "reason": "x"})
     assert unknown.status_code == 422
 
 
@@ -169,7 +171,7 @@ def test_a_service_with_a_broken_policy_does_not_start(container_factory, servic
 
 def test_rpc_gives_the_same_answers(system):
     number = register(system, location={})
-    with ClusterRpcProxy({"AMQP_URI": system["amqp"]}) as cluster:
+    with ClusterRpcProxy({"AMQP_URI": system["amqp"]}, context_data={"authorization": bearer()["Authorization"]}) as cluster:
         assert cluster.triage.get_assessment(number) == system["web"].get(f"/assessments/{number}").json()
         queue = cluster.triage.queue({"department": "procurement_qc"})
         assert [a["complaint_no"] for a in queue["items"]] == [number]

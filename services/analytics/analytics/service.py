@@ -11,6 +11,9 @@ The reports (R5.1-R5.4) read running tallies that each event and each final cloc
 outcome moves (reports.py), never the complaints; improvement actions (R5.3) are
 recorded and tracked here (actions.py). `python -m analytics.rebuild` replays the
 stored events into the read model without touching the clocks.
+
+Reports and clocks answer a caller for the malls in their scope; a chain-wide
+caller (an analyst, say) may ask for the whole chain.
 """
 import logging
 from datetime import timedelta
@@ -24,6 +27,7 @@ from nameko.timer import Timer, timer
 from werkzeug.wrappers import Response
 
 from mallcare_common import messaging, web
+from mallcare_common.auth import Access, AccessError
 from mallcare_common.calendar import Clock
 from mallcare_common.contracts import (COMPLAINT_ACKNOWLEDGED, COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED,
                                        COMPLAINT_REGISTERED, COMPLAINT_REJECTED, COMPLAINT_TRIAGED, read_event)
@@ -32,7 +36,7 @@ from mallcare_common.contracts import resolution as case_events
 from mallcare_common.messaging import DEAD_LETTER_QUEUE, INSTANCE, event_handler, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import acquire_lease, next_sequence
 from mallcare_common.policy import PolicyFiles
-from mallcare_common.web import http, json_response, read_json_as_staff
+from mallcare_common.web import http, json_response, read_json, signed
 
 from . import actions, clocks, html_report, metrics, reports
 from .policy import load_policy
@@ -42,6 +46,7 @@ from .storage import Events
 log = logging.getLogger(__name__)
 
 KINDS = {"monthly": "month (2026-11)", "quarterly": "quarter (2026-Q4)"}
+CLIENT_ERRORS = (ValidationError, web.NotFound, web.Conflict, AccessError)
 
 
 class SlaTimer(Timer):
@@ -70,6 +75,7 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
     clock = Clock()
     config = Config()
     dispatch = outbox_dispatcher()
+    access = Access()
 
     handle_complaint_registered = _keeps(COMPLAINT_REGISTERED)
     handle_complaint_rejected = _keeps(COMPLAINT_REJECTED)
@@ -140,23 +146,31 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
             return
         metrics.DEAD_LETTERS.set(count)
 
-    @rpc
+    @rpc(expected_exceptions=CLIENT_ERRORS)
     def intake_counts(self, mall_id=None):
-        return self.store.intake_counts(mall_id)
+        return self.store.intake_counts(self.access.caller().list_mall("report.read", mall_id))
 
     @http("GET", "/reports/intake")
     def intake_counts_http(self, request):
-        return json_response(200, {"rows": self.store.intake_counts(request.args.get("mall_id"))})
+        mall_id = self.access.caller(request).list_mall("report.read", request.args.get("mall_id"))
+        return json_response(200, {"rows": self.store.intake_counts(mall_id)})
 
     @http("GET", "/clocks/<string:complaint_no>")
     def clocks_http(self, request, complaint_no):
-        return json_response(200, self.clocks_of(complaint_no))
+        return json_response(200, self._clocks_of(self.access.caller(request), complaint_no))
 
-    @rpc
+    @rpc(expected_exceptions=CLIENT_ERRORS)
     def clocks_of(self, complaint_no):
+        return self._clocks_of(self.access.caller(), complaint_no)
+
+    def _clocks_of(self, caller, complaint_no):
         """Every SLA clock of a complaint (or incident): due, at risk, stopped, outcome."""
-        found = self.store.clocks.find({"complaint_no": complaint_no}, {"outbox": 0, "pending_events": 0})
-        return {"complaint_no": complaint_no, "clocks": web.jsonable(sorted(found, key=lambda c: c["_id"]))}
+        caller.require("sla.read")
+        found = sorted(self.store.clocks.find({"complaint_no": complaint_no}, {"outbox": 0, "pending_events": 0}),
+                       key=lambda c: c["_id"])
+        if found:
+            caller.require("sla.read", found[0]["mall_id"])
+        return {"complaint_no": complaint_no, "clocks": web.jsonable(found)}
 
     # --- reports (R5.1-R5.5) and improvement actions (R5.3) ------------------------------------
 
@@ -176,49 +190,68 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
     def quarterly_html(self, request):
         return self._report_response("quarterly", request, "html")
 
-    @rpc(expected_exceptions=ValidationError)
+    @rpc(expected_exceptions=CLIENT_ERRORS)
     def report(self, kind, period, mall_id=None):
         """The monthly or quarterly report of one mall, or of the whole chain (mall_id None)."""
         query = ReportQuery().load({"period": period, **({"mall_id": mall_id} if mall_id else {})})
-        return web.jsonable(self._report(kind, query["period"], query["mall_id"]))
+        mall_id = self.access.caller().list_mall("report.read", query["mall_id"])
+        return web.jsonable(self._report(kind, query["period"], mall_id))
 
     @http("POST", "/actions")
     def record_action_http(self, request):
-        return json_response(201, self.record_action(read_json_as_staff(request)))
+        return json_response(201, self._record_action(self.access.caller(request), read_json(request)))
 
     @http("POST", "/actions/<string:action_id>/done")
     def action_done_http(self, request, action_id):
-        return json_response(200, self.action_done(action_id, read_json_as_staff(request)))
+        return json_response(200, self._action_done(self.access.caller(request), action_id, read_json(request)))
 
     @http("GET", "/actions")
     def actions_http(self, request):
-        return json_response(200, self.list_actions(**request.args.to_dict()))
+        return json_response(200, self._list_actions(self.access.caller(request), request.args.to_dict()))
 
     @http("GET", "/actions/<string:action_id>")
     def action_http(self, request, action_id):
-        return json_response(200, self._action_view(self.store.action(action_id)))
+        return json_response(200, self._action(self.access.caller(request), action_id))
 
-    @rpc(expected_exceptions=(ValidationError, web.NotFound, web.Conflict))
+    @rpc(expected_exceptions=CLIENT_ERRORS)
     def record_action(self, body):
+        return self._record_action(self.access.caller(), body)
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def action_done(self, action_id, body):
+        return self._action_done(self.access.caller(), action_id, body)
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def list_actions(self, **query):
+        return self._list_actions(self.access.caller(), query)
+
+    def _record_action(self, caller, body):
         """A 5-Why analysis of a recurring problem and the action it calls for (R5.3)."""
-        data = ActionIn().load(body)
+        data = ActionIn().load(signed(body, caller))
+        caller.require("action.write", data["mall_id"])
         mall = self._mall(data["mall_id"])
         seq = next_sequence(self.store.db, f"actions:{mall.id}")
         return self._action_view(self.store.add_action(actions.new_action(data, actions.action_id(mall.code, seq),
                                                                           self.clock())))
 
-    @rpc(expected_exceptions=(ValidationError, web.NotFound, web.Conflict))
-    def action_done(self, action_id, body):
-        data = ActionDoneIn().load(body)
-        changes = actions.done(self.store.action(action_id), data, self.clock())
+    def _action_done(self, caller, action_id, body):
+        data = ActionDoneIn().load(signed(body, caller))
+        action = self.store.action(action_id)
+        caller.require("action.write", action["mall_id"])
+        changes = actions.done(action, data, self.clock())
         closed = self.store.close_action(action_id, changes)
         if closed is None:   # done by someone else meanwhile: this answers 409 with who and when
-            return self.action_done(action_id, body)
+            return self._action_done(caller, action_id, body)
         return self._action_view(closed)
 
-    @rpc(expected_exceptions=ValidationError)
-    def list_actions(self, **query):
+    def _action(self, caller, action_id):
+        action = self.store.action(action_id)
+        caller.require("report.read", action["mall_id"])
+        return self._action_view(action)
+
+    def _list_actions(self, caller, query):
         q = ActionQuery().load(query)
+        q["mall_id"] = caller.list_mall("report.read", q["mall_id"])
         if q["mall_id"]:
             self._mall(q["mall_id"])
         found = (self._action_view(a) for a in self.store.actions(actions.selection(q["mall_id"], q["status"]),
@@ -226,7 +259,9 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
         return {"items": [a for a in found if q["status"] != "overdue" or a["overdue"]]}
 
     def _report_response(self, kind, request, shape=None):
+        caller = self.access.caller(request)
         query = ReportQuery().load(request.args.to_dict())
+        query["mall_id"] = caller.list_mall("report.read", query["mall_id"])
         report = web.jsonable(self._report(kind, query["period"], query["mall_id"]))
         shape = shape or query["format"]
         if shape == "csv":

@@ -1,8 +1,9 @@
 """HTTP plumbing: one entrypoint that maps errors to JSON, and a bounded JSON reader.
 
 Every error leaves as {"error": CODE, "message": ..., "fields": {...}} with the
-status a client expects: 400 malformed, 403 not allowed, 404 unknown, 409 state conflict, 410 expired, 413 too large, 422 invalid
-fields, 503 store unavailable. Anything else is a 500 with the traceback in the
+status a client expects: 400 malformed, 401 not signed in, 403 not allowed, 404 unknown,
+409 state conflict, 410 expired, 413 too large, 422 invalid fields, 429 over the rate
+(with Retry-After), 503 store unavailable. Anything else is a 500 with the traceback in the
 service log and no detail to the caller.
 """
 import json
@@ -14,16 +15,13 @@ from nameko.rpc import rpc
 from nameko.web.handlers import HttpRequestHandler
 from werkzeug.wrappers import Response
 
+from .auth import AccessError, Forbidden, TooManyRequests, Unauthenticated
 from .metrics import metrics_response
 from .mongo import NotFound, StoreError, ping
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
-
-
-class Forbidden(Exception):
-    """The caller is known but their role or mall does not allow the action."""
 
 
 class Gone(Exception):
@@ -50,11 +48,13 @@ _MAPPED = (
     (ValidationError, 422, "VALIDATION_ERROR"),
     (MalformedBody, 400, "MALFORMED_BODY"),
     (BadRequest, 400, "BAD_REQUEST"),
+    (Unauthenticated, 401, "UNAUTHENTICATED"),
     (Forbidden, 403, "FORBIDDEN"),
     (NotFound, 404, "NOT_FOUND"),
     (Conflict, 409, "CONFLICT"),
     (Gone, 410, "GONE"),
     (BodyTooLarge, 413, "BODY_TOO_LARGE"),
+    (TooManyRequests, 429, "TOO_MANY_REQUESTS"),
     (StoreError, 503, "STORE_UNAVAILABLE"),
     (Unavailable, 503, "UNAVAILABLE"),
 )
@@ -69,12 +69,20 @@ class HttpEntrypoint(HttpRequestHandler):
                     body["fields"] = exc.messages
                 if status >= 500:
                     log.error("%s: %r", code, exc)
-                return json_response(status, body)
+                return json_response(status, body, _headers(exc))
         log.error("unexpected error in %s %s: %r", self.method, self.url, exc)
         return json_response(500, {"error": "INTERNAL_ERROR", "message": "unexpected error; see service log"})
 
 
 http = HttpEntrypoint.decorator
+
+
+def _headers(exc):
+    if isinstance(exc, Unauthenticated):
+        return {"WWW-Authenticate": 'Bearer realm="mallcare"'}
+    if isinstance(exc, TooManyRequests):
+        return {"Retry-After": str(exc.retry_after)}
+    return None
 
 
 def _message(exc):
@@ -93,13 +101,11 @@ def json_response(status, body, headers=None):
                     headers=headers, mimetype="application/json")
 
 
-def read_json_as_staff(request):
-    """The JSON body with `by` from the X-Staff-Id header (signed staff tokens come with
-    the security issue; until then the header is trusted as sent)."""
-    data = read_json(request)
-    if request.headers.get("X-Staff-Id"):
-        data["by"] = request.headers["X-Staff-Id"]
-    return data
+def signed(data, caller):
+    """The request with `by` set to who signed in, whatever the body said."""
+    if not isinstance(data, dict):
+        raise ValidationError({"_schema": ["Invalid input type."]})
+    return {**data, "by": caller.user}
 
 
 def read_json(request, max_bytes=MAX_BODY_BYTES):
@@ -141,22 +147,26 @@ class HealthAndMetrics:
 
 class PolicyAdmin:
     """GET /policy and POST /policy/reload (and the same as RPC) for a service whose
-    PolicyFiles dependency is `policy`. Subclass it as `web.PolicyAdmin`, like
-    HealthAndMetrics."""
+    PolicyFiles dependency is `policy` and auth.Access dependency is `access`.
+    Subclass it as `web.PolicyAdmin`, like HealthAndMetrics."""
 
     @http("GET", "/policy")
     def policy_http(self, request):
-        return json_response(200, self.get_policy())
+        self.access.caller(request).require("policy.read")
+        return json_response(200, jsonable(self.policy.current.public()))
 
-    @rpc
+    @rpc(expected_exceptions=AccessError)
     def get_policy(self):
+        self.access.caller().require("policy.read")
         return jsonable(self.policy.current.public())
 
     @http("POST", "/policy/reload")
     def reload_policy_http(self, request):
-        return json_response(200, self.reload_policy())
+        self.access.caller(request).require("policy.reload")
+        return json_response(200, {"version": self.policy.reload().version})
 
-    @rpc(expected_exceptions=ValidationError)
+    @rpc(expected_exceptions=(ValidationError, AccessError))
     def reload_policy(self):
         """Read the policy files again; a broken file is refused and the policy in force stays."""
+        self.access.caller().require("policy.reload")
         return {"version": self.policy.reload().version}

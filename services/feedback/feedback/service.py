@@ -15,11 +15,11 @@ from datetime import timedelta
 
 import eventlet
 from marshmallow import ValidationError
-from nameko.dependency_providers import Config
 from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 
 from mallcare_common import messaging, web
+from mallcare_common.auth import Access, AccessError, Secret
 from mallcare_common.calendar import Clock
 from mallcare_common.contracts import COMPLAINT_REGISTERED, read_event
 from mallcare_common.contracts import resolution as case_events
@@ -28,7 +28,7 @@ from mallcare_common.mongo import acquire_lease
 from mallcare_common.personal import mask_contact
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.web import (Conflict, Forbidden, Gone, NotFound, Unavailable, http, json_response,
-                                 read_json, read_json_as_staff)
+                                 read_json, signed)
 
 from . import rules
 from .policy import load_policy
@@ -38,17 +38,18 @@ from .storage import Revisits
 
 log = logging.getLogger(__name__)
 
-CLIENT_ERRORS = (ValidationError, NotFound, Conflict, Forbidden, Gone)
+CLIENT_ERRORS = (ValidationError, NotFound, Conflict, AccessError, Gone)
 OVERDUE_INTERVAL = 30     # seconds between looks for revisits past their deadline
 NOT_SEEN_PAUSE = 2        # seconds before an event about a complaint not seen yet is retried
 ATTEMPTS = 5
 RPC_SECONDS = 10
 
 
-def ask(method, *args):
-    """An RPC to another service, given up after RPC_SECONDS (nameko's proxy would wait for ever)."""
+def ask(access, method, *args):
+    """An RPC to another service as this service, given up after RPC_SECONDS (nameko's
+    proxy would wait for ever)."""
     try:
-        with eventlet.Timeout(RPC_SECONDS):
+        with eventlet.Timeout(RPC_SECONDS), access.as_service():
             return method(*args)
     except eventlet.Timeout as exc:
         raise Unavailable(f"{method.service_name}.{method.method_name} did not answer within {RPC_SECONDS} s") from exc
@@ -64,8 +65,9 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
     store = Revisits()
     policy = PolicyFiles("feedback.yml", load_policy)
     clock = Clock()
-    config = Config()
     dispatch = outbox_dispatcher()
+    access = Access()
+    answer_link_secret = Secret("ANSWER_LINK_SECRET")
     resolution = RpcProxy("resolution")
     intake = RpcProxy("intake")
 
@@ -100,7 +102,7 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
         """A closed case needs no more revisits; a high-risk one goes into the library (R4.4)."""
         event = read_event(body, case_events.CASE_CLOSED)
         self._cancel_open_revisits(event, "case closed")
-        case = ask(self.resolution.get_case, event["complaint_no"])
+        case = ask(self.access, self.resolution.get_case, event["complaint_no"])
         if case["risk_level"] in self.policy.current.rules["library"]["automatic_risk_levels"]:
             self._archive(case, lessons=None, by="feedback", automatic=True)
 
@@ -120,34 +122,46 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
 
     @http("GET", "/revisits")
     def worklist_http(self, request):
-        return json_response(200, self.worklist(request.args.to_dict()))
+        return json_response(200, self._worklist(self.access.caller(request), request.args.to_dict()))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def worklist(self, query):
+        return self._worklist(self.access.caller(), query)
+
+    def _worklist(self, caller, query):
         """A mall's revisits still to make, the earliest deadline first."""
         query = WorklistQuery().load(query)
+        caller.require("revisit.read", query["mall_id"])
         return {"items": [self._revisit_out(r) for r in self.store.worklist(query["mall_id"], query["limit"])]}
 
     @http("GET", "/revisits/<string:revisit_id>")
     def get_revisit_http(self, request, revisit_id):
-        return json_response(200, self.get_revisit(revisit_id))
+        return json_response(200, self._get_revisit(self.access.caller(request), revisit_id))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def get_revisit(self, revisit_id):
-        return self._revisit_out(self.store.get(self.store.revisits, revisit_id, "revisit"))
+        return self._get_revisit(self.access.caller(), revisit_id)
 
     @http("POST", "/revisits/<string:revisit_id>/attempts")
     def record_attempt_http(self, request, revisit_id):
-        data = read_json_as_staff(request)
-        return json_response(200, self.record_attempt(revisit_id, data))
+        return json_response(200, self._record_attempt(self.access.caller(request), revisit_id, read_json(request)))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def record_attempt(self, revisit_id, data):
+        return self._record_attempt(self.access.caller(), revisit_id, data)
+
+    def _get_revisit(self, caller, revisit_id):
+        revisit = self.store.get(self.store.revisits, revisit_id, "revisit")
+        caller.require("revisit.read", revisit["mall_id"])
+        return self._revisit_out(revisit)
+
+    def _record_attempt(self, caller, revisit_id, data):
         """A call or message by staff: the answer when reached, else a retry or, after the
         last attempt, unreachable."""
-        request = AttemptIn().load(data)
+        request = AttemptIn().load(signed(data, caller))
+        revisit = self.store.get(self.store.revisits, revisit_id, "revisit")
+        caller.require("revisit.record", revisit["mall_id"])
         if request["outcome"] == "reached":
-            revisit = self.store.get(self.store.revisits, revisit_id, "revisit")
             answer = revisit["answer"]
             if answer and answer["by"] == request["by"] and rules.same_answer(answer, request):
                 return self._revisit_out(revisit)   # the same answer sent twice: recorded once
@@ -166,7 +180,7 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
         sent again is accepted as it was, a different one after it is refused (409)."""
         request = LinkAnswerIn().load(data)
         try:
-            revisit_id = rules.read_link(self._link_secret(), request["token"], self.clock())
+            revisit_id = rules.read_link(self.answer_link_secret, request["token"], self.clock())
         except rules.LinkRefused as exc:
             raise Forbidden(str(exc)) from exc
         except rules.LinkExpired as exc:
@@ -184,50 +198,66 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
 
     @http("GET", "/library")
     def search_library_http(self, request):
-        return json_response(200, self.search_library(request.args.to_dict()))
+        return json_response(200, self._search_library(self.access.caller(request), request.args.to_dict()))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def search_library(self, query):
-        """By category, mall, merchant, risk and a keyword in the problem, outcome or lessons."""
+        return self._search_library(self.access.caller(), query)
+
+    def _search_library(self, caller, query):
+        """By category, mall, merchant, risk and a keyword in the problem, outcome or lessons.
+        The library is the chain's (scrubbed of personal data): every mall learns from it."""
+        caller.require("library.read")
         query = LibraryQuery().load(query)
         items = self.store.search(rules.search_filter(query), query["limit"])
         return {"items": LibraryOut(many=True, exclude=("process",)).dump(items)}
 
     @http("GET", "/library/<string:complaint_no>")
     def get_library_entry_http(self, request, complaint_no):
-        return json_response(200, self.get_library_entry(complaint_no))
+        self.access.caller(request).require("library.read")
+        return json_response(200, self._library_entry(complaint_no))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def get_library_entry(self, complaint_no):
-        return LibraryOut().dump(self.store.get(self.store.library, complaint_no, "library entry"))
+        self.access.caller().require("library.read")
+        return self._library_entry(complaint_no)
 
     @http("POST", "/library")
     def archive_http(self, request):
-        data = read_json_as_staff(request)
-        return json_response(201, self.archive(data))
+        return json_response(201, self._archive_by_hand(self.access.caller(request), read_json(request)))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def archive(self, data):
+        return self._archive_by_hand(self.access.caller(), data)
+
+    def _archive_by_hand(self, caller, data):
         """A handler puts a typical case into the library with the lessons learnt."""
-        request = ArchiveIn().load(data)
-        case = ask(self.resolution.get_case, request["complaint_no"])
+        request = ArchiveIn().load(signed(data, caller))
+        case = ask(self.access, self.resolution.get_case, request["complaint_no"])
+        caller.require("library.write", case["mall_id"])
         if case["state"] not in ("resolved", "closed"):
             raise Conflict(f"a case that is {case['state']} is archived once it is resolved")
         return LibraryOut().dump(self._archive(case, request["lessons"], request["by"], automatic=False))
 
     @http("POST", "/library/<string:complaint_no>/lessons")
     def add_lessons_http(self, request, complaint_no):
-        data = read_json_as_staff(request)
-        return json_response(200, self.add_lessons(complaint_no, data))
+        return json_response(200, self._add_lessons(self.access.caller(request), complaint_no, read_json(request)))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def add_lessons(self, complaint_no, data):
+        return self._add_lessons(self.access.caller(), complaint_no, data)
+
+    def _add_lessons(self, caller, complaint_no, data):
         """The lessons of an entry archived by itself (high risk)."""
-        request = LessonsIn().load(data)
-        self.store.get(self.store.library, complaint_no, "library entry")
+        request = LessonsIn().load(signed(data, caller))
+        entry = self.store.get(self.store.library, complaint_no, "library entry")
+        caller.require("library.write", entry["mall_id"])
         self.store.library.update_one({"_id": complaint_no}, {"$set": {
             "lessons": rules.scrub(request["lessons"]), "lessons_pending": False, "lessons_by": request["by"]}})
-        return self.get_library_entry(complaint_no)
+        return self._library_entry(complaint_no)
+
+    def _library_entry(self, complaint_no):
+        return LibraryOut().dump(self.store.get(self.store.library, complaint_no, "library entry"))
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -246,7 +276,7 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
         """A complaint registered before feedback's queue existed (or still on its way):
         ask intake for it; retried later when intake cannot answer either."""
         try:
-            record = ask(self.intake.get_complaint, number)
+            record = ask(self.access, self.intake.get_complaint, number)
         except Exception as exc:  # not at intake either, or intake did not answer: retried
             eventlet.sleep(NOT_SEEN_PAUSE)
             raise ComplaintNotSeenYet(f"{number}: not seen, and intake did not give it: {exc!r}") from exc
@@ -271,13 +301,10 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
             raise Conflict(f"{case['complaint_no']} is in the library already; add lessons to its entry")
         return self.store.get(self.store.library, case["complaint_no"], "library entry")
 
-    def _link_secret(self):
-        return self.config["MALLCARE"]["ANSWER_LINK_SECRET"]
-
     def _revisit_out(self, revisit):
         link = None
         if revisit.get("link_expires_at") and revisit["status"] in rules.OPEN:
-            link = "/answers?token=" + rules.sign_link(self._link_secret(), revisit["_id"], revisit["link_expires_at"])
+            link = "/answers?token=" + rules.sign_link(self.answer_link_secret, revisit["_id"], revisit["link_expires_at"])
         return RevisitOut().dump({**revisit, "answer_link": link})
 
     def _answer_out(self, revisit):

@@ -69,7 +69,7 @@ class ComplaintIn(Schema):
 
 
 class AcknowledgementIn(Schema):
-    acknowledged_by = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    acknowledged_by = fields.String(validate=validate.Length(min=1, max=64))   # ignored: the caller is recorded
     method = fields.String(required=True, validate=validate.OneOf(
         ("in_person", "phone", "sms", "app_message", "wechat_message", "email", "auto_reply")))
     acknowledged_at = fields.AwareDateTime()

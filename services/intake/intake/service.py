@@ -1,18 +1,19 @@
 """Intake: takes complaints in from every channel (R1.1-R1.5).
 
 HTTP for channels and the service desk, RPC with the same contract for internal
-callers. Each write stores the complaint and its event (outbox) in one document;
+callers; every call names its caller (a channel's API key or a staff token) and is
+checked against the caller's permission and malls. Each write stores the complaint and its event (outbox) in one document;
 the event is relayed to RabbitMQ right away and, if the broker is down, by the
 relay timer later, so intake keeps accepting complaints during a broker outage.
 """
 from datetime import timedelta
 
 from marshmallow import ValidationError
-from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 from prometheus_client import Counter
 
 from mallcare_common import messaging, web
+from mallcare_common.auth import Access, AccessError, Forbidden, Secret
 from mallcare_common.calendar import Clock
 from mallcare_common.messaging import outbox_dispatcher, publish_pending
 from mallcare_common.mongo import next_sequence
@@ -27,7 +28,7 @@ from .storage import Complaints
 COMPLAINTS = Counter("mallcare_intake_complaints_total",
                      "Complaint submissions by outcome (registered, rejected, resubmitted).",
                      ["mall_id", "channel", "outcome"])
-CLIENT_ERRORS = (ValidationError, NotFound, Conflict)
+CLIENT_ERRORS = (ValidationError, NotFound, Conflict, AccessError)
 
 
 class IntakeService(web.HealthAndMetrics, messaging.OutboxRelay):
@@ -36,60 +37,67 @@ class IntakeService(web.HealthAndMetrics, messaging.OutboxRelay):
     store = Complaints()
     policy = PolicyFiles("intake.yml", load_policy)
     clock = Clock()
-    config = Config()
     dispatch = outbox_dispatcher()
+    access = Access()
+    customer_ref_secret = Secret("CUSTOMER_REF_SECRET")
 
     @http("POST", "/complaints")
     def post_complaint(self, request):
         """Register a complaint: 201 with the new complaint, 200 with the existing one
         when the same channel reference was submitted before, 422 with field messages."""
-        complaint, created = self._register(read_json(request))
+        complaint, created = self._register(self.access.caller(request), read_json(request))
         return json_response(201 if created else 200, ComplaintOut().dump(complaint))
 
     @http("GET", "/complaints/<string:number>")
     def get_complaint_http(self, request, number):
-        return json_response(200, ComplaintOut().dump(self.store.get(number)))
+        return json_response(200, self._get(self.access.caller(request), number))
 
     @http("GET", "/complaints")
     def list_complaints_http(self, request):
-        return json_response(200, self._list(request.args.to_dict()))
+        return json_response(200, self._list(self.access.caller(request), request.args.to_dict()))
 
     @http("POST", "/complaints/<string:number>/acknowledgement")
     def post_acknowledgement(self, request, number):
         """Record that the customer was told (R1.2); repeating it returns the first record."""
-        return json_response(200, ComplaintOut().dump(self._acknowledge(number, read_json(request))))
+        caller = self.access.caller(request)
+        return json_response(200, ComplaintOut().dump(self._acknowledge(caller, number, read_json(request))))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def register_complaint(self, data):
-        complaint, created = self._register(data)
+        complaint, created = self._register(self.access.caller(), data)
         return {"complaint": ComplaintOut().dump(complaint), "created": created}
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def get_complaint(self, number):
-        return ComplaintOut().dump(self.store.get(number))
+        return self._get(self.access.caller(), number)
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def list_complaints(self, query):
-        return self._list(query)
+        return self._list(self.access.caller(), query)
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def acknowledge_complaint(self, number, data):
-        return ComplaintOut().dump(self._acknowledge(number, data))
+        return ComplaintOut().dump(self._acknowledge(self.access.caller(), number, data))
 
-    def _register(self, data):
+    def _register(self, caller, data):
         complaint = ComplaintIn().load(data)
+        caller.require("complaint.register", complaint["mall_id"])
+        if caller.channel and complaint["channel"] != caller.channel:
+            raise Forbidden(f"{caller.user} submits for the {caller.channel} channel only")
         now, policy = self.clock(), self.policy.current
         rules.check_mall_and_times(complaint, policy.malls, now)
         channel_ref = complaint.get("channel_ref")
         if channel_ref:
             existing = self.store.find_by_channel_ref(complaint["channel"], channel_ref)
+            if existing and existing["mall_id"] != complaint["mall_id"]:
+                raise Conflict(f"channel_ref {channel_ref} was used for another mall's complaint")
             if existing:
                 COMPLAINTS.labels(complaint["mall_id"], complaint["channel"], "resubmitted").inc()
                 return existing, False
         mall = policy.malls.get(complaint["mall_id"])
         settings = policy.review(mall.id)
         received_at = complaint.get("received_at", now)
-        ref = rules.customer_ref(self.config["MALLCARE"]["CUSTOMER_REF_SECRET"], complaint["customer"])
+        ref = rules.customer_ref(self.customer_ref_secret, complaint["customer"])
         fp = rules.fingerprint(mall.id, ref, complaint["description"])
         duplicate_of = self.store.find_duplicate(fp, received_at - timedelta(hours=settings["duplicate_window_hours"]))
         local_day = mall.calendar.local(received_at).date()
@@ -101,15 +109,25 @@ class IntakeService(web.HealthAndMetrics, messaging.OutboxRelay):
         except self.store.DuplicateChannelRef:
             if not channel_ref:
                 raise
+            existing = self.store.find_by_channel_ref(complaint["channel"], channel_ref)
+            if existing["mall_id"] != mall.id:
+                raise Conflict(f"channel_ref {channel_ref} was used for another mall's complaint") from None
             COMPLAINTS.labels(mall.id, complaint["channel"], "resubmitted").inc()
-            return self.store.find_by_channel_ref(complaint["channel"], channel_ref), False
+            return existing, False
         COMPLAINTS.labels(mall.id, doc["channel"], doc["status"]).inc()
         publish_pending(self.store.complaints, self.dispatch, self.name, now, [doc])
         return doc, True
 
-    def _acknowledge(self, number, data):
-        ack = AcknowledgementIn().load(data)
+    def _get(self, caller, number):
         doc = self.store.get(number)
+        caller.require("complaint.read", doc["mall_id"])
+        return ComplaintOut().dump(doc)
+
+    def _acknowledge(self, caller, number, data):
+        ack = AcknowledgementIn().load(data)
+        ack["acknowledged_by"] = caller.user   # who told the customer is who signed in, not what the body says
+        doc = self.store.get(number)
+        caller.require("complaint.acknowledge", doc["mall_id"])
         if doc["status"] == "rejected":
             raise Conflict(f"{number} was rejected ({doc['rejection']['reason']}); there is nothing to acknowledge")
         if doc["status"] == "acknowledged":
@@ -122,8 +140,11 @@ class IntakeService(web.HealthAndMetrics, messaging.OutboxRelay):
         publish_pending(self.store.complaints, self.dispatch, self.name, now, [updated])
         return updated
 
-    def _list(self, query):
+    def _list(self, caller, query):
         query = ListQuery().load(query)
+        mall_id = caller.list_mall("complaint.read", query.pop("mall_id", None))
+        if mall_id:
+            query["mall_id"] = mall_id
         items, total = self.store.list(query)
         return {"items": ComplaintOut(many=True).dump(items), "total": total,
                 "page": query["page"], "per_page": query["per_page"]}

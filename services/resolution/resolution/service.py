@@ -3,9 +3,9 @@ adverse events stores report (R3.9).
 
 A case opens on complaint_triaged and follows triage's reassignments and
 corrections; feedback's answers close or reopen it. Handlers act over HTTP
-(`POST /cases/<number>/<action>`, the staff member in the X-Staff-Id header) or
-RPC (`act(number, action, data)` with `by` in data); the ACTIONS table lists
-them. Each action is checked against the case's state, the actor's role and mall,
+(`POST /cases/<number>/<action>`) or RPC (`act(number, action, data)`), signed in
+with their staff token: who acts, their role and their malls come from it. The
+ACTIONS table lists the actions. Each action is checked against the case's state, the actor's role and mall,
 the law and the caps, then written with its timeline entries and events in one
 document update, and the events leave through the outbox.
 """
@@ -17,6 +17,7 @@ from nameko.rpc import rpc
 from prometheus_client import Counter
 
 from mallcare_common import messaging, web
+from mallcare_common.auth import Access, AccessError
 from mallcare_common.calendar import Clock
 from mallcare_common.contracts import (COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED, COMPLAINT_TRIAGED,
                                        CUSTOMER_DISSATISFIED, CUSTOMER_SATISFIED, InvalidEvent, read_event)
@@ -24,7 +25,7 @@ from mallcare_common.contracts.analytics import SLA_BREACHED
 from mallcare_common.messaging import event_handler, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import next_sequence
 from mallcare_common.policy import PolicyFiles
-from mallcare_common.web import Conflict, Forbidden, NotFound, http, json_response, read_json_as_staff
+from mallcare_common.web import Conflict, NotFound, http, json_response, read_json, signed
 
 from . import incidents, rules
 from .policy import load_policy
@@ -36,7 +37,7 @@ from .storage import Cases
 
 log = logging.getLogger(__name__)
 
-CLIENT_ERRORS = (ValidationError, NotFound, Conflict, Forbidden)
+CLIENT_ERRORS = (ValidationError, NotFound, Conflict, AccessError)
 ACTIONS_TOTAL = Counter("mallcare_resolution_actions_total", "Actions on cases and incidents, by outcome.",
                         ["action", "outcome"])
 
@@ -83,6 +84,7 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
     policy = PolicyFiles("resolution.yml", load_policy)
     clock = Clock()
     dispatch = outbox_dispatcher()
+    access = Access()
 
     # --- events -------------------------------------------------------------------------------
 
@@ -135,63 +137,84 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
 
     @http("GET", "/cases")
     def queue_http(self, request):
-        return json_response(200, self.queue(request.args.to_dict()))
+        return json_response(200, self._queue(self.access.caller(request), request.args.to_dict()))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def queue(self, query):
+        return self._queue(self.access.caller(), query)
+
+    def _queue(self, caller, query):
         """Open cases of a mall, handler, department or level, earliest deadline first."""
         query = CaseQuery().load(query)
-        selector = {k: query[k] for k in ("mall_id", "owner_id", "department", "level", "state") if k in query}
+        query["mall_id"] = caller.list_mall("case.read", query.get("mall_id"))
+        selector = {k: query[k] for k in ("mall_id", "owner_id", "department", "level", "state") if query.get(k)}
         items = self.store.queue(selector, query["limit"])
         return {"items": CaseOut(many=True, exclude=("timeline",)).dump(items)}
 
     @http("GET", "/cases/<string:complaint_no>")
     def get_case_http(self, request, complaint_no):
-        return json_response(200, self.get_case(complaint_no))
+        return json_response(200, self._get_case(self.access.caller(request), complaint_no))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def get_case(self, complaint_no):
-        """The case with its whole timeline (R3.10)."""
-        return CaseOut().dump(self.store.get(self.store.cases, complaint_no, "case"))
+        return self._get_case(self.access.caller(), complaint_no)
 
     @http("GET", "/cases/<string:complaint_no>/timeline")
     def get_timeline_http(self, request, complaint_no):
-        case = self.get_case(complaint_no)
+        case = self._get_case(self.access.caller(request), complaint_no)
         return json_response(200, {"complaint_no": complaint_no, "timeline": case["timeline"]})
 
     @http("POST", "/cases/<string:complaint_no>/<string:action>")
     def act_http(self, request, complaint_no, action):
-        return json_response(200, self.act(complaint_no, action, read_json_as_staff(request)))
+        return json_response(200, self._act_on_case(self.access.caller(request), complaint_no, action,
+                                                    read_json(request)))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def act(self, complaint_no, action, data):
+        return self._act_on_case(self.access.caller(), complaint_no, action, data)
+
+    @http("POST", "/cases/<string:complaint_no>/proposal-check")
+    def check_proposal_http(self, request, complaint_no):
+        return json_response(200, self._check_proposal(self.access.caller(request), complaint_no,
+                                                       read_json(request)))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def check_proposal(self, complaint_no, data):
+        return self._check_proposal(self.access.caller(), complaint_no, data)
+
+    @http("GET", "/rectifications")
+    def rectifications_http(self, request):
+        return json_response(200, self._rectifications(self.access.caller(request), request.args.to_dict()))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def rectifications(self, query):
+        return self._rectifications(self.access.caller(), query)
+
+    def _get_case(self, caller, complaint_no):
+        """The case with its whole timeline (R3.10)."""
+        case = self.store.get(self.store.cases, complaint_no, "case")
+        caller.require("case.read", case["mall_id"])
+        return CaseOut().dump(case)
+
+    def _act_on_case(self, caller, complaint_no, action, data):
         """One handler action on a case (see ACTIONS); returns the case as it is now."""
         if action not in ACTIONS:
             raise NotFound(f"no action {action}; actions: {', '.join(ACTIONS)}")
         schema, rule = ACTIONS[action]
-        return CaseOut().dump(self._act(self.store.cases, complaint_no, action, schema().load(data), rule,
-                                        rules.Step))
+        return CaseOut().dump(self._act(caller, self.store.cases, complaint_no, action,
+                                        schema().load(signed(data, caller)), rule, rules.Step))
 
-    @http("POST", "/cases/<string:complaint_no>/proposal-check")
-    def check_proposal_http(self, request, complaint_no):
-        return json_response(200, self.check_proposal(complaint_no, read_json_as_staff(request)))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
-    def check_proposal(self, complaint_no, data):
+    def _check_proposal(self, caller, complaint_no, data):
         """What a draft proposal would meet before it is made: the law, the caps, who must approve."""
-        request = ProposalIn().load(data)
+        request = ProposalIn().load(signed(data, caller))
         case = self.store.get(self.store.cases, complaint_no, "case")
-        actor = self._actor(request["by"], case["mall_id"])
+        actor = self._actor(caller, case["mall_id"], "case.act")
         return web.jsonable(rules.check_proposal(case, request, actor, self.policy.current))
 
-    @http("GET", "/rectifications")
-    def rectifications_http(self, request):
-        return json_response(200, self.rectifications(request.args.to_dict()))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
-    def rectifications(self, query):
+    def _rectifications(self, caller, query):
         """R3.8: a mall's rectification tasks, open (default) or done, earliest due first."""
         query = RectificationQuery().load(query)
+        caller.require("case.read", query["mall_id"])
         items = self.store.rectifications(query["mall_id"], query["status"], query["limit"])
         return {"items": RectificationOut(many=True).dump(items)}
 
@@ -199,55 +222,67 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
 
     @http("POST", "/incidents")
     def report_incident_http(self, request):
-        incident, created = self._report_incident(read_json_as_staff(request))
+        incident, created = self._report_incident(self.access.caller(request), read_json(request))
         return json_response(201 if created else 200, incident)
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def report_incident(self, data):
         """R3.9: a store reports an adverse event; the same request id again returns the same incident."""
-        return self._report_incident(data)[0]
+        return self._report_incident(self.access.caller(), data)[0]
 
     @http("GET", "/incidents")
     def list_incidents_http(self, request):
-        return json_response(200, self.list_incidents(request.args.to_dict()))
+        return json_response(200, self._list_incidents(self.access.caller(request), request.args.to_dict()))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def list_incidents(self, query):
+        return self._list_incidents(self.access.caller(), query)
+
+    def _list_incidents(self, caller, query):
         query = IncidentQuery().load(query)
+        caller.require("incident.read", query["mall_id"])
         items = self.store.list_incidents(query["mall_id"], query.get("state"), query["limit"])
         return {"items": IncidentOut(many=True, exclude=("timeline", "customer")).dump(items)}
 
     @http("GET", "/incidents/<string:number>")
     def get_incident_http(self, request, number):
-        return json_response(200, self.get_incident(number, request.headers.get("X-Staff-Id", "")))
+        return json_response(200, self._get_incident(self.access.caller(request), number))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
-    def get_incident(self, number, by):
-        """The whole report, with the customer's contact: for staff of the incident's mall only."""
-        incident = self.store.get(self.store.incidents, number, "incident")
-        self._actor(by, incident["mall_id"])
-        return IncidentOut().dump(incident)
+    def get_incident(self, number):
+        return self._get_incident(self.access.caller(), number)
 
     @http("POST", "/incidents/<string:number>/<string:action>")
     def act_on_incident_http(self, request, number, action):
-        return json_response(200, self.act_on_incident(number, action, read_json_as_staff(request)))
+        return json_response(200, self._act_on_incident(self.access.caller(request), number, action,
+                                                        read_json(request)))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def act_on_incident(self, number, action, data):
+        return self._act_on_incident(self.access.caller(), number, action, data)
+
+    def _get_incident(self, caller, number):
+        """The whole report, with the customer's contact: for staff of the incident's mall only."""
+        incident = self.store.get(self.store.incidents, number, "incident")
+        caller.require("incident.read", incident["mall_id"]).require("customer.contact", incident["mall_id"])
+        return IncidentOut().dump(incident)
+
+    def _act_on_incident(self, caller, number, action, data):
         if action not in INCIDENT_ACTIONS:
             raise NotFound(f"no action {action}; actions: {', '.join(INCIDENT_ACTIONS)}")
         schema, rule = INCIDENT_ACTIONS[action]
-        return IncidentOut().dump(self._act(self.store.incidents, number, f"incident-{action}",
-                                            schema().load(data), rule, incidents.IncidentStep))
+        return IncidentOut().dump(self._act(caller, self.store.incidents, number, f"incident-{action}",
+                                            schema().load(signed(data, caller)), rule, incidents.IncidentStep,
+                                            "incident.act"))
 
     # --- the one way a case or an incident changes ---------------------------------------------
 
-    def _report_incident(self, data):
-        request = IncidentIn().load(data)
+    def _report_incident(self, caller, data):
+        request = IncidentIn().load(signed(data, caller))
         policy, now = self.policy.current, self.clock()
         if request["mall_id"] not in policy.malls:
             raise ValidationError({"mall_id": ["Unknown mall."]})
-        actor = self._actor(request["by"], request["mall_id"])
+        actor = self._actor(caller, request["mall_id"], "incident.report")
         mall = policy.malls.get(request["mall_id"])
         day = mall.calendar.local(now).date()
         number = incidents.incident_number(mall.code, day, next_sequence(self.store.db, f"{mall.code}-AE-{day}"))
@@ -262,13 +297,11 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
         ACTIONS_TOTAL.labels("incident-report", "ok").inc()
         return IncidentOut().dump(doc), True
 
-    def _actor(self, staff_id, mall_id):
-        staff = self.policy.current.staff(staff_id)
-        if staff is None:
-            raise Forbidden(f"{staff_id} is not in the staff directory")
-        if mall_id not in staff.malls:
-            raise Forbidden(f"{staff_id} does not work at {mall_id}")
-        return rules.Actor(staff.id, staff.role, staff.name)
+    def _actor(self, caller, mall_id, permission):
+        """Who acts, as their token says: refused unless their role may and the mall is theirs."""
+        caller.require(permission, mall_id)
+        staff = self.policy.current.staff(caller.user)
+        return rules.Actor(caller.user, caller.role, staff.name if staff else caller.user)
 
     def _earlier_report(self, request_id, number):
         """The incident an earlier report with this request id made (a moment behind, if
@@ -286,7 +319,7 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
             return None
         raise Conflict("another report with this request id is being written; try again")
 
-    def _act(self, collection, number, action, request, rule, step_class):
+    def _act(self, caller, collection, number, action, request, rule, step_class, permission="case.act"):
         """Read, decide, compare-and-set; a request id already applied returns the document as it is."""
         request_id = request.get("request_id")
         for _ in range(ATTEMPTS):
@@ -294,7 +327,7 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
             if request_id and request_id in doc["request_ids"]:
                 ACTIONS_TOTAL.labels(action, "repeated").inc()
                 return doc
-            actor = self._actor(request["by"], doc["mall_id"])
+            actor = self._actor(caller, doc["mall_id"], permission)
             step = step_class(doc, actor, self.clock())
             try:
                 rule(step, request, self.policy.current)

@@ -2,6 +2,7 @@
 category, risk and its reasons, urgency, responsible department, named owner and
 deadlines, each recording the policy version used. Corrections and reassignments
 by people are recorded and announced; every change leaves through the outbox.
+Every HTTP and RPC call is checked against its caller's permission and malls.
 """
 from datetime import timedelta
 
@@ -10,19 +11,20 @@ from nameko.rpc import rpc
 from nameko.timer import timer
 
 from mallcare_common import messaging, web
+from mallcare_common.auth import Access, AccessError
 from mallcare_common.calendar import Clock
 from mallcare_common.contracts import COMPLAINT_REGISTERED, InvalidEvent, read_event
 from mallcare_common.messaging import INSTANCE, event_handler, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import acquire_lease
 from mallcare_common.policy import PolicyFiles
-from mallcare_common.web import NotFound, http, json_response, read_json
+from mallcare_common.web import NotFound, http, json_response, read_json, signed
 
 from . import rules
 from .policy import load_policy
 from .schemas import AssessmentOut, CorrectionIn, QueueQuery, ReassignmentIn
 from .storage import Assessments
 
-CLIENT_ERRORS = (ValidationError, NotFound)
+CLIENT_ERRORS = (ValidationError, NotFound, AccessError)
 ASSIGN_INTERVAL = 60   # seconds between looks for complaints that still have no owner
 
 
@@ -33,6 +35,7 @@ class TriageService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
     policy = PolicyFiles("triage.yml", load_policy)
     clock = Clock()
     dispatch = outbox_dispatcher()
+    access = Access()
 
     @event_handler(COMPLAINT_REGISTERED.source, COMPLAINT_REGISTERED.name)
     def handle_complaint_registered(self, body):
@@ -67,47 +70,64 @@ class TriageService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
 
     @http("GET", "/assessments/<string:complaint_no>")
     def get_assessment_http(self, request, complaint_no):
-        return json_response(200, self.get_assessment(complaint_no))
+        return json_response(200, self._get(self.access.caller(request), complaint_no))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def get_assessment(self, complaint_no):
-        return AssessmentOut().dump(self.store.get(complaint_no))
+        return self._get(self.access.caller(), complaint_no)
 
     @http("POST", "/assessments/<string:complaint_no>/corrections")
     def post_correction(self, request, complaint_no):
-        """Correct category or risk: {field, value, by, reason}; routing and deadlines follow."""
-        return json_response(200, self.correct_assessment(complaint_no, read_json(request)))
+        """Correct category or risk: {field, value, reason}; routing and deadlines follow."""
+        return json_response(200, self._correct(self.access.caller(request), complaint_no, read_json(request)))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def correct_assessment(self, complaint_no, data):
-        correction = CorrectionIn().load(data)
+        return self._correct(self.access.caller(), complaint_no, data)
+
+    def _correct(self, caller, complaint_no, data):
+        correction = CorrectionIn().load(signed(data, caller))
         doc, now, policy = self.store.get(complaint_no), self.clock(), self.policy.current
+        caller.require("assessment.correct", doc["mall_id"])
         changes, entry, event = rules.reassessment(doc, correction["field"], correction["value"], correction["by"],
                                                    correction["reason"], policy, now, self.store)
         return self._record(doc, changes, entry, event, now)
 
     @http("POST", "/assessments/<string:complaint_no>/owner")
     def post_owner(self, request, complaint_no):
-        """Reassign: {owner_id, by, reason}; the department follows the handler."""
-        return json_response(200, self.reassign(complaint_no, read_json(request)))
+        """Reassign: {owner_id, reason}; the department follows the handler."""
+        return json_response(200, self._reassign(self.access.caller(request), complaint_no, read_json(request)))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def reassign(self, complaint_no, data):
-        request = ReassignmentIn().load(data)
+        return self._reassign(self.access.caller(), complaint_no, data)
+
+    def _reassign(self, caller, complaint_no, data):
+        request = ReassignmentIn().load(signed(data, caller))
         doc, now = self.store.get(complaint_no), self.clock()
+        caller.require("assessment.assign", doc["mall_id"])
         changes, entry, event = rules.reassignment(doc, request["owner_id"], request["by"], request["reason"],
                                                    self.policy.current, now)
         return self._record(doc, changes, entry, event, now)
 
     @http("GET", "/queue")
     def queue_http(self, request):
-        return json_response(200, self.queue(request.args.to_dict()))
+        return json_response(200, self._queue(self.access.caller(request), request.args.to_dict()))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def queue(self, query):
+        return self._queue(self.access.caller(), query)
+
+    def _get(self, caller, complaint_no):
+        doc = self.store.get(complaint_no)
+        caller.require("assessment.read", doc["mall_id"])
+        return AssessmentOut().dump(doc)
+
+    def _queue(self, caller, query):
         """Open assessments of a mall, department or handler, most urgent deadline first."""
         query = QueueQuery().load(query)
-        selector = {k: query[k] for k in ("mall_id", "department") if k in query}
+        query["mall_id"] = caller.list_mall("assessment.read", query.get("mall_id"))
+        selector = {k: query[k] for k in ("mall_id", "department") if query.get(k)}
         if "owner_id" in query:
             selector["owner.id"] = query["owner_id"]
         items = self.store.queue(selector, query["limit"])

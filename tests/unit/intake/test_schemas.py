@@ -49,10 +49,10 @@ def test_bad_fields_are_named(patch, field):
     assert field in error.value.messages
 
 
-def test_acknowledgement_needs_who_and_how():
+def test_acknowledgement_needs_how_and_takes_who_from_the_caller():
     with pytest.raises(ValidationError) as error:
         AcknowledgementIn().load({"method": "pigeon"})
-    assert set(error.value.messages) == {"acknowledged_by", "method"}
+    assert set(error.value.messages) == {"method"}   # who: the signed-in caller (see the service)
 
 
 def test_list_query_defaults_and_limits():
