@@ -75,5 +75,5 @@ def test_a_complaint_crosses_from_the_intake_process_to_the_triage_process(runni
     number = requests.post(f"http://127.0.0.1:{ports['intake']}/complaints", json=desk_complaint(), headers=bearer(),
                            timeout=10).json()["number"]
     assessment = wait_for(lambda: requests.get(f"http://127.0.0.1:{ports['triage']}/assessments/{number}",
-                                               timeout=5).json().get("status"))
+                                               headers=bearer(), timeout=5).json().get("status"))
     assert assessment == "open"
