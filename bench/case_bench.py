@@ -23,7 +23,7 @@ of cases (default 200) and of concurrent workers (default 8):
      wait in resolution's queue: the opened/s figure is the capacity, the latency that of
      a backlog of N; --open-rate below the capacity gives the latency of one case.
    - Working: every opened case is worked through the strawberry flow of
-     scripts/demo.py (work_case) over HTTP as handler E3501 (X-Staff-Id) by --concurrency
+     scripts/demo.py (work_case) over HTTP as handler E3501 (a staff token) by --concurrency
      workers, each taking the next case and doing its actions one after another:
      findings, proposals (refund 39.90 + voucher 39.90, price 39.90; within the handler's
      limit, so approved at once), reply, acceptance, task-done for each of the 3 tasks the
@@ -90,7 +90,7 @@ import requests
 
 from mallcare_common.contracts import COMPLAINT_TRIAGED, build_event
 
-from common import (HOST, REQUEST_TIMEOUT, START_TIMEOUT, CpuWindow, EventSubscriber, drop_databases,
+from common import (HOST, signed_in, REQUEST_TIMEOUT, START_TIMEOUT, CpuWindow, EventSubscriber, drop_databases,
                     environment, free_port, ms_summary, offer, offered_summary, per_second, queue_consumers,
                     ratio, rnd, run_bench, service_env, start_service, start_store, store_info, wait_until,
                     write_result)
@@ -100,6 +100,7 @@ RESOLUTION_EXCHANGE = "resolution.events"  # and for resolution's
 BASELINE_EXCHANGE = "bench.case-events"
 BASELINE_QUEUE = "bench.case-baseline"
 MALL, HANDLER = "sh-xujiahui", "E3501"
+HANDLER_TOKEN = signed_in(HANDLER, "handler", [MALL])
 ACTIONS_PER_CASE = 8
 TIMELINE_ENTRIES = 11                      # opened + 10 entries from the 8 actions
 # every event type this run makes resolution publish: analytics must be bound to each
@@ -255,7 +256,7 @@ def _mallcare(args, ctx, urls, uris, dbs, cpu, opened, resolved):
                     start = time.time()
                     try:
                         response = session.post(f"{url}/cases/{number}/{action}", json=body, timeout=REQUEST_TIMEOUT,
-                                                headers={"X-Staff-Id": HANDLER})
+                                                headers=HANDLER_TOKEN)
                         error = None if response.status_code == 200 else f"{response.status_code} {response.text}"
                     except requests.RequestException as exc:
                         response, error = None, f"{type(exc).__name__}: {exc}"
@@ -370,7 +371,7 @@ def _check_cases(url, numbers):
     with requests.Session() as session:
         for number in numbers:
             try:
-                response = session.get(f"{url}/cases/{number}", timeout=REQUEST_TIMEOUT)
+                response = session.get(f"{url}/cases/{number}", headers=HANDLER_TOKEN, timeout=REQUEST_TIMEOUT)
             except requests.RequestException as exc:
                 checks[number] = type(exc).__name__
                 continue

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import os
 import platform
+import secrets
 import shutil
 import signal
 import socket
@@ -381,14 +382,26 @@ def purge_queues(amqp_uri, vhost, name_contains):
         return sum(conn.default_channel.queue_purge(name) or 0 for name in names)
 
 
+# Fresh secrets for each bench run (services refuse to start without them).
+SECRETS = {f"MALLCARE_{name}": secrets.token_hex(32) for name in ("TOKEN_SECRET", "CUSTOMER_REF_SECRET",
+                                                                   "ANSWER_LINK_SECRET")}
+
+
 def service_env(amqp_uri, pythonpath, **extra):
     """The environment the services run with: this one without the settings a run sets
-    itself, the run's vhost, the shipped policy, and `extra`."""
+    itself, the run's vhost, the shipped policy, the run's secrets, and `extra`."""
     env = {k: v for k, v in os.environ.items() if k not in ("MONGO_URI", "AMQP_URI", "PYTHONPATH")}
     if pythonpath:  # ahead of the venv's editable installs of the working tree
         env["PYTHONPATH"] = pythonpath
-    env.update(AMQP_URI=amqp_uri, MALLCARE_POLICY_DIR="deploy/policy", PYTHONUNBUFFERED="1", **extra)
+    env.update(AMQP_URI=amqp_uri, MALLCARE_POLICY_DIR="deploy/policy", PYTHONUNBUFFERED="1", **SECRETS, **extra)
     return env
+
+
+def signed_in(user="B0001", role="admin", malls=("*",)):
+    """The Authorization header of a token the bench's services accept (older trees ignore it)."""
+    from mallcare_common.auth import issue_token
+    return {"Authorization": "Bearer " + issue_token(SECRETS["MALLCARE_TOKEN_SECRET"], user, role, malls,
+                                                     dt.timedelta(days=1))}
 
 
 def start_service(children, service, env, log_name=None):

@@ -101,7 +101,7 @@ import requests
 
 from intake.examples import desk_complaint
 
-from common import (HOST, REQUEST_TIMEOUT, START_TIMEOUT, CpuWindow, EventSubscriber, drop_databases, environment,
+from common import (HOST, signed_in, REQUEST_TIMEOUT, START_TIMEOUT, CpuWindow, EventSubscriber, drop_databases, environment,
                     free_port, ms_summary, offer, offered_summary, parse_time, per_second, purge_queues,
                     queue_consumers, ratio, run_bench, service_env, start_service, start_store, store_info,
                     wait_until, write_result)
@@ -137,7 +137,7 @@ def run_mallcare(args, children, tmp, amqp_uri, vhost, run, mongo_uri, store, py
         for service in ("triage", "intake"):
             uris[service], stores[service] = start_store(children, service, tmp)
     store.update(store_info(uris["triage"], embedded=not mongo_uri))
-    base_env = service_env(amqp_uri, pythonpath, MALLCARE_CUSTOMER_REF_SECRET="bench-not-secret")
+    base_env = service_env(amqp_uri, pythonpath)
     dbs = {s: f"bench_{run}_{s}" for s in ("intake", "triage")}
     procs = {}
     urls = {}
@@ -171,6 +171,7 @@ def _offer_to_mallcare(args, run, vhost, urls, procs, stores, triaged, mongo_uri
     def session():
         if not hasattr(local, "s"):
             local.s = requests.Session()
+            local.s.headers.update(signed_in())
         return local.s
 
     def post(i):
@@ -203,6 +204,7 @@ def _offer_to_mallcare(args, run, vhost, urls, procs, stores, triaged, mongo_uri
 
     # registered -> received by triage, from triage's record of the complaints it announced
     triage = requests.Session()
+    triage.headers.update(signed_in())
     pending = {r["number"]: r for r in accepted if r["number"] in arrived}
     seen = {}
     deadline = time.monotonic() + 60
