@@ -24,6 +24,7 @@ import json
 import os
 import sys
 
+from amqp.exceptions import NotFound
 from kombu import Connection
 from nameko.amqp.publish import Publisher, UndeliverableMessage
 
@@ -166,6 +167,10 @@ def main(argv=None, out=sys.stdout):
         parser().error("set AMQP_URI or pass --amqp-uri")
     try:
         run(args, out)
+    except NotFound:
+        sys.stderr.write(f"error: no queue {DEAD_LETTER_QUEUE} at {args.amqp_uri.rsplit('@', 1)[-1]}: "
+                         "no mallcare handler has started on this vhost yet\n")
+        return 2
     except (LookupError, PermissionError, UndeliverableMessage) as exc:
         sys.stderr.write(f"error: {exc or 'the queue to replay to does not exist'}\n")
         return 2
