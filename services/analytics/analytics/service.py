@@ -18,6 +18,7 @@ caller (an analyst, say) may ask for the whole chain.
 import logging
 from datetime import timedelta
 
+import eventlet
 from kombu import Connection, Queue
 from marshmallow import ValidationError
 from nameko.constants import AMQP_URI_CONFIG_KEY
@@ -45,8 +46,13 @@ from .storage import Events
 
 log = logging.getLogger(__name__)
 
+TRIAGE_PAUSE = 2   # seconds before a triage change that overtook its complaint_triaged is retried
 KINDS = {"monthly": "month (2026-11)", "quarterly": "quarter (2026-Q4)"}
 CLIENT_ERRORS = (ValidationError, web.NotFound, web.Conflict, AccessError)
+
+
+class TriageNotSeenYet(Exception):
+    """A reassignment or correction of a complaint whose complaint_triaged has not arrived: retried."""
 
 
 class SlaTimer(Timer):
@@ -294,6 +300,12 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
     # --- applying events ------------------------------------------------------------------------
 
     def _take(self, event):
+        if event["event_type"] in ("complaint_reassigned", "complaint_corrected") and \
+                not self.store.triaged(event["complaint_no"]):
+            # Its complaint_triaged is on another queue and may be a moment behind: applied
+            # first, this change would be overwritten by it. Pause so the delivery limit spans seconds.
+            eventlet.sleep(TRIAGE_PAUSE)
+            raise TriageNotSeenYet(f"{event['event_type']} {event['event_id']} for {event['complaint_no']}")
         now = self.clock()
         if not self.store.record(event, now):
             return   # a redelivery: its clocks and the read model were moved the first time

@@ -175,6 +175,11 @@ class EventLog(Store):
         found = list(self.clocks.find({"complaint_no": complaint_no, "clock": clock, **OPEN}, {"_id": 1}))
         return [c for c in (self.stop(doc["_id"], at) for doc in found) if c]
 
+    def triaged(self, complaint_no):
+        """Whether the complaint's complaint_triaged has started its resolution clock."""
+        clock = self.clocks.find_one({"_id": clocks.clock_id(complaint_no, "resolution")}, {"started_at": 1})
+        return bool(clock and clock.get("started_at"))
+
     def reassign(self, op):
         self.clocks.update_many({"complaint_no": op.complaint_no, "clock": {"$in": list(clocks.HANDLER_CLOCKS)},
                                  **OPEN}, {"$set": {"owner": op.owner, "department": op.department}})

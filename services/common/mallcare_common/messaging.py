@@ -2,11 +2,23 @@
 
 Receiving: nameko acks an event whose handler raised, and the message is gone.
 Every mallcare handler therefore uses `event_handler` from here: its queue is a
-quorum queue with a delivery limit and a dead-letter exchange, a transient error
-is requeued (at most DELIVERY_LIMIT times), and an event that breaks its
-contract is dead-lettered at once. Nothing vanishes: it ends in
-mallcare.dead-letters with the reason in x-death, and the error is logged with
-the event id. Queue arguments cannot change later, so this holds from the start.
+quorum queue with a delivery limit and a dead-letter exchange, and
+
+- a transient error is requeued; on the last delivery the quorum queue allows
+  (its `x-delivery-count` header) the handler gives up;
+- an event that breaks its contract (InvalidEvent: wrong schema_version, another
+  event type, missing fields) gives up at once;
+- a body that is not an event (over MAX_BODY_BYTES, not JSON, a content type
+  other than JSON, not a JSON object) gives up at once, before any worker runs,
+  and the service goes on with the next message.
+
+Giving up means: the message is published, body byte for byte, to the
+dead-letter exchange with `x-mallcare-*` headers saying why (reason, error,
+service, queue, original exchange and routing key, attempts, time, and an id the
+`python -m mallcare_common.deadletters` command lists, shows and replays it by),
+then acked. RabbitMQ's own delivery limit stays as the backstop (then only
+`x-death` says why). Queue arguments cannot change later, so this holds from the
+start.
 
 Publishing: state changes write their events into an outbox in the same
 document; `publish_pending` relays them with mandatory, confirmed publishes and
@@ -16,28 +28,57 @@ import logging
 import os
 import socket
 import time
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta, timezone
+from functools import partial
 
 from kombu import Connection, Exchange, Queue
+from nameko.amqp.publish import Publisher
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.events import EventDispatcher, EventHandler
+from nameko.messaging import QueueConsumer
 from nameko.timer import timer
 
 from .contracts import InvalidEvent
 from .mongo import acquire_lease
-from .metrics import EVENTS_HANDLED, EVENTS_PUBLISHED, HANDLER_SECONDS, OUTBOX_PENDING, PUBLISH_FAILURES
+from .metrics import (DEAD_LETTERED, EVENTS_HANDLED, EVENTS_PUBLISHED, HANDLER_SECONDS, OUTBOX_PENDING,
+                      PUBLISH_FAILURES)
 
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_EXCHANGE = "mallcare.dlx"
 DEAD_LETTER_QUEUE = "mallcare.dead-letters"
-DELIVERY_LIMIT = 5
+DELIVERY_LIMIT = 5                   # redeliveries after the first: 6 attempts in all
+MAX_BODY_BYTES = 256 * 1024          # envelopes are a few KiB; a body this big is not an event
+ERROR_TEXT_LIMIT = 1000              # characters of an error message kept in a dead letter's headers
+DEAD_LETTER_HEADER = "x-mallcare-"   # prefix of the headers a dead letter carries (deadletters.py reads them)
 RELAY_INTERVAL = 2                   # seconds between outbox sweeps
 RELAY_GRACE = timedelta(seconds=3)   # leave fresh events to the request that wrote them
 INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
 
 
+class DeadLetteringQueueConsumer(QueueConsumer):
+    """The queue consumer of mallcare's event handlers. Nameko's lets kombu decode
+    each body in the consumer thread, and a body kombu cannot decode raises there:
+    the container dies, and a restart meets the same message again. This one hands
+    each handler the raw message, and a decoding failure kombu reports early (a bad
+    compression header) too, so the handler can dead-letter it."""
+
+    def get_consumers(self, consumer_cls, channel):
+        consumers = super().get_consumers(consumer_cls, channel)
+        for provider, consumer in self._consumers.items():
+            consumer.on_message = partial(self._spawn, provider.handle_raw_message)
+            consumer.on_decode_error = partial(self._spawn, provider.handle_undecodable)
+        return consumers
+
+    def _spawn(self, handle, message, *args):
+        self.container.spawn_managed_thread(partial(handle, message, *args),
+                                            identifier=f"{handle.__qualname__}[{message.delivery_info['routing_key']}]")
+
+
 class BoundedEventHandler(EventHandler):
+    queue_consumer = DeadLetteringQueueConsumer()
+
     def __init__(self, source_service, event_type, **kwargs):
         kwargs.setdefault("expected_exceptions", InvalidEvent)
         super().__init__(source_service, event_type, requeue_on_error=True, **kwargs)
@@ -50,39 +91,110 @@ class BoundedEventHandler(EventHandler):
             "x-delivery-limit": DELIVERY_LIMIT,
             "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
         }
-        declare_dead_letters(self.container.config[AMQP_URI_CONFIG_KEY])
+        amqp_uri = self.container.config[AMQP_URI_CONFIG_KEY]
+        declare_dead_letters(amqp_uri)
+        self._dead_letters = Publisher(amqp_uri, mandatory=True, exchange=dead_letter_exchange(),
+                                       retry_policy={"max_retries": 2, "interval_start": 0.2,
+                                                     "interval_step": 0.2, "interval_max": 0.5})
 
-    def handle_message(self, body, message):
+    def handle_raw_message(self, message):
+        """A message as it came off the queue: an event object goes to a worker,
+        anything else to the dead letters at once."""
+        size = len(raw_body(message))
+        if size > MAX_BODY_BYTES:
+            return self.dead_letter(message, "oversized", "MessageTooLarge",
+                                    f"body of {size} bytes, over the limit of {MAX_BODY_BYTES}")
+        try:
+            body = message.decode()
+        except Exception as exc:  # not JSON, not UTF-8, or a content type the service does not accept
+            return self.handle_undecodable(message, exc)
+        if not isinstance(body, dict):
+            return self.dead_letter(message, "not_an_object", "NotAnEvent",
+                                    f"body is a JSON {type(body).__name__}, not an object")
         self._started[id(message)] = time.monotonic()
-        super().handle_message(body, message)
+        self.handle_message(body, message)
+
+    def handle_undecodable(self, message, exc):
+        self.dead_letter(message, "undecodable", type(exc).__name__, str(exc))
 
     def handle_message_processed(self, message, result=None, exc_info=None):
-        service = self.container.service_name
         started = self._started.pop(id(message), None)
         if started is not None:
-            HANDLER_SECONDS.labels(service, self.event_type).observe(time.monotonic() - started)
+            HANDLER_SECONDS.labels(self.container.service_name, self.event_type).observe(time.monotonic() - started)
         if exc_info is None:
             outcome = "ok"
         elif issubclass(exc_info[0], InvalidEvent):
-            outcome = "dead_lettered"
-            body = message.payload if isinstance(message.payload, dict) else {}
-            log.error("dead-lettering %s event %s: %s", self.event_type, body.get("event_id"), exc_info[1])
-            EVENTS_HANDLED.labels(service, self.event_type, outcome).inc()
-            message.reject(requeue=False)
-            return
+            return self.dead_letter(message, "contract", exc_info[0].__name__, str(exc_info[1]))
+        elif attempts(message) > DELIVERY_LIMIT:
+            return self.dead_letter(message, "gave_up", exc_info[0].__name__, str(exc_info[1]))
         else:
             outcome = "retried"
-        EVENTS_HANDLED.labels(service, self.event_type, outcome).inc()
+        EVENTS_HANDLED.labels(self.container.service_name, self.event_type, outcome).inc()
         super().handle_message_processed(message, result, exc_info)
+
+    def dead_letter(self, message, reason, error_type, error):
+        """Publish the message to the dead-letter exchange with why, then ack it. Should
+        that publish fail, reject it: RabbitMQ dead-letters it then (x-death only)."""
+        service, headers = self.container.service_name, dict(message.headers or {})
+        marks = {"id": uuid.uuid4().hex, "reason": reason, "error-type": error_type,
+                 "error": _truncated(error), "service": service, "queue": self.queue.name,
+                 "exchange": message.delivery_info.get("exchange", ""),
+                 "routing-key": message.delivery_info.get("routing_key", ""),
+                 "attempts": attempts(message), "dead-lettered-at": datetime.now(timezone.utc).isoformat()}
+        headers.update({DEAD_LETTER_HEADER + name: value for name, value in marks.items()})
+        event_id = _event_id(message)
+        try:
+            self._dead_letters.publish(raw_body(message), routing_key=marks["routing-key"], headers=headers,
+                                       content_type=message.content_type or "application/data",
+                                       content_encoding=message.content_encoding or "binary")
+        except Exception as exc:  # the broker refused or went away: its own dead-lettering keeps the message
+            log.error("dead letter %s (event %s) not published (%r); rejecting it to RabbitMQ's dead-lettering",
+                      marks["id"], event_id, exc)
+            message.reject(requeue=False)
+        else:
+            self.queue_consumer.ack_message(message)
+        log.error("dead-lettered %s from %s as %s after %d attempt(s), event %s: %s: %s",
+                  self.event_type, self.queue.name, marks["id"], marks["attempts"], event_id, error_type,
+                  marks["error"])
+        DEAD_LETTERED.labels(service, self.queue.name, reason).inc()
+        EVENTS_HANDLED.labels(service, self.event_type, "dead_lettered").inc()
+
+
+def raw_body(message):
+    """The body as it travelled: py-amqp hands over a str when it could decode it by
+    the message's content_encoding, and encoding it back gives the same bytes."""
+    body = message.body
+    return body if isinstance(body, bytes) else body.encode(message.content_encoding)
+
+
+def attempts(message):
+    """Deliveries of `message` so far, this one included (quorum queues count them)."""
+    return int((message.headers or {}).get("x-delivery-count", 0)) + 1
+
+
+def _truncated(text):
+    return text if len(text) <= ERROR_TEXT_LIMIT else text[:ERROR_TEXT_LIMIT - 1] + "…"
+
+
+def _event_id(message):
+    """For the log: the event id when the body is an event object, else None."""
+    try:
+        body = message.decode()
+    except Exception:
+        return None
+    return body.get("event_id") if isinstance(body, dict) else None
 
 
 event_handler = BoundedEventHandler.decorator
 
 
+def dead_letter_exchange():
+    return Exchange(DEAD_LETTER_EXCHANGE, type="topic", durable=True)
+
+
 def declare_dead_letters(amqp_uri):
     """The dead-letter exchange and its queue; idempotent, declared by every consumer."""
-    exchange = Exchange(DEAD_LETTER_EXCHANGE, type="topic", durable=True)
-    queue = Queue(DEAD_LETTER_QUEUE, exchange=exchange, routing_key="#", durable=True)
+    queue = Queue(DEAD_LETTER_QUEUE, exchange=dead_letter_exchange(), routing_key="#", durable=True)
     with Connection(amqp_uri) as conn:
         queue(conn.default_channel).declare()
 

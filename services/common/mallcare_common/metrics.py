@@ -10,6 +10,10 @@ from werkzeug.wrappers import Response
 EVENTS_HANDLED = Counter(
     "mallcare_events_handled_total", "Events taken off a queue, by outcome (ok, retried, dead_lettered).",
     ["service", "event_type", "outcome"])
+DEAD_LETTERED = Counter(
+    "mallcare_events_dead_lettered_total",
+    "Messages a handler gave up on and sent to mallcare.dead-letters, by reason (contract, gave_up, "
+    "oversized, undecodable, not_an_object).", ["service", "queue", "reason"])
 HANDLER_SECONDS = Histogram(
     "mallcare_event_handler_seconds", "Time an event handler took.", ["service", "event_type"])
 EVENTS_PUBLISHED = Counter(

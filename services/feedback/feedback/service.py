@@ -86,6 +86,9 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
     def handle_case_resolved(self, body):
         """R4.1: one revisit per resolution; a redelivered event finds it and changes nothing."""
         event = read_event(body, case_events.CASE_RESOLVED)
+        if self.store.closed_since(event["complaint_no"], event["occurred_at"]):
+            log.info("%s: closed after this resolution (%s); no revisit", event["complaint_no"], event["event_id"])
+            return   # its case_closed overtook it (one queue per event type): nobody to ask
         complaint = self.store.complaint(event["complaint_no"]) or self._complaint_from_intake(event["complaint_no"])
         now = self.clock()
         revisit = rules.new_revisit(event, complaint, self.policy.current, now)
@@ -101,6 +104,7 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
     def handle_case_closed(self, body):
         """A closed case needs no more revisits; a high-risk one goes into the library (R4.4)."""
         event = read_event(body, case_events.CASE_CLOSED)
+        self.store.note_closed(event["complaint_no"], event["occurred_at"])
         self._cancel_open_revisits(event, "case closed")
         case = ask(self.access, self.resolution.get_case, event["complaint_no"])
         if case["risk_level"] in self.policy.current.rules["library"]["automatic_risk_levels"]:

@@ -1,7 +1,7 @@
 """Feedback's own data: `complaints` (what feedback needs of each registered complaint:
 channel, masked contact, the problem as told, merchant and area), `revisits` (one per
-resolution of a case, keyed <complaint number>-R<round>) and `library` (the case
-library, one entry per complaint). Revisits and library entries carry their outbox."""
+resolution of a case, keyed <complaint number>-R<round>), `library` (the case
+library, one entry per complaint) and `closures` (when each case was last closed). Revisits and library entries carry their outbox."""
 from pymongo import ASCENDING, ReturnDocument
 
 from mallcare_common.mongo import MongoDatabase, Store
@@ -13,6 +13,7 @@ class FeedbackStore(Store):
     def __init__(self, db):
         super().__init__(db)
         self.complaints, self.revisits, self.library = db.complaints, db.revisits, db.library
+        self.closures = db.closures   # when each case was last closed
         self.outboxes = (db.revisits, db.library)
 
     def keep_complaint(self, number, mall_id, channel, contact_masked, description, demands, location):
@@ -24,6 +25,14 @@ class FeedbackStore(Store):
 
     def complaint(self, number):
         return self.complaints.find_one({"_id": number})
+
+    def note_closed(self, number, at):
+        self.closures.update_one({"_id": number}, {"$max": {"closed_at": at}}, upsert=True)
+
+    def closed_since(self, number, at):
+        """Whether the case was closed at or after `at` (a resolution that arrives late)."""
+        closure = self.closures.find_one({"_id": number})
+        return bool(closure and closure["closed_at"] >= at)
 
     def update(self, collection, doc, update):
         """Apply `update` if nobody changed the document since it was read; None otherwise."""
