@@ -222,8 +222,9 @@ class Access(DependencyProvider):
     around calls to another service.
 
     The credential is taken out of the worker's context data (WorkerContext.data;
-    `context_data` is a copy) at once, so it is never forwarded with the worker's own
-    RPC calls or events."""
+    `context_data` is a copy) when the worker starts, so the worker's own RPC calls do
+    not forward it; the outbox dispatcher drops it from events too (it may read the
+    context data before this dependency is injected)."""
 
     def setup(self):
         config = self.container.config

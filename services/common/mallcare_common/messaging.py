@@ -199,12 +199,23 @@ def declare_dead_letters(amqp_uri):
         queue(conn.default_channel).declare()
 
 
+class OutboxDispatcher(EventDispatcher):
+    """Never hands the caller's credential (context data `authorization`, see auth.py)
+    on to subscribers: nameko copies all context data into event headers, and it does
+    so when the dependency is injected, which may be before auth takes it out."""
+
+    def get_message_headers(self, worker_ctx):
+        headers = super().get_message_headers(worker_ctx)
+        headers.pop(self._get_header_name("authorization"), None)
+        return headers
+
+
 def outbox_dispatcher():
     """An EventDispatcher for outbox relays: mandatory (an unroutable event is an
     error, not a silent drop), confirmed, and quick to give up so that an HTTP
     request never waits long on a broker outage; the sweep retries."""
-    return EventDispatcher(mandatory=True, retry_policy={"max_retries": 1, "interval_start": 0.2,
-                                                         "interval_step": 0.2, "interval_max": 0.5})
+    return OutboxDispatcher(mandatory=True, retry_policy={"max_retries": 1, "interval_start": 0.2,
+                                                          "interval_step": 0.2, "interval_max": 0.5})
 
 
 # Documents with events not yet confirmed by the broker. `$gt: ""` rather than an

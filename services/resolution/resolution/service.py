@@ -273,7 +273,7 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
         schema, rule = INCIDENT_ACTIONS[action]
         return IncidentOut().dump(self._act(caller, self.store.incidents, number, f"incident-{action}",
                                             schema().load(signed(data, caller)), rule, incidents.IncidentStep,
-                                            "incident.act"))
+                                            permission="incident.act"))
 
     # --- the one way a case or an incident changes ---------------------------------------------
 
