@@ -95,14 +95,14 @@ def work_case(number, handler):
     for task in case["tasks"]:
         act("task-done", task_id=task["id"], note=f"{task['kind']} done")
     case = act("resolution", summary="refunded, voucher sent, batch off the shelf")
-    print(f"\n$ curl {RESOLUTION}/cases/{number}/timeline")
+    print(f"\n$ curl {AUTH} {RESOLUTION}/cases/{number}/timeline")
     for entry in case["timeline"]:
         print(f"  {entry['seq']:>2} {entry['at'][11:19]} {entry['by']:<8} {entry['action']:<18} -> {entry['state']}")
 
 
 def revisit_customer(number, revisit, handler):
     """R4.1: the revisit feedback scheduled; the customer says they are satisfied and the case closes."""
-    print(f"\n$ curl {FEEDBACK}/revisits/{revisit['revisit_id']}")
+    print(f"\n$ curl {AUTH} {FEEDBACK}/revisits/{revisit['revisit_id']}")
     print(json.dumps({k: revisit[k] for k in ("revisit_id", "status", "way", "contact_masked", "scheduled_at",
                                               "due_at")}, ensure_ascii=False, indent=2))
     body = {"outcome": "reached", "score": 5, "comment": "处理得很快"}
@@ -116,7 +116,7 @@ def revisit_customer(number, revisit, handler):
         if case["state"] == "closed":
             break
         time.sleep(0.3)
-    print(f"$ curl {RESOLUTION}/cases/{number}   ->  state: {case['state']}, closure: "
+    print(f"$ curl {AUTH} {RESOLUTION}/cases/{number}   ->  state: {case['state']}, closure: "
           + json.dumps(case["closure"], ensure_ascii=False))
 
 
