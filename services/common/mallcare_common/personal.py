@@ -1,13 +1,102 @@
-"""Personal data: what may leave the service that holds it."""
+"""Personal data: what may leave the service that holds it, and what is left of it
+after the retention period.
+
+- Events, logs, analytics and ordinary reads carry the masked customer
+  (`masked_customer`) and text `scrub`bed of phones, e-mails, ID and member numbers.
+- The full customer is read only through an authorised, audited read (audit.py).
+- `anonymised_customer` and `anonymise_text` are what retention leaves behind.
+"""
 import re
+
+ANONYMISED = "[anonymised]"     # the marker that replaces a name, a contact or an identifier
+NAME_MARKER = "[name]"          # the customer's own name where it appears in free text
+CONTACT_WAYS = ("phone", "email", "member_id", "social_handle")
+
+
+def mask_phone(phone):
+    """138****5678: the first three and last four digits."""
+    digits = re.sub(r"\D", "", phone)
+    return digits[:3] + "****" + digits[-4:] if len(digits) >= 7 else "****"
+
+
+def mask_email(email):
+    """z***@example.com: the first letter and the domain."""
+    local, _, domain = email.partition("@")
+    return local[:1] + "***@" + domain
 
 
 def mask_contact(customer):
     """Phone as 138****5678, e-mail as w***@example.com; None without either."""
     if customer.get("phone"):
-        digits = re.sub(r"\D", "", customer["phone"])
-        return digits[:3] + "****" + digits[-4:] if len(digits) >= 7 else "****"
+        return mask_phone(customer["phone"])
     if customer.get("email"):
-        local, _, domain = customer["email"].partition("@")
-        return local[:1] + "***@" + domain
+        return mask_email(customer["email"])
     return None
+
+
+def mask_name(name):
+    """王** / Z***: the first character, one star for each of the others (at least one)."""
+    if not name:
+        return None
+    name = name.strip()
+    return name[:1] + "*" * max(1, len(name) - 1)
+
+
+def masked_customer(customer):
+    """What ordinary reads show of a customer: enough to recognise and route, no way to reach them."""
+    customer = customer or {}
+    return {"name_masked": mask_name(customer.get("name")), "contact_masked": mask_contact(customer),
+            "reachable_by": [way for way in CONTACT_WAYS if customer.get(way)],
+            "member_tier": customer.get("member_tier")}
+
+
+def anonymised_customer(customer):
+    """The customer after retention: the tier stays (statistics), everything that names or reaches them goes."""
+    customer = customer or {}
+    kept = {"member_tier": customer["member_tier"]} if customer.get("member_tier") else {}
+    return {**kept, **{key: ANONYMISED for key in ("name", *CONTACT_WAYS) if customer.get(key)}}
+
+
+# ASCII classes throughout: Chinese text runs straight into numbers and addresses
+# ("会员M00123投诉", "发至zhang@example.com谢谢"), and \w would count it as part of them.
+_PERSONAL = [
+    (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"), "[e-mail]"),
+    (re.compile(r"(?<![0-9])\d{17}[\dXx](?![0-9A-Za-z])"), "[ID number]"),
+    (re.compile(r"(?<!\d)(\+?86[- ]?)?1\d{2}[- ]?\d{4}[- ]?\d{4}(?!\d)"), "[phone]"),
+    (re.compile(r"(?<!\d)\d{3,4}-\d{7,8}(?!\d)"), "[phone]"),
+    (re.compile(r"(?<![A-Za-z0-9])M\d{3,}(?![A-Za-z0-9])"), "[member id]"),
+]
+
+
+def scrub(value):
+    """Text (or lists and dicts of it) with phone numbers, e-mail addresses, ID and
+    member numbers taken out."""
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {k: scrub(v) for k, v in value.items()}
+    if not isinstance(value, str):
+        return value
+    for pattern, replacement in _PERSONAL:
+        value = pattern.sub(replacement, value)
+    return value
+
+
+def anonymise_text(value, customer=None):
+    """`scrub`, and the customer's own name and contact wherever the text repeats them
+    (a name cannot be found by pattern, but the record knows it)."""
+    known = [(v.strip(), NAME_MARKER if k == "name" else ANONYMISED) for k, v in (customer or {}).items()
+             if k in ("name", *CONTACT_WAYS) and isinstance(v, str) and len(v.strip()) >= 2 and v != ANONYMISED]
+    return _replace_known(scrub(value), sorted(known, key=lambda pair: len(pair[0]), reverse=True))
+
+
+def _replace_known(value, known):
+    if isinstance(value, list):
+        return [_replace_known(v, known) for v in value]
+    if isinstance(value, dict):
+        return {k: _replace_known(v, known) for k, v in value.items()}
+    if not isinstance(value, str):
+        return value
+    for text, marker in known:
+        value = value.replace(text, marker)
+    return value

@@ -14,6 +14,7 @@ from mallcare_common.calendar import as_stored
 from mallcare_common.contracts import build_event
 from mallcare_common.contracts import feedback as events
 from mallcare_common.messaging import new_outbox, push_to_outbox
+from mallcare_common.personal import scrub
 from mallcare_common.web import Conflict
 
 OPEN = ("scheduled", "retry")
@@ -241,31 +242,6 @@ def same_answer(recorded, request):
 
 
 # --- the case library (R4.4) ---------------------------------------------------------------------
-
-# ASCII classes throughout: Chinese text runs straight into numbers and addresses
-# ("会员M00123投诉", "发至zhang@example.com谢谢"), and \w would count it as part of them.
-_PERSONAL = [
-    (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"), "[e-mail]"),
-    (re.compile(r"(?<![0-9])\d{17}[\dXx](?![0-9A-Za-z])"), "[ID number]"),
-    (re.compile(r"(?<!\d)(\+?86[- ]?)?1\d{2}[- ]?\d{4}[- ]?\d{4}(?!\d)"), "[phone]"),
-    (re.compile(r"(?<!\d)\d{3,4}-\d{7,8}(?!\d)"), "[phone]"),
-    (re.compile(r"(?<![A-Za-z0-9])M\d{3,}(?![A-Za-z0-9])"), "[member id]"),
-]
-
-
-def scrub(value):
-    """Text (or lists and dicts of it) with phone numbers, e-mail addresses, ID and
-    member numbers taken out."""
-    if isinstance(value, list):
-        return [scrub(v) for v in value]
-    if isinstance(value, dict):
-        return {k: scrub(v) for k, v in value.items()}
-    if not isinstance(value, str):
-        return value
-    for pattern, replacement in _PERSONAL:
-        value = pattern.sub(replacement, value)
-    return value
-
 
 PROCESS_DETAIL = ("source", "summary", "decision", "remedies", "points", "reason", "to_role", "kind", "total",
                   "responsible_department", "spot")
