@@ -8,6 +8,8 @@ after the retention period.
 """
 import re
 
+from marshmallow import Schema, fields
+
 ANONYMISED = "[anonymised]"     # the marker that replaces a name, a contact or an identifier
 NAME_MARKER = "[name]"          # the customer's own name where it appears in free text
 CONTACT_WAYS = ("phone", "email", "member_id", "social_handle")
@@ -100,3 +102,21 @@ def _replace_known(value, known):
     for text, marker in known:
         value = value.replace(text, marker)
     return value
+
+
+class MaskedCustomerOut(Schema):
+    name_masked = fields.String(allow_none=True, metadata={"example": "王**"})
+    contact_masked = fields.String(allow_none=True, metadata={"example": "138****5678"})
+    reachable_by = fields.List(fields.String(), metadata={"description": "which of phone, email, member_id, "
+                                                                         "social_handle the record holds"})
+    member_tier = fields.String(allow_none=True)
+
+
+class MaskedCustomer(fields.Nested):
+    """An output field: the stored customer, dumped as its masked view (MaskedCustomerOut)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(MaskedCustomerOut, **kwargs)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return super()._serialize(masked_customer(value), attr, obj, **kwargs)

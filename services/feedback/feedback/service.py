@@ -25,7 +25,7 @@ from mallcare_common.contracts import COMPLAINT_REGISTERED, read_event
 from mallcare_common.contracts import resolution as case_events
 from mallcare_common.messaging import INSTANCE, event_handler, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import acquire_lease
-from mallcare_common.personal import mask_contact
+from mallcare_common.personal import scrub
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.web import (Conflict, Forbidden, Gone, NotFound, Unavailable, http, json_response,
                                  read_json, signed)
@@ -284,9 +284,10 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
         except Exception as exc:  # not at intake either, or intake did not answer: retried
             eventlet.sleep(NOT_SEEN_PAUSE)
             raise ComplaintNotSeenYet(f"{number}: not seen, and intake did not give it: {exc!r}") from exc
+        # as complaint_registered would have carried it: masked contact, scrubbed text
         return self.store.keep_complaint(number, record["mall_id"], record["channel"],
-                                         mask_contact(record["customer"]), record["description"],
-                                         record["demands"], record["location"])
+                                         record["customer"]["contact_masked"], scrub(record["description"]),
+                                         scrub(record["demands"]), record["location"])
 
     def _cancel_open_revisits(self, event, reason):
         now = self.clock()

@@ -8,6 +8,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from mallcare_common.contracts.intake import CHANNELS
 from mallcare_common.malls import MallRegistry
+from mallcare_common.retention import retention_months_field
 
 
 class _AckRule(Schema):
@@ -36,6 +37,7 @@ class IntakePolicySchema(Schema):
     version = fields.String(required=True)
     acknowledgement = _ack_table(required=True)
     review = fields.Nested(_Review, required=True)
+    retention_months = retention_months_field()
     mall_overrides = fields.Dict(keys=fields.String(), values=fields.Nested(_Override), load_default=dict)
 
     @validates_schema

@@ -168,3 +168,12 @@ def acknowledgement(doc, ack, now):
 
 def _iso(value):
     return value.isoformat() if value is not None else None
+
+
+def case_state_change(doc, state, at):
+    """Resolution closed or reopened the complaint's case at `at`: the `$set` that records
+    it (retention counts from closed_at), or None when the complaint already knows a
+    later change (a redelivery, or an event overtaken by the next one)."""
+    if doc.get("case_state_at") is not None and doc["case_state_at"] >= at:
+        return None
+    return {"case_state": state, "case_state_at": at, "closed_at": at if state == "closed" else None}

@@ -5,6 +5,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from mallcare_common.calendar import as_stored
 from mallcare_common.contracts.intake import CHANNELS
+from mallcare_common.personal import MaskedCustomer
 
 MEMBER_TIERS = ("none", "regular", "silver", "gold", "platinum", "vip", "corporate", "key_account")
 EMOTIONS = ("calm", "anxious", "upset", "angry", "furious")
@@ -120,7 +121,7 @@ class ComplaintOut(Schema):
     ack_due_at = fields.AwareDateTime(allow_none=True)
     acknowledgement = fields.Nested(_AcknowledgementOut, allow_none=True)
     rejection = fields.Nested(_RejectionOut, allow_none=True)
-    customer = fields.Nested(CustomerIn)
+    customer = MaskedCustomer()   # the full record: GET /complaints/<number>/customer (audited)
     location = fields.Nested(LocationIn)
     incident_time = fields.AwareDateTime(allow_none=True)
     incident_time_band = fields.String(allow_none=True)
@@ -133,3 +134,5 @@ class ComplaintOut(Schema):
     anger_score = fields.Integer(allow_none=True)
     category_hint = fields.String(allow_none=True)
     policy_version = fields.String()
+    closed_at = fields.AwareDateTime(allow_none=True, metadata={"description": "when its case closed (retention)"})
+    anonymised_at = fields.AwareDateTime(allow_none=True)

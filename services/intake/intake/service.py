@@ -5,6 +5,12 @@ callers; every call names its caller (a channel's API key or a staff token) and 
 checked against the caller's permission and malls. Each write stores the complaint and its event (outbox) in one document;
 the event is relayed to RabbitMQ right away and, if the broker is down, by the
 relay timer later, so intake keeps accepting complaints during a broker outage.
+
+Reads show the customer masked; the full record comes only from
+`GET /complaints/<number>/customer?purpose=...` (RPC `complaint_customer`), for
+`customer.contact` at the complaint's mall, and each such read is audited (audit.py).
+Resolution's case_closed/case_reopened tell intake when the retention period starts
+(retention.py).
 """
 from datetime import timedelta
 
@@ -12,26 +18,30 @@ from marshmallow import ValidationError
 from nameko.rpc import rpc
 from prometheus_client import Counter
 
-from mallcare_common import messaging, web
+from mallcare_common import audit, messaging, retention, web
 from mallcare_common.auth import Access, AccessError, Forbidden, Secret
-from mallcare_common.calendar import Clock
-from mallcare_common.messaging import outbox_dispatcher, publish_pending
+from mallcare_common.calendar import Clock, as_stored
+from mallcare_common.contracts import read_event
+from mallcare_common.contracts.resolution import CASE_CLOSED, CASE_REOPENED
+from mallcare_common.messaging import event_handler, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import next_sequence
 from mallcare_common.policy import PolicyFiles
-from mallcare_common.web import Conflict, NotFound, http, json_response, read_json
+from mallcare_common.web import Conflict, Gone, NotFound, http, json_response, read_json
 
 from . import rules
 from .policy import load_policy
-from .schemas import AcknowledgementIn, ComplaintIn, ComplaintOut, ListQuery
+from .retention import anonymise as anonymise_complaints
+from .schemas import AcknowledgementIn, ComplaintIn, ComplaintOut, CustomerIn, ListQuery
 from .storage import Complaints
 
 COMPLAINTS = Counter("mallcare_intake_complaints_total",
                      "Complaint submissions by outcome (registered, rejected, resubmitted).",
                      ["mall_id", "channel", "outcome"])
-CLIENT_ERRORS = (ValidationError, NotFound, Conflict, AccessError)
+CLIENT_ERRORS = (ValidationError, NotFound, Conflict, Gone, AccessError)
+ATTEMPTS = 5   # compare-and-set retries when two case events for one complaint arrive at once
 
 
-class IntakeService(web.HealthAndMetrics, messaging.OutboxRelay):
+class IntakeService(web.HealthAndMetrics, messaging.OutboxRelay, audit.AuditReads, retention.RetentionAdmin):
     name = "intake"
 
     store = Complaints()
@@ -40,6 +50,17 @@ class IntakeService(web.HealthAndMetrics, messaging.OutboxRelay):
     dispatch = outbox_dispatcher()
     access = Access()
     customer_ref_secret = Secret("CUSTOMER_REF_SECRET")
+    retention_anonymise = staticmethod(anonymise_complaints)
+
+    # --- events: when the case closed (retention) ------------------------------------------------
+
+    @event_handler(CASE_CLOSED.source, CASE_CLOSED.name)
+    def handle_case_closed(self, body):
+        self._case_changed(read_event(body, CASE_CLOSED), "closed")
+
+    @event_handler(CASE_REOPENED.source, CASE_REOPENED.name)
+    def handle_case_reopened(self, body):
+        self._case_changed(read_event(body, CASE_REOPENED), "reopened")
 
     @http("POST", "/complaints")
     def post_complaint(self, request):
@@ -62,6 +83,13 @@ class IntakeService(web.HealthAndMetrics, messaging.OutboxRelay):
         caller = self.access.caller(request)
         return json_response(200, ComplaintOut().dump(self._acknowledge(caller, number, read_json(request))))
 
+    @http("GET", "/complaints/<string:number>/customer")
+    def get_customer_http(self, request, number):
+        """The full customer, audited: 403 without customer.contact, 422 without a purpose, 410 once anonymised."""
+        gate = self.access
+        return json_response(200, self._customer(gate.caller(request), number, request.args.to_dict(),
+                                                 audit.request_id(gate, request)))
+
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def register_complaint(self, data):
         complaint, created = self._register(self.access.caller(), data)
@@ -70,6 +98,10 @@ class IntakeService(web.HealthAndMetrics, messaging.OutboxRelay):
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def get_complaint(self, number):
         return self._get(self.access.caller(), number)
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def complaint_customer(self, number, purpose):
+        return self._customer(self.access.caller(), number, {"purpose": purpose}, audit.request_id(self.access))
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def list_complaints(self, query):
@@ -122,6 +154,23 @@ class IntakeService(web.HealthAndMetrics, messaging.OutboxRelay):
         doc = self.store.get(number)
         caller.require("complaint.read", doc["mall_id"])
         return ComplaintOut().dump(doc)
+
+    def _customer(self, caller, number, args, request_id):
+        doc = self.store.get(number)
+        caller.require("complaint.read", doc["mall_id"])
+        record = audit.full_read(self.store.db, caller, service=self.name, subject="complaint", doc=doc,
+                                 purpose_args=args, now=self.clock(), request_id=request_id)
+        return {"number": number, "mall_id": doc["mall_id"], "customer": CustomerIn().dump(doc["customer"]),
+                "audit_id": record["_id"]}
+
+    def _case_changed(self, event, state):
+        at = as_stored(event["occurred_at"])
+        for _ in range(ATTEMPTS):
+            doc = self.store.get(event["complaint_no"])
+            changes = rules.case_state_change(doc, state, at)
+            if changes is None or self.store.set_case_state(doc["_id"], doc.get("case_state_at"), changes):
+                return
+        raise Conflict(f"{event['complaint_no']} kept changing while {event['event_type']} was applied")
 
     def _acknowledge(self, caller, number, data):
         ack = AcknowledgementIn().load(data)

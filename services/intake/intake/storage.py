@@ -1,8 +1,10 @@
 """Intake's own data: the `complaints` collection (one document per complaint with
-its outbox) and `sequences` (daily complaint-number counters per mall)."""
+its outbox), `sequences` (daily complaint-number counters per mall), and for
+personal data `audit_log` (full reads) and `retention_runs`."""
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from mallcare_common import audit
 from mallcare_common.messaging import push_to_outbox
 from mallcare_common.mongo import MongoDatabase, Store
 from mallcare_common.web import NotFound
@@ -55,6 +57,11 @@ class ComplaintStore(Store):
             {"$set": {"status": "acknowledged", "acknowledgement": record}, "$push": push_to_outbox(event, now)},
             return_document=ReturnDocument.AFTER)
 
+    def set_case_state(self, number, seen_at, changes):
+        """Compare-and-set on the time of the case change last seen: False when another event got there first."""
+        return self.complaints.update_one({"_id": number, "case_state_at": seen_at},
+                                          {"$set": changes}).modified_count == 1
+
 
 class Complaints(MongoDatabase):
     def indexes(self, db):
@@ -72,6 +79,8 @@ class Complaints(MongoDatabase):
         # mongod answers {_id, status} from _id alone; the embedded store uses an index
         # only when it holds every field the query names.
         db.complaints.create_index([("_id", ASCENDING), ("status", ASCENDING)])
+        db.complaints.create_index([("case_state", ASCENDING), ("closed_at", ASCENDING), ("anonymised_at", ASCENDING)])
+        audit.indexes(db)
 
     def wrap(self, db):
         return ComplaintStore(db)

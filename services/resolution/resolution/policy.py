@@ -11,6 +11,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from mallcare_common.malls import MallRegistry
 from mallcare_common.policy import AllowedTime
+from mallcare_common.retention import retention_months_field
 
 REMEDIES = ("refund", "exchange", "repair", "voucher", "cash_compensation", "apology_letter",
             "experience_compensation")
@@ -86,6 +87,7 @@ class _Override(Schema):
 
 class ResolutionPolicySchema(Schema):
     version = fields.String(required=True)
+    retention_months = retention_months_field()
     roles = fields.Dict(keys=fields.String(), values=fields.Nested(_Role), required=True,
                         validate=validate.Length(min=1))
     escalation = _role_list

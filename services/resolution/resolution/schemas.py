@@ -7,6 +7,7 @@ from datetime import datetime
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from mallcare_common.contracts.resolution import DECISIONS, FINDING_SOURCES, STATES
+from mallcare_common.personal import MaskedCustomer
 
 from .policy import REMEDIES, fen
 
@@ -169,7 +170,7 @@ class RectificationQuery(Schema):
 
 # --- adverse events (R3.9) ---------------------------------------------------------------------
 
-class _Contact(Schema):
+class Contact(Schema):
     name = fields.String(validate=validate.Length(max=64))
     phone = fields.String(validate=validate.Regexp(r"^\+?[0-9 -]{7,20}$"))
     email = fields.Email()
@@ -179,7 +180,7 @@ class IncidentIn(ActionIn):
     mall_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     type = fields.String(required=True, validate=validate.Length(min=1, max=64))
     description = fields.String(**_text)
-    customer = fields.Nested(_Contact, required=True)
+    customer = fields.Nested(Contact, required=True)
     suggested_handling = fields.String(**_text)
     related_complaint_no = fields.String(validate=validate.Length(min=1, max=40))
 
@@ -337,6 +338,7 @@ class CaseOut(Schema):
     resolution = Plain(allow_none=True)
     closure = Plain(allow_none=True)
     policy_version = fields.String()
+    anonymised_at = fields.AwareDateTime(allow_none=True)
     timeline = fields.List(fields.Nested(_Entry))
 
 
@@ -360,7 +362,7 @@ class IncidentOut(Schema):
     state = fields.String()
     type = fields.String()
     description = fields.String()
-    customer = Plain(metadata={"description": "contact as reported; staff of the mall only"})
+    customer = MaskedCustomer()   # the full record: GET /incidents/<number>/customer (audited)
     suggested_handling = fields.String()
     related_complaint_no = fields.String(allow_none=True)
     reported_at = fields.AwareDateTime()
@@ -372,5 +374,6 @@ class IncidentOut(Schema):
     handling = fields.Nested(_Handling, allow_none=True)
     communication = Plain(allow_none=True)
     policy_version = fields.String()
+    anonymised_at = fields.AwareDateTime(allow_none=True)
     timeline = fields.List(fields.Nested(_Entry))
 

@@ -8,6 +8,12 @@ with their staff token: who acts, their role and their malls come from it. The
 ACTIONS table lists the actions. Each action is checked against the case's state, the actor's role and mall,
 the law and the caps, then written with its timeline entries and events in one
 document update, and the events leave through the outbox.
+
+Incident reads show the customer masked; the full record comes only from
+`GET /incidents/<number>/customer?purpose=...` (RPC `incident_customer`), for
+`customer.contact` at the incident's mall, and each such read is audited (audit.py).
+Closed cases and finished incidents are anonymised after the retention period
+(retention.py).
 """
 import logging
 
@@ -16,7 +22,7 @@ from marshmallow import ValidationError
 from nameko.rpc import rpc
 from prometheus_client import Counter
 
-from mallcare_common import messaging, web
+from mallcare_common import audit, messaging, retention, web
 from mallcare_common.auth import Access, AccessError
 from mallcare_common.calendar import Clock
 from mallcare_common.contracts import (COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED, COMPLAINT_TRIAGED,
@@ -25,11 +31,12 @@ from mallcare_common.contracts.analytics import SLA_BREACHED
 from mallcare_common.messaging import event_handler, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import next_sequence
 from mallcare_common.policy import PolicyFiles
-from mallcare_common.web import Conflict, NotFound, http, json_response, read_json, signed
+from mallcare_common.web import Conflict, Gone, NotFound, http, json_response, read_json, signed
 
 from . import incidents, rules
 from .policy import load_policy
-from .schemas import (CaseOut, CaseQuery, CommunicationIn, EscalationIn, FindingIn, HandlingIn, IncidentIn,
+from .retention import anonymise as anonymise_cases
+from .schemas import (CaseOut, CaseQuery, CommunicationIn, Contact, EscalationIn, FindingIn, HandlingIn, IncidentIn,
                       IncidentOut, IncidentQuery, NoteIn, ObjectionIn, PromiseIn, ProposalIn, ProposalRef,
                       ReasonIn, RectificationDoneIn, RectificationIn, RectificationOut, RectificationQuery,
                       ReplyIn, ReviewMeetingIn, SpotResolutionIn, SummaryIn, TaskDoneIn, VerificationIn)
@@ -37,7 +44,7 @@ from .storage import Cases
 
 log = logging.getLogger(__name__)
 
-CLIENT_ERRORS = (ValidationError, NotFound, Conflict, AccessError)
+CLIENT_ERRORS = (ValidationError, NotFound, Conflict, Gone, AccessError)
 ACTIONS_TOTAL = Counter("mallcare_resolution_actions_total", "Actions on cases and incidents, by outcome.",
                         ["action", "outcome"])
 
@@ -77,7 +84,8 @@ class CaseNotOpenYet(Exception):
     """A triage or feedback event for a case this service has not opened yet: retried."""
 
 
-class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay):
+class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay, audit.AuditReads,
+                        retention.RetentionAdmin):
     name = "resolution"
 
     store = Cases()
@@ -85,6 +93,7 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
     clock = Clock()
     dispatch = outbox_dispatcher()
     access = Access()
+    retention_anonymise = staticmethod(anonymise_cases)
 
     # --- events -------------------------------------------------------------------------------
 
@@ -252,6 +261,18 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
     def get_incident(self, number):
         return self._get_incident(self.access.caller(), number)
 
+    @http("GET", "/incidents/<string:number>/customer")
+    def get_incident_customer_http(self, request, number):
+        """The full customer, audited: 403 without customer.contact, 422 without a purpose, 410 once anonymised."""
+        gate = self.access
+        return json_response(200, self._incident_customer(gate.caller(request), number, request.args.to_dict(),
+                                                          audit.request_id(gate, request)))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def incident_customer(self, number, purpose):
+        return self._incident_customer(self.access.caller(), number, {"purpose": purpose},
+                                       audit.request_id(self.access))
+
     @http("POST", "/incidents/<string:number>/<string:action>")
     def act_on_incident_http(self, request, number, action):
         return json_response(200, self._act_on_incident(self.access.caller(request), number, action,
@@ -262,10 +283,18 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
         return self._act_on_incident(self.access.caller(), number, action, data)
 
     def _get_incident(self, caller, number):
-        """The whole report, with the customer's contact: for staff of the incident's mall only."""
+        """The whole report, the customer masked: for staff of the incident's mall only."""
         incident = self.store.get(self.store.incidents, number, "incident")
-        caller.require("incident.read", incident["mall_id"]).require("customer.contact", incident["mall_id"])
+        caller.require("incident.read", incident["mall_id"])
         return IncidentOut().dump(incident)
+
+    def _incident_customer(self, caller, number, args, request_id):
+        incident = self.store.get(self.store.incidents, number, "incident")
+        caller.require("incident.read", incident["mall_id"])
+        record = audit.full_read(self.store.db, caller, service=self.name, subject="incident", doc=incident,
+                                 purpose_args=args, now=self.clock(), request_id=request_id)
+        return {"number": number, "mall_id": incident["mall_id"], "customer": Contact().dump(incident["customer"]),
+                "audit_id": record["_id"]}
 
     def _act_on_incident(self, caller, number, action, data):
         if action not in INCIDENT_ACTIONS:

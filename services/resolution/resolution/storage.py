@@ -1,7 +1,8 @@
 """Resolution's own data: `cases`, one per complaint keyed by its number, and
 `incidents`, one per adverse-event report; each document carries its immutable
 timeline and its outbox. `sequences` numbers the incidents and `incident_requests`
-keeps which report a request id made.
+keeps which report a request id made; `audit_log` and `retention_runs` are the
+personal-data records (mallcare_common.audit, .retention).
 
 Every change is a compare-and-set on the document's `version`, so two handlers
 acting on one case at once cannot both win, and a request id is stored with the
@@ -9,6 +10,7 @@ change it made, so a retried request finds it done."""
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from mallcare_common import audit
 from mallcare_common.messaging import push_to_outbox
 from mallcare_common.mongo import MongoDatabase, Store
 
@@ -81,6 +83,9 @@ class Cases(MongoDatabase):
         db.incidents.create_index([("_id", ASCENDING), ("version", ASCENDING)])
         db.incidents.create_index([("mall_id", ASCENDING), ("state", ASCENDING), ("reported_at", ASCENDING)])
         db.incidents.create_index([("pending_events", ASCENDING)])
+        db.cases.create_index([("state", ASCENDING), ("closure.at", ASCENDING), ("anonymised_at", ASCENDING)])
+        db.incidents.create_index([("state", ASCENDING), ("anonymised_at", ASCENDING)])
+        audit.indexes(db)
 
     def wrap(self, db):
         return CaseStore(db)

@@ -28,6 +28,13 @@ def test_the_shipped_policy_loads_with_a_combined_version():
     assert {"sh-xujiahui", "bj-chaoyang", "gz-tianhe"} <= set(policy.malls.malls)
 
 
+def test_the_retention_period_is_required(intake_data):
+    del intake_data["retention_months"]
+    with pytest.raises(ValidationError) as error:
+        load_policy(intake_data, load_registry_file(POLICY_DIR / "malls.yml"))
+    assert "retention_months" in error.value.messages
+
+
 def test_a_channel_without_an_acknowledgement_rule_is_refused(intake_data):
     del intake_data["acknowledgement"]["email"]
     with pytest.raises(ValidationError) as error:
@@ -40,6 +47,8 @@ def test_a_channel_without_an_acknowledgement_rule_is_refused(intake_data):
     (("acknowledgement", "desk", "after_hours"), "whenever", "acknowledgement"),
     (("review", "min_description_chars"), "five", "review"),
     (("mall_overrides",), {"atlantis": {}}, "mall_overrides"),
+    (("retention_months",), 0, "retention_months"),
+    (("retention_months",), "24", "retention_months"),
 ])
 def test_bad_values_are_refused(intake_data, path, value, field):
     target = intake_data

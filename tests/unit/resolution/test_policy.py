@@ -85,6 +85,8 @@ def _staff(entry):
     (lambda p: p["rectification"].update(weather={"kind": "x", "working_days": 1, "owner_role": "supervisor"}),
      "rectification", "weather"),
     (lambda p: p.pop("appeal_procedure"), "appeal_procedure", None),
+    (lambda p: p.pop("retention_months"), "retention_months", None),
+    (lambda p: p.update(retention_months=0), "retention_months", None),
 ])
 def test_a_broken_policy_is_refused_with_the_reason(shipped, malls, change, field, words):
     broken = copy.deepcopy(shipped)

@@ -1,0 +1,110 @@
+"""The audit log of full reads of personal data (issue 7).
+
+A full customer record (name, phone, e-mail) leaves a service only through an
+authorised read: the caller needs `customer.contact` for the record's mall and
+states a purpose, and the service that answers writes who, in what role, for which
+mall and record, why, when and under which request id into its own `audit_log`
+collection - before it answers, so that no read goes unrecorded. Staff with
+`audit.read` list the log per mall (`GET /audit`, RPC `audit_log`).
+"""
+import uuid
+
+from marshmallow import Schema, ValidationError, fields, validate
+from nameko.rpc import rpc
+from pymongo import ASCENDING, DESCENDING
+
+from .auth import AccessError
+from .calendar import as_stored
+from .web import Gone, http, json_response
+
+REQUEST_ID_HEADER = "X-Request-Id"
+
+
+class PurposeIn(Schema):
+    purpose = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+    def load(self, data, **kwargs):
+        data = super().load(data, **kwargs)
+        if not data["purpose"].strip():
+            raise ValidationError({"purpose": ["Say why you need the customer's contact."]})
+        return data
+
+
+class AuditQuery(Schema):
+    mall_id = fields.String(validate=validate.Length(min=1, max=64))
+    user = fields.String(validate=validate.Length(min=1, max=64))
+    since = fields.AwareDateTime()
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10000))
+    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class AuditOut(Schema):
+    id = fields.String(attribute="_id")
+    at = fields.AwareDateTime()
+    service = fields.String()
+    user = fields.String()
+    role = fields.String()
+    mall_id = fields.String()
+    subject = fields.String(metadata={"description": "complaint or incident"})
+    number = fields.String()
+    purpose = fields.String()
+    request_id = fields.String()
+
+
+def indexes(db):
+    db.audit_log.create_index([("mall_id", ASCENDING), ("at", DESCENDING)])
+    db.audit_log.create_index([("user", ASCENDING), ("at", DESCENDING)])
+    db.audit_log.create_index([("at", DESCENDING)])
+
+
+def request_id(gate, request=None):
+    """The caller's X-Request-Id when it sent one, else this worker's call id (RPC, or HTTP without one)."""
+    given = request.headers.get(REQUEST_ID_HEADER, "").strip()[:128] if request is not None else ""
+    return given or gate.worker_ctx.call_id or uuid.uuid4().hex
+
+
+def full_read(db, caller, *, service, subject, doc, purpose_args, now, request_id):
+    """Check, then record, a full read of `doc`'s customer; returns the audit record.
+    Forbidden without `customer.contact` for the mall, ValidationError without a
+    purpose, Gone when retention has anonymised the record (nothing left to read)."""
+    caller.require("customer.contact", doc["mall_id"])
+    purpose = PurposeIn().load(purpose_args)["purpose"].strip()
+    if doc.get("anonymised_at"):
+        raise Gone(f"{subject} {doc['_id']} was anonymised on {doc['anonymised_at']:%Y-%m-%d} (retention)")
+    record = {"_id": uuid.uuid4().hex, "at": now, "service": service, "user": caller.user, "role": caller.role,
+              "mall_id": doc["mall_id"], "subject": subject, "number": doc["_id"], "purpose": purpose,
+              "request_id": request_id}
+    db.audit_log.insert_one(record)
+    return record
+
+
+def query(db, caller, args):
+    """A page of the log, newest first; a caller sees the malls in their scope only."""
+    args = AuditQuery().load(args)
+    selector = {}
+    mall_id = caller.list_mall("audit.read", args.get("mall_id"))
+    if mall_id:
+        selector["mall_id"] = mall_id
+    if args.get("user"):
+        selector["user"] = args["user"]
+    if args.get("since"):
+        selector["at"] = {"$gte": as_stored(args["since"])}
+    total = db.audit_log.count_documents(selector)
+    items = (db.audit_log.find(selector).sort([("at", DESCENDING), ("_id", ASCENDING)])
+             .skip((args["page"] - 1) * args["per_page"]).limit(args["per_page"]))
+    return {"items": AuditOut(many=True).dump(items), "total": total, "page": args["page"],
+            "per_page": args["per_page"]}
+
+
+class AuditReads:
+    """GET /audit and RPC audit_log for a service whose Mongo dependency is `store` and
+    auth.Access dependency is `access`. Subclass it as `audit.AuditReads`, like
+    web.HealthAndMetrics (`nameko run` starts every class with entrypoints it finds)."""
+
+    @http("GET", "/audit")
+    def audit_http(self, request):
+        return json_response(200, query(self.store.db, self.access.caller(request), request.args.to_dict()))
+
+    @rpc(expected_exceptions=(ValidationError, AccessError))
+    def audit_log(self, args):
+        return query(self.store.db, self.access.caller(), args)

@@ -1,0 +1,124 @@
+"""Retention (issue 7): N months (policy `retention_months`) after a complaint closed,
+the service holding its personal data anonymises it - the record and its statistics
+stay, the customer's name, contact and the identifiers in its free text go.
+
+Each service supplies `anonymise(db, cutoff, now, dry_run) -> counts`; this module
+runs it and records every run (dry runs too) in `retention_runs`. Three ways in:
+the command `python -m <service>.retention [--dry-run]`, `POST /retention/run`
+(permission `retention.run`) and an hourly timer that one replica runs (a lease).
+"""
+import argparse
+import calendar
+import json
+import os
+import time
+import uuid
+from datetime import timedelta
+
+import yaml
+from marshmallow import Schema, ValidationError, fields, validate
+from nameko.rpc import rpc
+from nameko.timer import timer
+from pymongo import MongoClient, WriteConcern
+
+from .auth import AccessError
+from .calendar import utc_now
+from .messaging import INSTANCE
+from .mongo import acquire_lease
+from .policy import load_policy_dir
+from .web import http, json_response, read_json
+
+SWEEP_INTERVAL = 3600                  # seconds: hourly
+SWEEP_LEASE = timedelta(minutes=50)    # shorter than the interval, so a replica that died does not hold it
+
+
+def retention_months_field():
+    """The policy setting, validated at load like the others."""
+    return fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=120))
+
+
+class RetentionRunIn(Schema):
+    dry_run = fields.Boolean(load_default=False)
+
+
+def months_before(now, months):
+    """The same day and time `months` calendar months earlier (the month's last day when shorter)."""
+    month_index = now.year * 12 + now.month - 1 - months
+    year, month = divmod(month_index, 12)
+    day = min(now.day, calendar.monthrange(year, month + 1)[1])
+    return now.replace(year=year, month=month + 1, day=day)
+
+
+def run(db, service, anonymise, *, now, months, dry_run, by):
+    """Anonymise what closed before now - `months`; the run's record (also stored)."""
+    started = time.monotonic()
+    cutoff = months_before(now, months)
+    counts = anonymise(db, cutoff, now, dry_run)
+    record = {"_id": uuid.uuid4().hex, "service": service, "at": now, "by": by, "dry_run": dry_run,
+              "months": months, "closed_before": cutoff, **counts,
+              "seconds": round(time.monotonic() - started, 3)}
+    db.retention_runs.insert_one(record)
+    return record
+
+
+def public(record):
+    return {**{k: v for k, v in record.items() if k != "_id"}, "run_id": record["_id"],
+            "at": record["at"].isoformat(), "closed_before": record["closed_before"].isoformat()}
+
+
+class RetentionAdmin:
+    """POST /retention/run, RPC run_retention and the hourly sweep, for a service with
+    `store`, `policy` (whose rules hold retention_months), `clock`, `access` and a
+    `retention_anonymise` (its anonymise function, as a staticmethod). Subclass it as
+    `retention.RetentionAdmin`, like web.HealthAndMetrics."""
+
+    @http("POST", "/retention/run")
+    def retention_http(self, request):
+        caller = self.access.caller(request)
+        return json_response(200, self._retention(caller, read_json(request)))
+
+    @rpc(expected_exceptions=(ValidationError, AccessError))
+    def run_retention(self, data):
+        return self._retention(self.access.caller(), data)
+
+    @timer(interval=SWEEP_INTERVAL)
+    def retention_sweep(self):
+        now = self.clock()
+        if acquire_lease(self.store.db, f"{self.name}.retention", INSTANCE, now, SWEEP_LEASE):
+            self._run_retention(now, False, "timer")
+
+    def _retention(self, caller, data):
+        caller.require("retention.run")
+        request = RetentionRunIn().load(data)
+        return public(self._run_retention(self.clock(), request["dry_run"], caller.user))
+
+    def _run_retention(self, now, dry_run, by):
+        return run(self.store.db, self.name, self.retention_anonymise, now=now,
+                   months=self.policy.current.rules["retention_months"], dry_run=dry_run, by=by)
+
+
+def command(service, anonymise, load_policy, argv=None):
+    """`python -m <service>.retention [--dry-run] [--config services/<service>/config.yml]`."""
+    from nameko.cli.main import setup_yaml_parser
+
+    parser = argparse.ArgumentParser(prog=f"python -m {service}.retention",
+                                     description=f"Anonymise {service}'s records closed longer ago than "
+                                                 "retention_months (policy).")
+    parser.add_argument("--dry-run", action="store_true", help="count what would change, change nothing")
+    parser.add_argument("--config", default=f"services/{service}/config.yml")
+    args = parser.parse_args(argv)
+    setup_yaml_parser()   # ${ENV:default} in the config, as `nameko run` reads it
+    with open(args.config, encoding="utf-8") as handle:
+        config = yaml.safe_load(handle)
+    policy_dir = (config.get("MALLCARE") or {}).get("POLICY_DIR", "deploy/policy")
+    policy = load_policy_dir(policy_dir, f"{service}.yml", load_policy)
+    client = MongoClient(config["MONGO_URI"], tz_aware=True)
+    try:
+        concern = WriteConcern(w="majority" if "replicaSet=" in config["MONGO_URI"] else 1, j=True)
+        db = client.get_database(config.get("MONGO_DATABASE") or service, write_concern=concern)
+        record = run(db, service, anonymise, now=utc_now(), months=policy.rules["retention_months"],
+                     dry_run=args.dry_run, by=f"command:{os.environ.get('USER', 'unknown')}")
+    finally:
+        client.close()
+    print(json.dumps(public(record)))
+    return 0

@@ -1,0 +1,31 @@
+"""Every permission the services check is in access.yml, and every permission there is
+checked somewhere: a typo in either would refuse everyone or guard nothing."""
+import re
+
+from mallcare_common.auth import STAFF_ROLES, load_access
+from tests.conftest import POLICY_DIR, ROOT
+
+# caller.require("x", ...), caller.list_mall("x", ...), and the permission a helper is handed
+CHECKED = re.compile(r"""(?:require\(\s*|list_mall\(\s*|permission=|_actor\([^()]*,\s*)["']([a-z_]+\.[a-z_]+)["']""")
+
+
+def checked_permissions():
+    found = set()
+    for path in (ROOT / "services").rglob("*.py"):
+        found |= set(CHECKED.findall(path.read_text(encoding="utf-8")))
+    return found
+
+
+def test_the_services_and_access_yml_name_the_same_permissions():
+    granted = set(load_access(POLICY_DIR / "access.yml")["permissions"])
+    checked = checked_permissions()
+    assert checked - granted == set(), "checked in code but granted to nobody"
+    assert granted - checked == set(), "granted in access.yml but never checked"
+
+
+def test_every_staff_role_can_do_something_and_only_the_admin_reloads_policy():
+    permissions = load_access(POLICY_DIR / "access.yml")["permissions"]
+    for role in STAFF_ROLES:
+        assert any(role in roles for roles in permissions.values()), role
+    assert permissions["policy.reload"] == ["admin"]
+    assert "admin" not in permissions["customer.contact"]   # a system administrator reads no customer data

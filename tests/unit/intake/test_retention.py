@@ -1,0 +1,61 @@
+"""Issue 7 (retention) for intake, without a store: a complaint learns when its case
+closed (and reopened) whatever order the events arrive in, and anonymising it keeps
+the statistics and drops the customer."""
+import json
+from datetime import datetime, timedelta, timezone
+
+from intake import retention, rules
+from intake.examples import desk_complaint
+from mallcare_common.personal import ANONYMISED
+
+UTC = timezone.utc
+CLOSED = datetime(2024, 10, 1, 9, 0, tzinfo=UTC)
+NOW = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+
+
+def test_a_closing_is_recorded_and_a_later_reopening_clears_it():
+    doc = {}
+    doc.update(rules.case_state_change(doc, "closed", CLOSED))
+    assert (doc["case_state"], doc["closed_at"]) == ("closed", CLOSED)
+    doc.update(rules.case_state_change(doc, "reopened", CLOSED + timedelta(days=1)))
+    assert (doc["case_state"], doc["closed_at"]) == ("reopened", None)
+
+
+def test_a_redelivered_or_overtaken_event_changes_nothing():
+    doc = {"case_state": "reopened", "case_state_at": CLOSED + timedelta(days=1), "closed_at": None}
+    assert rules.case_state_change(doc, "closed", CLOSED) is None                       # older
+    assert rules.case_state_change(doc, "reopened", CLOSED + timedelta(days=1)) is None  # the same again
+
+
+def stored_complaint():
+    body = desk_complaint(customer={"name": "王女士", "phone": "13812345678", "email": "wang@example.com",
+                                    "member_id": "M001", "member_tier": "gold"},
+                          description="王女士的草莓发霉了，请回电13812345678",
+                          demands={"fact": "会员M001，三分之一发霉", "expectation": "退款"})
+    event = {"event_type": "complaint_registered", "payload": {
+        "customer": {"ref": "abc", "contact_masked": "138****5678", "member_tier": "gold"},
+        "description": "王女士的草莓发霉了，请回电[phone]", "order_no": "SO-778812"}}
+    return {**body, "_id": "SHXJH-20241001-0001", "status": "acknowledged", "customer_ref": "abc",
+            "fingerprint": "f", "case_state": "closed", "closed_at": CLOSED,
+            "outbox": [{"event": event, "created_at": CLOSED, "sent_at": CLOSED}]}
+
+
+def test_anonymising_drops_the_customer_and_keeps_the_statistics():
+    doc = stored_complaint()
+    changes = retention.anonymised(doc, NOW)
+    after = {**doc, **changes}
+    text = json.dumps(after, ensure_ascii=False, default=str)
+    for raw in ("王女士", "13812345678", "wang@example.com", "M001", "SO-778812", "138****5678", "abc"):
+        assert raw not in text, raw
+    assert after["customer"] == {"member_tier": "gold", "name": ANONYMISED, "phone": ANONYMISED,
+                                 "email": ANONYMISED, "member_id": ANONYMISED}
+    assert after["description"] == "[name]的草莓发霉了，请回电[phone]"
+    assert after["demands"] == {"fact": "会员[member id]，三分之一发霉", "expectation": "退款"}
+    for kept in ("mall_id", "channel", "location", "product", "anger_score", "emotion", "status", "closed_at",
+                 "staff_involved", "channel_ref"):
+        assert after[kept] == doc[kept], kept
+    assert after["anonymised_at"] == NOW and after["outbox"][0]["sent_at"] == CLOSED
+
+
+def test_only_complaints_closed_by_the_cutoff_and_not_yet_anonymised_are_due():
+    assert retention.due(CLOSED) == {"case_state": "closed", "closed_at": {"$lte": CLOSED}, "anonymised_at": None}
