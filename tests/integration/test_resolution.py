@@ -322,10 +322,19 @@ def test_a_stores_adverse_event_is_verified_forwarded_handled_and_communicated(s
     incident = incident_act("communication", HANDLER, via="phone", note="customer informed and agreed")
     assert incident["state"] == "communicated"
     assert [e["action"] for e in incident["timeline"]] == ["reported", "forwarded", "handled", "communicated"]
-    # the full report, with the customer's phone, only for staff of that mall
-    assert web.get(f"/incidents/{number}").status_code == 403
+    # the report shows the customer masked; the full contact is an audited read for staff of that mall
     assert web.get(f"/incidents/{number}", headers=as_staff("E4001")).status_code == 403
-    assert web.get(f"/incidents/{number}", headers=as_staff(HANDLER)).json()["customer"]["phone"] == "13900001111"
+    shown = web.get(f"/incidents/{number}", headers=as_staff(HANDLER)).json()
+    assert shown["customer"] == {"name_masked": "李**", "contact_masked": "139****1111", "reachable_by": ["phone"],
+                                 "member_tier": None}
+    full = f"/incidents/{number}/customer"
+    assert web.get(full, params={"purpose": "arrange the hospital visit"}).status_code == 403   # admin: no
+    assert web.get(full, params={"purpose": "x"}, headers=as_staff("E4001")).status_code == 403
+    assert web.get(full, headers=as_staff(HANDLER)).status_code == 422
+    read = web.get(full, params={"purpose": "arrange the hospital visit"}, headers=as_staff(HANDLER))
+    assert read.json()["customer"] == {"name": "李先生", "phone": "13900001111"}
+    [audited] = web.get("/audit", params={"mall_id": "sh-xujiahui"}).json()["items"]
+    assert (audited["user"], audited["number"], audited["purpose"]) == (HANDLER, number, "arrange the hospital visit")
     listed = web.get("/incidents", params={"mall_id": "sh-xujiahui"}).json()["items"]
     assert [i["number"] for i in listed] == [number] and "customer" not in listed[0]
 

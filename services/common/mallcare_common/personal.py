@@ -47,8 +47,14 @@ def mask_name(name):
 def masked_customer(customer):
     """What ordinary reads show of a customer: enough to recognise and route, no way to reach them."""
     customer = customer or {}
-    return {"name_masked": mask_name(customer.get("name")), "contact_masked": mask_contact(customer),
-            "reachable_by": [way for way in CONTACT_WAYS if customer.get(way)],
+    live = {k: v for k, v in customer.items() if v != ANONYMISED}
+
+    def gone(*keys):   # after retention: say so rather than mask the marker
+        return ANONYMISED if any(customer.get(k) == ANONYMISED for k in keys) else None
+
+    return {"name_masked": mask_name(live.get("name")) or gone("name"),
+            "contact_masked": mask_contact(live) or gone("phone", "email"),
+            "reachable_by": [way for way in CONTACT_WAYS if live.get(way)],
             "member_tier": customer.get("member_tier")}
 
 

@@ -46,6 +46,8 @@ def test_an_anonymised_customer_keeps_only_the_tier_and_markers():
                                              "social_handle": ANONYMISED}
     assert anonymised_customer({}) == {}
     assert anonymised_customer(anonymised_customer(customer)) == anonymised_customer(customer)   # idempotent
+    assert masked_customer(anonymised_customer(customer)) == {"name_masked": ANONYMISED, "contact_masked": ANONYMISED,
+                                                              "reachable_by": [], "member_tier": "gold"}
 
 
 def test_anonymised_text_loses_the_customers_own_name_and_handle_too():

@@ -1,0 +1,240 @@
+"""Issue 7 (personal data), R1.3, R6.3 on the real broker and store: reads show the
+customer masked; the full record is read by staff with customer.contact and a
+purpose, and every such read is in the audit log; retention anonymises complaints
+whose case closed more than retention_months ago (learnt from resolution's
+case_closed / case_reopened, in whatever order they come), and finished incidents,
+once: the full read then answers 410. A whole flow leaves the raw phone and e-mail
+in no log line and in no other service's data."""
+import json
+import logging
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+import yaml
+from nameko.standalone.events import event_dispatcher
+from nameko.standalone.rpc import ClusterRpcProxy
+from nameko.testing.services import entrypoint_hook, replace_dependencies
+from pymongo import MongoClient
+
+from analytics.service import AnalyticsService
+from feedback.service import FeedbackService
+from intake.examples import desk_complaint
+from intake.service import IntakeService
+from mallcare_common.calendar import utc_now
+from mallcare_common.contracts import build_event
+from mallcare_common.contracts.resolution import CASE_CLOSED, CASE_REOPENED
+from mallcare_common.retention import months_before
+from resolution.service import ResolutionService
+from tests.conftest import ROOT, bearer, staff, wait_for
+from triage.service import TriageService
+
+PHONE, EMAIL = "13812345678", "wang.nvshi@example.com"
+SH_DESK, SH_HANDLER, SH_MANAGER, BJ_HANDLER = staff("D3001"), staff("E3501"), staff("E3091"), staff("E4001")
+LEGAL = bearer("L0001", "legal", ["sh-xujiahui"])
+ADMIN = bearer()
+
+
+def customer(i=0):
+    return {"name": "王女士", "phone": f"1381234{5678 + i:04d}", "email": f"wang{i}@example.com",
+            "member_tier": "gold"}
+
+
+@pytest.fixture
+def pair(container_factory, service_config, web_client):
+    """Intake and resolution; resolution's clock is the test's to move (incidents start 26 months ago)."""
+    now = {"at": months_before(utc_now(), 26)}
+    containers = {}
+    for service in (ResolutionService, IntakeService):
+        containers[service.name] = container_factory(service, service_config(service.name))
+    replace_dependencies(containers["resolution"], clock=lambda: now["at"])
+    for container in containers.values():
+        container.start()
+    return containers, {name: web_client(c) for name, c in containers.items()}, now
+
+
+def register(web, i, **extra):
+    response = web.post("/complaints", headers=SH_DESK, json=desk_complaint(
+        channel_ref=f"desk-pd-{i}", customer=customer(i), **extra))
+    assert response.status_code == 201, response.text
+    return response.json()["number"]
+
+
+def case_event(container, kind, number, at, payload):
+    envelope = build_event(kind, mall_id="sh-xujiahui", complaint_no=number, occurred_at=at, payload=payload)
+    event_dispatcher({"AMQP_URI": container.config["AMQP_URI"]})(kind.source, kind.name, envelope)
+
+
+def closed(container, number, at):
+    case_event(container, CASE_CLOSED, number, at, {"reason": "customer satisfied (score 5)", "by": "feedback"})
+
+
+def reopened(container, number, at):
+    case_event(container, CASE_REOPENED, number, at, {"reason": "dissatisfied", "round": 2,
+                                                      "resolution_due_at": at.isoformat(), "by": "feedback"})
+
+
+def test_reads_are_masked_and_a_full_read_needs_the_permission_a_purpose_and_is_audited(pair):
+    containers, web, _ = pair
+    number = register(web["intake"], 0)
+    shown = web["intake"].get(f"/complaints/{number}", headers=SH_HANDLER).json()
+    assert shown["customer"] == {"name_masked": "王**", "contact_masked": "138****5678",
+                                 "reachable_by": ["phone", "email"], "member_tier": "gold"}
+    listed = web["intake"].get("/complaints", headers=SH_HANDLER).json()["items"]
+    assert PHONE not in json.dumps(listed) and "wang0@" not in json.dumps(listed)
+
+    full = f"/complaints/{number}/customer"
+    for headers in (ADMIN, BJ_HANDLER, bearer("A7001", "analyst", ["*"])):
+        assert web["intake"].get(full, params={"purpose": "x"}, headers=headers).status_code == 403
+    for params in ({}, {"purpose": "  "}):
+        refused = web["intake"].get(full, params=params, headers=SH_HANDLER)
+        assert (refused.status_code, list(refused.json()["fields"])) == (422, ["purpose"])
+    read = web["intake"].get(full, params={"purpose": "call back about the refund"},
+                             headers={**SH_HANDLER, "X-Request-Id": "req-42"})
+    assert read.status_code == 200, read.text
+    assert read.json()["customer"] == customer(0)
+    with ClusterRpcProxy({"AMQP_URI": containers["intake"].config["AMQP_URI"]},
+                         context_data={"authorization": LEGAL["Authorization"]}) as rpc:
+        assert rpc.intake.complaint_customer(number, "legal claim 2026-17")["customer"]["phone"] == PHONE
+        logged = rpc.intake.audit_log({"mall_id": "sh-xujiahui"})
+
+    assert logged["total"] == 2
+    newest, first = logged["items"]
+    assert (first["user"], first["role"], first["number"], first["purpose"], first["request_id"]) == (
+        "E3501", "handler", number, "call back about the refund", "req-42")
+    assert (newest["user"], newest["role"], newest["purpose"]) == ("L0001", "legal", "legal claim 2026-17")
+    assert newest["request_id"] and newest["at"] >= first["at"]
+    by_user = web["intake"].get("/audit", params={"user": "E3501"}, headers=ADMIN).json()
+    assert [i["purpose"] for i in by_user["items"]] == ["call back about the refund"]
+    assert web["intake"].get("/audit", params={"since": newest["at"]}, headers=ADMIN).json()["total"] == 1
+    assert web["intake"].get("/audit", params={"per_page": 1, "page": 2}, headers=ADMIN).json()["items"][0][
+        "user"] == "E3501"
+    # the audit is for legal and admins, of their own malls
+    assert web["intake"].get("/audit", headers=SH_HANDLER).status_code == 403
+    assert web["intake"].get("/audit", params={"mall_id": "bj-chaoyang"}, headers=LEGAL).status_code == 403
+    assert web["intake"].get("/audit", params={"since": "yesterday"}, headers=ADMIN).status_code == 422
+
+
+def test_retention_anonymises_what_closed_long_enough_ago_once_and_the_full_read_is_then_gone(pair, mongo_uri,
+                                                                                              tmp_path):
+    containers, web, resolution_now = pair
+    intake, now = containers["intake"], utc_now()
+    old, recent, reopened_later = (register(web["intake"], i) for i in (1, 2, 3))
+    assert web["intake"].get(f"/complaints/{old}/customer", params={"purpose": "refund call"},
+                             headers=SH_HANDLER).status_code == 200
+    closed(intake, old, months_before(now, 25))
+    closed(intake, recent, months_before(now, 1))
+    # a closing and the reopening after it, delivered in the wrong order: the reopening stands
+    reopened(intake, reopened_later, months_before(now, 25) + timedelta(days=3))
+    closed(intake, reopened_later, months_before(now, 25))
+    closed(intake, old, months_before(now, 25))   # a redelivery
+    complaint = lambda n: web["intake"].get(f"/complaints/{n}").json()   # noqa: E731
+    wait_for(lambda: all(complaint(n).get("closed_at") for n in (old, recent)))
+    db = MongoClient(mongo_uri, tz_aware=True)[intake.config["MONGO_DATABASE"]]
+    wait_for(lambda: db.complaints.find_one({"_id": reopened_later}).get("case_state") == "reopened")
+
+    # an incident reported, handled and communicated 26 months ago (resolution's clock)
+    incident = web["resolution"].post("/incidents", headers=SH_HANDLER, json={
+        "mall_id": "sh-xujiahui", "type": "injury", "description": "李先生在生鲜区滑倒，电话13900001111",
+        "customer": {"name": "李先生", "phone": "13900001111"}, "suggested_handling": "陪同就医"}).json()["number"]
+    for action, who, body in (("verification", SH_MANAGER, {"confirmed": True, "note": "CCTV"}),
+                              ("handling", staff("R7001"), {"outcome": "covered", "compensation": "800",
+                                                            "improvements": ["mats"]}),
+                              ("communication", SH_HANDLER, {"via": "phone", "note": "李先生已知悉"})):
+        assert web["resolution"].post(f"/incidents/{incident}/{action}", json=body, headers=who).status_code == 200
+    resolution_now["at"] = now
+
+    # a dry run by command counts and changes nothing
+    config = tmp_path / "intake.yml"
+    config.write_text(yaml.safe_dump({"MONGO_URI": mongo_uri, "MONGO_DATABASE": intake.config["MONGO_DATABASE"],
+                                      "MALLCARE": {"POLICY_DIR": str(ROOT / "deploy" / "policy")}}))
+    before = list(db.complaints.find({}, {"outbox": 0}).sort("_id"))
+    dry = subprocess.run([sys.executable, "-m", "intake.retention", "--dry-run", "--config", str(config)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    assert (json.loads(dry.stdout)["candidates"], json.loads(dry.stdout)["anonymised"]) == (1, 0)
+    assert list(db.complaints.find({}, {"outbox": 0}).sort("_id")) == before
+
+    # only the admin runs it; then the complaint closed 25 months ago is anonymised, the others not
+    assert web["intake"].post("/retention/run", json={}, headers=LEGAL).status_code == 403
+    assert web["intake"].post("/retention/run", json={"dry_run": "maybe"}, headers=ADMIN).status_code == 422
+    run = web["intake"].post("/retention/run", json={}, headers=ADMIN).json()
+    assert (run["candidates"], run["anonymised"], run["months"], run["by"]) == (1, 1, 24, "A0001")
+    gone = complaint(old)
+    assert gone["anonymised_at"] and gone["customer"] == {"name_masked": "[anonymised]",
+                                                          "contact_masked": "[anonymised]", "reachable_by": [],
+                                                          "member_tier": "gold"}
+    stored = db.complaints.find_one({"_id": old})
+    text = json.dumps(stored, ensure_ascii=False, default=str)
+    assert "13812345679" not in text and "wang1@" not in text and "王女士" not in text
+    assert (stored["mall_id"], stored["channel"], stored["anger_score"], stored["status"]) == (
+        "sh-xujiahui", "desk", 4, "registered")
+    for kept in (recent, reopened_later):
+        assert complaint(kept).get("anonymised_at") is None and complaint(kept)["customer"]["name_masked"] == "王**"
+
+    # a second run (the hourly sweep) changes nothing; the full read answers 410
+    snapshot = list(db.complaints.find().sort("_id"))
+    with entrypoint_hook(intake, "retention_sweep") as sweep:
+        sweep()
+    assert list(db.complaints.find().sort("_id")) == snapshot
+    runs = list(db.retention_runs.find().sort("at"))
+    assert [(r["by"], r["dry_run"], r["anonymised"]) for r in runs] == [
+        (runs[0]["by"], True, 0), ("A0001", False, 1), ("timer", False, 0)]
+    assert runs[0]["by"].startswith("command:")
+    answer = web["intake"].get(f"/complaints/{old}/customer", params={"purpose": "refund call"}, headers=SH_HANDLER)
+    assert (answer.status_code, answer.json()["error"]) == (410, "GONE")
+    audited = web["intake"].get("/audit", headers=ADMIN).json()
+    assert [(i["number"], i["user"]) for i in audited["items"]] == [(old, "E3501")]   # the 410 read is no read
+
+    # resolution: the incident that finished 26 months ago loses its customer, once
+    first = web["resolution"].post("/retention/run", json={}, headers=ADMIN).json()
+    again = web["resolution"].post("/retention/run", json={}, headers=ADMIN).json()
+    assert (first["incident_candidates"], first["incidents_anonymised"]) == (1, 1)
+    assert (again["incident_candidates"], again["incidents_anonymised"]) == (0, 0)
+    report = web["resolution"].get(f"/incidents/{incident}", headers=SH_HANDLER).json()
+    assert report["anonymised_at"] and "13900001111" not in json.dumps(report) and report["type"] == "injury"
+    answer = web["resolution"].get(f"/incidents/{incident}/customer", params={"purpose": "x"}, headers=SH_HANDLER)
+    assert answer.status_code == 410
+
+
+@pytest.fixture
+def system(container_factory, service_config, web_client):
+    containers = {}
+    for service in (AnalyticsService, FeedbackService, ResolutionService, TriageService, IntakeService):
+        containers[service.name] = container_factory(service, service_config(service.name))
+        containers[service.name].start()
+    return containers, {name: web_client(c) for name, c in containers.items()}
+
+
+def test_a_whole_flow_leaves_the_raw_contact_in_no_log_and_no_other_service(system, mongo_uri, caplog):
+    caplog.set_level(logging.DEBUG, logger="mallcare_common")
+    caplog.set_level(logging.INFO)   # what the services run at (config.yml LOGGING)
+    containers, web = system
+    complaint = desk_complaint(channel_ref="desk-log-1", customer={"name": "王女士", "phone": PHONE, "email": EMAIL},
+                               description=f"草莓发霉了，请回电{PHONE}或发邮件{EMAIL}")
+    number = web["intake"].post("/complaints", json=complaint, headers=SH_DESK).json()["number"]
+    wait_for(lambda: web["resolution"].get(f"/cases/{number}", headers=SH_HANDLER).ok)
+    settled = web["resolution"].post(f"/cases/{number}/spot-resolution", headers=SH_DESK, json={
+        "decision": "upheld", "price": "39.90", "reasons": ["mouldy fruit: refunded at the desk"],
+        "remedies": [{"type": "refund", "amount": "39.90"}], "summary": "refunded on the spot"})
+    assert settled.status_code == 200, settled.text
+    wait_for(lambda: web["feedback"].get(f"/revisits/{number}-R1", headers=SH_HANDLER).ok)
+    assert web["intake"].get(f"/complaints/{number}/customer", params={"purpose": "revisit call"},
+                             headers=SH_HANDLER).json()["customer"]["email"] == EMAIL
+    web["intake"].post("/complaints", json={**complaint, "customer": {"phone": "not a phone", "email": EMAIL}})
+    wait_for(lambda: web["analytics"].get(f"/clocks/{number}").ok)
+
+    logged = "\n".join(record.getMessage() + (record.exc_text or "") for record in caplog.records)
+    assert f"GET /complaints/{number}/customer?purpose=" in logged   # the capture saw the flow, reads included
+    for raw in (PHONE, EMAIL, "王女士"):
+        assert raw not in logged, raw
+
+    client = MongoClient(mongo_uri, tz_aware=True)
+    for name, container in containers.items():
+        db = client[container.config["MONGO_DATABASE"]]
+        for collection in db.list_collection_names():
+            if (name, collection) == ("intake", "complaints"):
+                continue   # the record itself
+            text = json.dumps(list(db[collection].find()), ensure_ascii=False, default=str)
+            assert PHONE not in text and EMAIL not in text, (name, collection)
