@@ -60,7 +60,7 @@ def test_anonymised_text_loses_the_customers_own_name_and_handle_too():
     assert anonymise_text(once, anonymised_customer(customer)) == once
 
 
-# --- scrub (moved here from feedback, which uses it for the case library) -----------------------------------------------------------------------------------------
+# --- scrub (moved here from feedback, which uses it for the case library) -------------------------
 
 
 @pytest.mark.parametrize("text,expected", [
