@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 from .auth import AccessError, Forbidden, TooManyRequests, Unauthenticated
 from .metrics import metrics_response
 from .mongo import NotFound, StoreError, ping
+from .policy import InvalidPolicy
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class BodyTooLarge(Exception):
 
 _MAPPED = (
     (ValidationError, 422, "VALIDATION_ERROR"),
+    (InvalidPolicy, 422, "INVALID_POLICY"),
     (MalformedBody, 400, "MALFORMED_BODY"),
     (BadRequest, 400, "BAD_REQUEST"),
     (Unauthenticated, 401, "UNAUTHENTICATED"),
@@ -65,7 +67,7 @@ class HttpEntrypoint(HttpRequestHandler):
         for kind, status, code in _MAPPED:
             if isinstance(exc, kind):
                 body = {"error": code, "message": _message(exc)}
-                if isinstance(exc, ValidationError):
+                if isinstance(exc, (ValidationError, InvalidPolicy)):
                     body["fields"] = exc.messages
                 if status >= 500:
                     log.error("%s: %r", code, exc)
@@ -165,7 +167,7 @@ class PolicyAdmin:
         self.access.caller(request).require("policy.reload")
         return json_response(200, {"version": self.policy.reload().version})
 
-    @rpc(expected_exceptions=(ValidationError, AccessError))
+    @rpc(expected_exceptions=(InvalidPolicy, AccessError))
     def reload_policy(self):
         """Read the policy files again; a broken file is refused and the policy in force stays."""
         self.access.caller().require("policy.reload")
