@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 from .auth import AccessError, Forbidden, TooManyRequests, Unauthenticated
 from .metrics import metrics_response
 from .mongo import NotFound, StoreError, ping
+from .openapi import build as build_openapi
 from .policy import InvalidPolicy
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,8 @@ def read_json(request, max_bytes=MAX_BODY_BYTES):
 
 
 class HealthAndMetrics:
-    """GET /health and GET /metrics for a service whose Mongo dependency is `store`.
+    """GET /health, GET /metrics and GET /openapi.json for a service whose Mongo dependency
+    is `store`, auth.Access dependency `access` and OpenAPI declarations `http_api`.
 
     Subclass it as `web.HealthAndMetrics`, never import the class itself into a
     service module: `nameko run <svc>.service` starts every class with entrypoints
@@ -145,6 +147,12 @@ class HealthAndMetrics:
     @http("GET", "/metrics")
     def metrics(self, request):
         return metrics_response()
+
+    @http("GET", "/openapi.json")
+    def openapi(self, request):
+        """The service's OpenAPI document (mallcare_common.openapi), built from its `http_api`
+        declarations and the permissions in force; open like /health."""
+        return json_response(200, build_openapi(self.name, self.http_api, self.access.permissions()))
 
 
 class PolicyAdmin:

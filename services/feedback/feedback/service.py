@@ -32,7 +32,7 @@ from mallcare_common.web import (Conflict, Forbidden, Gone, NotFound, Unavailabl
 
 from . import rules
 from .policy import load_policy
-from .schemas import (ArchiveIn, AttemptIn, LessonsIn, LibraryOut, LibraryQuery, LinkAnswerIn, RevisitOut,
+from .schemas import (HTTP_API, ArchiveIn, AttemptIn, LessonsIn, LibraryOut, LibraryQuery, LinkAnswerIn, RevisitOut,
                       WorklistQuery)
 from .storage import Revisits
 
@@ -61,6 +61,7 @@ class ComplaintNotSeenYet(Exception):
 
 class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay):
     name = "feedback"
+    http_api = HTTP_API
 
     store = Revisits()
     policy = PolicyFiles("feedback.yml", load_policy)

@@ -22,7 +22,7 @@ from mallcare_common.web import Conflict, NotFound, http, json_response, read_js
 
 from . import rules
 from .policy import load_policy
-from .schemas import AcknowledgementIn, ComplaintIn, ComplaintOut, ListQuery
+from .schemas import HTTP_API, AcknowledgementIn, ComplaintIn, ComplaintOut, ListQuery
 from .storage import Complaints
 
 COMPLAINTS = Counter("mallcare_intake_complaints_total",
@@ -31,8 +31,9 @@ COMPLAINTS = Counter("mallcare_intake_complaints_total",
 CLIENT_ERRORS = (ValidationError, NotFound, Conflict, AccessError)
 
 
-class IntakeService(web.HealthAndMetrics, messaging.OutboxRelay):
+class IntakeService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay):
     name = "intake"
+    http_api = HTTP_API
 
     store = Complaints()
     policy = PolicyFiles("intake.yml", load_policy)

@@ -29,7 +29,7 @@ from mallcare_common.web import Conflict, NotFound, http, json_response, read_js
 
 from . import incidents, rules
 from .policy import load_policy
-from .schemas import (CaseOut, CaseQuery, CommunicationIn, EscalationIn, FindingIn, HandlingIn, IncidentIn,
+from .schemas import (HTTP_API, CaseOut, CaseQuery, CommunicationIn, EscalationIn, FindingIn, HandlingIn, IncidentIn,
                       IncidentOut, IncidentQuery, NoteIn, ObjectionIn, PromiseIn, ProposalIn, ProposalRef,
                       ReasonIn, RectificationDoneIn, RectificationIn, RectificationOut, RectificationQuery,
                       ReplyIn, ReviewMeetingIn, SpotResolutionIn, SummaryIn, TaskDoneIn, VerificationIn)
@@ -79,6 +79,7 @@ class CaseNotOpenYet(Exception):
 
 class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay):
     name = "resolution"
+    http_api = HTTP_API
 
     store = Cases()
     policy = PolicyFiles("resolution.yml", load_policy)
