@@ -8,6 +8,7 @@ service log and no detail to the caller.
 """
 import json
 import logging
+from datetime import date, datetime
 
 from marshmallow import ValidationError
 from nameko.exceptions import BadRequest
@@ -95,12 +96,17 @@ def _message(exc):
 
 
 def jsonable(value):
-    """Plain JSON types only (times and other values as strings), for RPC answers."""
-    return json.loads(json.dumps(value, ensure_ascii=False, default=str))
+    """Plain JSON types only (times as ISO 8601, other values as strings), for RPC answers."""
+    return json.loads(json.dumps(value, ensure_ascii=False, default=_plain))
+
+
+def _plain(value):
+    # ISO 8601 as the documents promise (str() of a datetime has a space, not a T)
+    return value.isoformat() if isinstance(value, (date, datetime)) else str(value)
 
 
 def json_response(status, body, headers=None):
-    return Response(json.dumps(body, ensure_ascii=False, default=str), status=status,
+    return Response(json.dumps(body, ensure_ascii=False, default=_plain), status=status,
                     headers=headers, mimetype="application/json")
 
 
