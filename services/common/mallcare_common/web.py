@@ -2,8 +2,8 @@
 
 Every error leaves as {"error": CODE, "message": ..., "fields": {...}} with the
 status a client expects: 400 malformed, 401 not signed in, 403 not allowed, 404 unknown,
-409 state conflict, 410 expired, 413 too large, 422 invalid fields, 429 over the rate
-(with Retry-After), 503 store unavailable. Anything else is a 500 with the traceback in the
+409 state conflict, 410 expired, 413 too large, 422 invalid fields (INVALID_POLICY: a
+policy file a reload refused), 429 over the rate (with Retry-After), 503 store unavailable. Anything else is a 500 with the traceback in the
 service log and no detail to the caller.
 """
 import json
