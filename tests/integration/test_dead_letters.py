@@ -200,7 +200,8 @@ def test_the_command_lists_shows_replays_and_purges_dead_letters(flaky):
     replayed = deadletters(amqp, "replay", by_event["e1"]["id"])
     assert replayed.returncode == 0 and f"to {queue}" in replayed.stdout
     wait_for(lambda: Flaky.calls.count("e1") == DELIVERY_LIMIT + 2)
-    assert "e1" not in deadletters(amqp, "list").stdout
+    left = [line.split("\t")[2] for line in deadletters(amqp, "list").stdout.splitlines()[1:]]
+    assert sorted(left) == ["-", "e2", "e3"]   # by event id: a listed message id may hold "e1" too
 
     refused = deadletters(amqp, "purge", by_event["-"]["id"])
     assert refused.returncode == 2 and "--yes" in refused.stderr

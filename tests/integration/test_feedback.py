@@ -210,6 +210,13 @@ def test_cases_go_into_the_library_without_personal_data(system):
     assert [e["complaint_no"] for e in by_merchant["items"]] == [typical]
 
 
+def test_archiving_a_case_resolution_does_not_know_is_a_404(system):
+    # found by the fuzz run: resolution's NotFound came back as a RemoteError, answered 500
+    refused = call(system, "feedback", "POST", "/library", HANDLER, expect=404, complaint_no="SHXJH-20000101-9999",
+                   lessons="none")
+    assert refused == {"error": "NOT_FOUND", "message": "no case SHXJH-20000101-9999"}
+
+
 def test_a_revisit_left_unanswered_past_its_deadline_is_reported_once(system):
     number = resolved_on_the_spot(system)
     revisit = revisit_of(system, number)

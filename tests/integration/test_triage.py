@@ -18,6 +18,7 @@ from pymongo import MongoClient
 from intake.examples import desk_complaint
 from intake.service import IntakeService
 from mallcare_common.messaging import DEAD_LETTER_QUEUE
+from mallcare_common.policy import InvalidPolicy
 from tests.conftest import POLICY_DIR, bearer, staff, wait_for
 
 SUPERVISOR = staff("E3011")   # corrections and reassignments are a supervisor's
@@ -165,7 +166,7 @@ def test_a_service_with_a_broken_policy_does_not_start(container_factory, servic
     (policy_dir / "triage.yml").write_text("version: x\n", encoding="utf-8")
     config = service_config("triage")
     config["MALLCARE"] = {**config["MALLCARE"], "POLICY_DIR": str(policy_dir)}
-    with pytest.raises(RuntimeError, match="invalid"):
+    with pytest.raises(InvalidPolicy, match=r"triage.yml is invalid: .*taxonomy: Missing data for required field"):
         container_factory(TriageService, config).start()
 
 

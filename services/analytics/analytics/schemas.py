@@ -1,6 +1,8 @@
 """What analytics' HTTP and RPC accept: report queries and improvement actions (R5.3)."""
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
+from mallcare_common.openapi import OPERATIONAL, POLICY_ADMIN, Op
+
 from . import reports
 from .actions import STATUSES
 
@@ -53,3 +55,67 @@ class ActionQuery(Schema):
     mall_id = fields.String(load_default=None, **_id)
     status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
     limit = fields.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
+
+
+class IntakeCountsQuery(Schema):
+    mall_id = fields.String(load_default=None, **_id)
+
+
+class ActionOut(Schema):
+    """An improvement action as answered (actions.view)."""
+    action_id = fields.String(required=True)
+    mall_id = fields.String(required=True)
+    problem = fields.Nested(_Problem, required=True)
+    whys = fields.List(fields.String(), required=True)
+    root_cause = fields.String(required=True)
+    action = fields.String(required=True)
+    owner_id = fields.String(required=True)
+    due_date = fields.Date(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(("open", "done")))
+    created_at = fields.AwareDateTime(required=True)
+    created_by = fields.String(required=True)
+    done_at = fields.AwareDateTime(allow_none=True)
+    done_by = fields.String(allow_none=True)
+    evidence = fields.String(allow_none=True)
+    overdue = fields.Boolean(required=True)
+
+
+class ActionList(Schema):
+    items = fields.List(fields.Nested(ActionOut), required=True)
+
+
+class ClocksOut(Schema):
+    complaint_no = fields.String(required=True)
+    clocks = fields.List(fields.Dict(), required=True)
+
+
+class IntakeCountsOut(Schema):
+    rows = fields.List(fields.Dict(), required=True)
+
+
+_REPORT = "The report of one mall, or of the whole chain (no mall_id, for chain-wide callers)"
+
+# Every HTTP route analytics serves, for its OpenAPI document (mallcare_common.openapi).
+HTTP_API = [
+    *OPERATIONAL, *POLICY_ADMIN,
+    Op("GET", "/reports/intake", "Complaints received per mall, channel and outcome.", "report.read",
+       query=IntakeCountsQuery, responses={200: IntakeCountsOut}),
+    Op("GET", "/clocks/<string:complaint_no>", "Every SLA clock of a complaint or incident.", "sla.read",
+       responses={200: ClocksOut}),
+    Op("GET", "/reports/monthly", f"{_REPORT}, for a month; format=csv or html for a file.", "report.read",
+       query=ReportQuery, responses={200: (None, "text/csv", "text/html")}),
+    Op("GET", "/reports/quarterly", f"{_REPORT}, for a quarter; format=csv or html for a file.", "report.read",
+       query=ReportQuery, responses={200: (None, "text/csv", "text/html")}),
+    Op("GET", "/reports/monthly.html", f"{_REPORT}, for a month, as a page.", "report.read",
+       query=ReportQuery, responses={200: "text/html"}),
+    Op("GET", "/reports/quarterly.html", f"{_REPORT}, for a quarter, as a page.", "report.read",
+       query=ReportQuery, responses={200: "text/html"}),
+    Op("POST", "/actions", "Record a 5-Why analysis and the improvement action it calls for (R5.3).",
+       "action.write", body=ActionIn, signed=True, responses={201: ActionOut}),
+    Op("POST", "/actions/<string:action_id>/done", "Close an action with its evidence (once).", "action.write",
+       body=ActionDoneIn, signed=True, responses={200: ActionOut}, errors=(409,)),
+    Op("GET", "/actions", "Improvement actions, open, done or overdue.", "report.read", query=ActionQuery,
+       responses={200: ActionList}),
+    Op("GET", "/actions/<string:action_id>", "One improvement action.", "report.read",
+       responses={200: ActionOut}),
+]

@@ -41,7 +41,7 @@ from mallcare_common.web import http, json_response, read_json, signed
 
 from . import actions, clocks, html_report, metrics, reports
 from .policy import load_policy
-from .schemas import ActionDoneIn, ActionIn, ActionQuery, ReportQuery
+from .schemas import HTTP_API, ActionDoneIn, ActionIn, ActionQuery, IntakeCountsQuery, ReportQuery
 from .storage import Events
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ def _keeps(event_type):
 
 class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay):
     name = "analytics"
+    http_api = HTTP_API
 
     store = Events()
     policy = PolicyFiles("analytics.yml", load_policy)
@@ -158,7 +159,8 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
 
     @http("GET", "/reports/intake")
     def intake_counts_http(self, request):
-        mall_id = self.access.caller(request).list_mall("report.read", request.args.get("mall_id"))
+        caller = self.access.caller(request)
+        mall_id = caller.list_mall("report.read", IntakeCountsQuery().load(request.args.to_dict())["mall_id"])
         return json_response(200, {"rows": self.store.intake_counts(mall_id)})
 
     @http("GET", "/clocks/<string:complaint_no>")

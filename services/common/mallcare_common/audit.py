@@ -15,6 +15,7 @@ from pymongo import ASCENDING, DESCENDING
 
 from .auth import AccessError
 from .calendar import as_stored
+from .openapi import Op
 from .web import Gone, http, json_response
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -49,6 +50,29 @@ class AuditOut(Schema):
     number = fields.String()
     purpose = fields.String()
     request_id = fields.String()
+
+
+class AuditPage(Schema):
+    items = fields.List(fields.Nested(AuditOut), required=True)
+    total = fields.Integer(required=True)
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+
+
+def full_read_op(path, subject, customer):
+    """The documented form of a service's audited full read: GET <path>?purpose=..."""
+    out = Schema.from_dict({"number": fields.String(required=True), "mall_id": fields.String(required=True),
+                            "customer": fields.Nested(customer, required=True),
+                            "audit_id": fields.String(required=True, metadata={"description": "its audit_log entry"})},
+                           name=f"{subject.title()}CustomerOut")
+    return Op("GET", path, f"The {subject}'s customer unmasked, for a stated purpose; every read is audited. "
+              "410 once anonymised by retention.", "customer.contact", query=PurposeIn, responses={200: out},
+              errors=(410,))
+
+
+# The routes AuditReads serves, for the OpenAPI documents of the services that subclass it.
+HTTP_API = [Op("GET", "/audit", "A page of the audit log of full customer reads, newest first.", "audit.read",
+               query=AuditQuery, responses={200: AuditPage})]
 
 
 def indexes(db):

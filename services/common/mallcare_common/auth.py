@@ -27,6 +27,8 @@ import yaml
 from marshmallow import Schema, ValidationError, fields, validate
 from nameko.extensions import DependencyProvider
 
+from .policy import read_policy_file
+
 ALL_MALLS = "*"
 STAFF_ROLES = ("desk_staff", "handler", "supervisor", "store_manager", "regional_manager",
                "operations_director", "legal", "analyst", "admin")
@@ -161,8 +163,8 @@ class AccessSchema(Schema):
 
 
 def load_access(path):
-    with open(path, encoding="utf-8") as handle:
-        return AccessSchema().load(yaml.safe_load(handle))
+    """access.yml, validated; an InvalidPolicy naming the file and field when it cannot be used."""
+    return read_policy_file(path, AccessSchema().load)
 
 
 def permissions_of(access, role):
@@ -229,10 +231,7 @@ class Access(DependencyProvider):
     def setup(self):
         config = self.container.config
         policy_dir = (config.get("MALLCARE") or {}).get("POLICY_DIR", "deploy/policy")
-        try:
-            self.access = load_access(os.path.join(policy_dir, "access.yml"))
-        except ValidationError as exc:
-            raise RuntimeError(f"access.yml in {policy_dir} is invalid: {exc.messages}") from exc
+        self.access = load_access(os.path.join(policy_dir, "access.yml"))   # InvalidPolicy stops the start
         self.secret = read_secret(config, "TOKEN_SECRET")
         self.api_keys = read_api_keys(config)
         self.limiter = RateLimiter()
@@ -243,6 +242,10 @@ class Access(DependencyProvider):
 
     def principal(self, user, role, malls, kind="staff", channel=None):
         return Principal(user, role, tuple(malls), kind, channel, self.by_role[role])
+
+    def permissions(self):
+        """access.yml's permission -> roles table (for the OpenAPI document)."""
+        return self.access["permissions"]
 
     def from_token(self, token):
         user, role, malls = read_token(self.secret, token)
@@ -276,6 +279,9 @@ class Gate:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("sign in: send Authorization: Bearer <token> (staff) or X-Api-Key (channels)")
         return self.provider.from_token(token.strip())
+
+    def permissions(self):
+        return self.provider.permissions()
 
     def as_service(self):
         """Context data for this worker's calls to other services: they see this service."""

@@ -25,6 +25,7 @@ from .auth import AccessError
 from .calendar import utc_now
 from .messaging import INSTANCE
 from .mongo import acquire_lease
+from .openapi import Op
 from .policy import load_policy_dir
 from .web import http, json_response, read_json
 
@@ -39,6 +40,27 @@ def retention_months_field():
 
 class RetentionRunIn(Schema):
     dry_run = fields.Boolean(load_default=False)
+
+
+class RetentionRunOut(Schema):
+    run_id = fields.String(required=True)
+    service = fields.String(required=True)
+    at = fields.String(required=True, metadata={"format": "date-time"})
+    by = fields.String(required=True, metadata={"description": "who ran it, or timer"})
+    dry_run = fields.Boolean(required=True)
+    months = fields.Integer(required=True)
+    closed_before = fields.String(required=True, metadata={"format": "date-time"})
+    candidates = fields.Integer(required=True, metadata={"description": "records due"})
+    anonymised = fields.Integer(required=True, metadata={"description": "records this run anonymised"})
+    incident_candidates = fields.Integer(metadata={"description": "resolution only"})
+    incidents_anonymised = fields.Integer(metadata={"description": "resolution only"})
+    seconds = fields.Float(required=True)
+
+
+# The route RetentionAdmin serves, for the OpenAPI documents of the services that subclass it.
+HTTP_API = [Op("POST", "/retention/run", "Anonymise what closed more than retention_months ago now (the hourly "
+               "sweep does it too); dry_run counts only. Every run is kept in retention_runs.", "retention.run",
+               body=RetentionRunIn, responses={200: RetentionRunOut})]
 
 
 def months_before(now, months):

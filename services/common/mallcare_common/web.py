@@ -2,12 +2,13 @@
 
 Every error leaves as {"error": CODE, "message": ..., "fields": {...}} with the
 status a client expects: 400 malformed, 401 not signed in, 403 not allowed, 404 unknown,
-409 state conflict, 410 expired, 413 too large, 422 invalid fields, 429 over the rate
-(with Retry-After), 503 store unavailable. Anything else is a 500 with the traceback in the
+409 state conflict, 410 expired, 413 too large, 422 invalid fields (INVALID_POLICY: a
+policy file a reload refused), 429 over the rate (with Retry-After), 503 store unavailable. Anything else is a 500 with the traceback in the
 service log and no detail to the caller.
 """
 import json
 import logging
+from datetime import date, datetime
 
 from marshmallow import ValidationError
 from nameko.exceptions import BadRequest
@@ -18,6 +19,8 @@ from werkzeug.wrappers import Response
 from .auth import AccessError, Forbidden, TooManyRequests, Unauthenticated
 from .metrics import metrics_response
 from .mongo import NotFound, StoreError, ping
+from .openapi import build as build_openapi
+from .policy import InvalidPolicy
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ class BodyTooLarge(Exception):
 
 _MAPPED = (
     (ValidationError, 422, "VALIDATION_ERROR"),
+    (InvalidPolicy, 422, "INVALID_POLICY"),
     (MalformedBody, 400, "MALFORMED_BODY"),
     (BadRequest, 400, "BAD_REQUEST"),
     (Unauthenticated, 401, "UNAUTHENTICATED"),
@@ -65,7 +69,7 @@ class HttpEntrypoint(HttpRequestHandler):
         for kind, status, code in _MAPPED:
             if isinstance(exc, kind):
                 body = {"error": code, "message": _message(exc)}
-                if isinstance(exc, ValidationError):
+                if isinstance(exc, (ValidationError, InvalidPolicy)):
                     body["fields"] = exc.messages
                 if status >= 500:
                     log.error("%s: %r", code, exc)
@@ -92,12 +96,17 @@ def _message(exc):
 
 
 def jsonable(value):
-    """Plain JSON types only (times and other values as strings), for RPC answers."""
-    return json.loads(json.dumps(value, ensure_ascii=False, default=str))
+    """Plain JSON types only (times as ISO 8601, other values as strings), for RPC answers."""
+    return json.loads(json.dumps(value, ensure_ascii=False, default=_plain))
+
+
+def _plain(value):
+    # ISO 8601 as the documents promise (str() of a datetime has a space, not a T)
+    return value.isoformat() if isinstance(value, (date, datetime)) else str(value)
 
 
 def json_response(status, body, headers=None):
-    return Response(json.dumps(body, ensure_ascii=False, default=str), status=status,
+    return Response(json.dumps(body, ensure_ascii=False, default=_plain), status=status,
                     headers=headers, mimetype="application/json")
 
 
@@ -125,7 +134,8 @@ def read_json(request, max_bytes=MAX_BODY_BYTES):
 
 
 class HealthAndMetrics:
-    """GET /health and GET /metrics for a service whose Mongo dependency is `store`.
+    """GET /health, GET /metrics and GET /openapi.json for a service whose Mongo dependency
+    is `store`, auth.Access dependency `access` and OpenAPI declarations `http_api`.
 
     Subclass it as `web.HealthAndMetrics`, never import the class itself into a
     service module: `nameko run <svc>.service` starts every class with entrypoints
@@ -143,6 +153,12 @@ class HealthAndMetrics:
     @http("GET", "/metrics")
     def metrics(self, request):
         return metrics_response()
+
+    @http("GET", "/openapi.json")
+    def openapi(self, request):
+        """The service's OpenAPI document (mallcare_common.openapi), built from its `http_api`
+        declarations and the permissions in force; open like /health."""
+        return json_response(200, build_openapi(self.name, self.http_api, self.access.permissions()))
 
 
 class PolicyAdmin:
@@ -165,7 +181,7 @@ class PolicyAdmin:
         self.access.caller(request).require("policy.reload")
         return json_response(200, {"version": self.policy.reload().version})
 
-    @rpc(expected_exceptions=(ValidationError, AccessError))
+    @rpc(expected_exceptions=(InvalidPolicy, AccessError))
     def reload_policy(self):
         """Read the policy files again; a broken file is refused and the policy in force stays."""
         self.access.caller().require("policy.reload")

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import eventlet
 from marshmallow import ValidationError
+from nameko.exceptions import RemoteError
 from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 
@@ -32,7 +33,7 @@ from mallcare_common.web import (Conflict, Forbidden, Gone, NotFound, Unavailabl
 
 from . import rules
 from .policy import load_policy
-from .schemas import (ArchiveIn, AttemptIn, LessonsIn, LibraryOut, LibraryQuery, LinkAnswerIn, RevisitOut,
+from .schemas import (HTTP_API, ArchiveIn, AttemptIn, LessonsIn, LibraryOut, LibraryQuery, LinkAnswerIn, RevisitOut,
                       WorklistQuery)
 from .storage import Revisits
 
@@ -61,6 +62,7 @@ class ComplaintNotSeenYet(Exception):
 
 class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay):
     name = "feedback"
+    http_api = HTTP_API
 
     store = Revisits()
     policy = PolicyFiles("feedback.yml", load_policy)
@@ -237,7 +239,12 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
     def _archive_by_hand(self, caller, data):
         """A handler puts a typical case into the library with the lessons learnt."""
         request = ArchiveIn().load(signed(data, caller))
-        case = ask(self.access, self.resolution.get_case, request["complaint_no"])
+        try:
+            case = ask(self.access, self.resolution.get_case, request["complaint_no"])
+        except RemoteError as exc:
+            if exc.exc_type == "NotFound":   # resolution has no such case: the caller's mistake, not ours
+                raise NotFound(f"no case {request['complaint_no']}") from exc
+            raise
         caller.require("library.write", case["mall_id"])
         if case["state"] not in ("resolved", "closed"):
             raise Conflict(f"a case that is {case['state']} is archived once it is resolved")

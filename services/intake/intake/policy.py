@@ -64,6 +64,10 @@ class IntakePolicy:
         override = self.rules["mall_overrides"].get(mall_id, {}).get("review", {})
         return {**self.rules["review"], **override}
 
+    def public(self):
+        """The policy in force, as an RPC/HTTP answer."""
+        return {**self.rules, "version": self.version}
+
 
 def load_policy(intake_data, malls: MallRegistry) -> IntakePolicy:
     rules = IntakePolicySchema().load(intake_data)

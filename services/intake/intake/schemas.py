@@ -4,7 +4,9 @@ which also stops Mongo operator injection ({"$gt": ""}) at the edge."""
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from mallcare_common.calendar import as_stored
+from mallcare_common import audit, retention
 from mallcare_common.contracts.intake import CHANNELS
+from mallcare_common.openapi import OPERATIONAL, POLICY_ADMIN, Op
 from mallcare_common.personal import MaskedCustomer
 
 MEMBER_TIERS = ("none", "regular", "silver", "gold", "platinum", "vip", "corporate", "key_account")
@@ -136,3 +138,25 @@ class ComplaintOut(Schema):
     policy_version = fields.String()
     closed_at = fields.AwareDateTime(allow_none=True, metadata={"description": "when its case closed (retention)"})
     anonymised_at = fields.AwareDateTime(allow_none=True)
+
+
+class ComplaintList(Schema):
+    items = fields.List(fields.Nested(ComplaintOut), required=True)
+    total = fields.Integer(required=True)
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+
+
+# Every HTTP route intake serves, for its OpenAPI document (mallcare_common.openapi).
+HTTP_API = [
+    *OPERATIONAL, *POLICY_ADMIN, *audit.HTTP_API, *retention.HTTP_API,
+    audit.full_read_op("/complaints/<string:number>/customer", "complaint", CustomerIn),
+    Op("POST", "/complaints", "Register a complaint (201); the same channel_ref again returns the first (200).",
+       "complaint.register", body=ComplaintIn, responses={201: ComplaintOut, 200: ComplaintOut}, errors=(409,)),
+    Op("GET", "/complaints", "A page of complaints, newest first.", "complaint.read", query=ListQuery,
+       responses={200: ComplaintList}),
+    Op("GET", "/complaints/<string:number>", "One complaint.", "complaint.read", responses={200: ComplaintOut}),
+    Op("POST", "/complaints/<string:number>/acknowledgement", "Record that the customer was told (R1.2); "
+       "repeating it returns the first record.", "complaint.acknowledge", body=AcknowledgementIn,
+       responses={200: ComplaintOut}, errors=(409,)),
+]

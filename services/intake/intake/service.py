@@ -31,7 +31,7 @@ from mallcare_common.web import Conflict, Gone, NotFound, http, json_response, r
 from . import rules
 from .policy import load_policy
 from .retention import anonymise as anonymise_complaints
-from .schemas import AcknowledgementIn, ComplaintIn, ComplaintOut, CustomerIn, ListQuery
+from .schemas import HTTP_API, AcknowledgementIn, ComplaintIn, ComplaintOut, CustomerIn, ListQuery
 from .storage import Complaints
 
 COMPLAINTS = Counter("mallcare_intake_complaints_total",
@@ -41,8 +41,10 @@ CLIENT_ERRORS = (ValidationError, NotFound, Conflict, Gone, AccessError)
 ATTEMPTS = 5   # compare-and-set retries when two case events for one complaint arrive at once
 
 
-class IntakeService(web.HealthAndMetrics, messaging.OutboxRelay, audit.AuditReads, retention.RetentionAdmin):
+class IntakeService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay, audit.AuditReads,
+                    retention.RetentionAdmin):
     name = "intake"
+    http_api = HTTP_API
 
     store = Complaints()
     policy = PolicyFiles("intake.yml", load_policy)

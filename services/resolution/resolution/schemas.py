@@ -6,7 +6,9 @@ from datetime import datetime
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from mallcare_common import audit, retention
 from mallcare_common.contracts.resolution import DECISIONS, FINDING_SOURCES, STATES
+from mallcare_common.openapi import OPERATIONAL, POLICY_ADMIN, Op
 from mallcare_common.personal import MaskedCustomer
 
 from .policy import REMEDIES, fen
@@ -218,6 +220,9 @@ class IncidentQuery(Schema):
 class Yuan(fields.Field):
     """Integer fen out as a yuan string with two decimals."""
 
+    def __init__(self, **kwargs):
+        super().__init__(metadata={"type": "string", "pattern": r"^-?[0-9]+\.[0-9]{2}$"}, **kwargs)
+
     def _serialize(self, value, attr, obj, **kwargs):
         return None if value is None else f"{value / 100:.2f}"
 
@@ -377,3 +382,82 @@ class IncidentOut(Schema):
     anonymised_at = fields.AwareDateTime(allow_none=True)
     timeline = fields.List(fields.Nested(_Entry))
 
+
+
+class CaseQueue(Schema):
+    items = fields.List(fields.Nested(CaseOut), required=True, metadata={"description": "without timeline"})
+
+
+class TimelineOut(Schema):
+    complaint_no = fields.String(required=True)
+    timeline = fields.List(fields.Nested(_Entry), required=True)
+
+
+class RectificationList(Schema):
+    items = fields.List(fields.Nested(RectificationOut), required=True)
+
+
+class IncidentList(Schema):
+    items = fields.List(fields.Nested(IncidentOut), required=True, metadata={"description": "without timeline "
+                                                                                             "and customer"})
+
+
+# Every HTTP route resolution serves, for its OpenAPI document (mallcare_common.openapi). One
+# entrypoint serves every case action (and one every incident action); each action is its own
+# operation here because each takes its own body. tests/contract/test_openapi.py checks these
+# against service.ACTIONS and INCIDENT_ACTIONS.
+_CASE_ACTION = "/cases/<string:complaint_no>/<string:action>"
+_INCIDENT_ACTION = "/incidents/<string:number>/<string:action>"
+
+
+def _case_action(action, body, summary):
+    return Op("POST", f"/cases/<string:complaint_no>/{action}", summary, "case.act", body=body, signed=True,
+              responses={200: CaseOut}, errors=(409,), route=_CASE_ACTION)
+
+
+def _incident_action(action, body, summary):
+    return Op("POST", f"/incidents/<string:number>/{action}", summary, "incident.act", body=body, signed=True,
+              responses={200: IncidentOut}, errors=(409,), route=_INCIDENT_ACTION)
+
+
+HTTP_API = [
+    *OPERATIONAL, *POLICY_ADMIN, *audit.HTTP_API, *retention.HTTP_API,
+    audit.full_read_op("/incidents/<string:number>/customer", "incident", Contact),
+    Op("GET", "/cases", "Open cases, the earliest deadline first.", "case.read", query=CaseQuery,
+       responses={200: CaseQueue}),
+    Op("GET", "/cases/<string:complaint_no>", "A case with its whole timeline (R3.10).", "case.read",
+       responses={200: CaseOut}),
+    Op("GET", "/cases/<string:complaint_no>/timeline", "A case's timeline.", "case.read",
+       responses={200: TimelineOut}),
+    _case_action("findings", FindingIn, "Record an investigation finding (R3.1)."),
+    _case_action("expected-resolution", PromiseIn, "Tell the customer when to expect a resolution (R3.2)."),
+    _case_action("notes", NoteIn, "A note on the timeline (R3.10)."),
+    _case_action("review-meeting", ReviewMeetingIn, "Record the review meeting's decision (R2.4)."),
+    _case_action("proposals", ProposalIn, "Propose a resolution (R3.3, R3.4)."),
+    _case_action("approval", ProposalRef, "Approve a proposal (R3.5)."),
+    _case_action("reply", ReplyIn, "Send the approved proposal to the customer (R3.3, R3.6)."),
+    _case_action("acceptance", ProposalRef, "The customer accepts the proposal (R3.7)."),
+    _case_action("objection", ObjectionIn, "The customer objects to the proposal (R3.6)."),
+    _case_action("escalation", EscalationIn, "Move the case one level up."),
+    _case_action("spot-resolution", SpotResolutionIn, "Settle the case at the desk (R3.2)."),
+    _case_action("task-done", TaskDoneIn, "An execution task is done (R3.7)."),
+    _case_action("resolution", SummaryIn, "Resolve the case."),
+    _case_action("closure", ReasonIn, "Close the case (R4.2)."),
+    _case_action("reopening", ReasonIn, "Reopen the case (R4.2)."),
+    _case_action("rectifications", RectificationIn, "Add a rectification task (R3.8)."),
+    _case_action("rectification-done", RectificationDoneIn, "A rectification task is done."),
+    Op("POST", "/cases/<string:complaint_no>/proposal-check", "What a draft proposal would meet: the law, the "
+       "caps, who must approve.", "case.act", body=ProposalIn, signed=True),
+    Op("GET", "/rectifications", "A mall's rectification tasks, the earliest due first (R3.8).", "case.read",
+       query=RectificationQuery, responses={200: RectificationList}),
+    Op("POST", "/incidents", "Report an adverse event (R3.9); the same request_id again returns the same "
+       "incident (200).", "incident.report", body=IncidentIn, signed=True,
+       responses={201: IncidentOut, 200: IncidentOut}, errors=(409,)),
+    Op("GET", "/incidents", "A mall's incidents.", "incident.read", query=IncidentQuery,
+       responses={200: IncidentList}),
+    Op("GET", "/incidents/<string:number>", "The whole report, the customer masked.", "incident.read",
+       responses={200: IncidentOut}),
+    _incident_action("verification", VerificationIn, "Confirm or dismiss the incident."),
+    _incident_action("handling", HandlingIn, "Record how the incident was handled."),
+    _incident_action("communication", CommunicationIn, "Record that the customer was told."),
+]

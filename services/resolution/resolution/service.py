@@ -36,8 +36,8 @@ from mallcare_common.web import Conflict, Gone, NotFound, http, json_response, r
 from . import incidents, rules
 from .policy import load_policy
 from .retention import anonymise as anonymise_cases
-from .schemas import (CaseOut, CaseQuery, CommunicationIn, Contact, EscalationIn, FindingIn, HandlingIn, IncidentIn,
-                      IncidentOut, IncidentQuery, NoteIn, ObjectionIn, PromiseIn, ProposalIn, ProposalRef,
+from .schemas import (HTTP_API, CaseOut, CaseQuery, CommunicationIn, Contact, EscalationIn, FindingIn, HandlingIn,
+                      IncidentIn, IncidentOut, IncidentQuery, NoteIn, ObjectionIn, PromiseIn, ProposalIn, ProposalRef,
                       ReasonIn, RectificationDoneIn, RectificationIn, RectificationOut, RectificationQuery,
                       ReplyIn, ReviewMeetingIn, SpotResolutionIn, SummaryIn, TaskDoneIn, VerificationIn)
 from .storage import Cases
@@ -87,6 +87,7 @@ class CaseNotOpenYet(Exception):
 class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay, audit.AuditReads,
                         retention.RetentionAdmin):
     name = "resolution"
+    http_api = HTTP_API
 
     store = Cases()
     policy = PolicyFiles("resolution.yml", load_policy)

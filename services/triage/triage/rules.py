@@ -9,6 +9,8 @@ from mallcare_common.contracts import (COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED
                                        build_event)
 from mallcare_common.messaging import new_outbox
 
+from .policy import LEVELS
+
 LEVEL_ORDER = {"low": 0, "medium": 1, "high": 2}
 
 
@@ -175,6 +177,8 @@ def reassessment(doc, field, value, by, reason, policy, now, history):
     handler with the lowest load takes it. Returns (changes, history entry, event)."""
     if field == "category" and value not in categories(policy.rules):
         raise ValidationError({"value": [f"Not a category of the taxonomy: {value}."]})
+    if field == "risk_level" and value not in LEVELS:
+        raise ValidationError({"value": [f"Not a risk level: {', '.join(LEVELS)}."]})
     complaint = {**doc["complaint"], "mall_id": doc["mall_id"]}
     decided = value if field == "category" else (doc["category"] if doc["category_source"] == "corrected" else None)
     assessment = assess(complaint, policy, now, _Excluding(history, doc), decided)

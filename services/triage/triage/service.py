@@ -21,7 +21,7 @@ from mallcare_common.web import NotFound, http, json_response, read_json, signed
 
 from . import rules
 from .policy import load_policy
-from .schemas import AssessmentOut, CorrectionIn, QueueQuery, ReassignmentIn
+from .schemas import HTTP_API, AssessmentOut, CorrectionIn, QueueQuery, ReassignmentIn
 from .storage import Assessments
 
 CLIENT_ERRORS = (ValidationError, NotFound, AccessError)
@@ -30,6 +30,7 @@ ASSIGN_INTERVAL = 60   # seconds between looks for complaints that still have no
 
 class TriageService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay):
     name = "triage"
+    http_api = HTTP_API
 
     store = Assessments()
     policy = PolicyFiles("triage.yml", load_policy)

@@ -7,6 +7,7 @@ import yaml
 from marshmallow import ValidationError
 
 from mallcare_common import auth
+from mallcare_common.policy import InvalidPolicy
 from tests.conftest import POLICY_DIR
 
 SECRET = "s" * 32
@@ -90,9 +91,9 @@ def test_the_access_policy_names_only_known_roles(tmp_path):
     policy = yaml.safe_load((POLICY_DIR / "access.yml").read_text(encoding="utf-8"))
     policy["permissions"]["case.read"].append("chairman")
     (tmp_path / "access.yml").write_text(yaml.safe_dump(policy), encoding="utf-8")
-    with pytest.raises(ValidationError) as error:
+    with pytest.raises(InvalidPolicy) as error:
         auth.load_access(tmp_path / "access.yml")
-    assert "case.read" in str(error.value.messages)
+    assert "access.yml is invalid: permissions.case.read.value" in str(error.value)
 
 
 def test_secrets_come_from_config_or_the_secrets_file_and_must_be_long(tmp_path):

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from marshmallow import ValidationError
 
 from tests.conftest import POLICY_DIR
 from triage import rules
@@ -177,3 +178,11 @@ def test_a_mall_override_applies_only_there(policy):
     sh = rules.assess(complaint(description="态度差"), policy, MONDAY_10, History())
     assert gz["first_response_due_at"] == MONDAY_10 + timedelta(hours=12)
     assert sh["first_response_due_at"] == MONDAY_10 + timedelta(hours=24)
+
+
+@pytest.mark.parametrize("field, value", [("risk_level", "à5"), ("risk_level", "High"), ("category", "product")])
+def test_a_correction_to_a_value_the_policy_does_not_know_is_refused_by_field(policy, field, value):
+    # found by the fuzz run: an unknown risk level was a KeyError (HTTP 500) deep in the deadlines
+    with pytest.raises(ValidationError) as refused:
+        rules.reassessment({}, field, value, "E3011", "wrong", policy, MONDAY_10, history=None)
+    assert list(refused.value.messages) == ["value"]

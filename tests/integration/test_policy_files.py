@@ -1,0 +1,115 @@
+"""Policy files on running services (the real broker and store): every service refuses to
+start on a broken policy file and names the file and the field; every service reloads its
+policy over HTTP and RPC, refuses a broken file with the reason, and keeps applying the
+policy in force until a valid file comes."""
+import shutil
+from datetime import datetime, timedelta
+
+import pytest
+import yaml
+from nameko.exceptions import RemoteError
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from analytics.service import AnalyticsService
+from feedback.service import FeedbackService
+from intake.examples import desk_complaint
+from intake.service import IntakeService
+from mallcare_common.policy import InvalidPolicy
+from resolution.service import ResolutionService
+from tests.conftest import POLICY_DIR, bearer
+from triage.service import TriageService
+
+SERVICES = {cls.name: cls for cls in (IntakeService, TriageService, ResolutionService, FeedbackService,
+                                      AnalyticsService)}
+BROKEN = {   # one way to break each file, and the field the refusal must name
+    "intake": (lambda d: d["acknowledgement"]["desk"].update(minutes="one"), "acknowledgement.desk.value.minutes"),
+    "triage": (lambda d: d.update(taxonomy=["product"]), "taxonomy: Not a valid mapping type."),
+    "resolution": (lambda d: d["roles"].update(chairman={"rank": 11, "limit": 1}), "roles.chairman.value.rank"),
+    "feedback": (lambda d: d.update(satisfied_from=9), "satisfied_from: Must be greater than or equal to 1 and less"),
+    "analytics": (lambda d: d["sla"].update(at_risk_shares=0.5), "sla.at_risk_shares: Unknown field."),
+}
+
+
+@pytest.fixture
+def policy_dir(tmp_path):
+    shutil.copytree(POLICY_DIR, tmp_path / "policy")
+    return tmp_path / "policy"
+
+
+@pytest.fixture
+def start(container_factory, service_config, policy_dir):
+    def start(name):
+        config = service_config(name)
+        config["MALLCARE"] = {**config["MALLCARE"], "POLICY_DIR": str(policy_dir)}
+        container = container_factory(SERVICES[name], config)
+        container.start()
+        return container
+    return start
+
+
+def edit(path, change):
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_a_service_does_not_start_on_a_broken_policy_and_says_which_file_and_field(name, start, policy_dir):
+    change, field = BROKEN[name]
+    edit(policy_dir / f"{name}.yml", change)
+    with pytest.raises(InvalidPolicy) as refused:
+        start(name)
+    assert str(refused.value).startswith(f"{policy_dir / name}.yml is invalid: ") and field in str(refused.value)
+
+
+def test_a_broken_mall_registry_stops_them_all(start, policy_dir):
+    (policy_dir / "malls.yml").write_text("version: 1\nmalls: [\n", encoding="utf-8")
+    for name in SERVICES:
+        with pytest.raises(InvalidPolicy, match=r"malls.yml is invalid: not YAML: .*line"):
+            start(name)
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_a_reload_refuses_a_broken_file_over_http_and_rpc_and_keeps_the_policy_in_force(
+        name, start, policy_dir, web_client, rabbit_config):
+    web = web_client(start(name))
+    in_force = web.get("/policy").json()
+    change, field = BROKEN[name]
+    edit(policy_dir / f"{name}.yml", lambda data: change(data) or data.update(version="2099-broken"))
+
+    refused = web.post("/policy/reload")
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"] == "INVALID_POLICY"
+    assert f"{name}.yml is invalid: " in refused.json()["message"] and field in refused.json()["message"]
+    with ClusterRpcProxy({"AMQP_URI": rabbit_config["AMQP_URI"]},
+                         context_data={"authorization": bearer()["Authorization"]}) as cluster:
+        with pytest.raises(RemoteError) as remote:
+            getattr(cluster, name).reload_policy()
+        assert remote.value.exc_type == "InvalidPolicy" and field in remote.value.value
+        assert getattr(cluster, name).get_policy() == in_force
+    assert web.get("/policy").json() == in_force
+
+    shutil.copy(POLICY_DIR / f"{name}.yml", policy_dir / f"{name}.yml")
+    edit(policy_dir / f"{name}.yml", lambda data: data.update(version="2099-01-01"))
+    assert web.post("/policy/reload").json()["version"].startswith("2099-01-01+malls:")
+
+
+def test_after_a_refused_reload_intake_still_applies_the_old_rules_and_after_a_good_one_the_new(
+        start, policy_dir, web_client):
+    web = web_client(start("intake"))
+
+    def ack_allowed(channel_ref):
+        complaint = web.post("/complaints", json=desk_complaint(
+            channel_ref=channel_ref, description=f"草莓发霉了 ({channel_ref})")).json()   # not a duplicate
+        assert complaint["status"] == "registered", complaint
+        return (datetime.fromisoformat(complaint["ack_due_at"]) - datetime.fromisoformat(complaint["received_at"]))
+
+    assert ack_allowed("before") == timedelta(minutes=1)      # the desk acknowledges within a minute
+    # a new desk rule beside a mistake elsewhere in the file: none of the file may apply
+    edit(policy_dir / "intake.yml", lambda data: data["acknowledgement"]["desk"].update(minutes=45) or
+         data["review"].update(min_description_chars="ten"))
+    assert web.post("/policy/reload").status_code == 422
+    assert ack_allowed("after-refusal") == timedelta(minutes=1)
+    edit(policy_dir / "intake.yml", lambda data: data["review"].update(min_description_chars=5))
+    assert web.post("/policy/reload").status_code == 200
+    assert ack_allowed("after-reload") == timedelta(minutes=45)
