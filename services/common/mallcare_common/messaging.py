@@ -132,8 +132,8 @@ class BoundedEventHandler(EventHandler):
             outcome = "ok"
         elif issubclass(exc_info[0], InvalidEvent):
             return self.dead_letter(message, "contract", exc_info[0].__name__, str(exc_info[1]))
-        elif issubclass(exc_info[0], ConnectionFailure) and self.held_while_store_away(exc_info[1]):
-            outcome = "held"
+        elif issubclass(exc_info[0], ConnectionFailure) and not self.store_answers():
+            return self.hold(message, exc_info[1])
         elif attempts(message) > DELIVERY_LIMIT:
             return self.dead_letter(message, "gave_up", exc_info[0].__name__, str(exc_info[1]))
         else:
@@ -141,18 +141,28 @@ class BoundedEventHandler(EventHandler):
         EVENTS_HANDLED.labels(self.container.service_name, self.event_type, outcome).inc()
         super().handle_message_processed(message, result, exc_info)
 
-    def held_while_store_away(self, error):
-        """When the service's store does not answer, wait here until it does and return
-        True. The unacked message keeps its worker slot, and with prefetch = max_workers
-        the broker sends no more: the queue holds the rest of the backlog meanwhile.
-        False when the store answers at once (a one-off network error, retried as usual)."""
-        stores = [dep.database for dep in self.container.dependencies if isinstance(dep, MongoDatabase)]
-        if not stores or all(ping(db) for db in stores):
-            return False
+    def stores(self):
+        return [dep.database for dep in self.container.dependencies if isinstance(dep, MongoDatabase)]
+
+    def store_answers(self):
+        """False when the service's store does not answer a ping; a one-off network
+        error with the store answering is retried like any other."""
+        return all(ping(db) for db in self.stores())
+
+    def hold(self, message, error):
+        """Keep the message unacked until the store answers, then requeue it. The wait
+        runs beside the workers, so HTTP requests still get a worker (and their 503);
+        the held messages count against prefetch (= max_workers), so the broker sends
+        no more meanwhile and the rest of the backlog waits in the queue."""
         log.warning("%s held: the store does not answer (%r); requeued once it does", self.event_type, error)
-        while not all(ping(db) for db in stores):
-            eventlet.sleep(STORE_PROBE_INTERVAL)
-        return True
+        EVENTS_HANDLED.labels(self.container.service_name, self.event_type, "held").inc()
+
+        def requeue_when_store_answers():
+            while not self.store_answers():
+                eventlet.sleep(STORE_PROBE_INTERVAL)
+            self.queue_consumer.requeue_message(message)
+
+        self.container.spawn_managed_thread(requeue_when_store_answers, identifier=f"hold[{self.queue.name}]")
 
     def dead_letter(self, message, reason, error_type, error):
         """Publish the message to the dead-letter exchange with why, then ack it. Should
