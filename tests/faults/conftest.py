@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import requests
 from nameko.testing.utils import find_free_port
 from pymongo import MongoClient
 
+from intake.examples import desk_complaint
 from tests.conftest import ROOT, bearer, wait_for
 
 BIN = Path(sys.executable).parent
@@ -207,6 +207,12 @@ def system(rabbit_config, secrets_file, tmp_path):
         running.stop()
         for store in running.stores.values():
             shutil.rmtree(store.data, ignore_errors=True)
+
+
+def complaint(n):
+    """A different customer and description each time, so that none is a duplicate."""
+    return desk_complaint(channel_ref=f"fault-{n}", description=f"草莓发霉了, complaint {n}",
+                          customer={"name": "王女士", "phone": f"1390000{n:04d}", "member_id": f"M{n}"})
 
 
 def dead_letters(system):

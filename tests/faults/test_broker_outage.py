@@ -4,23 +4,17 @@ the outbox relay publishes every stored complaint's event and triage assesses ea
 exactly once."""
 from concurrent.futures import ThreadPoolExecutor
 
-from intake.examples import desk_complaint
 from tests.conftest import wait_for
-from tests.faults.conftest import SETTLE_TIMEOUT, dead_letters
+from tests.faults.conftest import SETTLE_TIMEOUT, complaint, dead_letters
 
 BEFORE, DURING, AFTER = 5, 15, 5
-
-
-def complaint(n):
-    """A different customer and description each time, so that none is a duplicate."""
-    return desk_complaint(channel_ref=f"broker-{n}", description=f"草莓发霉了, complaint {n}",
-                          customer={"name": "王女士", "phone": f"1390000{n:04d}", "member_id": f"M{n}"})
 
 
 def register(system, numbers):
     with ThreadPoolExecutor(4) as pool:
         responses = list(pool.map(lambda n: system.call("POST", "intake", "/complaints", json=complaint(n)), numbers))
-    assert [r.status_code for r in responses] == [201] * len(numbers), [r.text for r in responses if r.status_code != 201]
+    assert [r.status_code for r in responses] == [201] * len(numbers), \
+        [r.text for r in responses if r.status_code != 201]
     return [r.json()["number"] for r in responses]
 
 

@@ -8,8 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from kombu import Connection, Exchange, Queue
 
 from tests.conftest import drain, staff, wait_for
-from tests.faults.conftest import SETTLE_TIMEOUT, dead_letters
-from tests.faults.test_broker_outage import complaint
+from tests.faults.conftest import SETTLE_TIMEOUT, complaint, dead_letters
 
 BURST = 40
 SERVICES = ("triage", "analytics", "resolution", "feedback", "intake")
@@ -43,7 +42,8 @@ def test_a_service_killed_mid_burst_finishes_every_complaint_exactly_once(system
 
         with ThreadPoolExecutor(8) as pool:
             # the kill comes while the burst is still being sent, so the service has work in hand
-            posted = [pool.submit(system.call, "POST", "intake", "/complaints", json=complaint(n)) for n in range(BURST)]
+            posted = [pool.submit(system.call, "POST", "intake", "/complaints", json=complaint(n))
+                      for n in range(BURST)]
             kill_mid_burst(system, "triage", "assessments")
             responses = [f.result() for f in posted]
             assert [r.status_code for r in responses] == [201] * BURST
