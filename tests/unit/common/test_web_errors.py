@@ -15,4 +15,5 @@ def test_a_store_that_does_not_answer_is_a_generic_503_with_retry_after():
         response = entrypoint.response_from_exception(error)
         body = json.loads(response.get_data())
         assert response.status_code == 503 and response.headers["Retry-After"] == "5"
-        assert body == {"error": "STORE_UNAVAILABLE", "message": "the service's store is not answering; try again shortly"}
+        assert body == {"error": "STORE_UNAVAILABLE",
+                        "message": "the service's store is not answering; try again shortly"}
