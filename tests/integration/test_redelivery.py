@@ -78,6 +78,11 @@ def test_resolution_applies_each_event_once(resolution):
     deliver(container, triaged(NUMBER, T0, "product.quality_defect"), twice=True)
     deliver(container, reassigned(T0 + H), twice=True)
     deliver(container, corrected(T0 + H), twice=True)
+    at_risk = event("sla_at_risk", NUMBER, {
+        "clock_id": f"{NUMBER}|first_response|1", "clock": "first_response", "owner": "E3101",
+        "department": "procurement_qc", "started_at": T0.isoformat(), "due_at": (T0 + H).isoformat(),
+        "at_risk_at": (T0 + 0.8 * H).isoformat()}, T0 + 0.8 * H)
+    deliver(container, at_risk, twice=True)
     breach = event("sla_breached", NUMBER, {
         "clock_id": f"{NUMBER}|first_response|1", "clock": "first_response", "owner": "E3101",
         "department": "procurement_qc", "started_at": T0.isoformat(), "due_at": (T0 + H).isoformat(),
@@ -90,7 +95,9 @@ def test_resolution_applies_each_event_once(resolution):
     assert (found["owner_id"], found["department"], found["risk_level"]) == ("E3101", "procurement_qc", "high")
     assert found["level"] != "handler" and actions(found).count("escalated") == 1
     assert actions(found).count("reassigned") == 1 and actions(found).count("event_not_applied") == 2
-    assert actions(found).count("opened") == 1
+    assert actions(found).count("opened") == 1 and actions(found).count("deadline_at_risk") == 1
+    warning = next(e for e in found["timeline"] if e["action"] == "deadline_at_risk")
+    assert warning["detail"]["clock"] == "first_response" and warning["detail"]["owner"] == "E3101"
 
 
 def test_a_reassignment_that_overtakes_its_triage_still_moves_the_case(resolution):

@@ -6,6 +6,10 @@ quorum queue with a delivery limit and a dead-letter exchange, and
 
 - a transient error is requeued; on the last delivery the quorum queue allows
   (its `x-delivery-count` header) the handler gives up;
+- an event whose handler could not reach the store (pymongo's ConnectionFailure
+  while the store does not answer a ping either) is not at fault: it is held,
+  unacked, until the store answers again, then requeued. However long the outage,
+  it costs one delivery;
 - an event that breaks its contract (InvalidEvent: wrong schema_version, another
   event type, missing fields) gives up at once;
 - a body that is not an event (over MAX_BODY_BYTES, not JSON, a content type
@@ -32,15 +36,17 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from functools import partial
 
+import eventlet
 from kombu import Connection, Exchange, Queue
 from nameko.amqp.publish import Publisher
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.events import EventDispatcher, EventHandler
 from nameko.messaging import QueueConsumer
 from nameko.timer import timer
+from pymongo.errors import ConnectionFailure
 
 from .contracts import InvalidEvent
-from .mongo import acquire_lease
+from .mongo import MongoDatabase, acquire_lease, ping
 from .metrics import (DEAD_LETTERED, EVENTS_HANDLED, EVENTS_PUBLISHED, HANDLER_SECONDS, OUTBOX_PENDING,
                       PUBLISH_FAILURES)
 
@@ -55,6 +61,7 @@ DEAD_LETTER_HEADER = "x-mallcare-"   # prefix of the headers a dead letter carri
 RELAY_INTERVAL = 2                   # seconds between outbox sweeps
 RELAY_GRACE = timedelta(seconds=3)   # leave fresh events to the request that wrote them
 INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
+STORE_PROBE_INTERVAL = 1             # seconds between pings while an event waits for the store
 
 
 class DeadLetteringQueueConsumer(QueueConsumer):
@@ -125,12 +132,37 @@ class BoundedEventHandler(EventHandler):
             outcome = "ok"
         elif issubclass(exc_info[0], InvalidEvent):
             return self.dead_letter(message, "contract", exc_info[0].__name__, str(exc_info[1]))
+        elif issubclass(exc_info[0], ConnectionFailure) and not self.store_answers():
+            return self.hold(message, exc_info[1])
         elif attempts(message) > DELIVERY_LIMIT:
             return self.dead_letter(message, "gave_up", exc_info[0].__name__, str(exc_info[1]))
         else:
             outcome = "retried"
         EVENTS_HANDLED.labels(self.container.service_name, self.event_type, outcome).inc()
         super().handle_message_processed(message, result, exc_info)
+
+    def stores(self):
+        return [dep.database for dep in self.container.dependencies if isinstance(dep, MongoDatabase)]
+
+    def store_answers(self):
+        """False when the service's store does not answer a ping; a one-off network
+        error with the store answering is retried like any other."""
+        return all(ping(db) for db in self.stores())
+
+    def hold(self, message, error):
+        """Keep the message unacked until the store answers, then requeue it. The wait
+        runs beside the workers, so HTTP requests still get a worker (and their 503);
+        the held messages count against prefetch (= max_workers), so the broker sends
+        no more meanwhile and the rest of the backlog waits in the queue."""
+        log.warning("%s held: the store does not answer (%r); requeued once it does", self.event_type, error)
+        EVENTS_HANDLED.labels(self.container.service_name, self.event_type, "held").inc()
+
+        def requeue_when_store_answers():
+            while not self.store_answers():
+                eventlet.sleep(STORE_PROBE_INTERVAL)
+            self.queue_consumer.requeue_message(message)
+
+        self.container.spawn_managed_thread(requeue_when_store_answers, identifier=f"hold[{self.queue.name}]")
 
     def dead_letter(self, message, reason, error_type, error):
         """Publish the message to the dead-letter exchange with why, then ack it. Should

@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 from werkzeug.wrappers import Response
 
 EVENTS_HANDLED = Counter(
-    "mallcare_events_handled_total", "Events taken off a queue, by outcome (ok, retried, dead_lettered).",
+    "mallcare_events_handled_total", "Events taken off a queue, by outcome (ok, retried, held, dead_lettered).",
     ["service", "event_type", "outcome"])
 DEAD_LETTERED = Counter(
     "mallcare_events_dead_lettered_total",

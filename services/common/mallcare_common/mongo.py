@@ -4,7 +4,8 @@ closed in stop()/kill(), and each worker gets a small store object.
 
 Config keys: MONGO_URI (plain mongodb:// host lists; no +srv under eventlet),
 MONGO_DATABASE (defaults to the service name), MONGO_POOL_SIZE (1-2 on the
-embedded store, larger on mongod).
+embedded store, larger on mongod), MONGO_TIMEOUT_MS (how long a call waits for
+an absent store before StoreError: HTTP 503, an event held; see messaging.py).
 
 Writes are journaled (w=1, j=True; "majority" when the URI names a replica set):
 an acknowledged complaint must survive a store crash.

@@ -81,7 +81,12 @@ class HttpEntrypoint(HttpRequestHandler):
 http = HttpEntrypoint.decorator
 
 
+STORE_RETRY_AFTER = 5   # seconds a client is asked to wait while the store is away
+
+
 def _headers(exc):
+    if isinstance(exc, StoreError):
+        return {"Retry-After": str(STORE_RETRY_AFTER)}
     if isinstance(exc, Unauthenticated):
         return {"WWW-Authenticate": 'Bearer realm="mallcare"'}
     if isinstance(exc, TooManyRequests):
@@ -92,6 +97,8 @@ def _headers(exc):
 def _message(exc):
     if isinstance(exc, ValidationError):
         return "invalid fields"
+    if isinstance(exc, StoreError):   # pymongo's text names hosts and ports: for the log only
+        return "the service's store is not answering; try again shortly"
     return str(exc) or exc.__class__.__name__
 
 

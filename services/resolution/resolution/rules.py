@@ -268,6 +268,11 @@ def add_note(step, request, policy):
     step.log("note", kind=request["kind"], text=request["text"])
 
 
+def note_at_risk(step, request, policy):
+    """analytics' sla_at_risk: most of a deadline's time has gone; the owner sees it on the timeline."""
+    step.log("deadline_at_risk", **request)
+
+
 def decide_review_meeting(step, request, policy):
     """R2.4: the operations director's meeting decides which department is responsible."""
     meeting = step.case["review_meeting"]

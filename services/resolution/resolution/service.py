@@ -27,7 +27,7 @@ from mallcare_common.auth import Access, AccessError
 from mallcare_common.calendar import Clock
 from mallcare_common.contracts import (COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED, COMPLAINT_TRIAGED,
                                        CUSTOMER_DISSATISFIED, CUSTOMER_SATISFIED, InvalidEvent, read_event)
-from mallcare_common.contracts.analytics import SLA_BREACHED
+from mallcare_common.contracts.analytics import SLA_AT_RISK, SLA_BREACHED
 from mallcare_common.messaging import event_handler, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import next_sequence
 from mallcare_common.policy import PolicyFiles
@@ -128,6 +128,16 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
             return
         note = f"{clock['clock']} deadline {clock['due_at'].isoformat()} passed ({clock['owner'] or 'no owner'})"
         self._on_event(SLA_BREACHED, event, rules.escalate, {"reason": "breach", "note": note})
+
+    @event_handler(SLA_AT_RISK.source, SLA_AT_RISK.name)
+    def handle_sla_at_risk(self, body):
+        """A near deadline is written on the case's timeline for its owner; nothing escalates."""
+        event = read_event(body, SLA_AT_RISK)
+        clock = event["payload"]
+        if clock["clock"] not in ESCALATING_CLOCKS:
+            return
+        self._on_event(SLA_AT_RISK, event, rules.note_at_risk,
+                       {k: clock[k] for k in ("clock", "due_at", "owner", "at_risk_at")})
 
     @event_handler(CUSTOMER_DISSATISFIED.source, CUSTOMER_DISSATISFIED.name)
     def handle_customer_dissatisfied(self, body):

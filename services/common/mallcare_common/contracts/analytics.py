@@ -30,7 +30,8 @@ class SlaBreached(_Clock):
 
 
 SLA_AT_RISK = EventType("sla_at_risk", "analytics", 1, SlaAtRisk,
-                        "A deadline is near: most of its allowed time has gone and it is not met yet.")
+                        "A deadline is near: most of its allowed time has gone and it is not met yet; "
+                        "resolution notes it on the case's timeline.")
 SLA_BREACHED = EventType("sla_breached", "analytics", 1, SlaBreached,
                          "A deadline passed unmet; resolution escalates the case (R3.5, R5.5).")
 
