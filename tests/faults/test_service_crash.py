@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from kombu import Connection, Exchange, Queue
 
-from tests.conftest import drain, staff, wait_for
+from tests.conftest import SPOT_REFUND, drain, staff, wait_for
 from tests.faults.conftest import SETTLE_TIMEOUT, complaint, dead_letters
 
 BURST = 40
@@ -15,9 +15,7 @@ SERVICES = ("triage", "analytics", "resolution", "feedback", "intake")
 
 
 def settle_on_the_spot(system, number):
-    return system.call("POST", "resolution", f"/cases/{number}/spot-resolution", headers=staff("D3001"), json={
-        "decision": "upheld", "price": "39.90", "reasons": ["mouldy fruit: refunded at the desk"],
-        "remedies": [{"type": "refund", "amount": "39.90"}], "summary": "refunded on the spot"})
+    return system.call("POST", "resolution", f"/cases/{number}/spot-resolution", headers=staff("D3001"), json=SPOT_REFUND)
 
 
 def kill_mid_burst(system, service, collection):

@@ -20,7 +20,7 @@ from feedback.service import FeedbackService
 from intake.examples import desk_complaint
 from intake.service import IntakeService
 from resolution.service import ResolutionService
-from tests.conftest import TOKEN_SECRET, api_key, bearer, staff, wait_for
+from tests.conftest import TOKEN_SECRET, api_key, bearer, settle_at_desk, staff, wait_for
 from triage.service import TriageService
 
 SH_DESK, SH_HANDLER, BJ_HANDLER, SH_MANAGER = staff("D3001"), staff("E3501"), staff("E4001"), staff("E3091")
@@ -51,13 +51,7 @@ def register(system, headers=None, **complaint):
 def spot_resolved(system):
     """A Shanghai complaint, settled at the desk, with its case and revisit."""
     number = register(system, headers=SH_DESK)
-    web = system["web"]
-    wait_for(lambda: web["resolution"].get(f"/cases/{number}", headers=SH_HANDLER).ok)
-    settled = web["resolution"].post(f"/cases/{number}/spot-resolution", headers=SH_DESK, json={
-        "decision": "upheld", "price": "39.90", "reasons": ["mouldy fruit: refunded at the desk"],
-        "remedies": [{"type": "refund", "amount": "39.90"}], "summary": "refunded on the spot"})
-    assert settled.status_code == 200, settled.text
-    wait_for(lambda: web["feedback"].get(f"/revisits/{number}-R1", headers=SH_HANDLER).ok)
+    settle_at_desk(system["web"], number, SH_DESK, SH_HANDLER)
     return number
 
 

@@ -48,7 +48,7 @@ from mallcare_common.auth import load_access
 from resolution.schemas import CaseOut, IncidentOut
 from resolution.service import ResolutionService
 from scripts.openapi import ROOT
-from tests.conftest import POLICY_DIR, bearer, staff, wait_for
+from tests.conftest import POLICY_DIR, bearer, settle_at_desk, staff
 from triage.schemas import AssessmentOut
 from triage.service import TriageService
 
@@ -94,12 +94,7 @@ def seed(web):
     incident and an improvement action: ids for the path parameters."""
     desk, handler = staff("D3001"), staff("E3501")
     number = web["intake"].post("/complaints", json=desk_complaint(), headers=desk).json()["number"]
-    wait_for(lambda: web["resolution"].get(f"/cases/{number}").ok)
-    settled = web["resolution"].post(f"/cases/{number}/spot-resolution", headers=desk, json={
-        "decision": "upheld", "price": "39.90", "reasons": ["mouldy fruit"],
-        "remedies": [{"type": "refund", "amount": "39.90"}], "summary": "refunded on the spot"})
-    assert settled.status_code == 200, settled.text
-    wait_for(lambda: web["feedback"].get(f"/revisits/{number}-R1").ok)
+    settle_at_desk(web, number, desk)
     archived = web["feedback"].post("/library", headers=handler, json={"complaint_no": number,
                                                                        "lessons": "check the cold chain"})
     assert archived.status_code == 201, archived.text

@@ -27,7 +27,7 @@ from mallcare_common.contracts import build_event
 from mallcare_common.contracts.resolution import CASE_CLOSED, CASE_REOPENED
 from mallcare_common.retention import months_before
 from resolution.service import ResolutionService
-from tests.conftest import ROOT, bearer, staff, wait_for
+from tests.conftest import ROOT, bearer, settle_at_desk, staff, wait_for
 from triage.service import TriageService
 
 PHONE, EMAIL = "13812345678", "wang.nvshi@example.com"
@@ -214,12 +214,7 @@ def test_a_whole_flow_leaves_the_raw_contact_in_no_log_and_no_other_service(syst
     complaint = desk_complaint(channel_ref="desk-log-1", customer={"name": "王女士", "phone": PHONE, "email": EMAIL},
                                description=f"草莓发霉了，请回电{PHONE}或发邮件{EMAIL}")
     number = web["intake"].post("/complaints", json=complaint, headers=SH_DESK).json()["number"]
-    wait_for(lambda: web["resolution"].get(f"/cases/{number}", headers=SH_HANDLER).ok)
-    settled = web["resolution"].post(f"/cases/{number}/spot-resolution", headers=SH_DESK, json={
-        "decision": "upheld", "price": "39.90", "reasons": ["mouldy fruit: refunded at the desk"],
-        "remedies": [{"type": "refund", "amount": "39.90"}], "summary": "refunded on the spot"})
-    assert settled.status_code == 200, settled.text
-    wait_for(lambda: web["feedback"].get(f"/revisits/{number}-R1", headers=SH_HANDLER).ok)
+    settle_at_desk(web, number, SH_DESK, SH_HANDLER)
     assert web["intake"].get(f"/complaints/{number}/customer", params={"purpose": "revisit call"},
                              headers=SH_HANDLER).json()["customer"]["email"] == EMAIL
     web["intake"].post("/complaints", json={**complaint, "customer": {"phone": "not a phone", "email": EMAIL}})
