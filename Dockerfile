@@ -33,7 +33,7 @@ ENV SERVICE=${SERVICE} \
 
 EXPOSE 8001 8002 8003 8004 8005
 
-HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+HEALTHCHECK --interval=10s --timeout=10s --start-period=30s --retries=3 \
     CMD python -m mallcare_common.healthcheck "${SERVICE}"
 
 # exec: nameko becomes PID 1 and gets SIGTERM from `docker stop`, so it stops gracefully.

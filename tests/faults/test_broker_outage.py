@@ -8,6 +8,8 @@ from tests.conftest import wait_for
 from tests.faults.conftest import SETTLE_TIMEOUT, complaint, dead_letters
 
 BEFORE, DURING, AFTER = 5, 15, 5
+# The broker check's answer is cached for 5 s (mallcare_common.health): readiness follows within that.
+READINESS_LAG = 10
 
 
 def register(system, numbers):
@@ -16,6 +18,11 @@ def register(system, numbers):
     assert [r.status_code for r in responses] == [201] * len(numbers), \
         [r.text for r in responses if r.status_code != 201]
     return [r.json()["number"] for r in responses]
+
+
+def health_when(system, status):
+    response = system.call("GET", "intake", "/health")
+    return response.json() if response.status_code == status else None
 
 
 def test_intake_takes_complaints_while_the_broker_is_away_and_triage_gets_each_one_after(system):
@@ -31,8 +38,14 @@ def test_intake_takes_complaints_while_the_broker_is_away_and_triage_gets_each_o
     assert system.pending_outbox("intake", "complaints") == DURING
     assert system.count("triage", "assessments") == BEFORE
     assert system.alive("intake") and system.alive("triage")
+    # Readiness says which connection is down; liveness still answers, so an orchestrator
+    # takes the pod out of rotation without restarting it.
+    health = wait_for(lambda: health_when(system, 503), timeout=READINESS_LAG)
+    assert health == {"service": "intake", "status": "degraded", "store": "ok", "broker": "unreachable"}
+    assert system.call("GET", "intake", "/health/live").status_code == 200
 
     system.restore_broker()
+    assert wait_for(lambda: health_when(system, 200), timeout=READINESS_LAG)["broker"] == "ok"
     accepted += register(system, range(BEFORE + DURING, BEFORE + DURING + AFTER))
     total = BEFORE + DURING + AFTER
     wait_for(lambda: system.count("triage", "assessments") == total, timeout=SETTLE_TIMEOUT)

@@ -15,7 +15,7 @@ def main(service):
         config = yaml.safe_load(handle)
     port = str(config["WEB_SERVER_ADDRESS"]).rsplit(":", 1)[1]
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=4) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=8) as response:
             return 0 if response.status == 200 else 1
     except OSError:
         return 1

@@ -40,6 +40,12 @@ class HealthOut(Schema):
     service = fields.String(required=True)
     status = fields.String(required=True, metadata={"enum": ["ok", "degraded"]})
     store = fields.String(required=True, metadata={"enum": ["ok", "unreachable"]})
+    broker = fields.String(required=True, metadata={"enum": ["ok", "unreachable"]})
+
+
+class LiveOut(Schema):
+    service = fields.String(required=True)
+    status = fields.String(required=True, metadata={"enum": ["ok"]})
 
 
 class PolicyVersionOut(Schema):
@@ -78,8 +84,9 @@ class Op:
 
 # Served by every service (mallcare_common.web), without credentials.
 OPERATIONAL = [
-    Op("GET", "/health", "Liveness and store reachability (for load balancers).",
+    Op("GET", "/health", "Readiness: the store and the broker both answer (503 names the one that does not).",
        responses={200: HealthOut, 503: HealthOut}),
+    Op("GET", "/health/live", "Liveness: the process serves requests.", responses={200: LiveOut}),
     Op("GET", "/metrics", "Prometheus metrics.", responses={200: "text/plain"}),
     Op("GET", "/openapi.json", "This document.", responses={200: None}),
 ]

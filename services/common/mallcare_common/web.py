@@ -17,6 +17,7 @@ from nameko.web.handlers import HttpRequestHandler
 from werkzeug.wrappers import Response
 
 from .auth import AccessError, Forbidden, TooManyRequests, Unauthenticated
+from .health import BrokerHealth
 from .metrics import metrics_response
 from .mongo import NotFound, StoreError, ping
 from .openapi import build as build_openapi
@@ -141,21 +142,31 @@ def read_json(request, max_bytes=MAX_BODY_BYTES):
 
 
 class HealthAndMetrics:
-    """GET /health, GET /metrics and GET /openapi.json for a service whose Mongo dependency
-    is `store`, auth.Access dependency `access` and OpenAPI declarations `http_api`.
+    """GET /health, GET /health/live, GET /metrics and GET /openapi.json for a service
+    whose Mongo dependency is `store`, auth.Access dependency `access` and OpenAPI
+    declarations `http_api`.
 
     Subclass it as `web.HealthAndMetrics`, never import the class itself into a
     service module: `nameko run <svc>.service` starts every class with entrypoints
     it finds in the module, and this one has no `name`."""
 
+    broker_check = BrokerHealth()
+
     @http("GET", "/health")
     def health(self, request):
-        """200 when the store answers, 503 otherwise (a container with AMQP
-        entrypoints does not start without its broker)."""
-        store_ok = ping(self.store.db)
-        return json_response(200 if store_ok else 503,
-                             {"service": self.name, "status": "ok" if store_ok else "degraded",
-                              "store": "ok" if store_ok else "unreachable"})
+        """Readiness: 200 when both the store and the broker answer, 503 naming which
+        does not (nameko reconnects to a lost broker without a word, so it is asked here)."""
+        checks = {"store": ping(self.store.db), "broker": self.broker_check()}
+        ready = all(checks.values())
+        return json_response(200 if ready else 503, {
+            "service": self.name, "status": "ok" if ready else "degraded",
+            **{name: "ok" if ok else "unreachable" for name, ok in checks.items()}})
+
+    @http("GET", "/health/live")
+    def live(self, request):
+        """Liveness: the process serves HTTP. It asks neither store nor broker, so an
+        outage of either does not get every replica restarted."""
+        return json_response(200, {"service": self.name, "status": "ok"})
 
     @http("GET", "/metrics")
     def metrics(self, request):

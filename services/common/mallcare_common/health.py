@@ -1,0 +1,53 @@
+"""Broker reachability for readiness (GET /health in mallcare_common.web).
+
+Nameko keeps its own AMQP connections and reconnects quietly, so a service whose broker
+went away still answers HTTP; readiness opens a connection of its own to find out. The
+answer is kept for a few seconds: probes from the kubelet, Docker and a load balancer
+every few seconds on every replica should not each open a broker connection."""
+import time
+
+from kombu import Connection
+from kombu.exceptions import OperationalError
+from nameko.constants import AMQP_URI_CONFIG_KEY
+from nameko.extensions import DependencyProvider
+
+CONNECT_TIMEOUT = 1.0   # seconds; the store ping may take its MONGO_TIMEOUT_MS on top, within a probe's timeout
+CACHE_SECONDS = 5.0
+
+
+class BrokerCheck:
+    """Callable: True when a connection to `uri` opens within `timeout`, asked at most
+    once per `ttl` seconds (the answer in between is the last one)."""
+
+    def __init__(self, uri, timeout=CONNECT_TIMEOUT, ttl=CACHE_SECONDS, clock=time.monotonic):
+        self.uri, self.timeout, self.ttl, self.clock = uri, timeout, ttl, clock
+        self._answer, self._asked_at = False, None
+
+    def __call__(self):
+        if self._asked_at is None or self.clock() - self._asked_at >= self.ttl:
+            self._answer = self._connects()
+            self._asked_at = self.clock()
+        return self._answer
+
+    def _connects(self):
+        connection = Connection(self.uri, connect_timeout=self.timeout)
+        try:
+            # max_retries=0: one attempt, no back-off sleep (connect() retries once after 2 s).
+            connection.ensure_connection(max_retries=0)
+            return True
+        # kombu wraps socket errors in OperationalError; a refused login (403) comes as
+        # the transport's own channel error.
+        except (OSError, OperationalError, *connection.connection_errors, *connection.channel_errors):
+            return False
+        finally:
+            connection.release()
+
+
+class BrokerHealth(DependencyProvider):
+    """The service's BrokerCheck, on its own AMQP_URI; one per container, shared by workers."""
+
+    def setup(self):
+        self.check = BrokerCheck(self.container.config[AMQP_URI_CONFIG_KEY])
+
+    def get_dependency(self, worker_ctx):
+        return self.check
