@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 import yaml
@@ -115,6 +115,36 @@ def test_each_service_reaches_the_broker_and_store_containers(compose, service):
 def test_infrastructure_has_healthchecks(compose):
     assert "rabbitmq-diagnostics" in compose["services"]["rabbitmq"]["healthcheck"]["test"]
     assert "mongosh" in compose["services"]["mongo"]["healthcheck"]["test"]
+
+
+def test_mongo_is_a_replica_set_of_one_that_the_services_name(compose):
+    """As in production: change streams and transactions need a set, and the store
+    provider writes with w="majority" only when MONGO_URI names one."""
+    mongo = compose["services"]["mongo"]
+    command = mongo["command"]
+    replica_set = command[command.index("--replSet") + 1]
+    script = mongo["healthcheck"]["test"][-1]
+    # initiated by the healthcheck with the member as the services reach it; healthy once primary
+    assert re.search(r'rs\.initiate\(\{_id: "%s", members: \[\{_id: 0, host: "mongo:27017"\}\]\}\)' % replica_set,
+                     script), script
+    assert "isWritablePrimary" in script
+    for service in SERVICES:
+        query = parse_qs(urlparse(compose["services"][service]["environment"]["MONGO_URI"]).query)
+        assert query["replicaSet"] == [replica_set], service
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_container_reports_its_readiness(compose, service):
+    """The container is healthy when GET /health (store and broker) answers 200: intake
+    waits for that from each subscriber. SERVICE comes from the image's build arg."""
+    check = compose["services"][service]["healthcheck"]
+    assert check["test"] == ["CMD-SHELL", 'python -m mallcare_common.healthcheck "$$SERVICE"']
+    assert re.search(r"^ENV SERVICE=\$\{SERVICE\}", DOCKERFILE.read_text(), re.M)
+
+
+def test_every_container_restarts_unless_stopped(compose):
+    for name, spec in compose["services"].items():
+        assert spec.get("restart") == "unless-stopped", name
 
 
 def test_intake_starts_after_every_subscriber_is_healthy(compose):
