@@ -210,18 +210,22 @@ def test_prometheus_mounts_this_config(compose):
 
 # (d) every service-specific setting is set -------------------------------------------
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_compose_sets_every_service_specific_variable(compose, service):
-    """A variable that only this service's config.yml reads (INTAKE_WEB_ADDRESS,
-    TRIAGE_MONGO_DATABASE, MALLCARE_POLICY_DIR...) has a default meant for a laptop;
-    compose must set it. So must any variable whose default points at loopback, which
-    inside a container is the container itself."""
+def required_variables(service):
+    """The variables a deployment must set for `service`. One that only this service's
+    config.yml reads (INTAKE_WEB_ADDRESS, TRIAGE_MONGO_DATABASE, MALLCARE_POLICY_DIR...)
+    has a default meant for a laptop; so does any whose default points at loopback,
+    which inside a container is the container itself."""
     others = set().union(*(config_refs(other) for other in SERVICES if other != service))
     refs = config_refs(service)
     specific = {var for var in refs if var not in others or var.startswith(service.upper() + "_")}
     loopback = {var for var, default in refs.items() if "127.0.0.1" in default or "localhost" in default}
+    return specific | loopback
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_compose_sets_every_service_specific_variable(compose, service):
     env = compose["services"][service]["environment"]
-    missing = sorted((specific | loopback) - set(env))
+    missing = sorted(required_variables(service) - set(env))
     assert not missing, f"{service}: compose does not set {missing}"
 
 
