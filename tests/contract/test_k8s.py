@@ -269,3 +269,16 @@ def test_the_kustomization_builds_valid_objects_that_use_the_generated_policy():
         if doc["kind"] == "Deployment":
             volumes = {v["name"]: v for v in doc["spec"]["template"]["spec"]["volumes"]}
             assert volumes["policy"]["configMap"]["name"] == policy[0]
+
+
+def test_the_deployment_guide_creates_every_secret_the_manifests_use(objects):
+    """docs/deployment.md is how an operator makes the Secrets the repository leaves out."""
+    guide = (ROOT / "docs" / "deployment.md").read_text()
+    for service in SERVICES:
+        spec = container(objects, service)
+        for env in spec["env"]:
+            ref = env["valueFrom"]["secretKeyRef"]
+            assert f"create secret generic {ref['name']}" in guide and f"--from-literal={ref['key']}=" in guide
+        secret = volume_of(objects, service, "secrets")["secret"]["secretName"]
+        filename = Path(objects["ConfigMap", service]["data"]["MALLCARE_SECRETS_FILE"]).name
+        assert f"create secret generic {secret} --from-file={filename}" in guide
