@@ -141,7 +141,8 @@ def test_a_failing_handler_is_retried_then_dead_lettered(web, run, rabbit_config
     [dead] = wait_for(lambda: dead_letters(rabbit_config["AMQP_URI"], "care-desk"))
     assert json.loads(dead.body)["complaint_no"] == number
     assert dead.headers["x-mallcare-reason"] == "gave_up"
-    assert dead.headers["x-mallcare-error"] == "RuntimeError: the desk's printer is out of paper"
+    assert dead.headers["x-mallcare-error-type"] == "RuntimeError"
+    assert dead.headers["x-mallcare-error"] == "the desk's printer is out of paper"
     assert attempts["complaint_registered"] == dead.headers["x-mallcare-attempts"] == DELIVERY_LIMIT + 1
     wait_for(lambda: attempts["complaint_triaged"] == 2)   # retried once, then handled and acked
     with Connection(rabbit_config["AMQP_URI"]) as conn:

@@ -122,9 +122,10 @@ class Subscriber(ConsumerProducerMixin):
         try:
             event = json.loads(message.body)
         except ValueError as exc:
-            return self._dead_letter(message, "undecodable", f"body is not JSON: {exc}")
+            return self._dead_letter(message, "undecodable", type(exc).__name__, f"body is not JSON: {exc}")
         if handler is None or not isinstance(event, dict):
-            return self._dead_letter(message, "contract", f"not a {routing_key} event this subscriber handles")
+            return self._dead_letter(message, "contract", "NotAnEvent",
+                                     f"not a {routing_key} event this subscriber handles")
         version = event.get("schema_version")
         if isinstance(version, int) and version != kind.version:
             log.warning("%s: skipped %s %s of schema_version %s (this package knows %s)",
@@ -132,13 +133,13 @@ class Subscriber(ConsumerProducerMixin):
             return message.ack()
         errors = sorted(kind.validator.iter_errors(event), key=lambda e: list(e.absolute_path))
         if errors:
-            return self._dead_letter(message, "contract", "; ".join(
+            return self._dead_letter(message, "contract", "ValidationError", "; ".join(
                 f"{'.'.join(map(str, e.absolute_path)) or '(envelope)'}: {e.message}" for e in errors))
         try:
             handler(event)
         except Exception as exc:
             if self._attempts(message) > self.delivery_limit:
-                return self._dead_letter(message, "gave_up", f"{type(exc).__name__}: {exc}")
+                return self._dead_letter(message, "gave_up", type(exc).__name__, str(exc))
             log.warning("%s: %s %s failed (%r), requeued", self.name, routing_key, event["event_id"], exc)
             return message.requeue()
         message.ack()
@@ -148,13 +149,14 @@ class Subscriber(ConsumerProducerMixin):
         """Deliveries so far, this one included (the quorum queue counts redeliveries)."""
         return int((message.headers or {}).get("x-delivery-count", 0)) + 1
 
-    def _dead_letter(self, message, reason, error):
-        marks = {"id": uuid.uuid4().hex, "reason": reason, "error": error[:1000], "service": self.name,
+    def _dead_letter(self, message, reason, error_type, error):
+        marks = {"id": uuid.uuid4().hex, "reason": reason, "error-type": error_type, "error": error[:1000], "service": self.name,
                  "queue": self.name, "exchange": message.delivery_info.get("exchange", ""),
                  "routing-key": message.delivery_info.get("routing_key", ""),
                  "attempts": self._attempts(message), "dead-lettered-at": datetime.now(timezone.utc).isoformat()}
         headers = {**(message.headers or {}), **{DEAD_LETTER_HEADER + k: v for k, v in marks.items()}}
-        log.error("%s: dead-lettered %s as %s: %s: %s", self.name, marks["routing-key"], marks["id"], reason, error)
+        log.error("%s: dead-lettered %s as %s: %s: %s: %s", self.name, marks["routing-key"], marks["id"], reason,
+                  error_type, error)
         body = message.body  # py-amqp decodes it by content_encoding when it can: encode it back
         body = body if isinstance(body, bytes) else body.encode(message.content_encoding)
         try:
