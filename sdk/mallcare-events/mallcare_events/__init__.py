@@ -150,8 +150,8 @@ class Subscriber(ConsumerProducerMixin):
         return int((message.headers or {}).get("x-delivery-count", 0)) + 1
 
     def _dead_letter(self, message, reason, error_type, error):
-        marks = {"id": uuid.uuid4().hex, "reason": reason, "error-type": error_type, "error": error[:1000], "service": self.name,
-                 "queue": self.name, "exchange": message.delivery_info.get("exchange", ""),
+        marks = {"id": uuid.uuid4().hex, "reason": reason, "error-type": error_type, "error": error[:1000],
+                 "service": self.name, "queue": self.name, "exchange": message.delivery_info.get("exchange", ""),
                  "routing-key": message.delivery_info.get("routing_key", ""),
                  "attempts": self._attempts(message), "dead-lettered-at": datetime.now(timezone.utc).isoformat()}
         headers = {**(message.headers or {}), **{DEAD_LETTER_HEADER + k: v for k, v in marks.items()}}
