@@ -46,7 +46,7 @@ ensure_venv() {
   fi
   local stamp="$VENV/.mallcare-requirements"
   local want
-  want=$(cat "$ROOT"/requirements*.txt "$ROOT"/services/*/pyproject.toml | sha256sum | cut -d' ' -f1)
+  want=$(cat "$ROOT"/requirements*.txt "$ROOT"/services/*/pyproject.toml "$ROOT"/sdk/*/pyproject.toml | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     say "installing pinned requirements into .venv"
     (cd "$ROOT" && "$VENV/bin/pip" install --quiet --disable-pip-version-check -r requirements-dev.txt)

@@ -1,0 +1,149 @@
+"""R6.3: another internal service subscribes with the SDK (sdk/mallcare-events, plain kombu,
+no Nameko) to the events the real intake and triage publish on the real broker: each
+event reaches its handler once and validated, a malformed one is dead-lettered at once
+with its reason, an unknown schema_version is skipped, a failing handler is retried and
+then dead-lettered."""
+import importlib.util
+import json
+
+import eventlet
+import pytest
+from kombu import Connection, Exchange, Producer, Queue
+
+from intake.examples import desk_complaint
+from intake.service import IntakeService
+from mallcare_common.messaging import DEAD_LETTER_QUEUE, DELIVERY_LIMIT
+from mallcare_events import Subscriber
+from tests.conftest import ROOT, wait_for
+from triage.service import TriageService
+
+HIGH_RISK = {"channel": "social", "channel_ref": "weibo-1", "anger_score": 5, "location": {},
+             "description": "孩子吃了这里买的饼干后拉肚子，不处理就找记者曝光", "demands": {"expectation": "十倍赔偿"}}
+
+
+@pytest.fixture
+def web(container_factory, service_config, web_client):
+    containers = {}
+    for service in (TriageService, IntakeService):
+        containers[service.name] = container_factory(service, service_config(service.name))
+        containers[service.name].start()
+    return {name: web_client(c) for name, c in containers.items()}
+
+
+@pytest.fixture
+def run():
+    """Runs a subscriber, its queue declared first; stops it afterwards. A green thread: the
+    test process is eventlet-patched for the services (another service would use a thread)."""
+    running = []
+
+    def start(subscriber):
+        subscriber.declare()
+        running.append((subscriber, eventlet.spawn(subscriber.run)))
+        return subscriber
+
+    yield start
+    for subscriber, thread in running:
+        subscriber.stop()
+        thread.wait()
+
+
+def register(web, **overrides):
+    answer = web["intake"].post("/complaints", json=desk_complaint(**overrides))
+    assert answer.status_code == 201, answer.text
+    return answer.json()["number"]
+
+
+def dead_letters(amqp_uri, queue):
+    """The dead letters of subscriber queue `queue` (taken off mallcare.dead-letters)."""
+    found = []
+    with Connection(amqp_uri) as conn:
+        dead = Queue(DEAD_LETTER_QUEUE, channel=conn)
+        while (message := dead.get(no_ack=True)) is not None:
+            if message.headers.get("x-mallcare-queue") == queue:
+                found.append(message)
+    return found
+
+
+def test_each_event_reaches_its_handler_once_validated(web, run, rabbit_config):
+    got = []
+    subscriber = Subscriber(rabbit_config["AMQP_URI"], "care-desk")
+    subscriber.on("complaint_registered")(got.append)
+    subscriber.on("complaint_triaged")(got.append)
+    run(subscriber)
+    numbers = {register(web), register(web, **HIGH_RISK)}   # two different complaints (intake refuses a repeat)
+
+    wait_for(lambda: len(got) == 4)
+    assert sorted((e["event_type"], e["complaint_no"]) for e in got) == sorted(
+        (kind, number) for kind in ("complaint_registered", "complaint_triaged") for number in numbers)
+    assert len({e["event_id"] for e in got}) == 4
+    registered = next(e for e in got if e["event_type"] == "complaint_registered")
+    assert registered["payload"]["customer"]["contact_masked"] == "138****5678"
+    with Connection(rabbit_config["AMQP_URI"]) as conn:   # nothing left over, nothing dead-lettered
+        assert Queue("care-desk", channel=conn).queue_declare(passive=True).message_count == 0
+    assert dead_letters(rabbit_config["AMQP_URI"], "care-desk") == []
+
+
+def test_the_example_notifier_prints_high_risk_complaints_once(web, run, rabbit_config):
+    path = ROOT / "sdk" / "mallcare-events" / "examples" / "high_risk_notifier.py"
+    spec = importlib.util.spec_from_file_location("high_risk_notifier", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    printed = []
+    run(example.main(rabbit_config["AMQP_URI"], "sh-xujiahui", out=printed.append))
+    register(web)                       # an ordinary complaint: not for the desk
+    urgent = register(web, **HIGH_RISK)
+
+    wait_for(lambda: printed)
+    assert len(printed) == 1 and printed[0].startswith(f"HIGH RISK {urgent} at sh-xujiahui: ")
+    assert "media_exposure" in printed[0]
+
+
+def test_a_malformed_event_is_dead_lettered_at_once_and_an_unknown_version_skipped(run, rabbit_config):
+    got = []
+    subscriber = Subscriber(rabbit_config["AMQP_URI"], "care-desk")
+    subscriber.on("complaint_registered")(got.append)
+    run(subscriber)
+    envelope = {"event_type": "complaint_registered", "occurred_at": "2026-11-23T10:00:00+08:00",
+                "mall_id": "sh-xujiahui", "complaint_no": "SHXJH-20261123-0042", "payload": {"channel": "desk"}}
+    with Connection(rabbit_config["AMQP_URI"]) as conn:
+        publish = Producer(conn, exchange=Exchange("intake.events", type="topic", durable=True)).publish
+        publish({**envelope, "event_id": "newer-1", "schema_version": 2}, routing_key="complaint_registered")
+        publish({**envelope, "event_id": "bad-1", "schema_version": 1}, routing_key="complaint_registered")
+
+    [dead] = wait_for(lambda: dead_letters(rabbit_config["AMQP_URI"], "care-desk"))
+    assert json.loads(dead.body)["event_id"] == "bad-1"
+    assert dead.headers["x-mallcare-reason"] == "contract"
+    assert dead.headers["x-mallcare-attempts"] == 1
+    assert "payload: 'received_at' is a required property" in dead.headers["x-mallcare-error"]
+    assert got == []
+    with Connection(rabbit_config["AMQP_URI"]) as conn:   # the newer version was acked, not kept
+        assert Queue("care-desk", channel=conn).queue_declare(passive=True).message_count == 0
+
+
+def test_a_failing_handler_is_retried_then_dead_lettered(web, run, rabbit_config):
+    attempts = {"complaint_registered": 0, "complaint_triaged": 0}
+
+    def fails_always(event):
+        attempts[event["event_type"]] += 1
+        raise RuntimeError("the desk's printer is out of paper")
+
+    def fails_once(event):
+        attempts[event["event_type"]] += 1
+        if attempts[event["event_type"]] == 1:
+            raise RuntimeError("a passing fault")
+
+    subscriber = Subscriber(rabbit_config["AMQP_URI"], "care-desk")
+    subscriber.on("complaint_registered")(fails_always)
+    subscriber.on("complaint_triaged")(fails_once)
+    run(subscriber)
+    number = register(web)
+
+    [dead] = wait_for(lambda: dead_letters(rabbit_config["AMQP_URI"], "care-desk"))
+    assert json.loads(dead.body)["complaint_no"] == number
+    assert dead.headers["x-mallcare-reason"] == "gave_up"
+    assert dead.headers["x-mallcare-error-type"] == "RuntimeError"
+    assert dead.headers["x-mallcare-error"] == "the desk's printer is out of paper"
+    assert attempts["complaint_registered"] == dead.headers["x-mallcare-attempts"] == DELIVERY_LIMIT + 1
+    wait_for(lambda: attempts["complaint_triaged"] == 2)   # retried once, then handled and acked
+    with Connection(rabbit_config["AMQP_URI"]) as conn:
+        assert Queue("care-desk", channel=conn).queue_declare(passive=True).message_count == 0
