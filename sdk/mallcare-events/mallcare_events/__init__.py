@@ -15,9 +15,9 @@ document shipped with this package (mallcare's docs/asyncapi.yaml) and then:
 - valid: the handler runs; the message is acked only when it returns;
 - the handler raised: requeued, up to DELIVERY_LIMIT redeliveries, then dead-lettered;
 - not JSON, or not valid by the schema: dead-lettered at once (a retry cannot help);
-- a schema_version this document does not know: acked and skipped with a warning (the
-  versioning rule in docs/events.md: a breaking change is published as a new event type
-  beside the old one, so the version you subscribed to keeps coming).
+- a schema_version this document does not know: dead-lettered at once too, as mallcare's
+  own services do (the versioning rule in docs/events.md publishes a breaking change as a
+  new event type, so another version means the publisher broke the rule: kept, not lost).
 
 Dead letters go to mallcare's `mallcare.dlx` exchange with `x-mallcare-*` headers (reason,
 error, queue, ...), where mallcare's `deadletters` command lists and replays them.
@@ -127,10 +127,9 @@ class Subscriber(ConsumerProducerMixin):
             return self._dead_letter(message, "contract", "NotAnEvent",
                                      f"not a {routing_key} event this subscriber handles")
         version = event.get("schema_version")
-        if isinstance(version, int) and version != kind.version:
-            log.warning("%s: skipped %s %s of schema_version %s (this package knows %s)",
-                        self.name, routing_key, event.get("event_id"), version, kind.version)
-            return message.ack()
+        if version != kind.version:
+            return self._dead_letter(message, "contract", "UnknownVersion",
+                                     f"schema_version {version!r} is not {kind.version}")
         errors = sorted(kind.validator.iter_errors(event), key=lambda e: list(e.absolute_path))
         if errors:
             return self._dead_letter(message, "contract", "ValidationError", "; ".join(
