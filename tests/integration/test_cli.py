@@ -8,7 +8,6 @@ refusal; `seed` registers demo complaints at intake for several malls; `retentio
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,11 +17,9 @@ import yaml
 from kombu import Connection
 from nameko.testing.utils import find_free_port
 
-from intake.service import IntakeService
 from tests.conftest import POLICY_DIR, ROOT, TOKEN_SECRET, wait_for
 from tests.integration.test_dead_letters import INTAKE_EVENTS, TRIAGE_QUEUE
-from tests.integration.test_policy_files import BROKEN, edit
-from triage.service import TriageService
+from tests.integration.test_policy_files import BROKEN, edit, policy_dir, start  # noqa: F401 (fixtures)
 
 MALLCARE = Path(sys.executable).parent / "mallcare"
 
@@ -36,25 +33,8 @@ def url(container):
     return "http://" + container.config["WEB_SERVER_ADDRESS"]
 
 
-@pytest.fixture
-def policy_dir(tmp_path):
-    shutil.copytree(POLICY_DIR, tmp_path / "policy")
-    return tmp_path / "policy"
-
-
-@pytest.fixture
-def start(container_factory, service_config, policy_dir):
-    def start(service_cls):
-        config = service_config(service_cls.name)
-        config["MALLCARE"] = {**config["MALLCARE"], "POLICY_DIR": str(policy_dir)}
-        container = container_factory(service_cls, config)
-        container.start()
-        return container
-    return start
-
-
 def test_status_shows_services_queues_and_dead_letters_and_fails_when_one_is_down_or_waits(start):
-    intake, triage = start(IntakeService), start(TriageService)
+    intake, triage = start("intake"), start("triage")
     amqp = triage.config["AMQP_URI"]
     urls = ["--url", f"intake={url(intake)}", "--url", f"triage={url(triage)}"]
     both = [*urls, "--service", "intake", "--service", "triage"]
@@ -68,12 +48,15 @@ def test_status_shows_services_queues_and_dead_letters_and_fails_when_one_is_dow
     with Connection(amqp) as conn:   # not JSON: triage dead-letters it at once
         conn.Producer().publish(b"not an event", exchange=INTAKE_EVENTS, routing_key="complaint_registered",
                                 content_type="application/json", content_encoding="utf-8")
-    # the management API counts on its statistics tick (5 s)
-    waiting = wait_for(lambda: (r := mallcare("status", *both, "--json", AMQP_URI=amqp)).returncode == 1 and r)
-    report = json.loads(waiting.stdout)
+
+    def counted():   # the management API counts on its statistics tick (5 s)
+        report = json.loads(mallcare("status", *both, "--json", AMQP_URI=amqp).stdout)
+        consumers = {q["queue"]: q["consumers"] for q in report["queues"]}
+        return report["dead_letters"] and consumers.get(TRIAGE_QUEUE) and report
+    report = wait_for(counted)
     assert report["dead_letters"] == 1 and report["problems"] == [
         "1 dead letter(s) wait in mallcare.dead-letters: mallcare deadletters list"]
-    assert {q["queue"]: q["consumers"] for q in report["queues"]}[TRIAGE_QUEUE] == 1
+    assert mallcare("status", *both, AMQP_URI=amqp).returncode == 1
     listed = mallcare("deadletters", "list", AMQP_URI=amqp)
     assert listed.returncode == 0 and TRIAGE_QUEUE in listed.stdout and "undecodable" in listed.stdout
 
@@ -103,7 +86,7 @@ def test_policy_validate_names_every_broken_file_and_field(policy_dir):
 
 
 def test_policy_reload_reloads_running_services_as_admin_and_reports_a_refusal(start, policy_dir):
-    triage = start(TriageService)
+    triage = start("triage")
     reload = ["policy", "reload", "--service", "triage", "--url", f"triage={url(triage)}"]
     edit(policy_dir / "triage.yml", lambda d: d.update(version="2026-12-03.1"))
     done = mallcare(*reload, MALLCARE_TOKEN_SECRET=TOKEN_SECRET)
@@ -116,7 +99,7 @@ def test_policy_reload_reloads_running_services_as_admin_and_reports_a_refusal(s
 
 
 def test_seed_registers_demo_complaints_for_n_malls_at_intake(start, web_client):
-    intake = start(IntakeService)
+    intake = start("intake")
     seeded = mallcare("seed", "--malls", "2", "--complaints", "3", "--url", f"intake={url(intake)}",
                       MALLCARE_TOKEN_SECRET=TOKEN_SECRET)
     assert seeded.returncode == 0, seeded.stdout + seeded.stderr

@@ -73,7 +73,8 @@ def service_urls(given=()):
     for pair in given:
         name, _, url = pair.partition("=")
         if name not in urls or not url:
-            raise argparse.ArgumentTypeError(f"--url {pair}: expected SERVICE=URL, SERVICE one of {', '.join(SERVICES)}")
+            raise argparse.ArgumentTypeError(f"--url {pair}: expected SERVICE=URL, SERVICE one of "
+                                             + ", ".join(SERVICES))
         urls[name] = url
     return {name: url.rstrip("/") for name, url in urls.items()}
 
@@ -117,7 +118,7 @@ def read_queues(amqp_uri, management):
     response = requests.get(f"{management}/api/queues/{quote(vhost_of(amqp_uri), safe='')}",
                             params={"columns": "name,messages,consumers"}, auth=credentials, timeout=TIMEOUT)
     response.raise_for_status()
-    # a queue just declared has no counts until the broker's next statistics tick (5 s)
+    # the counts are as of the broker's last statistics tick (every 5 s by default)
     return sorted(({"queue": q["name"], "messages": q.get("messages", 0), "consumers": q.get("consumers", 0)}
                    for q in response.json() if is_mallcare_queue(q["name"])), key=lambda q: q["queue"])
 
@@ -199,7 +200,8 @@ def policy_validate(args):
     results = validate_policies(args.dir)
     width = max(len(os.path.join(args.dir, filename)) for filename, _, _ in results)
     for filename, version, messages in results:
-        print(f"{'ok' if version else 'INVALID':<8} {os.path.join(args.dir, filename):<{width}}  {version or ''}".rstrip())
+        path = os.path.join(args.dir, filename)
+        print(f"{'ok' if version else 'INVALID':<8} {path:<{width}}  {version or ''}".rstrip())
         for message in messages:
             print(f"         {message}")
     return 1 if any(version is None for _, version, _ in results) else 0
