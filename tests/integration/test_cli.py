@@ -100,14 +100,14 @@ def test_policy_reload_reloads_running_services_as_admin_and_reports_a_refusal(s
 
 def test_seed_registers_demo_complaints_for_n_malls_at_intake(start, web_client):
     intake = start("intake")
-    seeded = mallcare("seed", "--malls", "2", "--complaints", "3", "--url", f"intake={url(intake)}",
+    seeded = mallcare("seed", "--malls", "2", "--complaints", "4", "--url", f"intake={url(intake)}",
                       MALLCARE_TOKEN_SECRET=TOKEN_SECRET)
     assert seeded.returncode == 0, seeded.stdout + seeded.stderr
-    assert seeded.stdout == "sh-xujiahui    3 registered\nbj-chaoyang    3 registered\n"
+    assert seeded.stdout == "sh-xujiahui    4 registered\nbj-chaoyang    4 registered\n"
     web = web_client(intake)
     for mall in ("sh-xujiahui", "bj-chaoyang"):
         listed = web.get("/complaints", params={"mall_id": mall}).json()
-        assert listed["total"] == 3 and {c["channel"] for c in listed["items"]} == {"desk"}
+        assert listed["total"] == 4 and {c["channel"] for c in listed["items"]} == {"desk"}
     assert web.get("/complaints", params={"mall_id": "gz-tianhe"}).json()["total"] == 0
 
 

@@ -256,11 +256,12 @@ def seed(args):
     registry = read_policy_file(os.path.join(args.policy_dir, "malls.yml"), load_registry)
     if args.malls > len(registry.malls):
         raise UsageError(f"malls.yml has {len(registry.malls)} malls, {args.malls} asked")
+    malls = list(registry.malls)[:args.malls]
     from intake.examples import desk_complaint   # intake's own example body: the fields it requires
 
     secret, run, counts = auth.env_secret("TOKEN_SECRET"), uuid.uuid4().hex[:8], Counter()
     with requests.Session() as http:
-        for mall in list(registry.malls)[:args.malls]:
+        for mall in malls:
             desk = {"Authorization": "Bearer " + auth.issue_token(secret, "seed", "desk_staff", [mall])}
             for i in range(args.complaints):
                 body = desk_complaint(mall_id=mall, channel_ref=f"seed-{run}-{mall}-{i}",
@@ -274,7 +275,7 @@ def seed(args):
                        else f"HTTP {response.status_code}"] += 1
                 if response.status_code != 201:
                     print(f"{mall}: {response.status_code} {response.text[:200]}", file=sys.stderr)
-    for mall in list(registry.malls)[:args.malls]:
+    for mall in malls:
         print(f"{mall:<14} " + ", ".join(f"{n} {outcome}" for (m, outcome), n in sorted(counts.items(), key=str)
                                          if m == mall))
     return 1 if any(outcome.startswith("HTTP") for _, outcome in counts) else 0
@@ -367,7 +368,7 @@ def main(argv=None):
         return args.run(args, rest) if getattr(args, "passes_on", False) else args.run(args)
     except (UsageError, argparse.ArgumentTypeError) as exc:
         top.error(str(exc))
-    except (Failed, RuntimeError) as exc:   # RuntimeError: a secret not set (auth.read_secret)
+    except (Failed, InvalidPolicy, RuntimeError) as exc:   # RuntimeError: a secret not set (auth.read_secret)
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

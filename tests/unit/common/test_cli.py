@@ -110,3 +110,15 @@ def test_a_missing_secret_is_a_failed_command_not_a_traceback(capsys, monkeypatc
     monkeypatch.delenv("MALLCARE_SECRETS_FILE", raising=False)
     assert cli.main(["token", "--user", "E1", "--role", "admin", "--mall", "*"]) == 1
     assert capsys.readouterr().err.startswith("error: secret TOKEN_SECRET is not set")
+
+
+def test_seed_fails_with_a_message_when_the_registry_is_unreadable_or_intake_does_not_answer(
+        capsys, monkeypatch, tmp_path):
+    from nameko.testing.utils import find_free_port
+
+    monkeypatch.setenv("MALLCARE_TOKEN_SECRET", SECRET)
+    assert cli.main(["seed", "--policy-dir", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path}/malls.yml is invalid: cannot be read")
+    closed = f"http://127.0.0.1:{find_free_port()}"
+    assert cli.main(["seed", "--url", f"intake={closed}"]) == 1
+    assert capsys.readouterr().err == f"error: intake at {closed} does not answer: ConnectionError\n"
