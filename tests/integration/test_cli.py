@@ -96,6 +96,10 @@ def test_policy_reload_reloads_running_services_as_admin_and_reports_a_refusal(s
     refused = mallcare(*reload, MALLCARE_TOKEN_SECRET=TOKEN_SECRET)
     assert refused.returncode == 1 and "refused (422 INVALID_POLICY)" in refused.stdout
     assert BROKEN["triage"][1] in refused.stdout
+    closed = f"http://127.0.0.1:{find_free_port()}"
+    silent = mallcare("policy", "reload", "--url", f"intake={closed}", "--service", "intake",
+                      MALLCARE_TOKEN_SECRET=TOKEN_SECRET)
+    assert silent.returncode == 1 and silent.stdout == f"intake     {closed}: no answer (ConnectionError)\n"
 
 
 def test_seed_registers_demo_complaints_for_n_malls_at_intake(start, web_client):
