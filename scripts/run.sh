@@ -70,6 +70,7 @@ cat <<EOT
     curl -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:8003/cases?mall_id=sh-xujiahui
   (a chain analyst: --user A7001 --role analyst --mall '*'; channel keys: ... auth api-key --help)
   Where to look (each with that header; health and metrics need none):
+    everything at once     .venv/bin/mallcare status   (services, stores, queues, dead letters; mallcare --help)
     complaints (HTTP API)  http://127.0.0.1:8001/complaints
     triage's record        http://127.0.0.1:8002/assessments/<number>
     cases (handler queue)  http://127.0.0.1:8003/cases?mall_id=sh-xujiahui   case: /cases/<number>

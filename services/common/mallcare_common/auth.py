@@ -186,6 +186,11 @@ def read_secret(config, name):
     return str(value)
 
 
+def env_secret(name):
+    """A secret for a command run by hand: MALLCARE_<name>, else <name> in the secrets file."""
+    return read_secret({"MALLCARE": {name: os.environ.get(f"MALLCARE_{name}")}}, name)
+
+
 class Secret(DependencyProvider):
     """A secret's value (see read_secret), read once at start: a service without it does not start."""
 
@@ -306,14 +311,14 @@ class _AsService:
 
 # --- issuing by hand ----------------------------------------------------------------------------
 
-def main(argv=None):
+def main(argv=None, prog="python -m mallcare_common.auth"):
     """python -m mallcare_common.auth secrets > secrets.yml      (new random secrets, no keys yet)
     python -m mallcare_common.auth token --user E3501 --role handler --mall sh-xujiahui [--hours 12]
     python -m mallcare_common.auth api-key --id wechat-sh --mall sh-xujiahui --channel wechat"""
     import argparse
     import secrets as random_secrets
 
-    parser = argparse.ArgumentParser(prog="python -m mallcare_common.auth")
+    parser = argparse.ArgumentParser(prog=prog)   # `mallcare token|api-key|secrets` wrap this one
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("secrets", help="a new secrets file: random TOKEN_SECRET, CUSTOMER_REF_SECRET, "
                                         "ANSWER_LINK_SECRET and an empty API_KEYS list")
@@ -334,9 +339,7 @@ def main(argv=None):
                                                                  "ANSWER_LINK_SECRET")}
         print(yaml.safe_dump({**fresh, "API_KEYS": []}, sort_keys=False), end="")
     elif args.command == "token":
-        config = {"MALLCARE": {"TOKEN_SECRET": os.environ.get("MALLCARE_TOKEN_SECRET")}}
-        print(issue_token(read_secret(config, "TOKEN_SECRET"), args.user, args.role, args.mall,
-                          timedelta(hours=args.hours)))
+        print(issue_token(env_secret("TOKEN_SECRET"), args.user, args.role, args.mall, timedelta(hours=args.hours)))
     else:
         secret = random_secrets.token_urlsafe(32)
         entry = ApiKeySchema().load({"id": args.id, "mall_id": args.mall, "channel": args.channel,

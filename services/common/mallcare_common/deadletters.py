@@ -144,8 +144,8 @@ def run(args, out):
         channel.close()   # gives back whatever was not acknowledged
 
 
-def parser():
-    top = argparse.ArgumentParser(prog="python -m mallcare_common.deadletters", description=__doc__.split("\n")[0])
+def parser(prog="python -m mallcare_common.deadletters"):
+    top = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     top.add_argument("--amqp-uri", default=os.environ.get("AMQP_URI"), help="default: $AMQP_URI")
     commands = top.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="every dead letter: id, event, queue, error, attempts, time")
@@ -161,10 +161,11 @@ def parser():
     return top
 
 
-def main(argv=None, out=sys.stdout):
-    args = parser().parse_args(argv)
+def main(argv=None, out=sys.stdout, prog="python -m mallcare_common.deadletters"):
+    """`prog`: how the usage lines name the command (`mallcare deadletters` wraps this one)."""
+    args = parser(prog).parse_args(argv)
     if not args.amqp_uri:
-        parser().error("set AMQP_URI or pass --amqp-uri")
+        parser(prog).error("set AMQP_URI or pass --amqp-uri")
     try:
         run(args, out)
     except NotFound:
