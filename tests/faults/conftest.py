@@ -8,8 +8,9 @@ reached through a TCP proxy process (tcp_proxy.py) that a test cuts and restores
 machine's RabbitMQ is never stopped. A service may run as several processes ("triage",
 "triage:2") that share its store and its queues, each on its own web port. Every process
 is started in its own session and its whole group is killed when the test ends, pass or
-fail, so nothing is left behind for the tests that follow (faults inside the test process left nameko consumers in kombu's
-reconnect back-off and proxy green threads in eventlet's hub)."""
+fail, so nothing is left behind for the tests that follow (faults inside the test
+process left nameko consumers in kombu's reconnect back-off and proxy green threads in
+eventlet's hub)."""
 import os
 import shutil
 import signal
