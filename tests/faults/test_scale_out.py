@@ -12,6 +12,7 @@ import socket
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from kombu import Connection, Exchange, Queue
 
@@ -23,11 +24,10 @@ TRIAGE, ANALYTICS = ("triage", "triage:2"), ("analytics", "analytics:2")
 SLA_TICK = "0.5"   # seconds: the lease's time to live is then its floor, 6 s
 
 
-def register(system, numbers, received_ago):
-    received_at = (datetime.now(timezone.utc) - received_ago).isoformat()
+def register(system, numbers, received_at):
     with ThreadPoolExecutor(8) as pool:
-        responses = list(pool.map(lambda n: system.call("POST", "intake", "/complaints",
-                                                        json={**complaint(n), "received_at": received_at}), numbers))
+        responses = list(pool.map(lambda n: system.call("POST", "intake", "/complaints", json={
+            **complaint(n), "received_at": received_at.isoformat()}), numbers))
     assert [r.status_code for r in responses] == [201] * len(numbers), [r.text for r in responses if not r.ok][:3]
     return [r.json()["number"] for r in responses]
 
@@ -42,7 +42,13 @@ def sla_counts(system, name):
             metric(system, name, "mallcare_sla_breaches_total", clock="acknowledgement"))
 
 
-def holder_of(system, store):
+def triage_tallied(store):
+    """Complaints the mall tallies of triage count (its recurrence look-ups read them)."""
+    with store.client() as client:
+        return sum(t["n"] for t in client["triage"].tallies.find({"_id": {"$gt": "mall:", "$lt": "mall;"}}))
+
+
+def holder_of(store):
     with store.client() as client:
         return client["analytics"].leases.find_one({"_id": "analytics.sla"})
 
@@ -71,7 +77,8 @@ def test_two_instances_share_the_work_and_one_sweeps_until_it_is_killed(system):
             return Counter(e["event_type"] for e in sla_events) == expected
 
         # at risk at once, due in 20 s: the at-risk sweep comes well before the deadline
-        numbers = register(system, range(BURST), timedelta(seconds=40))
+        received_at = datetime.now(timezone.utc) - timedelta(seconds=40)
+        numbers = register(system, range(BURST), received_at)
         wait_for(lambda: system.count("triage", "assessments") == BURST, timeout=SETTLE_TIMEOUT)
         wait_for(lambda: sla_reported({"sla_at_risk": BURST, "sla_breached": BURST}), timeout=SETTLE_TIMEOUT)
 
@@ -90,7 +97,7 @@ def test_two_instances_share_the_work_and_one_sweeps_until_it_is_killed(system):
         assert sum(r["count"] for r in rows if r["event_type"] == "complaint_registered") == BURST
 
         # the sweep: one process holds the lease and reported every clock, once
-        lease = holder_of(system, analytics_store)
+        lease = holder_of(analytics_store)
         sweeper = next(name for name in ANALYTICS if instance(system, name) == lease["holder"])
         survivor = next(name for name in ANALYTICS if name != sweeper)
         assert sla_counts(system, sweeper) == (BURST, BURST)
@@ -100,11 +107,11 @@ def test_two_instances_share_the_work_and_one_sweeps_until_it_is_killed(system):
 
         # the sweeper dies; the survivor takes the lease once it has run out, and sweeps
         system.kill(sweeper)
-        dead_lease_ends = holder_of(system, analytics_store)["expires_at"]
-        later = register(system, range(BURST, BURST + AFTER_KILL), timedelta(seconds=50))
+        dead_lease_ends = holder_of(analytics_store)["expires_at"]
+        later = register(system, range(BURST, BURST + AFTER_KILL), datetime.now(timezone.utc) - timedelta(seconds=50))
         wait_for(lambda: sla_reported({"sla_at_risk": BURST + AFTER_KILL, "sla_breached": BURST + AFTER_KILL}),
                  timeout=SETTLE_TIMEOUT)
-        assert holder_of(system, analytics_store)["holder"] == instance(system, survivor)
+        assert holder_of(analytics_store)["holder"] == instance(system, survivor)
         assert sla_counts(system, survivor) == (AFTER_KILL, AFTER_KILL)
         taken_over = [e for e in sla_events if e["complaint_no"] in set(later)]
         assert len(taken_over) == 2 * AFTER_KILL
@@ -116,5 +123,10 @@ def test_two_instances_share_the_work_and_one_sweeps_until_it_is_killed(system):
         wait_for(lambda: system.count("analytics", "events") == 2 * (BURST + AFTER_KILL), timeout=SETTLE_TIMEOUT)
         wait_for(lambda: system.count("triage", "assessments") == BURST + AFTER_KILL, timeout=SETTLE_TIMEOUT)
         assert Counter(e["complaint_no"] for e in drain(triaged)) == Counter(later)
+        # the running counts both processes of each service moved at once lost nothing
+        assert triage_tallied(triage_store) == system.count("triage", "assessments", {"category": {"$ne": None}})
+        period = f"{received_at.astimezone(ZoneInfo('Asia/Shanghai')):%Y-%m}"   # the complaints' mall
+        report = system.call("GET", survivor, "/reports/monthly", params={"period": period}).json()
+        assert report["counts"]["received"] == report["counts"]["registered"] == BURST + AFTER_KILL
     assert dead_letters(system) == 0
     assert all(system.alive(name) for name in (*TRIAGE, survivor, "intake"))
