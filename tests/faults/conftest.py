@@ -5,10 +5,12 @@ Services run as OS processes with the command scripts/run.sh uses
 environment only; each test has its own store processes (secantusd-py, which a test may
 kill -9 and start again on the same data directory and port) and its own RabbitMQ vhost,
 reached through a TCP proxy process (tcp_proxy.py) that a test cuts and restores; the
-machine's RabbitMQ is never stopped. Every process is started in its own session and its
-whole group is killed when the test ends, pass or fail, so nothing is left behind for
-the tests that follow (faults inside the test process left nameko consumers in kombu's
-reconnect back-off and proxy green threads in eventlet's hub)."""
+machine's RabbitMQ is never stopped. A service may run as several processes ("triage",
+"triage:2") that share its store and its queues, each on its own web port. Every process
+is started in its own session and its whole group is killed when the test ends, pass or
+fail, so nothing is left behind for the tests that follow (faults inside the test
+process left nameko consumers in kombu's reconnect back-off and proxy green threads in
+eventlet's hub)."""
 import os
 import shutil
 import signal
@@ -21,6 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 from nameko.testing.utils import find_free_port
+from prometheus_client.parser import text_string_to_metric_families
 from pymongo import MongoClient
 
 from intake.examples import desk_complaint
@@ -104,7 +107,7 @@ class System:
             .geturl()
         self.direct_amqp_uri = amqp_uri
         self.proxy = None
-        self.stores, self.services, self.ports, self.store_of = {}, {}, {}, {}
+        self.stores, self.services, self.ports, self.store_of, self.env_of = {}, {}, {}, {}, {}
         self._start_proxy(broker.hostname, broker.port or 5672)
 
     # --- broker ------------------------------------------------------------------------------
@@ -132,22 +135,25 @@ class System:
         store.start()
         return store
 
-    def start(self, store, *services):
-        """Start the services on `store` at once, then wait until each is healthy."""
+    def start(self, store, *services, env=None):
+        """Start the services on `store` at once, then wait until each is healthy. A name
+        "<service>:<n>" is another process of that service; `env` is added to each one's."""
         for service in services:
             self.store_of[service] = store
+            self.env_of[service] = env or {}
             self.ports.setdefault(service, find_free_port())
             self._spawn(service)
         for service in services:
             self.wait_healthy(service)
 
-    def _spawn(self, service):
-        env = {**os.environ, "AMQP_URI": self.amqp_uri, "MONGO_URI": self.store_of[service].uri,
-               "MONGO_TIMEOUT_MS": "1000", f"{service.upper()}_WEB_ADDRESS": f"127.0.0.1:{self.ports[service]}",
+    def _spawn(self, name):
+        service = service_of(name)
+        env = {**os.environ, "AMQP_URI": self.amqp_uri, "MONGO_URI": self.store_of[name].uri,
+               "MONGO_TIMEOUT_MS": "1000", f"{service.upper()}_WEB_ADDRESS": f"127.0.0.1:{self.ports[name]}",
                "MALLCARE_POLICY_DIR": "deploy/policy", "MALLCARE_SECRETS_FILE": self.secrets_file,
-               "PYTHONUNBUFFERED": "1"}
-        with open(self.workdir / f"{service}.log", "a") as log:
-            self.services[service] = subprocess.Popen(
+               "PYTHONUNBUFFERED": "1", **self.env_of[name]}
+        with open(self.workdir / f"{name}.log", "a") as log:
+            self.services[name] = subprocess.Popen(
                 [str(BIN / "nameko"), "run", "--config", f"services/{service}/config.yml", f"{service}.service"],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -183,7 +189,7 @@ class System:
 
     def count(self, service, collection, selector=None):
         with self.store_of[service].client() as client:
-            return client[service][collection].count_documents(selector or {})
+            return client[service_of(service)][collection].count_documents(selector or {})
 
     def pending_outbox(self, service, collection):
         return self.count(service, collection, {"pending_events": {"$gt": ""}})
@@ -209,10 +215,22 @@ def system(rabbit_config, secrets_file, tmp_path):
             shutil.rmtree(store.data, ignore_errors=True)
 
 
+def service_of(name):
+    """"triage:2" -> "triage": the service a process name runs."""
+    return name.partition(":")[0]
+
+
 def complaint(n):
     """A different customer and description each time, so that none is a duplicate."""
     return desk_complaint(channel_ref=f"fault-{n}", description=f"草莓发霉了, complaint {n}",
                           customer={"name": "王女士", "phone": f"1390000{n:04d}", "member_id": f"M{n}"})
+
+
+def metric(system, name, sample, **labels):
+    """The sum of the `sample` values on process `name`'s /metrics whose labels include `labels`."""
+    text = system.call("GET", name, "/metrics").text
+    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+               if s.name == sample and labels.items() <= s.labels.items())
 
 
 def dead_letters(system):

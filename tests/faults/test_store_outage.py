@@ -6,10 +6,8 @@ carry on by themselves, every complaint intake acknowledged (201) is there, and 
 stored complaint has exactly one assessment."""
 from concurrent.futures import ThreadPoolExecutor
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from tests.conftest import wait_for
-from tests.faults.conftest import SETTLE_TIMEOUT, complaint, dead_letters
+from tests.faults.conftest import SETTLE_TIMEOUT, complaint, dead_letters, metric
 
 GENERIC = {"error": "STORE_UNAVAILABLE", "message": "the service's store is not answering; try again shortly"}
 
@@ -20,9 +18,7 @@ def assert_plain_503(response):
 
 
 def handled(system, service, outcome):
-    text = system.call("GET", service, "/metrics").text
-    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
-               if s.name == "mallcare_events_handled_total" and s.labels["outcome"] == outcome)
+    return metric(system, service, "mallcare_events_handled_total", outcome=outcome)
 
 
 def test_services_ride_out_a_store_crash_and_lose_no_acknowledged_complaint(system):

@@ -10,7 +10,7 @@ import pytest
 from eventlet import patcher
 from mock import Mock
 
-from mallcare_common.mongo import MongoDatabase, acquire_lease, ping
+from mallcare_common.mongo import Lease, MongoDatabase, acquire_lease, ping
 
 
 @pytest.fixture
@@ -44,6 +44,23 @@ def test_only_one_holder_has_the_lease_until_it_expires(provider):
     assert acquire_lease(db, "sweep", "replica-a", now + timedelta(seconds=5), ttl)  # renewal
     assert acquire_lease(db, "sweep", "replica-b", now + timedelta(seconds=16), ttl)  # a's lease ran out
     assert not acquire_lease(db, "sweep", "replica-a", now + timedelta(seconds=17), ttl)
+
+
+def test_a_lease_held_through_a_long_sweep_is_renewed_as_it_goes(provider):
+    db = provider.database
+    now = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+    ttl = timedelta(seconds=6)
+    sweep = Lease(db, "sweep", "replica-a", ttl)
+
+    def expiry():
+        return db.leases.find_one({"_id": "sweep"})["expires_at"]
+
+    assert sweep.held(now) and expiry() == now + ttl
+    assert sweep.held(now + timedelta(seconds=1)) and expiry() == now + ttl   # a third not gone: no write
+    assert sweep.held(now + timedelta(seconds=5)) and expiry() == now + timedelta(seconds=11)
+    assert not acquire_lease(db, "sweep", "replica-b", now + timedelta(seconds=7), ttl)
+    assert acquire_lease(db, "sweep", "replica-b", now + timedelta(seconds=11), ttl)   # a stopped renewing
+    assert not sweep.held(now + timedelta(seconds=12))   # a sees that b sweeps now, and stops
 
 
 def test_an_unreachable_store_is_reported_not_hung():

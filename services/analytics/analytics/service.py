@@ -35,7 +35,7 @@ from mallcare_common.contracts import (COMPLAINT_ACKNOWLEDGED, COMPLAINT_CORRECT
 from mallcare_common.contracts import feedback as feedback_events
 from mallcare_common.contracts import resolution as case_events
 from mallcare_common.messaging import DEAD_LETTER_QUEUE, INSTANCE, event_handler, outbox_dispatcher, publish_pending
-from mallcare_common.mongo import acquire_lease, next_sequence
+from mallcare_common.mongo import Lease, next_sequence
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.web import http, json_response, read_json, signed
 
@@ -122,20 +122,27 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
         deadline that passed while no replica was sweeping."""
         now = self.clock()
         tick = float(self.config.get("MALLCARE", {}).get("SLA_TICK_SECONDS", 2))
-        if not acquire_lease(self.store.db, "analytics.sla", INSTANCE, now, timedelta(seconds=max(6, 3 * tick))):
+        lease = Lease(self.store.db, "analytics.sla", INSTANCE, timedelta(seconds=max(6, 3 * tick)))
+        if not lease.held(now):
             _forget_gauges()   # another replica sweeps and reports them; stale numbers here would mislead
             return
         # Breaches first: a backlog of warnings must not delay them. Each event is stamped
         # with the time it is written (not the sweep's start), so that its lag is true and
         # the outbox relay leaves it to this sweep while the sweep is still running.
+        # A sweep through a backlog outlasts the lease: it renews it as it goes, and stops
+        # if another replica took it meanwhile (a pause longer than the lease).
         for clock in self.store.reaching_deadline(now, limit=500):
             labels, at = self.store.labels_of(clock["complaint_no"]), self.clock()
+            if not lease.held(at):
+                return
             updated = self.store.report(clock, "breach_reported", clocks.breach_event(clock, labels, at), {}, at)
             if updated is not None:
                 self._count_breach(updated, labels, at)
                 publish_pending(self.store.clocks, self.dispatch, self.name, at, [updated])
         for clock in self.store.reaching_risk(self.clock(), limit=500):
             at = self.clock()
+            if not lease.held(at):
+                return
             updated = self.store.report(clock, "at_risk_reported", clocks.at_risk_event(clock, at), {}, at)
             if updated is not None:
                 metrics.AT_RISK.labels(clock["mall_id"], clock["clock"]).inc()

@@ -105,6 +105,24 @@ def acquire_lease(db, name, holder, now, ttl: timedelta):
     return lease is not None and lease["holder"] == holder
 
 
+class Lease:
+    """A lease kept through a sweep that may outlast it (a backlog, a slow store):
+    `held(now)` renews it once a third of its time has gone, so that another replica
+    does not start the same sweep beside this one; False once it was lost."""
+
+    def __init__(self, db, name, holder, ttl: timedelta):
+        self.db, self.name, self.holder, self.ttl = db, name, holder, ttl
+        self.renewed_at = None
+
+    def held(self, now):
+        if self.renewed_at is not None and now - self.renewed_at < self.ttl / 3:
+            return True
+        if not acquire_lease(self.db, self.name, self.holder, now, self.ttl):
+            return False
+        self.renewed_at = now
+        return True
+
+
 def next_sequence(db, key):
     """An atomic counter (complaint and incident numbers). Two first upserts of a key
     can race: mongod then raises DuplicateKeyError and the embedded store returns
