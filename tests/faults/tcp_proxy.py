@@ -36,6 +36,12 @@ class Proxy:
             listener, self.listener = self.listener, None
             connections, self.open = self.open, set()
         if listener is not None:
+            # close() alone leaves a blocked accept() holding the socket, still listening, until
+            # a connection comes; shutdown() wakes it (Linux) so the port closes now
+            try:
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             listener.close()
         for sock in connections:
             # the peer must notice now, not at its next heartbeat: shutdown wakes the pipe
