@@ -135,7 +135,10 @@ class Console:
         self.el('main[data-page="login"]')
         self.choose("#staff-id", staff_id)
         self.click("#login-submit")
-        self.el(f'main[data-page="{page}"]')
+        self.el('main[data-page]:not([data-page="login"])')       # the role's home page
+        if not self.driver.find_elements(self.By.CSS_SELECTOR, f'main[data-page="{page}"]'):
+            self.click(f'#nav a[href="#/{page}"]')
+            self.el(f'main[data-page="{page}"]')
 
     def shot(self, name):
         self.shots += 1
