@@ -209,6 +209,12 @@ def _walk(c):
     c.click("#ack-button")
     c.el("#ack-done")
     c.shot("desk-registered")
+    c.click("#desk-submit")                         # the same customer, the same words again
+    assert number in c.el("#desk-ack.warn #rejection").text
+    c.shot("desk-duplicate")
+    c.driver.set_window_size(820, 1180)             # a tablet, upright
+    c.shot("desk-tablet")
+    c.driver.set_window_size(1280, 800)
 
     # The handler finds it in the queue and works it to resolution.
     c.login("E3501", "queue")
