@@ -17,7 +17,7 @@ export async function render(main) {
   const body = h("div", { id: "dash-body", "aria-live": "polite" });
   const refresh = h("button", { type: "button", id: "dash-refresh" }, t("refresh"));
   main.append(h("h1", {}, `${t("dash.title")} · ${period()}`),
-    h("p", {}, h("label", { for: "dash-mall" }, t("mall"), " ", picker), " ", refresh), body);
+    h("p", {}, h("label", { for: "dash-mall", class: "inline" }, t("mall"), picker), " ", refresh), body);
   const load = () => fill(body, picker.value).catch((e) => body.replaceChildren(h("p", { class: "error" }, e.message)));
   picker.addEventListener("change", load);
   refresh.addEventListener("click", load);

@@ -20,7 +20,7 @@ export async function render(main) {
     field("location.area", input({ list: "areas" })),
     field("location.merchant_id", input({ list: "merchants" }), { label: t("location.merchant") }),
     field("location.store", input()),
-    field("incident_time_band", select([["", ""], ...BANDS.map((v) => [v, v])])),
+    field("incident_time_band", select([["", ""], ...BANDS.map((v) => [v, t(`band.${v}`)])])),
     field("staff_involved", input({ placeholder: "E1024, E1025" })),
     field("product.barcode", input({ inputmode: "numeric" })),
     field("product.brand", input()),
@@ -29,7 +29,7 @@ export async function render(main) {
     field("description", h("textarea", { required: true }), { wide: true }),
     field("demands.fact", h("textarea")),
     field("demands.expectation", h("textarea")),
-    field("emotion", select([["", ""], ...EMOTIONS.map((v) => [v, v])])),
+    field("emotion", select([["", ""], ...EMOTIONS.map((v) => [v, t(`emotion.${v}`)])])),
     field("anger_score", input({ type: "number", min: 1, max: 5 })),
     h("p", { class: "wide" }, h("button", { type: "submit", id: "desk-submit" }, t("desk.submit"))),
     h("datalist", { id: "areas" }, ["fresh produce", "checkout", "bakery", "electronics", "parking", "restroom"]

@@ -28,6 +28,9 @@ export const WORDS = {
     "dash.resolved": "本月解决", "dash.open_cases": "在办案件", "dash.at_risk": "临期", "dash.breached": "超时",
     "dash.satisfied": "满意回访", "dash.satisfaction": "满意率（目标 85%）", "dash.top": "高发问题",
     "dash.merchants": "商户排名", "dash.intake": "累计受理（按渠道）",
+    "emotion.calm": "平静", "emotion.anxious": "焦虑", "emotion.upset": "不满", "emotion.angry": "生气", "emotion.furious": "愤怒",
+    "band.early_morning": "清晨", "band.morning": "上午", "band.noon": "中午", "band.afternoon": "下午", "band.evening": "傍晚",
+    "band.night": "夜间",
     ok: "成功", failed: "失败",
   },
   en: {
@@ -62,6 +65,9 @@ export const WORDS = {
     "dash.at_risk": "At risk", "dash.breached": "Breached", "dash.satisfied": "Satisfied revisits",
     "dash.satisfaction": "Satisfaction (target 85%)", "dash.top": "Top recurring problems",
     "dash.merchants": "Merchant ranking", "dash.intake": "All-time intake by channel",
+    "emotion.calm": "calm", "emotion.anxious": "anxious", "emotion.upset": "upset", "emotion.angry": "angry",
+    "emotion.furious": "furious", "band.early_morning": "early morning", "band.morning": "morning", "band.noon": "noon",
+    "band.afternoon": "afternoon", "band.evening": "evening", "band.night": "night",
     ok: "Done", failed: "Failed",
   },
 };
