@@ -75,8 +75,30 @@ function actions(c, act) {
         h("button", { type: "button", id: "reply", onclick: () => act("reply", { proposal_no: latest.no, oral: true }) },
           t("act.reply")), " ",
         h("button", { type: "button", id: "accept", onclick: () => act("acceptance", { proposal_no: latest.no }) },
-          t("act.accept")))));
+          t("act.accept")), " ",
+        h("button", { type: "button", class: "secondary", id: "approve",
+                      onclick: () => act("approval", { proposal_no: latest.no }) }, t("act.approve")))));
+    const objection = h("form", { class: "grid", id: "objection-form" },
+      field("points", h("textarea", { required: true }), { wide: true, label: t("act.points") }),
+      h("p", {}, h("button", { type: "submit", class: "secondary" }, t("act.objection"))));
+    objection.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const points = (formBody(objection).points || "").split("\n").map((p) => p.trim()).filter(Boolean);
+      act("objection", { proposal_no: latest.no, points }, objection);
+    });
+    cards.push(h("section", { class: "card" }, h("h2", {}, t("act.objection")), objection));
   }
+
+  const note = h("form", { class: "grid", id: "note-form" },
+    field("kind", select([["internal", t("note.internal")], ["customer_contact", t("note.customer_contact")]]),
+      { scope: "note", label: t("act.note") }),
+    field("text", h("textarea", { required: true }), { wide: true, scope: "note", label: t("act.note_text") }),
+    h("p", {}, h("button", { type: "submit", class: "secondary" }, t("save")), " ",
+      h("button", { type: "button", class: "secondary", id: "escalate",
+                    onclick: () => act("escalation", { reason: "manual", note: note.querySelector("textarea").value.trim()
+                      || undefined }) }, t("act.escalate"))));
+  note.addEventListener("submit", (e) => { e.preventDefault(); act("notes", formBody(note), note); });
+  cards.push(h("section", { class: "card" }, h("h2", {}, t("act.note")), note));
 
   const open = (c.tasks || []).filter((task) => !task.done);
   if ((c.tasks || []).length) {

@@ -31,6 +31,8 @@ export const WORDS = {
     "emotion.calm": "平静", "emotion.anxious": "焦虑", "emotion.upset": "不满", "emotion.angry": "生气", "emotion.furious": "愤怒",
     "band.early_morning": "清晨", "band.morning": "上午", "band.noon": "中午", "band.afternoon": "下午", "band.evening": "傍晚",
     "band.night": "夜间",
+    "act.approve": "审批通过", "act.objection": "顾客异议", "act.points": "异议要点（每行一条）", "act.note": "备注",
+    "act.note_text": "备注内容", "note.internal": "内部", "note.customer_contact": "与顾客沟通", "act.escalate": "升级",
     ok: "成功", failed: "失败",
   },
   en: {
@@ -68,6 +70,9 @@ export const WORDS = {
     "emotion.calm": "calm", "emotion.anxious": "anxious", "emotion.upset": "upset", "emotion.angry": "angry",
     "emotion.furious": "furious", "band.early_morning": "early morning", "band.morning": "morning", "band.noon": "noon",
     "band.afternoon": "afternoon", "band.evening": "evening", "band.night": "night",
+    "act.approve": "Approve", "act.objection": "Customer objects", "act.points": "Points (one a line)",
+    "act.note": "Note", "act.note_text": "Text", "note.internal": "internal", "note.customer_contact": "customer contact",
+    "act.escalate": "Escalate",
     ok: "Done", failed: "Failed",
   },
 };
