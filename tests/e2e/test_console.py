@@ -270,3 +270,8 @@ def _walk(c):
     c.click("#lang")                                # the English switch
     assert c.el("h1").text.startswith("Operations dashboard")
     c.shot("dashboard-after")
+    c.click("#dash-monthly")                        # analytics' monthly report page, in a frame
+    frame = c.el("#dash-report")
+    assert "<table" in frame.get_attribute("srcdoc")
+    c.driver.execute_script("arguments[0].scrollIntoView()", frame)
+    c.shot("monthly-report")

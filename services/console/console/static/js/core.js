@@ -33,6 +33,15 @@ export async function api(service, path, { method = "GET", body, query } = {}) {
   return { status: response.status, data };
 }
 
+// A page another service renders (analytics' report pages), fetched signed in, as text.
+export async function apiText(service, path, query) {
+  const url = new URL(`/api/${service}/${path}`, location.origin);
+  Object.entries(query || {}).forEach(([k, v]) => v !== undefined && v !== "" && url.searchParams.set(k, v));
+  const response = await fetch(url, { headers: { Authorization: `Bearer ${session().token}` } });
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+  return response.text();
+}
+
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {

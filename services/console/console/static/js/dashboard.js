@@ -1,6 +1,6 @@
 // Ops dashboard per mall or for the whole chain: this month's counts, open cases at risk or
 // breached, satisfaction against the 85% target, top problems, merchant ranking (analytics' reports).
-import { api, h, select, session, slaMark, t } from "./core.js";
+import { api, apiText, h, select, session, slaMark, t, toast } from "./core.js";
 
 // The month as the malls count it (all malls are in China Standard Time).
 const period = () => new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit" })
@@ -16,8 +16,23 @@ export async function render(main) {
   picker.id = "dash-mall";
   const body = h("div", { id: "dash-body", "aria-live": "polite" });
   const refresh = h("button", { type: "button", id: "dash-refresh" }, t("refresh"));
+  // The monthly and quarterly report pages analytics renders, shown here in a sandboxed frame (no scripts).
+  const report = h("iframe", { id: "dash-report", sandbox: "", title: "report", hidden: true,
+                               style: "width:100%;height:70vh;border:1px solid #cbd5e0;background:#fff" });
+  const showReport = async (kind) => {
+    const month = period(), quarter = `${month.slice(0, 4)}-Q${Math.ceil(Number(month.slice(5)) / 3)}`;
+    try {
+      report.srcdoc = await apiText("analytics", `reports/${kind}.html`,
+        { period: kind === "monthly" ? month : quarter, ...(picker.value ? { mall_id: picker.value } : {}) });
+      report.hidden = false;
+    } catch (e) { toast(`${t("failed")}: ${e.message}`); }
+  };
   main.append(h("h1", {}, `${t("dash.title")} · ${period()}`),
-    h("p", {}, h("label", { for: "dash-mall", class: "inline" }, t("mall"), picker), " ", refresh), body);
+    h("p", {}, h("label", { for: "dash-mall", class: "inline" }, t("mall"), picker), " ", refresh, " ",
+      h("button", { type: "button", class: "secondary", id: "dash-monthly", onclick: () => showReport("monthly") },
+        t("dash.monthly")), " ",
+      h("button", { type: "button", class: "secondary", id: "dash-quarterly", onclick: () => showReport("quarterly") },
+        t("dash.quarterly"))), body, report);
   const load = () => fill(body, picker.value).catch((e) => body.replaceChildren(h("p", { class: "error" }, e.message)));
   picker.addEventListener("change", load);
   refresh.addEventListener("click", load);
