@@ -12,7 +12,13 @@ export async function render(main) {
   const due = (c) => c.resolution_due_at || c.first_response_due_at || "9999";
   rows.sort((a, b) => due(a).localeCompare(due(b)));
   const mine = (c) => c.owner_id === me.user;
-  main.append(h("h1", {}, t("queue.title")), rows.length ? h("table", { id: "queue" },
+  const onlyMine = h("input", { type: "checkbox", id: "only-mine" });
+  onlyMine.addEventListener("change", () => main.querySelectorAll("#queue tbody tr").forEach((tr) => {
+    tr.hidden = onlyMine.checked && !tr.classList.contains("mine");
+  }));
+  main.append(h("h1", {}, t("queue.title")),
+    h("p", {}, h("label", { for: "only-mine", class: "inline" }, onlyMine, t("queue.only_mine"))),
+    rows.length ? h("table", { id: "queue" },
     h("thead", {}, h("tr", {}, [t("number"), t("state"), t("category"), t("risk"), t("owner"), t("due"), t("sla")]
       .map((x) => h("th", {}, x)))),
     h("tbody", {}, rows.map((c) => h("tr", { "data-number": c.complaint_no, class: mine(c) ? "mine" : null },
