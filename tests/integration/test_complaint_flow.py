@@ -122,9 +122,11 @@ def test_an_event_that_breaks_its_contract_is_dead_lettered(system, rabbit_confi
                                                     "schema_version": 99, "payload": "nonsense"})
     with Connection(rabbit_config["AMQP_URI"]) as conn:
         queue = Queue(DEAD_LETTER_QUEUE, channel=conn)
-        dead = wait_for(lambda: queue.get(no_ack=True))
+        # analytics dead-letters the same event too: take triage's, whichever comes first
+        letters = []
+        dead = wait_for(lambda: letters.append(queue.get(no_ack=True)) or next(
+            (m for m in letters if m and "triage.handle_complaint_registered" in m.headers["x-mallcare-queue"]), None))
         assert dead.headers["x-mallcare-reason"] == "contract"
-        assert "triage.handle_complaint_registered" in dead.headers["x-mallcare-queue"]
         assert json.loads(dead.body)["event_id"] == "bad-1"
     # the service carries on with good events
     with entrypoint_waiter(containers["triage"], "handle_complaint_registered"):
