@@ -1,7 +1,7 @@
 # One image for every mallcare service; SERVICE picks which one the container runs:
 #   docker build --build-arg SERVICE=triage -t mallcare-triage .
-# All six packages (common and the five services) are installed, so the five images
-# are the same bytes up to the last layers (shared build cache, one thing to scan and ship).
+# All seven packages (common, the five services and the web console) are installed, so the
+# images are the same bytes up to the last layers (shared build cache, one thing to scan and ship).
 FROM python:3.11.7-slim-bookworm
 
 ENV PYTHONUNBUFFERED=1 \
@@ -18,7 +18,7 @@ RUN pip install -r requirements.txt
 # Each service's config.yml is read from services/<svc>/ at run time, so the tree is kept.
 COPY services/ services/
 RUN pip install services/common services/intake services/triage \
-        services/resolution services/feedback services/analytics
+        services/resolution services/feedback services/analytics services/console
 
 COPY deploy/policy/ deploy/policy/
 

@@ -85,6 +85,18 @@ ensure_broker() {  # starts a local RabbitMQ (installing it if needed) unless on
   fi
 }
 
+ensure_browser() {  # Debian's chromium and chromium-driver (the console's e2e test), and a CJK font for its screenshots
+  local missing=()
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+  [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]} (Debian packages) for the console's end-to-end test"
+    as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null ||
+      say "could not install ${missing[*]}: tests/e2e will fail and say so"
+  fi
+}
+
 stop_broker_if_started() {
   if [ "$STARTED_BROKER" = 1 ]; then
     say "stopping the RabbitMQ we started"

@@ -2,7 +2,7 @@
 # Sets up and runs the whole system on this machine: .venv with pinned
 # requirements, RabbitMQ (started, or installed and started, if none answers),
 # one embedded MongoDB-wire store per service unless MONGO_URI is set, the five
-# services, and one demo complaint. Ctrl-C stops everything it started.
+# services, the web console (:8006), and one demo complaint. Ctrl-C stops everything it started.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SERVICES=(triage analytics resolution feedback intake)   # subscribers first: intake publishes mandatory
@@ -60,6 +60,14 @@ for svc in "${SERVICES[@]}"; do
   say "$svc is up on http://127.0.0.1:${WEB_PORT[$svc]}"
 done
 
+# The web console (issue 9): pages and a same-origin proxy to the five; no store of its own.
+env CONSOLE_WEB_ADDRESS=127.0.0.1:8006 "$VENV/bin/nameko" run --config services/console/config.yml console.service \
+  >"$RUN_DIR/logs/console.log" 2>&1 &
+SERVICE_PIDS+=($!)
+"$VENV/bin/python" scripts/demo.py wait "http://127.0.0.1:8006/health" ||
+  { say "console did not become healthy; last lines of .run/logs/console.log:"; tail -20 "$RUN_DIR/logs/console.log"; exit 1; }
+say "console is up on http://127.0.0.1:8006"
+
 "$VENV/bin/python" scripts/demo.py complaint || say "the demo complaint did not get through; see .run/logs/"
 
 cat <<EOT
@@ -69,6 +77,8 @@ cat <<EOT
     TOKEN=\$(.venv/bin/python -m mallcare_common.auth token --user E3501 --role handler --mall sh-xujiahui)
     curl -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:8003/cases?mall_id=sh-xujiahui
   (a chain analyst: --user A7001 --role analyst --mall '*'; channel keys: ... auth api-key --help)
+  Web console            http://127.0.0.1:8006   (sign in as D3001 desk, E3501 handler, E3011 supervisor;
+                                                    demo sign-in, no password: it stands in for the chain's sign-on)
   Where to look (each with that header; health and metrics need none):
     everything at once     .venv/bin/mallcare status   (services, stores, queues, dead letters; mallcare --help)
     complaints (HTTP API)  http://127.0.0.1:8001/complaints

@@ -79,7 +79,18 @@ def test_compose_validation_rejects_a_broken_file(tmp_path, compose, breakage, c
 def test_compose_has_one_container_per_service_plus_the_infrastructure(compose):
     assert compose["name"] == "mallcare"
     assert "version" not in compose  # obsolete in the Compose spec
-    assert set(compose["services"]) == set(SERVICES) | set(INFRA)
+    assert set(compose["services"]) == set(SERVICES) | set(INFRA) | {"console"}
+
+
+def test_the_console_reaches_the_five_and_reads_what_compose_sets(compose):
+    spec = compose["services"]["console"]
+    env = spec["environment"]
+    for service in SERVICES:
+        port = web_port(service, compose["services"][service]["environment"])
+        assert env[f"CONSOLE_{service.upper()}_URL"] == f"http://{service}:{port}"
+    unread = set(env) - set(config_refs("console"))
+    assert not unread, f"console: {sorted(unread)} set in compose but not in its config.yml"
+    assert env["CONSOLE_WEB_ADDRESS"].endswith(":8006") and "8006:8006" in spec["ports"]
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -242,7 +253,7 @@ def test_dockerfile_installs_every_package_and_runs_the_chosen_service():
     base = re.search(r"^FROM\s+(\S+)", text, re.M).group(1)
     assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), base
     packages = sorted(p.parent.name for p in (ROOT / "services").glob("*/pyproject.toml"))
-    assert len(packages) == 6
+    assert len(packages) == 7   # common, the five services, the web console
     for package in packages:
         assert f"services/{package}" in text, f"the image does not install services/{package}"
     assert "pip install -r requirements.txt" in text

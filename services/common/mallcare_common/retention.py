@@ -38,8 +38,18 @@ def retention_months_field():
     return fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=120))
 
 
+class StrictBoolean(fields.Boolean):
+    """true or false only: marshmallow's Boolean also takes 0, 1, "yes", ..., which the
+    OpenAPI document (type: boolean) refuses (the fuzz test found {"dry_run": 0} accepted)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class RetentionRunIn(Schema):
-    dry_run = fields.Boolean(load_default=False)
+    dry_run = StrictBoolean(load_default=False)
 
 
 class RetentionRunOut(Schema):

@@ -1,0 +1,137 @@
+"""The web console (issue 9): the staff's screens in a browser, served from one origin.
+
+Entrypoints at a glance (HTTP only: the console owns no data, listens to no event):
+  GET  /                          the console (static/index.html; Chinese, with an English switch)
+  GET  /static/<file>             its scripts and style sheet, no build step
+  GET  /staff                     the staff directory for the sign-in picker (id, name, role, malls)
+  POST /login                     {"staff_id"} -> a staff token for that member of staff (DEMO sign-on)
+  GET  /api/<service>/<path>      passed on to intake, triage, resolution, feedback or analytics
+  POST /api/<service>/<path>        with the caller's own Authorization header, nothing added
+  GET  /health, /health/live      readiness (the five answer /health/live) and liveness
+
+POST /login stands in for the chain's sign-on, for the demo only: it signs a token for any
+staff id of the directory (deploy/policy/resolution.yml) without a password. A deployment
+puts the chain's sign-on in front and turns it off (CONSOLE_DEMO_LOGIN=false). The browser
+keeps the token in sessionStorage (gone with the tab) and sends it as a Bearer header; no
+cookie is set, so a cross-site page cannot make the browser send it (no CSRF to guard).
+"""
+import logging
+import mimetypes
+from pathlib import Path
+
+import requests
+import yaml
+from nameko.dependency_providers import Config
+from werkzeug.wrappers import Response
+
+from mallcare_common.auth import Secret, issue_token
+from mallcare_common.web import HttpEntrypoint, NotFound, json_response, read_json
+
+log = logging.getLogger(__name__)
+http = HttpEntrypoint.decorator
+
+STATIC = Path(__file__).resolve().parent / "static"
+UPSTREAM_NAMES = ("intake", "triage", "resolution", "feedback", "analytics")
+FORWARDED_HEADERS = ("Authorization", "Content-Type", "Accept", "Accept-Language", "X-Request-Id")
+TIMEOUT_SECONDS = 15
+
+
+def staff_directory(policy_dir):
+    with open(Path(policy_dir) / "resolution.yml", encoding="utf-8") as handle:
+        return yaml.safe_load(handle).get("staff") or []
+
+
+class ConsoleService:
+    name = "console"
+
+    config = Config()
+    token_secret = Secret("TOKEN_SECRET")
+
+    @property
+    def _mallcare(self):
+        return self.config.get("MALLCARE") or {}
+
+    @http("GET", "/")
+    def index(self, request):
+        return self._file("index.html")
+
+    @http("GET", "/static/<path:name>")
+    def static(self, request, name):
+        return self._file(name)
+
+    @http("GET", "/staff")
+    def staff(self, request):
+        members = staff_directory(self._mallcare.get("POLICY_DIR", "deploy/policy"))
+        return json_response(200, {"items": [
+            {k: m.get(k) for k in ("id", "name", "role", "malls")} for m in members]})
+
+    @http("POST", "/login")
+    def login(self, request):
+        if str(self._mallcare.get("DEMO_LOGIN", "true")).lower() in ("false", "0", "no"):
+            return json_response(404, {"error": "NOT_FOUND", "message": "sign in through the chain's sign-on"})
+        body = read_json(request)
+        staff_id = str(body.get("staff_id", "")).strip().upper() if isinstance(body, dict) else ""
+        members = staff_directory(self._mallcare.get("POLICY_DIR", "deploy/policy"))
+        member = next((m for m in members if m["id"] == staff_id), None)
+        if member is None:
+            return json_response(401, {"error": "UNAUTHENTICATED", "message": "unknown staff id",
+                                       "fields": {"staff_id": ["not in the staff directory"]}})
+        token = issue_token(self.token_secret, member["id"], member["role"], member["malls"])
+        log.info("console sign-in (demo) of %s as %s", member["id"], member["role"])
+        return json_response(200, {"token": token, "user": member["id"], "name": member.get("name"),
+                                   "role": member["role"], "malls": member["malls"]})
+
+    @http("GET", "/api/<string:service>/<path:rest>")
+    def proxy_get(self, request, service, rest):
+        return self._proxy(request, service, rest)
+
+    @http("POST", "/api/<string:service>/<path:rest>")
+    def proxy_post(self, request, service, rest):
+        return self._proxy(request, service, rest)
+
+    @http("GET", "/health")
+    def health(self, request):
+        """Ready when every upstream answers its liveness check (the console is useless without them)."""
+        upstreams = {}
+        for name in UPSTREAM_NAMES:
+            try:
+                ok = requests.get(self._upstream(name) + "/health/live", timeout=2).ok
+            except requests.RequestException:
+                ok = False
+            upstreams[name] = "ok" if ok else "unreachable"
+        ready = all(v == "ok" for v in upstreams.values())
+        return json_response(200 if ready else 503, {"service": self.name, "status": "ok" if ready else "degraded",
+                                                     "upstreams": upstreams})
+
+    @http("GET", "/health/live")
+    def live(self, request):
+        return json_response(200, {"service": self.name, "status": "ok"})
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _upstream(self, name):
+        return str((self._mallcare.get("UPSTREAMS") or {})[name]).rstrip("/")
+
+    def _proxy(self, request, service, rest):
+        if service not in UPSTREAM_NAMES:
+            raise NotFound(f"no service {service!r}")
+        url = f"{self._upstream(service)}/{rest}"
+        headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
+        try:
+            answer = requests.request(request.method, url, params=request.args, data=request.get_data(),
+                                      headers=headers, timeout=TIMEOUT_SECONDS)
+        except requests.RequestException as exc:
+            log.warning("console: %s %s did not answer: %r", request.method, url, exc)
+            return json_response(503, {"error": "UNAVAILABLE", "message": f"{service} did not answer"})
+        kept = {k: v for k, v in answer.headers.items() if k in ("Content-Type", "Retry-After", "WWW-Authenticate")}
+        return Response(answer.content, status=answer.status_code, headers=kept)
+
+    def _file(self, name):
+        path = (STATIC / name).resolve()
+        if STATIC not in path.parents or not path.is_file():
+            raise NotFound(f"no file {name!r}")
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        if kind.startswith("text/") or kind in ("application/javascript", "text/javascript"):
+            kind += "; charset=utf-8"
+        return Response(path.read_bytes(), status=200, headers={
+            "Content-Type": kind, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})

@@ -1,0 +1,139 @@
+// What every page uses: words, the signed-in session, calls through /api, small DOM helpers.
+import { WORDS } from "./i18n.js";
+
+export const lang = () => localStorage.getItem("mallcare.lang") || "zh";
+export function setLang(value) { localStorage.setItem("mallcare.lang", value); }
+export const t = (key) => WORDS[lang()][key] ?? WORDS.zh[key] ?? key;
+
+// The staff token lives in sessionStorage: gone when the tab closes, never sent by the browser on its own.
+export const session = () => JSON.parse(sessionStorage.getItem("mallcare.session") || "null");
+export function setSession(value) {
+  if (value) sessionStorage.setItem("mallcare.session", JSON.stringify(value));
+  else sessionStorage.removeItem("mallcare.session");
+}
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.message) || `HTTP ${status}`);
+    this.status = status; this.body = body || {};
+  }
+}
+
+export async function api(service, path, { method = "GET", body, query } = {}) {
+  const url = new URL(`/api/${service}/${path.replace(/^\//, "")}`, location.origin);
+  Object.entries(query || {}).forEach(([k, v]) => v !== undefined && v !== "" && url.searchParams.set(k, v));
+  const headers = { Accept: "application/json" };
+  const s = session();
+  if (s) headers.Authorization = `Bearer ${s.token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const data = await response.json().catch(() => null);
+  if (response.status === 401) { setSession(null); location.hash = "#/login"; }
+  if (!response.ok) throw new ApiError(response.status, data);
+  return { status: response.status, data };
+}
+
+// A page another service renders (analytics' report pages), fetched signed in, as text.
+export async function apiText(service, path, query) {
+  const url = new URL(`/api/${service}/${path}`, location.origin);
+  Object.entries(query || {}).forEach(([k, v]) => v !== undefined && v !== "" && url.searchParams.set(k, v));
+  const response = await fetch(url, { headers: { Authorization: `Bearer ${session().token}` } });
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+  return response.text();
+}
+
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "text") el.textContent = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+// A labelled control with its error message right below it (aria-describedby points there).
+export function field(path, control, { wide = false, label, scope = "" } = {}) {
+  const id = "f-" + (scope ? scope + "-" : "") + path.replace(/\W/g, "-");
+  control.id = id; control.name = path; control.dataset.path = path;
+  control.setAttribute("aria-describedby", id + "-err");
+  return h("label", { class: wide ? "wide" : null, for: id }, h("span", {}, label || t(path)), control,
+           h("span", { class: "error", id: id + "-err", "data-error-for": path }));
+}
+
+export function select(options, value) {
+  return h("select", {}, options.map(([v, text]) => h("option", { value: v, selected: v === value }, text)));
+}
+
+export function formBody(form) {
+  const body = {};
+  form.querySelectorAll("[data-path]").forEach((el) => {
+    let value = el.value.trim();
+    if (value === "") return;
+    if (el.type === "number") value = Number(value);
+    if (el.dataset.list !== undefined) value = value.split(/[\s,，]+/).filter(Boolean);
+    const keys = el.dataset.path.split(".");
+    let at = body;
+    keys.slice(0, -1).forEach((k) => { at = at[k] = at[k] || {}; });
+    at[keys[keys.length - 1]] = value;
+  });
+  return body;
+}
+
+function flatten(fields, prefix = "", out = {}) {
+  for (const [k, v] of Object.entries(fields || {})) {
+    const path = prefix ? `${prefix}.${k}` : k;
+    if (Array.isArray(v) && v.every((m) => typeof m === "string")) out[path] = v.join(" ");
+    else if (v && typeof v === "object") flatten(v, path, out);
+  }
+  return out;
+}
+
+export function showErrors(form, error) {
+  form.querySelectorAll("[data-error-for]").forEach((el) => { el.textContent = ""; });
+  form.querySelectorAll("[aria-invalid]").forEach((el) => el.removeAttribute("aria-invalid"));
+  const fields = flatten(error && error.body && error.body.fields);
+  let first = null;
+  for (const [path, message] of Object.entries(fields)) {
+    const slot = form.querySelector(`[data-error-for="${path}"]`);
+    const control = form.querySelector(`[data-path="${path}"]`);
+    if (slot) slot.textContent = message;
+    if (control) { control.setAttribute("aria-invalid", "true"); first = first || control; }
+  }
+  if (first) first.focus();
+  else if (error) toast(`${t("failed")}: ${error.message}`);
+}
+
+export function toast(message) {
+  const el = document.getElementById("toast");
+  el.textContent = message; el.classList.add("show");
+  clearTimeout(toast.timer); toast.timer = setTimeout(() => el.classList.remove("show"), 4000);
+}
+
+export function when(iso) {
+  return iso ? new Date(iso).toLocaleString(lang() === "zh" ? "zh-CN" : "en-GB", { hour12: false }) : "";
+}
+
+function span(ms) {
+  const minutes = Math.floor(Math.abs(ms) / 60000);
+  const d = Math.floor(minutes / 1440), hr = Math.floor((minutes % 1440) / 60), m = minutes % 60;
+  return (d ? `${d}d ` : "") + `${hr}h ${m}m`;
+}
+
+// SLA mark of a deadline: breached once past, at risk in its last quarter (or last 4 hours).
+export function slaMark(due, from, now = Date.now()) {
+  if (!due) return { kind: "ok", text: "" };
+  const end = new Date(due).getTime(), start = from ? new Date(from).getTime() : end - 86400000;
+  const left = end - now;
+  if (left < 0) return { kind: "breached", text: `${t("sla.breached")} · ${t("overdue_by")} ${span(left)}` };
+  if (left < (end - start) / 4 || left < 4 * 3600000)
+    return { kind: "risk", text: `${t("sla.risk")} · ${t("left")} ${span(left)}` };
+  return { kind: "ok", text: `${t("sla.ok")} · ${t("left")} ${span(left)}` };
+}
+
+export const mark = (m) => h("span", { class: `mark ${m.kind}`, "data-sla": m.kind }, m.text);

@@ -1,0 +1,96 @@
+// Service desk: every R1.3 field, the duplicate warning, the acknowledgement and its deadline.
+import { api, field, formBody, h, select, session, showErrors, t, toast, when } from "./core.js";
+
+const BANDS = ["early_morning", "morning", "noon", "afternoon", "evening", "night"];
+const EMOTIONS = ["calm", "anxious", "upset", "angry", "furious"];
+const TIERS = ["none", "regular", "silver", "gold", "platinum", "vip", "corporate", "key_account"];
+const input = (attrs = {}) => h("input", attrs);
+
+export async function render(main) {
+  const me = session();
+  const malls = me.malls.filter((m) => m !== "*");
+  const form = h("form", { class: "grid", id: "desk-form", novalidate: true },
+    field("mall_id", select(malls.map((m) => [m, m])), { label: t("mall") }),
+    field("channel", select([["desk", t("channel.desk")], ["hotline", t("channel.hotline")]])),
+    field("customer.name", input({ autocomplete: "off" })),
+    field("customer.phone", input({ type: "tel", inputmode: "tel" })),
+    field("customer.email", input({ type: "email" })),
+    field("customer.member_id", input()),
+    field("customer.member_tier", select([["", ""], ...TIERS.map((v) => [v, v])])),
+    field("location.area", input({ list: "areas" })),
+    field("location.merchant_id", input({ list: "merchants" }), { label: t("location.merchant") }),
+    field("location.store", input()),
+    field("incident_time_band", select([["", ""], ...BANDS.map((v) => [v, t(`band.${v}`)])])),
+    field("staff_involved", input({ placeholder: "E1024, E1025" })),
+    field("product.barcode", input({ inputmode: "numeric" })),
+    field("product.brand", input()),
+    field("product.model", input()),
+    field("order_no", input()),
+    field("description", h("textarea", { required: true }), { wide: true }),
+    field("demands.fact", h("textarea")),
+    field("demands.expectation", h("textarea")),
+    field("emotion", select([["", ""], ...EMOTIONS.map((v) => [v, t(`emotion.${v}`)])])),
+    field("anger_score", input({ type: "number", min: 1, max: 5 })),
+    h("p", { class: "wide" }, h("button", { type: "submit", id: "desk-submit" }, t("desk.submit"))),
+    h("datalist", { id: "areas" }, ["fresh produce", "checkout", "bakery", "electronics", "parking", "restroom"]
+      .map((v) => h("option", { value: v }))),
+    h("datalist", { id: "merchants" }));
+  form.querySelector('[data-path="staff_involved"]').dataset.list = "";
+  const result = h("div", { id: "desk-result", "aria-live": "polite" });
+  main.append(h("h1", {}, t("desk.title")), h("section", { class: "card" }, form), result);
+  form.querySelector("select").focus();
+  loadMerchants(form);
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = formBody(form);
+    if (!body.description) {
+      showErrors(form, { body: { fields: { description: [t("field.required")] } } });
+      return;
+    }
+    body.channel_ref = `console-${me.user}-${Date.now()}`;
+    try {
+      const { status, data } = await api("intake", "complaints", { method: "POST", body });
+      showErrors(form, null);
+      showResult(result, data, status);
+    } catch (error) {
+      showErrors(form, error);
+    }
+  });
+}
+
+async function loadMerchants(form) {
+  // Merchants this desk has seen: the recent complaints' tenants (no merchant directory API yet).
+  const mall = form.querySelector('[data-path="mall_id"]').value;
+  try {
+    const { data } = await api("intake", "complaints", { query: { mall_id: mall, per_page: 50 } });
+    const seen = new Map();
+    (data.items || []).forEach((c) => c.location && c.location.merchant_id &&
+      seen.set(c.location.merchant_id, c.location.merchant_name || ""));
+    form.querySelector("#merchants").replaceChildren(...[...seen].map(([id, name]) => h("option", { value: id }, name)));
+  } catch (error) { /* the picker stays a free field */ }
+}
+
+function showResult(result, complaint, status) {
+  const rejected = complaint.status === "rejected";
+  const duplicate = rejected && complaint.rejection && complaint.rejection.reason === "duplicate";
+  const box = h("section", { class: rejected ? "warn" : "ack", id: "desk-ack", "data-number": complaint.number },
+    h("h2", {}, `${rejected ? (duplicate ? t("desk.duplicate") : t("desk.rejected")) : t("desk.registered")}: `,
+      h("span", { id: "complaint-number" }, complaint.number)),
+    status === 200 ? h("p", {}, t("desk.same")) : null,
+    rejected ? h("p", { id: "rejection" }, `${complaint.rejection.reason}: ${complaint.rejection.detail || ""} `,
+      complaint.rejection.duplicate_of ? `→ ${complaint.rejection.duplicate_of}` : "") : null,
+    h("p", {}, `${t("desk.ack_due")}: `, h("strong", { id: "ack-due" }, when(complaint.ack_due_at))),
+    complaint.acknowledgement ? h("p", {}, `${t("desk.acknowledged")} ${when(complaint.acknowledgement.acknowledged_at)}`)
+      : h("button", { type: "button", id: "ack-button", onclick: (e) => acknowledge(e.target, complaint) }, t("desk.ack_now")));
+  result.replaceChildren(box);
+  box.querySelector("button, h2").focus?.();
+}
+
+async function acknowledge(button, complaint) {
+  try {
+    const { data } = await api("intake", `complaints/${complaint.number}/acknowledgement`,
+      { method: "POST", body: { acknowledged_by: session().user, method: "in_person" } });
+    button.replaceWith(h("p", { id: "ack-done" }, `${t("desk.acknowledged")} ${when(data.acknowledged_at || data.acknowledgement?.acknowledged_at)}`));
+  } catch (error) { toast(`${t("failed")}: ${error.message}`); }
+}

@@ -1,0 +1,29 @@
+// Handler's queue: open cases of my malls, the earliest deadline first, with SLA countdowns and marks.
+import { api, h, mark, session, slaMark, t, when } from "./core.js";
+
+export async function render(main) {
+  const me = session();
+  const malls = me.malls.filter((m) => m !== "*");
+  const rows = [];
+  for (const mall of malls) {
+    const { data } = await api("resolution", "cases", { query: { mall_id: mall } });
+    rows.push(...(data.items || []));
+  }
+  const due = (c) => c.resolution_due_at || c.first_response_due_at || "9999";
+  rows.sort((a, b) => due(a).localeCompare(due(b)));
+  const mine = (c) => c.owner_id === me.user;
+  const onlyMine = h("input", { type: "checkbox", id: "only-mine" });
+  onlyMine.addEventListener("change", () => main.querySelectorAll("#queue tbody tr").forEach((tr) => {
+    tr.hidden = onlyMine.checked && !tr.classList.contains("mine");
+  }));
+  main.append(h("h1", {}, t("queue.title")),
+    h("p", {}, h("label", { for: "only-mine", class: "inline" }, onlyMine, t("queue.only_mine"))),
+    rows.length ? h("table", { id: "queue" },
+    h("thead", {}, h("tr", {}, [t("number"), t("state"), t("category"), t("risk"), t("owner"), t("due"), t("sla")]
+      .map((x) => h("th", {}, x)))),
+    h("tbody", {}, rows.map((c) => h("tr", { "data-number": c.complaint_no, class: mine(c) ? "mine" : null },
+      h("td", {}, h("a", { href: `#/case/${encodeURIComponent(c.complaint_no)}` }, c.complaint_no)),
+      h("td", {}, c.state), h("td", {}, c.category || ""), h("td", {}, c.risk_level || ""),
+      h("td", {}, c.owner_id || "—"), h("td", {}, when(due(c))),
+      h("td", {}, mark(slaMark(c.resolution_due_at, c.opened_at))))))) : h("p", {}, t("queue.empty")));
+}

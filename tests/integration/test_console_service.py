@@ -1,0 +1,62 @@
+"""The web console's own service (issue 9): its pages, the demo sign-in and the proxy's
+edges. The whole walk through the pages is tests/e2e/test_console.py."""
+import pytest
+import requests
+from nameko.testing.utils import find_free_port
+
+from console.service import ConsoleService
+from mallcare_common.auth import read_token
+from tests.conftest import POLICY_DIR, SECRETS, TOKEN_SECRET
+
+
+@pytest.fixture
+def console(container_factory, rabbit_config):
+    def start(**mallcare):
+        nowhere = f"http://127.0.0.1:{find_free_port()}"   # no service answers there
+        config = {"AMQP_URI": rabbit_config["AMQP_URI"], "WEB_SERVER_ADDRESS": f"127.0.0.1:{find_free_port()}",
+                  "MALLCARE": {"POLICY_DIR": str(POLICY_DIR), **SECRETS,
+                               "UPSTREAMS": {s: nowhere for s in ("intake", "triage", "resolution", "feedback",
+                                                                  "analytics")}, **mallcare}}
+        container = container_factory(ConsoleService, config)
+        container.start()
+        return "http://" + config["WEB_SERVER_ADDRESS"]
+    return start
+
+
+def test_serves_the_pages_and_nothing_outside_them(console):
+    url = console()
+    page = requests.get(url + "/", timeout=10)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert 'lang="zh-CN"' in page.text
+    script = requests.get(url + "/static/js/desk.js", timeout=10)
+    assert script.status_code == 200 and "javascript" in script.headers["Content-Type"]
+    assert requests.get(url + "/static/../service.py", timeout=10).status_code == 404
+    assert requests.get(url + "/static/%2e%2e/service.py", timeout=10).status_code == 404
+
+
+def test_demo_sign_in_signs_a_token_for_a_member_of_staff_only(console):
+    url = console()
+    signed = requests.post(url + "/login", json={"staff_id": "e3501"}, timeout=10)
+    assert signed.status_code == 200
+    body = signed.json()
+    assert read_token(TOKEN_SECRET, body["token"]) == ("E3501", "handler", ("sh-xujiahui",))
+    assert (body["role"], body["name"]) == ("handler", "周洁")
+    assert requests.post(url + "/login", json={"staff_id": "X9999"}, timeout=10).status_code == 401
+    assert requests.post(url + "/login", data="{", timeout=10).status_code == 400
+    staff = requests.get(url + "/staff", timeout=10).json()["items"]
+    assert {"id": "D3001", "name": "许静", "role": "desk_staff", "malls": ["sh-xujiahui"]} in staff
+
+
+def test_demo_sign_in_can_be_turned_off(console):
+    url = console(DEMO_LOGIN="false")
+    assert requests.post(url + "/login", json={"staff_id": "E3501"}, timeout=10).status_code == 404
+
+
+def test_the_proxy_knows_only_the_five_and_says_when_one_is_down(console):
+    url = console()
+    assert requests.get(url + "/api/secrets/x", timeout=10).status_code == 404
+    down = requests.get(url + "/api/intake/complaints", timeout=20)
+    assert down.status_code == 503 and down.json()["error"] == "UNAVAILABLE"
+    health = requests.get(url + "/health", timeout=20)
+    assert health.status_code == 503 and health.json()["upstreams"]["intake"] == "unreachable"
+    assert requests.get(url + "/health/live", timeout=10).json() == {"service": "console", "status": "ok"}
