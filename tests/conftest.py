@@ -11,6 +11,7 @@ import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
@@ -151,6 +152,30 @@ def web_client():
     yield make
     for client in clients:
         client.close()
+
+
+NAMEKO = str(Path(sys.executable).parent / "nameko")
+
+
+def start_service(name, port, run, log_dir, *, amqp_uri, mongo_uri, secrets_file, **env):
+    """Service `name` as its own OS process, started with the very command scripts/run.sh
+    uses and configured from the environment only, on `port` with databases of `run`."""
+    env = {**os.environ, "AMQP_URI": amqp_uri, "MONGO_URI": mongo_uri, "MALLCARE_POLICY_DIR": "deploy/policy",
+           "MALLCARE_SECRETS_FILE": secrets_file, f"{name.upper()}_WEB_ADDRESS": f"127.0.0.1:{port}",
+           f"{name.upper()}_MONGO_DATABASE": f"t{run}_{name}", **env}
+    log = open(log_dir / f"{name}.log", "w")
+    return subprocess.Popen([NAMEKO, "run", "--config", f"services/{name}/config.yml", f"{name}.service"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop_services(processes):
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 # A desk refund of a complaint's price: the quickest way to a resolved case and its revisit.

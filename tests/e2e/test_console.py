@@ -5,20 +5,16 @@ store. The test registers a complaint at the service desk, works it as a handler
 resolution, records a satisfied revisit and sees the ops dashboard's numbers change.
 Screenshots of each step go to test-artifacts/console/ (gitignored)."""
 import os
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
 from nameko.testing.utils import find_free_port
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, start_service, stop_services
 
 SERVICES = ("triage", "analytics", "resolution", "feedback", "intake")
-NAMEKO = str(Path(sys.executable).parent / "nameko")
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTIFACTS = ROOT / "test-artifacts" / "console"
 WAIT = 30   # seconds any one step may take (events cross the broker between services)
@@ -29,16 +25,10 @@ def console(rabbit_config, mongo_uri, secrets_file, tmp_path):
     """The five services and the console, each its own process; the console's URL."""
     run = uuid.uuid4().hex[:8]
     processes, ports = {}, {name: find_free_port() for name in (*SERVICES, "console")}
-    base = {**os.environ, "AMQP_URI": rabbit_config["AMQP_URI"], "MONGO_URI": mongo_uri,
-            "MALLCARE_POLICY_DIR": "deploy/policy", "MALLCARE_SECRETS_FILE": secrets_file}
+    console_sees = {f"CONSOLE_{s.upper()}_URL": f"http://127.0.0.1:{ports[s]}" for s in SERVICES}
     for name in (*SERVICES, "console"):
-        env = {**base, f"{name.upper()}_WEB_ADDRESS": f"127.0.0.1:{ports[name]}",
-               f"{name.upper()}_MONGO_DATABASE": f"t{run}_{name}",
-               **{f"CONSOLE_{s.upper()}_URL": f"http://127.0.0.1:{ports[s]}" for s in SERVICES}}
-        log = open(tmp_path / f"{name}.log", "w")
-        processes[name] = subprocess.Popen(
-            [NAMEKO, "run", "--config", f"services/{name}/config.yml", f"{name}.service"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        processes[name] = start_service(name, ports[name], run, tmp_path, amqp_uri=rabbit_config["AMQP_URI"],
+                                        mongo_uri=mongo_uri, secrets_file=secrets_file, **console_sees)
     url = f"http://127.0.0.1:{ports['console']}"
     try:
         deadline = time.monotonic() + 90
@@ -49,13 +39,7 @@ def console(rabbit_config, mongo_uri, secrets_file, tmp_path):
                 time.sleep(0.2)
         yield url
     finally:
-        for process in processes.values():
-            process.terminate()
-        for process in processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_services(processes.values())
 
 
 def _healthy(url):

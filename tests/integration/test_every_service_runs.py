@@ -2,22 +2,17 @@
 with the very command scripts/run.sh, the Dockerfile and the runbook use
 (`nameko run --config services/<svc>/config.yml <svc>.service`), configured from
 the environment only, and answers /health and /metrics."""
-import os
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
 from nameko.testing.utils import find_free_port
 
 from intake.examples import desk_complaint
-from tests.conftest import ROOT, bearer, wait_for
+from tests.conftest import bearer, start_service, stop_services, wait_for
 
 SERVICES = ("triage", "analytics", "resolution", "feedback", "intake")
-NAMEKO = str(Path(sys.executable).parent / "nameko")
 
 
 @pytest.fixture
@@ -27,22 +22,10 @@ def running(rabbit_config, mongo_uri, secrets_file, tmp_path):
     processes, ports = {}, {}
     for service in SERVICES:
         ports[service] = find_free_port()
-        env = {**os.environ, "AMQP_URI": rabbit_config["AMQP_URI"], "MONGO_URI": mongo_uri,
-               f"{service.upper()}_WEB_ADDRESS": f"127.0.0.1:{ports[service]}",
-               f"{service.upper()}_MONGO_DATABASE": f"t{run}_{service}",
-               "MALLCARE_POLICY_DIR": "deploy/policy", "MALLCARE_SECRETS_FILE": secrets_file}
-        log = open(tmp_path / f"{service}.log", "w")
-        processes[service] = subprocess.Popen(
-            [NAMEKO, "run", "--config", f"services/{service}/config.yml", f"{service}.service"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        processes[service] = start_service(service, ports[service], run, tmp_path, amqp_uri=rabbit_config["AMQP_URI"],
+                                           mongo_uri=mongo_uri, secrets_file=secrets_file)
     yield ports, processes, tmp_path
-    for process in processes.values():
-        process.terminate()
-    for process in processes.values():
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    stop_services(processes.values())
 
 
 def healthy(port, process, deadline):
