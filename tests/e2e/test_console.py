@@ -1,147 +1,10 @@
-"""Issue 9: the web console end to end in headless Chromium (Debian's chromium and
-chromium-driver, driven by Selenium; no browser download). All five services and the
-console run as their own processes, as scripts/run.sh starts them, on the real broker and
-store. The test registers a complaint at the service desk, works it as a handler to
-resolution, records a satisfied revisit and sees the ops dashboard's numbers change.
-Screenshots of each step go to test-artifacts/console/ (gitignored)."""
-import os
-import time
+"""Issue 9: the web console end to end in headless Chromium. The test registers a
+complaint at the service desk, works it as a handler to resolution, records a satisfied
+revisit and sees the ops dashboard's numbers change. Screenshots of each step go to
+test-artifacts/console/ (gitignored); the harness is tests/e2e/conftest.py."""
 import uuid
 
-import pytest
-import requests
-from nameko.testing.utils import find_free_port
-
-from tests.conftest import ROOT, start_service, stop_services
-
-SERVICES = ("triage", "analytics", "resolution", "feedback", "intake")
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-ARTIFACTS = ROOT / "test-artifacts" / "console"
-WAIT = 30   # seconds any one step may take (events cross the broker between services)
-
-
-@pytest.fixture
-def console(rabbit_config, mongo_uri, secrets_file, tmp_path):
-    """The five services and the console, each its own process; the console's URL."""
-    run = uuid.uuid4().hex[:8]
-    processes, ports = {}, {name: find_free_port() for name in (*SERVICES, "console")}
-    console_sees = {f"CONSOLE_{s.upper()}_URL": f"http://127.0.0.1:{ports[s]}" for s in SERVICES}
-    for name in (*SERVICES, "console"):
-        processes[name] = start_service(name, ports[name], run, tmp_path, amqp_uri=rabbit_config["AMQP_URI"],
-                                        mongo_uri=mongo_uri, secrets_file=secrets_file, **console_sees)
-    url = f"http://127.0.0.1:{ports['console']}"
-    try:
-        deadline = time.monotonic() + 90
-        for name in (*SERVICES, "console"):
-            while not _healthy(f"http://127.0.0.1:{ports[name]}/health"):
-                assert processes[name].poll() is None and time.monotonic() < deadline, \
-                    f"{name} did not become healthy:\n" + (tmp_path / f"{name}.log").read_text()[-3000:]
-                time.sleep(0.2)
-        yield url
-    finally:
-        stop_services(processes.values())
-
-
-def _healthy(url):
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
-
-
-@pytest.fixture
-def browser():
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
-    if missing:
-        pytest.fail(f"{' and '.join(missing)} missing: install Debian's chromium and chromium-driver "
-                    "(scripts/test.sh does: apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1280,800", "--lang=zh-CN"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for old in ARTIFACTS.glob("*.png"):
-        old.unlink()
-    yield driver
-    driver.quit()
-
-
-class Console:
-    """The steps a member of staff takes, each waiting for what the page shows next."""
-
-    def __init__(self, driver, url):
-        from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions as ec
-        from selenium.webdriver.support.ui import Select, WebDriverWait
-
-        self.driver, self.url, self.By, self.ec, self.Select = driver, url, By, ec, Select
-        self.wait = WebDriverWait(driver, WAIT)
-        self.shots = 0
-
-    def el(self, css):
-        return self.wait.until(self.ec.visibility_of_element_located((self.By.CSS_SELECTOR, css)))
-
-    def click(self, css):
-        self.wait.until(self.ec.element_to_be_clickable((self.By.CSS_SELECTOR, css))).click()
-
-    def type(self, css, text):
-        field = self.el(css)
-        field.clear()
-        field.send_keys(text)
-
-    def choose(self, css, value):
-        self.Select(self.el(css)).select_by_value(value)
-
-    def act(self, css):
-        """Click an action button of the case page and wait for the page to show the new state."""
-        button = self.el(css)
-        button.click()
-        self.wait.until(self.ec.staleness_of(button))
-
-    def until(self, check, reload_css=None):
-        """Wait until check() is truthy, reloading the page (or clicking reload_css) between tries."""
-        def attempt(driver):
-            value = check()
-            if not value:
-                if reload_css:
-                    self.click(reload_css)
-                else:
-                    driver.refresh()
-                time.sleep(0.5)
-            return value
-        return self.wait.until(lambda driver: _quietly(attempt, driver))
-
-    def login(self, staff_id, page):
-        self.driver.get(self.url + "/#/login")
-        self.el('main[data-page="login"]')
-        self.choose("#staff-id", staff_id)
-        self.click("#login-submit")
-        self.el('main[data-page]:not([data-page="login"])')       # the role's home page
-        if not self.driver.find_elements(self.By.CSS_SELECTOR, f'main[data-page="{page}"]'):
-            self.click(f'#nav a[href="#/{page}"]')
-            self.el(f'main[data-page="{page}"]')
-
-    def shot(self, name):
-        self.shots += 1
-        self.driver.save_screenshot(str(ARTIFACTS / f"{self.shots:02d}-{name}.png"))
-
-    def kpi(self, key):
-        text = self.el(f'[data-kpi="{key}"] .value').text
-        return int(text) if text.isdigit() else None
-
-
-def _quietly(attempt, driver):
-    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
-
-    try:
-        return attempt(driver)
-    except (StaleElementReferenceException, WebDriverException):
-        return False
+from tests.e2e.conftest import Console, quietly
 
 
 def test_desk_to_handler_to_revisit_to_dashboard(console, browser):
@@ -159,7 +22,7 @@ def _walk(c):
     # The ops view before: this month's registered complaints and satisfied revisits at the mall.
     c.login("E3011", "dashboard")                   # supervisor of sh-xujiahui
     c.choose("#dash-mall", "sh-xujiahui")
-    c.wait.until(lambda d: _quietly(lambda _: c.kpi("registered") is not None, d))
+    c.wait.until(lambda d: quietly(lambda _: c.kpi("registered") is not None, d))
     registered = c.kpi("registered")
     satisfied = c.kpi("satisfied") or 0
     c.shot("dashboard-before")
@@ -230,7 +93,7 @@ def _walk(c):
         c.act("#tasks button[data-task]")
     c.type("#f-resolve-summary", "refunded, voucher sent, batch off the shelf")
     c.click("#resolve")
-    assert c.wait.until(lambda d: _quietly(
+    assert c.wait.until(lambda d: quietly(
         lambda _: c.el("#case-state").get_attribute("data-state") == "resolved", d))
     assert len(c.driver.find_elements(c.By.CSS_SELECTOR, "#timeline tbody tr")) >= 6
     c.shot("case-resolved")
