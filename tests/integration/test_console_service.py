@@ -3,9 +3,10 @@ edges. The whole walk through the pages is tests/e2e/test_console.py."""
 import pytest
 import requests
 from nameko.testing.utils import find_free_port
+from prometheus_client.parser import text_string_to_metric_families
 
 from console.service import ConsoleService
-from mallcare_common.auth import read_token
+from mallcare_common.auth import issue_token, read_token
 from tests.conftest import POLICY_DIR, SECRETS, TOKEN_SECRET
 
 
@@ -47,9 +48,29 @@ def test_demo_sign_in_signs_a_token_for_a_member_of_staff_only(console):
     assert {"id": "D3001", "name": "许静", "role": "desk_staff", "malls": ["sh-xujiahui"]} in staff
 
 
-def test_demo_sign_in_can_be_turned_off(console):
-    url = console(DEMO_LOGIN="false")
+def test_demo_sign_in_can_be_turned_off_and_the_staff_directory_with_it(console):
+    url = console(DEMO_LOGIN="false", SIGN_ON_URL="https://sso.example.com/login")
     assert requests.post(url + "/login", json={"staff_id": "E3501"}, timeout=10).status_code == 404
+    assert requests.get(url + "/staff", timeout=10).status_code == 404
+    assert requests.get(url + "/sign-in", timeout=10).json() == {"demo": False,
+                                                                 "sign_on_url": "https://sso.example.com/login"}
+    assert requests.get(console() + "/sign-in", timeout=10).json() == {"demo": True, "sign_on_url": None}
+
+
+def test_a_token_from_the_sign_on_says_who_signed_in_and_a_bad_one_is_refused(console):
+    url = console(DEMO_LOGIN="false")
+    before = {outcome: sample(url, "mallcare_console_sign_ins_total", how="sign_on", outcome=outcome)
+              for outcome in ("ok", "refused")}
+    token = issue_token(TOKEN_SECRET, "E3011", "supervisor", ["sh-xujiahui"])
+    who = requests.get(url + "/session", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert who.status_code == 200
+    assert who.json() == {"user": "E3011", "name": "钱芳", "role": "supervisor", "malls": ["sh-xujiahui"]}
+    forged = issue_token("another-secret-of-at-least-thirty-two-bytes", "E3011", "supervisor", ["*"])
+    for headers in ({"Authorization": f"Bearer {forged}"}, {"Authorization": "Basic x"}, {}):
+        refused = requests.get(url + "/session", headers=headers, timeout=10)
+        assert refused.status_code == 401 and refused.json()["error"] == "UNAUTHENTICATED"
+    assert sample(url, "mallcare_console_sign_ins_total", how="sign_on", outcome="ok") == before["ok"] + 1
+    assert sample(url, "mallcare_console_sign_ins_total", how="sign_on", outcome="refused") == before["refused"] + 3
 
 
 def test_the_proxy_knows_only_the_five_and_says_when_one_is_down(console):
@@ -60,3 +81,13 @@ def test_the_proxy_knows_only_the_five_and_says_when_one_is_down(console):
     health = requests.get(url + "/health", timeout=20)
     assert health.status_code == 503 and health.json()["upstreams"]["intake"] == "unreachable"
     assert requests.get(url + "/health/live", timeout=10).json() == {"service": "console", "status": "ok"}
+    assert sample(url, "mallcare_console_requests_total", upstream="intake", status="503") >= 1
+
+
+def sample(url, name, **labels):
+    """One sample of the console's /metrics, as Prometheus would scrape it (0 when absent)."""
+    for family in text_string_to_metric_families(requests.get(url + "/metrics", timeout=10).text):
+        for s in family.samples:
+            if s.name == name and s.labels == labels:
+                return s.value
+    return 0.0

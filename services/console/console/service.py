@@ -3,17 +3,24 @@
 Entrypoints at a glance (HTTP only: the console owns no data, listens to no event):
   GET  /                          the console (static/index.html; Chinese, with an English switch)
   GET  /static/<file>             its scripts and style sheet, no build step
-  GET  /staff                     the staff directory for the sign-in picker (id, name, role, malls)
+  GET  /sign-in                   how to sign in here: the demo picker or the chain's sign-on page
+  GET  /session                   who the Bearer token says the caller is (a token from the sign-on)
+  GET  /staff                     the staff directory for the demo picker (id, name, role, malls)
   POST /login                     {"staff_id"} -> a staff token for that member of staff (DEMO sign-on)
   GET  /api/<service>/<path>      passed on to intake, triage, resolution, feedback or analytics
   POST /api/<service>/<path>        with the caller's own Authorization header, nothing added
   GET  /health, /health/live      readiness (the five answer /health/live) and liveness
+  GET  /metrics                   Prometheus: requests passed on per service and status, their time
 
-POST /login stands in for the chain's sign-on, for the demo only: it signs a token for any
-staff id of the directory (deploy/policy/resolution.yml) without a password. A deployment
-puts the chain's sign-on in front and turns it off (CONSOLE_DEMO_LOGIN=false). The browser
-keeps the token in sessionStorage (gone with the tab) and sends it as a Bearer header; no
-cookie is set, so a cross-site page cannot make the browser send it (no CSRF to guard).
+Signing in. The chain's sign-on issues staff tokens with the same TOKEN_SECRET (see
+mallcare_common.auth) and sends the browser back to `/#token=<JWT>`; the page asks
+/session who that is and keeps the token. The fragment never reaches a server log.
+POST /login stands in for the sign-on, for the demo only: it signs a token for any staff
+id of the directory (deploy/policy/resolution.yml) without a password.
+CONSOLE_DEMO_LOGIN=false turns it off, and the staff directory with it; CONSOLE_SIGN_ON_URL
+is where the sign-in page then sends staff. The browser keeps the token in sessionStorage
+(gone with the tab) and sends it as a Bearer header; no cookie is set, so a cross-site
+page cannot make the browser send it (no CSRF to guard).
 """
 import logging
 import mimetypes
@@ -22,9 +29,11 @@ from pathlib import Path
 import requests
 import yaml
 from nameko.dependency_providers import Config
+from prometheus_client import Counter, Histogram
 from werkzeug.wrappers import Response
 
-from mallcare_common.auth import Secret, issue_token
+from mallcare_common.auth import Secret, Unauthenticated, issue_token, read_token
+from mallcare_common.metrics import metrics_response
 from mallcare_common.web import HttpEntrypoint, NotFound, json_response, read_json
 
 log = logging.getLogger(__name__)
@@ -34,6 +43,14 @@ STATIC = Path(__file__).resolve().parent / "static"
 UPSTREAM_NAMES = ("intake", "triage", "resolution", "feedback", "analytics")
 FORWARDED_HEADERS = ("Authorization", "Content-Type", "Accept", "Accept-Language", "X-Request-Id")
 TIMEOUT_SECONDS = 15
+
+PASSED_ON = Counter("mallcare_console_requests_total",
+                    "Requests the console passed on, by service and the status it answered (503: no answer).",
+                    ["upstream", "status"])
+UPSTREAM_SECONDS = Histogram("mallcare_console_upstream_seconds", "Time a service took to answer the console.",
+                             ["upstream"])
+SIGN_INS = Counter("mallcare_console_sign_ins_total", "Sign-ins: demo (POST /login) or sign_on (a token checked "
+                   "by GET /session), by outcome.", ["how", "outcome"])
 
 
 def staff_directory(policy_dir):
@@ -59,24 +76,45 @@ class ConsoleService:
     def static(self, request, name):
         return self._file(name)
 
+    @http("GET", "/sign-in")
+    def sign_in(self, request):
+        return json_response(200, {"demo": self._demo, "sign_on_url": self._mallcare.get("SIGN_ON_URL") or None})
+
+    @http("GET", "/session")
+    def session(self, request):
+        """Who the Bearer token is for, so a token from the sign-on can start a session."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        try:
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthenticated("send Authorization: Bearer <token from the sign-on>")
+            user, role, malls = read_token(self.token_secret, token.strip())
+        except Unauthenticated:
+            SIGN_INS.labels("sign_on", "refused").inc()
+            raise
+        SIGN_INS.labels("sign_on", "ok").inc()
+        member = next((m for m in self._staff() if m["id"] == user), {})
+        return json_response(200, {"user": user, "name": member.get("name"), "role": role, "malls": list(malls)})
+
     @http("GET", "/staff")
     def staff(self, request):
-        members = staff_directory(self._mallcare.get("POLICY_DIR", "deploy/policy"))
+        if not self._demo:   # the directory is for the demo picker only: no names to strangers
+            raise NotFound("no staff directory here: sign in through the chain's sign-on")
         return json_response(200, {"items": [
-            {k: m.get(k) for k in ("id", "name", "role", "malls")} for m in members]})
+            {k: m.get(k) for k in ("id", "name", "role", "malls")} for m in self._staff()]})
 
     @http("POST", "/login")
     def login(self, request):
-        if str(self._mallcare.get("DEMO_LOGIN", "true")).lower() in ("false", "0", "no"):
+        if not self._demo:
             return json_response(404, {"error": "NOT_FOUND", "message": "sign in through the chain's sign-on"})
         body = read_json(request)
         staff_id = str(body.get("staff_id", "")).strip().upper() if isinstance(body, dict) else ""
-        members = staff_directory(self._mallcare.get("POLICY_DIR", "deploy/policy"))
-        member = next((m for m in members if m["id"] == staff_id), None)
+        member = next((m for m in self._staff() if m["id"] == staff_id), None)
         if member is None:
+            SIGN_INS.labels("demo", "refused").inc()
             return json_response(401, {"error": "UNAUTHENTICATED", "message": "unknown staff id",
                                        "fields": {"staff_id": ["not in the staff directory"]}})
         token = issue_token(self.token_secret, member["id"], member["role"], member["malls"])
+        SIGN_INS.labels("demo", "ok").inc()
         log.info("console sign-in (demo) of %s as %s", member["id"], member["role"])
         return json_response(200, {"token": token, "user": member["id"], "name": member.get("name"),
                                    "role": member["role"], "malls": member["malls"]})
@@ -107,7 +145,18 @@ class ConsoleService:
     def live(self, request):
         return json_response(200, {"service": self.name, "status": "ok"})
 
+    @http("GET", "/metrics")
+    def metrics(self, request):
+        return metrics_response()
+
     # -- helpers --------------------------------------------------------------------------
+
+    @property
+    def _demo(self):
+        return str(self._mallcare.get("DEMO_LOGIN", "true")).lower() not in ("false", "0", "no")
+
+    def _staff(self):
+        return staff_directory(self._mallcare.get("POLICY_DIR", "deploy/policy"))
 
     def _upstream(self, name):
         return str((self._mallcare.get("UPSTREAMS") or {})[name]).rstrip("/")
@@ -118,11 +167,14 @@ class ConsoleService:
         url = f"{self._upstream(service)}/{rest}"
         headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
         try:
-            answer = requests.request(request.method, url, params=request.args, data=request.get_data(),
-                                      headers=headers, timeout=TIMEOUT_SECONDS)
+            with UPSTREAM_SECONDS.labels(service).time():
+                answer = requests.request(request.method, url, params=request.args, data=request.get_data(),
+                                          headers=headers, timeout=TIMEOUT_SECONDS)
         except requests.RequestException as exc:
             log.warning("console: %s %s did not answer: %r", request.method, url, exc)
+            PASSED_ON.labels(service, "503").inc()
             return json_response(503, {"error": "UNAVAILABLE", "message": f"{service} did not answer"})
+        PASSED_ON.labels(service, str(answer.status_code)).inc()
         kept = {k: v for k, v in answer.headers.items() if k in ("Content-Type", "Retry-After", "WWW-Authenticate")}
         return Response(answer.content, status=answer.status_code, headers=kept)
 

@@ -21,37 +21,81 @@ function chrome() {
   document.querySelectorAll("#nav a").forEach((a) => a.classList.toggle("active", a.hash === `#/${route}`));
 }
 
-async function login(main) {
-  const data = await fetch("/staff").then((r) => r.json()).catch(() => ({ items: [] }));
-  const picker = select(data.items.map((m) => [m.id, `${m.id} ${m.name} (${m.role}, ${m.malls.join(",")})`]));
-  picker.id = "staff-id"; picker.name = "staff_id";
-  const form = h("form", { class: "card", id: "login-form" },
-    h("h1", {}, t("login.title")),
-    h("label", { for: "staff-id" }, t("login.staff"), picker),
-    h("p", {}, h("button", { type: "submit", id: "login-submit" }, t("login.submit"))),
-    h("p", { class: "note" }, t("login.note")));
-  form.addEventListener("submit", async (event) => {
+const home = (role) => `#/${HOME[role] || "queue"}`;
+
+// A token from the chain's sign-on (it sends staff back to /#token=<JWT>, or they paste it):
+// the console says whose it is, and the session starts. Returns the error message, if any.
+async function signOn(token) {
+  const response = await fetch("/session", { headers: { Authorization: `Bearer ${token}` } });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) return body.message || `HTTP ${response.status}`;
+  setSession({ ...body, token });
+  location.hash = home(body.role);
+  return null;
+}
+
+async function login(main, refused) {
+  const how = await fetch("/sign-in").then((r) => r.json()).catch(() => ({ demo: false }));
+  const card = h("section", { class: "card" }, h("h1", {}, t("login.title")));
+  if (refused) card.append(h("p", { class: "error", id: "login-error", role: "alert" }, `${t("login.refused")}: ${refused}`));
+  let first;
+  if (how.demo) {
+    const data = await fetch("/staff").then((r) => r.json()).catch(() => ({ items: [] }));
+    const picker = select(data.items.map((m) => [m.id, `${m.id} ${m.name} (${m.role}, ${m.malls.join(",")})`]));
+    picker.id = "staff-id"; picker.name = "staff_id";
+    const form = h("form", { id: "login-form" },
+      h("label", { for: "staff-id" }, t("login.staff"), picker),
+      h("p", {}, h("button", { type: "submit", id: "login-submit" }, t("login.submit"))),
+      h("p", { class: "note" }, t("login.note")));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const response = await fetch("/login", { method: "POST", headers: { "Content-Type": "application/json" },
+                                               body: JSON.stringify({ staff_id: picker.value }) });
+      const body = await response.json();
+      if (!response.ok) { toast(`${t("failed")}: ${body.message}`); return; }
+      setSession(body);
+      location.hash = home(body.role);
+    });
+    card.append(form);
+    first = picker;
+  }
+  if (how.sign_on_url) {
+    const back = encodeURIComponent(`${location.origin}/`);
+    card.append(h("p", {}, h("a", { href: `${how.sign_on_url}?return_to=${back}`, id: "sign-on", class: "button" },
+      t("login.sign_on"))));
+  }
+  const pasted = h("textarea", { id: "sign-on-token", rows: 2, "aria-describedby": "sign-on-token-err" });
+  const tokenForm = h("form", { id: "token-form" },
+    h("label", { for: "sign-on-token" }, t("login.token"), pasted),
+    h("span", { class: "error", id: "sign-on-token-err" }),
+    h("p", {}, h("button", { type: "submit", class: "secondary", id: "token-submit" }, t("login.submit"))));
+  tokenForm.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const response = await fetch("/login", { method: "POST", headers: { "Content-Type": "application/json" },
-                                             body: JSON.stringify({ staff_id: picker.value }) });
-    const body = await response.json();
-    if (!response.ok) { toast(`${t("failed")}: ${body.message}`); return; }
-    setSession(body);
-    location.hash = `#/${HOME[body.role] || "queue"}`;
+    const error = await signOn(pasted.value.trim());
+    if (error) { tokenForm.querySelector(".error").textContent = error; pasted.setAttribute("aria-invalid", "true"); }
   });
-  main.append(h("section", { class: "card" }, form));
-  picker.focus();
+  card.append(h("details", { open: !how.demo || undefined }, h("summary", {}, t("login.with_token")), tokenForm));
+  main.append(card);
+  (first || pasted).focus();
 }
 
 async function route() {
-  chrome();
   const main = document.getElementById("main");
+  let refused;
+  if (location.hash.startsWith("#token=")) {       // back from the chain's sign-on
+    const token = decodeURIComponent(location.hash.slice("#token=".length));
+    history.replaceState(null, "", location.pathname);    // the token leaves the address bar
+    setSession(null);
+    refused = await signOn(token);
+    if (!refused) return;                          // signOn moved to the home page: hashchange routes
+  }
+  chrome();
   main.replaceChildren();
   delete main.dataset.page;
   const [, name, ...rest] = location.hash.split("/");
-  if (session() && !PAGES[name] && name !== "login") { location.hash = `#/${HOME[session().role] || "queue"}`; return; }
+  if (session() && !PAGES[name] && name !== "login") { location.hash = home(session().role); return; }
   if (!session() || name === "login") {
-    await login(main);
+    await login(main, refused);
     main.dataset.page = "login";
     return;
   }

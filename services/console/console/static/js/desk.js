@@ -80,11 +80,15 @@ function showResult(result, complaint, status) {
     status === 200 ? h("p", {}, t("desk.same")) : null,
     rejected ? h("p", { id: "rejection" }, `${complaint.rejection.reason}: ${complaint.rejection.detail || ""} `,
       complaint.rejection.duplicate_of ? `→ ${complaint.rejection.duplicate_of}` : "") : null,
-    h("p", {}, `${t("desk.ack_due")}: `, h("strong", { id: "ack-due" }, when(complaint.ack_due_at))),
+    rejected ? null : h("p", {}, `${t("desk.ack_due")}: `, h("strong", { id: "ack-due" }, when(complaint.ack_due_at))),
     complaint.acknowledgement ? h("p", {}, `${t("desk.acknowledged")} ${when(complaint.acknowledgement.acknowledged_at)}`)
+      : rejected ? null    // a refused complaint has nothing to acknowledge: the desk tells the customer why
       : h("button", { type: "button", id: "ack-button", onclick: (e) => acknowledge(e.target, complaint) }, t("desk.ack_now")));
   result.replaceChildren(box);
-  box.querySelector("button, h2").focus?.();
+  // Focus goes where the desk goes next: "customer told", else the outcome's heading.
+  const next = box.querySelector("#ack-button") || box.querySelector("h2");
+  if (next.tagName === "H2") next.setAttribute("tabindex", "-1");
+  next.focus();
 }
 
 async function acknowledge(button, complaint) {
