@@ -197,7 +197,7 @@ def scrape_targets(prometheus):
 def test_prometheus_scrapes_every_service_on_its_metrics_path(compose, prometheus):
     jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
     targets = scrape_targets(prometheus)
-    for service in SERVICES:
+    for service in (*SERVICES, "console"):
         target = f"{service}:{web_port(service, compose['services'][service]['environment'])}"
         found = [(job, labels) for (job, t), labels in targets.items() if t == target]
         assert found, f"{target} is not scraped"

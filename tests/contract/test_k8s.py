@@ -22,6 +22,7 @@ from tests.contract.test_deploy_files import (DOCKERFILE, ROOT, SERVICES, config
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 KUBERNETES_VERSION = "1.32.0"   # the oldest release the manifests are checked against
+DEPLOYED = (*SERVICES, "console")   # the five and the web console, which has no store
 SCALED = ("intake", "triage")
 SECRET_ENV = ("AMQP_URI", "MONGO_URI")   # from the mallcare-infra Secret
 # MALLCARE_<NAME>_SECRET, or <NAME>_SECRET in the secrets file (auth.read_secret): on
@@ -89,11 +90,11 @@ def test_validation_rejects_a_broken_deployment(objects, breakage, complaint):
 # (b) one Deployment, Service and ConfigMap per service -----------------------------------
 
 def test_every_service_has_its_deployment_service_and_configmap(objects):
-    for service in SERVICES:
+    for service in DEPLOYED:
         for kind in ("Deployment", "Service", "ConfigMap"):
             assert (kind, service) in objects, f"{kind}/{service} is missing"
     services = {name for kind, name in objects if kind == "Deployment"}
-    assert services == set(SERVICES)
+    assert services == set(DEPLOYED)
 
 
 def test_kustomization_lists_every_manifest(kustomization):
@@ -102,7 +103,7 @@ def test_kustomization_lists_every_manifest(kustomization):
     assert kustomization["namespace"] == "mallcare"
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", DEPLOYED)
 def test_selectors_match_the_pods(objects, service):
     deployment = objects["Deployment", service]
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -110,13 +111,13 @@ def test_selectors_match_the_pods(objects, service):
     assert selector.items() <= pod_labels.items()
     assert objects["Service", service]["spec"]["selector"].items() <= pod_labels.items()
     # no other Deployment's pods behind this Service
-    for other in SERVICES:
+    for other in DEPLOYED:
         if other != service:
             other_labels = objects["Deployment", other]["spec"]["template"]["metadata"]["labels"]
             assert not objects["Service", service]["spec"]["selector"].items() <= other_labels.items()
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", DEPLOYED)
 def test_the_image_runs_the_service_as_the_dockerfile_builds_it(objects, service):
     """One image per service, built with --build-arg SERVICE=<service>; its CMD runs
     nameko with the service's config.yml, so the manifest overrides neither."""
@@ -139,13 +140,13 @@ def env_names(objects, service):
     return names
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", DEPLOYED)
 def test_every_variable_set_is_read_by_the_service(objects, service):
     unread = env_names(objects, service) - set(config_refs(service))
     assert not unread, f"{service}: {sorted(unread)} set but not read by its config.yml"
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", DEPLOYED)
 def test_every_service_specific_variable_is_set(objects, service):
     missing = {var for var in required_variables(service) - env_names(objects, service)
                if not IN_SECRETS_FILE.fullmatch(var)}
@@ -157,10 +158,10 @@ def test_each_service_has_its_own_database(objects):
     assert len(databases) == len(SERVICES)
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", DEPLOYED)
 def test_broker_and_store_come_from_a_secret_not_the_repo(objects, service):
     env = {e["name"]: e for e in container(objects, service)["env"]}
-    for name in SECRET_ENV:
+    for name in (n for n in SECRET_ENV if n in config_refs(service)):   # the console has no store
         assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "mallcare-infra", "key": name}
     assert not any(name in objects["ConfigMap", service]["data"] for name in SECRET_ENV)
 
@@ -169,7 +170,7 @@ def test_no_secret_values_in_the_repo(objects, kustomization):
     """The Secrets are created in the cluster (docs/deployment.md), never committed."""
     assert not [key for key in objects if key[0] == "Secret"]
     assert "secretGenerator" not in kustomization
-    for service in SERVICES:
+    for service in DEPLOYED:
         assert not [var for var in env_names(objects, service) if IN_SECRETS_FILE.fullmatch(var)], service
 
 
@@ -185,7 +186,7 @@ def volume_of(objects, service, name):
                 if v["name"] == name)
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", DEPLOYED)
 def test_the_secrets_file_is_mounted_where_the_service_looks(objects, service):
     path = objects["ConfigMap", service]["data"]["MALLCARE_SECRETS_FILE"]
     assert str(Path(path).parent) == mount_of(objects, service, "secrets")
@@ -200,7 +201,7 @@ def test_the_policy_configmap_is_generated_from_every_policy_file(kustomization)
     assert files == set((DEPLOY / "policy").glob("*.yml"))
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", DEPLOYED)
 def test_the_policy_is_mounted_where_the_service_looks(objects, service):
     assert objects["ConfigMap", service]["data"]["MALLCARE_POLICY_DIR"] == mount_of(objects, service, "policy")
     assert volume_of(objects, service, "policy")["configMap"]["name"] == "mallcare-policy"
@@ -208,7 +209,7 @@ def test_the_policy_is_mounted_where_the_service_looks(objects, service):
 
 # (e) ports, probes, scraping, resources, scaling -----------------------------------------
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", DEPLOYED)
 def test_ports_agree_with_where_the_service_listens(objects, service):
     port = web_port(service, objects["ConfigMap", service]["data"])
     spec = container(objects, service)
@@ -222,7 +223,7 @@ def test_ports_agree_with_where_the_service_listens(objects, service):
 SERVED = {op.path for op in OPERATIONAL if op.method == "GET"}
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", DEPLOYED)
 def test_probes_ask_the_health_routes(objects, service):
     """Readiness is GET /health (store and broker); liveness and startup GET /health/live,
     which asks neither, so an outage takes pods out of rotation without restarting them."""
@@ -235,7 +236,7 @@ def test_probes_ask_the_health_routes(objects, service):
     assert spec["readinessProbe"]["timeoutSeconds"] > 4
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", DEPLOYED)
 def test_requests_and_limits_are_set(objects, service):
     resources = container(objects, service)["resources"]
     for kind in ("requests", "limits"):
@@ -274,7 +275,7 @@ def test_the_kustomization_builds_valid_objects_that_use_the_generated_policy():
 def test_the_deployment_guide_creates_every_secret_the_manifests_use(objects):
     """docs/deployment.md is how an operator makes the Secrets the repository leaves out."""
     guide = (ROOT / "docs" / "deployment.md").read_text()
-    for service in SERVICES:
+    for service in DEPLOYED:
         spec = container(objects, service)
         for env in spec["env"]:
             ref = env["valueFrom"]["secretKeyRef"]
