@@ -4,6 +4,10 @@ revisit and sees the ops dashboard's numbers change. Screenshots of each step go
 test-artifacts/console/ (gitignored); the harness is tests/e2e/conftest.py."""
 import uuid
 
+import requests
+
+from mallcare_common.auth import issue_token
+from tests.conftest import TOKEN_SECRET
 from tests.e2e.conftest import Console, quietly
 
 
@@ -55,6 +59,9 @@ def _walk(c):
     number = c.el("#complaint-number").text
     assert number.startswith("SHXJH-")
     assert c.el("#ack-due").text
+    stored = requests.get(f"{c.url}/api/intake/complaints/{number}", timeout=10, headers={
+        "Authorization": "Bearer " + issue_token(TOKEN_SECRET, "D3001", "desk_staff", ["sh-xujiahui"])}).json()
+    assert stored["location"]["merchant_name"] == "佳农水果"   # picked from the mall's merchant registry
     c.click("#ack-button")
     c.el("#ack-done")
     c.shot("desk-registered")

@@ -91,7 +91,7 @@ def test_policy_reload_reloads_running_services_as_admin_and_reports_a_refusal(s
     edit(policy_dir / "triage.yml", lambda d: d.update(version="2026-12-03.1"))
     done = mallcare(*reload, MALLCARE_TOKEN_SECRET=TOKEN_SECRET)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout == "triage     reloaded: version 2026-12-03.1+malls:2026-11-23.1\n"
+    assert done.stdout == "triage     reloaded: version 2026-12-03.1+malls:2026-12-03.1\n"
     edit(policy_dir / "triage.yml", BROKEN["triage"][0])
     refused = mallcare(*reload, MALLCARE_TOKEN_SECRET=TOKEN_SECRET)
     assert refused.returncode == 1 and "refused (422 INVALID_POLICY)" in refused.stdout

@@ -204,3 +204,13 @@ def test_rpc_has_the_same_contract(intake):
         with pytest.raises(Exception) as error:
             cluster.intake.register_complaint({"channel": "fax"})
         assert "ValidationError" in str(error.value) and "mall_id" in str(error.value)
+
+
+def test_the_desk_picks_merchants_from_its_own_malls_registry(intake):
+    listed = intake.get("/malls/sh-xujiahui/merchants", headers=staff("D3001"))
+    assert listed.status_code == 200
+    merchants = {m["id"]: m for m in listed.json()["items"]}
+    assert merchants["T-17"] == {"id": "T-17", "name": "佳农水果", "floor": "B1", "area": "fresh produce"}
+    assert "B-101" not in merchants                                  # Beijing's tenant, not Shanghai's
+    assert intake.get("/malls/bj-chaoyang/merchants", headers=staff("D3001")).status_code == 403
+    assert intake.get("/malls/nowhere/merchants").status_code == 404   # chain-wide caller, unknown mall

@@ -1,4 +1,5 @@
-"""The chain's mall registry: ids, short codes, time zones, opening hours, closed days.
+"""The chain's mall registry: ids, short codes, time zones, opening hours, closed days,
+and each mall's merchants (the tenants the service desk picks from).
 
 Policy is data: the registry is a versioned YAML file (deploy/policy/malls.yml),
 validated at load so that a broken file is refused with field-level messages.
@@ -37,6 +38,13 @@ def week_field(**kwargs):
     return fields.Dict(keys=fields.String(validate=validate.OneOf(WEEKDAYS)), values=Hours(), **kwargs)
 
 
+class _MerchantSchema(Schema):
+    id = fields.String(required=True, validate=validate.Length(min=1, max=32))   # as complaints carry it
+    name = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    floor = fields.String(validate=validate.Length(max=16))
+    area = fields.String(validate=validate.Length(max=64))
+
+
 class _MallSchema(Schema):
     id = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{1,40}$"))
     code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z0-9]{2,8}$"))
@@ -44,6 +52,13 @@ class _MallSchema(Schema):
     timezone = _Timezone()
     opening_hours = week_field()
     closed_dates = fields.List(fields.Date(), load_default=list)
+    merchants = fields.List(fields.Nested(_MerchantSchema), load_default=list)
+
+    @validates("merchants")
+    def _unique_merchants(self, merchants, **kwargs):
+        ids = [m["id"] for m in merchants]
+        if len(ids) != len(set(ids)):
+            raise ValidationError("Merchant ids must be unique within a mall.")
 
 
 class _DefaultsSchema(Schema):
@@ -71,6 +86,7 @@ class Mall:
     code: str
     name: str
     calendar: BusinessCalendar
+    merchants: tuple = ()   # {id, name, floor?, area?}, as the registry lists them
 
 
 @dataclass(frozen=True)
@@ -97,7 +113,8 @@ def load_registry(data) -> MallRegistry:
             opening_hours=m.get("opening_hours", defaults["opening_hours"]),
             closed_dates=frozenset(m["closed_dates"]),
         )
-        malls[m["id"]] = Mall(id=m["id"], code=m["code"], name=m["name"], calendar=calendar)
+        malls[m["id"]] = Mall(id=m["id"], code=m["code"], name=m["name"], calendar=calendar,
+                              merchants=tuple(m["merchants"]))
     return MallRegistry(version=doc["version"], chain=doc["chain"], malls=malls)
 
 

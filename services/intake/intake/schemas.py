@@ -147,6 +147,18 @@ class ComplaintList(Schema):
     per_page = fields.Integer(required=True)
 
 
+class MerchantOut(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    floor = fields.String()
+    area = fields.String()
+
+
+class MerchantList(Schema):
+    mall_id = fields.String(required=True)
+    items = fields.List(fields.Nested(MerchantOut), required=True)
+
+
 # Every HTTP route intake serves, for its OpenAPI document (mallcare_common.openapi).
 HTTP_API = [
     *OPERATIONAL, *POLICY_ADMIN, *audit.HTTP_API, *retention.HTTP_API,
@@ -156,6 +168,8 @@ HTTP_API = [
     Op("GET", "/complaints", "A page of complaints, newest first.", "complaint.read", query=ListQuery,
        responses={200: ComplaintList}),
     Op("GET", "/complaints/<string:number>", "One complaint.", "complaint.read", responses={200: ComplaintOut}),
+    Op("GET", "/malls/<string:mall_id>/merchants", "The mall's merchants, as the mall registry lists them "
+       "(the service desk's merchant picker).", "complaint.read", responses={200: MerchantList}),
     Op("POST", "/complaints/<string:number>/acknowledgement", "Record that the customer was told (R1.2); "
        "repeating it returns the first record.", "complaint.acknowledge", body=AcknowledgementIn,
        responses={200: ComplaintOut}, errors=(409,)),

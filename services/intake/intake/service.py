@@ -10,7 +10,8 @@ Reads show the customer masked; the full record comes only from
 `GET /complaints/<number>/customer?purpose=...` (RPC `complaint_customer`), for
 `customer.contact` at the complaint's mall, and each such read is audited (audit.py).
 Resolution's case_closed/case_reopened tell intake when the retention period starts
-(retention.py).
+(retention.py). `GET /malls/<mall_id>/merchants` lists a mall's merchants from the mall
+registry (policy), for the service desk's picker.
 """
 from datetime import timedelta
 
@@ -31,7 +32,7 @@ from mallcare_common.web import Conflict, Gone, NotFound, http, json_response, r
 from . import rules
 from .policy import load_policy
 from .retention import anonymise as anonymise_complaints
-from .schemas import HTTP_API, AcknowledgementIn, ComplaintIn, ComplaintOut, CustomerIn, ListQuery
+from .schemas import HTTP_API, AcknowledgementIn, ComplaintIn, ComplaintOut, CustomerIn, ListQuery, MerchantList
 from .storage import Complaints
 
 COMPLAINTS = Counter("mallcare_intake_complaints_total",
@@ -78,6 +79,15 @@ class IntakeService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
     @http("GET", "/complaints")
     def list_complaints_http(self, request):
         return json_response(200, self._list(self.access.caller(request), request.args.to_dict()))
+
+    @http("GET", "/malls/<string:mall_id>/merchants")
+    def get_merchants_http(self, request, mall_id):
+        """The mall's merchants from the registry, for the desk's picker."""
+        self.access.caller(request).require("complaint.read", mall_id)
+        mall = self.policy.current.malls.get(mall_id)
+        if mall is None:
+            raise NotFound(f"no mall {mall_id}")
+        return json_response(200, MerchantList().dump({"mall_id": mall_id, "items": mall.merchants}))
 
     @http("POST", "/complaints/<string:number>/acknowledgement")
     def post_acknowledgement(self, request, number):

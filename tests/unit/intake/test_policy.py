@@ -79,3 +79,17 @@ def test_mall_overrides_replace_single_entries(intake_data):
     assert policy.acknowledgement_rule("gz-tianhe", "hotline")["minutes"] == 15
     assert policy.acknowledgement_rule("gz-tianhe", "desk")["minutes"] == 1
     assert policy.acknowledgement_rule("sh-xujiahui", "hotline")["minutes"] == 30
+
+
+def test_a_mall_lists_each_merchant_once_with_a_name():
+    registry = yaml.safe_load((POLICY_DIR / "malls.yml").read_text(encoding="utf-8"))
+    assert load_registry(registry).get("sh-xujiahui").merchants[0]["id"] == "T-17"
+    mall = registry["malls"][0]
+    mall["merchants"] = [{"id": "T-1", "name": "A"}, {"id": "T-1", "name": "B"}]
+    with pytest.raises(ValidationError) as twice:
+        load_registry(registry)
+    assert twice.value.messages["malls"][0]["merchants"] == ["Merchant ids must be unique within a mall."]
+    mall["merchants"] = [{"id": "T-2"}]
+    with pytest.raises(ValidationError) as nameless:
+        load_registry(registry)
+    assert nameless.value.messages["malls"][0]["merchants"] == {0: {"name": ["Missing data for required field."]}}

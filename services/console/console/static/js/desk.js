@@ -19,6 +19,7 @@ export async function render(main) {
     field("customer.member_tier", select([["", ""], ...TIERS.map((v) => [v, v])])),
     field("location.area", input({ list: "areas" })),
     field("location.merchant_id", input({ list: "merchants" }), { label: t("location.merchant") }),
+    h("input", { type: "hidden", "data-path": "location.merchant_name", id: "merchant-name" }),
     field("location.store", input()),
     field("incident_time_band", select([["", ""], ...BANDS.map((v) => [v, t(`band.${v}`)])])),
     field("staff_involved", input({ placeholder: "E1024, E1025" })),
@@ -40,6 +41,12 @@ export async function render(main) {
   main.append(h("h1", {}, t("desk.title")), h("section", { class: "card" }, form), result);
   form.querySelector("select").focus();
   loadMerchants(form);
+  form.querySelector('[data-path="mall_id"]').addEventListener("change", () => loadMerchants(form));
+  // A merchant picked from the registry goes in with its name, so reports can show it.
+  form.querySelector('[data-path="location.merchant_id"]').addEventListener("input", (event) => {
+    const listed = [...form.querySelectorAll("#merchants option")].find((o) => o.value === event.target.value.trim());
+    form.querySelector("#merchant-name").value = listed ? listed.dataset.name : "";
+  });
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -60,15 +67,14 @@ export async function render(main) {
 }
 
 async function loadMerchants(form) {
-  // Merchants this desk has seen: the recent complaints' tenants (no merchant directory API yet).
+  // The mall's merchants from the mall registry; a merchant not listed can still be typed in.
+  const picker = form.querySelector("#merchants");
   const mall = form.querySelector('[data-path="mall_id"]').value;
   try {
-    const { data } = await api("intake", "complaints", { query: { mall_id: mall, per_page: 50 } });
-    const seen = new Map();
-    (data.items || []).forEach((c) => c.location && c.location.merchant_id &&
-      seen.set(c.location.merchant_id, c.location.merchant_name || ""));
-    form.querySelector("#merchants").replaceChildren(...[...seen].map(([id, name]) => h("option", { value: id }, name)));
-  } catch (error) { /* the picker stays a free field */ }
+    const { data } = await api("intake", `malls/${encodeURIComponent(mall)}/merchants`);
+    picker.replaceChildren(...data.items.map((m) => h("option", { value: m.id, "data-name": m.name },
+      [m.name, m.floor && `${m.floor}F`, m.area].filter(Boolean).join(" · "))));
+  } catch (error) { picker.replaceChildren(); }   // the field stays free text
 }
 
 function showResult(result, complaint, status) {
