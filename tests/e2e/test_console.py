@@ -49,7 +49,8 @@ def _walk(c):
     c.choose('[data-path="emotion"]', "angry")
     c.type('[data-path="anger_score"]', "9")
     c.click("#desk-submit")
-    assert "5" in c.el('[data-error-for="anger_score"]').text    # the service's message, next to the field
+    # the service's message, next to the field (its slot is visible while still empty: wait for the text)
+    c.wait.until(lambda d: quietly(lambda _: "5" in c.el('[data-error-for="anger_score"]').text, d))
     c.type('[data-path="anger_score"]', "4")
     c.click("#desk-submit")
     number = c.el("#complaint-number").text
@@ -115,7 +116,7 @@ def _walk(c):
     c.until(lambda: (c.kpi("registered") or 0) > registered and (c.kpi("satisfied") or 0) > satisfied,
             "#dash-refresh")
     c.click("#lang")                                # the English switch
-    assert c.el("h1").text.startswith("Operations dashboard")
+    c.wait.until(lambda d: quietly(lambda _: c.el("h1").text.startswith("Operations dashboard"), d))
     c.shot("dashboard-after")
     c.click("#dash-monthly")                        # analytics' monthly report page, in a frame
     frame = c.el("#dash-report")
