@@ -122,7 +122,7 @@ def _walk(c):
     c.until(lambda: (c.kpi("registered") or 0) > registered and (c.kpi("satisfied") or 0) > satisfied,
             "#dash-refresh")
     c.click("#lang")                                # the English switch
-    assert c.el("h1").text.startswith("Operations dashboard")
+    c.wait.until(lambda d: quietly(lambda _: c.el("h1").text.startswith("Operations dashboard"), d))
     c.shot("dashboard-after")
     c.click("#dash-monthly")                        # analytics' monthly report page, in a frame
     frame = c.el("#dash-report")

@@ -12,13 +12,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from kombu import Connection, Exchange, Queue
 from nameko.standalone.events import event_dispatcher
-from nameko.testing.services import entrypoint_waiter, replace_dependencies
+from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
 
 from analytics.rebuild import rebuild
 from analytics.service import AnalyticsService
 from mallcare_common.contracts import EVENT_TYPES
 from mallcare_common.malls import load_registry_file
-from tests.conftest import POLICY_DIR, wait_for, staff as as_staff
+from tests.conftest import POLICY_DIR, bearer, wait_for, staff as as_staff
 from tests.unit.analytics.test_reports import (acknowledged, answer, escalated, event, registered, resolved,
                                                triaged)
 
@@ -268,3 +268,54 @@ def test_improvement_actions_are_recorded_validated_listed_reported_and_done(sys
     assert web.post("/actions/NOPE/done", json={"evidence": "x"}, headers=as_staff("E3091")).status_code == 404
     assert listed(mall_id=A, status="done") == [first["action_id"]]
     assert [a["action_id"] for a in report(system)["actions"]["items"]] == [late["action_id"]]
+
+
+def test_the_live_report_shows_a_complaints_clocks_open_then_at_risk_then_breached(system):
+    """Issue 9's live dashboard: GET /reports/live and the RPC read the clocks still running,
+    as the injected clock moves past the at-risk points and the deadlines."""
+    web, at = system["web"], datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
+    system["now"]["at"] = at
+    live = lambda **q: web.get("/reports/live", params=q)   # noqa: E731
+    before = live().json()
+    assert before["open"] == 0 and before["at_risk_share"]["acknowledgement"] == 0.5
+
+    publish(system, registered("LIVE1", at))                    # acknowledgement due in 1 h: at risk at 30 min
+    publish(system, registered("LIVE2", at, mall=B))            # acknowledged at once: no clock left running
+    publish(system, acknowledged("LIVE2", at, at + H, mall=B))
+    publish(system, triaged("LIVE1", at, "product.quality_defect"))   # first response in 48 h, resolution in 168 h
+    wait_for(lambda: system["db"].events.count_documents({"complaint_no": {"$in": ["LIVE1", "LIVE2"]}}) == 4)
+
+    def counts(mall_id=A, **q):
+        body = live(**({"mall_id": mall_id} if mall_id else {}), **q).json()
+        return ((body["open"], body["at_risk"], body["breached"]),
+                {r["stage"]: (r["open"], r["at_risk"], r["breached"]) for r in body["by_stage"]})
+
+    settles(lambda: counts(), ((1, 0, 0), {"acknowledgement": (1, 0, 0), "first_response": (1, 0, 0),
+                                           "resolution": (1, 0, 0)}))
+    system["now"]["at"] = at + 40 * timedelta(minutes=1)         # past half the acknowledgement time
+    assert counts() == ((1, 1, 0), {"acknowledgement": (1, 1, 0), "first_response": (1, 0, 0),
+                                    "resolution": (1, 0, 0)})
+    system["now"]["at"] = at + 40 * H                            # past 80% of 48 h; the acknowledgement is overdue
+    assert counts() == ((1, 0, 1), {"acknowledgement": (1, 0, 1), "first_response": (1, 1, 0),
+                                    "resolution": (1, 0, 0)})
+    chain = live().json()
+    assert chain["mall_id"] is None and chain["by_mall"][0] == {"mall_id": A, "open": 1, "at_risk": 0, "breached": 1}
+    assert {r["mall_id"] for r in chain["by_mall"][1:]} == {B, "gz-tianhe"}          # every mall, nothing open
+    assert all(r["open"] == 0 for r in chain["by_mall"][1:])
+    assert chain["as_of"].startswith("2026-11-24T18:00")
+
+    # acknowledged late: that clock stops; the first response is still at risk
+    publish(system, acknowledged("LIVE1", at + 40 * H, at + H))
+    settles(lambda: counts(), ((1, 1, 0), {"first_response": (1, 1, 0), "resolution": (1, 0, 0)}))
+    assert counts(mall_id=B) == ((0, 0, 0), {})
+
+    with entrypoint_hook(system["analytics"], "live_report",
+                         context_data={"authorization": bearer()["Authorization"]}) as live_rpc:
+        assert live_rpc(A)["by_mall"] == [{"mall_id": A, "open": 1, "at_risk": 1, "breached": 0}]
+
+    # access: report.read, in the caller's scope; a bad mall is a field error
+    assert live(mall_id=A).status_code == 200
+    assert web.get("/reports/live", params={"mall_id": B}, headers=as_staff("E3901")).status_code == 403
+    assert web.get("/reports/live", headers=as_staff("E3901")).json()["mall_id"] == A   # their one mall
+    assert web.get("/reports/live", params={"mall_id": A}, headers=as_staff("E3001")).status_code == 403  # handler
+    assert live(mall_id="nowhere").status_code == 422

@@ -61,6 +61,39 @@ class IntakeCountsQuery(Schema):
     mall_id = fields.String(load_default=None, **_id)
 
 
+class LiveReportQuery(Schema):
+    mall_id = fields.String(load_default=None, **_id)
+
+
+class _LiveCounts(Schema):
+    open = fields.Integer(required=True)
+    at_risk = fields.Integer(required=True, metadata={"description": "at_risk_at <= now < due_at"})
+    breached = fields.Integer(required=True, metadata={"description": "due_at <= now, the clock still running"})
+
+
+class _LiveStage(_LiveCounts):
+    stage = fields.String(required=True, metadata={"description": "the clock's name: the stage the complaint "
+                                                                  "waits in (acknowledgement, resolution, ...)"})
+
+
+class _LiveMall(_LiveCounts):
+    mall_id = fields.String(required=True)
+
+
+class LiveReportOut(_LiveCounts):
+    """The live SLA picture (analytics/live.py). The totals and by_mall count complaints, each
+    once in the state of its worst running clock; by_stage counts the running clocks."""
+    as_of = fields.AwareDateTime(required=True)
+    mall_id = fields.String(allow_none=True, required=True)
+    by_stage = fields.List(fields.Nested(_LiveStage), required=True)
+    by_mall = fields.List(fields.Nested(_LiveMall), required=True,
+                          metadata={"description": "most breached first, then most at risk"})
+    at_risk_share = fields.Dict(keys=fields.String(), values=fields.Float(), required=True,
+                                metadata={"description": "per clock: the share of the allowed time after which "
+                                                         "a deadline is at risk (deploy/policy/analytics.yml)"})
+    policy_version = fields.String(required=True)
+
+
 class ActionOut(Schema):
     """An improvement action as answered (actions.view)."""
     action_id = fields.String(required=True)
@@ -100,6 +133,9 @@ HTTP_API = [
     *OPERATIONAL, *POLICY_ADMIN,
     Op("GET", "/reports/intake", "Complaints received per mall, channel and outcome.", "report.read",
        query=IntakeCountsQuery, responses={200: IntakeCountsOut}),
+    Op("GET", "/reports/live", "Open now, at risk and breached, by stage and by mall, from the SLA clocks still "
+       "running; the at-risk share per clock. One mall, or the chain (no mall_id, for chain-wide callers).",
+       "report.read", query=LiveReportQuery, responses={200: LiveReportOut}),
     Op("GET", "/clocks/<string:complaint_no>", "Every SLA clock of a complaint or incident.", "sla.read",
        responses={200: ClocksOut}),
     Op("GET", "/reports/monthly", f"{_REPORT}, for a month; format=csv or html for a file.", "report.read",

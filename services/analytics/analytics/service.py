@@ -33,15 +33,16 @@ from mallcare_common.calendar import Clock
 from mallcare_common.contracts import (COMPLAINT_ACKNOWLEDGED, COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED,
                                        COMPLAINT_REGISTERED, COMPLAINT_REJECTED, COMPLAINT_TRIAGED, read_event)
 from mallcare_common.contracts import feedback as feedback_events
+from mallcare_common.contracts.analytics import CLOCKS
 from mallcare_common.contracts import resolution as case_events
 from mallcare_common.messaging import DEAD_LETTER_QUEUE, INSTANCE, event_handler, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import Lease, next_sequence
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.web import http, json_response, read_json, signed
 
-from . import actions, clocks, html_report, metrics, reports
+from . import actions, clocks, html_report, live, metrics, reports
 from .policy import load_policy
-from .schemas import HTTP_API, ActionDoneIn, ActionIn, ActionQuery, IntakeCountsQuery, ReportQuery
+from .schemas import HTTP_API, ActionDoneIn, ActionIn, ActionQuery, IntakeCountsQuery, LiveReportQuery, ReportQuery
 from .storage import Events
 
 log = logging.getLogger(__name__)
@@ -204,6 +205,27 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
     @http("GET", "/reports/quarterly.html")
     def quarterly_html(self, request):
         return self._report_response("quarterly", request, "html")
+
+    @http("GET", "/reports/live")
+    def live_http(self, request):
+        caller = self.access.caller(request)
+        mall_id = caller.list_mall("report.read", LiveReportQuery().load(request.args.to_dict())["mall_id"])
+        return json_response(200, self._live(mall_id))
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def live_report(self, mall_id=None):
+        """What is open now, at risk and breached, by stage and by mall (the ops dashboard)."""
+        query = LiveReportQuery().load({"mall_id": mall_id} if mall_id else {})
+        return self._live(self.access.caller().list_mall("report.read", query["mall_id"]))
+
+    def _live(self, mall_id):
+        if mall_id:
+            self._mall(mall_id)
+        policy = self.policy.current
+        report = live.live_report(self.store.running_clocks(), self.clock(),
+                                  {name: policy.at_risk_share(name) for name in CLOCKS}, mall_id,
+                                  malls=list(policy.malls.malls))
+        return web.jsonable({**report, "policy_version": policy.version})
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def report(self, kind, period, mall_id=None):

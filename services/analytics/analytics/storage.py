@@ -13,7 +13,7 @@ from mallcare_common.contracts import EVENT_TYPES
 from mallcare_common.messaging import push_to_outbox
 from mallcare_common.mongo import MongoDatabase, Store
 
-from . import clocks, reports
+from . import clocks, live, reports
 
 INTAKE_EVENTS = [name for name, event in EVENT_TYPES.items() if event.source == "intake"]
 OPEN = {"stopped_at": None, "due_at": {"$ne": None}}
@@ -218,14 +218,18 @@ class EventLog(Store):
         return list(self.clocks.find({"stopped_at": None, "breach_reported": False, "due_at": {"$lte": now}},
                                      {"outbox": 0}).limit(limit))
 
+    def running_clocks(self):
+        """The clocks still running (with a deadline), only the fields live.py counts. All
+        malls: the query names only indexed fields (stopped_at, due_at); live.py picks a mall."""
+        return self.clocks.find(OPEN,
+                                {"_id": 0, "mall_id": 1, "complaint_no": 1, "clock": 1, "at_risk_at": 1,
+                                 "due_at": 1})
+
     def open_counts(self, now):
-        """{(mall_id, clock): (open, at_risk)} over the clocks still running."""
-        counts = {}
-        for c in self.clocks.find(OPEN, {"mall_id": 1, "clock": 1, "at_risk_at": 1}):
-            key = (c["mall_id"], c["clock"])
-            running, risky = counts.get(key, (0, 0))
-            counts[key] = (running + 1, risky + (c["at_risk_at"] <= now))
-        return counts
+        """{(mall_id, clock): (open, past the at-risk point)} over the clocks still running
+        (the gauges: a breached clock is past its at-risk point too)."""
+        return {key: (row["open"], row["at_risk"] + row["breached"])
+                for key, row in live.tally(self.running_clocks(), now).items()}
 
 
 class Events(MongoDatabase):

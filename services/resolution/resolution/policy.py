@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from mallcare_common.auth import ALL_MALLS
 from mallcare_common.malls import MallRegistry
 from mallcare_common.policy import AllowedTime
 from mallcare_common.retention import retention_months_field
@@ -185,7 +186,8 @@ def fen(yuan):
 def load_policy(data, malls: MallRegistry) -> ResolutionPolicy:
     rules = ResolutionPolicySchema().load(data)
     errors = {}
-    unknown = sorted({m for s in rules["staff"] for m in s["malls"]} - set(malls.malls))
+    # "*": a chain-wide member (an operations director over every mall); first_staff never picks them
+    unknown = sorted({m for s in rules["staff"] for m in s["malls"]} - set(malls.malls) - {ALL_MALLS})
     if unknown:
         errors["staff"] = [f"Unknown mall: {m}." for m in unknown]
     unknown = sorted(set(rules["mall_overrides"]) - set(malls.malls))

@@ -41,6 +41,9 @@ def test_staff_are_looked_up_by_employee_number(shipped, malls):
     staff = policy.staff("E3011")
     assert (staff.role, staff.malls) == ("supervisor", ("sh-xujiahui",))
     assert policy.staff("E9999") is None
+    chain_wide = policy.staff("E0901")                     # the chain's operations director: every mall ("*")
+    assert (chain_wide.role, chain_wide.malls) == ("operations_director", ("*",))
+    assert all(policy.first_staff(m, "operations_director").id != "E0901" for m in malls.malls)   # never first
     assert policy.allowed("close_or_reopen", "supervisor") and not policy.allowed("close_or_reopen", "handler")
 
 

@@ -1,5 +1,5 @@
 // Case page: the case, its whole timeline, and the handler's actions from finding to resolution.
-import { api, field, formBody, h, mark, select, showErrors, slaMark, t, toast, when } from "./core.js";
+import { AT_RISK_SHARE, api, field, formBody, h, mark, select, showErrors, slaMark, t, toast, when } from "./core.js";
 
 const SOURCES = ["records", "cctv", "staff_interview", "supplier_qc_report", "site_inspection", "customer"];
 const DECISIONS = ["upheld", "partly_upheld", "not_upheld"];
@@ -17,7 +17,8 @@ export async function render(main, [number]) {
     h("section", { class: "card" }, h("p", {},
       `${t("mall")}: ${c.mall_id} · ${t("category")}: ${c.category || ""} · ${t("risk")}: ${c.risk_level || ""} · `,
       `${t("owner")}: ${c.owner_id || "—"} · ${t("due")}: ${when(c.resolution_due_at)} `,
-      mark(slaMark(c.resolution_due_at, c.opened_at)))));
+      // the policy's default at-risk share (0.8): handlers, who work this page, may not read the live report
+      mark(slaMark(c.resolution_due_at, c.opened_at, AT_RISK_SHARE)))));
 
   if (!["resolved", "closed"].includes(c.state)) main.append(h("div", { class: "actions" }, actions(c, act)));
 

@@ -125,13 +125,18 @@ function span(ms) {
   return (d ? `${d}d ` : "") + `${hr}h ${m}m`;
 }
 
-// SLA mark of a deadline: breached once past, at risk in its last quarter (or last 4 hours).
-export function slaMark(due, from, now = Date.now()) {
+// The share of a deadline's allowed time after which it is at risk, when the page does not know the
+// policy's (deploy/policy/analytics.yml: at_risk_share 0.8; analytics' GET /reports/live answers it per clock).
+export const AT_RISK_SHARE = 0.8;
+
+// SLA mark of a deadline: breached once past, at risk once `share` of the time from `from` to `due` has
+// gone (the rule analytics counts by), on time before. Without `from` the allowed time is taken as a day.
+export function slaMark(due, from, share = AT_RISK_SHARE, now = Date.now()) {
   if (!due) return { kind: "ok", text: "" };
   const end = new Date(due).getTime(), start = from ? new Date(from).getTime() : end - 86400000;
   const left = end - now;
-  if (left < 0) return { kind: "breached", text: `${t("sla.breached")} · ${t("overdue_by")} ${span(left)}` };
-  if (left < (end - start) / 4 || left < 4 * 3600000)
+  if (left <= 0) return { kind: "breached", text: `${t("sla.breached")} · ${t("overdue_by")} ${span(left)}` };
+  if (now >= start + Math.max(end - start, 0) * (share ?? AT_RISK_SHARE))
     return { kind: "risk", text: `${t("sla.risk")} · ${t("left")} ${span(left)}` };
   return { kind: "ok", text: `${t("sla.ok")} · ${t("left")} ${span(left)}` };
 }

@@ -1,6 +1,8 @@
-// Ops dashboard per mall or for the whole chain: this month's counts, open cases at risk or
-// breached, satisfaction against the 85% target, top problems, merchant ranking (analytics' reports).
-import { api, apiText, h, select, session, slaMark, t, toast } from "./core.js";
+// Ops dashboard per mall or for the whole chain: this month's counts, what is open now, at risk or
+// breached (by stage, and per mall for the chain), satisfaction against the 85% target, top problems,
+// merchant ranking. All from analytics: the monthly report, the intake counts and the live report
+// (GET /reports/live: the SLA clocks still running, counted by the policy's at-risk share).
+import { api, apiText, h, select, session, t, toast, when } from "./core.js";
 
 // The month as the malls count it (all malls are in China Standard Time).
 const period = () => new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit" })
@@ -33,7 +35,7 @@ export async function render(main) {
         t("dash.monthly")), " ",
       h("button", { type: "button", class: "secondary", id: "dash-quarterly", onclick: () => showReport("quarterly") },
         t("dash.quarterly"))), body, report);
-  const load = () => fill(body, picker.value).catch((e) => body.replaceChildren(h("p", { class: "error" }, e.message)));
+  const load = () => fill(body, picker).catch((e) => body.replaceChildren(h("p", { class: "error" }, e.message)));
   picker.addEventListener("change", load);
   refresh.addEventListener("click", load);
   clearInterval(timer);
@@ -41,15 +43,24 @@ export async function render(main) {
   await load();
 }
 
-async function fill(body, mall) {
+// The stages a complaint waits in, in the order they come (the SLA clocks' names).
+const STAGES = ["acknowledgement", "first_response", "review_meeting", "resolution", "re_review", "execution",
+  "rectification", "revisit", "incident_forwarding", "incident_handling"];
+
+// A mall the picker does not list yet (a chain-wide session lists no mall of its own): add it.
+function offer(picker, mall) {
+  if (![...picker.options].some((o) => o.value === mall)) picker.append(h("option", { value: mall }, mall));
+}
+
+async function fill(body, picker) {
+  const mall = picker.value;
   const query = { period: period(), ...(mall ? { mall_id: mall } : {}) };
-  const [{ data: report }, { data: intake }, cases] = await Promise.all([
+  const [{ data: report }, { data: intake }, { data: live }] = await Promise.all([
     api("analytics", "reports/monthly", { query }),
     api("analytics", "reports/intake", { query: mall ? { mall_id: mall } : {} }),
-    mall ? api("resolution", "cases", { query: { mall_id: mall } }).then((r) => r.data.items || [])
-      : Promise.resolve(null),
+    api("analytics", "reports/live", { query: mall ? { mall_id: mall } : {} }),
   ]);
-  const marks = (cases || []).map((c) => slaMark(c.resolution_due_at, c.opened_at).kind);
+  if (!mall) live.by_mall.forEach((r) => offer(picker, r.mall_id));   // every mall of the chain
   const s = report.satisfaction || {};
   const kpi = (key, value, label) => h("div", { class: "kpi", "data-kpi": key }, h("b", { class: "value" }, value ?? "—"),
     label || t(`dash.${key}`));
@@ -57,19 +68,54 @@ async function fill(body, mall) {
   const registeredByChannel = {};
   (intake.rows || []).filter((r) => r.event_type === "complaint_registered")
     .forEach((r) => { registeredByChannel[r.channel || "?"] = (registeredByChannel[r.channel || "?"] || 0) + r.count; });
-  body.replaceChildren(
+  body.replaceChildren(...[
     h("div", { class: "kpis" },
       kpi("received", report.counts.received), kpi("registered", report.counts.registered),
       kpi("resolved", report.counts.resolved),
-      cases ? kpi("open_cases", cases.length) : null,
-      cases ? kpi("at_risk", marks.filter((m) => m === "risk").length) : null,
-      cases ? kpi("breached", marks.filter((m) => m === "breached").length) : null,
+      kpi("open_cases", live.open), kpi("at_risk", live.at_risk), kpi("breached", live.breached),
       kpi("satisfied", s.satisfied), kpi("satisfaction", share, `${t("dash.satisfaction")}${s.meets_target ? " ✓" : ""}`)),
+    h("p", { class: "note", id: "dash-as-of" }, `${t("dash.as_of")} ${when(live.as_of)}`),
+    h("h2", {}, t("dash.stages")), stages(live.by_stage),
+    mall ? null : h("h2", {}, t("dash.malls")),
+    mall ? null : malls(live.by_mall, (m) => { offer(picker, m); picker.value = m; picker.dispatchEvent(new Event("change")); }),
     h("h2", {}, t("dash.intake")), bars(Object.entries(registeredByChannel)),
     h("h2", {}, t("dash.top")), bars((report.top_problems || []).slice(0, 8).map((p) =>
       [`${p.category || p.problem || ""} ${p.merchant_id || ""}`.trim(), p.count ?? p.complaints ?? 0])),
     h("h2", {}, t("dash.merchants")), bars((report.merchants || []).slice(0, 8).map((m) =>
-      [`${m.merchant_id || ""} ${m.mall_id || ""}`.trim(), m.complaints ?? m.count ?? 0])));
+      [`${m.merchant_id || ""} ${m.mall_id || ""}`.trim(), m.complaints ?? m.count ?? 0])),
+  ].filter(Boolean));   // the chain's table only in the chain view
+}
+
+// Open clocks by stage: one bar each, its at-risk and breached parts coloured.
+function stages(rows) {
+  if (!rows.length) return h("p", { id: "dash-stages", "data-empty": "" }, t("dash.none_open"));
+  const order = (r) => (STAGES.indexOf(r.stage) + 1 || 99);
+  const top = Math.max(...rows.map((r) => r.open), 1), px = (n) => `width:${Math.round((n / top) * 300)}px`;
+  return h("figure", { id: "dash-stages", class: "chart" },
+    h("table", {}, [...rows].sort((a, b) => order(a) - order(b)).map((r) =>
+      h("tr", { "data-stage": r.stage },
+        h("th", { scope: "row" }, t(`stage.${r.stage}`)),
+        h("td", {}, h("span", { class: "bar stack", role: "img",
+                                "aria-label": `${r.open} · ${t("dash.at_risk")} ${r.at_risk} · ${t("dash.breached")} ${r.breached}` },
+          h("span", { class: "bar breached", style: px(r.breached) }), h("span", { class: "bar risk", style: px(r.at_risk) }),
+          h("span", { class: "bar", style: px(r.open - r.at_risk - r.breached) })),
+          ` ${r.open}`, r.at_risk ? ` · ${t("dash.at_risk")} ${r.at_risk}` : "",
+          r.breached ? ` · ${t("dash.breached")} ${r.breached}` : "")))),
+    h("figcaption", {}, h("span", { class: "bar breached legend" }), t("dash.breached"), " ",
+      h("span", { class: "bar risk legend" }), t("dash.at_risk"), " ", h("span", { class: "bar legend" }), t("sla.ok")));
+}
+
+// The chain's malls, most breached first, then most at risk (analytics ranks them); a row opens that mall.
+function malls(rows, open) {
+  if (!rows.length) return h("p", { id: "dash-malls", "data-empty": "" }, t("dash.none_open"));
+  return h("table", { id: "dash-malls" },
+    h("thead", {}, h("tr", {}, ["#", t("mall"), t("dash.open_cases"), t("dash.at_risk"), t("dash.breached")]
+      .map((x) => h("th", {}, x)))),
+    h("tbody", {}, rows.map((r, i) => h("tr", { "data-mall": r.mall_id, class: "clickable", tabindex: "0",
+                                               onclick: () => open(r.mall_id),
+                                               onkeydown: (e) => (e.key === "Enter" ? open(r.mall_id) : null) },
+      h("td", {}, String(i + 1)), h("td", {}, r.mall_id), h("td", {}, String(r.open)),
+      h("td", {}, String(r.at_risk)), h("td", {}, String(r.breached))))));
 }
 
 function bars(rows) {

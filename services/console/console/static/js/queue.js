@@ -1,5 +1,11 @@
 // Handler's queue: open cases of my malls, the earliest deadline first, with SLA countdowns and marks.
-import { api, h, mark, session, slaMark, t, when } from "./core.js";
+import { AT_RISK_SHARE, api, h, mark, session, slaMark, t, when } from "./core.js";
+
+// The at-risk share of the resolution deadline. A handler may not read reports (report.read in
+// deploy/policy/access.yml leaves handler out), so the queue cannot ask analytics' live report for
+// it: it uses the policy's default share, 0.8 of the allowed time (analytics.yml overrides it only
+// for acknowledgements), the rule analytics counts at-risk clocks by. Change both together.
+const RESOLUTION_SHARE = AT_RISK_SHARE;
 
 export async function render(main) {
   const me = session();
@@ -25,5 +31,5 @@ export async function render(main) {
       h("td", {}, h("a", { href: `#/case/${encodeURIComponent(c.complaint_no)}` }, c.complaint_no)),
       h("td", {}, c.state), h("td", {}, c.category || ""), h("td", {}, c.risk_level || ""),
       h("td", {}, c.owner_id || "—"), h("td", {}, when(due(c))),
-      h("td", {}, mark(slaMark(c.resolution_due_at, c.opened_at))))))) : h("p", {}, t("queue.empty")));
+      h("td", {}, mark(slaMark(c.resolution_due_at, c.opened_at, RESOLUTION_SHARE))))))) : h("p", {}, t("queue.empty")));
 }
