@@ -214,3 +214,10 @@ def test_the_desk_picks_merchants_from_its_own_malls_registry(intake):
     assert "B-101" not in merchants                                  # Beijing's tenant, not Shanghai's
     assert intake.get("/malls/bj-chaoyang/merchants", headers=staff("D3001")).status_code == 403
     assert intake.get("/malls/nowhere/merchants").status_code == 404   # chain-wide caller, unknown mall
+
+
+def test_staff_see_their_own_malls_by_name_and_the_chain_sees_all(intake):
+    mine = intake.get("/malls", headers=staff("D3001")).json()["items"]
+    assert mine == [{"id": "sh-xujiahui", "code": "SHXJH", "name": "上海徐家汇店"}]
+    chain = {m["id"] for m in intake.get("/malls").json()["items"]}             # chain-wide caller
+    assert chain == {"sh-xujiahui", "bj-chaoyang", "gz-tianhe"}

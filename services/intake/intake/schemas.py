@@ -147,6 +147,16 @@ class ComplaintList(Schema):
     per_page = fields.Integer(required=True)
 
 
+class MallOut(Schema):
+    id = fields.String(required=True)
+    code = fields.String(required=True)
+    name = fields.String(required=True)
+
+
+class MallList(Schema):
+    items = fields.List(fields.Nested(MallOut), required=True)
+
+
 class MerchantOut(Schema):
     id = fields.String(required=True)
     name = fields.String(required=True)
@@ -168,6 +178,8 @@ HTTP_API = [
     Op("GET", "/complaints", "A page of complaints, newest first.", "complaint.read", query=ListQuery,
        responses={200: ComplaintList}),
     Op("GET", "/complaints/<string:number>", "One complaint.", "complaint.read", responses={200: ComplaintOut}),
+    Op("GET", "/malls", "The caller's malls (every mall, chain-wide) with their codes and names.",
+       "complaint.read", responses={200: MallList}),
     Op("GET", "/malls/<string:mall_id>/merchants", "The mall's merchants, as the mall registry lists them "
        "(the service desk's merchant picker).", "complaint.read", responses={200: MerchantList}),
     Op("POST", "/complaints/<string:number>/acknowledgement", "Record that the customer was told (R1.2); "

@@ -10,8 +10,8 @@ Reads show the customer masked; the full record comes only from
 `GET /complaints/<number>/customer?purpose=...` (RPC `complaint_customer`), for
 `customer.contact` at the complaint's mall, and each such read is audited (audit.py).
 Resolution's case_closed/case_reopened tell intake when the retention period starts
-(retention.py). `GET /malls/<mall_id>/merchants` lists a mall's merchants from the mall
-registry (policy), for the service desk's picker.
+(retention.py). `GET /malls` and `GET /malls/<mall_id>/merchants` list the caller's malls
+and a mall's merchants from the mall registry (policy), for the console's pickers.
 """
 from datetime import timedelta
 
@@ -32,7 +32,8 @@ from mallcare_common.web import Conflict, Gone, NotFound, http, json_response, r
 from . import rules
 from .policy import load_policy
 from .retention import anonymise as anonymise_complaints
-from .schemas import HTTP_API, AcknowledgementIn, ComplaintIn, ComplaintOut, CustomerIn, ListQuery, MerchantList
+from .schemas import (HTTP_API, AcknowledgementIn, ComplaintIn, ComplaintOut, CustomerIn, ListQuery, MallList,
+                      MerchantList)
 from .storage import Complaints
 
 COMPLAINTS = Counter("mallcare_intake_complaints_total",
@@ -79,6 +80,14 @@ class IntakeService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
     @http("GET", "/complaints")
     def list_complaints_http(self, request):
         return json_response(200, self._list(self.access.caller(request), request.args.to_dict()))
+
+    @http("GET", "/malls")
+    def get_malls_http(self, request):
+        """The malls the caller works at, with their names (the console's pickers)."""
+        caller = self.access.caller(request)
+        caller.require("complaint.read")
+        malls = [m for m in self.policy.current.malls.malls.values() if caller.sees(m.id)]
+        return json_response(200, MallList().dump({"items": malls}))
 
     @http("GET", "/malls/<string:mall_id>/merchants")
     def get_merchants_http(self, request, mall_id):

@@ -8,6 +8,7 @@ export const t = (key) => WORDS[lang()][key] ?? WORDS.zh[key] ?? key;
 // The staff token lives in sessionStorage: gone when the tab closes, never sent by the browser on its own.
 export const session = () => JSON.parse(sessionStorage.getItem("mallcare.session") || "null");
 export function setSession(value) {
+  malls = null;
   if (value) sessionStorage.setItem("mallcare.session", JSON.stringify(value));
   else sessionStorage.removeItem("mallcare.session");
 }
@@ -142,3 +143,11 @@ export function slaMark(due, from, share = AT_RISK_SHARE, now = Date.now()) {
 }
 
 export const mark = (m) => h("span", { class: `mark ${m.kind}`, "data-sla": m.kind }, m.text);
+
+// The signed-in member's malls by name ({id: name}, every mall for the chain-wide), asked once a session.
+let malls = null;
+export function mallNames() {
+  malls = malls || api("intake", "malls").then(({ data }) => Object.fromEntries(data.items.map((m) => [m.id, m.name])))
+    .catch(() => ({}));
+  return malls;
+}

@@ -2,18 +2,21 @@
 // breached (by stage, and per mall for the chain), satisfaction against the 85% target, top problems,
 // merchant ranking. All from analytics: the monthly report, the intake counts and the live report
 // (GET /reports/live: the SLA clocks still running, counted by the policy's at-risk share).
-import { api, apiText, h, select, session, t, toast, when } from "./core.js";
+import { api, apiText, h, mallNames, select, session, t, toast, when } from "./core.js";
 
 // The month as the malls count it (all malls are in China Standard Time).
 const period = () => new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit" })
   .format(new Date()).slice(0, 7);
 
 let timer;
+let names = {};   // mall id -> name
 
 export async function render(main) {
   const me = session();
   const chainWide = me.malls.includes("*");
-  const options = [...(chainWide ? [["", t("chain")]] : []), ...me.malls.filter((m) => m !== "*").map((m) => [m, m])];
+  names = await mallNames();
+  const options = [...(chainWide ? [["", t("chain")]] : []),
+                   ...me.malls.filter((m) => m !== "*").map((m) => [m, names[m] || m])];
   const picker = select(options);
   picker.id = "dash-mall";
   const body = h("div", { id: "dash-body", "aria-live": "polite" });
@@ -49,7 +52,7 @@ const STAGES = ["acknowledgement", "first_response", "review_meeting", "resoluti
 
 // A mall the picker does not list yet (a chain-wide session lists no mall of its own): add it.
 function offer(picker, mall) {
-  if (![...picker.options].some((o) => o.value === mall)) picker.append(h("option", { value: mall }, mall));
+  if (![...picker.options].some((o) => o.value === mall)) picker.append(h("option", { value: mall }, names[mall] || mall));
 }
 
 async function fill(body, picker) {
@@ -114,7 +117,7 @@ function malls(rows, open) {
     h("tbody", {}, rows.map((r, i) => h("tr", { "data-mall": r.mall_id, class: "clickable", tabindex: "0",
                                                onclick: () => open(r.mall_id),
                                                onkeydown: (e) => (e.key === "Enter" ? open(r.mall_id) : null) },
-      h("td", {}, String(i + 1)), h("td", {}, r.mall_id), h("td", {}, String(r.open)),
+      h("td", {}, String(i + 1)), h("td", {}, names[r.mall_id] || r.mall_id), h("td", {}, String(r.open)),
       h("td", {}, String(r.at_risk)), h("td", {}, String(r.breached))))));
 }
 

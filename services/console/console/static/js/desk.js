@@ -1,5 +1,5 @@
 // Service desk: every R1.3 field, the duplicate warning, the acknowledgement and its deadline.
-import { api, field, formBody, h, select, session, showErrors, t, toast, when } from "./core.js";
+import { api, field, formBody, h, mallNames, select, session, showErrors, t, toast, when } from "./core.js";
 
 const BANDS = ["early_morning", "morning", "noon", "afternoon", "evening", "night"];
 const EMOTIONS = ["calm", "anxious", "upset", "angry", "furious"];
@@ -8,9 +8,10 @@ const input = (attrs = {}) => h("input", attrs);
 
 export async function render(main) {
   const me = session();
-  const malls = me.malls.filter((m) => m !== "*");
+  const names = await mallNames();
+  const malls = me.malls.includes("*") ? Object.keys(names) : me.malls;
   const form = h("form", { class: "grid", id: "desk-form", novalidate: true },
-    field("mall_id", select(malls.map((m) => [m, m])), { label: t("mall") }),
+    field("mall_id", select(malls.map((m) => [m, names[m] || m])), { label: t("mall") }),
     field("channel", select([["desk", t("channel.desk")], ["hotline", t("channel.hotline")]])),
     field("customer.name", input({ autocomplete: "off" })),
     field("customer.phone", input({ type: "tel", inputmode: "tel" })),

@@ -31,5 +31,15 @@ export async function render(main) {
       h("td", {}, h("a", { href: `#/case/${encodeURIComponent(c.complaint_no)}` }, c.complaint_no)),
       h("td", {}, c.state), h("td", {}, c.category || ""), h("td", {}, c.risk_level || ""),
       h("td", {}, c.owner_id || "—"), h("td", {}, when(due(c))),
-      h("td", {}, mark(slaMark(c.resolution_due_at, c.opened_at, RESOLUTION_SHARE))))))) : h("p", {}, t("queue.empty")));
+      h("td", { class: "sla", "data-due": c.resolution_due_at || "", "data-from": c.opened_at || "" },
+        mark(slaMark(c.resolution_due_at, c.opened_at, RESOLUTION_SHARE))))))) : h("p", {}, t("queue.empty")));
+  // The countdowns run while the queue is open: each mark is worked out again every 30 s.
+  clearInterval(ticker);
+  ticker = setInterval(() => {
+    const cells = main.querySelectorAll("#queue td.sla");
+    if (!cells.length || !document.body.contains(cells[0])) { clearInterval(ticker); return; }
+    cells.forEach((td) => td.replaceChildren(mark(slaMark(td.dataset.due, td.dataset.from, RESOLUTION_SHARE))));
+  }, 30000);
 }
+
+let ticker;
