@@ -81,11 +81,11 @@ async function fill(body, picker) {
     h("h2", {}, t("dash.stages")), stages(live.by_stage),
     mall ? null : h("h2", {}, t("dash.malls")),
     mall ? null : malls(live.by_mall, (m) => { offer(picker, m); picker.value = m; picker.dispatchEvent(new Event("change")); }),
-    h("h2", {}, t("dash.intake")), bars(Object.entries(registeredByChannel)),
+    h("h2", {}, t("dash.intake")), bars(Object.entries(registeredByChannel).map(([c, n]) => [t(`channel.${c}`), n])),
     h("h2", {}, t("dash.top")), bars((report.top_problems || []).slice(0, 8).map((p) =>
       [`${p.category || p.problem || ""} ${p.merchant_id || ""}`.trim(), p.count ?? p.complaints ?? 0])),
     h("h2", {}, t("dash.merchants")), bars((report.merchants || []).slice(0, 8).map((m) =>
-      [`${m.merchant_id || ""} ${m.mall_id || ""}`.trim(), m.complaints ?? m.count ?? 0])),
+      [`${m.merchant_id || ""} ${names[m.mall_id] || m.mall_id || ""}`.trim(), m.complaints ?? m.count ?? 0])),
   ].filter(Boolean));   // the chain's table only in the chain view
 }
 
