@@ -137,3 +137,15 @@ export function slaMark(due, from, now = Date.now()) {
 }
 
 export const mark = (m) => h("span", { class: `mark ${m.kind}`, "data-sla": m.kind }, m.text);
+
+// Remedy amounts typed into one input per type (an empty one is no remedy): [{type, amount}].
+export const REMEDY_TYPES = ["refund", "exchange", "voucher", "cash_compensation"];
+export function remedyInputs(scope) {
+  return REMEDY_TYPES.map((type) => h("label", { for: `${scope}-remedy-${type}` }, t(`remedy.${type}`),
+    h("input", { id: `${scope}-remedy-${type}`, "data-remedy": type, inputmode: "decimal" })));
+}
+export function remedies(form) {
+  return [...form.querySelectorAll("[data-remedy]")].map((el) => [el.dataset.remedy, el.value.trim()])
+    .filter(([, amount]) => amount).map(([type, amount]) => ({ type, amount }));
+}
+export const lines = (text) => (text || "").split("\n").map((r) => r.trim()).filter(Boolean);

@@ -1,5 +1,7 @@
-// Service desk: every R1.3 field, the duplicate warning, the acknowledgement and its deadline.
-import { api, field, formBody, h, select, session, showErrors, t, toast, when } from "./core.js";
+// Service desk: every R1.3 field, the duplicate warning, the acknowledgement and its deadline,
+// and a simple complaint settled on the spot at the desk (R3.2).
+import { api, field, formBody, h, lines, remedies, remedyInputs, select, session, showErrors, t, toast, when }
+  from "./core.js";
 
 const BANDS = ["early_morning", "morning", "noon", "afternoon", "evening", "night"];
 const EMOTIONS = ["calm", "anxious", "upset", "angry", "furious"];
@@ -84,7 +86,64 @@ function showResult(result, complaint, status) {
     complaint.acknowledgement ? h("p", {}, `${t("desk.acknowledged")} ${when(complaint.acknowledgement.acknowledged_at)}`)
       : h("button", { type: "button", id: "ack-button", onclick: (e) => acknowledge(e.target, complaint) }, t("desk.ack_now")));
   result.replaceChildren(box);
+  if (!rejected) result.append(spotForm(complaint));
   box.querySelector("button, h2").focus?.();
+}
+
+// R3.2: a low-risk complaint outside a dispute, settled here and now within the desk's own
+// authority. Resolution opens the case only once triage has assessed the complaint (events
+// between services), so a settlement sent too early waits for the case a little and tries again.
+const DECISIONS = ["upheld", "partly_upheld", "not_upheld"];
+const CASE_WAIT_MS = 20000;
+
+function spotForm(complaint) {
+  const status = h("p", { id: "spot-status", "aria-live": "polite" });
+  const form = h("form", { class: "grid", id: "spot-form", novalidate: true },
+    h("p", { class: "wide note" }, t("spot.hint")),
+    field("decision", select(DECISIONS.map((d) => [d, t(`decision.${d}`)])), { scope: "spot" }),
+    field("price", h("input", { inputmode: "decimal" }), { scope: "spot" }),
+    field("demanded_amount", h("input", { inputmode: "decimal" }), { scope: "spot", label: t("demanded") }),
+    ...remedyInputs("spot"),
+    field("signature_ref", h("input"), { scope: "spot", label: t("spot.signature") }),
+    field("reasons", h("textarea"), { wide: true, scope: "spot" }),
+    field("summary", h("textarea"), { wide: true, scope: "spot", label: t("spot.summary") }),
+    field("text", h("textarea"), { wide: true, scope: "spot", label: t("spot.text") }),
+    h("p", { class: "wide" }, h("button", { type: "submit", id: "spot-submit" }, t("spot.submit"))), status);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = formBody(form);
+    body.reasons = lines(body.reasons);
+    body.remedies = remedies(form);
+    const button = form.querySelector("#spot-submit");
+    button.disabled = true;
+    try {
+      const { data } = await settle(complaint.number, body, status);
+      showErrors(form, null);
+      form.replaceWith(h("section", { class: "ack", id: "spot-done", "data-state": data.state },
+        h("h2", {}, `${t("spot.done")}: ${data.complaint_no}`),
+        h("p", {}, (data.resolution && data.resolution.summary) || ""),
+        h("p", {}, h("a", { href: `#/case/${encodeURIComponent(data.complaint_no)}`, id: "spot-case" }, t("spot.open_case")))));
+    } catch (error) {
+      status.textContent = error.status === 404 ? t("spot.not_open") : "";
+      if (error.status === 409 || error.status === 403) status.textContent = `${t("spot.refused")}: ${error.message}`;
+      showErrors(form, error);
+    } finally { button.disabled = false; }
+  });
+  return h("section", { class: "card", id: "spot" }, h("h2", {}, t("spot.title")), form);
+}
+
+async function settle(number, body, status) {
+  const deadline = Date.now() + CASE_WAIT_MS;
+  body.request_id = `spot-${number}-${Date.now()}`;   // a retry after a lost answer settles once
+  for (;;) {
+    try {
+      return await api("resolution", `cases/${encodeURIComponent(number)}/spot-resolution`, { method: "POST", body });
+    } catch (error) {
+      if (error.status !== 404 || Date.now() > deadline) throw error;
+      status.textContent = t("spot.waiting");
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
 }
 
 async function acknowledge(button, complaint) {

@@ -34,6 +34,13 @@ export const WORDS = {
     "dash.monthly": "月报", "dash.quarterly": "季报",
     "act.approve": "审批通过", "act.objection": "顾客异议", "act.points": "异议要点（每行一条）", "act.note": "备注",
     "act.note_text": "备注内容", "note.internal": "内部", "note.customer_contact": "与顾客沟通", "act.escalate": "升级",
+    // desk: settling at the desk (R3.2)
+    "spot.title": "服务台当场处理 (R3.2)", "spot.hint": "仅限低风险、非跨部门纠纷的投诉，补偿合计不超过当场处理上限且在本人权限内。", "spot.summary": "处理结果摘要",
+    "spot.text": "对顾客说明（可选）", "spot.signature": "顾客签收单号（现金补偿必填）", "spot.submit": "当场处理并结案",
+    "spot.waiting": "案件正在开立（分级完成后自动开立），稍候自动重试…", "spot.not_open": "案件尚未开立，请稍后再试", "spot.refused": "不能当场处理",
+    "spot.done": "已当场处理", "spot.open_case": "查看案件", "decision.upheld": "投诉成立", "decision.partly_upheld": "部分成立",
+    "decision.not_upheld": "不成立", "remedy.refund": "退款金额", "remedy.exchange": "换货金额", "remedy.voucher": "代金券金额",
+    "remedy.cash_compensation": "现金补偿金额",
     ok: "成功", failed: "失败",
   },
   en: {
@@ -75,6 +82,17 @@ export const WORDS = {
     "act.approve": "Approve", "act.objection": "Customer objects", "act.points": "Points (one a line)",
     "act.note": "Note", "act.note_text": "Text", "note.internal": "internal", "note.customer_contact": "customer contact",
     "act.escalate": "Escalate",
+    // desk: settling at the desk (R3.2)
+    "spot.title": "Settle at the desk (R3.2)",
+    "spot.hint": "Only a low-risk complaint outside a cross-department dispute, with remedies within the spot limit and your own authority.",
+    "spot.summary": "Summary of the settlement", "spot.text": "What the customer was told (optional)",
+    "spot.signature": "Customer's signed receipt no. (for cash)", "spot.submit": "Settle and resolve",
+    "spot.waiting": "The case is being opened (after triage); trying again shortly…",
+    "spot.not_open": "The case is not open yet; try again in a moment", "spot.refused": "Cannot settle at the desk",
+    "spot.done": "Settled at the desk", "spot.open_case": "Open the case", "decision.upheld": "upheld",
+    "decision.partly_upheld": "partly upheld", "decision.not_upheld": "not upheld", "remedy.refund": "Refund",
+    "remedy.exchange": "Exchange (value)", "remedy.voucher": "Voucher",
+    "remedy.cash_compensation": "Cash compensation",
     ok: "Done", failed: "Failed",
   },
 };
