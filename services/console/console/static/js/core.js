@@ -149,3 +149,14 @@ export function remedies(form) {
     .filter(([, amount]) => amount).map(([type, amount]) => ({ type, amount }));
 }
 export const lines = (text) => (text || "").split("\n").map((r) => r.trim()).filter(Boolean);
+
+// Which roles may do what, as deploy/policy/access.yml (and resolution.yml's `permissions:`) say,
+// so that a page offers only what the signed-in role may do. The services still decide.
+const MAY = {
+  "assessment.correct": ["supervisor", "store_manager", "operations_director"],
+  "assessment.assign": ["supervisor", "store_manager", "operations_director"],
+  "library.write": ["handler", "supervisor", "store_manager", "operations_director"],
+  close_or_reopen: ["supervisor", "store_manager", "operations_director", "legal"],
+  review_meeting: ["operations_director"],
+};
+export const may = (what) => Boolean(session() && (MAY[what] || []).includes(session().role));

@@ -41,6 +41,12 @@ export const WORDS = {
     "spot.done": "已当场处理", "spot.open_case": "查看案件", "decision.upheld": "投诉成立", "decision.partly_upheld": "部分成立",
     "decision.not_upheld": "不成立", "remedy.refund": "退款金额", "remedy.exchange": "换货金额", "remedy.voucher": "代金券金额",
     "remedy.cash_compensation": "现金补偿金额",
+    // the case library (R4.4)
+    "nav.library": "案例库", "lib.title": "案例库", "lib.put": "收入案例库", "lib.lessons": "经验教训", "lib.submit": "收入案例库",
+    "lib.in_library": "已在案例库中，查看条目", "lib.lessons_pending": "待补充经验教训", "lib.q": "关键词", "lib.all_malls": "全部商场",
+    "lib.search": "搜索", "lib.found": "找到", "lib.none": "没有符合条件的案例", "lib.problem": "问题", "lib.outcome": "处理结果",
+    "lib.archived": "收录时间", "lib.entry": "案例", "lib.rounds": "处理轮次", "lib.automatic": "高风险自动收录",
+    "lib.process": "处理过程", "lib.role": "角色", "lib.detail": "要点", "lib.add_lessons": "补充经验教训",
     ok: "成功", failed: "失败",
   },
   en: {
@@ -93,6 +99,15 @@ export const WORDS = {
     "decision.partly_upheld": "partly upheld", "decision.not_upheld": "not upheld", "remedy.refund": "Refund",
     "remedy.exchange": "Exchange (value)", "remedy.voucher": "Voucher",
     "remedy.cash_compensation": "Cash compensation",
+    // the case library (R4.4)
+    "nav.library": "Case library", "lib.title": "Case library", "lib.put": "Put into the case library",
+    "lib.lessons": "Lessons learnt", "lib.submit": "Put into the library",
+    "lib.in_library": "In the case library: see the entry", "lib.lessons_pending": "lessons still to add",
+    "lib.q": "Search word", "lib.all_malls": "All malls", "lib.search": "Search", "lib.found": "Found",
+    "lib.none": "No case matches", "lib.problem": "Problem", "lib.outcome": "Outcome", "lib.archived": "Archived",
+    "lib.entry": "Library case", "lib.rounds": "Rounds", "lib.automatic": "high risk, archived by itself",
+    "lib.process": "How it was handled", "lib.role": "Role", "lib.detail": "Detail",
+    "lib.add_lessons": "Add the lessons",
     ok: "Done", failed: "Failed",
   },
 };
