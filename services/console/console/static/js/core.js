@@ -160,3 +160,12 @@ const MAY = {
   review_meeting: ["operations_director"],
 };
 export const may = (what) => Boolean(session() && (MAY[what] || []).includes(session().role));
+
+// The staff directory (id, name, role, malls), for pickers of owners and attendees.
+let staffCache = null;
+export async function staff() {
+  staffCache = staffCache || fetch("/staff").then((r) => r.json()).then((d) => d.items || []).catch(() => []);
+  return staffCache;
+}
+
+export const datalist = (id, values) => h("datalist", { id }, values.map(([v, text]) => h("option", { value: v }, text)));
