@@ -85,6 +85,10 @@ class Console:
     def el(self, css):
         return self.wait.until(self.ec.visibility_of_element_located((self.By.CSS_SELECTOR, css)))
 
+    def text(self, css):
+        """The element's text once it has some (an error slot is there, empty, before the answer)."""
+        return self.wait.until(lambda driver: quietly(lambda _: self.el(css).text, driver))
+
     def click(self, css):
         self.wait.until(self.ec.element_to_be_clickable((self.By.CSS_SELECTOR, css))).click()
 

@@ -49,7 +49,7 @@ def _walk(c):
     c.choose('[data-path="emotion"]', "angry")
     c.type('[data-path="anger_score"]', "9")
     c.click("#desk-submit")
-    assert "5" in c.el('[data-error-for="anger_score"]').text    # the service's message, next to the field
+    assert "5" in c.text('[data-error-for="anger_score"]')       # the service's message, next to the field
     c.type('[data-path="anger_score"]', "4")
     c.click("#desk-submit")
     number = c.el("#complaint-number").text
