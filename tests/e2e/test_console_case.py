@@ -55,10 +55,12 @@ def _walk(c):
     number = c.el("#complaint-number").text
     c.choose('#spot-form [data-path="decision"]', "upheld")
     c.type('#spot-form [data-path="price"]', "12")
-    c.type("#spot-remedy-refund", "12")
+    c.type('#spot-form [data-path="remedy.refund"]', "12.345")
     c.type('#spot-form [data-path="reasons"]', "收银员重复扫码")
-    c.click("#spot-submit")
-    assert c.text('#spot-form [data-error-for="summary"]')      # the service's message, next to the field
+    c.click("#spot-submit")                                       # the service's messages, next to their fields
+    assert c.text('#spot-form [data-error-for="summary"]')
+    assert "decimal" in c.text('#spot-form [data-error-for="remedy.refund"]')
+    c.type('#spot-form [data-path="remedy.refund"]', "12")
     c.type('#spot-form [data-path="summary"]', "当场退还多扣的12元并致歉")
     c.click("#spot-submit")
     assert c.el("#spot-done").get_attribute("data-state") == "resolved"

@@ -138,15 +138,28 @@ export function slaMark(due, from, now = Date.now()) {
 
 export const mark = (m) => h("span", { class: `mark ${m.kind}`, "data-sla": m.kind }, m.text);
 
-// Remedy amounts typed into one input per type (an empty one is no remedy): [{type, amount}].
+// Remedy amounts typed into one field per type (an empty one is no remedy): [{type, amount}].
+// formBody() gathers them under `remedy`; the caller sends remedies(form) instead.
 export const REMEDY_TYPES = ["refund", "exchange", "voucher", "cash_compensation"];
 export function remedyInputs(scope) {
-  return REMEDY_TYPES.map((type) => h("label", { for: `${scope}-remedy-${type}` }, t(`remedy.${type}`),
-    h("input", { id: `${scope}-remedy-${type}`, "data-remedy": type, inputmode: "decimal" })));
+  return REMEDY_TYPES.map((type) => field(`remedy.${type}`, h("input", { "data-remedy": type, inputmode: "decimal" }),
+    { scope, label: t(`remedy.${type}`) }));
 }
 export function remedies(form) {
   return [...form.querySelectorAll("[data-remedy]")].map((el) => [el.dataset.remedy, el.value.trim()])
     .filter(([, amount]) => amount).map(([type, amount]) => ({ type, amount }));
+}
+// The service's messages about remedies[i] go next to the field of that remedy's type.
+export function remedyErrors(error, sent) {
+  const fields = error && error.body && error.body.fields;
+  if (!fields || !fields.remedies || Array.isArray(fields.remedies)) return error;
+  const moved = { ...fields, remedy: {} };
+  delete moved.remedies;
+  for (const [i, messages] of Object.entries(fields.remedies)) {
+    const remedy = sent[Number(i)];
+    if (remedy) moved.remedy[remedy.type] = Object.values(messages).flat().filter((m) => typeof m === "string");
+  }
+  return Object.assign(new ApiError(error.status, { ...error.body, fields: moved }), { message: error.message });
 }
 export const lines = (text) => (text || "").split("\n").map((r) => r.trim()).filter(Boolean);
 

@@ -1,7 +1,7 @@
 // Service desk: every R1.3 field, the duplicate warning, the acknowledgement and its deadline,
 // and a simple complaint settled on the spot at the desk (R3.2).
-import { api, field, formBody, h, lines, remedies, remedyInputs, select, session, showErrors, t, toast, when }
-  from "./core.js";
+import { api, field, formBody, h, lines, remedies, remedyErrors, remedyInputs, select, session, showErrors, t, toast,
+         when } from "./core.js";
 
 const BANDS = ["early_morning", "morning", "noon", "afternoon", "evening", "night"];
 const EMOTIONS = ["calm", "anxious", "upset", "angry", "furious"];
@@ -113,6 +113,7 @@ function spotForm(complaint) {
     event.preventDefault();
     const body = formBody(form);
     body.reasons = lines(body.reasons);
+    delete body.remedy;
     body.remedies = remedies(form);
     const button = form.querySelector("#spot-submit");
     button.disabled = true;
@@ -126,7 +127,7 @@ function spotForm(complaint) {
     } catch (error) {
       status.textContent = error.status === 404 ? t("spot.not_open") : "";
       if (error.status === 409 || error.status === 403) status.textContent = `${t("spot.refused")}: ${error.message}`;
-      showErrors(form, error);
+      showErrors(form, remedyErrors(error, body.remedies));
     } finally { button.disabled = false; }
   });
   return h("section", { class: "card", id: "spot" }, h("h2", {}, t("spot.title")), form);
