@@ -61,6 +61,7 @@ def _walk(c):
     assert c.text('#spot-form [data-error-for="summary"]')
     assert "decimal" in c.text('#spot-form [data-error-for="remedy.refund"]')
     c.type('#spot-form [data-path="remedy.refund"]', "12")
+    assert c.el("#spot-assessment[data-risk]").get_attribute("data-risk") == "low"   # triage's grading, shown
     c.type('#spot-form [data-path="summary"]', "当场退还多扣的12元并致歉")
     c.click("#spot-submit")
     assert c.el("#spot-done").get_attribute("data-state") == "resolved"

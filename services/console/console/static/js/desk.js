@@ -130,7 +130,31 @@ function spotForm(complaint) {
       showErrors(form, remedyErrors(error, body.remedies));
     } finally { button.disabled = false; }
   });
-  return h("section", { class: "card", id: "spot" }, h("h2", {}, t("spot.title")), form);
+  const grading = h("p", { id: "spot-assessment", "aria-live": "polite" }, t("spot.grading"));
+  const card = h("section", { class: "card", id: "spot" }, h("h2", {}, t("spot.title")), grading, form);
+  showGrading(complaint.number, grading);
+  return card;
+}
+
+// Triage's grading once it is there: whether this complaint can be settled here at all (resolution's
+// spot rules: low risk, no cross-department dispute). Only said, not enforced: resolution decides.
+async function showGrading(number, line) {
+  const deadline = Date.now() + CASE_WAIT_MS;
+  for (;;) {
+    try {
+      const { data: a } = await api("triage", `assessments/${encodeURIComponent(number)}`);
+      const spotable = a.risk_level === "low" && !a.review_meeting;
+      line.dataset.risk = a.risk_level;
+      line.className = spotable ? "" : "warn";
+      line.textContent = `${t("risk")}: ${a.risk_level} · ${t("category")}: ${a.category || "—"} · `
+        + `${t("triage.department")}: ${a.department}` + (spotable ? "" : ` · ${t(a.review_meeting ? "spot.dispute" : "spot.not_low")}`);
+      return;
+    } catch (error) {
+      if (error.status !== 404 || Date.now() > deadline) { line.textContent = ""; return; }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      if (!line.isConnected) return;   // another complaint or another page since
+    }
+  }
 }
 
 async function settle(number, body, status) {

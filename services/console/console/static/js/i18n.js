@@ -41,6 +41,8 @@ export const WORDS = {
     "spot.done": "已当场处理", "spot.open_case": "查看案件", "decision.upheld": "投诉成立", "decision.partly_upheld": "部分成立",
     "decision.not_upheld": "不成立", "remedy.refund": "退款金额", "remedy.exchange": "换货金额", "remedy.voucher": "代金券金额",
     "remedy.cash_compensation": "现金补偿金额",
+    "spot.grading": "等待分级结果…", "spot.not_low": "非低风险，按规定不能当场处理，将转负责人处理",
+    "spot.dispute": "跨部门纠纷，需评审会确定责任部门，不能当场处理",
     // the case library (R4.4)
     "nav.library": "案例库", "lib.title": "案例库", "lib.put": "收入案例库", "lib.lessons": "经验教训", "lib.submit": "收入案例库",
     "lib.in_library": "已在案例库中，查看条目", "lib.lessons_pending": "待补充经验教训", "lib.q": "关键词", "lib.all_malls": "全部商场",
@@ -114,6 +116,9 @@ export const WORDS = {
     "decision.partly_upheld": "partly upheld", "decision.not_upheld": "not upheld", "remedy.refund": "Refund",
     "remedy.exchange": "Exchange (value)", "remedy.voucher": "Voucher",
     "remedy.cash_compensation": "Cash compensation",
+    "spot.grading": "Waiting for triage's grading…",
+    "spot.not_low": "not low risk: not settled at the desk, its owner takes it on",
+    "spot.dispute": "a cross-department dispute: the review meeting decides first, not settled at the desk",
     // the case library (R4.4)
     "nav.library": "Case library", "lib.title": "Case library", "lib.put": "Put into the case library",
     "lib.lessons": "Lessons learnt", "lib.submit": "Put into the library",
