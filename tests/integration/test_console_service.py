@@ -48,10 +48,12 @@ def test_demo_sign_in_signs_a_token_for_a_member_of_staff_only(console):
     assert {"id": "D3001", "name": "许静", "role": "desk_staff", "malls": ["sh-xujiahui"]} in staff
 
 
-def test_demo_sign_in_can_be_turned_off_and_the_staff_directory_with_it(console):
+def test_demo_sign_in_can_be_turned_off_and_the_directory_is_for_signed_in_staff_only(console):
     url = console(DEMO_LOGIN="false", SIGN_ON_URL="https://sso.example.com/login")
     assert requests.post(url + "/login", json={"staff_id": "E3501"}, timeout=10).status_code == 404
-    assert requests.get(url + "/staff", timeout=10).status_code == 404
+    assert requests.get(url + "/staff", timeout=10).status_code == 401          # no names to strangers
+    signed_in = {"Authorization": "Bearer " + issue_token(TOKEN_SECRET, "E3011", "supervisor", ["sh-xujiahui"])}
+    assert "E3501" in {m["id"] for m in requests.get(url + "/staff", headers=signed_in, timeout=10).json()["items"]}
     assert requests.get(url + "/sign-in", timeout=10).json() == {"demo": False,
                                                                  "sign_on_url": "https://sso.example.com/login"}
     assert requests.get(console() + "/sign-in", timeout=10).json() == {"demo": True, "sign_on_url": None}

@@ -5,7 +5,8 @@ Entrypoints at a glance (HTTP only: the console owns no data, listens to no even
   GET  /static/<file>             its scripts and style sheet, no build step
   GET  /sign-in                   how to sign in here: the demo picker or the chain's sign-on page
   GET  /session                   who the Bearer token says the caller is (a token from the sign-on)
-  GET  /staff                     the staff directory for the demo picker (id, name, role, malls)
+  GET  /staff                     the staff directory (id, name, role, malls): the demo picker's, and
+                                    the signed-in's for owner pickers (only they, without the demo)
   POST /login                     {"staff_id"} -> a staff token for that member of staff (DEMO sign-on)
   GET  /api/<service>/<path>      passed on to intake, triage, resolution, feedback or analytics
   POST /api/<service>/<path>        with the caller's own Authorization header, nothing added
@@ -83,11 +84,8 @@ class ConsoleService:
     @http("GET", "/session")
     def session(self, request):
         """Who the Bearer token is for, so a token from the sign-on can start a session."""
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         try:
-            if scheme.lower() != "bearer" or not token.strip():
-                raise Unauthenticated("send Authorization: Bearer <token from the sign-on>")
-            user, role, malls = read_token(self.token_secret, token.strip())
+            user, role, malls = self._signed_in(request)
         except Unauthenticated:
             SIGN_INS.labels("sign_on", "refused").inc()
             raise
@@ -97,8 +95,10 @@ class ConsoleService:
 
     @http("GET", "/staff")
     def staff(self, request):
-        if not self._demo:   # the directory is for the demo picker only: no names to strangers
-            raise NotFound("no staff directory here: sign in through the chain's sign-on")
+        """For the demo picker, and for signed-in staff's owner and attendee pickers; without the
+        demo, no names to anyone not signed in."""
+        if not self._demo:
+            self._signed_in(request)
         return json_response(200, {"items": [
             {k: m.get(k) for k in ("id", "name", "role", "malls")} for m in self._staff()]})
 
@@ -154,6 +154,13 @@ class ConsoleService:
     @property
     def _demo(self):
         return str(self._mallcare.get("DEMO_LOGIN", "true")).lower() not in ("false", "0", "no")
+
+    def _signed_in(self, request):
+        """(user, role, malls) of the caller's Bearer token; Unauthenticated (401) without a good one."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("send Authorization: Bearer <token from the sign-on>")
+        return read_token(self.token_secret, token.strip())
 
     def _staff(self):
         return staff_directory(self._mallcare.get("POLICY_DIR", "deploy/policy"))

@@ -1,15 +1,35 @@
-// Case page: the case, its whole timeline, and the handler's actions from finding to resolution.
-import { AT_RISK_SHARE, api, field, formBody, h, mark, select, showErrors, slaMark, t, toast, when } from "./core.js";
+// Case page: the case, its whole timeline, and the handler's actions from finding to resolution;
+// triage's assessment (reassign, correct), the review meeting (R2.4), the time told to the customer,
+// rectification tasks (R3.8), closing and reopening (R4.2), and putting it into the case library (R4.4).
+import { AT_RISK_SHARE, api, datalist, field, formBody, h, lines, mark, may, select, showErrors, slaMark, staff, t, toast, when }
+  from "./core.js";
 
 const SOURCES = ["records", "cctv", "staff_interview", "supplier_qc_report", "site_inspection", "customer"];
 const DECISIONS = ["upheld", "partly_upheld", "not_upheld"];
+const FINISHED = ["resolved", "closed"];
+const CONTACT_WAYS = ["desk", "phone", "sms", "app", "wechat", "email", "letter"];
+const DEPARTMENTS = ["customer_service", "procurement_qc", "facilities", "finance", "logistics", "merchant_relations",
+                     "security", "operations_director"];
+const CATEGORIES = ["product.quality_defect", "product.not_as_described", "product.expired", "product.damaged",
+  "service.bad_attitude", "service.operating_error", "service.slow_response", "environment.hygiene",
+  "environment.facility_failure", "environment.poor_layout", "rules.return_dispute", "rules.price_dispute",
+  "rules.membership_rights", "payment.failed_payment", "payment.refund_delay", "logistics.late_delivery",
+  "logistics.wrong_delivery"];
+const RECTIFICATION_KINDS = ["staff_training", "procurement_standard_change", "maintenance", "process_change",
+                             "signage", "supplier_review"];
 
 export async function render(main, [number]) {
-  const { data: c } = await api("resolution", `cases/${encodeURIComponent(number)}`);
+  const no = encodeURIComponent(number);
+  const [{ data: c }, assessment, people] = await Promise.all([
+    api("resolution", `cases/${no}`),
+    api("triage", `assessments/${no}`).then((r) => r.data).catch(() => null),
+    staff()]);
   const again = () => { main.replaceChildren(); return render(main, [number]); };
-  const act = (action, body, form) => api("resolution", `cases/${encodeURIComponent(number)}/${action}`,
+  const act = (action, body, form) => api("resolution", `cases/${no}/${action}`,
     { method: "POST", body }).then(() => { toast(t("ok")); return again(); }).catch((e) => form ? showErrors(form, e)
     : toast(`${t("failed")}: ${e.message}`));
+  const here = people.filter((p) => (p.malls || []).includes(c.mall_id) || (p.malls || []).includes("*"));
+  const finished = FINISHED.includes(c.state);
 
   main.append(
     h("h1", {}, `${t("case.title")} `, h("span", { id: "case-number" }, c.complaint_no), " · ",
@@ -18,15 +38,203 @@ export async function render(main, [number]) {
       `${t("mall")}: ${c.mall_id} · ${t("category")}: ${c.category || ""} · ${t("risk")}: ${c.risk_level || ""} · `,
       `${t("owner")}: ${c.owner_id || "—"} · ${t("due")}: ${when(c.resolution_due_at)} `,
       // the policy's default at-risk share (0.8): handlers, who work this page, may not read the live report
-      mark(slaMark(c.resolution_due_at, c.opened_at, AT_RISK_SHARE)))));
+      mark(slaMark(c.resolution_due_at, c.opened_at, AT_RISK_SHARE))),
+      c.round > 1 ? h("p", {}, `${t("round")}: ${c.round}`) : null,
+      c.expected_resolution ? h("p", { id: "expected" }, `${t("expected.told")}: `,
+        h("strong", {}, when(c.expected_resolution.expected_by)), ` (${c.expected_resolution.via})`,
+        c.expected_resolution.beyond_deadline ? h("span", { class: "mark risk" }, t("expected.beyond")) : null) : null,
+      c.resolution ? h("p", { id: "resolution-summary" }, `${t("act.resolve")}: ${c.resolution.summary}`,
+        c.resolution.spot ? ` (${t("spot.title")})` : "") : null,
+      c.closure ? h("p", {}, `${t("closure")}: ${c.closure.reason} · ${when(c.closure.at)}`) : null),
+    h("datalist", { id: "case-staff" }, here.map((p) => h("option", { value: p.id }, `${p.name} (${p.role})`))),
+    datalist("departments", DEPARTMENTS.map((d) => [d, d])));
 
-  if (!["resolved", "closed"].includes(c.state)) main.append(h("div", { class: "actions" }, actions(c, act)));
+  const meeting = c.review_meeting;
+  if (meeting) main.append(reviewMeeting(c, meeting, act));
+  if (assessment) main.append(triageCard(c, assessment, again));
+  if (!finished) main.append(h("div", { class: "actions" }, actions(c, act), expected(c, act)));
+  main.append(rectifications(c, act));
+  if (finished || c.round > 1) main.append(h("div", { class: "actions" }, closing(c, act), library(c)));
 
   main.append(h("h2", {}, t("timeline")), h("table", { id: "timeline" },
     h("thead", {}, h("tr", {}, ["#", t("at"), t("by"), t("action"), t("state")].map((x) => h("th", {}, x)))),
     h("tbody", {}, (c.timeline || []).map((e) => h("tr", { "data-action": e.action },
       h("td", {}, e.seq), h("td", {}, when(e.at)), h("td", {}, `${e.by} (${e.role || ""})`),
       h("td", {}, e.action), h("td", {}, e.state))))));
+}
+
+// R2.4: a cross-department dispute waits for the operations director's meeting to name the
+// responsible department before anyone may propose; once decided, the decision is shown.
+function reviewMeeting(c, meeting, act) {
+  const card = h("section", { class: "card", id: "review-meeting" }, h("h2", {}, t("meeting.title")),
+    h("p", {}, `${t("meeting.departments")}: ${(meeting.departments || []).join(", ")} · ${t("meeting.due")}: `,
+      when(meeting.due_at), " ", meeting.decided_at ? "" : mark(slaMark(meeting.due_at, c.opened_at)),
+      meeting.convenor_id ? ` · ${t("meeting.convenor")}: ${meeting.convenor_id}` : ""));
+  if (meeting.decided_at) {
+    card.append(h("p", { id: "meeting-decided" }, `${t("meeting.decided")} ${when(meeting.decided_at)} · `,
+      `${t("meeting.responsible")}: ${meeting.responsible_department} · ${meeting.decision}`));
+    return card;
+  }
+  if (FINISHED.includes(c.state)) return card;
+  if (!may("review_meeting")) { card.append(h("p", { class: "note" }, t("meeting.pending"))); return card; }
+  const form = h("form", { class: "grid", id: "meeting-form", novalidate: true },
+    field("responsible_department", h("input", { list: "departments" }), { scope: "meeting", label: t("meeting.responsible") }),
+    field("owner_id", h("input", { list: "case-staff" }), { scope: "meeting", label: t("meeting.owner") }),
+    field("attendees", h("input", { placeholder: "procurement_qc, facilities", "data-list": "" }),
+      { scope: "meeting", label: t("meeting.attendees") }),
+    field("decision", h("textarea"), { wide: true, scope: "meeting", label: t("meeting.decision") }),
+    h("p", {}, h("button", { type: "submit", id: "meeting-submit" }, t("meeting.submit"))));
+  form.addEventListener("submit", (e) => { e.preventDefault(); act("review-meeting", formBody(form), form); });
+  card.append(form);
+  return card;
+}
+
+// What triage says (category, risk and why, department, owner, deadlines, history); a supervisor
+// reassigns the owner or corrects category or risk there, and the case follows by triage's events.
+function triageCard(c, a, again) {
+  const no = encodeURIComponent(c.complaint_no);
+  const card = h("section", { class: "card", id: "assessment" }, h("h2", {}, t("triage.title")),
+    h("table", {}, [
+      [t("category"), `${a.category || "—"} (${a.category_source || ""})`],
+      [t("risk"), h("span", { "data-risk": a.risk_level }, a.risk_level)],
+      [t("triage.reasons"), (a.risk_reasons || []).map((r) => `${r.reason} (${r.level}): ${r.detail}`).join("; ") || "—"],
+      [t("triage.urgency"), `${a.urgency} · ${t("triage.recurrences")} ${a.recurrences ?? 0}`],
+      [t("triage.department"), `${a.department} · ${a.routing_basis || ""}`],
+      [t("owner"), a.owner ? `${a.owner.id} ${a.owner.name || ""}` : "—"],
+      [t("triage.first_response"), when(a.first_response_due_at)], [t("due"), when(a.resolution_due_at)],
+    ].map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, v)))),
+    (a.history || []).length ? h("ul", { id: "assessment-history" }, a.history.map((x) => h("li", {},
+      `${when(x.at)} ${x.by}: ${x.action} ${x.field || ""} ${x.old ?? ""} → ${x.new ?? ""} · ${x.reason || ""}`))) : null);
+  const send = (path, form) => api("triage", `assessments/${no}/${path}`, { method: "POST", body: formBody(form) })
+    .then(() => { toast(t("triage.sent")); return again(); }).catch((e) => showErrors(form, e));
+  if (FINISHED.includes(c.state)) return card;
+  if (may("assessment.assign")) {
+    const form = h("form", { class: "grid", id: "reassign-form", novalidate: true },
+      field("owner_id", h("input", { list: "case-staff" }), { scope: "reassign", label: t("triage.new_owner") }),
+      field("reason", h("input"), { scope: "reassign", label: t("reason") }),
+      h("p", {}, h("button", { type: "submit", class: "secondary" }, t("triage.reassign"))));
+    form.addEventListener("submit", (e) => { e.preventDefault(); send("owner", form); });
+    card.append(h("h3", {}, t("triage.reassign")), form);
+  }
+  if (may("assessment.correct")) {
+    const which = select([["category", t("category")], ["risk_level", t("risk")]]);
+    const value = h("input", { list: "correct-values" });
+    const values = h("datalist", { id: "correct-values" });
+    const fill = () => values.replaceChildren(...(which.value === "risk_level" ? ["low", "medium", "high"] : CATEGORIES)
+      .map((v) => h("option", { value: v })));
+    which.addEventListener("change", () => { value.value = ""; fill(); });
+    fill();
+    const form = h("form", { class: "grid", id: "correct-form", novalidate: true },
+      field("field", which, { scope: "correct", label: t("triage.field") }),
+      field("value", value, { scope: "correct", label: t("triage.value") }),
+      field("reason", h("input"), { scope: "correct", label: t("reason") }), values,
+      h("p", {}, h("button", { type: "submit", class: "secondary" }, t("triage.correct"))));
+    form.addEventListener("submit", (e) => { e.preventDefault(); send("corrections", form); });
+    card.append(h("h3", {}, t("triage.correct")), form);
+  }
+  return card;
+}
+
+// R3.2: the time to resolution the customer was told (beyond the deadline is marked).
+function expected(c, act) {
+  const when_ = h("input", { type: "datetime-local" });
+  const form = h("form", { class: "grid", id: "expected-form", novalidate: true },
+    field("expected_by", when_, { scope: "expected", label: t("expected.by") }),
+    field("via", select(CONTACT_WAYS.map((v) => [v, t(`via.${v}`)])), { scope: "expected", label: t("expected.via") }),
+    h("p", {}, h("button", { type: "submit", class: "secondary" }, t("expected.submit"))));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const body = formBody(form);
+    if (when_.value) body.expected_by = new Date(when_.value).toISOString();   // the browser's zone, as an instant
+    act("expected-resolution", body, form);
+  });
+  return h("section", { class: "card" }, h("h2", {}, t("expected.title")), form);
+}
+
+// R3.8: the improvements a case leads to, with their due dates; shown on resolved and closed
+// cases too, since they are carried out after the customer's matter is settled.
+function rectifications(c, act) {
+  const items = c.rectifications || [];
+  const card = h("section", { class: "card", id: "rectifications" }, h("h2", {}, t("rect.title")));
+  card.append(items.length ? h("table", { id: "rectification-list" },
+    h("thead", {}, h("tr", {}, ["#", t("rect.kind"), t("rect.description"), t("owner"), t("rect.due"), ""]
+      .map((x) => h("th", {}, x)))),
+    h("tbody", {}, items.map((r) => h("tr", { "data-rectification": r.id, "data-done": r.done ? "true" : "false" },
+      h("td", {}, r.id), h("td", {}, r.kind), h("td", {}, r.description || ""), h("td", {}, r.owner_id || "—"),
+      h("td", {}, when(r.due_at), " ", r.done ? "" : mark(slaMark(r.due_at, null))),
+      h("td", {}, r.done ? `✓ ${when(r.done.at)} ${r.done.evidence || ""}` : doneForm(r, act))))))
+    : h("p", {}, t("rect.none")));
+  const form = h("form", { class: "grid", id: "rectification-form", novalidate: true },
+    field("kind", h("input", { list: "rect-kinds" }), { scope: "rect", label: t("rect.kind") }),
+    field("owner_id", h("input", { list: "case-staff" }), { scope: "rect", label: t("rect.owner") }),
+    field("working_days", h("input", { type: "number", min: 1, max: 365, value: 3 }),
+      { scope: "rect", label: t("rect.working_days") }),
+    field("description", h("textarea"), { wide: true, scope: "rect", label: t("rect.description") }),
+    datalist("rect-kinds", RECTIFICATION_KINDS.map((k) => [k, k])),
+    h("p", {}, h("button", { type: "submit", id: "rectification-add" }, t("rect.add"))));
+  form.addEventListener("submit", (e) => { e.preventDefault(); act("rectifications", formBody(form), form); });
+  card.append(h("h3", {}, t("rect.add")), form);
+  return card;
+}
+
+function doneForm(r, act) {
+  const form = h("form", { class: "inline", "data-rectification-done": r.id, novalidate: true },
+    field("evidence", h("input", { placeholder: t("rect.evidence_hint") }), { scope: `rect-${r.id}`, label: t("rect.evidence") }),
+    h("button", { type: "submit", "data-rectification": r.id }, t("act.task")));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    act("rectification-done", { rectification_id: r.id, ...formBody(form) }, form);
+  });
+  return form;
+}
+
+// R4.2: a supervisor closes a resolved case (or a reopened one, with a reason) and reopens a
+// resolved or closed one for a dissatisfied customer.
+function closing(c, act) {
+  const card = h("section", { class: "card", id: "closing" }, h("h2", {}, t("closing.title")));
+  if (!may("close_or_reopen")) { card.append(h("p", { class: "note" }, t("closing.who"))); return card; }
+  if (c.state !== "closed") {
+    const form = h("form", { class: "grid", id: "close-form", novalidate: true },
+      field("reason", h("input"), { scope: "close", label: t("reason") }),
+      h("p", {}, h("button", { type: "submit", id: "close" }, t("closing.close"))));
+    form.addEventListener("submit", (e) => { e.preventDefault(); act("closure", formBody(form), form); });
+    card.append(form);
+  }
+  if (FINISHED.includes(c.state)) {
+    const form = h("form", { class: "grid", id: "reopen-form", novalidate: true },
+      field("reason", h("input"), { scope: "reopen", label: t("reason") }),
+      h("p", {}, h("button", { type: "submit", class: "secondary", id: "reopen" }, t("closing.reopen"))));
+    form.addEventListener("submit", (e) => { e.preventDefault(); act("reopening", formBody(form), form); });
+    card.append(form);
+  }
+  return card;
+}
+
+// R4.4: a typical resolved case goes into the chain's case library with its lessons.
+function library(c) {
+  if (!FINISHED.includes(c.state)) return null;
+  const writes = may("library.write");
+  const card = h("section", { class: "card", id: "library-put", hidden: !writes }, h("h2", {}, t("lib.put")));
+  const link = () => h("p", { id: "library-link" }, h("a", { href: `#/library/${encodeURIComponent(c.complaint_no)}` },
+    t("lib.in_library")));
+  api("feedback", `library/${encodeURIComponent(c.complaint_no)}`)     // in the library already: a link to it
+    .then(({ data }) => { card.querySelector("form")?.remove(); card.append(link()); card.hidden = false;
+      if (data.lessons_pending) card.append(h("p", { class: "note" }, t("lib.lessons_pending"))); })
+    .catch(() => { /* not in the library yet */ });
+  if (!writes) return card;
+  const form = h("form", { class: "grid", id: "library-form", novalidate: true },
+    field("lessons", h("textarea"), { wide: true, scope: "lib", label: t("lib.lessons") }),
+    h("p", {}, h("button", { type: "submit", id: "library-submit" }, t("lib.submit"))));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      await api("feedback", "library", { method: "POST", body: { complaint_no: c.complaint_no, ...formBody(form) } });
+      toast(t("ok"));
+      form.replaceWith(link());
+    } catch (error) { showErrors(form, error); }
+  });
+  card.append(form);
+  return card;
 }
 
 function actions(c, act) {

@@ -8,7 +8,7 @@ export const t = (key) => WORDS[lang()][key] ?? WORDS.zh[key] ?? key;
 // The staff token lives in sessionStorage: gone when the tab closes, never sent by the browser on its own.
 export const session = () => JSON.parse(sessionStorage.getItem("mallcare.session") || "null");
 export function setSession(value) {
-  malls = null;
+  malls = null; staffCache = null;   // what the last session was shown
   if (value) sessionStorage.setItem("mallcare.session", JSON.stringify(value));
   else sessionStorage.removeItem("mallcare.session");
 }
@@ -151,3 +151,49 @@ export function mallNames() {
     .catch(() => ({}));
   return malls;
 }
+
+// Remedy amounts typed into one field per type (an empty one is no remedy): [{type, amount}].
+// formBody() gathers them under `remedy`; the caller sends remedies(form) instead.
+export const REMEDY_TYPES = ["refund", "exchange", "voucher", "cash_compensation"];
+export function remedyInputs(scope) {
+  return REMEDY_TYPES.map((type) => field(`remedy.${type}`, h("input", { "data-remedy": type, inputmode: "decimal" }),
+    { scope, label: t(`remedy.${type}`) }));
+}
+export function remedies(form) {
+  return [...form.querySelectorAll("[data-remedy]")].map((el) => [el.dataset.remedy, el.value.trim()])
+    .filter(([, amount]) => amount).map(([type, amount]) => ({ type, amount }));
+}
+// The service's messages about remedies[i] go next to the field of that remedy's type.
+export function remedyErrors(error, sent) {
+  const fields = error && error.body && error.body.fields;
+  if (!fields || !fields.remedies || Array.isArray(fields.remedies)) return error;
+  const moved = { ...fields, remedy: {} };
+  delete moved.remedies;
+  for (const [i, messages] of Object.entries(fields.remedies)) {
+    const remedy = sent[Number(i)];
+    if (remedy) moved.remedy[remedy.type] = Object.values(messages).flat().filter((m) => typeof m === "string");
+  }
+  return Object.assign(new ApiError(error.status, { ...error.body, fields: moved }), { message: error.message });
+}
+export const lines = (text) => (text || "").split("\n").map((r) => r.trim()).filter(Boolean);
+
+// Which roles may do what, as deploy/policy/access.yml (and resolution.yml's `permissions:`) say,
+// so that a page offers only what the signed-in role may do. The services still decide.
+const MAY = {
+  "assessment.correct": ["supervisor", "store_manager", "operations_director"],
+  "assessment.assign": ["supervisor", "store_manager", "operations_director"],
+  "library.write": ["handler", "supervisor", "store_manager", "operations_director"],
+  close_or_reopen: ["supervisor", "store_manager", "operations_director", "legal"],
+  review_meeting: ["operations_director"],
+};
+export const may = (what) => Boolean(session() && (MAY[what] || []).includes(session().role));
+
+// The staff directory (id, name, role, malls), for pickers of owners and attendees.
+let staffCache = null;
+export async function staff() {
+  staffCache = staffCache || fetch("/staff", { headers: { Authorization: `Bearer ${session().token}` } })
+    .then((r) => r.json()).then((d) => d.items || []).catch(() => []);
+  return staffCache;
+}
+
+export const datalist = (id, values) => h("datalist", { id }, values.map(([v, text]) => h("option", { value: v }, text)));

@@ -1,5 +1,7 @@
-// Service desk: every R1.3 field, the duplicate warning, the acknowledgement and its deadline.
-import { api, field, formBody, h, mallNames, select, session, showErrors, t, toast, when } from "./core.js";
+// Service desk: every R1.3 field, the duplicate warning, the acknowledgement and its deadline,
+// and a simple complaint settled on the spot at the desk (R3.2).
+import { api, field, formBody, h, lines, mallNames, remedies, remedyErrors, remedyInputs, select, session, showErrors,
+         t, toast, when } from "./core.js";
 
 const BANDS = ["early_morning", "morning", "noon", "afternoon", "evening", "night"];
 const EMOTIONS = ["calm", "anxious", "upset", "angry", "furious"];
@@ -92,10 +94,92 @@ function showResult(result, complaint, status) {
       : rejected ? null    // a refused complaint has nothing to acknowledge: the desk tells the customer why
       : h("button", { type: "button", id: "ack-button", onclick: (e) => acknowledge(e.target, complaint) }, t("desk.ack_now")));
   result.replaceChildren(box);
+  if (!rejected) result.append(spotForm(complaint));
   // Focus goes where the desk goes next: "customer told", else the outcome's heading.
   const next = box.querySelector("#ack-button") || box.querySelector("h2");
   if (next.tagName === "H2") next.setAttribute("tabindex", "-1");
   next.focus();
+}
+
+// R3.2: a low-risk complaint outside a dispute, settled here and now within the desk's own
+// authority. Resolution opens the case only once triage has assessed the complaint (events
+// between services), so a settlement sent too early waits for the case a little and tries again.
+const DECISIONS = ["upheld", "partly_upheld", "not_upheld"];
+const CASE_WAIT_MS = 20000;
+
+function spotForm(complaint) {
+  const status = h("p", { id: "spot-status", "aria-live": "polite" });
+  const form = h("form", { class: "grid", id: "spot-form", novalidate: true },
+    h("p", { class: "wide note" }, t("spot.hint")),
+    field("decision", select(DECISIONS.map((d) => [d, t(`decision.${d}`)])), { scope: "spot" }),
+    field("price", h("input", { inputmode: "decimal" }), { scope: "spot" }),
+    field("demanded_amount", h("input", { inputmode: "decimal" }), { scope: "spot", label: t("demanded") }),
+    ...remedyInputs("spot"),
+    field("signature_ref", h("input"), { scope: "spot", label: t("spot.signature") }),
+    field("reasons", h("textarea"), { wide: true, scope: "spot" }),
+    field("summary", h("textarea"), { wide: true, scope: "spot", label: t("spot.summary") }),
+    field("text", h("textarea"), { wide: true, scope: "spot", label: t("spot.text") }),
+    h("p", { class: "wide" }, h("button", { type: "submit", id: "spot-submit" }, t("spot.submit"))), status);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = formBody(form);
+    body.reasons = lines(body.reasons);
+    delete body.remedy;
+    body.remedies = remedies(form);
+    const button = form.querySelector("#spot-submit");
+    button.disabled = true;
+    try {
+      const { data } = await settle(complaint.number, body, status);
+      showErrors(form, null);
+      form.replaceWith(h("section", { class: "ack", id: "spot-done", "data-state": data.state },
+        h("h2", {}, `${t("spot.done")}: ${data.complaint_no}`),
+        h("p", {}, (data.resolution && data.resolution.summary) || ""),
+        h("p", {}, h("a", { href: `#/case/${encodeURIComponent(data.complaint_no)}`, id: "spot-case" }, t("spot.open_case")))));
+    } catch (error) {
+      status.textContent = error.status === 404 ? t("spot.not_open") : "";
+      if (error.status === 409 || error.status === 403) status.textContent = `${t("spot.refused")}: ${error.message}`;
+      showErrors(form, remedyErrors(error, body.remedies));
+    } finally { button.disabled = false; }
+  });
+  const grading = h("p", { id: "spot-assessment", "aria-live": "polite" }, t("spot.grading"));
+  const card = h("section", { class: "card", id: "spot" }, h("h2", {}, t("spot.title")), grading, form);
+  showGrading(complaint.number, grading);
+  return card;
+}
+
+// Triage's grading once it is there: whether this complaint can be settled here at all (resolution's
+// spot rules: low risk, no cross-department dispute). Only said, not enforced: resolution decides.
+async function showGrading(number, line) {
+  const deadline = Date.now() + CASE_WAIT_MS;
+  for (;;) {
+    try {
+      const { data: a } = await api("triage", `assessments/${encodeURIComponent(number)}`);
+      const spotable = a.risk_level === "low" && !a.review_meeting;
+      line.dataset.risk = a.risk_level;
+      line.className = spotable ? "" : "warn";
+      line.textContent = `${t("risk")}: ${a.risk_level} · ${t("category")}: ${a.category || "—"} · `
+        + `${t("triage.department")}: ${a.department}` + (spotable ? "" : ` · ${t(a.review_meeting ? "spot.dispute" : "spot.not_low")}`);
+      return;
+    } catch (error) {
+      if (error.status !== 404 || Date.now() > deadline) { line.textContent = ""; return; }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      if (!line.isConnected) return;   // another complaint or another page since
+    }
+  }
+}
+
+async function settle(number, body, status) {
+  const deadline = Date.now() + CASE_WAIT_MS;
+  body.request_id = `spot-${number}-${Date.now()}`;   // a retry after a lost answer settles once
+  for (;;) {
+    try {
+      return await api("resolution", `cases/${encodeURIComponent(number)}/spot-resolution`, { method: "POST", body });
+    } catch (error) {
+      if (error.status !== 404 || Date.now() > deadline) throw error;
+      status.textContent = t("spot.waiting");
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
 }
 
 async function acknowledge(button, complaint) {
