@@ -86,6 +86,11 @@ def _walk(c):
     c.wait.until(lambda d: len(_rows(c, "#rectification-list tbody tr")) == before + 1)
     mine = f'#rectification-list tr[data-rectification="{before + 1}"]'
     assert c.el(mine).get_attribute("data-done") == "false"
+    c.click('#nav a[href="#/queue"]')                              # the open task waits in the queue page
+    task = f'#rectification-queue tr[data-number="{number}"][data-rectification="{before + 1}"]'
+    assert "mine" in c.el(task).get_attribute("class")
+    c.click(f"{task} a")
+    c.el('main[data-page="case"] #rectification-list')
     c.type(f'{mine} [data-path="evidence"]', "培训签到表 2026-12")
     c.act(f"{mine} button[type=submit]")
     assert c.el(mine).get_attribute("data-done") == "true"

@@ -10,16 +10,19 @@ const RESOLUTION_SHARE = AT_RISK_SHARE;
 export async function render(main) {
   const me = session();
   const malls = me.malls.filter((m) => m !== "*");
-  const rows = [];
+  const rows = [], rectifications = [];
   for (const mall of malls) {
-    const { data } = await api("resolution", "cases", { query: { mall_id: mall } });
+    const [{ data }, { data: tasks }] = await Promise.all([
+      api("resolution", "cases", { query: { mall_id: mall } }),
+      api("resolution", "rectifications", { query: { mall_id: mall } })]);
     rows.push(...(data.items || []));
+    rectifications.push(...(tasks.items || []));
   }
   const due = (c) => c.resolution_due_at || c.first_response_due_at || "9999";
   rows.sort((a, b) => due(a).localeCompare(due(b)));
   const mine = (c) => c.owner_id === me.user;
   const onlyMine = h("input", { type: "checkbox", id: "only-mine" });
-  onlyMine.addEventListener("change", () => main.querySelectorAll("#queue tbody tr").forEach((tr) => {
+  onlyMine.addEventListener("change", () => main.querySelectorAll("#queue tbody tr, #rectification-queue tbody tr").forEach((tr) => {
     tr.hidden = onlyMine.checked && !tr.classList.contains("mine");
   }));
   main.append(h("h1", {}, t("queue.title")),
@@ -33,10 +36,21 @@ export async function render(main) {
       h("td", {}, c.owner_id || "—"), h("td", {}, when(due(c))),
       h("td", { class: "sla", "data-due": c.resolution_due_at || "", "data-from": c.opened_at || "" },
         mark(slaMark(c.resolution_due_at, c.opened_at, RESOLUTION_SHARE))))))) : h("p", {}, t("queue.empty")));
+  // Rectification tasks outlive their case's resolution (R3.8): the open ones of my malls, earliest due first.
+  rectifications.sort((a, b) => a.due_at.localeCompare(b.due_at));
+  main.append(h("h2", {}, t("rect.open")), rectifications.length ? h("table", { id: "rectification-queue" },
+    h("thead", {}, h("tr", {}, [t("number"), t("rect.kind"), t("rect.description"), t("rect.owner"), t("rect.due"),
+      t("sla")].map((x) => h("th", {}, x)))),
+    h("tbody", {}, rectifications.map((r) => h("tr", { "data-number": r.complaint_no, "data-rectification": r.id,
+                                                      class: r.owner_id === me.user ? "mine" : null },
+      h("td", {}, h("a", { href: `#/case/${encodeURIComponent(r.complaint_no)}` }, r.complaint_no)),
+      h("td", {}, r.kind), h("td", {}, r.description || ""), h("td", {}, r.owner_id || "—"), h("td", {}, when(r.due_at)),
+      h("td", { class: "sla", "data-due": r.due_at, "data-from": "" }, mark(slaMark(r.due_at, null, RESOLUTION_SHARE)))))))
+    : h("p", {}, t("rect.none")));
   // The countdowns run while the queue is open: each mark is worked out again every 30 s.
   clearInterval(ticker);
   ticker = setInterval(() => {
-    const cells = main.querySelectorAll("#queue td.sla");
+    const cells = main.querySelectorAll("td.sla");
     if (!cells.length || !document.body.contains(cells[0])) { clearInterval(ticker); return; }
     cells.forEach((td) => td.replaceChildren(mark(slaMark(td.dataset.due, td.dataset.from, RESOLUTION_SHARE))));
   }, 30000);
