@@ -66,7 +66,12 @@ def test_a_token_from_the_sign_on_says_who_signed_in_and_a_bad_one_is_refused(co
     token = issue_token(TOKEN_SECRET, "E3011", "supervisor", ["sh-xujiahui"])
     who = requests.get(url + "/session", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert who.status_code == 200
-    assert who.json() == {"user": "E3011", "name": "钱芳", "role": "supervisor", "malls": ["sh-xujiahui"]}
+    body = who.json()
+    assert {k: body[k] for k in ("user", "name", "role", "malls")} == {
+        "user": "E3011", "name": "钱芳", "role": "supervisor", "malls": ["sh-xujiahui"]}
+    # what the pages may offer, from access.yml and resolution.yml's case permissions
+    assert {"case.read", "assessment.assign", "close_or_reopen"} <= set(body["may"])
+    assert not {"review_meeting", "policy.reload"} & set(body["may"])
     forged = issue_token("another-secret-of-at-least-thirty-two-bytes", "E3011", "supervisor", ["*"])
     for headers in ({"Authorization": f"Bearer {forged}"}, {"Authorization": "Basic x"}, {}):
         refused = requests.get(url + "/session", headers=headers, timeout=10)

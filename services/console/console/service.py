@@ -5,6 +5,7 @@ Entrypoints at a glance (HTTP only: the console owns no data, listens to no even
   GET  /static/<file>             its scripts and style sheet, no build step
   GET  /sign-in                   how to sign in here: the demo picker or the chain's sign-on page
   GET  /session                   who the Bearer token says the caller is (a token from the sign-on)
+                                    and what their role may do (policy), for the pages to offer
   GET  /staff                     the staff directory (id, name, role, malls): the demo picker's, and
                                     the signed-in's for owner pickers (only they, without the demo)
   POST /login                     {"staff_id"} -> a staff token for that member of staff (DEMO sign-on)
@@ -33,7 +34,7 @@ from nameko.dependency_providers import Config
 from prometheus_client import Counter, Histogram
 from werkzeug.wrappers import Response
 
-from mallcare_common.auth import Secret, Unauthenticated, issue_token, read_token
+from mallcare_common.auth import Secret, Unauthenticated, issue_token, load_access, permissions_of, read_token
 from mallcare_common.metrics import metrics_response
 from mallcare_common.web import HttpEntrypoint, NotFound, json_response, read_json
 
@@ -57,6 +58,15 @@ SIGN_INS = Counter("mallcare_console_sign_ins_total", "Sign-ins: demo (POST /log
 def staff_directory(policy_dir):
     with open(Path(policy_dir) / "resolution.yml", encoding="utf-8") as handle:
         return yaml.safe_load(handle).get("staff") or []
+
+
+def role_may(policy_dir, role):
+    """What `role` may do, so that the pages offer only that (the services still decide):
+    access.yml's permissions and resolution.yml's case permissions (close_or_reopen, ...)."""
+    granted = set(permissions_of(load_access(Path(policy_dir) / "access.yml"), role))
+    with open(Path(policy_dir) / "resolution.yml", encoding="utf-8") as handle:
+        case_rules = yaml.safe_load(handle).get("permissions") or {}
+    return sorted(granted | {name for name, roles in case_rules.items() if role in roles})
 
 
 class ConsoleService:
@@ -91,7 +101,8 @@ class ConsoleService:
             raise
         SIGN_INS.labels("sign_on", "ok").inc()
         member = next((m for m in self._staff() if m["id"] == user), {})
-        return json_response(200, {"user": user, "name": member.get("name"), "role": role, "malls": list(malls)})
+        return json_response(200, {"user": user, "name": member.get("name"), "role": role, "malls": list(malls),
+                                   "may": role_may(self._policy_dir, role)})
 
     @http("GET", "/staff")
     def staff(self, request):
@@ -117,7 +128,8 @@ class ConsoleService:
         SIGN_INS.labels("demo", "ok").inc()
         log.info("console sign-in (demo) of %s as %s", member["id"], member["role"])
         return json_response(200, {"token": token, "user": member["id"], "name": member.get("name"),
-                                   "role": member["role"], "malls": member["malls"]})
+                                   "role": member["role"], "malls": member["malls"],
+                                   "may": role_may(self._policy_dir, member["role"])})
 
     @http("GET", "/api/<string:service>/<path:rest>")
     def proxy_get(self, request, service, rest):
@@ -162,8 +174,12 @@ class ConsoleService:
             raise Unauthenticated("send Authorization: Bearer <token from the sign-on>")
         return read_token(self.token_secret, token.strip())
 
+    @property
+    def _policy_dir(self):
+        return self._mallcare.get("POLICY_DIR", "deploy/policy")
+
     def _staff(self):
-        return staff_directory(self._mallcare.get("POLICY_DIR", "deploy/policy"))
+        return staff_directory(self._policy_dir)
 
     def _upstream(self, name):
         return str((self._mallcare.get("UPSTREAMS") or {})[name]).rstrip("/")

@@ -177,16 +177,9 @@ export function remedyErrors(error, sent) {
 }
 export const lines = (text) => (text || "").split("\n").map((r) => r.trim()).filter(Boolean);
 
-// Which roles may do what, as deploy/policy/access.yml (and resolution.yml's `permissions:`) say,
-// so that a page offers only what the signed-in role may do. The services still decide.
-const MAY = {
-  "assessment.correct": ["supervisor", "store_manager", "operations_director"],
-  "assessment.assign": ["supervisor", "store_manager", "operations_director"],
-  "library.write": ["handler", "supervisor", "store_manager", "operations_director"],
-  close_or_reopen: ["supervisor", "store_manager", "operations_director", "legal"],
-  review_meeting: ["operations_director"],
-};
-export const may = (what) => Boolean(session() && (MAY[what] || []).includes(session().role));
+// What the signed-in role may do, as the policy files say (the console's /session and /login
+// answer it), so that a page offers only that. The services still decide.
+export const may = (what) => Boolean(session() && (session().may || []).includes(what));
 
 // The staff directory (id, name, role, malls), for pickers of owners and attendees.
 let staffCache = null;
