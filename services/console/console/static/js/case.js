@@ -1,11 +1,10 @@
 // Case page: the case, its whole timeline, and the handler's actions from finding to resolution;
 // triage's assessment (reassign, correct), the review meeting (R2.4), the time told to the customer,
 // rectification tasks (R3.8), closing and reopening (R4.2), and putting it into the case library (R4.4).
-import { AT_RISK_SHARE, api, datalist, field, formBody, h, lines, mark, may, select, showErrors, slaMark, staff, t, toast, when }
+import { AT_RISK_SHARE, DECISIONS, api, datalist, field, formBody, h, lines, mark, may, select, showErrors, slaMark, staff, t, toast, when }
   from "./core.js";
 
 const SOURCES = ["records", "cctv", "staff_interview", "supplier_qc_report", "site_inspection", "customer"];
-const DECISIONS = ["upheld", "partly_upheld", "not_upheld"];
 const FINISHED = ["resolved", "closed"];
 const CONTACT_WAYS = ["desk", "phone", "sms", "app", "wechat", "email", "letter"];
 const DEPARTMENTS = ["customer_service", "procurement_qc", "facilities", "finance", "logistics", "merchant_relations",
@@ -246,7 +245,7 @@ function actions(c, act) {
   cards.push(h("section", { class: "card" }, h("h2", {}, t("act.findings")), findings));
 
   const proposal = h("form", { class: "grid", id: "proposal-form" },
-    field("decision", select(DECISIONS.map((d) => [d, d]))),
+    field("decision", select(DECISIONS.map((d) => [d, t(`decision.${d}`)]))),
     field("price", h("input", { inputmode: "decimal" })), field("demanded_amount", h("input", { inputmode: "decimal" }),
       { label: t("demanded") }),
     field("reasons", h("textarea", { required: true }), { wide: true }),

@@ -154,6 +154,8 @@ export function mallNames() {
 
 // Remedy amounts typed into one field per type (an empty one is no remedy): [{type, amount}].
 // formBody() gathers them under `remedy`; the caller sends remedies(form) instead.
+// A proposal's decision, as resolution's ProposalIn and SpotResolutionIn take it.
+export const DECISIONS = ["upheld", "partly_upheld", "not_upheld"];
 export const REMEDY_TYPES = ["refund", "exchange", "voucher", "cash_compensation"];
 export function remedyInputs(scope) {
   return REMEDY_TYPES.map((type) => field(`remedy.${type}`, h("input", { "data-remedy": type, inputmode: "decimal" }),

@@ -1,6 +1,6 @@
 // Service desk: every R1.3 field, the duplicate warning, the acknowledgement and its deadline,
 // and a simple complaint settled on the spot at the desk (R3.2).
-import { api, field, formBody, h, lines, mallNames, remedies, remedyErrors, remedyInputs, select, session, showErrors,
+import { DECISIONS, api, field, formBody, h, lines, mallNames, remedies, remedyErrors, remedyInputs, select, session, showErrors,
          t, toast, when } from "./core.js";
 
 const BANDS = ["early_morning", "morning", "noon", "afternoon", "evening", "night"];
@@ -104,7 +104,6 @@ function showResult(result, complaint, status) {
 // R3.2: a low-risk complaint outside a dispute, settled here and now within the desk's own
 // authority. Resolution opens the case only once triage has assessed the complaint (events
 // between services), so a settlement sent too early waits for the case a little and tries again.
-const DECISIONS = ["upheld", "partly_upheld", "not_upheld"];
 const CASE_WAIT_MS = 20000;
 
 function spotForm(complaint) {

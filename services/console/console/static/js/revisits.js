@@ -1,6 +1,8 @@
 // Revisit worklist: call the customer, record the outcome and their satisfaction.
 import { api, field, formBody, h, mark, select, session, showErrors, slaMark, t, toast, when } from "./core.js";
 
+const OUTCOMES = ["reached", "no_answer", "wrong_number"];   // of a call, as feedback's AttemptIn takes it
+
 export async function render(main) {
   const malls = session().malls.filter((m) => m !== "*");
   const items = [];
@@ -16,7 +18,7 @@ export async function render(main) {
 function card(revisit) {
   const scope = revisit.revisit_id;
   const form = h("form", { class: "grid", "data-revisit": revisit.revisit_id },
-    field("outcome", select(["reached", "no_answer", "wrong_number"].map((v) => [v, t(`outcome.${v}`)])), { scope }),
+    field("outcome", select(OUTCOMES.map((v) => [v, t(`outcome.${v}`)])), { scope }),
     field("score", select([["", ""], ...[5, 4, 3, 2, 1].map((v) => [String(v), String(v)])]), { scope }),
     field("comment", h("input"), { scope }),
     h("p", {}, h("button", { type: "submit" }, t("rev.record"))));
