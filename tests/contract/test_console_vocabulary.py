@@ -64,7 +64,7 @@ def test_every_value_shown_has_its_words_in_both_languages(language):
     shown = {"band": js_list("desk.js", "BANDS"), "emotion": js_list("desk.js", "EMOTIONS"),
              "decision": js_list("core.js", "DECISIONS"), "via": js_list("case.js", "CONTACT_WAYS"),
              "outcome": js_list("revisits.js", "OUTCOMES"), "remedy": js_list("core.js", "REMEDY_TYPES"),
-             "stage": js_list("dashboard.js", "STAGES"), "channel": enum("intake", "ComplaintIn", "channel")}
+             "stage": js_list("dashboard.js", "STAGES"), "basis": js_list("case.js", "LEGAL_BASES"), "channel": enum("intake", "ComplaintIn", "channel")}
     missing = {f"{prefix}.{value}" for prefix, values in shown.items() for value in values} - words(language)
     assert not missing, f"i18n.js {language} has no words for {sorted(missing)}"
 
@@ -80,6 +80,10 @@ def test_departments_are_every_department_triage_routes_to():
     routed = {*routing["departments"].values(), routing["unclassified"], routing["tenant"]["department"],
               routing["security"], routing["cross_department"]}
     assert set(js_list("case.js", "DEPARTMENTS")) == routed
+
+
+def test_legal_bases_are_the_statutory_rules_of_the_policy():
+    assert sorted(js_list("case.js", "LEGAL_BASES")) == sorted(policy("resolution")["statutory"])
 
 
 def test_rectification_kinds_include_every_kind_the_policy_opens():

@@ -89,10 +89,12 @@ def _walk(c):
     c.type('#proposal-form [data-path="price"]', "39.90")
     c.type('#proposal-form [data-path="demanded_amount"]', "79.80")
     c.type('#proposal-form [data-path="reasons"]', "a third of the fruit was mouldy")
-    c.type("#remedy-refund", "39.90")
-    c.type("#remedy-voucher", "39.90")
+    c.choose('#proposal-form [data-path="legal_basis"]', "")            # the mall's policy, no statute
+    c.type('#proposal-form [data-remedy="refund"]', "39.90")
+    c.type('#proposal-form [data-remedy="voucher"]', "39.90")
     c.click("#proposal-check")
-    c.el("#check-result table")                      # the law and authority, shown before sending
+    check = c.el("#check-result #check-table").text                # the law and authority, shown before sending
+    assert "方案合计 79.80" in check and "其中补偿 39.90" in check and "本人可审批 是" in check
     c.act("#proposal-submit")
     c.act("#reply")
     c.act("#accept")

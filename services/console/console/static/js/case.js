@@ -1,11 +1,12 @@
 // Case page: the case, its whole timeline, and the handler's actions from finding to resolution;
 // triage's assessment (reassign, correct), the review meeting (R2.4), the time told to the customer,
 // rectification tasks (R3.8), closing and reopening (R4.2), and putting it into the case library (R4.4).
-import { AT_RISK_SHARE, DECISIONS, api, datalist, field, formBody, h, lines, mark, may, select, showErrors, slaMark, staff, t, toast, when }
-  from "./core.js";
+import { AT_RISK_SHARE, DECISIONS, api, datalist, field, formBody, h, lines, mark, may, remedies, remedyErrors,
+         remedyInputs, select, showErrors, slaMark, staff, t, toast, when } from "./core.js";
 
 const SOURCES = ["records", "cctv", "staff_interview", "supplier_qc_report", "site_inspection", "customer"];
 const FINISHED = ["resolved", "closed"];
+const LEGAL_BASES = ["food_safety", "fraud"];   // resolution.yml's statutory rules
 const CONTACT_WAYS = ["desk", "phone", "sms", "app", "wechat", "email", "letter"];
 const DEPARTMENTS = ["customer_service", "procurement_qc", "facilities", "finance", "logistics", "merchant_relations",
                      "security", "operations_director"];
@@ -25,8 +26,9 @@ export async function render(main, [number]) {
     staff()]);
   const again = () => { main.replaceChildren(); return render(main, [number]); };
   const act = (action, body, form) => api("resolution", `cases/${no}/${action}`,
-    { method: "POST", body }).then(() => { toast(t("ok")); return again(); }).catch((e) => form ? showErrors(form, e)
+    { method: "POST", body }).then(() => act.again()).catch((e) => form ? showErrors(form, e)
     : toast(`${t("failed")}: ${e.message}`));
+  act.again = () => { toast(t("ok")); return again(); };
   const here = people.filter((p) => (p.malls || []).includes(c.mall_id) || (p.malls || []).includes("*"));
   const finished = FINISHED.includes(c.state);
 
@@ -244,34 +246,39 @@ function actions(c, act) {
   findings.addEventListener("submit", (e) => { e.preventDefault(); act("findings", formBody(findings), findings); });
   cards.push(h("section", { class: "card" }, h("h2", {}, t("act.findings")), findings));
 
-  const proposal = h("form", { class: "grid", id: "proposal-form" },
-    field("decision", select(DECISIONS.map((d) => [d, t(`decision.${d}`)]))),
-    field("price", h("input", { inputmode: "decimal" })), field("demanded_amount", h("input", { inputmode: "decimal" }),
-      { label: t("demanded") }),
-    field("reasons", h("textarea", { required: true }), { wide: true }),
-    h("label", { for: "remedy-refund" }, t("refund"), h("input", { id: "remedy-refund", inputmode: "decimal" })),
-    h("label", { for: "remedy-voucher" }, t("voucher"), h("input", { id: "remedy-voucher", inputmode: "decimal" })),
+  const proposal = h("form", { class: "grid", id: "proposal-form", novalidate: true },
+    field("decision", select(DECISIONS.map((d) => [d, t(`decision.${d}`)])), { scope: "proposal" }),
+    field("legal_basis", select([["", t("basis.none")], ...LEGAL_BASES.map((b) => [b, t(`basis.${b}`)])]),
+      { scope: "proposal", label: t("basis") }),
+    field("price", h("input", { inputmode: "decimal" }), { scope: "proposal" }),
+    field("demanded_amount", h("input", { inputmode: "decimal" }), { scope: "proposal", label: t("demanded") }),
+    field("reasons", h("textarea", { required: true }), { wide: true, scope: "proposal" }),
+    ...remedyInputs("proposal"),
+    field("cap_override_reason", h("input"), { wide: true, scope: "proposal", label: t("cap_override") }),
     h("p", { class: "wide" },
       h("button", { type: "button", class: "secondary", id: "proposal-check" }, t("act.check")), " ",
       h("button", { type: "submit", id: "proposal-submit" }, t("act.propose"))),
     h("div", { class: "wide", id: "check-result", "aria-live": "polite" }));
   const proposalBody = () => {
     const body = formBody(proposal);
-    body.reasons = (body.reasons || "").split("\n").map((r) => r.trim()).filter(Boolean);
-    body.remedies = [["refund", "#remedy-refund"], ["voucher", "#remedy-voucher"]]
-      .map(([type, sel]) => [type, proposal.querySelector(sel).value.trim()])
-      .filter(([, amount]) => amount).map(([type, amount]) => ({ type, amount }));
-    return body;
+    delete body.remedy;                                    // gathered by remedies() instead
+    return { ...body, reasons: lines(body.reasons), remedies: remedies(proposal) };
   };
   proposal.querySelector("#proposal-check").addEventListener("click", async () => {
+    const body = proposalBody();
     try {
       const { data } = await api("resolution", `cases/${encodeURIComponent(c.complaint_no)}/proposal-check`,
-        { method: "POST", body: proposalBody() });
-      proposal.querySelector("#check-result").replaceChildren(h("table", {}, Object.entries(data).map(([k, v]) =>
-        h("tr", {}, h("th", {}, k), h("td", {}, typeof v === "object" ? JSON.stringify(v) : String(v))))));
-    } catch (e) { showErrors(proposal, e); }
+        { method: "POST", body });
+      showErrors(proposal, null);
+      proposal.querySelector("#check-result").replaceChildren(checkResult(data));
+    } catch (e) { showErrors(proposal, remedyErrors(e, body.remedies)); }
   });
-  proposal.addEventListener("submit", (e) => { e.preventDefault(); act("proposals", proposalBody(), proposal); });
+  proposal.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const body = proposalBody();
+    api("resolution", `cases/${encodeURIComponent(c.complaint_no)}/proposals`, { method: "POST", body })
+      .then(() => act.again()).catch((error) => showErrors(proposal, remedyErrors(error, body.remedies)));
+  });
   cards.push(h("section", { class: "card" }, h("h2", {}, t("act.proposal")), proposal));
 
   const latest = (c.proposals || [])[c.proposals.length - 1];
@@ -291,8 +298,7 @@ function actions(c, act) {
       h("p", {}, h("button", { type: "submit", class: "secondary" }, t("act.objection"))));
     objection.addEventListener("submit", (e) => {
       e.preventDefault();
-      const points = (formBody(objection).points || "").split("\n").map((p) => p.trim()).filter(Boolean);
-      act("objection", { proposal_no: latest.no, points }, objection);
+      act("objection", { proposal_no: latest.no, points: lines(formBody(objection).points) }, objection);
     });
     cards.push(h("section", { class: "card" }, h("h2", {}, t("act.objection")), objection));
   }
@@ -321,4 +327,25 @@ function actions(c, act) {
   resolve.addEventListener("submit", (e) => { e.preventDefault(); act("resolution", formBody(resolve), resolve); });
   cards.push(h("section", { class: "card" }, h("h2", {}, t("act.resolve")), resolve));
   return cards;
+}
+
+// What a draft proposal would meet, before it is sent: the law's minimum, the caps, who must approve.
+function checkResult(x) {
+  const yes = (v) => (v ? t("yes") : t("no"));
+  const rows = [
+    [t("check.total"), x.total], [t("check.compensation"), x.compensation],
+    [t("basis"), x.law || t("basis.none")],
+    x.law ? [t("check.statutory_total"), x.statutory_total] : null,
+    x.law ? [t("check.statutory_compensation"), x.statutory_compensation] : null,
+    x.demand_above_statutory !== undefined && x.demand_above_statutory !== null
+      ? [t("check.demand_above_statutory"), yes(x.demand_above_statutory)] : null,
+    [t("check.approver"), x.approver_role || t("check.no_approval")],
+    [t("check.you_may_approve"), yes(x.you_may_approve)],
+  ].filter(Boolean);
+  return h("div", {},
+    h("table", { id: "check-table" }, rows.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, v ?? "—")))),
+    (x.breaches || []).length ? h("ul", { class: "error", id: "check-breaches" },
+      x.breaches.map((b) => h("li", {}, `${t("check.breach")}: ${b}`))) : null,
+    (x.warnings || []).length ? h("ul", { class: "warn", id: "check-warnings" },
+      x.warnings.map((w) => h("li", {}, w))) : null);
 }

@@ -1,6 +1,12 @@
 // The console's words, Chinese first (the default), English on the switch.
 export const WORDS = {
   zh: {
+    basis: "法律依据", "basis.none": "无（按商场政策）", "basis.food_safety": "食品安全法（退一赔十）",
+    "basis.fraud": "消费者权益保护法：欺诈（退一赔三）", cap_override: "超出上限的理由（需有权限者审批）",
+    "check.total": "方案合计", "check.compensation": "其中补偿", "check.statutory_total": "法定合计",
+    "check.statutory_compensation": "法定赔偿", "check.demand_above_statutory": "顾客要求高于法定",
+    "check.approver": "需审批角色", "check.no_approval": "无需审批", "check.you_may_approve": "本人可审批",
+    "check.breach": "超出上限", yes: "是", no: "否",
     skip: "跳到正文", logout: "退出", "nav.desk": "服务台登记", "nav.queue": "我的待办", "nav.revisits": "回访",
     "nav.dashboard": "运营看板", "login.title": "员工登录", "login.staff": "员工", "login.submit": "登录",
     "login.note": "演示登录：代替集团统一身份认证，仅供演示。",
@@ -22,7 +28,7 @@ export const WORDS = {
     left: "剩余", overdue_by: "已超", "queue.empty": "暂无待办", "queue.only_mine": "只看我负责的",
     "case.title": "案件", timeline: "处理时间线", at: "时间", by: "操作人", action: "动作",
     "act.findings": "调查记录", source: "来源", summary: "摘要", "act.proposal": "处理方案", decision: "结论",
-    price: "商品价格", demanded: "顾客要求金额", reasons: "理由（每行一条）", refund: "退款金额", voucher: "代金券金额",
+    price: "商品价格", demanded: "顾客要求金额", reasons: "理由（每行一条）",
     "act.check": "合规与权限检查", "act.propose": "提交方案", "act.reply": "答复顾客（口头）",
     "act.accept": "顾客接受", "act.task": "完成", "act.resolve": "结案（已解决）", tasks: "执行任务", save: "保存",
     "rev.title": "回访清单", outcome: "回访结果", "outcome.reached": "已接通", "outcome.no_answer": "无人接听",
@@ -76,6 +82,12 @@ export const WORDS = {
     ok: "成功", failed: "失败",
   },
   en: {
+    basis: "Legal basis", "basis.none": "none (the mall's policy)", "basis.food_safety": "Food Safety Law (refund plus 10x)",
+    "basis.fraud": "Consumer Protection Law: fraud (refund plus 3x)", cap_override: "Why above the caps (needs an approver who may override)",
+    "check.total": "Proposal total", "check.compensation": "of which compensation", "check.statutory_total": "What the law grants in total",
+    "check.statutory_compensation": "Statutory compensation", "check.demand_above_statutory": "Customer asks more than the law grants",
+    "check.approver": "Must be approved by", "check.no_approval": "no approval needed", "check.you_may_approve": "You may approve it",
+    "check.breach": "Above the caps", yes: "yes", no: "no",
     skip: "Skip to content", logout: "Sign out", "nav.desk": "Service desk", "nav.queue": "My queue", "nav.revisits": "Revisits",
     "nav.dashboard": "Dashboard", "login.title": "Staff sign-in", "login.staff": "Staff", "login.submit": "Sign in",
     "login.note": "Demo sign-in: stands in for the chain's sign-on, for the demo only.",
@@ -100,7 +112,7 @@ export const WORDS = {
     "case.title": "Case", timeline: "Timeline", at: "At", by: "By", action: "Action",
     "act.findings": "Investigation finding", source: "Source", summary: "Summary", "act.proposal": "Proposal",
     decision: "Decision", price: "Price paid", demanded: "Amount demanded", reasons: "Reasons (one a line)",
-    refund: "Refund", voucher: "Voucher", "act.check": "Check law and authority", "act.propose": "Propose",
+    "act.check": "Check law and authority", "act.propose": "Propose",
     "act.reply": "Reply to the customer (oral)", "act.accept": "Customer accepts", "act.task": "Done",
     "act.resolve": "Resolve", tasks: "Execution tasks", save: "Save",
     "rev.title": "Revisit worklist", outcome: "Outcome", "outcome.reached": "Reached", "outcome.no_answer": "No answer",
