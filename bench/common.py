@@ -404,18 +404,19 @@ def signed_in(user="B0001", role="admin", malls=("*",)):
                                                      dt.timedelta(days=1))}
 
 
-def start_service(children, service, env, log_name=None):
+def start_service(children, service, env, log_name=None, health="/health"):
     """`log_name` (default: the service's name) names the log, for a bench that starts a
-    service more than once."""
+    service more than once. `health` is the path that must answer 200 (the console's
+    /health wants all five upstreams; /health/live when a bench starts fewer)."""
     web = env[f"{service.upper()}_WEB_ADDRESS"]
     log_name = log_name or service
     proc = children.start(log_name, [str(BIN / "nameko"), "run", "--config", f"services/{service}/config.yml",
                                      f"{service}.service"], env=env)
 
     def healthy():
-        return requests.get(f"http://{web}/health", timeout=2).status_code == 200
+        return requests.get(f"http://{web}{health}", timeout=2).status_code == 200
 
-    wait_until(f"{service} /health", healthy, START_TIMEOUT, proc, children, log_name)
+    wait_until(f"{service} {health}", healthy, START_TIMEOUT, proc, children, log_name)
     return f"http://{web}", proc
 
 
