@@ -47,6 +47,14 @@ def _healthy(url):
         return False
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Marks a test whose body failed, for the browser fixture's failure screenshot."""
+    report = (yield).get_result()
+    if report.when == "call":
+        item.failed_at_call = report.failed
+
+
 @pytest.fixture
 def browser(request):
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
@@ -67,6 +75,9 @@ def browser(request):
     for old in driver.artifacts.glob("*.png"):
         old.unlink()
     yield driver
+    if getattr(request.node, "failed_at_call", False):   # the page as it was, and what its scripts said
+        driver.save_screenshot(str(driver.artifacts / "failure.png"))
+        print("browser console:", *driver.get_log("browser"), sep="\n  ")
     driver.quit()
     if not any(driver.artifacts.iterdir()):    # a test that took no screenshot leaves no folder
         driver.artifacts.rmdir()

@@ -12,14 +12,7 @@ from tests.e2e.conftest import Console, quietly
 
 
 def test_desk_to_handler_to_revisit_to_dashboard(console, browser):
-    c = Console(browser, console)
-    try:
-        _walk(c)
-    except Exception:
-        c.shot("failure")
-        logs = browser.get_log("browser") if hasattr(browser, "get_log") else []
-        print("browser console:", *logs, sep="\n  ")
-        raise
+    _walk(Console(browser, console))
 
 
 def _walk(c):

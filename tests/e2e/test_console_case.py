@@ -13,14 +13,7 @@ from tests.e2e.conftest import Console, quietly
 
 
 def test_console_case(console, browser):
-    c = Console(browser, console)
-    try:
-        _walk(c)
-    except Exception:
-        c.shot("failure")
-        logs = browser.get_log("browser") if hasattr(browser, "get_log") else []
-        print("browser console:", *logs, sep="\n  ")
-        raise
+    _walk(Console(browser, console))
 
 
 def _rows(c, css):

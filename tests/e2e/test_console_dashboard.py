@@ -13,14 +13,7 @@ from tests.e2e.conftest import Console, quietly
 
 
 def test_the_chain_view_counts_a_new_complaint_and_opens_a_mall(console, browser):
-    c = Console(browser, console)
-    try:
-        _walk(c, console)
-    except Exception:
-        c.shot("failure")
-        logs = browser.get_log("browser") if hasattr(browser, "get_log") else []
-        print("browser console:", *logs, sep="\n  ")
-        raise
+    _walk(Console(browser, console), console)
 
 
 def _walk(c, url):
