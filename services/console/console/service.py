@@ -19,8 +19,10 @@ mallcare_common.auth) and sends the browser back to `/#token=<JWT>`; the page as
 /session who that is and keeps the token. The fragment never reaches a server log.
 POST /login stands in for the sign-on, for the demo only: it signs a token for any staff
 id of the directory (deploy/policy/resolution.yml) without a password.
-CONSOLE_DEMO_LOGIN=false turns it off, and the staff directory with it; CONSOLE_SIGN_ON_URL
-is where the sign-in page then sends staff. The browser keeps the token in sessionStorage
+CONSOLE_DEMO_LOGIN=false turns it off, and the staff directory then answers signed-in staff
+only; CONSOLE_SIGN_ON_URL is where the sign-in page then sends staff. The staff directory
+and the case permissions (resolution.yml) are read when the console starts, as access.yml
+is: restart it after changing them. The browser keeps the token in sessionStorage
 (gone with the tab) and sends it as a Bearer header; no cookie is set, so a cross-site
 page cannot make the browser send it (no CSRF to guard).
 """
@@ -31,10 +33,11 @@ from pathlib import Path
 import requests
 import yaml
 from nameko.dependency_providers import Config
+from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Histogram
 from werkzeug.wrappers import Response
 
-from mallcare_common.auth import Secret, Unauthenticated, issue_token, load_access, permissions_of, read_token
+from mallcare_common.auth import Access, Secret, Unauthenticated, issue_token
 from mallcare_common.metrics import metrics_response
 from mallcare_common.web import HttpEntrypoint, NotFound, json_response, read_json
 
@@ -55,18 +58,25 @@ SIGN_INS = Counter("mallcare_console_sign_ins_total", "Sign-ins: demo (POST /log
                    "by GET /session), by outcome.", ["how", "outcome"])
 
 
-def staff_directory(policy_dir):
-    with open(Path(policy_dir) / "resolution.yml", encoding="utf-8") as handle:
-        return yaml.safe_load(handle).get("staff") or []
+class StaffDirectory(DependencyProvider):
+    """resolution.yml's staff directory and case permissions (close_or_reopen, ...), read once
+    at start: the sign-in picker, owner pickers, and what a role's pages offer."""
 
+    def setup(self):
+        policy_dir = (self.container.config.get("MALLCARE") or {}).get("POLICY_DIR", "deploy/policy")
+        with open(Path(policy_dir) / "resolution.yml", encoding="utf-8") as handle:
+            policy = yaml.safe_load(handle)
+        self.members = {m["id"]: m for m in policy.get("staff") or []}
+        self.case_permissions = policy.get("permissions") or {}
 
-def role_may(policy_dir, role):
-    """What `role` may do, so that the pages offer only that (the services still decide):
-    access.yml's permissions and resolution.yml's case permissions (close_or_reopen, ...)."""
-    granted = set(permissions_of(load_access(Path(policy_dir) / "access.yml"), role))
-    with open(Path(policy_dir) / "resolution.yml", encoding="utf-8") as handle:
-        case_rules = yaml.safe_load(handle).get("permissions") or {}
-    return sorted(granted | {name for name, roles in case_rules.items() if role in roles})
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def may(self, role, access_permissions):
+        """What `role` holds of access.yml's permissions (the Access gate's table) and of the
+        case permissions."""
+        return sorted(name for table in (access_permissions, self.case_permissions)
+                      for name, roles in table.items() if role in roles)
 
 
 class ConsoleService:
@@ -74,6 +84,8 @@ class ConsoleService:
 
     config = Config()
     token_secret = Secret("TOKEN_SECRET")
+    access = Access()
+    directory = StaffDirectory()
 
     @property
     def _mallcare(self):
@@ -95,23 +107,24 @@ class ConsoleService:
     def session(self, request):
         """Who the Bearer token is for, so a token from the sign-on can start a session."""
         try:
-            user, role, malls = self._signed_in(request)
+            caller = self._staff_caller(request)
         except Unauthenticated:
             SIGN_INS.labels("sign_on", "refused").inc()
             raise
         SIGN_INS.labels("sign_on", "ok").inc()
-        member = next((m for m in self._staff() if m["id"] == user), {})
-        return json_response(200, {"user": user, "name": member.get("name"), "role": role, "malls": list(malls),
-                                   "may": role_may(self._policy_dir, role)})
+        member = self.directory.members.get(caller.user, {})
+        return json_response(200, {"user": caller.user, "name": member.get("name"), "role": caller.role,
+                                   "malls": list(caller.malls),
+                                   "may": self.directory.may(caller.role, self.access.permissions())})
 
     @http("GET", "/staff")
     def staff(self, request):
         """For the demo picker, and for signed-in staff's owner and attendee pickers; without the
         demo, no names to anyone not signed in."""
         if not self._demo:
-            self._signed_in(request)
+            self._staff_caller(request)
         return json_response(200, {"items": [
-            {k: m.get(k) for k in ("id", "name", "role", "malls")} for m in self._staff()]})
+            {k: m.get(k) for k in ("id", "name", "role", "malls")} for m in self.directory.members.values()]})
 
     @http("POST", "/login")
     def login(self, request):
@@ -119,7 +132,7 @@ class ConsoleService:
             return json_response(404, {"error": "NOT_FOUND", "message": "sign in through the chain's sign-on"})
         body = read_json(request)
         staff_id = str(body.get("staff_id", "")).strip().upper() if isinstance(body, dict) else ""
-        member = next((m for m in self._staff() if m["id"] == staff_id), None)
+        member = self.directory.members.get(staff_id)
         if member is None:
             SIGN_INS.labels("demo", "refused").inc()
             return json_response(401, {"error": "UNAUTHENTICATED", "message": "unknown staff id",
@@ -129,7 +142,7 @@ class ConsoleService:
         log.info("console sign-in (demo) of %s as %s", member["id"], member["role"])
         return json_response(200, {"token": token, "user": member["id"], "name": member.get("name"),
                                    "role": member["role"], "malls": member["malls"],
-                                   "may": role_may(self._policy_dir, member["role"])})
+                                   "may": self.directory.may(member["role"], self.access.permissions())})
 
     @http("GET", "/api/<string:service>/<path:rest>")
     def proxy_get(self, request, service, rest):
@@ -167,19 +180,13 @@ class ConsoleService:
     def _demo(self):
         return str(self._mallcare.get("DEMO_LOGIN", "true")).lower() not in ("false", "0", "no")
 
-    def _signed_in(self, request):
-        """(user, role, malls) of the caller's Bearer token; Unauthenticated (401) without a good one."""
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("send Authorization: Bearer <token from the sign-on>")
-        return read_token(self.token_secret, token.strip())
-
-    @property
-    def _policy_dir(self):
-        return self._mallcare.get("POLICY_DIR", "deploy/policy")
-
-    def _staff(self):
-        return staff_directory(self._policy_dir)
+    def _staff_caller(self, request):
+        """The member of staff the request's token is for; Unauthenticated (401) otherwise
+        (no token, a bad one, or a channel's or service's)."""
+        caller = self.access.caller(request)
+        if caller.kind != "staff":
+            raise Unauthenticated("the console is for staff: sign in with a staff token")
+        return caller
 
     def _upstream(self, name):
         return str((self._mallcare.get("UPSTREAMS") or {})[name]).rstrip("/")
