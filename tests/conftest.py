@@ -10,6 +10,7 @@ eventlet.monkey_patch()  # before pymongo or kombu are imported; nameko's plugin
 import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
+import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -64,6 +65,20 @@ def secrets_file():
         json.dump({**SECRETS, "API_KEYS": keys}, out)   # JSON is YAML
     yield path
     os.unlink(path)
+
+
+def free_ports(count):
+    """`count` distinct free ports for processes started together. Each is held open until
+    all are picked, so none repeats: nameko's eventlet listener sets SO_REUSEPORT, and two
+    services given one port would both bind it and share its connections."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,8 @@ import uuid
 
 import pytest
 import requests
-from nameko.testing.utils import find_free_port
 
-from tests.conftest import ROOT, start_service, stop_services
+from tests.conftest import ROOT, free_ports, start_service, stop_services
 
 SERVICES = ("triage", "analytics", "resolution", "feedback", "intake")
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -22,7 +21,7 @@ WAIT = 30   # seconds any one step may take (events cross the broker between ser
 def console(rabbit_config, mongo_uri, secrets_file, tmp_path):
     """The five services and the console, each its own process; the console's URL."""
     run = uuid.uuid4().hex[:8]
-    processes, ports = {}, {name: find_free_port() for name in (*SERVICES, "console")}
+    processes, ports = {}, dict(zip((*SERVICES, "console"), free_ports(len(SERVICES) + 1)))
     console_sees = {f"CONSOLE_{s.upper()}_URL": f"http://127.0.0.1:{ports[s]}" for s in SERVICES}
     for name in (*SERVICES, "console"):
         processes[name] = start_service(name, ports[name], run, tmp_path, amqp_uri=rabbit_config["AMQP_URI"],

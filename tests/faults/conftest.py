@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pymongo import MongoClient
 
 from intake.examples import desk_complaint
-from tests.conftest import ROOT, bearer, wait_for
+from tests.conftest import ROOT, bearer, free_ports, wait_for
 
 BIN = Path(sys.executable).parent
 START_TIMEOUT = 90        # s for a store or a service to answer (2 cores, five services starting at once)
@@ -138,10 +138,11 @@ class System:
     def start(self, store, *services, env=None):
         """Start the services on `store` at once, then wait until each is healthy. A name
         "<service>:<n>" is another process of that service; `env` is added to each one's."""
+        new = [service for service in services if service not in self.ports]
+        self.ports.update(zip(new, free_ports(len(new))))
         for service in services:
             self.store_of[service] = store
             self.env_of[service] = env or {}
-            self.ports.setdefault(service, find_free_port())
             self._spawn(service)
         for service in services:
             self.wait_healthy(service)

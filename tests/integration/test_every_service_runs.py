@@ -7,10 +7,9 @@ import uuid
 
 import pytest
 import requests
-from nameko.testing.utils import find_free_port
 
 from intake.examples import desk_complaint
-from tests.conftest import bearer, start_service, stop_services, wait_for
+from tests.conftest import bearer, free_ports, start_service, stop_services, wait_for
 
 SERVICES = ("triage", "analytics", "resolution", "feedback", "intake")
 
@@ -19,9 +18,8 @@ SERVICES = ("triage", "analytics", "resolution", "feedback", "intake")
 def running(rabbit_config, mongo_uri, secrets_file, tmp_path):
     """Start all five as the run script does; stop them at the end."""
     run = uuid.uuid4().hex[:8]
-    processes, ports = {}, {}
+    processes, ports = {}, dict(zip(SERVICES, free_ports(len(SERVICES))))
     for service in SERVICES:
-        ports[service] = find_free_port()
         processes[service] = start_service(service, ports[service], run, tmp_path, amqp_uri=rabbit_config["AMQP_URI"],
                                            mongo_uri=mongo_uri, secrets_file=secrets_file)
     yield ports, processes, tmp_path
