@@ -48,6 +48,11 @@ class RevisitOverdue(Schema):
     due_at = fields.AwareDateTime(required=True, format="iso")
 
 
+class RevisitCancelled(Schema):
+    revisit_id = fields.String(required=True)
+    reason = fields.String(required=True, metadata={"example": "case reopened"})
+
+
 class CaseArchived(Schema):
     category = fields.String(allow_none=True, required=True)
     risk_level = fields.String(required=True)
@@ -67,7 +72,10 @@ CUSTOMER_DISSATISFIED = _event("customer_dissatisfied", CustomerDissatisfied,
                                "A revisit found the customer not satisfied; resolution reopens the case (R4.2).")
 REVISIT_DONE = _event("revisit_done", RevisitDone, "A revisit ended: answered, or unreachable after the last attempt.")
 REVISIT_OVERDUE = _event("revisit_overdue", RevisitOverdue, "A revisit passed its 24-hour deadline unanswered.")
+REVISIT_CANCELLED = _event("revisit_cancelled", RevisitCancelled,
+                           "An open revisit was cancelled (the case was reopened or closed); its clock stops.")
 CASE_ARCHIVED = _event("case_archived", CaseArchived,
                        "A case went into the case library (R4.4), without personal data.")
 
-EVENTS = (REVISIT_SCHEDULED, CUSTOMER_SATISFIED, CUSTOMER_DISSATISFIED, REVISIT_DONE, REVISIT_OVERDUE, CASE_ARCHIVED)
+EVENTS = (REVISIT_SCHEDULED, CUSTOMER_SATISFIED, CUSTOMER_DISSATISFIED, REVISIT_DONE, REVISIT_OVERDUE,
+          REVISIT_CANCELLED, CASE_ARCHIVED)

@@ -40,6 +40,8 @@ class InvestigationNoted(Schema):
 
 class ReviewMeetingDecided(Schema):
     responsible_department = fields.String(required=True)
+    owner_id = fields.String(allow_none=True, load_default=None, metadata={
+        "description": "the owner the meeting named; triage makes the assessment agree"})
     departments_involved = fields.List(fields.String(), required=True)
     due_at = _due
     within_deadline = fields.Boolean(required=True)
@@ -128,6 +130,20 @@ class CaseReopened(Schema):
 
 class CaseClosed(Schema):
     reason = fields.String(required=True)
+    without_answer = fields.Boolean(load_default=False, metadata={
+        "description": "closed by rule because the customer could not be reached after the revisit"})
+    by = _by
+
+
+class CustomerContacted(Schema):
+    via = fields.String(required=True, metadata={"description": "phone_call, sms, app_message, in_person, email, ..."})
+    by = _by
+
+
+class TimePromised(Schema):
+    expected_by = fields.AwareDateTime(**_when)
+    via = fields.String(required=True)
+    beyond_deadline = fields.Boolean(required=True, metadata={"description": "later than the resolution deadline"})
     by = _by
 
 
@@ -203,6 +219,10 @@ EXECUTION_TASK_DONE = _event("execution_task_done", ExecutionTaskDone,
 CASE_RESOLVED = _event("case_resolved", CaseResolved, "The case is resolved; a revisit follows (R4.1).")
 CASE_REOPENED = _event("case_reopened", CaseReopened,
                        "A dissatisfied customer (or a supervisor) reopened the case (R4.2).")
+CUSTOMER_CONTACTED = _event("customer_contacted", CustomerContacted,
+                            "A handler was in contact with the customer (the first response, R2.3).")
+TIME_PROMISED = _event("time_promised", TimePromised,
+                       "The customer was told when to expect a resolution (R3.2, R7.1); a clock keeps it.")
 CASE_CLOSED = _event("case_closed", CaseClosed, "The case is closed: the customer is satisfied, or a supervisor closed it.")
 RECTIFICATION_DUE = _event("rectification_due", RectificationDue,
                            "An improvement the case calls for (training, procurement standard, maintenance) (R3.8).")
@@ -220,5 +240,5 @@ INCIDENT_COMMUNICATED = _event("incident_communicated", IncidentCommunicated,
 
 EVENTS = (CASE_OPENED, INVESTIGATION_NOTED, REVIEW_MEETING_DECIDED, PROPOSAL_APPROVED, CASE_PROPOSED,
           CASE_ACCEPTED, CASE_OBJECTED, CASE_ESCALATED, EXECUTION_TASK_DONE, CASE_RESOLVED, CASE_REOPENED,
-          CASE_CLOSED, RECTIFICATION_DUE, RECTIFICATION_DONE, INCIDENT_REPORTED, INCIDENT_FORWARDED,
-          INCIDENT_DISMISSED, INCIDENT_HANDLED, INCIDENT_COMMUNICATED)
+          CASE_CLOSED, CUSTOMER_CONTACTED, TIME_PROMISED, RECTIFICATION_DUE, RECTIFICATION_DONE,
+          INCIDENT_REPORTED, INCIDENT_FORWARDED, INCIDENT_DISMISSED, INCIDENT_HANDLED, INCIDENT_COMMUNICATED)

@@ -4,6 +4,8 @@ from marshmallow import Schema, fields, validate
 from .envelope import EventType
 
 LEVELS = ("low", "medium", "high")
+# R2.2, R7.4: high risk is always urgent; recurrence is the separate `systemic` flag.
+# "systemic" stays accepted as an urgency so events stored before 2026-12 still load.
 URGENCIES = ("urgent", "routine", "systemic")
 
 
@@ -11,6 +13,13 @@ class _RiskReason(Schema):
     reason = fields.String(required=True)
     level = fields.String(required=True, validate=validate.OneOf(LEVELS))
     detail = fields.String(required=True)
+
+
+class _Demand(Schema):
+    multiple = fields.Float(allow_none=True, required=True, metadata={"description": "e.g. 20 for 要求20倍赔偿"})
+    amount_fen = fields.Integer(allow_none=True, required=True, metadata={"description": "a sum asked for, in fen"})
+    price_fen = fields.Integer(allow_none=True, required=True, metadata={"description": "the price named, in fen"})
+    mental_damages = fields.Boolean(required=True, metadata={"description": "asks for 精神损失费"})
 
 
 class Assessment(Schema):
@@ -21,7 +30,19 @@ class Assessment(Schema):
         metadata={"description": "keywords = proposed by rule, to be confirmed"})
     risk_level = fields.String(required=True, validate=validate.OneOf(LEVELS))
     risk_reasons = fields.List(fields.Nested(_RiskReason), required=True)
-    urgency = fields.String(required=True, validate=validate.OneOf(URGENCIES))
+    urgency = fields.String(required=True, validate=validate.OneOf(URGENCIES), metadata={
+        "description": "urgent or routine (systemic only in events before 2026-12)"})
+    systemic = fields.Boolean(load_default=False, metadata={
+        "description": "a recurring problem (R2.2): the same category at this mall or merchant reached the "
+                       "policy's threshold; stands beside urgency; added in v1"})
+    recurrences = fields.Integer(load_default=0, validate=validate.Range(min=0), metadata={
+        "description": "complaints of this category here in the policy's window, this one included"})
+    category_confirmed = fields.Boolean(load_default=True, metadata={
+        "description": "false when the category is a proposal below the confidence threshold, for a person to "
+                       "confirm"})
+    category_confidence = fields.Float(allow_none=True, load_default=None, validate=validate.Range(min=0, max=1))
+    demand = fields.Nested(_Demand, allow_none=True, load_default=None, metadata={
+        "description": "what the customer's expectation asks, read for multiples and amounts"})
     department = fields.String(required=True)
     review_meeting = fields.Boolean(required=True,
                                     metadata={"description": "cross-department dispute: operations director convenes"})
