@@ -5,7 +5,8 @@ resolved with its whole timeline; an objection escalates with a 2-hour re-review
 a proposal above the handler's limit waits for a supervisor; retried requests do
 not double a remedy; feedback's answers reopen and close the case; a dispute gets
 its review meeting; a store's adverse event is verified, forwarded, handled and
-communicated."""
+communicated; the proposal check says "above the law" for a demanded multiple the
+law does not grant (issue 16 finding 9)."""
 import json
 import shutil
 import time
@@ -21,7 +22,7 @@ from nameko.testing.services import entrypoint_waiter, replace_dependencies
 
 from intake.examples import desk_complaint
 from intake.service import IntakeService
-from mallcare_common.contracts import CUSTOMER_DISSATISFIED, CUSTOMER_SATISFIED, build_event
+from mallcare_common.contracts import COMPLAINT_TRIAGED, CUSTOMER_DISSATISFIED, CUSTOMER_SATISFIED, build_event
 from resolution.service import ResolutionService
 from tests.conftest import POLICY_DIR, bearer, wait_for, staff as as_staff
 from tests.conftest import drain as drain_queue
@@ -291,6 +292,35 @@ def test_a_triage_reassignment_moves_the_case(system):
     case = system["web"].get(f"/cases/{number}").json()
     assert (case["owner_id"], case["department"]) == ("E3101", "procurement_qc")
     assert case["timeline"][-1]["action"] == "reassigned"
+
+
+def test_the_proposal_check_says_above_the_law_for_twenty_times_a_50_yuan_price(system):
+    """要求20倍赔偿 on a 50-yuan yoghurt: 20 x 50 = 1,000 yuan meets food safety law's minimum in
+    money, but the law grants ten times: the check before sending says so, and why."""
+    number = "SHXJH-20261123-0920"
+    triaged = build_event(COMPLAINT_TRIAGED, mall_id="sh-xujiahui", complaint_no=number, occurred_at=MONDAY_10,
+                          payload={
+                              "category": "product.food_safety", "category_source": "keywords", "risk_level": "high",
+                              "risk_reasons": [], "urgency": "urgent", "department": "procurement_qc",
+                              "review_meeting": False, "owner_id": HANDLER, "channel": "desk", "merchant_id": None,
+                              "first_response_due_at": (MONDAY_10 + timedelta(hours=1)).isoformat(),
+                              "resolution_due_at": (MONDAY_10 + timedelta(hours=12)).isoformat(),
+                              "received_at": MONDAY_10.isoformat(), "policy_version": "test",
+                              "demand": {"multiple": 20, "amount_fen": None, "price_fen": 5000,
+                                         "mental_damages": False}})
+    with entrypoint_waiter(system["resolution"], "handle_complaint_triaged"):
+        event_dispatcher({"AMQP_URI": system["amqp"]})("triage", "complaint_triaged", triaged)
+    case = system["web"].get(f"/cases/{number}").json()
+    assert case["demand"] == {"multiple": 20, "amount_fen": None, "price_fen": 5000, "mental_damages": False}
+    act(system, number, "findings", HANDLER, source="records", summary="the yoghurt was past its date")
+    draft = {"decision": "upheld", "reasons": ["sold past its date"], "legal_basis": "food_safety", "price": "50",
+             "remedies": [{"type": "refund", "amount": "50"}, {"type": "cash_compensation", "amount": "1000"}]}
+    checked = act(system, number, "proposal-check", HANDLER, **draft)
+    assert checked["demand_above_statutory"] is True
+    assert checked["warnings"] == ["above the law: the customer asks 20x the price; "
+                                   "《中华人民共和国食品安全法》第一百四十八条 grants 10x"]
+    case = act(system, number, "proposals", HANDLER, **draft)
+    assert case["proposals"][0]["compliance"]["demand_above_statutory"] is True
 
 
 def test_a_stores_adverse_event_is_verified_forwarded_handled_and_communicated(system):

@@ -326,6 +326,8 @@ class CaseOut(Schema):
     category = fields.String(allow_none=True)
     risk_level = fields.String()
     urgency = fields.String()
+    demand = Plain(allow_none=True, metadata={
+        "description": "what the customer asks as triage read it: multiple, amount_fen, price_fen, mental_damages"})
     department = fields.String()
     owner_id = fields.String(allow_none=True)
     received_at = fields.AwareDateTime()
