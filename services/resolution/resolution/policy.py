@@ -55,6 +55,7 @@ class _Deadlines(Schema):
     re_review = fields.Nested(AllowedTime, required=True)
     review_meeting = fields.Nested(AllowedTime, required=True)
     reopened = fields.Nested(AllowedTime, required=True)
+    unreachable_close_after = fields.Nested(AllowedTime, required=True)
 
 
 class _ExecutionRule(AllowedTime):

@@ -232,7 +232,7 @@ def new_case(event, policy, now):
         "first_response_due_at": triaged["first_response_due_at"],
         "resolution_due_at": triaged["resolution_due_at"], "review_meeting": meeting,
         "expected_resolution": None, "findings": [], "proposals": [], "objections": [], "escalations": [],
-        "tasks": [], "rectifications": [], "resolution": None, "closure": None,
+        "tasks": [], "rectifications": [], "resolution": None, "closure": None, "closure_by_rule": None,
         "policy_version": policy.version, "timeline": [], "request_ids": [event["event_id"]],
     }
     step = Step(case, Actor("triage", "service"), now)
@@ -669,10 +669,54 @@ def close(step, request, policy):
     if step.state != "resolved" and (step.case["round"] == 1 or step.actor.role == "service"):
         raise Conflict(f"a case that is {step.state} is closed only after it is resolved "
                        "(a supervisor may close a reopened one with a reason)")
+    _drop_closure_by_rule(step, request["reason"])
+    _closed(step, request["reason"], without_answer=False)
+
+
+def _closed(step, reason, without_answer):
     step.move("closed")
-    step.changes["closure"] = {"at": step.now, "by": step.actor.id, "reason": request["reason"]}
-    step.log("closed", reason=request["reason"])
-    step.publish(events.CASE_CLOSED, {"reason": request["reason"], "by": step.actor.id})
+    step.changes["closure"] = {"at": step.now, "by": step.actor.id, "reason": reason, "without_answer": without_answer}
+    step.log("closed", reason=reason, without_answer=without_answer)
+    step.publish(events.CASE_CLOSED, {"reason": reason, "without_answer": without_answer, "by": step.actor.id})
+
+
+# --- a customer who cannot be reached (R4.1, R4.2) ----------------------------------------------
+
+def note_unreachable(step, request, policy):
+    """Feedback's revisit ended unreachable (`request`: revisit_done's payload): the
+    resolved case closes by rule, without an answer, after the policy's waiting time,
+    unless the customer answers first."""
+    check_state(step.case, ("resolved",), "wait for an unreachable customer on")
+    allowed = policy.rules["deadlines"]["unreachable_close_after"]
+    close_at = policy.calendar(step.case["mall_id"]).due(step.now, allowed)
+    step.changes["closure_by_rule"] = {"revisit_id": request["revisit_id"], "attempts": request["attempts"],
+                                       "noted_at": step.now, "close_at": close_at}
+    step.log("customer_unreachable", revisit_id=request["revisit_id"], attempts=request["attempts"],
+             close_at=close_at)
+
+
+def close_without_answer(step, request, policy):
+    """The waiting time after an unreachable revisit is over and the customer has not
+    answered: the case is closed by rule, recorded as closed without an answer."""
+    check_state(step.case, ("resolved",), "close without an answer")
+    pending = step.case.get("closure_by_rule")
+    if not pending or pending["close_at"] > step.now:
+        raise Conflict("the case is not waiting to close for an unreachable customer, or not yet")
+    waited = " ".join(f"{v:g} {k.replace('_', ' ')}" for k, v in
+                      policy.rules["deadlines"]["unreachable_close_after"].items())
+    reason = (f"customer unreachable: revisit {pending['revisit_id']} ended without an answer after "
+              f"{pending['attempts']} attempt(s); closed by rule {waited} later")
+    step.changes["closure_by_rule"] = None
+    _closed(step, reason, without_answer=True)
+
+
+def _drop_closure_by_rule(step, why):
+    """The customer answered (or a person acted) before the case closed by rule: it no longer will."""
+    pending = step.case.get("closure_by_rule")
+    if pending:
+        step.changes["closure_by_rule"] = None
+        step.log("closure_by_rule_dropped", revisit_id=pending["revisit_id"], close_at=pending["close_at"],
+                 because=why)
 
 
 def reopen(step, request, policy):
@@ -680,6 +724,7 @@ def reopen(step, request, policy):
     goes on until they are satisfied or a supervisor closes it."""
     if step.actor.role != "service":
         _require("close_or_reopen", step.actor, policy, "reopen a case")
+    _drop_closure_by_rule(step, request["reason"])
     step.move("reopened")
     due = policy.calendar(step.case["mall_id"]).due(step.now, policy.rules["deadlines"]["reopened"])
     round_ = step.case["round"] + 1

@@ -343,7 +343,11 @@ class CaseOut(Schema):
     tasks = fields.List(fields.Nested(_Task))
     rectifications = fields.List(fields.Nested(_Rectification))
     resolution = Plain(allow_none=True)
-    closure = Plain(allow_none=True)
+    closure = Plain(allow_none=True, metadata={
+        "description": "at, by, reason, without_answer (closed by rule: the customer could not be reached)"})
+    closure_by_rule = Plain(allow_none=True, metadata={
+        "description": "the revisit ended unreachable: revisit_id, attempts, noted_at, close_at (when the case "
+                       "closes without an answer unless the customer answers first)"})
     policy_version = fields.String()
     anonymised_at = fields.AwareDateTime(allow_none=True)
     timeline = fields.List(fields.Nested(_Entry))

@@ -80,6 +80,8 @@ def _staff(entry):
     (lambda p: p["mall_overrides"]["gz-tianhe"]["roles"].update(intern={"rank": 1, "limit": 10}),
      "mall_overrides", "intern"),
     (lambda p: p["deadlines"].update(re_review={"hours": 2, "working_hours": 2}), "deadlines", "exactly one"),
+    (lambda p: p["deadlines"].pop("unreachable_close_after"), "deadlines", "unreachable_close_after"),
+    (lambda p: p["deadlines"].update(unreachable_close_after={"days": 3}), "deadlines", "unreachable_close_after"),
     (lambda p: p["execution"].update(refund={"hours": 24, "working_days": 1}), "execution", "exactly one"),
     (lambda p: p["incidents"].update(handle={}), "incidents", "exactly one"),
     (lambda p: p["roles"]["handler"].update(limit=-1), "roles", None),
