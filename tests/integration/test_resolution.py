@@ -6,7 +6,8 @@ a proposal above the handler's limit waits for a supervisor; retried requests do
 not double a remedy; feedback's answers reopen and close the case; a dispute gets
 its review meeting; a store's adverse event is verified, forwarded, handled and
 communicated; the proposal check says "above the law" for a demanded multiple the
-law does not grant (issue 16 finding 9)."""
+law does not grant (issue 16 finding 9); the appeal text states the re-review
+deadline in force (issue 16 finding 10)."""
 import json
 import shutil
 import time
@@ -294,22 +295,29 @@ def test_a_triage_reassignment_moves_the_case(system):
     assert case["timeline"][-1]["action"] == "reassigned"
 
 
+def open_from_triage(container, amqp, number, **payload):
+    """A case opened from a complaint_triaged event sent as triage sends it (fields triage
+    reads from the text, such as the demand, chosen by the test)."""
+    triaged = build_event(COMPLAINT_TRIAGED, mall_id="sh-xujiahui", complaint_no=number, occurred_at=MONDAY_10,
+                          payload={
+                              "category": "product.quality_defect", "category_source": "keywords",
+                              "risk_level": "low", "risk_reasons": [], "urgency": "routine",
+                              "department": "procurement_qc", "review_meeting": False, "owner_id": HANDLER,
+                              "channel": "desk", "merchant_id": None,
+                              "first_response_due_at": (MONDAY_10 + timedelta(hours=1)).isoformat(),
+                              "resolution_due_at": (MONDAY_10 + timedelta(hours=12)).isoformat(),
+                              "received_at": MONDAY_10.isoformat(), "policy_version": "test", **payload})
+    with entrypoint_waiter(container, "handle_complaint_triaged"):
+        event_dispatcher({"AMQP_URI": amqp})("triage", "complaint_triaged", triaged)
+
+
 def test_the_proposal_check_says_above_the_law_for_twenty_times_a_50_yuan_price(system):
     """要求20倍赔偿 on a 50-yuan yoghurt: 20 x 50 = 1,000 yuan meets food safety law's minimum in
     money, but the law grants ten times: the check before sending says so, and why."""
     number = "SHXJH-20261123-0920"
-    triaged = build_event(COMPLAINT_TRIAGED, mall_id="sh-xujiahui", complaint_no=number, occurred_at=MONDAY_10,
-                          payload={
-                              "category": "product.food_safety", "category_source": "keywords", "risk_level": "high",
-                              "risk_reasons": [], "urgency": "urgent", "department": "procurement_qc",
-                              "review_meeting": False, "owner_id": HANDLER, "channel": "desk", "merchant_id": None,
-                              "first_response_due_at": (MONDAY_10 + timedelta(hours=1)).isoformat(),
-                              "resolution_due_at": (MONDAY_10 + timedelta(hours=12)).isoformat(),
-                              "received_at": MONDAY_10.isoformat(), "policy_version": "test",
-                              "demand": {"multiple": 20, "amount_fen": None, "price_fen": 5000,
-                                         "mental_damages": False}})
-    with entrypoint_waiter(system["resolution"], "handle_complaint_triaged"):
-        event_dispatcher({"AMQP_URI": system["amqp"]})("triage", "complaint_triaged", triaged)
+    open_from_triage(system["resolution"], system["amqp"], number, category="product.food_safety",
+                     risk_level="high", urgency="urgent",
+                     demand={"multiple": 20, "amount_fen": None, "price_fen": 5000, "mental_damages": False})
     case = system["web"].get(f"/cases/{number}").json()
     assert case["demand"] == {"multiple": 20, "amount_fen": None, "price_fen": 5000, "mental_damages": False}
     act(system, number, "findings", HANDLER, source="records", summary="the yoghurt was past its date")
@@ -422,6 +430,40 @@ def test_the_policy_in_force_is_shown_and_a_broken_one_is_refused(container_fact
     refused = web.post("/policy/reload")
     assert refused.status_code == 422 and "chairman" in json.dumps(refused.json()["fields"])
     assert web.get("/policy").json()["version"] == shown["version"]
+
+
+def test_the_appeal_text_the_customer_gets_follows_the_re_review_deadline(container_factory, service_config,
+                                                                         web_client, rabbit_config, tmp_path):
+    """Issue 16 finding 10: the reply states the re-review time of the policy in force; a
+    policy whose appeal text writes a duration of its own is refused, naming the field."""
+    policy_dir = tmp_path / "policy"
+    shutil.copytree(POLICY_DIR, policy_dir)
+    config = service_config("resolution")
+    config["MALLCARE"] = {**config["MALLCARE"], "POLICY_DIR": str(policy_dir)}
+    container = container_factory(ResolutionService, config)
+    replace_dependencies(container, clock=lambda: MONDAY_10)
+    container.start()
+    system = {"web": web_client(container)}
+    policy_file = policy_dir / "resolution.yml"
+    shipped = policy_file.read_text(encoding="utf-8")
+
+    def answered(number):
+        open_from_triage(container, rabbit_config["AMQP_URI"], number)
+        act(system, number, "findings", HANDLER, source="records", summary="sale confirmed")
+        act(system, number, "proposals", HANDLER, **{**STRAWBERRIES, "decision": "partly_upheld",
+                                                     "remedies": [{"type": "refund", "amount": "39.90"}]})
+        case = act(system, number, "reply", HANDLER, proposal_no=1, oral=False, text="退款 39.90 元")
+        return case["proposals"][0]["sent"]["appeal_procedure"]
+
+    assert "我们将在 2 小时内安排上一级负责人复核" in answered("SHXJH-20261123-0931")
+    policy_file.write_text(shipped.replace("re_review: {hours: 2}", "re_review: {hours: 4}"), encoding="utf-8")
+    assert system["web"].post("/policy/reload").status_code == 200
+    text = answered("SHXJH-20261123-0932")
+    assert "我们将在 4 小时内安排上一级负责人复核" in text and "2 小时" not in text
+
+    policy_file.write_text(shipped.replace("{re_review}", "2 小时"), encoding="utf-8")
+    refused = system["web"].post("/policy/reload")
+    assert refused.status_code == 422 and "written into the text" in str(refused.json()["fields"]["appeal_procedure"])
 
 
 def test_a_report_retried_while_the_first_is_being_written_makes_one_incident(system):

@@ -462,7 +462,7 @@ def reply(step, request, policy):
         raise Conflict(f"proposal {proposal['no']} is {proposal['status']}: the customer has been told already")
     differs = differs_from_expectation(proposal)
     sent = {"at": step.now, "by": step.actor.id, "oral": request["oral"], "text": request.get("text"),
-            "appeal_procedure": policy.rules["appeal_procedure"] if differs else None}
+            "appeal_procedure": policy.customer_text("appeal_procedure") if differs else None}
     _replace_current(step, {**proposal, "status": "sent", "sent": sent})
     step.log("answered", proposal_no=proposal["no"], oral=request["oral"], appeal_stated=differs)
     _publish_answer(step, proposal, request["oral"], differs)
@@ -516,7 +516,7 @@ def _escalate(step, reason, policy, re_review=False):
 
 def object_(step, request, policy):
     """R3.6: the objection points are recorded and the case goes one level up for a
-    re-review due within 2 hours."""
+    re-review due within deadlines.re_review (the time the appeal text states)."""
     proposal = _answered(step, request["proposal_no"])
     _replace_current(step, {**proposal, "status": "objected"})
     step.move("objected")
@@ -645,7 +645,7 @@ def spot_resolve(step, request, policy):
     differs = differs_from_expectation(proposal)
     proposal.update(status="accepted", approvals=[{"by": step.actor.id, "role": step.actor.role, "at": step.now}],
                     sent={"at": step.now, "by": step.actor.id, "oral": True, "text": request.get("text"),
-                          "appeal_procedure": policy.rules["appeal_procedure"] if differs else None})
+                          "appeal_procedure": policy.customer_text("appeal_procedure") if differs else None})
     tasks = execution_tasks(case, proposal["remedies"], policy, step.now, len(case["tasks"]) + 1)
     done = {"at": step.now, "by": step.actor.id, "note": "on the spot", "signature_ref": request.get("signature_ref"),
             "within_deadline": True}

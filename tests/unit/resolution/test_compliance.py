@@ -4,6 +4,8 @@ refund plus ten times the price, at least 1,000 yuan; fraud: three times, at lea
 demands above the law are recognised (amounts, multiples of the price and mental
 damages, as triage read the customer's demand: issue 16 finding 9) and the appeal route stated; a breach of the
 caps needs a reason and an operations director or legal to approve it."""
+from dataclasses import replace
+
 import pytest
 from marshmallow import ValidationError
 
@@ -235,9 +237,27 @@ def test_a_demand_above_the_law_is_answered_with_the_appeal_route(proposed_case,
     case = proposed_case([("refund", "39.90")], proposal={"price": "39.90", "demanded_amount": "399"})
     assert case.proposal["compliance"]["demand_above_statutory"] is True
     step = case.reply()
-    assert case.proposal["sent"]["appeal_procedure"] == policy.rules["appeal_procedure"]
+    assert case.proposal["sent"]["appeal_procedure"] == policy.customer_text("appeal_procedure")
     assert "12315" in case.proposal["sent"]["appeal_procedure"]
     assert step.events[0]["payload"]["appeal_stated"] is True
+
+
+def test_the_appeal_text_the_customer_gets_states_the_re_review_deadline_in_force(open_case, policy):
+    """Issue 16 finding 10: with re_review at 4 hours the reply (and the spot answer) say 4 hours."""
+    four_hours = replace(policy, rules={**policy.rules, "deadlines": {**policy.rules["deadlines"],
+                                                                    "re_review": {"hours": 4}}})
+    case = open_case()
+    case.policy = four_hours
+    case.investigate(), case.propose(decision="partly_upheld")
+    step = case.reply()
+    assert "我们将在 4 小时内安排上一级负责人复核" in case.proposal["sent"]["appeal_procedure"]
+    assert "2 小时" not in case.proposal["sent"]["appeal_procedure"]
+    assert step.events[0]["payload"]["appeal_stated"] is True
+    spot = open_case()
+    spot.policy = four_hours
+    spot.act("spot-resolution", by="D3001", decision="partly_upheld", price="39.90", reasons=["half refunded"],
+             remedies=[{"type": "refund", "amount": "20"}], summary="half refunded at the desk")
+    assert "4 小时内" in spot.proposal["sent"]["appeal_procedure"]
 
 
 def test_an_upheld_answer_within_the_law_states_no_appeal(proposed_case):
