@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from kombu import Connection, Exchange, Queue
+from kombu import Connection
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
 
 from feedback.service import FeedbackService
@@ -18,7 +18,7 @@ from intake.examples import desk_complaint
 from intake.service import IntakeService
 from mallcare_common.retention import months_before
 from resolution.service import ResolutionService
-from tests.conftest import SPOT_REFUND, drain, wait_for, staff as as_staff
+from tests.conftest import SPOT_REFUND, catch_all, drain, wait_for, staff as as_staff
 from triage.service import TriageService
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -38,12 +38,8 @@ def system(container_factory, service_config, web_client, rabbit_config):
         container.start()
         containers[service.name] = container
     with Connection(rabbit_config["AMQP_URI"]) as conn:
-        # a subscriber to every event of both (publishes are mandatory: analytics is not running)
-        queues = {}
-        for source in ("resolution", "feedback"):
-            queues[source] = Queue(f"test-{source}-subscriber", routing_key="#", channel=conn,
-                                   exchange=Exchange(f"{source}.events", type="topic", durable=True))
-            queues[source].declare()
+        # every event of both (publishes are mandatory, and analytics is not running)
+        queues = catch_all(conn, "resolution", "feedback")
         yield {**containers, "web": {name: web_client(c) for name, c in containers.items()}, "shift": shift,
                "clock": clock, "events": queues["resolution"]}
 
