@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 from marshmallow import ValidationError
 
+from mallcare_common.contracts import COMPLAINT_CORRECTED, build_event, read_event
 from mallcare_common.web import Forbidden
 from resolution import rules
 
@@ -292,6 +293,24 @@ def test_the_case_keeps_the_demand_triage_read_and_the_check_compares_it(open_ca
     got = rules.check_proposal(case.case, request, rules.Actor("E3501", "handler"), policy)
     assert got["demand_above_statutory"] is True
     assert got["warnings"] == [f"above the law: the customer asks 20x the price; {FOOD_LAW} grants 10x"]
+
+
+@pytest.mark.parametrize("carried,kept", [(demand(multiple=20, price_fen=5000), 20), (None, 3)])
+def test_a_correction_carries_the_demand_to_the_case_or_leaves_it_as_it_was(open_case, policy, carried, kept):
+    case = open_case(demand=demand(multiple=3))
+    corrected = build_event(COMPLAINT_CORRECTED, mall_id="sh-xujiahui", complaint_no=case.case["_id"],
+                            occurred_at=case.now, payload={
+                                **{k: case.case[k] for k in ("category", "risk_level", "urgency", "department",
+                                                             "owner_id")},
+                                "category_source": "corrected", "risk_reasons": [], "review_meeting": False,
+                                "first_response_due_at": case.case["first_response_due_at"].isoformat(),
+                                "resolution_due_at": case.case["resolution_due_at"].isoformat(),
+                                "policy_version": "test", "field": "category", "old": "product.quality_defect",
+                                "new": "product.quality_defect", "by": "E3901", "reason": "reread",
+                                "demand": carried})
+    step = rules.Step(case.case, rules.Actor("triage", "service"), case.now)
+    rules.triage_changed(step, read_event(corrected, COMPLAINT_CORRECTED), policy)
+    assert {**case.case, **step.changes}["demand"]["multiple"] == kept
 
 
 def test_goodwill_paid_in_an_earlier_round_counts_towards_the_cap(proposed_case):
