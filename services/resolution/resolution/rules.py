@@ -445,9 +445,14 @@ def approve(step, request, policy):
 
 
 def differs_from_expectation(proposal):
-    """R3.6: not upheld, or less than the customer asked for."""
-    demanded = proposal.get("demanded_fen")
-    return proposal["decision"] != "upheld" or (demanded is not None and proposal["compliance"]["total_fen"] < demanded)
+    """R3.6: not upheld, or less than the customer asked for: less than the amount they
+    named, or, when they asked above the law (a multiple, mental damages), no more than
+    the law grants."""
+    demanded, compliance = proposal.get("demanded_fen"), proposal["compliance"]
+    above_law_unmet = compliance["demand_above_statutory"] and compliance["statutory_total_fen"] is not None \
+        and compliance["total_fen"] <= compliance["statutory_total_fen"]
+    return proposal["decision"] != "upheld" or (demanded is not None and compliance["total_fen"] < demanded) \
+        or above_law_unmet
 
 
 def reply(step, request, policy):

@@ -261,6 +261,15 @@ def test_the_appeal_text_the_customer_gets_states_the_re_review_deadline_in_forc
     assert "4 小时内" in spot.proposal["sent"]["appeal_procedure"]
 
 
+def test_twenty_times_answered_with_what_the_law_grants_states_the_appeal_route(proposed_case, policy):
+    case = proposed_case([("refund", "50"), ("cash_compensation", "1000")], by="E3901",
+                         proposal={"legal_basis": "food_safety", "price": "50"},
+                         category="product.food_safety", demand=demand(multiple=20, price_fen=5000))
+    step = case.reply(by="E3901")
+    assert case.proposal["sent"]["appeal_procedure"] == policy.customer_text("appeal_procedure")
+    assert step.events[0]["payload"]["appeal_stated"] is True
+
+
 def test_an_upheld_answer_within_the_law_states_no_appeal(proposed_case):
     case = proposed_case([("refund", "39.90")], proposal={"price": "39.90", "demanded_amount": "39.90"})
     case.reply()
