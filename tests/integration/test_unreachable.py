@@ -1,16 +1,18 @@
 """R4.1, R4.2, issue 7's retention (issue 16 finding 7) on the real broker and store: a
 customer feedback cannot reach after the last attempt does not keep the case resolved
-for ever. Resolution learns it from revisit_done, and once the policy's waiting time
-(deadlines.unreachable_close_after: three working days) has passed its sweep closes the
-case by rule, without an answer; feedback then takes no late answer, intake starts the
-retention period, and the retention runs anonymise it like any closed case. A customer
-who calls back before then is heard, and the case closes as usual."""
+for ever. Resolution learns it from revisit_done (once, however often delivered), and
+once the policy's waiting time (deadlines.unreachable_close_after: three working days)
+has passed its sweep closes the case by rule, without an answer; feedback then takes no
+late answer, intake starts the retention period, and the retention runs anonymise it
+like any closed case. A customer who calls back before then is heard, and the case
+closes as usual."""
 import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from kombu import Connection
+from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
 
 from feedback.service import FeedbackService
@@ -41,7 +43,7 @@ def system(container_factory, service_config, web_client, rabbit_config):
         # every event of both (publishes are mandatory, and analytics is not running)
         queues = catch_all(conn, "resolution", "feedback")
         yield {**containers, "web": {name: web_client(c) for name, c in containers.items()}, "shift": shift,
-               "clock": clock, "events": queues["resolution"]}
+               "clock": clock, "events": queues["resolution"], "queues": queues, "amqp": rabbit_config["AMQP_URI"]}
 
 
 def call(system, service, method, path, staff=None, expect=200, **body):
@@ -80,6 +82,11 @@ def test_an_unreachable_customers_case_closes_without_an_answer_and_is_anonymise
     # three working days (the mall opens every day this week): Thursday, the time it was noted
     assert close_at - datetime.fromisoformat(pending["noted_at"]) == timedelta(days=3)
     assert case["timeline"][-1]["action"] == "customer_unreachable"
+    # feedback's revisit_done delivered again: applied once (its event id)
+    [done] = [e for e in drain(system["queues"]["feedback"], unique=True) if e["event_type"] == "revisit_done"]
+    with entrypoint_waiter(system["resolution"], "handle_revisit_done"):
+        event_dispatcher({"AMQP_URI": system["amqp"]})("feedback", "revisit_done", done)
+    assert call(system, "resolution", "GET", f"/cases/{number}")["timeline"] == case["timeline"]
 
     assert sweep(system)["state"] == "resolved"          # the waiting time is not over
     system["shift"]["by"] = close_at - system["clock"]() + timedelta(minutes=1)
