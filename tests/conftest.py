@@ -219,6 +219,20 @@ def wait_for(check, timeout=20, interval=0.1):
         time.sleep(interval)
 
 
+def catch_all(conn, *sources):
+    """A test queue bound to every event of each source's exchange, by source: what was
+    published, to read with `drain` (and a subscriber, so mandatory publishes go out
+    without the services that would subscribe)."""
+    from kombu import Exchange, Queue
+
+    queues = {}
+    for source in sources:
+        queues[source] = Queue(f"test-{source}-subscriber", routing_key="#", channel=conn,
+                               exchange=Exchange(f"{source}.events", type="topic", durable=True))
+        queues[source].declare()
+    return queues
+
+
 def drain(queue, unique=False):
     """The JSON messages waiting in a test's kombu queue, in order; with `unique`, once
     per event_id (delivery is at least once; subscribers de-duplicate on it)."""

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from kombu import Connection, Exchange, Queue
+from kombu import Connection
 from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
 
@@ -21,7 +21,7 @@ from feedback.service import FeedbackService
 from intake.examples import desk_complaint
 from intake.service import IntakeService
 from resolution.service import ResolutionService
-from tests.conftest import drain, wait_for, staff as as_staff
+from tests.conftest import catch_all, drain, wait_for, staff as as_staff
 from triage.service import TriageService
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -41,11 +41,7 @@ def system(container_factory, service_config, web_client, rabbit_config):
         container.start()
         containers[service.name] = container
     with Connection(rabbit_config["AMQP_URI"]) as conn:
-        queues = {}
-        for source in ("resolution", "feedback"):
-            queues[source] = Queue(f"test-{source}-subscriber", routing_key="#", channel=conn,
-                                   exchange=Exchange(f"{source}.events", type="topic", durable=True))
-            queues[source].declare()
+        queues = catch_all(conn, "resolution", "feedback")
         yield {**containers, "queues": queues, "amqp": rabbit_config["AMQP_URI"], "shift": shift,
                "web": {name: web_client(c) for name, c in containers.items()}}
 

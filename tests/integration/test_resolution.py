@@ -5,7 +5,9 @@ resolved with its whole timeline; an objection escalates with a 2-hour re-review
 a proposal above the handler's limit waits for a supervisor; retried requests do
 not double a remedy; feedback's answers reopen and close the case; a dispute gets
 its review meeting; a store's adverse event is verified, forwarded, handled and
-communicated."""
+communicated; the proposal check says "above the law" for a demanded multiple the
+law does not grant (issue 16 finding 9); the appeal text states the re-review
+deadline in force (issue 16 finding 10)."""
 import json
 import shutil
 import time
@@ -21,7 +23,7 @@ from nameko.testing.services import entrypoint_waiter, replace_dependencies
 
 from intake.examples import desk_complaint
 from intake.service import IntakeService
-from mallcare_common.contracts import CUSTOMER_DISSATISFIED, CUSTOMER_SATISFIED, build_event
+from mallcare_common.contracts import COMPLAINT_TRIAGED, CUSTOMER_DISSATISFIED, CUSTOMER_SATISFIED, build_event
 from resolution.service import ResolutionService
 from tests.conftest import POLICY_DIR, bearer, wait_for, staff as as_staff
 from tests.conftest import drain as drain_queue
@@ -293,6 +295,42 @@ def test_a_triage_reassignment_moves_the_case(system):
     assert case["timeline"][-1]["action"] == "reassigned"
 
 
+def open_from_triage(container, amqp, number, **payload):
+    """A case opened from a complaint_triaged event sent as triage sends it (fields triage
+    reads from the text, such as the demand, chosen by the test)."""
+    triaged = build_event(COMPLAINT_TRIAGED, mall_id="sh-xujiahui", complaint_no=number, occurred_at=MONDAY_10,
+                          payload={
+                              "category": "product.quality_defect", "category_source": "keywords",
+                              "risk_level": "low", "risk_reasons": [], "urgency": "routine",
+                              "department": "procurement_qc", "review_meeting": False, "owner_id": HANDLER,
+                              "channel": "desk", "merchant_id": None,
+                              "first_response_due_at": (MONDAY_10 + timedelta(hours=1)).isoformat(),
+                              "resolution_due_at": (MONDAY_10 + timedelta(hours=12)).isoformat(),
+                              "received_at": MONDAY_10.isoformat(), "policy_version": "test", **payload})
+    with entrypoint_waiter(container, "handle_complaint_triaged"):
+        event_dispatcher({"AMQP_URI": amqp})("triage", "complaint_triaged", triaged)
+
+
+def test_the_proposal_check_says_above_the_law_for_twenty_times_a_50_yuan_price(system):
+    """要求20倍赔偿 on a 50-yuan yoghurt: 20 x 50 = 1,000 yuan meets food safety law's minimum in
+    money, but the law grants ten times: the check before sending says so, and why."""
+    number = "SHXJH-20261123-0920"
+    open_from_triage(system["resolution"], system["amqp"], number, category="product.food_safety",
+                     risk_level="high", urgency="urgent",
+                     demand={"multiple": 20, "amount_fen": None, "price_fen": 5000, "mental_damages": False})
+    case = system["web"].get(f"/cases/{number}").json()
+    assert case["demand"] == {"multiple": 20, "amount_fen": None, "price_fen": 5000, "mental_damages": False}
+    act(system, number, "findings", HANDLER, source="records", summary="the yoghurt was past its date")
+    draft = {"decision": "upheld", "reasons": ["sold past its date"], "legal_basis": "food_safety", "price": "50",
+             "remedies": [{"type": "refund", "amount": "50"}, {"type": "cash_compensation", "amount": "1000"}]}
+    checked = act(system, number, "proposal-check", HANDLER, **draft)
+    assert checked["demand_above_statutory"] is True
+    assert checked["warnings"] == ["above the law: the customer asks 20x the price; "
+                                   "《中华人民共和国食品安全法》第一百四十八条 grants 10x"]
+    case = act(system, number, "proposals", HANDLER, **draft)
+    assert case["proposals"][0]["compliance"]["demand_above_statutory"] is True
+
+
 def test_a_stores_adverse_event_is_verified_forwarded_handled_and_communicated(system):
     web = system["web"]
     report = {"mall_id": "sh-xujiahui", "type": "injury", "description": "顾客在生鲜区滑倒，膝盖擦伤",
@@ -392,6 +430,40 @@ def test_the_policy_in_force_is_shown_and_a_broken_one_is_refused(container_fact
     refused = web.post("/policy/reload")
     assert refused.status_code == 422 and "chairman" in json.dumps(refused.json()["fields"])
     assert web.get("/policy").json()["version"] == shown["version"]
+
+
+def test_the_appeal_text_the_customer_gets_follows_the_re_review_deadline(container_factory, service_config,
+                                                                         web_client, rabbit_config, tmp_path):
+    """Issue 16 finding 10: the reply states the re-review time of the policy in force; a
+    policy whose appeal text writes a duration of its own is refused, naming the field."""
+    policy_dir = tmp_path / "policy"
+    shutil.copytree(POLICY_DIR, policy_dir)
+    config = service_config("resolution")
+    config["MALLCARE"] = {**config["MALLCARE"], "POLICY_DIR": str(policy_dir)}
+    container = container_factory(ResolutionService, config)
+    replace_dependencies(container, clock=lambda: MONDAY_10)
+    container.start()
+    system = {"web": web_client(container)}
+    policy_file = policy_dir / "resolution.yml"
+    shipped = policy_file.read_text(encoding="utf-8")
+
+    def answered(number):
+        open_from_triage(container, rabbit_config["AMQP_URI"], number)
+        act(system, number, "findings", HANDLER, source="records", summary="sale confirmed")
+        act(system, number, "proposals", HANDLER, **{**STRAWBERRIES, "decision": "partly_upheld",
+                                                     "remedies": [{"type": "refund", "amount": "39.90"}]})
+        case = act(system, number, "reply", HANDLER, proposal_no=1, oral=False, text="退款 39.90 元")
+        return case["proposals"][0]["sent"]["appeal_procedure"]
+
+    assert "我们将在 2 小时内安排上一级负责人复核" in answered("SHXJH-20261123-0931")
+    policy_file.write_text(shipped.replace("re_review: {hours: 2}", "re_review: {hours: 4}"), encoding="utf-8")
+    assert system["web"].post("/policy/reload").status_code == 200
+    text = answered("SHXJH-20261123-0932")
+    assert "我们将在 4 小时内安排上一级负责人复核" in text and "2 小时" not in text
+
+    policy_file.write_text(shipped.replace("{re_review}", "2 小时"), encoding="utf-8")
+    refused = system["web"].post("/policy/reload")
+    assert refused.status_code == 422 and "written into the text" in str(refused.json()["fields"]["appeal_procedure"])
 
 
 def test_a_report_retried_while_the_first_is_being_written_makes_one_incident(system):

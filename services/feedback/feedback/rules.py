@@ -132,8 +132,11 @@ def satisfied(score, policy):
 
 def answer(revisit, request, by, policy, now):
     """R4.1-R4.3: the customer's answer; (changes, events). Below `satisfied_from` the
-    customer is dissatisfied and resolution reopens the case (R4.2)."""
-    if revisit["status"] not in OPEN:
+    customer is dissatisfied and resolution reopens the case (R4.2). A customer found
+    unreachable may still answer (calling back, or by the link) until resolution closes
+    the case without an answer; the revisit had ended, so no second revisit_done."""
+    late = revisit["status"] == "unreachable" and revisit["way"] is not None
+    if revisit["status"] not in OPEN and not late:
         raise Conflict(f"revisit {revisit['_id']} is {revisit['status']}")
     unknown = sorted(set(request.get("reasons", [])) - set(policy.rules["reason_tags"]))
     if unknown:
@@ -145,7 +148,7 @@ def answer(revisit, request, by, policy, now):
               "comment": request.get("comment"), "via": request.get("via", "link" if by == "customer" else "staff")}
     common = {"mall_id": revisit["mall_id"], "complaint_no": revisit["complaint_no"], "occurred_at": now}
     answered = {"revisit_id": revisit["_id"], "score": score, "by": by}
-    out = [build_event(events.REVISIT_DONE, **common, payload={
+    out = [] if late else [build_event(events.REVISIT_DONE, **common, payload={
         "revisit_id": revisit["_id"], "outcome": "answered", "attempts": len(revisit["attempts"]) + 1,
         "score": score, "within_deadline": now <= revisit["due_at"], "by": by})]
     if happy:

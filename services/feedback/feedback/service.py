@@ -171,7 +171,7 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
             answer = revisit["answer"]
             if answer and answer["by"] == request["by"] and rules.same_answer(answer, request):
                 return self._revisit_out(revisit)   # the same answer sent twice: recorded once
-        rule = rules.answer if request["outcome"] == "reached" else rules.no_answer
+        rule = self._answer if request["outcome"] == "reached" else rules.no_answer
         return self._revisit_out(self._change(revisit_id, lambda revisit, policy, now: rule(
             revisit, request, request["by"], policy, now)))
 
@@ -196,7 +196,7 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
             if revisit["answer"]["by"] == "customer" and rules.same_answer(revisit["answer"], request):
                 return self._answer_out(revisit)
             raise Conflict("this revisit has been answered already")
-        updated = self._change(revisit_id, lambda revisit, policy, now: rules.answer(
+        updated = self._change(revisit_id, lambda revisit, policy, now: self._answer(
             revisit, {**request, "via": "link"}, "customer", policy, now))
         return self._answer_out(updated)
 
@@ -282,6 +282,13 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
                 publish_pending(self.store.revisits, self.dispatch, self.name, now, [updated])
                 return updated
         raise Conflict(f"{revisit_id} kept changing; try again")
+
+    def _answer(self, revisit, request, by, policy, now):
+        """rules.answer, refused once the case of an unreachable customer closed without their answer."""
+        if revisit["status"] == "unreachable" and self.store.closed_since(revisit["complaint_no"],
+                                                                          revisit["resolved_at"]):
+            raise Conflict(f"revisit {revisit['_id']} is unreachable and its case has been closed since")
+        return rules.answer(revisit, request, by, policy, now)
 
     def _complaint_from_intake(self, number):
         """A complaint registered before feedback's queue existed (or still on its way):

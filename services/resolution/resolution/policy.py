@@ -3,7 +3,12 @@ authority limit, the escalation ladder, permissions, statutory remedies, caps,
 spot-resolution bounds, deadlines of every task and the staff directory, chain-wide
 with per-mall overrides, loaded by mallcare_common.policy.PolicyFiles.
 
-Amounts are yuan in the file and fen (integers) everywhere else."""
+Amounts are yuan in the file and fen (integers) everywhere else. Texts the customer
+reads are templates whose durations come from the policy ({re_review} etc.): a
+duration written into the text itself, or a placeholder the policy does not know,
+is refused at load."""
+import re
+import string
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -18,6 +23,11 @@ REMEDIES = ("refund", "exchange", "repair", "voucher", "cash_compensation", "apo
             "experience_compensation")
 ATTRIBUTES = ("product", "service", "environment", "rules", "payment", "logistics")
 LEVELS = ("low", "medium", "high")
+CUSTOMER_TEXTS = ("appeal_procedure",)
+# A duration written as digits or Chinese numerals with its unit ("2 小时", "七天", "3 working days").
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?|[一二两三四五六七八九十百半]+)\s*(?:个)?\s*"
+                       r"(?:工作小时|小时|钟头|分钟|工作日|日|天|周|星期|个月|月|"
+                       r"working (?:hours?|days?)|hours?|days?|minutes?|weeks?)", re.IGNORECASE)
 _role_list = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
 
 
@@ -55,6 +65,7 @@ class _Deadlines(Schema):
     re_review = fields.Nested(AllowedTime, required=True)
     review_meeting = fields.Nested(AllowedTime, required=True)
     reopened = fields.Nested(AllowedTime, required=True)
+    unreachable_close_after = fields.Nested(AllowedTime, required=True)
 
 
 class _ExecutionRule(AllowedTime):
@@ -103,6 +114,8 @@ class ResolutionPolicySchema(Schema):
     rectification = fields.Dict(keys=fields.String(validate=validate.OneOf(ATTRIBUTES)),
                                 values=fields.Nested(_Rectification), required=True)
     incidents = fields.Nested(_Incidents, required=True)
+    appeal_window_days = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=365), metadata={
+        "description": "days after the answer within which the customer may ask for a re-review"})
     appeal_procedure = fields.String(required=True, validate=validate.Length(min=10))
     staff = fields.List(fields.Nested(_Staff), required=True)
     mall_overrides = fields.Dict(keys=fields.String(), values=fields.Nested(_Override), load_default=dict)
@@ -129,11 +142,55 @@ class ResolutionPolicySchema(Schema):
         missing = sorted(set(REMEDIES) - set(data.get("execution", {})))
         if missing:
             errors["execution"] = [f"No execution rule for: {', '.join(missing)}."]
+        for name in CUSTOMER_TEXTS:
+            problems = template_problems(data.get(name), placeholders(data))
+            if problems:
+                errors[name] = problems
         ids = [s["id"] for s in data.get("staff", [])]
         if len(ids) != len(set(ids)):
             errors.setdefault("staff", []).append("Employee numbers must be unique.")
         if errors:
             raise ValidationError(errors)
+
+
+def duration_words(allowed):
+    """An AllowedTime in the customer's words: {"hours": 2} -> "2 小时"."""
+    unit, amount = next(iter(allowed.items()))
+    return f"{amount:g} " + {"hours": "小时", "working_hours": "个工作小时", "working_days": "个工作日"}[unit]
+
+
+def placeholders(rules):
+    """What a customer text may name, from the policy it describes: each deadline by its
+    name ({re_review} -> "2 小时") and {appeal_window} ("7 日"). Missing parts (a policy
+    refused for them anyway) are left out."""
+    words = {name: duration_words(allowed) for name, allowed in (rules.get("deadlines") or {}).items()}
+    if rules.get("appeal_window_days"):
+        words["appeal_window"] = f"{rules['appeal_window_days']} 日"
+    return words
+
+
+def template_problems(text, known):
+    """Why a customer text cannot be used: unknown placeholders, or durations written into
+    it (they would not follow the policy when it changes). Empty when it is fine."""
+    if not text:
+        return []
+    problems, literal = [], []
+    try:
+        parts = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        return [f"Not a template: {exc}."]
+    for chunk, name, spec, conversion in parts:
+        literal.append(chunk)
+        if name is None:
+            continue
+        if name not in known or spec or conversion:
+            problems.append(f"Unknown placeholder {{{name}}}; known: "
+                            + ", ".join(f"{{{k}}}" for k in sorted(known)) + ".")
+    for found in _DURATION.finditer("".join(literal)):
+        problems.append(f"The duration \"{found.group(0)}\" is written into the text; use the placeholder of "
+                        "the deadline it states (" + ", ".join(f"{{{k}}}" for k in sorted(known))
+                        + ") so the text follows the policy.")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -173,6 +230,10 @@ class ResolutionPolicy:
 
     def calendar(self, mall_id):
         return self.malls.get(mall_id).calendar
+
+    def customer_text(self, name):
+        """A text the customer reads, its durations filled in from this policy."""
+        return self.rules[name].format_map(placeholders(self.rules))
 
     def public(self):
         return {**self.rules, "version": self.version}

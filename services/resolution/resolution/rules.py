@@ -99,17 +99,21 @@ def yuan(fen):
     return f"{fen / 100:.2f}"
 
 
-def check_remedies(remedies, legal_basis, price_fen, demanded_fen, statutory, caps, earlier_compensation_fen=0):
+def check_remedies(remedies, legal_basis, price_fen, demanded_fen, statutory, caps, earlier_compensation_fen=0,
+                   demand=None):
     """What the law grants for the case and how the remedies compare.
 
     The law grants the price back, plus, where a legal basis applies, `multiple`
     times the price and at least `minimum`. Compensation, with what earlier rounds
     of the case paid, may exceed what the law grants by the goodwill cap; refunds
     and exchanges together never exceed the price. `breaches` lists what is outside
-    the caps (refused unless overridden)."""
+    the caps (refused unless overridden). `demand` is the customer's demand as triage
+    read it (multiple, amount, mental damages); the handler's demanded amount comes first."""
+    demand = demand or {}
     statute = statutory.get(legal_basis) if legal_basis else None
     if legal_basis and statute is None:
         raise ValidationError({"legal_basis": [f"Unknown legal basis {legal_basis}; known: {', '.join(statutory)}."]})
+    demanded_fen = demanded_fen if demanded_fen is not None else demand.get("amount_fen")
     if statute and price_fen is None:
         raise ValidationError({"price": [f"The price is needed to apply {statute['law']}."]})
     total = sum(r["amount_fen"] for r in remedies)
@@ -125,17 +129,40 @@ def check_remedies(remedies, legal_basis, price_fen, demanded_fen, statutory, ca
     restored = sum(r["amount_fen"] for r in remedies if r["type"] in ("refund", "exchange"))
     if price_fen is not None and restored > price_fen:
         breaches.append(f"refund and exchange {yuan(restored)} are above the price {yuan(price_fen)}")
-    warnings = []
-    demand_above = demanded_fen is not None and law_total is not None and demanded_fen > law_total
-    if demand_above:
-        warnings.append(f"the customer's demand {yuan(demanded_fen)} is above the {yuan(law_total)} the law grants")
+    above = demand_above_law(demand, demanded_fen, law_total, statute)
+    warnings = [f"above the law: {reason}" for reason in above]
     if statute and total < law_total:
         warnings.append(f"the remedies {yuan(total)} are below the {yuan(law_total)} {statute['law']} grants; "
                         "the customer can claim the difference")
     return {"total_fen": total, "compensation_fen": compensation, "legal_basis": legal_basis,
             "law": statute["law"] if statute else None, "statutory_compensation_fen": granted,
-            "statutory_total_fen": law_total, "demand_above_statutory": demand_above,
+            "statutory_total_fen": law_total, "demand_above_statutory": bool(above),
             "breaches": breaches, "warnings": warnings}
+
+
+def _times(multiple):
+    return f"{multiple:g}x"
+
+
+def demand_above_law(demand, demanded_fen, law_total, statute):
+    """Why the customer asks more than the law grants (empty when it does not): a
+    multiple of the price above the statute's (20x where food safety law grants 10x
+    meets the 1,000-yuan minimum in money on a 50-yuan item, yet is still above the
+    law), an amount above what the law grants for the price, or mental damages,
+    which neither statute grants."""
+    reasons = []
+    multiple = demand.get("multiple")
+    granted_multiple = statute["multiple"] if statute else 0
+    if multiple is not None and multiple > granted_multiple:
+        grants = (f"{statute['law']} grants {_times(granted_multiple)}" if statute
+                  else "without a legal basis the law grants the price back only")
+        reasons.append(f"the customer asks {_times(multiple)} the price; {grants}")
+    if demanded_fen is not None and law_total is not None and demanded_fen > law_total:
+        reasons.append(f"the customer's demand {yuan(demanded_fen)} is above the {yuan(law_total)} the law grants")
+    if demand.get("mental_damages"):
+        reasons.append("the customer asks for mental damages (精神损失费); "
+                       + (f"{statute['law']} grants none" if statute else "the law grants none for this"))
+    return reasons
 
 
 # --- authority (R3.5) ---------------------------------------------------------------------
@@ -200,11 +227,12 @@ def new_case(event, policy, now):
         "level": FIRST_LEVEL, "opened_at": now, "triaged_event_id": event["event_id"],
         "channel": triaged["channel"], "received_at": triaged["received_at"], "merchant_id": triaged["merchant_id"],
         "category": triaged["category"], "risk_level": triaged["risk_level"], "urgency": triaged["urgency"],
+        "demand": triaged["demand"],   # what the customer asks, as triage read it (R3.4 "above the law")
         "department": triaged["department"], "owner_id": triaged["owner_id"],
         "first_response_due_at": triaged["first_response_due_at"],
         "resolution_due_at": triaged["resolution_due_at"], "review_meeting": meeting,
         "expected_resolution": None, "findings": [], "proposals": [], "objections": [], "escalations": [],
-        "tasks": [], "rectifications": [], "resolution": None, "closure": None,
+        "tasks": [], "rectifications": [], "resolution": None, "closure": None, "closure_by_rule": None,
         "policy_version": policy.version, "timeline": [], "request_ids": [event["event_id"]],
     }
     step = Step(case, Actor("triage", "service"), now)
@@ -231,6 +259,8 @@ def triage_changed(step, event, policy):
     else:
         step.changes.update({k: payload[k] for k in ("category", "risk_level", "urgency", "department",
                                                      "owner_id", "resolution_due_at")})
+        if payload["demand"] is not None:   # older corrections carry none: the case keeps what it had
+            step.changes["demand"] = payload["demand"]
         step.log("regraded", field=payload["field"], old=payload["old"], new=payload["new"],
                  by=payload["by"], reason=payload["reason"])
 
@@ -329,7 +359,8 @@ def assess_draft(case, risk_level, level, request, policy):
     remedies = remedy_lines(request)
     compliance = check_remedies(remedies, request.get("legal_basis"), request.get("price_fen"),
                                 request.get("demanded_fen"), policy.rules["statutory"],
-                                policy.section(case["mall_id"], "caps"), paid_compensation(case))
+                                policy.section(case["mall_id"], "caps"), paid_compensation(case),
+                                case.get("demand"))
     needs = approval_needs(compliance["total_fen"], risk_level, bool(compliance["breaches"]), level,
                            case["mall_id"], policy)
     return remedies, compliance, needs
@@ -414,9 +445,14 @@ def approve(step, request, policy):
 
 
 def differs_from_expectation(proposal):
-    """R3.6: not upheld, or less than the customer asked for."""
-    demanded = proposal.get("demanded_fen")
-    return proposal["decision"] != "upheld" or (demanded is not None and proposal["compliance"]["total_fen"] < demanded)
+    """R3.6: not upheld, or less than the customer asked for: less than the amount they
+    named, or, when they asked above the law (a multiple, mental damages), no more than
+    the law grants."""
+    demanded, compliance = proposal.get("demanded_fen"), proposal["compliance"]
+    above_law_unmet = compliance["demand_above_statutory"] and compliance["statutory_total_fen"] is not None \
+        and compliance["total_fen"] <= compliance["statutory_total_fen"]
+    return proposal["decision"] != "upheld" or (demanded is not None and compliance["total_fen"] < demanded) \
+        or above_law_unmet
 
 
 def reply(step, request, policy):
@@ -431,7 +467,7 @@ def reply(step, request, policy):
         raise Conflict(f"proposal {proposal['no']} is {proposal['status']}: the customer has been told already")
     differs = differs_from_expectation(proposal)
     sent = {"at": step.now, "by": step.actor.id, "oral": request["oral"], "text": request.get("text"),
-            "appeal_procedure": policy.rules["appeal_procedure"] if differs else None}
+            "appeal_procedure": policy.customer_text("appeal_procedure") if differs else None}
     _replace_current(step, {**proposal, "status": "sent", "sent": sent})
     step.log("answered", proposal_no=proposal["no"], oral=request["oral"], appeal_stated=differs)
     _publish_answer(step, proposal, request["oral"], differs)
@@ -485,7 +521,7 @@ def _escalate(step, reason, policy, re_review=False):
 
 def object_(step, request, policy):
     """R3.6: the objection points are recorded and the case goes one level up for a
-    re-review due within 2 hours."""
+    re-review due within deadlines.re_review (the time the appeal text states)."""
     proposal = _answered(step, request["proposal_no"])
     _replace_current(step, {**proposal, "status": "objected"})
     step.move("objected")
@@ -614,7 +650,7 @@ def spot_resolve(step, request, policy):
     differs = differs_from_expectation(proposal)
     proposal.update(status="accepted", approvals=[{"by": step.actor.id, "role": step.actor.role, "at": step.now}],
                     sent={"at": step.now, "by": step.actor.id, "oral": True, "text": request.get("text"),
-                          "appeal_procedure": policy.rules["appeal_procedure"] if differs else None})
+                          "appeal_procedure": policy.customer_text("appeal_procedure") if differs else None})
     tasks = execution_tasks(case, proposal["remedies"], policy, step.now, len(case["tasks"]) + 1)
     done = {"at": step.now, "by": step.actor.id, "note": "on the spot", "signature_ref": request.get("signature_ref"),
             "within_deadline": True}
@@ -638,10 +674,54 @@ def close(step, request, policy):
     if step.state != "resolved" and (step.case["round"] == 1 or step.actor.role == "service"):
         raise Conflict(f"a case that is {step.state} is closed only after it is resolved "
                        "(a supervisor may close a reopened one with a reason)")
+    _drop_closure_by_rule(step, request["reason"])
+    _closed(step, request["reason"], without_answer=False)
+
+
+def _closed(step, reason, without_answer):
     step.move("closed")
-    step.changes["closure"] = {"at": step.now, "by": step.actor.id, "reason": request["reason"]}
-    step.log("closed", reason=request["reason"])
-    step.publish(events.CASE_CLOSED, {"reason": request["reason"], "by": step.actor.id})
+    step.changes["closure"] = {"at": step.now, "by": step.actor.id, "reason": reason, "without_answer": without_answer}
+    step.log("closed", reason=reason, without_answer=without_answer)
+    step.publish(events.CASE_CLOSED, {"reason": reason, "without_answer": without_answer, "by": step.actor.id})
+
+
+# --- a customer who cannot be reached (R4.1, R4.2) ----------------------------------------------
+
+def note_unreachable(step, request, policy):
+    """Feedback's revisit ended unreachable (`request`: revisit_done's payload): the
+    resolved case closes by rule, without an answer, after the policy's waiting time,
+    unless the customer answers first."""
+    check_state(step.case, ("resolved",), "wait for an unreachable customer on")
+    allowed = policy.rules["deadlines"]["unreachable_close_after"]
+    close_at = policy.calendar(step.case["mall_id"]).due(step.now, allowed)
+    step.changes["closure_by_rule"] = {"revisit_id": request["revisit_id"], "attempts": request["attempts"],
+                                       "noted_at": step.now, "close_at": close_at}
+    step.log("customer_unreachable", revisit_id=request["revisit_id"], attempts=request["attempts"],
+             close_at=close_at)
+
+
+def close_without_answer(step, request, policy):
+    """The waiting time after an unreachable revisit is over and the customer has not
+    answered: the case is closed by rule, recorded as closed without an answer."""
+    check_state(step.case, ("resolved",), "close without an answer")
+    pending = step.case.get("closure_by_rule")
+    if not pending or pending["close_at"] > step.now:
+        raise Conflict("the case is not waiting to close for an unreachable customer, or not yet")
+    waited = " ".join(f"{v:g} {k.replace('_', ' ')}" for k, v in
+                      policy.rules["deadlines"]["unreachable_close_after"].items())
+    reason = (f"customer unreachable: revisit {pending['revisit_id']} ended without an answer after "
+              f"{pending['attempts']} attempt(s); closed by rule {waited} later")
+    step.changes["closure_by_rule"] = None
+    _closed(step, reason, without_answer=True)
+
+
+def _drop_closure_by_rule(step, why):
+    """The customer answered (or a person acted) before the case closed by rule: it no longer will."""
+    pending = step.case.get("closure_by_rule")
+    if pending:
+        step.changes["closure_by_rule"] = None
+        step.log("closure_by_rule_dropped", revisit_id=pending["revisit_id"], close_at=pending["close_at"],
+                 because=why)
 
 
 def reopen(step, request, policy):
@@ -649,6 +729,7 @@ def reopen(step, request, policy):
     goes on until they are satisfied or a supervisor closes it."""
     if step.actor.role != "service":
         _require("close_or_reopen", step.actor, policy, "reopen a case")
+    _drop_closure_by_rule(step, request["reason"])
     step.move("reopened")
     due = policy.calendar(step.case["mall_id"]).due(step.now, policy.rules["deadlines"]["reopened"])
     round_ = step.case["round"] + 1

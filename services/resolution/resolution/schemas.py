@@ -326,6 +326,8 @@ class CaseOut(Schema):
     category = fields.String(allow_none=True)
     risk_level = fields.String()
     urgency = fields.String()
+    demand = Plain(allow_none=True, metadata={
+        "description": "what the customer asks as triage read it: multiple, amount_fen, price_fen, mental_damages"})
     department = fields.String()
     owner_id = fields.String(allow_none=True)
     received_at = fields.AwareDateTime()
@@ -341,7 +343,11 @@ class CaseOut(Schema):
     tasks = fields.List(fields.Nested(_Task))
     rectifications = fields.List(fields.Nested(_Rectification))
     resolution = Plain(allow_none=True)
-    closure = Plain(allow_none=True)
+    closure = Plain(allow_none=True, metadata={
+        "description": "at, by, reason, without_answer (closed by rule: the customer could not be reached)"})
+    closure_by_rule = Plain(allow_none=True, metadata={
+        "description": "the revisit ended unreachable: revisit_id, attempts, noted_at, close_at (when the case "
+                       "closes without an answer unless the customer answers first)"})
     policy_version = fields.String()
     anonymised_at = fields.AwareDateTime(allow_none=True)
     timeline = fields.List(fields.Nested(_Entry))

@@ -16,10 +16,12 @@ Closed cases and finished incidents are anonymised after the retention period
 (retention.py).
 """
 import logging
+from datetime import timedelta
 
 import eventlet
 from marshmallow import ValidationError
 from nameko.rpc import rpc
+from nameko.timer import timer
 from prometheus_client import Counter
 
 from mallcare_common import audit, messaging, retention, web
@@ -28,8 +30,9 @@ from mallcare_common.calendar import Clock
 from mallcare_common.contracts import (COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED, COMPLAINT_TRIAGED,
                                        CUSTOMER_DISSATISFIED, CUSTOMER_SATISFIED, InvalidEvent, read_event)
 from mallcare_common.contracts.analytics import SLA_AT_RISK, SLA_BREACHED
-from mallcare_common.messaging import event_handler, outbox_dispatcher, publish_pending
-from mallcare_common.mongo import next_sequence
+from mallcare_common.contracts.feedback import REVISIT_DONE
+from mallcare_common.messaging import INSTANCE, event_handler, outbox_dispatcher, publish_pending
+from mallcare_common.mongo import Lease, next_sequence
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.web import Conflict, Gone, NotFound, http, json_response, read_json, signed
 
@@ -78,6 +81,7 @@ NOT_OPEN_PAUSE = 2   # seconds before an event for a case not opened yet goes ba
 # Breaches of these deadlines move the case up a level; the others (execution tasks,
 # rectifications, revisits, incidents) are watched on dashboards and alerts.
 ESCALATING_CLOCKS = ("first_response", "resolution", "re_review", "review_meeting")
+CLOSING_INTERVAL = 60   # seconds between looks for unreachable customers' cases due to close by rule
 
 
 class CaseNotOpenYet(Exception):
@@ -152,6 +156,31 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
         event = read_event(body, CUSTOMER_SATISFIED)
         reason = f"customer satisfied (score {event['payload']['score']})"
         self._on_event(CUSTOMER_SATISFIED, event, rules.close, {"reason": reason})
+
+    @event_handler(REVISIT_DONE.source, REVISIT_DONE.name)
+    def handle_revisit_done(self, body):
+        """R4.1, R4.2: a revisit that ended unreachable sets the case to close by rule
+        after the policy's waiting time; an answered one is handled by the answer's event."""
+        event = read_event(body, REVISIT_DONE)
+        if event["payload"]["outcome"] == "unreachable":
+            self._on_event(REVISIT_DONE, event, rules.note_unreachable, event["payload"])
+
+    @timer(interval=CLOSING_INTERVAL)
+    def close_unreachable(self):
+        """Close, without an answer, every case whose unreachable customer's waiting time is
+        over, oldest first (one replica at a time: a lease, renewed through a backlog). A
+        case a handler changed meanwhile is left to the next look."""
+        now, policy = self.clock(), self.policy.current
+        lease = Lease(self.store.db, f"{self.name}.closing", INSTANCE, timedelta(seconds=3 * CLOSING_INTERVAL))
+        for case in self.store.closing_by_rule(now):
+            at = self.clock()
+            if not lease.held(at):
+                return
+            step = rules.Step(case, rules.Actor(self.name, "service"), at)
+            rules.close_without_answer(step, {}, policy)
+            updated = self.store.apply(self.store.cases, case, step)
+            if updated is not None:
+                publish_pending(self.store.cases, self.dispatch, self.name, at, [updated])
 
     # --- cases --------------------------------------------------------------------------------
 

@@ -54,6 +54,11 @@ class CaseStore(Store):
                  if (r["done"] is None) == (status == "open")]
         return sorted(items, key=lambda r: r["due_at"])[:limit]
 
+    def closing_by_rule(self, now):
+        """Resolved cases whose customer could not be reached and whose waiting time is over, earliest first."""
+        return self.cases.find({"state": "resolved", "closure_by_rule.close_at": {"$lte": now}}, {"outbox": 0}) \
+            .sort([("closure_by_rule.close_at", ASCENDING), ("_id", ASCENDING)])
+
     def claim_request(self, request_id, number):
         """The incident number a report's request id belongs to: `number` when this
         request is the first with the id, the earlier one's otherwise (unique _id)."""
@@ -80,6 +85,7 @@ class Cases(MongoDatabase):
         db.cases.create_index([("_id", ASCENDING), ("version", ASCENDING)])
         db.cases.create_index([("mall_id", ASCENDING), ("state", ASCENDING), ("resolution_due_at", ASCENDING)])
         db.cases.create_index([("pending_events", ASCENDING)])
+        db.cases.create_index([("state", ASCENDING), ("closure_by_rule.close_at", ASCENDING), ("_id", ASCENDING)])
         db.incidents.create_index([("_id", ASCENDING), ("version", ASCENDING)])
         db.incidents.create_index([("mall_id", ASCENDING), ("state", ASCENDING), ("reported_at", ASCENDING)])
         db.incidents.create_index([("pending_events", ASCENDING)])

@@ -115,11 +115,22 @@ def test_an_unknown_reason_tag_is_refused_naming_reasons(policy, revisit):
 @pytest.mark.parametrize("status", ["answered", "unreachable", "cancelled"])
 def test_a_finished_revisit_takes_no_answer_and_no_more_attempts(policy, revisit, status):
     finished = {**revisit, "status": status}
-    with pytest.raises(Conflict, match=status):
-        answered(finished, policy, 5)
+    if status != "unreachable":   # the unreachable customer may still answer: see below
+        with pytest.raises(Conflict, match=status):
+            answered(finished, policy, 5)
     for outcome in ("no_answer", "wrong_number"):
         with pytest.raises(Conflict, match=status):
             rules.no_answer(finished, {"outcome": outcome}, CALLER, policy, ASKED)
+
+
+@pytest.mark.parametrize("score,event", [(5, "customer_satisfied"), (2, "customer_dissatisfied")])
+def test_an_unreachable_customer_who_answers_later_is_heard(policy, revisit, score, event):
+    """Issue 16 finding 7: until resolution closes the case without an answer, a call back
+    (or the link) still counts; the revisit had ended, so it announces no second end."""
+    late = {**revisit, "status": "unreachable"}
+    changes, out = answered(late, policy, score)
+    assert changes["status"] == "answered" and changes["answer"]["score"] == score
+    assert [e["event_type"] for e in out] == [event]
 
 
 def test_a_revisit_with_no_way_to_ask_cannot_be_answered(policy, make_revisit):

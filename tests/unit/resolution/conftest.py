@@ -33,7 +33,7 @@ def policy():
 
 def triaged_event(mall_id="sh-xujiahui", complaint_no=None, category="product.quality_defect", risk_level="low",
                   review_meeting=False, departments_involved=(), owner_id="E3501", department="merchant_relations",
-                  now=MONDAY_15, resolution_due_at=None, channel="desk"):
+                  now=MONDAY_15, resolution_due_at=None, channel="desk", demand=None):
     code = {"sh-xujiahui": "SHXJH", "bj-chaoyang": "BJCY", "gz-tianhe": "GZTH"}[mall_id]
     payload = {
         "category": category, "category_source": "keywords", "risk_level": risk_level, "risk_reasons": [],
@@ -42,7 +42,7 @@ def triaged_event(mall_id="sh-xujiahui", complaint_no=None, category="product.qu
         "first_response_due_at": (now + timedelta(hours=24)).isoformat(),
         "resolution_due_at": (resolution_due_at or now + timedelta(days=7)).isoformat(),
         "policy_version": "2026-11-23.1+malls:2026-11-23.1", "received_at": now.isoformat(), "channel": channel,
-        "merchant_id": "T-17"}
+        "merchant_id": "T-17", "demand": demand}
     event = build_event(COMPLAINT_TRIAGED, mall_id=mall_id, complaint_no=complaint_no or f"{code}-20261123-0042",
                         occurred_at=now, payload=payload)
     return read_event(event, COMPLAINT_TRIAGED)

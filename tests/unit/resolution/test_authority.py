@@ -182,7 +182,8 @@ def test_a_supervisor_and_above_close_with_a_reason(resolved_case, by):
     step = resolved_case.act("closure", by=by, reason="customer unreachable after three calls")
     assert resolved_case.state == "closed"
     assert resolved_case.case["closure"]["reason"] == "customer unreachable after three calls"
-    assert step.events[0]["payload"] == {"reason": "customer unreachable after three calls", "by": by}
+    assert step.events[0]["payload"] == {"reason": "customer unreachable after three calls", "without_answer": False,
+                                         "by": by}
 
 
 def test_a_supervisor_reopens_and_feedback_closes(resolved_case):

@@ -1,11 +1,15 @@
 """R3.4, R3.5, R3.6: remedies checked against what the law grants (food safety:
 refund plus ten times the price, at least 1,000 yuan; fraud: three times, at least
 500) and the caps (goodwill above the law; never refund more than the price);
-demands above the law are recognised and the appeal route stated; a breach of the
+demands above the law are recognised (amounts, multiples of the price and mental
+damages, as triage read the customer's demand: issue 16 finding 9) and the appeal route stated; a breach of the
 caps needs a reason and an operations director or legal to approve it."""
+from dataclasses import replace
+
 import pytest
 from marshmallow import ValidationError
 
+from mallcare_common.contracts import COMPLAINT_CORRECTED, build_event, read_event
 from mallcare_common.web import Forbidden
 from resolution import rules
 
@@ -16,9 +20,9 @@ def remedies(*lines):
 
 @pytest.fixture
 def check(policy):
-    def run(lines, legal_basis=None, price=None, demanded=None, mall_id="sh-xujiahui"):
+    def run(lines, legal_basis=None, price=None, demanded=None, mall_id="sh-xujiahui", demand=None):
         return rules.check_remedies(remedies(*lines), legal_basis, price, demanded, policy.rules["statutory"],
-                                    policy.section(mall_id, "caps"))
+                                    policy.section(mall_id, "caps"), demand=demand)
     return run
 
 
@@ -59,8 +63,63 @@ def test_without_a_legal_basis_the_law_grants_the_price_back(check):
 def test_a_demand_above_what_the_law_grants_is_flagged(check):
     got = check([("refund", 3990), ("cash_compensation", 100000)], "food_safety", price=3990, demanded=500000)
     assert got["demand_above_statutory"] is True
-    assert got["warnings"] == ["the customer's demand 5000.00 is above the 1039.90 the law grants"]
+    assert got["warnings"] == ["above the law: the customer's demand 5000.00 is above the 1039.90 the law grants"]
     assert got["breaches"] == []
+
+
+def demand(multiple=None, amount_fen=None, price_fen=None, mental_damages=False):
+    return {"multiple": multiple, "amount_fen": amount_fen, "price_fen": price_fen, "mental_damages": mental_damages}
+
+
+FOOD_LAW, FRAUD_LAW = "《中华人民共和国食品安全法》第一百四十八条", "《中华人民共和国消费者权益保护法》第五十五条"
+
+
+def test_twenty_times_a_50_yuan_price_is_above_food_safety_law_though_the_money_meets_its_minimum(check):
+    # 要求20倍赔偿 on a 50-yuan yoghurt: 20 x 50 = 1,000 yuan is exactly the law's minimum, yet the law grants 10x
+    got = check([("refund", 5000), ("cash_compensation", 100000)], "food_safety", price=5000,
+                demand=demand(multiple=20, price_fen=5000))
+    assert got["demand_above_statutory"] is True
+    assert got["warnings"] == [f"above the law: the customer asks 20x the price; {FOOD_LAW} grants 10x"]
+
+
+@pytest.mark.parametrize("basis,multiple,above", [("food_safety", 10, False), ("food_safety", 10.5, True),
+                                                  ("fraud", 3, False), ("fraud", 4, True)])
+def test_a_multiple_is_compared_with_the_statute_of_the_proposal(check, basis, multiple, above):
+    got = check([("refund", 5000)], basis, price=5000, demand=demand(multiple=multiple))
+    assert got["demand_above_statutory"] is above
+    law, grants = (FOOD_LAW, "10x") if basis == "food_safety" else (FRAUD_LAW, "3x")
+    assert (f"above the law: the customer asks {multiple:g}x the price; {law} grants {grants}"
+            in got["warnings"]) is above
+
+
+def test_a_multiple_without_a_legal_basis_is_above_the_law_which_gives_the_price_back(check):
+    got = check([("refund", 5000)], price=5000, demand=demand(multiple=3))
+    assert got["warnings"] == ["above the law: the customer asks 3x the price; "
+                               "without a legal basis the law grants the price back only"]
+
+
+def test_the_amount_triage_read_counts_when_the_handler_names_none(check):
+    got = check([("refund", 5000), ("cash_compensation", 100000)], "food_safety", price=5000,
+                demand=demand(amount_fen=500000))
+    assert got["warnings"] == ["above the law: the customer's demand 5000.00 is above the 1050.00 the law grants"]
+    # the handler's own figure comes first
+    got = check([("refund", 5000), ("cash_compensation", 100000)], "food_safety", price=5000, demanded=105000,
+                demand=demand(amount_fen=500000))
+    assert got["demand_above_statutory"] is False and got["warnings"] == []
+
+
+def test_mental_damages_are_above_what_either_statute_grants(check):
+    got = check([("refund", 5000), ("cash_compensation", 50000)], "fraud", price=5000,
+                demand=demand(mental_damages=True))
+    assert got["demand_above_statutory"] is True
+    assert got["warnings"] == [f"above the law: the customer asks for mental damages (精神损失费); {FRAUD_LAW} "
+                               "grants none"]
+
+
+def test_a_demand_within_the_law_or_none_at_all_is_not_flagged(check):
+    for read in (None, demand(), demand(multiple=10, amount_fen=100000, price_fen=5000)):
+        got = check([("refund", 5000), ("cash_compensation", 100000)], "food_safety", price=5000, demand=read)
+        assert got["demand_above_statutory"] is False and got["warnings"] == []
 
 
 def test_a_demand_the_law_covers_is_not_flagged(check):
@@ -179,8 +238,35 @@ def test_a_demand_above_the_law_is_answered_with_the_appeal_route(proposed_case,
     case = proposed_case([("refund", "39.90")], proposal={"price": "39.90", "demanded_amount": "399"})
     assert case.proposal["compliance"]["demand_above_statutory"] is True
     step = case.reply()
-    assert case.proposal["sent"]["appeal_procedure"] == policy.rules["appeal_procedure"]
+    assert case.proposal["sent"]["appeal_procedure"] == policy.customer_text("appeal_procedure")
     assert "12315" in case.proposal["sent"]["appeal_procedure"]
+    assert step.events[0]["payload"]["appeal_stated"] is True
+
+
+def test_the_appeal_text_the_customer_gets_states_the_re_review_deadline_in_force(open_case, policy):
+    """Issue 16 finding 10: with re_review at 4 hours the reply (and the spot answer) say 4 hours."""
+    four_hours = replace(policy, rules={**policy.rules, "deadlines": {**policy.rules["deadlines"],
+                                                                    "re_review": {"hours": 4}}})
+    case = open_case()
+    case.policy = four_hours
+    case.investigate(), case.propose(decision="partly_upheld")
+    step = case.reply()
+    assert "我们将在 4 小时内安排上一级负责人复核" in case.proposal["sent"]["appeal_procedure"]
+    assert "2 小时" not in case.proposal["sent"]["appeal_procedure"]
+    assert step.events[0]["payload"]["appeal_stated"] is True
+    spot = open_case()
+    spot.policy = four_hours
+    spot.act("spot-resolution", by="D3001", decision="partly_upheld", price="39.90", reasons=["half refunded"],
+             remedies=[{"type": "refund", "amount": "20"}], summary="half refunded at the desk")
+    assert "4 小时内" in spot.proposal["sent"]["appeal_procedure"]
+
+
+def test_twenty_times_answered_with_what_the_law_grants_states_the_appeal_route(proposed_case, policy):
+    case = proposed_case([("refund", "50"), ("cash_compensation", "1000")], by="E3901",
+                         proposal={"legal_basis": "food_safety", "price": "50"},
+                         category="product.food_safety", demand=demand(multiple=20, price_fen=5000))
+    step = case.reply(by="E3901")
+    assert case.proposal["sent"]["appeal_procedure"] == policy.customer_text("appeal_procedure")
     assert step.events[0]["payload"]["appeal_stated"] is True
 
 
@@ -205,6 +291,35 @@ def test_check_proposal_tells_the_handler_in_yuan_before_proposing(open_case, po
     assert got["total"] == "1039.90" and got["statutory_total"] == "1039.90"
     assert got["statutory_compensation"] == "1000.00" and got["demand_above_statutory"] is True
     assert got["approver_role"] == "supervisor" and got["you_may_approve"] is False
+
+
+def test_the_case_keeps_the_demand_triage_read_and_the_check_compares_it(open_case, policy):
+    case = open_case(category="product.food_safety", risk_level="high",
+                     demand=demand(multiple=20, price_fen=5000))
+    assert case.case["demand"]["multiple"] == 20
+    request = {"remedies": remedies(("refund", 5000), ("cash_compensation", 100000)), "legal_basis": "food_safety",
+               "price_fen": 5000}
+    got = rules.check_proposal(case.case, request, rules.Actor("E3501", "handler"), policy)
+    assert got["demand_above_statutory"] is True
+    assert got["warnings"] == [f"above the law: the customer asks 20x the price; {FOOD_LAW} grants 10x"]
+
+
+@pytest.mark.parametrize("carried,kept", [(demand(multiple=20, price_fen=5000), 20), (None, 3)])
+def test_a_correction_carries_the_demand_to_the_case_or_leaves_it_as_it_was(open_case, policy, carried, kept):
+    case = open_case(demand=demand(multiple=3))
+    corrected = build_event(COMPLAINT_CORRECTED, mall_id="sh-xujiahui", complaint_no=case.case["_id"],
+                            occurred_at=case.now, payload={
+                                **{k: case.case[k] for k in ("category", "risk_level", "urgency", "department",
+                                                             "owner_id")},
+                                "category_source": "corrected", "risk_reasons": [], "review_meeting": False,
+                                "first_response_due_at": case.case["first_response_due_at"].isoformat(),
+                                "resolution_due_at": case.case["resolution_due_at"].isoformat(),
+                                "policy_version": "test", "field": "category", "old": "product.quality_defect",
+                                "new": "product.quality_defect", "by": "E3901", "reason": "reread",
+                                "demand": carried})
+    step = rules.Step(case.case, rules.Actor("triage", "service"), case.now)
+    rules.triage_changed(step, read_event(corrected, COMPLAINT_CORRECTED), policy)
+    assert {**case.case, **step.changes}["demand"]["multiple"] == kept
 
 
 def test_goodwill_paid_in_an_earlier_round_counts_towards_the_cap(proposed_case):

@@ -1,6 +1,9 @@
-"""R2.6, R3.4, R3.5, R3.7-R3.9: resolution's policy is validated data (roles and
+"""R2.6, R3.4-R3.9: resolution's policy is validated data (roles and
 limits, escalation, permissions, statutory rules, caps, deadlines, staff, per-mall
-overrides); a broken one is refused with field-level messages naming what is wrong."""
+overrides); a broken one is refused with field-level messages naming what is wrong.
+The appeal text the customer reads (R3.6) is a template filled from the policy's own
+deadlines; a duration written into it, or an unknown placeholder, is refused (issue 16
+finding 10)."""
 import copy
 
 import pytest
@@ -80,6 +83,8 @@ def _staff(entry):
     (lambda p: p["mall_overrides"]["gz-tianhe"]["roles"].update(intern={"rank": 1, "limit": 10}),
      "mall_overrides", "intern"),
     (lambda p: p["deadlines"].update(re_review={"hours": 2, "working_hours": 2}), "deadlines", "exactly one"),
+    (lambda p: p["deadlines"].pop("unreachable_close_after"), "deadlines", "unreachable_close_after"),
+    (lambda p: p["deadlines"].update(unreachable_close_after={"days": 3}), "deadlines", "unreachable_close_after"),
     (lambda p: p["execution"].update(refund={"hours": 24, "working_days": 1}), "execution", "exactly one"),
     (lambda p: p["incidents"].update(handle={}), "incidents", "exactly one"),
     (lambda p: p["roles"]["handler"].update(limit=-1), "roles", None),
@@ -88,6 +93,15 @@ def _staff(entry):
     (lambda p: p["rectification"].update(weather={"kind": "x", "working_days": 1, "owner_role": "supervisor"}),
      "rectification", "weather"),
     (lambda p: p.pop("appeal_procedure"), "appeal_procedure", None),
+    (lambda p: p.update(appeal_procedure=p["appeal_procedure"].replace("{re_review}", "{re_reveiw}")),
+     "appeal_procedure", "Unknown placeholder {re_reveiw}"),
+    (lambda p: p.update(appeal_procedure=p["appeal_procedure"].replace("{re_review}", "2 小时")),
+     "appeal_procedure", "The duration \"2 小时\" is written into the text"),
+    (lambda p: p.update(appeal_procedure=p["appeal_procedure"].replace("{appeal_window}", "七天")),
+     "appeal_procedure", "七天"),
+    (lambda p: p.update(appeal_procedure=p["appeal_procedure"] + "{re_review!r}"), "appeal_procedure", None),
+    (lambda p: p.update(appeal_procedure=p["appeal_procedure"] + "{"), "appeal_procedure", "Not a template"),
+    (lambda p: p.pop("appeal_window_days"), "appeal_window_days", None),
     (lambda p: p.pop("retention_months"), "retention_months", None),
     (lambda p: p.update(retention_months=0), "retention_months", None),
 ])
@@ -99,6 +113,17 @@ def test_a_broken_policy_is_refused_with_the_reason(shipped, malls, change, fiel
     assert field in error.value.messages
     if words:
         assert words in str(error.value.messages[field])
+
+
+def test_the_appeal_text_states_the_policys_own_durations(shipped, malls):
+    """Issue 16 finding 10: the re-review time the customer is told is deadlines.re_review."""
+    text = load_policy(shipped, malls).customer_text("appeal_procedure")
+    assert "收到答复后 7 日内" in text and "我们将在 2 小时内安排上一级负责人复核" in text
+    changed = copy.deepcopy(shipped)
+    changed["deadlines"]["re_review"] = {"working_hours": 4}
+    changed["appeal_window_days"] = 15
+    text = load_policy(changed, malls).customer_text("appeal_procedure")
+    assert "收到答复后 15 日内" in text and "我们将在 4 个工作小时内" in text and "2 小时" not in text
 
 
 def test_several_mistakes_are_reported_together(shipped, malls):

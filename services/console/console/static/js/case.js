@@ -46,7 +46,10 @@ export async function render(main, [number]) {
         c.expected_resolution.beyond_deadline ? h("span", { class: "mark risk" }, t("expected.beyond")) : null) : null,
       c.resolution ? h("p", { id: "resolution-summary" }, `${t("act.resolve")}: ${c.resolution.summary}`,
         c.resolution.spot ? ` (${t("spot.title")})` : "") : null,
-      c.closure ? h("p", {}, `${t("closure")}: ${c.closure.reason} · ${when(c.closure.at)}`) : null),
+      c.closure_by_rule ? h("p", { id: "closure-by-rule" }, `${t("closure.by_rule")}: ${when(c.closure_by_rule.close_at)}`)
+        : null,
+      c.closure ? h("p", {}, `${t("closure")}: ${c.closure.reason} · ${when(c.closure.at)}`,
+        c.closure.without_answer ? h("span", { class: "mark risk" }, t("closure.without_answer")) : null) : null),
     h("datalist", { id: "case-staff" }, here.map((p) => h("option", { value: p.id }, `${p.name} (${p.role})`))),
     datalist("departments", DEPARTMENTS.map((d) => [d, d])));
 

@@ -65,6 +65,7 @@ export const WORDS = {
     "lib.archived": "收录时间", "lib.entry": "案例", "lib.rounds": "处理轮次", "lib.automatic": "高风险自动收录",
     "lib.process": "处理过程", "lib.role": "角色", "lib.detail": "要点", "lib.add_lessons": "补充经验教训",
     // case page: triage, review meeting, expected time, rectifications, closing
+    "closure.by_rule": "顾客联系不上，若无答复将于此时关闭", "closure.without_answer": "未获顾客答复",
     round: "轮次", closure: "关闭", reason: "原因", "expected.title": "告知顾客预计解决时间", "expected.by": "预计解决时间",
     "expected.via": "告知方式", "expected.submit": "记录告知", "expected.told": "已告知顾客预计", "expected.beyond": "超出解决期限",
     "via.desk": "服务台", "via.phone": "电话", "via.sms": "短信", "via.app": "App", "via.wechat": "微信", "via.email": "邮件",
@@ -160,6 +161,8 @@ export const WORDS = {
     "lib.process": "How it was handled", "lib.role": "Role", "lib.detail": "Detail",
     "lib.add_lessons": "Add the lessons",
     // case page: triage, review meeting, expected time, rectifications, closing
+    "closure.by_rule": "Customer unreachable: closes without an answer at",
+    "closure.without_answer": "without the customer's answer",
     round: "Round", closure: "Closed", reason: "Reason",
     "expected.title": "Tell the customer when to expect a resolution", "expected.by": "Expected by",
     "expected.via": "Told via", "expected.submit": "Record", "expected.told": "Customer told to expect it by",
