@@ -1,7 +1,7 @@
 """Triage's policy (R2.1-R2.6) as validated data: taxonomy, keyword rules, risk
 rules, urgency, routing, SLA targets and the handler roster, chain-wide with
 per-mall overrides, loaded by mallcare_common.policy.PolicyFiles."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field as attribute
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
@@ -142,6 +142,7 @@ class TriagePolicy:
     version: str                # "<triage version>+malls:<registry version>"
     malls: MallRegistry
     rules: dict
+    _rosters: dict = attribute(default_factory=dict, compare=False, repr=False)   # mall -> [Handler], built once
 
     def section(self, mall_id, name):
         """A policy section as it applies at one mall."""
@@ -157,11 +158,14 @@ class TriagePolicy:
 
     def roster(self, mall_id):
         """Everyone triage may name as the owner at the mall."""
-        mall = self.malls.get(mall_id)
-        return [Handler(h["id"], h["name"], h["department"], tuple(h["skills"]),
+        if mall_id not in self._rosters:
+            mall = self.malls.get(mall_id)
+            self._rosters[mall_id] = [
+                Handler(h["id"], h["name"], h["department"], tuple(h["skills"]),
                         BusinessCalendar(mall.calendar.timezone, self.rules["shift_patterns"][h["shifts"]],
                                          mall.calendar.closed_dates))
                 for h in self.rules["roster"].get(mall_id, [])]
+        return self._rosters[mall_id]
 
     def public(self):
         """The policy in force, as an RPC/HTTP answer."""
