@@ -47,7 +47,8 @@ export async function render(main, [number]) {
       c.resolution ? h("p", { id: "resolution-summary" }, `${t("act.resolve")}: ${c.resolution.summary}`,
         c.resolution.spot ? ` (${t("spot.title")})` : "") : null,
       c.closure ? h("p", {}, `${t("closure")}: ${c.closure.reason} · ${when(c.closure.at)}`) : null),
-    h("datalist", { id: "case-staff" }, here.map((p) => h("option", { value: p.id }, `${p.name} (${p.role})`))),
+    h("datalist", { id: "case-staff" }, here.map((p) => h("option", { value: p.id },
+      `${p.name} (${p.role}${p.department ? `, ${p.department}` : ""})`))),
     datalist("departments", DEPARTMENTS.map((d) => [d, d])));
 
   const meeting = c.review_meeting;
