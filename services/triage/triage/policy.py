@@ -1,6 +1,6 @@
 """Triage's policy (R2.1-R2.6) as validated data: taxonomy, keyword rules, risk
-rules, urgency, routing, SLA targets and the handler roster, chain-wide with
-per-mall overrides, loaded by mallcare_common.policy.PolicyFiles."""
+rules, urgency, routing, SLA targets, the handler roster and each mall's fallback,
+chain-wide with per-mall overrides, loaded by mallcare_common.policy.PolicyFiles."""
 from dataclasses import dataclass, field as attribute
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
