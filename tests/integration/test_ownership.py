@@ -5,13 +5,11 @@ case, so open load is today's work; the unowned sweep reaches every unowned comp
 however many wait for a shift elsewhere; after the operations director's review meeting
 triage, resolution and analytics name the meeting's department and owner, and a later
 reassignment to another department is refused."""
-import shutil
 import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-import yaml
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
 from pymongo import MongoClient
 
@@ -21,24 +19,13 @@ from intake.service import IntakeService
 from mallcare_common.contracts import COMPLAINT_REGISTERED, build_event
 from mallcare_common.policy import InvalidPolicy
 from resolution.service import ResolutionService
-from tests.conftest import POLICY_DIR, SPOT_REFUND, staff, wait_for
+from tests.conftest import SPOT_REFUND, staff, wait_for
+from tests.integration.test_policy_files import edit, policy_dir  # noqa: F401 (a fixture)
 from triage.service import TriageService
 
 SH = ZoneInfo("Asia/Shanghai")
 MONDAY = datetime(2026, 11, 23, tzinfo=SH)
 SUPERVISOR, DIRECTOR, DESK = staff("E3011"), staff("E3901"), staff("D3001")
-
-
-@pytest.fixture
-def policy_dir(tmp_path):
-    shutil.copytree(POLICY_DIR, tmp_path / "policy")
-    return tmp_path / "policy"
-
-
-def edit(path, change):
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    change(data)
-    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
 def without_finance_at_bj(data):
