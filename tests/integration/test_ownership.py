@@ -4,12 +4,13 @@ anyone is refused at start and at reload; an assessment closes and reopens with 
 case, so open load is today's work; the unowned sweep reaches every unowned complaint,
 however many wait for a shift elsewhere; after the operations director's review meeting
 triage, resolution and analytics name the meeting's department and owner, and a later
-reassignment to another department is refused."""
+reassignment to another department is refused. A redelivered event changes nothing."""
 import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
 from pymongo import MongoClient
 
@@ -146,6 +147,8 @@ def test_an_assessment_closes_and_reopens_with_its_case_so_open_load_is_todays(s
             assert closed.status_code == 200, closed.text
     assessment = web["triage"].get(f"/assessments/{first}").json()
     assert assessment["status"] == "closed" and assessment["history"][-1]["action"] == "case_closed"
+    redeliver(containers, first, "case_closed", "handle_case_closed")
+    assert web["triage"].get(f"/assessments/{first}").json()["history"] == assessment["history"]
     assert {a["complaint_no"] for a in web["triage"].get("/queue").json()["items"]} == {second}
 
     fourth = rude_cashier(system, 3)   # E3001 has nothing open now, E3002 one
@@ -157,6 +160,16 @@ def test_an_assessment_closes_and_reopens_with_its_case_so_open_load_is_todays(s
     assert web["triage"].get(f"/assessments/{first}").json()["status"] == "open"
     fifth = rude_cashier(system, 4)    # E3001: the fourth and the reopened first; E3002: the second
     assert web["triage"].get(f"/assessments/{fifth}").json()["owner"]["id"] == "E3002"
+
+
+def redeliver(containers, number, event_type, handler):
+    """Resolution's event again, as the broker may deliver it twice."""
+    config = containers["resolution"].config
+    with MongoClient(config["MONGO_URI"], tz_aware=True) as client:
+        outbox = client[config["MONGO_DATABASE"]].cases.find_one({"_id": number})["outbox"]
+    envelope = next(e["event"] for e in outbox if e["event"]["event_type"] == event_type)
+    with entrypoint_waiter(containers["triage"], handler):
+        event_dispatcher({"AMQP_URI": config["AMQP_URI"]})("resolution", event_type, envelope)
 
 
 def read_model(container, number):
@@ -194,6 +207,9 @@ def test_after_the_review_meeting_every_service_names_its_department_and_owner(s
         assert (clocks[kind]["department"], clocks[kind]["owner"]) == ("procurement_qc", owner)
     row = read_model(containers["analytics"], number)
     assert (row["department"], row["owner_id"]) == ("procurement_qc", owner)
+
+    redeliver(containers, number, "review_meeting_decided", "handle_review_meeting_decided")
+    assert web["triage"].get(f"/assessments/{number}").json()["history"] == assessment["history"]
 
     # a later reassignment cannot undo the meeting: only within its department
     refused = web["triage"].post(f"/assessments/{number}/owner", headers=SUPERVISOR,
