@@ -247,7 +247,10 @@ def meeting_decision(doc, event, policy, open_load, now):
     how = "named by the meeting"
     if owner is None:
         owner, note = owner_of(policy, mall_id, department, doc["category"], open_load, now)
-        owner, how = owner or policy.fallback(mall_id), note or "least loaded on shift"
+        how = note or "least loaded on shift"
+    if owner is None:
+        owner = policy.fallback(mall_id)
+        how = f"nobody in {department} on shift: " + ("the duty supervisor" if owner else "the sweep assigns one")
     reason = f"review meeting: {department} is responsible; owner {owner.id if owner else 'none yet'} ({how})"
     changes = {"department": department, "owner": owner and {"id": owner.id, "name": owner.name},
                "routing_basis": reason,

@@ -150,9 +150,12 @@ def test_a_meeting_naming_nobody_gives_it_to_the_least_loaded_on_shift_else_the_
     at_four = MONDAY_10.replace(hour=16)
     changes, _, _ = rules.meeting_decision(assessment(), decided(), policy, {"E3101": 4, "E3102": 1}, at_four)
     assert changes["owner"]["id"] == "E3102"
+    assert changes["routing_basis"] == "review meeting: procurement_qc is responsible; owner E3102 (least loaded on shift)"
     night = MONDAY_10.replace(hour=23, minute=30)        # all of QC off shift: the meeting's decision does not wait
     changes, entry, event = rules.meeting_decision(assessment(), decided(), policy, {}, night)
     assert changes["owner"]["id"] == "E3011" and event["payload"]["to_owner_id"] == "E3011"
+    assert entry["reason"] == ("review meeting: procurement_qc is responsible; owner E3011 (nobody in "
+                               "procurement_qc on shift: the duty supervisor)")
     assert changes["department"] == "procurement_qc"
 
 
@@ -190,3 +193,13 @@ def test_the_assessment_closes_and_reopens_with_its_case():
     reopened = {"event_type": "case_reopened", "occurred_at": MONDAY_10 + timedelta(days=1),
                 "payload": {"reason": "customer dissatisfied", "round": 2, "by": "feedback"}}
     assert rules.case_status(assessment(status="closed"), reopened, MONDAY_10)[0]["status"] == "open"
+
+
+def test_without_a_fallback_a_meeting_decided_at_night_waits_for_the_sweep(shipped, malls):
+    data = copy.deepcopy(shipped)
+    data["fallback"].pop("sh-xujiahui")
+    policy = load_policy(data, malls)
+    changes, entry, event = rules.meeting_decision(assessment(), decided(), policy, {},
+                                                   MONDAY_10.replace(hour=23, minute=30))
+    assert (changes["department"], changes["owner"], event) == ("procurement_qc", None, None)
+    assert entry["reason"].endswith("owner none yet (nobody in procurement_qc on shift: the sweep assigns one)")
