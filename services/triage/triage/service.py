@@ -103,12 +103,14 @@ class TriageService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
         loads = {}
         for doc in self.store.unowned():
             mall_id = doc["mall_id"]
-            load = loads.setdefault(mall_id, self.store.open_load(mall_id))
+            if mall_id not in loads:
+                loads[mall_id] = self.store.open_load(mall_id)
+            load = loads[mall_id]
             owner, note = rules.owner_of(policy, mall_id, doc["department"], doc["category"], load, now)
             if owner:
                 changes, entry, event = rules.reassignment(doc, owner.id, self.name, note or "on shift now", policy,
                                                            now)
-                self._record(doc, changes, entry, event, now)
+                self._record(doc, changes, entry, event, now, where={"owner": None})   # nobody took it meanwhile
                 load[owner.id] = load.get(owner.id, 0) + 1
 
     @http("GET", "/assessments/<string:complaint_no>")
