@@ -4,7 +4,8 @@ anyone is refused at start and at reload; an assessment closes and reopens with 
 case, so open load is today's work; the unowned sweep reaches every unowned complaint,
 however many wait for a shift elsewhere; after the operations director's review meeting
 triage, resolution and analytics name the meeting's department and owner, and a later
-reassignment to another department is refused. A redelivered event changes nothing."""
+reassignment to another department is refused. A redelivered event changes nothing, and
+a reopening that overtakes its closing is not undone by it."""
 import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -17,7 +18,7 @@ from pymongo import MongoClient
 from analytics.service import AnalyticsService
 from intake.examples import desk_complaint
 from intake.service import IntakeService
-from mallcare_common.contracts import COMPLAINT_REGISTERED, build_event
+from mallcare_common.contracts import COMPLAINT_REGISTERED, EVENT_TYPES, build_event
 from mallcare_common.policy import InvalidPolicy
 from resolution.service import ResolutionService
 from tests.conftest import SPOT_REFUND, staff, wait_for
@@ -223,3 +224,28 @@ def test_after_the_review_meeting_every_service_names_its_department_and_owner(s
         assert moved.status_code == 200, moved.text
     case = web["resolution"].get(f"/cases/{number}").json()
     assert (case["department"], case["owner_id"]) == ("procurement_qc", other)
+
+
+def test_a_reopening_that_overtakes_its_closing_leaves_the_assessment_open(
+        container_factory, service_config, web_client, policy_dir):
+    """case_closed and case_reopened come on separate queues: the later by when it happened holds."""
+    now = MONDAY.replace(hour=10)
+    triage = triage_with(container_factory, service_config, policy_dir, lambda: now)
+    number = "SHXJH-20261123-0007"
+    with entrypoint_hook(triage, "handle_complaint_registered") as register:
+        register(registered(number, "sh-xujiahui", now, "收银员态度很差", "13700000007"))
+
+    def case_event(kind, at, **payload):
+        envelope = build_event(EVENT_TYPES[kind], mall_id="sh-xujiahui", complaint_no=number, occurred_at=at,
+                               payload={"by": "E3011", "reason": "x", **payload})
+        with entrypoint_waiter(triage, f"handle_{kind}"):
+            event_dispatcher({"AMQP_URI": triage.config["AMQP_URI"]})("resolution", kind, envelope)
+        return web_client(triage).get(f"/assessments/{number}").json()
+
+    resolution_due = now + timedelta(hours=48)
+    assert case_event("case_reopened", now + timedelta(hours=2), round=2,
+                      resolution_due_at=resolution_due.isoformat())["status"] == "open"
+    overtaken = case_event("case_closed", now + timedelta(hours=1))
+    assert overtaken["status"] == "open" and overtaken["history"][-1]["action"] == "case_reopened"
+    assert case_event("case_closed", now + timedelta(hours=3))["status"] == "closed"
+    assert web_client(triage).get("/queue").json()["items"] == []
