@@ -1,4 +1,4 @@
-"""R2.4, R7.4: the review meeting names the owner of the department it decides: one of
+"""R2.4, R2.5: the review meeting names the owner of the department it decides: one of
 that department at the case's mall, announced with the decision so that triage, the
 case and the SLA clocks name the same person."""
 import pytest

@@ -1,4 +1,4 @@
-"""R2.4, R2.5, R7.4: ownership always ends with a person. Every department a mall routes
+"""R2.4, R2.5, R4.2: ownership always ends with a person. Every department a mall routes
 to has handlers or the mall's named fallback (its duty supervisor), or the policy is
 refused naming the mall and the department; a complaint whose department has nobody
 at the mall goes to the fallback, one whose handlers are all off shift waits for the
