@@ -1,4 +1,4 @@
-"""R2.4, R2.5, R7.4 on the real broker and store: ownership always ends with a person,
+"""R2.4, R2.5, R4.2 on the real broker and store: ownership always ends with a person,
 and every service names the same one. A policy leaving a department of a mall without
 anyone is refused at start and at reload; an assessment closes and reopens with its
 case, so open load is today's work; the unowned sweep reaches every unowned complaint,
