@@ -1,8 +1,9 @@
 """R2.5, R3.5, R3.6, R3.9: the shipped policy files agree with each other: every
-handler triage can assign a case to is known to resolution (so they can act on
-it), and every mall has someone for each level a case can be escalated to and for
-each task resolution hands out (review meeting, incident verification and
-handling, rectification owners)."""
+handler triage can assign a case to is known to resolution in the same department
+(so they can act on it), every mall has a duty supervisor as its fallback, and
+every mall has someone for each level a case can be escalated to and for each task
+resolution hands out (review meeting, incident verification and handling,
+rectification owners)."""
 import pytest
 
 from mallcare_common.policy import load_policy_dir
@@ -22,13 +23,22 @@ def resolution():
 
 
 def test_every_handler_triage_assigns_can_act_in_resolution(triage, resolution):
+    """Also in the same department, so a review meeting can name them (R2.4)."""
     for mall_id in triage.malls.malls:
-        for handler in triage.handlers(mall_id):
+        for handler in triage.roster(mall_id):
             staff = resolution.staff(handler.id)
             assert staff is not None, f"{handler.id} ({mall_id}) is not in resolution's staff directory"
             assert mall_id in staff.malls
+            assert staff.department == handler.department, f"{handler.id} is in another department in resolution"
             if handler.department == "operations_director":
                 assert staff.role == "operations_director"
+
+
+@pytest.mark.parametrize("mall_id", ["sh-xujiahui", "bj-chaoyang", "gz-tianhe"])
+def test_every_mall_has_a_duty_supervisor_as_fallback(triage, resolution, mall_id):
+    """R2.5: what no department can take goes to a person who may decide on it."""
+    fallback = triage.fallback(mall_id)
+    assert fallback is not None and resolution.staff(fallback.id).role == "supervisor"
 
 
 @pytest.mark.parametrize("mall_id", ["sh-xujiahui", "bj-chaoyang", "gz-tianhe"])

@@ -124,7 +124,8 @@ class ConsoleService:
         if not self._demo:
             self._staff_caller(request)
         return json_response(200, {"items": [
-            {k: m.get(k) for k in ("id", "name", "role", "malls")} for m in self.directory.members.values()]})
+            {k: m[k] for k in ("id", "name", "role", "department", "malls") if k in m}
+            for m in self.directory.members.values()]})
 
     @http("POST", "/login")
     def login(self, request):

@@ -88,6 +88,7 @@ class _Staff(Schema):
     id = fields.String(required=True, validate=validate.Length(min=1, max=20))
     name = fields.String(required=True)
     role = fields.String(required=True)
+    department = fields.String(load_default=None, metadata={"description": "as in triage's roster"})
     malls = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
 
 
@@ -199,6 +200,7 @@ class Staff:
     name: str
     role: str
     malls: tuple
+    department: str = None
 
 
 @dataclass(frozen=True)
@@ -218,12 +220,11 @@ class ResolutionPolicy:
 
     def staff(self, staff_id):
         entry = next((s for s in self.rules["staff"] if s["id"] == staff_id), None)
-        return entry and Staff(entry["id"], entry["name"], entry["role"], tuple(entry["malls"]))
+        return entry and _staff(entry)
 
     def first_staff(self, mall_id, role):
         """Who a task for `role` at a mall goes to: the first such person in the directory."""
-        return next((Staff(s["id"], s["name"], s["role"], tuple(s["malls"])) for s in self.rules["staff"]
-                     if s["role"] == role and mall_id in s["malls"]), None)
+        return next((_staff(s) for s in self.rules["staff"] if s["role"] == role and mall_id in s["malls"]), None)
 
     def allowed(self, permission, role):
         return role in self.rules["permissions"][permission]
@@ -237,6 +238,10 @@ class ResolutionPolicy:
 
     def public(self):
         return {**self.rules, "version": self.version}
+
+
+def _staff(entry):
+    return Staff(entry["id"], entry["name"], entry["role"], tuple(entry["malls"]), entry["department"])
 
 
 def fen(yuan):

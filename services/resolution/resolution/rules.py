@@ -312,11 +312,14 @@ def decide_review_meeting(step, request, policy):
         raise Conflict("the review meeting has decided already")
     _require("review_meeting", step.actor, policy, "decide a review meeting")
     check_state(step.case, ACTIVE, "decide the review meeting of")
-    owner_id = request.get("owner_id")
-    if owner_id:
+    owner_id, department = request.get("owner_id"), request["responsible_department"]
+    if owner_id:   # triage takes the named owner (else picks one of the department) and announces it
         owner = policy.staff(owner_id)
         if owner is None or step.case["mall_id"] not in owner.malls:
             raise ValidationError({"owner_id": [f"No staff {owner_id} at {step.case['mall_id']}."]})
+        if owner.department != department:
+            raise ValidationError({"owner_id": [f"{owner_id} is not in {department} "
+                                                f"(but in {owner.department or 'no department'})."]})
         step.changes["owner_id"] = owner_id
     decided = {**meeting, "decided_at": step.now, "decided_by": step.actor.id,
                **{k: request.get(k) for k in ("responsible_department", "owner_id", "decision", "attendees")},
@@ -326,7 +329,7 @@ def decide_review_meeting(step, request, policy):
              decision=request["decision"], attendees=request["attendees"])
     step.publish(events.REVIEW_MEETING_DECIDED, {
         "responsible_department": request["responsible_department"], "departments_involved": meeting["departments"],
-        "due_at": meeting["due_at"].isoformat(), "within_deadline": decided["within_deadline"],
+        "owner_id": owner_id, "due_at": meeting["due_at"].isoformat(), "within_deadline": decided["within_deadline"],
         "by": step.actor.id})
 
 

@@ -1,7 +1,7 @@
 """Triage's policy (R2.1-R2.6) as validated data: taxonomy, keyword rules, risk
-rules, urgency, routing, SLA targets and the handler roster, chain-wide with
-per-mall overrides, loaded by mallcare_common.policy.PolicyFiles."""
-from dataclasses import dataclass
+rules, urgency, routing, SLA targets, the handler roster and each mall's fallback,
+chain-wide with per-mall overrides, loaded by mallcare_common.policy.PolicyFiles."""
+from dataclasses import dataclass, field as attribute
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
@@ -102,6 +102,8 @@ class TriagePolicySchema(Schema):
     routing = fields.Nested(_Routing, required=True)
     sla = fields.Nested(_Sla, required=True)
     roster = fields.Dict(keys=fields.String(), values=fields.List(fields.Nested(_Handler)), required=True)
+    fallback = fields.Dict(keys=fields.String(), values=fields.String(validate=validate.Length(min=1, max=20)),
+                           load_default=dict, metadata={"description": "per mall: the duty supervisor's id"})
     shift_patterns = fields.Dict(keys=fields.String(), values=week_field(), required=True)
     mall_overrides = fields.Dict(keys=fields.String(), values=fields.Nested(_Override), load_default=dict)
 
@@ -140,17 +142,30 @@ class TriagePolicy:
     version: str                # "<triage version>+malls:<registry version>"
     malls: MallRegistry
     rules: dict
+    _rosters: dict = attribute(default_factory=dict, compare=False, repr=False)   # mall -> [Handler], built once
 
     def section(self, mall_id, name):
         """A policy section as it applies at one mall."""
         return {**self.rules[name], **self.rules["mall_overrides"].get(mall_id, {}).get(name, {})}
 
     def handlers(self, mall_id):
-        mall = self.malls.get(mall_id)
-        return [Handler(h["id"], h["name"], h["department"], tuple(h["skills"]),
+        """The mall's handlers the departments' work is shared among (not its fallback)."""
+        return [h for h in self.roster(mall_id) if h.id != self.rules["fallback"].get(mall_id)]
+
+    def fallback(self, mall_id):
+        """The mall's duty supervisor, who takes what no handler of the department can; or None."""
+        return next((h for h in self.roster(mall_id) if h.id == self.rules["fallback"].get(mall_id)), None)
+
+    def roster(self, mall_id):
+        """Everyone triage may name as the owner at the mall."""
+        if mall_id not in self._rosters:
+            mall = self.malls.get(mall_id)
+            self._rosters[mall_id] = [
+                Handler(h["id"], h["name"], h["department"], tuple(h["skills"]),
                         BusinessCalendar(mall.calendar.timezone, self.rules["shift_patterns"][h["shifts"]],
                                          mall.calendar.closed_dates))
                 for h in self.rules["roster"].get(mall_id, [])]
+        return self._rosters[mall_id]
 
     def public(self):
         """The policy in force, as an RPC/HTTP answer."""
@@ -162,7 +177,32 @@ class TriagePolicy:
 
 def load_policy(data, malls: MallRegistry) -> TriagePolicy:
     rules = TriagePolicySchema().load(data)
-    unknown = sorted((set(rules["mall_overrides"]) | set(rules["roster"])) - set(malls.malls))
+    unknown = sorted((set(rules["mall_overrides"]) | set(rules["roster"]) | set(rules["fallback"]))
+                     - set(malls.malls))
     if unknown:
         raise ValidationError({"mall_overrides": [f"Unknown mall: {m}." for m in unknown]})
+    errors = [problem for mall_id in malls.malls for problem in _unowned_departments(rules, mall_id)]
+    if errors:
+        raise ValidationError({"roster": errors})
     return TriagePolicy(version=f"{rules['version']}+malls:{malls.version}", malls=malls, rules=rules)
+
+
+def routable_departments(rules, mall_id):
+    """Every department a complaint at the mall can be routed to (its overrides applied)."""
+    routing = {**rules["routing"], **rules["mall_overrides"].get(mall_id, {}).get("routing", {})}
+    return {*routing["departments"].values(), routing["tenant"]["department"], routing["security"],
+            routing["cross_department"], routing["unclassified"]}
+
+
+def _unowned_departments(rules, mall_id):
+    """R2.5 ownership always ends with a person: each routable department of the mall has
+    handlers, or the mall names a fallback of its roster. What is wrong, mall and department named."""
+    roster = rules["roster"].get(mall_id, [])
+    fallback = rules["fallback"].get(mall_id)
+    if fallback:
+        if fallback not in {h["id"] for h in roster}:
+            return [f"{mall_id}: the fallback {fallback} is not in its roster."]
+        return []
+    staffed = {h["department"] for h in roster}
+    return [f"{mall_id}: nobody for {department} (no handler and no fallback)."
+            for department in sorted(routable_departments(rules, mall_id) - staffed)]

@@ -8,6 +8,7 @@ from marshmallow import ValidationError
 from mallcare_common.contracts import (COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED, COMPLAINT_TRIAGED,
                                        build_event)
 from mallcare_common.messaging import new_outbox
+from mallcare_common.web import Conflict
 
 from .policy import LEVELS
 
@@ -37,8 +38,8 @@ def assess(complaint, policy, now, history, decided_category=None):
     recurrences = 1 + history.count_recurrences(mall_id, merchant, category, now - window, now) if category else 0
     urgency = decide_urgency(level, recurrences, urgency_rules)
     department, involved, basis = route(category, complaint, attributes, policy.section(mall_id, "routing"))
-    owner = pick_owner(policy.handlers(mall_id), department, category and category.split(".")[0],
-                       history.open_load(mall_id), now)
+    owner, note = owner_of(policy, mall_id, department, category, history.open_load(mall_id), now)
+    basis = f"{basis}; {note}" if note else basis
     first_due, resolution_due = deadlines(category, urgency, level, policy.section(mall_id, "sla"),
                                           policy.malls.get(mall_id).calendar, complaint["received_at"])
     return {
@@ -131,14 +132,29 @@ def route(category, complaint, attributes, routing):
     return routing["departments"][attribute], [], f"{attribute} problem"
 
 
-def pick_owner(handlers, department, attribute, open_load, now):
+def pick_owner(handlers, department, attribute, open_load, now, fallback=None):
     """R2.5: among the department's handlers on shift now, the lowest open load,
-    then a skill match, then the roster order. None when nobody is on shift."""
-    on_shift = [(i, h) for i, h in enumerate(handlers) if h.department == department and h.shifts.is_open(now)]
+    then a skill match, then the roster order. None when they are all off shift (the
+    unowned sweep assigns one when someone is on); the mall's fallback (its duty
+    supervisor) when the department has no handler at the mall at all."""
+    team = [(i, h) for i, h in enumerate(handlers) if h.department == department]
+    if not team:
+        return fallback
+    on_shift = [(i, h) for i, h in team if h.shifts.is_open(now)]
     if not on_shift:
         return None
     _, owner = min(on_shift, key=lambda ih: (open_load.get(ih[1].id, 0), attribute not in ih[1].skills, ih[0]))
     return owner
+
+
+def owner_of(policy, mall_id, department, category, open_load, now):
+    """(owner or None, a note when the mall's fallback took it, for the routing basis or history)."""
+    fallback = policy.fallback(mall_id)
+    owner = pick_owner(policy.handlers(mall_id), department, category and category.split(".")[0], open_load, now,
+                       fallback)
+    if owner is not None and owner is fallback:
+        return owner, f"nobody in {department} at {mall_id}: duty supervisor {owner.id} takes it"
+    return owner, None
 
 
 def deadlines(category, urgency, risk_level, sla, calendar, start):
@@ -189,6 +205,8 @@ def reassessment(doc, field, value, by, reason, policy, now, history):
         first, resolution = deadlines(assessment["category"], urgency, value, policy.section(doc["mall_id"], "sla"),
                                       policy.malls.get(doc["mall_id"]).calendar, doc["received_at"])
         assessment.update(urgency=urgency, first_response_due_at=first, resolution_due_at=resolution)
+    if doc.get("meeting"):   # R2.4: a correction regrades, the meeting's decision on who is responsible stays
+        assessment.update(department=doc["meeting"]["department"], routing_basis=doc["routing_basis"])
     if assessment["department"] == doc["department"]:
         assessment["owner"] = doc["owner"]
     old = doc[field]
@@ -200,16 +218,64 @@ def reassessment(doc, field, value, by, reason, policy, now, history):
 
 
 def reassignment(doc, owner_id, by, reason, policy, now):
-    handler = next((h for h in policy.handlers(doc["mall_id"]) if h.id == owner_id), None)
+    """A handler of the mall takes the complaint; the department follows the handler,
+    except for the mall's fallback, who covers for any department. After a review
+    meeting only within the department it decided (R2.4): a person cannot undo it."""
+    handler = next((h for h in policy.roster(doc["mall_id"]) if h.id == owner_id), None)
     if handler is None:
         raise ValidationError({"owner_id": [f"No handler {owner_id} at {doc['mall_id']}."]})
-    changes = {"owner": {"id": handler.id, "name": handler.name}, "department": handler.department}
+    fallback = policy.fallback(doc["mall_id"])
+    department = doc["department"] if fallback and handler.id == fallback.id else handler.department
+    meeting = doc.get("meeting")
+    if meeting and department != meeting["department"]:
+        raise Conflict(f"the review meeting decided that {meeting['department']} is responsible; "
+                       f"{owner_id} is in {department}")
+    changes = {"owner": {"id": handler.id, "name": handler.name}, "department": department}
     entry = {"at": now, "action": "reassigned", "by": by, "reason": reason,
              "old": (doc["owner"] or {}).get("id"), "new": handler.id}
-    event = build_event(COMPLAINT_REASSIGNED, mall_id=doc["mall_id"], complaint_no=doc["_id"], occurred_at=now,
-                        payload={"from_owner_id": entry["old"], "to_owner_id": handler.id,
-                                 "department": handler.department, "by": by, "reason": reason})
-    return changes, entry, event
+    return changes, entry, _reassigned_event(doc, handler.id, department, by, reason, now)
+
+
+def meeting_decision(doc, event, policy, open_load, now):
+    """R2.4 one truth per complaint: the review meeting's department, and the owner it
+    named (else the department's least-loaded handler on shift, else the mall's
+    fallback: the decision does not wait for a shift), become the assessment's.
+    Returns (changes, history entry, complaint_reassigned or None when nobody can take it)."""
+    decided, mall_id = event["payload"], doc["mall_id"]
+    department = decided["responsible_department"]
+    owner = next((h for h in policy.roster(mall_id) if h.id == decided["owner_id"]), None)
+    how = "named by the meeting"
+    if owner is None:
+        owner, note = owner_of(policy, mall_id, department, doc["category"], open_load, now)
+        how = note or "least loaded on shift"
+    if owner is None:
+        owner = policy.fallback(mall_id)
+        how = f"nobody in {department} on shift: " + ("the duty supervisor" if owner else "the sweep assigns one")
+    reason = f"review meeting: {department} is responsible; owner {owner.id if owner else 'none yet'} ({how})"
+    changes = {"department": department, "owner": owner and {"id": owner.id, "name": owner.name},
+               "routing_basis": reason,
+               "meeting": {"department": department, "owner_id": decided["owner_id"], "by": decided["by"],
+                           "decided_at": event["occurred_at"], "event_id": event["event_id"]}}
+    entry = {"at": now, "action": "review_meeting", "by": decided["by"], "reason": reason, "field": "department",
+             "old": doc["department"], "new": department}
+    published = owner and _reassigned_event(doc, owner.id, department, decided["by"], reason, now)
+    return changes, entry, published
+
+
+def case_status(doc, event, now):
+    """The assessment follows its case: closed with it, open again when it reopens.
+    (changes, history entry)."""
+    closed = event["event_type"] == "case_closed"
+    changes = {"status": "closed" if closed else "open", "status_at": event["occurred_at"]}
+    entry = {"at": now, "action": "case_closed" if closed else "case_reopened", "by": event["payload"]["by"],
+             "reason": event["payload"]["reason"]}
+    return changes, entry
+
+
+def _reassigned_event(doc, owner_id, department, by, reason, now):
+    return build_event(COMPLAINT_REASSIGNED, mall_id=doc["mall_id"], complaint_no=doc["_id"], occurred_at=now,
+                       payload={"from_owner_id": (doc["owner"] or {}).get("id"), "to_owner_id": owner_id,
+                                "department": department, "by": by, "reason": reason})
 
 
 def triaged_event(doc, now):

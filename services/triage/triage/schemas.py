@@ -84,8 +84,9 @@ HTTP_API = [
        "assessment.read", responses={200: AssessmentOut}),
     Op("POST", "/assessments/<string:complaint_no>/corrections", "Correct category or risk; routing and "
        "deadlines follow.", "assessment.correct", body=CorrectionIn, signed=True, responses={200: AssessmentOut}),
-    Op("POST", "/assessments/<string:complaint_no>/owner", "Reassign; the department follows the handler.",
-       "assessment.assign", body=ReassignmentIn, signed=True, responses={200: AssessmentOut}),
+    Op("POST", "/assessments/<string:complaint_no>/owner", "Reassign; the department follows the handler (the "
+       "mall's duty supervisor covers any). After a review meeting only within its department (else 409).",
+       "assessment.assign", body=ReassignmentIn, signed=True, responses={200: AssessmentOut}, errors=(409,)),
     Op("GET", "/queue", "Open assessments, the most urgent deadline first.", "assessment.read", query=QueueQuery,
        responses={200: AssessmentQueue}),
 ]

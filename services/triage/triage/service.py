@@ -2,6 +2,8 @@
 category, risk and its reasons, urgency, responsible department, named owner and
 deadlines, each recording the policy version used. Corrections and reassignments
 by people are recorded and announced; every change leaves through the outbox.
+The assessment follows its case: it closes and reopens with it (so open load is
+today's work), and takes the review meeting's department and owner (R2.4).
 Every HTTP and RPC call is checked against its caller's permission and malls.
 """
 from datetime import timedelta
@@ -14,17 +16,18 @@ from mallcare_common import messaging, web
 from mallcare_common.auth import Access, AccessError
 from mallcare_common.calendar import Clock
 from mallcare_common.contracts import COMPLAINT_REGISTERED, InvalidEvent, read_event
+from mallcare_common.contracts import resolution as case_events
 from mallcare_common.messaging import INSTANCE, event_handler, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import acquire_lease
 from mallcare_common.policy import PolicyFiles
-from mallcare_common.web import NotFound, http, json_response, read_json, signed
+from mallcare_common.web import Conflict, NotFound, http, json_response, read_json, signed
 
 from . import rules
 from .policy import load_policy
 from .schemas import HTTP_API, AssessmentOut, CorrectionIn, QueueQuery, ReassignmentIn
 from .storage import Assessments
 
-CLIENT_ERRORS = (ValidationError, NotFound, AccessError)
+CLIENT_ERRORS = (ValidationError, NotFound, Conflict, AccessError)
 ASSIGN_INTERVAL = 60   # seconds between looks for complaints that still have no owner
 
 
@@ -54,20 +57,61 @@ class TriageService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
             self.store.count_change(None, doc)
             publish_pending(self.store.assessments, self.dispatch, self.name, now, [doc])
 
+    @event_handler(case_events.CASE_CLOSED.source, case_events.CASE_CLOSED.name)
+    def handle_case_closed(self, body):
+        """The assessment closes with its case: open load is today's work, not a lifetime count."""
+        self._follow_case(read_event(body, case_events.CASE_CLOSED))
+
+    @event_handler(case_events.CASE_REOPENED.source, case_events.CASE_REOPENED.name)
+    def handle_case_reopened(self, body):
+        self._follow_case(read_event(body, case_events.CASE_REOPENED))
+
+    def _follow_case(self, event):
+        """Closing and reopening come on two queues: the later of them (by when it happened)
+        wins, and a redelivered or overtaken one changes nothing."""
+        doc, now = self.store.find(event["complaint_no"]), self.clock()
+        if doc is None:
+            raise InvalidEvent(f"{event['event_type']} {event['event_id']}: no assessment {event['complaint_no']}")
+        changes, entry = rules.case_status(doc, event, now)
+        later = {"$or": [{"status_at": None}, {"status_at": {"$lt": event["occurred_at"]}}]}
+        updated = self.store.update(doc["_id"], changes, entry, None, now, where=later)
+        if updated is not None:
+            self.store.count_change(doc, updated)
+
+    @event_handler(case_events.REVIEW_MEETING_DECIDED.source, case_events.REVIEW_MEETING_DECIDED.name)
+    def handle_review_meeting_decided(self, body):
+        """R2.4: the meeting's department and owner become the assessment's, announced as a
+        reassignment so the case and the SLA clocks name the same; applied once."""
+        event = read_event(body, case_events.REVIEW_MEETING_DECIDED)
+        doc, now, policy = self.store.find(event["complaint_no"]), self.clock(), self.policy.current
+        if doc is None:
+            raise InvalidEvent(f"review_meeting_decided {event['event_id']}: no assessment {event['complaint_no']}")
+        if doc.get("meeting"):
+            return
+        changes, entry, published = rules.meeting_decision(doc, event, policy, self.store.open_load(doc["mall_id"]),
+                                                           now)
+        self._record(doc, changes, entry, published, now, where={"meeting": None})
+
     @timer(interval=ASSIGN_INTERVAL)
     def assign_unowned(self):
         """R2.5: a complaint that came in while nobody of its department was on shift
-        gets an owner as soon as someone is (one replica at a time)."""
+        gets an owner as soon as someone is (one replica at a time). Every unowned one is
+        looked at, the earliest first, however many wait for a shift elsewhere."""
         now, policy = self.clock(), self.policy.current
         if not acquire_lease(self.store.db, "triage.assign", INSTANCE, now, timedelta(seconds=ASSIGN_INTERVAL)):
             return
-        for doc in self.store.unowned(limit=200):
-            owner = rules.pick_owner(policy.handlers(doc["mall_id"]), doc["department"],
-                                     doc["category"] and doc["category"].split(".")[0],
-                                     self.store.open_load(doc["mall_id"]), now)
+        loads = {}
+        for doc in self.store.unowned():
+            mall_id = doc["mall_id"]
+            if mall_id not in loads:
+                loads[mall_id] = self.store.open_load(mall_id)
+            load = loads[mall_id]
+            owner, note = rules.owner_of(policy, mall_id, doc["department"], doc["category"], load, now)
             if owner:
-                changes, entry, event = rules.reassignment(doc, owner.id, self.name, "on shift now", policy, now)
-                self._record(doc, changes, entry, event, now)
+                changes, entry, event = rules.reassignment(doc, owner.id, self.name, note or "on shift now", policy,
+                                                           now)
+                self._record(doc, changes, entry, event, now, where={"owner": None})   # nobody took it meanwhile
+                load[owner.id] = load.get(owner.id, 0) + 1
 
     @http("GET", "/assessments/<string:complaint_no>")
     def get_assessment_http(self, request, complaint_no):
@@ -134,8 +178,10 @@ class TriageService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
         items = self.store.queue(selector, query["limit"])
         return {"items": AssessmentOut(many=True, exclude=("history",)).dump(items)}
 
-    def _record(self, doc, changes, entry, event, now):
-        updated = self.store.update(doc["_id"], changes, entry, event, now)
+    def _record(self, doc, changes, entry, event, now, where=None):
+        updated = self.store.update(doc["_id"], changes, entry, event, now, where)
+        if updated is None:   # `where` no longer held: somebody else applied it
+            return AssessmentOut().dump(self.store.get(doc["_id"]))
         self.store.count_change(doc, updated)
         publish_pending(self.store.assessments, self.dispatch, self.name, now, [updated])
         return AssessmentOut().dump(updated)

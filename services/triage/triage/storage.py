@@ -15,6 +15,8 @@ from mallcare_common.messaging import push_to_outbox
 from mallcare_common.mongo import MongoDatabase, Store
 from mallcare_common.web import NotFound
 
+UNOWNED_PAGE = 200   # unowned assessments read at a time by the sweep
+
 
 class AssessmentStore(Store):
     def __init__(self, db):
@@ -33,16 +35,20 @@ class AssessmentStore(Store):
         except DuplicateKeyError:
             return False
 
+    def find(self, complaint_no):
+        return self.assessments.find_one({"_id": complaint_no}, {"outbox": 0})
+
     def get(self, complaint_no):
         doc = self.assessments.find_one({"_id": complaint_no})
         if doc is None:
             raise NotFound(f"no assessment for {complaint_no}")
         return doc
 
-    def update(self, complaint_no, changes, history_entry, event, now):
+    def update(self, complaint_no, changes, history_entry, event, now, where=None):
+        """The assessment after the change (None when `where` no longer holds); `event` may be None."""
         return self.assessments.find_one_and_update(
-            {"_id": complaint_no},
-            {"$set": changes, "$push": {"history": history_entry, **push_to_outbox(event, now)}},
+            {"_id": complaint_no, **(where or {})},
+            {"$set": changes, "$push": {"history": history_entry, **(push_to_outbox(event, now) if event else {})}},
             return_document=ReturnDocument.AFTER)
 
     # the rules' history look-ups (see rules.assess)
@@ -81,9 +87,21 @@ class AssessmentStore(Store):
                     {"$inc": {"n": step}, "$set": {"mall_id": doc["mall_id"], "handler": doc["owner"]["id"]}},
                     upsert=True)
 
-    def unowned(self, limit):
-        """Open assessments nobody owns yet, earliest deadline first."""
-        return self.queue({"owner.id": None}, limit)
+    def unowned(self, page=UNOWNED_PAGE):
+        """Every open assessment nobody owns yet, the earliest triaged first, read a page
+        at a time after the last one seen: complaints nobody can take yet (however many)
+        never hide the newer ones behind them."""
+        after = {}
+        while True:
+            found = list(self.assessments.find({"owner.id": None, "status": "open", **after},
+                                               {"outbox": 0, "history": 0, "complaint": 0})
+                         .sort([("triaged_at", ASCENDING), ("_id", ASCENDING)]).limit(page))
+            yield from found
+            if len(found) < page:
+                return
+            last = found[-1]
+            after = {"$or": [{"triaged_at": {"$gt": last["triaged_at"]}},
+                             {"triaged_at": last["triaged_at"], "_id": {"$gt": last["_id"]}}]}
 
     def queue(self, selector, limit):
         return list(self.assessments.find({**selector, "status": "open"}, {"outbox": 0, "history": 0})
@@ -102,6 +120,8 @@ class Assessments(MongoDatabase):
         db.assessments.create_index([("status", ASCENDING), ("mall_id", ASCENDING), ("department", ASCENDING),
                                      ("owner.id", ASCENDING), ("resolution_due_at", ASCENDING)])
         db.assessments.create_index([("pending_events", ASCENDING)])
+        db.assessments.create_index([("status", ASCENDING), ("owner.id", ASCENDING), ("triaged_at", ASCENDING),
+                                     ("_id", ASCENDING)])
 
     def wrap(self, db):
         return AssessmentStore(db)

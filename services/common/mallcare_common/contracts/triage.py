@@ -82,7 +82,8 @@ COMPLAINT_TRIAGED = EventType(
     "Triage graded and routed a complaint: category, risk and why, urgency, department, owner, deadlines.")
 COMPLAINT_REASSIGNED = EventType(
     "complaint_reassigned", "triage", 1, ComplaintReassigned,
-    "A person gave the complaint to another handler (or to one, where nobody was on shift).")
+    "The complaint has a new owner: given by a person, by the sweep once someone is on shift, or by the "
+    "review meeting's decision (R2.4); the department follows.")
 COMPLAINT_CORRECTED = EventType(
     "complaint_corrected", "triage", 1, ComplaintCorrected,
     "A person corrected the category or the risk; routing and deadlines were worked out again.")

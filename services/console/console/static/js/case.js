@@ -50,7 +50,8 @@ export async function render(main, [number]) {
         : null,
       c.closure ? h("p", {}, `${t("closure")}: ${c.closure.reason} · ${when(c.closure.at)}`,
         c.closure.without_answer ? h("span", { class: "mark risk" }, t("closure.without_answer")) : null) : null),
-    h("datalist", { id: "case-staff" }, here.map((p) => h("option", { value: p.id }, `${p.name} (${p.role})`))),
+    h("datalist", { id: "case-staff" }, here.map((p) => h("option", { value: p.id },
+      `${p.name} (${p.role}${p.department ? `, ${p.department}` : ""})`))),
     datalist("departments", DEPARTMENTS.map((d) => [d, d])));
 
   const meeting = c.review_meeting;

@@ -183,7 +183,7 @@ export const lines = (text) => (text || "").split("\n").map((r) => r.trim()).fil
 // answer it), so that a page offers only that. The services still decide.
 export const may = (what) => Boolean(session() && (session().may || []).includes(what));
 
-// The staff directory (id, name, role, malls), for pickers of owners and attendees.
+// The staff directory (id, name, role, department if any, malls), for pickers of owners and attendees.
 let staffCache = null;
 export async function staff() {
   staffCache = staffCache || fetch("/staff", { headers: { Authorization: `Bearer ${session().token}` } })
