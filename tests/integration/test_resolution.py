@@ -115,7 +115,7 @@ def test_the_strawberry_case_goes_from_complaint_to_resolved_with_its_whole_time
 
     for kind in ("refund", "product_hold", "voucher"):
         case = act(system, number, "task-done", HANDLER, task_id=tasks[kind]["id"], note=f"{kind} done")
-    act(system, number, "notes", HANDLER, kind="customer_contact", text="16:30 顾客确认退款已到账")
+    act(system, number, "notes", HANDLER, kind="customer_contact", via="phone", text="16:30 顾客确认退款已到账")
     case = act(system, number, "resolution", HANDLER, summary="refunded, voucher sent, batch off the shelf")
     assert case["state"] == "resolved"
     assert case["rectifications"][0]["kind"] == "procurement_standard_change"

@@ -93,6 +93,8 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
     handle_complaint_corrected = _keeps(COMPLAINT_CORRECTED)
     handle_case_opened = _keeps(case_events.CASE_OPENED)
     handle_investigation_noted = _keeps(case_events.INVESTIGATION_NOTED)
+    handle_customer_contacted = _keeps(case_events.CUSTOMER_CONTACTED)
+    handle_time_promised = _keeps(case_events.TIME_PROMISED)
     handle_review_meeting_decided = _keeps(case_events.REVIEW_MEETING_DECIDED)
     handle_proposal_approved = _keeps(case_events.PROPOSAL_APPROVED)
     handle_case_proposed = _keeps(case_events.CASE_PROPOSED)
@@ -114,6 +116,7 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
     handle_customer_satisfied = _keeps(feedback_events.CUSTOMER_SATISFIED)
     handle_customer_dissatisfied = _keeps(feedback_events.CUSTOMER_DISSATISFIED)
     handle_revisit_done = _keeps(feedback_events.REVISIT_DONE)
+    handle_revisit_cancelled = _keeps(feedback_events.REVISIT_CANCELLED)
     handle_revisit_overdue = _keeps(feedback_events.REVISIT_OVERDUE)
     handle_case_archived = _keeps(feedback_events.CASE_ARCHIVED)
 
@@ -356,17 +359,24 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
                 self._settle(self.store.start(op, policy.at_risk_share(op.clock)), now)
             elif isinstance(op, clocks.Stop):
                 self._settle(self.store.stop(op.clock_id, op.at), now)
+            elif isinstance(op, clocks.Cancel):
+                self._settle(self.store.stop(op.clock_id, op.at, cancelled=True), now)
             elif isinstance(op, clocks.StopAll):
                 for stopped in self.store.stop_all(op.complaint_no, op.clock, op.at):
                     self._settle(stopped, now)
+            elif isinstance(op, clocks.Close):
+                for ended in self.store.close(op.complaint_no, op.at):
+                    self._settle(ended, now)
+            elif isinstance(op, clocks.Promise):
+                self._settle(self.store.promise(op, policy.at_risk_share("promised")), now)
             elif isinstance(op, clocks.Reassign):
                 self.store.reassign(op)
             else:
                 self.store.move(op, policy.at_risk_share(op.clock_id.split("|")[1]))
 
     def _settle(self, clock, now):
-        """A stopped clock with a deadline: met, or met late (its breach published now
-        if the sweep had not caught it yet)."""
+        """A stopped clock with a deadline: met, met late (its breach published now if the
+        sweep had not caught it yet), or cancelled."""
         result = clock and clocks.outcome(clock)
         if result is None:
             return
@@ -379,13 +389,14 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
         settled = self.store.settle(clock, changes, event, now)
         if settled is None:
             return
-        if result == "met":
-            self.store.apply_clock(settled, "met")
-            metrics.ENDED.labels(clock["mall_id"], clock["clock"], clock.get("department") or "none", "met").inc()
+        if result == "met" or (result == "cancelled" and not clock["breach_reported"]):
+            # a cancelled clock whose breach was announced stays breached
+            self.store.apply_clock(settled, result)
+            metrics.ENDED.labels(clock["mall_id"], clock["clock"], clock.get("department") or "none", result).inc()
         if event is not None:
             self._count_breach(settled, labels, now)
             publish_pending(self.store.clocks, self.dispatch, self.name, now, [settled])
-        if clock["clock"] in metrics.TIME_TO and clock["_id"].endswith("|1"):
+        if clock["clock"] in metrics.TIME_TO and clock["_id"].endswith("|1") and result != "cancelled":
             metrics.TIME_TO[clock["clock"]].labels(clock["mall_id"]).observe(
                 (clock["stopped_at"] - clock["started_at"]).total_seconds())
 
