@@ -89,6 +89,13 @@ OUTLIVE_THE_CASE = ("rectification", "incident_forwarding", "incident_handling")
 OWNER_KINDS = ("person", "channel", "service", "role", "department")   # None: the case's handler (see store)
 
 
+def owner_kind(clock):
+    """Who keeps a clock: as stored when it started; clocks stored before owner kinds were
+    recorded by their kind (the channel acknowledges, feedback revisits, the store manager forwards)."""
+    return clock.get("owner_kind") or {"acknowledgement": "channel", "revisit": "service",
+                                       "incident_forwarding": "role"}.get(clock["clock"], "person")
+
+
 def clock_id(complaint_no, clock, key=1):
     return f"{complaint_no}|{clock}|{key}"
 

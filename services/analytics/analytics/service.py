@@ -227,7 +227,7 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
         policy = self.policy.current
         report = live.live_report(self.store.running_clocks(), self.clock(),
                                   {name: policy.at_risk_share(name) for name in CLOCKS}, mall_id,
-                                  malls=list(policy.malls.malls))
+                                  malls=list(policy.malls.malls), answers=self.store.answer_tallies())
         return web.jsonable({**report, "policy_version": policy.version})
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
