@@ -22,7 +22,8 @@ SATISFACTION_TARGET = 0.85
 DIRECTORS = ("operations_director", "legal")
 # Clocks of the handling itself: a breach of one of them makes the complaint overdue.
 # The revisit and rectification clocks count in SLA compliance but not here.
-HANDLING_CLOCKS = ("acknowledgement", "first_response", "resolution", "review_meeting", "re_review", "execution")
+HANDLING_CLOCKS = ("acknowledgement", "first_response", "resolution", "review_meeting", "re_review", "execution",
+                   "promised")   # a broken promise (R3.2) makes the complaint late for the customer
 COMPLAINT_CLOCKS = HANDLING_CLOCKS + ("rectification", "revisit")   # not the adverse events' clocks
 # Received -> first resolution, in hours: the upper bounds of the histogram buckets
 # (the last bucket, None, is everything over 30 days). p90 is reported as the bound of
@@ -241,10 +242,10 @@ def _unkey(key):
 
 # --- the report ---------------------------------------------------------------------------
 
-def build_report(kind, period, mall_id, tallies, actions, malls=()):
+def build_report(kind, period, mall_id, tallies, actions, malls=(), proposed=0):
     """The report of one period from its tally documents (one per mall; several summed
-    for the whole chain) and the improvement actions still open. Pure: same tallies, same
-    report."""
+    for the whole chain), the improvement actions still open and how many proposals for
+    systemic patterns wait for an analysis (`proposed`). Pure: same tallies, same report."""
     by_mall = {t["mall_id"]: t.get("counts", {}) for t in tallies}
     total = _sum(by_mall.values())
     registered = total.get("registered", 0)
@@ -278,6 +279,7 @@ def build_report(kind, period, mall_id, tallies, actions, malls=()):
             "reached_directors": total.get("reached_directors", 0),
             "directors": list(DIRECTORS)},
         "actions": {"open": len(actions), "overdue": sum(1 for a in actions if a.get("overdue")),
+                    "proposed": proposed,
                     "items": actions},
         "notes": NOTES,
     }
@@ -440,6 +442,7 @@ def to_csv(report):
             row("management", "", metric, value)
     row("actions", "", "open", report["actions"]["open"])
     row("actions", "", "overdue", report["actions"]["overdue"])
+    row("actions", "", "proposed", report["actions"]["proposed"])
     for a in report["actions"]["items"]:
         row("open_actions", a["action_id"], "due_date", a["due_date"])
     return out.getvalue()

@@ -266,10 +266,17 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
         return self._list_actions(self.access.caller(), query)
 
     def _record_action(self, caller, body):
-        """A 5-Why analysis of a recurring problem and the action it calls for (R5.3)."""
+        """A 5-Why analysis of a recurring problem and the action it calls for (R5.3); with
+        a proposal_id, the analysis of that proposal, which becomes this action."""
         data = ActionIn().load(signed(body, caller))
         caller.require("action.write", data["mall_id"])
         mall = self._mall(data["mall_id"])
+        if data.get("proposal_id"):
+            changes = actions.adopt(self.store.action(data["proposal_id"]), data, self.clock())
+            adopted = self.store.adopt_action(data["proposal_id"], changes)
+            if adopted is None:   # adopted by someone else meanwhile: this answers 409
+                return self._record_action(caller, body)
+            return self._action_view(adopted)
         seq = next_sequence(self.store.db, f"actions:{mall.id}")
         return self._action_view(self.store.add_action(actions.new_action(data, actions.action_id(mall.code, seq),
                                                                           self.clock())))
@@ -319,7 +326,8 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
             self._mall(mall_id)
         open_actions = self.store.actions(actions.selection(mall_id, "open"), limit=500)
         return reports.build_report(kind, period, mall_id, self.store.tallies_of(period, mall_id),
-                                    [self._action_view(a) for a in open_actions])
+                                    [self._action_view(a) for a in open_actions],
+                                    proposed=self.store.count_actions(actions.selection(mall_id, "proposed")))
 
     def _mall(self, mall_id):
         mall = self.policy.current.malls.get(mall_id)
@@ -348,6 +356,8 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
         if kind in ("complaint_triaged", "complaint_corrected"):
             self.store.label(event["complaint_no"], category=payload["category"], risk_level=payload["risk_level"],
                              department=payload["department"])
+        if kind == "complaint_triaged" and payload["systemic"] and payload["category"]:
+            self._propose(event)
         elif kind in ("customer_satisfied", "customer_dissatisfied"):
             happy = kind == "customer_satisfied"
             metrics.ANSWERS.labels(event["mall_id"], str(happy).lower()).inc()
@@ -373,6 +383,23 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
                 self.store.reassign(op)
             else:
                 self.store.move(op, policy.at_risk_share(op.clock_id.split("|")[1]))
+
+    def _propose(self, triaged):
+        """R2.2, R5.3: the first systemic complaint of a pattern in a window proposes an
+        improvement action; later ones of the window join that proposal."""
+        p = triaged["payload"]
+        days = self.policy.current.rules["improvement"]["proposal_window_days"]
+        window = actions.pattern_window(triaged["mall_id"], p["merchant_id"], p["category"], p["received_at"], days)
+        if not self.store.claim_proposal(window[0]):
+            self.store.join_proposal(window[0], triaged["complaint_no"], p["recurrences"])
+            return
+        mall = self._mall(triaged["mall_id"])
+        numbers = self.store.pattern_complaints(triaged["mall_id"], p["merchant_id"], p["category"],
+                                                max(window[1], p["received_at"] - timedelta(days=days)),
+                                                p["received_at"])
+        seq = next_sequence(self.store.db, f"actions:{mall.id}")
+        self.store.add_action(actions.proposal(actions.action_id(mall.code, seq), triaged, numbers, window,
+                                               self.clock()))
 
     def _settle(self, clock, now):
         """A stopped clock with a deadline: met, met late (its breach published now if the

@@ -4,7 +4,8 @@ and department as triage last graded them; `clocks`, one per deadline (see
 clocks.py), with the outbox of the SLA events; `tallies`, satisfied and
 dissatisfied answers per mall (the gauge). For the reports (reports.py):
 `complaints`, one read-model document per complaint; `report_tallies`, running
-counts per (month or quarter, mall); `actions`, improvement actions (R5.3). The
+counts per (month or quarter, mall); `actions`, improvement actions (R5.3) and the
+proposals for systemic patterns (`proposal_claims`: one per pattern and window). The
 first two are rebuilt from `events` and the clocks' outcomes (rebuild.py)."""
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -142,6 +143,27 @@ class EventLog(Store):
 
     def action(self, action_id):
         return self.get(self.db.actions, action_id, "action")
+
+    def adopt_action(self, action_id, changes):
+        return self.db.actions.find_one_and_update({"_id": action_id, "status": "proposed"}, {"$set": changes},
+                                                   return_document=ReturnDocument.AFTER)
+
+    def count_actions(self, query):
+        return self.db.actions.count_documents(query)
+
+    def claim_proposal(self, pattern_key):
+        """True for the first claim of a pattern's window (proposed once, also on redelivery)."""
+        return self.insert_new(self.db.proposal_claims, {"_id": pattern_key})
+
+    def join_proposal(self, pattern_key, complaint_no, recurrences):
+        self.db.actions.update_one({"pattern_key": pattern_key}, {"$addToSet": {"complaint_nos": complaint_no},
+                                                                  "$max": {"recurrences": recurrences}})
+
+    def pattern_complaints(self, mall_id, merchant_id, category, since, until):
+        """The complaints of a pattern received in [since, until] (the read model)."""
+        query = {"mall_id": mall_id, "category": category, "received_at": {"$gte": since, "$lte": until},
+                 **({"merchant_id": merchant_id} if merchant_id else {})}
+        return [doc["_id"] for doc in self.db.complaints.find(query, {"_id": 1}).limit(500)]
 
     def close_action(self, action_id, changes):
         return self.db.actions.find_one_and_update({"_id": action_id, "status": "open"}, {"$set": changes},
@@ -287,6 +309,7 @@ class Events(MongoDatabase):
         db.events.create_index([("occurred_at", ASCENDING)])
         db.actions.create_index([("mall_id", ASCENDING), ("status", ASCENDING)])
         db.actions.create_index([("status", ASCENDING)])
+        db.actions.create_index([("pattern_key", ASCENDING)])
         self.read_model_indexes(db)
 
     @staticmethod
