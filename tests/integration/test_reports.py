@@ -1,4 +1,4 @@
-"""R5.1-R5.5 on the real broker and store: a generated month of complaints at two
+"""R5.1-R5.5, R2.2 on the real broker and store: a generated month of complaints at two
 malls, published as the other services publish them, gives the monthly report worked
 out independently from the generator's plan; the SLA figures come from analytics' own
 clocks (an injected clock first before every deadline, then past them all); CSV and
@@ -321,3 +321,46 @@ def test_the_live_report_shows_a_complaints_clocks_open_then_at_risk_then_breach
     assert web.get("/reports/live", headers=as_staff("E3901")).json()["mall_id"] == A   # their one mall
     assert web.get("/reports/live", params={"mall_id": A}, headers=as_staff("E3001")).status_code == 403  # handler
     assert live(mall_id="nowhere").status_code == 422
+
+
+def test_a_systemic_pattern_proposes_one_improvement_action_that_a_person_adopts(system):
+    """R2.2, R5.3: the first complaint triage flags systemic makes analytics propose an
+    improvement action with the pattern, its count and the complaints that made it; the
+    next ones of the window join it, a redelivery changes nothing; a person adopts it."""
+    web, at = system["web"], datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)
+    system["now"]["at"] = at + 30 * H
+    for i in range(1, 5):   # four expired-food complaints at the mall, below the threshold
+        publish(system, registered(f"SYS{i}", at + i * H))
+        publish(system, triaged(f"SYS{i}", at + i * H, "product.expired", recurrences=i))
+    publish(system, registered("OTHER", at, mall=B))
+    publish(system, triaged("OTHER", at, "product.expired", mall=B, recurrences=1))
+    wait_for(lambda: system["db"].complaints.count_documents({"category": "product.expired"}) == 5)
+    assert web.get("/actions", params={"status": "proposed"}).json()["items"] == []
+
+    fifth = triaged("SYS5", at + 5 * H, "product.expired", systemic=True, recurrences=5)
+    publish(system, registered("SYS5", at + 5 * H))
+    with entrypoint_waiter(system["analytics"], "handle_complaint_triaged"):
+        publish(system, fifth)
+    with entrypoint_waiter(system["analytics"], "handle_complaint_triaged"):
+        publish(system, fifth)                                   # redelivered: still one proposal
+    with entrypoint_waiter(system["analytics"], "handle_complaint_triaged"):
+        publish(system, triaged("SYS6", at + 6 * H, "product.expired", systemic=True, recurrences=6))
+
+    [proposal] = web.get("/actions", params={"mall_id": A, "status": "proposed"}).json()["items"]
+    assert proposal["status"] == "proposed" and proposal["created_by"] == "analytics"
+    assert proposal["problem"]["category"] == "product.expired" and proposal["recurrences"] == 6
+    assert proposal["complaint_nos"] == ["SYS1", "SYS2", "SYS3", "SYS4", "SYS5", "SYS6"]
+    assert proposal["pattern_key"].startswith(f"{A}|-|product.expired|")
+    assert report(system)["actions"]["proposed"] == 1
+    assert web.post(f"/actions/{proposal['action_id']}/done", json={"evidence": "x"},
+                    headers=as_staff("E3091")).status_code == 409   # analysed first
+
+    adopted = web.post("/actions", headers=as_staff("E3901"), json={
+        "mall_id": A, "proposal_id": proposal["action_id"], "problem": {"summary": "expired food on sale"},
+        "whys": ["expired yoghurt on the shelf", "no date check at shelving"], "root_cause": "no date check",
+        "action": "daily date check per aisle", "owner_id": "E3091", "due_date": "2026-12-15"})
+    assert adopted.status_code == 201, adopted.text
+    adopted = adopted.json()
+    assert (adopted["action_id"], adopted["status"], adopted["complaint_nos"]) == (
+        proposal["action_id"], "open", proposal["complaint_nos"])
+    assert report(system)["actions"]["proposed"] == 0 and report(system)["actions"]["open"] == 1
