@@ -128,11 +128,12 @@ def test_the_strawberry_case_goes_from_complaint_to_resolved_with_its_whole_time
     assert all(e["at"] and e["by"] for e in timeline)
     assert timeline[11]["detail"]["text"] == "16:30 顾客确认退款已到账"
 
-    published = [e["event_type"] for e in wait_events(system, 11)]
-    assert published == ["case_opened", "investigation_noted", "investigation_noted", "proposal_approved",
-                         "case_proposed", "case_accepted", "execution_task_done", "execution_task_done",
-                         "execution_task_done", "rectification_due", "case_resolved"][:len(published)]
-    assert len(published) == 11
+    published = [e["event_type"] for e in wait_events(system, 13)]
+    assert published == ["case_opened", "investigation_noted", "investigation_noted", "time_promised",
+                         "proposal_approved", "case_proposed", "case_accepted", "execution_task_done",
+                         "execution_task_done", "execution_task_done", "customer_contacted", "rectification_due",
+                         "case_resolved"][:len(published)]
+    assert len(published) == 13
 
 
 def test_an_objection_escalates_with_a_two_hour_re_review(system):
