@@ -14,14 +14,14 @@ from nameko.testing.services import entrypoint_waiter, replace_dependencies
 
 from analytics.service import AnalyticsService
 from feedback.service import FeedbackService
-from intake.examples import desk_complaint
 from intake.service import IntakeService
 from resolution.service import ResolutionService
-from tests.conftest import bearer, staff as as_staff, wait_for
+from tests.conftest import wait_for
+from tests.integration.test_feedback import call, resolved_on_the_spot, revisit_of
 from triage.service import TriageService
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
-HANDLER, SUPERVISOR, DESK, CALLER = "E3501", "E3011", "D3001", "E3002"
+HANDLER, SUPERVISOR, CALLER = "E3501", "E3011", "E3002"
 MALL = "sh-xujiahui"
 
 
@@ -40,28 +40,6 @@ def system(container_factory, service_config, web_client):
         container.start()
         containers[service.name] = container
     yield {**containers, "shift": shift, "web": {name: web_client(c) for name, c in containers.items()}}
-
-
-def call(system, service, method, path, staff=None, expect=200, **body):
-    headers = as_staff(staff) if staff else bearer()
-    response = system["web"][service].request(method, path, json=body if method == "POST" else None,
-                                              params=body if method == "GET" else None, headers=headers)
-    assert response.status_code == expect, response.text
-    return response.json()
-
-
-def resolved_on_the_spot(system, **complaint):
-    number = system["web"]["intake"].post("/complaints", json=desk_complaint(**complaint)).json()["number"]
-    wait_for(lambda: system["web"]["resolution"].get(f"/cases/{number}").ok)
-    call(system, "resolution", "POST", f"/cases/{number}/spot-resolution", DESK, decision="upheld", price="39.90",
-         reasons=["mouldy fruit: refunded at the desk"], remedies=[{"type": "refund", "amount": "39.90"}],
-         summary="refunded on the spot")
-    return number
-
-
-def revisit_of(system, number, round_=1):
-    return wait_for(lambda: next((r for r in call(system, "feedback", "GET", "/revisits", mall_id=MALL)["items"]
-                                  if r["revisit_id"] == f"{number}-R{round_}"), None))
 
 
 def clocks_of(system, number):
@@ -121,7 +99,7 @@ def test_closing_a_reopened_case_ends_its_clocks_and_nothing_breaches_afterwards
     assert not any(c["breach_reported"] for c in clocks_of(system, number).values())
     report = monthly(system)
     assert report["overdue"]["count"] == 0
-    assert not {r["handler"] for r in report["sla"]["handlers"]} & {"desk", "feedback", "wechat"}
+    assert not {r["handler"] for r in report["sla"]["handlers"]} & {"desk", "feedback", "wechat", "store_manager"}
     services = {(r["clock"], r["owner"]): r for r in report["sla"]["services"]}
     assert (services[("revisit", "feedback")]["cancelled"], services[("revisit", "feedback")]["breached"]) == (1, 0)
     assert all(r["breached"] == 0 for r in report["sla"]["handlers"] + report["sla"]["services"])

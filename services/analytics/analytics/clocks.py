@@ -33,13 +33,7 @@ class Start:
 class Stop:
     clock_id: str
     at: object
-
-
-@dataclass(frozen=True)
-class Cancel:
-    """The clock's obligation lapsed (a cancelled revisit)."""
-    clock_id: str
-    at: object
+    cancelled: bool = False   # its obligation lapsed (a cancelled revisit)
 
 
 @dataclass(frozen=True)
@@ -170,7 +164,7 @@ def operations(event):
     if kind == "revisit_done":
         return [stop("revisit", p["revisit_id"])]
     if kind == "revisit_cancelled":
-        return [Cancel(clock_id(number, "revisit", p["revisit_id"]), at)]
+        return [Stop(clock_id(number, "revisit", p["revisit_id"]), at, cancelled=True)]
     return []
 
 

@@ -368,9 +368,7 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
             if isinstance(op, clocks.Start):
                 self._settle(self.store.start(op, policy.at_risk_share(op.clock)), now)
             elif isinstance(op, clocks.Stop):
-                self._settle(self.store.stop(op.clock_id, op.at), now)
-            elif isinstance(op, clocks.Cancel):
-                self._settle(self.store.stop(op.clock_id, op.at, cancelled=True), now)
+                self._settle(self.store.stop(op.clock_id, op.at, op.cancelled), now)
             elif isinstance(op, clocks.StopAll):
                 for stopped in self.store.stop_all(op.complaint_no, op.clock, op.at):
                     self._settle(stopped, now)

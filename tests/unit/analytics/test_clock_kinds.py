@@ -44,8 +44,8 @@ class Clocks:
                 else:
                     self.all[op.start.clock_id] = {"_id": op.start.clock_id, "clock": "promised",
                                                    **op.start.fields, "stopped_at": None}
-            elif isinstance(op, (clocks.Stop, clocks.Cancel)):
-                self._stop(op.clock_id, op.at, isinstance(op, clocks.Cancel))
+            elif isinstance(op, clocks.Stop):
+                self._stop(op.clock_id, op.at, op.cancelled)
             elif isinstance(op, clocks.StopAll):
                 for c in [c for c in self.all.values() if c["clock"] == op.clock]:
                     self._stop(c["_id"], op.at)

@@ -130,7 +130,7 @@ def test_a_promised_time_stops_the_first_response_and_starts_its_own_clock():
 
 def test_a_cancelled_revisit_cancels_its_clock():
     ops = clocks.operations(event("revisit_cancelled", {"revisit_id": f"{NUMBER}-R1", "reason": "case reopened"}))
-    assert ops == [clocks.Cancel(f"{NUMBER}|revisit|{NUMBER}-R1", T0)]
+    assert ops == [clocks.Stop(f"{NUMBER}|revisit|{NUMBER}-R1", T0, cancelled=True)]
 
 
 @pytest.mark.parametrize("clock,outcome", [
