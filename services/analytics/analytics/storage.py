@@ -223,7 +223,7 @@ class EventLog(Store):
         otherwise a new promised clock."""
         f = op.start.fields
         for running in self.clocks.find({"complaint_no": op.complaint_no, "clock": "promised", **OPEN}):
-            if running["started_at"] > f["started_at"]:
+            if running.get("promised_again_at", running["started_at"]) > f["started_at"]:
                 return None   # an older promise delivered late: the newer one stands
             if not running["breach_reported"]:
                 moved = self.clocks.find_one_and_update(
