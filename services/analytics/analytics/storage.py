@@ -206,8 +206,10 @@ class EventLog(Store):
         return self.clocks.find_one({"_id": clock_id})
 
     def stop_all(self, complaint_no, clock, at):
-        found = list(self.clocks.find({"complaint_no": complaint_no, "clock": clock, **OPEN}, {"_id": 1}))
-        return [c for c in (self.stop(doc["_id"], at) for doc in found) if c]
+        """Stop the running clocks of a kind that started by `at` (a later one is not met by it)."""
+        found = list(self.clocks.find({"complaint_no": complaint_no, "clock": clock, **OPEN},
+                                      {"_id": 1, "started_at": 1}))
+        return [c for c in (self.stop(doc["_id"], at) for doc in found if doc["started_at"] <= at) if c]
 
     def close(self, complaint_no, at):
         """A case closed at `at`: its clocks running then end as `clocks.ending` says."""
