@@ -339,7 +339,10 @@ def test_csv_and_html_render_the_same_report():
     assert ["2026-11", "sh-xujiahui", "categories", "product.quality_defect", "share", "0.5"] in rows
     assert ["2026-11", "sh-xujiahui", "handling_time", "", "p90_hours", "168"] in rows
     assert ["2026-11", "sh-xujiahui", "open_actions", "SHXJH-IA-0001", "due_date", "2026-12-01"] in rows
+    assert ["2026-11", "sh-xujiahui", "sla_services", "acknowledgement / desk", "met", "1"] in rows
+    assert not [r for r in rows if r[2] == "sla_handlers" and r[3] in ("desk", "feedback")]
     page = html_report.render(report, None)
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "<script" not in page
     assert "满意度 (Satisfaction, target 85%)" in page and "mouldy &lt;fruit&gt;" in page
+    assert "SLA compliance of channel, service and role clocks" in page and "acknowledgement / desk" in page
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")
