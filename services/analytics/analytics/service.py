@@ -356,8 +356,8 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
         if kind in ("complaint_triaged", "complaint_corrected"):
             self.store.label(event["complaint_no"], category=payload["category"], risk_level=payload["risk_level"],
                              department=payload["department"])
-        if kind == "complaint_triaged" and payload["systemic"] and payload["category"]:
-            self._propose(event)
+            if kind == "complaint_triaged" and payload["systemic"] and payload["category"]:
+                self._propose(event)
         elif kind in ("customer_satisfied", "customer_dissatisfied"):
             happy = kind == "customer_satisfied"
             metrics.ANSWERS.labels(event["mall_id"], str(happy).lower()).inc()
