@@ -1,5 +1,5 @@
-"""SLA clocks as plain functions (R5.5, R6.2; the deadlines of R1.2, R2.3, R2.4,
-R3.6-R3.9, R4.1). Every deadline another service sets starts a clock from the event
+"""SLA clocks as plain functions (R5.5, R6.2; the deadlines of R1.2, R2.3, R2.4, R3.2,
+R3.6-R3.9, R4.1, R4.2). Every deadline another service sets starts a clock from the event
 that sets it, and the event that meets it stops the clock. A clock ends as met
 (stopped by its deadline), breached (the deadline passed: published once), met
 late (stopped after a breach), or cancelled (its obligation lapsed: the case closed, the
@@ -7,11 +7,13 @@ revisit was called off). No I/O and no clock of its own: callers pass `now`.
 
 Closing a case ends every clock of its handling (`ending`): the first-response and
 resolution clocks are met or met late by the closing time (the closure settles the
-case); the others (execution tasks, a re-review, a review meeting, a revisit, a promised
-time) are cancelled and count neither as met nor as breached; a breach already announced
+case); the others (the acknowledgement, execution tasks, a re-review, a review meeting, a
+revisit, a promised time) are cancelled and count neither as met nor as breached; a breach already announced
 stays a breach. Rectifications are the mall's improvement work (they may be added after
-the case closed): they run on. A clock's owner is a person or, for the clocks the
-channel, a service or a role keeps, that channel, service or role (`owner_kind`).
+the case closed): they run on. A clock's owner is a person or, for the clocks a
+channel, a service, a role or an unowned complaint's department keeps, that channel,
+service, role or department (`owner_kind`: person, channel, service, role, department;
+None on a reopened round's resolution clock, which the store gives the case's handler).
 
 Events of one complaint come on several queues, so a stop can arrive before its
 start; the store applies these operations as upserts that commute."""
@@ -80,7 +82,6 @@ HANDLER_CLOCKS = ("first_response", "resolution")
 # except the ones that outlive the case.
 SETTLED_BY_CLOSURE = ("first_response", "resolution")
 OUTLIVE_THE_CASE = ("rectification", "incident_forwarding", "incident_handling")
-OWNER_KINDS = ("person", "channel", "service", "role", "department")   # None: the case's handler (see store)
 
 
 def owner_kind(clock):
