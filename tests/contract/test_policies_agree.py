@@ -1,9 +1,9 @@
-"""R2.5, R3.5, R3.6, R3.9: the shipped policy files agree with each other: every
-handler triage can assign a case to is known to resolution in the same department
-(so they can act on it), every mall has a duty supervisor as its fallback, and
-every mall has someone for each level a case can be escalated to and for each task
-resolution hands out (review meeting, incident verification and handling,
-rectification owners)."""
+"""R2.2, R2.5, R3.5, R3.6, R3.9, R5.3: the shipped policy files agree with each other:
+every handler triage can assign a case to is known to resolution in the same department
+(so they can act on it), every mall has a duty supervisor as its fallback, every mall
+has someone for each level a case can be escalated to and for each task resolution
+hands out (review meeting, incident verification and handling, rectification owners),
+and analytics proposes improvements over triage's systemic window."""
 import pytest
 
 from mallcare_common.policy import load_policy_dir
@@ -48,3 +48,12 @@ def test_every_mall_has_someone_for_each_level_and_task(resolution, mall_id):
              permissions["handle_incident"][0], *(r["owner_role"] for r in resolution.rules["rectification"].values())}
     missing = sorted(role for role in roles if resolution.first_staff(mall_id, role) is None)
     assert not missing, f"{mall_id} has nobody as {missing}"
+
+
+def test_analytics_proposes_improvements_in_triages_systemic_window(triage):
+    """R2.2, R5.3: one proposal per pattern and window, the window triage counts recurrences in."""
+    from analytics.policy import load_policy as load_analytics
+    analytics = load_policy_dir(POLICY_DIR, "analytics.yml", load_analytics)
+    days = analytics.rules["improvement"]["proposal_window_days"]
+    for mall_id in triage.malls.malls:
+        assert triage.section(mall_id, "urgency")["systemic"]["window_days"] == days, mall_id

@@ -117,7 +117,7 @@ def test_the_strawberry_case_goes_from_complaint_to_resolved_with_its_whole_time
 
     for kind in ("refund", "product_hold", "voucher"):
         case = act(system, number, "task-done", HANDLER, task_id=tasks[kind]["id"], note=f"{kind} done")
-    act(system, number, "notes", HANDLER, kind="customer_contact", text="16:30 顾客确认退款已到账")
+    act(system, number, "notes", HANDLER, kind="customer_contact", via="phone", text="16:30 顾客确认退款已到账")
     case = act(system, number, "resolution", HANDLER, summary="refunded, voucher sent, batch off the shelf")
     assert case["state"] == "resolved"
     assert case["rectifications"][0]["kind"] == "procurement_standard_change"
@@ -130,11 +130,12 @@ def test_the_strawberry_case_goes_from_complaint_to_resolved_with_its_whole_time
     assert all(e["at"] and e["by"] for e in timeline)
     assert timeline[11]["detail"]["text"] == "16:30 顾客确认退款已到账"
 
-    published = [e["event_type"] for e in wait_events(system, 11)]
-    assert published == ["case_opened", "investigation_noted", "investigation_noted", "proposal_approved",
-                         "case_proposed", "case_accepted", "execution_task_done", "execution_task_done",
-                         "execution_task_done", "rectification_due", "case_resolved"][:len(published)]
-    assert len(published) == 11
+    published = [e["event_type"] for e in wait_events(system, 13)]
+    assert published == ["case_opened", "investigation_noted", "investigation_noted", "time_promised",
+                         "proposal_approved", "case_proposed", "case_accepted", "execution_task_done",
+                         "execution_task_done", "execution_task_done", "customer_contacted", "rectification_due",
+                         "case_resolved"][:len(published)]
+    assert len(published) == 13
 
 
 def test_an_objection_escalates_with_a_two_hour_re_review(system):

@@ -1,10 +1,19 @@
 """Improvement actions (R5.3) as plain functions: a root-cause analysis (5 Whys) on a
 recurring problem, the action it calls for, its owner and due date, tracked to done
 with the evidence. An open action past its due date (in the mall's own calendar) is
-overdue; that is worked out when read, never stored, so it cannot go stale."""
+overdue; that is worked out when read, never stored, so it cannot go stale.
+
+A systemic pattern (R2.2: triage flags the same category recurring at a mall, or at one
+merchant, past its threshold) makes analytics propose an action: status `proposed`, the
+pattern, how often it recurred and the complaints that made it, once per pattern and
+window (fixed windows of the policy's days, counted from 1970-01-01). A person adopts the
+proposal by recording the analysis with its `proposal_id`; the proposal becomes that action."""
+from datetime import datetime, timedelta, timezone
+
 from mallcare_common.web import Conflict
 
-STATUSES = ("open", "done", "overdue")
+STATUSES = ("proposed", "open", "done", "overdue")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def new_action(data, action_id, now):
@@ -15,8 +24,47 @@ def new_action(data, action_id, now):
             "created_by": data["by"], "done_at": None, "done_by": None, "evidence": None}
 
 
+def pattern_window(mall_id, merchant_id, category, received_at, window_days):
+    """(key, start, end) of the window a systemic complaint's pattern falls in."""
+    days = timedelta(days=window_days)
+    start = _EPOCH + days * ((received_at - _EPOCH) // days)
+    return f"{mall_id}|{merchant_id or '-'}|{category}|{start:%Y-%m-%d}", start, start + days
+
+
+def proposal(action_id, triaged, complaint_nos, window, now):
+    """The proposed action for the first systemic complaint of a pattern in a window.
+    `triaged`: the complaint_triaged envelope; `complaint_nos`: the pattern's complaints
+    in the window so far; `window`: pattern_window's answer."""
+    p = triaged["payload"]
+    key, start, end = window
+    where = f"merchant {p['merchant_id']}" if p["merchant_id"] else "the mall"
+    return {"_id": action_id, "mall_id": triaged["mall_id"], "status": "proposed", "pattern_key": key,
+            "problem": {"summary": f"{p['category']} recurred {p['recurrences']} times at {where} "
+                                   f"since {start:%Y-%m-%d}", "category": p["category"], "area": None,
+                        "merchant_id": p["merchant_id"]},
+            "recurrences": p["recurrences"], "complaint_nos": sorted(set(complaint_nos) | {triaged["complaint_no"]}),
+            "window": {"from": start.date().isoformat(), "until": end.date().isoformat()},
+            "whys": [], "root_cause": None, "action": None, "owner_id": None, "due_date": None,
+            "created_at": now, "created_by": "analytics", "done_at": None, "done_by": None, "evidence": None}
+
+
+def adopt(action, data, now):
+    """The changes that turn a proposal into the action a person analysed."""
+    if action["status"] != "proposed":
+        raise Conflict(f"action {action['_id']} is {action['status']}, not a proposal")
+    if action["mall_id"] != data["mall_id"]:
+        raise Conflict(f"proposal {action['_id']} is for {action['mall_id']}")
+    recorded = new_action(data, action["_id"], now)
+    # the proposal's pattern, complaints and origin stay; the analysis is the person's
+    return {k: v for k, v in recorded.items() if k not in ("_id", "created_at", "created_by")} | {
+        "adopted_at": now, "adopted_by": data["by"]}
+
+
 def done(action, data, now):
     """The changes that close an action; an action is closed once."""
+    if action["status"] == "proposed":
+        raise Conflict(f"action {action['_id']} is a proposal: record its analysis first (POST /actions with "
+                       "its proposal_id)")
     if action["status"] == "done":
         raise Conflict(f"action {action['_id']} was done on {action['done_at']:%Y-%m-%d} by {action['done_by']}")
     return {"status": "done", "done_at": now, "done_by": data["by"], "evidence": data["evidence"]}

@@ -1,8 +1,19 @@
-"""SLA clocks as plain functions (R5.5, R6.2; the deadlines of R1.2, R2.3, R2.4,
-R3.6-R3.9, R4.1). Every deadline another service sets starts a clock from the event
+"""SLA clocks as plain functions (R5.5, R6.2; the deadlines of R1.2, R2.3, R2.4, R3.2,
+R3.6-R3.9, R4.1, R4.2). Every deadline another service sets starts a clock from the event
 that sets it, and the event that meets it stops the clock. A clock ends as met
-(stopped by its deadline), breached (the deadline passed: published once), or met
-late (stopped after a breach). No I/O and no clock of its own: callers pass `now`.
+(stopped by its deadline), breached (the deadline passed: published once), met
+late (stopped after a breach), or cancelled (its obligation lapsed: the case closed, the
+revisit was called off). No I/O and no clock of its own: callers pass `now`.
+
+Closing a case ends every clock of its handling (`ending`): the first-response and
+resolution clocks are met or met late by the closing time (the closure settles the
+case); the others (the acknowledgement, execution tasks, a re-review, a review meeting, a
+revisit, a promised time) are cancelled and count neither as met nor as breached; a breach already announced
+stays a breach. Rectifications are the mall's improvement work (they may be added after
+the case closed): they run on. A clock's owner is a person or, for the clocks a
+channel, a service, a role or an unowned complaint's department keeps, that channel,
+service, role or department (`owner_kind`: person, channel, service, role, department;
+None on a reopened round's resolution clock, which the store gives the case's handler).
 
 Events of one complaint come on several queues, so a stop can arrive before its
 start; the store applies these operations as upserts that commute."""
@@ -24,6 +35,22 @@ class Start:
 class Stop:
     clock_id: str
     at: object
+    cancelled: bool = False   # its obligation lapsed (a cancelled revisit)
+
+
+@dataclass(frozen=True)
+class Close:
+    """The case closed: every running clock of its handling ends (see `ending`)."""
+    complaint_no: str
+    at: object
+
+
+@dataclass(frozen=True)
+class Promise:
+    """The customer was told when to expect a resolution (R3.2): a running promise that has
+    not breached moves to the new time, otherwise a new promised clock starts (`start`)."""
+    complaint_no: str
+    start: Start
 
 
 @dataclass(frozen=True)
@@ -51,6 +78,17 @@ class Reassign:
 
 
 HANDLER_CLOCKS = ("first_response", "resolution")
+# Clocks a closure meets (by the closing time); every other clock of the case it cancels,
+# except the ones that outlive the case.
+SETTLED_BY_CLOSURE = ("first_response", "resolution")
+OUTLIVE_THE_CASE = ("rectification", "incident_forwarding", "incident_handling")
+
+
+def owner_kind(clock):
+    """Who keeps a clock: as stored when it started; clocks stored before owner kinds were
+    recorded by their kind (the channel acknowledges, feedback revisits, the store manager forwards)."""
+    return clock.get("owner_kind") or {"acknowledgement": "channel", "revisit": "service",
+                                       "incident_forwarding": "role"}.get(clock["clock"], "person")
 
 
 def clock_id(complaint_no, clock, key=1):
@@ -61,22 +99,24 @@ def operations(event):
     """What one event does to the clocks (an empty list for most events)."""
     kind, p, number, at = event["event_type"], event["payload"], event["complaint_no"], event["occurred_at"]
 
-    def start(clock, key, started_at, due_at, owner, department=None):
+    def start(clock, key, started_at, due_at, owner, department=None, owner_kind="person"):
         return Start(clock_id(number, clock, key), clock, {
             "mall_id": event["mall_id"], "complaint_no": number, "started_at": started_at, "due_at": due_at,
-            "owner": owner, "department": department})
+            "owner": owner, "owner_kind": owner_kind if owner or owner_kind is None else "department",
+            "department": department})
 
     def stop(clock, key=1, when=at):
         return Stop(clock_id(number, clock, key), when)
 
     if kind == "complaint_registered":
-        return [start("acknowledgement", 1, p["received_at"], p["ack_due_at"], p["channel"])]
+        return [start("acknowledgement", 1, p["received_at"], p["ack_due_at"], p["channel"], owner_kind="channel")]
     if kind == "complaint_acknowledged":
         return [stop("acknowledgement", when=p["acknowledged_at"])]
     if kind == "complaint_triaged":
-        owner = p["owner_id"] or p["department"]
-        return [start("first_response", 1, p["received_at"], p["first_response_due_at"], owner, p["department"]),
-                start("resolution", 1, p["received_at"], p["resolution_due_at"], owner, p["department"])]
+        # an unowned complaint's clocks are its department's until someone takes it
+        owner, kind_ = (p["owner_id"], "person") if p["owner_id"] else (p["department"], "department")
+        return [start(name, 1, p["received_at"], p[f"{name}_due_at"], owner, p["department"], kind_)
+                for name in HANDLER_CLOCKS]
     if kind == "complaint_corrected":
         return [Move(clock_id(number, "first_response"), p["first_response_due_at"], p["department"]),
                 Move(clock_id(number, "resolution"), p["resolution_due_at"], p["department"])]
@@ -86,27 +126,33 @@ def operations(event):
         return [start("review_meeting", 1, at, p["review_meeting_due_at"], p["convenor_id"], p["department"])]
     if kind == "review_meeting_decided":
         return [stop("review_meeting")]
-    if kind == "investigation_noted":
+    if kind == "customer_contacted":
         return [stop("first_response")]
+    if kind == "time_promised":   # told the customer: a first response, and a promise to keep
+        return [stop("first_response"),
+                Promise(number, start("promised", at.isoformat(), at, p["expected_by"], p["by"]))]
     if kind == "case_proposed":
         return [stop("first_response"), StopAll(number, "re_review", at)]
     if kind == "case_escalated" and p["re_review_due_at"]:
         return [start("re_review", p["re_review_due_at"].isoformat(), at, p["re_review_due_at"],
-                      p["to_staff_id"] or p["to_role"])]
+                      p["to_staff_id"] or p["to_role"], owner_kind="person" if p["to_staff_id"] else "role")]
     if kind == "case_accepted":
         return [start("execution", t["task_id"], at, t["due_at"], p["by"]) for t in p["tasks"]]
     if kind == "execution_task_done":
         return [stop("execution", p["task_id"], p["done_at"])]
     if kind == "case_resolved":
-        return [stop("first_response"), stop("resolution", p["round"])]
+        return [stop("first_response"), stop("resolution", p["round"]), StopAll(number, "promised", at)]
+    if kind == "case_closed":
+        return [Close(number, at)]
     if kind == "case_reopened":
-        return [start("resolution", p["round"], at, p["resolution_due_at"], p["by"])]
+        # the case's handler keeps it (the store copies the first round's owner), not who reopened it
+        return [start("resolution", p["round"], at, p["resolution_due_at"], None, owner_kind=None)]
     if kind == "rectification_due":
         return [start("rectification", p["rectification_id"], at, p["due_at"], p["owner_id"])]
     if kind == "rectification_done":
         return [stop("rectification", p["rectification_id"], p["done_at"])]
     if kind == "incident_reported":
-        return [start("incident_forwarding", 1, at, p["forward_due_at"], "store_manager")]
+        return [start("incident_forwarding", 1, at, p["forward_due_at"], "store_manager", owner_kind="role")]
     if kind == "incident_forwarded":
         return [stop("incident_forwarding"),
                 start("incident_handling", 1, at, p["handling_due_at"], p["regional_manager_id"])]
@@ -115,9 +161,11 @@ def operations(event):
     if kind == "incident_handled":
         return [stop("incident_handling")]
     if kind == "revisit_scheduled":
-        return [start("revisit", p["revisit_id"], at, p["due_at"], "feedback")]
+        return [start("revisit", p["revisit_id"], at, p["due_at"], "feedback", owner_kind="service")]
     if kind == "revisit_done":
         return [stop("revisit", p["revisit_id"])]
+    if kind == "revisit_cancelled":
+        return [Stop(clock_id(number, "revisit", p["revisit_id"]), at, cancelled=True)]
     return []
 
 
@@ -126,10 +174,38 @@ def at_risk_at(started_at, due_at, share):
     return started_at + max(due_at - started_at, timedelta(0)) * share
 
 
+def ending(clock):
+    """How a case's closure ends this clock: "stop" (met or met late by the closing time),
+    "cancel", or None (it runs on)."""
+    if clock in OUTLIVE_THE_CASE:
+        return None
+    return "stop" if clock in SETTLED_BY_CLOSURE else "cancel"
+
+
+LATE_ENDS = ("case_resolved", "case_closed")
+
+
+def late_end(clock, ends):
+    """A clock whose start arrives after the event that ends it was applied (events come
+    on several queues): (when, cancelled) of the earliest such end at or after its start,
+    or None. `ends`: (event_type, occurred_at) of the complaint's LATE_ENDS events."""
+    for kind, at in sorted(ends, key=lambda e: e[1]):
+        if at < clock["started_at"]:
+            continue
+        if kind == "case_resolved" and clock["clock"] == "promised":
+            return at, False
+        if kind == "case_closed" and ending(clock["clock"]):
+            return at, ending(clock["clock"]) == "cancel"
+    return None
+
+
 def outcome(clock):
-    """met / met_late for a stopped clock with a deadline; None while either is missing."""
+    """met / met_late / cancelled for a stopped clock with a deadline; None while either is
+    missing. A cancelled clock whose breach was announced stays breached (the sweep counted it)."""
     if clock.get("stopped_at") is None or clock.get("due_at") is None:
         return None
+    if clock.get("cancelled"):
+        return "cancelled"
     return "met" if clock["stopped_at"] <= clock["due_at"] else "met_late"
 
 

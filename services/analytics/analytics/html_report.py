@@ -37,7 +37,8 @@ def render(report, malls):
         _kpi("超时 Overdue", report["overdue"]["count"]) + _kpi("占比 Share", _pct(report["overdue"]["share"])),
         "<h2>满意度 (Satisfaction, target 85%)</h2>",
         _kpi("满意率 Satisfied", _pct(s["share"]), "good" if s["meets_target"] else "bad")
-        + _kpi("回访 Answered", s["answered"]),
+        + _kpi("回访 Answered", s["answered"]) + _kpi("不满意 Dissatisfied", s["dissatisfied"])
+        + _kpi("未能联系而结案 Closed without an answer", s["closed_without_answer"]),
         _bars([(r["reason"], r["count"], str(r["count"])) for r in s["reasons"]], color="#c05621"),
         "<h2>高频问题 Top 10 (Recurring problems: category × mall × area × merchant)</h2>",
         _table(("类型 Category", "门店 Mall", "区域 Area", "商户 Merchant", "次数 Count"),
@@ -50,6 +51,8 @@ def render(report, malls):
         _sla(report["sla"]["departments"], "department"),
         "<h2>SLA 达标率：处理人 (SLA compliance per handler)</h2>",
         _sla(report["sla"]["handlers"], "handler"),
+        "<h2>SLA 达标率：渠道与服务 (SLA compliance of channel, service and role clocks)</h2>",
+        _sla([{**r, "name": f"{r['clock']} / {r['owner']}"} for r in report["sla"]["services"]], "name"),
         "<h2>管理层摘要 (Management summary, R5.4)</h2>",
         _kpi("高风险 High-risk", m["high_risk"]) + _kpi("其中到达总监 … reached directors",
                                                         m["high_risk_reached_directors"])
@@ -99,5 +102,5 @@ def _table(headings, rows):
 
 
 def _sla(rows, name):
-    return _bars([(r[name], r["compliance"], f"{_pct(r['compliance'])} ({r['met']} met / {r['breached']} breached)")
-                  for r in rows], color="#2f855a")
+    return _bars([(r[name], r["compliance"], f"{_pct(r['compliance'])} ({r['met']} met / {r['breached']} breached"
+                   + (f" / {r['cancelled']} cancelled)" if r["cancelled"] else ")")) for r in rows], color="#2f855a")

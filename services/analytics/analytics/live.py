@@ -44,11 +44,22 @@ def tally(running, now):
     return counts
 
 
-def live_report(running, now, shares, mall_id=None, malls=()):
+def satisfaction(answers, mall_id=None):
+    """Every answer customers gave so far (a dissatisfied one stays counted after a later
+    satisfied one), from the tallies `mallcare_satisfaction_ratio` reads: {mall: (satisfied,
+    answered)}, for one mall or the chain."""
+    picked = [counts for mall, counts in answers.items() if mall_id in (None, mall)]
+    satisfied, answered = sum(s for s, _ in picked), sum(a for _, a in picked)
+    return {"answered": answered, "satisfied": satisfied, "dissatisfied": answered - satisfied,
+            "share": round(satisfied / answered, 4) if answered else None}
+
+
+def live_report(running, now, shares, mall_id=None, malls=(), answers=None):
     """The live report over `running` clocks (dicts with mall_id, complaint_no, clock,
     at_risk_at, due_at), for one mall or the chain (mall_id None). `shares`: the policy's
     at-risk share per clock name, answered as is so that a screen marks a deadline by the
-    same rule. `malls`: the malls `by_mall` lists even with nothing open (the registry's)."""
+    same rule. `malls`: the malls `by_mall` lists even with nothing open (the registry's).
+    `answers`: the answer tallies for `satisfaction`."""
     stages, worst = {}, {}
     for c in running:
         if mall_id is not None and c["mall_id"] != mall_id:
@@ -68,4 +79,4 @@ def live_report(running, now, shares, mall_id=None, malls=()):
             # the malls that need attention first: most breached, then most at risk, then most open
             "by_mall": sorted(by_mall.values(), key=lambda r: (-r["breached"], -r["at_risk"], -r["open"],
                                                                r["mall_id"])),
-            "at_risk_share": dict(shares)}
+            "at_risk_share": dict(shares), "satisfaction": satisfaction(answers or {}, mall_id)}

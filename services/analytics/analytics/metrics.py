@@ -13,8 +13,9 @@ OPEN = Gauge("mallcare_sla_clocks_open", "Clocks running now.", ["mall_id", "clo
 OPEN_AT_RISK = Gauge("mallcare_sla_clocks_at_risk", "Clocks running now and past their at-risk point.",
                      ["mall_id", "clock"])
 ENDED = Counter("mallcare_sla_clocks_ended_total",
-                "Clocks by how they ended: met by the deadline, or breached (a clock met after its "
-                "deadline was counted as breached when the deadline passed).",
+                "Clocks by how they ended: met by the deadline, breached (a clock met after its "
+                "deadline was counted as breached when the deadline passed), or cancelled (its obligation "
+                "lapsed: counted in neither).",
                 ["mall_id", "clock", "department", "outcome"])
 DETECTION_LAG = Histogram("mallcare_sla_detection_lag_seconds", "Deadline -> breach event.",
                           buckets=(0.5, 1, 2, 3, 5, 10, 30, 60, 300, 3600))

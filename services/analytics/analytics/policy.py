@@ -1,4 +1,5 @@
-"""Analytics' policy (R5.5): the at-risk share of each SLA clock, as validated data."""
+"""Analytics' policy (R5.5, R5.3): the at-risk share of each SLA clock and the window of
+the improvement-action proposals for systemic patterns, as validated data."""
 from dataclasses import dataclass
 
 from marshmallow import Schema, fields, validate
@@ -15,9 +16,15 @@ class _Sla(Schema):
                                          load_default=dict)
 
 
+class _Improvement(Schema):
+    # triage's systemic window (deploy/policy/triage.yml urgency.systemic.window_days)
+    proposal_window_days = fields.Integer(required=True, validate=validate.Range(min=1, max=366))
+
+
 class AnalyticsPolicySchema(Schema):
     version = fields.String(required=True)
     sla = fields.Nested(_Sla, required=True)
+    improvement = fields.Nested(_Improvement, required=True)
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,14 @@ import math
 from collections import Counter
 from datetime import timezone
 
+from .clocks import owner_kind
+
 SATISFACTION_TARGET = 0.85
 DIRECTORS = ("operations_director", "legal")
 # Clocks of the handling itself: a breach of one of them makes the complaint overdue.
 # The revisit and rectification clocks count in SLA compliance but not here.
-HANDLING_CLOCKS = ("acknowledgement", "first_response", "resolution", "review_meeting", "re_review", "execution")
+HANDLING_CLOCKS = ("acknowledgement", "first_response", "resolution", "review_meeting", "re_review", "execution",
+                   "promised")   # a broken promise (R3.2) makes the complaint late for the customer
 COMPLAINT_CLOCKS = HANDLING_CLOCKS + ("rectification", "revisit")   # not the adverse events' clocks
 # Received -> first resolution, in hours: the upper bounds of the histogram buckets
 # (the last bucket, None, is everything over 30 days). p90 is reported as the bound of
@@ -107,14 +110,18 @@ def apply(doc, event, zone):
         doc["reopened_round"] = max(p["round"], doc.get("reopened_round", 0))
     elif kind == "case_closed":
         doc["closed"] = True
+        if p["without_answer"]:   # the customer could not be reached after the revisit
+            doc["closed_without_answer"] = True
     elif kind == "case_escalated":
         doc["escalated_to"] = sorted(set(doc.get("escalated_to", [])) | {p["to_role"]})
     elif kind == "proposal_approved":
         doc["approved_by"] = sorted(set(doc.get("approved_by", [])) | {p["approver_role"]})
     elif kind in ("customer_satisfied", "customer_dissatisfied"):
-        if _later(doc, "answer", at, eid):   # the last answer counts
-            doc["answer"] = {"at": at, "event_id": eid, "satisfied": kind == "customer_satisfied",
-                             "reasons": sorted(set(p.get("reasons", [])))}
+        # every answer counts: a dissatisfied one stays dissatisfied after a later satisfied one
+        answers = [a for a in doc.get("answers", []) if a["event_id"] != eid]
+        answers.append({"at": at, "event_id": eid, "satisfied": kind == "customer_satisfied",
+                        "reasons": sorted(set(p.get("reasons", [])))})
+        doc["answers"] = sorted(answers, key=lambda a: (a["at"], a["event_id"]))
     doc["rounds"] = max(doc.get("resolved_round", 0), doc.get("reopened_round", 0))
     doc["reached_directors"] = bool(set(doc.get("escalated_to", []) + doc.get("approved_by", [])) & set(DIRECTORS))
     return doc
@@ -122,11 +129,11 @@ def apply(doc, event, zone):
 
 def apply_clock(doc, clock, outcome):
     """The document after one of its SLA clocks reached its final outcome: `met` (stopped
-    by the deadline) or `breached` (the deadline passed)."""
+    by the deadline), `breached` (the deadline passed) or `cancelled` (its obligation lapsed)."""
     doc = copy.deepcopy(doc)
     doc.setdefault("mall_id", clock["mall_id"])
     doc.setdefault("clocks", {})[_key(clock["_id"])] = {
-        "clock": clock["clock"], "outcome": outcome, "owner": clock.get("owner"),
+        "clock": clock["clock"], "outcome": outcome, "owner": clock.get("owner"), "owner_kind": owner_kind(clock),
         "department": clock.get("department")}
     doc["overdue"] = any(c["outcome"] == "breached" and c["clock"] in HANDLING_CLOCKS
                          for c in doc["clocks"].values())
@@ -188,12 +195,17 @@ def _handled(doc, add):
     for clock in (doc.get("clocks") or {}).values():
         department = doc.get("department") or clock.get("department") or "none"
         add[f"sla_department.{_key(department)}.{clock['outcome']}"] += 1
-        add[f"sla_handler.{_key(clock.get('owner') or 'none')}.{clock['outcome']}"] += 1
-    if doc.get("answer"):
-        add["answers.satisfied" if doc["answer"]["satisfied"] else "answers.dissatisfied"] = 1
-        if not doc["answer"]["satisfied"]:
-            for reason in doc["answer"]["reasons"]:
-                add[f"reason.{_key(reason)}"] = 1
+        owner = _key(clock.get("owner") or "none")
+        if clock.get("owner_kind", "person") == "person":
+            add[f"sla_handler.{owner}.{clock['outcome']}"] += 1
+        else:   # a channel, service, role or (unowned) department: not a person's record
+            add[f"sla_service.{_key(clock['clock'])}|{owner}.{clock['outcome']}"] += 1
+    for answer in doc.get("answers", []):
+        add["answers.satisfied" if answer["satisfied"] else "answers.dissatisfied"] += 1
+        for reason in answer["reasons"] if not answer["satisfied"] else ():
+            add[f"reason.{_key(reason)}"] += 1
+    if doc.get("closed_without_answer"):
+        add["answers.closed_without_answer"] = 1
     if doc.get("reached_directors"):
         add["reached_directors"] = 1
     if doc.get("risk_level") == "high":
@@ -230,10 +242,10 @@ def _unkey(key):
 
 # --- the report ---------------------------------------------------------------------------
 
-def build_report(kind, period, mall_id, tallies, actions, malls=()):
+def build_report(kind, period, mall_id, tallies, actions, malls=(), proposed=0):
     """The report of one period from its tally documents (one per mall; several summed
-    for the whole chain) and the improvement actions still open. Pure: same tallies, same
-    report."""
+    for the whole chain), the improvement actions still open and how many proposals for
+    systemic patterns wait for an analysis (`proposed`). Pure: same tallies, same report."""
     by_mall = {t["mall_id"]: t.get("counts", {}) for t in tallies}
     total = _sum(by_mall.values())
     registered = total.get("registered", 0)
@@ -250,13 +262,15 @@ def build_report(kind, period, mall_id, tallies, actions, malls=()):
         "satisfaction": {
             "answered": answered, "satisfied": answers.get("satisfied", 0),
             "dissatisfied": answers.get("dissatisfied", 0), "share": _share(answers.get("satisfied", 0), answered),
+            "closed_without_answer": answers.get("closed_without_answer", 0),
             "target": SATISFACTION_TARGET,
             "meets_target": answered > 0 and answers.get("satisfied", 0) / answered >= SATISFACTION_TARGET,
             "reasons": _ranked(total.get("reason", {}), "reason")},
         "top_problems": _top_problems(by_mall),
         "merchants": _merchants(by_mall),
         "sla": {"departments": _compliance(total.get("sla_department", {}), "department"),
-                "handlers": _compliance(total.get("sla_handler", {}), "handler")},
+                "handlers": _compliance(total.get("sla_handler", {}), "handler"),
+                "services": _service_compliance(total.get("sla_service", {}))},
         "management": {
             "high_risk": total.get("high_risk", 0),
             "high_risk_reached_directors": total.get("high_risk_reached_directors", 0),
@@ -265,6 +279,7 @@ def build_report(kind, period, mall_id, tallies, actions, malls=()):
             "reached_directors": total.get("reached_directors", 0),
             "directors": list(DIRECTORS)},
         "actions": {"open": len(actions), "overdue": sum(1 for a in actions if a.get("overdue")),
+                    "proposed": proposed,
                     "items": actions},
         "notes": NOTES,
     }
@@ -273,14 +288,17 @@ def build_report(kind, period, mall_id, tallies, actions, malls=()):
 
 NOTES = {
     "period": "complaints received in the period (mall's local time); their later outcomes count in that period",
-    "shares": "categories, overdue: of registered complaints; satisfaction: of answered revisits "
-              "(the last answer of a complaint counts)",
+    "shares": "categories, overdue: of registered complaints; satisfaction: of the customers' answers "
+              "(every answer counts: a dissatisfied answer stays dissatisfied after a later satisfied one); "
+              "cases closed without an answer (the customer could not be reached) are counted apart",
     "handling_time": "received -> first resolution; p90_hours is the upper bound of the histogram bucket that "
                      "holds the 90th percentile (buckets in hours: " +
                      ", ".join(str(b) for b in HANDLING_BUCKETS if b) + ", over 720)",
     "merchant_rate": "a merchant's complaints / all registered complaints at its mall in the period",
     "sla": "each clock of a complaint counted once, when its outcome is final (met when stopped in time, "
-           "breached when its deadline passed), under the complaint's current department and the clock's owner",
+           "breached when its deadline passed, cancelled when its obligation lapsed: counted in neither), under "
+           "the complaint's current department and the clock's owner; handlers are people, the clocks a channel, "
+           "a service, a role or an unowned department keeps are in `services` by clock and owner",
     "reached_directors": "escalated to, or approved by, operations_director or legal",
 }
 
@@ -358,11 +376,20 @@ def _merchants(by_mall):
 def _compliance(counts, name):
     rows = []
     for key, outcomes in counts.items():
-        met, breached = outcomes.get("met", 0), outcomes.get("breached", 0)
-        if met or breached:
-            rows.append({name: _unkey(key), "met": met, "breached": breached,
+        met, breached, cancelled = (outcomes.get(o, 0) for o in ("met", "breached", "cancelled"))
+        if met or breached or cancelled:
+            rows.append({name: _unkey(key), "met": met, "breached": breached, "cancelled": cancelled,
                          "compliance": _share(met, met + breached)})
-    return sorted(rows, key=lambda r: (r["compliance"], r[name]))
+    return sorted(rows, key=lambda r: (r["compliance"] is None, r["compliance"] or 0, r[name]))
+
+
+def _service_compliance(counts):
+    """Rows per (clock, owner) of the clocks no person owns."""
+    rows = []
+    for row in _compliance(counts, "key"):
+        clock, owner = row.pop("key").split("|", 1)
+        rows.append({"clock": clock, "owner": owner, **row})
+    return rows
 
 
 # --- CSV -------------------------------------------------------------------------------------
@@ -392,7 +419,7 @@ def to_csv(report):
     row("overdue", "", "count", report["overdue"]["count"])
     row("overdue", "", "share", report["overdue"]["share"])
     s = report["satisfaction"]
-    for metric in ("answered", "satisfied", "dissatisfied", "share", "target"):
+    for metric in ("answered", "satisfied", "dissatisfied", "share", "target", "closed_without_answer"):
         row("satisfaction", "", metric, s[metric])
     for r in s["reasons"]:
         row("dissatisfaction_reasons", r["reason"], "count", r["count"])
@@ -405,13 +432,17 @@ def to_csv(report):
         row("merchants", item, "rate", r["rate"])
     for section, name in (("sla_departments", "department"), ("sla_handlers", "handler")):
         for r in report["sla"][section.split("_")[1]]:
-            for metric in ("met", "breached", "compliance"):
+            for metric in ("met", "breached", "cancelled", "compliance"):
                 row(section, r[name], metric, r[metric])
+    for r in report["sla"]["services"]:
+        for metric in ("met", "breached", "cancelled", "compliance"):
+            row("sla_services", f"{r['clock']} / {r['owner']}", metric, r[metric])
     for metric, value in report["management"].items():
         if metric != "directors":
             row("management", "", metric, value)
     row("actions", "", "open", report["actions"]["open"])
     row("actions", "", "overdue", report["actions"]["overdue"])
+    row("actions", "", "proposed", report["actions"]["proposed"])
     for a in report["actions"]["items"]:
         row("open_actions", a["action_id"], "due_date", a["due_date"])
     return out.getvalue()

@@ -42,6 +42,8 @@ class ActionIn(Schema):
     action = fields.String(required=True, **_text)
     owner_id = fields.String(required=True, validate=validate.Length(min=1, max=20))
     due_date = fields.Date(required=True)
+    proposal_id = fields.String(validate=validate.Length(min=1, max=40), metadata={
+        "description": "the proposal for a systemic pattern this analysis answers; it becomes this action"})
     by = fields.String(required=True, validate=validate.Length(min=1, max=20),
                        metadata={"description": "employee number (over HTTP: the X-Staff-Id header)"})
 
@@ -80,6 +82,13 @@ class _LiveMall(_LiveCounts):
     mall_id = fields.String(required=True)
 
 
+class _LiveSatisfaction(Schema):
+    answered = fields.Integer(required=True)
+    satisfied = fields.Integer(required=True)
+    dissatisfied = fields.Integer(required=True)
+    share = fields.Float(allow_none=True, required=True)
+
+
 class LiveReportOut(_LiveCounts):
     """The live SLA picture (analytics/live.py). The totals and by_mall count complaints, each
     once in the state of its worst running clock; by_stage counts the running clocks."""
@@ -91,20 +100,34 @@ class LiveReportOut(_LiveCounts):
     at_risk_share = fields.Dict(keys=fields.String(), values=fields.Float(), required=True,
                                 metadata={"description": "per clock: the share of the allowed time after which "
                                                          "a deadline is at risk (deploy/policy/analytics.yml)"})
+    satisfaction = fields.Nested(_LiveSatisfaction, required=True, metadata={
+        "description": "every answer customers gave so far (the tallies mallcare_satisfaction_ratio reads)"})
     policy_version = fields.String(required=True)
 
 
+class _Window(Schema):
+    from_ = fields.Date(required=True, data_key="from")
+    until = fields.Date(required=True, metadata={"description": "exclusive"})
+
+
 class ActionOut(Schema):
-    """An improvement action as answered (actions.view)."""
+    """An improvement action as answered (actions.view). A proposal (status proposed) has
+    the pattern and its complaints but no analysis yet (whys empty, the rest null)."""
     action_id = fields.String(required=True)
     mall_id = fields.String(required=True)
     problem = fields.Nested(_Problem, required=True)
     whys = fields.List(fields.String(), required=True)
-    root_cause = fields.String(required=True)
-    action = fields.String(required=True)
-    owner_id = fields.String(required=True)
-    due_date = fields.Date(required=True)
-    status = fields.String(required=True, validate=validate.OneOf(("open", "done")))
+    root_cause = fields.String(required=True, allow_none=True)
+    action = fields.String(required=True, allow_none=True)
+    owner_id = fields.String(required=True, allow_none=True)
+    due_date = fields.Date(required=True, allow_none=True)
+    status = fields.String(required=True, validate=validate.OneOf(("proposed", "open", "done")))
+    pattern_key = fields.String(metadata={"description": "mall|merchant or -|category|window start"})
+    recurrences = fields.Integer(metadata={"description": "the pattern's count when triage flagged it"})
+    complaint_nos = fields.List(fields.String(), metadata={"description": "the complaints that made the pattern"})
+    window = fields.Nested(_Window)
+    adopted_at = fields.AwareDateTime()
+    adopted_by = fields.String()
     created_at = fields.AwareDateTime(required=True)
     created_by = fields.String(required=True)
     done_at = fields.AwareDateTime(allow_none=True)
@@ -146,11 +169,13 @@ HTTP_API = [
        query=ReportQuery, responses={200: "text/html"}),
     Op("GET", "/reports/quarterly.html", f"{_REPORT}, for a quarter, as a page.", "report.read",
        query=ReportQuery, responses={200: "text/html"}),
-    Op("POST", "/actions", "Record a 5-Why analysis and the improvement action it calls for (R5.3).",
-       "action.write", body=ActionIn, signed=True, responses={201: ActionOut}),
+    Op("POST", "/actions", "Record a 5-Why analysis and the improvement action it calls for (R5.3); with "
+       "proposal_id, the analysis of a proposal, which becomes this action.",
+       "action.write", body=ActionIn, signed=True, responses={201: ActionOut}, errors=(409,)),
     Op("POST", "/actions/<string:action_id>/done", "Close an action with its evidence (once).", "action.write",
        body=ActionDoneIn, signed=True, responses={200: ActionOut}, errors=(409,)),
-    Op("GET", "/actions", "Improvement actions, open, done or overdue.", "report.read", query=ActionQuery,
+    Op("GET", "/actions", "Improvement actions: proposed (for a systemic pattern), open, done or overdue.",
+       "report.read", query=ActionQuery,
        responses={200: ActionList}),
     Op("GET", "/actions/<string:action_id>", "One improvement action.", "report.read",
        responses={200: ActionOut}),

@@ -93,6 +93,8 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
     handle_complaint_corrected = _keeps(COMPLAINT_CORRECTED)
     handle_case_opened = _keeps(case_events.CASE_OPENED)
     handle_investigation_noted = _keeps(case_events.INVESTIGATION_NOTED)
+    handle_customer_contacted = _keeps(case_events.CUSTOMER_CONTACTED)
+    handle_time_promised = _keeps(case_events.TIME_PROMISED)
     handle_review_meeting_decided = _keeps(case_events.REVIEW_MEETING_DECIDED)
     handle_proposal_approved = _keeps(case_events.PROPOSAL_APPROVED)
     handle_case_proposed = _keeps(case_events.CASE_PROPOSED)
@@ -114,6 +116,7 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
     handle_customer_satisfied = _keeps(feedback_events.CUSTOMER_SATISFIED)
     handle_customer_dissatisfied = _keeps(feedback_events.CUSTOMER_DISSATISFIED)
     handle_revisit_done = _keeps(feedback_events.REVISIT_DONE)
+    handle_revisit_cancelled = _keeps(feedback_events.REVISIT_CANCELLED)
     handle_revisit_overdue = _keeps(feedback_events.REVISIT_OVERDUE)
     handle_case_archived = _keeps(feedback_events.CASE_ARCHIVED)
 
@@ -224,7 +227,7 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
         policy = self.policy.current
         report = live.live_report(self.store.running_clocks(), self.clock(),
                                   {name: policy.at_risk_share(name) for name in CLOCKS}, mall_id,
-                                  malls=list(policy.malls.malls))
+                                  malls=list(policy.malls.malls), answers=self.store.answer_tallies())
         return web.jsonable({**report, "policy_version": policy.version})
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
@@ -263,10 +266,17 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
         return self._list_actions(self.access.caller(), query)
 
     def _record_action(self, caller, body):
-        """A 5-Why analysis of a recurring problem and the action it calls for (R5.3)."""
+        """A 5-Why analysis of a recurring problem and the action it calls for (R5.3); with
+        a proposal_id, the analysis of that proposal, which becomes this action."""
         data = ActionIn().load(signed(body, caller))
         caller.require("action.write", data["mall_id"])
         mall = self._mall(data["mall_id"])
+        if data.get("proposal_id"):
+            changes = actions.adopt(self.store.action(data["proposal_id"]), data, self.clock())
+            adopted = self.store.adopt_action(data["proposal_id"], changes)
+            if adopted is None:   # adopted by someone else meanwhile: this answers 409
+                return self._record_action(caller, body)
+            return self._action_view(adopted)
         seq = next_sequence(self.store.db, f"actions:{mall.id}")
         return self._action_view(self.store.add_action(actions.new_action(data, actions.action_id(mall.code, seq),
                                                                           self.clock())))
@@ -316,7 +326,8 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
             self._mall(mall_id)
         open_actions = self.store.actions(actions.selection(mall_id, "open"), limit=500)
         return reports.build_report(kind, period, mall_id, self.store.tallies_of(period, mall_id),
-                                    [self._action_view(a) for a in open_actions])
+                                    [self._action_view(a) for a in open_actions],
+                                    proposed=self.store.count_actions(actions.selection(mall_id, "proposed")))
 
     def _mall(self, mall_id):
         mall = self.policy.current.malls.get(mall_id)
@@ -345,6 +356,8 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
         if kind in ("complaint_triaged", "complaint_corrected"):
             self.store.label(event["complaint_no"], category=payload["category"], risk_level=payload["risk_level"],
                              department=payload["department"])
+            if kind == "complaint_triaged" and payload["systemic"] and payload["category"]:
+                self._propose(event)
         elif kind in ("customer_satisfied", "customer_dissatisfied"):
             happy = kind == "customer_satisfied"
             metrics.ANSWERS.labels(event["mall_id"], str(happy).lower()).inc()
@@ -355,18 +368,40 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
             if isinstance(op, clocks.Start):
                 self._settle(self.store.start(op, policy.at_risk_share(op.clock)), now)
             elif isinstance(op, clocks.Stop):
-                self._settle(self.store.stop(op.clock_id, op.at), now)
+                self._settle(self.store.stop(op.clock_id, op.at, op.cancelled), now)
             elif isinstance(op, clocks.StopAll):
                 for stopped in self.store.stop_all(op.complaint_no, op.clock, op.at):
                     self._settle(stopped, now)
+            elif isinstance(op, clocks.Close):
+                for ended in self.store.close(op.complaint_no, op.at):
+                    self._settle(ended, now)
+            elif isinstance(op, clocks.Promise):
+                self._settle(self.store.promise(op, policy.at_risk_share("promised")), now)
             elif isinstance(op, clocks.Reassign):
                 self.store.reassign(op)
             else:
                 self.store.move(op, policy.at_risk_share(op.clock_id.split("|")[1]))
 
+    def _propose(self, triaged):
+        """R2.2, R5.3: the first systemic complaint of a pattern in a window proposes an
+        improvement action; later ones of the window join that proposal."""
+        p = triaged["payload"]
+        days = self.policy.current.rules["improvement"]["proposal_window_days"]
+        window = actions.pattern_window(triaged["mall_id"], p["merchant_id"], p["category"], p["received_at"], days)
+        if not self.store.claim_proposal(window[0]):
+            self.store.join_proposal(window[0], triaged["complaint_no"], p["recurrences"])
+            return
+        mall = self._mall(triaged["mall_id"])
+        numbers = self.store.pattern_complaints(triaged["mall_id"], p["merchant_id"], p["category"],
+                                                max(window[1], p["received_at"] - timedelta(days=days)),
+                                                p["received_at"])
+        seq = next_sequence(self.store.db, f"actions:{mall.id}")
+        self.store.add_action(actions.proposal(actions.action_id(mall.code, seq), triaged, numbers, window,
+                                               self.clock()))
+
     def _settle(self, clock, now):
-        """A stopped clock with a deadline: met, or met late (its breach published now
-        if the sweep had not caught it yet)."""
+        """A stopped clock with a deadline: met, met late (its breach published now if the
+        sweep had not caught it yet), or cancelled."""
         result = clock and clocks.outcome(clock)
         if result is None:
             return
@@ -379,13 +414,14 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
         settled = self.store.settle(clock, changes, event, now)
         if settled is None:
             return
-        if result == "met":
-            self.store.apply_clock(settled, "met")
-            metrics.ENDED.labels(clock["mall_id"], clock["clock"], clock.get("department") or "none", "met").inc()
+        if result == "met" or (result == "cancelled" and not clock["breach_reported"]):
+            # a cancelled clock whose breach was announced stays breached
+            self.store.apply_clock(settled, result)
+            metrics.ENDED.labels(clock["mall_id"], clock["clock"], clock.get("department") or "none", result).inc()
         if event is not None:
             self._count_breach(settled, labels, now)
             publish_pending(self.store.clocks, self.dispatch, self.name, now, [settled])
-        if clock["clock"] in metrics.TIME_TO and clock["_id"].endswith("|1"):
+        if clock["clock"] in metrics.TIME_TO and clock["_id"].endswith("|1") and result != "cancelled":
             metrics.TIME_TO[clock["clock"]].labels(clock["mall_id"]).observe(
                 (clock["stopped_at"] - clock["started_at"]).total_seconds())
 

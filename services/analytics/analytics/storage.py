@@ -4,7 +4,8 @@ and department as triage last graded them; `clocks`, one per deadline (see
 clocks.py), with the outbox of the SLA events; `tallies`, satisfied and
 dissatisfied answers per mall (the gauge). For the reports (reports.py):
 `complaints`, one read-model document per complaint; `report_tallies`, running
-counts per (month or quarter, mall); `actions`, improvement actions (R5.3). The
+counts per (month or quarter, mall); `actions`, improvement actions (R5.3) and the
+proposals for systemic patterns (`proposal_claims`: one per pattern and window). The
 first two are rebuilt from `events` and the clocks' outcomes (rebuild.py)."""
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -131,8 +132,8 @@ class EventLog(Store):
         for clock in self.clocks.find({}, {"outbox": 0, "pending_events": 0}):
             if clock.get("breach_reported"):
                 yield clock, "breached"
-            elif clock.get("outcome") == "met":
-                yield clock, "met"
+            elif clock.get("outcome") in ("met", "cancelled"):
+                yield clock, clock["outcome"]
 
     # --- improvement actions (R5.3) ----------------------------------------------------------
 
@@ -142,6 +143,27 @@ class EventLog(Store):
 
     def action(self, action_id):
         return self.get(self.db.actions, action_id, "action")
+
+    def adopt_action(self, action_id, changes):
+        return self.db.actions.find_one_and_update({"_id": action_id, "status": "proposed"}, {"$set": changes},
+                                                   return_document=ReturnDocument.AFTER)
+
+    def count_actions(self, query):
+        return self.db.actions.count_documents(query)
+
+    def claim_proposal(self, pattern_key):
+        """True for the first claim of a pattern's window (proposed once, also on redelivery)."""
+        return self.insert_new(self.db.proposal_claims, {"_id": pattern_key})
+
+    def join_proposal(self, pattern_key, complaint_no, recurrences):
+        self.db.actions.update_one({"pattern_key": pattern_key}, {"$addToSet": {"complaint_nos": complaint_no},
+                                                                  "$max": {"recurrences": recurrences}})
+
+    def pattern_complaints(self, mall_id, merchant_id, category, since, until):
+        """The complaints of a pattern received in [since, until] (the read model)."""
+        query = {"mall_id": mall_id, "category": category, "received_at": {"$gte": since, "$lte": until},
+                 **({"merchant_id": merchant_id} if merchant_id else {})}
+        return [doc["_id"] for doc in self.db.complaints.find(query, {"_id": 1}).limit(500)]
 
     def close_action(self, action_id, changes):
         return self.db.actions.find_one_and_update({"_id": action_id, "status": "open"}, {"$set": changes},
@@ -153,18 +175,30 @@ class EventLog(Store):
     # --- clocks ---------------------------------------------------------------------------------
 
     def start(self, op, share):
-        f = op.fields
+        f = dict(op.fields)
+        if f["owner_kind"] is None:   # the case's handler: as the first round's clock names them
+            first = self.clocks.find_one({"_id": clocks.clock_id(f["complaint_no"], "resolution")}) or {}
+            f.update({k: first.get(k) for k in ("owner", "owner_kind", "department")})
         self.clocks.update_one({"_id": op.clock_id}, {
             "$set": {**f, "clock": op.clock, "at_risk_at": clocks.at_risk_at(f["started_at"], f["due_at"], share)},
             "$setOnInsert": {"stopped_at": None, "outcome": None, "at_risk_reported": False,
                              "breach_reported": False}}, upsert=True)
-        return self.clocks.find_one({"_id": op.clock_id})
+        clock = self.clocks.find_one({"_id": op.clock_id})
+        # Written first, read second: an end applied meanwhile either saw this clock or is seen here.
+        ends = self.events.find({"complaint_no": f["complaint_no"], "event_type": {"$in": list(clocks.LATE_ENDS)}},
+                                {"event_type": 1, "occurred_at": 1})
+        late = clock["stopped_at"] is None and clocks.late_end(clock, [(e["event_type"], e["occurred_at"])
+                                                                       for e in ends])
+        if not late:
+            return clock
+        return self.stop(op.clock_id, *late) or clock
 
-    def stop(self, clock_id, at):
-        """Stop once; a clock whose start has not arrived yet is created stopped."""
+    def stop(self, clock_id, at, cancelled=False):
+        """Stop once (`cancelled`: its obligation lapsed); a clock whose start has not arrived
+        yet is created stopped."""
         try:
             self.clocks.update_one({"_id": clock_id, "stopped_at": None}, {
-                "$set": {"stopped_at": at},
+                "$set": {"stopped_at": at, "cancelled": cancelled},
                 "$setOnInsert": {"due_at": None, "outcome": None, "at_risk_reported": False,
                                  "breach_reported": False}}, upsert=True)
         except DuplicateKeyError:   # stopped before: a redelivery
@@ -172,8 +206,36 @@ class EventLog(Store):
         return self.clocks.find_one({"_id": clock_id})
 
     def stop_all(self, complaint_no, clock, at):
-        found = list(self.clocks.find({"complaint_no": complaint_no, "clock": clock, **OPEN}, {"_id": 1}))
-        return [c for c in (self.stop(doc["_id"], at) for doc in found) if c]
+        """Stop the running clocks of a kind that started by `at` (a later one is not met by it)."""
+        found = list(self.clocks.find({"complaint_no": complaint_no, "clock": clock, **OPEN},
+                                      {"_id": 1, "started_at": 1}))
+        return [c for c in (self.stop(doc["_id"], at) for doc in found if doc["started_at"] <= at) if c]
+
+    def close(self, complaint_no, at):
+        """A case closed at `at`: its clocks running then end as `clocks.ending` says."""
+        ended = []
+        for doc in self.clocks.find({"complaint_no": complaint_no, **OPEN}, {"clock": 1, "started_at": 1}):
+            how = clocks.ending(doc["clock"])
+            if how and doc.get("started_at") and doc["started_at"] <= at:
+                ended.append(self.stop(doc["_id"], at, cancelled=how == "cancel"))
+        return [c for c in ended if c]
+
+    def promise(self, op, share):
+        """A promised time (R3.2): moves the running promise unless it breached or is newer;
+        otherwise a new promised clock."""
+        f = op.start.fields
+        for running in self.clocks.find({"complaint_no": op.complaint_no, "clock": "promised", **OPEN}):
+            if running.get("promised_again_at", running["started_at"]) > f["started_at"]:
+                return None   # an older promise delivered late: the newer one stands
+            if not running["breach_reported"]:
+                moved = self.clocks.find_one_and_update(
+                    {"_id": running["_id"], "stopped_at": None, "breach_reported": False},
+                    {"$set": {"due_at": f["due_at"], "owner": f["owner"], "promised_again_at": f["started_at"],
+                              "at_risk_at": clocks.at_risk_at(running["started_at"], f["due_at"], share)}},
+                    return_document=ReturnDocument.AFTER)
+                if moved is not None:
+                    return moved
+        return self.start(op.start, share)
 
     def triaged(self, complaint_no):
         """Whether the complaint's complaint_triaged has started its resolution clock."""
@@ -182,7 +244,8 @@ class EventLog(Store):
 
     def reassign(self, op):
         self.clocks.update_many({"complaint_no": op.complaint_no, "clock": {"$in": list(clocks.HANDLER_CLOCKS)},
-                                 **OPEN}, {"$set": {"owner": op.owner, "department": op.department}})
+                                 **OPEN}, {"$set": {"owner": op.owner, "owner_kind": "person",
+                                                    "department": op.department}})
 
     def move(self, op, share):
         clock = self.clocks.find_one({"_id": op.clock_id})
@@ -237,6 +300,7 @@ class Events(MongoDatabase):
         # The embedded store uses an index only when it holds every field a query names.
         db.events.create_index([("event_type", ASCENDING), ("mall_id", ASCENDING)])
         db.events.create_index([("complaint_no", ASCENDING)])
+        db.events.create_index([("complaint_no", ASCENDING), ("event_type", ASCENDING)])
         db.clocks.create_index([("stopped_at", ASCENDING), ("breach_reported", ASCENDING), ("due_at", ASCENDING)])
         db.clocks.create_index([("stopped_at", ASCENDING), ("at_risk_reported", ASCENDING),
                                 ("at_risk_at", ASCENDING), ("due_at", ASCENDING)])
@@ -247,6 +311,7 @@ class Events(MongoDatabase):
         db.events.create_index([("occurred_at", ASCENDING)])
         db.actions.create_index([("mall_id", ASCENDING), ("status", ASCENDING)])
         db.actions.create_index([("status", ASCENDING)])
+        db.actions.create_index([("pattern_key", ASCENDING)])
         self.read_model_indexes(db)
 
     @staticmethod

@@ -186,6 +186,14 @@ def overdue(revisit, now):
                        occurred_at=now, payload={"revisit_id": revisit["_id"], "due_at": revisit["due_at"].isoformat()})
 
 
+def cancelled(revisit, reason, now):
+    """The changes and the revisit_cancelled event of an open revisit that became moot
+    (the case was reopened or closed): analytics stops its clock without a breach."""
+    event = build_event(events.REVISIT_CANCELLED, mall_id=revisit["mall_id"], complaint_no=revisit["complaint_no"],
+                        occurred_at=now, payload={"revisit_id": revisit["_id"], "reason": reason})
+    return {"status": "cancelled", "cancelled": {"at": now, "reason": reason}}, [event]
+
+
 def outbox_update(changes, out, now):
     """A $set/$push update writing `changes` with `out` in the outbox."""
     update = {"$set": changes, "$inc": {"version": 1}}

@@ -306,8 +306,10 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
     def _cancel_open_revisits(self, event, reason):
         now = self.clock()
         for revisit in self.store.open_revisits(event["complaint_no"]):
-            self.store.update(self.store.revisits, revisit, rules.outbox_update(
-                {"status": "cancelled", "cancelled": {"at": now, "reason": reason}}, [], now))
+            changes, out = rules.cancelled(revisit, reason, now)
+            updated = self.store.update(self.store.revisits, revisit, rules.outbox_update(changes, out, now))
+            if updated is not None:
+                publish_pending(self.store.revisits, self.dispatch, self.name, now, [updated])
 
     def _archive(self, case, lessons, by, automatic):
         complaint = self.store.complaint(case["complaint_no"]) or {}

@@ -291,11 +291,18 @@ def promise_time(step, request, policy):
     step.changes["expected_resolution"] = {"expected_by": request["expected_by"], "told_at": step.now,
                                            "via": request["via"], "by": step.actor.id, "beyond_deadline": beyond}
     step.log("time_promised", expected_by=request["expected_by"], via=request["via"], beyond_deadline=beyond)
+    step.publish(events.TIME_PROMISED, {"expected_by": request["expected_by"].isoformat(), "via": request["via"],
+                                        "beyond_deadline": beyond, "by": step.actor.id})
 
 
 def add_note(step, request, policy):
-    """R3.10: anything else worth replaying ("16:30 customer says the refund arrived")."""
-    step.log("note", kind=request["kind"], text=request["text"])
+    """R3.10: anything else worth replaying ("16:30 customer says the refund arrived"); a
+    note of contact with the customer is the first response (R2.3) analytics keeps."""
+    if request["kind"] == "customer_contact":
+        step.log("note", kind=request["kind"], text=request["text"], via=request["via"])
+        step.publish(events.CUSTOMER_CONTACTED, {"via": request["via"], "by": step.actor.id})
+    else:
+        step.log("note", kind=request["kind"], text=request["text"])
 
 
 def note_at_risk(step, request, policy):

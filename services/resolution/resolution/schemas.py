@@ -52,8 +52,19 @@ class PromiseIn(ActionIn):
 
 
 class NoteIn(ActionIn):
+    """A note; a customer_contact note records that the handler spoke with the customer
+    (the first response, R2.3) and says how."""
     kind = fields.String(required=True, validate=validate.OneOf(("customer_contact", "internal")))
     text = fields.String(**_text)
+    via = fields.String(validate=validate.OneOf(CONTACT_WAYS),
+                        metadata={"description": "how the customer was contacted (customer_contact notes only)"})
+
+    @validates_schema
+    def _via_with_contact(self, data, **kwargs):
+        if data.get("kind") == "customer_contact" and "via" not in data:
+            raise ValidationError("How was the customer contacted? (one of " + ", ".join(CONTACT_WAYS) + ")", "via")
+        if data.get("kind") == "internal" and "via" in data:
+            raise ValidationError("Only a customer_contact note says how the customer was contacted.", "via")
 
 
 class ReviewMeetingIn(ActionIn):

@@ -1,7 +1,7 @@
-"""R5.3: an improvement action records a 5-Why root-cause analysis, the action, its
+"""R5.3, R2.2: an improvement action records a 5-Why root-cause analysis, the action, its
 owner and due date; it is done once, with evidence; an open one past its due date is
 overdue; the input is validated with field-level messages."""
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from marshmallow import ValidationError
@@ -76,3 +76,41 @@ def test_the_list_filter_and_the_report_query():
     with pytest.raises(ValidationError) as refused:
         ReportQuery().load({"period": "2026-13", "format": "pdf"})
     assert set(refused.value.messages) == {"period", "format"}
+
+
+# --- proposals for systemic patterns (R2.2, R5.3) ---------------------------------------------
+
+def systemic(number, received_at, recurrences=5, merchant="T-17"):
+    return {"mall_id": "sh-xujiahui", "complaint_no": number,
+            "payload": {"category": "product.expired", "merchant_id": merchant, "received_at": received_at,
+                        "systemic": True, "recurrences": recurrences}}
+
+
+def test_a_pattern_has_one_window_at_a_time():
+    at = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
+    key, start, end = actions.pattern_window("sh-xujiahui", "T-17", "product.expired", at, 30)
+    assert start <= at < end and end - start == timedelta(days=30)
+    assert key == f"sh-xujiahui|T-17|product.expired|{start:%Y-%m-%d}"
+    assert actions.pattern_window("sh-xujiahui", "T-17", "product.expired", at + timedelta(days=1), 30)[0] == key
+    assert actions.pattern_window("sh-xujiahui", None, "product.expired", at, 30)[0].startswith(
+        "sh-xujiahui|-|product.expired|")
+    assert actions.pattern_window("sh-xujiahui", "T-17", "product.expired", end, 30)[0] != key
+
+
+def test_a_proposal_names_the_pattern_its_count_and_its_complaints():
+    at = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
+    window = actions.pattern_window("sh-xujiahui", "T-17", "product.expired", at, 30)
+    proposal = actions.proposal("SHXJH-IA-0002", systemic("N5", at), ["N1", "N2", "N3", "N4"], window, NOW)
+    assert proposal["status"] == "proposed" and proposal["recurrences"] == 5
+    assert proposal["complaint_nos"] == ["N1", "N2", "N3", "N4", "N5"]
+    assert proposal["problem"]["category"] == "product.expired" and proposal["problem"]["merchant_id"] == "T-17"
+    assert "recurred 5 times at merchant T-17" in proposal["problem"]["summary"]
+    assert actions.view(proposal, date(2027, 6, 1))["overdue"] is False   # nothing is due before the analysis
+    with pytest.raises(Conflict, match="record its analysis first"):
+        actions.done(proposal, ActionDoneIn().load({"evidence": "e", "by": "E3091"}), NOW)
+    # a person analyses it: the proposal becomes that action, keeping its pattern and complaints
+    adopted = {**proposal, **actions.adopt(proposal, ActionIn().load({**BODY, "proposal_id": "SHXJH-IA-0002"}), NOW)}
+    assert adopted["status"] == "open" and adopted["owner_id"] == "E3091" and adopted["created_by"] == "analytics"
+    assert adopted["complaint_nos"] == ["N1", "N2", "N3", "N4", "N5"] and adopted["adopted_by"] == "E3901"
+    with pytest.raises(Conflict, match="not a proposal"):
+        actions.adopt(adopted, ActionIn().load(BODY), NOW)

@@ -1,7 +1,9 @@
-"""R5.5, R6.2 (deadlines of R1.2, R2.3, R2.4, R3.6-R3.9, R4.1): every event that sets
-a deadline starts its clock and the event that meets it stops it; a clock ends met
-or met late; at risk at the configured share of the allowed time; the SLA events
-follow their contract."""
+"""R5.5, R6.2 (deadlines of R1.2, R2.3, R2.4, R3.2, R3.6-R3.9, R4.1, R4.2): every event
+that sets a deadline starts its clock and the event that meets it stops it; a clock ends
+met, met late or cancelled; a case's closure ends every clock of its handling; the first
+response is contact with the customer, not an internal finding; a promised time has its
+own clock; at risk at the configured share of the allowed time; the SLA events follow
+their contract; per clock kind: start, stop, breach and the report's counts."""
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -42,7 +44,7 @@ def test_triage_starts_the_first_response_and_resolution_clocks_of_the_handler()
     ("complaint_acknowledged", {"acknowledged_at": iso(timedelta(seconds=40)), "acknowledged_by": "E2001",
                                 "method": "in_person", "ack_due_at": iso(timedelta(minutes=1)),
                                 "within_deadline": True}, ["acknowledgement|1"]),
-    ("investigation_noted", {"finding_id": 1, "source": "cctv", "by": "E3501"}, ["first_response|1"]),
+    ("customer_contacted", {"via": "phone", "by": "E3501"}, ["first_response|1"]),
     ("execution_task_done", {"task_id": 2, "kind": "refund", "due_at": iso(timedelta(hours=24)),
                              "done_at": iso(timedelta(hours=3)), "within_deadline": True, "by": "E3501"},
      ["execution|2"]),
@@ -61,11 +63,14 @@ def test_a_resolution_stops_its_round_and_a_reopening_starts_the_next():
     resolved = clocks.operations(event("case_resolved", {
         "spot": False, "decision": "upheld", "remedy_types": ["refund"], "total_fen": 3990, "round": 2,
         "category": None, "risk_level": "low", "department": "d", "owner_id": None, "channel": "desk", "by": "E3501"}))
-    assert [op.clock_id for op in resolved] == [f"{NUMBER}|first_response|1", f"{NUMBER}|resolution|2"]
+    assert [op.clock_id for op in resolved[:2]] == [f"{NUMBER}|first_response|1", f"{NUMBER}|resolution|2"]
+    assert resolved[2] == clocks.StopAll(NUMBER, "promised", T0)   # a promise kept
     reopened = clocks.operations(event("case_reopened", {"reason": "r", "round": 3, "by": "feedback",
                                                          "resolution_due_at": iso(timedelta(hours=48))}))
     assert [(op.clock_id, op.fields["due_at"]) for op in reopened] == [
         (f"{NUMBER}|resolution|3", T0 + timedelta(hours=48))]
+    # the handler keeps the new round (the store copies the first round's owner), not "feedback"
+    assert reopened[0].fields["owner"] is None and reopened[0].fields["owner_kind"] is None
 
 
 def test_an_objection_starts_a_re_review_that_the_next_answer_meets():
@@ -86,7 +91,53 @@ def test_an_objection_starts_a_re_review_that_the_next_answer_meets():
 
 
 def test_events_without_a_deadline_touch_no_clock():
-    assert clocks.operations(event("case_closed", {"reason": "satisfied", "by": "feedback"})) == []
+    assert clocks.operations(event("proposal_approved", {
+        "proposal_no": 1, "approver_role": "handler", "total_fen": 0, "cap_override": False, "by": "E3501"})) == []
+
+
+def test_an_internal_finding_is_not_the_first_response():
+    """R2.3: CCTV or a supplier's word is the investigation, not a response to the customer."""
+    assert clocks.operations(event("investigation_noted", {"finding_id": 1, "source": "cctv", "by": "E3501"})) == []
+
+
+def test_a_closure_ends_every_clock_of_the_handling():
+    assert clocks.operations(event("case_closed", {"reason": "r", "by": "E3011"})) == [clocks.Close(NUMBER, T0)]
+    assert [clocks.ending(name) for name in ("first_response", "resolution")] == ["stop", "stop"]
+    assert {clocks.ending(name) for name in ("acknowledgement", "review_meeting", "re_review", "execution",
+                                              "revisit", "promised")} == {"cancel"}
+    assert clocks.ending("rectification") is None   # the mall's improvement outlives the case
+
+
+def test_a_clock_started_after_its_end_was_applied_ends_then():
+    """Events come on several queues: a closure or a resolution may be applied first."""
+    promise = {"clock": "promised", "started_at": T0}
+    ends = [("case_resolved", T0 - timedelta(hours=1)), ("case_closed", T0 + timedelta(hours=5)),
+            ("case_resolved", T0 + timedelta(hours=2))]
+    assert clocks.late_end(promise, ends) == (T0 + timedelta(hours=2), False)
+    assert clocks.late_end({"clock": "execution", "started_at": T0}, ends) == (T0 + timedelta(hours=5), True)
+    assert clocks.late_end({"clock": "resolution", "started_at": T0}, ends) == (T0 + timedelta(hours=5), False)
+    assert clocks.late_end({"clock": "resolution", "started_at": T0 + timedelta(hours=6)}, ends) is None
+    assert clocks.late_end({"clock": "rectification", "started_at": T0}, ends) is None
+
+
+def test_a_promised_time_stops_the_first_response_and_starts_its_own_clock():
+    ops = clocks.operations(event("time_promised", {"expected_by": iso(timedelta(hours=30)), "via": "phone",
+                                                    "beyond_deadline": False, "by": "E3501"}))
+    assert ops[0] == clocks.Stop(f"{NUMBER}|first_response|1", T0)
+    assert isinstance(ops[1], clocks.Promise) and ops[1].start.clock == "promised"
+    assert (ops[1].start.fields["due_at"], ops[1].start.fields["owner"]) == (T0 + timedelta(hours=30), "E3501")
+
+
+def test_a_cancelled_revisit_cancels_its_clock():
+    ops = clocks.operations(event("revisit_cancelled", {"revisit_id": f"{NUMBER}-R1", "reason": "case reopened"}))
+    assert ops == [clocks.Stop(f"{NUMBER}|revisit|{NUMBER}-R1", T0, cancelled=True)]
+
+
+@pytest.mark.parametrize("clock,outcome", [
+    ({"due_at": T0, "stopped_at": T0 + timedelta(hours=1), "cancelled": True}, "cancelled"),
+    ({"due_at": T0, "stopped_at": T0 + timedelta(hours=1), "cancelled": False}, "met_late")])
+def test_a_cancelled_clock_is_neither_met_nor_late(clock, outcome):
+    assert clocks.outcome(clock) == outcome
 
 
 def test_at_risk_comes_at_the_share_of_the_allowed_time():

@@ -118,7 +118,7 @@ def november():
     # 1: quality defect at T-17, resolved in 2 h, satisfied; first response met
     evs += [registered("C1", T0), triaged("C1", T0, "product.quality_defect"), resolved("C1", T0 + 2 * H),
             answer("C1", T0 + 30 * H, True)]
-    # 2: same problem, resolved in 30 h, first dissatisfied (slow), then satisfied: the last answer counts
+    # 2: same problem, resolved in 30 h, first dissatisfied (slow), then satisfied: both answers count
     evs += [registered("C2", T0 + H), triaged("C2", T0 + H, "product.quality_defect"),
             resolved("C2", T0 + 31 * H), answer("C2", T0 + 40 * H, False, ["slow"]),
             event("case_reopened", "C2", {"reason": "r", "round": 2, "resolution_due_at": (T0 + 99 * H).isoformat(),
@@ -183,9 +183,11 @@ def test_the_monthly_report_of_a_mall_matches_the_hand_computed_figures():
     # C3 and C4 breached their first response; C5's revisit breach is not the handling's
     assert report["overdue"] == {"count": 2, "share": 0.3333}
     s = report["satisfaction"]
-    assert (s["answered"], s["satisfied"], s["dissatisfied"], s["share"], s["meets_target"]) == (4, 2, 2, 0.5, False)
-    assert s["reasons"] == [{"reason": "attitude", "count": 1}, {"reason": "compensation_unclear", "count": 1},
-                            {"reason": "slow", "count": 1}]
+    # every answer: C2's dissatisfied answer (slow) stays after its later satisfied one
+    assert (s["answered"], s["satisfied"], s["dissatisfied"], s["share"], s["meets_target"]) == (5, 2, 3, 0.4, False)
+    assert s["reasons"] == [{"reason": "slow", "count": 2}, {"reason": "attitude", "count": 1},
+                            {"reason": "compensation_unclear", "count": 1}]
+    assert s["closed_without_answer"] == 0
     assert report["top_problems"][0] == {"category": "product.quality_defect", "mall_id": "sh-xujiahui",
                                          "area": "fresh produce", "merchant_id": "T-17", "count": 3}
     assert len(report["top_problems"]) == 4
@@ -193,17 +195,50 @@ def test_the_monthly_report_of_a_mall_matches_the_hand_computed_figures():
         {"mall_id": "sh-xujiahui", "merchant_id": "T-17", "complaints": 4, "mall_complaints": 6, "rate": 0.6667},
         {"mall_id": "sh-xujiahui", "merchant_id": "T-40", "complaints": 1, "mall_complaints": 6, "rate": 0.1667}]
     assert report["sla"]["departments"] == [
-        {"department": "property", "met": 0, "breached": 1, "compliance": 0.0},
-        {"department": "customer_service", "met": 1, "breached": 1, "compliance": 0.5},
-        {"department": "merchant_relations", "met": 2, "breached": 1, "compliance": 0.6667}]
+        {"department": "property", "met": 0, "breached": 1, "cancelled": 0, "compliance": 0.0},
+        {"department": "customer_service", "met": 1, "breached": 1, "cancelled": 0, "compliance": 0.5},
+        {"department": "merchant_relations", "met": 2, "breached": 1, "cancelled": 0, "compliance": 0.6667}]
+    # people only; the desk's acknowledgement and feedback's revisit have their own table
     assert report["sla"]["handlers"] == [
-        {"handler": "E3002", "met": 0, "breached": 2, "compliance": 0.0},
-        {"handler": "feedback", "met": 0, "breached": 1, "compliance": 0.0},
-        {"handler": "E3501", "met": 2, "breached": 0, "compliance": 1.0},
-        {"handler": "desk", "met": 1, "breached": 0, "compliance": 1.0}]
+        {"handler": "E3002", "met": 0, "breached": 2, "cancelled": 0, "compliance": 0.0},
+        {"handler": "E3501", "met": 2, "breached": 0, "cancelled": 0, "compliance": 1.0}]
+    assert report["sla"]["services"] == [
+        {"clock": "revisit", "owner": "feedback", "met": 0, "breached": 1, "cancelled": 0, "compliance": 0.0},
+        {"clock": "acknowledgement", "owner": "desk", "met": 1, "breached": 0, "cancelled": 0, "compliance": 1.0}]
     assert report["management"] == {"high_risk": 2, "high_risk_reached_directors": 1,
                                     "high_risk_share_reached_directors": 0.5, "reached_directors": 1,
                                     "directors": ["operations_director", "legal"]}
+
+
+def test_a_cancelled_clock_counts_neither_as_met_nor_as_breached():
+    """R5.5: a clock whose obligation lapsed (a revisit of a reopened case) is shown as
+    cancelled and leaves compliance and the overdue count alone."""
+    model = Model()
+    model.take(registered("X", T0))
+    model.take(triaged("X", T0, "product.quality_defect"))
+    model.outcome(clock("X", "resolution", "E3501", "merchant_relations"), "met")
+    model.outcome({**clock("X", "execution", "E3501", "merchant_relations"), "owner_kind": "person"}, "cancelled")
+    model.outcome(clock("X", "revisit", "feedback"), "cancelled")
+    report = model.report("2026-11", "sh-xujiahui")
+    assert report["overdue"]["count"] == 0
+    assert report["sla"]["handlers"] == [
+        {"handler": "E3501", "met": 1, "breached": 0, "cancelled": 1, "compliance": 1.0}]
+    assert report["sla"]["services"] == [
+        {"clock": "revisit", "owner": "feedback", "met": 0, "breached": 0, "cancelled": 1, "compliance": None}]
+
+
+def test_a_case_closed_without_an_answer_is_counted_apart():
+    """R4.2, R5.1: the customer could not be reached; neither satisfied nor dissatisfied."""
+    model = Model()
+    model.take(registered("X", T0))
+    model.take(triaged("X", T0, "product.quality_defect"))
+    model.take(resolved("X", T0 + 2 * H))
+    model.take(event("case_closed", "X", {"reason": "unreachable", "by": "resolution", "without_answer": True},
+                     T0 + 80 * H))
+    model.take(registered("Y", T0))
+    model.take(event("case_closed", "Y", {"reason": "satisfied", "by": "feedback"}, T0 + 80 * H))   # older event
+    s = model.report("2026-11", "sh-xujiahui")["satisfaction"]
+    assert (s["answered"], s["satisfied"], s["dissatisfied"], s["closed_without_answer"]) == (0, 0, 0, 1)
 
 
 def test_the_chain_is_the_sum_of_its_malls_and_the_quarter_holds_the_month():
@@ -211,7 +246,7 @@ def test_the_chain_is_the_sum_of_its_malls_and_the_quarter_holds_the_month():
     chain = model.report("2026-11")
     assert chain["malls"] == ["bj-chaoyang", "sh-xujiahui"]
     assert chain["counts"]["received"] == 8 and chain["counts"]["resolved"] == 5
-    assert chain["satisfaction"]["share"] == 0.6
+    assert chain["satisfaction"]["share"] == 0.5   # 3 of 6 answers
     assert chain["handling_time"]["average_hours"] == round((2 + 30 + 100 + 10 + 1) / 5, 2)
     # each merchant's rate is of its own mall's complaints
     assert chain["merchants"][0] == {"mall_id": "bj-chaoyang", "merchant_id": "B-01", "complaints": 1,
@@ -304,7 +339,10 @@ def test_csv_and_html_render_the_same_report():
     assert ["2026-11", "sh-xujiahui", "categories", "product.quality_defect", "share", "0.5"] in rows
     assert ["2026-11", "sh-xujiahui", "handling_time", "", "p90_hours", "168"] in rows
     assert ["2026-11", "sh-xujiahui", "open_actions", "SHXJH-IA-0001", "due_date", "2026-12-01"] in rows
+    assert ["2026-11", "sh-xujiahui", "sla_services", "acknowledgement / desk", "met", "1"] in rows
+    assert not [r for r in rows if r[2] == "sla_handlers" and r[3] in ("desk", "feedback")]
     page = html_report.render(report, None)
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "<script" not in page
     assert "满意度 (Satisfaction, target 85%)" in page and "mouldy &lt;fruit&gt;" in page
+    assert "SLA compliance of channel, service and role clocks" in page and "acknowledgement / desk" in page
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")

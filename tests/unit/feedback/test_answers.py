@@ -268,3 +268,13 @@ def test_other_bad_attempts_are_refused_on_their_field(data, field):
     with pytest.raises(ValidationError) as refused:
         AttemptIn().load(data)
     assert field in refused.value.messages
+
+
+def test_a_cancelled_revisit_announces_itself(revisit):
+    """R4.2, R5.5: a revisit made moot by a reopening or a closure says so, so that its
+    SLA clock stops instead of breaching."""
+    changes, out = rules.cancelled(revisit, "case closed", ASKED)
+    assert changes == {"status": "cancelled", "cancelled": {"at": ASKED, "reason": "case closed"}}
+    assert [(e["event_type"], e["complaint_no"], e["payload"]) for e in out] == [
+        ("revisit_cancelled", revisit["complaint_no"], {"revisit_id": revisit["_id"], "reason": "case closed"})]
+    assert_valid(out[0], events.REVISIT_CANCELLED)

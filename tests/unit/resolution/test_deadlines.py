@@ -1,4 +1,4 @@
-"""R3.6, R3.7, R3.8, R2.4, R4.2: the deadline of every task a case sets, from the
+"""R2.3, R3.2, R3.6, R3.7, R3.8, R2.4, R4.2: the deadline of every task a case sets, from the
 mall's business calendar at a fixed `now`: refunds in 24 clock hours, vouchers in one
 working day (a closed day does not count), the product held on a product complaint,
 cash only against a signature, the re-review 2 h after an objection, the review
@@ -181,6 +181,30 @@ def test_a_promised_time_beyond_the_deadline_is_marked(open_case):
     case.act("expected-resolution", expected_by=(MONDAY_15 + timedelta(days=3)).isoformat(), via="sms")
     assert case.case["expected_resolution"]["beyond_deadline"] is True
     assert case.case["expected_resolution"]["via"] == "sms"
+    # R3.2, R7.1: each promise is told to analytics, which keeps a clock for it
+    promised = [e["payload"] for e in case.events if e["event_type"] == "time_promised"]
+    assert promised == [
+        {"expected_by": (MONDAY_15 + timedelta(days=1)).isoformat(), "via": "phone", "beyond_deadline": False,
+         "by": "E3501"},
+        {"expected_by": (MONDAY_15 + timedelta(days=3)).isoformat(), "via": "sms", "beyond_deadline": True,
+         "by": "E3501"}]
+
+
+def test_a_note_of_contact_with_the_customer_is_the_first_response(open_case):
+    """R2.3: contact with the customer publishes customer_contacted; an internal note, or a
+    contact note that does not say how, does not."""
+    case = open_case()
+    case.act("notes", kind="internal", text="asked the supplier for the batch")
+    with pytest.raises(ValidationError) as refused:
+        case.act("notes", kind="customer_contact", text="called the customer")
+    assert "via" in refused.value.messages
+    with pytest.raises(ValidationError) as refused:
+        case.act("notes", kind="internal", via="phone", text="no customer here")
+    assert "via" in refused.value.messages
+    case.act("notes", kind="customer_contact", via="phone", text="10:05 called the customer, refund explained")
+    assert [(e["event_type"], e["payload"]) for e in case.events if e["event_type"] == "customer_contacted"] == [
+        ("customer_contacted", {"via": "phone", "by": "E3501"})]
+    assert case.case["timeline"][-1]["detail"]["via"] == "phone"
 
 
 # --- rectification (R3.8) -----------------------------------------------------------------------

@@ -18,7 +18,7 @@ CUTOFF = MONDAY_15 + timedelta(days=60)
 
 def test_a_closed_case_loses_the_contact_in_its_text_and_keeps_the_rest(open_case):
     driver = open_case()
-    driver.act("notes", by="E3501", kind="customer_contact", text="王女士 13812345678 说退款已到账")
+    driver.act("notes", by="E3501", kind="customer_contact", via="phone", text="王女士 13812345678 说退款已到账")
     driver.act("findings", by="E3501", source="customer", summary="顾客邮件 wang@example.com，会员M00123")
     case = {**driver.case, "state": "closed", "closure": {"at": MONDAY_15, "by": "E3091", "reason": "ok"}}
     changes = retention.anonymised_case(case, NOW)

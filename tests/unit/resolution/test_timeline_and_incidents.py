@@ -34,7 +34,7 @@ def replayed(proposed_case):
     case = proposed_case()
     case.later(minutes=1).act("expected-resolution", expected_by=(MONDAY_15 + timedelta(days=1)).isoformat(),
                               via="phone")
-    case.later(minutes=1).act("notes", kind="customer_contact", text="15:02 customer called, wants 10x")
+    case.later(minutes=1).act("notes", kind="customer_contact", via="phone", text="15:02 customer called, wants 10x")
     case.later(minutes=1).reply()
     case.later(minutes=1).object(points=["wants ten times the price"])
     case.later(minutes=1).propose([("refund", "39.90"), ("voucher", "50"), ("cash_compensation", "100")])
@@ -45,7 +45,7 @@ def replayed(proposed_case):
     case.later(minutes=1).act("task-done", task_id=2)
     case.later(minutes=1).act("task-done", task_id=3, signature_ref="RCPT-9")
     case.later(minutes=1).act("task-done", task_id=4)
-    case.later(minutes=1).act("notes", kind="customer_contact", text="16:30 customer says the refund arrived")
+    case.later(minutes=1).act("notes", kind="customer_contact", via="phone", text="16:30 customer says the refund arrived")
     case.later(minutes=1).resolve()
     case.later(minutes=1).act("closure", by="feedback", reason="customer satisfied (score 5)")
     case.later(minutes=1).act("reopening", by="E3011", reason="customer called back")
@@ -108,9 +108,10 @@ def test_the_case_and_its_timeline_serialise_for_the_api(replayed):
 def test_every_event_published_matches_its_contract(replayed):
     assert_valid_events(replayed.events)
     assert replayed.event_types() == [
-        "case_opened", "investigation_noted", "proposal_approved", "case_proposed", "case_objected",
-        "case_escalated", "proposal_approved", "case_proposed", "case_accepted", "execution_task_done",
-        "execution_task_done", "execution_task_done", "execution_task_done", "rectification_due", "case_resolved",
+        "case_opened", "investigation_noted", "proposal_approved", "time_promised", "customer_contacted",
+        "case_proposed", "case_objected", "case_escalated", "proposal_approved", "case_proposed", "case_accepted",
+        "execution_task_done", "execution_task_done", "execution_task_done", "execution_task_done",
+        "customer_contacted", "rectification_due", "case_resolved",
         "case_closed", "case_reopened"]
     assert {e["complaint_no"] for e in replayed.events} == {"SHXJH-20261123-0042"}
     assert {e["mall_id"] for e in replayed.events} == {"sh-xujiahui"}

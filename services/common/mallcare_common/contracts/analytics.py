@@ -5,7 +5,7 @@ from marshmallow import Schema, fields, validate
 from .envelope import EventType
 
 CLOCKS = ("acknowledgement", "first_response", "resolution", "review_meeting", "re_review", "execution",
-          "rectification", "incident_forwarding", "incident_handling", "revisit")
+          "rectification", "incident_forwarding", "incident_handling", "revisit", "promised")
 
 
 class _Clock(Schema):

@@ -310,12 +310,18 @@ function actions(c, act) {
   const note = h("form", { class: "grid", id: "note-form" },
     field("kind", select([["internal", t("note.internal")], ["customer_contact", t("note.customer_contact")]]),
       { scope: "note", label: t("act.note") }),
+    field("via", select(CONTACT_WAYS.map((v) => [v, t(`via.${v}`)])), { scope: "note", label: t("note.via") }),
     field("text", h("textarea", { required: true }), { wide: true, scope: "note", label: t("act.note_text") }),
     h("p", {}, h("button", { type: "submit", class: "secondary" }, t("save")), " ",
       h("button", { type: "button", class: "secondary", id: "escalate",
                     onclick: () => act("escalation", { reason: "manual", note: note.querySelector("textarea").value.trim()
                       || undefined }) }, t("act.escalate"))));
-  note.addEventListener("submit", (e) => { e.preventDefault(); act("notes", formBody(note), note); });
+  note.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const body = formBody(note);
+    if (body.kind !== "customer_contact") delete body.via;   // only contact with the customer says how (R2.3)
+    act("notes", body, note);
+  });
   cards.push(h("section", { class: "card" }, h("h2", {}, t("act.note")), note));
 
   const open = (c.tasks || []).filter((task) => !task.done);
