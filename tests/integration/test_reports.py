@@ -355,10 +355,13 @@ def test_a_systemic_pattern_proposes_one_improvement_action_that_a_person_adopts
     assert web.post(f"/actions/{proposal['action_id']}/done", json={"evidence": "x"},
                     headers=as_staff("E3091")).status_code == 409   # analysed first
 
-    adopted = web.post("/actions", headers=as_staff("E3901"), json={
-        "mall_id": A, "proposal_id": proposal["action_id"], "problem": {"summary": "expired food on sale"},
-        "whys": ["expired yoghurt on the shelf", "no date check at shelving"], "root_cause": "no date check",
-        "action": "daily date check per aisle", "owner_id": "E3091", "due_date": "2026-12-15"})
+    analysis = {"problem": {"summary": "expired food on sale"},
+                "whys": ["expired yoghurt on the shelf", "no date check at shelving"], "root_cause": "no date check",
+                "action": "daily date check per aisle", "owner_id": "E3091", "due_date": "2026-12-15"}
+    unknown = web.post("/actions", headers=as_staff("E3901"), json={**analysis, "mall_id": A, "proposal_id": "NOPE-1"})
+    assert unknown.status_code == 422 and "proposal_id" in unknown.json()["fields"], unknown.text
+    adopted = web.post("/actions", headers=as_staff("E3901"),
+                       json={**analysis, "mall_id": A, "proposal_id": proposal["action_id"]})
     assert adopted.status_code == 201, adopted.text
     adopted = adopted.json()
     assert (adopted["action_id"], adopted["status"], adopted["complaint_nos"]) == (

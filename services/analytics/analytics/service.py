@@ -272,7 +272,11 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
         caller.require("action.write", data["mall_id"])
         mall = self._mall(data["mall_id"])
         if data.get("proposal_id"):
-            changes = actions.adopt(self.store.action(data["proposal_id"]), data, self.clock())
+            try:
+                proposal = self.store.action(data["proposal_id"])
+            except web.NotFound:   # a field of the body names nothing: the body is wrong (422), not the path
+                raise ValidationError({"proposal_id": [f"No proposal {data['proposal_id']}."]}) from None
+            changes = actions.adopt(proposal, data, self.clock())
             adopted = self.store.adopt_action(data["proposal_id"], changes)
             if adopted is None:   # adopted by someone else meanwhile: this answers 409
                 return self._record_action(caller, body)
