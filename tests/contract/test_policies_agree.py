@@ -1,4 +1,4 @@
-"""R2.5, R3.5, R3.6, R3.9: the shipped policy files agree with each other: every
+"""R2.5, R3.4, R3.5, R3.6, R3.9, R7.4: the shipped policy files agree with each other: every
 handler triage can assign a case to is known to resolution (so they can act on
 it), and every mall has someone for each level a case can be escalated to and for
 each task resolution hands out (review meeting, incident verification and
@@ -38,3 +38,13 @@ def test_every_mall_has_someone_for_each_level_and_task(resolution, mall_id):
              permissions["handle_incident"][0], *(r["owner_role"] for r in resolution.rules["rectification"].values())}
     missing = sorted(role for role in roles if resolution.first_staff(mall_id, role) is None)
     assert not missing, f"{mall_id} has nobody as {missing}"
+
+
+def test_what_triage_flags_as_beyond_the_law_is_what_resolution_grants(triage, resolution):
+    """R7.4, issue 16 finding 9: triage's risk reason and resolution's compliance check read
+    the same law: the same multiple and minimum on each legal basis."""
+    bases = triage.rules["risk"]["beyond_statutory"]["legal_bases"]
+    statutory = resolution.rules["statutory"]
+    assert set(bases) == set(statutory)
+    for name, basis in bases.items():
+        assert (basis["multiple"], basis["minimum"]) == (statutory[name]["multiple"], statutory[name]["minimum"]), name
