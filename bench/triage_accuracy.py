@@ -117,7 +117,7 @@ def shortfalls(figures):
 
 def describe_miss(line, wrong, got):
     want, c = line["expected"], line["complaint"]
-    text = " / ".join(filter(None, [c["description"], (c.get("demands") or {}).get("fact"),
+    text = " / ".join(filter(None, [c["description"].replace("\n", " "), (c.get("demands") or {}).get("fact"),
                                     (c.get("demands") or {}).get("expectation")]))
     return (f"{line['id']} [{', '.join(wrong)}] got {got['category']} {got['risk_level']} {got['department']}"
             f"{' meeting' if got['review_meeting'] else ''} {[r['reason'] for r in got['risk_reasons']]}; "

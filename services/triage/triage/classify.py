@@ -2,7 +2,8 @@
 the description and the factual demand, scored by the policy's weighted phrase rules
 (negated phrases and the customer's own demands count for nothing) and its context
 rules; the expectation is read only for what is asked. A second problem of its own
-(a strong phrase of another category) is what can make a review meeting, never a demand.
+(a strong phrase of another category, said with weight enough) is what can make a review
+meeting, never a demand.
 Pure: the policy's `classification` section in, a Reading out."""
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ class Reading:
     source: str                 # channel_form, keywords or none (contract's category_source)
     confidence: float | None    # None when the channel form named the category
     confirmed: bool
-    problems: tuple             # categories with strong evidence of their own, the main one first
+    problems: tuple             # categories with evidence of their own, in the order said
     demand: dict | None
     texts: tuple                # description, fact, expectation as triage.text.Text
 
@@ -42,8 +43,9 @@ def read(complaint, rules):
                                          demands.get("expectation")))
     problem = texts[:2]
     scores, strongest, first = _score(problem, c)
-    # several problems of their own: the first-mentioned is the main one
-    problems = tuple(sorted((cat for cat in scores if strongest[cat] >= c["problem_weight"]), key=first.get))
+    # problems of their own, in the order said
+    strong = sorted((cat for cat in scores if strongest[cat] >= c["problem_weight"]), key=first.get)
+    problems = tuple(cat for cat in strong if scores[cat] >= c["problem_score"])
     asked = "，".join([*(t.demand_text() for t in problem), texts[2].text])
     demand = read_demand(asked, "，".join(t.problem_text() for t in problem),
                          [w for t in texts for w in t.words(c["mental_damages"])])
@@ -53,8 +55,6 @@ def read(complaint, rules):
     if not scores:
         return Reading(None, "none", 0.0, False, (), demand, texts)
     ranked = sorted(scores.items(), key=lambda kv: _rank(kv, strongest, c))
-    if len({p.split(".")[0] for p in problems}) > 1:
-        ranked.sort(key=lambda kv: kv[0] != problems[0])
     category, top = ranked[0]
     # a separate problem of another attribute is not a doubt about this one
     rivals = [s for cat, s in ranked[1:] if cat not in problems or cat.split(".")[0] == category.split(".")[0]]
@@ -69,27 +69,37 @@ def categories(rules):
 
 
 def _score(texts, c):
-    """Per category: the summed weight of its distinct phrases found, its strongest
-    phrase, and where it was first said (text, clause, offset)."""
+    """Per category: the summed weight of its distinct phrases found (a phrase inside a longer
+    one of the same category counts once, as the longer), its strongest phrase, and where it
+    was first said (text, clause, offset)."""
     scores, strongest, first = {}, {}, {}
 
     def found(terms):
-        return {(h.term, (n, *h.at)) for n, t in enumerate(texts) for h in t.hits(terms)
-                if not h.negated and not h.demand}
+        return [(h.term, (n, *h.at), h.end) for n, t in enumerate(texts) for h in t.hits(terms)
+                if not h.negated and not h.demand]
 
-    def add(cat, score, weight, hits):
+    def add(cat, score, weight, ats):
         scores[cat] = scores.get(cat, 0) + score
         strongest[cat] = max(strongest.get(cat, 0), weight)
-        first[cat] = min([first.get(cat, (9, 0, 0)), *(at for _, at in hits)])
+        first[cat] = min([first.get(cat, (9, 0, 0)), *ats])
 
+    by_category = {}
     for rule in c["phrases"]:
-        hits = found(rule["terms"])
-        if hits:
-            add(rule["category"], rule["weight"] * len({term for term, _ in hits}), rule["weight"], hits)
+        by_category.setdefault(rule["category"], []).extend((rule["weight"], *hit) for hit in found(rule["terms"]))
+    for cat, hits in by_category.items():
+        spans = [((n, i), start, end) for _, _, (n, i, start), end in hits]
+        kept = {}
+        for weight, term, (n, i, start), end in hits:
+            inside = any(k == (n, i) and s <= start and end <= e and (s, e) != (start, end) for k, s, e in spans)
+            if not inside:
+                kept[term] = max(kept.get(term, 0), weight)
+        if kept:
+            add(cat, sum(kept.values()), max(kept.values()),
+                [at for _, term, at, _ in hits if term in kept])
     for rule in c["context"]:
         groups = [found(group) for group in rule["all"]]
         if all(groups):
-            add(rule["category"], rule["weight"], rule["weight"], set().union(*groups))
+            add(rule["category"], rule["weight"], rule["weight"], [at for g in groups for _, at, _ in g])
             for other in rule["instead_of"]:
                 for table in (scores, strongest, first):
                     table.pop(other, None)
@@ -103,4 +113,5 @@ def _rank(item, strongest, c):
 
 
 def _with_main(category, problems):
-    return (category, *(p for p in problems if p != category))
+    """The problems in the order said, with the proposed category among them."""
+    return problems if category in problems else (category, *problems)

@@ -8,7 +8,7 @@ _UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10000}
 _ENGLISH = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
             "ten": 10, "twenty": 20, "thirty": 30, "fifty": 50, "hundred": 100, "double": 2, "triple": 3,
             "twice": 2, "thrice": 3}
-_NUM = r"(\d+(?:\.\d+)?|[零〇一二两三四五六七八九十百千万]+)"
+_NUM = r"(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|[零〇一二两三四五六七八九十百千万]+)"
 _WORD = r"(one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|fifty|hundred)"
 _MULTIPLES = [
     re.compile(r"退一赔" + _NUM),

@@ -37,6 +37,7 @@ class _Classification(Schema):
     confidence_threshold = fields.Float(required=True, validate=validate.Range(min=0, max=1))
     full_weight = fields.Float(required=True, validate=validate.Range(min=0.1))
     problem_weight = fields.Float(required=True, validate=validate.Range(min=0.1))
+    problem_score = fields.Float(required=True, validate=validate.Range(min=0.1))
     negation_window = fields.Integer(required=True, validate=validate.Range(min=1, max=10))
     negators = _terms
     clause_breaks = _words

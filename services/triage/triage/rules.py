@@ -32,6 +32,12 @@ def assess(complaint, policy, now, history, decided_category=None):
         category, source, confirmed, confidence = (reading.category, reading.source, reading.confirmed,
                                                    reading.confidence)
         problems = reading.problems
+    merchant = (complaint.get("location") or {}).get("merchant_id")
+    routing = policy.section(mall_id, "routing")
+    department, involved, basis = route(category, merchant, problems, routing,
+                                        reading.words(routing["security_words"]))
+    if involved and not decided_category:
+        category = problems[0]      # a dispute is filed under the problem said first
     risk_rules = policy.rules["risk"]
     repeat = risk_rules.get("repeat_complainant", {})
     ref = (complaint.get("customer") or {}).get("ref")
@@ -39,12 +45,8 @@ def assess(complaint, policy, now, history, decided_category=None):
     level, reasons = assess_risk(complaint, risk_rules, previous, reading, category)
     urgency_rules = policy.section(mall_id, "urgency")
     window = timedelta(days=urgency_rules["systemic"]["window_days"])
-    merchant = (complaint.get("location") or {}).get("merchant_id")
     recurrences = 1 + history.count_recurrences(mall_id, merchant, category, now - window, now) if category else 0
     urgency = decide_urgency(level, urgency_rules)
-    routing = policy.section(mall_id, "routing")
-    department, involved, basis = route(category, merchant, problems, routing,
-                                        reading.words(routing["security_words"]))
     owner = pick_owner(policy.handlers(mall_id), department, category and category.split(".")[0],
                        history.open_load(mall_id), now)
     first_due, resolution_due = deadlines(category, urgency, level, policy.section(mall_id, "sla"),

@@ -49,6 +49,7 @@ class Hit:
     negated: bool
     demand: bool      # inside what the customer asks for, not what happened
     at: tuple         # (clause, offset): where it is said, to tell which problem came first
+    end: int          # offset after it in its clause, to tell a phrase inside a longer one
 
 
 class Text:
@@ -74,7 +75,7 @@ class Text:
                 lo, hi = tokens[0][1], tokens[-1][1] + len(tokens[-1][0])
                 for m in pattern.finditer(part, lo, hi):
                     found.append(Hit(term, self._negated(tokens, m.start()), self._demand(tokens, m.start()),
-                                     (i, m.start())))
+                                     (i, m.start()), m.end()))
         return found
 
     def words(self, terms):

@@ -59,8 +59,13 @@ def test_a_product_complaint_asking_a_refund_is_one_product_problem(policy, desc
     assert got["risk_level"] == "low"
 
 
+def test_a_passing_word_of_another_department_is_no_second_problem(policy):
+    got = grade(policy, "排队的时候发现酸奶过期了", "退款")
+    assert (got["category"], got["review_meeting"]) == ("product.expired", False)
+
+
 def test_two_parties_problems_in_the_complaint_itself_make_a_review_meeting(policy):
-    got = grade(policy, "买的花瓶包装破损，收银员态度还很恶劣", "退货并道歉")
+    got = grade(policy, "买的花瓶包装破损，瓶口也裂了，结账时收银员态度还很恶劣，翻白眼", "退货并道歉")
     assert got["review_meeting"] and got["departments_involved"] == ["customer_service", "procurement_qc"]
     assert got["category"] == "product.damaged"
 

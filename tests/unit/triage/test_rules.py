@@ -117,8 +117,8 @@ def test_routing_by_responsibility(policy, text, location, department, meeting):
 
 
 def test_a_dispute_across_departments_goes_to_the_operations_director(policy):
-    got = rules.assess(complaint(description="买到发霉的草莓，答应的退款一周没到账，收银员态度还很差"), policy,
-                       MONDAY_10, History())
+    got = rules.assess(complaint(description="买到发霉的草莓，一半都烂了；答应的退款一周没到账；收银员态度还很差，"
+                                             "翻白眼"), policy, MONDAY_10, History())
     assert got["department"] == "operations_director" and got["review_meeting"]
     assert got["departments_involved"] == ["customer_service", "finance", "procurement_qc"]
     assert got["category"] == "product.quality_defect"     # the first-mentioned problem
