@@ -55,6 +55,8 @@ def read(complaint, rules):
     if not scores:
         return Reading(None, "none", 0.0, False, (), demand, texts)
     ranked = sorted(scores.items(), key=lambda kv: _rank(kv, strongest, c))
+    if len(problems) > 1:   # several problems of their own: filed under the one said first
+        ranked.sort(key=lambda kv: kv[0] != problems[0])
     category, top = ranked[0]
     # a separate problem of another attribute is not a doubt about this one
     rivals = [s for cat, s in ranked[1:] if cat not in problems or cat.split(".")[0] == category.split(".")[0]]

@@ -18,7 +18,8 @@ with warnings.catch_warnings():
 
 jieba.setLogLevel(60)                 # no "Building prefix dict" chatter in service logs
 _T2S = opencc.OpenCC("t2s")
-_BREAK = re.compile(r"[，。！？!?；;、\n\r\t]+|(?<!\d)[,.](?!\d)|…+|~+")
+# clause breaks: punctuation, and the spaces customers type between Chinese phrases instead of it
+_BREAK = re.compile(r"[，。！？!?；;、\n\r\t]+|(?<!\d)[,.](?!\d)|…+|~+|(?<=[\u4e00-\u9fff])\s+(?=[\u4e00-\u9fff])")
 _CONTRACTION = re.compile(r"n['’]t\b")
 _ASCII_WORD = re.compile(r"[a-z0-9]")
 
