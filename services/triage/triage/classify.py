@@ -99,12 +99,13 @@ def _score(texts, c):
             add(cat, sum(kept.values()), max(kept.values()),
                 [at for _, term, at, _ in hits if term in kept])
     for rule in c["context"]:
-        # every group said in one and the same clause
+        # every group said in one and the same clause (or anywhere, for a rule `within: complaint`)
         groups = [found(group) for group in rule["all"]]
-        clauses = set.intersection(*({at[:2] for _, at, _ in g} for g in groups))
+        scope = 2 if rule["within"] == "clause" else 0
+        clauses = set.intersection(*({at[:scope] for _, at, _ in g} for g in groups))
         if clauses:
             add(rule["category"], rule["weight"], rule["weight"],
-                [at for g in groups for _, at, _ in g if at[:2] in clauses])
+                [at for g in groups for _, at, _ in g if at[:scope] in clauses])
             for other in rule["instead_of"]:
                 for table in (scores, strongest, first):
                     table.pop(other, None)

@@ -31,6 +31,7 @@ class _Context(Schema):
     weight = fields.Float(required=True, validate=validate.Range(min=0.1, max=20))
     all = fields.List(_terms, required=True, validate=validate.Length(min=2))
     instead_of = fields.List(fields.String(), load_default=list)
+    within = fields.String(load_default="clause", validate=validate.OneOf(("clause", "complaint")))
 
 
 class _Classification(Schema):
