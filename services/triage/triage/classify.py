@@ -72,8 +72,8 @@ def categories(rules):
 
 def _score(texts, c):
     """Per category: the summed weight of its distinct phrases found (a phrase inside a longer
-    one of the same category counts once, as the longer), its strongest phrase, and where it
-    was first said (text, clause, offset)."""
+    one of the same category counts once, as the longer with the weight of the stronger), its
+    strongest phrase, and where it was first said (text, clause, offset)."""
     scores, strongest, first = {}, {}, {}
 
     def found(terms):
@@ -89,11 +89,12 @@ def _score(texts, c):
     for rule in c["phrases"]:
         by_category.setdefault(rule["category"], []).extend((rule["weight"], *hit) for hit in found(rule["terms"]))
     for cat, hits in by_category.items():
-        spans = [((n, i), start, end) for _, _, (n, i, start), end in hits]
+        spans = [((n, i), start, end, weight) for weight, _, (n, i, start), end in hits]
         kept = {}
         for weight, term, (n, i, start), end in hits:
-            inside = any(k == (n, i) and s <= start and end <= e and (s, e) != (start, end) for k, s, e in spans)
-            if not inside:
+            inside = any(k == (n, i) and s <= start and end <= e and (s, e) != (start, end) for k, s, e, _ in spans)
+            if not inside:   # the longer phrase, weighing as much as the strongest phrase inside it
+                weight = max(w for k, s, e, w in spans if k == (n, i) and start <= s and e <= end)
                 kept[term] = max(kept.get(term, 0), weight)
         if kept:
             add(cat, sum(kept.values()), max(kept.values()),
