@@ -9,7 +9,7 @@ heldout.jsonl: lines they never saw) with the shipped policy (deploy/policy), a 
 Prints per part: accuracy of the attribute, the sub-type (the whole category) overall and
 per sub-type, the risk level, the department; the false review-meeting rate (a meeting
 where the label says none, over the lines labelled without one) and the missed meetings;
-then the worst misses. Ends with 4 summary lines (targets: attribute >= 97%, sub-type
+how many categories were only proposed (below the policy's confidence); then the misses. Ends with 4 summary lines (targets: attribute >= 97%, sub-type
 >= 90%, risk level >= 95%, false review meetings <= 1%).
 
     python bench/triage_accuracy.py [--misses N] [FILE.jsonl ...]
@@ -75,6 +75,7 @@ def score(lines, policy):
     right = Counter()
     per_sub = defaultdict(lambda: [0, 0])
     expected_no_meeting = expected_meeting = false_meetings = missed_meetings = 0
+    unconfirmed = unconfirmed_right = 0
     misses = []
     for line in lines:
         want = line["expected"]
@@ -85,6 +86,9 @@ def score(lines, policy):
                   "sub_type": category == want["category"], "risk_level": got["risk_level"] == want["risk_level"],
                   "department": got["department"] == want["department"]}
         right.update(k for k, ok in checks.items() if ok)
+        if not got["category_confirmed"]:
+            unconfirmed += 1
+            unconfirmed_right += checks["sub_type"]
         per_sub[want["category"]][0] += 1
         per_sub[want["category"]][1] += checks["sub_type"]
         if want["review_meeting"]:
@@ -103,7 +107,7 @@ def score(lines, policy):
                    per_sub_n={k: v[0] for k, v in per_sub.items()},
                    false_meetings=false_meetings / expected_no_meeting if expected_no_meeting else 0.0,
                    false_meetings_n=false_meetings, missed_meetings=missed_meetings,
-                   expected_meetings=expected_meeting)
+                   expected_meetings=expected_meeting, unconfirmed=unconfirmed, unconfirmed_right=unconfirmed_right)
     return figures, misses
 
 
@@ -131,6 +135,8 @@ def report(name, figures, misses, show):
         print(f"  {k:<12} {figures[k]:7.1%}")
     print(f"  false review meetings {figures['false_meetings']:.1%} ({figures['false_meetings_n']}), "
           f"missed {figures['missed_meetings']} of {figures['expected_meetings']}")
+    print(f"  proposed for a person to confirm (below the confidence threshold): {figures['unconfirmed']}, "
+          f"of which right {figures['unconfirmed_right']}")
     print("  per sub-type:")
     for sub, acc in figures["per_sub"].items():
         print(f"    {sub:<32} {acc:7.1%}  (n={figures['per_sub_n'][sub]})")
