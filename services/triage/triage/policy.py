@@ -47,6 +47,8 @@ class _Classification(Schema):
     user_words = _words
     typos = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[a-z' -]+$")), values=fields.String(),
                         load_default=dict)
+    folds = fields.Dict(keys=fields.String(validate=validate.Length(equal=1)),
+                        values=fields.String(validate=validate.Length(equal=1)), load_default=dict)
     mental_damages = _words
     phrases = fields.List(fields.Nested(_Phrase), required=True, validate=validate.Length(min=1))
     context = fields.List(fields.Nested(_Context), load_default=list)

@@ -24,9 +24,12 @@ _CONTRACTION = re.compile(r"n['’]t\b")
 _ASCII_WORD = re.compile(r"[a-z0-9]")
 
 
-def normalise(text, typos=None):
-    """Full-width to half-width (NFKC), case folded, traditional to simplified, typos mended."""
+def normalise(text, typos=None, folds=None):
+    """Full-width to half-width (NFKC), case folded, traditional to simplified, the policy's
+    character folds (OpenCC keeps 帐 and 著 where mainland text writes 账 and 着), typos mended."""
     text = _T2S.convert(unicodedata.normalize("NFKC", text or "").casefold())
+    if folds:
+        text = text.translate(folds)
     text = _CONTRACTION.sub(" not", text)
     for wrong, right in (typos or {}).items():
         text = re.sub(rf"\b{re.escape(wrong)}\b", right, text)
@@ -58,7 +61,7 @@ class Text:
 
     def __init__(self, raw, language):
         self.language = language
-        self.text = normalise(raw, language["typos"])
+        self.text = normalise(raw, language["typos"], _folds(language["folds"]))
         tk = tokenizer(language["dictionary"])
         self.clauses = []
         for part in _BREAK.split(self.text):
@@ -126,6 +129,15 @@ def _split_on(tokens, breaks):
         else:
             clause.append(token)
     yield clause
+
+
+def _folds(folds):
+    return _fold_table(tuple(sorted(folds.items())))
+
+
+@lru_cache(maxsize=4)
+def _fold_table(pairs):
+    return str.maketrans(dict(pairs))
 
 
 @lru_cache(maxsize=8192)
