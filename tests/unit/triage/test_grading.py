@@ -165,3 +165,21 @@ def test_a_demand_above_the_law_is_flagged_with_why(policy, description, expecta
 ])
 def test_what_the_law_grants_is_not_beyond_it(policy, description, expectation):
     assert beyond(grade(policy, description, expectation)) is None
+
+
+def test_a_persons_correction_confirms_a_proposed_category(policy):
+    """R7.4: a category below the confidence threshold is only proposed; a correction by a
+    person confirms it, and the event says so."""
+    complaint = {"channel": "desk", "description": "包装有点问题", "demands": {}, "location": {},
+                 "customer": {"ref": "c1", "member_tier": "regular"}, "anger_score": 3, "category_hint": None,
+                 "received_at": MONDAY_10}
+    event = {"event_id": "e1", "complaint_no": "SHXJH-20261123-0001", "mall_id": "sh-xujiahui", "payload": complaint}
+    proposed = rules.assess({**complaint, "mall_id": "sh-xujiahui"}, policy, MONDAY_10, History())
+    doc = rules.new_assessment(event, proposed, MONDAY_10)
+    assert not doc["category_confirmed"]
+    assert doc["outbox"][0]["event"]["payload"]["category_confirmed"] is False
+    changes, entry, corrected = rules.reassessment(doc, "category", "product.damaged", "E3101", "seen the box",
+                                                   policy, MONDAY_10, History())
+    assert (changes["category"], changes["category_source"], changes["category_confirmed"]) == \
+        ("product.damaged", "corrected", True)
+    assert corrected["payload"]["category_confirmed"] is True and entry["old"] == "product.damaged"
