@@ -1,9 +1,10 @@
-"""R2.2, R2.5, R3.5, R3.6, R3.9, R5.3: the shipped policy files agree with each other:
-every handler triage can assign a case to is known to resolution in the same department
-(so they can act on it), every mall has a duty supervisor as its fallback, every mall
-has someone for each level a case can be escalated to and for each task resolution
-hands out (review meeting, incident verification and handling, rectification owners),
-and analytics proposes improvements over triage's systemic window."""
+"""R2.2, R2.5, R3.4, R3.5, R3.6, R3.9, R5.3, R7.4: the shipped policy files agree with each
+other: every handler triage can assign a case to is known to resolution in the same
+department (so they can act on it), every mall has a duty supervisor as its fallback,
+every mall has someone for each level a case can be escalated to and for each task
+resolution hands out (review meeting, incident verification and handling, rectification
+owners), analytics proposes improvements over triage's systemic window, and triage and
+resolution read the same law."""
 import pytest
 
 from mallcare_common.policy import load_policy_dir
@@ -57,3 +58,13 @@ def test_analytics_proposes_improvements_in_triages_systemic_window(triage):
     days = analytics.rules["improvement"]["proposal_window_days"]
     for mall_id in triage.malls.malls:
         assert triage.section(mall_id, "urgency")["systemic"]["window_days"] == days, mall_id
+
+
+def test_what_triage_flags_as_beyond_the_law_is_what_resolution_grants(triage, resolution):
+    """R7.4, issue 16 finding 9: triage's risk reason and resolution's compliance check read
+    the same law: the same multiple and minimum on each legal basis."""
+    bases = triage.rules["risk"]["beyond_statutory"]["legal_bases"]
+    statutory = resolution.rules["statutory"]
+    assert set(bases) == set(statutory)
+    for name, basis in bases.items():
+        assert (basis["multiple"], basis["minimum"]) == (statutory[name]["multiple"], statutory[name]["minimum"]), name

@@ -1,6 +1,7 @@
 """Issue 9: the web console end to end in headless Chromium. The test registers a
 complaint at the service desk, works it as a handler to resolution, records a satisfied
-revisit and sees the ops dashboard's numbers change. Screenshots of each step go to
+revisit and sees the ops dashboard's numbers change. In the handler's queue a category
+triage only proposed is marked unconfirmed (R7.4), a sure one is not. Screenshots of each step go to
 test-artifacts/console/ (gitignored); the harness is tests/e2e/conftest.py."""
 import uuid
 
@@ -65,10 +66,22 @@ def _walk(c):
     c.shot("desk-tablet")
     c.driver.set_window_size(1280, 800)
 
+    # Another complaint, too terse for triage to be sure of its category.
+    token = requests.post(c.url + "/login", json={"staff_id": "D3001"}, timeout=10).json()["token"]
+    unsure = requests.post(c.url + "/api/intake/complaints", headers={"Authorization": f"Bearer {token}"}, json={
+        "mall_id": "sh-xujiahui", "channel": "desk", "channel_ref": f"e2e-{uuid.uuid4().hex}",
+        "customer": {"name": "周女士", "phone": f"137{uuid.uuid4().int % 10**8:08d}"},
+        "location": {"area": "B1", "merchant_id": "T-17"}, "description": "包装有点问题"}, timeout=20)
+    assert unsure.status_code == 201, unsure.text
+    unsure = unsure.json()["number"]
+
     # The handler finds it in the queue and works it to resolution.
     c.login("E3501", "queue")
-    c.until(lambda: c.driver.find_elements(c.By.CSS_SELECTOR, f'#queue tr[data-number="{number}"]'))
+    c.until(lambda: c.driver.find_elements(c.By.CSS_SELECTOR, f'#queue tr[data-number="{number}"]')
+            and c.driver.find_elements(c.By.CSS_SELECTOR, f'#queue tr[data-number="{unsure}"]'))
     c.el(f'#queue tr[data-number="{number}"] [data-sla]')
+    assert c.el(f'#queue tr[data-number="{unsure}"] td.category [data-unconfirmed]')
+    assert not c.driver.find_elements(c.By.CSS_SELECTOR, f'#queue tr[data-number="{number}"] [data-unconfirmed]')
     c.shot("handler-queue")
     c.click(f'#queue tr[data-number="{number}"] a')
     c.el('main[data-page="case"] #case-number')

@@ -3,7 +3,8 @@ settles a simple complaint on the spot (R3.2); a handler adds a rectification ta
 it done (R3.8) and puts the case into the library (R4.4); a supervisor closes it (R4.2); the
 library page finds it by a word of its lessons. A cross-department dispute (set up through
 the API) gets its review meeting's decision (R2.4), a new owner through triage and the time
-told to the customer. Screenshots: test-artifacts/console/console_case/ (gitignored)."""
+told to the customer. A category triage only proposed is marked unconfirmed until a
+supervisor's correction confirms it (R7.4). Screenshots: test-artifacts/console/console_case/ (gitignored)."""
 import uuid
 from datetime import datetime, timedelta
 
@@ -35,6 +36,7 @@ def _walk(c):
 
     # Setup through the API: a dispute between two departments (a review meeting's case).
     dispute = _register(c.url, "E3011", "扶梯停了半小时没人管，工作人员态度也很不耐烦")
+    unsure = _register(c.url, "E3011", "包装有点问题")      # too little for triage to be sure
 
     # The desk registers a simple complaint and settles it there and then; the case is opened
     # by events after triage, so the settlement may wait for it a moment.
@@ -141,6 +143,18 @@ def _walk(c):
     c.click("#lang")
     assert c.el('#nav a[href="#/library"]').text == "Case library"
     c.shot("dispute-decided")
+
+    # A proposed category is shown unconfirmed; the director's correction confirms it.
+    c.driver.get(f"{c.url}/#/case/{unsure}")
+    c.until(lambda: _rows(c, "#assessment [data-unconfirmed]"))
+    assert "unconfirmed" in c.el("#assessment [data-unconfirmed]").text
+    c.choose('#correct-form [data-path="field"]', "category")
+    c.type('#correct-form [data-path="value"]', "product.damaged")
+    c.type('#correct-form [data-path="reason"]', "seen the crushed box")
+    c.act("#correct-form button[type=submit]")
+    c.until(lambda: "(corrected)" in c.el("#assessment").text)
+    assert not _rows(c, "#assessment [data-unconfirmed]")
+    c.shot("category-confirmed")
 
 
 def _register(url, staff_id, description):

@@ -83,7 +83,7 @@ def test_a_registered_complaint_is_assessed_and_announced(system):
 def test_high_risk_is_graded_with_its_reasons_and_tightens_deadlines(system):
     number = register(system, channel="social", channel_ref="weibo-1", anger_score=5,
                       description="孩子吃了这里买的饼干后拉肚子，不处理就找记者曝光", location={},
-                      demands={"expectation": "十倍赔偿"})
+                      demands={"expectation": "二十倍赔偿"})   # food law grants ten times
     assessment = system["web"].get(f"/assessments/{number}").json()
     assert assessment["risk_level"] == "high" and assessment["urgency"] == "urgent"
     assert {r["reason"] for r in assessment["risk_reasons"]} == {"media_exposure", "safety", "beyond_statutory",
@@ -222,8 +222,9 @@ def test_a_complaint_taken_while_nobody_is_on_shift_gets_an_owner_when_someone_i
 
 def test_work_is_shared_by_load_and_a_recurring_problem_becomes_systemic(
         container_factory, service_config, web_client, policy_dir):
-    """Both customer-service handlers are on shift at 16:00; the policy makes a
-    category systemic at its fifth complaint at one mall within 30 days."""
+    """Both customer-service handlers are on shift at 16:00; the policy flags a
+    category systemic at its fifth complaint at one mall within 30 days, beside its
+    urgency, which stays routine with the same deadline (R2.2, issue 16 finding 3)."""
     config = service_config("triage")
     config["MALLCARE"] = {**config["MALLCARE"], "POLICY_DIR": str(policy_dir)}
     triage = container_factory(TriageService, config)
@@ -231,7 +232,7 @@ def test_work_is_shared_by_load_and_a_recurring_problem_becomes_systemic(
     triage.start()
     intake = container_factory(IntakeService, service_config("intake"))
     intake.start()
-    owners, urgencies = [], []
+    owners, urgencies, flags, allowed = [], [], [], set()
     for i in range(5):
         with entrypoint_waiter(triage, "handle_complaint_registered"):
             number = web_client(intake).post("/complaints", json=desk_complaint(
@@ -240,5 +241,10 @@ def test_work_is_shared_by_load_and_a_recurring_problem_becomes_systemic(
         assessment = web_client(triage).get(f"/assessments/{number}").json()
         owners.append(assessment["owner"]["id"])
         urgencies.append(assessment["urgency"])
+        flags.append((assessment["systemic"], assessment["recurrences"]))
+        allowed.add(datetime.fromisoformat(assessment["resolution_due_at"])
+                    - datetime.fromisoformat(assessment["received_at"]))
     assert owners == ["E3001", "E3002", "E3001", "E3002", "E3001"]
-    assert urgencies == ["routine"] * 4 + ["systemic"]
+    assert urgencies == ["routine"] * 5
+    assert flags == [(False, 1), (False, 2), (False, 3), (False, 4), (True, 5)]
+    assert allowed == {timedelta(days=7)}

@@ -1,6 +1,7 @@
-"""Triage's policy (R2.1-R2.6) as validated data: taxonomy, keyword rules, risk
-rules, urgency, routing, SLA targets, the handler roster and each mall's fallback,
-chain-wide with per-mall overrides, loaded by mallcare_common.policy.PolicyFiles."""
+"""Triage's policy (R2.1-R2.6, R7.4) as validated data: taxonomy, classification
+(phrase and context rules, negators, demand markers, confidence), risk rules with the
+law's multiples, urgency, routing, SLA targets, the handler roster and each mall's
+fallback, chain-wide with per-mall overrides, loaded by mallcare_common.policy.PolicyFiles."""
 from dataclasses import dataclass, field as attribute
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -9,15 +10,55 @@ from mallcare_common.calendar import BusinessCalendar
 from mallcare_common.malls import MallRegistry, week_field
 from mallcare_common.policy import AllowedTime
 
+from .classify import dictionary
+
 LEVELS = ("low", "medium", "high")
-URGENCIES = ("urgent", "routine", "systemic")
+URGENCIES = ("urgent", "routine")   # recurrence is the separate `systemic` flag
 _words = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
 
 
-class _Keyword(Schema):
+_terms = fields.List(fields.String(validate=validate.Length(min=1)), required=True, validate=validate.Length(min=1))
+
+
+class _Phrase(Schema):
     category = fields.String(required=True)
-    words = fields.List(fields.String(validate=validate.Length(min=1)), required=True,
-                        validate=validate.Length(min=1))
+    weight = fields.Float(required=True, validate=validate.Range(min=0.1, max=20))
+    terms = _terms
+
+
+class _Context(Schema):
+    category = fields.String(required=True)
+    weight = fields.Float(required=True, validate=validate.Range(min=0.1, max=20))
+    all = fields.List(_terms, required=True, validate=validate.Length(min=2))
+    instead_of = fields.List(fields.String(), load_default=list)
+    within = fields.String(load_default="clause", validate=validate.OneOf(("clause", "complaint")))
+
+
+class _Classification(Schema):
+    confidence_threshold = fields.Float(required=True, validate=validate.Range(min=0, max=1))
+    full_weight = fields.Float(required=True, validate=validate.Range(min=0.1))
+    problem_weight = fields.Float(required=True, validate=validate.Range(min=0.1))
+    problem_score = fields.Float(required=True, validate=validate.Range(min=0.1))
+    negation_window = fields.Integer(required=True, validate=validate.Range(min=1, max=10))
+    negators = _terms
+    clause_breaks = _words
+    demand_markers = _terms
+    remedy_words = _words
+    user_words = _words
+    typos = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[a-z' -]+$")), values=fields.String(),
+                        load_default=dict)
+    folds = fields.Dict(keys=fields.String(validate=validate.Length(equal=1)),
+                        values=fields.String(validate=validate.Length(equal=1)), load_default=dict)
+    mental_damages = _words
+    phrases = fields.List(fields.Nested(_Phrase), required=True, validate=validate.Length(min=1))
+    context = fields.List(fields.Nested(_Context), load_default=list)
+
+
+class _LegalBasis(Schema):
+    label = fields.String(required=True)
+    multiple = fields.Float(required=True, validate=validate.Range(min=0))
+    minimum = fields.Float(required=True, validate=validate.Range(min=0))
+    words = _words
 
 
 class _RiskRule(Schema):
@@ -28,6 +69,13 @@ class _RiskRule(Schema):
     min_anger = fields.Integer(validate=validate.Range(min=1, max=5))
     min_previous = fields.Integer(validate=validate.Range(min=1))
     window_days = fields.Integer(validate=validate.Range(min=1, max=3650))
+    legal_bases = fields.Dict(keys=fields.String(), values=fields.Nested(_LegalBasis))
+    default_basis = fields.String()
+
+    @validates_schema
+    def _basis(self, data, **kwargs):
+        if "legal_bases" in data and data.get("default_basis") not in data["legal_bases"]:
+            raise ValidationError("Must name one of legal_bases.", "default_basis")
 
 
 class _Systemic(Schema):
@@ -96,7 +144,7 @@ class TriagePolicySchema(Schema):
     version = fields.String(required=True)
     taxonomy = fields.Dict(keys=fields.String(), values=fields.List(fields.String(), validate=validate.Length(min=1)),
                            required=True, validate=validate.Length(min=1))
-    keywords = fields.List(fields.Nested(_Keyword), required=True)
+    classification = fields.Nested(_Classification, required=True)
     risk = fields.Dict(keys=fields.String(), values=fields.Nested(_RiskRule), required=True)
     urgency = fields.Nested(_Urgency, required=True)
     routing = fields.Nested(_Routing, required=True)
@@ -112,9 +160,12 @@ class TriagePolicySchema(Schema):
         taxonomy = data.get("taxonomy", {})
         categories = {f"{a}.{s}" for a, subs in taxonomy.items() for s in subs}
         errors = {}
-        bad = sorted({k["category"] for k in data.get("keywords", [])} - categories)
+        classification = data.get("classification", {})
+        named = {r["category"] for r in [*classification.get("phrases", []), *classification.get("context", [])]}
+        named |= {c for r in classification.get("context", []) for c in r["instead_of"]}
+        bad = sorted(named - categories)
         if bad:
-            errors["keywords"] = [f"Not in the taxonomy: {', '.join(bad)}."]
+            errors["classification"] = [f"Not in the taxonomy: {', '.join(bad)}."]
         routing = data.get("routing")
         if routing:
             missing = sorted(set(taxonomy) - set(routing["departments"]))
@@ -169,7 +220,8 @@ class TriagePolicy:
 
     def public(self):
         """The policy in force, as an RPC/HTTP answer."""
-        return {**{k: v for k, v in self.rules.items() if k != "shift_patterns"},
+        classification = {k: v for k, v in self.rules["classification"].items() if k != "dictionary"}
+        return {**{k: v for k, v in self.rules.items() if k != "shift_patterns"}, "classification": classification,
                 "shift_patterns": {name: {day: f"{o:%H:%M}-{c:%H:%M}" for day, (o, c) in week.items()}
                                    for name, week in self.rules["shift_patterns"].items()},
                 "version": self.version}
@@ -184,6 +236,8 @@ def load_policy(data, malls: MallRegistry) -> TriagePolicy:
     errors = [problem for mall_id in malls.malls for problem in _unowned_departments(rules, mall_id)]
     if errors:
         raise ValidationError({"roster": errors})
+    # the tokenizer's user dictionary: every phrase of the policy kept whole (triage.text)
+    rules["classification"]["dictionary"] = dictionary(rules["classification"])
     return TriagePolicy(version=f"{rules['version']}+malls:{malls.version}", malls=malls, rules=rules)
 
 

@@ -1,6 +1,6 @@
-"""Triage's rules as plain functions (R2.1-R2.5): classify, grade risk, decide
-urgency, route, pick an owner, set deadlines. No I/O and no clock: the service
-passes in the policy, the history counts it looked up, and `now`."""
+"""Triage's rules as plain functions (R2.1-R2.5, R7.4): classify (triage.classify),
+grade risk, decide urgency, route, pick an owner, set deadlines. No I/O and no clock:
+the service passes in the policy, the history counts it looked up, and `now`."""
 from datetime import timedelta
 
 from marshmallow import ValidationError
@@ -10,6 +10,8 @@ from mallcare_common.contracts import (COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED
 from mallcare_common.messaging import new_outbox
 from mallcare_common.web import Conflict
 
+from . import classify
+from .demand import beyond_the_law
 from .policy import LEVELS
 
 LEVEL_ORDER = {"low": 0, "medium": 1, "high": 2}
@@ -23,28 +25,38 @@ def assess(complaint, policy, now, history, decided_category=None):
     since, until) and open_load(mall_id) from triage's own records. A category a person
     decided is taken as it is, and no dispute across departments is read into the text."""
     mall_id = complaint["mall_id"]
+    reading = classify.read(complaint, policy.rules)
     if decided_category:
-        category, source, attributes = decided_category, "corrected", {decided_category.split(".")[0]}
+        category, source, confirmed, confidence = decided_category, "corrected", True, None
+        problems = (decided_category,)
     else:
-        category, source, attributes = classify(complaint, policy.rules)
+        category, source, confirmed, confidence = (reading.category, reading.source, reading.confirmed,
+                                                   reading.confidence)
+        problems = reading.problems
+    merchant = (complaint.get("location") or {}).get("merchant_id")
+    routing = policy.section(mall_id, "routing")
+    department, involved, basis = route(category, merchant, problems, routing,
+                                        reading.words(routing["security_words"]))
+    if involved and not decided_category:
+        category = problems[0]      # a dispute is filed under the problem said first
     risk_rules = policy.rules["risk"]
     repeat = risk_rules.get("repeat_complainant", {})
     ref = (complaint.get("customer") or {}).get("ref")
     previous = history.count_by_customer(ref, now - timedelta(days=repeat.get("window_days", 90))) if ref else 0
-    level, reasons = assess_risk(complaint, risk_rules, previous)
+    level, reasons = assess_risk(complaint, risk_rules, previous, reading, category)
     urgency_rules = policy.section(mall_id, "urgency")
     window = timedelta(days=urgency_rules["systemic"]["window_days"])
-    merchant = (complaint.get("location") or {}).get("merchant_id")
     recurrences = 1 + history.count_recurrences(mall_id, merchant, category, now - window, now) if category else 0
-    urgency = decide_urgency(level, recurrences, urgency_rules)
-    department, involved, basis = route(category, complaint, attributes, policy.section(mall_id, "routing"))
+    urgency = decide_urgency(level, urgency_rules)
     owner, note = owner_of(policy, mall_id, department, category, history.open_load(mall_id), now)
     basis = f"{basis}; {note}" if note else basis
     first_due, resolution_due = deadlines(category, urgency, level, policy.section(mall_id, "sla"),
                                           policy.malls.get(mall_id).calendar, complaint["received_at"])
     return {
-        "category": category, "category_source": source, "risk_level": level, "risk_reasons": reasons,
-        "urgency": urgency, "recurrences": recurrences, "department": department, "routing_basis": basis,
+        "category": category, "category_source": source, "category_confirmed": confirmed,
+        "category_confidence": confidence, "risk_level": level, "risk_reasons": reasons, "demand": reading.demand,
+        "urgency": urgency, "systemic": recurrences >= urgency_rules["systemic"]["threshold"],
+        "recurrences": recurrences, "department": department, "routing_basis": basis,
         "review_meeting": bool(involved), "departments_involved": involved,
         "owner": owner and {"id": owner.id, "name": owner.name},
         "first_response_due_at": first_due, "resolution_due_at": resolution_due,
@@ -52,48 +64,24 @@ def assess(complaint, policy, now, history, decided_category=None):
     }
 
 
-def _text(complaint):
-    demands = complaint.get("demands") or {}
-    return " ".join(filter(None, (complaint.get("description"), demands.get("fact"),
-                                  demands.get("expectation")))).lower()
-
-
-def _hits(words, text):
-    return [w for w in words if w.lower() in text]
-
-
-def classify(complaint, rules):
-    """(category or None, source, attributes the text points at).
-
-    The channel form's category wins when it is in the taxonomy; otherwise the
-    keyword rule with most hits (earlier rule on a tie) proposes one."""
-    text = _text(complaint)
-    scored = [(len(_hits(rule["words"], text)), -i, rule["category"]) for i, rule in enumerate(rules["keywords"])]
-    matched = [s for s in scored if s[0] > 0]
-    attributes = {category.split(".")[0] for _, _, category in matched}
-    hint = complaint.get("category_hint")
-    if hint and hint in categories(rules):
-        return hint, "channel_form", attributes | {hint.split(".")[0]}
-    if not matched:
-        return None, "none", attributes
-    return max(matched)[2], "keywords", attributes
-
-
 def categories(rules):
-    return {f"{a}.{s}" for a, subs in rules["taxonomy"].items() for s in subs}
+    return classify.categories(rules)
 
 
-def assess_risk(complaint, risk_rules, previous_by_customer):
-    """(level, reasons): every rule that applies, each with what triggered it."""
-    text = _text(complaint)
+def assess_risk(complaint, risk_rules, previous_by_customer, reading, category):
+    """(level, reasons): every rule that applies, each with what triggered it. Words count
+    where they are not negated; the demand is held against the law of the complaint's basis."""
     customer = complaint.get("customer") or {}
     reasons = []
     for name, rule in risk_rules.items():
         detail = None
+        said = reading.words(rule["words"]) if rule.get("words") else []
         if rule.get("channels") and complaint.get("channel") in rule["channels"]:
             detail = f"channel {complaint['channel']}"
-        elif rule.get("words") and _hits(rule["words"], text):
-            detail = "mentions " + ", ".join(_hits(rule["words"], text))
+        elif said:
+            detail = "mentions " + ", ".join(said)
+        elif rule.get("legal_bases"):
+            detail = beyond_the_law(reading.demand, legal_basis(rule, reading, category))
         elif rule.get("member_tiers") and customer.get("member_tier") in rule["member_tiers"]:
             detail = f"member tier {customer['member_tier']}"
         elif rule.get("min_anger") and (complaint.get("anger_score") or 0) >= rule["min_anger"]:
@@ -106,27 +94,36 @@ def assess_risk(complaint, risk_rules, previous_by_customer):
     return level, reasons
 
 
-def decide_urgency(risk_level, recurrences, urgency_rules):
-    """R2.2: systemic when this category keeps coming back here; urgent by risk; else routine."""
-    if recurrences >= urgency_rules["systemic"]["threshold"]:
-        return "systemic"
-    if risk_level in urgency_rules["urgent_risk_levels"]:
-        return "urgent"
-    return "routine"
+def legal_basis(rule, reading, category):
+    """The law a product complaint falls under (food when it names food), else the default."""
+    if category and category.startswith("product."):
+        for basis in rule["legal_bases"].values():
+            if basis["words"] and reading.words(basis["words"]):
+                return basis
+    return rule["legal_bases"][rule["default_basis"]]
 
 
-def route(category, complaint, attributes, routing):
+def decide_urgency(risk_level, urgency_rules):
+    """R2.2: urgent by risk (high risk always), else routine. Recurrence is the separate
+    `systemic` flag and never makes a complaint wait longer."""
+    return "urgent" if risk_level in urgency_rules["urgent_risk_levels"] else "routine"
+
+
+def route(category, merchant, problems, routing, security):
     """(department, departments involved in a dispute, basis) by R2.4's responsibility
-    rules; a dispute (two or more involved) means a review meeting."""
-    if _hits(routing["security_words"], _text(complaint)):
-        return routing["security"], [], "security matter"
-    departments = sorted({routing["departments"][a] for a in attributes if a in routing["departments"]})
-    if len(departments) > 1:
-        return routing["cross_department"], departments, "dispute spans " + ", ".join(departments)
+    rules: a security matter to security; problems of their own owned by two departments
+    (a tenant's product and its staff are one party) make a review meeting."""
+    if security:
+        return routing["security"], [], "security matter: " + ", ".join(security)
     if category is None:
         return routing["unclassified"], [], "no category yet"
-    attribute = category.split(".")[0]
-    merchant = (complaint.get("location") or {}).get("merchant_id")
+    departments = sorted({_owner_of(p.split(".")[0], merchant, routing)[0] for p in problems})
+    if len(departments) > 1:
+        return routing["cross_department"], departments, "dispute spans " + ", ".join(departments)
+    return _owner_of(category.split(".")[0], merchant, routing)
+
+
+def _owner_of(attribute, merchant, routing):
     if merchant and attribute in routing["tenant"]["attributes"]:
         return routing["tenant"]["department"], [], f"tenant {merchant}"
     return routing["departments"][attribute], [], f"{attribute} problem"
@@ -158,7 +155,8 @@ def owner_of(policy, mall_id, department, category, open_load, now):
 
 
 def deadlines(category, urgency, risk_level, sla, calendar, start):
-    """R2.3: first response by attribute, resolution by urgency, both tightened by risk."""
+    """R2.3: first response by attribute, resolution by urgency (urgent or routine), both
+    tightened by risk."""
     factor = sla["risk_factor"][risk_level]
     attribute = category.split(".")[0] if category else "default"
     first = sla["first_response"].get(attribute) or sla["first_response"]["default"]
@@ -201,7 +199,7 @@ def reassessment(doc, field, value, by, reason, policy, now, history):
     if field == "risk_level":
         reasons = [*doc["risk_reasons"], {"reason": "corrected", "level": value, "detail": f"{by}: {reason}"}]
         assessment = {**assessment, "risk_level": value, "risk_reasons": reasons}
-        urgency = decide_urgency(value, assessment["recurrences"], policy.section(doc["mall_id"], "urgency"))
+        urgency = decide_urgency(value, policy.section(doc["mall_id"], "urgency"))
         first, resolution = deadlines(assessment["category"], urgency, value, policy.section(doc["mall_id"], "sla"),
                                       policy.malls.get(doc["mall_id"]).calendar, doc["received_at"])
         assessment.update(urgency=urgency, first_response_due_at=first, resolution_due_at=resolution)
@@ -285,8 +283,12 @@ def triaged_event(doc, now):
 
 
 def _assessment_payload(a):
-    return {"category": a["category"], "category_source": a["category_source"], "risk_level": a["risk_level"],
-            "risk_reasons": a["risk_reasons"], "urgency": a["urgency"], "department": a["department"],
+    return {"category": a["category"], "category_source": a["category_source"],
+            "category_confirmed": a.get("category_confirmed", True),
+            "category_confidence": a.get("category_confidence"), "demand": a.get("demand"),
+            "risk_level": a["risk_level"], "risk_reasons": a["risk_reasons"], "urgency": a["urgency"],
+            "systemic": a.get("systemic", False), "recurrences": a.get("recurrences", 0),
+            "department": a["department"],
             "review_meeting": a["review_meeting"], "departments_involved": a.get("departments_involved", []),
             "owner_id": (a["owner"] or {}).get("id"),
             "first_response_due_at": a["first_response_due_at"].isoformat(),

@@ -38,6 +38,13 @@ class _Reason(Schema):
     detail = fields.String()
 
 
+class _Demand(Schema):
+    multiple = fields.Float(allow_none=True, metadata={"description": "e.g. 20 for 要求20倍赔偿"})
+    amount_fen = fields.Integer(allow_none=True, metadata={"description": "a sum asked for, in fen"})
+    price_fen = fields.Integer(allow_none=True, metadata={"description": "the price named, in fen"})
+    mental_damages = fields.Boolean()
+
+
 class _HistoryEntry(Schema):
     at = fields.AwareDateTime()
     action = fields.String()
@@ -58,9 +65,17 @@ class AssessmentOut(Schema):
     opened_at = fields.AwareDateTime(attribute="triaged_at")
     category = fields.String(allow_none=True)
     category_source = fields.String()
+    category_confirmed = fields.Boolean(dump_default=True, metadata={
+        "description": "false while the category is a proposal below the policy's confidence, for a person to "
+                       "confirm (a correction confirms it)"})
+    category_confidence = fields.Float(allow_none=True)
+    demand = fields.Nested(_Demand, allow_none=True, metadata={"description": "what the expectation asks, parsed"})
     risk_level = fields.String(validate=validate.OneOf(LEVELS))
     risk_reasons = fields.List(fields.Nested(_Reason))
-    urgency = fields.String(validate=validate.OneOf(URGENCIES))
+    urgency = fields.String(validate=validate.OneOf(URGENCIES), metadata={
+        "description": "urgent (high risk) or routine; systemic only on assessments made before 2026-12"})
+    systemic = fields.Boolean(dump_default=False, metadata={
+        "description": "the category recurs here at the policy's threshold (R2.2); beside urgency"})
     recurrences = fields.Integer()
     department = fields.String()
     routing_basis = fields.String()

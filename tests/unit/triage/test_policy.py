@@ -1,4 +1,4 @@
-"""R2.6: triage's policy is validated data; a broken one is refused with
+"""R2.6, R7.4: triage's policy is validated data; a broken one is refused with
 field-level messages naming what is wrong."""
 import copy
 
@@ -24,7 +24,12 @@ def test_the_shipped_policy_loads(shipped, malls):
 
 
 @pytest.mark.parametrize("change,field,words", [
-    (lambda p: p["keywords"].append({"category": "product.haunted", "words": ["ghost"]}), "keywords", "haunted"),
+    (lambda p: p["classification"]["phrases"].append({"category": "product.haunted", "weight": 3, "terms": ["ghost"]}),
+     "classification", "haunted"),
+    (lambda p: p["classification"]["context"][0]["instead_of"].append("environment.mess"), "classification", "mess"),
+    (lambda p: p["classification"].update(confidence_threshold=1.5), "classification", "confidence_threshold"),
+    (lambda p: p["risk"]["beyond_statutory"].update(default_basis="sharia"), "risk", "default_basis"),
+    (lambda p: p["risk"]["beyond_statutory"]["legal_bases"]["food_safety"].pop("multiple"), "risk", "multiple"),
     (lambda p: p["routing"]["departments"].pop("payment"), "routing", "payment"),
     (lambda p: p["roster"]["sh-xujiahui"][0].update(shifts="night_owl"), "roster", "night_owl"),
     (lambda p: p["risk"]["anger"].update(level="extreme"), "risk", None),

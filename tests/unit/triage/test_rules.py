@@ -1,7 +1,7 @@
-"""R2.1-R2.5: each of triage's rule tables on its own, then the whole assessment:
-categories from the form or from Chinese and English keywords, risk with its
-reasons, urgent / routine / systemic, routing by responsibility, owner by shift
-and load, deadlines by category and risk (clock and working time)."""
+"""R2.1-R2.5, R7.4: each of triage's rule tables on its own, then the whole assessment:
+categories from the form or from Chinese and English phrases, risk with its reasons,
+urgent / routine with the systemic flag beside it, routing by responsibility, owner by
+shift and load, deadlines by category and risk (clock and working time)."""
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -9,7 +9,7 @@ import pytest
 from marshmallow import ValidationError
 
 from tests.conftest import POLICY_DIR
-from triage import rules
+from triage import classify, rules
 from mallcare_common.policy import load_policy_dir
 from triage.policy import load_policy
 
@@ -40,81 +40,89 @@ def complaint(**overrides):
     ("退款一周了还没到账", "payment.refund_delay"),
     ("配送慢，两天没送到", "logistics.late_delivery"),
 ])
-def test_keywords_propose_a_category(policy, text, expected):
-    category, source, _ = rules.classify(complaint(description=text), policy.rules)
-    assert (category, source) == (expected, "keywords")
+def test_phrases_propose_a_category(policy, text, expected):
+    reading = classify.read(complaint(description=text), policy.rules)
+    assert (reading.category, reading.source, reading.confirmed) == (expected, "keywords", True)
 
 
 def test_the_channel_form_wins_when_it_is_in_the_taxonomy(policy):
-    assert rules.classify(complaint(description="发霉", category_hint="rules.price_dispute"),
-                          policy.rules)[:2] == ("rules.price_dispute", "channel_form")
-    assert rules.classify(complaint(description="发霉", category_hint="made.up"),
-                          policy.rules)[:2] == ("product.quality_defect", "keywords")
+    form = classify.read(complaint(description="发霉", category_hint="rules.price_dispute"), policy.rules)
+    assert (form.category, form.source, form.confirmed) == ("rules.price_dispute", "channel_form", True)
+    made_up = classify.read(complaint(description="发霉", category_hint="made.up"), policy.rules)
+    assert (made_up.category, made_up.source) == ("product.quality_defect", "keywords")
 
 
-def test_no_keyword_leaves_the_category_to_a_person(policy):
-    assert rules.classify(complaint(description="I want to talk to the manager"), policy.rules)[:2] == (None, "none")
+def test_no_phrase_leaves_the_category_to_a_person(policy):
+    reading = classify.read(complaint(description="I want to talk to the manager"), policy.rules)
+    assert (reading.category, reading.source, reading.confirmed) == (None, "none", False)
+
+
+def risk(policy, previous=0, **overrides):
+    c = complaint(**overrides)
+    reading = classify.read(c, policy.rules)
+    return rules.assess_risk(c, policy.rules["risk"], previous, reading, reading.category)
 
 
 @pytest.mark.parametrize("overrides,previous,reason,level", [
     ({"channel": "social"}, 0, "media_exposure", "high"),
     ({"description": "不解决我就发微博曝光"}, 0, "media_exposure", "high"),
     ({"description": "孩子吃了以后拉肚子"}, 0, "safety", "high"),
-    ({"demands": {"expectation": "十倍赔偿"}}, 0, "beyond_statutory", "medium"),
+    ({"description": "鞋子开胶了", "demands": {"expectation": "十倍赔偿"}}, 0, "beyond_statutory", "medium"),
     ({"customer": {"ref": "c1", "member_tier": "vip"}}, 0, "key_customer", "medium"),
     ({"anger_score": 5}, 0, "anger", "medium"),
     ({}, 2, "repeat_complainant", "medium"),
 ])
 def test_each_risk_reason_is_recorded_with_its_level(policy, overrides, previous, reason, level):
-    got_level, reasons = rules.assess_risk(complaint(**overrides), policy.rules["risk"], previous)
+    got_level, reasons = risk(policy, previous, **overrides)
     assert got_level == level
     assert [r["reason"] for r in reasons] == [reason] and reasons[0]["detail"]
 
 
 def test_the_highest_reason_sets_the_level_and_all_are_kept(policy):
-    level, reasons = rules.assess_risk(complaint(anger_score=5, description="吃了过敏，要十倍赔偿"),
-                                       policy.rules["risk"], 0)
+    level, reasons = risk(policy, anger_score=5, description="吃了过敏",
+                          demands={"expectation": "要二十倍赔偿"})
     assert level == "high"
     assert {r["reason"] for r in reasons} == {"safety", "beyond_statutory", "anger"}
 
 
 def test_a_plain_complaint_is_low_risk(policy):
-    assert rules.assess_risk(complaint(description="价签和收银价不一致"), policy.rules["risk"], 1) == ("low", [])
+    assert risk(policy, 1, description="价签和收银价不一致") == ("low", [])
 
 
-def test_urgency(policy):
-    urgency = policy.rules["urgency"]  # systemic at 5 within 30 days; urgent when high
-    assert rules.decide_urgency("high", 1, urgency) == "urgent"
-    assert rules.decide_urgency("medium", 4, urgency) == "routine"
-    assert rules.decide_urgency("low", 5, urgency) == "systemic"
+def test_high_risk_is_always_urgent_and_recurrence_does_not_change_it(policy):
+    """R2.2, finding 3: urgency is by risk only; the fifth food poisoning of a month is
+    urgent and systemic, not due in 30 days."""
+    urgency = policy.rules["urgency"]
+    assert rules.decide_urgency("high", urgency) == "urgent"
+    assert rules.decide_urgency("medium", urgency) == "routine"
+    assert rules.decide_urgency("low", urgency) == "routine"
 
 
-@pytest.mark.parametrize("category,text,location,department,meeting", [
-    ("product.quality_defect", "发霉", {}, "procurement_qc", False),
-    ("service.bad_attitude", "态度差", {}, "customer_service", False),
-    ("environment.facility_failure", "电梯", {}, "facilities", False),
-    ("payment.refund_delay", "退款", {}, "finance", False),
-    ("logistics.late_delivery", "配送慢", {}, "logistics", False),
-    ("product.quality_defect", "发霉", {"merchant_id": "T-17"}, "merchant_relations", False),
-    ("environment.hygiene", "脏", {"merchant_id": "T-17"}, "facilities", False),
-    ("service.bad_attitude", "钱包被偷了，保安态度差", {}, "security", False),
-    (None, "???", {}, "customer_service", False),
+@pytest.mark.parametrize("text,location,department,meeting", [
+    ("草莓发霉", {}, "procurement_qc", False),
+    ("收银员态度差", {}, "customer_service", False),
+    ("电梯坏了", {}, "facilities", False),
+    ("答应的退款一周了还没到账", {}, "finance", False),
+    ("配送慢，两天没送到", {}, "logistics", False),
+    ("草莓发霉", {"merchant_id": "T-17"}, "merchant_relations", False),
+    ("店里很脏", {"merchant_id": "T-17"}, "facilities", False),
+    ("钱包被偷了，保安态度差", {}, "security", False),
+    ("???", {}, "customer_service", False),
+    # a tenant's product and the same tenant's staff are one responsible party
+    ("奶茶里有头发，店员态度还很差", {"merchant_id": "T-17"}, "merchant_relations", False),
 ])
-def test_routing_by_responsibility(policy, category, text, location, department, meeting):
-    c = complaint(description=text, location=location)
-    _, _, attributes = rules.classify(c, policy.rules)
-    got = rules.route(category, c, attributes | ({category.split(".")[0]} if category else set()),
-                      policy.rules["routing"])
-    assert (got[0], bool(got[1])) == (department, meeting)
+def test_routing_by_responsibility(policy, text, location, department, meeting):
+    got = rules.assess(complaint(description=text, location=location), policy, MONDAY_10, History())
+    assert (got["department"], got["review_meeting"]) == (department, meeting)
 
 
 def test_a_dispute_across_departments_goes_to_the_operations_director(policy):
-    c = complaint(description="买到发霉的草莓，退款一周没到账，收银员态度还很差")
-    category, _, attributes = rules.classify(c, policy.rules)
-    department, involved, basis = rules.route(category, c, attributes, policy.rules["routing"])
-    assert department == "operations_director"
-    assert involved == ["customer_service", "finance", "procurement_qc"]
-    assert "finance" in basis and "procurement_qc" in basis
+    got = rules.assess(complaint(description="买到发霉的草莓，一半都烂了；答应的退款一周没到账；收银员态度还很差，"
+                                             "翻白眼"), policy, MONDAY_10, History())
+    assert got["department"] == "operations_director" and got["review_meeting"]
+    assert got["departments_involved"] == ["customer_service", "finance", "procurement_qc"]
+    assert got["category"] == "product.quality_defect"     # the first-mentioned problem
+    assert "finance" in got["routing_basis"] and "procurement_qc" in got["routing_basis"]
 
 
 def test_owner_is_on_shift_least_loaded_then_skilled(policy):
@@ -162,12 +170,14 @@ class History:
 
 
 def test_a_whole_assessment_records_its_policy_version(policy):
-    got = rules.assess(complaint(description="昨天买的草莓发霉了，要十倍赔偿", anger_score=5), policy, MONDAY_10,
+    got = rules.assess(complaint(description="昨天买的草莓发霉了，要二十倍赔偿", anger_score=5), policy, MONDAY_10,
                        History(by_customer=2, recurrences=4, load={"E3101": 2}))
     assert got["category"] == "product.quality_defect" and got["category_source"] == "keywords"
+    assert got["category_confirmed"] and got["category_confidence"] == 1.0
     assert got["risk_level"] == "medium"
     assert {r["reason"] for r in got["risk_reasons"]} == {"beyond_statutory", "anger", "repeat_complainant"}
-    assert got["urgency"] == "systemic" and got["recurrences"] == 5
+    assert got["demand"] == {"multiple": 20, "amount_fen": None, "price_fen": None, "mental_damages": False}
+    assert (got["urgency"], got["systemic"], got["recurrences"]) == ("routine", True, 5)
     assert got["department"] == "procurement_qc" and got["owner"] == {"id": "E3101", "name": "王强"}
     assert got["first_response_due_at"] == MONDAY_10 + timedelta(hours=36)   # 48 h x 0.75 for medium
     assert got["policy_version"] == policy.version

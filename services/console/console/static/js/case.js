@@ -1,7 +1,7 @@
 // Case page: the case, its whole timeline, and the handler's actions from finding to resolution;
 // triage's assessment (reassign, correct), the review meeting (R2.4), the time told to the customer,
 // rectification tasks (R3.8), closing and reopening (R4.2), and putting it into the case library (R4.4).
-import { AT_RISK_SHARE, DECISIONS, api, datalist, field, formBody, h, lines, mark, may, remedies, remedyErrors,
+import { AT_RISK_SHARE, DECISIONS, api, categoryCell, datalist, field, formBody, h, lines, mark, may, remedies, remedyErrors,
          remedyInputs, select, showErrors, slaMark, staff, t, toast, when } from "./core.js";
 
 const SOURCES = ["records", "cctv", "staff_interview", "supplier_qc_report", "site_inspection", "customer"];
@@ -100,10 +100,12 @@ function triageCard(c, a, again) {
   const no = encodeURIComponent(c.complaint_no);
   const card = h("section", { class: "card", id: "assessment" }, h("h2", {}, t("triage.title")),
     h("table", {}, [
-      [t("category"), `${a.category || "—"} (${a.category_source || ""})`],
+      [t("category"), [...categoryCell(a.category, a.category_confirmed, a.category_confidence),
+        ` (${a.category_source || ""})`]],
       [t("risk"), h("span", { "data-risk": a.risk_level }, a.risk_level)],
       [t("triage.reasons"), (a.risk_reasons || []).map((r) => `${r.reason} (${r.level}): ${r.detail}`).join("; ") || "—"],
-      [t("triage.urgency"), `${a.urgency} · ${t("triage.recurrences")} ${a.recurrences ?? 0}`],
+      [t("triage.urgency"), [a.urgency, a.systemic ? h("span", { class: "mark risk", "data-systemic": "" },
+        t("triage.systemic")) : null, ` · ${t("triage.recurrences")} ${a.recurrences ?? 0}`]],
       [t("triage.department"), `${a.department} · ${a.routing_basis || ""}`],
       [t("owner"), a.owner ? `${a.owner.id} ${a.owner.name || ""}` : "—"],
       [t("triage.first_response"), when(a.first_response_due_at)], [t("due"), when(a.resolution_due_at)],

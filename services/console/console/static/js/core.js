@@ -144,6 +144,12 @@ export function slaMark(due, from, share = AT_RISK_SHARE, now = Date.now()) {
 
 export const mark = (m) => h("span", { class: `mark ${m.kind}`, "data-sla": m.kind }, m.text);
 
+// A category triage only proposed (below the policy's confidence, R7.4) is shown as such until a
+// person confirms it by a correction; `confirmed` is undefined for assessments made before 2026-12.
+export const categoryCell = (category, confirmed, confidence) => [category || "—",
+  category && confirmed === false ? h("span", { class: "mark unconfirmed", "data-unconfirmed": "" },
+    confidence == null ? t("triage.unconfirmed") : `${t("triage.unconfirmed")} ${Math.round(confidence * 100)}%`) : null];
+
 // The signed-in member's malls by name ({id: name}, every mall for the chain-wide), asked once a session.
 let malls = null;
 export function mallNames() {

@@ -1,6 +1,6 @@
 // Service desk: every R1.3 field, the duplicate warning, the acknowledgement and its deadline,
 // and a simple complaint settled on the spot at the desk (R3.2).
-import { DECISIONS, api, field, formBody, h, lines, mallNames, remedies, remedyErrors, remedyInputs, select, session, showErrors,
+import { DECISIONS, api, categoryCell, field, formBody, h, lines, mallNames, remedies, remedyErrors, remedyInputs, select, session, showErrors,
          t, toast, when } from "./core.js";
 
 const BANDS = ["early_morning", "morning", "noon", "afternoon", "evening", "night"];
@@ -156,8 +156,9 @@ async function showGrading(number, line) {
       const spotable = a.risk_level === "low" && !a.review_meeting;
       line.dataset.risk = a.risk_level;
       line.className = spotable ? "" : "warn";
-      line.textContent = `${t("risk")}: ${a.risk_level} · ${t("category")}: ${a.category || "—"} · `
-        + `${t("triage.department")}: ${a.department}` + (spotable ? "" : ` · ${t(a.review_meeting ? "spot.dispute" : "spot.not_low")}`);
+      line.replaceChildren(`${t("risk")}: ${a.risk_level} · ${t("category")}: `,
+        ...categoryCell(a.category, a.category_confirmed, a.category_confidence), ` · ${t("triage.department")}: `
+        + a.department + (spotable ? "" : ` · ${t(a.review_meeting ? "spot.dispute" : "spot.not_low")}`));
       return;
     } catch (error) {
       if (error.status !== 404 || Date.now() > deadline) { line.textContent = ""; return; }

@@ -1,5 +1,5 @@
 // Handler's queue: open cases of my malls, the earliest deadline first, with SLA countdowns and marks.
-import { AT_RISK_SHARE, api, h, mark, session, slaMark, t, when } from "./core.js";
+import { AT_RISK_SHARE, api, categoryCell, h, mark, session, slaMark, t, when } from "./core.js";
 
 // The at-risk share of the resolution deadline. A handler may not read reports (report.read in
 // deploy/policy/access.yml leaves handler out), so the queue cannot ask analytics' live report for
@@ -10,14 +10,21 @@ const RESOLUTION_SHARE = AT_RISK_SHARE;
 export async function render(main) {
   const me = session();
   const malls = me.malls.filter((m) => m !== "*");
-  const rows = [], rectifications = [];
+  const rows = [], rectifications = [], proposed = new Map();
   for (const mall of malls) {
-    const [{ data }, { data: tasks }] = await Promise.all([
+    // triage's open assessments say which categories are only proposed (R7.4); the case does not
+    const [{ data }, { data: tasks }, { data: assessed }] = await Promise.all([
       api("resolution", "cases", { query: { mall_id: mall } }),
-      api("resolution", "rectifications", { query: { mall_id: mall } })]);
+      api("resolution", "rectifications", { query: { mall_id: mall } }),
+      api("triage", "queue", { query: { mall_id: mall, limit: 500 } }).catch(() => ({ data: { items: [] } }))]);
     rows.push(...(data.items || []));
     rectifications.push(...(tasks.items || []));
+    for (const a of assessed.items || []) if (a.category_confirmed === false) proposed.set(a.complaint_no, a);
   }
+  const category = (c) => {
+    const a = proposed.get(c.complaint_no);
+    return a && a.category === c.category ? categoryCell(c.category, false, a.category_confidence) : c.category || "";
+  };
   const due = (c) => c.resolution_due_at || c.first_response_due_at || "9999";
   rows.sort((a, b) => due(a).localeCompare(due(b)));
   const mine = (c) => c.owner_id === me.user;
@@ -32,7 +39,7 @@ export async function render(main) {
       .map((x) => h("th", {}, x)))),
     h("tbody", {}, rows.map((c) => h("tr", { "data-number": c.complaint_no, class: mine(c) ? "mine" : null },
       h("td", {}, h("a", { href: `#/case/${encodeURIComponent(c.complaint_no)}` }, c.complaint_no)),
-      h("td", {}, c.state), h("td", {}, c.category || ""), h("td", {}, c.risk_level || ""),
+      h("td", {}, c.state), h("td", { class: "category" }, category(c)), h("td", {}, c.risk_level || ""),
       h("td", {}, c.owner_id || "—"), h("td", {}, when(due(c))),
       h("td", { class: "sla", "data-due": c.resolution_due_at || "", "data-from": c.opened_at || "" },
         mark(slaMark(c.resolution_due_at, c.opened_at, RESOLUTION_SHARE))))))) : h("p", {}, t("queue.empty")));

@@ -1,0 +1,124 @@
+"""Classification of the problem, not the demand (R2.1, R7.4). The category comes from
+the description and the factual demand, scored by the policy's weighted phrase rules
+(negated phrases and the customer's own demands count for nothing) and its context
+rules; the expectation is read only for what is asked. A second problem of its own
+(a strong phrase of another category, said with weight enough) is what can make a review
+meeting, never a demand.
+Pure: the policy's `classification` section in, a Reading out."""
+from dataclasses import dataclass
+
+from .demand import read_demand
+from .text import Text
+
+
+@dataclass(frozen=True)
+class Reading:
+    category: str | None
+    source: str                 # channel_form, keywords or none (contract's category_source)
+    confidence: float | None    # None when the channel form named the category
+    confirmed: bool
+    problems: tuple             # categories with evidence of their own, in the order said
+    demand: dict | None
+    texts: tuple                # description, fact, expectation as triage.text.Text
+
+    def words(self, terms):
+        """The terms said anywhere in the complaint, not negated."""
+        return sorted({w for t in self.texts for w in t.words(terms)})
+
+
+def dictionary(classification):
+    """Every phrase the tokenizer must keep whole: the rules' terms and the extra user words."""
+    terms = {t for rule in classification["phrases"] for t in rule["terms"]}
+    terms |= {t for rule in classification["context"] for group in rule["all"] for t in group}
+    terms |= set(classification["negators"]) | set(classification["demand_markers"])
+    terms |= set(classification["user_words"])
+    return tuple(sorted(terms))
+
+
+def read(complaint, rules):
+    """The Reading of one complaint under the policy's rules."""
+    c = rules["classification"]
+    demands = complaint.get("demands") or {}
+    texts = tuple(Text(s, c) for s in (complaint.get("description"), demands.get("fact"),
+                                         demands.get("expectation")))
+    problem = texts[:2]
+    scores, strongest, first = _score(problem, c)
+    # problems of their own, in the order said
+    strong = sorted((cat for cat in scores if strongest[cat] >= c["problem_weight"]), key=first.get)
+    problems = tuple(cat for cat in strong if scores[cat] >= c["problem_score"])
+    asked = "，".join([*(t.demand_text() for t in problem), texts[2].text])
+    demand = read_demand(asked, "，".join(t.problem_text() for t in problem),
+                         [w for t in texts for w in t.words(c["mental_damages"])])
+    hint = complaint.get("category_hint")
+    if hint and hint in categories(rules):
+        return Reading(hint, "channel_form", None, True, _with_main(hint, problems), demand, texts)
+    if not scores:
+        return Reading(None, "none", 0.0, False, (), demand, texts)
+    ranked = sorted(scores.items(), key=lambda kv: _rank(kv, strongest, c))
+    if len(problems) > 1:   # several problems of their own: filed under the one said first
+        ranked.sort(key=lambda kv: kv[0] != problems[0])
+    category, top = ranked[0]
+    # a separate problem of another attribute is not a doubt about this one
+    rivals = [s for cat, s in ranked[1:] if cat not in problems or cat.split(".")[0] == category.split(".")[0]]
+    margin = top / (top + (rivals[0] if rivals else 0))
+    confidence = round(margin * min(1.0, top / c["full_weight"]), 2)
+    return Reading(category, "keywords", confidence, confidence >= c["confidence_threshold"],
+                   _with_main(category, problems), demand, texts)
+
+
+def categories(rules):
+    return {f"{a}.{s}" for a, subs in rules["taxonomy"].items() for s in subs}
+
+
+def _score(texts, c):
+    """Per category: the summed weight of its distinct phrases found (a phrase inside a longer
+    one of the same category counts once, as the longer with the weight of the stronger), its
+    strongest phrase, and where it was first said (text, clause, offset)."""
+    scores, strongest, first = {}, {}, {}
+
+    def found(terms):
+        return [(h.term, (n, *h.at), h.end) for n, t in enumerate(texts) for h in t.hits(terms)
+                if not h.negated and not h.demand]
+
+    def add(cat, score, weight, ats):
+        scores[cat] = scores.get(cat, 0) + score
+        strongest[cat] = max(strongest.get(cat, 0), weight)
+        first[cat] = min([first.get(cat, (9, 0, 0)), *ats])
+
+    by_category = {}
+    for rule in c["phrases"]:
+        by_category.setdefault(rule["category"], []).extend((rule["weight"], *hit) for hit in found(rule["terms"]))
+    for cat, hits in by_category.items():
+        spans = [((n, i), start, end, weight) for weight, _, (n, i, start), end in hits]
+        kept = {}
+        for weight, term, (n, i, start), end in hits:
+            inside = any(k == (n, i) and s <= start and end <= e and (s, e) != (start, end) for k, s, e, _ in spans)
+            if not inside:   # the longer phrase, weighing as much as the strongest phrase inside it
+                weight = max(w for k, s, e, w in spans if k == (n, i) and start <= s and e <= end)
+                kept[term] = max(kept.get(term, 0), weight)
+        if kept:
+            add(cat, sum(kept.values()), max(kept.values()),
+                [at for _, term, at, _ in hits if term in kept])
+    for rule in c["context"]:
+        # every group said in one and the same clause (or anywhere, for a rule `within: complaint`)
+        groups = [found(group) for group in rule["all"]]
+        scope = 2 if rule["within"] == "clause" else 0
+        clauses = set.intersection(*({at[:scope] for _, at, _ in g} for g in groups))
+        if clauses:
+            add(rule["category"], rule["weight"], rule["weight"],
+                [at for g in groups for _, at, _ in g if at[:scope] in clauses])
+            for other in rule["instead_of"]:
+                for table in (scores, strongest, first):
+                    table.pop(other, None)
+    return scores, strongest, first
+
+
+def _rank(item, strongest, c):
+    cat, score = item
+    order = next(i for i, r in enumerate([*c["phrases"], *c["context"]]) if r["category"] == cat)
+    return (-score, -strongest[cat], order)
+
+
+def _with_main(category, problems):
+    """The problems in the order said, with the proposed category among them."""
+    return problems if category in problems else (category, *problems)

@@ -1,0 +1,152 @@
+"""Complaint text made comparable (R2.1, R7.4): full-width and case folded, traditional
+characters read as simplified (OpenCC t2s), English typos mended, then cut into clauses
+and words by jieba with the policy's own dictionary, so that a phrase can be found with
+whether it is negated ("没有过期", "not expired") and whether it is what the customer
+asks for rather than what happened ("客户要求全额退款"). Pure: no I/O beyond loading
+the two libraries' dictionaries once per process, and nothing of the web or messaging edge."""
+import re
+import unicodedata
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+
+import opencc
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")   # jieba 0.42 imports the deprecated pkg_resources
+    import jieba
+
+jieba.setLogLevel(60)                 # no "Building prefix dict" chatter in service logs
+_T2S = opencc.OpenCC("t2s")
+# clause breaks: punctuation, and the spaces customers type between Chinese phrases instead of it
+_BREAK = re.compile(r"[，。！？!?；;、\n\r\t]+|(?<!\d)[,.](?!\d)|…+|~+|(?<=[\u4e00-\u9fff])\s+(?=[\u4e00-\u9fff])")
+_CONTRACTION = re.compile(r"n['’]t\b")
+_ASCII_WORD = re.compile(r"[a-z0-9]")
+
+
+def normalise(text, typos=None, folds=None):
+    """Full-width to half-width (NFKC), case folded, traditional to simplified, the policy's
+    character folds (OpenCC keeps 帐 and 著 where mainland text writes 账 and 着), typos mended."""
+    text = _T2S.convert(unicodedata.normalize("NFKC", text or "").casefold())
+    if folds:
+        text = text.translate(folds)
+    text = _CONTRACTION.sub(" not", text)
+    for wrong, right in (typos or {}).items():
+        text = re.sub(rf"\b{re.escape(wrong)}\b", right, text)
+    return text
+
+
+@lru_cache(maxsize=4)
+def tokenizer(words):
+    """One jieba tokenizer per dictionary (a tuple of words), built once per process."""
+    tk = jieba.Tokenizer()
+    tk.initialize()
+    for word in words:
+        if not _ASCII_WORD.match(word):
+            tk.add_word(word, freq=20000)
+    return tk
+
+
+@dataclass(frozen=True)
+class Hit:
+    term: str
+    negated: bool
+    demand: bool      # inside what the customer asks for, not what happened
+    at: tuple         # (clause, offset): where it is said, to tell which problem came first
+    end: int          # offset after it in its clause, to tell a phrase inside a longer one
+
+
+class Text:
+    """One piece of a complaint, normalised and cut into clauses of (word, start) tokens."""
+
+    def __init__(self, raw, language):
+        self.language = language
+        self.text = normalise(raw, language["typos"], _folds(language["folds"]))
+        tk = tokenizer(language["dictionary"])
+        self.clauses = []
+        for part in _BREAK.split(self.text):
+            tokens = [(w, s) for w, s, _ in tk.tokenize(part) if w.strip()]
+            for clause in _split_on(tokens, set(language["clause_breaks"])):
+                if clause:
+                    self.clauses.append((part, clause))
+
+    def hits(self, terms):
+        """Every occurrence of each normalised term, with its negation and demand marks."""
+        found = []
+        for term in terms:
+            pattern = _pattern(term)
+            for i, (part, tokens) in enumerate(self.clauses):
+                lo, hi = tokens[0][1], tokens[-1][1] + len(tokens[-1][0])
+                for m in pattern.finditer(part, lo, hi):
+                    found.append(Hit(term, self._negated(tokens, m.start()), self._demand(tokens, m.start()),
+                                     (i, m.start()), m.end()))
+        return found
+
+    def words(self, terms):
+        """The terms found, not negated (in problems and demands alike)."""
+        return sorted({h.term for h in self.hits(terms) if not h.negated})
+
+    def demand_text(self):
+        """What the customer asks for: clauses from their demand marker on, and whole
+        clauses that name a remedy ("退一赔十", "20倍赔偿") without a marker."""
+        markers, remedies = self.language["demand_markers"], self.language["remedy_words"]
+        parts = []
+        for part, tokens in self.clauses:
+            end = tokens[-1][1] + len(tokens[-1][0])
+            at = next((s for w, s in tokens if w in markers), None)
+            if at is None and any(r in part[tokens[0][1]:end] for r in remedies):
+                at = tokens[0][1]
+            if at is not None:
+                parts.append(part[at:end])
+        return "，".join(parts)
+
+    def problem_text(self):
+        """The clauses with what the customer asks for cut off: where prices are named."""
+        markers = self.language["demand_markers"]
+        parts = []
+        for part, tokens in self.clauses:
+            at = next((s for w, s in tokens if w in markers), tokens[-1][1] + len(tokens[-1][0]))
+            parts.append(part[tokens[0][1]:at])
+        return "，".join(parts)
+
+    def _negated(self, tokens, start):
+        window, negators = self.language["negation_window"], self.language["negators"]
+        before = [w for w, s in tokens if s < start]
+        # a negator glued to the term inside one token ("未过期" as one word) counts as well
+        inside = next((w[:start - s] for w, s in tokens if s < start < s + len(w)), "")
+        return any(w in negators for w in before[-window:]) or any(inside.endswith(n) for n in negators)
+
+    def _demand(self, tokens, start):
+        return any(w in self.language["demand_markers"] for w, s in tokens if s < start)
+
+
+def _split_on(tokens, breaks):
+    clause = []
+    for token in tokens:
+        if token[0] in breaks:
+            yield clause
+            clause = []
+        else:
+            clause.append(token)
+    yield clause
+
+
+def _folds(folds):
+    return _fold_table(tuple(sorted(folds.items())))
+
+
+@lru_cache(maxsize=4)
+def _fold_table(pairs):
+    return str.maketrans(dict(pairs))
+
+
+@lru_cache(maxsize=8192)
+def _pattern(term):
+    """A policy term as a pattern on normalised text; English terms match whole words."""
+    term = normalise(term)
+    escaped = re.escape(term)
+    if _ASCII_WORD.match(term[:1]):
+        escaped = rf"(?<![a-z]){escaped}"
+    if _ASCII_WORD.match(term[-1:]):
+        escaped = rf"{escaped}(?![a-z])"
+    return re.compile(escaped)

@@ -1,0 +1,61 @@
+"""R2.1, R2.4, R3.2, R7.4 (issue 16, "done when"): the README's strawberry complaint,
+recorded at the service desk as a clerk writes it ("草莓约1/3霉变，客户要求全额退款"),
+goes through intake, triage and resolution on the real broker and store. It is graded
+a product quality defect of low risk for procurement/QC (merchant relations when a tenant
+sold it), the refund it asks for makes no second problem and no review meeting, and the
+desk settles it on the spot."""
+import pytest
+
+from analytics.service import AnalyticsService
+from feedback.service import FeedbackService
+from intake.examples import desk_complaint
+from intake.service import IntakeService
+from resolution.service import ResolutionService
+from tests.conftest import settle_at_desk, staff, wait_for
+from triage.service import TriageService
+
+DESK, HANDLER = staff("D3001"), staff("E3501")
+STRAWBERRIES = {
+    "location": {"area": "生鲜区"},      # the mall's own supermarket
+    "description": "12月5日16:10，生鲜区称重台，草莓约1/3霉变，客户要求全额退款。",
+    "demands": {"fact": "草莓约1/3霉变", "expectation": "全额退款"},
+    "emotion": "calm", "anger_score": 2,
+}
+
+
+@pytest.fixture
+def system(container_factory, service_config, web_client):
+    containers = {}
+    for service in (AnalyticsService, FeedbackService, ResolutionService, TriageService, IntakeService):
+        containers[service.name] = container_factory(service, service_config(service.name))
+        containers[service.name].start()
+    return {name: web_client(c) for name, c in containers.items()}
+
+
+def desk_records(web, **complaint):
+    response = web["intake"].post("/complaints", headers=DESK, json=desk_complaint(**complaint))
+    assert response.status_code == 201, response.text
+    number = response.json()["number"]
+    return number, wait_for(lambda: (r := web["triage"].get(f"/assessments/{number}", headers=HANDLER)).ok and r.json())
+
+
+def test_the_strawberry_complaint_is_a_low_risk_quality_defect_settled_at_the_desk(system):
+    web = system
+    number, graded = desk_records(web, channel_ref="desk-strawberry-1", **STRAWBERRIES)
+    assert (graded["category"], graded["category_source"], graded["category_confirmed"]) == \
+        ("product.quality_defect", "keywords", True)
+    assert (graded["risk_level"], graded["risk_reasons"], graded["urgency"]) == ("low", [], "routine")
+    assert (graded["department"], graded["review_meeting"], graded["departments_involved"]) == \
+        ("procurement_qc", False, [])
+    assert graded["demand"] == {"multiple": None, "amount_fen": None, "price_fen": None, "mental_damages": False}
+
+    settle_at_desk(web, number, DESK, HANDLER)
+    case = web["resolution"].get(f"/cases/{number}", headers=HANDLER).json()
+    assert case["state"] == "resolved" and case["category"] == "product.quality_defect"
+
+
+def test_strawberries_a_tenant_sold_go_to_merchant_relations_without_a_meeting(system):
+    _, graded = desk_records(system, channel_ref="desk-strawberry-2", **{
+        **STRAWBERRIES, "location": {"area": "B1", "merchant_id": "T-17", "merchant_name": "鲜果坊"}})
+    assert (graded["category"], graded["risk_level"]) == ("product.quality_defect", "low")
+    assert (graded["department"], graded["review_meeting"]) == ("merchant_relations", False)

@@ -1,0 +1,185 @@
+"""R2.1, R2.2, R2.4, R7.4 (issue 16, findings 1, 2, 3 and 9): complaints graded as a
+service-desk lead would. The category comes from the problem, never from what the
+customer asks for; everyday, traditional, negated and English wording is read; high
+risk is urgent whatever recurs; a demand above the law is flagged with why."""
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from mallcare_common.policy import load_policy_dir
+from tests.conftest import POLICY_DIR
+from triage import rules
+from triage.policy import load_policy
+
+MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+@pytest.fixture(scope="module")
+def policy():
+    return load_policy_dir(POLICY_DIR, "triage.yml", load_policy)
+
+
+class History:
+    def __init__(self, recurrences=0):
+        self.recurrences = recurrences
+
+    def count_by_customer(self, ref, since):
+        return 0
+
+    def count_recurrences(self, mall_id, merchant_id, category, since, until):
+        return self.recurrences
+
+    def open_load(self, mall_id):
+        return {}
+
+
+def grade(policy, description, expectation=None, fact=None, history=None, **overrides):
+    complaint = {"mall_id": "sh-xujiahui", "channel": "desk", "description": description,
+                 "demands": {"fact": fact, "expectation": expectation},
+                 "customer": {"ref": "c1", "member_tier": "regular"}, "location": {}, "anger_score": 3,
+                 "category_hint": None, "received_at": MONDAY_10, **overrides}
+    return rules.assess(complaint, policy, MONDAY_10, history or History())
+
+
+# --- finding 1: a demand never becomes a second problem ------------------------------------
+
+@pytest.mark.parametrize("description,expectation,category", [
+    ("草莓约1/3霉变，客户要求全额退款", None, "product.quality_defect"),
+    ("过期酸奶要求退款", None, "product.expired"),
+    ("酸奶过期了", "退款", "product.expired"),
+    ("上午买的草莓有三分之一发霉了", "full refund plus the same in goods", "product.quality_defect"),
+    ("买的鸡蛋回家发现碎了好几个", "要求退货", "product.damaged"),
+    ("面包里有头发", "换货或者赔偿", "product.quality_defect"),
+])
+def test_a_product_complaint_asking_a_refund_is_one_product_problem(policy, description, expectation, category):
+    got = grade(policy, description, expectation)
+    assert got["category"] == category
+    assert (got["department"], got["review_meeting"], got["departments_involved"]) == ("procurement_qc", False, [])
+    assert got["risk_level"] == "low"
+
+
+def test_a_passing_word_of_another_department_is_no_second_problem(policy):
+    got = grade(policy, "排队的时候发现酸奶过期了", "退款")
+    assert (got["category"], got["review_meeting"]) == ("product.expired", False)
+
+
+def test_two_parties_problems_in_the_complaint_itself_make_a_review_meeting(policy):
+    got = grade(policy, "买的花瓶包装破损，瓶口也裂了，结账时收银员态度还很恶劣，翻白眼", "退货并道歉")
+    assert got["review_meeting"] and got["departments_involved"] == ["customer_service", "procurement_qc"]
+    assert got["category"] == "product.damaged"
+
+
+# --- finding 2: everyday wording, traditional characters, negation, English -----------------
+
+@pytest.mark.parametrize("description,category", [
+    ("牛奶有股臭味", "product.quality_defect"),
+    ("手机用了两天就坏了", "product.quality_defect"),
+    ("买到假货了", "product.quality_defect"),
+    ("收银员多收了我20块", "service.operating_error"),
+    ("盒饭都馊了", "product.quality_defect"),
+    ("青菜叶子都发黄了", "product.quality_defect"),
+    ("孩子吃了你们的蛋糕吐了", "product.quality_defect"),
+    ("收银员扫了两次", "service.operating_error"),
+    ("电梯里有臭味", "environment.hygiene"),
+    ("电梯里漏水", "environment.facility_failure"),
+    ("酸奶没有过期，但是里面有异物", "product.quality_defect"),
+    ("牛奶過期了", "product.expired"),
+    ("麵包變質了", "product.quality_defect"),
+    ("收銀員態度很差", "service.bad_attitude"),
+    ("不是质量问题，是收银员态度不好", "service.bad_attitude"),
+    ("ＤＯＵＢＬＥ　ＳＣＡＮＮＥＤ at the till", "service.operating_error"),
+    ("The yogurt was not expired but it smelled bad", "product.quality_defect"),
+    ("the milk was expierd", "product.expired"),
+    ("rude cashir shouted at me", "service.bad_attitude"),
+])
+def test_everyday_wording_is_read(policy, description, category):
+    got = grade(policy, description)
+    assert (got["category"], got["category_confirmed"]) == (category, True)
+    assert not got["review_meeting"]
+
+
+def test_a_weak_hint_is_proposed_but_left_for_a_person_to_confirm(policy):
+    got = grade(policy, "包装有点问题")
+    assert got["category"] == "product.damaged" and got["category_source"] == "keywords"
+    assert not got["category_confirmed"] and got["category_confidence"] < 0.6
+
+
+def test_a_negated_harm_is_no_safety_risk(policy):
+    assert grade(policy, "草莓发霉了，还好没吃，没有拉肚子")["risk_level"] == "low"
+
+
+# --- finding 3: high risk is urgent, recurrence a flag beside it ----------------------------
+
+def test_the_fifth_food_poisoning_of_a_month_is_urgent_and_systemic(policy):
+    got = grade(policy, "昨天在熟食区买的卤肉，全家吃了食物中毒", history=History(recurrences=4))
+    assert (got["urgency"], got["systemic"], got["recurrences"]) == ("urgent", True, 5)
+    assert got["resolution_due_at"] == MONDAY_10 + timedelta(hours=12)   # 24 h x 0.5 for high risk
+
+
+def test_a_recurring_routine_problem_keeps_its_routine_deadline(policy):
+    once = grade(policy, "价签和收银价不一致")
+    fifth = grade(policy, "价签和收银价不一致", history=History(recurrences=4))
+    assert (fifth["urgency"], fifth["systemic"]) == ("routine", True) and not once["systemic"]
+    assert fifth["resolution_due_at"] == once["resolution_due_at"]
+
+
+# --- finding 9: demands read for multiples and sums, held against the law --------------------
+
+def test_the_food_poisoning_complaint_is_a_product_problem_for_procurement_with_safety(policy):
+    got = grade(policy, "在你们超市买的熟食，全家吃了食物中毒，上吐下泻去了医院", "赔偿医药费")
+    assert (got["category"], got["department"]) == ("product.quality_defect", "procurement_qc")
+    assert got["risk_level"] == "high" and "safety" in {r["reason"] for r in got["risk_reasons"]}
+    assert got["urgency"] == "urgent"
+
+
+def beyond(got):
+    return next((r for r in got["risk_reasons"] if r["reason"] == "beyond_statutory"), None)
+
+
+@pytest.mark.parametrize("description,expectation,multiple,amount,price,why", [
+    ("50元的酸奶过期了", "要求20倍赔偿", 20, None, 5000, "asks 20x; food safety law grants 10x"),
+    ("酸奶过期了", "要求20倍价格退款", 20, None, None, "asks 20x; food safety law grants 10x"),
+    ("买的T恤掉色", "退一赔十", 10, None, None, "asks 10x; consumer protection law grants 3x"),
+    ("a 30 yuan bottle of juice was expired", "refund and 20 times compensation", 20, None, 3000, "asks 20x"),
+    ("花了200元买的面包发霉了", "赔偿5万元", None, 5000000, 20000, "asks 50000 yuan on a 200-yuan price"),
+    ("牛奶过期了", "赔偿精神损失费", None, None, None, "mental damages"),
+])
+def test_a_demand_above_the_law_is_flagged_with_why(policy, description, expectation, multiple, amount, price, why):
+    got = grade(policy, description, expectation)
+    assert got["demand"]["multiple"] == multiple and got["demand"]["amount_fen"] == amount
+    assert got["demand"]["price_fen"] == price
+    reason = beyond(got)
+    assert reason and why in reason["detail"] and got["risk_level"] == "medium"
+
+
+@pytest.mark.parametrize("description,expectation", [
+    ("50元的酸奶过期了", "要求退一赔十"),
+    ("酸奶过期了", "要求10倍赔偿"),
+    ("50元的酸奶过期了", "赔偿1000元"),
+    ("买的耳机是假货", "退一赔三"),
+    ("草莓发霉了", "全额退款"),
+    ("衣服开线了", "换一件新的"),
+    ("牛奶过期了", "给同等价值的商品"),
+    ("收银员态度差", "道歉"),
+])
+def test_what_the_law_grants_is_not_beyond_it(policy, description, expectation):
+    assert beyond(grade(policy, description, expectation)) is None
+
+
+def test_a_persons_correction_confirms_a_proposed_category(policy):
+    """R7.4: a category below the confidence threshold is only proposed; a correction by a
+    person confirms it, and the event says so."""
+    complaint = {"channel": "desk", "description": "包装有点问题", "demands": {}, "location": {},
+                 "customer": {"ref": "c1", "member_tier": "regular"}, "anger_score": 3, "category_hint": None,
+                 "received_at": MONDAY_10}
+    event = {"event_id": "e1", "complaint_no": "SHXJH-20261123-0001", "mall_id": "sh-xujiahui", "payload": complaint}
+    proposed = rules.assess({**complaint, "mall_id": "sh-xujiahui"}, policy, MONDAY_10, History())
+    doc = rules.new_assessment(event, proposed, MONDAY_10)
+    assert not doc["category_confirmed"]
+    assert doc["outbox"][0]["event"]["payload"]["category_confirmed"] is False
+    changes, entry, corrected = rules.reassessment(doc, "category", "product.damaged", "E3101", "seen the box",
+                                                   policy, MONDAY_10, History())
+    assert (changes["category"], changes["category_source"], changes["category_confirmed"]) == \
+        ("product.damaged", "corrected", True)
+    assert corrected["payload"]["category_confirmed"] is True and entry["old"] == "product.damaged"
