@@ -18,7 +18,7 @@ from mallcare_common.calendar import Clock
 from mallcare_common.contracts import COMPLAINT_REGISTERED, InvalidEvent, read_event
 from mallcare_common.contracts import resolution as case_events
 from mallcare_common.messaging import INSTANCE, event_handler, outbox_dispatcher, publish_pending
-from mallcare_common.mongo import acquire_lease
+from mallcare_common.mongo import Lease
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.web import Conflict, NotFound, http, json_response, read_json, signed
 
@@ -96,12 +96,14 @@ class TriageService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
     def assign_unowned(self):
         """R2.5: a complaint that came in while nobody of its department was on shift
         gets an owner as soon as someone is (one replica at a time). Every unowned one is
-        looked at, the earliest first, however many wait for a shift elsewhere."""
+        looked at, the earliest first, however many wait for a shift elsewhere (the lease
+        renewed through a long backlog, so a second replica does not start beside it)."""
         now, policy = self.clock(), self.policy.current
-        if not acquire_lease(self.store.db, "triage.assign", INSTANCE, now, timedelta(seconds=ASSIGN_INTERVAL)):
-            return
+        lease = Lease(self.store.db, "triage.assign", INSTANCE, timedelta(seconds=ASSIGN_INTERVAL))
         loads = {}
         for doc in self.store.unowned():
+            if not lease.held(self.clock()):
+                return
             mall_id = doc["mall_id"]
             if mall_id not in loads:
                 loads[mall_id] = self.store.open_load(mall_id)
