@@ -8,9 +8,10 @@ revisit was called off). No I/O and no clock of its own: callers pass `now`.
 Closing a case ends every clock of its handling (`ending`): the first-response and
 resolution clocks are met or met late by the closing time (the closure settles the
 case); the others (the acknowledgement, execution tasks, a re-review, a review meeting, a
-revisit, a promised time) are cancelled and count neither as met nor as breached; a breach already announced
+promised time) are cancelled and count neither as met nor as breached; a breach already announced
 stays a breach. Rectifications are the mall's improvement work (they may be added after
-the case closed): they run on. A clock's owner is a person or, for the clocks a
+the case closed): they run on. A revisit ends by feedback's own word only (`revisit_done`,
+or `revisit_cancelled` for one a closure made moot). A clock's owner is a person or, for the clocks a
 channel, a service, a role or an unowned complaint's department keeps, that channel,
 service, role or department (`owner_kind`: person, channel, service, role, department;
 None on a reopened round's resolution clock, which the store gives the case's handler).
@@ -79,9 +80,11 @@ class Reassign:
 
 HANDLER_CLOCKS = ("first_response", "resolution")
 # Clocks a closure meets (by the closing time); every other clock of the case it cancels,
-# except the ones that outlive the case.
+# except the ones that outlive the case, and the revisit: feedback ends it (revisit_done, or
+# revisit_cancelled when the closure made it moot). The answer that closes a case comes with
+# its revisit_done on another queue; a closure applied first would cancel a revisit done in time.
 SETTLED_BY_CLOSURE = ("first_response", "resolution")
-OUTLIVE_THE_CASE = ("rectification", "incident_forwarding", "incident_handling")
+OUTLIVE_THE_CASE = ("rectification", "incident_forwarding", "incident_handling", "revisit")
 
 
 def owner_kind(clock):

@@ -104,8 +104,9 @@ def test_a_closure_ends_every_clock_of_the_handling():
     assert clocks.operations(event("case_closed", {"reason": "r", "by": "E3011"})) == [clocks.Close(NUMBER, T0)]
     assert [clocks.ending(name) for name in ("first_response", "resolution")] == ["stop", "stop"]
     assert {clocks.ending(name) for name in ("acknowledgement", "review_meeting", "re_review", "execution",
-                                              "revisit", "promised")} == {"cancel"}
+                                              "promised")} == {"cancel"}
     assert clocks.ending("rectification") is None   # the mall's improvement outlives the case
+    assert clocks.ending("revisit") is None         # feedback ends it: revisit_done or revisit_cancelled
 
 
 def test_a_clock_started_after_its_end_was_applied_ends_then():
