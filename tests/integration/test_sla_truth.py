@@ -70,7 +70,8 @@ def test_closing_a_reopened_case_ends_its_clocks_and_nothing_breaches_afterwards
     cancelled = wait_for(lambda: clocks_of(system, number)["revisit|" + revisit["revisit_id"]]["outcome"])
     assert cancelled == "cancelled"
     wait_for(lambda: "resolution|2" in clocks_of(system, number))
-    # an internal finding is not a response to the customer; a promise is told and kept by a clock
+    # the second round's investigation; a promise is told and kept by a clock (that a finding
+    # is no first response is shown in tests/unit/analytics: the spot resolution met this one)
     call(system, "resolution", "POST", f"/cases/{number}/findings", HANDLER, source="cctv",
          summary="the fruit came in mouldy")
     expected_by = (MONDAY_10 + timedelta(days=2)).isoformat()
