@@ -17,7 +17,7 @@ from feedback.service import FeedbackService
 from intake.service import IntakeService
 from resolution.service import ResolutionService
 from tests.conftest import wait_for
-from tests.integration.test_feedback import call, resolved_on_the_spot, revisit_of
+from tests.integration.test_feedback import call, resolve_second_round, resolved_on_the_spot, revisit_of
 from triage.service import TriageService
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -124,15 +124,7 @@ def test_every_answer_counts_and_the_report_the_live_dashboard_and_metrics_agree
     first = resolved_on_the_spot(system)
     answer(system, revisit_of(system, first)["revisit_id"], 2, ["slow"])   # dissatisfied: the case reopens
     wait_for(lambda: call(system, "resolution", "GET", f"/cases/{first}")["state"] == "reopened")
-    for action, body in (("proposals", {"decision": "upheld", "reasons": ["apologise for the delay"],
-                                        "remedies": [{"type": "apology_letter", "amount": "0"}]}),
-                         ("reply", {"proposal_no": 2, "oral": True}),
-                         ("acceptance", {"proposal_no": 2})):
-        current = call(system, "resolution", "POST", f"/cases/{first}/{action}", HANDLER, **body)
-    for task in current["tasks"]:
-        if not task["done"]:
-            call(system, "resolution", "POST", f"/cases/{first}/task-done", HANDLER, task_id=task["id"])
-    call(system, "resolution", "POST", f"/cases/{first}/resolution", HANDLER, summary="apology sent")
+    resolve_second_round(system, first)
     answer(system, revisit_of(system, first, 2)["revisit_id"], 5)          # then satisfied
     second = resolved_on_the_spot(system, channel_ref="desk-0002", order_no="SO-778813",
                                   customer={"name": "李先生", "phone": "13912345678"})
