@@ -100,6 +100,8 @@ class TriageService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
         renewed through a long backlog, so a second replica does not start beside it)."""
         now, policy = self.clock(), self.policy.current
         lease = Lease(self.store.db, "triage.assign", INSTANCE, timedelta(seconds=ASSIGN_INTERVAL))
+        if not lease.held(now):   # another replica sweeps: not even a page read here
+            return
         loads = {}
         for doc in self.store.unowned():
             if not lease.held(self.clock()):
