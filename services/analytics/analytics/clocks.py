@@ -9,7 +9,7 @@ Closing a case ends every clock of its handling (`ending`): the first-response a
 resolution clocks are met or met late by the closing time (the closure settles the
 case); the others (the acknowledgement, execution tasks, a re-review, a review meeting, a
 promised time) are cancelled and count neither as met nor as breached; a breach already announced
-stays a breach. Rectifications are the mall's improvement work (they may be added after
+stays a breach, and so does a deadline passed before the closure (`outcome`). Rectifications are the mall's improvement work (they may be added after
 the case closed): they run on. A revisit ends by feedback's own word only (`revisit_done`,
 or `revisit_cancelled` for one a closure made moot). A clock's owner is a person or, for the clocks a
 channel, a service, a role or an unowned complaint's department keeps, that channel,
@@ -204,12 +204,14 @@ def late_end(clock, ends):
 
 def outcome(clock):
     """met / met_late / cancelled for a stopped clock with a deadline; None while either is
-    missing. A cancelled clock whose breach was announced stays breached (the sweep counted it)."""
+    missing. An obligation that lapsed only after its deadline had passed was breached: it
+    ends met_late like a late stop (its breach published then if the sweep had not caught
+    it), so the outcome does not depend on whether the sweep ran in between."""
     if clock.get("stopped_at") is None or clock.get("due_at") is None:
         return None
-    if clock.get("cancelled"):
-        return "cancelled"
-    return "met" if clock["stopped_at"] <= clock["due_at"] else "met_late"
+    if clock["stopped_at"] > clock["due_at"]:
+        return "met_late"
+    return "cancelled" if clock.get("cancelled") else "met"
 
 
 def _payload(clock):

@@ -135,9 +135,12 @@ def test_a_cancelled_revisit_cancels_its_clock():
 
 
 @pytest.mark.parametrize("clock,outcome", [
-    ({"due_at": T0, "stopped_at": T0 + timedelta(hours=1), "cancelled": True}, "cancelled"),
+    ({"due_at": T0, "stopped_at": T0 - timedelta(hours=1), "cancelled": True}, "cancelled"),
+    ({"due_at": T0, "stopped_at": T0 - timedelta(hours=1), "cancelled": False}, "met"),
+    # cancelled an hour after the deadline passed: it was breached then, whether or not the sweep saw it
+    ({"due_at": T0, "stopped_at": T0 + timedelta(hours=1), "cancelled": True}, "met_late"),
     ({"due_at": T0, "stopped_at": T0 + timedelta(hours=1), "cancelled": False}, "met_late")])
-def test_a_cancelled_clock_is_neither_met_nor_late(clock, outcome):
+def test_a_clock_cancelled_in_time_is_neither_met_nor_late(clock, outcome):
     assert clocks.outcome(clock) == outcome
 
 
