@@ -121,8 +121,10 @@ def operations(event):
         return [start(name, 1, p["received_at"], p[f"{name}_due_at"], owner, p["department"], kind_)
                 for name in HANDLER_CLOCKS]
     if kind == "complaint_corrected":
-        return [Move(clock_id(number, "first_response"), p["first_response_due_at"], p["department"]),
-                Move(clock_id(number, "resolution"), p["resolution_due_at"], p["department"])]
+        moves = [Move(clock_id(number, "first_response"), p["first_response_due_at"], p["department"]),
+                 Move(clock_id(number, "resolution"), p["resolution_due_at"], p["department"])]
+        # a correction to another department names its new owner, as triage and the case do
+        return moves + [Reassign(number, p["owner_id"], p["department"])] if p["owner_id"] else moves
     if kind == "complaint_reassigned":
         return [Reassign(number, p["to_owner_id"], p["department"])]
     if kind == "case_opened" and p["review_meeting_due_at"]:

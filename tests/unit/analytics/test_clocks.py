@@ -95,6 +95,21 @@ def test_events_without_a_deadline_touch_no_clock():
         "proposal_no": 1, "approver_role": "handler", "total_fen": 0, "cap_override": False, "by": "E3501"})) == []
 
 
+def test_a_correction_moves_the_deadlines_and_names_the_new_owner_as_triage_does():
+    """R2.4, R5.5: a category corrected to another department goes to that department's
+    handler in triage and the case; the handling clocks (and the per-handler SLA table) follow."""
+    corrected = {**TRIAGED, "department": "procurement_qc", "owner_id": "E3101", "field": "category",
+                 "old": "service.attitude", "new": "product.quality_defect", "by": "E3011", "reason": "mouldy"}
+    for key in ("received_at", "channel", "merchant_id"):
+        corrected.pop(key)
+    ops = clocks.operations(event("complaint_corrected", corrected))
+    assert ops == [clocks.Move(f"{NUMBER}|first_response|1", T0 + timedelta(hours=48), "procurement_qc"),
+                   clocks.Move(f"{NUMBER}|resolution|1", T0 + timedelta(hours=168), "procurement_qc"),
+                   clocks.Reassign(NUMBER, "E3101", "procurement_qc")]
+    unowned = clocks.operations(event("complaint_corrected", {**corrected, "owner_id": None}))
+    assert [type(op) for op in unowned] == [clocks.Move, clocks.Move]
+
+
 def test_an_internal_finding_is_not_the_first_response():
     """R2.3: CCTV or a supplier's word is the investigation, not a response to the customer."""
     assert clocks.operations(event("investigation_noted", {"finding_id": 1, "source": "cctv", "by": "E3501"})) == []
