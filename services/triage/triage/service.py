@@ -114,8 +114,8 @@ class TriageService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
             if owner:
                 changes, entry, event = rules.reassignment(doc, owner.id, self.name, note or "on shift now", policy,
                                                            now)
-                self._record(doc, changes, entry, event, now, where={"owner": None})   # nobody took it meanwhile
-                load[owner.id] = load.get(owner.id, 0) + 1
+                if self._record(doc, changes, entry, event, now, where={"owner": None}):   # nobody took it meanwhile
+                    load[owner.id] = load.get(owner.id, 0) + 1
 
     @http("GET", "/assessments/<string:complaint_no>")
     def get_assessment_http(self, request, complaint_no):
@@ -184,8 +184,8 @@ class TriageService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
 
     def _record(self, doc, changes, entry, event, now, where=None):
         updated = self.store.update(doc["_id"], changes, entry, event, now, where)
-        if updated is None:   # `where` no longer held: somebody else applied it
-            return AssessmentOut().dump(self.store.get(doc["_id"]))
+        if updated is None:   # `where` no longer held: somebody else applied it (only the handlers pass one)
+            return None
         self.store.count_change(doc, updated)
         publish_pending(self.store.assessments, self.dispatch, self.name, now, [updated])
         return AssessmentOut().dump(updated)
