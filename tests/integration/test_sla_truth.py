@@ -66,9 +66,14 @@ def test_closing_a_reopened_case_ends_its_clocks_and_nothing_breaches_afterwards
     wait_for(lambda: "revisit|" + revisit["revisit_id"] in clocks_of(system, number))
 
     # the supervisor reopens it by hand: the pending revisit is moot, feedback cancels it
-    call(system, "resolution", "POST", f"/cases/{number}/reopening", SUPERVISOR, reason="customer called back")
+    reopened = call(system, "resolution", "POST", f"/cases/{number}/reopening", SUPERVISOR,
+                    reason="customer called back")
     cancelled = wait_for(lambda: clocks_of(system, number)["revisit|" + revisit["revisit_id"]]["outcome"])
     assert cancelled == "cancelled"
+    # stopped when the case was reopened, not when feedback heard of it
+    reopened_at = next(e["at"] for e in reversed(reopened["timeline"]) if e["action"] == "reopened")
+    stopped_at = clocks_of(system, number)["revisit|" + revisit["revisit_id"]]["stopped_at"]
+    assert datetime.fromisoformat(stopped_at) == datetime.fromisoformat(reopened_at)
     wait_for(lambda: "resolution|2" in clocks_of(system, number))
     # the second round's investigation; a promise is told and kept by a clock (that a finding
     # is no first response is shown in tests/unit/analytics: the spot resolution met this one)
