@@ -68,6 +68,20 @@ def revisit_of(system, number, round_=1):
                                   if r["revisit_id"] == f"{number}-R{round_}"), None))
 
 
+def resolve_second_round(system, number):
+    """A reopened case's second round by its handler: an apology proposed, told, accepted,
+    carried out, the case resolved (its revisit follows)."""
+    for action, body in (("proposals", {"decision": "upheld", "reasons": ["apologise for the delay"],
+                                        "remedies": [{"type": "apology_letter", "amount": "0"}]}),
+                         ("reply", {"proposal_no": 2, "oral": True}),
+                         ("acceptance", {"proposal_no": 2})):
+        current = call(system, "resolution", "POST", f"/cases/{number}/{action}", HANDLER, **body)
+    for task in current["tasks"]:
+        if not task["done"]:
+            call(system, "resolution", "POST", f"/cases/{number}/task-done", HANDLER, task_id=task["id"])
+    call(system, "resolution", "POST", f"/cases/{number}/resolution", HANDLER, summary="apology sent")
+
+
 def case(system, number):
     return call(system, "resolution", "GET", f"/cases/{number}")
 
@@ -100,16 +114,9 @@ def test_the_revisit_loop_runs_until_the_customer_is_satisfied(system):
         "customer dissatisfied (score 2): slow, compensation_unclear"
 
     # the second round, and its own revisit
-    for action, body in (("findings", {"source": "customer", "summary": "refund took two days"}),
-                         ("proposals", {"decision": "upheld", "reasons": ["apologise for the delay"],
-                                        "remedies": [{"type": "apology_letter", "amount": "0"}]}),
-                         ("reply", {"proposal_no": 2, "oral": True}),
-                         ("acceptance", {"proposal_no": 2})):
-        current = call(system, "resolution", "POST", f"/cases/{number}/{action}", HANDLER, **body)
-    for task in current["tasks"]:
-        if not task["done"]:
-            call(system, "resolution", "POST", f"/cases/{number}/task-done", HANDLER, task_id=task["id"])
-    call(system, "resolution", "POST", f"/cases/{number}/resolution", HANDLER, summary="apology sent")
+    call(system, "resolution", "POST", f"/cases/{number}/findings", HANDLER, source="customer",
+         summary="refund took two days")
+    resolve_second_round(system, number)
     second = revisit_of(system, number, 2)
     assert second["round"] == 2 and second["status"] == "scheduled"
     with entrypoint_waiter(system["resolution"], "handle_customer_satisfied"):

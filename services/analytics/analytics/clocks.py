@@ -8,9 +8,10 @@ revisit was called off). No I/O and no clock of its own: callers pass `now`.
 Closing a case ends every clock of its handling (`ending`): the first-response and
 resolution clocks are met or met late by the closing time (the closure settles the
 case); the others (the acknowledgement, execution tasks, a re-review, a review meeting, a
-revisit, a promised time) are cancelled and count neither as met nor as breached; a breach already announced
-stays a breach. Rectifications are the mall's improvement work (they may be added after
-the case closed): they run on. A clock's owner is a person or, for the clocks a
+promised time) are cancelled and count neither as met nor as breached; a breach already announced
+stays a breach, and so does a deadline passed before the closure (`outcome`). Rectifications are the mall's improvement work (they may be added after
+the case closed): they run on. A revisit ends by feedback's own word only (`revisit_done`,
+or `revisit_cancelled` for one a closure made moot). A clock's owner is a person or, for the clocks a
 channel, a service, a role or an unowned complaint's department keeps, that channel,
 service, role or department (`owner_kind`: person, channel, service, role, department;
 None on a reopened round's resolution clock, which the store gives the case's handler).
@@ -79,9 +80,11 @@ class Reassign:
 
 HANDLER_CLOCKS = ("first_response", "resolution")
 # Clocks a closure meets (by the closing time); every other clock of the case it cancels,
-# except the ones that outlive the case.
+# except the ones that outlive the case, and the revisit: feedback ends it (revisit_done, or
+# revisit_cancelled when the closure made it moot). The answer that closes a case comes with
+# its revisit_done on another queue; a closure applied first would cancel a revisit done in time.
 SETTLED_BY_CLOSURE = ("first_response", "resolution")
-OUTLIVE_THE_CASE = ("rectification", "incident_forwarding", "incident_handling")
+OUTLIVE_THE_CASE = ("rectification", "incident_forwarding", "incident_handling", "revisit")
 
 
 def owner_kind(clock):
@@ -118,8 +121,10 @@ def operations(event):
         return [start(name, 1, p["received_at"], p[f"{name}_due_at"], owner, p["department"], kind_)
                 for name in HANDLER_CLOCKS]
     if kind == "complaint_corrected":
-        return [Move(clock_id(number, "first_response"), p["first_response_due_at"], p["department"]),
-                Move(clock_id(number, "resolution"), p["resolution_due_at"], p["department"])]
+        moves = [Move(clock_id(number, "first_response"), p["first_response_due_at"], p["department"]),
+                 Move(clock_id(number, "resolution"), p["resolution_due_at"], p["department"])]
+        # a correction to another department names its new owner, as triage and the case do
+        return moves + [Reassign(number, p["owner_id"], p["department"])] if p["owner_id"] else moves
     if kind == "complaint_reassigned":
         return [Reassign(number, p["to_owner_id"], p["department"])]
     if kind == "case_opened" and p["review_meeting_due_at"]:
@@ -201,12 +206,14 @@ def late_end(clock, ends):
 
 def outcome(clock):
     """met / met_late / cancelled for a stopped clock with a deadline; None while either is
-    missing. A cancelled clock whose breach was announced stays breached (the sweep counted it)."""
+    missing. An obligation that lapsed only after its deadline had passed was breached: it
+    ends met_late like a late stop (its breach published then if the sweep had not caught
+    it), so the outcome does not depend on whether the sweep ran in between."""
     if clock.get("stopped_at") is None or clock.get("due_at") is None:
         return None
-    if clock.get("cancelled"):
-        return "cancelled"
-    return "met" if clock["stopped_at"] <= clock["due_at"] else "met_late"
+    if clock["stopped_at"] > clock["due_at"]:
+        return "met_late"
+    return "cancelled" if clock.get("cancelled") else "met"
 
 
 def _payload(clock):

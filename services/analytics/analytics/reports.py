@@ -108,10 +108,12 @@ def apply(doc, event, zone):
         doc["resolved_round"] = max(p["round"], doc.get("resolved_round", 0))
     elif kind == "case_reopened":
         doc["reopened_round"] = max(p["round"], doc.get("reopened_round", 0))
+        if _later(doc, "closing", at, eid):   # open again: neither closed nor closed without an answer
+            doc["closed"], doc["closed_without_answer"], doc["closing"] = False, False, {"at": at, "event_id": eid}
     elif kind == "case_closed":
-        doc["closed"] = True
-        if p["without_answer"]:   # the customer could not be reached after the revisit
-            doc["closed_without_answer"] = True
+        if _later(doc, "closing", at, eid):   # the last closing says whether the customer could not be reached
+            doc["closed"], doc["closed_without_answer"] = True, p["without_answer"]
+            doc["closing"] = {"at": at, "event_id": eid}
     elif kind == "case_escalated":
         doc["escalated_to"] = sorted(set(doc.get("escalated_to", [])) | {p["to_role"]})
     elif kind == "proposal_approved":

@@ -186,12 +186,13 @@ def overdue(revisit, now):
                        occurred_at=now, payload={"revisit_id": revisit["_id"], "due_at": revisit["due_at"].isoformat()})
 
 
-def cancelled(revisit, reason, now):
-    """The changes and the revisit_cancelled event of an open revisit that became moot
-    (the case was reopened or closed): analytics stops its clock without a breach."""
+def cancelled(revisit, reason, at):
+    """The changes and the revisit_cancelled event of an open revisit that became moot at
+    `at` (when the case was reopened or closed, not when feedback heard of it): analytics
+    stops its clock then, without a breach when that was in time."""
     event = build_event(events.REVISIT_CANCELLED, mall_id=revisit["mall_id"], complaint_no=revisit["complaint_no"],
-                        occurred_at=now, payload={"revisit_id": revisit["_id"], "reason": reason})
-    return {"status": "cancelled", "cancelled": {"at": now, "reason": reason}}, [event]
+                        occurred_at=at, payload={"revisit_id": revisit["_id"], "reason": reason})
+    return {"status": "cancelled", "cancelled": {"at": at, "reason": reason}}, [event]
 
 
 def outbox_update(changes, out, now):

@@ -306,7 +306,7 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
     def _cancel_open_revisits(self, event, reason):
         now = self.clock()
         for revisit in self.store.open_revisits(event["complaint_no"]):
-            changes, out = rules.cancelled(revisit, reason, now)
+            changes, out = rules.cancelled(revisit, reason, event["occurred_at"])
             updated = self.store.update(self.store.revisits, revisit, rules.outbox_update(changes, out, now))
             if updated is not None:
                 publish_pending(self.store.revisits, self.dispatch, self.name, now, [updated])

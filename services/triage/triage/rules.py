@@ -64,10 +64,6 @@ def assess(complaint, policy, now, history, decided_category=None):
     }
 
 
-def categories(rules):
-    return classify.categories(rules)
-
-
 def assess_risk(complaint, risk_rules, previous_by_customer, reading, category):
     """(level, reasons): every rule that applies, each with what triggered it. Words count
     where they are not negated; the demand is held against the law of the complaint's basis."""
@@ -189,7 +185,7 @@ def reassessment(doc, field, value, by, reason, policy, now, history):
 
     The owner stays when the department does; otherwise the new department's
     handler with the lowest load takes it. Returns (changes, history entry, event)."""
-    if field == "category" and value not in categories(policy.rules):
+    if field == "category" and value not in classify.categories(policy.rules):
         raise ValidationError({"value": [f"Not a category of the taxonomy: {value}."]})
     if field == "risk_level" and value not in LEVELS:
         raise ValidationError({"value": [f"Not a risk level: {', '.join(LEVELS)}."]})

@@ -18,7 +18,7 @@ from mallcare_common.calendar import Clock
 from mallcare_common.contracts import COMPLAINT_REGISTERED, InvalidEvent, read_event
 from mallcare_common.contracts import resolution as case_events
 from mallcare_common.messaging import INSTANCE, event_handler, outbox_dispatcher, publish_pending
-from mallcare_common.mongo import acquire_lease
+from mallcare_common.mongo import Lease
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.web import Conflict, NotFound, http, json_response, read_json, signed
 
@@ -96,12 +96,16 @@ class TriageService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
     def assign_unowned(self):
         """R2.5: a complaint that came in while nobody of its department was on shift
         gets an owner as soon as someone is (one replica at a time). Every unowned one is
-        looked at, the earliest first, however many wait for a shift elsewhere."""
+        looked at, the earliest first, however many wait for a shift elsewhere (the lease
+        renewed through a long backlog, so a second replica does not start beside it)."""
         now, policy = self.clock(), self.policy.current
-        if not acquire_lease(self.store.db, "triage.assign", INSTANCE, now, timedelta(seconds=ASSIGN_INTERVAL)):
+        lease = Lease(self.store.db, "triage.assign", INSTANCE, timedelta(seconds=ASSIGN_INTERVAL))
+        if not lease.held(now):   # another replica sweeps: not even a page read here
             return
         loads = {}
         for doc in self.store.unowned():
+            if not lease.held(self.clock()):
+                return
             mall_id = doc["mall_id"]
             if mall_id not in loads:
                 loads[mall_id] = self.store.open_load(mall_id)
@@ -110,8 +114,8 @@ class TriageService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
             if owner:
                 changes, entry, event = rules.reassignment(doc, owner.id, self.name, note or "on shift now", policy,
                                                            now)
-                self._record(doc, changes, entry, event, now, where={"owner": None})   # nobody took it meanwhile
-                load[owner.id] = load.get(owner.id, 0) + 1
+                if self._record(doc, changes, entry, event, now, where={"owner": None}):   # nobody took it meanwhile
+                    load[owner.id] = load.get(owner.id, 0) + 1
 
     @http("GET", "/assessments/<string:complaint_no>")
     def get_assessment_http(self, request, complaint_no):
@@ -180,8 +184,8 @@ class TriageService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
 
     def _record(self, doc, changes, entry, event, now, where=None):
         updated = self.store.update(doc["_id"], changes, entry, event, now, where)
-        if updated is None:   # `where` no longer held: somebody else applied it
-            return AssessmentOut().dump(self.store.get(doc["_id"]))
+        if updated is None:   # `where` no longer held: somebody else applied it (only the handlers pass one)
+            return None
         self.store.count_change(doc, updated)
         publish_pending(self.store.assessments, self.dispatch, self.name, now, [updated])
         return AssessmentOut().dump(updated)

@@ -143,7 +143,8 @@ def test_each_clock_starts_stops_and_breaches(kind):
         assert (row["met"], row["breached"]) == (n_met, n_breached)
 
 
-@pytest.mark.parametrize("kind", sorted(set(KINDS) - {"incident_forwarding", "incident_handling", "rectification"}))
+@pytest.mark.parametrize("kind", sorted(set(KINDS) - {"incident_forwarding", "incident_handling", "rectification",
+                                                      "revisit"}))
 def test_a_closure_meets_or_cancels_each_clock_of_the_case_and_none_breaches_after(kind):
     """R4.2: a supervisor closes the case at T0 + 2 h; nothing of it breaches later."""
     start, _, owner = KINDS[kind]
@@ -171,6 +172,25 @@ def test_a_new_promise_moves_the_promised_time():
         ev("time_promised", {"expected_by": DUE + 5 * H, "by": "E3501"}, T0 + H))
     assert [c["due_at"] for c in promised.all.values()] == [DUE + 5 * H]
     assert promised.outcomes(DUE + H) == []    # not breached at the first promise's time
+
+
+def test_a_revisit_answered_in_time_is_met_even_when_the_closure_it_caused_is_applied_first():
+    """R4.1: the satisfied answer's revisit_done and the case_closed it causes come on two queues."""
+    start, done, _ = KINDS["revisit"]
+    closed = ev("case_closed", {"reason": "customer satisfied (score 5)", "without_answer": False}, T0 + 2 * H)
+    for order in ((start, done, closed), (start, closed, done)):
+        clocks_ = Clocks()
+        for e in order:
+            clocks_.take(e)
+        assert [r for _, r in clocks_.outcomes(DUE + 300 * H)] == ["met"]
+
+
+def test_a_closure_leaves_an_open_revisit_to_feedbacks_cancellation():
+    start = KINDS["revisit"][0]
+    closed = Clocks().take(start).take(ev("case_closed", {"reason": "r", "without_answer": False}, T0 + 2 * H))
+    assert closed.all[clocks.clock_id(N, "revisit", "C1-R1")]["stopped_at"] is None
+    closed.take(ev("revisit_cancelled", {"revisit_id": "C1-R1", "reason": "case closed"}, T0 + 2 * H))
+    assert [r for _, r in closed.outcomes(DUE + 300 * H)] == ["cancelled"]
 
 
 def test_a_cancelled_revisit_does_not_breach():

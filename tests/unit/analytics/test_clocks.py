@@ -95,6 +95,21 @@ def test_events_without_a_deadline_touch_no_clock():
         "proposal_no": 1, "approver_role": "handler", "total_fen": 0, "cap_override": False, "by": "E3501"})) == []
 
 
+def test_a_correction_moves_the_deadlines_and_names_the_new_owner_as_triage_does():
+    """R2.4, R5.5: a category corrected to another department goes to that department's
+    handler in triage and the case; the handling clocks (and the per-handler SLA table) follow."""
+    corrected = {**TRIAGED, "department": "procurement_qc", "owner_id": "E3101", "field": "category",
+                 "old": "service.attitude", "new": "product.quality_defect", "by": "E3011", "reason": "mouldy"}
+    for key in ("received_at", "channel", "merchant_id"):
+        corrected.pop(key)
+    ops = clocks.operations(event("complaint_corrected", corrected))
+    assert ops == [clocks.Move(f"{NUMBER}|first_response|1", T0 + timedelta(hours=48), "procurement_qc"),
+                   clocks.Move(f"{NUMBER}|resolution|1", T0 + timedelta(hours=168), "procurement_qc"),
+                   clocks.Reassign(NUMBER, "E3101", "procurement_qc")]
+    unowned = clocks.operations(event("complaint_corrected", {**corrected, "owner_id": None}))
+    assert [type(op) for op in unowned] == [clocks.Move, clocks.Move]
+
+
 def test_an_internal_finding_is_not_the_first_response():
     """R2.3: CCTV or a supplier's word is the investigation, not a response to the customer."""
     assert clocks.operations(event("investigation_noted", {"finding_id": 1, "source": "cctv", "by": "E3501"})) == []
@@ -104,8 +119,9 @@ def test_a_closure_ends_every_clock_of_the_handling():
     assert clocks.operations(event("case_closed", {"reason": "r", "by": "E3011"})) == [clocks.Close(NUMBER, T0)]
     assert [clocks.ending(name) for name in ("first_response", "resolution")] == ["stop", "stop"]
     assert {clocks.ending(name) for name in ("acknowledgement", "review_meeting", "re_review", "execution",
-                                              "revisit", "promised")} == {"cancel"}
+                                              "promised")} == {"cancel"}
     assert clocks.ending("rectification") is None   # the mall's improvement outlives the case
+    assert clocks.ending("revisit") is None         # feedback ends it: revisit_done or revisit_cancelled
 
 
 def test_a_clock_started_after_its_end_was_applied_ends_then():
@@ -134,9 +150,12 @@ def test_a_cancelled_revisit_cancels_its_clock():
 
 
 @pytest.mark.parametrize("clock,outcome", [
-    ({"due_at": T0, "stopped_at": T0 + timedelta(hours=1), "cancelled": True}, "cancelled"),
+    ({"due_at": T0, "stopped_at": T0 - timedelta(hours=1), "cancelled": True}, "cancelled"),
+    ({"due_at": T0, "stopped_at": T0 - timedelta(hours=1), "cancelled": False}, "met"),
+    # cancelled an hour after the deadline passed: it was breached then, whether or not the sweep saw it
+    ({"due_at": T0, "stopped_at": T0 + timedelta(hours=1), "cancelled": True}, "met_late"),
     ({"due_at": T0, "stopped_at": T0 + timedelta(hours=1), "cancelled": False}, "met_late")])
-def test_a_cancelled_clock_is_neither_met_nor_late(clock, outcome):
+def test_a_clock_cancelled_in_time_is_neither_met_nor_late(clock, outcome):
     assert clocks.outcome(clock) == outcome
 
 

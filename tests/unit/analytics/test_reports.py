@@ -241,6 +241,25 @@ def test_a_case_closed_without_an_answer_is_counted_apart():
     assert (s["answered"], s["satisfied"], s["dissatisfied"], s["closed_without_answer"]) == (0, 0, 0, 1)
 
 
+def test_a_case_reopened_after_closing_without_an_answer_and_then_answered_counts_once_as_answered():
+    """R4.2, R5.1: a supervisor reopens a case closed without an answer; the customer is then
+    reached and satisfied: an answer, no longer a closure without one (whatever the order)."""
+    evs = [registered("X", T0), triaged("X", T0, "product.quality_defect"), resolved("X", T0 + 2 * H),
+           event("case_closed", "X", {"reason": "unreachable", "by": "resolution", "without_answer": True},
+                 T0 + 80 * H),
+           event("case_reopened", "X", {"reason": "customer called", "round": 2,
+                                        "resolution_due_at": (T0 + 130 * H).isoformat(), "by": "E3011"}, T0 + 82 * H),
+           resolved("X", T0 + 90 * H, round_=2), answer("X", T0 + 95 * H, True),
+           event("case_closed", "X", {"reason": "satisfied", "by": "resolution", "without_answer": False},
+                 T0 + 95 * H)]
+    for order in (evs, evs[::-1]):
+        s = fed(order, []).report("2026-11", "sh-xujiahui")["satisfaction"]
+        assert (s["answered"], s["satisfied"], s["closed_without_answer"]) == (1, 1, 0)
+    for order in (evs[:5], evs[4::-1]):   # closed without an answer, then reopened: open again
+        reopened = fed(order, []).report("2026-11", "sh-xujiahui")
+        assert reopened["satisfaction"]["closed_without_answer"] == 0 and reopened["counts"]["open"] == 1
+
+
 def test_the_chain_is_the_sum_of_its_malls_and_the_quarter_holds_the_month():
     model = fed(*november())
     chain = model.report("2026-11")

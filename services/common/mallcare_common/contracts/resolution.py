@@ -136,7 +136,7 @@ class CaseClosed(Schema):
 
 
 class CustomerContacted(Schema):
-    via = fields.String(required=True, metadata={"description": "phone_call, sms, app_message, in_person, email, ..."})
+    via = fields.String(required=True, metadata={"description": "how: desk, phone, sms, app, wechat, email, letter"})
     by = _by
 
 
