@@ -55,7 +55,7 @@ def read(complaint, rules):
     if not scores:
         return Reading(None, "none", 0.0, False, (), demand, texts)
     ranked = sorted(scores.items(), key=lambda kv: _rank(kv, strongest, c))
-    if len(problems) > 1:   # several problems of their own: filed under the one said first
+    if len({p.split(".")[0] for p in problems}) > 1:   # problems of different kinds: filed under the first said
         ranked.sort(key=lambda kv: kv[0] != problems[0])
     category, top = ranked[0]
     # a separate problem of another attribute is not a doubt about this one
@@ -71,13 +71,14 @@ def categories(rules):
 
 
 def _score(texts, c):
-    """Per category: the summed weight of its distinct phrases found (a phrase inside a longer
-    one of the same category counts once, as the longer with the weight of the stronger), its
+    """Per category: the summed weight of its distinct phrases found in each text (a phrase
+    inside a longer one of the same category counts once, as the longer with the weight of
+    the stronger; the factual demand, a summary of what happened, confirms it once more), its
     strongest phrase, and where it was first said (text, clause, offset)."""
     scores, strongest, first = {}, {}, {}
 
     def found(terms):
-        return [(h.term, (n, *h.at), h.end) for n, t in enumerate(texts) for h in t.hits(terms)
+        return [(h.term, (n, *h.at), h.end) for n, t in enumerate(texts) for h in t.hits(terms, words_only=True)
                 if not h.negated and not h.demand]
 
     def add(cat, score, weight, ats):
@@ -95,10 +96,10 @@ def _score(texts, c):
             inside = any(k == (n, i) and s <= start and end <= e and (s, e) != (start, end) for k, s, e, _ in spans)
             if not inside:   # the longer phrase, weighing as much as the strongest phrase inside it
                 weight = max(w for k, s, e, w in spans if k == (n, i) and start <= s and e <= end)
-                kept[term] = max(kept.get(term, 0), weight)
+                kept[n, term] = max(kept.get((n, term), 0), weight)
         if kept:
             add(cat, sum(kept.values()), max(kept.values()),
-                [at for _, term, at, _ in hits if term in kept])
+                [at for _, term, at, _ in hits if (at[0], term) in kept])
     for rule in c["context"]:
         # every group said in one and the same clause (or anywhere, for a rule `within: complaint`)
         groups = [found(group) for group in rule["all"]]

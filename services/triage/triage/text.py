@@ -63,6 +63,7 @@ class Text:
         self.language = language
         self.text = normalise(raw, language["typos"], _folds(language["folds"]))
         tk = tokenizer(language["dictionary"])
+        self.phrases = _phrases(language["dictionary"])
         self.clauses = []
         for part in _BREAK.split(self.text):
             tokens = [(w, s) for w, s, _ in tk.tokenize(part) if w.strip()]
@@ -70,14 +71,20 @@ class Text:
                 if clause:
                     self.clauses.append((part, clause))
 
-    def hits(self, terms):
-        """Every occurrence of each normalised term, with its negation and demand marks."""
+    def hits(self, terms, words_only=False):
+        """Every occurrence of each normalised term, with its negation and demand marks.
+        With `words_only`, a one-character term counts only where a word starts or inside a
+        phrase of the policy (not 尿 in 糖尿病, 霉 in 倒霉; 臭 in 有臭味): for the category; risk
+        and legal words ("酒" in 假酒) count anywhere."""
         found = []
         for term in terms:
             pattern = _pattern(term)
             for i, (part, tokens) in enumerate(self.clauses):
                 lo, hi = tokens[0][1], tokens[-1][1] + len(tokens[-1][0])
+                inside = self._inside_words(tokens) if words_only and len(term) == 1 else ()
                 for m in pattern.finditer(part, lo, hi):
+                    if m.start() in inside:
+                        continue
                     found.append(Hit(term, self._negated(tokens, m.start()), self._demand(tokens, m.start()),
                                      (i, m.start()), m.end()))
         return found
@@ -109,6 +116,10 @@ class Text:
             parts.append(part[tokens[0][1]:at])
         return "，".join(parts)
 
+    def _inside_words(self, tokens):
+        """Offsets inside a word that is not one of the policy's phrases (糖尿病, 倒霉, not 有臭味)."""
+        return {s + k for w, s in tokens if w not in self.phrases for k in range(1, len(w))}
+
     def _negated(self, tokens, start):
         window, negators = self.language["negation_window"], self.language["negators"]
         before = [w for w, s in tokens if s < start]
@@ -129,6 +140,11 @@ def _split_on(tokens, breaks):
         else:
             clause.append(token)
     yield clause
+
+
+@lru_cache(maxsize=4)
+def _phrases(words):
+    return frozenset(normalise(w) for w in words)
 
 
 def _folds(folds):
