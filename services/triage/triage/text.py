@@ -47,6 +47,14 @@ def tokenizer(words):
     return tk
 
 
+def prepare(dictionary, terms):
+    """Build the tokenizer and the terms' patterns now (at service start, on a policy reload)
+    rather than at the first complaint, which would wait about a second for them."""
+    tokenizer(dictionary)
+    for term in terms:
+        _pattern(term)
+
+
 @dataclass(frozen=True)
 class Hit:
     term: str
