@@ -77,8 +77,8 @@ def _score(texts, c):
     strongest phrase, and where it was first said (text, clause, offset)."""
     scores, strongest, first = {}, {}, {}
 
-    def found(terms):
-        return [(h.term, (n, *h.at), h.end) for n, t in enumerate(texts) for h in t.hits(terms, words_only=True)
+    def found(terms, words_only=False):
+        return [(h.term, (n, *h.at), h.end) for n, t in enumerate(texts) for h in t.hits(terms, words_only)
                 if not h.negated and not h.demand]
 
     def add(cat, score, weight, ats):
@@ -88,7 +88,8 @@ def _score(texts, c):
 
     by_category = {}
     for rule in c["phrases"]:
-        by_category.setdefault(rule["category"], []).extend((rule["weight"], *hit) for hit in found(rule["terms"]))
+        by_category.setdefault(rule["category"], []).extend((rule["weight"], *hit)
+                                                          for hit in found(rule["terms"], words_only=True))
     for cat, hits in by_category.items():
         spans = [((n, i), start, end, weight) for weight, _, (n, i, start), end in hits]
         kept = {}
@@ -101,7 +102,8 @@ def _score(texts, c):
             add(cat, sum(kept.values()), max(kept.values()),
                 [at for _, term, at, _ in hits if (at[0], term) in kept])
     for rule in c["context"]:
-        # every group said in one and the same clause (or anywhere, for a rule `within: complaint`)
+        # every group said in one and the same clause (or anywhere, for a rule `within: complaint`);
+        # its words count inside longer ones too (汤 in 羊肉汤)
         groups = [found(group) for group in rule["all"]]
         scope = 2 if rule["within"] == "clause" else 0
         clauses = set.intersection(*({at[:scope] for _, at, _ in g} for g in groups))

@@ -81,8 +81,8 @@ class Text:
 
     def hits(self, terms, words_only=False):
         """Every occurrence of each normalised term, with its negation and demand marks.
-        With `words_only`, a one-character term counts only where a word starts or inside a
-        phrase of the policy (not 尿 in 糖尿病, 霉 in 倒霉; 臭 in 有臭味): for the category; risk
+        With `words_only`, a one-character term counts only as a word of its own or inside a
+        phrase of the policy (not 尿 in 糖尿病, 酸 in 酸奶; 臭 in 有臭味): for the category; risk
         and legal words ("酒" in 假酒) count anywhere."""
         found = []
         for term in terms:
@@ -125,8 +125,9 @@ class Text:
         return "，".join(parts)
 
     def _inside_words(self, tokens):
-        """Offsets inside a word that is not one of the policy's phrases (糖尿病, 倒霉, not 有臭味)."""
-        return {s + k for w, s in tokens if w not in self.phrases for k in range(1, len(w))}
+        """Offsets in a longer word that is not one of the policy's phrases (糖尿病, 倒霉, 酸奶;
+        not 有臭味)."""
+        return {s + k for w, s in tokens if len(w) > 1 and w not in self.phrases for k in range(len(w))}
 
     def _negated(self, tokens, start):
         window, negators = self.language["negation_window"], self.language["negators"]
