@@ -1,6 +1,6 @@
 """Classification of the problem, not the demand (R2.1, R7.4). The category comes from
 the description and the factual demand, scored by the policy's weighted phrase rules
-(negated phrases and the customer's own demands count for nothing) and its context
+(negated phrases, the customer's own demands and what they praise count for nothing) and its context
 rules; the expectation is read only for what is asked. A second problem of its own
 (a strong phrase of another category, said with weight enough) is what can make a review
 meeting, never a demand.
@@ -30,7 +30,7 @@ def dictionary(classification):
     """Every phrase the tokenizer must keep whole: the rules' terms and the extra user words."""
     terms = {t for rule in classification["phrases"] for t in rule["terms"]}
     terms |= {t for rule in classification["context"] for group in rule["all"] for t in group}
-    terms |= set(classification["negators"]) | set(classification["demand_markers"])
+    terms |= set(classification["negators"]) | set(classification["demand_markers"]) | set(classification["praise"])
     terms |= set(classification["user_words"])
     return tuple(sorted(terms))
 
@@ -43,8 +43,10 @@ def read(complaint, rules):
                                          demands.get("expectation")))
     problem = texts[:2]
     scores, strongest, first = _score(problem, c)
-    # problems of their own, in the order said
-    strong = sorted((cat for cat in scores if strongest[cat] >= c["problem_weight"]), key=first.get)
+    # problems of their own, in the order said; not what the customer waved aside ("排队的事无所谓")
+    waived = _praised(problem, c)
+    strong = sorted((cat for cat in scores if strongest[cat] >= c["problem_weight"] and cat not in waived),
+                    key=first.get)
     problems = tuple(cat for cat in strong if scores[cat] >= c["problem_score"])
     asked = "，".join([*(t.demand_text() for t in problem), texts[2].text])
     demand = read_demand(asked, "，".join(t.problem_text() for t in problem),
@@ -79,7 +81,7 @@ def _score(texts, c):
 
     def found(terms, words_only=False):
         return [(h.term, (n, *h.at), h.end) for n, t in enumerate(texts) for h in t.hits(terms, words_only)
-                if not h.negated and not h.demand]
+                if not h.negated and not h.demand and h.at[0] not in t.praised]
 
     def add(cat, score, weight, ats):
         scores[cat] = scores.get(cat, 0) + score
@@ -114,6 +116,12 @@ def _score(texts, c):
                 for table in (scores, strongest, first):
                     table.pop(other, None)
     return scores, strongest, first
+
+
+def _praised(texts, c):
+    """The categories named in a clause that praises or waves aside ("收银员人很好")."""
+    return {rule["category"] for rule in c["phrases"] for t in texts
+            for h in t.hits(rule["terms"], words_only=True) if not h.negated and h.at[0] in t.praised}
 
 
 def _rank(item, strongest, c):

@@ -51,6 +51,7 @@ class _Classification(Schema):
     folds = fields.Dict(keys=fields.String(validate=validate.Length(equal=1)),
                         values=fields.String(validate=validate.Length(equal=1)), load_default=dict)
     mental_damages = _words
+    praise = _words
     phrases = fields.List(fields.Nested(_Phrase), required=True, validate=validate.Length(min=1))
     context = fields.List(fields.Nested(_Context), load_default=list)
 

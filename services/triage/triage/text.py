@@ -78,6 +78,8 @@ class Text:
             for clause in _split_on(tokens, set(language["clause_breaks"])):
                 if clause:
                     self.clauses.append((part, clause))
+        # clauses that praise ("收银员人很好", "the staff were friendly"): a passing mention, no problem
+        self.praised = {h.at[0] for h in self.hits(language["praise"]) if not h.negated}
 
     def hits(self, terms, words_only=False):
         """Every occurrence of each normalised term, with its negation and demand marks.
