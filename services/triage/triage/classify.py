@@ -88,10 +88,28 @@ def _score(texts, c):
         strongest[cat] = max(strongest.get(cat, 0), weight)
         first[cat] = min([first.get(cat, (9, 0, 0)), *ats])
 
+    # the context rules first: where each applies, and what it takes the place of there (in its
+    # clause; everywhere for a rule `within: complaint`): a smell in the lift is not the lift's
+    # failure, and a sour noodle soup said apart from the broken gate stays a problem of its own
+    fired, instead = [], set()
+    for rule in c["context"]:
+        # every group said in one and the same clause (or anywhere, for a rule `within: complaint`);
+        # its words count inside longer ones too (汤 in 羊肉汤)
+        groups = [found(group) for group in rule["all"]]
+        scope = 2 if rule["within"] == "clause" else 0
+        clauses = set.intersection(*({at[:scope] for _, at, _ in g} for g in groups))
+        if clauses:
+            fired.append((rule, [at for g in groups for _, at, _ in g if at[:scope] in clauses]))
+            instead |= {(other, clause if scope else None) for other in rule["instead_of"] for clause in clauses}
+
+    def replaced(cat, at):
+        return (cat, None) in instead or (cat, at[:2]) in instead
+
     by_category = {}
     for rule in c["phrases"]:
-        by_category.setdefault(rule["category"], []).extend((rule["weight"], *hit)
-                                                          for hit in found(rule["terms"], words_only=True))
+        by_category.setdefault(rule["category"], []).extend(
+            (rule["weight"], *hit) for hit in found(rule["terms"], words_only=True)
+            if not replaced(rule["category"], hit[1]))
     for cat, hits in by_category.items():
         spans = [((n, i), start, end, weight) for weight, _, (n, i, start), end in hits]
         kept = {}
@@ -103,18 +121,10 @@ def _score(texts, c):
         if kept:
             add(cat, sum(kept.values()), max(kept.values()),
                 [at for _, term, at, _ in hits if (at[0], term) in kept])
-    for rule in c["context"]:
-        # every group said in one and the same clause (or anywhere, for a rule `within: complaint`);
-        # its words count inside longer ones too (汤 in 羊肉汤)
-        groups = [found(group) for group in rule["all"]]
-        scope = 2 if rule["within"] == "clause" else 0
-        clauses = set.intersection(*({at[:scope] for _, at, _ in g} for g in groups))
-        if clauses:
-            add(rule["category"], rule["weight"], rule["weight"],
-                [at for g in groups for _, at, _ in g if at[:scope] in clauses])
-            for other in rule["instead_of"]:
-                for table in (scores, strongest, first):
-                    table.pop(other, None)
+    for rule, ats in fired:
+        ats = [at for at in ats if not replaced(rule["category"], at)]
+        if ats:
+            add(rule["category"], rule["weight"], rule["weight"], ats)
     return scores, strongest, first
 
 
