@@ -72,6 +72,10 @@ def test_a_passing_word_of_another_department_is_no_second_problem(policy):
     ("在三楼面馆吃面，碗里有一只苍蝇", "T-31", "product.quality_defect", "merchant_relations"),
     ("2樓冷氣壞咗成日，熱到死", None, "environment.facility_failure", "facilities"),
     ("收银装袋时没检查，回家发现杯子有裂纹", None, "product.damaged", "procurement_qc"),
+    ("收银员人很好，但是牛奶是酸的", None, "product.quality_defect", "procurement_qc"),
+    ("The cashier was friendly and helpful, but the bread had green fuzz all over it", None,
+     "product.quality_defect", "procurement_qc"),
+    ("客户在服务台排了十分钟队，反映三楼扶梯停了，排队的事无所谓", None, "environment.facility_failure", "facilities"),
 ])
 def test_a_word_of_another_kind_in_passing_is_no_problem_of_its_own(policy, description, merchant, category,
                                                                    department):
@@ -85,6 +89,13 @@ def test_two_parties_problems_in_the_complaint_itself_make_a_review_meeting(poli
     got = grade(policy, "买的花瓶包装破损，瓶口也裂了，结账时收银员态度还很恶劣，翻白眼", "退货并道歉")
     assert got["review_meeting"] and got["departments_involved"] == ["customer_service", "procurement_qc"]
     assert got["category"] == "product.damaged"
+
+
+def test_a_problem_said_apart_stays_its_own_beside_a_broken_facility(policy):
+    """The broken gate takes the place of a product reading only where it is said."""
+    got = grade(policy, "超市买的面条有股馊味，另外你们停车场道闸又坏了")
+    assert got["review_meeting"] and got["departments_involved"] == ["facilities", "procurement_qc"]
+    assert got["category"] == "product.quality_defect"
 
 
 # --- finding 2: everyday wording, traditional characters, negation, English -----------------
