@@ -1,6 +1,6 @@
 """Classification of the problem, not the demand (R2.1, R7.4). The category comes from
 the description and the factual demand, scored by the policy's weighted phrase rules
-(negated phrases and the customer's own demands count for nothing) and its context
+(negated phrases, the customer's own demands and what they praise count for nothing) and its context
 rules; the expectation is read only for what is asked. A second problem of its own
 (a strong phrase of another category, said with weight enough) is what can make a review
 meeting, never a demand.
@@ -30,7 +30,7 @@ def dictionary(classification):
     """Every phrase the tokenizer must keep whole: the rules' terms and the extra user words."""
     terms = {t for rule in classification["phrases"] for t in rule["terms"]}
     terms |= {t for rule in classification["context"] for group in rule["all"] for t in group}
-    terms |= set(classification["negators"]) | set(classification["demand_markers"])
+    terms |= set(classification["negators"]) | set(classification["demand_markers"]) | set(classification["praise"])
     terms |= set(classification["user_words"])
     return tuple(sorted(terms))
 
@@ -43,8 +43,10 @@ def read(complaint, rules):
                                          demands.get("expectation")))
     problem = texts[:2]
     scores, strongest, first = _score(problem, c)
-    # problems of their own, in the order said
-    strong = sorted((cat for cat in scores if strongest[cat] >= c["problem_weight"]), key=first.get)
+    # problems of their own, in the order said; not what the customer waved aside ("排队的事无所谓")
+    waived = _praised(problem, c)
+    strong = sorted((cat for cat in scores if strongest[cat] >= c["problem_weight"] and cat not in waived),
+                    key=first.get)
     problems = tuple(cat for cat in strong if scores[cat] >= c["problem_score"])
     asked = "，".join([*(t.demand_text() for t in problem), texts[2].text])
     demand = read_demand(asked, "，".join(t.problem_text() for t in problem),
@@ -55,7 +57,7 @@ def read(complaint, rules):
     if not scores:
         return Reading(None, "none", 0.0, False, (), demand, texts)
     ranked = sorted(scores.items(), key=lambda kv: _rank(kv, strongest, c))
-    if len(problems) > 1:   # several problems of their own: filed under the one said first
+    if len({p.split(".")[0] for p in problems}) > 1:   # problems of different kinds: filed under the first said
         ranked.sort(key=lambda kv: kv[0] != problems[0])
     category, top = ranked[0]
     # a separate problem of another attribute is not a doubt about this one
@@ -71,23 +73,43 @@ def categories(rules):
 
 
 def _score(texts, c):
-    """Per category: the summed weight of its distinct phrases found (a phrase inside a longer
-    one of the same category counts once, as the longer with the weight of the stronger), its
+    """Per category: the summed weight of its distinct phrases found in each text (a phrase
+    inside a longer one of the same category counts once, as the longer with the weight of
+    the stronger; the factual demand, a summary of what happened, confirms it once more), its
     strongest phrase, and where it was first said (text, clause, offset)."""
     scores, strongest, first = {}, {}, {}
 
-    def found(terms):
-        return [(h.term, (n, *h.at), h.end) for n, t in enumerate(texts) for h in t.hits(terms)
-                if not h.negated and not h.demand]
+    def found(terms, words_only=False):
+        return [(h.term, (n, *h.at), h.end) for n, t in enumerate(texts) for h in t.hits(terms, words_only)
+                if not h.negated and not h.demand and h.at[0] not in t.praised]
 
     def add(cat, score, weight, ats):
         scores[cat] = scores.get(cat, 0) + score
         strongest[cat] = max(strongest.get(cat, 0), weight)
         first[cat] = min([first.get(cat, (9, 0, 0)), *ats])
 
+    # the context rules first: where each applies, and what it takes the place of there (in its
+    # clause; everywhere for a rule `within: complaint`): a smell in the lift is not the lift's
+    # failure, and a sour noodle soup said apart from the broken gate stays a problem of its own
+    fired, instead = [], set()
+    for rule in c["context"]:
+        # every group said in one and the same clause (or anywhere, for a rule `within: complaint`);
+        # its words count inside longer ones too (汤 in 羊肉汤)
+        groups = [found(group) for group in rule["all"]]
+        scope = 2 if rule["within"] == "clause" else 0
+        clauses = set.intersection(*({at[:scope] for _, at, _ in g} for g in groups))
+        if clauses:
+            fired.append((rule, [at for g in groups for _, at, _ in g if at[:scope] in clauses]))
+            instead |= {(other, clause if scope else None) for other in rule["instead_of"] for clause in clauses}
+
+    def replaced(cat, at):
+        return (cat, None) in instead or (cat, at[:2]) in instead
+
     by_category = {}
     for rule in c["phrases"]:
-        by_category.setdefault(rule["category"], []).extend((rule["weight"], *hit) for hit in found(rule["terms"]))
+        by_category.setdefault(rule["category"], []).extend(
+            (rule["weight"], *hit) for hit in found(rule["terms"], words_only=True)
+            if not replaced(rule["category"], hit[1]))
     for cat, hits in by_category.items():
         spans = [((n, i), start, end, weight) for weight, _, (n, i, start), end in hits]
         kept = {}
@@ -95,22 +117,21 @@ def _score(texts, c):
             inside = any(k == (n, i) and s <= start and end <= e and (s, e) != (start, end) for k, s, e, _ in spans)
             if not inside:   # the longer phrase, weighing as much as the strongest phrase inside it
                 weight = max(w for k, s, e, w in spans if k == (n, i) and start <= s and e <= end)
-                kept[term] = max(kept.get(term, 0), weight)
+                kept[n, term] = max(kept.get((n, term), 0), weight)
         if kept:
             add(cat, sum(kept.values()), max(kept.values()),
-                [at for _, term, at, _ in hits if term in kept])
-    for rule in c["context"]:
-        # every group said in one and the same clause (or anywhere, for a rule `within: complaint`)
-        groups = [found(group) for group in rule["all"]]
-        scope = 2 if rule["within"] == "clause" else 0
-        clauses = set.intersection(*({at[:scope] for _, at, _ in g} for g in groups))
-        if clauses:
-            add(rule["category"], rule["weight"], rule["weight"],
-                [at for g in groups for _, at, _ in g if at[:scope] in clauses])
-            for other in rule["instead_of"]:
-                for table in (scores, strongest, first):
-                    table.pop(other, None)
+                [at for _, term, at, _ in hits if (at[0], term) in kept])
+    for rule, ats in fired:
+        ats = [at for at in ats if not replaced(rule["category"], at)]
+        if ats:
+            add(rule["category"], rule["weight"], rule["weight"], ats)
     return scores, strongest, first
+
+
+def _praised(texts, c):
+    """The categories named in a clause that praises or waves aside ("收银员人很好")."""
+    return {rule["category"] for rule in c["phrases"] for t in texts
+            for h in t.hits(rule["terms"], words_only=True) if not h.negated and h.at[0] in t.praised}
 
 
 def _rank(item, strongest, c):

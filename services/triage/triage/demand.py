@@ -24,7 +24,9 @@ _AMOUNTS = [
     re.compile(_NUM + r"\s*(万|千)?\s*(?:元|块|圆|rmb|yuan|cny|kuai|quid)(?![a-z])"),
 ]
 # a sum named as what something cost, also inside the demand ("50元的酸奶", "花了50元")
-_PRICE_BEFORE = re.compile(r"(?:花了|价格|价值|售价|单价|标价|买了|买的|paid|cost|costs|bought it for|price)\s*$")
+# or in brackets after what the multiple is of ("三倍货款（1299元）", "3x the price (1299 yuan)")
+_PRICE_BEFORE = re.compile(r"(?:花了|价格|价值|售价|单价|标价|原价|买了|买的|货款|价款|货值|购价|购买价|商品价|paid|cost|costs|"
+                           r"bought it for|price|purchase price)\s*[(（]?\s*(?:共|约|为|是|of|was)?\s*$")
 _PRICE_AFTER = re.compile(r"^\s*(?:的|一|买的|a |for a |for the )")
 
 

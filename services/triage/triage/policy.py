@@ -11,6 +11,7 @@ from mallcare_common.malls import MallRegistry, week_field
 from mallcare_common.policy import AllowedTime
 
 from .classify import dictionary
+from .text import prepare
 
 LEVELS = ("low", "medium", "high")
 URGENCIES = ("urgent", "routine")   # recurrence is the separate `systemic` flag
@@ -50,6 +51,7 @@ class _Classification(Schema):
     folds = fields.Dict(keys=fields.String(validate=validate.Length(equal=1)),
                         values=fields.String(validate=validate.Length(equal=1)), load_default=dict)
     mental_damages = _words
+    praise = _words
     phrases = fields.List(fields.Nested(_Phrase), required=True, validate=validate.Length(min=1))
     context = fields.List(fields.Nested(_Context), load_default=list)
 
@@ -238,7 +240,17 @@ def load_policy(data, malls: MallRegistry) -> TriagePolicy:
         raise ValidationError({"roster": errors})
     # the tokenizer's user dictionary: every phrase of the policy kept whole (triage.text)
     rules["classification"]["dictionary"] = dictionary(rules["classification"])
+    # ready at service start and on a reload, not at the first complaint (about 1 s)
+    prepare(rules["classification"]["dictionary"], _terms_read(rules))
     return TriagePolicy(version=f"{rules['version']}+malls:{malls.version}", malls=malls, rules=rules)
+
+
+def _terms_read(rules):
+    """Every term triage looks for in a complaint's text."""
+    risk = rules["risk"].values()
+    return {*rules["classification"]["dictionary"], *rules["classification"]["mental_damages"],
+            *rules["routing"]["security_words"], *(w for rule in risk for w in rule.get("words", ())),
+            *(w for rule in risk for basis in rule.get("legal_bases", {}).values() for w in basis["words"])}
 
 
 def routable_departments(rules, mall_id):

@@ -47,6 +47,14 @@ def tokenizer(words):
     return tk
 
 
+def prepare(dictionary, terms):
+    """Build the tokenizer and the terms' patterns now (at service start, on a policy reload)
+    rather than at the first complaint, which would wait about a second for them."""
+    tokenizer(dictionary)
+    for term in terms:
+        _pattern(term)
+
+
 @dataclass(frozen=True)
 class Hit:
     term: str
@@ -63,21 +71,30 @@ class Text:
         self.language = language
         self.text = normalise(raw, language["typos"], _folds(language["folds"]))
         tk = tokenizer(language["dictionary"])
+        self.phrases = _phrases(language["dictionary"])
         self.clauses = []
         for part in _BREAK.split(self.text):
             tokens = [(w, s) for w, s, _ in tk.tokenize(part) if w.strip()]
             for clause in _split_on(tokens, set(language["clause_breaks"])):
                 if clause:
                     self.clauses.append((part, clause))
+        # clauses that praise ("收银员人很好", "the staff were friendly"): a passing mention, no problem
+        self.praised = {h.at[0] for h in self.hits(language["praise"]) if not h.negated}
 
-    def hits(self, terms):
-        """Every occurrence of each normalised term, with its negation and demand marks."""
+    def hits(self, terms, words_only=False):
+        """Every occurrence of each normalised term, with its negation and demand marks.
+        With `words_only`, a one-character term counts only as a word of its own or inside a
+        phrase of the policy (not 尿 in 糖尿病, 酸 in 酸奶; 臭 in 有臭味): for the category; risk
+        and legal words ("酒" in 假酒) count anywhere."""
         found = []
         for term in terms:
             pattern = _pattern(term)
             for i, (part, tokens) in enumerate(self.clauses):
                 lo, hi = tokens[0][1], tokens[-1][1] + len(tokens[-1][0])
+                inside = self._inside_words(tokens) if words_only and len(term) == 1 else ()
                 for m in pattern.finditer(part, lo, hi):
+                    if m.start() in inside:
+                        continue
                     found.append(Hit(term, self._negated(tokens, m.start()), self._demand(tokens, m.start()),
                                      (i, m.start()), m.end()))
         return found
@@ -109,6 +126,11 @@ class Text:
             parts.append(part[tokens[0][1]:at])
         return "，".join(parts)
 
+    def _inside_words(self, tokens):
+        """Offsets in a longer word that is not one of the policy's phrases (糖尿病, 倒霉, 酸奶;
+        not 有臭味)."""
+        return {s + k for w, s in tokens if len(w) > 1 and w not in self.phrases for k in range(len(w))}
+
     def _negated(self, tokens, start):
         window, negators = self.language["negation_window"], self.language["negators"]
         before = [w for w, s in tokens if s < start]
@@ -129,6 +151,11 @@ def _split_on(tokens, breaks):
         else:
             clause.append(token)
     yield clause
+
+
+@lru_cache(maxsize=4)
+def _phrases(words):
+    return frozenset(normalise(w) for w in words)
 
 
 def _folds(folds):

@@ -64,10 +64,38 @@ def test_a_passing_word_of_another_department_is_no_second_problem(policy):
     assert (got["category"], got["review_meeting"]) == ("product.expired", False)
 
 
+@pytest.mark.parametrize("description,merchant,category,department", [
+    ("我有糖尿病，订的是无糖可乐，送来的全是含糖的", None, "logistics.wrong_delivery", "logistics"),
+    ("VIP会员用会员卡储值余额付款，显示支付失败，改用微信付了，储值卡余额也被扣了", None, "payment.failed_payment",
+     "finance"),
+    ("生日券明明还没到期，收银说已经过期了不给用", None, "rules.membership_rights", "customer_service"),
+    ("在三楼面馆吃面，碗里有一只苍蝇", "T-31", "product.quality_defect", "merchant_relations"),
+    ("2樓冷氣壞咗成日，熱到死", None, "environment.facility_failure", "facilities"),
+    ("收银装袋时没检查，回家发现杯子有裂纹", None, "product.damaged", "procurement_qc"),
+    ("收银员人很好，但是牛奶是酸的", None, "product.quality_defect", "procurement_qc"),
+    ("The cashier was friendly and helpful, but the bread had green fuzz all over it", None,
+     "product.quality_defect", "procurement_qc"),
+    ("客户在服务台排了十分钟队，反映三楼扶梯停了，排队的事无所谓", None, "environment.facility_failure", "facilities"),
+])
+def test_a_word_of_another_kind_in_passing_is_no_problem_of_its_own(policy, description, merchant, category,
+                                                                   department):
+    """尿 in 糖尿病, a stored-value card that fails to pay, a coupon the till calls expired,
+    a fly in a tenant's food, a Cantonese broken air-con, the till that bagged a cracked cup."""
+    got = grade(policy, description, location={"merchant_id": merchant})
+    assert (got["category"], got["department"], got["review_meeting"]) == (category, department, False)
+
+
 def test_two_parties_problems_in_the_complaint_itself_make_a_review_meeting(policy):
     got = grade(policy, "买的花瓶包装破损，瓶口也裂了，结账时收银员态度还很恶劣，翻白眼", "退货并道歉")
     assert got["review_meeting"] and got["departments_involved"] == ["customer_service", "procurement_qc"]
     assert got["category"] == "product.damaged"
+
+
+def test_a_problem_said_apart_stays_its_own_beside_a_broken_facility(policy):
+    """The broken gate takes the place of a product reading only where it is said."""
+    got = grade(policy, "超市买的面条有股馊味，另外你们停车场道闸又坏了")
+    assert got["review_meeting"] and got["departments_involved"] == ["facilities", "procurement_qc"]
+    assert got["category"] == "product.quality_defect"
 
 
 # --- finding 2: everyday wording, traditional characters, negation, English -----------------
@@ -165,6 +193,22 @@ def test_a_demand_above_the_law_is_flagged_with_why(policy, description, expecta
 ])
 def test_what_the_law_grants_is_not_beyond_it(policy, description, expectation):
     assert beyond(grade(policy, description, expectation)) is None
+
+
+def test_a_price_in_brackets_inside_the_demand_is_the_price_not_a_sum_asked(policy):
+    got = grade(policy, "宣传单写吸尘器续航60分钟，实际只有20分钟", "退货并按消保法赔偿三倍货款（1299元）")
+    assert (got["demand"]["multiple"], got["demand"]["amount_fen"], got["demand"]["price_fen"]) == (3, None, 129900)
+    assert beyond(got) is None and got["risk_level"] == "low"
+
+
+@pytest.mark.parametrize("description", [
+    "The exit barrier at B2 would not lift for 40 minutes. I'm putting the video on my WeChat moments.",
+    "停车场出口道闸坏了等了半小时，我已经拍了视频，要发到业主群里让大家评评理",
+    "冷气坏咗成个下昼，我会放上网俾大家睇",
+])
+def test_a_threat_to_go_public_said_on_the_phone_is_media_exposure(policy, description):
+    got = grade(policy, description, channel="hotline")
+    assert got["risk_level"] == "high" and "media_exposure" in {r["reason"] for r in got["risk_reasons"]}
 
 
 def test_a_persons_correction_confirms_a_proposed_category(policy):

@@ -23,6 +23,18 @@ def test_the_shipped_policy_loads(shipped, malls):
     assert policy.public()["version"] == policy.version
 
 
+def test_the_text_tools_are_ready_when_the_policy_is_loaded_not_at_the_first_complaint(shipped, malls):
+    """The jieba dictionary and the phrase patterns are built by the loader (service start,
+    policy reload): the first complaint builds nothing."""
+    from triage import classify, text
+    text.tokenizer.cache_clear()
+    text._pattern.cache_clear()
+    policy = load_policy(shipped, malls)
+    built = text.tokenizer.cache_info().misses, text._pattern.cache_info().misses
+    classify.read({"description": "牛奶過期了，收銀員態度很差，我要发到朋友圈", "demands": {}}, policy.rules)
+    assert (text.tokenizer.cache_info().misses, text._pattern.cache_info().misses) == built
+
+
 @pytest.mark.parametrize("change,field,words", [
     (lambda p: p["classification"]["phrases"].append({"category": "product.haunted", "weight": 3, "terms": ["ghost"]}),
      "classification", "haunted"),
