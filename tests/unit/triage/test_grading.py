@@ -272,3 +272,17 @@ def test_vomit_seen_in_the_mall_is_hygiene_and_nobodys_harm(policy, description)
 def test_a_child_sick_after_eating_is_safety_whatever_else_was_seen(policy):
     got = grade(policy, "孩子吃了你们的面包就吐了，地上一滩呕吐物")
     assert got["risk_level"] == "high" and "safety" in [r["reason"] for r in got["risk_reasons"]]
+
+
+@pytest.mark.parametrize("description,category,department,meeting", [
+    # staff blaming the customer for the goods is part of the goods' complaint
+    ("买的鸡蛋回家发现碎了四个，收银员说是我自己装袋压的", "product.damaged", "procurement_qc", False),
+    ("买的T恤洗一次就缩水，导购说你自己洗错了", "product.quality_defect", "procurement_qc", False),
+    # an appliance that stopped after days of use, and a clerk who shouted: two problems
+    ("电饭煲用了三天不加热，售后说是我用法不对，态度还很差，一直吼我", "product.quality_defect",
+     "operations_director", True),
+])
+def test_staff_blaming_the_customer_is_no_second_problem_but_shouting_is(policy, description, category, department,
+                                                                          meeting):
+    got = grade(policy, description)
+    assert (got["category"], got["department"], got["review_meeting"]) == (category, department, meeting)
