@@ -21,15 +21,15 @@ class Reading:
     demand: dict | None
     texts: tuple                # description, fact, expectation as triage.text.Text
 
-    def words(self, terms):
-        """The terms said anywhere in the complaint, not negated."""
-        return sorted({w for t in self.texts for w in t.words(terms)})
+    def words(self, terms, unless=()):
+        """The terms said anywhere in the complaint, not negated nor inside a phrase of `unless`."""
+        return sorted({w for t in self.texts for w in t.words(terms, unless)})
 
 
 def dictionary(classification):
     """Every phrase the tokenizer must keep whole: the rules' terms and the extra user words."""
     terms = {t for rule in classification["phrases"] for t in rule["terms"]}
-    terms |= {t for rule in classification["context"] for group in rule["all"] for t in group}
+    terms |= {t for rule in classification["context"] for group in (*rule["all"], *rule["also"]) for t in group}
     terms |= set(classification["negators"]) | set(classification["demand_markers"]) | set(classification["praise"])
     terms |= set(classification["user_words"])
     return tuple(sorted(terms))
@@ -93,12 +93,12 @@ def _score(texts, c):
     # failure, and a sour noodle soup said apart from the broken gate stays a problem of its own
     fired, instead = [], set()
     for rule in c["context"]:
-        # every group said in one and the same clause (or anywhere, for a rule `within: complaint`);
-        # its words count inside longer ones too (汤 in 羊肉汤)
+        # every group said in one and the same clause (or anywhere, for a rule `within: complaint`),
+        # and each group of `also` anywhere; its words count inside longer ones too (汤 in 羊肉汤)
         groups = [found(group) for group in rule["all"]]
         scope = 2 if rule["within"] == "clause" else 0
         clauses = set.intersection(*({at[:scope] for _, at, _ in g} for g in groups))
-        if clauses:
+        if clauses and all(found(group) for group in rule["also"]):
             fired.append((rule, [at for g in groups for _, at, _ in g if at[:scope] in clauses]))
             instead |= {(other, clause if scope else None) for other in rule["instead_of"] for clause in clauses}
 

@@ -33,6 +33,7 @@ class _Context(Schema):
     all = fields.List(_terms, required=True, validate=validate.Length(min=2))
     instead_of = fields.List(fields.String(), load_default=list)
     within = fields.String(load_default="clause", validate=validate.OneOf(("clause", "complaint")))
+    also = fields.List(_terms, load_default=list)     # groups that may be said anywhere in the complaint
 
 
 class _Classification(Schema):
@@ -66,6 +67,7 @@ class _LegalBasis(Schema):
 class _RiskRule(Schema):
     level = fields.String(required=True, validate=validate.OneOf(LEVELS))
     words = _words
+    unless = _words     # longer phrases a word said inside does not count ("呕吐物" seen is no harm)
     channels = fields.List(fields.String(), load_default=list)
     member_tiers = fields.List(fields.String(), load_default=list)
     min_anger = fields.Integer(validate=validate.Range(min=1, max=5))
@@ -249,7 +251,7 @@ def _terms_read(rules):
     """Every term triage looks for in a complaint's text."""
     risk = rules["risk"].values()
     return {*rules["classification"]["dictionary"], *rules["classification"]["mental_damages"],
-            *rules["routing"]["security_words"], *(w for rule in risk for w in rule.get("words", ())),
+            *rules["routing"]["security_words"], *(w for rule in risk for w in (*rule.get("words", ()), *rule.get("unless", ()))),
             *(w for rule in risk for basis in rule.get("legal_bases", {}).values() for w in basis["words"])}
 
 

@@ -71,7 +71,7 @@ def assess_risk(complaint, risk_rules, previous_by_customer, reading, category):
     reasons = []
     for name, rule in risk_rules.items():
         detail = None
-        said = reading.words(rule["words"]) if rule.get("words") else []
+        said = reading.words(rule["words"], rule.get("unless", ())) if rule.get("words") else []
         if rule.get("channels") and complaint.get("channel") in rule["channels"]:
             detail = f"channel {complaint['channel']}"
         elif said:

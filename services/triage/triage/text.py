@@ -99,9 +99,12 @@ class Text:
                                      (i, m.start()), m.end()))
         return found
 
-    def words(self, terms):
-        """The terms found, not negated (in problems and demands alike)."""
-        return sorted({h.term for h in self.hits(terms) if not h.negated})
+    def words(self, terms, unless=()):
+        """The terms found, not negated (in problems and demands alike), nor said inside a
+        phrase of `unless`."""
+        covers = [(h.at, h.end) for h in self.hits(unless)]
+        return sorted({h.term for h in self.hits(terms) if not h.negated
+                       and not any(c == h.at[0] and s <= h.at[1] and h.end <= e for (c, s), e in covers)})
 
     def demand_text(self):
         """What the customer asks for: clauses from their demand marker on, and whole
