@@ -37,6 +37,10 @@ CORPUS = ROOT / "tests" / "data" / "triage_corpus"
 PARTS = {"tuning": CORPUS / "tuning.jsonl", "held-out": CORPUS / "heldout.jsonl"}
 TARGETS = {"attribute": 0.97, "sub_type": 0.90, "risk_level": 0.95}
 MAX_FALSE_MEETINGS = 0.01
+# The held-out part (held3-*, 130 lines) as first measured, untuned, on 2026-12-05 with
+# policy 2026-12-05.4: below the targets (docs/benchmarks.md). A floor, so that a change
+# that makes unseen wording worse fails; raise it as the rules get better, never lower it.
+HELD_OUT_FIRST = {"attribute": 121 / 130, "sub_type": 115 / 130, "risk_level": 129 / 130, "false_meetings": 4 / 122}
 NOW = datetime(2026, 12, 3, 16, 10, tzinfo=ZoneInfo("Asia/Shanghai"))
 
 
@@ -111,11 +115,11 @@ def score(lines, policy):
     return figures, misses
 
 
-def shortfalls(figures):
-    """What falls below the targets, in words (empty when all are met)."""
-    short = [f"{k} {figures[k]:.1%} < {t:.0%}" for k, t in TARGETS.items() if figures[k] < t]
-    if figures["false_meetings"] > MAX_FALSE_MEETINGS:
-        short.append(f"false review meetings {figures['false_meetings']:.1%} > {MAX_FALSE_MEETINGS:.0%}")
+def shortfalls(figures, targets=TARGETS, max_false_meetings=MAX_FALSE_MEETINGS):
+    """What falls below the targets (or another bar), in words (empty when all are met)."""
+    short = [f"{k} {figures[k]:.1%} < {t:.1%}" for k, t in targets.items() if figures[k] < t]
+    if figures["false_meetings"] > max_false_meetings:
+        short.append(f"false review meetings {figures['false_meetings']:.1%} > {max_false_meetings:.1%}")
     return short
 
 
