@@ -18,8 +18,6 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.testing.services import entrypoint_hook, replace_dependencies
 from pymongo import MongoClient
 
-from analytics.service import AnalyticsService
-from feedback.service import FeedbackService
 from intake.examples import desk_complaint
 from intake.service import IntakeService
 from mallcare_common.calendar import utc_now
@@ -28,7 +26,6 @@ from mallcare_common.contracts.resolution import CASE_CLOSED, CASE_REOPENED
 from mallcare_common.retention import months_before
 from resolution.service import ResolutionService
 from tests.conftest import ROOT, bearer, settle_at_desk, staff, wait_for
-from triage.service import TriageService
 
 PHONE, EMAIL = "13812345678", "wang.nvshi@example.com"
 SH_DESK, SH_HANDLER, SH_MANAGER, BJ_HANDLER = staff("D3001"), staff("E3501"), staff("E3091"), staff("E4001")
@@ -199,12 +196,8 @@ def test_retention_anonymises_what_closed_long_enough_ago_once_and_the_full_read
 
 
 @pytest.fixture
-def system(container_factory, service_config, web_client):
-    containers = {}
-    for service in (AnalyticsService, FeedbackService, ResolutionService, TriageService, IntakeService):
-        containers[service.name] = container_factory(service, service_config(service.name))
-        containers[service.name].start()
-    return containers, {name: web_client(c) for name, c in containers.items()}
+def system(five_services):
+    return five_services
 
 
 def test_a_whole_flow_leaves_the_raw_contact_in_no_log_and_no_other_service(system, mongo_uri, caplog):

@@ -6,13 +6,8 @@ sold it), the refund it asks for makes no second problem and no review meeting, 
 desk settles it on the spot."""
 import pytest
 
-from analytics.service import AnalyticsService
-from feedback.service import FeedbackService
 from intake.examples import desk_complaint
-from intake.service import IntakeService
-from resolution.service import ResolutionService
 from tests.conftest import settle_at_desk, staff, wait_for
-from triage.service import TriageService
 
 DESK, HANDLER = staff("D3001"), staff("E3501")
 STRAWBERRIES = {
@@ -24,12 +19,8 @@ STRAWBERRIES = {
 
 
 @pytest.fixture
-def system(container_factory, service_config, web_client):
-    containers = {}
-    for service in (AnalyticsService, FeedbackService, ResolutionService, TriageService, IntakeService):
-        containers[service.name] = container_factory(service, service_config(service.name))
-        containers[service.name].start()
-    return {name: web_client(c) for name, c in containers.items()}
+def system(five_services):
+    return five_services[1]
 
 
 def desk_records(web, **complaint):
