@@ -35,37 +35,76 @@ def dictionary(classification):
     return tuple(sorted(terms))
 
 
-def read(complaint, rules):
-    """The Reading of one complaint under the policy's rules."""
-    c = rules["classification"]
+def texts_of(complaint, c):
+    """The description, the factual demand and the expectation as triage.text.Text."""
     demands = complaint.get("demands") or {}
-    texts = tuple(Text(s, c) for s in (complaint.get("description"), demands.get("fact"),
-                                         demands.get("expectation")))
+    return tuple(Text(s, c) for s in (complaint.get("description"), demands.get("fact"), demands.get("expectation")))
+
+
+def read(complaint, rules):
+    """The Reading of one complaint under the policy's rules and, where the policy has
+    one, the learned second opinion."""
+    c = rules["classification"]
+    texts = texts_of(complaint, c)
     problem = texts[:2]
     scores, strongest, first = _score(problem, c)
     # problems of their own, in the order said; not what the customer waved aside ("排队的事无所谓")
     waived = _praised(problem, c)
     strong = sorted((cat for cat in scores if strongest[cat] >= c["problem_weight"] and cat not in waived),
                     key=first.get)
-    problems = tuple(cat for cat in strong if scores[cat] >= c["problem_score"])
+    problems = tuple(cat for cat in strong if scores[cat] >= c["problem_score"] and _told(cat, scores, first, problem, c))
     asked = "，".join([*(t.demand_text() for t in problem), texts[2].text])
     demand = read_demand(asked, "，".join(t.problem_text() for t in problem),
                          [w for t in texts for w in t.words(c["mental_damages"])])
     hint = complaint.get("category_hint")
     if hint and hint in categories(rules):
         return Reading(hint, "channel_form", None, True, _with_main(hint, problems), demand, texts)
-    if not scores:
+    category, confidence = None, 0.0
+    if scores:
+        ranked = sorted(scores.items(), key=lambda kv: _rank(kv, strongest, c))
+        if len({p.split(".")[0] for p in problems}) > 1:   # problems of different kinds: filed under the first said
+            ranked.sort(key=lambda kv: kv[0] != problems[0])
+        category, top = ranked[0]
+        # a separate problem of another attribute is not a doubt about this one
+        rivals = [s for cat, s in ranked[1:] if cat not in problems or cat.split(".")[0] == category.split(".")[0]]
+        margin = top / (top + (rivals[0] if rivals else 0))
+        confidence = round(margin * min(1.0, top / c["full_weight"]), 2)
+    if c.get("second_opinion"):
+        category, confidence, problems = _second_opinion(category, confidence, problems, problem, c)
+    if category is None:
         return Reading(None, "none", 0.0, False, (), demand, texts)
-    ranked = sorted(scores.items(), key=lambda kv: _rank(kv, strongest, c))
-    if len({p.split(".")[0] for p in problems}) > 1:   # problems of different kinds: filed under the first said
-        ranked.sort(key=lambda kv: kv[0] != problems[0])
-    category, top = ranked[0]
-    # a separate problem of another attribute is not a doubt about this one
-    rivals = [s for cat, s in ranked[1:] if cat not in problems or cat.split(".")[0] == category.split(".")[0]]
-    margin = top / (top + (rivals[0] if rivals else 0))
-    confidence = round(margin * min(1.0, top / c["full_weight"]), 2)
     return Reading(category, "keywords", confidence, confidence >= c["confidence_threshold"],
                    _with_main(category, problems), demand, texts)
+
+
+def _told(category, scores, first, texts, c):
+    """Whether a problem scored below the second opinion's `sure_problem_score` is what the
+    clause it is first said in is about, in the model's reading: a complaint about a
+    dirty bin that mentions flies is not also about flies in food."""
+    opinion = c.get("second_opinion")
+    if not opinion or scores[category] >= opinion["sure_problem_score"]:
+        return True
+    n, i, _ = first[category]
+    chances = opinion["model"].probabilities([texts[n].clause_text(i)], opinion["temperature"])
+    return max(chances, key=chances.get) == category
+
+
+def _second_opinion(category, confidence, problems, texts, c):
+    """(category, confidence, problems) with the learned model's opinion weighed in: the
+    rules vote for their category with their confidence times `rules_weight`, the model
+    with its probability of each. A category the model carries against the rules takes
+    the place of the rules' reading, which was a misreading, not a second problem; one the
+    rules found a problem of its own anyway leaves them as they are (the first said is
+    the category). Against rules that are sure the model cannot win; where the rules
+    found nothing, it proposes (at most half confident: a person confirms)."""
+    opinion = c["second_opinion"]
+    weight = opinion["rules_weight"]
+    chances = opinion["model"].probabilities([t.problem_text() for t in texts], opinion["temperature"])
+    weighed = {cat: p + (weight * confidence if cat == category else 0) for cat, p in chances.items()}
+    best = max(weighed, key=weighed.get)
+    if best == category or best in problems:
+        return category, confidence, problems
+    return best, round(weighed[best] / (1 + weight), 2), tuple(p for p in problems if p != category)
 
 
 def categories(rules):

@@ -10,6 +10,7 @@ from mallcare_common.calendar import BusinessCalendar
 from mallcare_common.malls import MallRegistry, week_field
 from mallcare_common.policy import AllowedTime
 
+from . import learned
 from .classify import dictionary
 from .text import prepare
 
@@ -36,6 +37,12 @@ class _Context(Schema):
     also = fields.List(_terms, load_default=list)     # groups that may be said anywhere in the complaint
 
 
+class _SecondOpinion(Schema):
+    temperature = fields.Float(required=True, validate=validate.Range(min=1, max=1000))
+    rules_weight = fields.Float(required=True, validate=validate.Range(min=0, max=10))
+    sure_problem_score = fields.Float(required=True, validate=validate.Range(min=0.1))
+
+
 class _Classification(Schema):
     confidence_threshold = fields.Float(required=True, validate=validate.Range(min=0, max=1))
     full_weight = fields.Float(required=True, validate=validate.Range(min=0.1))
@@ -55,6 +62,7 @@ class _Classification(Schema):
     praise = _words
     phrases = fields.List(fields.Nested(_Phrase), required=True, validate=validate.Length(min=1))
     context = fields.List(fields.Nested(_Context), load_default=list)
+    second_opinion = fields.Nested(_SecondOpinion, load_default=None)
 
 
 class _LegalBasis(Schema):
@@ -194,7 +202,7 @@ class Handler:
 
 @dataclass(frozen=True)
 class TriagePolicy:
-    version: str                # "<triage version>+malls:<registry version>"
+    version: str                # "<triage version>+malls:<registry version>[+model:<second opinion's version>]"
     malls: MallRegistry
     rules: dict
     _rosters: dict = attribute(default_factory=dict, compare=False, repr=False)   # mall -> [Handler], built once
@@ -225,6 +233,9 @@ class TriagePolicy:
     def public(self):
         """The policy in force, as an RPC/HTTP answer."""
         classification = {k: v for k, v in self.rules["classification"].items() if k != "dictionary"}
+        if classification["second_opinion"]:
+            opinion = classification["second_opinion"]
+            classification["second_opinion"] = {**opinion, "model": opinion["model"].version}
         return {**{k: v for k, v in self.rules.items() if k != "shift_patterns"}, "classification": classification,
                 "shift_patterns": {name: {day: f"{o:%H:%M}-{c:%H:%M}" for day, (o, c) in week.items()}
                                    for name, week in self.rules["shift_patterns"].items()},
@@ -242,9 +253,14 @@ def load_policy(data, malls: MallRegistry) -> TriagePolicy:
         raise ValidationError({"roster": errors})
     # the tokenizer's user dictionary: every phrase of the policy kept whole (triage.text)
     rules["classification"]["dictionary"] = dictionary(rules["classification"])
+    if rules["classification"]["second_opinion"]:
+        rules["classification"]["second_opinion"]["model"] = learned.shipped()
     # ready at service start and on a reload, not at the first complaint (about 1 s)
     prepare(rules["classification"]["dictionary"], _terms_read(rules))
-    return TriagePolicy(version=f"{rules['version']}+malls:{malls.version}", malls=malls, rules=rules)
+    version = f"{rules['version']}+malls:{malls.version}"
+    if rules["classification"]["second_opinion"]:
+        version += f"+model:{rules['classification']['second_opinion']['model'].version}"
+    return TriagePolicy(version=version, malls=malls, rules=rules)
 
 
 def _terms_read(rules):

@@ -120,6 +120,10 @@ class Text:
                 parts.append(part[at:end])
         return "，".join(parts)
 
+    def clause_text(self, i):
+        part, tokens = self.clauses[i]
+        return part[tokens[0][1]:tokens[-1][1] + len(tokens[-1][0])]
+
     def problem_text(self):
         """The clauses with what the customer asks for cut off: where prices are named."""
         markers = self.language["demand_markers"]
