@@ -52,7 +52,7 @@ def read(complaint, rules):
     waived = _praised(problem, c)
     strong = sorted((cat for cat in scores if strongest[cat] >= c["problem_weight"] and cat not in waived),
                     key=first.get)
-    problems = tuple(cat for cat in strong if scores[cat] >= c["problem_score"] and _told(cat, scores, first, problem, c))
+    problems = tuple(cat for cat in strong if scores[cat] >= c["problem_score"] and _told(cat, scores, problem, c))
     asked = "，".join([*(t.demand_text() for t in problem), texts[2].text])
     demand = read_demand(asked, "，".join(t.problem_text() for t in problem),
                          [w for t in texts for w in t.words(c["mental_damages"])])
@@ -77,16 +77,20 @@ def read(complaint, rules):
                    _with_main(category, problems), demand, texts)
 
 
-def _told(category, scores, first, texts, c):
-    """Whether a problem scored below the second opinion's `sure_problem_score` is what the
-    clause it is first said in is about, in the model's reading: a complaint about a
-    dirty bin that mentions flies is not also about flies in food."""
+def _told(category, scores, texts, c):
+    """Whether a problem scored below the second opinion's `sure_problem_score` is what some
+    clause of the complaint is about, in the model's reading: a complaint about a dirty bin
+    that mentions flies is not also about flies in food."""
     opinion = c.get("second_opinion")
     if not opinion or scores[category] >= opinion["sure_problem_score"]:
         return True
-    n, i, _ = first[category]
-    chances = opinion["model"].probabilities([texts[n].clause_text(i)], opinion["temperature"])
-    return max(chances, key=chances.get) == category
+    model, temperature = opinion["model"], opinion["temperature"]
+    for text in texts:
+        for i in range(len(text.clauses)):
+            chances = model.probabilities([text.clause_text(i)], temperature)
+            if max(chances, key=chances.get) == category:
+                return True
+    return False
 
 
 def _second_opinion(category, confidence, problems, texts, c):
@@ -96,13 +100,14 @@ def _second_opinion(category, confidence, problems, texts, c):
     the place of the rules' reading, which was a misreading, not a second problem; one the
     rules found a problem of its own anyway leaves them as they are (the first said is
     the category). Against rules that are sure the model cannot win; where the rules
-    found nothing, it proposes (at most half confident: a person confirms)."""
+    found nothing, it proposes (at most half confident: a person confirms). Below
+    `min_probability` it has no opinion ("I want to talk to the manager")."""
     opinion = c["second_opinion"]
     weight = opinion["rules_weight"]
     chances = opinion["model"].probabilities([t.problem_text() for t in texts], opinion["temperature"])
     weighed = {cat: p + (weight * confidence if cat == category else 0) for cat, p in chances.items()}
     best = max(weighed, key=weighed.get)
-    if best == category or best in problems:
+    if best == category or best in problems or chances[best] < opinion["min_probability"]:
         return category, confidence, problems
     return best, round(weighed[best] / (1 + weight), 2), tuple(p for p in problems if p != category)
 

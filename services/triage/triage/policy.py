@@ -41,6 +41,7 @@ class _SecondOpinion(Schema):
     temperature = fields.Float(required=True, validate=validate.Range(min=1, max=1000))
     rules_weight = fields.Float(required=True, validate=validate.Range(min=0, max=10))
     sure_problem_score = fields.Float(required=True, validate=validate.Range(min=0.1))
+    min_probability = fields.Float(required=True, validate=validate.Range(min=0, max=1))
 
 
 class _Classification(Schema):
