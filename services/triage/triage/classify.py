@@ -79,8 +79,9 @@ def read(complaint, rules):
 
 def _told(category, scores, texts, c):
     """Whether a problem scored below the second opinion's `sure_problem_score` is what some
-    clause of the complaint is about, in the model's reading: a complaint about a dirty bin
-    that mentions flies is not also about flies in food."""
+    clause of the complaint is about, in the model's reading (its likeliest category there,
+    at `min_probability` or more): a complaint about a dirty bin that mentions flies is not
+    also about flies in food."""
     opinion = c.get("second_opinion")
     if not opinion or scores[category] >= opinion["sure_problem_score"]:
         return True
@@ -88,7 +89,7 @@ def _told(category, scores, texts, c):
     for text in texts:
         for i in range(len(text.clauses)):
             chances = model.probabilities([text.clause_text(i)], temperature)
-            if max(chances, key=chances.get) == category:
+            if max(chances, key=chances.get) == category and chances[category] >= opinion["min_probability"]:
                 return True
     return False
 
