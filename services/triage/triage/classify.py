@@ -100,8 +100,8 @@ def _second_opinion(category, confidence, problems, texts, c):
     with its probability of each. A category the model carries against the rules takes
     the place of the rules' reading, which was a misreading, not a second problem; one the
     rules found a problem of its own anyway leaves them as they are (the first said is
-    the category). Against rules that are sure the model cannot win; where the rules
-    found nothing, it proposes (at most half confident: a person confirms). Below
+    the category). What the model carries is proposed, at most half confident: the rules
+    and the model disagreed (or the rules found nothing), so a person confirms. Below
     `min_probability` it has no opinion ("I want to talk to the manager")."""
     opinion = c["second_opinion"]
     weight = opinion["rules_weight"]
@@ -110,7 +110,7 @@ def _second_opinion(category, confidence, problems, texts, c):
     best = max(weighed, key=weighed.get)
     if best == category or best in problems or chances[best] < opinion["min_probability"]:
         return category, confidence, problems
-    return best, round(weighed[best] / (1 + weight), 2), tuple(p for p in problems if p != category)
+    return best, round(chances[best] / 2, 2), tuple(p for p in problems if p != category)
 
 
 def categories(rules):
@@ -175,7 +175,7 @@ def _score(texts, c):
 
 def _praised(texts, c):
     """The categories named in a clause that praises or waves aside ("收银员人很好")."""
-    return {rule["category"] for rule in c["phrases"] for t in texts
+    return {rule["category"] for t in texts if t.praised for rule in c["phrases"]
             for h in t.hits(rule["terms"], words_only=True) if not h.negated and h.at[0] in t.praised}
 
 
