@@ -27,7 +27,7 @@ class Assessment(Schema):
                              metadata={"description": "attribute.sub_type (R2.1); null until a person classifies it"})
     category_source = fields.String(required=True, validate=validate.OneOf(
         ("channel_form", "keywords", "none", "corrected")),
-        metadata={"description": "keywords = proposed by rule, to be confirmed"})
+        metadata={"description": "keywords = read from the text (phrase rules and the learned second opinion); see category_confirmed"})
     risk_level = fields.String(required=True, validate=validate.OneOf(LEVELS))
     risk_reasons = fields.List(fields.Nested(_RiskReason), required=True)
     urgency = fields.String(required=True, validate=validate.OneOf(URGENCIES), metadata={
