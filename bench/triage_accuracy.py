@@ -1,8 +1,9 @@
 """Triage's accuracy on the labelled corpus (issue 16; R2.1, R2.4, R7.4).
 
 Runs triage's pure `rules.assess` over every line of each corpus part
-(tests/data/triage_corpus/tuning.jsonl: the lines the rules were tuned on;
-heldout.jsonl: lines they never saw) with the shipped policy (deploy/policy), a fixed
+(tests/data/triage_corpus/tuning.jsonl: the lines the rules were tuned on and the learned
+second opinion was trained on; heldout.jsonl: lines neither saw) with the shipped policy
+(deploy/policy) and model (triage/second_opinion.json), a fixed
 `now` and a history that answers "earlier complaints by this customer" from the line's
 `previous_complaints` (no recurrences, no load). A part whose file is absent is skipped.
 
@@ -15,7 +16,7 @@ how many categories were only proposed (below the policy's confidence); then the
     python bench/triage_accuracy.py [--misses N] [FILE.jsonl ...]
 
 Files named on the command line are benched instead of the two parts. No services,
-no broker: about 5 ms per complaint on one core.
+no broker: about 20 ms per complaint on one core.
 """
 import argparse
 import json
@@ -37,10 +38,11 @@ CORPUS = ROOT / "tests" / "data" / "triage_corpus"
 PARTS = {"tuning": CORPUS / "tuning.jsonl", "held-out": CORPUS / "heldout.jsonl"}
 TARGETS = {"attribute": 0.97, "sub_type": 0.90, "risk_level": 0.95}
 MAX_FALSE_MEETINGS = 0.01
-# The held-out part (held3-*, 130 lines) as first measured, untuned, on 2026-12-05 with
-# policy 2026-12-05.4: below the targets (docs/benchmarks.md). A floor, so that a change
-# that makes unseen wording worse fails; raise it as the rules get better, never lower it.
-HELD_OUT_FIRST = {"attribute": 121 / 130, "sub_type": 115 / 130, "risk_level": 129 / 130, "false_meetings": 4 / 122}
+# The held-out part (held7-* and held8-*, 300 lines) as first measured, untuned, on 2026-12-05
+# with policy 2026-12-05.5 and model c94de337ae61 (commit c81ccad): sub-type and risk level
+# meet the targets, the attribute and false review meetings do not (docs/benchmarks.md). A
+# floor, so that a change that reads unseen wording worse fails; raise it, never lower it.
+HELD_OUT_FIRST = {"attribute": 286 / 300, "sub_type": 283 / 300, "risk_level": 289 / 300, "false_meetings": 5 / 278}
 NOW = datetime(2026, 12, 3, 16, 10, tzinfo=ZoneInfo("Asia/Shanghai"))
 
 

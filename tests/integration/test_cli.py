@@ -20,6 +20,7 @@ from nameko.testing.utils import find_free_port
 from tests.conftest import POLICY_DIR, ROOT, TOKEN_SECRET, wait_for
 from tests.integration.test_dead_letters import INTAKE_EVENTS, TRIAGE_QUEUE
 from tests.integration.test_policy_files import BROKEN, edit, policy_dir, start  # noqa: F401 (fixtures)
+from triage import learned
 
 MALLCARE = Path(sys.executable).parent / "mallcare"
 
@@ -91,7 +92,7 @@ def test_policy_reload_reloads_running_services_as_admin_and_reports_a_refusal(s
     edit(policy_dir / "triage.yml", lambda d: d.update(version="2026-12-03.1"))
     done = mallcare(*reload, MALLCARE_TOKEN_SECRET=TOKEN_SECRET)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout == "triage     reloaded: version 2026-12-03.1+malls:2026-12-03.1\n"
+    assert done.stdout == f"triage     reloaded: version 2026-12-03.1+malls:2026-12-03.1+model:{learned.shipped().version}\n"
     edit(policy_dir / "triage.yml", BROKEN["triage"][0])
     refused = mallcare(*reload, MALLCARE_TOKEN_SECRET=TOKEN_SECRET)
     assert refused.returncode == 1 and "refused (422 INVALID_POLICY)" in refused.stdout
