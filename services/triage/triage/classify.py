@@ -69,11 +69,12 @@ def read(complaint, rules):
         rivals = [s for cat, s in ranked[1:] if cat not in problems or cat.split(".")[0] == category.split(".")[0]]
         margin = top / (top + (rivals[0] if rivals else 0))
         confidence = round(margin * min(1.0, top / c["full_weight"]), 2)
+    carried = False
     if c.get("second_opinion"):
-        category, confidence, problems = _second_opinion(category, confidence, problems, problem, c)
+        category, confidence, problems, carried = _second_opinion(category, confidence, problems, problem, c)
     if category is None:
         return Reading(None, "none", 0.0, False, (), demand, texts)
-    return Reading(category, "keywords", confidence, confidence >= c["confidence_threshold"],
+    return Reading(category, "keywords", confidence, not carried and confidence >= c["confidence_threshold"],
                    _with_main(category, problems), demand, texts)
 
 
@@ -95,22 +96,24 @@ def _told(category, scores, texts, c):
 
 
 def _second_opinion(category, confidence, problems, texts, c):
-    """(category, confidence, problems) with the learned model's opinion weighed in: the
+    """(category, confidence, problems, carried) with the learned model's opinion weighed in: the
     rules vote for their category with their confidence times `rules_weight`, the model
     with its probability of each. A category the model carries against the rules takes
     the place of the rules' reading, which was a misreading, not a second problem; one the
     rules found a problem of its own anyway leaves them as they are (the first said is
-    the category). What the model carries is proposed, at most half confident: the rules
-    and the model disagreed (or the rules found nothing), so a person confirms. Below
-    `min_probability` it has no opinion ("I want to talk to the manager")."""
+    the category). With `rules_weight` below 1 a sure reading of the rules can be
+    outvoted by a model surer still. What the model carries is never confirmed (half its
+    probability is the confidence): the rules and the model disagreed, or the rules found
+    nothing, so a person confirms. Below `min_probability` it has no opinion ("I want to
+    talk to the manager")."""
     opinion = c["second_opinion"]
     weight = opinion["rules_weight"]
     chances = opinion["model"].probabilities([t.problem_text() for t in texts], opinion["temperature"])
     weighed = {cat: p + (weight * confidence if cat == category else 0) for cat, p in chances.items()}
     best = max(weighed, key=weighed.get)
     if best == category or best in problems or chances[best] < opinion["min_probability"]:
-        return category, confidence, problems
-    return best, round(chances[best] / 2, 2), tuple(p for p in problems if p != category)
+        return category, confidence, problems, False
+    return best, round(chances[best] / 2, 2), tuple(p for p in problems if p != category), True
 
 
 def categories(rules):

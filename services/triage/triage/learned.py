@@ -49,7 +49,9 @@ class Model:
         scores = {}
         for cat in self.categories:
             seen, unseen = self.log_seen[cat], self.log_unseen[cat]
-            scores[cat] = self.log_prior[cat] + sum(seen.get(f, unseen) for f in found if f in self.vocabulary)
+            # summed in a fixed order: a set's order changes with the process's hash seed
+            scores[cat] = self.log_prior[cat] + math.fsum(seen.get(f, unseen) for f in sorted(found)
+                                                          if f in self.vocabulary)
         top = max(scores.values())
         weights = {cat: math.exp((s - top) / temperature) for cat, s in scores.items()}
         total = sum(weights.values())
@@ -60,6 +62,8 @@ def train(examples, alpha=0.3, min_count=2):
     """The counts of a model: `examples` are (features, category) pairs. Features seen in
     fewer than `min_count` complaints are dropped (a name, a number: no evidence)."""
     examples = list(examples)
+    if not examples:
+        raise ValueError("No labelled complaints to learn from.")
     documents = Counter(cat for _, cat in examples)
     counts = {cat: Counter() for cat in documents}
     total = Counter()

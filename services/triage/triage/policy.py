@@ -11,7 +11,7 @@ from mallcare_common.malls import MallRegistry, week_field
 from mallcare_common.policy import AllowedTime
 
 from . import learned
-from .classify import dictionary
+from .classify import categories, dictionary
 from .text import prepare
 
 LEVELS = ("low", "medium", "high")
@@ -255,7 +255,12 @@ def load_policy(data, malls: MallRegistry) -> TriagePolicy:
     # the tokenizer's user dictionary: every phrase of the policy kept whole (triage.text)
     rules["classification"]["dictionary"] = dictionary(rules["classification"])
     if rules["classification"]["second_opinion"]:
-        rules["classification"]["second_opinion"]["model"] = learned.shipped()
+        model = rules["classification"]["second_opinion"]["model"] = learned.shipped()
+        unknown = sorted(set(model.categories) - categories(rules))
+        if unknown:   # the model would propose what the taxonomy no longer has
+            raise ValidationError({"classification": {"second_opinion": [
+                f"The model {model.version} names categories not in the taxonomy: {', '.join(unknown)}; "
+                "rebuild it (python -m triage.learn) or set second_opinion to null."]}})
     # ready at service start and on a reload, not at the first complaint (about 1 s)
     prepare(rules["classification"]["dictionary"], _terms_read(rules))
     version = f"{rules['version']}+malls:{malls.version}"

@@ -121,6 +121,7 @@ class Text:
         return "，".join(parts)
 
     def clause_text(self, i):
+        """The normalised text of clause `i`, as said (a demand in it included)."""
         part, tokens = self.clauses[i]
         return part[tokens[0][1]:tokens[-1][1] + len(tokens[-1][0])]
 

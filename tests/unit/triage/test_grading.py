@@ -279,8 +279,8 @@ def test_a_child_sick_after_eating_is_safety_whatever_else_was_seen(policy):
     ("买的鸡蛋回家发现碎了四个，收银员说是我自己装袋压的", "product.damaged", "procurement_qc", False),
     pytest.param("买的T恤洗一次就缩水，导购说你自己洗错了", "product.quality_defect", "procurement_qc", False,
                  marks=pytest.mark.xfail(strict=True, reason="known misread (docs/benchmarks.md, round 4): the "
-                                         "second opinion's wording outvotes the rules' unsure quality defect and "
-                                         "proposes not_as_described, unconfirmed")),
+                                         "second opinion outvotes the rules' quality defect (confidence 0.6, just "
+                                         "confirmed) and proposes not_as_described, unconfirmed")),
     # an appliance that stopped after days of use, and a clerk who shouted: two problems
     ("电饭煲用了三天不加热，售后说是我用法不对，态度还很差，一直吼我", "product.quality_defect",
      "operations_director", True),

@@ -1,9 +1,14 @@
 """R2.1, R7.4 (issue 16): the learned second opinion beside the phrase rules. The model
 shipped with triage is the one the labelled corpus builds; where the rules misread or
-miss a complaint and the model knows its wording, the complaint is filed right; where
-the rules are sure, or the model has no opinion, the rules stand; a weak second problem
-the model does not read in any clause makes no review meeting."""
+miss a complaint and the model knows its wording (these lines are in the corpus it learned
+from: the tests show the weighing at work; docs/benchmarks.md measures unseen wording), the
+complaint is filed right and proposed for a person to confirm; what the rules read right
+stays right; without evidence the model has no opinion; two replicas read alike."""
 import copy
+import json
+import os
+import subprocess
+import sys
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -13,7 +18,7 @@ from marshmallow import ValidationError
 
 from mallcare_common.policy import load_policy_dir
 from tests.conftest import POLICY_DIR, ROOT
-from triage import classify, learn, learned, rules
+from triage import learn, learned, rules
 from triage.policy import load_policy
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -77,7 +82,7 @@ def test_what_the_rules_misread_the_second_opinion_files_right(policy, rules_alo
                                                                category):
     assert grade(rules_alone, description, fact, merchant)["category"] != category
     got = grade(policy, description, fact, merchant)
-    assert got["category"] == category and not got["review_meeting"]
+    assert got["category"] == category and not got["review_meeting"] and not got["category_confirmed"]
 
 
 def test_a_category_only_the_model_proposes_is_left_for_a_person_to_confirm(policy, rules_alone):
@@ -98,9 +103,10 @@ def test_without_evidence_the_model_has_no_opinion(policy, description):
     ("电梯坏了", "environment.facility_failure"),
     ("答应的退款一周了还没到账", "payment.refund_delay"),
 ])
-def test_a_reading_the_rules_are_sure_of_stands(policy, rules_alone, description, category):
+def test_what_the_rules_read_right_the_second_opinion_leaves_right(policy, rules_alone, description, category):
     assert grade(rules_alone, description)["category"] == category
-    assert grade(policy, description)["category"] == category
+    got = grade(policy, description)
+    assert got["category"] == category and got["category_confirmed"]
 
 
 def test_waiting_for_someone_to_open_the_broken_gate_is_part_of_the_breakdown(policy):
@@ -115,12 +121,40 @@ def test_a_real_second_problem_the_model_reads_in_its_clause_still_makes_a_meeti
     assert set(got["departments_involved"]) == {"facilities", "customer_service"}
 
 
-def test_the_reading_is_the_same_whatever_the_order_of_calls(policy):
-    """The model is data: reading one complaint does not change the next one's reading."""
-    first = classify.read({"description": "订单取消了 钱呢？？说原路退回 一周了"}, policy.rules)
-    classify.read({"description": "4楼直梯又坏了 一个week坏两次"}, policy.rules)
-    again = classify.read({"description": "订单取消了 钱呢？？说原路退回 一周了"}, policy.rules)
-    assert (first.category, first.confidence) == (again.category, again.confidence)
+def test_the_reading_does_not_depend_on_the_process(policy):
+    """Two replicas read a complaint alike: the model's sums do not follow the hash seed's
+    order of a set (a last digit can decide a proposal at the threshold)."""
+    script = ("from mallcare_common.policy import load_policy_dir; from triage.policy import load_policy; "
+              "from triage import classify; import sys; p = load_policy_dir(sys.argv[1], 'triage.yml', load_policy); "
+              "c = p.rules['classification']; t = classify.texts_of({'description': sys.argv[2]}, c)[:2]; "
+              "print(repr(c['second_opinion']['model'].probabilities([x.problem_text() for x in t], 5)))")
+    text = "订单取消了 钱呢？？说原路退回 一周了，客服说系统问题"
+    seen = {subprocess.run([sys.executable, "-c", script, str(POLICY_DIR), text], capture_output=True, text=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}, check=True).stdout for seed in ("1", "2", "3")}
+    assert len(seen) == 1
+
+
+def test_without_a_second_opinion_the_rules_read_alone(rules_alone):
+    assert rules_alone.public()["classification"]["second_opinion"] is None
+    json.dumps(rules_alone.public(), default=str)
+    assert "+model:" not in rules_alone.version
+    assert grade(rules_alone, "草莓发霉了")["category"] == "product.quality_defect"
+
+
+def test_a_model_that_names_a_category_the_taxonomy_dropped_is_refused(malls):
+    """A sub-type taken out of the taxonomy (with its rules) while the shipped model still
+    proposes it: refused at load, saying what to do."""
+    data = yaml.safe_load((POLICY_DIR / "triage.yml").read_text(encoding="utf-8"))
+    gone = "logistics.wrong_delivery"
+    data["taxonomy"]["logistics"].remove("wrong_delivery")
+    c = data["classification"]
+    c["phrases"] = [r for r in c["phrases"] if r["category"] != gone]
+    c["context"] = [{**r, "instead_of": [x for x in r.get("instead_of", []) if x != gone]}
+                    for r in c["context"] if r["category"] != gone]
+    with pytest.raises(ValidationError) as refused:
+        load_policy(data, malls)
+    message = str(refused.value.messages["classification"]["second_opinion"])
+    assert gone in message and "python -m triage.learn" in message
 
 
 @pytest.mark.parametrize("field,value,message", [
