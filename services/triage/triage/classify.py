@@ -52,7 +52,13 @@ def read(complaint, rules):
     waived = _praised(problem, c)
     strong = sorted((cat for cat in scores if strongest[cat] >= c["problem_weight"] and cat not in waived),
                     key=first.get)
-    problems = tuple(cat for cat in strong if scores[cat] >= c["problem_score"] and _told(cat, scores, problem, c))
+    problems = tuple(cat for cat in strong if scores[cat] >= c["problem_score"])
+    opinion = c.get("second_opinion")
+    if opinion and any(scores[cat] < opinion["sure_problem_score"] for cat in problems):
+        # a weaker problem counts only where the model reads some clause as about it: a
+        # complaint about a dirty bin that mentions flies is not also about flies in food
+        told = _clause_readings(problem, opinion)
+        problems = tuple(cat for cat in problems if scores[cat] >= opinion["sure_problem_score"] or cat in told)
     asked = "，".join([*(t.demand_text() for t in problem), texts[2].text])
     demand = read_demand(asked, "，".join(t.problem_text() for t in problem),
                          [w for t in texts for w in t.words(c["mental_damages"])])
@@ -78,21 +84,18 @@ def read(complaint, rules):
                    _with_main(category, problems), demand, texts)
 
 
-def _told(category, scores, texts, c):
-    """Whether a problem scored below the second opinion's `sure_problem_score` is what some
-    clause of the complaint is about, in the model's reading (its likeliest category there,
-    at `min_probability` or more): a complaint about a dirty bin that mentions flies is not
-    also about flies in food."""
-    opinion = c.get("second_opinion")
-    if not opinion or scores[category] >= opinion["sure_problem_score"]:
-        return True
+def _clause_readings(texts, opinion):
+    """The categories the model reads clauses as about (each clause's likeliest, at
+    `min_probability` or more), read once for all of a complaint's weaker problems."""
     model, temperature = opinion["model"], opinion["temperature"]
+    told = set()
     for text in texts:
         for i in range(len(text.clauses)):
             chances = model.probabilities([text.clause_text(i)], temperature)
-            if max(chances, key=chances.get) == category and chances[category] >= opinion["min_probability"]:
-                return True
-    return False
+            likeliest = max(chances, key=chances.get)
+            if chances[likeliest] >= opinion["min_probability"]:
+                told.add(likeliest)
+    return told
 
 
 def _second_opinion(category, confidence, problems, texts, c):

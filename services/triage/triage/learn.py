@@ -46,10 +46,13 @@ def main(argv=None):
 def policy_classification(policy_dir):
     """The classification rules of the policy in `policy_dir` (its second opinion, the model
     being built, is left out)."""
-    def without_opinion(data, malls):
-        data["classification"].pop("second_opinion", None)
-        return load_policy(data, malls)
-    return load_policy_dir(policy_dir, "triage.yml", without_opinion).rules["classification"]
+    return load_policy_dir(policy_dir, "triage.yml", without_second_opinion).rules["classification"]
+
+
+def without_second_opinion(data, malls):
+    """The triage policy of `data` read by the phrase rules alone."""
+    data["classification"]["second_opinion"] = None
+    return load_policy(data, malls)
 
 
 if __name__ == "__main__":

@@ -42,10 +42,7 @@ def policy():
 
 @pytest.fixture(scope="module")
 def rules_alone():
-    def without_opinion(data, malls):
-        data["classification"]["second_opinion"] = None
-        return load_policy(data, malls)
-    return load_policy_dir(POLICY_DIR, "triage.yml", without_opinion)
+    return load_policy_dir(POLICY_DIR, "triage.yml", learn.without_second_opinion)
 
 
 def grade(policy, description, fact=None, merchant=None):
