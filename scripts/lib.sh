@@ -85,15 +85,20 @@ ensure_broker() {  # starts a local RabbitMQ (installing it if needed) unless on
   fi
 }
 
-ensure_browser() {  # Debian's chromium and chromium-driver (the console's e2e test), and a CJK font for its screenshots
-  local missing=()
+ensure_test_tools() {  # Debian packages the tests use: chromium and chromium-driver (the console's e2e test),
+  # a CJK font for its screenshots, and prometheus for promtool (the alert rules' unit tests)
+  local missing=() lean=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
   [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
-  if [ ${#missing[@]} -gt 0 ]; then
-    say "installing ${missing[*]} (Debian packages) for the console's end-to-end test"
-    as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null ||
+  command -v promtool >/dev/null || lean+=(prometheus)   # only its promtool is used; it is not started
+  if [ $((${#missing[@]} + ${#lean[@]})) -gt 0 ]; then
+    say "installing ${missing[*]} ${lean[*]} (Debian packages) for the tests"
+    as_root apt-get update -qq || say "apt-get update failed"
+    [ ${#missing[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null ||
       say "could not install ${missing[*]}: tests/e2e will fail and say so"
+    [ ${#lean[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+      "${lean[@]}" >/dev/null || say "could not install ${lean[*]}: the promtool tests will fail and say so"
   fi
 }
 

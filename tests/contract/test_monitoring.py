@@ -9,9 +9,9 @@ running (there is no Docker engine in CI):
 - deploy/prometheus/alerts.yml: every expression parses and type-checks (promql-parser,
   pinned in requirements-dev.txt, so this runs everywhere); every alert has a severity, a
   summary, a description and a runbook pointer to a section of docs/runbook.md; the
-  annotations only use labels the expression keeps. Where promtool is on PATH (Debian's
-  `prometheus` package) it also runs `promtool check config`, `check rules` and the
-  rule unit tests in deploy/prometheus/alerts_test.yml.
+  annotations only use labels the expression keeps. promtool (Debian's `prometheus`
+  package, which scripts/test.sh installs as it does Chromium) also runs `promtool check
+  config`, `check rules` and the rule unit tests in deploy/prometheus/alerts_test.yml.
 - Every metric named in a rule or a dashboard query is declared in services/ (found by
   reading the prometheus_client declarations there), with the labels the query matches
   on and used as its type allows (rate/increase only on counters and histogram parts),
@@ -463,12 +463,10 @@ def mounts(compose, service):
 
 
 def promtool():
-    return shutil.which("promtool") or shutil.which("promtool", path=str(ROOT / ".venv" / "bin"))
-
-
-needs_promtool = pytest.mark.skipif(
-    promtool() is None,
-    reason="promtool not on PATH (Debian package prometheus); promql-parser checks the rules instead")
+    """promtool's path; the alert rules' unit tests run in every test run, never skipped."""
+    found = shutil.which("promtool")
+    assert found, "promtool is not on PATH: scripts/test.sh installs Debian's prometheus package for it"
+    return found
 
 
 # (a) the rules ----------------------------------------------------------------------------------
@@ -562,7 +560,6 @@ def test_a_metric_renamed_in_the_code_breaks_the_check(tmp_path, alerts, prometh
     assert any("mallcare_dead_letters is not declared" in problem for problem in problems), problems
 
 
-@needs_promtool
 def test_promtool_accepts_the_config_and_rules():
     for args in (["check", "config", PROMETHEUS.name], ["check", "rules", ALERTS.name],
                  ["test", "rules", ALERTS_TEST.name]):
@@ -570,7 +567,6 @@ def test_promtool_accepts_the_config_and_rules():
         assert result.returncode == 0, f"promtool {' '.join(args)}:\n{result.stdout}{result.stderr}"
 
 
-@needs_promtool
 def test_promtool_rule_tests_can_fail(tmp_path):
     shutil.copy(ALERTS_TEST, tmp_path / ALERTS_TEST.name)
     (tmp_path / ALERTS.name).write_text(ALERTS.read_text().replace("> 10\n", "> 20\n"))
