@@ -53,14 +53,17 @@ def register(web, **overrides):
     return answer.json()["number"]
 
 
-def dead_letters(amqp_uri, queue):
-    """The dead letters of subscriber queue `queue` (taken off mallcare.dead-letters)."""
+def dead_letters(amqp_uri, queue, others=None):
+    """The dead letters of subscriber queue `queue` (taken off mallcare.dead-letters); the
+    others taken off with them go to `others`, so that a failure can show them."""
     found = []
     with Connection(amqp_uri) as conn:
         dead = Queue(DEAD_LETTER_QUEUE, channel=conn)
         while (message := dead.get(no_ack=True)) is not None:
             if message.headers.get("x-mallcare-queue") == queue:
                 found.append(message)
+            elif others is not None:
+                others.append(message)
     return found
 
 
@@ -110,8 +113,12 @@ def test_a_malformed_event_or_an_unknown_version_is_dead_lettered_at_once(run, r
         publish({**envelope, "event_id": "newer-1", "schema_version": 2}, routing_key="complaint_registered")
         publish({**envelope, "event_id": "bad-1", "schema_version": 1}, routing_key="complaint_registered")
 
-    dead = []   # each look takes what it finds off the queue
-    wait_for(lambda: dead.extend(dead_letters(rabbit_config["AMQP_URI"], "care-desk")) or len(dead) == 2)
+    dead, others = [], []   # each look takes what it finds off the queue
+    try:
+        wait_for(lambda: dead.extend(dead_letters(rabbit_config["AMQP_URI"], "care-desk", others)) or len(dead) == 2)
+    except AssertionError:   # seen once in a full run (one of the two missing): say what was there
+        raise AssertionError(f"dead letters of care-desk: {[(d.headers, d.body) for d in dead]}; others: "
+                             f"{[(d.headers, d.body) for d in others]}; handled: {got}") from None
     by_event = {json.loads(letter.body)["event_id"]: letter.headers for letter in dead}
     assert by_event["bad-1"]["x-mallcare-reason"] == "contract" and by_event["bad-1"]["x-mallcare-attempts"] == 1
     assert "payload: 'received_at' is a required property" in by_event["bad-1"]["x-mallcare-error"]
