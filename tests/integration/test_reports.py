@@ -161,6 +161,14 @@ def publish(system, envelope):
     system["dispatch"](EVENT_TYPES[envelope["event_type"]].source, envelope["event_type"], envelope)
 
 
+def handled(system, envelope):
+    """Waits until analytics has handled this very event: an earlier one's worker may finish
+    first (analytics handles several at once), so the next worker to finish is not enough."""
+    return entrypoint_waiter(system["analytics"], f"handle_{envelope['event_type']}",
+                             callback=lambda worker_ctx, result, exc_info:
+                             worker_ctx.args[0]["event_id"] == envelope["event_id"])
+
+
 def report(system, period="2026-11", mall_id=A, **params):
     response = system["web"].get(f"/reports/{'monthly' if '-Q' not in period else 'quarterly'}",
                                  params={"period": period, **({"mall_id": mall_id} if mall_id else {}), **params})
@@ -339,12 +347,13 @@ def test_a_systemic_pattern_proposes_one_improvement_action_that_a_person_adopts
 
     fifth = triaged("SYS5", at + 5 * H, "product.expired", systemic=True, recurrences=5)
     publish(system, registered("SYS5", at + 5 * H))
-    with entrypoint_waiter(system["analytics"], "handle_complaint_triaged"):
+    with handled(system, fifth):
         publish(system, fifth)
-    with entrypoint_waiter(system["analytics"], "handle_complaint_triaged"):
+    with handled(system, fifth):
         publish(system, fifth)                                   # redelivered: still one proposal
-    with entrypoint_waiter(system["analytics"], "handle_complaint_triaged"):
-        publish(system, triaged("SYS6", at + 6 * H, "product.expired", systemic=True, recurrences=6))
+    sixth = triaged("SYS6", at + 6 * H, "product.expired", systemic=True, recurrences=6)
+    with handled(system, sixth):
+        publish(system, sixth)
 
     [proposal] = web.get("/actions", params={"mall_id": A, "status": "proposed"}).json()["items"]
     assert proposal["status"] == "proposed" and proposal["created_by"] == "analytics"
