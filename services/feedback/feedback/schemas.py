@@ -2,6 +2,7 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from mallcare_common.openapi import OPERATIONAL, POLICY_ADMIN, Op
+from mallcare_common.personal import MaskedOut
 
 _text = dict(validate=validate.Length(max=2000))
 _reasons = fields.List(fields.String(validate=validate.Length(min=1, max=40)), load_default=list,
@@ -76,7 +77,10 @@ class _Answer(Schema):
     via = fields.String()
 
 
-class RevisitOut(Schema):
+class RevisitOut(MaskedOut):
+    # the staff's notes and the customer's comment (feedback holds no customer name: patterns only)
+    free_text = ("attempts", "answer")
+
     revisit_id = fields.String(attribute="_id")
     complaint_no = fields.String()
     mall_id = fields.String()

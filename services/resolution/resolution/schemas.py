@@ -9,7 +9,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from mallcare_common import audit, retention
 from mallcare_common.contracts.resolution import DECISIONS, FINDING_SOURCES, STATES
 from mallcare_common.openapi import OPERATIONAL, POLICY_ADMIN, Op
-from mallcare_common.personal import MaskedCustomer
+from mallcare_common.personal import MaskedCustomer, MaskedOut
 
 from .policy import REMEDIES, fen
 
@@ -327,7 +327,11 @@ class _Rectification(Schema):
     done = Plain(allow_none=True)
 
 
-class CaseOut(Schema):
+class CaseOut(MaskedOut):
+    # what people wrote on the case (the customer's name is not here: the case never holds it)
+    free_text = ("review_meeting", "findings", "proposals", "objections", "escalations", "tasks", "rectifications",
+                 "resolution", "closure", "timeline")
+
     complaint_no = fields.String(attribute="_id")
     mall_id = fields.String()
     state = fields.String()
@@ -364,7 +368,9 @@ class CaseOut(Schema):
     timeline = fields.List(fields.Nested(_Entry))
 
 
-class RectificationOut(_Rectification):
+class RectificationOut(MaskedOut, _Rectification):
+    free_text = ("description", "done")
+
     complaint_no = fields.String()
     mall_id = fields.String()
 
@@ -378,7 +384,11 @@ class _Handling(Schema):
     within_deadline = fields.Boolean()
 
 
-class IncidentOut(Schema):
+class IncidentOut(MaskedOut):
+    # the report and the staff's notes on it, the incident's customer taken out by name too;
+    # the report whole: GET /incidents/<number>/customer (audited)
+    free_text = ("description", "suggested_handling", "verification", "handling", "communication", "timeline")
+
     number = fields.String(attribute="_id")
     mall_id = fields.String()
     state = fields.String()
@@ -439,7 +449,9 @@ def _incident_action(action, body, summary):
 
 HTTP_API = [
     *OPERATIONAL, *POLICY_ADMIN, *audit.HTTP_API, *retention.HTTP_API,
-    audit.full_read_op("/incidents/<string:number>/customer", "incident", Contact),
+    audit.full_read_op("/incidents/<string:number>/customer", "incident", Contact,
+                       {"description": fields.String(required=True),
+                        "suggested_handling": fields.String(required=True)}),
     Op("GET", "/cases", "Open cases, the earliest deadline first.", "case.read", query=CaseQuery,
        responses={200: CaseQueue}),
     Op("GET", "/cases/<string:complaint_no>", "A case with its whole timeline (R3.10).", "case.read",

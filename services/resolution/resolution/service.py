@@ -9,7 +9,9 @@ ACTIONS table lists the actions. Each action is checked against the case's state
 the law and the caps, then written with its timeline entries and events in one
 document update, and the events leave through the outbox.
 
-Incident reads show the customer masked; the full record comes only from
+Every read shows the texts of cases and incidents masked (phones, e-mails, ID and member
+numbers; an incident's customer by name too: personal.MaskedOut), and an incident's
+customer masked; the full customer and report come only from
 `GET /incidents/<number>/customer?purpose=...` (RPC `incident_customer`), for
 `customer.contact` at the incident's mall, and each such read is audited (audit.py).
 Closed cases and finished incidents are anonymised after the retention period
@@ -334,6 +336,7 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
         record = audit.full_read(self.store.db, caller, service=self.name, subject="incident", doc=incident,
                                  purpose_args=args, now=self.clock(), request_id=request_id)
         return {"number": number, "mall_id": incident["mall_id"], "customer": Contact().dump(incident["customer"]),
+                "description": incident["description"], "suggested_handling": incident["suggested_handling"],
                 "audit_id": record["_id"]}
 
     def _act_on_incident(self, caller, number, action, data):
