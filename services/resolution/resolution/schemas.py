@@ -176,7 +176,8 @@ class CaseQuery(Schema):
 
 
 class RectificationQuery(Schema):
-    mall_id = fields.String(required=True, validate=validate.Length(max=64))
+    mall_id = fields.String(validate=validate.Length(max=64), metadata={
+        "description": "default: the caller's mall (every mall, chain-wide); staff of several malls name one"})
     status = fields.String(load_default="open", validate=validate.OneOf(("open", "done")))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
@@ -221,7 +222,8 @@ class CommunicationIn(ActionIn):
 
 
 class IncidentQuery(Schema):
-    mall_id = fields.String(required=True, validate=validate.Length(max=64))
+    mall_id = fields.String(validate=validate.Length(max=64), metadata={
+        "description": "default: the caller's mall (every mall, chain-wide); staff of several malls name one"})
     state = fields.String(validate=validate.OneOf(("reported", "forwarded", "dismissed", "handled", "communicated")))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
@@ -477,12 +479,12 @@ HTTP_API = [
     _case_action("rectification-done", RectificationDoneIn, "A rectification task is done."),
     Op("POST", "/cases/<string:complaint_no>/proposal-check", "What a draft proposal would meet: the law, the "
        "caps, who must approve.", "case.act", body=ProposalIn, signed=True),
-    Op("GET", "/rectifications", "A mall's rectification tasks, the earliest due first (R3.8).", "case.read",
+    Op("GET", "/rectifications", "Rectification tasks, the earliest due first (R3.8).", "case.read",
        query=RectificationQuery, responses={200: RectificationList}),
     Op("POST", "/incidents", "Report an adverse event (R3.9); the same request_id again returns the same "
        "incident (200).", "incident.report", body=IncidentIn, signed=True,
        responses={201: IncidentOut, 200: IncidentOut}, errors=(409,)),
-    Op("GET", "/incidents", "A mall's incidents.", "incident.read", query=IncidentQuery,
+    Op("GET", "/incidents", "Incidents, the earliest reported first.", "incident.read", query=IncidentQuery,
        responses={200: IncidentList}),
     Op("GET", "/incidents/<string:number>", "The whole report, the customer masked.", "incident.read",
        responses={200: IncidentOut}),

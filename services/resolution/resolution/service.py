@@ -263,10 +263,11 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
         return web.jsonable(rules.check_proposal(case, request, actor, self.policy.current))
 
     def _rectifications(self, caller, query):
-        """R3.8: a mall's rectification tasks, open (default) or done, earliest due first."""
+        """R3.8: rectification tasks of the caller's mall (or the one named), open (default) or
+        done, earliest due first."""
         query = RectificationQuery().load(query)
-        caller.require("case.read", query["mall_id"])
-        items = self.store.rectifications(query["mall_id"], query["status"], query["limit"])
+        mall_id = caller.list_mall("case.read", query.get("mall_id"))
+        items = self.store.rectifications(mall_id, query["status"], query["limit"])
         return {"items": RectificationOut(many=True).dump(items)}
 
     # --- adverse events (R3.9) ------------------------------------------------------------------
@@ -291,8 +292,8 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
 
     def _list_incidents(self, caller, query):
         query = IncidentQuery().load(query)
-        caller.require("incident.read", query["mall_id"])
-        items = self.store.list_incidents(query["mall_id"], query.get("state"), query["limit"])
+        mall_id = caller.list_mall("incident.read", query.get("mall_id"))
+        items = self.store.list_incidents(mall_id, query.get("state"), query["limit"])
         return {"items": IncidentOut(many=True, exclude=("timeline", "customer")).dump(items)}
 
     @http("GET", "/incidents/<string:number>")
