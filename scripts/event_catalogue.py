@@ -10,6 +10,7 @@ from pathlib import Path
 from marshmallow import fields
 
 from mallcare_common.contracts import EVENT_TYPES, EnvelopeSchema
+from mallcare_common.contracts.envelope import FreeText
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "events.md"
 BEGIN, END = "<!-- generated: begin -->", "<!-- generated: end -->"
@@ -22,6 +23,8 @@ def field_type(field):
         return f"list of {field_type(field.inner)}"
     if isinstance(field, fields.AwareDateTime):
         return "ISO-8601 time with offset"
+    if isinstance(field, FreeText):
+        return "scrubbed string"
     return {fields.String: "string", fields.Integer: "integer", fields.Boolean: "boolean",
             fields.Dict: "object"}.get(type(field), type(field).__name__.lower())
 

@@ -3,7 +3,8 @@ checked against the caller's role and malls. A handler of one mall cannot read o
 on another mall's complaints anywhere in the chain; signed-out, forged and expired
 credentials get 401; channel keys submit for their own mall and channel only and are
 rate limited (429 with Retry-After); an analyst sees the chain's aggregates but no
-complaint; a credential sent over RPC never travels on with the events it causes."""
+complaint; every list defaults to the caller's mall; a credential sent over RPC never
+travels on with the events it causes."""
 import json
 import time
 from datetime import timedelta
@@ -78,6 +79,39 @@ def test_a_handler_of_another_mall_can_neither_read_nor_act_on_the_complaint_any
     for service, path in (("intake", "/complaints"), ("resolution", "/cases"), ("triage", "/queue"),
                           ("feedback", "/revisits"), ("resolution", "/rectifications")):
         assert web[service].get(path, params={"mall_id": "sh-xujiahui"}, headers=BJ_HANDLER).status_code == 403
+
+
+def test_every_list_defaults_to_the_callers_mall_and_a_chain_wide_caller_sees_the_chain(system):
+    number = spot_resolved(system)   # a Shanghai case with its revisit
+    web = system["web"]
+    task = web["resolution"].post(f"/cases/{number}/rectifications", headers=SH_HANDLER, json={
+        "kind": "training", "description": "称重台每日校准", "owner_id": "E3501"})
+    assert task.status_code == 200, task.text
+    reported = {}
+    for mall, reporter in (("sh-xujiahui", SH_HANDLER), ("bj-chaoyang", BJ_HANDLER)):
+        incident = web["resolution"].post("/incidents", headers=reporter, json={
+            "mall_id": mall, "type": "injury", "description": "滑倒", "customer": {"phone": "13900001111"},
+            "suggested_handling": "陪同就医"})
+        assert incident.status_code == 201, incident.text
+        reported[mall] = incident.json()["number"]
+
+    def listed(service, path, key, headers):
+        answer = web[service].get(path, headers=headers)
+        assert answer.status_code == 200, (path, answer.text)
+        return sorted({item[key] for item in answer.json()["items"]})   # a case may have several tasks
+
+    lists = (("feedback", "/revisits", "revisit_id"), ("resolution", "/rectifications", "complaint_no"),
+             ("resolution", "/incidents", "number"))
+    shanghai = {"/revisits": [f"{number}-R1"], "/rectifications": [number], "/incidents": [reported["sh-xujiahui"]]}
+    for service, path, key in lists:
+        assert listed(service, path, key, SH_HANDLER) == shanghai[path], path
+        assert not set(listed(service, path, key, BJ_HANDLER)) & set(shanghai[path]), path   # none of Shanghai's
+        # staff of several malls name one, as for /cases
+        assert web[service].get(path, headers=staff("R7001")).status_code == 422, path
+    assert listed("resolution", "/incidents", "number", BJ_HANDLER) == [reported["bj-chaoyang"]]
+    chain = bearer("E0901", "operations_director", ["*"])
+    assert listed("resolution", "/incidents", "number", chain) == sorted(reported.values())
+    assert listed("feedback", "/revisits", "revisit_id", chain) == [f"{number}-R1"]
 
 
 def test_signed_out_forged_and_expired_credentials_get_401_everywhere(system):

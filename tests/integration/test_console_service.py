@@ -6,8 +6,10 @@ from nameko.testing.utils import find_free_port
 from prometheus_client.parser import text_string_to_metric_families
 
 from console.service import ConsoleService
+from intake.examples import desk_complaint
+from intake.service import IntakeService
 from mallcare_common.auth import issue_token, read_token
-from tests.conftest import POLICY_DIR, SECRETS, TOKEN_SECRET
+from tests.conftest import POLICY_DIR, SECRETS, TOKEN_SECRET, bearer, staff
 
 
 @pytest.fixture
@@ -89,6 +91,19 @@ def test_the_proxy_knows_only_the_five_and_says_when_one_is_down(console):
     assert health.status_code == 503 and health.json()["upstreams"]["intake"] == "unreachable"
     assert requests.get(url + "/health/live", timeout=10).json() == {"service": "console", "status": "ok"}
     assert sample(url, "mallcare_console_requests_total", upstream="intake", status="503") >= 1
+
+
+def test_the_pages_get_the_complaints_text_masked_as_the_service_answers_it(console, container_factory,
+                                                                             service_config):
+    config = service_config("intake")
+    container_factory(IntakeService, config).start()
+    intake = "http://" + config["WEB_SERVER_ADDRESS"]
+    url = console(UPSTREAMS={name: intake for name in ("intake", "triage", "resolution", "feedback", "analytics")})
+    number = requests.post(intake + "/complaints", headers=staff("D3001"), timeout=10, json=desk_complaint(
+        description="王女士的草莓发霉了，请回电13912345678或发邮件wang@example.com")).json()["number"]
+    for reader in (bearer(), staff("R7001"), staff("E3501")):
+        shown = requests.get(f"{url}/api/intake/complaints/{number}", headers=reader, timeout=10)
+        assert shown.status_code == 200 and shown.json()["description"] == "[name]的草莓发霉了，请回电[phone]或发邮件[e-mail]"
 
 
 def sample(url, name, **labels):

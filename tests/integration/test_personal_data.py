@@ -3,8 +3,11 @@ customer masked; the full record is read by staff with customer.contact and a
 purpose, and every such read is in the audit log; retention anonymises complaints
 whose case closed more than retention_months ago (learnt from resolution's
 case_closed / case_reopened, in whatever order they come), and finished incidents,
-once: the full read then answers 410. A whole flow leaves the raw phone and e-mail
-in no log line and in no other service's data."""
+once: the full read then answers 410. Free text (descriptions, demands, notes,
+findings, incident reports, revisit comments) is masked in every read, the customer's
+own name too where the record knows it; the text as told comes with the audited read
+only. A whole flow leaves the raw phone, e-mail and name in no log line and in no
+other service's data."""
 import json
 import logging
 import subprocess
@@ -25,12 +28,25 @@ from mallcare_common.contracts import build_event
 from mallcare_common.contracts.resolution import CASE_CLOSED, CASE_REOPENED
 from mallcare_common.retention import months_before
 from resolution.service import ResolutionService
-from tests.conftest import ROOT, bearer, settle_at_desk, staff, wait_for
+from tests.conftest import ROOT, api_key, bearer, settle_at_desk, staff, wait_for
 
 PHONE, EMAIL = "13812345678", "wang.nvshi@example.com"
 SH_DESK, SH_HANDLER, SH_MANAGER, BJ_HANDLER = staff("D3001"), staff("E3501"), staff("E3091"), staff("E4001")
 LEGAL = bearer("L0001", "legal", ["sh-xujiahui"])
 ADMIN = bearer()
+REGIONAL = staff("R7001")                                    # three malls, no customer.contact
+WECHAT_KEY = {**api_key("wechat-sh"), "Authorization": None}
+# what a customer typed into the text: another phone, an e-mail, an ID and a member number, their name
+TOLD = {"description": "王女士的草莓发霉了，请回电13912345678或发邮件wang.nvshi@example.com，身份证11010119900307123X",
+        "demands": {"fact": "会员M00123买的草莓发霉", "expectation": "王女士要求退款"}}
+TOLD_RAW = ("13912345678", "wang.nvshi@example.com", "11010119900307123X", "M00123", "王女士")
+TOLD_MASKED = {"description": "[name]的草莓发霉了，请回电[phone]或发邮件[e-mail]，身份证[ID number]",
+               "demands": {"fact": "会员[member id]买的草莓发霉", "expectation": "[name]要求退款"}}
+
+
+def shows_none_of(answer, raw=TOLD_RAW):
+    text = json.dumps(answer, ensure_ascii=False)
+    return not [r for r in raw if r in text]
 
 
 def customer(i=0):
@@ -111,6 +127,36 @@ def test_reads_are_masked_and_a_full_read_needs_the_permission_a_purpose_and_is_
     assert web["intake"].get("/audit", headers=SH_HANDLER).status_code == 403
     assert web["intake"].get("/audit", params={"mall_id": "bj-chaoyang"}, headers=LEGAL).status_code == 403
     assert web["intake"].get("/audit", params={"since": "yesterday"}, headers=ADMIN).status_code == 422
+
+
+def test_free_text_is_masked_in_every_read_and_whole_only_in_the_audited_read(pair):
+    containers, web, _ = pair
+    intake = web["intake"]
+    number = intake.post("/complaints", headers=WECHAT_KEY, json=desk_complaint(
+        channel="wechat", channel_ref="wx-told-1", customer={"name": "王女士", "phone": PHONE}, **TOLD)).json()["number"]
+    assert shows_none_of(intake.get(f"/complaints/{number}", headers=WECHAT_KEY).json())   # even the channel's answer
+    # an admin, a regional manager, a channel key, and a handler too: every ordinary read is masked
+    for reader in (ADMIN, REGIONAL, WECHAT_KEY, SH_HANDLER):
+        shown = intake.get(f"/complaints/{number}", headers=reader).json()
+        assert {k: shown[k] for k in TOLD_MASKED} == TOLD_MASKED, reader
+        listed = intake.get("/complaints", params={"mall_id": "sh-xujiahui"}, headers=reader).json()["items"]
+        assert [c["description"] for c in listed] == [TOLD_MASKED["description"]] and shows_none_of(listed)
+    with ClusterRpcProxy({"AMQP_URI": containers["intake"].config["AMQP_URI"]},
+                         context_data={"authorization": ADMIN["Authorization"]}) as rpc:
+        assert shows_none_of(rpc.intake.get_complaint(number))
+        assert shows_none_of(rpc.intake.list_complaints({"mall_id": "sh-xujiahui"}))
+    assert intake.get("/audit", headers=ADMIN).json()["total"] == 0   # nothing whole was read
+
+    # the text as told comes with the customer, from the audited read of those with customer.contact
+    for refused in (ADMIN, REGIONAL, WECHAT_KEY):
+        assert intake.get(f"/complaints/{number}/customer", params={"purpose": "x"}, headers=refused
+                          ).status_code == 403
+    full = intake.get(f"/complaints/{number}/customer", params={"purpose": "call back on 13912345678 (refund)"},
+                      headers=SH_HANDLER).json()
+    assert {k: full[k] for k in TOLD} == TOLD and full["customer"]["name"] == "王女士"
+    [audited] = intake.get("/audit", headers=ADMIN).json()["items"]
+    assert (audited["id"], audited["user"], audited["number"]) == (full["audit_id"], "E3501", number)
+    assert audited["purpose"] == "call back on [phone] (refund)"   # the log is read like any text
 
 
 def test_retention_anonymises_what_closed_long_enough_ago_once_and_the_full_read_is_then_gone(pair, mongo_uri,
@@ -200,12 +246,67 @@ def system(five_services):
     return five_services
 
 
+def test_what_staff_and_customers_write_on_cases_incidents_and_revisits_is_masked_in_every_read(system):
+    _, web = system
+    written = ("13911112222", "li.si@example.com", "11010119900307123X")
+    # a case's finding, note and rectification task with a phone, an e-mail and an ID number
+    number = web["intake"].post("/complaints", json=desk_complaint(channel_ref="desk-notes-1"),
+                                headers=SH_DESK).json()["number"]
+    wait_for(lambda: web["resolution"].get(f"/cases/{number}").ok)
+    for action, body in (("findings", {"source": "cctv", "summary": "顾客留下新号码13911112222"}),
+                         ("notes", {"kind": "internal", "text": "顾客要求发邮件到 li.si@example.com"}),
+                         ("rectifications", {"kind": "training", "owner_id": "E3501",
+                                             "description": "小票上不得写顾客身份证11010119900307123X"})):
+        answer = web["resolution"].post(f"/cases/{number}/{action}", json=body, headers=SH_HANDLER)
+        assert answer.status_code == 200 and shows_none_of(answer.json(), written), answer.text
+    for reader in (ADMIN, REGIONAL, SH_HANDLER):
+        case = web["resolution"].get(f"/cases/{number}", headers=reader).json()
+        assert shows_none_of(case, written) and case["findings"][0]["summary"] == "顾客留下新号码[phone]"
+        assert case["timeline"][-2]["detail"]["text"] == "顾客要求发邮件到 [e-mail]"
+        assert case["rectifications"][-1]["description"] == "小票上不得写顾客身份证[ID number]"
+        assert shows_none_of(web["resolution"].get(f"/cases/{number}/timeline", headers=reader).json(), written)
+        tasks = web["resolution"].get("/rectifications", params={"mall_id": "sh-xujiahui"}, headers=reader).json()
+        assert "小票上不得写顾客身份证[ID number]" in [t["description"] for t in tasks["items"]] and shows_none_of(
+            tasks, written)
+
+    # an incident: the report names its customer, whom every read masks by name too
+    incident = web["resolution"].post("/incidents", headers=SH_HANDLER, json={
+        "mall_id": "sh-xujiahui", "type": "injury", "description": "李先生在生鲜区滑倒，电话13900001111",
+        "customer": {"name": "李先生", "phone": "13900001111"}, "suggested_handling": "陪同李先生就医"}).json()
+    assert (incident["description"], incident["suggested_handling"]) == ("[name]在生鲜区滑倒，电话[phone]",
+                                                                         "陪同[name]就医")
+    verified = web["resolution"].post(f"/incidents/{incident['number']}/verification", headers=SH_MANAGER,
+                                      json={"confirmed": True, "note": "李先生的监控录像已调取"}).json()
+    assert verified["verification"]["note"] == "[name]的监控录像已调取"
+    for reader in (ADMIN, REGIONAL):
+        assert shows_none_of(web["resolution"].get(f"/incidents/{incident['number']}", headers=reader).json(),
+                             ("李先生", "13900001111"))
+        listed = web["resolution"].get("/incidents", params={"mall_id": "sh-xujiahui"}, headers=reader).json()
+        assert shows_none_of(listed, ("李先生", "13900001111"))
+    full = web["resolution"].get(f"/incidents/{incident['number']}/customer", params={"purpose": "hospital visit"},
+                                 headers=SH_HANDLER).json()
+    assert (full["description"], full["suggested_handling"]) == ("李先生在生鲜区滑倒，电话13900001111", "陪同李先生就医")
+
+    # a revisit's answer: the customer's comment and the caller's note
+    settled = web["intake"].post("/complaints", headers=SH_DESK, json=desk_complaint(
+        channel_ref="desk-notes-2", description="买的蓝莓也发霉了")).json()["number"]   # not a duplicate
+    settle_at_desk(web, settled, SH_DESK, SH_HANDLER)
+    for attempt in ({"outcome": "no_answer", "note": "没接，已发邮件到 li.si@example.com"},
+                    {"outcome": "reached", "score": 5, "comment": "满意，有事打13911112222"}):
+        answered = web["feedback"].post(f"/revisits/{settled}-R1/attempts", headers=SH_HANDLER, json=attempt)
+        assert answered.status_code == 200 and shows_none_of(answered.json(), written), answered.text
+    for reader in (ADMIN, REGIONAL):
+        revisit = web["feedback"].get(f"/revisits/{settled}-R1", headers=reader).json()
+        assert revisit["answer"]["comment"] == "满意，有事打[phone]"
+        assert revisit["attempts"][0]["note"] == "没接，已发邮件到 [e-mail]"
+
+
 def test_a_whole_flow_leaves_the_raw_contact_in_no_log_and_no_other_service(system, mongo_uri, caplog):
     caplog.set_level(logging.DEBUG, logger="mallcare_common")
     caplog.set_level(logging.INFO)   # what the services run at (config.yml LOGGING)
     containers, web = system
     complaint = desk_complaint(channel_ref="desk-log-1", customer={"name": "王女士", "phone": PHONE, "email": EMAIL},
-                               description=f"草莓发霉了，请回电{PHONE}或发邮件{EMAIL}")
+                               description=f"王女士的草莓发霉了，请回电{PHONE}或发邮件{EMAIL}")
     number = web["intake"].post("/complaints", json=complaint, headers=SH_DESK).json()["number"]
     settle_at_desk(web, number, SH_DESK, SH_HANDLER)
     assert web["intake"].get(f"/complaints/{number}/customer", params={"purpose": "revisit call"},
@@ -225,4 +326,4 @@ def test_a_whole_flow_leaves_the_raw_contact_in_no_log_and_no_other_service(syst
             if (name, collection) == ("intake", "complaints"):
                 continue   # the record itself
             text = json.dumps(list(db[collection].find()), ensure_ascii=False, default=str)
-            assert PHONE not in text and EMAIL not in text, (name, collection)
+            assert PHONE not in text and EMAIL not in text and "王女士" not in text, (name, collection)

@@ -10,9 +10,11 @@ window (fixed windows of the policy's days, counted from 1970-01-01). A person a
 proposal by recording the analysis with its `proposal_id`; the proposal becomes that action."""
 from datetime import datetime, timedelta, timezone
 
+from mallcare_common.personal import masked_fields
 from mallcare_common.web import Conflict
 
 STATUSES = ("proposed", "open", "done", "overdue")
+FREE_TEXT = ("problem", "whys", "root_cause", "action", "evidence")   # what people wrote: masked in every read
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -76,7 +78,8 @@ def is_overdue(action, today):
 
 
 def view(action, today):
-    return {**{k: v for k, v in action.items() if k != "_id"}, "action_id": action["_id"],
+    """The action as every read shows it: its free text masked, whether it is overdue."""
+    return {**masked_fields({k: v for k, v in action.items() if k != "_id"}, FREE_TEXT), "action_id": action["_id"],
             "overdue": is_overdue(action, today)}
 
 

@@ -1,7 +1,8 @@
 """The audit log of full reads of personal data (issue 7).
 
-A full customer record (name, phone, e-mail) leaves a service only through an
-authorised read: the caller needs `customer.contact` for the record's mall and
+A full customer record (name, phone, e-mail), and the record's free text as the
+customer told it (every other read masks it: personal.MaskedOut), leave a service only
+through an authorised read: the caller needs `customer.contact` for the record's mall and
 states a purpose, and the service that answers writes who, in what role, for which
 mall and record, why, when and under which request id into its own `audit_log`
 collection - before it answers, so that no read goes unrecorded. Staff with
@@ -16,6 +17,7 @@ from pymongo import ASCENDING, DESCENDING
 from .auth import AccessError
 from .calendar import as_stored
 from .openapi import Op
+from .personal import MaskedOut
 from .web import Gone, http, json_response
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -39,7 +41,9 @@ class AuditQuery(Schema):
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
-class AuditOut(Schema):
+class AuditOut(MaskedOut):
+    free_text = ("purpose",)   # why, not who: a phone written into it is masked like any text
+
     id = fields.String(attribute="_id")
     at = fields.AwareDateTime()
     service = fields.String()
@@ -59,15 +63,16 @@ class AuditPage(Schema):
     per_page = fields.Integer(required=True)
 
 
-def full_read_op(path, subject, customer):
-    """The documented form of a service's audited full read: GET <path>?purpose=..."""
+def full_read_op(path, subject, customer, text):
+    """The documented form of a service's audited full read: GET <path>?purpose=...; `text`:
+    the record's free-text fields, as told (every other read shows them masked)."""
     out = Schema.from_dict({"number": fields.String(required=True), "mall_id": fields.String(required=True),
-                            "customer": fields.Nested(customer, required=True),
+                            "customer": fields.Nested(customer, required=True), **text,
                             "audit_id": fields.String(required=True, metadata={"description": "its audit_log entry"})},
                            name=f"{subject.title()}CustomerOut")
-    return Op("GET", path, f"The {subject}'s customer unmasked, for a stated purpose; every read is audited. "
-              "410 once anonymised by retention.", "customer.contact", query=PurposeIn, responses={200: out},
-              errors=(410,))
+    return Op("GET", path, f"The {subject}'s customer and its text as told ({', '.join(text)}), unmasked, for a "
+              "stated purpose; every read is audited. 410 once anonymised by retention.", "customer.contact",
+              query=PurposeIn, responses={200: out}, errors=(410,))
 
 
 # The routes AuditReads serves, for the OpenAPI documents of the services that subclass it.

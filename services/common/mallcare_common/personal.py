@@ -3,15 +3,20 @@ after the retention period.
 
 - Events, logs, analytics and ordinary reads carry the masked customer
   (`masked_customer`) and text `scrub`bed of phones, e-mails, ID and member numbers.
-- The full customer is read only through an authorised, audited read (audit.py).
+- Every ordinary read shows free text masked (`mask_text`: `scrub`, and the customer's
+  own name and contact where the record knows them), whoever reads: each service's
+  output schema names its free-text fields (`MaskedOut.free_text`).
+- The full customer, and the text as the customer told it, are read only through an
+  authorised, audited read (audit.py).
 - `anonymised_customer` and `anonymise_text` are what retention leaves behind.
 """
 import re
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, post_dump
 
 ANONYMISED = "[anonymised]"     # the marker that replaces a name, a contact or an identifier
 NAME_MARKER = "[name]"          # the customer's own name where it appears in free text
+CONTACT_MARKER = "[contact]"    # a contact of theirs no pattern finds (a social handle), in an ordinary read
 CONTACT_WAYS = ("phone", "email", "member_id", "social_handle")
 
 
@@ -93,9 +98,37 @@ def scrub(value):
 def anonymise_text(value, customer=None):
     """`scrub`, and the customer's own name and contact wherever the text repeats them
     (a name cannot be found by pattern, but the record knows it)."""
-    known = [(v.strip(), NAME_MARKER if k == "name" else ANONYMISED) for k, v in (customer or {}).items()
+    return _replace_known(scrub(value), _known(customer, ANONYMISED))
+
+
+def mask_text(value, customer=None):
+    """Free text (or lists and dicts of it) as every ordinary read shows it: `scrub`bed,
+    and the customer's own name and contact replaced where the record knows them. A
+    dict's identifiers (keys `id`, `..._id`, `..._no`) are not free text and stay."""
+    return _masked(value, _known(customer, CONTACT_MARKER))
+
+
+def masked_fields(record, names, customer=None):
+    """`record` (a dict) with its free-text fields `names` as ordinary reads show them."""
+    return {**record, **{name: mask_text(record[name], customer) for name in names if record.get(name) is not None}}
+
+
+def _known(customer, contact_marker):
+    """The customer's own name and contacts, longest first, with the marker each becomes."""
+    known = [(v.strip(), NAME_MARKER if k == "name" else contact_marker) for k, v in (customer or {}).items()
              if k in ("name", *CONTACT_WAYS) and isinstance(v, str) and len(v.strip()) >= 2 and v != ANONYMISED]
-    return _replace_known(scrub(value), sorted(known, key=lambda pair: len(pair[0]), reverse=True))
+    return sorted(known, key=lambda pair: len(pair[0]), reverse=True)
+
+
+_IDENTIFIER = re.compile(r"(^|_)(id|no)$")
+
+
+def _masked(value, known):
+    if isinstance(value, list):
+        return [_masked(v, known) for v in value]
+    if isinstance(value, dict):
+        return {k: v if _IDENTIFIER.search(k) else _masked(v, known) for k, v in value.items()}
+    return _replace_known(scrub(value), known)
 
 
 def _replace_known(value, known):
@@ -126,3 +159,19 @@ class MaskedCustomer(fields.Nested):
 
     def _serialize(self, value, attr, obj, **kwargs):
         return super()._serialize(masked_customer(value), attr, obj, **kwargs)
+
+
+class MaskedOut(Schema):
+    """An output schema whose free-text fields (`free_text`: top-level field names; lists
+    and dicts under them too) every dump shows masked (`mask_text`), the record's own
+    customer taken out by name where the record holds one. What the customer told comes
+    whole only from the audited read (audit.full_read)."""
+    free_text = ()
+
+    def dump(self, obj, *, many=None):
+        many = self.many if many is None else many
+        return super().dump(list(obj) if many else obj, many=many)   # a cursor: the hook reads each record again
+
+    @post_dump(pass_original=True)
+    def _mask_free_text(self, data, record, **kwargs):
+        return masked_fields(data, self.free_text, record.get("customer"))

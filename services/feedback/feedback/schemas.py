@@ -2,6 +2,7 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from mallcare_common.openapi import OPERATIONAL, POLICY_ADMIN, Op
+from mallcare_common.personal import MaskedOut
 
 _text = dict(validate=validate.Length(max=2000))
 _reasons = fields.List(fields.String(validate=validate.Length(min=1, max=40)), load_default=list,
@@ -35,7 +36,8 @@ class LinkAnswerIn(Schema):
 
 
 class WorklistQuery(Schema):
-    mall_id = fields.String(required=True, validate=validate.Length(max=64))
+    mall_id = fields.String(validate=validate.Length(max=64), metadata={
+        "description": "default: the caller's mall (every mall, chain-wide); staff of several malls name one"})
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
 
@@ -76,7 +78,10 @@ class _Answer(Schema):
     via = fields.String()
 
 
-class RevisitOut(Schema):
+class RevisitOut(MaskedOut):
+    # the staff's notes and the customer's comment (feedback holds no customer name: patterns only)
+    free_text = ("attempts", "answer")
+
     revisit_id = fields.String(attribute="_id")
     complaint_no = fields.String()
     mall_id = fields.String()
@@ -146,7 +151,7 @@ class AnswerOut(Schema):
 # Every HTTP route feedback serves, for its OpenAPI document (mallcare_common.openapi).
 HTTP_API = [
     *OPERATIONAL, *POLICY_ADMIN,
-    Op("GET", "/revisits", "A mall's revisits still to make, the earliest deadline first.", "revisit.read",
+    Op("GET", "/revisits", "Revisits still to make, the earliest deadline first.", "revisit.read",
        query=WorklistQuery, responses={200: RevisitList}),
     Op("GET", "/revisits/<string:revisit_id>", "One revisit.", "revisit.read", responses={200: RevisitOut}),
     Op("POST", "/revisits/<string:revisit_id>/attempts", "A call or message by staff: reached (with the answer), "

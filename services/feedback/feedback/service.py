@@ -135,10 +135,10 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
         return self._worklist(self.access.caller(), query)
 
     def _worklist(self, caller, query):
-        """A mall's revisits still to make, the earliest deadline first."""
+        """Revisits still to make at the caller's mall (or the one named), the earliest deadline first."""
         query = WorklistQuery().load(query)
-        caller.require("revisit.read", query["mall_id"])
-        return {"items": [self._revisit_out(r) for r in self.store.worklist(query["mall_id"], query["limit"])]}
+        mall_id = caller.list_mall("revisit.read", query.get("mall_id"))
+        return {"items": [self._revisit_out(r) for r in self.store.worklist(mall_id, query["limit"])]}
 
     @http("GET", "/revisits/<string:revisit_id>")
     def get_revisit_http(self, request, revisit_id):

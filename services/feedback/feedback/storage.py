@@ -40,8 +40,9 @@ class FeedbackStore(Store):
                                               return_document=ReturnDocument.AFTER)
 
     def worklist(self, mall_id, limit):
-        """Revisits still to make at a mall, the earliest deadline first (R4.1)."""
-        return list(self.revisits.find({"mall_id": mall_id, "status": {"$in": list(OPEN)}}, {"outbox": 0})
+        """Revisits still to make at a mall (None: every mall), the earliest deadline first (R4.1)."""
+        selector = {**({"mall_id": mall_id} if mall_id else {}), "status": {"$in": list(OPEN)}}
+        return list(self.revisits.find(selector, {"outbox": 0})
                     .sort([("due_at", ASCENDING), ("scheduled_at", ASCENDING), ("_id", ASCENDING)]).limit(limit))
 
     def open_revisits(self, complaint_no):

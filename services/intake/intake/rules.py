@@ -10,7 +10,7 @@ from marshmallow import ValidationError
 from mallcare_common.contracts import (COMPLAINT_ACKNOWLEDGED, COMPLAINT_REGISTERED,
                                        COMPLAINT_REJECTED, build_event)
 from mallcare_common.messaging import new_outbox
-from mallcare_common.personal import mask_contact, scrub
+from mallcare_common.personal import mask_contact, mask_text
 
 # Channel clocks drift; a received_at a little ahead of ours is not an error.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -145,9 +145,10 @@ def registered_payload(doc):
         "location": {k: doc["location"].get(k) for k in ("area", "merchant_id", "merchant_name", "store")},
         "staff_involved": doc["staff_involved"],
         "product": doc["product"], "order_no": doc["order_no"],
-        # customers write their phone or e-mail into the text too ("请回电13812345678")
-        "description": scrub(doc["description"]),
-        "demands": {k: scrub(doc["demands"].get(k)) for k in ("fact", "expectation")},
+        # customers write their phone or e-mail into the text too ("请回电13812345678"), and
+        # their name ("王女士说..."): masked as an ordinary read shows it
+        "description": mask_text(doc["description"], doc["customer"]),
+        "demands": {k: mask_text(doc["demands"].get(k), doc["customer"]) for k in ("fact", "expectation")},
         "emotion": doc["emotion"], "anger_score": doc["anger_score"],
         "category_hint": doc["category_hint"], "policy_version": doc["policy_version"],
     }

@@ -7,7 +7,7 @@ from mallcare_common.calendar import as_stored
 from mallcare_common import audit, retention
 from mallcare_common.contracts.intake import CHANNELS
 from mallcare_common.openapi import OPERATIONAL, POLICY_ADMIN, Op
-from mallcare_common.personal import MaskedCustomer
+from mallcare_common.personal import MaskedCustomer, MaskedOut
 
 MEMBER_TIERS = ("none", "regular", "silver", "gold", "platinum", "vip", "corporate", "key_account")
 EMOTIONS = ("calm", "anxious", "upset", "angry", "furious")
@@ -112,7 +112,9 @@ class _RejectionOut(Schema):
     duplicate_of = fields.String(allow_none=True)
 
 
-class ComplaintOut(Schema):
+class ComplaintOut(MaskedOut):
+    free_text = ("description", "demands")   # whole: GET /complaints/<number>/customer (audited)
+
     number = fields.String(attribute="_id")
     status = fields.String()
     mall_id = fields.String()
@@ -172,7 +174,8 @@ class MerchantList(Schema):
 # Every HTTP route intake serves, for its OpenAPI document (mallcare_common.openapi).
 HTTP_API = [
     *OPERATIONAL, *POLICY_ADMIN, *audit.HTTP_API, *retention.HTTP_API,
-    audit.full_read_op("/complaints/<string:number>/customer", "complaint", CustomerIn),
+    audit.full_read_op("/complaints/<string:number>/customer", "complaint", CustomerIn,
+                       {"description": fields.String(required=True), "demands": fields.Nested(DemandsIn)}),
     Op("POST", "/complaints", "Register a complaint (201); the same channel_ref again returns the first (200).",
        "complaint.register", body=ComplaintIn, responses={201: ComplaintOut, 200: ComplaintOut}, errors=(409,)),
     Op("GET", "/complaints", "A page of complaints, newest first.", "complaint.read", query=ListQuery,

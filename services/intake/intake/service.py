@@ -6,7 +6,9 @@ checked against the caller's permission and malls. Each write stores the complai
 the event is relayed to RabbitMQ right away and, if the broker is down, by the
 relay timer later, so intake keeps accepting complaints during a broker outage.
 
-Reads show the customer masked; the full record comes only from
+Reads show the customer masked, and the description and demands with phones, e-mails,
+ID and member numbers and the customer's name masked (personal.MaskedOut), to every
+caller; the full record and text come only from
 `GET /complaints/<number>/customer?purpose=...` (RPC `complaint_customer`), for
 `customer.contact` at the complaint's mall, and each such read is audited (audit.py).
 Resolution's case_closed/case_reopened tell intake when the retention period starts
@@ -32,8 +34,8 @@ from mallcare_common.web import Conflict, Gone, NotFound, http, json_response, r
 from . import rules
 from .policy import load_policy
 from .retention import anonymise as anonymise_complaints
-from .schemas import (HTTP_API, AcknowledgementIn, ComplaintIn, ComplaintOut, CustomerIn, ListQuery, MallList,
-                      MerchantList)
+from .schemas import (HTTP_API, AcknowledgementIn, ComplaintIn, ComplaintOut, CustomerIn, DemandsIn, ListQuery,
+                      MallList, MerchantList)
 from .storage import Complaints
 
 COMPLAINTS = Counter("mallcare_intake_complaints_total",
@@ -182,6 +184,7 @@ class IntakeService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
         record = audit.full_read(self.store.db, caller, service=self.name, subject="complaint", doc=doc,
                                  purpose_args=args, now=self.clock(), request_id=request_id)
         return {"number": number, "mall_id": doc["mall_id"], "customer": CustomerIn().dump(doc["customer"]),
+                "description": doc["description"], "demands": DemandsIn().dump(doc["demands"]),
                 "audit_id": record["_id"]}
 
     def _case_changed(self, event, state):

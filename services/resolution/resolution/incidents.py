@@ -6,7 +6,7 @@ from marshmallow import ValidationError
 
 from mallcare_common.contracts import resolution as events
 from mallcare_common.messaging import new_outbox
-from mallcare_common.personal import mask_contact
+from mallcare_common.personal import mask_contact, mask_text
 from mallcare_common.web import Conflict, Forbidden
 
 from .rules import Step, yuan
@@ -64,7 +64,9 @@ def verify(step, request, policy):
     if not request["confirmed"]:
         step.move("dismissed")
         step.log("dismissed", note=request["note"])
-        step.publish(events.INCIDENT_DISMISSED, {"reason": request["note"], "by": step.actor.id})
+        # the event's reason without the customer's name (build_event scrubs the rest)
+        step.publish(events.INCIDENT_DISMISSED, {"reason": mask_text(request["note"], incident["customer"]),
+                                                 "by": step.actor.id})
         return
     step.move("forwarded")
     manager = policy.first_staff(incident["mall_id"], policy.rules["permissions"]["handle_incident"][0])

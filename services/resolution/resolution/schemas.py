@@ -9,7 +9,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from mallcare_common import audit, retention
 from mallcare_common.contracts.resolution import DECISIONS, FINDING_SOURCES, STATES
 from mallcare_common.openapi import OPERATIONAL, POLICY_ADMIN, Op
-from mallcare_common.personal import MaskedCustomer
+from mallcare_common.personal import MaskedCustomer, MaskedOut
 
 from .policy import REMEDIES, fen
 
@@ -176,7 +176,8 @@ class CaseQuery(Schema):
 
 
 class RectificationQuery(Schema):
-    mall_id = fields.String(required=True, validate=validate.Length(max=64))
+    mall_id = fields.String(validate=validate.Length(max=64), metadata={
+        "description": "default: the caller's mall (every mall, chain-wide); staff of several malls name one"})
     status = fields.String(load_default="open", validate=validate.OneOf(("open", "done")))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
@@ -221,7 +222,8 @@ class CommunicationIn(ActionIn):
 
 
 class IncidentQuery(Schema):
-    mall_id = fields.String(required=True, validate=validate.Length(max=64))
+    mall_id = fields.String(validate=validate.Length(max=64), metadata={
+        "description": "default: the caller's mall (every mall, chain-wide); staff of several malls name one"})
     state = fields.String(validate=validate.OneOf(("reported", "forwarded", "dismissed", "handled", "communicated")))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
@@ -327,7 +329,11 @@ class _Rectification(Schema):
     done = Plain(allow_none=True)
 
 
-class CaseOut(Schema):
+class CaseOut(MaskedOut):
+    # what people wrote on the case (the customer's name is not here: the case never holds it)
+    free_text = ("review_meeting", "findings", "proposals", "objections", "escalations", "tasks", "rectifications",
+                 "resolution", "closure", "timeline")
+
     complaint_no = fields.String(attribute="_id")
     mall_id = fields.String()
     state = fields.String()
@@ -364,7 +370,9 @@ class CaseOut(Schema):
     timeline = fields.List(fields.Nested(_Entry))
 
 
-class RectificationOut(_Rectification):
+class RectificationOut(MaskedOut, _Rectification):
+    free_text = ("description", "done")
+
     complaint_no = fields.String()
     mall_id = fields.String()
 
@@ -378,7 +386,11 @@ class _Handling(Schema):
     within_deadline = fields.Boolean()
 
 
-class IncidentOut(Schema):
+class IncidentOut(MaskedOut):
+    # the report and the staff's notes on it, the incident's customer taken out by name too;
+    # the report whole: GET /incidents/<number>/customer (audited)
+    free_text = ("description", "suggested_handling", "verification", "handling", "communication", "timeline")
+
     number = fields.String(attribute="_id")
     mall_id = fields.String()
     state = fields.String()
@@ -439,7 +451,9 @@ def _incident_action(action, body, summary):
 
 HTTP_API = [
     *OPERATIONAL, *POLICY_ADMIN, *audit.HTTP_API, *retention.HTTP_API,
-    audit.full_read_op("/incidents/<string:number>/customer", "incident", Contact),
+    audit.full_read_op("/incidents/<string:number>/customer", "incident", Contact,
+                       {"description": fields.String(required=True),
+                        "suggested_handling": fields.String(required=True)}),
     Op("GET", "/cases", "Open cases, the earliest deadline first.", "case.read", query=CaseQuery,
        responses={200: CaseQueue}),
     Op("GET", "/cases/<string:complaint_no>", "A case with its whole timeline (R3.10).", "case.read",
@@ -465,12 +479,12 @@ HTTP_API = [
     _case_action("rectification-done", RectificationDoneIn, "A rectification task is done."),
     Op("POST", "/cases/<string:complaint_no>/proposal-check", "What a draft proposal would meet: the law, the "
        "caps, who must approve.", "case.act", body=ProposalIn, signed=True),
-    Op("GET", "/rectifications", "A mall's rectification tasks, the earliest due first (R3.8).", "case.read",
+    Op("GET", "/rectifications", "Rectification tasks, the earliest due first (R3.8).", "case.read",
        query=RectificationQuery, responses={200: RectificationList}),
     Op("POST", "/incidents", "Report an adverse event (R3.9); the same request_id again returns the same "
        "incident (200).", "incident.report", body=IncidentIn, signed=True,
        responses={201: IncidentOut, 200: IncidentOut}, errors=(409,)),
-    Op("GET", "/incidents", "A mall's incidents.", "incident.read", query=IncidentQuery,
+    Op("GET", "/incidents", "Incidents, the earliest reported first.", "incident.read", query=IncidentQuery,
        responses={200: IncidentList}),
     Op("GET", "/incidents/<string:number>", "The whole report, the customer masked.", "incident.read",
        responses={200: IncidentOut}),

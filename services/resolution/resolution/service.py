@@ -9,7 +9,9 @@ ACTIONS table lists the actions. Each action is checked against the case's state
 the law and the caps, then written with its timeline entries and events in one
 document update, and the events leave through the outbox.
 
-Incident reads show the customer masked; the full record comes only from
+Every read shows the texts of cases and incidents masked (phones, e-mails, ID and member
+numbers; an incident's customer by name too: personal.MaskedOut), and an incident's
+customer masked; the full customer and report come only from
 `GET /incidents/<number>/customer?purpose=...` (RPC `incident_customer`), for
 `customer.contact` at the incident's mall, and each such read is audited (audit.py).
 Closed cases and finished incidents are anonymised after the retention period
@@ -261,10 +263,11 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
         return web.jsonable(rules.check_proposal(case, request, actor, self.policy.current))
 
     def _rectifications(self, caller, query):
-        """R3.8: a mall's rectification tasks, open (default) or done, earliest due first."""
+        """R3.8: rectification tasks of the caller's mall (or the one named), open (default) or
+        done, earliest due first."""
         query = RectificationQuery().load(query)
-        caller.require("case.read", query["mall_id"])
-        items = self.store.rectifications(query["mall_id"], query["status"], query["limit"])
+        mall_id = caller.list_mall("case.read", query.get("mall_id"))
+        items = self.store.rectifications(mall_id, query["status"], query["limit"])
         return {"items": RectificationOut(many=True).dump(items)}
 
     # --- adverse events (R3.9) ------------------------------------------------------------------
@@ -289,8 +292,8 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
 
     def _list_incidents(self, caller, query):
         query = IncidentQuery().load(query)
-        caller.require("incident.read", query["mall_id"])
-        items = self.store.list_incidents(query["mall_id"], query.get("state"), query["limit"])
+        mall_id = caller.list_mall("incident.read", query.get("mall_id"))
+        items = self.store.list_incidents(mall_id, query.get("state"), query["limit"])
         return {"items": IncidentOut(many=True, exclude=("timeline", "customer")).dump(items)}
 
     @http("GET", "/incidents/<string:number>")
@@ -334,6 +337,7 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
         record = audit.full_read(self.store.db, caller, service=self.name, subject="incident", doc=incident,
                                  purpose_args=args, now=self.clock(), request_id=request_id)
         return {"number": number, "mall_id": incident["mall_id"], "customer": Contact().dump(incident["customer"]),
+                "description": incident["description"], "suggested_handling": incident["suggested_handling"],
                 "audit_id": record["_id"]}
 
     def _act_on_incident(self, caller, number, action, data):

@@ -46,10 +46,10 @@ class CaseStore(Store):
                     .sort([("resolution_due_at", ASCENDING), ("_id", ASCENDING)]).limit(limit))
 
     def rectifications(self, mall_id, status, limit):
-        """Rectification tasks of a mall, open or done, earliest due first."""
+        """Rectification tasks of a mall (None: every mall), open or done, earliest due first."""
         wanted = {"done": None} if status == "open" else {"done": {"$ne": None}}
-        docs = self.cases.find({"mall_id": mall_id, "rectifications": {"$elemMatch": wanted}},
-                               {"rectifications": 1, "mall_id": 1})
+        selector = {**({"mall_id": mall_id} if mall_id else {}), "rectifications": {"$elemMatch": wanted}}
+        docs = self.cases.find(selector, {"rectifications": 1, "mall_id": 1})
         items = [{**r, "complaint_no": d["_id"], "mall_id": d["mall_id"]} for d in docs for r in d["rectifications"]
                  if (r["done"] is None) == (status == "open")]
         return sorted(items, key=lambda r: r["due_at"])[:limit]
@@ -74,7 +74,8 @@ class CaseStore(Store):
                                                     {"$set": {"number": number}}).modified_count == 1
 
     def list_incidents(self, mall_id, state, limit):
-        selector = {"mall_id": mall_id, **({"state": state} if state else {})}
+        """Incidents of a mall (None: every mall), the earliest reported first."""
+        selector = {**({"mall_id": mall_id} if mall_id else {}), **({"state": state} if state else {})}
         return list(self.incidents.find(selector, {"outbox": 0, "timeline": 0})
                     .sort([("reported_at", ASCENDING)]).limit(limit))
 

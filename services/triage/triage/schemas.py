@@ -3,6 +3,7 @@ from marshmallow import Schema, fields, validate
 
 from mallcare_common.contracts.triage import LEVELS, URGENCIES
 from mallcare_common.openapi import OPERATIONAL, POLICY_ADMIN, Op
+from mallcare_common.personal import MaskedOut
 
 _who = dict(required=True, validate=validate.Length(min=1, max=64))
 
@@ -55,7 +56,10 @@ class _HistoryEntry(Schema):
     new = fields.String()
 
 
-class AssessmentOut(Schema):
+class AssessmentOut(MaskedOut):
+    # the staff's reasons for corrections and reassignments (triage holds no customer name)
+    free_text = ("risk_reasons", "history")
+
     complaint_no = fields.String(attribute="_id")
     mall_id = fields.String()
     status = fields.String()

@@ -6,8 +6,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from mallcare_common.contracts import (COMPLAINT_ACKNOWLEDGED, EVENT_TYPES, InvalidEvent, build_event,
-                                       read_event)
+from mallcare_common.contracts import (COMPLAINT_ACKNOWLEDGED, COMPLAINT_TRIAGED, EVENT_TYPES, InvalidEvent,
+                                       build_event, read_event)
+from mallcare_common.contracts.resolution import CASE_OBJECTED
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=timezone.utc)
 ACK = {"acknowledged_at": NOW.isoformat(), "acknowledged_by": "E1", "method": "phone",
@@ -62,3 +63,18 @@ def test_a_non_dict_body_is_an_invalid_event():
 def test_every_event_type_names_its_publisher_and_version():
     for name, event_type in EVENT_TYPES.items():
         assert event_type.name == name and event_type.source in ("intake", "triage", "resolution", "feedback", "analytics") and event_type.version >= 1
+
+
+def test_free_text_leaves_scrubbed_whoever_built_the_payload():
+    objected = build_event(CASE_OBJECTED, mall_id="m", complaint_no="N-1", occurred_at=NOW, payload={
+        "proposal_no": 1, "points": ["退款太少，请回电13812345678", "发邮件到 wang@example.com"], "by": "E1"})
+    assert objected["payload"]["points"] == ["退款太少，请回电[phone]", "发邮件到 [e-mail]"]
+    assert objected["payload"]["by"] == "E1"
+    triaged = {"category": None, "category_source": "none", "risk_level": "high", "urgency": "urgent",
+               "risk_reasons": [{"reason": "corrected", "level": "high", "detail": "E3011: 顾客身份证110101199003071234"}],
+               "department": "customer_service", "review_meeting": False, "owner_id": None, "policy_version": "1",
+               "first_response_due_at": NOW.isoformat(), "resolution_due_at": NOW.isoformat(),
+               "received_at": NOW.isoformat(), "channel": "desk", "merchant_id": "M12345"}
+    event = build_event(COMPLAINT_TRIAGED, mall_id="m", complaint_no="N-1", occurred_at=NOW, payload=triaged)
+    assert event["payload"]["risk_reasons"][0]["detail"] == "E3011: 顾客身份证[ID number]"
+    assert event["payload"]["merchant_id"] == "M12345"   # an identifier, not free text: as it was

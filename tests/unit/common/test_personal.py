@@ -2,8 +2,10 @@
 scrubbing free text; what retention leaves of a customer."""
 import pytest
 
-from mallcare_common.personal import (ANONYMISED, anonymise_text, anonymised_customer, mask_contact, mask_email,
-                                      mask_name, mask_phone, masked_customer, scrub)
+from marshmallow import fields
+
+from mallcare_common.personal import (ANONYMISED, MaskedOut, anonymise_text, anonymised_customer, mask_contact,
+                                      mask_email, mask_name, mask_phone, mask_text, masked_customer, scrub)
 
 
 @pytest.mark.parametrize("phone,masked", [("13812345678", "138****5678"), ("138-1234-5678", "138****5678"),
@@ -58,6 +60,35 @@ def test_anonymised_text_loses_the_customers_own_name_and_handle_too():
     assert anonymise_text("no names here", {"name": "王"}) == "no names here"   # one character is no name
     once = anonymise_text(text, customer)
     assert anonymise_text(once, anonymised_customer(customer)) == once
+
+
+def test_masked_text_loses_phones_emails_ids_and_the_customers_own_name_but_keeps_identifiers():
+    customer = {"name": "王女士", "phone": "13812345678", "social_handle": "wx_wang"}
+    text = {"note": "王女士说请回电139 1111 2222或wang@example.com，身份证11010119900307123X，会员M00123，微信wx_wang",
+            "event_id": "a13912345678b", "owner_id": "M0042", "at": 3}
+    assert mask_text(text, customer) == {
+        "note": "[name]说请回电[phone]或[e-mail]，身份证[ID number]，会员[member id]，微信[contact]",
+        "event_id": "a13912345678b", "owner_id": "M0042", "at": 3}
+    assert mask_text(["王女士不接受"]) == ["王女士不接受"]   # no customer known: patterns only
+    assert mask_text(mask_text(text, customer), customer) == mask_text(text, customer)
+
+
+class _Out(MaskedOut):
+    free_text = ("description", "notes")
+    number = fields.String()
+    description = fields.String()
+    notes = fields.List(fields.Dict())
+    contact = fields.String()
+
+
+def test_an_output_schema_masks_the_free_text_it_names_and_nothing_else():
+    record = {"number": "SH-13812345678", "description": "王女士请回电13812345678", "contact": "13812345678",
+              "notes": [{"text": "王女士不在", "id": 13812345678}], "customer": {"name": "王女士"}}
+    assert _Out().dump(record) == {"number": "SH-13812345678", "description": "[name]请回电[phone]",
+                                   "contact": "13812345678", "notes": [{"text": "[name]不在", "id": 13812345678}]}
+    assert _Out(many=True, exclude=("notes",)).dump(iter([record, {"description": None}])) == [
+        {"number": "SH-13812345678", "description": "[name]请回电[phone]", "contact": "13812345678"},
+        {"description": None}]
 
 
 # --- scrub (moved here from feedback, which uses it for the case library) -------------------------

@@ -1,7 +1,8 @@
 """The envelope every mallcare event travels in, and the rules for building and reading it.
 
 Producers build with `build_event`: the payload is validated against its schema
-(unknown fields refused) and the whole envelope is plain JSON (strings and
+(unknown fields refused), its free text (`FreeText` fields) is scrubbed of phones,
+e-mails, ID and member numbers, and the whole envelope is plain JSON (strings and
 numbers only), so a subscriber that is not Nameko sees no kombu type wrappers.
 Consumers read with `read_event`: a tolerant reader that ignores fields it does
 not know, so a producer can add fields without breaking anyone.
@@ -11,6 +12,19 @@ import uuid
 from dataclasses import dataclass
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+
+from ..personal import scrub
+
+SCRUBBED = "with phone numbers, e-mails, ID and member numbers replaced by [phone], [e-mail], [ID number], " \
+           "[member id]"
+
+
+class FreeText(fields.String):
+    """Text people wrote (the customer, or staff about them): build_event scrubs it, so no
+    event carries a phone, e-mail, ID or member number in it."""
+
+    def __init__(self, *, metadata=None, **kwargs):
+        super().__init__(metadata={"description": f"as written, {SCRUBBED}", **(metadata or {})}, **kwargs)
 
 
 class InvalidEvent(Exception):
@@ -41,9 +55,11 @@ class EnvelopeSchema(Schema):
 
 def build_event(event_type: EventType, *, mall_id, complaint_no, occurred_at, payload, event_id=None):
     """A validated, JSON-ready envelope (dict of plain types)."""
-    errors = event_type.payload(unknown=RAISE).validate(payload)
+    schema = event_type.payload(unknown=RAISE)
+    errors = schema.validate(payload)
     if errors:
         raise InvalidEvent(f"{event_type.name} payload: {errors}")
+    payload = _scrubbed(schema, payload)
     envelope = {
         "event_id": event_id or uuid.uuid4().hex,
         "event_type": event_type.name,
@@ -57,6 +73,25 @@ def build_event(event_type: EventType, *, mall_id, complaint_no, occurred_at, pa
     if errors:
         raise InvalidEvent(f"{event_type.name} envelope: {errors}")
     return envelope
+
+
+def _scrubbed(schema, payload):
+    """`payload` with its FreeText fields (in nested schemas and lists too) scrubbed."""
+    return {name: _scrubbed_value(schema.fields.get(name), value) for name, value in payload.items()}
+
+
+def _scrubbed_value(field, value):
+    if value is None:
+        return None
+    if isinstance(field, FreeText):
+        return scrub(value)
+    if isinstance(field, fields.List):
+        return [_scrubbed_value(field.inner, v) for v in value]
+    if isinstance(field, fields.Nested) and isinstance(value, list):
+        return [_scrubbed(field.schema, v) for v in value]
+    if isinstance(field, fields.Nested):
+        return _scrubbed(field.schema, value)
+    return value
 
 
 def read_event(body, event_type: EventType):

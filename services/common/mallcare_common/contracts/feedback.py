@@ -3,7 +3,7 @@ customer's answer, and the case library. Resolution consumes the answers: a
 dissatisfied customer reopens the case, a satisfied one closes it."""
 from marshmallow import Schema, fields, validate
 
-from .envelope import EventType
+from .envelope import EventType, FreeText
 
 CONTACT_WAYS = ("phone_call", "sms", "app_message")
 
@@ -30,7 +30,7 @@ class CustomerSatisfied(_Answer):
 
 
 class CustomerDissatisfied(_Answer):
-    reasons = fields.List(fields.String(), required=True, metadata={
+    reasons = fields.List(FreeText(), required=True, metadata={
         "description": "reason tags, e.g. compensation_unclear, slow, attitude"})
 
 

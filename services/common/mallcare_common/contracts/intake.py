@@ -2,12 +2,12 @@
 subscribers get a pseudonymous customer reference and masked contact only."""
 from marshmallow import Schema, fields, validate
 
-from .envelope import EventType
+from .envelope import SCRUBBED, EventType, FreeText
 
 CHANNELS = ("desk", "hotline", "web", "app", "mini_program", "wechat", "social", "email",
             "suggestion_box")
 REJECTION_REASONS = ("insufficient_information", "out_of_scope", "duplicate")
-_SCRUBBED = "as the customer told it, with phone numbers, e-mails, ID and member numbers replaced by [phone] etc."
+_TOLD = {"description": f"as the customer told it, {SCRUBBED}, and their own name by [name]"}
 
 
 class _Customer(Schema):
@@ -31,8 +31,8 @@ class _Product(Schema):
 
 
 class _Demands(Schema):
-    fact = fields.String(allow_none=True, metadata={"description": _SCRUBBED})
-    expectation = fields.String(allow_none=True, metadata={"description": _SCRUBBED})
+    fact = FreeText(allow_none=True, metadata=_TOLD)
+    expectation = FreeText(allow_none=True, metadata=_TOLD)
 
 
 class ComplaintRegistered(Schema):
@@ -47,7 +47,7 @@ class ComplaintRegistered(Schema):
     staff_involved = fields.List(fields.String(), required=True)
     product = fields.Nested(_Product, allow_none=True)
     order_no = fields.String(allow_none=True)
-    description = fields.String(required=True, metadata={"description": _SCRUBBED})
+    description = FreeText(required=True, metadata=_TOLD)
     demands = fields.Nested(_Demands, required=True)
     emotion = fields.String(allow_none=True)
     anger_score = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=5),

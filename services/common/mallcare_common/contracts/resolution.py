@@ -5,7 +5,7 @@ the SLA clocks can be started from events alone. No customer data beyond a maske
 contact."""
 from marshmallow import Schema, fields, validate
 
-from .envelope import EventType
+from .envelope import EventType, FreeText
 
 STATES = ("open", "investigating", "proposed", "accepted", "objected", "escalated", "executing",
           "resolved", "closed", "reopened")
@@ -84,7 +84,7 @@ class CaseAccepted(Schema):
 
 class CaseObjected(Schema):
     proposal_no = fields.Integer(required=True)
-    points = fields.List(fields.String(), required=True)
+    points = fields.List(FreeText(), required=True)
     by = _by
 
 
@@ -122,14 +122,14 @@ class CaseResolved(Schema):
 
 
 class CaseReopened(Schema):
-    reason = fields.String(required=True)
+    reason = FreeText(required=True)
     round = fields.Integer(required=True)
     resolution_due_at = _due
     by = _by
 
 
 class CaseClosed(Schema):
-    reason = fields.String(required=True)
+    reason = FreeText(required=True)
     without_answer = fields.Boolean(load_default=False, metadata={
         "description": "closed by rule because the customer could not be reached after the revisit"})
     by = _by
@@ -180,7 +180,7 @@ class IncidentForwarded(Schema):
 
 
 class IncidentDismissed(Schema):
-    reason = fields.String(required=True)
+    reason = FreeText(required=True)
     by = _by
 
 

@@ -1,7 +1,7 @@
 """Events published by triage. Staff are named by employee number; no customer data."""
 from marshmallow import Schema, fields, validate
 
-from .envelope import EventType
+from .envelope import EventType, FreeText
 
 LEVELS = ("low", "medium", "high")
 # R2.2, R7.4: high risk is always urgent; recurrence is the separate `systemic` flag.
@@ -12,7 +12,7 @@ URGENCIES = ("urgent", "routine", "systemic")
 class _RiskReason(Schema):
     reason = fields.String(required=True)
     level = fields.String(required=True, validate=validate.OneOf(LEVELS))
-    detail = fields.String(required=True)
+    detail = FreeText(required=True)
 
 
 class _Demand(Schema):
@@ -66,7 +66,7 @@ class ComplaintReassigned(Schema):
     to_owner_id = fields.String(required=True)
     department = fields.String(required=True)
     by = fields.String(required=True)
-    reason = fields.String(required=True)
+    reason = FreeText(required=True)
 
 
 class ComplaintCorrected(Assessment):
@@ -74,7 +74,7 @@ class ComplaintCorrected(Assessment):
     old = fields.String(allow_none=True, required=True)
     new = fields.String(required=True)
     by = fields.String(required=True)
-    reason = fields.String(required=True)
+    reason = FreeText(required=True)
 
 
 COMPLAINT_TRIAGED = EventType(
