@@ -10,12 +10,12 @@ collection - before it answers, so that no read goes unrecorded. Staff with
 import uuid
 
 from marshmallow import Schema, ValidationError, fields, validate
-from nameko.rpc import rpc
 from pymongo import ASCENDING, DESCENDING
 
 from .auth import AccessError
 from .calendar import as_stored
 from .openapi import Op
+from .rpc import rpc
 from .web import Gone, http, json_response
 
 REQUEST_ID_HEADER = "X-Request-Id"
