@@ -1,7 +1,7 @@
 """What intake accepts and returns (R1.1, R1.3). Unknown fields are refused, every
 text has a length limit, and a field that should be a string refuses an object,
 which also stops Mongo operator injection ({"$gt": ""}) at the edge."""
-from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 from mallcare_common.calendar import as_stored
 from mallcare_common import audit, retention
@@ -19,7 +19,22 @@ def _text(max_len, **kwargs):
     return fields.String(validate=validate.Length(max=max_len), **kwargs)
 
 
-class CustomerIn(Schema):
+class _NullMeansAbsent(Schema):
+    """Many JSON clients send null for a value they do not have: null in an optional field
+    reads as the field left out (its default, nothing stored), and the documents say the
+    field is nullable. A required field still refuses null."""
+
+    def on_bind_field(self, field_name, field_obj):
+        field_obj.allow_none = field_obj.allow_none or not field_obj.required
+
+    @pre_load
+    def _drop_nulls(self, data, **kwargs):
+        if not isinstance(data, dict):
+            return data
+        return {k: v for k, v in data.items() if v is not None or k not in self.fields or self.fields[k].required}
+
+
+class CustomerIn(_NullMeansAbsent):
     name = _text(64)
     phone = fields.String(validate=validate.Regexp(r"^\+?[0-9][0-9 -]{5,19}$", error="Not a phone number."))
     email = fields.Email(validate=validate.Length(max=254))
@@ -28,25 +43,25 @@ class CustomerIn(Schema):
     social_handle = _text(64)
 
 
-class LocationIn(Schema):
+class LocationIn(_NullMeansAbsent):
     area = _text(64)            # e.g. fresh produce, checkout
     merchant_id = _text(32)
     merchant_name = _text(128)
     store = _text(128)
 
 
-class ProductIn(Schema):
+class ProductIn(_NullMeansAbsent):
     barcode = fields.String(validate=validate.Regexp(r"^[0-9]{8,14}$", error="Barcode is 8-14 digits."))
     brand = _text(64)
     model = _text(64)
 
 
-class DemandsIn(Schema):
+class DemandsIn(_NullMeansAbsent):
     fact = _text(2000)          # the factual complaint: "1/3 of the strawberries mouldy"
     expectation = _text(2000)   # what the customer wants: "full refund plus the same in goods"
 
 
-class ComplaintIn(Schema):
+class ComplaintIn(_NullMeansAbsent):
     mall_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
     channel_ref = fields.String(validate=validate.Length(min=1, max=128))
@@ -71,7 +86,7 @@ class ComplaintIn(Schema):
         return {k: as_stored(v) if k in ("received_at", "incident_time") else v for k, v in data.items()}
 
 
-class AcknowledgementIn(Schema):
+class AcknowledgementIn(_NullMeansAbsent):
     acknowledged_by = fields.String(validate=validate.Length(min=1, max=64))   # ignored: the caller is recorded
     method = fields.String(required=True, validate=validate.OneOf(
         ("in_person", "phone", "sms", "app_message", "wechat_message", "email", "auto_reply")))
