@@ -6,10 +6,12 @@ write route of every service's OpenAPI document gets only 4xx, each with the err
 and, for a 422, the field a client must fix. Nothing is stored, no complaint number is
 taken (the next complaint gets the very next number), RPC callers get the reason, and
 query strings and path parameters with NUL, control characters or bytes that are no
-UTF-8 (an encoded surrogate, an overlong slash) get no 5xx either. Consumed events:
+UTF-8 (an encoded surrogate, an overlong slash), and times at the ends of Python's range
+in every date-time field and query parameter, get no 5xx either. Consumed events:
 tests/integration/test_dead_letters.py."""
 import json
 import uuid
+from urllib.parse import quote
 from datetime import datetime, timedelta, timezone
 
 from kombu import Connection, Exchange, Queue
@@ -176,12 +178,14 @@ def test_rpc_callers_get_the_reason_and_the_service_goes_on(five_services):
 
 
 BAD_QUERY_VALUES = ("%00", "%1B%5B2J", "%ED%A0%80", "%C0%AF", "%FF", "x%E2%80")   # NUL, escape, no UTF-8
+# Times at the ends of Python's range: in UTC they are before year 1 or after 9999.
+EDGE_TIMES = ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00")
 
 
-def test_query_strings_and_path_parameters_that_are_no_text_get_no_5xx(five_services):
+def test_query_strings_path_parameters_and_times_no_store_keeps_get_no_5xx(five_services):
     _, web = five_services
     ids = {**seed(web), "mall_id": "sh-xujiahui"}
-    answered = []
+    answered, times = [], {}
     for service in SERVICES:
         document = web[service].get("/openapi.json").json()
         for path, operations in document["paths"].items():
@@ -189,16 +193,41 @@ def test_query_strings_and_path_parameters_that_are_no_text_get_no_5xx(five_serv
                 if method == "parameters":
                     continue
                 headers = signed_in_for(operation.get("x-permission"))
-                names = [p["name"] for p in operation.get("parameters", []) if p["in"] == "query"]
-                real = path.format(**path_ids(service, path, ids)) if "{" in path else path
-                for value in BAD_QUERY_VALUES:
-                    urls = [f"{real}?{'&'.join(f'{name}={value}' for name in names)}"] if names else []
-                    if "{" in path:
-                        urls.append(path.format(**{name: value for name in path_ids(service, path, ids)}))
-                    for url in urls:
-                        response = web[service].request(method.upper(), url, headers=headers,
-                                                        json={} if method == "post" else None)
-                        answered.append((response.status_code, f"{service} {method.upper()} {url}: "
+                query = operation.get("parameters", [])
+                names = [p["name"] for p in query if p["in"] == "query"]
+                real = path.format(**path_ids(service, path, ids))
+                urls = [f"{real}?{'&'.join(f'{name}={value}' for name in names)}"
+                        for value in BAD_QUERY_VALUES if names]
+                urls += [path.format(**{name: value for name in path_ids(service, path, ids)})
+                         for value in BAD_QUERY_VALUES if "{" in path]
+                urls += [f"{real}?{p['name']}={quote(value)}" for p in query
+                         if p["in"] == "query" and p["schema"].get("format") == "date-time" for value in EDGE_TIMES]
+                body = {}
+                if "requestBody" in operation:
+                    ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+                    body = document["components"]["schemas"][ref.rsplit("/", 1)[-1]].get("properties", {})
+                for url in urls:
+                    response = web[service].request(method.upper(), url, headers=headers,
+                                                    json={} if method == "post" else None)
+                    answered.append((response.status_code, f"{service} {method.upper()} {url}: {response.text[:200]}"))
+                    times[f"{service} {method.upper()} {url}"] = response
+                for field in [name for name, prop in body.items() if prop.get("format") == "date-time"]:
+                    base = desk_complaint(received_at=YESTERDAY) if path == "/complaints" else {}
+                    for value in EDGE_TIMES:
+                        response = web[service].request(method.upper(), real, headers=headers,
+                                                        json={**base, field: value})
+                        answered.append((response.status_code, f"{service} {method.upper()} {real} {field}={value}: "
                                                                 f"{response.text[:200]}"))
+                        times[f"{service} {method.upper()} {real} {field}={value}"] = response
     assert len(answered) > 100
     assert [where for status, where in answered if status >= 500] == []
+    # where such a time used to be a 500 (converted to UTC for the store or a query), it is the field's 422
+    for where, field in (("intake POST /complaints received_at=", "received_at"),
+                         ("intake POST /complaints incident_time=", "incident_time"),
+                         ("intake GET /complaints?received_from=", "received_from"),
+                         ("intake GET /audit?since=", "since"), ("resolution GET /audit?since=", "since")):
+        refused = [response for key, response in times.items() if key.startswith(where)]
+        assert len(refused) == 2, where
+        for response in refused:
+            assert response.status_code == 422 and response.json()["fields"][field] == [
+                "Not a time mallcare keeps: years 1900 to 2999."], (where, response.text)

@@ -12,15 +12,19 @@ schema reads it. Pure: no I/O, no nameko.
   as a schema's do, so they reach HTTP callers as 422 VALIDATION_ERROR with `fields`.
   A value nested deeper than MAX_DEPTH (an RPC payload or event decoded elsewhere) is a
   MalformedInput.
+- `AwareDateTime`: marshmallow's field within the years 1900 to 2999, for times a body or
+  query gives: 0001-01-01T00:00:00+01:00 is before year 1 in UTC, and converting it for
+  the store or a query overflowed (a 500).
 """
 import json
 import math
 import re
 
-from marshmallow import ValidationError
+from marshmallow import ValidationError, fields
 
 MAX_DEPTH = 32                              # levels of objects and arrays; our bodies use fewer than 6
 INT64_MIN, INT64_MAX = -2 ** 63, 2 ** 63 - 1
+YEARS = (1900, 2999)                        # of a time given as input, in its own offset
 
 # Lone surrogates, and the C0 and C1 controls and DEL except tab, newline and carriage return.
 _NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -87,6 +91,16 @@ def check(value, max_depth=MAX_DEPTH):
     if errors:
         raise InvalidInput(errors)
     return value
+
+
+class AwareDateTime(fields.AwareDateTime):
+    default_error_messages = {"out_of_range": f"Not a time mallcare keeps: years {YEARS[0]} to {YEARS[1]}."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        if not YEARS[0] <= moment.year <= YEARS[1]:
+            raise self.make_error("out_of_range")
+        return moment
 
 
 def _value_problem(value):

@@ -4,7 +4,7 @@ which also stops Mongo operator injection ({"$gt": ""}) at the edge."""
 from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 from mallcare_common.calendar import as_stored
-from mallcare_common import audit, retention
+from mallcare_common import audit, inputs, retention
 from mallcare_common.contracts.intake import CHANNELS
 from mallcare_common.openapi import OPERATIONAL, POLICY_ADMIN, Op
 from mallcare_common.personal import MaskedCustomer
@@ -65,10 +65,10 @@ class ComplaintIn(_NullMeansAbsent):
     mall_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
     channel_ref = fields.String(validate=validate.Length(min=1, max=128))
-    received_at = fields.AwareDateTime()
+    received_at = inputs.AwareDateTime()
     customer = fields.Nested(CustomerIn, load_default=dict)
     location = fields.Nested(LocationIn, load_default=dict)
-    incident_time = fields.AwareDateTime()
+    incident_time = inputs.AwareDateTime()
     incident_time_band = fields.String(validate=validate.OneOf(TIME_BANDS))
     staff_involved = fields.List(
         fields.String(validate=validate.Regexp(r"^[A-Za-z0-9-]{1,20}$", error="Not an employee number.")),
@@ -90,7 +90,7 @@ class AcknowledgementIn(_NullMeansAbsent):
     acknowledged_by = fields.String(validate=validate.Length(min=1, max=64))   # ignored: the caller is recorded
     method = fields.String(required=True, validate=validate.OneOf(
         ("in_person", "phone", "sms", "app_message", "wechat_message", "email", "auto_reply")))
-    acknowledged_at = fields.AwareDateTime()
+    acknowledged_at = inputs.AwareDateTime()
 
     @post_load
     def _as_stored(self, data, **kwargs):
@@ -103,8 +103,8 @@ class ListQuery(Schema):
     mall_id = _text(64)
     channel = fields.String(validate=validate.OneOf(CHANNELS))
     status = fields.String(validate=validate.OneOf(STATUSES))
-    received_from = fields.AwareDateTime()
-    received_to = fields.AwareDateTime()
+    received_from = inputs.AwareDateTime()
+    received_to = inputs.AwareDateTime()
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10000))
     per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 

@@ -1,15 +1,17 @@
 """The input gate (mallcare_common.inputs): JSON nested too deep is refused before the
 parser recurses; strings, keys too, must be text the store can keep; numbers must be
-finite and integers fit in 64 bits. Refusals name the field by its path, as a schema's
-messages do. HTTP's read_json answers them 400 and 422; RPC and events: see
+finite and integers fit in 64 bits; times given as input stay within years the store
+keeps. Refusals name the field by its path, as a schema's messages do. HTTP's read_json answers them 400 and 422; RPC and events: see
 tests/integration/test_input_gate.py."""
 import json
+from datetime import timezone
 
 import pytest
 from marshmallow import ValidationError
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
+from mallcare_common import inputs
 from mallcare_common.inputs import MAX_DEPTH, InvalidInput, MalformedInput, check, loads
 from mallcare_common.web import MalformedBody, read_json
 
@@ -125,3 +127,15 @@ def test_read_json_answers_the_gate_as_400_or_422():
         read_json(request(b'{"description": "x\\ud800", "n": 1e999}'))
     assert set(error.value.messages) == {"description", "n"}
     assert isinstance(error.value, ValidationError)   # so web answers it 422 VALIDATION_ERROR with fields
+
+
+def test_times_given_as_input_stay_within_the_years_the_store_and_arithmetic_keep():
+    field = inputs.AwareDateTime()
+    assert field.deserialize("2026-12-05T10:00:00+08:00").year == 2026
+    assert field.deserialize("1900-01-01T00:00:00+14:00").astimezone(timezone.utc).year == 1899
+    for edge in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "1899-12-31T23:59:59+00:00",
+                 "3000-01-01T00:00:00+00:00"):
+        with pytest.raises(ValidationError, match="Not a time mallcare keeps: years 1900 to 2999."):
+            field.deserialize(edge)
+    with pytest.raises(ValidationError, match="Not a valid aware datetime"):
+        field.deserialize("2026-12-05T10:00:00")
