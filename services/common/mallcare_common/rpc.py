@@ -25,7 +25,7 @@ class GatedRpc(Rpc):
     def named(self, args, kwargs):
         """The arguments by parameter name, so a field message says which argument it is about."""
         method = getattr(self.container.service_cls, self.method_name)
-        names = [name for name in inspect.signature(method).parameters][1:]   # without self
+        names = list(inspect.signature(method).parameters)[1:]   # without self
         return {**dict(zip(names, args)), **kwargs}
 
 
