@@ -25,7 +25,8 @@ def js_list(file, name):
 def enum(service, schema, prop):
     document = json.loads((ROOT / "docs" / "openapi" / f"{service}.json").read_text())
     spec = document["components"]["schemas"][schema]["properties"][prop]
-    return spec.get("enum") or spec["items"]["enum"]
+    # null in a nullable field's enum is the field left out, not a value to pick
+    return [value for value in spec.get("enum") or spec["items"]["enum"] if value is not None]
 
 
 def policy(name):

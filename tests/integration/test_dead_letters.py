@@ -1,7 +1,8 @@
 """R1.4, R6.1 on the real broker and store: a message a handler gives up on ends in
 mallcare.dead-letters, body byte for byte, with headers saying why; bodies that are
-not events (not JSON, another content type, not an object, oversized) and events of
-another version or shape go there at once while the service goes on consuming; a
+not events (not JSON, another content type, not an object, oversized), events the input
+gate refuses (a lone surrogate, a number no store keeps, nesting over 32 levels) and events
+of another version or shape go there at once while the service goes on consuming; a
 transient error is retried and, on the last delivery the queue allows, dead-lettered
 with its error; `python -m mallcare_common.deadletters` lists, shows, replays and
 purges them."""
@@ -74,6 +75,9 @@ def triage(container_factory, service_config):
 def test_bodies_that_are_not_events_are_dead_lettered_at_once_and_triage_goes_on(triage, web_client):
     amqp = triage.config["AMQP_URI"]
     good = registered("SHXJH-20261123-0001", MONDAY_10)
+    deep = []
+    for _ in range(40):
+        deep = [deep]
     oversized = {**registered("SHXJH-20261123-0002", MONDAY_10), "padding": "x" * MAX_BODY_BYTES}
     sent = {   # body, content type -> the reason it must be dead-lettered with
         "not_json": (b'{"event_id": "e1", "event_type": ', "application/json", "undecodable"),
@@ -83,8 +87,16 @@ def test_bodies_that_are_not_events_are_dead_lettered_at_once_and_triage_goes_on
         "version_2": (json.dumps({**good, "event_id": "e-v2", "schema_version": 2}).encode(), "application/json",
                       "contract"),
         "unknown_shape": (b'{"event_id": "e3", "hello": "world"}', "application/json", "contract"),
+        # JSON, and the right shape, but no store keeps it: stored, it would fail on every delivery
+        "lone_surrogate": (json.dumps({**good, "event_id": "e4", "payload": {**good["payload"],
+                                                                             "description": "x\ud800"}}).encode(),
+                           "application/json", "invalid_input"),
+        "huge_number": (json.dumps({**good, "event_id": "e5", "schema_version": 2 ** 64}).encode(), "application/json",
+                        "invalid_input"),
+        "too_deep": (json.dumps({**good, "event_id": "e6", "payload": {**good["payload"], "staff_involved": deep}})
+                     .encode(), "application/json", "invalid_input"),
     }
-    reasons = ("undecodable", "not_an_object", "oversized", "contract")
+    reasons = ("undecodable", "not_an_object", "oversized", "contract", "invalid_input")
     before = {reason: dead_lettered(triage, reason) for reason in reasons}
     for body, content_type, _ in sent.values():
         publish(amqp, body, content_type)
@@ -106,8 +118,15 @@ def test_bodies_that_are_not_events_are_dead_lettered_at_once_and_triage_goes_on
     assert "version 2 is not 1" in letters[sent["version_2"][0]].headers["x-mallcare-error"]
     assert "over the limit of 262144" in letters[sent["oversized"][0]].headers["x-mallcare-error"]
     assert letters[sent["text"][0]].headers["x-mallcare-error-type"] == "ContentDisallowed"
+    surrogate = letters[sent["lone_surrogate"][0]].headers
+    assert surrogate["x-mallcare-error-type"] == "InvalidInput"
+    assert "'payload': {'description': ['Not valid text: a lone surrogate (U+D800)" in surrogate["x-mallcare-error"]
+    assert "'schema_version': ['Number out of range" in letters[sent["huge_number"][0]].headers["x-mallcare-error"]
+    deep_letter = letters[sent["too_deep"][0]].headers
+    assert deep_letter["x-mallcare-error-type"] == "MalformedInput"
+    assert deep_letter["x-mallcare-error"] == "nested deeper than 32 levels"
     counted = {reason: dead_lettered(triage, reason) - before[reason] for reason in reasons}
-    assert counted == {"undecodable": 2, "not_an_object": 1, "oversized": 1, "contract": 2}
+    assert counted == {"undecodable": 2, "not_an_object": 1, "oversized": 1, "contract": 2, "invalid_input": 3}
     assert web.get("/health").status_code == 200
 
 

@@ -95,13 +95,21 @@ def test_review_rejects_with_a_reason_and_keeps_the_complaint(intake):
 
 
 def test_an_anonymous_suggestion_is_registered(intake):
+    # JSON clients send null for what they do not have: read as left out
     response = intake.post("/complaints", json=desk_complaint(
-        channel="suggestion_box", channel_ref="box-3-0012", customer={}, anger_score=None))
-    assert response.status_code == 422  # null is not a score: leave it out
-    response = intake.post("/complaints", json={k: v for k, v in desk_complaint(
-        channel="suggestion_box", channel_ref="box-3-0012", customer={}).items() if k != "anger_score"})
+        channel="suggestion_box", channel_ref="box-3-0012", customer=None, anger_score=None, product=None,
+        location={"area": "toilets", "merchant_id": None}))
     assert response.status_code == 201, response.text
-    assert response.json()["status"] == "registered"
+    complaint = response.json()
+    assert complaint["status"] == "registered"
+    assert complaint["anger_score"] is None and complaint["product"] is None
+    assert complaint["location"] == {"area": "toilets"}
+    left_out = intake.post("/complaints", json={k: v for k, v in desk_complaint(
+        channel="suggestion_box", channel_ref="box-3-0013", customer={}, location={"area": "toilets"}).items()
+        if k not in ("anger_score", "product")}).json()
+    differs = {"number", "channel_ref", "received_at", "registered_at", "ack_due_at"}
+    assert {k: v for k, v in complaint.items() if k not in differs} == \
+        {k: v for k, v in left_out.items() if k not in differs}
 
 
 def test_acknowledgement_is_recorded_once(intake):

@@ -23,7 +23,6 @@ from kombu import Connection, Queue
 from marshmallow import ValidationError
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.dependency_providers import Config
-from nameko.rpc import rpc
 from nameko.timer import Timer, timer
 from werkzeug.wrappers import Response
 
@@ -38,6 +37,7 @@ from mallcare_common.contracts import resolution as case_events
 from mallcare_common.messaging import DEAD_LETTER_QUEUE, INSTANCE, event_handler, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import Lease, next_sequence
 from mallcare_common.policy import PolicyFiles
+from mallcare_common.rpc import rpc
 from mallcare_common.web import http, json_response, read_json, signed
 
 from . import actions, clocks, html_report, live, metrics, reports

@@ -11,13 +11,14 @@ collection - before it answers, so that no read goes unrecorded. Staff with
 import uuid
 
 from marshmallow import Schema, ValidationError, fields, validate
-from nameko.rpc import rpc
 from pymongo import ASCENDING, DESCENDING
 
+from . import inputs
 from .auth import AccessError
 from .calendar import as_stored
 from .openapi import Op
 from .personal import MaskedOut
+from .rpc import rpc
 from .web import Gone, http, json_response
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -36,7 +37,7 @@ class PurposeIn(Schema):
 class AuditQuery(Schema):
     mall_id = fields.String(validate=validate.Length(min=1, max=64))
     user = fields.String(validate=validate.Length(min=1, max=64))
-    since = fields.AwareDateTime()
+    since = inputs.AwareDateTime()
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10000))
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 

@@ -14,7 +14,10 @@ quorum queue with a delivery limit and a dead-letter exchange, and
   event type, missing fields) gives up at once;
 - a body that is not an event (over MAX_BODY_BYTES, not JSON, a content type
   other than JSON, not a JSON object) gives up at once, before any worker runs,
-  and the service goes on with the next message.
+  and the service goes on with the next message;
+- so does an event the input gate refuses (inputs.py: a lone surrogate or a control
+  character in a string, a number no store keeps, nesting over 32 levels): stored,
+  it would fail on every delivery.
 
 Giving up means: the message is published, body byte for byte, to the
 dead-letter exchange with `x-mallcare-*` headers saying why (reason, error,
@@ -45,6 +48,7 @@ from nameko.messaging import QueueConsumer
 from nameko.timer import timer
 from pymongo.errors import ConnectionFailure
 
+from . import inputs
 from .contracts import InvalidEvent
 from .mongo import MongoDatabase, acquire_lease, ping
 from .metrics import (DEAD_LETTERED, EVENTS_HANDLED, EVENTS_PUBLISHED, HANDLER_SECONDS, OUTBOX_PENDING,
@@ -118,6 +122,10 @@ class BoundedEventHandler(EventHandler):
         if not isinstance(body, dict):
             return self.dead_letter(message, "not_an_object", "NotAnEvent",
                                     f"body is a JSON {type(body).__name__}, not an object")
+        try:
+            inputs.check(body)
+        except (inputs.InvalidInput, inputs.MalformedInput) as exc:   # str(): the reason, or the fields' messages
+            return self.dead_letter(message, "invalid_input", type(exc).__name__, str(exc))
         self._started[id(message)] = time.monotonic()
         self.handle_message(body, message)
 

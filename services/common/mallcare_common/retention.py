@@ -17,7 +17,6 @@ from datetime import timedelta
 
 import yaml
 from marshmallow import Schema, ValidationError, fields, validate
-from nameko.rpc import rpc
 from nameko.timer import timer
 from pymongo import MongoClient, WriteConcern
 
@@ -27,6 +26,7 @@ from .messaging import INSTANCE
 from .mongo import acquire_lease
 from .openapi import Op
 from .policy import load_policy_dir
+from .rpc import rpc
 from .web import http, json_response, read_json
 
 SWEEP_INTERVAL = 3600                  # seconds: hourly

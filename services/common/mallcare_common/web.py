@@ -16,6 +16,7 @@ from nameko.rpc import rpc
 from nameko.web.handlers import HttpRequestHandler
 from werkzeug.wrappers import Response
 
+from . import inputs
 from .auth import AccessError, Forbidden, TooManyRequests, Unauthenticated
 from .health import BrokerHealth
 from .metrics import metrics_response
@@ -126,19 +127,20 @@ def signed(data, caller):
 
 
 def read_json(request, max_bytes=MAX_BODY_BYTES):
-    """The request's JSON object, refusing bodies over max_bytes before reading them whole."""
+    """The request's JSON object, refusing bodies over max_bytes before reading them whole,
+    nested too deep (400), or holding text or numbers the store cannot keep (422; inputs.py)."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise BodyTooLarge(f"body over {max_bytes} bytes")
     raw = request.stream.read(max_bytes + 1)
     if len(raw) > max_bytes:
         raise BodyTooLarge(f"body over {max_bytes} bytes")
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise MalformedBody(f"body is not valid UTF-8 JSON: {exc}") from exc
+        data = inputs.loads(raw)
+    except inputs.MalformedInput as exc:
+        raise MalformedBody(f"body refused: {exc}") from exc
     if not isinstance(data, dict):
         raise MalformedBody("body must be a JSON object")
-    return data
+    return inputs.check(data)   # InvalidInput: a 422 naming the fields
 
 
 class HealthAndMetrics:

@@ -16,7 +16,7 @@ from datetime import timedelta
 import eventlet
 from marshmallow import ValidationError
 from nameko.exceptions import RemoteError
-from nameko.rpc import RpcProxy, rpc
+from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
 from mallcare_common import messaging, web
@@ -28,6 +28,7 @@ from mallcare_common.messaging import INSTANCE, event_handler, outbox_dispatcher
 from mallcare_common.mongo import acquire_lease
 from mallcare_common.personal import scrub
 from mallcare_common.policy import PolicyFiles
+from mallcare_common.rpc import rpc
 from mallcare_common.web import (Conflict, Forbidden, Gone, NotFound, Unavailable, http, json_response,
                                  read_json, signed)
 

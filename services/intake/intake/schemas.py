@@ -1,10 +1,10 @@
 """What intake accepts and returns (R1.1, R1.3). Unknown fields are refused, every
 text has a length limit, and a field that should be a string refuses an object,
 which also stops Mongo operator injection ({"$gt": ""}) at the edge."""
-from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 from mallcare_common.calendar import as_stored
-from mallcare_common import audit, retention
+from mallcare_common import audit, inputs, retention
 from mallcare_common.contracts.intake import CHANNELS
 from mallcare_common.openapi import OPERATIONAL, POLICY_ADMIN, Op
 from mallcare_common.personal import MaskedCustomer, MaskedOut
@@ -19,7 +19,22 @@ def _text(max_len, **kwargs):
     return fields.String(validate=validate.Length(max=max_len), **kwargs)
 
 
-class CustomerIn(Schema):
+class _NullMeansAbsent(Schema):
+    """Many JSON clients send null for a value they do not have: null in an optional field
+    reads as the field left out (its default, nothing stored), and the documents say the
+    field is nullable. A required field still refuses null."""
+
+    def on_bind_field(self, field_name, field_obj):
+        field_obj.allow_none = field_obj.allow_none or not field_obj.required
+
+    @pre_load
+    def _drop_nulls(self, data, **kwargs):
+        if not isinstance(data, dict):
+            return data
+        return {k: v for k, v in data.items() if v is not None or k not in self.fields or self.fields[k].required}
+
+
+class CustomerIn(_NullMeansAbsent):
     name = _text(64)
     phone = fields.String(validate=validate.Regexp(r"^\+?[0-9][0-9 -]{5,19}$", error="Not a phone number."))
     email = fields.Email(validate=validate.Length(max=254))
@@ -28,32 +43,32 @@ class CustomerIn(Schema):
     social_handle = _text(64)
 
 
-class LocationIn(Schema):
+class LocationIn(_NullMeansAbsent):
     area = _text(64)            # e.g. fresh produce, checkout
     merchant_id = _text(32)
     merchant_name = _text(128)
     store = _text(128)
 
 
-class ProductIn(Schema):
+class ProductIn(_NullMeansAbsent):
     barcode = fields.String(validate=validate.Regexp(r"^[0-9]{8,14}$", error="Barcode is 8-14 digits."))
     brand = _text(64)
     model = _text(64)
 
 
-class DemandsIn(Schema):
+class DemandsIn(_NullMeansAbsent):
     fact = _text(2000)          # the factual complaint: "1/3 of the strawberries mouldy"
     expectation = _text(2000)   # what the customer wants: "full refund plus the same in goods"
 
 
-class ComplaintIn(Schema):
+class ComplaintIn(_NullMeansAbsent):
     mall_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
     channel_ref = fields.String(validate=validate.Length(min=1, max=128))
-    received_at = fields.AwareDateTime()
+    received_at = inputs.AwareDateTime()
     customer = fields.Nested(CustomerIn, load_default=dict)
     location = fields.Nested(LocationIn, load_default=dict)
-    incident_time = fields.AwareDateTime()
+    incident_time = inputs.AwareDateTime()
     incident_time_band = fields.String(validate=validate.OneOf(TIME_BANDS))
     staff_involved = fields.List(
         fields.String(validate=validate.Regexp(r"^[A-Za-z0-9-]{1,20}$", error="Not an employee number.")),
@@ -71,11 +86,11 @@ class ComplaintIn(Schema):
         return {k: as_stored(v) if k in ("received_at", "incident_time") else v for k, v in data.items()}
 
 
-class AcknowledgementIn(Schema):
+class AcknowledgementIn(_NullMeansAbsent):
     acknowledged_by = fields.String(validate=validate.Length(min=1, max=64))   # ignored: the caller is recorded
     method = fields.String(required=True, validate=validate.OneOf(
         ("in_person", "phone", "sms", "app_message", "wechat_message", "email", "auto_reply")))
-    acknowledged_at = fields.AwareDateTime()
+    acknowledged_at = inputs.AwareDateTime()
 
     @post_load
     def _as_stored(self, data, **kwargs):
@@ -88,8 +103,8 @@ class ListQuery(Schema):
     mall_id = _text(64)
     channel = fields.String(validate=validate.OneOf(CHANNELS))
     status = fields.String(validate=validate.OneOf(STATUSES))
-    received_from = fields.AwareDateTime()
-    received_to = fields.AwareDateTime()
+    received_from = inputs.AwareDateTime()
+    received_to = inputs.AwareDateTime()
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10000))
     per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 

@@ -18,7 +18,6 @@ and a mall's merchants from the mall registry (policy), for the console's picker
 from datetime import timedelta
 
 from marshmallow import ValidationError
-from nameko.rpc import rpc
 from prometheus_client import Counter
 
 from mallcare_common import audit, messaging, retention, web
@@ -29,6 +28,7 @@ from mallcare_common.contracts.resolution import CASE_CLOSED, CASE_REOPENED
 from mallcare_common.messaging import event_handler, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import next_sequence
 from mallcare_common.policy import PolicyFiles
+from mallcare_common.rpc import rpc
 from mallcare_common.web import Conflict, Gone, NotFound, http, json_response, read_json
 
 from . import rules
@@ -156,6 +156,8 @@ class IntakeService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
         fp = rules.fingerprint(mall.id, ref, complaint["description"])
         duplicate_of = self.store.find_duplicate(fp, received_at - timedelta(hours=settings["duplicate_window_hours"]))
         local_day = mall.calendar.local(received_at).date()
+        # Only now, with the whole complaint valid (input gate, schema, mall and times), is a
+        # number taken: a refused body must not leave a gap in the day's sequence.
         number = rules.complaint_number(mall.code, local_day, next_sequence(self.store.db, f"{mall.code}-{local_day}"))
         doc = rules.new_complaint(number, complaint, policy=policy, ref=ref, fp=fp, now=now,
                                   rejection=rules.review(complaint, settings, now, duplicate_of))

@@ -22,7 +22,6 @@ from datetime import timedelta
 
 import eventlet
 from marshmallow import ValidationError
-from nameko.rpc import rpc
 from nameko.timer import timer
 from prometheus_client import Counter
 
@@ -36,6 +35,7 @@ from mallcare_common.contracts.feedback import REVISIT_DONE
 from mallcare_common.messaging import INSTANCE, event_handler, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import Lease, next_sequence
 from mallcare_common.policy import PolicyFiles
+from mallcare_common.rpc import rpc
 from mallcare_common.web import Conflict, Gone, NotFound, http, json_response, read_json, signed
 
 from . import incidents, rules

@@ -9,7 +9,6 @@ Every HTTP and RPC call is checked against its caller's permission and malls.
 from datetime import timedelta
 
 from marshmallow import ValidationError
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from mallcare_common import messaging, web
@@ -20,6 +19,7 @@ from mallcare_common.contracts import resolution as case_events
 from mallcare_common.messaging import INSTANCE, event_handler, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import Lease
 from mallcare_common.policy import PolicyFiles
+from mallcare_common.rpc import rpc
 from mallcare_common.web import Conflict, NotFound, http, json_response, read_json, signed
 
 from . import rules

@@ -60,3 +60,18 @@ def test_list_query_defaults_and_limits():
     with pytest.raises(ValidationError) as error:
         ListQuery().load({"received_from": "2026-11-23T00:00:00+00:00", "received_to": "2026-11-01T00:00:00+00:00"})
     assert "received_from" in error.value.messages
+
+
+def test_null_in_an_optional_field_reads_as_the_field_left_out():
+    # many JSON clients send null for what they do not have; required fields still refuse it
+    optional = {k: None for k in FULL if k not in ("mall_id", "channel", "description")}
+    loaded = ComplaintIn().load({**FULL, **optional, "location": {"merchant_id": None, "area": "checkout"},
+                                 "customer": None})
+    left_out = ComplaintIn().load({"mall_id": FULL["mall_id"], "channel": FULL["channel"],
+                                   "description": FULL["description"], "location": {"area": "checkout"}})
+    assert loaded == left_out
+    assert loaded["customer"] == {} and loaded["staff_involved"] == [] and "anger_score" not in loaded
+    with pytest.raises(ValidationError) as error:
+        ComplaintIn().load({**FULL, "mall_id": None, "description": None})
+    assert error.value.messages == {"mall_id": ["Field may not be null."], "description": ["Field may not be null."]}
+    assert AcknowledgementIn().load({"method": "sms", "acknowledged_at": None}) == {"method": "sms"}
