@@ -1,7 +1,11 @@
 """The web console's own service (issue 9): its pages, the demo sign-in and the proxy's
 edges. The whole walk through the pages is tests/e2e/test_console.py."""
+from urllib.parse import quote
+
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from nameko.testing.utils import find_free_port
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -10,6 +14,7 @@ from intake.examples import desk_complaint
 from intake.service import IntakeService
 from mallcare_common.auth import issue_token, read_token
 from tests.conftest import POLICY_DIR, SECRETS, TOKEN_SECRET, bearer, staff
+from tests.integration.test_input_gate import barrage
 
 
 @pytest.fixture
@@ -113,3 +118,36 @@ def sample(url, name, **labels):
             if s.name == name and s.labels == labels:
                 return s.value
     return 0.0
+
+
+def test_the_console_answers_a_barrage_with_4xx_and_passes_the_services_refusals_on(console, container_factory,
+                                                                                     service_config):
+    """Issue 17, the sixth service: the console's own body (the demo sign-in) goes through the
+    input gate, the proxy passes a service's refusal on as it came, and no path, query, body or
+    header of a hostile client gets a 5xx from the console itself."""
+    config = service_config("intake")
+    container_factory(IntakeService, config).start()
+    intake = "http://" + config["WEB_SERVER_ADDRESS"]
+    url = console(UPSTREAMS={name: intake for name in ("intake", "triage", "resolution", "feedback", "analytics")})
+    headers = {**staff("D3001"), "Content-Type": "application/json"}
+    for name, raw, status, named in barrage({}, "staff_id"):
+        answer = requests.post(url + "/login", data=raw, headers={"Content-Type": "application/json"}, timeout=10)
+        assert answer.status_code == status, (name, answer.text)
+        assert named in (answer.json().get("fields") or {}) or named in answer.json()["message"], (name, answer.text)
+    for name, raw, status, named in barrage(desk_complaint(), "description"):
+        passed = requests.post(url + "/api/intake/complaints", data=raw, headers=headers, timeout=10)
+        direct = requests.post(intake + "/complaints", data=raw, headers=headers, timeout=10)
+        assert (passed.status_code, passed.json()) == (direct.status_code, direct.json()) and passed.status_code == status
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(path=st.text(min_size=1, max_size=40), query=st.text(max_size=40), body=st.binary(max_size=200),
+           method=st.sampled_from(["GET", "POST"]), prefix=st.sampled_from(["/api/intake/", "/api/", "/static/", "/"]),
+           token=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60))
+    def no_5xx(path, query, body, method, prefix, token):
+        answer = requests.request(method, url + prefix + quote(path, safe="/"), params={"q": query}, data=body,
+                                  headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"},
+                                  timeout=10)
+        assert answer.status_code < 500, (method, prefix + path, answer.status_code, answer.text[:300])
+
+    no_5xx()
+    assert requests.get(url + "/health/live", timeout=10).status_code == 200

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import requests
 import yaml
+from marshmallow import Schema, fields, validate
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Histogram
@@ -56,6 +57,11 @@ UPSTREAM_SECONDS = Histogram("mallcare_console_upstream_seconds", "Time a servic
                              ["upstream"])
 SIGN_INS = Counter("mallcare_console_sign_ins_total", "Sign-ins: demo (POST /login) or sign_on (a token checked "
                    "by GET /session), by outcome.", ["how", "outcome"])
+
+
+class LoginIn(Schema):
+    """The demo sign-in's body: a staff id of the directory, as a string (422 otherwise)."""
+    staff_id = fields.String(required=True, validate=validate.Length(min=1, max=32))
 
 
 class StaffDirectory(DependencyProvider):
@@ -131,8 +137,7 @@ class ConsoleService:
     def login(self, request):
         if not self._demo:
             return json_response(404, {"error": "NOT_FOUND", "message": "sign in through the chain's sign-on"})
-        body = read_json(request)
-        staff_id = str(body.get("staff_id", "")).strip().upper() if isinstance(body, dict) else ""
+        staff_id = LoginIn().load(read_json(request))["staff_id"].strip().upper()
         member = self.directory.members.get(staff_id)
         if member is None:
             SIGN_INS.labels("demo", "refused").inc()
