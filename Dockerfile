@@ -4,8 +4,10 @@
 # images are the same bytes up to the last layers (shared build cache, one thing to scan and ship).
 FROM python:3.11.7-slim-bookworm
 
+# PYTHONWARNINGS: nameko's start-up notices would be the only lines of the log that are not JSON.
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONWARNINGS=ignore::Warning:nameko.cli.main,ignore::Warning:nameko.cli.commands \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 

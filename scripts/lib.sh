@@ -119,6 +119,18 @@ ensure_secrets() {  # .run/secrets.yml (mode 600), made once with random secrets
   export MALLCARE_SECRETS_FILE="$file"
 }
 
+keep_previous_logs() {  # dir [runs]: moves dir/*.log into dir/previous/<stamp>/, keeping the last `runs` (5)
+  local dir=$1 runs=${2:-5} stamp target newest
+  newest=$(ls -t "$dir"/*.log 2>/dev/null | head -1) || true
+  [ -n "$newest" ] || return 0
+  stamp=$(date -u -r "$newest" +%Y%m%dT%H%M%SZ)   # when that run last wrote
+  target="$dir/previous/$stamp"
+  while [ -e "$target" ]; do target="$target+"; done
+  mkdir -p "$target"
+  mv "$dir"/*.log "$target/"
+  ls -1d "$dir"/previous/*/ | sort | head -n "-$runs" | xargs -r -d '\n' rm -rf --
+}
+
 start_store() {  # name port -> starts secantusd-py with its data in .run/data/name
   mkdir -p "$RUN_DIR/data/$1" "$RUN_DIR/logs"
   "$VENV/bin/secantusd-py" --host 127.0.0.1 --port "$2" --storage-path "$RUN_DIR/data/$1" \

@@ -3,6 +3,7 @@
 # requirements, RabbitMQ (started, or installed and started, if none answers),
 # one embedded MongoDB-wire store per service unless MONGO_URI is set, the five
 # services, the web console (:8006), and one demo complaint. Ctrl-C stops everything it started.
+# Logs: .run/logs/<service>.log (JSON lines); the last 5 runs' in .run/logs/previous/<stamp>/.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SERVICES=(triage analytics resolution feedback intake)   # subscribers first: intake publishes mandatory
@@ -10,16 +11,27 @@ declare -A WEB_PORT=([intake]=8001 [triage]=8002 [resolution]=8003 [feedback]=80
 declare -A STORE_PORT=([intake]=27101 [triage]=27102 [resolution]=27103 [feedback]=27104 [analytics]=27105)
 SERVICE_PIDS=()
 STORE_PIDS=()
+# nameko's command line sets off two notices as it starts (pkg_resources', eventlet's), before
+# logging is set up: without this they are the only lines of a service log that are not JSON.
+export PYTHONWARNINGS="ignore::Warning:nameko.cli.main,ignore::Warning:nameko.cli.commands"
 
-stop() {  # pids...: TERM, then KILL whatever is still there after 20 s
-  local pid i
+stop() {  # pids...: TERM, then KILL whatever is still there after 20 s (each stops in a few seconds)
+  local pid i alive
   [ $# -gt 0 ] || return 0
   kill -TERM "$@" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$@" 2>/dev/null || break
-    sleep 0.2
+  for ((i = 0; i < 200; i++)); do
+    alive=0
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ $alive = 1 ] || break
+    sleep 0.1
   done
-  for pid in "$@"; do kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  for pid in "$@"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      say "killed, still there 20 s after SIGTERM: $(ps -o args= -p "$pid" || echo "pid $pid")"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+  done
 }
 
 stop_all() {
@@ -36,6 +48,7 @@ ensure_broker
 ensure_secrets
 trap 'stop_all; exit 130' INT TERM
 trap stop_all EXIT
+keep_previous_logs "$RUN_DIR/logs" 5
 mkdir -p "$RUN_DIR/logs"
 cd "$ROOT"
 
@@ -88,7 +101,7 @@ cat <<EOT
     intake counts          http://127.0.0.1:8005/reports/intake
     monthly report         http://127.0.0.1:8005/reports/monthly.html?period=$(date -u +%Y-%m)   (also JSON, format=csv)
     metrics                http://127.0.0.1:800{1..5}/metrics   health: /health
-    logs                   $RUN_DIR/logs/   (tail -f .run/logs/*.log)
+    logs                   $RUN_DIR/logs/   (JSON lines: tail -f .run/logs/*.log; earlier runs in previous/)
     RabbitMQ UI            http://127.0.0.1:15672  (guest/guest, from this machine)
   Ctrl-C stops everything this script started.
 EOT

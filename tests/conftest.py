@@ -8,6 +8,8 @@ import eventlet
 eventlet.monkey_patch()  # before pymongo or kombu are imported; nameko's plugin no longer does it
 
 import json  # noqa: E402
+import logging  # noqa: E402
+import logging.config  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
@@ -30,6 +32,53 @@ SECRETS = {"TOKEN_SECRET": TOKEN_SECRET, "CUSTOMER_REF_SECRET": "test-customer-r
 # Channel keys the tests' services accept (the secrets file keeps only their SHA-256).
 API_KEYS = {"wechat-sh": ("sh-xujiahui", "wechat", 120), "app-bj": ("bj-chaoyang", "app", 120),
             "hotline-sh-slow": ("sh-xujiahui", "hotline", 3)}
+
+
+class ClientErrorTracebacks(logging.Handler):
+    """Log records with a traceback for an error HTTP answers 4xx (mallcare_common.web.status_of),
+    but those of event handlers' workers (a message they refuse is dead-lettered, its
+    traceback logged as before)."""
+
+    def __init__(self):
+        super().__init__()
+        self.found = []
+
+    def emit(self, record):
+        from nameko.containers import WorkerContext
+        from nameko.rpc import Rpc
+
+        from mallcare_common.web import HttpEntrypoint, status_of
+
+        if not record.exc_info or status_of(record.exc_info[1])[0] >= 500:
+            return
+        worker = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        if isinstance(worker, WorkerContext) and not isinstance(worker.entrypoint, (HttpEntrypoint, Rpc)):
+            return
+        self.found.append(f"{record.levelname} {record.name}: {record.getMessage()[:300]}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def service_logging():
+    """The services' logging filters as their config.yml sets them up (the handlers stay
+    pytest's), and a watch over the whole run: a traceback logged for a client error (a
+    4xx) fails it. Issue 17: refusals drowned the services' logs in tracebacks."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "services" / "intake" / "config.yml").read_text(encoding="utf-8"))["LOGGING"]
+    configurator = logging.config.DictConfigurator(config)
+    installed = [(logging.getLogger(name), configurator.configure_filter(dict(config["filters"][filter_name])))
+                 for name, settings in config.get("loggers", {}).items() for filter_name in settings.get("filters", [])]
+    for logger, log_filter in installed:
+        logger.addFilter(log_filter)
+    watch = ClientErrorTracebacks()
+    logging.getLogger().addHandler(watch)
+    yield
+    logging.getLogger().removeHandler(watch)
+    for logger, log_filter in installed:
+        logger.removeFilter(log_filter)
+    if watch.found:
+        pytest.fail(f"{len(watch.found)} log record(s) with a traceback for a client error (4xx), "
+                    "first ones:\n" + "\n".join(watch.found[:10]), pytrace=False)
 
 
 def api_key(key_id):
@@ -170,12 +219,14 @@ def web_client():
 
 
 NAMEKO = str(Path(sys.executable).parent / "nameko")
+RUN_SH_WARNINGS = "ignore::Warning:nameko.cli.main,ignore::Warning:nameko.cli.commands"   # as scripts/run.sh
 
 
 def start_service(name, port, run, log_dir, *, amqp_uri, mongo_uri, secrets_file, **env):
     """Service `name` as its own OS process, started with the very command scripts/run.sh
     uses and configured from the environment only, on `port` with databases of `run`."""
-    env = {**os.environ, "AMQP_URI": amqp_uri, "MONGO_URI": mongo_uri, "MALLCARE_POLICY_DIR": "deploy/policy",
+    env = {**os.environ, "PYTHONWARNINGS": RUN_SH_WARNINGS, "AMQP_URI": amqp_uri, "MONGO_URI": mongo_uri,
+           "MALLCARE_POLICY_DIR": "deploy/policy",
            "MALLCARE_SECRETS_FILE": secrets_file, f"{name.upper()}_WEB_ADDRESS": f"127.0.0.1:{port}",
            f"{name.upper()}_MONGO_DATABASE": f"t{run}_{name}", **env}
     log = open(log_dir / f"{name}.log", "w")

@@ -1,5 +1,7 @@
 """The web console's own service (issue 9): its pages, the demo sign-in and the proxy's
 edges. The whole walk through the pages is tests/e2e/test_console.py."""
+import json
+import signal
 from urllib.parse import quote
 
 import pytest
@@ -13,7 +15,8 @@ from console.service import ConsoleService
 from intake.examples import desk_complaint
 from intake.service import IntakeService
 from mallcare_common.auth import issue_token, read_token
-from tests.conftest import POLICY_DIR, SECRETS, TOKEN_SECRET, bearer, staff
+from tests.conftest import (POLICY_DIR, SECRETS, TOKEN_SECRET, bearer, free_ports, staff, start_service, stop_services,
+                            wait_for)
 from tests.integration.test_input_gate import barrage
 
 
@@ -151,3 +154,26 @@ def test_the_console_answers_a_barrage_with_4xx_and_passes_the_services_refusals
 
     no_5xx()
     assert requests.get(url + "/health/live", timeout=10).status_code == 200
+
+
+def test_the_console_process_stops_on_sigterm_within_seconds_and_logs_json_lines(rabbit_config, secrets_file,
+                                                                                 tmp_path):
+    """As scripts/run.sh starts and stops it (it ignored SIGTERM, idle, and run.sh killed it after 20 s)."""
+    [port] = free_ports(1)
+    console = start_service("console", port, "console", tmp_path, amqp_uri=rabbit_config["AMQP_URI"], mongo_uri="",
+                            secrets_file=secrets_file)
+    try:
+        def live():
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/health/live", timeout=2)
+            except requests.ConnectionError:
+                return None
+        answer = wait_for(live, timeout=60)
+        console.send_signal(signal.SIGTERM)
+        assert console.wait(timeout=10) == 0
+    finally:
+        stop_services([console])
+    lines = [json.loads(text) for text in (tmp_path / "console.log").read_text().splitlines()]
+    [line] = [line for line in lines if line.get("request_id") == answer.headers["X-Request-Id"]]
+    assert (line["route"], line["status"], line["level"]) == ("/health/live", 200, "INFO")
+    assert any(line["message"] == "stopping services: console" for line in lines)

@@ -1,7 +1,10 @@
 """R6.1, R6.2: each of the five services runs alone as its own OS process, started
 with the very command scripts/run.sh, the Dockerfile and the runbook use
 (`nameko run --config services/<svc>/config.yml <svc>.service`), configured from
-the environment only, and answers /health and /metrics."""
+the environment only, and answers /health and /metrics. Its log is JSON lines, a refusal
+one line without traceback, and SIGTERM stops it within seconds (issue 17)."""
+import json
+import signal
 import time
 import uuid
 
@@ -60,3 +63,32 @@ def test_a_complaint_crosses_from_the_intake_process_to_the_triage_process(runni
     assessment = wait_for(lambda: requests.get(f"http://127.0.0.1:{ports['triage']}/assessments/{number}",
                                                headers=bearer(), timeout=5).json().get("status"))
     assert assessment == "open"
+
+
+STOP_SECONDS = 10   # what "stops on SIGTERM within a few seconds" allows (scripts/run.sh kills after 20)
+
+
+def test_each_service_logs_json_lines_refusals_without_traceback_and_stops_on_sigterm(running):
+    ports, processes, logs = running
+    deadline = time.monotonic() + 60
+    assert all(healthy(ports[s], processes[s], deadline) for s in SERVICES)
+    handler = bearer("E3501", "handler", ["sh-xujiahui"])   # may not policy.read
+    asked = {}
+    for service in SERVICES:
+        base = f"http://127.0.0.1:{ports[service]}"
+        asked[service] = [requests.get(base + "/policy", headers=handler, timeout=5),
+                          requests.get(base + "/policy", timeout=5),
+                          requests.get(base + "/no-such-path", timeout=5)]
+        assert [r.status_code for r in asked[service]] == [403, 401, 404]
+    for service in SERVICES:
+        processes[service].send_signal(signal.SIGTERM)
+    for service in SERVICES:
+        assert processes[service].wait(timeout=STOP_SECONDS) == 0, service
+
+    for service in SERVICES:
+        lines = [json.loads(text) for text in (logs / f"{service}.log").read_text().splitlines()]   # JSON, all
+        assert any(line["message"] == f"stopping services: {service}" for line in lines)
+        for response, level, caller in zip(asked[service], ("WARNING", "WARNING", "INFO"), ("E3501", None, None)):
+            [line] = [line for line in lines if line.get("request_id") == response.headers["X-Request-Id"]]
+            assert (line["level"], line["status"], line["caller"]) == (level, response.status_code, caller)
+        assert not [line for line in lines if "traceback" in line], service

@@ -19,9 +19,7 @@ from .calendar import as_stored
 from .openapi import Op
 from .personal import MaskedOut
 from .rpc import rpc
-from .web import Gone, http, json_response
-
-REQUEST_ID_HEADER = "X-Request-Id"
+from .web import Gone, http, json_response, request_id as http_request_id
 
 
 class PurposeIn(Schema):
@@ -88,9 +86,11 @@ def indexes(db):
 
 
 def request_id(gate, request=None):
-    """The caller's X-Request-Id when it sent one, else this worker's call id (RPC, or HTTP without one)."""
-    given = request.headers.get(REQUEST_ID_HEADER, "").strip()[:128] if request is not None else ""
-    return given or gate.worker_ctx.call_id or uuid.uuid4().hex
+    """An HTTP request's id (its answer's X-Request-Id, under which the service log has it),
+    else this worker's call id (RPC)."""
+    if request is not None:
+        return http_request_id(request)
+    return gate.worker_ctx.call_id or uuid.uuid4().hex
 
 
 def full_read(db, caller, *, service, subject, doc, purpose_args, now, request_id):

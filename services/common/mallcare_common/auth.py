@@ -37,6 +37,7 @@ ISSUER = "mallcare"
 SERVICE_TOKEN_LIFETIME = timedelta(minutes=5)
 LEEWAY_SECONDS = 30      # clock skew between the issuer and the services
 MIN_SECRET_BYTES = 32    # RFC 7518 3.2: an HS256 key at least as long as the hash
+CALLER = "mallcare.caller"   # who an HTTP request's caller is, in its WSGI environ (for the request's log line)
 
 
 class AccessError(Exception):
@@ -271,7 +272,14 @@ class Gate:
         self.provider, self.worker_ctx, self.credential = provider, worker_ctx, credential
 
     def caller(self, request=None):
-        """The verified caller of this HTTP request (or, without one, of this RPC call)."""
+        """The verified caller of this HTTP request (or, without one, of this RPC call). An
+        HTTP request's caller is noted in it for its log line, also when the action is then refused."""
+        principal = self._verified(request)
+        if request is not None:
+            request.environ[CALLER] = principal.user
+        return principal
+
+    def _verified(self, request):
         if request is not None:
             if request.headers.get("X-Api-Key"):
                 return self.provider.from_api_key(request.headers["X-Api-Key"])

@@ -30,10 +30,12 @@ class ErrorOut(Schema):
     error = fields.String(required=True, metadata={"enum": [
         "VALIDATION_ERROR", "MALFORMED_BODY", "BAD_REQUEST", "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND",
         "CONFLICT", "GONE", "BODY_TOO_LARGE", "TOO_MANY_REQUESTS", "STORE_UNAVAILABLE", "UNAVAILABLE",
-        "INTERNAL_ERROR"]})
+        "INTERNAL_ERROR", "METHOD_NOT_ALLOWED"]})
     message = fields.String(required=True)
     fields_ = fields.Dict(data_key="fields", metadata={
         "description": "422 only: field name -> messages (nested objects nest)"})
+    request_id = fields.String(metadata={"description": "5xx only: the answer's X-Request-Id, under which the "
+                                                        "service log has the request and its traceback"})
 
 
 class HealthOut(Schema):
@@ -114,7 +116,8 @@ def build(service, api, permissions):
     permission -> roles table."""
     spec = APISpec(title=f"mallcare {service}", version=API_VERSION, openapi_version=OPENAPI_VERSION,
                    plugins=[MarshmallowPlugin(schema_name_resolver=_schema_name)],
-                   info={"description": f"The {service} service's HTTP API. Errors are ErrorOut; "
+                   info={"description": f"The {service} service's HTTP API. Errors are ErrorOut; every "
+                                        "answer carries an X-Request-Id (the request's own when well-formed); "
                                         "see docs/architecture.md for the services and their events."})
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                                                 "description": "a staff token (HS256) from the chain's sign-on"})

@@ -4,20 +4,33 @@ Every error leaves as {"error": CODE, "message": ..., "fields": {...}} with the
 status a client expects: 400 malformed, 401 not signed in, 403 not allowed, 404 unknown,
 409 state conflict, 410 expired, 413 too large, 422 invalid fields (INVALID_POLICY: a
 policy file a reload refused), 429 over the rate (with Retry-After), 503 store unavailable. Anything else is a 500 with the traceback in the
-service log and no detail to the caller.
+service log and no detail to the caller. A path or method no entrypoint serves is a 404 or 405
+the same way.
+
+Every answer carries an X-Request-Id (the caller's when well-formed, else a new one), and a
+5xx's body its `request_id`: the service log has one line per request under that id
+(method, route, status, ms, caller; a 5xx with its traceback, a 4xx without).
 """
 import json
 import logging
+import re
+import time
+import uuid
 from datetime import date, datetime
+from functools import partial
 
+from eventlet.event import Event
 from marshmallow import ValidationError
+from nameko.containers import WorkerContext
 from nameko.exceptions import BadRequest
-from nameko.rpc import rpc
+from nameko.rpc import Rpc, rpc
 from nameko.web.handlers import HttpRequestHandler
-from werkzeug.wrappers import Response
+from nameko.web.server import WebServer as NamekoWebServer, WsgiApp
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.wrappers import Request, Response
 
 from . import inputs
-from .auth import AccessError, Forbidden, TooManyRequests, Unauthenticated
+from .auth import CALLER, AccessError, Forbidden, TooManyRequests, Unauthenticated
 from .health import BrokerHealth
 from .metrics import metrics_response
 from .mongo import NotFound, StoreError, ping
@@ -66,18 +79,141 @@ _MAPPED = (
 )
 
 
+REQUEST_ID = "mallcare.request_id"     # the request's id, in its WSGI environ
+_WELL_FORMED_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")   # a UUID, hex, a ULID, "req-42"
+
+
+def status_of(exc):
+    """The HTTP status and error code an exception is answered with (500 INTERNAL_ERROR when unmapped)."""
+    return next(((status, code) for kind, status, code in _MAPPED if isinstance(exc, kind)), (500, "INTERNAL_ERROR"))
+
+
+def level_of(status):
+    """A refused caller (401, 403, 429) is a WARNING, other client errors INFO, a 5xx ERROR."""
+    return logging.ERROR if status >= 500 else logging.WARNING if status in (401, 403, 429) else logging.INFO
+
+
+def request_id(request):
+    """This request's id (every request gets one), to pass on to another service."""
+    return request.environ[REQUEST_ID]
+
+
+def _identify(request):
+    """The caller's X-Request-Id when well-formed, else a new one, noted in the request's environ."""
+    incoming = request.headers.get("X-Request-Id", "")
+    request.environ[REQUEST_ID] = rid = incoming if _WELL_FORMED_ID.fullmatch(incoming) else uuid.uuid4().hex
+    return rid
+
+
+def log_request(request, route, status, started, failure=None):
+    """The request's line: a refusal's code and reason without traceback, a 5xx's with it."""
+    fields = {"method": request.method, "route": route, "status": status,
+              "ms": round((time.monotonic() - started) * 1000, 1), "caller": request.environ.get(CALLER),
+              "request_id": request_id(request)}
+    if failure is not None:
+        fields["error"] = status_of(failure)[1]
+        if status < 500:
+            fields["reason"] = _message(failure)
+    log.log(level_of(status), "%s %s %s", request.method, route, status, extra=fields,
+            exc_info=failure if status >= 500 else None)
+
+
+class WebServer(NamekoWebServer):
+    """nameko's web server without eventlet's access line (HttpEntrypoint writes the request's
+    line), answering a path or method no entrypoint serves as the entrypoints answer errors."""
+
+    def get_wsgi_app(self):
+        return _WsgiApp(self)
+
+    def get_wsgi_server(self, *args, **kwargs):
+        server = super().get_wsgi_server(*args, **kwargs)
+        server.log_output = False
+        return server
+
+
+class _WsgiApp(WsgiApp):
+    def __call__(self, environ, start_response):
+        started = time.monotonic()
+        try:
+            self.url_map.bind_to_environ(environ).match()
+        except HTTPException as exc:
+            if exc.code < 400:   # a redirect (a missing trailing slash) is no error
+                return exc(environ, start_response)
+            return _unrouted(Request(environ, shallow=True), exc, started)(environ, start_response)
+        return super().__call__(environ, start_response)
+
+
+def _unrouted(request, exc, started):
+    rid = _identify(request)
+    if isinstance(exc, MethodNotAllowed):
+        body = {"error": "METHOD_NOT_ALLOWED", "message": f"{request.method} is not allowed here"}
+    else:
+        body = {"error": "NOT_FOUND", "message": "no such path"}
+    log_request(request, None, exc.code, started)
+    return json_response(exc.code, body, {"X-Request-Id": rid, **{k: v for k, v in exc.get_headers() if k == "Allow"}})
+
+
 class HttpEntrypoint(HttpRequestHandler):
-    def response_from_exception(self, exc):
-        for kind, status, code in _MAPPED:
-            if isinstance(exc, kind):
-                body = {"error": code, "message": _message(exc)}
-                if isinstance(exc, (ValidationError, InvalidPolicy)):
-                    body["fields"] = exc.messages
-                if status >= 500:
-                    log.error("%s: %r", code, exc)
-                return json_response(status, body, _headers(exc))
-        log.error("unexpected error in %s %s: %r", self.method, self.url, exc)
-        return json_response(500, {"error": "INTERNAL_ERROR", "message": "unexpected error; see service log"})
+    """nameko's HTTP entrypoint with errors answered as JSON (above), an id for every request
+    and one log line for it: method, route (the URL rule, not the path: no ids, no query),
+    status, ms, caller (who auth.Access found, if the handler asked) and request id. A 4xx
+    is logged without traceback, a 5xx at ERROR with it; no body goes into the log."""
+
+    server = WebServer()
+
+    def handle_request(self, request):
+        started, rid = time.monotonic(), _identify(request)
+        failure = None
+        try:
+            response = self.response_from_result(self._call_worker(request))
+        except Exception as exc:
+            failure, response = exc, self.response_from_exception(exc, rid)
+        response.headers["X-Request-Id"] = rid
+        log_request(request, self.url, response.status_code, started, failure)
+        return response
+
+    def _call_worker(self, request):
+        # nameko's HttpRequestHandler.handle_request without its catch-all: the failure is logged above
+        request.shallow = False
+        args, kwargs = self.get_entrypoint_parameters(request)
+        self.check_signature(args, kwargs)
+        event = Event()
+        self.container.spawn_worker(self, args, kwargs, context_data=self.server.context_data_from_headers(request),
+                                    handle_result=partial(self.handle_result, event))
+        return event.wait()
+
+    def response_from_exception(self, exc, request_id=None):
+        status, code = status_of(exc)
+        if status == 500:
+            body = {"error": code, "message": "unexpected error; the service log has it under this request_id"}
+        else:
+            body = {"error": code, "message": _message(exc)}
+        if isinstance(exc, (ValidationError, InvalidPolicy)):
+            body["fields"] = exc.messages
+        if status >= 500 and request_id:
+            body["request_id"] = request_id
+        return json_response(status, body, _headers(exc))
+
+
+class QuietClientErrors(logging.Filter):
+    """For the `nameko.containers` logger, which logs every worker's exception with its
+    traceback. An HTTP worker's record is dropped: HttpEntrypoint's request line says what
+    happened (with the traceback of a 5xx). An RPC call refused as the caller's fault (what
+    HTTP answers 4xx) keeps its line, without traceback, at INFO (WARNING for a refused
+    caller). Anything else, and every event handler's, stays as nameko logs it."""
+
+    def filter(self, record):
+        worker = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        if not record.exc_info or not isinstance(worker, WorkerContext):
+            return True
+        if isinstance(worker.entrypoint, HttpEntrypoint):
+            return False
+        status = status_of(record.exc_info[1])[0]
+        if isinstance(worker.entrypoint, Rpc) and status < 500:
+            record.exc_info = record.exc_text = None
+            record.levelno = level_of(status)
+            record.levelname = logging.getLevelName(record.levelno)
+        return True
 
 
 http = HttpEntrypoint.decorator

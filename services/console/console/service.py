@@ -10,7 +10,8 @@ Entrypoints at a glance (HTTP only: the console owns no data, listens to no even
                                     the signed-in's for owner pickers (only they, without the demo)
   POST /login                     {"staff_id"} -> a staff token for that member of staff (DEMO sign-on)
   GET  /api/<service>/<path>      passed on to intake, triage, resolution, feedback or analytics
-  POST /api/<service>/<path>        with the caller's own Authorization header, nothing added
+  POST /api/<service>/<path>        with the caller's own Authorization header and the console's
+                                    X-Request-Id (the services log the request under the same id)
   GET  /health, /health/live      readiness (the five answer /health/live) and liveness
   GET  /metrics                   Prometheus: requests passed on per service and status, their time
 
@@ -30,6 +31,7 @@ import logging
 import mimetypes
 from pathlib import Path
 
+import eventlet
 import requests
 import yaml
 from marshmallow import Schema, fields, validate
@@ -40,15 +42,16 @@ from werkzeug.wrappers import Response
 
 from mallcare_common.auth import Access, Secret, Unauthenticated, issue_token
 from mallcare_common.metrics import metrics_response
-from mallcare_common.web import HttpEntrypoint, NotFound, json_response, read_json
+from mallcare_common.web import HttpEntrypoint, NotFound, json_response, read_json, request_id
 
 log = logging.getLogger(__name__)
 http = HttpEntrypoint.decorator
 
 STATIC = Path(__file__).resolve().parent / "static"
 UPSTREAM_NAMES = ("intake", "triage", "resolution", "feedback", "analytics")
-FORWARDED_HEADERS = ("Authorization", "Content-Type", "Accept", "Accept-Language", "X-Request-Id")
+FORWARDED_HEADERS = ("Authorization", "Content-Type", "Accept", "Accept-Language")
 TIMEOUT_SECONDS = 15
+AWAKE_SECONDS = 1
 
 PASSED_ON = Counter("mallcare_console_requests_total",
                     "Requests the console passed on, by service and the status it answered (503: no answer).",
@@ -85,10 +88,28 @@ class StaffDirectory(DependencyProvider):
                       for name, roles in table.items() if role in roles)
 
 
+class AwakeForSignals(DependencyProvider):
+    """`nameko run` stops on SIGTERM in a green thread its signal handler spawns, and that
+    thread runs once eventlet's hub wakes. The other services' broker connections wake it
+    all the time; the console has none, and idle it slept through SIGTERM (scripts/run.sh
+    killed it after 20 s). A green thread that wakes every second keeps the stop prompt."""
+
+    def start(self):
+        self.thread = self.container.spawn_managed_thread(self._wake, identifier="awake_for_signals")
+
+    def stop(self):
+        self.thread.kill()   # ours to end: the container would warn that it killed a thread left running
+
+    def _wake(self):
+        while True:
+            eventlet.sleep(AWAKE_SECONDS)
+
+
 class ConsoleService:
     name = "console"
 
     config = Config()
+    awake = AwakeForSignals()
     token_secret = Secret("TOKEN_SECRET")
     access = Access()
     directory = StaffDirectory()
@@ -202,6 +223,7 @@ class ConsoleService:
             raise NotFound(f"no service {service!r}")
         url = f"{self._upstream(service)}/{rest}"
         headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
+        headers["X-Request-Id"] = request_id(request)   # one id for the console's line and the service's
         try:
             with UPSTREAM_SECONDS.labels(service).time():
                 answer = requests.request(request.method, url, params=request.args, data=request.get_data(),
