@@ -13,8 +13,10 @@ GENERIC = {"error": "STORE_UNAVAILABLE", "message": "the service's store is not 
 
 
 def assert_plain_503(response):
+    """The generic words, the request's id to find its log line by, and when to try again."""
     assert response.status_code == 503, response.text
-    assert response.json() == GENERIC and response.headers["Retry-After"] == "5"
+    assert response.json() == {**GENERIC, "request_id": response.headers["X-Request-Id"]}
+    assert response.headers["Retry-After"] == "5"
 
 
 def handled(system, service, outcome):
