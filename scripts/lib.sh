@@ -128,7 +128,8 @@ keep_previous_logs() {  # dir [runs]: moves dir/*.log into dir/previous/<stamp>/
   while [ -e "$target" ]; do target="$target+"; done
   mkdir -p "$target"
   mv "$dir"/*.log "$target/"
-  ls -1d "$dir"/previous/*/ | sort | head -n "-$runs" | xargs -r -d '\n' rm -rf --
+  # without a trailing slash: "...Z+/" would sort before "...Z/" ('+' < '/'), the newer run first
+  ls -1d "$dir"/previous/* | sort | head -n "-$runs" | xargs -r -d '\n' rm -rf --
 }
 
 start_store() {  # name port -> starts secantusd-py with its data in .run/data/name

@@ -52,6 +52,8 @@ def barrage(base, field):
         ("5,000 levels", with_literal(base, field, '{"a":' * 5000 + "1" + "}" * 5000), 400, DEEP),
         ("20,000 levels", with_literal(base, field, "[" * 20000 + "]" * 20000), 400, DEEP),
         ("5,000 digits", with_literal(base, field, "1" * 5000), 400, "not JSON"),
+        # a string never closed, of escaped quotes: read once, not again from each quote
+        ("unclosed escaped quotes", with_literal(base, field, '"' + '\\"' * 28000), 400, "not JSON"),
         ("operator as value", body({"$gt": ""}), 422, field),
         ("wrong type", body(["a", 1]), 422, field),
         ("$where as key", json.dumps({**base, "$where": "1"}).encode(), 422, "$where"),
@@ -134,15 +136,15 @@ def test_a_barrage_on_every_write_route_gets_only_4xx_and_takes_no_complaint_num
 
 
 def raw_rpc(amqp_uri, routing_key, text):
-    """Send an RPC request as JSON text nameko's client cannot write (a lone surrogate
-    escaped), and return the reply."""
+    """Send an RPC request as a body nameko's client cannot write (a lone surrogate
+    escaped, nesting it cannot encode, bytes that are no UTF-8), and return the reply."""
     reply_key = uuid.uuid4().hex
     exchange = Exchange("nameko-rpc", type="topic", durable=True)
     with Connection(amqp_uri) as conn:
         replies = Queue(f"test-reply-{reply_key}", exchange=exchange, routing_key=reply_key, channel=conn,
                         auto_delete=True)
         replies.declare()
-        conn.Producer().publish(text.encode(), exchange=exchange, routing_key=routing_key, reply_to=reply_key,
+        conn.Producer().publish(text.encode() if isinstance(text, str) else text, exchange=exchange, routing_key=routing_key, reply_to=reply_key,
                                 correlation_id=reply_key, content_type="application/json", content_encoding="utf-8")
         return json.loads(wait_for(lambda: replies.get(no_ack=True)).body)
 
@@ -157,6 +159,11 @@ def test_rpc_callers_get_the_reason_and_the_service_goes_on(five_services):
     assert reply["result"] is None and reply["error"]["exc_type"] == "InvalidInput"
     assert reply["error"]["exc_args"] == [{"data": {"description": [
         "Not valid text: a lone surrogate (U+D800) at position 1."]}}]
+    # bodies kombu could not decode (it raised in the consumer thread and took the container down)
+    for body, reason in (('{"args": [' + "[" * 5000 + "]" * 5000 + '], "kwargs": {}}', DEEP),
+                         (b'{"args": ["\xff\xfe"], "kwargs": {}}', "not UTF-8")):
+        reply = raw_rpc(amqp, "intake.register_complaint", body)
+        assert reply["error"]["exc_type"] == "MalformedInput" and reason in reply["error"]["value"], reply
 
     deep = []
     for _ in range(40):

@@ -49,3 +49,12 @@ def test_two_runs_that_ended_in_the_same_second_are_both_kept(tmp_path):
         keep_previous_logs(logs, 5)
     kept = sorted((logs / "previous").iterdir())
     assert [(p / "intake.log").read_text() for p in kept] == ["run 0 in intake.log\n", "run 1 in intake.log\n"]
+
+
+def test_pruning_drops_the_oldest_run_when_two_ended_in_the_same_second(tmp_path):
+    logs = tmp_path / "logs"
+    for run, ended_at in enumerate((1_795_000_000, 1_795_000_000, 1_795_003_600)):
+        a_run(logs, ended_at, f"run {run}")
+        keep_previous_logs(logs, 2)
+    kept = sorted((logs / "previous").iterdir())
+    assert [(p / "intake.log").read_text() for p in kept] == ["run 1 in intake.log\n", "run 2 in intake.log\n"]

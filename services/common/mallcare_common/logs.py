@@ -29,7 +29,7 @@ class JsonFormatter(logging.Formatter):
                 "level": record.levelname, "logger": record.name, "message": scrub(record.getMessage())}
         line.update((key, value if key in IDENTIFIERS else scrub(value))
                     for key, value in vars(record).items() if key not in _STANDARD)
-        if record.exc_info:
+        if record.exc_info and record.exc_info[0]:   # (None, None, None): exc_info=True outside an except
             line["exception"] = record.exc_info[0].__name__
             line["traceback"] = scrub(self.formatException(record.exc_info))
         if record.stack_info:

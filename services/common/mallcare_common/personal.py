@@ -139,7 +139,10 @@ def _replace_known(value, known):
     if not isinstance(value, str):
         return value
     for text, marker in known:
-        value = value.replace(text, marker)
+        if text.isascii():   # a Latin name or handle as a word of its own: "Li", not the li of "Limited"
+            value = re.sub(rf"(?<![A-Za-z0-9]){re.escape(text)}(?![A-Za-z0-9])", marker, value)
+        else:
+            value = value.replace(text, marker)
     return value
 
 

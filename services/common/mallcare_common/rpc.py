@@ -1,25 +1,75 @@
-"""The RPC entrypoint of every mallcare method that takes a payload from its caller.
+"""The RPC entrypoint of every mallcare method: nameko's `rpc`, with the caller's message
+through the input gate (inputs.py) before any worker runs.
 
-nameko's `rpc`, with the arguments through the input gate (inputs.py) before any worker
-runs: a caller whose arguments hold text or numbers the store cannot keep gets the error
-InvalidInput, its messages naming each field by the parameter it came in
-({"data": {"customer": {"name": [...]}}}), and one nested too deep MalformedInput with
-the reason. Nothing is stored and no number is taken. It keeps nameko's RpcConsumer, so
-the service's queue stays one consumer, shared with the plain `@rpc` methods that take
-no arguments (web.PolicyAdmin's).
+- The body is parsed by `inputs.loads` (nesting bounded), not by kombu in the consumer
+  thread: there a body nested a thousand levels deep, or not UTF-8, raised and took the
+  container down. Such a caller gets MalformedInput with the reason.
+- The arguments are checked by `inputs.check`: text or numbers the store cannot keep get
+  InvalidInput, its messages naming each field by the parameter it came in
+  ({"data": {"customer": {"name": [...]}}}).
+Nothing is stored and no number is taken; each refusal is one INFO line (method, error,
+reason), without traceback. Every RPC method of a service uses this entrypoint, those
+without arguments too: the service's RPC queue has one consumer, and nameko's own would
+take some of its messages without knowing these methods.
 """
 import inspect
+import logging
+from functools import partial
 
-from nameko.rpc import Rpc
+from nameko.messaging import QueueConsumer
+from nameko.rpc import Rpc, RpcConsumer
 
 from . import inputs
+from .messaging import raw_body
+
+log = logging.getLogger(__name__)
+
+
+class _RawQueueConsumer(QueueConsumer):
+    """Hands each message over undecoded (kombu's decoding is what raised)."""
+
+    def get_consumers(self, consumer_cls, channel):
+        consumers = super().get_consumers(consumer_cls, channel)
+        for provider, consumer in self._consumers.items():
+            consumer.on_message = partial(self._parse, provider)
+            consumer.on_decode_error = partial(self._refuse, provider)   # a compression header kombu refused early
+        return consumers
+
+    def _parse(self, provider, message):
+        try:
+            body = inputs.loads(raw_body(message))
+        except inputs.MalformedInput as exc:
+            return self._refuse(provider, message, exc)
+        self.handle_message(provider, body, message)
+
+    def _refuse(self, provider, message, exc):
+        if not isinstance(exc, inputs.MalformedInput):
+            exc = inputs.MalformedInput(f"not JSON: {exc}")
+        self.container.spawn_managed_thread(partial(provider.refuse, message, exc), identifier="rpc.refuse")
+
+
+class GatedRpcConsumer(RpcConsumer):
+    queue_consumer = _RawQueueConsumer()
+
+    def refuse(self, message, exc):
+        """Answer a message refused before any method was found for it."""
+        method = message.delivery_info["routing_key"].rpartition(".")[2]
+        log.info("rpc %s refused: %s", method, exc, extra={"rpc": method, "error": type(exc).__name__})
+        self.handle_result(message, None, (type(exc), exc, None))
 
 
 class GatedRpc(Rpc):
+    rpc_consumer = GatedRpcConsumer()
+
     def handle_message(self, body, message):
         # A body that is not {"args": [...], "kwargs": {...}} is nameko's to refuse (MalformedRequest).
         if isinstance(body, dict) and isinstance(body.get("args"), list) and isinstance(body.get("kwargs"), dict):
-            inputs.check(self.named(body["args"], body["kwargs"]))
+            try:
+                inputs.check(self.named(body["args"], body["kwargs"]))
+            except (inputs.InvalidInput, inputs.MalformedInput) as exc:
+                log.info("rpc %s refused: %s", self.method_name, type(exc).__name__,
+                         extra={"rpc": self.method_name, "error": type(exc).__name__})
+                raise
         super().handle_message(body, message)
 
     def named(self, args, kwargs):

@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import time
+import traceback
 import uuid
 from datetime import date, datetime
 from functools import partial
@@ -23,7 +24,7 @@ from eventlet.event import Event
 from marshmallow import ValidationError
 from nameko.containers import WorkerContext
 from nameko.exceptions import BadRequest
-from nameko.rpc import Rpc, rpc
+from nameko.rpc import Rpc
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer as NamekoWebServer, WsgiApp
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -36,6 +37,7 @@ from .metrics import metrics_response
 from .mongo import NotFound, StoreError, ping
 from .openapi import build as build_openapi
 from .policy import InvalidPolicy
+from .rpc import rpc
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +108,8 @@ def _identify(request):
 
 
 def log_request(request, route, status, started, failure=None):
-    """The request's line: a refusal's code and reason without traceback, a 5xx's with it."""
+    """The request's line: a refusal's code and reason without traceback, a 5xx's exception
+    type and the frames where it failed, but not its message (which may quote the body)."""
     fields = {"method": request.method, "route": route, "status": status,
               "ms": round((time.monotonic() - started) * 1000, 1), "caller": request.environ.get(CALLER),
               "request_id": request_id(request)}
@@ -114,8 +117,10 @@ def log_request(request, route, status, started, failure=None):
         fields["error"] = status_of(failure)[1]
         if status < 500:
             fields["reason"] = _message(failure)
-    log.log(level_of(status), "%s %s %s", request.method, route, status, extra=fields,
-            exc_info=failure if status >= 500 else None)
+        else:
+            fields["exception"] = type(failure).__name__
+            fields["traceback"] = "".join(traceback.format_tb(failure.__traceback__))
+    log.log(level_of(status), "%s %s %s", request.method, route or "(no route)", status, extra=fields)
 
 
 class WebServer(NamekoWebServer):

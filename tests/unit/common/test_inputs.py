@@ -86,8 +86,21 @@ def test_nesting_is_bounded_at_32_levels_before_parsing():
         loads(nested(33))
     with pytest.raises(MalformedInput, match="nested deeper than 32 levels"):
         loads('{"a":' * 33 + "1" + "}" * 33)
-    # brackets inside strings are text, not nesting
+    # brackets inside strings are text, not nesting, escaped quotes included
     assert loads(json.dumps({"text": "[{" * 1000})) == {"text": "[{" * 1000}
+    assert loads(json.dumps(['"[[[', ["]"]])) == ['"[[[', ["]"]]
+    with pytest.raises(MalformedInput, match="nested deeper than 2 levels"):
+        loads(json.dumps(['"]]]', [["x"]]]), max_depth=2)
+
+
+def test_an_unclosed_string_is_read_once_not_again_from_each_quote_in_it():
+    """A string of escaped quotes never closed ran the string pattern from each quote to the
+    end: quadratic, seconds of the service's one core for a 64 KiB body. Its brackets after
+    it are still counted, and the parser says what is wrong."""
+    with pytest.raises(MalformedInput, match="not JSON: Unterminated string"):
+        loads('"' + '\\"' * 32000)
+    with pytest.raises(MalformedInput, match="nested deeper than 32 levels"):
+        loads('["x\\"", ' + "[" * 40 + '"' + '\\"' * 1000)
 
 
 def test_twenty_thousand_levels_are_refused_without_recursion():

@@ -55,6 +55,12 @@ def test_phones_e_mails_and_id_numbers_are_scrubbed_from_message_fields_and_trac
     assert parsed["traceback"].endswith("ValueError: cannot store 请回电[phone], [e-mail], 身份证[ID number]")
 
 
+def test_exc_info_without_an_exception_is_still_one_json_line():
+    """`log.exception` outside an except block gives (None, None, None): no exception to name."""
+    written = line(record("no exception here", exc_info=(None, None, None)))
+    assert written["message"] == "no exception here" and "exception" not in written
+
+
 def test_a_request_id_is_written_as_it_is_even_when_its_digits_read_as_a_phone():
     rid = "ab13912345678cd0" + "0" * 16
     assert line(record("x", request_id=rid))["request_id"] == rid

@@ -70,6 +70,9 @@ def test_masked_text_loses_phones_emails_ids_and_the_customers_own_name_but_keep
         "note": "[name]说请回电[phone]或[e-mail]，身份证[ID number]，会员[member id]，微信[contact]",
         "event_id": "a13912345678b", "owner_id": "M0042", "at": 3}
     assert mask_text(["王女士不接受"]) == ["王女士不接受"]   # no customer known: patterns only
+    # a Latin name counts as a word of its own, in English or beside Chinese, not inside another word
+    assert mask_text("Li called: Limited Edition mug broken; Li先生, ask for Li.", {"name": "Li"}) == \
+        "[name] called: Limited Edition mug broken; [name]先生, ask for [name]."
     assert mask_text(mask_text(text, customer), customer) == mask_text(text, customer)
 
 

@@ -26,10 +26,11 @@ def rpc_methods(service_class):
 
 
 @pytest.mark.parametrize("service_class", SERVICES, ids=lambda cls: cls.name)
-def test_every_rpc_method_with_arguments_is_gated(service_class):
+def test_every_rpc_method_is_gated(service_class):
+    """Those without arguments too: the service's RPC queue has one consumer, the gated one
+    (nameko's own beside it would take some of the queue's messages and not know the methods)."""
     methods = list(rpc_methods(service_class))
-    with_arguments = [(name, entrypoint) for name, method, entrypoint in methods
-                      if len(inspect.signature(method).parameters) > 1]
-    assert with_arguments, f"{service_class.name} has no RPC method with arguments"
-    ungated = [name for name, entrypoint in with_arguments if not isinstance(entrypoint, GatedRpc)]
+    with_arguments = [name for name, method, entrypoint in methods if len(inspect.signature(method).parameters) > 1]
+    assert with_arguments and len(with_arguments) < len(methods), f"{service_class.name}: {methods}"
+    ungated = [name for name, method, entrypoint in methods if not isinstance(entrypoint, GatedRpc)]
     assert not ungated, f"{service_class.name}: use mallcare_common.rpc.rpc for {ungated}"
