@@ -43,6 +43,24 @@ class ClientErrorTracebacks(logging.Handler):
         super().__init__()
         self.found = []
 
+    def read(self, log_path):
+        """The same in the JSON lines of a service run as its own process (start_service): a
+        request line of a 4xx with a traceback, or nameko's line of an HTTP or RPC worker
+        whose client error kept its traceback (event handlers, named handle_*, aside)."""
+        from mallcare_common.web import _MAPPED
+
+        client_errors = {kind.__name__ for kind, status, _ in _MAPPED if status < 500} | {"InvalidInput"}
+        for text in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                line = json.loads(text)
+            except ValueError:
+                continue
+            if not isinstance(line, dict) or "traceback" not in line:
+                continue
+            if line.get("status", 500) < 500 or (line.get("logger") == "nameko.containers" and line.get(
+                    "exception") in client_errors and "handle_" not in line.get("message", "")):
+                self.found.append(f"{log_path.name}: {line.get('level')} {line.get('message', '')[:300]}")
+
     def emit(self, record):
         from nameko.containers import WorkerContext
         from nameko.rpc import Rpc
@@ -55,6 +73,9 @@ class ClientErrorTracebacks(logging.Handler):
         if isinstance(worker, WorkerContext) and not isinstance(worker.entrypoint, (HttpEntrypoint, Rpc)):
             return
         self.found.append(f"{record.levelname} {record.name}: {record.getMessage()[:300]}")
+
+
+WATCH = ClientErrorTracebacks()   # in-process records as they are logged; processes' logs when stopped
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -70,10 +91,10 @@ def service_logging():
                  for name, settings in config.get("loggers", {}).items() for filter_name in settings.get("filters", [])]
     for logger, log_filter in installed:
         logger.addFilter(log_filter)
-    watch = ClientErrorTracebacks()
-    logging.getLogger().addHandler(watch)
+    logging.getLogger().addHandler(WATCH)
     yield
-    logging.getLogger().removeHandler(watch)
+    logging.getLogger().removeHandler(WATCH)
+    watch = WATCH
     for logger, log_filter in installed:
         logger.removeFilter(log_filter)
     if watch.found:
@@ -230,11 +251,15 @@ def start_service(name, port, run, log_dir, *, amqp_uri, mongo_uri, secrets_file
            "MALLCARE_SECRETS_FILE": secrets_file, f"{name.upper()}_WEB_ADDRESS": f"127.0.0.1:{port}",
            f"{name.upper()}_MONGO_DATABASE": f"t{run}_{name}", **env}
     log = open(log_dir / f"{name}.log", "w")
-    return subprocess.Popen([NAMEKO, "run", "--config", f"services/{name}/config.yml", f"{name}.service"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([NAMEKO, "run", "--config", f"services/{name}/config.yml", f"{name}.service"],
+                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process.log_path = log_dir / f"{name}.log"
+    return process
 
 
 def stop_services(processes):
+    """Stop them (SIGTERM, then a kill after 20 s), and read their logs for tracebacks of
+    client errors (the session's watch fails the run on any)."""
     for process in processes:
         process.terminate()
     for process in processes:
@@ -242,6 +267,8 @@ def stop_services(processes):
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+        if getattr(process, "log_path", None) is not None:
+            WATCH.read(process.log_path)
 
 
 # A desk refund of a complaint's price: the quickest way to a resolved case and its revisit.

@@ -114,3 +114,24 @@ def test_an_unexpected_error_is_a_500_naming_the_request_id_and_nothing_of_the_e
     assert json.loads(response.get_data()) == {
         "error": "INTERNAL_ERROR", "message": "unexpected error; the service log has it under this request_id",
         "request_id": "r" * 32}
+
+
+def test_the_runs_watch_finds_a_client_errors_traceback_in_a_service_processs_log(tmp_path):
+    """The session's watch (tests/conftest.py) reads the logs of services run as processes:
+    a 4xx request line or an RPC worker's client error with a traceback is found; a 5xx's,
+    an event handler's and ordinary lines are not."""
+    from tests.conftest import ClientErrorTracebacks
+
+    lines = [{"logger": "mallcare_common.web", "message": "POST /complaints 422", "status": 422, "traceback": "..."},
+             {"logger": "nameko.containers", "message": "error handling worker <WorkerContext [intake.get_complaint]>",
+              "exception": "NotFound", "traceback": "..."},
+             {"logger": "mallcare_common.web", "message": "POST /notes 500", "status": 500, "traceback": "..."},
+             {"logger": "nameko.containers", "message": "error handling worker <WorkerContext "
+              "[triage.handle_complaint_registered]>", "exception": "ValidationError", "traceback": "..."},
+             {"logger": "mallcare_common.web", "message": "GET /health 200", "status": 200}]
+    log_path = tmp_path / "intake.log"
+    log_path.write_text("\n".join(json.dumps(line) for line in lines) + "\nnot JSON at all\n", encoding="utf-8")
+    watch = ClientErrorTracebacks()
+    watch.read(log_path)
+    assert watch.found == ["intake.log: None POST /complaints 422",
+                           "intake.log: None error handling worker <WorkerContext [intake.get_complaint]>"]
