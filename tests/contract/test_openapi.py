@@ -13,7 +13,7 @@ from feedback.service import FeedbackService
 from intake.service import IntakeService
 from mallcare_common.auth import load_access
 from mallcare_common.openapi import openapi_path, served_routes
-from resolution import service as resolution_service
+from resolution.domain import actions as case_actions, incidents
 from resolution.service import ResolutionService
 from scripts.openapi import ROOT, SERVICES, documents, rendered
 from tests.conftest import POLICY_DIR
@@ -48,8 +48,8 @@ def test_every_served_route_is_declared_and_every_declared_one_is_served(name):
 
 
 def test_each_case_and_incident_action_is_its_own_operation_with_the_body_it_takes():
-    for rule, table in (("/cases/<string:complaint_no>/", resolution_service.ACTIONS),
-                        ("/incidents/<string:number>/", resolution_service.INCIDENT_ACTIONS)):
+    for rule, table in (("/cases/<string:complaint_no>/", case_actions.ACTIONS),
+                        ("/incidents/<string:number>/", incidents.ACTIONS)):
         ops = {op.path[len(rule):]: op.body for op in declared("resolution")
                if op.route == rule + "<string:action>"}
         assert {action: body for action, (body, _) in table.items()} == ops

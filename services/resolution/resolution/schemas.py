@@ -434,7 +434,7 @@ class IncidentList(Schema):
 # Every HTTP route resolution serves, for its OpenAPI document (mallcare_common.openapi). One
 # entrypoint serves every case action (and one every incident action); each action is its own
 # operation here because each takes its own body. tests/contract/test_openapi.py checks these
-# against service.ACTIONS and INCIDENT_ACTIONS.
+# against the ACTIONS tables of domain/actions.py and domain/incidents.py.
 _CASE_ACTION = "/cases/<string:complaint_no>/<string:action>"
 _INCIDENT_ACTION = "/incidents/<string:number>/<string:action>"
 

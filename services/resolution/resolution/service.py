@@ -5,9 +5,11 @@ A case opens on complaint_triaged and follows triage's reassignments and
 corrections; feedback's answers close or reopen it. Handlers act over HTTP
 (`POST /cases/<number>/<action>`) or RPC (`act(number, action, data)`), signed in
 with their staff token: who acts, their role and their malls come from it. The
-ACTIONS table lists the actions. Each action is checked against the case's state, the actor's role and mall,
-the law and the caps, then written with its timeline entries and events in one
-document update, and the events leave through the outbox.
+ACTIONS tables of domain.actions and domain.incidents list the actions. Each action is
+checked against the case's state, the actor's role and mall, the law and the caps (the
+domain decides; its refusals are answered here as 409 and 403), then written with its
+timeline entries and events in one document update, and the events leave through the
+outbox.
 
 Every read shows the texts of cases and incidents masked (phones, e-mails, ID and member
 numbers; an incident's customer by name too: personal.MaskedOut), and an incident's
@@ -26,25 +28,26 @@ from nameko.timer import timer
 from prometheus_client import Counter
 
 from mallcare_common import audit, messaging, retention, web
-from mallcare_common.auth import Access, AccessError
+from mallcare_common.auth import Access, AccessError, Forbidden
 from mallcare_common.calendar import Clock
 from mallcare_common.contracts import (COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED, COMPLAINT_TRIAGED,
                                        CUSTOMER_DISSATISFIED, CUSTOMER_SATISFIED, InvalidEvent, read_event)
 from mallcare_common.contracts.analytics import SLA_AT_RISK, SLA_BREACHED
 from mallcare_common.contracts.feedback import REVISIT_DONE
-from mallcare_common.messaging import INSTANCE, event_handler, outbox_dispatcher, publish_pending
+from mallcare_common.messaging import INSTANCE, event_handler, new_outbox, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import Lease, next_sequence
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.rpc import rpc
 from mallcare_common.web import Conflict, Gone, NotFound, http, json_response, read_json, signed
 
-from . import incidents, rules
+from .domain import actions, incidents
+from .domain.errors import NoAuthority, StateConflict
+from .domain.opening import new_case
+from .domain.step import Actor, Step
 from .policy import load_policy
 from .retention import anonymise as anonymise_cases
-from .schemas import (HTTP_API, CaseOut, CaseQuery, CommunicationIn, Contact, EscalationIn, FindingIn, HandlingIn,
-                      IncidentIn, IncidentOut, IncidentQuery, NoteIn, ObjectionIn, PromiseIn, ProposalIn, ProposalRef,
-                      ReasonIn, RectificationDoneIn, RectificationIn, RectificationOut, RectificationQuery,
-                      ReplyIn, ReviewMeetingIn, SpotResolutionIn, SummaryIn, TaskDoneIn, VerificationIn)
+from .schemas import (HTTP_API, CaseOut, CaseQuery, Contact, IncidentIn, IncidentOut, IncidentQuery, ProposalIn,
+                      RectificationOut, RectificationQuery)
 from .storage import Cases
 
 log = logging.getLogger(__name__)
@@ -53,31 +56,6 @@ CLIENT_ERRORS = (ValidationError, NotFound, Conflict, Gone, AccessError)
 ACTIONS_TOTAL = Counter("mallcare_resolution_actions_total", "Actions on cases and incidents, by outcome.",
                         ["action", "outcome"])
 
-# action -> (what it accepts, the rule that carries it out)
-ACTIONS = {
-    "findings": (FindingIn, rules.note_finding),                    # R3.1
-    "expected-resolution": (PromiseIn, rules.promise_time),         # R3.2
-    "notes": (NoteIn, rules.add_note),                              # R3.10
-    "review-meeting": (ReviewMeetingIn, rules.decide_review_meeting),  # R2.4
-    "proposals": (ProposalIn, rules.propose),                       # R3.3, R3.4
-    "approval": (ProposalRef, rules.approve),                       # R3.5
-    "reply": (ReplyIn, rules.reply),                                # R3.3, R3.6
-    "acceptance": (ProposalRef, rules.accept),                      # R3.7
-    "objection": (ObjectionIn, rules.object_),                      # R3.6
-    "escalation": (EscalationIn, rules.escalate),
-    "spot-resolution": (SpotResolutionIn, rules.spot_resolve),      # R3.2
-    "task-done": (TaskDoneIn, rules.complete_task),                 # R3.7
-    "resolution": (SummaryIn, rules.resolve),
-    "closure": (ReasonIn, rules.close),                             # R4.2
-    "reopening": (ReasonIn, rules.reopen),                          # R4.2
-    "rectifications": (RectificationIn, rules.add_rectification),   # R3.8
-    "rectification-done": (RectificationDoneIn, rules.complete_rectification),
-}
-INCIDENT_ACTIONS = {                                                # R3.9
-    "verification": (VerificationIn, incidents.verify),
-    "handling": (HandlingIn, incidents.handle),
-    "communication": (CommunicationIn, incidents.communicate),
-}
 ATTEMPTS = 5   # compare-and-set retries when two actions hit one case at once
 NOT_OPEN_PAUSE = 2   # seconds before an event for a case not opened yet goes back to its queue
 # Breaches of these deadlines move the case up a level; the others (execution tasks,
@@ -88,6 +66,17 @@ CLOSING_INTERVAL = 60   # seconds between looks for unreachable customers' cases
 
 class CaseNotOpenYet(Exception):
     """A triage or feedback event for a case this service has not opened yet: retried."""
+
+
+def decide(rule, step, request, policy):
+    """Apply a domain rule to a step; its refusals leave as the client errors HTTP and RPC
+    answer (409 Conflict, 403 Forbidden), with the domain's message."""
+    try:
+        rule(step, request, policy)
+    except StateConflict as exc:
+        raise Conflict(str(exc)) from exc
+    except NoAuthority as exc:
+        raise Forbidden(str(exc)) from exc
 
 
 class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay, audit.AuditReads,
@@ -111,19 +100,20 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
         if event["mall_id"] not in self.policy.current.malls:
             raise InvalidEvent(f"unknown mall {event['mall_id']} in {event['event_id']}")
         now = self.clock()
-        case = rules.new_case(event, self.policy.current, now)
+        case, opened = new_case(event, self.policy.current, now)
+        case.update(new_outbox(opened, now))
         if self.store.insert_new(self.store.cases, case):
             publish_pending(self.store.cases, self.dispatch, self.name, now, [case])
 
     @event_handler(COMPLAINT_REASSIGNED.source, COMPLAINT_REASSIGNED.name)
     def handle_complaint_reassigned(self, body):
         event = read_event(body, COMPLAINT_REASSIGNED)
-        self._on_event(COMPLAINT_REASSIGNED, event, rules.triage_changed, event)
+        self._on_event(COMPLAINT_REASSIGNED, event, actions.triage_changed, event)
 
     @event_handler(COMPLAINT_CORRECTED.source, COMPLAINT_CORRECTED.name)
     def handle_complaint_corrected(self, body):
         event = read_event(body, COMPLAINT_CORRECTED)
-        self._on_event(COMPLAINT_CORRECTED, event, rules.triage_changed, event)
+        self._on_event(COMPLAINT_CORRECTED, event, actions.triage_changed, event)
 
     @event_handler(SLA_BREACHED.source, SLA_BREACHED.name)
     def handle_sla_breached(self, body):
@@ -133,7 +123,7 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
         if clock["clock"] not in ESCALATING_CLOCKS:
             return
         note = f"{clock['clock']} deadline {clock['due_at'].isoformat()} passed ({clock['owner'] or 'no owner'})"
-        self._on_event(SLA_BREACHED, event, rules.escalate, {"reason": "breach", "note": note})
+        self._on_event(SLA_BREACHED, event, actions.escalate, {"reason": "breach", "note": note})
 
     @event_handler(SLA_AT_RISK.source, SLA_AT_RISK.name)
     def handle_sla_at_risk(self, body):
@@ -142,7 +132,7 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
         clock = event["payload"]
         if clock["clock"] not in ESCALATING_CLOCKS:
             return
-        self._on_event(SLA_AT_RISK, event, rules.note_at_risk,
+        self._on_event(SLA_AT_RISK, event, actions.note_at_risk,
                        {k: clock[k] for k in ("clock", "due_at", "owner", "at_risk_at")})
 
     @event_handler(CUSTOMER_DISSATISFIED.source, CUSTOMER_DISSATISFIED.name)
@@ -151,13 +141,13 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
         event = read_event(body, CUSTOMER_DISSATISFIED)
         answer = event["payload"]
         reason = f"customer dissatisfied (score {answer['score']}): {', '.join(answer['reasons']) or 'no reason given'}"
-        self._on_event(CUSTOMER_DISSATISFIED, event, rules.reopen, {"reason": reason})
+        self._on_event(CUSTOMER_DISSATISFIED, event, actions.reopen, {"reason": reason})
 
     @event_handler(CUSTOMER_SATISFIED.source, CUSTOMER_SATISFIED.name)
     def handle_customer_satisfied(self, body):
         event = read_event(body, CUSTOMER_SATISFIED)
         reason = f"customer satisfied (score {event['payload']['score']})"
-        self._on_event(CUSTOMER_SATISFIED, event, rules.close, {"reason": reason})
+        self._on_event(CUSTOMER_SATISFIED, event, actions.close, {"reason": reason})
 
     @event_handler(REVISIT_DONE.source, REVISIT_DONE.name)
     def handle_revisit_done(self, body):
@@ -165,7 +155,7 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
         after the policy's waiting time; an answered one is handled by the answer's event."""
         event = read_event(body, REVISIT_DONE)
         if event["payload"]["outcome"] == "unreachable":
-            self._on_event(REVISIT_DONE, event, rules.note_unreachable, event["payload"])
+            self._on_event(REVISIT_DONE, event, actions.note_unreachable, event["payload"])
 
     @timer(interval=CLOSING_INTERVAL)
     def close_unreachable(self):
@@ -178,8 +168,8 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
             at = self.clock()
             if not lease.held(at):
                 return
-            step = rules.Step(case, rules.Actor(self.name, "service"), at)
-            rules.close_without_answer(step, {}, policy)
+            step = Step(case, Actor(self.name, "service"), at)
+            actions.close_without_answer(step, {}, policy)
             updated = self.store.apply(self.store.cases, case, step)
             if updated is not None:
                 publish_pending(self.store.cases, self.dispatch, self.name, at, [updated])
@@ -249,18 +239,18 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
 
     def _act_on_case(self, caller, complaint_no, action, data):
         """One handler action on a case (see ACTIONS); returns the case as it is now."""
-        if action not in ACTIONS:
-            raise NotFound(f"no action {action}; actions: {', '.join(ACTIONS)}")
-        schema, rule = ACTIONS[action]
+        if action not in actions.ACTIONS:
+            raise NotFound(f"no action {action}; actions: {', '.join(actions.ACTIONS)}")
+        schema, rule = actions.ACTIONS[action]
         return CaseOut().dump(self._act(caller, self.store.cases, complaint_no, action,
-                                        schema().load(signed(data, caller)), rule, rules.Step))
+                                        schema().load(signed(data, caller)), rule, Step))
 
     def _check_proposal(self, caller, complaint_no, data):
         """What a draft proposal would meet before it is made: the law, the caps, who must approve."""
         request = ProposalIn().load(signed(data, caller))
         case = self.store.get(self.store.cases, complaint_no, "case")
         actor = self._actor(caller, case["mall_id"], "case.act")
-        return web.jsonable(rules.check_proposal(case, request, actor, self.policy.current))
+        return web.jsonable(actions.check_proposal(case, request, actor, self.policy.current))
 
     def _rectifications(self, caller, query):
         """R3.8: rectification tasks of the caller's mall (or the one named), open (default) or
@@ -341,9 +331,9 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
                 "audit_id": record["_id"]}
 
     def _act_on_incident(self, caller, number, action, data):
-        if action not in INCIDENT_ACTIONS:
-            raise NotFound(f"no action {action}; actions: {', '.join(INCIDENT_ACTIONS)}")
-        schema, rule = INCIDENT_ACTIONS[action]
+        if action not in incidents.ACTIONS:
+            raise NotFound(f"no action {action}; actions: {', '.join(incidents.ACTIONS)}")
+        schema, rule = incidents.ACTIONS[action]
         return IncidentOut().dump(self._act(caller, self.store.incidents, number, f"incident-{action}",
                                             schema().load(signed(data, caller)), rule, incidents.IncidentStep,
                                             permission="incident.act"))
@@ -359,7 +349,9 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
         mall = policy.malls.get(request["mall_id"])
         day = mall.calendar.local(now).date()
         number = incidents.incident_number(mall.code, day, next_sequence(self.store.db, f"{mall.code}-AE-{day}"))
-        doc = incidents.new_incident(number, request, actor, policy, now)   # refuses bad input before any claim
+        # refuses bad input before any claim
+        doc, reported = incidents.new_incident(number, request, actor, policy, now)
+        doc.update(new_outbox(reported, now))
         if request.get("request_id"):
             earlier = self._earlier_report(request["request_id"], number)
             if earlier is not None:
@@ -374,7 +366,7 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
         """Who acts, as their token says: refused unless their role may and the mall is theirs."""
         caller.require(permission, mall_id)
         staff = self.policy.current.staff(caller.user)
-        return rules.Actor(caller.user, caller.role, staff.name if staff else caller.user)
+        return Actor(caller.user, caller.role, staff.name if staff else caller.user)
 
     def _earlier_report(self, request_id, number):
         """The incident an earlier report with this request id made (a moment behind, if
@@ -403,7 +395,7 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
             actor = self._actor(caller, doc["mall_id"], permission)
             step = step_class(doc, actor, self.clock())
             try:
-                rule(step, request, self.policy.current)
+                decide(rule, step, request, self.policy.current)
             except CLIENT_ERRORS:
                 ACTIONS_TOTAL.labels(action, "refused").inc()
                 raise
@@ -417,7 +409,7 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
     def _on_event(self, event_type, event, rule, request):
         """Apply another service's event to its case once (the event id is the request id).
         An event the case's state does not allow is recorded on the timeline, not retried."""
-        policy, actor = self.policy.current, rules.Actor(event_type.source, "service")
+        policy, actor = self.policy.current, Actor(event_type.source, "service")
         for _ in range(ATTEMPTS):
             case = self.store.cases.find_one({"_id": event["complaint_no"]}, {"outbox": 0})
             if case is None:
@@ -427,12 +419,12 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
                 raise CaseNotOpenYet(f"{event['event_type']} {event['event_id']} for {event['complaint_no']}")
             if event["event_id"] in case["request_ids"]:
                 return
-            step = rules.Step(case, actor, self.clock())
+            step = Step(case, actor, self.clock())
             try:
                 rule(step, request, policy)
-            except Conflict as exc:
+            except StateConflict as exc:
                 log.warning("%s %s not applied to %s: %s", event["event_type"], event["event_id"], case["_id"], exc)
-                step = rules.Step(case, actor, step.now)
+                step = Step(case, actor, step.now)
                 step.log("event_not_applied", event_type=event["event_type"], event_id=event["event_id"],
                          reason=str(exc))
             updated = self.store.apply(self.store.cases, case, step, event["event_id"])

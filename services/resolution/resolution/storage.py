@@ -14,7 +14,7 @@ from mallcare_common import audit
 from mallcare_common.messaging import push_to_outbox
 from mallcare_common.mongo import MongoDatabase, Store
 
-from .rules import ACTIVE
+from .domain.states import ACTIVE
 
 
 class CaseStore(Store):

@@ -174,14 +174,13 @@ def test_objection_points_are_scrubbed(case, kept):
 def test_a_case_as_resolution_really_dumps_it_makes_an_entry():
     """The real get_case shape: a case driven through resolution's own rules, dumped by CaseOut."""
     from mallcare_common.policy import load_policy_dir
-    from resolution import rules as case_rules
     from resolution.policy import load_policy
     from resolution.schemas import CaseOut
     from tests.conftest import POLICY_DIR
     from tests.unit.resolution.conftest import MONDAY_15, CaseDriver, triaged_event
 
     policy = load_policy_dir(POLICY_DIR, "resolution.yml", load_policy)
-    driver = CaseDriver(policy, case_rules.new_case(triaged_event(now=MONDAY_15), policy, MONDAY_15), MONDAY_15)
+    driver = CaseDriver.open(policy, triaged_event(now=MONDAY_15), MONDAY_15)
     driver.act("findings", source="cctv", summary="顾客 13812345678 的草莓发霉")
     driver.later(minutes=5).propose()
     driver.reply()

@@ -1,5 +1,5 @@
 """Shared by resolution's unit tests: the shipped policy, and a case opened from a
-complaint_triaged event and driven through the service's ACTIONS table (request
+complaint_triaged event and driven through the domain's ACTIONS table (request
 schema, then the rule) without a store or a broker, at a fixed `now` the test moves."""
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -7,10 +7,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mallcare_common.contracts import COMPLAINT_TRIAGED, build_event, read_event
+from mallcare_common.messaging import new_outbox
 from mallcare_common.policy import load_policy_dir
-from resolution import rules
+from resolution.domain.actions import ACTIONS
+from resolution.domain.opening import new_case
+from resolution.domain.step import Actor, Step
 from resolution.policy import load_policy
-from resolution.service import ACTIONS
 from tests.conftest import POLICY_DIR
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -58,22 +60,29 @@ class CaseDriver:
         self.events = [entry["event"] for entry in case["outbox"]]
         self.steps = []
 
+    @classmethod
+    def open(cls, policy, triaged, now):
+        """The case resolution opens for a complaint_triaged event, as the service inserts it (with
+        its case_opened event in the outbox)."""
+        case, opened = new_case(triaged, policy, now)
+        return cls(policy, {**case, **new_outbox(opened, now)}, now)
+
     def actor(self, by):
         if by in SERVICES:
-            return rules.Actor(by, "service")
+            return Actor(by, "service")
         staff = self.policy.staff(by)
         assert staff is not None and self.case["mall_id"] in staff.malls, f"{by} does not work at this mall"
-        return rules.Actor(staff.id, staff.role, staff.name)
+        return Actor(staff.id, staff.role, staff.name)
 
     def act(self, action, by="E3501", at=None, **data):
-        """Apply one action (a key of the service's ACTIONS); raises what the rule raises,
+        """Apply one action (a key of the domain's ACTIONS); raises what the rule raises,
         leaving the case as it was."""
         if at is not None:
             assert at >= self.now, "time only moves forward"
             self.now = at
         schema, rule = ACTIONS[action]
         request = schema().load({**data, "by": by})
-        step = rules.Step(self.case, self.actor(by), self.now)
+        step = Step(self.case, self.actor(by), self.now)
         rule(step, request, self.policy)
         self.case = {**self.case, **step.changes, "timeline": [*self.case["timeline"], *step.entries]}
         self.events.extend(step.events)
@@ -126,8 +135,7 @@ class CaseDriver:
 def open_case(policy):
     """open_case(**triaged fields) -> a CaseDriver on a new case (state open)."""
     def make(now=MONDAY_15, **triaged):
-        case = rules.new_case(triaged_event(now=now, **triaged), policy, now)
-        return CaseDriver(policy, case, now)
+        return CaseDriver.open(policy, triaged_event(now=now, **triaged), now)
     return make
 
 

@@ -5,8 +5,8 @@ one level up; per-mall limits; who may close, reopen and decide a review meeting
 import pytest
 from marshmallow import ValidationError
 
-from mallcare_common.web import Conflict, Forbidden
-from resolution import rules
+from resolution.domain import authority
+from resolution.domain.errors import NoAuthority, StateConflict
 
 FOOD_SAFETY = {"legal_basis": "food_safety", "price": "39.90"}
 STATUTORY = [("refund", "39.90"), ("cash_compensation", "1000")]       # 1039.90
@@ -27,7 +27,7 @@ def test_above_the_limit_a_supervisor_must_approve(proposed_case):
     assert case.proposal["status"] == "awaiting_approval" and case.proposal["approvals"] == []
     assert case.proposal["approver_role"] == "supervisor"
     assert "proposal_approved" not in case.event_types()
-    with pytest.raises(Forbidden) as error:
+    with pytest.raises(NoAuthority) as error:
         case.act("approval", by="E3002", proposal_no=1)
     assert str(error.value) == "E3002 (handler) may not approve: the total 1039.90 is above the handler's limit 200.00"
     assert case.proposal["status"] == "awaiting_approval"
@@ -53,7 +53,7 @@ def test_a_high_risk_case_needs_the_operations_director_or_legal_even_for_a_smal
         assert case.proposal["status"] == "awaiting_approval"
         assert case.proposal["approver_role"] == "operations_director"
     for approver in ("E3011", "E3091", "R7001"):
-        with pytest.raises(Forbidden, match="only legal or operations_director may approve this case"):
+        with pytest.raises(NoAuthority, match="only legal or operations_director may approve this case"):
             case.act("approval", by=approver, proposal_no=1)
     case.act("approval", by="L9001", proposal_no=1)
     assert case.proposal["status"] == "approved"
@@ -67,7 +67,7 @@ def test_after_an_objection_the_case_works_at_supervisor_level(proposed_case):
     case.propose([("refund", "10")], by="E3501")           # well within the handler's limit
     assert case.proposal["status"] == "awaiting_approval"
     assert case.proposal["approver_role"] == "supervisor"
-    with pytest.raises(Forbidden, match="the case is escalated above the handler's level"):
+    with pytest.raises(NoAuthority, match="the case is escalated above the handler's level"):
         case.act("approval", by="E3002", proposal_no=2)
     case.act("approval", by="E3011", proposal_no=2)
     assert case.proposal["status"] == "approved"
@@ -93,13 +93,13 @@ def test_a_manual_escalation_raises_the_level_without_changing_the_state(open_ca
 def test_next_level_walks_the_ladder_and_stays_at_the_top(policy):
     walk, level = [], "handler"
     for _ in range(5):
-        level = rules.next_level(level, "sh-xujiahui", policy)
+        level = authority.next_level(level, "sh-xujiahui", policy)
         walk.append(level)
     assert walk == ["supervisor", "store_manager", "operations_director", "operations_director",
                     "operations_director"]
-    assert rules.next_level("desk_staff", "sh-xujiahui", policy) == "supervisor"
-    assert rules.next_level("regional_manager", "sh-xujiahui", policy) == "operations_director"
-    assert rules.next_level("legal", "sh-xujiahui", policy) == "legal"
+    assert authority.next_level("desk_staff", "sh-xujiahui", policy) == "supervisor"
+    assert authority.next_level("regional_manager", "sh-xujiahui", policy) == "operations_director"
+    assert authority.next_level("legal", "sh-xujiahui", policy) == "legal"
 
 
 def test_escalation_by_hand_climbs_to_the_top_and_stays(open_case):
@@ -125,8 +125,8 @@ def test_the_handler_limit_is_100_at_gz_tianhe_and_200_at_sh_xujiahui(proposed_c
 
 def test_the_lowest_approver_by_amount(policy):
     def lowest(total_fen, risk="low", override=False, level="handler"):
-        return rules.lowest_approver(rules.approval_needs(total_fen, risk, override, level, "sh-xujiahui", policy),
-                                     "sh-xujiahui", policy)
+        needs = authority.approval_needs(total_fen, risk, override, level, "sh-xujiahui", policy)
+        return authority.lowest_approver(needs, "sh-xujiahui", policy)
     assert lowest(10000) == "desk_staff"
     assert lowest(20000) == "handler"
     assert lowest(200000) == "supervisor"
@@ -140,19 +140,19 @@ def test_the_lowest_approver_by_amount(policy):
 
 
 def test_refusals_give_every_reason(policy):
-    needs = rules.approval_needs(300000, "high", False, "supervisor", "sh-xujiahui", policy)
-    assert rules.refusals("handler", needs, "sh-xujiahui", policy) == [
+    needs = authority.approval_needs(300000, "high", False, "supervisor", "sh-xujiahui", policy)
+    assert authority.refusals("handler", needs, "sh-xujiahui", policy) == [
         "the total 3000.00 is above the handler's limit 200.00",
         "the case is escalated above the handler's level",
         "only legal or operations_director may approve this case"]
-    assert rules.refusals("operations_director", needs, "sh-xujiahui", policy) == []
+    assert authority.refusals("operations_director", needs, "sh-xujiahui", policy) == []
 
 
 def test_spot_resolution_is_within_the_persons_own_limit(open_case):
     spot = dict(decision="upheld", reasons=["r"], summary="voucher at the desk",
                 remedies=[{"type": "voucher", "amount": "150"}])
     case = open_case(category="service.bad_attitude")
-    with pytest.raises(Forbidden, match=r"D3001 \(desk_staff\) may not settle this on the spot: the total 150.00"):
+    with pytest.raises(NoAuthority, match=r"D3001 \(desk_staff\) may not settle this on the spot: the total 150.00"):
         case.act("spot-resolution", by="D3001", **spot)
     assert case.state == "open"
     case.act("spot-resolution", by="E3501", **spot)
@@ -169,10 +169,10 @@ def resolved_case(proposed_case):
 
 
 def test_a_handler_may_not_close_or_reopen(resolved_case):
-    with pytest.raises(Forbidden, match="a handler may not close a case"):
+    with pytest.raises(NoAuthority, match="a handler may not close a case"):
         resolved_case.act("closure", by="E3501", reason="done")
     assert resolved_case.state == "resolved"
-    with pytest.raises(Forbidden, match="a handler may not reopen a case"):
+    with pytest.raises(NoAuthority, match="a handler may not reopen a case"):
         resolved_case.act("reopening", by="E3501", reason="again")
     assert resolved_case.state == "resolved" and resolved_case.case["round"] == 1
 
@@ -198,7 +198,7 @@ def test_only_the_operations_director_decides_a_review_meeting(open_case):
                      department="operations_director")
     assert case.case["review_meeting"]["convenor_id"] == "E3901"
     for by in ("E3501", "E3011", "E3091", "L9001"):
-        with pytest.raises(Forbidden, match="may not decide a review meeting"):
+        with pytest.raises(NoAuthority, match="may not decide a review meeting"):
             case.act("review-meeting", by=by, responsible_department="finance", decision="finance",
                      attendees=["E3901"])
     assert case.case["review_meeting"]["decided_at"] is None
@@ -215,7 +215,7 @@ def test_approval_needs_are_worked_out_again_when_the_case_was_regraded_meanwhil
     case = proposed_case(remedies=(("refund", "39.90"), ("voucher", "250")))
     assert case.proposal["status"] == "awaiting_approval" and case.proposal["approver_role"] == "supervisor"
     case.case = {**case.case, "risk_level": "high"}   # what a complaint_corrected event does
-    with pytest.raises(Forbidden, match="only legal or operations_director may approve"):
+    with pytest.raises(NoAuthority, match="only legal or operations_director may approve"):
         case.act("approval", by="E3011", proposal_no=1)
     case.act("approval", by="E3901", proposal_no=1)
     assert case.proposal["status"] == "approved" and case.proposal["approver_role"] == "operations_director"
@@ -225,9 +225,9 @@ def test_feedback_cannot_close_a_case_that_is_not_resolved(proposed_case):
     case = proposed_case()
     case.reply(), case.accept(), case.carry_out(), case.resolve()
     case.act("reopening", by="feedback", reason="customer dissatisfied (score 2)")
-    with pytest.raises(Conflict, match="closed only after it is resolved"):
+    with pytest.raises(StateConflict, match="closed only after it is resolved"):
         case.act("closure", by="feedback", reason="customer satisfied (score 5)")
-    with pytest.raises(Forbidden):
+    with pytest.raises(NoAuthority):
         case.act("closure", by="E3501", reason="a handler may not close")
 
 

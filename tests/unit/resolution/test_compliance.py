@@ -10,8 +10,9 @@ import pytest
 from marshmallow import ValidationError
 
 from mallcare_common.contracts import COMPLAINT_CORRECTED, build_event, read_event
-from mallcare_common.web import Forbidden
-from resolution import rules
+from resolution.domain import actions, compliance
+from resolution.domain.errors import NoAuthority
+from resolution.domain.step import Actor, Step
 
 
 def remedies(*lines):
@@ -21,7 +22,7 @@ def remedies(*lines):
 @pytest.fixture
 def check(policy):
     def run(lines, legal_basis=None, price=None, demanded=None, mall_id="sh-xujiahui", demand=None):
-        return rules.check_remedies(remedies(*lines), legal_basis, price, demanded, policy.rules["statutory"],
+        return compliance.check_remedies(remedies(*lines), legal_basis, price, demanded, policy.rules["statutory"],
                                     policy.section(mall_id, "caps"), demand=demand)
     return run
 
@@ -199,7 +200,7 @@ def test_an_override_needs_a_reason_and_an_operations_director_or_legal(proposed
     assert proposal["needs"]["roles"] == ["legal", "operations_director"]
     assert proposal["approver_role"] == "operations_director"
     for by in ("E3011", "E3091"):        # within their limits, but not allowed to override
-        with pytest.raises(Forbidden, match="only legal or operations_director may approve"):
+        with pytest.raises(NoAuthority, match="only legal or operations_director may approve"):
             case.act("approval", by=by, proposal_no=1)
     step = case.act("approval", by="E3901", proposal_no=1)
     assert case.proposal["status"] == "approved"
@@ -287,7 +288,7 @@ def test_check_proposal_tells_the_handler_in_yuan_before_proposing(open_case, po
     case = open_case()
     request = {"remedies": remedies(("refund", 3990), ("cash_compensation", 100000)), "legal_basis": "food_safety",
                "price_fen": 3990, "demanded_fen": 500000}
-    got = rules.check_proposal(case.case, request, rules.Actor("E3501", "handler"), policy)
+    got = actions.check_proposal(case.case, request, Actor("E3501", "handler"), policy)
     assert got["total"] == "1039.90" and got["statutory_total"] == "1039.90"
     assert got["statutory_compensation"] == "1000.00" and got["demand_above_statutory"] is True
     assert got["approver_role"] == "supervisor" and got["you_may_approve"] is False
@@ -299,7 +300,7 @@ def test_the_case_keeps_the_demand_triage_read_and_the_check_compares_it(open_ca
     assert case.case["demand"]["multiple"] == 20
     request = {"remedies": remedies(("refund", 5000), ("cash_compensation", 100000)), "legal_basis": "food_safety",
                "price_fen": 5000}
-    got = rules.check_proposal(case.case, request, rules.Actor("E3501", "handler"), policy)
+    got = actions.check_proposal(case.case, request, Actor("E3501", "handler"), policy)
     assert got["demand_above_statutory"] is True
     assert got["warnings"] == [f"above the law: the customer asks 20x the price; {FOOD_LAW} grants 10x"]
 
@@ -317,8 +318,8 @@ def test_a_correction_carries_the_demand_to_the_case_or_leaves_it_as_it_was(open
                                 "policy_version": "test", "field": "category", "old": "product.quality_defect",
                                 "new": "product.quality_defect", "by": "E3901", "reason": "reread",
                                 "demand": carried})
-    step = rules.Step(case.case, rules.Actor("triage", "service"), case.now)
-    rules.triage_changed(step, read_event(corrected, COMPLAINT_CORRECTED), policy)
+    step = Step(case.case, Actor("triage", "service"), case.now)
+    actions.triage_changed(step, read_event(corrected, COMPLAINT_CORRECTED), policy)
     assert {**case.case, **step.changes}["demand"]["multiple"] == kept
 
 

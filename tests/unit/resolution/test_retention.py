@@ -6,8 +6,11 @@ from datetime import timedelta
 
 import pytest
 
+from mallcare_common.messaging import new_outbox
 from mallcare_common.personal import ANONYMISED
-from resolution import incidents, retention, rules
+from resolution import retention
+from resolution.domain import incidents
+from resolution.domain.step import Actor
 from resolution.schemas import IncidentIn
 
 from .conftest import MONDAY_15
@@ -39,8 +42,9 @@ def incident_doc(policy, **overrides):
         "by": "E3501", "mall_id": "sh-xujiahui", "type": "injury", "description": "李先生在生鲜区滑倒",
         "customer": {"name": "李先生", "phone": "13900001111"}, "suggested_handling": "联系13900001111",
         "related_complaint_no": "SHXJH-20261123-0042", **overrides})
-    return incidents.new_incident("SHXJH-AE-20261123-001", request, rules.Actor("E3501", "handler"), policy,
-                                  MONDAY_15)
+    doc, reported = incidents.new_incident("SHXJH-AE-20261123-001", request, Actor("E3501", "handler"), policy,
+                                           MONDAY_15)
+    return {**doc, **new_outbox(reported, MONDAY_15)}   # as the service inserts it
 
 
 def test_a_finished_incident_loses_its_customer(policy):

@@ -1,5 +1,5 @@
 """R3.1-R3.3, R3.6, R3.7, R4.2: the life of a case as a state machine. Every move
-not in TRANSITIONS is refused with a Conflict naming both states; each action is
+not in TRANSITIONS is refused with a StateConflict naming both states; each action is
 refused in a state it does not belong to; the happy path runs open -> ... ->
 closed -> reopened and an objection goes proposed -> objected -> escalated -> proposed."""
 import itertools
@@ -7,23 +7,24 @@ import itertools
 import pytest
 
 from mallcare_common.contracts.resolution import STATES
-from mallcare_common.web import Conflict
-from resolution import rules
+from resolution.domain import states
+from resolution.domain.errors import StateConflict
+from resolution.domain.step import Actor, Step
 
-ALLOWED = [(a, b) for a, targets in rules.TRANSITIONS.items() for b in targets]
+ALLOWED = [(a, b) for a, targets in states.TRANSITIONS.items() for b in targets]
 REFUSED = [pair for pair in itertools.product(STATES, STATES) if pair not in ALLOWED]
 
 
 def test_the_state_machine_covers_every_published_state():
-    assert set(rules.TRANSITIONS) | {b for _, b in ALLOWED} == set(STATES)
+    assert set(states.TRANSITIONS) | {b for _, b in ALLOWED} == set(STATES)
     assert len(REFUSED) == len(STATES) ** 2 - len(ALLOWED) == 79
 
 
 @pytest.mark.parametrize("state,target", REFUSED)
 def test_a_move_not_in_the_transitions_is_refused(state, target):
-    step = rules.Step({"state": state, "timeline": [], "mall_id": "sh-xujiahui", "_id": "X"},
-                      rules.Actor("E3501", "handler"), None)
-    with pytest.raises(Conflict) as error:
+    step = Step({"state": state, "timeline": [], "mall_id": "sh-xujiahui", "_id": "X"},
+                      Actor("E3501", "handler"), None)
+    with pytest.raises(StateConflict) as error:
         step.move(target)
     message = str(error.value)
     assert f"that is {state} cannot become {target}" in message
@@ -32,23 +33,23 @@ def test_a_move_not_in_the_transitions_is_refused(state, target):
 
 @pytest.mark.parametrize("state,target", ALLOWED)
 def test_a_move_in_the_transitions_is_made(state, target):
-    step = rules.Step({"state": state, "timeline": []}, rules.Actor("E3501", "handler"), None)
+    step = Step({"state": state, "timeline": []}, Actor("E3501", "handler"), None)
     step.move(target)
     assert step.state == target and step.changes == {"state": target}
 
 
 def test_the_refusal_lists_what_the_state_allows():
-    with pytest.raises(Conflict, match=r"from proposed: accepted, objected, closed"):
-        rules.check_transition("proposed", "resolved")
-    with pytest.raises(Conflict, match=r"from reopened: investigating, proposed, closed"):
-        rules.check_transition("reopened", "resolved")
+    with pytest.raises(StateConflict, match=r"from proposed: accepted, objected, closed"):
+        states.check_transition("proposed", "resolved")
+    with pytest.raises(StateConflict, match=r"from reopened: investigating, proposed, closed"):
+        states.check_transition("reopened", "resolved")
 
 
 # --- actions in the wrong state ---------------------------------------------------------------
 
 def test_a_proposal_needs_an_investigation_first(open_case):
     case = open_case()
-    with pytest.raises(Conflict, match="cannot propose on a case that is open"):
+    with pytest.raises(StateConflict, match="cannot propose on a case that is open"):
         case.propose()
     assert case.state == "open" and case.case["proposals"] == []
 
@@ -56,9 +57,9 @@ def test_a_proposal_needs_an_investigation_first(open_case):
 def test_the_customer_cannot_accept_before_being_answered(proposed_case):
     case = proposed_case()
     assert case.proposal["status"] == "approved"
-    with pytest.raises(Conflict, match="proposal 1 has not been given to the customer"):
+    with pytest.raises(StateConflict, match="proposal 1 has not been given to the customer"):
         case.accept()
-    with pytest.raises(Conflict, match="proposal 1 has not been given to the customer"):
+    with pytest.raises(StateConflict, match="proposal 1 has not been given to the customer"):
         case.object()
     assert case.state == "proposed" and case.case["tasks"] == []
 
@@ -67,21 +68,21 @@ def test_the_customer_is_not_told_before_approval_and_the_approver_role_is_named
     case = proposed_case(remedies=[("refund", "39.90"), ("cash_compensation", "1000")],
                          proposal={"legal_basis": "food_safety", "price": "39.90"})
     assert case.proposal["status"] == "awaiting_approval"
-    with pytest.raises(Conflict, match="needs the approval of a supervisor before the customer is told"):
+    with pytest.raises(StateConflict, match="needs the approval of a supervisor before the customer is told"):
         case.reply()
     assert case.proposal["sent"] is None
 
 
 def test_an_answer_names_the_current_proposal(proposed_case):
     case = proposed_case()
-    with pytest.raises(Conflict, match=r"proposal 2 is not the current one \(1\)"):
+    with pytest.raises(StateConflict, match=r"proposal 2 is not the current one \(1\)"):
         case.act("reply", proposal_no=2, oral=True)
 
 
 def test_a_sent_proposal_cannot_be_replaced_before_the_customer_answers(proposed_case):
     case = proposed_case()
     case.reply()
-    with pytest.raises(Conflict, match="was given to the customer; record their answer first"):
+    with pytest.raises(StateConflict, match="was given to the customer; record their answer first"):
         case.propose([("refund", "20")])
     assert len(case.case["proposals"]) == 1
 
@@ -98,7 +99,7 @@ def test_resolving_with_open_tasks_lists_them(proposed_case):
     case.reply()
     case.accept()
     case.act("task-done", task_id=1)
-    with pytest.raises(Conflict) as error:
+    with pytest.raises(StateConflict) as error:
         case.resolve()
     assert str(error.value) == "tasks still to carry out: 2 voucher, 3 product_hold"
     assert case.state == "executing"
@@ -108,13 +109,13 @@ def test_a_proposal_waits_for_the_review_meeting(open_case):
     case = open_case(review_meeting=True, departments_involved=["finance", "procurement_qc"],
                      department="operations_director")
     case.investigate()
-    with pytest.raises(Conflict, match="review meeting has not decided"):
+    with pytest.raises(StateConflict, match="review meeting has not decided"):
         case.propose()
     case.act("review-meeting", by="E3901", responsible_department="procurement_qc",
              decision="supplier batch at fault", attendees=["E3901", "E3501"])
     case.propose()
     assert case.state == "proposed" and case.case["department"] == "procurement_qc"
-    with pytest.raises(Conflict, match="decided already"):
+    with pytest.raises(StateConflict, match="decided already"):
         case.act("review-meeting", by="E3901", responsible_department="finance", decision="again",
                  attendees=["E3901"])
 
@@ -122,7 +123,7 @@ def test_a_proposal_waits_for_the_review_meeting(open_case):
 def test_spot_resolution_only_from_open(open_case):
     case = open_case()
     case.investigate()
-    with pytest.raises(Conflict, match="cannot resolve on the spot a case that is investigating"):
+    with pytest.raises(StateConflict, match="cannot resolve on the spot a case that is investigating"):
         case.act("spot-resolution", decision="upheld", reasons=["r"], remedies=[{"type": "refund", "amount": 10}],
                  summary="refunded at the desk")
     assert case.state == "investigating" and case.case["resolution"] is None
@@ -143,21 +144,21 @@ def test_spot_resolution_settles_a_simple_complaint_in_one_step(open_case):
 
 def test_spot_resolution_refuses_risk_a_dispute_and_large_sums(open_case):
     spot = dict(decision="upheld", reasons=["r"], summary="s")
-    with pytest.raises(Conflict, match="a medium-risk complaint is not resolved on the spot"):
+    with pytest.raises(StateConflict, match="a medium-risk complaint is not resolved on the spot"):
         open_case(risk_level="medium").act("spot-resolution", remedies=[{"type": "refund", "amount": 10}], **spot)
-    with pytest.raises(Conflict, match="in a cross-department dispute"):
+    with pytest.raises(StateConflict, match="in a cross-department dispute"):
         open_case(review_meeting=True, departments_involved=["finance", "facilities"]).act(
             "spot-resolution", remedies=[{"type": "refund", "amount": 10}], **spot)
-    with pytest.raises(Conflict, match=r"remedies of 200.01 are above the 200.00 settled on the spot"):
+    with pytest.raises(StateConflict, match=r"remedies of 200.01 are above the 200.00 settled on the spot"):
         open_case().act("spot-resolution", by="E3011", remedies=[{"type": "voucher", "amount": "200.01"}], **spot)
 
 
 def test_a_finished_case_takes_no_more_findings_or_escalations(proposed_case):
     case = proposed_case()
     case.reply(), case.accept(), case.carry_out(), case.resolve()
-    with pytest.raises(Conflict, match="cannot record a finding on a case that is resolved"):
+    with pytest.raises(StateConflict, match="cannot record a finding on a case that is resolved"):
         case.investigate()
-    with pytest.raises(Conflict, match="cannot escalate a case that is resolved"):
+    with pytest.raises(StateConflict, match="cannot escalate a case that is resolved"):
         case.act("escalation", reason="manual")
 
 
@@ -165,19 +166,19 @@ def test_a_task_is_done_once(proposed_case):
     case = proposed_case()
     case.reply(), case.accept()
     case.act("task-done", task_id=1)
-    with pytest.raises(Conflict, match=r"task 1 \(refund\) is done already"):
+    with pytest.raises(StateConflict, match=r"task 1 \(refund\) is done already"):
         case.act("task-done", task_id=1)
 
 
 def test_approval_only_of_a_proposal_awaiting_it(proposed_case):
     case = proposed_case()
-    with pytest.raises(Conflict, match="proposal 1 is approved, not awaiting approval"):
+    with pytest.raises(StateConflict, match="proposal 1 is approved, not awaiting approval"):
         case.act("approval", by="E3011", proposal_no=1)
 
 
 def test_only_a_resolved_case_is_closed(proposed_case):
     case = proposed_case()
-    with pytest.raises(Conflict, match="that is proposed is closed only after it is resolved"):
+    with pytest.raises(StateConflict, match="that is proposed is closed only after it is resolved"):
         case.act("closure", by="E3011", reason="customer stopped answering")
 
 
@@ -274,5 +275,5 @@ def test_a_supervisor_closes_a_reopened_case_with_a_reason(proposed_case):
 def test_an_answer_is_given_once(proposed_case):
     case = proposed_case()
     case.reply()
-    with pytest.raises(Conflict, match="proposal 1 is sent: the customer has been told already"):
+    with pytest.raises(StateConflict, match="proposal 1 is sent: the customer has been told already"):
         case.reply()

@@ -12,8 +12,10 @@ import pytest
 from marshmallow import RAISE, ValidationError
 
 from mallcare_common.contracts import EVENT_TYPES, EnvelopeSchema
-from mallcare_common.web import Conflict, Forbidden
-from resolution import incidents, rules
+from mallcare_common.messaging import new_outbox
+from resolution.domain import actions, incidents
+from resolution.domain.errors import NoAuthority, StateConflict
+from resolution.domain.step import Actor, Step
 from resolution.schemas import CaseOut, CommunicationIn, HandlingIn, IncidentIn, VerificationIn
 
 from .conftest import MONDAY_15
@@ -93,7 +95,7 @@ def test_the_timeline_says_what_happened_in_its_detail(replayed):
 def test_an_action_refused_leaves_no_entry(proposed_case):
     case = proposed_case()
     before = list(case.case["timeline"])
-    with pytest.raises(Conflict):
+    with pytest.raises(StateConflict):
         case.accept()
     assert case.case["timeline"] == before
 
@@ -142,8 +144,8 @@ def test_key_payload_fields(replayed):
 
 def test_a_triage_reassignment_and_correction_are_followed_and_logged(open_case):
     case = open_case()
-    step = rules.Step(case.case, rules.Actor("triage", "service"), case.now)
-    rules.triage_changed(step, {"event_type": "complaint_reassigned", "payload": {
+    step = Step(case.case, Actor("triage", "service"), case.now)
+    actions.triage_changed(step, {"event_type": "complaint_reassigned", "payload": {
         "from_owner_id": "E3501", "to_owner_id": "E3101", "department": "procurement_qc", "by": "E3011",
         "reason": "supplier issue"}}, case.policy)
     assert step.changes == {"owner_id": "E3101", "department": "procurement_qc"}
@@ -165,7 +167,7 @@ class IncidentDriver:
 
     def act(self, rule, schema, by, **data):
         staff = self.policy.staff(by)
-        step = incidents.IncidentStep(self.doc, rules.Actor(staff.id, staff.role), self.now)
+        step = incidents.IncidentStep(self.doc, Actor(staff.id, staff.role), self.now)
         rule(step, schema().load({**data, "by": by}), self.policy)
         self.doc = {**self.doc, **step.changes, "timeline": [*self.doc["timeline"], *step.entries]}
         self.events.extend(step.events)
@@ -192,8 +194,9 @@ def incident(policy):
             "customer": {"name": "王先生", "phone": "138 1234 5678"},
             "suggested_handling": "medical costs and a refund", "related_complaint_no": "SHXJH-20261123-0042",
             "request_id": "r-1", **overrides})
-        doc = incidents.new_incident("SHXJH-AE-20261123-001", request, rules.Actor("E3501", "handler"), policy, now)
-        return IncidentDriver(policy, doc, now)
+        doc, reported = incidents.new_incident("SHXJH-AE-20261123-001", request, Actor("E3501", "handler"), policy,
+                                               now)
+        return IncidentDriver(policy, {**doc, **new_outbox(reported, now)}, now)   # as the service inserts it
     return make
 
 
@@ -246,7 +249,7 @@ def test_a_late_verification_is_recorded_as_late(incident):
 @pytest.mark.parametrize("by", ["E3501", "E3011", "R7001", "E3901"])
 def test_only_the_store_manager_verifies(incident, by):
     driver = incident()
-    with pytest.raises(Forbidden, match="may not verify an incident"):
+    with pytest.raises(NoAuthority, match="may not verify an incident"):
         driver.verify(by=by)
     assert driver.doc["state"] == "reported" and driver.doc["verification"] is None
 
@@ -257,19 +260,19 @@ def test_a_report_that_is_not_an_adverse_event_is_dismissed(incident):
     assert driver.doc["state"] == "dismissed" and driver.doc["handling_due_at"] is None
     assert step.events[0]["event_type"] == "incident_dismissed"
     assert step.events[0]["payload"]["reason"] == "the customer had not bought the salad here"
-    with pytest.raises(Conflict):
+    with pytest.raises(StateConflict):
         driver.handle()
-    with pytest.raises(Conflict):
+    with pytest.raises(StateConflict):
         driver.verify()
 
 
 def test_only_the_regional_manager_handles_and_only_once_forwarded(incident):
     driver = incident()
-    with pytest.raises(Conflict, match="an incident that is reported is not awaiting handling"):
+    with pytest.raises(StateConflict, match="an incident that is reported is not awaiting handling"):
         driver.handle()
     driver.verify()
     for by in ("E3091", "E3901", "E3011"):
-        with pytest.raises(Forbidden, match="may not handle an incident"):
+        with pytest.raises(NoAuthority, match="may not handle an incident"):
             driver.handle(by=by)
     driver.now += timedelta(hours=10)
     step = driver.handle()
@@ -278,7 +281,7 @@ def test_only_the_regional_manager_handles_and_only_once_forwarded(incident):
     assert handling["compensation_fen"] == 50000 and handling["within_deadline"] is True
     assert handling["improvements"] == ["check cold chain daily"]
     assert step.events[0]["payload"]["compensation_fen"] == 50000
-    with pytest.raises(Conflict):
+    with pytest.raises(StateConflict):
         driver.handle()
 
 
@@ -293,10 +296,10 @@ def test_handling_late_is_recorded_as_late(incident):
 
 def test_the_customer_is_told_after_the_handling(incident):
     driver = incident()
-    with pytest.raises(Conflict, match="that is reported cannot become communicated"):
+    with pytest.raises(StateConflict, match="that is reported cannot become communicated"):
         driver.communicate()
     driver.verify()
-    with pytest.raises(Conflict, match="that is forwarded cannot become communicated"):
+    with pytest.raises(StateConflict, match="that is forwarded cannot become communicated"):
         driver.communicate()
     driver.handle()
     driver.communicate()
@@ -306,7 +309,7 @@ def test_the_customer_is_told_after_the_handling(incident):
     assert [e["event_type"] for e in driver.events] == ["incident_reported", "incident_forwarded",
                                                          "incident_handled", "incident_communicated"]
     assert_valid_events(driver.events)
-    with pytest.raises(Conflict, match="that is communicated cannot become"):
+    with pytest.raises(StateConflict, match="that is communicated cannot become"):
         driver.communicate()
 
 
@@ -317,6 +320,6 @@ INCIDENT_ALLOWED = [(a, b) for a, targets in incidents.TRANSITIONS.items() for b
 @pytest.mark.parametrize("state,target", [p for p in itertools.product(INCIDENT_STATES, INCIDENT_STATES)
                                           if p not in INCIDENT_ALLOWED])
 def test_an_incident_move_not_in_the_transitions_is_refused(state, target):
-    step = incidents.IncidentStep({"state": state, "timeline": []}, rules.Actor("R7001", "regional_manager"), None)
-    with pytest.raises(Conflict, match=f"incident that is {state} cannot become {target} "):
+    step = incidents.IncidentStep({"state": state, "timeline": []}, Actor("R7001", "regional_manager"), None)
+    with pytest.raises(StateConflict, match=f"incident that is {state} cannot become {target} "):
         step.move(target)

@@ -1,252 +1,20 @@
-"""Resolution's rules as plain functions (R3.1-R3.8, R3.10): the case state machine,
-what the law grants and the caps, who may approve what, the deadlines of every
-task, and each action on a case. No I/O and no clock: the service passes in the
-case, the request, who acts, the policy and `now`.
-
-Every action returns a Step: the fields to set, the timeline entries to append
-(immutable, R3.10) and the events to publish. Amounts are integer fen."""
-from dataclasses import dataclass, field
-
+"""Each action on a case, as a function of a Step, the request and the policy (R2.4,
+R3.1-R3.8, R4.1, R4.2), and the ACTIONS table handlers act through: what each
+action accepts and the function that decides it. The other services' events
+(triage's corrections, analytics' deadlines, feedback's answers) are decided by
+the same functions."""
 from marshmallow import ValidationError
 
-from mallcare_common.contracts import build_event
 from mallcare_common.contracts import resolution as events
-from mallcare_common.messaging import new_outbox
-from mallcare_common.web import Conflict, Forbidden
 
-from .policy import fen
-
-# R3 the life of a case. Spot resolution (R3.2) goes open -> resolved at the desk;
-# an accepted answer without anything to carry out is resolved straight away.
-# A case reopened for a dissatisfied customer may also be closed by a supervisor with a
-# reason at any point of its new round (R4.2); `close` checks that it was reopened.
-TRANSITIONS = {
-    "open": ("investigating", "resolved"),
-    "investigating": ("proposed", "closed"),
-    "proposed": ("accepted", "objected", "closed"),
-    "objected": ("escalated",),
-    "escalated": ("proposed", "closed"),
-    "accepted": ("executing", "resolved", "closed"),
-    "executing": ("resolved", "closed"),
-    "resolved": ("closed", "reopened"),
-    "closed": ("reopened",),
-    "reopened": ("investigating", "proposed", "closed"),
-}
-FINISHED = ("resolved", "closed")
-RESTORING = ("refund", "exchange", "repair")                                 # give back what was bought
-COMPENSATING = ("voucher", "cash_compensation", "experience_compensation")   # more than that
-FIRST_LEVEL = "handler"
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts: a member of staff (role from the directory) or a service."""
-    id: str
-    role: str
-    name: str = ""
-
-
-def check_transition(state, target, transitions=TRANSITIONS, what="case"):
-    if target not in transitions.get(state, ()):
-        allowed = ", ".join(transitions.get(state, ())) or "nothing"
-        article = "an" if what[0] in "aeiou" else "a"
-        raise Conflict(f"{article} {what} that is {state} cannot become {target} (from {state}: {allowed})")
-
-
-def check_state(case, states, action):
-    if case["state"] not in states:
-        raise Conflict(f"cannot {action} a case that is {case['state']} (only when {', '.join(states)})")
-
-
-@dataclass
-class Step:
-    """What one action does to a case (or an incident): fields to set, timeline
-    entries, events."""
-    transitions = TRANSITIONS
-    what = "case"
-
-    case: dict
-    actor: Actor
-    now: object
-    changes: dict = field(default_factory=dict)
-    entries: list = field(default_factory=list)
-    events: list = field(default_factory=list)
-
-    @property
-    def state(self):
-        return self.changes.get("state", self.case["state"])
-
-    def get(self, key):
-        return self.changes.get(key, self.case.get(key))
-
-    def move(self, target):
-        check_transition(self.state, target, self.transitions, self.what)
-        self.changes["state"] = target
-
-    def log(self, action, **detail):
-        self.entries.append({"seq": len(self.case["timeline"]) + len(self.entries) + 1, "at": self.now,
-                             "by": self.actor.id, "role": self.actor.role, "action": action,
-                             "state": self.state, "detail": detail})
-
-    def publish(self, event_type, payload):
-        self.events.append(build_event(event_type, mall_id=self.case["mall_id"], complaint_no=self.case["_id"],
-                                       occurred_at=self.now, payload=payload))
-
-
-# --- compliance (R3.4) ----------------------------------------------------------------------
-
-def yuan(fen):
-    return f"{fen / 100:.2f}"
-
-
-def check_remedies(remedies, legal_basis, price_fen, demanded_fen, statutory, caps, earlier_compensation_fen=0,
-                   demand=None):
-    """What the law grants for the case and how the remedies compare.
-
-    The law grants the price back, plus, where a legal basis applies, `multiple`
-    times the price and at least `minimum`. Compensation, with what earlier rounds
-    of the case paid, may exceed what the law grants by the goodwill cap; refunds
-    and exchanges together never exceed the price. `breaches` lists what is outside
-    the caps (refused unless overridden). `demand` is the customer's demand as triage
-    read it (multiple, amount, mental damages); the handler's demanded amount comes first."""
-    demand = demand or {}
-    statute = statutory.get(legal_basis) if legal_basis else None
-    if legal_basis and statute is None:
-        raise ValidationError({"legal_basis": [f"Unknown legal basis {legal_basis}; known: {', '.join(statutory)}."]})
-    demanded_fen = demanded_fen if demanded_fen is not None else demand.get("amount_fen")
-    if statute and price_fen is None:
-        raise ValidationError({"price": [f"The price is needed to apply {statute['law']}."]})
-    total = sum(r["amount_fen"] for r in remedies)
-    compensation = sum(r["amount_fen"] for r in remedies if r["type"] in COMPENSATING)
-    granted = max(price_fen * statute["multiple"], fen(statute["minimum"])) if statute else 0
-    law_total = None if price_fen is None else (price_fen if not statute or statute["refund"] else 0) + granted
-    breaches = []
-    goodwill = fen(caps["goodwill"])
-    if compensation + earlier_compensation_fen > granted + goodwill:
-        earlier = f" (with {yuan(earlier_compensation_fen)} paid earlier)" if earlier_compensation_fen else ""
-        breaches.append(f"compensation {yuan(compensation)}{earlier} is above the {yuan(granted)} the law grants "
-                        f"plus the {yuan(goodwill)} goodwill cap")
-    restored = sum(r["amount_fen"] for r in remedies if r["type"] in ("refund", "exchange"))
-    if price_fen is not None and restored > price_fen:
-        breaches.append(f"refund and exchange {yuan(restored)} are above the price {yuan(price_fen)}")
-    above = demand_above_law(demand, demanded_fen, law_total, statute)
-    warnings = [f"above the law: {reason}" for reason in above]
-    if statute and total < law_total:
-        warnings.append(f"the remedies {yuan(total)} are below the {yuan(law_total)} {statute['law']} grants; "
-                        "the customer can claim the difference")
-    return {"total_fen": total, "compensation_fen": compensation, "legal_basis": legal_basis,
-            "law": statute["law"] if statute else None, "statutory_compensation_fen": granted,
-            "statutory_total_fen": law_total, "demand_above_statutory": bool(above),
-            "breaches": breaches, "warnings": warnings}
-
-
-def _times(multiple):
-    return f"{multiple:g}x"
-
-
-def demand_above_law(demand, demanded_fen, law_total, statute):
-    """Why the customer asks more than the law grants (empty when it does not): a
-    multiple of the price above the statute's (20x where food safety law grants 10x
-    meets the 1,000-yuan minimum in money on a 50-yuan item, yet is still above the
-    law), an amount above what the law grants for the price, or mental damages,
-    which neither statute grants."""
-    reasons = []
-    multiple = demand.get("multiple")
-    granted_multiple = statute["multiple"] if statute else 0
-    if multiple is not None and multiple > granted_multiple:
-        grants = (f"{statute['law']} grants {_times(granted_multiple)}" if statute
-                  else "without a legal basis the law grants the price back only")
-        reasons.append(f"the customer asks {_times(multiple)} the price; {grants}")
-    if demanded_fen is not None and law_total is not None and demanded_fen > law_total:
-        reasons.append(f"the customer's demand {yuan(demanded_fen)} is above the {yuan(law_total)} the law grants")
-    if demand.get("mental_damages"):
-        reasons.append("the customer asks for mental damages (精神损失费); "
-                       + (f"{statute['law']} grants none" if statute else "the law grants none for this"))
-    return reasons
-
-
-# --- authority (R3.5) ---------------------------------------------------------------------
-
-def approval_needs(total_fen, risk_level, cap_override, level_role, mall_id, policy):
-    """What an approver must have: a limit covering the total, a rank at least the
-    case's level, and for a high-risk case or a cap override one of the named roles."""
-    roles = None
-    if risk_level == "high":
-        roles = set(policy.rules["permissions"]["high_risk_approvers"])
-    if cap_override:
-        allowed = set(policy.rules["permissions"]["cap_override"])
-        roles = allowed if roles is None else roles & allowed
-    return {"limit_fen": total_fen, "min_rank": policy.role(mall_id, level_role)["rank"],
-            "roles": sorted(roles) if roles is not None else None}
-
-
-def refusals(role, needs, mall_id, policy):
-    """Why `role` may not approve (empty when it may)."""
-    own = policy.role(mall_id, role)
-    reasons = []
-    if own["limit"] < needs["limit_fen"]:
-        reasons.append(f"the total {yuan(needs['limit_fen'])} is above the {role}'s limit {yuan(own['limit'])}")
-    if own["rank"] < needs["min_rank"]:
-        reasons.append(f"the case is escalated above the {role}'s level")
-    if needs["roles"] is not None and role not in needs["roles"]:
-        reasons.append(f"only {' or '.join(needs['roles'])} may approve this case")
-    return reasons
-
-
-def lowest_approver(needs, mall_id, policy):
-    """The least senior role that may approve (what the handler is told to ask for)."""
-    fits = [r for r in policy.section(mall_id, "roles") if not refusals(r, needs, mall_id, policy)]
-    return min(fits, key=lambda r: (policy.role(mall_id, r)["rank"], policy.role(mall_id, r)["limit"]), default=None)
-
-
-def next_level(level_role, mall_id, policy):
-    """The escalation ladder's first role above the case's level (the top stays the top)."""
-    rank = policy.role(mall_id, level_role)["rank"]
-    return next((r for r in policy.rules["escalation"] if policy.role(mall_id, r)["rank"] > rank), level_role)
-
-
-def _require(permission, actor, policy, what):
-    if not policy.allowed(permission, actor.role):
-        raise Forbidden(f"a {actor.role} may not {what} (allowed: {', '.join(policy.rules['permissions'][permission])})")
-
-
-# --- opening a case ---------------------------------------------------------------------------
-
-def new_case(event, policy, now):
-    """The case of a triaged complaint, with its case_opened event in the outbox."""
-    triaged, mall_id = event["payload"], event["mall_id"]
-    meeting = None
-    if triaged["review_meeting"]:
-        convenor_role = policy.rules["permissions"]["review_meeting"][0]
-        convenor = policy.first_staff(mall_id, convenor_role)
-        meeting = {"due_at": policy.calendar(mall_id).due(now, policy.rules["deadlines"]["review_meeting"]),
-                   "convenor_id": convenor and convenor.id, "departments": triaged["departments_involved"],
-                   "decided_at": None}
-    case = {
-        "_id": event["complaint_no"], "mall_id": mall_id, "state": "open", "version": 0, "round": 1,
-        "level": FIRST_LEVEL, "opened_at": now, "triaged_event_id": event["event_id"],
-        "channel": triaged["channel"], "received_at": triaged["received_at"], "merchant_id": triaged["merchant_id"],
-        "category": triaged["category"], "risk_level": triaged["risk_level"], "urgency": triaged["urgency"],
-        "demand": triaged["demand"],   # what the customer asks, as triage read it (R3.4 "above the law")
-        "department": triaged["department"], "owner_id": triaged["owner_id"],
-        "first_response_due_at": triaged["first_response_due_at"],
-        "resolution_due_at": triaged["resolution_due_at"], "review_meeting": meeting,
-        "expected_resolution": None, "findings": [], "proposals": [], "objections": [], "escalations": [],
-        "tasks": [], "rectifications": [], "resolution": None, "closure": None, "closure_by_rule": None,
-        "policy_version": policy.version, "timeline": [], "request_ids": [event["event_id"]],
-    }
-    step = Step(case, Actor("triage", "service"), now)
-    step.log("opened", department=case["department"], owner_id=case["owner_id"], risk_level=case["risk_level"],
-             resolution_due_at=case["resolution_due_at"], review_meeting=meeting)
-    step.publish(events.CASE_OPENED, {
-        "category": case["category"], "risk_level": case["risk_level"], "department": case["department"],
-        "owner_id": case["owner_id"], "level_role": FIRST_LEVEL,
-        "resolution_due_at": case["resolution_due_at"].isoformat(),
-        "review_meeting_due_at": meeting and meeting["due_at"].isoformat(),
-        "convenor_id": meeting and meeting["convenor_id"], "policy_version": policy.version})
-    case["timeline"] = step.entries
-    case.update(new_outbox(step.events[0], now))
-    return case
+from ..policy import fen
+from ..schemas import (EscalationIn, FindingIn, NoteIn, ObjectionIn, PromiseIn, ProposalIn, ProposalRef, ReasonIn,
+                       RectificationDoneIn, RectificationIn, ReplyIn, ReviewMeetingIn, SpotResolutionIn, SummaryIn,
+                       TaskDoneIn)
+from .authority import approval_needs, lowest_approver, next_level, refusals, require
+from .compliance import check_remedies, paid_compensation, yuan
+from .errors import NoAuthority, StateConflict
+from .states import ACTIVE, check_state
 
 
 def triage_changed(step, event, policy):
@@ -266,9 +34,6 @@ def triage_changed(step, event, policy):
 
 
 # --- handling ---------------------------------------------------------------------------------
-
-ACTIVE = ("open", "investigating", "proposed", "accepted", "objected", "escalated", "executing", "reopened")
-
 
 def note_finding(step, request, policy):
     """R3.1: a finding with its source; the first one starts the investigation."""
@@ -314,10 +79,10 @@ def decide_review_meeting(step, request, policy):
     """R2.4: the operations director's meeting decides which department is responsible."""
     meeting = step.case["review_meeting"]
     if not meeting:
-        raise Conflict("this case has no review meeting (not a cross-department dispute)")
+        raise StateConflict("this case has no review meeting (not a cross-department dispute)")
     if meeting["decided_at"]:
-        raise Conflict("the review meeting has decided already")
-    _require("review_meeting", step.actor, policy, "decide a review meeting")
+        raise StateConflict("the review meeting has decided already")
+    require("review_meeting", step.actor, policy, "decide a review meeting")
     check_state(step.case, ACTIVE, "decide the review meeting of")
     owner_id, department = request.get("owner_id"), request["responsible_department"]
     if owner_id:   # triage takes the named owner (else picks one of the department) and announces it
@@ -343,20 +108,16 @@ def decide_review_meeting(step, request, policy):
 def _current(step, proposal_no=None):
     proposals = step.get("proposals")
     if not proposals:
-        raise Conflict("the case has no proposal yet")
+        raise StateConflict("the case has no proposal yet")
     current = proposals[-1]
     if proposal_no is not None and proposal_no != current["no"]:
-        raise Conflict(f"proposal {proposal_no} is not the current one ({current['no']})")
+        raise StateConflict(f"proposal {proposal_no} is not the current one ({current['no']})")
     return current
 
 
 def _replace_current(step, proposal):
     step.changes["proposals"] = [*step.get("proposals")[:-1], proposal]
 
-
-def paid_compensation(case):
-    """Compensation the customer accepted in earlier rounds of the case (the goodwill cap is per case)."""
-    return sum(p["compliance"]["compensation_fen"] for p in case["proposals"] if p["status"] == "accepted")
 
 
 def remedy_lines(request):
@@ -410,11 +171,11 @@ def propose(step, request, policy):
     check_state(step.case, ("investigating", "escalated", "reopened", "proposed"), "propose on")
     meeting = step.case["review_meeting"]
     if meeting and not meeting["decided_at"]:
-        raise Conflict("the review meeting has not decided who is responsible yet")
+        raise StateConflict("the review meeting has not decided who is responsible yet")
     if step.state == "proposed":
         current = _current(step)
         if current["sent"]:
-            raise Conflict(f"proposal {current['no']} was given to the customer; record their answer first")
+            raise StateConflict(f"proposal {current['no']} was given to the customer; record their answer first")
         step.changes["proposals"] = [*step.case["proposals"][:-1], {**current, "status": "withdrawn"}]
     else:
         step.move("proposed")
@@ -443,14 +204,14 @@ def approve(step, request, policy):
     check_state(step.case, ("proposed",), "approve a proposal on")
     proposal = _current(step, request["proposal_no"])
     if proposal["status"] != "awaiting_approval":
-        raise Conflict(f"proposal {proposal['no']} is {proposal['status']}, not awaiting approval")
+        raise StateConflict(f"proposal {proposal['no']} is {proposal['status']}, not awaiting approval")
     # the case may have been escalated or regraded since the proposal was made
     needs = approval_needs(proposal["compliance"]["total_fen"], step.get("risk_level"),
                            bool(proposal["cap_override_reason"]), step.get("level"), step.case["mall_id"], policy)
     proposal = {**proposal, "needs": needs, "approver_role": lowest_approver(needs, step.case["mall_id"], policy)}
     reasons = refusals(step.actor.role, needs, step.case["mall_id"], policy)
     if reasons:
-        raise Forbidden(f"{step.actor.id} ({step.actor.role}) may not approve: " + "; ".join(reasons))
+        raise NoAuthority(f"{step.actor.id} ({step.actor.role}) may not approve: " + "; ".join(reasons))
     _replace_current(step, _approve(step, proposal, policy))
 
 
@@ -471,10 +232,10 @@ def reply(step, request, policy):
     check_state(step.case, ("proposed",), "answer the customer on")
     proposal = _current(step, request["proposal_no"])
     if proposal["status"] == "awaiting_approval":
-        raise Conflict(f"proposal {proposal['no']} is awaiting approval: it needs the approval of a "
-                       f"{proposal['approver_role']} before the customer is told")
+        raise StateConflict(f"proposal {proposal['no']} is awaiting approval: it needs the approval of a "
+                            f"{proposal['approver_role']} before the customer is told")
     if proposal["status"] != "approved":
-        raise Conflict(f"proposal {proposal['no']} is {proposal['status']}: the customer has been told already")
+        raise StateConflict(f"proposal {proposal['no']} is {proposal['status']}: the customer has been told already")
     differs = differs_from_expectation(proposal)
     sent = {"at": step.now, "by": step.actor.id, "oral": request["oral"], "text": request.get("text"),
             "appeal_procedure": policy.customer_text("appeal_procedure") if differs else None}
@@ -487,7 +248,7 @@ def _answered(step, proposal_no):
     check_state(step.case, ("proposed",), "record the customer's answer on")
     proposal = _current(step, proposal_no)
     if proposal["status"] != "sent":
-        raise Conflict(f"proposal {proposal['no']} has not been given to the customer")
+        raise StateConflict(f"proposal {proposal['no']} has not been given to the customer")
     return proposal
 
 
@@ -559,7 +320,7 @@ def complete_task(step, request, policy):
     if task is None:
         raise ValidationError({"task_id": [f"No task {request['task_id']} on this case."]})
     if task["done"]:
-        raise Conflict(f"task {task['id']} ({task['kind']}) is done already")
+        raise StateConflict(f"task {task['id']} ({task['kind']}) is done already")
     if task["signature_required"] and not request.get("signature_ref"):
         raise ValidationError({"signature_ref": ["Cash compensation is marked done only with the reference "
                                                  "of the customer's signed receipt."]})
@@ -633,7 +394,7 @@ def resolve(step, request, policy):
     check_state(step.case, ("accepted", "executing"), "resolve")
     open_tasks = [f"{t['id']} {t['kind']}" for t in step.case["tasks"] if not t["done"]]
     if open_tasks:
-        raise Conflict("tasks still to carry out: " + ", ".join(open_tasks))
+        raise StateConflict("tasks still to carry out: " + ", ".join(open_tasks))
     _resolved(step, _current(step), request["summary"], False, policy)
 
 
@@ -644,16 +405,17 @@ def spot_resolve(step, request, policy):
     check_state(case, ("open",), "resolve on the spot")
     spot = policy.section(mall_id, "spot")
     if case["risk_level"] not in spot["risk_levels"] or case["review_meeting"]:
-        raise Conflict(f"a {case['risk_level']}-risk complaint"
-                       + (" in a cross-department dispute" if case["review_meeting"] else "")
-                       + " is not resolved on the spot")
+        raise StateConflict(f"a {case['risk_level']}-risk complaint"
+                            + (" in a cross-department dispute" if case["review_meeting"] else "")
+                            + " is not resolved on the spot")
     proposal = _draft(step, {**request, "cap_override_reason": None}, policy)
     total = proposal["compliance"]["total_fen"]
     if total > fen(spot["max_total"]):
-        raise Conflict(f"remedies of {yuan(total)} are above the {spot['max_total']} settled on the spot")
+        raise StateConflict(f"remedies of {yuan(total)} are above the {spot['max_total']} settled on the spot")
     reasons = refusals(step.actor.role, proposal["needs"], mall_id, policy)
     if reasons:
-        raise Forbidden(f"{step.actor.id} ({step.actor.role}) may not settle this on the spot: " + "; ".join(reasons))
+        raise NoAuthority(f"{step.actor.id} ({step.actor.role}) may not settle this on the spot: "
+                          + "; ".join(reasons))
     if any(r["type"] == "cash_compensation" for r in proposal["remedies"]) and not request.get("signature_ref"):
         raise ValidationError({"signature_ref": ["Cash compensation needs the reference of the customer's "
                                                  "signed receipt."]})
@@ -680,10 +442,10 @@ def spot_resolve(step, request, policy):
 def close(step, request, policy):
     """The customer is satisfied (feedback), or a supervisor closes it with a reason (R4.2)."""
     if step.actor.role != "service":
-        _require("close_or_reopen", step.actor, policy, "close a case")
+        require("close_or_reopen", step.actor, policy, "close a case")
     if step.state != "resolved" and (step.case["round"] == 1 or step.actor.role == "service"):
-        raise Conflict(f"a case that is {step.state} is closed only after it is resolved "
-                       "(a supervisor may close a reopened one with a reason)")
+        raise StateConflict(f"a case that is {step.state} is closed only after it is resolved "
+                            "(a supervisor may close a reopened one with a reason)")
     _drop_closure_by_rule(step, request["reason"])
     _closed(step, request["reason"], without_answer=False)
 
@@ -716,7 +478,7 @@ def close_without_answer(step, request, policy):
     check_state(step.case, ("resolved",), "close without an answer")
     pending = step.case.get("closure_by_rule")
     if not pending or pending["close_at"] > step.now:
-        raise Conflict("the case is not waiting to close for an unreachable customer, or not yet")
+        raise StateConflict("the case is not waiting to close for an unreachable customer, or not yet")
     waited = " ".join(f"{v:g} {k.replace('_', ' ')}" for k, v in
                       policy.rules["deadlines"]["unreachable_close_after"].items())
     reason = (f"customer unreachable: revisit {pending['revisit_id']} ended without an answer after "
@@ -738,7 +500,7 @@ def reopen(step, request, policy):
     """R4.2: a dissatisfied customer reopens the case with a new deadline; the loop
     goes on until they are satisfied or a supervisor closes it."""
     if step.actor.role != "service":
-        _require("close_or_reopen", step.actor, policy, "reopen a case")
+        require("close_or_reopen", step.actor, policy, "reopen a case")
     _drop_closure_by_rule(step, request["reason"])
     step.move("reopened")
     due = policy.calendar(step.case["mall_id"]).due(step.now, policy.rules["deadlines"]["reopened"])
@@ -765,7 +527,7 @@ def complete_rectification(step, request, policy):
     if item is None:
         raise ValidationError({"rectification_id": [f"No rectification {request['rectification_id']} on this case."]})
     if item["done"]:
-        raise Conflict(f"rectification {item['id']} ({item['kind']}) is done already")
+        raise StateConflict(f"rectification {item['id']} ({item['kind']}) is done already")
     done = {"at": step.now, "by": step.actor.id, "evidence": request["evidence"],
             "within_deadline": step.now <= item["due_at"]}
     step.changes["rectifications"] = [{**r, "done": done} if r["id"] == item["id"] else r
@@ -775,3 +537,24 @@ def complete_rectification(step, request, policy):
     step.publish(events.RECTIFICATION_DONE, {
         "rectification_id": item["id"], "kind": item["kind"], "due_at": item["due_at"].isoformat(),
         "done_at": step.now.isoformat(), "within_deadline": done["within_deadline"], "by": step.actor.id})
+
+# action -> (what it accepts, the function that decides it)
+ACTIONS = {
+    "findings": (FindingIn, note_finding),                          # R3.1
+    "expected-resolution": (PromiseIn, promise_time),               # R3.2
+    "notes": (NoteIn, add_note),                                    # R3.10
+    "review-meeting": (ReviewMeetingIn, decide_review_meeting),     # R2.4
+    "proposals": (ProposalIn, propose),                             # R3.3, R3.4
+    "approval": (ProposalRef, approve),                             # R3.5
+    "reply": (ReplyIn, reply),                                      # R3.3, R3.6
+    "acceptance": (ProposalRef, accept),                            # R3.7
+    "objection": (ObjectionIn, object_),                            # R3.6
+    "escalation": (EscalationIn, escalate),
+    "spot-resolution": (SpotResolutionIn, spot_resolve),            # R3.2
+    "task-done": (TaskDoneIn, complete_task),                       # R3.7
+    "resolution": (SummaryIn, resolve),
+    "closure": (ReasonIn, close),                                   # R4.2
+    "reopening": (ReasonIn, reopen),                                # R4.2
+    "rectifications": (RectificationIn, add_rectification),         # R3.8
+    "rectification-done": (RectificationDoneIn, complete_rectification),
+}

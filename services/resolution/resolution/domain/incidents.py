@@ -1,15 +1,18 @@
 """Adverse events reported by a store (R3.9) as plain functions: the report, the
 store manager's verification and forwarding to the regional manager (due 24 h
 after the report), the regional manager's handling (due 48 h after forwarding),
-and telling the customer the outcome, the improvements and any compensation."""
+and telling the customer the outcome, the improvements and any compensation; the
+ACTIONS table as for cases."""
 from marshmallow import ValidationError
 
 from mallcare_common.contracts import resolution as events
-from mallcare_common.messaging import new_outbox
 from mallcare_common.personal import mask_contact, mask_text
-from mallcare_common.web import Conflict, Forbidden
 
-from .rules import Step, yuan
+from ..schemas import CommunicationIn, HandlingIn, VerificationIn
+from .authority import require
+from .compliance import yuan
+from .errors import StateConflict
+from .step import Step
 
 TRANSITIONS = {
     "reported": ("forwarded", "dismissed"),
@@ -28,6 +31,7 @@ def incident_number(mall_code, local_date, seq):
 
 
 def new_incident(number, request, actor, policy, now):
+    """The reported incident, and its incident_reported event (for the outbox of its insert)."""
     mall_id = request["mall_id"]
     if request["type"] not in policy.rules["incidents"]["types"]:
         raise ValidationError({"type": [f"Not an incident type: {', '.join(policy.rules['incidents']['types'])}."]})
@@ -44,19 +48,12 @@ def new_incident(number, request, actor, policy, now):
         "type": doc["type"], "contact_masked": mask_contact(doc["customer"] or {}), "forward_due_at": due.isoformat(),
         "related_complaint_no": doc["related_complaint_no"], "by": actor.id})
     doc["timeline"] = step.entries
-    doc.update(new_outbox(step.events[0], now))
-    return doc
-
-
-def _require(permission, step, policy, what):
-    if not policy.allowed(permission, step.actor.role):
-        raise Forbidden(f"a {step.actor.role} may not {what} "
-                        f"(allowed: {', '.join(policy.rules['permissions'][permission])})")
+    return doc, step.events[0]
 
 
 def verify(step, request, policy):
     """The store manager confirms it (forwarded to the regional manager) or dismisses it."""
-    _require("verify_incident", step, policy, "verify an incident")
+    require("verify_incident", step.actor, policy, "verify an incident")
     incident, now = step.case, step.now
     within = now <= incident["forward_due_at"]
     step.changes["verification"] = {"at": now, "by": step.actor.id, "confirmed": request["confirmed"],
@@ -80,9 +77,9 @@ def verify(step, request, policy):
 
 def handle(step, request, policy):
     """The regional manager decides the outcome, the improvements and any compensation."""
-    _require("handle_incident", step, policy, "handle an incident")
+    require("handle_incident", step.actor, policy, "handle an incident")
     if step.case["state"] != "forwarded":
-        raise Conflict(f"an incident that is {step.case['state']} is not awaiting handling")
+        raise StateConflict(f"an incident that is {step.case['state']} is not awaiting handling")
     within = step.now <= step.case["handling_due_at"]
     step.move("handled")
     step.changes["handling"] = {"at": step.now, "by": step.actor.id, "outcome": request["outcome"],
@@ -102,3 +99,11 @@ def communicate(step, request, policy):
                                      "note": request.get("note")}
     step.log("communicated", via=request["via"], note=request.get("note"))
     step.publish(events.INCIDENT_COMMUNICATED, {"by": step.actor.id})
+
+
+# action -> (what it accepts, the function that decides it)
+ACTIONS = {
+    "verification": (VerificationIn, verify),
+    "handling": (HandlingIn, handle),
+    "communication": (CommunicationIn, communicate),
+}
