@@ -1,10 +1,19 @@
 """The packages' shape, read from their source: mallcare_common never imports a service (not
-even lazily through importlib)."""
+even lazily through importlib), and every package's pyproject.toml declares what its code
+imports, in a range that takes the version requirements*.txt pins."""
 import ast
+import re
+import sys
+import tomllib
+from importlib.metadata import packages_distributions
+
+import pytest
+from packaging.requirements import Requirement
 
 from tests.conftest import ROOT
 
 SERVICES = {"intake", "triage", "resolution", "feedback", "analytics", "console"}
+PROJECTS = sorted([*ROOT.glob("services/*/pyproject.toml"), *ROOT.glob("sdk/*/pyproject.toml")])
 
 
 def imported(source):
@@ -55,3 +64,61 @@ def test_the_shared_package_imports_no_service():
     found = {str(path.relative_to(ROOT)): service_imports(path.read_text(encoding="utf-8"))
              for path in sorted((ROOT / "services" / "common").rglob("*.py"))}
     assert {path: lines for path, lines in found.items() if lines} == {}
+
+
+def canonical(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def shipped(project):
+    """The top-level packages a pyproject.toml ships (packages.find includes, or packages)."""
+    packages = tomllib.loads(project.read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"]
+    names = packages["find"]["include"] if isinstance(packages, dict) else packages
+    return {name.rstrip("*").rstrip(".") for name in names}
+
+
+def first_party():
+    """import name -> project name, for every package of this repository."""
+    return {package: canonical(tomllib.loads(project.read_text(encoding="utf-8"))["project"]["name"])
+            for project in PROJECTS for package in shipped(project)}
+
+
+def pins():
+    pinned = {}
+    for requirements in ROOT.glob("requirements*.txt"):
+        for line in requirements.read_text(encoding="utf-8").splitlines():
+            name, sep, version = line.split("#")[0].strip().partition("==")
+            if sep:
+                pinned[canonical(name)] = version.strip()
+    return pinned
+
+
+@pytest.mark.parametrize("project", PROJECTS, ids=lambda p: str(p.parent.relative_to(ROOT)))
+def test_each_package_declares_what_it_imports_in_a_range_that_takes_the_pin(project):
+    declared = {canonical(r.name): r for r in map(Requirement, tomllib.loads(project.read_text(encoding="utf-8"))
+                                                  ["project"].get("dependencies", []))}
+    ours, distributions, own = first_party(), packages_distributions(), shipped(project)
+    needed = {}
+    for package in own:
+        for path in sorted((project.parent / package).rglob("*.py")):
+            for line, module in imported(path.read_text(encoding="utf-8")):
+                top = (module or "").split(".")[0]
+                if not top or top in own or top in sys.stdlib_module_names:
+                    continue
+                where = f"{path.relative_to(ROOT)}:{line}"
+                if top in ours:
+                    needed.setdefault(ours[top], where)
+                else:
+                    assert top in distributions, f"{where} imports {top}, which no installed distribution has"
+                    for distribution in distributions[top]:
+                        needed.setdefault(canonical(distribution), where)
+    assert {name: where for name, where in needed.items() if name not in declared} == {}, \
+        f"imported by {project.parent.name}'s code but not in its pyproject.toml's dependencies"
+
+    pinned = pins()
+    for name, requirement in declared.items():
+        if name in ours.values():
+            continue
+        assert name in pinned, f"{name}: declared by {project.parent.name}, pinned in no requirements*.txt"
+        assert requirement.specifier.contains(pinned[name], prereleases=True), \
+            f"{project.parent.name} asks {requirement}, requirements pin {name}=={pinned[name]}"
