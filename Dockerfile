@@ -1,7 +1,8 @@
 # One image for every mallcare service; SERVICE picks which one the container runs:
 #   docker build --build-arg SERVICE=triage -t mallcare-triage .
-# All seven packages (common, the five services and the web console) are installed, so the
-# images are the same bytes up to the last layers (shared build cache, one thing to scan and ship).
+# All eight packages (common, the five services, the web console and the operator's command
+# `mallcare`) are installed, so the images are the same bytes up to the last layers (shared build
+# cache, one thing to scan and ship).
 FROM python:3.11.7-slim-bookworm
 
 # PYTHONWARNINGS: nameko's start-up notices would be the only lines of the log that are not JSON.
@@ -20,7 +21,7 @@ RUN pip install -r requirements.txt
 # Each service's config.yml is read from services/<svc>/ at run time, so the tree is kept.
 COPY services/ services/
 RUN pip install services/common services/intake services/triage \
-        services/resolution services/feedback services/analytics services/console
+        services/resolution services/feedback services/analytics services/console services/cli
 
 COPY deploy/policy/ deploy/policy/
 

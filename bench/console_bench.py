@@ -69,7 +69,7 @@ from pathlib import Path
 
 import requests
 
-from intake.examples import desk_complaint
+from mallcare_cli.examples import desk_complaint
 
 from common import (HOST, REQUEST_TIMEOUT, CpuWindow, EventSubscriber, drop_databases, environment, free_port,
                     ms_summary, offer, proc_cpu_s, ratio, rnd, run_bench, service_env, signed_in, start_service,

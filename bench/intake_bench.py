@@ -99,7 +99,7 @@ from pathlib import Path
 
 import requests
 
-from intake.examples import desk_complaint
+from mallcare_cli.examples import desk_complaint
 
 from common import (HOST, signed_in, REQUEST_TIMEOUT, START_TIMEOUT, CpuWindow, EventSubscriber, drop_databases, environment,
                     free_port, ms_summary, offer, offered_summary, parse_time, per_second, purge_queues,

@@ -29,13 +29,13 @@ from pymongo import MongoClient, WriteConcern
 from common import BIN, HOST, _ping, dist_version, free_port, wait_until  # bench/common.py
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "services" / "intake"), str(ROOT / "services" / "common")]
+sys.path[:0] = [str(ROOT / "services" / name) for name in ("intake", "common", "cli")]
 
 from intake import retention as intake_retention  # noqa: E402
 from intake import rules  # noqa: E402
-from intake.examples import desk_complaint  # noqa: E402
 from intake.policy import load_policy  # noqa: E402
 from intake.storage import Complaints  # noqa: E402
+from mallcare_cli.examples import desk_complaint  # noqa: E402
 from mallcare_common import retention  # noqa: E402
 from mallcare_common.calendar import utc_now  # noqa: E402
 from mallcare_common.policy import load_policy_dir  # noqa: E402

@@ -46,7 +46,7 @@ def staff_token(staff_id):
 
 
 def complaint(run, i):
-    from intake.examples import desk_complaint
+    from mallcare_cli.examples import desk_complaint
     return desk_complaint(channel_ref=f"soak-{run}-{i}",
                           customer={"name": "王女士", "phone": f"139{i:08d}", "member_id": f"M{run}{i}"},
                           description=f"昨天买的草莓有三分之一发霉了 🍓 (soak {run} #{i})")

@@ -11,7 +11,7 @@ import uuid
 
 import requests
 
-from intake.examples import desk_complaint
+from mallcare_cli.examples import desk_complaint
 from mallcare_common.auth import issue_token, read_secret
 
 INTAKE, TRIAGE, RESOLUTION, FEEDBACK, ANALYTICS = ("http://127.0.0.1:8001", "http://127.0.0.1:8002",

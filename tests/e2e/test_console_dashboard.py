@@ -8,7 +8,7 @@ import uuid
 
 import requests
 
-from intake.examples import desk_complaint
+from mallcare_cli.examples import desk_complaint
 from tests.e2e.conftest import Console, quietly
 
 

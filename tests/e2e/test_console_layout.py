@@ -4,7 +4,7 @@ tests/e2e/conftest.py; a screenshot of each page at each size goes to
 test-artifacts/console/<test>/."""
 import requests
 
-from intake.examples import desk_complaint
+from mallcare_cli.examples import desk_complaint
 from mallcare_common.auth import issue_token
 from tests.conftest import TOKEN_SECRET, wait_for
 from tests.e2e.conftest import Console

@@ -26,7 +26,7 @@ from nameko.testing.utils import find_free_port
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import MongoClient
 
-from intake.examples import desk_complaint
+from mallcare_cli.examples import desk_complaint
 from tests.conftest import ROOT, bearer, free_ports, wait_for
 
 BIN = Path(sys.executable).parent

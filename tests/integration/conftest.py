@@ -5,8 +5,8 @@ import pytest
 
 from analytics.service import AnalyticsService
 from feedback.service import FeedbackService
-from intake.examples import desk_complaint
 from intake.service import IntakeService
+from mallcare_cli.examples import desk_complaint
 from mallcare_common.auth import load_access
 from resolution.service import ResolutionService
 from tests.conftest import POLICY_DIR, bearer, settle_at_desk, staff

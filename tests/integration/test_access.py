@@ -18,8 +18,8 @@ from nameko.standalone.rpc import ClusterRpcProxy
 
 from analytics.service import AnalyticsService
 from feedback.service import FeedbackService
-from intake.examples import desk_complaint
 from intake.service import IntakeService
+from mallcare_cli.examples import desk_complaint
 from resolution.service import ResolutionService
 from tests.conftest import TOKEN_SECRET, api_key, bearer, settle_at_desk, staff, wait_for
 from triage.service import TriageService

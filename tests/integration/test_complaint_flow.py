@@ -16,8 +16,8 @@ from nameko.testing.services import entrypoint_waiter
 from pymongo import MongoClient
 
 from analytics.service import AnalyticsService
-from intake.examples import desk_complaint
 from intake.service import IntakeService
+from mallcare_cli.examples import desk_complaint
 from mallcare_common.contracts import EVENT_TYPES, read_event
 from mallcare_common.messaging import DEAD_LETTER_QUEUE
 from resolution.service import ResolutionService

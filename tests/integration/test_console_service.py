@@ -12,8 +12,8 @@ from nameko.testing.utils import find_free_port
 from prometheus_client.parser import text_string_to_metric_families
 
 from console.service import ConsoleService
-from intake.examples import desk_complaint
 from intake.service import IntakeService
+from mallcare_cli.examples import desk_complaint
 from mallcare_common.auth import issue_token, read_token
 from tests.conftest import (POLICY_DIR, SECRETS, TOKEN_SECRET, bearer, free_ports, staff, start_service, stop_services,
                             wait_for)

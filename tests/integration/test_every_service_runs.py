@@ -11,7 +11,7 @@ import uuid
 import pytest
 import requests
 
-from intake.examples import desk_complaint
+from mallcare_cli.examples import desk_complaint
 from tests.conftest import bearer, free_ports, start_service, stop_services, wait_for
 
 SERVICES = ("triage", "analytics", "resolution", "feedback", "intake")

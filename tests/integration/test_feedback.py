@@ -18,8 +18,8 @@ from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_
 from analytics.service import AnalyticsService
 from feedback import rules
 from feedback.service import FeedbackService
-from intake.examples import desk_complaint
 from intake.service import IntakeService
+from mallcare_cli.examples import desk_complaint
 from resolution.service import ResolutionService
 from tests.conftest import catch_all, drain, wait_for, staff as as_staff
 from triage.service import TriageService

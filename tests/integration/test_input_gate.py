@@ -18,7 +18,7 @@ from kombu import Connection, Exchange, Queue
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from intake.examples import desk_complaint
+from mallcare_cli.examples import desk_complaint
 from tests.conftest import bearer, wait_for
 from tests.integration.conftest import path_ids, seed, signed_in_for
 

@@ -11,8 +11,8 @@ import eventlet
 import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from intake.examples import desk_complaint
 from intake.service import IntakeService
+from mallcare_cli.examples import desk_complaint
 from tests.conftest import bearer, staff
 
 

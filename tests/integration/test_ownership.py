@@ -16,8 +16,8 @@ from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_
 from pymongo import MongoClient
 
 from analytics.service import AnalyticsService
-from intake.examples import desk_complaint
 from intake.service import IntakeService
+from mallcare_cli.examples import desk_complaint
 from mallcare_common.contracts import COMPLAINT_REGISTERED, EVENT_TYPES, build_event
 from mallcare_common.policy import InvalidPolicy
 from resolution.service import ResolutionService

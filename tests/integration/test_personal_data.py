@@ -22,8 +22,8 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.testing.services import entrypoint_hook, replace_dependencies
 from pymongo import MongoClient
 
-from intake.examples import desk_complaint
 from intake.service import IntakeService
+from mallcare_cli.examples import desk_complaint
 from mallcare_common.calendar import utc_now
 from mallcare_common.contracts import build_event
 from mallcare_common.contracts.resolution import CASE_CLOSED, CASE_REOPENED

@@ -12,8 +12,8 @@ from nameko.standalone.rpc import ClusterRpcProxy
 
 from analytics.service import AnalyticsService
 from feedback.service import FeedbackService
-from intake.examples import desk_complaint
 from intake.service import IntakeService
+from mallcare_cli.examples import desk_complaint
 from mallcare_common.policy import InvalidPolicy
 from resolution.service import ResolutionService
 from tests.conftest import POLICY_DIR, bearer

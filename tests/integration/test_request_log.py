@@ -9,8 +9,8 @@ import pytest
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from intake.examples import desk_complaint
 from intake.service import IntakeService
+from mallcare_cli.examples import desk_complaint
 from mallcare_common.logs import JsonFormatter
 from mallcare_common.web import http, read_json
 from tests.conftest import WebClient, bearer, staff

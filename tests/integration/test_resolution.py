@@ -21,8 +21,8 @@ from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.testing.services import entrypoint_waiter, replace_dependencies
 
-from intake.examples import desk_complaint
 from intake.service import IntakeService
+from mallcare_cli.examples import desk_complaint
 from mallcare_common.contracts import COMPLAINT_TRIAGED, CUSTOMER_DISSATISFIED, CUSTOMER_SATISFIED, build_event
 from resolution.service import ResolutionService
 from tests.conftest import POLICY_DIR, bearer, wait_for, staff as as_staff

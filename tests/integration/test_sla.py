@@ -11,8 +11,8 @@ from kombu import Connection, Exchange, Queue
 from nameko.testing.services import entrypoint_hook, replace_dependencies
 
 from analytics.service import AnalyticsService
-from intake.examples import desk_complaint
 from intake.service import IntakeService
+from mallcare_cli.examples import desk_complaint
 from mallcare_common.calendar import utc_now
 from resolution.service import ResolutionService
 from tests.conftest import drain, staff, wait_for

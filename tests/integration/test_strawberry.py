@@ -6,7 +6,7 @@ sold it), the refund it asks for makes no second problem and no review meeting, 
 desk settles it on the spot."""
 import pytest
 
-from intake.examples import desk_complaint
+from mallcare_cli.examples import desk_complaint
 from tests.conftest import settle_at_desk, staff, wait_for
 
 DESK, HANDLER = staff("D3001"), staff("E3501")

@@ -10,8 +10,8 @@ import eventlet
 import pytest
 from kombu import Connection, Exchange, Producer, Queue
 
-from intake.examples import desk_complaint
 from intake.service import IntakeService
+from mallcare_cli.examples import desk_complaint
 from mallcare_common.messaging import DEAD_LETTER_QUEUE, DELIVERY_LIMIT
 from mallcare_events import Subscriber
 from tests.conftest import ROOT, wait_for

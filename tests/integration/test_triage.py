@@ -15,8 +15,8 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
 from pymongo import MongoClient
 
-from intake.examples import desk_complaint
 from intake.service import IntakeService
+from mallcare_cli.examples import desk_complaint
 from mallcare_common.messaging import DEAD_LETTER_QUEUE
 from mallcare_common.policy import InvalidPolicy
 from tests.conftest import POLICY_DIR, bearer, staff, wait_for

@@ -16,8 +16,8 @@ from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
 
 from feedback.service import FeedbackService
-from intake.examples import desk_complaint
 from intake.service import IntakeService
+from mallcare_cli.examples import desk_complaint
 from mallcare_common.retention import months_before
 from resolution.service import ResolutionService
 from tests.conftest import SPOT_REFUND, catch_all, drain, wait_for, staff as as_staff

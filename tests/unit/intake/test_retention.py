@@ -5,7 +5,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 from intake import retention, rules
-from intake.examples import desk_complaint
+from mallcare_cli.examples import desk_complaint
 from mallcare_common.personal import ANONYMISED
 
 UTC = timezone.utc

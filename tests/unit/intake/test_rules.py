@@ -7,7 +7,7 @@ import pytest
 from marshmallow import ValidationError
 
 from intake import rules
-from intake.examples import desk_complaint
+from mallcare_cli.examples import desk_complaint
 from mallcare_common.policy import load_policy_dir
 from intake.policy import load_policy
 from tests.conftest import POLICY_DIR

@@ -2,8 +2,7 @@
 
 Most commands wrap a module's own command (deadletters, auth, analytics.rebuild,
 <service>.retention) and pass the rest of the line to it. A service's modules are
-imported only inside the command that needs them: mallcare_common never depends on
-the services at import time.
+imported only inside the command that needs them, so a command loads only what it uses.
 """
 import argparse
 import getpass
@@ -24,10 +23,12 @@ import requests
 # nameko imports eventlet, which warns on every start: noise for an operator
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
-from . import auth, deadletters, retention  # noqa: E402
-from .malls import load_registry  # noqa: E402
-from .messaging import DEAD_LETTER_QUEUE  # noqa: E402
-from .policy import InvalidPolicy, _flatten, load_policy_dir, read_policy_file  # noqa: E402
+from mallcare_common import auth, deadletters, retention  # noqa: E402
+from mallcare_common.malls import load_registry  # noqa: E402
+from mallcare_common.messaging import DEAD_LETTER_QUEUE  # noqa: E402
+from mallcare_common.policy import InvalidPolicy, _flatten, load_policy_dir, read_policy_file  # noqa: E402
+
+from .examples import desk_complaint  # noqa: E402
 
 SERVICES = ("intake", "triage", "resolution", "feedback", "analytics")
 PORTS = dict(zip(SERVICES, range(8001, 8006)))
@@ -257,8 +258,6 @@ def seed(args):
     if args.malls > len(registry.malls):
         raise UsageError(f"malls.yml has {len(registry.malls)} malls, {args.malls} asked")
     malls = list(registry.malls)[:args.malls]
-    from intake.examples import desk_complaint   # intake's own example body: the fields it requires
-
     secret, run, counts = auth.env_secret("TOKEN_SECRET"), uuid.uuid4().hex[:8], Counter()
     with requests.Session() as http:
         for mall in malls:

@@ -1,5 +1,5 @@
-"""An example complaint with every R1.3 field, as a desk clerk would record it.
-Used by the demo, the benchmark and the tests; override what a case needs."""
+"""An example complaint with every R1.3 field, as a desk clerk would record it at intake.
+Used by `mallcare seed`, the demo, the benchmarks and the tests; override what a case needs."""
 
 
 def desk_complaint(**overrides):

@@ -1,10 +1,11 @@
-"""`mallcare` (mallcare_common.cli) without the infrastructure: where it looks for the
+"""`mallcare` (mallcare_cli.cli) without the infrastructure: where it looks for the
 services and the broker, what makes `status` fail and how it shows it, usage errors
 (exit 2), and the auth commands it passes on. The commands that reach running services
 and the broker are tested in tests/integration/test_cli.py."""
 import pytest
 
-from mallcare_common import auth, cli
+from mallcare_cli import cli
+from mallcare_common import auth
 
 SECRET = "unit-test-token-secret-" + "s" * 32
 
