@@ -59,7 +59,7 @@ def holder_of(store):
 
 
 def instance(system, name):
-    """messaging.INSTANCE of process `name`: the lease holder's id."""
+    """mongo.INSTANCE of process `name`: the lease holder's id."""
     return f"{socket.gethostname()}:{system.services[name].pid}"
 
 

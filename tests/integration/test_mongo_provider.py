@@ -1,7 +1,7 @@
 """DESIGN.md (store, timers): the shared Mongo provider against the real store,
 under eventlet's monkey-patch (pymongo dropped eventlet support in 4.16, so a
 pymongo upgrade that breaks this fails here): journaled writes, concurrent green
-threads, and the lease that lets one replica's timer run a sweep."""
+threads, and the lease that lets one replica's timer run a sweep (mongo.leased_timer)."""
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -9,8 +9,12 @@ import eventlet
 import pytest
 from eventlet import patcher
 from mock import Mock
+from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
+from nameko.testing.services import worker_factory
+from nameko.timer import Timer
 
-from mallcare_common.mongo import Lease, MongoDatabase, acquire_lease, ping
+from mallcare_common.calendar import Clock
+from mallcare_common.mongo import INSTANCE, Lease, MongoDatabase, acquire_lease, leased_timer, ping
 
 
 @pytest.fixture
@@ -61,6 +65,69 @@ def test_a_lease_held_through_a_long_sweep_is_renewed_as_it_goes(provider):
     assert not acquire_lease(db, "sweep", "replica-b", now + timedelta(seconds=7), ttl)
     assert acquire_lease(db, "sweep", "replica-b", now + timedelta(seconds=11), ttl)   # a stopped renewing
     assert not sweep.held(now + timedelta(seconds=12))   # a sees that b sweeps now, and stops
+
+
+class Sweeper:
+    """A service with a leased timer, as every service's sweeps are declared."""
+    name = "probe"
+    store = MongoDatabase()
+    clock = Clock()
+
+    def __init__(self):
+        self.swept = []
+
+    @leased_timer(5, lease="sweep", ttl=timedelta(seconds=10))
+    def sweep(self, lease):
+        self.swept.append(lease)
+
+    @leased_timer(5, lease="report", ttl=lambda service: timedelta(seconds=3 * service.tick))
+    def report(self, lease):
+        self.swept.append(lease)
+
+
+def test_a_leased_timer_runs_its_sweep_only_where_the_lease_is_held(provider):
+    db = provider.database
+    now = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+    at = {"now": now}
+    service = worker_factory(Sweeper, store=provider.wrap(db), clock=lambda: at["now"])
+    [timer] = getattr(Sweeper.sweep, ENTRYPOINT_EXTENSIONS_ATTR)
+    assert type(timer) is Timer and timer.interval == 5     # nameko's timer fires in every replica
+
+    assert acquire_lease(db, "probe.sweep", "replica-b", now, timedelta(seconds=10))
+    at["now"] = now + timedelta(seconds=5)
+    service.sweep()                                          # replica-b sweeps: not here
+    assert service.swept == []
+    at["now"] = now + timedelta(seconds=11)                  # replica-b stopped renewing
+    service.sweep()
+    [lease] = service.swept
+    assert db.leases.find_one({"_id": "probe.sweep"}) == {"_id": "probe.sweep", "holder": INSTANCE,
+                                                          "expires_at": now + timedelta(seconds=21)}
+    assert not acquire_lease(db, "probe.sweep", "replica-b", now + timedelta(seconds=20), timedelta(seconds=10))
+    assert lease.held(now + timedelta(seconds=16))           # the sweep renews it as it goes
+    assert db.leases.find_one({"_id": "probe.sweep"})["expires_at"] == now + timedelta(seconds=26)
+
+    service.tick = 4                                         # a time to live the service works out
+    service.report()
+    assert db.leases.find_one({"_id": "probe.report"})["expires_at"] == now + timedelta(seconds=23)
+
+
+def test_a_leased_timer_tells_a_replica_that_does_not_sweep(provider):
+    """Analytics forgets its gauges on such a tick: the sweeping replica reports them."""
+    db = provider.database
+    now = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+    passed = []
+
+    class Watcher(Sweeper):
+        @leased_timer(2, lease="watch", ttl=timedelta(seconds=6), otherwise=lambda: passed.append(True))
+        def watch(self, lease):
+            self.swept.append(lease)
+
+    service = worker_factory(Watcher, store=provider.wrap(db), clock=lambda: now)
+    assert acquire_lease(db, "probe.watch", "replica-b", now, timedelta(seconds=6))
+    service.watch()
+    assert (service.swept, passed) == ([], [True])
+    service.sweep()                                          # another lease: free
+    assert len(service.swept) == 1 and passed == [True]
 
 
 def test_an_unreachable_store_is_reported_not_hung():

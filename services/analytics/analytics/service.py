@@ -27,18 +27,18 @@ from nameko.timer import Timer, timer
 from werkzeug.wrappers import Response
 
 from mallcare_common import messaging, web
-from mallcare_common.auth import Access, AccessError
+from mallcare_common.auth import Access
 from mallcare_common.calendar import Clock
 from mallcare_common.contracts import (COMPLAINT_ACKNOWLEDGED, COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED,
                                        COMPLAINT_REGISTERED, COMPLAINT_REJECTED, COMPLAINT_TRIAGED, read_event)
 from mallcare_common.contracts import feedback as feedback_events
 from mallcare_common.contracts.analytics import CLOCKS
 from mallcare_common.contracts import resolution as case_events
-from mallcare_common.messaging import DEAD_LETTER_QUEUE, INSTANCE, event_handler, outbox_dispatcher, publish_pending
-from mallcare_common.mongo import Lease, next_sequence
+from mallcare_common.messaging import DEAD_LETTER_QUEUE, event_handler, outbox_dispatcher, publish_pending
+from mallcare_common.mongo import leased_timer, next_sequence
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.rpc import rpc
-from mallcare_common.web import http, json_response, read_json, signed
+from mallcare_common.web import CLIENT_ERRORS, http, json_response, read_json, signed
 
 from . import actions, clocks, html_report, live, metrics, reports
 from .policy import load_policy
@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 
 TRIAGE_PAUSE = 2   # seconds before a triage change that overtook its complaint_triaged is retried
 KINDS = {"monthly": "month (2026-11)", "quarterly": "quarter (2026-Q4)"}
-CLIENT_ERRORS = (ValidationError, web.NotFound, web.Conflict, AccessError)
 
 
 class TriageNotSeenYet(Exception):
@@ -61,8 +60,28 @@ class SlaTimer(Timer):
     the bound on how late a breach is detected."""
 
     def setup(self):
-        self.interval = float(self.container.config.get("MALLCARE", {}).get("SLA_TICK_SECONDS", 2))
+        self.interval = _sla_tick(self.container.config)
         super().setup()
+
+
+def _sla_tick(config):
+    return float(config.get("MALLCARE", {}).get("SLA_TICK_SECONDS", 2))
+
+
+def _sla_lease(service):
+    """Three ticks, 6 s at least: a replica that stops sweeping hands over soon."""
+    return timedelta(seconds=max(6, 3 * _sla_tick(service.config)))
+
+
+_GAUGED = set()   # (mall, clock) pairs this process has reported, so that an emptied one goes to 0
+
+
+def _forget_gauges():
+    """Another replica sweeps and reports them; stale numbers here would mislead."""
+    for mall_id, name in _GAUGED:
+        metrics.OPEN.remove(mall_id, name)
+        metrics.OPEN_AT_RISK.remove(mall_id, name)
+    _GAUGED.clear()
 
 
 def _keeps(event_type):
@@ -120,16 +139,12 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
     handle_revisit_overdue = _keeps(feedback_events.REVISIT_OVERDUE)
     handle_case_archived = _keeps(feedback_events.CASE_ARCHIVED)
 
-    @SlaTimer.decorator(interval=2)   # the interval comes from config in setup
-    def watch_clocks(self):
+    # the interval comes from config in SlaTimer.setup
+    @leased_timer(2, lease="sla", ttl=_sla_lease, entrypoint=SlaTimer, otherwise=_forget_gauges)
+    def watch_clocks(self, lease):
         """At-risk and breach events, once per clock; on start this catches up on every
         deadline that passed while no replica was sweeping."""
         now = self.clock()
-        tick = float(self.config.get("MALLCARE", {}).get("SLA_TICK_SECONDS", 2))
-        lease = Lease(self.store.db, "analytics.sla", INSTANCE, timedelta(seconds=max(6, 3 * tick)))
-        if not lease.held(now):
-            _forget_gauges()   # another replica sweeps and reports them; stale numbers here would mislead
-            return
         # Breaches first: a backlog of warnings must not delay them. Each event is stamped
         # with the time it is written (not the sweep's start), so that its lag is true and
         # the outbox relay leaves it to this sweep while the sweep is still running.
@@ -449,13 +464,3 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
         for mall_id, (satisfied, answers) in self.store.answer_tallies().items():
             if answers:
                 metrics.SATISFACTION.labels(mall_id).set(satisfied / answers)
-
-
-_GAUGED = set()   # (mall, clock) pairs this process has reported, so that an emptied one goes to 0
-
-
-def _forget_gauges():
-    for mall_id, name in _GAUGED:
-        metrics.OPEN.remove(mall_id, name)
-        metrics.OPEN_AT_RISK.remove(mall_id, name)
-    _GAUGED.clear()

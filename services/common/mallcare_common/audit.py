@@ -14,12 +14,11 @@ from marshmallow import Schema, ValidationError, fields, validate
 from pymongo import ASCENDING, DESCENDING
 
 from . import inputs
-from .auth import AccessError
 from .calendar import as_stored
 from .openapi import Op
 from .personal import MaskedOut
 from .rpc import rpc
-from .web import Gone, http, json_response, request_id as http_request_id
+from .web import CLIENT_ERRORS, Gone, http, json_response, request_id as http_request_id
 
 
 class PurposeIn(Schema):
@@ -135,6 +134,6 @@ class AuditReads:
     def audit_http(self, request):
         return json_response(200, query(self.store.db, self.access.caller(request), request.args.to_dict()))
 
-    @rpc(expected_exceptions=(ValidationError, AccessError))
+    @rpc(expected_exceptions=CLIENT_ERRORS)
     def audit_log(self, args):
         return query(self.store.db, self.access.caller(), args)

@@ -32,8 +32,6 @@ document; `publish_pending` relays them with mandatory, confirmed publishes and
 marks them sent. A broker outage leaves them pending for the next sweep.
 """
 import logging
-import os
-import socket
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -45,12 +43,11 @@ from nameko.amqp.publish import Publisher
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.events import EventDispatcher, EventHandler
 from nameko.messaging import QueueConsumer
-from nameko.timer import timer
 from pymongo.errors import ConnectionFailure
 
 from . import inputs
 from .contracts import InvalidEvent
-from .mongo import MongoDatabase, acquire_lease, ping
+from .mongo import MongoDatabase, leased_timer, ping
 from .metrics import (DEAD_LETTERED, EVENTS_HANDLED, EVENTS_PUBLISHED, HANDLER_SECONDS, OUTBOX_PENDING,
                       PUBLISH_FAILURES)
 
@@ -64,7 +61,6 @@ ERROR_TEXT_LIMIT = 1000              # characters of an error message kept in a 
 DEAD_LETTER_HEADER = "x-mallcare-"   # prefix of the headers a dead letter carries (deadletters.py reads them)
 RELAY_INTERVAL = 2                   # seconds between outbox sweeps
 RELAY_GRACE = timedelta(seconds=3)   # leave fresh events to the request that wrote them
-INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
 STORE_PROBE_INTERVAL = 1             # seconds between pings while an event waits for the store
 
 
@@ -320,9 +316,8 @@ class OutboxRelay:
     reason as web.HealthAndMetrics: `nameko run` starts every class with entrypoints
     in the service module. The timer fires in every replica; the lease lets one sweep."""
 
-    @timer(interval=RELAY_INTERVAL)
-    def relay_outbox(self):
+    @leased_timer(RELAY_INTERVAL, lease="outbox", ttl=timedelta(seconds=10))
+    def relay_outbox(self, lease):
         now = self.clock()
-        if acquire_lease(self.store.db, f"{self.name}.outbox", INSTANCE, now, timedelta(seconds=10)):
-            for collection in self.store.outboxes:
-                sweep_outbox(collection, self.dispatch, self.name, now, RELAY_GRACE)
+        for collection in self.store.outboxes:
+            sweep_outbox(collection, self.dispatch, self.name, now, RELAY_GRACE)

@@ -10,13 +10,18 @@ an absent store before StoreError: HTTP 503, an event held; see messaging.py).
 Writes are journaled (w=1, j=True; "majority" when the URI names a replica set):
 an acknowledged complaint must survive a store crash.
 """
+import os
+import socket
 from datetime import timedelta
+from functools import wraps
 
 from nameko.extensions import DependencyProvider
+from nameko.timer import Timer
 from pymongo import MongoClient, ReturnDocument, WriteConcern
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 StoreError = PyMongoError
+INSTANCE = f"{socket.gethostname()}:{os.getpid()}"   # this process, as a lease holder
 
 
 class NotFound(Exception):
@@ -121,6 +126,25 @@ class Lease:
             return False
         self.renewed_at = now
         return True
+
+
+def leased_timer(interval, lease, ttl, entrypoint=Timer, otherwise=None):
+    """nameko's timer that fires in every replica of a service, its method run in one:
+    the holder of the service's lease "<service>.<lease>", taken or renewed for `ttl` at
+    each tick (the lease, a Lease, comes in as the method's argument, to renew through a
+    long sweep). `ttl` is a timedelta or a function of the service giving one; `entrypoint`
+    a Timer subclass; `otherwise` is called on a tick where another replica holds the lease.
+    For a service with `store` (whose `db` keeps the leases) and `clock`."""
+    def decorate(sweep):
+        @wraps(sweep)
+        def run(self):
+            held = Lease(self.store.db, f"{self.name}.{lease}", INSTANCE, ttl(self) if callable(ttl) else ttl)
+            if held.held(self.clock()):
+                return sweep(self, held)
+            if otherwise is not None:
+                otherwise()
+        return entrypoint.decorator(interval=interval)(run)
+    return decorate
 
 
 def next_sequence(db, key):

@@ -16,18 +16,15 @@ import uuid
 from datetime import timedelta
 
 import yaml
-from marshmallow import Schema, ValidationError, fields, validate
-from nameko.timer import timer
+from marshmallow import Schema, fields, validate
 from pymongo import MongoClient, WriteConcern
 
-from .auth import AccessError
 from .calendar import utc_now
-from .messaging import INSTANCE
-from .mongo import acquire_lease
+from .mongo import leased_timer
 from .openapi import Op
 from .policy import load_policy_dir
 from .rpc import rpc
-from .web import http, json_response, read_json
+from .web import CLIENT_ERRORS, http, json_response, read_json
 
 SWEEP_INTERVAL = 3600                  # seconds: hourly
 SWEEP_LEASE = timedelta(minutes=50)    # shorter than the interval, so a replica that died does not hold it
@@ -109,15 +106,13 @@ class RetentionAdmin:
         caller = self.access.caller(request)
         return json_response(200, self._retention(caller, read_json(request)))
 
-    @rpc(expected_exceptions=(ValidationError, AccessError))
+    @rpc(expected_exceptions=CLIENT_ERRORS)
     def run_retention(self, data):
         return self._retention(self.access.caller(), data)
 
-    @timer(interval=SWEEP_INTERVAL)
-    def retention_sweep(self):
-        now = self.clock()
-        if acquire_lease(self.store.db, f"{self.name}.retention", INSTANCE, now, SWEEP_LEASE):
-            self._run_retention(now, False, "timer")
+    @leased_timer(SWEEP_INTERVAL, lease="retention", ttl=SWEEP_LEASE)
+    def retention_sweep(self, lease):
+        self._run_retention(self.clock(), False, "timer")
 
     def _retention(self, caller, data):
         caller.require("retention.run")

@@ -31,7 +31,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Request, Response
 
 from . import inputs
-from .auth import CALLER, AccessError, Forbidden, TooManyRequests, Unauthenticated
+from .auth import CALLER, Forbidden, TooManyRequests, Unauthenticated
 from .health import BrokerHealth
 from .metrics import metrics_response
 from .mongo import NotFound, StoreError, ping
@@ -79,6 +79,10 @@ _MAPPED = (
     (StoreError, 503, "STORE_UNAVAILABLE"),
     (Unavailable, 503, "UNAVAILABLE"),
 )
+
+# What the caller got wrong (every 4xx above): each RPC method declares these as its
+# expected exceptions (logged without a traceback), so HTTP and RPC answer alike.
+CLIENT_ERRORS = tuple(kind for kind, status, _ in _MAPPED if status < 500)
 
 
 REQUEST_ID = "mallcare.request_id"     # the request's id, in its WSGI environ
@@ -332,7 +336,7 @@ class PolicyAdmin:
         self.access.caller(request).require("policy.read")
         return json_response(200, jsonable(self.policy.current.public()))
 
-    @rpc(expected_exceptions=AccessError)
+    @rpc(expected_exceptions=CLIENT_ERRORS)
     def get_policy(self):
         self.access.caller().require("policy.read")
         return jsonable(self.policy.current.public())
@@ -342,7 +346,7 @@ class PolicyAdmin:
         self.access.caller(request).require("policy.reload")
         return json_response(200, {"version": self.policy.reload().version})
 
-    @rpc(expected_exceptions=(InvalidPolicy, AccessError))
+    @rpc(expected_exceptions=CLIENT_ERRORS)
     def reload_policy(self):
         """Read the policy files again; a broken file is refused and the policy in force stays."""
         self.access.caller().require("policy.reload")

@@ -14,23 +14,21 @@ import logging
 from datetime import timedelta
 
 import eventlet
-from marshmallow import ValidationError
 from nameko.exceptions import RemoteError
 from nameko.rpc import RpcProxy
-from nameko.timer import timer
 
 from mallcare_common import messaging, web
-from mallcare_common.auth import Access, AccessError, Secret
+from mallcare_common.auth import Access, Secret
 from mallcare_common.calendar import Clock
 from mallcare_common.contracts import COMPLAINT_REGISTERED, read_event
 from mallcare_common.contracts import resolution as case_events
-from mallcare_common.messaging import INSTANCE, event_handler, outbox_dispatcher, publish_pending
-from mallcare_common.mongo import acquire_lease
+from mallcare_common.messaging import event_handler, outbox_dispatcher, publish_pending
+from mallcare_common.mongo import leased_timer
 from mallcare_common.personal import scrub
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.rpc import rpc
-from mallcare_common.web import (Conflict, Forbidden, Gone, NotFound, Unavailable, http, json_response,
-                                 read_json, signed)
+from mallcare_common.web import (CLIENT_ERRORS, Conflict, Forbidden, Gone, NotFound, Unavailable, http,
+                                 json_response, read_json, signed)
 
 from . import rules
 from .policy import load_policy
@@ -40,7 +38,6 @@ from .storage import Revisits
 
 log = logging.getLogger(__name__)
 
-CLIENT_ERRORS = (ValidationError, NotFound, Conflict, AccessError, Gone)
 OVERDUE_INTERVAL = 30     # seconds between looks for revisits past their deadline
 NOT_SEEN_PAUSE = 2        # seconds before an event about a complaint not seen yet is retried
 ATTEMPTS = 5
@@ -113,12 +110,10 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
         if case["risk_level"] in self.policy.current.rules["library"]["automatic_risk_levels"]:
             self._archive(case, lessons=None, by="feedback", automatic=True)
 
-    @timer(interval=OVERDUE_INTERVAL)
-    def report_overdue(self):
+    @leased_timer(OVERDUE_INTERVAL, lease="overdue", ttl=timedelta(seconds=OVERDUE_INTERVAL))
+    def report_overdue(self, lease):
         """revisit_overdue, once per revisit past its 24 hours (one replica at a time)."""
         now = self.clock()
-        if not acquire_lease(self.store.db, "feedback.overdue", INSTANCE, now, timedelta(seconds=OVERDUE_INTERVAL)):
-            return
         for revisit in self.store.overdue(now, limit=200):
             updated = self.store.update(self.store.revisits, revisit, rules.outbox_update(
                 {"overdue_reported": True}, [rules.overdue(revisit, now)], now))

@@ -17,11 +17,10 @@ and a mall's merchants from the mall registry (policy), for the console's picker
 """
 from datetime import timedelta
 
-from marshmallow import ValidationError
 from prometheus_client import Counter
 
 from mallcare_common import audit, messaging, retention, web
-from mallcare_common.auth import Access, AccessError, Forbidden, Secret
+from mallcare_common.auth import Access, Forbidden, Secret
 from mallcare_common.calendar import Clock, as_stored
 from mallcare_common.contracts import read_event
 from mallcare_common.contracts.resolution import CASE_CLOSED, CASE_REOPENED
@@ -29,7 +28,7 @@ from mallcare_common.messaging import event_handler, outbox_dispatcher, publish_
 from mallcare_common.mongo import next_sequence
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.rpc import rpc
-from mallcare_common.web import Conflict, Gone, NotFound, http, json_response, read_json
+from mallcare_common.web import CLIENT_ERRORS, Conflict, NotFound, http, json_response, read_json
 
 from . import rules
 from .policy import load_policy
@@ -41,7 +40,6 @@ from .storage import Complaints
 COMPLAINTS = Counter("mallcare_intake_complaints_total",
                      "Complaint submissions by outcome (registered, rejected, resubmitted).",
                      ["mall_id", "channel", "outcome"])
-CLIENT_ERRORS = (ValidationError, NotFound, Conflict, Gone, AccessError)
 ATTEMPTS = 5   # compare-and-set retries when two case events for one complaint arrive at once
 
 

@@ -24,21 +24,20 @@ from datetime import timedelta
 
 import eventlet
 from marshmallow import ValidationError
-from nameko.timer import timer
 from prometheus_client import Counter
 
 from mallcare_common import audit, messaging, retention, web
-from mallcare_common.auth import Access, AccessError, Forbidden
+from mallcare_common.auth import Access, Forbidden
 from mallcare_common.calendar import Clock
 from mallcare_common.contracts import (COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED, COMPLAINT_TRIAGED,
                                        CUSTOMER_DISSATISFIED, CUSTOMER_SATISFIED, InvalidEvent, read_event)
 from mallcare_common.contracts.analytics import SLA_AT_RISK, SLA_BREACHED
 from mallcare_common.contracts.feedback import REVISIT_DONE
-from mallcare_common.messaging import INSTANCE, event_handler, new_outbox, outbox_dispatcher, publish_pending
-from mallcare_common.mongo import Lease, next_sequence
+from mallcare_common.messaging import event_handler, new_outbox, outbox_dispatcher, publish_pending
+from mallcare_common.mongo import leased_timer, next_sequence
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.rpc import rpc
-from mallcare_common.web import Conflict, Gone, NotFound, http, json_response, read_json, signed
+from mallcare_common.web import CLIENT_ERRORS, Conflict, NotFound, http, json_response, read_json, signed
 
 from .domain import actions, incidents
 from .domain.errors import NoAuthority, StateConflict
@@ -52,7 +51,6 @@ from .storage import Cases
 
 log = logging.getLogger(__name__)
 
-CLIENT_ERRORS = (ValidationError, NotFound, Conflict, Gone, AccessError)
 ACTIONS_TOTAL = Counter("mallcare_resolution_actions_total", "Actions on cases and incidents, by outcome.",
                         ["action", "outcome"])
 
@@ -157,13 +155,12 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
         if event["payload"]["outcome"] == "unreachable":
             self._on_event(REVISIT_DONE, event, actions.note_unreachable, event["payload"])
 
-    @timer(interval=CLOSING_INTERVAL)
-    def close_unreachable(self):
+    @leased_timer(CLOSING_INTERVAL, lease="closing", ttl=timedelta(seconds=3 * CLOSING_INTERVAL))
+    def close_unreachable(self, lease):
         """Close, without an answer, every case whose unreachable customer's waiting time is
         over, oldest first (one replica at a time: a lease, renewed through a backlog). A
         case a handler changed meanwhile is left to the next look."""
         now, policy = self.clock(), self.policy.current
-        lease = Lease(self.store.db, f"{self.name}.closing", INSTANCE, timedelta(seconds=3 * CLOSING_INTERVAL))
         for case in self.store.closing_by_rule(now):
             at = self.clock()
             if not lease.held(at):

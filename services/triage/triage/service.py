@@ -8,26 +8,22 @@ Every HTTP and RPC call is checked against its caller's permission and malls.
 """
 from datetime import timedelta
 
-from marshmallow import ValidationError
-from nameko.timer import timer
-
 from mallcare_common import messaging, web
-from mallcare_common.auth import Access, AccessError
+from mallcare_common.auth import Access
 from mallcare_common.calendar import Clock
 from mallcare_common.contracts import COMPLAINT_REGISTERED, InvalidEvent, read_event
 from mallcare_common.contracts import resolution as case_events
-from mallcare_common.messaging import INSTANCE, event_handler, outbox_dispatcher, publish_pending
-from mallcare_common.mongo import Lease
+from mallcare_common.messaging import event_handler, outbox_dispatcher, publish_pending
+from mallcare_common.mongo import leased_timer
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.rpc import rpc
-from mallcare_common.web import Conflict, NotFound, http, json_response, read_json, signed
+from mallcare_common.web import CLIENT_ERRORS, http, json_response, read_json, signed
 
 from . import rules
 from .policy import load_policy
 from .schemas import HTTP_API, AssessmentOut, CorrectionIn, QueueQuery, ReassignmentIn
 from .storage import Assessments
 
-CLIENT_ERRORS = (ValidationError, NotFound, Conflict, AccessError)
 ASSIGN_INTERVAL = 60   # seconds between looks for complaints that still have no owner
 
 
@@ -92,16 +88,13 @@ class TriageService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
                                                            now)
         self._record(doc, changes, entry, published, now, where={"meeting": None})
 
-    @timer(interval=ASSIGN_INTERVAL)
-    def assign_unowned(self):
+    @leased_timer(ASSIGN_INTERVAL, lease="assign", ttl=timedelta(seconds=ASSIGN_INTERVAL))
+    def assign_unowned(self, lease):
         """R2.5: a complaint that came in while nobody of its department was on shift
         gets an owner as soon as someone is (one replica at a time). Every unowned one is
         looked at, the earliest first, however many wait for a shift elsewhere (the lease
         renewed through a long backlog, so a second replica does not start beside it)."""
         now, policy = self.clock(), self.policy.current
-        lease = Lease(self.store.db, "triage.assign", INSTANCE, timedelta(seconds=ASSIGN_INTERVAL))
-        if not lease.held(now):   # another replica sweeps: not even a page read here
-            return
         loads = {}
         for doc in self.store.unowned():
             if not lease.held(self.clock()):
