@@ -40,4 +40,5 @@ HEALTHCHECK --interval=10s --timeout=10s --start-period=30s --retries=3 \
     CMD python -m mallcare_common.healthcheck "${SERVICE}"
 
 # exec: nameko becomes PID 1 and gets SIGTERM from `docker stop`, so it stops gracefully.
-CMD ["sh", "-c", "exec nameko run --config services/${SERVICE}/config.yml ${SERVICE}.service"]
+# The service's class by name (intake -> intake.service:IntakeService): only it starts.
+CMD ["sh", "-c", "exec nameko run --config services/${SERVICE}/config.yml ${SERVICE}.service:$(echo ${SERVICE} | sed 's/^./\\U&/')Service"]

@@ -66,7 +66,7 @@ for svc in "${SERVICES[@]}"; do
   fi
   upper=${svc^^}
   env MONGO_URI="$store_uri" "${upper}_WEB_ADDRESS=127.0.0.1:${WEB_PORT[$svc]}" \
-    "$VENV/bin/nameko" run --config "services/$svc/config.yml" "$svc.service" >"$RUN_DIR/logs/$svc.log" 2>&1 &
+    "$VENV/bin/nameko" run --config "services/$svc/config.yml" "$svc.service:${svc^}Service" >"$RUN_DIR/logs/$svc.log" 2>&1 &
   SERVICE_PIDS+=($!)
   "$VENV/bin/python" scripts/demo.py wait "http://127.0.0.1:${WEB_PORT[$svc]}/health" ||
     { say "$svc did not become healthy; last lines of .run/logs/$svc.log:"; tail -20 "$RUN_DIR/logs/$svc.log"; exit 1; }

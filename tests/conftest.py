@@ -174,7 +174,7 @@ def mongo_uri():
             break
         except Exception:
             if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the embedded store (secantusd-py) did not start")
+                raise RuntimeError("the embedded store (secantusd-py) did not start") from None
             time.sleep(0.2)
     client.close()
     yield uri
@@ -243,6 +243,12 @@ NAMEKO = str(Path(sys.executable).parent / "nameko")
 RUN_SH_WARNINGS = "ignore::Warning:nameko.cli.main,ignore::Warning:nameko.cli.commands"   # as scripts/run.sh
 
 
+def service_class(name):
+    """What `nameko run` is given, as scripts/run.sh gives it: the service's class, so that only it
+    starts (a module's other classes with entrypoints would start too)."""
+    return f"{name}.service:{name.capitalize()}Service"
+
+
 def start_service(name, port, run, log_dir, *, amqp_uri, mongo_uri, secrets_file, **env):
     """Service `name` as its own OS process, started with the very command scripts/run.sh
     uses and configured from the environment only, on `port` with databases of `run`."""
@@ -251,7 +257,7 @@ def start_service(name, port, run, log_dir, *, amqp_uri, mongo_uri, secrets_file
            "MALLCARE_SECRETS_FILE": secrets_file, f"{name.upper()}_WEB_ADDRESS": f"127.0.0.1:{port}",
            f"{name.upper()}_MONGO_DATABASE": f"t{run}_{name}", **env}
     log = open(log_dir / f"{name}.log", "w")
-    process = subprocess.Popen([NAMEKO, "run", "--config", f"services/{name}/config.yml", f"{name}.service"],
+    process = subprocess.Popen([NAMEKO, "run", "--config", f"services/{name}/config.yml", service_class(name)],
                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     process.log_path = log_dir / f"{name}.log"
     return process

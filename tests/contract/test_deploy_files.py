@@ -7,6 +7,7 @@ the Dockerfile and each service's config.yml are checked against one another, so
 service added, renamed or given a new setting cannot drift out of the deployment
 unnoticed. No broker or store is needed.
 """
+import json
 import re
 import subprocess
 import sys
@@ -261,7 +262,14 @@ def test_dockerfile_installs_every_package_and_runs_the_chosen_service():
     user = re.findall(r"^USER\s+(\S+)", text, re.M)
     assert user and user[-1] not in ("root", "0")
     assert re.search(r"^HEALTHCHECK .*\n?.*python -m mallcare_common.healthcheck", text, re.M)
-    assert "nameko run --config services/${SERVICE}/config.yml ${SERVICE}.service" in text
+    [exec_form] = re.findall(r"^CMD (\[.*\])$", text, re.M)
+    shell, flag, command = json.loads(exec_form)            # as Docker reads it
+    assert (shell, flag) == ("sh", "-c") and command.startswith("exec nameko run ")
+    for service in SERVICES:   # what sh runs for each image: only the service's class starts
+        shown = subprocess.run([shell, flag, "echo " + command.removeprefix("exec nameko run ")],
+                               env={"SERVICE": service, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+        assert shown.stdout.split() == ["--config", f"services/{service}/config.yml",
+                                        f"{service}.service:{service.capitalize()}Service"], shown
 
 
 def test_dockerignore_keeps_local_state_out_of_the_image():

@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pymongo import MongoClient
 
 from mallcare_cli.examples import desk_complaint
-from tests.conftest import ROOT, bearer, free_ports, wait_for
+from tests.conftest import ROOT, bearer, free_ports, service_class, wait_for
 
 BIN = Path(sys.executable).parent
 START_TIMEOUT = 90        # s for a store or a service to answer (2 cores, five services starting at once)
@@ -155,7 +155,7 @@ class System:
                "PYTHONUNBUFFERED": "1", **self.env_of[name]}
         with open(self.workdir / f"{name}.log", "a") as log:
             self.services[name] = subprocess.Popen(
-                [str(BIN / "nameko"), "run", "--config", f"services/{service}/config.yml", f"{service}.service"],
+                [str(BIN / "nameko"), "run", "--config", f"services/{service}/config.yml", service_class(service)],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_healthy(self, service):
