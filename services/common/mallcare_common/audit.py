@@ -14,7 +14,10 @@ from marshmallow import Schema, ValidationError, fields, validate
 from pymongo import ASCENDING, DESCENDING
 
 from . import inputs
+from .auth import Access
 from .calendar import as_stored
+from .capabilities import require
+from .mongo import MongoDatabase
 from .openapi import Op
 from .personal import MaskedOut
 from .rpc import rpc
@@ -127,8 +130,11 @@ def query(db, caller, args):
 
 class AuditReads:
     """GET /audit and RPC audit_log for a service whose Mongo dependency is `store` and
-    auth.Access dependency is `access`. Subclass it as `audit.AuditReads`, like
-    web.HealthAndMetrics (`nameko run` starts every class with entrypoints it finds)."""
+    auth.Access dependency is `access` (checked when the service class is created)."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        require(cls, "audit.AuditReads", store=MongoDatabase, access=Access)
 
     @http("GET", "/audit")
     def audit_http(self, request):

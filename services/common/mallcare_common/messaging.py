@@ -46,6 +46,8 @@ from nameko.messaging import QueueConsumer
 from pymongo.errors import ConnectionFailure
 
 from . import inputs
+from .calendar import Clock
+from .capabilities import require
 from .contracts import InvalidEvent
 from .mongo import MongoDatabase, leased_timer, ping
 from .metrics import (DEAD_LETTERED, EVENTS_HANDLED, EVENTS_PUBLISHED, HANDLER_SECONDS, OUTBOX_PENDING,
@@ -310,11 +312,13 @@ def sweep_outbox(collection, dispatch, service, now, grace, limit=100):
 
 class OutboxRelay:
     """The outbox sweep as an entrypoint, for a service with `store` (whose
-    `outboxes` are the collections holding outboxes), `dispatch` and `clock`.
+    `outboxes` are the collections holding outboxes), `dispatch` and `clock` (checked
+    when the service class is created). The timer fires in every replica; the lease lets
+    one sweep."""
 
-    Subclass it as `messaging.OutboxRelay` (not imported by name), for the same
-    reason as web.HealthAndMetrics: `nameko run` starts every class with entrypoints
-    in the service module. The timer fires in every replica; the lease lets one sweep."""
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        require(cls, "messaging.OutboxRelay", name=str, store=MongoDatabase, dispatch=OutboxDispatcher, clock=Clock)
 
     @leased_timer(RELAY_INTERVAL, lease="outbox", ttl=timedelta(seconds=10))
     def relay_outbox(self, lease):

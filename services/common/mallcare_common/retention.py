@@ -19,10 +19,12 @@ import yaml
 from marshmallow import Schema, fields, validate
 from pymongo import MongoClient, WriteConcern
 
-from .calendar import utc_now
-from .mongo import leased_timer
+from .auth import Access
+from .calendar import Clock, utc_now
+from .capabilities import FUNCTION, require
+from .mongo import MongoDatabase, leased_timer
 from .openapi import Op
-from .policy import load_policy_dir
+from .policy import PolicyFiles, load_policy_dir
 from .rpc import rpc
 from .web import CLIENT_ERRORS, http, json_response, read_json
 
@@ -98,8 +100,13 @@ def public(record):
 class RetentionAdmin:
     """POST /retention/run, RPC run_retention and the hourly sweep, for a service with
     `store`, `policy` (whose rules hold retention_months), `clock`, `access` and a
-    `retention_anonymise` (its anonymise function, as a staticmethod). Subclass it as
-    `retention.RetentionAdmin`, like web.HealthAndMetrics."""
+    `retention_anonymise` (its anonymise function, as a staticmethod), checked when the
+    service class is created."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        require(cls, "retention.RetentionAdmin", name=str, store=MongoDatabase, policy=PolicyFiles, clock=Clock,
+                access=Access, retention_anonymise=FUNCTION)
 
     @http("POST", "/retention/run")
     def retention_http(self, request):
