@@ -1,7 +1,8 @@
 """Policy files on running services (the real broker and store): every service refuses to
 start on a broken policy file and names the file and the field; every service reloads its
 policy over HTTP and RPC, refuses a broken file with the reason, and keeps applying the
-policy in force until a valid file comes."""
+policy in force until a valid file comes. A reload on one replica reaches the service's others."""
+import logging
 import shutil
 from datetime import datetime, timedelta
 
@@ -9,6 +10,7 @@ import pytest
 import yaml
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
+from nameko.testing.services import entrypoint_waiter
 
 from analytics.service import AnalyticsService
 from feedback.service import FeedbackService
@@ -38,9 +40,9 @@ def policy_dir(tmp_path):
 
 @pytest.fixture
 def start(container_factory, service_config, policy_dir):
-    def start(name):
-        config = service_config(name)
-        config["MALLCARE"] = {**config["MALLCARE"], "POLICY_DIR": str(policy_dir)}
+    def start(name, directory=policy_dir):
+        config = service_config(name)   # the same databases for each replica of a service in a test
+        config["MALLCARE"] = {**config["MALLCARE"], "POLICY_DIR": str(directory)}
         container = container_factory(SERVICES[name], config)
         container.start()
         return container
@@ -113,3 +115,60 @@ def test_after_a_refused_reload_intake_still_applies_the_old_rules_and_after_a_g
     edit(policy_dir / "intake.yml", lambda data: data["review"].update(min_description_chars=5))
     assert web.post("/policy/reload").status_code == 200
     assert ack_allowed("after-reload") == timedelta(minutes=45)
+
+
+def test_a_reload_on_either_replica_reaches_the_other_and_a_broken_file_changes_neither(start, policy_dir,
+                                                                                        web_client, caplog):
+    caplog.set_level(logging.INFO)
+    replicas = [start("triage"), start("triage")]
+    webs = [web_client(container) for container in replicas]
+    versions = []
+    for took, told, threshold in ((0, 1, 0.75), (1, 0, 0.8)):
+        edit(policy_dir / "triage.yml", lambda data: data["classification"].update(confidence_threshold=threshold)
+             or data.update(version=f"2099-01-0{took + 1}"))
+        with entrypoint_waiter(replicas[told], "follow_policy_reload"):
+            reloaded = webs[took].post("/policy/reload")
+        assert reloaded.status_code == 200, reloaded.text
+        versions.append(reloaded.json()["version"])
+        assert versions[-1].startswith(f"2099-01-0{took + 1}+malls:")
+        for web in webs:
+            policy = web.get("/policy").json()
+            assert (policy["version"], policy["classification"]["confidence_threshold"]) == (versions[-1], threshold)
+    # each followed the other once, and not its own reload (which it would read a second time)
+    followed = [r.getMessage() for r in caplog.records if "as another replica reloaded it" in r.getMessage()]
+    assert followed == [f"policy {version} in force, as another replica reloaded it" for version in versions]
+
+    change, field = BROKEN["triage"]
+    edit(policy_dir / "triage.yml", lambda data: change(data) or data.update(version="2099-broken"))
+    refused = webs[0].post("/policy/reload")
+    assert refused.status_code == 422 and field in refused.json()["message"]
+    assert [web.get("/policy").json()["version"] for web in webs] == [versions[-1]] * 2
+
+
+def test_a_replica_that_cannot_follow_a_reload_keeps_its_policy_and_logs_why(start, policy_dir, tmp_path,
+                                                                            web_client, caplog):
+    """Here the second replica's files differ (in production: a file changed again and broke
+    between the two reads, or a volume not yet updated)."""
+    caplog.set_level(logging.INFO)
+    own_dir = tmp_path / "second"
+    shutil.copytree(policy_dir, own_dir)
+    first, second = start("triage"), start("triage", own_dir)
+    in_force = web_client(second).get("/policy").json()["version"]
+    edit(policy_dir / "triage.yml", lambda data: data.update(version="2099-01-01"))
+    change, field = BROKEN["triage"]
+    edit(own_dir / "triage.yml", change)
+
+    with entrypoint_waiter(second, "follow_policy_reload"):
+        assert web_client(first).post("/policy/reload").json()["version"].startswith("2099-01-01+malls:")
+    assert web_client(second).get("/policy").json()["version"] == in_force
+    [error] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert f"(version 2099-01-01+malls:" in error and f"{in_force} stays in force" in error and field in error
+
+    # a valid file of another version: taken, and the difference said
+    shutil.copy(POLICY_DIR / "triage.yml", own_dir / "triage.yml")
+    caplog.clear()
+    with entrypoint_waiter(second, "follow_policy_reload"):
+        web_client(first).post("/policy/reload")
+    assert web_client(second).get("/policy").json()["version"] == in_force
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert f"policy {in_force} in force here, but the replica that reloaded loaded 2099-01-01+" in warning

@@ -37,6 +37,7 @@ from .metrics import metrics_response
 from .mongo import NotFound, StoreError, ping
 from .openapi import build as build_openapi
 from .policy import InvalidPolicy
+from .replicas import ReplicaBroadcast, replica_handler
 from .rpc import rpc
 
 log = logging.getLogger(__name__)
@@ -326,10 +327,18 @@ class HealthAndMetrics:
         return json_response(200, build_openapi(self.name, self.http_api, self.access.permissions()))
 
 
+POLICY_RELOADED = "policy_reloaded"   # between replicas of a service (replicas.py), not a domain event
+
+
 class PolicyAdmin:
     """GET /policy and POST /policy/reload (and the same as RPC) for a service whose
     PolicyFiles dependency is `policy` and auth.Access dependency is `access`.
-    Subclass it as `web.PolicyAdmin`, like HealthAndMetrics."""
+    Subclass it as `web.PolicyAdmin`, like HealthAndMetrics.
+
+    A reload that took is told to the service's other replicas, which read the same
+    files: one call reloads them all."""
+
+    replicas = ReplicaBroadcast()
 
     @http("GET", "/policy")
     def policy_http(self, request):
@@ -344,10 +353,34 @@ class PolicyAdmin:
     @http("POST", "/policy/reload")
     def reload_policy_http(self, request):
         self.access.caller(request).require("policy.reload")
-        return json_response(200, {"version": self.policy.reload().version})
+        return json_response(200, self._reload())
 
     @rpc(expected_exceptions=CLIENT_ERRORS)
     def reload_policy(self):
         """Read the policy files again; a broken file is refused and the policy in force stays."""
         self.access.caller().require("policy.reload")
-        return {"version": self.policy.reload().version}
+        return self._reload()
+
+    def _reload(self):
+        version = self.policy.reload().version
+        try:
+            self.replicas(POLICY_RELOADED, {"version": version})
+        except Exception as exc:  # broker away: this replica reloaded all the same
+            log.error("policy %s in force here, but the other replicas were not told (%r): "
+                      "reload again once the broker answers", version, exc)
+        return {"version": version}
+
+    @replica_handler(POLICY_RELOADED)
+    def follow_policy_reload(self, message):
+        """Another replica reloaded: read the same files. A replica that cannot (a file
+        changed again and broke) keeps its policy in force and says why."""
+        try:
+            version = self.policy.reload().version
+        except InvalidPolicy as exc:
+            log.error("policy reload by another replica (version %s) refused here, %s stays in force: %s",
+                      message["version"], self.policy.current.version, exc)
+            return
+        if version == message["version"]:
+            log.info("policy %s in force, as another replica reloaded it", version)
+        else:   # the files changed between the two reads, or differ between replicas
+            log.warning("policy %s in force here, but the replica that reloaded loaded %s", version, message["version"])
