@@ -288,7 +288,7 @@ class Generator:
         for event in events:
             doc = reports.apply(doc, event, zone)
             changes += 1
-        for n, (name, owner, department, outcome) in enumerate(clocks_):
+        for name, owner, department, outcome in clocks_:
             clock = {"_id": f"{number}|{name}|1", "clock": name, "mall_id": mall, "complaint_no": number,
                      "owner": owner, "department": department}
             doc = reports.apply_clock(doc, clock, outcome)

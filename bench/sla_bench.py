@@ -597,7 +597,7 @@ def table(result):
                  f"{env['date']}; analytics from {env['services']['source']} at "
                  f"{(env['services']['commit'] or '?')[:8]}"
                  f"{' + uncommitted changes' if env['services']['uncommitted_changes'] else ''}")
-    for key, m in result["mallcare"].items():
+    for m in result["mallcare"].values():
         p = m["publishing"]
         lines.append(f"tick {m['tick_s']} s: published in {p['published_s']} s, analytics' queue empty after "
                      f"{p['analytics_queue_empty_after_s']} s, first due at {p['first_due_after_s']} s; background "

@@ -183,7 +183,7 @@ def main(argv=None):
     print()
     print(summary(names[0], results.get(names[0])))
     print(summary(names[1], results.get(names[1])) if names[1] != "-" else "(one part)")
-    print(f"targets: attribute >= 97%, sub-type >= 90%, risk level >= 95%, false review meetings <= 1%")
+    print("targets: attribute >= 97%, sub-type >= 90%, risk level >= 95%, false review meetings <= 1%")
     met = [n for n, f in results.items() if f is not None and not shortfalls(f)]
     below = [n for n, f in results.items() if f is not None and shortfalls(f)]
     print(f"verdict: met by {', '.join(met) or 'none'}; below in {', '.join(below) or 'none'}")

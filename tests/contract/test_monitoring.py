@@ -645,7 +645,7 @@ def test_grafana_mounts_its_provisioning_read_only(compose):
     for target, source in expected.items():
         assert target in mounted, f"grafana does not mount {target}"
         assert (ROOT / mounted[target][0]).resolve() == source.resolve()
-    for target, (source, read_only) in mounted.items():
+    for source, read_only in mounted.values():
         assert read_only, f"{source} is mounted writable"
         assert (ROOT / source).is_file(), f"{source} does not exist"
 

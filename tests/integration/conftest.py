@@ -1,5 +1,6 @@
 """Fixtures shared by the integration tests (the root conftest has the infrastructure)."""
 import re
+import shutil
 
 import pytest
 
@@ -62,3 +63,26 @@ def path_ids(service, path, ids):
     if service == "resolution":
         values["number"] = ids["incident"]     # resolution's {number} is an incident's
     return {name: values[name] for name in names if name in values}
+
+
+@pytest.fixture
+def policy_dir(tmp_path):
+    """A copy of deploy/policy the test may edit (test_policy_files.edit)."""
+    shutil.copytree(POLICY_DIR, tmp_path / "policy")
+    return tmp_path / "policy"
+
+
+@pytest.fixture
+def start(container_factory, service_config, policy_dir):
+    """Starts a service by name on `policy_dir` (or another directory); each replica of a
+    service started in one test shares its databases."""
+    services = {cls.name: cls for cls in (IntakeService, TriageService, ResolutionService, FeedbackService,
+                                          AnalyticsService)}
+
+    def start(name, directory=policy_dir):
+        config = service_config(name)
+        config["MALLCARE"] = {**config["MALLCARE"], "POLICY_DIR": str(directory)}
+        container = container_factory(services[name], config)
+        container.start()
+        return container
+    return start

@@ -22,7 +22,7 @@ from mallcare_common.contracts import COMPLAINT_REGISTERED, EVENT_TYPES, build_e
 from mallcare_common.policy import InvalidPolicy
 from resolution.service import ResolutionService
 from tests.conftest import SPOT_REFUND, staff, wait_for
-from tests.integration.test_policy_files import edit, policy_dir  # noqa: F401 (a fixture)
+from tests.integration.test_policy_files import edit
 from triage.service import TriageService
 
 SH = ZoneInfo("Asia/Shanghai")

@@ -32,23 +32,6 @@ BROKEN = {   # one way to break each file, and the field the refusal must name
 }
 
 
-@pytest.fixture
-def policy_dir(tmp_path):
-    shutil.copytree(POLICY_DIR, tmp_path / "policy")
-    return tmp_path / "policy"
-
-
-@pytest.fixture
-def start(container_factory, service_config, policy_dir):
-    def start(name, directory=policy_dir):
-        config = service_config(name)   # the same databases for each replica of a service in a test
-        config["MALLCARE"] = {**config["MALLCARE"], "POLICY_DIR": str(directory)}
-        container = container_factory(SERVICES[name], config)
-        container.start()
-        return container
-    return start
-
-
 def edit(path, change):
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     change(data)
@@ -124,8 +107,8 @@ def test_a_reload_on_either_replica_reaches_the_other_and_a_broken_file_changes_
     webs = [web_client(container) for container in replicas]
     versions = []
     for took, told, threshold in ((0, 1, 0.75), (1, 0, 0.8)):
-        edit(policy_dir / "triage.yml", lambda data: data["classification"].update(confidence_threshold=threshold)
-             or data.update(version=f"2099-01-0{took + 1}"))
+        edit(policy_dir / "triage.yml", lambda data, threshold=threshold, took=took:
+             data["classification"].update(confidence_threshold=threshold) or data.update(version=f"2099-01-0{took + 1}"))
         with entrypoint_waiter(replicas[told], "follow_policy_reload"):
             reloaded = webs[took].post("/policy/reload")
         assert reloaded.status_code == 200, reloaded.text
@@ -162,7 +145,7 @@ def test_a_replica_that_cannot_follow_a_reload_keeps_its_policy_and_logs_why(sta
         assert web_client(first).post("/policy/reload").json()["version"].startswith("2099-01-01+malls:")
     assert web_client(second).get("/policy").json()["version"] == in_force
     [error] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert f"(version 2099-01-01+malls:" in error and f"{in_force} stays in force" in error and field in error
+    assert "(version 2099-01-01+malls:" in error and f"{in_force} stays in force" in error and field in error
 
     # a valid file of another version: taken, and the difference said
     shutil.copy(POLICY_DIR / "triage.yml", own_dir / "triage.yml")

@@ -20,9 +20,9 @@ from mallcare_cli.examples import desk_complaint
 from mallcare_common.messaging import DEAD_LETTER_QUEUE
 from mallcare_common.policy import InvalidPolicy
 from tests.conftest import POLICY_DIR, bearer, staff, wait_for
+from triage.service import TriageService
 
 SUPERVISOR = staff("E3011")   # corrections and reassignments are a supervisor's
-from triage.service import TriageService
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # day shift on
 

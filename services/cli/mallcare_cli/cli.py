@@ -16,6 +16,7 @@ import uuid
 import warnings
 from collections import Counter
 from datetime import timedelta
+from functools import partial
 from urllib.parse import quote, unquote, urlparse
 
 import requests
@@ -193,7 +194,7 @@ def validate_policies(policy_dir):
     check("access.yml", lambda: auth.load_access(os.path.join(policy_dir, "access.yml")))
     for name in SERVICES:
         load = importlib.import_module(f"{name}.policy").load_policy
-        check(f"{name}.yml", lambda: load_policy_dir(policy_dir, f"{name}.yml", load))
+        check(f"{name}.yml", partial(load_policy_dir, policy_dir, f"{name}.yml", load))
     return results
 
 

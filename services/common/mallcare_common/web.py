@@ -31,12 +31,13 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Request, Response
 
 from . import inputs
-from .auth import CALLER, Forbidden, TooManyRequests, Unauthenticated
+from .auth import CALLER, Access, Forbidden, TooManyRequests, Unauthenticated
+from .capabilities import require
 from .health import BrokerHealth
 from .metrics import metrics_response
-from .mongo import NotFound, StoreError, ping
+from .mongo import MongoDatabase, NotFound, StoreError, ping
 from .openapi import build as build_openapi
-from .policy import InvalidPolicy
+from .policy import InvalidPolicy, PolicyFiles
 from .replicas import ReplicaBroadcast, replica_handler
 from .rpc import rpc
 
@@ -292,13 +293,13 @@ def read_json(request, max_bytes=MAX_BODY_BYTES):
 class HealthAndMetrics:
     """GET /health, GET /health/live, GET /metrics and GET /openapi.json for a service
     whose Mongo dependency is `store`, auth.Access dependency `access` and OpenAPI
-    declarations `http_api`.
-
-    Subclass it as `web.HealthAndMetrics`, never import the class itself into a
-    service module: `nameko run <svc>.service` starts every class with entrypoints
-    it finds in the module, and this one has no `name`."""
+    declarations `http_api` (checked when the service class is created)."""
 
     broker_check = BrokerHealth()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        require(cls, "web.HealthAndMetrics", name=str, store=MongoDatabase, access=Access, http_api=(list, tuple))
 
     @http("GET", "/health")
     def health(self, request):
@@ -332,13 +333,17 @@ POLICY_RELOADED = "policy_reloaded"   # between replicas of a service (replicas.
 
 class PolicyAdmin:
     """GET /policy and POST /policy/reload (and the same as RPC) for a service whose
-    PolicyFiles dependency is `policy` and auth.Access dependency is `access`.
-    Subclass it as `web.PolicyAdmin`, like HealthAndMetrics.
+    PolicyFiles dependency is `policy` and auth.Access dependency is `access` (checked
+    when the service class is created).
 
     A reload that took is told to the service's other replicas, which read the same
     files: one call reloads them all."""
 
     replicas = ReplicaBroadcast()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        require(cls, "web.PolicyAdmin", name=str, policy=PolicyFiles, access=Access)
 
     @http("GET", "/policy")
     def policy_http(self, request):

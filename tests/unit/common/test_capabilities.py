@@ -2,7 +2,7 @@
 without declaring that fails when the class is created, saying what to declare."""
 import pytest
 
-from mallcare_common import audit, messaging, retention
+from mallcare_common import audit, messaging, retention, web
 from mallcare_common.auth import Access
 from mallcare_common.calendar import Clock
 from mallcare_common.mongo import MongoDatabase
@@ -44,3 +44,15 @@ def test_retention_needs_its_anonymise_function_as_a_staticmethod():
             clock = Clock()
             access = Access()
             retention_anonymise = "not a function"
+
+
+def test_health_and_policy_admin_need_their_declarations_too():
+    with pytest.raises(TypeError, match=r"takes web.HealthAndMetrics but does not declare store \(MongoDatabase\), "
+                                        r"http_api \(list or tuple\)$"):
+        class NoticeService(web.HealthAndMetrics):
+            name = "notice"
+            access = Access()
+    with pytest.raises(TypeError, match=r"takes web.PolicyAdmin but does not declare policy \(PolicyFiles\)$"):
+        class NoticeAdmin(web.PolicyAdmin):
+            name = "notice"
+            access = Access()
