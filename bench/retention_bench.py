@@ -38,6 +38,7 @@ from intake.storage import Complaints  # noqa: E402
 from mallcare_cli.examples import desk_complaint  # noqa: E402
 from mallcare_common import retention  # noqa: E402
 from mallcare_common.calendar import utc_now  # noqa: E402
+from mallcare_common.messaging import new_outbox  # noqa: E402
 from mallcare_common.policy import load_policy_dir  # noqa: E402
 
 
@@ -46,9 +47,9 @@ def complaints(policy, count, closed_at, start):
         body = desk_complaint(channel_ref=f"bench-{i}", received_at=closed_at,
                               customer={"name": "王女士", "phone": f"138{i:08d}", "email": f"c{i}@example.com"},
                               description=f"草莓发霉了，请回电138{i:08d}")
-        doc = rules.new_complaint(f"SHXJH-BENCH-{i:06d}", body, policy=policy, ref=f"ref{i}", fp=None,
-                                  rejection=None, now=closed_at)
-        yield {**doc, "pending_events": [], "case_state": "closed", "case_state_at": closed_at,
+        doc, event = rules.new_complaint(f"SHXJH-BENCH-{i:06d}", body, policy=policy, ref=f"ref{i}", fp=None,
+                                         rejection=None, now=closed_at)
+        yield {**doc, **new_outbox(event, closed_at), "pending_events": [], "case_state": "closed", "case_state_at": closed_at,
                "closed_at": closed_at}
 
 

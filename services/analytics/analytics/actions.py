@@ -10,8 +10,8 @@ window (fixed windows of the policy's days, counted from 1970-01-01). A person a
 proposal by recording the analysis with its `proposal_id`; the proposal becomes that action."""
 from datetime import datetime, timedelta, timezone
 
+from mallcare_common.errors import Conflict
 from mallcare_common.personal import masked_fields
-from mallcare_common.web import Conflict
 
 STATUSES = ("proposed", "open", "done", "overdue")
 FREE_TEXT = ("problem", "whys", "root_cause", "action", "evidence")   # what people wrote: masked in every read

@@ -33,6 +33,7 @@ from werkzeug.wrappers import Request, Response
 from . import inputs
 from .auth import CALLER, Access, Forbidden, TooManyRequests, Unauthenticated
 from .capabilities import require
+from .errors import Conflict
 from .health import BrokerHealth
 from .metrics import metrics_response
 from .mongo import MongoDatabase, NotFound, StoreError, ping
@@ -48,10 +49,6 @@ MAX_BODY_BYTES = 64 * 1024
 
 class Gone(Exception):
     """What the request refers to existed but is no longer usable (an expired link)."""
-
-
-class Conflict(Exception):
-    """The request is valid but the resource's state does not allow it."""
 
 
 class Unavailable(Exception):

@@ -13,9 +13,8 @@ from marshmallow import ValidationError
 from mallcare_common.calendar import as_stored
 from mallcare_common.contracts import build_event
 from mallcare_common.contracts import feedback as events
-from mallcare_common.messaging import new_outbox, push_to_outbox
+from mallcare_common.errors import Conflict
 from mallcare_common.personal import scrub
-from mallcare_common.web import Conflict
 
 OPEN = ("scheduled", "retry")
 
@@ -97,7 +96,8 @@ def revisit_id(complaint_no, round_):
 
 
 def new_revisit(resolved, complaint, policy, now):
-    """The revisit of one resolution (`resolved` is the case_resolved envelope)."""
+    """The revisit of one resolution (`resolved` is the case_resolved envelope) and its
+    revisit_scheduled, or revisit_done when nobody can be asked (for the outbox of its insert)."""
     payload, mall_id = resolved["payload"], resolved["mall_id"]
     rule = policy.revisit(mall_id)
     way = revisit_way(payload["channel"], complaint.get("contact_masked"), rule)
@@ -122,8 +122,7 @@ def new_revisit(resolved, complaint, policy, now):
         event = build_event(events.REVISIT_SCHEDULED, mall_id=mall_id, complaint_no=number, occurred_at=now, payload={
             "revisit_id": doc["_id"], "round": round_, "way": way, "scheduled_at": scheduled.isoformat(),
             "due_at": due.isoformat(), "beyond_deadline": beyond})
-    doc.update(new_outbox(event, now))
-    return doc
+    return doc, event
 
 
 def satisfied(score, policy):
@@ -195,15 +194,6 @@ def cancelled(revisit, reason, at):
     return {"status": "cancelled", "cancelled": {"at": at, "reason": reason}}, [event]
 
 
-def outbox_update(changes, out, now):
-    """A $set/$push update writing `changes` with `out` in the outbox."""
-    update = {"$set": changes, "$inc": {"version": 1}}
-    if out:
-        pushes = [push_to_outbox(e, now) for e in out]
-        update["$push"] = {key: {"$each": [p[key] for p in pushes]} for key in ("outbox", "pending_events")}
-    return update
-
-
 # --- the answer link -----------------------------------------------------------------------------
 
 class LinkRefused(Exception):
@@ -261,7 +251,8 @@ PROCESS_DETAIL = ("source", "summary", "decision", "remedies", "points", "reason
 
 def library_entry(case, complaint, lessons, by, automatic, now):
     """The case as a lesson: the problem, how it was handled (the timeline, by role, no
-    names or numbers of people), and what was learnt."""
+    names or numbers of people), and what was learnt; with its case_archived event (for
+    the outbox of its insert)."""
     process = [{"at": _time(e["at"]), "role": e["role"], "action": e["action"], "state": e["state"],
                 **{k: scrub(v) for k, v in (e.get("detail") or {}).items() if k in PROCESS_DETAIL}}
                for e in case["timeline"] if e["action"] not in ("event_not_applied",)]
@@ -277,8 +268,7 @@ def library_entry(case, complaint, lessons, by, automatic, now):
     event = build_event(events.CASE_ARCHIVED, mall_id=case["mall_id"], complaint_no=case["complaint_no"],
                         occurred_at=now, payload={"category": case["category"], "risk_level": case["risk_level"],
                                                   "automatic": automatic, "by": by})
-    entry.update(new_outbox(event, now))
-    return entry
+    return entry, event
 
 
 def _time(value):

@@ -22,7 +22,7 @@ from mallcare_common.auth import Access, Secret
 from mallcare_common.calendar import Clock
 from mallcare_common.contracts import COMPLAINT_REGISTERED, read_event
 from mallcare_common.contracts import resolution as case_events
-from mallcare_common.messaging import event_handler, outbox_dispatcher, publish_pending
+from mallcare_common.messaging import event_handler, new_outbox, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import leased_timer
 from mallcare_common.personal import scrub
 from mallcare_common.policy import PolicyFiles
@@ -34,7 +34,7 @@ from . import rules
 from .policy import load_policy
 from .schemas import (HTTP_API, ArchiveIn, AttemptIn, LessonsIn, LibraryOut, LibraryQuery, LinkAnswerIn, RevisitOut,
                       WorklistQuery)
-from .storage import Revisits
+from .storage import Revisits, outbox_update
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,8 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
             return   # its case_closed overtook it (one queue per event type): nobody to ask
         complaint = self.store.complaint(event["complaint_no"]) or self._complaint_from_intake(event["complaint_no"])
         now = self.clock()
-        revisit = rules.new_revisit(event, complaint, self.policy.current, now)
+        revisit, first = rules.new_revisit(event, complaint, self.policy.current, now)
+        revisit.update(new_outbox(first, now))
         if self.store.insert_new(self.store.revisits, revisit):
             publish_pending(self.store.revisits, self.dispatch, self.name, now, [revisit])
 
@@ -115,7 +116,7 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
         """revisit_overdue, once per revisit past its 24 hours (one replica at a time)."""
         now = self.clock()
         for revisit in self.store.overdue(now, limit=200):
-            updated = self.store.update(self.store.revisits, revisit, rules.outbox_update(
+            updated = self.store.update(self.store.revisits, revisit, outbox_update(
                 {"overdue_reported": True}, [rules.overdue(revisit, now)], now))
             if updated is not None:
                 publish_pending(self.store.revisits, self.dispatch, self.name, now, [updated])
@@ -273,7 +274,7 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
         for _ in range(ATTEMPTS):
             revisit, now = self.store.get(self.store.revisits, revisit_id, "revisit"), self.clock()
             changes, out = decide(revisit, self.policy.current, now)
-            updated = self.store.update(self.store.revisits, revisit, rules.outbox_update(changes, out, now))
+            updated = self.store.update(self.store.revisits, revisit, outbox_update(changes, out, now))
             if updated is not None:
                 publish_pending(self.store.revisits, self.dispatch, self.name, now, [updated])
                 return updated
@@ -303,14 +304,15 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
         now = self.clock()
         for revisit in self.store.open_revisits(event["complaint_no"]):
             changes, out = rules.cancelled(revisit, reason, event["occurred_at"])
-            updated = self.store.update(self.store.revisits, revisit, rules.outbox_update(changes, out, now))
+            updated = self.store.update(self.store.revisits, revisit, outbox_update(changes, out, now))
             if updated is not None:
                 publish_pending(self.store.revisits, self.dispatch, self.name, now, [updated])
 
     def _archive(self, case, lessons, by, automatic):
         complaint = self.store.complaint(case["complaint_no"]) or {}
         now = self.clock()
-        entry = rules.library_entry(case, complaint, lessons, by, automatic, now)
+        entry, archived = rules.library_entry(case, complaint, lessons, by, automatic, now)
+        entry.update(new_outbox(archived, now))
         if self.store.insert_new(self.store.library, entry):
             publish_pending(self.store.library, self.dispatch, self.name, now, [entry])
             return entry

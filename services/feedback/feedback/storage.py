@@ -4,6 +4,7 @@ resolution of a case, keyed <complaint number>-R<round>), `library` (the case
 library, one entry per complaint) and `closures` (when each case was last closed). Revisits and library entries carry their outbox."""
 from pymongo import ASCENDING, ReturnDocument
 
+from mallcare_common.messaging import push_to_outbox
 from mallcare_common.mongo import MongoDatabase, Store
 
 from .rules import OPEN
@@ -55,6 +56,15 @@ class FeedbackStore(Store):
     def search(self, selector, limit):
         return list(self.library.find(selector, {"outbox": 0, "process": 0})
                     .sort([("archived_at", ASCENDING)]).limit(limit))
+
+
+def outbox_update(changes, out, now):
+    """A $set/$push update writing `changes` with `out` in the outbox."""
+    update = {"$set": changes, "$inc": {"version": 1}}
+    if out:
+        pushes = [push_to_outbox(e, now) for e in out]
+        update["$push"] = {key: {"$each": [p[key] for p in pushes]} for key in ("outbox", "pending_events")}
+    return update
 
 
 class Revisits(MongoDatabase):

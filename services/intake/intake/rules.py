@@ -9,7 +9,6 @@ from marshmallow import ValidationError
 
 from mallcare_common.contracts import (COMPLAINT_ACKNOWLEDGED, COMPLAINT_REGISTERED,
                                        COMPLAINT_REJECTED, build_event)
-from mallcare_common.messaging import new_outbox
 from mallcare_common.personal import mask_contact, mask_text
 
 # Channel clocks drift; a received_at a little ahead of ours is not an error.
@@ -93,7 +92,7 @@ def _rejection(reason, detail, duplicate_of=None):
 
 
 def new_complaint(number, complaint, *, policy, ref, fp, rejection, now):
-    """The stored document, with its registered or rejected event in the outbox."""
+    """The stored document and its registered or rejected event (for the outbox of its insert)."""
     mall = policy.malls.get(complaint["mall_id"])
     received_at = complaint.get("received_at", now)
     doc = {
@@ -130,8 +129,7 @@ def new_complaint(number, complaint, *, policy, ref, fp, rejection, now):
         doc.update(status="registered", rejection=None, ack_due_at=ack_due_at(rule, mall.calendar, received_at))
         event = build_event(COMPLAINT_REGISTERED, mall_id=mall.id, complaint_no=number, occurred_at=now,
                             payload=registered_payload(doc))
-    doc.update(new_outbox(event, now))
-    return doc
+    return doc, event
 
 
 def registered_payload(doc):

@@ -24,7 +24,7 @@ from mallcare_common.auth import Access, Forbidden, Secret
 from mallcare_common.calendar import Clock, as_stored
 from mallcare_common.contracts import read_event
 from mallcare_common.contracts.resolution import CASE_CLOSED, CASE_REOPENED
-from mallcare_common.messaging import event_handler, outbox_dispatcher, publish_pending
+from mallcare_common.messaging import event_handler, new_outbox, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import next_sequence
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.rpc import rpc
@@ -157,8 +157,9 @@ class IntakeService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
         # Only now, with the whole complaint valid (input gate, schema, mall and times), is a
         # number taken: a refused body must not leave a gap in the day's sequence.
         number = rules.complaint_number(mall.code, local_day, next_sequence(self.store.db, f"{mall.code}-{local_day}"))
-        doc = rules.new_complaint(number, complaint, policy=policy, ref=ref, fp=fp, now=now,
-                                  rejection=rules.review(complaint, settings, now, duplicate_of))
+        doc, event = rules.new_complaint(number, complaint, policy=policy, ref=ref, fp=fp, now=now,
+                                         rejection=rules.review(complaint, settings, now, duplicate_of))
+        doc.update(new_outbox(event, now))
         try:
             self.store.insert(doc)
         except self.store.DuplicateChannelRef:

@@ -7,8 +7,7 @@ from marshmallow import ValidationError
 
 from mallcare_common.contracts import (COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED, COMPLAINT_TRIAGED,
                                        build_event)
-from mallcare_common.messaging import new_outbox
-from mallcare_common.web import Conflict
+from mallcare_common.errors import Conflict
 
 from . import classify
 from .demand import beyond_the_law
@@ -162,7 +161,7 @@ def deadlines(category, urgency, risk_level, sla, calendar, start):
 # --- documents and events ----------------------------------------------------------------
 
 def new_assessment(event, assessment, now):
-    """The stored assessment of a registered complaint, with its triaged event in the outbox."""
+    """The stored assessment of a registered complaint and its triaged event (for the outbox of its insert)."""
     complaint = event["payload"]
     doc = {
         "_id": event["complaint_no"], "mall_id": event["mall_id"], "status": "open",
@@ -176,8 +175,7 @@ def new_assessment(event, assessment, now):
         **assessment,
         "history": [{"at": now, "action": "triaged", "by": "triage", "reason": assessment["routing_basis"]}],
     }
-    doc.update(new_outbox(triaged_event(doc, now), now))
-    return doc
+    return doc, triaged_event(doc, now)
 
 
 def reassessment(doc, field, value, by, reason, policy, now, history):

@@ -13,7 +13,7 @@ from mallcare_common.auth import Access
 from mallcare_common.calendar import Clock
 from mallcare_common.contracts import COMPLAINT_REGISTERED, InvalidEvent, read_event
 from mallcare_common.contracts import resolution as case_events
-from mallcare_common.messaging import event_handler, outbox_dispatcher, publish_pending
+from mallcare_common.messaging import event_handler, new_outbox, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import leased_timer
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.rpc import rpc
@@ -48,7 +48,8 @@ class TriageService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
             raise InvalidEvent(f"unknown mall {event['mall_id']} in {event['event_id']}")
         now = self.clock()
         assessment = rules.assess({**event["payload"], "mall_id": event["mall_id"]}, policy, now, self.store)
-        doc = rules.new_assessment(event, assessment, now)
+        doc, triaged = rules.new_assessment(event, assessment, now)
+        doc.update(new_outbox(triaged, now))
         if self.store.insert_new(doc):
             self.store.count_change(None, doc)
             publish_pending(self.store.assessments, self.dispatch, self.name, now, [doc])

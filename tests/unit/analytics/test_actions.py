@@ -8,7 +8,7 @@ from marshmallow import ValidationError
 
 from analytics import actions
 from analytics.schemas import ActionDoneIn, ActionIn, ActionQuery, ReportQuery
-from mallcare_common.web import Conflict
+from mallcare_common.errors import Conflict
 
 NOW = datetime(2026, 11, 30, 2, 0, tzinfo=timezone.utc)
 BODY = {"mall_id": "sh-xujiahui",

@@ -76,8 +76,8 @@ def complaint(contact="138****5678", channel="desk", **extra):
 
 
 @pytest.fixture
-def make_revisit(policy):
-    """make_revisit(channel, contact, mall_id, at, round_, policy) -> a new revisit document."""
+def new_revisit(policy):
+    """new_revisit(channel, contact, mall_id, at, round_, policy) -> a new revisit document and its first event."""
     def make(channel="desk", contact="138****5678", mall_id="sh-xujiahui", at=MONDAY_10, round_=1, now=None,
              policy=policy):
         event = resolved_event(mall_id=mall_id, channel=channel, round_=round_, at=at)
@@ -85,8 +85,10 @@ def make_revisit(policy):
     return make
 
 
-def outbox_events(doc):
-    return [entry["event"] for entry in doc["outbox"]]
+@pytest.fixture
+def make_revisit(new_revisit):
+    """make_revisit(...) -> the revisit document alone."""
+    return lambda **kwargs: new_revisit(**kwargs)[0]
 
 
 def assert_valid(event, event_type):

@@ -13,7 +13,7 @@ import pytest
 from feedback import rules
 from mallcare_common.contracts import feedback as events
 
-from .conftest import UTC, assert_valid, complaint, outbox_events
+from .conftest import UTC, assert_valid, complaint
 
 NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 PERSONAL = ("13812345678", "13912345678", "1381234", "5678", "021-6488", "zhang.san", "example.com",
@@ -77,7 +77,7 @@ def kept():
 
 
 def test_the_entry_describes_the_problem_without_personal_data(case, kept):
-    entry = rules.library_entry(case, kept, None, "feedback", True, NOW)
+    entry = rules.library_entry(case, kept, None, "feedback", True, NOW)[0]
     assert entry["problem"] == {"description": "孩子吃了熟食区的鸡肉后呕吐，请回电 [phone] 或 [e-mail]",
                                 "fact": "child vomited; ID [ID number] on file",
                                 "expectation": "medical costs, call [phone]"}
@@ -89,7 +89,7 @@ def test_the_entry_describes_the_problem_without_personal_data(case, kept):
 
 
 def test_the_process_keeps_roles_and_steps_but_not_people(case, kept):
-    entry = rules.library_entry(case, kept, None, "feedback", True, NOW)
+    entry = rules.library_entry(case, kept, None, "feedback", True, NOW)[0]
     process = entry["process"]
     assert [s["action"] for s in process] == ["opened", "finding", "note", "proposed", "answered", "escalated",
                                               "accepted", "task_done", "resolved", "closed"]   # not event_not_applied
@@ -107,14 +107,14 @@ def test_the_process_keeps_roles_and_steps_but_not_people(case, kept):
 
 
 def test_process_times_are_datetimes_again(case, kept):
-    process = rules.library_entry(case, kept, None, "feedback", True, NOW)["process"]
+    process = rules.library_entry(case, kept, None, "feedback", True, NOW)[0]["process"]
     assert process[0]["at"] == datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
     assert all(isinstance(s["at"], datetime) and s["at"].utcoffset() == timedelta(0) for s in process)
     assert [s["at"] for s in process] == sorted(s["at"] for s in process)
 
 
 def test_the_process_keeps_what_was_decided_with_text_scrubbed(case, kept):
-    steps = {s["action"]: s for s in rules.library_entry(case, kept, None, "feedback", True, NOW)["process"]}
+    steps = {s["action"]: s for s in rules.library_entry(case, kept, None, "feedback", True, NOW)[0]["process"]}
     assert steps["finding"]["source"] == "supplier_qc_report"
     assert steps["finding"]["summary"] == "批次抽检不合格；顾客 [phone] 提供了小票"
     assert steps["proposed"]["decision"] == "upheld" and steps["proposed"]["total"] == "1025.00"
@@ -129,45 +129,43 @@ def test_the_process_keeps_what_was_decided_with_text_scrubbed(case, kept):
 
 
 def test_an_automatic_entry_waits_for_its_lessons(case, kept):
-    entry = rules.library_entry(case, kept, None, "feedback", True, NOW)
+    entry = rules.library_entry(case, kept, None, "feedback", True, NOW)[0]
     assert entry["lessons"] is None and entry["lessons_pending"] is True
 
 
 def test_a_handlers_entry_has_its_lessons_scrubbed(case, kept):
-    entry = rules.library_entry(case, kept, "熟食区每批次留样；回访请拨 13812345678", "E3501", False, NOW)
+    entry = rules.library_entry(case, kept, "熟食区每批次留样；回访请拨 13812345678", "E3501", False, NOW)[0]
     assert entry["lessons"] == "熟食区每批次留样；回访请拨 [phone]"
     assert entry["lessons_pending"] is False and entry["automatic"] is False and entry["archived_by"] == "E3501"
 
 
 def test_the_entry_carries_its_case_archived_event(case, kept):
-    entry = rules.library_entry(case, kept, None, "feedback", True, NOW)
-    [event] = outbox_events(entry)
+    entry, event = rules.library_entry(case, kept, None, "feedback", True, NOW)
     read = assert_valid(event, events.CASE_ARCHIVED)
     assert read["payload"] == {"category": "food.safety_incident", "risk_level": "high", "automatic": True,
                                "by": "feedback"}
     assert (read["complaint_no"], read["mall_id"], read["occurred_at"]) == ("SHXJH-20261123-0042", "sh-xujiahui",
                                                                             NOW)
-    assert entry["pending_events"] == [event["event_id"]]
 
 
 def test_a_complaint_not_kept_and_a_case_without_resolution_still_make_an_entry(case):
     case = {**case, "resolution": None, "category": None}
-    entry = rules.library_entry(case, {}, "典型案例", "E3501", False, NOW)
+    entry, event = rules.library_entry(case, {}, "典型案例", "E3501", False, NOW)
     assert entry["problem"] == {"description": None, "fact": None, "expectation": None}
     assert (entry["outcome"], entry["merchant_id"], entry["area"], entry["category"]) == (None, None, None, None)
-    assert assert_valid(outbox_events(entry)[0], events.CASE_ARCHIVED)["payload"]["category"] is None
+    assert assert_valid(event, events.CASE_ARCHIVED)["payload"]["category"] is None
 
 
 def test_the_outcome_is_scrubbed_too(case, kept):
     case["resolution"]["summary"] = "已按食品安全法赔付；会员 M00123 签收，联系 zhang.san@example.com"
-    entry = rules.library_entry(case, kept, None, "feedback", True, NOW)
+    entry = rules.library_entry(case, kept, None, "feedback", True, NOW)[0]
     assert entry["outcome"] == "已按食品安全法赔付；会员 [member id] 签收，联系 [e-mail]"
 
 
 def test_objection_points_are_scrubbed(case, kept):
     case["timeline"].insert(5, entry_(6, "2026-11-23T03:10:00+00:00", "E3501", "handler", "objected", "objected",
                                       proposal_no=1, points=["要求十倍赔偿", "请联系其丈夫 13912345678"]))
-    steps = {s["action"]: s for s in rules.library_entry(case, kept, None, "feedback", True, NOW)["process"]}
+    steps = {s["action"]: s for s in rules.library_entry(case, kept, None, "feedback", True, NOW)[0]["process"]}
     assert steps["objected"]["points"] == ["要求十倍赔偿", "请联系其丈夫 [phone]"]
 
 
@@ -188,7 +186,7 @@ def test_a_case_as_resolution_really_dumps_it_makes_an_entry():
     driver.carry_out()
     driver.later(minutes=5).resolve()
     dumped = CaseOut().dump(driver.case)
-    entry = rules.library_entry(dumped, complaint(), "收银前抽检", "E3501", False, NOW)
+    entry = rules.library_entry(dumped, complaint(), "收银前抽检", "E3501", False, NOW)[0]
     assert [s["action"] for s in entry["process"]] == [e["action"] for e in dumped["timeline"]]
     assert [s["role"] for s in entry["process"]] == [e["role"] for e in dumped["timeline"]]
     assert [s["at"] for s in entry["process"]] == [e["at"] for e in driver.case["timeline"]]

@@ -11,7 +11,7 @@ import pytest
 from feedback import rules
 from mallcare_common.contracts import feedback as events
 
-from .conftest import (BJ_QUIET, CHAIN_QUIET, MONDAY_10, SH, assert_valid, local, outbox_events, quiet, sh,
+from .conftest import (BJ_QUIET, CHAIN_QUIET, MONDAY_10, SH, assert_valid, local, quiet, sh,
                        with_override)
 
 EVERY_20_MINUTES = [MONDAY_10 + timedelta(minutes=m) for m in range(0, 24 * 60, 20)]
@@ -210,9 +210,9 @@ def test_the_kind_of_a_masked_contact(contact, kind):
 
 # --- the revisit document and its first event -----------------------------------------------------
 
-def test_a_desk_complaint_gets_a_scheduled_phone_revisit_with_its_event(policy, make_revisit):
+def test_a_desk_complaint_gets_a_scheduled_phone_revisit_with_its_event(policy, new_revisit):
     now = MONDAY_10 + timedelta(seconds=3)
-    doc = make_revisit(now=now)
+    doc, event = new_revisit(now=now)
     assert doc["_id"] == "SHXJH-20261123-0042-R1"
     assert (doc["status"], doc["way"], doc["round"], doc["mall_id"]) == ("scheduled", "phone_call", 1, "sh-xujiahui")
     assert doc["resolved_at"] == MONDAY_10
@@ -223,8 +223,6 @@ def test_a_desk_complaint_gets_a_scheduled_phone_revisit_with_its_event(policy, 
     assert (doc["attempts"], doc["answer"], doc["version"], doc["overdue_reported"]) == ([], None, 0, False)
     assert doc["contact_masked"] == "138****5678" and doc["created_at"] == now
     assert doc["policy_version"] == policy.version
-    [event] = outbox_events(doc)
-    assert doc["pending_events"] == [event["event_id"]] and doc["outbox"][0]["sent_at"] is None
     read = assert_valid(event, events.REVISIT_SCHEDULED)
     assert (read["mall_id"], read["complaint_no"], read["occurred_at"]) == ("sh-xujiahui", "SHXJH-20261123-0042", now)
     assert read["payload"] == {"revisit_id": doc["_id"], "round": 1, "way": "phone_call",
@@ -239,12 +237,12 @@ def test_an_app_complaint_gets_an_app_message_with_a_72h_link(make_revisit):
     assert doc["link_expires_at"] == doc["scheduled_at"] + timedelta(hours=72)
 
 
-def test_a_web_complaint_gets_an_sms_outside_quiet_hours_with_a_link(make_revisit):
-    doc = make_revisit(channel="web", contact="139****0001", at=sh(2026, 11, 23, 20, 30))
+def test_a_web_complaint_gets_an_sms_outside_quiet_hours_with_a_link(new_revisit):
+    doc, event = new_revisit(channel="web", contact="139****0001", at=sh(2026, 11, 23, 20, 30))
     assert doc["way"] == "sms"
     assert doc["scheduled_at"] == sh(2026, 11, 24, 9, 0)
     assert doc["link_expires_at"] == sh(2026, 11, 27, 9, 0)
-    assert assert_valid(outbox_events(doc)[0], events.REVISIT_SCHEDULED)["payload"]["way"] == "sms"
+    assert assert_valid(event, events.REVISIT_SCHEDULED)["payload"]["way"] == "sms"
 
 
 def test_a_bj_chaoyang_revisit_waits_for_09_30(make_revisit):
@@ -253,26 +251,26 @@ def test_a_bj_chaoyang_revisit_waits_for_09_30(make_revisit):
     assert local(doc["scheduled_at"]) == datetime(2026, 11, 24, 9, 30, tzinfo=SH)
 
 
-def test_each_round_has_its_own_revisit(make_revisit):
-    assert make_revisit(round_=2)["_id"] == "SHXJH-20261123-0042-R2"
-    assert assert_valid(outbox_events(make_revisit(round_=2))[0], events.REVISIT_SCHEDULED)["payload"]["round"] == 2
+def test_each_round_has_its_own_revisit(new_revisit):
+    doc, event = new_revisit(round_=2)
+    assert doc["_id"] == "SHXJH-20261123-0042-R2"
+    assert assert_valid(event, events.REVISIT_SCHEDULED)["payload"]["round"] == 2
 
 
-def test_a_flagged_revisit_says_so_in_its_event(one_hour_a_day_within_3h, make_revisit):
-    doc = make_revisit(at=sh(2026, 11, 23, 12, 0), policy=one_hour_a_day_within_3h)
+def test_a_flagged_revisit_says_so_in_its_event(one_hour_a_day_within_3h, new_revisit):
+    doc, event = new_revisit(at=sh(2026, 11, 23, 12, 0), policy=one_hour_a_day_within_3h)
     assert doc["beyond_deadline"] is True and doc["due_at"] == sh(2026, 11, 23, 15, 0)
-    assert assert_valid(outbox_events(doc)[0], events.REVISIT_SCHEDULED)["payload"]["beyond_deadline"] is True
+    assert assert_valid(event, events.REVISIT_SCHEDULED)["payload"]["beyond_deadline"] is True
 
 
 @pytest.mark.parametrize("channel,contact", [("desk", None), ("suggestion_box", None), ("desk", "w***@example.com"),
                                              ("web", None)])
-def test_without_a_way_to_ask_the_revisit_is_unreachable_at_once(make_revisit, channel, contact):
+def test_without_a_way_to_ask_the_revisit_is_unreachable_at_once(new_revisit, channel, contact):
     now = MONDAY_10 + timedelta(seconds=1)
-    doc = make_revisit(channel=channel, contact=contact, now=now)
+    doc, event = new_revisit(channel=channel, contact=contact, now=now)
     assert (doc["status"], doc["way"], doc["scheduled_at"], doc["due_at"], doc["link_expires_at"]) == (
         "unreachable", None, None, None, None)
-    [event] = outbox_events(doc)
     read = assert_valid(event, events.REVISIT_DONE)
     assert read["payload"] == {"revisit_id": doc["_id"], "outcome": "unreachable", "attempts": 0, "score": None,
                                "within_deadline": True, "by": "feedback"}
-    assert read["occurred_at"] == now and doc["pending_events"] == [event["event_id"]]
+    assert read["occurred_at"] == now

@@ -107,14 +107,14 @@ def test_the_registered_event_carries_the_masked_customer_and_scrubbed_text(poli
                                description="草莓发霉，请回电13812345678或发邮件 wang@example.com",
                                demands={"fact": "会员M00123的草莓发霉", "expectation": "王女士要求退款"})
     complaint["received_at"] = at("2026-11-23 15:00:00")
-    doc = rules.new_complaint("SHXJH-20261123-0001", complaint, policy=policy, ref="r", fp=None, rejection=None,
-                              now=at("2026-11-23 15:00:00"))
-    payload = doc["outbox"][0]["event"]["payload"]
+    doc, event = rules.new_complaint("SHXJH-20261123-0001", complaint, policy=policy, ref="r", fp=None,
+                                     rejection=None, now=at("2026-11-23 15:00:00"))
+    payload = event["payload"]
     assert payload["customer"] == {"ref": "r", "contact_masked": "138****5678", "member_tier": None}
     assert payload["description"] == "草莓发霉，请回电[phone]或发邮件 [e-mail]"
     assert payload["demands"] == {"fact": "会员[member id]的草莓发霉", "expectation": "[name]要求退款"}
     for raw in ("13812345678", "wang@example.com", "王女士", "M00123"):
-        assert raw not in str(doc["outbox"])
+        assert raw not in str(event)
     assert doc["description"] == complaint["description"]   # the record itself keeps what was said
 
 

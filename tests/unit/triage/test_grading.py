@@ -219,9 +219,9 @@ def test_a_persons_correction_confirms_a_proposed_category(policy):
                  "received_at": MONDAY_10}
     event = {"event_id": "e1", "complaint_no": "SHXJH-20261123-0001", "mall_id": "sh-xujiahui", "payload": complaint}
     proposed = rules.assess({**complaint, "mall_id": "sh-xujiahui"}, policy, MONDAY_10, History())
-    doc = rules.new_assessment(event, proposed, MONDAY_10)
+    doc, triaged = rules.new_assessment(event, proposed, MONDAY_10)
     assert not doc["category_confirmed"]
-    assert doc["outbox"][0]["event"]["payload"]["category_confirmed"] is False
+    assert triaged["payload"]["category_confirmed"] is False
     changes, entry, corrected = rules.reassessment(doc, "category", "product.damaged", "E3101", "seen the box",
                                                    policy, MONDAY_10, History())
     assert (changes["category"], changes["category_source"], changes["category_confirmed"]) == \

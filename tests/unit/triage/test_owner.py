@@ -12,7 +12,7 @@ import pytest
 import yaml
 from marshmallow import ValidationError
 
-from mallcare_common.web import Conflict
+from mallcare_common.errors import Conflict
 from tests.conftest import POLICY_DIR
 from triage import rules
 from triage.policy import load_policy, routable_departments
