@@ -10,7 +10,7 @@ from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.auth import load_access
 from resolution.service import ResolutionService
-from tests.conftest import POLICY_DIR, bearer, settle_at_desk, staff
+from tests.helpers import POLICY_DIR, bearer, settle_at_desk, staff
 from triage.service import TriageService
 
 PERMISSIONS = load_access(POLICY_DIR / "access.yml")["permissions"]

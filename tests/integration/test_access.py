@@ -21,7 +21,7 @@ from feedback.service import FeedbackService
 from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from resolution.service import ResolutionService
-from tests.conftest import TOKEN_SECRET, api_key, bearer, settle_at_desk, staff, wait_for
+from tests.helpers import TOKEN_SECRET, api_key, bearer, settle_at_desk, staff, wait_for
 from triage.service import TriageService
 
 SH_DESK, SH_HANDLER, BJ_HANDLER, SH_MANAGER = staff("D3001"), staff("E3501"), staff("E4001"), staff("E3091")

@@ -21,7 +21,7 @@ from mallcare_cli.examples import desk_complaint
 from mallcare_common.contracts import EVENT_TYPES, read_event
 from mallcare_common.messaging import DEAD_LETTER_QUEUE
 from resolution.service import ResolutionService
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 from triage.service import TriageService
 
 

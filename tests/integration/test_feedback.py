@@ -21,7 +21,7 @@ from feedback.service import FeedbackService
 from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from resolution.service import ResolutionService
-from tests.conftest import catch_all, drain, wait_for, staff as as_staff
+from tests.helpers import catch_all, drain, wait_for, staff as as_staff
 from triage.service import TriageService
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))

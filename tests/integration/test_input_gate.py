@@ -19,7 +19,7 @@ from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from mallcare_cli.examples import desk_complaint
-from tests.conftest import bearer, wait_for
+from tests.helpers import bearer, wait_for
 from tests.integration.conftest import path_ids, seed, signed_in_for
 
 SERVICES = ("intake", "triage", "resolution", "feedback", "analytics")

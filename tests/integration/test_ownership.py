@@ -21,7 +21,7 @@ from mallcare_cli.examples import desk_complaint
 from mallcare_common.contracts import COMPLAINT_REGISTERED, EVENT_TYPES, build_event
 from mallcare_common.policy import InvalidPolicy
 from resolution.service import ResolutionService
-from tests.conftest import SPOT_REFUND, staff, wait_for
+from tests.helpers import SPOT_REFUND, staff, wait_for
 from tests.integration.test_policy_files import edit
 from triage.service import TriageService
 

@@ -29,7 +29,7 @@ from mallcare_common.contracts import build_event
 from mallcare_common.contracts.resolution import CASE_CLOSED, CASE_REOPENED
 from mallcare_common.retention import months_before
 from resolution.service import ResolutionService
-from tests.conftest import ROOT, api_key, bearer, catch_all, drain, settle_at_desk, staff, wait_for
+from tests.helpers import ROOT, api_key, bearer, catch_all, drain, settle_at_desk, staff, wait_for
 
 PHONE, EMAIL = "13812345678", "wang.nvshi@example.com"
 SH_DESK, SH_HANDLER, SH_MANAGER, BJ_HANDLER = staff("D3001"), staff("E3501"), staff("E3091"), staff("E4001")

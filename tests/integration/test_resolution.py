@@ -25,8 +25,8 @@ from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.contracts import COMPLAINT_TRIAGED, CUSTOMER_DISSATISFIED, CUSTOMER_SATISFIED, build_event
 from resolution.service import ResolutionService
-from tests.conftest import POLICY_DIR, bearer, wait_for, staff as as_staff
-from tests.conftest import drain as drain_queue
+from tests.helpers import POLICY_DIR, bearer, wait_for, staff as as_staff
+from tests.helpers import drain as drain_queue
 from triage.service import TriageService
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # day shift on

@@ -16,7 +16,7 @@ from analytics.service import AnalyticsService
 from feedback.service import FeedbackService
 from intake.service import IntakeService
 from resolution.service import ResolutionService
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 from tests.integration.test_feedback import call, resolve_second_round, resolved_on_the_spot, revisit_of
 from triage.service import TriageService
 

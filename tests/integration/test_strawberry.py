@@ -7,7 +7,7 @@ desk settles it on the spot."""
 import pytest
 
 from mallcare_cli.examples import desk_complaint
-from tests.conftest import settle_at_desk, staff, wait_for
+from tests.helpers import settle_at_desk, staff, wait_for
 
 DESK, HANDLER = staff("D3001"), staff("E3501")
 STRAWBERRIES = {

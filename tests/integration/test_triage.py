@@ -19,7 +19,7 @@ from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.messaging import DEAD_LETTER_QUEUE
 from mallcare_common.policy import InvalidPolicy
-from tests.conftest import POLICY_DIR, bearer, staff, wait_for
+from tests.helpers import POLICY_DIR, bearer, staff, wait_for
 from triage.service import TriageService
 
 SUPERVISOR = staff("E3011")   # corrections and reassignments are a supervisor's

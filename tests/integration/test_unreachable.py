@@ -20,7 +20,7 @@ from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.retention import months_before
 from resolution.service import ResolutionService
-from tests.conftest import SPOT_REFUND, catch_all, drain, wait_for, staff as as_staff
+from tests.helpers import SPOT_REFUND, catch_all, drain, wait_for, staff as as_staff
 from triage.service import TriageService
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
