@@ -1,6 +1,7 @@
 """Fixtures shared by the integration tests (the root conftest has the infrastructure)."""
 import re
 import shutil
+from datetime import timedelta
 
 import pytest
 from kombu import Connection
@@ -28,7 +29,8 @@ SERVICES = {cls.name: cls for cls in (TriageService, AnalyticsService, Resolutio
 
 class System:
     """The services one test started (`services`), by name: their containers, configs and
-    WebClients (signed in as a chain-wide admin), their databases, and the broker's URI."""
+    WebClients (signed in as a chain-wide admin), their databases, the broker's URI, and
+    the test's queues on their events (`catch_all`)."""
 
     def __init__(self, containers, web, mongo_client, amqp_uri):
         self.containers = containers
@@ -36,6 +38,7 @@ class System:
         self.web = web
         self.amqp = amqp_uri
         self.dispatch = event_dispatcher({"AMQP_URI": amqp_uri})   # (source, event_type, payload), as a service
+        self.queues = {}
         self._mongo = mongo_client
         self._connection = None
 
@@ -50,10 +53,12 @@ class System:
         return ClusterRpcProxy({"AMQP_URI": self.amqp}, context_data=context)
 
     def catch_all(self, *sources):
-        """tests.helpers.catch_all on a connection the system keeps until the test ends."""
+        """tests.helpers.catch_all on a connection the system keeps until the test ends; the
+        queues are kept in .queues too, by source."""
         if self._connection is None:
             self._connection = Connection(self.amqp)
-        return catch_all(self._connection, *sources)
+        self.queues.update(catch_all(self._connection, *sources))
+        return self.queues
 
     def close(self):
         if self._connection is not None:
@@ -87,6 +92,12 @@ def services(container_factory, service_config, web_client, rabbit_config, mongo
     yield start
     for system in systems:
         system.close()
+
+
+@pytest.fixture
+def shift():
+    """How far the test has moved a clock on (a `clocks` entry adds shift["by"])."""
+    return {"by": timedelta(0)}
 
 
 @pytest.fixture
