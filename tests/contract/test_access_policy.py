@@ -3,7 +3,7 @@ checked somewhere: a typo in either would refuse everyone or guard nothing."""
 import re
 
 from mallcare_common.auth import STAFF_ROLES, load_access
-from tests.conftest import POLICY_DIR, ROOT
+from tests.helpers import POLICY_DIR, ROOT
 
 # caller.require("x", ...), caller.list_mall("x", ...), and the permission a helper is handed
 CHECKED = re.compile(r"""(?:require\(\s*|list_mall\(\s*|permission=|_actor\([^()]*,\s*)["']([a-z_]+\.[a-z_]+)["']""")

@@ -12,7 +12,7 @@ import yaml
 
 from mallcare_common.contracts import EVENT_TYPES
 from scripts.asyncapi import DOC, SDK_COPY, subscriptions
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 ASYNCAPI_SCHEMA = ROOT / "tests" / "contract" / "schemas" / "asyncapi-3.0.0.json"
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from analytics.reports import COMPLAINT_CLOCKS
-from tests.conftest import POLICY_DIR, ROOT
+from tests.helpers import POLICY_DIR, ROOT
 
 JS = ROOT / "services" / "console" / "console" / "static" / "js"
 

@@ -3,7 +3,7 @@ schemas generate: changing a contract without regenerating it fails here."""
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_docs_events_md_is_current():

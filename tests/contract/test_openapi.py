@@ -16,7 +16,7 @@ from mallcare_common.openapi import openapi_path, served_routes
 from resolution.domain import actions as case_actions, incidents
 from resolution.service import ResolutionService
 from scripts.openapi import ROOT, SERVICES, documents, rendered
-from tests.conftest import POLICY_DIR
+from tests.helpers import POLICY_DIR
 from triage.service import TriageService
 
 CLASSES = {cls.name: cls for cls in (IntakeService, TriageService, ResolutionService, FeedbackService,

@@ -9,7 +9,7 @@ import pytest
 
 from mallcare_common.policy import load_policy_dir
 from resolution.policy import load_policy as load_resolution
-from tests.conftest import POLICY_DIR
+from tests.helpers import POLICY_DIR
 from triage.policy import load_policy as load_triage
 
 

@@ -9,7 +9,7 @@ import uuid
 import pytest
 import requests
 
-from tests.conftest import ROOT, free_ports, start_service, stop_services
+from tests.helpers import ROOT, free_ports, start_service, stop_services
 
 SERVICES = ("triage", "analytics", "resolution", "feedback", "intake")
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"

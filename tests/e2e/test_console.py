@@ -8,7 +8,7 @@ import uuid
 import requests
 
 from mallcare_common.auth import issue_token
-from tests.conftest import TOKEN_SECRET
+from tests.helpers import TOKEN_SECRET
 from tests.e2e.conftest import Console, quietly
 
 

@@ -6,7 +6,7 @@ import requests
 
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.auth import issue_token
-from tests.conftest import TOKEN_SECRET, wait_for
+from tests.helpers import TOKEN_SECRET, wait_for
 from tests.e2e.conftest import Console
 
 SIZES = {"laptop": (1280, 800), "tablet-upright": (820, 1180), "tablet-side": (1180, 820)}

@@ -9,7 +9,7 @@ import pytest
 import requests
 from nameko.testing.utils import find_free_port
 
-from tests.conftest import start_service, stop_services
+from tests.helpers import start_service, stop_services
 
 HOUR = 3600_000   # ms
 

@@ -4,7 +4,7 @@ The harness is tests/e2e/conftest.py; screenshots go to test-artifacts/console/<
 import uuid
 
 from mallcare_common.auth import issue_token
-from tests.conftest import TOKEN_SECRET
+from tests.helpers import TOKEN_SECRET
 from tests.e2e.conftest import Console, quietly
 
 TAB_LIMIT = 60   # more Tab presses than the desk form has stops

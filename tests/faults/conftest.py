@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pymongo import MongoClient
 
 from mallcare_cli.examples import desk_complaint
-from tests.conftest import ROOT, bearer, free_ports, service_class, wait_for
+from tests.helpers import ROOT, bearer, free_ports, service_class, wait_for
 
 BIN = Path(sys.executable).parent
 START_TIMEOUT = 90        # s for a store or a service to answer (2 cores, five services starting at once)

@@ -4,7 +4,7 @@ the outbox relay publishes every stored complaint's event and triage assesses ea
 exactly once."""
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 from tests.faults.conftest import SETTLE_TIMEOUT, complaint, dead_letters
 
 BEFORE, DURING, AFTER = 5, 15, 5

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from kombu import Connection, Exchange, Queue
 
-from tests.conftest import drain, wait_for
+from tests.helpers import drain, wait_for
 from tests.faults.conftest import SETTLE_TIMEOUT, complaint, dead_letters, metric
 
 BURST, AFTER_KILL = 40, 10

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from kombu import Connection, Exchange, Queue
 
-from tests.conftest import SPOT_REFUND, drain, staff, wait_for
+from tests.helpers import SPOT_REFUND, drain, staff, wait_for
 from tests.faults.conftest import SETTLE_TIMEOUT, complaint, dead_letters
 
 BURST = 40

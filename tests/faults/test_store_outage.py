@@ -6,7 +6,7 @@ carry on by themselves, every complaint intake acknowledged (201) is there, and 
 stored complaint has exactly one assessment."""
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 from tests.faults.conftest import SETTLE_TIMEOUT, complaint, dead_letters, metric
 
 GENERIC = {"error": "STORE_UNAVAILABLE", "message": "the service's store is not answering; try again shortly"}

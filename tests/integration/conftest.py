@@ -1,8 +1,13 @@
 """Fixtures shared by the integration tests (the root conftest has the infrastructure)."""
 import re
 import shutil
+from datetime import timedelta
 
 import pytest
+from kombu import Connection
+from nameko.standalone.events import event_dispatcher
+from nameko.standalone.rpc import ClusterRpcProxy
+from nameko.testing.services import replace_dependencies
 
 from analytics.service import AnalyticsService
 from feedback.service import FeedbackService
@@ -10,22 +15,96 @@ from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.auth import load_access
 from resolution.service import ResolutionService
-from tests.conftest import POLICY_DIR, bearer, settle_at_desk, staff
+from tests.helpers import POLICY_DIR, bearer, catch_all, settle_at_desk, staff
 from triage.service import TriageService
 
 PERMISSIONS = load_access(POLICY_DIR / "access.yml")["permissions"]
 ADMIN, SUPERVISOR = bearer("A0001", "admin", ["*"]), bearer("S0001", "supervisor", ["*"])
 
 
+# In the run script's order (scripts/run.sh): subscribers first, as intake publishes mandatory.
+SERVICES = {cls.name: cls for cls in (TriageService, AnalyticsService, ResolutionService, FeedbackService,
+                                      IntakeService)}
+
+
+class System:
+    """The services one test started (`services`), by name: their containers, configs and
+    WebClients (signed in as a chain-wide admin), their databases, the broker's URI, and
+    the test's queues on their events (`catch_all`)."""
+
+    def __init__(self, containers, web, mongo_client, amqp_uri):
+        self.containers = containers
+        self.config = {name: container.config for name, container in containers.items()}
+        self.web = web
+        self.amqp = amqp_uri
+        self.dispatch = event_dispatcher({"AMQP_URI": amqp_uri})   # (source, event_type, payload), as a service
+        self.queues = {}
+        self._mongo = mongo_client
+        self._connection = None
+
+    def db(self, name):
+        """Service `name`'s database."""
+        return self._mongo[self.config[name]["MONGO_DATABASE"]]
+
+    def rpc(self, signed_in=None):
+        """A ClusterRpcProxy (a context) signed in with the Authorization header `signed_in`
+        (as bearer() and staff() give it); anonymous without."""
+        context = {"authorization": signed_in["Authorization"]} if signed_in else {}
+        return ClusterRpcProxy({"AMQP_URI": self.amqp}, context_data=context)
+
+    def catch_all(self, *sources):
+        """tests.helpers.catch_all on a connection the system keeps until the test ends; the
+        queues are kept in .queues too, by source."""
+        if self._connection is None:
+            self._connection = Connection(self.amqp)
+        self.queues.update(catch_all(self._connection, *sources))
+        return self.queues
+
+    def close(self):
+        if self._connection is not None:
+            self._connection.release()
+
+
 @pytest.fixture
-def five_services(container_factory, service_config, web_client):
-    """All five services in one test, subscribers first as the run script starts them:
-    (containers by name, WebClients by name)."""
-    containers = {}
-    for service in (AnalyticsService, FeedbackService, ResolutionService, TriageService, IntakeService):
-        containers[service.name] = container_factory(service, service_config(service.name))
-        containers[service.name].start()
-    return containers, {name: web_client(c) for name, c in containers.items()}
+def services(container_factory, service_config, web_client, rabbit_config, mongo_client):
+    """Starts the services named (all five without a name) in the run script's order, each
+    with its own config, and gives their System. `clocks`: a clock by service name, put in
+    before it starts; `settings`: MALLCARE settings by service name, over service_config's."""
+    systems = []
+
+    def start(*names, clocks=None, settings=None):
+        unknown = set(names) - set(SERVICES)
+        assert not unknown, f"no service called {sorted(unknown)}"
+        containers = {}
+        for name, service in SERVICES.items():
+            if names and name not in names:
+                continue
+            config = service_config(name)
+            config["MALLCARE"] = {**config["MALLCARE"], **(settings or {}).get(name, {})}
+            containers[name] = container_factory(service, config)
+            if clocks and name in clocks:
+                replace_dependencies(containers[name], clock=clocks[name])
+            containers[name].start()
+        systems.append(System(containers, {name: web_client(c) for name, c in containers.items()}, mongo_client,
+                              rabbit_config["AMQP_URI"]))
+        return systems[-1]
+
+    yield start
+    for system in systems:
+        system.close()
+
+
+@pytest.fixture
+def shift():
+    """How far the test has moved a clock on (a `clocks` entry adds shift["by"])."""
+    return {"by": timedelta(0)}
+
+
+@pytest.fixture
+def system(services):
+    """All five services, as they run; a test module that needs another set or set-up (a
+    clock, a setting) defines its own `system` from `services`."""
+    return services()
 
 
 def seed(web):
@@ -76,13 +155,10 @@ def policy_dir(tmp_path):
 def start(container_factory, service_config, policy_dir):
     """Starts a service by name on `policy_dir` (or another directory); each replica of a
     service started in one test shares its databases."""
-    services = {cls.name: cls for cls in (IntakeService, TriageService, ResolutionService, FeedbackService,
-                                          AnalyticsService)}
-
     def start(name, directory=policy_dir):
         config = service_config(name)
         config["MALLCARE"] = {**config["MALLCARE"], "POLICY_DIR": str(directory)}
-        container = container_factory(services[name], config)
+        container = container_factory(SERVICES[name], config)
         container.start()
         return container
     return start

@@ -12,39 +12,18 @@ from datetime import timedelta
 import jwt
 
 import pytest
-from kombu import Connection, Exchange, Queue
 from nameko.exceptions import RemoteError
-from nameko.standalone.rpc import ClusterRpcProxy
 
-from analytics.service import AnalyticsService
-from feedback.service import FeedbackService
-from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
-from resolution.service import ResolutionService
-from tests.conftest import TOKEN_SECRET, api_key, bearer, settle_at_desk, staff, wait_for
-from triage.service import TriageService
+from tests.helpers import TOKEN_SECRET, api_key, bearer, settle_at_desk, staff, wait_for
 
 SH_DESK, SH_HANDLER, BJ_HANDLER, SH_MANAGER = staff("D3001"), staff("E3501"), staff("E4001"), staff("E3091")
 ANALYST = bearer("A7001", "analyst", ["*"])
 SIGNED_OUT = {"Authorization": None}
 
 
-@pytest.fixture
-def system(container_factory, service_config, web_client, rabbit_config):
-    containers = {}
-    for service in (AnalyticsService, FeedbackService, ResolutionService, TriageService, IntakeService):
-        containers[service.name] = container_factory(service, service_config(service.name))
-        containers[service.name].start()
-    with Connection(rabbit_config["AMQP_URI"]) as conn:
-        cases = Queue("test-case-events", exchange=Exchange("resolution.events", type="topic", durable=True),
-                      routing_key="#", channel=conn)
-        cases.declare()
-        yield {**containers, "amqp": rabbit_config["AMQP_URI"], "case_events": cases,
-               "web": {name: web_client(c) for name, c in containers.items()}}
-
-
 def register(system, headers=None, **complaint):
-    response = system["web"]["intake"].post("/complaints", json=desk_complaint(**complaint), headers=headers)
+    response = system.web["intake"].post("/complaints", json=desk_complaint(**complaint), headers=headers)
     assert response.status_code == 201, response.text
     return response.json()["number"]
 
@@ -52,13 +31,13 @@ def register(system, headers=None, **complaint):
 def spot_resolved(system):
     """A Shanghai complaint, settled at the desk, with its case and revisit."""
     number = register(system, headers=SH_DESK)
-    settle_at_desk(system["web"], number, SH_DESK, SH_HANDLER)
+    settle_at_desk(system.web, number, SH_DESK, SH_HANDLER)
     return number
 
 
 def test_a_handler_of_another_mall_can_neither_read_nor_act_on_the_complaint_anywhere(system):
     number = spot_resolved(system)
-    web = system["web"]
+    web = system.web
     reads = [("intake", f"/complaints/{number}"), ("triage", f"/assessments/{number}"),
              ("resolution", f"/cases/{number}"), ("resolution", f"/cases/{number}/timeline"),
              ("feedback", f"/revisits/{number}-R1"), ("analytics", f"/clocks/{number}")]
@@ -83,7 +62,7 @@ def test_a_handler_of_another_mall_can_neither_read_nor_act_on_the_complaint_any
 
 def test_every_list_defaults_to_the_callers_mall_and_a_chain_wide_caller_sees_the_chain(system):
     number = spot_resolved(system)   # a Shanghai case with its revisit
-    web = system["web"]
+    web = system.web
     task = web["resolution"].post(f"/cases/{number}/rectifications", headers=SH_HANDLER, json={
         "kind": "training", "description": "称重台每日校准", "owner_id": "E3501"})
     assert task.status_code == 200, task.text
@@ -125,19 +104,19 @@ def test_signed_out_forged_and_expired_credentials_get_401_everywhere(system):
     for service, path in paths.items():
         for headers in (SIGNED_OUT, {"Authorization": forged}, {"Authorization": expired},
                         {"Authorization": other_secret}, {"Authorization": "Basic Z3Vlc3Q6Z3Vlc3Q="}):
-            response = system["web"][service].get(path, headers=headers)
+            response = system.web[service].get(path, headers=headers)
             assert response.status_code == 401, (service, headers, response.text)
             assert response.json()["error"] == "UNAUTHENTICATED"
             assert response.headers["WWW-Authenticate"].startswith("Bearer")
-        assert system["web"][service].get(path).status_code == 200   # the default test caller: a chain admin
-    assert "expired" in system["web"]["intake"].get("/complaints", headers={"Authorization": expired}).text
+        assert system.web[service].get(path).status_code == 200   # the default test caller: a chain admin
+    assert "expired" in system.web["intake"].get("/complaints", headers={"Authorization": expired}).text
     # health and metrics stay open to load balancers and Prometheus
-    assert system["web"]["intake"].get("/health", headers=SIGNED_OUT).status_code == 200
-    assert system["web"]["intake"].get("/metrics", headers=SIGNED_OUT).status_code == 200
+    assert system.web["intake"].get("/health", headers=SIGNED_OUT).status_code == 200
+    assert system.web["intake"].get("/metrics", headers=SIGNED_OUT).status_code == 200
 
 
 def test_a_channel_key_submits_for_its_own_mall_and_channel_only(system):
-    intake = system["web"]["intake"]
+    intake = system.web["intake"]
     key = {**api_key("wechat-sh"), **SIGNED_OUT}
     wechat = dict(channel="wechat", mall_id="sh-xujiahui", channel_ref="wx-0001")
     number = register(system, headers=key, **wechat)
@@ -152,8 +131,8 @@ def test_a_channel_key_submits_for_its_own_mall_and_channel_only(system):
     assert intake.post("/complaints", json=desk_complaint(**wechat),
                        headers={"X-Api-Key": "nobody.x", **SIGNED_OUT}).status_code == 401
     # a key is for submitting: it reads no assessment, case or report
-    assert system["web"]["triage"].get(f"/assessments/{number}", headers=key).status_code == 403
-    assert system["web"]["analytics"].get("/reports/intake", headers=key).status_code == 403
+    assert system.web["triage"].get(f"/assessments/{number}", headers=key).status_code == 403
+    assert system.web["analytics"].get("/reports/intake", headers=key).status_code == 403
     # a channel reference another mall used is not handed back to this mall's caller
     bj_number = register(system, headers={**api_key("app-bj"), **SIGNED_OUT}, channel="app", mall_id="bj-chaoyang",
                          channel_ref="shared-ref")
@@ -162,7 +141,7 @@ def test_a_channel_key_submits_for_its_own_mall_and_channel_only(system):
 
 
 def test_a_key_over_its_rate_gets_429_with_retry_after_and_nothing_is_registered(system):
-    intake, key = system["web"]["intake"], {**api_key("hotline-sh-slow"), **SIGNED_OUT}   # 3 a minute
+    intake, key = system.web["intake"], {**api_key("hotline-sh-slow"), **SIGNED_OUT}   # 3 a minute
     answers = [intake.post("/complaints", headers=key, json=desk_complaint(channel="hotline", channel_ref=f"h-{i}"))
                for i in range(5)]
     assert [a.status_code for a in answers] == [201, 201, 201, 429, 429]
@@ -174,14 +153,14 @@ def test_a_key_over_its_rate_gets_429_with_retry_after_and_nothing_is_registered
 
 def test_an_analyst_sees_the_chains_aggregates_and_a_store_manager_only_their_mall(system):
     number = register(system, headers=SH_DESK)
-    wait_for(lambda: system["web"]["analytics"].get("/reports/intake").json()["rows"])
-    analytics = system["web"]["analytics"]
+    wait_for(lambda: system.web["analytics"].get("/reports/intake").json()["rows"])
+    analytics = system.web["analytics"]
     chain = analytics.get("/reports/monthly", params={"period": "2026-11"}, headers=ANALYST)
     assert chain.status_code == 200 and chain.json()["mall_id"] is None
     assert analytics.get("/reports/monthly", params={"period": "2026-11", "mall_id": "gz-tianhe"},
                          headers=ANALYST).status_code == 200
-    assert system["web"]["intake"].get(f"/complaints/{number}", headers=ANALYST).status_code == 403
-    assert system["web"]["resolution"].get("/cases", headers=ANALYST).status_code == 403
+    assert system.web["intake"].get(f"/complaints/{number}", headers=ANALYST).status_code == 403
+    assert system.web["resolution"].get("/cases", headers=ANALYST).status_code == 403
     own = analytics.get("/reports/monthly", params={"period": "2026-11"}, headers=SH_MANAGER)
     assert own.status_code == 200 and own.json()["mall_id"] == "sh-xujiahui"   # not the chain's
     assert analytics.get("/reports/monthly", params={"period": "2026-11", "mall_id": "bj-chaoyang"},
@@ -194,27 +173,25 @@ def test_an_analyst_sees_the_chains_aggregates_and_a_store_manager_only_their_ma
 
 
 def test_rpc_checks_the_caller_and_never_passes_the_credential_on_with_events(system):
+    queue = system.catch_all("resolution")["resolution"]
     number = register(system, headers=SH_DESK)
-    wait_for(lambda: system["web"]["resolution"].get(f"/cases/{number}").ok)
-    config = {"AMQP_URI": system["amqp"]}
-    with ClusterRpcProxy(config) as anonymous:
+    wait_for(lambda: system.web["resolution"].get(f"/cases/{number}").ok)
+    with system.rpc() as anonymous:
         with pytest.raises(RemoteError) as refused:
             anonymous.resolution.get_case(number)
         assert refused.value.exc_type == "Unauthenticated"
-    with ClusterRpcProxy(config, context_data={"authorization": BJ_HANDLER["Authorization"]}) as stranger:
+    with system.rpc(BJ_HANDLER) as stranger:
         with pytest.raises(RemoteError) as refused:
             stranger.resolution.act(number, "notes", {"kind": "internal", "text": "not my mall"})
         assert refused.value.exc_type == "Forbidden"
         with pytest.raises(RemoteError):
             stranger.intake.get_complaint(number)
     token = SH_HANDLER["Authorization"]
-    with ClusterRpcProxy(config, context_data={"authorization": token}) as handler:
+    with system.rpc(SH_HANDLER) as handler:
         case = handler.resolution.act(number, "findings", {"source": "cctv", "summary": "seen", "by": "E3901"})
     assert case["state"] == "investigating" and case["timeline"][-1]["by"] == "E3501"   # who signed in, not the body
-    with Connection(system["amqp"]) as conn:
-        queue = system["case_events"](conn)
-        messages = []
-        wait_for(lambda: messages.extend(iter(lambda: queue.get(no_ack=True), None)) or any(
-            json.loads(m.body)["event_type"] == "investigation_noted" for m in messages))
+    messages = []
+    wait_for(lambda: messages.extend(iter(lambda: queue.get(no_ack=True), None)) or any(
+        json.loads(m.body)["event_type"] == "investigation_noted" for m in messages))
     assert messages and all(token.split(" ")[1] not in json.dumps(m.headers, default=str) for m in messages)
     assert all("authorization" not in json.dumps(m.headers, default=str).lower() for m in messages)

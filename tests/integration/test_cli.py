@@ -17,7 +17,7 @@ import yaml
 from kombu import Connection
 from nameko.testing.utils import find_free_port
 
-from tests.conftest import POLICY_DIR, ROOT, TOKEN_SECRET, wait_for
+from tests.helpers import POLICY_DIR, ROOT, TOKEN_SECRET, wait_for
 from tests.integration.test_dead_letters import INTAKE_EVENTS, TRIAGE_QUEUE
 from tests.integration.test_policy_files import BROKEN, edit
 from triage import learned

@@ -11,32 +11,24 @@ import json
 
 import pytest
 from kombu import Connection, Exchange, Queue
-from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_waiter
 from pymongo import MongoClient
 
-from analytics.service import AnalyticsService
 from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.contracts import EVENT_TYPES, read_event
 from mallcare_common.messaging import DEAD_LETTER_QUEUE
-from resolution.service import ResolutionService
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 from triage.service import TriageService
 
 
 @pytest.fixture
-def system(container_factory, service_config, web_client):
-    """Subscribers first, as the run script and deploy order them."""
-    containers = {}
-    for service in (TriageService, AnalyticsService, ResolutionService, IntakeService):
-        containers[service.name] = container_factory(service, service_config(service.name))
-        containers[service.name].start()
-    return containers, {name: web_client(c) for name, c in containers.items()}
+def system(services):
+    return services("triage", "analytics", "resolution", "intake")
 
 
 def test_a_registered_complaint_reaches_triage_and_analytics(system):
-    containers, web = system
+    containers, web = system.containers, system.web
     with entrypoint_waiter(containers["triage"], "handle_complaint_registered"):
         number = web["intake"].post("/complaints", json=desk_complaint()).json()["number"]
 
@@ -59,15 +51,15 @@ def intake_rows(web):
     return web["analytics"].get("/reports/intake").json()["rows"]
 
 
-def test_redelivered_event_changes_nothing(system, rabbit_config):
-    containers, web = system
+def test_redelivered_event_changes_nothing(system):
+    containers, web = system.containers, system.web
     with entrypoint_waiter(containers["triage"], "handle_complaint_registered"):
         number = web["intake"].post("/complaints", json=desk_complaint()).json()["number"]
     first = web["triage"].get(f"/assessments/{number}").json()
     wait_for(lambda: intake_rows(web))  # analytics has had the first delivery too
     # the same event again, as at-least-once delivery may bring it
     envelope = _complaint(containers["intake"], number)["outbox"][0]["event"]
-    dispatch = event_dispatcher({"AMQP_URI": rabbit_config["AMQP_URI"]})
+    dispatch = system.dispatch
     with entrypoint_waiter(containers["analytics"], "handle_complaint_registered"), \
             entrypoint_waiter(containers["triage"], "handle_complaint_registered"):
         dispatch("intake", "complaint_registered", envelope)
@@ -92,10 +84,10 @@ def test_events_wait_in_the_outbox_until_a_subscriber_exists(container_factory, 
     assert _complaint(intake, number)["outbox"][0]["sent_at"] is not None
 
 
-def test_plain_kombu_subscriber_sees_a_clean_envelope_without_personal_data(system, rabbit_config):
-    containers, web = system
+def test_plain_kombu_subscriber_sees_a_clean_envelope_without_personal_data(system):
+    web = system.web
     exchange = Exchange("intake.events", type="topic", durable=True)
-    with Connection(rabbit_config["AMQP_URI"]) as conn:
+    with Connection(system.amqp) as conn:
         queue = Queue("test-subscriber", exchange=exchange, routing_key="complaint_registered", channel=conn)
         queue.declare()
         number = web["intake"].post("/complaints", json=desk_complaint()).json()["number"]
@@ -114,13 +106,13 @@ def test_plain_kombu_subscriber_sees_a_clean_envelope_without_personal_data(syst
     assert read_event(envelope, EVENT_TYPES["complaint_registered"])["complaint_no"] == number
 
 
-def test_an_event_that_breaks_its_contract_is_dead_lettered(system, rabbit_config):
-    containers, web = system
-    dispatch = event_dispatcher({"AMQP_URI": rabbit_config["AMQP_URI"]})
+def test_an_event_that_breaks_its_contract_is_dead_lettered(system):
+    containers, web = system.containers, system.web
+    dispatch = system.dispatch
     with entrypoint_waiter(containers["triage"], "handle_complaint_registered"):
         dispatch("intake", "complaint_registered", {"event_id": "bad-1", "event_type": "complaint_registered",
                                                     "schema_version": 99, "payload": "nonsense"})
-    with Connection(rabbit_config["AMQP_URI"]) as conn:
+    with Connection(system.amqp) as conn:
         queue = Queue(DEAD_LETTER_QUEUE, channel=conn)
         dead = []   # triage's and analytics' (both subscribe), in either order
         wait_for(lambda: dead.extend(iter(lambda: queue.get(no_ack=True), None)) or len(dead) == 2)
@@ -142,12 +134,10 @@ def _complaint(container, number):
 
 
 def test_analytics_keeps_triage_and_resolution_events_too(system):
-    containers, web = system
+    containers, web = system.containers, system.web
     with entrypoint_waiter(containers["analytics"], "handle_case_opened"):
         number = web["intake"].post("/complaints", json=desk_complaint()).json()["number"]
     assert web["resolution"].get(f"/cases/{number}").json()["state"] == "open"
-    with MongoClient(containers["analytics"].config["MONGO_URI"]) as client:
-        kinds = {e["event_type"] for e in client[containers["analytics"].config["MONGO_DATABASE"]].events.find(
-            {"complaint_no": number})}
+    kinds = {e["event_type"] for e in system.db("analytics").events.find({"complaint_no": number})}
     assert {"complaint_registered", "complaint_triaged", "case_opened"} <= kinds
     assert all(r["event_type"] != "complaint_triaged" for r in intake_rows(web))

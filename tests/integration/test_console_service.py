@@ -15,7 +15,7 @@ from console.service import ConsoleService
 from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.auth import issue_token, read_token
-from tests.conftest import (POLICY_DIR, SECRETS, TOKEN_SECRET, bearer, free_ports, staff, start_service, stop_services,
+from tests.helpers import (POLICY_DIR, SECRETS, TOKEN_SECRET, bearer, free_ports, staff, start_service, stop_services,
                             wait_for)
 from tests.integration.test_input_gate import barrage
 

@@ -22,7 +22,7 @@ from feedback.service import FeedbackService
 from mallcare_common.messaging import (DEAD_LETTER_QUEUE, DELIVERY_LIMIT, MAX_BODY_BYTES, event_handler,
                                        raw_body)
 from resolution.service import ResolutionService
-from tests.conftest import ROOT, wait_for
+from tests.helpers import ROOT, wait_for
 from tests.unit.analytics.test_reports import registered
 from triage.service import TriageService
 

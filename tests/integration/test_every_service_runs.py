@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from mallcare_cli.examples import desk_complaint
-from tests.conftest import bearer, free_ports, start_service, stop_services, wait_for
+from tests.helpers import bearer, free_ports, start_service, stop_services, wait_for
 
 SERVICES = ("triage", "analytics", "resolution", "feedback", "intake")
 

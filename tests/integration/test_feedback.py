@@ -11,9 +11,7 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from kombu import Connection
-from nameko.standalone.events import event_dispatcher
-from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
+from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 
 from analytics.service import AnalyticsService
 from feedback import rules
@@ -21,7 +19,7 @@ from feedback.service import FeedbackService
 from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from resolution.service import ResolutionService
-from tests.conftest import catch_all, drain, wait_for, staff as as_staff
+from tests.helpers import drain, wait_for, staff as as_staff
 from triage.service import TriageService
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -29,34 +27,29 @@ HANDLER, SUPERVISOR, DESK, DIRECTOR, CALLER = "E3501", "E3011", "D3001", "E3901"
 
 
 @pytest.fixture
-def system(container_factory, service_config, web_client, rabbit_config):
-    started, shift = time.monotonic(), {"by": timedelta(0)}
+def system(services, shift):
+    """Feedback, resolution, triage and intake on clocks that move from Monday morning
+    (feedback's on by `shift`), and queues on resolution's and feedback's events (analytics,
+    which would subscribe, is not running)."""
+    started = time.monotonic()
     moving = lambda: MONDAY_10 + timedelta(seconds=time.monotonic() - started)  # noqa: E731
-    clocks = {ResolutionService: moving, TriageService: moving, FeedbackService: lambda: moving() + shift["by"]}
-    containers = {}
-    for service in (FeedbackService, ResolutionService, TriageService, IntakeService):
-        container = container_factory(service, service_config(service.name))
-        if service in clocks:
-            replace_dependencies(container, clock=clocks[service])
-        container.start()
-        containers[service.name] = container
-    with Connection(rabbit_config["AMQP_URI"]) as conn:
-        queues = catch_all(conn, "resolution", "feedback")
-        yield {**containers, "queues": queues, "amqp": rabbit_config["AMQP_URI"], "shift": shift,
-               "web": {name: web_client(c) for name, c in containers.items()}}
+    system = services("feedback", "resolution", "triage", "intake",
+                      clocks={"resolution": moving, "triage": moving, "feedback": lambda: moving() + shift["by"]})
+    system.catch_all("resolution", "feedback")
+    return system
 
 
 def call(system, service, method, path, staff=None, expect=200, **body):
     headers = as_staff(staff) if staff else {}
-    response = system["web"][service].request(method, path, json=body if method == "POST" else None,
+    response = system.web[service].request(method, path, json=body if method == "POST" else None,
                                               params=body if method == "GET" else None, headers=headers)
     assert response.status_code == expect, response.text
     return response.json()
 
 
 def resolved_on_the_spot(system, **complaint):
-    number = system["web"]["intake"].post("/complaints", json=desk_complaint(**complaint)).json()["number"]
-    wait_for(lambda: system["web"]["resolution"].get(f"/cases/{number}").ok)
+    number = system.web["intake"].post("/complaints", json=desk_complaint(**complaint)).json()["number"]
+    wait_for(lambda: system.web["resolution"].get(f"/cases/{number}").ok)
     call(system, "resolution", "POST", f"/cases/{number}/spot-resolution", DESK, decision="upheld", price="39.90",
          reasons=["mouldy fruit: refunded at the desk"], remedies=[{"type": "refund", "amount": "39.90"}],
          summary="refunded on the spot")
@@ -88,7 +81,7 @@ def case(system, number):
 
 def events_of(system, source):
     """Events received so far, once each (subscribers de-duplicate on event_id)."""
-    return drain(system["queues"][source], unique=True)
+    return drain(system.queues[source], unique=True)
 
 
 def test_the_revisit_loop_runs_until_the_customer_is_satisfied(system):
@@ -103,7 +96,7 @@ def test_the_revisit_loop_runs_until_the_customer_is_satisfied(system):
     revisit = call(system, "feedback", "POST", f"/revisits/{revisit['revisit_id']}/attempts", CALLER,
                    outcome="no_answer", note="voicemail")
     assert revisit["status"] == "retry" and len(revisit["attempts"]) == 1
-    with entrypoint_waiter(system["resolution"], "handle_customer_dissatisfied"):
+    with entrypoint_waiter(system.containers["resolution"], "handle_customer_dissatisfied"):
         revisit = call(system, "feedback", "POST", f"/revisits/{revisit['revisit_id']}/attempts", CALLER,
                        outcome="reached", score=2, reasons=["slow", "compensation_unclear"],
                        comment="退款两天才到")
@@ -119,7 +112,7 @@ def test_the_revisit_loop_runs_until_the_customer_is_satisfied(system):
     resolve_second_round(system, number)
     second = revisit_of(system, number, 2)
     assert second["round"] == 2 and second["status"] == "scheduled"
-    with entrypoint_waiter(system["resolution"], "handle_customer_satisfied"):
+    with entrypoint_waiter(system.containers["resolution"], "handle_customer_satisfied"):
         call(system, "feedback", "POST", f"/revisits/{second['revisit_id']}/attempts", CALLER,
              outcome="reached", score=5)
     again = call(system, "feedback", "POST", f"/revisits/{second['revisit_id']}/attempts", CALLER,
@@ -140,8 +133,8 @@ def test_a_redelivered_resolution_makes_no_second_revisit(system):
     revisit_of(system, number)
     resolved = wait_for(lambda: next((e for e in events_of(system, "resolution")
                                       if e["event_type"] == "case_resolved"), None))
-    with entrypoint_waiter(system["feedback"], "handle_case_resolved"):
-        event_dispatcher({"AMQP_URI": system["amqp"]})("resolution", "case_resolved", resolved)
+    with entrypoint_waiter(system.containers["feedback"], "handle_case_resolved"):
+        system.dispatch("resolution", "case_resolved", resolved)
     items = call(system, "feedback", "GET", "/revisits", mall_id="sh-xujiahui")["items"]
     assert [r["revisit_id"] for r in items] == [f"{number}-R1"]
 
@@ -156,12 +149,12 @@ def test_the_answer_link_refuses_forged_expired_and_reused_tokens(system):
     assert forged["message"] == "this answer link is not valid"
     other_key = rules.sign_link("not-the-secret", revisit["revisit_id"], datetime(2030, 1, 1, tzinfo=timezone.utc))
     call(system, "feedback", "POST", "/answers", expect=403, token=other_key, score=5)
-    expired = rules.sign_link(system["feedback"].config["MALLCARE"]["ANSWER_LINK_SECRET"], revisit["revisit_id"], datetime(2026, 11, 1, tzinfo=timezone.utc))
+    expired = rules.sign_link(system.config["feedback"]["MALLCARE"]["ANSWER_LINK_SECRET"], revisit["revisit_id"], datetime(2026, 11, 1, tzinfo=timezone.utc))
     assert "expired" in call(system, "feedback", "POST", "/answers", expect=410, token=expired, score=5)["message"]
     refused = call(system, "feedback", "POST", "/answers", expect=422, token=token, score=9, reasons=["meh"])
     assert set(refused["fields"]) == {"score"}
 
-    with entrypoint_waiter(system["resolution"], "handle_customer_satisfied"):
+    with entrypoint_waiter(system.containers["resolution"], "handle_customer_satisfied"):
         answer = call(system, "feedback", "POST", "/answers", token=token, score=4, comment="很快")
     assert answer == {"revisit_id": revisit["revisit_id"], "complaint_no": number, "score": 4, "satisfied": True,
                       "message": "谢谢您的反馈。"}
@@ -173,11 +166,11 @@ def test_the_answer_link_refuses_forged_expired_and_reused_tokens(system):
 
 
 def test_cases_go_into_the_library_without_personal_data(system):
-    number = system["web"]["intake"].post("/complaints", json=desk_complaint(
+    number = system.web["intake"].post("/complaints", json=desk_complaint(
         channel_ref="desk-0099", description="孩子吃了熟食区的鸡肉后呕吐，怀疑食物中毒，请回电 13812345678",
         demands={"fact": "child vomited after eating", "expectation": "medical costs and ten times compensation"},
     )).json()["number"]
-    opened = wait_for(lambda: (r := system["web"]["resolution"].get(f"/cases/{number}")).ok and r.json())
+    opened = wait_for(lambda: (r := system.web["resolution"].get(f"/cases/{number}")).ok and r.json())
     assert opened["risk_level"] == "high"
     for staff, action, body in (
             (HANDLER, "findings", {"source": "supplier_qc_report", "summary": "batch failed the test"}),
@@ -192,7 +185,7 @@ def test_cases_go_into_the_library_without_personal_data(system):
         call(system, "resolution", "POST", f"/cases/{number}/task-done", HANDLER, task_id=task["id"],
              signature_ref="RCPT-1")
     call(system, "resolution", "POST", f"/cases/{number}/resolution", HANDLER, summary="paid per the law")
-    with entrypoint_waiter(system["feedback"], "handle_case_closed"):
+    with entrypoint_waiter(system.containers["feedback"], "handle_case_closed"):
         call(system, "resolution", "POST", f"/cases/{number}/closure", SUPERVISOR, reason="settled with the family")
 
     entry = call(system, "feedback", "GET", f"/library/{number}")
@@ -222,13 +215,13 @@ def test_archiving_a_case_resolution_does_not_know_is_a_404(system):
     assert refused == {"error": "NOT_FOUND", "message": "no case SHXJH-20000101-9999"}
 
 
-def test_a_revisit_left_unanswered_past_its_deadline_is_reported_once(system):
+def test_a_revisit_left_unanswered_past_its_deadline_is_reported_once(system, shift):
     number = resolved_on_the_spot(system)
     revisit = revisit_of(system, number)
-    with entrypoint_hook(system["feedback"], "report_overdue") as look:
+    with entrypoint_hook(system.containers["feedback"], "report_overdue") as look:
         look()
         assert not [e for e in events_of(system, "feedback") if e["event_type"] == "revisit_overdue"]
-        system["shift"]["by"] = timedelta(hours=25)
+        shift["by"] = timedelta(hours=25)
         look()
         look()
     overdue = [e for e in events_of(system, "feedback") if e["event_type"] == "revisit_overdue"]

@@ -25,13 +25,11 @@ import time
 from collections import Counter
 from datetime import date
 
-import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from openapi_schema_validator import OAS30Validator
-from pymongo import MongoClient
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.parameters import ParameterLocation
@@ -72,18 +70,6 @@ RECORDS = {
     "analytics": [("actions", "ActionOut", None, ("mall_id", "problem", "whys", "root_cause", "action",
                                                   "owner_id", "due_date", "status", "created_at"))],
 }
-
-
-@pytest.fixture
-def system(container_factory, service_config, web_client, mongo_uri):
-    containers = {}
-    for service in reversed(SERVICES):
-        containers[service.name] = container_factory(service, service_config(service.name))
-        containers[service.name].start()
-    client = MongoClient(mongo_uri, tz_aware=True)
-    yield {"containers": containers, "web": {name: web_client(c) for name, c in containers.items()},
-           "db": {name: client[c.config["MONGO_DATABASE"]] for name, c in containers.items()}}
-    client.close()
 
 
 def broken_body(case):
@@ -166,11 +152,11 @@ def whole_records(service, db, document, checked):
 
 
 def test_no_operation_answers_5xx_or_off_its_document_and_every_record_stays_whole(system):
-    ids = seed(system["web"])
+    ids = seed(system.web)
     figures, failures, started = {}, [], time.monotonic()
     documents = {}
     for service in SERVICES:
-        base_url = system["web"][service.name].base
+        base_url = system.web[service.name].base
         served = requests.get(base_url + "/openapi.json", timeout=10)     # open: no credentials
         assert served.status_code == 200
         documents[service.name] = served.json()
@@ -186,6 +172,6 @@ def test_no_operation_answers_5xx_or_off_its_document_and_every_record_stays_who
     print(f"\nfuzz run: {elapsed:.1f}s", *(f"{name}: {f}" for name, f in figures.items()), sep="\n")
     checked = Counter()
     for service in SERVICES:
-        failures += whole_records(service.name, system["db"][service.name], documents[service.name], checked)
+        failures += whole_records(service.name, system.db(service.name), documents[service.name], checked)
     print("records checked whole:", dict(checked))
     assert not failures, "\n\n".join(failures)

@@ -8,7 +8,7 @@ from triage.service import TriageService
 
 @pytest.fixture
 def at_repo_root(monkeypatch):
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     monkeypatch.chdir(ROOT)
 

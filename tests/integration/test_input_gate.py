@@ -16,10 +16,9 @@ from datetime import datetime, timedelta, timezone
 
 from kombu import Connection, Exchange, Queue
 from nameko.exceptions import RemoteError
-from nameko.standalone.rpc import ClusterRpcProxy
 
 from mallcare_cli.examples import desk_complaint
-from tests.conftest import bearer, wait_for
+from tests.helpers import bearer, wait_for
 from tests.integration.conftest import path_ids, seed, signed_in_for
 
 SERVICES = ("intake", "triage", "resolution", "feedback", "analytics")
@@ -92,8 +91,8 @@ def complaints_stored(web):
     return web["intake"].get("/complaints", params={"per_page": 1}).json()["total"]
 
 
-def test_a_barrage_on_every_write_route_gets_only_4xx_and_takes_no_complaint_number(five_services):
-    _, web = five_services
+def test_a_barrage_on_every_write_route_gets_only_4xx_and_takes_no_complaint_number(system):
+    web = system.web
     ids = seed(web)
     before = next_number(web)
     stored = complaints_stored(web)
@@ -149,9 +148,8 @@ def raw_rpc(amqp_uri, routing_key, text):
         return json.loads(wait_for(lambda: replies.get(no_ack=True)).body)
 
 
-def test_rpc_callers_get_the_reason_and_the_service_goes_on(five_services):
-    containers, web = five_services
-    amqp = containers["intake"].config["AMQP_URI"]
+def test_rpc_callers_get_the_reason_and_the_service_goes_on(system):
+    web, amqp = system.web, system.amqp
     before = next_number(web)
     valid = desk_complaint(received_at=YESTERDAY)
     reply = raw_rpc(amqp, "intake.register_complaint", json.dumps({"args": [{**valid, "description": "x\ud800"}],
@@ -168,7 +166,7 @@ def test_rpc_callers_get_the_reason_and_the_service_goes_on(five_services):
     deep = []
     for _ in range(40):
         deep = [deep]
-    with ClusterRpcProxy({"AMQP_URI": amqp}, context_data={"authorization": bearer()["Authorization"]}) as cluster:
+    with system.rpc(bearer()) as cluster:
         for data, kind, reason in (({**valid, "anger_score": 2 ** 64}, "InvalidInput", "Number out of range"),
                                    ({**valid, "anger_score": float("nan")}, "InvalidInput", "Not a finite number"),
                                    ({**valid, "staff_involved": deep}, "MalformedInput", DEEP)):
@@ -189,8 +187,8 @@ BAD_QUERY_VALUES = ("%00", "%1B%5B2J", "%ED%A0%80", "%C0%AF", "%FF", "x%E2%80") 
 EDGE_TIMES = ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00")
 
 
-def test_query_strings_path_parameters_and_times_no_store_keeps_get_no_5xx(five_services):
-    _, web = five_services
+def test_query_strings_path_parameters_and_times_no_store_keeps_get_no_5xx(system):
+    web = system.web
     ids = {**seed(web), "mall_id": "sh-xujiahui"}
     answered, times = [], {}
     for service in SERVICES:

@@ -13,7 +13,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 
 from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
-from tests.conftest import bearer, staff
+from tests.helpers import bearer, staff
 
 
 @pytest.fixture

@@ -13,15 +13,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
-from pymongo import MongoClient
 
-from analytics.service import AnalyticsService
-from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.contracts import COMPLAINT_REGISTERED, EVENT_TYPES, build_event
 from mallcare_common.policy import InvalidPolicy
-from resolution.service import ResolutionService
-from tests.conftest import SPOT_REFUND, staff, wait_for
+from tests.helpers import SPOT_REFUND, staff, wait_for
 from tests.integration.test_policy_files import edit
 from triage.service import TriageService
 
@@ -104,25 +100,18 @@ def test_the_sweep_reaches_a_new_complaint_behind_more_than_a_page_waiting_for_a
 
 
 @pytest.fixture
-def system(container_factory, service_config, web_client):
+def system(services):
     """Intake, triage, resolution and analytics on a Monday afternoon (both of Shanghai's
     customer-service handlers on shift); the clocks move, so that what happens one after
     the other (triage, the meeting; closing, reopening) is stamped so."""
     started, four = time.monotonic(), MONDAY.replace(hour=16)
     moving = lambda: four + timedelta(seconds=time.monotonic() - started)  # noqa: E731
-    clocks = {TriageService: moving, AnalyticsService: moving, ResolutionService: moving}
-    containers = {}
-    for service in (TriageService, AnalyticsService, ResolutionService, IntakeService):
-        container = container_factory(service, service_config(service.name))
-        if service in clocks:
-            replace_dependencies(container, clock=clocks[service])
-        container.start()
-        containers[service.name] = container
-    return containers, {name: web_client(c) for name, c in containers.items()}
+    return services("triage", "analytics", "resolution", "intake",
+                    clocks={"triage": moving, "analytics": moving, "resolution": moving})
 
 
 def complain(system, **overrides):
-    containers, web = system
+    containers, web = system.containers, system.web
     with entrypoint_waiter(containers["triage"], "handle_complaint_registered"):
         number = web["intake"].post("/complaints", json=desk_complaint(**overrides)).json()["number"]
     wait_for(lambda: web["resolution"].get(f"/cases/{number}").ok)
@@ -135,7 +124,7 @@ def rude_cashier(system, i):
 
 
 def test_an_assessment_closes_and_reopens_with_its_case_so_open_load_is_todays(system):
-    containers, web = system
+    containers, web = system.containers, system.web
     first, second, third = (rude_cashier(system, i) for i in range(3))
     owners = [web["triage"].get(f"/assessments/{n}").json()["owner"]["id"] for n in (first, second, third)]
     assert owners == ["E3001", "E3002", "E3001"]
@@ -148,7 +137,7 @@ def test_an_assessment_closes_and_reopens_with_its_case_so_open_load_is_todays(s
             assert closed.status_code == 200, closed.text
     assessment = web["triage"].get(f"/assessments/{first}").json()
     assert assessment["status"] == "closed" and assessment["history"][-1]["action"] == "case_closed"
-    redeliver(containers, first, "case_closed", "handle_case_closed")
+    redeliver(system, first, "case_closed", "handle_case_closed")
     assert web["triage"].get(f"/assessments/{first}").json()["history"] == assessment["history"]
     assert {a["complaint_no"] for a in web["triage"].get("/queue").json()["items"]} == {second}
 
@@ -163,21 +152,17 @@ def test_an_assessment_closes_and_reopens_with_its_case_so_open_load_is_todays(s
     assert web["triage"].get(f"/assessments/{fifth}").json()["owner"]["id"] == "E3002"
 
 
-def redeliver(containers, number, event_type, handler):
+def redeliver(system, number, event_type, handler):
     """Resolution's event again, as the broker may deliver it twice."""
-    config = containers["resolution"].config
-    with MongoClient(config["MONGO_URI"], tz_aware=True) as client:
-        outbox = client[config["MONGO_DATABASE"]].cases.find_one({"_id": number})["outbox"]
+    outbox = system.db("resolution").cases.find_one({"_id": number})["outbox"]
     envelope = next(e["event"] for e in outbox if e["event"]["event_type"] == event_type)
-    with entrypoint_waiter(containers["triage"], handler):
-        event_dispatcher({"AMQP_URI": config["AMQP_URI"]})("resolution", event_type, envelope)
+    with entrypoint_waiter(system.containers["triage"], handler):
+        system.dispatch("resolution", event_type, envelope)
 
 
-def read_model(container, number):
+def read_model(system, number):
     """Analytics' report row of the complaint, read the way an operator would inspect it."""
-    config = container.config
-    with MongoClient(config["MONGO_URI"], tz_aware=True) as client:
-        return client[config["MONGO_DATABASE"]].complaints.find_one({"_id": number}) or {}
+    return system.db("analytics").complaints.find_one({"_id": number}) or {}
 
 
 @pytest.mark.parametrize("named, owner", [("E3102", "E3102"), (None, "E3101")])
@@ -185,7 +170,7 @@ def test_after_the_review_meeting_every_service_names_its_department_and_owner(s
     """A mouldy punnet and a rude cashier: procurement/QC and customer service dispute it,
     the operations director's meeting decides QC is responsible (naming 陈静, or nobody:
     then QC's least-loaded handler on shift, 王强 and 陈静 both free, the first in the roster)."""
-    containers, web = system
+    containers, web = system.containers, system.web
     number = complain(system, location={}, description="买的草莓发霉了，收银员态度还很差", demands={})
     assessment = web["triage"].get(f"/assessments/{number}").json()
     assert assessment["review_meeting"] is True and assessment["department"] == "operations_director"
@@ -206,10 +191,10 @@ def test_after_the_review_meeting_every_service_names_its_department_and_owner(s
     clocks = {c["clock"]: c for c in web["analytics"].get(f"/clocks/{number}").json()["clocks"]}
     for kind in ("first_response", "resolution"):
         assert (clocks[kind]["department"], clocks[kind]["owner"]) == ("procurement_qc", owner)
-    row = read_model(containers["analytics"], number)
+    row = read_model(system, number)
     assert (row["department"], row["owner_id"]) == ("procurement_qc", owner)
 
-    redeliver(containers, number, "review_meeting_decided", "handle_review_meeting_decided")
+    redeliver(system, number, "review_meeting_decided", "handle_review_meeting_decided")
     assert web["triage"].get(f"/assessments/{number}").json()["history"] == assessment["history"]
 
     # a later reassignment cannot undo the meeting: only within its department

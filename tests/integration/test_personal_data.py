@@ -16,20 +16,15 @@ from datetime import timedelta
 
 import pytest
 import yaml
-from kombu import Connection
 from nameko.standalone.events import event_dispatcher
-from nameko.standalone.rpc import ClusterRpcProxy
-from nameko.testing.services import entrypoint_hook, replace_dependencies
-from pymongo import MongoClient
+from nameko.testing.services import entrypoint_hook
 
-from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.calendar import utc_now
 from mallcare_common.contracts import build_event
 from mallcare_common.contracts.resolution import CASE_CLOSED, CASE_REOPENED
 from mallcare_common.retention import months_before
-from resolution.service import ResolutionService
-from tests.conftest import ROOT, api_key, bearer, catch_all, drain, settle_at_desk, staff, wait_for
+from tests.helpers import ROOT, api_key, bearer, drain, settle_at_desk, staff, wait_for
 
 PHONE, EMAIL = "13812345678", "wang.nvshi@example.com"
 SH_DESK, SH_HANDLER, SH_MANAGER, BJ_HANDLER = staff("D3001"), staff("E3501"), staff("E3091"), staff("E4001")
@@ -56,16 +51,15 @@ def customer(i=0):
 
 
 @pytest.fixture
-def pair(container_factory, service_config, web_client):
-    """Intake and resolution; resolution's clock is the test's to move (incidents start 26 months ago)."""
-    now = {"at": months_before(utc_now(), 26)}
-    containers = {}
-    for service in (ResolutionService, IntakeService):
-        containers[service.name] = container_factory(service, service_config(service.name))
-    replace_dependencies(containers["resolution"], clock=lambda: now["at"])
-    for container in containers.values():
-        container.start()
-    return containers, {name: web_client(c) for name, c in containers.items()}, now
+def resolution_now():
+    """Resolution's clock, the test's to move (incidents start 26 months ago)."""
+    return {"at": months_before(utc_now(), 26)}
+
+
+@pytest.fixture
+def pair(services, resolution_now):
+    """Intake and resolution, on the test's clock."""
+    return services("intake", "resolution", clocks={"resolution": lambda: resolution_now["at"]})
 
 
 def register(web, i, **extra):
@@ -90,7 +84,7 @@ def reopened(container, number, at):
 
 
 def test_reads_are_masked_and_a_full_read_needs_the_permission_a_purpose_and_is_audited(pair):
-    containers, web, _ = pair
+    web = pair.web
     number = register(web["intake"], 0)
     shown = web["intake"].get(f"/complaints/{number}", headers=SH_HANDLER).json()
     assert shown["customer"] == {"name_masked": "王**", "contact_masked": "138****5678",
@@ -108,8 +102,7 @@ def test_reads_are_masked_and_a_full_read_needs_the_permission_a_purpose_and_is_
                              headers={**SH_HANDLER, "X-Request-Id": "req-42"})
     assert read.status_code == 200, read.text
     assert read.json()["customer"] == customer(0)
-    with ClusterRpcProxy({"AMQP_URI": containers["intake"].config["AMQP_URI"]},
-                         context_data={"authorization": LEGAL["Authorization"]}) as rpc:
+    with pair.rpc(LEGAL) as rpc:
         assert rpc.intake.complaint_customer(number, "legal claim 2026-17")["customer"]["phone"] == PHONE
         logged = rpc.intake.audit_log({"mall_id": "sh-xujiahui"})
 
@@ -131,8 +124,7 @@ def test_reads_are_masked_and_a_full_read_needs_the_permission_a_purpose_and_is_
 
 
 def test_free_text_is_masked_in_every_read_and_whole_only_in_the_audited_read(pair):
-    containers, web, _ = pair
-    intake = web["intake"]
+    intake = pair.web["intake"]
     number = intake.post("/complaints", headers=WECHAT_KEY, json=desk_complaint(
         channel="wechat", channel_ref="wx-told-1", customer={"name": "王女士", "phone": PHONE}, **TOLD)).json()["number"]
     assert shows_none_of(intake.get(f"/complaints/{number}", headers=WECHAT_KEY).json())   # even the channel's answer
@@ -142,8 +134,7 @@ def test_free_text_is_masked_in_every_read_and_whole_only_in_the_audited_read(pa
         assert {k: shown[k] for k in TOLD_MASKED} == TOLD_MASKED, reader
         listed = intake.get("/complaints", params={"mall_id": "sh-xujiahui"}, headers=reader).json()["items"]
         assert [c["description"] for c in listed] == [TOLD_MASKED["description"]] and shows_none_of(listed)
-    with ClusterRpcProxy({"AMQP_URI": containers["intake"].config["AMQP_URI"]},
-                         context_data={"authorization": ADMIN["Authorization"]}) as rpc:
+    with pair.rpc(ADMIN) as rpc:
         assert shows_none_of(rpc.intake.get_complaint(number))
         assert shows_none_of(rpc.intake.list_complaints({"mall_id": "sh-xujiahui"}))
     assert intake.get("/audit", headers=ADMIN).json()["total"] == 0   # nothing whole was read
@@ -160,10 +151,10 @@ def test_free_text_is_masked_in_every_read_and_whole_only_in_the_audited_read(pa
     assert audited["purpose"] == "call back on [phone] (refund)"   # the log is read like any text
 
 
-def test_retention_anonymises_what_closed_long_enough_ago_once_and_the_full_read_is_then_gone(pair, mongo_uri,
-                                                                                              tmp_path):
-    containers, web, resolution_now = pair
-    intake, now = containers["intake"], utc_now()
+def test_retention_anonymises_what_closed_long_enough_ago_once_and_the_full_read_is_then_gone(pair, resolution_now,
+                                                                                              mongo_uri, tmp_path):
+    web = pair.web
+    intake, now = pair.containers["intake"], utc_now()
     old, recent, reopened_later = (register(web["intake"], i) for i in (1, 2, 3))
     assert web["intake"].get(f"/complaints/{old}/customer", params={"purpose": "refund call"},
                              headers=SH_HANDLER).status_code == 200
@@ -175,7 +166,7 @@ def test_retention_anonymises_what_closed_long_enough_ago_once_and_the_full_read
     closed(intake, old, months_before(now, 25))   # a redelivery
     complaint = lambda n: web["intake"].get(f"/complaints/{n}").json()   # noqa: E731
     wait_for(lambda: all(complaint(n).get("closed_at") for n in (old, recent)))
-    db = MongoClient(mongo_uri, tz_aware=True)[intake.config["MONGO_DATABASE"]]
+    db = pair.db("intake")
     wait_for(lambda: db.complaints.find_one({"_id": reopened_later}).get("case_state") == "reopened")
 
     # an incident reported, handled and communicated 26 months ago (resolution's clock)
@@ -242,13 +233,8 @@ def test_retention_anonymises_what_closed_long_enough_ago_once_and_the_full_read
     assert answer.status_code == 410
 
 
-@pytest.fixture
-def system(five_services):
-    return five_services
-
-
 def test_what_staff_and_customers_write_on_cases_incidents_and_revisits_is_masked_in_every_read(system):
-    _, web = system
+    web = system.web
     written = ("13911112222", "li.si@example.com", "11010119900307123X")
     # a case's finding, note and rectification task with a phone, an e-mail and an ID number
     number = web["intake"].post("/complaints", json=desk_complaint(channel_ref="desk-notes-1"),
@@ -302,12 +288,11 @@ def test_what_staff_and_customers_write_on_cases_incidents_and_revisits_is_maske
         assert revisit["attempts"][0]["note"] == "没接，已发邮件到 [e-mail]"
 
 
-def test_a_whole_flow_leaves_the_raw_contact_in_no_log_and_no_other_service(system, mongo_uri, caplog):
+def test_a_whole_flow_leaves_the_raw_contact_in_no_log_and_no_other_service(system, caplog):
     caplog.set_level(logging.DEBUG, logger="mallcare_common")
     caplog.set_level(logging.INFO)   # what the services run at (config.yml LOGGING)
-    containers, web = system
-    broker = Connection(containers["intake"].config["AMQP_URI"])
-    events = catch_all(broker, "intake", "triage", "resolution", "feedback", "analytics")   # every event published
+    web = system.web
+    events = system.catch_all("intake", "triage", "resolution", "feedback", "analytics")   # every event published
     complaint = desk_complaint(channel_ref="desk-log-1", customer={"name": "王女士", "phone": PHONE, "email": EMAIL},
                                description=f"王女士的草莓发霉了，请回电{PHONE}或发邮件{EMAIL}")
     number = web["intake"].post("/complaints", json=complaint, headers=SH_DESK).json()["number"]
@@ -323,15 +308,13 @@ def test_a_whole_flow_leaves_the_raw_contact_in_no_log_and_no_other_service(syst
         assert raw not in logged, raw
 
     published = [event for queue in events.values() for event in drain(queue)]
-    broker.release()
     assert {"complaint_registered", "complaint_triaged", "case_resolved", "revisit_scheduled"} <= \
         {event["event_type"] for event in published}
     text = json.dumps(published, ensure_ascii=False)
     assert PHONE not in text and EMAIL not in text and "王女士" not in text
 
-    client = MongoClient(mongo_uri, tz_aware=True)
-    for name, container in containers.items():
-        db = client[container.config["MONGO_DATABASE"]]
+    for name in system.containers:
+        db = system.db(name)
         for collection in db.list_collection_names():
             if (name, collection) == ("intake", "complaints"):
                 continue   # the record itself (its outbox's events were read off the broker above)

@@ -18,7 +18,7 @@ from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.policy import InvalidPolicy
 from resolution.service import ResolutionService
-from tests.conftest import POLICY_DIR, bearer
+from tests.helpers import POLICY_DIR, bearer
 from triage.service import TriageService
 
 SERVICES = {cls.name: cls for cls in (IntakeService, TriageService, ResolutionService, FeedbackService,

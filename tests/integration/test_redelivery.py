@@ -13,7 +13,7 @@ from analytics.service import AnalyticsService
 from feedback.service import FeedbackService
 from mallcare_common.contracts import EVENT_TYPES
 from resolution.service import ResolutionService
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 from tests.unit.analytics.test_reports import acknowledged, answer, event, registered, resolved, triaged
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)   # Monday 10:00 in Shanghai

@@ -18,7 +18,7 @@ from analytics.rebuild import rebuild
 from analytics.service import AnalyticsService
 from mallcare_common.contracts import EVENT_TYPES
 from mallcare_common.malls import load_registry_file
-from tests.conftest import POLICY_DIR, bearer, wait_for, staff as as_staff
+from tests.helpers import POLICY_DIR, bearer, wait_for, staff as as_staff
 from tests.unit.analytics.test_reports import (acknowledged, answer, escalated, event, registered, resolved,
                                                triaged)
 

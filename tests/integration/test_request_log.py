@@ -13,7 +13,7 @@ from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.logs import JsonFormatter
 from mallcare_common.web import http, read_json
-from tests.conftest import WebClient, bearer, staff
+from tests.helpers import WebClient, bearer, staff
 
 PHONE = "13987654321"
 SH_DESK, SH_HANDLER = staff("D3001"), staff("E3501")

@@ -16,60 +16,46 @@ from zoneinfo import ZoneInfo
 
 import eventlet
 import pytest
-from kombu import Connection, Exchange, Queue
 from nameko.standalone.events import event_dispatcher
-from nameko.standalone.rpc import ClusterRpcProxy
-from nameko.testing.services import entrypoint_waiter, replace_dependencies
+from nameko.testing.services import entrypoint_waiter
 
-from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.contracts import COMPLAINT_TRIAGED, CUSTOMER_DISSATISFIED, CUSTOMER_SATISFIED, build_event
 from resolution.service import ResolutionService
-from tests.conftest import POLICY_DIR, bearer, wait_for, staff as as_staff
-from tests.conftest import drain as drain_queue
-from triage.service import TriageService
+from tests.helpers import POLICY_DIR, bearer, wait_for, staff as as_staff
+from tests.helpers import drain as drain_queue
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # day shift on
 HANDLER, SUPERVISOR, DESK, DIRECTOR = "E3501", "E3011", "D3001", "E3901"
 
 
 @pytest.fixture
-def system(container_factory, service_config, web_client, rabbit_config):
-    containers, started = {}, time.monotonic()
+def system(services):
+    started = time.monotonic()
     # Resolution's clock stands still, so deadlines can be checked exactly; triage's
     # moves from the same Monday morning, so that its outbox sweep (which leaves the
     # newest events to the request that wrote them) retries a publish that failed.
-    clocks = {ResolutionService: lambda: MONDAY_10,
-              TriageService: lambda: MONDAY_10 + timedelta(seconds=time.monotonic() - started)}
-    for service in (ResolutionService, TriageService, IntakeService):
-        container = container_factory(service, service_config(service.name))
-        if service in clocks:
-            replace_dependencies(container, clock=clocks[service])
-        container.start()
-        containers[service.name] = container
-    with Connection(rabbit_config["AMQP_URI"]) as conn:
-        events = Queue("test-resolution-subscriber", routing_key="#", channel=conn,
-                       exchange=Exchange("resolution.events", type="topic", durable=True))
-        events.declare()
-        yield {**containers, "web": web_client(containers["resolution"]),
-               "intake_web": web_client(containers["intake"]), "events": events, "amqp": rabbit_config["AMQP_URI"]}
+    system = services("resolution", "triage", "intake", clocks={
+        "resolution": lambda: MONDAY_10, "triage": lambda: MONDAY_10 + timedelta(seconds=time.monotonic() - started)})
+    system.catch_all("resolution")
+    return system
 
 
 def open_case(system, **overrides):
-    number = system["intake_web"].post("/complaints", json=desk_complaint(**overrides)).json()["number"]
-    response = wait_for(lambda: (r := system["web"].get(f"/cases/{number}")).ok and r)
+    number = system.web["intake"].post("/complaints", json=desk_complaint(**overrides)).json()["number"]
+    response = wait_for(lambda: (r := system.web["resolution"].get(f"/cases/{number}")).ok and r)
     return response.json()
 
 
 def act(system, number, action, staff, expect=200, **body):
-    response = system["web"].post(f"/cases/{number}/{action}", json=body, headers=as_staff(staff))
+    response = system.web["resolution"].post(f"/cases/{number}/{action}", json=body, headers=as_staff(staff))
     assert response.status_code == expect, response.text
     return response.json()
 
 
 def drain(system):
     """Events published so far, in order."""
-    return drain_queue(system["events"])
+    return drain_queue(system.queues["resolution"])
 
 
 def wait_events(system, count):
@@ -122,7 +108,7 @@ def test_the_strawberry_case_goes_from_complaint_to_resolved_with_its_whole_time
     assert case["state"] == "resolved"
     assert case["rectifications"][0]["kind"] == "procurement_standard_change"
 
-    timeline = system["web"].get(f"/cases/{number}/timeline").json()["timeline"]
+    timeline = system.web["resolution"].get(f"/cases/{number}/timeline").json()["timeline"]
     assert [e["action"] for e in timeline] == [
         "opened", "finding", "finding", "time_promised", "proposed", "approved", "answered", "accepted",
         "task_done", "task_done", "task_done", "note", "resolved", "rectification_due"]
@@ -238,14 +224,14 @@ def test_feedback_reopens_a_dissatisfied_customers_case_and_closes_a_satisfied_o
     number = open_case(system)["complaint_no"]
     act(system, number, "spot-resolution", DESK, decision="upheld", price="39.90", reasons=["refund"],
         remedies=[{"type": "refund", "amount": "39.90"}], summary="refunded on the spot")
-    dispatch = event_dispatcher({"AMQP_URI": system["amqp"]})
+    dispatch = system.dispatch
     unhappy = build_event(CUSTOMER_DISSATISFIED, mall_id="sh-xujiahui", complaint_no=number, occurred_at=MONDAY_10,
                           payload={"revisit_id": "rv-1", "score": 2, "by": "E3002", "reasons": ["slow"]})
-    with entrypoint_waiter(system["resolution"], "handle_customer_dissatisfied"):
+    with entrypoint_waiter(system.containers["resolution"], "handle_customer_dissatisfied"):
         dispatch("feedback", "customer_dissatisfied", unhappy)
-    with entrypoint_waiter(system["resolution"], "handle_customer_dissatisfied"):
+    with entrypoint_waiter(system.containers["resolution"], "handle_customer_dissatisfied"):
         dispatch("feedback", "customer_dissatisfied", unhappy)   # redelivered: no second reopening
-    case = system["web"].get(f"/cases/{number}").json()
+    case = system.web["resolution"].get(f"/cases/{number}").json()
     assert (case["state"], case["round"]) == ("reopened", 2)
     assert datetime.fromisoformat(case["resolution_due_at"]) == MONDAY_10 + timedelta(hours=48)
     assert [e["action"] for e in case["timeline"]].count("reopened") == 1
@@ -262,9 +248,9 @@ def test_feedback_reopens_a_dissatisfied_customers_case_and_closes_a_satisfied_o
     act(system, number, "resolution", HANDLER, summary="apology letter sent")
     happy = build_event(CUSTOMER_SATISFIED, mall_id="sh-xujiahui", complaint_no=number, occurred_at=MONDAY_10,
                         payload={"revisit_id": "rv-2", "score": 5, "by": "E3002"})
-    with entrypoint_waiter(system["resolution"], "handle_customer_satisfied"):
+    with entrypoint_waiter(system.containers["resolution"], "handle_customer_satisfied"):
         dispatch("feedback", "customer_satisfied", happy)
-    case = system["web"].get(f"/cases/{number}").json()
+    case = system.web["resolution"].get(f"/cases/{number}").json()
     assert case["state"] == "closed" and case["closure"]["reason"] == "customer satisfied (score 5)"
 
 
@@ -287,11 +273,11 @@ def test_a_dispute_waits_for_the_operations_directors_review_meeting(system):
 
 def test_a_triage_reassignment_moves_the_case(system):
     number = open_case(system)["complaint_no"]
-    triage_web = system["web"].__class__(system["triage"])
-    with entrypoint_waiter(system["resolution"], "handle_complaint_reassigned"):
+    triage_web = system.web["resolution"].__class__(system.containers["triage"])
+    with entrypoint_waiter(system.containers["resolution"], "handle_complaint_reassigned"):
         triage_web.post(f"/assessments/{number}/owner", headers=as_staff("E3901"),
                         json={"owner_id": "E3101", "reason": "QC knows the supplier"})
-    case = system["web"].get(f"/cases/{number}").json()
+    case = system.web["resolution"].get(f"/cases/{number}").json()
     assert (case["owner_id"], case["department"]) == ("E3101", "procurement_qc")
     assert case["timeline"][-1]["action"] == "reassigned"
 
@@ -316,10 +302,10 @@ def test_the_proposal_check_says_above_the_law_for_twenty_times_a_50_yuan_price(
     """要求20倍赔偿 on a 50-yuan yoghurt: 20 x 50 = 1,000 yuan meets food safety law's minimum in
     money, but the law grants ten times: the check before sending says so, and why."""
     number = "SHXJH-20261123-0920"
-    open_from_triage(system["resolution"], system["amqp"], number, category="product.food_safety",
+    open_from_triage(system.containers["resolution"], system.amqp, number, category="product.food_safety",
                      risk_level="high", urgency="urgent",
                      demand={"multiple": 20, "amount_fen": None, "price_fen": 5000, "mental_damages": False})
-    case = system["web"].get(f"/cases/{number}").json()
+    case = system.web["resolution"].get(f"/cases/{number}").json()
     assert case["demand"] == {"multiple": 20, "amount_fen": None, "price_fen": 5000, "mental_damages": False}
     act(system, number, "findings", HANDLER, source="records", summary="the yoghurt was past its date")
     draft = {"decision": "upheld", "reasons": ["sold past its date"], "legal_basis": "food_safety", "price": "50",
@@ -333,7 +319,7 @@ def test_the_proposal_check_says_above_the_law_for_twenty_times_a_50_yuan_price(
 
 
 def test_a_stores_adverse_event_is_verified_forwarded_handled_and_communicated(system):
-    web = system["web"]
+    web = system.web["resolution"]
     report = {"mall_id": "sh-xujiahui", "type": "injury", "description": "顾客在生鲜区滑倒，膝盖擦伤",
               "customer": {"name": "李先生", "phone": "13900001111"}, "request_id": "ae-1",
               "suggested_handling": "陪同就医，承担医药费"}
@@ -384,7 +370,7 @@ def test_a_stores_adverse_event_is_verified_forwarded_handled_and_communicated(s
 
 def test_bad_requests_get_clear_errors_and_change_nothing(system):
     number = open_case(system)["complaint_no"]
-    web = system["web"]
+    web = system.web["resolution"]
     signed_out = web.post(f"/cases/{number}/findings", json={"source": "cctv", "summary": "x"},
                           headers={"Authorization": None})
     assert signed_out.status_code == 401 and signed_out.json()["error"] == "UNAUTHENTICATED"
@@ -404,13 +390,12 @@ def test_bad_requests_get_clear_errors_and_change_nothing(system):
 
 def test_rpc_gives_the_same_answers_and_queues_by_deadline(system):
     number = open_case(system)["complaint_no"]
-    with ClusterRpcProxy({"AMQP_URI": system["amqp"]},
-                         context_data={"authorization": as_staff(HANDLER)["Authorization"]}) as rpc:
+    with system.rpc(as_staff(HANDLER)) as rpc:
         case = rpc.resolution.act(number, "findings", {"source": "cctv", "summary": "seen"})
         assert case["state"] == "investigating"
         queue = rpc.resolution.queue({"mall_id": "sh-xujiahui", "owner_id": HANDLER})
     assert [c["complaint_no"] for c in queue["items"]] == [number]
-    assert system["web"].get("/cases", params={"owner_id": "E3001"}).json()["items"] == []
+    assert system.web["resolution"].get("/cases", params={"owner_id": "E3001"}).json()["items"] == []
 
 
 def test_the_policy_in_force_is_shown_and_a_broken_one_is_refused(container_factory, service_config, web_client,
@@ -433,23 +418,17 @@ def test_the_policy_in_force_is_shown_and_a_broken_one_is_refused(container_fact
     assert web.get("/policy").json()["version"] == shown["version"]
 
 
-def test_the_appeal_text_the_customer_gets_follows_the_re_review_deadline(container_factory, service_config,
-                                                                         web_client, rabbit_config, tmp_path):
+def test_the_appeal_text_the_customer_gets_follows_the_re_review_deadline(services, policy_dir):
     """Issue 16 finding 10: the reply states the re-review time of the policy in force; a
     policy whose appeal text writes a duration of its own is refused, naming the field."""
-    policy_dir = tmp_path / "policy"
-    shutil.copytree(POLICY_DIR, policy_dir)
-    config = service_config("resolution")
-    config["MALLCARE"] = {**config["MALLCARE"], "POLICY_DIR": str(policy_dir)}
-    container = container_factory(ResolutionService, config)
-    replace_dependencies(container, clock=lambda: MONDAY_10)
-    container.start()
-    system = {"web": web_client(container)}
+    system = services("resolution", clocks={"resolution": lambda: MONDAY_10},
+                      settings={"resolution": {"POLICY_DIR": str(policy_dir)}})
+    container = system.containers["resolution"]
     policy_file = policy_dir / "resolution.yml"
     shipped = policy_file.read_text(encoding="utf-8")
 
     def answered(number):
-        open_from_triage(container, rabbit_config["AMQP_URI"], number)
+        open_from_triage(container, system.amqp, number)
         act(system, number, "findings", HANDLER, source="records", summary="sale confirmed")
         act(system, number, "proposals", HANDLER, **{**STRAWBERRIES, "decision": "partly_upheld",
                                                      "remedies": [{"type": "refund", "amount": "39.90"}]})
@@ -458,12 +437,12 @@ def test_the_appeal_text_the_customer_gets_follows_the_re_review_deadline(contai
 
     assert "我们将在 2 小时内安排上一级负责人复核" in answered("SHXJH-20261123-0931")
     policy_file.write_text(shipped.replace("re_review: {hours: 2}", "re_review: {hours: 4}"), encoding="utf-8")
-    assert system["web"].post("/policy/reload").status_code == 200
+    assert system.web["resolution"].post("/policy/reload").status_code == 200
     text = answered("SHXJH-20261123-0932")
     assert "我们将在 4 小时内安排上一级负责人复核" in text and "2 小时" not in text
 
     policy_file.write_text(shipped.replace("{re_review}", "2 小时"), encoding="utf-8")
-    refused = system["web"].post("/policy/reload")
+    refused = system.web["resolution"].post("/policy/reload")
     assert refused.status_code == 422 and "written into the text" in str(refused.json()["fields"]["appeal_procedure"])
 
 
@@ -471,9 +450,9 @@ def test_a_report_retried_while_the_first_is_being_written_makes_one_incident(sy
     report = {"mall_id": "sh-xujiahui", "type": "property_damage", "description": "购物车撞坏顾客的车门",
               "customer": {"phone": "13900002222"}, "suggested_handling": "赔偿维修费", "request_id": "ae-race"}
     pool = eventlet.GreenPool()
-    answers = list(pool.imap(lambda _: system["web"].post("/incidents", json=report, headers=as_staff(DESK)),
+    answers = list(pool.imap(lambda _: system.web["resolution"].post("/incidents", json=report, headers=as_staff(DESK)),
                              range(5)))
     assert sorted(a.status_code for a in answers) == [200, 200, 200, 200, 201]
     assert len({a.json()["number"] for a in answers}) == 1
-    listed = system["web"].get("/incidents", params={"mall_id": "sh-xujiahui"}).json()["items"]
+    listed = system.web["resolution"].get("/incidents", params={"mall_id": "sh-xujiahui"}).json()["items"]
     assert len(listed) == 1

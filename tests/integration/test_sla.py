@@ -15,7 +15,7 @@ from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.calendar import utc_now
 from resolution.service import ResolutionService
-from tests.conftest import drain, staff, wait_for
+from tests.helpers import drain, staff, wait_for
 from triage.service import TriageService
 
 

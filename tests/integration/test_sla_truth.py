@@ -10,15 +10,10 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from nameko.testing.services import entrypoint_waiter, replace_dependencies
+from nameko.testing.services import entrypoint_waiter
 
-from analytics.service import AnalyticsService
-from feedback.service import FeedbackService
-from intake.service import IntakeService
-from resolution.service import ResolutionService
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 from tests.integration.test_feedback import call, resolve_second_round, resolved_on_the_spot, revisit_of
-from triage.service import TriageService
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 HANDLER, SUPERVISOR, CALLER = "E3501", "E3011", "E3002"
@@ -26,20 +21,14 @@ MALL = "sh-xujiahui"
 
 
 @pytest.fixture
-def system(container_factory, service_config, web_client):
-    started, shift = time.monotonic(), {"by": timedelta(0)}
+def system(services, shift):
+    """All five on clocks that move from Monday morning, analytics' on by `shift` and
+    ticking every 0.2 s."""
+    started = time.monotonic()
     moving = lambda: MONDAY_10 + timedelta(seconds=time.monotonic() - started)  # noqa: E731
-    containers = {}
-    for service in (AnalyticsService, FeedbackService, ResolutionService, TriageService, IntakeService):
-        config = service_config(service.name)
-        if service is AnalyticsService:
-            config["MALLCARE"] = {**config["MALLCARE"], "SLA_TICK_SECONDS": 0.2}
-        container = container_factory(service, config)
-        replace_dependencies(container, clock=(lambda: moving() + shift["by"]) if service is AnalyticsService
-                             else moving)
-        container.start()
-        containers[service.name] = container
-    yield {**containers, "shift": shift, "web": {name: web_client(c) for name, c in containers.items()}}
+    clocks = {name: moving for name in ("feedback", "resolution", "triage", "intake")}
+    return services(clocks={**clocks, "analytics": lambda: moving() + shift["by"]},
+                    settings={"analytics": {"SLA_TICK_SECONDS": 0.2}})
 
 
 def clocks_of(system, number):
@@ -59,8 +48,8 @@ def monthly(system):
     return call(system, "analytics", "GET", "/reports/monthly", period="2026-11", mall_id=MALL)
 
 
-def test_closing_a_reopened_case_ends_its_clocks_and_nothing_breaches_afterwards(system):
-    metrics_before = system["web"]["analytics"].get("/metrics").text
+def test_closing_a_reopened_case_ends_its_clocks_and_nothing_breaches_afterwards(system, shift):
+    metrics_before = system.web["analytics"].get("/metrics").text
     number = resolved_on_the_spot(system)
     revisit = revisit_of(system, number)
     wait_for(lambda: "revisit|" + revisit["revisit_id"] in clocks_of(system, number))
@@ -100,7 +89,7 @@ def test_closing_a_reopened_case_ends_its_clocks_and_nothing_breaches_afterwards
     assert ended["rectification|1"]["stopped_at"] is None
 
     # five days later, past every deadline of the handling, nothing of this case has breached
-    system["shift"]["by"] = timedelta(days=5)
+    shift["by"] = timedelta(days=5)
     time.sleep(1.5)   # several sweeps
     assert not any(c["breach_reported"] for c in clocks_of(system, number).values())
     report = monthly(system)
@@ -109,7 +98,7 @@ def test_closing_a_reopened_case_ends_its_clocks_and_nothing_breaches_afterwards
     services = {(r["clock"], r["owner"]): r for r in report["sla"]["services"]}
     assert (services[("revisit", "feedback")]["cancelled"], services[("revisit", "feedback")]["breached"]) == (1, 0)
     assert all(r["breached"] == 0 for r in report["sla"]["handlers"] + report["sla"]["services"])
-    metrics_after = system["web"]["analytics"].get("/metrics").text
+    metrics_after = system.web["analytics"].get("/metrics").text
     for clock in ("revisit", "promised"):
         assert metric(metrics_after, "mallcare_sla_clocks_ended_total", clock=clock, outcome="cancelled") == \
             metric(metrics_before, "mallcare_sla_clocks_ended_total", clock=clock, outcome="cancelled") + 1
@@ -120,7 +109,7 @@ def test_closing_a_reopened_case_ends_its_clocks_and_nothing_breaches_afterwards
 
 def answer(system, revisit_id, score, reasons=()):
     waited = "handle_customer_satisfied" if score >= 4 else "handle_customer_dissatisfied"
-    with entrypoint_waiter(system["analytics"], waited):
+    with entrypoint_waiter(system.containers["analytics"], waited):
         call(system, "feedback", "POST", f"/revisits/{revisit_id}/attempts", CALLER, outcome="reached", score=score,
              **({"reasons": list(reasons)} if reasons else {}))
 
@@ -140,5 +129,5 @@ def test_every_answer_counts_and_the_report_the_live_dashboard_and_metrics_agree
     assert s["reasons"] == [{"reason": "slow", "count": 1}] and s["closed_without_answer"] == 0
     live = call(system, "analytics", "GET", "/reports/live", mall_id=MALL)["satisfaction"]
     assert (live["answered"], live["satisfied"], live["dissatisfied"], live["share"]) == (3, 2, 1, 0.6667)
-    metrics = system["web"]["analytics"].get("/metrics").text
+    metrics = system.web["analytics"].get("/metrics").text
     assert round(metric(metrics, "mallcare_satisfaction_ratio", mall_id=MALL), 4) == s["share"]

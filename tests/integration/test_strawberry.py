@@ -4,10 +4,9 @@ goes through intake, triage and resolution on the real broker and store. It is g
 a product quality defect of low risk for procurement/QC (merchant relations when a tenant
 sold it), the refund it asks for makes no second problem and no review meeting, and the
 desk settles it on the spot."""
-import pytest
 
 from mallcare_cli.examples import desk_complaint
-from tests.conftest import settle_at_desk, staff, wait_for
+from tests.helpers import settle_at_desk, staff, wait_for
 
 DESK, HANDLER = staff("D3001"), staff("E3501")
 STRAWBERRIES = {
@@ -18,11 +17,6 @@ STRAWBERRIES = {
 }
 
 
-@pytest.fixture
-def system(five_services):
-    return five_services[1]
-
-
 def desk_records(web, **complaint):
     response = web["intake"].post("/complaints", headers=DESK, json=desk_complaint(**complaint))
     assert response.status_code == 201, response.text
@@ -31,7 +25,7 @@ def desk_records(web, **complaint):
 
 
 def test_the_strawberry_complaint_is_a_low_risk_quality_defect_settled_at_the_desk(system):
-    web = system
+    web = system.web
     number, graded = desk_records(web, channel_ref="desk-strawberry-1", **STRAWBERRIES)
     assert (graded["category"], graded["category_source"], graded["category_confirmed"]) == \
         ("product.quality_defect", "keywords", True)
@@ -46,7 +40,7 @@ def test_the_strawberry_complaint_is_a_low_risk_quality_defect_settled_at_the_de
 
 
 def test_strawberries_a_tenant_sold_go_to_merchant_relations_without_a_meeting(system):
-    _, graded = desk_records(system, channel_ref="desk-strawberry-2", **{
+    _, graded = desk_records(system.web, channel_ref="desk-strawberry-2", **{
         **STRAWBERRIES, "location": {"area": "B1", "merchant_id": "T-17", "merchant_name": "鲜果坊"}})
     assert (graded["category"], graded["risk_level"]) == ("product.quality_defect", "low")
     assert (graded["department"], graded["review_meeting"]) == ("merchant_relations", False)

@@ -14,7 +14,7 @@ from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.messaging import DEAD_LETTER_QUEUE, DELIVERY_LIMIT
 from mallcare_events import Subscriber
-from tests.conftest import ROOT, wait_for
+from tests.helpers import ROOT, wait_for
 from triage.service import TriageService
 
 HIGH_RISK = {"channel": "social", "channel_ref": "weibo-1", "anger_score": 5, "location": {},

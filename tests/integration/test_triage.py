@@ -9,17 +9,14 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from kombu import Connection, Exchange, Queue
-from nameko.standalone.events import event_dispatcher
-from nameko.standalone.rpc import ClusterRpcProxy
+from kombu import Connection, Queue
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
-from pymongo import MongoClient
 
 from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.messaging import DEAD_LETTER_QUEUE
 from mallcare_common.policy import InvalidPolicy
-from tests.conftest import POLICY_DIR, bearer, staff, wait_for
+from tests.helpers import POLICY_DIR, bearer, staff, wait_for
 from triage.service import TriageService
 
 SUPERVISOR = staff("E3011")   # corrections and reassignments are a supervisor's
@@ -35,36 +32,29 @@ def policy_dir(tmp_path):
 
 
 @pytest.fixture
-def system(container_factory, service_config, web_client, rabbit_config, policy_dir):
-    triage_config = service_config("triage")
-    triage_config["MALLCARE"] = {**triage_config["MALLCARE"], "POLICY_DIR": str(policy_dir)}
-    triage = container_factory(TriageService, triage_config)
-    replace_dependencies(triage, clock=lambda: MONDAY_10)
-    triage.start()
-    intake = container_factory(IntakeService, service_config("intake"))
-    intake.start()
-    with Connection(rabbit_config["AMQP_URI"]) as conn:
-        subscriber = Queue("test-triage-subscriber", exchange=Exchange("triage.events", type="topic", durable=True),
-                           routing_key="#", channel=conn)
-        subscriber.declare()
-        yield {"triage": triage, "intake": intake, "web": web_client(triage), "intake_web": web_client(intake),
-               "events": subscriber, "amqp": rabbit_config["AMQP_URI"]}
+def system(services, policy_dir):
+    """Triage on a Monday morning with the test's copy of the policy, intake, and a queue
+    on triage's events."""
+    system = services("triage", "intake", clocks={"triage": lambda: MONDAY_10},
+                      settings={"triage": {"POLICY_DIR": str(policy_dir)}})
+    system.catch_all("triage")
+    return system
 
 
 def next_event(system):
-    message = wait_for(lambda: system["events"].get(no_ack=True))
+    message = wait_for(lambda: system.queues["triage"].get(no_ack=True))
     return json.loads(message.body)
 
 
 def register(system, **overrides):
-    with entrypoint_waiter(system["triage"], "handle_complaint_registered"):
-        response = system["intake_web"].post("/complaints", json=desk_complaint(**overrides))
+    with entrypoint_waiter(system.containers["triage"], "handle_complaint_registered"):
+        response = system.web["intake"].post("/complaints", json=desk_complaint(**overrides))
     return response.json()["number"]
 
 
 def test_a_registered_complaint_is_assessed_and_announced(system):
     number = register(system)
-    assessment = system["web"].get(f"/assessments/{number}").json()
+    assessment = system.web["triage"].get(f"/assessments/{number}").json()
     assert assessment["category"] == "product.quality_defect"
     assert assessment["category_source"] == "keywords"
     assert assessment["department"] == "merchant_relations"   # tenant T-17 sold it
@@ -84,7 +74,7 @@ def test_high_risk_is_graded_with_its_reasons_and_tightens_deadlines(system):
     number = register(system, channel="social", channel_ref="weibo-1", anger_score=5,
                       description="孩子吃了这里买的饼干后拉肚子，不处理就找记者曝光", location={},
                       demands={"expectation": "二十倍赔偿"})   # food law grants ten times
-    assessment = system["web"].get(f"/assessments/{number}").json()
+    assessment = system.web["triage"].get(f"/assessments/{number}").json()
     assert assessment["risk_level"] == "high" and assessment["urgency"] == "urgent"
     assert {r["reason"] for r in assessment["risk_reasons"]} == {"media_exposure", "safety", "beyond_statutory",
                                                                  "anger"}
@@ -95,19 +85,17 @@ def test_high_risk_is_graded_with_its_reasons_and_tightens_deadlines(system):
 def test_a_redelivered_event_makes_no_second_assessment_or_event(system):
     number = register(system)
     assert next_event(system)["event_type"] == "complaint_triaged"
-    with MongoClient(system["intake"].config["MONGO_URI"]) as client:
-        envelope = client[system["intake"].config["MONGO_DATABASE"]].complaints.find_one(
-            {"_id": number})["outbox"][0]["event"]
-    with entrypoint_waiter(system["triage"], "handle_complaint_registered"):
-        event_dispatcher({"AMQP_URI": system["amqp"]})("intake", "complaint_registered", envelope)
-    assert system["events"].get(no_ack=True) is None
-    assert len(system["web"].get("/queue").json()["items"]) == 1
+    envelope = system.db("intake").complaints.find_one({"_id": number})["outbox"][0]["event"]
+    with entrypoint_waiter(system.containers["triage"], "handle_complaint_registered"):
+        system.dispatch("intake", "complaint_registered", envelope)
+    assert system.queues["triage"].get(no_ack=True) is None
+    assert len(system.web["triage"].get("/queue").json()["items"]) == 1
 
 
 def test_a_correction_reroutes_and_is_recorded(system):
     number = register(system, location={})
     next_event(system)
-    corrected = system["web"].post(f"/assessments/{number}/corrections", headers=SUPERVISOR, json={
+    corrected = system.web["triage"].post(f"/assessments/{number}/corrections", headers=SUPERVISOR, json={
         "field": "category", "value": "environment.hygiene", "reason": "mould on the shelf, not the fruit"})
     assert corrected.status_code == 200, corrected.text
     body = corrected.json()
@@ -119,12 +107,12 @@ def test_a_correction_reroutes_and_is_recorded(system):
     event = next_event(system)
     assert event["event_type"] == "complaint_corrected" and event["payload"]["department"] == "facilities"
 
-    risk = system["web"].post(f"/assessments/{number}/corrections", headers=SUPERVISOR, json={
+    risk = system.web["triage"].post(f"/assessments/{number}/corrections", headers=SUPERVISOR, json={
         "field": "risk_level", "value": "high", "reason": "journalist called"}).json()
     assert (risk["risk_level"], risk["urgency"]) == ("high", "urgent")
     assert risk["risk_reasons"][-1]["reason"] == "corrected"
 
-    bad = system["web"].post(f"/assessments/{number}/corrections", headers=SUPERVISOR, json={
+    bad = system.web["triage"].post(f"/assessments/{number}/corrections", headers=SUPERVISOR, json={
         "field": "category", "value": "product.haunted", "reason": "?"})
     assert bad.status_code == 422 and "value" in bad.json()["fields"]
 
@@ -132,14 +120,14 @@ def test_a_correction_reroutes_and_is_recorded(system):
 def test_reassignment_is_recorded_and_announced(system):
     number = register(system, location={})
     next_event(system)
-    moved = system["web"].post(f"/assessments/{number}/owner", headers=SUPERVISOR, json={
+    moved = system.web["triage"].post(f"/assessments/{number}/owner", headers=SUPERVISOR, json={
         "owner_id": "E3001", "reason": "she handled this customer before"})
     assert moved.status_code == 200
     assert moved.json()["owner"]["id"] == "E3001" and moved.json()["department"] == "customer_service"
     event = next_event(system)
     assert event["event_type"] == "complaint_reassigned"
     assert (event["payload"]["from_owner_id"], event["payload"]["to_owner_id"]) == ("E3101", "E3001")
-    unknown = system["web"].post(f"/assessments/{number}/owner", headers=SUPERVISOR, json={"owner_id": "E0000", "reason": "x"})
+    unknown = system.web["triage"].post(f"/assessments/{number}/owner", headers=SUPERVISOR, json={"owner_id": "E0000", "reason": "x"})
     assert unknown.status_code == 422
 
 
@@ -147,19 +135,19 @@ def test_queues_are_ordered_by_deadline(system):
     routine = register(system, location={}, channel_ref="q-1", customer={"phone": "13900000001"})
     urgent = register(system, location={}, channel_ref="q-2", customer={"phone": "13900000002"},
                       description="草莓发霉，孩子吃了拉肚子")
-    queue = system["web"].get("/queue", params={"department": "procurement_qc"}).json()["items"]
+    queue = system.web["triage"].get("/queue", params={"department": "procurement_qc"}).json()["items"]
     assert [a["complaint_no"] for a in queue] == [urgent, routine]
-    mine = system["web"].get("/queue", params={"owner_id": "E3101"}).json()["items"]
+    mine = system.web["triage"].get("/queue", params={"owner_id": "E3101"}).json()["items"]
     assert {a["complaint_no"] for a in mine} == {urgent, routine}
 
 
 def test_the_policy_in_force_is_shown_and_a_broken_one_is_refused(system, policy_dir):
-    version = system["web"].get("/policy").json()["version"]
+    version = system.web["triage"].get("/policy").json()["version"]
     assert version.startswith("2026-")
     (policy_dir / "triage.yml").write_text("version: 2\ntaxonomy: nonsense\n", encoding="utf-8")
-    refused = system["web"].post("/policy/reload")
+    refused = system.web["triage"].post("/policy/reload")
     assert refused.status_code == 422 and "taxonomy" in refused.json()["fields"]
-    assert system["web"].get("/policy").json()["version"] == version
+    assert system.web["triage"].get("/policy").json()["version"] == version
 
 
 def test_a_service_with_a_broken_policy_does_not_start(container_factory, service_config, policy_dir):
@@ -172,25 +160,23 @@ def test_a_service_with_a_broken_policy_does_not_start(container_factory, servic
 
 def test_rpc_gives_the_same_answers(system):
     number = register(system, location={})
-    with ClusterRpcProxy({"AMQP_URI": system["amqp"]}, context_data={"authorization": bearer()["Authorization"]}) as cluster:
-        assert cluster.triage.get_assessment(number) == system["web"].get(f"/assessments/{number}").json()
+    with system.rpc(bearer()) as cluster:
+        assert cluster.triage.get_assessment(number) == system.web["triage"].get(f"/assessments/{number}").json()
         queue = cluster.triage.queue({"department": "procurement_qc"})
         assert [a["complaint_no"] for a in queue["items"]] == [number]
-        assert cluster.triage.get_policy()["version"] == system["web"].get("/policy").json()["version"]
+        assert cluster.triage.get_policy()["version"] == system.web["triage"].get("/policy").json()["version"]
 
 
 def test_an_event_for_a_mall_triage_does_not_know_is_dead_lettered(system):
     number = register(system, location={})
-    with MongoClient(system["intake"].config["MONGO_URI"]) as client:
-        envelope = client[system["intake"].config["MONGO_DATABASE"]].complaints.find_one(
-            {"_id": number})["outbox"][0]["event"]
+    envelope = system.db("intake").complaints.find_one({"_id": number})["outbox"][0]["event"]
     stranger = {**envelope, "event_id": "e-stranger", "complaint_no": "XX-1", "mall_id": "atlantis"}
-    with entrypoint_waiter(system["triage"], "handle_complaint_registered"):
-        event_dispatcher({"AMQP_URI": system["amqp"]})("intake", "complaint_registered", stranger)
-    with Connection(system["amqp"]) as conn:
+    with entrypoint_waiter(system.containers["triage"], "handle_complaint_registered"):
+        system.dispatch("intake", "complaint_registered", stranger)
+    with Connection(system.amqp) as conn:
         dead = wait_for(lambda: Queue(DEAD_LETTER_QUEUE, channel=conn).get(no_ack=True))
         assert json.loads(dead.body)["event_id"] == "e-stranger"
-    assert system["web"].get("/assessments/XX-1").status_code == 404
+    assert system.web["triage"].get("/assessments/XX-1").status_code == 404
 
 
 def test_a_complaint_taken_while_nobody_is_on_shift_gets_an_owner_when_someone_is(

@@ -11,43 +11,36 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from kombu import Connection
-from nameko.standalone.events import event_dispatcher
-from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
+from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 
-from feedback.service import FeedbackService
-from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.retention import months_before
-from resolution.service import ResolutionService
-from tests.conftest import SPOT_REFUND, catch_all, drain, wait_for, staff as as_staff
-from triage.service import TriageService
+from tests.helpers import SPOT_REFUND, drain, wait_for, staff as as_staff
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 DESK, CALLER = "D3001", "E3002"
 
 
 @pytest.fixture
-def system(container_factory, service_config, web_client, rabbit_config):
-    """The four services on one clock that moves from Monday morning and that the test
-    moves on (`shift`), as time passes for a customer nobody reaches."""
-    started, shift = time.monotonic(), {"by": timedelta(0)}
-    clock = lambda: MONDAY_10 + timedelta(seconds=time.monotonic() - started) + shift["by"]  # noqa: E731
-    containers = {}
-    for service in (FeedbackService, ResolutionService, TriageService, IntakeService):
-        container = container_factory(service, service_config(service.name))
-        replace_dependencies(container, clock=clock)
-        container.start()
-        containers[service.name] = container
-    with Connection(rabbit_config["AMQP_URI"]) as conn:
-        # every event of both (publishes are mandatory, and analytics is not running)
-        queues = catch_all(conn, "resolution", "feedback")
-        yield {**containers, "web": {name: web_client(c) for name, c in containers.items()}, "shift": shift,
-               "clock": clock, "events": queues["resolution"], "queues": queues, "amqp": rabbit_config["AMQP_URI"]}
+def clock(shift):
+    """One clock that moves from Monday morning and that the test moves on (`shift`), as
+    time passes for a customer nobody reaches."""
+    started = time.monotonic()
+    return lambda: MONDAY_10 + timedelta(seconds=time.monotonic() - started) + shift["by"]
+
+
+@pytest.fixture
+def system(services, clock):
+    """The four services on that clock."""
+    names = ("feedback", "resolution", "triage", "intake")
+    system = services(*names, clocks=dict.fromkeys(names, clock))
+    # every event of both (publishes are mandatory, and analytics is not running)
+    system.catch_all("resolution", "feedback")
+    return system
 
 
 def call(system, service, method, path, staff=None, expect=200, **body):
-    response = system["web"][service].request(method, path, json=body if method == "POST" else None,
+    response = system.web[service].request(method, path, json=body if method == "POST" else None,
                                               headers=as_staff(staff) if staff else {})
     assert response.status_code == expect, response.text
     return response.json()
@@ -56,10 +49,10 @@ def call(system, service, method, path, staff=None, expect=200, **body):
 def resolved_and_unreachable(system):
     """A complaint settled at the desk whose revisit found nobody after the last attempt."""
     number = call(system, "intake", "POST", "/complaints", DESK, expect=201, **desk_complaint())["number"]
-    wait_for(lambda: system["web"]["resolution"].get(f"/cases/{number}").ok)
+    wait_for(lambda: system.web["resolution"].get(f"/cases/{number}").ok)
     call(system, "resolution", "POST", f"/cases/{number}/spot-resolution", DESK, **SPOT_REFUND)
     revisit_id = f"{number}-R1"
-    wait_for(lambda: system["web"]["feedback"].get(f"/revisits/{revisit_id}").ok)
+    wait_for(lambda: system.web["feedback"].get(f"/revisits/{revisit_id}").ok)
     for _ in range(3):   # feedback.yml: max_attempts 3
         revisit = call(system, "feedback", "POST", f"/revisits/{revisit_id}/attempts", CALLER, outcome="no_answer")
     assert revisit["status"] == "unreachable"
@@ -67,15 +60,14 @@ def resolved_and_unreachable(system):
     return number, revisit_id, case
 
 
-def sweep(system):
-    with entrypoint_hook(system["resolution"], "close_unreachable") as close_unreachable:
+def sweep(system, number):
+    with entrypoint_hook(system.containers["resolution"], "close_unreachable") as close_unreachable:
         close_unreachable()
-    return call(system, "resolution", "GET", f"/cases/{system['number']}")
+    return call(system, "resolution", "GET", f"/cases/{number}")
 
 
-def test_an_unreachable_customers_case_closes_without_an_answer_and_is_anonymised_in_time(system):
+def test_an_unreachable_customers_case_closes_without_an_answer_and_is_anonymised_in_time(system, shift, clock):
     number, revisit_id, case = resolved_and_unreachable(system)
-    system["number"] = number
     pending = case["closure_by_rule"]
     close_at = datetime.fromisoformat(pending["close_at"])
     assert (pending["revisit_id"], pending["attempts"], case["state"]) == (revisit_id, 3, "resolved")
@@ -83,28 +75,28 @@ def test_an_unreachable_customers_case_closes_without_an_answer_and_is_anonymise
     assert close_at - datetime.fromisoformat(pending["noted_at"]) == timedelta(days=3)
     assert case["timeline"][-1]["action"] == "customer_unreachable"
     # feedback's revisit_done delivered again: applied once (its event id)
-    [done] = [e for e in drain(system["queues"]["feedback"], unique=True) if e["event_type"] == "revisit_done"]
-    with entrypoint_waiter(system["resolution"], "handle_revisit_done"):
-        event_dispatcher({"AMQP_URI": system["amqp"]})("feedback", "revisit_done", done)
+    [done] = [e for e in drain(system.queues["feedback"], unique=True) if e["event_type"] == "revisit_done"]
+    with entrypoint_waiter(system.containers["resolution"], "handle_revisit_done"):
+        system.dispatch("feedback", "revisit_done", done)
     assert call(system, "resolution", "GET", f"/cases/{number}")["timeline"] == case["timeline"]
 
-    assert sweep(system)["state"] == "resolved"          # the waiting time is not over
-    system["shift"]["by"] = close_at - system["clock"]() + timedelta(minutes=1)
-    case = sweep(system)
+    assert sweep(system, number)["state"] == "resolved"          # the waiting time is not over
+    shift["by"] = close_at - clock() + timedelta(minutes=1)
+    case = sweep(system, number)
     assert case["state"] == "closed" and case["closure_by_rule"] is None
     assert case["closure"]["without_answer"] is True and case["closure"]["by"] == "resolution"
     assert case["closure"]["reason"].startswith(f"customer unreachable: revisit {revisit_id} ended without an answer")
     closed = case["timeline"][-1]
     assert (closed["action"], closed["by"], closed["detail"]["without_answer"]) == ("closed", "resolution", True)
-    assert sweep(system)["timeline"] == case["timeline"]   # a second look changes nothing
+    assert sweep(system, number)["timeline"] == case["timeline"]   # a second look changes nothing
     seen = []
-    wait_for(lambda: seen.extend(e for e in drain(system["events"]) if e["event_type"] == "case_closed") or seen)
+    wait_for(lambda: seen.extend(e for e in drain(system.queues["resolution"]) if e["event_type"] == "case_closed") or seen)
     [event] = {e["event_id"]: e for e in seen}.values()
     assert event["payload"] == {"reason": case["closure"]["reason"], "without_answer": True, "by": "resolution"}
 
     # feedback takes no late answer now; intake knows the case closed, and when
     def late_answer_refused():
-        late = system["web"]["feedback"].post(f"/revisits/{revisit_id}/attempts", headers=as_staff(CALLER),
+        late = system.web["feedback"].post(f"/revisits/{revisit_id}/attempts", headers=as_staff(CALLER),
                                               json={"outcome": "reached", "score": 5})
         return late.status_code == 409 and "closed" in late.json()["message"]
     wait_for(late_answer_refused)
@@ -112,8 +104,8 @@ def test_an_unreachable_customers_case_closes_without_an_answer_and_is_anonymise
     assert datetime.fromisoformat(complaint["closed_at"]) == datetime.fromisoformat(case["closure"]["at"])
 
     # retention_months (24) later, both services' retention runs anonymise it like any closed case
-    now = system["clock"]()
-    system["shift"]["by"] += months_before(now, -25) - now
+    now = clock()
+    shift["by"] += months_before(now, -25) - now
     for service in ("intake", "resolution"):
         run = call(system, service, "POST", "/retention/run")
         assert (run["candidates"], run["anonymised"]) == (1, 1), service
@@ -121,12 +113,11 @@ def test_an_unreachable_customers_case_closes_without_an_answer_and_is_anonymise
     assert call(system, "resolution", "GET", f"/cases/{number}")["anonymised_at"]
 
 
-def test_a_customer_who_calls_back_in_time_is_heard_and_the_closure_by_rule_dropped(system):
+def test_a_customer_who_calls_back_in_time_is_heard_and_the_closure_by_rule_dropped(system, shift):
     number, revisit_id, case = resolved_and_unreachable(system)
-    system["number"] = number
     close_at = datetime.fromisoformat(case["closure_by_rule"]["close_at"])
-    system["shift"]["by"] = timedelta(days=1)
-    with entrypoint_waiter(system["resolution"], "handle_customer_satisfied"):
+    shift["by"] = timedelta(days=1)
+    with entrypoint_waiter(system.containers["resolution"], "handle_customer_satisfied"):
         revisit = call(system, "feedback", "POST", f"/revisits/{revisit_id}/attempts", CALLER,
                        outcome="reached", score=5, comment="回电：退款已收到")
     assert revisit["status"] == "answered"
@@ -135,5 +126,5 @@ def test_a_customer_who_calls_back_in_time_is_heard_and_the_closure_by_rule_drop
     assert case["closure"]["without_answer"] is False
     assert case["closure"]["reason"] == "customer satisfied (score 5)"
     assert "closure_by_rule_dropped" in [e["action"] for e in case["timeline"]]
-    system["shift"]["by"] = close_at - MONDAY_10 + timedelta(days=1)
-    assert sweep(system)["timeline"] == case["timeline"]
+    shift["by"] = close_at - MONDAY_10 + timedelta(days=1)
+    assert sweep(system, number)["timeline"] == case["timeline"]

@@ -1,0 +1,160 @@
+"""Helpers the tests share: constants, credentials, waits, event queues and service
+processes. Plain functions and values, imported from here; the fixtures are in the conftests."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY_DIR = ROOT / "deploy" / "policy"
+TOKEN_SECRET = "test-token-secret-" + "t" * 32
+SECRETS = {"TOKEN_SECRET": TOKEN_SECRET, "CUSTOMER_REF_SECRET": "test-customer-ref-secret-" + "c" * 32,
+           "ANSWER_LINK_SECRET": "test-answer-link-secret-" + "a" * 32}
+# Channel keys the tests' services accept (the secrets file keeps only their SHA-256).
+API_KEYS = {"wechat-sh": ("sh-xujiahui", "wechat", 120), "app-bj": ("bj-chaoyang", "app", 120),
+            "hotline-sh-slow": ("sh-xujiahui", "hotline", 3)}
+
+
+def api_key(key_id):
+    """The X-Api-Key header of one of API_KEYS (its secret is derived from its id, for tests only)."""
+    return {"X-Api-Key": f"{key_id}.secret-of-{key_id}"}
+
+
+def bearer(user="A0001", role="admin", malls=("*",), **kwargs):
+    """An Authorization header with a staff token signed by the tests' secret."""
+    from mallcare_common.auth import issue_token
+
+    return {"Authorization": "Bearer " + issue_token(TOKEN_SECRET, user, role, malls, **kwargs)}
+
+
+def staff(staff_id):
+    """The token of a member of staff in resolution.yml's directory: their role and malls."""
+    import yaml
+
+    with open(POLICY_DIR / "resolution.yml", encoding="utf-8") as handle:
+        member = next(m for m in yaml.safe_load(handle)["staff"] if m["id"] == staff_id)
+    return bearer(staff_id, member["role"], member["malls"])
+
+
+def free_ports(count):
+    """`count` distinct free ports for processes started together. Each is held open until
+    all are picked, so none repeats: nameko's eventlet listener sets SO_REUSEPORT, and two
+    services given one port would both bind it and share its connections."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+class WebClient(requests.Session):
+    """requests against one service container (nameko's web_session needs Werkzeug < 3),
+    signed in as a chain-wide admin unless a request sends its own credentials; the
+    access rules themselves are tested in tests/integration/test_access.py."""
+
+    def __init__(self, container):
+        super().__init__()
+        self.base = "http://" + container.config["WEB_SERVER_ADDRESS"]
+        self.headers.update(bearer())
+
+    def request(self, method, url, *args, **kwargs):
+        kwargs.setdefault("timeout", 30)
+        return super().request(method, self.base + url, *args, **kwargs)
+
+
+NAMEKO = str(Path(sys.executable).parent / "nameko")
+RUN_SH_WARNINGS = "ignore::Warning:nameko.cli.main,ignore::Warning:nameko.cli.commands"   # as scripts/run.sh
+
+
+def service_class(name):
+    """What `nameko run` is given, as scripts/run.sh gives it: the service's class, so that only it
+    starts (a module's other classes with entrypoints would start too)."""
+    return f"{name}.service:{name.capitalize()}Service"
+
+
+def start_service(name, port, run, log_dir, *, amqp_uri, mongo_uri, secrets_file, **env):
+    """Service `name` as its own OS process, started with the very command scripts/run.sh
+    uses and configured from the environment only, on `port` with databases of `run`."""
+    env = {**os.environ, "PYTHONWARNINGS": RUN_SH_WARNINGS, "AMQP_URI": amqp_uri, "MONGO_URI": mongo_uri,
+           "MALLCARE_POLICY_DIR": "deploy/policy",
+           "MALLCARE_SECRETS_FILE": secrets_file, f"{name.upper()}_WEB_ADDRESS": f"127.0.0.1:{port}",
+           f"{name.upper()}_MONGO_DATABASE": f"t{run}_{name}", **env}
+    log = open(log_dir / f"{name}.log", "w")
+    process = subprocess.Popen([NAMEKO, "run", "--config", f"services/{name}/config.yml", service_class(name)],
+                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process.log_path = log_dir / f"{name}.log"
+    return process
+
+
+def stop_services(processes):
+    """Stop them (SIGTERM, then a kill after 20 s), and read their logs for tracebacks of
+    client errors (the session's watch fails the run on any)."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        if getattr(process, "log_path", None) is not None:
+            from tests.conftest import WATCH   # the session's watch over client errors' tracebacks
+
+            WATCH.read(process.log_path)
+
+
+# A desk refund of a complaint's price: the quickest way to a resolved case and its revisit.
+SPOT_REFUND = {"decision": "upheld", "price": "39.90", "reasons": ["mouldy fruit: refunded at the desk"],
+               "remedies": [{"type": "refund", "amount": "39.90"}], "summary": "refunded on the spot"}
+
+
+def settle_at_desk(web, number, desk, reader=None):
+    """Settle complaint `number` at the desk (`web`: the services' WebClients, by name) once
+    its case is open, and wait for its revisit; `reader` reads the case and revisit."""
+    wait_for(lambda: web["resolution"].get(f"/cases/{number}", headers=reader).ok)
+    settled = web["resolution"].post(f"/cases/{number}/spot-resolution", headers=desk, json=SPOT_REFUND)
+    assert settled.status_code == 200, settled.text
+    wait_for(lambda: web["feedback"].get(f"/revisits/{number}-R1", headers=reader).ok)
+
+
+def wait_for(check, timeout=20, interval=0.1):
+    """Poll `check` until it returns something truthy; fail with its last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
+        time.sleep(interval)
+
+
+def catch_all(conn, *sources):
+    """A test queue bound to every event of each source's exchange, by source: what was
+    published, to read with `drain` (and a subscriber, so mandatory publishes go out
+    without the services that would subscribe)."""
+    from kombu import Exchange, Queue
+
+    queues = {}
+    for source in sources:
+        queues[source] = Queue(f"test-{source}-subscriber", routing_key="#", channel=conn,
+                               exchange=Exchange(f"{source}.events", type="topic", durable=True))
+        queues[source].declare()
+    return queues
+
+
+def drain(queue, unique=False):
+    """The JSON messages waiting in a test's kombu queue, in order; with `unique`, once
+    per event_id (delivery is at least once; subscribers de-duplicate on it)."""
+    seen = {}
+    while (message := queue.get(no_ack=True)) is not None:
+        event = json.loads(message.body)
+        seen.setdefault(event["event_id"] if unique else len(seen), event)
+    return list(seen.values())
