@@ -27,6 +27,7 @@ from mallcare_common.mongo import leased_timer
 from mallcare_common.personal import scrub
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.rpc import rpc
+from mallcare_common.unit_of_work import change, write
 from mallcare_common.web import (CLIENT_ERRORS, Conflict, Forbidden, Gone, NotFound, Unavailable, http,
                                  json_response, read_json, signed)
 
@@ -34,13 +35,12 @@ from . import rules
 from .policy import load_policy
 from .schemas import (HTTP_API, ArchiveIn, AttemptIn, LessonsIn, LibraryOut, LibraryQuery, LinkAnswerIn, RevisitOut,
                       WorklistQuery)
-from .storage import Revisits, outbox_update
+from .storage import Revisits
 
 log = logging.getLogger(__name__)
 
 OVERDUE_INTERVAL = 30     # seconds between looks for revisits past their deadline
 NOT_SEEN_PAUSE = 2        # seconds before an event about a complaint not seen yet is retried
-ATTEMPTS = 5
 RPC_SECONDS = 10
 
 
@@ -116,8 +116,8 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
         """revisit_overdue, once per revisit past its 24 hours (one replica at a time)."""
         now = self.clock()
         for revisit in self.store.overdue(now, limit=200):
-            updated = self.store.update(self.store.revisits, revisit, outbox_update(
-                {"overdue_reported": True}, [rules.overdue(revisit, now)], now))
+            updated = write(self.store.revisits, revisit, {"$set": {"overdue_reported": True}},
+                            [rules.overdue(revisit, now)], now)
             if updated is not None:
                 publish_pending(self.store.revisits, self.dispatch, self.name, now, [updated])
 
@@ -270,15 +270,14 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
     # --- helpers ------------------------------------------------------------------------------
 
     def _change(self, revisit_id, decide):
-        """Read, decide, compare-and-set; the events leave through the revisit's outbox."""
-        for _ in range(ATTEMPTS):
-            revisit, now = self.store.get(self.store.revisits, revisit_id, "revisit"), self.clock()
+        """Read, decide, compare-and-set (unit_of_work.change); the events leave through the
+        revisit's outbox."""
+        def apply(revisit, now):
             changes, out = decide(revisit, self.policy.current, now)
-            updated = self.store.update(self.store.revisits, revisit, outbox_update(changes, out, now))
-            if updated is not None:
-                publish_pending(self.store.revisits, self.dispatch, self.name, now, [updated])
-                return updated
-        raise Conflict(f"{revisit_id} kept changing; try again")
+            return {"$set": changes}, out
+
+        return change(self.store.revisits, revisit_id, apply, self.dispatch, self.name, self.clock, "revisit",
+                      f"{revisit_id} kept changing; try again")
 
     def _answer(self, revisit, request, by, policy, now):
         """rules.answer, refused once the case of an unreachable customer closed without their answer."""
@@ -304,7 +303,7 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
         now = self.clock()
         for revisit in self.store.open_revisits(event["complaint_no"]):
             changes, out = rules.cancelled(revisit, reason, event["occurred_at"])
-            updated = self.store.update(self.store.revisits, revisit, outbox_update(changes, out, now))
+            updated = write(self.store.revisits, revisit, {"$set": changes}, out, now)
             if updated is not None:
                 publish_pending(self.store.revisits, self.dispatch, self.name, now, [updated])
 

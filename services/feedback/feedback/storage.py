@@ -2,9 +2,8 @@
 channel, masked contact, the problem as told, merchant and area), `revisits` (one per
 resolution of a case, keyed <complaint number>-R<round>), `library` (the case
 library, one entry per complaint) and `closures` (when each case was last closed). Revisits and library entries carry their outbox."""
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 
-from mallcare_common.messaging import push_to_outbox
 from mallcare_common.mongo import MongoDatabase, Store
 
 from .rules import OPEN
@@ -35,11 +34,6 @@ class FeedbackStore(Store):
         closure = self.closures.find_one({"_id": number})
         return bool(closure and closure["closed_at"] >= at)
 
-    def update(self, collection, doc, update):
-        """Apply `update` if nobody changed the document since it was read; None otherwise."""
-        return collection.find_one_and_update({"_id": doc["_id"], "version": doc["version"]}, update,
-                                              return_document=ReturnDocument.AFTER)
-
     def worklist(self, mall_id, limit):
         """Revisits still to make at a mall (None: every mall), the earliest deadline first (R4.1)."""
         selector = {**({"mall_id": mall_id} if mall_id else {}), "status": {"$in": list(OPEN)}}
@@ -56,15 +50,6 @@ class FeedbackStore(Store):
     def search(self, selector, limit):
         return list(self.library.find(selector, {"outbox": 0, "process": 0})
                     .sort([("archived_at", ASCENDING)]).limit(limit))
-
-
-def outbox_update(changes, out, now):
-    """A $set/$push update writing `changes` with `out` in the outbox."""
-    update = {"$set": changes, "$inc": {"version": 1}}
-    if out:
-        pushes = [push_to_outbox(e, now) for e in out]
-        update["$push"] = {key: {"$each": [p[key] for p in pushes]} for key in ("outbox", "pending_events")}
-    return update
 
 
 class Revisits(MongoDatabase):

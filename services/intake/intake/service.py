@@ -28,6 +28,7 @@ from mallcare_common.messaging import event_handler, new_outbox, outbox_dispatch
 from mallcare_common.mongo import next_sequence
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.rpc import rpc
+from mallcare_common.unit_of_work import change
 from mallcare_common.web import CLIENT_ERRORS, Conflict, NotFound, http, json_response, read_json
 
 from . import rules
@@ -40,7 +41,6 @@ from .storage import Complaints
 COMPLAINTS = Counter("mallcare_intake_complaints_total",
                      "Complaint submissions by outcome (registered, rejected, resubmitted).",
                      ["mall_id", "channel", "outcome"])
-ATTEMPTS = 5   # compare-and-set retries when two case events for one complaint arrive at once
 
 
 class IntakeService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay, audit.AuditReads,
@@ -190,12 +190,13 @@ class IntakeService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
 
     def _case_changed(self, event, state):
         at = as_stored(event["occurred_at"])
-        for _ in range(ATTEMPTS):
-            doc = self.store.get(event["complaint_no"])
+
+        def apply(doc, now):
             changes = rules.case_state_change(doc, state, at)
-            if changes is None or self.store.set_case_state(doc["_id"], doc.get("case_state_at"), changes):
-                return
-        raise Conflict(f"{event['complaint_no']} kept changing while {event['event_type']} was applied")
+            return None if changes is None else ({"$set": changes}, [])
+
+        change(self.store.complaints, event["complaint_no"], apply, self.dispatch, self.name, self.clock, "complaint",
+               f"{event['complaint_no']} kept changing while {event['event_type']} was applied")
 
     def _acknowledge(self, caller, number, data):
         ack = AcknowledgementIn().load(data)

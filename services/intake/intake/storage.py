@@ -57,11 +57,6 @@ class ComplaintStore(Store):
             {"$set": {"status": "acknowledged", "acknowledgement": record}, "$push": push_to_outbox(event, now)},
             return_document=ReturnDocument.AFTER)
 
-    def set_case_state(self, number, seen_at, changes):
-        """Compare-and-set on the time of the case change last seen: False when another event got there first."""
-        return self.complaints.update_one({"_id": number, "case_state_at": seen_at},
-                                          {"$set": changes}).modified_count == 1
-
 
 class Complaints(MongoDatabase):
     def indexes(self, db):
@@ -79,6 +74,7 @@ class Complaints(MongoDatabase):
         # mongod answers {_id, status} from _id alone; the embedded store uses an index
         # only when it holds every field the query names.
         db.complaints.create_index([("_id", ASCENDING), ("status", ASCENDING)])
+        db.complaints.create_index([("_id", ASCENDING), ("version", ASCENDING)])   # unit_of_work's compare-and-set
         db.complaints.create_index([("case_state", ASCENDING), ("closed_at", ASCENDING), ("anonymised_at", ASCENDING)])
         audit.indexes(db)
 

@@ -37,6 +37,7 @@ from mallcare_common.messaging import event_handler, new_outbox, outbox_dispatch
 from mallcare_common.mongo import leased_timer, next_sequence
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.rpc import rpc
+from mallcare_common.unit_of_work import change, write
 from mallcare_common.web import CLIENT_ERRORS, Conflict, NotFound, http, json_response, read_json, signed
 
 from .domain import actions, incidents
@@ -47,14 +48,13 @@ from .policy import load_policy
 from .retention import anonymise as anonymise_cases
 from .schemas import (HTTP_API, CaseOut, CaseQuery, Contact, IncidentIn, IncidentOut, IncidentQuery, ProposalIn,
                       RectificationOut, RectificationQuery)
-from .storage import Cases
+from .storage import Cases, step_update
 
 log = logging.getLogger(__name__)
 
 ACTIONS_TOTAL = Counter("mallcare_resolution_actions_total", "Actions on cases and incidents, by outcome.",
                         ["action", "outcome"])
 
-ATTEMPTS = 5   # compare-and-set retries when two actions hit one case at once
 NOT_OPEN_PAUSE = 2   # seconds before an event for a case not opened yet goes back to its queue
 # Breaches of these deadlines move the case up a level; the others (execution tasks,
 # rectifications, revisits, incidents) are watched on dashboards and alerts.
@@ -167,7 +167,7 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
                 return
             step = Step(case, Actor(self.name, "service"), at)
             actions.close_without_answer(step, {}, policy)
-            updated = self.store.apply(self.store.cases, case, step)
+            updated = write(self.store.cases, case, *step_update(step), at)
             if updated is not None:
                 publish_pending(self.store.cases, self.dispatch, self.name, at, [updated])
 
@@ -382,50 +382,53 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
         raise Conflict("another report with this request id is being written; try again")
 
     def _act(self, caller, collection, number, action, request, rule, step_class, permission="case.act"):
-        """Read, decide, compare-and-set; a request id already applied returns the document as it is."""
-        request_id = request.get("request_id")
-        for _ in range(ATTEMPTS):
-            doc = self.store.get(collection, number, step_class.what)
+        """Read, decide, compare-and-set (unit_of_work.change); a request id already applied
+        returns the document as it is."""
+        request_id, outcome = request.get("request_id"), "ok"
+
+        def apply(doc, now):
+            nonlocal outcome
             if request_id and request_id in doc["request_ids"]:
-                ACTIONS_TOTAL.labels(action, "repeated").inc()
-                return doc
-            actor = self._actor(caller, doc["mall_id"], permission)
-            step = step_class(doc, actor, self.clock())
+                outcome = "repeated"
+                return None
+            step = step_class(doc, self._actor(caller, doc["mall_id"], permission), now)
             try:
                 decide(rule, step, request, self.policy.current)
             except CLIENT_ERRORS:
                 ACTIONS_TOTAL.labels(action, "refused").inc()
                 raise
-            updated = self.store.apply(collection, doc, step, request_id)
-            if updated is not None:
-                publish_pending(collection, self.dispatch, self.name, step.now, [updated])
-                ACTIONS_TOTAL.labels(action, "ok").inc()
-                return updated
-        raise Conflict(f"{number} kept changing while {action} was applied; try again")
+            return step_update(step, request_id)
+
+        updated = change(collection, number, apply, self.dispatch, self.name, self.clock, step_class.what,
+                         f"{number} kept changing while {action} was applied; try again")
+        ACTIONS_TOTAL.labels(action, outcome).inc()
+        return updated
 
     def _on_event(self, event_type, event, rule, request):
         """Apply another service's event to its case once (the event id is the request id).
         An event the case's state does not allow is recorded on the timeline, not retried."""
         policy, actor = self.policy.current, Actor(event_type.source, "service")
-        for _ in range(ATTEMPTS):
-            case = self.store.cases.find_one({"_id": event["complaint_no"]}, {"outbox": 0})
-            if case is None:
-                # its complaint_triaged is on another queue and may be a moment behind:
-                # pause before the retry so the delivery limit spans seconds, not milliseconds
-                eventlet.sleep(NOT_OPEN_PAUSE)
-                raise CaseNotOpenYet(f"{event['event_type']} {event['event_id']} for {event['complaint_no']}")
+
+        def apply(case, now):
             if event["event_id"] in case["request_ids"]:
-                return
-            step = Step(case, actor, self.clock())
+                return None
+            step = Step(case, actor, now)
             try:
                 rule(step, request, policy)
             except StateConflict as exc:
                 log.warning("%s %s not applied to %s: %s", event["event_type"], event["event_id"], case["_id"], exc)
-                step = Step(case, actor, step.now)
+                step = Step(case, actor, now)
                 step.log("event_not_applied", event_type=event["event_type"], event_id=event["event_id"],
                          reason=str(exc))
-            updated = self.store.apply(self.store.cases, case, step, event["event_id"])
-            if updated is not None:
-                publish_pending(self.store.cases, self.dispatch, self.name, step.now, [updated])
-                return
-        raise CaseNotOpenYet(f"{event['complaint_no']} kept changing while {event['event_type']} was applied")
+            return step_update(step, event["event_id"])
+
+        try:
+            change(self.store.cases, event["complaint_no"], apply, self.dispatch, self.name, self.clock, "case",
+                   f"{event['complaint_no']} kept changing while {event['event_type']} was applied")
+        except NotFound:
+            # its complaint_triaged is on another queue and may be a moment behind:
+            # pause before the retry so the delivery limit spans seconds, not milliseconds
+            eventlet.sleep(NOT_OPEN_PAUSE)
+            raise CaseNotOpenYet(f"{event['event_type']} {event['event_id']} for {event['complaint_no']}") from None
+        except Conflict as exc:
+            raise CaseNotOpenYet(str(exc)) from exc

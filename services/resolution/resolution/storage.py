@@ -4,14 +4,13 @@ timeline and its outbox. `sequences` numbers the incidents and `incident_request
 keeps which report a request id made; `audit_log` and `retention_runs` are the
 personal-data records (mallcare_common.audit, .retention).
 
-Every change is a compare-and-set on the document's `version`, so two handlers
-acting on one case at once cannot both win, and a request id is stored with the
-change it made, so a retried request finds it done."""
-from pymongo import ASCENDING, ReturnDocument
+Every change is a compare-and-set on the document's `version` (mallcare_common.
+unit_of_work), so two handlers acting on one case at once cannot both win, and a
+request id is stored with the change it made, so a retried request finds it done."""
+from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from mallcare_common import audit
-from mallcare_common.messaging import push_to_outbox
 from mallcare_common.mongo import MongoDatabase, Store
 
 from .domain.states import ACTIVE
@@ -22,21 +21,6 @@ class CaseStore(Store):
         super().__init__(db)
         self.cases, self.incidents = db.cases, db.incidents
         self.outboxes = (db.cases, db.incidents)
-
-    def apply(self, collection, doc, step, request_id=None):
-        """Write one step if nobody changed the document since it was read (then the
-        document with its outbox, to publish from); None otherwise."""
-        push = {"timeline": {"$each": step.entries}}
-        for event in step.events:
-            for key, value in push_to_outbox(event, step.now).items():
-                push.setdefault(key, {"$each": []})["$each"].append(value)
-        if request_id:
-            push["request_ids"] = request_id
-        update = {"$inc": {"version": 1}, "$push": push}
-        if step.changes:
-            update["$set"] = step.changes
-        return collection.find_one_and_update({"_id": doc["_id"], "version": doc["version"]}, update,
-                                              return_document=ReturnDocument.AFTER)
 
     def queue(self, selector, limit):
         """Cases of a mall, handler, department or level, earliest resolution deadline first."""
@@ -78,6 +62,18 @@ class CaseStore(Store):
         selector = {**({"mall_id": mall_id} if mall_id else {}), **({"state": state} if state else {})}
         return list(self.incidents.find(selector, {"outbox": 0, "timeline": 0})
                     .sort([("reported_at", ASCENDING)]).limit(limit))
+
+
+def step_update(step, request_id=None):
+    """What writing a step takes (unit_of_work): its changes, its timeline entries and
+    the request id it answers, and its events."""
+    push = {"timeline": {"$each": step.entries}}
+    if request_id:
+        push["request_ids"] = request_id
+    update = {"$push": push}
+    if step.changes:
+        update["$set"] = step.changes
+    return update, step.events
 
 
 class Cases(MongoDatabase):

@@ -11,9 +11,9 @@ from marshmallow import ValidationError
 
 from feedback import rules
 from feedback.schemas import AttemptIn
-from feedback.storage import outbox_update
 from mallcare_common.contracts import feedback as events
 from mallcare_common.errors import Conflict
+from mallcare_common.unit_of_work import with_outbox
 
 from .conftest import MONDAY_10, SH, assert_valid, local, sh
 
@@ -210,7 +210,7 @@ def test_a_revisit_past_its_deadline_gets_one_revisit_overdue(revisit):
 
 def test_the_update_sets_the_changes_counts_the_version_and_queues_the_events(policy, revisit):
     changes, out = answered(revisit, policy, 2, reasons=["slow"])
-    update = outbox_update(changes, out, ASKED)
+    update = with_outbox({"$set": changes}, out, ASKED)
     assert update["$set"] == changes
     assert update["$inc"] == {"version": 1}
     assert update["$push"]["pending_events"] == {"$each": [e["event_id"] for e in out]}
@@ -220,13 +220,13 @@ def test_the_update_sets_the_changes_counts_the_version_and_queues_the_events(po
 
 def test_an_update_without_events_pushes_nothing(policy, revisit):
     changes, out = rules.no_answer(revisit, {"outcome": "no_answer"}, CALLER, policy, ASKED)
-    assert outbox_update(changes, out, ASKED) == {"$set": changes, "$inc": {"version": 1}}
+    assert with_outbox({"$set": changes}, out, ASKED) == {"$set": changes, "$inc": {"version": 1}}
 
 
 def test_overdue_is_marked_reported_with_its_event(revisit):
     now = revisit["due_at"] + timedelta(minutes=1)
     event = rules.overdue(revisit, now)
-    update = outbox_update({"overdue_reported": True}, [event], now)
+    update = with_outbox({"$set": {"overdue_reported": True}}, [event], now)
     assert update["$set"] == {"overdue_reported": True}
     assert update["$push"]["pending_events"] == {"$each": [event["event_id"]]}
 
