@@ -44,7 +44,7 @@ def write(collection, doc, update, events, now):
 
 def with_outbox(update, events, now):
     """`update` counting the version up, with `events` pushed to the outbox, pending."""
-    update = {**update, "$inc": {"version": 1}}
+    update = {**update, "$inc": {**update.get("$inc", {}), "version": 1}}   # a decision's own counts kept
     if events:
         pushes = [push_to_outbox(event, now) for event in events]
         update["$push"] = {**update.get("$push", {}),
