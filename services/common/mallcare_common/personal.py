@@ -173,7 +173,7 @@ class MaskedOut(Schema):
     and dicts under them too) every dump shows masked (`mask_text`), the record's own
     customer taken out by name where the record holds one. What the customer told comes
     whole only from the audited read (audit.full_read)."""
-    free_text = ()
+    free_text: tuple[str, ...] = ()
 
     def dump(self, obj: Any, *, many: bool | None = None) -> Any:
         many = self.many if many is None else many
