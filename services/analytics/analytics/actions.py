@@ -8,7 +8,9 @@ merchant, past its threshold) makes analytics propose an action: status `propose
 pattern, how often it recurred and the complaints that made it, once per pattern and
 window (fixed windows of the policy's days, counted from 1970-01-01). A person adopts the
 proposal by recording the analysis with its `proposal_id`; the proposal becomes that action."""
-from datetime import datetime, timedelta, timezone
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
 from mallcare_common.errors import Conflict
 from mallcare_common.personal import masked_fields
@@ -17,8 +19,10 @@ STATUSES = ("proposed", "open", "done", "overdue")
 FREE_TEXT = ("problem", "whys", "root_cause", "action", "evidence")   # what people wrote: masked in every read
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
+Doc = dict[str, Any]   # a stored action, a request or an event, as the store and marshmallow give them
 
-def new_action(data, action_id, now):
+
+def new_action(data: Mapping[str, Any], action_id: str, now: datetime) -> Doc:
     """The stored action for a validated ActionIn body."""
     return {"_id": action_id, "mall_id": data["mall_id"], "problem": data["problem"], "whys": data["whys"],
             "root_cause": data["root_cause"], "action": data["action"], "owner_id": data["owner_id"],
@@ -26,14 +30,16 @@ def new_action(data, action_id, now):
             "created_by": data["by"], "done_at": None, "done_by": None, "evidence": None}
 
 
-def pattern_window(mall_id, merchant_id, category, received_at, window_days):
+def pattern_window(mall_id: str, merchant_id: str | None, category: str, received_at: datetime,
+                   window_days: int) -> tuple[str, datetime, datetime]:
     """(key, start, end) of the window a systemic complaint's pattern falls in."""
     days = timedelta(days=window_days)
     start = _EPOCH + days * ((received_at - _EPOCH) // days)
     return f"{mall_id}|{merchant_id or '-'}|{category}|{start:%Y-%m-%d}", start, start + days
 
 
-def proposal(action_id, triaged, complaint_nos, window, now):
+def proposal(action_id: str, triaged: Doc, complaint_nos: list[str], window: tuple[str, datetime, datetime],
+             now: datetime) -> Doc:
     """The proposed action for the first systemic complaint of a pattern in a window.
     `triaged`: the complaint_triaged envelope; `complaint_nos`: the pattern's complaints
     in the window so far; `window`: pattern_window's answer."""
@@ -50,7 +56,7 @@ def proposal(action_id, triaged, complaint_nos, window, now):
             "created_at": now, "created_by": "analytics", "done_at": None, "done_by": None, "evidence": None}
 
 
-def adopt(action, data, now):
+def adopt(action: Doc, data: Mapping[str, Any], now: datetime) -> Doc:
     """The changes that turn a proposal into the action a person analysed."""
     if action["status"] != "proposed":
         raise Conflict(f"action {action['_id']} is {action['status']}, not a proposal")
@@ -62,7 +68,7 @@ def adopt(action, data, now):
         "adopted_at": now, "adopted_by": data["by"]}
 
 
-def done(action, data, now):
+def done(action: Doc, data: Mapping[str, Any], now: datetime) -> Doc:
     """The changes that close an action; an action is closed once."""
     if action["status"] == "proposed":
         raise Conflict(f"action {action['_id']} is a proposal: record its analysis first (POST /actions with "
@@ -72,18 +78,19 @@ def done(action, data, now):
     return {"status": "done", "done_at": now, "done_by": data["by"], "evidence": data["evidence"]}
 
 
-def is_overdue(action, today):
+def is_overdue(action: Doc, today: date) -> bool:
     """`today`: the mall's local date."""
-    return action["status"] == "open" and action["due_date"] < today.isoformat()
+    due_date: str = action["due_date"]   # stored as an ISO date
+    return action["status"] == "open" and due_date < today.isoformat()
 
 
-def view(action, today):
+def view(action: Doc, today: date) -> Doc:
     """The action as every read shows it: its free text masked, whether it is overdue."""
     return {**masked_fields({k: v for k, v in action.items() if k != "_id"}, FREE_TEXT), "action_id": action["_id"],
             "overdue": is_overdue(action, today)}
 
 
-def selection(mall_id, status):
+def selection(mall_id: str | None, status: str | None) -> dict[str, str]:
     """The store filter for GET /actions?mall_id=&status=; overdue ones are the open ones
     that `is_overdue` then keeps (each mall has its own today)."""
     query = {"mall_id": mall_id} if mall_id else {}
@@ -92,5 +99,5 @@ def selection(mall_id, status):
     return query
 
 
-def action_id(mall_code, seq):
+def action_id(mall_code: str, seq: int) -> str:
     return f"{mall_code}-IA-{seq:04d}"

@@ -9,6 +9,7 @@ collection - before it answers, so that no read goes unrecorded. Staff with
 `audit.read` list the log per mall (`GET /audit`, RPC `audit_log`).
 """
 import uuid
+from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 from pymongo import ASCENDING, DESCENDING
@@ -131,6 +132,9 @@ def query(db, caller, args):
 class AuditReads:
     """GET /audit and RPC audit_log for a service whose Mongo dependency is `store` and
     auth.Access dependency is `access` (checked when the service class is created)."""
+    # what the service class declares (`require` checks it), as its workers see it
+    store: Any
+    access: Any
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -66,7 +66,7 @@ class Principal:
     role: str
     malls: tuple           # mall ids, or (ALL_MALLS,)
     kind: str = "staff"    # staff, channel or service
-    channel: str = None    # for channel keys: the one channel it may submit for
+    channel: str | None = None   # for channel keys: the one channel it may submit for
     permissions: frozenset = field(default=frozenset(), compare=False, repr=False)
 
     @property

@@ -11,6 +11,7 @@ All datetimes going in and out are timezone-aware; the caller supplies "now"
 """
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from nameko.extensions import DependencyProvider
@@ -25,18 +26,18 @@ _MAX_CLOSED_DAYS = 60
 class BusinessCalendar:
     timezone: str
     # weekday name -> (opening, closing); a weekday missing here is a closed day.
-    opening_hours: dict
-    closed_dates: frozenset = field(default_factory=frozenset)
+    opening_hours: dict[str, tuple[time, time]]
+    closed_dates: frozenset[date] = field(default_factory=frozenset)
 
     @property
-    def zone(self):
+    def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    def local(self, at):
+    def local(self, at: datetime) -> datetime:
         _require_aware(at)
         return at.astimezone(self.zone)
 
-    def hours_on(self, day: date):
+    def hours_on(self, day: date) -> tuple[datetime, datetime] | None:
         """(open, close) as aware datetimes for that local date, or None if closed."""
         if day in self.closed_dates:
             return None
@@ -50,7 +51,7 @@ class BusinessCalendar:
             end += timedelta(days=1)
         return start, end
 
-    def is_open(self, at):
+    def is_open(self, at: datetime) -> bool:
         local = self.local(at)
         for day in (local.date() - timedelta(days=1), local.date()):
             hours = self.hours_on(day)
@@ -58,7 +59,7 @@ class BusinessCalendar:
                 return True
         return False
 
-    def next_opening(self, at):
+    def next_opening(self, at: datetime) -> datetime:
         """The first opening strictly after `at` (or `at` itself if open then)."""
         if self.is_open(at):
             return at
@@ -69,11 +70,11 @@ class BusinessCalendar:
                 return hours[0]
         raise ValueError(f"mall closed for {_MAX_CLOSED_DAYS} days after {at}")
 
-    def add_clock_time(self, at, delta: timedelta):
+    def add_clock_time(self, at: datetime, delta: timedelta) -> datetime:
         _require_aware(at)
         return at + delta
 
-    def add_working_time(self, at, delta: timedelta):
+    def add_working_time(self, at: datetime, delta: timedelta) -> datetime:
         """`at` plus `delta` of opening hours (time while closed does not count)."""
         remaining = delta
         cursor = self.next_opening(at)
@@ -87,7 +88,7 @@ class BusinessCalendar:
             cursor = self.next_opening(hours[1])
         raise ValueError(f"cannot add {delta} of working time after {at}")
 
-    def add_working_days(self, at, days: int):
+    def add_working_days(self, at: datetime, days: int) -> datetime:
         """Same local time `days` open days later; from a closed moment, counts from the next opening."""
         cursor = self.local(self.next_opening(at))
         day = cursor.date()
@@ -96,13 +97,14 @@ class BusinessCalendar:
             if counted == days:
                 hours = self.hours_on(day)
                 due = datetime.combine(day, cursor.timetz().replace(tzinfo=None), tzinfo=self.zone)
-                return min(max(due, hours[0]), hours[1]).astimezone(at.tzinfo)
+                # an open day: one counted, or the day of the opening it starts from
+                return min(max(due, hours[0]), hours[1]).astimezone(at.tzinfo)  # type: ignore[index]
             day += timedelta(days=1)
             if self.hours_on(day):
                 counted += 1
         raise ValueError(f"cannot add {days} working days after {at}")
 
-    def due(self, start, allowed, factor=1.0):
+    def due(self, start: datetime, allowed: dict[str, Any], factor: float = 1.0) -> datetime:
         """The deadline `allowed` after `start`: {"hours": n} of clock time,
         {"working_hours": n} of opening hours or {"working_days": n} (the policy's
         AllowedTime), the time ones scaled by `factor` (risk tightens deadlines)."""
@@ -114,7 +116,7 @@ class BusinessCalendar:
             due = self.add_clock_time(start, timedelta(hours=allowed["hours"] * factor))
         return as_stored(due)
 
-    def _hours_containing(self, local):
+    def _hours_containing(self, local: datetime) -> tuple[datetime, datetime]:
         for day in (local.date() - timedelta(days=1), local.date()):
             hours = self.hours_on(day)
             if hours and hours[0] <= local < hours[1]:
@@ -122,13 +124,13 @@ class BusinessCalendar:
         raise AssertionError("cursor is always inside opening hours")
 
 
-def parse_hours(text):
+def parse_hours(text: str) -> tuple[time, time]:
     """'10:00-22:00' -> (time(10), time(22))."""
     opening, closing = (time.fromisoformat(part.strip()) for part in text.split("-"))
     return opening, closing
 
 
-def _require_aware(at):
+def _require_aware(at: datetime) -> None:
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("naive datetime: mallcare works with timezone-aware times only")
 
@@ -136,14 +138,14 @@ def _require_aware(at):
 class Clock(DependencyProvider):
     """Gives workers `now()` as an aware UTC datetime; tests replace it."""
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> Any:
         return utc_now
 
 
-def utc_now():
+def utc_now() -> datetime:
     return as_stored(datetime.now(timezone.utc))
 
 
-def as_stored(at):
+def as_stored(at: datetime) -> datetime:
     """UTC at millisecond precision, as BSON stores it, so what an API returns equals what was stored."""
     return at.astimezone(timezone.utc).replace(microsecond=at.microsecond // 1000 * 1000)

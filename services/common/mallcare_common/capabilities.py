@@ -6,7 +6,7 @@ to declare, not an AttributeError in the first request or tick."""
 from types import FunctionType
 
 
-def require(service_cls, capability, **needs):
+def require(service_cls: type, capability: str, **needs: type | tuple[type, ...]) -> None:
     """`needs`: attribute -> the type (or tuple of types) its declaration on the class must be."""
     missing = [f"{name} ({_names(kind)})" for name, kind in needs.items()
                if not isinstance(getattr(service_cls, name, None), kind)]
@@ -14,7 +14,7 @@ def require(service_cls, capability, **needs):
         raise TypeError(f"{service_cls.__name__} takes {capability} but does not declare {', '.join(missing)}")
 
 
-def _names(kind):
+def _names(kind: type | tuple[type, ...]) -> str:
     return " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
 
 

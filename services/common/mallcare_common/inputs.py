@@ -19,6 +19,8 @@ schema reads it. Pure: no I/O, no nameko.
 import json
 import math
 import re
+from collections.abc import Iterable
+from typing import Any
 
 from marshmallow import ValidationError, fields
 
@@ -42,7 +44,7 @@ class InvalidInput(ValidationError):
     """JSON, but holding a string or number no field may hold; messages by field path."""
 
 
-def loads(raw, max_depth=MAX_DEPTH):
+def loads(raw: bytes | bytearray | str, max_depth: int = MAX_DEPTH) -> Any:
     """The JSON value of `raw` (bytes as UTF-8, or str), its nesting bounded. Strings and
     numbers are not checked yet: see `check`."""
     try:
@@ -57,7 +59,7 @@ def loads(raw, max_depth=MAX_DEPTH):
         raise MalformedInput(f"not JSON: {exc}") from exc
 
 
-def nesting_exceeds(text, max_depth):
+def nesting_exceeds(text: str, max_depth: int) -> bool:
     """Whether the JSON `text` opens more than `max_depth` objects or arrays at once;
     brackets inside strings do not count. Linear, and no recursion."""
     depth = 0
@@ -68,18 +70,18 @@ def nesting_exceeds(text, max_depth):
     return False
 
 
-def check(value, max_depth=MAX_DEPTH):
+def check(value: Any, max_depth: int = MAX_DEPTH) -> Any:
     """`value` itself when every string and number in it may be stored; else InvalidInput
     (or MalformedInput when it is nested deeper than `max_depth`). Iterative, so a
     deep value cannot exhaust the stack while it is checked."""
-    errors = {}
-    stack = [((), value, 0)]
+    errors: dict[str | int, Any] = {}
+    stack: list[tuple[tuple[str | int, ...], Any, int]] = [((), value, 0)]
     while stack:
         path, item, depth = stack.pop()
         if isinstance(item, (dict, list)):
             if depth >= max_depth:
                 raise MalformedInput(f"nested deeper than {max_depth} levels")
-            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            pairs: Iterable[tuple[Any, Any]] = item.items() if isinstance(item, dict) else enumerate(item)
             for key, child in pairs:
                 problem = _text_problem(key) if isinstance(key, str) else None
                 if problem:
@@ -98,14 +100,14 @@ def check(value, max_depth=MAX_DEPTH):
 class AwareDateTime(fields.AwareDateTime):
     default_error_messages = {"out_of_range": f"Not a time mallcare keeps: years {YEARS[0]} to {YEARS[1]}."}
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         moment = super()._deserialize(value, attr, data, **kwargs)
         if not YEARS[0] <= moment.year <= YEARS[1]:
             raise self.make_error("out_of_range")
         return moment
 
 
-def _value_problem(value):
+def _value_problem(value: Any) -> str | None:
     if isinstance(value, str):
         problem = _text_problem(value)
         return problem and f"Not valid text: {problem}."
@@ -118,7 +120,7 @@ def _value_problem(value):
     return None
 
 
-def _text_problem(text):
+def _text_problem(text: str) -> str | None:
     found = _NOT_TEXT.search(text)
     if found is None:
         return None
@@ -127,12 +129,12 @@ def _text_problem(text):
     return f"{kind} (U+{ord(char):04X}) at position {found.start()}"
 
 
-def _shown(key):
+def _shown(key: str) -> str:
     """A refused key as a field message can name it: JSON-safe, its bad characters escaped."""
     return _NOT_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", key)
 
 
-def _add(errors, path, message):
+def _add(errors: dict[str | int, Any], path: tuple[str | int, ...], message: str) -> None:
     """Messages nest like marshmallow's: {"customer": {"name": [...]}}, list items by index;
     a bad value at the top has no field and goes under "_schema"."""
     if not path:

@@ -36,6 +36,7 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from functools import partial
+from typing import Any
 
 import eventlet
 from kombu import Connection, Exchange, Queue
@@ -315,6 +316,11 @@ class OutboxRelay:
     `outboxes` are the collections holding outboxes), `dispatch` and `clock` (checked
     when the service class is created). The timer fires in every replica; the lease lets
     one sweep."""
+    # what the service class declares (`require` checks it), as its workers see it
+    name: str
+    store: Any
+    dispatch: Any
+    clock: Any
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

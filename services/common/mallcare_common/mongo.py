@@ -14,6 +14,7 @@ import os
 import socket
 from datetime import timedelta
 from functools import wraps
+from typing import Any
 
 from nameko.extensions import DependencyProvider
 from nameko.timer import Timer
@@ -56,7 +57,7 @@ class MongoDatabase(DependencyProvider):
     def setup(self):
         config = self.container.config
         uri = config.get("MONGO_URI", "mongodb://127.0.0.1:27017/")
-        self.client = MongoClient(
+        self.client: MongoClient[dict[str, Any]] = MongoClient(
             uri,
             maxPoolSize=int(config.get("MONGO_POOL_SIZE", 2)),
             serverSelectionTimeoutMS=int(config.get("MONGO_TIMEOUT_MS", 5000)),

@@ -15,6 +15,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -70,13 +71,13 @@ class Op:
     method: str
     path: str
     summary: str
-    permission: str = None
-    body: type = None
-    query: type = None
+    permission: str | None = None
+    body: type | None = None
+    query: type | None = None
     responses: dict = field(default_factory=lambda: {200: None})
     signed: bool = False
     errors: tuple = ()
-    route: str = None
+    route: str | None = None
 
     @property
     def entrypoint(self):
@@ -139,7 +140,7 @@ def _number(value):
 
 
 def _by_path(api):
-    paths = {}
+    paths: dict[str, list[Op]] = {}
     for op in api:
         paths.setdefault(op.path, []).append(op)
     return paths
@@ -178,7 +179,7 @@ _REASONS = {200: "OK", 201: "Created", 400: "Malformed body", 401: "Not signed i
 
 
 def _response(status, body):
-    response = {"description": _REASONS.get(status, str(status)), "content": {}}
+    response: dict[str, Any] = {"description": _REASONS.get(status, str(status)), "content": {}}
     for one in body if isinstance(body, tuple) else (body,):
         if isinstance(one, str):
             response["content"][one] = {"schema": {"type": "string"}}
@@ -201,7 +202,7 @@ def served_routes(service_class):
     from nameko.web.handlers import HttpRequestHandler
     from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 
-    routes = set()
+    routes: set[tuple[str, str]] = set()
     for name in dir(service_class):
         for entrypoint in getattr(getattr(service_class, name), ENTRYPOINT_EXTENSIONS_ATTR, ()):
             if isinstance(entrypoint, HttpRequestHandler):

@@ -11,6 +11,8 @@ after the retention period.
 - `anonymised_customer` and `anonymise_text` are what retention leaves behind.
 """
 import re
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from marshmallow import Schema, fields, post_dump
 
@@ -20,19 +22,19 @@ CONTACT_MARKER = "[contact]"    # a contact of theirs no pattern finds (a social
 CONTACT_WAYS = ("phone", "email", "member_id", "social_handle")
 
 
-def mask_phone(phone):
+def mask_phone(phone: str) -> str:
     """138****5678: the first three and last four digits."""
     digits = re.sub(r"\D", "", phone)
     return digits[:3] + "****" + digits[-4:] if len(digits) >= 7 else "****"
 
 
-def mask_email(email):
+def mask_email(email: str) -> str:
     """z***@example.com: the first letter and the domain."""
     local, _, domain = email.partition("@")
     return local[:1] + "***@" + domain
 
 
-def mask_contact(customer):
+def mask_contact(customer: Mapping[str, Any]) -> str | None:
     """Phone as 138****5678, e-mail as w***@example.com; None without either."""
     if customer.get("phone"):
         return mask_phone(customer["phone"])
@@ -41,7 +43,7 @@ def mask_contact(customer):
     return None
 
 
-def mask_name(name):
+def mask_name(name: str | None) -> str | None:
     """王** / Z***: the first character, one star for each of the others (at least one)."""
     if not name:
         return None
@@ -49,12 +51,12 @@ def mask_name(name):
     return name[:1] + "*" * max(1, len(name) - 1)
 
 
-def masked_customer(customer):
+def masked_customer(customer: Mapping[str, Any] | None) -> dict[str, Any]:
     """What ordinary reads show of a customer: enough to recognise and route, no way to reach them."""
     customer = customer or {}
     live = {k: v for k, v in customer.items() if v != ANONYMISED}
 
-    def gone(*keys):   # after retention: say so rather than mask the marker
+    def gone(*keys: str) -> str | None:   # after retention: say so rather than mask the marker
         return ANONYMISED if any(customer.get(k) == ANONYMISED for k in keys) else None
 
     return {"name_masked": mask_name(live.get("name")) or gone("name"),
@@ -63,7 +65,7 @@ def masked_customer(customer):
             "member_tier": customer.get("member_tier")}
 
 
-def anonymised_customer(customer):
+def anonymised_customer(customer: Mapping[str, Any] | None) -> dict[str, Any]:
     """The customer after retention: the tier stays (statistics), everything that names or reaches them goes."""
     customer = customer or {}
     kept = {"member_tier": customer["member_tier"]} if customer.get("member_tier") else {}
@@ -81,7 +83,7 @@ _PERSONAL = [
 ]
 
 
-def scrub(value):
+def scrub(value: Any) -> Any:
     """Text (or lists and dicts of it) with phone numbers, e-mail addresses, ID and
     member numbers taken out."""
     if isinstance(value, list):
@@ -95,25 +97,26 @@ def scrub(value):
     return value
 
 
-def anonymise_text(value, customer=None):
+def anonymise_text(value: Any, customer: Mapping[str, Any] | None = None) -> Any:
     """`scrub`, and the customer's own name and contact wherever the text repeats them
     (a name cannot be found by pattern, but the record knows it)."""
     return _replace_known(scrub(value), _known(customer, ANONYMISED))
 
 
-def mask_text(value, customer=None):
+def mask_text(value: Any, customer: Mapping[str, Any] | None = None) -> Any:
     """Free text (or lists and dicts of it) as every ordinary read shows it: `scrub`bed,
     and the customer's own name and contact replaced where the record knows them. A
     dict's identifiers (keys `id`, `..._id`, `..._no`) are not free text and stay."""
     return _masked(value, _known(customer, CONTACT_MARKER))
 
 
-def masked_fields(record, names, customer=None):
+def masked_fields(record: Mapping[str, Any], names: Iterable[str],
+                  customer: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """`record` (a dict) with its free-text fields `names` as ordinary reads show them."""
     return {**record, **{name: mask_text(record[name], customer) for name in names if record.get(name) is not None}}
 
 
-def _known(customer, contact_marker):
+def _known(customer: Mapping[str, Any] | None, contact_marker: str) -> list[tuple[str, str]]:
     """The customer's own name and contacts, longest first, with the marker each becomes."""
     known = [(v.strip(), NAME_MARKER if k == "name" else contact_marker) for k, v in (customer or {}).items()
              if k in ("name", *CONTACT_WAYS) and isinstance(v, str) and len(v.strip()) >= 2 and v != ANONYMISED]
@@ -123,7 +126,7 @@ def _known(customer, contact_marker):
 _IDENTIFIER = re.compile(r"(^|_)(id|no)$")
 
 
-def _masked(value, known):
+def _masked(value: Any, known: list[tuple[str, str]]) -> Any:
     if isinstance(value, list):
         return [_masked(v, known) for v in value]
     if isinstance(value, dict):
@@ -131,7 +134,7 @@ def _masked(value, known):
     return _replace_known(scrub(value), known)
 
 
-def _replace_known(value, known):
+def _replace_known(value: Any, known: list[tuple[str, str]]) -> Any:
     if isinstance(value, list):
         return [_replace_known(v, known) for v in value]
     if isinstance(value, dict):
@@ -157,11 +160,12 @@ class MaskedCustomerOut(Schema):
 class MaskedCustomer(fields.Nested):
     """An output field: the stored customer, dumped as its masked view (MaskedCustomerOut)."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(MaskedCustomerOut, **kwargs)
 
-    def _serialize(self, value, attr, obj, **kwargs):
-        return super()._serialize(masked_customer(value), attr, obj, **kwargs)
+    # marshmallow's Nested names its first parameter unlike Field's: an override matches only one
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return super()._serialize(masked_customer(value), attr, obj, **kwargs)  # type: ignore[no-untyped-call]
 
 
 class MaskedOut(Schema):
@@ -169,12 +173,12 @@ class MaskedOut(Schema):
     and dicts under them too) every dump shows masked (`mask_text`), the record's own
     customer taken out by name where the record holds one. What the customer told comes
     whole only from the audited read (audit.full_read)."""
-    free_text = ()
+    free_text: tuple[str, ...] = ()
 
-    def dump(self, obj, *, many=None):
+    def dump(self, obj: Any, *, many: bool | None = None) -> Any:
         many = self.many if many is None else many
         return super().dump(list(obj) if many else obj, many=many)   # a cursor: the hook reads each record again
 
     @post_dump(pass_original=True)
-    def _mask_free_text(self, data, record, **kwargs):
+    def _mask_free_text(self, data: dict[str, Any], record: Any, **kwargs: Any) -> dict[str, Any]:
         return masked_fields(data, self.free_text, record.get("customer"))

@@ -14,6 +14,7 @@ import os
 import time
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import yaml
 from marshmallow import Schema, fields, validate
@@ -102,6 +103,13 @@ class RetentionAdmin:
     `store`, `policy` (whose rules hold retention_months), `clock`, `access` and a
     `retention_anonymise` (its anonymise function, as a staticmethod), checked when the
     service class is created."""
+    # what the service class declares (`require` checks it), as its workers see it
+    name: str
+    store: Any
+    policy: Any
+    clock: Any
+    access: Any
+    retention_anonymise: Any
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -146,7 +154,7 @@ def command(service, anonymise, load_policy, argv=None):
         config = yaml.safe_load(handle)
     policy_dir = (config.get("MALLCARE") or {}).get("POLICY_DIR", "deploy/policy")
     policy = load_policy_dir(policy_dir, f"{service}.yml", load_policy)
-    client = MongoClient(config["MONGO_URI"], tz_aware=True)
+    client: MongoClient[dict[str, Any]] = MongoClient(config["MONGO_URI"], tz_aware=True)
     try:
         concern = WriteConcern(w="majority" if "replicaSet=" in config["MONGO_URI"] else 1, j=True)
         db = client.get_database(config.get("MONGO_DATABASE") or service, write_concern=concern)

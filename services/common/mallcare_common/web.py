@@ -19,6 +19,7 @@ import traceback
 import uuid
 from datetime import date, datetime
 from functools import partial
+from typing import Any
 
 from eventlet.event import Event
 from marshmallow import ValidationError
@@ -145,7 +146,8 @@ class _WsgiApp(WsgiApp):
         try:
             self.url_map.bind_to_environ(environ).match()
         except HTTPException as exc:
-            if exc.code < 400:   # a redirect (a missing trailing slash) is no error
+            # a routing exception always has its code
+            if exc.code < 400:  # type: ignore[operator]  # a redirect (a missing trailing slash) is no error
                 return exc(environ, start_response)
             return _unrouted(Request(environ, shallow=True), exc, started)(environ, start_response)
         return super().__call__(environ, start_response)
@@ -291,6 +293,11 @@ class HealthAndMetrics:
     """GET /health, GET /health/live, GET /metrics and GET /openapi.json for a service
     whose Mongo dependency is `store`, auth.Access dependency `access` and OpenAPI
     declarations `http_api` (checked when the service class is created)."""
+    # what the service class declares (`require` checks it), as its workers see it
+    name: str
+    store: Any
+    access: Any
+    http_api: Any
 
     broker_check = BrokerHealth()
 
@@ -335,6 +342,9 @@ class PolicyAdmin:
 
     A reload that took is told to the service's other replicas, which read the same
     files: one call reloads them all."""
+    # what the service class declares (`require` checks it), as its workers see it
+    policy: Any
+    access: Any
 
     replicas = ReplicaBroadcast()
 

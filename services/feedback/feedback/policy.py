@@ -2,6 +2,7 @@
 the way to ask per channel, what counts as satisfied, reason tags and the case
 library, chain-wide with per-mall overrides; loaded by mallcare_common.policy.PolicyFiles."""
 from dataclasses import dataclass
+from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
@@ -47,10 +48,10 @@ class FeedbackPolicy:
     malls: MallRegistry
     rules: dict
 
-    def revisit(self, mall_id):
+    def revisit(self, mall_id: str) -> dict[str, Any]:
         return {**self.rules["revisit"], **self.rules["mall_overrides"].get(mall_id, {}).get("revisit", {})}
 
-    def public(self):
+    def public(self) -> dict[str, Any]:
         return {**self.rules, "version": self.version}
 
 

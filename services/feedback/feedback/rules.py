@@ -2,51 +2,62 @@
 after a resolution, what their answer means, retries, the signed answer link, and
 the case library entry without personal data. No I/O and no clock: the service
 passes in the documents, the policy and `now`."""
+from __future__ import annotations
+
 import base64
 import hashlib
 import hmac
 import re
-from datetime import datetime, timedelta, timezone
+from collections.abc import Mapping
+from datetime import datetime, time, timedelta, timezone, tzinfo
+from typing import TYPE_CHECKING, Any
 
 from marshmallow import ValidationError
 
-from mallcare_common.calendar import as_stored
+from mallcare_common.calendar import BusinessCalendar, as_stored
 from mallcare_common.contracts import build_event
 from mallcare_common.contracts import feedback as events
 from mallcare_common.errors import Conflict
 from mallcare_common.personal import scrub
+
+if TYPE_CHECKING:   # types only: the rules import no more than they did
+    from .policy import FeedbackPolicy
+
+Doc = dict[str, Any]   # a stored revisit, a request or an event, as the store and marshmallow give them
+Quiet = tuple[time, time]   # (start, end) of the quiet hours, local; past midnight when start > end
 
 OPEN = ("scheduled", "retry")
 
 
 # --- when and how to ask (R4.1) ------------------------------------------------------------------
 
-def contact_kind(contact_masked):
+def contact_kind(contact_masked: str | None) -> str | None:
     if not contact_masked:
         return None
     return "email" if "@" in contact_masked else "phone"
 
 
-def revisit_way(channel, contact_masked, rule):
+def revisit_way(channel: str, contact_masked: str | None, rule: Mapping[str, Any]) -> str | None:
     """The way to ask: the channel's, unless the contact cannot take it (a call or an SMS
     needs a phone; an app message reaches members of the app channels). None: no way at all."""
+    way: str
     way, kind = rule["ways"][channel], contact_kind(contact_masked)
     if way in ("phone_call", "sms") and kind != "phone":
         return "app_message" if way == "sms" and kind == "email" else None
     return way
 
 
-def _local(at, zone):
+def _local(at: datetime, zone: tzinfo) -> datetime:
     return at.astimezone(zone)
 
 
-def is_quiet(at, quiet, zone):
+def is_quiet(at: datetime, quiet: Quiet, zone: tzinfo) -> bool:
     start, end = quiet
     t = _local(at, zone).time()
     return (start <= t or t < end) if start > end else (start <= t < end)
 
 
-def quiet_ends(at, quiet, zone):
+def quiet_ends(at: datetime, quiet: Quiet, zone: tzinfo) -> datetime:
     """The first allowed moment at or after `at`."""
     if not is_quiet(at, quiet, zone):
         return at
@@ -57,7 +68,7 @@ def quiet_ends(at, quiet, zone):
     return end.astimezone(timezone.utc)
 
 
-def quiet_starts_before(at, quiet, zone):
+def quiet_starts_before(at: datetime, quiet: Quiet, zone: tzinfo) -> datetime:
     """When the quiet period that holds `at` began."""
     local = _local(at, zone)
     start = datetime.combine(local.date(), quiet[0], tzinfo=zone)
@@ -69,7 +80,8 @@ def quiet_starts_before(at, quiet, zone):
 LAST_CALL = timedelta(minutes=30)   # how long before the quiet hours a fallback call is placed
 
 
-def schedule(resolved_at, way, rule, calendar):
+def schedule(resolved_at: datetime, way: str, rule: Mapping[str, Any],
+             calendar: BusinessCalendar) -> tuple[datetime, datetime, bool]:
     """(scheduled_at, due_at, beyond_deadline). Asked `after` the resolution, outside the
     quiet hours for calls and SMS: the next allowed time when it is before the deadline,
     else late in the allowed time before the quiet hours began (from the resolution on),
@@ -91,18 +103,18 @@ def schedule(resolved_at, way, rule, calendar):
 
 # --- documents and events ------------------------------------------------------------------------
 
-def revisit_id(complaint_no, round_):
+def revisit_id(complaint_no: str, round_: int) -> str:
     return f"{complaint_no}-R{round_}"
 
 
-def new_revisit(resolved, complaint, policy, now):
+def new_revisit(resolved: Doc, complaint: Mapping[str, Any], policy: FeedbackPolicy, now: datetime) -> tuple[Doc, Doc]:
     """The revisit of one resolution (`resolved` is the case_resolved envelope) and its
     revisit_scheduled, or revisit_done when nobody can be asked (for the outbox of its insert)."""
     payload, mall_id = resolved["payload"], resolved["mall_id"]
     rule = policy.revisit(mall_id)
     way = revisit_way(payload["channel"], complaint.get("contact_masked"), rule)
     number, round_ = resolved["complaint_no"], payload["round"]
-    doc = {"_id": revisit_id(number, round_), "complaint_no": number, "mall_id": mall_id, "round": round_,
+    doc: Doc = {"_id": revisit_id(number, round_), "complaint_no": number, "mall_id": mall_id, "round": round_,
            "channel": payload["channel"], "contact_masked": complaint.get("contact_masked"),
            "category": payload["category"], "risk_level": payload["risk_level"],
            "department": payload["department"], "resolved_at": resolved["occurred_at"],
@@ -125,11 +137,13 @@ def new_revisit(resolved, complaint, policy, now):
     return doc, event
 
 
-def satisfied(score, policy):
-    return score >= policy.rules["satisfied_from"]
+def satisfied(score: int, policy: FeedbackPolicy) -> bool:
+    satisfied_from: int = policy.rules["satisfied_from"]
+    return score >= satisfied_from
 
 
-def answer(revisit, request, by, policy, now):
+def answer(revisit: Doc, request: Mapping[str, Any], by: str, policy: FeedbackPolicy,
+           now: datetime) -> tuple[Doc, list[Doc]]:
     """R4.1-R4.3: the customer's answer; (changes, events). Below `satisfied_from` the
     customer is dissatisfied and resolution reopens the case (R4.2). A customer found
     unreachable may still answer (calling back, or by the link) until resolution closes
@@ -159,7 +173,8 @@ def answer(revisit, request, by, policy, now):
     return changes, out
 
 
-def no_answer(revisit, request, by, policy, now):
+def no_answer(revisit: Doc, request: Mapping[str, Any], by: str, policy: FeedbackPolicy,
+              now: datetime) -> tuple[Doc, list[Doc]]:
     """Nobody answered: try again later (outside quiet hours), until the last attempt."""
     if revisit["status"] not in OPEN:
         raise Conflict(f"revisit {revisit['_id']} is {revisit['status']}")
@@ -179,13 +194,13 @@ def no_answer(revisit, request, by, policy, now):
     return {"status": "retry", "attempts": attempts, "scheduled_at": retry_at}, []
 
 
-def overdue(revisit, now):
+def overdue(revisit: Doc, now: datetime) -> Doc:
     """The one revisit_overdue event of a revisit past its deadline."""
     return build_event(events.REVISIT_OVERDUE, mall_id=revisit["mall_id"], complaint_no=revisit["complaint_no"],
                        occurred_at=now, payload={"revisit_id": revisit["_id"], "due_at": revisit["due_at"].isoformat()})
 
 
-def cancelled(revisit, reason, at):
+def cancelled(revisit: Doc, reason: str, at: datetime) -> tuple[Doc, list[Doc]]:
     """The changes and the revisit_cancelled event of an open revisit that became moot at
     `at` (when the case was reopened or closed, not when feedback heard of it): analytics
     stops its clock then, without a breach when that was in time."""
@@ -204,22 +219,22 @@ class LinkExpired(Exception):
     pass
 
 
-def _b64(data):
+def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _unb64(text):
+def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def sign_link(secret, revisit_id_, expires_at):
+def sign_link(secret: str, revisit_id_: str, expires_at: datetime) -> str:
     """A token for the answer link: the revisit and its expiry, signed (HMAC-SHA256)."""
     body = f"{revisit_id_}|{int(expires_at.timestamp())}".encode()
     mac = hmac.new(secret.encode(), body, hashlib.sha256).digest()
     return f"{_b64(body)}.{_b64(mac)}"
 
 
-def read_link(secret, token, now):
+def read_link(secret: str, token: str, now: datetime) -> str:
     """The revisit id a token is for; LinkRefused if forged or malformed, LinkExpired if late."""
     try:
         body_text, mac_text = token.split(".")
@@ -238,7 +253,7 @@ def read_link(secret, token, now):
     return revisit
 
 
-def same_answer(recorded, request):
+def same_answer(recorded: Mapping[str, Any], request: Mapping[str, Any]) -> bool:
     return (recorded["score"], sorted(recorded["reasons"]), recorded["comment"]) == (
         request["score"], sorted(request.get("reasons", [])), request.get("comment"))
 
@@ -249,7 +264,8 @@ PROCESS_DETAIL = ("source", "summary", "decision", "remedies", "points", "reason
                   "responsible_department", "spot")
 
 
-def library_entry(case, complaint, lessons, by, automatic, now):
+def library_entry(case: Doc, complaint: Mapping[str, Any], lessons: str | None, by: str, automatic: bool,
+                  now: datetime) -> tuple[Doc, Doc]:
     """The case as a lesson: the problem, how it was handled (the timeline, by role, no
     names or numbers of people), and what was learnt; with its case_archived event (for
     the outbox of its insert)."""
@@ -271,11 +287,11 @@ def library_entry(case, complaint, lessons, by, automatic, now):
     return entry, event
 
 
-def _time(value):
+def _time(value: str | datetime) -> datetime:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-def search_filter(query):
+def search_filter(query: Mapping[str, Any]) -> dict[str, Any]:
     """A library query: exact category, mall, merchant; a keyword in the problem, process or lessons."""
     selector = {k: query[k] for k in ("category", "mall_id", "merchant_id", "risk_level") if k in query}
     if query.get("q"):

@@ -3,6 +3,7 @@ review thresholds (R1.4), chain-wide with per-mall overrides, plus the chain's
 mall registry. Loaded by mallcare_common.policy.PolicyFiles: a broken file stops
 the start with field-level messages instead of running on a guess."""
 from dataclasses import dataclass
+from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
@@ -56,15 +57,15 @@ class IntakePolicy:
     malls: MallRegistry
     rules: dict
 
-    def acknowledgement_rule(self, mall_id, channel):
+    def acknowledgement_rule(self, mall_id: str, channel: str) -> dict[str, Any]:
         override = self.rules["mall_overrides"].get(mall_id, {}).get("acknowledgement", {})
         return override.get(channel) or self.rules["acknowledgement"][channel]
 
-    def review(self, mall_id):
+    def review(self, mall_id: str) -> dict[str, Any]:
         override = self.rules["mall_overrides"].get(mall_id, {}).get("review", {})
         return {**self.rules["review"], **override}
 
-    def public(self):
+    def public(self) -> dict[str, Any]:
         """The policy in force, as an RPC/HTTP answer."""
         return {**self.rules, "version": self.version}
 

@@ -1,9 +1,13 @@
 """Intake's rules as plain functions: deadlines, numbering, review, masking.
 No I/O and no clock here: the service passes policy, calendar and `now` in."""
+from __future__ import annotations
+
 import hashlib
 import hmac
 import re
-from datetime import timedelta, timezone
+from collections.abc import Container, Mapping
+from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
 
 from marshmallow import ValidationError
 
@@ -11,11 +15,18 @@ from mallcare_common.contracts import (COMPLAINT_ACKNOWLEDGED, COMPLAINT_REGISTE
                                        COMPLAINT_REJECTED, build_event)
 from mallcare_common.personal import mask_contact, mask_text
 
+if TYPE_CHECKING:   # types only: the rules import no more than they did
+    from mallcare_common.calendar import BusinessCalendar
+
+    from .policy import IntakePolicy
+
+Doc = dict[str, Any]   # a stored complaint or a request, as the store and marshmallow give them
+
 # Channel clocks drift; a received_at a little ahead of ours is not an error.
 CLOCK_SKEW = timedelta(minutes=5)
 
 
-def ack_due_at(rule, calendar, received_at):
+def ack_due_at(rule: Mapping[str, Any], calendar: BusinessCalendar, received_at: datetime) -> datetime:
     """R1.2: when the customer must have been told we have their complaint."""
     allowed = timedelta(minutes=rule["minutes"])
     if rule["after_hours"] == "next_opening" and not calendar.is_open(received_at):
@@ -23,14 +34,14 @@ def ack_due_at(rule, calendar, received_at):
     return (received_at + allowed).astimezone(timezone.utc)
 
 
-def complaint_number(mall_code, local_date, seq):
+def complaint_number(mall_code: str, local_date: date, seq: int) -> str:
     """R1.5: mall code, the mall's local date, a daily sequence: SHXJH-20261123-0042."""
     return f"{mall_code}-{local_date:%Y%m%d}-{seq:04d}"
 
 
-def check_mall_and_times(complaint, malls, now):
+def check_mall_and_times(complaint: Mapping[str, Any], malls: Container[str], now: datetime) -> None:
     """Field errors the schema cannot know: the mall must exist, times must not be in the future."""
-    errors = {}
+    errors: dict[str, list[str]] = {}
     if complaint["mall_id"] not in malls:
         errors["mall_id"] = ["Unknown mall."]
     for key in ("received_at", "incident_time"):
@@ -40,7 +51,7 @@ def check_mall_and_times(complaint, malls, now):
         raise ValidationError(errors)
 
 
-def contact_key(customer):
+def contact_key(customer: Mapping[str, Any]) -> str | None:
     """The most stable way to reach the customer, normalised, or None."""
     if customer.get("phone"):
         return "phone:" + re.sub(r"\D", "", customer["phone"])[-11:]
@@ -50,7 +61,7 @@ def contact_key(customer):
     return None
 
 
-def customer_ref(secret, customer):
+def customer_ref(secret: str, customer: Mapping[str, Any]) -> str | None:
     """Pseudonymous, stable reference for subscribers (repeat complainants) without the contact itself."""
     key = contact_key(customer)
     if key is None:
@@ -58,12 +69,12 @@ def customer_ref(secret, customer):
     return hmac.new(secret.encode(), key.encode(), hashlib.sha256).hexdigest()[:20]
 
 
-def meaningful_chars(text):
+def meaningful_chars(text: str) -> int:
     """Letters and digits in any script; emoji, punctuation and spaces do not count."""
     return sum(ch.isalnum() for ch in text)
 
 
-def fingerprint(mall_id, ref, description):
+def fingerprint(mall_id: str, ref: str | None, description: str) -> str | None:
     """Same customer, same mall, same words (ignoring spacing and punctuation)."""
     if ref is None:
         return None
@@ -71,7 +82,8 @@ def fingerprint(mall_id, ref, description):
     return hashlib.sha256(f"{mall_id}|{ref}|{words}".encode()).hexdigest()
 
 
-def review(complaint, settings, now, duplicate_of):
+def review(complaint: Mapping[str, Any], settings: Mapping[str, Any], now: datetime,
+           duplicate_of: str | None) -> Doc | None:
     """R1.4 preliminary review: None if the complaint can be acted on, else the rejection."""
     text = complaint["description"] + " " + (complaint["demands"].get("fact") or "")
     if meaningful_chars(text) < settings["min_description_chars"]:
@@ -87,15 +99,16 @@ def review(complaint, settings, now, duplicate_of):
     return None
 
 
-def _rejection(reason, detail, duplicate_of=None):
+def _rejection(reason: str, detail: str, duplicate_of: str | None = None) -> Doc:
     return {"reason": reason, "detail": detail, "duplicate_of": duplicate_of}
 
 
-def new_complaint(number, complaint, *, policy, ref, fp, rejection, now):
+def new_complaint(number: str, complaint: Mapping[str, Any], *, policy: IntakePolicy, ref: str | None, fp: str | None,
+                  rejection: Doc | None, now: datetime) -> tuple[Doc, Doc]:
     """The stored document and its registered or rejected event (for the outbox of its insert)."""
     mall = policy.malls.get(complaint["mall_id"])
     received_at = complaint.get("received_at", now)
-    doc = {
+    doc: Doc = {
         "_id": number,
         "mall_id": mall.id,
         "channel": complaint["channel"],
@@ -132,7 +145,7 @@ def new_complaint(number, complaint, *, policy, ref, fp, rejection, now):
     return doc, event
 
 
-def registered_payload(doc):
+def registered_payload(doc: Doc) -> Doc:
     iso = _iso
     return {
         "channel": doc["channel"], "channel_ref": doc["channel_ref"],
@@ -152,7 +165,7 @@ def registered_payload(doc):
     }
 
 
-def acknowledgement(doc, ack, now):
+def acknowledgement(doc: Doc, ack: Mapping[str, Any], now: datetime) -> tuple[Doc, Doc]:
     """The acknowledgement record and its event (R1.2: recorded who, when, how, in time or not)."""
     at = ack.get("acknowledged_at", now)
     if at > now + CLOCK_SKEW:
@@ -165,11 +178,11 @@ def acknowledgement(doc, ack, now):
     return record, event
 
 
-def _iso(value):
+def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def case_state_change(doc, state, at):
+def case_state_change(doc: Doc, state: str, at: datetime) -> Doc | None:
     """Resolution closed or reopened the complaint's case at `at`: the `$set` that records
     it (retention counts from closed_at), or None when the complaint already knows a
     later change (a redelivery, or an event overtaken by the next one)."""

@@ -11,10 +11,12 @@ import re
 import string
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from mallcare_common.auth import ALL_MALLS
+from mallcare_common.calendar import BusinessCalendar
 from mallcare_common.malls import MallRegistry
 from mallcare_common.policy import AllowedTime
 from mallcare_common.retention import retention_months_field
@@ -207,44 +209,44 @@ class Staff:
 class ResolutionPolicy:
     version: str                # "<resolution version>+malls:<registry version>"
     malls: MallRegistry
-    rules: dict
+    rules: dict[str, Any]
 
-    def section(self, mall_id, name):
+    def section(self, mall_id: str, name: str) -> dict[str, Any]:
         """A policy section as it applies at one mall."""
         return {**self.rules[name], **self.rules["mall_overrides"].get(mall_id, {}).get(name, {})}
 
-    def role(self, mall_id, name):
+    def role(self, mall_id: str, name: str) -> dict[str, int]:
         """{rank, limit} of a role at a mall; limit in fen."""
         role = self.section(mall_id, "roles")[name]
         return {"rank": role["rank"], "limit": fen(role["limit"])}
 
-    def staff(self, staff_id):
+    def staff(self, staff_id: str) -> Staff | None:
         entry = next((s for s in self.rules["staff"] if s["id"] == staff_id), None)
         return entry and _staff(entry)
 
-    def first_staff(self, mall_id, role):
+    def first_staff(self, mall_id: str, role: str) -> Staff | None:
         """Who a task for `role` at a mall goes to: the first such person in the directory."""
         return next((_staff(s) for s in self.rules["staff"] if s["role"] == role and mall_id in s["malls"]), None)
 
-    def allowed(self, permission, role):
+    def allowed(self, permission: str, role: str) -> bool:
         return role in self.rules["permissions"][permission]
 
-    def calendar(self, mall_id):
+    def calendar(self, mall_id: str) -> BusinessCalendar:
         return self.malls.get(mall_id).calendar
 
-    def customer_text(self, name):
+    def customer_text(self, name: str) -> str:
         """A text the customer reads, its durations filled in from this policy."""
         return self.rules[name].format_map(placeholders(self.rules))
 
-    def public(self):
+    def public(self) -> dict[str, Any]:
         return {**self.rules, "version": self.version}
 
 
-def _staff(entry):
+def _staff(entry: dict[str, Any]) -> Staff:
     return Staff(entry["id"], entry["name"], entry["role"], tuple(entry["malls"]), entry["department"])
 
 
-def fen(yuan):
+def fen(yuan: Decimal | int | str) -> int:
     """Yuan (Decimal, int or str) to integer fen."""
     return int((Decimal(str(yuan)) * 100).to_integral_value())
 

@@ -5,10 +5,14 @@ rules; the expectation is read only for what is asked. A second problem of its o
 (a strong phrase of another category, said with weight enough) is what can make a review
 meeting, never a demand.
 Pure: the policy's `classification` section in, a Reading out."""
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .demand import read_demand
 from .text import Text
+
+At = tuple[int, int, int]   # where a phrase is said: (text, clause, offset)
 
 
 @dataclass(frozen=True)
@@ -17,16 +21,16 @@ class Reading:
     source: str                 # channel_form, keywords or none (contract's category_source)
     confidence: float | None    # None when the channel form named the category
     confirmed: bool
-    problems: tuple             # categories with evidence of their own, in the order said
-    demand: dict | None
-    texts: tuple                # description, fact, expectation as triage.text.Text
+    problems: tuple[str, ...]   # categories with evidence of their own, in the order said
+    demand: dict[str, Any] | None
+    texts: tuple[Text, ...]     # description, fact, expectation as triage.text.Text
 
-    def words(self, terms, unless=()):
+    def words(self, terms: Iterable[str], unless: Iterable[str] = ()) -> list[str]:
         """The terms said anywhere in the complaint, not negated nor inside a phrase of `unless`."""
         return sorted({w for t in self.texts for w in t.words(terms, unless)})
 
 
-def dictionary(classification):
+def dictionary(classification: Mapping[str, Any]) -> tuple[str, ...]:
     """Every phrase the tokenizer must keep whole: the rules' terms and the extra user words."""
     terms = {t for rule in classification["phrases"] for t in rule["terms"]}
     terms |= {t for rule in classification["context"] for group in (*rule["all"], *rule["also"]) for t in group}
@@ -35,13 +39,13 @@ def dictionary(classification):
     return tuple(sorted(terms))
 
 
-def texts_of(complaint, c):
+def texts_of(complaint: Mapping[str, Any], c: Mapping[str, Any]) -> tuple[Text, ...]:
     """The description, the factual demand and the expectation as triage.text.Text."""
     demands = complaint.get("demands") or {}
     return tuple(Text(s, c) for s in (complaint.get("description"), demands.get("fact"), demands.get("expectation")))
 
 
-def read(complaint, rules):
+def read(complaint: Mapping[str, Any], rules: Mapping[str, Any]) -> Reading:
     """The Reading of one complaint under the policy's rules and, where the policy has
     one, the learned second opinion."""
     c = rules["classification"]
@@ -51,7 +55,7 @@ def read(complaint, rules):
     # problems of their own, in the order said; not what the customer waved aside ("排队的事无所谓")
     waived = _praised(problem, c)
     strong = sorted((cat for cat in scores if strongest[cat] >= c["problem_weight"] and cat not in waived),
-                    key=first.get)
+                    key=lambda cat: first[cat])
     problems = tuple(cat for cat in strong if scores[cat] >= c["problem_score"])
     opinion = c.get("second_opinion")
     if opinion and any(scores[cat] < opinion["sure_problem_score"] for cat in problems):
@@ -84,11 +88,11 @@ def read(complaint, rules):
                    _with_main(category, problems), demand, texts)
 
 
-def _clause_readings(texts, opinion):
+def _clause_readings(texts: Iterable[Text], opinion: Mapping[str, Any]) -> set[str]:
     """The categories the model reads clauses as about (each clause's likeliest, at
     `min_probability` or more), read once for all of a complaint's weaker problems."""
     model, temperature = opinion["model"], opinion["temperature"]
-    told = set()
+    told: set[str] = set()
     for text in texts:
         for i in range(len(text.clauses)):
             chances = model.probabilities([text.clause_text(i)], temperature)
@@ -98,7 +102,8 @@ def _clause_readings(texts, opinion):
     return told
 
 
-def _second_opinion(category, confidence, problems, texts, c):
+def _second_opinion(category: str | None, confidence: float, problems: tuple[str, ...], texts: Iterable[Text],
+                    c: Mapping[str, Any]) -> tuple[str | None, float, tuple[str, ...], bool]:
     """(category, confidence, problems, carried) with the learned model's opinion weighed in: the
     rules vote for their category with their confidence times `rules_weight`, the model
     with its probability of each. A category the model carries against the rules takes
@@ -113,28 +118,30 @@ def _second_opinion(category, confidence, problems, texts, c):
     weight = opinion["rules_weight"]
     chances = opinion["model"].probabilities([t.problem_text() for t in texts], opinion["temperature"])
     weighed = {cat: p + (weight * confidence if cat == category else 0) for cat, p in chances.items()}
-    best = max(weighed, key=weighed.get)
+    best = max(weighed, key=lambda cat: weighed[cat])
     if best == category or best in problems or chances[best] < opinion["min_probability"]:
         return category, confidence, problems, False
     return best, round(chances[best] / 2, 2), tuple(p for p in problems if p != category), True
 
 
-def categories(rules):
+def categories(rules: Mapping[str, Any]) -> set[str]:
     return {f"{a}.{s}" for a, subs in rules["taxonomy"].items() for s in subs}
 
 
-def _score(texts, c):
+def _score(texts: Sequence[Text], c: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, float], dict[str, At]]:
     """Per category: the summed weight of its distinct phrases found in each text (a phrase
     inside a longer one of the same category counts once, as the longer with the weight of
     the stronger; the factual demand, a summary of what happened, confirms it once more), its
     strongest phrase, and where it was first said (text, clause, offset)."""
-    scores, strongest, first = {}, {}, {}
+    scores: dict[str, float] = {}
+    strongest: dict[str, float] = {}
+    first: dict[str, At] = {}
 
-    def found(terms, words_only=False):
+    def found(terms: Iterable[str], words_only: bool = False) -> list[tuple[str, At, int]]:
         return [(h.term, (n, *h.at), h.end) for n, t in enumerate(texts) for h in t.hits(terms, words_only)
                 if not h.negated and not h.demand and h.at[0] not in t.praised]
 
-    def add(cat, score, weight, ats):
+    def add(cat: str, score: float, weight: float, ats: list[At]) -> None:
         scores[cat] = scores.get(cat, 0) + score
         strongest[cat] = max(strongest.get(cat, 0), weight)
         first[cat] = min([first.get(cat, (9, 0, 0)), *ats])
@@ -142,7 +149,8 @@ def _score(texts, c):
     # the context rules first: where each applies, and what it takes the place of there (in its
     # clause; everywhere for a rule `within: complaint`): a smell in the lift is not the lift's
     # failure, and a sour noodle soup said apart from the broken gate stays a problem of its own
-    fired, instead = [], set()
+    fired: list[tuple[Mapping[str, Any], list[At]]] = []
+    instead: set[tuple[str, tuple[int, ...] | None]] = set()
     for rule in c["context"]:
         # every group said in one and the same clause (or anywhere, for a rule `within: complaint`),
         # and each group of `also` anywhere; its words count inside longer ones too (汤 in 羊肉汤)
@@ -153,17 +161,17 @@ def _score(texts, c):
             fired.append((rule, [at for g in groups for _, at, _ in g if at[:scope] in clauses]))
             instead |= {(other, clause if scope else None) for other in rule["instead_of"] for clause in clauses}
 
-    def replaced(cat, at):
+    def replaced(cat: str, at: At) -> bool:
         return (cat, None) in instead or (cat, at[:2]) in instead
 
-    by_category = {}
+    by_category: dict[str, list[tuple[float, str, At, int]]] = {}
     for rule in c["phrases"]:
         by_category.setdefault(rule["category"], []).extend(
             (rule["weight"], *hit) for hit in found(rule["terms"], words_only=True)
             if not replaced(rule["category"], hit[1]))
     for cat, hits in by_category.items():
         spans = [((n, i), start, end, weight) for weight, _, (n, i, start), end in hits]
-        kept = {}
+        kept: dict[tuple[int, str], float] = {}
         for weight, term, (n, i, start), end in hits:
             inside = any(k == (n, i) and s <= start and end <= e and (s, e) != (start, end) for k, s, e, _ in spans)
             if not inside:   # the longer phrase, weighing as much as the strongest phrase inside it
@@ -179,18 +187,18 @@ def _score(texts, c):
     return scores, strongest, first
 
 
-def _praised(texts, c):
+def _praised(texts: Iterable[Text], c: Mapping[str, Any]) -> set[str]:
     """The categories named in a clause that praises or waves aside ("收银员人很好")."""
     return {rule["category"] for t in texts if t.praised for rule in c["phrases"]
             for h in t.hits(rule["terms"], words_only=True) if not h.negated and h.at[0] in t.praised}
 
 
-def _rank(item, strongest, c):
+def _rank(item: tuple[str, float], strongest: Mapping[str, float], c: Mapping[str, Any]) -> tuple[float, float, int]:
     cat, score = item
     order = next(i for i, r in enumerate([*c["phrases"], *c["context"]]) if r["category"] == cat)
     return (-score, -strongest[cat], order)
 
 
-def _with_main(category, problems):
+def _with_main(category: str, problems: tuple[str, ...]) -> tuple[str, ...]:
     """The problems in the order said, with the proposed category among them."""
     return problems if category in problems else (category, *problems)

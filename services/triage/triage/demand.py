@@ -2,6 +2,8 @@
 whether it is more than the law grants on the complaint's legal basis. Works on text
 already normalised by triage.text (simplified, half-width, lower case). Pure."""
 import re
+from collections.abc import Mapping
+from typing import Any
 
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10000}
@@ -30,7 +32,7 @@ _PRICE_BEFORE = re.compile(r"(?:花了|价格|价值|售价|单价|标价|原价
 _PRICE_AFTER = re.compile(r"^\s*(?:的|一|买的|a |for a |for the )")
 
 
-def number(token):
+def number(token: str) -> float:
     """An Arabic, Chinese or English number: '20', '二十', '十', '两万', 'twenty'."""
     token = token.replace(",", "")
     if token in _ENGLISH:
@@ -51,16 +53,16 @@ def number(token):
     return total + section + (digit or 0)
 
 
-def multiples(text):
+def multiples(text: str) -> list[float]:
     found = [number(m.group(1)) for p in _MULTIPLES for m in p.finditer(text)]
     if _DOUBLE.search(text):
         found.append(2)
     return [f for f in found if f]
 
 
-def amounts(text):
+def amounts(text: str) -> list[tuple[int, bool]]:
     """(yen in fen, is it named as a price) for every sum in the text."""
-    found = []
+    found: list[tuple[int, int, bool]] = []
     for pattern in _AMOUNTS:
         for m in pattern.finditer(text):
             value = number(m.group(1)) * {"万": 10000, "千": 1000, "k": 1000}.get(m.group(2), 1)
@@ -69,7 +71,7 @@ def amounts(text):
     return [(fen, priced) for _, fen, priced in sorted(found)]
 
 
-def read_demand(asked, problem, mental_damages):
+def read_demand(asked: str, problem: str, mental_damages: object) -> dict[str, Any] | None:
     """The parsed demand: `asked` is what the customer asks for, `problem` what happened
     (prices named there count as the price); None when nothing is asked."""
     if not asked.strip("， ") and not mental_damages:
@@ -82,7 +84,7 @@ def read_demand(asked, problem, mental_damages):
             "price_fen": prices[0] if prices else None, "mental_damages": bool(mental_damages)}
 
 
-def beyond_the_law(demand, basis):
+def beyond_the_law(demand: Mapping[str, Any] | None, basis: Mapping[str, Any]) -> str | None:
     """Why the demand asks more than `basis` (a legal basis of the policy) grants, or None.
 
     The law grants a refund of the price plus `multiple` times it, at least `minimum` yuan;

@@ -12,17 +12,19 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 _CJK = re.compile(r"[\u4e00-\u9fff]+")
 _WORD = re.compile(r"[a-z][a-z']+")
 MODEL_FILE = "second_opinion.json"
 
 
-def features(problem_texts):
+def features(problem_texts: Iterable[str]) -> set[str]:
     """The distinct features of normalised problem texts (triage.text.Text.problem_text())."""
-    found = set()
+    found: set[str] = set()
     for text in problem_texts:
         for run in _CJK.findall(text):
             found.update(run)
@@ -36,17 +38,17 @@ def features(problem_texts):
 @dataclass(frozen=True)
 class Model:
     version: str
-    categories: tuple
-    log_prior: dict       # category -> log P(category)
-    log_seen: dict        # category -> {feature: log P(feature | category)}
-    log_unseen: dict      # category -> log P(a known feature never seen with the category)
-    vocabulary: frozenset
+    categories: tuple[str, ...]
+    log_prior: dict[str, float]              # category -> log P(category)
+    log_seen: dict[str, dict[str, float]]    # category -> {feature: log P(feature | category)}
+    log_unseen: dict[str, float]             # category -> log P(a known feature never seen with the category)
+    vocabulary: frozenset[str]
 
-    def probabilities(self, problem_texts, temperature):
+    def probabilities(self, problem_texts: Iterable[str], temperature: float) -> dict[str, float]:
         """P(category | text), softened by `temperature` (naive Bayes is sure of itself far
         beyond what it knows: dividing the log-odds spreads the mass to be weighed)."""
         found = features(problem_texts)
-        scores = {}
+        scores: dict[str, float] = {}
         for cat in self.categories:
             seen, unseen = self.log_seen[cat], self.log_unseen[cat]
             # summed in a fixed order: a set's order changes with the process's hash seed
@@ -58,33 +60,34 @@ class Model:
         return {cat: w / total for cat, w in weights.items()}
 
 
-def train(examples, alpha=0.3, min_count=2):
+def train(examples: Iterable[tuple[Iterable[str], str]], alpha: float = 0.3, min_count: int = 2) -> dict[str, Any]:
     """The counts of a model: `examples` are (features, category) pairs. Features seen in
     fewer than `min_count` complaints are dropped (a name, a number: no evidence)."""
     examples = list(examples)
     if not examples:
         raise ValueError("No labelled complaints to learn from.")
     documents = Counter(cat for _, cat in examples)
-    counts = {cat: Counter() for cat in documents}
-    total = Counter()
+    counts: dict[str, Counter[str]] = {cat: Counter() for cat in documents}
+    total: Counter[str] = Counter()
     for found, cat in examples:
         counts[cat].update(found)
         total.update(found)
     kept = {f for f, n in total.items() if n >= min_count}
-    data = {"alpha": alpha, "documents": dict(sorted(documents.items())),
+    data: dict[str, Any] = {"alpha": alpha, "documents": dict(sorted(documents.items())),
             "counts": {cat: dict(sorted((f, n) for f, n in c.items() if f in kept)) for cat, c in sorted(counts.items())},
             "vocabulary": len(kept)}
     data["version"] = hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:12]
     return data
 
 
-def load(data):
+def load(data: dict[str, Any]) -> Model:
     """A Model from the counts `train` wrote."""
     alpha, size = data["alpha"], data["vocabulary"]
     documents = data["documents"]
     all_documents = sum(documents.values())
-    log_seen, log_unseen = {}, {}
-    vocabulary = set()
+    log_seen: dict[str, dict[str, float]] = {}
+    log_unseen: dict[str, float] = {}
+    vocabulary: set[str] = set()
     for cat, counts in data["counts"].items():
         denominator = math.log(sum(counts.values()) + alpha * size)
         log_seen[cat] = {f: math.log(n + alpha) - denominator for f, n in counts.items()}
@@ -95,6 +98,6 @@ def load(data):
                  frozenset(vocabulary))
 
 
-def shipped():
+def shipped() -> Model:
     """The model built from the corpus and shipped with the service."""
     return load(json.loads(resources.files("triage").joinpath(MODEL_FILE).read_text(encoding="utf-8")))

@@ -3,6 +3,7 @@
 law's multiples, urgency, routing, SLA targets, the handler roster and each mall's
 fallback, chain-wide with per-mall overrides, loaded by mallcare_common.policy.PolicyFiles."""
 from dataclasses import dataclass, field as attribute
+from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
@@ -205,22 +206,22 @@ class Handler:
 class TriagePolicy:
     version: str                # "<triage version>+malls:<registry version>[+model:<second opinion's version>]"
     malls: MallRegistry
-    rules: dict
-    _rosters: dict = attribute(default_factory=dict, compare=False, repr=False)   # mall -> [Handler], built once
+    rules: dict[str, Any]
+    _rosters: dict[str, list[Handler]] = attribute(default_factory=dict, compare=False, repr=False)   # mall -> [Handler], built once
 
-    def section(self, mall_id, name):
+    def section(self, mall_id: str, name: str) -> dict[str, Any]:
         """A policy section as it applies at one mall."""
         return {**self.rules[name], **self.rules["mall_overrides"].get(mall_id, {}).get(name, {})}
 
-    def handlers(self, mall_id):
+    def handlers(self, mall_id: str) -> list[Handler]:
         """The mall's handlers the departments' work is shared among (not its fallback)."""
         return [h for h in self.roster(mall_id) if h.id != self.rules["fallback"].get(mall_id)]
 
-    def fallback(self, mall_id):
+    def fallback(self, mall_id: str) -> Handler | None:
         """The mall's duty supervisor, who takes what no handler of the department can; or None."""
         return next((h for h in self.roster(mall_id) if h.id == self.rules["fallback"].get(mall_id)), None)
 
-    def roster(self, mall_id):
+    def roster(self, mall_id: str) -> list[Handler]:
         """Everyone triage may name as the owner at the mall."""
         if mall_id not in self._rosters:
             mall = self.malls.get(mall_id)
@@ -231,7 +232,7 @@ class TriagePolicy:
                 for h in self.rules["roster"].get(mall_id, [])]
         return self._rosters[mall_id]
 
-    def public(self):
+    def public(self) -> dict[str, Any]:
         """The policy in force, as an RPC/HTTP answer."""
         classification = {k: v for k, v in self.rules["classification"].items() if k != "dictionary"}
         if classification["second_opinion"]:

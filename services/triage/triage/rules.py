@@ -1,7 +1,11 @@
 """Triage's rules as plain functions (R2.1-R2.5, R7.4): classify (triage.classify),
 grade risk, decide urgency, route, pick an owner, set deadlines. No I/O and no clock:
 the service passes in the policy, the history counts it looked up, and `now`."""
-from datetime import timedelta
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
 
 from marshmallow import ValidationError
 
@@ -11,12 +15,29 @@ from mallcare_common.errors import Conflict
 
 from . import classify
 from .demand import beyond_the_law
-from .policy import LEVELS
+from .policy import LEVELS, Handler, TriagePolicy
+
+if TYPE_CHECKING:   # types only: the rules import no more than they did
+    from mallcare_common.calendar import BusinessCalendar
 
 LEVEL_ORDER = {"low": 0, "medium": 1, "high": 2}
 
+Doc = dict[str, Any]   # a stored assessment, an event or a complaint, as the store and marshmallow give them
 
-def assess(complaint, policy, now, history, decided_category=None):
+
+class History(Protocol):
+    """What `assess` asks of triage's own records."""
+
+    def count_by_customer(self, ref: str, since: datetime) -> int: ...
+
+    def count_recurrences(self, mall_id: str, merchant_id: str | None, category: str, since: datetime,
+                          until: datetime) -> int: ...
+
+    def open_load(self, mall_id: str) -> dict[str, int]: ...
+
+
+def assess(complaint: Doc, policy: TriagePolicy, now: datetime, history: History,
+           decided_category: str | None = None) -> Doc:
     """The whole assessment of one registered complaint.
 
     `complaint` is the complaint_registered payload plus mall_id; `history` answers
@@ -25,9 +46,10 @@ def assess(complaint, policy, now, history, decided_category=None):
     decided is taken as it is, and no dispute across departments is read into the text."""
     mall_id = complaint["mall_id"]
     reading = classify.read(complaint, policy.rules)
+    category: str | None
     if decided_category:
         category, source, confirmed, confidence = decided_category, "corrected", True, None
-        problems = (decided_category,)
+        problems: tuple[str, ...] = (decided_category,)
     else:
         category, source, confirmed, confidence = (reading.category, reading.source, reading.confirmed,
                                                    reading.confidence)
@@ -63,11 +85,12 @@ def assess(complaint, policy, now, history, decided_category=None):
     }
 
 
-def assess_risk(complaint, risk_rules, previous_by_customer, reading, category):
+def assess_risk(complaint: Doc, risk_rules: Mapping[str, Any], previous_by_customer: int, reading: classify.Reading,
+                category: str | None) -> tuple[str, list[Doc]]:
     """(level, reasons): every rule that applies, each with what triggered it. Words count
     where they are not negated; the demand is held against the law of the complaint's basis."""
     customer = complaint.get("customer") or {}
-    reasons = []
+    reasons: list[Doc] = []
     for name, rule in risk_rules.items():
         detail = None
         said = reading.words(rule["words"], rule.get("unless", ())) if rule.get("words") else []
@@ -85,11 +108,12 @@ def assess_risk(complaint, risk_rules, previous_by_customer, reading, category):
             detail = f"{previous_by_customer} earlier complaints in {rule['window_days']} days"
         if detail:
             reasons.append({"reason": name, "level": rule["level"], "detail": detail})
-    level = max((r["level"] for r in reasons), key=LEVEL_ORDER.get, default="low")
+    # each rule's level is one of LEVEL_ORDER's (the policy's schema says so)
+    level = max((r["level"] for r in reasons), key=LEVEL_ORDER.get, default="low")  # type: ignore[arg-type]
     return level, reasons
 
 
-def legal_basis(rule, reading, category):
+def legal_basis(rule: Mapping[str, Any], reading: classify.Reading, category: str | None) -> Any:
     """The law a product complaint falls under (food when it names food), else the default."""
     if category and category.startswith("product."):
         for basis in rule["legal_bases"].values():
@@ -98,13 +122,14 @@ def legal_basis(rule, reading, category):
     return rule["legal_bases"][rule["default_basis"]]
 
 
-def decide_urgency(risk_level, urgency_rules):
+def decide_urgency(risk_level: str, urgency_rules: Mapping[str, Any]) -> str:
     """R2.2: urgent by risk (high risk always), else routine. Recurrence is the separate
     `systemic` flag and never makes a complaint wait longer."""
     return "urgent" if risk_level in urgency_rules["urgent_risk_levels"] else "routine"
 
 
-def route(category, merchant, problems, routing, security):
+def route(category: str | None, merchant: str | None, problems: Sequence[str], routing: Mapping[str, Any],
+          security: Sequence[str]) -> tuple[str, list[str], str]:
     """(department, departments involved in a dispute, basis) by R2.4's responsibility
     rules: a security matter to security; problems of their own owned by two departments
     (a tenant's product and its staff are one party) make a review meeting."""
@@ -118,13 +143,14 @@ def route(category, merchant, problems, routing, security):
     return _owner_of(category.split(".")[0], merchant, routing)
 
 
-def _owner_of(attribute, merchant, routing):
+def _owner_of(attribute: str, merchant: str | None, routing: Mapping[str, Any]) -> tuple[str, list[str], str]:
     if merchant and attribute in routing["tenant"]["attributes"]:
         return routing["tenant"]["department"], [], f"tenant {merchant}"
     return routing["departments"][attribute], [], f"{attribute} problem"
 
 
-def pick_owner(handlers, department, attribute, open_load, now, fallback=None):
+def pick_owner(handlers: Sequence[Handler], department: str, attribute: str | None, open_load: Mapping[str, int],
+               now: datetime, fallback: Handler | None = None) -> Handler | None:
     """R2.5: among the department's handlers on shift now, the lowest open load,
     then a skill match, then the roster order. None when they are all off shift (the
     unowned sweep assigns one when someone is on); the mall's fallback (its duty
@@ -139,7 +165,8 @@ def pick_owner(handlers, department, attribute, open_load, now, fallback=None):
     return owner
 
 
-def owner_of(policy, mall_id, department, category, open_load, now):
+def owner_of(policy: TriagePolicy, mall_id: str, department: str, category: str | None, open_load: Mapping[str, int],
+             now: datetime) -> tuple[Handler | None, str | None]:
     """(owner or None, a note when the mall's fallback took it, for the routing basis or history)."""
     fallback = policy.fallback(mall_id)
     owner = pick_owner(policy.handlers(mall_id), department, category and category.split(".")[0], open_load, now,
@@ -149,7 +176,8 @@ def owner_of(policy, mall_id, department, category, open_load, now):
     return owner, None
 
 
-def deadlines(category, urgency, risk_level, sla, calendar, start):
+def deadlines(category: str | None, urgency: str, risk_level: str, sla: Mapping[str, Any], calendar: BusinessCalendar,
+              start: datetime) -> tuple[datetime, datetime]:
     """R2.3: first response by attribute, resolution by urgency (urgent or routine), both
     tightened by risk."""
     factor = sla["risk_factor"][risk_level]
@@ -160,7 +188,7 @@ def deadlines(category, urgency, risk_level, sla, calendar, start):
 
 # --- documents and events ----------------------------------------------------------------
 
-def new_assessment(event, assessment, now):
+def new_assessment(event: Doc, assessment: Doc, now: datetime) -> tuple[Doc, Doc]:
     """The stored assessment of a registered complaint and its triaged event (for the outbox of its insert)."""
     complaint = event["payload"]
     doc = {
@@ -178,7 +206,8 @@ def new_assessment(event, assessment, now):
     return doc, triaged_event(doc, now)
 
 
-def reassessment(doc, field, value, by, reason, policy, now, history):
+def reassessment(doc: Doc, field: str, value: str, by: str, reason: str, policy: TriagePolicy, now: datetime,
+                 history: History) -> tuple[Doc, Doc, Doc]:
     """A person's correction of the category or the risk: routing and deadlines again.
 
     The owner stays when the department does; otherwise the new department's
@@ -209,7 +238,8 @@ def reassessment(doc, field, value, by, reason, policy, now, history):
     return assessment, entry, event
 
 
-def reassignment(doc, owner_id, by, reason, policy, now):
+def reassignment(doc: Doc, owner_id: str, by: str, reason: str, policy: TriagePolicy,
+                 now: datetime) -> tuple[Doc, Doc, Doc]:
     """A handler of the mall takes the complaint; the department follows the handler,
     except for the mall's fallback, who covers for any department. After a review
     meeting only within the department it decided (R2.4): a person cannot undo it."""
@@ -228,7 +258,8 @@ def reassignment(doc, owner_id, by, reason, policy, now):
     return changes, entry, _reassigned_event(doc, handler.id, department, by, reason, now)
 
 
-def meeting_decision(doc, event, policy, open_load, now):
+def meeting_decision(doc: Doc, event: Doc, policy: TriagePolicy, open_load: Mapping[str, int],
+                     now: datetime) -> tuple[Doc, Doc, Doc | None]:
     """R2.4 one truth per complaint: the review meeting's department, and the owner it
     named (else the department's least-loaded handler on shift, else the mall's
     fallback: the decision does not wait for a shift), become the assessment's.
@@ -250,11 +281,11 @@ def meeting_decision(doc, event, policy, open_load, now):
                            "decided_at": event["occurred_at"], "event_id": event["event_id"]}}
     entry = {"at": now, "action": "review_meeting", "by": decided["by"], "reason": reason, "field": "department",
              "old": doc["department"], "new": department}
-    published = owner and _reassigned_event(doc, owner.id, department, decided["by"], reason, now)
+    published = _reassigned_event(doc, owner.id, department, decided["by"], reason, now) if owner else None
     return changes, entry, published
 
 
-def case_status(doc, event, now):
+def case_status(doc: Doc, event: Doc, now: datetime) -> tuple[Doc, Doc]:
     """The assessment follows its case: closed with it, open again when it reopens.
     (changes, history entry)."""
     closed = event["event_type"] == "case_closed"
@@ -264,19 +295,19 @@ def case_status(doc, event, now):
     return changes, entry
 
 
-def _reassigned_event(doc, owner_id, department, by, reason, now):
+def _reassigned_event(doc: Doc, owner_id: str, department: str, by: str, reason: str, now: datetime) -> Doc:
     return build_event(COMPLAINT_REASSIGNED, mall_id=doc["mall_id"], complaint_no=doc["_id"], occurred_at=now,
                        payload={"from_owner_id": (doc["owner"] or {}).get("id"), "to_owner_id": owner_id,
                                 "department": department, "by": by, "reason": reason})
 
 
-def triaged_event(doc, now):
+def triaged_event(doc: Doc, now: datetime) -> Doc:
     return build_event(COMPLAINT_TRIAGED, mall_id=doc["mall_id"], complaint_no=doc["_id"], occurred_at=now,
                        payload={**_assessment_payload(doc), "received_at": doc["received_at"].isoformat(),
                                 "channel": doc["channel"], "merchant_id": doc["merchant_id"]})
 
 
-def _assessment_payload(a):
+def _assessment_payload(a: Doc) -> Doc:
     return {"category": a["category"], "category_source": a["category_source"],
             "category_confirmed": a.get("category_confirmed", True),
             "category_confidence": a.get("category_confidence"), "demand": a.get("demand"),
@@ -292,16 +323,17 @@ def _assessment_payload(a):
 class _Excluding:
     """History look-ups that do not count the complaint being re-assessed."""
 
-    def __init__(self, history, doc):
+    def __init__(self, history: History, doc: Doc) -> None:
         self.history, self.doc = history, doc
 
-    def count_by_customer(self, ref, since):
-        mine = ref == self.doc["customer_ref"] and self.doc["triaged_at"] >= since
+    def count_by_customer(self, ref: str, since: datetime) -> int:
+        mine: bool = ref == self.doc["customer_ref"] and self.doc["triaged_at"] >= since
         return self.history.count_by_customer(ref, since) - mine
 
-    def count_recurrences(self, mall_id, merchant_id, category, since, until):
-        mine = category == self.doc["category"] and self.doc["triaged_at"] >= since
+    def count_recurrences(self, mall_id: str, merchant_id: str | None, category: str, since: datetime,
+                          until: datetime) -> int:
+        mine: bool = category == self.doc["category"] and self.doc["triaged_at"] >= since
         return self.history.count_recurrences(mall_id, merchant_id, category, since, until) - mine
 
-    def open_load(self, mall_id):
+    def open_load(self, mall_id: str) -> dict[str, int]:
         return self.history.open_load(mall_id)

@@ -10,6 +10,8 @@ not know, so a producer can add fields without breaking anyone.
 import copy
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 
@@ -53,7 +55,8 @@ class EnvelopeSchema(Schema):
     payload = fields.Dict(required=True, metadata={"description": "per event type, below"})
 
 
-def build_event(event_type: EventType, *, mall_id, complaint_no, occurred_at, payload, event_id=None):
+def build_event(event_type: EventType, *, mall_id: str, complaint_no: str, occurred_at: datetime,
+                payload: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
     """A validated, JSON-ready envelope (dict of plain types)."""
     schema = event_type.payload(unknown=RAISE)
     errors = schema.validate(payload)

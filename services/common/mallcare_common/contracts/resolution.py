@@ -3,6 +3,8 @@ adverse-event report (R3.9). Amounts are integer fen (1 yuan = 100 fen); staff b
 employee number; every deadline a task sets is in the event that sets it, so that
 the SLA clocks can be started from events alone. No customer data beyond a masked
 contact."""
+from typing import Any
+
 from marshmallow import Schema, fields, validate
 
 from .envelope import EventType, FreeText
@@ -13,7 +15,7 @@ DECISIONS = ("upheld", "partly_upheld", "not_upheld")
 FINDING_SOURCES = ("records", "cctv", "staff_interview", "supplier_qc_report", "site_inspection", "customer")
 ESCALATION_REASONS = ("objection", "breach", "manual")
 
-_when = dict(required=True, format="iso")
+_when: dict[str, Any] = dict(required=True, format="iso")
 _due = fields.AwareDateTime(**_when)
 _by = fields.String(required=True, metadata={"description": "employee number, or the service that acted"})
 _fen = fields.Integer(required=True, validate=validate.Range(min=0))

@@ -3,11 +3,14 @@ R3.1-R3.8, R4.1, R4.2), and the ACTIONS table handlers act through: what each
 action accepts and the function that decides it. The other services' events
 (triage's corrections, analytics' deadlines, feedback's answers) are decided by
 the same functions."""
+from datetime import datetime
+from typing import Any
+
 from marshmallow import ValidationError
 
 from mallcare_common.contracts import resolution as events
 
-from ..policy import fen
+from ..policy import ResolutionPolicy, fen
 from ..schemas import (EscalationIn, FindingIn, NoteIn, ObjectionIn, PromiseIn, ProposalIn, ProposalRef, ReasonIn,
                        RectificationDoneIn, RectificationIn, ReplyIn, ReviewMeetingIn, SpotResolutionIn, SummaryIn,
                        TaskDoneIn)
@@ -15,9 +18,10 @@ from .authority import approval_needs, lowest_approver, next_level, refusals, re
 from .compliance import check_remedies, paid_compensation, yuan
 from .errors import NoAuthority, StateConflict
 from .states import ACTIVE, check_state
+from .step import Actor, Doc, Step
 
 
-def triage_changed(step, event, policy):
+def triage_changed(step: Step, event: Doc, policy: ResolutionPolicy) -> None:
     """Triage reassigned the complaint or corrected its grading: the case follows."""
     payload = event["payload"]
     if event["event_type"] == "complaint_reassigned":
@@ -35,7 +39,7 @@ def triage_changed(step, event, policy):
 
 # --- handling ---------------------------------------------------------------------------------
 
-def note_finding(step, request, policy):
+def note_finding(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """R3.1: a finding with its source; the first one starts the investigation."""
     check_state(step.case, ACTIVE, "record a finding on")
     if step.state in ("open", "reopened"):
@@ -49,7 +53,7 @@ def note_finding(step, request, policy):
                                               "by": step.actor.id})
 
 
-def promise_time(step, request, policy):
+def promise_time(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """R3.2: the time to resolution the customer was told."""
     check_state(step.case, ACTIVE, "promise a time for")
     beyond = request["expected_by"] > step.get("resolution_due_at")
@@ -60,7 +64,7 @@ def promise_time(step, request, policy):
                                         "beyond_deadline": beyond, "by": step.actor.id})
 
 
-def add_note(step, request, policy):
+def add_note(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """R3.10: anything else worth replaying ("16:30 customer says the refund arrived"); a
     note of contact with the customer is the first response (R2.3) analytics keeps."""
     if request["kind"] == "customer_contact":
@@ -70,12 +74,12 @@ def add_note(step, request, policy):
         step.log("note", kind=request["kind"], text=request["text"])
 
 
-def note_at_risk(step, request, policy):
+def note_at_risk(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """analytics' sla_at_risk: most of a deadline's time has gone; the owner sees it on the timeline."""
     step.log("deadline_at_risk", **request)
 
 
-def decide_review_meeting(step, request, policy):
+def decide_review_meeting(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """R2.4: the operations director's meeting decides which department is responsible."""
     meeting = step.case["review_meeting"]
     if not meeting:
@@ -105,8 +109,8 @@ def decide_review_meeting(step, request, policy):
         "by": step.actor.id})
 
 
-def _current(step, proposal_no=None):
-    proposals = step.get("proposals")
+def _current(step: Step, proposal_no: int | None = None) -> Doc:
+    proposals: list[Doc] = step.get("proposals")
     if not proposals:
         raise StateConflict("the case has no proposal yet")
     current = proposals[-1]
@@ -115,16 +119,17 @@ def _current(step, proposal_no=None):
     return current
 
 
-def _replace_current(step, proposal):
+def _replace_current(step: Step, proposal: Doc) -> None:
     step.changes["proposals"] = [*step.get("proposals")[:-1], proposal]
 
 
 
-def remedy_lines(request):
+def remedy_lines(request: Doc) -> list[Doc]:
     return [{"type": r["type"], "amount_fen": r["amount_fen"], "note": r.get("note")} for r in request["remedies"]]
 
 
-def assess_draft(case, risk_level, level, request, policy):
+def assess_draft(case: Doc, risk_level: str, level: str, request: Doc,
+                 policy: ResolutionPolicy) -> tuple[list[Doc], dict[str, Any], dict[str, Any]]:
     """(remedy lines, compliance, approval needs) of a draft on `case` at its current
     grading and escalation level."""
     remedies = remedy_lines(request)
@@ -137,7 +142,7 @@ def assess_draft(case, risk_level, level, request, policy):
     return remedies, compliance, needs
 
 
-def _draft(step, request, policy):
+def _draft(step: Step, request: Doc, policy: ResolutionPolicy) -> Doc:
     """A proposal with its compliance check; refused when outside the caps without an override."""
     case, mall_id = step.case, step.case["mall_id"]
     remedies, compliance, needs = assess_draft(case, step.get("risk_level"), step.get("level"), request, policy)
@@ -153,7 +158,7 @@ def _draft(step, request, policy):
             "level": step.get("level"), "round": case["round"], "sent": None, "policy_version": policy.version}
 
 
-def _approve(step, proposal, policy):
+def _approve(step: Step, proposal: Doc, policy: ResolutionPolicy) -> Doc:
     proposal = {**proposal, "status": "approved",
                 "approvals": [*proposal["approvals"], {"by": step.actor.id, "role": step.actor.role, "at": step.now}]}
     step.log("approved", proposal_no=proposal["no"], total=yuan(proposal["compliance"]["total_fen"]),
@@ -165,7 +170,7 @@ def _approve(step, proposal, policy):
     return proposal
 
 
-def propose(step, request, policy):
+def propose(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """R3.3-R3.5: decision, reasons and remedies, checked against the law and the caps.
     Approved at once when the proposer's own authority covers it."""
     check_state(step.case, ("investigating", "escalated", "reopened", "proposed"), "propose on")
@@ -190,7 +195,7 @@ def propose(step, request, policy):
         _replace_current(step, _approve(step, proposal, policy))
 
 
-def check_proposal(case, request, actor, policy):
+def check_proposal(case: Doc, request: Doc, actor: Actor, policy: ResolutionPolicy) -> dict[str, Any]:
     """A draft's checks before it is made: the law, the caps, who must approve."""
     _, compliance, needs = assess_draft(case, case["risk_level"], case["level"], request, policy)
     amounts = {k[:-4]: v if v is None else yuan(v) for k, v in compliance.items() if k.endswith("_fen")}
@@ -199,7 +204,7 @@ def check_proposal(case, request, actor, policy):
             "you_may_approve": not refusals(actor.role, needs, case["mall_id"], policy)}
 
 
-def approve(step, request, policy):
+def approve(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """R3.5: approval by someone whose limit, level and role cover the proposal."""
     check_state(step.case, ("proposed",), "approve a proposal on")
     proposal = _current(step, request["proposal_no"])
@@ -215,7 +220,7 @@ def approve(step, request, policy):
     _replace_current(step, _approve(step, proposal, policy))
 
 
-def differs_from_expectation(proposal):
+def differs_from_expectation(proposal: Doc) -> bool:
     """R3.6: not upheld, or less than the customer asked for: less than the amount they
     named, or, when they asked above the law (a multiple, mental damages), no more than
     the law grants."""
@@ -226,7 +231,7 @@ def differs_from_expectation(proposal):
         or above_law_unmet
 
 
-def reply(step, request, policy):
+def reply(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """R3.3, R3.6: the approved answer is given to the customer (orally or in writing);
     when it differs from what they expected, the appeal route is stated with it."""
     check_state(step.case, ("proposed",), "answer the customer on")
@@ -244,7 +249,7 @@ def reply(step, request, policy):
     _publish_answer(step, proposal, request["oral"], differs)
 
 
-def _answered(step, proposal_no):
+def _answered(step: Step, proposal_no: int) -> Doc:
     check_state(step.case, ("proposed",), "record the customer's answer on")
     proposal = _current(step, proposal_no)
     if proposal["status"] != "sent":
@@ -252,7 +257,8 @@ def _answered(step, proposal_no):
     return proposal
 
 
-def execution_tasks(case, remedies, policy, now, first_id):
+def execution_tasks(case: Doc, remedies: list[Doc], policy: ResolutionPolicy, now: datetime,
+                    first_id: int) -> list[Doc]:
     """R3.7: one task per remedy line, plus holding the product for a product complaint."""
     calendar, rules = policy.calendar(case["mall_id"]), policy.rules["execution"]
     tasks = [{"kind": r["type"], "amount_fen": r["amount_fen"], "due_at": calendar.due(now, rules[r["type"]]),
@@ -263,7 +269,7 @@ def execution_tasks(case, remedies, policy, now, first_id):
     return [{"id": first_id + i, **t, "done": None} for i, t in enumerate(tasks)]
 
 
-def accept(step, request, policy):
+def accept(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """The customer accepts: the remedies become tasks with deadlines."""
     proposal = _answered(step, request["proposal_no"])
     _replace_current(step, {**proposal, "status": "accepted"})
@@ -275,7 +281,7 @@ def accept(step, request, policy):
     _publish_accepted(step, proposal, tasks)
 
 
-def _escalate(step, reason, policy, re_review=False):
+def _escalate(step: Step, reason: str, policy: ResolutionPolicy, re_review: bool = False) -> None:
     mall_id, level = step.case["mall_id"], step.get("level")
     to_role = next_level(level, mall_id, policy)
     to_staff = policy.first_staff(mall_id, to_role)
@@ -290,7 +296,7 @@ def _escalate(step, reason, policy, re_review=False):
                                          "re_review_due_at": due and due.isoformat()})
 
 
-def object_(step, request, policy):
+def object_(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """R3.6: the objection points are recorded and the case goes one level up for a
     re-review due within deadlines.re_review (the time the appeal text states)."""
     proposal = _answered(step, request["proposal_no"])
@@ -306,7 +312,7 @@ def object_(step, request, policy):
     _escalate(step, "objection", policy, re_review=True)
 
 
-def escalate(step, request, policy):
+def escalate(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """A case goes one level up by hand (or on an SLA breach) without changing its state."""
     check_state(step.case, ACTIVE, "escalate")
     _escalate(step, request["reason"], policy)
@@ -314,7 +320,7 @@ def escalate(step, request, policy):
         step.log("note", kind="internal", text=request["note"])
 
 
-def complete_task(step, request, policy):
+def complete_task(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """R3.7: a task is carried out; cash compensation only with the customer's signature."""
     task = next((t for t in step.case["tasks"] if t["id"] == request["task_id"]), None)
     if task is None:
@@ -334,7 +340,7 @@ def complete_task(step, request, policy):
     _publish_task_done(step, task, done["within_deadline"])
 
 
-def _publish_answer(step, proposal, oral, appeal_stated):
+def _publish_answer(step: Step, proposal: Doc, oral: bool, appeal_stated: bool) -> None:
     compliance = proposal["compliance"]
     step.publish(events.CASE_PROPOSED, {
         "proposal_no": proposal["no"], "decision": proposal["decision"],
@@ -344,18 +350,18 @@ def _publish_answer(step, proposal, oral, appeal_stated):
         "appeal_stated": appeal_stated, "level_role": proposal["level"], "by": step.actor.id})
 
 
-def _publish_accepted(step, proposal, tasks):
+def _publish_accepted(step: Step, proposal: Doc, tasks: list[Doc]) -> None:
     step.publish(events.CASE_ACCEPTED, {"proposal_no": proposal["no"], "by": step.actor.id, "tasks": [
         {"task_id": t["id"], "kind": t["kind"], "due_at": t["due_at"].isoformat()} for t in tasks]})
 
 
-def _publish_task_done(step, task, within_deadline):
+def _publish_task_done(step: Step, task: Doc, within_deadline: bool) -> None:
     step.publish(events.EXECUTION_TASK_DONE, {
         "task_id": task["id"], "kind": task["kind"], "due_at": task["due_at"].isoformat(),
         "done_at": step.now.isoformat(), "within_deadline": within_deadline, "by": step.actor.id})
 
 
-def rectification_tasks(case, policy, now):
+def rectification_tasks(case: Doc, policy: ResolutionPolicy, now: datetime) -> list[Doc]:
     """R3.8: what the problem's attribute calls for, once per case."""
     attribute = (case["category"] or "").split(".")[0]
     rule = policy.rules["rectification"].get(attribute)
@@ -367,7 +373,7 @@ def rectification_tasks(case, policy, now):
              "description": f"after {case['_id']} ({case['category']})", "due_at": due, "done": None}]
 
 
-def _add_rectifications(step, items):
+def _add_rectifications(step: Step, items: list[Doc]) -> None:
     step.changes["rectifications"] = [*step.get("rectifications"), *items]
     for item in items:
         step.log("rectification_due", id=item["id"], kind=item["kind"], owner_id=item["owner_id"],
@@ -376,7 +382,7 @@ def _add_rectifications(step, items):
                                                 "owner_id": item["owner_id"], "due_at": item["due_at"].isoformat()})
 
 
-def _resolved(step, proposal, summary, spot, policy):
+def _resolved(step: Step, proposal: Doc, summary: str, spot: bool, policy: ResolutionPolicy) -> None:
     step.move("resolved")
     step.changes["resolution"] = {"at": step.now, "by": step.actor.id, "summary": summary, "spot": spot,
                                   "proposal_no": proposal["no"], "round": step.case["round"]}
@@ -389,7 +395,7 @@ def _resolved(step, proposal, summary, spot, policy):
         "by": step.actor.id})
 
 
-def resolve(step, request, policy):
+def resolve(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """Every task carried out: the case is resolved and a revisit follows."""
     check_state(step.case, ("accepted", "executing"), "resolve")
     open_tasks = [f"{t['id']} {t['kind']}" for t in step.case["tasks"] if not t["done"]]
@@ -398,7 +404,7 @@ def resolve(step, request, policy):
     _resolved(step, _current(step), request["summary"], False, policy)
 
 
-def spot_resolve(step, request, policy):
+def spot_resolve(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """R3.2: a simple complaint settled at the desk in one step, remedies handed over
     and recorded, within the person's own authority and the spot bounds."""
     case, mall_id = step.case, step.case["mall_id"]
@@ -439,7 +445,7 @@ def spot_resolve(step, request, policy):
     _resolved(step, proposal, request["summary"], True, policy)
 
 
-def close(step, request, policy):
+def close(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """The customer is satisfied (feedback), or a supervisor closes it with a reason (R4.2)."""
     if step.actor.role != "service":
         require("close_or_reopen", step.actor, policy, "close a case")
@@ -450,7 +456,7 @@ def close(step, request, policy):
     _closed(step, request["reason"], without_answer=False)
 
 
-def _closed(step, reason, without_answer):
+def _closed(step: Step, reason: str, without_answer: bool) -> None:
     step.move("closed")
     step.changes["closure"] = {"at": step.now, "by": step.actor.id, "reason": reason, "without_answer": without_answer}
     step.log("closed", reason=reason, without_answer=without_answer)
@@ -459,7 +465,7 @@ def _closed(step, reason, without_answer):
 
 # --- a customer who cannot be reached (R4.1, R4.2) ----------------------------------------------
 
-def note_unreachable(step, request, policy):
+def note_unreachable(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """Feedback's revisit ended unreachable (`request`: revisit_done's payload): the
     resolved case closes by rule, without an answer, after the policy's waiting time,
     unless the customer answers first."""
@@ -472,7 +478,7 @@ def note_unreachable(step, request, policy):
              close_at=close_at)
 
 
-def close_without_answer(step, request, policy):
+def close_without_answer(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """The waiting time after an unreachable revisit is over and the customer has not
     answered: the case is closed by rule, recorded as closed without an answer."""
     check_state(step.case, ("resolved",), "close without an answer")
@@ -487,7 +493,7 @@ def close_without_answer(step, request, policy):
     _closed(step, reason, without_answer=True)
 
 
-def _drop_closure_by_rule(step, why):
+def _drop_closure_by_rule(step: Step, why: str) -> None:
     """The customer answered (or a person acted) before the case closed by rule: it no longer will."""
     pending = step.case.get("closure_by_rule")
     if pending:
@@ -496,7 +502,7 @@ def _drop_closure_by_rule(step, why):
                  because=why)
 
 
-def reopen(step, request, policy):
+def reopen(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """R4.2: a dissatisfied customer reopens the case with a new deadline; the loop
     goes on until they are satisfied or a supervisor closes it."""
     if step.actor.role != "service":
@@ -511,7 +517,7 @@ def reopen(step, request, policy):
                                         "resolution_due_at": due.isoformat(), "by": step.actor.id})
 
 
-def add_rectification(step, request, policy):
+def add_rectification(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """R3.8 by hand: an improvement beyond what the policy adds by itself."""
     owner = policy.staff(request["owner_id"])
     if owner is None or step.case["mall_id"] not in owner.malls:
@@ -522,7 +528,7 @@ def add_rectification(step, request, policy):
                                 "done": None}])
 
 
-def complete_rectification(step, request, policy):
+def complete_rectification(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     item = next((r for r in step.case["rectifications"] if r["id"] == request["rectification_id"]), None)
     if item is None:
         raise ValidationError({"rectification_id": [f"No rectification {request['rectification_id']} on this case."]})

@@ -1,13 +1,18 @@
 """Who may approve what (R3.5): an approver's limit, rank and role against a
 proposal's total, the case's level, its risk and any cap override; the escalation
 ladder; the permissions of the policy."""
+from typing import Any
+
+from ..policy import ResolutionPolicy
 from .compliance import yuan
 from .errors import NoAuthority
+from .step import Actor
 
 FIRST_LEVEL = "handler"   # the level a case opens at
 
 
-def approval_needs(total_fen, risk_level, cap_override, level_role, mall_id, policy):
+def approval_needs(total_fen: int, risk_level: str, cap_override: bool, level_role: str, mall_id: str,
+                   policy: ResolutionPolicy) -> dict[str, Any]:
     """What an approver must have: a limit covering the total, a rank at least the
     case's level, and for a high-risk case or a cap override one of the named roles."""
     roles = None
@@ -20,7 +25,7 @@ def approval_needs(total_fen, risk_level, cap_override, level_role, mall_id, pol
             "roles": sorted(roles) if roles is not None else None}
 
 
-def refusals(role, needs, mall_id, policy):
+def refusals(role: str, needs: dict[str, Any], mall_id: str, policy: ResolutionPolicy) -> list[str]:
     """Why `role` may not approve (empty when it may)."""
     own = policy.role(mall_id, role)
     reasons = []
@@ -33,19 +38,19 @@ def refusals(role, needs, mall_id, policy):
     return reasons
 
 
-def lowest_approver(needs, mall_id, policy):
+def lowest_approver(needs: dict[str, Any], mall_id: str, policy: ResolutionPolicy) -> str | None:
     """The least senior role that may approve (what the handler is told to ask for)."""
     fits = [r for r in policy.section(mall_id, "roles") if not refusals(r, needs, mall_id, policy)]
     return min(fits, key=lambda r: (policy.role(mall_id, r)["rank"], policy.role(mall_id, r)["limit"]), default=None)
 
 
-def next_level(level_role, mall_id, policy):
+def next_level(level_role: str, mall_id: str, policy: ResolutionPolicy) -> str:
     """The escalation ladder's first role above the case's level (the top stays the top)."""
     rank = policy.role(mall_id, level_role)["rank"]
     return next((r for r in policy.rules["escalation"] if policy.role(mall_id, r)["rank"] > rank), level_role)
 
 
-def require(permission, actor, policy, what):
+def require(permission: str, actor: Actor, policy: ResolutionPolicy, what: str) -> None:
     if not policy.allowed(permission, actor.role):
         raise NoAuthority(f"a {actor.role} may not {what} "
                           f"(allowed: {', '.join(policy.rules['permissions'][permission])})")

@@ -1,5 +1,8 @@
 """What the law grants for a case and how the remedies compare with it and with the
 caps (R3.4). Amounts are integer fen."""
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from marshmallow import ValidationError
 
 from ..policy import fen
@@ -7,12 +10,13 @@ from ..policy import fen
 COMPENSATING = ("voucher", "cash_compensation", "experience_compensation")   # more than giving back what was bought
 
 
-def yuan(fen):
+def yuan(fen: int) -> str:
     return f"{fen / 100:.2f}"
 
 
-def check_remedies(remedies, legal_basis, price_fen, demanded_fen, statutory, caps, earlier_compensation_fen=0,
-                   demand=None):
+def check_remedies(remedies: Sequence[Mapping[str, Any]], legal_basis: str | None, price_fen: int | None,
+                   demanded_fen: int | None, statutory: Mapping[str, Any], caps: Mapping[str, Any],
+                   earlier_compensation_fen: int = 0, demand: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What the law grants for the case and how the remedies compare.
 
     The law grants the price back, plus, where a legal basis applies, `multiple`
@@ -43,7 +47,7 @@ def check_remedies(remedies, legal_basis, price_fen, demanded_fen, statutory, ca
         breaches.append(f"refund and exchange {yuan(restored)} are above the price {yuan(price_fen)}")
     above = demand_above_law(demand, demanded_fen, law_total, statute)
     warnings = [f"above the law: {reason}" for reason in above]
-    if statute and total < law_total:
+    if statute and law_total is not None and total < law_total:   # with a statute the price is known
         warnings.append(f"the remedies {yuan(total)} are below the {yuan(law_total)} {statute['law']} grants; "
                         "the customer can claim the difference")
     return {"total_fen": total, "compensation_fen": compensation, "legal_basis": legal_basis,
@@ -52,11 +56,12 @@ def check_remedies(remedies, legal_basis, price_fen, demanded_fen, statutory, ca
             "breaches": breaches, "warnings": warnings}
 
 
-def _times(multiple):
+def _times(multiple: float) -> str:
     return f"{multiple:g}x"
 
 
-def demand_above_law(demand, demanded_fen, law_total, statute):
+def demand_above_law(demand: Mapping[str, Any], demanded_fen: int | None, law_total: int | None,
+                     statute: Mapping[str, Any] | None) -> list[str]:
     """Why the customer asks more than the law grants (empty when it does not): a
     multiple of the price above the statute's (20x where food safety law grants 10x
     meets the 1,000-yuan minimum in money on a 50-yuan item, yet is still above the
@@ -77,6 +82,6 @@ def demand_above_law(demand, demanded_fen, law_total, statute):
     return reasons
 
 
-def paid_compensation(case):
+def paid_compensation(case: Mapping[str, Any]) -> int:
     """Compensation the customer accepted in earlier rounds of the case (the goodwill cap is per case)."""
     return sum(p["compliance"]["compensation_fen"] for p in case["proposals"] if p["status"] == "accepted")

@@ -3,16 +3,19 @@ store manager's verification and forwarding to the regional manager (due 24 h
 after the report), the regional manager's handling (due 48 h after forwarding),
 and telling the customer the outcome, the improvements and any compensation; the
 ACTIONS table as for cases."""
+from datetime import date, datetime
+
 from marshmallow import ValidationError
 
 from mallcare_common.contracts import resolution as events
 from mallcare_common.personal import mask_contact, mask_text
 
+from ..policy import ResolutionPolicy
 from ..schemas import CommunicationIn, HandlingIn, VerificationIn
 from .authority import require
 from .compliance import yuan
 from .errors import StateConflict
-from .step import Step
+from .step import Actor, Doc, Step
 
 TRANSITIONS = {
     "reported": ("forwarded", "dismissed"),
@@ -26,11 +29,11 @@ class IncidentStep(Step):
     what = "incident"
 
 
-def incident_number(mall_code, local_date, seq):
+def incident_number(mall_code: str, local_date: date, seq: int) -> str:
     return f"{mall_code}-AE-{local_date:%Y%m%d}-{seq:03d}"
 
 
-def new_incident(number, request, actor, policy, now):
+def new_incident(number: str, request: Doc, actor: Actor, policy: ResolutionPolicy, now: datetime) -> tuple[Doc, Doc]:
     """The reported incident, and its incident_reported event (for the outbox of its insert)."""
     mall_id = request["mall_id"]
     if request["type"] not in policy.rules["incidents"]["types"]:
@@ -51,7 +54,7 @@ def new_incident(number, request, actor, policy, now):
     return doc, step.events[0]
 
 
-def verify(step, request, policy):
+def verify(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """The store manager confirms it (forwarded to the regional manager) or dismisses it."""
     require("verify_incident", step.actor, policy, "verify an incident")
     incident, now = step.case, step.now
@@ -75,7 +78,7 @@ def verify(step, request, policy):
         "within_deadline": within, "handling_due_at": due.isoformat(), "by": step.actor.id})
 
 
-def handle(step, request, policy):
+def handle(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """The regional manager decides the outcome, the improvements and any compensation."""
     require("handle_incident", step.actor, policy, "handle an incident")
     if step.case["state"] != "forwarded":
@@ -92,7 +95,7 @@ def handle(step, request, policy):
         "compensation_fen": request["compensation_fen"], "by": step.actor.id})
 
 
-def communicate(step, request, policy):
+def communicate(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """The customer is told the outcome, the improvements and any compensation."""
     step.move("communicated")
     step.changes["communication"] = {"at": step.now, "by": step.actor.id, "via": request["via"],

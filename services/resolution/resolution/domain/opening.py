@@ -1,12 +1,16 @@
 """A triaged complaint's new case: triage's grading, owner and deadlines, a review
 meeting for a cross-department dispute (R2.4), at the first level."""
+from datetime import datetime
+
 from mallcare_common.contracts import resolution as events
 
+from ..policy import ResolutionPolicy
+
 from .authority import FIRST_LEVEL
-from .step import Actor, Step
+from .step import Actor, Doc, Step
 
 
-def new_case(event, policy, now):
+def new_case(event: Doc, policy: ResolutionPolicy, now: datetime) -> tuple[Doc, Doc]:
     """The case of a triaged complaint, and its case_opened event (for the outbox of its insert)."""
     triaged, mall_id = event["payload"], event["mall_id"]
     meeting = None
