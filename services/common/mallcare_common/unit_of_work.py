@@ -28,7 +28,8 @@ def change(collection, key, decide, dispatch, service, clock, what, kept_changin
         decision = decide(doc, now)
         if decision is None:
             return doc
-        updated = write(collection, doc, *decision, now)
+        update, events = decision
+        updated = write(collection, doc, update, events, now)
         if updated is not None:
             publish_pending(collection, dispatch, service, now, [updated])
             return updated
