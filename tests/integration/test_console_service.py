@@ -43,6 +43,8 @@ def test_serves_the_pages_and_nothing_outside_them(console):
     assert script.status_code == 200 and "javascript" in script.headers["Content-Type"]
     assert requests.get(url + "/static/../service.py", timeout=10).status_code == 404
     assert requests.get(url + "/static/%2e%2e/service.py", timeout=10).status_code == 404
+    assert requests.get(url + "/static/%00", timeout=10).status_code == 404           # found by the barrage's hypothesis
+    assert requests.get(url + "/static/" + "a" * 5000, timeout=10).status_code == 404
 
 
 def test_demo_sign_in_signs_a_token_for_a_member_of_staff_only(console):

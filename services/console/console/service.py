@@ -237,9 +237,13 @@ class ConsoleService:
         return Response(answer.content, status=answer.status_code, headers=kept)
 
     def _file(self, name):
-        path = (STATIC / name).resolve()
-        if STATIC not in path.parents or not path.is_file():
-            raise NotFound(f"no file {name!r}")
+        try:
+            path = (STATIC / name).resolve()
+            found = STATIC in path.parents and path.is_file()
+        except (ValueError, OSError):   # a NUL in the name ("embedded null byte"), a name too long
+            found = False
+        if not found:
+            raise NotFound(f"no file {name[:100]!r}")
         kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         if kind.startswith("text/") or kind in ("application/javascript", "text/javascript"):
             kind += "; charset=utf-8"
