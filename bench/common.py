@@ -411,7 +411,7 @@ def start_service(children, service, env, log_name=None, health="/health"):
     web = env[f"{service.upper()}_WEB_ADDRESS"]
     log_name = log_name or service
     proc = children.start(log_name, [str(BIN / "nameko"), "run", "--config", f"services/{service}/config.yml",
-                                     f"{service}.service"], env=env)
+                                     f"{service}.service:{service.capitalize()}Service"], env=env)
 
     def healthy():
         return requests.get(f"http://{web}{health}", timeout=2).status_code == 200

@@ -37,9 +37,10 @@ class ClientErrorTracebacks(logging.Handler):
         """The same in the JSON lines of a service run as its own process (start_service): a
         request line of a 4xx with a traceback, or nameko's line of an HTTP or RPC worker
         whose client error kept its traceback (event handlers, named handle_*, aside)."""
-        from mallcare_common.web import _MAPPED
+        from mallcare_common.inputs import InvalidInput
+        from mallcare_common.web import CLIENT_ERRORS
 
-        client_errors = {kind.__name__ for kind, status, _ in _MAPPED if status < 500} | {"InvalidInput"}
+        client_errors = {kind.__name__ for kind in (*CLIENT_ERRORS, InvalidInput)}   # a log names the very type
         for text in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 line = json.loads(text)
@@ -52,15 +53,14 @@ class ClientErrorTracebacks(logging.Handler):
                 self.found.append(f"{log_path.name}: {line.get('level')} {line.get('message', '')[:300]}")
 
     def emit(self, record):
-        from nameko.containers import WorkerContext
         from nameko.rpc import Rpc
 
-        from mallcare_common.web import HttpEntrypoint, status_of
+        from mallcare_common.web import HttpEntrypoint, status_of, worker_of
 
         if not record.exc_info or status_of(record.exc_info[1])[0] >= 500:
             return
-        worker = record.args[0] if isinstance(record.args, tuple) and record.args else None
-        if isinstance(worker, WorkerContext) and not isinstance(worker.entrypoint, (HttpEntrypoint, Rpc)):
+        worker = worker_of(record)
+        if worker is not None and not isinstance(worker.entrypoint, (HttpEntrypoint, Rpc)):
             return
         self.found.append(f"{record.levelname} {record.name}: {record.getMessage()[:300]}")
 

@@ -205,6 +205,12 @@ class HttpEntrypoint(HttpRequestHandler):
         return json_response(status, body, _headers(exc))
 
 
+def worker_of(record):
+    """The worker a `nameko.containers` record is about (its first argument), or None."""
+    worker = record.args[0] if isinstance(record.args, tuple) and record.args else None
+    return worker if isinstance(worker, WorkerContext) else None
+
+
 class QuietClientErrors(logging.Filter):
     """For the `nameko.containers` logger, which logs every worker's exception with its
     traceback. An HTTP worker's record is dropped: HttpEntrypoint's request line says what
@@ -213,8 +219,8 @@ class QuietClientErrors(logging.Filter):
     caller). Anything else, and every event handler's, stays as nameko logs it."""
 
     def filter(self, record):
-        worker = record.args[0] if isinstance(record.args, tuple) and record.args else None
-        if not record.exc_info or not isinstance(worker, WorkerContext):
+        worker = worker_of(record)
+        if not record.exc_info or worker is None:
             return True
         if isinstance(worker.entrypoint, HttpEntrypoint):
             return False
