@@ -110,6 +110,9 @@ def test_signed_out_forged_and_expired_credentials_get_401_everywhere(system):
             assert response.headers["WWW-Authenticate"].startswith("Bearer")
         assert system.web[service].get(path).status_code == 200   # the default test caller: a chain admin
     assert "expired" in system.web["intake"].get("/complaints", headers={"Authorization": expired}).text
+    # a body is read for signed-in callers only: a signed-out one is told to sign in, not what is wrong with it
+    broken = system.web["intake"].post("/complaints", data=b'{"channel": ', headers=SIGNED_OUT)
+    assert broken.status_code == 401 and broken.json()["error"] == "UNAUTHENTICATED"
     # health and metrics stay open to load balancers and Prometheus
     assert system.web["intake"].get("/health", headers=SIGNED_OUT).status_code == 200
     assert system.web["intake"].get("/metrics", headers=SIGNED_OUT).status_code == 200

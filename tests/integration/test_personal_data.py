@@ -103,7 +103,7 @@ def test_reads_are_masked_and_a_full_read_needs_the_permission_a_purpose_and_is_
     assert read.status_code == 200, read.text
     assert read.json()["customer"] == customer(0)
     with pair.rpc(LEGAL) as rpc:
-        assert rpc.intake.complaint_customer(number, "legal claim 2026-17")["customer"]["phone"] == PHONE
+        assert rpc.intake.complaint_customer(number, {"purpose": "legal claim 2026-17"})["customer"]["phone"] == PHONE
         logged = rpc.intake.audit_log({"mall_id": "sh-xujiahui"})
 
     assert logged["total"] == 2
