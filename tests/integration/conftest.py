@@ -30,9 +30,9 @@ SERVICES = {cls.name: cls for cls in (TriageService, AnalyticsService, Resolutio
 class System:
     """The services one test started (`services`), by name: their containers, configs and
     WebClients (signed in as a chain-wide admin), their databases, the broker's URI, and
-    the test's queues on their events (`catch_all`)."""
+    the test's queues on their events (`catch_all`), and further replicas (`replica`)."""
 
-    def __init__(self, containers, web, mongo_client, amqp_uri):
+    def __init__(self, containers, web, mongo_client, amqp_uri, start_replica):
         self.containers = containers
         self.config = {name: container.config for name, container in containers.items()}
         self.web = web
@@ -41,6 +41,7 @@ class System:
         self.queues = {}
         self._mongo = mongo_client
         self._connection = None
+        self._start_replica = start_replica
 
     def db(self, name):
         """Service `name`'s database."""
@@ -66,6 +67,11 @@ class System:
         self.queues.update(catch_all(self._connection, *sources))
         return self.queues
 
+    def replica(self, name):
+        """Starts another replica of service `name` (a container of its own, on its own HTTP
+        port, with the same databases, settings and clock as the first) and gives it."""
+        return self._start_replica(name)
+
     def close(self):
         if self._connection is not None:
             self._connection.release()
@@ -81,18 +87,27 @@ def services(container_factory, service_config, web_client, rabbit_config, mongo
     def start(*names, clocks=None, settings=None):
         unknown = set(names) - set(SERVICES)
         assert not unknown, f"no service called {sorted(unknown)}"
+        configs = {}
+
+        def run(name, config):
+            container = container_factory(SERVICES[name], config)
+            if clocks and name in clocks:
+                replace_dependencies(container, clock=clocks[name])
+            container.start()
+            return container
+
+        def replica(name):   # the first's config on a port of its own
+            return run(name, {**configs[name], "WEB_SERVER_ADDRESS": service_config(name)["WEB_SERVER_ADDRESS"]})
+
         containers = {}
-        for name, service in SERVICES.items():
+        for name in SERVICES:
             if names and name not in names:
                 continue
-            config = service_config(name)
-            config["MALLCARE"] = {**config["MALLCARE"], **(settings or {}).get(name, {})}
-            containers[name] = container_factory(service, config)
-            if clocks and name in clocks:
-                replace_dependencies(containers[name], clock=clocks[name])
-            containers[name].start()
+            configs[name] = service_config(name)
+            configs[name]["MALLCARE"] = {**configs[name]["MALLCARE"], **(settings or {}).get(name, {})}
+            containers[name] = run(name, configs[name])
         systems.append(System(containers, {name: web_client(c) for name, c in containers.items()}, mongo_client,
-                              rabbit_config["AMQP_URI"]))
+                              rabbit_config["AMQP_URI"], replica))
         return systems[-1]
 
     yield start

@@ -10,12 +10,9 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from kombu import Connection, Exchange, Queue
-from nameko.standalone.events import event_dispatcher
-from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
+from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 
 from analytics.rebuild import rebuild
-from analytics.service import AnalyticsService
 from mallcare_common.contracts import EVENT_TYPES
 from mallcare_common.malls import load_registry_file
 from tests.helpers import POLICY_DIR, bearer, wait_for, staff as as_staff
@@ -142,35 +139,34 @@ def figures(report):
 
 
 @pytest.fixture
-def system(container_factory, service_config, web_client, rabbit_config, mongo_client):
-    now = {"at": BEFORE}
-    config = service_config("analytics")
-    config["MALLCARE"] = {**config["MALLCARE"], "SLA_TICK_SECONDS": 0.2}
-    container = container_factory(AnalyticsService, config)
-    replace_dependencies(container, clock=lambda: now["at"])
-    container.start()
-    with Connection(rabbit_config["AMQP_URI"]) as conn:   # a subscriber for the SLA events analytics publishes
-        Queue("test-sla-sink", routing_key="#", channel=conn,
-              exchange=Exchange("analytics.events", type="topic", durable=True)).declare()
-        yield {"analytics": container, "now": now, "web": web_client(container),
-               "db": mongo_client[config["MONGO_DATABASE"]],
-               "dispatch": event_dispatcher({"AMQP_URI": rabbit_config["AMQP_URI"]})}
+def now():
+    """analytics' clock, set by the test."""
+    return {"at": BEFORE}
+
+
+@pytest.fixture
+def system(services, now):
+    """analytics alone, sweeping every 0.2 s on the test's clock; the events come from the test."""
+    system = services("analytics", clocks={"analytics": lambda: now["at"]},
+                      settings={"analytics": {"SLA_TICK_SECONDS": 0.2}})
+    system.catch_all("analytics")   # a subscriber for the SLA events analytics publishes
+    return system
 
 
 def publish(system, envelope):
-    system["dispatch"](EVENT_TYPES[envelope["event_type"]].source, envelope["event_type"], envelope)
+    system.dispatch(EVENT_TYPES[envelope["event_type"]].source, envelope["event_type"], envelope)
 
 
 def handled(system, envelope):
     """Waits until analytics has handled this very event: an earlier one's worker may finish
     first (analytics handles several at once), so the next worker to finish is not enough."""
-    return entrypoint_waiter(system["analytics"], f"handle_{envelope['event_type']}",
+    return entrypoint_waiter(system.containers["analytics"], f"handle_{envelope['event_type']}",
                              callback=lambda worker_ctx, result, exc_info:
                              worker_ctx.args[0]["event_id"] == envelope["event_id"])
 
 
 def report(system, period="2026-11", mall_id=A, **params):
-    response = system["web"].get(f"/reports/{'monthly' if '-Q' not in period else 'quarterly'}",
+    response = system.web["analytics"].get(f"/reports/{'monthly' if '-Q' not in period else 'quarterly'}",
                                  params={"period": period, **({"mall_id": mall_id} if mall_id else {}), **params})
     assert response.status_code == 200, response.text
     return response.json() if not params else response.text
@@ -183,7 +179,7 @@ def settles(fetch, expected, timeout=60):
         assert fetch() == expected
 
 
-def test_a_generated_month_gives_the_hand_computed_report_and_the_rebuild_reproduces_it(system):
+def test_a_generated_month_gives_the_hand_computed_report_and_the_rebuild_reproduces_it(system, now):
     complaints = plan()
     sent = [e for c in complaints for e in envelopes(c)]
     outside = registered("OUT", datetime(2026, 11, 30, 16, 30, tzinfo=timezone.utc))   # 1 Dec, 00:30 in Shanghai
@@ -192,10 +188,10 @@ def test_a_generated_month_gives_the_hand_computed_report_and_the_rebuild_reprod
                                                    "policy_version": "v"}, START.astimezone(timezone.utc))
     for envelope in [*sent, outside, rejected]:
         publish(system, envelope)
-    wait_for(lambda: system["db"].events.count_documents({}) == len(sent) + 2, timeout=60)
+    wait_for(lambda: system.db("analytics").events.count_documents({}) == len(sent) + 2, timeout=60)
 
     # past every deadline: the sweep breaches the clocks still running
-    system["now"]["at"] = AFTER
+    now["at"] = AFTER
     expected = {mall: expected_report(complaints, mall) for mall in (A, B)}
     expected[A]["counts"] = {**expected[A]["counts"], "received": 25, "rejected": 1}
     settles(lambda: figures(report(system)), expected[A])
@@ -216,7 +212,7 @@ def test_a_generated_month_gives_the_hand_computed_report_and_the_rebuild_reprod
     assert quarter["counts"]["received"] == 42 and quarter["kind"] == "quarterly"
 
     # a redelivered answer (same event id) counts once
-    with entrypoint_waiter(system["analytics"], "handle_customer_satisfied"):
+    with entrypoint_waiter(system.containers["analytics"], "handle_customer_satisfied"):
         publish(system, next(e for e in sent if e["event_type"] == "customer_satisfied"))
     assert report(system) == mine
 
@@ -224,31 +220,31 @@ def test_a_generated_month_gives_the_hand_computed_report_and_the_rebuild_reprod
     rows = report(system, format="csv").splitlines()
     assert rows[0] == "period,mall_id,section,item,metric,value"
     assert "2026-11,sh-xujiahui,counts,,received,25" in rows
-    page = system["web"].get("/reports/monthly.html", params={"period": "2026-11", "mall_id": A})
+    page = system.web["analytics"].get("/reports/monthly.html", params={"period": "2026-11", "mall_id": A})
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert "<svg" in page.text and "上海徐家汇店" in page.text and "<script" not in page.text
-    assert system["web"].get("/reports/quarterly.html", params={"period": "2026-Q4"}).status_code == 200
+    assert system.web["analytics"].get("/reports/quarterly.html", params={"period": "2026-Q4"}).status_code == 200
 
     # the rebuild from the stored events (the clocks only read) gives the same reports
-    outboxes = sorted((c["_id"], len(c.get("outbox", []))) for c in system["db"].clocks.find())
-    counts = rebuild(system["db"], load_registry_file(POLICY_DIR / "malls.yml"))
+    outboxes = sorted((c["_id"], len(c.get("outbox", []))) for c in system.db("analytics").clocks.find())
+    counts = rebuild(system.db("analytics"), load_registry_file(POLICY_DIR / "malls.yml"))
     assert counts["events"] == len(sent) + 2 and counts["skipped_without_payload"] == 0
     assert report(system) == mine and report(system, mall_id=None) == chain
     assert report(system, "2026-Q4", mall_id=None) == quarter
-    assert sorted((c["_id"], len(c.get("outbox", []))) for c in system["db"].clocks.find()) == outboxes
-    assert not system["db"].events.find_one({"payload.customer": {"$exists": True}})
+    assert sorted((c["_id"], len(c.get("outbox", []))) for c in system.db("analytics").clocks.find()) == outboxes
+    assert not system.db("analytics").events.find_one({"payload.customer": {"$exists": True}})
 
 
 def test_bad_report_queries_are_refused_with_field_messages(system):
-    web = system["web"]
+    web = system.web["analytics"]
     for params, field in (({"period": "2026-13"}, "period"), ({"period": "2026-Q4"}, "period"),
                           ({"period": "2026-11", "mall_id": "nowhere"}, "mall_id"), ({}, "period")):
         response = web.get("/reports/monthly", params=params)
         assert response.status_code == 422 and field in response.json()["fields"], (params, response.text)
 
 
-def test_improvement_actions_are_recorded_validated_listed_reported_and_done(system):
-    web, system["now"]["at"] = system["web"], datetime(2026, 11, 30, 2, 0, tzinfo=timezone.utc)
+def test_improvement_actions_are_recorded_validated_listed_reported_and_done(system, now):
+    web, now["at"] = system.web["analytics"], datetime(2026, 11, 30, 2, 0, tzinfo=timezone.utc)
     body = {"mall_id": A, "problem": {"summary": "mouldy fruit at T-17", "category": "product.quality_defect",
                                       "merchant_id": "T-17"},
             "whys": ["mouldy on sale", "not checked at delivery", "no receiving standard"],
@@ -280,11 +276,11 @@ def test_improvement_actions_are_recorded_validated_listed_reported_and_done(sys
     assert [a["action_id"] for a in report(system)["actions"]["items"]] == [late["action_id"]]
 
 
-def test_the_live_report_shows_a_complaints_clocks_open_then_at_risk_then_breached(system):
+def test_the_live_report_shows_a_complaints_clocks_open_then_at_risk_then_breached(system, now):
     """Issue 9's live dashboard: GET /reports/live and the RPC read the clocks still running,
     as the injected clock moves past the at-risk points and the deadlines."""
-    web, at = system["web"], datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
-    system["now"]["at"] = at
+    web, at = system.web["analytics"], datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
+    now["at"] = at
     live = lambda **q: web.get("/reports/live", params=q)   # noqa: E731
     before = live().json()
     assert before["open"] == 0 and before["at_risk_share"]["acknowledgement"] == 0.5
@@ -293,7 +289,7 @@ def test_the_live_report_shows_a_complaints_clocks_open_then_at_risk_then_breach
     publish(system, registered("LIVE2", at, mall=B))            # acknowledged at once: no clock left running
     publish(system, acknowledged("LIVE2", at, at + H, mall=B))
     publish(system, triaged("LIVE1", at, "product.quality_defect"))   # first response in 48 h, resolution in 168 h
-    wait_for(lambda: system["db"].events.count_documents({"complaint_no": {"$in": ["LIVE1", "LIVE2"]}}) == 4)
+    wait_for(lambda: system.db("analytics").events.count_documents({"complaint_no": {"$in": ["LIVE1", "LIVE2"]}}) == 4)
 
     def counts(mall_id=A, **q):
         body = live(**({"mall_id": mall_id} if mall_id else {}), **q).json()
@@ -302,10 +298,10 @@ def test_the_live_report_shows_a_complaints_clocks_open_then_at_risk_then_breach
 
     settles(lambda: counts(), ((1, 0, 0), {"acknowledgement": (1, 0, 0), "first_response": (1, 0, 0),
                                            "resolution": (1, 0, 0)}))
-    system["now"]["at"] = at + 40 * timedelta(minutes=1)         # past half the acknowledgement time
+    now["at"] = at + 40 * timedelta(minutes=1)         # past half the acknowledgement time
     assert counts() == ((1, 1, 0), {"acknowledgement": (1, 1, 0), "first_response": (1, 0, 0),
                                     "resolution": (1, 0, 0)})
-    system["now"]["at"] = at + 40 * H                            # past 80% of 48 h; the acknowledgement is overdue
+    now["at"] = at + 40 * H                            # past 80% of 48 h; the acknowledgement is overdue
     assert counts() == ((1, 0, 1), {"acknowledgement": (1, 0, 1), "first_response": (1, 1, 0),
                                     "resolution": (1, 0, 0)})
     chain = live().json()
@@ -319,7 +315,7 @@ def test_the_live_report_shows_a_complaints_clocks_open_then_at_risk_then_breach
     settles(lambda: counts(), ((1, 1, 0), {"first_response": (1, 1, 0), "resolution": (1, 0, 0)}))
     assert counts(mall_id=B) == ((0, 0, 0), {})
 
-    with entrypoint_hook(system["analytics"], "live_report",
+    with entrypoint_hook(system.containers["analytics"], "live_report",
                          context_data={"authorization": bearer()["Authorization"]}) as live_rpc:
         assert live_rpc({"mall_id": A})["by_mall"] == [{"mall_id": A, "open": 1, "at_risk": 1, "breached": 0}]
 
@@ -331,18 +327,18 @@ def test_the_live_report_shows_a_complaints_clocks_open_then_at_risk_then_breach
     assert live(mall_id="nowhere").status_code == 422
 
 
-def test_a_systemic_pattern_proposes_one_improvement_action_that_a_person_adopts(system):
+def test_a_systemic_pattern_proposes_one_improvement_action_that_a_person_adopts(system, now):
     """R2.2, R5.3: the first complaint triage flags systemic makes analytics propose an
     improvement action with the pattern, its count and the complaints that made it; the
     next ones of the window join it, a redelivery changes nothing; a person adopts it."""
-    web, at = system["web"], datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)
-    system["now"]["at"] = at + 30 * H
+    web, at = system.web["analytics"], datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)
+    now["at"] = at + 30 * H
     for i in range(1, 5):   # four expired-food complaints at the mall, below the threshold
         publish(system, registered(f"SYS{i}", at + i * H))
         publish(system, triaged(f"SYS{i}", at + i * H, "product.expired", recurrences=i))
     publish(system, registered("OTHER", at, mall=B))
     publish(system, triaged("OTHER", at, "product.expired", mall=B, recurrences=1))
-    wait_for(lambda: system["db"].complaints.count_documents({"category": "product.expired"}) == 5)
+    wait_for(lambda: system.db("analytics").complaints.count_documents({"category": "product.expired"}) == 5)
     assert web.get("/actions", params={"status": "proposed"}).json()["items"] == []
 
     fifth = triaged("SYS5", at + 5 * H, "product.expired", systemic=True, recurrences=5)

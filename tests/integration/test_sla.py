@@ -7,46 +7,31 @@ resolution escalates the case on the breach, on its timeline."""
 from datetime import timedelta
 
 import pytest
-from kombu import Connection, Exchange, Queue
-from nameko.testing.services import entrypoint_hook, replace_dependencies
+from nameko.testing.services import entrypoint_hook
 
-from analytics.service import AnalyticsService
-from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.calendar import utc_now
-from resolution.service import ResolutionService
 from tests.helpers import drain, staff, wait_for
-from triage.service import TriageService
 
 
 @pytest.fixture
-def system(container_factory, service_config, web_client, rabbit_config):
-    shift = {"by": timedelta(0)}
-    config = {**service_config("analytics")}
-    config["MALLCARE"] = {**config["MALLCARE"], "SLA_TICK_SECONDS": 0.2}
+def system(services, shift):
+    """Every service but feedback; analytics sweeps every 0.2 s on a clock the test moves on."""
+    system = services("triage", "analytics", "resolution", "intake",
+                      clocks={"analytics": lambda: utc_now() + shift["by"]},
+                      settings={"analytics": {"SLA_TICK_SECONDS": 0.2}})
+    system.catch_all("analytics")   # the test's subscriber to what analytics publishes
+    return system
 
-    def analytics():
-        container = container_factory(AnalyticsService, {**config, "WEB_SERVER_ADDRESS": service_config(
-            "x")["WEB_SERVER_ADDRESS"]})
-        replace_dependencies(container, clock=lambda: utc_now() + shift["by"])
-        container.start()
-        return container
 
-    first, second = analytics(), analytics()
-    others = {}
-    for service in (ResolutionService, TriageService, IntakeService):
-        others[service.name] = container_factory(service, service_config(service.name))
-        others[service.name].start()
-    with Connection(rabbit_config["AMQP_URI"]) as conn:
-        sla = Queue("test-sla-subscriber", routing_key="#", channel=conn,
-                    exchange=Exchange("analytics.events", type="topic", durable=True))
-        sla.declare()
-        yield {"analytics": [first, second], "start_analytics": analytics, "shift": shift, "sla": sla,
-               "web": {name: web_client(c) for name, c in others.items()}, "metrics": web_client(second)}
+@pytest.fixture
+def second(system):
+    """A second analytics replica, sweeping beside the first (whose /metrics the tests read)."""
+    return system.replica("analytics")
 
 
 def received(system):
-    return drain(system["sla"])
+    return drain(system.queues["analytics"])
 
 
 def breaches(metrics_text, clock):
@@ -60,18 +45,18 @@ def breaches(metrics_text, clock):
 
 
 def register(system, **overrides):
-    number = system["web"]["intake"].post("/complaints", json=desk_complaint(**overrides)).json()["number"]
-    wait_for(lambda: system["web"]["resolution"].get(f"/cases/{number}").ok)
-    return number
+    with system.case_opened():
+        return system.web["intake"].post("/complaints", json=desk_complaint(**overrides)).json()["number"]
 
 
-def test_an_unanswered_complaint_breaches_each_clock_once_with_two_instances_and_a_restart(system):
-    before = breaches(system["metrics"].get("/metrics").text, "acknowledgement")
+def test_an_unanswered_complaint_breaches_each_clock_once_with_two_instances_and_a_restart(system, shift, second):
+    metrics = system.web["analytics"]
+    before = breaches(metrics.get("/metrics").text, "acknowledgement")
     number = register(system)
     # analytics has the triage (it labels the breach): its first-response clock runs
     wait_for(lambda: "first_response" in {c["clock"] for c in
-                                          system["metrics"].get(f"/clocks/{number}").json()["clocks"]})
-    system["shift"]["by"] = timedelta(seconds=90)   # the desk's 1 minute has gone
+                                          metrics.get(f"/clocks/{number}").json()["clocks"]})
+    shift["by"] = timedelta(seconds=90)   # the desk's 1 minute has gone
     events = wait_for(lambda: [e for e in received(system) if e["event_type"] == "sla_breached"])
     assert [(e["complaint_no"], e["payload"]["clock"]) for e in events] == [(number, "acknowledgement")]
     breach = events[0]["payload"]
@@ -79,14 +64,14 @@ def test_an_unanswered_complaint_breaches_each_clock_once_with_two_instances_and
 
     # one instance restarts (the other keeps serving /metrics); nothing fires twice, and
     # the next deadline fires once
-    system["analytics"][0].stop()
-    system["start_analytics"]()
-    system["shift"]["by"] = timedelta(hours=49)   # first response (product: 48 h) has gone too
+    second.stop()
+    system.replica("analytics")
+    shift["by"] = timedelta(hours=49)   # first response (product: 48 h) has gone too
     later = wait_for(lambda: [e for e in received(system) if e["event_type"] == "sla_breached"])
     assert sorted(e["payload"]["clock"] for e in later) == ["first_response"]
     assert not [e for e in received(system) if e["event_type"] == "sla_breached"]
 
-    after = breaches(system["metrics"].get("/metrics").text, "acknowledgement")
+    after = breaches(metrics.get("/metrics").text, "acknowledgement")
     new = {labels: value - before.get(labels, 0) for labels, value in after.items() if value != before.get(labels)}
     assert len(new) == 1 and list(new.values()) == [1.0]
     labels = next(iter(new))
@@ -94,33 +79,33 @@ def test_an_unanswered_complaint_breaches_each_clock_once_with_two_instances_and
     assert 'department="merchant_relations"' in labels and 'risk_level="low"' in labels
 
     # resolution took the first-response breach as an escalation
-    case = wait_for(lambda: (c := system["web"]["resolution"].get(f"/cases/{number}").json())["level"] != "handler"
+    case = wait_for(lambda: (c := system.web["resolution"].get(f"/cases/{number}").json())["level"] != "handler"
                     and c)
     assert case["level"] == "supervisor" and case["escalations"][-1]["reason"] == "breach"
     assert "first_response deadline" in case["timeline"][-1]["detail"]["text"]
 
 
-def test_a_deadline_that_passed_while_analytics_was_down_is_caught_up_on_start(system):
-    for container in system["analytics"]:
+def test_a_deadline_that_passed_while_analytics_was_down_is_caught_up_on_start(system, shift, second):
+    for container in (system.containers["analytics"], second):
         container.stop()
     number = register(system, channel_ref="desk-0400")
-    system["shift"]["by"] = timedelta(minutes=5)
-    system["start_analytics"]()
+    shift["by"] = timedelta(minutes=5)
+    system.replica("analytics")
     events = wait_for(lambda: [e for e in received(system) if e["event_type"] == "sla_breached"])
     assert [(e["complaint_no"], e["payload"]["clock"]) for e in events] == [(number, "acknowledgement")]
     assert events[0]["payload"]["lag_seconds"] >= 60   # late, and said so
 
 
-def test_a_deadline_met_in_time_is_never_reported(system):
+def test_a_deadline_met_in_time_is_never_reported(system, shift, second):
     number = register(system, channel_ref="desk-0500")
-    system["web"]["intake"].post(f"/complaints/{number}/acknowledgement",
-                                 json={"acknowledged_by": "E2001", "method": "in_person"})
-    analytics = system["metrics"]
+    system.web["intake"].post(f"/complaints/{number}/acknowledgement",
+                              json={"acknowledged_by": "E2001", "method": "in_person"})
+    analytics = system.web["analytics"]
     acknowledged = wait_for(lambda: [c for c in analytics.get(f"/clocks/{number}").json()["clocks"]
                                      if c["clock"] == "acknowledgement" and c["outcome"]])
     assert acknowledged[0]["outcome"] == "met" and acknowledged[0]["breach_reported"] is False
-    system["shift"]["by"] = timedelta(minutes=5)
-    with entrypoint_hook(system["analytics"][1], "watch_clocks") as sweep:
+    shift["by"] = timedelta(minutes=5)
+    with entrypoint_hook(second, "watch_clocks") as sweep:
         sweep()
     assert not [e for e in received(system) if e["event_type"] == "sla_breached"]
     clocks = {c["clock"]: c for c in analytics.get(f"/clocks/{number}").json()["clocks"]}
@@ -129,8 +114,8 @@ def test_a_deadline_met_in_time_is_never_reported(system):
 
 def test_a_reassigned_complaints_clocks_belong_to_the_new_handler(system):
     number = register(system, channel_ref="desk-0600")
-    system["web"]["triage"].post(f"/assessments/{number}/owner", headers=staff("E3901"),
-                                 json={"owner_id": "E3101", "reason": "QC knows the supplier"})
-    owners = wait_for(lambda: (found := {c["clock"]: c["owner"] for c in system["metrics"].get(
+    system.web["triage"].post(f"/assessments/{number}/owner", headers=staff("E3901"),
+                              json={"owner_id": "E3101", "reason": "QC knows the supplier"})
+    owners = wait_for(lambda: (found := {c["clock"]: c["owner"] for c in system.web["analytics"].get(
         f"/clocks/{number}").json()["clocks"]}).get("resolution") == "E3101" and found)
     assert owners["first_response"] == "E3101" and owners["acknowledgement"] == "desk"
