@@ -13,13 +13,15 @@ from .mongo import NotFound
 ATTEMPTS = 5
 
 
-def change(collection, key, decide, dispatch, service, clock, what, kept_changing, attempts=ATTEMPTS):
+def change(collection, key, decide, dispatch, service, clock, what, kept_changing, attempts=ATTEMPTS, count=None):
     """Apply `decide(document, now)` to the document `key` and return the document
     written. `decide` answers (update, events): a Mongo update of the document's own
     fields and the events its outbox gets; None when there is nothing to do (a
     redelivery), and change returns the document as read; or it raises the domain's
     refusal, which leaves as it is. No such document: NotFound naming `what`. A write
-    that keeps losing: Conflict(`kept_changing`)."""
+    that keeps losing: Conflict(`kept_changing`). `count(before, after)`, given the
+    document as read and as written, moves what the service counts from a change (its
+    tallies, its metrics) before the events leave, so whoever gets one finds it counted."""
     for _ in range(attempts):
         doc = collection.find_one({"_id": key}, {"outbox": 0})
         if doc is None:
@@ -31,7 +33,10 @@ def change(collection, key, decide, dispatch, service, clock, what, kept_changin
         update, events = decision
         updated = write(collection, doc, update, events, now)
         if updated is not None:
-            publish_pending(collection, dispatch, service, now, [updated])
+            if count is not None:
+                count(doc, updated)
+            if updated.get("pending_events"):   # a document that never had an event has no outbox
+                publish_pending(collection, dispatch, service, now, [updated])
             return updated
     raise Conflict(kept_changing)
 
