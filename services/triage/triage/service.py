@@ -67,7 +67,7 @@ class TriageService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
     def _follow_case(self, event):
         """Closing and reopening come on two queues: the later of them (by when it happened)
         wins, and a redelivered or overtaken one changes nothing."""
-        at = as_stored(event["occurred_at"])   # as status_at keeps it
+        at = as_stored(event["occurred_at"])   # to the millisecond, as status_at is stored
 
         def decide(doc, now):
             if doc.get("status_at") is not None and doc["status_at"] >= at:
@@ -105,7 +105,8 @@ class TriageService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
             self._assign(doc["_id"], policy, loads[mall_id])
 
     def _assign(self, complaint_no, policy, load):
-        """The least loaded handler on shift now (of the sweep's `load`, counted up here), if any."""
+        """To the department's least loaded handler on shift now, if anyone is; `load` is the
+        sweep's count of the mall's open assessments per handler, counted up here."""
         taken_by = None
 
         def decide(doc, now):
