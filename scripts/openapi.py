@@ -1,6 +1,6 @@
 """Writes each service's OpenAPI document to docs/openapi/<service>.json, or with --check
-says which are out of date (exit 1). The documents come from the marshmallow schemas and the
-HTTP_API declarations in services/<svc>/<svc>/schemas.py (mallcare_common.openapi) and the
+says which are out of date (exit 1). The documents come from the operations each service class
+declares (`@operation(Op(...))`, mallcare_common.openapi) with their marshmallow schemas, and the
 permissions in deploy/policy/access.yml; the services serve the same at GET /openapi.json.
 
     .venv/bin/python scripts/openapi.py [--check]"""
@@ -14,13 +14,17 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("intake", "triage", "resolution", "feedback", "analytics")
 
 
+def service_class(name):
+    """intake -> intake.service.IntakeService"""
+    return getattr(importlib.import_module(f"{name}.service"), f"{name.title()}Service")
+
+
 def documents():
     from mallcare_common.auth import load_access
-    from mallcare_common.openapi import build
+    from mallcare_common.openapi import build, documented_operations
 
     permissions = load_access(ROOT / "deploy" / "policy" / "access.yml")["permissions"]
-    return {name: build(name, importlib.import_module(f"{name}.schemas").HTTP_API, permissions)
-            for name in SERVICES}
+    return {name: build(name, documented_operations(service_class(name)), permissions) for name in SERVICES}
 
 
 def rendered(document):

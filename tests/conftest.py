@@ -19,6 +19,7 @@ import uuid  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+from mock import Mock  # noqa: E402
 from nameko.testing.utils import find_free_port  # noqa: E402
 
 from tests.helpers import API_KEYS, POLICY_DIR, ROOT, SECRETS, WebClient, api_key  # noqa: E402
@@ -145,6 +146,28 @@ def mongo_client(mongo_uri):
     client = MongoClient(mongo_uri, tz_aware=True)
     yield client
     client.close()
+
+
+@pytest.fixture
+def started_store(mongo_uri):
+    """started_store(Provider) -> a service's MongoDatabase provider, set up and started (its
+    indexes made) as its container would, on a database of its own that is dropped after
+    the test: what a worker_factory test hands a service as `store` (provider.wrap(db))."""
+    providers = []
+
+    def start(provider_class, service_name="probe"):
+        provider = provider_class()
+        provider.container = Mock(config={"MONGO_URI": mongo_uri, "MONGO_DATABASE": f"t{uuid.uuid4().hex[:8]}"},
+                                  service_name=service_name)
+        provider.setup()
+        provider.start()
+        providers.append(provider)
+        return provider
+
+    yield start
+    for provider in providers:
+        provider.database.client.drop_database(provider.database.name)
+        provider.stop()
 
 
 @pytest.fixture

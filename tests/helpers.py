@@ -115,13 +115,26 @@ SPOT_REFUND = {"decision": "upheld", "price": "39.90", "reasons": ["mouldy fruit
                "remedies": [{"type": "refund", "amount": "39.90"}], "summary": "refunded on the spot"}
 
 
-def settle_at_desk(web, number, desk, reader=None):
-    """Settle complaint `number` at the desk (`web`: the services' WebClients, by name) once
-    its case is open, and wait for its revisit; `reader` reads the case and revisit."""
-    wait_for(lambda: web["resolution"].get(f"/cases/{number}", headers=reader).ok)
-    settled = web["resolution"].post(f"/cases/{number}/spot-resolution", headers=desk, json=SPOT_REFUND)
-    assert settled.status_code == 200, settled.text
-    wait_for(lambda: web["feedback"].get(f"/revisits/{number}-R1", headers=reader).ok)
+def settle_at_desk(system, number, desk):
+    """Settle complaint `number` at the desk (its case open: register it inside
+    `system.case_opened()`), and wait until feedback has made its revisit."""
+    with handled(system.containers["feedback"], "handle_case_resolved", number):
+        settled = system.web["resolution"].post(f"/cases/{number}/spot-resolution", headers=desk, json=SPOT_REFUND)
+        assert settled.status_code == 200, settled.text
+
+
+def handled(container, handler, complaint_no=None, timeout=30):
+    """nameko's entrypoint_waiter until the event handler `handler` of `container` has taken
+    an event (about `complaint_no`, when the test knows it before the event is published)
+    without an error: a try that raised and went back to its queue does not end the wait,
+    and the first success is the one that acted (a redelivery after it changes nothing).
+    Enter it before whatever publishes the event."""
+    from nameko.testing.services import entrypoint_waiter
+
+    def took(worker_ctx, result, exc_info):
+        return exc_info is None and (complaint_no is None or worker_ctx.args[0]["complaint_no"] == complaint_no)
+
+    return entrypoint_waiter(container, handler, timeout=timeout, callback=took)
 
 
 def wait_for(check, timeout=20, interval=0.1):

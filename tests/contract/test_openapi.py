@@ -1,47 +1,37 @@
 """The OpenAPI documents (mallcare_common.openapi) say what the services really serve:
-every nameko `http` entrypoint is declared in its service's HTTP_API and nothing else is,
-each declared permission exists in access.yml, the documents in docs/openapi are the ones
-the declarations generate today, and each is a valid OpenAPI 3 document."""
-import importlib
+every nameko `http` entrypoint declares its operation (and an operation is also the RPC
+method of the same name), each declared permission exists in access.yml, the documents in
+docs/openapi are the ones the declarations generate today, and each is a valid OpenAPI 3
+document."""
 import json
 
 import pytest
 from openapi_spec_validator import validate
 
-from analytics.service import AnalyticsService
-from feedback.service import FeedbackService
-from intake.service import IntakeService
 from mallcare_common.auth import load_access
-from mallcare_common.openapi import openapi_path, served_routes
+from mallcare_common.openapi import documented_operations, openapi_path, served_routes
 from resolution.domain import actions as case_actions, incidents
-from resolution.service import ResolutionService
-from scripts.openapi import ROOT, SERVICES, documents, rendered
+from scripts.openapi import ROOT, SERVICES, documents, rendered, service_class
 from tests.helpers import POLICY_DIR
-from triage.service import TriageService
-
-CLASSES = {cls.name: cls for cls in (IntakeService, TriageService, ResolutionService, FeedbackService,
-                                     AnalyticsService)}
 
 
 def declared(name):
-    return importlib.import_module(f"{name}.schemas").HTTP_API
+    return documented_operations(service_class(name))
 
 
-def what_to_add(name, method, rule):
-    return (f'{method} {rule} is served by {CLASSES[name].__name__} but not declared: add to HTTP_API in '
-            f'services/{name}/{name}/schemas.py\n    Op("{method}", "{rule}", "<what it does>", "<permission in '
-            f'access.yml>", {"body=<InSchema>, " if method in ("POST", "PUT", "PATCH") else ""}'
-            f'responses={{200: <OutSchema>}}),\nthen run python scripts/openapi.py')
+def what_to_add(cls, method, rule):
+    return (f'{method} {rule} is served by {cls.__name__} but declares no operation: decorate it with\n'
+            f'    @operation(Op("{method}", "{rule}", "<what it does>", "<permission in access.yml>", '
+            f'{"body=<InSchema>, " if method in ("POST", "PUT", "PATCH") else ""}responses={{200: <OutSchema>}}))\n'
+            f'(or @http(Op(...)) when it answers a file or a page), then run python scripts/openapi.py')
 
 
 @pytest.mark.parametrize("name", SERVICES)
-def test_every_served_route_is_declared_and_every_declared_one_is_served(name):
-    served = served_routes(CLASSES[name])
+def test_every_served_route_declares_its_operation(name):
+    cls = service_class(name)
+    served = served_routes(cls)
     entrypoints = {op.entrypoint for op in declared(name)}
-    problems = [what_to_add(name, method, rule) for method, rule in sorted(served - entrypoints)]
-    problems += [f"{method} {rule} is declared in services/{name}/{name}/schemas.py HTTP_API but no entrypoint "
-                 f"serves it: remove its Op (or the route was renamed: declare the new one)"
-                 for method, rule in sorted(entrypoints - served)]
+    problems = [what_to_add(cls, method, rule) for method, rule in sorted(served - entrypoints)]
     assert not problems, "\n".join(problems)
     documented = [(op.method, op.path) for op in declared(name)]
     assert len(documented) == len(set(documented)), "an operation is declared twice"

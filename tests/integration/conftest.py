@@ -15,7 +15,7 @@ from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.auth import load_access
 from resolution.service import ResolutionService
-from tests.helpers import POLICY_DIR, bearer, catch_all, settle_at_desk, staff
+from tests.helpers import POLICY_DIR, bearer, catch_all, handled, settle_at_desk, staff
 from triage.service import TriageService
 
 PERMISSIONS = load_access(POLICY_DIR / "access.yml")["permissions"]
@@ -45,6 +45,12 @@ class System:
     def db(self, name):
         """Service `name`'s database."""
         return self._mongo[self.config[name]["MONGO_DATABASE"]]
+
+    def case_opened(self):
+        """A wait (tests.helpers.handled) until resolution has opened the case of the
+        complaint registered inside it; one complaint on its way at a time (its number is
+        known only once intake answers, and resolution may open its case before that)."""
+        return handled(self.containers["resolution"], "handle_complaint_triaged")
 
     def rpc(self, signed_in=None):
         """A ClusterRpcProxy (a context) signed in with the Authorization header `signed_in`
@@ -107,12 +113,13 @@ def system(services):
     return services()
 
 
-def seed(web):
+def seed(system):
     """A complaint settled at the desk (its assessment, case, revisit and library entry), an
     incident and an improvement action: ids for the path parameters."""
-    desk, handler = staff("D3001"), staff("E3501")
-    number = web["intake"].post("/complaints", json=desk_complaint(), headers=desk).json()["number"]
-    settle_at_desk(web, number, desk)
+    web, desk, handler = system.web, staff("D3001"), staff("E3501")
+    with system.case_opened():
+        number = web["intake"].post("/complaints", json=desk_complaint(), headers=desk).json()["number"]
+    settle_at_desk(system, number, desk)
     archived = web["feedback"].post("/library", headers=handler, json={"complaint_no": number,
                                                                        "lessons": "check the cold chain"})
     assert archived.status_code == 201, archived.text

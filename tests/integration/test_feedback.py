@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from nameko.testing.services import entrypoint_hook, entrypoint_waiter
+from nameko.testing.services import entrypoint_hook
 
 from analytics.service import AnalyticsService
 from feedback import rules
@@ -19,7 +19,7 @@ from feedback.service import FeedbackService
 from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from resolution.service import ResolutionService
-from tests.helpers import drain, wait_for, staff as as_staff
+from tests.helpers import drain, handled, wait_for, staff as as_staff
 from triage.service import TriageService
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -48,22 +48,26 @@ def call(system, service, method, path, staff=None, expect=200, **body):
 
 
 def resolved_on_the_spot(system, **complaint):
-    number = system.web["intake"].post("/complaints", json=desk_complaint(**complaint)).json()["number"]
-    wait_for(lambda: system.web["resolution"].get(f"/cases/{number}").ok)
-    call(system, "resolution", "POST", f"/cases/{number}/spot-resolution", DESK, decision="upheld", price="39.90",
-         reasons=["mouldy fruit: refunded at the desk"], remedies=[{"type": "refund", "amount": "39.90"}],
-         summary="refunded on the spot")
+    """A complaint settled at the desk once its case is open; back once feedback has its revisit."""
+    with system.case_opened():
+        number = system.web["intake"].post("/complaints", json=desk_complaint(**complaint)).json()["number"]
+    with handled(system.containers["feedback"], "handle_case_resolved", number):
+        call(system, "resolution", "POST", f"/cases/{number}/spot-resolution", DESK, decision="upheld",
+             price="39.90", reasons=["mouldy fruit: refunded at the desk"],
+             remedies=[{"type": "refund", "amount": "39.90"}], summary="refunded on the spot")
     return number
 
 
 def revisit_of(system, number, round_=1):
-    return wait_for(lambda: next((r for r in call(system, "feedback", "GET", "/revisits", mall_id="sh-xujiahui")["items"]
-                                  if r["revisit_id"] == f"{number}-R{round_}"), None))
+    """The revisit of a round, from the worklist (it is there once feedback took the resolution)."""
+    [revisit] = [r for r in call(system, "feedback", "GET", "/revisits", mall_id="sh-xujiahui")["items"]
+                 if r["revisit_id"] == f"{number}-R{round_}"]
+    return revisit
 
 
 def resolve_second_round(system, number):
     """A reopened case's second round by its handler: an apology proposed, told, accepted,
-    carried out, the case resolved (its revisit follows)."""
+    carried out, the case resolved; back once feedback has its revisit."""
     for action, body in (("proposals", {"decision": "upheld", "reasons": ["apologise for the delay"],
                                         "remedies": [{"type": "apology_letter", "amount": "0"}]}),
                          ("reply", {"proposal_no": 2, "oral": True}),
@@ -72,7 +76,8 @@ def resolve_second_round(system, number):
     for task in current["tasks"]:
         if not task["done"]:
             call(system, "resolution", "POST", f"/cases/{number}/task-done", HANDLER, task_id=task["id"])
-    call(system, "resolution", "POST", f"/cases/{number}/resolution", HANDLER, summary="apology sent")
+    with handled(system.containers["feedback"], "handle_case_resolved", number):
+        call(system, "resolution", "POST", f"/cases/{number}/resolution", HANDLER, summary="apology sent")
 
 
 def case(system, number):
@@ -96,7 +101,7 @@ def test_the_revisit_loop_runs_until_the_customer_is_satisfied(system):
     revisit = call(system, "feedback", "POST", f"/revisits/{revisit['revisit_id']}/attempts", CALLER,
                    outcome="no_answer", note="voicemail")
     assert revisit["status"] == "retry" and len(revisit["attempts"]) == 1
-    with entrypoint_waiter(system.containers["resolution"], "handle_customer_dissatisfied"):
+    with handled(system.containers["resolution"], "handle_customer_dissatisfied", number):
         revisit = call(system, "feedback", "POST", f"/revisits/{revisit['revisit_id']}/attempts", CALLER,
                        outcome="reached", score=2, reasons=["slow", "compensation_unclear"],
                        comment="退款两天才到")
@@ -112,7 +117,7 @@ def test_the_revisit_loop_runs_until_the_customer_is_satisfied(system):
     resolve_second_round(system, number)
     second = revisit_of(system, number, 2)
     assert second["round"] == 2 and second["status"] == "scheduled"
-    with entrypoint_waiter(system.containers["resolution"], "handle_customer_satisfied"):
+    with handled(system.containers["resolution"], "handle_customer_satisfied", number):
         call(system, "feedback", "POST", f"/revisits/{second['revisit_id']}/attempts", CALLER,
              outcome="reached", score=5)
     again = call(system, "feedback", "POST", f"/revisits/{second['revisit_id']}/attempts", CALLER,
@@ -133,7 +138,7 @@ def test_a_redelivered_resolution_makes_no_second_revisit(system):
     revisit_of(system, number)
     resolved = wait_for(lambda: next((e for e in events_of(system, "resolution")
                                       if e["event_type"] == "case_resolved"), None))
-    with entrypoint_waiter(system.containers["feedback"], "handle_case_resolved"):
+    with handled(system.containers["feedback"], "handle_case_resolved", number):
         system.dispatch("resolution", "case_resolved", resolved)
     items = call(system, "feedback", "GET", "/revisits", mall_id="sh-xujiahui")["items"]
     assert [r["revisit_id"] for r in items] == [f"{number}-R1"]
@@ -154,7 +159,7 @@ def test_the_answer_link_refuses_forged_expired_and_reused_tokens(system):
     refused = call(system, "feedback", "POST", "/answers", expect=422, token=token, score=9, reasons=["meh"])
     assert set(refused["fields"]) == {"score"}
 
-    with entrypoint_waiter(system.containers["resolution"], "handle_customer_satisfied"):
+    with handled(system.containers["resolution"], "handle_customer_satisfied", number):
         answer = call(system, "feedback", "POST", "/answers", token=token, score=4, comment="很快")
     assert answer == {"revisit_id": revisit["revisit_id"], "complaint_no": number, "score": 4, "satisfied": True,
                       "message": "谢谢您的反馈。"}
@@ -166,11 +171,12 @@ def test_the_answer_link_refuses_forged_expired_and_reused_tokens(system):
 
 
 def test_cases_go_into_the_library_without_personal_data(system):
-    number = system.web["intake"].post("/complaints", json=desk_complaint(
-        channel_ref="desk-0099", description="孩子吃了熟食区的鸡肉后呕吐，怀疑食物中毒，请回电 13812345678",
-        demands={"fact": "child vomited after eating", "expectation": "medical costs and ten times compensation"},
-    )).json()["number"]
-    opened = wait_for(lambda: (r := system.web["resolution"].get(f"/cases/{number}")).ok and r.json())
+    with system.case_opened():
+        number = system.web["intake"].post("/complaints", json=desk_complaint(
+            channel_ref="desk-0099", description="孩子吃了熟食区的鸡肉后呕吐，怀疑食物中毒，请回电 13812345678",
+            demands={"fact": "child vomited after eating", "expectation": "medical costs and ten times compensation"},
+        )).json()["number"]
+    opened = case(system, number)
     assert opened["risk_level"] == "high"
     for staff, action, body in (
             (HANDLER, "findings", {"source": "supplier_qc_report", "summary": "batch failed the test"}),
@@ -185,7 +191,7 @@ def test_cases_go_into_the_library_without_personal_data(system):
         call(system, "resolution", "POST", f"/cases/{number}/task-done", HANDLER, task_id=task["id"],
              signature_ref="RCPT-1")
     call(system, "resolution", "POST", f"/cases/{number}/resolution", HANDLER, summary="paid per the law")
-    with entrypoint_waiter(system.containers["feedback"], "handle_case_closed"):
+    with handled(system.containers["feedback"], "handle_case_closed", number):
         call(system, "resolution", "POST", f"/cases/{number}/closure", SUPERVISOR, reason="settled with the family")
 
     entry = call(system, "feedback", "GET", f"/library/{number}")
@@ -252,12 +258,12 @@ def test_a_complaint_registered_before_feedback_was_there_still_gets_its_revisit
         running[service.name] = container_factory(service, service_config(service.name))
         running[service.name].start()
     web = {name: web_client(c) for name, c in running.items()}
-    number = web["intake"].post("/complaints", json=desk_complaint()).json()["number"]
-    wait_for(lambda: web["resolution"].get(f"/cases/{number}").ok)
+    with handled(running["resolution"], "handle_complaint_triaged"):
+        number = web["intake"].post("/complaints", json=desk_complaint()).json()["number"]
 
     feedback = container_factory(FeedbackService, service_config("feedback"))
     feedback.start()
-    with entrypoint_waiter(feedback, "handle_case_resolved"):
+    with handled(feedback, "handle_case_resolved", number):
         answer = web["resolution"].post(f"/cases/{number}/spot-resolution", headers=as_staff(DESK), json={
             "decision": "upheld", "price": "39.90", "reasons": ["refund"], "summary": "refunded on the spot",
             "remedies": [{"type": "refund", "amount": "39.90"}]})

@@ -152,7 +152,7 @@ def whole_records(service, db, document, checked):
 
 
 def test_no_operation_answers_5xx_or_off_its_document_and_every_record_stays_whole(system):
-    ids = seed(system.web)
+    ids = seed(system)
     figures, failures, started = {}, [], time.monotonic()
     documents = {}
     for service in SERVICES:

@@ -2,7 +2,6 @@
 under eventlet's monkey-patch (pymongo dropped eventlet support in 4.16, so a
 pymongo upgrade that breaks this fails here): journaled writes, concurrent green
 threads, and the lease that lets one replica's timer run a sweep (mongo.leased_timer)."""
-import uuid
 from datetime import datetime, timedelta, timezone
 
 import eventlet
@@ -18,15 +17,8 @@ from mallcare_common.mongo import INSTANCE, Lease, MongoDatabase, acquire_lease,
 
 
 @pytest.fixture
-def provider(mongo_uri):
-    provider = MongoDatabase()
-    provider.container = Mock(config={"MONGO_URI": mongo_uri, "MONGO_DATABASE": f"t{uuid.uuid4().hex[:8]}"},
-                              service_name="probe")
-    provider.setup()
-    provider.start()
-    yield provider
-    provider.database.client.drop_database(provider.database.name)
-    provider.stop()
+def provider(started_store):
+    return started_store(MongoDatabase)
 
 
 def test_pymongo_runs_under_the_monkey_patch(provider):

@@ -17,7 +17,7 @@ from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.contracts import COMPLAINT_REGISTERED, EVENT_TYPES, build_event
 from mallcare_common.policy import InvalidPolicy
-from tests.helpers import SPOT_REFUND, staff, wait_for
+from tests.helpers import SPOT_REFUND, staff
 from tests.integration.test_policy_files import edit
 from triage.service import TriageService
 
@@ -111,11 +111,8 @@ def system(services):
 
 
 def complain(system, **overrides):
-    containers, web = system.containers, system.web
-    with entrypoint_waiter(containers["triage"], "handle_complaint_registered"):
-        number = web["intake"].post("/complaints", json=desk_complaint(**overrides)).json()["number"]
-    wait_for(lambda: web["resolution"].get(f"/cases/{number}").ok)
-    return number
+    with system.case_opened():
+        return system.web["intake"].post("/complaints", json=desk_complaint(**overrides)).json()["number"]
 
 
 def rude_cashier(system, i):

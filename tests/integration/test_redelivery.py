@@ -7,13 +7,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from nameko.standalone.events import event_dispatcher
-from nameko.testing.services import entrypoint_waiter, replace_dependencies
+from nameko.testing.services import replace_dependencies
 
 from analytics.service import AnalyticsService
 from feedback.service import FeedbackService
 from mallcare_common.contracts import EVENT_TYPES
 from resolution.service import ResolutionService
-from tests.helpers import wait_for
+from tests.helpers import handled
 from tests.unit.analytics.test_reports import acknowledged, answer, event, registered, resolved, triaged
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)   # Monday 10:00 in Shanghai
@@ -26,7 +26,7 @@ def deliver(container, envelope, twice=False):
     kind = EVENT_TYPES[envelope["event_type"]]
     dispatch = event_dispatcher({"AMQP_URI": container.config["AMQP_URI"]})
     for _ in range(2 if twice else 1):
-        with entrypoint_waiter(container, f"handle_{kind.name}"):
+        with handled(container, f"handle_{kind.name}", envelope["complaint_no"]):
             dispatch(kind.source, kind.name, envelope)
 
 
@@ -102,10 +102,10 @@ def test_resolution_applies_each_event_once(resolution):
 
 def test_a_reassignment_that_overtakes_its_triage_still_moves_the_case(resolution):
     container, case = resolution
-    publish(container, reassigned(T0 + H))            # put back until the case exists
-    deliver(container, triaged(NUMBER, T0, "product.quality_defect"))
-    wait_for(lambda: case()["owner_id"] == "E3101")
-    assert case()["department"] == "procurement_qc"
+    with handled(container, "handle_complaint_reassigned", NUMBER):   # its tries before the case are put back
+        publish(container, reassigned(T0 + H))
+        deliver(container, triaged(NUMBER, T0, "product.quality_defect"))
+    assert (case()["owner_id"], case()["department"]) == ("E3101", "procurement_qc")
 
 
 # --- feedback ----------------------------------------------------------------------------------
@@ -184,10 +184,12 @@ def satisfied_answers(web):
 
 def test_a_reassignment_or_correction_that_overtakes_its_triage_still_reaches_the_clocks(analytics):
     container, web, clocks = analytics
-    publish(container, reassigned(T0 + H))
-    publish(container, corrected(T0 + H))
-    deliver(container, triaged(NUMBER, T0, "product.quality_defect"))
-    wait_for(lambda: clocks().get("resolution", {}).get("owner") == "E3101")
+    with handled(container, "handle_complaint_reassigned", NUMBER), \
+            handled(container, "handle_complaint_corrected", NUMBER):   # their tries before the triage are put back
+        publish(container, reassigned(T0 + H))
+        publish(container, corrected(T0 + H))
+        deliver(container, triaged(NUMBER, T0, "product.quality_defect"))
     corrected_due = datetime.fromisoformat(corrected(T0 + H)["payload"]["resolution_due_at"])
-    wait_for(lambda: datetime.fromisoformat(clocks()["resolution"]["due_at"]) == corrected_due)
+    assert clocks()["resolution"]["owner"] == "E3101"
+    assert datetime.fromisoformat(clocks()["resolution"]["due_at"]) == corrected_due
     assert clocks()["first_response"]["owner"] == "E3101"

@@ -321,7 +321,7 @@ def test_the_live_report_shows_a_complaints_clocks_open_then_at_risk_then_breach
 
     with entrypoint_hook(system["analytics"], "live_report",
                          context_data={"authorization": bearer()["Authorization"]}) as live_rpc:
-        assert live_rpc(A)["by_mall"] == [{"mall_id": A, "open": 1, "at_risk": 1, "breached": 0}]
+        assert live_rpc({"mall_id": A})["by_mall"] == [{"mall_id": A, "open": 1, "at_risk": 1, "breached": 0}]
 
     # access: report.read, in the caller's scope; a bad mall is a field error
     assert live(mall_id=A).status_code == 200

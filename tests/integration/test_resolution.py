@@ -42,8 +42,10 @@ def system(services):
 
 
 def open_case(system, **overrides):
-    number = system.web["intake"].post("/complaints", json=desk_complaint(**overrides)).json()["number"]
-    response = wait_for(lambda: (r := system.web["resolution"].get(f"/cases/{number}")).ok and r)
+    with system.case_opened():
+        number = system.web["intake"].post("/complaints", json=desk_complaint(**overrides)).json()["number"]
+    response = system.web["resolution"].get(f"/cases/{number}")
+    assert response.status_code == 200, response.text
     return response.json()
 
 

@@ -6,7 +6,7 @@ sold it), the refund it asks for makes no second problem and no review meeting, 
 desk settles it on the spot."""
 
 from mallcare_cli.examples import desk_complaint
-from tests.helpers import settle_at_desk, staff, wait_for
+from tests.helpers import settle_at_desk, staff
 
 DESK, HANDLER = staff("D3001"), staff("E3501")
 STRAWBERRIES = {
@@ -17,16 +17,20 @@ STRAWBERRIES = {
 }
 
 
-def desk_records(web, **complaint):
-    response = web["intake"].post("/complaints", headers=DESK, json=desk_complaint(**complaint))
+def desk_records(system, **complaint):
+    """The complaint's number and its assessment, once its case is open."""
+    with system.case_opened():
+        response = system.web["intake"].post("/complaints", headers=DESK, json=desk_complaint(**complaint))
     assert response.status_code == 201, response.text
     number = response.json()["number"]
-    return number, wait_for(lambda: (r := web["triage"].get(f"/assessments/{number}", headers=HANDLER)).ok and r.json())
+    assessment = system.web["triage"].get(f"/assessments/{number}", headers=HANDLER)
+    assert assessment.status_code == 200, assessment.text
+    return number, assessment.json()
 
 
 def test_the_strawberry_complaint_is_a_low_risk_quality_defect_settled_at_the_desk(system):
     web = system.web
-    number, graded = desk_records(web, channel_ref="desk-strawberry-1", **STRAWBERRIES)
+    number, graded = desk_records(system, channel_ref="desk-strawberry-1", **STRAWBERRIES)
     assert (graded["category"], graded["category_source"], graded["category_confirmed"]) == \
         ("product.quality_defect", "keywords", True)
     assert (graded["risk_level"], graded["risk_reasons"], graded["urgency"]) == ("low", [], "routine")
@@ -34,13 +38,13 @@ def test_the_strawberry_complaint_is_a_low_risk_quality_defect_settled_at_the_de
         ("procurement_qc", False, [])
     assert graded["demand"] == {"multiple": None, "amount_fen": None, "price_fen": None, "mental_damages": False}
 
-    settle_at_desk(web, number, DESK, HANDLER)
+    settle_at_desk(system, number, DESK)
     case = web["resolution"].get(f"/cases/{number}", headers=HANDLER).json()
     assert case["state"] == "resolved" and case["category"] == "product.quality_defect"
 
 
 def test_strawberries_a_tenant_sold_go_to_merchant_relations_without_a_meeting(system):
-    _, graded = desk_records(system.web, channel_ref="desk-strawberry-2", **{
+    _, graded = desk_records(system, channel_ref="desk-strawberry-2", **{
         **STRAWBERRIES, "location": {"area": "B1", "merchant_id": "T-17", "merchant_name": "鲜果坊"}})
     assert (graded["category"], graded["risk_level"]) == ("product.quality_defect", "low")
     assert (graded["department"], graded["review_meeting"]) == ("merchant_relations", False)

@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from nameko.testing.services import entrypoint_hook, entrypoint_waiter
+from nameko.testing.services import entrypoint_hook
 
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.retention import months_before
-from tests.helpers import SPOT_REFUND, drain, wait_for, staff as as_staff
+from tests.helpers import SPOT_REFUND, drain, handled, wait_for, staff as as_staff
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 DESK, CALLER = "D3001", "E3002"
@@ -47,16 +47,20 @@ def call(system, service, method, path, staff=None, expect=200, **body):
 
 
 def resolved_and_unreachable(system):
-    """A complaint settled at the desk whose revisit found nobody after the last attempt."""
-    number = call(system, "intake", "POST", "/complaints", DESK, expect=201, **desk_complaint())["number"]
-    wait_for(lambda: system.web["resolution"].get(f"/cases/{number}").ok)
-    call(system, "resolution", "POST", f"/cases/{number}/spot-resolution", DESK, **SPOT_REFUND)
+    """A complaint settled at the desk whose revisit found nobody after the last attempt,
+    once resolution has heard it (the case waits to close by rule)."""
+    with system.case_opened():
+        number = call(system, "intake", "POST", "/complaints", DESK, expect=201, **desk_complaint())["number"]
+    with handled(system.containers["feedback"], "handle_case_resolved", number):
+        call(system, "resolution", "POST", f"/cases/{number}/spot-resolution", DESK, **SPOT_REFUND)
     revisit_id = f"{number}-R1"
-    wait_for(lambda: system.web["feedback"].get(f"/revisits/{revisit_id}").ok)
-    for _ in range(3):   # feedback.yml: max_attempts 3
-        revisit = call(system, "feedback", "POST", f"/revisits/{revisit_id}/attempts", CALLER, outcome="no_answer")
+    with handled(system.containers["resolution"], "handle_revisit_done", number):
+        for _ in range(3):   # feedback.yml: max_attempts 3
+            revisit = call(system, "feedback", "POST", f"/revisits/{revisit_id}/attempts", CALLER,
+                           outcome="no_answer")
     assert revisit["status"] == "unreachable"
-    case = wait_for(lambda: (c := call(system, "resolution", "GET", f"/cases/{number}"))["closure_by_rule"] and c)
+    case = call(system, "resolution", "GET", f"/cases/{number}")
+    assert case["closure_by_rule"], case
     return number, revisit_id, case
 
 
@@ -76,13 +80,15 @@ def test_an_unreachable_customers_case_closes_without_an_answer_and_is_anonymise
     assert case["timeline"][-1]["action"] == "customer_unreachable"
     # feedback's revisit_done delivered again: applied once (its event id)
     [done] = [e for e in drain(system.queues["feedback"], unique=True) if e["event_type"] == "revisit_done"]
-    with entrypoint_waiter(system.containers["resolution"], "handle_revisit_done"):
+    with handled(system.containers["resolution"], "handle_revisit_done", number):
         system.dispatch("feedback", "revisit_done", done)
     assert call(system, "resolution", "GET", f"/cases/{number}")["timeline"] == case["timeline"]
 
     assert sweep(system, number)["state"] == "resolved"          # the waiting time is not over
     shift["by"] = close_at - clock() + timedelta(minutes=1)
-    case = sweep(system, number)
+    with handled(system.containers["feedback"], "handle_case_closed", number), \
+            handled(system.containers["intake"], "handle_case_closed", number):
+        case = sweep(system, number)
     assert case["state"] == "closed" and case["closure_by_rule"] is None
     assert case["closure"]["without_answer"] is True and case["closure"]["by"] == "resolution"
     assert case["closure"]["reason"].startswith(f"customer unreachable: revisit {revisit_id} ended without an answer")
@@ -95,12 +101,10 @@ def test_an_unreachable_customers_case_closes_without_an_answer_and_is_anonymise
     assert event["payload"] == {"reason": case["closure"]["reason"], "without_answer": True, "by": "resolution"}
 
     # feedback takes no late answer now; intake knows the case closed, and when
-    def late_answer_refused():
-        late = system.web["feedback"].post(f"/revisits/{revisit_id}/attempts", headers=as_staff(CALLER),
-                                              json={"outcome": "reached", "score": 5})
-        return late.status_code == 409 and "closed" in late.json()["message"]
-    wait_for(late_answer_refused)
-    complaint = wait_for(lambda: (c := call(system, "intake", "GET", f"/complaints/{number}"))["closed_at"] and c)
+    late = call(system, "feedback", "POST", f"/revisits/{revisit_id}/attempts", CALLER, expect=409,
+                outcome="reached", score=5)
+    assert "closed" in late["message"]
+    complaint = call(system, "intake", "GET", f"/complaints/{number}")
     assert datetime.fromisoformat(complaint["closed_at"]) == datetime.fromisoformat(case["closure"]["at"])
 
     # retention_months (24) later, both services' retention runs anonymise it like any closed case
@@ -117,7 +121,7 @@ def test_a_customer_who_calls_back_in_time_is_heard_and_the_closure_by_rule_drop
     number, revisit_id, case = resolved_and_unreachable(system)
     close_at = datetime.fromisoformat(case["closure_by_rule"]["close_at"])
     shift["by"] = timedelta(days=1)
-    with entrypoint_waiter(system.containers["resolution"], "handle_customer_satisfied"):
+    with handled(system.containers["resolution"], "handle_customer_satisfied", number):
         revisit = call(system, "feedback", "POST", f"/revisits/{revisit_id}/attempts", CALLER,
                        outcome="reached", score=5, comment="回电：退款已收到")
     assert revisit["status"] == "answered"

@@ -1,7 +1,6 @@
 """What analytics' HTTP and RPC accept: report queries and improvement actions (R5.3)."""
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from mallcare_common.openapi import OPERATIONAL, POLICY_ADMIN, Op
 
 from . import reports
 from .actions import STATUSES
@@ -149,34 +148,5 @@ class IntakeCountsOut(Schema):
     rows = fields.List(fields.Dict(), required=True)
 
 
-_REPORT = "The report of one mall, or of the whole chain (no mall_id, for chain-wide callers)"
-
-# Every HTTP route analytics serves, for its OpenAPI document (mallcare_common.openapi).
-HTTP_API = [
-    *OPERATIONAL, *POLICY_ADMIN,
-    Op("GET", "/reports/intake", "Complaints received per mall, channel and outcome.", "report.read",
-       query=IntakeCountsQuery, responses={200: IntakeCountsOut}),
-    Op("GET", "/reports/live", "Open now, at risk and breached, by stage and by mall, from the SLA clocks still "
-       "running; the at-risk share per clock. One mall, or the chain (no mall_id, for chain-wide callers).",
-       "report.read", query=LiveReportQuery, responses={200: LiveReportOut}),
-    Op("GET", "/clocks/<string:complaint_no>", "Every SLA clock of a complaint or incident.", "sla.read",
-       responses={200: ClocksOut}),
-    Op("GET", "/reports/monthly", f"{_REPORT}, for a month; format=csv or html for a file.", "report.read",
-       query=ReportQuery, responses={200: (None, "text/csv", "text/html")}),
-    Op("GET", "/reports/quarterly", f"{_REPORT}, for a quarter; format=csv or html for a file.", "report.read",
-       query=ReportQuery, responses={200: (None, "text/csv", "text/html")}),
-    Op("GET", "/reports/monthly.html", f"{_REPORT}, for a month, as a page.", "report.read",
-       query=ReportQuery, responses={200: "text/html"}),
-    Op("GET", "/reports/quarterly.html", f"{_REPORT}, for a quarter, as a page.", "report.read",
-       query=ReportQuery, responses={200: "text/html"}),
-    Op("POST", "/actions", "Record a 5-Why analysis and the improvement action it calls for (R5.3); with "
-       "proposal_id, the analysis of a proposal, which becomes this action.",
-       "action.write", body=ActionIn, signed=True, responses={201: ActionOut}, errors=(409,)),
-    Op("POST", "/actions/<string:action_id>/done", "Close an action with its evidence (once).", "action.write",
-       body=ActionDoneIn, signed=True, responses={200: ActionOut}, errors=(409,)),
-    Op("GET", "/actions", "Improvement actions: proposed (for a systemic pattern), open, done or overdue.",
-       "report.read", query=ActionQuery,
-       responses={200: ActionList}),
-    Op("GET", "/actions/<string:action_id>", "One improvement action.", "report.read",
-       responses={200: ActionOut}),
-]
+# The reports' summary in the OpenAPI document
+REPORT = "The report of one mall, or of the whole chain (no mall_id, for chain-wide callers)"

@@ -26,9 +26,8 @@ from nameko.dependency_providers import Config
 from nameko.timer import Timer, timer
 from werkzeug.wrappers import Response
 
-from mallcare_common import messaging, web
-from mallcare_common.auth import Access
-from mallcare_common.calendar import Clock
+from mallcare_common import web
+from mallcare_common.base import Service
 from mallcare_common.contracts import (COMPLAINT_ACKNOWLEDGED, COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED,
                                        COMPLAINT_REGISTERED, COMPLAINT_REJECTED, COMPLAINT_TRIAGED, read_event)
 from mallcare_common.contracts import feedback as feedback_events
@@ -37,13 +36,16 @@ from mallcare_common.contracts import resolution as case_events
 from mallcare_common.messaging import DEAD_LETTER_QUEUE, event_handler, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import leased_timer, next_sequence
 from mallcare_common.policy import PolicyFiles
+from mallcare_common.openapi import Op
+from mallcare_common.operations import operation
 from mallcare_common.rpc import rpc
 from mallcare_common.unit_of_work import change, write
-from mallcare_common.web import CLIENT_ERRORS, http, json_response, read_json, signed
+from mallcare_common.web import CLIENT_ERRORS, http, json_response, signed
 
 from . import actions, clocks, html_report, live, metrics, reports
 from .policy import load_policy
-from .schemas import HTTP_API, ActionDoneIn, ActionIn, ActionQuery, IntakeCountsQuery, LiveReportQuery, ReportQuery
+from .schemas import (REPORT, ActionDoneIn, ActionIn, ActionList, ActionOut, ActionQuery, ClocksOut, IntakeCountsOut,
+                      IntakeCountsQuery, LiveReportOut, LiveReportQuery, ReportQuery)
 from .storage import Events
 
 log = logging.getLogger(__name__)
@@ -94,16 +96,13 @@ def _keeps(event_type):
     return keep
 
 
-class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay):
+class AnalyticsService(Service):
     name = "analytics"
-    http_api = HTTP_API
 
     store = Events()
     policy = PolicyFiles("analytics.yml", load_policy)
-    clock = Clock()
     config = Config()
     dispatch = outbox_dispatcher()
-    access = Access()
 
     handle_complaint_registered = _keeps(COMPLAINT_REGISTERED)
     handle_complaint_rejected = _keeps(COMPLAINT_REJECTED)
@@ -184,26 +183,17 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
             return
         metrics.DEAD_LETTERS.set(count)
 
-    @rpc(expected_exceptions=CLIENT_ERRORS)
-    def intake_counts(self, mall_id=None):
-        return self.store.intake_counts(self.access.caller().list_mall("report.read", mall_id))
+    @operation(Op("GET", "/reports/intake", "Complaints received per mall, channel and outcome.", "report.read",
+                  query=IntakeCountsQuery, responses={200: IntakeCountsOut}))
+    def intake_counts(self, query):
+        mall_id = self.access.caller().list_mall("report.read", IntakeCountsQuery().load(query)["mall_id"])
+        return {"rows": self.store.intake_counts(mall_id)}
 
-    @http("GET", "/reports/intake")
-    def intake_counts_http(self, request):
-        caller = self.access.caller(request)
-        mall_id = caller.list_mall("report.read", IntakeCountsQuery().load(request.args.to_dict())["mall_id"])
-        return json_response(200, {"rows": self.store.intake_counts(mall_id)})
-
-    @http("GET", "/clocks/<string:complaint_no>")
-    def clocks_http(self, request, complaint_no):
-        return json_response(200, self._clocks_of(self.access.caller(request), complaint_no))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
+    @operation(Op("GET", "/clocks/<string:complaint_no>", "Every SLA clock of a complaint or incident.", "sla.read",
+                  responses={200: ClocksOut}))
     def clocks_of(self, complaint_no):
-        return self._clocks_of(self.access.caller(), complaint_no)
-
-    def _clocks_of(self, caller, complaint_no):
         """Every SLA clock of a complaint (or incident): due, at risk, stopped, outcome."""
+        caller = self.access.caller()
         caller.require("sla.read")
         found = sorted(self.store.clocks.find({"complaint_no": complaint_no}, {"outbox": 0, "pending_events": 0}),
                        key=lambda c: c["_id"])
@@ -213,33 +203,41 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
 
     # --- reports (R5.1-R5.5) and improvement actions (R5.3) ------------------------------------
 
-    @http("GET", "/reports/monthly")
+    @http(Op("GET", "/reports/monthly", f"{REPORT}, for a month; format=csv or html for a file.", "report.read",
+             query=ReportQuery, responses={200: (None, "text/csv", "text/html")}))
     def monthly_http(self, request):
         return self._report_response("monthly", request)
 
-    @http("GET", "/reports/quarterly")
+    @http(Op("GET", "/reports/quarterly", f"{REPORT}, for a quarter; format=csv or html for a file.", "report.read",
+             query=ReportQuery, responses={200: (None, "text/csv", "text/html")}))
     def quarterly_http(self, request):
         return self._report_response("quarterly", request)
 
-    @http("GET", "/reports/monthly.html")
+    @http(Op("GET", "/reports/monthly.html", f"{REPORT}, for a month, as a page.", "report.read",
+             query=ReportQuery, responses={200: "text/html"}))
     def monthly_html(self, request):
         return self._report_response("monthly", request, "html")
 
-    @http("GET", "/reports/quarterly.html")
+    @http(Op("GET", "/reports/quarterly.html", f"{REPORT}, for a quarter, as a page.", "report.read",
+             query=ReportQuery, responses={200: "text/html"}))
     def quarterly_html(self, request):
         return self._report_response("quarterly", request, "html")
 
-    @http("GET", "/reports/live")
-    def live_http(self, request):
-        caller = self.access.caller(request)
-        mall_id = caller.list_mall("report.read", LiveReportQuery().load(request.args.to_dict())["mall_id"])
-        return json_response(200, self._live(mall_id))
-
     @rpc(expected_exceptions=CLIENT_ERRORS)
-    def live_report(self, mall_id=None):
+    def report(self, kind, period, mall_id=None):
+        """The monthly or quarterly report of one mall, or of the whole chain (mall_id None):
+        over RPC always the object (HTTP gives it as a CSV file or a page too)."""
+        query = ReportQuery().load({"period": period, **({"mall_id": mall_id} if mall_id else {})})
+        mall_id = self.access.caller().list_mall("report.read", query["mall_id"])
+        return web.jsonable(self._report(kind, query["period"], mall_id))
+
+    @operation(Op("GET", "/reports/live", "Open now, at risk and breached, by stage and by mall, from the SLA clocks "
+                  "still running; the at-risk share per clock. One mall, or the chain (no mall_id, for chain-wide "
+                  "callers).", "report.read", query=LiveReportQuery, responses={200: LiveReportOut}))
+    def live_report(self, query):
         """What is open now, at risk and breached, by stage and by mall (the ops dashboard)."""
-        query = LiveReportQuery().load({"mall_id": mall_id} if mall_id else {})
-        return self._live(self.access.caller().list_mall("report.read", query["mall_id"]))
+        mall_id = self.access.caller().list_mall("report.read", LiveReportQuery().load(query)["mall_id"])
+        return self._live(mall_id)
 
     def _live(self, mall_id):
         if mall_id:
@@ -250,40 +248,36 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
                                   malls=list(policy.malls.malls), answers=self.store.answer_tallies())
         return web.jsonable({**report, "policy_version": policy.version})
 
-    @rpc(expected_exceptions=CLIENT_ERRORS)
-    def report(self, kind, period, mall_id=None):
-        """The monthly or quarterly report of one mall, or of the whole chain (mall_id None)."""
-        query = ReportQuery().load({"period": period, **({"mall_id": mall_id} if mall_id else {})})
-        mall_id = self.access.caller().list_mall("report.read", query["mall_id"])
-        return web.jsonable(self._report(kind, query["period"], mall_id))
+    @operation(Op("POST", "/actions", "Record a 5-Why analysis and the improvement action it calls for (R5.3); "
+                  "with proposal_id, the analysis of a proposal, which becomes this action.", "action.write",
+                  body=ActionIn, signed=True, responses={201: ActionOut}, errors=(409,)))
+    def record_action(self, data):
+        return self._record_action(self.access.caller(), data)
 
-    @http("POST", "/actions")
-    def record_action_http(self, request):
-        return json_response(201, self._record_action(self.access.caller(request), read_json(request)))
+    @operation(Op("POST", "/actions/<string:action_id>/done", "Close an action with its evidence (once).",
+                  "action.write", body=ActionDoneIn, signed=True, responses={200: ActionOut}, errors=(409,)))
+    def action_done(self, action_id, data):
+        return self._action_done(self.access.caller(), action_id, data)
 
-    @http("POST", "/actions/<string:action_id>/done")
-    def action_done_http(self, request, action_id):
-        return json_response(200, self._action_done(self.access.caller(request), action_id, read_json(request)))
+    @operation(Op("GET", "/actions", "Improvement actions: proposed (for a systemic pattern), open, done or overdue.",
+                  "report.read", query=ActionQuery, responses={200: ActionList}))
+    def list_actions(self, query):
+        caller = self.access.caller()
+        q = ActionQuery().load(query)
+        q["mall_id"] = caller.list_mall("report.read", q["mall_id"])
+        if q["mall_id"]:
+            self._mall(q["mall_id"])
+        found = (self._action_view(a) for a in self.store.actions(actions.selection(q["mall_id"], q["status"]),
+                                                                  q["limit"]))
+        return {"items": [a for a in found if q["status"] != "overdue" or a["overdue"]]}
 
-    @http("GET", "/actions")
-    def actions_http(self, request):
-        return json_response(200, self._list_actions(self.access.caller(request), request.args.to_dict()))
-
-    @http("GET", "/actions/<string:action_id>")
-    def action_http(self, request, action_id):
-        return json_response(200, self._action(self.access.caller(request), action_id))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
-    def record_action(self, body):
-        return self._record_action(self.access.caller(), body)
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
-    def action_done(self, action_id, body):
-        return self._action_done(self.access.caller(), action_id, body)
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
-    def list_actions(self, **query):
-        return self._list_actions(self.access.caller(), query)
+    @operation(Op("GET", "/actions/<string:action_id>", "One improvement action.", "report.read",
+                  responses={200: ActionOut}))
+    def get_action(self, action_id):
+        caller = self.access.caller()
+        action = self.store.action(action_id)
+        caller.require("report.read", action["mall_id"])
+        return self._action_view(action)
 
     def _record_action(self, caller, body):
         """A 5-Why analysis of a recurring problem and the action it calls for (R5.3); with
@@ -314,20 +308,6 @@ class AnalyticsService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRe
         if closed is None:   # done by someone else meanwhile: this answers 409 with who and when
             return self._action_done(caller, action_id, body)
         return self._action_view(closed)
-
-    def _action(self, caller, action_id):
-        action = self.store.action(action_id)
-        caller.require("report.read", action["mall_id"])
-        return self._action_view(action)
-
-    def _list_actions(self, caller, query):
-        q = ActionQuery().load(query)
-        q["mall_id"] = caller.list_mall("report.read", q["mall_id"])
-        if q["mall_id"]:
-            self._mall(q["mall_id"])
-        found = (self._action_view(a) for a in self.store.actions(actions.selection(q["mall_id"], q["status"]),
-                                                                  q["limit"]))
-        return {"items": [a for a in found if q["status"] != "overdue" or a["overdue"]]}
 
     def _report_response(self, kind, request, shape=None):
         caller = self.access.caller(request)

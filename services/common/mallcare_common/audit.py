@@ -9,20 +9,19 @@ collection - before it answers, so that no read goes unrecorded. Staff with
 `audit.read` list the log per mall (`GET /audit`, RPC `audit_log`).
 """
 import uuid
+from functools import partial
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
+from nameko.extensions import DependencyProvider
 from pymongo import ASCENDING, DESCENDING
 
 from . import inputs
-from .auth import Access
 from .calendar import as_stored
-from .capabilities import require
-from .mongo import MongoDatabase
 from .openapi import Op
+from .operations import operation
 from .personal import MaskedOut
-from .rpc import rpc
-from .web import CLIENT_ERRORS, Gone, http, json_response, request_id as http_request_id
+from .web import REQUEST_ID, Gone
 
 
 class PurposeIn(Schema):
@@ -77,23 +76,10 @@ def full_read_op(path, subject, customer, text):
               query=PurposeIn, responses={200: out}, errors=(410,))
 
 
-# The routes AuditReads serves, for the OpenAPI documents of the services that subclass it.
-HTTP_API = [Op("GET", "/audit", "A page of the audit log of full customer reads, newest first.", "audit.read",
-               query=AuditQuery, responses={200: AuditPage})]
-
-
 def indexes(db):
     db.audit_log.create_index([("mall_id", ASCENDING), ("at", DESCENDING)])
     db.audit_log.create_index([("user", ASCENDING), ("at", DESCENDING)])
     db.audit_log.create_index([("at", DESCENDING)])
-
-
-def request_id(gate, request=None):
-    """An HTTP request's id (its answer's X-Request-Id, under which the service log has it),
-    else this worker's call id (RPC)."""
-    if request is not None:
-        return http_request_id(request)
-    return gate.worker_ctx.call_id or uuid.uuid4().hex
 
 
 def full_read(db, caller, *, service, subject, doc, purpose_args, now, request_id):
@@ -111,7 +97,7 @@ def full_read(db, caller, *, service, subject, doc, purpose_args, now, request_i
     return record
 
 
-def query(db, caller, args):
+def query_log(db, caller, args):
     """A page of the log, newest first; a caller sees the malls in their scope only."""
     args = AuditQuery().load(args)
     selector = {}
@@ -129,21 +115,24 @@ def query(db, caller, args):
             "per_page": args["per_page"]}
 
 
+class AuditLog(DependencyProvider):
+    """Workers get `full_read(db, caller, subject=, doc=, purpose_args=, now=)`: `full_read`
+    above with this service's name and the request's id (the HTTP answer's X-Request-Id, or
+    the RPC call's id). Declaring it gives the service AuditReads (base.Service)."""
+
+    def get_dependency(self, worker_ctx):
+        request_id = worker_ctx.data.get(REQUEST_ID) or worker_ctx.call_id or uuid.uuid4().hex
+        return partial(full_read, service=self.container.service_name, request_id=request_id)
+
+
 class AuditReads:
-    """GET /audit and RPC audit_log for a service whose Mongo dependency is `store` and
-    auth.Access dependency is `access` (checked when the service class is created)."""
-    # what the service class declares (`require` checks it), as its workers see it
+    """GET /audit and RPC audit_log, for a service that declares an AuditLog dependency."""
+    needs = {"audit": AuditLog}
+    # as the service's workers see them
     store: Any
     access: Any
 
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        require(cls, "audit.AuditReads", store=MongoDatabase, access=Access)
-
-    @http("GET", "/audit")
-    def audit_http(self, request):
-        return json_response(200, query(self.store.db, self.access.caller(request), request.args.to_dict()))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
-    def audit_log(self, args):
-        return query(self.store.db, self.access.caller(), args)
+    @operation(Op("GET", "/audit", "A page of the audit log of full customer reads, newest first.", "audit.read",
+                  query=AuditQuery, responses={200: AuditPage}))
+    def audit_log(self, query):
+        return query_log(self.store.db, self.access.caller(), query)

@@ -19,8 +19,10 @@ import hashlib
 import hmac
 import os
 import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import jwt
 import yaml
@@ -37,7 +39,7 @@ ISSUER = "mallcare"
 SERVICE_TOKEN_LIFETIME = timedelta(minutes=5)
 LEEWAY_SECONDS = 30      # clock skew between the issuer and the services
 MIN_SECRET_BYTES = 32    # RFC 7518 3.2: an HS256 key at least as long as the hash
-CALLER = "mallcare.caller"   # who an HTTP request's caller is, in its WSGI environ (for the request's log line)
+SIGN_IN = "sign in: send Authorization: Bearer <token> (staff) or X-Api-Key (channels)"
 
 
 class AccessError(Exception):
@@ -267,16 +269,23 @@ class Access(DependencyProvider):
         return self.principal(f"key:{key_id}", "channel", [key["mall_id"]], "channel", key["channel"])
 
 
+_CALLERS: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
+
+
+def caller_noted(worker_ctx: Any) -> str | None:
+    """Who the worker found its caller to be (None if it did not ask): for the request's log line."""
+    return _CALLERS.get(worker_ctx)
+
+
 class Gate:
     def __init__(self, provider, worker_ctx, credential):
         self.provider, self.worker_ctx, self.credential = provider, worker_ctx, credential
 
     def caller(self, request=None):
-        """The verified caller of this HTTP request (or, without one, of this RPC call). An
-        HTTP request's caller is noted in it for its log line, also when the action is then refused."""
+        """The verified caller of this HTTP request (or, without one, of this RPC call or
+        operation), noted for the request's log line, also when the action is then refused."""
         principal = self._verified(request)
-        if request is not None:
-            request.environ[CALLER] = principal.user
+        _CALLERS[self.worker_ctx] = principal.user
         return principal
 
     def _verified(self, request):
@@ -290,7 +299,7 @@ class Gate:
         if scheme.lower() == "apikey" and token:
             return self.provider.from_api_key(token.strip())
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("sign in: send Authorization: Bearer <token> (staff) or X-Api-Key (channels)")
+            raise Unauthenticated(SIGN_IN)
         return self.provider.from_token(token.strip())
 
     def permissions(self):

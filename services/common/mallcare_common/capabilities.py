@@ -1,9 +1,7 @@
-"""What a service class must declare to take a shared capability by subclassing it
-(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay, audit.AuditReads,
-retention.RetentionAdmin). Each names the dependencies it uses, and `require` checks them
-when the service class is created: a missing one is a TypeError at import that says what
-to declare, not an AttributeError in the first request or tick."""
-from types import FunctionType
+"""What a service class must declare for the base (base.Service) and for each part it takes
+(policy admin, outbox relay, audit reads, retention): `require` checks it when the class is
+created, so a missing one is a TypeError at import that says what to declare, not an
+AttributeError in the first request or tick."""
 
 
 def require(service_cls: type, capability: str, **needs: type | tuple[type, ...]) -> None:
@@ -16,6 +14,3 @@ def require(service_cls: type, capability: str, **needs: type | tuple[type, ...]
 
 def _names(kind: type | tuple[type, ...]) -> str:
     return " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
-
-
-FUNCTION = FunctionType   # a staticmethod, as the class gives it

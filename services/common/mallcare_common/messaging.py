@@ -47,8 +47,6 @@ from nameko.messaging import QueueConsumer
 from pymongo.errors import ConnectionFailure
 
 from . import inputs
-from .calendar import Clock
-from .capabilities import require
 from .contracts import InvalidEvent
 from .mongo import MongoDatabase, leased_timer, ping
 from .metrics import (DEAD_LETTERED, EVENTS_HANDLED, EVENTS_PUBLISHED, HANDLER_SECONDS, OUTBOX_PENDING,
@@ -312,19 +310,15 @@ def sweep_outbox(collection, dispatch, service, now, grace, limit=100):
 
 
 class OutboxRelay:
-    """The outbox sweep as an entrypoint, for a service with `store` (whose
-    `outboxes` are the collections holding outboxes), `dispatch` and `clock` (checked
-    when the service class is created). The timer fires in every replica; the lease lets
-    one sweep."""
-    # what the service class declares (`require` checks it), as its workers see it
+    """The outbox sweep as an entrypoint, for a service that declares an outbox
+    dispatcher (base.Service attaches it); its `store.outboxes` are the collections
+    holding outboxes. The timer fires in every replica; the lease lets one sweep."""
+    needs = {"dispatch": OutboxDispatcher}
+    # as the service's workers see them
     name: str
     store: Any
     dispatch: Any
     clock: Any
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        require(cls, "messaging.OutboxRelay", name=str, store=MongoDatabase, dispatch=OutboxDispatcher, clock=Clock)
 
     @leased_timer(RELAY_INTERVAL, lease="outbox", ttl=timedelta(seconds=10))
     def relay_outbox(self, lease):

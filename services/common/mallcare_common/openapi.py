@@ -1,11 +1,12 @@
 """Each service's OpenAPI 3 document, generated (apispec) from the marshmallow schemas
 it already validates with, so the document cannot drift from what the service accepts.
 
-A service declares its HTTP routes next to its schemas as `HTTP_API`, a list of `Op`;
-tests/contract/test_openapi.py fails on a route that is served but not declared (or the
-other way round), and on a checked-in docs/openapi/<service>.json that is out of date
-(`python scripts/openapi.py` rewrites them). The services serve the same document at
-GET /openapi.json.
+Each HTTP route declares its `Op` where it is served (`operations.operation(Op(...))`, or
+`web.http(Op(...))` for a route that answers a file or a page), so the document lists what
+the class serves and nothing else; tests/contract/test_openapi.py fails on a route without
+its Op and on a checked-in docs/openapi/<service>.json that is out of date (`python
+scripts/openapi.py` rewrites them). The services serve the same document at GET
+/openapi.json.
 
 Who may call an operation is its `permission` in access.yml: the document names it
 (`x-permission`), asks for the bearer token, and also for the X-Api-Key header (with
@@ -20,6 +21,8 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields
+from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
+from nameko.web.handlers import HttpRequestHandler
 
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1"
@@ -83,23 +86,6 @@ class Op:
     def entrypoint(self):
         """(METHOD, rule) of the nameko entrypoint that serves this operation."""
         return self.method, self.route or self.path
-
-
-# Served by every service (mallcare_common.web), without credentials.
-OPERATIONAL = [
-    Op("GET", "/health", "Readiness: the store and the broker both answer (503 names the one that does not).",
-       responses={200: HealthOut, 503: HealthOut}),
-    Op("GET", "/health/live", "Liveness: the process serves requests.", responses={200: LiveOut}),
-    Op("GET", "/metrics", "Prometheus metrics.", responses={200: "text/plain"}),
-    Op("GET", "/openapi.json", "This document.", responses={200: None}),
-]
-# Served by every service with a PolicyFiles dependency (web.PolicyAdmin).
-POLICY_ADMIN = [
-    Op("GET", "/policy", "The policy in force, with its version.", "policy.read"),
-    Op("POST", "/policy/reload", "Read the policy files again; a broken file is refused with its "
-       "field messages (422) and the policy in force stays.", "policy.reload",
-       responses={200: PolicyVersionOut}, errors=(422,)),
-]
 
 
 def openapi_path(rule):
@@ -197,11 +183,19 @@ def _operation_id(op):
     return op.method.lower() + "".join(w[:1].upper() + w[1:] for w in words)
 
 
+def documented_operations(service_class):
+    """The Ops the class's HTTP entrypoints declare (operations.operation, web.http(Op)),
+    in the order of their paths; a route that declares none is left out (the console's)."""
+    found: list[Op] = []
+    for name in dir(service_class):
+        for entrypoint in getattr(getattr(service_class, name), ENTRYPOINT_EXTENSIONS_ATTR, ()):
+            if isinstance(entrypoint, HttpRequestHandler):
+                found.extend(getattr(entrypoint, "documents", ()))
+    return sorted(found, key=lambda op: (op.path, op.method))
+
+
 def served_routes(service_class):
     """{(METHOD, rule)} of the class's nameko `http` entrypoints, as the container would serve them."""
-    from nameko.web.handlers import HttpRequestHandler
-    from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
-
     routes: set[tuple[str, str]] = set()
     for name in dir(service_class):
         for entrypoint in getattr(getattr(service_class, name), ENTRYPOINT_EXTENSIONS_ATTR, ()):

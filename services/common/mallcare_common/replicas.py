@@ -1,4 +1,4 @@
-"""Messages between the replicas of one service, such as "policy reloaded" (web.PolicyAdmin).
+"""Messages between the replicas of one service, such as "policy reloaded" (base.PolicyAdmin).
 
 They are not domain events: they travel on the service's own `<service>.replicas`
 exchange, not `<service>.events`, so no subscriber of the event catalogue

@@ -20,14 +20,13 @@ import yaml
 from marshmallow import Schema, fields, validate
 from pymongo import MongoClient, WriteConcern
 
-from .auth import Access
-from .calendar import Clock, utc_now
-from .capabilities import FUNCTION, require
-from .mongo import MongoDatabase, leased_timer
+from nameko.extensions import DependencyProvider
+
+from .calendar import utc_now
+from .mongo import leased_timer
 from .openapi import Op
+from .operations import operation
 from .policy import PolicyFiles, load_policy_dir
-from .rpc import rpc
-from .web import CLIENT_ERRORS, http, json_response, read_json
 
 SWEEP_INTERVAL = 3600                  # seconds: hourly
 SWEEP_LEASE = timedelta(minutes=50)    # shorter than the interval, so a replica that died does not hold it
@@ -67,12 +66,6 @@ class RetentionRunOut(Schema):
     seconds = fields.Float(required=True)
 
 
-# The route RetentionAdmin serves, for the OpenAPI documents of the services that subclass it.
-HTTP_API = [Op("POST", "/retention/run", "Anonymise what closed more than retention_months ago now (the hourly "
-               "sweep does it too); dry_run counts only. Every run is kept in retention_runs.", "retention.run",
-               body=RetentionRunIn, responses={200: RetentionRunOut})]
-
-
 def months_before(now, months):
     """The same day and time `months` calendar months earlier (the month's last day when shorter)."""
     month_index = now.year * 12 + now.month - 1 - months
@@ -98,44 +91,44 @@ def public(record):
             "at": record["at"].isoformat(), "closed_before": record["closed_before"].isoformat()}
 
 
+class Retention(DependencyProvider):
+    """Declared with the service's anonymise function (db, cutoff, now, dry_run) -> counts;
+    workers get that function. Declaring it gives the service RetentionAdmin (base.Service)."""
+
+    def __init__(self, anonymise):
+        self.anonymise = anonymise
+
+    def get_dependency(self, worker_ctx):
+        return self.anonymise
+
+
 class RetentionAdmin:
-    """POST /retention/run, RPC run_retention and the hourly sweep, for a service with
-    `store`, `policy` (whose rules hold retention_months), `clock`, `access` and a
-    `retention_anonymise` (its anonymise function, as a staticmethod), checked when the
-    service class is created."""
-    # what the service class declares (`require` checks it), as its workers see it
+    """POST /retention/run, RPC run_retention and the hourly sweep, for a service that
+    declares a Retention dependency `retention` and whose policy rules hold retention_months."""
+    needs = {"retention": Retention, "policy": PolicyFiles}
+    # as the service's workers see them
     name: str
     store: Any
     policy: Any
     clock: Any
     access: Any
-    retention_anonymise: Any
+    retention: Any
 
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        require(cls, "retention.RetentionAdmin", name=str, store=MongoDatabase, policy=PolicyFiles, clock=Clock,
-                access=Access, retention_anonymise=FUNCTION)
-
-    @http("POST", "/retention/run")
-    def retention_http(self, request):
-        caller = self.access.caller(request)
-        return json_response(200, self._retention(caller, read_json(request)))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
+    @operation(Op("POST", "/retention/run", "Anonymise what closed more than retention_months ago now (the "
+                  "hourly sweep does it too); dry_run counts only. Every run is kept in retention_runs.",
+                  "retention.run", body=RetentionRunIn, responses={200: RetentionRunOut}))
     def run_retention(self, data):
-        return self._retention(self.access.caller(), data)
+        caller = self.access.caller()
+        caller.require("retention.run")
+        request = RetentionRunIn().load(data)
+        return public(self._run_retention(self.clock(), request["dry_run"], caller.user))
 
     @leased_timer(SWEEP_INTERVAL, lease="retention", ttl=SWEEP_LEASE)
     def retention_sweep(self, lease):
         self._run_retention(self.clock(), False, "timer")
 
-    def _retention(self, caller, data):
-        caller.require("retention.run")
-        request = RetentionRunIn().load(data)
-        return public(self._run_retention(self.clock(), request["dry_run"], caller.user))
-
     def _run_retention(self, now, dry_run, by):
-        return run(self.store.db, self.name, self.retention_anonymise, now=now,
+        return run(self.store.db, self.name, self.retention, now=now,
                    months=self.policy.current.rules["retention_months"], dry_run=dry_run, by=by)
 
 

@@ -32,16 +32,11 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Request, Response
 
 from . import inputs
-from .auth import CALLER, Access, Forbidden, TooManyRequests, Unauthenticated
-from .capabilities import require
+from .auth import Forbidden, TooManyRequests, Unauthenticated, caller_noted
 from .errors import Conflict
-from .health import BrokerHealth
-from .metrics import metrics_response
-from .mongo import MongoDatabase, NotFound, StoreError, ping
-from .openapi import build as build_openapi
-from .policy import InvalidPolicy, PolicyFiles
-from .replicas import ReplicaBroadcast, replica_handler
-from .rpc import rpc
+from .mongo import NotFound, StoreError
+from .openapi import Op
+from .policy import InvalidPolicy
 
 log = logging.getLogger(__name__)
 
@@ -85,33 +80,35 @@ _MAPPED = (
 CLIENT_ERRORS = tuple(kind for kind, status, _ in _MAPPED if status < 500)
 
 
-REQUEST_ID = "mallcare.request_id"     # the request's id, in its WSGI environ
+REQUEST_ID = "mallcare.request_id"     # the request's id, in its WSGI environ and its worker's context data
+CALLER = "mallcare.caller"             # who the request's caller is, in its WSGI environ (for its log line)
 _WELL_FORMED_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")   # a UUID, hex, a ULID, "req-42"
 
 
-def status_of(exc):
+def status_of(exc: BaseException) -> tuple[int, str]:
     """The HTTP status and error code an exception is answered with (500 INTERNAL_ERROR when unmapped)."""
     return next(((status, code) for kind, status, code in _MAPPED if isinstance(exc, kind)), (500, "INTERNAL_ERROR"))
 
 
-def level_of(status):
+def level_of(status: int) -> int:
     """A refused caller (401, 403, 429) is a WARNING, other client errors INFO, a 5xx ERROR."""
     return logging.ERROR if status >= 500 else logging.WARNING if status in (401, 403, 429) else logging.INFO
 
 
-def request_id(request):
+def request_id(request: Request) -> str:
     """This request's id (every request gets one), to pass on to another service."""
-    return request.environ[REQUEST_ID]
+    return str(request.environ[REQUEST_ID])
 
 
-def _identify(request):
+def _identify(request: Request) -> str:
     """The caller's X-Request-Id when well-formed, else a new one, noted in the request's environ."""
     incoming = request.headers.get("X-Request-Id", "")
     request.environ[REQUEST_ID] = rid = incoming if _WELL_FORMED_ID.fullmatch(incoming) else uuid.uuid4().hex
     return rid
 
 
-def log_request(request, route, status, started, failure=None):
+def log_request(request: Request, route: str | None, status: int, started: float,
+                failure: BaseException | None = None) -> None:
     """The request's line: a refusal's code and reason without traceback, a 5xx's exception
     type and the frames where it failed, but not its message (which may quote the body)."""
     fields = {"method": request.method, "route": route, "status": status,
@@ -131,17 +128,17 @@ class WebServer(NamekoWebServer):
     """nameko's web server without eventlet's access line (HttpEntrypoint writes the request's
     line), answering a path or method no entrypoint serves as the entrypoints answer errors."""
 
-    def get_wsgi_app(self):
+    def get_wsgi_app(self) -> WsgiApp:
         return _WsgiApp(self)
 
-    def get_wsgi_server(self, *args, **kwargs):
+    def get_wsgi_server(self, *args: Any, **kwargs: Any) -> Any:
         server = super().get_wsgi_server(*args, **kwargs)
         server.log_output = False
         return server
 
 
 class _WsgiApp(WsgiApp):
-    def __call__(self, environ, start_response):
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         started = time.monotonic()
         try:
             self.url_map.bind_to_environ(environ).match()
@@ -153,14 +150,14 @@ class _WsgiApp(WsgiApp):
         return super().__call__(environ, start_response)
 
 
-def _unrouted(request, exc, started):
-    rid = _identify(request)
+def _unrouted(request: Request, exc: HTTPException, started: float) -> Response:
+    rid, status = _identify(request), exc.code or 404
     if isinstance(exc, MethodNotAllowed):
         body = {"error": "METHOD_NOT_ALLOWED", "message": f"{request.method} is not allowed here"}
     else:
         body = {"error": "NOT_FOUND", "message": "no such path"}
-    log_request(request, None, exc.code, started)
-    return json_response(exc.code, body, {"X-Request-Id": rid, **{k: v for k, v in exc.get_headers() if k == "Allow"}})
+    log_request(request, None, status, started)
+    return json_response(status, body, {"X-Request-Id": rid, **{k: v for k, v in exc.get_headers() if k == "Allow"}})
 
 
 class HttpEntrypoint(HttpRequestHandler):
@@ -171,9 +168,14 @@ class HttpEntrypoint(HttpRequestHandler):
 
     server = WebServer()
 
-    def handle_request(self, request):
+    def __init__(self, method: str, url: str, documents: tuple[Op, ...] = (), **kwargs: Any) -> None:
+        super().__init__(method, url, **kwargs)
+        self.documents = documents   # its OpenAPI entries (openapi.Op)
+
+    def handle_request(self, request: Request) -> Response:
         started, rid = time.monotonic(), _identify(request)
         failure = None
+        response: Response
         try:
             response = self.response_from_result(self._call_worker(request))
         except Exception as exc:
@@ -182,18 +184,29 @@ class HttpEntrypoint(HttpRequestHandler):
         log_request(request, self.url, response.status_code, started, failure)
         return response
 
-    def _call_worker(self, request):
+    def _call_worker(self, request: Request) -> Any:
         # nameko's HttpRequestHandler.handle_request without its catch-all: the failure is logged above
         request.shallow = False
         args, kwargs = self.get_entrypoint_parameters(request)
         self.check_signature(args, kwargs)
         event = Event()
-        self.container.spawn_worker(self, args, kwargs, context_data=self.server.context_data_from_headers(request),
-                                    handle_result=partial(self.handle_result, event))
+        self.container.spawn_worker(self, args, kwargs, context_data=self.context_data(request),
+                                    handle_result=partial(self._handle_result, request, event))
         return event.wait()
 
-    def response_from_exception(self, exc, request_id=None):
+    def context_data(self, request: Request) -> dict[str, Any]:
+        """The worker's context data: the request's id (an audited read records it; calls to
+        other services carry it on)."""
+        return {**self.server.context_data_from_headers(request), REQUEST_ID: request_id(request)}
+
+    def _handle_result(self, request: Request, event: Event, worker_ctx: WorkerContext, result: Any,
+                       exc_info: Any) -> Any:
+        request.environ[CALLER] = caller_noted(worker_ctx)   # for the request's line
+        return self.handle_result(event, worker_ctx, result, exc_info)
+
+    def response_from_exception(self, exc: BaseException, request_id: str | None = None) -> Response:
         status, code = status_of(exc)
+        body: dict[str, Any]
         if status == 500:
             body = {"error": code, "message": "unexpected error; the service log has it under this request_id"}
         else:
@@ -205,7 +218,7 @@ class HttpEntrypoint(HttpRequestHandler):
         return json_response(status, body, _headers(exc))
 
 
-def worker_of(record):
+def worker_of(record: logging.LogRecord) -> WorkerContext | None:
     """The worker a `nameko.containers` record is about (its first argument), or None."""
     worker = record.args[0] if isinstance(record.args, tuple) and record.args else None
     return worker if isinstance(worker, WorkerContext) else None
@@ -218,13 +231,13 @@ class QuietClientErrors(logging.Filter):
     HTTP answers 4xx) keeps its line, without traceback, at INFO (WARNING for a refused
     caller). Anything else, and every event handler's, stays as nameko logs it."""
 
-    def filter(self, record):
+    def filter(self, record: logging.LogRecord) -> bool:
         worker = worker_of(record)
         if not record.exc_info or worker is None:
             return True
         if isinstance(worker.entrypoint, HttpEntrypoint):
             return False
-        status = status_of(record.exc_info[1])[0]
+        status = status_of(record.exc_info[1])[0] if record.exc_info[1] else 500
         if isinstance(worker.entrypoint, Rpc) and status < 500:
             record.exc_info = record.exc_text = None
             record.levelno = level_of(status)
@@ -232,13 +245,19 @@ class QuietClientErrors(logging.Filter):
         return True
 
 
-http = HttpEntrypoint.decorator
+def http(op_or_method: Op | str, url: str | None = None) -> Any:
+    """`@http(Op(...))`: a documented route whose method takes the request (a page, a file,
+    /metrics); a JSON operation is an `operations.operation`. `@http(method, url)`: a route
+    no OpenAPI document lists (the console's own)."""
+    if isinstance(op_or_method, Op):
+        return HttpEntrypoint.decorator(op_or_method.method, op_or_method.path, documents=(op_or_method,))
+    return HttpEntrypoint.decorator(op_or_method, url)
 
 
 STORE_RETRY_AFTER = 5   # seconds a client is asked to wait while the store is away
 
 
-def _headers(exc):
+def _headers(exc: BaseException) -> dict[str, str] | None:
     if isinstance(exc, StoreError):
         return {"Retry-After": str(STORE_RETRY_AFTER)}
     if isinstance(exc, Unauthenticated):
@@ -248,7 +267,7 @@ def _headers(exc):
     return None
 
 
-def _message(exc):
+def _message(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
         return "invalid fields"
     if isinstance(exc, StoreError):   # pymongo's text names hosts and ports: for the log only
@@ -256,29 +275,29 @@ def _message(exc):
     return str(exc) or exc.__class__.__name__
 
 
-def jsonable(value):
+def jsonable(value: Any) -> Any:
     """Plain JSON types only (times as ISO 8601, other values as strings), for RPC answers."""
     return json.loads(json.dumps(value, ensure_ascii=False, default=_plain))
 
 
-def _plain(value):
+def _plain(value: Any) -> str:
     # ISO 8601 as the documents promise (str() of a datetime has a space, not a T)
     return value.isoformat() if isinstance(value, (date, datetime)) else str(value)
 
 
-def json_response(status, body, headers=None):
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(json.dumps(body, ensure_ascii=False, default=_plain), status=status,
                     headers=headers, mimetype="application/json")
 
 
-def signed(data, caller):
+def signed(data: Any, caller: Any) -> dict[str, Any]:
     """The request with `by` set to who signed in, whatever the body said."""
     if not isinstance(data, dict):
         raise ValidationError({"_schema": ["Invalid input type."]})
     return {**data, "by": caller.user}
 
 
-def read_json(request, max_bytes=MAX_BODY_BYTES):
+def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
     """The request's JSON object, refusing bodies over max_bytes before reading them whole,
     nested too deep (400), or holding text or numbers the store cannot keep (422; inputs.py)."""
     if request.content_length is not None and request.content_length > max_bytes:
@@ -292,113 +311,5 @@ def read_json(request, max_bytes=MAX_BODY_BYTES):
         raise MalformedBody(f"body refused: {exc}") from exc
     if not isinstance(data, dict):
         raise MalformedBody("body must be a JSON object")
-    return inputs.check(data)   # InvalidInput: a 422 naming the fields
-
-
-class HealthAndMetrics:
-    """GET /health, GET /health/live, GET /metrics and GET /openapi.json for a service
-    whose Mongo dependency is `store`, auth.Access dependency `access` and OpenAPI
-    declarations `http_api` (checked when the service class is created)."""
-    # what the service class declares (`require` checks it), as its workers see it
-    name: str
-    store: Any
-    access: Any
-    http_api: Any
-
-    broker_check = BrokerHealth()
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        require(cls, "web.HealthAndMetrics", name=str, store=MongoDatabase, access=Access, http_api=(list, tuple))
-
-    @http("GET", "/health")
-    def health(self, request):
-        """Readiness: 200 when both the store and the broker answer, 503 naming which
-        does not (nameko reconnects to a lost broker without a word, so it is asked here)."""
-        checks = {"store": ping(self.store.db), "broker": self.broker_check()}
-        ready = all(checks.values())
-        return json_response(200 if ready else 503, {
-            "service": self.name, "status": "ok" if ready else "degraded",
-            **{name: "ok" if ok else "unreachable" for name, ok in checks.items()}})
-
-    @http("GET", "/health/live")
-    def live(self, request):
-        """Liveness: the process serves HTTP. It asks neither store nor broker, so an
-        outage of either does not get every replica restarted."""
-        return json_response(200, {"service": self.name, "status": "ok"})
-
-    @http("GET", "/metrics")
-    def metrics(self, request):
-        return metrics_response()
-
-    @http("GET", "/openapi.json")
-    def openapi(self, request):
-        """The service's OpenAPI document (mallcare_common.openapi), built from its `http_api`
-        declarations and the permissions in force; open like /health."""
-        return json_response(200, build_openapi(self.name, self.http_api, self.access.permissions()))
-
-
-POLICY_RELOADED = "policy_reloaded"   # between replicas of a service (replicas.py), not a domain event
-
-
-class PolicyAdmin:
-    """GET /policy and POST /policy/reload (and the same as RPC) for a service whose
-    PolicyFiles dependency is `policy` and auth.Access dependency is `access` (checked
-    when the service class is created).
-
-    A reload that took is told to the service's other replicas, which read the same
-    files: one call reloads them all."""
-    # what the service class declares (`require` checks it), as its workers see it
-    policy: Any
-    access: Any
-
-    replicas = ReplicaBroadcast()
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        require(cls, "web.PolicyAdmin", name=str, policy=PolicyFiles, access=Access)
-
-    @http("GET", "/policy")
-    def policy_http(self, request):
-        self.access.caller(request).require("policy.read")
-        return json_response(200, jsonable(self.policy.current.public()))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
-    def get_policy(self):
-        self.access.caller().require("policy.read")
-        return jsonable(self.policy.current.public())
-
-    @http("POST", "/policy/reload")
-    def reload_policy_http(self, request):
-        self.access.caller(request).require("policy.reload")
-        return json_response(200, self._reload())
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
-    def reload_policy(self):
-        """Read the policy files again; a broken file is refused and the policy in force stays."""
-        self.access.caller().require("policy.reload")
-        return self._reload()
-
-    def _reload(self):
-        version = self.policy.reload().version
-        try:
-            self.replicas(POLICY_RELOADED, {"version": version})
-        except Exception as exc:  # broker away: this replica reloaded all the same
-            log.error("policy %s in force here, but the other replicas were not told (%r): "
-                      "reload again once the broker answers", version, exc)
-        return {"version": version}
-
-    @replica_handler(POLICY_RELOADED)
-    def follow_policy_reload(self, message):
-        """Another replica reloaded: read the same files. A replica that cannot (a file
-        changed again and broke) keeps its policy in force and says why."""
-        try:
-            version = self.policy.reload().version
-        except InvalidPolicy as exc:
-            log.error("policy reload by another replica (version %s) refused here, %s stays in force: %s",
-                      message["version"], self.policy.current.version, exc)
-            return
-        if version == message["version"]:
-            log.info("policy %s in force, as another replica reloaded it", version)
-        else:   # the files changed between the two reads, or differ between replicas
-            log.warning("policy %s in force here, but the replica that reloaded loaded %s", version, message["version"])
+    checked: dict[str, Any] = inputs.check(data)   # InvalidInput: a 422 naming the fields
+    return checked

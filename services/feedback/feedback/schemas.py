@@ -1,7 +1,6 @@
 """What feedback's HTTP and RPC accept and return."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from mallcare_common.openapi import OPERATIONAL, POLICY_ADMIN, Op
 from mallcare_common.personal import MaskedOut
 
 _text = dict(validate=validate.Length(max=2000))
@@ -146,25 +145,3 @@ class AnswerOut(Schema):
     score = fields.Integer(required=True)
     satisfied = fields.Boolean(required=True)
     message = fields.String(required=True, metadata={"description": "the thanks shown to the customer"})
-
-
-# Every HTTP route feedback serves, for its OpenAPI document (mallcare_common.openapi).
-HTTP_API = [
-    *OPERATIONAL, *POLICY_ADMIN,
-    Op("GET", "/revisits", "Revisits still to make, the earliest deadline first.", "revisit.read",
-       query=WorklistQuery, responses={200: RevisitList}),
-    Op("GET", "/revisits/<string:revisit_id>", "One revisit.", "revisit.read", responses={200: RevisitOut}),
-    Op("POST", "/revisits/<string:revisit_id>/attempts", "A call or message by staff: reached (with the answer), "
-       "no answer, or a wrong number.", "revisit.record", body=AttemptIn, signed=True,
-       responses={200: RevisitOut}, errors=(409,)),
-    Op("POST", "/answers", "The customer's own answer through the signed link: no login, the token is the "
-       "proof (forged 403, expired 410, a different second answer 409).", body=LinkAnswerIn,
-       responses={200: AnswerOut}, errors=(403, 404, 409, 410)),
-    Op("GET", "/library", "Search the case library (R4.4).", "library.read", query=LibraryQuery,
-       responses={200: LibraryList}),
-    Op("GET", "/library/<string:complaint_no>", "One library entry.", "library.read", responses={200: LibraryOut}),
-    Op("POST", "/library", "Put a resolved case into the library with its lessons.", "library.write",
-       body=ArchiveIn, signed=True, responses={201: LibraryOut}, errors=(404, 409, 503)),
-    Op("POST", "/library/<string:complaint_no>/lessons", "The lessons of an entry archived by itself.",
-       "library.write", body=LessonsIn, signed=True, responses={200: LibraryOut}),
-]

@@ -17,24 +17,23 @@ import eventlet
 from nameko.exceptions import RemoteError
 from nameko.rpc import RpcProxy
 
-from mallcare_common import messaging, web
-from mallcare_common.auth import Access, Secret
-from mallcare_common.calendar import Clock
+from mallcare_common.auth import Secret
+from mallcare_common.base import Service
 from mallcare_common.contracts import COMPLAINT_REGISTERED, read_event
 from mallcare_common.contracts import resolution as case_events
 from mallcare_common.messaging import event_handler, new_outbox, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import leased_timer
 from mallcare_common.personal import scrub
 from mallcare_common.policy import PolicyFiles
-from mallcare_common.rpc import rpc
+from mallcare_common.openapi import Op
+from mallcare_common.operations import operation
 from mallcare_common.unit_of_work import change, write
-from mallcare_common.web import (CLIENT_ERRORS, Conflict, Forbidden, Gone, NotFound, Unavailable, http,
-                                 json_response, read_json, signed)
+from mallcare_common.web import Conflict, Forbidden, Gone, NotFound, Unavailable, signed
 
 from . import rules
 from .policy import load_policy
-from .schemas import (HTTP_API, ArchiveIn, AttemptIn, LessonsIn, LibraryOut, LibraryQuery, LinkAnswerIn, RevisitOut,
-                      WorklistQuery)
+from .schemas import (AnswerOut, ArchiveIn, AttemptIn, LessonsIn, LibraryList, LibraryOut, LibraryQuery, LinkAnswerIn,
+                      RevisitList, RevisitOut, WorklistQuery)
 from .storage import Revisits
 
 log = logging.getLogger(__name__)
@@ -58,15 +57,12 @@ class ComplaintNotSeenYet(Exception):
     """A resolution for a complaint feedback cannot find, here or at intake: retried."""
 
 
-class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay):
+class FeedbackService(Service):
     name = "feedback"
-    http_api = HTTP_API
 
     store = Revisits()
     policy = PolicyFiles("feedback.yml", load_policy)
-    clock = Clock()
     dispatch = outbox_dispatcher()
-    access = Access()
     answer_link_secret = Secret("ANSWER_LINK_SECRET")
     resolution = RpcProxy("resolution")
     intake = RpcProxy("intake")
@@ -123,44 +119,30 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
 
     # --- revisits -----------------------------------------------------------------------------
 
-    @http("GET", "/revisits")
-    def worklist_http(self, request):
-        return json_response(200, self._worklist(self.access.caller(request), request.args.to_dict()))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
+    @operation(Op("GET", "/revisits", "Revisits still to make, the earliest deadline first.", "revisit.read",
+                  query=WorklistQuery, responses={200: RevisitList}))
     def worklist(self, query):
-        return self._worklist(self.access.caller(), query)
-
-    def _worklist(self, caller, query):
         """Revisits still to make at the caller's mall (or the one named), the earliest deadline first."""
+        caller = self.access.caller()
         query = WorklistQuery().load(query)
         mall_id = caller.list_mall("revisit.read", query.get("mall_id"))
         return {"items": [self._revisit_out(r) for r in self.store.worklist(mall_id, query["limit"])]}
 
-    @http("GET", "/revisits/<string:revisit_id>")
-    def get_revisit_http(self, request, revisit_id):
-        return json_response(200, self._get_revisit(self.access.caller(request), revisit_id))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
+    @operation(Op("GET", "/revisits/<string:revisit_id>", "One revisit.", "revisit.read",
+                  responses={200: RevisitOut}))
     def get_revisit(self, revisit_id):
-        return self._get_revisit(self.access.caller(), revisit_id)
-
-    @http("POST", "/revisits/<string:revisit_id>/attempts")
-    def record_attempt_http(self, request, revisit_id):
-        return json_response(200, self._record_attempt(self.access.caller(request), revisit_id, read_json(request)))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
-    def record_attempt(self, revisit_id, data):
-        return self._record_attempt(self.access.caller(), revisit_id, data)
-
-    def _get_revisit(self, caller, revisit_id):
+        caller = self.access.caller()
         revisit = self.store.get(self.store.revisits, revisit_id, "revisit")
         caller.require("revisit.read", revisit["mall_id"])
         return self._revisit_out(revisit)
 
-    def _record_attempt(self, caller, revisit_id, data):
+    @operation(Op("POST", "/revisits/<string:revisit_id>/attempts", "A call or message by staff: reached (with "
+                  "the answer), no answer, or a wrong number.", "revisit.record", body=AttemptIn, signed=True,
+                  responses={200: RevisitOut}, errors=(409,)))
+    def record_attempt(self, revisit_id, data):
         """A call or message by staff: the answer when reached, else a retry or, after the
         last attempt, unreachable."""
+        caller = self.access.caller()
         request = AttemptIn().load(signed(data, caller))
         revisit = self.store.get(self.store.revisits, revisit_id, "revisit")
         caller.require("revisit.record", revisit["mall_id"])
@@ -172,11 +154,9 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
         return self._revisit_out(self._change(revisit_id, lambda revisit, policy, now: rule(
             revisit, request, request["by"], policy, now)))
 
-    @http("POST", "/answers")
-    def answer_by_link_http(self, request):
-        return json_response(200, self.answer_by_link(read_json(request)))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
+    @operation(Op("POST", "/answers", "The customer's own answer through the signed link: no login, the token is "
+                  "the proof (forged 403, expired 410, a different second answer 409).", body=LinkAnswerIn,
+                  responses={200: AnswerOut}, errors=(403, 404, 409, 410)))
     def answer_by_link(self, data):
         """The customer's own answer through the link: no login, the token is the proof.
         A forged link is refused (403), an expired one is gone (410); the same answer
@@ -199,42 +179,27 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
 
     # --- the case library (R4.4) ----------------------------------------------------------------
 
-    @http("GET", "/library")
-    def search_library_http(self, request):
-        return json_response(200, self._search_library(self.access.caller(request), request.args.to_dict()))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
+    @operation(Op("GET", "/library", "Search the case library (R4.4).", "library.read", query=LibraryQuery,
+                  responses={200: LibraryList}))
     def search_library(self, query):
-        return self._search_library(self.access.caller(), query)
-
-    def _search_library(self, caller, query):
         """By category, mall, merchant, risk and a keyword in the problem, outcome or lessons.
         The library is the chain's (scrubbed of personal data): every mall learns from it."""
-        caller.require("library.read")
+        self.access.caller().require("library.read")
         query = LibraryQuery().load(query)
         items = self.store.search(rules.search_filter(query), query["limit"])
         return {"items": LibraryOut(many=True, exclude=("process",)).dump(items)}
 
-    @http("GET", "/library/<string:complaint_no>")
-    def get_library_entry_http(self, request, complaint_no):
-        self.access.caller(request).require("library.read")
-        return json_response(200, self._library_entry(complaint_no))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
+    @operation(Op("GET", "/library/<string:complaint_no>", "One library entry.", "library.read",
+                  responses={200: LibraryOut}))
     def get_library_entry(self, complaint_no):
         self.access.caller().require("library.read")
         return self._library_entry(complaint_no)
 
-    @http("POST", "/library")
-    def archive_http(self, request):
-        return json_response(201, self._archive_by_hand(self.access.caller(request), read_json(request)))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
+    @operation(Op("POST", "/library", "Put a resolved case into the library with its lessons.", "library.write",
+                  body=ArchiveIn, signed=True, responses={201: LibraryOut}, errors=(404, 409, 503)))
     def archive(self, data):
-        return self._archive_by_hand(self.access.caller(), data)
-
-    def _archive_by_hand(self, caller, data):
         """A handler puts a typical case into the library with the lessons learnt."""
+        caller = self.access.caller()
         request = ArchiveIn().load(signed(data, caller))
         try:
             case = ask(self.access, self.resolution.get_case, request["complaint_no"])
@@ -247,16 +212,11 @@ class FeedbackService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRel
             raise Conflict(f"a case that is {case['state']} is archived once it is resolved")
         return LibraryOut().dump(self._archive(case, request["lessons"], request["by"], automatic=False))
 
-    @http("POST", "/library/<string:complaint_no>/lessons")
-    def add_lessons_http(self, request, complaint_no):
-        return json_response(200, self._add_lessons(self.access.caller(request), complaint_no, read_json(request)))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
+    @operation(Op("POST", "/library/<string:complaint_no>/lessons", "The lessons of an entry archived by itself.",
+                  "library.write", body=LessonsIn, signed=True, responses={200: LibraryOut}))
     def add_lessons(self, complaint_no, data):
-        return self._add_lessons(self.access.caller(), complaint_no, data)
-
-    def _add_lessons(self, caller, complaint_no, data):
         """The lessons of an entry archived by itself (high risk)."""
+        caller = self.access.caller()
         request = LessonsIn().load(signed(data, caller))
         entry = self.store.get(self.store.library, complaint_no, "library entry")
         caller.require("library.write", entry["mall_id"])

@@ -4,9 +4,8 @@ which also stops Mongo operator injection ({"$gt": ""}) at the edge."""
 from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 from mallcare_common.calendar import as_stored
-from mallcare_common import audit, inputs, retention
+from mallcare_common import audit, inputs
 from mallcare_common.contracts.intake import CHANNELS
-from mallcare_common.openapi import OPERATIONAL, POLICY_ADMIN, Op
 from mallcare_common.personal import MaskedCustomer, MaskedOut
 
 MEMBER_TIERS = ("none", "regular", "silver", "gold", "platinum", "vip", "corporate", "key_account")
@@ -186,21 +185,6 @@ class MerchantList(Schema):
     items = fields.List(fields.Nested(MerchantOut), required=True)
 
 
-# Every HTTP route intake serves, for its OpenAPI document (mallcare_common.openapi).
-HTTP_API = [
-    *OPERATIONAL, *POLICY_ADMIN, *audit.HTTP_API, *retention.HTTP_API,
-    audit.full_read_op("/complaints/<string:number>/customer", "complaint", CustomerIn,
-                       {"description": fields.String(required=True), "demands": fields.Nested(DemandsIn)}),
-    Op("POST", "/complaints", "Register a complaint (201); the same channel_ref again returns the first (200).",
-       "complaint.register", body=ComplaintIn, responses={201: ComplaintOut, 200: ComplaintOut}, errors=(409,)),
-    Op("GET", "/complaints", "A page of complaints, newest first.", "complaint.read", query=ListQuery,
-       responses={200: ComplaintList}),
-    Op("GET", "/complaints/<string:number>", "One complaint.", "complaint.read", responses={200: ComplaintOut}),
-    Op("GET", "/malls", "The caller's malls (every mall, chain-wide) with their codes and names.",
-       "complaint.read", responses={200: MallList}),
-    Op("GET", "/malls/<string:mall_id>/merchants", "The mall's merchants, as the mall registry lists them "
-       "(the service desk's merchant picker).", "complaint.read", responses={200: MerchantList}),
-    Op("POST", "/complaints/<string:number>/acknowledgement", "Record that the customer was told (R1.2); "
-       "repeating it returns the first record.", "complaint.acknowledge", body=AcknowledgementIn,
-       responses={200: ComplaintOut}, errors=(409,)),
-]
+# The full read of a complaint's customer (intake.service.complaint_customer).
+CUSTOMER_READ = audit.full_read_op("/complaints/<string:number>/customer", "complaint", CustomerIn,
+                                   {"description": fields.String(required=True), "demands": fields.Nested(DemandsIn)})

@@ -19,23 +19,26 @@ from datetime import timedelta
 
 from prometheus_client import Counter
 
-from mallcare_common import audit, messaging, retention, web
-from mallcare_common.auth import Access, Forbidden, Secret
-from mallcare_common.calendar import Clock, as_stored
+from mallcare_common.audit import AuditLog
+from mallcare_common.auth import Forbidden, Secret
+from mallcare_common.base import Service
+from mallcare_common.calendar import as_stored
 from mallcare_common.contracts import read_event
 from mallcare_common.contracts.resolution import CASE_CLOSED, CASE_REOPENED
 from mallcare_common.messaging import event_handler, new_outbox, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import next_sequence
 from mallcare_common.policy import PolicyFiles
-from mallcare_common.rpc import rpc
+from mallcare_common.openapi import Op
+from mallcare_common.operations import Created, operation
+from mallcare_common.retention import Retention
 from mallcare_common.unit_of_work import change
-from mallcare_common.web import CLIENT_ERRORS, Conflict, NotFound, http, json_response, read_json
+from mallcare_common.web import Conflict, NotFound
 
 from . import rules
 from .policy import load_policy
 from .retention import anonymise as anonymise_complaints
-from .schemas import (HTTP_API, AcknowledgementIn, ComplaintIn, ComplaintOut, CustomerIn, DemandsIn, ListQuery,
-                      MallList, MerchantList)
+from .schemas import (CUSTOMER_READ, AcknowledgementIn, ComplaintIn, ComplaintList, ComplaintOut, CustomerIn,
+                      DemandsIn, ListQuery, MallList, MerchantList)
 from .storage import Complaints
 
 COMPLAINTS = Counter("mallcare_intake_complaints_total",
@@ -43,18 +46,15 @@ COMPLAINTS = Counter("mallcare_intake_complaints_total",
                      ["mall_id", "channel", "outcome"])
 
 
-class IntakeService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay, audit.AuditReads,
-                    retention.RetentionAdmin):
+class IntakeService(Service):
     name = "intake"
-    http_api = HTTP_API
 
     store = Complaints()
     policy = PolicyFiles("intake.yml", load_policy)
-    clock = Clock()
     dispatch = outbox_dispatcher()
-    access = Access()
+    audit = AuditLog()
+    retention = Retention(anonymise_complaints)
     customer_ref_secret = Secret("CUSTOMER_REF_SECRET")
-    retention_anonymise = staticmethod(anonymise_complaints)
 
     # --- events: when the case closed (retention) ------------------------------------------------
 
@@ -66,71 +66,71 @@ class IntakeService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
     def handle_case_reopened(self, body):
         self._case_changed(read_event(body, CASE_REOPENED), "reopened")
 
-    @http("POST", "/complaints")
-    def post_complaint(self, request):
+    @operation(Op("POST", "/complaints", "Register a complaint (201); the same channel_ref again returns the first "
+                  "(200).", "complaint.register", body=ComplaintIn, responses={201: ComplaintOut, 200: ComplaintOut},
+                  errors=(409,)))
+    def register_complaint(self, data):
         """Register a complaint: 201 with the new complaint, 200 with the existing one
         when the same channel reference was submitted before, 422 with field messages."""
-        complaint, created = self._register(self.access.caller(request), read_json(request))
-        return json_response(201 if created else 200, ComplaintOut().dump(complaint))
+        complaint, created = self._register(self.access.caller(), data)
+        return Created("complaint", ComplaintOut().dump(complaint), created)
 
-    @http("GET", "/complaints/<string:number>")
-    def get_complaint_http(self, request, number):
-        return json_response(200, self._get(self.access.caller(request), number))
+    @operation(Op("GET", "/complaints/<string:number>", "One complaint.", "complaint.read",
+                  responses={200: ComplaintOut}))
+    def get_complaint(self, number):
+        caller = self.access.caller()
+        doc = self.store.get(number)
+        caller.require("complaint.read", doc["mall_id"])
+        return ComplaintOut().dump(doc)
 
-    @http("GET", "/complaints")
-    def list_complaints_http(self, request):
-        return json_response(200, self._list(self.access.caller(request), request.args.to_dict()))
+    @operation(Op("GET", "/complaints", "A page of complaints, newest first.", "complaint.read", query=ListQuery,
+                  responses={200: ComplaintList}))
+    def list_complaints(self, query):
+        caller = self.access.caller()
+        query = ListQuery().load(query)
+        mall_id = caller.list_mall("complaint.read", query.pop("mall_id", None))
+        if mall_id:
+            query["mall_id"] = mall_id
+        items, total = self.store.list(query)
+        return {"items": ComplaintOut(many=True).dump(items), "total": total,
+                "page": query["page"], "per_page": query["per_page"]}
 
-    @http("GET", "/malls")
-    def get_malls_http(self, request):
+    @operation(Op("GET", "/malls", "The caller's malls (every mall, chain-wide) with their codes and names.",
+                  "complaint.read", responses={200: MallList}))
+    def get_malls(self):
         """The malls the caller works at, with their names (the console's pickers)."""
-        caller = self.access.caller(request)
+        caller = self.access.caller()
         caller.require("complaint.read")
         malls = [m for m in self.policy.current.malls.malls.values() if caller.sees(m.id)]
-        return json_response(200, MallList().dump({"items": malls}))
+        return MallList().dump({"items": malls})
 
-    @http("GET", "/malls/<string:mall_id>/merchants")
-    def get_merchants_http(self, request, mall_id):
+    @operation(Op("GET", "/malls/<string:mall_id>/merchants", "The mall's merchants, as the mall registry lists "
+                  "them (the service desk's merchant picker).", "complaint.read", responses={200: MerchantList}))
+    def get_merchants(self, mall_id):
         """The mall's merchants from the registry, for the desk's picker."""
-        self.access.caller(request).require("complaint.read", mall_id)
+        self.access.caller().require("complaint.read", mall_id)
         mall = self.policy.current.malls.get(mall_id)
         if mall is None:
             raise NotFound(f"no mall {mall_id}")
-        return json_response(200, MerchantList().dump({"mall_id": mall_id, "items": mall.merchants}))
+        return MerchantList().dump({"mall_id": mall_id, "items": mall.merchants})
 
-    @http("POST", "/complaints/<string:number>/acknowledgement")
-    def post_acknowledgement(self, request, number):
-        """Record that the customer was told (R1.2); repeating it returns the first record."""
-        caller = self.access.caller(request)
-        return json_response(200, ComplaintOut().dump(self._acknowledge(caller, number, read_json(request))))
-
-    @http("GET", "/complaints/<string:number>/customer")
-    def get_customer_http(self, request, number):
-        """The full customer, audited: 403 without customer.contact, 422 without a purpose, 410 once anonymised."""
-        gate = self.access
-        return json_response(200, self._customer(gate.caller(request), number, request.args.to_dict(),
-                                                 audit.request_id(gate, request)))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
-    def register_complaint(self, data):
-        complaint, created = self._register(self.access.caller(), data)
-        return {"complaint": ComplaintOut().dump(complaint), "created": created}
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
-    def get_complaint(self, number):
-        return self._get(self.access.caller(), number)
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
-    def complaint_customer(self, number, purpose):
-        return self._customer(self.access.caller(), number, {"purpose": purpose}, audit.request_id(self.access))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
-    def list_complaints(self, query):
-        return self._list(self.access.caller(), query)
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
+    @operation(Op("POST", "/complaints/<string:number>/acknowledgement", "Record that the customer was told (R1.2); "
+                  "repeating it returns the first record.", "complaint.acknowledge", body=AcknowledgementIn,
+                  responses={200: ComplaintOut}, errors=(409,)))
     def acknowledge_complaint(self, number, data):
+        """Record that the customer was told (R1.2); repeating it returns the first record."""
         return ComplaintOut().dump(self._acknowledge(self.access.caller(), number, data))
+
+    @operation(CUSTOMER_READ)
+    def complaint_customer(self, number, query):
+        """The full customer, audited: 403 without customer.contact, 422 without a purpose, 410 once anonymised."""
+        caller = self.access.caller()
+        doc = self.store.get(number)
+        caller.require("complaint.read", doc["mall_id"])
+        record = self.audit(self.store.db, caller, subject="complaint", doc=doc, purpose_args=query, now=self.clock())
+        return {"number": number, "mall_id": doc["mall_id"], "customer": CustomerIn().dump(doc["customer"]),
+                "description": doc["description"], "demands": DemandsIn().dump(doc["demands"]),
+                "audit_id": record["_id"]}
 
     def _register(self, caller, data):
         complaint = ComplaintIn().load(data)
@@ -174,20 +174,6 @@ class IntakeService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
         publish_pending(self.store.complaints, self.dispatch, self.name, now, [doc])
         return doc, True
 
-    def _get(self, caller, number):
-        doc = self.store.get(number)
-        caller.require("complaint.read", doc["mall_id"])
-        return ComplaintOut().dump(doc)
-
-    def _customer(self, caller, number, args, request_id):
-        doc = self.store.get(number)
-        caller.require("complaint.read", doc["mall_id"])
-        record = audit.full_read(self.store.db, caller, service=self.name, subject="complaint", doc=doc,
-                                 purpose_args=args, now=self.clock(), request_id=request_id)
-        return {"number": number, "mall_id": doc["mall_id"], "customer": CustomerIn().dump(doc["customer"]),
-                "description": doc["description"], "demands": DemandsIn().dump(doc["demands"]),
-                "audit_id": record["_id"]}
-
     def _case_changed(self, event, state):
         at = as_stored(event["occurred_at"])
 
@@ -215,11 +201,3 @@ class IntakeService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
         publish_pending(self.store.complaints, self.dispatch, self.name, now, [updated])
         return updated
 
-    def _list(self, caller, query):
-        query = ListQuery().load(query)
-        mall_id = caller.list_mall("complaint.read", query.pop("mall_id", None))
-        if mall_id:
-            query["mall_id"] = mall_id
-        items, total = self.store.list(query)
-        return {"items": ComplaintOut(many=True).dump(items), "total": total,
-                "page": query["page"], "per_page": query["per_page"]}

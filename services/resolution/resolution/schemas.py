@@ -6,9 +6,9 @@ from datetime import datetime
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from mallcare_common import audit, retention
+from mallcare_common import audit
 from mallcare_common.contracts.resolution import DECISIONS, FINDING_SOURCES, STATES
-from mallcare_common.openapi import OPERATIONAL, POLICY_ADMIN, Op
+from mallcare_common.openapi import Op
 from mallcare_common.personal import MaskedCustomer, MaskedOut
 
 from .policy import REMEDIES, fen
@@ -431,10 +431,9 @@ class IncidentList(Schema):
                                                                                              "and customer"})
 
 
-# Every HTTP route resolution serves, for its OpenAPI document (mallcare_common.openapi). One
-# entrypoint serves every case action (and one every incident action); each action is its own
-# operation here because each takes its own body. tests/contract/test_openapi.py checks these
-# against the ACTIONS tables of domain/actions.py and domain/incidents.py.
+# One entrypoint serves every case action (and one every incident action); each action is
+# its own documented operation because each takes its own body. tests/contract/test_openapi.py
+# checks these against the ACTIONS tables of domain/actions.py and domain/incidents.py.
 _CASE_ACTION = "/cases/<string:complaint_no>/<string:action>"
 _INCIDENT_ACTION = "/incidents/<string:number>/<string:action>"
 
@@ -449,17 +448,7 @@ def _incident_action(action, body, summary):
               responses={200: IncidentOut}, errors=(409,), route=_INCIDENT_ACTION)
 
 
-HTTP_API = [
-    *OPERATIONAL, *POLICY_ADMIN, *audit.HTTP_API, *retention.HTTP_API,
-    audit.full_read_op("/incidents/<string:number>/customer", "incident", Contact,
-                       {"description": fields.String(required=True),
-                        "suggested_handling": fields.String(required=True)}),
-    Op("GET", "/cases", "Open cases, the earliest deadline first.", "case.read", query=CaseQuery,
-       responses={200: CaseQueue}),
-    Op("GET", "/cases/<string:complaint_no>", "A case with its whole timeline (R3.10).", "case.read",
-       responses={200: CaseOut}),
-    Op("GET", "/cases/<string:complaint_no>/timeline", "A case's timeline.", "case.read",
-       responses={200: TimelineOut}),
+CASE_ACTIONS = [
     _case_action("findings", FindingIn, "Record an investigation finding (R3.1)."),
     _case_action("expected-resolution", PromiseIn, "Tell the customer when to expect a resolution (R3.2)."),
     _case_action("notes", NoteIn, "A note on the timeline (R3.10)."),
@@ -477,18 +466,13 @@ HTTP_API = [
     _case_action("reopening", ReasonIn, "Reopen the case (R4.2)."),
     _case_action("rectifications", RectificationIn, "Add a rectification task (R3.8)."),
     _case_action("rectification-done", RectificationDoneIn, "A rectification task is done."),
-    Op("POST", "/cases/<string:complaint_no>/proposal-check", "What a draft proposal would meet: the law, the "
-       "caps, who must approve.", "case.act", body=ProposalIn, signed=True),
-    Op("GET", "/rectifications", "Rectification tasks, the earliest due first (R3.8).", "case.read",
-       query=RectificationQuery, responses={200: RectificationList}),
-    Op("POST", "/incidents", "Report an adverse event (R3.9); the same request_id again returns the same "
-       "incident (200).", "incident.report", body=IncidentIn, signed=True,
-       responses={201: IncidentOut, 200: IncidentOut}, errors=(409,)),
-    Op("GET", "/incidents", "Incidents, the earliest reported first.", "incident.read", query=IncidentQuery,
-       responses={200: IncidentList}),
-    Op("GET", "/incidents/<string:number>", "The whole report, the customer masked.", "incident.read",
-       responses={200: IncidentOut}),
+]
+INCIDENT_ACTIONS = [
     _incident_action("verification", VerificationIn, "Confirm or dismiss the incident."),
     _incident_action("handling", HandlingIn, "Record how the incident was handled."),
     _incident_action("communication", CommunicationIn, "Record that the customer was told."),
 ]
+# The full read of an incident's customer (resolution.service.incident_customer).
+INCIDENT_CUSTOMER_READ = audit.full_read_op("/incidents/<string:number>/customer", "incident", Contact,
+                                            {"description": fields.String(required=True),
+                                             "suggested_handling": fields.String(required=True)})

@@ -26,9 +26,10 @@ import eventlet
 from marshmallow import ValidationError
 from prometheus_client import Counter
 
-from mallcare_common import audit, messaging, retention, web
-from mallcare_common.auth import Access, Forbidden
-from mallcare_common.calendar import Clock
+from mallcare_common import web
+from mallcare_common.audit import AuditLog
+from mallcare_common.auth import Forbidden
+from mallcare_common.base import Service
 from mallcare_common.contracts import (COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED, COMPLAINT_TRIAGED,
                                        CUSTOMER_DISSATISFIED, CUSTOMER_SATISFIED, InvalidEvent, read_event)
 from mallcare_common.contracts.analytics import SLA_AT_RISK, SLA_BREACHED
@@ -36,9 +37,11 @@ from mallcare_common.contracts.feedback import REVISIT_DONE
 from mallcare_common.messaging import event_handler, new_outbox, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import leased_timer, next_sequence
 from mallcare_common.policy import PolicyFiles
-from mallcare_common.rpc import rpc
+from mallcare_common.openapi import Op
+from mallcare_common.operations import Created, operation
+from mallcare_common.retention import Retention
 from mallcare_common.unit_of_work import change, write
-from mallcare_common.web import CLIENT_ERRORS, Conflict, NotFound, http, json_response, read_json, signed
+from mallcare_common.web import CLIENT_ERRORS, Conflict, NotFound, signed
 
 from .domain import actions, incidents
 from .domain.errors import NoAuthority, StateConflict
@@ -46,8 +49,9 @@ from .domain.opening import new_case
 from .domain.step import Actor, Step
 from .policy import load_policy
 from .retention import anonymise as anonymise_cases
-from .schemas import (HTTP_API, CaseOut, CaseQuery, Contact, IncidentIn, IncidentOut, IncidentQuery, ProposalIn,
-                      RectificationOut, RectificationQuery)
+from .schemas import (CASE_ACTIONS, INCIDENT_ACTIONS, INCIDENT_CUSTOMER_READ, CaseOut, CaseQuery, CaseQueue, Contact,
+                      IncidentIn, IncidentList, IncidentOut, IncidentQuery, ProposalIn, RectificationList,
+                      RectificationOut, RectificationQuery, TimelineOut)
 from .storage import Cases, step_update
 
 log = logging.getLogger(__name__)
@@ -77,17 +81,14 @@ def decide(rule, step, request, policy):
         raise Forbidden(str(exc)) from exc
 
 
-class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay, audit.AuditReads,
-                        retention.RetentionAdmin):
+class ResolutionService(Service):
     name = "resolution"
-    http_api = HTTP_API
 
     store = Cases()
     policy = PolicyFiles("resolution.yml", load_policy)
-    clock = Clock()
     dispatch = outbox_dispatcher()
-    access = Access()
-    retention_anonymise = staticmethod(anonymise_cases)
+    audit = AuditLog()
+    retention = Retention(anonymise_cases)
 
     # --- events -------------------------------------------------------------------------------
 
@@ -173,60 +174,58 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
 
     # --- cases --------------------------------------------------------------------------------
 
-    @http("GET", "/cases")
-    def queue_http(self, request):
-        return json_response(200, self._queue(self.access.caller(request), request.args.to_dict()))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
+    @operation(Op("GET", "/cases", "Open cases, the earliest deadline first.", "case.read", query=CaseQuery,
+                  responses={200: CaseQueue}))
     def queue(self, query):
-        return self._queue(self.access.caller(), query)
-
-    def _queue(self, caller, query):
         """Open cases of a mall, handler, department or level, earliest deadline first."""
+        caller = self.access.caller()
         query = CaseQuery().load(query)
         query["mall_id"] = caller.list_mall("case.read", query.get("mall_id"))
         selector = {k: query[k] for k in ("mall_id", "owner_id", "department", "level", "state") if query.get(k)}
         items = self.store.queue(selector, query["limit"])
         return {"items": CaseOut(many=True, exclude=("timeline",)).dump(items)}
 
-    @http("GET", "/cases/<string:complaint_no>")
-    def get_case_http(self, request, complaint_no):
-        return json_response(200, self._get_case(self.access.caller(request), complaint_no))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
+    @operation(Op("GET", "/cases/<string:complaint_no>", "A case with its whole timeline (R3.10).", "case.read",
+                  responses={200: CaseOut}))
     def get_case(self, complaint_no):
         return self._get_case(self.access.caller(), complaint_no)
 
-    @http("GET", "/cases/<string:complaint_no>/timeline")
-    def get_timeline_http(self, request, complaint_no):
-        case = self._get_case(self.access.caller(request), complaint_no)
-        return json_response(200, {"complaint_no": complaint_no, "timeline": case["timeline"]})
+    @operation(Op("GET", "/cases/<string:complaint_no>/timeline", "A case's timeline.", "case.read",
+                  responses={200: TimelineOut}))
+    def get_timeline(self, complaint_no):
+        case = self._get_case(self.access.caller(), complaint_no)
+        return {"complaint_no": complaint_no, "timeline": case["timeline"]}
 
-    @http("POST", "/cases/<string:complaint_no>/<string:action>")
-    def act_http(self, request, complaint_no, action):
-        return json_response(200, self._act_on_case(self.access.caller(request), complaint_no, action,
-                                                    read_json(request)))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
+    @operation(*CASE_ACTIONS)
     def act(self, complaint_no, action, data):
-        return self._act_on_case(self.access.caller(), complaint_no, action, data)
+        """One handler action on a case (see ACTIONS); returns the case as it is now."""
+        caller = self.access.caller()
+        if action not in actions.ACTIONS:
+            raise NotFound(f"no action {action}; actions: {', '.join(actions.ACTIONS)}")
+        schema, rule = actions.ACTIONS[action]
+        return CaseOut().dump(self._act(caller, self.store.cases, complaint_no, action,
+                                        schema().load(signed(data, caller)), rule, Step))
 
-    @http("POST", "/cases/<string:complaint_no>/proposal-check")
-    def check_proposal_http(self, request, complaint_no):
-        return json_response(200, self._check_proposal(self.access.caller(request), complaint_no,
-                                                       read_json(request)))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
+    @operation(Op("POST", "/cases/<string:complaint_no>/proposal-check", "What a draft proposal would meet: the "
+                  "law, the caps, who must approve.", "case.act", body=ProposalIn, signed=True))
     def check_proposal(self, complaint_no, data):
-        return self._check_proposal(self.access.caller(), complaint_no, data)
+        """What a draft proposal would meet before it is made: the law, the caps, who must approve."""
+        caller = self.access.caller()
+        request = ProposalIn().load(signed(data, caller))
+        case = self.store.get(self.store.cases, complaint_no, "case")
+        actor = self._actor(caller, case["mall_id"], "case.act")
+        return web.jsonable(actions.check_proposal(case, request, actor, self.policy.current))
 
-    @http("GET", "/rectifications")
-    def rectifications_http(self, request):
-        return json_response(200, self._rectifications(self.access.caller(request), request.args.to_dict()))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
+    @operation(Op("GET", "/rectifications", "Rectification tasks, the earliest due first (R3.8).", "case.read",
+                  query=RectificationQuery, responses={200: RectificationList}))
     def rectifications(self, query):
-        return self._rectifications(self.access.caller(), query)
+        """R3.8: rectification tasks of the caller's mall (or the one named), open (default) or
+        done, earliest due first."""
+        caller = self.access.caller()
+        query = RectificationQuery().load(query)
+        mall_id = caller.list_mall("case.read", query.get("mall_id"))
+        items = self.store.rectifications(mall_id, query["status"], query["limit"])
+        return {"items": RectificationOut(many=True).dump(items)}
 
     def _get_case(self, caller, complaint_no):
         """The case with its whole timeline (R3.10)."""
@@ -234,100 +233,49 @@ class ResolutionService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxR
         caller.require("case.read", case["mall_id"])
         return CaseOut().dump(case)
 
-    def _act_on_case(self, caller, complaint_no, action, data):
-        """One handler action on a case (see ACTIONS); returns the case as it is now."""
-        if action not in actions.ACTIONS:
-            raise NotFound(f"no action {action}; actions: {', '.join(actions.ACTIONS)}")
-        schema, rule = actions.ACTIONS[action]
-        return CaseOut().dump(self._act(caller, self.store.cases, complaint_no, action,
-                                        schema().load(signed(data, caller)), rule, Step))
-
-    def _check_proposal(self, caller, complaint_no, data):
-        """What a draft proposal would meet before it is made: the law, the caps, who must approve."""
-        request = ProposalIn().load(signed(data, caller))
-        case = self.store.get(self.store.cases, complaint_no, "case")
-        actor = self._actor(caller, case["mall_id"], "case.act")
-        return web.jsonable(actions.check_proposal(case, request, actor, self.policy.current))
-
-    def _rectifications(self, caller, query):
-        """R3.8: rectification tasks of the caller's mall (or the one named), open (default) or
-        done, earliest due first."""
-        query = RectificationQuery().load(query)
-        mall_id = caller.list_mall("case.read", query.get("mall_id"))
-        items = self.store.rectifications(mall_id, query["status"], query["limit"])
-        return {"items": RectificationOut(many=True).dump(items)}
-
     # --- adverse events (R3.9) ------------------------------------------------------------------
 
-    @http("POST", "/incidents")
-    def report_incident_http(self, request):
-        incident, created = self._report_incident(self.access.caller(request), read_json(request))
-        return json_response(201 if created else 200, incident)
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
+    @operation(Op("POST", "/incidents", "Report an adverse event (R3.9); the same request_id again returns the same "
+                  "incident (200).", "incident.report", body=IncidentIn, signed=True,
+                  responses={201: IncidentOut, 200: IncidentOut}, errors=(409,)))
     def report_incident(self, data):
         """R3.9: a store reports an adverse event; the same request id again returns the same incident."""
-        return self._report_incident(self.access.caller(), data)[0]
+        incident, created = self._report_incident(self.access.caller(), data)
+        return Created("incident", incident, created)
 
-    @http("GET", "/incidents")
-    def list_incidents_http(self, request):
-        return json_response(200, self._list_incidents(self.access.caller(request), request.args.to_dict()))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
+    @operation(Op("GET", "/incidents", "Incidents, the earliest reported first.", "incident.read",
+                  query=IncidentQuery, responses={200: IncidentList}))
     def list_incidents(self, query):
-        return self._list_incidents(self.access.caller(), query)
-
-    def _list_incidents(self, caller, query):
+        caller = self.access.caller()
         query = IncidentQuery().load(query)
         mall_id = caller.list_mall("incident.read", query.get("mall_id"))
         items = self.store.list_incidents(mall_id, query.get("state"), query["limit"])
         return {"items": IncidentOut(many=True, exclude=("timeline", "customer")).dump(items)}
 
-    @http("GET", "/incidents/<string:number>")
-    def get_incident_http(self, request, number):
-        return json_response(200, self._get_incident(self.access.caller(request), number))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
+    @operation(Op("GET", "/incidents/<string:number>", "The whole report, the customer masked.", "incident.read",
+                  responses={200: IncidentOut}))
     def get_incident(self, number):
-        return self._get_incident(self.access.caller(), number)
-
-    @http("GET", "/incidents/<string:number>/customer")
-    def get_incident_customer_http(self, request, number):
-        """The full customer, audited: 403 without customer.contact, 422 without a purpose, 410 once anonymised."""
-        gate = self.access
-        return json_response(200, self._incident_customer(gate.caller(request), number, request.args.to_dict(),
-                                                          audit.request_id(gate, request)))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
-    def incident_customer(self, number, purpose):
-        return self._incident_customer(self.access.caller(), number, {"purpose": purpose},
-                                       audit.request_id(self.access))
-
-    @http("POST", "/incidents/<string:number>/<string:action>")
-    def act_on_incident_http(self, request, number, action):
-        return json_response(200, self._act_on_incident(self.access.caller(request), number, action,
-                                                        read_json(request)))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
-    def act_on_incident(self, number, action, data):
-        return self._act_on_incident(self.access.caller(), number, action, data)
-
-    def _get_incident(self, caller, number):
         """The whole report, the customer masked: for staff of the incident's mall only."""
+        caller = self.access.caller()
         incident = self.store.get(self.store.incidents, number, "incident")
         caller.require("incident.read", incident["mall_id"])
         return IncidentOut().dump(incident)
 
-    def _incident_customer(self, caller, number, args, request_id):
+    @operation(INCIDENT_CUSTOMER_READ)
+    def incident_customer(self, number, query):
+        """The full customer, audited: 403 without customer.contact, 422 without a purpose, 410 once anonymised."""
+        caller = self.access.caller()
         incident = self.store.get(self.store.incidents, number, "incident")
         caller.require("incident.read", incident["mall_id"])
-        record = audit.full_read(self.store.db, caller, service=self.name, subject="incident", doc=incident,
-                                 purpose_args=args, now=self.clock(), request_id=request_id)
+        record = self.audit(self.store.db, caller, subject="incident", doc=incident, purpose_args=query,
+                            now=self.clock())
         return {"number": number, "mall_id": incident["mall_id"], "customer": Contact().dump(incident["customer"]),
                 "description": incident["description"], "suggested_handling": incident["suggested_handling"],
                 "audit_id": record["_id"]}
 
-    def _act_on_incident(self, caller, number, action, data):
+    @operation(*INCIDENT_ACTIONS)
+    def act_on_incident(self, number, action, data):
+        caller = self.access.caller()
         if action not in incidents.ACTIONS:
             raise NotFound(f"no action {action}; actions: {', '.join(incidents.ACTIONS)}")
         schema, rule = incidents.ACTIONS[action]

@@ -2,7 +2,6 @@
 from marshmallow import Schema, fields, validate
 
 from mallcare_common.contracts.triage import LEVELS, URGENCIES
-from mallcare_common.openapi import OPERATIONAL, POLICY_ADMIN, Op
 from mallcare_common.personal import MaskedOut
 
 _who = dict(required=True, validate=validate.Length(min=1, max=64))
@@ -94,18 +93,3 @@ class AssessmentOut(MaskedOut):
 
 class AssessmentQueue(Schema):
     items = fields.List(fields.Nested(AssessmentOut), required=True, metadata={"description": "without history"})
-
-
-# Every HTTP route triage serves, for its OpenAPI document (mallcare_common.openapi).
-HTTP_API = [
-    *OPERATIONAL, *POLICY_ADMIN,
-    Op("GET", "/assessments/<string:complaint_no>", "A complaint's assessment with its history.",
-       "assessment.read", responses={200: AssessmentOut}),
-    Op("POST", "/assessments/<string:complaint_no>/corrections", "Correct category or risk; routing and "
-       "deadlines follow.", "assessment.correct", body=CorrectionIn, signed=True, responses={200: AssessmentOut}),
-    Op("POST", "/assessments/<string:complaint_no>/owner", "Reassign; the department follows the handler (the "
-       "mall's duty supervisor covers any). After a review meeting only within its department (else 409).",
-       "assessment.assign", body=ReassignmentIn, signed=True, responses={200: AssessmentOut}, errors=(409,)),
-    Op("GET", "/queue", "Open assessments, the most urgent deadline first.", "assessment.read", query=QueueQuery,
-       responses={200: AssessmentQueue}),
-]

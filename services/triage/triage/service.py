@@ -8,35 +8,32 @@ Every HTTP and RPC call is checked against its caller's permission and malls.
 """
 from datetime import timedelta
 
-from mallcare_common import messaging, web
-from mallcare_common.auth import Access
-from mallcare_common.calendar import Clock, as_stored
+from mallcare_common.base import Service
+from mallcare_common.calendar import as_stored
 from mallcare_common.contracts import COMPLAINT_REGISTERED, InvalidEvent, read_event
 from mallcare_common.contracts import resolution as case_events
 from mallcare_common.messaging import event_handler, new_outbox, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import NotFound, leased_timer
 from mallcare_common.policy import PolicyFiles
-from mallcare_common.rpc import rpc
+from mallcare_common.openapi import Op
+from mallcare_common.operations import operation
 from mallcare_common.unit_of_work import change
-from mallcare_common.web import CLIENT_ERRORS, http, json_response, read_json, signed
+from mallcare_common.web import signed
 
 from . import rules
 from .policy import load_policy
-from .schemas import HTTP_API, AssessmentOut, CorrectionIn, QueueQuery, ReassignmentIn
+from .schemas import AssessmentOut, AssessmentQueue, CorrectionIn, QueueQuery, ReassignmentIn
 from .storage import Assessments
 
 ASSIGN_INTERVAL = 60   # seconds between looks for complaints that still have no owner
 
 
-class TriageService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay):
+class TriageService(Service):
     name = "triage"
-    http_api = HTTP_API
 
     store = Assessments()
     policy = PolicyFiles("triage.yml", load_policy)
-    clock = Clock()
     dispatch = outbox_dispatcher()
-    access = Access()
 
     @event_handler(COMPLAINT_REGISTERED.source, COMPLAINT_REGISTERED.name)
     def handle_complaint_registered(self, body):
@@ -124,24 +121,20 @@ class TriageService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
         if taken_by:
             load[taken_by] = load.get(taken_by, 0) + 1
 
-    @http("GET", "/assessments/<string:complaint_no>")
-    def get_assessment_http(self, request, complaint_no):
-        return json_response(200, self._get(self.access.caller(request), complaint_no))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
+    @operation(Op("GET", "/assessments/<string:complaint_no>", "A complaint's assessment with its history.",
+                  "assessment.read", responses={200: AssessmentOut}))
     def get_assessment(self, complaint_no):
-        return self._get(self.access.caller(), complaint_no)
+        caller = self.access.caller()
+        doc = self.store.get(complaint_no)
+        caller.require("assessment.read", doc["mall_id"])
+        return AssessmentOut().dump(doc)
 
-    @http("POST", "/assessments/<string:complaint_no>/corrections")
-    def post_correction(self, request, complaint_no):
-        """Correct category or risk: {field, value, reason}; routing and deadlines follow."""
-        return json_response(200, self._correct(self.access.caller(request), complaint_no, read_json(request)))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
+    @operation(Op("POST", "/assessments/<string:complaint_no>/corrections", "Correct category or risk; routing and "
+                  "deadlines follow.", "assessment.correct", body=CorrectionIn, signed=True,
+                  responses={200: AssessmentOut}))
     def correct_assessment(self, complaint_no, data):
-        return self._correct(self.access.caller(), complaint_no, data)
-
-    def _correct(self, caller, complaint_no, data):
+        """Correct category or risk: {field, value, reason}; routing and deadlines follow."""
+        caller = self.access.caller()
         correction, policy = CorrectionIn().load(signed(data, caller)), self.policy.current
 
         def decide(doc, now):
@@ -151,16 +144,13 @@ class TriageService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
 
         return AssessmentOut().dump(self._record(complaint_no, decide, "the correction"))
 
-    @http("POST", "/assessments/<string:complaint_no>/owner")
-    def post_owner(self, request, complaint_no):
-        """Reassign: {owner_id, reason}; the department follows the handler."""
-        return json_response(200, self._reassign(self.access.caller(request), complaint_no, read_json(request)))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
+    @operation(Op("POST", "/assessments/<string:complaint_no>/owner", "Reassign; the department follows the handler "
+                  "(the mall's duty supervisor covers any). After a review meeting only within its department "
+                  "(else 409).", "assessment.assign", body=ReassignmentIn, signed=True,
+                  responses={200: AssessmentOut}, errors=(409,)))
     def reassign(self, complaint_no, data):
-        return self._reassign(self.access.caller(), complaint_no, data)
-
-    def _reassign(self, caller, complaint_no, data):
+        """Reassign: {owner_id, reason}; the department follows the handler."""
+        caller = self.access.caller()
         request, policy = ReassignmentIn().load(signed(data, caller)), self.policy.current
 
         def decide(doc, now):
@@ -169,21 +159,11 @@ class TriageService(web.HealthAndMetrics, web.PolicyAdmin, messaging.OutboxRelay
 
         return AssessmentOut().dump(self._record(complaint_no, decide, "the reassignment"))
 
-    @http("GET", "/queue")
-    def queue_http(self, request):
-        return json_response(200, self._queue(self.access.caller(request), request.args.to_dict()))
-
-    @rpc(expected_exceptions=CLIENT_ERRORS)
+    @operation(Op("GET", "/queue", "Open assessments, the most urgent deadline first.", "assessment.read",
+                  query=QueueQuery, responses={200: AssessmentQueue}))
     def queue(self, query):
-        return self._queue(self.access.caller(), query)
-
-    def _get(self, caller, complaint_no):
-        doc = self.store.get(complaint_no)
-        caller.require("assessment.read", doc["mall_id"])
-        return AssessmentOut().dump(doc)
-
-    def _queue(self, caller, query):
         """Open assessments of a mall, department or handler, most urgent deadline first."""
+        caller = self.access.caller()
         query = QueueQuery().load(query)
         query["mall_id"] = caller.list_mall("assessment.read", query.get("mall_id"))
         selector = {k: query[k] for k in ("mall_id", "department") if query.get(k)}

@@ -60,6 +60,15 @@ def escalated(number, at, to_role, mall="sh-xujiahui"):
                                             "to_staff_id": None, "re_review_due_at": None, "by": "E1"}, at, mall)
 
 
+def closed(number, at, reason="supervisor closed it", by="E3011", mall="sh-xujiahui"):
+    return event("case_closed", number, {"reason": reason, "by": by}, at, mall)
+
+
+def reopened(number, at, round_=2, by="feedback", mall="sh-xujiahui"):
+    return event("case_reopened", number, {"reason": "dissatisfied", "round": round_,
+                                           "resolution_due_at": (at + 48 * H).isoformat(), "by": by}, at, mall)
+
+
 def acknowledged(number, at, due, mall="sh-xujiahui"):
     return event("complaint_acknowledged", number, {
         "acknowledged_at": at.isoformat(), "acknowledged_by": "D3001", "method": "in_person",

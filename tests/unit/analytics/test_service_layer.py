@@ -1,0 +1,108 @@
+"""R5.5, R6.1, R6.2: analytics' keep handlers and its SLA sweep, one worker at a time
+(nameko's worker_factory) against the real store: each event is stored once and moves
+the clocks and counts once, however often it is delivered; a reassignment that overtook
+its complaint_triaged is retried, not applied first; the sweep publishes a clock's
+sla_at_risk and sla_breached once each; a breach the broker did not take waits in the
+outbox for the relay. What analytics publishes is read as its subscribers read it
+(tests/unit/conftest.Published)."""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from analytics import service as analytics_service
+from analytics.service import AnalyticsService, TriageNotSeenYet
+from tests.unit.analytics.test_reports import acknowledged, answer, event, registered, triaged
+from tests.unit.conftest import relay_after_outage
+
+T0 = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)   # Monday 10:00 in Shanghai
+H = timedelta(hours=1)
+NUMBER = "SHXJH-20261123-0042"
+
+
+@pytest.fixture
+def analytics(service_worker, monkeypatch):
+    monkeypatch.setattr(analytics_service, "TRIAGE_PAUSE", 0)   # the retry's pause is the queue's business
+    return service_worker(AnalyticsService, T0 + H / 4, config={"MALLCARE": {"SLA_TICK_SECONDS": 2}})
+
+
+def clocks(analytics):
+    return {c["clock"]: c for c in analytics.store.clocks.find({"complaint_no": NUMBER}, {"outbox": 0})}
+
+
+def reassigned(at):
+    return event("complaint_reassigned", NUMBER, {"from_owner_id": "E3501", "to_owner_id": "E3101",
+                                                  "department": "procurement_qc", "by": "E3901", "reason": "QC"}, at)
+
+
+def test_each_event_is_kept_once_and_moves_the_clocks_and_counts_once(analytics):
+    registration = registered(NUMBER, T0)
+    acknowledgement = acknowledged(NUMBER, T0 + H / 2, T0 + H)
+    satisfied = answer(NUMBER, T0 + 30 * H, satisfied=True)
+    for _ in range(2):   # at-least-once delivery brings each again
+        analytics.handle_complaint_registered(registration)
+        analytics.handle_complaint_acknowledged(acknowledgement)
+        analytics.handle_customer_satisfied(satisfied)
+
+    assert sorted(e["_id"] for e in analytics.store.events.find()) == sorted(
+        [registration["event_id"], acknowledgement["event_id"], satisfied["event_id"]])
+    assert analytics.store.intake_counts() == [
+        {"mall_id": "sh-xujiahui", "event_type": "complaint_acknowledged", "channel": None, "count": 1},
+        {"mall_id": "sh-xujiahui", "event_type": "complaint_registered", "channel": "desk", "count": 1}]
+    [acknowledgement_clock] = clocks(analytics).values()
+    assert acknowledgement_clock["clock"] == "acknowledgement" and acknowledgement_clock["outcome"] == "met"
+    [tally] = analytics.store.tallies_of("2026-11", "sh-xujiahui")
+    assert (tally["counts"]["received"], tally["counts"]["registered"]) == (1, 1)
+    assert analytics.store.answer_tallies() == {"sh-xujiahui": (1, 1)}   # satisfied of all answers
+    assert analytics.dispatch.events == []
+
+
+def test_a_reassignment_that_overtakes_its_triage_is_retried_not_applied_first(analytics):
+    reassignment = reassigned(T0 + H)
+    with pytest.raises(TriageNotSeenYet, match=NUMBER):
+        analytics.handle_complaint_reassigned(reassignment)
+    assert analytics.store.events.count_documents({}) == 0   # not kept: its redelivery is applied in full
+
+    analytics.handle_complaint_triaged(triaged(NUMBER, T0, "product.quality_defect"))
+    analytics.handle_complaint_reassigned(reassignment)
+    found = clocks(analytics)
+    assert {name: (c["owner"], c["department"]) for name, c in found.items()} == {
+        "first_response": ("E3101", "procurement_qc"), "resolution": ("E3101", "procurement_qc")}
+
+
+def test_the_sweep_publishes_each_warning_and_breach_once(analytics):
+    analytics.handle_complaint_triaged(triaged(NUMBER, T0, "product.quality_defect", risk="high"))
+    first_response = clocks(analytics)["first_response"]
+
+    analytics.clock.at = first_response["at_risk_at"] - timedelta(seconds=1)
+    analytics.watch_clocks()
+    assert analytics.dispatch.events == []
+
+    analytics.clock.at = first_response["at_risk_at"]
+    analytics.watch_clocks()
+    analytics.clock.move(minutes=1)
+    analytics.watch_clocks()
+    [at_risk] = analytics.dispatch.events
+    assert (at_risk["event_type"], at_risk["payload"]["clock"], at_risk["payload"]["owner"]) == (
+        "sla_at_risk", "first_response", "E3501")
+
+    analytics.clock.at = first_response["due_at"] + timedelta(seconds=30)
+    analytics.watch_clocks()
+    analytics.clock.move(minutes=1)
+    analytics.watch_clocks()
+    assert analytics.dispatch.types() == ["sla_at_risk", "sla_breached"]
+    breach = analytics.dispatch.events[1]["payload"]
+    assert (breach["clock"], breach["risk_level"], breach["lag_seconds"]) == ("first_response", "high", 30.0)
+    assert clocks(analytics)["first_response"]["breach_reported"] is True
+
+
+def test_a_breach_the_broker_did_not_take_waits_in_the_outbox_for_the_relay(analytics):
+    analytics.handle_complaint_triaged(triaged(NUMBER, T0, "product.quality_defect"))
+    analytics.dispatch.broker_down = True
+    analytics.clock.at = clocks(analytics)["first_response"]["due_at"] + timedelta(seconds=1)
+    analytics.watch_clocks()   # the breach is recorded all the same
+    pending = clocks(analytics)["first_response"]["pending_events"]
+    assert len(pending) == 1
+
+    # a fresh event is left to the sweep that wrote it a moment ago; then published once
+    assert relay_after_outage(analytics) == ([], [("sla_breached", pending[0])])
+    assert clocks(analytics)["first_response"]["pending_events"] == []
