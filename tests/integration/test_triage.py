@@ -14,6 +14,7 @@ from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_
 
 from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
+from mallcare_common.contracts import EVENT_TYPES, build_event
 from mallcare_common.messaging import DEAD_LETTER_QUEUE
 from mallcare_common.policy import InvalidPolicy
 from tests.helpers import POLICY_DIR, bearer, staff, wait_for
@@ -177,6 +178,20 @@ def test_an_event_for_a_mall_triage_does_not_know_is_dead_lettered(system):
         dead = wait_for(lambda: Queue(DEAD_LETTER_QUEUE, channel=conn).get(no_ack=True))
         assert json.loads(dead.body)["event_id"] == "e-stranger"
     assert system.web["triage"].get("/assessments/XX-1").status_code == 404
+
+
+def test_a_case_event_or_a_correction_for_a_complaint_triage_never_assessed_is_refused(system):
+    closed = build_event(EVENT_TYPES["case_closed"], mall_id="sh-xujiahui", complaint_no="XX-2", occurred_at=MONDAY_10,
+                         payload={"by": "E3011", "reason": "settled at the desk"})
+    with entrypoint_waiter(system.containers["triage"], "handle_case_closed"):
+        system.dispatch("resolution", "case_closed", closed)
+    with Connection(system.amqp) as conn:   # a broken contract: dead-lettered at once, not retried
+        dead = wait_for(lambda: Queue(DEAD_LETTER_QUEUE, channel=conn).get(no_ack=True))
+        assert json.loads(dead.body)["event_id"] == closed["event_id"]
+        assert dead.headers["x-mallcare-reason"] == "contract" and dead.headers["x-mallcare-attempts"] == 1
+    refused = system.web["triage"].post("/assessments/XX-2/corrections", headers=SUPERVISOR, json={
+        "field": "risk_level", "value": "high", "reason": "journalist called"})
+    assert refused.status_code == 404
 
 
 def test_a_complaint_taken_while_nobody_is_on_shift_gets_an_owner_when_someone_is(

@@ -45,9 +45,9 @@ def published():
     return []
 
 
-def run(cases, decide, published, kept_changing="SH-1 kept changing; try again"):
+def run(cases, decide, published, kept_changing="SH-1 kept changing; try again", count=None):
     return change(cases, "SH-1", decide, lambda kind, body: published.append(body["event_id"]), "probe", Clock(),
-                  "case", kept_changing)
+                  "case", kept_changing, count=count)
 
 
 def test_a_decision_is_written_with_its_events_and_they_are_published(cases, published):
@@ -76,6 +76,24 @@ def test_the_loser_of_a_race_decides_again_on_the_winners_write(cases, published
     assert seen == [[], ["winner"]]
     assert updated["notes"] == ["winner", "loser after ['winner']"] and updated["version"] == 2
     assert published == ["ev-winner", "ev-loser"]
+
+
+def test_a_change_is_counted_from_what_it_was_decided_on_before_its_events_leave(cases, published):
+    counted = []
+
+    def loser(case, now):
+        if not case["notes"]:   # the winner writes between the loser's read and its write
+            run(cases, lambda case, now: ({"$push": {"notes": "winner"}}, [event("winner")]), published)
+        return {"$push": {"notes": "loser"}}, [event("loser")]
+
+    def count(before, after):
+        counted.append((before["notes"], after["notes"], list(published)))
+
+    run(cases, loser, published, count=count)
+    assert counted == [(["winner"], ["winner", "loser"], ["ev-winner"])]
+    assert published == ["ev-winner", "ev-loser"]
+    run(cases, lambda case, now: None, published, count=count)
+    assert len(counted) == 1
 
 
 def test_a_write_that_keeps_losing_gives_up_with_conflict(cases, published):
@@ -114,6 +132,13 @@ def test_a_refusal_leaves_as_it_is_and_nothing_is_written(cases, published):
 def test_no_such_document_is_not_found_by_its_name(cases, published):
     with pytest.raises(NotFound, match="^no case SH-2$"):
         change(cases, "SH-2", lambda case, now: ({}, []), published.append, "probe", Clock(), "case", "")
+
+
+def test_a_document_that_never_had_an_event_changes_without_one(cases, published):
+    cases.insert_one({"_id": "SH-0", "state": "open"})
+    updated = change(cases, "SH-0", lambda case, now: ({"$set": {"state": "closed"}}, []), published.append, "probe",
+                     Clock(), "case", "")
+    assert updated == {"_id": "SH-0", "state": "closed", "version": 1} and published == []
 
 
 def test_a_document_written_before_it_had_a_version_gets_one(cases, published):

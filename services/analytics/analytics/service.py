@@ -39,6 +39,7 @@ from mallcare_common.policy import PolicyFiles
 from mallcare_common.openapi import Op
 from mallcare_common.operations import operation
 from mallcare_common.rpc import rpc
+from mallcare_common.unit_of_work import change, write
 from mallcare_common.web import CLIENT_ERRORS, http, json_response, signed
 
 from . import actions, clocks, html_report, live, metrics, reports
@@ -149,11 +150,14 @@ class AnalyticsService(Service):
         # the outbox relay leaves it to this sweep while the sweep is still running.
         # A sweep through a backlog outlasts the lease: it renews it as it goes, and stops
         # if another replica took it meanwhile (a pause longer than the lease).
+        # A clock written since the sweep read it (stopped, say) is not reported: the next
+        # sweep looks at it again.
         for clock in self.store.reaching_deadline(now, limit=500):
             labels, at = self.store.labels_of(clock["complaint_no"]), self.clock()
             if not lease.held(at):
                 return
-            updated = self.store.report(clock, "breach_reported", clocks.breach_event(clock, labels, at), {}, at)
+            updated = write(self.store.clocks, clock, {"$set": {"breach_reported": True}},
+                            [clocks.breach_event(clock, labels, at)], at)
             if updated is not None:
                 self._count_breach(updated, labels, at)
                 publish_pending(self.store.clocks, self.dispatch, self.name, at, [updated])
@@ -161,7 +165,8 @@ class AnalyticsService(Service):
             at = self.clock()
             if not lease.held(at):
                 return
-            updated = self.store.report(clock, "at_risk_reported", clocks.at_risk_event(clock, at), {}, at)
+            updated = write(self.store.clocks, clock, {"$set": {"at_risk_reported": True}},
+                            [clocks.at_risk_event(clock, at)], at)
             if updated is not None:
                 metrics.AT_RISK.labels(clock["mall_id"], clock["clock"]).inc()
                 publish_pending(self.store.clocks, self.dispatch, self.name, at, [updated])
@@ -365,17 +370,17 @@ class AnalyticsService(Service):
         policy = self.policy.current
         for op in clocks.operations(event):
             if isinstance(op, clocks.Start):
-                self._settle(self.store.start(op, policy.at_risk_share(op.clock)), now)
+                self._settle(self.store.start(op, policy.at_risk_share(op.clock)))
             elif isinstance(op, clocks.Stop):
-                self._settle(self.store.stop(op.clock_id, op.at, op.cancelled), now)
+                self._settle(self.store.stop(op.clock_id, op.at, op.cancelled))
             elif isinstance(op, clocks.StopAll):
                 for stopped in self.store.stop_all(op.complaint_no, op.clock, op.at):
-                    self._settle(stopped, now)
+                    self._settle(stopped)
             elif isinstance(op, clocks.Close):
                 for ended in self.store.close(op.complaint_no, op.at):
-                    self._settle(ended, now)
+                    self._settle(ended)
             elif isinstance(op, clocks.Promise):
-                self._settle(self.store.promise(op, policy.at_risk_share("promised")), now)
+                self._settle(self.store.promise(op, policy.at_risk_share("promised")))
             elif isinstance(op, clocks.Reassign):
                 self.store.reassign(op)
             else:
@@ -398,31 +403,39 @@ class AnalyticsService(Service):
         self.store.add_action(actions.proposal(actions.action_id(mall.code, seq), triaged, numbers, window,
                                                self.clock()))
 
-    def _settle(self, clock, now):
-        """A stopped clock with a deadline: met, met late (its breach published now if the
-        sweep had not caught it yet), or cancelled."""
-        result = clock and clocks.outcome(clock)
-        if result is None:
+    def _settle(self, clock):
+        """A stopped clock with a deadline, once: met, met late (its breach published now if
+        the sweep had not caught it yet), or cancelled."""
+        if clock is None or clocks.outcome(clock) is None:
             return
-        event, labels = None, None
-        changes = {"outcome": result}
-        if result == "met_late" and not clock["breach_reported"]:
-            labels = self.store.labels_of(clock["complaint_no"])
-            event = clocks.breach_event(clock, labels, now)
-            changes["breach_reported"] = True
-        settled = self.store.settle(clock, changes, event, now)
-        if settled is None:
-            return
-        if result == "met" or (result == "cancelled" and not clock["breach_reported"]):
-            # a cancelled clock whose breach was announced stays breached
-            self.store.apply_clock(settled, result)
-            metrics.ENDED.labels(clock["mall_id"], clock["clock"], clock.get("department") or "none", result).inc()
-        if event is not None:
-            self._count_breach(settled, labels, now)
-            publish_pending(self.store.clocks, self.dispatch, self.name, now, [settled])
-        if clock["clock"] in metrics.TIME_TO and clock["_id"].endswith("|1") and result != "cancelled":
-            metrics.TIME_TO[clock["clock"]].labels(clock["mall_id"]).observe(
-                (clock["stopped_at"] - clock["started_at"]).total_seconds())
+        breach = None   # (labels, time) of the breach settling it announces
+
+        def decide(clock, now):
+            nonlocal breach
+            breach, result = None, clocks.outcome(clock)
+            if clock.get("outcome") is not None or result is None:   # settled already: its start and stop both try
+                return None
+            update = {"$set": {"outcome": result}}
+            if result == "met_late" and not clock["breach_reported"]:
+                breach = self.store.labels_of(clock["complaint_no"]), now
+                update["$set"]["breach_reported"] = True
+                return update, [clocks.breach_event(clock, *breach)]
+            return update, []
+
+        def count(clock, settled):
+            result = settled["outcome"]
+            if result == "met" or (result == "cancelled" and not clock["breach_reported"]):
+                # a cancelled clock whose breach was announced stays breached
+                self.store.apply_clock(settled, result)
+                metrics.ENDED.labels(clock["mall_id"], clock["clock"], clock.get("department") or "none", result).inc()
+            if breach is not None:
+                self._count_breach(settled, *breach)
+            if clock["clock"] in metrics.TIME_TO and clock["_id"].endswith("|1") and result != "cancelled":
+                metrics.TIME_TO[clock["clock"]].labels(clock["mall_id"]).observe(
+                    (clock["stopped_at"] - clock["started_at"]).total_seconds())
+
+        change(self.store.clocks, clock["_id"], decide, self.dispatch, self.name, self.clock, "clock",
+               f"clock {clock['_id']} kept changing while it was settled", count=count)
 
     def _count_breach(self, clock, labels, now):
         self.store.apply_clock(clock, "breached")

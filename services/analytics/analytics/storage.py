@@ -6,12 +6,15 @@ dissatisfied answers per mall (the gauge). For the reports (reports.py):
 `complaints`, one read-model document per complaint; `report_tallies`, running
 counts per (month or quarter, mall); `actions`, improvement actions (R5.3) and the
 proposals for systemic patterns (`proposal_claims`: one per pattern and window). The
-first two are rebuilt from `events` and the clocks' outcomes (rebuild.py)."""
+first two are rebuilt from `events` and the clocks' outcomes (rebuild.py).
+
+Every write to a clock counts its `version` up: settling a clock and the sweep's
+reports are compare-and-sets on it (mallcare_common.unit_of_work), so a clock
+stopped, moved or reassigned since they read it is not reported or settled as read."""
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from mallcare_common.contracts import EVENT_TYPES
-from mallcare_common.messaging import push_to_outbox
 from mallcare_common.mongo import MongoDatabase, Store
 
 from . import clocks, live, reports
@@ -182,7 +185,7 @@ class EventLog(Store):
         self.clocks.update_one({"_id": op.clock_id}, {
             "$set": {**f, "clock": op.clock, "at_risk_at": clocks.at_risk_at(f["started_at"], f["due_at"], share)},
             "$setOnInsert": {"stopped_at": None, "outcome": None, "at_risk_reported": False,
-                             "breach_reported": False}}, upsert=True)
+                             "breach_reported": False}, "$inc": {"version": 1}}, upsert=True)
         clock = self.clocks.find_one({"_id": op.clock_id})
         # Written first, read second: an end applied meanwhile either saw this clock or is seen here.
         ends = self.events.find({"complaint_no": f["complaint_no"], "event_type": {"$in": list(clocks.LATE_ENDS)}},
@@ -200,7 +203,7 @@ class EventLog(Store):
             self.clocks.update_one({"_id": clock_id, "stopped_at": None}, {
                 "$set": {"stopped_at": at, "cancelled": cancelled},
                 "$setOnInsert": {"due_at": None, "outcome": None, "at_risk_reported": False,
-                                 "breach_reported": False}}, upsert=True)
+                                 "breach_reported": False}, "$inc": {"version": 1}}, upsert=True)
         except DuplicateKeyError:   # stopped before: a redelivery
             return None
         return self.clocks.find_one({"_id": clock_id})
@@ -231,7 +234,8 @@ class EventLog(Store):
                 moved = self.clocks.find_one_and_update(
                     {"_id": running["_id"], "stopped_at": None, "breach_reported": False},
                     {"$set": {"due_at": f["due_at"], "owner": f["owner"], "promised_again_at": f["started_at"],
-                              "at_risk_at": clocks.at_risk_at(running["started_at"], f["due_at"], share)}},
+                              "at_risk_at": clocks.at_risk_at(running["started_at"], f["due_at"], share)},
+                     "$inc": {"version": 1}},
                     return_document=ReturnDocument.AFTER)
                 if moved is not None:
                     return moved
@@ -245,7 +249,7 @@ class EventLog(Store):
     def reassign(self, op):
         self.clocks.update_many({"complaint_no": op.complaint_no, "clock": {"$in": list(clocks.HANDLER_CLOCKS)},
                                  **OPEN}, {"$set": {"owner": op.owner, "owner_kind": "person",
-                                                    "department": op.department}})
+                                                    "department": op.department}, "$inc": {"version": 1}})
 
     def move(self, op, share):
         clock = self.clocks.find_one({"_id": op.clock_id})
@@ -253,23 +257,8 @@ class EventLog(Store):
             return None
         self.clocks.update_one({"_id": op.clock_id}, {"$set": {
             "due_at": op.due_at, "department": op.department,
-            "at_risk_at": clocks.at_risk_at(clock["started_at"], op.due_at, share)}})
+            "at_risk_at": clocks.at_risk_at(clock["started_at"], op.due_at, share)}, "$inc": {"version": 1}})
         return self.clocks.find_one({"_id": op.clock_id})
-
-    def settle(self, clock, changes, event, now):
-        """Record a clock's outcome (and its breach event, if any) once; the updated clock or None."""
-        update = {"$set": changes}
-        if event:
-            update["$push"] = push_to_outbox(event, now)
-        return self.clocks.find_one_and_update({"_id": clock["_id"], "outcome": None}, update,
-                                               return_document=ReturnDocument.AFTER)
-
-    def report(self, clock, flag, event, changes, now):
-        """Set `flag` (at_risk_reported / breach_reported) and queue its event, once."""
-        return self.clocks.find_one_and_update(
-            {"_id": clock["_id"], flag: False, "stopped_at": None},
-            {"$set": {flag: True, **changes}, "$push": push_to_outbox(event, now)},
-            return_document=ReturnDocument.AFTER)
 
     def reaching_risk(self, now, limit):
         """Running clocks past their at-risk point and not yet past their deadline (a clock
@@ -308,6 +297,7 @@ class Events(MongoDatabase):
                                 ("due_at", ASCENDING)])
         db.clocks.create_index([("stopped_at", ASCENDING), ("due_at", ASCENDING)])
         db.clocks.create_index([("pending_events", ASCENDING)])
+        db.clocks.create_index([("_id", ASCENDING), ("version", ASCENDING)])   # unit_of_work's compare-and-set
         db.events.create_index([("occurred_at", ASCENDING)])
         db.actions.create_index([("mall_id", ASCENDING), ("status", ASCENDING)])
         db.actions.create_index([("status", ASCENDING)])

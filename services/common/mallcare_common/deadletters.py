@@ -23,9 +23,12 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
 
 from amqp.exceptions import NotFound
 from kombu import Connection
+from kombu.message import Message
 from nameko.amqp.publish import Publisher, UndeliverableMessage
 
 from .messaging import DEAD_LETTER_HEADER, DEAD_LETTER_QUEUE, raw_body
@@ -39,40 +42,43 @@ COLUMNS = ("id", "event_type", "event_id", "queue", "error", "attempts", "dead_l
 class DeadLetter:
     """One message of the dead-letter queue, as got (not yet acknowledged)."""
 
-    def __init__(self, message):
+    def __init__(self, message: Message) -> None:
         self.message = message
-        self.body = raw_body(message)
-        self.headers = dict(message.headers or {})
+        self.body: bytes = raw_body(message)
+        self.headers: dict[str, Any] = dict(message.headers or {})
 
-    def mark(self, name, default=None):
+    def mark(self, name: str, default: Any = None) -> Any:
         return self.headers.get(DEAD_LETTER_HEADER + name, default)
 
     @property
-    def first_death(self):
-        deaths = self.headers.get("x-death") or [{}]
+    def first_death(self) -> dict[str, Any]:
+        deaths: list[dict[str, Any]] = self.headers.get("x-death") or [{}]
         return deaths[-1]
 
     @property
-    def id(self):
-        if self.mark("id"):
-            return self.mark("id")
+    def id(self) -> str:
+        marked: str | None = self.mark("id")
+        if marked:
+            return marked
         death = self.first_death
         seed = self.body + repr((death.get("queue"), death.get("reason"), death.get("time"))).encode()
         return "rmq-" + hashlib.sha256(seed).hexdigest()[:16]
 
     @property
-    def queue(self):
-        return self.mark("queue") or self.headers.get("x-first-death-queue") or self.first_death.get("queue")
+    def queue(self) -> str | None:
+        queue: str | None = (self.mark("queue") or self.headers.get("x-first-death-queue")
+                             or self.first_death.get("queue"))
+        return queue
 
     @property
-    def event(self):
+    def event(self) -> dict[str, Any]:
         try:
             body = json.loads(self.body)
         except ValueError:
             return {}
         return body if isinstance(body, dict) else {}
 
-    def summary(self):
+    def summary(self) -> dict[str, Any]:
         death = self.first_death
         error = (f"{self.mark('reason')}: {self.mark('error-type')}: {self.mark('error')}" if self.mark("id")
                  else f"rabbitmq: {death.get('reason', 'unknown')}")
@@ -81,7 +87,7 @@ class DeadLetter:
                 "attempts": self.mark("attempts", death.get("count")),
                 "dead_lettered_at": self.mark("dead-lettered-at", str(death.get("time", "-")))}
 
-    def detail(self):
+    def detail(self) -> dict[str, Any]:
         try:
             shown = self.body.decode("utf-8")
         except UnicodeDecodeError:
@@ -89,12 +95,12 @@ class DeadLetter:
         return {**self.summary(), "headers": self.headers, "content_type": self.message.content_type,
                 "content_encoding": self.message.content_encoding, "body": shown}
 
-    def replay_headers(self):
+    def replay_headers(self) -> dict[str, Any]:
         return {k: v for k, v in self.headers.items()
                 if not k.startswith(DEAD_LETTER_HEADER) and k not in RABBITMQ_DEATH_HEADERS}
 
 
-def read_all(channel):
+def read_all(channel: Any) -> list[DeadLetter]:
     """Every dead letter now in the queue, unacknowledged, in queue order."""
     letters = []
     while (message := channel.basic_get(DEAD_LETTER_QUEUE, no_ack=False)) is not None:
@@ -102,14 +108,14 @@ def read_all(channel):
     return letters
 
 
-def find(letters, letter_id):
+def find(letters: Iterable[DeadLetter], letter_id: str) -> DeadLetter:
     for letter in letters:
         if letter.id == letter_id:
             return letter
     raise LookupError(f"no dead letter {letter_id} in {DEAD_LETTER_QUEUE}")
 
 
-def replay(letter, publisher):
+def replay(letter: DeadLetter, publisher: Any) -> None:
     """Back to the queue that failed it, confirmed, then off the dead letters."""
     if not letter.queue:
         raise LookupError(f"dead letter {letter.id} does not say which queue failed it")
@@ -119,7 +125,7 @@ def replay(letter, publisher):
     letter.message.ack()
 
 
-def run(args, out):
+def run(args: argparse.Namespace, out: TextIO) -> None:
     with Connection(args.amqp_uri) as connection:
         channel = connection.channel()
         letters = read_all(channel)
@@ -144,8 +150,8 @@ def run(args, out):
         channel.close()   # gives back whatever was not acknowledged
 
 
-def parser(prog="python -m mallcare_common.deadletters"):
-    top = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
+def parser(prog: str = "python -m mallcare_common.deadletters") -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog=prog, description=(__doc__ or "").split("\n")[0])   # none under -OO
     top.add_argument("--amqp-uri", default=os.environ.get("AMQP_URI"), help="default: $AMQP_URI")
     commands = top.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="every dead letter: id, event, queue, error, attempts, time")
@@ -161,7 +167,8 @@ def parser(prog="python -m mallcare_common.deadletters"):
     return top
 
 
-def main(argv=None, out=sys.stdout, prog="python -m mallcare_common.deadletters"):
+def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout,
+         prog: str = "python -m mallcare_common.deadletters") -> int:
     """`prog`: how the usage lines name the command (`mallcare deadletters` wraps this one)."""
     args = parser(prog).parse_args(argv)
     if not args.amqp_uri:

@@ -5,6 +5,8 @@ went away still answers HTTP; readiness opens a connection of its own to find ou
 answer is kept for a few seconds: probes from the kubelet, Docker and a load balancer
 every few seconds on every replica should not each open a broker connection."""
 import time
+from collections.abc import Callable
+from typing import Any
 
 from kombu import Connection
 from kombu.exceptions import OperationalError
@@ -19,17 +21,19 @@ class BrokerCheck:
     """Callable: True when a connection to `uri` opens within `timeout`, asked at most
     once per `ttl` seconds (the answer in between is the last one)."""
 
-    def __init__(self, uri, timeout=CONNECT_TIMEOUT, ttl=CACHE_SECONDS, clock=time.monotonic):
+    def __init__(self, uri: str, timeout: float = CONNECT_TIMEOUT, ttl: float = CACHE_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.uri, self.timeout, self.ttl, self.clock = uri, timeout, ttl, clock
-        self._answer, self._asked_at = False, None
+        self._answer: bool = False
+        self._asked_at: float | None = None
 
-    def __call__(self):
+    def __call__(self) -> bool:
         if self._asked_at is None or self.clock() - self._asked_at >= self.ttl:
             self._answer = self._connects()
             self._asked_at = self.clock()
         return self._answer
 
-    def _connects(self):
+    def _connects(self) -> bool:
         connection = Connection(self.uri, connect_timeout=self.timeout)
         try:
             # max_retries=0: one attempt, no back-off sleep (connect() retries once after 2 s).
@@ -46,8 +50,8 @@ class BrokerCheck:
 class BrokerHealth(DependencyProvider):
     """The service's BrokerCheck, on its own AMQP_URI; one per container, shared by workers."""
 
-    def setup(self):
+    def setup(self) -> None:
         self.check = BrokerCheck(self.container.config[AMQP_URI_CONFIG_KEY])
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> BrokerCheck:
         return self.check

@@ -9,7 +9,7 @@ import yaml
 from nameko.cli.main import setup_yaml_parser
 
 
-def main(service):
+def main(service: str) -> int:
     setup_yaml_parser()
     with open(f"services/{service}/config.yml", encoding="utf-8") as handle:
         config = yaml.safe_load(handle)

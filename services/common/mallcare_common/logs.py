@@ -24,7 +24,7 @@ _STANDARD = set(vars(logging.LogRecord("", logging.INFO, "", 0, "", (), None))) 
 
 
 class JsonFormatter(logging.Formatter):
-    def format(self, record):
+    def format(self, record: logging.LogRecord) -> str:
         line = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
                 "level": record.levelname, "logger": record.name, "message": scrub(record.getMessage())}
         line.update((key, value if key in IDENTIFIERS else scrub(value))

@@ -5,7 +5,11 @@ Policy is data: the registry is a versioned YAML file (deploy/policy/malls.yml),
 validated at load so that a broken file is refused with field-level messages.
 Chain-wide defaults apply to every mall unless the mall overrides them.
 """
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import time
+from os import PathLike
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -14,17 +18,21 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 from .calendar import WEEKDAYS, BusinessCalendar, parse_hours
 
 
-class Hours(fields.String):
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            return parse_hours(text)
-        except ValueError as exc:
-            raise ValidationError("Expected opening hours as HH:MM-HH:MM.") from exc
+class Hours(fields.Field[tuple[time, time]]):
+    """"HH:MM-HH:MM", loaded as (from, to)."""
+
+    def _deserialize(self, value: object, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: Any) -> tuple[time, time]:
+        if isinstance(value, str):
+            try:
+                return parse_hours(value)
+            except ValueError:
+                pass
+        raise ValidationError("Expected opening hours as HH:MM-HH:MM.")
 
 
 class _Timezone(fields.String):
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: object, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
         name = super()._deserialize(value, attr, data, **kwargs)
         try:
             ZoneInfo(name)
@@ -33,7 +41,7 @@ class _Timezone(fields.String):
         return name
 
 
-def week_field(**kwargs):
+def week_field(**kwargs: Any) -> fields.Dict:
     """weekday -> "HH:MM-HH:MM" (opening hours, shift patterns)."""
     return fields.Dict(keys=fields.String(validate=validate.OneOf(WEEKDAYS)), values=Hours(), **kwargs)
 
@@ -55,7 +63,7 @@ class _MallSchema(Schema):
     merchants = fields.List(fields.Nested(_MerchantSchema), load_default=list)
 
     @validates("merchants")
-    def _unique_merchants(self, merchants, **kwargs):
+    def _unique_merchants(self, merchants: list[dict[str, Any]], **kwargs: Any) -> None:
         ids = [m["id"] for m in merchants]
         if len(ids) != len(set(ids)):
             raise ValidationError("Merchant ids must be unique within a mall.")
@@ -73,7 +81,7 @@ class _RegistrySchema(Schema):
     malls = fields.List(fields.Nested(_MallSchema), required=True, validate=validate.Length(min=1))
 
     @validates("malls")
-    def _unique(self, malls, **kwargs):
+    def _unique(self, malls: list[dict[str, Any]], **kwargs: Any) -> None:
         for key in ("id", "code"):
             values = [m[key] for m in malls]
             if len(values) != len(set(values)):
@@ -86,27 +94,31 @@ class Mall:
     code: str
     name: str
     calendar: BusinessCalendar
-    merchants: tuple = ()   # {id, name, floor?, area?}, as the registry lists them
+    merchants: tuple[dict[str, str], ...] = ()   # {id, name, floor?, area?}, as the registry lists them
 
 
 @dataclass(frozen=True)
 class MallRegistry:
     version: str
     chain: str
-    malls: dict
+    malls: dict[str, Mall]
 
-    def get(self, mall_id):
+    def get(self, mall_id: str) -> Mall | None:
         return self.malls.get(mall_id)
 
-    def __contains__(self, mall_id):
+    def __getitem__(self, mall_id: str) -> Mall:
+        """A mall known to be in the registry (KeyError otherwise)."""
+        return self.malls[mall_id]
+
+    def __contains__(self, mall_id: object) -> bool:
         return mall_id in self.malls
 
 
-def load_registry(data) -> MallRegistry:
+def load_registry(data: Any) -> MallRegistry:
     """Build the registry from parsed YAML; raises marshmallow.ValidationError."""
     doc = _RegistrySchema().load(data)
     defaults = doc["defaults"]
-    malls = {}
+    malls: dict[str, Mall] = {}
     for m in doc["malls"]:
         calendar = BusinessCalendar(
             timezone=m.get("timezone", defaults["timezone"]),
@@ -118,6 +130,6 @@ def load_registry(data) -> MallRegistry:
     return MallRegistry(version=doc["version"], chain=doc["chain"], malls=malls)
 
 
-def load_registry_file(path) -> MallRegistry:
+def load_registry_file(path: str | PathLike[str]) -> MallRegistry:
     with open(path, encoding="utf-8") as handle:
         return load_registry(yaml.safe_load(handle))

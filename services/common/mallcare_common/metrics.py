@@ -26,5 +26,5 @@ OUTBOX_PENDING = Gauge(
     ["service", "collection"])
 
 
-def metrics_response():
+def metrics_response() -> Response:
     return Response(generate_latest(), content_type=CONTENT_TYPE_LATEST)

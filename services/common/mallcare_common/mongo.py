@@ -12,17 +12,22 @@ an acknowledged complaint must survive a store crash.
 """
 import os
 import socket
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any
 
 from nameko.extensions import DependencyProvider
 from nameko.timer import Timer
 from pymongo import MongoClient, ReturnDocument, WriteConcern
+from pymongo.collection import Collection
+from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 StoreError = PyMongoError
 INSTANCE = f"{socket.gethostname()}:{os.getpid()}"   # this process, as a lease holder
+
+Doc = dict[str, Any]   # a stored document, as pymongo gives it
 
 
 class NotFound(Exception):
@@ -32,10 +37,10 @@ class NotFound(Exception):
 class Store:
     """What a worker gets: the service's database behind a small domain API."""
 
-    def __init__(self, db):
+    def __init__(self, db: Database[Doc]) -> None:
         self.db = db
 
-    def insert_new(self, collection, doc):
+    def insert_new(self, collection: Collection[Doc], doc: Doc) -> bool:
         """False when a document with its _id is there already (a redelivery, a retry)."""
         try:
             collection.insert_one(doc)
@@ -43,7 +48,7 @@ class Store:
         except DuplicateKeyError:
             return False
 
-    def get(self, collection, key, what):
+    def get(self, collection: Collection[Doc], key: object, what: str) -> Doc:
         """The document without its outbox, or NotFound naming `what` it is."""
         doc = collection.find_one({"_id": key}, {"outbox": 0})
         if doc is None:
@@ -54,10 +59,10 @@ class Store:
 class MongoDatabase(DependencyProvider):
     """Subclass and override `indexes(db)` and `wrap(db)` to give workers a domain store."""
 
-    def setup(self):
+    def setup(self) -> None:
         config = self.container.config
         uri = config.get("MONGO_URI", "mongodb://127.0.0.1:27017/")
-        self.client: MongoClient[dict[str, Any]] = MongoClient(
+        self.client: MongoClient[Doc] = MongoClient(
             uri,
             maxPoolSize=int(config.get("MONGO_POOL_SIZE", 2)),
             serverSelectionTimeoutMS=int(config.get("MONGO_TIMEOUT_MS", 5000)),
@@ -67,26 +72,26 @@ class MongoDatabase(DependencyProvider):
         name = config.get("MONGO_DATABASE") or self.container.service_name
         self.database = self.client.get_database(name, write_concern=concern)
 
-    def start(self):
+    def start(self) -> None:
         self.indexes(self.database)
 
-    def stop(self):
+    def stop(self) -> None:
         self.client.close()
 
-    def kill(self):
+    def kill(self) -> None:
         self.client.close()
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> Store:
         return self.wrap(self.database)
 
-    def indexes(self, db):
+    def indexes(self, db: Database[Doc]) -> None:
         """Create the indexes the store relies on (idempotent)."""
 
-    def wrap(self, db):
+    def wrap(self, db: Database[Doc]) -> Store:
         return Store(db)
 
 
-def ping(db):
+def ping(db: Database[Doc]) -> bool:
     """True when the store answers; used by /health."""
     try:
         db.client.admin.command("ping")
@@ -95,7 +100,7 @@ def ping(db):
         return False
 
 
-def acquire_lease(db, name, holder, now, ttl: timedelta):
+def acquire_lease(db: Database[Doc], name: str, holder: str, now: datetime, ttl: timedelta) -> bool:
     """Take or renew the named lease; True if `holder` holds it until now + ttl.
 
     Timers fire on every replica of a service; a sweep runs only where this is True.
@@ -108,7 +113,7 @@ def acquire_lease(db, name, holder, now, ttl: timedelta):
         )
     except DuplicateKeyError:  # another holder's lease has not expired
         return False
-    return lease is not None and lease["holder"] == holder
+    return lease is not None and str(lease["holder"]) == holder
 
 
 class Lease:
@@ -116,11 +121,11 @@ class Lease:
     `held(now)` renews it once a third of its time has gone, so that another replica
     does not start the same sweep beside this one; False once it was lost."""
 
-    def __init__(self, db, name, holder, ttl: timedelta):
+    def __init__(self, db: Database[Doc], name: str, holder: str, ttl: timedelta) -> None:
         self.db, self.name, self.holder, self.ttl = db, name, holder, ttl
-        self.renewed_at = None
+        self.renewed_at: datetime | None = None
 
-    def held(self, now):
+    def held(self, now: datetime) -> bool:
         if self.renewed_at is not None and now - self.renewed_at < self.ttl / 3:
             return True
         if not acquire_lease(self.db, self.name, self.holder, now, self.ttl):
@@ -129,26 +134,27 @@ class Lease:
         return True
 
 
-def leased_timer(interval, lease, ttl, entrypoint=Timer, otherwise=None):
+def leased_timer(interval: float, lease: str, ttl: timedelta | Callable[[Any], timedelta], entrypoint: Any = Timer,
+                 otherwise: Callable[[], object] | None = None) -> Callable[[Callable[[Any, Lease], object]], Any]:
     """nameko's timer that fires in every replica of a service, its method run in one:
     the holder of the service's lease "<service>.<lease>", taken or renewed for `ttl` at
     each tick (the lease, a Lease, comes in as the method's argument, to renew through a
     long sweep). `ttl` is a timedelta or a function of the service giving one; `entrypoint`
     a Timer subclass; `otherwise` is called on a tick where another replica holds the lease.
     For a service with `store` (whose `db` keeps the leases) and `clock`."""
-    def decorate(sweep):
+    def decorate(sweep: Callable[[Any, Lease], object]) -> Any:
         @wraps(sweep)
-        def run(self):
+        def run(self: Any) -> None:
             held = Lease(self.store.db, f"{self.name}.{lease}", INSTANCE, ttl(self) if callable(ttl) else ttl)
             if held.held(self.clock()):
-                return sweep(self, held)
-            if otherwise is not None:
+                sweep(self, held)
+            elif otherwise is not None:
                 otherwise()
         return entrypoint.decorator(interval=interval)(run)
     return decorate
 
 
-def next_sequence(db, key):
+def next_sequence(db: Database[Doc], key: str) -> int:
     """An atomic counter (complaint and incident numbers). Two first upserts of a key
     can race: mongod then raises DuplicateKeyError and the embedded store returns
     nothing; either way, take the next one."""
@@ -159,5 +165,5 @@ def next_sequence(db, key):
         except DuplicateKeyError:
             continue
         if counter is not None:
-            return counter["seq"]
+            return int(counter["seq"])
     raise RuntimeError(f"no sequence number for {key}")

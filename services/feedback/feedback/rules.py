@@ -126,7 +126,7 @@ def new_revisit(resolved: Doc, complaint: Mapping[str, Any], policy: FeedbackPol
             "revisit_id": doc["_id"], "outcome": "unreachable", "attempts": 0, "score": None,
             "within_deadline": True, "by": "feedback"})
     else:
-        calendar = policy.malls.get(mall_id).calendar
+        calendar = policy.malls[mall_id].calendar
         scheduled, due, beyond = schedule(doc["resolved_at"], way, rule, calendar)
         link_expires = calendar.due(scheduled, rule["link_valid"]) if way != "phone_call" else None
         doc.update(status="scheduled", scheduled_at=scheduled, due_at=due, beyond_deadline=beyond,
@@ -187,7 +187,7 @@ def no_answer(revisit: Doc, request: Mapping[str, Any], by: str, policy: Feedbac
                                                       "attempts": len(attempts), "score": None,
                                                       "within_deadline": now <= revisit["due_at"], "by": by})
         return {"status": "unreachable", "attempts": attempts}, [event]
-    calendar = policy.malls.get(revisit["mall_id"]).calendar
+    calendar = policy.malls[revisit["mall_id"]].calendar
     retry_at = calendar.due(now, rule["retry_after"])
     if revisit["way"] != "app_message":
         retry_at = as_stored(quiet_ends(retry_at, rule["quiet_hours"], calendar.zone))

@@ -106,7 +106,7 @@ def _rejection(reason: str, detail: str, duplicate_of: str | None = None) -> Doc
 def new_complaint(number: str, complaint: Mapping[str, Any], *, policy: IntakePolicy, ref: str | None, fp: str | None,
                   rejection: Doc | None, now: datetime) -> tuple[Doc, Doc]:
     """The stored document and its registered or rejected event (for the outbox of its insert)."""
-    mall = policy.malls.get(complaint["mall_id"])
+    mall = policy.malls[complaint["mall_id"]]
     received_at = complaint.get("received_at", now)
     doc: Doc = {
         "_id": number,

@@ -50,7 +50,7 @@ class CaseStore(Store):
             self.db.incident_requests.insert_one({"_id": request_id, "number": number})
             return number
         except DuplicateKeyError:
-            return self.db.incident_requests.find_one({"_id": request_id})["number"]
+            return self.get(self.db.incident_requests, request_id, "request id")["number"]
 
     def take_over_request(self, request_id, claimed, number):
         """Give the request id to `number` when the report that claimed it never wrote its incident."""

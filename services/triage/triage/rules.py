@@ -72,7 +72,7 @@ def assess(complaint: Doc, policy: TriagePolicy, now: datetime, history: History
     owner, note = owner_of(policy, mall_id, department, category, history.open_load(mall_id), now)
     basis = f"{basis}; {note}" if note else basis
     first_due, resolution_due = deadlines(category, urgency, level, policy.section(mall_id, "sla"),
-                                          policy.malls.get(mall_id).calendar, complaint["received_at"])
+                                          policy.malls[mall_id].calendar, complaint["received_at"])
     return {
         "category": category, "category_source": source, "category_confirmed": confirmed,
         "category_confidence": confidence, "risk_level": level, "risk_reasons": reasons, "demand": reading.demand,
@@ -224,7 +224,7 @@ def reassessment(doc: Doc, field: str, value: str, by: str, reason: str, policy:
         assessment = {**assessment, "risk_level": value, "risk_reasons": reasons}
         urgency = decide_urgency(value, policy.section(doc["mall_id"], "urgency"))
         first, resolution = deadlines(assessment["category"], urgency, value, policy.section(doc["mall_id"], "sla"),
-                                      policy.malls.get(doc["mall_id"]).calendar, doc["received_at"])
+                                      policy.malls[doc["mall_id"]].calendar, doc["received_at"])
         assessment.update(urgency=urgency, first_response_due_at=first, resolution_due_at=resolution)
     if doc.get("meeting"):   # R2.4: a correction regrades, the meeting's decision on who is responsible stays
         assessment.update(department=doc["meeting"]["department"], routing_basis=doc["routing_basis"])

@@ -9,13 +9,15 @@ Every HTTP and RPC call is checked against its caller's permission and malls.
 from datetime import timedelta
 
 from mallcare_common.base import Service
+from mallcare_common.calendar import as_stored
 from mallcare_common.contracts import COMPLAINT_REGISTERED, InvalidEvent, read_event
 from mallcare_common.contracts import resolution as case_events
 from mallcare_common.messaging import event_handler, new_outbox, outbox_dispatcher, publish_pending
-from mallcare_common.mongo import leased_timer
+from mallcare_common.mongo import NotFound, leased_timer
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.openapi import Op
 from mallcare_common.operations import operation
+from mallcare_common.unit_of_work import change
 from mallcare_common.web import signed
 
 from . import rules
@@ -46,7 +48,7 @@ class TriageService(Service):
         assessment = rules.assess({**event["payload"], "mall_id": event["mall_id"]}, policy, now, self.store)
         doc, triaged = rules.new_assessment(event, assessment, now)
         doc.update(new_outbox(triaged, now))
-        if self.store.insert_new(doc):
+        if self.store.insert_new(self.store.assessments, doc):
             self.store.count_change(None, doc)
             publish_pending(self.store.assessments, self.dispatch, self.name, now, [doc])
 
@@ -62,28 +64,27 @@ class TriageService(Service):
     def _follow_case(self, event):
         """Closing and reopening come on two queues: the later of them (by when it happened)
         wins, and a redelivered or overtaken one changes nothing."""
-        doc, now = self.store.find(event["complaint_no"]), self.clock()
-        if doc is None:
-            raise InvalidEvent(f"{event['event_type']} {event['event_id']}: no assessment {event['complaint_no']}")
-        changes, entry = rules.case_status(doc, event, now)
-        later = {"$or": [{"status_at": None}, {"status_at": {"$lt": event["occurred_at"]}}]}
-        updated = self.store.update(doc["_id"], changes, entry, None, now, where=later)
-        if updated is not None:
-            self.store.count_change(doc, updated)
+        at = as_stored(event["occurred_at"])   # to the millisecond, as status_at is stored
+
+        def decide(doc, now):
+            if doc.get("status_at") is not None and doc["status_at"] >= at:
+                return None
+            return (*rules.case_status(doc, event, now), None)
+
+        self._on_event(event, decide)
 
     @event_handler(case_events.REVIEW_MEETING_DECIDED.source, case_events.REVIEW_MEETING_DECIDED.name)
     def handle_review_meeting_decided(self, body):
         """R2.4: the meeting's department and owner become the assessment's, announced as a
         reassignment so the case and the SLA clocks name the same; applied once."""
-        event = read_event(body, case_events.REVIEW_MEETING_DECIDED)
-        doc, now, policy = self.store.find(event["complaint_no"]), self.clock(), self.policy.current
-        if doc is None:
-            raise InvalidEvent(f"review_meeting_decided {event['event_id']}: no assessment {event['complaint_no']}")
-        if doc.get("meeting"):
-            return
-        changes, entry, published = rules.meeting_decision(doc, event, policy, self.store.open_load(doc["mall_id"]),
-                                                           now)
-        self._record(doc, changes, entry, published, now, where={"meeting": None})
+        event, policy = read_event(body, case_events.REVIEW_MEETING_DECIDED), self.policy.current
+
+        def decide(doc, now):
+            if doc.get("meeting"):
+                return None
+            return rules.meeting_decision(doc, event, policy, self.store.open_load(doc["mall_id"]), now)
+
+        self._on_event(event, decide)
 
     @leased_timer(ASSIGN_INTERVAL, lease="assign", ttl=timedelta(seconds=ASSIGN_INTERVAL))
     def assign_unowned(self, lease):
@@ -91,21 +92,34 @@ class TriageService(Service):
         gets an owner as soon as someone is (one replica at a time). Every unowned one is
         looked at, the earliest first, however many wait for a shift elsewhere (the lease
         renewed through a long backlog, so a second replica does not start beside it)."""
-        now, policy = self.clock(), self.policy.current
-        loads = {}
+        policy, loads = self.policy.current, {}
         for doc in self.store.unowned():
             if not lease.held(self.clock()):
                 return
             mall_id = doc["mall_id"]
             if mall_id not in loads:
                 loads[mall_id] = self.store.open_load(mall_id)
-            load = loads[mall_id]
-            owner, note = rules.owner_of(policy, mall_id, doc["department"], doc["category"], load, now)
-            if owner:
-                changes, entry, event = rules.reassignment(doc, owner.id, self.name, note or "on shift now", policy,
-                                                           now)
-                if self._record(doc, changes, entry, event, now, where={"owner": None}):   # nobody took it meanwhile
-                    load[owner.id] = load.get(owner.id, 0) + 1
+            self._assign(doc["_id"], policy, loads[mall_id])
+
+    def _assign(self, complaint_no, policy, load):
+        """To the department's least loaded handler on shift now, if anyone is; `load` is the
+        sweep's count of the mall's open assessments per handler, counted up here."""
+        taken_by = None
+
+        def decide(doc, now):
+            nonlocal taken_by
+            taken_by = None
+            if doc["owner"]:   # somebody took it since the sweep read it
+                return None
+            owner, note = rules.owner_of(policy, doc["mall_id"], doc["department"], doc["category"], load, now)
+            if owner is None:
+                return None
+            taken_by = owner.id
+            return rules.reassignment(doc, owner.id, self.name, note or "on shift now", policy, now)
+
+        self._record(complaint_no, decide, "the assignment")
+        if taken_by:
+            load[taken_by] = load.get(taken_by, 0) + 1
 
     @operation(Op("GET", "/assessments/<string:complaint_no>", "A complaint's assessment with its history.",
                   "assessment.read", responses={200: AssessmentOut}))
@@ -121,12 +135,14 @@ class TriageService(Service):
     def correct_assessment(self, complaint_no, data):
         """Correct category or risk: {field, value, reason}; routing and deadlines follow."""
         caller = self.access.caller()
-        correction = CorrectionIn().load(signed(data, caller))
-        doc, now, policy = self.store.get(complaint_no), self.clock(), self.policy.current
-        caller.require("assessment.correct", doc["mall_id"])
-        changes, entry, event = rules.reassessment(doc, correction["field"], correction["value"], correction["by"],
-                                                   correction["reason"], policy, now, self.store)
-        return self._record(doc, changes, entry, event, now)
+        correction, policy = CorrectionIn().load(signed(data, caller)), self.policy.current
+
+        def decide(doc, now):
+            caller.require("assessment.correct", doc["mall_id"])
+            return rules.reassessment(doc, correction["field"], correction["value"], correction["by"],
+                                      correction["reason"], policy, now, self.store)
+
+        return AssessmentOut().dump(self._record(complaint_no, decide, "the correction"))
 
     @operation(Op("POST", "/assessments/<string:complaint_no>/owner", "Reassign; the department follows the handler "
                   "(the mall's duty supervisor covers any). After a review meeting only within its department "
@@ -135,12 +151,13 @@ class TriageService(Service):
     def reassign(self, complaint_no, data):
         """Reassign: {owner_id, reason}; the department follows the handler."""
         caller = self.access.caller()
-        request = ReassignmentIn().load(signed(data, caller))
-        doc, now = self.store.get(complaint_no), self.clock()
-        caller.require("assessment.assign", doc["mall_id"])
-        changes, entry, event = rules.reassignment(doc, request["owner_id"], request["by"], request["reason"],
-                                                   self.policy.current, now)
-        return self._record(doc, changes, entry, event, now)
+        request, policy = ReassignmentIn().load(signed(data, caller)), self.policy.current
+
+        def decide(doc, now):
+            caller.require("assessment.assign", doc["mall_id"])
+            return rules.reassignment(doc, request["owner_id"], request["by"], request["reason"], policy, now)
+
+        return AssessmentOut().dump(self._record(complaint_no, decide, "the reassignment"))
 
     @operation(Op("GET", "/queue", "Open assessments, the most urgent deadline first.", "assessment.read",
                   query=QueueQuery, responses={200: AssessmentQueue}))
@@ -155,10 +172,25 @@ class TriageService(Service):
         items = self.store.queue(selector, query["limit"])
         return {"items": AssessmentOut(many=True, exclude=("history",)).dump(items)}
 
-    def _record(self, doc, changes, entry, event, now, where=None):
-        updated = self.store.update(doc["_id"], changes, entry, event, now, where)
-        if updated is None:   # `where` no longer held: somebody else applied it (only the handlers pass one)
-            return None
-        self.store.count_change(doc, updated)
-        publish_pending(self.store.assessments, self.dispatch, self.name, now, [updated])
-        return AssessmentOut().dump(updated)
+    def _record(self, complaint_no, decide, doing):
+        """Read, decide, compare-and-set (unit_of_work.change): `decide(doc, now)` answers
+        (changes, history entry, event or None), or None when there is nothing to do. The
+        tallies follow the change before its event leaves; the assessment as it is then."""
+        def apply(doc, now):
+            decision = decide(doc, now)
+            if decision is None:
+                return None
+            changes, entry, event = decision
+            return {"$set": changes, "$push": {"history": entry}}, [event] if event else []
+
+        return change(self.store.assessments, complaint_no, apply, self.dispatch, self.name, self.clock, "assessment",
+                      f"{complaint_no} kept changing while {doing} was applied; try again",
+                      count=self.store.count_change)
+
+    def _on_event(self, event, decide):
+        """An event of the assessment's case; an assessment not there breaks the contract."""
+        try:
+            self._record(event["complaint_no"], decide, event["event_type"])
+        except NotFound:
+            raise InvalidEvent(f"{event['event_type']} {event['event_id']}: no assessment {event['complaint_no']}") \
+                from None

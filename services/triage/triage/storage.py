@@ -1,5 +1,6 @@
 """Triage's own data: `assessments`, one per complaint, keyed by complaint number,
-each with its outbox; and `tallies`, running counts the rules look up on every
+each with its outbox, changed through mallcare_common.unit_of_work (a compare-and-set
+on its `version`); and `tallies`, running counts the rules look up on every
 complaint (complaints per mall or merchant, category and day; open complaints per
 handler), so that an assessment costs the same however many are stored.
 
@@ -8,10 +9,8 @@ crash between the two leaves a count one short, which only nudges a threshold or
 load comparison."""
 from datetime import timedelta, timezone
 
-from pymongo import ASCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING
 
-from mallcare_common.messaging import push_to_outbox
 from mallcare_common.mongo import MongoDatabase, Store
 from mallcare_common.web import NotFound
 
@@ -27,29 +26,11 @@ class AssessmentStore(Store):
     def exists(self, complaint_no):
         return self.assessments.count_documents({"_id": complaint_no}, limit=1) > 0
 
-    def insert_new(self, doc):
-        """False when the complaint was assessed already (a redelivered event)."""
-        try:
-            self.assessments.insert_one(doc)
-            return True
-        except DuplicateKeyError:
-            return False
-
-    def find(self, complaint_no):
-        return self.assessments.find_one({"_id": complaint_no}, {"outbox": 0})
-
     def get(self, complaint_no):
         doc = self.assessments.find_one({"_id": complaint_no})
         if doc is None:
             raise NotFound(f"no assessment for {complaint_no}")
         return doc
-
-    def update(self, complaint_no, changes, history_entry, event, now, where=None):
-        """The assessment after the change (None when `where` no longer holds); `event` may be None."""
-        return self.assessments.find_one_and_update(
-            {"_id": complaint_no, **(where or {})},
-            {"$set": changes, "$push": {"history": history_entry, **(push_to_outbox(event, now) if event else {})}},
-            return_document=ReturnDocument.AFTER)
 
     # the rules' history look-ups (see rules.assess)
     def count_by_customer(self, customer_ref, since):
@@ -120,6 +101,7 @@ class Assessments(MongoDatabase):
         db.assessments.create_index([("status", ASCENDING), ("mall_id", ASCENDING), ("department", ASCENDING),
                                      ("owner.id", ASCENDING), ("resolution_due_at", ASCENDING)])
         db.assessments.create_index([("pending_events", ASCENDING)])
+        db.assessments.create_index([("_id", ASCENDING), ("version", ASCENDING)])   # unit_of_work's compare-and-set
         db.assessments.create_index([("status", ASCENDING), ("owner.id", ASCENDING), ("triaged_at", ASCENDING),
                                      ("_id", ASCENDING)])
 

@@ -24,7 +24,7 @@ def triage(service_worker):
 
 
 def assessment(triage):
-    return triage.store.find(NUMBER)
+    return triage.store.assessments.find_one({"_id": NUMBER}, {"outbox": 0})
 
 
 def test_a_registered_complaint_is_assessed_once_and_its_redelivery_changes_nothing(triage):

@@ -9,6 +9,7 @@ not know, so a producer can add fields without breaking anyone.
 """
 import copy
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,7 +26,7 @@ class FreeText(fields.String):
     """Text people wrote (the customer, or staff about them): build_event scrubs it, so no
     event carries a phone, e-mail, ID or member number in it."""
 
-    def __init__(self, *, metadata=None, **kwargs):
+    def __init__(self, *, metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(metadata={"description": f"as written, {SCRUBBED}", **(metadata or {})}, **kwargs)
 
 
@@ -38,7 +39,7 @@ class EventType:
     name: str
     source: str           # the publishing service; nameko binds on (source, name)
     version: int
-    payload: type         # marshmallow schema class
+    payload: type[Schema]
     summary: str
 
 
@@ -78,12 +79,12 @@ def build_event(event_type: EventType, *, mall_id: str, complaint_no: str, occur
     return envelope
 
 
-def _scrubbed(schema, payload):
+def _scrubbed(schema: Schema, payload: Mapping[str, Any]) -> dict[str, Any]:
     """`payload` with its FreeText fields (in nested schemas and lists too) scrubbed."""
     return {name: _scrubbed_value(schema.fields.get(name), value) for name, value in payload.items()}
 
 
-def _scrubbed_value(field, value):
+def _scrubbed_value(field: fields.Field[Any] | None, value: Any) -> Any:
     if value is None:
         return None
     if isinstance(field, FreeText):
@@ -97,10 +98,10 @@ def _scrubbed_value(field, value):
     return value
 
 
-def read_event(body, event_type: EventType):
+def read_event(body: Mapping[str, Any], event_type: EventType) -> dict[str, Any]:
     """Load an incoming envelope; payload datetimes come back as datetimes."""
     try:
-        envelope = EnvelopeSchema(unknown=EXCLUDE).load(body)
+        envelope: dict[str, Any] = EnvelopeSchema(unknown=EXCLUDE).load(body)
         if envelope["event_type"] != event_type.name:
             raise InvalidEvent(f"expected {event_type.name}, got {envelope['event_type']}")
         if envelope["schema_version"] != event_type.version:

@@ -60,7 +60,7 @@ class CaseArchived(Schema):
     by = fields.String(required=True)
 
 
-def _event(name, schema, summary):
+def _event(name: str, schema: type[Schema], summary: str) -> EventType:
     return EventType(name, "feedback", 1, schema, summary)
 
 

@@ -197,7 +197,7 @@ class IncidentCommunicated(Schema):
     by = _by
 
 
-def _event(name, schema, summary):
+def _event(name: str, schema: type[Schema], summary: str) -> EventType:
     return EventType(name, "resolution", 1, schema, summary)
 
 
