@@ -34,11 +34,11 @@ marks them sent. A broker outage leaves them pending for the next sweep.
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 import eventlet
 from kombu import Connection, Consumer, Exchange, Queue
@@ -323,7 +323,7 @@ class OutboxRelay:
     """The outbox sweep as an entrypoint, for a service that declares an outbox
     dispatcher (base.Service attaches it); its `store.outboxes` are the collections
     holding outboxes. The timer fires in every replica; the lease lets one sweep."""
-    needs = {"dispatch": OutboxDispatcher}
+    needs: ClassVar[Mapping[str, type]] = {"dispatch": OutboxDispatcher}
     # as the service's workers see them
     name: str
     store: Any
