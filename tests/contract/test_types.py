@@ -1,6 +1,6 @@
 """Issue 18: mypy checks the shared package and the pure code in every test run
 (pyproject.toml says which files, and which modules are strict: resolution's domain
-package, each service's rules and the shared package's pure modules)."""
+package, each service's rules and the shared package's pure and edge modules)."""
 import subprocess
 import sys
 from pathlib import Path
