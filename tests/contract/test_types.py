@@ -1,6 +1,6 @@
 """Issue 18: mypy checks the shared package, services' storage and the pure code in every
 test run (pyproject.toml says which files, and which modules are strict: resolution's
-domain package, each service's rules and the shared package but for its edge modules)."""
+domain package, each service's rules and the whole shared package)."""
 import subprocess
 import sys
 from pathlib import Path

@@ -9,14 +9,18 @@ collection - before it answers, so that no read goes unrecorded. Staff with
 `audit.read` list the log per mall (`GET /audit`, RPC `audit_log`).
 """
 import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import Schema, ValidationError, fields, validate
 from nameko.extensions import DependencyProvider
 from pymongo import ASCENDING, DESCENDING
+from pymongo.database import Database
 
 from . import inputs
+from .auth import Gate, Principal
 from .calendar import as_stored
 from .openapi import Op
 from .operations import operation
@@ -27,11 +31,11 @@ from .web import REQUEST_ID, Gone
 class PurposeIn(Schema):
     purpose = fields.String(required=True, validate=validate.Length(min=1, max=200))
 
-    def load(self, data, **kwargs):
-        data = super().load(data, **kwargs)
-        if not data["purpose"].strip():
+    def load(self, data: Mapping[str, Any] | Sequence[Mapping[str, Any]], **kwargs: Any) -> dict[str, Any]:
+        loaded: dict[str, Any] = super().load(data, **kwargs)
+        if not loaded["purpose"].strip():
             raise ValidationError({"purpose": ["Say why you need the customer's contact."]})
-        return data
+        return loaded
 
 
 class AuditQuery(Schema):
@@ -64,7 +68,7 @@ class AuditPage(Schema):
     per_page = fields.Integer(required=True)
 
 
-def full_read_op(path, subject, customer, text):
+def full_read_op(path: str, subject: str, customer: type[Schema], text: dict[str, fields.Field[Any]]) -> Op:
     """The documented form of a service's audited full read: GET <path>?purpose=...; `text`:
     the record's free-text fields, as told (every other read shows them masked)."""
     out = Schema.from_dict({"number": fields.String(required=True), "mall_id": fields.String(required=True),
@@ -76,13 +80,14 @@ def full_read_op(path, subject, customer, text):
               query=PurposeIn, responses={200: out}, errors=(410,))
 
 
-def indexes(db):
+def indexes(db: Database[dict[str, Any]]) -> None:
     db.audit_log.create_index([("mall_id", ASCENDING), ("at", DESCENDING)])
     db.audit_log.create_index([("user", ASCENDING), ("at", DESCENDING)])
     db.audit_log.create_index([("at", DESCENDING)])
 
 
-def full_read(db, caller, *, service, subject, doc, purpose_args, now, request_id):
+def full_read(db: Database[dict[str, Any]], caller: Principal, *, service: str, subject: str, doc: Mapping[str, Any],
+              purpose_args: Mapping[str, Any], now: datetime, request_id: str) -> dict[str, Any]:
     """Check, then record, a full read of `doc`'s customer; returns the audit record.
     Forbidden without `customer.contact` for the mall, ValidationError without a
     purpose, Gone when retention has anonymised the record (nothing left to read)."""
@@ -97,10 +102,10 @@ def full_read(db, caller, *, service, subject, doc, purpose_args, now, request_i
     return record
 
 
-def query_log(db, caller, args):
+def query_log(db: Database[dict[str, Any]], caller: Principal, args: Mapping[str, Any]) -> dict[str, Any]:
     """A page of the log, newest first; a caller sees the malls in their scope only."""
     args = AuditQuery().load(args)
-    selector = {}
+    selector: dict[str, Any] = {}
     mall_id = caller.list_mall("audit.read", args.get("mall_id"))
     if mall_id:
         selector["mall_id"] = mall_id
@@ -120,19 +125,19 @@ class AuditLog(DependencyProvider):
     above with this service's name and the request's id (the HTTP answer's X-Request-Id, or
     the RPC call's id). Declaring it gives the service AuditReads (base.Service)."""
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> Callable[..., dict[str, Any]]:
         request_id = worker_ctx.data.get(REQUEST_ID) or worker_ctx.call_id or uuid.uuid4().hex
         return partial(full_read, service=self.container.service_name, request_id=request_id)
 
 
 class AuditReads:
     """GET /audit and RPC audit_log, for a service that declares an AuditLog dependency."""
-    needs = {"audit": AuditLog}
+    needs: ClassVar[Mapping[str, type]] = {"audit": AuditLog}
     # as the service's workers see them
     store: Any
-    access: Any
+    access: Gate
 
     @operation(Op("GET", "/audit", "A page of the audit log of full customer reads, newest first.", "audit.read",
                   query=AuditQuery, responses={200: AuditPage}))
-    def audit_log(self, query):
+    def audit_log(self, query: dict[str, Any]) -> dict[str, Any]:
         return query_log(self.store.db, self.access.caller(), query)

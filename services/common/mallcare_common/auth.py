@@ -20,14 +20,16 @@ import hmac
 import os
 import time
 import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypedDict
 
 import jwt
 import yaml
 from marshmallow import Schema, ValidationError, fields, validate
 from nameko.extensions import DependencyProvider
+from werkzeug.wrappers import Request
 
 from .policy import read_policy_file
 
@@ -57,7 +59,7 @@ class Forbidden(AccessError):
 class TooManyRequests(AccessError):
     """An API key over its rate (HTTP 429 with Retry-After)."""
 
-    def __init__(self, message, retry_after):
+    def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
@@ -66,22 +68,22 @@ class TooManyRequests(AccessError):
 class Principal:
     user: str
     role: str
-    malls: tuple           # mall ids, or (ALL_MALLS,)
-    kind: str = "staff"    # staff, channel or service
+    malls: tuple[str, ...]   # mall ids, or (ALL_MALLS,)
+    kind: str = "staff"      # staff, channel or service
     channel: str | None = None   # for channel keys: the one channel it may submit for
-    permissions: frozenset = field(default=frozenset(), compare=False, repr=False)
+    permissions: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @property
-    def chain_wide(self):
+    def chain_wide(self) -> bool:
         return ALL_MALLS in self.malls
 
-    def sees(self, mall_id):
+    def sees(self, mall_id: str) -> bool:
         return self.chain_wide or mall_id in self.malls
 
-    def may(self, permission):
+    def may(self, permission: str) -> bool:
         return permission in self.permissions
 
-    def require(self, permission, mall_id=None):
+    def require(self, permission: str, mall_id: str | None = None) -> "Principal":
         """Refuse (Forbidden) unless the role has `permission` and, when given, the mall is in scope."""
         if not self.may(permission):
             raise Forbidden(f"{self.user} ({self.role}) may not {permission}")
@@ -89,7 +91,7 @@ class Principal:
             raise Forbidden(f"{self.user} may not {permission} at {mall_id}")
         return self
 
-    def list_mall(self, permission, mall_id=None):
+    def list_mall(self, permission: str, mall_id: str | None = None) -> str | None:
         """For list queries: the mall to list (None: all malls, for the chain-wide), refusing
         a mall out of scope; staff of several malls name one."""
         self.require(permission, mall_id)
@@ -102,14 +104,15 @@ class Principal:
 
 # --- tokens ---------------------------------------------------------------------------------
 
-def issue_token(secret, user, role, malls, lifetime=timedelta(hours=12), now=None):
+def issue_token(secret: str, user: str, role: str, malls: Iterable[str], lifetime: timedelta = timedelta(hours=12),
+                now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
     claims = {"iss": ISSUER, "sub": user, "role": role, "malls": list(malls),
               "iat": int(now.timestamp()), "exp": int((now + lifetime).timestamp())}
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def read_token(secret, token):
+def read_token(secret: str, token: str) -> tuple[str, str, tuple[str, ...]]:
     """The token's (user, role, malls); Unauthenticated when forged, expired or incomplete."""
     try:
         claims = jwt.decode(token, secret, algorithms=["HS256"], issuer=ISSUER, leeway=LEEWAY_SECONDS,
@@ -126,7 +129,7 @@ def read_token(secret, token):
 
 # --- channel API keys -------------------------------------------------------------------------
 
-def key_digest(secret):
+def key_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
@@ -138,15 +141,24 @@ class ApiKeySchema(Schema):
     per_minute = fields.Integer(load_default=120, validate=validate.Range(min=1, max=100000))
 
 
+class ApiKey(TypedDict):
+    """A channel key as ApiKeySchema loads it."""
+    id: str
+    mall_id: str
+    channel: str
+    sha256: str
+    per_minute: int
+
+
 class RateLimiter:
     """A token bucket per key, per service instance: `per_minute` requests a minute,
     with bursts up to the same number."""
 
-    def __init__(self, monotonic=time.monotonic):
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.monotonic = monotonic
-        self.buckets = {}
+        self.buckets: dict[str, tuple[float, float]] = {}   # key id -> (tokens, when counted)
 
-    def take(self, key_id, per_minute):
+    def take(self, key_id: str, per_minute: int) -> None:
         now = self.monotonic()
         tokens, last = self.buckets.get(key_id, (float(per_minute), now))
         tokens = min(float(per_minute), tokens + (now - last) * per_minute / 60.0)
@@ -165,18 +177,25 @@ class AccessSchema(Schema):
                               required=True)
 
 
-def load_access(path):
+class AccessPolicy(TypedDict):
+    """access.yml as AccessSchema loads it."""
+    version: str
+    permissions: dict[str, list[str]]   # permission -> the roles that hold it
+
+
+def load_access(path: str | os.PathLike[str]) -> AccessPolicy:
     """access.yml, validated; an InvalidPolicy naming the file and field when it cannot be used."""
-    return read_policy_file(path, AccessSchema().load)
+    access: AccessPolicy = read_policy_file(path, AccessSchema().load)
+    return access
 
 
-def permissions_of(access, role):
+def permissions_of(access: AccessPolicy, role: str) -> frozenset[str]:
     return frozenset(name for name, roles in access["permissions"].items() if role in roles)
 
 
 # --- secrets --------------------------------------------------------------------------------
 
-def read_secret(config, name):
+def read_secret(config: Mapping[str, Any], name: str) -> str:
     """config MALLCARE.<name> (set from the environment), else <name> in the secrets file."""
     value = (config.get("MALLCARE") or {}).get(name)
     if not value:
@@ -189,7 +208,7 @@ def read_secret(config, name):
     return str(value)
 
 
-def env_secret(name):
+def env_secret(name: str) -> str:
     """A secret for a command run by hand: MALLCARE_<name>, else <name> in the secrets file."""
     return read_secret({"MALLCARE": {name: os.environ.get(f"MALLCARE_{name}")}}, name)
 
@@ -197,17 +216,17 @@ def env_secret(name):
 class Secret(DependencyProvider):
     """A secret's value (see read_secret), read once at start: a service without it does not start."""
 
-    def __init__(self, name):
+    def __init__(self, name: str) -> None:
         self.name = name
 
-    def setup(self):
+    def setup(self) -> None:
         self.value = read_secret(self.container.config, self.name)
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> str:
         return self.value
 
 
-def _secrets_file(config):
+def _secrets_file(config: Mapping[str, Any]) -> dict[str, Any]:
     path = (config.get("MALLCARE") or {}).get("SECRETS_FILE") or os.environ.get("MALLCARE_SECRETS_FILE")
     if not path:
         return {}
@@ -215,7 +234,7 @@ def _secrets_file(config):
         return yaml.safe_load(handle) or {}
 
 
-def read_api_keys(config):
+def read_api_keys(config: Mapping[str, Any]) -> dict[str, ApiKey]:
     """The channel keys from the secrets file's `API_KEYS` list, by key id."""
     try:
         keys = ApiKeySchema(many=True).load(_secrets_file(config).get("API_KEYS") or [])
@@ -236,7 +255,7 @@ class Access(DependencyProvider):
     not forward it; the outbox dispatcher drops it from events too (it may read the
     context data before this dependency is injected)."""
 
-    def setup(self):
+    def setup(self) -> None:
         config = self.container.config
         policy_dir = (config.get("MALLCARE") or {}).get("POLICY_DIR", "deploy/policy")
         self.access = load_access(os.path.join(policy_dir, "access.yml"))   # InvalidPolicy stops the start
@@ -245,22 +264,23 @@ class Access(DependencyProvider):
         self.limiter = RateLimiter()
         self.by_role = {role: permissions_of(self.access, role) for role in ROLES}
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> "Gate":
         return Gate(self, worker_ctx, worker_ctx.data.pop("authorization", None))
 
-    def principal(self, user, role, malls, kind="staff", channel=None):
+    def principal(self, user: str, role: str, malls: Iterable[str], kind: str = "staff",
+                  channel: str | None = None) -> Principal:
         return Principal(user, role, tuple(malls), kind, channel, self.by_role[role])
 
-    def permissions(self):
+    def permissions(self) -> dict[str, list[str]]:
         """access.yml's permission -> roles table (for the OpenAPI document)."""
         return self.access["permissions"]
 
-    def from_token(self, token):
+    def from_token(self, token: str) -> Principal:
         user, role, malls = read_token(self.secret, token)
         kind = "service" if role == "service" else "channel" if role == "channel" else "staff"
         return self.principal(user, role, malls, kind)
 
-    def from_api_key(self, presented):
+    def from_api_key(self, presented: str) -> Principal:
         key_id, _, secret = presented.partition(".")
         key = self.api_keys.get(key_id)
         if key is None or not hmac.compare_digest(key["sha256"], key_digest(secret)):
@@ -278,17 +298,17 @@ def caller_noted(worker_ctx: Any) -> str | None:
 
 
 class Gate:
-    def __init__(self, provider, worker_ctx, credential):
+    def __init__(self, provider: Access, worker_ctx: Any, credential: str | None) -> None:
         self.provider, self.worker_ctx, self.credential = provider, worker_ctx, credential
 
-    def caller(self, request=None):
+    def caller(self, request: Request | None = None) -> Principal:
         """The verified caller of this HTTP request (or, without one, of this RPC call or
         operation), noted for the request's log line, also when the action is then refused."""
         principal = self._verified(request)
         _CALLERS[self.worker_ctx] = principal.user
         return principal
 
-    def _verified(self, request):
+    def _verified(self, request: Request | None) -> Principal:
         if request is not None:
             if request.headers.get("X-Api-Key"):
                 return self.provider.from_api_key(request.headers["X-Api-Key"])
@@ -302,33 +322,33 @@ class Gate:
             raise Unauthenticated(SIGN_IN)
         return self.provider.from_token(token.strip())
 
-    def permissions(self):
+    def permissions(self) -> dict[str, list[str]]:
         return self.provider.permissions()
 
-    def as_service(self):
+    def as_service(self) -> "_AsService":
         """Context data for this worker's calls to other services: they see this service."""
         return _AsService(self)
 
-    def service_token(self):
+    def service_token(self) -> str:
         name = self.provider.container.service_name
         return issue_token(self.provider.secret, f"service:{name}", "service", [ALL_MALLS],
                            lifetime=SERVICE_TOKEN_LIFETIME)
 
 
 class _AsService:
-    def __init__(self, gate):
+    def __init__(self, gate: Gate) -> None:
         self.gate = gate
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         self.gate.worker_ctx.data["authorization"] = "Bearer " + self.gate.service_token()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.gate.worker_ctx.data.pop("authorization", None)
 
 
 # --- issuing by hand ----------------------------------------------------------------------------
 
-def main(argv=None, prog="python -m mallcare_common.auth"):
+def main(argv: Sequence[str] | None = None, prog: str = "python -m mallcare_common.auth") -> None:
     """python -m mallcare_common.auth secrets > secrets.yml      (new random secrets, no keys yet)
     python -m mallcare_common.auth token --user E3501 --role handler --mall sh-xujiahui [--hours 12]
     python -m mallcare_common.auth api-key --id wechat-sh --mall sh-xujiahui --channel wechat"""

@@ -25,10 +25,13 @@ not an AttributeError in the first request. `nameko run feedback.service:Feedbac
 starts that class alone.
 """
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar, Protocol
+
+from werkzeug.wrappers import Request, Response
 
 from . import audit, messaging, retention
-from .auth import Access
+from .auth import Access, Gate
 from .calendar import Clock
 from .capabilities import require
 from .health import BrokerHealth
@@ -49,22 +52,22 @@ class PolicyAdmin:
     """The policy in force and its reload, for a service that declares a PolicyFiles
     dependency. A reload that took is told to the service's other replicas, which read the
     same files: one call reloads them all."""
-    needs = {"policy": PolicyFiles}
+    needs: ClassVar[Mapping[str, type]] = {"policy": PolicyFiles}
     # as the service's workers see them
     policy: Any
-    access: Any
+    access: Gate
 
     replicas = ReplicaBroadcast()
 
     @operation(Op("GET", "/policy", "The policy in force, with its version.", "policy.read"))
-    def get_policy(self):
+    def get_policy(self) -> Any:
         self.access.caller().require("policy.read")
         return jsonable(self.policy.current.public())
 
     @operation(Op("POST", "/policy/reload", "Read the policy files again; a broken file is refused with its "
                   "field messages (422) and the policy in force stays.", "policy.reload",
                   responses={200: PolicyVersionOut}, errors=(422,)))
-    def reload_policy(self):
+    def reload_policy(self) -> dict[str, Any]:
         self.access.caller().require("policy.reload")
         version = self.policy.reload().version
         try:
@@ -75,7 +78,7 @@ class PolicyAdmin:
         return {"version": version}
 
     @replica_handler(POLICY_RELOADED)
-    def follow_policy_reload(self, message):
+    def follow_policy_reload(self, message: dict[str, Any]) -> None:
         """Another replica reloaded: read the same files. A replica that cannot (a file
         changed again and broke) keeps its policy in force and says why."""
         try:
@@ -90,9 +93,15 @@ class PolicyAdmin:
             log.warning("policy %s in force here, but the replica that reloaded loaded %s", version, message["version"])
 
 
+class Part(Protocol):
+    """One of PARTS: its members go onto the service class that takes it."""
+    needs: ClassVar[Mapping[str, type]]   # what the service must declare, by attribute name
+
+
 # Each part a service takes by declaring a dependency of this type.
-PARTS = ((PolicyFiles, PolicyAdmin), (messaging.OutboxDispatcher, messaging.OutboxRelay),
-         (audit.AuditLog, audit.AuditReads), (retention.Retention, retention.RetentionAdmin))
+PARTS: tuple[tuple[type, type[Part]], ...] = (
+    (PolicyFiles, PolicyAdmin), (messaging.OutboxDispatcher, messaging.OutboxRelay),
+    (audit.AuditLog, audit.AuditReads), (retention.Retention, retention.RetentionAdmin))
 
 
 class Service:
@@ -104,7 +113,7 @@ class Service:
     clock = Clock()
     broker_check = BrokerHealth()
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         require(cls, "Service", name=str, store=MongoDatabase)
         for dependency, part in PARTS:
@@ -113,7 +122,7 @@ class Service:
 
     @http(Op("GET", "/health", "Readiness: the store and the broker both answer (503 names the one that "
              "does not).", responses={200: HealthOut, 503: HealthOut}))
-    def health(self, request):
+    def health(self, request: Request) -> Response:
         """Readiness: 200 when both the store and the broker answer, 503 naming which
         does not (nameko reconnects to a lost broker without a word, so it is asked here)."""
         checks = {"store": ping(self.store.db), "broker": self.broker_check()}
@@ -123,24 +132,24 @@ class Service:
             **{name: "ok" if ok else "unreachable" for name, ok in checks.items()}})
 
     @http(Op("GET", "/health/live", "Liveness: the process serves requests.", responses={200: LiveOut}))
-    def live(self, request):
+    def live(self, request: Request) -> Response:
         """Liveness: the process serves HTTP. It asks neither store nor broker, so an
         outage of either does not get every replica restarted."""
         return json_response(200, {"service": self.name, "status": "ok"})
 
     @http(Op("GET", "/metrics", "Prometheus metrics.", responses={200: "text/plain"}))
-    def metrics(self, request):
+    def metrics(self, request: Request) -> Response:
         return metrics_response()
 
     @http(Op("GET", "/openapi.json", "This document.", responses={200: None}))
-    def openapi(self, request):
+    def openapi(self, request: Request) -> Response:
         """The service's OpenAPI document (mallcare_common.openapi), built from its operations'
         declarations and the permissions in force; open like /health."""
         return json_response(200, build_openapi(self.name, documented_operations(type(self)),
                                                 self.access.permissions()))
 
 
-def _attach(cls, part):
+def _attach(cls: type, part: type[Part]) -> None:
     require(cls, part.__name__, **part.needs)
     for name, member in vars(part).items():
         if name.startswith("__") or name == "needs":

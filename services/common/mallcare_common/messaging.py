@@ -34,21 +34,26 @@ marks them sent. A broker outage leaves them pending for the next sweep.
 import logging
 import time
 import uuid
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from typing import Any
+from types import TracebackType
+from typing import Any, ClassVar
 
 import eventlet
-from kombu import Connection, Exchange, Queue
+from kombu import Connection, Consumer, Exchange, Queue
+from kombu.message import Message
 from nameko.amqp.publish import Publisher
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.events import EventDispatcher, EventHandler
 from nameko.messaging import QueueConsumer
+from pymongo.collection import Collection
+from pymongo.database import Database
 from pymongo.errors import ConnectionFailure
 
 from . import inputs
 from .contracts import InvalidEvent
-from .mongo import MongoDatabase, leased_timer, ping
+from .mongo import Lease, MongoDatabase, leased_timer, ping
 from .metrics import (DEAD_LETTERED, EVENTS_HANDLED, EVENTS_PUBLISHED, HANDLER_SECONDS, OUTBOX_PENDING,
                       PUBLISH_FAILURES)
 
@@ -64,6 +69,8 @@ RELAY_INTERVAL = 2                   # seconds between outbox sweeps
 RELAY_GRACE = timedelta(seconds=3)   # leave fresh events to the request that wrote them
 STORE_PROBE_INTERVAL = 1             # seconds between pings while an event waits for the store
 
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]   # a failed worker's, as nameko passes it
+
 
 class DeadLetteringQueueConsumer(QueueConsumer):
     """The queue consumer of mallcare's event handlers. Nameko's lets kombu decode
@@ -72,14 +79,14 @@ class DeadLetteringQueueConsumer(QueueConsumer):
     each handler the raw message, and a decoding failure kombu reports early (a bad
     compression header) too, so the handler can dead-letter it."""
 
-    def get_consumers(self, consumer_cls, channel):
-        consumers = super().get_consumers(consumer_cls, channel)
+    def get_consumers(self, consumer_cls: type[Consumer], channel: Any) -> Iterable[Consumer]:
+        consumers: Iterable[Consumer] = super().get_consumers(consumer_cls, channel)
         for provider, consumer in self._consumers.items():
             consumer.on_message = partial(self._spawn, provider.handle_raw_message)
             consumer.on_decode_error = partial(self._spawn, provider.handle_undecodable)
         return consumers
 
-    def _spawn(self, handle, message, *args):
+    def _spawn(self, handle: Callable[..., None], message: Message, *args: object) -> None:
         self.container.spawn_managed_thread(partial(handle, message, *args),
                                             identifier=f"{handle.__qualname__}[{message.delivery_info['routing_key']}]")
 
@@ -87,12 +94,12 @@ class DeadLetteringQueueConsumer(QueueConsumer):
 class BoundedEventHandler(EventHandler):
     queue_consumer = DeadLetteringQueueConsumer()
 
-    def __init__(self, source_service, event_type, **kwargs):
+    def __init__(self, source_service: str, event_type: str, **kwargs: Any) -> None:
         kwargs.setdefault("expected_exceptions", InvalidEvent)
         super().__init__(source_service, event_type, requeue_on_error=True, **kwargs)
-        self._started = {}
+        self._started: dict[int, float] = {}   # id of a message in a worker -> when it started
 
-    def setup(self):
+    def setup(self) -> None:
         super().setup()
         self.queue.queue_arguments = {
             "x-queue-type": "quorum",
@@ -105,7 +112,7 @@ class BoundedEventHandler(EventHandler):
                                        retry_policy={"max_retries": 2, "interval_start": 0.2,
                                                      "interval_step": 0.2, "interval_max": 0.5})
 
-    def handle_raw_message(self, message):
+    def handle_raw_message(self, message: Message) -> None:
         """A message as it came off the queue: an event object goes to a worker,
         anything else to the dead letters at once."""
         size = len(raw_body(message))
@@ -126,10 +133,10 @@ class BoundedEventHandler(EventHandler):
         self._started[id(message)] = time.monotonic()
         self.handle_message(body, message)
 
-    def handle_undecodable(self, message, exc):
+    def handle_undecodable(self, message: Message, exc: BaseException) -> None:
         self.dead_letter(message, "undecodable", type(exc).__name__, str(exc))
 
-    def handle_message_processed(self, message, result=None, exc_info=None):
+    def handle_message_processed(self, message: Message, result: Any = None, exc_info: ExcInfo | None = None) -> None:
         started = self._started.pop(id(message), None)
         if started is not None:
             HANDLER_SECONDS.labels(self.container.service_name, self.event_type).observe(time.monotonic() - started)
@@ -146,15 +153,15 @@ class BoundedEventHandler(EventHandler):
         EVENTS_HANDLED.labels(self.container.service_name, self.event_type, outcome).inc()
         super().handle_message_processed(message, result, exc_info)
 
-    def stores(self):
+    def stores(self) -> list[Database[dict[str, Any]]]:
         return [dep.database for dep in self.container.dependencies if isinstance(dep, MongoDatabase)]
 
-    def store_answers(self):
+    def store_answers(self) -> bool:
         """False when the service's store does not answer a ping; a one-off network
         error with the store answering is retried like any other."""
         return all(ping(db) for db in self.stores())
 
-    def hold(self, message, error):
+    def hold(self, message: Message, error: BaseException) -> None:
         """Keep the message unacked until the store answers, then requeue it. The wait
         runs beside the workers, so HTTP requests still get a worker (and their 503);
         the held messages count against prefetch (= max_workers), so the broker sends
@@ -162,14 +169,14 @@ class BoundedEventHandler(EventHandler):
         log.warning("%s held: the store does not answer (%r); requeued once it does", self.event_type, error)
         EVENTS_HANDLED.labels(self.container.service_name, self.event_type, "held").inc()
 
-        def requeue_when_store_answers():
+        def requeue_when_store_answers() -> None:
             while not self.store_answers():
                 eventlet.sleep(STORE_PROBE_INTERVAL)
             self.queue_consumer.requeue_message(message)
 
         self.container.spawn_managed_thread(requeue_when_store_answers, identifier=f"hold[{self.queue.name}]")
 
-    def dead_letter(self, message, reason, error_type, error):
+    def dead_letter(self, message: Message, reason: str, error_type: str, error: str) -> None:
         """Publish the message to the dead-letter exchange with why, then ack it. Should
         that publish fail, reject it: RabbitMQ dead-letters it then (x-death only)."""
         service, headers = self.container.service_name, dict(message.headers or {})
@@ -197,23 +204,23 @@ class BoundedEventHandler(EventHandler):
         EVENTS_HANDLED.labels(service, self.event_type, "dead_lettered").inc()
 
 
-def raw_body(message):
+def raw_body(message: Message) -> bytes:
     """The body as it travelled: py-amqp hands over a str when it could decode it by
     the message's content_encoding, and encoding it back gives the same bytes."""
     body = message.body
     return body if isinstance(body, bytes) else body.encode(message.content_encoding)
 
 
-def attempts(message):
+def attempts(message: Message) -> int:
     """Deliveries of `message` so far, this one included (quorum queues count them)."""
     return int((message.headers or {}).get("x-delivery-count", 0)) + 1
 
 
-def _truncated(text):
+def _truncated(text: str) -> str:
     return text if len(text) <= ERROR_TEXT_LIMIT else text[:ERROR_TEXT_LIMIT - 1] + "…"
 
 
-def _event_id(message):
+def _event_id(message: Message) -> str | None:
     """For the log: the event id when the body is an event object, else None."""
     try:
         body = message.decode()
@@ -225,11 +232,11 @@ def _event_id(message):
 event_handler = BoundedEventHandler.decorator
 
 
-def dead_letter_exchange():
+def dead_letter_exchange() -> Exchange:
     return Exchange(DEAD_LETTER_EXCHANGE, type="topic", durable=True)
 
 
-def declare_dead_letters(amqp_uri):
+def declare_dead_letters(amqp_uri: str) -> None:
     """The dead-letter exchange and its queue; idempotent, declared by every consumer."""
     queue = Queue(DEAD_LETTER_QUEUE, exchange=dead_letter_exchange(), routing_key="#", durable=True)
     with Connection(amqp_uri) as conn:
@@ -241,13 +248,13 @@ class OutboxDispatcher(EventDispatcher):
     on to subscribers: nameko copies all context data into event headers, and it does
     so when the dependency is injected, which may be before auth takes it out."""
 
-    def get_message_headers(self, worker_ctx):
-        headers = super().get_message_headers(worker_ctx)
+    def get_message_headers(self, worker_ctx: Any) -> dict[str, Any]:
+        headers: dict[str, Any] = super().get_message_headers(worker_ctx)
         headers.pop(self._get_header_name("authorization"), None)
         return headers
 
 
-def outbox_dispatcher():
+def outbox_dispatcher() -> OutboxDispatcher:
     """An EventDispatcher for outbox relays: mandatory (an unroutable event is an
     error, not a silent drop), confirmed, and quick to give up so that an HTTP
     request never waits long on a broker outage; the sweep retries."""
@@ -260,21 +267,23 @@ def outbox_dispatcher():
 PENDING = {"pending_events": {"$gt": ""}}
 
 
-def new_outbox(event, now):
+def new_outbox(event: dict[str, Any], now: datetime) -> dict[str, Any]:
     """Outbox fields for a new document: its first event, pending."""
     return {"outbox": [_entry(event, now)], "pending_events": [event["event_id"]]}
 
 
-def push_to_outbox(event, now):
+def push_to_outbox(event: dict[str, Any], now: datetime) -> dict[str, Any]:
     """`$push` fields that add an event to an existing document's outbox."""
     return {"outbox": _entry(event, now), "pending_events": event["event_id"]}
 
 
-def _entry(event, now):
+def _entry(event: dict[str, Any], now: datetime) -> dict[str, Any]:
     return {"event": event, "created_at": now, "sent_at": None}
 
 
-def publish_pending(collection, dispatch, service, now, docs, created_before=None):
+def publish_pending(collection: Collection[dict[str, Any]], dispatch: Callable[[str, dict[str, Any]], object],
+                    service: str, now: datetime, docs: Iterable[dict[str, Any]],
+                    created_before: datetime | None = None) -> tuple[int, int]:
     """Publish the pending outbox events of `docs` in order, marking each sent once
     the broker confirmed it. Stops at a document's first failure (so its events keep
     their order) and leaves events created after `created_before` to their writer.
@@ -303,7 +312,8 @@ def publish_pending(collection, dispatch, service, now, docs, created_before=Non
     return published, failed
 
 
-def sweep_outbox(collection, dispatch, service, now, grace, limit=100):
+def sweep_outbox(collection: Collection[dict[str, Any]], dispatch: Callable[[str, dict[str, Any]], object],
+                 service: str, now: datetime, grace: timedelta, limit: int = 100) -> None:
     """The timer's share: events a request could not publish (broker down, no queue yet)."""
     publish_pending(collection, dispatch, service, now, collection.find(PENDING).limit(limit), now - grace)
     OUTBOX_PENDING.labels(service, collection.name).set(collection.count_documents(PENDING))
@@ -313,7 +323,7 @@ class OutboxRelay:
     """The outbox sweep as an entrypoint, for a service that declares an outbox
     dispatcher (base.Service attaches it); its `store.outboxes` are the collections
     holding outboxes. The timer fires in every replica; the lease lets one sweep."""
-    needs = {"dispatch": OutboxDispatcher}
+    needs: ClassVar[Mapping[str, type]] = {"dispatch": OutboxDispatcher}
     # as the service's workers see them
     name: str
     store: Any
@@ -321,7 +331,7 @@ class OutboxRelay:
     clock: Any
 
     @leased_timer(RELAY_INTERVAL, lease="outbox", ttl=timedelta(seconds=10))
-    def relay_outbox(self, lease):
+    def relay_outbox(self, lease: Lease) -> None:
         now = self.clock()
         for collection in self.store.outboxes:
             sweep_outbox(collection, self.dispatch, self.name, now, RELAY_GRACE)

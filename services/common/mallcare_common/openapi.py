@@ -14,6 +14,7 @@ its 429) where channel keys hold that permission.
 """
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -27,6 +28,8 @@ from nameko.web.handlers import HttpRequestHandler
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1"
 _ROUTE_PARAM = re.compile(r"<(?:[a-z]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
+
+Body = type[Schema] | str | None   # a JSON schema class (None: any object), or a media type
 
 
 class ErrorOut(Schema):
@@ -75,30 +78,30 @@ class Op:
     path: str
     summary: str
     permission: str | None = None
-    body: type | None = None
-    query: type | None = None
-    responses: dict = field(default_factory=lambda: {200: None})
+    body: type[Schema] | None = None
+    query: type[Schema] | None = None
+    responses: dict[int, Body | tuple[Body, ...]] = field(default_factory=lambda: {200: None})
     signed: bool = False
-    errors: tuple = ()
+    errors: tuple[int, ...] = ()
     route: str | None = None
 
     @property
-    def entrypoint(self):
+    def entrypoint(self) -> tuple[str, str]:
         """(METHOD, rule) of the nameko entrypoint that serves this operation."""
         return self.method, self.route or self.path
 
 
-def openapi_path(rule):
+def openapi_path(rule: str) -> str:
     """/cases/<string:complaint_no> -> /cases/{complaint_no}"""
     return _ROUTE_PARAM.sub(r"{\1}", rule)
 
 
-def _schema_name(schema):
+def _schema_name(schema: Schema | type[Schema]) -> str:
     cls = schema if isinstance(schema, type) else schema.__class__
     return cls.__name__.lstrip("_")   # _Entry -> Entry: a nested part, named in the document
 
 
-def build(service, api, permissions):
+def build(service: str, api: Iterable[Op], permissions: Mapping[str, list[str]]) -> dict[str, Any]:
     """The OpenAPI document (a dict) of `service`'s HTTP API; `permissions` is access.yml's
     permission -> roles table."""
     spec = APISpec(title=f"mallcare {service}", version=API_VERSION, openapi_version=OPENAPI_VERSION,
@@ -116,24 +119,25 @@ def build(service, api, permissions):
                   parameters=[{"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
                               for name in _ROUTE_PARAM.findall(path)] or None)
     # Decimal bounds and defaults (yuan amounts) as JSON numbers
-    return json.loads(json.dumps(spec.to_dict(), default=_number))
+    document: dict[str, Any] = json.loads(json.dumps(spec.to_dict(), default=_number))
+    return document
 
 
-def _number(value):
+def _number(value: object) -> float:
     if isinstance(value, Decimal):
         return float(value)
     raise TypeError(f"{value!r} has no JSON form")
 
 
-def _by_path(api):
+def _by_path(api: Iterable[Op]) -> dict[str, list[Op]]:
     paths: dict[str, list[Op]] = {}
     for op in api:
         paths.setdefault(op.path, []).append(op)
     return paths
 
 
-def _operation(op, permissions):
-    operation = {"summary": op.summary, "operationId": _operation_id(op), "responses": {}}
+def _operation(op: Op, permissions: Mapping[str, list[str]]) -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": op.summary, "operationId": _operation_id(op), "responses": {}}
     for status, body in op.responses.items():
         operation["responses"][str(status)] = _response(status, body)
     errors = set(op.errors)
@@ -164,7 +168,7 @@ _REASONS = {200: "OK", 201: "Created", 400: "Malformed body", 401: "Not signed i
             422: "Invalid fields", 429: "Over the key's rate (see Retry-After)", 503: "Unavailable"}
 
 
-def _response(status, body):
+def _response(status: int, body: Body | tuple[Body, ...]) -> dict[str, Any]:
     response: dict[str, Any] = {"description": _REASONS.get(status, str(status)), "content": {}}
     for one in body if isinstance(body, tuple) else (body,):
         if isinstance(one, str):
@@ -178,12 +182,12 @@ def _response(status, body):
     return response
 
 
-def _operation_id(op):
+def _operation_id(op: Op) -> str:
     words = re.sub(r"[^A-Za-z0-9]+", " ", openapi_path(op.path).replace("{", "by ")).split()
     return op.method.lower() + "".join(w[:1].upper() + w[1:] for w in words)
 
 
-def documented_operations(service_class):
+def documented_operations(service_class: type) -> list[Op]:
     """The Ops the class's HTTP entrypoints declare (operations.operation, web.http(Op)),
     in the order of their paths; a route that declares none is left out (the console's)."""
     found: list[Op] = []
@@ -194,7 +198,7 @@ def documented_operations(service_class):
     return sorted(found, key=lambda op: (op.path, op.method))
 
 
-def served_routes(service_class):
+def served_routes(service_class: type) -> set[tuple[str, str]]:
     """{(METHOD, rule)} of the class's nameko `http` entrypoints, as the container would serve them."""
     routes: set[tuple[str, str]] = set()
     for name in dir(service_class):

@@ -18,14 +18,17 @@ itself: `@http(Op(...))` (web.py).
 """
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
+from kombu.message import Message
+from nameko.containers import WorkerContext
 from werkzeug.wrappers import Request, Response
 
 from .auth import SIGN_IN, Unauthenticated
+from .messaging import ExcInfo
 from .openapi import Op
 from .rpc import GatedRpc
-from .web import CLIENT_ERRORS, HttpEntrypoint, json_response, read_json
+from .web import CLIENT_ERRORS, HttpEntrypoint, Method, json_response, read_json
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class Created:
     """The answer of an operation that creates, or finds what the same request created
     before: HTTP 201 or 200 with the record; RPC {name: record, "created": bool}."""
     name: str
-    record: Any
+    record: dict[str, Any]   # as the answer shows it
     created: bool
 
 
@@ -83,13 +86,11 @@ def _credential(request: Request) -> str | None:
 class RpcOperation(GatedRpc):
     """The RPC side of an operation: a Created answers {name: record, "created": bool}."""
 
-    def handle_result(self, message: Any, worker_ctx: Any, result: Any, exc_info: Any) -> Any:
+    def handle_result(self, message: Message, worker_ctx: WorkerContext, result: Any,
+                      exc_info: ExcInfo | None) -> Any:
         if isinstance(result, Created):
             result = {result.name: result.record, "created": result.created}
         return super().handle_result(message, worker_ctx, result, exc_info)
-
-
-Method = TypeVar("Method", bound=Callable[..., Any])
 
 
 def operation(*ops: Op) -> Callable[[Method], Method]:

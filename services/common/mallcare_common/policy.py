@@ -4,12 +4,16 @@ function that validates its file; a broken policy (an InvalidPolicy naming the
 file and its fields) stops the start, and a reload keeps the policy in force unless
 the new one is valid."""
 import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import yaml
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from nameko.extensions import DependencyProvider
 
-from .malls import load_registry
+from .malls import MallRegistry, load_registry
+
+Policy = TypeVar("Policy")
 
 
 class AllowedTime(Schema):
@@ -19,7 +23,7 @@ class AllowedTime(Schema):
     working_days = fields.Integer(validate=validate.Range(min=1, max=365))
 
     @validates_schema
-    def _one(self, data, **kwargs):
+    def _one(self, data: dict[str, Any], **kwargs: Any) -> None:
         if len({k for k in data if k in ("hours", "working_hours", "working_days")}) != 1:
             raise ValidationError("Give exactly one of hours, working_hours, working_days.")
 
@@ -29,12 +33,12 @@ class InvalidPolicy(Exception):
     message names the file and each field that is wrong; `messages` holds marshmallow's
     field messages (or one sentence when the file is not even readable data)."""
 
-    def __init__(self, path, messages):
+    def __init__(self, path: str | os.PathLike[str], messages: object) -> None:
         self.path, self.messages = str(path), messages
         super().__init__(f"{self.path} is invalid: {'; '.join(_flatten(messages))}")
 
 
-def _flatten(messages, where=""):
+def _flatten(messages: object, where: str = "") -> list[str]:
     """{"sla": {"resolution": ["Missing: urgent."]}} -> ["sla.resolution: Missing: urgent."]"""
     if isinstance(messages, dict):
         return [line for key, value in messages.items()
@@ -44,7 +48,7 @@ def _flatten(messages, where=""):
     return [f"{where}: {messages}" if where else str(messages)]
 
 
-def read_policy_file(path, load):
+def read_policy_file(path: str | os.PathLike[str], load: Callable[[dict[str, Any]], Policy]) -> Policy:
     """`load(parsed_yaml)` on the file's content; any reason it cannot be used is an InvalidPolicy."""
     try:
         with open(path, encoding="utf-8") as handle:
@@ -61,7 +65,8 @@ def read_policy_file(path, load):
         raise InvalidPolicy(path, exc.messages) from exc
 
 
-def load_policy_dir(path, filename, load):
+def load_policy_dir(path: str | os.PathLike[str], filename: str,
+                    load: Callable[[dict[str, Any], MallRegistry], Policy]) -> Policy:
     """`load(parsed_yaml, malls)` validates and builds the policy; raises InvalidPolicy."""
     malls = read_policy_file(os.path.join(path, "malls.yml"), load_registry)
     return read_policy_file(os.path.join(path, filename), lambda data: load(data, malls))
@@ -73,31 +78,32 @@ class PolicyFiles(DependencyProvider):
     A broken file stops the start (InvalidPolicy out of setup) and is refused by a reload,
     which leaves the policy in force as it was."""
 
-    def __init__(self, filename, load):
+    def __init__(self, filename: str, load: Callable[[dict[str, Any], MallRegistry], Any]) -> None:
+        # load builds the service's own policy (each service has its class): Any here
         self.filename, self.load = filename, load
 
-    def setup(self):
+    def setup(self) -> None:
         self.path = self.container.config.get("MALLCARE", {}).get("POLICY_DIR", "deploy/policy")
         self.policy = self._read()
 
-    def reload(self):
+    def reload(self) -> Any:
         self.policy = self._read()   # assigned only once the new files are read and valid
         return self.policy
 
-    def _read(self):
+    def _read(self) -> Any:
         return load_policy_dir(self.path, self.filename, self.load)
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> "_Handle":
         return _Handle(self)
 
 
 class _Handle:
-    def __init__(self, provider):
+    def __init__(self, provider: PolicyFiles) -> None:
         self._provider = provider
 
     @property
-    def current(self):
+    def current(self) -> Any:
         return self._provider.policy
 
-    def reload(self):
+    def reload(self) -> Any:
         return self._provider.reload()

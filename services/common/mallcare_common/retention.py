@@ -13,17 +13,21 @@ import json
 import os
 import time
 import uuid
-from datetime import timedelta
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
 
 import yaml
 from marshmallow import Schema, fields, validate
 from pymongo import MongoClient, WriteConcern
+from pymongo.database import Database
 
 from nameko.extensions import DependencyProvider
 
+from .auth import Gate
 from .calendar import utc_now
-from .mongo import leased_timer
+from .malls import MallRegistry
+from .mongo import Lease, leased_timer
 from .openapi import Op
 from .operations import operation
 from .policy import PolicyFiles, load_policy_dir
@@ -31,8 +35,11 @@ from .policy import PolicyFiles, load_policy_dir
 SWEEP_INTERVAL = 3600                  # seconds: hourly
 SWEEP_LEASE = timedelta(minutes=50)    # shorter than the interval, so a replica that died does not hold it
 
+# A service's anonymise(db, cutoff, now, dry_run): the counts of what was due and what it anonymised
+Anonymise = Callable[[Database[dict[str, Any]], datetime, datetime, bool], dict[str, int]]
 
-def retention_months_field():
+
+def retention_months_field() -> fields.Integer:
     """The policy setting, validated at load like the others."""
     return fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=120))
 
@@ -41,7 +48,7 @@ class StrictBoolean(fields.Boolean):
     """true or false only: marshmallow's Boolean also takes 0, 1, "yes", ..., which the
     OpenAPI document (type: boolean) refuses (the fuzz test found {"dry_run": 0} accepted)."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> bool:
         if not isinstance(value, bool):
             raise self.make_error("invalid", input=value)
         return value
@@ -66,7 +73,7 @@ class RetentionRunOut(Schema):
     seconds = fields.Float(required=True)
 
 
-def months_before(now, months):
+def months_before(now: datetime, months: int) -> datetime:
     """The same day and time `months` calendar months earlier (the month's last day when shorter)."""
     month_index = now.year * 12 + now.month - 1 - months
     year, month = divmod(month_index, 12)
@@ -74,7 +81,8 @@ def months_before(now, months):
     return now.replace(year=year, month=month + 1, day=day)
 
 
-def run(db, service, anonymise, *, now, months, dry_run, by):
+def run(db: Database[dict[str, Any]], service: str, anonymise: Anonymise, *, now: datetime, months: int, dry_run: bool,
+        by: str) -> dict[str, Any]:
     """Anonymise what closed before now - `months`; the run's record (also stored)."""
     started = time.monotonic()
     cutoff = months_before(now, months)
@@ -86,7 +94,7 @@ def run(db, service, anonymise, *, now, months, dry_run, by):
     return record
 
 
-def public(record):
+def public(record: Mapping[str, Any]) -> dict[str, Any]:
     return {**{k: v for k, v in record.items() if k != "_id"}, "run_id": record["_id"],
             "at": record["at"].isoformat(), "closed_before": record["closed_before"].isoformat()}
 
@@ -95,44 +103,45 @@ class Retention(DependencyProvider):
     """Declared with the service's anonymise function (db, cutoff, now, dry_run) -> counts;
     workers get that function. Declaring it gives the service RetentionAdmin (base.Service)."""
 
-    def __init__(self, anonymise):
+    def __init__(self, anonymise: Anonymise) -> None:
         self.anonymise = anonymise
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> Anonymise:
         return self.anonymise
 
 
 class RetentionAdmin:
     """POST /retention/run, RPC run_retention and the hourly sweep, for a service that
     declares a Retention dependency `retention` and whose policy rules hold retention_months."""
-    needs = {"retention": Retention, "policy": PolicyFiles}
+    needs: ClassVar[Mapping[str, type]] = {"retention": Retention, "policy": PolicyFiles}
     # as the service's workers see them
     name: str
     store: Any
     policy: Any
-    clock: Any
-    access: Any
-    retention: Any
+    clock: Callable[[], datetime]
+    access: Gate
+    retention: Anonymise
 
     @operation(Op("POST", "/retention/run", "Anonymise what closed more than retention_months ago now (the "
                   "hourly sweep does it too); dry_run counts only. Every run is kept in retention_runs.",
                   "retention.run", body=RetentionRunIn, responses={200: RetentionRunOut}))
-    def run_retention(self, data):
+    def run_retention(self, data: dict[str, Any]) -> dict[str, Any]:
         caller = self.access.caller()
         caller.require("retention.run")
         request = RetentionRunIn().load(data)
         return public(self._run_retention(self.clock(), request["dry_run"], caller.user))
 
     @leased_timer(SWEEP_INTERVAL, lease="retention", ttl=SWEEP_LEASE)
-    def retention_sweep(self, lease):
+    def retention_sweep(self, lease: Lease) -> None:
         self._run_retention(self.clock(), False, "timer")
 
-    def _run_retention(self, now, dry_run, by):
+    def _run_retention(self, now: datetime, dry_run: bool, by: str) -> dict[str, Any]:
         return run(self.store.db, self.name, self.retention, now=now,
                    months=self.policy.current.rules["retention_months"], dry_run=dry_run, by=by)
 
 
-def command(service, anonymise, load_policy, argv=None):
+def command(service: str, anonymise: Anonymise, load_policy: Callable[[dict[str, Any], MallRegistry], Any],
+            argv: Sequence[str] | None = None) -> int:
     """`python -m <service>.retention [--dry-run] [--config services/<service>/config.yml]`."""
     from nameko.cli.main import setup_yaml_parser
 

@@ -14,8 +14,12 @@ take some of its messages without knowing these methods.
 """
 import inspect
 import logging
+from collections.abc import Iterable
 from functools import partial
+from typing import Any
 
+from kombu import Consumer
+from kombu.message import Message
 from nameko.messaging import QueueConsumer
 from nameko.rpc import Rpc, RpcConsumer
 
@@ -28,21 +32,21 @@ log = logging.getLogger(__name__)
 class _RawQueueConsumer(QueueConsumer):
     """Hands each message over undecoded (kombu's decoding is what raised)."""
 
-    def get_consumers(self, consumer_cls, channel):
-        consumers = super().get_consumers(consumer_cls, channel)
+    def get_consumers(self, consumer_cls: type[Consumer], channel: Any) -> Iterable[Consumer]:
+        consumers: Iterable[Consumer] = super().get_consumers(consumer_cls, channel)
         for provider, consumer in self._consumers.items():
             consumer.on_message = partial(self._parse, provider)
             consumer.on_decode_error = partial(self._refuse, provider)   # a compression header kombu refused early
         return consumers
 
-    def _parse(self, provider, message):
+    def _parse(self, provider: "GatedRpcConsumer", message: Message) -> None:
         try:
             body = inputs.loads(raw_body(message))
         except inputs.MalformedInput as exc:
             return self._refuse(provider, message, exc)
         self.handle_message(provider, body, message)
 
-    def _refuse(self, provider, message, exc):
+    def _refuse(self, provider: "GatedRpcConsumer", message: Message, exc: Exception) -> None:
         if not isinstance(exc, inputs.MalformedInput):
             exc = inputs.MalformedInput(f"not JSON: {exc}")
         self.container.spawn_managed_thread(partial(provider.refuse, message, exc), identifier="rpc.refuse")
@@ -51,7 +55,7 @@ class _RawQueueConsumer(QueueConsumer):
 class GatedRpcConsumer(RpcConsumer):
     queue_consumer = _RawQueueConsumer()
 
-    def refuse(self, message, exc):
+    def refuse(self, message: Message, exc: Exception) -> None:
         """Answer a message refused before any method was found for it."""
         method = message.delivery_info["routing_key"].rpartition(".")[2]
         log.info("rpc %s refused: %s", method, exc, extra={"rpc": method, "error": type(exc).__name__})
@@ -61,7 +65,7 @@ class GatedRpcConsumer(RpcConsumer):
 class GatedRpc(Rpc):
     rpc_consumer = GatedRpcConsumer()
 
-    def handle_message(self, body, message):
+    def handle_message(self, body: object, message: Message) -> None:
         # A body that is not {"args": [...], "kwargs": {...}} is nameko's to refuse (MalformedRequest).
         if isinstance(body, dict) and isinstance(body.get("args"), list) and isinstance(body.get("kwargs"), dict):
             try:
@@ -72,7 +76,7 @@ class GatedRpc(Rpc):
                 raise
         super().handle_message(body, message)
 
-    def named(self, args, kwargs):
+    def named(self, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The arguments by parameter name, so a field message says which argument it is about."""
         method = getattr(self.container.service_cls, self.method_name)
         names = list(inspect.signature(method).parameters)[1:]   # without self

@@ -17,9 +17,10 @@ import re
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from eventlet.event import Event
 from marshmallow import ValidationError
@@ -32,8 +33,9 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Request, Response
 
 from . import inputs
-from .auth import Forbidden, TooManyRequests, Unauthenticated, caller_noted
+from .auth import Forbidden, Principal, TooManyRequests, Unauthenticated, caller_noted
 from .errors import Conflict
+from .messaging import ExcInfo
 from .mongo import NotFound, StoreError
 from .openapi import Op
 from .policy import InvalidPolicy
@@ -41,6 +43,8 @@ from .policy import InvalidPolicy
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
+
+Method = TypeVar("Method", bound=Callable[..., Any])   # a service method an entrypoint decorator registers
 
 
 class Gone(Exception):
@@ -200,7 +204,7 @@ class HttpEntrypoint(HttpRequestHandler):
         return {**self.server.context_data_from_headers(request), REQUEST_ID: request_id(request)}
 
     def _handle_result(self, request: Request, event: Event, worker_ctx: WorkerContext, result: Any,
-                       exc_info: Any) -> Any:
+                       exc_info: ExcInfo | None) -> Any:
         request.environ[CALLER] = caller_noted(worker_ctx)   # for the request's line
         return self.handle_result(event, worker_ctx, result, exc_info)
 
@@ -245,13 +249,16 @@ class QuietClientErrors(logging.Filter):
         return True
 
 
-def http(op_or_method: Op | str, url: str | None = None) -> Any:
+def http(op_or_method: Op | str, url: str | None = None) -> Callable[[Method], Method]:
     """`@http(Op(...))`: a documented route whose method takes the request (a page, a file,
     /metrics); a JSON operation is an `operations.operation`. `@http(method, url)`: a route
     no OpenAPI document lists (the console's own)."""
+    register: Callable[[Method], Method]
     if isinstance(op_or_method, Op):
-        return HttpEntrypoint.decorator(op_or_method.method, op_or_method.path, documents=(op_or_method,))
-    return HttpEntrypoint.decorator(op_or_method, url)
+        register = HttpEntrypoint.decorator(op_or_method.method, op_or_method.path, documents=(op_or_method,))
+    else:
+        register = HttpEntrypoint.decorator(op_or_method, url)
+    return register
 
 
 STORE_RETRY_AFTER = 5   # seconds a client is asked to wait while the store is away
@@ -290,7 +297,7 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
                     headers=headers, mimetype="application/json")
 
 
-def signed(data: Any, caller: Any) -> dict[str, Any]:
+def signed(data: object, caller: Principal) -> dict[str, Any]:
     """The request with `by` set to who signed in, whatever the body said."""
     if not isinstance(data, dict):
         raise ValidationError({"_schema": ["Invalid input type."]})
