@@ -134,7 +134,7 @@ def leased_timer(interval, lease, ttl, entrypoint=Timer, otherwise=None):
     the holder of the service's lease "<service>.<lease>", taken or renewed for `ttl` at
     each tick (the lease, a Lease, comes in as the method's argument, to renew through a
     long sweep). `ttl` is a timedelta or a function of the service giving one; `entrypoint`
-    a Timer subclass; `otherwise` is called on a tick where another replica holds the lease.
+    a Timer subclass; `otherwise(service)` is called on a tick where another replica holds the lease.
     For a service with `store` (whose `db` keeps the leases) and `clock`."""
     def decorate(sweep):
         @wraps(sweep)
@@ -143,7 +143,7 @@ def leased_timer(interval, lease, ttl, entrypoint=Timer, otherwise=None):
             if held.held(self.clock()):
                 return sweep(self, held)
             if otherwise is not None:
-                otherwise()
+                otherwise(self)
         return entrypoint.decorator(interval=interval)(run)
     return decorate
 
