@@ -27,6 +27,7 @@ import imaplib
 import logging
 import re
 import ssl
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -119,6 +120,7 @@ def _body_text(message: EmailMessage) -> str:
         content = body.get_content()
     except (LookupError, ValueError):   # a charset Python does not know: read what can be read
         content = (body.get_payload(decode=True) or b"").decode("utf-8", errors="replace")
+    content = content.replace("\r\n", "\n")   # as it travelled: lines end in CRLF
     if body.get_content_subtype() == "html":
         content = html_text(content)
     return as_text(content).strip()
@@ -291,6 +293,7 @@ class Connection:
         takes the server's lines while this waits, and DONE ends the IDLE; so no read is
         cut short by a timeout, which would leave imaplib's buffered reader unusable."""
         tag = self.imap._new_tag()   # imaplib has no IDLE before Python 3.14: the command by hand
+        reader = None
         try:
             self.imap.send(tag + b" IDLE\r\n")
             news = Event()
@@ -305,6 +308,8 @@ class Connection:
             return reader.wait()
         finally:
             self.imap.tagged_commands.pop(tag, None)
+            if reader is not None:
+                reader.kill()   # the wait was cut short (the service killed): no reader left behind
 
     def _read_until(self, tag: bytes, news: Event) -> bool:
         told = False
@@ -328,6 +333,13 @@ class Connection:
         except (imaplib.IMAP4.error, OSError):
             pass   # gone already: nothing to close
 
+    def abandon(self) -> None:
+        """Close the connection without a word: a round may still be reading from it."""
+        try:
+            self.imap.sock.close()
+        except OSError:
+            pass   # gone already
+
 
 def _ok(answer: tuple) -> list:
     kind, data = answer
@@ -342,7 +354,11 @@ def _quoted(folder: str) -> str:
 
 class MailboxTimer(Timer):
     """The mailbox round's timer: its interval is config MALLCARE.MAILBOX_WAIT_SECONDS. A
-    round that waited in IDLE for that long is followed by the next at once."""
+    round that waited in IDLE for that long is followed by the next at once; the first
+    round starts with the service (mails waiting are taken then)."""
+
+    def __init__(self, interval, eager=True, **kwargs):
+        super().__init__(interval, eager=eager, **kwargs)
 
     def setup(self):
         self.interval = wait_seconds(self.container.config)
@@ -370,7 +386,9 @@ class Mailboxes(DependencyProvider):
         self.close_all()
 
     def kill(self):
-        self.close_all()
+        for connection in self.open.values():
+            connection.abandon()
+        self.open.clear()
 
     def get_dependency(self, worker_ctx):
         return self
@@ -390,8 +408,10 @@ class Mailboxes(DependencyProvider):
         try:
             connection = self._connection(mall_id, settings, secret)
             self._take_unseen(connection, mall_id, take)
-            if connection.idle and connection.wait(self.wait_seconds) and still_held():
-                self._take_unseen(connection, mall_id, take)
+            ends = time.monotonic() + self.wait_seconds   # the timer's next round is due then
+            while connection.idle and (left := ends - time.monotonic()) > 0 and still_held():
+                if connection.wait(left):
+                    self._take_unseen(connection, mall_id, take)
         except (imaplib.IMAP4.error, OSError) as exc:   # OSError: refused, reset, TLS, timed out
             log.warning("mailbox of %s: %s; connecting again next round", mall_id, exc)
             self.drop(mall_id)
