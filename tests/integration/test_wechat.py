@@ -10,10 +10,10 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 
 from intake.service import IntakeService
-from tests.helpers import staff
+from tests.helpers import SECRETS, staff
 
 ACCOUNT = "gh_5a1c2e3f4b6d"                      # sh-xujiahui's account in deploy/policy/intake.yml
-TOKEN = "wx" + "7" * 30                           # its token, as the test's secrets hold it
+TOKEN = SECRETS["WECHAT_TOKEN_SH_XUJIAHUI"]       # its token, as the tests' secrets hold it
 OPENID = "oX3kTq1Lm9Zw-customer-0001"
 URL = "/channels/wechat/sh-xujiahui"
 
@@ -21,7 +21,6 @@ URL = "/channels/wechat/sh-xujiahui"
 @pytest.fixture
 def intake(container_factory, service_config, web_client, mongo_client):
     config = service_config("intake")
-    config["MALLCARE"] = {**config["MALLCARE"], "WECHAT_TOKEN_SH_XUJIAHUI": TOKEN}
     container = container_factory(IntakeService, config)
     container.start()
     client = web_client(container)
