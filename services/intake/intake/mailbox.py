@@ -39,6 +39,7 @@ from eventlet.event import Event
 from nameko.extensions import DependencyProvider
 from nameko.timer import Timer
 
+from mallcare_common.auth import MissingSecret
 from mallcare_common.contracts import CUSTOMER_REPLIED, build_event
 from mallcare_common.inputs import as_text
 from mallcare_common.personal import mask_text
@@ -267,9 +268,13 @@ class Connection:
             self.imap = imaplib.IMAP4(host, port or 143, timeout=IMAP_TIMEOUT)
             if security == "starttls":
                 self.imap.starttls(ssl.create_default_context())
-        self.imap.login(settings["user"], password)
-        self.idle = b"IDLE" in _ok(self.imap.capability())[0].upper().split()
-        _ok(self.imap.select(_quoted(settings["folder"])))
+        try:
+            self.imap.login(settings["user"], password)
+            self.idle = b"IDLE" in _ok(self.imap.capability())[0].upper().split()
+            _ok(self.imap.select(_quoted(settings["folder"])))
+        except (imaplib.IMAP4.error, OSError):
+            self.imap.shutdown()   # refused (a wrong password, no such folder): no socket left open
+            raise
 
     def unseen(self) -> list[bytes]:
         return _ok(self.imap.uid("SEARCH", None, "UNSEEN"))[0].split()
@@ -415,7 +420,9 @@ class Mailboxes(DependencyProvider):
         except (imaplib.IMAP4.error, OSError) as exc:   # OSError: refused, reset, TLS, timed out
             log.warning("mailbox of %s: %s; connecting again next round", mall_id, exc)
             self.drop(mall_id)
-        except Exception:   # the store away, a secret missing: the other mailboxes go on
+        except MissingSecret as exc:
+            log.error("mailbox of %s not read: %s", mall_id, exc)
+        except Exception:   # the store away, a mail we fail on: the other mailboxes go on
             log.exception("mailbox of %s: its unseen mails wait for the next round", mall_id)
 
     def _connection(self, mall_id, settings, secret) -> Connection:
@@ -431,8 +438,12 @@ class Mailboxes(DependencyProvider):
     def _take_unseen(connection, mall_id, take):
         for uid in connection.unseen():
             mail, received_at = connection.fetch(uid)
-            if not mail.ours:
-                take(mall_id, mail, received_at)
+            try:
+                if not mail.ours:
+                    take(mall_id, mail, received_at)
+            except Exception:   # this mail (or the store) failed: it stays unseen, the next ones go on
+                log.exception("mail %s of %s's mailbox not taken: tried again next round", uid.decode(), mall_id)
+                continue
             connection.mark_seen(uid)
 
     def drop(self, mall_id):
