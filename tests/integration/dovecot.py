@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from nameko.testing.utils import find_free_port
@@ -108,28 +109,27 @@ class Dovecot:
         finally:
             imap.logout()
 
-    def unseen(self):
+    @contextmanager
+    def inbox(self):
+        """A client with the inbox selected; the number of mails in it as `.count`."""
         imap = self.client()
         try:
-            imap.select("INBOX")
-            return imap.search(None, "UNSEEN")[1][0].split()
+            imap.count = int(imap.select("INBOX")[1][0])
+            yield imap
         finally:
             imap.logout()
+
+    def unseen(self):
+        with self.inbox() as imap:
+            return imap.search(None, "UNSEEN")[1][0].split()
 
     def mark_all_unseen(self):
-        imap = self.client()
-        try:
-            imap.select("INBOX")
+        with self.inbox() as imap:
             imap.store("1:*", "-FLAGS", "(\\Seen)")
-        finally:
-            imap.logout()
 
     def count(self):
-        imap = self.client()
-        try:
-            return int(imap.select("INBOX")[1][0])
-        finally:
-            imap.logout()
+        with self.inbox() as imap:
+            return imap.count
 
     def stop(self):
         self.process.terminate()

@@ -10,7 +10,6 @@ from email.utils import formatdate
 import pytest
 import yaml
 
-from intake.service import IntakeService
 from tests.helpers import staff, wait_for
 from tests.integration.dovecot import PASSWORD, USER, Dovecot
 
@@ -40,14 +39,11 @@ def mailbox_settings(dovecot, policy_dir):
 
 
 @pytest.fixture
-def start_intake(container_factory, service_config, web_client, mongo_client, mailbox_settings):
+def start_intake(services, mailbox_settings):
     def start(**kwargs):
-        config = service_config("intake")
-        config["MALLCARE"] = {**config["MALLCARE"], **mailbox_settings(**kwargs)}
-        container = container_factory(IntakeService, config)
-        container.start()
-        client = web_client(container)
-        client.db = mongo_client[config["MONGO_DATABASE"]]
+        system = services("intake", settings={"intake": mailbox_settings(**kwargs)})
+        client = system.web["intake"]
+        client.db = system.db("intake")
         return client
     return start
 

@@ -9,7 +9,6 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
-from intake.service import IntakeService
 from tests.helpers import SECRETS, staff
 
 ACCOUNT = "gh_5a1c2e3f4b6d"                      # sh-xujiahui's account in deploy/policy/intake.yml
@@ -19,12 +18,10 @@ URL = "/channels/wechat/sh-xujiahui"
 
 
 @pytest.fixture
-def intake(container_factory, service_config, web_client, mongo_client):
-    config = service_config("intake")
-    container = container_factory(IntakeService, config)
-    container.start()
-    client = web_client(container)
-    client.db = mongo_client[config["MONGO_DATABASE"]]
+def intake(services):
+    system = services("intake")
+    client = system.web["intake"]
+    client.db = system.db("intake")
     return client
 
 
