@@ -86,19 +86,21 @@ ensure_broker() {  # starts a local RabbitMQ (installing it if needed) unless on
 }
 
 ensure_test_tools() {  # Debian packages the tests use: chromium and chromium-driver (the console's e2e test),
-  # a CJK font for its screenshots, and prometheus for promtool (the alert rules' unit tests)
+  # a CJK font for its screenshots, prometheus for promtool (the alert rules' unit tests) and
+  # dovecot-imapd, the IMAP server the complaint mailbox's tests start (tests/integration/dovecot.py)
   local missing=() lean=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
   [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
   command -v promtool >/dev/null || lean+=(prometheus)   # only its promtool is used; it is not started
+  [ -x /usr/sbin/dovecot ] || lean+=(dovecot-imapd)      # run by the tests as their own process, not as a system service
   if [ $((${#missing[@]} + ${#lean[@]})) -gt 0 ]; then
     say "installing ${missing[*]} ${lean[*]} (Debian packages) for the tests"
     as_root apt-get update -qq || say "apt-get update failed"
     [ ${#missing[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null ||
       say "could not install ${missing[*]}: tests/e2e will fail and say so"
     [ ${#lean[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
-      "${lean[@]}" >/dev/null || say "could not install ${lean[*]}: the promtool tests will fail and say so"
+      "${lean[@]}" >/dev/null || say "could not install ${lean[*]}: the promtool and mailbox tests will fail and say so"
   fi
 }
 

@@ -139,7 +139,7 @@ def test_a_malformed_body_to_every_handler_of_every_service_is_dead_lettered(con
     amqp = containers[0].config["AMQP_URI"]
     queues = [entrypoint.queue.name for container in containers for entrypoint in container.entrypoints
               if hasattr(entrypoint, "handle_raw_message")]
-    assert len(queues) == 50   # 4 + 8 + 4 + 34 handlers
+    assert len(queues) == 51   # 4 + 9 + 4 + 34 handlers
     default = Exchange("", type="direct")
     for queue in queues:
         publish(amqp, b"\xff\xfe not even text", exchange=default, routing_key=queue)

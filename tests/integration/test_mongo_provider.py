@@ -110,16 +110,16 @@ def test_a_leased_timer_tells_a_replica_that_does_not_sweep(provider):
     passed = []
 
     class Watcher(Sweeper):
-        @leased_timer(2, lease="watch", ttl=timedelta(seconds=6), otherwise=lambda: passed.append(True))
+        @leased_timer(2, lease="watch", ttl=timedelta(seconds=6), otherwise=passed.append)
         def watch(self, lease):
             self.swept.append(lease)
 
     service = worker_factory(Watcher, store=provider.wrap(db), clock=lambda: now)
     assert acquire_lease(db, "probe.watch", "replica-b", now, timedelta(seconds=6))
     service.watch()
-    assert (service.swept, passed) == ([], [True])
+    assert (service.swept, passed) == ([], [service])            # told with the service, to act on it
     service.sweep()                                          # another lease: free
-    assert len(service.swept) == 1 and passed == [True]
+    assert len(service.swept) == 1 and passed == [service]
 
 
 def test_an_unreachable_store_is_reported_not_hung():

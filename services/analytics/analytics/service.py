@@ -79,7 +79,7 @@ def _sla_lease(service):
 _GAUGED = set()   # (mall, clock) pairs this process has reported, so that an emptied one goes to 0
 
 
-def _forget_gauges():
+def _forget_gauges(service):
     """Another replica sweeps and reports them; stale numbers here would mislead."""
     for mall_id, name in _GAUGED:
         metrics.OPEN.remove(mall_id, name)

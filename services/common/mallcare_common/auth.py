@@ -23,6 +23,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any, TypedDict
 
 import jwt
@@ -195,16 +196,21 @@ def permissions_of(access: AccessPolicy, role: str) -> frozenset[str]:
 
 # --- secrets --------------------------------------------------------------------------------
 
-def read_secret(config: Mapping[str, Any], name: str) -> str:
-    """config MALLCARE.<name> (set from the environment), else <name> in the secrets file."""
+class MissingSecret(RuntimeError):
+    """A secret the configuration or policy names is not set, or too short to be one."""
+
+
+def read_secret(config: Mapping[str, Any], name: str, min_bytes: int = MIN_SECRET_BYTES) -> str:
+    """config MALLCARE.<name> (set from the environment), else <name> in the secrets file;
+    `min_bytes` long at least (a password someone else issued may be shorter than our keys)."""
     value = (config.get("MALLCARE") or {}).get(name)
     if not value:
         value = _secrets_file(config).get(name)
     if not value:
-        raise RuntimeError(f"secret {name} is not set: set MALLCARE_{name} or put {name} in the file "
-                           "MALLCARE_SECRETS_FILE names")
-    if len(str(value).encode("utf-8")) < MIN_SECRET_BYTES:
-        raise RuntimeError(f"secret {name} is shorter than {MIN_SECRET_BYTES} bytes (openssl rand -hex 32 makes one)")
+        raise MissingSecret(f"secret {name} is not set: set MALLCARE_{name} or put {name} in the file "
+                            "MALLCARE_SECRETS_FILE names")
+    if len(str(value).encode("utf-8")) < min_bytes:
+        raise MissingSecret(f"secret {name} is shorter than {min_bytes} bytes (openssl rand -hex 32 makes one)")
     return str(value)
 
 
@@ -224,6 +230,15 @@ class Secret(DependencyProvider):
 
     def get_dependency(self, worker_ctx: Any) -> str:
         return self.value
+
+
+class NamedSecrets(DependencyProvider):
+    """Workers get `secret(name, min_bytes=32)`: a secret a policy names (a mall's WeChat
+    token, its mailbox password), read when it is needed, so that a policy reload can name
+    a new one; MissingSecret when it is not set."""
+
+    def get_dependency(self, worker_ctx: Any) -> Callable[..., str]:
+        return partial(read_secret, self.container.config)
 
 
 def _secrets_file(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -321,6 +336,14 @@ class Gate:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated(SIGN_IN)
         return self.provider.from_token(token.strip())
+
+    def channel_adapter(self, mall_id: str, channel: str) -> Principal:
+        """The caller a channel adapter of this service acts as, once the channel proved itself
+        by its own protocol (WeChat's signature; a mailbox of the mall's own): like a channel's
+        API key, one mall and one channel; noted for the request's log line."""
+        principal = self.provider.principal(f"{channel}:{mall_id}", "channel", [mall_id], "channel", channel)
+        _CALLERS[self.worker_ctx] = principal.user
+        return principal
 
     def permissions(self) -> dict[str, list[str]]:
         return self.provider.permissions()

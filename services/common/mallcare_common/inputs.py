@@ -6,7 +6,8 @@ schema reads it. Pure: no I/O, no nameko.
   JSON: MalformedInput, with the reason.
 - `check(value)`: every string, keys too, is text the store can keep: no lone surrogate
   (JSON allows the escape "\\ud800"; UTF-8, hence BSON, cannot hold it) and no control
-  character other than tab, newline and carriage return. Numbers are finite (json.loads
+  character other than tab, newline and carriage return (`as_text` drops them from text a
+  channel adapter reads). Numbers are finite (json.loads
   reads NaN, Infinity and 1e309) and integers fit BSON's signed 64 bits. Refusals are an
   InvalidInput, a marshmallow ValidationError whose messages name each field by its path,
   as a schema's do, so they reach HTTP callers as 422 VALIDATION_ERROR with `fields`.
@@ -95,6 +96,12 @@ def check(value: Any, max_depth: int = MAX_DEPTH) -> Any:
     if errors:
         raise InvalidInput(errors)
     return value
+
+
+def as_text(text: str) -> str:
+    """`text` without what `check` refuses (lone surrogates, control characters): for text a
+    channel adapter takes from a mail or a message, which nobody can be asked to correct."""
+    return _NOT_TEXT.sub("", text)
 
 
 class AwareDateTime(fields.AwareDateTime):

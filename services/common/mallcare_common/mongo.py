@@ -135,12 +135,12 @@ class Lease:
 
 
 def leased_timer(interval: float, lease: str, ttl: timedelta | Callable[[Any], timedelta], entrypoint: Any = Timer,
-                 otherwise: Callable[[], object] | None = None) -> Callable[[Callable[[Any, Lease], object]], Any]:
+                 otherwise: Callable[[Any], object] | None = None) -> Callable[[Callable[[Any, Lease], object]], Any]:
     """nameko's timer that fires in every replica of a service, its method run in one:
     the holder of the service's lease "<service>.<lease>", taken or renewed for `ttl` at
     each tick (the lease, a Lease, comes in as the method's argument, to renew through a
     long sweep). `ttl` is a timedelta or a function of the service giving one; `entrypoint`
-    a Timer subclass; `otherwise` is called on a tick where another replica holds the lease.
+    a Timer subclass; `otherwise(service)` is called on a tick where another replica holds the lease.
     For a service with `store` (whose `db` keeps the leases) and `clock`."""
     def decorate(sweep: Callable[[Any, Lease], object]) -> Any:
         @wraps(sweep)
@@ -149,7 +149,7 @@ def leased_timer(interval: float, lease: str, ttl: timedelta | Callable[[Any], t
             if held.held(self.clock()):
                 sweep(self, held)
             elif otherwise is not None:
-                otherwise()
+                otherwise(self)
         return entrypoint.decorator(interval=interval)(run)
     return decorate
 

@@ -19,7 +19,9 @@ from marshmallow import Schema, fields, post_dump
 ANONYMISED = "[anonymised]"     # the marker that replaces a name, a contact or an identifier
 NAME_MARKER = "[name]"          # the customer's own name where it appears in free text
 CONTACT_MARKER = "[contact]"    # a contact of theirs no pattern finds (a social handle), in an ordinary read
-CONTACT_WAYS = ("phone", "email", "member_id", "social_handle")
+# wechat_openid: the customer's OpenID at the mall's official account, which the account
+# can message; personal data like a phone
+CONTACT_WAYS = ("phone", "email", "member_id", "social_handle", "wechat_openid")
 
 
 def mask_phone(phone: str) -> str:
@@ -34,12 +36,20 @@ def mask_email(email: str) -> str:
     return local[:1] + "***@" + domain
 
 
+def mask_openid(openid: str) -> str:
+    """oX3k****q9Zw: the first and last four characters of a WeChat OpenID (28 of them)."""
+    return openid[:4] + "****" + openid[-4:] if len(openid) >= 12 else "****"
+
+
 def mask_contact(customer: Mapping[str, Any]) -> str | None:
-    """Phone as 138****5678, e-mail as w***@example.com; None without either."""
+    """Phone as 138****5678, e-mail as w***@example.com, a WeChat OpenID as oX3k****q9Zw;
+    None without any of them."""
     if customer.get("phone"):
         return mask_phone(customer["phone"])
     if customer.get("email"):
         return mask_email(customer["email"])
+    if customer.get("wechat_openid"):
+        return mask_openid(customer["wechat_openid"])
     return None
 
 
@@ -60,7 +70,7 @@ def masked_customer(customer: Mapping[str, Any] | None) -> dict[str, Any]:
         return ANONYMISED if any(customer.get(k) == ANONYMISED for k in keys) else None
 
     return {"name_masked": mask_name(live.get("name")) or gone("name"),
-            "contact_masked": mask_contact(live) or gone("phone", "email"),
+            "contact_masked": mask_contact(live) or gone("phone", "email", "wechat_openid"),
             "reachable_by": [way for way in CONTACT_WAYS if live.get(way)],
             "member_tier": customer.get("member_tier")}
 
@@ -153,7 +163,8 @@ class MaskedCustomerOut(Schema):
     name_masked = fields.String(allow_none=True, metadata={"example": "王**"})
     contact_masked = fields.String(allow_none=True, metadata={"example": "138****5678"})
     reachable_by = fields.List(fields.String(), metadata={"description": "which of phone, email, member_id, "
-                                                                         "social_handle the record holds"})
+                                                                         "social_handle, wechat_openid the record "
+                                                                         "holds"})
     member_tier = fields.String(allow_none=True)
 
 

@@ -304,14 +304,20 @@ def signed(data: object, caller: Principal) -> dict[str, Any]:
     return {**data, "by": caller.user}
 
 
-def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
-    """The request's JSON object, refusing bodies over max_bytes before reading them whole,
-    nested too deep (400), or holding text or numbers the store cannot keep (422; inputs.py)."""
+def read_body(request: Request, max_bytes: int = MAX_BODY_BYTES) -> bytes:
+    """The request's body, refusing one over max_bytes (413) before reading it whole."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise BodyTooLarge(f"body over {max_bytes} bytes")
-    raw = request.stream.read(max_bytes + 1)
+    raw: bytes = request.stream.read(max_bytes + 1)
     if len(raw) > max_bytes:
         raise BodyTooLarge(f"body over {max_bytes} bytes")
+    return raw
+
+
+def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
+    """The request's JSON object (read_body), refusing one nested too deep (400), or holding
+    text or numbers the store cannot keep (422; inputs.py)."""
+    raw = read_body(request, max_bytes)
     try:
         data = inputs.loads(raw)
     except inputs.MalformedInput as exc:

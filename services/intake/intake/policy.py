@@ -1,5 +1,6 @@
 """Intake's policy: acknowledgement targets per channel (R1.2) and preliminary
-review thresholds (R1.4), chain-wide with per-mall overrides, plus the chain's
+review thresholds (R1.4), chain-wide with per-mall overrides, each mall's WeChat
+official account and complaint mailbox (R7.2; their secrets by name), plus the chain's
 mall registry. Loaded by mallcare_common.policy.PolicyFiles: a broken file stops
 the start with field-level messages instead of running on a guess."""
 from dataclasses import dataclass
@@ -34,12 +35,45 @@ class _Override(Schema):
     review = fields.Nested(_Review)
 
 
+def _secret_name(**kwargs):
+    """The name a secret goes by in the secrets file (or MALLCARE_<NAME>): never the secret itself."""
+    return fields.String(validate=validate.Regexp(r"^[A-Z][A-Z0-9_]{2,63}$", error="A secret's name, such as "
+                                                  "WECHAT_TOKEN_SH_XUJIAHUI, not the secret."), **kwargs)
+
+
+class _WechatAccount(Schema):
+    account = fields.String(required=True, validate=validate.Regexp(r"^gh_[A-Za-z0-9]{4,32}$", error="The "
+                            "official account's original ID (gh_...)."))
+    token = _secret_name(required=True)
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+class _Mailbox(Schema):
+    host = fields.String(required=True, validate=validate.Length(min=1, max=253))
+    port = fields.Integer(strict=True, validate=validate.Range(min=1, max=65535))
+    # tls: IMAPS (993); starttls: IMAP (143) upgraded; none: only to a server on this host
+    security = fields.String(load_default="tls", validate=validate.OneOf(("tls", "starttls", "none")))
+    user = fields.String(required=True, validate=validate.Length(min=1, max=254))
+    password = _secret_name(required=True)
+    folder = fields.String(load_default="INBOX", validate=validate.Length(min=1, max=200))
+
+    @validates_schema
+    def _not_in_clear(self, data, **kwargs):
+        if data.get("security") == "none" and data.get("host") not in LOOPBACK:
+            raise ValidationError("A password goes unencrypted only to this host: use tls or starttls.", "security")
+
+
 class IntakePolicySchema(Schema):
     version = fields.String(required=True)
     acknowledgement = _ack_table(required=True)
     review = fields.Nested(_Review, required=True)
     retention_months = retention_months_field()
     mall_overrides = fields.Dict(keys=fields.String(), values=fields.Nested(_Override), load_default=dict)
+    # R7.2, per mall: the official account whose messages come to the callback, the complaint mailbox
+    wechat = fields.Dict(keys=fields.String(), values=fields.Nested(_WechatAccount), load_default=dict)
+    mailboxes = fields.Dict(keys=fields.String(), values=fields.Nested(_Mailbox), load_default=dict)
 
     @validates_schema
     def _complete(self, data, **kwargs):
@@ -72,7 +106,8 @@ class IntakePolicy:
 
 def load_policy(intake_data, malls: MallRegistry) -> IntakePolicy:
     rules = IntakePolicySchema().load(intake_data)
-    unknown = sorted(set(rules["mall_overrides"]) - set(malls.malls))
-    if unknown:
-        raise ValidationError({"mall_overrides": [f"Unknown mall: {m}." for m in unknown]})
+    unknown = {section: [f"Unknown mall: {m}." for m in sorted(set(rules[section]) - set(malls.malls))]
+               for section in ("mall_overrides", "wechat", "mailboxes")}
+    if any(unknown.values()):
+        raise ValidationError({section: messages for section, messages in unknown.items() if messages})
     return IntakePolicy(version=f"{rules['version']}+malls:{malls.version}", malls=malls, rules=rules)

@@ -6,9 +6,10 @@ A complaint whose case closed (resolution's case_closed; a reopening clears it)
 more than retention_months ago is anonymised: the customer keeps only the member
 tier, the pseudonymous reference and duplicate fingerprint go, and the free text
 (description, demands, the events in its outbox) loses phones, e-mails, ID and
-member numbers and the customer's own name. Mall, channel, times, location,
-product, status and scores stay, so the statistics do not change. A complaint
-already anonymised is not touched again.
+member numbers and the customer's own name, and so do the customer's replies; the
+files that came with its mails are deleted (their names go). Mall, channel, times,
+location, product, status and scores stay, so the statistics do not change. A
+complaint already anonymised is not touched again.
 """
 import sys
 
@@ -33,9 +34,18 @@ def anonymised(doc, now):
         "description": anonymise_text(doc["description"], customer),
         "demands": anonymise_text(doc.get("demands") or {}, customer),
         "order_no": ANONYMISED if doc.get("order_no") else None,
+        **({"attachments": _without_names(doc["attachments"])} if doc.get("attachments") else {}),
+        **({"replies": [{**reply, "sender": None, "text": anonymise_text(reply["text"], customer),
+                         "attachments": _without_names(reply["attachments"])} for reply in doc["replies"]]}
+           if doc.get("replies") else {}),
         "outbox": [_anonymised_entry(entry, customer) for entry in doc.get("outbox", [])],
         "anonymised_at": now,
     }
+
+
+def _without_names(files):
+    """A complaint's file references once the files are deleted: a name may name the customer."""
+    return [{**file, "filename": ANONYMISED if file.get("filename") else None, "stored": False} for file in files]
 
 
 def _anonymised_entry(entry, customer):
@@ -58,6 +68,7 @@ def anonymise(db, cutoff, now, dry_run):
             result = db.complaints.update_one({"_id": doc["_id"], "anonymised_at": None},
                                               {"$set": anonymised(doc, now)})
             anonymised_count += result.modified_count
+            db.attachments.delete_many({"complaint_no": doc["_id"]})
     return {"candidates": candidates, "anonymised": anonymised_count}
 
 

@@ -58,6 +58,8 @@ def contact_key(customer: Mapping[str, Any]) -> str | None:
     for key in ("email", "member_id", "social_handle"):
         if customer.get(key):
             return f"{key}:{customer[key].strip().lower()}"
+    if customer.get("wechat_openid"):   # case matters in an OpenID
+        return f"wechat_openid:{customer['wechat_openid']}"
     return None
 
 
@@ -90,7 +92,7 @@ def review(complaint: Mapping[str, Any], settings: Mapping[str, Any], now: datet
         return _rejection("insufficient_information", "The description does not say what happened.")
     if contact_key(complaint["customer"]) is None and complaint["channel"] not in settings["anonymous_channels"]:
         return _rejection("insufficient_information",
-                          "There is no way to reach the customer (phone, email, member id or handle).")
+                          "There is no way to reach the customer (phone, email, member id, handle or WeChat OpenID).")
     incident = complaint.get("incident_time")
     if incident and incident < now - timedelta(days=settings["complaint_window_days"]):
         return _rejection("out_of_scope", f"The incident is older than {settings['complaint_window_days']} days.")

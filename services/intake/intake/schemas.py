@@ -4,9 +4,10 @@ which also stops Mongo operator injection ({"$gt": ""}) at the edge."""
 from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 from mallcare_common.calendar import as_stored
+from mallcare_common.openapi import Op
 from mallcare_common import audit, inputs
 from mallcare_common.contracts.intake import CHANNELS
-from mallcare_common.personal import MaskedCustomer, MaskedOut
+from mallcare_common.personal import MaskedCustomer, MaskedOut, mask_email
 
 MEMBER_TIERS = ("none", "regular", "silver", "gold", "platinum", "vip", "corporate", "key_account")
 EMOTIONS = ("calm", "anxious", "upset", "angry", "furious")
@@ -40,6 +41,8 @@ class CustomerIn(_NullMeansAbsent):
     member_id = _text(32)
     member_tier = fields.String(validate=validate.OneOf(MEMBER_TIERS))
     social_handle = _text(64)
+    # the customer at the mall's official account (WeChat's callback sets it; intake.wechat)
+    wechat_openid = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_-]{6,64}$", error="Not a WeChat OpenID."))
 
 
 class LocationIn(_NullMeansAbsent):
@@ -126,8 +129,29 @@ class _RejectionOut(Schema):
     duplicate_of = fields.String(allow_none=True)
 
 
+class _AttachmentOut(Schema):
+    id = fields.String(metadata={"description": "GET /complaints/<number>/attachments/<id>?purpose= (audited)"})
+    filename = fields.String(allow_none=True)
+    content_type = fields.String()
+    size = fields.Integer(metadata={"description": "bytes"})
+    stored = fields.Boolean(metadata={"description": "false: over the size intake keeps (the mailbox has it)"})
+
+
+class _ReplyOut(Schema):
+    received_at = fields.AwareDateTime()
+    channel = fields.String()
+    replied_to = fields.String(allow_none=True, metadata={"description": "which of our messages it answers "
+                                                                         "(`<kind>.<round>`), if its headers say"})
+    from_customer = fields.Boolean(metadata={"description": "sent from the complaint's own e-mail address"})
+    sender = fields.Function(lambda reply: mask_email(reply["sender"]) if reply.get("sender") else None,
+                             metadata={"example": "w***@example.com"})
+    text = fields.String()
+    attachments = fields.List(fields.Nested(_AttachmentOut))
+
+
 class ComplaintOut(MaskedOut):
-    free_text = ("description", "demands")   # whole: GET /complaints/<number>/customer (audited)
+    # whole: GET /complaints/<number>/customer (audited)
+    free_text = ("description", "demands", "replies", "attachments")
 
     number = fields.String(attribute="_id")
     status = fields.String()
@@ -152,6 +176,10 @@ class ComplaintOut(MaskedOut):
     anger_score = fields.Integer(allow_none=True)
     category_hint = fields.String(allow_none=True)
     policy_version = fields.String()
+    attachments = fields.List(fields.Nested(_AttachmentOut), metadata={"description": "files that came with it "
+                                                                                      "(e-mail)"})
+    replies = fields.List(fields.Nested(_ReplyOut), metadata={
+        "description": "the customer's answers to our messages (e-mail replies), oldest first"})
     closed_at = fields.AwareDateTime(allow_none=True, metadata={"description": "when its case closed (retention)"})
     anonymised_at = fields.AwareDateTime(allow_none=True)
 
@@ -188,3 +216,9 @@ class MerchantList(Schema):
 # The full read of a complaint's customer (intake.service.complaint_customer).
 CUSTOMER_READ = audit.full_read_op("/complaints/<string:number>/customer", "complaint", CustomerIn,
                                    {"description": fields.String(required=True), "demands": fields.Nested(DemandsIn)})
+
+# A file that came with a complaint's mail (intake.mailbox): audited like the full read.
+ATTACHMENT_READ = Op("GET", "/complaints/<string:number>/attachments/<string:file_id>", "A file that came with the "
+                     "complaint's mail, as it came, for a stated purpose; every read is audited. 410 once anonymised "
+                     "by retention.", "customer.contact", query=audit.PurposeIn,
+                     responses={200: "application/octet-stream"}, errors=(410,))

@@ -10,7 +10,12 @@ Reads show the customer masked, and the description and demands with phones, e-m
 ID and member numbers and the customer's name masked (personal.MaskedOut), to every
 caller; the full record and text come only from
 `GET /complaints/<number>/customer?purpose=...` (RPC `complaint_customer`), for
-`customer.contact` at the complaint's mall, and each such read is audited (audit.py).
+`customer.contact` at the complaint's mall, and each such read is audited (audit.py), as
+is each read of a file that came with a mail (`/complaints/<number>/attachments/<id>`).
+
+Two channels come in by themselves (R7.2), through the same register path as every other:
+a mall's WeChat official account calls `/channels/wechat/<mall_id>` (intake.wechat), and
+the malls' complaint mailboxes are read over IMAP by one replica (intake.mailbox).
 Resolution's case_closed/case_reopened tell intake when the retention period starts
 (retention.py). `GET /malls` and `GET /malls/<mall_id>/merchants` list the caller's malls
 and a mall's merchants from the mall registry (policy), for the console's pickers.
@@ -18,27 +23,28 @@ and a mall's merchants from the mall registry (policy), for the console's picker
 from datetime import timedelta
 
 from prometheus_client import Counter
+from werkzeug.wrappers import Response
 
 from mallcare_common.audit import AuditLog
-from mallcare_common.auth import Forbidden, Secret
+from mallcare_common.auth import Forbidden, NamedSecrets, Secret
 from mallcare_common.base import Service
 from mallcare_common.calendar import as_stored
 from mallcare_common.contracts import read_event
 from mallcare_common.contracts.resolution import CASE_CLOSED, CASE_REOPENED
 from mallcare_common.messaging import event_handler, new_outbox, outbox_dispatcher, publish_pending
-from mallcare_common.mongo import next_sequence
+from mallcare_common.mongo import leased_timer, next_sequence
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.openapi import Op
 from mallcare_common.operations import Created, operation
 from mallcare_common.retention import Retention
 from mallcare_common.unit_of_work import change
-from mallcare_common.web import Conflict, NotFound
+from mallcare_common.web import Conflict, NotFound, http, read_body
 
-from . import rules
+from . import mailbox, rules, wechat
 from .policy import load_policy
 from .retention import anonymise as anonymise_complaints
-from .schemas import (CUSTOMER_READ, AcknowledgementIn, ComplaintIn, ComplaintList, ComplaintOut, CustomerIn,
-                      DemandsIn, ListQuery, MallList, MerchantList)
+from .schemas import (ATTACHMENT_READ, CUSTOMER_READ, AcknowledgementIn, ComplaintIn, ComplaintList, ComplaintOut,
+                      CustomerIn, DemandsIn, ListQuery, MallList, MerchantList)
 from .storage import Complaints
 
 COMPLAINTS = Counter("mallcare_intake_complaints_total",
@@ -55,6 +61,8 @@ class IntakeService(Service):
     audit = AuditLog()
     retention = Retention(anonymise_complaints)
     customer_ref_secret = Secret("CUSTOMER_REF_SECRET")
+    secrets = NamedSecrets()            # the WeChat tokens and mailbox passwords the policy names
+    mailboxes = mailbox.Mailboxes()
 
     # --- events: when the case closed (retention) ------------------------------------------------
 
@@ -131,6 +139,66 @@ class IntakeService(Service):
         return {"number": number, "mall_id": doc["mall_id"], "customer": CustomerIn().dump(doc["customer"]),
                 "description": doc["description"], "demands": DemandsIn().dump(doc["demands"]),
                 "audit_id": record["_id"]}
+
+    @http(ATTACHMENT_READ)
+    def complaint_attachment(self, request, number, file_id):
+        """A file that came with the complaint's mail, audited like the full customer read."""
+        caller = self.access.caller(request)
+        doc = self.store.get(number)
+        caller.require("complaint.read", doc["mall_id"])
+        file = self.store.file(number, file_id)
+        self.audit(self.store.db, caller, subject="complaint", doc=doc, purpose_args=request.args.to_dict(),
+                   now=self.clock())
+        if not file["stored"]:
+            raise NotFound(f"{file_id} was over the size intake keeps: the mailbox has it")
+        return Response(file["data"], mimetype=file["content_type"], headers={
+            "Content-Disposition": "attachment", "X-Content-Type-Options": "nosniff"})
+
+    # --- channels that come in by themselves (R7.2) --------------------------------------------
+
+    @http(Op("GET", "/channels/wechat/<string:mall_id>", "WeChat's check of the mall's callback URL: echostr back "
+             "when the query is signed with the mall's official account token (403 otherwise).",
+             responses={200: "text/plain"}, errors=(403,)))
+    def wechat_url_check(self, request, mall_id):
+        wechat.check_signature(self._wechat_token(mall_id), request.args)
+        return Response(request.args.get("echostr", ""), mimetype="text/plain")
+
+    @http(Op("POST", "/channels/wechat/<string:mall_id>", "A message to the mall's official account (plain-text "
+             "mode, signed in the query): a text registers a complaint on the wechat channel (the same MsgId again "
+             "finds it), answered by a passive reply with its number.",
+             responses={200: ("application/xml", "text/plain")}, errors=(400, 403, 413)))
+    def wechat_message(self, request, mall_id):
+        wechat.check_signature(self._wechat_token(mall_id), request.args)   # before the body is read
+        message = wechat.read_message(read_body(request, wechat.MAX_BODY_BYTES))
+        if message["ToUserName"] != self.policy.current.rules["wechat"][mall_id]["account"]:
+            raise Forbidden(f"a message to {message['ToUserName']}, not to {mall_id}'s official account")
+        caller, now = self.access.channel_adapter(mall_id, "wechat"), self.clock()
+        text = wechat.take(message, mall_id, self.policy.current.malls.get(mall_id).name, now,
+                           lambda complaint: self._register(caller, complaint)[0])
+        if text is None:
+            return Response(wechat.SUCCESS, mimetype="text/plain")
+        return Response(wechat.reply(message, text, now), mimetype="application/xml")
+
+    @leased_timer(mailbox.WAIT_SECONDS, lease="mailboxes", ttl=mailbox.lease_time, entrypoint=mailbox.MailboxTimer,
+                  otherwise=mailbox.hand_over)
+    def read_mailboxes(self, lease):
+        """A round over the malls' complaint mailboxes (intake.mailbox)."""
+        self.mailboxes.round(self.policy.current.rules["mailboxes"], self.secrets, self._take_mail,
+                             lambda: lease.held(self.clock()))
+
+    def _take_mail(self, mall_id, mail, received_at):
+        caller = self.access.channel_adapter(mall_id, "email")
+        mailbox.take(mail, mall_id, received_at, now=self.clock(), store=self.store,
+                     register=lambda complaint: self._register(caller, complaint),
+                     apply_reply=lambda number, decide: change(
+                         self.store.complaints, number, decide, self.dispatch, self.name, self.clock, "complaint",
+                         f"{number} kept changing while a reply was added"))
+
+    def _wechat_token(self, mall_id):
+        account = self.policy.current.rules["wechat"].get(mall_id)
+        if account is None:
+            raise NotFound(f"no WeChat official account is set up for {mall_id}")
+        return self.secrets(account["token"])
 
     def _register(self, caller, data):
         complaint = ComplaintIn().load(data)

@@ -1,5 +1,6 @@
 """Intake's own data: the `complaints` collection (one document per complaint with
-its outbox), `sequences` (daily complaint-number counters per mall), and for
+its outbox), `sequences` (daily complaint-number counters per mall), `attachments`
+(files that came with a mail, by id, each referenced from its complaint), and for
 personal data `audit_log` (full reads) and `retention_runs`."""
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -50,6 +51,25 @@ class ComplaintStore(Store):
                      .skip(skip).limit(query["per_page"]))
         return items, total
 
+    def exists(self, number):
+        return self.complaints.find_one({"_id": number}, {"_id": 1}) is not None
+
+    def keep_files(self, files):
+        """Store files that came with a mail; one kept before (the mail read again) stays."""
+        for file in files:
+            self.insert_new(self.db.attachments, file)
+
+    def attach(self, number, references):
+        """Record the files that came with the complaint, once."""
+        if references:
+            self.complaints.update_one({"_id": number, "attachments": None}, {"$set": {"attachments": references}})
+
+    def file(self, number, file_id):
+        file = self.db.attachments.find_one({"_id": file_id, "complaint_no": number})
+        if file is None:
+            raise NotFound(f"no attachment {file_id} of {number}")
+        return file
+
     def acknowledge(self, number, record, event, now):
         """Record the first acknowledgement with its event; None if it was already acknowledged."""
         return self.complaints.find_one_and_update(
@@ -76,6 +96,7 @@ class Complaints(MongoDatabase):
         db.complaints.create_index([("_id", ASCENDING), ("status", ASCENDING)])
         db.complaints.create_index([("_id", ASCENDING), ("version", ASCENDING)])   # unit_of_work's compare-and-set
         db.complaints.create_index([("case_state", ASCENDING), ("closed_at", ASCENDING), ("anonymised_at", ASCENDING)])
+        db.attachments.create_index([("complaint_no", ASCENDING)])   # retention removes a complaint's files
         audit.indexes(db)
 
     def wrap(self, db):

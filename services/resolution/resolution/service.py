@@ -2,7 +2,8 @@
 adverse events stores report (R3.9).
 
 A case opens on complaint_triaged and follows triage's reassignments and
-corrections; feedback's answers close or reopen it. Handlers act over HTTP
+corrections; feedback's answers close or reopen it; a customer's reply intake received
+goes on its timeline. Handlers act over HTTP
 (`POST /cases/<number>/<action>`) or RPC (`act(number, action, data)`), signed in
 with their staff token: who acts, their role and their malls come from it. The
 ACTIONS tables of domain.actions and domain.incidents list the actions. Each action is
@@ -34,6 +35,7 @@ from mallcare_common.contracts import (COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED
                                        CUSTOMER_DISSATISFIED, CUSTOMER_SATISFIED, InvalidEvent, read_event)
 from mallcare_common.contracts.analytics import SLA_AT_RISK, SLA_BREACHED
 from mallcare_common.contracts.feedback import REVISIT_DONE
+from mallcare_common.contracts.intake import CUSTOMER_REPLIED
 from mallcare_common.messaging import event_handler, new_outbox, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import leased_timer, next_sequence
 from mallcare_common.policy import PolicyFiles
@@ -133,6 +135,12 @@ class ResolutionService(Service):
             return
         self._on_event(SLA_AT_RISK, event, actions.note_at_risk,
                        {k: clock[k] for k in ("clock", "due_at", "owner", "at_risk_at")})
+
+    @event_handler(CUSTOMER_REPLIED.source, CUSTOMER_REPLIED.name)
+    def handle_customer_replied(self, body):
+        """The customer's answer to one of our messages goes on the case's timeline (R3.10)."""
+        event = read_event(body, CUSTOMER_REPLIED)
+        self._on_event(CUSTOMER_REPLIED, event, actions.note_customer_reply, event["payload"])
 
     @event_handler(CUSTOMER_DISSATISFIED.source, CUSTOMER_DISSATISFIED.name)
     def handle_customer_dissatisfied(self, body):

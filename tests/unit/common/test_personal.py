@@ -18,10 +18,20 @@ def test_an_email_shows_its_first_letter_and_domain():
     assert mask_email("zhang.san@example.com") == "z***@example.com"
 
 
-def test_the_contact_is_the_phone_first_then_the_email_then_none():
+def test_the_contact_is_the_phone_first_then_the_email_then_the_wechat_openid_then_none():
     assert mask_contact({"phone": "13812345678", "email": "w@example.com"}) == "138****5678"
-    assert mask_contact({"email": "wang@example.com"}) == "w***@example.com"
+    assert mask_contact({"email": "wang@example.com", "wechat_openid": "oX3kTq1Lm9Zw0000q9Zw"}) == "w***@example.com"
+    assert mask_contact({"wechat_openid": "oX3kTq1Lm9Zw0000q9Zw"}) == "oX3k****q9Zw"
     assert mask_contact({"member_id": "M001"}) is None
+
+
+def test_a_wechat_openid_is_personal_data_like_a_phone():
+    customer = {"wechat_openid": "oX3kTq1Lm9Zw0000q9Zw", "member_tier": "gold"}
+    assert masked_customer(customer) == {"name_masked": None, "contact_masked": "oX3k****q9Zw",
+                                         "reachable_by": ["wechat_openid"], "member_tier": "gold"}
+    assert anonymised_customer(customer) == {"member_tier": "gold", "wechat_openid": ANONYMISED}
+    assert masked_customer(anonymised_customer(customer))["contact_masked"] == ANONYMISED
+    assert mask_text("我的微信号是 oX3kTq1Lm9Zw0000q9Zw", customer) == "我的微信号是 [contact]"
 
 
 @pytest.mark.parametrize("name,masked", [("王女士", "王**"), ("Zhang San", "Z********"), ("李", "李*"),

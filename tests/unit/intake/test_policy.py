@@ -49,6 +49,11 @@ def test_a_channel_without_an_acknowledgement_rule_is_refused(intake_data):
     (("mall_overrides",), {"atlantis": {}}, "mall_overrides"),
     (("retention_months",), 0, "retention_months"),
     (("retention_months",), "24", "retention_months"),
+    (("wechat",), {"atlantis": {"account": "gh_5a1c2e3f4b6d", "token": "WECHAT_TOKEN_X"}}, "wechat"),
+    (("wechat",), {"sh-xujiahui": {"account": "gh_5a1c2e3f4b6d", "token": "the-token-itself"}}, "wechat"),
+    (("mailboxes",), {"sh-xujiahui": {"host": "imap.example.cn", "security": "none", "user": "u",
+                                      "password": "MAILBOX_PASSWORD_SH"}}, "mailboxes"),
+    (("mailboxes",), {"sh-xujiahui": {"host": "imap.example.cn", "user": "u", "password": "hunter2"}}, "mailboxes"),
 ])
 def test_bad_values_are_refused(intake_data, path, value, field):
     target = intake_data
@@ -93,3 +98,12 @@ def test_a_mall_lists_each_merchant_once_with_a_name():
     with pytest.raises(ValidationError) as nameless:
         load_registry(registry)
     assert nameless.value.messages["malls"][0]["merchants"] == {0: {"name": ["Missing data for required field."]}}
+
+
+def test_a_mailbox_takes_tls_and_the_inbox_unless_told_otherwise(intake_data):
+    intake_data["mailboxes"] = {"sh-xujiahui": {"host": "imap.exmail.qq.com", "user": "tousu-sh@example.cn",
+                                                "password": "MAILBOX_PASSWORD_SH_XUJIAHUI"}}
+    policy = load_policy(intake_data, load_registry_file(POLICY_DIR / "malls.yml"))
+    assert policy.rules["mailboxes"]["sh-xujiahui"] == {
+        "host": "imap.exmail.qq.com", "security": "tls", "user": "tousu-sh@example.cn",
+        "password": "MAILBOX_PASSWORD_SH_XUJIAHUI", "folder": "INBOX"}

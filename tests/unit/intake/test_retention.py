@@ -57,5 +57,18 @@ def test_anonymising_drops_the_customer_and_keeps_the_statistics():
     assert after["anonymised_at"] == NOW and after["outbox"][0]["sent_at"] == CLOSED
 
 
+def test_anonymising_drops_the_files_names_and_the_replies_personal_data():
+    receipt = {"id": "SHXJH-20241001-0001.ab12.1", "filename": "王女士的小票.jpg", "content_type": "image/jpeg",
+               "size": 1200, "stored": True}
+    reply = {"ref": "<r1@example.com>", "channel": "email", "received_at": CLOSED, "replied_to": "ack.1",
+             "from_customer": False, "sender": "li.na@example.org", "text": "王女士的家人，电话13900001111",
+             "attachments": [receipt]}
+    doc = {**stored_complaint(), "attachments": [receipt], "replies": [reply]}
+    after = {**doc, **retention.anonymised(doc, NOW)}
+    assert after["attachments"] == [{**receipt, "filename": ANONYMISED, "stored": False}]
+    assert after["replies"] == [{**reply, "sender": None, "text": "[name]的家人，电话[phone]",
+                                 "attachments": [{**receipt, "filename": ANONYMISED, "stored": False}]}]
+
+
 def test_only_complaints_closed_by_the_cutoff_and_not_yet_anonymised_are_due():
     assert retention.due(CLOSED) == {"case_state": "closed", "closed_at": {"$lte": CLOSED}, "anonymised_at": None}

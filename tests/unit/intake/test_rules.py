@@ -102,6 +102,13 @@ def test_masking_and_pseudonymous_reference():
     assert "5678" not in ref and rules.customer_ref("s", {}) is None
 
 
+def test_a_wechat_customer_is_known_by_their_openid_as_written():
+    """An OpenID's case matters: two that differ in case are two customers."""
+    first = rules.customer_ref("s", {"wechat_openid": "oX3kTq1Lm9Zw0000q9Zw"})
+    assert first is not None and first == rules.customer_ref("s", {"wechat_openid": "oX3kTq1Lm9Zw0000q9Zw"})
+    assert first != rules.customer_ref("s", {"wechat_openid": "ox3ktq1lm9zw0000q9zw"})
+
+
 def test_the_registered_event_carries_the_masked_customer_and_scrubbed_text(policy):
     complaint = desk_complaint(customer={"name": "王女士", "phone": "13812345678", "email": "wang@example.com"},
                                description="草莓发霉，请回电13812345678或发邮件 wang@example.com",

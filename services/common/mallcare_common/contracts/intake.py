@@ -74,6 +74,21 @@ class ComplaintAcknowledged(Schema):
     within_deadline = fields.Boolean(required=True)
 
 
+class CustomerReplied(Schema):
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS), metadata={
+        "description": "where the reply came in (e-mail: a reply to one of our mails)"})
+    received_at = fields.AwareDateTime(required=True, format="iso")
+    replied_to = fields.String(allow_none=True, metadata={
+        "description": "which of our messages it answers, `<kind>.<round>` of that message's id; null when only "
+                       "the subject's [complaint number] named the complaint", "example": "answer.1"})
+    from_customer = fields.Boolean(required=True, metadata={
+        "description": "sent from the contact the complaint holds (else from another address: read with care)"})
+    text = FreeText(required=True, metadata={
+        "description": f"the reply's subject and text as written, {SCRUBBED}, and the customer's own name by "
+                       "[name]; cut at 2,000 characters (the complaint keeps it whole)"})
+    attachments = fields.Integer(required=True, metadata={"description": "files attached (kept by intake)"})
+
+
 COMPLAINT_REGISTERED = EventType(
     "complaint_registered", "intake", 1, ComplaintRegistered,
     "A valid complaint was taken in and numbered; its acknowledgement is due by ack_due_at.")
@@ -83,3 +98,7 @@ COMPLAINT_REJECTED = EventType(
 COMPLAINT_ACKNOWLEDGED = EventType(
     "complaint_acknowledged", "intake", 1, ComplaintAcknowledged,
     "The customer was told the complaint was received; records who, how and whether in time.")
+CUSTOMER_REPLIED = EventType(
+    "customer_replied", "intake", 1, CustomerReplied,
+    "The customer answered one of our messages about a complaint (an e-mail reply, threaded to its complaint "
+    "instead of becoming a new one); intake keeps it on the complaint, resolution on the case's timeline.")

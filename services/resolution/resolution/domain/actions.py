@@ -1,8 +1,8 @@
 """Each action on a case, as a function of a Step, the request and the policy (R2.4,
 R3.1-R3.8, R4.1, R4.2), and the ACTIONS table handlers act through: what each
 action accepts and the function that decides it. The other services' events
-(triage's corrections, analytics' deadlines, feedback's answers) are decided by
-the same functions."""
+(triage's corrections, analytics' deadlines, feedback's answers, the customer's
+replies intake receives) are decided by the same functions."""
 from datetime import datetime
 from typing import Any
 
@@ -72,6 +72,12 @@ def add_note(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
         step.publish(events.CUSTOMER_CONTACTED, {"via": request["via"], "by": step.actor.id})
     else:
         step.log("note", kind=request["kind"], text=request["text"])
+
+
+def note_customer_reply(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
+    """intake's customer_replied: the customer answered one of our messages; the owner reads
+    it on the timeline (the complaint keeps it whole, with its files), in any state."""
+    step.log("customer_replied", **request)
 
 
 def note_at_risk(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
