@@ -103,6 +103,7 @@ def test_a_five_star_answer_closes_the_case_and_the_link_answers_once(system, li
 
     assert "谢谢您的反馈。" in page_of(link.send(score="5", comment="很快 <b>谢谢</b>"), 200)   # sent twice
     assert refusal(page_of(link.send(score="1"), 409))[:2] == ("您已回答过了", "answered")
+    assert refusal(page_of(link.send(comment="no stars"), 409))[:2] == ("您已回答过了", "answered")   # not the form
     assert refusal(page_of(link.open(), 409))[:2] == ("您已回答过了", "answered")
     assert refusal(page_of(link.open(lang="en"), 409, "en"))[:2] == ("You have answered already", "answered")
     json_answer = system.web["feedback"].post("/answers", json={"token": link.token, "score": 1})

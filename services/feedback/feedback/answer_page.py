@@ -164,9 +164,12 @@ def refusal(request: Request, exc: BaseException) -> Response:
     request's language with the status status_of gives it (403 forged, 410 expired,
     409 answered already or closed, 404, 4xx unreadable, 5xx try again)."""
     lang, status = language(request.args), status_of(exc)[0]
-    reason = ("unavailable" if status >= 500 else "forged" if status == 403 else "expired" if status == 410
-              else "answered" if isinstance(exc, AlreadyAnswered) else "closed" if status == 409
-              else "unknown" if status == 404 else "unreadable")
+    if status >= 500:
+        reason = "unavailable"
+    elif isinstance(exc, AlreadyAnswered):
+        reason = "answered"
+    else:
+        reason = {403: "forged", 410: "expired", 409: "closed", 404: "unknown"}.get(status, "unreadable")
     text = _Words(lang)
     return respond(status, _page(lang, TEXT[lang][f"{reason}.title"], "answer-refused", (
         f'<h1>{text(f"{reason}.title")}</h1>'

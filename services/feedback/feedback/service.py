@@ -174,9 +174,7 @@ class FeedbackService(Service):
           error_page=answer_page.refusal)
     def show_answer_page(self, request):
         lang, token = answer_page.language(request.args), request.args.get("token", "")
-        revisit = self._linked_revisit(token)
-        self._answerable(revisit)
-        return answer_page.respond(200, self._answer_form(revisit, token, lang))
+        return answer_page.respond(200, self._answer_form(self._open_link(token), token, lang))
 
     @http(Op("POST", "/answers/form", "The answer page's form: records the answer as POST /answers does and "
              "answers a thank-you page; the form again, saying what to fix (422); the refusals of GET /answers.",
@@ -187,9 +185,9 @@ class FeedbackService(Service):
         lang, entered = answer_page.language(request.args), answer_page.form_answer(read_form(request))
         try:
             revisit = self._answered_by_link(AnswerFormIn().load(entered))
-        except ValidationError as exc:   # the form again, as filled in, for a link that still takes it
+        except ValidationError as exc:   # the form again, as filled in, while the link takes an answer
             token = entered.get("token", "")
-            form = self._answer_form(self._linked_revisit(token), token, lang, entered, exc.messages)
+            form = self._answer_form(self._open_link(token), token, lang, entered, exc.messages)
             return answer_page.respond(422, form)
         return answer_page.respond(200, answer_page.thanks(lang, revisit["answer"]["satisfied"]))
 
@@ -282,6 +280,12 @@ class FeedbackService(Service):
         except rules.LinkExpired as exc:
             raise Gone(str(exc)) from exc
         return self.store.get(self.store.revisits, revisit_id, "revisit")
+
+    def _open_link(self, token):
+        """The revisit of a link that still takes an answer (else 403, 410, 409 as below)."""
+        revisit = self._linked_revisit(token)
+        self._answerable(revisit)
+        return revisit
 
     def _answered_by_link(self, request):
         """The customer's answer through the link (the JSON API's and the page's form), the
