@@ -389,11 +389,13 @@ SECRETS = {f"MALLCARE_{name}": secrets.token_hex(32) for name in ("TOKEN_SECRET"
 
 def service_env(amqp_uri, pythonpath, **extra):
     """The environment the services run with: this one without the settings a run sets
-    itself, the run's vhost, the shipped policy, the run's secrets, and `extra`."""
+    itself, the run's vhost, the shipped policy, the run's secrets, a public address for
+    feedback's answer links (which no bench opens), and `extra`."""
     env = {k: v for k, v in os.environ.items() if k not in ("MONGO_URI", "AMQP_URI", "PYTHONPATH")}
     if pythonpath:  # ahead of the venv's editable installs of the working tree
         env["PYTHONPATH"] = pythonpath
-    env.update(AMQP_URI=amqp_uri, MALLCARE_POLICY_DIR="deploy/policy", PYTHONUNBUFFERED="1", **SECRETS, **extra)
+    env.update(AMQP_URI=amqp_uri, MALLCARE_POLICY_DIR="deploy/policy", PYTHONUNBUFFERED="1",
+               MALLCARE_PUBLIC_BASE_URL="https://service.example-mall.cn", **SECRETS, **extra)
     return env
 
 

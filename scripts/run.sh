@@ -14,6 +14,9 @@ STORE_PIDS=()
 # nameko's command line sets off two notices as it starts (pkg_resources', eventlet's), before
 # logging is set up: without this they are the only lines of a service log that are not JSON.
 export PYTHONWARNINGS="ignore::Warning:nameko.cli.main,ignore::Warning:nameko.cli.commands"
+# Where the answer links sent to customers lead (feedback serves the page): feedback itself
+# here; a chain sets its public address, which its reverse proxy passes to feedback.
+export MALLCARE_PUBLIC_BASE_URL=${MALLCARE_PUBLIC_BASE_URL:-http://127.0.0.1:${WEB_PORT[feedback]}}
 
 stop() {  # pids...: TERM, then KILL whatever is still there after 20 s (each stops in a few seconds)
   local pid i alive
@@ -98,6 +101,7 @@ cat <<EOT
     triage's record        http://127.0.0.1:8002/assessments/<number>
     cases (handler queue)  http://127.0.0.1:8003/cases?mall_id=sh-xujiahui   case: /cases/<number>
     revisits (worklist)    http://127.0.0.1:8004/revisits?mall_id=sh-xujiahui   library: /library
+    answer page            a revisit's answer_link (app, WeChat, SMS complaints): $MALLCARE_PUBLIC_BASE_URL/answers?token=...
     intake counts          http://127.0.0.1:8005/reports/intake
     monthly report         http://127.0.0.1:8005/reports/monthly.html?period=$(date -u +%Y-%m)   (also JSON, format=csv)
     metrics                http://127.0.0.1:800{1..5}/metrics   health: /health

@@ -172,18 +172,22 @@ def started_store(mongo_uri):
 
 @pytest.fixture
 def service_config(rabbit_config, mongo_uri, secrets_file):
-    """Config for one service container: this test's vhost, its own database, a free web port."""
+    """Config for one service container: this test's vhost, its own database, a free web port
+    (also its public address)."""
     run = uuid.uuid4().hex[:8]
 
     def make(service):
+        address = f"127.0.0.1:{find_free_port()}"
         return {
             "AMQP_URI": rabbit_config["AMQP_URI"],
-            "WEB_SERVER_ADDRESS": f"127.0.0.1:{find_free_port()}",
+            "WEB_SERVER_ADDRESS": address,
             "MONGO_URI": mongo_uri,
             "MONGO_DATABASE": f"t{run}_{service}",
             "MONGO_POOL_SIZE": 2,
             "max_workers": 10,
-            "MALLCARE": {"POLICY_DIR": str(POLICY_DIR), **SECRETS, "SECRETS_FILE": secrets_file},
+            # the service itself is the public address: the answer links lead to feedback
+            "MALLCARE": {"POLICY_DIR": str(POLICY_DIR), **SECRETS, "SECRETS_FILE": secrets_file,
+                         "PUBLIC_BASE_URL": f"http://{address}"},
         }
 
     return make

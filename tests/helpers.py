@@ -83,9 +83,10 @@ def service_class(name):
 
 def start_service(name, port, run, log_dir, *, amqp_uri, mongo_uri, secrets_file, **env):
     """Service `name` as its own OS process, started with the very command scripts/run.sh
-    uses and configured from the environment only, on `port` with databases of `run`."""
+    uses and configured from the environment only, on `port` (also its public address) with
+    databases of `run`."""
     env = {**os.environ, "PYTHONWARNINGS": RUN_SH_WARNINGS, "AMQP_URI": amqp_uri, "MONGO_URI": mongo_uri,
-           "MALLCARE_POLICY_DIR": "deploy/policy",
+           "MALLCARE_POLICY_DIR": "deploy/policy", "MALLCARE_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
            "MALLCARE_SECRETS_FILE": secrets_file, f"{name.upper()}_WEB_ADDRESS": f"127.0.0.1:{port}",
            f"{name.upper()}_MONGO_DATABASE": f"t{run}_{name}", **env}
     log = open(log_dir / f"{name}.log", "w")

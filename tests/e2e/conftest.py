@@ -1,6 +1,7 @@
 """The web console's end-to-end harness: the five services and the console as their own
 processes (as scripts/run.sh starts them) on the real broker and store, Debian's headless
-Chromium driven by Selenium (no browser download), and the steps a member of staff takes.
+Chromium driven by Selenium (no browser download) as a desktop or as a customer's phone, and
+the steps a member of staff takes.
 Screenshots go to test-artifacts/console/ (gitignored)."""
 import os
 import time
@@ -13,6 +14,8 @@ from tests.helpers import ROOT, free_ports, start_service, stop_services
 
 SERVICES = ("triage", "analytics", "resolution", "feedback", "intake")
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+PHONE_USER_AGENT = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+                    "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1")
 ARTIFACTS = ROOT / "test-artifacts" / "console"
 WAIT = 30   # seconds any one step may take (events cross the broker between services)
 
@@ -56,6 +59,26 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def browser(request):
+    """A desktop Chromium, 1280x800."""
+    yield from _chromium(request, "browser", lambda options: options.add_argument("--window-size=1280,800"))
+
+
+@pytest.fixture
+def phone(request):
+    """Chromium as a customer's phone: 390x844 CSS pixels at 3x (an iPhone 14's), touch, a
+    mobile browser's user agent, and JavaScript off (a page that needs none must work so)."""
+    def as_phone(options):
+        options.add_experimental_option("mobileEmulation", {
+            "deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 3.0, "touch": True},
+            "userAgent": PHONE_USER_AGENT})
+        options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
+    yield from _chromium(request, "phone", as_phone)
+
+
+
+def _chromium(request, name, configure):
+    """Headless Chromium, set up by `configure(options)`; screenshots in a folder per test
+    (and per browser, `name`, when a test drives two)."""
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
     if missing:
         pytest.fail(f"{' and '.join(missing)} missing: install Debian's chromium and chromium-driver "
@@ -65,11 +88,14 @@ def browser(request):
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1280,800", "--lang=zh-CN"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--lang=zh-CN"):
         options.add_argument(flag)
+    configure(options)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.artifacts = ARTIFACTS / request.node.name.removeprefix("test_")   # a folder per test
+    folder = request.node.name.removeprefix("test_")
+    if "browser" in request.fixturenames and "phone" in request.fixturenames:
+        folder += f"/{name}"
+    driver.artifacts = ARTIFACTS / folder   # a folder per test
     driver.artifacts.mkdir(parents=True, exist_ok=True)
     for old in driver.artifacts.glob("*.png"):
         old.unlink()
@@ -157,3 +183,26 @@ def quietly(attempt, driver):
         return attempt(driver)
     except (StaleElementReferenceException, WebDriverException):
         return False
+
+
+class Phone(Console):
+    """The steps a customer takes on the `phone` (JavaScript off). Chromedriver's own clicks
+    and typing wait for scripts of its own that never run there, so a tap and typed text go
+    through the DevTools protocol, as a touch screen and a keyboard send them."""
+
+    def click(self, css):
+        self.el(css)   # there and visible, as Console waits
+        node = self._node(css)
+        self.driver.execute_cdp_cmd("DOM.scrollIntoViewIfNeeded", {"nodeId": node})
+        quad = self.driver.execute_cdp_cmd("DOM.getContentQuads", {"nodeId": node})["quads"][0]   # in the viewport
+        x, y = sum(quad[0::2]) / 4, sum(quad[1::2]) / 4
+        for kind, points in (("touchStart", [{"x": x, "y": y}]), ("touchEnd", [])):
+            self.driver.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    def type(self, css, text):
+        self.click(css)
+        self.driver.execute_cdp_cmd("Input.insertText", {"text": text})
+
+    def _node(self, css):
+        root = self.driver.execute_cdp_cmd("DOM.getDocument", {})["root"]["nodeId"]
+        return self.driver.execute_cdp_cmd("DOM.querySelector", {"nodeId": root, "selector": css})["nodeId"]

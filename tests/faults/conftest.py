@@ -152,6 +152,7 @@ class System:
         env = {**os.environ, "AMQP_URI": self.amqp_uri, "MONGO_URI": self.store_of[name].uri,
                "MONGO_TIMEOUT_MS": "1000", f"{service.upper()}_WEB_ADDRESS": f"127.0.0.1:{self.ports[name]}",
                "MALLCARE_POLICY_DIR": "deploy/policy", "MALLCARE_SECRETS_FILE": self.secrets_file,
+               "MALLCARE_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.ports[name]}",
                "PYTHONUNBUFFERED": "1", **self.env_of[name]}
         with open(self.workdir / f"{name}.log", "a") as log:
             self.services[name] = subprocess.Popen(

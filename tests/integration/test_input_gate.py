@@ -61,12 +61,15 @@ def barrage(base, field):
 
 def write_operations(web):
     """(service, METHOD, path, field to break, the caller's headers) for every operation
-    with a JSON body; the field is a string the body schema has (a required one first)."""
+    with a JSON body (the answer page's form: tests/integration/test_answer_page.py); the
+    field is a string the body schema has (a required one first)."""
     for service in SERVICES:
         document = web[service].get("/openapi.json").json()
         for path, operations in document["paths"].items():
             for method, operation in operations.items():
-                if method == "parameters" or "requestBody" not in operation:   # the path's own parameters
+                # (the path's own parameters are listed as "parameters")
+                if method == "parameters" or "application/json" not in operation.get("requestBody", {}).get(
+                        "content", {}):
                     continue
                 ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
                 schema = document["components"]["schemas"][ref.rsplit("/", 1)[-1]]
@@ -208,8 +211,8 @@ def test_query_strings_path_parameters_and_times_no_store_keeps_get_no_5xx(syste
                 urls += [f"{real}?{p['name']}={quote(value)}" for p in query
                          if p["in"] == "query" and p["schema"].get("format") == "date-time" for value in EDGE_TIMES]
                 body = {}
-                if "requestBody" in operation:
-                    ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+                if "requestBody" in operation:   # JSON, or a page's form (whose fields hold no time)
+                    ref = next(iter(operation["requestBody"]["content"].values()))["schema"]["$ref"]
                     body = document["components"]["schemas"][ref.rsplit("/", 1)[-1]].get("properties", {})
                 for url in urls:
                     response = web[service].request(method.upper(), url, headers=headers,

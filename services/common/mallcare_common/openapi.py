@@ -71,9 +71,11 @@ class Op:
     maps a status to a JSON schema class (None: any object), or to a media type for bodies
     that are not JSON, or to a tuple of those when the answer comes in several forms.
     `signed`: the body's `by` is taken from the token, so it is not part of the body.
+    `form`: the schema of an HTML form's fields, the body of a page's POST
+    (application/x-www-form-urlencoded; `body` is JSON).
     `errors`: the statuses this operation answers besides the ones every operation of
-    its kind does (401/403/429 for the signed-in, 400/413/422 with a body, 422 with a
-    query, 404 with a path parameter)."""
+    its kind does (401/403/429 for the signed-in, 400/413/422 with a body or form, 422
+    with a query, 404 with a path parameter)."""
     method: str
     path: str
     summary: str
@@ -82,6 +84,7 @@ class Op:
     query: type[Schema] | None = None
     responses: dict[int, Body | tuple[Body, ...]] = field(default_factory=lambda: {200: None})
     signed: bool = False
+    form: type[Schema] | None = None
     errors: tuple[int, ...] = ()
     route: str | None = None
 
@@ -152,6 +155,10 @@ def _operation(op: Op, permissions: Mapping[str, list[str]]) -> dict[str, Any]:
     if op.body is not None:
         schema = op.body(exclude=("by",)) if op.signed else op.body
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+        errors |= {400, 413, 422}
+    if op.form is not None:
+        operation["requestBody"] = {"required": True,
+                                    "content": {"application/x-www-form-urlencoded": {"schema": op.form}}}
         errors |= {400, 413, 422}
     if op.query is not None:
         operation["parameters"] = [{"in": "query", "schema": op.query}]

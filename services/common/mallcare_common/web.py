@@ -1,4 +1,5 @@
-"""HTTP plumbing: one entrypoint that maps errors to JSON, and a bounded JSON reader.
+"""HTTP plumbing: one entrypoint that maps errors to JSON (or to a page of its own), the
+bounded JSON and form readers, and the public address customers reach a service at.
 
 Every error leaves as {"error": CODE, "message": ..., "fields": {...}} with the
 status a client expects: 400 malformed, 401 not signed in, 403 not allowed, 404 unknown,
@@ -21,11 +22,13 @@ from collections.abc import Callable
 from datetime import date, datetime
 from functools import partial
 from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 from eventlet.event import Event
 from marshmallow import ValidationError
 from nameko.containers import WorkerContext
 from nameko.exceptions import BadRequest
+from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer as NamekoWebServer, WsgiApp
@@ -43,6 +46,7 @@ from .policy import InvalidPolicy
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_FORM_FIELDS = 50   # a page's form has a handful; parse_qs refuses more before decoding them
 
 Method = TypeVar("Method", bound=Callable[..., Any])   # a service method an entrypoint decorator registers
 
@@ -164,17 +168,23 @@ def _unrouted(request: Request, exc: HTTPException, started: float) -> Response:
     return json_response(status, body, {"X-Request-Id": rid, **{k: v for k, v in exc.get_headers() if k == "Allow"}})
 
 
+ErrorPage = Callable[[Request, BaseException], Response]
+
+
 class HttpEntrypoint(HttpRequestHandler):
-    """nameko's HTTP entrypoint with errors answered as JSON (above), an id for every request
+    """nameko's HTTP entrypoint with errors answered as JSON (above), or by its `error_page`
+    (a page for people: the same status, a body they can read), an id for every request
     and one log line for it: method, route (the URL rule, not the path: no ids, no query),
     status, ms, caller (who auth.Access found, if the handler asked) and request id. A 4xx
     is logged without traceback, a 5xx at ERROR with it; no body goes into the log."""
 
     server = WebServer()
 
-    def __init__(self, method: str, url: str, documents: tuple[Op, ...] = (), **kwargs: Any) -> None:
+    def __init__(self, method: str, url: str, documents: tuple[Op, ...] = (), error_page: ErrorPage | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(method, url, **kwargs)
         self.documents = documents   # its OpenAPI entries (openapi.Op)
+        self.error_page = error_page
 
     def handle_request(self, request: Request) -> Response:
         started, rid = time.monotonic(), _identify(request)
@@ -183,7 +193,8 @@ class HttpEntrypoint(HttpRequestHandler):
         try:
             response = self.response_from_result(self._call_worker(request))
         except Exception as exc:
-            failure, response = exc, self.response_from_exception(exc, rid)
+            failure = exc
+            response = self.error_page(request, exc) if self.error_page else self.response_from_exception(exc, rid)
         response.headers["X-Request-Id"] = rid
         log_request(request, self.url, response.status_code, started, failure)
         return response
@@ -249,15 +260,18 @@ class QuietClientErrors(logging.Filter):
         return True
 
 
-def http(op_or_method: Op | str, url: str | None = None) -> Callable[[Method], Method]:
+def http(op_or_method: Op | str, url: str | None = None,
+         error_page: ErrorPage | None = None) -> Callable[[Method], Method]:
     """`@http(Op(...))`: a documented route whose method takes the request (a page, a file,
     /metrics); a JSON operation is an `operations.operation`. `@http(method, url)`: a route
-    no OpenAPI document lists (the console's own)."""
+    no OpenAPI document lists (the console's own). `error_page(request, exc)` answers what
+    the method raises (status_of gives the status) for a route people open in a browser."""
     register: Callable[[Method], Method]
     if isinstance(op_or_method, Op):
-        register = HttpEntrypoint.decorator(op_or_method.method, op_or_method.path, documents=(op_or_method,))
+        register = HttpEntrypoint.decorator(op_or_method.method, op_or_method.path, documents=(op_or_method,),
+                                            error_page=error_page)
     else:
-        register = HttpEntrypoint.decorator(op_or_method, url)
+        register = HttpEntrypoint.decorator(op_or_method, url, error_page=error_page)
     return register
 
 
@@ -326,3 +340,39 @@ def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[str, An
         raise MalformedBody("body must be a JSON object")
     checked: dict[str, Any] = inputs.check(data)   # InvalidInput: a 422 naming the fields
     return checked
+
+
+def read_form(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[str, list[str]]:
+    """An HTML form's fields (application/x-www-form-urlencoded), each name with its values
+    in order: over max_bytes 413, not UTF-8 or over MAX_FORM_FIELDS fields 400, text the
+    store cannot keep (a NUL, a control character) 422 naming the field (inputs.py)."""
+    raw = read_body(request, max_bytes)
+    try:
+        fields = parse_qs(raw.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FORM_FIELDS)
+    except ValueError as exc:   # UnicodeDecodeError is one
+        raise MalformedBody(f"form refused: {exc}") from exc
+    checked: dict[str, list[str]] = inputs.check(fields)
+    return checked
+
+
+def public_base_url(config: dict[str, Any]) -> str:
+    """MALLCARE.PUBLIC_BASE_URL without its trailing slash: an absolute http(s) address, no
+    query or fragment; a service that sends people links does not start without it."""
+    value = str((config.get("MALLCARE") or {}).get("PUBLIC_BASE_URL") or "")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise RuntimeError(f"MALLCARE_PUBLIC_BASE_URL {value!r} is not the chain's public address: set it to where "
+                           "customers reach this service through the reverse proxy, e.g. "
+                           "https://service.example-mall.cn")
+    return value.rstrip("/")
+
+
+class PublicBaseUrl(DependencyProvider):
+    """The chain's public address of this service (public_base_url), read once at start,
+    for the links it sends customers."""
+
+    def setup(self) -> None:
+        self.value = public_base_url(self.container.config)
+
+    def get_dependency(self, worker_ctx: WorkerContext) -> str:
+        return self.value

@@ -1,6 +1,6 @@
 """Feedback's policy (R4.1-R4.4) as validated data: revisit timing, quiet hours and
-the way to ask per channel, what counts as satisfied, reason tags and the case
-library, chain-wide with per-mall overrides; loaded by mallcare_common.policy.PolicyFiles."""
+the way to ask per channel, what counts as satisfied, reason tags (with the answer
+page's words for them) and the case library, chain-wide with per-mall overrides; loaded by mallcare_common.policy.PolicyFiles."""
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,12 @@ class _Revisit(Schema):
                        values=fields.String(validate=validate.OneOf(CONTACT_WAYS)), required=True)
 
 
+class _ReasonLabels(Schema):
+    """What the customer's answer page shows for a reason tag, in each of its languages."""
+    zh = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    en = fields.String(required=True, validate=validate.Length(min=1, max=80))
+
+
 class _Library(Schema):
     automatic_risk_levels = fields.List(fields.String(validate=validate.OneOf(("low", "medium", "high"))),
                                         required=True)
@@ -36,8 +42,8 @@ class FeedbackPolicySchema(Schema):
     version = fields.String(required=True)
     revisit = fields.Nested(_Revisit, required=True)
     satisfied_from = fields.Integer(required=True, validate=validate.Range(min=1, max=5))
-    reason_tags = fields.List(fields.String(validate=validate.Length(min=1, max=40)), required=True,
-                              validate=validate.Length(min=1))
+    reason_tags = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=40)),
+                              values=fields.Nested(_ReasonLabels), required=True, validate=validate.Length(min=1))
     library = fields.Nested(_Library, required=True)
     mall_overrides = fields.Dict(keys=fields.String(), values=fields.Nested(_Override), load_default=dict)
 

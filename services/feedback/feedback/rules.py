@@ -142,15 +142,29 @@ def satisfied(score: int, policy: FeedbackPolicy) -> bool:
     return score >= satisfied_from
 
 
-def answer(revisit: Doc, request: Mapping[str, Any], by: str, policy: FeedbackPolicy,
-           now: datetime) -> tuple[Doc, list[Doc]]:
-    """R4.1-R4.3: the customer's answer; (changes, events). Below `satisfied_from` the
-    customer is dissatisfied and resolution reopens the case (R4.2). A customer found
-    unreachable may still answer (calling back, or by the link) until resolution closes
-    the case without an answer; the revisit had ended, so no second revisit_done."""
+class AlreadyAnswered(Conflict):
+    """The revisit has its answer: it takes one."""
+
+
+def answerable(revisit: Doc) -> bool:
+    """Whether the revisit takes an answer: Conflict (AlreadyAnswered once answered) if not;
+    True when it takes one late. A customer found unreachable may still answer (calling
+    back, or by the link) until resolution closes the case without an answer (the service
+    knows that)."""
+    if revisit["status"] == "answered":
+        raise AlreadyAnswered(f"revisit {revisit['_id']} has been answered already")
     late = revisit["status"] == "unreachable" and revisit["way"] is not None
     if revisit["status"] not in OPEN and not late:
         raise Conflict(f"revisit {revisit['_id']} is {revisit['status']}")
+    return late
+
+
+def answer(revisit: Doc, request: Mapping[str, Any], by: str, policy: FeedbackPolicy,
+           now: datetime) -> tuple[Doc, list[Doc]]:
+    """R4.1-R4.3: the customer's answer; (changes, events). Below `satisfied_from` the
+    customer is dissatisfied and resolution reopens the case (R4.2). An answer taken late
+    (answerable) announces no second revisit_done: the revisit had ended."""
+    late = answerable(revisit)
     unknown = sorted(set(request.get("reasons", [])) - set(policy.rules["reason_tags"]))
     if unknown:
         raise ValidationError({"reasons": [f"Unknown reason tag: {', '.join(unknown)}; "

@@ -34,6 +34,22 @@ class LinkAnswerIn(Schema):
     comment = fields.String(**_text)
 
 
+class AnswerFormIn(LinkAnswerIn):
+    """The answer page's form (application/x-www-form-urlencoded): the answer through the link,
+    its score as a form sends it, as text."""
+    score = fields.Integer(required=True, validate=validate.Range(min=1, max=5))
+
+
+class PageLanguage(Schema):
+    lang = fields.String(validate=validate.Length(max=16), metadata={
+        "description": "en: English; otherwise simplified Chinese"})
+
+
+class AnswerPageQuery(PageLanguage):
+    token = fields.String(required=True, validate=validate.Length(max=500), metadata={
+        "description": "the answer link's token"})
+
+
 class WorklistQuery(Schema):
     mall_id = fields.String(validate=validate.Length(max=64), metadata={
         "description": "default: the caller's mall (every mall, chain-wide); staff of several malls name one"})
@@ -97,7 +113,9 @@ class RevisitOut(MaskedOut):
     beyond_deadline = fields.Boolean()
     attempts = fields.List(fields.Nested(_Attempt))
     answer = fields.Nested(_Answer, allow_none=True)
-    answer_link = fields.String(allow_none=True, metadata={"description": "to send by SMS or app message"})
+    answer_link = fields.String(allow_none=True, metadata={
+        "description": "to send by SMS or app message: the answer page on the chain's public address "
+                       "(MALLCARE_PUBLIC_BASE_URL), while the revisit is open"})
     link_expires_at = fields.AwareDateTime(allow_none=True)
     policy_version = fields.String()
 

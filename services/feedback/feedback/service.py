@@ -4,7 +4,8 @@ library (R4.1-R4.4).
 On case_resolved a revisit is scheduled within 24 hours, outside the mall's quiet
 hours, by the way the complaint's channel and contact allow. Staff work the
 worklist (reached with an answer, no answer -> retried, wrong number); customers
-asked by SMS or app message answer through a signed, single-use, expiring link.
+asked by SMS or app message answer through a signed, single-use, expiring link
+that opens the answer page (answer_page.py) on the chain's public address.
 A dissatisfied answer reopens the case in resolution, whose next resolution brings
 the next revisit, until the customer is satisfied (resolution then closes the
 case) or a supervisor closes it. High-risk cases go into the case library when
@@ -14,6 +15,7 @@ import logging
 from datetime import timedelta
 
 import eventlet
+from marshmallow import ValidationError
 from nameko.exceptions import RemoteError
 from nameko.rpc import RpcProxy
 
@@ -28,12 +30,13 @@ from mallcare_common.policy import PolicyFiles
 from mallcare_common.openapi import Op
 from mallcare_common.operations import operation
 from mallcare_common.unit_of_work import change, write
-from mallcare_common.web import Conflict, Forbidden, Gone, NotFound, Unavailable, signed
+from mallcare_common.web import (Conflict, Forbidden, Gone, NotFound, PublicBaseUrl, Unavailable, http, read_form,
+                                  signed)
 
-from . import rules
+from . import answer_page, rules
 from .policy import load_policy
-from .schemas import (AnswerOut, ArchiveIn, AttemptIn, LessonsIn, LibraryList, LibraryOut, LibraryQuery, LinkAnswerIn,
-                      RevisitList, RevisitOut, WorklistQuery)
+from .schemas import (AnswerFormIn, AnswerOut, AnswerPageQuery, ArchiveIn, AttemptIn, LessonsIn, LibraryList,
+                      LibraryOut, LibraryQuery, LinkAnswerIn, PageLanguage, RevisitList, RevisitOut, WorklistQuery)
 from .storage import Revisits
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,7 @@ class FeedbackService(Service):
     policy = PolicyFiles("feedback.yml", load_policy)
     dispatch = outbox_dispatcher()
     answer_link_secret = Secret("ANSWER_LINK_SECRET")
+    public_base_url = PublicBaseUrl()   # where customers open the answer links
     resolution = RpcProxy("resolution")
     intake = RpcProxy("intake")
 
@@ -158,24 +162,40 @@ class FeedbackService(Service):
                   "the proof (forged 403, expired 410, a different second answer 409).", body=LinkAnswerIn,
                   responses={200: AnswerOut}, errors=(403, 404, 409, 410)))
     def answer_by_link(self, data):
-        """The customer's own answer through the link: no login, the token is the proof.
-        A forged link is refused (403), an expired one is gone (410); the same answer
-        sent again is accepted as it was, a different one after it is refused (409)."""
-        request = LinkAnswerIn().load(data)
+        """The customer's own answer through the link: no login, the token is the proof."""
+        return self._answer_out(self._answered_by_link(LinkAnswerIn().load(data)))
+
+    # --- the answer page (answer_page.py): what the link opens -----------------------------------
+
+    @http(Op("GET", "/answers", "The page the answer link opens: 1-5 stars, the reason tags and a comment, "
+             "in simplified Chinese (lang=en: English), a plain form without script. A forged link 403, an "
+             "expired one 410, one answered already or a revisit that ended 409, each a page.",
+             query=AnswerPageQuery, responses={status: "text/html" for status in (200, 403, 404, 409, 410, 503)}),
+          error_page=answer_page.refusal)
+    def show_answer_page(self, request):
+        lang, token = answer_page.language(request.args), request.args.get("token", "")
+        return answer_page.respond(200, self._answer_form(self._open_link(token), token, lang))
+
+    @http(Op("POST", "/answers/form", "The answer page's form: records the answer as POST /answers does and "
+             "answers a thank-you page; the form again, saying what to fix (422); the refusals of GET /answers.",
+             query=PageLanguage, form=AnswerFormIn,
+             responses={status: "text/html" for status in (200, 400, 403, 404, 409, 410, 413, 422, 503)}),
+          error_page=answer_page.refusal)
+    def answer_by_form(self, request):
+        lang, entered = answer_page.language(request.args), answer_page.form_answer(read_form(request))
         try:
-            revisit_id = rules.read_link(self.answer_link_secret, request["token"], self.clock())
-        except rules.LinkRefused as exc:
-            raise Forbidden(str(exc)) from exc
-        except rules.LinkExpired as exc:
-            raise Gone(str(exc)) from exc
-        revisit = self.store.get(self.store.revisits, revisit_id, "revisit")
-        if revisit["status"] == "answered":
-            if revisit["answer"]["by"] == "customer" and rules.same_answer(revisit["answer"], request):
-                return self._answer_out(revisit)
-            raise Conflict("this revisit has been answered already")
-        updated = self._change(revisit_id, lambda revisit, policy, now: self._answer(
-            revisit, {**request, "via": "link"}, "customer", policy, now))
-        return self._answer_out(updated)
+            revisit = self._answered_by_link(AnswerFormIn().load(entered))
+        except ValidationError as exc:   # the form again, as filled in, while the link takes an answer
+            token = entered.get("token", "")
+            form = self._answer_form(self._open_link(token), token, lang, entered, exc.messages)
+            return answer_page.respond(422, form)
+        return answer_page.respond(200, answer_page.thanks(lang, revisit["answer"]["satisfied"]))
+
+    def _answer_form(self, revisit, token, lang, entered=None, problems=None):
+        policy = self.policy.current
+        mall = getattr(policy.malls.get(revisit["mall_id"]), "name", revisit["mall_id"])   # a mall since removed: its id
+        return answer_page.form(self.public_base_url, token, lang, mall, revisit["complaint_no"],
+                                policy.rules["reason_tags"], entered, problems)
 
     # --- the case library (R4.4) ----------------------------------------------------------------
 
@@ -240,11 +260,43 @@ class FeedbackService(Service):
                       f"{revisit_id} kept changing; try again")
 
     def _answer(self, revisit, request, by, policy, now):
-        """rules.answer, refused once the case of an unreachable customer closed without their answer."""
+        self._answerable(revisit)
+        return rules.answer(revisit, request, by, policy, now)
+
+    def _answerable(self, revisit):
+        """rules.answerable, and refused once the case of an unreachable customer closed
+        without their answer."""
+        rules.answerable(revisit)
         if revisit["status"] == "unreachable" and self.store.closed_since(revisit["complaint_no"],
                                                                           revisit["resolved_at"]):
             raise Conflict(f"revisit {revisit['_id']} is unreachable and its case has been closed since")
-        return rules.answer(revisit, request, by, policy, now)
+
+    def _linked_revisit(self, token):
+        """The revisit an answer link is for: a forged link is refused (403), an expired one is gone (410)."""
+        try:
+            revisit_id = rules.read_link(self.answer_link_secret, token, self.clock())
+        except rules.LinkRefused as exc:
+            raise Forbidden(str(exc)) from exc
+        except rules.LinkExpired as exc:
+            raise Gone(str(exc)) from exc
+        return self.store.get(self.store.revisits, revisit_id, "revisit")
+
+    def _open_link(self, token):
+        """The revisit of a link that still takes an answer (else 403, 410, 409 as below)."""
+        revisit = self._linked_revisit(token)
+        self._answerable(revisit)
+        return revisit
+
+    def _answered_by_link(self, request):
+        """The customer's answer through the link (the JSON API's and the page's form), the
+        revisit as answered: the same answer sent again is the one recorded (a customer
+        pressing send twice), a different one after it is refused (409)."""
+        revisit = self._linked_revisit(request["token"])
+        answer = revisit["answer"]
+        if revisit["status"] == "answered" and answer["by"] == "customer" and rules.same_answer(answer, request):
+            return revisit
+        return self._change(revisit["_id"], lambda revisit, policy, now: self._answer(
+            revisit, {**request, "via": "link"}, "customer", policy, now))
 
     def _complaint_from_intake(self, number):
         """A complaint registered before feedback's queue existed (or still on its way):
@@ -282,11 +334,12 @@ class FeedbackService(Service):
     def _revisit_out(self, revisit):
         link = None
         if revisit.get("link_expires_at") and revisit["status"] in rules.OPEN:
-            link = "/answers?token=" + rules.sign_link(self.answer_link_secret, revisit["_id"], revisit["link_expires_at"])
+            link = answer_page.answer_link(self.public_base_url, rules.sign_link(
+                self.answer_link_secret, revisit["_id"], revisit["link_expires_at"]))
         return RevisitOut().dump({**revisit, "answer_link": link})
 
     def _answer_out(self, revisit):
         answer = revisit["answer"]
         return {"revisit_id": revisit["_id"], "complaint_no": revisit["complaint_no"],
                 "score": answer["score"], "satisfied": answer["satisfied"],
-                "message": "谢谢您的反馈。" if answer["satisfied"] else "谢谢您的反馈，我们会尽快再次跟进。"}
+                "message": answer_page.thanks_message("zh", answer["satisfied"])}
