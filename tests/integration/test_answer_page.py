@@ -22,9 +22,10 @@ DESK, SUPERVISOR = staff("D3001"), staff("E3011")
 @pytest.fixture
 def link(system):
     """An app complaint settled at the desk: its revisit asks by app message, with the link."""
-    number = system.web["intake"].post("/complaints", json=desk_complaint(
-        channel="app", channel_ref=f"app-{uuid.uuid4().hex[:8]}")).json()["number"]
-    settle_at_desk(system.web, number, DESK)
+    with system.case_opened():
+        number = system.web["intake"].post("/complaints", json=desk_complaint(
+            channel="app", channel_ref=f"app-{uuid.uuid4().hex[:8]}")).json()["number"]
+    settle_at_desk(system, number, DESK)
     revisit = system.web["feedback"].get(f"/revisits/{number}-R1").json()
     assert revisit["way"] == "app_message"
     return Link(system, number, revisit["answer_link"])
