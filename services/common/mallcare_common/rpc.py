@@ -16,13 +16,17 @@ import inspect
 import logging
 from functools import partial
 
+import eventlet
 from nameko.messaging import QueueConsumer
 from nameko.rpc import Rpc, RpcConsumer
 
 from . import inputs
 from .messaging import raw_body
+from .web import Unavailable
 
 log = logging.getLogger(__name__)
+
+RPC_SECONDS = 10   # how long a call to another service waits for its answer
 
 
 class _RawQueueConsumer(QueueConsumer):
@@ -80,3 +84,13 @@ class GatedRpc(Rpc):
 
 
 rpc = GatedRpc.decorator
+
+
+def ask(access, method, *args):
+    """An RPC to another service as this service (`access`: the worker's auth.Gate), given up
+    after RPC_SECONDS with Unavailable (nameko's proxy would wait for ever)."""
+    try:
+        with eventlet.Timeout(RPC_SECONDS), access.as_service():
+            return method(*args)
+    except eventlet.Timeout as exc:
+        raise Unavailable(f"{method.service_name}.{method.method_name} did not answer within {RPC_SECONDS} s") from exc
