@@ -176,16 +176,18 @@ def permissions_of(access, role):
 
 # --- secrets --------------------------------------------------------------------------------
 
-def read_secret(config, name):
-    """config MALLCARE.<name> (set from the environment), else <name> in the secrets file."""
+def read_secret(config, name, min_bytes=MIN_SECRET_BYTES):
+    """config MALLCARE.<name> (set from the environment), else <name> in the secrets file.
+    Ours are random and at least MIN_SECRET_BYTES long; a provider's credential (an SMTP
+    password, an API key's secret) is as long as the provider made it: min_bytes=1."""
     value = (config.get("MALLCARE") or {}).get(name)
     if not value:
         value = _secrets_file(config).get(name)
     if not value:
         raise RuntimeError(f"secret {name} is not set: set MALLCARE_{name} or put {name} in the file "
                            "MALLCARE_SECRETS_FILE names")
-    if len(str(value).encode("utf-8")) < MIN_SECRET_BYTES:
-        raise RuntimeError(f"secret {name} is shorter than {MIN_SECRET_BYTES} bytes (openssl rand -hex 32 makes one)")
+    if len(str(value).encode("utf-8")) < min_bytes:
+        raise RuntimeError(f"secret {name} is shorter than {min_bytes} bytes (openssl rand -hex 32 makes one)")
     return str(value)
 
 
