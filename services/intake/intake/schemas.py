@@ -4,6 +4,7 @@ which also stops Mongo operator injection ({"$gt": ""}) at the edge."""
 from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 from mallcare_common.calendar import as_stored
+from mallcare_common.openapi import Op
 from mallcare_common import audit, inputs
 from mallcare_common.contracts.intake import CHANNELS
 from mallcare_common.personal import MaskedCustomer, MaskedOut
@@ -118,6 +119,8 @@ class _AcknowledgementOut(Schema):
     acknowledged_by = fields.String()
     method = fields.String()
     within_deadline = fields.Boolean()
+    message_id = fields.String(allow_none=True, metadata={
+        "description": "the message notify sent, when the acknowledgement was its (acknowledged_by notify)"})
 
 
 class _RejectionOut(Schema):
@@ -188,3 +191,18 @@ class MerchantList(Schema):
 # The full read of a complaint's customer (intake.service.complaint_customer).
 CUSTOMER_READ = audit.full_read_op("/complaints/<string:number>/customer", "complaint", CustomerIn,
                                    {"description": fields.String(required=True), "demands": fields.Nested(DemandsIn)})
+
+
+class ContactOut(Schema):
+    number = fields.String(required=True)
+    mall_id = fields.String(required=True)
+    channel = fields.String(required=True)
+    customer = fields.Nested(CustomerIn, required=True)
+    audit_id = fields.String(required=True, metadata={"description": "its audit_log entry"})
+
+
+# The customer's contact for a message to them (intake.service.complaint_contact): notify's own
+# audited read, without the complaint's text.
+CONTACT_READ = Op("GET", "/complaints/<string:number>/contact", "The customer's contact, for a message to them "
+                  "(notify): no text of the complaint; every read is audited. 410 once anonymised by retention.",
+                  "customer.notify", query=audit.PurposeIn, responses={200: ContactOut}, errors=(410,))

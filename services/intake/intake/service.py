@@ -10,7 +10,10 @@ Reads show the customer masked, and the description and demands with phones, e-m
 ID and member numbers and the customer's name masked (personal.MaskedOut), to every
 caller; the full record and text come only from
 `GET /complaints/<number>/customer?purpose=...` (RPC `complaint_customer`), for
-`customer.contact` at the complaint's mall, and each such read is audited (audit.py).
+`customer.contact` at the complaint's mall, and each such read is audited (audit.py);
+notify reads the contact alone, for a message to the customer, through its own audited
+`GET /complaints/<number>/contact` (RPC `complaint_contact`, `customer.notify`). Notify's
+message_sent of an acknowledgement acknowledges the complaint (R1.2, R7.1).
 Resolution's case_closed/case_reopened tell intake when the retention period starts
 (retention.py). `GET /malls` and `GET /malls/<mall_id>/merchants` list the caller's malls
 and a mall's merchants from the mall registry (policy), for the console's pickers.
@@ -24,6 +27,7 @@ from mallcare_common.auth import Forbidden, Secret
 from mallcare_common.base import Service
 from mallcare_common.calendar import as_stored
 from mallcare_common.contracts import read_event
+from mallcare_common.contracts.notify import MESSAGE_SENT
 from mallcare_common.contracts.resolution import CASE_CLOSED, CASE_REOPENED
 from mallcare_common.messaging import event_handler, new_outbox, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import next_sequence
@@ -37,8 +41,8 @@ from mallcare_common.web import Conflict, NotFound
 from . import rules
 from .policy import load_policy
 from .retention import anonymise as anonymise_complaints
-from .schemas import (CUSTOMER_READ, AcknowledgementIn, ComplaintIn, ComplaintList, ComplaintOut, CustomerIn,
-                      DemandsIn, ListQuery, MallList, MerchantList)
+from .schemas import (CONTACT_READ, CUSTOMER_READ, AcknowledgementIn, ComplaintIn, ComplaintList, ComplaintOut,
+                      CustomerIn, DemandsIn, ListQuery, MallList, MerchantList)
 from .storage import Complaints
 
 COMPLAINTS = Counter("mallcare_intake_complaints_total",
@@ -65,6 +69,20 @@ class IntakeService(Service):
     @event_handler(CASE_REOPENED.source, CASE_REOPENED.name)
     def handle_case_reopened(self, body):
         self._case_changed(read_event(body, CASE_REOPENED), "reopened")
+
+    @event_handler(MESSAGE_SENT.source, MESSAGE_SENT.name)
+    def handle_message_sent(self, body):
+        """R1.2, R7.1: notify's acknowledgement was accepted by its gateway: the complaint is
+        acknowledged then, by notify, with the message (a clerk's earlier one stands)."""
+        event = read_event(body, MESSAGE_SENT)
+        if event["payload"]["kind"] != "acknowledgement":
+            return
+        doc = self.store.get(event["complaint_no"])
+        now = self.clock()
+        decided = rules.message_acknowledgement(doc, {**event["payload"],
+                                                      "accepted_at": as_stored(event["payload"]["accepted_at"])}, now)
+        if decided is not None:
+            self._record_acknowledgement(doc["_id"], *decided, now)
 
     @operation(Op("POST", "/complaints", "Register a complaint (201); the same channel_ref again returns the first "
                   "(200).", "complaint.register", body=ComplaintIn, responses={201: ComplaintOut, 200: ComplaintOut},
@@ -132,6 +150,17 @@ class IntakeService(Service):
                 "description": doc["description"], "demands": DemandsIn().dump(doc["demands"]),
                 "audit_id": record["_id"]}
 
+    @operation(CONTACT_READ)
+    def complaint_contact(self, number, query):
+        """The customer's contact for a message to them: notify's read (customer.notify),
+        audited with the message's purpose; no text of the complaint."""
+        caller = self.access.caller()
+        doc = self.store.get(number)
+        record = self.audit(self.store.db, caller, subject="complaint", doc=doc, purpose_args=query, now=self.clock(),
+                            permission="customer.notify")
+        return {"number": number, "mall_id": doc["mall_id"], "channel": doc["channel"],
+                "customer": CustomerIn().dump(doc["customer"]), "audit_id": record["_id"]}
+
     def _register(self, caller, data):
         complaint = ComplaintIn().load(data)
         caller.require("complaint.register", complaint["mall_id"])
@@ -194,7 +223,10 @@ class IntakeService(Service):
         if doc["status"] == "acknowledged":
             return doc
         now = self.clock()
-        record, event = rules.acknowledgement(doc, ack, now)
+        return self._record_acknowledgement(number, *rules.acknowledgement(doc, ack, now), now)
+
+    def _record_acknowledgement(self, number, record, event, now):
+        """The first acknowledgement, with its event; one made concurrently stands if it was first."""
         updated = self.store.acknowledge(number, record, event, now)
         if updated is None:  # acknowledged concurrently: the first record stands
             return self.store.get(number)

@@ -46,8 +46,8 @@ from .storage import Messages
 log = logging.getLogger(__name__)
 
 MESSAGES = Counter("mallcare_notify_messages_total",
-                   "Messages to customers by channel, kind and outcome (sent, retried, failed, cancelled).",
-                   ["channel", "kind", "outcome"])
+                   "Message attempts' outcomes by mall, channel and kind: sent, retry (failed for now), failed "
+                   "(for good), held (quiet hours), cancelled.", ["mall_id", "channel", "kind", "outcome"])
 
 SEND_INTERVAL = 5      # seconds between looks for messages due (a retry, the end of quiet hours, a revisit)
 SEND_SECONDS = 30      # a gateway's send given up after this (each gateway has its own, shorter, timeout)
@@ -183,9 +183,11 @@ class NotifyService(Service):
             log.warning("%s: changed during its attempt; its outcome (%s) was not written", claimed["_id"],
                         changes["status"])
             return
-        MESSAGES.labels(updated["channel"] or updated["route"], updated["kind"], updated["status"]).inc()
-        log.info("%s: %s by %s after %d attempt(s)", updated["_id"], updated["status"],
-                 updated["channel"] or "no channel", len(updated["attempts"]))
+        outcome = "held" if len(updated["attempts"]) == len(claimed["attempts"]) and changes["status"] == "retry" \
+            else updated["status"]
+        MESSAGES.labels(updated["mall_id"], updated["channel"] or updated["route"], updated["kind"], outcome).inc()
+        log.info("%s: %s by %s after %d attempt(s)", updated["_id"], outcome, updated["channel"] or "no channel",
+                 len(updated["attempts"]))
         publish_pending(self.store.messages, self.dispatch, self.name, now, [updated])
 
     def _send(self, message):
@@ -249,7 +251,7 @@ class NotifyService(Service):
             now = self.clock()
             changes = rules.cancelled(message, reason, now)
             if changes is not None and write(self.store.messages, message, {"$set": changes}, [], now) is not None:
-                MESSAGES.labels(message["route"], message["kind"], "cancelled").inc()
+                MESSAGES.labels(message["mall_id"], message["route"], message["kind"], "cancelled").inc()
 
     def _complaint(self, event):
         """What notify keeps of the event's complaint; from intake when its registration came
