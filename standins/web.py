@@ -145,8 +145,14 @@ class StandIns:
         rows = "\n".join(
             "<tr>"
             + "".join(
-                f"<td>{html.escape(str(entry.get(key) or ''))}</td>"
-                for key in ("at", "channel", "to", "subject", "text")
+                f"<td>{html.escape(value or '')}</td>"
+                for value in (
+                    entry["at"][:19].replace("T", " "),
+                    entry["channel"],
+                    entry["to"],
+                    entry["subject"],
+                    entry["text"],
+                )
             )
             + "</tr>"
             for entry in reversed(self.state.sent())
