@@ -1,4 +1,4 @@
-"""The web console's end-to-end harness: the five services and the console as their own
+"""The web console's end-to-end harness: the six services and the console as their own
 processes (as scripts/run.sh starts them) on the real broker and store, Debian's headless
 Chromium driven by Selenium (no browser download), and the steps a member of staff takes.
 Screenshots go to test-artifacts/console/ (gitignored)."""
@@ -11,7 +11,7 @@ import requests
 
 from tests.helpers import ROOT, free_ports, start_service, stop_services
 
-SERVICES = ("triage", "analytics", "resolution", "feedback", "intake")
+SERVICES = ("triage", "analytics", "resolution", "feedback", "notify", "intake")
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTIFACTS = ROOT / "test-artifacts" / "console"
 WAIT = 30   # seconds any one step may take (events cross the broker between services)
@@ -19,7 +19,7 @@ WAIT = 30   # seconds any one step may take (events cross the broker between ser
 
 @pytest.fixture
 def console(rabbit_config, mongo_uri, secrets_file, tmp_path):
-    """The five services and the console, each its own process; the console's URL."""
+    """The six services and the console, each its own process; the console's URL."""
     run = uuid.uuid4().hex[:8]
     processes, ports = {}, dict(zip((*SERVICES, "console"), free_ports(len(SERVICES) + 1)))
     console_sees = {f"CONSOLE_{s.upper()}_URL": f"http://127.0.0.1:{ports[s]}" for s in SERVICES}

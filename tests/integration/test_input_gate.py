@@ -21,7 +21,7 @@ from mallcare_cli.examples import desk_complaint
 from tests.helpers import bearer, wait_for
 from tests.integration.conftest import path_ids, seed, signed_in_for
 
-SERVICES = ("intake", "triage", "resolution", "feedback", "analytics")
+SERVICES = ("intake", "triage", "resolution", "feedback", "analytics", "notify")
 DEEP = "nested deeper than 32 levels"
 # Yesterday in Shanghai: the complaints before and after the barrage share one day's sequence.
 YESTERDAY = (datetime.now(timezone.utc) - timedelta(days=1)).replace(microsecond=0).isoformat()
