@@ -8,6 +8,7 @@ and once each, the acknowledgement, the promised time, the answer, the execution
 the revisit request with its link. The customer's contact is read through intake's audited
 read and kept nowhere in notify."""
 import json
+import logging
 import time
 from datetime import timedelta
 
@@ -88,7 +89,8 @@ def everything_notify_keeps(system):
     return json.dumps([*db.messages.find(), *db.complaints.find()], default=str, ensure_ascii=False)
 
 
-def test_an_email_complaint_is_acknowledged_by_email_and_that_meets_intakes_clock(system, outside):
+def test_an_email_complaint_is_acknowledged_by_email_and_that_meets_intakes_clock(system, outside, caplog):
+    caplog.set_level(logging.INFO)   # what the services run at (config.yml LOGGING)
     address = email()
     number = register(system, "email", email=address)
 
@@ -115,6 +117,8 @@ def test_an_email_complaint_is_acknowledged_by_email_and_that_meets_intakes_cloc
     published = drain(system.queues["notify"], unique=True)
     assert [e["event_type"] for e in published] == ["message_sent"]
     assert address not in everything_notify_keeps(system) + json.dumps(published)
+    logged = "\n".join(record.getMessage() + str(vars(record)) for record in caplog.records)
+    assert f"{number}:acknowledgement:1: sent by email" in logged and address not in logged
     assert address not in system.web["resolution"].get(f"/cases/{number}").text
 
 
