@@ -95,10 +95,11 @@ def new_message(kind: str, ref: str, complaint: Mapping[str, Any], policy: Notif
                 channel: str | None = None, not_before: datetime | None = None, deadline: datetime | None = None,
                 detail: Doc | None = None) -> Doc | None:
     """The message of `kind` about `complaint` (what notify keeps of it: mall, channel,
-    language) by `channel` (else the complaint's route), due from `not_before` (now)
-    outside the quiet hours; None when the policy sends no such message, or none by the
-    complaint's channel."""
-    if kind not in policy.rules["kinds"]:
+    language, whether the customer left any contact) by `channel` (else the complaint's
+    route), due from `not_before` (now) outside the quiet hours; None when the policy
+    sends no such message, none by the complaint's channel, or nobody can be told (an
+    anonymous suggestion)."""
+    if kind not in policy.rules["kinds"] or not complaint["reachable"]:
         return None
     wanted = channel or route(kind, complaint["channel"], policy)
     if wanted is None:

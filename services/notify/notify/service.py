@@ -79,7 +79,8 @@ class NotifyService(Service):
         event = read_event(body, COMPLAINT_REGISTERED)
         payload, policy = event["payload"], self.policy.current
         language = rules.language_of(payload["description"], policy.language(event["mall_id"]), policy.rules["languages"])
-        complaint = self.store.keep_complaint(event["complaint_no"], event["mall_id"], payload["channel"], language)
+        complaint = self.store.keep_complaint(event["complaint_no"], event["mall_id"], payload["channel"], language,
+                                              reachable=payload["customer"]["ref"] is not None)
         self._new("acknowledgement", "1", complaint, deadline=payload["ack_due_at"],
                   detail={"received_at": payload["received_at"]})
 
@@ -212,11 +213,11 @@ class NotifyService(Service):
             return later, []
         try:
             values = self._values(message, policy)
-        except Exception as exc:  # the case or revisit could not be read: tried again later
+            rendered = None if values is None else rules.render(message, channel, values, policy)
+        except Exception as exc:  # the case or revisit could not be read, or a text not made: tried again later
             return rules.temporary(message, channel, None, f"{type(exc).__name__}: {exc}", policy, self.clock())
-        if values is None:
+        if rendered is None:
             return rules.moot("the revisit is no longer open", self.clock()), []
-        rendered = rules.render(message, channel, values, policy)
         outgoing = Outgoing(message_id=message["_id"], channel=channel, to=contact[rules.CONTACTS[channel]],
                             text=rendered.text, subject=rendered.subject, html=rendered.html,
                             complaint_no=message["complaint_no"])
@@ -268,4 +269,5 @@ class NotifyService(Service):
         policy = self.policy.current
         language = rules.language_of(record["description"], policy.language(record["mall_id"]),
                                      policy.rules["languages"])
-        return self.store.keep_complaint(number, record["mall_id"], record["channel"], language)
+        return self.store.keep_complaint(number, record["mall_id"], record["channel"], language,
+                                         reachable=bool(record["customer"]["reachable_by"]))

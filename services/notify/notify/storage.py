@@ -1,7 +1,7 @@
 """Notify's own data: `messages` (one per complaint, kind and ref, keyed
 <complaint number>:<kind>:<ref>, with its attempts and its outbox) and `complaints`
-(what notify keeps of each registered complaint: mall, channel and the customer's
-language; never a contact)."""
+(what notify keeps of each registered complaint: mall, channel, the customer's language
+and whether they left any contact; never the contact)."""
 from pymongo import ASCENDING, DESCENDING
 
 from mallcare_common.mongo import MongoDatabase, Store
@@ -15,8 +15,8 @@ class NotifyStore(Store):
         self.messages, self.complaints = db.messages, db.complaints
         self.outboxes = (db.messages,)
 
-    def keep_complaint(self, number, mall_id, channel, language):
-        summary = {"mall_id": mall_id, "channel": channel, "language": language}
+    def keep_complaint(self, number, mall_id, channel, language, reachable):
+        summary = {"mall_id": mall_id, "channel": channel, "language": language, "reachable": reachable}
         self.complaints.update_one({"_id": number}, {"$setOnInsert": summary}, upsert=True)
         return {"_id": number, **summary}
 

@@ -29,9 +29,9 @@ def policy():
     return load_policy_dir(POLICY_DIR, "notify.yml", load_policy)
 
 
-def complaint(channel="email", mall_id="sh-xujiahui", language="zh", number="SHXJH-20261123-0042"):
+def complaint(channel="email", mall_id="sh-xujiahui", language="zh", number="SHXJH-20261123-0042", reachable=True):
     """What notify keeps of complaint_registered."""
-    return {"_id": number, "mall_id": mall_id, "channel": channel, "language": language}
+    return {"_id": number, "mall_id": mall_id, "channel": channel, "language": language, "reachable": reachable}
 
 
 def assert_valid(event, event_type):

@@ -31,6 +31,12 @@ def test_a_desk_complaint_gets_its_receipt_slip_at_the_desk_and_its_answer_by_sm
     assert answer["route"] == "sms"
 
 
+def test_an_anonymous_suggestion_makes_no_message(policy):
+    assert rules.new_message("acknowledgement", "1", complaint("suggestion_box", reachable=False), policy,
+                             MONDAY_10) is None
+    assert rules.new_message("answer", "1", complaint("suggestion_box"), policy, MONDAY_10)["route"] == "sms"
+
+
 def test_a_contact_that_cannot_take_the_channel_falls_back_and_no_contact_is_nobody(policy):
     fallback = policy.rules["fallback"]
     assert rules.channel_for("wechat", {"social_handle": "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"}, fallback) == "wechat"
