@@ -29,8 +29,9 @@ OPEN = ("pending", "retry")          # waiting for their next attempt
 STATUSES = ("pending", "sending", "retry", "sent", "failed", "cancelled")
 CLAIM = timedelta(minutes=2)         # an attempt's hold on its message; a crashed one is tried again after it
 ERROR_CHARS = 300                    # of a gateway's answer kept on the message and its event
-# The contact each channel sends to: a phone, an address, the WeChat OpenID, the app's member id.
-CONTACTS = {"sms": "phone", "email": "email", "wechat": "social_handle", "app": "member_id"}
+# The contact each channel sends to: a phone, an address, the WeChat OpenID (intake's wechat
+# channel knows the customer by it), the app's member id.
+CONTACTS = {"sms": "phone", "email": "email", "wechat": "wechat_openid", "app": "member_id"}
 _CHINESE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
 

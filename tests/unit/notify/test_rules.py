@@ -39,7 +39,8 @@ def test_an_anonymous_suggestion_makes_no_message(policy):
 
 def test_a_contact_that_cannot_take_the_channel_falls_back_and_no_contact_is_nobody(policy):
     fallback = policy.rules["fallback"]
-    assert rules.channel_for("wechat", {"social_handle": "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"}, fallback) == "wechat"
+    assert rules.channel_for("wechat", {"wechat_openid": "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"}, fallback) == "wechat"
+    assert rules.channel_for("wechat", {"social_handle": "@wang", "phone": "13812345678"}, fallback) == "sms"
     assert rules.channel_for("sms", {"email": "wang@example.com"}, fallback) == "email"
     assert rules.channel_for("app", {"phone": "13812345678", "email": "wang@example.com"}, fallback) == "sms"
     assert rules.channel_for("sms", {"name": "王女士"}, fallback) is None
