@@ -24,18 +24,11 @@ from tests.unit.notify.conftest import MONDAY_10
 HANDLER, DESK = staff("E3501"), staff("D3001")
 
 
-@pytest.fixture(scope="module")
-def started(tmp_path_factory):
-    with standins(tmp_path_factory.mktemp("standins")) as outside:
-        yield outside
-
-
 @pytest.fixture
-def outside(started):
-    """The stand-ins, every one answering normally when the test starts."""
-    for target in ("sms", "wechat", "webhook", "smtp"):
-        started.control(target=target, mode="ok")
-    return started
+def outside(tmp_path):
+    """The stand-ins of this test, as the shipped gateway settings reach them (no TLS, no AUTH)."""
+    with standins(tmp_path) as started:
+        yield started
 
 
 @pytest.fixture
