@@ -1,6 +1,6 @@
 # One image for every mallcare service; SERVICE picks which one the container runs:
 #   docker build --build-arg SERVICE=triage -t mallcare-triage .
-# All eight packages (common, the five services, the web console and the operator's command
+# All nine packages (common, the six services, the web console and the operator's command
 # `mallcare`) are installed, so the images are the same bytes up to the last layers (shared build
 # cache, one thing to scan and ship).
 FROM python:3.11.7-slim-bookworm
@@ -21,7 +21,7 @@ RUN pip install -r requirements.txt
 # Each service's config.yml is read from services/<svc>/ at run time, so the tree is kept.
 COPY services/ services/
 RUN pip install services/common services/intake services/triage \
-        services/resolution services/feedback services/analytics services/console services/cli
+        services/resolution services/feedback services/analytics services/notify services/console services/cli
 
 COPY deploy/policy/ deploy/policy/
 
@@ -29,12 +29,12 @@ COPY deploy/policy/ deploy/policy/
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin mallcare
 USER 10001
 
-# ARG late so that every layer above is shared between the five service images.
+# ARG late so that every layer above is shared between the six service images.
 ARG SERVICE=intake
 ENV SERVICE=${SERVICE} \
     MALLCARE_POLICY_DIR=/app/deploy/policy
 
-EXPOSE 8001 8002 8003 8004 8005
+EXPOSE 8001 8002 8003 8004 8005 8007
 
 HEALTHCHECK --interval=10s --timeout=10s --start-period=30s --retries=3 \
     CMD python -m mallcare_common.healthcheck "${SERVICE}"

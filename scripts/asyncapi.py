@@ -26,7 +26,7 @@ from mallcare_common.messaging import DEAD_LETTER_EXCHANGE, DELIVERY_LIMIT, Boun
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "asyncapi.yaml"
 SDK_COPY = ROOT / "sdk" / "mallcare-events" / "mallcare_events" / "asyncapi.json"
-SERVICES = ("intake", "triage", "resolution", "feedback", "analytics")
+SERVICES = ("intake", "triage", "resolution", "feedback", "analytics", "notify")
 AMQP_BINDING = "0.3.0"
 
 

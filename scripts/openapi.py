@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("intake", "triage", "resolution", "feedback", "analytics")
+SERVICES = ("intake", "triage", "resolution", "feedback", "analytics", "notify")
 
 
 def service_class(name):

@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # Sets up and runs the whole system on this machine: .venv with pinned
 # requirements, RabbitMQ (started, or installed and started, if none answers),
-# one embedded MongoDB-wire store per service unless MONGO_URI is set, the five
-# services, the web console (:8006), and one demo complaint. Ctrl-C stops everything it started.
+# one embedded MongoDB-wire store per service unless MONGO_URI is set, the six
+# services, the web console (:8006), the gateways' stand-ins (a mail catcher and the SMS,
+# WeChat and app APIs notify sends through, :8090 and :2525), and one demo complaint.
+# Ctrl-C stops everything it started.
 # Logs: .run/logs/<service>.log (JSON lines); the last 5 runs' in .run/logs/previous/<stamp>/.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SERVICES=(triage analytics resolution feedback intake)   # subscribers first: intake publishes mandatory
-declare -A WEB_PORT=([intake]=8001 [triage]=8002 [resolution]=8003 [feedback]=8004 [analytics]=8005)
-declare -A STORE_PORT=([intake]=27101 [triage]=27102 [resolution]=27103 [feedback]=27104 [analytics]=27105)
+SERVICES=(triage analytics resolution feedback notify intake)   # subscribers first: intake publishes mandatory
+declare -A WEB_PORT=([intake]=8001 [triage]=8002 [resolution]=8003 [feedback]=8004 [analytics]=8005 [notify]=8007)
+declare -A STORE_PORT=([intake]=27101 [triage]=27102 [resolution]=27103 [feedback]=27104 [analytics]=27105
+                       [notify]=27107)
+# The gateways' credentials as the stand-ins take them (python -m standins --help); a mall's
+# real ones go into the secrets file or the environment instead (README.md).
+export MALLCARE_SMS_ACCESS_KEY_SECRET=${MALLCARE_SMS_ACCESS_KEY_SECRET:-standin-secret}
+export MALLCARE_WECHAT_APP_SECRET=${MALLCARE_WECHAT_APP_SECRET:-standin-secret}
+export MALLCARE_APP_WEBHOOK_SECRET=${MALLCARE_APP_WEBHOOK_SECRET:-standin-secret}
 SERVICE_PIDS=()
 STORE_PIDS=()
 # nameko's command line sets off two notices as it starts (pkg_resources', eventlet's), before
@@ -55,6 +63,12 @@ keep_previous_logs "$RUN_DIR/logs" 5
 mkdir -p "$RUN_DIR/logs"
 cd "$ROOT"
 
+# What notify "sends" lands here: http://127.0.0.1:8090/ lists it (deploy/policy/notify.yml points there).
+"$VENV/bin/python" -m standins --http-port 8090 --smtp-port 2525 --state-dir "$RUN_DIR/standins" \
+  >"$RUN_DIR/logs/standins.log" 2>&1 &
+SERVICE_PIDS+=($!)
+wait_port 127.0.0.1 8090 30 "the gateways' stand-ins"
+
 for svc in "${SERVICES[@]}"; do
   if [ -n "${MONGO_URI:-}" ]; then
     store_uri=$MONGO_URI
@@ -76,7 +90,7 @@ for svc in "${SERVICES[@]}"; do
   say "$svc is up on http://127.0.0.1:${WEB_PORT[$svc]}"
 done
 
-# The web console (issue 9): pages and a same-origin proxy to the five; no store of its own.
+# The web console (issue 9): pages and a same-origin proxy to the six; no store of its own.
 env CONSOLE_WEB_ADDRESS=127.0.0.1:8006 "$VENV/bin/nameko" run --config services/console/config.yml console.service \
   >"$RUN_DIR/logs/console.log" 2>&1 &
 SERVICE_PIDS+=($!)
@@ -102,9 +116,11 @@ cat <<EOT
     cases (handler queue)  http://127.0.0.1:8003/cases?mall_id=sh-xujiahui   case: /cases/<number>
     revisits (worklist)    http://127.0.0.1:8004/revisits?mall_id=sh-xujiahui   library: /library
     answer page            a revisit's answer_link (app, WeChat, SMS complaints): $MALLCARE_PUBLIC_BASE_URL/answers?token=...
+    messages to customers  http://127.0.0.1:8007/messages?complaint_no=<number>   failed: /messages/failed
+    what was "sent"        http://127.0.0.1:8090/   (the stand-ins: e-mail, SMS, WeChat, app)
     intake counts          http://127.0.0.1:8005/reports/intake
     monthly report         http://127.0.0.1:8005/reports/monthly.html?period=$(date -u +%Y-%m)   (also JSON, format=csv)
-    metrics                http://127.0.0.1:800{1..5}/metrics   health: /health
+    metrics                http://127.0.0.1:800{1..5}/metrics, :8007/metrics   health: /health
     logs                   $RUN_DIR/logs/   (JSON lines: tail -f .run/logs/*.log; earlier runs in previous/)
     RabbitMQ UI            http://127.0.0.1:15672  (guest/guest, from this machine)
   Ctrl-C stops everything this script started.

@@ -15,7 +15,10 @@ POLICY_DIR = ROOT / "deploy" / "policy"
 TOKEN_SECRET = "test-token-secret-" + "t" * 32
 # WECHAT_TOKEN_SH_XUJIAHUI: sh-xujiahui's official account token, as deploy/policy/intake.yml names it
 SECRETS = {"TOKEN_SECRET": TOKEN_SECRET, "CUSTOMER_REF_SECRET": "test-customer-ref-secret-" + "c" * 32,
-           "ANSWER_LINK_SECRET": "test-answer-link-secret-" + "a" * 32, "WECHAT_TOKEN_SH_XUJIAHUI": "wx" + "7" * 30}
+           "ANSWER_LINK_SECRET": "test-answer-link-secret-" + "a" * 32, "WECHAT_TOKEN_SH_XUJIAHUI": "wx" + "7" * 30,
+           # the gateways' credentials notify.yml names, as the stand-ins take them by default
+           "SMS_ACCESS_KEY_SECRET": "standin-secret", "WECHAT_APP_SECRET": "standin-secret",
+           "APP_WEBHOOK_SECRET": "standin-secret"}
 # Channel keys the tests' services accept (the secrets file keeps only their SHA-256).
 API_KEYS = {"wechat-sh": ("sh-xujiahui", "wechat", 120), "app-bj": ("bj-chaoyang", "app", 120),
             "hotline-sh-slow": ("sh-xujiahui", "hotline", 3)}

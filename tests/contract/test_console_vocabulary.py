@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from analytics.reports import COMPLAINT_CLOCKS
+from mallcare_common.contracts.notify import FAILURES
 from tests.helpers import POLICY_DIR, ROOT
 
 JS = ROOT / "services" / "console" / "console" / "static" / "js"
@@ -43,6 +44,7 @@ def policy(name):
     ("case.js", "CONTACT_WAYS", "resolution", "PromiseIn", "via"),
     ("library.js", "RISKS", "triage", "AssessmentOut", "risk_level"),
     ("revisits.js", "OUTCOMES", "feedback", "AttemptIn", "outcome"),
+    ("messages.js", "KINDS", "notify", "MessageOut", "kind"),
 ])
 def test_a_pick_list_offers_what_the_schema_accepts(file, name, service, schema, prop):
     assert sorted(js_list(file, name)) == sorted(enum(service, schema, prop))
@@ -65,7 +67,8 @@ def test_every_value_shown_has_its_words_in_both_languages(language):
     shown = {"band": js_list("desk.js", "BANDS"), "emotion": js_list("desk.js", "EMOTIONS"),
              "decision": js_list("core.js", "DECISIONS"), "via": js_list("case.js", "CONTACT_WAYS"),
              "outcome": js_list("revisits.js", "OUTCOMES"), "remedy": js_list("core.js", "REMEDY_TYPES"),
-             "stage": js_list("dashboard.js", "STAGES"), "basis": js_list("case.js", "LEGAL_BASES"), "channel": enum("intake", "ComplaintIn", "channel")}
+             "stage": js_list("dashboard.js", "STAGES"), "basis": js_list("case.js", "LEGAL_BASES"), "channel": enum("intake", "ComplaintIn", "channel"),
+             "msg.kind": js_list("messages.js", "KINDS"), "msg.reason": js_list("messages.js", "REASONS")}
     missing = {f"{prefix}.{value}" for prefix, values in shown.items() for value in values} - words(language)
     assert not missing, f"i18n.js {language} has no words for {sorted(missing)}"
 
@@ -96,3 +99,7 @@ def test_the_dashboard_names_every_stage_analytics_counts():
     incident_clocks = set(re.findall(r'start\("(incident_\w+)"',
                                      (ROOT / "services/analytics/analytics/clocks.py").read_text()))
     assert incident_clocks and set(js_list("dashboard.js", "STAGES")) == set(COMPLAINT_CLOCKS) | incident_clocks
+
+
+def test_the_failed_messages_page_names_every_reason_notify_fails_a_message_for():
+    assert sorted(js_list("messages.js", "REASONS")) == sorted(FAILURES)

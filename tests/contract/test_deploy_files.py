@@ -22,8 +22,8 @@ COMPOSE = ROOT / "docker-compose.yml"
 PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 
-SERVICES = ("intake", "triage", "resolution", "feedback", "analytics")
-SUBSCRIBERS = ("triage", "resolution", "feedback", "analytics")
+SERVICES = ("intake", "triage", "resolution", "feedback", "analytics", "notify")
+SUBSCRIBERS = ("triage", "resolution", "feedback", "analytics", "notify")
 INFRA = ("rabbitmq", "mongo", "prometheus", "grafana")
 
 # nameko's config substitution: ${VAR:default}
@@ -254,7 +254,7 @@ def test_dockerfile_installs_every_package_and_runs_the_chosen_service():
     base = re.search(r"^FROM\s+(\S+)", text, re.M).group(1)
     assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), base
     packages = sorted(p.parent.name for p in (ROOT / "services").glob("*/pyproject.toml"))
-    assert len(packages) == 8   # common, the five services, the web console, the operator command
+    assert len(packages) == 9   # common, the six services, the web console, the operator command
     for package in packages:
         assert f"services/{package}" in text, f"the image does not install services/{package}"
     assert "pip install -r requirements.txt" in text

@@ -1,4 +1,4 @@
-"""The web console's end-to-end harness: the five services and the console as their own
+"""The web console's end-to-end harness: the six services and the console as their own
 processes (as scripts/run.sh starts them) on the real broker and store, Debian's headless
 Chromium driven by Selenium (no browser download) as a desktop or as a customer's phone, and
 the steps a member of staff takes.
@@ -12,7 +12,7 @@ import requests
 
 from tests.helpers import ROOT, free_ports, start_service, stop_services
 
-SERVICES = ("triage", "analytics", "resolution", "feedback", "intake")
+SERVICES = ("triage", "analytics", "resolution", "feedback", "notify", "intake")
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 PHONE_USER_AGENT = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
                     "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1")
@@ -22,7 +22,7 @@ WAIT = 30   # seconds any one step may take (events cross the broker between ser
 
 @pytest.fixture
 def console(rabbit_config, mongo_uri, secrets_file, tmp_path):
-    """The five services and the console, each its own process; the console's URL."""
+    """The six services and the console, each its own process; the console's URL."""
     run = uuid.uuid4().hex[:8]
     processes, ports = {}, dict(zip((*SERVICES, "console"), free_ports(len(SERVICES) + 1)))
     console_sees = {f"CONSOLE_{s.upper()}_URL": f"http://127.0.0.1:{ports[s]}" for s in SERVICES}

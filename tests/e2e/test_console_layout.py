@@ -11,7 +11,7 @@ from tests.e2e.conftest import Console
 
 SIZES = {"laptop": (1280, 800), "tablet-upright": (820, 1180), "tablet-side": (1180, 820)}
 PAGES = [("D3001", "desk"), ("E3501", "queue"), ("E3501", "case"), ("E3002", "revisits"), ("E3011", "dashboard"),
-         ("E3501", "library")]
+         ("E3501", "library"), ("E3011", "messages")]
 
 
 def test_every_page_fits_a_laptop_and_a_tablet(console, browser):

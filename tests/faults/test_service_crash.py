@@ -1,7 +1,9 @@
 """Issue 7, a service killed (kill -9) while it works through a burst: the messages it had
 taken but not acknowledged go back to its queue, the restarted process handles them, and
 each complaint ends with exactly one assessment, one case and one revisit (and one
-complaint_triaged and one revisit_scheduled event, whatever was redelivered)."""
+complaint_triaged and one revisit_scheduled event, whatever was redelivered), and with
+its two messages to the customer (the answer and the refund's notice), none lost to notify
+killed while it makes them."""
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,7 +13,7 @@ from tests.helpers import SPOT_REFUND, drain, staff, wait_for
 from tests.faults.conftest import SETTLE_TIMEOUT, complaint, dead_letters
 
 BURST = 40
-SERVICES = ("triage", "analytics", "resolution", "feedback", "intake")
+SERVICES = ("triage", "analytics", "resolution", "feedback", "notify", "intake")
 
 
 def settle_on_the_spot(system, number):
@@ -51,10 +53,14 @@ def test_a_service_killed_mid_burst_finishes_every_complaint_exactly_once(system
 
             settling = [pool.submit(settle_on_the_spot, system, number) for number in numbers]
             kill_mid_burst(system, "feedback", "revisits")
+            kill_mid_burst(system, "notify", "messages")
             settled = [f.result() for f in settling]
             assert [r.status_code for r in settled] == [200] * BURST, [r.text for r in settled if not r.ok][:3]
             system.restart("feedback")
+            system.restart("notify")
         wait_for(lambda: system.count("feedback", "revisits") == BURST, timeout=SETTLE_TIMEOUT)
+        # a desk complaint settled on the spot: its answer and the refund's notice (the desk's receipt is on paper)
+        wait_for(lambda: system.count("notify", "messages") == 2 * BURST, timeout=SETTLE_TIMEOUT)
         # a process killed between its write and its publish leaves the event to its relay's sweep
         for service, collection in (("triage", "assessments"), ("resolution", "cases"), ("feedback", "revisits")):
             wait_for(lambda s=service, c=collection: system.pending_outbox(s, c) == 0, timeout=SETTLE_TIMEOUT)
@@ -64,6 +70,9 @@ def test_a_service_killed_mid_burst_finishes_every_complaint_exactly_once(system
         with store.client() as client:
             revisits = sorted(r["_id"] for r in client["feedback"].revisits.find({}, {"_id": 1}))
         assert revisits == sorted(f"{number}-R1" for number in numbers)
+        with store.client() as client:
+            kinds = Counter(m["kind"] for m in client["notify"].messages.find({}, {"kind": 1}))
+        assert kinds == {"answer": BURST, "execution": BURST}
         for event_type, queue in watch.items():
             per_complaint = Counter(e["complaint_no"] for e in drain(queue, unique=True))
             assert per_complaint == Counter(numbers), event_type

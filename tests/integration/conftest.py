@@ -14,6 +14,7 @@ from feedback.service import FeedbackService
 from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.auth import load_access
+from notify.service import NotifyService
 from resolution.service import ResolutionService
 from tests.helpers import POLICY_DIR, bearer, catch_all, handled, settle_at_desk, staff
 from triage.service import TriageService
@@ -24,7 +25,7 @@ ADMIN, SUPERVISOR = bearer("A0001", "admin", ["*"]), bearer("S0001", "supervisor
 
 # In the run script's order (scripts/run.sh): subscribers first, as intake publishes mandatory.
 SERVICES = {cls.name: cls for cls in (TriageService, AnalyticsService, ResolutionService, FeedbackService,
-                                      IntakeService)}
+                                      NotifyService, IntakeService)}
 
 
 class System:
@@ -79,7 +80,7 @@ class System:
 
 @pytest.fixture
 def services(container_factory, service_config, web_client, rabbit_config, mongo_client):
-    """Starts the services named (all five without a name) in the run script's order, each
+    """Starts the services named (all six without a name) in the run script's order, each
     with its own config, and gives their System. `clocks`: a clock by service name, put in
     before it starts; `settings`: MALLCARE settings by service name, over service_config's."""
     systems = []
@@ -123,7 +124,7 @@ def shift():
 
 @pytest.fixture
 def system(services):
-    """All five services, as they run; a test module that needs another set or set-up (a
+    """All six services, as they run; a test module that needs another set or set-up (a
     clock, a setting) defines its own `system` from `services`."""
     return services()
 

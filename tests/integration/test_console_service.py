@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from nameko.testing.utils import find_free_port
 from prometheus_client.parser import text_string_to_metric_families
 
-from console.service import ConsoleService
+from console.service import UPSTREAM_NAMES, ConsoleService
 from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.auth import issue_token, read_token
@@ -26,8 +26,7 @@ def console(container_factory, rabbit_config):
         nowhere = f"http://127.0.0.1:{find_free_port()}"   # no service answers there
         config = {"AMQP_URI": rabbit_config["AMQP_URI"], "WEB_SERVER_ADDRESS": f"127.0.0.1:{find_free_port()}",
                   "MALLCARE": {"POLICY_DIR": str(POLICY_DIR), **SECRETS,
-                               "UPSTREAMS": {s: nowhere for s in ("intake", "triage", "resolution", "feedback",
-                                                                  "analytics")}, **mallcare}}
+                               "UPSTREAMS": {s: nowhere for s in UPSTREAM_NAMES}, **mallcare}}
         container = container_factory(ConsoleService, config)
         container.start()
         return "http://" + config["WEB_SERVER_ADDRESS"]
@@ -92,7 +91,7 @@ def test_a_token_from_the_sign_on_says_who_signed_in_and_a_bad_one_is_refused(co
     assert sample(url, "mallcare_console_sign_ins_total", how="sign_on", outcome="refused") == before["refused"] + 3
 
 
-def test_the_proxy_knows_only_the_five_and_says_when_one_is_down(console):
+def test_the_proxy_knows_only_the_six_and_says_when_one_is_down(console):
     url = console()
     assert requests.get(url + "/api/secrets/x", timeout=10).status_code == 404
     down = requests.get(url + "/api/intake/complaints", timeout=20)
@@ -108,7 +107,7 @@ def test_the_pages_get_the_complaints_text_masked_as_the_service_answers_it(cons
     config = service_config("intake")
     container_factory(IntakeService, config).start()
     intake = "http://" + config["WEB_SERVER_ADDRESS"]
-    url = console(UPSTREAMS={name: intake for name in ("intake", "triage", "resolution", "feedback", "analytics")})
+    url = console(UPSTREAMS={name: intake for name in UPSTREAM_NAMES})
     number = requests.post(intake + "/complaints", headers=staff("D3001"), timeout=10, json=desk_complaint(
         description="王女士的草莓发霉了，请回电13912345678或发邮件wang@example.com")).json()["number"]
     for reader in (bearer(), staff("R7001"), staff("E3501")):
@@ -133,7 +132,7 @@ def test_the_console_answers_a_barrage_with_4xx_and_passes_the_services_refusals
     config = service_config("intake")
     container_factory(IntakeService, config).start()
     intake = "http://" + config["WEB_SERVER_ADDRESS"]
-    url = console(UPSTREAMS={name: intake for name in ("intake", "triage", "resolution", "feedback", "analytics")})
+    url = console(UPSTREAMS={name: intake for name in UPSTREAM_NAMES})
     headers = {**staff("D3001"), "Content-Type": "application/json"}
     for name, raw, status, named in barrage({}, "staff_id"):
         answer = requests.post(url + "/login", data=raw, headers={"Content-Type": "application/json"}, timeout=10)

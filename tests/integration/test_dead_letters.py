@@ -21,6 +21,7 @@ from analytics.service import AnalyticsService
 from feedback.service import FeedbackService
 from mallcare_common.messaging import (DEAD_LETTER_QUEUE, DELIVERY_LIMIT, MAX_BODY_BYTES, event_handler,
                                        raw_body)
+from notify.service import NotifyService
 from resolution.service import ResolutionService
 from tests.helpers import ROOT, wait_for
 from tests.unit.analytics.test_reports import registered
@@ -132,14 +133,14 @@ def test_bodies_that_are_not_events_are_dead_lettered_at_once_and_triage_goes_on
 
 def test_a_malformed_body_to_every_handler_of_every_service_is_dead_lettered(container_factory, service_config):
     containers = []
-    for service in (TriageService, ResolutionService, FeedbackService, AnalyticsService):
+    for service in (TriageService, ResolutionService, FeedbackService, AnalyticsService, NotifyService):
         container = container_factory(service, service_config(service.name))
         container.start()
         containers.append(container)
     amqp = containers[0].config["AMQP_URI"]
     queues = [entrypoint.queue.name for container in containers for entrypoint in container.entrypoints
               if hasattr(entrypoint, "handle_raw_message")]
-    assert len(queues) == 51   # 4 + 9 + 4 + 34 handlers
+    assert len(queues) == 60   # 4 + 11 + 4 + 34 + 7 handlers
     default = Exchange("", type="direct")
     for queue in queues:
         publish(amqp, b"\xff\xfe not even text", exchange=default, routing_key=queue)

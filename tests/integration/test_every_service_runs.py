@@ -1,4 +1,4 @@
-"""R6.1, R6.2: each of the five services runs alone as its own OS process, started
+"""R6.1, R6.2: each of the six services runs alone as its own OS process, started
 with the very command scripts/run.sh, the Dockerfile and the runbook use
 (`nameko run --config services/<svc>/config.yml <svc>.service`), configured from
 the environment only, and answers /health and /metrics. Its log is JSON lines, a refusal
@@ -14,12 +14,12 @@ import requests
 from mallcare_cli.examples import desk_complaint
 from tests.helpers import bearer, free_ports, start_service, stop_services, wait_for
 
-SERVICES = ("triage", "analytics", "resolution", "feedback", "intake")
+SERVICES = ("triage", "analytics", "resolution", "feedback", "notify", "intake")
 
 
 @pytest.fixture
 def running(rabbit_config, mongo_uri, secrets_file, tmp_path):
-    """Start all five as the run script does; stop them at the end."""
+    """Start all six as the run script does; stop them at the end."""
     run = uuid.uuid4().hex[:8]
     processes, ports = {}, dict(zip(SERVICES, free_ports(len(SERVICES))))
     for service in SERVICES:

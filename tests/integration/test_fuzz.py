@@ -42,6 +42,8 @@ from feedback.schemas import LibraryOut, RevisitOut
 from feedback.service import FeedbackService
 from intake.schemas import ComplaintOut
 from intake.service import IntakeService
+from notify.schemas import MessageOut
+from notify.service import NotifyService
 from resolution.schemas import CaseOut, IncidentOut
 from resolution.service import ResolutionService
 from scripts.openapi import ROOT
@@ -50,7 +52,7 @@ from triage.schemas import AssessmentOut
 from triage.service import TriageService
 
 EXAMPLES = 30                      # requests per operation at most
-SERVICES = (IntakeService, TriageService, ResolutionService, FeedbackService, AnalyticsService)
+SERVICES = (IntakeService, TriageService, ResolutionService, FeedbackService, AnalyticsService, NotifyService)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # The stored records and what every whole one has: (collection, answer schema, required fields).
 RECORDS = {
@@ -67,6 +69,8 @@ RECORDS = {
     "feedback": [("revisits", "RevisitOut", RevisitOut, ("complaint_no", "mall_id", "status", "round",
                                                          "policy_version", "version")),
                  ("library", "LibraryOut", LibraryOut, ("mall_id", "risk_level", "archived_at", "channel"))],
+    "notify": [("messages", "MessageOut", MessageOut, ("complaint_no", "mall_id", "kind", "ref", "route", "status",
+                                                       "not_before", "attempts", "created_at", "version"))],
     "analytics": [("actions", "ActionOut", None, ("mall_id", "problem", "whys", "root_cause", "action",
                                                   "owner_id", "due_date", "status", "created_at"))],
 }

@@ -17,18 +17,21 @@ from feedback.service import FeedbackService
 from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.policy import InvalidPolicy
+from notify.service import NotifyService
 from resolution.service import ResolutionService
 from tests.helpers import POLICY_DIR, bearer
 from triage.service import TriageService
 
 SERVICES = {cls.name: cls for cls in (IntakeService, TriageService, ResolutionService, FeedbackService,
-                                      AnalyticsService)}
+                                      AnalyticsService, NotifyService)}
 BROKEN = {   # one way to break each file, and the field the refusal must name
     "intake": (lambda d: d["acknowledgement"]["desk"].update(minutes="one"), "acknowledgement.desk.value.minutes"),
     "triage": (lambda d: d.update(taxonomy=["product"]), "taxonomy: Not a valid mapping type."),
     "resolution": (lambda d: d["roles"].update(chairman={"rank": 11, "limit": 1}), "roles.chairman.value.rank"),
     "feedback": (lambda d: d.update(satisfied_from=9), "satisfied_from: Must be greater than or equal to 1 and less"),
     "analytics": (lambda d: d["sla"].update(at_risk_shares=0.5), "sla.at_risk_shares: Unknown field."),
+    "notify": (lambda d: d["languages"]["zh"]["templates"]["promise"].update(short="{{ expected_at }}"),
+               "languages.zh.templates.promise.short: Template: 'expected_at' is undefined."),
 }
 
 

@@ -12,7 +12,7 @@ from packaging.requirements import Requirement
 
 from tests.conftest import ROOT
 
-SERVICES = {"intake", "triage", "resolution", "feedback", "analytics", "console"}
+SERVICES = {"intake", "triage", "resolution", "feedback", "analytics", "console", "notify"}
 PROJECTS = sorted([*ROOT.glob("services/*/pyproject.toml"), *ROOT.glob("sdk/*/pyproject.toml")])
 
 

@@ -18,7 +18,7 @@ RESOLUTION_DOMAIN = Path(resolution.domain.__file__).parent
 # Each service's modules that decide (docs/architecture.md, "Inside a service").
 RULES = ["intake.rules", "triage.rules", "triage.classify", "triage.text", "triage.learned", "triage.demand",
          "feedback.rules", "analytics.actions", "analytics.clocks", "analytics.reports", "analytics.live",
-         "analytics.html_report",
+         "analytics.html_report", "notify.rules",
          *sorted(f"resolution.domain.{p.stem}" for p in RESOLUTION_DOMAIN.glob("*.py"))]
 
 

@@ -31,8 +31,8 @@ from mallcare_common.policy import InvalidPolicy, _flatten, load_policy_dir, rea
 
 from .examples import desk_complaint  # noqa: E402
 
-SERVICES = ("intake", "triage", "resolution", "feedback", "analytics")
-PORTS = dict(zip(SERVICES, range(8001, 8006)))
+SERVICES = ("intake", "triage", "resolution", "feedback", "analytics", "notify")
+PORTS = {"intake": 8001, "triage": 8002, "resolution": 8003, "feedback": 8004, "analytics": 8005, "notify": 8007}
 DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/"   # as the services' config.yml
 TIMEOUT = 5                 # seconds per HTTP call: status must answer even when a host hangs
 SEED_LIMIT = 2000           # complaints per seed run: demo data, not a load test (bench/ is)

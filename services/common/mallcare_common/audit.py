@@ -87,11 +87,12 @@ def indexes(db: Database[dict[str, Any]]) -> None:
 
 
 def full_read(db: Database[dict[str, Any]], caller: Principal, *, service: str, subject: str, doc: Mapping[str, Any],
-              purpose_args: Mapping[str, Any], now: datetime, request_id: str) -> dict[str, Any]:
+              purpose_args: Mapping[str, Any], now: datetime, request_id: str, permission: str) -> dict[str, Any]:
     """Check, then record, a full read of `doc`'s customer; returns the audit record.
-    Forbidden without `customer.contact` for the mall, ValidationError without a
-    purpose, Gone when retention has anonymised the record (nothing left to read)."""
-    caller.require("customer.contact", doc["mall_id"])
+    Forbidden without `permission` (staff's `customer.contact`, notify's `customer.notify`)
+    for the mall, ValidationError without a purpose, Gone when retention has anonymised
+    the record (nothing left to read)."""
+    caller.require(permission, doc["mall_id"])
     purpose = PurposeIn().load(purpose_args)["purpose"].strip()
     if doc.get("anonymised_at"):
         raise Gone(f"{subject} {doc['_id']} was anonymised on {doc['anonymised_at']:%Y-%m-%d} (retention)")
@@ -121,7 +122,7 @@ def query_log(db: Database[dict[str, Any]], caller: Principal, args: Mapping[str
 
 
 class AuditLog(DependencyProvider):
-    """Workers get `full_read(db, caller, subject=, doc=, purpose_args=, now=)`: `full_read`
+    """Workers get `full_read(db, caller, subject=, doc=, purpose_args=, now=, permission=)`: `full_read`
     above with this service's name and the request's id (the HTTP answer's X-Request-Id, or
     the RPC call's id). Declaring it gives the service AuditReads (base.Service)."""
 

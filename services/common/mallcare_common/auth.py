@@ -201,8 +201,9 @@ class MissingSecret(RuntimeError):
 
 
 def read_secret(config: Mapping[str, Any], name: str, min_bytes: int = MIN_SECRET_BYTES) -> str:
-    """config MALLCARE.<name> (set from the environment), else <name> in the secrets file;
-    `min_bytes` long at least (a password someone else issued may be shorter than our keys)."""
+    """config MALLCARE.<name> (set from the environment), else <name> in the secrets file.
+    Ours are random and at least MIN_SECRET_BYTES long; a provider's credential (an SMTP
+    password, an API key's secret, a WeChat token) is as long as the provider made it."""
     value = (config.get("MALLCARE") or {}).get(name)
     if not value:
         value = _secrets_file(config).get(name)

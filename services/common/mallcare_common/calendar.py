@@ -10,7 +10,7 @@ All datetimes going in and out are timezone-aware; the caller supplies "now"
 (the clock is injected, never read here).
 """
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -122,6 +122,27 @@ class BusinessCalendar:
             if hours and hours[0] <= local < hours[1]:
                 return hours
         raise AssertionError("cursor is always inside opening hours")
+
+
+Quiet = tuple[time, time]   # (start, end) of quiet hours, local; past midnight when start > end
+
+
+def is_quiet(at: datetime, quiet: Quiet, zone: tzinfo) -> bool:
+    """Whether `at` falls in the quiet hours (no call, SMS or push then), in `zone`'s time."""
+    start, end = quiet
+    t = at.astimezone(zone).time()
+    return (start <= t or t < end) if start > end else (start <= t < end)
+
+
+def quiet_ends(at: datetime, quiet: Quiet, zone: tzinfo) -> datetime:
+    """The first moment outside the quiet hours at or after `at`."""
+    if not is_quiet(at, quiet, zone):
+        return at
+    local = at.astimezone(zone)
+    end = datetime.combine(local.date(), quiet[1], tzinfo=zone)
+    if end <= local:
+        end += timedelta(days=1)
+    return end.astimezone(timezone.utc)
 
 
 def parse_hours(text: str) -> tuple[time, time]:

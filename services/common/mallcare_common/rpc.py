@@ -18,15 +18,20 @@ from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
+import eventlet
 from kombu import Consumer
 from kombu.message import Message
 from nameko.messaging import QueueConsumer
 from nameko.rpc import Rpc, RpcConsumer
 
 from . import inputs
+from .auth import Gate
 from .messaging import raw_body
+from .web import Unavailable
 
 log = logging.getLogger(__name__)
+
+RPC_SECONDS = 10   # how long a call to another service waits for its answer
 
 
 class _RawQueueConsumer(QueueConsumer):
@@ -84,3 +89,13 @@ class GatedRpc(Rpc):
 
 
 rpc = GatedRpc.decorator
+
+
+def ask(access: Gate, method: Any, *args: Any) -> Any:
+    """An RPC to another service as this service (`access`: the worker's auth.Gate), given up
+    after RPC_SECONDS with Unavailable (nameko's proxy would wait for ever)."""
+    try:
+        with eventlet.Timeout(RPC_SECONDS), access.as_service():
+            return method(*args)
+    except eventlet.Timeout as exc:
+        raise Unavailable(f"{method.service_name}.{method.method_name} did not answer within {RPC_SECONDS} s") from exc

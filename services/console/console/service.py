@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 http = HttpEntrypoint.decorator
 
 STATIC = Path(__file__).resolve().parent / "static"
-UPSTREAM_NAMES = ("intake", "triage", "resolution", "feedback", "analytics")
+UPSTREAM_NAMES = ("intake", "triage", "resolution", "feedback", "analytics", "notify")
 FORWARDED_HEADERS = ("Authorization", "Content-Type", "Accept", "Accept-Language")
 TIMEOUT_SECONDS = 15
 AWAKE_SECONDS = 1

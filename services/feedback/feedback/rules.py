@@ -9,12 +9,12 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
-from datetime import datetime, time, timedelta, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from marshmallow import ValidationError
 
-from mallcare_common.calendar import BusinessCalendar, as_stored
+from mallcare_common.calendar import BusinessCalendar, Quiet, as_stored, quiet_ends
 from mallcare_common.contracts import build_event
 from mallcare_common.contracts import feedback as events
 from mallcare_common.errors import Conflict
@@ -24,7 +24,6 @@ if TYPE_CHECKING:   # types only: the rules import no more than they did
     from .policy import FeedbackPolicy
 
 Doc = dict[str, Any]   # a stored revisit, a request or an event, as the store and marshmallow give them
-Quiet = tuple[time, time]   # (start, end) of the quiet hours, local; past midnight when start > end
 
 OPEN = ("scheduled", "retry")
 
@@ -47,30 +46,9 @@ def revisit_way(channel: str, contact_masked: str | None, rule: Mapping[str, Any
     return way
 
 
-def _local(at: datetime, zone: tzinfo) -> datetime:
-    return at.astimezone(zone)
-
-
-def is_quiet(at: datetime, quiet: Quiet, zone: tzinfo) -> bool:
-    start, end = quiet
-    t = _local(at, zone).time()
-    return (start <= t or t < end) if start > end else (start <= t < end)
-
-
-def quiet_ends(at: datetime, quiet: Quiet, zone: tzinfo) -> datetime:
-    """The first allowed moment at or after `at`."""
-    if not is_quiet(at, quiet, zone):
-        return at
-    local = _local(at, zone)
-    end = datetime.combine(local.date(), quiet[1], tzinfo=zone)
-    if end <= local:
-        end += timedelta(days=1)
-    return end.astimezone(timezone.utc)
-
-
 def quiet_starts_before(at: datetime, quiet: Quiet, zone: tzinfo) -> datetime:
     """When the quiet period that holds `at` began."""
-    local = _local(at, zone)
+    local = at.astimezone(zone)
     start = datetime.combine(local.date(), quiet[0], tzinfo=zone)
     if start > local:
         start -= timedelta(days=1)

@@ -27,10 +27,11 @@ from mallcare_common.messaging import event_handler, new_outbox, outbox_dispatch
 from mallcare_common.mongo import leased_timer
 from mallcare_common.personal import scrub
 from mallcare_common.policy import PolicyFiles
+from mallcare_common.rpc import ask
 from mallcare_common.openapi import Op
 from mallcare_common.operations import operation
 from mallcare_common.unit_of_work import change, write
-from mallcare_common.web import (Conflict, Forbidden, Gone, NotFound, PublicBaseUrl, Unavailable, http, read_form,
+from mallcare_common.web import (Conflict, Forbidden, Gone, NotFound, PublicBaseUrl, http, read_form,
                                   signed)
 
 from . import answer_page, rules
@@ -43,17 +44,6 @@ log = logging.getLogger(__name__)
 
 OVERDUE_INTERVAL = 30     # seconds between looks for revisits past their deadline
 NOT_SEEN_PAUSE = 2        # seconds before an event about a complaint not seen yet is retried
-RPC_SECONDS = 10
-
-
-def ask(access, method, *args):
-    """An RPC to another service as this service, given up after RPC_SECONDS (nameko's
-    proxy would wait for ever)."""
-    try:
-        with eventlet.Timeout(RPC_SECONDS), access.as_service():
-            return method(*args)
-    except eventlet.Timeout as exc:
-        raise Unavailable(f"{method.service_name}.{method.method_name} did not answer within {RPC_SECONDS} s") from exc
 
 
 class ComplaintNotSeenYet(Exception):

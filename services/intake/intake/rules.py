@@ -168,16 +168,31 @@ def registered_payload(doc: Doc) -> Doc:
 
 
 def acknowledgement(doc: Doc, ack: Mapping[str, Any], now: datetime) -> tuple[Doc, Doc]:
-    """The acknowledgement record and its event (R1.2: recorded who, when, how, in time or not)."""
+    """The acknowledgement record and its event (R1.2: recorded who, when, how, in time or
+    not, and the message when notify's was it)."""
     at = ack.get("acknowledged_at", now)
     if at > now + CLOCK_SKEW:
         raise ValidationError({"acknowledged_at": ["Must not be in the future."]})
     record = {"acknowledged_at": at, "acknowledged_by": ack["acknowledged_by"], "method": ack["method"],
-              "within_deadline": at <= doc["ack_due_at"]}
+              "within_deadline": at <= doc["ack_due_at"], "message_id": ack.get("message_id")}
     event = build_event(COMPLAINT_ACKNOWLEDGED, mall_id=doc["mall_id"], complaint_no=doc["_id"], occurred_at=now,
                         payload={**record, "acknowledged_at": at.isoformat(),
                                  "ack_due_at": doc["ack_due_at"].isoformat()})
     return record, event
+
+
+# The acknowledgement's method by the channel notify's message went by.
+MESSAGE_METHODS = {"sms": "sms", "email": "email", "wechat": "wechat_message", "app": "app_message"}
+
+
+def message_acknowledgement(doc: Doc, sent: Mapping[str, Any], now: datetime) -> tuple[Doc, Doc] | None:
+    """R1.2, R7.1: notify's acknowledgement was accepted by its gateway (`sent`, message_sent's
+    payload): the acknowledgement, at the accepted time, by notify, with the message; None
+    when the complaint needs none (acknowledged before, by a clerk or a redelivery, or rejected)."""
+    if doc["status"] != "registered":
+        return None
+    return acknowledgement(doc, {"acknowledged_at": sent["accepted_at"], "acknowledged_by": "notify",
+                                 "method": MESSAGE_METHODS[sent["channel"]], "message_id": sent["message_id"]}, now)
 
 
 def _iso(value: datetime | None) -> str | None:

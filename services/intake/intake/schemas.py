@@ -121,6 +121,8 @@ class _AcknowledgementOut(Schema):
     acknowledged_by = fields.String()
     method = fields.String()
     within_deadline = fields.Boolean()
+    message_id = fields.String(allow_none=True, metadata={
+        "description": "the message notify sent, when the acknowledgement was its (acknowledged_by notify)"})
 
 
 class _RejectionOut(Schema):
@@ -222,3 +224,17 @@ ATTACHMENT_READ = Op("GET", "/complaints/<string:number>/attachments/<string:fil
                      "complaint's mail, as it came, for a stated purpose; every read is audited. 410 once anonymised "
                      "by retention.", "customer.contact", query=audit.PurposeIn,
                      responses={200: "application/octet-stream"}, errors=(410,))
+
+class ContactOut(Schema):
+    number = fields.String(required=True)
+    mall_id = fields.String(required=True)
+    channel = fields.String(required=True)
+    customer = fields.Nested(CustomerIn, required=True)
+    audit_id = fields.String(required=True, metadata={"description": "its audit_log entry"})
+
+
+# The customer's contact for a message to them (intake.service.complaint_contact): notify's own
+# audited read, without the complaint's text.
+CONTACT_READ = Op("GET", "/complaints/<string:number>/contact", "The customer's contact, for a message to them "
+                  "(notify): no text of the complaint; every read is audited. 410 once anonymised by retention.",
+                  "customer.notify", query=audit.PurposeIn, responses={200: ContactOut}, errors=(410,))

@@ -11,7 +11,10 @@ ID and member numbers and the customer's name masked (personal.MaskedOut), to ev
 caller; the full record and text come only from
 `GET /complaints/<number>/customer?purpose=...` (RPC `complaint_customer`), for
 `customer.contact` at the complaint's mall, and each such read is audited (audit.py), as
-is each read of a file that came with a mail (`/complaints/<number>/attachments/<id>`).
+is each read of a file that came with a mail (`/complaints/<number>/attachments/<id>`);
+notify reads the contact alone, for a message to the customer, through its own audited
+`GET /complaints/<number>/contact` (RPC `complaint_contact`, `customer.notify`). Notify's
+message_sent of an acknowledgement acknowledges the complaint (R1.2, R7.1).
 
 Two channels come in by themselves (R7.2), through the same register path as every other:
 a mall's WeChat official account calls `/channels/wechat/<mall_id>` (intake.wechat), and
@@ -30,6 +33,7 @@ from mallcare_common.auth import Forbidden, NamedSecrets, Secret
 from mallcare_common.base import Service
 from mallcare_common.calendar import as_stored
 from mallcare_common.contracts import read_event
+from mallcare_common.contracts.notify import MESSAGE_SENT
 from mallcare_common.contracts.resolution import CASE_CLOSED, CASE_REOPENED
 from mallcare_common.messaging import event_handler, new_outbox, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import leased_timer, next_sequence
@@ -43,7 +47,8 @@ from mallcare_common.web import Conflict, NotFound, http, read_body
 from . import mailbox, rules, wechat
 from .policy import load_policy
 from .retention import anonymise as anonymise_complaints
-from .schemas import (ATTACHMENT_READ, CUSTOMER_READ, AcknowledgementIn, ComplaintIn, ComplaintList, ComplaintOut,
+from .schemas import (ATTACHMENT_READ, CONTACT_READ, CUSTOMER_READ, AcknowledgementIn, ComplaintIn, ComplaintList,
+                      ComplaintOut,
                       CustomerIn, DemandsIn, ListQuery, MallList, MerchantList)
 from .storage import Complaints
 
@@ -73,6 +78,20 @@ class IntakeService(Service):
     @event_handler(CASE_REOPENED.source, CASE_REOPENED.name)
     def handle_case_reopened(self, body):
         self._case_changed(read_event(body, CASE_REOPENED), "reopened")
+
+    @event_handler(MESSAGE_SENT.source, MESSAGE_SENT.name)
+    def handle_message_sent(self, body):
+        """R1.2, R7.1: notify's acknowledgement was accepted by its gateway: the complaint is
+        acknowledged then, by notify, with the message (a clerk's earlier one stands)."""
+        event = read_event(body, MESSAGE_SENT)
+        if event["payload"]["kind"] != "acknowledgement":
+            return
+        doc = self.store.get(event["complaint_no"])
+        now = self.clock()
+        decided = rules.message_acknowledgement(doc, {**event["payload"],
+                                                      "accepted_at": as_stored(event["payload"]["accepted_at"])}, now)
+        if decided is not None:
+            self._record_acknowledgement(doc["_id"], *decided, now)
 
     @operation(Op("POST", "/complaints", "Register a complaint (201); the same channel_ref again returns the first "
                   "(200).", "complaint.register", body=ComplaintIn, responses={201: ComplaintOut, 200: ComplaintOut},
@@ -135,10 +154,22 @@ class IntakeService(Service):
         caller = self.access.caller()
         doc = self.store.get(number)
         caller.require("complaint.read", doc["mall_id"])
-        record = self.audit(self.store.db, caller, subject="complaint", doc=doc, purpose_args=query, now=self.clock())
+        record = self.audit(self.store.db, caller, subject="complaint", doc=doc, purpose_args=query, now=self.clock(),
+                            permission="customer.contact")
         return {"number": number, "mall_id": doc["mall_id"], "customer": CustomerIn().dump(doc["customer"]),
                 "description": doc["description"], "demands": DemandsIn().dump(doc["demands"]),
                 "audit_id": record["_id"]}
+
+    @operation(CONTACT_READ)
+    def complaint_contact(self, number, query):
+        """The customer's contact for a message to them: notify's read (customer.notify),
+        audited with the message's purpose; no text of the complaint."""
+        caller = self.access.caller()
+        doc = self.store.get(number)
+        record = self.audit(self.store.db, caller, subject="complaint", doc=doc, purpose_args=query, now=self.clock(),
+                            permission="customer.notify")
+        return {"number": number, "mall_id": doc["mall_id"], "channel": doc["channel"],
+                "customer": CustomerIn().dump(doc["customer"]), "audit_id": record["_id"]}
 
     @http(ATTACHMENT_READ)
     def complaint_attachment(self, request, number, file_id):
@@ -148,7 +179,7 @@ class IntakeService(Service):
         caller.require("complaint.read", doc["mall_id"])
         file = self.store.file(number, file_id)
         self.audit(self.store.db, caller, subject="complaint", doc=doc, purpose_args=request.args.to_dict(),
-                   now=self.clock())
+                   now=self.clock(), permission="customer.contact")
         if not file["stored"]:
             raise NotFound(f"{file_id} was over the size intake keeps: the mailbox has it")
         return Response(file["data"], mimetype=file["content_type"], headers={
@@ -262,7 +293,10 @@ class IntakeService(Service):
         if doc["status"] == "acknowledged":
             return doc
         now = self.clock()
-        record, event = rules.acknowledgement(doc, ack, now)
+        return self._record_acknowledgement(number, *rules.acknowledgement(doc, ack, now), now)
+
+    def _record_acknowledgement(self, number, record, event, now):
+        """The first acknowledgement, with its event; one made concurrently stands if it was first."""
         updated = self.store.acknowledge(number, record, event, now)
         if updated is None:  # acknowledged concurrently: the first record stands
             return self.store.get(number)

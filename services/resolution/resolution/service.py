@@ -3,7 +3,8 @@ adverse events stores report (R3.9).
 
 A case opens on complaint_triaged and follows triage's reassignments and
 corrections; feedback's answers close or reopen it; a customer's reply intake received
-goes on its timeline. Handlers act over HTTP
+goes on its timeline, and so does each message notify sent the customer, or could not.
+Handlers act over HTTP
 (`POST /cases/<number>/<action>`) or RPC (`act(number, action, data)`), signed in
 with their staff token: who acts, their role and their malls come from it. The
 ACTIONS tables of domain.actions and domain.incidents list the actions. Each action is
@@ -36,6 +37,7 @@ from mallcare_common.contracts import (COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED
 from mallcare_common.contracts.analytics import SLA_AT_RISK, SLA_BREACHED
 from mallcare_common.contracts.feedback import REVISIT_DONE
 from mallcare_common.contracts.intake import CUSTOMER_REPLIED
+from mallcare_common.contracts.notify import MESSAGE_FAILED, MESSAGE_SENT
 from mallcare_common.messaging import event_handler, new_outbox, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import leased_timer, next_sequence
 from mallcare_common.policy import PolicyFiles
@@ -164,6 +166,18 @@ class ResolutionService(Service):
         if event["payload"]["outcome"] == "unreachable":
             self._on_event(REVISIT_DONE, event, actions.note_unreachable, event["payload"])
 
+    @event_handler(MESSAGE_SENT.source, MESSAGE_SENT.name)
+    def handle_message_sent(self, body):
+        """R3.10, R7.1: every message to the customer is on the timeline (masked)."""
+        event = read_event(body, MESSAGE_SENT)
+        self._on_event(MESSAGE_SENT, event, actions.note_message, {"action": "message_sent", **event["payload"]})
+
+    @event_handler(MESSAGE_FAILED.source, MESSAGE_FAILED.name)
+    def handle_message_failed(self, body):
+        """A message that could not reach the customer is on the timeline, for the owner to follow up."""
+        event = read_event(body, MESSAGE_FAILED)
+        self._on_event(MESSAGE_FAILED, event, actions.note_message, {"action": "message_failed", **event["payload"]})
+
     @leased_timer(CLOSING_INTERVAL, lease="closing", ttl=timedelta(seconds=3 * CLOSING_INTERVAL))
     def close_unreachable(self, lease):
         """Close, without an answer, every case whose unreachable customer's waiting time is
@@ -276,7 +290,7 @@ class ResolutionService(Service):
         incident = self.store.get(self.store.incidents, number, "incident")
         caller.require("incident.read", incident["mall_id"])
         record = self.audit(self.store.db, caller, subject="incident", doc=incident, purpose_args=query,
-                            now=self.clock())
+                            now=self.clock(), permission="customer.contact")
         return {"number": number, "mall_id": incident["mall_id"], "customer": Contact().dump(incident["customer"]),
                 "description": incident["description"], "suggested_handling": incident["suggested_handling"],
                 "audit_id": record["_id"]}

@@ -29,7 +29,7 @@ def test_service_urls_default_to_run_sh_ports_then_env_then_flags(monkeypatch):
     urls = cli.service_urls(["analytics=http://127.0.0.1:18005"])
     assert urls == {"intake": "http://10.0.0.5:9001", "triage": "http://127.0.0.1:8002",
                     "resolution": "http://127.0.0.1:8003", "feedback": "http://127.0.0.1:8004",
-                    "analytics": "http://127.0.0.1:18005"}
+                    "analytics": "http://127.0.0.1:18005", "notify": "http://127.0.0.1:8007"}
     with pytest.raises(Exception, match="SERVICE=URL"):
         cli.service_urls(["billing=http://x"])
 

@@ -36,7 +36,7 @@ def store():
 
 def read(db, caller, doc=COMPLAINT, purpose="call back about the refund"):
     return audit.full_read(db, caller, service="intake", subject="complaint", doc=doc,
-                           purpose_args={"purpose": purpose}, now=NOW, request_id="req-1")
+                           purpose_args={"purpose": purpose}, now=NOW, request_id="req-1", permission="customer.contact")
 
 
 def test_a_full_read_is_recorded_with_who_why_when_and_the_request():
@@ -64,7 +64,8 @@ def test_a_read_without_a_purpose_is_refused_with_a_field_message(purpose):
     db = store()
     with pytest.raises(ValidationError) as error:
         audit.full_read(db, principal(), service="intake", subject="complaint", doc=COMPLAINT,
-                        purpose_args={} if purpose is None else {"purpose": purpose}, now=NOW, request_id="r")
+                        purpose_args={} if purpose is None else {"purpose": purpose}, now=NOW, request_id="r",
+                        permission="customer.contact")
     assert "purpose" in error.value.messages and db.audit_log.docs == []
 
 

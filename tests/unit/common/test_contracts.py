@@ -62,7 +62,7 @@ def test_a_non_dict_body_is_an_invalid_event():
 
 def test_every_event_type_names_its_publisher_and_version():
     for name, event_type in EVENT_TYPES.items():
-        assert event_type.name == name and event_type.source in ("intake", "triage", "resolution", "feedback", "analytics") and event_type.version >= 1
+        assert event_type.name == name and event_type.source in ("intake", "triage", "resolution", "feedback", "analytics", "notify") and event_type.version >= 1
 
 
 def test_free_text_leaves_scrubbed_whoever_built_the_payload():

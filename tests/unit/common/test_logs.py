@@ -84,7 +84,7 @@ def test_values_json_does_not_know_are_written_as_text_and_scrubbed():
 def test_every_service_logs_with_the_same_configuration_json_lines_and_quiet_client_errors():
     configs = {path.parent.name: yaml.safe_load(path.read_text(encoding="utf-8"))["LOGGING"]
                for path in sorted(ROOT.glob("services/*/config.yml"))}
-    assert set(configs) == {"analytics", "console", "feedback", "intake", "resolution", "triage"}
+    assert set(configs) == {"analytics", "console", "feedback", "intake", "notify", "resolution", "triage"}
     intake = configs["intake"]
     assert all(config == intake for config in configs.values())
     assert intake["formatters"]["json"] == {"()": "mallcare_common.logs.JsonFormatter"}

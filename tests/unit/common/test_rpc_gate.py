@@ -21,10 +21,11 @@ from mallcare_common.policy import InvalidPolicy
 from mallcare_common.rpc import GatedRpc
 from mallcare_common.web import (CLIENT_ERRORS, BodyTooLarge, Conflict, Gone, MalformedBody, Unavailable,
                                  status_of)
+from notify.service import NotifyService
 from resolution.service import ResolutionService
 from triage.service import TriageService
 
-SERVICES = (IntakeService, TriageService, ResolutionService, FeedbackService, AnalyticsService)
+SERVICES = (IntakeService, TriageService, ResolutionService, FeedbackService, AnalyticsService, NotifyService)
 
 
 def rpc_methods(service_class):

@@ -146,3 +146,22 @@ def test_acknowledgement_records_whether_it_was_in_time():
     on_time, event = rules.acknowledgement(doc, {"acknowledged_by": "E1", "method": "phone"}, NOW)
     assert (late["within_deadline"], on_time["within_deadline"]) == (False, True)
     assert event["event_type"] == "complaint_acknowledged" and event["payload"]["within_deadline"] is True
+
+
+@pytest.mark.parametrize("channel, method", [("sms", "sms"), ("email", "email"), ("wechat", "wechat_message"),
+                                             ("app", "app_message")])
+def test_notifys_accepted_acknowledgement_is_the_acknowledgement_by_its_channel(channel, method):
+    """R1.2, R7.1: the complaint is acknowledged when notify's gateway accepted the message."""
+    doc = {"_id": "N-1", "mall_id": "sh-xujiahui", "status": "registered", "ack_due_at": NOW}
+    sent = {"message_id": "N-1:acknowledgement:1", "channel": channel, "accepted_at": NOW - timedelta(minutes=2)}
+    record, event = rules.message_acknowledgement(doc, sent, NOW)
+    assert record == {"acknowledged_at": NOW - timedelta(minutes=2), "acknowledged_by": "notify", "method": method,
+                      "within_deadline": True, "message_id": "N-1:acknowledgement:1"}
+    assert event["payload"]["message_id"] == "N-1:acknowledgement:1"
+
+
+@pytest.mark.parametrize("status", ["acknowledged", "rejected"])
+def test_a_complaint_acknowledged_before_or_rejected_takes_no_acknowledgement_from_notify(status):
+    doc = {"_id": "N-1", "mall_id": "sh-xujiahui", "status": status, "ack_due_at": NOW}
+    sent = {"message_id": "N-1:acknowledgement:1", "channel": "sms", "accepted_at": NOW}
+    assert rules.message_acknowledgement(doc, sent, NOW) is None

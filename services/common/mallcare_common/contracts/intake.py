@@ -72,6 +72,8 @@ class ComplaintAcknowledged(Schema):
     method = fields.String(required=True)
     ack_due_at = fields.AwareDateTime(required=True, format="iso")
     within_deadline = fields.Boolean(required=True)
+    message_id = fields.String(allow_none=True, load_default=None, metadata={
+        "description": "notify's message that acknowledged it (acknowledged_by notify); null for a person's"})
 
 
 class CustomerReplied(Schema):

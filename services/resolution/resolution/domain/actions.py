@@ -85,6 +85,15 @@ def note_at_risk(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     step.log("deadline_at_risk", **request)
 
 
+def note_message(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
+    """R3.10, R7.1: a message to the customer notify sent (message_sent) or gave up on
+    (message_failed, for the owner to follow up), on the timeline: what, by which channel
+    and gateway, when, never to whom."""
+    keys = ("message_id", "kind", "ref", "channel", "gateway", "attempts", "accepted_at", "reason", "error",
+            "failed_at")
+    step.log(request["action"], **{k: request[k] for k in keys if k in request})
+
+
 def decide_review_meeting(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """R2.4: the operations director's meeting decides which department is responsible."""
     meeting = step.case["review_meeting"]

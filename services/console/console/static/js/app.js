@@ -4,7 +4,7 @@ import { h, lang, select, session, setLang, setSession, t, toast } from "./core.
 const PAGES = {
   desk: () => import("./desk.js"), queue: () => import("./queue.js"), case: () => import("./case.js"),
   revisits: () => import("./revisits.js"), dashboard: () => import("./dashboard.js"),
-  library: () => import("./library.js"),
+  library: () => import("./library.js"), messages: () => import("./messages.js"),
 };
 const HOME = { desk_staff: "desk", handler: "queue", supervisor: "dashboard", store_manager: "dashboard",
                regional_manager: "dashboard", operations_director: "dashboard", analyst: "dashboard" };

@@ -64,6 +64,14 @@ export const WORDS = {
     "lib.search": "搜索", "lib.found": "找到", "lib.none": "没有符合条件的案例", "lib.problem": "问题", "lib.outcome": "处理结果",
     "lib.archived": "收录时间", "lib.entry": "案例", "lib.rounds": "处理轮次", "lib.automatic": "高风险自动收录",
     "lib.process": "处理过程", "lib.role": "角色", "lib.detail": "要点", "lib.add_lessons": "补充经验教训",
+    // messages to customers that failed (notify)
+    "nav.messages": "发送失败", "msg.title": "发送失败的顾客消息", "msg.empty": "没有发送失败的消息",
+    "msg.note": "这些消息未能送达顾客：请通过其他方式（电话）告知顾客，并在案件上记录联系。",
+    "msg.kind": "消息", "msg.error": "网关答复", "msg.failed_at": "失败时间", "msg.no_channel": "无可用渠道",
+    "msg.kind.acknowledgement": "受理确认", "msg.kind.promise": "预计解决时间", "msg.kind.answer": "书面答复",
+    "msg.kind.execution": "补偿/退款办理通知", "msg.kind.revisit": "回访邀请",
+    "msg.reason.refused": "被拒收（号码或地址有误）", "msg.reason.gave_up": "多次重试仍失败",
+    "msg.reason.no_contact": "顾客未留可用联系方式", "msg.reason.contact_gone": "个人信息已按期匿名化",
     // case page: triage, review meeting, expected time, rectifications, closing
     "closure.by_rule": "顾客联系不上，若无答复将于此时关闭", "closure.without_answer": "未获顾客答复",
     round: "轮次", closure: "关闭", reason: "原因", "expected.title": "告知顾客预计解决时间", "expected.by": "预计解决时间",
@@ -158,6 +166,15 @@ export const WORDS = {
     "lib.q": "Search word", "lib.all_malls": "All malls", "lib.search": "Search", "lib.found": "Found",
     "lib.none": "No case matches", "lib.problem": "Problem", "lib.outcome": "Outcome", "lib.archived": "Archived",
     "lib.entry": "Library case", "lib.rounds": "Rounds", "lib.automatic": "high risk, archived by itself",
+    // messages to customers that failed (notify)
+    "nav.messages": "Failed messages", "msg.title": "Messages to customers that failed",
+    "msg.empty": "No failed messages",
+    "msg.note": "These messages did not reach the customer: tell them another way (a call) and note the contact on the case.",
+    "msg.kind": "Message", "msg.error": "Gateway's answer", "msg.failed_at": "Failed at", "msg.no_channel": "no channel",
+    "msg.kind.acknowledgement": "Acknowledgement", "msg.kind.promise": "Expected time", "msg.kind.answer": "Written answer",
+    "msg.kind.execution": "Remedy carried out", "msg.kind.revisit": "Revisit request",
+    "msg.reason.refused": "refused (wrong number or address)", "msg.reason.gave_up": "still failing after the last attempt",
+    "msg.reason.no_contact": "no contact a message can go to", "msg.reason.contact_gone": "anonymised by retention",
     "lib.process": "How it was handled", "lib.role": "Role", "lib.detail": "Detail",
     "lib.add_lessons": "Add the lessons",
     // case page: triage, review meeting, expected time, rectifications, closing
