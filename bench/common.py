@@ -4,6 +4,7 @@ overrun), the store and service processes, a subscriber that timestamps events, 
 generator, the statistics and the CPU accounting. Each benchmark script imports what it
 needs from here (bench/ is the script's own directory, so `import common` finds this file).
 All traffic goes to 127.0.0.1."""
+
 import datetime as dt
 import json
 import os
@@ -35,11 +36,12 @@ HOST = "127.0.0.1"
 AMQP_PORT = 5672
 MGMT = f"http://{HOST}:15672/api"
 MGMT_AUTH = ("guest", "guest")
-START_TIMEOUT = 90          # s for a store / service / consumer to come up
-REQUEST_TIMEOUT = 30        # s per HTTP request or publish
+START_TIMEOUT = 90  # s for a store / service / consumer to come up
+REQUEST_TIMEOUT = 30  # s per HTTP request or publish
 
 
 # --- the load -------------------------------------------------------------------------------
+
 
 def offer(count, rate, concurrency, send, deadline_s):
     """Call send(i) for i in range(count), request i started no earlier than t0 + i/rate,
@@ -65,15 +67,27 @@ def offer(count, rate, concurrency, send, deadline_s):
                 return
             start = time.time()
             if start > stop_at:
-                rows[i] = {"i": i, "scheduled": scheduled, "start": start, "end": start, "ok": False,
-                           "error": "not sent: load deadline passed"}
+                rows[i] = {
+                    "i": i,
+                    "scheduled": scheduled,
+                    "start": start,
+                    "end": start,
+                    "ok": False,
+                    "error": "not sent: load deadline passed",
+                }
                 continue
             try:
                 result = send(i)
                 rows[i] = {"i": i, "scheduled": scheduled, "start": start, "end": time.time(), **result}
             except Exception as exc:  # counted, never fatal
-                rows[i] = {"i": i, "scheduled": scheduled, "start": start, "end": time.time(), "ok": False,
-                           "error": f"{type(exc).__name__}: {exc}"[:300]}
+                rows[i] = {
+                    "i": i,
+                    "scheduled": scheduled,
+                    "start": start,
+                    "end": time.time(),
+                    "ok": False,
+                    "error": f"{type(exc).__name__}: {exc}"[:300],
+                }
 
     with ThreadPoolExecutor(concurrency) as pool:
         try:
@@ -87,6 +101,7 @@ def offer(count, rate, concurrency, send, deadline_s):
 
 # --- statistics ------------------------------------------------------------------------------
 
+
 def percentile(values, p):
     """Nearest-rank percentile; None for no values."""
     if not values:
@@ -98,8 +113,13 @@ def percentile(values, p):
 
 def ms_summary(seconds):
     ms = [s * 1000 for s in seconds]
-    return {"n": len(ms), "p50_ms": rnd(percentile(ms, 50)), "p99_ms": rnd(percentile(ms, 99)),
-            "max_ms": rnd(max(ms) if ms else None), "mean_ms": rnd(sum(ms) / len(ms) if ms else None)}
+    return {
+        "n": len(ms),
+        "p50_ms": rnd(percentile(ms, 50)),
+        "p99_ms": rnd(percentile(ms, 99)),
+        "max_ms": rnd(max(ms) if ms else None),
+        "mean_ms": rnd(sum(ms) / len(ms) if ms else None),
+    }
 
 
 def per_second(times, t0):
@@ -115,9 +135,12 @@ def offered_summary(rows, rate):
     starts = [r["start"] for r in rows]
     lag = [r["start"] - r["scheduled"] for r in rows]
     span = max(starts) - min(starts) if len(starts) > 1 else 0
-    return {"target_per_s": rate, "achieved_per_s": rnd((len(rows) - 1) / span if span else None),
-            "start_lag_p99_ms": rnd(percentile([x * 1000 for x in lag], 99)),
-            "start_lag_max_ms": rnd(max(lag) * 1000 if lag else None)}
+    return {
+        "target_per_s": rate,
+        "achieved_per_s": rnd((len(rows) - 1) / span if span else None),
+        "start_lag_p99_ms": rnd(percentile([x * 1000 for x in lag], 99)),
+        "start_lag_max_ms": rnd(max(lag) * 1000 if lag else None),
+    }
 
 
 def rnd(x, nd=1):
@@ -199,12 +222,14 @@ class CpuWindow:
         cores = {k: round(v / wall, 2) for k, v in used.items()}
         if "machine" in cores:
             cores["other (not started by this run)"] = round(
-                cores["machine"] - sum(v for k, v in cores.items() if k != "machine"), 2)
+                cores["machine"] - sum(v for k, v in cores.items() if k != "machine"), 2
+            )
             cores.update({k: round((v - self.e0[k]) / wall, 2) for k, v in self._extra.items() if k in self.e0})
         return {"window_s": round(wall, 2), "cores_busy": cores}
 
 
 # --- processes and infrastructure ------------------------------------------------------------
+
 
 def free_port():
     with socket.socket() as s:
@@ -213,8 +238,9 @@ def free_port():
 
 
 def git(*argv):
-    return subprocess.run(["git", "-C", str(ROOT), *argv], capture_output=True, text=True, timeout=30,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(ROOT), *argv], capture_output=True, text=True, timeout=30, check=True
+    ).stdout.strip()
 
 
 def source_tree(ref, tmp):
@@ -231,8 +257,9 @@ def source_tree(ref, tmp):
     commit = git("rev-parse", "--verify", f"{ref}^{{commit}}")
     src = tmp / "src"
     src.mkdir()
-    archive = subprocess.Popen(["git", "-C", str(ROOT), "archive", "--format=tar", commit, "services", "deploy"],
-                               stdout=subprocess.PIPE)
+    archive = subprocess.Popen(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", commit, "services", "deploy"], stdout=subprocess.PIPE
+    )
     with tarfile.open(fileobj=archive.stdout, mode="r|") as tar:
         tar.extractall(src, filter="data")
     if archive.wait(30) != 0:
@@ -252,8 +279,15 @@ class Children:
 
     def start(self, name, argv, env=None):
         log = open(self.log_dir / f"{name}.log", "wb")
-        proc = subprocess.Popen(argv, cwd=self.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=self.cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
         self.procs.append((name, proc))
         return proc
@@ -310,8 +344,20 @@ def start_store(children, name, tmp):
     data = tmp / f"store-{name}"
     data.mkdir()
     port = free_port()
-    proc = children.start(f"store-{name}", [str(BIN / "secantusd-py"), "--host", HOST, "--port", str(port),
-                                            "--storage-path", str(data), "--log-level", "WARNING"])
+    proc = children.start(
+        f"store-{name}",
+        [
+            str(BIN / "secantusd-py"),
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--storage-path",
+            str(data),
+            "--log-level",
+            "WARNING",
+        ],
+    )
     uri = f"mongodb://{HOST}:{port}/"
     wait_until(f"store {name} (secantusd-py)", lambda: _ping(uri), START_TIMEOUT, proc, children, f"store-{name}")
     return uri, proc
@@ -319,6 +365,7 @@ def start_store(children, name, tmp):
 
 def _ping(uri):
     from pymongo import MongoClient
+
     with MongoClient(uri, serverSelectionTimeoutMS=500, connectTimeoutMS=500) as client:
         client.admin.command("ping")
         return True
@@ -326,19 +373,25 @@ def _ping(uri):
 
 def store_info(uri, embedded):
     from pymongo import MongoClient
+
     with MongoClient(uri, serverSelectionTimeoutMS=3000) as client:
         try:
             build = client.admin.command("buildInfo").get("version")
         except Exception:
             build = None
     if embedded:
-        return {"kind": "SecantusDB (embedded, secantusd-py)", "version": dist_version("SecantusDB"),
-                "reported_server_version": build, "processes": "one per service / baseline"}
+        return {
+            "kind": "SecantusDB (embedded, secantusd-py)",
+            "version": dist_version("SecantusDB"),
+            "reported_server_version": build,
+            "processes": "one per service / baseline",
+        }
     return {"kind": "mongod (MONGO_URI)", "version": build, "uri_host": urllib.parse.urlparse(uri).hostname}
 
 
 def drop_databases(uri, names):
     from pymongo import MongoClient
+
     with MongoClient(uri, serverSelectionTimeoutMS=3000) as client:
         for name in names:
             client.drop_database(name)
@@ -376,15 +429,18 @@ def queue_consumers(vhost, name_contains):
 def purge_queues(amqp_uri, vhost, name_contains):
     """Empty the matching queues of the vhost; returns how many ready messages they held."""
     from kombu import Connection
-    names = [q["name"] for q in mgmt("GET", f"/queues/{urllib.parse.quote(vhost, safe='')}")
-             if name_contains in q["name"]]
+
+    names = [
+        q["name"] for q in mgmt("GET", f"/queues/{urllib.parse.quote(vhost, safe='')}") if name_contains in q["name"]
+    ]
     with Connection(amqp_uri) as conn:
         return sum(conn.default_channel.queue_purge(name) or 0 for name in names)
 
 
 # Fresh secrets for each bench run (services refuse to start without them).
-SECRETS = {f"MALLCARE_{name}": secrets.token_hex(32) for name in ("TOKEN_SECRET", "CUSTOMER_REF_SECRET",
-                                                                   "ANSWER_LINK_SECRET")}
+SECRETS = {
+    f"MALLCARE_{name}": secrets.token_hex(32) for name in ("TOKEN_SECRET", "CUSTOMER_REF_SECRET", "ANSWER_LINK_SECRET")
+}
 
 
 def service_env(amqp_uri, pythonpath, **extra):
@@ -394,16 +450,25 @@ def service_env(amqp_uri, pythonpath, **extra):
     env = {k: v for k, v in os.environ.items() if k not in ("MONGO_URI", "AMQP_URI", "PYTHONPATH")}
     if pythonpath:  # ahead of the venv's editable installs of the working tree
         env["PYTHONPATH"] = pythonpath
-    env.update(AMQP_URI=amqp_uri, MALLCARE_POLICY_DIR="deploy/policy", PYTHONUNBUFFERED="1",
-               MALLCARE_PUBLIC_BASE_URL="https://service.example-mall.cn", **SECRETS, **extra)
+    env.update(
+        AMQP_URI=amqp_uri,
+        MALLCARE_POLICY_DIR="deploy/policy",
+        PYTHONUNBUFFERED="1",
+        MALLCARE_PUBLIC_BASE_URL="https://service.example-mall.cn",
+        **SECRETS,
+        **extra,
+    )
     return env
 
 
 def signed_in(user="B0001", role="admin", malls=("*",)):
     """The Authorization header of a token the bench's services accept (older trees ignore it)."""
     from mallcare_common.auth import issue_token
-    return {"Authorization": "Bearer " + issue_token(SECRETS["MALLCARE_TOKEN_SECRET"], user, role, malls,
-                                                     dt.timedelta(days=1))}
+
+    return {
+        "Authorization": "Bearer "
+        + issue_token(SECRETS["MALLCARE_TOKEN_SECRET"], user, role, malls, dt.timedelta(days=1))
+    }
 
 
 def start_service(children, service, env, log_name=None, health="/health"):
@@ -412,8 +477,17 @@ def start_service(children, service, env, log_name=None, health="/health"):
     /health wants all five upstreams; /health/live when a bench starts fewer)."""
     web = env[f"{service.upper()}_WEB_ADDRESS"]
     log_name = log_name or service
-    proc = children.start(log_name, [str(BIN / "nameko"), "run", "--config", f"services/{service}/config.yml",
-                                     f"{service}.service:{service.capitalize()}Service"], env=env)
+    proc = children.start(
+        log_name,
+        [
+            str(BIN / "nameko"),
+            "run",
+            "--config",
+            f"services/{service}/config.yml",
+            f"{service}.service:{service.capitalize()}Service",
+        ],
+        env=env,
+    )
 
     def healthy():
         return requests.get(f"http://{web}{health}", timeout=2).status_code == 200
@@ -423,6 +497,7 @@ def start_service(children, service, env, log_name=None, health="/health"):
 
 
 # --- a subscriber that timestamps events -----------------------------------------------------
+
 
 class EventSubscriber:
     """The bench's own subscriber to one event type: a plain classic queue (not durable, so
@@ -445,12 +520,13 @@ class EventSubscriber:
 
     def queue(self):
         from kombu import Exchange, Queue
+
         exchange = Exchange(self.exchange, type="topic", durable=True)  # as nameko declares it
-        return Queue(self.queue_name, exchange=exchange, routing_key=self.event_type, durable=False,
-                     auto_delete=False)
+        return Queue(self.queue_name, exchange=exchange, routing_key=self.event_type, durable=False, auto_delete=False)
 
     def start(self):
         from kombu import Connection
+
         with Connection(self.amqp_uri) as conn:
             self.queue()(conn.default_channel).declare()
         self._thread = threading.Thread(target=self._consume, name=self.queue_name, daemon=True)
@@ -472,6 +548,7 @@ class EventSubscriber:
 
     def _consume(self):
         from kombu import Connection
+
         try:
             with Connection(self.amqp_uri) as conn:
                 with conn.Consumer(self.queue(), callbacks=[self._on_message], accept=["json"], no_ack=True):
@@ -503,6 +580,7 @@ class EventSubscriber:
 
 # --- the frame of a run, and its report ------------------------------------------------------
 
+
 class Overrun(BaseException):
     """The run took longer than its overall time limit (a BaseException, so that no
     `except Exception` on the way swallows it)."""
@@ -524,9 +602,13 @@ def run_bench(body, ref=None, timeout=None):
     with errors. `timeout` (s) bounds the whole run (SIGALRM). Returns the exit status:
     0 all good, 1 finished with errors, 2 could not run or overran, 130 interrupted.
     On a failure the child processes' logs are kept (their path is printed), never the data."""
-    ctx = SimpleNamespace(run=uuid.uuid4().hex[:8], loadavg=[round(x, 2) for x in os.getloadavg()],
-                          mongo_uri=os.environ.get("MONGO_URI"), started=time.monotonic(),
-                          tmp=Path(tempfile.mkdtemp(prefix="mallcare-bench-")))
+    ctx = SimpleNamespace(
+        run=uuid.uuid4().hex[:8],
+        loadavg=[round(x, 2) for x in os.getloadavg()],
+        mongo_uri=os.environ.get("MONGO_URI"),
+        started=time.monotonic(),
+        tmp=Path(tempfile.mkdtemp(prefix="mallcare-bench-")),
+    )
     ctx.vhost = f"mallcare-bench-{ctx.run}"
     ctx.log_dir = ctx.tmp / "logs"
     ctx.log_dir.mkdir()
@@ -549,8 +631,10 @@ def run_bench(body, ref=None, timeout=None):
         print("interrupted; everything this run started has been stopped", file=sys.stderr)
         return 130
     except Overrun:
-        print(f"benchmark failed: the run took longer than {timeout} s; everything it started has been stopped",
-              file=sys.stderr)
+        print(
+            f"benchmark failed: the run took longer than {timeout} s; everything it started has been stopped",
+            file=sys.stderr,
+        )
         return 2
     except (RuntimeError, OSError, subprocess.SubprocessError, requests.RequestException) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
@@ -581,12 +665,18 @@ def environment(store, loadavg, settings):
     return {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "loadavg_at_start": loadavg,
-        "store": store, "rabbitmq": rabbit,
-        "python": platform.python_version(), "platform": platform.platform(),
-        "cpu_count": os.cpu_count(), "memory_gib": mem_gib,
+        "store": store,
+        "rabbitmq": rabbit,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "memory_gib": mem_gib,
         "packages": {p: dist_version(p) for p in ("nameko", "kombu", "amqp", "pymongo", "eventlet", "SecantusDB")},
-        "settings": {**settings, "max_workers": os.environ.get("MAX_WORKERS", "10 (config default)"),
-                     "mongo_pool_size": os.environ.get("MONGO_POOL_SIZE", "2 (config default)")},
+        "settings": {
+            **settings,
+            "max_workers": os.environ.get("MAX_WORKERS", "10 (config default)"),
+            "mongo_pool_size": os.environ.get("MONGO_POOL_SIZE", "2 (config default)"),
+        },
     }
 
 

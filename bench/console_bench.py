@@ -60,6 +60,7 @@ or overrun. All traffic goes to 127.0.0.1.
 
     .venv/bin/python bench/console_bench.py [--complaints 50] [--requests 400] [--concurrency 8] [--ref HEAD]
 """
+
 import argparse
 import re
 import sys
@@ -71,15 +72,33 @@ import requests
 
 from mallcare_cli.examples import desk_complaint
 
-from common import (HOST, REQUEST_TIMEOUT, CpuWindow, EventSubscriber, drop_databases, environment, free_port,
-                    ms_summary, offer, proc_cpu_s, ratio, rnd, run_bench, service_env, signed_in, start_service,
-                    start_store, store_info, write_result)
+from common import (
+    HOST,
+    REQUEST_TIMEOUT,
+    CpuWindow,
+    EventSubscriber,
+    drop_databases,
+    environment,
+    free_port,
+    ms_summary,
+    offer,
+    proc_cpu_s,
+    ratio,
+    rnd,
+    run_bench,
+    service_env,
+    signed_in,
+    start_service,
+    start_store,
+    store_info,
+    write_result,
+)
 
 MALL = "sh-xujiahui"
-STAFF = ("E3011", "supervisor", (MALL,))   # the mall's supervisor: complaint.read and .register
+STAFF = ("E3011", "supervisor", (MALL,))  # the mall's supervisor: complaint.read and .register
 PATHS = ("direct", "console")
-REGISTERED_WAIT = 60                       # s for intake's complaint_registered events to arrive
-UNPACED = 1e9                              # offer()'s rate for a closed loop: no request waits for its slot
+REGISTERED_WAIT = 60  # s for intake's complaint_registered events to arrive
+UNPACED = 1e9  # offer()'s rate for a closed loop: no request waits for its slot
 
 
 def requests_of(numbers):
@@ -92,6 +111,7 @@ def requests_of(numbers):
 
 # --- setup -------------------------------------------------------------------------------------
 
+
 def start(ctx, store):
     children = ctx.children
     if ctx.mongo_uri:
@@ -100,17 +120,32 @@ def start(ctx, store):
         uri, store_proc = start_store(children, "intake", ctx.tmp)
     store.update(store_info(uri, embedded=not ctx.mongo_uri))
     db = f"bench_{ctx.run}_intake"
-    env = service_env(ctx.amqp_uri, ctx.pythonpath, MONGO_URI=uri, INTAKE_MONGO_DATABASE=db,
-                      INTAKE_WEB_ADDRESS=f"{HOST}:{free_port()}")
+    env = service_env(
+        ctx.amqp_uri,
+        ctx.pythonpath,
+        MONGO_URI=uri,
+        INTAKE_MONGO_DATABASE=db,
+        INTAKE_WEB_ADDRESS=f"{HOST}:{free_port()}",
+    )
     intake_url, intake_proc = start_service(children, "intake", env)
     # the other four upstreams at ports nothing listens on: the bench never asks for them
-    upstreams = {f"CONSOLE_{name.upper()}_URL": f"http://{HOST}:{free_port()}"
-                 for name in ("triage", "resolution", "feedback", "analytics")}
-    env = service_env(ctx.amqp_uri, ctx.pythonpath, CONSOLE_WEB_ADDRESS=f"{HOST}:{free_port()}",
-                      CONSOLE_INTAKE_URL=intake_url, **upstreams)
+    upstreams = {
+        f"CONSOLE_{name.upper()}_URL": f"http://{HOST}:{free_port()}"
+        for name in ("triage", "resolution", "feedback", "analytics")
+    }
+    env = service_env(
+        ctx.amqp_uri,
+        ctx.pythonpath,
+        CONSOLE_WEB_ADDRESS=f"{HOST}:{free_port()}",
+        CONSOLE_INTAKE_URL=intake_url,
+        **upstreams,
+    )
     console_url, console_proc = start_service(children, "console", env, health="/health/live")
-    pids = {"intake": intake_proc.pid, "console": console_proc.pid,
-            **({"store intake": store_proc.pid} if store_proc else {})}
+    pids = {
+        "intake": intake_proc.pid,
+        "console": console_proc.pid,
+        **({"store intake": store_proc.pid} if store_proc else {}),
+    }
     return {"direct": intake_url, "console": console_url + "/api/intake"}, pids, uri, db
 
 
@@ -120,16 +155,22 @@ def register(ctx, urls, count, headers):
     registered.start()
     local = threading.local()
     try:
+
         def post(i):
             if not hasattr(local, "s"):
                 local.s = requests.Session()
                 local.s.headers.update(headers)
-            body = desk_complaint(channel_ref=f"bench-console-{ctx.run}-{i:05d}",
-                                  customer={"name": "王女士", "phone": f"139{i:08d}", "member_tier": "gold"})
+            body = desk_complaint(
+                channel_ref=f"bench-console-{ctx.run}-{i:05d}",
+                customer={"name": "王女士", "phone": f"139{i:08d}", "member_tier": "gold"},
+            )
             r = local.s.post(urls["direct"] + "/complaints", json=body, timeout=REQUEST_TIMEOUT)
             ok = r.status_code == 201
-            return {"ok": ok, "number": r.json().get("number") if ok else None,
-                    **({} if ok else {"error": f"{r.status_code} {r.text[:200]}"})}
+            return {
+                "ok": ok,
+                "number": r.json().get("number") if ok else None,
+                **({} if ok else {"error": f"{r.status_code} {r.text[:200]}"}),
+            }
 
         rows, _ = offer(count, UNPACED, 4, post, 120)
         numbers = [r["number"] for r in rows if r["ok"]]
@@ -138,14 +179,17 @@ def register(ctx, urls, count, headers):
             raise RuntimeError(f"registering the complaints failed: {failed[:3]}")
         missing = registered.wait_for(numbers, time.monotonic() + REGISTERED_WAIT)
         if missing:
-            raise RuntimeError(f"{len(missing)} complaint_registered events did not arrive "
-                               f"within {REGISTERED_WAIT} s (intake's outbox would be busy while timing)")
+            raise RuntimeError(
+                f"{len(missing)} complaint_registered events did not arrive "
+                f"within {REGISTERED_WAIT} s (intake's outbox would be busy while timing)"
+            )
         return numbers
     finally:
         registered.stop()
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
 
 def upstream_histogram(console_base):
     """(sum, count) of the console's mallcare_console_upstream_seconds for intake, from its /metrics."""
@@ -181,10 +225,12 @@ def sessions(headers):
             local.s = requests.Session()
             local.s.headers.update(headers)
         return local.s
+
     return session
 
 
 # --- 2a. sequential ----------------------------------------------------------------------------
+
 
 def sequential(urls, reads, steps, session):
     times = {(kind, path): [] for kind in reads for path in PATHS}
@@ -210,8 +256,9 @@ def sequential(urls, reads, steps, session):
 
 # --- 2b. concurrent ----------------------------------------------------------------------------
 
+
 def concurrent(urls, reads, n, blocks, concurrency, pids, headers):
-    session = sessions(headers)   # per sender thread; offer() starts new threads for each block
+    session = sessions(headers)  # per sender thread; offer() starts new threads for each block
     rows = {(kind, path): [] for kind in reads for path in PATHS}
     walls = {key: [] for key in rows}
     cpu_s = {path: {name: 0.0 for name in pids} for path in PATHS}
@@ -220,11 +267,16 @@ def concurrent(urls, reads, n, blocks, concurrency, pids, headers):
     offset = 0
     for b, size in enumerate(sizes):
         for kind, make in reads.items():
-            for path in (PATHS if b % 2 == 0 else PATHS[::-1]):
+            for path in PATHS if b % 2 == 0 else PATHS[::-1]:
+
                 def send(i, path=path, make=make, offset=offset):
                     r = session().get(urls[path] + make(offset + i), timeout=REQUEST_TIMEOUT)
-                    return {"ok": r.status_code == 200, "status": r.status_code,
-                            **({} if r.status_code == 200 else {"error": f"{r.status_code} {r.text[:120]}"})}
+                    return {
+                        "ok": r.status_code == 200,
+                        "status": r.status_code,
+                        **({} if r.status_code == 200 else {"error": f"{r.status_code} {r.text[:120]}"}),
+                    }
+
                 before = {name: proc_cpu_s(pid) for name, pid in pids.items()}
                 block, _ = offer(size, UNPACED, concurrency, send, 120)
                 after = {name: proc_cpu_s(pid) for name, pid in pids.items()}
@@ -241,6 +293,7 @@ def concurrent(urls, reads, n, blocks, concurrency, pids, headers):
 
 # --- the run -----------------------------------------------------------------------------------
 
+
 def _run(args, ctx):
     """One run in the frame run_bench set up (ctx); True when it finished with errors."""
     # the token is made here, in the main thread: signed_in imports mallcare_common.auth, and a
@@ -249,20 +302,32 @@ def _run(args, ctx):
     store = {}
     urls, pids, uri, db = start(ctx, store)
     intake_port = int(urls["direct"].rsplit(":", 1)[1])
-    console_base = urls["console"][:-len("/api/intake")]
-    env = environment(store, ctx.loadavg, {"complaints": args.complaints, "requests": args.requests,
-                                           "concurrency": args.concurrency, "blocks": args.blocks,
-                                           "warmup": args.warmup, "staff": STAFF[0] + " " + STAFF[1]})
+    console_base = urls["console"][: -len("/api/intake")]
+    env = environment(
+        store,
+        ctx.loadavg,
+        {
+            "complaints": args.complaints,
+            "requests": args.requests,
+            "concurrency": args.concurrency,
+            "blocks": args.blocks,
+            "warmup": args.warmup,
+            "staff": STAFF[0] + " " + STAFF[1],
+        },
+    )
     env["services"] = ctx.source
     try:
         t_reg = time.monotonic()
         numbers = register(ctx, urls, args.complaints, headers)
         register_s = time.monotonic() - t_reg
         reads = requests_of(numbers)
-        print(f"registered {len(numbers)} complaints in {register_s:.1f} s; sequential: {args.requests} of each "
-              f"request per path", file=sys.stderr)
+        print(
+            f"registered {len(numbers)} complaints in {register_s:.1f} s; sequential: {args.requests} of each "
+            f"request per path",
+            file=sys.stderr,
+        )
 
-        session = sessions(headers)   # this thread's one keep-alive session on each path
+        session = sessions(headers)  # this thread's one keep-alive session on each path
         _, warm_errors, warm_mismatches = sequential(urls, reads, range(-args.warmup, 0), session)
         cpu = CpuWindow(pids)
         hist0 = upstream_histogram(console_base)
@@ -276,12 +341,13 @@ def _run(args, ctx):
         seq_errors += warm_errors
         mismatches += warm_mismatches
 
-        print(f"concurrent: {args.concurrency} senders, {args.requests} of each request per path in "
-              f"{args.blocks} blocks", file=sys.stderr)
+        print(
+            f"concurrent: {args.concurrency} senders, {args.requests} of each request per path in {args.blocks} blocks",
+            file=sys.stderr,
+        )
         cpu = CpuWindow(pids)
         cpu.start()
-        rows, walls, cpu_s, done = concurrent(urls, reads, args.requests, args.blocks, args.concurrency, pids,
-                                              headers)
+        rows, walls, cpu_s, done = concurrent(urls, reads, args.requests, args.blocks, args.concurrency, pids, headers)
         cpu_conc = cpu.stop()
     finally:
         if ctx.mongo_uri:
@@ -299,15 +365,22 @@ def _run(args, ctx):
             ok = [r for r in block_rows if r["ok"]]
             conc_errors += [r.get("error", "")[:160] for r in block_rows if not r["ok"]]
             wall = sum(walls[(kind, path)])
-            per[path] = {"requests": len(block_rows), "ok": len(ok), "wall_s": rnd(wall, 2),
-                         "requests_per_s": rnd(len(ok) / wall if wall else None),
-                         "requests_per_s_by_block": [
-                             rnd((sum(1 for r in chunk if r["ok"]) / w) if w else None)
-                             for chunk, w in zip(_chunks(block_rows, args), walls[(kind, path)])],
-                         "latency": ms_summary([r["end"] - r["start"] for r in ok])}
+            per[path] = {
+                "requests": len(block_rows),
+                "ok": len(ok),
+                "wall_s": rnd(wall, 2),
+                "requests_per_s": rnd(len(ok) / wall if wall else None),
+                "requests_per_s_by_block": [
+                    rnd((sum(1 for r in chunk if r["ok"]) / w) if w else None)
+                    for chunk, w in zip(_chunks(block_rows, args), walls[(kind, path)], strict=True)
+                ],
+                "latency": ms_summary([r["end"] - r["start"] for r in ok]),
+            }
         concurrent_result[kind] = per
-    cpu_per_request = {path: {name: rnd(1000 * s / done[path], 2) if done[path] else None
-                              for name, s in cpu_s[path].items()} for path in PATHS}
+    cpu_per_request = {
+        path: {name: rnd(1000 * s / done[path], 2) if done[path] else None for name, s in cpu_s[path].items()}
+        for path in PATHS
+    }
     ratios = {}
     for kind in reads:
         s, c = sequential_result[kind], concurrent_result[kind]
@@ -320,27 +393,30 @@ def _run(args, ctx):
         }
     errors = len(seq_errors) + len(mismatches) + len(conc_errors)
     result = {
-        "benchmark": "console", "environment": env,
+        "benchmark": "console",
+        "environment": env,
         "setup": {"complaints_registered": len(numbers), "register_s": rnd(register_s, 2)},
         "sequential": sequential_result,
         "sequential_console_upstream": {
             "calls": int(upstream_calls),
             "mean_ms": rnd(1000 * (hist1[0] - hist0[0]) / upstream_calls if upstream_calls else None, 2),
             "what": "mallcare_console_upstream_seconds for intake: the console's requests.request to intake "
-                    "(connect, intake's work, reading the answer), as the console timed it"},
+            "(connect, intake's work, reading the answer), as the console timed it",
+        },
         "concurrent": concurrent_result,
         "cpu_ms_per_request_concurrent": cpu_per_request,
         "tcp_to_intake_sequential": {
-            "time_wait_before": tw0, "time_wait_after": tw1,
+            "time_wait_before": tw0,
+            "time_wait_after": tw1,
             "closed_connections": tw1 - tw0 if tw0 is not None and tw1 is not None else None,
             "console_calls": int(upstream_calls),
             "what": "sockets in TIME_WAIT with intake's port at one end (/proc/net/tcp), before and after the "
-                    "sequential phase (its ~2 s sockets from setup are still there); the bench's own session "
-                    "to intake stays open, so the rise is the console's connections, one per call"},
+            "sequential phase (its ~2 s sockets from setup are still there); the bench's own session "
+            "to intake stays open, so the rise is the console's connections, one per call",
+        },
         "ratios_console_over_direct": ratios,
         "errors": errors,
-        "error_samples": sorted(set(seq_errors + [f"differs from direct: {m}" for m in mismatches]
-                                    + conc_errors))[:5],
+        "error_samples": sorted(set(seq_errors + [f"differs from direct: {m}" for m in mismatches] + conc_errors))[:5],
         "cpu": {"sequential": cpu_seq, "concurrent": cpu_conc},
         "run_s": round(time.monotonic() - ctx.started, 1),
     }
@@ -350,27 +426,32 @@ def _run(args, ctx):
 
 def _chunks(block_rows, args):
     """The rows of one (request, path) split back into their blocks (offer() keeps each block's order)."""
-    sizes = [args.requests // args.blocks + (1 if b < args.requests % args.blocks else 0)
-             for b in range(args.blocks)]
+    sizes = [args.requests // args.blocks + (1 if b < args.requests % args.blocks else 0) for b in range(args.blocks)]
     out, at = [], 0
     for size in sizes:
-        out.append(block_rows[at:at + size])
+        out.append(block_rows[at : at + size])
         at += size
     return out
 
 
 def table(result):
     s, c, r = result["sequential"], result["concurrent"], result["ratios_console_over_direct"]
-    lines = ["| request | path | sequential p50 / p99 (ms) | concurrent requests/s | concurrent p50 / p99 (ms) |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = [
+        "| request | path | sequential p50 / p99 (ms) | concurrent requests/s | concurrent p50 / p99 (ms) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for kind in s:
         for path in PATHS:
-            lines.append(f"| {kind} | {path} | {s[kind][path]['p50_ms']} / {s[kind][path]['p99_ms']} "
-                         f"| {c[kind][path]['requests_per_s']} | {c[kind][path]['latency']['p50_ms']} / "
-                         f"{c[kind][path]['latency']['p99_ms']} |")
-        lines.append(f"| {kind} | **console / direct** | {r[kind]['sequential_p50']} / {r[kind]['sequential_p99']} "
-                     f"| {r[kind]['concurrent_requests_per_s']} | {r[kind]['concurrent_p50']} / "
-                     f"{r[kind]['concurrent_p99']} |")
+            lines.append(
+                f"| {kind} | {path} | {s[kind][path]['p50_ms']} / {s[kind][path]['p99_ms']} "
+                f"| {c[kind][path]['requests_per_s']} | {c[kind][path]['latency']['p50_ms']} / "
+                f"{c[kind][path]['latency']['p99_ms']} |"
+            )
+        lines.append(
+            f"| {kind} | **console / direct** | {r[kind]['sequential_p50']} / {r[kind]['sequential_p99']} "
+            f"| {r[kind]['concurrent_requests_per_s']} | {r[kind]['concurrent_p50']} / "
+            f"{r[kind]['concurrent_p99']} |"
+        )
     up = result["sequential_console_upstream"]
     cpu = result["cpu_ms_per_request_concurrent"]
     env = result["environment"]
@@ -378,8 +459,8 @@ def table(result):
     lines += [
         "",
         f"console's call to intake (its own histogram, sequential): mean {up['mean_ms']} ms over {up['calls']} calls",
-        "CPU ms per request (concurrent): " + "; ".join(
-            f"{path}: " + ", ".join(f"{name} {v}" for name, v in cpu[path].items()) for path in PATHS),
+        "CPU ms per request (concurrent): "
+        + "; ".join(f"{path}: " + ", ".join(f"{name} {v}" for name, v in cpu[path].items()) for path in PATHS),
         f"connections to intake closed during the sequential phase (TIME_WAIT): "
         f"{result['tcp_to_intake_sequential']['closed_connections']} for "
         f"{result['tcp_to_intake_sequential']['console_calls']} console calls",
@@ -396,26 +477,46 @@ def table(result):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--complaints", type=int, default=50, help="complaints registered first (default 50)")
-    parser.add_argument("--requests", type=int, default=400,
-                        help="requests of each kind per path, sequential and concurrent each (default 400)")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=400,
+        help="requests of each kind per path, sequential and concurrent each (default 400)",
+    )
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent senders (default 8)")
-    parser.add_argument("--blocks", type=int, default=4,
-                        help="concurrent blocks per path and request, the paths alternating (default 4)")
-    parser.add_argument("--warmup", type=int, default=10,
-                        help="uncounted sequential steps before the measured ones (default 10)")
+    parser.add_argument(
+        "--blocks",
+        type=int,
+        default=4,
+        help="concurrent blocks per path and request, the paths alternating (default 4)",
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=10, help="uncounted sequential steps before the measured ones (default 10)"
+    )
     parser.add_argument("--timeout", type=int, default=300, help="limit for the whole run in seconds (default 300)")
-    parser.add_argument("--ref", help="run the services from a clean export of this git commit instead of the "
-                        "working tree (e.g. HEAD, to leave uncommitted edits out)")
+    parser.add_argument(
+        "--ref",
+        help="run the services from a clean export of this git commit instead of the "
+        "working tree (e.g. HEAD, to leave uncommitted edits out)",
+    )
     parser.add_argument("--out", type=Path, help="result file (default bench/results/console-<time>.json)")
     args = parser.parse_args(argv)
-    if not (1 <= args.complaints <= 1000 and 1 <= args.requests <= 5000 and 1 <= args.concurrency <= 32
-            and 1 <= args.blocks <= min(20, args.requests) and 0 <= args.warmup <= 100
-            and 10 <= args.timeout <= 1800):
-        parser.error("keep --complaints 1..1000, --requests 1..5000, --concurrency 1..32, "
-                     "--blocks 1..min(20, --requests), --warmup 0..100, --timeout 10..1800")
+    if not (
+        1 <= args.complaints <= 1000
+        and 1 <= args.requests <= 5000
+        and 1 <= args.concurrency <= 32
+        and 1 <= args.blocks <= min(20, args.requests)
+        and 0 <= args.warmup <= 100
+        and 10 <= args.timeout <= 1800
+    ):
+        parser.error(
+            "keep --complaints 1..1000, --requests 1..5000, --concurrency 1..32, "
+            "--blocks 1..min(20, --requests), --warmup 0..100, --timeout 10..1800"
+        )
     return run_bench(lambda ctx: _run(args, ctx), args.ref, args.timeout)
 
 

@@ -88,6 +88,7 @@ All traffic goes to 127.0.0.1.
 
     .venv/bin/python bench/intake_bench.py [--count 600] [--rate 40] [--concurrency 8] [--ref HEAD]
 """
+
 import argparse
 import json
 import signal
@@ -101,32 +102,57 @@ import requests
 
 from mallcare_cli.examples import desk_complaint
 
-from common import (HOST, signed_in, REQUEST_TIMEOUT, START_TIMEOUT, CpuWindow, EventSubscriber, drop_databases, environment,
-                    free_port, ms_summary, offer, offered_summary, parse_time, per_second, purge_queues,
-                    queue_consumers, ratio, run_bench, service_env, start_service, start_store, store_info,
-                    wait_until, write_result)
+from common import (
+    HOST,
+    signed_in,
+    REQUEST_TIMEOUT,
+    START_TIMEOUT,
+    CpuWindow,
+    EventSubscriber,
+    drop_databases,
+    environment,
+    free_port,
+    ms_summary,
+    offer,
+    offered_summary,
+    parse_time,
+    per_second,
+    purge_queues,
+    queue_consumers,
+    ratio,
+    run_bench,
+    service_env,
+    start_service,
+    start_store,
+    store_info,
+    wait_until,
+    write_result,
+)
 from common import rnd as _r
 
 BASELINE_EXCHANGE = "bench.events"
 BASELINE_QUEUE = "bench.baseline"
 BASELINE_ROUTING_KEY = "complaint_registered"
-TRIAGE_EXCHANGE = "triage.events"          # nameko's exchange for triage's events
+TRIAGE_EXCHANGE = "triage.events"  # nameko's exchange for triage's events
 TRIAGED_ROUTING_KEY = "complaint_triaged"
-TRIAGED_QUEUE = "bench.triaged"           # the bench's own subscriber queue
-DRAIN_TIMEOUT = 90          # s after the last send for triage / the consumer to catch up
+TRIAGED_QUEUE = "bench.triaged"  # the bench's own subscriber queue
+DRAIN_TIMEOUT = 90  # s after the last send for triage / the consumer to catch up
 
 
 # --- the load -------------------------------------------------------------------------------
 
+
 def unique_complaint(i, run):
     """The example complaint, made unique by channel_ref and phone so that neither
     idempotency nor duplicate detection short-cuts it."""
-    return desk_complaint(channel_ref=f"bench-{run}-{i:06d}",
-                          customer={"name": "王女士", "phone": f"139{i % 10**8:08d}", "member_id": "M001",
-                                    "member_tier": "gold"})
+    return desk_complaint(
+        channel_ref=f"bench-{run}-{i:06d}",
+        customer={"name": "王女士", "phone": f"139{i % 10**8:08d}", "member_id": "M001", "member_tier": "gold"},
+    )
 
 
 # --- 1. mallcare -----------------------------------------------------------------------------
+
 
 def run_mallcare(args, children, tmp, amqp_uri, vhost, run, mongo_uri, store, pythonpath):
     stores = {}
@@ -142,13 +168,24 @@ def run_mallcare(args, children, tmp, amqp_uri, vhost, run, mongo_uri, store, py
     procs = {}
     urls = {}
     for service in ("triage", "intake"):  # subscribers first: intake publishes with mandatory=True
-        env = dict(base_env, MONGO_URI=uris[service], **{f"{service.upper()}_MONGO_DATABASE": dbs[service],
-                                                         f"{service.upper()}_WEB_ADDRESS": f"{HOST}:{free_port()}"})
+        env = dict(
+            base_env,
+            MONGO_URI=uris[service],
+            **{
+                f"{service.upper()}_MONGO_DATABASE": dbs[service],
+                f"{service.upper()}_WEB_ADDRESS": f"{HOST}:{free_port()}",
+            },
+        )
         urls[service], procs[service] = start_service(children, service, env)
         if service == "triage":
-            wait_until("triage's event queue consumer",
-                       lambda: queue_consumers(vhost, "handle_complaint_registered") >= 1,
-                       START_TIMEOUT, procs[service], children, "triage")
+            wait_until(
+                "triage's event queue consumer",
+                lambda: queue_consumers(vhost, "handle_complaint_registered") >= 1,
+                START_TIMEOUT,
+                procs[service],
+                children,
+                "triage",
+            )
 
     # the bench's own subscriber to complaint_triaged, bound before the first complaint is sent
     triaged = EventSubscriber(amqp_uri, TRIAGE_EXCHANGE, TRIAGED_ROUTING_KEY, TRIAGED_QUEUE)
@@ -178,16 +215,26 @@ def _offer_to_mallcare(args, run, vhost, urls, procs, stores, triaged, mongo_uri
         r = session().post(urls["intake"] + "/complaints", json=unique_complaint(i, run), timeout=REQUEST_TIMEOUT)
         body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
         ok = r.status_code == 201 and body.get("status") == "registered"
-        return {"ok": ok, "status": r.status_code, "number": body.get("number"),
-                **({} if ok else {"error": f"{r.status_code} {r.text[:200]}"})}
+        return {
+            "ok": ok,
+            "status": r.status_code,
+            "number": body.get("number"),
+            **({} if ok else {"error": f"{r.status_code} {r.text[:200]}"}),
+        }
 
     warmup = [post(10**6 + w).get("number") for w in range(args.warmup)]  # opens the pools; not counted
     triaged.wait_for([n for n in warmup if n], time.monotonic() + DRAIN_TIMEOUT)  # so none lands in the window
 
-    print(f"mallcare: offering {args.count} complaints at {args.rate}/s from {args.concurrency} senders",
-          file=sys.stderr)
-    cpu = CpuWindow({"intake": procs["intake"].pid, "triage": procs["triage"].pid,
-                     **{f"store {name}": proc.pid for name, proc in stores.items()}})
+    print(
+        f"mallcare: offering {args.count} complaints at {args.rate}/s from {args.concurrency} senders", file=sys.stderr
+    )
+    cpu = CpuWindow(
+        {
+            "intake": procs["intake"].pid,
+            "triage": procs["triage"].pid,
+            **{f"store {name}": proc.pid for name, proc in stores.items()},
+        }
+    )
     cpu.start()
     load_deadline = args.count / args.rate + 120
     rows, t0 = offer(args.count, args.rate, args.concurrency, post, load_deadline)
@@ -237,26 +284,33 @@ def _offer_to_mallcare(args, run, vhost, urls, procs, stores, triaged, mongo_uri
     http_errors = [r for r in rows if not r["ok"]]
     result = {
         "offered": offered_summary(rows, args.rate),
-        "sent": len(rows), "accepted": len(accepted),
+        "sent": len(rows),
+        "accepted": len(accepted),
         "errors": len(http_errors) + len(not_triaged) + len(pending),
         "http_errors": len(http_errors),
         "error_samples": sorted({r.get("error", "")[:160] for r in http_errors})[:5],
         "wall_s": _r(wall, 2),
         "accepted_per_s": _r(len(accepted) / wall if wall else None),
         "http_latency": ms_summary([r["end"] - r["start"] for r in accepted]),
-        "triaged_events": len(arrived), "not_triaged": len(not_triaged),
-        "not_triaged_deadline_s": DRAIN_TIMEOUT, "backlog_purged_at_deadline": abandoned,
+        "triaged_events": len(arrived),
+        "not_triaged": len(not_triaged),
+        "not_triaged_deadline_s": DRAIN_TIMEOUT,
+        "backlog_purged_at_deadline": abandoned,
         "triaged_wall_s": _r(triaged_wall, 2),
         "triaged_per_s": _r(len(arrived) / triaged_wall if triaged_wall else None),
-        "sent_to_triaged_event": ms_summary([arrived[r["number"]] - r["start"] for r in accepted
-                                             if r["number"] in arrived]),
-        "response_to_triaged_event": ms_summary([arrived[r["number"]] - r["end"] for r in accepted
-                                                 if r["number"] in arrived]),
+        "sent_to_triaged_event": ms_summary(
+            [arrived[r["number"]] - r["start"] for r in accepted if r["number"] in arrived]
+        ),
+        "response_to_triaged_event": ms_summary(
+            [arrived[r["number"]] - r["end"] for r in accepted if r["number"] in arrived]
+        ),
         "registered_to_triage": ms_summary(e2e),
-        "reached_triage": len(seen), "missing_in_triage": len(pending),
-        "duplicate_triaged_events": triaged.duplicates, "subscriber_error": triaged.error,
+        "reached_triage": len(seen),
+        "missing_in_triage": len(pending),
+        "duplicate_triaged_events": triaged.duplicates,
+        "subscriber_error": triaged.error,
         "subscriber": f"plain classic queue {TRIAGED_QUEUE} bound to {TRIAGE_EXCHANGE} ({TRIAGED_ROUTING_KEY}), "
-                      "consumed by a thread of this script without acks",
+        "consumed by a thread of this script without acks",
         "accepted_per_second_timeline": per_second([r["end"] for r in accepted], t0),
         "triaged_per_second_timeline": per_second(arrived.values(), t0),
         "stores": "own process per service" if not mongo_uri else "MONGO_URI, one database per service",
@@ -268,11 +322,18 @@ def _offer_to_mallcare(args, run, vhost, urls, procs, stores, triaged, mongo_uri
 
 # --- 2. baseline -----------------------------------------------------------------------------
 
+
 def baseline_entities():
     from kombu import Exchange, Queue
+
     exchange = Exchange(BASELINE_EXCHANGE, type="topic", durable=True)
-    queue = Queue(BASELINE_QUEUE, exchange=exchange, routing_key=BASELINE_ROUTING_KEY, durable=True,
-                  queue_arguments={"x-queue-type": "quorum"})
+    queue = Queue(
+        BASELINE_QUEUE,
+        exchange=exchange,
+        routing_key=BASELINE_ROUTING_KEY,
+        durable=True,
+        queue_arguments={"x-queue-type": "quorum"},
+    )
     return exchange, queue
 
 
@@ -292,12 +353,25 @@ def run_baseline(args, children, tmp, amqp_uri, vhost, run, mongo_uri):
 
     total = args.count + args.warmup
     out = tmp / "baseline-consumer.json"
-    spec = {"amqp_uri": amqp_uri, "mongo_uri": uri, "db": db_name, "count": total,
-            "timeout": args.count / args.rate + 120 + DRAIN_TIMEOUT, "out": str(out)}
-    consumer = children.start("baseline-consumer", [sys.executable, str(Path(__file__).resolve()),
-                                                    "_consume", json.dumps(spec)])
-    wait_until("baseline consumer", lambda: queue_consumers(vhost, BASELINE_QUEUE) >= 1,
-               START_TIMEOUT, consumer, children, "baseline-consumer")
+    spec = {
+        "amqp_uri": amqp_uri,
+        "mongo_uri": uri,
+        "db": db_name,
+        "count": total,
+        "timeout": args.count / args.rate + 120 + DRAIN_TIMEOUT,
+        "out": str(out),
+    }
+    consumer = children.start(
+        "baseline-consumer", [sys.executable, str(Path(__file__).resolve()), "_consume", json.dumps(spec)]
+    )
+    wait_until(
+        "baseline consumer",
+        lambda: queue_consumers(vhost, BASELINE_QUEUE) >= 1,
+        START_TIMEOUT,
+        consumer,
+        children,
+        "baseline-consumer",
+    )
 
     local = threading.local()
     connections = []
@@ -313,8 +387,15 @@ def run_baseline(args, children, tmp, amqp_uri, vhost, run, mongo_uri):
 
     def publish(i):
         body = {"seq": i, "sent_at": time.time(), "payload": unique_complaint(i, run)}
-        producer().publish(body, exchange=exchange, routing_key=BASELINE_ROUTING_KEY, delivery_mode=2,
-                           mandatory=True, retry=False, timeout=REQUEST_TIMEOUT)
+        producer().publish(
+            body,
+            exchange=exchange,
+            routing_key=BASELINE_ROUTING_KEY,
+            delivery_mode=2,
+            mandatory=True,
+            retry=False,
+            timeout=REQUEST_TIMEOUT,
+        )
         return {"ok": True, "sent_at": body["sent_at"]}
 
     cpu = CpuWindow({"consumer": consumer.pid, **({"store baseline": store_proc.pid} if store_proc else {})})
@@ -322,8 +403,10 @@ def run_baseline(args, children, tmp, amqp_uri, vhost, run, mongo_uri):
         for w in range(args.warmup):
             publish(10**6 + w)
         cpu.start()
-        print(f"baseline: publishing {args.count} messages at {args.rate}/s from {args.concurrency} senders",
-              file=sys.stderr)
+        print(
+            f"baseline: publishing {args.count} messages at {args.rate}/s from {args.concurrency} senders",
+            file=sys.stderr,
+        )
         rows, t0 = offer(args.count, args.rate, args.concurrency, publish, args.count / args.rate + 120)
     finally:
         for conn in connections:
@@ -349,18 +432,24 @@ def run_baseline(args, children, tmp, amqp_uri, vhost, run, mongo_uri):
     errors = [r for r in rows if not r["ok"]]
     result = {
         "offered": offered_summary(rows, args.rate),
-        "sent": len(rows), "published": len(published), "stored": len(e2e), "stored_in_store": in_store,
+        "sent": len(rows),
+        "published": len(published),
+        "stored": len(e2e),
+        "stored_in_store": in_store,
         "errors": len(errors) + (len(published) - len(e2e)),
-        "error_samples": sorted({r.get("error", "")[:160] for r in errors} | (
-            {stored["error"]} if stored.get("error") else set()))[:5],
+        "error_samples": sorted(
+            {r.get("error", "")[:160] for r in errors} | ({stored["error"]} if stored.get("error") else set())
+        )[:5],
         "wall_s": _r(last - t0, 2) if last else None,
         "msgs_per_s": _r(len(e2e) / (last - t0) if last else None),
         "publish_confirm_latency": ms_summary([r["end"] - r["start"] for r in published]),
         "publish_to_stored": ms_summary(e2e),
-        "publish_to_consumed": ms_summary([by_seq[r["i"]]["received_at"] - by_seq[r["i"]]["sent_at"]
-                                           for r in published if r["i"] in by_seq]),
-        "stored_per_second_timeline": per_second([by_seq[r["i"]]["stored_at"] for r in published
-                                                  if r["i"] in by_seq], t0),
+        "publish_to_consumed": ms_summary(
+            [by_seq[r["i"]]["received_at"] - by_seq[r["i"]]["sent_at"] for r in published if r["i"] in by_seq]
+        ),
+        "stored_per_second_timeline": per_second(
+            [by_seq[r["i"]]["stored_at"] for r in published if r["i"] in by_seq], t0
+        ),
         "cpu": cpu_used,
         "queue": "durable quorum queue via a durable topic exchange",
         "write_concern": "w=1, j=True",
@@ -388,10 +477,12 @@ def consume(spec):
 
     def on_message(body, message):
         received = time.time()
-        coll.insert_one({"_id": body["seq"], "sent_at": body["sent_at"], "received_at": received,
-                         "payload": body["payload"]})
-        records.append({"seq": body["seq"], "sent_at": body["sent_at"], "received_at": received,
-                        "stored_at": time.time()})
+        coll.insert_one(
+            {"_id": body["seq"], "sent_at": body["sent_at"], "received_at": received, "payload": body["payload"]}
+        )
+        records.append(
+            {"seq": body["seq"], "sent_at": body["sent_at"], "received_at": received, "stored_at": time.time()}
+        )
         message.ack()
 
     try:
@@ -410,6 +501,7 @@ def consume(spec):
 
 
 # --- report ----------------------------------------------------------------------------------
+
 
 def table(result):
     m, b, r = result["mallcare"], result["baseline"], result["ratios"]
@@ -439,27 +531,34 @@ def table(result):
     env = result["environment"]
     lines.append("")
     settings = env["settings"]
-    lines.append(f"{settings['count']} at {settings['rate']}/s, {settings['concurrency']} senders; "
-                 f"store {env['store']['kind']} {env['store']['version']}; RabbitMQ {env['rabbitmq']['version']}; "
-                 f"Python {env['python']}; {env['cpu_count']} CPUs; {env['date']}; services from "
-                 f"{env['services']['source']} at {(env['services']['commit'] or '?')[:8]}"
-                 f"{' + uncommitted changes' if env['services']['uncommitted_changes'] else ''}")
+    lines.append(
+        f"{settings['count']} at {settings['rate']}/s, {settings['concurrency']} senders; "
+        f"store {env['store']['kind']} {env['store']['version']}; RabbitMQ {env['rabbitmq']['version']}; "
+        f"Python {env['python']}; {env['cpu_count']} CPUs; {env['date']}; services from "
+        f"{env['services']['source']} at {(env['services']['commit'] or '?')[:8]}"
+        f"{' + uncommitted changes' if env['services']['uncommitted_changes'] else ''}"
+    )
     return "\n".join(lines)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--count", type=int, default=600, help="messages per side (default 600)")
     parser.add_argument("--rate", type=float, default=40.0, help="offered rate per second (default 40)")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent senders (default 8)")
     parser.add_argument("--warmup", type=int, default=5, help="uncounted warm-up messages per side (default 5)")
-    parser.add_argument("--ref", help="run the services from a clean export of this git commit instead of the "
-                        "working tree (e.g. HEAD, to leave uncommitted edits out)")
+    parser.add_argument(
+        "--ref",
+        help="run the services from a clean export of this git commit instead of the "
+        "working tree (e.g. HEAD, to leave uncommitted edits out)",
+    )
     parser.add_argument("--out", type=Path, help="result file (default bench/results/intake-<time>.json)")
     args = parser.parse_args(argv)
-    if not (0 < args.count <= 20000 and 0 < args.rate <= 5000 and 0 < args.concurrency <= 64
-            and 0 <= args.warmup <= 100):
+    if not (
+        0 < args.count <= 20000 and 0 < args.rate <= 5000 and 0 < args.concurrency <= 64 and 0 <= args.warmup <= 100
+    ):
         parser.error("keep --count 1..20000, --rate 0..5000, --concurrency 1..64, --warmup 0..100")
 
     return run_bench(lambda ctx: _run(args, ctx), args.ref)
@@ -468,25 +567,32 @@ def main(argv=None):
 def _run(args, ctx):
     """One run in the frame run_bench set up (ctx); True when it finished with errors."""
     store = {}  # filled in by run_mallcare from the first store it talks to
-    mallcare = run_mallcare(args, ctx.children, ctx.tmp, ctx.amqp_uri, ctx.vhost, ctx.run, ctx.mongo_uri, store,
-                            ctx.pythonpath)
-    env = environment(store, ctx.loadavg, {"count": args.count, "rate": args.rate,
-                                           "concurrency": args.concurrency, "warmup": args.warmup})
+    mallcare = run_mallcare(
+        args, ctx.children, ctx.tmp, ctx.amqp_uri, ctx.vhost, ctx.run, ctx.mongo_uri, store, ctx.pythonpath
+    )
+    env = environment(
+        store,
+        ctx.loadavg,
+        {"count": args.count, "rate": args.rate, "concurrency": args.concurrency, "warmup": args.warmup},
+    )
     env["services"] = ctx.source
     baseline = run_baseline(args, ctx.children, ctx.tmp, ctx.amqp_uri, ctx.vhost, ctx.run, ctx.mongo_uri)
     result = {
-        "benchmark": "intake", "environment": env, "mallcare": mallcare, "baseline": baseline,
+        "benchmark": "intake",
+        "environment": env,
+        "mallcare": mallcare,
+        "baseline": baseline,
         "ratios": {
             "throughput": ratio(mallcare["triaged_per_s"], baseline["msgs_per_s"]),
             "accepted_throughput": ratio(mallcare["accepted_per_s"], baseline["msgs_per_s"]),
-            "e2e_p50": ratio(mallcare["sent_to_triaged_event"]["p50_ms"],
-                             baseline["publish_to_stored"]["p50_ms"]),
-            "e2e_p99": ratio(mallcare["sent_to_triaged_event"]["p99_ms"],
-                             baseline["publish_to_stored"]["p99_ms"]),
-            "registered_to_triage_p50": ratio(mallcare["registered_to_triage"]["p50_ms"],
-                                              baseline["publish_to_stored"]["p50_ms"]),
-            "registered_to_triage_p99": ratio(mallcare["registered_to_triage"]["p99_ms"],
-                                              baseline["publish_to_stored"]["p99_ms"]),
+            "e2e_p50": ratio(mallcare["sent_to_triaged_event"]["p50_ms"], baseline["publish_to_stored"]["p50_ms"]),
+            "e2e_p99": ratio(mallcare["sent_to_triaged_event"]["p99_ms"], baseline["publish_to_stored"]["p99_ms"]),
+            "registered_to_triage_p50": ratio(
+                mallcare["registered_to_triage"]["p50_ms"], baseline["publish_to_stored"]["p50_ms"]
+            ),
+            "registered_to_triage_p99": ratio(
+                mallcare["registered_to_triage"]["p99_ms"], baseline["publish_to_stored"]["p99_ms"]
+            ),
             "sender_p50": ratio(mallcare["http_latency"]["p50_ms"], baseline["publish_confirm_latency"]["p50_ms"]),
             "sender_p99": ratio(mallcare["http_latency"]["p99_ms"], baseline["publish_confirm_latency"]["p99_ms"]),
         },

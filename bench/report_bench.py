@@ -59,6 +59,7 @@ the end, also on error, Ctrl-C or overrun.
 
     .venv/bin/python bench/report_bench.py --ref HEAD [--complaints 1000000] [--repeat 20]
 """
+
 import argparse
 import datetime as dt
 import math
@@ -77,8 +78,24 @@ from analytics import reports
 from analytics.storage import EventLog
 from mallcare_common.malls import load_registry_file
 
-from common import (HOST, signed_in, REQUEST_TIMEOUT, ROOT, CpuWindow, environment, free_port, ms_summary, ratio, rnd,
-                    run_bench, service_env, start_service, start_store, store_info, write_result)
+from common import (
+    HOST,
+    signed_in,
+    REQUEST_TIMEOUT,
+    ROOT,
+    CpuWindow,
+    environment,
+    free_port,
+    ms_summary,
+    ratio,
+    rnd,
+    run_bench,
+    service_env,
+    start_service,
+    start_store,
+    store_info,
+    write_result,
+)
 
 DB = "analytics_report_bench"
 MALLS = {"sh-xujiahui": 0.45, "bj-chaoyang": 0.35, "gz-tianhe": 0.20}
@@ -87,29 +104,76 @@ Q_START = dt.date(2026, 10, 1)
 Q_DAYS = 92
 MERCHANTS_PER_MALL = 40
 BATCH = 10_000
-CHANNELS = {"desk": 25, "hotline": 20, "app": 15, "mini_program": 12, "wechat": 10, "web": 6, "social": 5,
-            "email": 4, "suggestion_box": 3}
-CATEGORIES = {"product.quality_defect": 16, "product.not_as_described": 6, "product.expired": 5,
-              "product.damaged": 4, "service.bad_attitude": 12, "service.operating_error": 6,
-              "service.slow_response": 9, "environment.hygiene": 6, "environment.facility_failure": 7,
-              "environment.poor_layout": 3, "rules.return_dispute": 8, "rules.price_dispute": 5,
-              "rules.membership_rights": 3, "payment.failed_payment": 3, "payment.refund_delay": 4,
-              "logistics.late_delivery": 2, "logistics.wrong_delivery": 1}
-DEPARTMENTS = {"product": "procurement_qc", "service": "customer_service", "environment": "facilities",
-               "rules": "customer_service", "payment": "finance", "logistics": "logistics"}
-AREAS = ["fresh produce", "food court", "B1 supermarket", "level 1", "level 2", "level 3", "level 4", "parking",
-         "cinema", "kids zone", "cashier", "service desk"]
+CHANNELS = {
+    "desk": 25,
+    "hotline": 20,
+    "app": 15,
+    "mini_program": 12,
+    "wechat": 10,
+    "web": 6,
+    "social": 5,
+    "email": 4,
+    "suggestion_box": 3,
+}
+CATEGORIES = {
+    "product.quality_defect": 16,
+    "product.not_as_described": 6,
+    "product.expired": 5,
+    "product.damaged": 4,
+    "service.bad_attitude": 12,
+    "service.operating_error": 6,
+    "service.slow_response": 9,
+    "environment.hygiene": 6,
+    "environment.facility_failure": 7,
+    "environment.poor_layout": 3,
+    "rules.return_dispute": 8,
+    "rules.price_dispute": 5,
+    "rules.membership_rights": 3,
+    "payment.failed_payment": 3,
+    "payment.refund_delay": 4,
+    "logistics.late_delivery": 2,
+    "logistics.wrong_delivery": 1,
+}
+DEPARTMENTS = {
+    "product": "procurement_qc",
+    "service": "customer_service",
+    "environment": "facilities",
+    "rules": "customer_service",
+    "payment": "finance",
+    "logistics": "logistics",
+}
+AREAS = [
+    "fresh produce",
+    "food court",
+    "B1 supermarket",
+    "level 1",
+    "level 2",
+    "level 3",
+    "level 4",
+    "parking",
+    "cinema",
+    "kids zone",
+    "cashier",
+    "service desk",
+]
 REASONS = ["compensation_unclear", "slow", "attitude", "not_resolved", "unfair", "communication", "other"]
 REASON_WEIGHTS = [18, 30, 15, 20, 8, 7, 2]
 CODES = {"sh-xujiahui": "SHXJH", "bj-chaoyang": "BJCY", "gz-tianhe": "GZTH"}
 # the JSON and HTML reports timed: (path, period, mall or None)
-REPORTS = [("monthly", MONTH, None), ("monthly", MONTH, "sh-xujiahui"), ("monthly", MONTH, "bj-chaoyang"),
-           ("monthly", MONTH, "gz-tianhe"), ("quarterly", QUARTER, None), ("quarterly", QUARTER, "sh-xujiahui")]
+REPORTS = [
+    ("monthly", MONTH, None),
+    ("monthly", MONTH, "sh-xujiahui"),
+    ("monthly", MONTH, "bj-chaoyang"),
+    ("monthly", MONTH, "gz-tianhe"),
+    ("quarterly", QUARTER, None),
+    ("quarterly", QUARTER, "sh-xujiahui"),
+]
 BASELINE_SCOPES = [(MONTH, None), (MONTH, "sh-xujiahui"), (QUARTER, None), (QUARTER, "sh-xujiahui")]
 H = dt.timedelta(hours=1)
 
 
 # --- 1. the data ---------------------------------------------------------------------------------
+
 
 def _weighted(table):
     return list(table), list(table.values())
@@ -125,7 +189,7 @@ class Generator:
         self.zones = {m: reports.zone_of(registry, m) for m in MALLS}
         self.roster = _roster()
         self.seq = Counter()
-        self.tallies = {}          # tally id -> Counter of dotted paths
+        self.tallies = {}  # tally id -> Counter of dotted paths
         self.expected = Counter()  # (period, mall or None, what) -> count: checks the report and the baseline
         self.handling = Counter()  # (period, mall or None) -> summed handling seconds
         self.malls, self.mall_w = _weighted(MALLS)
@@ -133,7 +197,7 @@ class Generator:
         self.categories, self.category_w = _weighted(CATEGORIES)
         self.merchants = {m: [f"{CODES[m][0]}-{k:02d}" for k in range(1, MERCHANTS_PER_MALL + 1)] for m in MALLS}
         # a few merchants draw most complaints (Zipf-like weights)
-        self.merchant_w = [1 / (k ** 0.8) for k in range(1, MERCHANTS_PER_MALL + 1)]
+        self.merchant_w = [1 / (k**0.8) for k in range(1, MERCHANTS_PER_MALL + 1)]
         self.events_applied = 0
 
     def _eid(self):
@@ -144,7 +208,7 @@ class Generator:
         mall = r.choices(self.malls, self.mall_w)[0]
         zone = self.zones[mall]
         day = Q_START + dt.timedelta(days=r.randrange(Q_DAYS))
-        minute = int(min(max(r.gauss(15.5 * 60, 3 * 60), 9 * 60 + 30), 22 * 60 + 30))   # opening hours, peak afternoon
+        minute = int(min(max(r.gauss(15.5 * 60, 3 * 60), 9 * 60 + 30), 22 * 60 + 30))  # opening hours, peak afternoon
         local = dt.datetime(day.year, day.month, day.day, minute // 60, minute % 60, r.randrange(60), tzinfo=zone)
         received = local.astimezone(dt.timezone.utc)
         self.seq[(mall, day)] += 1
@@ -153,25 +217,49 @@ class Generator:
         events, clocks_ = [], []
 
         def ev(kind, at, payload):
-            events.append({"event_id": self._eid(), "event_type": kind, "schema_version": 1, "occurred_at": at,
-                           "mall_id": mall, "complaint_no": number, "payload": payload})
+            events.append(
+                {
+                    "event_id": self._eid(),
+                    "event_type": kind,
+                    "schema_version": 1,
+                    "occurred_at": at,
+                    "mall_id": mall,
+                    "complaint_no": number,
+                    "payload": payload,
+                }
+            )
 
-        if r.random() < 0.03:   # rejected at intake
-            ev("complaint_rejected", received, {"channel": channel, "received_at": received,
-                                                 "reason": r.choice(["insufficient_information", "out_of_scope",
-                                                                     "duplicate"]),
-                                                 "detail": "bench", "duplicate_of": None, "policy_version": "bench"})
+        if r.random() < 0.03:  # rejected at intake
+            ev(
+                "complaint_rejected",
+                received,
+                {
+                    "channel": channel,
+                    "received_at": received,
+                    "reason": r.choice(["insufficient_information", "out_of_scope", "duplicate"]),
+                    "detail": "bench",
+                    "duplicate_of": None,
+                    "policy_version": "bench",
+                },
+            )
             return self._fold(number, events, clocks_)
 
         merchant = r.choices(self.merchants[mall], self.merchant_w)[0] if r.random() < 0.6 else None
         area = r.choice(AREAS)
-        ev("complaint_registered", received, {"channel": channel, "received_at": received,
-                                              "ack_due_at": received + H,
-                                              "location": {"area": area, "merchant_id": merchant},
-                                              "policy_version": "bench"})
+        ev(
+            "complaint_registered",
+            received,
+            {
+                "channel": channel,
+                "received_at": received,
+                "ack_due_at": received + H,
+                "location": {"area": area, "merchant_id": merchant},
+                "policy_version": "bench",
+            },
+        )
         ack_at = received + dt.timedelta(minutes=r.expovariate(1 / 20))
         clocks_.append(("acknowledgement", channel, None, "met" if ack_at <= received + H else "breached"))
-        if r.random() < 0.005:   # never triaged (unclassified, open)
+        if r.random() < 0.005:  # never triaged (unclassified, open)
             return self._fold(number, events, clocks_)
 
         category = r.choices(self.categories, self.category_w)[0]
@@ -180,27 +268,67 @@ class Generator:
         # clocks.py: the clocks keep triage's owner; a correction moves their department, a reassignment nothing
         clock_owner, clock_department = owner, department
         triaged_at = received + dt.timedelta(seconds=r.randrange(5, 300))
-        ev("complaint_triaged", triaged_at, {
-            "category": category, "category_source": "keywords", "risk_level": risk, "risk_reasons": [],
-            "urgency": "urgent" if risk == "high" else "routine", "department": department,
-            "review_meeting": False, "departments_involved": [], "owner_id": owner,
-            "first_response_due_at": triaged_at + 24 * H, "resolution_due_at": triaged_at + 168 * H,
-            "policy_version": "bench", "received_at": received, "channel": channel, "merchant_id": merchant})
-        if r.random() < 0.02:   # the category corrected by a supervisor
+        ev(
+            "complaint_triaged",
+            triaged_at,
+            {
+                "category": category,
+                "category_source": "keywords",
+                "risk_level": risk,
+                "risk_reasons": [],
+                "urgency": "urgent" if risk == "high" else "routine",
+                "department": department,
+                "review_meeting": False,
+                "departments_involved": [],
+                "owner_id": owner,
+                "first_response_due_at": triaged_at + 24 * H,
+                "resolution_due_at": triaged_at + 168 * H,
+                "policy_version": "bench",
+                "received_at": received,
+                "channel": channel,
+                "merchant_id": merchant,
+            },
+        )
+        if r.random() < 0.02:  # the category corrected by a supervisor
             old, category = category, r.choices(self.categories, self.category_w)[0]
             department, owner = self._route(mall, category, merchant, r)
             clock_department = department
-            ev("complaint_corrected", triaged_at + dt.timedelta(hours=r.uniform(0.5, 6)), {
-                "category": category, "category_source": "manual", "risk_level": risk, "risk_reasons": [],
-                "urgency": "routine", "department": department, "review_meeting": False,
-                "departments_involved": [], "owner_id": owner, "first_response_due_at": triaged_at + 24 * H,
-                "resolution_due_at": triaged_at + 168 * H, "policy_version": "bench", "field": "category",
-                "old": old, "new": category, "by": "E3011", "reason": "bench"})
-        if r.random() < 0.05:   # reassigned to a colleague
+            ev(
+                "complaint_corrected",
+                triaged_at + dt.timedelta(hours=r.uniform(0.5, 6)),
+                {
+                    "category": category,
+                    "category_source": "manual",
+                    "risk_level": risk,
+                    "risk_reasons": [],
+                    "urgency": "routine",
+                    "department": department,
+                    "review_meeting": False,
+                    "departments_involved": [],
+                    "owner_id": owner,
+                    "first_response_due_at": triaged_at + 24 * H,
+                    "resolution_due_at": triaged_at + 168 * H,
+                    "policy_version": "bench",
+                    "field": "category",
+                    "old": old,
+                    "new": category,
+                    "by": "E3011",
+                    "reason": "bench",
+                },
+            )
+        if r.random() < 0.05:  # reassigned to a colleague
             department2, owner2 = self._route(mall, category, merchant, r)
-            ev("complaint_reassigned", triaged_at + dt.timedelta(hours=r.uniform(1, 12)), {
-                "from_owner_id": owner, "to_owner_id": owner2, "department": department2, "reason": "bench",
-                "by": "E3011"})
+            ev(
+                "complaint_reassigned",
+                triaged_at + dt.timedelta(hours=r.uniform(1, 12)),
+                {
+                    "from_owner_id": owner,
+                    "to_owner_id": owner2,
+                    "department": department2,
+                    "reason": "bench",
+                    "by": "E3011",
+                },
+            )
             department, owner = department2, owner2
 
         # handling time: hours, log-normal, shorter for high risk; the quarter's last days leave some open
@@ -211,45 +339,109 @@ class Generator:
         clocks_.append(("first_response", clock_owner, clock_department, "met" if r.random() < 0.93 else "breached"))
         due = 168 if risk == "low" else 126 if risk == "medium" else 84
         if resolved or received + due * H < end_of_quarter:
-            clocks_.append(("resolution", clock_owner, clock_department,
-                            "met" if resolved and hours <= due else "breached"))
+            clocks_.append(
+                ("resolution", clock_owner, clock_department, "met" if resolved and hours <= due else "breached")
+            )
 
         if risk == "high":
             if r.random() < 0.6:
-                ev("case_escalated", triaged_at + dt.timedelta(hours=r.uniform(0.2, 4)), {
-                    "reason": "high_risk", "from_role": "handler", "to_role": "supervisor", "to_staff_id": None,
-                    "re_review_due_at": None, "by": owner})
+                ev(
+                    "case_escalated",
+                    triaged_at + dt.timedelta(hours=r.uniform(0.2, 4)),
+                    {
+                        "reason": "high_risk",
+                        "from_role": "handler",
+                        "to_role": "supervisor",
+                        "to_staff_id": None,
+                        "re_review_due_at": None,
+                        "by": owner,
+                    },
+                )
             if r.random() < 0.35:
-                ev("case_escalated", triaged_at + dt.timedelta(hours=r.uniform(4, 24)), {
-                    "reason": "high_risk", "from_role": "supervisor", "to_role": "operations_director",
-                    "to_staff_id": None, "re_review_due_at": None, "by": "E3011"})
+                ev(
+                    "case_escalated",
+                    triaged_at + dt.timedelta(hours=r.uniform(4, 24)),
+                    {
+                        "reason": "high_risk",
+                        "from_role": "supervisor",
+                        "to_role": "operations_director",
+                        "to_staff_id": None,
+                        "re_review_due_at": None,
+                        "by": "E3011",
+                    },
+                )
             elif r.random() < 0.15:
-                ev("proposal_approved", triaged_at + dt.timedelta(hours=r.uniform(4, 48)), {
-                    "proposal_no": 1, "approver_role": r.choice(["operations_director", "legal"]),
-                    "total_fen": r.randrange(1000, 500000), "cap_override": True, "by": "E3901"})
+                ev(
+                    "proposal_approved",
+                    triaged_at + dt.timedelta(hours=r.uniform(4, 48)),
+                    {
+                        "proposal_no": 1,
+                        "approver_role": r.choice(["operations_director", "legal"]),
+                        "total_fen": r.randrange(1000, 500000),
+                        "cap_override": True,
+                        "by": "E3901",
+                    },
+                )
         elif r.random() < 0.03:
-            ev("case_escalated", triaged_at + dt.timedelta(hours=r.uniform(1, 48)), {
-                "reason": "objection", "from_role": "handler", "to_role": "supervisor", "to_staff_id": None,
-                "re_review_due_at": None, "by": owner})
+            ev(
+                "case_escalated",
+                triaged_at + dt.timedelta(hours=r.uniform(1, 48)),
+                {
+                    "reason": "objection",
+                    "from_role": "handler",
+                    "to_role": "supervisor",
+                    "to_staff_id": None,
+                    "re_review_due_at": None,
+                    "by": owner,
+                },
+            )
         if resolved:
-            ev("case_resolved", resolved_at, {"spot": hours < 1, "decision": "upheld", "remedy_types": ["refund"],
-                                              "total_fen": r.randrange(0, 50000), "round": 1,
-                                              "category": category, "risk_level": risk,
-                                              "department": department, "owner_id": owner, "channel": channel,
-                                              "by": owner})
-            if r.random() < 0.7:   # revisited and answered
+            ev(
+                "case_resolved",
+                resolved_at,
+                {
+                    "spot": hours < 1,
+                    "decision": "upheld",
+                    "remedy_types": ["refund"],
+                    "total_fen": r.randrange(0, 50000),
+                    "round": 1,
+                    "category": category,
+                    "risk_level": risk,
+                    "department": department,
+                    "owner_id": owner,
+                    "channel": channel,
+                    "by": owner,
+                },
+            )
+            if r.random() < 0.7:  # revisited and answered
                 at = resolved_at + dt.timedelta(hours=r.uniform(2, 30))
                 satisfied = r.random() < (0.88 if hours < 48 else 0.7)
                 self._answer(ev, at, satisfied, number, hours)
-                if not satisfied and r.random() < 0.25:   # reopened, resolved again, asked again
-                    ev("case_reopened", at + H, {"reason": "dissatisfied", "round": 2,
-                                                 "resolution_due_at": at + 73 * H, "by": "E3011"})
+                if not satisfied and r.random() < 0.25:  # reopened, resolved again, asked again
+                    ev(
+                        "case_reopened",
+                        at + H,
+                        {"reason": "dissatisfied", "round": 2, "resolution_due_at": at + 73 * H, "by": "E3011"},
+                    )
                     again = at + dt.timedelta(hours=r.uniform(3, 72))
                     if again < end_of_quarter:
-                        ev("case_resolved", again, {"spot": False, "decision": "upheld", "remedy_types": ["voucher"],
-                                                    "total_fen": 2000, "round": 2, "category": category,
-                                                    "risk_level": risk, "department": department,
-                                                    "owner_id": owner, "channel": channel, "by": owner})
+                        ev(
+                            "case_resolved",
+                            again,
+                            {
+                                "spot": False,
+                                "decision": "upheld",
+                                "remedy_types": ["voucher"],
+                                "total_fen": 2000,
+                                "round": 2,
+                                "category": category,
+                                "risk_level": risk,
+                                "department": department,
+                                "owner_id": owner,
+                                "channel": channel,
+                                "by": owner,
+                            },
+                        )
                         satisfied = r.random() < 0.75
                         self._answer(ev, again + dt.timedelta(hours=r.uniform(2, 30)), satisfied, number, hours)
                 if satisfied:
@@ -258,12 +450,15 @@ class Generator:
 
     def _answer(self, ev, at, satisfied, number, hours):
         r = self.rng
-        payload = {"revisit_id": f"{number}-R1", "score": r.choice((4, 5)) if satisfied else r.choice((1, 2, 3)),
-                   "by": "E3011"}
+        payload = {
+            "revisit_id": f"{number}-R1",
+            "score": r.choice((4, 5)) if satisfied else r.choice((1, 2, 3)),
+            "by": "E3011",
+        }
         if not satisfied:
             weights = list(REASON_WEIGHTS)
             if hours > 48:
-                weights[1] *= 3   # slow
+                weights[1] *= 3  # slow
             payload["reasons"] = sorted(set(r.choices(REASONS, weights, k=r.choice((1, 1, 2, 3)))))
         ev("customer_satisfied" if satisfied else "customer_dissatisfied", at, payload)
 
@@ -289,8 +484,14 @@ class Generator:
             doc = reports.apply(doc, event, zone)
             changes += 1
         for name, owner, department, outcome in clocks_:
-            clock = {"_id": f"{number}|{name}|1", "clock": name, "mall_id": mall, "complaint_no": number,
-                     "owner": owner, "department": department}
+            clock = {
+                "_id": f"{number}|{name}|1",
+                "clock": name,
+                "mall_id": mall,
+                "complaint_no": number,
+                "owner": owner,
+                "department": department,
+            }
             doc = reports.apply_clock(doc, clock, outcome)
             changes += 1
         doc["v"] = changes
@@ -331,6 +532,7 @@ class Generator:
 
 def _roster():
     import yaml
+
     with open(ROOT / "deploy" / "policy" / "triage.yml", encoding="utf-8") as f:
         roster = yaml.safe_load(f)["roster"]
     out = {}
@@ -366,8 +568,13 @@ def load(gen, db, count, batch):
     t1 = time.monotonic()
     for doc in gen.tally_docs():
         db.report_tallies.replace_one({"_id": doc["_id"]}, doc, upsert=True)
-    return {"complaints": count, "wall_s": rnd(wall), "generate_s": rnd(gen_s),
-            "complaints_per_s": rnd(count / wall if wall else None), "tallies_s": rnd(time.monotonic() - t1, 2)}
+    return {
+        "complaints": count,
+        "wall_s": rnd(wall),
+        "generate_s": rnd(gen_s),
+        "complaints_per_s": rnd(count / wall if wall else None),
+        "tallies_s": rnd(time.monotonic() - t1, 2),
+    }
 
 
 def check_tallies(gen, db):
@@ -388,10 +595,11 @@ def check_tallies(gen, db):
 
 # --- 2. mallcare ---------------------------------------------------------------------------------
 
+
 def time_reports(url, gen, warmup, repeat):
     results, errors = {}, []
     with requests.Session() as session:
-        session.headers.update(signed_in("A7001", "analyst"))   # the chain's analyst: every mall
+        session.headers.update(signed_in("A7001", "analyst"))  # the chain's analyst: every mall
         for shape in ("json", "html"):
             for kind, period, mall in REPORTS:
                 path = f"/reports/{kind}{'.html' if shape == 'html' else ''}"
@@ -422,6 +630,7 @@ def time_in_process(db, registry, repeat):
     build_report and html_report.render, in this process; milliseconds p50 each."""
     from analytics import html_report
     from mallcare_common import web
+
     store = EventLog(db)
     out = {}
     for kind, period, mall in REPORTS:
@@ -438,12 +647,15 @@ def time_in_process(db, registry, repeat):
             build.append(t2 - t1)
             html.append(t3 - t2)
         out[f"{kind} {period} {mall or 'chain'}"] = {
-            "read_tallies_p50_ms": ms_summary(read)["p50_ms"], "build_report_p50_ms": ms_summary(build)["p50_ms"],
-            "render_html_p50_ms": ms_summary(html)["p50_ms"]}
+            "read_tallies_p50_ms": ms_summary(read)["p50_ms"],
+            "build_report_p50_ms": ms_summary(build)["p50_ms"],
+            "render_html_p50_ms": ms_summary(html)["p50_ms"],
+        }
     return out
 
 
 # --- 3. baseline ---------------------------------------------------------------------------------
+
 
 def baseline_pipelines(period, mall):
     """The first $match names only the period and the mall: the fields of the baseline's
@@ -452,12 +664,22 @@ def baseline_pipelines(period, mall):
     field = "quarter" if "Q" in period else "month"
     scope = {"$match": {field: period, **({"mall_id": mall} if mall else {})}}
     return {
-        "categories": [scope, {"$match": {"registered": True, "rejected": {"$ne": True}}},
-                       {"$group": {"_id": "$category", "count": {"$sum": 1}}}],
-        "handling_average": [scope, {"$match": {"registered": True, "rejected": {"$ne": True},
-                                                "resolved_at": {"$ne": None}}},
-                             {"$group": {"_id": None, "n": {"$sum": 1},
-                                         "avg_ms": {"$avg": {"$subtract": ["$resolved_at", "$received_at"]}}}}],
+        "categories": [
+            scope,
+            {"$match": {"registered": True, "rejected": {"$ne": True}}},
+            {"$group": {"_id": "$category", "count": {"$sum": 1}}},
+        ],
+        "handling_average": [
+            scope,
+            {"$match": {"registered": True, "rejected": {"$ne": True}, "resolved_at": {"$ne": None}}},
+            {
+                "$group": {
+                    "_id": None,
+                    "n": {"$sum": 1},
+                    "avg_ms": {"$avg": {"$subtract": ["$resolved_at", "$received_at"]}},
+                }
+            },
+        ],
     }
 
 
@@ -479,9 +701,13 @@ def run_baseline(db, gen, runs, budget):
             spent += run["both"]
             if spent > budget:
                 break
-        results[name] = {"runs": len(rows),
-                         **{section: ms_summary([r[section] for r in rows])
-                            for section in ("categories", "handling_average", "both")}}
+        results[name] = {
+            "runs": len(rows),
+            **{
+                section: ms_summary([r[section] for r in rows])
+                for section in ("categories", "handling_average", "both")
+            },
+        }
     return results, errors
 
 
@@ -501,14 +727,17 @@ def _run_is_wrong(section, out, gen, period, mall):
 def explain(db, period, mall):
     """Which plan the store picks for the baseline's match (informative)."""
     try:
-        plan = db.command("explain", {"aggregate": "complaints", "pipeline": baseline_pipelines(period, mall)[
-            "categories"], "cursor": {}})
+        plan = db.command(
+            "explain",
+            {"aggregate": "complaints", "pipeline": baseline_pipelines(period, mall)["categories"], "cursor": {}},
+        )
         return str(plan.get("queryPlanner") or plan.get("stages") or plan)[:400]
     except Exception as exc:
         return f"explain not available: {exc!r}"[:200]
 
 
 # --- the run -------------------------------------------------------------------------------------
+
 
 def other_benchmarks():
     out = subprocess.run(["pgrep", "-af", r"bench/.*_bench\.py"], capture_output=True, text=True).stdout
@@ -532,11 +761,20 @@ def measure(args, ctx, gen, db, url, service_pid, store_pid, complaints):
         m = timed[f"{kind} {period} {mall or 'chain'} json"]
         b = base[f"{period} {mall or 'chain'}"]["both"]
         ratios[f"{period} {mall or 'chain'}"] = {
-            "p50": _fine_ratio(m["p50_ms"], b["p50_ms"]), "p99_vs_max": _fine_ratio(m["p99_ms"], b["max_ms"]),
-            "baseline_p50_over_mallcare_p50": ratio(b["p50_ms"], m["p50_ms"])}
-    return {"complaints": complaints, "reports": timed, "in_process": in_process, "baseline": base,
-            "ratios_mallcare_over_baseline": ratios,
-            "errors": errors + base_errors, "cpu_reports": cpu_reports, "cpu_baseline": cpu_base}
+            "p50": _fine_ratio(m["p50_ms"], b["p50_ms"]),
+            "p99_vs_max": _fine_ratio(m["p99_ms"], b["max_ms"]),
+            "baseline_p50_over_mallcare_p50": ratio(b["p50_ms"], m["p50_ms"]),
+        }
+    return {
+        "complaints": complaints,
+        "reports": timed,
+        "in_process": in_process,
+        "baseline": base,
+        "ratios_mallcare_over_baseline": ratios,
+        "errors": errors + base_errors,
+        "cpu_reports": cpu_reports,
+        "cpu_baseline": cpu_base,
+    }
 
 
 def _fine_ratio(a, b):
@@ -569,29 +807,51 @@ def _run(args, ctx):
                 db.complaints.create_index([("month", ASCENDING), ("mall_id", ASCENDING)])
                 db.complaints.create_index([("quarter", ASCENDING), ("mall_id", ASCENDING)])
                 index_s = rnd(time.monotonic() - t0)
-            loads[-1].update(baseline_index_build_s=(index_s if index_s is not None
-                                                     else "built at the first step, kept up by the inserts"),
-                             tally_check_problems=problems,
-                             store_bytes=_dir_bytes(ctx.tmp / "store-analytics"))
+            loads[-1].update(
+                baseline_index_build_s=(
+                    index_s if index_s is not None else "built at the first step, kept up by the inserts"
+                ),
+                tally_check_problems=problems,
+                store_bytes=_dir_bytes(ctx.tmp / "store-analytics"),
+            )
             if service is None:
-                env = dict(service_env(ctx.amqp_uri, ctx.pythonpath), MONGO_URI=uri, ANALYTICS_MONGO_DATABASE=DB,
-                           ANALYTICS_WEB_ADDRESS=f"{HOST}:{free_port()}")
+                env = dict(
+                    service_env(ctx.amqp_uri, ctx.pythonpath),
+                    MONGO_URI=uri,
+                    ANALYTICS_MONGO_DATABASE=DB,
+                    ANALYTICS_WEB_ADDRESS=f"{HOST}:{free_port()}",
+                )
                 service = start_service(ctx.children, "analytics", env)
             step = measure(args, ctx, gen, db, service[0], service[1].pid, store_proc.pid, target)
             step["errors"] += problems
             step["baseline_plan"] = explain(db, MONTH, "sh-xujiahui")
             measured.append(step)
-        env = environment(store_info(uri, embedded=True), ctx.loadavg,
-                          {"complaints": args.complaints, "seed": args.seed, "repeat": args.repeat,
-                           "warmup": args.warmup, "baseline_runs": args.baseline_runs,
-                           "baseline_budget_s": args.baseline_budget, "batch": args.batch})
+        env = environment(
+            store_info(uri, embedded=True),
+            ctx.loadavg,
+            {
+                "complaints": args.complaints,
+                "seed": args.seed,
+                "repeat": args.repeat,
+                "warmup": args.warmup,
+                "baseline_runs": args.baseline_runs,
+                "baseline_budget_s": args.baseline_budget,
+                "batch": args.batch,
+            },
+        )
         env["services"] = ctx.source
         env["other_benchmarks_at_start"] = others
-        result = {"benchmark": "report", "environment": env, "loads": loads, "steps": measured,
-                  "events_applied": gen.events_applied, "tallies": len(gen.tallies),
-                  "tally_fields": {t: len(c) for t, c in sorted(gen.tallies.items())},
-                  "flat": _flat(measured),
-                  "run_s": round(time.monotonic() - ctx.started, 1)}
+        result = {
+            "benchmark": "report",
+            "environment": env,
+            "loads": loads,
+            "steps": measured,
+            "events_applied": gen.events_applied,
+            "tallies": len(gen.tallies),
+            "tally_fields": {t: len(c) for t, c in sorted(gen.tallies.items())},
+            "flat": _flat(measured),
+            "run_s": round(time.monotonic() - ctx.started, 1),
+        }
         write_result(result, args.out, "report", table(result))
         return any(s["errors"] for s in measured)
     finally:
@@ -607,70 +867,103 @@ def _flat(steps):
     if len(steps) < 2:
         return None
     small, big = steps
-    return {"reports_p50_N_over_tenth": {k: ratio(big["reports"][k]["p50_ms"], small["reports"][k]["p50_ms"])
-                                         for k in big["reports"]},
-            "baseline_p50_N_over_tenth": {k: ratio(big["baseline"][k]["both"]["p50_ms"],
-                                                   small["baseline"][k]["both"]["p50_ms"])
-                                          for k in big["baseline"]}}
+    return {
+        "reports_p50_N_over_tenth": {
+            k: ratio(big["reports"][k]["p50_ms"], small["reports"][k]["p50_ms"]) for k in big["reports"]
+        },
+        "baseline_p50_N_over_tenth": {
+            k: ratio(big["baseline"][k]["both"]["p50_ms"], small["baseline"][k]["both"]["p50_ms"])
+            for k in big["baseline"]
+        },
+    }
 
 
 def table(result):
     lines = []
     for step in result["steps"]:
         n = step["complaints"]
-        lines += [f"### {n:,} complaints", "",
-                  "| report (HTTP) | p50 (ms) | p99 (ms) | bytes "
-                  "| in this process p50 (ms): read tallies / build / html |",
-                  "| --- | --- | --- | --- | --- |"]
+        lines += [
+            f"### {n:,} complaints",
+            "",
+            "| report (HTTP) | p50 (ms) | p99 (ms) | bytes | in this process p50 (ms): read tallies / build / html |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for name, s in step["reports"].items():
             p = step["in_process"][name.rsplit(" ", 1)[0]]
-            lines.append(f"| {name} | {s['p50_ms']} | {s['p99_ms']} | {s['bytes']} | {p['read_tallies_p50_ms']} / "
-                         f"{p['build_report_p50_ms']} / {p['render_html_p50_ms']} |")
-        lines += ["", "| baseline scope | runs | categories p50 (ms) | handling avg p50 (ms) | both p50 (ms) "
-                      "| mallcare / baseline p50 |", "| --- | --- | --- | --- | --- | --- |"]
+            lines.append(
+                f"| {name} | {s['p50_ms']} | {s['p99_ms']} | {s['bytes']} | {p['read_tallies_p50_ms']} / "
+                f"{p['build_report_p50_ms']} / {p['render_html_p50_ms']} |"
+            )
+        lines += [
+            "",
+            "| baseline scope | runs | categories p50 (ms) | handling avg p50 (ms) | both p50 (ms) "
+            "| mallcare / baseline p50 |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
         ratios = step["ratios_mallcare_over_baseline"]
         for name, b in step["baseline"].items():
-            lines.append(f"| {name} | {b['runs']} | {b['categories']['p50_ms']} | "
-                         f"{b['handling_average']['p50_ms']} | {b['both']['p50_ms']} | "
-                         f"{ratios[name]['p50']} (baseline {ratios[name]['baseline_p50_over_mallcare_p50']}x) |")
+            lines.append(
+                f"| {name} | {b['runs']} | {b['categories']['p50_ms']} | "
+                f"{b['handling_average']['p50_ms']} | {b['both']['p50_ms']} | "
+                f"{ratios[name]['p50']} (baseline {ratios[name]['baseline_p50_over_mallcare_p50']}x) |"
+            )
         lines.append("")
         lines.append(f"errors: {step['errors'] or 'none'}")
         for phase in ("cpu_reports", "cpu_baseline"):
             lines.append(f"{phase} (cores): " + ", ".join(f"{k} {v}" for k, v in step[phase]["cores_busy"].items()))
         lines.append("")
     for load_ in result["loads"]:
-        lines.append(f"load: {load_['complaints']:,} complaints in {load_['wall_s']} s "
-                     f"({load_['complaints_per_s']}/s; generating {load_['generate_s']} s); "
-                     f"index build {load_['baseline_index_build_s']}; store {load_['store_bytes'] / 1e9:.2f} GB")
+        lines.append(
+            f"load: {load_['complaints']:,} complaints in {load_['wall_s']} s "
+            f"({load_['complaints_per_s']}/s; generating {load_['generate_s']} s); "
+            f"index build {load_['baseline_index_build_s']}; store {load_['store_bytes'] / 1e9:.2f} GB"
+        )
     env = result["environment"]
-    lines.append(f"store {env['store']['kind']} {env['store']['version']}; Python {env['python']}; "
-                 f"{env['cpu_count']} CPUs; {env['date']}; load at start {env['loadavg_at_start']}; services from "
-                 f"{env['services']['source']} at {(env['services']['commit'] or '?')[:8]}")
+    lines.append(
+        f"store {env['store']['kind']} {env['store']['version']}; Python {env['python']}; "
+        f"{env['cpu_count']} CPUs; {env['date']}; load at start {env['loadavg_at_start']}; services from "
+        f"{env['services']['source']} at {(env['services']['commit'] or '?')[:8]}"
+    )
     return "\n".join(lines)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--complaints", type=int, default=1_000_000, help="stored complaints (default 1,000,000)")
-    parser.add_argument("--no-tenth", dest="tenth", action="store_false",
-                        help="measure at N only (default: at N/10, then at N)")
+    parser.add_argument(
+        "--no-tenth", dest="tenth", action="store_false", help="measure at N only (default: at N/10, then at N)"
+    )
     parser.add_argument("--repeat", type=int, default=20, help="measured requests per report (default 20)")
     parser.add_argument("--warmup", type=int, default=2, help="unmeasured requests per report first (default 2)")
     parser.add_argument("--baseline-runs", type=int, default=3, help="runs per baseline scope (default 3)")
-    parser.add_argument("--baseline-budget", type=int, default=240,
-                        help="no further run of a baseline scope once its runs took this many seconds (default 240)")
+    parser.add_argument(
+        "--baseline-budget",
+        type=int,
+        default=240,
+        help="no further run of a baseline scope once its runs took this many seconds (default 240)",
+    )
     parser.add_argument("--batch", type=int, default=BATCH, help=f"complaints per insert_many (default {BATCH})")
     parser.add_argument("--seed", type=int, default=20261123, help="RNG seed of the data")
     parser.add_argument("--timeout", type=int, default=2700, help="limit for the whole run in seconds (default 2700)")
-    parser.add_argument("--ref", help="run analytics from a clean export of this git commit instead of the "
-                        "working tree (e.g. HEAD)")
+    parser.add_argument(
+        "--ref", help="run analytics from a clean export of this git commit instead of the working tree (e.g. HEAD)"
+    )
     parser.add_argument("--out", type=Path, help="result file (default bench/results/report-<time>.json)")
     args = parser.parse_args(argv)
-    if not (1000 <= args.complaints <= 2_000_000 and 1 <= args.repeat <= 500 and 0 <= args.warmup <= 20
-            and 1 <= args.baseline_runs <= 10 and 100 <= args.batch <= 100_000 and 60 <= args.timeout <= 7200):
-        parser.error("keep --complaints 1000..2000000, --repeat 1..500, --warmup 0..20, --baseline-runs 1..10, "
-                     "--batch 100..100000, --timeout 60..7200")
+    if not (
+        1000 <= args.complaints <= 2_000_000
+        and 1 <= args.repeat <= 500
+        and 0 <= args.warmup <= 20
+        and 1 <= args.baseline_runs <= 10
+        and 100 <= args.batch <= 100_000
+        and 60 <= args.timeout <= 7200
+    ):
+        parser.error(
+            "keep --complaints 1000..2000000, --repeat 1..500, --warmup 0..20, --baseline-runs 1..10, "
+            "--batch 100..100000, --timeout 60..7200"
+        )
     return run_bench(lambda ctx: _run(args, ctx), args.ref, args.timeout)
 
 

@@ -13,6 +13,7 @@ the endpoint and the hourly sweep call (mallcare_common.retention.run):
 
 Not asserted anywhere; the figures go to docs/benchmarks.md with the machine and store.
 """
+
 import argparse
 import json
 import os
@@ -44,21 +45,33 @@ from mallcare_common.policy import load_policy_dir  # noqa: E402
 
 def complaints(policy, count, closed_at, start):
     for i in range(start, start + count):
-        body = desk_complaint(channel_ref=f"bench-{i}", received_at=closed_at,
-                              customer={"name": "王女士", "phone": f"138{i:08d}", "email": f"c{i}@example.com"},
-                              description=f"草莓发霉了，请回电138{i:08d}")
-        doc, event = rules.new_complaint(f"SHXJH-BENCH-{i:06d}", body, policy=policy, ref=f"ref{i}", fp=None,
-                                         rejection=None, now=closed_at)
-        yield {**doc, **new_outbox(event, closed_at), "pending_events": [], "case_state": "closed", "case_state_at": closed_at,
-               "closed_at": closed_at}
+        body = desk_complaint(
+            channel_ref=f"bench-{i}",
+            received_at=closed_at,
+            customer={"name": "王女士", "phone": f"138{i:08d}", "email": f"c{i}@example.com"},
+            description=f"草莓发霉了，请回电138{i:08d}",
+        )
+        doc, event = rules.new_complaint(
+            f"SHXJH-BENCH-{i:06d}", body, policy=policy, ref=f"ref{i}", fp=None, rejection=None, now=closed_at
+        )
+        yield {
+            **doc,
+            **new_outbox(event, closed_at),
+            "pending_events": [],
+            "case_state": "closed",
+            "case_state_at": closed_at,
+            "closed_at": closed_at,
+        }
 
 
 def timed(db, now, dry_run):
     started = time.monotonic()
-    record = retention.run(db, "intake", intake_retention.anonymise, now=now, months=24, dry_run=dry_run,
-                           by="bench")
-    return {"seconds": round(time.monotonic() - started, 2), "candidates": record["candidates"],
-            "anonymised": record["anonymised"]}
+    record = retention.run(db, "intake", intake_retention.anonymise, now=now, months=24, dry_run=dry_run, by="bench")
+    return {
+        "seconds": round(time.monotonic() - started, 2),
+        "candidates": record["candidates"],
+        "anonymised": record["anonymised"],
+    }
 
 
 def main():
@@ -72,9 +85,22 @@ def main():
     try:
         if not uri:
             port = free_port()
-            server = subprocess.Popen([str(BIN / "secantusd-py"), "--host", HOST, "--port", str(port),
-                                       "--storage-path", str(tmp), "--log-level", "WARNING"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            server = subprocess.Popen(
+                [
+                    str(BIN / "secantusd-py"),
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(port),
+                    "--storage-path",
+                    str(tmp),
+                    "--log-level",
+                    "WARNING",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             uri = f"mongodb://{HOST}:{port}/"
             wait_until("store (secantusd-py)", lambda: _ping(uri), 90, server)
         client = MongoClient(uri, tz_aware=True, maxPoolSize=2)
@@ -83,24 +109,38 @@ def main():
         Complaints().indexes(db)
         now = utc_now()
         started = time.monotonic()
-        docs = [*complaints(policy, args.count, retention.months_before(now, 25), 0),
-                *complaints(policy, args.recent, retention.months_before(now, 1), args.count)]
+        docs = [
+            *complaints(policy, args.count, retention.months_before(now, 25), 0),
+            *complaints(policy, args.recent, retention.months_before(now, 1), args.count),
+        ]
         for at in range(0, len(docs), 500):
-            db.complaints.insert_many(docs[at:at + 500])
+            db.complaints.insert_many(docs[at : at + 500])
         loaded = round(time.monotonic() - started, 2)
         result = {"dry_run": timed(db, now, True), "run": timed(db, now, False), "repeated": timed(db, now, False)}
         assert db.complaints.count_documents({"anonymised_at": {"$ne": None}}) == args.count
         client.drop_database("retention_bench")
         client.close()
-        print(json.dumps({
-            "complaints": {"closed_25_months_ago": args.count, "closed_1_month_ago": args.recent,
-                           "load_seconds": loaded},
-            **result,
-            "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                        "python": platform.python_version()},
-            "store": ("MONGO_URI " + uri) if server is None else f"SecantusDB {dist_version('SecantusDB')} "
-                                                                  "(embedded secantusd-py, one fresh process)",
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "complaints": {
+                        "closed_25_months_ago": args.count,
+                        "closed_1_month_ago": args.recent,
+                        "load_seconds": loaded,
+                    },
+                    **result,
+                    "machine": {
+                        "cpus": os.cpu_count(),
+                        "processor": platform.processor() or platform.machine(),
+                        "python": platform.python_version(),
+                    },
+                    "store": ("MONGO_URI " + uri)
+                    if server is None
+                    else f"SecantusDB {dist_version('SecantusDB')} (embedded secantusd-py, one fresh process)",
+                },
+                indent=2,
+            )
+        )
     finally:
         if server is not None:
             server.terminate()

@@ -67,9 +67,11 @@ Ctrl-C or overrun. All traffic goes to 127.0.0.1.
 
     .venv/bin/python bench/sla_bench.py --ref HEAD [--clocks 2000] [--window 60] [--tick 2 --tick 0.5]
 """
+
 import argparse
 import datetime as dt
 import heapq
+from itertools import pairwise
 import json
 import os
 import re
@@ -83,20 +85,41 @@ import requests
 
 from mallcare_common.contracts import COMPLAINT_REGISTERED, build_event
 
-from common import (HOST, REQUEST_TIMEOUT, START_TIMEOUT, CpuWindow, EventSubscriber, drop_databases,
-                    environment, free_port, offer, offered_summary, parse_time, percentile, per_second,
-                    queue_consumers, ratio, rnd, run_bench, service_env, start_service, start_store, store_info,
-                    wait_until, write_result)
+from common import (
+    HOST,
+    REQUEST_TIMEOUT,
+    START_TIMEOUT,
+    CpuWindow,
+    EventSubscriber,
+    drop_databases,
+    environment,
+    free_port,
+    offer,
+    offered_summary,
+    parse_time,
+    percentile,
+    per_second,
+    queue_consumers,
+    ratio,
+    rnd,
+    run_bench,
+    service_env,
+    start_service,
+    start_store,
+    store_info,
+    wait_until,
+    write_result,
+)
 
-INTAKE_EXCHANGE = "intake.events"        # nameko's exchange for intake's events
+INTAKE_EXCHANGE = "intake.events"  # nameko's exchange for intake's events
 ANALYTICS_EXCHANGE = "analytics.events"  # and for analytics'
 BASELINE_EXCHANGE = "bench.sla-baseline"
 ANALYTICS_QUEUE = "evt-intake-complaint_registered--analytics.handle_complaint_registered"
 MALL = "sh-xujiahui"
-WARMUP_DUE_S = 3.0                       # a warm-up clock is due this long after its start
-BACKGROUND_DUE = dt.timedelta(days=1)    # background clocks: neither at risk nor due during a run
-BACKGROUND_MARGIN_S = 2.0                # background from this long before the first deadline to after the last
-AT_RISK_SHARE = 0.5                      # deploy/policy/analytics.yml, acknowledgement
+WARMUP_DUE_S = 3.0  # a warm-up clock is due this long after its start
+BACKGROUND_DUE = dt.timedelta(days=1)  # background clocks: neither at risk nor due during a run
+BACKGROUND_MARGIN_S = 2.0  # background from this long before the first deadline to after the last
+AT_RISK_SHARE = 0.5  # deploy/policy/analytics.yml, acknowledgement
 
 
 def as_stored(at):
@@ -111,29 +134,44 @@ def utc(ts):
 def registered_event(number, received, due):
     """A desk complaint as intake announces it (intake.rules.registered_payload), no personal data."""
     payload = {
-        "channel": "desk", "channel_ref": None, "received_at": received.isoformat(), "ack_due_at": due.isoformat(),
-        "incident_time": None, "incident_time_band": None,
+        "channel": "desk",
+        "channel_ref": None,
+        "received_at": received.isoformat(),
+        "ack_due_at": due.isoformat(),
+        "incident_time": None,
+        "incident_time_band": None,
         "customer": {"ref": None, "contact_masked": None, "member_tier": None},
         "location": {"area": "B1", "merchant_id": "T-17", "merchant_name": "Fresh Corner", "store": None},
-        "staff_involved": [], "product": None, "order_no": None,
+        "staff_involved": [],
+        "product": None,
+        "order_no": None,
         "description": "A box of strawberries bought this morning was a third mouldy.",
-        "demands": {"fact": "mouldy fruit", "expectation": "refund"}, "emotion": None, "anger_score": None,
-        "category_hint": None, "policy_version": "bench"}
-    return build_event(COMPLAINT_REGISTERED, mall_id=MALL, complaint_no=number, occurred_at=received,
-                       payload=payload)
+        "demands": {"fact": "mouldy fruit", "expectation": "refund"},
+        "emotion": None,
+        "anger_score": None,
+        "category_hint": None,
+        "policy_version": "bench",
+    }
+    return build_event(COMPLAINT_REGISTERED, mall_id=MALL, complaint_no=number, occurred_at=received, payload=payload)
 
 
 # --- statistics ------------------------------------------------------------------------------
 
+
 def lag_summary(seconds):
     """Milliseconds: p50 / p95 / p99 / max / mean, nearest rank."""
     ms = [s * 1000 for s in seconds]
-    return {"n": len(ms), **{f"p{p}_ms": rnd(percentile(ms, p)) for p in (50, 95, 99)},
-            "max_ms": rnd(max(ms) if ms else None), "min_ms": rnd(min(ms) if ms else None),
-            "mean_ms": rnd(sum(ms) / len(ms) if ms else None)}
+    return {
+        "n": len(ms),
+        **{f"p{p}_ms": rnd(percentile(ms, p)) for p in (50, 95, 99)},
+        "max_ms": rnd(max(ms) if ms else None),
+        "min_ms": rnd(min(ms) if ms else None),
+        "mean_ms": rnd(sum(ms) / len(ms) if ms else None),
+    }
 
 
 # --- the subscriber --------------------------------------------------------------------------
+
 
 class ClockSubscriber(EventSubscriber):
     """EventSubscriber keyed by the clock: per clock the first event's arrival time and the
@@ -146,7 +184,7 @@ class ClockSubscriber(EventSubscriber):
         super().__init__(*args)
         self.first = {}
         self.event_ids = {}
-        self.last_event_at = None   # time.time() of the latest event, of any clock
+        self.last_event_at = None  # time.time() of the latest event, of any clock
 
     def _on_message(self, body, message):
         now = time.time()
@@ -161,8 +199,11 @@ class ClockSubscriber(EventSubscriber):
         if key in self.first:
             self.duplicates += 1
             return
-        self.first[key] = {"received": now, "occurred_at": body.get("occurred_at"),
-                           **{f: payload.get(f) for f in self.FIELDS if f in payload}}
+        self.first[key] = {
+            "received": now,
+            "occurred_at": body.get("occurred_at"),
+            **{f: payload.get(f) for f in self.FIELDS if f in payload},
+        }
         self.received[body.get("complaint_no")] = now
 
     def wait_quiet(self, quiet_s, deadline):
@@ -183,7 +224,9 @@ class ClockSubscriber(EventSubscriber):
         doubled = {k: v for k, v in ids.items() if k not in ignored and len(v) > 1}
         missing = sorted(k for k in expected if k not in self.first)
         return {
-            "expected": len(expected), "received": len(expected) - len(missing), "missing": len(missing),
+            "expected": len(expected),
+            "received": len(expected) - len(missing),
+            "missing": len(missing),
             "missing_sample": missing[:10],
             "clocks_with_duplicates": len(doubled),
             "duplicate_events": sum(len(v) - 1 for v in doubled.values()),
@@ -202,19 +245,28 @@ def subscriber(amqp_uri, exchange, event_type, name):
 
 # --- 1. mallcare -----------------------------------------------------------------------------
 
+
 class Publisher:
     """One confirmed connection to intake.events, connected when made (not in a measured
     publish); publish(event) -> {"ok": True} once the broker confirmed it."""
 
     def __init__(self, amqp_uri):
         from kombu import Connection, Exchange
-        self.exchange = Exchange(INTAKE_EXCHANGE, type="topic", durable=True)   # as nameko declares it
+
+        self.exchange = Exchange(INTAKE_EXCHANGE, type="topic", durable=True)  # as nameko declares it
         self.conn = Connection(amqp_uri, transport_options={"confirm_publish": True})
         self.producer = self.conn.Producer(self.conn.default_channel, serializer="json")
 
     def __call__(self, event):
-        self.producer.publish(event, exchange=self.exchange, routing_key=COMPLAINT_REGISTERED.name,
-                              delivery_mode=2, mandatory=True, retry=False, timeout=REQUEST_TIMEOUT)
+        self.producer.publish(
+            event,
+            exchange=self.exchange,
+            routing_key=COMPLAINT_REGISTERED.name,
+            delivery_mode=2,
+            mandatory=True,
+            retry=False,
+            timeout=REQUEST_TIMEOUT,
+        )
         return {"ok": True}
 
     def release(self):
@@ -231,13 +283,24 @@ def run_mallcare(args, ctx, tick, tag, store):
         uri, store_proc = start_store(children, f"analytics-{tag}", ctx.tmp)
     if not store:
         store.update(store_info(uri, embedded=not ctx.mongo_uri))
-    env = dict(service_env(ctx.amqp_uri, ctx.pythonpath), MONGO_URI=uri, ANALYTICS_MONGO_DATABASE=db,
-               ANALYTICS_WEB_ADDRESS=f"{HOST}:{free_port()}", MALLCARE_SLA_TICK_SECONDS=str(tick))
+    env = dict(
+        service_env(ctx.amqp_uri, ctx.pythonpath),
+        MONGO_URI=uri,
+        ANALYTICS_MONGO_DATABASE=db,
+        ANALYTICS_WEB_ADDRESS=f"{HOST}:{free_port()}",
+        MALLCARE_SLA_TICK_SECONDS=str(tick),
+    )
     url, proc = start_service(children, "analytics", env, log_name=f"analytics-{tag}")
     subs = []
     try:
-        wait_until(f"consumer of {ANALYTICS_QUEUE}", lambda: queue_consumers(ctx.vhost, ANALYTICS_QUEUE) >= 1,
-                   START_TIMEOUT, proc, children, f"analytics-{tag}")
+        wait_until(
+            f"consumer of {ANALYTICS_QUEUE}",
+            lambda: queue_consumers(ctx.vhost, ANALYTICS_QUEUE) >= 1,
+            START_TIMEOUT,
+            proc,
+            children,
+            f"analytics-{tag}",
+        )
         breached = subscriber(ctx.amqp_uri, ANALYTICS_EXCHANGE, "sla_breached", f"bench.sla_breached.{tag}")
         subs.append(breached)
         at_risk = subscriber(ctx.amqp_uri, ANALYTICS_EXCHANGE, "sla_at_risk", f"bench.sla_at_risk.{tag}")
@@ -267,24 +330,26 @@ def _mallcare(args, ctx, tick, tag, url, uri, db, cpu, breached, at_risk):
     def clock_id(number):
         return f"{number}|acknowledgement|1"
 
-    drain_s = max(30.0, 10 * tick)   # for the warm-up
+    drain_s = max(30.0, 10 * tick)  # for the warm-up
     stop_bg = threading.Event()
     try:
         # warm-up: analytics' publisher connection and the first sweeps
         now = utc(time.time())
-        warm = [registered_event(f"{prefix}-W{i:03d}", now, now + dt.timedelta(seconds=WARMUP_DUE_S))
-                for i in range(args.warmup)]
+        warm = [
+            registered_event(f"{prefix}-W{i:03d}", now, now + dt.timedelta(seconds=WARMUP_DUE_S))
+            for i in range(args.warmup)
+        ]
         publish = publisher()
         warm_rows, _ = offer(len(warm), float("inf"), 1, lambda i: publish(warm[i]), 60)
-        warm_missing = breached.wait_for([e["complaint_no"] for e in warm],
-                                         time.monotonic() + WARMUP_DUE_S + drain_s)
+        warm_missing = breached.wait_for([e["complaint_no"] for e in warm], time.monotonic() + WARMUP_DUE_S + drain_s)
 
         # the clocks: built (and validated) before any is published, all due after --lead
         n = args.clocks
         t0 = time.time()
         received = utc(t0)
-        dues = [as_stored(received + dt.timedelta(seconds=args.lead + args.window * i / max(n - 1, 1)))
-                for i in range(n)]
+        dues = [
+            as_stored(received + dt.timedelta(seconds=args.lead + args.window * i / max(n - 1, 1))) for i in range(n)
+        ]
         numbers = [f"{prefix}-{i:05d}" for i in range(n)]
         events = [registered_event(numbers[i], received, dues[i]) for i in range(n)]
         due_by_clock = {clock_id(numbers[i]): dues[i].timestamp() for i in range(n)}
@@ -292,9 +357,11 @@ def _mallcare(args, ctx, tick, tag, url, uri, db, cpu, breached, at_risk):
         risk_by_clock = {k: r0 + AT_RISK_SHARE * (d - r0) for k, d in due_by_clock.items()}
         first_due, last_due = dues[0].timestamp(), dues[-1].timestamp()
         build_s = time.time() - t0
-        print(f"mallcare tick {tick} s: publishing {n} clocks due over {args.window} s from "
-              f"{args.lead} s on ({'burst' if not args.publish_rate else f'{args.publish_rate}/s'})",
-              file=sys.stderr)
+        print(
+            f"mallcare tick {tick} s: publishing {n} clocks due over {args.window} s from "
+            f"{args.lead} s on ({'burst' if not args.publish_rate else f'{args.publish_rate}/s'})",
+            file=sys.stderr,
+        )
         rate = args.publish_rate or float("inf")
         pub_rows, _ = offer(n, rate, 1, lambda i: publish(events[i]), max(first_due - time.time() - 1, 1))
         published_at = max((r["end"] for r in pub_rows if r["ok"]), default=None)
@@ -304,7 +371,7 @@ def _mallcare(args, ctx, tick, tag, url, uri, db, cpu, breached, at_risk):
         bg = {"rows": [], "error": None}
         bg_start = first_due - BACKGROUND_MARGIN_S
         bg_count = int((last_due - first_due + 2 * BACKGROUND_MARGIN_S) * args.background_rate)
-        bg_publish = publisher()   # its own connection (kombu's are not shared between threads)
+        bg_publish = publisher()  # its own connection (kombu's are not shared between threads)
 
         def background():
             try:
@@ -316,6 +383,7 @@ def _mallcare(args, ctx, tick, tag, url, uri, db, cpu, breached, at_risk):
                         return {"ok": False, "error": "not sent: the run stopped"}
                     now = utc(time.time())
                     return bg_publish(registered_event(f"{prefix}-BG{i:05d}", now, now + BACKGROUND_DUE))
+
                 bg["rows"], _ = offer(bg_count, args.background_rate, 1, send, bg_count / args.background_rate + 30)
             except Exception as exc:
                 bg["error"] = f"{type(exc).__name__}: {exc}"[:300]
@@ -358,46 +426,60 @@ def _mallcare(args, ctx, tick, tag, url, uri, db, cpu, breached, at_risk):
     bg_rows = bg["rows"]
     pub_failed = sum(1 for r in pub_rows + warm_rows + bg_rows if not r["ok"])
     errors = {
-        "breach_missing": b_tally["missing"], "breach_duplicate_events": b_tally["duplicate_events"],
+        "breach_missing": b_tally["missing"],
+        "breach_duplicate_events": b_tally["duplicate_events"],
         "breach_for_unexpected_clock": b_tally["unexpected_count"],
-        "at_risk_missing": r_tally["missing"], "at_risk_duplicate_events": r_tally["duplicate_events"],
+        "at_risk_missing": r_tally["missing"],
+        "at_risk_duplicate_events": r_tally["duplicate_events"],
         "at_risk_for_unexpected_clock": r_tally["unexpected_count"],
-        "publish_failed": pub_failed, "background_error": int(bool(bg["error"])),
+        "publish_failed": pub_failed,
+        "background_error": int(bool(bg["error"])),
         "subscriber_error": int(bool(breached.error or at_risk.error)),
         "warmup_breach_missing": len(warm_missing),
-        "due_at_mismatch": due_mismatch, "at_risk_at_mismatch": risk_mismatch,
+        "due_at_mismatch": due_mismatch,
+        "at_risk_at_mismatch": risk_mismatch,
     }
     by_due_second = {}
     for k, g in got.items():
         s = int(due_by_clock[k] - first_due)
         by_due_second[s] = max(by_due_second.get(s, 0), g["received"] - due_by_clock[k])
     return {
-        "tick_s": tick, "clocks": n, "window_s": args.window, "lead_s": args.lead, "warmup_clocks": args.warmup,
-        "errors": sum(errors.values()), "error_counts": errors,
-        "breaches": b_tally, "at_risk": r_tally,
+        "tick_s": tick,
+        "clocks": n,
+        "window_s": args.window,
+        "lead_s": args.lead,
+        "warmup_clocks": args.warmup,
+        "errors": sum(errors.values()),
+        "error_counts": errors,
+        "breaches": b_tally,
+        "at_risk": r_tally,
         "detection_lag": lag_summary(detection),
         "lag_seconds_in_event": lag_summary(own_lag),
         "sweep_start_to_received": lag_summary(sweep_to_received),
         "sweeps": sweeps,
         "at_risk_lag": lag_summary(risk_lag),
-        "detection_lag_max_by_due_second_ms": [rnd(by_due_second.get(s, 0) * 1000)
-                                               for s in range(int(last_due - first_due) + 1)],
+        "detection_lag_max_by_due_second_ms": [
+            rnd(by_due_second.get(s, 0) * 1000) for s in range(int(last_due - first_due) + 1)
+        ],
         "breaches_received_per_second": per_second([g["received"] for g in got.values()], first_due),
         "last_breach_after_last_due_s": rnd(last_arrival - last_due, 3) if last_arrival else None,
-        "first_breach_after_first_due_s": rnd(min(g["received"] for g in got.values()) - first_due, 3)
-        if got else None,
+        "first_breach_after_first_due_s": rnd(min(g["received"] for g in got.values()) - first_due, 3) if got else None,
         "publishing": {
-            "build_s": rnd(build_s, 2), "offered": offered_summary(pub_rows, args.publish_rate or "burst"),
+            "build_s": rnd(build_s, 2),
+            "offered": offered_summary(pub_rows, args.publish_rate or "burst"),
             "published": sum(1 for r in pub_rows if r["ok"]),
             "published_s": rnd(published_at - t0, 2) if published_at else None,
             "analytics_queue_empty_after_s": rnd(ingested_at - t0, 2) if ingested_at else None,
             "first_due_after_s": rnd(first_due - t0, 2),
             "all_ingested_before_first_due": ingested_at is not None and ingested_at < first_due,
         },
-        "background": {"target_per_s": args.background_rate, "planned": bg_count,
-                       "sent": sum(1 for r in bg_rows if r["ok"]),
-                       "offered": offered_summary(bg_rows, args.background_rate) if bg_rows else None,
-                       "error": bg["error"]},
+        "background": {
+            "target_per_s": args.background_rate,
+            "planned": bg_count,
+            "sent": sum(1 for r in bg_rows if r["ok"]),
+            "offered": offered_summary(bg_rows, args.background_rate) if bg_rows else None,
+            "error": bg["error"],
+        },
         "analytics_store_after": {**stored, "events_expected": len(warm) + n + sum(1 for r in bg_rows if r["ok"])},
         "analytics_metrics": metrics,
         "subscriber_errors": [e for e in (breached.error, at_risk.error) if e],
@@ -409,6 +491,7 @@ def _wait_ingested(amqp_uri, until):
     """When analytics' complaint_registered queue had no ready message left (passive
     declares every 0.2 s), or None if that was not before `until` (epoch)."""
     from kombu import Connection, Queue
+
     with Connection(amqp_uri) as conn:
         channel = conn.default_channel
         while time.time() < until:
@@ -428,13 +511,15 @@ def _sweeps(got):
         by_sweep.setdefault(g["occurred_at"], []).append(g["received"])
     starts = sorted(by_sweep, key=parse_time)
     times = [parse_time(s) for s in starts]
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in pairwise(times)]
     sizes = [len(by_sweep[s]) for s in starts]
     spans = [max(by_sweep[s]) - parse_time(s) for s in starts]
-    return {"count": len(starts),
-            "interval": lag_summary(gaps),
-            "breaches_per_sweep": {"p50": percentile(sizes, 50), "max": max(sizes, default=None)},
-            "start_to_last_breach_received": lag_summary(spans)}
+    return {
+        "count": len(starts),
+        "interval": lag_summary(gaps),
+        "breaches_per_sweep": {"p50": percentile(sizes, 50), "max": max(sizes, default=None)},
+        "start_to_last_breach_received": lag_summary(spans),
+    }
 
 
 def _drain(breached, at_risk, expected, last_due, quiet_s, cap_s):
@@ -454,18 +539,21 @@ def _analytics_store(uri, db, prefix, not_received):
     of the clocks whose breach never arrived, how many analytics had reported (published,
     or pending in the outbox, but not received: a loss) and how many it had not (late)."""
     from pymongo import MongoClient
+
     with MongoClient(uri, serverSelectionTimeoutMS=5000) as client:
         d = client[db]
         measured = {"complaint_no": {"$regex": f"^{re.escape(prefix)}-[0-9]"}}
         reported = {c["_id"] for c in d.clocks.find({**measured, "breach_reported": True}, {"_id": 1})}
-        return {"missing_breach_reported_by_analytics": len(not_received & reported),
-                "missing_breach_not_reported_yet": len(not_received - reported),
-                "events": d.events.count_documents({}),
-                "clocks": d.clocks.count_documents({}),
-                "breach_reported": d.clocks.count_documents({"breach_reported": True}),
-                "breach_reported_measured": d.clocks.count_documents({**measured, "breach_reported": True}),
-                "at_risk_reported": d.clocks.count_documents({"at_risk_reported": True}),
-                "clocks_with_pending_outbox": d.clocks.count_documents({"pending_events": {"$gt": ""}})}
+        return {
+            "missing_breach_reported_by_analytics": len(not_received & reported),
+            "missing_breach_not_reported_yet": len(not_received - reported),
+            "events": d.events.count_documents({}),
+            "clocks": d.clocks.count_documents({}),
+            "breach_reported": d.clocks.count_documents({"breach_reported": True}),
+            "breach_reported_measured": d.clocks.count_documents({**measured, "breach_reported": True}),
+            "at_risk_reported": d.clocks.count_documents({"at_risk_reported": True}),
+            "clocks_with_pending_outbox": d.clocks.count_documents({"pending_events": {"$gt": ""}}),
+        }
 
 
 def _detection_metrics(url):
@@ -484,6 +572,7 @@ def _detection_metrics(url):
 
 # --- 2. baseline -----------------------------------------------------------------------------
 
+
 def run_baseline(args, ctx):
     """The heap-and-sleep detector in its own process, the bench's subscriber as on the mallcare side."""
     sub = subscriber(ctx.amqp_uri, BASELINE_EXCHANGE, "sla_breached", "bench.sla_baseline")
@@ -492,13 +581,18 @@ def run_baseline(args, ctx):
         t0 = time.time()
         dues = {f"BASE-{i:05d}": t0 + args.lead + args.window * i / max(n - 1, 1) for i in range(n)}
         out = ctx.tmp / "detector.json"
-        spec = {"amqp_uri": ctx.amqp_uri, "deadlines": list(dues.items()), "out": str(out),
-                "timeout": args.lead + args.window + 60}
+        spec = {
+            "amqp_uri": ctx.amqp_uri,
+            "deadlines": list(dues.items()),
+            "out": str(out),
+            "timeout": args.lead + args.window + 60,
+        }
         spec_file = ctx.tmp / "detector-spec.json"
         spec_file.write_text(json.dumps(spec))
         print(f"baseline: {n} deadlines in a heap, due over {args.window} s from {args.lead} s on", file=sys.stderr)
-        detector = ctx.children.start("detector", [sys.executable, str(Path(__file__).resolve()), "_detect",
-                                                   str(spec_file)])
+        detector = ctx.children.start(
+            "detector", [sys.executable, str(Path(__file__).resolve()), "_detect", str(spec_file)]
+        )
         cpu = CpuWindow({"detector": detector.pid})
         time.sleep(max(min(dues.values()) - 1 - time.time(), 0))
         cpu.start()
@@ -515,14 +609,22 @@ def run_baseline(args, ctx):
     tally = sub.tally(set(dues))
     lags = [sub.first[k]["received"] - d for k, d in dues.items() if k in sub.first]
     return {
-        "clocks": n, "window_s": args.window, "lead_s": args.lead,
-        "errors": tally["missing"] + tally["duplicate_events"] + tally["unexpected_count"]
+        "clocks": n,
+        "window_s": args.window,
+        "lead_s": args.lead,
+        "errors": tally["missing"]
+        + tally["duplicate_events"]
+        + tally["unexpected_count"]
         + int(bool(report.get("error") or sub.error)),
-        "breaches": tally, "detection_lag": lag_summary(lags),
-        "detector_publish": report.get("publish"), "detector_overshoot": report.get("overshoot"),
-        "detector_error": report.get("error"), "subscriber_error": sub.error, "cpu": cpu_used,
+        "breaches": tally,
+        "detection_lag": lag_summary(lags),
+        "detector_publish": report.get("publish"),
+        "detector_overshoot": report.get("overshoot"),
+        "detector_error": report.get("error"),
+        "subscriber_error": sub.error,
+        "cpu": cpu_used,
         "detector": "heapq of (due, clock); time.sleep until the earliest is due; one persistent, confirmed, "
-                    "mandatory kombu publish per deadline to a durable topic exchange",
+        "mandatory kombu publish per deadline to a durable topic exchange",
     }
 
 
@@ -545,23 +647,36 @@ def detect(spec):
                 due, clock = heap[0]
                 wait = due - time.time()
                 if wait > 0:
-                    time.sleep(min(wait, 1.0))   # wake at least every second to notice SIGTERM
+                    time.sleep(min(wait, 1.0))  # wake at least every second to notice SIGTERM
                     continue
                 heapq.heappop(heap)
                 now = time.time()
                 overshoot.append(now - due)
-                producer.publish({"event_type": "sla_breached", "complaint_no": clock,
-                                  "payload": {"clock_id": clock, "lag_seconds": round(now - due, 6)}},
-                                 exchange=exchange, routing_key="sla_breached", delivery_mode=2, mandatory=True,
-                                 retry=False, timeout=REQUEST_TIMEOUT)
+                producer.publish(
+                    {
+                        "event_type": "sla_breached",
+                        "complaint_no": clock,
+                        "payload": {"clock_id": clock, "lag_seconds": round(now - due, 6)},
+                    },
+                    exchange=exchange,
+                    routing_key="sla_breached",
+                    delivery_mode=2,
+                    mandatory=True,
+                    retry=False,
+                    timeout=REQUEST_TIMEOUT,
+                )
                 publish_s.append(time.time() - now)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:300]
-    Path(spec["out"]).write_text(json.dumps({"publish": lag_summary(publish_s), "overshoot": lag_summary(overshoot),
-                                             "left": len(heap), "error": error}))
+    Path(spec["out"]).write_text(
+        json.dumps(
+            {"publish": lag_summary(publish_s), "overshoot": lag_summary(overshoot), "left": len(heap), "error": error}
+        )
+    )
 
 
 # --- report ----------------------------------------------------------------------------------
+
 
 def table(result):
     b = result["baseline"]
@@ -572,8 +687,13 @@ def table(result):
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for key, m in result["mallcare"].items():
-        d, o, s, w, r = (m["detection_lag"], m["lag_seconds_in_event"], m["sweep_start_to_received"], m["sweeps"],
-                         m["at_risk"])
+        d, o, s, w, r = (
+            m["detection_lag"],
+            m["lag_seconds_in_event"],
+            m["sweep_start_to_received"],
+            m["sweeps"],
+            m["at_risk"],
+        )
         rt = result["ratios"][key]
         lines.append(
             f"| mallcare, tick {m['tick_s']} s | {m['breaches']['received']} / {m['breaches']['expected']} "
@@ -582,70 +702,116 @@ def table(result):
             f"| {w['interval']['p50_ms']} / {w['interval']['max_ms']}, {w['breaches_per_sweep']['p50']} / "
             f"{w['breaches_per_sweep']['max']} | {r['received']} / {r['expected']} ({r['duplicate_events']}), "
             f"{m['at_risk_lag']['p50_ms']} / {m['at_risk_lag']['p99_ms']} | {rt['p50']} / {rt['p99']} "
-            f"| {m['errors']} |")
+            f"| {m['errors']} |"
+        )
     d = b["detection_lag"]
-    lines.append(f"| baseline (heap + sleep) | {b['breaches']['received']} / {b['breaches']['expected']} "
-                 f"({b['breaches']['duplicate_events']}) | {d['p50_ms']} / {d['p95_ms']} / {d['p99_ms']} / "
-                 f"{d['max_ms']} | | | | | 1 | {b['errors']} |")
+    lines.append(
+        f"| baseline (heap + sleep) | {b['breaches']['received']} / {b['breaches']['expected']} "
+        f"({b['breaches']['duplicate_events']}) | {d['p50_ms']} / {d['p95_ms']} / {d['p99_ms']} / "
+        f"{d['max_ms']} | | | | | 1 | {b['errors']} |"
+    )
     env = result["environment"]
     s = env["settings"]
     lines.append("")
-    lines.append(f"{s['clocks']} clocks due over {s['window']} s from {s['lead']} s on, published "
-                 f"{s['publish_rate'] or 'in a burst'}; background {s['background_rate']}/s; store "
-                 f"{env['store']['kind']} {env['store']['version']}; RabbitMQ {env['rabbitmq']['version']}; "
-                 f"Python {env['python']}; {env['cpu_count']} CPUs; load at start {env['loadavg_at_start']}; "
-                 f"{env['date']}; analytics from {env['services']['source']} at "
-                 f"{(env['services']['commit'] or '?')[:8]}"
-                 f"{' + uncommitted changes' if env['services']['uncommitted_changes'] else ''}")
+    lines.append(
+        f"{s['clocks']} clocks due over {s['window']} s from {s['lead']} s on, published "
+        f"{s['publish_rate'] or 'in a burst'}; background {s['background_rate']}/s; store "
+        f"{env['store']['kind']} {env['store']['version']}; RabbitMQ {env['rabbitmq']['version']}; "
+        f"Python {env['python']}; {env['cpu_count']} CPUs; load at start {env['loadavg_at_start']}; "
+        f"{env['date']}; analytics from {env['services']['source']} at "
+        f"{(env['services']['commit'] or '?')[:8]}"
+        f"{' + uncommitted changes' if env['services']['uncommitted_changes'] else ''}"
+    )
     for m in result["mallcare"].values():
         p = m["publishing"]
-        lines.append(f"tick {m['tick_s']} s: published in {p['published_s']} s, analytics' queue empty after "
-                     f"{p['analytics_queue_empty_after_s']} s, first due at {p['first_due_after_s']} s; background "
-                     f"{m['background']['sent']} sent; store after: {m['analytics_store_after']}")
-        lines.append(f"CPU tick {m['tick_s']} s (cores): "
-                     + ", ".join(f"{k} {v}" for k, v in m["cpu"]["cores_busy"].items()))
+        lines.append(
+            f"tick {m['tick_s']} s: published in {p['published_s']} s, analytics' queue empty after "
+            f"{p['analytics_queue_empty_after_s']} s, first due at {p['first_due_after_s']} s; background "
+            f"{m['background']['sent']} sent; store after: {m['analytics_store_after']}"
+        )
+        lines.append(
+            f"CPU tick {m['tick_s']} s (cores): " + ", ".join(f"{k} {v}" for k, v in m["cpu"]["cores_busy"].items())
+        )
     lines.append("CPU baseline (cores): " + ", ".join(f"{k} {v}" for k, v in b["cpu"]["cores_busy"].items()))
     return "\n".join(lines)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clocks", type=int, default=2000, help="clocks whose deadlines fall due (default 2000)")
     parser.add_argument("--window", type=float, default=60.0, help="s over which they fall due (default 60)")
-    parser.add_argument("--lead", type=float,
-                        help="s from their start to the first deadline (default: --window, so that every at-risk "
-                             "point, at half a clock's time, comes before the first deadline)")
-    parser.add_argument("--publish-rate", type=float, default=0.0,
-                        help="complaint_registered publishes per second; 0 (default): one burst")
-    parser.add_argument("--background-rate", type=float, default=20.0,
-                        help="far-deadline complaint_registered per second while the deadlines fall due (default 20)")
-    parser.add_argument("--tick", type=float, action="append",
-                        help="MALLCARE_SLA_TICK_SECONDS for a mallcare run; repeat for several runs "
-                             "(default: 2 and 0.5)")
+    parser.add_argument(
+        "--lead",
+        type=float,
+        help="s from their start to the first deadline (default: --window, so that every at-risk "
+        "point, at half a clock's time, comes before the first deadline)",
+    )
+    parser.add_argument(
+        "--publish-rate",
+        type=float,
+        default=0.0,
+        help="complaint_registered publishes per second; 0 (default): one burst",
+    )
+    parser.add_argument(
+        "--background-rate",
+        type=float,
+        default=20.0,
+        help="far-deadline complaint_registered per second while the deadlines fall due (default 20)",
+    )
+    parser.add_argument(
+        "--tick",
+        type=float,
+        action="append",
+        help="MALLCARE_SLA_TICK_SECONDS for a mallcare run; repeat for several runs (default: 2 and 0.5)",
+    )
     parser.add_argument("--warmup", type=int, default=5, help="uncounted warm-up clocks per run (default 5)")
-    parser.add_argument("--drain", type=float, default=600.0,
-                        help="s after the last deadline to wait for the last breaches at most (default 600)")
-    parser.add_argument("--quiet", type=float, default=30.0,
-                        help="stop waiting when no SLA event came for this long (s; at least 5 ticks; default 30)")
+    parser.add_argument(
+        "--drain",
+        type=float,
+        default=600.0,
+        help="s after the last deadline to wait for the last breaches at most (default 600)",
+    )
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        default=30.0,
+        help="stop waiting when no SLA event came for this long (s; at least 5 ticks; default 30)",
+    )
     parser.add_argument("--timeout", type=int, default=2400, help="limit for the whole run in seconds (default 2400)")
-    parser.add_argument("--ref", help="run analytics from a clean export of this git commit instead of the "
-                        "working tree (e.g. HEAD, to leave uncommitted edits out)")
+    parser.add_argument(
+        "--ref",
+        help="run analytics from a clean export of this git commit instead of the "
+        "working tree (e.g. HEAD, to leave uncommitted edits out)",
+    )
     parser.add_argument("--out", type=Path, help="result file (default bench/results/sla-<time>.json)")
     args = parser.parse_args(argv)
     args.tick = args.tick or [2.0, 0.5]
     if args.lead is None:
         args.lead = max(args.window, 10.0)
-    if not (0 < args.clocks <= 20000 and 1 <= args.window <= 600 and 5 <= args.lead <= 600
-            and 0 <= args.publish_rate <= 5000 and 0 < args.background_rate <= 500
-            and all(0.05 <= t <= 60 for t in args.tick) and len(args.tick) <= 4 and 0 <= args.warmup <= 100
-            and 10 <= args.drain <= 1800 and 5 <= args.quiet <= 300 and 60 <= args.timeout <= 3600):
-        parser.error("keep --clocks 1..20000, --window 1..600, --lead 5..600, --publish-rate 0..5000, "
-                     "--background-rate 0..500, --tick 0.05..60 (at most 4), --warmup 0..100, --drain 10..1800, "
-                     "--quiet 5..300, --timeout 60..3600")
+    if not (
+        0 < args.clocks <= 20000
+        and 1 <= args.window <= 600
+        and 5 <= args.lead <= 600
+        and 0 <= args.publish_rate <= 5000
+        and 0 < args.background_rate <= 500
+        and all(0.05 <= t <= 60 for t in args.tick)
+        and len(args.tick) <= 4
+        and 0 <= args.warmup <= 100
+        and 10 <= args.drain <= 1800
+        and 5 <= args.quiet <= 300
+        and 60 <= args.timeout <= 3600
+    ):
+        parser.error(
+            "keep --clocks 1..20000, --window 1..600, --lead 5..600, --publish-rate 0..5000, "
+            "--background-rate 0..500, --tick 0.05..60 (at most 4), --warmup 0..100, --drain 10..1800, "
+            "--quiet 5..300, --timeout 60..3600"
+        )
     if args.publish_rate and args.clocks / args.publish_rate >= args.lead:
-        parser.error("--clocks / --publish-rate must be below --lead: every clock is published before the first "
-                     "deadline")
+        parser.error(
+            "--clocks / --publish-rate must be below --lead: every clock is published before the first deadline"
+        )
     return run_bench(lambda ctx: _run(args, ctx), args.ref, args.timeout)
 
 
@@ -655,18 +821,35 @@ def _run(args, ctx):
     mallcare = {}
     for i, tick in enumerate(args.tick):
         mallcare[f"tick_{tick:g}"] = run_mallcare(args, ctx, tick, "abcd"[i], store)
-    env = environment(store, ctx.loadavg, {"clocks": args.clocks, "window": args.window, "lead": args.lead,
-                                           "publish_rate": args.publish_rate,
-                                           "background_rate": args.background_rate, "ticks": args.tick,
-                                           "warmup": args.warmup})
+    env = environment(
+        store,
+        ctx.loadavg,
+        {
+            "clocks": args.clocks,
+            "window": args.window,
+            "lead": args.lead,
+            "publish_rate": args.publish_rate,
+            "background_rate": args.background_rate,
+            "ticks": args.tick,
+            "warmup": args.warmup,
+        },
+    )
     env["services"] = ctx.source
     env["loadavg_after_mallcare"] = [round(x, 2) for x in os.getloadavg()]
     baseline = run_baseline(args, ctx)
     base = baseline["detection_lag"]
     result = {
-        "benchmark": "sla", "environment": env, "mallcare": mallcare, "baseline": baseline,
-        "ratios": {k: {"p50": ratio(m["detection_lag"]["p50_ms"], base["p50_ms"]),
-                       "p99": ratio(m["detection_lag"]["p99_ms"], base["p99_ms"])} for k, m in mallcare.items()},
+        "benchmark": "sla",
+        "environment": env,
+        "mallcare": mallcare,
+        "baseline": baseline,
+        "ratios": {
+            k: {
+                "p50": ratio(m["detection_lag"]["p50_ms"], base["p50_ms"]),
+                "p99": ratio(m["detection_lag"]["p99_ms"], base["p99_ms"]),
+            }
+            for k, m in mallcare.items()
+        },
         "run_s": round(time.monotonic() - ctx.started, 1),
     }
     write_result(result, args.out, "sla", table(result))

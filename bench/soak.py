@@ -20,6 +20,7 @@ backlog shows where it falls behind). Intake's HTTP latency p50/p99 is overall a
 
 Exit status: 0 reconciled, 1 a count did not match or an HTTP error, 2 could not run,
 130 interrupted. Results: bench/results/soak-<time>.json and docs/benchmarks.md."""
+
 import argparse
 import queue
 import sys
@@ -31,11 +32,26 @@ from pathlib import Path
 import requests
 import yaml
 
-from common import (HOST, ROOT, environment, free_port, mgmt, ms_summary, offer, offered_summary, run_bench,
-                    service_env, signed_in, start_service, start_store, store_info, write_result)
+from common import (
+    HOST,
+    ROOT,
+    environment,
+    free_port,
+    mgmt,
+    ms_summary,
+    offer,
+    offered_summary,
+    run_bench,
+    service_env,
+    signed_in,
+    start_service,
+    start_store,
+    store_info,
+    write_result,
+)
 
-SERVICES = ("triage", "analytics", "resolution", "feedback", "intake")   # subscribers first
-DESK = "D3001"   # a desk clerk of sh-xujiahui who may settle low-risk complaints on the spot
+SERVICES = ("triage", "analytics", "resolution", "feedback", "intake")  # subscribers first
+DESK = "D3001"  # a desk clerk of sh-xujiahui who may settle low-risk complaints on the spot
 PENDING = {"pending_events": {"$gt": ""}}
 
 
@@ -47,9 +63,12 @@ def staff_token(staff_id):
 
 def complaint(run, i):
     from mallcare_cli.examples import desk_complaint
-    return desk_complaint(channel_ref=f"soak-{run}-{i}",
-                          customer={"name": "王女士", "phone": f"139{i:08d}", "member_id": f"M{run}{i}"},
-                          description=f"昨天买的草莓有三分之一发霉了 🍓 (soak {run} #{i})")
+
+    return desk_complaint(
+        channel_ref=f"soak-{run}-{i}",
+        customer={"name": "王女士", "phone": f"139{i:08d}", "member_id": f"M{run}{i}"},
+        description=f"昨天买的草莓有三分之一发霉了 🍓 (soak {run} #{i})",
+    )
 
 
 def rss_mib(pid):
@@ -63,9 +82,13 @@ def rss_mib(pid):
 def metric_samples(url):
     """{(name, frozenset(labels)): value} of a service's /metrics."""
     from prometheus_client.parser import text_string_to_metric_families
+
     text = requests.get(f"{url}/metrics", timeout=10).text
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def event_counts(urls):
@@ -89,6 +112,7 @@ def queue_depths(vhost):
 
 def store_counts(uris):
     from pymongo import MongoClient
+
     counts = {}
     clients = {svc: MongoClient(uri, serverSelectionTimeoutMS=5000) for svc, uri in uris.items()}
     try:
@@ -99,8 +123,12 @@ def store_counts(uris):
         counts["cases_opened"] = db["resolution"].cases.count_documents({})
         counts["cases_resolved"] = db["resolution"].cases.count_documents({"resolution": {"$ne": None}})
         counts["revisits"] = db["feedback"].revisits.count_documents({})
-        counts["outbox_pending"] = {f"{svc}.{name}": n for svc, d in db.items() for name in d.list_collection_names()
-                                    if (n := d[name].count_documents(PENDING))}
+        counts["outbox_pending"] = {
+            f"{svc}.{name}": n
+            for svc, d in db.items()
+            for name in d.list_collection_names()
+            if (n := d[name].count_documents(PENDING))
+        }
     finally:
         for client in clients.values():
             client.close()
@@ -145,8 +173,12 @@ def _run(args, ctx):
     for service in SERVICES:
         stores[service], _ = start_store(ctx.children, service, ctx.tmp)
     for service in SERVICES:
-        env = service_env(ctx.amqp_uri, ctx.pythonpath, MONGO_URI=stores[service],
-                          **{f"{service.upper()}_WEB_ADDRESS": f"{HOST}:{free_port()}"})
+        env = service_env(
+            ctx.amqp_uri,
+            ctx.pythonpath,
+            MONGO_URI=stores[service],
+            **{f"{service.upper()}_WEB_ADDRESS": f"{HOST}:{free_port()}"},
+        )
         urls[service], procs[service] = start_service(ctx.children, service, env)
     admin, desk = signed_in(), staff_token(DESK)
     http = requests.Session()
@@ -169,13 +201,23 @@ def _run(args, ctx):
             except queue.Empty:
                 continue
             deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and \
-                    session.get(f"{urls['resolution']}/cases/{number}", headers=admin, timeout=30).status_code != 200:
+            while (
+                time.monotonic() < deadline
+                and session.get(f"{urls['resolution']}/cases/{number}", headers=admin, timeout=30).status_code != 200
+            ):
                 time.sleep(0.5)
-            response = session.post(f"{urls['resolution']}/cases/{number}/spot-resolution", headers=desk, timeout=30,
-                                    json={"decision": "upheld", "price": "39.90", "summary": "refunded on the spot",
-                                          "reasons": ["mouldy fruit: refunded at the desk"],
-                                          "remedies": [{"type": "refund", "amount": "39.90"}]})
+            response = session.post(
+                f"{urls['resolution']}/cases/{number}/spot-resolution",
+                headers=desk,
+                timeout=30,
+                json={
+                    "decision": "upheld",
+                    "price": "39.90",
+                    "summary": "refunded on the spot",
+                    "reasons": ["mouldy fruit: refunded at the desk"],
+                    "remedies": [{"type": "refund", "amount": "39.90"}],
+                },
+            )
             settled.append((number, response.status_code))
 
     samples, depth_max = {"rss_mib": []}, {}
@@ -187,8 +229,9 @@ def _run(args, ctx):
                 depth_max[name] = max(depth_max.get(name, 0), n)
             if time.monotonic() - last_rss >= 60:
                 last_rss = time.monotonic()
-                samples["rss_mib"].append({"t_s": round(last_rss - started), **{s: rss_mib(p.pid) for s, p in
-                                                                                 procs.items()}})
+                samples["rss_mib"].append(
+                    {"t_s": round(last_rss - started), **{s: rss_mib(p.pid) for s, p in procs.items()}}
+                )
 
     rss_start = {s: rss_mib(p.pid) for s, p in procs.items()}
     settler = threading.Thread(target=settle, daemon=True)
@@ -227,17 +270,29 @@ def _run(args, ctx):
     errors = [r for r in rows if not r.get("ok")]
     result = {
         "benchmark": "soak",
-        "environment": {**environment(store_info(stores["intake"], True), ctx.loadavg, vars(args) | {"out": None}),
-                        "services": ctx.source},
-        "load": {"complaints_sent": len(rows), "accepted": len(latencies), "http_errors": len(errors),
-                 "error_samples": [r.get("error") or r.get("status") for r in errors[:5]], "load_s": round(load_s, 1),
-                 **offered_summary(rows, args.rate)},
+        "environment": {
+            **environment(store_info(stores["intake"], True), ctx.loadavg, vars(args) | {"out": None}),
+            "services": ctx.source,
+        },
+        "load": {
+            "complaints_sent": len(rows),
+            "accepted": len(latencies),
+            "http_errors": len(errors),
+            "error_samples": [r.get("error") or r.get("status") for r in errors[:5]],
+            "load_s": round(load_s, 1),
+            **offered_summary(rows, args.rate),
+        },
         "intake_latency": ms_summary(latencies),
         "intake_latency_per_minute": {m: ms_summary(v) for m, v in sorted(per_minute.items())},
         "settled_on_the_spot": {"sent": len(settled), "ok": sum(1 for _, s in settled if s == 200)},
-        "reconciliation": {**counts, "published": published,
-                           "handled": {f"{s}/{e}/{o}": n for (s, e, o), n in sorted(handled.items())},
-                           "dead_letters": dead_letters, "drained_after_load_s": drained_s, "problems": problems},
+        "reconciliation": {
+            **counts,
+            "published": published,
+            "handled": {f"{s}/{e}/{o}": n for (s, e, o), n in sorted(handled.items())},
+            "dead_letters": dead_letters,
+            "drained_after_load_s": drained_s,
+            "problems": problems,
+        },
         "max_queue_depth": {q: n for q, n in sorted(depth_max.items()) if n},
         "rss_mib": {"start": rss_start, "end": rss_end, "every_minute": samples["rss_mib"]},
         "run_s": round(time.monotonic() - ctx.started, 1),
@@ -270,8 +325,9 @@ def main(argv=None):
     parser.add_argument("--duration", type=float, default=600, help="seconds of load (default 600)")
     parser.add_argument("--rate", type=float, default=1.0, help="complaints per second (default 1)")
     parser.add_argument("--concurrency", type=int, default=4, help="concurrent senders (default 4)")
-    parser.add_argument("--resolve-every", type=int, default=5,
-                        help="settle every n-th complaint on the spot, for revisits (default 5)")
+    parser.add_argument(
+        "--resolve-every", type=int, default=5, help="settle every n-th complaint on the spot, for revisits (default 5)"
+    )
     parser.add_argument("--drain", type=float, default=300, help="seconds to wait for the counts to settle")
     parser.add_argument("--ref", help="run the services from a clean export of this git commit")
     parser.add_argument("--out", type=Path, help="result file (default bench/results/soak-<time>.json)")

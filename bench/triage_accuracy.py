@@ -10,7 +10,8 @@ second opinion was trained on; heldout.jsonl: lines neither saw) with the shippe
 Prints per part: accuracy of the attribute, the sub-type (the whole category) overall and
 per sub-type, the risk level, the department; the false review-meeting rate (a meeting
 where the label says none, over the lines labelled without one) and the missed meetings;
-how many categories were only proposed (below the policy's confidence); then the misses. Ends with 4 summary lines (targets: attribute >= 97%, sub-type
+how many categories were only proposed (below the policy's confidence); then the misses. Ends with 4 summary
+lines (targets: attribute >= 97%, sub-type
 >= 90%, risk level >= 95%, false review meetings <= 1%).
 
     python bench/triage_accuracy.py [--misses N] [FILE.jsonl ...]
@@ -18,6 +19,7 @@ how many categories were only proposed (below the policy's confidence); then the
 Files named on the command line are benched instead of the two parts. No services,
 no broker: about 4 ms per complaint on one core.
 """
+
 import argparse
 import json
 import platform
@@ -69,10 +71,17 @@ def read_lines(path):
 
 def complaint_of(line):
     c = line["complaint"]
-    return {"mall_id": "sh-xujiahui", "channel": c["channel"], "description": c["description"],
-            "demands": c.get("demands") or {}, "location": c.get("location") or {},
-            "customer": {"ref": line["id"], "member_tier": (c.get("customer") or {}).get("member_tier", "none")},
-            "anger_score": c.get("anger_score"), "category_hint": None, "received_at": NOW}
+    return {
+        "mall_id": "sh-xujiahui",
+        "channel": c["channel"],
+        "description": c["description"],
+        "demands": c.get("demands") or {},
+        "location": c.get("location") or {},
+        "customer": {"ref": line["id"], "member_tier": (c.get("customer") or {}).get("member_tier", "none")},
+        "anger_score": c.get("anger_score"),
+        "category_hint": None,
+        "received_at": NOW,
+    }
 
 
 def score(lines, policy):
@@ -85,12 +94,16 @@ def score(lines, policy):
     misses = []
     for line in lines:
         want = line["expected"]
-        got = rules.assess(complaint_of(line), policy, NOW, LineHistory(line["complaint"].get("previous_complaints")
-                                                                         or 0))
+        got = rules.assess(
+            complaint_of(line), policy, NOW, LineHistory(line["complaint"].get("previous_complaints") or 0)
+        )
         category = got["category"] or "none.none"
-        checks = {"attribute": category.split(".")[0] == want["category"].split(".")[0],
-                  "sub_type": category == want["category"], "risk_level": got["risk_level"] == want["risk_level"],
-                  "department": got["department"] == want["department"]}
+        checks = {
+            "attribute": category.split(".")[0] == want["category"].split(".")[0],
+            "sub_type": category == want["category"],
+            "risk_level": got["risk_level"] == want["risk_level"],
+            "department": got["department"] == want["department"],
+        }
         right.update(k for k, ok in checks.items() if ok)
         if not got["category_confirmed"]:
             unconfirmed += 1
@@ -109,11 +122,17 @@ def score(lines, policy):
         if wrong:
             misses.append((line, wrong, got))
     figures = {k: right[k] / n for k in ("attribute", "sub_type", "risk_level", "department")}
-    figures.update(n=n, per_sub={k: v[1] / v[0] for k, v in sorted(per_sub.items())},
-                   per_sub_n={k: v[0] for k, v in per_sub.items()},
-                   false_meetings=false_meetings / expected_no_meeting if expected_no_meeting else 0.0,
-                   false_meetings_n=false_meetings, missed_meetings=missed_meetings,
-                   expected_meetings=expected_meeting, unconfirmed=unconfirmed, unconfirmed_right=unconfirmed_right)
+    figures.update(
+        n=n,
+        per_sub={k: v[1] / v[0] for k, v in sorted(per_sub.items())},
+        per_sub_n={k: v[0] for k, v in per_sub.items()},
+        false_meetings=false_meetings / expected_no_meeting if expected_no_meeting else 0.0,
+        false_meetings_n=false_meetings,
+        missed_meetings=missed_meetings,
+        expected_meetings=expected_meeting,
+        unconfirmed=unconfirmed,
+        unconfirmed_right=unconfirmed_right,
+    )
     return figures, misses
 
 
@@ -127,22 +146,36 @@ def shortfalls(figures, targets=TARGETS, max_false_meetings=MAX_FALSE_MEETINGS):
 
 def describe_miss(line, wrong, got):
     want, c = line["expected"], line["complaint"]
-    text = " / ".join(filter(None, [c["description"].replace("\n", " "), (c.get("demands") or {}).get("fact"),
-                                    (c.get("demands") or {}).get("expectation")]))
-    return (f"{line['id']} [{', '.join(wrong)}] got {got['category']} {got['risk_level']} {got['department']}"
-            f"{' meeting' if got['review_meeting'] else ''} {[r['reason'] for r in got['risk_reasons']]}; "
-            f"want {want['category']} {want['risk_level']} {want['department']}"
-            f"{' meeting' if want['review_meeting'] else ''} {want['risk_reasons']}: {text[:160]}")
+    text = " / ".join(
+        filter(
+            None,
+            [
+                c["description"].replace("\n", " "),
+                (c.get("demands") or {}).get("fact"),
+                (c.get("demands") or {}).get("expectation"),
+            ],
+        )
+    )
+    return (
+        f"{line['id']} [{', '.join(wrong)}] got {got['category']} {got['risk_level']} {got['department']}"
+        f"{' meeting' if got['review_meeting'] else ''} {[r['reason'] for r in got['risk_reasons']]}; "
+        f"want {want['category']} {want['risk_level']} {want['department']}"
+        f"{' meeting' if want['review_meeting'] else ''} {want['risk_reasons']}: {text[:160]}"
+    )
 
 
 def report(name, figures, misses, show):
     print(f"\n== {name}: {figures['n']} complaints")
     for k in ("attribute", "sub_type", "risk_level", "department"):
         print(f"  {k:<12} {figures[k]:7.1%}")
-    print(f"  false review meetings {figures['false_meetings']:.1%} ({figures['false_meetings_n']}), "
-          f"missed {figures['missed_meetings']} of {figures['expected_meetings']}")
-    print(f"  proposed for a person to confirm (below the confidence threshold): {figures['unconfirmed']}, "
-          f"of which right {figures['unconfirmed_right']}")
+    print(
+        f"  false review meetings {figures['false_meetings']:.1%} ({figures['false_meetings_n']}), "
+        f"missed {figures['missed_meetings']} of {figures['expected_meetings']}"
+    )
+    print(
+        f"  proposed for a person to confirm (below the confidence threshold): {figures['unconfirmed']}, "
+        f"of which right {figures['unconfirmed_right']}"
+    )
     print("  per sub-type:")
     for sub, acc in figures["per_sub"].items():
         print(f"    {sub:<32} {acc:7.1%}  (n={figures['per_sub_n'][sub]})")
@@ -156,10 +189,12 @@ def summary(name, figures):
     if figures is None:
         return f"{name}: absent"
     short = shortfalls(figures)
-    return (f"{name} (n={figures['n']}): attribute {figures['attribute']:.1%}, sub-type {figures['sub_type']:.1%}, "
-            f"risk {figures['risk_level']:.1%}, department {figures['department']:.1%}, false meetings "
-            f"{figures['false_meetings']:.1%}, missed {figures['missed_meetings']}/{figures['expected_meetings']}"
-            f" -- {'meets targets' if not short else 'BELOW: ' + '; '.join(short)}")
+    return (
+        f"{name} (n={figures['n']}): attribute {figures['attribute']:.1%}, sub-type {figures['sub_type']:.1%}, "
+        f"risk {figures['risk_level']:.1%}, department {figures['department']:.1%}, false meetings "
+        f"{figures['false_meetings']:.1%}, missed {figures['missed_meetings']}/{figures['expected_meetings']}"
+        f" -- {'meets targets' if not short else 'BELOW: ' + '; '.join(short)}"
+    )
 
 
 def main(argv=None):
@@ -169,8 +204,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     policy = load_policy_dir(ROOT / "deploy" / "policy", "triage.yml", load_policy)
     parts = {p.stem: p for p in args.files} if args.files else PARTS
-    print(f"triage accuracy, policy {policy.version}, {platform.node()} {platform.processor() or platform.machine()},"
-          f" {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
+    print(
+        f"triage accuracy, policy {policy.version}, {platform.node()} {platform.processor() or platform.machine()},"
+        f" {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}"
+    )
     results = {}
     for name, path in parts.items():
         if not path.exists():

@@ -10,6 +10,7 @@ type's payload schema in it, a `send` operation for the publisher and a `receive
 operation per subscribing handler. The subscriber SDK (sdk/mallcare-events) ships the
 same document as JSON and validates events against it.
 """
+
 import importlib
 import json
 import sys
@@ -78,36 +79,73 @@ def generate():
         channels[event.name] = {
             "address": event.name,
             "description": f"Routing key `{event.name}` on `{event.source}.events`.",
-            "messages": {event.name: {
-                "name": event.name, "title": f"{event.name} (version {event.version})", "summary": event.summary,
-                "contentType": "application/json", "payload": envelope(event),
-                "x-schema-version": event.version, "x-publisher": event.source,
-                "bindings": {"amqp": {"messageType": event.name, "bindingVersion": AMQP_BINDING}}}},
-            "bindings": {"amqp": {"is": "routingKey", "bindingVersion": AMQP_BINDING,
-                                  "exchange": {"name": f"{event.source}.events", "type": "topic",
-                                               "durable": True, "autoDelete": False}}},
+            "messages": {
+                event.name: {
+                    "name": event.name,
+                    "title": f"{event.name} (version {event.version})",
+                    "summary": event.summary,
+                    "contentType": "application/json",
+                    "payload": envelope(event),
+                    "x-schema-version": event.version,
+                    "x-publisher": event.source,
+                    "bindings": {"amqp": {"messageType": event.name, "bindingVersion": AMQP_BINDING}},
+                }
+            },
+            "bindings": {
+                "amqp": {
+                    "is": "routingKey",
+                    "bindingVersion": AMQP_BINDING,
+                    "exchange": {
+                        "name": f"{event.source}.events",
+                        "type": "topic",
+                        "durable": True,
+                        "autoDelete": False,
+                    },
+                }
+            },
         }
         operations[f"{event.source}.send.{event.name}"] = {
-            "action": "send", "channel": ref, "summary": f"{event.source} publishes {event.name} (from its outbox).",
-            "bindings": {"amqp": {"deliveryMode": 2, "mandatory": True, "bindingVersion": AMQP_BINDING}}}
+            "action": "send",
+            "channel": ref,
+            "summary": f"{event.source} publishes {event.name} (from its outbox).",
+            "bindings": {"amqp": {"deliveryMode": 2, "mandatory": True, "bindingVersion": AMQP_BINDING}},
+        }
         for handler in subscribed.get((event.source, event.name), []):
             service, method = handler.split(".")
             operations[f"{service}.{method}"] = {
-                "action": "receive", "channel": ref, "summary": f"{service} handles {event.name} ({handler}).",
+                "action": "receive",
+                "channel": ref,
+                "summary": f"{service} handles {event.name} ({handler}).",
                 "bindings": {"amqp": {"ack": True, "bindingVersion": AMQP_BINDING}},
-                "x-queue": {"name": f"evt-{event.source}-{event.name}--{handler}", "durable": True,
-                            "arguments": {"x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT,
-                                          "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE}}}
+                "x-queue": {
+                    "name": f"evt-{event.source}-{event.name}--{handler}",
+                    "durable": True,
+                    "arguments": {
+                        "x-queue-type": "quorum",
+                        "x-delivery-limit": DELIVERY_LIMIT,
+                        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+                    },
+                },
+            }
     return {
         "asyncapi": "3.0.0",
-        "info": {"title": "mallcare events", "version": "1",
-                 "description": "Complaint events of mallcare's five services, generated from "
-                                "mallcare_common.contracts by scripts/asyncapi.py. The envelope, delivery and "
-                                "versioning rules are in docs/events.md; sdk/mallcare-events subscribes with "
-                                "plain kombu."},
+        "info": {
+            "title": "mallcare events",
+            "version": "1",
+            "description": "Complaint events of mallcare's five services, generated from "
+            "mallcare_common.contracts by scripts/asyncapi.py. The envelope, delivery and "
+            "versioning rules are in docs/events.md; sdk/mallcare-events subscribes with "
+            "plain kombu.",
+        },
         "defaultContentType": "application/json",
-        "servers": {"rabbitmq": {"host": "rabbitmq:5672", "protocol": "amqp", "protocolVersion": "0.9.1",
-                                 "description": "the chain's RabbitMQ (AMQP_URI of the services)"}},
+        "servers": {
+            "rabbitmq": {
+                "host": "rabbitmq:5672",
+                "protocol": "amqp",
+                "protocolVersion": "0.9.1",
+                "description": "the chain's RabbitMQ (AMQP_URI of the services)",
+            }
+        },
         "channels": channels,
         "operations": operations,
     }
@@ -115,16 +153,21 @@ def generate():
 
 def outputs():
     document = generate()
-    return {DOC: "# Generated by scripts/asyncapi.py from mallcare_common.contracts: do not edit.\n"
-                 + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=110),
-            SDK_COPY: json.dumps(document, indent=1, ensure_ascii=False) + "\n"}
+    return {
+        DOC: "# Generated by scripts/asyncapi.py from mallcare_common.contracts: do not edit.\n"
+        + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=110),
+        SDK_COPY: json.dumps(document, indent=1, ensure_ascii=False) + "\n",
+    }
 
 
 if __name__ == "__main__":
     wanted = outputs()
     if "--check" in sys.argv:
-        stale = [str(p.relative_to(ROOT)) for p, text in wanted.items()
-                 if not p.exists() or p.read_text(encoding="utf-8") != text]
+        stale = [
+            str(p.relative_to(ROOT))
+            for p, text in wanted.items()
+            if not p.exists() or p.read_text(encoding="utf-8") != text
+        ]
         sys.exit(f"stale: {', '.join(stale)}: run scripts/asyncapi.py" if stale else 0)
     for path, text in wanted.items():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ mallcare_common.contracts, so the catalogue cannot drift from the code.
     .venv/bin/python scripts/event_catalogue.py          # rewrite docs/events.md
     .venv/bin/python scripts/event_catalogue.py --check  # exit 1 if it is stale (the tests do this)
 """
+
 import sys
 from pathlib import Path
 
@@ -25,8 +26,9 @@ def field_type(field):
         return "ISO-8601 time with offset"
     if isinstance(field, FreeText):
         return "scrubbed string"
-    return {fields.String: "string", fields.Integer: "integer", fields.Boolean: "boolean",
-            fields.Dict: "object"}.get(type(field), type(field).__name__.lower())
+    return {fields.String: "string", fields.Integer: "integer", fields.Boolean: "boolean", fields.Dict: "object"}.get(
+        type(field), type(field).__name__.lower()
+    )
 
 
 def rows(schema, prefix=""):
@@ -46,14 +48,20 @@ def rows(schema, prefix=""):
 
 
 def generate():
-    out = ["## Envelope", "", "| field | type | required | notes |", "|---|---|---|---|",
-           *rows(EnvelopeSchema), ""]
+    out = ["## Envelope", "", "| field | type | required | notes |", "|---|---|---|---|", *rows(EnvelopeSchema), ""]
     for event in EVENT_TYPES.values():
-        out += [f"## `{event.name}` (version {event.version})", "",
-                f"{event.summary}", "",
-                f"Exchange `{event.source}.events` (topic, durable), routing key `{event.name}`.", "",
-                "| payload field | type | required | notes |", "|---|---|---|---|",
-                *rows(event.payload), ""]
+        out += [
+            f"## `{event.name}` (version {event.version})",
+            "",
+            f"{event.summary}",
+            "",
+            f"Exchange `{event.source}.events` (topic, durable), routing key `{event.name}`.",
+            "",
+            "| payload field | type | required | notes |",
+            "|---|---|---|---|",
+            *rows(event.payload),
+            "",
+        ]
     return "\n".join(out)
 
 

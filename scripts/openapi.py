@@ -4,6 +4,7 @@ declares (`@operation(Op(...))`, mallcare_common.openapi) with their marshmallow
 permissions in deploy/policy/access.yml; the services serve the same at GET /openapi.json.
 
     .venv/bin/python scripts/openapi.py [--check]"""
+
 import argparse
 import importlib
 import json
@@ -46,8 +47,10 @@ def main(argv=None):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
     if stale:
-        print(("out of date (run python scripts/openapi.py): " if args.check else "wrote: ") +
-              ", ".join(map(str, stale)), file=sys.stderr)
+        print(
+            ("out of date (run python scripts/openapi.py): " if args.check else "wrote: ") + ", ".join(map(str, stale)),
+            file=sys.stderr,
+        )
     return 1 if stale and args.check else 0
 
 

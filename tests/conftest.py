@@ -3,6 +3,7 @@ integration and contract tests run real Nameko services on the real RabbitMQ
 (a fresh vhost per test, from nameko's `rabbit_config`) and the real store
 (MONGO_URI, or an embedded `secantusd-py` this session starts), each test with
 its own databases."""
+
 import eventlet
 
 eventlet.monkey_patch()  # before pymongo or kombu are imported; nameko's plugin no longer does it
@@ -41,7 +42,7 @@ class ClientErrorTracebacks(logging.Handler):
         from mallcare_common.inputs import InvalidInput
         from mallcare_common.web import CLIENT_ERRORS
 
-        client_errors = {kind.__name__ for kind in (*CLIENT_ERRORS, InvalidInput)}   # a log names the very type
+        client_errors = {kind.__name__ for kind in (*CLIENT_ERRORS, InvalidInput)}  # a log names the very type
         for text in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 line = json.loads(text)
@@ -49,8 +50,11 @@ class ClientErrorTracebacks(logging.Handler):
                 continue
             if not isinstance(line, dict) or "traceback" not in line:
                 continue
-            if line.get("status", 500) < 500 or (line.get("logger") == "nameko.containers" and line.get(
-                    "exception") in client_errors and "handle_" not in line.get("message", "")):
+            if line.get("status", 500) < 500 or (
+                line.get("logger") == "nameko.containers"
+                and line.get("exception") in client_errors
+                and "handle_" not in line.get("message", "")
+            ):
                 self.found.append(f"{log_path.name}: {line.get('level')} {line.get('message', '')[:300]}")
 
     def emit(self, record):
@@ -66,7 +70,7 @@ class ClientErrorTracebacks(logging.Handler):
         self.found.append(f"{record.levelname} {record.name}: {record.getMessage()[:300]}")
 
 
-WATCH = ClientErrorTracebacks()   # in-process records as they are logged; processes' logs when stopped
+WATCH = ClientErrorTracebacks()  # in-process records as they are logged; processes' logs when stopped
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -78,8 +82,11 @@ def service_logging():
 
     config = yaml.safe_load((ROOT / "services" / "intake" / "config.yml").read_text(encoding="utf-8"))["LOGGING"]
     configurator = logging.config.DictConfigurator(config)
-    installed = [(logging.getLogger(name), configurator.configure_filter(dict(config["filters"][filter_name])))
-                 for name, settings in config.get("loggers", {}).items() for filter_name in settings.get("filters", [])]
+    installed = [
+        (logging.getLogger(name), configurator.configure_filter(dict(config["filters"][filter_name])))
+        for name, settings in config.get("loggers", {}).items()
+        for filter_name in settings.get("filters", [])
+    ]
     for logger, log_filter in installed:
         logger.addFilter(log_filter)
     logging.getLogger().addHandler(WATCH)
@@ -89,20 +96,30 @@ def service_logging():
     for logger, log_filter in installed:
         logger.removeFilter(log_filter)
     if watch.found:
-        pytest.fail(f"{len(watch.found)} log record(s) with a traceback for a client error (4xx), "
-                    "first ones:\n" + "\n".join(watch.found[:10]), pytrace=False)
+        pytest.fail(
+            f"{len(watch.found)} log record(s) with a traceback for a client error (4xx), "
+            "first ones:\n" + "\n".join(watch.found[:10]),
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")
 def secrets_file():
     from mallcare_common.auth import key_digest
 
-    keys = [{"id": key_id, "mall_id": mall, "channel": channel, "per_minute": rate,
-             "sha256": key_digest(api_key(key_id)["X-Api-Key"].partition(".")[2])}
-            for key_id, (mall, channel, rate) in API_KEYS.items()]
+    keys = [
+        {
+            "id": key_id,
+            "mall_id": mall,
+            "channel": channel,
+            "per_minute": rate,
+            "sha256": key_digest(api_key(key_id)["X-Api-Key"].partition(".")[2]),
+        }
+        for key_id, (mall, channel, rate) in API_KEYS.items()
+    ]
     handle, path = tempfile.mkstemp(prefix="mallcare-secrets-", suffix=".yml")
     with os.fdopen(handle, "w") as out:
-        json.dump({**SECRETS, "API_KEYS": keys}, out)   # JSON is YAML
+        json.dump({**SECRETS, "API_KEYS": keys}, out)  # JSON is YAML
     yield path
     os.unlink(path)
 
@@ -118,9 +135,20 @@ def mongo_uri():
     data = tempfile.mkdtemp(prefix="mallcare-store-")
     port = find_free_port()
     server = subprocess.Popen(
-        [shutil.which("secantusd-py") or str(Path(os.sys.executable).parent / "secantusd-py"),
-         "--host", "127.0.0.1", "--port", str(port), "--storage-path", data, "--log-level", "WARNING"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            shutil.which("secantusd-py") or str(Path(os.sys.executable).parent / "secantusd-py"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--storage-path",
+            data,
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     uri = f"mongodb://127.0.0.1:{port}/"
     client = MongoClient(uri, serverSelectionTimeoutMS=500)
     deadline = time.monotonic() + 60
@@ -157,8 +185,9 @@ def started_store(mongo_uri):
 
     def start(provider_class, service_name="probe"):
         provider = provider_class()
-        provider.container = Mock(config={"MONGO_URI": mongo_uri, "MONGO_DATABASE": f"t{uuid.uuid4().hex[:8]}"},
-                                  service_name=service_name)
+        provider.container = Mock(
+            config={"MONGO_URI": mongo_uri, "MONGO_DATABASE": f"t{uuid.uuid4().hex[:8]}"}, service_name=service_name
+        )
         provider.setup()
         provider.start()
         providers.append(provider)
@@ -186,8 +215,12 @@ def service_config(rabbit_config, mongo_uri, secrets_file):
             "MONGO_POOL_SIZE": 2,
             "max_workers": 10,
             # the service itself is the public address: the answer links lead to feedback
-            "MALLCARE": {"POLICY_DIR": str(POLICY_DIR), **SECRETS, "SECRETS_FILE": secrets_file,
-                         "PUBLIC_BASE_URL": f"http://{address}"},
+            "MALLCARE": {
+                "POLICY_DIR": str(POLICY_DIR),
+                **SECRETS,
+                "SECRETS_FILE": secrets_file,
+                "PUBLIC_BASE_URL": f"http://{address}",
+            },
         }
 
     return make
@@ -204,5 +237,3 @@ def web_client():
     yield make
     for client in clients:
         client.close()
-
-

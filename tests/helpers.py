@@ -1,5 +1,6 @@
 """Helpers the tests share: constants, credentials, waits, event queues and service
 processes. Plain functions and values, imported from here; the fixtures are in the conftests."""
+
 import json
 import os
 import socket
@@ -14,14 +15,22 @@ ROOT = Path(__file__).resolve().parent.parent
 POLICY_DIR = ROOT / "deploy" / "policy"
 TOKEN_SECRET = "test-token-secret-" + "t" * 32
 # WECHAT_TOKEN_SH_XUJIAHUI: sh-xujiahui's official account token, as deploy/policy/intake.yml names it
-SECRETS = {"TOKEN_SECRET": TOKEN_SECRET, "CUSTOMER_REF_SECRET": "test-customer-ref-secret-" + "c" * 32,
-           "ANSWER_LINK_SECRET": "test-answer-link-secret-" + "a" * 32, "WECHAT_TOKEN_SH_XUJIAHUI": "wx" + "7" * 30,
-           # the gateways' credentials notify.yml names, as the stand-ins take them by default
-           "SMS_ACCESS_KEY_SECRET": "standin-secret", "WECHAT_APP_SECRET": "standin-secret",
-           "APP_WEBHOOK_SECRET": "standin-secret"}
+SECRETS = {
+    "TOKEN_SECRET": TOKEN_SECRET,
+    "CUSTOMER_REF_SECRET": "test-customer-ref-secret-" + "c" * 32,
+    "ANSWER_LINK_SECRET": "test-answer-link-secret-" + "a" * 32,
+    "WECHAT_TOKEN_SH_XUJIAHUI": "wx" + "7" * 30,
+    # the gateways' credentials notify.yml names, as the stand-ins take them by default
+    "SMS_ACCESS_KEY_SECRET": "standin-secret",
+    "WECHAT_APP_SECRET": "standin-secret",
+    "APP_WEBHOOK_SECRET": "standin-secret",
+}
 # Channel keys the tests' services accept (the secrets file keeps only their SHA-256).
-API_KEYS = {"wechat-sh": ("sh-xujiahui", "wechat", 120), "app-bj": ("bj-chaoyang", "app", 120),
-            "hotline-sh-slow": ("sh-xujiahui", "hotline", 3)}
+API_KEYS = {
+    "wechat-sh": ("sh-xujiahui", "wechat", 120),
+    "app-bj": ("bj-chaoyang", "app", 120),
+    "hotline-sh-slow": ("sh-xujiahui", "hotline", 3),
+}
 
 
 def api_key(key_id):
@@ -75,7 +84,7 @@ class WebClient(requests.Session):
 
 
 NAMEKO = str(Path(sys.executable).parent / "nameko")
-RUN_SH_WARNINGS = "ignore::Warning:nameko.cli.main,ignore::Warning:nameko.cli.commands"   # as scripts/run.sh
+RUN_SH_WARNINGS = "ignore::Warning:nameko.cli.main,ignore::Warning:nameko.cli.commands"  # as scripts/run.sh
 
 
 def service_class(name):
@@ -88,13 +97,26 @@ def start_service(name, port, run, log_dir, *, amqp_uri, mongo_uri, secrets_file
     """Service `name` as its own OS process, started with the very command scripts/run.sh
     uses and configured from the environment only, on `port` (also its public address) with
     databases of `run`."""
-    env = {**os.environ, "PYTHONWARNINGS": RUN_SH_WARNINGS, "AMQP_URI": amqp_uri, "MONGO_URI": mongo_uri,
-           "MALLCARE_POLICY_DIR": "deploy/policy", "MALLCARE_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-           "MALLCARE_SECRETS_FILE": secrets_file, f"{name.upper()}_WEB_ADDRESS": f"127.0.0.1:{port}",
-           f"{name.upper()}_MONGO_DATABASE": f"t{run}_{name}", **env}
+    env = {
+        **os.environ,
+        "PYTHONWARNINGS": RUN_SH_WARNINGS,
+        "AMQP_URI": amqp_uri,
+        "MONGO_URI": mongo_uri,
+        "MALLCARE_POLICY_DIR": "deploy/policy",
+        "MALLCARE_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "MALLCARE_SECRETS_FILE": secrets_file,
+        f"{name.upper()}_WEB_ADDRESS": f"127.0.0.1:{port}",
+        f"{name.upper()}_MONGO_DATABASE": f"t{run}_{name}",
+        **env,
+    }
     log = open(log_dir / f"{name}.log", "w")
-    process = subprocess.Popen([NAMEKO, "run", "--config", f"services/{name}/config.yml", service_class(name)],
-                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [NAMEKO, "run", "--config", f"services/{name}/config.yml", service_class(name)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     process.log_path = log_dir / f"{name}.log"
     return process
 
@@ -110,14 +132,19 @@ def stop_services(processes):
         except subprocess.TimeoutExpired:
             process.kill()
         if getattr(process, "log_path", None) is not None:
-            from tests.conftest import WATCH   # the session's watch over client errors' tracebacks
+            from tests.conftest import WATCH  # the session's watch over client errors' tracebacks
 
             WATCH.read(process.log_path)
 
 
 # A desk refund of a complaint's price: the quickest way to a resolved case and its revisit.
-SPOT_REFUND = {"decision": "upheld", "price": "39.90", "reasons": ["mouldy fruit: refunded at the desk"],
-               "remedies": [{"type": "refund", "amount": "39.90"}], "summary": "refunded on the spot"}
+SPOT_REFUND = {
+    "decision": "upheld",
+    "price": "39.90",
+    "reasons": ["mouldy fruit: refunded at the desk"],
+    "remedies": [{"type": "refund", "amount": "39.90"}],
+    "summary": "refunded on the spot",
+}
 
 
 def settle_at_desk(system, number, desk):
@@ -162,8 +189,12 @@ def catch_all(conn, *sources):
 
     queues = {}
     for source in sources:
-        queues[source] = Queue(f"test-{source}-subscriber", routing_key="#", channel=conn,
-                               exchange=Exchange(f"{source}.events", type="topic", durable=True))
+        queues[source] = Queue(
+            f"test-{source}-subscriber",
+            routing_key="#",
+            channel=conn,
+            exchange=Exchange(f"{source}.events", type="topic", durable=True),
+        )
         queues[source].declare()
     return queues
 

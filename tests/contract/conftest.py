@@ -1,4 +1,5 @@
 """The deploy files the contract tests read, parsed once per module."""
+
 import pytest
 import yaml
 

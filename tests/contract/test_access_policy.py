@@ -1,5 +1,6 @@
 """Every permission the services check is in access.yml, and every permission there is
 checked somewhere: a typo in either would refuse everyone or guard nothing."""
+
 import re
 
 from mallcare_common.auth import STAFF_ROLES, load_access
@@ -28,4 +29,4 @@ def test_every_staff_role_can_do_something_and_only_the_admin_reloads_policy():
     for role in STAFF_ROLES:
         assert any(role in roles for roles in permissions.values()), role
     assert permissions["policy.reload"] == ["admin"]
-    assert "admin" not in permissions["customer.contact"]   # a system administrator reads no customer data
+    assert "admin" not in permissions["customer.contact"]  # a system administrator reads no customer data

@@ -1,6 +1,7 @@
 """R6.3: the AsyncAPI document (docs/asyncapi.yaml, and the subscriber SDK's JSON copy) is
 the one the contracts and the services' handlers generate, and is valid AsyncAPI 3.0 by
 the official JSON Schema (vendored from @asyncapi/specs, see schemas/README.md)."""
+
 import copy
 import json
 import subprocess
@@ -28,8 +29,9 @@ def validator():
 
 
 def test_the_documents_are_current():
-    result = subprocess.run([sys.executable, "scripts/asyncapi.py", "--check"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "scripts/asyncapi.py", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -56,8 +58,9 @@ def test_each_event_type_has_its_exchange_version_publisher_and_subscribers(docu
         payload = channel["messages"][name]["payload"]["properties"]
         assert payload["schema_version"]["const"] == kind.version
         assert payload["event_type"]["const"] == name
-        operations = {key: op for key, op in document["operations"].items()
-                      if op["channel"] == {"$ref": f"#/channels/{name}"}}
+        operations = {
+            key: op for key, op in document["operations"].items() if op["channel"] == {"$ref": f"#/channels/{name}"}
+        }
         assert [op["action"] for key, op in operations.items() if key.startswith(f"{kind.source}.send.")] == ["send"]
         receivers = sorted(key for key, op in operations.items() if op["action"] == "receive")
         assert receivers == sorted(subscribed[(kind.source, name)])

@@ -7,6 +7,7 @@ the Dockerfile and each service's config.yml are checked against one another, so
 service added, renamed or given a new setting cannot drift out of the deployment
 unnoticed. No broker or store is needed.
 """
+
 import json
 import re
 import subprocess
@@ -34,7 +35,9 @@ def validate_compose(path):
     """check-jsonschema with its vendored Compose spec schema; works offline."""
     return subprocess.run(
         [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(path)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -45,25 +48,35 @@ def config_refs(service):
 
 def web_port(service, env):
     """The port the service listens on in its container: its *_WEB_ADDRESS, as nameko reads it."""
-    line = next(line for line in (ROOT / "services" / service / "config.yml").read_text().splitlines()
-                if line.startswith("WEB_SERVER_ADDRESS:"))
+    line = next(
+        line
+        for line in (ROOT / "services" / service / "config.yml").read_text().splitlines()
+        if line.startswith("WEB_SERVER_ADDRESS:")
+    )
     var, default = ENV_REF.search(line).groups()
     return int(str(env.get(var, default)).rsplit(":", 1)[1])
 
 
 # (a) the Compose specification ------------------------------------------------------
 
+
 def test_compose_file_is_valid_against_the_compose_spec():
     result = validate_compose(COMPOSE)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("breakage, complaint", [
-    (lambda doc: doc["services"]["intake"].__setitem__("ports", "not-a-list"), "ports"),
-    (lambda doc: doc.__setitem__("servics", {}), "servics"),
-    (lambda doc: doc["services"]["intake"]["depends_on"]["triage"].__setitem__("condition", "service_happy"),
-     "service_happy"),
-], ids=["ports-not-a-list", "unknown-top-level-key", "unknown-depends-on-condition"])
+@pytest.mark.parametrize(
+    "breakage, complaint",
+    [
+        (lambda doc: doc["services"]["intake"].__setitem__("ports", "not-a-list"), "ports"),
+        (lambda doc: doc.__setitem__("servics", {}), "servics"),
+        (
+            lambda doc: doc["services"]["intake"]["depends_on"]["triage"].__setitem__("condition", "service_happy"),
+            "service_happy",
+        ),
+    ],
+    ids=["ports-not-a-list", "unknown-top-level-key", "unknown-depends-on-condition"],
+)
 def test_compose_validation_rejects_a_broken_file(tmp_path, compose, breakage, complaint):
     """The validation above can fail: the same check refuses a deliberately broken copy."""
     broken = yaml.safe_load(yaml.safe_dump(compose))
@@ -76,6 +89,7 @@ def test_compose_validation_rejects_a_broken_file(tmp_path, compose, breakage, c
 
 
 # (b) one container per service, each with its own config and database ---------------
+
 
 def test_compose_has_one_container_per_service_plus_the_infrastructure(compose):
     assert compose["name"] == "mallcare"
@@ -107,8 +121,10 @@ def test_each_service_runs_its_own_config(compose, service):
 
 
 def test_each_service_has_its_own_database(compose):
-    databases = {service: compose["services"][service]["environment"][f"{service.upper()}_MONGO_DATABASE"]
-                 for service in SERVICES}
+    databases = {
+        service: compose["services"][service]["environment"][f"{service.upper()}_MONGO_DATABASE"]
+        for service in SERVICES
+    }
     assert len(set(databases.values())) == len(SERVICES), databases
 
 
@@ -137,8 +153,9 @@ def test_mongo_is_a_replica_set_of_one_that_the_services_name(compose):
     replica_set = command[command.index("--replSet") + 1]
     script = mongo["healthcheck"]["test"][-1]
     # initiated by the healthcheck with the member as the services reach it; healthy once primary
-    assert re.search(r'rs\.initiate\(\{_id: "%s", members: \[\{_id: 0, host: "mongo:27017"\}\]\}\)' % replica_set,
-                     script), script
+    assert re.search(
+        r'rs\.initiate\(\{_id: "%s", members: \[\{_id: 0, host: "mongo:27017"\}\]\}\)' % replica_set, script
+    ), script
     assert "isWritablePrimary" in script
     for service in SERVICES:
         query = parse_qs(urlparse(compose["services"][service]["environment"]["MONGO_URI"]).query)
@@ -167,8 +184,9 @@ def test_intake_starts_after_every_subscriber_is_healthy(compose):
         assert "intake" not in compose["services"][subscriber]["depends_on"]
 
 
-@pytest.mark.parametrize("service,variable", [("intake", "MALLCARE_CUSTOMER_REF_SECRET"),
-                                              ("feedback", "MALLCARE_ANSWER_LINK_SECRET")])
+@pytest.mark.parametrize(
+    "service,variable", [("intake", "MALLCARE_CUSTOMER_REF_SECRET"), ("feedback", "MALLCARE_ANSWER_LINK_SECRET")]
+)
 def test_secrets_must_be_supplied(compose, service, variable):
     # ${VAR:?message}: compose refuses to start rather than run with a guessable key.
     secret = compose["services"][service]["environment"][variable]
@@ -184,6 +202,7 @@ def test_files_mounted_by_compose_exist(compose):
 
 
 # (c) every service is scraped --------------------------------------------------------
+
 
 def scrape_targets(prometheus):
     """{(job, target): labels} over every static_config."""
@@ -211,16 +230,20 @@ def test_prometheus_scrapes_rabbitmq_and_the_plugin_is_enabled(compose, promethe
     assert any(target == "rabbitmq:15692" for _, target in scrape_targets(prometheus))
     plugins = (ROOT / "deploy" / "rabbitmq" / "enabled_plugins").read_text()
     assert "rabbitmq_prometheus" in plugins and "rabbitmq_management" in plugins
-    assert any(volume.endswith(":/etc/rabbitmq/enabled_plugins:ro")
-               for volume in compose["services"]["rabbitmq"]["volumes"])
+    assert any(
+        volume.endswith(":/etc/rabbitmq/enabled_plugins:ro") for volume in compose["services"]["rabbitmq"]["volumes"]
+    )
 
 
 def test_prometheus_mounts_this_config(compose):
-    assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in \
-        compose["services"]["prometheus"]["volumes"]
+    assert (
+        "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro"
+        in compose["services"]["prometheus"]["volumes"]
+    )
 
 
 # (d) every service-specific setting is set -------------------------------------------
+
 
 def required_variables(service):
     """The variables a deployment must set for `service`. One that only this service's
@@ -249,12 +272,13 @@ def test_compose_sets_no_variable_the_service_does_not_read(compose):
 
 # The image ----------------------------------------------------------------------------
 
+
 def test_dockerfile_installs_every_package_and_runs_the_chosen_service():
     text = DOCKERFILE.read_text()
     base = re.search(r"^FROM\s+(\S+)", text, re.M).group(1)
     assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), base
     packages = sorted(p.parent.name for p in (ROOT / "services").glob("*/pyproject.toml"))
-    assert len(packages) == 9   # common, the six services, the web console, the operator command
+    assert len(packages) == 9  # common, the six services, the web console, the operator command
     for package in packages:
         assert f"services/{package}" in text, f"the image does not install services/{package}"
     assert "pip install -r requirements.txt" in text
@@ -263,13 +287,20 @@ def test_dockerfile_installs_every_package_and_runs_the_chosen_service():
     assert user and user[-1] not in ("root", "0")
     assert re.search(r"^HEALTHCHECK .*\n?.*python -m mallcare_common.healthcheck", text, re.M)
     [exec_form] = re.findall(r"^CMD (\[.*\])$", text, re.M)
-    shell, flag, command = json.loads(exec_form)            # as Docker reads it
+    shell, flag, command = json.loads(exec_form)  # as Docker reads it
     assert (shell, flag) == ("sh", "-c") and command.startswith("exec nameko run ")
-    for service in SERVICES:   # what sh runs for each image: only the service's class starts
-        shown = subprocess.run([shell, flag, "echo " + command.removeprefix("exec nameko run ")],
-                               env={"SERVICE": service, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
-        assert shown.stdout.split() == ["--config", f"services/{service}/config.yml",
-                                        f"{service}.service:{service.capitalize()}Service"], shown
+    for service in SERVICES:  # what sh runs for each image: only the service's class starts
+        shown = subprocess.run(
+            [shell, flag, "echo " + command.removeprefix("exec nameko run ")],
+            env={"SERVICE": service, "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+        )
+        assert shown.stdout.split() == [
+            "--config",
+            f"services/{service}/config.yml",
+            f"{service}.service:{service.capitalize()}Service",
+        ], shown
 
 
 def test_dockerignore_keeps_local_state_out_of_the_image():

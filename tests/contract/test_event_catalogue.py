@@ -1,5 +1,6 @@
 """R6.3: the event catalogue subscribers read (docs/events.md) is the one the
 schemas generate: changing a contract without regenerating it fails here."""
+
 import subprocess
 import sys
 
@@ -7,8 +8,9 @@ from tests.helpers import ROOT
 
 
 def test_docs_events_md_is_current():
-    result = subprocess.run([sys.executable, "scripts/event_catalogue.py", "--check"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "scripts/event_catalogue.py", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
 
 

@@ -1,6 +1,7 @@
 """Every event type in the contracts is handled by at least one service. Outbox relays
 publish with mandatory=True, so an event nobody is bound to is refused by the broker and
 would wait in its outbox for ever (mallcare_outbox_pending never returning to 0)."""
+
 from mallcare_common.contracts import EVENT_TYPES
 from scripts.asyncapi import subscriptions
 

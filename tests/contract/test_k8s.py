@@ -6,6 +6,7 @@ kubernetes-validate bundles (offline), and the manifests are checked against the
 (Dockerfile), each service's config.yml, its HTTP routes and the policy files, so that
 a renamed route, setting or port cannot leave the manifests behind unnoticed. Where
 kubectl is on PATH, the kustomization is also built and its output validated."""
+
 import re
 import shutil
 import subprocess
@@ -17,15 +18,14 @@ import yaml
 
 from mallcare_common.base import Service
 from mallcare_common.openapi import documented_operations
-from tests.contract.test_deploy_files import (DOCKERFILE, ROOT, SERVICES, config_refs, required_variables,
-                                              web_port)
+from tests.contract.test_deploy_files import DOCKERFILE, ROOT, SERVICES, config_refs, required_variables, web_port
 
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
-KUBERNETES_VERSION = "1.32.0"   # the oldest release the manifests are checked against
-DEPLOYED = (*SERVICES, "console")   # the five and the web console, which has no store
+KUBERNETES_VERSION = "1.32.0"  # the oldest release the manifests are checked against
+DEPLOYED = (*SERVICES, "console")  # the five and the web console, which has no store
 SCALED = ("intake", "triage")
-SECRET_ENV = ("AMQP_URI", "MONGO_URI")   # from the mallcare-infra Secret
+SECRET_ENV = ("AMQP_URI", "MONGO_URI")  # from the mallcare-infra Secret
 # MALLCARE_<NAME>_SECRET, or <NAME>_SECRET in the secrets file (auth.read_secret): on
 # Kubernetes they come from the file, mounted from the mallcare-secrets Secret.
 IN_SECRETS_FILE = re.compile(r"MALLCARE_\w+_SECRET")
@@ -70,16 +70,23 @@ def validation_errors(docs):
 
 # (a) valid Kubernetes objects ------------------------------------------------------------
 
+
 def test_every_object_is_valid_against_the_kubernetes_schemas(objects):
     assert not validation_errors(objects.values())
 
 
-@pytest.mark.parametrize("breakage, complaint", [
-    (lambda d: d["spec"]["template"]["spec"]["containers"][0].__setitem__("readinesProbe", {}), "readinesProbe"),
-    (lambda d: d["spec"]["template"]["spec"]["containers"][0]["ports"][0].__setitem__("containerPort", "8001"),
-     "'8001' is not of type"),
-    (lambda d: d["spec"].__setitem__("replicas", "two"), "'two' is not of type"),
-], ids=["misspelt-field", "port-as-string", "replicas-not-a-number"])
+@pytest.mark.parametrize(
+    "breakage, complaint",
+    [
+        (lambda d: d["spec"]["template"]["spec"]["containers"][0].__setitem__("readinesProbe", {}), "readinesProbe"),
+        (
+            lambda d: d["spec"]["template"]["spec"]["containers"][0]["ports"][0].__setitem__("containerPort", "8001"),
+            "'8001' is not of type",
+        ),
+        (lambda d: d["spec"].__setitem__("replicas", "two"), "'two' is not of type"),
+    ],
+    ids=["misspelt-field", "port-as-string", "replicas-not-a-number"],
+)
 def test_validation_rejects_a_broken_deployment(objects, breakage, complaint):
     """The check above can fail: a deliberately broken copy is refused."""
     broken = yaml.safe_load(yaml.safe_dump(objects["Deployment", "intake"]))
@@ -89,6 +96,7 @@ def test_validation_rejects_a_broken_deployment(objects, breakage, complaint):
 
 
 # (b) one Deployment, Service and ConfigMap per service -----------------------------------
+
 
 def test_every_service_has_its_deployment_service_and_configmap(objects):
     for service in DEPLOYED:
@@ -133,6 +141,7 @@ def test_the_image_runs_the_service_as_the_dockerfile_builds_it(objects, service
 
 # (c) settings: what config.yml reads, and nothing else ----------------------------------
 
+
 def env_names(objects, service):
     spec = container(objects, service)
     names = {env["name"] for env in spec.get("env", [])}
@@ -149,8 +158,9 @@ def test_every_variable_set_is_read_by_the_service(objects, service):
 
 @pytest.mark.parametrize("service", DEPLOYED)
 def test_every_service_specific_variable_is_set(objects, service):
-    missing = {var for var in required_variables(service) - env_names(objects, service)
-               if not IN_SECRETS_FILE.fullmatch(var)}
+    missing = {
+        var for var in required_variables(service) - env_names(objects, service) if not IN_SECRETS_FILE.fullmatch(var)
+    }
     assert not missing, f"{service}: the manifests do not set {sorted(missing)}"
 
 
@@ -162,7 +172,7 @@ def test_each_service_has_its_own_database(objects):
 @pytest.mark.parametrize("service", DEPLOYED)
 def test_broker_and_store_come_from_a_secret_not_the_repo(objects, service):
     env = {e["name"]: e for e in container(objects, service)["env"]}
-    for name in (n for n in SECRET_ENV if n in config_refs(service)):   # the console has no store
+    for name in (n for n in SECRET_ENV if n in config_refs(service)):  # the console has no store
         assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "mallcare-infra", "key": name}
     assert not any(name in objects["ConfigMap", service]["data"] for name in SECRET_ENV)
 
@@ -183,8 +193,7 @@ def mount_of(objects, service, volume):
 
 
 def volume_of(objects, service, name):
-    return next(v for v in objects["Deployment", service]["spec"]["template"]["spec"]["volumes"]
-                if v["name"] == name)
+    return next(v for v in objects["Deployment", service]["spec"]["template"]["spec"]["volumes"] if v["name"] == name)
 
 
 @pytest.mark.parametrize("service", DEPLOYED)
@@ -195,6 +204,7 @@ def test_the_secrets_file_is_mounted_where_the_service_looks(objects, service):
 
 
 # (d) policy from a ConfigMap made of deploy/policy/ --------------------------------------
+
 
 def test_the_policy_configmap_is_generated_from_every_policy_file(kustomization):
     generated = {g["name"]: g for g in kustomization["configMapGenerator"]}
@@ -210,6 +220,7 @@ def test_the_policy_is_mounted_where_the_service_looks(objects, service):
 
 # (e) ports, probes, scraping, resources, scaling -----------------------------------------
 
+
 @pytest.mark.parametrize("service", DEPLOYED)
 def test_ports_agree_with_where_the_service_listens(objects, service):
     port = web_port(service, objects["ConfigMap", service]["data"])
@@ -217,11 +228,14 @@ def test_ports_agree_with_where_the_service_listens(objects, service):
     assert spec["ports"] == [{"name": "http", "containerPort": port}]
     assert objects["Service", service]["spec"]["ports"] == [{"name": "http", "port": port, "targetPort": "http"}]
     annotations = objects["Deployment", service]["spec"]["template"]["metadata"]["annotations"]
-    assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": str(port),
-                           "prometheus.io/path": "/metrics"}
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(port),
+        "prometheus.io/path": "/metrics",
+    }
 
 
-SERVED = {op.path for op in documented_operations(Service) if op.method == "GET"}   # by every service
+SERVED = {op.path for op in documented_operations(Service) if op.method == "GET"}  # by every service
 
 
 @pytest.mark.parametrize("service", DEPLOYED)
@@ -256,15 +270,19 @@ def test_intake_and_triage_scale_on_cpu(objects):
 
 # (f) what kustomize builds ---------------------------------------------------------------
 
+
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not on PATH (it builds the kustomization)")
 def test_the_kustomization_builds_valid_objects_that_use_the_generated_policy():
     built = subprocess.run(["kubectl", "kustomize", str(DEPLOY)], capture_output=True, text=True, timeout=120)
     assert built.returncode == 0, built.stderr
     docs = [doc for doc in yaml.safe_load_all(built.stdout) if doc]
     assert not validation_errors(docs)
-    policy = [d["metadata"]["name"] for d in docs if d["kind"] == "ConfigMap"
-              and d["metadata"]["name"].startswith("mallcare-policy-")]
-    assert len(policy) == 1   # named by its content hash
+    policy = [
+        d["metadata"]["name"]
+        for d in docs
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("mallcare-policy-")
+    ]
+    assert len(policy) == 1  # named by its content hash
     for doc in docs:
         if doc["kind"] != "Namespace":
             assert doc["metadata"]["namespace"] == "mallcare", doc["metadata"]["name"]

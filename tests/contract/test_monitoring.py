@@ -24,6 +24,7 @@ running (there is no Docker engine in CI):
 The checks are functions that return the problems they find; each is also run on a
 deliberately broken copy, to show it can fail.
 """
+
 import ast
 import copy
 import json
@@ -94,11 +95,18 @@ def declared_metrics(files):
             if not isinstance(node, ast.Call):
                 continue
             func = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
-            if func not in KINDS or not node.args or not isinstance(node.args[0], ast.Constant) \
-                    or not isinstance(node.args[0].value, str):
+            if (
+                func not in KINDS
+                or not node.args
+                or not isinstance(node.args[0], ast.Constant)
+                or not isinstance(node.args[0].value, str)
+            ):
                 continue
-            labels_node = node.args[2] if len(node.args) > 2 else \
-                next((k.value for k in node.keywords if k.arg == "labelnames"), None)
+            labels_node = (
+                node.args[2]
+                if len(node.args) > 2
+                else next((k.value for k in node.keywords if k.arg == "labelnames"), None)
+            )
             if labels_node is None:
                 labels = set()
             else:
@@ -121,7 +129,7 @@ def exposed_series(declared, target_labels):
     for name, (kind, labels) in declared.items():
         labels = None if labels is None else labels | target_labels
         if kind == "counter":
-            base = name[:-len("_total")] if name.endswith("_total") else name
+            base = name[: -len("_total")] if name.endswith("_total") else name
             series[base + "_total"] = ("counter", labels)
             series[base + "_created"] = ("gauge", labels)
         elif kind in ("histogram", "summary"):
@@ -140,12 +148,14 @@ def exposed_series(declared, target_labels):
 def target_labels(prometheus):
     """Labels every scraped series carries: job, instance, and the static-config labels
     that every target has (`service`)."""
-    statics = [static.get("labels", {}) for job in prometheus["scrape_configs"]
-               for static in job.get("static_configs", [])]
+    statics = [
+        static.get("labels", {}) for job in prometheus["scrape_configs"] for static in job.get("static_configs", [])
+    ]
     return {"job", "instance"} | set.intersection(*(set(labels) for labels in statics))
 
 
 # PromQL -----------------------------------------------------------------------------------
+
 
 def parse(expr):
     return promql_parser.parse(expr)
@@ -188,8 +198,9 @@ def output_labels(node, series):
             return None if inner is None else inner - {"le"}
         if node.func.name in ("vector", "time", "scalar"):
             return set()
-        vectors = [arg for arg in node.args if not isinstance(arg, (promql_parser.NumberLiteral,
-                                                                    promql_parser.StringLiteral))]
+        vectors = [
+            arg for arg in node.args if not isinstance(arg, (promql_parser.NumberLiteral, promql_parser.StringLiteral))
+        ]
         return output_labels(vectors[0], series) if vectors else set()
     return set()
 
@@ -222,13 +233,16 @@ def promql_problems(where, expr, series):
             for selector in selectors(node.args[0]):
                 kind = series.get(selector_name(selector), ("counter",))[0]
                 if kind != "counter":
-                    problems.append(f"{where}: {node.func.name}() over {selector_name(selector)}, "
-                                    f"a {kind}, not a counter")
+                    problems.append(
+                        f"{where}: {node.func.name}() over {selector_name(selector)}, a {kind}, not a counter"
+                    )
         if isinstance(node, promql_parser.Call) and node.func.name == "histogram_quantile":
             names = {selector_name(s) for s in selectors(node.args[1])}
-            if not all(name.endswith("_bucket") for name in names) or \
-                    "le" not in (output_labels(node.args[1], series) or set()):
+            if not all(name.endswith("_bucket") for name in names) or "le" not in (
+                output_labels(node.args[1], series) or set()
+            ):
                 problems.append(f"{where}: histogram_quantile() needs _bucket series kept by le")
+
     promql_parser.walk(tree, check_call)
     return problems
 
@@ -237,7 +251,8 @@ def promql_problems(where, expr, series):
 
 TEMPLATE = re.compile(r"{{(.*?)}}", re.S)
 TEMPLATE_OK = re.compile(
-    r'\s*\$(labels\.(?P<label>\w+)|value)(\s*\|\s*(printf "%[.0-9]*[dfgs]"|humanize\w*|title|toUpper))?\s*')
+    r'\s*\$(labels\.(?P<label>\w+)|value)(\s*\|\s*(printf "%[.0-9]*[dfgs]"|humanize\w*|title|toUpper))?\s*'
+)
 
 
 def runbook_anchors():
@@ -285,8 +300,10 @@ def rule_problems(doc, series, anchors):
                 if not used:
                     problems.append(f"{name}: {key} has a template promtool may refuse: {{{{{expression}}}}}")
                 elif used.group("label") and kept is not None and used.group("label") not in kept:
-                    problems.append(f"{name}: {key} shows $labels.{used.group('label')}, "
-                                    f"which the expression does not keep ({sorted(kept)})")
+                    problems.append(
+                        f"{name}: {key} shows $labels.{used.group('label')}, "
+                        f"which the expression does not keep ({sorted(kept)})"
+                    )
     return problems
 
 
@@ -314,6 +331,7 @@ def seconds(duration):
 
 
 # Dashboard ----------------------------------------------------------------------------------
+
 
 def panels(dashboard):
     for panel in dashboard["panels"]:
@@ -362,11 +380,11 @@ def dashboard_problems(dashboard, series, datasource_uid):
                 continue
             for selector in selectors(tree):
                 labels = series.get(selector_name(selector), (None, None))[1] or set()
-                if "mall_id" in labels and not any(m.name == "mall_id" and str(m.op).endswith(".Re")
-                                                   and m.value == "__var_mall__"
-                                                   for m in selector.matchers.matchers):
-                    problems.append(f"{panel['title']}: {selector_name(selector)} not filtered by "
-                                    f'mall_id=~"$mall"')
+                if "mall_id" in labels and not any(
+                    m.name == "mall_id" and str(m.op).endswith(".Re") and m.value == "__var_mall__"
+                    for m in selector.matchers.matchers
+                ):
+                    problems.append(f'{panel["title"]}: {selector_name(selector)} not filtered by mall_id=~"$mall"')
     for title, (metric, broken_down_by) in REQUIRED_PANELS.items():
         panel = by_title.get(title)
         if panel is None:
@@ -427,6 +445,7 @@ def matches(matcher, value):
 
 # Fixtures ------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def alerts():
     return yaml.safe_load(ALERTS.read_text())
@@ -471,11 +490,14 @@ def promtool():
 
 # (a) the rules ----------------------------------------------------------------------------------
 
+
 def test_the_code_declares_the_metrics_ops_watch(declared):
     """The scan of services/ finds the SLA metrics with their labels (if it found nothing,
     every later check would be vacuous)."""
     assert declared["mallcare_sla_breaches_total"] == (
-        "counter", {"mall_id", "clock", "category", "risk_level", "department"})
+        "counter",
+        {"mall_id", "clock", "category", "risk_level", "department"},
+    )
     assert declared["mallcare_sla_clocks_ended_total"] == ("counter", {"mall_id", "clock", "department", "outcome"})
     assert declared["mallcare_dead_letters"] == ("gauge", set())
     assert declared["mallcare_sla_detection_lag_seconds"][0] == "histogram"
@@ -507,28 +529,63 @@ def test_thresholds_are_the_agreed_ones(alerts):
     assert re.search(r"\bup\s*==\s*0", by_name["MallcareServiceDown"]["expr"])
 
 
-@pytest.mark.parametrize("breakage, complaint", [
-    (lambda doc: rules(doc)[0].__setitem__("expr", "sum by (mall_id (increase(mallcare_sla_breaches_total[15m]))"),
-     "does not parse"),
-    (lambda doc: rules(doc)[0].__setitem__("expr", "rate(mallcare_sla_breaches_total) > 1"), "does not parse"),
-    (lambda doc: rules(doc)[0]["labels"].pop("severity"), "severity"),
-    (lambda doc: rules(doc)[1]["labels"].__setitem__("severity", "page-me"), "severity"),
-    (lambda doc: rules(doc)[0]["annotations"].pop("summary"), "no summary"),
-    (lambda doc: rules(doc)[0]["annotations"].__setitem__("runbook_url", "docs/runbook.md#nowhere"), "runbook"),
-    (lambda doc: rules(doc)[0]["annotations"].__setitem__("summary", "{{ $labels.clock }} breached"),
-     "does not keep"),
-    (lambda doc: rules(doc)[0]["annotations"].__setitem__("summary", '{{ $value | printf \\"%.0f\\" }}'),
-     "template"),
-    (lambda doc: rules(doc)[0].__setitem__("expr", "sum by (mall_id) (increase(mallcare_sla_breach_total[15m])) > 3"),
-     "not declared"),
-    (lambda doc: rules(doc)[0].__setitem__(
-        "expr", 'sum by (mall_id) (increase(mallcare_sla_breaches_total{risk="high"}[15m])) > 3'), "no label risk"),
-    (lambda doc: rules(doc)[1].__setitem__("expr", "sum by (mall_id) (rate(mallcare_sla_clocks_at_risk[10m])) > 10"),
-     "not a counter"),
-    (lambda doc: doc["groups"][-1]["rules"].append(dict(rules(doc)[0])), "defined twice"),
-], ids=["syntax", "type", "no-severity", "unknown-severity", "no-summary", "dead-runbook-link",
-        "label-aggregated-away", "escaped-quote-in-template", "renamed-metric", "unknown-label",
-        "rate-of-a-gauge", "duplicate"])
+@pytest.mark.parametrize(
+    "breakage, complaint",
+    [
+        (
+            lambda doc: rules(doc)[0].__setitem__(
+                "expr", "sum by (mall_id (increase(mallcare_sla_breaches_total[15m]))"
+            ),
+            "does not parse",
+        ),
+        (lambda doc: rules(doc)[0].__setitem__("expr", "rate(mallcare_sla_breaches_total) > 1"), "does not parse"),
+        (lambda doc: rules(doc)[0]["labels"].pop("severity"), "severity"),
+        (lambda doc: rules(doc)[1]["labels"].__setitem__("severity", "page-me"), "severity"),
+        (lambda doc: rules(doc)[0]["annotations"].pop("summary"), "no summary"),
+        (lambda doc: rules(doc)[0]["annotations"].__setitem__("runbook_url", "docs/runbook.md#nowhere"), "runbook"),
+        (
+            lambda doc: rules(doc)[0]["annotations"].__setitem__("summary", "{{ $labels.clock }} breached"),
+            "does not keep",
+        ),
+        (
+            lambda doc: rules(doc)[0]["annotations"].__setitem__("summary", '{{ $value | printf \\"%.0f\\" }}'),
+            "template",
+        ),
+        (
+            lambda doc: rules(doc)[0].__setitem__(
+                "expr", "sum by (mall_id) (increase(mallcare_sla_breach_total[15m])) > 3"
+            ),
+            "not declared",
+        ),
+        (
+            lambda doc: rules(doc)[0].__setitem__(
+                "expr", 'sum by (mall_id) (increase(mallcare_sla_breaches_total{risk="high"}[15m])) > 3'
+            ),
+            "no label risk",
+        ),
+        (
+            lambda doc: rules(doc)[1].__setitem__(
+                "expr", "sum by (mall_id) (rate(mallcare_sla_clocks_at_risk[10m])) > 10"
+            ),
+            "not a counter",
+        ),
+        (lambda doc: doc["groups"][-1]["rules"].append(dict(rules(doc)[0])), "defined twice"),
+    ],
+    ids=[
+        "syntax",
+        "type",
+        "no-severity",
+        "unknown-severity",
+        "no-summary",
+        "dead-runbook-link",
+        "label-aggregated-away",
+        "escaped-quote-in-template",
+        "renamed-metric",
+        "unknown-label",
+        "rate-of-a-gauge",
+        "duplicate",
+    ],
+)
 def test_rule_checks_reject_a_broken_copy(alerts, series, breakage, complaint):
     broken = copy.deepcopy(alerts)
     breakage(broken)
@@ -536,12 +593,18 @@ def test_rule_checks_reject_a_broken_copy(alerts, series, breakage, complaint):
     assert any(complaint in problem for problem in problems), problems
 
 
-@pytest.mark.parametrize("breakage, complaint", [
-    (lambda doc: doc["groups"][1]["rules"].pop(0), "MallcareServiceDown: missing"),
-    (lambda doc: rules(doc)[0].__setitem__("expr", "sum (increase(mallcare_sla_breaches_total[15m])) > 3"),
-     "reported by"),
-    (lambda doc: rules(doc)[3].__setitem__("for", "10s"), "at least 1m"),
-], ids=["alert-removed", "not-per-mall", "fires-too-soon"])
+@pytest.mark.parametrize(
+    "breakage, complaint",
+    [
+        (lambda doc: doc["groups"][1]["rules"].pop(0), "MallcareServiceDown: missing"),
+        (
+            lambda doc: rules(doc)[0].__setitem__("expr", "sum (increase(mallcare_sla_breaches_total[15m])) > 3"),
+            "reported by",
+        ),
+        (lambda doc: rules(doc)[3].__setitem__("for", "10s"), "at least 1m"),
+    ],
+    ids=["alert-removed", "not-per-mall", "fires-too-soon"],
+)
 def test_required_alert_check_rejects_a_broken_copy(alerts, series, breakage, complaint):
     broken = copy.deepcopy(alerts)
     breakage(broken)
@@ -554,15 +617,19 @@ def test_a_metric_renamed_in_the_code_breaks_the_check(tmp_path, alerts, prometh
     metrics_py = next(path for path in sources if "mallcare_dead_letters" in path.read_text())
     renamed = tmp_path / "metrics.py"
     renamed.write_text(metrics_py.read_text().replace('"mallcare_dead_letters"', '"mallcare_dlq_depth"'))
-    series = exposed_series(declared_metrics([p for p in sources if p != metrics_py] + [renamed]),
-                            target_labels(prometheus))
+    series = exposed_series(
+        declared_metrics([p for p in sources if p != metrics_py] + [renamed]), target_labels(prometheus)
+    )
     problems = rule_problems(alerts, series, runbook_anchors())
     assert any("mallcare_dead_letters is not declared" in problem for problem in problems), problems
 
 
 def test_promtool_accepts_the_config_and_rules():
-    for args in (["check", "config", PROMETHEUS.name], ["check", "rules", ALERTS.name],
-                 ["test", "rules", ALERTS_TEST.name]):
+    for args in (
+        ["check", "config", PROMETHEUS.name],
+        ["check", "rules", ALERTS.name],
+        ["test", "rules", ALERTS_TEST.name],
+    ):
         result = subprocess.run([promtool(), *args], cwd=PROMETHEUS_DIR, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, f"promtool {' '.join(args)}:\n{result.stdout}{result.stderr}"
 
@@ -570,12 +637,14 @@ def test_promtool_accepts_the_config_and_rules():
 def test_promtool_rule_tests_can_fail(tmp_path):
     shutil.copy(ALERTS_TEST, tmp_path / ALERTS_TEST.name)
     (tmp_path / ALERTS.name).write_text(ALERTS.read_text().replace("> 10\n", "> 20\n"))
-    result = subprocess.run([promtool(), "test", "rules", ALERTS_TEST.name], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [promtool(), "test", "rules", ALERTS_TEST.name], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode != 0 and "MallcareSlaAtRiskBacklog" in result.stdout + result.stderr
 
 
 # (b) the dashboard -------------------------------------------------------------------------------
+
 
 def test_dashboard_has_the_panels_ops_need(dashboard, series, datasource):
     assert dashboard_problems(dashboard, series, datasource["uid"]) == []
@@ -598,27 +667,64 @@ def find_panel(doc, title):
     return next(p for p in panels(doc) if p.get("title") == title)
 
 
-@pytest.mark.parametrize("breakage, complaint", [
-    (lambda doc: doc["panels"].remove(find_panel(doc, "Dead letters waiting")), "'Dead letters waiting' missing"),
-    (lambda doc: find_panel(doc, "Open clocks by stage")["targets"][0].__setitem__(
-        "expr", "sum by (clock) (mallcare_sla_clocks_open)"), "not filtered by"),
-    (lambda doc: find_panel(doc, "SLA breaches by clock")["targets"][0].__setitem__(
-        "expr", 'sum by (clock) (increase(mallcare_sla_breach_total{mall_id=~"$mall"}[$__rate_interval]))'),
-     "not declared"),
-    (lambda doc: find_panel(doc, "SLA breaches by clock")["targets"][0].__setitem__(
-        "expr", 'sum by (mall_id) (increase(mallcare_sla_breaches_total{mall_id=~"$mall"}[$__rate_interval]))'),
-     "not broken down by ['clock']"),
-    (lambda doc: find_panel(doc, "SLA compliance per mall")["targets"][0].__setitem__(
-        "expr", find_panel(doc, "SLA compliance per mall")["targets"][0]["expr"].replace(
-            'outcome=~"met|met_late|breached"', 'outcome=~"met|breached"')), "denominator"),
-    (lambda doc: find_panel(doc, "Satisfaction per mall vs 85% target")["fieldConfig"]["defaults"]
-     ["thresholds"]["steps"][1].__setitem__("value", 0.8), "85%"),
-    (lambda doc: find_panel(doc, "Dead letters waiting").__setitem__("datasource", {"uid": "other"}), "datasource"),
-    (lambda doc: doc["templating"].__setitem__("list", []), "template variable"),
-    (lambda doc: find_panel(doc, "Dead letters waiting")["targets"][0].__setitem__(
-        "expr", "max(mallcare_dead_letters{mall_id=~\"$malls\"})"), "unknown variable"),
-], ids=["panel-removed", "no-mall-filter", "renamed-metric", "wrong-breakdown", "compliance-formula",
-        "satisfaction-line", "datasource", "no-mall-variable", "unknown-variable"])
+@pytest.mark.parametrize(
+    "breakage, complaint",
+    [
+        (lambda doc: doc["panels"].remove(find_panel(doc, "Dead letters waiting")), "'Dead letters waiting' missing"),
+        (
+            lambda doc: find_panel(doc, "Open clocks by stage")["targets"][0].__setitem__(
+                "expr", "sum by (clock) (mallcare_sla_clocks_open)"
+            ),
+            "not filtered by",
+        ),
+        (
+            lambda doc: find_panel(doc, "SLA breaches by clock")["targets"][0].__setitem__(
+                "expr", 'sum by (clock) (increase(mallcare_sla_breach_total{mall_id=~"$mall"}[$__rate_interval]))'
+            ),
+            "not declared",
+        ),
+        (
+            lambda doc: find_panel(doc, "SLA breaches by clock")["targets"][0].__setitem__(
+                "expr", 'sum by (mall_id) (increase(mallcare_sla_breaches_total{mall_id=~"$mall"}[$__rate_interval]))'
+            ),
+            "not broken down by ['clock']",
+        ),
+        (
+            lambda doc: find_panel(doc, "SLA compliance per mall")["targets"][0].__setitem__(
+                "expr",
+                find_panel(doc, "SLA compliance per mall")["targets"][0]["expr"].replace(
+                    'outcome=~"met|met_late|breached"', 'outcome=~"met|breached"'
+                ),
+            ),
+            "denominator",
+        ),
+        (
+            lambda doc: find_panel(doc, "Satisfaction per mall vs 85% target")["fieldConfig"]["defaults"]["thresholds"][
+                "steps"
+            ][1].__setitem__("value", 0.8),
+            "85%",
+        ),
+        (lambda doc: find_panel(doc, "Dead letters waiting").__setitem__("datasource", {"uid": "other"}), "datasource"),
+        (lambda doc: doc["templating"].__setitem__("list", []), "template variable"),
+        (
+            lambda doc: find_panel(doc, "Dead letters waiting")["targets"][0].__setitem__(
+                "expr", 'max(mallcare_dead_letters{mall_id=~"$malls"})'
+            ),
+            "unknown variable",
+        ),
+    ],
+    ids=[
+        "panel-removed",
+        "no-mall-filter",
+        "renamed-metric",
+        "wrong-breakdown",
+        "compliance-formula",
+        "satisfaction-line",
+        "datasource",
+        "no-mall-variable",
+        "unknown-variable",
+    ],
+)
 def test_dashboard_check_rejects_a_broken_copy(dashboard, series, datasource, breakage, complaint):
     broken = copy.deepcopy(dashboard)
     breakage(broken)
@@ -627,6 +733,7 @@ def test_dashboard_check_rejects_a_broken_copy(dashboard, series, datasource, br
 
 
 # (c) provisioning and compose ------------------------------------------------------------------
+
 
 def test_grafana_datasource_is_the_compose_prometheus(compose, datasource):
     url = urlparse(datasource["url"])
@@ -654,11 +761,13 @@ def test_every_dashboard_is_mounted_where_the_provider_looks(compose):
     provider = yaml.safe_load(PROVIDERS.read_text())["providers"][0]
     assert provider["type"] == "file"
     directory = PurePosixPath(provider["options"]["path"])
-    mounted = {PurePosixPath(target): (ROOT / source).resolve()
-               for target, (source, _) in mounts(compose, "grafana").items()}
+    mounted = {
+        PurePosixPath(target): (ROOT / source).resolve() for target, (source, _) in mounts(compose, "grafana").items()
+    }
     for dashboard_file in sorted((GRAFANA / "dashboards").glob("*.json")):
-        assert mounted.get(directory / dashboard_file.name) == dashboard_file.resolve(), \
+        assert mounted.get(directory / dashboard_file.name) == dashboard_file.resolve(), (
             f"{dashboard_file.name} is not mounted into {directory}"
+        )
     home = compose["services"]["grafana"]["environment"].get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
     assert home is None or PurePosixPath(home) in mounted
 
@@ -676,8 +785,11 @@ def test_grafana_image_pinned_port_and_password(compose):
 
 def test_prometheus_mounts_every_rules_file_beside_its_config(compose, prometheus):
     mounted = mounts(compose, "prometheus")
-    config_dir = next(PurePosixPath(target).parent for target, (source, _) in mounted.items()
-                      if (ROOT / source).resolve() == PROMETHEUS.resolve())
+    config_dir = next(
+        PurePosixPath(target).parent
+        for target, (source, _) in mounted.items()
+        if (ROOT / source).resolve() == PROMETHEUS.resolve()
+    )
     for rule_file in prometheus["rule_files"]:
         target = str(config_dir / rule_file)
         assert target in mounted, f"compose does not mount {target}"
@@ -686,6 +798,7 @@ def test_prometheus_mounts_every_rules_file_beside_its_config(compose, prometheu
 
 
 # (d) docs --------------------------------------------------------------------------------------
+
 
 def test_runbook_explains_every_alert(alerts):
     text = RUNBOOK.read_text()

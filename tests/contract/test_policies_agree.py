@@ -5,6 +5,7 @@ every mall has someone for each level a case can be escalated to and for each ta
 resolution hands out (review meeting, incident verification and handling, rectification
 owners), analytics proposes improvements over triage's systemic window, and triage and
 resolution read the same law."""
+
 import pytest
 
 from mallcare_common.policy import load_policy_dir
@@ -45,8 +46,13 @@ def test_every_mall_has_a_duty_supervisor_as_fallback(triage, resolution, mall_i
 @pytest.mark.parametrize("mall_id", ["sh-xujiahui", "bj-chaoyang", "gz-tianhe"])
 def test_every_mall_has_someone_for_each_level_and_task(resolution, mall_id):
     permissions = resolution.rules["permissions"]
-    roles = {*resolution.rules["escalation"], permissions["review_meeting"][0], permissions["verify_incident"][0],
-             permissions["handle_incident"][0], *(r["owner_role"] for r in resolution.rules["rectification"].values())}
+    roles = {
+        *resolution.rules["escalation"],
+        permissions["review_meeting"][0],
+        permissions["verify_incident"][0],
+        permissions["handle_incident"][0],
+        *(r["owner_role"] for r in resolution.rules["rectification"].values()),
+    }
     missing = sorted(role for role in roles if resolution.first_staff(mall_id, role) is None)
     assert not missing, f"{mall_id} has nobody as {missing}"
 
@@ -54,6 +60,7 @@ def test_every_mall_has_someone_for_each_level_and_task(resolution, mall_id):
 def test_analytics_proposes_improvements_in_triages_systemic_window(triage):
     """R2.2, R5.3: one proposal per pattern and window, the window triage counts recurrences in."""
     from analytics.policy import load_policy as load_analytics
+
     analytics = load_policy_dir(POLICY_DIR, "analytics.yml", load_analytics)
     days = analytics.rules["improvement"]["proposal_window_days"]
     for mall_id in triage.malls.malls:

@@ -1,6 +1,7 @@
 """Issue 18: mypy checks the shared package, services' storage and the pure code in every
 test run (pyproject.toml says which files, and which modules are strict: resolution's
 domain package, each service's rules and the whole shared package)."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -24,8 +25,16 @@ def test_mypy_would_find_a_wrong_type_and_a_function_without_annotations(tmp_pat
     package.mkdir(parents=True)
     (tmp_path / "resolution" / "__init__.py").write_text("")
     (package / "__init__.py").write_text("")
-    (package / "broken.py").write_text("def total(fen: int) -> str:\n    return fen\n\n\ndef untyped(x):\n    return x\n")
-    result = mypy("--config-file", str(ROOT / "pyproject.toml"), "--cache-dir", str(tmp_path / "cache"),
-                  str(package / "broken.py"), cwd=tmp_path)
+    (package / "broken.py").write_text(
+        "def total(fen: int) -> str:\n    return fen\n\n\ndef untyped(x):\n    return x\n"
+    )
+    result = mypy(
+        "--config-file",
+        str(ROOT / "pyproject.toml"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        str(package / "broken.py"),
+        cwd=tmp_path,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "[return-value]" in result.stdout and "[no-untyped-def]" in result.stdout, result.stdout

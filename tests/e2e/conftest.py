@@ -3,6 +3,7 @@ processes (as scripts/run.sh starts them) on the real broker and store, Debian's
 Chromium driven by Selenium (no browser download) as a desktop or as a customer's phone, and
 the steps a member of staff takes.
 Screenshots go to test-artifacts/console/ (gitignored)."""
+
 import os
 import time
 import uuid
@@ -14,28 +15,39 @@ from tests.helpers import ROOT, free_ports, start_service, stop_services
 
 SERVICES = ("triage", "analytics", "resolution", "feedback", "notify", "intake")
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-PHONE_USER_AGENT = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
-                    "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1")
+PHONE_USER_AGENT = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+)
 ARTIFACTS = ROOT / "test-artifacts" / "console"
-WAIT = 30   # seconds any one step may take (events cross the broker between services)
+WAIT = 30  # seconds any one step may take (events cross the broker between services)
 
 
 @pytest.fixture
 def console(rabbit_config, mongo_uri, secrets_file, tmp_path):
     """The six services and the console, each its own process; the console's URL."""
     run = uuid.uuid4().hex[:8]
-    processes, ports = {}, dict(zip((*SERVICES, "console"), free_ports(len(SERVICES) + 1)))
+    processes, ports = {}, dict(zip((*SERVICES, "console"), free_ports(len(SERVICES) + 1), strict=True))
     console_sees = {f"CONSOLE_{s.upper()}_URL": f"http://127.0.0.1:{ports[s]}" for s in SERVICES}
     for name in (*SERVICES, "console"):
-        processes[name] = start_service(name, ports[name], run, tmp_path, amqp_uri=rabbit_config["AMQP_URI"],
-                                        mongo_uri=mongo_uri, secrets_file=secrets_file, **console_sees)
+        processes[name] = start_service(
+            name,
+            ports[name],
+            run,
+            tmp_path,
+            amqp_uri=rabbit_config["AMQP_URI"],
+            mongo_uri=mongo_uri,
+            secrets_file=secrets_file,
+            **console_sees,
+        )
     url = f"http://127.0.0.1:{ports['console']}"
     try:
         deadline = time.monotonic() + 90
         for name in (*SERVICES, "console"):
             while not _healthy(f"http://127.0.0.1:{ports[name]}/health"):
-                assert processes[name].poll() is None and time.monotonic() < deadline, \
+                assert processes[name].poll() is None and time.monotonic() < deadline, (
                     f"{name} did not become healthy:\n" + (tmp_path / f"{name}.log").read_text()[-3000:]
+                )
                 time.sleep(0.2)
         yield url
     finally:
@@ -67,13 +79,18 @@ def browser(request):
 def phone(request):
     """Chromium as a customer's phone: 390x844 CSS pixels at 3x (an iPhone 14's), touch, a
     mobile browser's user agent, and JavaScript off (a page that needs none must work so)."""
-    def as_phone(options):
-        options.add_experimental_option("mobileEmulation", {
-            "deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 3.0, "touch": True},
-            "userAgent": PHONE_USER_AGENT})
-        options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
-    yield from _chromium(request, "phone", as_phone)
 
+    def as_phone(options):
+        options.add_experimental_option(
+            "mobileEmulation",
+            {
+                "deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 3.0, "touch": True},
+                "userAgent": PHONE_USER_AGENT,
+            },
+        )
+        options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
+
+    yield from _chromium(request, "phone", as_phone)
 
 
 def _chromium(request, name, configure):
@@ -81,8 +98,10 @@ def _chromium(request, name, configure):
     (and per browser, `name`, when a test drives two)."""
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
     if missing:
-        pytest.fail(f"{' and '.join(missing)} missing: install Debian's chromium and chromium-driver "
-                    "(scripts/test.sh does: apt-get install chromium chromium-driver)")
+        pytest.fail(
+            f"{' and '.join(missing)} missing: install Debian's chromium and chromium-driver "
+            "(scripts/test.sh does: apt-get install chromium chromium-driver)"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -95,16 +114,16 @@ def _chromium(request, name, configure):
     folder = request.node.name.removeprefix("test_")
     if "browser" in request.fixturenames and "phone" in request.fixturenames:
         folder += f"/{name}"
-    driver.artifacts = ARTIFACTS / folder   # a folder per test
+    driver.artifacts = ARTIFACTS / folder  # a folder per test
     driver.artifacts.mkdir(parents=True, exist_ok=True)
     for old in driver.artifacts.glob("*.png"):
         old.unlink()
     yield driver
-    if getattr(request.node, "failed_at_call", False):   # the page as it was, and what its scripts said
+    if getattr(request.node, "failed_at_call", False):  # the page as it was, and what its scripts said
         driver.save_screenshot(str(driver.artifacts / "failure.png"))
         print("browser console:", *driver.get_log("browser"), sep="\n  ")
     driver.quit()
-    if not any(driver.artifacts.iterdir()):    # a test that took no screenshot leaves no folder
+    if not any(driver.artifacts.iterdir()):  # a test that took no screenshot leaves no folder
         driver.artifacts.rmdir()
 
 
@@ -146,6 +165,7 @@ class Console:
 
     def until(self, check, reload_css=None):
         """Wait until check() is truthy, reloading the page (or clicking reload_css) between tries."""
+
         def attempt(driver):
             value = check()
             if not value:
@@ -155,6 +175,7 @@ class Console:
                     driver.refresh()
                 time.sleep(0.5)
             return value
+
         return self.wait.until(lambda driver: quietly(attempt, driver))
 
     def login(self, staff_id, page):
@@ -162,7 +183,7 @@ class Console:
         self.el('main[data-page="login"]')
         self.choose("#staff-id", staff_id)
         self.click("#login-submit")
-        self.el('main[data-page]:not([data-page="login"])')       # the role's home page
+        self.el('main[data-page]:not([data-page="login"])')  # the role's home page
         if not self.driver.find_elements(self.By.CSS_SELECTOR, f'main[data-page="{page}"]'):
             self.click(f'#nav a[href="#/{page}"]')
             self.el(f'main[data-page="{page}"]')
@@ -191,10 +212,10 @@ class Phone(Console):
     through the DevTools protocol, as a touch screen and a keyboard send them."""
 
     def click(self, css):
-        self.el(css)   # there and visible, as Console waits
+        self.el(css)  # there and visible, as Console waits
         node = self._node(css)
         self.driver.execute_cdp_cmd("DOM.scrollIntoViewIfNeeded", {"nodeId": node})
-        quad = self.driver.execute_cdp_cmd("DOM.getContentQuads", {"nodeId": node})["quads"][0]   # in the viewport
+        quad = self.driver.execute_cdp_cmd("DOM.getContentQuads", {"nodeId": node})["quads"][0]  # in the viewport
         x, y = sum(quad[0::2]) / 4, sum(quad[1::2]) / 4
         for kind, points in (("touchStart", [{"x": x, "y": y}]), ("touchEnd", [])):
             self.driver.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})

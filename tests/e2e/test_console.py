@@ -3,6 +3,7 @@ complaint at the service desk, works it as a handler to resolution, records a sa
 revisit and sees the ops dashboard's numbers change. In the handler's queue a category
 triage only proposed is marked unconfirmed (R7.4), a sure one is not. Screenshots of each step go to
 test-artifacts/console/ (gitignored); the harness is tests/e2e/conftest.py."""
+
 import uuid
 
 import requests
@@ -18,7 +19,7 @@ def test_desk_to_handler_to_revisit_to_dashboard(console, browser):
 
 def _walk(c):
     # The ops view before: this month's registered complaints and satisfied revisits at the mall.
-    c.login("E3011", "dashboard")                   # supervisor of sh-xujiahui
+    c.login("E3011", "dashboard")  # supervisor of sh-xujiahui
     c.choose("#dash-mall", "sh-xujiahui")
     c.wait.until(lambda d: quietly(lambda _: c.kpi("registered") is not None, d))
     registered = c.kpi("registered")
@@ -47,38 +48,54 @@ def _walk(c):
     c.choose('[data-path="emotion"]', "angry")
     c.type('[data-path="anger_score"]', "9")
     c.click("#desk-submit")
-    assert "5" in c.text('[data-error-for="anger_score"]')    # the service's message, next to the field
+    assert "5" in c.text('[data-error-for="anger_score"]')  # the service's message, next to the field
     c.type('[data-path="anger_score"]', "4")
     c.click("#desk-submit")
     number = c.el("#complaint-number").text
     assert number.startswith("SHXJH-")
     assert c.el("#ack-due").text
-    stored = requests.get(f"{c.url}/api/intake/complaints/{number}", timeout=10, headers={
-        "Authorization": "Bearer " + issue_token(TOKEN_SECRET, "D3001", "desk_staff", ["sh-xujiahui"])}).json()
-    assert stored["location"]["merchant_name"] == "佳农水果"   # picked from the mall's merchant registry
+    stored = requests.get(
+        f"{c.url}/api/intake/complaints/{number}",
+        timeout=10,
+        headers={"Authorization": "Bearer " + issue_token(TOKEN_SECRET, "D3001", "desk_staff", ["sh-xujiahui"])},
+    ).json()
+    assert stored["location"]["merchant_name"] == "佳农水果"  # picked from the mall's merchant registry
     c.click("#ack-button")
     c.el("#ack-done")
     c.shot("desk-registered")
-    c.click("#desk-submit")                         # the same customer, the same words again
+    c.click("#desk-submit")  # the same customer, the same words again
     assert number in c.el("#desk-ack.warn #rejection").text
     c.shot("desk-duplicate")
-    c.driver.set_window_size(820, 1180)             # a tablet, upright
+    c.driver.set_window_size(820, 1180)  # a tablet, upright
     c.shot("desk-tablet")
     c.driver.set_window_size(1280, 800)
 
     # Another complaint, too terse for triage to be sure of its category.
     token = requests.post(c.url + "/login", json={"staff_id": "D3001"}, timeout=10).json()["token"]
-    unsure = requests.post(c.url + "/api/intake/complaints", headers={"Authorization": f"Bearer {token}"}, json={
-        "mall_id": "sh-xujiahui", "channel": "desk", "channel_ref": f"e2e-{uuid.uuid4().hex}",
-        "customer": {"name": "周女士", "phone": f"137{uuid.uuid4().int % 10**8:08d}"},
-        "location": {"area": "B1", "merchant_id": "T-17"}, "description": "包装有点问题"}, timeout=20)
+    unsure = requests.post(
+        c.url + "/api/intake/complaints",
+        headers={"Authorization": f"Bearer {token}"},
+        json={
+            "mall_id": "sh-xujiahui",
+            "channel": "desk",
+            "channel_ref": f"e2e-{uuid.uuid4().hex}",
+            "customer": {"name": "周女士", "phone": f"137{uuid.uuid4().int % 10**8:08d}"},
+            "location": {"area": "B1", "merchant_id": "T-17"},
+            "description": "包装有点问题",
+        },
+        timeout=20,
+    )
     assert unsure.status_code == 201, unsure.text
     unsure = unsure.json()["number"]
 
     # The handler finds it in the queue and works it to resolution.
     c.login("E3501", "queue")
-    c.until(lambda: c.driver.find_elements(c.By.CSS_SELECTOR, f'#queue tr[data-number="{number}"]')
-            and c.driver.find_elements(c.By.CSS_SELECTOR, f'#queue tr[data-number="{unsure}"]'))
+    c.until(
+        lambda: (
+            c.driver.find_elements(c.By.CSS_SELECTOR, f'#queue tr[data-number="{number}"]')
+            and c.driver.find_elements(c.By.CSS_SELECTOR, f'#queue tr[data-number="{unsure}"]')
+        )
+    )
     c.el(f'#queue tr[data-number="{number}"] [data-sla]')
     assert c.el(f'#queue tr[data-number="{unsure}"] td.category [data-unconfirmed]')
     assert not c.driver.find_elements(c.By.CSS_SELECTOR, f'#queue tr[data-number="{number}"] [data-unconfirmed]')
@@ -95,11 +112,11 @@ def _walk(c):
     c.type('#proposal-form [data-path="price"]', "39.90")
     c.type('#proposal-form [data-path="demanded_amount"]', "79.80")
     c.type('#proposal-form [data-path="reasons"]', "a third of the fruit was mouldy")
-    c.choose('#proposal-form [data-path="legal_basis"]', "")            # the mall's policy, no statute
+    c.choose('#proposal-form [data-path="legal_basis"]', "")  # the mall's policy, no statute
     c.type('#proposal-form [data-remedy="refund"]', "39.90")
     c.type('#proposal-form [data-remedy="voucher"]', "39.90")
     c.click("#proposal-check")
-    check = c.el("#check-result #check-table").text                # the law and authority, shown before sending
+    check = c.el("#check-result #check-table").text  # the law and authority, shown before sending
     assert "方案合计 79.80" in check and "其中补偿 39.90" in check and "本人可审批 是" in check
     c.act("#proposal-submit")
     c.act("#reply")
@@ -108,8 +125,7 @@ def _walk(c):
         c.act("#tasks button[data-task]")
     c.type("#f-resolve-summary", "refunded, voucher sent, batch off the shelf")
     c.click("#resolve")
-    assert c.wait.until(lambda d: quietly(
-        lambda _: c.el("#case-state").get_attribute("data-state") == "resolved", d))
+    assert c.wait.until(lambda d: quietly(lambda _: c.el("#case-state").get_attribute("data-state") == "resolved", d))
     assert len(c.driver.find_elements(c.By.CSS_SELECTOR, "#timeline tbody tr")) >= 6
     c.shot("case-resolved")
 
@@ -127,12 +143,11 @@ def _walk(c):
     # The dashboard's numbers move: one more registered complaint, one more satisfied revisit.
     c.login("E3011", "dashboard")
     c.choose("#dash-mall", "sh-xujiahui")
-    c.until(lambda: (c.kpi("registered") or 0) > registered and (c.kpi("satisfied") or 0) > satisfied,
-            "#dash-refresh")
-    c.click("#lang")                                # the English switch
+    c.until(lambda: (c.kpi("registered") or 0) > registered and (c.kpi("satisfied") or 0) > satisfied, "#dash-refresh")
+    c.click("#lang")  # the English switch
     c.wait.until(lambda d: quietly(lambda _: c.el("h1").text.startswith("Operations dashboard"), d))
     c.shot("dashboard-after")
-    c.click("#dash-monthly")                        # analytics' monthly report page, in a frame
+    c.click("#dash-monthly")  # analytics' monthly report page, in a frame
     frame = c.el("#dash-report")
     assert "<table" in frame.get_attribute("srcdoc")
     c.driver.execute_script("arguments[0].scrollIntoView()", frame)

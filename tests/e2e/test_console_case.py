@@ -5,6 +5,7 @@ library page finds it by a word of its lessons. A cross-department dispute (set 
 the API) gets its review meeting's decision (R2.4), a new owner through triage and the time
 told to the customer. A category triage only proposed is marked unconfirmed until a
 supervisor's correction confirms it (R7.4). Screenshots: test-artifacts/console/console_case/ (gitignored)."""
+
 import uuid
 from datetime import datetime, timedelta
 
@@ -32,11 +33,11 @@ def _state(c, state):
 
 
 def _walk(c):
-    word = f"扫码复核{uuid.uuid4().hex[:6]}"     # the lessons' word the library search finds
+    word = f"扫码复核{uuid.uuid4().hex[:6]}"  # the lessons' word the library search finds
 
     # Setup through the API: a dispute between two departments (a review meeting's case).
     dispute = _register(c.url, "E3011", "扶梯停了半小时没人管，工作人员态度也很不耐烦")
-    unsure = _register(c.url, "E3011", "包装有点问题")      # too little for triage to be sure
+    unsure = _register(c.url, "E3011", "包装有点问题")  # too little for triage to be sure
 
     # The desk registers a simple complaint and settles it there and then; the case is opened
     # by events after triage, so the settlement may wait for it a moment.
@@ -52,11 +53,11 @@ def _walk(c):
     c.type('#spot-form [data-path="price"]', "12")
     c.type('#spot-form [data-path="remedy.refund"]', "12.345")
     c.type('#spot-form [data-path="reasons"]', "收银员重复扫码")
-    c.click("#spot-submit")                                       # the service's messages, next to their fields
+    c.click("#spot-submit")  # the service's messages, next to their fields
     assert c.text('#spot-form [data-error-for="summary"]')
     assert "decimal" in c.text('#spot-form [data-error-for="remedy.refund"]')
     c.type('#spot-form [data-path="remedy.refund"]', "12")
-    assert c.el("#spot-assessment[data-risk]").get_attribute("data-risk") == "low"   # triage's grading, shown
+    assert c.el("#spot-assessment[data-risk]").get_attribute("data-risk") == "low"  # triage's grading, shown
     c.type('#spot-form [data-path="summary"]', "当场退还多扣的12元并致歉")
     c.click("#spot-submit")
     assert c.el("#spot-done").get_attribute("data-state") == "resolved"
@@ -64,7 +65,7 @@ def _walk(c):
     c.click("#spot-case")
     _state(c, "resolved")
     assert "当场退还" in c.el("#resolution-summary").text
-    assert c.el("#rectifications")                                # shown on a resolved case too
+    assert c.el("#rectifications")  # shown on a resolved case too
 
     # A handler: a rectification task of their own, done with its evidence; into the library.
     c.login("E3001", "queue")
@@ -74,14 +75,14 @@ def _walk(c):
     c.type('#rectification-form [data-path="kind"]', "process_change")
     c.type('#rectification-form [data-path="owner_id"]', "E3001")
     c.type('#rectification-form [data-path="working_days"]', "2")
-    c.click("#rectification-add")                                 # no description: refused, said at the field
+    c.click("#rectification-add")  # no description: refused, said at the field
     assert c.text('#rectification-form [data-error-for="description"]')
     c.type('#rectification-form [data-path="description"]', "收银台扫码后由顾客屏幕复核")
     c.act("#rectification-add")
     c.wait.until(lambda d: len(_rows(c, "#rectification-list tbody tr")) == before + 1)
     mine = f'#rectification-list tr[data-rectification="{before + 1}"]'
     assert c.el(mine).get_attribute("data-done") == "false"
-    c.click('#nav a[href="#/queue"]')                              # the open task waits in the queue page
+    c.click('#nav a[href="#/queue"]')  # the open task waits in the queue page
     task = f'#rectification-queue tr[data-number="{number}"][data-rectification="{before + 1}"]'
     assert "mine" in c.el(task).get_attribute("class")
     c.click(f"{task} a")
@@ -89,7 +90,7 @@ def _walk(c):
     c.type(f'{mine} [data-path="evidence"]', "培训签到表 2026-12")
     c.act(f"{mine} button[type=submit]")
     assert c.el(mine).get_attribute("data-done") == "true"
-    assert not _rows(c, "#close-form")                            # a handler neither closes nor reopens
+    assert not _rows(c, "#close-form")  # a handler neither closes nor reopens
     c.type('#library-form [data-path="lessons"]', f"多扣款当场退还；{word}：扫码后请顾客看屏确认")
     c.click("#library-submit")
     c.el("#library-link a")
@@ -110,8 +111,10 @@ def _walk(c):
     c.el('main[data-page="library"]')
     c.type('#library-search [data-path="q"]', word)
     c.click("#library-search-submit")
-    c.until(lambda: _rows(c, f'#library-list tr[data-number="{number}"]') and len(_rows(c, "#library-list tbody tr")) == 1,
-            "#library-search-submit")
+    c.until(
+        lambda: _rows(c, f'#library-list tr[data-number="{number}"]') and len(_rows(c, "#library-list tbody tr")) == 1,
+        "#library-search-submit",
+    )
     _shot(c, "#library-list", "library-search")
     c.click(f'#library-list tr[data-number="{number}"] a')
     assert word in c.el("#library-entry").text
@@ -123,7 +126,7 @@ def _walk(c):
     c.login("E3901", "dashboard")
     c.driver.get(f"{c.url}/#/case/{dispute}")
     c.until(lambda: _rows(c, "#meeting-form"))
-    assert c.el('#assessment [data-risk]').text == "low"
+    assert c.el("#assessment [data-risk]").text == "low"
     c.type('#meeting-form [data-path="responsible_department"]', "facilities")
     c.type('#meeting-form [data-path="attendees"]', "facilities, customer_service")
     c.type('#meeting-form [data-path="decision"]', "扶梯故障为主因，由设施部牵头答复")
@@ -139,7 +142,7 @@ def _walk(c):
     c.choose('#expected-form [data-path="via"]', "phone")
     c.act("#expected-form button[type=submit]")
     c.el("#expected")
-    c.until(lambda: "E3201" in c.el("main .card p").text)         # the case follows triage's event
+    c.until(lambda: "E3201" in c.el("main .card p").text)  # the case follows triage's event
     c.click("#lang")
     assert c.el('#nav a[href="#/library"]').text == "Case library"
     c.shot("dispute-decided")
@@ -160,9 +163,18 @@ def _walk(c):
 def _register(url, staff_id, description):
     """A complaint registered through the console's API with a staff member's token."""
     token = requests.post(url + "/login", json={"staff_id": staff_id}, timeout=10).json()["token"]
-    answer = requests.post(url + "/api/intake/complaints", headers={"Authorization": f"Bearer {token}"}, json={
-        "mall_id": "sh-xujiahui", "channel": "desk", "channel_ref": f"e2e-{uuid.uuid4().hex}",
-        "customer": {"name": "周女士", "phone": f"137{uuid.uuid4().int % 10**8:08d}"},
-        "location": {"area": "escalator"}, "description": description}, timeout=20)
+    answer = requests.post(
+        url + "/api/intake/complaints",
+        headers={"Authorization": f"Bearer {token}"},
+        json={
+            "mall_id": "sh-xujiahui",
+            "channel": "desk",
+            "channel_ref": f"e2e-{uuid.uuid4().hex}",
+            "customer": {"name": "周女士", "phone": f"137{uuid.uuid4().int % 10**8:08d}"},
+            "location": {"area": "escalator"},
+            "description": description,
+        },
+        timeout=20,
+    )
     assert answer.status_code == 201, answer.text
     return answer.json()["number"]

@@ -2,6 +2,7 @@
 its side) without sideways scrolling, for the member of staff who uses it. The harness is
 tests/e2e/conftest.py; a screenshot of each page at each size goes to
 test-artifacts/console/<test>/."""
+
 import requests
 
 from mallcare_cli.examples import desk_complaint
@@ -10,8 +11,15 @@ from tests.helpers import TOKEN_SECRET, wait_for
 from tests.e2e.conftest import Console
 
 SIZES = {"laptop": (1280, 800), "tablet-upright": (820, 1180), "tablet-side": (1180, 820)}
-PAGES = [("D3001", "desk"), ("E3501", "queue"), ("E3501", "case"), ("E3002", "revisits"), ("E3011", "dashboard"),
-         ("E3501", "library"), ("E3011", "messages")]
+PAGES = [
+    ("D3001", "desk"),
+    ("E3501", "queue"),
+    ("E3501", "case"),
+    ("E3002", "revisits"),
+    ("E3011", "dashboard"),
+    ("E3501", "library"),
+    ("E3011", "messages"),
+]
 
 
 def test_every_page_fits_a_laptop_and_a_tablet(console, browser):
@@ -27,7 +35,8 @@ def test_every_page_fits_a_laptop_and_a_tablet(console, browser):
             c.driver.set_window_size(width, height)
             c.el(f'main[data-page="{page}"]')
             wide = c.driver.execute_script(
-                "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+                "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+            )
             if wide[0] > wide[1] + 1:
                 overflowing.append((page, size, wide))
             c.shot(f"{page}-{size}")
@@ -37,13 +46,25 @@ def test_every_page_fits_a_laptop_and_a_tablet(console, browser):
 
 def _a_case(console):
     """A complaint registered through the console's proxy, once resolution has opened its case."""
+
     def signed(staff_id, role):
         return {"Authorization": "Bearer " + issue_token(TOKEN_SECRET, staff_id, role, ["sh-xujiahui"])}
 
-    registered = requests.post(f"{console}/api/intake/complaints", json=desk_complaint(channel_ref="layout-1"),
-                               headers=signed("D3001", "desk_staff"), timeout=10)
+    registered = requests.post(
+        f"{console}/api/intake/complaints",
+        json=desk_complaint(channel_ref="layout-1"),
+        headers=signed("D3001", "desk_staff"),
+        timeout=10,
+    )
     assert registered.status_code == 201, registered.text
     number = registered.json()["number"]
-    wait_for(lambda: requests.get(f"{console}/api/resolution/cases/{number}", headers=signed("E3501", "handler"),
-                                  timeout=10).status_code == 200, timeout=30)
+    wait_for(
+        lambda: (
+            requests.get(
+                f"{console}/api/resolution/cases/{number}", headers=signed("E3501", "handler"), timeout=10
+            ).status_code
+            == 200
+        ),
+        timeout=30,
+    )
     return number

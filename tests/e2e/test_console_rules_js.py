@@ -2,6 +2,7 @@
 words in both languages), unit-tested in the browser that runs them (Debian's headless
 Chromium): the page imports its modules and the test calls them with fixed inputs. Only
 the console runs; no service is asked."""
+
 import time
 import uuid
 
@@ -11,16 +12,22 @@ from nameko.testing.utils import find_free_port
 
 from tests.helpers import start_service, stop_services
 
-HOUR = 3600_000   # ms
+HOUR = 3600_000  # ms
 
 
 @pytest.fixture
 def page(browser, rabbit_config, mongo_uri, secrets_file, tmp_path):
     port, nowhere = find_free_port(), f"http://127.0.0.1:{find_free_port()}"
-    console = start_service("console", port, uuid.uuid4().hex[:8], tmp_path, amqp_uri=rabbit_config["AMQP_URI"],
-                            mongo_uri=mongo_uri, secrets_file=secrets_file,
-                            **{f"CONSOLE_{s}_URL": nowhere for s in ("INTAKE", "TRIAGE", "RESOLUTION", "FEEDBACK",
-                                                                      "ANALYTICS")})
+    console = start_service(
+        "console",
+        port,
+        uuid.uuid4().hex[:8],
+        tmp_path,
+        amqp_uri=rabbit_config["AMQP_URI"],
+        mongo_uri=mongo_uri,
+        secrets_file=secrets_file,
+        **{f"CONSOLE_{s}_URL": nowhere for s in ("INTAKE", "TRIAGE", "RESOLUTION", "FEEDBACK", "ANALYTICS")},
+    )
     try:
         url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 30
         while not _live(url):
@@ -50,28 +57,42 @@ def run(driver, module, body):
 
 
 def test_sla_marks_follow_the_policys_at_risk_share(page):
-    marks = run(page, "core.js", f"""
+    marks = run(
+        page,
+        "core.js",
+        f"""
         const start = Date.parse("2026-12-01T00:00:00Z"), due = new Date(start + 10 * {HOUR}).toISOString();
         const at = (hours, share) => m.slaMark(due, new Date(start).toISOString(), share, start + hours * {HOUR}).kind;
-        return [at(7.9), at(8), at(9.99), at(10), at(11), at(4.9, 0.5), at(5, 0.5), m.slaMark(null).kind];""")
+        return [at(7.9), at(8), at(9.99), at(10), at(11), at(4.9, 0.5), at(5, 0.5), m.slaMark(null).kind];""",
+    )
     assert marks == ["ok", "risk", "risk", "breached", "breached", "ok", "risk", "ok"]
 
 
 def test_a_form_becomes_the_body_the_services_expect(page):
-    body = run(page, "core.js", """
+    body = run(
+        page,
+        "core.js",
+        """
         const form = m.h("form", {},
           m.field("customer.phone", m.h("input", {value: " 13900000000 "})),
           m.field("anger_score", m.h("input", {type: "number", value: "4"})),
           m.field("staff_involved", m.h("input", {value: "E1024，E1025, E1026"})),
           m.field("product.brand", m.h("input", {value: "  "})));
         form.querySelector('[data-path="staff_involved"]').dataset.list = "";
-        return m.formBody(form);""")
-    assert body == {"customer": {"phone": "13900000000"}, "anger_score": 4,
-                    "staff_involved": ["E1024", "E1025", "E1026"]}
+        return m.formBody(form);""",
+    )
+    assert body == {
+        "customer": {"phone": "13900000000"},
+        "anger_score": 4,
+        "staff_involved": ["E1024", "E1025", "E1026"],
+    }
 
 
 def test_field_errors_land_next_to_their_fields_and_focus_the_first(page):
-    shown = run(page, "core.js", """
+    shown = run(
+        page,
+        "core.js",
+        """
         const form = m.h("form", {}, m.field("customer.phone", m.h("input")), m.field("anger_score", m.h("input")));
         document.getElementById("main").append(form);
         m.showErrors(form, {body: {fields: {customer: {phone: ["Not a phone number."]},
@@ -80,13 +101,18 @@ def test_field_errors_land_next_to_their_fields_and_focus_the_first(page):
         const result = [slot("customer.phone"), slot("anger_score"), document.activeElement.dataset.path,
                         form.querySelectorAll("[aria-invalid=true]").length];
         m.showErrors(form, null);                                 // a good answer clears them
-        return [...result, slot("anger_score"), form.querySelectorAll("[aria-invalid]").length];""")
+        return [...result, slot("anger_score"), form.querySelectorAll("[aria-invalid]").length];""",
+    )
     assert shown == ["Not a phone number.", "Must be between 1 and 5.", "customer.phone", 2, "", 0]
 
 
 def test_every_word_is_there_in_chinese_and_in_english(page):
-    missing = run(page, "i18n.js", """
+    missing = run(
+        page,
+        "i18n.js",
+        """
         const zh = Object.keys(m.WORDS.zh), en = Object.keys(m.WORDS.en);
         return {en: zh.filter((k) => !(k in m.WORDS.en)), zh: en.filter((k) => !(k in m.WORDS.zh)),
-                empty: [...zh, ...en].filter((k) => !m.WORDS.zh[k] || !m.WORDS.en[k])};""")
+                empty: [...zh, ...en].filter((k) => !m.WORDS.zh[k] || !m.WORDS.en[k])};""",
+    )
     assert missing == {"en": [], "zh": [], "empty": []}

@@ -1,32 +1,33 @@
 """Issue 9: signing in with a token from the chain's sign-on, and the service desk worked
 with the keyboard alone (validation message next to its field, focus where the fix goes).
 The harness is tests/e2e/conftest.py; screenshots go to test-artifacts/console/<test>/."""
+
 import uuid
 
 from mallcare_common.auth import issue_token
 from tests.helpers import TOKEN_SECRET
 from tests.e2e.conftest import Console, quietly
 
-TAB_LIMIT = 60   # more Tab presses than the desk form has stops
+TAB_LIMIT = 60  # more Tab presses than the desk form has stops
 
 
 def test_a_sign_on_token_starts_a_session_and_a_bad_one_is_refused(console, browser):
     c = Console(browser, console)
     c.driver.get(console + "/#token=not-a-token")
     assert "invalid token" in c.el("#login-error").text
-    assert "token=" not in c.driver.current_url                       # gone from the address bar
+    assert "token=" not in c.driver.current_url  # gone from the address bar
     c.shot("sign-on-refused")
 
     token = issue_token(TOKEN_SECRET, "E3501", "handler", ["sh-xujiahui"])
     c.driver.get(console + "/#token=" + token)
-    c.el('main[data-page="queue"]')                                    # the handler's home page
+    c.el('main[data-page="queue"]')  # the handler's home page
     assert "token=" not in c.driver.current_url
     assert "E3501" in c.el("#who").text and "handler" in c.el("#who").text
     c.shot("sign-on-handler-queue")
 
     c.click("#logout")
     c.el('main[data-page="login"]')
-    c.driver.find_element(c.By.CSS_SELECTOR, "details summary").click()   # the paste-a-token form
+    c.driver.find_element(c.By.CSS_SELECTOR, "details summary").click()  # the paste-a-token form
     c.type("#sign-on-token", issue_token(TOKEN_SECRET, "D3001", "desk_staff", ["sh-xujiahui"]))
     c.click("#token-submit")
     c.el('main[data-page="desk"]')
@@ -39,7 +40,7 @@ def test_the_desk_form_works_from_the_keyboard_alone(console, browser):
     c = Console(browser, console)
     c.login("D3001", "desk")
     keys = ActionChains(c.driver)
-    focused = lambda: c.driver.switch_to.active_element                       # noqa: E731
+    focused = lambda: c.driver.switch_to.active_element  # noqa: E731
 
     def tab_to(check):
         for _ in range(TAB_LIMIT):
@@ -48,18 +49,19 @@ def test_the_desk_form_works_from_the_keyboard_alone(console, browser):
                 return focused()
         raise AssertionError("Tab never reached the control")
 
-    assert focused().get_attribute("data-path") == "mall_id"              # the form starts focused
+    assert focused().get_attribute("data-path") == "mall_id"  # the form starts focused
     submit = tab_to(lambda el: el.get_attribute("id") == "desk-submit")
-    submit.send_keys(Keys.ENTER)                                             # nothing typed yet
+    submit.send_keys(Keys.ENTER)  # nothing typed yet
     c.wait.until(lambda d: quietly(lambda _: focused().get_attribute("data-path") == "description", d))
     assert focused().get_attribute("aria-invalid") == "true"
-    assert c.text('[data-error-for="description"]')                         # next to the field ...
-    assert focused().get_attribute("aria-describedby") == \
-        c.el('[data-error-for="description"]').get_attribute("id")           # ... and read out with it
+    assert c.text('[data-error-for="description"]')  # next to the field ...
+    assert focused().get_attribute("aria-describedby") == c.el('[data-error-for="description"]').get_attribute(
+        "id"
+    )  # ... and read out with it
     c.shot("desk-keyboard-required")
 
     focused().send_keys("手扶梯停了十分钟，没人告知")
-    keys.key_down(Keys.SHIFT)                                                # back up to the phone
+    keys.key_down(Keys.SHIFT)  # back up to the phone
     tab_to(lambda el: el.get_attribute("data-path") == "customer.phone")
     keys.key_up(Keys.SHIFT).perform()
     focused().send_keys(f"139{uuid.uuid4().int % 10**8:08d}")
@@ -68,6 +70,6 @@ def test_the_desk_form_works_from_the_keyboard_alone(console, browser):
     number = c.el("#complaint-number").text
     assert number.startswith("SHXJH-")
     c.wait.until(lambda d: quietly(lambda _: focused().get_attribute("id") == "ack-button", d))
-    focused().send_keys(Keys.ENTER)                                          # "customer told"
+    focused().send_keys(Keys.ENTER)  # "customer told"
     c.el("#ack-done")
     c.shot("desk-keyboard-registered")

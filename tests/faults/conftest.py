@@ -11,6 +11,7 @@ is started in its own session and its whole group is killed when the test ends, 
 fail, so nothing is left behind for the tests that follow (faults inside the test
 process left nameko consumers in kombu's reconnect back-off and proxy green threads in
 eventlet's hub)."""
+
 import os
 import shutil
 import signal
@@ -30,8 +31,8 @@ from mallcare_cli.examples import desk_complaint
 from tests.helpers import ROOT, bearer, free_ports, service_class, wait_for
 
 BIN = Path(sys.executable).parent
-START_TIMEOUT = 90        # s for a store or a service to answer (2 cores, five services starting at once)
-SETTLE_TIMEOUT = 120      # s for the system to catch up after a fault
+START_TIMEOUT = 90  # s for a store or a service to answer (2 cores, five services starting at once)
+SETTLE_TIMEOUT = 120  # s for the system to catch up after a fault
 
 
 def port_open(port):
@@ -44,7 +45,7 @@ def port_open(port):
 
 def kill_group(process, sig=signal.SIGKILL):
     try:
-        os.killpg(process.pid, sig)   # its own session, created by us (start_new_session)
+        os.killpg(process.pid, sig)  # its own session, created by us (start_new_session)
     except ProcessLookupError:
         pass
     process.wait(30)
@@ -74,9 +75,21 @@ class Store:
     def start(self):
         with open(self.log, "a") as log:
             self.process = subprocess.Popen(
-                [str(BIN / "secantusd-py"), "--host", "127.0.0.1", "--port", str(self.port),
-                 "--storage-path", str(self.data), "--log-level", "WARNING"],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    str(BIN / "secantusd-py"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--storage-path",
+                    str(self.data),
+                    "--log-level",
+                    "WARNING",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         wait_for(lambda: self.process.poll() is not None or self.answers(), timeout=START_TIMEOUT, interval=0.2)
         assert self.process.poll() is None, self.log.read_text()[-2000:]
 
@@ -103,8 +116,9 @@ class System:
         self.workdir, self.secrets_file = workdir, secrets_file
         broker = urllib.parse.urlparse(amqp_uri)
         self.proxy_port = find_free_port()
-        self.amqp_uri = broker._replace(netloc=f"{broker.username}:{broker.password}@127.0.0.1:{self.proxy_port}") \
-            .geturl()
+        self.amqp_uri = broker._replace(
+            netloc=f"{broker.username}:{broker.password}@127.0.0.1:{self.proxy_port}"
+        ).geturl()
         self.direct_amqp_uri = amqp_uri
         self.proxy = None
         self.stores, self.services, self.ports, self.store_of, self.env_of = {}, {}, {}, {}, {}
@@ -114,9 +128,12 @@ class System:
 
     def _start_proxy(self, host, port):
         with open(self.workdir / "proxy.log", "w") as log:
-            self.proxy = subprocess.Popen([sys.executable, str(Path(__file__).with_name("tcp_proxy.py")),
-                                           str(self.proxy_port), host, str(port)],
-                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proxy = subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("tcp_proxy.py")), str(self.proxy_port), host, str(port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         wait_for(lambda: port_open(self.proxy_port), timeout=START_TIMEOUT)
 
     def cut_broker(self):
@@ -139,7 +156,7 @@ class System:
         """Start the services on `store` at once, then wait until each is healthy. A name
         "<service>:<n>" is another process of that service; `env` is added to each one's."""
         new = [service for service in services if service not in self.ports]
-        self.ports.update(zip(new, free_ports(len(new))))
+        self.ports.update(zip(new, free_ports(len(new)), strict=True))
         for service in services:
             self.store_of[service] = store
             self.env_of[service] = env or {}
@@ -149,15 +166,27 @@ class System:
 
     def _spawn(self, name):
         service = service_of(name)
-        env = {**os.environ, "AMQP_URI": self.amqp_uri, "MONGO_URI": self.store_of[name].uri,
-               "MONGO_TIMEOUT_MS": "1000", f"{service.upper()}_WEB_ADDRESS": f"127.0.0.1:{self.ports[name]}",
-               "MALLCARE_POLICY_DIR": "deploy/policy", "MALLCARE_SECRETS_FILE": self.secrets_file,
-               "MALLCARE_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.ports[name]}",
-               "PYTHONUNBUFFERED": "1", **self.env_of[name]}
+        env = {
+            **os.environ,
+            "AMQP_URI": self.amqp_uri,
+            "MONGO_URI": self.store_of[name].uri,
+            "MONGO_TIMEOUT_MS": "1000",
+            f"{service.upper()}_WEB_ADDRESS": f"127.0.0.1:{self.ports[name]}",
+            "MALLCARE_POLICY_DIR": "deploy/policy",
+            "MALLCARE_SECRETS_FILE": self.secrets_file,
+            "MALLCARE_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.ports[name]}",
+            "PYTHONUNBUFFERED": "1",
+            **self.env_of[name],
+        }
         with open(self.workdir / f"{name}.log", "a") as log:
             self.services[name] = subprocess.Popen(
                 [str(BIN / "nameko"), "run", "--config", f"services/{service}/config.yml", service_class(service)],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def wait_healthy(self, service):
         def healthy():
@@ -166,6 +195,7 @@ class System:
                 return requests.get(self.url(service, "/health"), timeout=2).status_code == 200
             except requests.RequestException:
                 return False
+
         wait_for(healthy, timeout=START_TIMEOUT, interval=0.2)
 
     def kill(self, service):
@@ -218,29 +248,37 @@ def system(rabbit_config, secrets_file, tmp_path):
 
 
 def service_of(name):
-    """"triage:2" -> "triage": the service a process name runs."""
+    """ "triage:2" -> "triage": the service a process name runs."""
     return name.partition(":")[0]
 
 
 def complaint(n):
     """A different customer and description each time, so that none is a duplicate."""
-    return desk_complaint(channel_ref=f"fault-{n}", description=f"草莓发霉了, complaint {n}",
-                          customer={"name": "王女士", "phone": f"1390000{n:04d}", "member_id": f"M{n}"})
+    return desk_complaint(
+        channel_ref=f"fault-{n}",
+        description=f"草莓发霉了, complaint {n}",
+        customer={"name": "王女士", "phone": f"1390000{n:04d}", "member_id": f"M{n}"},
+    )
 
 
 def metric(system, name, sample, **labels):
     """The sum of the `sample` values on process `name`'s /metrics whose labels include `labels`."""
     text = system.call("GET", name, "/metrics").text
-    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
-               if s.name == sample and labels.items() <= s.labels.items())
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == sample and labels.items() <= s.labels.items()
+    )
 
 
 def dead_letters(system):
     """Messages waiting in the vhost's dead-letter queue (0 when nobody declared it)."""
     from kombu import Connection
     from mallcare_common.messaging import DEAD_LETTER_QUEUE
+
     with Connection(system.direct_amqp_uri) as conn:
         try:
             return conn.default_channel.queue_declare(DEAD_LETTER_QUEUE, passive=True).message_count
-        except Exception:   # not declared: nothing was ever dead-lettered
+        except Exception:  # not declared: nothing was ever dead-lettered
             return 0

@@ -6,6 +6,7 @@ the listening socket closes (new connections are refused at once, as from a brok
 that is down) and every open connection is reset. SIGUSR2 listens again on the same
 port. It prints "listening" or "cut" after each change, so the test can wait for it.
 """
+
 import signal
 import socket
 import struct
@@ -58,7 +59,7 @@ class Proxy:
         while True:
             try:
                 client, _ = listener.accept()
-            except OSError:   # closed by cut()
+            except OSError:  # closed by cut()
                 return
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
@@ -67,7 +68,7 @@ class Proxy:
                 continue
             upstream.settimeout(None)
             with self.lock:
-                if self.listener is not listener:   # cut meanwhile
+                if self.listener is not listener:  # cut meanwhile
                     client.close()
                     upstream.close()
                     return

@@ -2,6 +2,7 @@
 and the broker cut), intake keeps taking complaints over HTTP; when the broker is back,
 the outbox relay publishes every stored complaint's event and triage assesses each one,
 exactly once."""
+
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.helpers import wait_for
@@ -15,8 +16,9 @@ READINESS_LAG = 10
 def register(system, numbers):
     with ThreadPoolExecutor(4) as pool:
         responses = list(pool.map(lambda n: system.call("POST", "intake", "/complaints", json=complaint(n)), numbers))
-    assert [r.status_code for r in responses] == [201] * len(numbers), \
-        [r.text for r in responses if r.status_code != 201]
+    assert [r.status_code for r in responses] == [201] * len(numbers), [
+        r.text for r in responses if r.status_code != 201
+    ]
     return [r.json()["number"] for r in responses]
 
 
@@ -55,6 +57,6 @@ def test_intake_takes_complaints_while_the_broker_is_away_and_triage_gets_each_o
     for number in accepted:
         assessment = system.call("GET", "triage", f"/assessments/{number}")
         assert assessment.status_code == 200, assessment.text
-    assert system.count("triage", "assessments") == total   # one each, none twice
+    assert system.count("triage", "assessments") == total  # one each, none twice
     assert dead_letters(system) == 0
     assert system.alive("intake") and system.alive("triage")

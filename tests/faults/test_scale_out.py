@@ -8,6 +8,7 @@ and the other process sweeps from then on.
 The complaints say they were received at the desk 40-50 s ago: the desk's
 acknowledgement clock (1 minute, at risk at half time, deploy/policy) is then at risk
 at once and breached within seconds, so no clock or policy needs to be faked."""
+
 import socket
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -21,13 +22,19 @@ from tests.faults.conftest import SETTLE_TIMEOUT, complaint, dead_letters, metri
 
 BURST, AFTER_KILL = 40, 10
 TRIAGE, ANALYTICS = ("triage", "triage:2"), ("analytics", "analytics:2")
-SLA_TICK = "0.5"   # seconds: the lease's time to live is then its floor, 6 s
+SLA_TICK = "0.5"  # seconds: the lease's time to live is then its floor, 6 s
 
 
 def register(system, numbers, received_at):
     with ThreadPoolExecutor(8) as pool:
-        responses = list(pool.map(lambda n: system.call("POST", "intake", "/complaints", json={
-            **complaint(n), "received_at": received_at.isoformat()}), numbers))
+        responses = list(
+            pool.map(
+                lambda n: system.call(
+                    "POST", "intake", "/complaints", json={**complaint(n), "received_at": received_at.isoformat()}
+                ),
+                numbers,
+            )
+        )
     assert [r.status_code for r in responses] == [201] * len(numbers), [r.text for r in responses if not r.ok][:3]
     return [r.json()["number"] for r in responses]
 
@@ -43,8 +50,10 @@ def kept(system, name):
 
 def sla_counts(system, name):
     """(at-risk, breached) acknowledgement clocks this process reported."""
-    return (metric(system, name, "mallcare_sla_at_risk_total", clock="acknowledgement"),
-            metric(system, name, "mallcare_sla_breaches_total", clock="acknowledgement"))
+    return (
+        metric(system, name, "mallcare_sla_at_risk_total", clock="acknowledgement"),
+        metric(system, name, "mallcare_sla_breaches_total", clock="acknowledgement"),
+    )
 
 
 def triage_tallied(store):
@@ -69,10 +78,18 @@ def test_two_instances_share_the_work_and_one_sweeps_until_it_is_killed(system):
     system.start(analytics_store, *ANALYTICS, env={"MALLCARE_SLA_TICK_SECONDS": SLA_TICK})
     system.start(intake_store, "intake")
     with Connection(system.direct_amqp_uri) as conn:
-        triaged = Queue("test-scale-triaged", routing_key="complaint_triaged", channel=conn,
-                        exchange=Exchange("triage.events", type="topic", durable=True))
-        sla = Queue("test-scale-sla", routing_key="#", channel=conn,
-                    exchange=Exchange("analytics.events", type="topic", durable=True))
+        triaged = Queue(
+            "test-scale-triaged",
+            routing_key="complaint_triaged",
+            channel=conn,
+            exchange=Exchange("triage.events", type="topic", durable=True),
+        )
+        sla = Queue(
+            "test-scale-sla",
+            routing_key="#",
+            channel=conn,
+            exchange=Exchange("analytics.events", type="topic", durable=True),
+        )
         triaged.declare()
         sla.declare()
         sla_events = []
@@ -115,8 +132,10 @@ def test_two_instances_share_the_work_and_one_sweeps_until_it_is_killed(system):
         system.kill(sweeper)
         dead_lease_ends = holder_of(analytics_store)["expires_at"]
         later = register(system, range(BURST, BURST + AFTER_KILL), datetime.now(timezone.utc) - timedelta(seconds=50))
-        wait_for(lambda: sla_reported({"sla_at_risk": BURST + AFTER_KILL, "sla_breached": BURST + AFTER_KILL}),
-                 timeout=SETTLE_TIMEOUT)
+        wait_for(
+            lambda: sla_reported({"sla_at_risk": BURST + AFTER_KILL, "sla_breached": BURST + AFTER_KILL}),
+            timeout=SETTLE_TIMEOUT,
+        )
         assert holder_of(analytics_store)["holder"] == instance(system, survivor)
         assert sla_counts(system, survivor) == (AFTER_KILL, AFTER_KILL)
         taken_over = [e for e in sla_events if e["complaint_no"] in set(later)]
@@ -132,7 +151,7 @@ def test_two_instances_share_the_work_and_one_sweeps_until_it_is_killed(system):
         assert Counter(e["complaint_no"] for e in drain(triaged)) == Counter(later)
         # the running counts both processes of each service moved at once lost nothing
         assert triage_tallied(triage_store) == system.count("triage", "assessments", {"category": {"$ne": None}})
-        period = f"{received_at.astimezone(ZoneInfo('Asia/Shanghai')):%Y-%m}"   # the complaints' mall
+        period = f"{received_at.astimezone(ZoneInfo('Asia/Shanghai')):%Y-%m}"  # the complaints' mall
         report = system.call("GET", survivor, "/reports/monthly", params={"period": period}).json()
         assert report["counts"]["received"] == report["counts"]["registered"] == BURST + AFTER_KILL
     assert dead_letters(system) == 0

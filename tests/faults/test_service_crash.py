@@ -4,6 +4,7 @@ each complaint ends with exactly one assessment, one case and one revisit (and o
 complaint_triaged and one revisit_scheduled event, whatever was redelivered), and with
 its two messages to the customer (the answer and the refund's notice), none lost to notify
 killed while it makes them."""
+
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,7 +18,9 @@ SERVICES = ("triage", "analytics", "resolution", "feedback", "notify", "intake")
 
 
 def settle_on_the_spot(system, number):
-    return system.call("POST", "resolution", f"/cases/{number}/spot-resolution", headers=staff("D3001"), json=SPOT_REFUND)
+    return system.call(
+        "POST", "resolution", f"/cases/{number}/spot-resolution", headers=staff("D3001"), json=SPOT_REFUND
+    )
 
 
 def kill_mid_burst(system, service, collection):
@@ -36,14 +39,19 @@ def test_a_service_killed_mid_burst_finishes_every_complaint_exactly_once(system
     with Connection(system.direct_amqp_uri) as conn:
         watch = {}
         for source, event_type in (("triage", "complaint_triaged"), ("feedback", "revisit_scheduled")):
-            watch[event_type] = Queue(f"test-crash-{event_type}", routing_key=event_type, channel=conn,
-                                      exchange=Exchange(f"{source}.events", type="topic", durable=True))
+            watch[event_type] = Queue(
+                f"test-crash-{event_type}",
+                routing_key=event_type,
+                channel=conn,
+                exchange=Exchange(f"{source}.events", type="topic", durable=True),
+            )
             watch[event_type].declare()
 
         with ThreadPoolExecutor(8) as pool:
             # the kill comes while the burst is still being sent, so the service has work in hand
-            posted = [pool.submit(system.call, "POST", "intake", "/complaints", json=complaint(n))
-                      for n in range(BURST)]
+            posted = [
+                pool.submit(system.call, "POST", "intake", "/complaints", json=complaint(n)) for n in range(BURST)
+            ]
             kill_mid_burst(system, "triage", "assessments")
             responses = [f.result() for f in posted]
             assert [r.status_code for r in responses] == [201] * BURST

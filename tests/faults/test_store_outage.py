@@ -4,6 +4,7 @@ no crash, nothing of the store's address in the body); events that arrive for a 
 whose store is away are held and requeued, not dead-lettered; afterwards the services
 carry on by themselves, every complaint intake acknowledged (201) is there, and each
 stored complaint has exactly one assessment."""
+
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.helpers import wait_for
@@ -46,8 +47,9 @@ def test_services_ride_out_a_store_crash_and_lose_no_acknowledged_complaint(syst
         wait_for(lambda: sum(f.done() for f in burst) >= 8, timeout=SETTLE_TIMEOUT)
         intake_store.kill()
         responses = [f.result() for f in burst]
-    assert {r.status_code for r in responses} <= {201, 503}, \
-        [r.text for r in responses if r.status_code not in (201, 503)]
+    assert {r.status_code for r in responses} <= {201, 503}, [
+        r.text for r in responses if r.status_code not in (201, 503)
+    ]
     for response in responses:
         if response.status_code == 503:
             assert_plain_503(response)

@@ -1,4 +1,5 @@
 """Fixtures shared by the integration tests (the root conftest has the infrastructure)."""
+
 import re
 import shutil
 from datetime import timedelta
@@ -24,8 +25,10 @@ ADMIN, SUPERVISOR = bearer("A0001", "admin", ["*"]), bearer("S0001", "supervisor
 
 
 # In the run script's order (scripts/run.sh): subscribers first, as intake publishes mandatory.
-SERVICES = {cls.name: cls for cls in (TriageService, AnalyticsService, ResolutionService, FeedbackService,
-                                      NotifyService, IntakeService)}
+SERVICES = {
+    cls.name: cls
+    for cls in (TriageService, AnalyticsService, ResolutionService, FeedbackService, NotifyService, IntakeService)
+}
 
 
 class System:
@@ -38,7 +41,7 @@ class System:
         self.config = {name: container.config for name, container in containers.items()}
         self.web = web
         self.amqp = amqp_uri
-        self.dispatch = event_dispatcher({"AMQP_URI": amqp_uri})   # (source, event_type, payload), as a service
+        self.dispatch = event_dispatcher({"AMQP_URI": amqp_uri})  # (source, event_type, payload), as a service
         self.queues = {}
         self._mongo = mongo_client
         self._connection = None
@@ -97,7 +100,7 @@ def services(container_factory, service_config, web_client, rabbit_config, mongo
             container.start()
             return container
 
-        def replica(name):   # the first's config on a port of its own
+        def replica(name):  # the first's config on a port of its own
             return run(name, {**configs[name], "WEB_SERVER_ADDRESS": service_config(name)["WEB_SERVER_ADDRESS"]})
 
         containers = {}
@@ -107,8 +110,15 @@ def services(container_factory, service_config, web_client, rabbit_config, mongo
             configs[name] = service_config(name)
             configs[name]["MALLCARE"] = {**configs[name]["MALLCARE"], **(settings or {}).get(name, {})}
             containers[name] = run(name, configs[name])
-        systems.append(System(containers, {name: web_client(c) for name, c in containers.items()}, mongo_client,
-                              rabbit_config["AMQP_URI"], replica))
+        systems.append(
+            System(
+                containers,
+                {name: web_client(c) for name, c in containers.items()},
+                mongo_client,
+                rabbit_config["AMQP_URI"],
+                replica,
+            )
+        )
         return systems[-1]
 
     yield start
@@ -136,27 +146,50 @@ def seed(system):
     with system.case_opened():
         number = web["intake"].post("/complaints", json=desk_complaint(), headers=desk).json()["number"]
     settle_at_desk(system, number, desk)
-    archived = web["feedback"].post("/library", headers=handler, json={"complaint_no": number,
-                                                                       "lessons": "check the cold chain"})
+    archived = web["feedback"].post(
+        "/library", headers=handler, json={"complaint_no": number, "lessons": "check the cold chain"}
+    )
     assert archived.status_code == 201, archived.text
-    incident = web["resolution"].post("/incidents", headers=desk, json={
-        "mall_id": "sh-xujiahui", "type": "injury", "description": "wet floor", "customer": {"phone": "13900001111"},
-        "suggested_handling": "pay the doctor"})
+    incident = web["resolution"].post(
+        "/incidents",
+        headers=desk,
+        json={
+            "mall_id": "sh-xujiahui",
+            "type": "injury",
+            "description": "wet floor",
+            "customer": {"phone": "13900001111"},
+            "suggested_handling": "pay the doctor",
+        },
+    )
     assert incident.status_code == 201, incident.text
-    action = web["analytics"].post("/actions", json={
-        "mall_id": "sh-xujiahui", "problem": {"summary": "mouldy fruit"}, "whys": ["cold chain broke"],
-        "root_cause": "no alarm", "action": "fit an alarm", "owner_id": "E3091", "due_date": "2026-12-31"})
+    action = web["analytics"].post(
+        "/actions",
+        json={
+            "mall_id": "sh-xujiahui",
+            "problem": {"summary": "mouldy fruit"},
+            "whys": ["cold chain broke"],
+            "root_cause": "no alarm",
+            "action": "fit an alarm",
+            "owner_id": "E3091",
+            "due_date": "2026-12-31",
+        },
+    )
     assert action.status_code == 201, action.text
-    return {"number": number, "complaint_no": number, "revisit_id": f"{number}-R1",
-            "incident": incident.json()["number"], "action_id": action.json()["action_id"],
-            "file_id": f"{number}.0000000000.1"}   # a desk complaint has no mail's files: 404 behind the checks
+    return {
+        "number": number,
+        "complaint_no": number,
+        "revisit_id": f"{number}-R1",
+        "incident": incident.json()["number"],
+        "action_id": action.json()["action_id"],
+        "file_id": f"{number}.0000000000.1",
+    }  # a desk complaint has no mail's files: 404 behind the checks
 
 
 def signed_in_for(permission):
     """The headers of a chain-wide caller holding `permission` (None: an open operation)."""
     if permission is None:
-        return ADMIN    # open operations (health, answers by link): a token changes nothing
-    return ADMIN if "admin" in PERMISSIONS[permission] else SUPERVISOR   # admins hold no case.act, customer.contact
+        return ADMIN  # open operations (health, answers by link): a token changes nothing
+    return ADMIN if "admin" in PERMISSIONS[permission] else SUPERVISOR  # admins hold no case.act, customer.contact
 
 
 def path_ids(service, path, ids):
@@ -164,7 +197,7 @@ def path_ids(service, path, ids):
     names = re.findall(r"{(\w+)}", path)
     values = dict(ids)
     if service == "resolution":
-        values["number"] = ids["incident"]     # resolution's {number} is an incident's
+        values["number"] = ids["incident"]  # resolution's {number} is an incident's
     return {name: values[name] for name in names if name in values}
 
 
@@ -179,10 +212,12 @@ def policy_dir(tmp_path):
 def start(container_factory, service_config, policy_dir):
     """Starts a service by name on `policy_dir` (or another directory); each replica of a
     service started in one test shares its databases."""
+
     def start(name, directory=policy_dir):
         config = service_config(name)
         config["MALLCARE"] = {**config["MALLCARE"], "POLICY_DIR": str(directory)}
         container = container_factory(SERVICES[name], config)
         container.start()
         return container
+
     return start

@@ -2,6 +2,7 @@
 ensure_test_tools installs it), run as an unprivileged process from a configuration, a
 plain-text passwd file and maildirs in a temporary directory: no root-only path is used.
 Run by root (as CI is), it runs as `nobody`, since dovecot's login process refuses root."""
+
 import grp
 import imaplib
 import os
@@ -72,15 +73,19 @@ class Dovecot:
             (self.root / sub).mkdir()
         (self.root / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}::::::\n")
         capability = "" if idle else "imap_capability = IMAP4rev1 LITERAL+ SASL-IR"
-        (self.root / "dovecot.conf").write_text(CONFIG.format(root=self.root, user=user, group=group, port=self.port,
-                                                              capability=capability))
+        (self.root / "dovecot.conf").write_text(
+            CONFIG.format(root=self.root, user=user, group=group, port=self.port, capability=capability)
+        )
         if root_run:
             shutil.chown(self.root, user, group)
             for path in self.root.rglob("*"):
                 shutil.chown(path, user, group)
         self.process = subprocess.Popen(
-            [binary, "-F", "-c", str(self.root / "dovecot.conf")], stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT, **({"user": user, "group": group, "extra_groups": []} if root_run else {}))
+            [binary, "-F", "-c", str(self.root / "dovecot.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            **({"user": user, "group": group, "extra_groups": []} if root_run else {}),
+        )
         self._wait_until_it_answers()
 
     def _wait_until_it_answers(self):
@@ -92,7 +97,9 @@ class Dovecot:
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     log = self.root / "dovecot.log"
-                    raise RuntimeError("dovecot did not start: " + (log.read_text() if log.exists() else "no log")) from None
+                    raise RuntimeError(
+                        "dovecot did not start: " + (log.read_text() if log.exists() else "no log")
+                    ) from None
                 time.sleep(0.1)
 
     def client(self):

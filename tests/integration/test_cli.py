@@ -5,6 +5,7 @@ letter waits; `deadletters` is the dead-letter command; `policy validate` names 
 broken file and field, `policy reload` reloads running services as admin and reports a
 refusal; `seed` registers demo complaints at intake for several malls; `retention` and
 `rebuild analytics` run their service's command on its store."""
+
 import json
 import os
 import re
@@ -26,8 +27,9 @@ MALLCARE = Path(sys.executable).parent / "mallcare"
 
 
 def mallcare(*args, **env):
-    return subprocess.run([str(MALLCARE), *args], cwd=ROOT, text=True, capture_output=True, timeout=60,
-                          env={**os.environ, **env})
+    return subprocess.run(
+        [str(MALLCARE), *args], cwd=ROOT, text=True, capture_output=True, timeout=60, env={**os.environ, **env}
+    )
 
 
 def url(container):
@@ -46,24 +48,32 @@ def test_status_shows_services_queues_and_dead_letters_and_fails_when_one_is_dow
     assert f"vhost {amqp.rsplit('/', 1)[1]}" in ok.stdout
     assert TRIAGE_QUEUE in ok.stdout and "rpc-intake" in ok.stdout
 
-    with Connection(amqp) as conn:   # not JSON: triage dead-letters it at once
-        conn.Producer().publish(b"not an event", exchange=INTAKE_EVENTS, routing_key="complaint_registered",
-                                content_type="application/json", content_encoding="utf-8")
+    with Connection(amqp) as conn:  # not JSON: triage dead-letters it at once
+        conn.Producer().publish(
+            b"not an event",
+            exchange=INTAKE_EVENTS,
+            routing_key="complaint_registered",
+            content_type="application/json",
+            content_encoding="utf-8",
+        )
 
-    def counted():   # the management API counts on its statistics tick (5 s)
+    def counted():  # the management API counts on its statistics tick (5 s)
         report = json.loads(mallcare("status", *both, "--json", AMQP_URI=amqp).stdout)
         consumers = {q["queue"]: q["consumers"] for q in report["queues"]}
         return report["dead_letters"] and consumers.get(TRIAGE_QUEUE) and report
+
     report = wait_for(counted)
     assert report["dead_letters"] == 1 and report["problems"] == [
-        "1 dead letter(s) wait in mallcare.dead-letters: mallcare deadletters list"]
+        "1 dead letter(s) wait in mallcare.dead-letters: mallcare deadletters list"
+    ]
     assert mallcare("status", *both, AMQP_URI=amqp).returncode == 1
     listed = mallcare("deadletters", "list", AMQP_URI=amqp)
     assert listed.returncode == 0 and TRIAGE_QUEUE in listed.stdout and "undecodable" in listed.stdout
 
     down = f"http://127.0.0.1:{find_free_port()}"
-    gone = mallcare("status", *urls, "--url", f"resolution={down}", "--service", "intake",
-                    "--service", "resolution", AMQP_URI=amqp)
+    gone = mallcare(
+        "status", *urls, "--url", f"resolution={down}", "--service", "intake", "--service", "resolution", AMQP_URI=amqp
+    )
     assert gone.returncode == 1
     assert f"! resolution at {down}: down (ConnectionError)" in gone.stdout
 
@@ -92,21 +102,33 @@ def test_policy_reload_reloads_running_services_as_admin_and_reports_a_refusal(s
     edit(policy_dir / "triage.yml", lambda d: d.update(version="2026-12-03.1"))
     done = mallcare(*reload, MALLCARE_TOKEN_SECRET=TOKEN_SECRET)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout == f"triage     reloaded: version 2026-12-03.1+malls:2026-12-03.1+model:{learned.shipped().version}\n"
+    assert (
+        done.stdout
+        == f"triage     reloaded: version 2026-12-03.1+malls:2026-12-03.1+model:{learned.shipped().version}\n"
+    )
     edit(policy_dir / "triage.yml", BROKEN["triage"][0])
     refused = mallcare(*reload, MALLCARE_TOKEN_SECRET=TOKEN_SECRET)
     assert refused.returncode == 1 and "refused (422 INVALID_POLICY)" in refused.stdout
     assert BROKEN["triage"][1] in refused.stdout
     closed = f"http://127.0.0.1:{find_free_port()}"
-    silent = mallcare("policy", "reload", "--url", f"intake={closed}", "--service", "intake",
-                      MALLCARE_TOKEN_SECRET=TOKEN_SECRET)
+    silent = mallcare(
+        "policy", "reload", "--url", f"intake={closed}", "--service", "intake", MALLCARE_TOKEN_SECRET=TOKEN_SECRET
+    )
     assert silent.returncode == 1 and silent.stdout == f"intake     {closed}: no answer (ConnectionError)\n"
 
 
 def test_seed_registers_demo_complaints_for_n_malls_at_intake(start, web_client):
     intake = start("intake")
-    seeded = mallcare("seed", "--malls", "2", "--complaints", "4", "--url", f"intake={url(intake)}",
-                      MALLCARE_TOKEN_SECRET=TOKEN_SECRET)
+    seeded = mallcare(
+        "seed",
+        "--malls",
+        "2",
+        "--complaints",
+        "4",
+        "--url",
+        f"intake={url(intake)}",
+        MALLCARE_TOKEN_SECRET=TOKEN_SECRET,
+    )
     assert seeded.returncode == 0, seeded.stdout + seeded.stderr
     assert seeded.stdout == "sh-xujiahui    4 registered\nbj-chaoyang    4 registered\n"
     web = web_client(intake)
@@ -116,17 +138,25 @@ def test_seed_registers_demo_complaints_for_n_malls_at_intake(start, web_client)
     assert web.get("/complaints", params={"mall_id": "gz-tianhe"}).json()["total"] == 0
 
 
-@pytest.mark.parametrize("command, service, prints", [
-    (["retention", "dry-run", "--service", "intake"], "intake", {"dry_run": True, "candidates": 0}),
-    (["retention", "run", "--service", "resolution"], "resolution", {"dry_run": False, "anonymised": 0}),
-    (["rebuild", "analytics"], "analytics", None),
-])
-def test_retention_and_rebuild_run_the_services_own_commands_on_their_store(command, service, prints, mongo_uri,
-                                                                            mongo_client, tmp_path):
+@pytest.mark.parametrize(
+    "command, service, prints",
+    [
+        (["retention", "dry-run", "--service", "intake"], "intake", {"dry_run": True, "candidates": 0}),
+        (["retention", "run", "--service", "resolution"], "resolution", {"dry_run": False, "anonymised": 0}),
+        (["rebuild", "analytics"], "analytics", None),
+    ],
+)
+def test_retention_and_rebuild_run_the_services_own_commands_on_their_store(
+    command, service, prints, mongo_uri, mongo_client, tmp_path
+):
     database = f"cli_{tmp_path.name[-20:]}_{service}"
     config = tmp_path / "config.yml"
-    config.write_text(yaml.safe_dump({"MONGO_URI": mongo_uri, "MONGO_DATABASE": database,
-                                      "MALLCARE": {"POLICY_DIR": str(POLICY_DIR)}}), encoding="utf-8")
+    config.write_text(
+        yaml.safe_dump(
+            {"MONGO_URI": mongo_uri, "MONGO_DATABASE": database, "MALLCARE": {"POLICY_DIR": str(POLICY_DIR)}}
+        ),
+        encoding="utf-8",
+    )
     ran = mallcare(*command, "--config", str(config))
     assert ran.returncode == 0, ran.stdout + ran.stderr
     if prints:

@@ -3,6 +3,7 @@ events through the unit of work, a compare-and-set on the clock's version. A dea
 met late before any sweep saw it is announced once, by the late stop; a sweep that
 read a clock before it was stopped, moved, reassigned or promised again reports
 nothing on what it read (the next sweep looks again)."""
+
 import uuid
 
 import pytest
@@ -25,21 +26,28 @@ def analytics(container_factory, service_config, web_client, rabbit_config):
     config["MALLCARE"] = {**config["MALLCARE"], "SLA_TICK_SECONDS": 3600}
     container = start(container_factory, lambda name: config, AnalyticsService)
     with Connection(rabbit_config["AMQP_URI"]) as conn:
-        events = Queue("test-clock-writes", routing_key="#", channel=conn,
-                       exchange=Exchange("analytics.events", type="topic", durable=True))
+        events = Queue(
+            "test-clock-writes",
+            routing_key="#",
+            channel=conn,
+            exchange=Exchange("analytics.events", type="topic", durable=True),
+        )
         events.declare()
         yield container, web_client(container), events
 
 
 def breaches_counted(web):
-    return sum(float(line.rsplit(" ", 1)[1]) for line in web.get("/metrics").text.splitlines()
-               if line.startswith("mallcare_sla_breaches_total{") and 'clock="acknowledgement"' in line)
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in web.get("/metrics").text.splitlines()
+        if line.startswith("mallcare_sla_breaches_total{") and 'clock="acknowledgement"' in line
+    )
 
 
 def test_a_deadline_met_late_before_any_sweep_is_announced_once_by_the_stop(analytics):
     container, web, events = analytics
     counted = breaches_counted(web)
-    deliver(container, registered(NUMBER, T0))   # to be acknowledged within the hour
+    deliver(container, registered(NUMBER, T0))  # to be acknowledged within the hour
     deliver(container, acknowledged(NUMBER, T0 + 1.5 * H, T0 + H), twice=True)
 
     clock = next(c for c in web.get(f"/clocks/{NUMBER}").json()["clocks"] if c["clock"] == "acknowledgement")
@@ -54,17 +62,35 @@ def test_a_deadline_met_late_before_any_sweep_is_announced_once_by_the_stop(anal
     assert drain(events) == [] and breaches_counted(web) == counted + 1
 
 
-RUNNING = {"mall_id": "sh-xujiahui", "complaint_no": NUMBER, "started_at": T0, "due_at": T0 + H, "owner": "E3501",
-           "owner_kind": "person", "department": "merchant_relations"}
+RUNNING = {
+    "mall_id": "sh-xujiahui",
+    "complaint_no": NUMBER,
+    "started_at": T0,
+    "due_at": T0 + H,
+    "owner": "E3501",
+    "owner_kind": "person",
+    "department": "merchant_relations",
+}
 RESOLUTION, PROMISED = clocks.clock_id(NUMBER, "resolution"), clocks.clock_id(NUMBER, "promised", "first")
 WRITES = {
     "nothing": (RESOLUTION, lambda store: None),
     "stopped": (RESOLUTION, lambda store: store.stop(RESOLUTION, T0 + 2 * H)),
     "moved": (RESOLUTION, lambda store: store.move(clocks.Move(RESOLUTION, T0 + 3 * H, "procurement_qc"), 0.75)),
     "reassigned": (RESOLUTION, lambda store: store.reassign(clocks.Reassign(NUMBER, "E3101", "merchant_relations"))),
-    "promised again": (PROMISED, lambda store: store.promise(clocks.Promise(NUMBER, clocks.Start(
-        clocks.clock_id(NUMBER, "promised", "second"), "promised",
-        {**RUNNING, "started_at": T0 + H / 2, "due_at": T0 + 4 * H})), 0.75)),
+    "promised again": (
+        PROMISED,
+        lambda store: store.promise(
+            clocks.Promise(
+                NUMBER,
+                clocks.Start(
+                    clocks.clock_id(NUMBER, "promised", "second"),
+                    "promised",
+                    {**RUNNING, "started_at": T0 + H / 2, "due_at": T0 + 4 * H},
+                ),
+            ),
+            0.75,
+        ),
+    ),
 }
 
 
@@ -81,10 +107,9 @@ def test_the_sweep_reports_a_clock_only_as_it_read_it(store, written):
     kind = clock_id.split("|")[1]
     store.start(clocks.Start(clock_id, kind, RUNNING), 0.75)
     now = T0 + 2 * H
-    [read] = store.reaching_deadline(now, limit=10)   # past its deadline, as the sweep finds it
+    [read] = store.reaching_deadline(now, limit=10)  # past its deadline, as the sweep finds it
     write_meanwhile(store)
-    reported = write(store.clocks, read, {"$set": {"breach_reported": True}}, [clocks.breach_event(read, {}, now)],
-                     now)
+    reported = write(store.clocks, read, {"$set": {"breach_reported": True}}, [clocks.breach_event(read, {}, now)], now)
     stored = store.clocks.find_one({"_id": clock_id})
     assert (reported is not None) == (written == "nothing") == stored["breach_reported"]
     assert len(stored.get("outbox", [])) == (written == "nothing")

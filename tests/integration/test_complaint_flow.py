@@ -7,6 +7,7 @@ kept in intake's outbox and delivered when the subscriber arrives; a subscriber
 that is not Nameko sees a plain-JSON envelope with no personal data; an event
 that breaks its contract ends in the dead-letter queue and the service carries on.
 """
+
 import json
 
 import pytest
@@ -29,8 +30,10 @@ def system(services):
 
 def test_a_registered_complaint_reaches_triage_and_analytics(system):
     containers, web = system.containers, system.web
-    with handled(containers["triage"], "handle_complaint_registered"), \
-            handled(containers["analytics"], "handle_complaint_registered"):
+    with (
+        handled(containers["triage"], "handle_complaint_registered"),
+        handled(containers["analytics"], "handle_complaint_registered"),
+    ):
         number = web["intake"].post("/complaints", json=desk_complaint()).json()["number"]
 
     assessment = web["triage"].get(f"/assessments/{number}")
@@ -39,8 +42,9 @@ def test_a_registered_complaint_reaches_triage_and_analytics(system):
     assert assessment.json()["mall_id"] == "sh-xujiahui"
 
     with handled(containers["analytics"], "handle_complaint_acknowledged", number):
-        web["intake"].post(f"/complaints/{number}/acknowledgement",
-                           json={"acknowledged_by": "E2001", "method": "in_person"})
+        web["intake"].post(
+            f"/complaints/{number}/acknowledgement", json={"acknowledged_by": "E2001", "method": "in_person"}
+        )
     assert intake_rows(web) == [
         {"mall_id": "sh-xujiahui", "event_type": "complaint_acknowledged", "channel": None, "count": 1},
         {"mall_id": "sh-xujiahui", "event_type": "complaint_registered", "channel": "desk", "count": 1},
@@ -53,15 +57,19 @@ def intake_rows(web):
 
 def test_redelivered_event_changes_nothing(system):
     containers, web = system.containers, system.web
-    with handled(containers["triage"], "handle_complaint_registered"), \
-            handled(containers["analytics"], "handle_complaint_registered"):
+    with (
+        handled(containers["triage"], "handle_complaint_registered"),
+        handled(containers["analytics"], "handle_complaint_registered"),
+    ):
         number = web["intake"].post("/complaints", json=desk_complaint()).json()["number"]
     first = web["triage"].get(f"/assessments/{number}").json()
     # the same event again, as at-least-once delivery may bring it
     envelope = _complaint(containers["intake"], number)["outbox"][0]["event"]
     dispatch = system.dispatch
-    with handled(containers["analytics"], "handle_complaint_registered", number), \
-            handled(containers["triage"], "handle_complaint_registered", number):
+    with (
+        handled(containers["analytics"], "handle_complaint_registered", number),
+        handled(containers["triage"], "handle_complaint_registered", number),
+    ):
         dispatch("intake", "complaint_registered", envelope)
     assert web["triage"].get(f"/assessments/{number}").json() == first
     assert [r["count"] for r in intake_rows(web)] == [1]
@@ -76,7 +84,7 @@ def test_events_wait_in_the_outbox_until_a_subscriber_exists(container_factory, 
     assert _complaint(intake, number)["pending_events"] == [registered_event]
 
     triage = container_factory(TriageService, service_config("triage"))
-    with handled(triage, "handle_complaint_registered", number):   # intake's relay sends it once the queue is there
+    with handled(triage, "handle_complaint_registered", number):  # intake's relay sends it once the queue is there
         triage.start()
     assessment = web_client(triage).get(f"/assessments/{number}").json()
     assert assessment["complaint_no"] == number
@@ -96,8 +104,15 @@ def test_plain_kombu_subscriber_sees_a_clean_envelope_without_personal_data(syst
 
     assert envelope["event_type"] == "complaint_registered"
     assert envelope["complaint_no"] == number
-    assert set(envelope) == {"event_id", "event_type", "schema_version", "occurred_at", "mall_id",
-                             "complaint_no", "payload"}
+    assert set(envelope) == {
+        "event_id",
+        "event_type",
+        "schema_version",
+        "occurred_at",
+        "mall_id",
+        "complaint_no",
+        "payload",
+    }
     assert "__type__" not in message.body
     text = json.dumps(envelope, ensure_ascii=False)
     for personal in ("王女士", "13812345678", "M001"):
@@ -110,14 +125,19 @@ def test_an_event_that_breaks_its_contract_is_dead_lettered(system):
     containers, web = system.containers, system.web
     dispatch = system.dispatch
     with entrypoint_waiter(containers["triage"], "handle_complaint_registered"):
-        dispatch("intake", "complaint_registered", {"event_id": "bad-1", "event_type": "complaint_registered",
-                                                    "schema_version": 99, "payload": "nonsense"})
+        dispatch(
+            "intake",
+            "complaint_registered",
+            {"event_id": "bad-1", "event_type": "complaint_registered", "schema_version": 99, "payload": "nonsense"},
+        )
     with Connection(system.amqp) as conn:
         queue = Queue(DEAD_LETTER_QUEUE, channel=conn)
-        dead = []   # triage's and analytics' (both subscribe), in either order
+        dead = []  # triage's and analytics' (both subscribe), in either order
         wait_for(lambda: dead.extend(iter(lambda: queue.get(no_ack=True), None)) or len(dead) == 2)
         assert sorted(letter.headers["x-mallcare-queue"].partition("--")[2] for letter in dead) == [
-            "analytics.handle_complaint_registered", "triage.handle_complaint_registered"]
+            "analytics.handle_complaint_registered",
+            "triage.handle_complaint_registered",
+        ]
         assert {letter.headers["x-mallcare-reason"] for letter in dead} == {"contract"}
         assert {json.loads(letter.body)["event_id"] for letter in dead} == {"bad-1"}
     # the service carries on with good events

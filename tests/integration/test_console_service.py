@@ -1,5 +1,6 @@
 """The web console's own service (issue 9): its pages, the demo sign-in and the proxy's
 edges. The whole walk through the pages is tests/e2e/test_console.py."""
+
 import json
 import signal
 from urllib.parse import quote
@@ -15,21 +16,38 @@ from console.service import UPSTREAM_NAMES, ConsoleService
 from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.auth import issue_token, read_token
-from tests.helpers import (POLICY_DIR, SECRETS, TOKEN_SECRET, bearer, free_ports, staff, start_service, stop_services,
-                            wait_for)
+from tests.helpers import (
+    POLICY_DIR,
+    SECRETS,
+    TOKEN_SECRET,
+    bearer,
+    free_ports,
+    staff,
+    start_service,
+    stop_services,
+    wait_for,
+)
 from tests.integration.test_input_gate import barrage
 
 
 @pytest.fixture
 def console(container_factory, rabbit_config):
     def start(**mallcare):
-        nowhere = f"http://127.0.0.1:{find_free_port()}"   # no service answers there
-        config = {"AMQP_URI": rabbit_config["AMQP_URI"], "WEB_SERVER_ADDRESS": f"127.0.0.1:{find_free_port()}",
-                  "MALLCARE": {"POLICY_DIR": str(POLICY_DIR), **SECRETS,
-                               "UPSTREAMS": {s: nowhere for s in UPSTREAM_NAMES}, **mallcare}}
+        nowhere = f"http://127.0.0.1:{find_free_port()}"  # no service answers there
+        config = {
+            "AMQP_URI": rabbit_config["AMQP_URI"],
+            "WEB_SERVER_ADDRESS": f"127.0.0.1:{find_free_port()}",
+            "MALLCARE": {
+                "POLICY_DIR": str(POLICY_DIR),
+                **SECRETS,
+                "UPSTREAMS": {s: nowhere for s in UPSTREAM_NAMES},
+                **mallcare,
+            },
+        }
         container = container_factory(ConsoleService, config)
         container.start()
         return "http://" + config["WEB_SERVER_ADDRESS"]
+
     return start
 
 
@@ -42,7 +60,7 @@ def test_serves_the_pages_and_nothing_outside_them(console):
     assert script.status_code == 200 and "javascript" in script.headers["Content-Type"]
     assert requests.get(url + "/static/../service.py", timeout=10).status_code == 404
     assert requests.get(url + "/static/%2e%2e/service.py", timeout=10).status_code == 404
-    assert requests.get(url + "/static/%00", timeout=10).status_code == 404           # found by the barrage's hypothesis
+    assert requests.get(url + "/static/%00", timeout=10).status_code == 404  # found by the barrage's hypothesis
     assert requests.get(url + "/static/" + "a" * 5000, timeout=10).status_code == 404
 
 
@@ -62,24 +80,32 @@ def test_demo_sign_in_signs_a_token_for_a_member_of_staff_only(console):
 def test_demo_sign_in_can_be_turned_off_and_the_directory_is_for_signed_in_staff_only(console):
     url = console(DEMO_LOGIN="false", SIGN_ON_URL="https://sso.example.com/login")
     assert requests.post(url + "/login", json={"staff_id": "E3501"}, timeout=10).status_code == 404
-    assert requests.get(url + "/staff", timeout=10).status_code == 401          # no names to strangers
+    assert requests.get(url + "/staff", timeout=10).status_code == 401  # no names to strangers
     signed_in = {"Authorization": "Bearer " + issue_token(TOKEN_SECRET, "E3011", "supervisor", ["sh-xujiahui"])}
     assert "E3501" in {m["id"] for m in requests.get(url + "/staff", headers=signed_in, timeout=10).json()["items"]}
-    assert requests.get(url + "/sign-in", timeout=10).json() == {"demo": False,
-                                                                 "sign_on_url": "https://sso.example.com/login"}
+    assert requests.get(url + "/sign-in", timeout=10).json() == {
+        "demo": False,
+        "sign_on_url": "https://sso.example.com/login",
+    }
     assert requests.get(console() + "/sign-in", timeout=10).json() == {"demo": True, "sign_on_url": None}
 
 
 def test_a_token_from_the_sign_on_says_who_signed_in_and_a_bad_one_is_refused(console):
     url = console(DEMO_LOGIN="false")
-    before = {outcome: sample(url, "mallcare_console_sign_ins_total", how="sign_on", outcome=outcome)
-              for outcome in ("ok", "refused")}
+    before = {
+        outcome: sample(url, "mallcare_console_sign_ins_total", how="sign_on", outcome=outcome)
+        for outcome in ("ok", "refused")
+    }
     token = issue_token(TOKEN_SECRET, "E3011", "supervisor", ["sh-xujiahui"])
     who = requests.get(url + "/session", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert who.status_code == 200
     body = who.json()
     assert {k: body[k] for k in ("user", "name", "role", "malls")} == {
-        "user": "E3011", "name": "钱芳", "role": "supervisor", "malls": ["sh-xujiahui"]}
+        "user": "E3011",
+        "name": "钱芳",
+        "role": "supervisor",
+        "malls": ["sh-xujiahui"],
+    }
     # what the pages may offer, from access.yml and resolution.yml's case permissions
     assert {"case.read", "assessment.assign", "close_or_reopen"} <= set(body["may"])
     assert not {"review_meeting", "policy.reload"} & set(body["may"])
@@ -102,17 +128,23 @@ def test_the_proxy_knows_only_the_six_and_says_when_one_is_down(console):
     assert sample(url, "mallcare_console_requests_total", upstream="intake", status="503") >= 1
 
 
-def test_the_pages_get_the_complaints_text_masked_as_the_service_answers_it(console, container_factory,
-                                                                             service_config):
+def test_the_pages_get_the_complaints_text_masked_as_the_service_answers_it(console, container_factory, service_config):
     config = service_config("intake")
     container_factory(IntakeService, config).start()
     intake = "http://" + config["WEB_SERVER_ADDRESS"]
     url = console(UPSTREAMS={name: intake for name in UPSTREAM_NAMES})
-    number = requests.post(intake + "/complaints", headers=staff("D3001"), timeout=10, json=desk_complaint(
-        description="王女士的草莓发霉了，请回电13912345678或发邮件wang@example.com")).json()["number"]
+    number = requests.post(
+        intake + "/complaints",
+        headers=staff("D3001"),
+        timeout=10,
+        json=desk_complaint(description="王女士的草莓发霉了，请回电13912345678或发邮件wang@example.com"),
+    ).json()["number"]
     for reader in (bearer(), staff("R7001"), staff("E3501")):
         shown = requests.get(f"{url}/api/intake/complaints/{number}", headers=reader, timeout=10)
-        assert shown.status_code == 200 and shown.json()["description"] == "[name]的草莓发霉了，请回电[phone]或发邮件[e-mail]"
+        assert (
+            shown.status_code == 200
+            and shown.json()["description"] == "[name]的草莓发霉了，请回电[phone]或发邮件[e-mail]"
+        )
 
 
 def sample(url, name, **labels):
@@ -124,8 +156,9 @@ def sample(url, name, **labels):
     return 0.0
 
 
-def test_the_console_answers_a_barrage_with_4xx_and_passes_the_services_refusals_on(console, container_factory,
-                                                                                     service_config):
+def test_the_console_answers_a_barrage_with_4xx_and_passes_the_services_refusals_on(
+    console, container_factory, service_config
+):
     """Issue 17, the sixth service: the console's own body (the demo sign-in) goes through the
     input gate, the proxy passes a service's refusal on as it came, and no path, query, body or
     header of a hostile client gets a 5xx from the console itself."""
@@ -143,35 +176,55 @@ def test_the_console_answers_a_barrage_with_4xx_and_passes_the_services_refusals
         direct = requests.post(intake + "/complaints", data=raw, headers=headers, timeout=10)
         assert (passed.status_code, passed.json()) == (direct.status_code, direct.json()), name
         body = passed.json()
-        assert passed.status_code == status and (named in (body.get("fields") or {}) or named in body["message"]), \
-            (name, passed.text)
+        assert passed.status_code == status and (named in (body.get("fields") or {}) or named in body["message"]), (
+            name,
+            passed.text,
+        )
 
     @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(path=st.text(min_size=1, max_size=40), query=st.text(max_size=40), body=st.binary(max_size=200),
-           method=st.sampled_from(["GET", "POST"]), prefix=st.sampled_from(["/api/intake/", "/api/", "/static/", "/"]),
-           token=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60))
+    @given(
+        path=st.text(min_size=1, max_size=40),
+        query=st.text(max_size=40),
+        body=st.binary(max_size=200),
+        method=st.sampled_from(["GET", "POST"]),
+        prefix=st.sampled_from(["/api/intake/", "/api/", "/static/", "/"]),
+        token=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60),
+    )
     def no_5xx(path, query, body, method, prefix, token):
-        answer = requests.request(method, url + prefix + quote(path, safe="/"), params={"q": query}, data=body,
-                                  headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"},
-                                  timeout=10)
+        answer = requests.request(
+            method,
+            url + prefix + quote(path, safe="/"),
+            params={"q": query},
+            data=body,
+            headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"},
+            timeout=10,
+        )
         assert answer.status_code < 500, (method, prefix + path, answer.status_code, answer.text[:300])
 
     no_5xx()
     assert requests.get(url + "/health/live", timeout=10).status_code == 200
 
 
-def test_the_console_process_stops_on_sigterm_within_seconds_and_logs_json_lines(rabbit_config, secrets_file,
-                                                                                 tmp_path):
+def test_the_console_process_stops_on_sigterm_within_seconds_and_logs_json_lines(rabbit_config, secrets_file, tmp_path):
     """As scripts/run.sh starts and stops it (it ignored SIGTERM, idle, and run.sh killed it after 20 s)."""
     [port] = free_ports(1)
-    console = start_service("console", port, "console", tmp_path, amqp_uri=rabbit_config["AMQP_URI"], mongo_uri="",
-                            secrets_file=secrets_file)
+    console = start_service(
+        "console",
+        port,
+        "console",
+        tmp_path,
+        amqp_uri=rabbit_config["AMQP_URI"],
+        mongo_uri="",
+        secrets_file=secrets_file,
+    )
     try:
+
         def live():
             try:
                 return requests.get(f"http://127.0.0.1:{port}/health/live", timeout=2)
             except requests.ConnectionError:
                 return None
+
         answer = wait_for(live, timeout=60)
         console.send_signal(signal.SIGTERM)
         assert console.wait(timeout=10) == 0

@@ -6,6 +6,7 @@ of another version or shape go there at once while the service goes on consuming
 transient error is retried and, on the last delivery the queue allows, dead-lettered
 with its error; `python -m mallcare_common.deadletters` lists, shows, replays and
 purges them."""
+
 import json
 import os
 import subprocess
@@ -19,24 +20,29 @@ from nameko.testing.services import replace_dependencies
 
 from analytics.service import AnalyticsService
 from feedback.service import FeedbackService
-from mallcare_common.messaging import (DEAD_LETTER_QUEUE, DELIVERY_LIMIT, MAX_BODY_BYTES, event_handler,
-                                       raw_body)
+from mallcare_common.messaging import DEAD_LETTER_QUEUE, DELIVERY_LIMIT, MAX_BODY_BYTES, event_handler, raw_body
 from notify.service import NotifyService
 from resolution.service import ResolutionService
 from tests.helpers import ROOT, wait_for
 from tests.unit.analytics.test_reports import registered
 from triage.service import TriageService
 
-MONDAY_10 = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)   # 10:00 in Shanghai, day shift on
+MONDAY_10 = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shanghai, day shift on
 TRIAGE_QUEUE = "evt-intake-complaint_registered--triage.handle_complaint_registered"
 INTAKE_EVENTS = Exchange("intake.events", type="topic", durable=True)
 
 
-def publish(amqp_uri, body, content_type="application/json", exchange=INTAKE_EVENTS,
-            routing_key="complaint_registered"):
+def publish(
+    amqp_uri, body, content_type="application/json", exchange=INTAKE_EVENTS, routing_key="complaint_registered"
+):
     with Connection(amqp_uri) as conn:
-        conn.Producer().publish(body, exchange=exchange, routing_key=routing_key, content_type=content_type,
-                                content_encoding="utf-8" if content_type else "binary")
+        conn.Producer().publish(
+            body,
+            exchange=exchange,
+            routing_key=routing_key,
+            content_type=content_type,
+            content_encoding="utf-8" if content_type else "binary",
+        )
 
 
 def dead_letters(amqp_uri, count):
@@ -61,8 +67,14 @@ def dead_lettered(container, reason):
 
 def deadletters(amqp_uri, *args):
     """The operator command, run as an operator would."""
-    return subprocess.run([sys.executable, "-m", "mallcare_common.deadletters", *args], cwd=ROOT, text=True,
-                          capture_output=True, timeout=60, env={**os.environ, "AMQP_URI": amqp_uri})
+    return subprocess.run(
+        [sys.executable, "-m", "mallcare_common.deadletters", *args],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "AMQP_URI": amqp_uri},
+    )
 
 
 @pytest.fixture
@@ -80,22 +92,33 @@ def test_bodies_that_are_not_events_are_dead_lettered_at_once_and_triage_goes_on
     for _ in range(40):
         deep = [deep]
     oversized = {**registered("SHXJH-20261123-0002", MONDAY_10), "padding": "x" * MAX_BODY_BYTES}
-    sent = {   # body, content type -> the reason it must be dead-lettered with
+    sent = {  # body, content type -> the reason it must be dead-lettered with
         "not_json": (b'{"event_id": "e1", "event_type": ', "application/json", "undecodable"),
         "text": ("complaint from the desk".encode(), "text/plain", "undecodable"),
         "array": (b'[{"event_id": "e2"}]', "application/json", "not_an_object"),
         "oversized": (json.dumps(oversized).encode(), "application/json", "oversized"),
-        "version_2": (json.dumps({**good, "event_id": "e-v2", "schema_version": 2}).encode(), "application/json",
-                      "contract"),
+        "version_2": (
+            json.dumps({**good, "event_id": "e-v2", "schema_version": 2}).encode(),
+            "application/json",
+            "contract",
+        ),
         "unknown_shape": (b'{"event_id": "e3", "hello": "world"}', "application/json", "contract"),
         # JSON, and the right shape, but no store keeps it: stored, it would fail on every delivery
-        "lone_surrogate": (json.dumps({**good, "event_id": "e4", "payload": {**good["payload"],
-                                                                             "description": "x\ud800"}}).encode(),
-                           "application/json", "invalid_input"),
-        "huge_number": (json.dumps({**good, "event_id": "e5", "schema_version": 2 ** 64}).encode(), "application/json",
-                        "invalid_input"),
-        "too_deep": (json.dumps({**good, "event_id": "e6", "payload": {**good["payload"], "staff_involved": deep}})
-                     .encode(), "application/json", "invalid_input"),
+        "lone_surrogate": (
+            json.dumps({**good, "event_id": "e4", "payload": {**good["payload"], "description": "x\ud800"}}).encode(),
+            "application/json",
+            "invalid_input",
+        ),
+        "huge_number": (
+            json.dumps({**good, "event_id": "e5", "schema_version": 2**64}).encode(),
+            "application/json",
+            "invalid_input",
+        ),
+        "too_deep": (
+            json.dumps({**good, "event_id": "e6", "payload": {**good["payload"], "staff_involved": deep}}).encode(),
+            "application/json",
+            "invalid_input",
+        ),
     }
     reasons = ("undecodable", "not_an_object", "oversized", "contract", "invalid_input")
     before = {reason: dead_lettered(triage, reason) for reason in reasons}
@@ -107,7 +130,7 @@ def test_bodies_that_are_not_events_are_dead_lettered_at_once_and_triage_goes_on
     wait_for(lambda: web.get(f"/assessments/{good['complaint_no']}").status_code == 200)
     letters = {raw_body(message): message for message in dead_letters(amqp, len(sent))}
     for name, (body, content_type, reason) in sent.items():
-        message = letters[body]   # the body, byte for byte
+        message = letters[body]  # the body, byte for byte
         headers = message.headers
         assert headers["x-mallcare-reason"] == reason, name
         assert headers["x-mallcare-service"] == "triage" and headers["x-mallcare-queue"] == TRIAGE_QUEUE
@@ -138,9 +161,13 @@ def test_a_malformed_body_to_every_handler_of_every_service_is_dead_lettered(con
         container.start()
         containers.append(container)
     amqp = containers[0].config["AMQP_URI"]
-    queues = [entrypoint.queue.name for container in containers for entrypoint in container.entrypoints
-              if hasattr(entrypoint, "handle_raw_message")]
-    assert len(queues) == 60   # 4 + 11 + 4 + 34 + 7 handlers
+    queues = [
+        entrypoint.queue.name
+        for container in containers
+        for entrypoint in container.entrypoints
+        if hasattr(entrypoint, "handle_raw_message")
+    ]
+    assert len(queues) == 60  # 4 + 11 + 4 + 34 + 7 handlers
     default = Exchange("", type="direct")
     for queue in queues:
         publish(amqp, b"\xff\xfe not even text", exchange=default, routing_key=queue)
@@ -148,12 +175,13 @@ def test_a_malformed_body_to_every_handler_of_every_service_is_dead_lettered(con
     assert sorted(m.headers["x-mallcare-queue"] for m in letters) == sorted(queues)
     assert {m.headers["x-mallcare-reason"] for m in letters} == {"undecodable"}
     assert {raw_body(m) for m in letters} == {b"\xff\xfe not even text"}
-    for container in containers:   # all still up and answering
+    for container in containers:  # all still up and answering
         assert requests.get(f"http://{container.config['WEB_SERVER_ADDRESS']}/health", timeout=10).ok
 
 
 class Flaky:
     """A handler on the shared event handler whose work fails a set number of times."""
+
     name = "flaky"
     failures = {}
     calls = []
@@ -186,7 +214,7 @@ def test_a_transient_error_is_retried_and_dead_lettered_with_its_error_on_the_la
     assert headers["x-mallcare-reason"] == "gave_up" and headers["x-mallcare-error-type"] == "ConnectionError"
     assert headers["x-mallcare-error"].startswith("store away (xxx") and len(headers["x-mallcare-error"]) == 1000
     assert headers["x-mallcare-attempts"] == DELIVERY_LIMIT + 1 == Flaky.calls.count("poison")
-    assert "x-death" not in headers   # given up by the handler, not by RabbitMQ's backstop
+    assert "x-death" not in headers  # given up by the handler, not by RabbitMQ's backstop
     assert Flaky.calls.count("recovers") == 3
 
 
@@ -204,24 +232,24 @@ def test_the_command_lists_shows_replays_and_purges_dead_letters(flaky):
     assert listed.returncode == 0, listed.stderr
     header, *rows = [line.split("\t") for line in listed.stdout.splitlines()]
     assert header == ["id", "event_type", "event_id", "queue", "error", "attempts", "dead_lettered_at"]
-    by_event = {row[2]: dict(zip(header, row)) for row in rows}
+    by_event = {row[2]: dict(zip(header, row, strict=True)) for row in rows}
     assert set(by_event) == {"e1", "e2", "e3", "-"}
     assert by_event["e1"]["queue"] == queue and by_event["e1"]["attempts"] == str(DELIVERY_LIMIT + 1)
     assert by_event["e1"]["error"].startswith("gave_up: ConnectionError: store away")
     assert by_event["-"]["error"].startswith("undecodable: ")
-    assert deadletters(amqp, "list").stdout == listed.stdout   # listing takes nothing away
+    assert deadletters(amqp, "list").stdout == listed.stdout  # listing takes nothing away
 
     shown = deadletters(amqp, "--amqp-uri", amqp, "show", by_event["e2"]["id"])
     detail = json.loads(shown.stdout)
     assert json.loads(detail["body"]) == {"event_id": "e2", "event_type": "complaint_registered"}
     assert detail["headers"]["x-mallcare-service"] == "flaky" and detail["content_type"] == "application/json"
 
-    Flaky.failures["e1"] = 0   # the cause is fixed: e1 goes through this time
+    Flaky.failures["e1"] = 0  # the cause is fixed: e1 goes through this time
     replayed = deadletters(amqp, "replay", by_event["e1"]["id"])
     assert replayed.returncode == 0 and f"to {queue}" in replayed.stdout
     wait_for(lambda: Flaky.calls.count("e1") == DELIVERY_LIMIT + 2)
     left = [line.split("\t")[2] for line in deadletters(amqp, "list").stdout.splitlines()[1:]]
-    assert sorted(left) == ["-", "e2", "e3"]   # by event id: a listed message id may hold "e1" too
+    assert sorted(left) == ["-", "e2", "e3"]  # by event id: a listed message id may hold "e1" too
 
     refused = deadletters(amqp, "purge", by_event["-"]["id"])
     assert refused.returncode == 2 and "--yes" in refused.stderr

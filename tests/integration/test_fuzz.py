@@ -20,6 +20,7 @@ the caller is a chain-wide admin, or where admins lack the permission (acting on
 and incidents, revisits, the library, triage corrections; access.yml), a chain-wide
 supervisor.
 """
+
 import json
 import time
 from collections import Counter
@@ -33,8 +34,12 @@ from openapi_schema_validator import OAS30Validator
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.parameters import ParameterLocation
-from schemathesis.specs.openapi.checks import (content_type_conformance, negative_data_rejection,
-                                               response_schema_conformance, status_code_conformance)
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from analytics.actions import view as action_view
 from analytics.service import AnalyticsService
@@ -51,28 +56,96 @@ from tests.integration.conftest import path_ids, seed, signed_in_for
 from triage.schemas import AssessmentOut
 from triage.service import TriageService
 
-EXAMPLES = 30                      # requests per operation at most
+EXAMPLES = 30  # requests per operation at most
 SERVICES = (IntakeService, TriageService, ResolutionService, FeedbackService, AnalyticsService, NotifyService)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # The stored records and what every whole one has: (collection, answer schema, required fields).
 RECORDS = {
-    "intake": [("complaints", "ComplaintOut", ComplaintOut,
-                ("mall_id", "channel", "status", "received_at", "registered_at", "description", "customer",
-                 "policy_version"))],
-    "triage": [("assessments", "AssessmentOut", AssessmentOut,
-                ("mall_id", "status", "risk_level", "urgency", "department", "first_response_due_at",
-                 "resolution_due_at", "policy_version", "history"))],
-    "resolution": [("cases", "CaseOut", CaseOut, ("mall_id", "state", "level", "timeline", "policy_version",
-                                                    "request_ids", "version")),
-                   ("incidents", "IncidentOut", IncidentOut, ("mall_id", "state", "type", "reported_at",
-                                                              "timeline", "policy_version", "version"))],
-    "feedback": [("revisits", "RevisitOut", RevisitOut, ("complaint_no", "mall_id", "status", "round",
-                                                         "policy_version", "version")),
-                 ("library", "LibraryOut", LibraryOut, ("mall_id", "risk_level", "archived_at", "channel"))],
-    "notify": [("messages", "MessageOut", MessageOut, ("complaint_no", "mall_id", "kind", "ref", "route", "status",
-                                                       "not_before", "attempts", "created_at", "version"))],
-    "analytics": [("actions", "ActionOut", None, ("mall_id", "problem", "whys", "root_cause", "action",
-                                                  "owner_id", "due_date", "status", "created_at"))],
+    "intake": [
+        (
+            "complaints",
+            "ComplaintOut",
+            ComplaintOut,
+            (
+                "mall_id",
+                "channel",
+                "status",
+                "received_at",
+                "registered_at",
+                "description",
+                "customer",
+                "policy_version",
+            ),
+        )
+    ],
+    "triage": [
+        (
+            "assessments",
+            "AssessmentOut",
+            AssessmentOut,
+            (
+                "mall_id",
+                "status",
+                "risk_level",
+                "urgency",
+                "department",
+                "first_response_due_at",
+                "resolution_due_at",
+                "policy_version",
+                "history",
+            ),
+        )
+    ],
+    "resolution": [
+        (
+            "cases",
+            "CaseOut",
+            CaseOut,
+            ("mall_id", "state", "level", "timeline", "policy_version", "request_ids", "version"),
+        ),
+        (
+            "incidents",
+            "IncidentOut",
+            IncidentOut,
+            ("mall_id", "state", "type", "reported_at", "timeline", "policy_version", "version"),
+        ),
+    ],
+    "feedback": [
+        (
+            "revisits",
+            "RevisitOut",
+            RevisitOut,
+            ("complaint_no", "mall_id", "status", "round", "policy_version", "version"),
+        ),
+        ("library", "LibraryOut", LibraryOut, ("mall_id", "risk_level", "archived_at", "channel")),
+    ],
+    "notify": [
+        (
+            "messages",
+            "MessageOut",
+            MessageOut,
+            (
+                "complaint_no",
+                "mall_id",
+                "kind",
+                "ref",
+                "route",
+                "status",
+                "not_before",
+                "attempts",
+                "created_at",
+                "version",
+            ),
+        )
+    ],
+    "analytics": [
+        (
+            "actions",
+            "ActionOut",
+            None,
+            ("mall_id", "problem", "whys", "root_cause", "action", "owner_id", "due_date", "status", "created_at"),
+        )
+    ],
 }
 
 
@@ -91,7 +164,7 @@ def with_lone_surrogate(body, surrogate):
     stack = [body]
     while stack:
         node = stack.pop()
-        for key, value in (node.items() if isinstance(node, dict) else enumerate(node)):
+        for key, value in node.items() if isinstance(node, dict) else enumerate(node):
             if isinstance(value, str):
                 node[key] = value + surrogate
                 return
@@ -108,18 +181,29 @@ def fuzz(service, schema, base_url, ids):
         operations += 1
         headers = signed_in_for(operation.definition.raw.get("x-permission"))
         fixed = path_ids(service, operation.path, ids)
-        strategies = [operation.as_strategy(generation_mode=mode, path_parameters=known or None)
-                      for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-                      for known in ([{}, fixed] if fixed else [{}])]
+        strategies = [
+            operation.as_strategy(generation_mode=mode, path_parameters=known or None)
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+            for known in ([{}, fixed] if fixed else [{}])
+        ]
 
-        @given(case=st.one_of(strategies), real_mall=st.booleans(), unpaired=st.integers(0, 3),
-               surrogate=st.characters(categories=["Cs"]))
-        @settings(max_examples=EXAMPLES, deadline=None, database=None, phases=[Phase.generate],
-                  suppress_health_check=list(HealthCheck))
+        @given(
+            case=st.one_of(strategies),
+            real_mall=st.booleans(),
+            unpaired=st.integers(0, 3),
+            surrogate=st.characters(categories=["Cs"]),
+        )
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
         def run(case, real_mall, unpaired, surrogate):
             # not in a broken body: its broken mall_id may be the very thing that breaks it
             if real_mall and not broken_body(case) and isinstance(case.body, dict) and "mall_id" in case.body:
-                case.body["mall_id"] = "sh-xujiahui"   # so that new complaints, incidents and actions get stored
+                case.body["mall_id"] = "sh-xujiahui"  # so that new complaints, incidents and actions get stored
             # a quarter of the JSON bodies (a form's encoding cannot carry a lone surrogate at all)
             if unpaired == 0 and isinstance(case.body, (dict, list)) and case.media_type == "application/json":
                 with_lone_surrogate(case.body, surrogate)
@@ -129,9 +213,11 @@ def fuzz(service, schema, base_url, ids):
             # a body over the size limit is refused (413) before it is read: schemathesis does not count
             # 413 as rejecting it
             refused_unread = response.status_code == 413
-            case.validate_response(response, checks=CHECKS + ([negative_data_rejection]
-                                                               if broken_body(case) and not refused_unread else []),
-                                   headers=headers)  # noqa: B023
+            case.validate_response(
+                response,
+                checks=CHECKS + ([negative_data_rejection] if broken_body(case) and not refused_unread else []),
+                headers=headers,  # noqa: B023
+            )
 
         try:
             run()
@@ -162,16 +248,21 @@ def test_no_operation_answers_5xx_or_off_its_document_and_every_record_stays_who
     documents = {}
     for service in SERVICES:
         base_url = system.web[service.name].base
-        served = requests.get(base_url + "/openapi.json", timeout=10)     # open: no credentials
+        served = requests.get(base_url + "/openapi.json", timeout=10)  # open: no credentials
         assert served.status_code == 200
         documents[service.name] = served.json()
         checked_in = (ROOT / "docs" / "openapi" / f"{service.name}.json").read_text(encoding="utf-8")
         assert documents[service.name] == json.loads(checked_in)
         began = time.monotonic()
-        operations, sent, failed = fuzz(service.name, schemathesis.openapi.from_dict(documents[service.name]),
-                                        base_url, ids)
-        figures[service.name] = {"operations": operations, "requests": sum(sent.values()),
-                                 "by_status": dict(sorted(sent.items())), "seconds": round(time.monotonic() - began, 1)}
+        operations, sent, failed = fuzz(
+            service.name, schemathesis.openapi.from_dict(documents[service.name]), base_url, ids
+        )
+        figures[service.name] = {
+            "operations": operations,
+            "requests": sum(sent.values()),
+            "by_status": dict(sorted(sent.items())),
+            "seconds": round(time.monotonic() - began, 1),
+        }
         failures += failed
     elapsed = time.monotonic() - started
     print(f"\nfuzz run: {elapsed:.1f}s", *(f"{name}: {f}" for name, f in figures.items()), sep="\n")

@@ -1,5 +1,6 @@
 """R6.1: the container health check asks the running service's /health, on the
 port its config.yml gives (with the env override compose and k8s use)."""
+
 import pytest
 
 from mallcare_common.healthcheck import main as healthcheck

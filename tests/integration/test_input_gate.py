@@ -9,6 +9,7 @@ query strings and path parameters with NUL, control characters or bytes that are
 UTF-8 (an encoded surrogate, an overlong slash), and times at the ends of Python's range
 in every date-time field and query parameter, get no 5xx either. Consumed events:
 tests/integration/test_dead_letters.py."""
+
 import json
 import uuid
 from urllib.parse import quote
@@ -35,6 +36,7 @@ def with_literal(base, field, literal):
 def barrage(base, field):
     """(name, raw body, status, the `fields` key a 422 names, or the words a 400's message holds).
     json.dumps writes a lone surrogate as its escape, "\\ud800", as a client's JSON would."""
+
     def body(value):
         return json.dumps({**base, field: value}).encode()
 
@@ -43,8 +45,8 @@ def barrage(base, field):
         ("surrogate in a key", json.dumps({**base, "x\udc00": "v"}).encode(), 422, "x\\udc00"),
         ("NUL", body("a\x00b"), 422, field),
         ("terminal escape", body("\x1b[2J"), 422, field),
-        ("2**64", body(2 ** 64), 422, field),
-        ("-2**63-1", body(-2 ** 63 - 1), 422, field),
+        ("2**64", body(2**64), 422, field),
+        ("-2**63-1", body(-(2**63) - 1), 422, field),
         ("NaN", with_literal(base, field, "NaN"), 422, field),
         ("Infinity", with_literal(base, field, "-Infinity"), 422, field),
         ("1e309", with_literal(base, field, "1e309"), 422, field),
@@ -69,19 +71,26 @@ def write_operations(web):
             for method, operation in operations.items():
                 # (the path's own parameters are listed as "parameters")
                 if method == "parameters" or "application/json" not in operation.get("requestBody", {}).get(
-                        "content", {}):
+                    "content", {}
+                ):
                     continue
                 ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
                 schema = document["components"]["schemas"][ref.rsplit("/", 1)[-1]]
                 strings = [name for name, prop in schema.get("properties", {}).items() if prop.get("type") == "string"]
                 strings.sort(key=lambda name: name not in schema.get("required", ()))
-                yield (service, method.upper(), path, strings[0] if strings else "note",
-                       signed_in_for(operation.get("x-permission")))
+                yield (
+                    service,
+                    method.upper(),
+                    path,
+                    strings[0] if strings else "note",
+                    signed_in_for(operation.get("x-permission")),
+                )
 
 
 def next_number(web):
-    created = web["intake"].post("/complaints", json=desk_complaint(channel_ref=uuid.uuid4().hex,
-                                                                    received_at=YESTERDAY))
+    created = web["intake"].post(
+        "/complaints", json=desk_complaint(channel_ref=uuid.uuid4().hex, received_at=YESTERDAY)
+    )
     assert created.status_code == 201, created.text
     return created.json()["number"]
 
@@ -109,8 +118,9 @@ def test_a_barrage_on_every_write_route_gets_only_4xx_and_takes_no_complaint_num
         # a whole complaint at intake, broken in one field: the body that used to take a number
         base = desk_complaint(received_at=YESTERDAY) if path == "/complaints" else {}
         for name, raw, status, named in barrage(base, field):
-            response = web[service].request(method, url, data=raw,
-                                            headers={**headers, "Content-Type": "application/json"})
+            response = web[service].request(
+                method, url, data=raw, headers={**headers, "Content-Type": "application/json"}
+            )
             sent += 1
             where = f"{service} {method} {url} ({field}), {name}: {response.status_code} {response.text[:300]}"
             if response.status_code != status:
@@ -119,17 +129,25 @@ def test_a_barrage_on_every_write_route_gets_only_4xx_and_takes_no_complaint_num
             error = response.json()
             if status == 400 and (error["error"] != "MALFORMED_BODY" or named not in error["message"]):
                 failures.append(where)
-            if status == 422 and (error["error"] != "VALIDATION_ERROR" or named not in error.get("fields", {})
-                                  or not all(isinstance(m, str) and m for m in error["fields"][named])):
+            if status == 422 and (
+                error["error"] != "VALIDATION_ERROR"
+                or named not in error.get("fields", {})
+                or not all(isinstance(m, str) and m for m in error["fields"][named])
+            ):
                 failures.append(where)
     assert not failures, f"{len(failures)} of {sent} answers not as a client needs:\n" + "\n".join(failures)
 
     # nested fields are named by their path
-    nested = web["intake"].post("/complaints", data=json.dumps(desk_complaint(
-        received_at=YESTERDAY, customer={"name": "王\ud800", "phone": "13812345678"})).encode(),
-        headers={"Content-Type": "application/json"})
+    nested = web["intake"].post(
+        "/complaints",
+        data=json.dumps(
+            desk_complaint(received_at=YESTERDAY, customer={"name": "王\ud800", "phone": "13812345678"})
+        ).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     assert nested.status_code == 422 and nested.json()["fields"] == {
-        "customer": {"name": ["Not valid text: a lone surrogate (U+D800) at position 1."]}}
+        "customer": {"name": ["Not valid text: a lone surrogate (U+D800) at position 1."]}
+    }
 
     assert complaints_stored(web) == stored
     after = next_number(web)
@@ -144,11 +162,19 @@ def raw_rpc(amqp_uri, routing_key, text):
     reply_key = uuid.uuid4().hex
     exchange = Exchange("nameko-rpc", type="topic", durable=True)
     with Connection(amqp_uri) as conn:
-        replies = Queue(f"test-reply-{reply_key}", exchange=exchange, routing_key=reply_key, channel=conn,
-                        auto_delete=True)
+        replies = Queue(
+            f"test-reply-{reply_key}", exchange=exchange, routing_key=reply_key, channel=conn, auto_delete=True
+        )
         replies.declare()
-        conn.Producer().publish(text.encode() if isinstance(text, str) else text, exchange=exchange, routing_key=routing_key, reply_to=reply_key,
-                                correlation_id=reply_key, content_type="application/json", content_encoding="utf-8")
+        conn.Producer().publish(
+            text.encode() if isinstance(text, str) else text,
+            exchange=exchange,
+            routing_key=routing_key,
+            reply_to=reply_key,
+            correlation_id=reply_key,
+            content_type="application/json",
+            content_encoding="utf-8",
+        )
         return json.loads(wait_for(lambda: replies.get(no_ack=True)).body)
 
 
@@ -156,14 +182,18 @@ def test_rpc_callers_get_the_reason_and_the_service_goes_on(system):
     web, amqp = system.web, system.amqp
     before = next_number(web)
     valid = desk_complaint(received_at=YESTERDAY)
-    reply = raw_rpc(amqp, "intake.register_complaint", json.dumps({"args": [{**valid, "description": "x\ud800"}],
-                                                                   "kwargs": {}}))
+    reply = raw_rpc(
+        amqp, "intake.register_complaint", json.dumps({"args": [{**valid, "description": "x\ud800"}], "kwargs": {}})
+    )
     assert reply["result"] is None and reply["error"]["exc_type"] == "InvalidInput"
-    assert reply["error"]["exc_args"] == [{"data": {"description": [
-        "Not valid text: a lone surrogate (U+D800) at position 1."]}}]
+    assert reply["error"]["exc_args"] == [
+        {"data": {"description": ["Not valid text: a lone surrogate (U+D800) at position 1."]}}
+    ]
     # bodies kombu could not decode (it raised in the consumer thread and took the container down)
-    for body, reason in (('{"args": [' + "[" * 5000 + "]" * 5000 + '], "kwargs": {}}', DEEP),
-                         (b'{"args": ["\xff\xfe"], "kwargs": {}}', "not UTF-8")):
+    for body, reason in (
+        ('{"args": [' + "[" * 5000 + "]" * 5000 + '], "kwargs": {}}', DEEP),
+        (b'{"args": ["\xff\xfe"], "kwargs": {}}', "not UTF-8"),
+    ):
         reply = raw_rpc(amqp, "intake.register_complaint", body)
         assert reply["error"]["exc_type"] == "MalformedInput" and reason in reply["error"]["value"], reply
 
@@ -171,9 +201,11 @@ def test_rpc_callers_get_the_reason_and_the_service_goes_on(system):
     for _ in range(40):
         deep = [deep]
     with system.rpc(bearer()) as cluster:
-        for data, kind, reason in (({**valid, "anger_score": 2 ** 64}, "InvalidInput", "Number out of range"),
-                                   ({**valid, "anger_score": float("nan")}, "InvalidInput", "Not a finite number"),
-                                   ({**valid, "staff_involved": deep}, "MalformedInput", DEEP)):
+        for data, kind, reason in (
+            ({**valid, "anger_score": 2**64}, "InvalidInput", "Number out of range"),
+            ({**valid, "anger_score": float("nan")}, "InvalidInput", "Not a finite number"),
+            ({**valid, "staff_involved": deep}, "MalformedInput", DEEP),
+        ):
             try:
                 cluster.intake.register_complaint(data)
             except RemoteError as refused:
@@ -181,12 +213,12 @@ def test_rpc_callers_get_the_reason_and_the_service_goes_on(system):
             else:
                 raise AssertionError(f"{kind} not raised")
         acknowledged = cluster.intake.acknowledge_complaint(before, {"method": "sms", "acknowledged_at": None})
-        assert acknowledged["acknowledgement"]["method"] == "sms"   # null: left out, so now
+        assert acknowledged["acknowledgement"]["method"] == "sms"  # null: left out, so now
         created = cluster.intake.register_complaint({**valid, "channel_ref": "rpc-after"})
     assert created["created"] and sequence(created["complaint"]["number"]) == sequence(before) + 1
 
 
-BAD_QUERY_VALUES = ("%00", "%1B%5B2J", "%ED%A0%80", "%C0%AF", "%FF", "x%E2%80")   # NUL, escape, no UTF-8
+BAD_QUERY_VALUES = ("%00", "%1B%5B2J", "%ED%A0%80", "%C0%AF", "%FF", "x%E2%80")  # NUL, escape, no UTF-8
 # Times at the ends of Python's range: in UTC they are before year 1 or after 9999.
 EDGE_TIMES = ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00")
 
@@ -205,38 +237,56 @@ def test_query_strings_path_parameters_and_times_no_store_keeps_get_no_5xx(syste
                 query = operation.get("parameters", [])
                 names = [p["name"] for p in query if p["in"] == "query"]
                 real = path.format(**path_ids(service, path, ids))
-                urls = [f"{real}?{'&'.join(f'{name}={value}' for name in names)}"
-                        for value in BAD_QUERY_VALUES if names]
-                urls += [path.format(**{name: value for name in path_ids(service, path, ids)})
-                         for value in BAD_QUERY_VALUES if "{" in path]
-                urls += [f"{real}?{p['name']}={quote(value)}" for p in query
-                         if p["in"] == "query" and p["schema"].get("format") == "date-time" for value in EDGE_TIMES]
+                urls = [
+                    f"{real}?{'&'.join(f'{name}={value}' for name in names)}" for value in BAD_QUERY_VALUES if names
+                ]
+                urls += [
+                    path.format(**{name: value for name in path_ids(service, path, ids)})
+                    for value in BAD_QUERY_VALUES
+                    if "{" in path
+                ]
+                urls += [
+                    f"{real}?{p['name']}={quote(value)}"
+                    for p in query
+                    if p["in"] == "query" and p["schema"].get("format") == "date-time"
+                    for value in EDGE_TIMES
+                ]
                 body = {}
-                if "requestBody" in operation:   # JSON, or a page's form (whose fields hold no time)
+                if "requestBody" in operation:  # JSON, or a page's form (whose fields hold no time)
                     ref = next(iter(operation["requestBody"]["content"].values()))["schema"]["$ref"]
                     body = document["components"]["schemas"][ref.rsplit("/", 1)[-1]].get("properties", {})
                 for url in urls:
-                    response = web[service].request(method.upper(), url, headers=headers,
-                                                    json={} if method == "post" else None)
+                    response = web[service].request(
+                        method.upper(), url, headers=headers, json={} if method == "post" else None
+                    )
                     answered.append((response.status_code, f"{service} {method.upper()} {url}: {response.text[:200]}"))
                     times[f"{service} {method.upper()} {url}"] = response
                 for field in [name for name, prop in body.items() if prop.get("format") == "date-time"]:
                     base = desk_complaint(received_at=YESTERDAY) if path == "/complaints" else {}
                     for value in EDGE_TIMES:
-                        response = web[service].request(method.upper(), real, headers=headers,
-                                                        json={**base, field: value})
-                        answered.append((response.status_code, f"{service} {method.upper()} {real} {field}={value}: "
-                                                                f"{response.text[:200]}"))
+                        response = web[service].request(
+                            method.upper(), real, headers=headers, json={**base, field: value}
+                        )
+                        answered.append(
+                            (
+                                response.status_code,
+                                f"{service} {method.upper()} {real} {field}={value}: {response.text[:200]}",
+                            )
+                        )
                         times[f"{service} {method.upper()} {real} {field}={value}"] = response
     assert len(answered) > 100
     assert [where for status, where in answered if status >= 500] == []
     # where such a time used to be a 500 (converted to UTC for the store or a query), it is the field's 422
-    for where, field in (("intake POST /complaints received_at=", "received_at"),
-                         ("intake POST /complaints incident_time=", "incident_time"),
-                         ("intake GET /complaints?received_from=", "received_from"),
-                         ("intake GET /audit?since=", "since"), ("resolution GET /audit?since=", "since")):
+    for where, field in (
+        ("intake POST /complaints received_at=", "received_at"),
+        ("intake POST /complaints incident_time=", "incident_time"),
+        ("intake GET /complaints?received_from=", "received_from"),
+        ("intake GET /audit?since=", "since"),
+        ("resolution GET /audit?since=", "since"),
+    ):
         refused = [response for key, response in times.items() if key.startswith(where)]
         assert len(refused) == 2, where
         for response in refused:
             assert response.status_code == 422 and response.json()["fields"][field] == [
-                "Not a time mallcare keeps: years 1900 to 2999."], (where, response.text)
+                "Not a time mallcare keeps: years 1900 to 2999."
+            ], (where, response.text)

@@ -5,6 +5,7 @@ concurrent); review rejections kept with their reason; acknowledgement; and bad
 input of every kind answered with field-level errors, nothing half-stored, the
 service still serving.
 """
+
 import re
 
 import eventlet
@@ -44,7 +45,9 @@ def test_register_returns_a_numbered_complaint_with_its_acknowledgement_deadline
 
 def test_after_hours_the_acknowledgement_clock_starts_at_the_next_opening(intake):
     """An app complaint at 23:10 in Shanghai is due 30 minutes after the 10:00 opening."""
-    body = desk_complaint(channel="app", channel_ref="app-night-1", received_at="2026-11-19T23:10:00+08:00")  # a Thursday
+    body = desk_complaint(
+        channel="app", channel_ref="app-night-1", received_at="2026-11-19T23:10:00+08:00"
+    )  # a Thursday
     created = intake.post("/complaints", json=body)
     assert created.status_code == 201, created.text
     assert created.json()["ack_due_at"] == "2026-11-20T02:30:00+00:00"  # Friday 10:30 in Shanghai
@@ -62,8 +65,12 @@ def test_resubmission_by_the_same_channel_returns_the_same_complaint(intake):
 
 def test_concurrent_duplicates_make_one_complaint(intake):
     pool = eventlet.GreenPool(10)
-    responses = list(pool.imap(lambda _: intake.post("/complaints", json=desk_complaint(
-        channel="wechat", channel_ref="wx-msg-991")), range(10)))
+    responses = list(
+        pool.imap(
+            lambda _: intake.post("/complaints", json=desk_complaint(channel="wechat", channel_ref="wx-msg-991")),
+            range(10),
+        )
+    )
     assert sorted(r.status_code for r in responses) == [200] * 9 + [201]
     assert len({r.json()["number"] for r in responses}) == 1
     assert intake.db.complaints.count_documents({"channel_ref": "wx-msg-991"}) == 1
@@ -71,8 +78,14 @@ def test_concurrent_duplicates_make_one_complaint(intake):
 
 def test_numbers_are_unique_under_concurrency(intake):
     pool = eventlet.GreenPool(10)
-    responses = list(pool.imap(lambda i: intake.post("/complaints", json=desk_complaint(
-        channel_ref=f"desk-{i}", customer={"phone": f"1390000{i:04d}"})), range(20)))
+    responses = list(
+        pool.imap(
+            lambda i: intake.post(
+                "/complaints", json=desk_complaint(channel_ref=f"desk-{i}", customer={"phone": f"1390000{i:04d}"})
+            ),
+            range(20),
+        )
+    )
     assert all(r.status_code == 201 for r in responses)
     assert len({r.json()["number"] for r in responses}) == 20
 
@@ -83,11 +96,13 @@ def test_review_rejects_with_a_reason_and_keeps_the_complaint(intake):
     assert duplicate.status_code == 201
     rejected = duplicate.json()
     assert rejected["status"] == "rejected"
-    assert rejected["rejection"] == {"reason": "duplicate", "duplicate_of": first["number"],
-                                     "detail": f"The same complaint was registered as {first['number']}."}
+    assert rejected["rejection"] == {
+        "reason": "duplicate",
+        "duplicate_of": first["number"],
+        "detail": f"The same complaint was registered as {first['number']}.",
+    }
 
-    vague = intake.post("/complaints", json=desk_complaint(channel_ref="d-2", description="😡😡😡",
-                                                           demands={})).json()
+    vague = intake.post("/complaints", json=desk_complaint(channel_ref="d-2", description="😡😡😡", demands={})).json()
     assert vague["rejection"]["reason"] == "insufficient_information"
 
     listed = intake.get("/complaints", params={"status": "rejected"}).json()
@@ -96,20 +111,36 @@ def test_review_rejects_with_a_reason_and_keeps_the_complaint(intake):
 
 def test_an_anonymous_suggestion_is_registered(intake):
     # JSON clients send null for what they do not have: read as left out
-    response = intake.post("/complaints", json=desk_complaint(
-        channel="suggestion_box", channel_ref="box-3-0012", customer=None, anger_score=None, product=None,
-        location={"area": "toilets", "merchant_id": None}))
+    response = intake.post(
+        "/complaints",
+        json=desk_complaint(
+            channel="suggestion_box",
+            channel_ref="box-3-0012",
+            customer=None,
+            anger_score=None,
+            product=None,
+            location={"area": "toilets", "merchant_id": None},
+        ),
+    )
     assert response.status_code == 201, response.text
     complaint = response.json()
     assert complaint["status"] == "registered"
     assert complaint["anger_score"] is None and complaint["product"] is None
     assert complaint["location"] == {"area": "toilets"}
-    left_out = intake.post("/complaints", json={k: v for k, v in desk_complaint(
-        channel="suggestion_box", channel_ref="box-3-0013", customer={}, location={"area": "toilets"}).items()
-        if k not in ("anger_score", "product")}).json()
+    left_out = intake.post(
+        "/complaints",
+        json={
+            k: v
+            for k, v in desk_complaint(
+                channel="suggestion_box", channel_ref="box-3-0013", customer={}, location={"area": "toilets"}
+            ).items()
+            if k not in ("anger_score", "product")
+        },
+    ).json()
     differs = {"number", "channel_ref", "received_at", "registered_at", "ack_due_at"}
-    assert {k: v for k, v in complaint.items() if k not in differs} == \
-        {k: v for k, v in left_out.items() if k not in differs}
+    assert {k: v for k, v in complaint.items() if k not in differs} == {
+        k: v for k, v in left_out.items() if k not in differs
+    }
 
 
 def test_acknowledgement_is_recorded_once(intake):
@@ -118,9 +149,10 @@ def test_acknowledgement_is_recorded_once(intake):
     first = intake.post(f"/complaints/{number}/acknowledgement", json=ack, headers=staff("D3001"))
     assert first.status_code == 200, first.text
     record = first.json()["acknowledgement"]
-    assert record["acknowledged_by"] == "D3001" and record["within_deadline"] is True   # who signed in
-    again = intake.post(f"/complaints/{number}/acknowledgement", json={**ack, "acknowledged_by": "E9999"},
-                        headers=staff("E3001"))
+    assert record["acknowledged_by"] == "D3001" and record["within_deadline"] is True  # who signed in
+    again = intake.post(
+        f"/complaints/{number}/acknowledgement", json={**ack, "acknowledged_by": "E9999"}, headers=staff("E3001")
+    )
     assert again.json()["acknowledgement"] == record
     assert first.json()["status"] == "acknowledged"
 
@@ -135,8 +167,12 @@ def test_a_rejected_complaint_cannot_be_acknowledged(intake):
 def test_metrics_count_complaints_by_mall_channel_and_outcome(intake):
     def count(outcome):
         for line in intake.get("/metrics").text.splitlines():
-            if line.startswith("mallcare_intake_complaints_total{") and f'outcome="{outcome}"' in line \
-                    and 'channel="hotline"' in line and 'mall_id="bj-chaoyang"' in line:
+            if (
+                line.startswith("mallcare_intake_complaints_total{")
+                and f'outcome="{outcome}"' in line
+                and 'channel="hotline"' in line
+                and 'mall_id="bj-chaoyang"' in line
+            ):
                 return float(line.rsplit(" ", 1)[1])
         return 0.0
 
@@ -198,8 +234,9 @@ def test_unknown_number_is_404_and_bad_query_is_422(intake):
 
 
 def test_rpc_has_the_same_contract(intake):
-    with ClusterRpcProxy({"AMQP_URI": intake.config["AMQP_URI"]},
-                         context_data={"authorization": bearer()["Authorization"]}) as cluster:
+    with ClusterRpcProxy(
+        {"AMQP_URI": intake.config["AMQP_URI"]}, context_data={"authorization": bearer()["Authorization"]}
+    ) as cluster:
         result = cluster.intake.register_complaint(desk_complaint(channel_ref="rpc-1"))
         assert result["created"] is True
         number = result["complaint"]["number"]
@@ -219,13 +256,13 @@ def test_the_desk_picks_merchants_from_its_own_malls_registry(intake):
     assert listed.status_code == 200
     merchants = {m["id"]: m for m in listed.json()["items"]}
     assert merchants["T-17"] == {"id": "T-17", "name": "佳农水果", "floor": "B1", "area": "fresh produce"}
-    assert "B-101" not in merchants                                  # Beijing's tenant, not Shanghai's
+    assert "B-101" not in merchants  # Beijing's tenant, not Shanghai's
     assert intake.get("/malls/bj-chaoyang/merchants", headers=staff("D3001")).status_code == 403
-    assert intake.get("/malls/nowhere/merchants").status_code == 404   # chain-wide caller, unknown mall
+    assert intake.get("/malls/nowhere/merchants").status_code == 404  # chain-wide caller, unknown mall
 
 
 def test_staff_see_their_own_malls_by_name_and_the_chain_sees_all(intake):
     mine = intake.get("/malls", headers=staff("D3001")).json()["items"]
     assert mine == [{"id": "sh-xujiahui", "code": "SHXJH", "name": "上海徐家汇店"}]
-    chain = {m["id"] for m in intake.get("/malls").json()["items"]}             # chain-wide caller
+    chain = {m["id"] for m in intake.get("/malls").json()["items"]}  # chain-wide caller
     assert chain == {"sh-xujiahui", "bj-chaoyang", "gz-tianhe"}

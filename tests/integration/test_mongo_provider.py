@@ -2,6 +2,7 @@
 under eventlet's monkey-patch (pymongo dropped eventlet support in 4.16, so a
 pymongo upgrade that breaks this fails here): journaled writes, concurrent green
 threads, and the lease that lets one replica's timer run a sweep (mongo.leased_timer)."""
+
 from datetime import datetime, timedelta, timezone
 
 import eventlet
@@ -52,15 +53,16 @@ def test_a_lease_held_through_a_long_sweep_is_renewed_as_it_goes(provider):
         return db.leases.find_one({"_id": "sweep"})["expires_at"]
 
     assert sweep.held(now) and expiry() == now + ttl
-    assert sweep.held(now + timedelta(seconds=1)) and expiry() == now + ttl   # a third not gone: no write
+    assert sweep.held(now + timedelta(seconds=1)) and expiry() == now + ttl  # a third not gone: no write
     assert sweep.held(now + timedelta(seconds=5)) and expiry() == now + timedelta(seconds=11)
     assert not acquire_lease(db, "sweep", "replica-b", now + timedelta(seconds=7), ttl)
-    assert acquire_lease(db, "sweep", "replica-b", now + timedelta(seconds=11), ttl)   # a stopped renewing
-    assert not sweep.held(now + timedelta(seconds=12))   # a sees that b sweeps now, and stops
+    assert acquire_lease(db, "sweep", "replica-b", now + timedelta(seconds=11), ttl)  # a stopped renewing
+    assert not sweep.held(now + timedelta(seconds=12))  # a sees that b sweeps now, and stops
 
 
 class Sweeper:
     """A service with a leased timer, as every service's sweeps are declared."""
+
     name = "probe"
     store = MongoDatabase()
     clock = Clock()
@@ -83,22 +85,25 @@ def test_a_leased_timer_runs_its_sweep_only_where_the_lease_is_held(provider):
     at = {"now": now}
     service = worker_factory(Sweeper, store=provider.wrap(db), clock=lambda: at["now"])
     [timer] = getattr(Sweeper.sweep, ENTRYPOINT_EXTENSIONS_ATTR)
-    assert type(timer) is Timer and timer.interval == 5     # nameko's timer fires in every replica
+    assert type(timer) is Timer and timer.interval == 5  # nameko's timer fires in every replica
 
     assert acquire_lease(db, "probe.sweep", "replica-b", now, timedelta(seconds=10))
     at["now"] = now + timedelta(seconds=5)
-    service.sweep()                                          # replica-b sweeps: not here
+    service.sweep()  # replica-b sweeps: not here
     assert service.swept == []
-    at["now"] = now + timedelta(seconds=11)                  # replica-b stopped renewing
+    at["now"] = now + timedelta(seconds=11)  # replica-b stopped renewing
     service.sweep()
     [lease] = service.swept
-    assert db.leases.find_one({"_id": "probe.sweep"}) == {"_id": "probe.sweep", "holder": INSTANCE,
-                                                          "expires_at": now + timedelta(seconds=21)}
+    assert db.leases.find_one({"_id": "probe.sweep"}) == {
+        "_id": "probe.sweep",
+        "holder": INSTANCE,
+        "expires_at": now + timedelta(seconds=21),
+    }
     assert not acquire_lease(db, "probe.sweep", "replica-b", now + timedelta(seconds=20), timedelta(seconds=10))
-    assert lease.held(now + timedelta(seconds=16))           # the sweep renews it as it goes
+    assert lease.held(now + timedelta(seconds=16))  # the sweep renews it as it goes
     assert db.leases.find_one({"_id": "probe.sweep"})["expires_at"] == now + timedelta(seconds=26)
 
-    service.tick = 4                                         # a time to live the service works out
+    service.tick = 4  # a time to live the service works out
     service.report()
     assert db.leases.find_one({"_id": "probe.report"})["expires_at"] == now + timedelta(seconds=23)
 
@@ -117,15 +122,16 @@ def test_a_leased_timer_tells_a_replica_that_does_not_sweep(provider):
     service = worker_factory(Watcher, store=provider.wrap(db), clock=lambda: now)
     assert acquire_lease(db, "probe.watch", "replica-b", now, timedelta(seconds=6))
     service.watch()
-    assert (service.swept, passed) == ([], [service])            # told with the service, to act on it
-    service.sweep()                                          # another lease: free
+    assert (service.swept, passed) == ([], [service])  # told with the service, to act on it
+    service.sweep()  # another lease: free
     assert len(service.swept) == 1 and passed == [service]
 
 
 def test_an_unreachable_store_is_reported_not_hung():
     provider = MongoDatabase()
-    provider.container = Mock(config={"MONGO_URI": "mongodb://127.0.0.1:9/", "MONGO_TIMEOUT_MS": 300},
-                              service_name="probe")
+    provider.container = Mock(
+        config={"MONGO_URI": "mongodb://127.0.0.1:9/", "MONGO_TIMEOUT_MS": 300}, service_name="probe"
+    )
     provider.setup()
     assert ping(provider.database) is False
     provider.stop()

@@ -7,6 +7,7 @@ event makes no second message; a complaint worked to resolved sends the customer
 and once each, the acknowledgement, the promised time, the answer, the execution notice and
 the revisit request with its link. The customer's contact is read through intake's audited
 read and kept nowhere in notify."""
+
 import json
 import logging
 import time
@@ -46,18 +47,36 @@ def system(services, policy_dir, outside, shift):
     notify_yml.write_text(yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
     started = time.monotonic()
     moving = lambda: as_stored(MONDAY_10 + timedelta(seconds=time.monotonic() - started))  # noqa: E731
-    system = services("triage", "resolution", "feedback", "notify", "intake",
-                      clocks={"triage": moving, "resolution": moving, "feedback": moving, "intake": moving,
-                              "notify": lambda: moving() + shift["by"]},
-                      settings={"notify": {"POLICY_DIR": str(policy_dir)}})
+    system = services(
+        "triage",
+        "resolution",
+        "feedback",
+        "notify",
+        "intake",
+        clocks={
+            "triage": moving,
+            "resolution": moving,
+            "feedback": moving,
+            "intake": moving,
+            "notify": lambda: moving() + shift["by"],
+        },
+        settings={"notify": {"POLICY_DIR": str(policy_dir)}},
+    )
     system.catch_all("notify", "intake", "resolution", "feedback", "triage")
     return system
 
 
 def register(system, channel, **customer):
-    response = system.web["intake"].post("/complaints", json={
-        "mall_id": "sh-xujiahui", "channel": channel, "customer": {"name": "李伟", **customer},
-        "description": "草莓约1/3霉变，要求全额退款", "demands": {"fact": "草莓约1/3霉变", "expectation": "全额退款"}})
+    response = system.web["intake"].post(
+        "/complaints",
+        json={
+            "mall_id": "sh-xujiahui",
+            "channel": channel,
+            "customer": {"name": "李伟", **customer},
+            "description": "草莓约1/3霉变，要求全额退款",
+            "demands": {"fact": "草莓约1/3霉变", "expectation": "全额退款"},
+        },
+    )
     assert response.status_code == 201, response.text
     return response.json()["number"]
 
@@ -83,7 +102,7 @@ def everything_notify_keeps(system):
 
 
 def test_an_email_complaint_is_acknowledged_by_email_and_that_meets_intakes_clock(system, outside, caplog):
-    caplog.set_level(logging.INFO)   # what the services run at (config.yml LOGGING)
+    caplog.set_level(logging.INFO)  # what the services run at (config.yml LOGGING)
     address = email()
     number = register(system, "email", email=address)
 
@@ -95,10 +114,18 @@ def test_an_email_complaint_is_acknowledged_by_email_and_that_meets_intakes_cloc
     acknowledged = wait_for(lambda: (c := complaint(system, number))["status"] == "acknowledged" and c)
     [message] = messages(system, number)
     assert acknowledged["acknowledgement"] == {
-        "acknowledged_by": "notify", "method": "email", "within_deadline": True,
-        "message_id": f"{number}:acknowledgement:1", "acknowledged_at": message["sent"]["at"]}
+        "acknowledged_by": "notify",
+        "method": "email",
+        "within_deadline": True,
+        "message_id": f"{number}:acknowledgement:1",
+        "acknowledged_at": message["sent"]["at"],
+    }
     assert (message["kind"], message["status"], message["channel"], message["sent"]["gateway"]) == (
-        "acknowledgement", "sent", "email", "smtp")
+        "acknowledgement",
+        "sent",
+        "email",
+        "smtp",
+    )
     assert [a["outcome"] for a in message["attempts"]] == ["accepted"]
 
     # on the case's timeline, masked
@@ -120,21 +147,31 @@ def test_a_mail_relay_that_is_down_delays_the_messages_and_loses_none(system, ou
     addresses = [email() for _ in range(3)]
     numbers = [register(system, "email", email=address) for address in addresses]
 
-    waiting = wait_for(lambda: all(m["status"] == "retry" for n in numbers for m in messages(system, n))
-                       and [messages(system, n)[0] for n in numbers])
+    waiting = wait_for(
+        lambda: (
+            all(m["status"] == "retry" for n in numbers for m in messages(system, n))
+            and [messages(system, n)[0] for n in numbers]
+        )
+    )
     assert [[a["outcome"] for a in m["attempts"]] for m in waiting] == [["temporary"]] * 3
     assert all("421" in m["attempts"][0]["error"] for m in waiting)
     assert [outside.received(a) for a in addresses] == [[], [], []]
-    assert [complaint(system, n)["status"] for n in numbers] == ["registered"] * 3   # not told yet
+    assert [complaint(system, n)["status"] for n in numbers] == ["registered"] * 3  # not told yet
 
     outside.control(target="smtp", mode="ok")
-    shift["by"] = timedelta(seconds=31)   # past the first retry's wait (30 s)
-    sent = wait_for(lambda: all(m["status"] == "sent" for n in numbers for m in messages(system, n))
-                    and [messages(system, n)[0] for n in numbers], timeout=30)
+    shift["by"] = timedelta(seconds=31)  # past the first retry's wait (30 s)
+    sent = wait_for(
+        lambda: (
+            all(m["status"] == "sent" for n in numbers for m in messages(system, n))
+            and [messages(system, n)[0] for n in numbers]
+        ),
+        timeout=30,
+    )
     assert [[a["outcome"] for a in m["attempts"]] for m in sent] == [["temporary", "accepted"]] * 3
     assert [len(outside.received(a)) for a in addresses] == [1, 1, 1]
-    assert wait_for(lambda: [complaint(system, n)["acknowledgement"]["acknowledged_by"] for n in numbers]
-                    == ["notify"] * 3)
+    assert wait_for(
+        lambda: [complaint(system, n)["acknowledgement"]["acknowledged_by"] for n in numbers] == ["notify"] * 3
+    )
 
 
 def test_a_number_the_sms_provider_refuses_ends_in_message_failed_for_staff_and_on_the_timeline(system, outside):
@@ -142,20 +179,29 @@ def test_a_number_the_sms_provider_refuses_ends_in_message_failed_for_staff_and_
     number_to = phone()
     number = register(system, "hotline", phone=number_to)
 
-    [failed] = wait_for(lambda: [m for m in system.web["notify"].get(
-        "/messages/failed", params={"mall_id": "sh-xujiahui"}, headers=HANDLER).json()["items"]
-        if m["complaint_no"] == number])
+    [failed] = wait_for(
+        lambda: [
+            m
+            for m in system.web["notify"]
+            .get("/messages/failed", params={"mall_id": "sh-xujiahui"}, headers=HANDLER)
+            .json()["items"]
+            if m["complaint_no"] == number
+        ]
+    )
     assert (failed["kind"], failed["status"], failed["channel"], failed["failure"]["reason"]) == (
-        "acknowledgement", "failed", "sms", "refused")
+        "acknowledgement",
+        "failed",
+        "sms",
+        "refused",
+    )
     assert [(a["outcome"], a["gateway"]) for a in failed["attempts"]] == [("refused", "aliyun_sms")]
     [entry] = wait_for(lambda: timeline(system, number, "message_failed"))
     assert (entry["kind"], entry["channel"], entry["reason"]) == ("acknowledgement", "sms", "refused")
-    assert complaint(system, number)["status"] == "registered"   # a failed message acknowledges nothing
+    assert complaint(system, number)["status"] == "registered"  # a failed message acknowledges nothing
     assert outside.received(number_to) == []
     assert number_to not in everything_notify_keeps(system)
     # staff of another mall do not see them
-    beijing = system.web["notify"].get("/messages/failed", params={"mall_id": "sh-xujiahui"},
-                                       headers=staff("D4001"))
+    beijing = system.web["notify"].get("/messages/failed", params={"mall_id": "sh-xujiahui"}, headers=staff("D4001"))
     assert beijing.status_code == 403, beijing.text
 
 
@@ -163,8 +209,11 @@ def test_a_redelivered_event_makes_no_second_message(system, outside):
     address = email()
     number = register(system, "email", email=address)
     wait_for(lambda: outside.received(address))
-    registered = next(e for e in drain(system.queues["intake"], unique=True)
-                      if e["event_type"] == "complaint_registered" and e["complaint_no"] == number)
+    registered = next(
+        e
+        for e in drain(system.queues["intake"], unique=True)
+        if e["event_type"] == "complaint_registered" and e["complaint_no"] == number
+    )
     with entrypoint_waiter(system.containers["notify"], "handle_complaint_registered"):
         system.dispatch("intake", "complaint_registered", registered)
     assert len(messages(system, number)) == 1 and len(outside.received(address)) == 1
@@ -182,15 +231,21 @@ def test_a_complaint_worked_to_resolved_tells_the_customer_each_step_once_in_ord
 
     act("expected-resolution", expected_by=(MONDAY_10 + timedelta(days=1)).isoformat(), via="sms")
     act("findings", source="customer", summary="草莓霉变属实")
-    act("proposals", decision="partly_upheld", price="39.90", demanded_amount="399.00",
-        reasons=["按售价退款；十倍赔偿无法律依据"], remedies=[{"type": "refund", "amount": "39.90"}])
+    act(
+        "proposals",
+        decision="partly_upheld",
+        price="39.90",
+        demanded_amount="399.00",
+        reasons=["按售价退款；十倍赔偿无法律依据"],
+        remedies=[{"type": "refund", "amount": "39.90"}],
+    )
     act("reply", proposal_no=1, oral=False, text="很抱歉给您带来不便。")
     tasks = act("acceptance", proposal_no=1)["tasks"]
     for task in tasks:
         act("task-done", task_id=task["id"])
     act("resolution", summary="退款已办理")
     wait_for(lambda: system.web["feedback"].get(f"/revisits/{number}-R1").ok)
-    shift["by"] = timedelta(hours=2, minutes=1)   # the revisit is asked 2 hours after the resolution
+    shift["by"] = timedelta(hours=2, minutes=1)  # the revisit is asked 2 hours after the resolution
 
     kinds = ["acknowledgement", "promise", "answer", "execution", "revisit"]
     texts = wait_for(lambda: len(got := outside.received(to)) == len(kinds) and [m["text"] for m in got], timeout=40)
@@ -198,9 +253,11 @@ def test_a_complaint_worked_to_resolved_tells_the_customer_each_step_once_in_ord
     assert all(m["status"] == "sent" and m["channel"] == "sms" for m in messages(system, number))
     assert texts[0] == f"您的投诉已受理，编号{number}。我们会尽快处理并与您联系。"
     assert texts[1] == f"您的投诉{number}预计将于11月24日 10:00前处理完毕，届时我们会告知您结果。"
-    assert texts[2].startswith(f"您的投诉{number}答复：部分支持您的诉求，退款39.90元。理由：按售价退款；十倍赔偿无法律依据。")
-    assert texts[2].endswith("如有异议，可在7天内经服务台或客服热线申请复核。")   # not what the customer asked
-    assert texts[3] == f"您的投诉{number}：退款39.90元已办理，请留意查收。"   # not the product held for inspection
+    assert texts[2].startswith(
+        f"您的投诉{number}答复：部分支持您的诉求，退款39.90元。理由：按售价退款；十倍赔偿无法律依据。"
+    )
+    assert texts[2].endswith("如有异议，可在7天内经服务台或客服热线申请复核。")  # not what the customer asked
+    assert texts[3] == f"您的投诉{number}：退款39.90元已办理，请留意查收。"  # not the product held for inspection
     assert "/answers?token=" in texts[4]
     sent = wait_for(lambda: len(found := timeline(system, number, "message_sent")) == len(kinds) and found)
     assert [e["kind"] for e in sent] == kinds

@@ -6,6 +6,7 @@ however many wait for a shift elsewhere; after the operations director's review 
 triage, resolution and analytics name the meeting's department and owner, and a later
 reassignment to another department is refused. A redelivered event changes nothing, and
 a reopening that overtakes its closing is not undone by it."""
+
 import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -41,7 +42,8 @@ def triage_with(container_factory, service_config, policy_dir, clock):
 
 
 def test_a_policy_leaving_a_department_without_anyone_is_refused_at_start_and_reload(
-        container_factory, service_config, web_client, policy_dir):
+    container_factory, service_config, web_client, policy_dir
+):
     triage = triage_with(container_factory, service_config, policy_dir, lambda: MONDAY.replace(hour=10))
     web = web_client(triage)
     version = web.get("/policy").json()["version"]
@@ -59,37 +61,57 @@ def test_a_policy_leaving_a_department_without_anyone_is_refused_at_start_and_re
 
 def registered(number, mall_id, received_at, description, phone):
     """complaint_registered as intake publishes it (without intake, to make hundreds quickly)."""
-    return build_event(COMPLAINT_REGISTERED, mall_id=mall_id, complaint_no=number, occurred_at=received_at, payload={
-        "channel": "desk", "channel_ref": None, "received_at": received_at.isoformat(),
-        "ack_due_at": (received_at + timedelta(minutes=30)).isoformat(),
-        "customer": {"ref": f"ref-{phone}", "contact_masked": None, "member_tier": None}, "location": {},
-        "staff_involved": [], "description": description, "demands": {}, "policy_version": "test"})
+    return build_event(
+        COMPLAINT_REGISTERED,
+        mall_id=mall_id,
+        complaint_no=number,
+        occurred_at=received_at,
+        payload={
+            "channel": "desk",
+            "channel_ref": None,
+            "received_at": received_at.isoformat(),
+            "ack_due_at": (received_at + timedelta(minutes=30)).isoformat(),
+            "customer": {"ref": f"ref-{phone}", "contact_masked": None, "member_tier": None},
+            "location": {},
+            "staff_involved": [],
+            "description": description,
+            "demands": {},
+            "policy_version": "test",
+        },
+    )
 
 
 def test_the_sweep_reaches_a_new_complaint_behind_more_than_a_page_waiting_for_a_shift(
-        container_factory, service_config, web_client, policy_dir):
+    container_factory, service_config, web_client, policy_dir
+):
     """201 refund complaints at Shanghai wait for its finance handler, whose shift this
     test policy shrinks to a minute after midnight; a later complaint
     at Beijing must still get its owner as soon as someone there is on shift. (Recurrence
     is off here, so that every complaint keeps the same resolution deadline.)"""
+
     def never_on_shift(data):
-        data["shift_patterns"]["never"] = {day: "00:00-00:01" for day in ("mon", "tue", "wed", "thu", "fri",
-                                                                        "sat", "sun")}
+        data["shift_patterns"]["never"] = {
+            day: "00:00-00:01" for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+        }
         next(h for h in data["roster"]["sh-xujiahui"] if h["department"] == "finance")["shifts"] = "never"
         data["urgency"]["systemic"]["threshold"] = 100000
+
     edit(policy_dir / "triage.yml", never_on_shift)
-    clock = {"now": MONDAY.replace(hour=23, minute=30)}       # after every shift
+    clock = {"now": MONDAY.replace(hour=23, minute=30)}  # after every shift
     triage = triage_with(container_factory, service_config, policy_dir, lambda: clock["now"])
     web = web_client(triage)
     with entrypoint_hook(triage, "handle_complaint_registered") as register:
         for i in range(201):
-            register(registered(f"SHXJH-20261123-{i:04d}", "sh-xujiahui", clock["now"], "退款一周了还没到账",
-                                f"1390000{i:04d}"))
+            register(
+                registered(
+                    f"SHXJH-20261123-{i:04d}", "sh-xujiahui", clock["now"], "退款一周了还没到账", f"1390000{i:04d}"
+                )
+            )
         clock["now"] += timedelta(minutes=5)
         register(registered("BJCY-20261123-0001", "bj-chaoyang", clock["now"], "收银员态度很差", "13700000001"))
     assert web.get("/assessments/BJCY-20261123-0001").json()["owner"] is None
 
-    clock["now"] = MONDAY.replace(hour=10) + timedelta(days=1)   # Tuesday morning: Beijing's day shift
+    clock["now"] = MONDAY.replace(hour=10) + timedelta(days=1)  # Tuesday morning: Beijing's day shift
     with entrypoint_hook(triage, "assign_unowned") as sweep:
         sweep()
     assessment = web.get("/assessments/BJCY-20261123-0001").json()
@@ -106,8 +128,13 @@ def system(services):
     the other (triage, the meeting; closing, reopening) is stamped so."""
     started, four = time.monotonic(), MONDAY.replace(hour=16)
     moving = lambda: four + timedelta(seconds=time.monotonic() - started)  # noqa: E731
-    return services("triage", "analytics", "resolution", "intake",
-                    clocks={"triage": moving, "analytics": moving, "resolution": moving})
+    return services(
+        "triage",
+        "analytics",
+        "resolution",
+        "intake",
+        clocks={"triage": moving, "analytics": moving, "resolution": moving},
+    )
 
 
 def complain(system, **overrides):
@@ -116,8 +143,15 @@ def complain(system, **overrides):
 
 
 def rude_cashier(system, i):
-    return complain(system, location={}, channel_ref=f"rude-{i}", customer={"phone": f"1360000000{i}"},
-                    description="收银员态度很差", demands={}, anger_score=2)
+    return complain(
+        system,
+        location={},
+        channel_ref=f"rude-{i}",
+        customer={"phone": f"1360000000{i}"},
+        description="收银员态度很差",
+        demands={},
+        anger_score=2,
+    )
 
 
 def test_an_assessment_closes_and_reopens_with_its_case_so_open_load_is_todays(system):
@@ -126,11 +160,12 @@ def test_an_assessment_closes_and_reopens_with_its_case_so_open_load_is_todays(s
     owners = [web["triage"].get(f"/assessments/{n}").json()["owner"]["id"] for n in (first, second, third)]
     assert owners == ["E3001", "E3002", "E3001"]
 
-    for number in (first, third):   # settled at the desk, then closed by the supervisor
+    for number in (first, third):  # settled at the desk, then closed by the supervisor
         assert web["resolution"].post(f"/cases/{number}/spot-resolution", headers=DESK, json=SPOT_REFUND).ok
         with entrypoint_waiter(containers["triage"], "handle_case_closed"):
-            closed = web["resolution"].post(f"/cases/{number}/closure", headers=SUPERVISOR,
-                                            json={"reason": "customer thanked us at the desk"})
+            closed = web["resolution"].post(
+                f"/cases/{number}/closure", headers=SUPERVISOR, json={"reason": "customer thanked us at the desk"}
+            )
             assert closed.status_code == 200, closed.text
     assessment = web["triage"].get(f"/assessments/{first}").json()
     assert assessment["status"] == "closed" and assessment["history"][-1]["action"] == "case_closed"
@@ -138,14 +173,17 @@ def test_an_assessment_closes_and_reopens_with_its_case_so_open_load_is_todays(s
     assert web["triage"].get(f"/assessments/{first}").json()["history"] == assessment["history"]
     assert {a["complaint_no"] for a in web["triage"].get("/queue").json()["items"]} == {second}
 
-    fourth = rude_cashier(system, 3)   # E3001 has nothing open now, E3002 one
+    fourth = rude_cashier(system, 3)  # E3001 has nothing open now, E3002 one
     assert web["triage"].get(f"/assessments/{fourth}").json()["owner"]["id"] == "E3001"
 
     with entrypoint_waiter(containers["triage"], "handle_case_reopened"):
-        assert web["resolution"].post(f"/cases/{first}/reopening", headers=SUPERVISOR,
-                                      json={"reason": "the customer called back"}).ok
+        assert (
+            web["resolution"]
+            .post(f"/cases/{first}/reopening", headers=SUPERVISOR, json={"reason": "the customer called back"})
+            .ok
+        )
     assert web["triage"].get(f"/assessments/{first}").json()["status"] == "open"
-    fifth = rude_cashier(system, 4)    # E3001: the fourth and the reopened first; E3002: the second
+    fifth = rude_cashier(system, 4)  # E3001: the fourth and the reopened first; E3002: the second
     assert web["triage"].get(f"/assessments/{fifth}").json()["owner"]["id"] == "E3002"
 
 
@@ -172,18 +210,29 @@ def test_after_the_review_meeting_every_service_names_its_department_and_owner(s
     assessment = web["triage"].get(f"/assessments/{number}").json()
     assert assessment["review_meeting"] is True and assessment["department"] == "operations_director"
 
-    decision = {"responsible_department": "procurement_qc", "decision": "QC owns the mouldy batch",
-                "attendees": ["E3101", "E3001"], **({"owner_id": named} if named else {})}
-    with entrypoint_waiter(containers["analytics"], "handle_complaint_reassigned"), \
-            entrypoint_waiter(containers["resolution"], "handle_complaint_reassigned"):
+    decision = {
+        "responsible_department": "procurement_qc",
+        "decision": "QC owns the mouldy batch",
+        "attendees": ["E3101", "E3001"],
+        **({"owner_id": named} if named else {}),
+    }
+    with (
+        entrypoint_waiter(containers["analytics"], "handle_complaint_reassigned"),
+        entrypoint_waiter(containers["resolution"], "handle_complaint_reassigned"),
+    ):
         decided = web["resolution"].post(f"/cases/{number}/review-meeting", headers=DIRECTOR, json=decision)
         assert decided.status_code == 200, decided.text
 
     assessment = web["triage"].get(f"/assessments/{number}").json()
     case = web["resolution"].get(f"/cases/{number}").json()
     assert (assessment["department"], assessment["owner"]["id"]) == ("procurement_qc", owner)
-    assert assessment["history"][-1] == {**assessment["history"][-1], "action": "review_meeting", "by": "E3901",
-                                         "old": "operations_director", "new": "procurement_qc"}
+    assert assessment["history"][-1] == {
+        **assessment["history"][-1],
+        "action": "review_meeting",
+        "by": "E3901",
+        "old": "operations_director",
+        "new": "procurement_qc",
+    }
     assert (case["department"], case["owner_id"]) == ("procurement_qc", owner)
     clocks = {c["clock"]: c for c in web["analytics"].get(f"/clocks/{number}").json()["clocks"]}
     for kind in ("first_response", "resolution"):
@@ -195,21 +244,28 @@ def test_after_the_review_meeting_every_service_names_its_department_and_owner(s
     assert web["triage"].get(f"/assessments/{number}").json()["history"] == assessment["history"]
 
     # a later reassignment cannot undo the meeting: only within its department
-    refused = web["triage"].post(f"/assessments/{number}/owner", headers=SUPERVISOR,
-                                 json={"owner_id": "E3001", "reason": "she knows the customer"})
+    refused = web["triage"].post(
+        f"/assessments/{number}/owner",
+        headers=SUPERVISOR,
+        json={"owner_id": "E3001", "reason": "she knows the customer"},
+    )
     assert refused.status_code == 409
     assert "review meeting decided that procurement_qc is responsible" in refused.json()["message"]
     other = "E3101" if owner == "E3102" else "E3102"
     with entrypoint_waiter(containers["resolution"], "handle_complaint_reassigned"):
-        moved = web["triage"].post(f"/assessments/{number}/owner", headers=SUPERVISOR,
-                                   json={"owner_id": other, "reason": "the day shift takes it"})
+        moved = web["triage"].post(
+            f"/assessments/{number}/owner",
+            headers=SUPERVISOR,
+            json={"owner_id": other, "reason": "the day shift takes it"},
+        )
         assert moved.status_code == 200, moved.text
     case = web["resolution"].get(f"/cases/{number}").json()
     assert (case["department"], case["owner_id"]) == ("procurement_qc", other)
 
 
 def test_a_reopening_that_overtakes_its_closing_leaves_the_assessment_open(
-        container_factory, service_config, web_client, policy_dir):
+    container_factory, service_config, web_client, policy_dir
+):
     """case_closed and case_reopened come on separate queues: the later by when it happened holds."""
     now = MONDAY.replace(hour=10)
     triage = triage_with(container_factory, service_config, policy_dir, lambda: now)
@@ -218,15 +274,24 @@ def test_a_reopening_that_overtakes_its_closing_leaves_the_assessment_open(
         register(registered(number, "sh-xujiahui", now, "收银员态度很差", "13700000007"))
 
     def case_event(kind, at, **payload):
-        envelope = build_event(EVENT_TYPES[kind], mall_id="sh-xujiahui", complaint_no=number, occurred_at=at,
-                               payload={"by": "E3011", "reason": "x", **payload})
+        envelope = build_event(
+            EVENT_TYPES[kind],
+            mall_id="sh-xujiahui",
+            complaint_no=number,
+            occurred_at=at,
+            payload={"by": "E3011", "reason": "x", **payload},
+        )
         with entrypoint_waiter(triage, f"handle_{kind}"):
             event_dispatcher({"AMQP_URI": triage.config["AMQP_URI"]})("resolution", kind, envelope)
         return web_client(triage).get(f"/assessments/{number}").json()
 
     resolution_due = now + timedelta(hours=48)
-    assert case_event("case_reopened", now + timedelta(hours=2), round=2,
-                      resolution_due_at=resolution_due.isoformat())["status"] == "open"
+    assert (
+        case_event("case_reopened", now + timedelta(hours=2), round=2, resolution_due_at=resolution_due.isoformat())[
+            "status"
+        ]
+        == "open"
+    )
     overtaken = case_event("case_closed", now + timedelta(hours=1))
     assert overtaken["status"] == "open" and overtaken["history"][-1]["action"] == "case_reopened"
     assert case_event("case_closed", now + timedelta(hours=3))["status"] == "closed"

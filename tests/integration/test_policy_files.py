@@ -2,6 +2,7 @@
 start on a broken policy file and names the file and the field; every service reloads its
 policy over HTTP and RPC, refuses a broken file with the reason, and keeps applying the
 policy in force until a valid file comes. A reload on one replica reaches the service's others."""
+
 import logging
 import shutil
 from datetime import datetime, timedelta
@@ -22,16 +23,20 @@ from resolution.service import ResolutionService
 from tests.helpers import POLICY_DIR, bearer
 from triage.service import TriageService
 
-SERVICES = {cls.name: cls for cls in (IntakeService, TriageService, ResolutionService, FeedbackService,
-                                      AnalyticsService, NotifyService)}
-BROKEN = {   # one way to break each file, and the field the refusal must name
+SERVICES = {
+    cls.name: cls
+    for cls in (IntakeService, TriageService, ResolutionService, FeedbackService, AnalyticsService, NotifyService)
+}
+BROKEN = {  # one way to break each file, and the field the refusal must name
     "intake": (lambda d: d["acknowledgement"]["desk"].update(minutes="one"), "acknowledgement.desk.value.minutes"),
     "triage": (lambda d: d.update(taxonomy=["product"]), "taxonomy: Not a valid mapping type."),
     "resolution": (lambda d: d["roles"].update(chairman={"rank": 11, "limit": 1}), "roles.chairman.value.rank"),
     "feedback": (lambda d: d.update(satisfied_from=9), "satisfied_from: Must be greater than or equal to 1 and less"),
     "analytics": (lambda d: d["sla"].update(at_risk_shares=0.5), "sla.at_risk_shares: Unknown field."),
-    "notify": (lambda d: d["languages"]["zh"]["templates"]["promise"].update(short="{{ expected_at }}"),
-               "languages.zh.templates.promise.short: Template: 'expected_at' is undefined."),
+    "notify": (
+        lambda d: d["languages"]["zh"]["templates"]["promise"].update(short="{{ expected_at }}"),
+        "languages.zh.templates.promise.short: Template: 'expected_at' is undefined.",
+    ),
 }
 
 
@@ -59,7 +64,8 @@ def test_a_broken_mall_registry_stops_them_all(start, policy_dir):
 
 @pytest.mark.parametrize("name", SERVICES)
 def test_a_reload_refuses_a_broken_file_over_http_and_rpc_and_keeps_the_policy_in_force(
-        name, start, policy_dir, web_client, rabbit_config):
+    name, start, policy_dir, web_client, rabbit_config
+):
     web = web_client(start(name))
     in_force = web.get("/policy").json()
     change, field = BROKEN[name]
@@ -69,8 +75,9 @@ def test_a_reload_refuses_a_broken_file_over_http_and_rpc_and_keeps_the_policy_i
     assert refused.status_code == 422, refused.text
     assert refused.json()["error"] == "INVALID_POLICY"
     assert f"{name}.yml is invalid: " in refused.json()["message"] and field in refused.json()["message"]
-    with ClusterRpcProxy({"AMQP_URI": rabbit_config["AMQP_URI"]},
-                         context_data={"authorization": bearer()["Authorization"]}) as cluster:
+    with ClusterRpcProxy(
+        {"AMQP_URI": rabbit_config["AMQP_URI"]}, context_data={"authorization": bearer()["Authorization"]}
+    ) as cluster:
         with pytest.raises(RemoteError) as remote:
             getattr(cluster, name).reload_policy()
         assert remote.value.exc_type == "InvalidPolicy" and field in remote.value.value
@@ -83,19 +90,25 @@ def test_a_reload_refuses_a_broken_file_over_http_and_rpc_and_keeps_the_policy_i
 
 
 def test_after_a_refused_reload_intake_still_applies_the_old_rules_and_after_a_good_one_the_new(
-        start, policy_dir, web_client):
+    start, policy_dir, web_client
+):
     web = web_client(start("intake"))
 
     def ack_allowed(channel_ref):
-        complaint = web.post("/complaints", json=desk_complaint(
-            channel_ref=channel_ref, description=f"草莓发霉了 ({channel_ref})")).json()   # not a duplicate
+        complaint = web.post(
+            "/complaints", json=desk_complaint(channel_ref=channel_ref, description=f"草莓发霉了 ({channel_ref})")
+        ).json()  # not a duplicate
         assert complaint["status"] == "registered", complaint
-        return (datetime.fromisoformat(complaint["ack_due_at"]) - datetime.fromisoformat(complaint["received_at"]))
+        return datetime.fromisoformat(complaint["ack_due_at"]) - datetime.fromisoformat(complaint["received_at"])
 
-    assert ack_allowed("before") == timedelta(minutes=1)      # the desk acknowledges within a minute
+    assert ack_allowed("before") == timedelta(minutes=1)  # the desk acknowledges within a minute
     # a new desk rule beside a mistake elsewhere in the file: none of the file may apply
-    edit(policy_dir / "intake.yml", lambda data: data["acknowledgement"]["desk"].update(minutes=45) or
-         data["review"].update(min_description_chars="ten"))
+    edit(
+        policy_dir / "intake.yml",
+        lambda data: (
+            data["acknowledgement"]["desk"].update(minutes=45) or data["review"].update(min_description_chars="ten")
+        ),
+    )
     assert web.post("/policy/reload").status_code == 422
     assert ack_allowed("after-refusal") == timedelta(minutes=1)
     edit(policy_dir / "intake.yml", lambda data: data["review"].update(min_description_chars=5))
@@ -103,15 +116,21 @@ def test_after_a_refused_reload_intake_still_applies_the_old_rules_and_after_a_g
     assert ack_allowed("after-reload") == timedelta(minutes=45)
 
 
-def test_a_reload_on_either_replica_reaches_the_other_and_a_broken_file_changes_neither(start, policy_dir,
-                                                                                        web_client, caplog):
+def test_a_reload_on_either_replica_reaches_the_other_and_a_broken_file_changes_neither(
+    start, policy_dir, web_client, caplog
+):
     caplog.set_level(logging.INFO)
     replicas = [start("triage"), start("triage")]
     webs = [web_client(container) for container in replicas]
     versions = []
     for took, told, threshold in ((0, 1, 0.75), (1, 0, 0.8)):
-        edit(policy_dir / "triage.yml", lambda data, threshold=threshold, took=took:
-             data["classification"].update(confidence_threshold=threshold) or data.update(version=f"2099-01-0{took + 1}"))
+        edit(
+            policy_dir / "triage.yml",
+            lambda data, threshold=threshold, took=took: (
+                data["classification"].update(confidence_threshold=threshold)
+                or data.update(version=f"2099-01-0{took + 1}")
+            ),
+        )
         with entrypoint_waiter(replicas[told], "follow_policy_reload"):
             reloaded = webs[took].post("/policy/reload")
         assert reloaded.status_code == 200, reloaded.text
@@ -131,8 +150,9 @@ def test_a_reload_on_either_replica_reaches_the_other_and_a_broken_file_changes_
     assert [web.get("/policy").json()["version"] for web in webs] == [versions[-1]] * 2
 
 
-def test_a_replica_that_cannot_follow_a_reload_keeps_its_policy_and_logs_why(start, policy_dir, tmp_path,
-                                                                            web_client, caplog):
+def test_a_replica_that_cannot_follow_a_reload_keeps_its_policy_and_logs_why(
+    start, policy_dir, tmp_path, web_client, caplog
+):
     """Here the second replica's files differ (in production: a file changed again and broke
     between the two reads, or a volume not yet updated)."""
     caplog.set_level(logging.INFO)

@@ -8,6 +8,7 @@ its review meeting; a store's adverse event is verified, forwarded, handled and
 communicated; the proposal check says "above the law" for a demanded multiple the
 law does not grant (issue 16 finding 9); the appeal text states the re-review
 deadline in force (issue 16 finding 10)."""
+
 import json
 import shutil
 import time
@@ -35,8 +36,15 @@ def system(services):
     # Resolution's clock stands still, so deadlines can be checked exactly; triage's
     # moves from the same Monday morning, so that its outbox sweep (which leaves the
     # newest events to the request that wrote them) retries a publish that failed.
-    system = services("resolution", "triage", "intake", clocks={
-        "resolution": lambda: MONDAY_10, "triage": lambda: MONDAY_10 + timedelta(seconds=time.monotonic() - started)})
+    system = services(
+        "resolution",
+        "triage",
+        "intake",
+        clocks={
+            "resolution": lambda: MONDAY_10,
+            "triage": lambda: MONDAY_10 + timedelta(seconds=time.monotonic() - started),
+        },
+    )
     system.catch_all("resolution")
     return system
 
@@ -66,11 +74,19 @@ def wait_events(system, count):
     return seen
 
 
-STRAWBERRIES = {"decision": "upheld", "price": "39.90", "demanded_amount": "79.80",
-                "reasons": ["1/3 of the strawberries were mouldy: the scale records and the CCTV confirm the sale",
-                            "the customer's expectation (refund plus the same value in goods) is fair"],
-                "remedies": [{"type": "refund", "amount": "39.90"},
-                             {"type": "voucher", "amount": "39.90", "note": "same value in fresh produce"}]}
+STRAWBERRIES = {
+    "decision": "upheld",
+    "price": "39.90",
+    "demanded_amount": "79.80",
+    "reasons": [
+        "1/3 of the strawberries were mouldy: the scale records and the CCTV confirm the sale",
+        "the customer's expectation (refund plus the same value in goods) is fair",
+    ],
+    "remedies": [
+        {"type": "refund", "amount": "39.90"},
+        {"type": "voucher", "amount": "39.90", "note": "same value in fresh produce"},
+    ],
+}
 
 
 def test_the_strawberry_case_goes_from_complaint_to_resolved_with_its_whole_timeline(system):
@@ -84,19 +100,21 @@ def test_the_strawberry_case_goes_from_complaint_to_resolved_with_its_whole_time
     promised = (MONDAY_10 + timedelta(hours=4)).isoformat()
     case = act(system, number, "expected-resolution", HANDLER, expected_by=promised, via="desk")
     assert case["state"] == "investigating" and len(case["findings"]) == 2
-    assert case["expected_resolution"]["expected_by"] == datetime.fromisoformat(promised).astimezone(
-        ZoneInfo("UTC")).isoformat()
+    assert (
+        case["expected_resolution"]["expected_by"]
+        == datetime.fromisoformat(promised).astimezone(ZoneInfo("UTC")).isoformat()
+    )
 
     case = act(system, number, "proposals", HANDLER, **STRAWBERRIES)
     proposal = case["proposals"][0]
     assert proposal["status"] == "approved" and proposal["approvals"][0]["by"] == HANDLER  # within 200 yuan
     assert proposal["compliance"]["total"] == "79.80"
     assert proposal["compliance"]["statutory_total"] == "39.90"
-    assert proposal["compliance"]["demand_above_statutory"] is True   # above-law demand recognised (R3.4)
+    assert proposal["compliance"]["demand_above_statutory"] is True  # above-law demand recognised (R3.4)
 
     case = act(system, number, "reply", HANDLER, proposal_no=1, oral=True, text="全额退款并补偿同等价值商品")
     assert case["proposals"][0]["sent"]["oral"] is True
-    assert case["proposals"][0]["sent"]["appeal_procedure"] is None   # what the customer asked for
+    assert case["proposals"][0]["sent"]["appeal_procedure"] is None  # what the customer asked for
     case = act(system, number, "acceptance", HANDLER, proposal_no=1)
     tasks = {t["kind"]: t for t in case["tasks"]}
     assert set(tasks) == {"refund", "voucher", "product_hold"}
@@ -112,30 +130,68 @@ def test_the_strawberry_case_goes_from_complaint_to_resolved_with_its_whole_time
 
     timeline = system.web["resolution"].get(f"/cases/{number}/timeline").json()["timeline"]
     assert [e["action"] for e in timeline] == [
-        "opened", "finding", "finding", "time_promised", "proposed", "approved", "answered", "accepted",
-        "task_done", "task_done", "task_done", "note", "resolved", "rectification_due"]
+        "opened",
+        "finding",
+        "finding",
+        "time_promised",
+        "proposed",
+        "approved",
+        "answered",
+        "accepted",
+        "task_done",
+        "task_done",
+        "task_done",
+        "note",
+        "resolved",
+        "rectification_due",
+    ]
     assert [e["seq"] for e in timeline] == list(range(1, len(timeline) + 1))
     assert all(e["at"] and e["by"] for e in timeline)
     assert timeline[11]["detail"]["text"] == "16:30 顾客确认退款已到账"
 
     published = [e["event_type"] for e in wait_events(system, 13)]
-    assert published == ["case_opened", "investigation_noted", "investigation_noted", "time_promised",
-                         "proposal_approved", "case_proposed", "case_accepted", "execution_task_done",
-                         "execution_task_done", "execution_task_done", "customer_contacted", "rectification_due",
-                         "case_resolved"][:len(published)]
+    assert (
+        published
+        == [
+            "case_opened",
+            "investigation_noted",
+            "investigation_noted",
+            "time_promised",
+            "proposal_approved",
+            "case_proposed",
+            "case_accepted",
+            "execution_task_done",
+            "execution_task_done",
+            "execution_task_done",
+            "customer_contacted",
+            "rectification_due",
+            "case_resolved",
+        ][: len(published)]
+    )
     assert len(published) == 13
 
 
 def test_an_objection_escalates_with_a_two_hour_re_review(system):
     number = open_case(system)["complaint_no"]
     act(system, number, "findings", HANDLER, source="records", summary="sale confirmed")
-    act(system, number, "proposals", HANDLER, **{**STRAWBERRIES, "decision": "partly_upheld",
-                                                 "remedies": [{"type": "refund", "amount": "39.90"}]})
+    act(
+        system,
+        number,
+        "proposals",
+        HANDLER,
+        **{**STRAWBERRIES, "decision": "partly_upheld", "remedies": [{"type": "refund", "amount": "39.90"}]},
+    )
     case = act(system, number, "reply", HANDLER, proposal_no=1, oral=False, text="退款 39.90 元")
-    assert "12315" in case["proposals"][0]["sent"]["appeal_procedure"]   # differs from the expectation
+    assert "12315" in case["proposals"][0]["sent"]["appeal_procedure"]  # differs from the expectation
 
-    case = act(system, number, "objection", HANDLER, proposal_no=1,
-               points=["a refund alone does not cover the trip back", "wants the same value in goods"])
+    case = act(
+        system,
+        number,
+        "objection",
+        HANDLER,
+        proposal_no=1,
+        points=["a refund alone does not cover the trip back", "wants the same value in goods"],
+    )
     assert (case["state"], case["level"]) == ("escalated", "supervisor")
     escalation = case["escalations"][-1]
     assert escalation["to_staff_id"] == SUPERVISOR and escalation["reason"] == "objection"
@@ -156,9 +212,17 @@ def test_an_objection_escalates_with_a_two_hour_re_review(system):
 def test_a_proposal_above_the_handlers_limit_is_refused_until_a_supervisor_approves(system):
     number = open_case(system)["complaint_no"]
     act(system, number, "findings", HANDLER, source="supplier_qc_report", summary="batch failed the mould test")
-    case = act(system, number, "proposals", HANDLER, decision="upheld", legal_basis="food_safety", price="39.90",
-               reasons=["food not meeting the safety standard: refund plus the statutory compensation"],
-               remedies=[{"type": "refund", "amount": "39.90"}, {"type": "cash_compensation", "amount": "1000"}])
+    case = act(
+        system,
+        number,
+        "proposals",
+        HANDLER,
+        decision="upheld",
+        legal_basis="food_safety",
+        price="39.90",
+        reasons=["food not meeting the safety standard: refund plus the statutory compensation"],
+        remedies=[{"type": "refund", "amount": "39.90"}, {"type": "cash_compensation", "amount": "1000"}],
+    )
     proposal = case["proposals"][0]
     assert proposal["status"] == "awaiting_approval" and proposal["approver_role"] == "supervisor"
     assert proposal["compliance"]["statutory_total"] == "1039.90"
@@ -168,8 +232,9 @@ def test_a_proposal_above_the_handlers_limit_is_refused_until_a_supervisor_appro
     refused = act(system, number, "approval", HANDLER, expect=403, proposal_no=1)
     assert "limit" in refused["message"]
     case = act(system, number, "approval", SUPERVISOR, proposal_no=1)
-    assert case["proposals"][0]["approvals"] == [{"by": SUPERVISOR, "role": "supervisor",
-                                                  "at": MONDAY_10.astimezone(ZoneInfo("UTC")).isoformat()}]
+    assert case["proposals"][0]["approvals"] == [
+        {"by": SUPERVISOR, "role": "supervisor", "at": MONDAY_10.astimezone(ZoneInfo("UTC")).isoformat()}
+    ]
     act(system, number, "reply", HANDLER, proposal_no=1, oral=False)
     case = act(system, number, "acceptance", HANDLER, proposal_no=1)
     cash = next(t for t in case["tasks"] if t["kind"] == "cash_compensation")
@@ -181,8 +246,12 @@ def test_a_proposal_above_the_handlers_limit_is_refused_until_a_supervisor_appro
 def test_remedies_above_the_caps_need_an_override_by_an_authorised_role(system):
     number = open_case(system)["complaint_no"]
     act(system, number, "findings", HANDLER, source="records", summary="sale confirmed")
-    generous = {"decision": "upheld", "price": "39.90", "reasons": ["goodwill"],
-                "remedies": [{"type": "voucher", "amount": "500"}]}
+    generous = {
+        "decision": "upheld",
+        "price": "39.90",
+        "reasons": ["goodwill"],
+        "remedies": [{"type": "voucher", "amount": "500"}],
+    }
     refused = act(system, number, "proposals", HANDLER, expect=422, **generous)
     assert any("goodwill cap" in m for m in refused["fields"]["remedies"])
     case = act(system, number, "proposals", HANDLER, cap_override_reason="customer is a key account", **generous)
@@ -204,43 +273,82 @@ def test_a_retried_request_does_not_double_a_remedy(system):
 
 def test_a_simple_complaint_is_resolved_on_the_spot_at_the_desk(system):
     number = open_case(system)["complaint_no"]
-    case = act(system, number, "spot-resolution", DESK, decision="upheld", price="39.90",
-               reasons=["mouldy fruit: refunded at the desk"], remedies=[{"type": "refund", "amount": "39.90"}],
-               summary="refunded on the spot")
+    case = act(
+        system,
+        number,
+        "spot-resolution",
+        DESK,
+        decision="upheld",
+        price="39.90",
+        reasons=["mouldy fruit: refunded at the desk"],
+        remedies=[{"type": "refund", "amount": "39.90"}],
+        summary="refunded on the spot",
+    )
     assert case["state"] == "resolved" and case["resolution"]["spot"] is True
     refund = next(t for t in case["tasks"] if t["kind"] == "refund")
     assert refund["done"]["by"] == DESK
     hold = next(t for t in case["tasks"] if t["kind"] == "product_hold")
-    assert hold["done"] is None   # the batch still has to come off the shelf
+    assert hold["done"] is None  # the batch still has to come off the shelf
     resolved = [e for e in wait_events(system, 4) if e["event_type"] == "case_resolved"]
     assert resolved[0]["payload"]["spot"] is True and resolved[0]["payload"]["channel"] == "desk"
 
     # above the desk's own limit it is not settled on the spot
     other = open_case(system, channel_ref="desk-0002", description="草莓发霉了，第二盒")["complaint_no"]
-    refused = act(system, other, "spot-resolution", DESK, expect=403, decision="upheld", price="150",
-                  reasons=["x"], remedies=[{"type": "refund", "amount": "150"}], summary="x")
+    refused = act(
+        system,
+        other,
+        "spot-resolution",
+        DESK,
+        expect=403,
+        decision="upheld",
+        price="150",
+        reasons=["x"],
+        remedies=[{"type": "refund", "amount": "150"}],
+        summary="x",
+    )
     assert "limit" in refused["message"]
 
 
 def test_feedback_reopens_a_dissatisfied_customers_case_and_closes_a_satisfied_ones(system):
     number = open_case(system)["complaint_no"]
-    act(system, number, "spot-resolution", DESK, decision="upheld", price="39.90", reasons=["refund"],
-        remedies=[{"type": "refund", "amount": "39.90"}], summary="refunded on the spot")
+    act(
+        system,
+        number,
+        "spot-resolution",
+        DESK,
+        decision="upheld",
+        price="39.90",
+        reasons=["refund"],
+        remedies=[{"type": "refund", "amount": "39.90"}],
+        summary="refunded on the spot",
+    )
     dispatch = system.dispatch
-    unhappy = build_event(CUSTOMER_DISSATISFIED, mall_id="sh-xujiahui", complaint_no=number, occurred_at=MONDAY_10,
-                          payload={"revisit_id": "rv-1", "score": 2, "by": "E3002", "reasons": ["slow"]})
+    unhappy = build_event(
+        CUSTOMER_DISSATISFIED,
+        mall_id="sh-xujiahui",
+        complaint_no=number,
+        occurred_at=MONDAY_10,
+        payload={"revisit_id": "rv-1", "score": 2, "by": "E3002", "reasons": ["slow"]},
+    )
     with entrypoint_waiter(system.containers["resolution"], "handle_customer_dissatisfied"):
         dispatch("feedback", "customer_dissatisfied", unhappy)
     with entrypoint_waiter(system.containers["resolution"], "handle_customer_dissatisfied"):
-        dispatch("feedback", "customer_dissatisfied", unhappy)   # redelivered: no second reopening
+        dispatch("feedback", "customer_dissatisfied", unhappy)  # redelivered: no second reopening
     case = system.web["resolution"].get(f"/cases/{number}").json()
     assert (case["state"], case["round"]) == ("reopened", 2)
     assert datetime.fromisoformat(case["resolution_due_at"]) == MONDAY_10 + timedelta(hours=48)
     assert [e["action"] for e in case["timeline"]].count("reopened") == 1
 
     act(system, number, "findings", HANDLER, source="customer", summary="customer says the refund was late")
-    act(system, number, "proposals", HANDLER, decision="upheld", reasons=["apologise"],
-        remedies=[{"type": "apology_letter", "amount": "0"}])
+    act(
+        system,
+        number,
+        "proposals",
+        HANDLER,
+        decision="upheld",
+        reasons=["apologise"],
+        remedies=[{"type": "apology_letter", "amount": "0"}],
+    )
     act(system, number, "reply", HANDLER, proposal_no=2, oral=True)
     case = act(system, number, "acceptance", HANDLER, proposal_no=2)
     assert {t["kind"] for t in case["tasks"] if not t["done"]} == {"apology_letter", "product_hold"}
@@ -248,8 +356,13 @@ def test_feedback_reopens_a_dissatisfied_customers_case_and_closes_a_satisfied_o
         if not task["done"]:
             act(system, number, "task-done", HANDLER, task_id=task["id"])
     act(system, number, "resolution", HANDLER, summary="apology letter sent")
-    happy = build_event(CUSTOMER_SATISFIED, mall_id="sh-xujiahui", complaint_no=number, occurred_at=MONDAY_10,
-                        payload={"revisit_id": "rv-2", "score": 5, "by": "E3002"})
+    happy = build_event(
+        CUSTOMER_SATISFIED,
+        mall_id="sh-xujiahui",
+        complaint_no=number,
+        occurred_at=MONDAY_10,
+        payload={"revisit_id": "rv-2", "score": 5, "by": "E3002"},
+    )
     with entrypoint_waiter(system.containers["resolution"], "handle_customer_satisfied"):
         dispatch("feedback", "customer_satisfied", happy)
     case = system.web["resolution"].get(f"/cases/{number}").json()
@@ -257,18 +370,34 @@ def test_feedback_reopens_a_dissatisfied_customers_case_and_closes_a_satisfied_o
 
 
 def test_a_dispute_waits_for_the_operations_directors_review_meeting(system):
-    case = open_case(system, description="买到发霉的草莓，退款一周没到账，收银员态度还很差",
-                     location={"area": "checkout"})
+    case = open_case(
+        system, description="买到发霉的草莓，退款一周没到账，收银员态度还很差", location={"area": "checkout"}
+    )
     number = case["complaint_no"]
     meeting = case["review_meeting"]
     assert meeting["convenor_id"] == DIRECTOR and "finance" in meeting["departments"]
     act(system, number, "findings", DIRECTOR, source="staff_interview", summary="cashier and QC heard")
     refused = act(system, number, "proposals", DIRECTOR, expect=409, **STRAWBERRIES)
     assert "review meeting" in refused["message"]
-    act(system, number, "review-meeting", HANDLER, expect=403, responsible_department="finance",
-        decision="x", attendees=[HANDLER])
-    case = act(system, number, "review-meeting", DIRECTOR, responsible_department="procurement_qc",
-               decision="QC owns the mouldy batch; finance chases the refund", attendees=["E3101", "E3301"])
+    act(
+        system,
+        number,
+        "review-meeting",
+        HANDLER,
+        expect=403,
+        responsible_department="finance",
+        decision="x",
+        attendees=[HANDLER],
+    )
+    case = act(
+        system,
+        number,
+        "review-meeting",
+        DIRECTOR,
+        responsible_department="procurement_qc",
+        decision="QC owns the mouldy batch; finance chases the refund",
+        attendees=["E3101", "E3301"],
+    )
     assert case["department"] == "procurement_qc" and case["review_meeting"]["within_deadline"] is True
     act(system, number, "proposals", DIRECTOR, **STRAWBERRIES)
 
@@ -277,8 +406,11 @@ def test_a_triage_reassignment_moves_the_case(system):
     number = open_case(system)["complaint_no"]
     triage_web = system.web["resolution"].__class__(system.containers["triage"])
     with entrypoint_waiter(system.containers["resolution"], "handle_complaint_reassigned"):
-        triage_web.post(f"/assessments/{number}/owner", headers=as_staff("E3901"),
-                        json={"owner_id": "E3101", "reason": "QC knows the supplier"})
+        triage_web.post(
+            f"/assessments/{number}/owner",
+            headers=as_staff("E3901"),
+            json={"owner_id": "E3101", "reason": "QC knows the supplier"},
+        )
     case = system.web["resolution"].get(f"/cases/{number}").json()
     assert (case["owner_id"], case["department"]) == ("E3101", "procurement_qc")
     assert case["timeline"][-1]["action"] == "reassigned"
@@ -287,15 +419,29 @@ def test_a_triage_reassignment_moves_the_case(system):
 def open_from_triage(container, amqp, number, **payload):
     """A case opened from a complaint_triaged event sent as triage sends it (fields triage
     reads from the text, such as the demand, chosen by the test)."""
-    triaged = build_event(COMPLAINT_TRIAGED, mall_id="sh-xujiahui", complaint_no=number, occurred_at=MONDAY_10,
-                          payload={
-                              "category": "product.quality_defect", "category_source": "keywords",
-                              "risk_level": "low", "risk_reasons": [], "urgency": "routine",
-                              "department": "procurement_qc", "review_meeting": False, "owner_id": HANDLER,
-                              "channel": "desk", "merchant_id": None,
-                              "first_response_due_at": (MONDAY_10 + timedelta(hours=1)).isoformat(),
-                              "resolution_due_at": (MONDAY_10 + timedelta(hours=12)).isoformat(),
-                              "received_at": MONDAY_10.isoformat(), "policy_version": "test", **payload})
+    triaged = build_event(
+        COMPLAINT_TRIAGED,
+        mall_id="sh-xujiahui",
+        complaint_no=number,
+        occurred_at=MONDAY_10,
+        payload={
+            "category": "product.quality_defect",
+            "category_source": "keywords",
+            "risk_level": "low",
+            "risk_reasons": [],
+            "urgency": "routine",
+            "department": "procurement_qc",
+            "review_meeting": False,
+            "owner_id": HANDLER,
+            "channel": "desk",
+            "merchant_id": None,
+            "first_response_due_at": (MONDAY_10 + timedelta(hours=1)).isoformat(),
+            "resolution_due_at": (MONDAY_10 + timedelta(hours=12)).isoformat(),
+            "received_at": MONDAY_10.isoformat(),
+            "policy_version": "test",
+            **payload,
+        },
+    )
     with entrypoint_waiter(container, "handle_complaint_triaged"):
         event_dispatcher({"AMQP_URI": amqp})("triage", "complaint_triaged", triaged)
 
@@ -304,33 +450,50 @@ def test_the_proposal_check_says_above_the_law_for_twenty_times_a_50_yuan_price(
     """要求20倍赔偿 on a 50-yuan yoghurt: 20 x 50 = 1,000 yuan meets food safety law's minimum in
     money, but the law grants ten times: the check before sending says so, and why."""
     number = "SHXJH-20261123-0920"
-    open_from_triage(system.containers["resolution"], system.amqp, number, category="product.food_safety",
-                     risk_level="high", urgency="urgent",
-                     demand={"multiple": 20, "amount_fen": None, "price_fen": 5000, "mental_damages": False})
+    open_from_triage(
+        system.containers["resolution"],
+        system.amqp,
+        number,
+        category="product.food_safety",
+        risk_level="high",
+        urgency="urgent",
+        demand={"multiple": 20, "amount_fen": None, "price_fen": 5000, "mental_damages": False},
+    )
     case = system.web["resolution"].get(f"/cases/{number}").json()
     assert case["demand"] == {"multiple": 20, "amount_fen": None, "price_fen": 5000, "mental_damages": False}
     act(system, number, "findings", HANDLER, source="records", summary="the yoghurt was past its date")
-    draft = {"decision": "upheld", "reasons": ["sold past its date"], "legal_basis": "food_safety", "price": "50",
-             "remedies": [{"type": "refund", "amount": "50"}, {"type": "cash_compensation", "amount": "1000"}]}
+    draft = {
+        "decision": "upheld",
+        "reasons": ["sold past its date"],
+        "legal_basis": "food_safety",
+        "price": "50",
+        "remedies": [{"type": "refund", "amount": "50"}, {"type": "cash_compensation", "amount": "1000"}],
+    }
     checked = act(system, number, "proposal-check", HANDLER, **draft)
     assert checked["demand_above_statutory"] is True
-    assert checked["warnings"] == ["above the law: the customer asks 20x the price; "
-                                   "《中华人民共和国食品安全法》第一百四十八条 grants 10x"]
+    assert checked["warnings"] == [
+        "above the law: the customer asks 20x the price; 《中华人民共和国食品安全法》第一百四十八条 grants 10x"
+    ]
     case = act(system, number, "proposals", HANDLER, **draft)
     assert case["proposals"][0]["compliance"]["demand_above_statutory"] is True
 
 
 def test_a_stores_adverse_event_is_verified_forwarded_handled_and_communicated(system):
     web = system.web["resolution"]
-    report = {"mall_id": "sh-xujiahui", "type": "injury", "description": "顾客在生鲜区滑倒，膝盖擦伤",
-              "customer": {"name": "李先生", "phone": "13900001111"}, "request_id": "ae-1",
-              "suggested_handling": "陪同就医，承担医药费"}
+    report = {
+        "mall_id": "sh-xujiahui",
+        "type": "injury",
+        "description": "顾客在生鲜区滑倒，膝盖擦伤",
+        "customer": {"name": "李先生", "phone": "13900001111"},
+        "request_id": "ae-1",
+        "suggested_handling": "陪同就医，承担医药费",
+    }
     created = web.post("/incidents", json=report, headers=as_staff(HANDLER))
     assert created.status_code == 201, created.text
     incident = created.json()
     number = incident["number"]
     assert number.startswith("SHXJH-AE-") and incident["state"] == "reported"
-    again = web.post("/incidents", json=report, headers=as_staff(HANDLER))   # a retried report
+    again = web.post("/incidents", json=report, headers=as_staff(HANDLER))  # a retried report
     assert (again.status_code, again.json()["number"]) == (200, number)
     assert datetime.fromisoformat(incident["forward_due_at"]) == MONDAY_10 + timedelta(hours=24)
 
@@ -343,8 +506,13 @@ def test_a_stores_adverse_event_is_verified_forwarded_handled_and_communicated(s
     incident = incident_act("verification", "E3091", confirmed=True, note="CCTV shows the wet floor")
     assert incident["state"] == "forwarded" and incident["regional_manager_id"] == "R7001"
     assert datetime.fromisoformat(incident["handling_due_at"]) == MONDAY_10 + timedelta(hours=48)
-    incident = incident_act("handling", "R7001", outcome="medical costs covered", compensation="800",
-                            improvements=["non-slip mats at the fish counter", "floor checks every 30 min"])
+    incident = incident_act(
+        "handling",
+        "R7001",
+        outcome="medical costs covered",
+        compensation="800",
+        improvements=["non-slip mats at the fish counter", "floor checks every 30 min"],
+    )
     assert incident["handling"]["compensation"] == "800.00"
     incident = incident_act("communication", HANDLER, via="phone", note="customer informed and agreed")
     assert incident["state"] == "communicated"
@@ -352,10 +520,14 @@ def test_a_stores_adverse_event_is_verified_forwarded_handled_and_communicated(s
     # the report shows the customer masked; the full contact is an audited read for staff of that mall
     assert web.get(f"/incidents/{number}", headers=as_staff("E4001")).status_code == 403
     shown = web.get(f"/incidents/{number}", headers=as_staff(HANDLER)).json()
-    assert shown["customer"] == {"name_masked": "李**", "contact_masked": "139****1111", "reachable_by": ["phone"],
-                                 "member_tier": None}
+    assert shown["customer"] == {
+        "name_masked": "李**",
+        "contact_masked": "139****1111",
+        "reachable_by": ["phone"],
+        "member_tier": None,
+    }
     full = f"/incidents/{number}/customer"
-    assert web.get(full, params={"purpose": "arrange the hospital visit"}).status_code == 403   # admin: no
+    assert web.get(full, params={"purpose": "arrange the hospital visit"}).status_code == 403  # admin: no
     assert web.get(full, params={"purpose": "x"}, headers=as_staff("E4001")).status_code == 403
     assert web.get(full, headers=as_staff(HANDLER)).status_code == 422
     read = web.get(full, params={"purpose": "arrange the hospital visit"}, headers=as_staff(HANDLER))
@@ -373,14 +545,16 @@ def test_a_stores_adverse_event_is_verified_forwarded_handled_and_communicated(s
 def test_bad_requests_get_clear_errors_and_change_nothing(system):
     number = open_case(system)["complaint_no"]
     web = system.web["resolution"]
-    signed_out = web.post(f"/cases/{number}/findings", json={"source": "cctv", "summary": "x"},
-                          headers={"Authorization": None})
+    signed_out = web.post(
+        f"/cases/{number}/findings", json={"source": "cctv", "summary": "x"}, headers={"Authorization": None}
+    )
     assert signed_out.status_code == 401 and signed_out.json()["error"] == "UNAUTHENTICATED"
-    analyst = web.post(f"/cases/{number}/findings", json={"source": "cctv", "summary": "x"},
-                       headers=bearer("A7001", "analyst"))
+    analyst = web.post(
+        f"/cases/{number}/findings", json={"source": "cctv", "summary": "x"}, headers=bearer("A7001", "analyst")
+    )
     assert analyst.status_code == 403 and analyst.json()["error"] == "FORBIDDEN"
-    assert act(system, number, "findings", "E4001", expect=403, source="cctv", summary="x")   # another mall
-    bad = act(system, number, "proposals", HANDLER, expect=409, **STRAWBERRIES)   # still open: investigate first
+    assert act(system, number, "findings", "E4001", expect=403, source="cctv", summary="x")  # another mall
+    bad = act(system, number, "proposals", HANDLER, expect=409, **STRAWBERRIES)  # still open: investigate first
     assert "open" in bad["message"]
     bad = act(system, number, "findings", HANDLER, expect=422, source="gossip", summary="")
     assert set(bad["fields"]) == {"source", "summary"}
@@ -400,8 +574,9 @@ def test_rpc_gives_the_same_answers_and_queues_by_deadline(system):
     assert system.web["resolution"].get("/cases", params={"owner_id": "E3001"}).json()["items"] == []
 
 
-def test_the_policy_in_force_is_shown_and_a_broken_one_is_refused(container_factory, service_config, web_client,
-                                                                  tmp_path):
+def test_the_policy_in_force_is_shown_and_a_broken_one_is_refused(
+    container_factory, service_config, web_client, tmp_path
+):
     policy_dir = tmp_path / "policy"
     shutil.copytree(POLICY_DIR, policy_dir)
     config = service_config("resolution")
@@ -412,8 +587,11 @@ def test_the_policy_in_force_is_shown_and_a_broken_one_is_refused(container_fact
     shown = web.get("/policy").json()
     assert shown["roles"]["handler"]["limit"] == "200.00" and shown["version"].startswith("2026-")
 
-    broken = (policy_dir / "resolution.yml").read_text(encoding="utf-8").replace(
-        "escalation: [supervisor,", "escalation: [chairman,")
+    broken = (
+        (policy_dir / "resolution.yml")
+        .read_text(encoding="utf-8")
+        .replace("escalation: [supervisor,", "escalation: [chairman,")
+    )
     (policy_dir / "resolution.yml").write_text(broken, encoding="utf-8")
     refused = web.post("/policy/reload")
     assert refused.status_code == 422 and "chairman" in json.dumps(refused.json()["fields"])
@@ -423,8 +601,9 @@ def test_the_policy_in_force_is_shown_and_a_broken_one_is_refused(container_fact
 def test_the_appeal_text_the_customer_gets_follows_the_re_review_deadline(services, policy_dir):
     """Issue 16 finding 10: the reply states the re-review time of the policy in force; a
     policy whose appeal text writes a duration of its own is refused, naming the field."""
-    system = services("resolution", clocks={"resolution": lambda: MONDAY_10},
-                      settings={"resolution": {"POLICY_DIR": str(policy_dir)}})
+    system = services(
+        "resolution", clocks={"resolution": lambda: MONDAY_10}, settings={"resolution": {"POLICY_DIR": str(policy_dir)}}
+    )
     container = system.containers["resolution"]
     policy_file = policy_dir / "resolution.yml"
     shipped = policy_file.read_text(encoding="utf-8")
@@ -432,8 +611,13 @@ def test_the_appeal_text_the_customer_gets_follows_the_re_review_deadline(servic
     def answered(number):
         open_from_triage(container, system.amqp, number)
         act(system, number, "findings", HANDLER, source="records", summary="sale confirmed")
-        act(system, number, "proposals", HANDLER, **{**STRAWBERRIES, "decision": "partly_upheld",
-                                                     "remedies": [{"type": "refund", "amount": "39.90"}]})
+        act(
+            system,
+            number,
+            "proposals",
+            HANDLER,
+            **{**STRAWBERRIES, "decision": "partly_upheld", "remedies": [{"type": "refund", "amount": "39.90"}]},
+        )
         case = act(system, number, "reply", HANDLER, proposal_no=1, oral=False, text="退款 39.90 元")
         return case["proposals"][0]["sent"]["appeal_procedure"]
 
@@ -449,11 +633,18 @@ def test_the_appeal_text_the_customer_gets_follows_the_re_review_deadline(servic
 
 
 def test_a_report_retried_while_the_first_is_being_written_makes_one_incident(system):
-    report = {"mall_id": "sh-xujiahui", "type": "property_damage", "description": "购物车撞坏顾客的车门",
-              "customer": {"phone": "13900002222"}, "suggested_handling": "赔偿维修费", "request_id": "ae-race"}
+    report = {
+        "mall_id": "sh-xujiahui",
+        "type": "property_damage",
+        "description": "购物车撞坏顾客的车门",
+        "customer": {"phone": "13900002222"},
+        "suggested_handling": "赔偿维修费",
+        "request_id": "ae-race",
+    }
     pool = eventlet.GreenPool()
-    answers = list(pool.imap(lambda _: system.web["resolution"].post("/incidents", json=report, headers=as_staff(DESK)),
-                             range(5)))
+    answers = list(
+        pool.imap(lambda _: system.web["resolution"].post("/incidents", json=report, headers=as_staff(DESK)), range(5))
+    )
     assert sorted(a.status_code for a in answers) == [200, 200, 200, 200, 201]
     assert len({a.json()["number"] for a in answers}) == 1
     listed = system.web["resolution"].get("/incidents", params={"mall_id": "sh-xujiahui"}).json()["items"]

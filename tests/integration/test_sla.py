@@ -4,6 +4,7 @@ clocks exactly once, with two analytics instances sweeping and one restarted; a
 deadline that passed while analytics was down is caught up on start; a met deadline
 is never reported; the Prometheus endpoint shows the breaches with their labels;
 resolution escalates the case on the breach, on its timeline."""
+
 from datetime import timedelta
 
 import pytest
@@ -17,10 +18,15 @@ from tests.helpers import drain, staff, wait_for
 @pytest.fixture
 def system(services, shift):
     """Every service but feedback; analytics sweeps every 0.2 s on a clock the test moves on."""
-    system = services("triage", "analytics", "resolution", "intake",
-                      clocks={"analytics": lambda: utc_now() + shift["by"]},
-                      settings={"analytics": {"SLA_TICK_SECONDS": 0.2}})
-    system.catch_all("analytics")   # the test's subscriber to what analytics publishes
+    system = services(
+        "triage",
+        "analytics",
+        "resolution",
+        "intake",
+        clocks={"analytics": lambda: utc_now() + shift["by"]},
+        settings={"analytics": {"SLA_TICK_SECONDS": 0.2}},
+    )
+    system.catch_all("analytics")  # the test's subscriber to what analytics publishes
     return system
 
 
@@ -54,9 +60,8 @@ def test_an_unanswered_complaint_breaches_each_clock_once_with_two_instances_and
     before = breaches(metrics.get("/metrics").text, "acknowledgement")
     number = register(system)
     # analytics has the triage (it labels the breach): its first-response clock runs
-    wait_for(lambda: "first_response" in {c["clock"] for c in
-                                          metrics.get(f"/clocks/{number}").json()["clocks"]})
-    shift["by"] = timedelta(seconds=90)   # the desk's 1 minute has gone
+    wait_for(lambda: "first_response" in {c["clock"] for c in metrics.get(f"/clocks/{number}").json()["clocks"]})
+    shift["by"] = timedelta(seconds=90)  # the desk's 1 minute has gone
     events = wait_for(lambda: [e for e in received(system) if e["event_type"] == "sla_breached"])
     assert [(e["complaint_no"], e["payload"]["clock"]) for e in events] == [(number, "acknowledgement")]
     breach = events[0]["payload"]
@@ -66,7 +71,7 @@ def test_an_unanswered_complaint_breaches_each_clock_once_with_two_instances_and
     # the next deadline fires once
     second.stop()
     system.replica("analytics")
-    shift["by"] = timedelta(hours=49)   # first response (product: 48 h) has gone too
+    shift["by"] = timedelta(hours=49)  # first response (product: 48 h) has gone too
     later = wait_for(lambda: [e for e in received(system) if e["event_type"] == "sla_breached"])
     assert sorted(e["payload"]["clock"] for e in later) == ["first_response"]
     assert not [e for e in received(system) if e["event_type"] == "sla_breached"]
@@ -79,8 +84,7 @@ def test_an_unanswered_complaint_breaches_each_clock_once_with_two_instances_and
     assert 'department="merchant_relations"' in labels and 'risk_level="low"' in labels
 
     # resolution took the first-response breach as an escalation
-    case = wait_for(lambda: (c := system.web["resolution"].get(f"/cases/{number}").json())["level"] != "handler"
-                    and c)
+    case = wait_for(lambda: (c := system.web["resolution"].get(f"/cases/{number}").json())["level"] != "handler" and c)
     assert case["level"] == "supervisor" and case["escalations"][-1]["reason"] == "breach"
     assert "first_response deadline" in case["timeline"][-1]["detail"]["text"]
 
@@ -93,16 +97,22 @@ def test_a_deadline_that_passed_while_analytics_was_down_is_caught_up_on_start(s
     system.replica("analytics")
     events = wait_for(lambda: [e for e in received(system) if e["event_type"] == "sla_breached"])
     assert [(e["complaint_no"], e["payload"]["clock"]) for e in events] == [(number, "acknowledgement")]
-    assert events[0]["payload"]["lag_seconds"] >= 60   # late, and said so
+    assert events[0]["payload"]["lag_seconds"] >= 60  # late, and said so
 
 
 def test_a_deadline_met_in_time_is_never_reported(system, shift, second):
     number = register(system, channel_ref="desk-0500")
-    system.web["intake"].post(f"/complaints/{number}/acknowledgement",
-                              json={"acknowledged_by": "E2001", "method": "in_person"})
+    system.web["intake"].post(
+        f"/complaints/{number}/acknowledgement", json={"acknowledged_by": "E2001", "method": "in_person"}
+    )
     analytics = system.web["analytics"]
-    acknowledged = wait_for(lambda: [c for c in analytics.get(f"/clocks/{number}").json()["clocks"]
-                                     if c["clock"] == "acknowledgement" and c["outcome"]])
+    acknowledged = wait_for(
+        lambda: [
+            c
+            for c in analytics.get(f"/clocks/{number}").json()["clocks"]
+            if c["clock"] == "acknowledgement" and c["outcome"]
+        ]
+    )
     assert acknowledged[0]["outcome"] == "met" and acknowledged[0]["breach_reported"] is False
     shift["by"] = timedelta(minutes=5)
     with entrypoint_hook(second, "watch_clocks") as sweep:
@@ -114,8 +124,20 @@ def test_a_deadline_met_in_time_is_never_reported(system, shift, second):
 
 def test_a_reassigned_complaints_clocks_belong_to_the_new_handler(system):
     number = register(system, channel_ref="desk-0600")
-    system.web["triage"].post(f"/assessments/{number}/owner", headers=staff("E3901"),
-                              json={"owner_id": "E3101", "reason": "QC knows the supplier"})
-    owners = wait_for(lambda: (found := {c["clock"]: c["owner"] for c in system.web["analytics"].get(
-        f"/clocks/{number}").json()["clocks"]}).get("resolution") == "E3101" and found)
+    system.web["triage"].post(
+        f"/assessments/{number}/owner",
+        headers=staff("E3901"),
+        json={"owner_id": "E3101", "reason": "QC knows the supplier"},
+    )
+    owners = wait_for(
+        lambda: (
+            (
+                found := {
+                    c["clock"]: c["owner"] for c in system.web["analytics"].get(f"/clocks/{number}").json()["clocks"]
+                }
+            ).get("resolution")
+            == "E3101"
+            and found
+        )
+    )
     assert owners["first_response"] == "E3101" and owners["acknowledgement"] == "desk"

@@ -5,6 +5,7 @@ promised time cancelled), the revisit the reopening made moot is cancelled by fe
 and its clock stops, and nothing of the case breaches afterwards, in the clocks, the
 monthly report and /metrics; every answer a customer gives counts, and the monthly
 report, the live dashboard and /metrics agree about them."""
+
 import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -26,8 +27,10 @@ def system(services, shift):
     started = time.monotonic()
     moving = lambda: MONDAY_10 + timedelta(seconds=time.monotonic() - started)  # noqa: E731
     clocks = {name: moving for name in ("feedback", "resolution", "triage", "intake")}
-    return services(clocks={**clocks, "analytics": lambda: moving() + shift["by"]},
-                    settings={"analytics": {"SLA_TICK_SECONDS": 0.2}})
+    return services(
+        clocks={**clocks, "analytics": lambda: moving() + shift["by"]},
+        settings={"analytics": {"SLA_TICK_SECONDS": 0.2}},
+    )
 
 
 def clocks_of(system, number):
@@ -50,15 +53,16 @@ def monthly(system):
 def test_closing_a_reopened_case_ends_its_clocks_and_nothing_breaches_afterwards(system, shift):
     metrics_before = system.web["analytics"].get("/metrics").text
     analytics = system.containers["analytics"]
-    with handled(analytics, "handle_revisit_scheduled"):   # the only complaint of the test
+    with handled(analytics, "handle_revisit_scheduled"):  # the only complaint of the test
         number = resolved_on_the_spot(system)
     revisit = revisit_of(system, number)
     assert "revisit|" + revisit["revisit_id"] in clocks_of(system, number)
 
     # the supervisor reopens it by hand: the pending revisit is moot, feedback cancels it
     with handled(analytics, "handle_revisit_cancelled", number), handled(analytics, "handle_case_reopened", number):
-        reopened = call(system, "resolution", "POST", f"/cases/{number}/reopening", SUPERVISOR,
-                        reason="customer called back")
+        reopened = call(
+            system, "resolution", "POST", f"/cases/{number}/reopening", SUPERVISOR, reason="customer called back"
+        )
     assert clocks_of(system, number)["revisit|" + revisit["revisit_id"]]["outcome"] == "cancelled"
     # stopped when the case was reopened, not when feedback heard of it
     reopened_at = next(e["at"] for e in reversed(reopened["timeline"]) if e["action"] == "reopened")
@@ -67,18 +71,38 @@ def test_closing_a_reopened_case_ends_its_clocks_and_nothing_breaches_afterwards
     assert "resolution|2" in clocks_of(system, number)
     # the second round's investigation; a promise is told and kept by a clock (that a finding
     # is no first response is shown in tests/unit/analytics: the spot resolution met this one)
-    call(system, "resolution", "POST", f"/cases/{number}/findings", HANDLER, source="cctv",
-         summary="the fruit came in mouldy")
+    call(
+        system,
+        "resolution",
+        "POST",
+        f"/cases/{number}/findings",
+        HANDLER,
+        source="cctv",
+        summary="the fruit came in mouldy",
+    )
     expected_by = (MONDAY_10 + timedelta(days=2)).isoformat()
     with handled(analytics, "handle_time_promised", number):
-        call(system, "resolution", "POST", f"/cases/{number}/expected-resolution", HANDLER,
-             expected_by=expected_by, via="phone")
+        call(
+            system,
+            "resolution",
+            "POST",
+            f"/cases/{number}/expected-resolution",
+            HANDLER,
+            expected_by=expected_by,
+            via="phone",
+        )
     assert any(k.startswith("promised|") for k in clocks_of(system, number))
 
     # the supervisor closes the reopened case with a reason
     with handled(analytics, "handle_case_closed", number):
-        closed = call(system, "resolution", "POST", f"/cases/{number}/closure", SUPERVISOR,
-                      reason="customer accepted the refund by phone")
+        closed = call(
+            system,
+            "resolution",
+            "POST",
+            f"/cases/{number}/closure",
+            SUPERVISOR,
+            reason="customer accepted the refund by phone",
+        )
     assert closed["state"] == "closed"
     # every clock of the handling ends; the rectification the spot resolution set (R3.8) is the
     # mall's improvement work and runs on to its own deadline, ten working days away
@@ -86,13 +110,13 @@ def test_closing_a_reopened_case_ends_its_clocks_and_nothing_breaches_afterwards
     assert all(c["outcome"] for k, c in ended.items() if not k.startswith("rectification|")), ended
     promised = next(c for k, c in ended.items() if k.startswith("promised|"))
     assert (ended["resolution|2"]["outcome"], promised["outcome"]) == ("met", "cancelled")
-    assert ended["resolution|2"]["owner"] == ended["resolution|1"]["owner"]   # the handler's round, not "feedback"
+    assert ended["resolution|2"]["owner"] == ended["resolution|1"]["owner"]  # the handler's round, not "feedback"
     assert ended["revisit|" + revisit["revisit_id"]]["outcome"] == "cancelled"
     assert ended["rectification|1"]["stopped_at"] is None
 
     # five days later, past every deadline of the handling, nothing of this case has breached
     shift["by"] = timedelta(days=5)
-    time.sleep(1.5)   # several sweeps
+    time.sleep(1.5)  # several sweeps
     assert not any(c["breach_reported"] for c in clocks_of(system, number).values())
     report = monthly(system)
     assert report["overdue"]["count"] == 0
@@ -102,32 +126,46 @@ def test_closing_a_reopened_case_ends_its_clocks_and_nothing_breaches_afterwards
     assert all(r["breached"] == 0 for r in report["sla"]["handlers"] + report["sla"]["services"])
     metrics_after = system.web["analytics"].get("/metrics").text
     for clock in ("revisit", "promised"):
-        assert metric(metrics_after, "mallcare_sla_clocks_ended_total", clock=clock, outcome="cancelled") == \
-            metric(metrics_before, "mallcare_sla_clocks_ended_total", clock=clock, outcome="cancelled") + 1
+        assert (
+            metric(metrics_after, "mallcare_sla_clocks_ended_total", clock=clock, outcome="cancelled")
+            == metric(metrics_before, "mallcare_sla_clocks_ended_total", clock=clock, outcome="cancelled") + 1
+        )
     for clock in ("resolution", "revisit", "promised", "first_response"):
-        assert metric(metrics_after, "mallcare_sla_breaches_total", mall_id=MALL, clock=clock) == \
-            metric(metrics_before, "mallcare_sla_breaches_total", mall_id=MALL, clock=clock), clock
+        assert metric(metrics_after, "mallcare_sla_breaches_total", mall_id=MALL, clock=clock) == metric(
+            metrics_before, "mallcare_sla_breaches_total", mall_id=MALL, clock=clock
+        ), clock
 
 
 def answer(system, revisit, score, reasons=()):
     """The customer's answer, reached by phone; back once analytics and resolution took it."""
     waited = "handle_customer_satisfied" if score >= 4 else "handle_customer_dissatisfied"
     number = revisit["complaint_no"]
-    with handled(system.containers["analytics"], waited, number), \
-            handled(system.containers["resolution"], waited, number):
-        call(system, "feedback", "POST", f"/revisits/{revisit['revisit_id']}/attempts", CALLER, outcome="reached",
-             score=score, **({"reasons": list(reasons)} if reasons else {}))
+    with (
+        handled(system.containers["analytics"], waited, number),
+        handled(system.containers["resolution"], waited, number),
+    ):
+        call(
+            system,
+            "feedback",
+            "POST",
+            f"/revisits/{revisit['revisit_id']}/attempts",
+            CALLER,
+            outcome="reached",
+            score=score,
+            **({"reasons": list(reasons)} if reasons else {}),
+        )
 
 
 def test_every_answer_counts_and_the_report_the_live_dashboard_and_metrics_agree(system):
     first = resolved_on_the_spot(system)
-    answer(system, revisit_of(system, first), 2, ["slow"])   # dissatisfied: the case reopens
+    answer(system, revisit_of(system, first), 2, ["slow"])  # dissatisfied: the case reopens
     assert call(system, "resolution", "GET", f"/cases/{first}")["state"] == "reopened"
     resolve_second_round(system, first)
-    answer(system, revisit_of(system, first, 2), 5)          # then satisfied
-    second = resolved_on_the_spot(system, channel_ref="desk-0002", order_no="SO-778813",
-                                  customer={"name": "李先生", "phone": "13912345678"})
-    answer(system, revisit_of(system, second), 5)            # satisfied at once
+    answer(system, revisit_of(system, first, 2), 5)  # then satisfied
+    second = resolved_on_the_spot(
+        system, channel_ref="desk-0002", order_no="SO-778813", customer={"name": "李先生", "phone": "13912345678"}
+    )
+    answer(system, revisit_of(system, second), 5)  # satisfied at once
 
     s = monthly(system)["satisfaction"]
     assert (s["answered"], s["satisfied"], s["dissatisfied"], s["share"]) == (3, 2, 1, 0.6667)

@@ -10,10 +10,11 @@ from tests.helpers import settle_at_desk, staff
 
 DESK, HANDLER = staff("D3001"), staff("E3501")
 STRAWBERRIES = {
-    "location": {"area": "生鲜区"},      # the mall's own supermarket
+    "location": {"area": "生鲜区"},  # the mall's own supermarket
     "description": "12月5日16:10，生鲜区称重台，草莓约1/3霉变，客户要求全额退款。",
     "demands": {"fact": "草莓约1/3霉变", "expectation": "全额退款"},
-    "emotion": "calm", "anger_score": 2,
+    "emotion": "calm",
+    "anger_score": 2,
 }
 
 
@@ -31,11 +32,17 @@ def desk_records(system, **complaint):
 def test_the_strawberry_complaint_is_a_low_risk_quality_defect_settled_at_the_desk(system):
     web = system.web
     number, graded = desk_records(system, channel_ref="desk-strawberry-1", **STRAWBERRIES)
-    assert (graded["category"], graded["category_source"], graded["category_confirmed"]) == \
-        ("product.quality_defect", "keywords", True)
+    assert (graded["category"], graded["category_source"], graded["category_confirmed"]) == (
+        "product.quality_defect",
+        "keywords",
+        True,
+    )
     assert (graded["risk_level"], graded["risk_reasons"], graded["urgency"]) == ("low", [], "routine")
-    assert (graded["department"], graded["review_meeting"], graded["departments_involved"]) == \
-        ("procurement_qc", False, [])
+    assert (graded["department"], graded["review_meeting"], graded["departments_involved"]) == (
+        "procurement_qc",
+        False,
+        [],
+    )
     assert graded["demand"] == {"multiple": None, "amount_fen": None, "price_fen": None, "mental_damages": False}
 
     settle_at_desk(system, number, DESK)
@@ -44,7 +51,10 @@ def test_the_strawberry_complaint_is_a_low_risk_quality_defect_settled_at_the_de
 
 
 def test_strawberries_a_tenant_sold_go_to_merchant_relations_without_a_meeting(system):
-    _, graded = desk_records(system, channel_ref="desk-strawberry-2", **{
-        **STRAWBERRIES, "location": {"area": "B1", "merchant_id": "T-17", "merchant_name": "鲜果坊"}})
+    _, graded = desk_records(
+        system,
+        channel_ref="desk-strawberry-2",
+        **{**STRAWBERRIES, "location": {"area": "B1", "merchant_id": "T-17", "merchant_name": "鲜果坊"}},
+    )
     assert (graded["category"], graded["risk_level"]) == ("product.quality_defect", "low")
     assert (graded["department"], graded["review_meeting"]) == ("merchant_relations", False)

@@ -3,6 +3,7 @@ assessed by triage (category, risk and reasons, urgency, department, owner,
 deadlines, policy version) and announced to a plain kombu subscriber; a
 redelivered event stays single; corrections and reassignments are recorded and
 announced; queues come ordered by deadline; a broken policy is refused."""
+
 import json
 import shutil
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ from mallcare_common.policy import InvalidPolicy
 from tests.helpers import POLICY_DIR, bearer, staff, wait_for
 from triage.service import TriageService
 
-SUPERVISOR = staff("E3011")   # corrections and reassignments are a supervisor's
+SUPERVISOR = staff("E3011")  # corrections and reassignments are a supervisor's
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # day shift on
 
@@ -36,8 +37,9 @@ def policy_dir(tmp_path):
 def system(services, policy_dir):
     """Triage on a Monday morning with the test's copy of the policy, intake, and a queue
     on triage's events."""
-    system = services("triage", "intake", clocks={"triage": lambda: MONDAY_10},
-                      settings={"triage": {"POLICY_DIR": str(policy_dir)}})
+    system = services(
+        "triage", "intake", clocks={"triage": lambda: MONDAY_10}, settings={"triage": {"POLICY_DIR": str(policy_dir)}}
+    )
     system.catch_all("triage")
     return system
 
@@ -58,7 +60,7 @@ def test_a_registered_complaint_is_assessed_and_announced(system):
     assessment = system.web["triage"].get(f"/assessments/{number}").json()
     assert assessment["category"] == "product.quality_defect"
     assert assessment["category_source"] == "keywords"
-    assert assessment["department"] == "merchant_relations"   # tenant T-17 sold it
+    assert assessment["department"] == "merchant_relations"  # tenant T-17 sold it
     assert assessment["owner"] == {"id": "E3501", "name": "周洁"}
     assert (assessment["risk_level"], assessment["urgency"]) == ("low", "routine")
     received = datetime.fromisoformat(assessment["received_at"])
@@ -72,13 +74,23 @@ def test_a_registered_complaint_is_assessed_and_announced(system):
 
 
 def test_high_risk_is_graded_with_its_reasons_and_tightens_deadlines(system):
-    number = register(system, channel="social", channel_ref="weibo-1", anger_score=5,
-                      description="孩子吃了这里买的饼干后拉肚子，不处理就找记者曝光", location={},
-                      demands={"expectation": "二十倍赔偿"})   # food law grants ten times
+    number = register(
+        system,
+        channel="social",
+        channel_ref="weibo-1",
+        anger_score=5,
+        description="孩子吃了这里买的饼干后拉肚子，不处理就找记者曝光",
+        location={},
+        demands={"expectation": "二十倍赔偿"},
+    )  # food law grants ten times
     assessment = system.web["triage"].get(f"/assessments/{number}").json()
     assert assessment["risk_level"] == "high" and assessment["urgency"] == "urgent"
-    assert {r["reason"] for r in assessment["risk_reasons"]} == {"media_exposure", "safety", "beyond_statutory",
-                                                                 "anger"}
+    assert {r["reason"] for r in assessment["risk_reasons"]} == {
+        "media_exposure",
+        "safety",
+        "beyond_statutory",
+        "anger",
+    }
     received = datetime.fromisoformat(assessment["received_at"])
     assert datetime.fromisoformat(assessment["resolution_due_at"]) == received + timedelta(hours=12)
 
@@ -96,46 +108,77 @@ def test_a_redelivered_event_makes_no_second_assessment_or_event(system):
 def test_a_correction_reroutes_and_is_recorded(system):
     number = register(system, location={})
     next_event(system)
-    corrected = system.web["triage"].post(f"/assessments/{number}/corrections", headers=SUPERVISOR, json={
-        "field": "category", "value": "environment.hygiene", "reason": "mould on the shelf, not the fruit"})
+    corrected = system.web["triage"].post(
+        f"/assessments/{number}/corrections",
+        headers=SUPERVISOR,
+        json={"field": "category", "value": "environment.hygiene", "reason": "mould on the shelf, not the fruit"},
+    )
     assert corrected.status_code == 200, corrected.text
     body = corrected.json()
-    assert (body["category"], body["category_source"], body["department"]) == \
-        ("environment.hygiene", "corrected", "facilities")
+    assert (body["category"], body["category_source"], body["department"]) == (
+        "environment.hygiene",
+        "corrected",
+        "facilities",
+    )
     assert body["owner"]["id"] == "E3201"
-    assert body["history"][-1] == {**body["history"][-1], "action": "corrected", "by": "E3011",
-                                   "old": "product.quality_defect", "new": "environment.hygiene"}
+    assert body["history"][-1] == {
+        **body["history"][-1],
+        "action": "corrected",
+        "by": "E3011",
+        "old": "product.quality_defect",
+        "new": "environment.hygiene",
+    }
     event = next_event(system)
     assert event["event_type"] == "complaint_corrected" and event["payload"]["department"] == "facilities"
 
-    risk = system.web["triage"].post(f"/assessments/{number}/corrections", headers=SUPERVISOR, json={
-        "field": "risk_level", "value": "high", "reason": "journalist called"}).json()
+    risk = (
+        system.web["triage"]
+        .post(
+            f"/assessments/{number}/corrections",
+            headers=SUPERVISOR,
+            json={"field": "risk_level", "value": "high", "reason": "journalist called"},
+        )
+        .json()
+    )
     assert (risk["risk_level"], risk["urgency"]) == ("high", "urgent")
     assert risk["risk_reasons"][-1]["reason"] == "corrected"
 
-    bad = system.web["triage"].post(f"/assessments/{number}/corrections", headers=SUPERVISOR, json={
-        "field": "category", "value": "product.haunted", "reason": "?"})
+    bad = system.web["triage"].post(
+        f"/assessments/{number}/corrections",
+        headers=SUPERVISOR,
+        json={"field": "category", "value": "product.haunted", "reason": "?"},
+    )
     assert bad.status_code == 422 and "value" in bad.json()["fields"]
 
 
 def test_reassignment_is_recorded_and_announced(system):
     number = register(system, location={})
     next_event(system)
-    moved = system.web["triage"].post(f"/assessments/{number}/owner", headers=SUPERVISOR, json={
-        "owner_id": "E3001", "reason": "she handled this customer before"})
+    moved = system.web["triage"].post(
+        f"/assessments/{number}/owner",
+        headers=SUPERVISOR,
+        json={"owner_id": "E3001", "reason": "she handled this customer before"},
+    )
     assert moved.status_code == 200
     assert moved.json()["owner"]["id"] == "E3001" and moved.json()["department"] == "customer_service"
     event = next_event(system)
     assert event["event_type"] == "complaint_reassigned"
     assert (event["payload"]["from_owner_id"], event["payload"]["to_owner_id"]) == ("E3101", "E3001")
-    unknown = system.web["triage"].post(f"/assessments/{number}/owner", headers=SUPERVISOR, json={"owner_id": "E0000", "reason": "x"})
+    unknown = system.web["triage"].post(
+        f"/assessments/{number}/owner", headers=SUPERVISOR, json={"owner_id": "E0000", "reason": "x"}
+    )
     assert unknown.status_code == 422
 
 
 def test_queues_are_ordered_by_deadline(system):
     routine = register(system, location={}, channel_ref="q-1", customer={"phone": "13900000001"})
-    urgent = register(system, location={}, channel_ref="q-2", customer={"phone": "13900000002"},
-                      description="草莓发霉，孩子吃了拉肚子")
+    urgent = register(
+        system,
+        location={},
+        channel_ref="q-2",
+        customer={"phone": "13900000002"},
+        description="草莓发霉，孩子吃了拉肚子",
+    )
     queue = system.web["triage"].get("/queue", params={"department": "procurement_qc"}).json()["items"]
     assert [a["complaint_no"] for a in queue] == [urgent, routine]
     mine = system.web["triage"].get("/queue", params={"owner_id": "E3101"}).json()["items"]
@@ -181,22 +224,31 @@ def test_an_event_for_a_mall_triage_does_not_know_is_dead_lettered(system):
 
 
 def test_a_case_event_or_a_correction_for_a_complaint_triage_never_assessed_is_refused(system):
-    closed = build_event(EVENT_TYPES["case_closed"], mall_id="sh-xujiahui", complaint_no="XX-2", occurred_at=MONDAY_10,
-                         payload={"by": "E3011", "reason": "settled at the desk"})
+    closed = build_event(
+        EVENT_TYPES["case_closed"],
+        mall_id="sh-xujiahui",
+        complaint_no="XX-2",
+        occurred_at=MONDAY_10,
+        payload={"by": "E3011", "reason": "settled at the desk"},
+    )
     with entrypoint_waiter(system.containers["triage"], "handle_case_closed"):
         system.dispatch("resolution", "case_closed", closed)
-    with Connection(system.amqp) as conn:   # a broken contract: dead-lettered at once, not retried
+    with Connection(system.amqp) as conn:  # a broken contract: dead-lettered at once, not retried
         dead = wait_for(lambda: Queue(DEAD_LETTER_QUEUE, channel=conn).get(no_ack=True))
         assert json.loads(dead.body)["event_id"] == closed["event_id"]
         assert dead.headers["x-mallcare-reason"] == "contract" and dead.headers["x-mallcare-attempts"] == 1
-    refused = system.web["triage"].post("/assessments/XX-2/corrections", headers=SUPERVISOR, json={
-        "field": "risk_level", "value": "high", "reason": "journalist called"})
+    refused = system.web["triage"].post(
+        "/assessments/XX-2/corrections",
+        headers=SUPERVISOR,
+        json={"field": "risk_level", "value": "high", "reason": "journalist called"},
+    )
     assert refused.status_code == 404
 
 
 def test_a_complaint_taken_while_nobody_is_on_shift_gets_an_owner_when_someone_is(
-        container_factory, service_config, web_client, policy_dir):
-    clock = {"now": MONDAY_10.replace(hour=23)}           # finance works 09:00-18:00
+    container_factory, service_config, web_client, policy_dir
+):
+    clock = {"now": MONDAY_10.replace(hour=23)}  # finance works 09:00-18:00
     config = service_config("triage")
     config["MALLCARE"] = {**config["MALLCARE"], "POLICY_DIR": str(policy_dir)}
     triage = container_factory(TriageService, config)
@@ -205,15 +257,18 @@ def test_a_complaint_taken_while_nobody_is_on_shift_gets_an_owner_when_someone_i
     intake = container_factory(IntakeService, service_config("intake"))
     intake.start()
     with entrypoint_waiter(triage, "handle_complaint_registered"):
-        number = web_client(intake).post("/complaints", json=desk_complaint(
-            location={}, description="退款一周了还没到账", demands={})).json()["number"]
+        number = (
+            web_client(intake)
+            .post("/complaints", json=desk_complaint(location={}, description="退款一周了还没到账", demands={}))
+            .json()["number"]
+        )
     web = web_client(triage)
     assert web.get(f"/assessments/{number}").json()["owner"] is None
 
     with entrypoint_hook(triage, "assign_unowned") as sweep:
-        sweep()                                            # still night: nothing to do
+        sweep()  # still night: nothing to do
     assert web.get(f"/assessments/{number}").json()["owner"] is None
-    clock["now"] = MONDAY_10.replace(hour=23) + timedelta(hours=10)   # 09:00 next day
+    clock["now"] = MONDAY_10.replace(hour=23) + timedelta(hours=10)  # 09:00 next day
     with entrypoint_hook(triage, "assign_unowned") as sweep:
         sweep()
     assessment = web.get(f"/assessments/{number}").json()
@@ -222,7 +277,8 @@ def test_a_complaint_taken_while_nobody_is_on_shift_gets_an_owner_when_someone_i
 
 
 def test_work_is_shared_by_load_and_a_recurring_problem_becomes_systemic(
-        container_factory, service_config, web_client, policy_dir):
+    container_factory, service_config, web_client, policy_dir
+):
     """Both customer-service handlers are on shift at 16:00; the policy flags a
     category systemic at its fifth complaint at one mall within 30 days, beside its
     urgency, which stays routine with the same deadline (R2.2, issue 16 finding 3)."""
@@ -236,15 +292,27 @@ def test_work_is_shared_by_load_and_a_recurring_problem_becomes_systemic(
     owners, urgencies, flags, allowed = [], [], [], set()
     for i in range(5):
         with entrypoint_waiter(triage, "handle_complaint_registered"):
-            number = web_client(intake).post("/complaints", json=desk_complaint(
-                location={}, channel_ref=f"rude-{i}", customer={"phone": f"1360000000{i}"},
-                description="收银员态度很差", demands={})).json()["number"]
+            number = (
+                web_client(intake)
+                .post(
+                    "/complaints",
+                    json=desk_complaint(
+                        location={},
+                        channel_ref=f"rude-{i}",
+                        customer={"phone": f"1360000000{i}"},
+                        description="收银员态度很差",
+                        demands={},
+                    ),
+                )
+                .json()["number"]
+            )
         assessment = web_client(triage).get(f"/assessments/{number}").json()
         owners.append(assessment["owner"]["id"])
         urgencies.append(assessment["urgency"])
         flags.append((assessment["systemic"], assessment["recurrences"]))
-        allowed.add(datetime.fromisoformat(assessment["resolution_due_at"])
-                    - datetime.fromisoformat(assessment["received_at"]))
+        allowed.add(
+            datetime.fromisoformat(assessment["resolution_due_at"]) - datetime.fromisoformat(assessment["received_at"])
+        )
     assert owners == ["E3001", "E3002", "E3001", "E3002", "E3001"]
     assert urgencies == ["routine"] * 5
     assert flags == [(False, 1), (False, 2), (False, 3), (False, 4), (True, 5)]

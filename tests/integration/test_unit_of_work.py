@@ -3,6 +3,7 @@ path goes through (mallcare_common.unit_of_work.change), against the real store:
 writes a decision with its events in the outbox and publishes them, decides again on
 what a writer who got there first wrote, gives up with Conflict when it keeps losing,
 and writes nothing for a redelivery or a refusal."""
+
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -46,8 +47,17 @@ def published():
 
 
 def run(cases, decide, published, kept_changing="SH-1 kept changing; try again", count=None):
-    return change(cases, "SH-1", decide, lambda kind, body: published.append(body["event_id"]), "probe", Clock(),
-                  "case", kept_changing, count=count)
+    return change(
+        cases,
+        "SH-1",
+        decide,
+        lambda kind, body: published.append(body["event_id"]),
+        "probe",
+        Clock(),
+        "case",
+        kept_changing,
+        count=count,
+    )
 
 
 def test_a_decision_is_written_with_its_events_and_they_are_published(cases, published):
@@ -68,7 +78,7 @@ def test_the_loser_of_a_race_decides_again_on_the_winners_write(cases, published
 
     def loser(case, now):
         seen.append(list(case["notes"]))
-        if len(seen) == 1:   # the winner writes between the loser's read and its write
+        if len(seen) == 1:  # the winner writes between the loser's read and its write
             run(cases, lambda case, now: ({"$push": {"notes": "winner"}}, [event("winner")]), published)
         return {"$push": {"notes": f"loser after {case['notes']}"}}, [event("loser")]
 
@@ -82,7 +92,7 @@ def test_a_change_is_counted_from_what_it_was_decided_on_before_its_events_leave
     counted = []
 
     def loser(case, now):
-        if not case["notes"]:   # the winner writes between the loser's read and its write
+        if not case["notes"]:  # the winner writes between the loser's read and its write
             run(cases, lambda case, now: ({"$push": {"notes": "winner"}}, [event("winner")]), published)
         return {"$push": {"notes": "loser"}}, [event("loser")]
 
@@ -101,7 +111,7 @@ def test_a_write_that_keeps_losing_gives_up_with_conflict(cases, published):
 
     def always_overtaken(case, now):
         tries.append(case["version"])
-        cases.update_one({"_id": "SH-1"}, {"$inc": {"version": 1}})   # another writer, every time
+        cases.update_one({"_id": "SH-1"}, {"$inc": {"version": 1}})  # another writer, every time
         return {"$set": {"state": "resolved"}}, [event("resolved")]
 
     with pytest.raises(Conflict, match="^SH-1 kept changing while resolve was applied$"):
@@ -136,13 +146,29 @@ def test_no_such_document_is_not_found_by_its_name(cases, published):
 
 def test_a_document_that_never_had_an_event_changes_without_one(cases, published):
     cases.insert_one({"_id": "SH-0", "state": "open"})
-    updated = change(cases, "SH-0", lambda case, now: ({"$set": {"state": "closed"}}, []), published.append, "probe",
-                     Clock(), "case", "")
+    updated = change(
+        cases,
+        "SH-0",
+        lambda case, now: ({"$set": {"state": "closed"}}, []),
+        published.append,
+        "probe",
+        Clock(),
+        "case",
+        "",
+    )
     assert updated == {"_id": "SH-0", "state": "closed", "version": 1} and published == []
 
 
 def test_a_document_written_before_it_had_a_version_gets_one(cases, published):
     cases.insert_one({"_id": "SH-0", "state": "open", "outbox": [], "pending_events": []})
-    updated = change(cases, "SH-0", lambda case, now: ({"$set": {"state": "closed"}}, []), published.append, "probe",
-                     Clock(), "case", "")
+    updated = change(
+        cases,
+        "SH-0",
+        lambda case, now: ({"$set": {"state": "closed"}}, []),
+        published.append,
+        "probe",
+        Clock(),
+        "case",
+        "",
+    )
     assert (updated["state"], updated["version"]) == ("closed", 1)

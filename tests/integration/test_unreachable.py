@@ -6,6 +6,7 @@ has passed its sweep closes the case by rule, without an answer; feedback then t
 late answer, intake starts the retention period, and the retention runs anonymise it
 like any closed case. A customer who calls back before then is heard, and the case
 closes as usual."""
+
 import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -40,8 +41,9 @@ def system(services, clock):
 
 
 def call(system, service, method, path, staff=None, expect=200, **body):
-    response = system.web[service].request(method, path, json=body if method == "POST" else None,
-                                              headers=as_staff(staff) if staff else {})
+    response = system.web[service].request(
+        method, path, json=body if method == "POST" else None, headers=as_staff(staff) if staff else {}
+    )
     assert response.status_code == expect, response.text
     return response.json()
 
@@ -55,9 +57,8 @@ def resolved_and_unreachable(system):
         call(system, "resolution", "POST", f"/cases/{number}/spot-resolution", DESK, **SPOT_REFUND)
     revisit_id = f"{number}-R1"
     with handled(system.containers["resolution"], "handle_revisit_done", number):
-        for _ in range(3):   # feedback.yml: max_attempts 3
-            revisit = call(system, "feedback", "POST", f"/revisits/{revisit_id}/attempts", CALLER,
-                           outcome="no_answer")
+        for _ in range(3):  # feedback.yml: max_attempts 3
+            revisit = call(system, "feedback", "POST", f"/revisits/{revisit_id}/attempts", CALLER, outcome="no_answer")
     assert revisit["status"] == "unreachable"
     case = call(system, "resolution", "GET", f"/cases/{number}")
     assert case["closure_by_rule"], case
@@ -84,25 +85,30 @@ def test_an_unreachable_customers_case_closes_without_an_answer_and_is_anonymise
         system.dispatch("feedback", "revisit_done", done)
     assert call(system, "resolution", "GET", f"/cases/{number}")["timeline"] == case["timeline"]
 
-    assert sweep(system, number)["state"] == "resolved"          # the waiting time is not over
+    assert sweep(system, number)["state"] == "resolved"  # the waiting time is not over
     shift["by"] = close_at - clock() + timedelta(minutes=1)
-    with handled(system.containers["feedback"], "handle_case_closed", number), \
-            handled(system.containers["intake"], "handle_case_closed", number):
+    with (
+        handled(system.containers["feedback"], "handle_case_closed", number),
+        handled(system.containers["intake"], "handle_case_closed", number),
+    ):
         case = sweep(system, number)
     assert case["state"] == "closed" and case["closure_by_rule"] is None
     assert case["closure"]["without_answer"] is True and case["closure"]["by"] == "resolution"
     assert case["closure"]["reason"].startswith(f"customer unreachable: revisit {revisit_id} ended without an answer")
     closed = case["timeline"][-1]
     assert (closed["action"], closed["by"], closed["detail"]["without_answer"]) == ("closed", "resolution", True)
-    assert sweep(system, number)["timeline"] == case["timeline"]   # a second look changes nothing
+    assert sweep(system, number)["timeline"] == case["timeline"]  # a second look changes nothing
     seen = []
-    wait_for(lambda: seen.extend(e for e in drain(system.queues["resolution"]) if e["event_type"] == "case_closed") or seen)
+    wait_for(
+        lambda: seen.extend(e for e in drain(system.queues["resolution"]) if e["event_type"] == "case_closed") or seen
+    )
     [event] = {e["event_id"]: e for e in seen}.values()
     assert event["payload"] == {"reason": case["closure"]["reason"], "without_answer": True, "by": "resolution"}
 
     # feedback takes no late answer now; intake knows the case closed, and when
-    late = call(system, "feedback", "POST", f"/revisits/{revisit_id}/attempts", CALLER, expect=409,
-                outcome="reached", score=5)
+    late = call(
+        system, "feedback", "POST", f"/revisits/{revisit_id}/attempts", CALLER, expect=409, outcome="reached", score=5
+    )
     assert "closed" in late["message"]
     complaint = call(system, "intake", "GET", f"/complaints/{number}")
     assert datetime.fromisoformat(complaint["closed_at"]) == datetime.fromisoformat(case["closure"]["at"])
@@ -122,8 +128,16 @@ def test_a_customer_who_calls_back_in_time_is_heard_and_the_closure_by_rule_drop
     close_at = datetime.fromisoformat(case["closure_by_rule"]["close_at"])
     shift["by"] = timedelta(days=1)
     with handled(system.containers["resolution"], "handle_customer_satisfied", number):
-        revisit = call(system, "feedback", "POST", f"/revisits/{revisit_id}/attempts", CALLER,
-                       outcome="reached", score=5, comment="回电：退款已收到")
+        revisit = call(
+            system,
+            "feedback",
+            "POST",
+            f"/revisits/{revisit_id}/attempts",
+            CALLER,
+            outcome="reached",
+            score=5,
+            comment="回电：退款已收到",
+        )
     assert revisit["status"] == "answered"
     case = call(system, "resolution", "GET", f"/cases/{number}")
     assert case["state"] == "closed" and case["closure_by_rule"] is None

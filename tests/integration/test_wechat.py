@@ -3,6 +3,7 @@ running intake gets what WeChat's server sends (plain-text mode, signed in the q
 answers as WeChat expects: echostr for the URL check, a passive XML reply with the
 complaint number for a message; a wrong signature stores nothing; a retry of the same
 MsgId is the same complaint."""
+
 import hashlib
 import time
 import xml.etree.ElementTree as ElementTree
@@ -11,8 +12,8 @@ import pytest
 
 from tests.helpers import SECRETS, staff
 
-ACCOUNT = "gh_5a1c2e3f4b6d"                      # sh-xujiahui's account in deploy/policy/intake.yml
-TOKEN = SECRETS["WECHAT_TOKEN_SH_XUJIAHUI"]       # its token, as the tests' secrets hold it
+ACCOUNT = "gh_5a1c2e3f4b6d"  # sh-xujiahui's account in deploy/policy/intake.yml
+TOKEN = SECRETS["WECHAT_TOKEN_SH_XUJIAHUI"]  # its token, as the tests' secrets hold it
 OPENID = "oX3kTq1Lm9Zw-customer-0001"
 URL = "/channels/wechat/sh-xujiahui"
 
@@ -34,9 +35,10 @@ def signed(token=TOKEN, **extra):
 
 def message(kind="text", to=ACCOUNT, **fields):
     body = "".join(f"<{tag}><![CDATA[{value}]]></{tag}>" for tag, value in fields.items())
-    return (f"<xml><ToUserName><![CDATA[{to}]]></ToUserName><FromUserName><![CDATA[{OPENID}]]></FromUserName>"
-            f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[{kind}]]></MsgType>{body}</xml>"
-            ).encode("utf-8")
+    return (
+        f"<xml><ToUserName><![CDATA[{to}]]></ToUserName><FromUserName><![CDATA[{OPENID}]]></FromUserName>"
+        f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[{kind}]]></MsgType>{body}</xml>"
+    ).encode("utf-8")
 
 
 def text(content, msg_id="24523612345678901"):
@@ -75,8 +77,9 @@ def test_a_text_message_is_a_complaint_and_the_reply_carries_its_number(intake):
     assert complaint["customer"]["reachable_by"] == ["wechat_openid"]
     assert complaint["customer"]["contact_masked"] == "oX3k****0001"
     assert OPENID not in response.text.replace(f"<![CDATA[{OPENID}]]>", "") and OPENID not in str(complaint)
-    full = intake.get(f"/complaints/{number}/customer", params={"purpose": "reply on WeChat"},
-                      headers=staff("D3001")).json()
+    full = intake.get(
+        f"/complaints/{number}/customer", params={"purpose": "reply on WeChat"}, headers=staff("D3001")
+    ).json()
     assert full["customer"] == {"wechat_openid": OPENID}
 
 
@@ -99,10 +102,12 @@ def test_a_wrong_signature_is_refused_and_nothing_is_stored(intake):
 
 
 def test_xml_with_entities_or_a_doctype_is_refused_unread(intake):
-    laughs = (b'<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]>'
-              b"<xml><ToUserName>gh_5a1c2e3f4b6d</ToUserName><FromUserName>oX3kTq1Lm9Zw-customer-0001</FromUserName>"
-              b"<CreateTime>1700000000</CreateTime><MsgType>text</MsgType><Content>&b;</Content>"
-              b"<MsgId>1</MsgId></xml>")
+    laughs = (
+        b'<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]>'
+        b"<xml><ToUserName>gh_5a1c2e3f4b6d</ToUserName><FromUserName>oX3kTq1Lm9Zw-customer-0001</FromUserName>"
+        b"<CreateTime>1700000000</CreateTime><MsgType>text</MsgType><Content>&b;</Content>"
+        b"<MsgId>1</MsgId></xml>"
+    )
     assert send(intake, laughs).status_code == 400
     assert send(intake, b"not xml at all").status_code == 400
     assert intake.db.complaints.count_documents({}) == 0

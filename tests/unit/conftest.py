@@ -1,6 +1,7 @@
 """Shared by the unit tests: the shipped mall registry; for the service-layer tests, a
 worker of one service (nameko's worker_factory) on its own store, what it publishes as
 its subscribers see it, a clock the test moves, and another writer racing it."""
+
 import json
 from datetime import timedelta
 from types import SimpleNamespace
@@ -73,11 +74,18 @@ def service_worker(started_store, shipped_policy):
     store of its own, with the shipped policy, a Now clock at `now` and a Published
     dispatch; `others` as given, and worker_factory's mocks for the rest (the proxies to
     other services, access)."""
+
     def make(service_class, now, **others):
         provider = started_store(type(service_class.store), service_class.name)
-        return worker_factory(service_class, store=provider.wrap(provider.database),
-                              policy=SimpleNamespace(current=shipped_policy(service_class)), clock=Now(now),
-                              dispatch=Published(), **others)
+        return worker_factory(
+            service_class,
+            store=provider.wrap(provider.database),
+            policy=SimpleNamespace(current=shipped_policy(service_class)),
+            clock=Now(now),
+            dispatch=Published(),
+            **others,
+        )
+
     return make
 
 
@@ -90,7 +98,7 @@ def relay_after_outage(worker):
     worker.clock.move(seconds=RELAY_GRACE.total_seconds() + 1)
     worker.relay_outbox()
     worker.relay_outbox()
-    return at_once, [(e["event_type"], e["event_id"]) for e in worker.dispatch.events[len(at_once):]]
+    return at_once, [(e["event_type"], e["event_id"]) for e in worker.dispatch.events[len(at_once) :]]
 
 
 class AnotherWriter:

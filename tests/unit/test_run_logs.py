@@ -1,6 +1,7 @@
 """scripts/run.sh keeps the logs that explain a crash: each start moves the last run's
 .run/logs/*.log into .run/logs/previous/<when it last wrote>/ (scripts/lib.sh
 keep_previous_logs), keeping the last five runs."""
+
 import os
 import subprocess
 from pathlib import Path
@@ -9,8 +10,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def keep_previous_logs(logs, runs):
-    subprocess.run(["bash", "-c", f'source scripts/lib.sh && keep_previous_logs "$0" {runs}', str(logs)],
-                   cwd=ROOT, check=True, timeout=30)
+    subprocess.run(
+        ["bash", "-c", f'source scripts/lib.sh && keep_previous_logs "$0" {runs}', str(logs)],
+        cwd=ROOT,
+        check=True,
+        timeout=30,
+    )
 
 
 def a_run(logs, ended_at, crash_line):
@@ -23,17 +28,17 @@ def a_run(logs, ended_at, crash_line):
 
 def test_a_start_sets_the_last_runs_logs_aside_under_when_it_last_wrote(tmp_path):
     logs = tmp_path / "logs"
-    a_run(logs, 1_795_000_000, "intake crashed")   # 2026-11-18T11:06:40Z
+    a_run(logs, 1_795_000_000, "intake crashed")  # 2026-11-18T11:06:40Z
     keep_previous_logs(logs, 5)
     kept = logs / "previous" / "20261118T110640Z"
     assert sorted(p.name for p in kept.iterdir()) == ["console.log", "intake.log", "store-intake.log"]
     assert (kept / "intake.log").read_text() == "intake crashed in intake.log\n"
-    assert not list(logs.glob("*.log"))   # the new run starts with empty logs
+    assert not list(logs.glob("*.log"))  # the new run starts with empty logs
 
 
 def test_only_the_last_runs_are_kept_and_a_start_without_logs_changes_nothing(tmp_path):
     logs = tmp_path / "logs"
-    keep_previous_logs(logs, 3)   # the very first start: nothing to keep, no error
+    keep_previous_logs(logs, 3)  # the very first start: nothing to keep, no error
     for run in range(5):
         a_run(logs, 1_795_000_000 + run * 3600, f"run {run}")
         keep_previous_logs(logs, 3)

@@ -6,6 +6,7 @@ lines neither saw) meets the sub-type and risk targets, not the attribute and fa
 ones (docs/benchmarks.md, fourth round): it must not fall below where it was first measured,
 so a change that reads unseen wording worse fails. A failure lists the worst misses. The
 figures come from bench/triage_accuracy.py, the same code that prints them."""
+
 import importlib.util
 
 import pytest
@@ -42,6 +43,7 @@ def test_the_tuning_part_meets_the_targets(policy):
 
 
 def test_the_held_out_part_reads_unseen_wording_no_worse_than_when_first_measured(policy):
-    short, report = shortfalls_of("held-out", policy, targets=HELD_OUT_FLOOR,
-                                  max_false_meetings=bench.HELD_OUT_FIRST["false_meetings"])
+    short, report = shortfalls_of(
+        "held-out", policy, targets=HELD_OUT_FLOOR, max_false_meetings=bench.HELD_OUT_FIRST["false_meetings"]
+    )
     assert not short, report

@@ -5,6 +5,7 @@ grades it, with the reasons and the response deadline.
 
 Its queue (`care-desk-notifier`) is durable: events that arrive while it is stopped wait.
 """
+
 import logging
 import os
 import sys
@@ -18,13 +19,15 @@ def high_risk_notice(event, mall_id=None):
     if assessment["risk_level"] != "high" or mall_id not in (None, event["mall_id"]):
         return None
     reasons = ", ".join(r["reason"] for r in assessment["risk_reasons"] if r["level"] == "high")
-    return (f"HIGH RISK {event['complaint_no']} at {event['mall_id']}: {reasons}; "
-            f"{assessment['department']} responds by {assessment['first_response_due_at']}")
+    return (
+        f"HIGH RISK {event['complaint_no']} at {event['mall_id']}: {reasons}; "
+        f"{assessment['department']} responds by {assessment['first_response_due_at']}"
+    )
 
 
 def main(amqp_uri, mall_id=None, out=print, name="care-desk-notifier"):
     subscriber = Subscriber(amqp_uri, name)
-    seen = set()   # at-least-once delivery: a redelivered event is printed once (a real desk keeps this in its store)
+    seen = set()  # at-least-once delivery: a redelivered event is printed once (a real desk keeps this in its store)
 
     @subscriber.on("complaint_triaged")
     def notify(event):

@@ -23,6 +23,7 @@ Dead letters go to mallcare's `mallcare.dlx` exchange with `x-mallcare-*` header
 error, queue, ...), where mallcare's `deadletters` command lists and replays them.
 Delivery is at least once: de-duplicate on `event["event_id"]`.
 """
+
 import json
 import logging
 import uuid
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 DEAD_LETTER_EXCHANGE = "mallcare.dlx"
 DEAD_LETTER_QUEUE = "mallcare.dead-letters"
 DEAD_LETTER_HEADER = "x-mallcare-"
-DELIVERY_LIMIT = 5          # redeliveries after the first: 6 attempts in all
+DELIVERY_LIMIT = 5  # redeliveries after the first: 6 attempts in all
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,12 @@ def _catalogue():
     kinds = {}
     for name, channel in document["channels"].items():
         schema = channel["messages"][name]["payload"]
-        kinds[name] = EventKind(name, channel["bindings"]["amqp"]["exchange"]["name"],
-                                schema["properties"]["schema_version"]["const"],
-                                Draft7Validator(schema, format_checker=Draft7Validator.FORMAT_CHECKER))
+        kinds[name] = EventKind(
+            name,
+            channel["bindings"]["amqp"]["exchange"]["name"],
+            schema["properties"]["schema_version"]["const"],
+            Draft7Validator(schema, format_checker=Draft7Validator.FORMAT_CHECKER),
+        )
     return kinds
 
 
@@ -86,16 +90,25 @@ class Subscriber(ConsumerProducerMixin):
         def register(handler):
             self.handlers[event_type] = handler
             return handler
+
         return register
 
     @property
     def queue(self):
         """Queue arguments cannot change once declared: the delivery limit and the
         dead-letter exchange are there from the start."""
-        return Queue(self.name, durable=True, bindings=[
-            binding(Exchange(EVENTS[t].exchange, type="topic", durable=True), routing_key=t) for t in self.handlers],
-            queue_arguments={"x-queue-type": "quorum", "x-delivery-limit": self.delivery_limit,
-                             "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE})
+        return Queue(
+            self.name,
+            durable=True,
+            bindings=[
+                binding(Exchange(EVENTS[t].exchange, type="topic", durable=True), routing_key=t) for t in self.handlers
+            ],
+            queue_arguments={
+                "x-queue-type": "quorum",
+                "x-delivery-limit": self.delivery_limit,
+                "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+            },
+        )
 
     def declare(self):
         """Declare the queue, its bindings and the dead letters now. Events published while
@@ -104,8 +117,12 @@ class Subscriber(ConsumerProducerMixin):
             self._declare(conn.default_channel)
 
     def _declare(self, channel):
-        dead_letters = Queue(DEAD_LETTER_QUEUE, durable=True, routing_key="#",
-                             exchange=Exchange(DEAD_LETTER_EXCHANGE, type="topic", durable=True))
+        dead_letters = Queue(
+            DEAD_LETTER_QUEUE,
+            durable=True,
+            routing_key="#",
+            exchange=Exchange(DEAD_LETTER_EXCHANGE, type="topic", durable=True),
+        )
         dead_letters(channel).declare()
         self.queue(channel).declare()
 
@@ -124,16 +141,22 @@ class Subscriber(ConsumerProducerMixin):
         except ValueError as exc:
             return self._dead_letter(message, "undecodable", type(exc).__name__, f"body is not JSON: {exc}")
         if handler is None or not isinstance(event, dict):
-            return self._dead_letter(message, "contract", "NotAnEvent",
-                                     f"not a {routing_key} event this subscriber handles")
+            return self._dead_letter(
+                message, "contract", "NotAnEvent", f"not a {routing_key} event this subscriber handles"
+            )
         version = event.get("schema_version")
         if version != kind.version:
-            return self._dead_letter(message, "contract", "UnknownVersion",
-                                     f"schema_version {version!r} is not {kind.version}")
+            return self._dead_letter(
+                message, "contract", "UnknownVersion", f"schema_version {version!r} is not {kind.version}"
+            )
         errors = sorted(kind.validator.iter_errors(event), key=lambda e: list(e.absolute_path))
         if errors:
-            return self._dead_letter(message, "contract", "ValidationError", "; ".join(
-                f"{'.'.join(map(str, e.absolute_path)) or '(envelope)'}: {e.message}" for e in errors))
+            return self._dead_letter(
+                message,
+                "contract",
+                "ValidationError",
+                "; ".join(f"{'.'.join(map(str, e.absolute_path)) or '(envelope)'}: {e.message}" for e in errors),
+            )
         try:
             handler(event)
         except Exception as exc:
@@ -149,19 +172,40 @@ class Subscriber(ConsumerProducerMixin):
         return int((message.headers or {}).get("x-delivery-count", 0)) + 1
 
     def _dead_letter(self, message, reason, error_type, error):
-        marks = {"id": uuid.uuid4().hex, "reason": reason, "error-type": error_type, "error": error[:1000],
-                 "service": self.name, "queue": self.name, "exchange": message.delivery_info.get("exchange", ""),
-                 "routing-key": message.delivery_info.get("routing_key", ""),
-                 "attempts": self._attempts(message), "dead-lettered-at": datetime.now(timezone.utc).isoformat()}
+        marks = {
+            "id": uuid.uuid4().hex,
+            "reason": reason,
+            "error-type": error_type,
+            "error": error[:1000],
+            "service": self.name,
+            "queue": self.name,
+            "exchange": message.delivery_info.get("exchange", ""),
+            "routing-key": message.delivery_info.get("routing_key", ""),
+            "attempts": self._attempts(message),
+            "dead-lettered-at": datetime.now(timezone.utc).isoformat(),
+        }
         headers = {**(message.headers or {}), **{DEAD_LETTER_HEADER + k: v for k, v in marks.items()}}
-        log.error("%s: dead-lettered %s as %s: %s: %s: %s", self.name, marks["routing-key"], marks["id"], reason,
-                  error_type, error)
+        log.error(
+            "%s: dead-lettered %s as %s: %s: %s: %s",
+            self.name,
+            marks["routing-key"],
+            marks["id"],
+            reason,
+            error_type,
+            error,
+        )
         body = message.body  # py-amqp decodes it by content_encoding when it can: encode it back
         body = body if isinstance(body, bytes) else body.encode(message.content_encoding)
         try:
-            self.producer.publish(body, exchange=DEAD_LETTER_EXCHANGE, routing_key=marks["routing-key"],
-                                  headers=headers, content_type=message.content_type or "application/data",
-                                  content_encoding=message.content_encoding or "binary", delivery_mode=2)
+            self.producer.publish(
+                body,
+                exchange=DEAD_LETTER_EXCHANGE,
+                routing_key=marks["routing-key"],
+                headers=headers,
+                content_type=message.content_type or "application/data",
+                content_encoding=message.content_encoding or "binary",
+                delivery_mode=2,
+            )
         except Exception:  # the broker's own dead-lettering keeps it (x-death says why, not the reason)
             log.exception("%s: dead letter %s not published; rejecting it", self.name, marks["id"])
             return message.reject(requeue=False)

@@ -8,6 +8,7 @@ merchant, past its threshold) makes analytics propose an action: status `propose
 pattern, how often it recurred and the complaints that made it, once per pattern and
 window (fixed windows of the policy's days, counted from 1970-01-01). A person adopts the
 proposal by recording the analysis with its `proposal_id`; the proposal becomes that action."""
+
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -16,44 +17,75 @@ from mallcare_common.errors import Conflict
 from mallcare_common.personal import masked_fields
 
 STATUSES = ("proposed", "open", "done", "overdue")
-FREE_TEXT = ("problem", "whys", "root_cause", "action", "evidence")   # what people wrote: masked in every read
+FREE_TEXT = ("problem", "whys", "root_cause", "action", "evidence")  # what people wrote: masked in every read
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
-Doc = dict[str, Any]   # a stored action, a request or an event, as the store and marshmallow give them
+Doc = dict[str, Any]  # a stored action, a request or an event, as the store and marshmallow give them
 
 
 def new_action(data: Mapping[str, Any], action_id: str, now: datetime) -> Doc:
     """The stored action for a validated ActionIn body."""
-    return {"_id": action_id, "mall_id": data["mall_id"], "problem": data["problem"], "whys": data["whys"],
-            "root_cause": data["root_cause"], "action": data["action"], "owner_id": data["owner_id"],
-            "due_date": data["due_date"].isoformat(), "status": "open", "created_at": now,
-            "created_by": data["by"], "done_at": None, "done_by": None, "evidence": None}
+    return {
+        "_id": action_id,
+        "mall_id": data["mall_id"],
+        "problem": data["problem"],
+        "whys": data["whys"],
+        "root_cause": data["root_cause"],
+        "action": data["action"],
+        "owner_id": data["owner_id"],
+        "due_date": data["due_date"].isoformat(),
+        "status": "open",
+        "created_at": now,
+        "created_by": data["by"],
+        "done_at": None,
+        "done_by": None,
+        "evidence": None,
+    }
 
 
-def pattern_window(mall_id: str, merchant_id: str | None, category: str, received_at: datetime,
-                   window_days: int) -> tuple[str, datetime, datetime]:
+def pattern_window(
+    mall_id: str, merchant_id: str | None, category: str, received_at: datetime, window_days: int
+) -> tuple[str, datetime, datetime]:
     """(key, start, end) of the window a systemic complaint's pattern falls in."""
     days = timedelta(days=window_days)
     start = _EPOCH + days * ((received_at - _EPOCH) // days)
     return f"{mall_id}|{merchant_id or '-'}|{category}|{start:%Y-%m-%d}", start, start + days
 
 
-def proposal(action_id: str, triaged: Doc, complaint_nos: list[str], window: tuple[str, datetime, datetime],
-             now: datetime) -> Doc:
+def proposal(
+    action_id: str, triaged: Doc, complaint_nos: list[str], window: tuple[str, datetime, datetime], now: datetime
+) -> Doc:
     """The proposed action for the first systemic complaint of a pattern in a window.
     `triaged`: the complaint_triaged envelope; `complaint_nos`: the pattern's complaints
     in the window so far; `window`: pattern_window's answer."""
     p = triaged["payload"]
     key, start, end = window
     where = f"merchant {p['merchant_id']}" if p["merchant_id"] else "the mall"
-    return {"_id": action_id, "mall_id": triaged["mall_id"], "status": "proposed", "pattern_key": key,
-            "problem": {"summary": f"{p['category']} recurred {p['recurrences']} times at {where} "
-                                   f"since {start:%Y-%m-%d}", "category": p["category"], "area": None,
-                        "merchant_id": p["merchant_id"]},
-            "recurrences": p["recurrences"], "complaint_nos": sorted(set(complaint_nos) | {triaged["complaint_no"]}),
-            "window": {"from": start.date().isoformat(), "until": end.date().isoformat()},
-            "whys": [], "root_cause": None, "action": None, "owner_id": None, "due_date": None,
-            "created_at": now, "created_by": "analytics", "done_at": None, "done_by": None, "evidence": None}
+    return {
+        "_id": action_id,
+        "mall_id": triaged["mall_id"],
+        "status": "proposed",
+        "pattern_key": key,
+        "problem": {
+            "summary": f"{p['category']} recurred {p['recurrences']} times at {where} since {start:%Y-%m-%d}",
+            "category": p["category"],
+            "area": None,
+            "merchant_id": p["merchant_id"],
+        },
+        "recurrences": p["recurrences"],
+        "complaint_nos": sorted(set(complaint_nos) | {triaged["complaint_no"]}),
+        "window": {"from": start.date().isoformat(), "until": end.date().isoformat()},
+        "whys": [],
+        "root_cause": None,
+        "action": None,
+        "owner_id": None,
+        "due_date": None,
+        "created_at": now,
+        "created_by": "analytics",
+        "done_at": None,
+        "done_by": None,
+        "evidence": None,
+    }
 
 
 def adopt(action: Doc, data: Mapping[str, Any], now: datetime) -> Doc:
@@ -65,14 +97,17 @@ def adopt(action: Doc, data: Mapping[str, Any], now: datetime) -> Doc:
     recorded = new_action(data, action["_id"], now)
     # the proposal's pattern, complaints and origin stay; the analysis is the person's
     return {k: v for k, v in recorded.items() if k not in ("_id", "created_at", "created_by")} | {
-        "adopted_at": now, "adopted_by": data["by"]}
+        "adopted_at": now,
+        "adopted_by": data["by"],
+    }
 
 
 def done(action: Doc, data: Mapping[str, Any], now: datetime) -> Doc:
     """The changes that close an action; an action is closed once."""
     if action["status"] == "proposed":
-        raise Conflict(f"action {action['_id']} is a proposal: record its analysis first (POST /actions with "
-                       "its proposal_id)")
+        raise Conflict(
+            f"action {action['_id']} is a proposal: record its analysis first (POST /actions with its proposal_id)"
+        )
     if action["status"] == "done":
         raise Conflict(f"action {action['_id']} was done on {action['done_at']:%Y-%m-%d} by {action['done_by']}")
     return {"status": "done", "done_at": now, "done_by": data["by"], "evidence": data["evidence"]}
@@ -80,14 +115,17 @@ def done(action: Doc, data: Mapping[str, Any], now: datetime) -> Doc:
 
 def is_overdue(action: Doc, today: date) -> bool:
     """`today`: the mall's local date."""
-    due_date: str = action["due_date"]   # stored as an ISO date
+    due_date: str = action["due_date"]  # stored as an ISO date
     return action["status"] == "open" and due_date < today.isoformat()
 
 
 def view(action: Doc, today: date) -> Doc:
     """The action as every read shows it: its free text masked, whether it is overdue."""
-    return {**masked_fields({k: v for k, v in action.items() if k != "_id"}, FREE_TEXT), "action_id": action["_id"],
-            "overdue": is_overdue(action, today)}
+    return {
+        **masked_fields({k: v for k, v in action.items() if k != "_id"}, FREE_TEXT),
+        "action_id": action["_id"],
+        "overdue": is_overdue(action, today),
+    }
 
 
 def selection(mall_id: str | None, status: str | None) -> dict[str, str]:

@@ -9,7 +9,8 @@ Closing a case ends every clock of its handling (`ending`): the first-response a
 resolution clocks are met or met late by the closing time (the closure settles the
 case); the others (the acknowledgement, execution tasks, a re-review, a review meeting, a
 promised time) are cancelled and count neither as met nor as breached; a breach already announced
-stays a breach, and so does a deadline passed before the closure (`outcome`). Rectifications are the mall's improvement work (they may be added after
+stays a breach, and so does a deadline passed before the closure (`outcome`). Rectifications are the mall's
+improvement work (they may be added after
 the case closed): they run on. A revisit ends by feedback's own word only (`revisit_done`,
 or `revisit_cancelled` for one a closure made moot). A clock's owner is a person or, for the clocks a
 channel, a service, a role or an unowned complaint's department keeps, that channel,
@@ -18,6 +19,7 @@ None on a reopened round's resolution clock, which the store gives the case's ha
 
 Events of one complaint come on several queues, so a stop can arrive before its
 start; the store applies these operations as upserts that commute."""
+
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -29,19 +31,20 @@ from mallcare_common.contracts.analytics import SLA_AT_RISK, SLA_BREACHED
 class Start:
     clock_id: str
     clock: str
-    fields: dict       # mall_id, complaint_no, started_at, due_at, owner, department
+    fields: dict  # mall_id, complaint_no, started_at, due_at, owner, department
 
 
 @dataclass(frozen=True)
 class Stop:
     clock_id: str
     at: object
-    cancelled: bool = False   # its obligation lapsed (a cancelled revisit)
+    cancelled: bool = False  # its obligation lapsed (a cancelled revisit)
 
 
 @dataclass(frozen=True)
 class Close:
     """The case closed: every running clock of its handling ends (see `ending`)."""
+
     complaint_no: str
     at: object
 
@@ -50,6 +53,7 @@ class Close:
 class Promise:
     """The customer was told when to expect a resolution (R3.2): a running promise that has
     not breached moves to the new time, otherwise a new promised clock starts (`start`)."""
+
     complaint_no: str
     start: Start
 
@@ -57,6 +61,7 @@ class Promise:
 @dataclass(frozen=True)
 class StopAll:
     """Stop every open clock of one kind of a complaint (re-reviews: the next answer meets them all)."""
+
     complaint_no: str
     clock: str
     at: object
@@ -65,6 +70,7 @@ class StopAll:
 @dataclass(frozen=True)
 class Move:
     """A regraded complaint: the deadline (and the department) changed."""
+
     clock_id: str
     due_at: object
     department: str
@@ -73,6 +79,7 @@ class Move:
 @dataclass(frozen=True)
 class Reassign:
     """A complaint given to another handler: its running handling clocks are theirs now."""
+
     complaint_no: str
     owner: str
     department: str
@@ -90,8 +97,11 @@ OUTLIVE_THE_CASE = ("rectification", "incident_forwarding", "incident_handling",
 def owner_kind(clock):
     """Who keeps a clock: as stored when it started; clocks stored before owner kinds were
     recorded by their kind (the channel acknowledges, feedback revisits, the store manager forwards)."""
-    return clock.get("owner_kind") or {"acknowledgement": "channel", "revisit": "service",
-                                       "incident_forwarding": "role"}.get(clock["clock"], "person")
+    return clock.get("owner_kind") or {
+        "acknowledgement": "channel",
+        "revisit": "service",
+        "incident_forwarding": "role",
+    }.get(clock["clock"], "person")
 
 
 def clock_id(complaint_no, clock, key=1):
@@ -103,10 +113,19 @@ def operations(event):
     kind, p, number, at = event["event_type"], event["payload"], event["complaint_no"], event["occurred_at"]
 
     def start(clock, key, started_at, due_at, owner, department=None, owner_kind="person"):
-        return Start(clock_id(number, clock, key), clock, {
-            "mall_id": event["mall_id"], "complaint_no": number, "started_at": started_at, "due_at": due_at,
-            "owner": owner, "owner_kind": owner_kind if owner or owner_kind is None else "department",
-            "department": department})
+        return Start(
+            clock_id(number, clock, key),
+            clock,
+            {
+                "mall_id": event["mall_id"],
+                "complaint_no": number,
+                "started_at": started_at,
+                "due_at": due_at,
+                "owner": owner,
+                "owner_kind": owner_kind if owner or owner_kind is None else "department",
+                "department": department,
+            },
+        )
 
     def stop(clock, key=1, when=at):
         return Stop(clock_id(number, clock, key), when)
@@ -118,11 +137,15 @@ def operations(event):
     if kind == "complaint_triaged":
         # an unowned complaint's clocks are its department's until someone takes it
         owner, kind_ = (p["owner_id"], "person") if p["owner_id"] else (p["department"], "department")
-        return [start(name, 1, p["received_at"], p[f"{name}_due_at"], owner, p["department"], kind_)
-                for name in HANDLER_CLOCKS]
+        return [
+            start(name, 1, p["received_at"], p[f"{name}_due_at"], owner, p["department"], kind_)
+            for name in HANDLER_CLOCKS
+        ]
     if kind == "complaint_corrected":
-        moves = [Move(clock_id(number, "first_response"), p["first_response_due_at"], p["department"]),
-                 Move(clock_id(number, "resolution"), p["resolution_due_at"], p["department"])]
+        moves = [
+            Move(clock_id(number, "first_response"), p["first_response_due_at"], p["department"]),
+            Move(clock_id(number, "resolution"), p["resolution_due_at"], p["department"]),
+        ]
         # a correction to another department names its new owner, as triage and the case do
         return moves + [Reassign(number, p["owner_id"], p["department"])] if p["owner_id"] else moves
     if kind == "complaint_reassigned":
@@ -133,14 +156,24 @@ def operations(event):
         return [stop("review_meeting")]
     if kind == "customer_contacted":
         return [stop("first_response")]
-    if kind == "time_promised":   # told the customer: a first response, and a promise to keep
-        return [stop("first_response"),
-                Promise(number, start("promised", at.isoformat(), at, p["expected_by"], p["by"]))]
+    if kind == "time_promised":  # told the customer: a first response, and a promise to keep
+        return [
+            stop("first_response"),
+            Promise(number, start("promised", at.isoformat(), at, p["expected_by"], p["by"])),
+        ]
     if kind == "case_proposed":
         return [stop("first_response"), StopAll(number, "re_review", at)]
     if kind == "case_escalated" and p["re_review_due_at"]:
-        return [start("re_review", p["re_review_due_at"].isoformat(), at, p["re_review_due_at"],
-                      p["to_staff_id"] or p["to_role"], owner_kind="person" if p["to_staff_id"] else "role")]
+        return [
+            start(
+                "re_review",
+                p["re_review_due_at"].isoformat(),
+                at,
+                p["re_review_due_at"],
+                p["to_staff_id"] or p["to_role"],
+                owner_kind="person" if p["to_staff_id"] else "role",
+            )
+        ]
     if kind == "case_accepted":
         return [start("execution", t["task_id"], at, t["due_at"], p["by"]) for t in p["tasks"]]
     if kind == "execution_task_done":
@@ -159,8 +192,10 @@ def operations(event):
     if kind == "incident_reported":
         return [start("incident_forwarding", 1, at, p["forward_due_at"], "store_manager", owner_kind="role")]
     if kind == "incident_forwarded":
-        return [stop("incident_forwarding"),
-                start("incident_handling", 1, at, p["handling_due_at"], p["regional_manager_id"])]
+        return [
+            stop("incident_forwarding"),
+            start("incident_handling", 1, at, p["handling_due_at"], p["regional_manager_id"]),
+        ]
     if kind == "incident_dismissed":
         return [stop("incident_forwarding")]
     if kind == "incident_handled":
@@ -217,19 +252,37 @@ def outcome(clock):
 
 
 def _payload(clock):
-    return {"clock_id": clock["_id"], "clock": clock["clock"], "owner": clock.get("owner"),
-            "department": clock.get("department"), "started_at": clock["started_at"].isoformat(),
-            "due_at": clock["due_at"].isoformat()}
+    return {
+        "clock_id": clock["_id"],
+        "clock": clock["clock"],
+        "owner": clock.get("owner"),
+        "department": clock.get("department"),
+        "started_at": clock["started_at"].isoformat(),
+        "due_at": clock["due_at"].isoformat(),
+    }
 
 
 def at_risk_event(clock, now):
-    return build_event(SLA_AT_RISK, mall_id=clock["mall_id"], complaint_no=clock["complaint_no"], occurred_at=now,
-                       payload={**_payload(clock), "at_risk_at": clock["at_risk_at"].isoformat()})
+    return build_event(
+        SLA_AT_RISK,
+        mall_id=clock["mall_id"],
+        complaint_no=clock["complaint_no"],
+        occurred_at=now,
+        payload={**_payload(clock), "at_risk_at": clock["at_risk_at"].isoformat()},
+    )
 
 
 def breach_event(clock, labels, now):
     """`labels`: the complaint's category and risk level, as triage last graded it."""
-    return build_event(SLA_BREACHED, mall_id=clock["mall_id"], complaint_no=clock["complaint_no"], occurred_at=now,
-                       payload={**_payload(clock), "category": labels.get("category"),
-                                "risk_level": labels.get("risk_level"),
-                                "lag_seconds": round(max((now - clock["due_at"]).total_seconds(), 0.0), 3)})
+    return build_event(
+        SLA_BREACHED,
+        mall_id=clock["mall_id"],
+        complaint_no=clock["complaint_no"],
+        occurred_at=now,
+        payload={
+            **_payload(clock),
+            "category": labels.get("category"),
+            "risk_level": labels.get("risk_level"),
+            "lag_seconds": round(max((now - clock["due_at"]).total_seconds(), 0.0), 3),
+        },
+    )

@@ -11,6 +11,7 @@ clocks too): a complaint with several clocks running counts once, in the state o
 worst clock (breached, then at risk), so `open` is what the desk would count as open
 and `at_risk + breached <= open`.
 """
+
 STATES = ("on_time", "at_risk", "breached")
 _WORST = {state: rank for rank, state in enumerate(STATES)}
 
@@ -50,8 +51,12 @@ def satisfaction(answers, mall_id=None):
     answered)}, for one mall or the chain."""
     picked = [counts for mall, counts in answers.items() if mall_id in (None, mall)]
     satisfied, answered = sum(s for s, _ in picked), sum(a for _, a in picked)
-    return {"answered": answered, "satisfied": satisfied, "dissatisfied": answered - satisfied,
-            "share": round(satisfied / answered, 4) if answered else None}
+    return {
+        "answered": answered,
+        "satisfied": satisfied,
+        "dissatisfied": answered - satisfied,
+        "share": round(satisfied / answered, 4) if answered else None,
+    }
 
 
 def live_report(running, now, shares, mall_id=None, malls=(), answers=None):
@@ -74,9 +79,13 @@ def live_report(running, now, shares, mall_id=None, malls=(), answers=None):
         _add(totals, state)
         _add(by_mall.setdefault(mall, _row(mall_id=mall)), state)
     order = {name: i for i, name in enumerate(shares)}
-    return {"as_of": now, "mall_id": mall_id, **totals,
-            "by_stage": sorted(stages.values(), key=lambda r: (order.get(r["stage"], len(order)), r["stage"])),
-            # the malls that need attention first: most breached, then most at risk, then most open
-            "by_mall": sorted(by_mall.values(), key=lambda r: (-r["breached"], -r["at_risk"], -r["open"],
-                                                               r["mall_id"])),
-            "at_risk_share": dict(shares), "satisfaction": satisfaction(answers or {}, mall_id)}
+    return {
+        "as_of": now,
+        "mall_id": mall_id,
+        **totals,
+        "by_stage": sorted(stages.values(), key=lambda r: (order.get(r["stage"], len(order)), r["stage"])),
+        # the malls that need attention first: most breached, then most at risk, then most open
+        "by_mall": sorted(by_mall.values(), key=lambda r: (-r["breached"], -r["at_risk"], -r["open"], r["mall_id"])),
+        "at_risk_share": dict(shares),
+        "satisfaction": satisfaction(answers or {}, mall_id),
+    }

@@ -1,5 +1,6 @@
 """Analytics' policy (R5.5, R5.3): the at-risk share of each SLA clock and the window of
 the improvement-action proposals for systemic patterns, as validated data."""
+
 from dataclasses import dataclass
 
 from marshmallow import Schema, fields, validate
@@ -12,8 +13,9 @@ _share = fields.Float(validate=validate.Range(min=0.05, max=0.99))
 
 class _Sla(Schema):
     at_risk_share = fields.Float(required=True, validate=validate.Range(min=0.05, max=0.99))
-    at_risk_share_by_clock = fields.Dict(keys=fields.String(validate=validate.OneOf(CLOCKS)), values=_share,
-                                         load_default=dict)
+    at_risk_share_by_clock = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(CLOCKS)), values=_share, load_default=dict
+    )
 
 
 class _Improvement(Schema):

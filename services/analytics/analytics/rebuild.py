@@ -8,6 +8,7 @@ analytics stopped (events arriving during a rebuild may be counted twice or not 
 Events stored before their payloads were kept cannot be replayed: they are counted
 and skipped.
 """
+
 import argparse
 import os
 import sys
@@ -42,7 +43,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="services/analytics/config.yml")
     args = parser.parse_args(argv)
-    setup_yaml_parser()   # ${ENV:default} in the config, as `nameko run` reads it
+    setup_yaml_parser()  # ${ENV:default} in the config, as `nameko run` reads it
     with open(args.config, encoding="utf-8") as handle:
         config = yaml.safe_load(handle)
     policy_dir = config.get("MALLCARE", {}).get("POLICY_DIR", "deploy/policy")

@@ -9,6 +9,7 @@ second answer or a reopening moves the counts from the old figure to the new one
 and every update commutes: events may come in any order. A report sums the tally
 documents of one period (one per mall) with `build_report`.
 """
+
 import copy
 import csv
 import io
@@ -22,9 +23,16 @@ SATISFACTION_TARGET = 0.85
 DIRECTORS = ("operations_director", "legal")
 # Clocks of the handling itself: a breach of one of them makes the complaint overdue.
 # The revisit and rectification clocks count in SLA compliance but not here.
-HANDLING_CLOCKS = ("acknowledgement", "first_response", "resolution", "review_meeting", "re_review", "execution",
-                   "promised")   # a broken promise (R3.2) makes the complaint late for the customer
-COMPLAINT_CLOCKS = HANDLING_CLOCKS + ("rectification", "revisit")   # not the adverse events' clocks
+HANDLING_CLOCKS = (
+    "acknowledgement",
+    "first_response",
+    "resolution",
+    "review_meeting",
+    "re_review",
+    "execution",
+    "promised",
+)  # a broken promise (R3.2) makes the complaint late for the customer
+COMPLAINT_CLOCKS = HANDLING_CLOCKS + ("rectification", "revisit")  # not the adverse events' clocks
 # Received -> first resolution, in hours: the upper bounds of the histogram buckets
 # (the last bucket, None, is everything over 30 days). p90 is reported as the bound of
 # the bucket that holds the 90th percentile.
@@ -35,6 +43,7 @@ TOP_PROBLEMS = 10
 
 
 # --- periods --------------------------------------------------------------------------------
+
 
 def periods_of(received_at, zone):
     """(month, quarter, day) of a complaint, in its mall's time zone."""
@@ -65,6 +74,7 @@ def kept_payload(payload):
 
 # --- the read model -------------------------------------------------------------------------
 
+
 def _later(doc, stamp_field, at, event_id):
     """True when (at, event_id) is not older than what set the fields stamped by `stamp_field`."""
     seen = doc.get(stamp_field)
@@ -91,7 +101,7 @@ def apply(doc, event, zone):
         doc["rejected"] = True
     elif kind in ("complaint_triaged", "complaint_corrected"):
         if kind == "complaint_triaged":
-            doc["registered"] = True   # triage only grades registered complaints
+            doc["registered"] = True  # triage only grades registered complaints
             doc.setdefault("merchant_id", p["merchant_id"])
         if _later(doc, "graded", at, eid):
             doc["category"], doc["risk_level"] = p["category"], p["risk_level"]
@@ -108,10 +118,10 @@ def apply(doc, event, zone):
         doc["resolved_round"] = max(p["round"], doc.get("resolved_round", 0))
     elif kind == "case_reopened":
         doc["reopened_round"] = max(p["round"], doc.get("reopened_round", 0))
-        if _later(doc, "closing", at, eid):   # open again: neither closed nor closed without an answer
+        if _later(doc, "closing", at, eid):  # open again: neither closed nor closed without an answer
             doc["closed"], doc["closed_without_answer"], doc["closing"] = False, False, {"at": at, "event_id": eid}
     elif kind == "case_closed":
-        if _later(doc, "closing", at, eid):   # the last closing says whether the customer could not be reached
+        if _later(doc, "closing", at, eid):  # the last closing says whether the customer could not be reached
             doc["closed"], doc["closed_without_answer"] = True, p["without_answer"]
             doc["closing"] = {"at": at, "event_id": eid}
     elif kind == "case_escalated":
@@ -121,8 +131,14 @@ def apply(doc, event, zone):
     elif kind in ("customer_satisfied", "customer_dissatisfied"):
         # every answer counts: a dissatisfied one stays dissatisfied after a later satisfied one
         answers = [a for a in doc.get("answers", []) if a["event_id"] != eid]
-        answers.append({"at": at, "event_id": eid, "satisfied": kind == "customer_satisfied",
-                        "reasons": sorted(set(p.get("reasons", [])))})
+        answers.append(
+            {
+                "at": at,
+                "event_id": eid,
+                "satisfied": kind == "customer_satisfied",
+                "reasons": sorted(set(p.get("reasons", []))),
+            }
+        )
         doc["answers"] = sorted(answers, key=lambda a: (a["at"], a["event_id"]))
     doc["rounds"] = max(doc.get("resolved_round", 0), doc.get("reopened_round", 0))
     doc["reached_directors"] = bool(set(doc.get("escalated_to", []) + doc.get("approved_by", [])) & set(DIRECTORS))
@@ -135,10 +151,13 @@ def apply_clock(doc, clock, outcome):
     doc = copy.deepcopy(doc)
     doc.setdefault("mall_id", clock["mall_id"])
     doc.setdefault("clocks", {})[_key(clock["_id"])] = {
-        "clock": clock["clock"], "outcome": outcome, "owner": clock.get("owner"), "owner_kind": owner_kind(clock),
-        "department": clock.get("department")}
-    doc["overdue"] = any(c["outcome"] == "breached" and c["clock"] in HANDLING_CLOCKS
-                         for c in doc["clocks"].values())
+        "clock": clock["clock"],
+        "outcome": outcome,
+        "owner": clock.get("owner"),
+        "owner_kind": owner_kind(clock),
+        "department": clock.get("department"),
+    }
+    doc["overdue"] = any(c["outcome"] == "breached" and c["clock"] in HANDLING_CLOCKS for c in doc["clocks"].values())
     return doc
 
 
@@ -159,6 +178,7 @@ def _bucket_name(bound):
 
 
 # --- what a complaint adds to the tallies ---------------------------------------------------
+
 
 def contributions(doc):
     """{tally_id: {field path: count}}: what this complaint adds to the tallies of its
@@ -200,7 +220,7 @@ def _handled(doc, add):
         owner = _key(clock.get("owner") or "none")
         if clock.get("owner_kind", "person") == "person":
             add[f"sla_handler.{owner}.{clock['outcome']}"] += 1
-        else:   # a channel, service, role or (unowned) department: not a person's record
+        else:  # a channel, service, role or (unowned) department: not a person's record
             add[f"sla_service.{_key(clock['clock'])}|{owner}.{clock['outcome']}"] += 1
     for answer in doc.get("answers", []):
         add["answers.satisfied" if answer["satisfied"] else "answers.dissatisfied"] += 1
@@ -244,6 +264,7 @@ def _unkey(key):
 
 # --- the report ---------------------------------------------------------------------------
 
+
 def build_report(kind, period, mall_id, tallies, actions, malls=(), proposed=0):
     """The report of one period from its tally documents (one per mall; several summed
     for the whole chain), the improvement actions still open and how many proposals for
@@ -254,35 +275,48 @@ def build_report(kind, period, mall_id, tallies, actions, malls=(), proposed=0):
     answers = total.get("answers", {})
     answered = answers.get("satisfied", 0) + answers.get("dissatisfied", 0)
     report = {
-        "kind": kind, "period": period, "mall_id": mall_id,
+        "kind": kind,
+        "period": period,
+        "mall_id": mall_id,
         "malls": sorted(by_mall) if mall_id is None else [mall_id],
-        "counts": {name: total.get(name, 0) for name in ("received", "rejected", "registered", "resolved", "open",
-                                                         "reopened")},
+        "counts": {
+            name: total.get(name, 0) for name in ("received", "rejected", "registered", "resolved", "open", "reopened")
+        },
         "categories": _shares(total.get("category", {}), registered, "category"),
         "handling_time": handling_summary(total.get("handling", {})),
         "overdue": {"count": total.get("overdue", 0), "share": _share(total.get("overdue", 0), registered)},
         "satisfaction": {
-            "answered": answered, "satisfied": answers.get("satisfied", 0),
-            "dissatisfied": answers.get("dissatisfied", 0), "share": _share(answers.get("satisfied", 0), answered),
+            "answered": answered,
+            "satisfied": answers.get("satisfied", 0),
+            "dissatisfied": answers.get("dissatisfied", 0),
+            "share": _share(answers.get("satisfied", 0), answered),
             "closed_without_answer": answers.get("closed_without_answer", 0),
             "target": SATISFACTION_TARGET,
             "meets_target": answered > 0 and answers.get("satisfied", 0) / answered >= SATISFACTION_TARGET,
-            "reasons": _ranked(total.get("reason", {}), "reason")},
+            "reasons": _ranked(total.get("reason", {}), "reason"),
+        },
         "top_problems": _top_problems(by_mall),
         "merchants": _merchants(by_mall),
-        "sla": {"departments": _compliance(total.get("sla_department", {}), "department"),
-                "handlers": _compliance(total.get("sla_handler", {}), "handler"),
-                "services": _service_compliance(total.get("sla_service", {}))},
+        "sla": {
+            "departments": _compliance(total.get("sla_department", {}), "department"),
+            "handlers": _compliance(total.get("sla_handler", {}), "handler"),
+            "services": _service_compliance(total.get("sla_service", {})),
+        },
         "management": {
             "high_risk": total.get("high_risk", 0),
             "high_risk_reached_directors": total.get("high_risk_reached_directors", 0),
-            "high_risk_share_reached_directors": _share(total.get("high_risk_reached_directors", 0),
-                                                        total.get("high_risk", 0)),
+            "high_risk_share_reached_directors": _share(
+                total.get("high_risk_reached_directors", 0), total.get("high_risk", 0)
+            ),
             "reached_directors": total.get("reached_directors", 0),
-            "directors": list(DIRECTORS)},
-        "actions": {"open": len(actions), "overdue": sum(1 for a in actions if a.get("overdue")),
-                    "proposed": proposed,
-                    "items": actions},
+            "directors": list(DIRECTORS),
+        },
+        "actions": {
+            "open": len(actions),
+            "overdue": sum(1 for a in actions if a.get("overdue")),
+            "proposed": proposed,
+            "items": actions,
+        },
         "notes": NOTES,
     }
     return report
@@ -291,16 +325,15 @@ def build_report(kind, period, mall_id, tallies, actions, malls=(), proposed=0):
 NOTES = {
     "period": "complaints received in the period (mall's local time); their later outcomes count in that period",
     "shares": "categories, overdue: of registered complaints; satisfaction: of the customers' answers "
-              "(every answer counts: a dissatisfied answer stays dissatisfied after a later satisfied one); "
-              "cases closed without an answer (the customer could not be reached) are counted apart",
+    "(every answer counts: a dissatisfied answer stays dissatisfied after a later satisfied one); "
+    "cases closed without an answer (the customer could not be reached) are counted apart",
     "handling_time": "received -> first resolution; p90_hours is the upper bound of the histogram bucket that "
-                     "holds the 90th percentile (buckets in hours: " +
-                     ", ".join(str(b) for b in HANDLING_BUCKETS if b) + ", over 720)",
+    "holds the 90th percentile (buckets in hours: " + ", ".join(str(b) for b in HANDLING_BUCKETS if b) + ", over 720)",
     "merchant_rate": "a merchant's complaints / all registered complaints at its mall in the period",
     "sla": "each clock of a complaint counted once, when its outcome is final (met when stopped in time, "
-           "breached when its deadline passed, cancelled when its obligation lapsed: counted in neither), under "
-           "the complaint's current department and the clock's owner; handlers are people, the clocks a channel, "
-           "a service, a role or an unowned department keeps are in `services` by clock and owner",
+    "breached when its deadline passed, cancelled when its obligation lapsed: counted in neither), under "
+    "the complaint's current department and the clock's owner; handlers are people, the clocks a channel, "
+    "a service, a role or an unowned department keeps are in `services` by clock and owner",
     "reached_directors": "escalated to, or approved by, operations_director or legal",
 }
 
@@ -308,16 +341,18 @@ NOTES = {
 def handling_summary(handling):
     count = handling.get("count", 0)
     buckets = [{"le_hours": bound, "count": handling.get(_bucket_name(bound), 0)} for bound in HANDLING_BUCKETS]
-    return {"resolved": count,
-            "average_hours": round(handling.get("seconds", 0) / count / 3600, 2) if count else None,
-            "p90_hours": p90_bound([b["count"] for b in buckets]) if count else None,
-            "buckets": buckets}
+    return {
+        "resolved": count,
+        "average_hours": round(handling.get("seconds", 0) / count / 3600, 2) if count else None,
+        "p90_hours": p90_bound([b["count"] for b in buckets]) if count else None,
+        "buckets": buckets,
+    }
 
 
 def p90_bound(counts):
     """The upper bound (hours) of the bucket holding the 90th percentile; None for 'over'."""
     rank, seen = math.ceil(0.9 * sum(counts)), 0
-    for bound, n in zip(HANDLING_BUCKETS, counts):
+    for bound, n in zip(HANDLING_BUCKETS, counts, strict=False):  # counts has the "over" bucket last
         seen += n
         if seen >= rank:
             return bound
@@ -358,8 +393,15 @@ def _top_problems(by_mall):
         for key, n in counts.get("problem", {}).items():
             if n:
                 category, area, merchant = (_unkey(part) for part in key.split("|"))
-                rows.append({"category": category, "mall_id": mall, "area": None if area == "-" else area,
-                             "merchant_id": None if merchant == "-" else merchant, "count": n})
+                rows.append(
+                    {
+                        "category": category,
+                        "mall_id": mall,
+                        "area": None if area == "-" else area,
+                        "merchant_id": None if merchant == "-" else merchant,
+                        "count": n,
+                    }
+                )
     rows.sort(key=lambda r: (-r["count"], r["category"], r["mall_id"], r["area"] or "", r["merchant_id"] or ""))
     return rows[:TOP_PROBLEMS]
 
@@ -370,8 +412,15 @@ def _merchants(by_mall):
         whole = counts.get("registered", 0)
         for key, n in counts.get("merchant", {}).items():
             if n:
-                rows.append({"mall_id": mall, "merchant_id": _unkey(key), "complaints": n, "mall_complaints": whole,
-                             "rate": _share(n, whole)})
+                rows.append(
+                    {
+                        "mall_id": mall,
+                        "merchant_id": _unkey(key),
+                        "complaints": n,
+                        "mall_complaints": whole,
+                        "rate": _share(n, whole),
+                    }
+                )
     return sorted(rows, key=lambda r: (-(r["rate"] or 0), r["mall_id"], r["merchant_id"]))
 
 
@@ -380,8 +429,15 @@ def _compliance(counts, name):
     for key, outcomes in counts.items():
         met, breached, cancelled = (outcomes.get(o, 0) for o in ("met", "breached", "cancelled"))
         if met or breached or cancelled:
-            rows.append({name: _unkey(key), "met": met, "breached": breached, "cancelled": cancelled,
-                         "compliance": _share(met, met + breached)})
+            rows.append(
+                {
+                    name: _unkey(key),
+                    "met": met,
+                    "breached": breached,
+                    "cancelled": cancelled,
+                    "compliance": _share(met, met + breached),
+                }
+            )
     return sorted(rows, key=lambda r: (r["compliance"] is None, r["compliance"] or 0, r[name]))
 
 
@@ -395,6 +451,7 @@ def _service_compliance(counts):
 
 
 # --- CSV -------------------------------------------------------------------------------------
+
 
 def to_csv(report):
     """One flat long table: section, item, metric, value (item names a row of the section,
@@ -426,8 +483,12 @@ def to_csv(report):
     for r in s["reasons"]:
         row("dissatisfaction_reasons", r["reason"], "count", r["count"])
     for r in report["top_problems"]:
-        row("top_problems", " / ".join(str(r[k] or "-") for k in ("category", "mall_id", "area", "merchant_id")),
-            "count", r["count"])
+        row(
+            "top_problems",
+            " / ".join(str(r[k] or "-") for k in ("category", "mall_id", "area", "merchant_id")),
+            "count",
+            r["count"],
+        )
     for r in report["merchants"]:
         item = f"{r['mall_id']} / {r['merchant_id']}"
         row("merchants", item, "complaints", r["complaints"])

@@ -1,4 +1,5 @@
 """What analytics' HTTP and RPC accept: report queries and improvement actions (R5.3)."""
+
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 
@@ -25,6 +26,7 @@ class ReportQuery(Schema):
 class _Problem(Schema):
     """The recurring problem analysed: at least a summary; category, area and merchant
     as the report's top-problems table names them."""
+
     summary = fields.String(required=True, validate=validate.Length(min=1, max=500))
     category = fields.String(load_default=None, **_id)
     area = fields.String(load_default=None, **_id)
@@ -34,17 +36,25 @@ class _Problem(Schema):
 class ActionIn(Schema):
     mall_id = fields.String(required=True, **_id)
     problem = fields.Nested(_Problem, required=True)
-    whys = fields.List(fields.String(validate=validate.Length(min=1, max=500)), required=True,
-                       validate=validate.Length(min=1, max=7, error="Give the why-chain: 1 to 7 answers."),
-                       metadata={"description": "the 5-Why chain, first why first"})
+    whys = fields.List(
+        fields.String(validate=validate.Length(min=1, max=500)),
+        required=True,
+        validate=validate.Length(min=1, max=7, error="Give the why-chain: 1 to 7 answers."),
+        metadata={"description": "the 5-Why chain, first why first"},
+    )
     root_cause = fields.String(required=True, **_text)
     action = fields.String(required=True, **_text)
     owner_id = fields.String(required=True, validate=validate.Length(min=1, max=20))
     due_date = fields.Date(required=True)
-    proposal_id = fields.String(validate=validate.Length(min=1, max=40), metadata={
-        "description": "the proposal for a systemic pattern this analysis answers; it becomes this action"})
-    by = fields.String(required=True, validate=validate.Length(min=1, max=20),
-                       metadata={"description": "employee number (over HTTP: the X-Staff-Id header)"})
+    proposal_id = fields.String(
+        validate=validate.Length(min=1, max=40),
+        metadata={"description": "the proposal for a systemic pattern this analysis answers; it becomes this action"},
+    )
+    by = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=20),
+        metadata={"description": "employee number (over HTTP: the X-Staff-Id header)"},
+    )
 
 
 class ActionDoneIn(Schema):
@@ -73,8 +83,12 @@ class _LiveCounts(Schema):
 
 
 class _LiveStage(_LiveCounts):
-    stage = fields.String(required=True, metadata={"description": "the clock's name: the stage the complaint "
-                                                                  "waits in (acknowledgement, resolution, ...)"})
+    stage = fields.String(
+        required=True,
+        metadata={
+            "description": "the clock's name: the stage the complaint waits in (acknowledgement, resolution, ...)"
+        },
+    )
 
 
 class _LiveMall(_LiveCounts):
@@ -91,16 +105,27 @@ class _LiveSatisfaction(Schema):
 class LiveReportOut(_LiveCounts):
     """The live SLA picture (analytics/live.py). The totals and by_mall count complaints, each
     once in the state of its worst running clock; by_stage counts the running clocks."""
+
     as_of = fields.AwareDateTime(required=True)
     mall_id = fields.String(allow_none=True, required=True)
     by_stage = fields.List(fields.Nested(_LiveStage), required=True)
-    by_mall = fields.List(fields.Nested(_LiveMall), required=True,
-                          metadata={"description": "most breached first, then most at risk"})
-    at_risk_share = fields.Dict(keys=fields.String(), values=fields.Float(), required=True,
-                                metadata={"description": "per clock: the share of the allowed time after which "
-                                                         "a deadline is at risk (deploy/policy/analytics.yml)"})
-    satisfaction = fields.Nested(_LiveSatisfaction, required=True, metadata={
-        "description": "every answer customers gave so far (the tallies mallcare_satisfaction_ratio reads)"})
+    by_mall = fields.List(
+        fields.Nested(_LiveMall), required=True, metadata={"description": "most breached first, then most at risk"}
+    )
+    at_risk_share = fields.Dict(
+        keys=fields.String(),
+        values=fields.Float(),
+        required=True,
+        metadata={
+            "description": "per clock: the share of the allowed time after which "
+            "a deadline is at risk (deploy/policy/analytics.yml)"
+        },
+    )
+    satisfaction = fields.Nested(
+        _LiveSatisfaction,
+        required=True,
+        metadata={"description": "every answer customers gave so far (the tallies mallcare_satisfaction_ratio reads)"},
+    )
     policy_version = fields.String(required=True)
 
 
@@ -112,6 +137,7 @@ class _Window(Schema):
 class ActionOut(Schema):
     """An improvement action as answered (actions.view). A proposal (status proposed) has
     the pattern and its complaints but no analysis yet (whys empty, the rest null)."""
+
     action_id = fields.String(required=True)
     mall_id = fields.String(required=True)
     problem = fields.Nested(_Problem, required=True)

@@ -15,6 +15,7 @@ stored events into the read model without touching the clocks.
 Reports and clocks answer a caller for the malls in their scope; a chain-wide
 caller (an analyst, say) may ask for the whole chain.
 """
+
 import logging
 from datetime import timedelta
 
@@ -28,8 +29,15 @@ from werkzeug.wrappers import Response
 
 from mallcare_common import web
 from mallcare_common.base import Service
-from mallcare_common.contracts import (COMPLAINT_ACKNOWLEDGED, COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED,
-                                       COMPLAINT_REGISTERED, COMPLAINT_REJECTED, COMPLAINT_TRIAGED, read_event)
+from mallcare_common.contracts import (
+    COMPLAINT_ACKNOWLEDGED,
+    COMPLAINT_CORRECTED,
+    COMPLAINT_REASSIGNED,
+    COMPLAINT_REGISTERED,
+    COMPLAINT_REJECTED,
+    COMPLAINT_TRIAGED,
+    read_event,
+)
 from mallcare_common.contracts import feedback as feedback_events
 from mallcare_common.contracts.analytics import CLOCKS
 from mallcare_common.contracts import resolution as case_events
@@ -44,13 +52,25 @@ from mallcare_common.web import CLIENT_ERRORS, http, json_response, signed
 
 from . import actions, clocks, html_report, live, metrics, reports
 from .policy import load_policy
-from .schemas import (REPORT, ActionDoneIn, ActionIn, ActionList, ActionOut, ActionQuery, ClocksOut, IntakeCountsOut,
-                      IntakeCountsQuery, LiveReportOut, LiveReportQuery, ReportQuery)
+from .schemas import (
+    REPORT,
+    ActionDoneIn,
+    ActionIn,
+    ActionList,
+    ActionOut,
+    ActionQuery,
+    ClocksOut,
+    IntakeCountsOut,
+    IntakeCountsQuery,
+    LiveReportOut,
+    LiveReportQuery,
+    ReportQuery,
+)
 from .storage import Events
 
 log = logging.getLogger(__name__)
 
-TRIAGE_PAUSE = 2   # seconds before a triage change that overtook its complaint_triaged is retried
+TRIAGE_PAUSE = 2  # seconds before a triage change that overtook its complaint_triaged is retried
 KINDS = {"monthly": "month (2026-11)", "quarterly": "quarter (2026-Q4)"}
 
 
@@ -76,7 +96,7 @@ def _sla_lease(service):
     return timedelta(seconds=max(6, 3 * _sla_tick(service.config)))
 
 
-_GAUGED = set()   # (mall, clock) pairs this process has reported, so that an emptied one goes to 0
+_GAUGED = set()  # (mall, clock) pairs this process has reported, so that an emptied one goes to 0
 
 
 def _forget_gauges(service):
@@ -89,9 +109,11 @@ def _forget_gauges(service):
 
 def _keeps(event_type):
     """An entrypoint that stores one event type once and applies it to the clocks."""
+
     @event_handler(event_type.source, event_type.name)
     def keep(self, body):
         self._take(read_event(body, event_type))
+
     keep.__doc__ = f"Keep each {event_type.name} once; start or stop its clocks."
     return keep
 
@@ -156,8 +178,13 @@ class AnalyticsService(Service):
             labels, at = self.store.labels_of(clock["complaint_no"]), self.clock()
             if not lease.held(at):
                 return
-            updated = write(self.store.clocks, clock, {"$set": {"breach_reported": True}},
-                            [clocks.breach_event(clock, labels, at)], at)
+            updated = write(
+                self.store.clocks,
+                clock,
+                {"$set": {"breach_reported": True}},
+                [clocks.breach_event(clock, labels, at)],
+                at,
+            )
             if updated is not None:
                 self._count_breach(updated, labels, at)
                 publish_pending(self.store.clocks, self.dispatch, self.name, at, [updated])
@@ -165,8 +192,9 @@ class AnalyticsService(Service):
             at = self.clock()
             if not lease.held(at):
                 return
-            updated = write(self.store.clocks, clock, {"$set": {"at_risk_reported": True}},
-                            [clocks.at_risk_event(clock, at)], at)
+            updated = write(
+                self.store.clocks, clock, {"$set": {"at_risk_reported": True}}, [clocks.at_risk_event(clock, at)], at
+            )
             if updated is not None:
                 metrics.AT_RISK.labels(clock["mall_id"], clock["clock"]).inc()
                 publish_pending(self.store.clocks, self.dispatch, self.name, at, [updated])
@@ -183,43 +211,92 @@ class AnalyticsService(Service):
             return
         metrics.DEAD_LETTERS.set(count)
 
-    @operation(Op("GET", "/reports/intake", "Complaints received per mall, channel and outcome.", "report.read",
-                  query=IntakeCountsQuery, responses={200: IntakeCountsOut}))
+    @operation(
+        Op(
+            "GET",
+            "/reports/intake",
+            "Complaints received per mall, channel and outcome.",
+            "report.read",
+            query=IntakeCountsQuery,
+            responses={200: IntakeCountsOut},
+        )
+    )
     def intake_counts(self, query):
         mall_id = self.access.caller().list_mall("report.read", IntakeCountsQuery().load(query)["mall_id"])
         return {"rows": self.store.intake_counts(mall_id)}
 
-    @operation(Op("GET", "/clocks/<string:complaint_no>", "Every SLA clock of a complaint or incident.", "sla.read",
-                  responses={200: ClocksOut}))
+    @operation(
+        Op(
+            "GET",
+            "/clocks/<string:complaint_no>",
+            "Every SLA clock of a complaint or incident.",
+            "sla.read",
+            responses={200: ClocksOut},
+        )
+    )
     def clocks_of(self, complaint_no):
         """Every SLA clock of a complaint (or incident): due, at risk, stopped, outcome."""
         caller = self.access.caller()
         caller.require("sla.read")
-        found = sorted(self.store.clocks.find({"complaint_no": complaint_no}, {"outbox": 0, "pending_events": 0}),
-                       key=lambda c: c["_id"])
+        found = sorted(
+            self.store.clocks.find({"complaint_no": complaint_no}, {"outbox": 0, "pending_events": 0}),
+            key=lambda c: c["_id"],
+        )
         if found:
             caller.require("sla.read", found[0]["mall_id"])
         return {"complaint_no": complaint_no, "clocks": web.jsonable(found)}
 
     # --- reports (R5.1-R5.5) and improvement actions (R5.3) ------------------------------------
 
-    @http(Op("GET", "/reports/monthly", f"{REPORT}, for a month; format=csv or html for a file.", "report.read",
-             query=ReportQuery, responses={200: (None, "text/csv", "text/html")}))
+    @http(
+        Op(
+            "GET",
+            "/reports/monthly",
+            f"{REPORT}, for a month; format=csv or html for a file.",
+            "report.read",
+            query=ReportQuery,
+            responses={200: (None, "text/csv", "text/html")},
+        )
+    )
     def monthly_http(self, request):
         return self._report_response("monthly", request)
 
-    @http(Op("GET", "/reports/quarterly", f"{REPORT}, for a quarter; format=csv or html for a file.", "report.read",
-             query=ReportQuery, responses={200: (None, "text/csv", "text/html")}))
+    @http(
+        Op(
+            "GET",
+            "/reports/quarterly",
+            f"{REPORT}, for a quarter; format=csv or html for a file.",
+            "report.read",
+            query=ReportQuery,
+            responses={200: (None, "text/csv", "text/html")},
+        )
+    )
     def quarterly_http(self, request):
         return self._report_response("quarterly", request)
 
-    @http(Op("GET", "/reports/monthly.html", f"{REPORT}, for a month, as a page.", "report.read",
-             query=ReportQuery, responses={200: "text/html"}))
+    @http(
+        Op(
+            "GET",
+            "/reports/monthly.html",
+            f"{REPORT}, for a month, as a page.",
+            "report.read",
+            query=ReportQuery,
+            responses={200: "text/html"},
+        )
+    )
     def monthly_html(self, request):
         return self._report_response("monthly", request, "html")
 
-    @http(Op("GET", "/reports/quarterly.html", f"{REPORT}, for a quarter, as a page.", "report.read",
-             query=ReportQuery, responses={200: "text/html"}))
+    @http(
+        Op(
+            "GET",
+            "/reports/quarterly.html",
+            f"{REPORT}, for a quarter, as a page.",
+            "report.read",
+            query=ReportQuery,
+            responses={200: "text/html"},
+        )
+    )
     def quarterly_html(self, request):
         return self._report_response("quarterly", request, "html")
 
@@ -231,9 +308,18 @@ class AnalyticsService(Service):
         mall_id = self.access.caller().list_mall("report.read", query["mall_id"])
         return web.jsonable(self._report(kind, query["period"], mall_id))
 
-    @operation(Op("GET", "/reports/live", "Open now, at risk and breached, by stage and by mall, from the SLA clocks "
-                  "still running; the at-risk share per clock. One mall, or the chain (no mall_id, for chain-wide "
-                  "callers).", "report.read", query=LiveReportQuery, responses={200: LiveReportOut}))
+    @operation(
+        Op(
+            "GET",
+            "/reports/live",
+            "Open now, at risk and breached, by stage and by mall, from the SLA clocks "
+            "still running; the at-risk share per clock. One mall, or the chain (no mall_id, for chain-wide "
+            "callers).",
+            "report.read",
+            query=LiveReportQuery,
+            responses={200: LiveReportOut},
+        )
+    )
     def live_report(self, query):
         """What is open now, at risk and breached, by stage and by mall (the ops dashboard)."""
         mall_id = self.access.caller().list_mall("report.read", LiveReportQuery().load(query)["mall_id"])
@@ -243,36 +329,71 @@ class AnalyticsService(Service):
         if mall_id:
             self._mall(mall_id)
         policy = self.policy.current
-        report = live.live_report(self.store.running_clocks(), self.clock(),
-                                  {name: policy.at_risk_share(name) for name in CLOCKS}, mall_id,
-                                  malls=list(policy.malls.malls), answers=self.store.answer_tallies())
+        report = live.live_report(
+            self.store.running_clocks(),
+            self.clock(),
+            {name: policy.at_risk_share(name) for name in CLOCKS},
+            mall_id,
+            malls=list(policy.malls.malls),
+            answers=self.store.answer_tallies(),
+        )
         return web.jsonable({**report, "policy_version": policy.version})
 
-    @operation(Op("POST", "/actions", "Record a 5-Why analysis and the improvement action it calls for (R5.3); "
-                  "with proposal_id, the analysis of a proposal, which becomes this action.", "action.write",
-                  body=ActionIn, signed=True, responses={201: ActionOut}, errors=(409,)))
+    @operation(
+        Op(
+            "POST",
+            "/actions",
+            "Record a 5-Why analysis and the improvement action it calls for (R5.3); "
+            "with proposal_id, the analysis of a proposal, which becomes this action.",
+            "action.write",
+            body=ActionIn,
+            signed=True,
+            responses={201: ActionOut},
+            errors=(409,),
+        )
+    )
     def record_action(self, data):
         return self._record_action(self.access.caller(), data)
 
-    @operation(Op("POST", "/actions/<string:action_id>/done", "Close an action with its evidence (once).",
-                  "action.write", body=ActionDoneIn, signed=True, responses={200: ActionOut}, errors=(409,)))
+    @operation(
+        Op(
+            "POST",
+            "/actions/<string:action_id>/done",
+            "Close an action with its evidence (once).",
+            "action.write",
+            body=ActionDoneIn,
+            signed=True,
+            responses={200: ActionOut},
+            errors=(409,),
+        )
+    )
     def action_done(self, action_id, data):
         return self._action_done(self.access.caller(), action_id, data)
 
-    @operation(Op("GET", "/actions", "Improvement actions: proposed (for a systemic pattern), open, done or overdue.",
-                  "report.read", query=ActionQuery, responses={200: ActionList}))
+    @operation(
+        Op(
+            "GET",
+            "/actions",
+            "Improvement actions: proposed (for a systemic pattern), open, done or overdue.",
+            "report.read",
+            query=ActionQuery,
+            responses={200: ActionList},
+        )
+    )
     def list_actions(self, query):
         caller = self.access.caller()
         q = ActionQuery().load(query)
         q["mall_id"] = caller.list_mall("report.read", q["mall_id"])
         if q["mall_id"]:
             self._mall(q["mall_id"])
-        found = (self._action_view(a) for a in self.store.actions(actions.selection(q["mall_id"], q["status"]),
-                                                                  q["limit"]))
+        found = (
+            self._action_view(a) for a in self.store.actions(actions.selection(q["mall_id"], q["status"]), q["limit"])
+        )
         return {"items": [a for a in found if q["status"] != "overdue" or a["overdue"]]}
 
-    @operation(Op("GET", "/actions/<string:action_id>", "One improvement action.", "report.read",
-                  responses={200: ActionOut}))
+    @operation(
+        Op("GET", "/actions/<string:action_id>", "One improvement action.", "report.read", responses={200: ActionOut})
+    )
     def get_action(self, action_id):
         caller = self.access.caller()
         action = self.store.action(action_id)
@@ -288,16 +409,17 @@ class AnalyticsService(Service):
         if data.get("proposal_id"):
             try:
                 proposal = self.store.action(data["proposal_id"])
-            except web.NotFound:   # a field of the body names nothing: the body is wrong (422), not the path
+            except web.NotFound:  # a field of the body names nothing: the body is wrong (422), not the path
                 raise ValidationError({"proposal_id": [f"No proposal {data['proposal_id']}."]}) from None
             changes = actions.adopt(proposal, data, self.clock())
             adopted = self.store.adopt_action(data["proposal_id"], changes)
-            if adopted is None:   # adopted by someone else meanwhile: this answers 409
+            if adopted is None:  # adopted by someone else meanwhile: this answers 409
                 return self._record_action(caller, body)
             return self._action_view(adopted)
         seq = next_sequence(self.store.db, f"actions:{mall.id}")
-        return self._action_view(self.store.add_action(actions.new_action(data, actions.action_id(mall.code, seq),
-                                                                          self.clock())))
+        return self._action_view(
+            self.store.add_action(actions.new_action(data, actions.action_id(mall.code, seq), self.clock()))
+        )
 
     def _action_done(self, caller, action_id, body):
         data = ActionDoneIn().load(signed(body, caller))
@@ -305,7 +427,7 @@ class AnalyticsService(Service):
         caller.require("action.write", action["mall_id"])
         changes = actions.done(action, data, self.clock())
         closed = self.store.close_action(action_id, changes)
-        if closed is None:   # done by someone else meanwhile: this answers 409 with who and when
+        if closed is None:  # done by someone else meanwhile: this answers 409 with who and when
             return self._action_done(caller, action_id, body)
         return self._action_view(closed)
 
@@ -317,8 +439,11 @@ class AnalyticsService(Service):
         shape = shape or query["format"]
         if shape == "csv":
             name = f"mallcare-{kind}-{query['period']}-{query['mall_id'] or 'chain'}.csv"
-            return Response(reports.to_csv(report), mimetype="text/csv",
-                            headers={"Content-Disposition": f'attachment; filename="{name}"'})
+            return Response(
+                reports.to_csv(report),
+                mimetype="text/csv",
+                headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            )
         if shape == "html":
             return Response(html_report.render(report, self.policy.current.malls), mimetype="text/html")
         return json_response(200, report)
@@ -329,9 +454,14 @@ class AnalyticsService(Service):
         if mall_id:
             self._mall(mall_id)
         open_actions = self.store.actions(actions.selection(mall_id, "open"), limit=500)
-        return reports.build_report(kind, period, mall_id, self.store.tallies_of(period, mall_id),
-                                    [self._action_view(a) for a in open_actions],
-                                    proposed=self.store.count_actions(actions.selection(mall_id, "proposed")))
+        return reports.build_report(
+            kind,
+            period,
+            mall_id,
+            self.store.tallies_of(period, mall_id),
+            [self._action_view(a) for a in open_actions],
+            proposed=self.store.count_actions(actions.selection(mall_id, "proposed")),
+        )
 
     def _mall(self, mall_id):
         mall = self.policy.current.malls.get(mall_id)
@@ -346,20 +476,25 @@ class AnalyticsService(Service):
     # --- applying events ------------------------------------------------------------------------
 
     def _take(self, event):
-        if event["event_type"] in ("complaint_reassigned", "complaint_corrected") and \
-                not self.store.triaged(event["complaint_no"]):
+        if event["event_type"] in ("complaint_reassigned", "complaint_corrected") and not self.store.triaged(
+            event["complaint_no"]
+        ):
             # Its complaint_triaged is on another queue and may be a moment behind: applied
             # first, this change would be overwritten by it. Pause so the delivery limit spans seconds.
             eventlet.sleep(TRIAGE_PAUSE)
             raise TriageNotSeenYet(f"{event['event_type']} {event['event_id']} for {event['complaint_no']}")
         now = self.clock()
         if not self.store.record(event, now):
-            return   # a redelivery: its clocks and the read model were moved the first time
+            return  # a redelivery: its clocks and the read model were moved the first time
         self.store.apply_event(event, reports.zone_of(self.policy.current.malls, event["mall_id"]))
         kind, payload = event["event_type"], event["payload"]
         if kind in ("complaint_triaged", "complaint_corrected"):
-            self.store.label(event["complaint_no"], category=payload["category"], risk_level=payload["risk_level"],
-                             department=payload["department"])
+            self.store.label(
+                event["complaint_no"],
+                category=payload["category"],
+                risk_level=payload["risk_level"],
+                department=payload["department"],
+            )
             if kind == "complaint_triaged" and payload["systemic"] and payload["category"]:
                 self._propose(event)
         elif kind in ("customer_satisfied", "customer_dissatisfied"):
@@ -396,24 +531,29 @@ class AnalyticsService(Service):
             self.store.join_proposal(window[0], triaged["complaint_no"], p["recurrences"])
             return
         mall = self._mall(triaged["mall_id"])
-        numbers = self.store.pattern_complaints(triaged["mall_id"], p["merchant_id"], p["category"],
-                                                max(window[1], p["received_at"] - timedelta(days=days)),
-                                                p["received_at"])
+        numbers = self.store.pattern_complaints(
+            triaged["mall_id"],
+            p["merchant_id"],
+            p["category"],
+            max(window[1], p["received_at"] - timedelta(days=days)),
+            p["received_at"],
+        )
         seq = next_sequence(self.store.db, f"actions:{mall.id}")
-        self.store.add_action(actions.proposal(actions.action_id(mall.code, seq), triaged, numbers, window,
-                                               self.clock()))
+        self.store.add_action(
+            actions.proposal(actions.action_id(mall.code, seq), triaged, numbers, window, self.clock())
+        )
 
     def _settle(self, clock):
         """A stopped clock with a deadline, once: met, met late (its breach published now if
         the sweep had not caught it yet), or cancelled."""
         if clock is None or clocks.outcome(clock) is None:
             return
-        breach = None   # (labels, time) of the breach settling it announces
+        breach = None  # (labels, time) of the breach settling it announces
 
         def decide(clock, now):
             nonlocal breach
             breach, result = None, clocks.outcome(clock)
-            if clock.get("outcome") is not None or result is None:   # settled already: its start and stop both try
+            if clock.get("outcome") is not None or result is None:  # settled already: its start and stop both try
                 return None
             update = {"$set": {"outcome": result}}
             if result == "met_late" and not clock["breach_reported"]:
@@ -432,16 +572,31 @@ class AnalyticsService(Service):
                 self._count_breach(settled, *breach)
             if clock["clock"] in metrics.TIME_TO and clock["_id"].endswith("|1") and result != "cancelled":
                 metrics.TIME_TO[clock["clock"]].labels(clock["mall_id"]).observe(
-                    (clock["stopped_at"] - clock["started_at"]).total_seconds())
+                    (clock["stopped_at"] - clock["started_at"]).total_seconds()
+                )
 
-        change(self.store.clocks, clock["_id"], decide, self.dispatch, self.name, self.clock, "clock",
-               f"clock {clock['_id']} kept changing while it was settled", count=count)
+        change(
+            self.store.clocks,
+            clock["_id"],
+            decide,
+            self.dispatch,
+            self.name,
+            self.clock,
+            "clock",
+            f"clock {clock['_id']} kept changing while it was settled",
+            count=count,
+        )
 
     def _count_breach(self, clock, labels, now):
         self.store.apply_clock(clock, "breached")
         department = clock.get("department") or labels.get("department") or "none"
-        metrics.BREACHES.labels(clock["mall_id"], clock["clock"], labels.get("category") or "none",
-                                labels.get("risk_level") or "none", department).inc()
+        metrics.BREACHES.labels(
+            clock["mall_id"],
+            clock["clock"],
+            labels.get("category") or "none",
+            labels.get("risk_level") or "none",
+            department,
+        ).inc()
         metrics.ENDED.labels(clock["mall_id"], clock["clock"], department, "breached").inc()
         metrics.DETECTION_LAG.observe(max((now - clock["due_at"]).total_seconds(), 0.0))
 
@@ -450,7 +605,7 @@ class AnalyticsService(Service):
         for (mall_id, name), (running, risky) in counts.items():
             metrics.OPEN.labels(mall_id, name).set(running)
             metrics.OPEN_AT_RISK.labels(mall_id, name).set(risky)
-        for (mall_id, name) in _GAUGED - set(counts):
+        for mall_id, name in _GAUGED - set(counts):
             metrics.OPEN.labels(mall_id, name).set(0)
             metrics.OPEN_AT_RISK.labels(mall_id, name).set(0)
         _GAUGED.update(counts)

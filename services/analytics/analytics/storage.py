@@ -11,6 +11,7 @@ first two are rebuilt from `events` and the clocks' outcomes (rebuild.py).
 Every write to a clock counts its `version` up: settling a clock and the sweep's
 reports are compare-and-sets on it (mallcare_common.unit_of_work), so a clock
 stopped, moved or reassigned since they read it is not reported or settled as read."""
+
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
@@ -32,23 +33,38 @@ class EventLog(Store):
     def record(self, event, received_at):
         """Store the event once; False when it was stored before (a redelivery)."""
         doc = {k: event[k] for k in ("event_type", "schema_version", "occurred_at", "mall_id", "complaint_no")}
-        result = self.events.update_one({"_id": event["event_id"]},
-                                        {"$setOnInsert": {**doc, "channel": event["payload"].get("channel"),
-                                                          "received_at": received_at,
-                                                          "payload": reports.kept_payload(event["payload"])}},
-                                        upsert=True)
+        result = self.events.update_one(
+            {"_id": event["event_id"]},
+            {
+                "$setOnInsert": {
+                    **doc,
+                    "channel": event["payload"].get("channel"),
+                    "received_at": received_at,
+                    "payload": reports.kept_payload(event["payload"]),
+                }
+            },
+            upsert=True,
+        )
         return result.upserted_id is not None
 
     def intake_counts(self, mall_id=None):
         """Events per mall, channel and type: the intake picture ops look at first."""
         match = {"event_type": {"$in": INTAKE_EVENTS}, **({"mall_id": mall_id} if mall_id else {})}
-        rows = self.events.aggregate([
-            {"$match": match},
-            {"$group": {"_id": {"mall_id": "$mall_id", "event_type": "$event_type", "channel": "$channel"},
-                        "count": {"$sum": 1}}},
-        ])
-        return sorted(({**row["_id"], "count": row["count"]} for row in rows),
-                      key=lambda r: (r["mall_id"], r["event_type"], r["channel"] or ""))
+        rows = self.events.aggregate(
+            [
+                {"$match": match},
+                {
+                    "$group": {
+                        "_id": {"mall_id": "$mall_id", "event_type": "$event_type", "channel": "$channel"},
+                        "count": {"$sum": 1},
+                    }
+                },
+            ]
+        )
+        return sorted(
+            ({**row["_id"], "count": row["count"]} for row in rows),
+            key=lambda r: (r["mall_id"], r["event_type"], r["channel"] or ""),
+        )
 
     # --- labels and tallies ---------------------------------------------------------------------
 
@@ -61,13 +77,18 @@ class EventLog(Store):
     def count_answer(self, mall_id, satisfied):
         """Running satisfied/dissatisfied counts of a mall; returns (satisfied, all)."""
         tally = self.db.tallies.find_one_and_update(
-            {"_id": f"answers:{mall_id}"}, {"$inc": {"satisfied" if satisfied else "dissatisfied": 1}},
-            upsert=True, return_document=ReturnDocument.AFTER)
+            {"_id": f"answers:{mall_id}"},
+            {"$inc": {"satisfied" if satisfied else "dissatisfied": 1}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
         return tally.get("satisfied", 0), tally.get("satisfied", 0) + tally.get("dissatisfied", 0)
 
     def answer_tallies(self):
-        return {t["_id"].split(":", 1)[1]: (t.get("satisfied", 0), t.get("satisfied", 0) + t.get("dissatisfied", 0))
-                for t in self.db.tallies.find({"_id": {"$gt": "answers:", "$lt": "answers;"}})}
+        return {
+            t["_id"].split(":", 1)[1]: (t.get("satisfied", 0), t.get("satisfied", 0) + t.get("dissatisfied", 0))
+            for t in self.db.tallies.find({"_id": {"$gt": "answers:", "$lt": "answers;"}})
+        }
 
     # --- the reports' read model ------------------------------------------------------------
 
@@ -75,7 +96,7 @@ class EventLog(Store):
         return self._change(event["complaint_no"], lambda doc: reports.apply(doc, event, zone))
 
     def apply_clock(self, clock, outcome):
-        if clock["clock"] not in reports.COMPLAINT_CLOCKS:   # adverse events are not complaints
+        if clock["clock"] not in reports.COMPLAINT_CLOCKS:  # adverse events are not complaints
             return None
         return self._change(clock["complaint_no"], lambda doc: reports.apply_clock(doc, clock, outcome))
 
@@ -100,11 +121,16 @@ class EventLog(Store):
 
     def _inc(self, tally, moves):
         period, mall_id = tally.split("|", 1)
-        for _ in range(5):   # two first upserts of one tally can race (see mongo.next_sequence)
+        for _ in range(5):  # two first upserts of one tally can race (see mongo.next_sequence)
             try:
                 result = self.db.report_tallies.update_one(
-                    {"_id": tally}, {"$inc": {f"counts.{path}": n for path, n in moves.items()},
-                                     "$setOnInsert": {"period": period, "mall_id": mall_id}}, upsert=True)
+                    {"_id": tally},
+                    {
+                        "$inc": {f"counts.{path}": n for path, n in moves.items()},
+                        "$setOnInsert": {"period": period, "mall_id": mall_id},
+                    },
+                    upsert=True,
+                )
             except DuplicateKeyError:
                 continue
             if result.matched_count or result.upserted_id is not None:
@@ -127,8 +153,14 @@ class EventLog(Store):
     def stored_events(self):
         """Every stored event as an envelope, oldest first (the rebuild's input)."""
         for doc in self.events.find({}).sort("occurred_at", ASCENDING):
-            yield {"event_id": doc["_id"], "event_type": doc["event_type"], "occurred_at": doc["occurred_at"],
-                   "mall_id": doc["mall_id"], "complaint_no": doc["complaint_no"], "payload": doc.get("payload")}
+            yield {
+                "event_id": doc["_id"],
+                "event_type": doc["event_type"],
+                "occurred_at": doc["occurred_at"],
+                "mall_id": doc["mall_id"],
+                "complaint_no": doc["complaint_no"],
+                "payload": doc.get("payload"),
+            }
 
     def final_clocks(self):
         """(clock, outcome) of every clock whose outcome is final, as `_settle` and the sweep counted them."""
@@ -148,8 +180,9 @@ class EventLog(Store):
         return self.get(self.db.actions, action_id, "action")
 
     def adopt_action(self, action_id, changes):
-        return self.db.actions.find_one_and_update({"_id": action_id, "status": "proposed"}, {"$set": changes},
-                                                   return_document=ReturnDocument.AFTER)
+        return self.db.actions.find_one_and_update(
+            {"_id": action_id, "status": "proposed"}, {"$set": changes}, return_document=ReturnDocument.AFTER
+        )
 
     def count_actions(self, query):
         return self.db.actions.count_documents(query)
@@ -159,18 +192,25 @@ class EventLog(Store):
         return self.insert_new(self.db.proposal_claims, {"_id": pattern_key})
 
     def join_proposal(self, pattern_key, complaint_no, recurrences):
-        self.db.actions.update_one({"pattern_key": pattern_key}, {"$addToSet": {"complaint_nos": complaint_no},
-                                                                  "$max": {"recurrences": recurrences}})
+        self.db.actions.update_one(
+            {"pattern_key": pattern_key},
+            {"$addToSet": {"complaint_nos": complaint_no}, "$max": {"recurrences": recurrences}},
+        )
 
     def pattern_complaints(self, mall_id, merchant_id, category, since, until):
         """The complaints of a pattern received in [since, until] (the read model)."""
-        query = {"mall_id": mall_id, "category": category, "received_at": {"$gte": since, "$lte": until},
-                 **({"merchant_id": merchant_id} if merchant_id else {})}
+        query = {
+            "mall_id": mall_id,
+            "category": category,
+            "received_at": {"$gte": since, "$lte": until},
+            **({"merchant_id": merchant_id} if merchant_id else {}),
+        }
         return [doc["_id"] for doc in self.db.complaints.find(query, {"_id": 1}).limit(500)]
 
     def close_action(self, action_id, changes):
-        return self.db.actions.find_one_and_update({"_id": action_id, "status": "open"}, {"$set": changes},
-                                                   return_document=ReturnDocument.AFTER)
+        return self.db.actions.find_one_and_update(
+            {"_id": action_id, "status": "open"}, {"$set": changes}, return_document=ReturnDocument.AFTER
+        )
 
     def actions(self, query, limit):
         return list(self.db.actions.find(query).sort([("due_date", ASCENDING), ("_id", ASCENDING)]).limit(limit))
@@ -179,19 +219,32 @@ class EventLog(Store):
 
     def start(self, op, share):
         f = dict(op.fields)
-        if f["owner_kind"] is None:   # the case's handler: as the first round's clock names them
+        if f["owner_kind"] is None:  # the case's handler: as the first round's clock names them
             first = self.clocks.find_one({"_id": clocks.clock_id(f["complaint_no"], "resolution")}) or {}
             f.update({k: first.get(k) for k in ("owner", "owner_kind", "department")})
-        self.clocks.update_one({"_id": op.clock_id}, {
-            "$set": {**f, "clock": op.clock, "at_risk_at": clocks.at_risk_at(f["started_at"], f["due_at"], share)},
-            "$setOnInsert": {"stopped_at": None, "outcome": None, "at_risk_reported": False,
-                             "breach_reported": False}, "$inc": {"version": 1}}, upsert=True)
+        self.clocks.update_one(
+            {"_id": op.clock_id},
+            {
+                "$set": {**f, "clock": op.clock, "at_risk_at": clocks.at_risk_at(f["started_at"], f["due_at"], share)},
+                "$setOnInsert": {
+                    "stopped_at": None,
+                    "outcome": None,
+                    "at_risk_reported": False,
+                    "breach_reported": False,
+                },
+                "$inc": {"version": 1},
+            },
+            upsert=True,
+        )
         clock = self.clocks.find_one({"_id": op.clock_id})
         # Written first, read second: an end applied meanwhile either saw this clock or is seen here.
-        ends = self.events.find({"complaint_no": f["complaint_no"], "event_type": {"$in": list(clocks.LATE_ENDS)}},
-                                {"event_type": 1, "occurred_at": 1})
-        late = clock["stopped_at"] is None and clocks.late_end(clock, [(e["event_type"], e["occurred_at"])
-                                                                       for e in ends])
+        ends = self.events.find(
+            {"complaint_no": f["complaint_no"], "event_type": {"$in": list(clocks.LATE_ENDS)}},
+            {"event_type": 1, "occurred_at": 1},
+        )
+        late = clock["stopped_at"] is None and clocks.late_end(
+            clock, [(e["event_type"], e["occurred_at"]) for e in ends]
+        )
         if not late:
             return clock
         return self.stop(op.clock_id, *late) or clock
@@ -200,18 +253,29 @@ class EventLog(Store):
         """Stop once (`cancelled`: its obligation lapsed); a clock whose start has not arrived
         yet is created stopped."""
         try:
-            self.clocks.update_one({"_id": clock_id, "stopped_at": None}, {
-                "$set": {"stopped_at": at, "cancelled": cancelled},
-                "$setOnInsert": {"due_at": None, "outcome": None, "at_risk_reported": False,
-                                 "breach_reported": False}, "$inc": {"version": 1}}, upsert=True)
-        except DuplicateKeyError:   # stopped before: a redelivery
+            self.clocks.update_one(
+                {"_id": clock_id, "stopped_at": None},
+                {
+                    "$set": {"stopped_at": at, "cancelled": cancelled},
+                    "$setOnInsert": {
+                        "due_at": None,
+                        "outcome": None,
+                        "at_risk_reported": False,
+                        "breach_reported": False,
+                    },
+                    "$inc": {"version": 1},
+                },
+                upsert=True,
+            )
+        except DuplicateKeyError:  # stopped before: a redelivery
             return None
         return self.clocks.find_one({"_id": clock_id})
 
     def stop_all(self, complaint_no, clock, at):
         """Stop the running clocks of a kind that started by `at` (a later one is not met by it)."""
-        found = list(self.clocks.find({"complaint_no": complaint_no, "clock": clock, **OPEN},
-                                      {"_id": 1, "started_at": 1}))
+        found = list(
+            self.clocks.find({"complaint_no": complaint_no, "clock": clock, **OPEN}, {"_id": 1, "started_at": 1})
+        )
         return [c for c in (self.stop(doc["_id"], at) for doc in found if doc["started_at"] <= at) if c]
 
     def close(self, complaint_no, at):
@@ -229,14 +293,21 @@ class EventLog(Store):
         f = op.start.fields
         for running in self.clocks.find({"complaint_no": op.complaint_no, "clock": "promised", **OPEN}):
             if running.get("promised_again_at", running["started_at"]) > f["started_at"]:
-                return None   # an older promise delivered late: the newer one stands
+                return None  # an older promise delivered late: the newer one stands
             if not running["breach_reported"]:
                 moved = self.clocks.find_one_and_update(
                     {"_id": running["_id"], "stopped_at": None, "breach_reported": False},
-                    {"$set": {"due_at": f["due_at"], "owner": f["owner"], "promised_again_at": f["started_at"],
-                              "at_risk_at": clocks.at_risk_at(running["started_at"], f["due_at"], share)},
-                     "$inc": {"version": 1}},
-                    return_document=ReturnDocument.AFTER)
+                    {
+                        "$set": {
+                            "due_at": f["due_at"],
+                            "owner": f["owner"],
+                            "promised_again_at": f["started_at"],
+                            "at_risk_at": clocks.at_risk_at(running["started_at"], f["due_at"], share),
+                        },
+                        "$inc": {"version": 1},
+                    },
+                    return_document=ReturnDocument.AFTER,
+                )
                 if moved is not None:
                     return moved
         return self.start(op.start, share)
@@ -247,41 +318,59 @@ class EventLog(Store):
         return bool(clock and clock.get("started_at"))
 
     def reassign(self, op):
-        self.clocks.update_many({"complaint_no": op.complaint_no, "clock": {"$in": list(clocks.HANDLER_CLOCKS)},
-                                 **OPEN}, {"$set": {"owner": op.owner, "owner_kind": "person",
-                                                    "department": op.department}, "$inc": {"version": 1}})
+        self.clocks.update_many(
+            {"complaint_no": op.complaint_no, "clock": {"$in": list(clocks.HANDLER_CLOCKS)}, **OPEN},
+            {"$set": {"owner": op.owner, "owner_kind": "person", "department": op.department}, "$inc": {"version": 1}},
+        )
 
     def move(self, op, share):
         clock = self.clocks.find_one({"_id": op.clock_id})
         if clock is None or clock.get("started_at") is None:
             return None
-        self.clocks.update_one({"_id": op.clock_id}, {"$set": {
-            "due_at": op.due_at, "department": op.department,
-            "at_risk_at": clocks.at_risk_at(clock["started_at"], op.due_at, share)}, "$inc": {"version": 1}})
+        self.clocks.update_one(
+            {"_id": op.clock_id},
+            {
+                "$set": {
+                    "due_at": op.due_at,
+                    "department": op.department,
+                    "at_risk_at": clocks.at_risk_at(clock["started_at"], op.due_at, share),
+                },
+                "$inc": {"version": 1},
+            },
+        )
         return self.clocks.find_one({"_id": op.clock_id})
 
     def reaching_risk(self, now, limit):
         """Running clocks past their at-risk point and not yet past their deadline (a clock
         already overdue gets its breach, not a warning)."""
-        return list(self.clocks.find({"stopped_at": None, "at_risk_reported": False, "at_risk_at": {"$lte": now},
-                                      "due_at": {"$gt": now}}, {"outbox": 0}).limit(limit))
+        return list(
+            self.clocks.find(
+                {"stopped_at": None, "at_risk_reported": False, "at_risk_at": {"$lte": now}, "due_at": {"$gt": now}},
+                {"outbox": 0},
+            ).limit(limit)
+        )
 
     def reaching_deadline(self, now, limit):
-        return list(self.clocks.find({"stopped_at": None, "breach_reported": False, "due_at": {"$lte": now}},
-                                     {"outbox": 0}).limit(limit))
+        return list(
+            self.clocks.find(
+                {"stopped_at": None, "breach_reported": False, "due_at": {"$lte": now}}, {"outbox": 0}
+            ).limit(limit)
+        )
 
     def running_clocks(self):
         """The clocks still running (with a deadline), only the fields live.py counts. All
         malls: the query names only indexed fields (stopped_at, due_at); live.py picks a mall."""
-        return self.clocks.find(OPEN,
-                                {"_id": 0, "mall_id": 1, "complaint_no": 1, "clock": 1, "at_risk_at": 1,
-                                 "due_at": 1})
+        return self.clocks.find(
+            OPEN, {"_id": 0, "mall_id": 1, "complaint_no": 1, "clock": 1, "at_risk_at": 1, "due_at": 1}
+        )
 
     def open_counts(self, now):
         """{(mall_id, clock): (open, past the at-risk point)} over the clocks still running
         (the gauges: a breached clock is past its at-risk point too)."""
-        return {key: (row["open"], row["at_risk"] + row["breached"])
-                for key, row in live.tally(self.running_clocks(), now).items()}
+        return {
+            key: (row["open"], row["at_risk"] + row["breached"])
+            for key, row in live.tally(self.running_clocks(), now).items()
+        }
 
 
 class Events(MongoDatabase):
@@ -291,13 +380,20 @@ class Events(MongoDatabase):
         db.events.create_index([("complaint_no", ASCENDING)])
         db.events.create_index([("complaint_no", ASCENDING), ("event_type", ASCENDING)])
         db.clocks.create_index([("stopped_at", ASCENDING), ("breach_reported", ASCENDING), ("due_at", ASCENDING)])
-        db.clocks.create_index([("stopped_at", ASCENDING), ("at_risk_reported", ASCENDING),
-                                ("at_risk_at", ASCENDING), ("due_at", ASCENDING)])
-        db.clocks.create_index([("complaint_no", ASCENDING), ("clock", ASCENDING), ("stopped_at", ASCENDING),
-                                ("due_at", ASCENDING)])
+        db.clocks.create_index(
+            [
+                ("stopped_at", ASCENDING),
+                ("at_risk_reported", ASCENDING),
+                ("at_risk_at", ASCENDING),
+                ("due_at", ASCENDING),
+            ]
+        )
+        db.clocks.create_index(
+            [("complaint_no", ASCENDING), ("clock", ASCENDING), ("stopped_at", ASCENDING), ("due_at", ASCENDING)]
+        )
         db.clocks.create_index([("stopped_at", ASCENDING), ("due_at", ASCENDING)])
         db.clocks.create_index([("pending_events", ASCENDING)])
-        db.clocks.create_index([("_id", ASCENDING), ("version", ASCENDING)])   # unit_of_work's compare-and-set
+        db.clocks.create_index([("_id", ASCENDING), ("version", ASCENDING)])  # unit_of_work's compare-and-set
         db.events.create_index([("occurred_at", ASCENDING)])
         db.actions.create_index([("mall_id", ASCENDING), ("status", ASCENDING)])
         db.actions.create_index([("status", ASCENDING)])

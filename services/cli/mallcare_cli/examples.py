@@ -14,7 +14,10 @@ def desk_complaint(**overrides):
         "product": {"barcode": "6901234567892", "brand": "佳农", "model": "草莓 500g"},
         "order_no": "SO-778812",
         "description": "昨天买的草莓有三分之一发霉了 🍓",
-        "demands": {"fact": "1/3 of the strawberries mouldy", "expectation": "full refund plus the same value in goods"},
+        "demands": {
+            "fact": "1/3 of the strawberries mouldy",
+            "expectation": "full refund plus the same value in goods",
+        },
         "emotion": "angry",
         "anger_score": 4,
     }

@@ -8,6 +8,7 @@ mall and record, why, when and under which request id into its own `audit_log`
 collection - before it answers, so that no read goes unrecorded. Staff with
 `audit.read` list the log per mall (`GET /audit`, RPC `audit_log`).
 """
+
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -47,7 +48,7 @@ class AuditQuery(Schema):
 
 
 class AuditOut(MaskedOut):
-    free_text = ("purpose",)   # why, not who: a phone written into it is masked like any text
+    free_text = ("purpose",)  # why, not who: a phone written into it is masked like any text
 
     id = fields.String(attribute="_id")
     at = fields.AwareDateTime()
@@ -71,13 +72,26 @@ class AuditPage(Schema):
 def full_read_op(path: str, subject: str, customer: type[Schema], text: dict[str, fields.Field[Any]]) -> Op:
     """The documented form of a service's audited full read: GET <path>?purpose=...; `text`:
     the record's free-text fields, as told (every other read shows them masked)."""
-    out = Schema.from_dict({"number": fields.String(required=True), "mall_id": fields.String(required=True),
-                            "customer": fields.Nested(customer, required=True), **text,
-                            "audit_id": fields.String(required=True, metadata={"description": "its audit_log entry"})},
-                           name=f"{subject.title()}CustomerOut")
-    return Op("GET", path, f"The {subject}'s customer and its text as told ({', '.join(text)}), unmasked, for a "
-              "stated purpose; every read is audited. 410 once anonymised by retention.", "customer.contact",
-              query=PurposeIn, responses={200: out}, errors=(410,))
+    out = Schema.from_dict(
+        {
+            "number": fields.String(required=True),
+            "mall_id": fields.String(required=True),
+            "customer": fields.Nested(customer, required=True),
+            **text,
+            "audit_id": fields.String(required=True, metadata={"description": "its audit_log entry"}),
+        },
+        name=f"{subject.title()}CustomerOut",
+    )
+    return Op(
+        "GET",
+        path,
+        f"The {subject}'s customer and its text as told ({', '.join(text)}), unmasked, for a "
+        "stated purpose; every read is audited. 410 once anonymised by retention.",
+        "customer.contact",
+        query=PurposeIn,
+        responses={200: out},
+        errors=(410,),
+    )
 
 
 def indexes(db: Database[dict[str, Any]]) -> None:
@@ -86,8 +100,18 @@ def indexes(db: Database[dict[str, Any]]) -> None:
     db.audit_log.create_index([("at", DESCENDING)])
 
 
-def full_read(db: Database[dict[str, Any]], caller: Principal, *, service: str, subject: str, doc: Mapping[str, Any],
-              purpose_args: Mapping[str, Any], now: datetime, request_id: str, permission: str) -> dict[str, Any]:
+def full_read(
+    db: Database[dict[str, Any]],
+    caller: Principal,
+    *,
+    service: str,
+    subject: str,
+    doc: Mapping[str, Any],
+    purpose_args: Mapping[str, Any],
+    now: datetime,
+    request_id: str,
+    permission: str,
+) -> dict[str, Any]:
     """Check, then record, a full read of `doc`'s customer; returns the audit record.
     Forbidden without `permission` (staff's `customer.contact`, notify's `customer.notify`)
     for the mall, ValidationError without a purpose, Gone when retention has anonymised
@@ -96,9 +120,18 @@ def full_read(db: Database[dict[str, Any]], caller: Principal, *, service: str, 
     purpose = PurposeIn().load(purpose_args)["purpose"].strip()
     if doc.get("anonymised_at"):
         raise Gone(f"{subject} {doc['_id']} was anonymised on {doc['anonymised_at']:%Y-%m-%d} (retention)")
-    record = {"_id": uuid.uuid4().hex, "at": now, "service": service, "user": caller.user, "role": caller.role,
-              "mall_id": doc["mall_id"], "subject": subject, "number": doc["_id"], "purpose": purpose,
-              "request_id": request_id}
+    record = {
+        "_id": uuid.uuid4().hex,
+        "at": now,
+        "service": service,
+        "user": caller.user,
+        "role": caller.role,
+        "mall_id": doc["mall_id"],
+        "subject": subject,
+        "number": doc["_id"],
+        "purpose": purpose,
+        "request_id": request_id,
+    }
     db.audit_log.insert_one(record)
     return record
 
@@ -115,10 +148,18 @@ def query_log(db: Database[dict[str, Any]], caller: Principal, args: Mapping[str
     if args.get("since"):
         selector["at"] = {"$gte": as_stored(args["since"])}
     total = db.audit_log.count_documents(selector)
-    items = (db.audit_log.find(selector).sort([("at", DESCENDING), ("_id", ASCENDING)])
-             .skip((args["page"] - 1) * args["per_page"]).limit(args["per_page"]))
-    return {"items": AuditOut(many=True).dump(items), "total": total, "page": args["page"],
-            "per_page": args["per_page"]}
+    items = (
+        db.audit_log.find(selector)
+        .sort([("at", DESCENDING), ("_id", ASCENDING)])
+        .skip((args["page"] - 1) * args["per_page"])
+        .limit(args["per_page"])
+    )
+    return {
+        "items": AuditOut(many=True).dump(items),
+        "total": total,
+        "page": args["page"],
+        "per_page": args["per_page"],
+    }
 
 
 class AuditLog(DependencyProvider):
@@ -133,12 +174,21 @@ class AuditLog(DependencyProvider):
 
 class AuditReads:
     """GET /audit and RPC audit_log, for a service that declares an AuditLog dependency."""
+
     needs: ClassVar[Mapping[str, type]] = {"audit": AuditLog}
     # as the service's workers see them
     store: Any
     access: Gate
 
-    @operation(Op("GET", "/audit", "A page of the audit log of full customer reads, newest first.", "audit.read",
-                  query=AuditQuery, responses={200: AuditPage}))
+    @operation(
+        Op(
+            "GET",
+            "/audit",
+            "A page of the audit log of full customer reads, newest first.",
+            "audit.read",
+            query=AuditQuery,
+            responses={200: AuditPage},
+        )
+    )
     def audit_log(self, query: dict[str, Any]) -> dict[str, Any]:
         return query_log(self.store.db, self.access.caller(), query)

@@ -15,6 +15,7 @@ never from the repo. What each role may do is policy data (access.yml); every HT
 and RPC entrypoint asks the `Access` dependency for its caller and checks the
 permission and the mall before it reads or writes.
 """
+
 import hashlib
 import hmac
 import os
@@ -35,13 +36,22 @@ from werkzeug.wrappers import Request
 from .policy import read_policy_file
 
 ALL_MALLS = "*"
-STAFF_ROLES = ("desk_staff", "handler", "supervisor", "store_manager", "regional_manager",
-               "operations_director", "legal", "analyst", "admin")
+STAFF_ROLES = (
+    "desk_staff",
+    "handler",
+    "supervisor",
+    "store_manager",
+    "regional_manager",
+    "operations_director",
+    "legal",
+    "analyst",
+    "admin",
+)
 ROLES = STAFF_ROLES + ("channel", "service")
 ISSUER = "mallcare"
 SERVICE_TOKEN_LIFETIME = timedelta(minutes=5)
-LEEWAY_SECONDS = 30      # clock skew between the issuer and the services
-MIN_SECRET_BYTES = 32    # RFC 7518 3.2: an HS256 key at least as long as the hash
+LEEWAY_SECONDS = 30  # clock skew between the issuer and the services
+MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash
 SIGN_IN = "sign in: send Authorization: Bearer <token> (staff) or X-Api-Key (channels)"
 
 
@@ -69,9 +79,9 @@ class TooManyRequests(AccessError):
 class Principal:
     user: str
     role: str
-    malls: tuple[str, ...]   # mall ids, or (ALL_MALLS,)
-    kind: str = "staff"      # staff, channel or service
-    channel: str | None = None   # for channel keys: the one channel it may submit for
+    malls: tuple[str, ...]  # mall ids, or (ALL_MALLS,)
+    kind: str = "staff"  # staff, channel or service
+    channel: str | None = None  # for channel keys: the one channel it may submit for
     permissions: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @property
@@ -105,19 +115,38 @@ class Principal:
 
 # --- tokens ---------------------------------------------------------------------------------
 
-def issue_token(secret: str, user: str, role: str, malls: Iterable[str], lifetime: timedelta = timedelta(hours=12),
-                now: datetime | None = None) -> str:
+
+def issue_token(
+    secret: str,
+    user: str,
+    role: str,
+    malls: Iterable[str],
+    lifetime: timedelta = timedelta(hours=12),
+    now: datetime | None = None,
+) -> str:
     now = now or datetime.now(timezone.utc)
-    claims = {"iss": ISSUER, "sub": user, "role": role, "malls": list(malls),
-              "iat": int(now.timestamp()), "exp": int((now + lifetime).timestamp())}
+    claims = {
+        "iss": ISSUER,
+        "sub": user,
+        "role": role,
+        "malls": list(malls),
+        "iat": int(now.timestamp()),
+        "exp": int((now + lifetime).timestamp()),
+    }
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
 def read_token(secret: str, token: str) -> tuple[str, str, tuple[str, ...]]:
     """The token's (user, role, malls); Unauthenticated when forged, expired or incomplete."""
     try:
-        claims = jwt.decode(token, secret, algorithms=["HS256"], issuer=ISSUER, leeway=LEEWAY_SECONDS,
-                            options={"require": ["exp", "sub", "iss"]})
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=["HS256"],
+            issuer=ISSUER,
+            leeway=LEEWAY_SECONDS,
+            options={"require": ["exp", "sub", "iss"]},
+        )
     except jwt.ExpiredSignatureError as exc:
         raise Unauthenticated("token expired") from exc
     except jwt.InvalidTokenError as exc:
@@ -129,6 +158,7 @@ def read_token(secret: str, token: str) -> tuple[str, str, tuple[str, ...]]:
 
 
 # --- channel API keys -------------------------------------------------------------------------
+
 
 def key_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
@@ -144,6 +174,7 @@ class ApiKeySchema(Schema):
 
 class ApiKey(TypedDict):
     """A channel key as ApiKeySchema loads it."""
+
     id: str
     mall_id: str
     channel: str
@@ -157,7 +188,7 @@ class RateLimiter:
 
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.monotonic = monotonic
-        self.buckets: dict[str, tuple[float, float]] = {}   # key id -> (tokens, when counted)
+        self.buckets: dict[str, tuple[float, float]] = {}  # key id -> (tokens, when counted)
 
     def take(self, key_id: str, per_minute: int) -> None:
         now = self.monotonic()
@@ -172,16 +203,19 @@ class RateLimiter:
 
 # --- what each role may do ---------------------------------------------------------------------
 
+
 class AccessSchema(Schema):
     version = fields.String(required=True)
-    permissions = fields.Dict(keys=fields.String(), values=fields.List(fields.String(validate=validate.OneOf(ROLES))),
-                              required=True)
+    permissions = fields.Dict(
+        keys=fields.String(), values=fields.List(fields.String(validate=validate.OneOf(ROLES))), required=True
+    )
 
 
 class AccessPolicy(TypedDict):
     """access.yml as AccessSchema loads it."""
+
     version: str
-    permissions: dict[str, list[str]]   # permission -> the roles that hold it
+    permissions: dict[str, list[str]]  # permission -> the roles that hold it
 
 
 def load_access(path: str | os.PathLike[str]) -> AccessPolicy:
@@ -196,6 +230,7 @@ def permissions_of(access: AccessPolicy, role: str) -> frozenset[str]:
 
 # --- secrets --------------------------------------------------------------------------------
 
+
 class MissingSecret(RuntimeError):
     """A secret the configuration or policy names is not set, or too short to be one."""
 
@@ -208,8 +243,9 @@ def read_secret(config: Mapping[str, Any], name: str, min_bytes: int = MIN_SECRE
     if not value:
         value = _secrets_file(config).get(name)
     if not value:
-        raise MissingSecret(f"secret {name} is not set: set MALLCARE_{name} or put {name} in the file "
-                            "MALLCARE_SECRETS_FILE names")
+        raise MissingSecret(
+            f"secret {name} is not set: set MALLCARE_{name} or put {name} in the file MALLCARE_SECRETS_FILE names"
+        )
     if len(str(value).encode("utf-8")) < min_bytes:
         raise MissingSecret(f"secret {name} is shorter than {min_bytes} bytes (openssl rand -hex 32 makes one)")
     return str(value)
@@ -261,6 +297,7 @@ def read_api_keys(config: Mapping[str, Any]) -> dict[str, ApiKey]:
 
 # --- the dependency -------------------------------------------------------------------------
 
+
 class Access(DependencyProvider):
     """Workers get a Gate: `gate.caller(request)` for HTTP, `gate.caller()` for RPC
     (the credential travels as context data `authorization`), `gate.as_service()`
@@ -274,7 +311,7 @@ class Access(DependencyProvider):
     def setup(self) -> None:
         config = self.container.config
         policy_dir = (config.get("MALLCARE") or {}).get("POLICY_DIR", "deploy/policy")
-        self.access = load_access(os.path.join(policy_dir, "access.yml"))   # InvalidPolicy stops the start
+        self.access = load_access(os.path.join(policy_dir, "access.yml"))  # InvalidPolicy stops the start
         self.secret = read_secret(config, "TOKEN_SECRET")
         self.api_keys = read_api_keys(config)
         self.limiter = RateLimiter()
@@ -283,8 +320,9 @@ class Access(DependencyProvider):
     def get_dependency(self, worker_ctx: Any) -> "Gate":
         return Gate(self, worker_ctx, worker_ctx.data.pop("authorization", None))
 
-    def principal(self, user: str, role: str, malls: Iterable[str], kind: str = "staff",
-                  channel: str | None = None) -> Principal:
+    def principal(
+        self, user: str, role: str, malls: Iterable[str], kind: str = "staff", channel: str | None = None
+    ) -> Principal:
         return Principal(user, role, tuple(malls), kind, channel, self.by_role[role])
 
     def permissions(self) -> dict[str, list[str]]:
@@ -355,8 +393,9 @@ class Gate:
 
     def service_token(self) -> str:
         name = self.provider.container.service_name
-        return issue_token(self.provider.secret, f"service:{name}", "service", [ALL_MALLS],
-                           lifetime=SERVICE_TOKEN_LIFETIME)
+        return issue_token(
+            self.provider.secret, f"service:{name}", "service", [ALL_MALLS], lifetime=SERVICE_TOKEN_LIFETIME
+        )
 
 
 class _AsService:
@@ -372,6 +411,7 @@ class _AsService:
 
 # --- issuing by hand ----------------------------------------------------------------------------
 
+
 def main(argv: Sequence[str] | None = None, prog: str = "python -m mallcare_common.auth") -> None:
     """python -m mallcare_common.auth secrets > secrets.yml      (new random secrets, no keys yet)
     python -m mallcare_common.auth token --user E3501 --role handler --mall sh-xujiahui [--hours 12]
@@ -379,32 +419,44 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m mallcare_comm
     import argparse
     import secrets as random_secrets
 
-    parser = argparse.ArgumentParser(prog=prog)   # `mallcare token|api-key|secrets` wrap this one
+    parser = argparse.ArgumentParser(prog=prog)  # `mallcare token|api-key|secrets` wrap this one
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("secrets", help="a new secrets file: random TOKEN_SECRET, CUSTOMER_REF_SECRET, "
-                                        "ANSWER_LINK_SECRET and an empty API_KEYS list")
+    commands.add_parser(
+        "secrets",
+        help="a new secrets file: random TOKEN_SECRET, CUSTOMER_REF_SECRET, "
+        "ANSWER_LINK_SECRET and an empty API_KEYS list",
+    )
     token = commands.add_parser("token", help="a staff token, signed with TOKEN_SECRET")
     token.add_argument("--user", required=True)
     token.add_argument("--role", required=True, choices=STAFF_ROLES)
     token.add_argument("--mall", action="append", required=True, help="repeat for several; * for the chain")
     token.add_argument("--hours", type=float, default=12)
-    key = commands.add_parser("api-key", help="a new channel key: the key to give the channel, and its entry "
-                                              "for API_KEYS in the secrets file")
+    key = commands.add_parser(
+        "api-key", help="a new channel key: the key to give the channel, and its entry for API_KEYS in the secrets file"
+    )
     key.add_argument("--id", required=True)
     key.add_argument("--mall", required=True)
     key.add_argument("--channel", required=True)
     key.add_argument("--per-minute", type=int, default=120)
     args = parser.parse_args(argv)
     if args.command == "secrets":
-        fresh = {name: random_secrets.token_hex(32) for name in ("TOKEN_SECRET", "CUSTOMER_REF_SECRET",
-                                                                 "ANSWER_LINK_SECRET")}
+        fresh = {
+            name: random_secrets.token_hex(32) for name in ("TOKEN_SECRET", "CUSTOMER_REF_SECRET", "ANSWER_LINK_SECRET")
+        }
         print(yaml.safe_dump({**fresh, "API_KEYS": []}, sort_keys=False), end="")
     elif args.command == "token":
         print(issue_token(env_secret("TOKEN_SECRET"), args.user, args.role, args.mall, timedelta(hours=args.hours)))
     else:
         secret = random_secrets.token_urlsafe(32)
-        entry = ApiKeySchema().load({"id": args.id, "mall_id": args.mall, "channel": args.channel,
-                                     "sha256": key_digest(secret), "per_minute": args.per_minute})
+        entry = ApiKeySchema().load(
+            {
+                "id": args.id,
+                "mall_id": args.mall,
+                "channel": args.channel,
+                "sha256": key_digest(secret),
+                "per_minute": args.per_minute,
+            }
+        )
         print(f"key (give to the channel, shown once): {args.id}.{secret}")
         print(yaml.safe_dump({"API_KEYS": [entry]}, allow_unicode=True, sort_keys=False), end="")
 

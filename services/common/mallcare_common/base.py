@@ -24,6 +24,7 @@ that the class declares what the part uses: a TypeError says what is missing, at
 not an AttributeError in the first request. `nameko run feedback.service:FeedbackService`
 starts that class alone.
 """
+
 import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
@@ -45,13 +46,14 @@ from .web import http, json_response, jsonable
 
 log = logging.getLogger(__name__)
 
-POLICY_RELOADED = "policy_reloaded"   # between replicas of a service (replicas.py), not a domain event
+POLICY_RELOADED = "policy_reloaded"  # between replicas of a service (replicas.py), not a domain event
 
 
 class PolicyAdmin:
     """The policy in force and its reload, for a service that declares a PolicyFiles
     dependency. A reload that took is told to the service's other replicas, which read the
     same files: one call reloads them all."""
+
     needs: ClassVar[Mapping[str, type]] = {"policy": PolicyFiles}
     # as the service's workers see them
     policy: Any
@@ -64,17 +66,29 @@ class PolicyAdmin:
         self.access.caller().require("policy.read")
         return jsonable(self.policy.current.public())
 
-    @operation(Op("POST", "/policy/reload", "Read the policy files again; a broken file is refused with its "
-                  "field messages (422) and the policy in force stays.", "policy.reload",
-                  responses={200: PolicyVersionOut}, errors=(422,)))
+    @operation(
+        Op(
+            "POST",
+            "/policy/reload",
+            "Read the policy files again; a broken file is refused with its "
+            "field messages (422) and the policy in force stays.",
+            "policy.reload",
+            responses={200: PolicyVersionOut},
+            errors=(422,),
+        )
+    )
     def reload_policy(self) -> dict[str, Any]:
         self.access.caller().require("policy.reload")
         version = self.policy.reload().version
         try:
             self.replicas(POLICY_RELOADED, {"version": version})
         except Exception as exc:  # broker away: this replica reloaded all the same
-            log.error("policy %s in force here, but the other replicas were not told (%r): "
-                      "reload again once the broker answers", version, exc)
+            log.error(
+                "policy %s in force here, but the other replicas were not told (%r): "
+                "reload again once the broker answers",
+                version,
+                exc,
+            )
         return {"version": version}
 
     @replica_handler(POLICY_RELOADED)
@@ -84,30 +98,39 @@ class PolicyAdmin:
         try:
             version = self.policy.reload().version
         except InvalidPolicy as exc:
-            log.error("policy reload by another replica (version %s) refused here, %s stays in force: %s",
-                      message["version"], self.policy.current.version, exc)
+            log.error(
+                "policy reload by another replica (version %s) refused here, %s stays in force: %s",
+                message["version"],
+                self.policy.current.version,
+                exc,
+            )
             return
         if version == message["version"]:
             log.info("policy %s in force, as another replica reloaded it", version)
-        else:   # the files changed between the two reads, or differ between replicas
+        else:  # the files changed between the two reads, or differ between replicas
             log.warning("policy %s in force here, but the replica that reloaded loaded %s", version, message["version"])
 
 
 class Part(Protocol):
     """One of PARTS: its members go onto the service class that takes it."""
-    needs: ClassVar[Mapping[str, type]]   # what the service must declare, by attribute name
+
+    needs: ClassVar[Mapping[str, type]]  # what the service must declare, by attribute name
 
 
 # Each part a service takes by declaring a dependency of this type.
 PARTS: tuple[tuple[type, type[Part]], ...] = (
-    (PolicyFiles, PolicyAdmin), (messaging.OutboxDispatcher, messaging.OutboxRelay),
-    (audit.AuditLog, audit.AuditReads), (retention.Retention, retention.RetentionAdmin))
+    (PolicyFiles, PolicyAdmin),
+    (messaging.OutboxDispatcher, messaging.OutboxRelay),
+    (audit.AuditLog, audit.AuditReads),
+    (retention.Retention, retention.RetentionAdmin),
+)
 
 
 class Service:
     """See the module's docstring."""
+
     name: str
-    store: Any   # the subclass's MongoDatabase
+    store: Any  # the subclass's MongoDatabase
 
     access = Access()
     clock = Clock()
@@ -120,16 +143,27 @@ class Service:
             if any(isinstance(value, dependency) for value in vars(cls).values()):
                 _attach(cls, part)
 
-    @http(Op("GET", "/health", "Readiness: the store and the broker both answer (503 names the one that "
-             "does not).", responses={200: HealthOut, 503: HealthOut}))
+    @http(
+        Op(
+            "GET",
+            "/health",
+            "Readiness: the store and the broker both answer (503 names the one that does not).",
+            responses={200: HealthOut, 503: HealthOut},
+        )
+    )
     def health(self, request: Request) -> Response:
         """Readiness: 200 when both the store and the broker answer, 503 naming which
         does not (nameko reconnects to a lost broker without a word, so it is asked here)."""
         checks = {"store": ping(self.store.db), "broker": self.broker_check()}
         ready = all(checks.values())
-        return json_response(200 if ready else 503, {
-            "service": self.name, "status": "ok" if ready else "degraded",
-            **{name: "ok" if ok else "unreachable" for name, ok in checks.items()}})
+        return json_response(
+            200 if ready else 503,
+            {
+                "service": self.name,
+                "status": "ok" if ready else "degraded",
+                **{name: "ok" if ok else "unreachable" for name, ok in checks.items()},
+            },
+        )
 
     @http(Op("GET", "/health/live", "Liveness: the process serves requests.", responses={200: LiveOut}))
     def live(self, request: Request) -> Response:
@@ -145,8 +179,9 @@ class Service:
     def openapi(self, request: Request) -> Response:
         """The service's OpenAPI document (mallcare_common.openapi), built from its operations'
         declarations and the permissions in force; open like /health."""
-        return json_response(200, build_openapi(self.name, documented_operations(type(self)),
-                                                self.access.permissions()))
+        return json_response(
+            200, build_openapi(self.name, documented_operations(type(self)), self.access.permissions())
+        )
 
 
 def _attach(cls: type, part: type[Part]) -> None:
@@ -155,7 +190,7 @@ def _attach(cls: type, part: type[Part]) -> None:
         if name.startswith("__") or name == "needs":
             continue
         if getattr(cls, name, None) is member:
-            continue   # inherited from a service class that took the part already
+            continue  # inherited from a service class that took the part already
         if name in vars(cls):
             raise TypeError(f"{cls.__name__}.{name} would hide {part.__name__}'s {name}: rename it")
         setattr(cls, name, member)

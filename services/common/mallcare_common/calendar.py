@@ -9,6 +9,7 @@ Two kinds of rule occur in the requirements and they are not the same:
 All datetimes going in and out are timezone-aware; the caller supplies "now"
 (the clock is injected, never read here).
 """
+
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
@@ -124,7 +125,7 @@ class BusinessCalendar:
         raise AssertionError("cursor is always inside opening hours")
 
 
-Quiet = tuple[time, time]   # (start, end) of quiet hours, local; past midnight when start > end
+Quiet = tuple[time, time]  # (start, end) of quiet hours, local; past midnight when start > end
 
 
 def is_quiet(at: datetime, quiet: Quiet, zone: tzinfo) -> bool:

@@ -6,8 +6,11 @@ AttributeError in the first request or tick."""
 
 def require(service_cls: type, capability: str, **needs: type | tuple[type, ...]) -> None:
     """`needs`: attribute -> the type (or tuple of types) its declaration on the class must be."""
-    missing = [f"{name} ({_names(kind)})" for name, kind in needs.items()
-               if not isinstance(getattr(service_cls, name, None), kind)]
+    missing = [
+        f"{name} ({_names(kind)})"
+        for name, kind in needs.items()
+        if not isinstance(getattr(service_cls, name, None), kind)
+    ]
     if missing:
         raise TypeError(f"{service_cls.__name__} takes {capability} but does not declare {', '.join(missing)}")
 

@@ -18,6 +18,7 @@ that failed it (so no other subscriber gets a second copy), with the original
 headers but not the dead-letter ones, then removes the dead letter; a queue that
 no longer exists is an error and the dead letter stays.
 """
+
 import argparse
 import hashlib
 import json
@@ -34,8 +35,16 @@ from nameko.amqp.publish import Publisher, UndeliverableMessage
 from .messaging import DEAD_LETTER_HEADER, DEAD_LETTER_QUEUE, raw_body
 
 # Headers RabbitMQ adds when it dead-letters; a replayed message starts without them.
-RABBITMQ_DEATH_HEADERS = ("x-death", "x-first-death-queue", "x-first-death-reason", "x-first-death-exchange",
-                          "x-last-death-queue", "x-last-death-reason", "x-last-death-exchange", "x-delivery-count")
+RABBITMQ_DEATH_HEADERS = (
+    "x-death",
+    "x-first-death-queue",
+    "x-first-death-reason",
+    "x-first-death-exchange",
+    "x-last-death-queue",
+    "x-last-death-reason",
+    "x-last-death-exchange",
+    "x-delivery-count",
+)
 COLUMNS = ("id", "event_type", "event_id", "queue", "error", "attempts", "dead_lettered_at")
 
 
@@ -66,8 +75,9 @@ class DeadLetter:
 
     @property
     def queue(self) -> str | None:
-        queue: str | None = (self.mark("queue") or self.headers.get("x-first-death-queue")
-                             or self.first_death.get("queue"))
+        queue: str | None = (
+            self.mark("queue") or self.headers.get("x-first-death-queue") or self.first_death.get("queue")
+        )
         return queue
 
     @property
@@ -80,24 +90,40 @@ class DeadLetter:
 
     def summary(self) -> dict[str, Any]:
         death = self.first_death
-        error = (f"{self.mark('reason')}: {self.mark('error-type')}: {self.mark('error')}" if self.mark("id")
-                 else f"rabbitmq: {death.get('reason', 'unknown')}")
-        return {"id": self.id, "event_type": self.event.get("event_type", "-"),
-                "event_id": self.event.get("event_id", "-"), "queue": self.queue, "error": error,
-                "attempts": self.mark("attempts", death.get("count")),
-                "dead_lettered_at": self.mark("dead-lettered-at", str(death.get("time", "-")))}
+        error = (
+            f"{self.mark('reason')}: {self.mark('error-type')}: {self.mark('error')}"
+            if self.mark("id")
+            else f"rabbitmq: {death.get('reason', 'unknown')}"
+        )
+        return {
+            "id": self.id,
+            "event_type": self.event.get("event_type", "-"),
+            "event_id": self.event.get("event_id", "-"),
+            "queue": self.queue,
+            "error": error,
+            "attempts": self.mark("attempts", death.get("count")),
+            "dead_lettered_at": self.mark("dead-lettered-at", str(death.get("time", "-"))),
+        }
 
     def detail(self) -> dict[str, Any]:
         try:
             shown = self.body.decode("utf-8")
         except UnicodeDecodeError:
             shown = repr(self.body)
-        return {**self.summary(), "headers": self.headers, "content_type": self.message.content_type,
-                "content_encoding": self.message.content_encoding, "body": shown}
+        return {
+            **self.summary(),
+            "headers": self.headers,
+            "content_type": self.message.content_type,
+            "content_encoding": self.message.content_encoding,
+            "body": shown,
+        }
 
     def replay_headers(self) -> dict[str, Any]:
-        return {k: v for k, v in self.headers.items()
-                if not k.startswith(DEAD_LETTER_HEADER) and k not in RABBITMQ_DEATH_HEADERS}
+        return {
+            k: v
+            for k, v in self.headers.items()
+            if not k.startswith(DEAD_LETTER_HEADER) and k not in RABBITMQ_DEATH_HEADERS
+        }
 
 
 def read_all(channel: Any) -> list[DeadLetter]:
@@ -119,9 +145,13 @@ def replay(letter: DeadLetter, publisher: Any) -> None:
     """Back to the queue that failed it, confirmed, then off the dead letters."""
     if not letter.queue:
         raise LookupError(f"dead letter {letter.id} does not say which queue failed it")
-    publisher.publish(letter.body, routing_key=letter.queue, headers=letter.replay_headers(),
-                      content_type=letter.message.content_type or "application/data",
-                      content_encoding=letter.message.content_encoding or "binary")
+    publisher.publish(
+        letter.body,
+        routing_key=letter.queue,
+        headers=letter.replay_headers(),
+        content_type=letter.message.content_type or "application/data",
+        content_encoding=letter.message.content_encoding or "binary",
+    )
     letter.message.ack()
 
 
@@ -141,17 +171,17 @@ def run(args: argparse.Namespace, out: TextIO) -> None:
             find(letters, args.id).message.ack()
             out.write(f"purged {args.id}\n")
         else:
-            chosen = (letters if args.all else [find(letters, args.id)])
+            chosen = letters if args.all else [find(letters, args.id)]
             chosen = [letter for letter in chosen if args.queue in (None, letter.queue)]
             publisher = Publisher(args.amqp_uri, mandatory=True, exchange="", retry=False)
             for letter in chosen:
                 replay(letter, publisher)
                 out.write(f"replayed {letter.id} to {letter.queue}\n")
-        channel.close()   # gives back whatever was not acknowledged
+        channel.close()  # gives back whatever was not acknowledged
 
 
 def parser(prog: str = "python -m mallcare_common.deadletters") -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog=prog, description=(__doc__ or "").split("\n")[0])   # none under -OO
+    top = argparse.ArgumentParser(prog=prog, description=(__doc__ or "").split("\n")[0])  # none under -OO
     top.add_argument("--amqp-uri", default=os.environ.get("AMQP_URI"), help="default: $AMQP_URI")
     commands = top.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="every dead letter: id, event, queue, error, attempts, time")
@@ -167,8 +197,9 @@ def parser(prog: str = "python -m mallcare_common.deadletters") -> argparse.Argu
     return top
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout,
-         prog: str = "python -m mallcare_common.deadletters") -> int:
+def main(
+    argv: Sequence[str] | None = None, out: TextIO = sys.stdout, prog: str = "python -m mallcare_common.deadletters"
+) -> int:
     """`prog`: how the usage lines name the command (`mallcare deadletters` wraps this one)."""
     args = parser(prog).parse_args(argv)
     if not args.amqp_uri:
@@ -176,8 +207,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout,
     try:
         run(args, out)
     except NotFound:
-        sys.stderr.write(f"error: no queue {DEAD_LETTER_QUEUE} at {args.amqp_uri.rsplit('@', 1)[-1]}: "
-                         "no mallcare handler has started on this vhost yet\n")
+        sys.stderr.write(
+            f"error: no queue {DEAD_LETTER_QUEUE} at {args.amqp_uri.rsplit('@', 1)[-1]}: "
+            "no mallcare handler has started on this vhost yet\n"
+        )
         return 2
     except (LookupError, PermissionError, UndeliverableMessage) as exc:
         sys.stderr.write(f"error: {exc or 'the queue to replay to does not exist'}\n")

@@ -4,6 +4,7 @@ Nameko keeps its own AMQP connections and reconnects quietly, so a service whose
 went away still answers HTTP; readiness opens a connection of its own to find out. The
 answer is kept for a few seconds: probes from the kubelet, Docker and a load balancer
 every few seconds on every replica should not each open a broker connection."""
+
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +14,7 @@ from kombu.exceptions import OperationalError
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider
 
-CONNECT_TIMEOUT = 1.0   # seconds; the store ping may take its MONGO_TIMEOUT_MS on top, within a probe's timeout
+CONNECT_TIMEOUT = 1.0  # seconds; the store ping may take its MONGO_TIMEOUT_MS on top, within a probe's timeout
 CACHE_SECONDS = 5.0
 
 
@@ -21,8 +22,13 @@ class BrokerCheck:
     """Callable: True when a connection to `uri` opens within `timeout`, asked at most
     once per `ttl` seconds (the answer in between is the last one)."""
 
-    def __init__(self, uri: str, timeout: float = CONNECT_TIMEOUT, ttl: float = CACHE_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        uri: str,
+        timeout: float = CONNECT_TIMEOUT,
+        ttl: float = CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.uri, self.timeout, self.ttl, self.clock = uri, timeout, ttl, clock
         self._answer: bool = False
         self._asked_at: float | None = None

@@ -2,6 +2,7 @@
 when the service's /health answers 200. The port is read from the service's own
 config.yml with nameko's env substitution, so it never disagrees with where the
 service listens."""
+
 import sys
 import urllib.request
 

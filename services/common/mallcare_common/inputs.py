@@ -17,6 +17,7 @@ schema reads it. Pure: no I/O, no nameko.
   query gives: 0001-01-01T00:00:00+01:00 is before year 1 in UTC, and converting it for
   the store or a query overflowed (a 500).
 """
+
 import json
 import math
 import re
@@ -25,9 +26,9 @@ from typing import Any
 
 from marshmallow import ValidationError, fields
 
-MAX_DEPTH = 32                              # levels of objects and arrays; our bodies use fewer than 6
-INT64_MIN, INT64_MAX = -2 ** 63, 2 ** 63 - 1
-YEARS = (1900, 2999)                        # of a time given as input, in its own offset
+MAX_DEPTH = 32  # levels of objects and arrays; our bodies use fewer than 6
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+YEARS = (1900, 2999)  # of a time given as input, in its own offset
 
 # Lone surrogates, and the C0 and C1 controls and DEL except tab, newline and carriage return.
 _NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")

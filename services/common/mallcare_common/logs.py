@@ -11,6 +11,7 @@ traceback go through `personal.scrub` on the way out: a phone number, e-mail add
 member number that reached a log record anyway (an exception's text) is written as [phone],
 [e-mail], ...
 """
+
 import json
 import logging
 from datetime import datetime, timezone
@@ -25,11 +26,18 @@ _STANDARD = set(vars(logging.LogRecord("", logging.INFO, "", 0, "", (), None))) 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
-                "level": record.levelname, "logger": record.name, "message": scrub(record.getMessage())}
-        line.update((key, value if key in IDENTIFIERS else scrub(value))
-                    for key, value in vars(record).items() if key not in _STANDARD)
-        if record.exc_info and record.exc_info[0]:   # (None, None, None): exc_info=True outside an except
+        line = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": scrub(record.getMessage()),
+        }
+        line.update(
+            (key, value if key in IDENTIFIERS else scrub(value))
+            for key, value in vars(record).items()
+            if key not in _STANDARD
+        )
+        if record.exc_info and record.exc_info[0]:  # (None, None, None): exc_info=True outside an except
             line["exception"] = record.exc_info[0].__name__
             line["traceback"] = scrub(self.formatException(record.exc_info))
         if record.stack_info:

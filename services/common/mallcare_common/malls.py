@@ -5,6 +5,7 @@ Policy is data: the registry is a versioned YAML file (deploy/policy/malls.yml),
 validated at load so that a broken file is refused with field-level messages.
 Chain-wide defaults apply to every mall unless the mall overrides them.
 """
+
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time
@@ -19,10 +20,11 @@ from .calendar import WEEKDAYS, BusinessCalendar, parse_hours
 
 
 class Hours(fields.Field[tuple[time, time]]):
-    """"HH:MM-HH:MM", loaded as (from, to)."""
+    """ "HH:MM-HH:MM", loaded as (from, to)."""
 
-    def _deserialize(self, value: object, attr: str | None, data: Mapping[str, Any] | None,
-                     **kwargs: Any) -> tuple[time, time]:
+    def _deserialize(
+        self, value: object, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> tuple[time, time]:
         if isinstance(value, str):
             try:
                 return parse_hours(value)
@@ -47,7 +49,7 @@ def week_field(**kwargs: Any) -> fields.Dict:
 
 
 class _MerchantSchema(Schema):
-    id = fields.String(required=True, validate=validate.Length(min=1, max=32))   # as complaints carry it
+    id = fields.String(required=True, validate=validate.Length(min=1, max=32))  # as complaints carry it
     name = fields.String(required=True, validate=validate.Length(min=1, max=128))
     floor = fields.String(validate=validate.Length(max=16))
     area = fields.String(validate=validate.Length(max=64))
@@ -94,7 +96,7 @@ class Mall:
     code: str
     name: str
     calendar: BusinessCalendar
-    merchants: tuple[dict[str, str], ...] = ()   # {id, name, floor?, area?}, as the registry lists them
+    merchants: tuple[dict[str, str], ...] = ()  # {id, name, floor?, area?}, as the registry lists them
 
 
 @dataclass(frozen=True)
@@ -125,8 +127,9 @@ def load_registry(data: Any) -> MallRegistry:
             opening_hours=m.get("opening_hours", defaults["opening_hours"]),
             closed_dates=frozenset(m["closed_dates"]),
         )
-        malls[m["id"]] = Mall(id=m["id"], code=m["code"], name=m["name"], calendar=calendar,
-                              merchants=tuple(m["merchants"]))
+        malls[m["id"]] = Mall(
+            id=m["id"], code=m["code"], name=m["name"], calendar=calendar, merchants=tuple(m["merchants"])
+        )
     return MallRegistry(version=doc["version"], chain=doc["chain"], malls=malls)
 
 

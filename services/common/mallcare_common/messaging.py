@@ -31,6 +31,7 @@ Publishing: state changes write their events into an outbox in the same
 document; `publish_pending` relays them with mandatory, confirmed publishes and
 marks them sent. A broker outage leaves them pending for the next sweep.
 """
+
 import logging
 import time
 import uuid
@@ -54,22 +55,21 @@ from pymongo.errors import ConnectionFailure
 from . import inputs
 from .contracts import InvalidEvent
 from .mongo import Lease, MongoDatabase, leased_timer, ping
-from .metrics import (DEAD_LETTERED, EVENTS_HANDLED, EVENTS_PUBLISHED, HANDLER_SECONDS, OUTBOX_PENDING,
-                      PUBLISH_FAILURES)
+from .metrics import DEAD_LETTERED, EVENTS_HANDLED, EVENTS_PUBLISHED, HANDLER_SECONDS, OUTBOX_PENDING, PUBLISH_FAILURES
 
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_EXCHANGE = "mallcare.dlx"
 DEAD_LETTER_QUEUE = "mallcare.dead-letters"
-DELIVERY_LIMIT = 5                   # redeliveries after the first: 6 attempts in all
-MAX_BODY_BYTES = 256 * 1024          # envelopes are a few KiB; a body this big is not an event
-ERROR_TEXT_LIMIT = 1000              # characters of an error message kept in a dead letter's headers
-DEAD_LETTER_HEADER = "x-mallcare-"   # prefix of the headers a dead letter carries (deadletters.py reads them)
-RELAY_INTERVAL = 2                   # seconds between outbox sweeps
-RELAY_GRACE = timedelta(seconds=3)   # leave fresh events to the request that wrote them
-STORE_PROBE_INTERVAL = 1             # seconds between pings while an event waits for the store
+DELIVERY_LIMIT = 5  # redeliveries after the first: 6 attempts in all
+MAX_BODY_BYTES = 256 * 1024  # envelopes are a few KiB; a body this big is not an event
+ERROR_TEXT_LIMIT = 1000  # characters of an error message kept in a dead letter's headers
+DEAD_LETTER_HEADER = "x-mallcare-"  # prefix of the headers a dead letter carries (deadletters.py reads them)
+RELAY_INTERVAL = 2  # seconds between outbox sweeps
+RELAY_GRACE = timedelta(seconds=3)  # leave fresh events to the request that wrote them
+STORE_PROBE_INTERVAL = 1  # seconds between pings while an event waits for the store
 
-ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]   # a failed worker's, as nameko passes it
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]  # a failed worker's, as nameko passes it
 
 
 class DeadLetteringQueueConsumer(QueueConsumer):
@@ -87,8 +87,9 @@ class DeadLetteringQueueConsumer(QueueConsumer):
         return consumers
 
     def _spawn(self, handle: Callable[..., None], message: Message, *args: object) -> None:
-        self.container.spawn_managed_thread(partial(handle, message, *args),
-                                            identifier=f"{handle.__qualname__}[{message.delivery_info['routing_key']}]")
+        self.container.spawn_managed_thread(
+            partial(handle, message, *args), identifier=f"{handle.__qualname__}[{message.delivery_info['routing_key']}]"
+        )
 
 
 class BoundedEventHandler(EventHandler):
@@ -97,7 +98,7 @@ class BoundedEventHandler(EventHandler):
     def __init__(self, source_service: str, event_type: str, **kwargs: Any) -> None:
         kwargs.setdefault("expected_exceptions", InvalidEvent)
         super().__init__(source_service, event_type, requeue_on_error=True, **kwargs)
-        self._started: dict[int, float] = {}   # id of a message in a worker -> when it started
+        self._started: dict[int, float] = {}  # id of a message in a worker -> when it started
 
     def setup(self) -> None:
         super().setup()
@@ -108,27 +109,32 @@ class BoundedEventHandler(EventHandler):
         }
         amqp_uri = self.container.config[AMQP_URI_CONFIG_KEY]
         declare_dead_letters(amqp_uri)
-        self._dead_letters = Publisher(amqp_uri, mandatory=True, exchange=dead_letter_exchange(),
-                                       retry_policy={"max_retries": 2, "interval_start": 0.2,
-                                                     "interval_step": 0.2, "interval_max": 0.5})
+        self._dead_letters = Publisher(
+            amqp_uri,
+            mandatory=True,
+            exchange=dead_letter_exchange(),
+            retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.2, "interval_max": 0.5},
+        )
 
     def handle_raw_message(self, message: Message) -> None:
         """A message as it came off the queue: an event object goes to a worker,
         anything else to the dead letters at once."""
         size = len(raw_body(message))
         if size > MAX_BODY_BYTES:
-            return self.dead_letter(message, "oversized", "MessageTooLarge",
-                                    f"body of {size} bytes, over the limit of {MAX_BODY_BYTES}")
+            return self.dead_letter(
+                message, "oversized", "MessageTooLarge", f"body of {size} bytes, over the limit of {MAX_BODY_BYTES}"
+            )
         try:
             body = message.decode()
         except Exception as exc:  # not JSON, not UTF-8, or a content type the service does not accept
             return self.handle_undecodable(message, exc)
         if not isinstance(body, dict):
-            return self.dead_letter(message, "not_an_object", "NotAnEvent",
-                                    f"body is a JSON {type(body).__name__}, not an object")
+            return self.dead_letter(
+                message, "not_an_object", "NotAnEvent", f"body is a JSON {type(body).__name__}, not an object"
+            )
         try:
             inputs.check(body)
-        except (inputs.InvalidInput, inputs.MalformedInput) as exc:   # str(): the reason, or the fields' messages
+        except (inputs.InvalidInput, inputs.MalformedInput) as exc:  # str(): the reason, or the fields' messages
             return self.dead_letter(message, "invalid_input", type(exc).__name__, str(exc))
         self._started[id(message)] = time.monotonic()
         self.handle_message(body, message)
@@ -180,26 +186,48 @@ class BoundedEventHandler(EventHandler):
         """Publish the message to the dead-letter exchange with why, then ack it. Should
         that publish fail, reject it: RabbitMQ dead-letters it then (x-death only)."""
         service, headers = self.container.service_name, dict(message.headers or {})
-        marks = {"id": uuid.uuid4().hex, "reason": reason, "error-type": error_type,
-                 "error": _truncated(error), "service": service, "queue": self.queue.name,
-                 "exchange": message.delivery_info.get("exchange", ""),
-                 "routing-key": message.delivery_info.get("routing_key", ""),
-                 "attempts": attempts(message), "dead-lettered-at": datetime.now(timezone.utc).isoformat()}
+        marks = {
+            "id": uuid.uuid4().hex,
+            "reason": reason,
+            "error-type": error_type,
+            "error": _truncated(error),
+            "service": service,
+            "queue": self.queue.name,
+            "exchange": message.delivery_info.get("exchange", ""),
+            "routing-key": message.delivery_info.get("routing_key", ""),
+            "attempts": attempts(message),
+            "dead-lettered-at": datetime.now(timezone.utc).isoformat(),
+        }
         headers.update({DEAD_LETTER_HEADER + name: value for name, value in marks.items()})
         event_id = _event_id(message)
         try:
-            self._dead_letters.publish(raw_body(message), routing_key=marks["routing-key"], headers=headers,
-                                       content_type=message.content_type or "application/data",
-                                       content_encoding=message.content_encoding or "binary")
+            self._dead_letters.publish(
+                raw_body(message),
+                routing_key=marks["routing-key"],
+                headers=headers,
+                content_type=message.content_type or "application/data",
+                content_encoding=message.content_encoding or "binary",
+            )
         except Exception as exc:  # the broker refused or went away: its own dead-lettering keeps the message
-            log.error("dead letter %s (event %s) not published (%r); rejecting it to RabbitMQ's dead-lettering",
-                      marks["id"], event_id, exc)
+            log.error(
+                "dead letter %s (event %s) not published (%r); rejecting it to RabbitMQ's dead-lettering",
+                marks["id"],
+                event_id,
+                exc,
+            )
             message.reject(requeue=False)
         else:
             self.queue_consumer.ack_message(message)
-        log.error("dead-lettered %s from %s as %s after %d attempt(s), event %s: %s: %s",
-                  self.event_type, self.queue.name, marks["id"], marks["attempts"], event_id, error_type,
-                  marks["error"])
+        log.error(
+            "dead-lettered %s from %s as %s after %d attempt(s), event %s: %s: %s",
+            self.event_type,
+            self.queue.name,
+            marks["id"],
+            marks["attempts"],
+            event_id,
+            error_type,
+            marks["error"],
+        )
         DEAD_LETTERED.labels(service, self.queue.name, reason).inc()
         EVENTS_HANDLED.labels(service, self.event_type, "dead_lettered").inc()
 
@@ -217,7 +245,7 @@ def attempts(message: Message) -> int:
 
 
 def _truncated(text: str) -> str:
-    return text if len(text) <= ERROR_TEXT_LIMIT else text[:ERROR_TEXT_LIMIT - 1] + "…"
+    return text if len(text) <= ERROR_TEXT_LIMIT else text[: ERROR_TEXT_LIMIT - 1] + "…"
 
 
 def _event_id(message: Message) -> str | None:
@@ -258,8 +286,10 @@ def outbox_dispatcher() -> OutboxDispatcher:
     """An EventDispatcher for outbox relays: mandatory (an unroutable event is an
     error, not a silent drop), confirmed, and quick to give up so that an HTTP
     request never waits long on a broker outage; the sweep retries."""
-    return OutboxDispatcher(mandatory=True, retry_policy={"max_retries": 1, "interval_start": 0.2,
-                                                          "interval_step": 0.2, "interval_max": 0.5})
+    return OutboxDispatcher(
+        mandatory=True,
+        retry_policy={"max_retries": 1, "interval_start": 0.2, "interval_step": 0.2, "interval_max": 0.5},
+    )
 
 
 # Documents with events not yet confirmed by the broker. `$gt: ""` rather than an
@@ -281,9 +311,14 @@ def _entry(event: dict[str, Any], now: datetime) -> dict[str, Any]:
     return {"event": event, "created_at": now, "sent_at": None}
 
 
-def publish_pending(collection: Collection[dict[str, Any]], dispatch: Callable[[str, dict[str, Any]], object],
-                    service: str, now: datetime, docs: Iterable[dict[str, Any]],
-                    created_before: datetime | None = None) -> tuple[int, int]:
+def publish_pending(
+    collection: Collection[dict[str, Any]],
+    dispatch: Callable[[str, dict[str, Any]], object],
+    service: str,
+    now: datetime,
+    docs: Iterable[dict[str, Any]],
+    created_before: datetime | None = None,
+) -> tuple[int, int]:
     """Publish the pending outbox events of `docs` in order, marking each sent once
     the broker confirmed it. Stops at a document's first failure (so its events keep
     their order) and leaves events created after `created_before` to their writer.
@@ -305,15 +340,23 @@ def publish_pending(collection: Collection[dict[str, Any]], dispatch: Callable[[
                 failed += 1
                 break
             # Entries are only ever appended, so the position is stable; $pull is idempotent.
-            collection.update_one({"_id": doc["_id"]}, {"$set": {f"outbox.{position}.sent_at": now},
-                                                        "$pull": {"pending_events": event["event_id"]}})
+            collection.update_one(
+                {"_id": doc["_id"]},
+                {"$set": {f"outbox.{position}.sent_at": now}, "$pull": {"pending_events": event["event_id"]}},
+            )
             EVENTS_PUBLISHED.labels(service, event["event_type"]).inc()
             published += 1
     return published, failed
 
 
-def sweep_outbox(collection: Collection[dict[str, Any]], dispatch: Callable[[str, dict[str, Any]], object],
-                 service: str, now: datetime, grace: timedelta, limit: int = 100) -> None:
+def sweep_outbox(
+    collection: Collection[dict[str, Any]],
+    dispatch: Callable[[str, dict[str, Any]], object],
+    service: str,
+    now: datetime,
+    grace: timedelta,
+    limit: int = 100,
+) -> None:
     """The timer's share: events a request could not publish (broker down, no queue yet)."""
     publish_pending(collection, dispatch, service, now, collection.find(PENDING).limit(limit), now - grace)
     OUTBOX_PENDING.labels(service, collection.name).set(collection.count_documents(PENDING))
@@ -323,6 +366,7 @@ class OutboxRelay:
     """The outbox sweep as an entrypoint, for a service that declares an outbox
     dispatcher (base.Service attaches it); its `store.outboxes` are the collections
     holding outboxes. The timer fires in every replica; the lease lets one sweep."""
+
     needs: ClassVar[Mapping[str, type]] = {"dispatch": OutboxDispatcher}
     # as the service's workers see them
     name: str

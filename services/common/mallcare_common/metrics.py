@@ -4,26 +4,33 @@ Declared once at module level in the default registry (one service per process).
 Labels are bounded: service, event type, mall, channel; never a complaint number
 or anything about a customer.
 """
+
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from werkzeug.wrappers import Response
 
 EVENTS_HANDLED = Counter(
-    "mallcare_events_handled_total", "Events taken off a queue, by outcome (ok, retried, held, dead_lettered).",
-    ["service", "event_type", "outcome"])
+    "mallcare_events_handled_total",
+    "Events taken off a queue, by outcome (ok, retried, held, dead_lettered).",
+    ["service", "event_type", "outcome"],
+)
 DEAD_LETTERED = Counter(
     "mallcare_events_dead_lettered_total",
     "Messages a handler gave up on and sent to mallcare.dead-letters, by reason (contract, gave_up, "
-    "oversized, undecodable, not_an_object).", ["service", "queue", "reason"])
-HANDLER_SECONDS = Histogram(
-    "mallcare_event_handler_seconds", "Time an event handler took.", ["service", "event_type"])
+    "oversized, undecodable, not_an_object).",
+    ["service", "queue", "reason"],
+)
+HANDLER_SECONDS = Histogram("mallcare_event_handler_seconds", "Time an event handler took.", ["service", "event_type"])
 EVENTS_PUBLISHED = Counter(
-    "mallcare_events_published_total", "Outbox entries confirmed by the broker.", ["service", "event_type"])
+    "mallcare_events_published_total", "Outbox entries confirmed by the broker.", ["service", "event_type"]
+)
 PUBLISH_FAILURES = Counter(
-    "mallcare_outbox_publish_failures_total", "Outbox publish attempts that failed (kept for retry).",
-    ["service"])
+    "mallcare_outbox_publish_failures_total", "Outbox publish attempts that failed (kept for retry).", ["service"]
+)
 OUTBOX_PENDING = Gauge(
-    "mallcare_outbox_pending", "Documents with outbox entries not yet published, as of the last sweep.",
-    ["service", "collection"])
+    "mallcare_outbox_pending",
+    "Documents with outbox entries not yet published, as of the last sweep.",
+    ["service", "collection"],
+)
 
 
 def metrics_response() -> Response:

@@ -10,6 +10,7 @@ an absent store before StoreError: HTTP 503, an event held; see messaging.py).
 Writes are journaled (w=1, j=True; "majority" when the URI names a replica set):
 an acknowledged complaint must survive a store crash.
 """
+
 import os
 import socket
 from collections.abc import Callable
@@ -25,9 +26,9 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 StoreError = PyMongoError
-INSTANCE = f"{socket.gethostname()}:{os.getpid()}"   # this process, as a lease holder
+INSTANCE = f"{socket.gethostname()}:{os.getpid()}"  # this process, as a lease holder
 
-Doc = dict[str, Any]   # a stored document, as pymongo gives it
+Doc = dict[str, Any]  # a stored document, as pymongo gives it
 
 
 class NotFound(Exception):
@@ -109,7 +110,8 @@ def acquire_lease(db: Database[Doc], name: str, holder: str, now: datetime, ttl:
         lease = db.leases.find_one_and_update(
             {"_id": name, "$or": [{"holder": holder}, {"expires_at": {"$lte": now}}]},
             {"$set": {"holder": holder, "expires_at": now + ttl}},
-            upsert=True, return_document=ReturnDocument.AFTER,
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
         )
     except DuplicateKeyError:  # another holder's lease has not expired
         return False
@@ -134,14 +136,20 @@ class Lease:
         return True
 
 
-def leased_timer(interval: float, lease: str, ttl: timedelta | Callable[[Any], timedelta], entrypoint: Any = Timer,
-                 otherwise: Callable[[Any], object] | None = None) -> Callable[[Callable[[Any, Lease], object]], Any]:
+def leased_timer(
+    interval: float,
+    lease: str,
+    ttl: timedelta | Callable[[Any], timedelta],
+    entrypoint: Any = Timer,
+    otherwise: Callable[[Any], object] | None = None,
+) -> Callable[[Callable[[Any, Lease], object]], Any]:
     """nameko's timer that fires in every replica of a service, its method run in one:
     the holder of the service's lease "<service>.<lease>", taken or renewed for `ttl` at
     each tick (the lease, a Lease, comes in as the method's argument, to renew through a
     long sweep). `ttl` is a timedelta or a function of the service giving one; `entrypoint`
     a Timer subclass; `otherwise(service)` is called on a tick where another replica holds the lease.
     For a service with `store` (whose `db` keeps the leases) and `clock`."""
+
     def decorate(sweep: Callable[[Any, Lease], object]) -> Any:
         @wraps(sweep)
         def run(self: Any) -> None:
@@ -150,7 +158,9 @@ def leased_timer(interval: float, lease: str, ttl: timedelta | Callable[[Any], t
                 sweep(self, held)
             elif otherwise is not None:
                 otherwise(self)
+
         return entrypoint.decorator(interval=interval)(run)
+
     return decorate
 
 
@@ -161,7 +171,8 @@ def next_sequence(db: Database[Doc], key: str) -> int:
     for _ in range(5):
         try:
             counter = db.sequences.find_one_and_update(
-                {"_id": key}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
+                {"_id": key}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+            )
         except DuplicateKeyError:
             continue
         if counter is not None:

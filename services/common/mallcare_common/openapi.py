@@ -12,6 +12,7 @@ Who may call an operation is its `permission` in access.yml: the document names 
 (`x-permission`), asks for the bearer token, and also for the X-Api-Key header (with
 its 429) where channel keys hold that permission.
 """
+
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -29,20 +30,43 @@ OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1"
 _ROUTE_PARAM = re.compile(r"<(?:[a-z]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
 
-Body = type[Schema] | str | None   # a JSON schema class (None: any object), or a media type
+Body = type[Schema] | str | None  # a JSON schema class (None: any object), or a media type
 
 
 class ErrorOut(Schema):
     """Every refusal (see mallcare_common.web): a code, a message, and for 422 the field messages."""
-    error = fields.String(required=True, metadata={"enum": [
-        "VALIDATION_ERROR", "MALFORMED_BODY", "BAD_REQUEST", "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND",
-        "CONFLICT", "GONE", "BODY_TOO_LARGE", "TOO_MANY_REQUESTS", "STORE_UNAVAILABLE", "UNAVAILABLE",
-        "INTERNAL_ERROR", "METHOD_NOT_ALLOWED"]})
+
+    error = fields.String(
+        required=True,
+        metadata={
+            "enum": [
+                "VALIDATION_ERROR",
+                "MALFORMED_BODY",
+                "BAD_REQUEST",
+                "UNAUTHENTICATED",
+                "FORBIDDEN",
+                "NOT_FOUND",
+                "CONFLICT",
+                "GONE",
+                "BODY_TOO_LARGE",
+                "TOO_MANY_REQUESTS",
+                "STORE_UNAVAILABLE",
+                "UNAVAILABLE",
+                "INTERNAL_ERROR",
+                "METHOD_NOT_ALLOWED",
+            ]
+        },
+    )
     message = fields.String(required=True)
-    fields_ = fields.Dict(data_key="fields", metadata={
-        "description": "422 only: field name -> messages (nested objects nest)"})
-    request_id = fields.String(metadata={"description": "5xx only: the answer's X-Request-Id, under which the "
-                                                        "service log has the request and its traceback"})
+    fields_ = fields.Dict(
+        data_key="fields", metadata={"description": "422 only: field name -> messages (nested objects nest)"}
+    )
+    request_id = fields.String(
+        metadata={
+            "description": "5xx only: the answer's X-Request-Id, under which the "
+            "service log has the request and its traceback"
+        }
+    )
 
 
 class HealthOut(Schema):
@@ -76,6 +100,7 @@ class Op:
     `errors`: the statuses this operation answers besides the ones every operation of
     its kind does (401/403/429 for the signed-in, 400/413/422 with a body or form, 422
     with a query, 404 with a path parameter)."""
+
     method: str
     path: str
     summary: str
@@ -101,26 +126,52 @@ def openapi_path(rule: str) -> str:
 
 def _schema_name(schema: Schema | type[Schema]) -> str:
     cls = schema if isinstance(schema, type) else schema.__class__
-    return cls.__name__.lstrip("_")   # _Entry -> Entry: a nested part, named in the document
+    return cls.__name__.lstrip("_")  # _Entry -> Entry: a nested part, named in the document
 
 
 def build(service: str, api: Iterable[Op], permissions: Mapping[str, list[str]]) -> dict[str, Any]:
     """The OpenAPI document (a dict) of `service`'s HTTP API; `permissions` is access.yml's
     permission -> roles table."""
-    spec = APISpec(title=f"mallcare {service}", version=API_VERSION, openapi_version=OPENAPI_VERSION,
-                   plugins=[MarshmallowPlugin(schema_name_resolver=_schema_name)],
-                   info={"description": f"The {service} service's HTTP API. Errors are ErrorOut; every "
-                                        "answer carries an X-Request-Id (the request's own when well-formed); "
-                                        "see docs/architecture.md for the services and their events."})
-    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                                                "description": "a staff token (HS256) from the chain's sign-on"})
-    spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-Api-Key",
-                                               "description": "a channel integration's key: <key id>.<secret>"})
+    spec = APISpec(
+        title=f"mallcare {service}",
+        version=API_VERSION,
+        openapi_version=OPENAPI_VERSION,
+        plugins=[MarshmallowPlugin(schema_name_resolver=_schema_name)],
+        info={
+            "description": f"The {service} service's HTTP API. Errors are ErrorOut; every "
+            "answer carries an X-Request-Id (the request's own when well-formed); "
+            "see docs/architecture.md for the services and their events."
+        },
+    )
+    spec.components.security_scheme(
+        "bearer",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "a staff token (HS256) from the chain's sign-on",
+        },
+    )
+    spec.components.security_scheme(
+        "apiKey",
+        {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-Api-Key",
+            "description": "a channel integration's key: <key id>.<secret>",
+        },
+    )
     spec.components.schema("ErrorOut", schema=ErrorOut)
     for path, ops in _by_path(api).items():
-        spec.path(path=openapi_path(path), operations={op.method.lower(): _operation(op, permissions) for op in ops},
-                  parameters=[{"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
-                              for name in _ROUTE_PARAM.findall(path)] or None)
+        spec.path(
+            path=openapi_path(path),
+            operations={op.method.lower(): _operation(op, permissions) for op in ops},
+            parameters=[
+                {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+                for name in _ROUTE_PARAM.findall(path)
+            ]
+            or None,
+        )
     # Decimal bounds and defaults (yuan amounts) as JSON numbers
     document: dict[str, Any] = json.loads(json.dumps(spec.to_dict(), default=_number))
     return document
@@ -157,8 +208,10 @@ def _operation(op: Op, permissions: Mapping[str, list[str]]) -> dict[str, Any]:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
         errors |= {400, 413, 422}
     if op.form is not None:
-        operation["requestBody"] = {"required": True,
-                                    "content": {"application/x-www-form-urlencoded": {"schema": op.form}}}
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": op.form}},
+        }
         errors |= {400, 413, 422}
     if op.query is not None:
         operation["parameters"] = [{"in": "query", "schema": op.query}]
@@ -170,9 +223,20 @@ def _operation(op: Op, permissions: Mapping[str, list[str]]) -> dict[str, Any]:
     return operation
 
 
-_REASONS = {200: "OK", 201: "Created", 400: "Malformed body", 401: "Not signed in", 403: "Not allowed",
-            404: "Unknown", 409: "The state does not allow it", 410: "Expired", 413: "Body too large",
-            422: "Invalid fields", 429: "Over the key's rate (see Retry-After)", 503: "Unavailable"}
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    400: "Malformed body",
+    401: "Not signed in",
+    403: "Not allowed",
+    404: "Unknown",
+    409: "The state does not allow it",
+    410: "Expired",
+    413: "Body too large",
+    422: "Invalid fields",
+    429: "Over the key's rate (see Retry-After)",
+    503: "Unavailable",
+}
 
 
 def _response(status: int, body: Body | tuple[Body, ...]) -> dict[str, Any]:

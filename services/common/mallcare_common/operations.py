@@ -16,6 +16,7 @@ documented status with the returned object as JSON, or a `Created`.
 A route whose answer is not a JSON object (a CSV, a page, /metrics) takes the request
 itself: `@http(Op(...))` (web.py).
 """
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,8 +36,9 @@ from .web import CLIENT_ERRORS, HttpEntrypoint, Method, json_response, read_json
 class Created:
     """The answer of an operation that creates, or finds what the same request created
     before: HTTP 201 or 200 with the record; RPC {name: record, "created": bool}."""
+
     name: str
-    record: dict[str, Any]   # as the answer shows it
+    record: dict[str, Any]  # as the answer shows it
     created: bool
 
 
@@ -55,8 +57,8 @@ class HttpOperation(HttpEntrypoint):
 
     def get_entrypoint_parameters(self, request: Request) -> tuple[tuple[()], dict[str, Any]]:
         if self.signed_in and not _credential(request):
-            raise Unauthenticated(SIGN_IN)   # no body is read for a caller who has not signed in
-        kwargs: dict[str, Any] = dict(request.path_values)   # type: ignore[attr-defined]  # nameko's WsgiApp sets it
+            raise Unauthenticated(SIGN_IN)  # no body is read for a caller who has not signed in
+        kwargs: dict[str, Any] = dict(request.path_values)  # type: ignore[attr-defined]  # nameko's WsgiApp sets it
         if self.takes_query:
             kwargs["query"] = request.args.to_dict()
         if self.takes_body:
@@ -86,8 +88,7 @@ def _credential(request: Request) -> str | None:
 class RpcOperation(GatedRpc):
     """The RPC side of an operation: a Created answers {name: record, "created": bool}."""
 
-    def handle_result(self, message: Message, worker_ctx: WorkerContext, result: Any,
-                      exc_info: ExcInfo | None) -> Any:
+    def handle_result(self, message: Message, worker_ctx: WorkerContext, result: Any, exc_info: ExcInfo | None) -> Any:
         if isinstance(result, Created):
             result = {result.name: result.record, "created": result.created}
         return super().handle_result(message, worker_ctx, result, exc_info)
@@ -96,8 +97,10 @@ class RpcOperation(GatedRpc):
 def operation(*ops: Op) -> Callable[[Method], Method]:
     """The decorator; several Ops when one route serves several documented operations
     (resolution's POST /cases/<no>/<action>: each action its own body)."""
+
     def register(method: Method) -> Method:
         HttpOperation.decorator(ops)(method)
         RpcOperation.decorator(expected_exceptions=CLIENT_ERRORS)(method)
-        return method   # the same function, with both entrypoints registered on it
+        return method  # the same function, with both entrypoints registered on it
+
     return register

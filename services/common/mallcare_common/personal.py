@@ -10,15 +10,16 @@ after the retention period.
   authorised, audited read (audit.py).
 - `anonymised_customer` and `anonymise_text` are what retention leaves behind.
 """
+
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from marshmallow import Schema, fields, post_dump
 
-ANONYMISED = "[anonymised]"     # the marker that replaces a name, a contact or an identifier
-NAME_MARKER = "[name]"          # the customer's own name where it appears in free text
-CONTACT_MARKER = "[contact]"    # a contact of theirs no pattern finds (a social handle), in an ordinary read
+ANONYMISED = "[anonymised]"  # the marker that replaces a name, a contact or an identifier
+NAME_MARKER = "[name]"  # the customer's own name where it appears in free text
+CONTACT_MARKER = "[contact]"  # a contact of theirs no pattern finds (a social handle), in an ordinary read
 # wechat_openid: the customer's OpenID at the mall's official account, which the account
 # can message; personal data like a phone
 CONTACT_WAYS = ("phone", "email", "member_id", "social_handle", "wechat_openid")
@@ -66,13 +67,15 @@ def masked_customer(customer: Mapping[str, Any] | None) -> dict[str, Any]:
     customer = customer or {}
     live = {k: v for k, v in customer.items() if v != ANONYMISED}
 
-    def gone(*keys: str) -> str | None:   # after retention: say so rather than mask the marker
+    def gone(*keys: str) -> str | None:  # after retention: say so rather than mask the marker
         return ANONYMISED if any(customer.get(k) == ANONYMISED for k in keys) else None
 
-    return {"name_masked": mask_name(live.get("name")) or gone("name"),
-            "contact_masked": mask_contact(live) or gone("phone", "email", "wechat_openid"),
-            "reachable_by": [way for way in CONTACT_WAYS if live.get(way)],
-            "member_tier": customer.get("member_tier")}
+    return {
+        "name_masked": mask_name(live.get("name")) or gone("name"),
+        "contact_masked": mask_contact(live) or gone("phone", "email", "wechat_openid"),
+        "reachable_by": [way for way in CONTACT_WAYS if live.get(way)],
+        "member_tier": customer.get("member_tier"),
+    }
 
 
 def anonymised_customer(customer: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -120,16 +123,20 @@ def mask_text(value: Any, customer: Mapping[str, Any] | None = None) -> Any:
     return _masked(value, _known(customer, CONTACT_MARKER))
 
 
-def masked_fields(record: Mapping[str, Any], names: Iterable[str],
-                  customer: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def masked_fields(
+    record: Mapping[str, Any], names: Iterable[str], customer: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """`record` (a dict) with its free-text fields `names` as ordinary reads show them."""
     return {**record, **{name: mask_text(record[name], customer) for name in names if record.get(name) is not None}}
 
 
 def _known(customer: Mapping[str, Any] | None, contact_marker: str) -> list[tuple[str, str]]:
     """The customer's own name and contacts, longest first, with the marker each becomes."""
-    known = [(v.strip(), NAME_MARKER if k == "name" else contact_marker) for k, v in (customer or {}).items()
-             if k in ("name", *CONTACT_WAYS) and isinstance(v, str) and len(v.strip()) >= 2 and v != ANONYMISED]
+    known = [
+        (v.strip(), NAME_MARKER if k == "name" else contact_marker)
+        for k, v in (customer or {}).items()
+        if k in ("name", *CONTACT_WAYS) and isinstance(v, str) and len(v.strip()) >= 2 and v != ANONYMISED
+    ]
     return sorted(known, key=lambda pair: len(pair[0]), reverse=True)
 
 
@@ -152,7 +159,7 @@ def _replace_known(value: Any, known: list[tuple[str, str]]) -> Any:
     if not isinstance(value, str):
         return value
     for text, marker in known:
-        if text.isascii():   # a Latin name or handle as a word of its own: "Li", not the li of "Limited"
+        if text.isascii():  # a Latin name or handle as a word of its own: "Li", not the li of "Limited"
             value = re.sub(rf"(?<![A-Za-z0-9]){re.escape(text)}(?![A-Za-z0-9])", marker, value)
         else:
             value = value.replace(text, marker)
@@ -162,9 +169,10 @@ def _replace_known(value: Any, known: list[tuple[str, str]]) -> Any:
 class MaskedCustomerOut(Schema):
     name_masked = fields.String(allow_none=True, metadata={"example": "王**"})
     contact_masked = fields.String(allow_none=True, metadata={"example": "138****5678"})
-    reachable_by = fields.List(fields.String(), metadata={"description": "which of phone, email, member_id, "
-                                                                         "social_handle, wechat_openid the record "
-                                                                         "holds"})
+    reachable_by = fields.List(
+        fields.String(),
+        metadata={"description": "which of phone, email, member_id, social_handle, wechat_openid the record holds"},
+    )
     member_tier = fields.String(allow_none=True)
 
 
@@ -184,11 +192,12 @@ class MaskedOut(Schema):
     and dicts under them too) every dump shows masked (`mask_text`), the record's own
     customer taken out by name where the record holds one. What the customer told comes
     whole only from the audited read (audit.full_read)."""
+
     free_text: tuple[str, ...] = ()
 
     def dump(self, obj: Any, *, many: bool | None = None) -> Any:
         many = self.many if many is None else many
-        return super().dump(list(obj) if many else obj, many=many)   # a cursor: the hook reads each record again
+        return super().dump(list(obj) if many else obj, many=many)  # a cursor: the hook reads each record again
 
     @post_dump(pass_original=True)
     def _mask_free_text(self, data: dict[str, Any], record: Any, **kwargs: Any) -> dict[str, Any]:

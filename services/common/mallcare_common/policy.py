@@ -3,6 +3,7 @@ the service's own file, from MALLCARE.POLICY_DIR. Each service supplies the
 function that validates its file; a broken policy (an InvalidPolicy naming the
 file and its fields) stops the start, and a reload keeps the policy in force unless
 the new one is valid."""
+
 import os
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ Policy = TypeVar("Policy")
 
 class AllowedTime(Schema):
     """A deadline rule as policy data; BusinessCalendar.due computes it."""
+
     hours = fields.Float(validate=validate.Range(min=0.1, max=24 * 365))
     working_hours = fields.Float(validate=validate.Range(min=0.1, max=24 * 365))
     working_days = fields.Integer(validate=validate.Range(min=1, max=365))
@@ -41,8 +43,11 @@ class InvalidPolicy(Exception):
 def _flatten(messages: object, where: str = "") -> list[str]:
     """{"sla": {"resolution": ["Missing: urgent."]}} -> ["sla.resolution: Missing: urgent."]"""
     if isinstance(messages, dict):
-        return [line for key, value in messages.items()
-                for line in _flatten(value, where if key == "_schema" else f"{where}.{key}".lstrip("."))]
+        return [
+            line
+            for key, value in messages.items()
+            for line in _flatten(value, where if key == "_schema" else f"{where}.{key}".lstrip("."))
+        ]
     if isinstance(messages, (list, tuple)):
         return [line for value in messages for line in _flatten(value, where)]
     return [f"{where}: {messages}" if where else str(messages)]
@@ -55,7 +60,7 @@ def read_policy_file(path: str | os.PathLike[str], load: Callable[[dict[str, Any
             data = yaml.safe_load(handle)
     except OSError as exc:
         raise InvalidPolicy(path, f"cannot be read: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:   # its text names the line and column
+    except yaml.YAMLError as exc:  # its text names the line and column
         raise InvalidPolicy(path, f"not YAML: {' '.join(str(exc).split())}") from exc
     if not isinstance(data, dict):
         raise InvalidPolicy(path, f"expected a mapping of settings, found {type(data).__name__}")
@@ -65,8 +70,9 @@ def read_policy_file(path: str | os.PathLike[str], load: Callable[[dict[str, Any
         raise InvalidPolicy(path, exc.messages) from exc
 
 
-def load_policy_dir(path: str | os.PathLike[str], filename: str,
-                    load: Callable[[dict[str, Any], MallRegistry], Policy]) -> Policy:
+def load_policy_dir(
+    path: str | os.PathLike[str], filename: str, load: Callable[[dict[str, Any], MallRegistry], Policy]
+) -> Policy:
     """`load(parsed_yaml, malls)` validates and builds the policy; raises InvalidPolicy."""
     malls = read_policy_file(os.path.join(path, "malls.yml"), load_registry)
     return read_policy_file(os.path.join(path, filename), lambda data: load(data, malls))
@@ -87,7 +93,7 @@ class PolicyFiles(DependencyProvider):
         self.policy = self._read()
 
     def reload(self) -> Any:
-        self.policy = self._read()   # assigned only once the new files are read and valid
+        self.policy = self._read()  # assigned only once the new files are read and valid
         return self.policy
 
     def _read(self) -> Any:

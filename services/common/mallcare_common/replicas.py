@@ -10,6 +10,7 @@ and reads the files anew when it starts anyway. Nameko's EventHandler itself can
 here: its exchange is the source service's `.events`, and its source is fixed where the
 handler is declared, while one PolicyAdmin serves every service.
 """
+
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -40,8 +41,9 @@ class ReplicaBroadcast(Publisher):
     HTTP request does not wait long on a broker outage; the caller decides what a failure means."""
 
     def __init__(self) -> None:
-        super().__init__(retry_policy={"max_retries": 1, "interval_start": 0.2,
-                                       "interval_step": 0.2, "interval_max": 0.5})
+        super().__init__(
+            retry_policy={"max_retries": 1, "interval_start": 0.2, "interval_step": 0.2, "interval_max": 0.5}
+        )
 
     def setup(self) -> None:
         self.exchange = replicas_exchange(self.container.service_name)
@@ -52,6 +54,7 @@ class ReplicaBroadcast(Publisher):
         # no worker context headers: nameko would copy the caller's credential into the message
         def tell(kind: str, body: dict[str, Any]) -> None:
             self.publisher.publish(body, routing_key=kind, extra_headers={SENDER_HEADER: replica_of(self.container)})
+
         return tell
 
 
@@ -65,14 +68,18 @@ class ReplicaHandler(Consumer):
 
     def setup(self) -> None:
         service = self.container.service_name
-        self.queue = Queue(f"{service}.replicas.{self.kind}.{replica_of(self.container)}",
-                           exchange=replicas_exchange(service), routing_key=self.kind,
-                           exclusive=True, auto_delete=True)
+        self.queue = Queue(
+            f"{service}.replicas.{self.kind}.{replica_of(self.container)}",
+            exchange=replicas_exchange(service),
+            routing_key=self.kind,
+            exclusive=True,
+            auto_delete=True,
+        )
         super().setup()
 
     def handle_message(self, body: dict[str, Any], message: Message) -> None:
         if (message.headers or {}).get(SENDER_HEADER) == replica_of(self.container):
-            self.queue_consumer.ack_message(message)   # it did the work before it told the others
+            self.queue_consumer.ack_message(message)  # it did the work before it told the others
             return
         super().handle_message(body, message)
 

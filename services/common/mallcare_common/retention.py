@@ -7,6 +7,7 @@ runs it and records every run (dry runs too) in `retention_runs`. Three ways in:
 the command `python -m <service>.retention [--dry-run]`, `POST /retention/run`
 (permission `retention.run`) and an hourly timer that one replica runs (a lease).
 """
+
 import argparse
 import calendar
 import json
@@ -32,8 +33,8 @@ from .openapi import Op
 from .operations import operation
 from .policy import PolicyFiles, load_policy_dir
 
-SWEEP_INTERVAL = 3600                  # seconds: hourly
-SWEEP_LEASE = timedelta(minutes=50)    # shorter than the interval, so a replica that died does not hold it
+SWEEP_INTERVAL = 3600  # seconds: hourly
+SWEEP_LEASE = timedelta(minutes=50)  # shorter than the interval, so a replica that died does not hold it
 
 # A service's anonymise(db, cutoff, now, dry_run): the counts of what was due and what it anonymised
 Anonymise = Callable[[Database[dict[str, Any]], datetime, datetime, bool], dict[str, int]]
@@ -81,22 +82,42 @@ def months_before(now: datetime, months: int) -> datetime:
     return now.replace(year=year, month=month + 1, day=day)
 
 
-def run(db: Database[dict[str, Any]], service: str, anonymise: Anonymise, *, now: datetime, months: int, dry_run: bool,
-        by: str) -> dict[str, Any]:
+def run(
+    db: Database[dict[str, Any]],
+    service: str,
+    anonymise: Anonymise,
+    *,
+    now: datetime,
+    months: int,
+    dry_run: bool,
+    by: str,
+) -> dict[str, Any]:
     """Anonymise what closed before now - `months`; the run's record (also stored)."""
     started = time.monotonic()
     cutoff = months_before(now, months)
     counts = anonymise(db, cutoff, now, dry_run)
-    record = {"_id": uuid.uuid4().hex, "service": service, "at": now, "by": by, "dry_run": dry_run,
-              "months": months, "closed_before": cutoff, **counts,
-              "seconds": round(time.monotonic() - started, 3)}
+    record = {
+        "_id": uuid.uuid4().hex,
+        "service": service,
+        "at": now,
+        "by": by,
+        "dry_run": dry_run,
+        "months": months,
+        "closed_before": cutoff,
+        **counts,
+        "seconds": round(time.monotonic() - started, 3),
+    }
     db.retention_runs.insert_one(record)
     return record
 
 
 def public(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {**{k: v for k, v in record.items() if k != "_id"}, "run_id": record["_id"],
-            "at": record["at"].isoformat(), "closed_before": record["closed_before"].isoformat()}
+    return {
+        **{k: v for k, v in record.items() if k != "_id"},
+        "run_id": record["_id"],
+        "at": record["at"].isoformat(),
+        "closed_before": record["closed_before"].isoformat(),
+    }
 
 
 class Retention(DependencyProvider):
@@ -113,6 +134,7 @@ class Retention(DependencyProvider):
 class RetentionAdmin:
     """POST /retention/run, RPC run_retention and the hourly sweep, for a service that
     declares a Retention dependency `retention` and whose policy rules hold retention_months."""
+
     needs: ClassVar[Mapping[str, type]] = {"retention": Retention, "policy": PolicyFiles}
     # as the service's workers see them
     name: str
@@ -122,9 +144,17 @@ class RetentionAdmin:
     access: Gate
     retention: Anonymise
 
-    @operation(Op("POST", "/retention/run", "Anonymise what closed more than retention_months ago now (the "
-                  "hourly sweep does it too); dry_run counts only. Every run is kept in retention_runs.",
-                  "retention.run", body=RetentionRunIn, responses={200: RetentionRunOut}))
+    @operation(
+        Op(
+            "POST",
+            "/retention/run",
+            "Anonymise what closed more than retention_months ago now (the "
+            "hourly sweep does it too); dry_run counts only. Every run is kept in retention_runs.",
+            "retention.run",
+            body=RetentionRunIn,
+            responses={200: RetentionRunOut},
+        )
+    )
     def run_retention(self, data: dict[str, Any]) -> dict[str, Any]:
         caller = self.access.caller()
         caller.require("retention.run")
@@ -136,22 +166,34 @@ class RetentionAdmin:
         self._run_retention(self.clock(), False, "timer")
 
     def _run_retention(self, now: datetime, dry_run: bool, by: str) -> dict[str, Any]:
-        return run(self.store.db, self.name, self.retention, now=now,
-                   months=self.policy.current.rules["retention_months"], dry_run=dry_run, by=by)
+        return run(
+            self.store.db,
+            self.name,
+            self.retention,
+            now=now,
+            months=self.policy.current.rules["retention_months"],
+            dry_run=dry_run,
+            by=by,
+        )
 
 
-def command(service: str, anonymise: Anonymise, load_policy: Callable[[dict[str, Any], MallRegistry], Any],
-            argv: Sequence[str] | None = None) -> int:
+def command(
+    service: str,
+    anonymise: Anonymise,
+    load_policy: Callable[[dict[str, Any], MallRegistry], Any],
+    argv: Sequence[str] | None = None,
+) -> int:
     """`python -m <service>.retention [--dry-run] [--config services/<service>/config.yml]`."""
     from nameko.cli.main import setup_yaml_parser
 
-    parser = argparse.ArgumentParser(prog=f"python -m {service}.retention",
-                                     description=f"Anonymise {service}'s records closed longer ago than "
-                                                 "retention_months (policy).")
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {service}.retention",
+        description=f"Anonymise {service}'s records closed longer ago than retention_months (policy).",
+    )
     parser.add_argument("--dry-run", action="store_true", help="count what would change, change nothing")
     parser.add_argument("--config", default=f"services/{service}/config.yml")
     args = parser.parse_args(argv)
-    setup_yaml_parser()   # ${ENV:default} in the config, as `nameko run` reads it
+    setup_yaml_parser()  # ${ENV:default} in the config, as `nameko run` reads it
     with open(args.config, encoding="utf-8") as handle:
         config = yaml.safe_load(handle)
     policy_dir = (config.get("MALLCARE") or {}).get("POLICY_DIR", "deploy/policy")
@@ -160,8 +202,15 @@ def command(service: str, anonymise: Anonymise, load_policy: Callable[[dict[str,
     try:
         concern = WriteConcern(w="majority" if "replicaSet=" in config["MONGO_URI"] else 1, j=True)
         db = client.get_database(config.get("MONGO_DATABASE") or service, write_concern=concern)
-        record = run(db, service, anonymise, now=utc_now(), months=policy.rules["retention_months"],
-                     dry_run=args.dry_run, by=f"command:{os.environ.get('USER', 'unknown')}")
+        record = run(
+            db,
+            service,
+            anonymise,
+            now=utc_now(),
+            months=policy.rules["retention_months"],
+            dry_run=args.dry_run,
+            by=f"command:{os.environ.get('USER', 'unknown')}",
+        )
     finally:
         client.close()
     print(json.dumps(public(record)))

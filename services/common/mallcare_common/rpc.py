@@ -12,6 +12,7 @@ reason), without traceback. Every RPC method of a service uses this entrypoint, 
 without arguments too: the service's RPC queue has one consumer, and nameko's own would
 take some of its messages without knowing these methods.
 """
+
 import inspect
 import logging
 from collections.abc import Iterable
@@ -31,7 +32,7 @@ from .web import Unavailable
 
 log = logging.getLogger(__name__)
 
-RPC_SECONDS = 10   # how long a call to another service waits for its answer
+RPC_SECONDS = 10  # how long a call to another service waits for its answer
 
 
 class _RawQueueConsumer(QueueConsumer):
@@ -41,7 +42,7 @@ class _RawQueueConsumer(QueueConsumer):
         consumers: Iterable[Consumer] = super().get_consumers(consumer_cls, channel)
         for provider, consumer in self._consumers.items():
             consumer.on_message = partial(self._parse, provider)
-            consumer.on_decode_error = partial(self._refuse, provider)   # a compression header kombu refused early
+            consumer.on_decode_error = partial(self._refuse, provider)  # a compression header kombu refused early
         return consumers
 
     def _parse(self, provider: "GatedRpcConsumer", message: Message) -> None:
@@ -76,16 +77,20 @@ class GatedRpc(Rpc):
             try:
                 inputs.check(self.named(body["args"], body["kwargs"]))
             except (inputs.InvalidInput, inputs.MalformedInput) as exc:
-                log.info("rpc %s refused: %s", self.method_name, type(exc).__name__,
-                         extra={"rpc": self.method_name, "error": type(exc).__name__})
+                log.info(
+                    "rpc %s refused: %s",
+                    self.method_name,
+                    type(exc).__name__,
+                    extra={"rpc": self.method_name, "error": type(exc).__name__},
+                )
                 raise
         super().handle_message(body, message)
 
     def named(self, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The arguments by parameter name, so a field message says which argument it is about."""
         method = getattr(self.container.service_cls, self.method_name)
-        names = list(inspect.signature(method).parameters)[1:]   # without self
-        return {**dict(zip(names, args)), **kwargs}
+        names = list(inspect.signature(method).parameters)[1:]  # without self
+        return {**dict(zip(names, args, strict=False)), **kwargs}  # fewer args than names: defaults, kwargs
 
 
 rpc = GatedRpc.decorator

@@ -4,6 +4,7 @@ domain decide, write the decision with a compare-and-set on the document's
 writes). Somebody who changed the document between the read and the write makes the
 write miss; the decision is then taken again on what they wrote, ATTEMPTS times at
 most, then Conflict (409; the caller tries again later)."""
+
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -17,13 +18,22 @@ from .mongo import Doc, NotFound
 
 ATTEMPTS = 5
 
-Update = dict[str, Any]   # a Mongo update: {"$set": ..., "$push": ...}
-Decision = tuple[Update, Sequence[Doc]]   # the update of a document's own fields, and the events of its outbox
+Update = dict[str, Any]  # a Mongo update: {"$set": ..., "$push": ...}
+Decision = tuple[Update, Sequence[Doc]]  # the update of a document's own fields, and the events of its outbox
 
 
-def change(collection: Collection[Doc], key: object, decide: Callable[[Doc, datetime], Decision | None],
-           dispatch: Callable[[str, Doc], object], service: str, clock: Callable[[], datetime], what: str,
-           kept_changing: str, attempts: int = ATTEMPTS, count: Callable[[Doc, Doc], object] | None = None) -> Doc:
+def change(
+    collection: Collection[Doc],
+    key: object,
+    decide: Callable[[Doc, datetime], Decision | None],
+    dispatch: Callable[[str, Doc], object],
+    service: str,
+    clock: Callable[[], datetime],
+    what: str,
+    kept_changing: str,
+    attempts: int = ATTEMPTS,
+    count: Callable[[Doc, Doc], object] | None = None,
+) -> Doc:
     """Apply `decide(document, now)` to the document `key` and return the document
     written. `decide` answers (update, events): a Mongo update of the document's own
     fields and the events its outbox gets; None when there is nothing to do (a
@@ -45,7 +55,7 @@ def change(collection: Collection[Doc], key: object, decide: Callable[[Doc, date
         if updated is not None:
             if count is not None:
                 count(doc, updated)
-            if updated.get("pending_events"):   # a document that never had an event has no outbox
+            if updated.get("pending_events"):  # a document that never had an event has no outbox
                 publish_pending(collection, dispatch, service, now, [updated])
             return updated
     raise Conflict(kept_changing)
@@ -54,15 +64,20 @@ def change(collection: Collection[Doc], key: object, decide: Callable[[Doc, date
 def write(collection: Collection[Doc], doc: Doc, update: Update, events: Sequence[Doc], now: datetime) -> Doc | None:
     """Write `update` with `events` in the outbox if nobody changed `doc` since it was
     read (then the document with its outbox, to publish from); None otherwise."""
-    return collection.find_one_and_update({"_id": doc["_id"], "version": doc.get("version")},
-                                          with_outbox(update, events, now), return_document=ReturnDocument.AFTER)
+    return collection.find_one_and_update(
+        {"_id": doc["_id"], "version": doc.get("version")},
+        with_outbox(update, events, now),
+        return_document=ReturnDocument.AFTER,
+    )
 
 
 def with_outbox(update: Update, events: Sequence[Doc], now: datetime) -> Update:
     """`update` counting the version up, with `events` pushed to the outbox, pending."""
-    update = {**update, "$inc": {**update.get("$inc", {}), "version": 1}}   # a decision's own counts kept
+    update = {**update, "$inc": {**update.get("$inc", {}), "version": 1}}  # a decision's own counts kept
     if events:
         pushes = [push_to_outbox(event, now) for event in events]
-        update["$push"] = {**update.get("$push", {}),
-                           **{field: {"$each": [p[field] for p in pushes]} for field in ("outbox", "pending_events")}}
+        update["$push"] = {
+            **update.get("$push", {}),
+            **{field: {"$each": [p[field] for p in pushes]} for field in ("outbox", "pending_events")},
+        }
     return update

@@ -4,7 +4,8 @@ bounded JSON and form readers, and the public address customers reach a service 
 Every error leaves as {"error": CODE, "message": ..., "fields": {...}} with the
 status a client expects: 400 malformed, 401 not signed in, 403 not allowed, 404 unknown,
 409 state conflict, 410 expired, 413 too large, 422 invalid fields (INVALID_POLICY: a
-policy file a reload refused), 429 over the rate (with Retry-After), 503 store unavailable. Anything else is a 500 with the traceback in the
+policy file a reload refused), 429 over the rate (with Retry-After), 503 store unavailable. Anything else is a
+500 with the traceback in the
 service log and no detail to the caller. A path or method no entrypoint serves is a 404 or 405
 the same way.
 
@@ -12,6 +13,7 @@ Every answer carries an X-Request-Id (the caller's when well-formed, else a new 
 5xx's body its `request_id`: the service log has one line per request under that id
 (method, route, status, ms, caller; a 5xx with its traceback, a 4xx without).
 """
+
 import json
 import logging
 import re
@@ -46,9 +48,9 @@ from .policy import InvalidPolicy
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
-MAX_FORM_FIELDS = 50   # a page's form has a handful; parse_qs refuses more before decoding them
+MAX_FORM_FIELDS = 50  # a page's form has a handful; parse_qs refuses more before decoding them
 
-Method = TypeVar("Method", bound=Callable[..., Any])   # a service method an entrypoint decorator registers
+Method = TypeVar("Method", bound=Callable[..., Any])  # a service method an entrypoint decorator registers
 
 
 class Gone(Exception):
@@ -88,9 +90,9 @@ _MAPPED = (
 CLIENT_ERRORS = tuple(kind for kind, status, _ in _MAPPED if status < 500)
 
 
-REQUEST_ID = "mallcare.request_id"     # the request's id, in its WSGI environ and its worker's context data
-CALLER = "mallcare.caller"             # who the request's caller is, in its WSGI environ (for its log line)
-_WELL_FORMED_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")   # a UUID, hex, a ULID, "req-42"
+REQUEST_ID = "mallcare.request_id"  # the request's id, in its WSGI environ and its worker's context data
+CALLER = "mallcare.caller"  # who the request's caller is, in its WSGI environ (for its log line)
+_WELL_FORMED_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # a UUID, hex, a ULID, "req-42"
 
 
 def status_of(exc: BaseException) -> tuple[int, str]:
@@ -115,13 +117,19 @@ def _identify(request: Request) -> str:
     return rid
 
 
-def log_request(request: Request, route: str | None, status: int, started: float,
-                failure: BaseException | None = None) -> None:
+def log_request(
+    request: Request, route: str | None, status: int, started: float, failure: BaseException | None = None
+) -> None:
     """The request's line: a refusal's code and reason without traceback, a 5xx's exception
     type and the frames where it failed, but not its message (which may quote the body)."""
-    fields = {"method": request.method, "route": route, "status": status,
-              "ms": round((time.monotonic() - started) * 1000, 1), "caller": request.environ.get(CALLER),
-              "request_id": request_id(request)}
+    fields = {
+        "method": request.method,
+        "route": route,
+        "status": status,
+        "ms": round((time.monotonic() - started) * 1000, 1),
+        "caller": request.environ.get(CALLER),
+        "request_id": request_id(request),
+    }
     if failure is not None:
         fields["error"] = status_of(failure)[1]
         if status < 500:
@@ -180,10 +188,11 @@ class HttpEntrypoint(HttpRequestHandler):
 
     server = WebServer()
 
-    def __init__(self, method: str, url: str, documents: tuple[Op, ...] = (), error_page: ErrorPage | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, method: str, url: str, documents: tuple[Op, ...] = (), error_page: ErrorPage | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(method, url, **kwargs)
-        self.documents = documents   # its OpenAPI entries (openapi.Op)
+        self.documents = documents  # its OpenAPI entries (openapi.Op)
         self.error_page = error_page
 
     def handle_request(self, request: Request) -> Response:
@@ -205,8 +214,13 @@ class HttpEntrypoint(HttpRequestHandler):
         args, kwargs = self.get_entrypoint_parameters(request)
         self.check_signature(args, kwargs)
         event = Event()
-        self.container.spawn_worker(self, args, kwargs, context_data=self.context_data(request),
-                                    handle_result=partial(self._handle_result, request, event))
+        self.container.spawn_worker(
+            self,
+            args,
+            kwargs,
+            context_data=self.context_data(request),
+            handle_result=partial(self._handle_result, request, event),
+        )
         return event.wait()
 
     def context_data(self, request: Request) -> dict[str, Any]:
@@ -214,9 +228,10 @@ class HttpEntrypoint(HttpRequestHandler):
         other services carry it on)."""
         return {**self.server.context_data_from_headers(request), REQUEST_ID: request_id(request)}
 
-    def _handle_result(self, request: Request, event: Event, worker_ctx: WorkerContext, result: Any,
-                       exc_info: ExcInfo | None) -> Any:
-        request.environ[CALLER] = caller_noted(worker_ctx)   # for the request's line
+    def _handle_result(
+        self, request: Request, event: Event, worker_ctx: WorkerContext, result: Any, exc_info: ExcInfo | None
+    ) -> Any:
+        request.environ[CALLER] = caller_noted(worker_ctx)  # for the request's line
         return self.handle_result(event, worker_ctx, result, exc_info)
 
     def response_from_exception(self, exc: BaseException, request_id: str | None = None) -> Response:
@@ -260,22 +275,24 @@ class QuietClientErrors(logging.Filter):
         return True
 
 
-def http(op_or_method: Op | str, url: str | None = None,
-         error_page: ErrorPage | None = None) -> Callable[[Method], Method]:
+def http(
+    op_or_method: Op | str, url: str | None = None, error_page: ErrorPage | None = None
+) -> Callable[[Method], Method]:
     """`@http(Op(...))`: a documented route whose method takes the request (a page, a file,
     /metrics); a JSON operation is an `operations.operation`. `@http(method, url)`: a route
     no OpenAPI document lists (the console's own). `error_page(request, exc)` answers what
     the method raises (status_of gives the status) for a route people open in a browser."""
     register: Callable[[Method], Method]
     if isinstance(op_or_method, Op):
-        register = HttpEntrypoint.decorator(op_or_method.method, op_or_method.path, documents=(op_or_method,),
-                                            error_page=error_page)
+        register = HttpEntrypoint.decorator(
+            op_or_method.method, op_or_method.path, documents=(op_or_method,), error_page=error_page
+        )
     else:
         register = HttpEntrypoint.decorator(op_or_method, url, error_page=error_page)
     return register
 
 
-STORE_RETRY_AFTER = 5   # seconds a client is asked to wait while the store is away
+STORE_RETRY_AFTER = 5  # seconds a client is asked to wait while the store is away
 
 
 def _headers(exc: BaseException) -> dict[str, str] | None:
@@ -291,7 +308,7 @@ def _headers(exc: BaseException) -> dict[str, str] | None:
 def _message(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
         return "invalid fields"
-    if isinstance(exc, StoreError):   # pymongo's text names hosts and ports: for the log only
+    if isinstance(exc, StoreError):  # pymongo's text names hosts and ports: for the log only
         return "the service's store is not answering; try again shortly"
     return str(exc) or exc.__class__.__name__
 
@@ -307,8 +324,12 @@ def _plain(value: Any) -> str:
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body, ensure_ascii=False, default=_plain), status=status,
-                    headers=headers, mimetype="application/json")
+    return Response(
+        json.dumps(body, ensure_ascii=False, default=_plain),
+        status=status,
+        headers=headers,
+        mimetype="application/json",
+    )
 
 
 def signed(data: object, caller: Principal) -> dict[str, Any]:
@@ -338,7 +359,7 @@ def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[str, An
         raise MalformedBody(f"body refused: {exc}") from exc
     if not isinstance(data, dict):
         raise MalformedBody("body must be a JSON object")
-    checked: dict[str, Any] = inputs.check(data)   # InvalidInput: a 422 naming the fields
+    checked: dict[str, Any] = inputs.check(data)  # InvalidInput: a 422 naming the fields
     return checked
 
 
@@ -349,7 +370,7 @@ def read_form(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[str, li
     raw = read_body(request, max_bytes)
     try:
         fields = parse_qs(raw.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FORM_FIELDS)
-    except ValueError as exc:   # UnicodeDecodeError is one
+    except ValueError as exc:  # UnicodeDecodeError is one
         raise MalformedBody(f"form refused: {exc}") from exc
     checked: dict[str, list[str]] = inputs.check(fields)
     return checked
@@ -361,9 +382,11 @@ def public_base_url(config: dict[str, Any]) -> str:
     value = str((config.get("MALLCARE") or {}).get("PUBLIC_BASE_URL") or "")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise RuntimeError(f"MALLCARE_PUBLIC_BASE_URL {value!r} is not the chain's public address: set it to where "
-                           "customers reach this service through the reverse proxy, e.g. "
-                           "https://service.example-mall.cn")
+        raise RuntimeError(
+            f"MALLCARE_PUBLIC_BASE_URL {value!r} is not the chain's public address: set it to where "
+            "customers reach this service through the reverse proxy, e.g. "
+            "https://service.example-mall.cn"
+        )
     return value.rstrip("/")
 
 

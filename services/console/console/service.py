@@ -27,6 +27,7 @@ is: restart it after changing them. The browser keeps the token in sessionStorag
 (gone with the tab) and sends it as a Bearer header; no cookie is set, so a cross-site
 page cannot make the browser send it (no CSRF to guard).
 """
+
 import logging
 import mimetypes
 from pathlib import Path
@@ -53,17 +54,24 @@ FORWARDED_HEADERS = ("Authorization", "Content-Type", "Accept", "Accept-Language
 TIMEOUT_SECONDS = 15
 AWAKE_SECONDS = 1
 
-PASSED_ON = Counter("mallcare_console_requests_total",
-                    "Requests the console passed on, by service and the status it answered (503: no answer).",
-                    ["upstream", "status"])
-UPSTREAM_SECONDS = Histogram("mallcare_console_upstream_seconds", "Time a service took to answer the console.",
-                             ["upstream"])
-SIGN_INS = Counter("mallcare_console_sign_ins_total", "Sign-ins: demo (POST /login) or sign_on (a token checked "
-                   "by GET /session), by outcome.", ["how", "outcome"])
+PASSED_ON = Counter(
+    "mallcare_console_requests_total",
+    "Requests the console passed on, by service and the status it answered (503: no answer).",
+    ["upstream", "status"],
+)
+UPSTREAM_SECONDS = Histogram(
+    "mallcare_console_upstream_seconds", "Time a service took to answer the console.", ["upstream"]
+)
+SIGN_INS = Counter(
+    "mallcare_console_sign_ins_total",
+    "Sign-ins: demo (POST /login) or sign_on (a token checked by GET /session), by outcome.",
+    ["how", "outcome"],
+)
 
 
 class LoginIn(Schema):
     """The demo sign-in's body: a staff id of the directory, as a string (422 otherwise)."""
+
     staff_id = fields.String(required=True, validate=validate.Length(min=1, max=32))
 
 
@@ -84,8 +92,12 @@ class StaffDirectory(DependencyProvider):
     def may(self, role, access_permissions):
         """What `role` holds of access.yml's permissions (the Access gate's table) and of the
         case permissions."""
-        return sorted(name for table in (access_permissions, self.case_permissions)
-                      for name, roles in table.items() if role in roles)
+        return sorted(
+            name
+            for table in (access_permissions, self.case_permissions)
+            for name, roles in table.items()
+            if role in roles
+        )
 
 
 class AwakeForSignals(DependencyProvider):
@@ -98,7 +110,7 @@ class AwakeForSignals(DependencyProvider):
         self.thread = self.container.spawn_managed_thread(self._wake, identifier="awake_for_signals")
 
     def stop(self):
-        self.thread.kill()   # ours to end: the container would warn that it killed a thread left running
+        self.thread.kill()  # ours to end: the container would warn that it killed a thread left running
 
     def _wake(self):
         while True:
@@ -140,9 +152,16 @@ class ConsoleService:
             raise
         SIGN_INS.labels("sign_on", "ok").inc()
         member = self.directory.members.get(caller.user, {})
-        return json_response(200, {"user": caller.user, "name": member.get("name"), "role": caller.role,
-                                   "malls": list(caller.malls),
-                                   "may": self.directory.may(caller.role, self.access.permissions())})
+        return json_response(
+            200,
+            {
+                "user": caller.user,
+                "name": member.get("name"),
+                "role": caller.role,
+                "malls": list(caller.malls),
+                "may": self.directory.may(caller.role, self.access.permissions()),
+            },
+        )
 
     @http("GET", "/staff")
     def staff(self, request):
@@ -150,9 +169,15 @@ class ConsoleService:
         demo, no names to anyone not signed in."""
         if not self._demo:
             self._staff_caller(request)
-        return json_response(200, {"items": [
-            {k: m[k] for k in ("id", "name", "role", "department", "malls") if k in m}
-            for m in self.directory.members.values()]})
+        return json_response(
+            200,
+            {
+                "items": [
+                    {k: m[k] for k in ("id", "name", "role", "department", "malls") if k in m}
+                    for m in self.directory.members.values()
+                ]
+            },
+        )
 
     @http("POST", "/login")
     def login(self, request):
@@ -162,14 +187,28 @@ class ConsoleService:
         member = self.directory.members.get(staff_id)
         if member is None:
             SIGN_INS.labels("demo", "refused").inc()
-            return json_response(401, {"error": "UNAUTHENTICATED", "message": "unknown staff id",
-                                       "fields": {"staff_id": ["not in the staff directory"]}})
+            return json_response(
+                401,
+                {
+                    "error": "UNAUTHENTICATED",
+                    "message": "unknown staff id",
+                    "fields": {"staff_id": ["not in the staff directory"]},
+                },
+            )
         token = issue_token(self.token_secret, member["id"], member["role"], member["malls"])
         SIGN_INS.labels("demo", "ok").inc()
         log.info("console sign-in (demo) of %s as %s", member["id"], member["role"])
-        return json_response(200, {"token": token, "user": member["id"], "name": member.get("name"),
-                                   "role": member["role"], "malls": member["malls"],
-                                   "may": self.directory.may(member["role"], self.access.permissions())})
+        return json_response(
+            200,
+            {
+                "token": token,
+                "user": member["id"],
+                "name": member.get("name"),
+                "role": member["role"],
+                "malls": member["malls"],
+                "may": self.directory.may(member["role"], self.access.permissions()),
+            },
+        )
 
     @http("GET", "/api/<string:service>/<path:rest>")
     def proxy_get(self, request, service, rest):
@@ -190,8 +229,10 @@ class ConsoleService:
                 ok = False
             upstreams[name] = "ok" if ok else "unreachable"
         ready = all(v == "ok" for v in upstreams.values())
-        return json_response(200 if ready else 503, {"service": self.name, "status": "ok" if ready else "degraded",
-                                                     "upstreams": upstreams})
+        return json_response(
+            200 if ready else 503,
+            {"service": self.name, "status": "ok" if ready else "degraded", "upstreams": upstreams},
+        )
 
     @http("GET", "/health/live")
     def live(self, request):
@@ -223,11 +264,17 @@ class ConsoleService:
             raise NotFound(f"no service {service!r}")
         url = f"{self._upstream(service)}/{rest}"
         headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
-        headers["X-Request-Id"] = request_id(request)   # one id for the console's line and the service's
+        headers["X-Request-Id"] = request_id(request)  # one id for the console's line and the service's
         try:
             with UPSTREAM_SECONDS.labels(service).time():
-                answer = requests.request(request.method, url, params=request.args, data=request.get_data(),
-                                          headers=headers, timeout=TIMEOUT_SECONDS)
+                answer = requests.request(
+                    request.method,
+                    url,
+                    params=request.args,
+                    data=request.get_data(),
+                    headers=headers,
+                    timeout=TIMEOUT_SECONDS,
+                )
         except requests.RequestException as exc:
             log.warning("console: %s %s did not answer: %r", request.method, url, exc)
             PASSED_ON.labels(service, "503").inc()
@@ -240,12 +287,15 @@ class ConsoleService:
         try:
             path = (STATIC / name).resolve()
             found = STATIC in path.parents and path.is_file()
-        except (ValueError, OSError):   # a NUL in the name ("embedded null byte"), a name too long
+        except (ValueError, OSError):  # a NUL in the name ("embedded null byte"), a name too long
             found = False
         if not found:
             raise NotFound(f"no file {name[:100]!r}")
         kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         if kind.startswith("text/") or kind in ("application/javascript", "text/javascript"):
             kind += "; charset=utf-8"
-        return Response(path.read_bytes(), status=200, headers={
-            "Content-Type": kind, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+        return Response(
+            path.read_bytes(),
+            status=200,
+            headers={"Content-Type": kind, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+        )

@@ -7,6 +7,7 @@ the token stays out of other sites' logs; no page is cached.
 
 Pure: the service passes in what a page shows and sends the Response; every value is
 escaped here."""
+
 from __future__ import annotations
 
 import base64
@@ -23,33 +24,55 @@ from mallcare_common.web import request_id, status_of
 from .rules import AlreadyAnswered
 
 HTML_LANG = {"zh": "zh-CN", "en": "en"}
-COMMENT_MAX = 2000   # as LinkAnswerIn takes it
+COMMENT_MAX = 2000  # as LinkAnswerIn takes it
 
 TEXT: dict[str, dict[str, str]] = {
     "zh": {
-        "switch": "English", "title": "服务回访", "about": "{mall} · 投诉编号 {number}",
+        "switch": "English",
+        "title": "服务回访",
+        "about": "{mall} · 投诉编号 {number}",
         "intro": "您的投诉已处理完毕。请告诉我们您对处理结果是否满意。",
-        "stars": "您对处理结果满意吗？", "star": "{n} 星：{word}", "hint": "1 星 非常不满意 · 5 星 非常满意",
-        "reasons": "哪些方面还不够好？（可多选，选填）", "comment": "其他意见（选填）", "send": "提交",
-        "problem": "请检查您的回答。", "problem.score": "请选择 1 到 5 颗星。",
-        "problem.comment": f"意见最多 {COMMENT_MAX} 字。", "problem.reasons": "请从列表中选择原因。",
-        "thanks": "谢谢您的反馈。", "thanks.follow_up": "谢谢您的反馈，我们会尽快再次跟进。",
+        "stars": "您对处理结果满意吗？",
+        "star": "{n} 星：{word}",
+        "hint": "1 星 非常不满意 · 5 星 非常满意",
+        "reasons": "哪些方面还不够好？（可多选，选填）",
+        "comment": "其他意见（选填）",
+        "send": "提交",
+        "problem": "请检查您的回答。",
+        "problem.score": "请选择 1 到 5 颗星。",
+        "problem.comment": f"意见最多 {COMMENT_MAX} 字。",
+        "problem.reasons": "请从列表中选择原因。",
+        "thanks": "谢谢您的反馈。",
+        "thanks.follow_up": "谢谢您的反馈，我们会尽快再次跟进。",
         "close": "您可以关闭此页面了。",
-        "forged.title": "链接无效", "forged": "这个回访链接无效。请打开短信或消息中的完整链接。",
-        "expired.title": "链接已过期", "expired": "这个回访链接已过期，商场会致电回访您。",
-        "answered.title": "您已回答过了", "answered": "您已提交过这次回访的评价，谢谢！每个链接只能回答一次。",
-        "closed.title": "回访已结束", "closed": "这次回访已结束，无需再回答。谢谢！",
-        "unknown.title": "找不到回访", "unknown": "找不到这次回访。如有疑问，请联系商场服务台。",
-        "unreadable.title": "无法读取您的回答", "unreadable": "您的回答无法读取，请返回重新提交。",
-        "unavailable.title": "暂时无法处理", "unavailable": "系统繁忙，请稍后再试。参考编号：{reference}",
+        "forged.title": "链接无效",
+        "forged": "这个回访链接无效。请打开短信或消息中的完整链接。",
+        "expired.title": "链接已过期",
+        "expired": "这个回访链接已过期，商场会致电回访您。",
+        "answered.title": "您已回答过了",
+        "answered": "您已提交过这次回访的评价，谢谢！每个链接只能回答一次。",
+        "closed.title": "回访已结束",
+        "closed": "这次回访已结束，无需再回答。谢谢！",
+        "unknown.title": "找不到回访",
+        "unknown": "找不到这次回访。如有疑问，请联系商场服务台。",
+        "unreadable.title": "无法读取您的回答",
+        "unreadable": "您的回答无法读取，请返回重新提交。",
+        "unavailable.title": "暂时无法处理",
+        "unavailable": "系统繁忙，请稍后再试。参考编号：{reference}",
     },
     "en": {
-        "switch": "中文", "title": "How did we do?", "about": "{mall} · complaint {number}",
+        "switch": "中文",
+        "title": "How did we do?",
+        "about": "{mall} · complaint {number}",
         "intro": "We have finished handling your complaint. Please tell us whether you are satisfied.",
-        "stars": "Are you satisfied with the outcome?", "star": "{n} of 5 stars: {word}",
+        "stars": "Are you satisfied with the outcome?",
+        "star": "{n} of 5 stars: {word}",
         "hint": "1 star: very dissatisfied · 5 stars: very satisfied",
-        "reasons": "What fell short? (tick any, optional)", "comment": "Anything else? (optional)", "send": "Send",
-        "problem": "Please check your answer.", "problem.score": "Please choose 1 to 5 stars.",
+        "reasons": "What fell short? (tick any, optional)",
+        "comment": "Anything else? (optional)",
+        "send": "Send",
+        "problem": "Please check your answer.",
+        "problem.score": "Please choose 1 to 5 stars.",
         "problem.comment": f"A comment takes at most {COMMENT_MAX} characters.",
         "problem.reasons": "Please choose reasons from the list.",
         "thanks": "Thank you for your feedback.",
@@ -57,10 +80,12 @@ TEXT: dict[str, dict[str, str]] = {
         "close": "You may close this page.",
         "forged.title": "This link is not valid",
         "forged": "This answer link is not valid. Please open the whole link from your message.",
-        "expired.title": "This link has expired", "expired": "This answer link has expired; the mall will call you instead.",
+        "expired.title": "This link has expired",
+        "expired": "This answer link has expired; the mall will call you instead.",
         "answered.title": "You have answered already",
         "answered": "You have answered this survey already. Thank you! Each link takes one answer.",
-        "closed.title": "This survey is closed", "closed": "This survey is closed; no answer is needed. Thank you!",
+        "closed.title": "This survey is closed",
+        "closed": "This survey is closed; no answer is needed. Thank you!",
         "unknown.title": "Survey not found",
         "unknown": "We cannot find this survey. Please ask the mall's service desk if in doubt.",
         "unreadable.title": "Your answer could not be read",
@@ -69,8 +94,10 @@ TEXT: dict[str, dict[str, str]] = {
         "unavailable": "We cannot take your answer just now. Please try again in a few minutes. Reference: {reference}",
     },
 }
-STAR_WORDS = {"zh": ("非常不满意", "不满意", "一般", "满意", "非常满意"),
-              "en": ("very dissatisfied", "dissatisfied", "so-so", "satisfied", "very satisfied")}
+STAR_WORDS = {
+    "zh": ("非常不满意", "不满意", "一般", "满意", "非常满意"),
+    "en": ("very dissatisfied", "dissatisfied", "so-so", "satisfied", "very satisfied"),
+}
 
 STYLE = (
     "*{box-sizing:border-box}"
@@ -96,10 +123,18 @@ STYLE = (
 )
 # No script from anywhere; only the style sheet above (by its hash); the form posts to this
 # origin only; no frame may hold the page (clickjacking).
-CSP = ("default-src 'none'; style-src 'sha256-" + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
-       + "'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-HEADERS = {"Content-Security-Policy": CSP, "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff",
-           "X-Frame-Options": "DENY", "Cache-Control": "no-store"}
+CSP = (
+    "default-src 'none'; style-src 'sha256-"
+    + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
+    + "'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
 
 
 def language(args: Mapping[str, str]) -> str:
@@ -120,43 +155,64 @@ def respond(status: int, html: str) -> Response:
     return Response(html, status=status, headers=HEADERS, mimetype="text/html")
 
 
-def form(base: str, token: str, lang: str, mall: str, complaint_no: str, reasons: Mapping[str, Mapping[str, str]],
-         entered: Mapping[str, Any] | None = None, problems: Mapping[str, Any] | None = None) -> str:
+def form(
+    base: str,
+    token: str,
+    lang: str,
+    mall: str,
+    complaint_no: str,
+    reasons: Mapping[str, Mapping[str, str]],
+    entered: Mapping[str, Any] | None = None,
+    problems: Mapping[str, Any] | None = None,
+) -> str:
     """The answer form: `reasons` the policy's tags with their words; `entered` and `problems`
     (a ValidationError's messages) when it comes back refused, with what the customer chose."""
     text, entered = _Words(lang), entered or {}
     action = f"{base}/answers/form" + (f"?lang={lang}" if lang != "zh" else "")
     other = "en" if lang == "zh" else "zh"
     stars = "".join(
-        f'<input type="radio" id="score-{n}" name="score" value="{n}" required{_checked(str(n) == entered.get("score"))}>'
+        f'<input type="radio" id="score-{n}" name="score" value="{n}" required'
+        f"{_checked(str(n) == entered.get('score'))}>"
         f'<label for="score-{n}"><span class="sr">{text("star", n=n, word=STAR_WORDS[lang][n - 1])}'
         '</span><span aria-hidden="true">★</span></label>'
-        for n in range(5, 0, -1))   # highest first: the row is reversed, so a checked star lights those below it
+        for n in range(5, 0, -1)
+    )  # highest first: the row is reversed, so a checked star lights those below it
     ticks = "".join(
         f'<label><input type="checkbox" name="reasons" value="{escape(tag)}"'
-        f'{_checked(tag in entered.get("reasons", ()))}>{escape(words[lang])}</label>'
-        for tag, words in reasons.items())
-    return _page(lang, TEXT[lang]["title"], "answer-form", (
-        f'<p class="lang"><a href="{escape(answer_link(base, token, other))}" hreflang="{HTML_LANG[other]}">'
-        f'{text("switch")}</a></p>'
-        f'<h1>{text("title")}</h1><p class="about">{text("about", mall=mall, number=complaint_no)}</p>'
-        + (f'<p class="alert" role="alert" id="problem">{text(_problem(problems))}</p>' if problems else "")
-        + f'<p>{text("intro")}</p>'
-        f'<form method="post" action="{escape(action)}">'
-        f'<input type="hidden" name="token" value="{escape(token)}">'
-        f'<fieldset><legend>{text("stars")}</legend><div class="stars">{stars}</div>'
-        f'<p class="hint">{text("hint")}</p></fieldset>'
-        f'<fieldset class="reasons"><legend>{text("reasons")}</legend>{ticks}</fieldset>'
-        f'<label for="comment">{text("comment")}</label>'
-        f'<textarea id="comment" name="comment" rows="4" maxlength="{COMMENT_MAX}">'
-        f'{escape(entered.get("comment", ""))}</textarea>'
-        f'<button type="submit">{text("send")}</button></form>'))
+        f"{_checked(tag in entered.get('reasons', ()))}>{escape(words[lang])}</label>"
+        for tag, words in reasons.items()
+    )
+    return _page(
+        lang,
+        TEXT[lang]["title"],
+        "answer-form",
+        (
+            f'<p class="lang"><a href="{escape(answer_link(base, token, other))}" hreflang="{HTML_LANG[other]}">'
+            f"{text('switch')}</a></p>"
+            f'<h1>{text("title")}</h1><p class="about">{text("about", mall=mall, number=complaint_no)}</p>'
+            + (f'<p class="alert" role="alert" id="problem">{text(_problem(problems))}</p>' if problems else "")
+            + f"<p>{text('intro')}</p>"
+            f'<form method="post" action="{escape(action)}">'
+            f'<input type="hidden" name="token" value="{escape(token)}">'
+            f'<fieldset><legend>{text("stars")}</legend><div class="stars">{stars}</div>'
+            f'<p class="hint">{text("hint")}</p></fieldset>'
+            f'<fieldset class="reasons"><legend>{text("reasons")}</legend>{ticks}</fieldset>'
+            f'<label for="comment">{text("comment")}</label>'
+            f'<textarea id="comment" name="comment" rows="4" maxlength="{COMMENT_MAX}">'
+            f"{escape(entered.get('comment', ''))}</textarea>"
+            f'<button type="submit">{text("send")}</button></form>'
+        ),
+    )
 
 
 def thanks(lang: str, satisfied: bool) -> str:
     text = _Words(lang)
-    return _page(lang, TEXT[lang]["title"], "answer-thanks",
-                 f'<h1>{escape(thanks_message(lang, satisfied))}</h1><p>{text("close")}</p>')
+    return _page(
+        lang,
+        TEXT[lang]["title"],
+        "answer-thanks",
+        f"<h1>{escape(thanks_message(lang, satisfied))}</h1><p>{text('close')}</p>",
+    )
 
 
 def refusal(request: Request, exc: BaseException) -> Response:
@@ -171,9 +227,18 @@ def refusal(request: Request, exc: BaseException) -> Response:
     else:
         reason = {403: "forged", 410: "expired", 409: "closed", 404: "unknown"}.get(status, "unreadable")
     text = _Words(lang)
-    return respond(status, _page(lang, TEXT[lang][f"{reason}.title"], "answer-refused", (
-        f'<h1>{text(f"{reason}.title")}</h1>'
-        f'<p data-reason="{reason}">{text(reason, reference=request_id(request))}</p>')))
+    return respond(
+        status,
+        _page(
+            lang,
+            TEXT[lang][f"{reason}.title"],
+            "answer-refused",
+            (
+                f"<h1>{text(f'{reason}.title')}</h1>"
+                f'<p data-reason="{reason}">{text(reason, reference=request_id(request))}</p>'
+            ),
+        ),
+    )
 
 
 class _Words:
@@ -187,12 +252,14 @@ class _Words:
 
 
 def _page(lang: str, title: str, name: str, body: str) -> str:
-    return ('<!doctype html>'
-            f'<html lang="{HTML_LANG[lang]}"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            '<meta name="referrer" content="no-referrer">'
-            f'<title>{escape(title)}</title><style>{STYLE}</style></head>'
-            f'<body><main data-page="{name}">{body}</main></body></html>')
+    return (
+        "<!doctype html>"
+        f'<html lang="{HTML_LANG[lang]}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="referrer" content="no-referrer">'
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head>"
+        f'<body><main data-page="{name}">{body}</main></body></html>'
+    )
 
 
 def _checked(yes: bool) -> str:
@@ -208,8 +275,9 @@ def _problem(problems: Mapping[str, Any]) -> str:
 def form_answer(fields: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     """A form's fields (web.read_form) as the answer takes them: one value each, `reasons`
     all of them; a field left empty (the comment) is left out."""
-    chosen: dict[str, Any] = {name: values[0] for name, values in fields.items()
-                              if name != "reasons" and values and values[0] != ""}
+    chosen: dict[str, Any] = {
+        name: values[0] for name, values in fields.items() if name != "reasons" and values and values[0] != ""
+    }
     if fields.get("reasons"):
         chosen["reasons"] = list(fields["reasons"])
     return chosen

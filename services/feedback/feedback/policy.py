@@ -1,6 +1,8 @@
 """Feedback's policy (R4.1-R4.4) as validated data: revisit timing, quiet hours and
 the way to ask per channel, what counts as satisfied, reason tags (with the answer
-page's words for them) and the case library, chain-wide with per-mall overrides; loaded by mallcare_common.policy.PolicyFiles."""
+page's words for them) and the case library, chain-wide with per-mall overrides; loaded by
+mallcare_common.policy.PolicyFiles."""
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,19 +21,24 @@ class _Revisit(Schema):
     max_attempts = fields.Integer(required=True, validate=validate.Range(min=1, max=10))
     retry_after = fields.Nested(AllowedTime, required=True)
     link_valid = fields.Nested(AllowedTime, required=True)
-    ways = fields.Dict(keys=fields.String(validate=validate.OneOf(CHANNELS)),
-                       values=fields.String(validate=validate.OneOf(CONTACT_WAYS)), required=True)
+    ways = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(CHANNELS)),
+        values=fields.String(validate=validate.OneOf(CONTACT_WAYS)),
+        required=True,
+    )
 
 
 class _ReasonLabels(Schema):
     """What the customer's answer page shows for a reason tag, in each of its languages."""
+
     zh = fields.String(required=True, validate=validate.Length(min=1, max=40))
     en = fields.String(required=True, validate=validate.Length(min=1, max=80))
 
 
 class _Library(Schema):
-    automatic_risk_levels = fields.List(fields.String(validate=validate.OneOf(("low", "medium", "high"))),
-                                        required=True)
+    automatic_risk_levels = fields.List(
+        fields.String(validate=validate.OneOf(("low", "medium", "high"))), required=True
+    )
 
 
 class _Override(Schema):
@@ -42,8 +49,12 @@ class FeedbackPolicySchema(Schema):
     version = fields.String(required=True)
     revisit = fields.Nested(_Revisit, required=True)
     satisfied_from = fields.Integer(required=True, validate=validate.Range(min=1, max=5))
-    reason_tags = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=40)),
-                              values=fields.Nested(_ReasonLabels), required=True, validate=validate.Length(min=1))
+    reason_tags = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=40)),
+        values=fields.Nested(_ReasonLabels),
+        required=True,
+        validate=validate.Length(min=1),
+    )
     library = fields.Nested(_Library, required=True)
     mall_overrides = fields.Dict(keys=fields.String(), values=fields.Nested(_Override), load_default=dict)
 
@@ -70,9 +81,10 @@ def load_policy(data, malls: MallRegistry) -> FeedbackPolicy:
     if unknown:
         raise ValidationError({"mall_overrides": [f"Unknown mall: {m}." for m in unknown]})
     policy = FeedbackPolicy(version=f"{rules['version']}+malls:{malls.version}", malls=malls, rules=rules)
-    for mall_id in rules["mall_overrides"]:   # an override's `ways` replaces the chain's whole table
+    for mall_id in rules["mall_overrides"]:  # an override's `ways` replaces the chain's whole table
         missing = sorted(set(CHANNELS) - set(policy.revisit(mall_id)["ways"]))
         if missing:
-            raise ValidationError({"mall_overrides": {mall_id: {"revisit": {"ways": [
-                f"No way to ask for: {', '.join(missing)}."]}}}})
+            raise ValidationError(
+                {"mall_overrides": {mall_id: {"revisit": {"ways": [f"No way to ask for: {', '.join(missing)}."]}}}}
+            )
     return policy

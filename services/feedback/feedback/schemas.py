@@ -1,17 +1,23 @@
 """What feedback's HTTP and RPC accept and return."""
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from mallcare_common.personal import MaskedOut
 
 _text = dict(validate=validate.Length(max=2000))
-_reasons = fields.List(fields.String(validate=validate.Length(min=1, max=40)), load_default=list,
-                       validate=validate.Length(max=10))
+_reasons = fields.List(
+    fields.String(validate=validate.Length(min=1, max=40)), load_default=list, validate=validate.Length(max=10)
+)
 
 
 class AttemptIn(Schema):
     """A staff member's call or message: reached (with the answer), no answer, or a wrong number."""
-    by = fields.String(required=True, validate=validate.Length(min=1, max=20),
-                       metadata={"description": "employee number (over HTTP: the X-Staff-Id header)"})
+
+    by = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=20),
+        metadata={"description": "employee number (over HTTP: the X-Staff-Id header)"},
+    )
     outcome = fields.String(required=True, validate=validate.OneOf(("reached", "no_answer", "wrong_number")))
     score = fields.Integer(strict=True, validate=validate.Range(min=1, max=5))
     reasons = _reasons
@@ -28,6 +34,7 @@ class AttemptIn(Schema):
 
 class LinkAnswerIn(Schema):
     """The customer's answer through the link sent by SMS or app message (no login)."""
+
     token = fields.String(required=True, validate=validate.Length(min=10, max=500))
     score = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=5))
     reasons = _reasons
@@ -37,22 +44,29 @@ class LinkAnswerIn(Schema):
 class AnswerFormIn(LinkAnswerIn):
     """The answer page's form (application/x-www-form-urlencoded): the answer through the link,
     its score as a form sends it, as text."""
+
     score = fields.Integer(required=True, validate=validate.Range(min=1, max=5))
 
 
 class PageLanguage(Schema):
-    lang = fields.String(validate=validate.Length(max=16), metadata={
-        "description": "en: English; otherwise simplified Chinese"})
+    lang = fields.String(
+        validate=validate.Length(max=16), metadata={"description": "en: English; otherwise simplified Chinese"}
+    )
 
 
 class AnswerPageQuery(PageLanguage):
-    token = fields.String(required=True, validate=validate.Length(max=500), metadata={
-        "description": "the answer link's token"})
+    token = fields.String(
+        required=True, validate=validate.Length(max=500), metadata={"description": "the answer link's token"}
+    )
 
 
 class WorklistQuery(Schema):
-    mall_id = fields.String(validate=validate.Length(max=64), metadata={
-        "description": "default: the caller's mall (every mall, chain-wide); staff of several malls name one"})
+    mall_id = fields.String(
+        validate=validate.Length(max=64),
+        metadata={
+            "description": "default: the caller's mall (every mall, chain-wide); staff of several malls name one"
+        },
+    )
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
 
@@ -113,9 +127,13 @@ class RevisitOut(MaskedOut):
     beyond_deadline = fields.Boolean()
     attempts = fields.List(fields.Nested(_Attempt))
     answer = fields.Nested(_Answer, allow_none=True)
-    answer_link = fields.String(allow_none=True, metadata={
-        "description": "to send by SMS or app message: the answer page on the chain's public address "
-                       "(MALLCARE_PUBLIC_BASE_URL), while the revisit is open"})
+    answer_link = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "to send by SMS or app message: the answer page on the chain's public address "
+            "(MALLCARE_PUBLIC_BASE_URL), while the revisit is open"
+        },
+    )
     link_expires_at = fields.AwareDateTime(allow_none=True)
     policy_version = fields.String()
 

@@ -11,6 +11,7 @@ the next revisit, until the customer is satisfied (resolution then closes the
 case) or a supervisor closes it. High-risk cases go into the case library when
 closed; handlers add typical ones with their lessons.
 """
+
 import logging
 from datetime import timedelta
 
@@ -31,19 +32,32 @@ from mallcare_common.rpc import ask
 from mallcare_common.openapi import Op
 from mallcare_common.operations import operation
 from mallcare_common.unit_of_work import change, write
-from mallcare_common.web import (Conflict, Forbidden, Gone, NotFound, PublicBaseUrl, http, read_form,
-                                  signed)
+from mallcare_common.web import Conflict, Forbidden, Gone, NotFound, PublicBaseUrl, http, read_form, signed
 
 from . import answer_page, rules
 from .policy import load_policy
-from .schemas import (AnswerFormIn, AnswerOut, AnswerPageQuery, ArchiveIn, AttemptIn, LessonsIn, LibraryList,
-                      LibraryOut, LibraryQuery, LinkAnswerIn, PageLanguage, RevisitList, RevisitOut, WorklistQuery)
+from .schemas import (
+    AnswerFormIn,
+    AnswerOut,
+    AnswerPageQuery,
+    ArchiveIn,
+    AttemptIn,
+    LessonsIn,
+    LibraryList,
+    LibraryOut,
+    LibraryQuery,
+    LinkAnswerIn,
+    PageLanguage,
+    RevisitList,
+    RevisitOut,
+    WorklistQuery,
+)
 from .storage import Revisits
 
 log = logging.getLogger(__name__)
 
-OVERDUE_INTERVAL = 30     # seconds between looks for revisits past their deadline
-NOT_SEEN_PAUSE = 2        # seconds before an event about a complaint not seen yet is retried
+OVERDUE_INTERVAL = 30  # seconds between looks for revisits past their deadline
+NOT_SEEN_PAUSE = 2  # seconds before an event about a complaint not seen yet is retried
 
 
 class ComplaintNotSeenYet(Exception):
@@ -57,7 +71,7 @@ class FeedbackService(Service):
     policy = PolicyFiles("feedback.yml", load_policy)
     dispatch = outbox_dispatcher()
     answer_link_secret = Secret("ANSWER_LINK_SECRET")
-    public_base_url = PublicBaseUrl()   # where customers open the answer links
+    public_base_url = PublicBaseUrl()  # where customers open the answer links
     resolution = RpcProxy("resolution")
     intake = RpcProxy("intake")
 
@@ -68,9 +82,15 @@ class FeedbackService(Service):
         """Keep what a revisit and the library need of the complaint (masked contact only)."""
         event = read_event(body, COMPLAINT_REGISTERED)
         payload = event["payload"]
-        self.store.keep_complaint(event["complaint_no"], event["mall_id"], payload["channel"],
-                                  payload["customer"].get("contact_masked"), payload["description"],
-                                  payload["demands"], payload["location"])
+        self.store.keep_complaint(
+            event["complaint_no"],
+            event["mall_id"],
+            payload["channel"],
+            payload["customer"].get("contact_masked"),
+            payload["description"],
+            payload["demands"],
+            payload["location"],
+        )
 
     @event_handler(case_events.CASE_RESOLVED.source, case_events.CASE_RESOLVED.name)
     def handle_case_resolved(self, body):
@@ -78,7 +98,7 @@ class FeedbackService(Service):
         event = read_event(body, case_events.CASE_RESOLVED)
         if self.store.closed_since(event["complaint_no"], event["occurred_at"]):
             log.info("%s: closed after this resolution (%s); no revisit", event["complaint_no"], event["event_id"])
-            return   # its case_closed overtook it (one queue per event type): nobody to ask
+            return  # its case_closed overtook it (one queue per event type): nobody to ask
         complaint = self.store.complaint(event["complaint_no"]) or self._complaint_from_intake(event["complaint_no"])
         now = self.clock()
         revisit, first = rules.new_revisit(event, complaint, self.policy.current, now)
@@ -106,15 +126,24 @@ class FeedbackService(Service):
         """revisit_overdue, once per revisit past its 24 hours (one replica at a time)."""
         now = self.clock()
         for revisit in self.store.overdue(now, limit=200):
-            updated = write(self.store.revisits, revisit, {"$set": {"overdue_reported": True}},
-                            [rules.overdue(revisit, now)], now)
+            updated = write(
+                self.store.revisits, revisit, {"$set": {"overdue_reported": True}}, [rules.overdue(revisit, now)], now
+            )
             if updated is not None:
                 publish_pending(self.store.revisits, self.dispatch, self.name, now, [updated])
 
     # --- revisits -----------------------------------------------------------------------------
 
-    @operation(Op("GET", "/revisits", "Revisits still to make, the earliest deadline first.", "revisit.read",
-                  query=WorklistQuery, responses={200: RevisitList}))
+    @operation(
+        Op(
+            "GET",
+            "/revisits",
+            "Revisits still to make, the earliest deadline first.",
+            "revisit.read",
+            query=WorklistQuery,
+            responses={200: RevisitList},
+        )
+    )
     def worklist(self, query):
         """Revisits still to make at the caller's mall (or the one named), the earliest deadline first."""
         caller = self.access.caller()
@@ -122,17 +151,25 @@ class FeedbackService(Service):
         mall_id = caller.list_mall("revisit.read", query.get("mall_id"))
         return {"items": [self._revisit_out(r) for r in self.store.worklist(mall_id, query["limit"])]}
 
-    @operation(Op("GET", "/revisits/<string:revisit_id>", "One revisit.", "revisit.read",
-                  responses={200: RevisitOut}))
+    @operation(Op("GET", "/revisits/<string:revisit_id>", "One revisit.", "revisit.read", responses={200: RevisitOut}))
     def get_revisit(self, revisit_id):
         caller = self.access.caller()
         revisit = self.store.get(self.store.revisits, revisit_id, "revisit")
         caller.require("revisit.read", revisit["mall_id"])
         return self._revisit_out(revisit)
 
-    @operation(Op("POST", "/revisits/<string:revisit_id>/attempts", "A call or message by staff: reached (with "
-                  "the answer), no answer, or a wrong number.", "revisit.record", body=AttemptIn, signed=True,
-                  responses={200: RevisitOut}, errors=(409,)))
+    @operation(
+        Op(
+            "POST",
+            "/revisits/<string:revisit_id>/attempts",
+            "A call or message by staff: reached (with the answer), no answer, or a wrong number.",
+            "revisit.record",
+            body=AttemptIn,
+            signed=True,
+            responses={200: RevisitOut},
+            errors=(409,),
+        )
+    )
     def record_attempt(self, revisit_id, data):
         """A call or message by staff: the answer when reached, else a retry or, after the
         last attempt, unreachable."""
@@ -143,39 +180,62 @@ class FeedbackService(Service):
         if request["outcome"] == "reached":
             answer = revisit["answer"]
             if answer and answer["by"] == request["by"] and rules.same_answer(answer, request):
-                return self._revisit_out(revisit)   # the same answer sent twice: recorded once
+                return self._revisit_out(revisit)  # the same answer sent twice: recorded once
         rule = self._answer if request["outcome"] == "reached" else rules.no_answer
-        return self._revisit_out(self._change(revisit_id, lambda revisit, policy, now: rule(
-            revisit, request, request["by"], policy, now)))
+        return self._revisit_out(
+            self._change(revisit_id, lambda revisit, policy, now: rule(revisit, request, request["by"], policy, now))
+        )
 
-    @operation(Op("POST", "/answers", "The customer's own answer through the signed link: no login, the token is "
-                  "the proof (forged 403, expired 410, a different second answer 409).", body=LinkAnswerIn,
-                  responses={200: AnswerOut}, errors=(403, 404, 409, 410)))
+    @operation(
+        Op(
+            "POST",
+            "/answers",
+            "The customer's own answer through the signed link: no login, the token is "
+            "the proof (forged 403, expired 410, a different second answer 409).",
+            body=LinkAnswerIn,
+            responses={200: AnswerOut},
+            errors=(403, 404, 409, 410),
+        )
+    )
     def answer_by_link(self, data):
         """The customer's own answer through the link: no login, the token is the proof."""
         return self._answer_out(self._answered_by_link(LinkAnswerIn().load(data)))
 
     # --- the answer page (answer_page.py): what the link opens -----------------------------------
 
-    @http(Op("GET", "/answers", "The page the answer link opens: 1-5 stars, the reason tags and a comment, "
-             "in simplified Chinese (lang=en: English), a plain form without script. A forged link 403, an "
-             "expired one 410, one answered already or a revisit that ended 409, each a page.",
-             query=AnswerPageQuery, responses={status: "text/html" for status in (200, 403, 404, 409, 410, 503)}),
-          error_page=answer_page.refusal)
+    @http(
+        Op(
+            "GET",
+            "/answers",
+            "The page the answer link opens: 1-5 stars, the reason tags and a comment, "
+            "in simplified Chinese (lang=en: English), a plain form without script. A forged link 403, an "
+            "expired one 410, one answered already or a revisit that ended 409, each a page.",
+            query=AnswerPageQuery,
+            responses={status: "text/html" for status in (200, 403, 404, 409, 410, 503)},
+        ),
+        error_page=answer_page.refusal,
+    )
     def show_answer_page(self, request):
         lang, token = answer_page.language(request.args), request.args.get("token", "")
         return answer_page.respond(200, self._answer_form(self._open_link(token), token, lang))
 
-    @http(Op("POST", "/answers/form", "The answer page's form: records the answer as POST /answers does and "
-             "answers a thank-you page; the form again, saying what to fix (422); the refusals of GET /answers.",
-             query=PageLanguage, form=AnswerFormIn,
-             responses={status: "text/html" for status in (200, 400, 403, 404, 409, 410, 413, 422, 503)}),
-          error_page=answer_page.refusal)
+    @http(
+        Op(
+            "POST",
+            "/answers/form",
+            "The answer page's form: records the answer as POST /answers does and "
+            "answers a thank-you page; the form again, saying what to fix (422); the refusals of GET /answers.",
+            query=PageLanguage,
+            form=AnswerFormIn,
+            responses={status: "text/html" for status in (200, 400, 403, 404, 409, 410, 413, 422, 503)},
+        ),
+        error_page=answer_page.refusal,
+    )
     def answer_by_form(self, request):
         lang, entered = answer_page.language(request.args), answer_page.form_answer(read_form(request))
         try:
             revisit = self._answered_by_link(AnswerFormIn().load(entered))
-        except ValidationError as exc:   # the form again, as filled in, while the link takes an answer
+        except ValidationError as exc:  # the form again, as filled in, while the link takes an answer
             token = entered.get("token", "")
             form = self._answer_form(self._open_link(token), token, lang, entered, exc.messages)
             return answer_page.respond(422, form)
@@ -183,14 +243,30 @@ class FeedbackService(Service):
 
     def _answer_form(self, revisit, token, lang, entered=None, problems=None):
         policy = self.policy.current
-        mall = getattr(policy.malls.get(revisit["mall_id"]), "name", revisit["mall_id"])   # a mall since removed: its id
-        return answer_page.form(self.public_base_url, token, lang, mall, revisit["complaint_no"],
-                                policy.rules["reason_tags"], entered, problems)
+        mall = getattr(policy.malls.get(revisit["mall_id"]), "name", revisit["mall_id"])  # a mall since removed: its id
+        return answer_page.form(
+            self.public_base_url,
+            token,
+            lang,
+            mall,
+            revisit["complaint_no"],
+            policy.rules["reason_tags"],
+            entered,
+            problems,
+        )
 
     # --- the case library (R4.4) ----------------------------------------------------------------
 
-    @operation(Op("GET", "/library", "Search the case library (R4.4).", "library.read", query=LibraryQuery,
-                  responses={200: LibraryList}))
+    @operation(
+        Op(
+            "GET",
+            "/library",
+            "Search the case library (R4.4).",
+            "library.read",
+            query=LibraryQuery,
+            responses={200: LibraryList},
+        )
+    )
     def search_library(self, query):
         """By category, mall, merchant, risk and a keyword in the problem, outcome or lessons.
         The library is the chain's (scrubbed of personal data): every mall learns from it."""
@@ -199,14 +275,25 @@ class FeedbackService(Service):
         items = self.store.search(rules.search_filter(query), query["limit"])
         return {"items": LibraryOut(many=True, exclude=("process",)).dump(items)}
 
-    @operation(Op("GET", "/library/<string:complaint_no>", "One library entry.", "library.read",
-                  responses={200: LibraryOut}))
+    @operation(
+        Op("GET", "/library/<string:complaint_no>", "One library entry.", "library.read", responses={200: LibraryOut})
+    )
     def get_library_entry(self, complaint_no):
         self.access.caller().require("library.read")
         return self._library_entry(complaint_no)
 
-    @operation(Op("POST", "/library", "Put a resolved case into the library with its lessons.", "library.write",
-                  body=ArchiveIn, signed=True, responses={201: LibraryOut}, errors=(404, 409, 503)))
+    @operation(
+        Op(
+            "POST",
+            "/library",
+            "Put a resolved case into the library with its lessons.",
+            "library.write",
+            body=ArchiveIn,
+            signed=True,
+            responses={201: LibraryOut},
+            errors=(404, 409, 503),
+        )
+    )
     def archive(self, data):
         """A handler puts a typical case into the library with the lessons learnt."""
         caller = self.access.caller()
@@ -214,7 +301,7 @@ class FeedbackService(Service):
         try:
             case = ask(self.access, self.resolution.get_case, request["complaint_no"])
         except RemoteError as exc:
-            if exc.exc_type == "NotFound":   # resolution has no such case: the caller's mistake, not ours
+            if exc.exc_type == "NotFound":  # resolution has no such case: the caller's mistake, not ours
                 raise NotFound(f"no case {request['complaint_no']}") from exc
             raise
         caller.require("library.write", case["mall_id"])
@@ -222,16 +309,33 @@ class FeedbackService(Service):
             raise Conflict(f"a case that is {case['state']} is archived once it is resolved")
         return LibraryOut().dump(self._archive(case, request["lessons"], request["by"], automatic=False))
 
-    @operation(Op("POST", "/library/<string:complaint_no>/lessons", "The lessons of an entry archived by itself.",
-                  "library.write", body=LessonsIn, signed=True, responses={200: LibraryOut}))
+    @operation(
+        Op(
+            "POST",
+            "/library/<string:complaint_no>/lessons",
+            "The lessons of an entry archived by itself.",
+            "library.write",
+            body=LessonsIn,
+            signed=True,
+            responses={200: LibraryOut},
+        )
+    )
     def add_lessons(self, complaint_no, data):
         """The lessons of an entry archived by itself (high risk)."""
         caller = self.access.caller()
         request = LessonsIn().load(signed(data, caller))
         entry = self.store.get(self.store.library, complaint_no, "library entry")
         caller.require("library.write", entry["mall_id"])
-        self.store.library.update_one({"_id": complaint_no}, {"$set": {
-            "lessons": rules.scrub(request["lessons"]), "lessons_pending": False, "lessons_by": request["by"]}})
+        self.store.library.update_one(
+            {"_id": complaint_no},
+            {
+                "$set": {
+                    "lessons": rules.scrub(request["lessons"]),
+                    "lessons_pending": False,
+                    "lessons_by": request["by"],
+                }
+            },
+        )
         return self._library_entry(complaint_no)
 
     def _library_entry(self, complaint_no):
@@ -242,12 +346,21 @@ class FeedbackService(Service):
     def _change(self, revisit_id, decide):
         """Read, decide, compare-and-set (unit_of_work.change); the events leave through the
         revisit's outbox."""
+
         def apply(revisit, now):
             changes, out = decide(revisit, self.policy.current, now)
             return {"$set": changes}, out
 
-        return change(self.store.revisits, revisit_id, apply, self.dispatch, self.name, self.clock, "revisit",
-                      f"{revisit_id} kept changing; try again")
+        return change(
+            self.store.revisits,
+            revisit_id,
+            apply,
+            self.dispatch,
+            self.name,
+            self.clock,
+            "revisit",
+            f"{revisit_id} kept changing; try again",
+        )
 
     def _answer(self, revisit, request, by, policy, now):
         self._answerable(revisit)
@@ -257,8 +370,9 @@ class FeedbackService(Service):
         """rules.answerable, and refused once the case of an unreachable customer closed
         without their answer."""
         rules.answerable(revisit)
-        if revisit["status"] == "unreachable" and self.store.closed_since(revisit["complaint_no"],
-                                                                          revisit["resolved_at"]):
+        if revisit["status"] == "unreachable" and self.store.closed_since(
+            revisit["complaint_no"], revisit["resolved_at"]
+        ):
             raise Conflict(f"revisit {revisit['_id']} is unreachable and its case has been closed since")
 
     def _linked_revisit(self, token):
@@ -285,8 +399,10 @@ class FeedbackService(Service):
         answer = revisit["answer"]
         if revisit["status"] == "answered" and answer["by"] == "customer" and rules.same_answer(answer, request):
             return revisit
-        return self._change(revisit["_id"], lambda revisit, policy, now: self._answer(
-            revisit, {**request, "via": "link"}, "customer", policy, now))
+        return self._change(
+            revisit["_id"],
+            lambda revisit, policy, now: self._answer(revisit, {**request, "via": "link"}, "customer", policy, now),
+        )
 
     def _complaint_from_intake(self, number):
         """A complaint registered before feedback's queue existed (or still on its way):
@@ -297,9 +413,15 @@ class FeedbackService(Service):
             eventlet.sleep(NOT_SEEN_PAUSE)
             raise ComplaintNotSeenYet(f"{number}: not seen, and intake did not give it: {exc!r}") from exc
         # as complaint_registered would have carried it: masked contact, scrubbed text
-        return self.store.keep_complaint(number, record["mall_id"], record["channel"],
-                                         record["customer"]["contact_masked"], scrub(record["description"]),
-                                         scrub(record["demands"]), record["location"])
+        return self.store.keep_complaint(
+            number,
+            record["mall_id"],
+            record["channel"],
+            record["customer"]["contact_masked"],
+            scrub(record["description"]),
+            scrub(record["demands"]),
+            record["location"],
+        )
 
     def _cancel_open_revisits(self, event, reason):
         now = self.clock()
@@ -324,12 +446,18 @@ class FeedbackService(Service):
     def _revisit_out(self, revisit):
         link = None
         if revisit.get("link_expires_at") and revisit["status"] in rules.OPEN:
-            link = answer_page.answer_link(self.public_base_url, rules.sign_link(
-                self.answer_link_secret, revisit["_id"], revisit["link_expires_at"]))
+            link = answer_page.answer_link(
+                self.public_base_url,
+                rules.sign_link(self.answer_link_secret, revisit["_id"], revisit["link_expires_at"]),
+            )
         return RevisitOut().dump({**revisit, "answer_link": link})
 
     def _answer_out(self, revisit):
         answer = revisit["answer"]
-        return {"revisit_id": revisit["_id"], "complaint_no": revisit["complaint_no"],
-                "score": answer["score"], "satisfied": answer["satisfied"],
-                "message": answer_page.thanks_message("zh", answer["satisfied"])}
+        return {
+            "revisit_id": revisit["_id"],
+            "complaint_no": revisit["complaint_no"],
+            "score": answer["score"],
+            "satisfied": answer["satisfied"],
+            "message": answer_page.thanks_message("zh", answer["satisfied"]),
+        }

@@ -1,7 +1,9 @@
 """Feedback's own data: `complaints` (what feedback needs of each registered complaint:
 channel, masked contact, the problem as told, merchant and area), `revisits` (one per
 resolution of a case, keyed <complaint number>-R<round>), `library` (the case
-library, one entry per complaint) and `closures` (when each case was last closed). Revisits and library entries carry their outbox."""
+library, one entry per complaint) and `closures` (when each case was last closed). Revisits and library
+entries carry their outbox."""
+
 from pymongo import ASCENDING
 
 from mallcare_common.mongo import MongoDatabase, Store
@@ -13,13 +15,19 @@ class FeedbackStore(Store):
     def __init__(self, db):
         super().__init__(db)
         self.complaints, self.revisits, self.library = db.complaints, db.revisits, db.library
-        self.closures = db.closures   # when each case was last closed
+        self.closures = db.closures  # when each case was last closed
         self.outboxes = (db.revisits, db.library)
 
     def keep_complaint(self, number, mall_id, channel, contact_masked, description, demands, location):
-        summary = {"mall_id": mall_id, "channel": channel, "contact_masked": contact_masked,
-                   "description": description, "demands": demands,
-                   "merchant_id": (location or {}).get("merchant_id"), "area": (location or {}).get("area")}
+        summary = {
+            "mall_id": mall_id,
+            "channel": channel,
+            "contact_masked": contact_masked,
+            "description": description,
+            "demands": demands,
+            "merchant_id": (location or {}).get("merchant_id"),
+            "area": (location or {}).get("area"),
+        }
         self.complaints.update_one({"_id": number}, {"$setOnInsert": summary}, upsert=True)
         return {"_id": number, **summary}
 
@@ -37,19 +45,26 @@ class FeedbackStore(Store):
     def worklist(self, mall_id, limit):
         """Revisits still to make at a mall (None: every mall), the earliest deadline first (R4.1)."""
         selector = {**({"mall_id": mall_id} if mall_id else {}), "status": {"$in": list(OPEN)}}
-        return list(self.revisits.find(selector, {"outbox": 0})
-                    .sort([("due_at", ASCENDING), ("scheduled_at", ASCENDING), ("_id", ASCENDING)]).limit(limit))
+        return list(
+            self.revisits.find(selector, {"outbox": 0})
+            .sort([("due_at", ASCENDING), ("scheduled_at", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
 
     def open_revisits(self, complaint_no):
         return list(self.revisits.find({"complaint_no": complaint_no, "status": {"$in": list(OPEN)}}, {"outbox": 0}))
 
     def overdue(self, now, limit):
-        return list(self.revisits.find({"status": {"$in": list(OPEN)}, "due_at": {"$lt": now},
-                                        "overdue_reported": False}, {"outbox": 0}).limit(limit))
+        return list(
+            self.revisits.find(
+                {"status": {"$in": list(OPEN)}, "due_at": {"$lt": now}, "overdue_reported": False}, {"outbox": 0}
+            ).limit(limit)
+        )
 
     def search(self, selector, limit):
-        return list(self.library.find(selector, {"outbox": 0, "process": 0})
-                    .sort([("archived_at", ASCENDING)]).limit(limit))
+        return list(
+            self.library.find(selector, {"outbox": 0, "process": 0}).sort([("archived_at", ASCENDING)]).limit(limit)
+        )
 
 
 class Revisits(MongoDatabase):

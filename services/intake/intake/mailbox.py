@@ -19,6 +19,7 @@ complaint it answers.
   `customer_replied` event puts it on the case's timeline (none for a rejected complaint,
   which has no case). A named complaint that does not exist: the mail is a new complaint.
 """
+
 import email
 import email.policy
 import hashlib
@@ -49,20 +50,23 @@ from .schemas import CustomerIn
 log = logging.getLogger(__name__)
 
 MAX_MAIL_BYTES = 32 * 1024 * 1024
-MAX_FILE_BYTES = 8 * 1024 * 1024     # a store document holds 16 MiB at most
+MAX_FILE_BYTES = 8 * 1024 * 1024  # a store document holds 16 MiB at most
 MAX_FILES = 10
-MAX_DESCRIPTION = 5000               # intake's limit for a description
+MAX_DESCRIPTION = 5000  # intake's limit for a description
 MAX_EVENT_TEXT = 2000
-MAX_REF = 128                        # intake's limit for a channel_ref
-IMAP_TIMEOUT = 60                    # seconds an IMAP command may take; a round's wait is shorter
-WAIT_SECONDS = 20                    # a round's wait for news: config MALLCARE.MAILBOX_WAIT_SECONDS
+MAX_REF = 128  # intake's limit for a channel_ref
+IMAP_TIMEOUT = 60  # seconds an IMAP command may take; a round's wait is shorter
+WAIT_SECONDS = 20  # a round's wait for news: config MALLCARE.MAILBOX_WAIT_SECONDS
 
-OUR_MESSAGE = re.compile(r"<(?P<number>[A-Z0-9]{2,8}-\d{8}-\d{4,})\.(?P<kind>[A-Za-z0-9_-]+)\.(?P<round>\d+)"
-                         r"@notify\.mallcare>")
+OUR_MESSAGE = re.compile(
+    r"<(?P<number>[A-Z0-9]{2,8}-\d{8}-\d{4,})\.(?P<kind>[A-Za-z0-9_-]+)\.(?P<round>\d+)"
+    r"@notify\.mallcare>"
+)
 SUBJECT_TAG = re.compile(r"\[(?P<number>[A-Z0-9]{2,8}-\d{8}-\d{4,})\]")
 # Where a reply's quote of the mail it answers starts (what mail clients write above it).
-QUOTE_START = re.compile(r"^(-{2,}\s*(Original Message|原始邮件)\s*-{2,}|On .{5,200} wrote:|在.{5,200}写道[:：])\s*$",
-                         re.MULTILINE)
+QUOTE_START = re.compile(
+    r"^(-{2,}\s*(Original Message|原始邮件)\s*-{2,}|On .{5,200} wrote:|在.{5,200}写道[:：])\s*$", re.MULTILINE
+)
 TOO_LARGE = "（这封邮件有 {size} 字节，超过了系统能读取的大小：正文和附件请在投诉邮箱中查看。）"
 
 
@@ -75,30 +79,36 @@ class File:
 
 @dataclass
 class Mail:
-    ref: str                          # the channel_ref: Message-ID, or a digest of the mail
-    sender: str | None                # the address, when it is one
+    ref: str  # the channel_ref: Message-ID, or a digest of the mail
+    sender: str | None  # the address, when it is one
     sender_name: str | None
     subject: str
     text: str
     files: list[File] = field(default_factory=list)
-    names: list[str] = field(default_factory=list)   # message ids it answers (In-Reply-To, References)
-    ours: bool = False                # one of our own messages (a copy that landed here)
+    names: list[str] = field(default_factory=list)  # message ids it answers (In-Reply-To, References)
+    ours: bool = False  # one of our own messages (a copy that landed here)
 
 
 # --- reading a mail ------------------------------------------------------------------------
 
+
 def read_mail(raw: bytes, too_large: int | None = None) -> Mail:
     """The mail `raw` (RFC 5322 bytes; its header alone when it was `too_large` bytes)."""
     message = email.message_from_bytes(raw, policy=email.policy.default)
-    assert isinstance(message, EmailMessage)   # what the default policy makes
+    assert isinstance(message, EmailMessage)  # what the default policy makes
     name, address = parseaddr(str(message.get("From", "")))
     message_id = str(message.get("Message-ID", "")).strip()
     text = TOO_LARGE.format(size=too_large) if too_large else _body_text(message)
-    return Mail(ref=_ref(message_id, raw), sender=_address(address), sender_name=as_text(name)[:64] or None,
-                subject=as_text(str(message.get("Subject", ""))).strip(), text=text,
-                files=[] if too_large else _files(message),
-                names=" ".join(str(message.get(h, "")) for h in ("In-Reply-To", "References")).split(),
-                ours=bool(OUR_MESSAGE.fullmatch(message_id)))
+    return Mail(
+        ref=_ref(message_id, raw),
+        sender=_address(address),
+        sender_name=as_text(name)[:64] or None,
+        subject=as_text(str(message.get("Subject", ""))).strip(),
+        text=text,
+        files=[] if too_large else _files(message),
+        names=" ".join(str(message.get(h, "")) for h in ("In-Reply-To", "References")).split(),
+        ours=bool(OUR_MESSAGE.fullmatch(message_id)),
+    )
 
 
 def _ref(message_id: str, raw: bytes) -> str:
@@ -119,18 +129,23 @@ def _body_text(message: EmailMessage) -> str:
         return ""
     try:
         content = body.get_content()
-    except (LookupError, ValueError):   # a charset Python does not know: read what can be read
+    except (LookupError, ValueError):  # a charset Python does not know: read what can be read
         content = (body.get_payload(decode=True) or b"").decode("utf-8", errors="replace")
-    content = content.replace("\r\n", "\n")   # as it travelled: lines end in CRLF
+    content = content.replace("\r\n", "\n")  # as it travelled: lines end in CRLF
     if body.get_content_subtype() == "html":
         content = html_text(content)
     return as_text(content).strip()
 
 
 def _files(message: EmailMessage) -> list[File]:
-    return [File(filename=as_text(part.get_filename() or "")[:200] or None, content_type=part.get_content_type(),
-                 data=part.get_payload(decode=True) or b"")
-            for part in list(message.iter_attachments())[:MAX_FILES]]
+    return [
+        File(
+            filename=as_text(part.get_filename() or "")[:200] or None,
+            content_type=part.get_content_type(),
+            data=part.get_payload(decode=True) or b"",
+        )
+        for part in list(message.iter_attachments())[:MAX_FILES]
+    ]
 
 
 class _Text(HTMLParser):
@@ -171,7 +186,7 @@ def html_text(markup: str) -> str:
 def answered(mail: Mail) -> tuple[str, str | None] | None:
     """(complaint number, `<kind>.<round>` of our message it answers, or None when only the
     subject's tag names it) for a reply to one of our messages; None for a new mail."""
-    for name in reversed(mail.names):   # In-Reply-To first, then the newest of References
+    for name in reversed(mail.names):  # In-Reply-To first, then the newest of References
         ours = OUR_MESSAGE.fullmatch(name)
         if ours:
             return ours["number"], f"{ours['kind']}.{ours['round']}"
@@ -188,14 +203,21 @@ def reply_text(mail: Mail) -> str:
 
 # --- what a mail becomes --------------------------------------------------------------------
 
+
 def complaint(mail: Mail, mall_id: str, received_at: datetime) -> dict:
     """The complaint a new mail registers (intake's ComplaintIn)."""
     customer = {"email": mail.sender, "name": mail.sender_name} if mail.sender else {}
     description = f"{mail.subject}\n\n{mail.text}".strip()
     if len(description) > MAX_DESCRIPTION:
-        description = description[:MAX_DESCRIPTION - 1] + "…"
-    return {"mall_id": mall_id, "channel": "email", "channel_ref": mail.ref, "received_at": received_at.isoformat(),
-            "customer": customer, "description": description or "-"}
+        description = description[: MAX_DESCRIPTION - 1] + "…"
+    return {
+        "mall_id": mall_id,
+        "channel": "email",
+        "channel_ref": mail.ref,
+        "received_at": received_at.isoformat(),
+        "customer": customer,
+        "description": description or "-",
+    }
 
 
 def files_kept(number: str, mail: Mail, now: datetime) -> list[dict]:
@@ -203,10 +225,19 @@ def files_kept(number: str, mail: Mail, now: datetime) -> list[dict]:
     mail's reference, so reading the mail again keeps each once; a file over MAX_FILE_BYTES
     is listed without its content."""
     stem = f"{number}.{hashlib.sha256(mail.ref.encode()).hexdigest()[:10]}"
-    return [{"_id": f"{stem}.{i}", "complaint_no": number, "filename": f.filename, "content_type": f.content_type,
-             "size": len(f.data), "stored": len(f.data) <= MAX_FILE_BYTES, "stored_at": now,
-             **({"data": f.data} if len(f.data) <= MAX_FILE_BYTES else {})}
-            for i, f in enumerate(mail.files, 1)]
+    return [
+        {
+            "_id": f"{stem}.{i}",
+            "complaint_no": number,
+            "filename": f.filename,
+            "content_type": f.content_type,
+            "size": len(f.data),
+            "stored": len(f.data) <= MAX_FILE_BYTES,
+            "stored_at": now,
+            **({"data": f.data} if len(f.data) <= MAX_FILE_BYTES else {}),
+        }
+        for i, f in enumerate(mail.files, 1)
+    ]
 
 
 def reference(file: dict) -> dict:
@@ -214,12 +245,11 @@ def reference(file: dict) -> dict:
     return {"id": file["_id"], **{k: file[k] for k in ("filename", "content_type", "size", "stored")}}
 
 
-def take(mail: Mail, mall_id: str, received_at: datetime | None, *, now: datetime, store, register,
-         apply_reply) -> str:
+def take(mail: Mail, mall_id: str, received_at: datetime | None, *, now: datetime, store, register, apply_reply) -> str:
     """A new mail registers its complaint (`register(complaint)` gives it), a reply goes onto
     the complaint it answers (`apply_reply(number, decide)`, unit_of_work.change's); the
     files are kept in `store`. The complaint's number."""
-    received_at = min(received_at or now, now)   # the server's clock may run ahead of ours
+    received_at = min(received_at or now, now)  # the server's clock may run ahead of ours
     named = answered(mail)
     if named and store.exists(named[0]):
         number, replied_to = named
@@ -237,23 +267,48 @@ def take(mail: Mail, mall_id: str, received_at: datetime | None, *, now: datetim
 def reply_change(mail: Mail, replied_to: str | None, files: list[dict], received_at: datetime):
     """unit_of_work's decision that adds the reply to its complaint (once per mail) with
     its customer_replied event (none for a rejected complaint: it has no case)."""
+
     def decide(doc, now):
         if any(reply["ref"] == mail.ref for reply in doc.get("replies") or ()):
             return None
         customer = doc.get("customer") or {}
-        reply = {"ref": mail.ref, "channel": "email", "received_at": received_at, "replied_to": replied_to,
-                 "from_customer": bool(mail.sender) and mail.sender == (customer.get("email") or "").lower(),
-                 "sender": mail.sender, "text": reply_text(mail), "attachments": [reference(f) for f in files]}
-        events = [] if doc["status"] == "rejected" else [build_event(
-            CUSTOMER_REPLIED, mall_id=doc["mall_id"], complaint_no=doc["_id"], occurred_at=now, payload={
-                "channel": "email", "received_at": received_at.isoformat(), "replied_to": replied_to,
-                "from_customer": reply["from_customer"], "attachments": len(files),
-                "text": mask_text(reply["text"][:MAX_EVENT_TEXT], customer)})]
+        reply = {
+            "ref": mail.ref,
+            "channel": "email",
+            "received_at": received_at,
+            "replied_to": replied_to,
+            "from_customer": bool(mail.sender) and mail.sender == (customer.get("email") or "").lower(),
+            "sender": mail.sender,
+            "text": reply_text(mail),
+            "attachments": [reference(f) for f in files],
+        }
+        events = (
+            []
+            if doc["status"] == "rejected"
+            else [
+                build_event(
+                    CUSTOMER_REPLIED,
+                    mall_id=doc["mall_id"],
+                    complaint_no=doc["_id"],
+                    occurred_at=now,
+                    payload={
+                        "channel": "email",
+                        "received_at": received_at.isoformat(),
+                        "replied_to": replied_to,
+                        "from_customer": reply["from_customer"],
+                        "attachments": len(files),
+                        "text": mask_text(reply["text"][:MAX_EVENT_TEXT], customer),
+                    },
+                )
+            ]
+        )
         return {"$push": {"replies": reply}}, events
+
     return decide
 
 
 # --- the IMAP side --------------------------------------------------------------------------
+
 
 class Connection:
     """One mailbox, logged in with its folder selected."""
@@ -262,8 +317,9 @@ class Connection:
         self.settings = settings
         host, port, security = settings["host"], settings.get("port"), settings["security"]
         if security == "tls":
-            self.imap = imaplib.IMAP4_SSL(host, port or 993, ssl_context=ssl.create_default_context(),
-                                          timeout=IMAP_TIMEOUT)
+            self.imap = imaplib.IMAP4_SSL(
+                host, port or 993, ssl_context=ssl.create_default_context(), timeout=IMAP_TIMEOUT
+            )
         else:
             self.imap = imaplib.IMAP4(host, port or 143, timeout=IMAP_TIMEOUT)
             if security == "starttls":
@@ -273,7 +329,7 @@ class Connection:
             self.idle = b"IDLE" in _ok(self.imap.capability())[0].upper().split()
             _ok(self.imap.select(_quoted(settings["folder"])))
         except (imaplib.IMAP4.error, OSError):
-            self.imap.shutdown()   # refused (a wrong password, no such folder): no socket left open
+            self.imap.shutdown()  # refused (a wrong password, no such folder): no socket left open
             raise
 
     def unseen(self) -> list[bytes]:
@@ -297,7 +353,7 @@ class Connection:
         """IDLE (RFC 2177) up to `seconds`: True when the server told of a new mail. A reader
         takes the server's lines while this waits, and DONE ends the IDLE; so no read is
         cut short by a timeout, which would leave imaplib's buffered reader unusable."""
-        tag = self.imap._new_tag()   # imaplib has no IDLE before Python 3.14: the command by hand
+        tag = self.imap._new_tag()  # imaplib has no IDLE before Python 3.14: the command by hand
         reader = None
         try:
             self.imap.send(tag + b" IDLE\r\n")
@@ -306,7 +362,7 @@ class Connection:
                 if line.startswith(tag):
                     raise imaplib.IMAP4.error(f"IDLE refused: {line!r}")
             reader = eventlet.spawn(self._read_until, tag, news)
-            reader.link(lambda _: news.ready() or news.send(False))   # a failed read wakes the wait too
+            reader.link(lambda _: news.ready() or news.send(False))  # a failed read wakes the wait too
             with eventlet.Timeout(seconds, False):
                 news.wait()
             self.imap.send(b"DONE\r\n")
@@ -314,7 +370,7 @@ class Connection:
         finally:
             self.imap.tagged_commands.pop(tag, None)
             if reader is not None:
-                reader.kill()   # the wait was cut short (the service killed): no reader left behind
+                reader.kill()  # the wait was cut short (the service killed): no reader left behind
 
     def _read_until(self, tag: bytes, news: Event) -> bool:
         told = False
@@ -336,14 +392,14 @@ class Connection:
         try:
             self.imap.logout()
         except (imaplib.IMAP4.error, OSError):
-            pass   # gone already: nothing to close
+            pass  # gone already: nothing to close
 
     def abandon(self) -> None:
         """Close the connection without a word: a round may still be reading from it."""
         try:
             self.imap.sock.close()
         except OSError:
-            pass   # gone already
+            pass  # gone already
 
 
 def _ok(answer: tuple) -> list:
@@ -402,7 +458,7 @@ class Mailboxes(DependencyProvider):
         """One round over the mailboxes `mailboxes` (mall -> settings), side by side:
         `take(mall_id, mail, received_at)` for each unseen mail, then, in IDLE, for those that
         come while it waits; `still_held()` says whether this replica still holds the lease."""
-        for mall_id in set(self.open) - set(mailboxes):   # no longer in the policy
+        for mall_id in set(self.open) - set(mailboxes):  # no longer in the policy
             self.open.pop(mall_id).close()
         pool = eventlet.GreenPool()
         for mall_id, settings in mailboxes.items():
@@ -413,21 +469,21 @@ class Mailboxes(DependencyProvider):
         try:
             connection = self._connection(mall_id, settings, secret)
             self._take_unseen(connection, mall_id, take)
-            ends = time.monotonic() + self.wait_seconds   # the timer's next round is due then
+            ends = time.monotonic() + self.wait_seconds  # the timer's next round is due then
             while connection.idle and (left := ends - time.monotonic()) > 0 and still_held():
                 if connection.wait(left):
                     self._take_unseen(connection, mall_id, take)
-        except (imaplib.IMAP4.error, OSError) as exc:   # OSError: refused, reset, TLS, timed out
+        except (imaplib.IMAP4.error, OSError) as exc:  # OSError: refused, reset, TLS, timed out
             log.warning("mailbox of %s: %s; connecting again next round", mall_id, exc)
             self.drop(mall_id)
         except MissingSecret as exc:
             log.error("mailbox of %s not read: %s", mall_id, exc)
-        except Exception:   # the store away, a mail we fail on: the other mailboxes go on
+        except Exception:  # the store away, a mail we fail on: the other mailboxes go on
             log.exception("mailbox of %s: its unseen mails wait for the next round", mall_id)
 
     def _connection(self, mall_id, settings, secret) -> Connection:
         connection = self.open.get(mall_id)
-        if connection is not None and connection.settings != settings:   # the policy changed it
+        if connection is not None and connection.settings != settings:  # the policy changed it
             self.drop(mall_id)
             connection = None
         if connection is None:
@@ -441,7 +497,7 @@ class Mailboxes(DependencyProvider):
             try:
                 if not mail.ours:
                     take(mall_id, mail, received_at)
-            except Exception:   # this mail (or the store) failed: it stays unseen, the next ones go on
+            except Exception:  # this mail (or the store) failed: it stays unseen, the next ones go on
                 log.exception("mail %s of %s's mailbox not taken: tried again next round", uid.decode(), mall_id)
                 continue
             connection.mark_seen(uid)
@@ -459,4 +515,3 @@ class Mailboxes(DependencyProvider):
 def hand_over(service) -> None:
     """Another replica reads the mailboxes: close this one's connections."""
     service.mailboxes.close_all()
-

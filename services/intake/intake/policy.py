@@ -3,6 +3,7 @@ review thresholds (R1.4), chain-wide with per-mall overrides, each mall's WeChat
 official account and complaint mailbox (R7.2; their secrets by name), plus the chain's
 mall registry. Loaded by mallcare_common.policy.PolicyFiles: a broken file stops
 the start with field-level messages instead of running on a guess."""
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +27,7 @@ class _Review(Schema):
 
 
 def _ack_table(**kwargs):
-    return fields.Dict(keys=fields.String(validate=validate.OneOf(CHANNELS)),
-                       values=fields.Nested(_AckRule), **kwargs)
+    return fields.Dict(keys=fields.String(validate=validate.OneOf(CHANNELS)), values=fields.Nested(_AckRule), **kwargs)
 
 
 class _Override(Schema):
@@ -37,13 +37,19 @@ class _Override(Schema):
 
 def _secret_name(**kwargs):
     """The name a secret goes by in the secrets file (or MALLCARE_<NAME>): never the secret itself."""
-    return fields.String(validate=validate.Regexp(r"^[A-Z][A-Z0-9_]{2,63}$", error="A secret's name, such as "
-                                                  "WECHAT_TOKEN_SH_XUJIAHUI, not the secret."), **kwargs)
+    return fields.String(
+        validate=validate.Regexp(
+            r"^[A-Z][A-Z0-9_]{2,63}$", error="A secret's name, such as WECHAT_TOKEN_SH_XUJIAHUI, not the secret."
+        ),
+        **kwargs,
+    )
 
 
 class _WechatAccount(Schema):
-    account = fields.String(required=True, validate=validate.Regexp(r"^gh_[A-Za-z0-9]{4,32}$", error="The "
-                            "official account's original ID (gh_...)."))
+    account = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^gh_[A-Za-z0-9]{4,32}$", error="The official account's original ID (gh_...)."),
+    )
     token = _secret_name(required=True)
 
 
@@ -87,7 +93,7 @@ class IntakePolicySchema(Schema):
 
 @dataclass(frozen=True)
 class IntakePolicy:
-    version: str            # "<intake version>+malls:<registry version>", recorded on every complaint
+    version: str  # "<intake version>+malls:<registry version>", recorded on every complaint
     malls: MallRegistry
     rules: dict
 
@@ -106,8 +112,10 @@ class IntakePolicy:
 
 def load_policy(intake_data, malls: MallRegistry) -> IntakePolicy:
     rules = IntakePolicySchema().load(intake_data)
-    unknown = {section: [f"Unknown mall: {m}." for m in sorted(set(rules[section]) - set(malls.malls))]
-               for section in ("mall_overrides", "wechat", "mailboxes")}
+    unknown = {
+        section: [f"Unknown mall: {m}." for m in sorted(set(rules[section]) - set(malls.malls))]
+        for section in ("mall_overrides", "wechat", "mailboxes")
+    }
     if any(unknown.values()):
         raise ValidationError({section: messages for section, messages in unknown.items() if messages})
     return IntakePolicy(version=f"{rules['version']}+malls:{malls.version}", malls=malls, rules=rules)

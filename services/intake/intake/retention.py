@@ -11,6 +11,7 @@ files that came with its mails are deleted (their names go). Mall, channel, time
 location, product, status and scores stay, so the statistics do not change. A
 complaint already anonymised is not touched again.
 """
+
 import sys
 
 from mallcare_common import retention
@@ -35,9 +36,21 @@ def anonymised(doc, now):
         "demands": anonymise_text(doc.get("demands") or {}, customer),
         "order_no": ANONYMISED if doc.get("order_no") else None,
         **({"attachments": _without_names(doc["attachments"])} if doc.get("attachments") else {}),
-        **({"replies": [{**reply, "sender": None, "text": anonymise_text(reply["text"], customer),
-                         "attachments": _without_names(reply["attachments"])} for reply in doc["replies"]]}
-           if doc.get("replies") else {}),
+        **(
+            {
+                "replies": [
+                    {
+                        **reply,
+                        "sender": None,
+                        "text": anonymise_text(reply["text"], customer),
+                        "attachments": _without_names(reply["attachments"]),
+                    }
+                    for reply in doc["replies"]
+                ]
+            }
+            if doc.get("replies")
+            else {}
+        ),
         "outbox": [_anonymised_entry(entry, customer) for entry in doc.get("outbox", [])],
         "anonymised_at": now,
     }
@@ -51,7 +64,7 @@ def _without_names(files):
 def _anonymised_entry(entry, customer):
     event = anonymise_text(entry["event"], customer)
     payload = event.get("payload") or {}
-    if isinstance(payload.get("customer"), dict):   # complaint_registered: no reference, no masked contact
+    if isinstance(payload.get("customer"), dict):  # complaint_registered: no reference, no masked contact
         payload["customer"] = {**payload["customer"], "ref": None, "contact_masked": None}
     if payload.get("order_no"):
         payload["order_no"] = ANONYMISED
@@ -65,8 +78,9 @@ def anonymise(db, cutoff, now, dry_run):
         candidates += 1
         if not dry_run:
             # anonymised_at in the filter: two runs at once anonymise each complaint once
-            result = db.complaints.update_one({"_id": doc["_id"], "anonymised_at": None},
-                                              {"$set": anonymised(doc, now)})
+            result = db.complaints.update_one(
+                {"_id": doc["_id"], "anonymised_at": None}, {"$set": anonymised(doc, now)}
+            )
             anonymised_count += result.modified_count
             db.attachments.delete_many({"complaint_no": doc["_id"]})
     return {"candidates": candidates, "anonymised": anonymised_count}

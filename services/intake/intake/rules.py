@@ -1,5 +1,6 @@
 """Intake's rules as plain functions: deadlines, numbering, review, masking.
 No I/O and no clock here: the service passes policy, calendar and `now` in."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,16 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 from marshmallow import ValidationError
 
-from mallcare_common.contracts import (COMPLAINT_ACKNOWLEDGED, COMPLAINT_REGISTERED,
-                                       COMPLAINT_REJECTED, build_event)
+from mallcare_common.contracts import COMPLAINT_ACKNOWLEDGED, COMPLAINT_REGISTERED, COMPLAINT_REJECTED, build_event
 from mallcare_common.personal import mask_contact, mask_text
 
-if TYPE_CHECKING:   # types only: the rules import no more than they did
+if TYPE_CHECKING:  # types only: the rules import no more than they did
     from mallcare_common.calendar import BusinessCalendar
 
     from .policy import IntakePolicy
 
-Doc = dict[str, Any]   # a stored complaint or a request, as the store and marshmallow give them
+Doc = dict[str, Any]  # a stored complaint or a request, as the store and marshmallow give them
 
 # Channel clocks drift; a received_at a little ahead of ours is not an error.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -58,7 +58,7 @@ def contact_key(customer: Mapping[str, Any]) -> str | None:
     for key in ("email", "member_id", "social_handle"):
         if customer.get(key):
             return f"{key}:{customer[key].strip().lower()}"
-    if customer.get("wechat_openid"):   # case matters in an OpenID
+    if customer.get("wechat_openid"):  # case matters in an OpenID
         return f"wechat_openid:{customer['wechat_openid']}"
     return None
 
@@ -84,15 +84,18 @@ def fingerprint(mall_id: str, ref: str | None, description: str) -> str | None:
     return hashlib.sha256(f"{mall_id}|{ref}|{words}".encode()).hexdigest()
 
 
-def review(complaint: Mapping[str, Any], settings: Mapping[str, Any], now: datetime,
-           duplicate_of: str | None) -> Doc | None:
+def review(
+    complaint: Mapping[str, Any], settings: Mapping[str, Any], now: datetime, duplicate_of: str | None
+) -> Doc | None:
     """R1.4 preliminary review: None if the complaint can be acted on, else the rejection."""
     text = complaint["description"] + " " + (complaint["demands"].get("fact") or "")
     if meaningful_chars(text) < settings["min_description_chars"]:
         return _rejection("insufficient_information", "The description does not say what happened.")
     if contact_key(complaint["customer"]) is None and complaint["channel"] not in settings["anonymous_channels"]:
-        return _rejection("insufficient_information",
-                          "There is no way to reach the customer (phone, email, member id, handle or WeChat OpenID).")
+        return _rejection(
+            "insufficient_information",
+            "There is no way to reach the customer (phone, email, member id, handle or WeChat OpenID).",
+        )
     incident = complaint.get("incident_time")
     if incident and incident < now - timedelta(days=settings["complaint_window_days"]):
         return _rejection("out_of_scope", f"The incident is older than {settings['complaint_window_days']} days.")
@@ -105,8 +108,16 @@ def _rejection(reason: str, detail: str, duplicate_of: str | None = None) -> Doc
     return {"reason": reason, "detail": detail, "duplicate_of": duplicate_of}
 
 
-def new_complaint(number: str, complaint: Mapping[str, Any], *, policy: IntakePolicy, ref: str | None, fp: str | None,
-                  rejection: Doc | None, now: datetime) -> tuple[Doc, Doc]:
+def new_complaint(
+    number: str,
+    complaint: Mapping[str, Any],
+    *,
+    policy: IntakePolicy,
+    ref: str | None,
+    fp: str | None,
+    rejection: Doc | None,
+    now: datetime,
+) -> tuple[Doc, Doc]:
     """The stored document and its registered or rejected event (for the outbox of its insert)."""
     mall = policy.malls[complaint["mall_id"]]
     received_at = complaint.get("received_at", now)
@@ -136,34 +147,53 @@ def new_complaint(number: str, complaint: Mapping[str, Any], *, policy: IntakePo
     }
     if rejection:
         doc.update(status="rejected", ack_due_at=None, rejection=rejection)
-        event = build_event(COMPLAINT_REJECTED, mall_id=mall.id, complaint_no=number, occurred_at=now, payload={
-            "channel": doc["channel"], "received_at": received_at.isoformat(), **rejection,
-            "policy_version": policy.version})
+        event = build_event(
+            COMPLAINT_REJECTED,
+            mall_id=mall.id,
+            complaint_no=number,
+            occurred_at=now,
+            payload={
+                "channel": doc["channel"],
+                "received_at": received_at.isoformat(),
+                **rejection,
+                "policy_version": policy.version,
+            },
+        )
     else:
         rule = policy.acknowledgement_rule(mall.id, doc["channel"])
         doc.update(status="registered", rejection=None, ack_due_at=ack_due_at(rule, mall.calendar, received_at))
-        event = build_event(COMPLAINT_REGISTERED, mall_id=mall.id, complaint_no=number, occurred_at=now,
-                            payload=registered_payload(doc))
+        event = build_event(
+            COMPLAINT_REGISTERED, mall_id=mall.id, complaint_no=number, occurred_at=now, payload=registered_payload(doc)
+        )
     return doc, event
 
 
 def registered_payload(doc: Doc) -> Doc:
     iso = _iso
     return {
-        "channel": doc["channel"], "channel_ref": doc["channel_ref"],
-        "received_at": iso(doc["received_at"]), "ack_due_at": iso(doc["ack_due_at"]),
-        "incident_time": iso(doc["incident_time"]), "incident_time_band": doc["incident_time_band"],
-        "customer": {"ref": doc["customer_ref"], "contact_masked": mask_contact(doc["customer"]),
-                     "member_tier": doc["customer"].get("member_tier")},
+        "channel": doc["channel"],
+        "channel_ref": doc["channel_ref"],
+        "received_at": iso(doc["received_at"]),
+        "ack_due_at": iso(doc["ack_due_at"]),
+        "incident_time": iso(doc["incident_time"]),
+        "incident_time_band": doc["incident_time_band"],
+        "customer": {
+            "ref": doc["customer_ref"],
+            "contact_masked": mask_contact(doc["customer"]),
+            "member_tier": doc["customer"].get("member_tier"),
+        },
         "location": {k: doc["location"].get(k) for k in ("area", "merchant_id", "merchant_name", "store")},
         "staff_involved": doc["staff_involved"],
-        "product": doc["product"], "order_no": doc["order_no"],
+        "product": doc["product"],
+        "order_no": doc["order_no"],
         # customers write their phone or e-mail into the text too ("请回电13812345678"), and
         # their name ("王女士说..."): masked as an ordinary read shows it
         "description": mask_text(doc["description"], doc["customer"]),
         "demands": {k: mask_text(doc["demands"].get(k), doc["customer"]) for k in ("fact", "expectation")},
-        "emotion": doc["emotion"], "anger_score": doc["anger_score"],
-        "category_hint": doc["category_hint"], "policy_version": doc["policy_version"],
+        "emotion": doc["emotion"],
+        "anger_score": doc["anger_score"],
+        "category_hint": doc["category_hint"],
+        "policy_version": doc["policy_version"],
     }
 
 
@@ -173,11 +203,20 @@ def acknowledgement(doc: Doc, ack: Mapping[str, Any], now: datetime) -> tuple[Do
     at = ack.get("acknowledged_at", now)
     if at > now + CLOCK_SKEW:
         raise ValidationError({"acknowledged_at": ["Must not be in the future."]})
-    record = {"acknowledged_at": at, "acknowledged_by": ack["acknowledged_by"], "method": ack["method"],
-              "within_deadline": at <= doc["ack_due_at"], "message_id": ack.get("message_id")}
-    event = build_event(COMPLAINT_ACKNOWLEDGED, mall_id=doc["mall_id"], complaint_no=doc["_id"], occurred_at=now,
-                        payload={**record, "acknowledged_at": at.isoformat(),
-                                 "ack_due_at": doc["ack_due_at"].isoformat()})
+    record = {
+        "acknowledged_at": at,
+        "acknowledged_by": ack["acknowledged_by"],
+        "method": ack["method"],
+        "within_deadline": at <= doc["ack_due_at"],
+        "message_id": ack.get("message_id"),
+    }
+    event = build_event(
+        COMPLAINT_ACKNOWLEDGED,
+        mall_id=doc["mall_id"],
+        complaint_no=doc["_id"],
+        occurred_at=now,
+        payload={**record, "acknowledged_at": at.isoformat(), "ack_due_at": doc["ack_due_at"].isoformat()},
+    )
     return record, event
 
 
@@ -191,8 +230,16 @@ def message_acknowledgement(doc: Doc, sent: Mapping[str, Any], now: datetime) ->
     when the complaint needs none (acknowledged before, by a clerk or a redelivery, or rejected)."""
     if doc["status"] != "registered":
         return None
-    return acknowledgement(doc, {"acknowledged_at": sent["accepted_at"], "acknowledged_by": "notify",
-                                 "method": MESSAGE_METHODS[sent["channel"]], "message_id": sent["message_id"]}, now)
+    return acknowledgement(
+        doc,
+        {
+            "acknowledged_at": sent["accepted_at"],
+            "acknowledged_by": "notify",
+            "method": MESSAGE_METHODS[sent["channel"]],
+            "message_id": sent["message_id"],
+        },
+        now,
+    )
 
 
 def _iso(value: datetime | None) -> str | None:

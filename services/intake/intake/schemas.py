@@ -1,6 +1,7 @@
 """What intake accepts and returns (R1.1, R1.3). Unknown fields are refused, every
 text has a length limit, and a field that should be a string refuses an object,
 which also stops Mongo operator injection ({"$gt": ""}) at the edge."""
+
 from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 from mallcare_common.calendar import as_stored
@@ -46,7 +47,7 @@ class CustomerIn(_NullMeansAbsent):
 
 
 class LocationIn(_NullMeansAbsent):
-    area = _text(64)            # e.g. fresh produce, checkout
+    area = _text(64)  # e.g. fresh produce, checkout
     merchant_id = _text(32)
     merchant_name = _text(128)
     store = _text(128)
@@ -59,8 +60,8 @@ class ProductIn(_NullMeansAbsent):
 
 
 class DemandsIn(_NullMeansAbsent):
-    fact = _text(2000)          # the factual complaint: "1/3 of the strawberries mouldy"
-    expectation = _text(2000)   # what the customer wants: "full refund plus the same in goods"
+    fact = _text(2000)  # the factual complaint: "1/3 of the strawberries mouldy"
+    expectation = _text(2000)  # what the customer wants: "full refund plus the same in goods"
 
 
 class ComplaintIn(_NullMeansAbsent):
@@ -74,7 +75,9 @@ class ComplaintIn(_NullMeansAbsent):
     incident_time_band = fields.String(validate=validate.OneOf(TIME_BANDS))
     staff_involved = fields.List(
         fields.String(validate=validate.Regexp(r"^[A-Za-z0-9-]{1,20}$", error="Not an employee number.")),
-        validate=validate.Length(max=20), load_default=list)
+        validate=validate.Length(max=20),
+        load_default=list,
+    )
     product = fields.Nested(ProductIn)
     order_no = _text(64)
     description = fields.String(required=True, validate=validate.Length(min=1, max=5000))
@@ -89,9 +92,11 @@ class ComplaintIn(_NullMeansAbsent):
 
 
 class AcknowledgementIn(_NullMeansAbsent):
-    acknowledged_by = fields.String(validate=validate.Length(min=1, max=64))   # ignored: the caller is recorded
-    method = fields.String(required=True, validate=validate.OneOf(
-        ("in_person", "phone", "sms", "app_message", "wechat_message", "email", "auto_reply")))
+    acknowledged_by = fields.String(validate=validate.Length(min=1, max=64))  # ignored: the caller is recorded
+    method = fields.String(
+        required=True,
+        validate=validate.OneOf(("in_person", "phone", "sms", "app_message", "wechat_message", "email", "auto_reply")),
+    )
     acknowledged_at = inputs.AwareDateTime()
 
     @post_load
@@ -121,8 +126,10 @@ class _AcknowledgementOut(Schema):
     acknowledged_by = fields.String()
     method = fields.String()
     within_deadline = fields.Boolean()
-    message_id = fields.String(allow_none=True, metadata={
-        "description": "the message notify sent, when the acknowledgement was its (acknowledged_by notify)"})
+    message_id = fields.String(
+        allow_none=True,
+        metadata={"description": "the message notify sent, when the acknowledgement was its (acknowledged_by notify)"},
+    )
 
 
 class _RejectionOut(Schema):
@@ -142,11 +149,15 @@ class _AttachmentOut(Schema):
 class _ReplyOut(Schema):
     received_at = fields.AwareDateTime()
     channel = fields.String()
-    replied_to = fields.String(allow_none=True, metadata={"description": "which of our messages it answers "
-                                                                         "(`<kind>.<round>`), if its headers say"})
+    replied_to = fields.String(
+        allow_none=True,
+        metadata={"description": "which of our messages it answers (`<kind>.<round>`), if its headers say"},
+    )
     from_customer = fields.Boolean(metadata={"description": "sent from the complaint's own e-mail address"})
-    sender = fields.Function(lambda reply: mask_email(reply["sender"]) if reply.get("sender") else None,
-                             metadata={"example": "w***@example.com"})
+    sender = fields.Function(
+        lambda reply: mask_email(reply["sender"]) if reply.get("sender") else None,
+        metadata={"example": "w***@example.com"},
+    )
     text = fields.String()
     attachments = fields.List(fields.Nested(_AttachmentOut))
 
@@ -165,7 +176,7 @@ class ComplaintOut(MaskedOut):
     ack_due_at = fields.AwareDateTime(allow_none=True)
     acknowledgement = fields.Nested(_AcknowledgementOut, allow_none=True)
     rejection = fields.Nested(_RejectionOut, allow_none=True)
-    customer = MaskedCustomer()   # the full record: GET /complaints/<number>/customer (audited)
+    customer = MaskedCustomer()  # the full record: GET /complaints/<number>/customer (audited)
     location = fields.Nested(LocationIn)
     incident_time = fields.AwareDateTime(allow_none=True)
     incident_time_band = fields.String(allow_none=True)
@@ -178,10 +189,13 @@ class ComplaintOut(MaskedOut):
     anger_score = fields.Integer(allow_none=True)
     category_hint = fields.String(allow_none=True)
     policy_version = fields.String()
-    attachments = fields.List(fields.Nested(_AttachmentOut), metadata={"description": "files that came with it "
-                                                                                      "(e-mail)"})
-    replies = fields.List(fields.Nested(_ReplyOut), metadata={
-        "description": "the customer's answers to our messages (e-mail replies), oldest first"})
+    attachments = fields.List(
+        fields.Nested(_AttachmentOut), metadata={"description": "files that came with it (e-mail)"}
+    )
+    replies = fields.List(
+        fields.Nested(_ReplyOut),
+        metadata={"description": "the customer's answers to our messages (e-mail replies), oldest first"},
+    )
     closed_at = fields.AwareDateTime(allow_none=True, metadata={"description": "when its case closed (retention)"})
     anonymised_at = fields.AwareDateTime(allow_none=True)
 
@@ -216,14 +230,26 @@ class MerchantList(Schema):
 
 
 # The full read of a complaint's customer (intake.service.complaint_customer).
-CUSTOMER_READ = audit.full_read_op("/complaints/<string:number>/customer", "complaint", CustomerIn,
-                                   {"description": fields.String(required=True), "demands": fields.Nested(DemandsIn)})
+CUSTOMER_READ = audit.full_read_op(
+    "/complaints/<string:number>/customer",
+    "complaint",
+    CustomerIn,
+    {"description": fields.String(required=True), "demands": fields.Nested(DemandsIn)},
+)
 
 # A file that came with a complaint's mail (intake.mailbox): audited like the full read.
-ATTACHMENT_READ = Op("GET", "/complaints/<string:number>/attachments/<string:file_id>", "A file that came with the "
-                     "complaint's mail, as it came, for a stated purpose; every read is audited. 410 once anonymised "
-                     "by retention.", "customer.contact", query=audit.PurposeIn,
-                     responses={200: "application/octet-stream"}, errors=(410,))
+ATTACHMENT_READ = Op(
+    "GET",
+    "/complaints/<string:number>/attachments/<string:file_id>",
+    "A file that came with the "
+    "complaint's mail, as it came, for a stated purpose; every read is audited. 410 once anonymised "
+    "by retention.",
+    "customer.contact",
+    query=audit.PurposeIn,
+    responses={200: "application/octet-stream"},
+    errors=(410,),
+)
+
 
 class ContactOut(Schema):
     number = fields.String(required=True)
@@ -235,6 +261,13 @@ class ContactOut(Schema):
 
 # The customer's contact for a message to them (intake.service.complaint_contact): notify's own
 # audited read, without the complaint's text.
-CONTACT_READ = Op("GET", "/complaints/<string:number>/contact", "The customer's contact, for a message to them "
-                  "(notify): no text of the complaint; every read is audited. 410 once anonymised by retention.",
-                  "customer.notify", query=audit.PurposeIn, responses={200: ContactOut}, errors=(410,))
+CONTACT_READ = Op(
+    "GET",
+    "/complaints/<string:number>/contact",
+    "The customer's contact, for a message to them "
+    "(notify): no text of the complaint; every read is audited. 410 once anonymised by retention.",
+    "customer.notify",
+    query=audit.PurposeIn,
+    responses={200: ContactOut},
+    errors=(410,),
+)

@@ -2,7 +2,8 @@
 
 HTTP for channels and the service desk, RPC with the same contract for internal
 callers; every call names its caller (a channel's API key or a staff token) and is
-checked against the caller's permission and malls. Each write stores the complaint and its event (outbox) in one document;
+checked against the caller's permission and malls. Each write stores the complaint and its event (outbox) in
+one document;
 the event is relayed to RabbitMQ right away and, if the broker is down, by the
 relay timer later, so intake keeps accepting complaints during a broker outage.
 
@@ -23,6 +24,7 @@ Resolution's case_closed/case_reopened tell intake when the retention period sta
 (retention.py). `GET /malls` and `GET /malls/<mall_id>/merchants` list the caller's malls
 and a mall's merchants from the mall registry (policy), for the console's pickers.
 """
+
 from datetime import timedelta
 
 from prometheus_client import Counter
@@ -47,14 +49,27 @@ from mallcare_common.web import Conflict, NotFound, http, read_body
 from . import mailbox, rules, wechat
 from .policy import load_policy
 from .retention import anonymise as anonymise_complaints
-from .schemas import (ATTACHMENT_READ, CONTACT_READ, CUSTOMER_READ, AcknowledgementIn, ComplaintIn, ComplaintList,
-                      ComplaintOut,
-                      CustomerIn, DemandsIn, ListQuery, MallList, MerchantList)
+from .schemas import (
+    ATTACHMENT_READ,
+    CONTACT_READ,
+    CUSTOMER_READ,
+    AcknowledgementIn,
+    ComplaintIn,
+    ComplaintList,
+    ComplaintOut,
+    CustomerIn,
+    DemandsIn,
+    ListQuery,
+    MallList,
+    MerchantList,
+)
 from .storage import Complaints
 
-COMPLAINTS = Counter("mallcare_intake_complaints_total",
-                     "Complaint submissions by outcome (registered, rejected, resubmitted).",
-                     ["mall_id", "channel", "outcome"])
+COMPLAINTS = Counter(
+    "mallcare_intake_complaints_total",
+    "Complaint submissions by outcome (registered, rejected, resubmitted).",
+    ["mall_id", "channel", "outcome"],
+)
 
 
 class IntakeService(Service):
@@ -66,7 +81,7 @@ class IntakeService(Service):
     audit = AuditLog()
     retention = Retention(anonymise_complaints)
     customer_ref_secret = Secret("CUSTOMER_REF_SECRET")
-    secrets = NamedSecrets()            # the WeChat tokens and mailbox passwords the policy names
+    secrets = NamedSecrets()  # the WeChat tokens and mailbox passwords the policy names
     mailboxes = mailbox.Mailboxes()
 
     # --- events: when the case closed (retention) ------------------------------------------------
@@ -88,30 +103,48 @@ class IntakeService(Service):
             return
         doc = self.store.get(event["complaint_no"])
         now = self.clock()
-        decided = rules.message_acknowledgement(doc, {**event["payload"],
-                                                      "accepted_at": as_stored(event["payload"]["accepted_at"])}, now)
+        decided = rules.message_acknowledgement(
+            doc, {**event["payload"], "accepted_at": as_stored(event["payload"]["accepted_at"])}, now
+        )
         if decided is not None:
             self._record_acknowledgement(doc["_id"], *decided, now)
 
-    @operation(Op("POST", "/complaints", "Register a complaint (201); the same channel_ref again returns the first "
-                  "(200).", "complaint.register", body=ComplaintIn, responses={201: ComplaintOut, 200: ComplaintOut},
-                  errors=(409,)))
+    @operation(
+        Op(
+            "POST",
+            "/complaints",
+            "Register a complaint (201); the same channel_ref again returns the first (200).",
+            "complaint.register",
+            body=ComplaintIn,
+            responses={201: ComplaintOut, 200: ComplaintOut},
+            errors=(409,),
+        )
+    )
     def register_complaint(self, data):
         """Register a complaint: 201 with the new complaint, 200 with the existing one
         when the same channel reference was submitted before, 422 with field messages."""
         complaint, created = self._register(self.access.caller(), data)
         return Created("complaint", ComplaintOut().dump(complaint), created)
 
-    @operation(Op("GET", "/complaints/<string:number>", "One complaint.", "complaint.read",
-                  responses={200: ComplaintOut}))
+    @operation(
+        Op("GET", "/complaints/<string:number>", "One complaint.", "complaint.read", responses={200: ComplaintOut})
+    )
     def get_complaint(self, number):
         caller = self.access.caller()
         doc = self.store.get(number)
         caller.require("complaint.read", doc["mall_id"])
         return ComplaintOut().dump(doc)
 
-    @operation(Op("GET", "/complaints", "A page of complaints, newest first.", "complaint.read", query=ListQuery,
-                  responses={200: ComplaintList}))
+    @operation(
+        Op(
+            "GET",
+            "/complaints",
+            "A page of complaints, newest first.",
+            "complaint.read",
+            query=ListQuery,
+            responses={200: ComplaintList},
+        )
+    )
     def list_complaints(self, query):
         caller = self.access.caller()
         query = ListQuery().load(query)
@@ -119,11 +152,22 @@ class IntakeService(Service):
         if mall_id:
             query["mall_id"] = mall_id
         items, total = self.store.list(query)
-        return {"items": ComplaintOut(many=True).dump(items), "total": total,
-                "page": query["page"], "per_page": query["per_page"]}
+        return {
+            "items": ComplaintOut(many=True).dump(items),
+            "total": total,
+            "page": query["page"],
+            "per_page": query["per_page"],
+        }
 
-    @operation(Op("GET", "/malls", "The caller's malls (every mall, chain-wide) with their codes and names.",
-                  "complaint.read", responses={200: MallList}))
+    @operation(
+        Op(
+            "GET",
+            "/malls",
+            "The caller's malls (every mall, chain-wide) with their codes and names.",
+            "complaint.read",
+            responses={200: MallList},
+        )
+    )
     def get_malls(self):
         """The malls the caller works at, with their names (the console's pickers)."""
         caller = self.access.caller()
@@ -131,8 +175,15 @@ class IntakeService(Service):
         malls = [m for m in self.policy.current.malls.malls.values() if caller.sees(m.id)]
         return MallList().dump({"items": malls})
 
-    @operation(Op("GET", "/malls/<string:mall_id>/merchants", "The mall's merchants, as the mall registry lists "
-                  "them (the service desk's merchant picker).", "complaint.read", responses={200: MerchantList}))
+    @operation(
+        Op(
+            "GET",
+            "/malls/<string:mall_id>/merchants",
+            "The mall's merchants, as the mall registry lists them (the service desk's merchant picker).",
+            "complaint.read",
+            responses={200: MerchantList},
+        )
+    )
     def get_merchants(self, mall_id):
         """The mall's merchants from the registry, for the desk's picker."""
         self.access.caller().require("complaint.read", mall_id)
@@ -141,9 +192,17 @@ class IntakeService(Service):
             raise NotFound(f"no mall {mall_id}")
         return MerchantList().dump({"mall_id": mall_id, "items": mall.merchants})
 
-    @operation(Op("POST", "/complaints/<string:number>/acknowledgement", "Record that the customer was told (R1.2); "
-                  "repeating it returns the first record.", "complaint.acknowledge", body=AcknowledgementIn,
-                  responses={200: ComplaintOut}, errors=(409,)))
+    @operation(
+        Op(
+            "POST",
+            "/complaints/<string:number>/acknowledgement",
+            "Record that the customer was told (R1.2); repeating it returns the first record.",
+            "complaint.acknowledge",
+            body=AcknowledgementIn,
+            responses={200: ComplaintOut},
+            errors=(409,),
+        )
+    )
     def acknowledge_complaint(self, number, data):
         """Record that the customer was told (R1.2); repeating it returns the first record."""
         return ComplaintOut().dump(self._acknowledge(self.access.caller(), number, data))
@@ -154,11 +213,23 @@ class IntakeService(Service):
         caller = self.access.caller()
         doc = self.store.get(number)
         caller.require("complaint.read", doc["mall_id"])
-        record = self.audit(self.store.db, caller, subject="complaint", doc=doc, purpose_args=query, now=self.clock(),
-                            permission="customer.contact")
-        return {"number": number, "mall_id": doc["mall_id"], "customer": CustomerIn().dump(doc["customer"]),
-                "description": doc["description"], "demands": DemandsIn().dump(doc["demands"]),
-                "audit_id": record["_id"]}
+        record = self.audit(
+            self.store.db,
+            caller,
+            subject="complaint",
+            doc=doc,
+            purpose_args=query,
+            now=self.clock(),
+            permission="customer.contact",
+        )
+        return {
+            "number": number,
+            "mall_id": doc["mall_id"],
+            "customer": CustomerIn().dump(doc["customer"]),
+            "description": doc["description"],
+            "demands": DemandsIn().dump(doc["demands"]),
+            "audit_id": record["_id"],
+        }
 
     @operation(CONTACT_READ)
     def complaint_contact(self, number, query):
@@ -166,10 +237,22 @@ class IntakeService(Service):
         audited with the message's purpose; no text of the complaint."""
         caller = self.access.caller()
         doc = self.store.get(number)
-        record = self.audit(self.store.db, caller, subject="complaint", doc=doc, purpose_args=query, now=self.clock(),
-                            permission="customer.notify")
-        return {"number": number, "mall_id": doc["mall_id"], "channel": doc["channel"],
-                "customer": CustomerIn().dump(doc["customer"]), "audit_id": record["_id"]}
+        record = self.audit(
+            self.store.db,
+            caller,
+            subject="complaint",
+            doc=doc,
+            purpose_args=query,
+            now=self.clock(),
+            permission="customer.notify",
+        )
+        return {
+            "number": number,
+            "mall_id": doc["mall_id"],
+            "channel": doc["channel"],
+            "customer": CustomerIn().dump(doc["customer"]),
+            "audit_id": record["_id"],
+        }
 
     @http(ATTACHMENT_READ)
     def complaint_attachment(self, request, number, file_id):
@@ -178,52 +261,100 @@ class IntakeService(Service):
         doc = self.store.get(number)
         caller.require("complaint.read", doc["mall_id"])
         file = self.store.file(number, file_id)
-        self.audit(self.store.db, caller, subject="complaint", doc=doc, purpose_args=request.args.to_dict(),
-                   now=self.clock(), permission="customer.contact")
+        self.audit(
+            self.store.db,
+            caller,
+            subject="complaint",
+            doc=doc,
+            purpose_args=request.args.to_dict(),
+            now=self.clock(),
+            permission="customer.contact",
+        )
         if not file["stored"]:
             raise NotFound(f"{file_id} was over the size intake keeps: the mailbox has it")
-        return Response(file["data"], mimetype=file["content_type"], headers={
-            "Content-Disposition": "attachment", "X-Content-Type-Options": "nosniff"})
+        return Response(
+            file["data"],
+            mimetype=file["content_type"],
+            headers={"Content-Disposition": "attachment", "X-Content-Type-Options": "nosniff"},
+        )
 
     # --- channels that come in by themselves (R7.2) --------------------------------------------
 
-    @http(Op("GET", "/channels/wechat/<string:mall_id>", "WeChat's check of the mall's callback URL: echostr back "
-             "when the query is signed with the mall's official account token (403 otherwise).",
-             responses={200: "text/plain"}, errors=(403,)))
+    @http(
+        Op(
+            "GET",
+            "/channels/wechat/<string:mall_id>",
+            "WeChat's check of the mall's callback URL: echostr back "
+            "when the query is signed with the mall's official account token (403 otherwise).",
+            responses={200: "text/plain"},
+            errors=(403,),
+        )
+    )
     def wechat_url_check(self, request, mall_id):
         wechat.check_signature(self._wechat_token(mall_id), request.args)
         return Response(request.args.get("echostr", ""), mimetype="text/plain")
 
-    @http(Op("POST", "/channels/wechat/<string:mall_id>", "A message to the mall's official account (plain-text "
-             "mode, signed in the query): a text registers a complaint on the wechat channel (the same MsgId again "
-             "finds it), answered by a passive reply with its number.",
-             responses={200: ("application/xml", "text/plain")}, errors=(400, 403, 413)))
+    @http(
+        Op(
+            "POST",
+            "/channels/wechat/<string:mall_id>",
+            "A message to the mall's official account (plain-text "
+            "mode, signed in the query): a text registers a complaint on the wechat channel (the same MsgId again "
+            "finds it), answered by a passive reply with its number.",
+            responses={200: ("application/xml", "text/plain")},
+            errors=(400, 403, 413),
+        )
+    )
     def wechat_message(self, request, mall_id):
-        wechat.check_signature(self._wechat_token(mall_id), request.args)   # before the body is read
+        wechat.check_signature(self._wechat_token(mall_id), request.args)  # before the body is read
         message = wechat.read_message(read_body(request, wechat.MAX_BODY_BYTES))
         if message["ToUserName"] != self.policy.current.rules["wechat"][mall_id]["account"]:
             raise Forbidden(f"a message to {message['ToUserName']}, not to {mall_id}'s official account")
         caller, now = self.access.channel_adapter(mall_id, "wechat"), self.clock()
-        text = wechat.take(message, mall_id, self.policy.current.malls.get(mall_id).name, now,
-                           lambda complaint: self._register(caller, complaint)[0])
+        text = wechat.take(
+            message,
+            mall_id,
+            self.policy.current.malls.get(mall_id).name,
+            now,
+            lambda complaint: self._register(caller, complaint)[0],
+        )
         if text is None:
             return Response(wechat.SUCCESS, mimetype="text/plain")
         return Response(wechat.reply(message, text, now), mimetype="application/xml")
 
-    @leased_timer(mailbox.WAIT_SECONDS, lease="mailboxes", ttl=mailbox.lease_time, entrypoint=mailbox.MailboxTimer,
-                  otherwise=mailbox.hand_over)
+    @leased_timer(
+        mailbox.WAIT_SECONDS,
+        lease="mailboxes",
+        ttl=mailbox.lease_time,
+        entrypoint=mailbox.MailboxTimer,
+        otherwise=mailbox.hand_over,
+    )
     def read_mailboxes(self, lease):
         """A round over the malls' complaint mailboxes (intake.mailbox)."""
-        self.mailboxes.round(self.policy.current.rules["mailboxes"], self.secrets, self._take_mail,
-                             lambda: lease.held(self.clock()))
+        self.mailboxes.round(
+            self.policy.current.rules["mailboxes"], self.secrets, self._take_mail, lambda: lease.held(self.clock())
+        )
 
     def _take_mail(self, mall_id, mail, received_at):
         caller = self.access.channel_adapter(mall_id, "email")
-        mailbox.take(mail, mall_id, received_at, now=self.clock(), store=self.store,
-                     register=lambda complaint: self._register(caller, complaint),
-                     apply_reply=lambda number, decide: change(
-                         self.store.complaints, number, decide, self.dispatch, self.name, self.clock, "complaint",
-                         f"{number} kept changing while a reply was added"))
+        mailbox.take(
+            mail,
+            mall_id,
+            received_at,
+            now=self.clock(),
+            store=self.store,
+            register=lambda complaint: self._register(caller, complaint),
+            apply_reply=lambda number, decide: change(
+                self.store.complaints,
+                number,
+                decide,
+                self.dispatch,
+                self.name,
+                self.clock,
+                "complaint",
+                f"{number} kept changing while a reply was added",
+            ),
+        )
 
     def _wechat_token(self, mall_id):
         account = self.policy.current.rules["wechat"].get(mall_id)
@@ -256,8 +387,15 @@ class IntakeService(Service):
         # Only now, with the whole complaint valid (input gate, schema, mall and times), is a
         # number taken: a refused body must not leave a gap in the day's sequence.
         number = rules.complaint_number(mall.code, local_day, next_sequence(self.store.db, f"{mall.code}-{local_day}"))
-        doc, event = rules.new_complaint(number, complaint, policy=policy, ref=ref, fp=fp, now=now,
-                                         rejection=rules.review(complaint, settings, now, duplicate_of))
+        doc, event = rules.new_complaint(
+            number,
+            complaint,
+            policy=policy,
+            ref=ref,
+            fp=fp,
+            now=now,
+            rejection=rules.review(complaint, settings, now, duplicate_of),
+        )
         doc.update(new_outbox(event, now))
         try:
             self.store.insert(doc)
@@ -280,12 +418,20 @@ class IntakeService(Service):
             changes = rules.case_state_change(doc, state, at)
             return None if changes is None else ({"$set": changes}, [])
 
-        change(self.store.complaints, event["complaint_no"], apply, self.dispatch, self.name, self.clock, "complaint",
-               f"{event['complaint_no']} kept changing while {event['event_type']} was applied")
+        change(
+            self.store.complaints,
+            event["complaint_no"],
+            apply,
+            self.dispatch,
+            self.name,
+            self.clock,
+            "complaint",
+            f"{event['complaint_no']} kept changing while {event['event_type']} was applied",
+        )
 
     def _acknowledge(self, caller, number, data):
         ack = AcknowledgementIn().load(data)
-        ack["acknowledged_by"] = caller.user   # who told the customer is who signed in, not what the body says
+        ack["acknowledged_by"] = caller.user  # who told the customer is who signed in, not what the body says
         doc = self.store.get(number)
         caller.require("complaint.acknowledge", doc["mall_id"])
         if doc["status"] == "rejected":
@@ -302,4 +448,3 @@ class IntakeService(Service):
             return self.store.get(number)
         publish_pending(self.store.complaints, self.dispatch, self.name, now, [updated])
         return updated
-

@@ -2,6 +2,7 @@
 its outbox), `sequences` (daily complaint-number counters per mall), `attachments`
 (files that came with a mail, by id, each referenced from its complaint), and for
 personal data `audit_log` (full reads) and `retention_runs`."""
+
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
@@ -46,9 +47,12 @@ class ComplaintStore(Store):
             selector["received_at"] = received
         total = self.complaints.count_documents(selector)
         skip = (query["page"] - 1) * query["per_page"]
-        items = list(self.complaints.find(selector, {"outbox": 0})
-                     .sort([("received_at", DESCENDING), ("_id", DESCENDING)])
-                     .skip(skip).limit(query["per_page"]))
+        items = list(
+            self.complaints.find(selector, {"outbox": 0})
+            .sort([("received_at", DESCENDING), ("_id", DESCENDING)])
+            .skip(skip)
+            .limit(query["per_page"])
+        )
         return items, total
 
     def exists(self, number):
@@ -75,14 +79,18 @@ class ComplaintStore(Store):
         return self.complaints.find_one_and_update(
             {"_id": number, "status": "registered"},
             {"$set": {"status": "acknowledged", "acknowledgement": record}, "$push": push_to_outbox(event, now)},
-            return_document=ReturnDocument.AFTER)
+            return_document=ReturnDocument.AFTER,
+        )
 
 
 class Complaints(MongoDatabase):
     def indexes(self, db):
         db.complaints.create_index(
-            [("channel", ASCENDING), ("channel_ref", ASCENDING)], unique=True, name="one_per_channel_ref",
-            partialFilterExpression={"channel_ref": {"$type": "string"}})
+            [("channel", ASCENDING), ("channel_ref", ASCENDING)],
+            unique=True,
+            name="one_per_channel_ref",
+            partialFilterExpression={"channel_ref": {"$type": "string"}},
+        )
         # For the lookup: the embedded store does not plan queries with a partial index
         # (explain() shows a collection scan; measured in bench/). A key pattern of its
         # own, since mongod refuses a second index on the same keys without a filter.
@@ -94,9 +102,9 @@ class Complaints(MongoDatabase):
         # mongod answers {_id, status} from _id alone; the embedded store uses an index
         # only when it holds every field the query names.
         db.complaints.create_index([("_id", ASCENDING), ("status", ASCENDING)])
-        db.complaints.create_index([("_id", ASCENDING), ("version", ASCENDING)])   # unit_of_work's compare-and-set
+        db.complaints.create_index([("_id", ASCENDING), ("version", ASCENDING)])  # unit_of_work's compare-and-set
         db.complaints.create_index([("case_state", ASCENDING), ("closed_at", ASCENDING), ("anonymised_at", ASCENDING)])
-        db.attachments.create_index([("complaint_no", ASCENDING)])   # retention removes a complaint's files
+        db.attachments.create_index([("complaint_no", ASCENDING)])  # retention removes a complaint's files
         audit.indexes(db)
 
     def wrap(self, db):

@@ -18,6 +18,7 @@ write what happened instead of waiting for a complaint that is refused later. A 
 follower is welcomed and told how to complain; other events get WeChat's "success"
 (nothing to show).
 """
+
 import hashlib
 import hmac
 import re
@@ -33,18 +34,23 @@ from mallcare_common.auth import Forbidden
 from mallcare_common.inputs import as_text
 from mallcare_common.web import MalformedBody
 
-MAX_BODY_BYTES = 16 * 1024        # a text message is at most 2,048 characters
-MAX_DESCRIPTION = 5000            # intake's limit for a description
+MAX_BODY_BYTES = 16 * 1024  # a text message is at most 2,048 characters
+MAX_DESCRIPTION = 5000  # intake's limit for a description
 OPENID = re.compile(r"[A-Za-z0-9_-]{6,64}")
-SUCCESS = "success"               # WeChat's "received, nothing to show"
+SUCCESS = "success"  # WeChat's "received, nothing to show"
 
 REGISTERED = "您好，您的投诉已受理，编号 {number}。我们会尽快核实处理，并告诉您结果；查询进度时请提供这个编号。"
 DUPLICATE = "您好，这条投诉与您此前提交的 {duplicate_of} 相同，我们正在处理，无需重复提交。"
-TOO_LITTLE = ("您好，留言已收到（编号 {number}），但内容还不足以受理投诉。请用文字告诉我们：发生了什么、"
-              "在哪家店铺或哪个区域、大约什么时间。")
+TOO_LITTLE = (
+    "您好，留言已收到（编号 {number}），但内容还不足以受理投诉。请用文字告诉我们：发生了什么、"
+    "在哪家店铺或哪个区域、大约什么时间。"
+)
 OTHER = "您好，留言已收到（编号 {number}），工作人员会尽快与您联系。"
 TEXT_ONLY = "您好，目前我们只能受理文字投诉。请用文字告诉我们：发生了什么、在哪家店铺或哪个区域、大约什么时间。"
-WELCOME = "欢迎关注{mall}！如需投诉或反映问题，请直接在这里用文字告诉我们发生了什么、在哪家店铺、大约什么时间，我们会回复您受理编号。"
+WELCOME = (
+    "欢迎关注{mall}！如需投诉或反映问题，请直接在这里用文字告诉我们发生了什么、在哪家店铺、大约什么时间，"
+    "我们会回复您受理编号。"
+)
 
 
 def signature(token: str, timestamp: str, nonce: str) -> str:
@@ -79,11 +85,14 @@ def read_message(body: bytes) -> dict[str, str]:
 def complaint(message: dict[str, str], mall_id: str, now: datetime) -> dict[str, Any]:
     """The complaint a text message registers (intake's ComplaintIn)."""
     sent = datetime.fromtimestamp(int(message["CreateTime"]), timezone.utc)
-    return {"mall_id": mall_id, "channel": "wechat",
-            "channel_ref": f"{message['ToUserName']}:{message['MsgId']}",   # MsgIds are the account's own
-            "received_at": min(sent, now).isoformat(),
-            "customer": {"wechat_openid": message["FromUserName"]},
-            "description": message.get("Content", "").strip()[:MAX_DESCRIPTION] or "-"}
+    return {
+        "mall_id": mall_id,
+        "channel": "wechat",
+        "channel_ref": f"{message['ToUserName']}:{message['MsgId']}",  # MsgIds are the account's own
+        "received_at": min(sent, now).isoformat(),
+        "customer": {"wechat_openid": message["FromUserName"]},
+        "description": message.get("Content", "").strip()[:MAX_DESCRIPTION] or "-",
+    }
 
 
 def answer(doc: dict[str, Any]) -> str:
@@ -96,8 +105,13 @@ def answer(doc: dict[str, Any]) -> str:
     return (OTHER if rejection else REGISTERED).format(number=doc["_id"])
 
 
-def take(message: dict[str, str], mall_id: str, mall_name: str, now: datetime,
-         register: Callable[[dict[str, Any]], dict[str, Any]]) -> str | None:
+def take(
+    message: dict[str, str],
+    mall_id: str,
+    mall_name: str,
+    now: datetime,
+    register: Callable[[dict[str, Any]], dict[str, Any]],
+) -> str | None:
     """The text to answer `message` with (None: nothing to show); a text message is
     registered with `register(complaint)` first, which gives the stored complaint."""
     if message["MsgType"] == "text":
@@ -109,13 +123,15 @@ def take(message: dict[str, str], mall_id: str, mall_name: str, now: datetime,
 
 def reply(message: dict[str, str], text: str, now: datetime) -> str:
     """The passive reply's XML: `text` to the sender, from the account written to."""
-    return ("<xml>"
-            f"<ToUserName>{_cdata(message['FromUserName'])}</ToUserName>"
-            f"<FromUserName>{_cdata(message['ToUserName'])}</FromUserName>"
-            f"<CreateTime>{int(now.timestamp())}</CreateTime>"
-            f"<MsgType>{_cdata('text')}</MsgType>"
-            f"<Content>{_cdata(text)}</Content>"
-            "</xml>")
+    return (
+        "<xml>"
+        f"<ToUserName>{_cdata(message['FromUserName'])}</ToUserName>"
+        f"<FromUserName>{_cdata(message['ToUserName'])}</FromUserName>"
+        f"<CreateTime>{int(now.timestamp())}</CreateTime>"
+        f"<MsgType>{_cdata('text')}</MsgType>"
+        f"<Content>{_cdata(text)}</Content>"
+        "</xml>"
+    )
 
 
 def _cdata(text: str) -> str:

@@ -6,6 +6,7 @@ The texts are Jinja2 templates compiled in a sandbox (policy is data an operator
 a template may read the values it is given, never call into the service), each tried at
 load on a sample of what it will be given, so that a misspelt variable is refused with
 the file rather than failing a message later."""
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,23 +30,36 @@ _REMEDY = {"name": "退款", "amount": "39.90"}
 SAMPLES = {
     "acknowledgement": {"received_at": "11月23日 10:00"},
     "promise": {"expected_by": "11月25日 18:00"},
-    "answer": {"decision": "支持您的诉求", "reasons": ["草莓霉变"], "remedies": [_REMEDY], "text": "已为您退款。",
-               "appeal": "如对处理结果有异议……", "appeal_short": "如有异议……"},
+    "answer": {
+        "decision": "支持您的诉求",
+        "reasons": ["草莓霉变"],
+        "remedies": [_REMEDY],
+        "text": "已为您退款。",
+        "appeal": "如对处理结果有异议……",
+        "appeal_short": "如有异议……",
+    },
     "execution": {"task": _REMEDY},
     # as long as feedback's links are: the brief SMS must fit with it
-    "revisit": {"link": "https://care.example.com/answers?token=" + "x" * 44 + "." + "y" * 43,
-                "valid_until": "11月26日 12:00"},
+    "revisit": {
+        "link": "https://care.example.com/answers?token=" + "x" * 44 + "." + "y" * 43,
+        "valid_until": "11月26日 12:00",
+    },
 }
 
 
 class _Gateway(Schema):
     """One channel's gateway: its kind, and the settings that kind takes (notify.gateways)."""
+
     class Meta:
         unknown = INCLUDE
 
     kind = fields.String(required=True, validate=validate.OneOf(GATEWAY_KINDS))
-    secrets = fields.Dict(keys=fields.String(), values=fields.String(validate=validate.Regexp(r"^[A-Z][A-Z0-9_]*$")),
-                          load_default=dict, metadata={"description": "setting -> the name of the secret it takes"})
+    secrets = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(validate=validate.Regexp(r"^[A-Z][A-Z0-9_]*$")),
+        load_default=dict,
+        metadata={"description": "setting -> the name of the secret it takes"},
+    )
 
 
 class _Quiet(Schema):
@@ -73,8 +87,9 @@ class _Language(Schema):
     remedies = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
     appeal_short = fields.String(required=True, validate=validate.Length(min=1, max=200))
     html = fields.String(required=True, validate=validate.Length(min=1, max=20000))
-    templates = fields.Dict(keys=fields.String(validate=validate.OneOf(KINDS)), values=fields.Nested(_Kind),
-                            required=True)
+    templates = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(KINDS)), values=fields.Nested(_Kind), required=True
+    )
 
 
 class _KindOverride(Schema):
@@ -86,28 +101,40 @@ class _KindOverride(Schema):
 class _Override(Schema):
     default_language = fields.String()
     quiet_hours = fields.Nested(_Quiet)
-    gateways = fields.Dict(keys=fields.String(validate=validate.OneOf(MESSAGE_CHANNELS)), values=fields.Nested(_Gateway))
-    templates = fields.Dict(keys=fields.String(), values=fields.Dict(
-        keys=fields.String(validate=validate.OneOf(KINDS)), values=fields.Nested(_KindOverride)))
+    gateways = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(MESSAGE_CHANNELS)), values=fields.Nested(_Gateway)
+    )
+    templates = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(keys=fields.String(validate=validate.OneOf(KINDS)), values=fields.Nested(_KindOverride)),
+    )
 
 
 class NotifyPolicySchema(Schema):
     version = fields.String(required=True)
-    routes = fields.Dict(keys=fields.String(validate=validate.OneOf(CHANNELS)),
-                         values=fields.String(validate=validate.OneOf(ROUTES)), required=True)
-    acknowledgement_routes = fields.Dict(keys=fields.String(validate=validate.OneOf(CHANNELS)),
-                                         values=fields.String(validate=validate.OneOf(ROUTES)), load_default=dict)
+    routes = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(CHANNELS)),
+        values=fields.String(validate=validate.OneOf(ROUTES)),
+        required=True,
+    )
+    acknowledgement_routes = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(CHANNELS)),
+        values=fields.String(validate=validate.OneOf(ROUTES)),
+        load_default=dict,
+    )
     fallback = fields.List(fields.String(validate=validate.OneOf(MESSAGE_CHANNELS)), required=True)
     kinds = fields.List(fields.String(validate=validate.OneOf(KINDS)), required=True)
     execution_kinds = fields.List(fields.String(), required=True)
     quiet_hours = fields.Nested(_Quiet, required=True)
     retry = fields.Nested(_Retry, required=True)
     sms_max_chars = fields.Integer(required=True, validate=validate.Range(min=40, max=1000))
-    gateways = fields.Dict(keys=fields.String(validate=validate.OneOf(MESSAGE_CHANNELS)),
-                           values=fields.Nested(_Gateway), required=True)
+    gateways = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(MESSAGE_CHANNELS)), values=fields.Nested(_Gateway), required=True
+    )
     default_language = fields.String(required=True)
-    languages = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[a-z]{2}$")), values=fields.Nested(_Language),
-                            required=True)
+    languages = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(r"^[a-z]{2}$")), values=fields.Nested(_Language), required=True
+    )
     mall_overrides = fields.Dict(keys=fields.String(), values=fields.Nested(_Override), load_default=dict)
 
 
@@ -116,7 +143,7 @@ class NotifyPolicy:
     version: str
     malls: MallRegistry
     rules: dict
-    compiled: dict   # (mall_id or "", language, kind, part) -> template; (.., language, "html", "") the e-mail's HTML
+    compiled: dict  # (mall_id or "", language, kind, part) -> template; (.., language, "html", "") the e-mail's HTML
 
     def _override(self, mall_id: str) -> dict[str, Any]:
         found: dict[str, Any] = self.rules["mall_overrides"].get(mall_id, {})
@@ -155,8 +182,9 @@ def _compile(environment, source, sample, where, limit=None):
     except TemplateError as exc:
         raise ValidationError({where: [f"Template: {exc.message or exc}."]}) from exc
     if limit is not None and len(brief) > limit:
-        raise ValidationError({where: [f"Its brief form is {len(brief)} characters on a sample, over sms_max_chars "
-                                       f"({limit})."]})
+        raise ValidationError(
+            {where: [f"Its brief form is {len(brief)} characters on a sample, over sms_max_chars ({limit})."]}
+        )
     return template
 
 
@@ -166,14 +194,19 @@ def _compile_all(rules):
         missing = sorted(set(KINDS) - set(words["templates"]))
         if missing:
             raise ValidationError({f"languages.{language}.templates": [f"Missing: {', '.join(missing)}."]})
-        compiled[("", language, "html", "")] = _compile(HTML, words["html"], {**_COMMON, "text": "…\n\n…"},
-                                                        f"languages.{language}.html")
+        compiled[("", language, "html", "")] = _compile(
+            HTML, words["html"], {**_COMMON, "text": "…\n\n…"}, f"languages.{language}.html"
+        )
         for kind, parts in words["templates"].items():
             sample = {**_COMMON, **SAMPLES[kind]}
             for part in PARTS:
                 compiled[("", language, kind, part)] = _compile(
-                    TEXT, parts[part], sample, f"languages.{language}.templates.{kind}.{part}",
-                    rules["sms_max_chars"] if part == "short" else None)
+                    TEXT,
+                    parts[part],
+                    sample,
+                    f"languages.{language}.templates.{kind}.{part}",
+                    rules["sms_max_chars"] if part == "short" else None,
+                )
     for mall_id, override in rules["mall_overrides"].items():
         for language, kinds in override.get("templates", {}).items():
             if language not in rules["languages"]:
@@ -181,9 +214,12 @@ def _compile_all(rules):
             for kind, parts in kinds.items():
                 for part, source in parts.items():
                     compiled[(mall_id, language, kind, part)] = _compile(
-                        TEXT, source, {**_COMMON, **SAMPLES[kind]},
+                        TEXT,
+                        source,
+                        {**_COMMON, **SAMPLES[kind]},
                         f"mall_overrides.{mall_id}.templates.{language}.{kind}.{part}",
-                        rules["sms_max_chars"] if part == "short" else None)
+                        rules["sms_max_chars"] if part == "short" else None,
+                    )
     return compiled
 
 
@@ -199,11 +235,14 @@ def load_policy(data, malls: MallRegistry) -> NotifyPolicy:
     unknown = sorted(set(rules["mall_overrides"]) - set(malls.malls))
     if unknown:
         errors["mall_overrides"] = [f"Unknown mall: {m}." for m in unknown]
-    languages = {rules["default_language"], *(o["default_language"] for o in rules["mall_overrides"].values()
-                                              if "default_language" in o)}
+    languages = {
+        rules["default_language"],
+        *(o["default_language"] for o in rules["mall_overrides"].values() if "default_language" in o),
+    }
     if languages - set(rules["languages"]):
         errors["default_language"] = [f"No texts in: {', '.join(sorted(languages - set(rules['languages'])))}."]
     if errors:
         raise ValidationError(errors)
-    return NotifyPolicy(version=f"{rules['version']}+malls:{malls.version}", malls=malls, rules=rules,
-                        compiled=_compile_all(rules))
+    return NotifyPolicy(
+        version=f"{rules['version']}+malls:{malls.version}", malls=malls, rules=rules, compiled=_compile_all(rules)
+    )

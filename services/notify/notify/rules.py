@@ -7,6 +7,7 @@ documents, the policy, what it read from other services and `now`.
 A message is one document per (complaint, kind, ref); `ref` says which one of its kind
 (1 for the acknowledgement, the promised time, the proposal, the task, the revisit's
 round), so a redelivered event finds its message and makes no second one."""
+
 from __future__ import annotations
 
 import re
@@ -20,15 +21,15 @@ from mallcare_common.contracts import build_event
 from mallcare_common.contracts import notify as events
 from mallcare_common.personal import scrub
 
-if TYPE_CHECKING:   # types only: the rules import no more than they did
+if TYPE_CHECKING:  # types only: the rules import no more than they did
     from .policy import NotifyPolicy
 
-Doc = dict[str, Any]   # a stored message or complaint, an event, a case as the services give them
+Doc = dict[str, Any]  # a stored message or complaint, an event, a case as the services give them
 
-OPEN = ("pending", "retry")          # waiting for their next attempt
+OPEN = ("pending", "retry")  # waiting for their next attempt
 STATUSES = ("pending", "sending", "retry", "sent", "failed", "cancelled")
-CLAIM = timedelta(minutes=2)         # an attempt's hold on its message; a crashed one is tried again after it
-ERROR_CHARS = 300                    # of a gateway's answer kept on the message and its event
+CLAIM = timedelta(minutes=2)  # an attempt's hold on its message; a crashed one is tried again after it
+ERROR_CHARS = 300  # of a gateway's answer kept on the message and its event
 # The contact each channel sends to: a phone, an address, the WeChat OpenID (intake's wechat
 # channel knows the customer by it), the app's member id.
 CONTACTS = {"sms": "phone", "email": "email", "wechat": "wechat_openid", "app": "member_id"}
@@ -37,6 +38,7 @@ _LATIN = re.compile(r"[A-Za-z]")
 
 
 # --- which message, by which channel ----------------------------------------------------------
+
 
 def message_id(complaint_no: str, kind: str, ref: str) -> str:
     return f"{complaint_no}:{kind}:{ref}"
@@ -73,8 +75,9 @@ def channel_for(wanted: str, contact: Mapping[str, Any], fallback: list[str]) ->
     return None
 
 
-def send_at(channel: str, kind: str, at: datetime, deadline: datetime | None, policy: NotifyPolicy,
-            mall_id: str) -> datetime:
+def send_at(
+    channel: str, kind: str, at: datetime, deadline: datetime | None, policy: NotifyPolicy, mall_id: str
+) -> datetime:
     """When a message by `channel` may go, from `at`: at once, or when the mall's quiet
     hours end for SMS and app pushes; at once all the same for a kind whose deadline
     (the acknowledgement's, the revisit's) would pass before then."""
@@ -92,9 +95,18 @@ def promise_ref(expected_by: datetime) -> str:
     return f"{expected_by.astimezone(timezone.utc):%Y%m%dT%H%MZ}"
 
 
-def new_message(kind: str, ref: str, complaint: Mapping[str, Any], policy: NotifyPolicy, now: datetime, *,
-                channel: str | None = None, not_before: datetime | None = None, deadline: datetime | None = None,
-                detail: Doc | None = None) -> Doc | None:
+def new_message(
+    kind: str,
+    ref: str,
+    complaint: Mapping[str, Any],
+    policy: NotifyPolicy,
+    now: datetime,
+    *,
+    channel: str | None = None,
+    not_before: datetime | None = None,
+    deadline: datetime | None = None,
+    detail: Doc | None = None,
+) -> Doc | None:
     """The message of `kind` about `complaint` (what notify keeps of it: mall, channel,
     language, whether the customer left any contact) by `channel` (else the complaint's
     route), due from `not_before` (now) outside the quiet hours; None when the policy
@@ -106,15 +118,32 @@ def new_message(kind: str, ref: str, complaint: Mapping[str, Any], policy: Notif
     if wanted is None:
         return None
     mall_id, start = complaint["mall_id"], max(not_before or now, now)
-    return {"_id": message_id(complaint["_id"], kind, ref), "complaint_no": complaint["_id"], "mall_id": mall_id,
-            "kind": kind, "ref": ref, "language": complaint["language"], "route": wanted, "channel": None,
-            "status": "pending", "not_before": start, "deadline": deadline,
-            "next_attempt_at": send_at(wanted, kind, start, deadline, policy, mall_id), "claimed_until": None,
-            "detail": detail or {}, "attempts": [], "sent": None, "failure": None, "created_at": now,
-            "version": 0, "policy_version": policy.version}
+    return {
+        "_id": message_id(complaint["_id"], kind, ref),
+        "complaint_no": complaint["_id"],
+        "mall_id": mall_id,
+        "kind": kind,
+        "ref": ref,
+        "language": complaint["language"],
+        "route": wanted,
+        "channel": None,
+        "status": "pending",
+        "not_before": start,
+        "deadline": deadline,
+        "next_attempt_at": send_at(wanted, kind, start, deadline, policy, mall_id),
+        "claimed_until": None,
+        "detail": detail or {},
+        "attempts": [],
+        "sent": None,
+        "failure": None,
+        "created_at": now,
+        "version": 0,
+        "policy_version": policy.version,
+    }
 
 
 # --- what the customer reads ------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Rendered:
@@ -128,8 +157,12 @@ def _local(at: str | datetime, zone: Any, time_format: str) -> str:
     return moment.astimezone(zone).strftime(time_format)
 
 
-def context(message: Mapping[str, Any], policy: NotifyPolicy, case: Mapping[str, Any] | None = None,
-            revisit: Mapping[str, Any] | None = None) -> Doc:
+def context(
+    message: Mapping[str, Any],
+    policy: NotifyPolicy,
+    case: Mapping[str, Any] | None = None,
+    revisit: Mapping[str, Any] | None = None,
+) -> Doc:
     """What the templates of the message's kind are given: the message's own detail, and for
     an answer or an execution notice the case (resolution's), for a revisit request the
     revisit (feedback's), as their services answer them."""
@@ -145,11 +178,17 @@ def context(message: Mapping[str, Any], policy: NotifyPolicy, case: Mapping[str,
         assert case is not None
         proposal = next(p for p in case["proposals"] if p["no"] == detail["proposal_no"])
         sent = proposal.get("sent") or {}
-        values.update(decision=words["decisions"].get(proposal["decision"], proposal["decision"]),
-                      reasons=proposal["reasons"], text=sent.get("text"), appeal=sent.get("appeal_procedure"),
-                      appeal_short=words["appeal_short"],
-                      remedies=[{"name": words["remedies"].get(r["type"], r["type"]), "amount": r["amount"]}
-                                for r in proposal["remedies"]])
+        values.update(
+            decision=words["decisions"].get(proposal["decision"], proposal["decision"]),
+            reasons=proposal["reasons"],
+            text=sent.get("text"),
+            appeal=sent.get("appeal_procedure"),
+            appeal_short=words["appeal_short"],
+            remedies=[
+                {"name": words["remedies"].get(r["type"], r["type"]), "amount": r["amount"]}
+                for r in proposal["remedies"]
+            ],
+        )
     elif kind == "execution":
         assert case is not None
         task = next(t for t in case["tasks"] if t["id"] == detail["task_id"])
@@ -178,11 +217,12 @@ def render(message: Mapping[str, Any], channel: str, values: Mapping[str, Any], 
     if channel == "sms" and len(short) > limit:
         short = text("short", brief=True)
         if len(short) > limit:
-            short = short[:limit - 1] + "…"
+            short = short[: limit - 1] + "…"
     return Rendered(text=short)
 
 
 # --- what each attempt's outcome does ---------------------------------------------------------
+
 
 def backoff(attempts: int, retry: Mapping[str, Any]) -> timedelta:
     """The wait after the `attempts`-th failed attempt: first_after, then `factor` times
@@ -196,10 +236,13 @@ def claim(now: datetime) -> Doc:
     return {"status": "sending", "claimed_until": now + CLAIM}
 
 
-def _attempt(message: Mapping[str, Any], channel: str | None, gateway: str | None, outcome: str,
-             error: str | None, now: datetime) -> list[Doc]:
-    return [*message["attempts"], {"at": now, "channel": channel, "gateway": gateway, "outcome": outcome,
-                                   "error": _error(error)}]
+def _attempt(
+    message: Mapping[str, Any], channel: str | None, gateway: str | None, outcome: str, error: str | None, now: datetime
+) -> list[Doc]:
+    return [
+        *message["attempts"],
+        {"at": now, "channel": channel, "gateway": gateway, "outcome": outcome, "error": _error(error)},
+    ]
 
 
 def _error(error: str | None) -> str | None:
@@ -207,39 +250,81 @@ def _error(error: str | None) -> str | None:
     if error is None:
         return None
     kept: str = scrub(error)
-    return kept if len(kept) <= ERROR_CHARS else kept[:ERROR_CHARS - 1] + "…"
+    return kept if len(kept) <= ERROR_CHARS else kept[: ERROR_CHARS - 1] + "…"
 
 
 def _event(message: Mapping[str, Any], event_type: Any, payload: Doc, now: datetime) -> Doc:
-    return build_event(event_type, mall_id=message["mall_id"], complaint_no=message["complaint_no"], occurred_at=now,
-                       payload={"message_id": message["_id"], "kind": message["kind"], "ref": message["ref"],
-                                **payload})
+    return build_event(
+        event_type,
+        mall_id=message["mall_id"],
+        complaint_no=message["complaint_no"],
+        occurred_at=now,
+        payload={"message_id": message["_id"], "kind": message["kind"], "ref": message["ref"], **payload},
+    )
 
 
-def accepted(message: Mapping[str, Any], channel: str, gateway: str, provider_id: str | None,
-             now: datetime) -> tuple[Doc, list[Doc]]:
+def accepted(
+    message: Mapping[str, Any], channel: str, gateway: str, provider_id: str | None, now: datetime
+) -> tuple[Doc, list[Doc]]:
     """The gateway accepted it: sent (the `$set` and its message_sent)."""
     attempts = _attempt(message, channel, gateway, "accepted", None, now)
-    event = _event(message, events.MESSAGE_SENT, {"attempts": len(attempts), "channel": channel, "gateway": gateway,
-                                                  "accepted_at": now.isoformat()}, now)
-    return {"status": "sent", "channel": channel, "claimed_until": None, "attempts": attempts,
-            "sent": {"at": now, "gateway": gateway, "provider_id": provider_id}}, [event]
+    event = _event(
+        message,
+        events.MESSAGE_SENT,
+        {"attempts": len(attempts), "channel": channel, "gateway": gateway, "accepted_at": now.isoformat()},
+        now,
+    )
+    return {
+        "status": "sent",
+        "channel": channel,
+        "claimed_until": None,
+        "attempts": attempts,
+        "sent": {"at": now, "gateway": gateway, "provider_id": provider_id},
+    }, [event]
 
 
-def failed(message: Mapping[str, Any], channel: str | None, gateway: str | None, reason: str, error: str | None,
-           now: datetime, attempts: list[Doc] | None = None) -> tuple[Doc, list[Doc]]:
+def failed(
+    message: Mapping[str, Any],
+    channel: str | None,
+    gateway: str | None,
+    reason: str,
+    error: str | None,
+    now: datetime,
+    attempts: list[Doc] | None = None,
+) -> tuple[Doc, list[Doc]]:
     """The message ends unsent (`reason`: refused, gave_up, no_contact, contact_gone): the
     `$set` and its message_failed, for a person to follow up."""
     attempts = attempts if attempts is not None else _attempt(message, channel, gateway, reason, error, now)
-    event = _event(message, events.MESSAGE_FAILED, {
-        "attempts": len(attempts), "channel": channel, "gateway": gateway, "reason": reason, "error": _error(error),
-        "failed_at": now.isoformat()}, now)
-    return {"status": "failed", "channel": channel, "claimed_until": None, "attempts": attempts,
-            "failure": {"at": now, "reason": reason, "error": _error(error)}}, [event]
+    event = _event(
+        message,
+        events.MESSAGE_FAILED,
+        {
+            "attempts": len(attempts),
+            "channel": channel,
+            "gateway": gateway,
+            "reason": reason,
+            "error": _error(error),
+            "failed_at": now.isoformat(),
+        },
+        now,
+    )
+    return {
+        "status": "failed",
+        "channel": channel,
+        "claimed_until": None,
+        "attempts": attempts,
+        "failure": {"at": now, "reason": reason, "error": _error(error)},
+    }, [event]
 
 
-def temporary(message: Mapping[str, Any], channel: str | None, gateway: str | None, error: str, policy: NotifyPolicy,
-              now: datetime) -> tuple[Doc, list[Doc]]:
+def temporary(
+    message: Mapping[str, Any],
+    channel: str | None,
+    gateway: str | None,
+    error: str,
+    policy: NotifyPolicy,
+    now: datetime,
+) -> tuple[Doc, list[Doc]]:
     """The gateway (or the contact's read) failed for now: tried again after the back-off,
     outside the quiet hours unless the deadline demands it; after the last attempt, failed."""
     attempts = _attempt(message, channel, gateway, "temporary", error, now)
@@ -247,10 +332,16 @@ def temporary(message: Mapping[str, Any], channel: str | None, gateway: str | No
     if len(attempts) >= retry["max_attempts"]:
         return failed(message, channel, gateway, "gave_up", error, now, attempts)
     later = now + backoff(len(attempts), retry)
-    next_at = send_at(channel or message["route"], message["kind"], later, message["deadline"], policy,
-                      message["mall_id"])
-    return {"status": "retry", "channel": channel, "claimed_until": None, "attempts": attempts,
-            "next_attempt_at": as_stored(next_at)}, []
+    next_at = send_at(
+        channel or message["route"], message["kind"], later, message["deadline"], policy, message["mall_id"]
+    )
+    return {
+        "status": "retry",
+        "channel": channel,
+        "claimed_until": None,
+        "attempts": attempts,
+        "next_attempt_at": as_stored(next_at),
+    }, []
 
 
 def held(message: Mapping[str, Any], channel: str, policy: NotifyPolicy, now: datetime) -> Doc | None:
@@ -264,7 +355,11 @@ def held(message: Mapping[str, Any], channel: str, policy: NotifyPolicy, now: da
 
 def moot(reason: str, now: datetime) -> Doc:
     """The `$set` of a message no longer to send (its revisit ended before it went)."""
-    return {"status": "cancelled", "claimed_until": None, "failure": {"at": now, "reason": "cancelled", "error": reason}}
+    return {
+        "status": "cancelled",
+        "claimed_until": None,
+        "failure": {"at": now, "reason": "cancelled", "error": reason},
+    }
 
 
 def cancelled(message: Mapping[str, Any], reason: str, now: datetime) -> Doc | None:

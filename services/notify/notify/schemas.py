@@ -1,6 +1,7 @@
 """What notify's HTTP and RPC accept and return: messages as staff follow them, masked
 (kind, channel, gateway, times and the gateways' answers without the contact; never the
 address or number a message went to)."""
+
 from marshmallow import Schema, fields, validate
 
 from mallcare_common.contracts.notify import KINDS, MESSAGE_CHANNELS
@@ -13,8 +14,12 @@ class MessagesQuery(Schema):
 
 
 class FailedQuery(Schema):
-    mall_id = fields.String(validate=validate.Length(max=64), metadata={
-        "description": "default: the caller's mall (every mall, chain-wide); staff of several malls name one"})
+    mall_id = fields.String(
+        validate=validate.Length(max=64),
+        metadata={
+            "description": "default: the caller's mall (every mall, chain-wide); staff of several malls name one"
+        },
+    )
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
 
@@ -45,10 +50,16 @@ class MessageOut(Schema):
     kind = fields.String(validate=validate.OneOf(KINDS))
     ref = fields.String(metadata={"description": "which one of its kind (proposal, task, round, promised time)"})
     language = fields.String()
-    route = fields.String(validate=validate.OneOf(MESSAGE_CHANNELS),
-                          metadata={"description": "the channel the complaint came in by calls for"})
-    channel = fields.String(allow_none=True, metadata={"description": "the channel it went by (a fallback when the "
-                                                                      "customer's contact could not take the route)"})
+    route = fields.String(
+        validate=validate.OneOf(MESSAGE_CHANNELS),
+        metadata={"description": "the channel the complaint came in by calls for"},
+    )
+    channel = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the channel it went by (a fallback when the customer's contact could not take the route)"
+        },
+    )
     status = fields.String(validate=validate.OneOf(STATUSES))
     not_before = fields.AwareDateTime()
     deadline = fields.AwareDateTime(allow_none=True)

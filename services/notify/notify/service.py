@@ -16,6 +16,7 @@ attempt, ends in message_failed, which resolution puts on the case's timeline an
 list at GET /messages/failed. message_sent tells intake (an acknowledgement meets its
 clock) and resolution (the timeline).
 """
+
 import logging
 from datetime import timedelta
 
@@ -45,14 +46,17 @@ from .storage import Messages
 
 log = logging.getLogger(__name__)
 
-MESSAGES = Counter("mallcare_notify_messages_total",
-                   "Message attempts' outcomes by mall, channel and kind: sent, retry (failed for now), failed "
-                   "(for good), held (quiet hours), cancelled.", ["mall_id", "channel", "kind", "outcome"])
+MESSAGES = Counter(
+    "mallcare_notify_messages_total",
+    "Message attempts' outcomes by mall, channel and kind: sent, retry (failed for now), failed "
+    "(for good), held (quiet hours), cancelled.",
+    ["mall_id", "channel", "kind", "outcome"],
+)
 
-SEND_INTERVAL = 5      # seconds between looks for messages due (a retry, the end of quiet hours, a revisit)
-SEND_SECONDS = 30      # a gateway's send given up after this (each gateway has its own, shorter, timeout)
-DUE_BATCH = 100        # messages one look attempts at most
-NOT_SEEN_PAUSE = 2     # seconds before an event about a complaint not seen anywhere yet is retried
+SEND_INTERVAL = 5  # seconds between looks for messages due (a retry, the end of quiet hours, a revisit)
+SEND_SECONDS = 30  # a gateway's send given up after this (each gateway has its own, shorter, timeout)
+DUE_BATCH = 100  # messages one look attempts at most
+NOT_SEEN_PAUSE = 2  # seconds before an event about a complaint not seen anywhere yet is retried
 
 
 class ComplaintNotSeenYet(Exception):
@@ -78,19 +82,32 @@ class NotifyService(Service):
         its deadline (quiet hours give way to it)."""
         event = read_event(body, COMPLAINT_REGISTERED)
         payload, policy = event["payload"], self.policy.current
-        language = rules.language_of(payload["description"], policy.language(event["mall_id"]), policy.rules["languages"])
-        complaint = self.store.keep_complaint(event["complaint_no"], event["mall_id"], payload["channel"], language,
-                                              reachable=payload["customer"]["ref"] is not None)
-        self._new("acknowledgement", "1", complaint, deadline=payload["ack_due_at"],
-                  detail={"received_at": payload["received_at"]})
+        language = rules.language_of(
+            payload["description"], policy.language(event["mall_id"]), policy.rules["languages"]
+        )
+        complaint = self.store.keep_complaint(
+            event["complaint_no"],
+            event["mall_id"],
+            payload["channel"],
+            language,
+            reachable=payload["customer"]["ref"] is not None,
+        )
+        self._new(
+            "acknowledgement",
+            "1",
+            complaint,
+            deadline=payload["ack_due_at"],
+            detail={"received_at": payload["received_at"]},
+        )
 
     @event_handler(case_events.TIME_PROMISED.source, case_events.TIME_PROMISED.name)
     def handle_time_promised(self, body):
         """R3.2: the time the handler promised; a later promise is a message of its own."""
         event = read_event(body, case_events.TIME_PROMISED)
         expected_by = event["payload"]["expected_by"]
-        self._new("promise", rules.promise_ref(expected_by), self._complaint(event),
-                  detail={"expected_by": expected_by})
+        self._new(
+            "promise", rules.promise_ref(expected_by), self._complaint(event), detail={"expected_by": expected_by}
+        )
 
     @event_handler(case_events.CASE_PROPOSED.source, case_events.CASE_PROPOSED.name)
     def handle_case_proposed(self, body):
@@ -115,9 +132,15 @@ class NotifyService(Service):
         revisit = event["payload"]
         if revisit["way"] not in ("sms", "app_message"):
             return
-        self._new("revisit", str(revisit["round"]), self._complaint(event), not_before=revisit["scheduled_at"],
-                  deadline=revisit["due_at"], by_sms=revisit["way"] == "sms",
-                  detail={"revisit_id": revisit["revisit_id"]})
+        self._new(
+            "revisit",
+            str(revisit["round"]),
+            self._complaint(event),
+            not_before=revisit["scheduled_at"],
+            deadline=revisit["due_at"],
+            by_sms=revisit["way"] == "sms",
+            detail={"revisit_id": revisit["revisit_id"]},
+        )
 
     @event_handler(revisit_events.REVISIT_CANCELLED.source, revisit_events.REVISIT_CANCELLED.name)
     def handle_revisit_cancelled(self, body):
@@ -142,9 +165,17 @@ class NotifyService(Service):
 
     # --- staff: the messages of a complaint, and those that failed ----------------------------
 
-    @operation(Op("GET", "/messages", "The messages to the customer about a complaint, in the order made: kind, "
-                  "channel, status and each attempt (never the contact).", "message.read", query=MessagesQuery,
-                  responses={200: MessageList}))
+    @operation(
+        Op(
+            "GET",
+            "/messages",
+            "The messages to the customer about a complaint, in the order made: kind, "
+            "channel, status and each attempt (never the contact).",
+            "message.read",
+            query=MessagesQuery,
+            responses={200: MessageList},
+        )
+    )
     def complaint_messages(self, query):
         caller = self.access.caller()
         query = MessagesQuery().load(query)
@@ -152,8 +183,16 @@ class NotifyService(Service):
         caller.require("message.read", items[0]["mall_id"] if items else None)
         return {"items": MessageOut(many=True).dump(items)}
 
-    @operation(Op("GET", "/messages/failed", "Messages that finally failed, the latest first: a person follows "
-                  "each up.", "message.read", query=FailedQuery, responses={200: MessageList}))
+    @operation(
+        Op(
+            "GET",
+            "/messages/failed",
+            "Messages that finally failed, the latest first: a person follows each up.",
+            "message.read",
+            query=FailedQuery,
+            responses={200: MessageList},
+        )
+    )
     def failed_messages(self, query):
         caller = self.access.caller()
         query = FailedQuery().load(query)
@@ -164,8 +203,9 @@ class NotifyService(Service):
 
     def _new(self, kind, ref, complaint, *, by_sms=False, **settings):
         """The message once (a redelivered event finds it), tried at once when it is due."""
-        message = rules.new_message(kind, ref, complaint, self.policy.current, self.clock(),
-                                    channel="sms" if by_sms else None, **settings)
+        message = rules.new_message(
+            kind, ref, complaint, self.policy.current, self.clock(), channel="sms" if by_sms else None, **settings
+        )
         if message is None or not self.store.insert_new(self.store.messages, message):
             return
         if message["next_attempt_at"] <= self.clock():
@@ -176,19 +216,28 @@ class NotifyService(Service):
         send it, and write the outcome with its event."""
         claimed = write(self.store.messages, message, {"$set": rules.claim(self.clock())}, [], self.clock())
         if claimed is None:
-            return   # another worker or replica took it
+            return  # another worker or replica took it
         changes, out = self._send(claimed)
         now = self.clock()
         updated = write(self.store.messages, claimed, {"$set": changes}, out, now)
         if updated is None:
-            log.warning("%s: changed during its attempt; its outcome (%s) was not written", claimed["_id"],
-                        changes["status"])
+            log.warning(
+                "%s: changed during its attempt; its outcome (%s) was not written", claimed["_id"], changes["status"]
+            )
             return
-        outcome = "held" if len(updated["attempts"]) == len(claimed["attempts"]) and changes["status"] == "retry" \
+        outcome = (
+            "held"
+            if len(updated["attempts"]) == len(claimed["attempts"]) and changes["status"] == "retry"
             else updated["status"]
+        )
         MESSAGES.labels(updated["mall_id"], updated["channel"] or updated["route"], updated["kind"], outcome).inc()
-        log.info("%s: %s by %s after %d attempt(s)", updated["_id"], outcome, updated["channel"] or "no channel",
-                 len(updated["attempts"]))
+        log.info(
+            "%s: %s by %s after %d attempt(s)",
+            updated["_id"],
+            outcome,
+            updated["channel"] or "no channel",
+            len(updated["attempts"]),
+        )
         publish_pending(self.store.messages, self.dispatch, self.name, now, [updated])
 
     def _send(self, message):
@@ -196,20 +245,30 @@ class NotifyService(Service):
         fault: those are retried; a refusal or the last attempt fails the message."""
         policy = self.policy.current
         try:
-            contact = ask(self.access, self.intake.complaint_contact, message["complaint_no"],
-                          {"purpose": f"notify {message['kind']}"})["customer"]
+            contact = ask(
+                self.access,
+                self.intake.complaint_contact,
+                message["complaint_no"],
+                {"purpose": f"notify {message['kind']}"},
+            )["customer"]
         except RemoteError as exc:
-            if exc.exc_type == "Gone":   # anonymised by retention: nobody to tell any more
+            if exc.exc_type == "Gone":  # anonymised by retention: nobody to tell any more
                 return rules.failed(message, None, None, "contact_gone", exc.value, self.clock())
             return rules.temporary(message, None, None, f"intake: {exc.exc_type}: {exc.value}", policy, self.clock())
         except Exception as exc:  # intake did not answer: tried again later
             return rules.temporary(message, None, None, f"intake: {exc}", policy, self.clock())
         channel = rules.channel_for(message["route"], contact, policy.rules["fallback"])
         if channel is None:
-            return rules.failed(message, None, None, "no_contact",
-                                f"the customer left no contact a {message['route']} message can go to", self.clock())
+            return rules.failed(
+                message,
+                None,
+                None,
+                "no_contact",
+                f"the customer left no contact a {message['route']} message can go to",
+                self.clock(),
+            )
         later = rules.held(message, channel, policy, self.clock())
-        if later is not None:   # a fallback channel in its quiet hours
+        if later is not None:  # a fallback channel in its quiet hours
             return later, []
         try:
             values = self._values(message, policy)
@@ -218,16 +277,22 @@ class NotifyService(Service):
             return rules.temporary(message, channel, None, f"{type(exc).__name__}: {exc}", policy, self.clock())
         if rendered is None:
             return rules.moot("the revisit is no longer open", self.clock()), []
-        outgoing = Outgoing(message_id=message["_id"], channel=channel, to=contact[rules.CONTACTS[channel]],
-                            text=rendered.text, subject=rendered.subject, html=rendered.html,
-                            complaint_no=message["complaint_no"])
+        outgoing = Outgoing(
+            message_id=message["_id"],
+            channel=channel,
+            to=contact[rules.CONTACTS[channel]],
+            text=rendered.text,
+            subject=rendered.subject,
+            html=rendered.html,
+            complaint_no=message["complaint_no"],
+        )
         name = policy.gateway(message["mall_id"], channel)["kind"]
         try:
             with eventlet.Timeout(SEND_SECONDS):
                 receipt = self.gateway(policy.gateway(message["mall_id"], channel)).send(outgoing)
         except Refused as exc:
             return rules.failed(message, channel, name, "refused", str(exc), self.clock())
-        except (GatewayError, eventlet.Timeout) as exc:   # Temporary, or a gateway that hung
+        except (GatewayError, eventlet.Timeout) as exc:  # Temporary, or a gateway that hung
             return rules.temporary(message, channel, name, str(exc) or "timed out", policy, self.clock())
         except Exception as exc:  # a fault in a gateway or its settings (a secret not set): an operator's, retried
             log.warning("%s: gateway %s failed: %s", message["_id"], name, type(exc).__name__)
@@ -267,7 +332,9 @@ class NotifyService(Service):
             eventlet.sleep(NOT_SEEN_PAUSE)
             raise ComplaintNotSeenYet(f"{number}: not seen, and intake did not give it: {exc!r}") from exc
         policy = self.policy.current
-        language = rules.language_of(record["description"], policy.language(record["mall_id"]),
-                                     policy.rules["languages"])
-        return self.store.keep_complaint(number, record["mall_id"], record["channel"], language,
-                                         reachable=bool(record["customer"]["reachable_by"]))
+        language = rules.language_of(
+            record["description"], policy.language(record["mall_id"]), policy.rules["languages"]
+        )
+        return self.store.keep_complaint(
+            number, record["mall_id"], record["channel"], language, reachable=bool(record["customer"]["reachable_by"])
+        )

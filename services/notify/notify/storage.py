@@ -2,6 +2,7 @@
 <complaint number>:<kind>:<ref>, with its attempts and its outbox) and `complaints`
 (what notify keeps of each registered complaint: mall, channel, the customer's language
 and whether they left any contact; never the contact)."""
+
 from pymongo import ASCENDING, DESCENDING
 
 from mallcare_common.mongo import MongoDatabase, Store
@@ -26,24 +27,32 @@ class NotifyStore(Store):
     def due(self, now, limit):
         """Messages whose next attempt is due, and those an attempt that never finished
         (a crash) held past its claim; the earliest first."""
-        waiting = self.messages.find({"status": {"$in": list(OPEN)}, "next_attempt_at": {"$lte": now}},
-                                     {"outbox": 0}).sort([("next_attempt_at", ASCENDING)]).limit(limit)
+        waiting = (
+            self.messages.find({"status": {"$in": list(OPEN)}, "next_attempt_at": {"$lte": now}}, {"outbox": 0})
+            .sort([("next_attempt_at", ASCENDING)])
+            .limit(limit)
+        )
         stuck = self.messages.find({"status": "sending", "claimed_until": {"$lte": now}}, {"outbox": 0}).limit(limit)
         return [*waiting, *stuck]
 
     def of_complaint(self, complaint_no):
-        return list(self.messages.find({"complaint_no": complaint_no}, {"outbox": 0})
-                    .sort([("created_at", ASCENDING), ("_id", ASCENDING)]))
+        return list(
+            self.messages.find({"complaint_no": complaint_no}, {"outbox": 0}).sort(
+                [("created_at", ASCENDING), ("_id", ASCENDING)]
+            )
+        )
 
     def failed(self, mall_id, limit):
         """Messages that finally failed at a mall (None: every mall), the latest first."""
         selector = {**({"mall_id": mall_id} if mall_id else {}), "status": "failed"}
-        return list(self.messages.find(selector, {"outbox": 0})
-                    .sort([("failure.at", DESCENDING), ("_id", ASCENDING)]).limit(limit))
+        return list(
+            self.messages.find(selector, {"outbox": 0})
+            .sort([("failure.at", DESCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
 
     def open_revisit_messages(self, revisit_id):
-        return list(self.messages.find({"detail.revisit_id": revisit_id, "status": {"$in": list(OPEN)}},
-                                       {"outbox": 0}))
+        return list(self.messages.find({"detail.revisit_id": revisit_id, "status": {"$in": list(OPEN)}}, {"outbox": 0}))
 
 
 class Messages(MongoDatabase):

@@ -7,6 +7,7 @@ Amounts are yuan in the file and fen (integers) everywhere else. Texts the custo
 reads are templates whose durations come from the policy ({re_review} etc.): a
 duration written into the text itself, or a placeholder the policy does not know,
 is refused at load."""
+
 import re
 import string
 from dataclasses import dataclass
@@ -21,15 +22,17 @@ from mallcare_common.malls import MallRegistry
 from mallcare_common.policy import AllowedTime
 from mallcare_common.retention import retention_months_field
 
-REMEDIES = ("refund", "exchange", "repair", "voucher", "cash_compensation", "apology_letter",
-            "experience_compensation")
+REMEDIES = ("refund", "exchange", "repair", "voucher", "cash_compensation", "apology_letter", "experience_compensation")
 ATTRIBUTES = ("product", "service", "environment", "rules", "payment", "logistics")
 LEVELS = ("low", "medium", "high")
 CUSTOMER_TEXTS = ("appeal_procedure",)
 # A duration written as digits or Chinese numerals with its unit ("2 小时", "七天", "3 working days").
-_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?|[一二两三四五六七八九十百半]+)\s*(?:个)?\s*"
-                       r"(?:工作小时|小时|钟头|分钟|工作日|日|天|周|星期|个月|月|"
-                       r"working (?:hours?|days?)|hours?|days?|minutes?|weeks?)", re.IGNORECASE)
+_DURATION = re.compile(
+    r"([0-9]+(?:\.[0-9]+)?|[一二两三四五六七八九十百半]+)\s*(?:个)?\s*"
+    r"(?:工作小时|小时|钟头|分钟|工作日|日|天|周|星期|个月|月|"
+    r"working (?:hours?|days?)|hours?|days?|minutes?|weeks?)",
+    re.IGNORECASE,
+)
 _role_list = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
 
 
@@ -103,22 +106,29 @@ class _Override(Schema):
 class ResolutionPolicySchema(Schema):
     version = fields.String(required=True)
     retention_months = retention_months_field()
-    roles = fields.Dict(keys=fields.String(), values=fields.Nested(_Role), required=True,
-                        validate=validate.Length(min=1))
+    roles = fields.Dict(
+        keys=fields.String(), values=fields.Nested(_Role), required=True, validate=validate.Length(min=1)
+    )
     escalation = _role_list
     permissions = fields.Nested(_Permissions, required=True)
     statutory = fields.Dict(keys=fields.String(), values=fields.Nested(_Statute), required=True)
     caps = fields.Nested(_Caps, required=True)
     spot = fields.Nested(_Spot, required=True)
     deadlines = fields.Nested(_Deadlines, required=True)
-    execution = fields.Dict(keys=fields.String(validate=validate.OneOf(REMEDIES)),
-                            values=fields.Nested(_ExecutionRule), required=True)
+    execution = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(REMEDIES)), values=fields.Nested(_ExecutionRule), required=True
+    )
     product_hold = fields.Nested(AllowedTime, required=True)
-    rectification = fields.Dict(keys=fields.String(validate=validate.OneOf(ATTRIBUTES)),
-                                values=fields.Nested(_Rectification), required=True)
+    rectification = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(ATTRIBUTES)), values=fields.Nested(_Rectification), required=True
+    )
     incidents = fields.Nested(_Incidents, required=True)
-    appeal_window_days = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=365), metadata={
-        "description": "days after the answer within which the customer may ask for a re-review"})
+    appeal_window_days = fields.Integer(
+        required=True,
+        strict=True,
+        validate=validate.Range(min=1, max=365),
+        metadata={"description": "days after the answer within which the customer may ask for a re-review"},
+    )
     appeal_procedure = fields.String(required=True, validate=validate.Length(min=10))
     staff = fields.List(fields.Nested(_Staff), required=True)
     mall_overrides = fields.Dict(keys=fields.String(), values=fields.Nested(_Override), load_default=dict)
@@ -137,8 +147,10 @@ class ResolutionPolicySchema(Schema):
         bad = unknown(r for names in data.get("permissions", {}).values() for r in names)
         if bad:
             errors["permissions"] = [f"Unknown role: {', '.join(bad)}."]
-        for key, named in (("staff", [s["role"] for s in data.get("staff", [])]),
-                           ("rectification", [r["owner_role"] for r in data.get("rectification", {}).values()])):
+        for key, named in (
+            ("staff", [s["role"] for s in data.get("staff", [])]),
+            ("rectification", [r["owner_role"] for r in data.get("rectification", {}).values()]),
+        ):
             bad = unknown(named)
             if bad:
                 errors[key] = [f"Unknown role: {', '.join(bad)}."]
@@ -187,12 +199,16 @@ def template_problems(text, known):
         if name is None:
             continue
         if name not in known or spec or conversion:
-            problems.append(f"Unknown placeholder {{{name}}}; known: "
-                            + ", ".join(f"{{{k}}}" for k in sorted(known)) + ".")
+            problems.append(
+                f"Unknown placeholder {{{name}}}; known: " + ", ".join(f"{{{k}}}" for k in sorted(known)) + "."
+            )
     for found in _DURATION.finditer("".join(literal)):
-        problems.append(f"The duration \"{found.group(0)}\" is written into the text; use the placeholder of "
-                        "the deadline it states (" + ", ".join(f"{{{k}}}" for k in sorted(known))
-                        + ") so the text follows the policy.")
+        problems.append(
+            f'The duration "{found.group(0)}" is written into the text; use the placeholder of '
+            "the deadline it states ("
+            + ", ".join(f"{{{k}}}" for k in sorted(known))
+            + ") so the text follows the policy."
+        )
     return problems
 
 
@@ -207,7 +223,7 @@ class Staff:
 
 @dataclass(frozen=True)
 class ResolutionPolicy:
-    version: str                # "<resolution version>+malls:<registry version>"
+    version: str  # "<resolution version>+malls:<registry version>"
     malls: MallRegistry
     rules: dict[str, Any]
 

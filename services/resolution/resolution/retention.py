@@ -10,6 +10,7 @@ customer's name and contact go, and its text loses them too - once it finished
 more than retention_months ago, or once the complaint it relates to was anonymised.
 Nothing is touched twice; open incidents are never touched.
 """
+
 import sys
 
 from mallcare_common import retention
@@ -18,11 +19,38 @@ from mallcare_common.personal import anonymise_text, anonymised_customer
 from .policy import load_policy
 
 # Fields that keep ids and states, not text: left as they are.
-_CASE_KEEP = {"_id", "mall_id", "state", "version", "round", "level", "opened_at", "triaged_event_id", "channel",
-              "received_at", "merchant_id", "category", "risk_level", "urgency", "department", "owner_id",
-              "first_response_due_at", "resolution_due_at", "policy_version", "request_ids", "pending_events"}
-_INCIDENT_TEXT = ("description", "suggested_handling", "verification", "handling", "communication", "timeline",
-                  "outbox")
+_CASE_KEEP = {
+    "_id",
+    "mall_id",
+    "state",
+    "version",
+    "round",
+    "level",
+    "opened_at",
+    "triaged_event_id",
+    "channel",
+    "received_at",
+    "merchant_id",
+    "category",
+    "risk_level",
+    "urgency",
+    "department",
+    "owner_id",
+    "first_response_due_at",
+    "resolution_due_at",
+    "policy_version",
+    "request_ids",
+    "pending_events",
+}
+_INCIDENT_TEXT = (
+    "description",
+    "suggested_handling",
+    "verification",
+    "handling",
+    "communication",
+    "timeline",
+    "outbox",
+)
 FINISHED = ("communicated", "dismissed")
 
 
@@ -35,8 +63,9 @@ def incident_due(incident, cutoff, related_case):
     if incident["state"] not in FINISHED or incident.get("anonymised_at"):
         return False
     finished = incident["communication" if incident["state"] == "communicated" else "verification"]["at"]
-    related_closed = related_case is not None and related_case["state"] == "closed" and \
-        related_case["closure"]["at"] <= cutoff
+    related_closed = (
+        related_case is not None and related_case["state"] == "closed" and related_case["closure"]["at"] <= cutoff
+    )
     return finished <= cutoff or related_closed
 
 
@@ -71,8 +100,9 @@ def anonymise(db, cutoff, now, dry_run):
 
 def _set(collection, doc, changes):
     """Compare-and-set on the version, like every other change (a handler acting at the same moment wins)."""
-    return collection.update_one({"_id": doc["_id"], "version": doc["version"], "anonymised_at": None},
-                                 {"$set": changes, "$inc": {"version": 1}}).modified_count
+    return collection.update_one(
+        {"_id": doc["_id"], "version": doc["version"], "anonymised_at": None}, {"$set": changes, "$inc": {"version": 1}}
+    ).modified_count
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """What resolution's HTTP and RPC accept and return. Amounts go in as yuan (a
 number or a string with at most two decimals) and come out as strings with two
 decimals ("39.90"); inside they are integer fen."""
+
 import decimal
 from datetime import datetime
 
@@ -36,6 +37,7 @@ def _yuan(**kwargs):
 class ActionIn(Schema):
     """Every action names who acts and may carry a request id: a retried request
     with the same id changes nothing and returns the case as it is."""
+
     by = fields.String(**_id, metadata={"description": "employee number (over HTTP: the X-Staff-Id header)"})
     request_id = fields.String(validate=validate.Length(min=1, max=64))
 
@@ -54,10 +56,13 @@ class PromiseIn(ActionIn):
 class NoteIn(ActionIn):
     """A note; a customer_contact note records that the handler spoke with the customer
     (the first response, R2.3) and says how."""
+
     kind = fields.String(required=True, validate=validate.OneOf(("customer_contact", "internal")))
     text = fields.String(**_text)
-    via = fields.String(validate=validate.OneOf(CONTACT_WAYS),
-                        metadata={"description": "how the customer was contacted (customer_contact notes only)"})
+    via = fields.String(
+        validate=validate.OneOf(CONTACT_WAYS),
+        metadata={"description": "how the customer was contacted (customer_contact notes only)"},
+    )
 
     @validates_schema
     def _via_with_contact(self, data, **kwargs):
@@ -69,11 +74,13 @@ class NoteIn(ActionIn):
 
 class ReviewMeetingIn(ActionIn):
     responsible_department = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    owner_id = fields.String(validate=validate.Length(min=1, max=20),
-                             metadata={"description": "who in that department takes the case on"})
+    owner_id = fields.String(
+        validate=validate.Length(min=1, max=20), metadata={"description": "who in that department takes the case on"}
+    )
     decision = fields.String(**_text)
-    attendees = fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True,
-                            validate=validate.Length(min=1, max=50))
+    attendees = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)), required=True, validate=validate.Length(min=1, max=50)
+    )
 
 
 class RemedyIn(Schema):
@@ -93,12 +100,17 @@ class RemedyIn(Schema):
 
 class _Decision(ActionIn):
     decision = fields.String(required=True, validate=validate.OneOf(DECISIONS))
-    reasons = fields.List(fields.String(validate=validate.Length(min=1, max=1000)), required=True,
-                          validate=validate.Length(min=1, max=20),
-                          metadata={"description": "why: the law, the customer's expectation, compromise, fairness"})
+    reasons = fields.List(
+        fields.String(validate=validate.Length(min=1, max=1000)),
+        required=True,
+        validate=validate.Length(min=1, max=20),
+        metadata={"description": "why: the law, the customer's expectation, compromise, fairness"},
+    )
     remedies = fields.List(fields.Nested(RemedyIn), required=True, validate=validate.Length(max=20))
-    legal_basis = fields.String(validate=validate.Length(min=1, max=64),
-                                metadata={"description": "a key of the policy's statutory rules, e.g. food_safety"})
+    legal_basis = fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "a key of the policy's statutory rules, e.g. food_safety"},
+    )
     price = _yuan(metadata={"description": "price paid for the goods involved"})
     demanded_amount = _yuan(metadata={"description": "what the customer asked for, in money"})
 
@@ -111,8 +123,10 @@ class _Decision(ActionIn):
 
 
 class ProposalIn(_Decision):
-    cap_override_reason = fields.String(validate=validate.Length(min=1, max=1000), metadata={
-        "description": "needed for remedies above the caps; only a cap_override role can approve them"})
+    cap_override_reason = fields.String(
+        validate=validate.Length(min=1, max=1000),
+        metadata={"description": "needed for remedies above the caps; only a cap_override role can approve them"},
+    )
 
 
 class SpotResolutionIn(_Decision):
@@ -131,8 +145,9 @@ class ReplyIn(ProposalRef):
 
 
 class ObjectionIn(ProposalRef):
-    points = fields.List(fields.String(validate=validate.Length(min=1, max=1000)), required=True,
-                         validate=validate.Length(min=1, max=20))
+    points = fields.List(
+        fields.String(validate=validate.Length(min=1, max=1000)), required=True, validate=validate.Length(min=1, max=20)
+    )
 
 
 class EscalationIn(ActionIn):
@@ -176,13 +191,18 @@ class CaseQuery(Schema):
 
 
 class RectificationQuery(Schema):
-    mall_id = fields.String(validate=validate.Length(max=64), metadata={
-        "description": "default: the caller's mall (every mall, chain-wide); staff of several malls name one"})
+    mall_id = fields.String(
+        validate=validate.Length(max=64),
+        metadata={
+            "description": "default: the caller's mall (every mall, chain-wide); staff of several malls name one"
+        },
+    )
     status = fields.String(load_default="open", validate=validate.OneOf(("open", "done")))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
 
 # --- adverse events (R3.9) ---------------------------------------------------------------------
+
 
 class Contact(Schema):
     name = fields.String(validate=validate.Length(max=64))
@@ -206,8 +226,9 @@ class VerificationIn(ActionIn):
 
 class HandlingIn(ActionIn):
     outcome = fields.String(**_text)
-    improvements = fields.List(fields.String(validate=validate.Length(min=1, max=1000)), required=True,
-                               validate=validate.Length(min=1, max=20))
+    improvements = fields.List(
+        fields.String(validate=validate.Length(min=1, max=1000)), required=True, validate=validate.Length(min=1, max=20)
+    )
     compensation = _yuan(load_default=0)
 
     @post_load
@@ -222,13 +243,18 @@ class CommunicationIn(ActionIn):
 
 
 class IncidentQuery(Schema):
-    mall_id = fields.String(validate=validate.Length(max=64), metadata={
-        "description": "default: the caller's mall (every mall, chain-wide); staff of several malls name one"})
+    mall_id = fields.String(
+        validate=validate.Length(max=64),
+        metadata={
+            "description": "default: the caller's mall (every mall, chain-wide); staff of several malls name one"
+        },
+    )
     state = fields.String(validate=validate.OneOf(("reported", "forwarded", "dismissed", "handled", "communicated")))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 
 # --- what comes out ----------------------------------------------------------------------------
+
 
 class Yuan(fields.Field):
     """Integer fen out as a yuan string with two decimals."""
@@ -331,8 +357,18 @@ class _Rectification(Schema):
 
 class CaseOut(MaskedOut):
     # what people wrote on the case (the customer's name is not here: the case never holds it)
-    free_text = ("review_meeting", "findings", "proposals", "objections", "escalations", "tasks", "rectifications",
-                 "resolution", "closure", "timeline")
+    free_text = (
+        "review_meeting",
+        "findings",
+        "proposals",
+        "objections",
+        "escalations",
+        "tasks",
+        "rectifications",
+        "resolution",
+        "closure",
+        "timeline",
+    )
 
     complaint_no = fields.String(attribute="_id")
     mall_id = fields.String()
@@ -343,8 +379,12 @@ class CaseOut(MaskedOut):
     category = fields.String(allow_none=True)
     risk_level = fields.String()
     urgency = fields.String()
-    demand = Plain(allow_none=True, metadata={
-        "description": "what the customer asks as triage read it: multiple, amount_fen, price_fen, mental_damages"})
+    demand = Plain(
+        allow_none=True,
+        metadata={
+            "description": "what the customer asks as triage read it: multiple, amount_fen, price_fen, mental_damages"
+        },
+    )
     department = fields.String()
     owner_id = fields.String(allow_none=True)
     received_at = fields.AwareDateTime()
@@ -360,11 +400,17 @@ class CaseOut(MaskedOut):
     tasks = fields.List(fields.Nested(_Task))
     rectifications = fields.List(fields.Nested(_Rectification))
     resolution = Plain(allow_none=True)
-    closure = Plain(allow_none=True, metadata={
-        "description": "at, by, reason, without_answer (closed by rule: the customer could not be reached)"})
-    closure_by_rule = Plain(allow_none=True, metadata={
-        "description": "the revisit ended unreachable: revisit_id, attempts, noted_at, close_at (when the case "
-                       "closes without an answer unless the customer answers first)"})
+    closure = Plain(
+        allow_none=True,
+        metadata={"description": "at, by, reason, without_answer (closed by rule: the customer could not be reached)"},
+    )
+    closure_by_rule = Plain(
+        allow_none=True,
+        metadata={
+            "description": "the revisit ended unreachable: revisit_id, attempts, noted_at, close_at (when the case "
+            "closes without an answer unless the customer answers first)"
+        },
+    )
     policy_version = fields.String()
     anonymised_at = fields.AwareDateTime(allow_none=True)
     timeline = fields.List(fields.Nested(_Entry))
@@ -396,7 +442,7 @@ class IncidentOut(MaskedOut):
     state = fields.String()
     type = fields.String()
     description = fields.String()
-    customer = MaskedCustomer()   # the full record: GET /incidents/<number>/customer (audited)
+    customer = MaskedCustomer()  # the full record: GET /incidents/<number>/customer (audited)
     suggested_handling = fields.String()
     related_complaint_no = fields.String(allow_none=True)
     reported_at = fields.AwareDateTime()
@@ -410,7 +456,6 @@ class IncidentOut(MaskedOut):
     policy_version = fields.String()
     anonymised_at = fields.AwareDateTime(allow_none=True)
     timeline = fields.List(fields.Nested(_Entry))
-
 
 
 class CaseQueue(Schema):
@@ -427,8 +472,9 @@ class RectificationList(Schema):
 
 
 class IncidentList(Schema):
-    items = fields.List(fields.Nested(IncidentOut), required=True, metadata={"description": "without timeline "
-                                                                                             "and customer"})
+    items = fields.List(
+        fields.Nested(IncidentOut), required=True, metadata={"description": "without timeline and customer"}
+    )
 
 
 # One entrypoint serves every case action (and one every incident action); each action is
@@ -439,13 +485,31 @@ _INCIDENT_ACTION = "/incidents/<string:number>/<string:action>"
 
 
 def _case_action(action, body, summary):
-    return Op("POST", f"/cases/<string:complaint_no>/{action}", summary, "case.act", body=body, signed=True,
-              responses={200: CaseOut}, errors=(409,), route=_CASE_ACTION)
+    return Op(
+        "POST",
+        f"/cases/<string:complaint_no>/{action}",
+        summary,
+        "case.act",
+        body=body,
+        signed=True,
+        responses={200: CaseOut},
+        errors=(409,),
+        route=_CASE_ACTION,
+    )
 
 
 def _incident_action(action, body, summary):
-    return Op("POST", f"/incidents/<string:number>/{action}", summary, "incident.act", body=body, signed=True,
-              responses={200: IncidentOut}, errors=(409,), route=_INCIDENT_ACTION)
+    return Op(
+        "POST",
+        f"/incidents/<string:number>/{action}",
+        summary,
+        "incident.act",
+        body=body,
+        signed=True,
+        responses={200: IncidentOut},
+        errors=(409,),
+        route=_INCIDENT_ACTION,
+    )
 
 
 CASE_ACTIONS = [
@@ -473,6 +537,9 @@ INCIDENT_ACTIONS = [
     _incident_action("communication", CommunicationIn, "Record that the customer was told."),
 ]
 # The full read of an incident's customer (resolution.service.incident_customer).
-INCIDENT_CUSTOMER_READ = audit.full_read_op("/incidents/<string:number>/customer", "incident", Contact,
-                                            {"description": fields.String(required=True),
-                                             "suggested_handling": fields.String(required=True)})
+INCIDENT_CUSTOMER_READ = audit.full_read_op(
+    "/incidents/<string:number>/customer",
+    "incident",
+    Contact,
+    {"description": fields.String(required=True), "suggested_handling": fields.String(required=True)},
+)

@@ -21,6 +21,7 @@ customer masked; the full customer and report come only from
 Closed cases and finished incidents are anonymised after the retention period
 (retention.py).
 """
+
 import logging
 from datetime import timedelta
 
@@ -32,8 +33,15 @@ from mallcare_common import web
 from mallcare_common.audit import AuditLog
 from mallcare_common.auth import Forbidden
 from mallcare_common.base import Service
-from mallcare_common.contracts import (COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED, COMPLAINT_TRIAGED,
-                                       CUSTOMER_DISSATISFIED, CUSTOMER_SATISFIED, InvalidEvent, read_event)
+from mallcare_common.contracts import (
+    COMPLAINT_CORRECTED,
+    COMPLAINT_REASSIGNED,
+    COMPLAINT_TRIAGED,
+    CUSTOMER_DISSATISFIED,
+    CUSTOMER_SATISFIED,
+    InvalidEvent,
+    read_event,
+)
 from mallcare_common.contracts.analytics import SLA_AT_RISK, SLA_BREACHED
 from mallcare_common.contracts.feedback import REVISIT_DONE
 from mallcare_common.contracts.intake import CUSTOMER_REPLIED
@@ -53,21 +61,37 @@ from .domain.opening import new_case
 from .domain.step import Actor, Step
 from .policy import load_policy
 from .retention import anonymise as anonymise_cases
-from .schemas import (CASE_ACTIONS, INCIDENT_ACTIONS, INCIDENT_CUSTOMER_READ, CaseOut, CaseQuery, CaseQueue, Contact,
-                      IncidentIn, IncidentList, IncidentOut, IncidentQuery, ProposalIn, RectificationList,
-                      RectificationOut, RectificationQuery, TimelineOut)
+from .schemas import (
+    CASE_ACTIONS,
+    INCIDENT_ACTIONS,
+    INCIDENT_CUSTOMER_READ,
+    CaseOut,
+    CaseQuery,
+    CaseQueue,
+    Contact,
+    IncidentIn,
+    IncidentList,
+    IncidentOut,
+    IncidentQuery,
+    ProposalIn,
+    RectificationList,
+    RectificationOut,
+    RectificationQuery,
+    TimelineOut,
+)
 from .storage import Cases, step_update
 
 log = logging.getLogger(__name__)
 
-ACTIONS_TOTAL = Counter("mallcare_resolution_actions_total", "Actions on cases and incidents, by outcome.",
-                        ["action", "outcome"])
+ACTIONS_TOTAL = Counter(
+    "mallcare_resolution_actions_total", "Actions on cases and incidents, by outcome.", ["action", "outcome"]
+)
 
-NOT_OPEN_PAUSE = 2   # seconds before an event for a case not opened yet goes back to its queue
+NOT_OPEN_PAUSE = 2  # seconds before an event for a case not opened yet goes back to its queue
 # Breaches of these deadlines move the case up a level; the others (execution tasks,
 # rectifications, revisits, incidents) are watched on dashboards and alerts.
 ESCALATING_CLOCKS = ("first_response", "resolution", "re_review", "review_meeting")
-CLOSING_INTERVAL = 60   # seconds between looks for unreachable customers' cases due to close by rule
+CLOSING_INTERVAL = 60  # seconds between looks for unreachable customers' cases due to close by rule
 
 
 class CaseNotOpenYet(Exception):
@@ -135,8 +159,9 @@ class ResolutionService(Service):
         clock = event["payload"]
         if clock["clock"] not in ESCALATING_CLOCKS:
             return
-        self._on_event(SLA_AT_RISK, event, actions.note_at_risk,
-                       {k: clock[k] for k in ("clock", "due_at", "owner", "at_risk_at")})
+        self._on_event(
+            SLA_AT_RISK, event, actions.note_at_risk, {k: clock[k] for k in ("clock", "due_at", "owner", "at_risk_at")}
+        )
 
     @event_handler(CUSTOMER_REPLIED.source, CUSTOMER_REPLIED.name)
     def handle_customer_replied(self, body):
@@ -196,8 +221,16 @@ class ResolutionService(Service):
 
     # --- cases --------------------------------------------------------------------------------
 
-    @operation(Op("GET", "/cases", "Open cases, the earliest deadline first.", "case.read", query=CaseQuery,
-                  responses={200: CaseQueue}))
+    @operation(
+        Op(
+            "GET",
+            "/cases",
+            "Open cases, the earliest deadline first.",
+            "case.read",
+            query=CaseQuery,
+            responses={200: CaseQueue},
+        )
+    )
     def queue(self, query):
         """Open cases of a mall, handler, department or level, earliest deadline first."""
         caller = self.access.caller()
@@ -207,13 +240,27 @@ class ResolutionService(Service):
         items = self.store.queue(selector, query["limit"])
         return {"items": CaseOut(many=True, exclude=("timeline",)).dump(items)}
 
-    @operation(Op("GET", "/cases/<string:complaint_no>", "A case with its whole timeline (R3.10).", "case.read",
-                  responses={200: CaseOut}))
+    @operation(
+        Op(
+            "GET",
+            "/cases/<string:complaint_no>",
+            "A case with its whole timeline (R3.10).",
+            "case.read",
+            responses={200: CaseOut},
+        )
+    )
     def get_case(self, complaint_no):
         return self._get_case(self.access.caller(), complaint_no)
 
-    @operation(Op("GET", "/cases/<string:complaint_no>/timeline", "A case's timeline.", "case.read",
-                  responses={200: TimelineOut}))
+    @operation(
+        Op(
+            "GET",
+            "/cases/<string:complaint_no>/timeline",
+            "A case's timeline.",
+            "case.read",
+            responses={200: TimelineOut},
+        )
+    )
     def get_timeline(self, complaint_no):
         case = self._get_case(self.access.caller(), complaint_no)
         return {"complaint_no": complaint_no, "timeline": case["timeline"]}
@@ -225,11 +272,20 @@ class ResolutionService(Service):
         if action not in actions.ACTIONS:
             raise NotFound(f"no action {action}; actions: {', '.join(actions.ACTIONS)}")
         schema, rule = actions.ACTIONS[action]
-        return CaseOut().dump(self._act(caller, self.store.cases, complaint_no, action,
-                                        schema().load(signed(data, caller)), rule, Step))
+        return CaseOut().dump(
+            self._act(caller, self.store.cases, complaint_no, action, schema().load(signed(data, caller)), rule, Step)
+        )
 
-    @operation(Op("POST", "/cases/<string:complaint_no>/proposal-check", "What a draft proposal would meet: the "
-                  "law, the caps, who must approve.", "case.act", body=ProposalIn, signed=True))
+    @operation(
+        Op(
+            "POST",
+            "/cases/<string:complaint_no>/proposal-check",
+            "What a draft proposal would meet: the law, the caps, who must approve.",
+            "case.act",
+            body=ProposalIn,
+            signed=True,
+        )
+    )
     def check_proposal(self, complaint_no, data):
         """What a draft proposal would meet before it is made: the law, the caps, who must approve."""
         caller = self.access.caller()
@@ -238,8 +294,16 @@ class ResolutionService(Service):
         actor = self._actor(caller, case["mall_id"], "case.act")
         return web.jsonable(actions.check_proposal(case, request, actor, self.policy.current))
 
-    @operation(Op("GET", "/rectifications", "Rectification tasks, the earliest due first (R3.8).", "case.read",
-                  query=RectificationQuery, responses={200: RectificationList}))
+    @operation(
+        Op(
+            "GET",
+            "/rectifications",
+            "Rectification tasks, the earliest due first (R3.8).",
+            "case.read",
+            query=RectificationQuery,
+            responses={200: RectificationList},
+        )
+    )
     def rectifications(self, query):
         """R3.8: rectification tasks of the caller's mall (or the one named), open (default) or
         done, earliest due first."""
@@ -257,16 +321,33 @@ class ResolutionService(Service):
 
     # --- adverse events (R3.9) ------------------------------------------------------------------
 
-    @operation(Op("POST", "/incidents", "Report an adverse event (R3.9); the same request_id again returns the same "
-                  "incident (200).", "incident.report", body=IncidentIn, signed=True,
-                  responses={201: IncidentOut, 200: IncidentOut}, errors=(409,)))
+    @operation(
+        Op(
+            "POST",
+            "/incidents",
+            "Report an adverse event (R3.9); the same request_id again returns the same incident (200).",
+            "incident.report",
+            body=IncidentIn,
+            signed=True,
+            responses={201: IncidentOut, 200: IncidentOut},
+            errors=(409,),
+        )
+    )
     def report_incident(self, data):
         """R3.9: a store reports an adverse event; the same request id again returns the same incident."""
         incident, created = self._report_incident(self.access.caller(), data)
         return Created("incident", incident, created)
 
-    @operation(Op("GET", "/incidents", "Incidents, the earliest reported first.", "incident.read",
-                  query=IncidentQuery, responses={200: IncidentList}))
+    @operation(
+        Op(
+            "GET",
+            "/incidents",
+            "Incidents, the earliest reported first.",
+            "incident.read",
+            query=IncidentQuery,
+            responses={200: IncidentList},
+        )
+    )
     def list_incidents(self, query):
         caller = self.access.caller()
         query = IncidentQuery().load(query)
@@ -274,8 +355,15 @@ class ResolutionService(Service):
         items = self.store.list_incidents(mall_id, query.get("state"), query["limit"])
         return {"items": IncidentOut(many=True, exclude=("timeline", "customer")).dump(items)}
 
-    @operation(Op("GET", "/incidents/<string:number>", "The whole report, the customer masked.", "incident.read",
-                  responses={200: IncidentOut}))
+    @operation(
+        Op(
+            "GET",
+            "/incidents/<string:number>",
+            "The whole report, the customer masked.",
+            "incident.read",
+            responses={200: IncidentOut},
+        )
+    )
     def get_incident(self, number):
         """The whole report, the customer masked: for staff of the incident's mall only."""
         caller = self.access.caller()
@@ -289,11 +377,23 @@ class ResolutionService(Service):
         caller = self.access.caller()
         incident = self.store.get(self.store.incidents, number, "incident")
         caller.require("incident.read", incident["mall_id"])
-        record = self.audit(self.store.db, caller, subject="incident", doc=incident, purpose_args=query,
-                            now=self.clock(), permission="customer.contact")
-        return {"number": number, "mall_id": incident["mall_id"], "customer": Contact().dump(incident["customer"]),
-                "description": incident["description"], "suggested_handling": incident["suggested_handling"],
-                "audit_id": record["_id"]}
+        record = self.audit(
+            self.store.db,
+            caller,
+            subject="incident",
+            doc=incident,
+            purpose_args=query,
+            now=self.clock(),
+            permission="customer.contact",
+        )
+        return {
+            "number": number,
+            "mall_id": incident["mall_id"],
+            "customer": Contact().dump(incident["customer"]),
+            "description": incident["description"],
+            "suggested_handling": incident["suggested_handling"],
+            "audit_id": record["_id"],
+        }
 
     @operation(*INCIDENT_ACTIONS)
     def act_on_incident(self, number, action, data):
@@ -301,9 +401,18 @@ class ResolutionService(Service):
         if action not in incidents.ACTIONS:
             raise NotFound(f"no action {action}; actions: {', '.join(incidents.ACTIONS)}")
         schema, rule = incidents.ACTIONS[action]
-        return IncidentOut().dump(self._act(caller, self.store.incidents, number, f"incident-{action}",
-                                            schema().load(signed(data, caller)), rule, incidents.IncidentStep,
-                                            permission="incident.act"))
+        return IncidentOut().dump(
+            self._act(
+                caller,
+                self.store.incidents,
+                number,
+                f"incident-{action}",
+                schema().load(signed(data, caller)),
+                rule,
+                incidents.IncidentStep,
+                permission="incident.act",
+            )
+        )
 
     # --- the one way a case or an incident changes ---------------------------------------------
 
@@ -369,8 +478,16 @@ class ResolutionService(Service):
                 raise
             return step_update(step, request_id)
 
-        updated = change(collection, number, apply, self.dispatch, self.name, self.clock, step_class.what,
-                         f"{number} kept changing while {action} was applied; try again")
+        updated = change(
+            collection,
+            number,
+            apply,
+            self.dispatch,
+            self.name,
+            self.clock,
+            step_class.what,
+            f"{number} kept changing while {action} was applied; try again",
+        )
         ACTIONS_TOTAL.labels(action, outcome).inc()
         return updated
 
@@ -388,13 +505,22 @@ class ResolutionService(Service):
             except StateConflict as exc:
                 log.warning("%s %s not applied to %s: %s", event["event_type"], event["event_id"], case["_id"], exc)
                 step = Step(case, actor, now)
-                step.log("event_not_applied", event_type=event["event_type"], event_id=event["event_id"],
-                         reason=str(exc))
+                step.log(
+                    "event_not_applied", event_type=event["event_type"], event_id=event["event_id"], reason=str(exc)
+                )
             return step_update(step, event["event_id"])
 
         try:
-            change(self.store.cases, event["complaint_no"], apply, self.dispatch, self.name, self.clock, "case",
-                   f"{event['complaint_no']} kept changing while {event['event_type']} was applied")
+            change(
+                self.store.cases,
+                event["complaint_no"],
+                apply,
+                self.dispatch,
+                self.name,
+                self.clock,
+                "case",
+                f"{event['complaint_no']} kept changing while {event['event_type']} was applied",
+            )
         except NotFound:
             # its complaint_triaged is on another queue and may be a moment behind:
             # pause before the retry so the delivery limit spans seconds, not milliseconds

@@ -7,6 +7,7 @@ personal-data records (mallcare_common.audit, .retention).
 Every change is a compare-and-set on the document's `version` (mallcare_common.
 unit_of_work), so two handlers acting on one case at once cannot both win, and a
 request id is stored with the change it made, so a retried request finds it done."""
+
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
@@ -26,22 +27,30 @@ class CaseStore(Store):
         """Cases of a mall, handler, department or level, earliest resolution deadline first."""
         selector = dict(selector)
         selector.setdefault("state", {"$in": list(ACTIVE)})
-        return list(self.cases.find(selector, {"outbox": 0, "timeline": 0})
-                    .sort([("resolution_due_at", ASCENDING), ("_id", ASCENDING)]).limit(limit))
+        return list(
+            self.cases.find(selector, {"outbox": 0, "timeline": 0})
+            .sort([("resolution_due_at", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
 
     def rectifications(self, mall_id, status, limit):
         """Rectification tasks of a mall (None: every mall), open or done, earliest due first."""
         wanted = {"done": None} if status == "open" else {"done": {"$ne": None}}
         selector = {**({"mall_id": mall_id} if mall_id else {}), "rectifications": {"$elemMatch": wanted}}
         docs = self.cases.find(selector, {"rectifications": 1, "mall_id": 1})
-        items = [{**r, "complaint_no": d["_id"], "mall_id": d["mall_id"]} for d in docs for r in d["rectifications"]
-                 if (r["done"] is None) == (status == "open")]
+        items = [
+            {**r, "complaint_no": d["_id"], "mall_id": d["mall_id"]}
+            for d in docs
+            for r in d["rectifications"]
+            if (r["done"] is None) == (status == "open")
+        ]
         return sorted(items, key=lambda r: r["due_at"])[:limit]
 
     def closing_by_rule(self, now):
         """Resolved cases whose customer could not be reached and whose waiting time is over, earliest first."""
-        return self.cases.find({"state": "resolved", "closure_by_rule.close_at": {"$lte": now}}, {"outbox": 0}) \
-            .sort([("closure_by_rule.close_at", ASCENDING), ("_id", ASCENDING)])
+        return self.cases.find({"state": "resolved", "closure_by_rule.close_at": {"$lte": now}}, {"outbox": 0}).sort(
+            [("closure_by_rule.close_at", ASCENDING), ("_id", ASCENDING)]
+        )
 
     def claim_request(self, request_id, number):
         """The incident number a report's request id belongs to: `number` when this
@@ -54,14 +63,19 @@ class CaseStore(Store):
 
     def take_over_request(self, request_id, claimed, number):
         """Give the request id to `number` when the report that claimed it never wrote its incident."""
-        return self.db.incident_requests.update_one({"_id": request_id, "number": claimed},
-                                                    {"$set": {"number": number}}).modified_count == 1
+        return (
+            self.db.incident_requests.update_one(
+                {"_id": request_id, "number": claimed}, {"$set": {"number": number}}
+            ).modified_count
+            == 1
+        )
 
     def list_incidents(self, mall_id, state, limit):
         """Incidents of a mall (None: every mall), the earliest reported first."""
         selector = {**({"mall_id": mall_id} if mall_id else {}), **({"state": state} if state else {})}
-        return list(self.incidents.find(selector, {"outbox": 0, "timeline": 0})
-                    .sort([("reported_at", ASCENDING)]).limit(limit))
+        return list(
+            self.incidents.find(selector, {"outbox": 0, "timeline": 0}).sort([("reported_at", ASCENDING)]).limit(limit)
+        )
 
 
 def step_update(step, request_id=None):

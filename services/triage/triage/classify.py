@@ -5,6 +5,7 @@ rules; the expectation is read only for what is asked. A second problem of its o
 (a strong phrase of another category, said with weight enough) is what can make a review
 meeting, never a demand.
 Pure: the policy's `classification` section in, a Reading out."""
+
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,18 +13,18 @@ from typing import Any
 from .demand import read_demand
 from .text import Text
 
-At = tuple[int, int, int]   # where a phrase is said: (text, clause, offset)
+At = tuple[int, int, int]  # where a phrase is said: (text, clause, offset)
 
 
 @dataclass(frozen=True)
 class Reading:
     category: str | None
-    source: str                 # channel_form, keywords or none (contract's category_source)
-    confidence: float | None    # None when the channel form named the category
+    source: str  # channel_form, keywords or none (contract's category_source)
+    confidence: float | None  # None when the channel form named the category
     confirmed: bool
-    problems: tuple[str, ...]   # categories with evidence of their own, in the order said
+    problems: tuple[str, ...]  # categories with evidence of their own, in the order said
     demand: dict[str, Any] | None
-    texts: tuple[Text, ...]     # description, fact, expectation as triage.text.Text
+    texts: tuple[Text, ...]  # description, fact, expectation as triage.text.Text
 
     def words(self, terms: Iterable[str], unless: Iterable[str] = ()) -> list[str]:
         """The terms said anywhere in the complaint, not negated nor inside a phrase of `unless`."""
@@ -54,8 +55,10 @@ def read(complaint: Mapping[str, Any], rules: Mapping[str, Any]) -> Reading:
     scores, strongest, first = _score(problem, c)
     # problems of their own, in the order said; not what the customer waved aside ("排队的事无所谓")
     waived = _praised(problem, c)
-    strong = sorted((cat for cat in scores if strongest[cat] >= c["problem_weight"] and cat not in waived),
-                    key=lambda cat: first[cat])
+    strong = sorted(
+        (cat for cat in scores if strongest[cat] >= c["problem_weight"] and cat not in waived),
+        key=lambda cat: first[cat],
+    )
     problems = tuple(cat for cat in strong if scores[cat] >= c["problem_score"])
     opinion = c.get("second_opinion")
     if opinion and any(scores[cat] < opinion["sure_problem_score"] for cat in problems):
@@ -64,15 +67,16 @@ def read(complaint: Mapping[str, Any], rules: Mapping[str, Any]) -> Reading:
         told = _clause_readings(problem, opinion)
         problems = tuple(cat for cat in problems if scores[cat] >= opinion["sure_problem_score"] or cat in told)
     asked = "，".join([*(t.demand_text() for t in problem), texts[2].text])
-    demand = read_demand(asked, "，".join(t.problem_text() for t in problem),
-                         [w for t in texts for w in t.words(c["mental_damages"])])
+    demand = read_demand(
+        asked, "，".join(t.problem_text() for t in problem), [w for t in texts for w in t.words(c["mental_damages"])]
+    )
     hint = complaint.get("category_hint")
     if hint and hint in categories(rules):
         return Reading(hint, "channel_form", None, True, _with_main(hint, problems), demand, texts)
     category, confidence = None, 0.0
     if scores:
         ranked = sorted(scores.items(), key=lambda kv: _rank(kv, strongest, c))
-        if len({p.split(".")[0] for p in problems}) > 1:   # problems of different kinds: filed under the first said
+        if len({p.split(".")[0] for p in problems}) > 1:  # problems of different kinds: filed under the first said
             ranked.sort(key=lambda kv: kv[0] != problems[0])
         category, top = ranked[0]
         # a separate problem of another attribute is not a doubt about this one
@@ -84,8 +88,15 @@ def read(complaint: Mapping[str, Any], rules: Mapping[str, Any]) -> Reading:
         category, confidence, problems, carried = _second_opinion(category, confidence, problems, problem, c)
     if category is None:
         return Reading(None, "none", 0.0, False, (), demand, texts)
-    return Reading(category, "keywords", confidence, not carried and confidence >= c["confidence_threshold"],
-                   _with_main(category, problems), demand, texts)
+    return Reading(
+        category,
+        "keywords",
+        confidence,
+        not carried and confidence >= c["confidence_threshold"],
+        _with_main(category, problems),
+        demand,
+        texts,
+    )
 
 
 def _clause_readings(texts: Iterable[Text], opinion: Mapping[str, Any]) -> set[str]:
@@ -102,8 +113,9 @@ def _clause_readings(texts: Iterable[Text], opinion: Mapping[str, Any]) -> set[s
     return told
 
 
-def _second_opinion(category: str | None, confidence: float, problems: tuple[str, ...], texts: Iterable[Text],
-                    c: Mapping[str, Any]) -> tuple[str | None, float, tuple[str, ...], bool]:
+def _second_opinion(
+    category: str | None, confidence: float, problems: tuple[str, ...], texts: Iterable[Text], c: Mapping[str, Any]
+) -> tuple[str | None, float, tuple[str, ...], bool]:
     """(category, confidence, problems, carried) with the learned model's opinion weighed in: the
     rules vote for their category with their confidence times `rules_weight`, the model
     with its probability of each. A category the model carries against the rules takes
@@ -138,8 +150,12 @@ def _score(texts: Sequence[Text], c: Mapping[str, Any]) -> tuple[dict[str, float
     first: dict[str, At] = {}
 
     def found(terms: Iterable[str], words_only: bool = False) -> list[tuple[str, At, int]]:
-        return [(h.term, (n, *h.at), h.end) for n, t in enumerate(texts) for h in t.hits(terms, words_only)
-                if not h.negated and not h.demand and h.at[0] not in t.praised]
+        return [
+            (h.term, (n, *h.at), h.end)
+            for n, t in enumerate(texts)
+            for h in t.hits(terms, words_only)
+            if not h.negated and not h.demand and h.at[0] not in t.praised
+        ]
 
     def add(cat: str, score: float, weight: float, ats: list[At]) -> None:
         scores[cat] = scores.get(cat, 0) + score
@@ -167,19 +183,20 @@ def _score(texts: Sequence[Text], c: Mapping[str, Any]) -> tuple[dict[str, float
     by_category: dict[str, list[tuple[float, str, At, int]]] = {}
     for rule in c["phrases"]:
         by_category.setdefault(rule["category"], []).extend(
-            (rule["weight"], *hit) for hit in found(rule["terms"], words_only=True)
-            if not replaced(rule["category"], hit[1]))
+            (rule["weight"], *hit)
+            for hit in found(rule["terms"], words_only=True)
+            if not replaced(rule["category"], hit[1])
+        )
     for cat, hits in by_category.items():
         spans = [((n, i), start, end, weight) for weight, _, (n, i, start), end in hits]
         kept: dict[tuple[int, str], float] = {}
         for weight, term, (n, i, start), end in hits:
             inside = any(k == (n, i) and s <= start and end <= e and (s, e) != (start, end) for k, s, e, _ in spans)
-            if not inside:   # the longer phrase, weighing as much as the strongest phrase inside it
+            if not inside:  # the longer phrase, weighing as much as the strongest phrase inside it
                 weight = max(w for k, s, e, w in spans if k == (n, i) and start <= s and e <= end)
                 kept[n, term] = max(kept.get((n, term), 0), weight)
         if kept:
-            add(cat, sum(kept.values()), max(kept.values()),
-                [at for _, term, at, _ in hits if (at[0], term) in kept])
+            add(cat, sum(kept.values()), max(kept.values()), [at for _, term, at, _ in hits if (at[0], term) in kept])
     for rule, ats in fired:
         ats = [at for at in ats if not replaced(rule["category"], at)]
         if ats:
@@ -189,8 +206,14 @@ def _score(texts: Sequence[Text], c: Mapping[str, Any]) -> tuple[dict[str, float
 
 def _praised(texts: Iterable[Text], c: Mapping[str, Any]) -> set[str]:
     """The categories named in a clause that praises or waves aside ("收银员人很好")."""
-    return {rule["category"] for t in texts if t.praised for rule in c["phrases"]
-            for h in t.hits(rule["terms"], words_only=True) if not h.negated and h.at[0] in t.praised}
+    return {
+        rule["category"]
+        for t in texts
+        if t.praised
+        for rule in c["phrases"]
+        for h in t.hits(rule["terms"], words_only=True)
+        if not h.negated and h.at[0] in t.praised
+    }
 
 
 def _rank(item: tuple[str, float], strongest: Mapping[str, float], c: Mapping[str, Any]) -> tuple[float, float, int]:

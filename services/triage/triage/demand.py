@@ -1,15 +1,33 @@
 """What the customer asks for, read for multiples and sums (R2.1, R3.4, R7.4), and
 whether it is more than the law grants on the complaint's legal basis. Works on text
 already normalised by triage.text (simplified, half-width, lower case). Pure."""
+
 import re
 from collections.abc import Mapping
 from typing import Any
 
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10000}
-_ENGLISH = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-            "ten": 10, "twenty": 20, "thirty": 30, "fifty": 50, "hundred": 100, "double": 2, "triple": 3,
-            "twice": 2, "thrice": 3}
+_ENGLISH = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "twenty": 20,
+    "thirty": 30,
+    "fifty": 50,
+    "hundred": 100,
+    "double": 2,
+    "triple": 3,
+    "twice": 2,
+    "thrice": 3,
+}
 _NUM = r"(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|[零〇一二两三四五六七八九十百千万]+)"
 _WORD = r"(one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|fifty|hundred)"
 _MULTIPLES = [
@@ -27,8 +45,10 @@ _AMOUNTS = [
 ]
 # a sum named as what something cost, also inside the demand ("50元的酸奶", "花了50元")
 # or in brackets after what the multiple is of ("三倍货款（1299元）", "3x the price (1299 yuan)")
-_PRICE_BEFORE = re.compile(r"(?:花了|价格|价值|售价|单价|标价|原价|买了|买的|货款|价款|货值|购价|购买价|商品价|paid|cost|costs|"
-                           r"bought it for|price|purchase price)\s*[(（]?\s*(?:共|约|为|是|of|was)?\s*$")
+_PRICE_BEFORE = re.compile(
+    r"(?:花了|价格|价值|售价|单价|标价|原价|买了|买的|货款|价款|货值|购价|购买价|商品价|paid|cost|costs|"
+    r"bought it for|price|purchase price)\s*[(（]?\s*(?:共|约|为|是|of|was)?\s*$"
+)
 _PRICE_AFTER = re.compile(r"^\s*(?:的|一|买的|a |for a |for the )")
 
 
@@ -66,7 +86,7 @@ def amounts(text: str) -> list[tuple[int, bool]]:
     for pattern in _AMOUNTS:
         for m in pattern.finditer(text):
             value = number(m.group(1)) * {"万": 10000, "千": 1000, "k": 1000}.get(m.group(2), 1)
-            priced = bool(_PRICE_BEFORE.search(text[:m.start()]) or _PRICE_AFTER.match(text[m.end():]))
+            priced = bool(_PRICE_BEFORE.search(text[: m.start()]) or _PRICE_AFTER.match(text[m.end() :]))
             found.append((m.start(), round(value * 100), priced))
     return [(fen, priced) for _, fen, priced in sorted(found)]
 
@@ -80,8 +100,12 @@ def read_demand(asked: str, problem: str, mental_damages: object) -> dict[str, A
     asked_sums = [fen for fen, priced in in_demand if not priced]
     prices = [fen for fen, priced in in_demand if priced] + [fen for fen, _ in amounts(problem)]
     found = multiples(asked)
-    return {"multiple": max(found) if found else None, "amount_fen": max(asked_sums) if asked_sums else None,
-            "price_fen": prices[0] if prices else None, "mental_damages": bool(mental_damages)}
+    return {
+        "multiple": max(found) if found else None,
+        "amount_fen": max(asked_sums) if asked_sums else None,
+        "price_fen": prices[0] if prices else None,
+        "mental_damages": bool(mental_damages),
+    }
 
 
 def beyond_the_law(demand: Mapping[str, Any] | None, basis: Mapping[str, Any]) -> str | None:
@@ -101,8 +125,10 @@ def beyond_the_law(demand: Mapping[str, Any] | None, basis: Mapping[str, Any]) -
     if price:
         most = price + max(price * basis["multiple"], basis["minimum"] * 100)
         if amount > most:
-            return (f"asks {amount / 100:g} yuan on a {price / 100:g}-yuan price; {basis['label']} grants at most "
-                    f"{most / 100:g}")
+            return (
+                f"asks {amount / 100:g} yuan on a {price / 100:g}-yuan price; {basis['label']} grants at most "
+                f"{most / 100:g}"
+            )
     elif amount > basis["minimum"] * 100:
         return f"asks {amount / 100:g} yuan, no price named; {basis['label']} grants {basis['minimum']:g} at least"
     return None

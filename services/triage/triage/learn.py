@@ -7,6 +7,7 @@ Writes the model to the service's package (triage/second_opinion.json) unless --
 where. The texts are read with the policy's own language rules (folds, typos, where a
 demand begins), so rebuild the model when those change; tests/unit/triage/test_learned.py
 fails when the shipped model is not what the corpus builds."""
+
 import argparse
 import json
 import os
@@ -38,9 +39,14 @@ def main(argv=None):
     args.add_argument("--out", type=Path, default=Path(learned.__file__).with_name(learned.MODEL_FILE))
     opts = args.parse_args(argv)
     data = build(opts.corpus, policy_classification(opts.policy))
-    opts.out.write_text(json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n", encoding="utf-8")
-    print(f"{opts.out}: model {data['version']}, {sum(data['documents'].values())} complaints, "
-          f"{data['vocabulary']} features", file=sys.stderr)
+    opts.out.write_text(
+        json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n", encoding="utf-8"
+    )
+    print(
+        f"{opts.out}: model {data['version']}, {sum(data['documents'].values())} complaints, "
+        f"{data['vocabulary']} features",
+        file=sys.stderr,
+    )
 
 
 def policy_classification(policy_dir):

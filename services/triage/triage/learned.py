@@ -7,9 +7,11 @@ and the rules read what it blurs. `classify.read` weighs the two.
 
 Pure: the model is data (a JSON file built by `python -m triage.learn`), nothing of the
 web or messaging edge."""
+
 import hashlib
 import json
 import math
+from itertools import pairwise
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -28,10 +30,10 @@ def features(problem_texts: Iterable[str]) -> set[str]:
     for text in problem_texts:
         for run in _CJK.findall(text):
             found.update(run)
-            found.update(run[i:i + 2] for i in range(len(run) - 1))
+            found.update(run[i : i + 2] for i in range(len(run) - 1))
         words = _WORD.findall(text)
         found.update(f"w:{w}" for w in words)
-        found.update(f"b:{a}_{b}" for a, b in zip(words, words[1:]))
+        found.update(f"b:{a}_{b}" for a, b in pairwise(words))
     return found
 
 
@@ -39,9 +41,9 @@ def features(problem_texts: Iterable[str]) -> set[str]:
 class Model:
     version: str
     categories: tuple[str, ...]
-    log_prior: dict[str, float]              # category -> log P(category)
-    log_seen: dict[str, dict[str, float]]    # category -> {feature: log P(feature | category)}
-    log_unseen: dict[str, float]             # category -> log P(a known feature never seen with the category)
+    log_prior: dict[str, float]  # category -> log P(category)
+    log_seen: dict[str, dict[str, float]]  # category -> {feature: log P(feature | category)}
+    log_unseen: dict[str, float]  # category -> log P(a known feature never seen with the category)
     vocabulary: frozenset[str]
 
     def probabilities(self, problem_texts: Iterable[str], temperature: float) -> dict[str, float]:
@@ -52,8 +54,9 @@ class Model:
         for cat in self.categories:
             seen, unseen = self.log_seen[cat], self.log_unseen[cat]
             # summed in a fixed order: a set's order changes with the process's hash seed
-            scores[cat] = self.log_prior[cat] + math.fsum(seen.get(f, unseen) for f in sorted(found)
-                                                          if f in self.vocabulary)
+            scores[cat] = self.log_prior[cat] + math.fsum(
+                seen.get(f, unseen) for f in sorted(found) if f in self.vocabulary
+            )
         top = max(scores.values())
         weights = {cat: math.exp((s - top) / temperature) for cat, s in scores.items()}
         total = sum(weights.values())
@@ -73,9 +76,12 @@ def train(examples: Iterable[tuple[Iterable[str], str]], alpha: float = 0.3, min
         counts[cat].update(found)
         total.update(found)
     kept = {f for f, n in total.items() if n >= min_count}
-    data: dict[str, Any] = {"alpha": alpha, "documents": dict(sorted(documents.items())),
-            "counts": {cat: dict(sorted((f, n) for f, n in c.items() if f in kept)) for cat, c in sorted(counts.items())},
-            "vocabulary": len(kept)}
+    data: dict[str, Any] = {
+        "alpha": alpha,
+        "documents": dict(sorted(documents.items())),
+        "counts": {cat: dict(sorted((f, n) for f, n in c.items() if f in kept)) for cat, c in sorted(counts.items())},
+        "vocabulary": len(kept),
+    }
     data["version"] = hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:12]
     return data
 
@@ -93,9 +99,14 @@ def load(data: dict[str, Any]) -> Model:
         log_seen[cat] = {f: math.log(n + alpha) - denominator for f, n in counts.items()}
         log_unseen[cat] = math.log(alpha) - denominator
         vocabulary |= counts.keys()
-    return Model(data["version"], tuple(sorted(documents)),
-                 {cat: math.log(n / all_documents) for cat, n in documents.items()}, log_seen, log_unseen,
-                 frozenset(vocabulary))
+    return Model(
+        data["version"],
+        tuple(sorted(documents)),
+        {cat: math.log(n / all_documents) for cat, n in documents.items()},
+        log_seen,
+        log_unseen,
+        frozenset(vocabulary),
+    )
 
 
 def shipped() -> Model:

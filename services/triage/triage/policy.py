@@ -2,6 +2,7 @@
 (phrase and context rules, negators, demand markers, confidence), risk rules with the
 law's multiples, urgency, routing, SLA targets, the handler roster and each mall's
 fallback, chain-wide with per-mall overrides, loaded by mallcare_common.policy.PolicyFiles."""
+
 from dataclasses import dataclass, field as attribute
 from typing import Any
 
@@ -16,7 +17,7 @@ from .classify import categories, dictionary
 from .text import prepare
 
 LEVELS = ("low", "medium", "high")
-URGENCIES = ("urgent", "routine")   # recurrence is the separate `systemic` flag
+URGENCIES = ("urgent", "routine")  # recurrence is the separate `systemic` flag
 _words = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
 
 
@@ -35,7 +36,7 @@ class _Context(Schema):
     all = fields.List(_terms, required=True, validate=validate.Length(min=2))
     instead_of = fields.List(fields.String(), load_default=list)
     within = fields.String(load_default="clause", validate=validate.OneOf(("clause", "complaint")))
-    also = fields.List(_terms, load_default=list)     # groups that may be said anywhere in the complaint
+    also = fields.List(_terms, load_default=list)  # groups that may be said anywhere in the complaint
 
 
 class _SecondOpinion(Schema):
@@ -56,10 +57,14 @@ class _Classification(Schema):
     demand_markers = _terms
     remedy_words = _words
     user_words = _words
-    typos = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[a-z' -]+$")), values=fields.String(),
-                        load_default=dict)
-    folds = fields.Dict(keys=fields.String(validate=validate.Length(equal=1)),
-                        values=fields.String(validate=validate.Length(equal=1)), load_default=dict)
+    typos = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(r"^[a-z' -]+$")), values=fields.String(), load_default=dict
+    )
+    folds = fields.Dict(
+        keys=fields.String(validate=validate.Length(equal=1)),
+        values=fields.String(validate=validate.Length(equal=1)),
+        load_default=dict,
+    )
     mental_damages = _words
     praise = _words
     phrases = fields.List(fields.Nested(_Phrase), required=True, validate=validate.Length(min=1))
@@ -77,7 +82,7 @@ class _LegalBasis(Schema):
 class _RiskRule(Schema):
     level = fields.String(required=True, validate=validate.OneOf(LEVELS))
     words = _words
-    unless = _words     # longer phrases a word said inside does not count ("呕吐物" seen is no harm)
+    unless = _words  # longer phrases a word said inside does not count ("呕吐物" seen is no harm)
     channels = fields.List(fields.String(), load_default=list)
     member_tiers = fields.List(fields.String(), load_default=list)
     min_anger = fields.Integer(validate=validate.Range(min=1, max=5))
@@ -117,15 +122,19 @@ class _Routing(Schema):
 
 
 def _allowed_table(keys):
-    return fields.Dict(keys=fields.String(validate=validate.OneOf(keys)), values=fields.Nested(AllowedTime),
-                       required=True)
+    return fields.Dict(
+        keys=fields.String(validate=validate.OneOf(keys)), values=fields.Nested(AllowedTime), required=True
+    )
 
 
 class _Sla(Schema):
     first_response = fields.Dict(keys=fields.String(), values=fields.Nested(AllowedTime), required=True)
     resolution = _allowed_table(URGENCIES)
-    risk_factor = fields.Dict(keys=fields.String(validate=validate.OneOf(LEVELS)),
-                              values=fields.Float(validate=validate.Range(min=0.05, max=1.0)), required=True)
+    risk_factor = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(LEVELS)),
+        values=fields.Float(validate=validate.Range(min=0.05, max=1.0)),
+        required=True,
+    )
 
     @validates_schema
     def _complete(self, data, partial=None, **kwargs):
@@ -149,6 +158,7 @@ class _Handler(Schema):
 
 class _Override(Schema):
     """Per mall: entries that replace the chain's within a section."""
+
     sla = fields.Nested(_Sla(partial=True))
     routing = fields.Nested(_Routing(partial=True))
     urgency = fields.Nested(_Urgency(partial=True))
@@ -156,16 +166,24 @@ class _Override(Schema):
 
 class TriagePolicySchema(Schema):
     version = fields.String(required=True)
-    taxonomy = fields.Dict(keys=fields.String(), values=fields.List(fields.String(), validate=validate.Length(min=1)),
-                           required=True, validate=validate.Length(min=1))
+    taxonomy = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String(), validate=validate.Length(min=1)),
+        required=True,
+        validate=validate.Length(min=1),
+    )
     classification = fields.Nested(_Classification, required=True)
     risk = fields.Dict(keys=fields.String(), values=fields.Nested(_RiskRule), required=True)
     urgency = fields.Nested(_Urgency, required=True)
     routing = fields.Nested(_Routing, required=True)
     sla = fields.Nested(_Sla, required=True)
     roster = fields.Dict(keys=fields.String(), values=fields.List(fields.Nested(_Handler)), required=True)
-    fallback = fields.Dict(keys=fields.String(), values=fields.String(validate=validate.Length(min=1, max=20)),
-                           load_default=dict, metadata={"description": "per mall: the duty supervisor's id"})
+    fallback = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(validate=validate.Length(min=1, max=20)),
+        load_default=dict,
+        metadata={"description": "per mall: the duty supervisor's id"},
+    )
     shift_patterns = fields.Dict(keys=fields.String(), values=week_field(), required=True)
     mall_overrides = fields.Dict(keys=fields.String(), values=fields.Nested(_Override), load_default=dict)
 
@@ -199,15 +217,17 @@ class Handler:
     name: str
     department: str
     skills: tuple
-    shifts: BusinessCalendar    # on shift == "open" in this calendar
+    shifts: BusinessCalendar  # on shift == "open" in this calendar
 
 
 @dataclass(frozen=True)
 class TriagePolicy:
-    version: str                # "<triage version>+malls:<registry version>[+model:<second opinion's version>]"
+    version: str  # "<triage version>+malls:<registry version>[+model:<second opinion's version>]"
     malls: MallRegistry
     rules: dict[str, Any]
-    _rosters: dict[str, list[Handler]] = attribute(default_factory=dict, compare=False, repr=False)   # mall -> [Handler], built once
+    _rosters: dict[str, list[Handler]] = attribute(
+        default_factory=dict, compare=False, repr=False
+    )  # mall -> [Handler], built once
 
     def section(self, mall_id: str, name: str) -> dict[str, Any]:
         """A policy section as it applies at one mall."""
@@ -226,10 +246,17 @@ class TriagePolicy:
         if mall_id not in self._rosters:
             mall = self.malls.get(mall_id)
             self._rosters[mall_id] = [
-                Handler(h["id"], h["name"], h["department"], tuple(h["skills"]),
-                        BusinessCalendar(mall.calendar.timezone, self.rules["shift_patterns"][h["shifts"]],
-                                         mall.calendar.closed_dates))
-                for h in self.rules["roster"].get(mall_id, [])]
+                Handler(
+                    h["id"],
+                    h["name"],
+                    h["department"],
+                    tuple(h["skills"]),
+                    BusinessCalendar(
+                        mall.calendar.timezone, self.rules["shift_patterns"][h["shifts"]], mall.calendar.closed_dates
+                    ),
+                )
+                for h in self.rules["roster"].get(mall_id, [])
+            ]
         return self._rosters[mall_id]
 
     def public(self) -> dict[str, Any]:
@@ -238,16 +265,20 @@ class TriagePolicy:
         if classification["second_opinion"]:
             opinion = classification["second_opinion"]
             classification["second_opinion"] = {**opinion, "model": opinion["model"].version}
-        return {**{k: v for k, v in self.rules.items() if k != "shift_patterns"}, "classification": classification,
-                "shift_patterns": {name: {day: f"{o:%H:%M}-{c:%H:%M}" for day, (o, c) in week.items()}
-                                   for name, week in self.rules["shift_patterns"].items()},
-                "version": self.version}
+        return {
+            **{k: v for k, v in self.rules.items() if k != "shift_patterns"},
+            "classification": classification,
+            "shift_patterns": {
+                name: {day: f"{o:%H:%M}-{c:%H:%M}" for day, (o, c) in week.items()}
+                for name, week in self.rules["shift_patterns"].items()
+            },
+            "version": self.version,
+        }
 
 
 def load_policy(data, malls: MallRegistry) -> TriagePolicy:
     rules = TriagePolicySchema().load(data)
-    unknown = sorted((set(rules["mall_overrides"]) | set(rules["roster"]) | set(rules["fallback"]))
-                     - set(malls.malls))
+    unknown = sorted((set(rules["mall_overrides"]) | set(rules["roster"]) | set(rules["fallback"])) - set(malls.malls))
     if unknown:
         raise ValidationError({"mall_overrides": [f"Unknown mall: {m}." for m in unknown]})
     errors = [problem for mall_id in malls.malls for problem in _unowned_departments(rules, mall_id)]
@@ -258,10 +289,17 @@ def load_policy(data, malls: MallRegistry) -> TriagePolicy:
     if rules["classification"]["second_opinion"]:
         model = rules["classification"]["second_opinion"]["model"] = learned.shipped()
         unknown = sorted(set(model.categories) - categories(rules))
-        if unknown:   # the model would propose what the taxonomy no longer has
-            raise ValidationError({"classification": {"second_opinion": [
-                f"The model {model.version} names categories not in the taxonomy: {', '.join(unknown)}; "
-                "rebuild it (python -m triage.learn) or set second_opinion to null."]}})
+        if unknown:  # the model would propose what the taxonomy no longer has
+            raise ValidationError(
+                {
+                    "classification": {
+                        "second_opinion": [
+                            f"The model {model.version} names categories not in the taxonomy: {', '.join(unknown)}; "
+                            "rebuild it (python -m triage.learn) or set second_opinion to null."
+                        ]
+                    }
+                }
+            )
     # ready at service start and on a reload, not at the first complaint (about 1 s)
     prepare(rules["classification"]["dictionary"], _terms_read(rules))
     version = f"{rules['version']}+malls:{malls.version}"
@@ -273,16 +311,25 @@ def load_policy(data, malls: MallRegistry) -> TriagePolicy:
 def _terms_read(rules):
     """Every term triage looks for in a complaint's text."""
     risk = rules["risk"].values()
-    return {*rules["classification"]["dictionary"], *rules["classification"]["mental_damages"],
-            *rules["routing"]["security_words"], *(w for rule in risk for w in (*rule.get("words", ()), *rule.get("unless", ()))),
-            *(w for rule in risk for basis in rule.get("legal_bases", {}).values() for w in basis["words"])}
+    return {
+        *rules["classification"]["dictionary"],
+        *rules["classification"]["mental_damages"],
+        *rules["routing"]["security_words"],
+        *(w for rule in risk for w in (*rule.get("words", ()), *rule.get("unless", ()))),
+        *(w for rule in risk for basis in rule.get("legal_bases", {}).values() for w in basis["words"]),
+    }
 
 
 def routable_departments(rules, mall_id):
     """Every department a complaint at the mall can be routed to (its overrides applied)."""
     routing = {**rules["routing"], **rules["mall_overrides"].get(mall_id, {}).get("routing", {})}
-    return {*routing["departments"].values(), routing["tenant"]["department"], routing["security"],
-            routing["cross_department"], routing["unclassified"]}
+    return {
+        *routing["departments"].values(),
+        routing["tenant"]["department"],
+        routing["security"],
+        routing["cross_department"],
+        routing["unclassified"],
+    }
 
 
 def _unowned_departments(rules, mall_id):
@@ -295,5 +342,7 @@ def _unowned_departments(rules, mall_id):
             return [f"{mall_id}: the fallback {fallback} is not in its roster."]
         return []
     staffed = {h["department"] for h in roster}
-    return [f"{mall_id}: nobody for {department} (no handler and no fallback)."
-            for department in sorted(routable_departments(rules, mall_id) - staffed)]
+    return [
+        f"{mall_id}: nobody for {department} (no handler and no fallback)."
+        for department in sorted(routable_departments(rules, mall_id) - staffed)
+    ]

@@ -1,6 +1,7 @@
 """Triage's rules as plain functions (R2.1-R2.5, R7.4): classify (triage.classify),
 grade risk, decide urgency, route, pick an owner, set deadlines. No I/O and no clock:
 the service passes in the policy, the history counts it looked up, and `now`."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -9,20 +10,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from marshmallow import ValidationError
 
-from mallcare_common.contracts import (COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED, COMPLAINT_TRIAGED,
-                                       build_event)
+from mallcare_common.contracts import COMPLAINT_CORRECTED, COMPLAINT_REASSIGNED, COMPLAINT_TRIAGED, build_event
 from mallcare_common.errors import Conflict
 
 from . import classify
 from .demand import beyond_the_law
 from .policy import LEVELS, Handler, TriagePolicy
 
-if TYPE_CHECKING:   # types only: the rules import no more than they did
+if TYPE_CHECKING:  # types only: the rules import no more than they did
     from mallcare_common.calendar import BusinessCalendar
 
 LEVEL_ORDER = {"low": 0, "medium": 1, "high": 2}
 
-Doc = dict[str, Any]   # a stored assessment, an event or a complaint, as the store and marshmallow give them
+Doc = dict[str, Any]  # a stored assessment, an event or a complaint, as the store and marshmallow give them
 
 
 class History(Protocol):
@@ -30,14 +30,16 @@ class History(Protocol):
 
     def count_by_customer(self, ref: str, since: datetime) -> int: ...
 
-    def count_recurrences(self, mall_id: str, merchant_id: str | None, category: str, since: datetime,
-                          until: datetime) -> int: ...
+    def count_recurrences(
+        self, mall_id: str, merchant_id: str | None, category: str, since: datetime, until: datetime
+    ) -> int: ...
 
     def open_load(self, mall_id: str) -> dict[str, int]: ...
 
 
-def assess(complaint: Doc, policy: TriagePolicy, now: datetime, history: History,
-           decided_category: str | None = None) -> Doc:
+def assess(
+    complaint: Doc, policy: TriagePolicy, now: datetime, history: History, decided_category: str | None = None
+) -> Doc:
     """The whole assessment of one registered complaint.
 
     `complaint` is the complaint_registered payload plus mall_id; `history` answers
@@ -51,15 +53,18 @@ def assess(complaint: Doc, policy: TriagePolicy, now: datetime, history: History
         category, source, confirmed, confidence = decided_category, "corrected", True, None
         problems: tuple[str, ...] = (decided_category,)
     else:
-        category, source, confirmed, confidence = (reading.category, reading.source, reading.confirmed,
-                                                   reading.confidence)
+        category, source, confirmed, confidence = (
+            reading.category,
+            reading.source,
+            reading.confirmed,
+            reading.confidence,
+        )
         problems = reading.problems
     merchant = (complaint.get("location") or {}).get("merchant_id")
     routing = policy.section(mall_id, "routing")
-    department, involved, basis = route(category, merchant, problems, routing,
-                                        reading.words(routing["security_words"]))
+    department, involved, basis = route(category, merchant, problems, routing, reading.words(routing["security_words"]))
     if involved and not decided_category:
-        category = problems[0]      # a dispute is filed under the problem said first
+        category = problems[0]  # a dispute is filed under the problem said first
     risk_rules = policy.rules["risk"]
     repeat = risk_rules.get("repeat_complainant", {})
     ref = (complaint.get("customer") or {}).get("ref")
@@ -71,22 +76,43 @@ def assess(complaint: Doc, policy: TriagePolicy, now: datetime, history: History
     urgency = decide_urgency(level, urgency_rules)
     owner, note = owner_of(policy, mall_id, department, category, history.open_load(mall_id), now)
     basis = f"{basis}; {note}" if note else basis
-    first_due, resolution_due = deadlines(category, urgency, level, policy.section(mall_id, "sla"),
-                                          policy.malls[mall_id].calendar, complaint["received_at"])
+    first_due, resolution_due = deadlines(
+        category,
+        urgency,
+        level,
+        policy.section(mall_id, "sla"),
+        policy.malls[mall_id].calendar,
+        complaint["received_at"],
+    )
     return {
-        "category": category, "category_source": source, "category_confirmed": confirmed,
-        "category_confidence": confidence, "risk_level": level, "risk_reasons": reasons, "demand": reading.demand,
-        "urgency": urgency, "systemic": recurrences >= urgency_rules["systemic"]["threshold"],
-        "recurrences": recurrences, "department": department, "routing_basis": basis,
-        "review_meeting": bool(involved), "departments_involved": involved,
+        "category": category,
+        "category_source": source,
+        "category_confirmed": confirmed,
+        "category_confidence": confidence,
+        "risk_level": level,
+        "risk_reasons": reasons,
+        "demand": reading.demand,
+        "urgency": urgency,
+        "systemic": recurrences >= urgency_rules["systemic"]["threshold"],
+        "recurrences": recurrences,
+        "department": department,
+        "routing_basis": basis,
+        "review_meeting": bool(involved),
+        "departments_involved": involved,
         "owner": owner and {"id": owner.id, "name": owner.name},
-        "first_response_due_at": first_due, "resolution_due_at": resolution_due,
+        "first_response_due_at": first_due,
+        "resolution_due_at": resolution_due,
         "policy_version": policy.version,
     }
 
 
-def assess_risk(complaint: Doc, risk_rules: Mapping[str, Any], previous_by_customer: int, reading: classify.Reading,
-                category: str | None) -> tuple[str, list[Doc]]:
+def assess_risk(
+    complaint: Doc,
+    risk_rules: Mapping[str, Any],
+    previous_by_customer: int,
+    reading: classify.Reading,
+    category: str | None,
+) -> tuple[str, list[Doc]]:
     """(level, reasons): every rule that applies, each with what triggered it. Words count
     where they are not negated; the demand is held against the law of the complaint's basis."""
     customer = complaint.get("customer") or {}
@@ -128,8 +154,13 @@ def decide_urgency(risk_level: str, urgency_rules: Mapping[str, Any]) -> str:
     return "urgent" if risk_level in urgency_rules["urgent_risk_levels"] else "routine"
 
 
-def route(category: str | None, merchant: str | None, problems: Sequence[str], routing: Mapping[str, Any],
-          security: Sequence[str]) -> tuple[str, list[str], str]:
+def route(
+    category: str | None,
+    merchant: str | None,
+    problems: Sequence[str],
+    routing: Mapping[str, Any],
+    security: Sequence[str],
+) -> tuple[str, list[str], str]:
     """(department, departments involved in a dispute, basis) by R2.4's responsibility
     rules: a security matter to security; problems of their own owned by two departments
     (a tenant's product and its staff are one party) make a review meeting."""
@@ -149,8 +180,14 @@ def _owner_of(attribute: str, merchant: str | None, routing: Mapping[str, Any]) 
     return routing["departments"][attribute], [], f"{attribute} problem"
 
 
-def pick_owner(handlers: Sequence[Handler], department: str, attribute: str | None, open_load: Mapping[str, int],
-               now: datetime, fallback: Handler | None = None) -> Handler | None:
+def pick_owner(
+    handlers: Sequence[Handler],
+    department: str,
+    attribute: str | None,
+    open_load: Mapping[str, int],
+    now: datetime,
+    fallback: Handler | None = None,
+) -> Handler | None:
     """R2.5: among the department's handlers on shift now, the lowest open load,
     then a skill match, then the roster order. None when they are all off shift (the
     unowned sweep assigns one when someone is on); the mall's fallback (its duty
@@ -165,19 +202,32 @@ def pick_owner(handlers: Sequence[Handler], department: str, attribute: str | No
     return owner
 
 
-def owner_of(policy: TriagePolicy, mall_id: str, department: str, category: str | None, open_load: Mapping[str, int],
-             now: datetime) -> tuple[Handler | None, str | None]:
+def owner_of(
+    policy: TriagePolicy,
+    mall_id: str,
+    department: str,
+    category: str | None,
+    open_load: Mapping[str, int],
+    now: datetime,
+) -> tuple[Handler | None, str | None]:
     """(owner or None, a note when the mall's fallback took it, for the routing basis or history)."""
     fallback = policy.fallback(mall_id)
-    owner = pick_owner(policy.handlers(mall_id), department, category and category.split(".")[0], open_load, now,
-                       fallback)
+    owner = pick_owner(
+        policy.handlers(mall_id), department, category and category.split(".")[0], open_load, now, fallback
+    )
     if owner is not None and owner is fallback:
         return owner, f"nobody in {department} at {mall_id}: duty supervisor {owner.id} takes it"
     return owner, None
 
 
-def deadlines(category: str | None, urgency: str, risk_level: str, sla: Mapping[str, Any], calendar: BusinessCalendar,
-              start: datetime) -> tuple[datetime, datetime]:
+def deadlines(
+    category: str | None,
+    urgency: str,
+    risk_level: str,
+    sla: Mapping[str, Any],
+    calendar: BusinessCalendar,
+    start: datetime,
+) -> tuple[datetime, datetime]:
     """R2.3: first response by attribute, resolution by urgency (urgent or routine), both
     tightened by risk."""
     factor = sla["risk_factor"][risk_level]
@@ -188,26 +238,43 @@ def deadlines(category: str | None, urgency: str, risk_level: str, sla: Mapping[
 
 # --- documents and events ----------------------------------------------------------------
 
+
 def new_assessment(event: Doc, assessment: Doc, now: datetime) -> tuple[Doc, Doc]:
     """The stored assessment of a registered complaint and its triaged event (for the outbox of its insert)."""
     complaint = event["payload"]
     doc = {
-        "_id": event["complaint_no"], "mall_id": event["mall_id"], "status": "open",
-        "registered_event_id": event["event_id"], "triaged_at": now,
-        "received_at": complaint["received_at"], "channel": complaint["channel"],
+        "_id": event["complaint_no"],
+        "mall_id": event["mall_id"],
+        "status": "open",
+        "registered_event_id": event["event_id"],
+        "triaged_at": now,
+        "received_at": complaint["received_at"],
+        "channel": complaint["channel"],
         "customer_ref": complaint["customer"]["ref"],
         "merchant_id": (complaint.get("location") or {}).get("merchant_id"),
         # what a re-assessment needs again, without personal data
-        "complaint": {k: complaint.get(k) for k in ("channel", "description", "demands", "customer", "location",
-                                                    "anger_score", "category_hint", "received_at")},
+        "complaint": {
+            k: complaint.get(k)
+            for k in (
+                "channel",
+                "description",
+                "demands",
+                "customer",
+                "location",
+                "anger_score",
+                "category_hint",
+                "received_at",
+            )
+        },
         **assessment,
         "history": [{"at": now, "action": "triaged", "by": "triage", "reason": assessment["routing_basis"]}],
     }
     return doc, triaged_event(doc, now)
 
 
-def reassessment(doc: Doc, field: str, value: str, by: str, reason: str, policy: TriagePolicy, now: datetime,
-                 history: History) -> tuple[Doc, Doc, Doc]:
+def reassessment(
+    doc: Doc, field: str, value: str, by: str, reason: str, policy: TriagePolicy, now: datetime, history: History
+) -> tuple[Doc, Doc, Doc]:
     """A person's correction of the category or the risk: routing and deadlines again.
 
     The owner stays when the department does; otherwise the new department's
@@ -223,23 +290,41 @@ def reassessment(doc: Doc, field: str, value: str, by: str, reason: str, policy:
         reasons = [*doc["risk_reasons"], {"reason": "corrected", "level": value, "detail": f"{by}: {reason}"}]
         assessment = {**assessment, "risk_level": value, "risk_reasons": reasons}
         urgency = decide_urgency(value, policy.section(doc["mall_id"], "urgency"))
-        first, resolution = deadlines(assessment["category"], urgency, value, policy.section(doc["mall_id"], "sla"),
-                                      policy.malls[doc["mall_id"]].calendar, doc["received_at"])
+        first, resolution = deadlines(
+            assessment["category"],
+            urgency,
+            value,
+            policy.section(doc["mall_id"], "sla"),
+            policy.malls[doc["mall_id"]].calendar,
+            doc["received_at"],
+        )
         assessment.update(urgency=urgency, first_response_due_at=first, resolution_due_at=resolution)
-    if doc.get("meeting"):   # R2.4: a correction regrades, the meeting's decision on who is responsible stays
+    if doc.get("meeting"):  # R2.4: a correction regrades, the meeting's decision on who is responsible stays
         assessment.update(department=doc["meeting"]["department"], routing_basis=doc["routing_basis"])
     if assessment["department"] == doc["department"]:
         assessment["owner"] = doc["owner"]
     old = doc[field]
     entry = {"at": now, "action": "corrected", "by": by, "reason": reason, "field": field, "old": old, "new": value}
-    event = build_event(COMPLAINT_CORRECTED, mall_id=doc["mall_id"], complaint_no=doc["_id"], occurred_at=now,
-                        payload={**_assessment_payload(assessment), "field": field, "old": old, "new": value,
-                                 "by": by, "reason": reason})
+    event = build_event(
+        COMPLAINT_CORRECTED,
+        mall_id=doc["mall_id"],
+        complaint_no=doc["_id"],
+        occurred_at=now,
+        payload={
+            **_assessment_payload(assessment),
+            "field": field,
+            "old": old,
+            "new": value,
+            "by": by,
+            "reason": reason,
+        },
+    )
     return assessment, entry, event
 
 
-def reassignment(doc: Doc, owner_id: str, by: str, reason: str, policy: TriagePolicy,
-                 now: datetime) -> tuple[Doc, Doc, Doc]:
+def reassignment(
+    doc: Doc, owner_id: str, by: str, reason: str, policy: TriagePolicy, now: datetime
+) -> tuple[Doc, Doc, Doc]:
     """A handler of the mall takes the complaint; the department follows the handler,
     except for the mall's fallback, who covers for any department. After a review
     meeting only within the department it decided (R2.4): a person cannot undo it."""
@@ -250,16 +335,24 @@ def reassignment(doc: Doc, owner_id: str, by: str, reason: str, policy: TriagePo
     department = doc["department"] if fallback and handler.id == fallback.id else handler.department
     meeting = doc.get("meeting")
     if meeting and department != meeting["department"]:
-        raise Conflict(f"the review meeting decided that {meeting['department']} is responsible; "
-                       f"{owner_id} is in {department}")
+        raise Conflict(
+            f"the review meeting decided that {meeting['department']} is responsible; {owner_id} is in {department}"
+        )
     changes = {"owner": {"id": handler.id, "name": handler.name}, "department": department}
-    entry = {"at": now, "action": "reassigned", "by": by, "reason": reason,
-             "old": (doc["owner"] or {}).get("id"), "new": handler.id}
+    entry = {
+        "at": now,
+        "action": "reassigned",
+        "by": by,
+        "reason": reason,
+        "old": (doc["owner"] or {}).get("id"),
+        "new": handler.id,
+    }
     return changes, entry, _reassigned_event(doc, handler.id, department, by, reason, now)
 
 
-def meeting_decision(doc: Doc, event: Doc, policy: TriagePolicy, open_load: Mapping[str, int],
-                     now: datetime) -> tuple[Doc, Doc, Doc | None]:
+def meeting_decision(
+    doc: Doc, event: Doc, policy: TriagePolicy, open_load: Mapping[str, int], now: datetime
+) -> tuple[Doc, Doc, Doc | None]:
     """R2.4 one truth per complaint: the review meeting's department, and the owner it
     named (else the department's least-loaded handler on shift, else the mall's
     fallback: the decision does not wait for a shift), become the assessment's.
@@ -275,12 +368,27 @@ def meeting_decision(doc: Doc, event: Doc, policy: TriagePolicy, open_load: Mapp
         owner = policy.fallback(mall_id)
         how = f"nobody in {department} on shift: " + ("the duty supervisor" if owner else "the sweep assigns one")
     reason = f"review meeting: {department} is responsible; owner {owner.id if owner else 'none yet'} ({how})"
-    changes = {"department": department, "owner": owner and {"id": owner.id, "name": owner.name},
-               "routing_basis": reason,
-               "meeting": {"department": department, "owner_id": decided["owner_id"], "by": decided["by"],
-                           "decided_at": event["occurred_at"], "event_id": event["event_id"]}}
-    entry = {"at": now, "action": "review_meeting", "by": decided["by"], "reason": reason, "field": "department",
-             "old": doc["department"], "new": department}
+    changes = {
+        "department": department,
+        "owner": owner and {"id": owner.id, "name": owner.name},
+        "routing_basis": reason,
+        "meeting": {
+            "department": department,
+            "owner_id": decided["owner_id"],
+            "by": decided["by"],
+            "decided_at": event["occurred_at"],
+            "event_id": event["event_id"],
+        },
+    }
+    entry = {
+        "at": now,
+        "action": "review_meeting",
+        "by": decided["by"],
+        "reason": reason,
+        "field": "department",
+        "old": doc["department"],
+        "new": department,
+    }
     published = _reassigned_event(doc, owner.id, department, decided["by"], reason, now) if owner else None
     return changes, entry, published
 
@@ -290,34 +398,66 @@ def case_status(doc: Doc, event: Doc, now: datetime) -> tuple[Doc, Doc]:
     (changes, history entry)."""
     closed = event["event_type"] == "case_closed"
     changes = {"status": "closed" if closed else "open", "status_at": event["occurred_at"]}
-    entry = {"at": now, "action": "case_closed" if closed else "case_reopened", "by": event["payload"]["by"],
-             "reason": event["payload"]["reason"]}
+    entry = {
+        "at": now,
+        "action": "case_closed" if closed else "case_reopened",
+        "by": event["payload"]["by"],
+        "reason": event["payload"]["reason"],
+    }
     return changes, entry
 
 
 def _reassigned_event(doc: Doc, owner_id: str, department: str, by: str, reason: str, now: datetime) -> Doc:
-    return build_event(COMPLAINT_REASSIGNED, mall_id=doc["mall_id"], complaint_no=doc["_id"], occurred_at=now,
-                       payload={"from_owner_id": (doc["owner"] or {}).get("id"), "to_owner_id": owner_id,
-                                "department": department, "by": by, "reason": reason})
+    return build_event(
+        COMPLAINT_REASSIGNED,
+        mall_id=doc["mall_id"],
+        complaint_no=doc["_id"],
+        occurred_at=now,
+        payload={
+            "from_owner_id": (doc["owner"] or {}).get("id"),
+            "to_owner_id": owner_id,
+            "department": department,
+            "by": by,
+            "reason": reason,
+        },
+    )
 
 
 def triaged_event(doc: Doc, now: datetime) -> Doc:
-    return build_event(COMPLAINT_TRIAGED, mall_id=doc["mall_id"], complaint_no=doc["_id"], occurred_at=now,
-                       payload={**_assessment_payload(doc), "received_at": doc["received_at"].isoformat(),
-                                "channel": doc["channel"], "merchant_id": doc["merchant_id"]})
+    return build_event(
+        COMPLAINT_TRIAGED,
+        mall_id=doc["mall_id"],
+        complaint_no=doc["_id"],
+        occurred_at=now,
+        payload={
+            **_assessment_payload(doc),
+            "received_at": doc["received_at"].isoformat(),
+            "channel": doc["channel"],
+            "merchant_id": doc["merchant_id"],
+        },
+    )
 
 
 def _assessment_payload(a: Doc) -> Doc:
-    return {"category": a["category"], "category_source": a["category_source"],
-            "category_confirmed": a.get("category_confirmed", True),
-            "category_confidence": a.get("category_confidence"), "demand": a.get("demand"),
-            "risk_level": a["risk_level"], "risk_reasons": a["risk_reasons"], "urgency": a["urgency"],
-            "systemic": a.get("systemic", False), "recurrences": a.get("recurrences", 0),
-            "department": a["department"],
-            "review_meeting": a["review_meeting"], "departments_involved": a.get("departments_involved", []),
-            "owner_id": (a["owner"] or {}).get("id"),
-            "first_response_due_at": a["first_response_due_at"].isoformat(),
-            "resolution_due_at": a["resolution_due_at"].isoformat(), "policy_version": a["policy_version"]}
+    return {
+        "category": a["category"],
+        "category_source": a["category_source"],
+        "category_confirmed": a.get("category_confirmed", True),
+        "category_confidence": a.get("category_confidence"),
+        "demand": a.get("demand"),
+        "risk_level": a["risk_level"],
+        "risk_reasons": a["risk_reasons"],
+        "urgency": a["urgency"],
+        "systemic": a.get("systemic", False),
+        "recurrences": a.get("recurrences", 0),
+        "department": a["department"],
+        "review_meeting": a["review_meeting"],
+        "departments_involved": a.get("departments_involved", []),
+        "owner_id": (a["owner"] or {}).get("id"),
+        "first_response_due_at": a["first_response_due_at"].isoformat(),
+        "resolution_due_at": a["resolution_due_at"].isoformat(),
+        "policy_version": a["policy_version"],
+    }
 
 
 class _Excluding:
@@ -330,8 +470,9 @@ class _Excluding:
         mine: bool = ref == self.doc["customer_ref"] and self.doc["triaged_at"] >= since
         return self.history.count_by_customer(ref, since) - mine
 
-    def count_recurrences(self, mall_id: str, merchant_id: str | None, category: str, since: datetime,
-                          until: datetime) -> int:
+    def count_recurrences(
+        self, mall_id: str, merchant_id: str | None, category: str, since: datetime, until: datetime
+    ) -> int:
         mine: bool = category == self.doc["category"] and self.doc["triaged_at"] >= since
         return self.history.count_recurrences(mall_id, merchant_id, category, since, until) - mine
 

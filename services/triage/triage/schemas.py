@@ -1,4 +1,5 @@
 """What triage's HTTP and RPC accept and return."""
+
 from marshmallow import Schema, fields, validate
 
 from mallcare_common.contracts.triage import LEVELS, URGENCIES
@@ -68,17 +69,25 @@ class AssessmentOut(MaskedOut):
     opened_at = fields.AwareDateTime(attribute="triaged_at")
     category = fields.String(allow_none=True)
     category_source = fields.String()
-    category_confirmed = fields.Boolean(dump_default=True, metadata={
-        "description": "false while the category is a proposal below the policy's confidence, for a person to "
-                       "confirm (a correction confirms it)"})
+    category_confirmed = fields.Boolean(
+        dump_default=True,
+        metadata={
+            "description": "false while the category is a proposal below the policy's confidence, for a person to "
+            "confirm (a correction confirms it)"
+        },
+    )
     category_confidence = fields.Float(allow_none=True)
     demand = fields.Nested(_Demand, allow_none=True, metadata={"description": "what the expectation asks, parsed"})
     risk_level = fields.String(validate=validate.OneOf(LEVELS))
     risk_reasons = fields.List(fields.Nested(_Reason))
-    urgency = fields.String(validate=validate.OneOf(URGENCIES), metadata={
-        "description": "urgent (high risk) or routine; systemic only on assessments made before 2026-12"})
-    systemic = fields.Boolean(dump_default=False, metadata={
-        "description": "the category recurs here at the policy's threshold (R2.2); beside urgency"})
+    urgency = fields.String(
+        validate=validate.OneOf(URGENCIES),
+        metadata={"description": "urgent (high risk) or routine; systemic only on assessments made before 2026-12"},
+    )
+    systemic = fields.Boolean(
+        dump_default=False,
+        metadata={"description": "the category recurs here at the policy's threshold (R2.2); beside urgency"},
+    )
     recurrences = fields.Integer()
     department = fields.String()
     routing_basis = fields.String()

@@ -6,6 +6,7 @@ The assessment follows its case: it closes and reopens with it (so open load is
 today's work), and takes the review meeting's department and owner (R2.4).
 Every HTTP and RPC call is checked against its caller's permission and malls.
 """
+
 from datetime import timedelta
 
 from mallcare_common.base import Service
@@ -25,7 +26,7 @@ from .policy import load_policy
 from .schemas import AssessmentOut, AssessmentQueue, CorrectionIn, QueueQuery, ReassignmentIn
 from .storage import Assessments
 
-ASSIGN_INTERVAL = 60   # seconds between looks for complaints that still have no owner
+ASSIGN_INTERVAL = 60  # seconds between looks for complaints that still have no owner
 
 
 class TriageService(Service):
@@ -64,7 +65,7 @@ class TriageService(Service):
     def _follow_case(self, event):
         """Closing and reopening come on two queues: the later of them (by when it happened)
         wins, and a redelivered or overtaken one changes nothing."""
-        at = as_stored(event["occurred_at"])   # to the millisecond, as status_at is stored
+        at = as_stored(event["occurred_at"])  # to the millisecond, as status_at is stored
 
         def decide(doc, now):
             if doc.get("status_at") is not None and doc["status_at"] >= at:
@@ -109,7 +110,7 @@ class TriageService(Service):
         def decide(doc, now):
             nonlocal taken_by
             taken_by = None
-            if doc["owner"]:   # somebody took it since the sweep read it
+            if doc["owner"]:  # somebody took it since the sweep read it
                 return None
             owner, note = rules.owner_of(policy, doc["mall_id"], doc["department"], doc["category"], load, now)
             if owner is None:
@@ -121,17 +122,32 @@ class TriageService(Service):
         if taken_by:
             load[taken_by] = load.get(taken_by, 0) + 1
 
-    @operation(Op("GET", "/assessments/<string:complaint_no>", "A complaint's assessment with its history.",
-                  "assessment.read", responses={200: AssessmentOut}))
+    @operation(
+        Op(
+            "GET",
+            "/assessments/<string:complaint_no>",
+            "A complaint's assessment with its history.",
+            "assessment.read",
+            responses={200: AssessmentOut},
+        )
+    )
     def get_assessment(self, complaint_no):
         caller = self.access.caller()
         doc = self.store.get(complaint_no)
         caller.require("assessment.read", doc["mall_id"])
         return AssessmentOut().dump(doc)
 
-    @operation(Op("POST", "/assessments/<string:complaint_no>/corrections", "Correct category or risk; routing and "
-                  "deadlines follow.", "assessment.correct", body=CorrectionIn, signed=True,
-                  responses={200: AssessmentOut}))
+    @operation(
+        Op(
+            "POST",
+            "/assessments/<string:complaint_no>/corrections",
+            "Correct category or risk; routing and deadlines follow.",
+            "assessment.correct",
+            body=CorrectionIn,
+            signed=True,
+            responses={200: AssessmentOut},
+        )
+    )
     def correct_assessment(self, complaint_no, data):
         """Correct category or risk: {field, value, reason}; routing and deadlines follow."""
         caller = self.access.caller()
@@ -139,15 +155,33 @@ class TriageService(Service):
 
         def decide(doc, now):
             caller.require("assessment.correct", doc["mall_id"])
-            return rules.reassessment(doc, correction["field"], correction["value"], correction["by"],
-                                      correction["reason"], policy, now, self.store)
+            return rules.reassessment(
+                doc,
+                correction["field"],
+                correction["value"],
+                correction["by"],
+                correction["reason"],
+                policy,
+                now,
+                self.store,
+            )
 
         return AssessmentOut().dump(self._record(complaint_no, decide, "the correction"))
 
-    @operation(Op("POST", "/assessments/<string:complaint_no>/owner", "Reassign; the department follows the handler "
-                  "(the mall's duty supervisor covers any). After a review meeting only within its department "
-                  "(else 409).", "assessment.assign", body=ReassignmentIn, signed=True,
-                  responses={200: AssessmentOut}, errors=(409,)))
+    @operation(
+        Op(
+            "POST",
+            "/assessments/<string:complaint_no>/owner",
+            "Reassign; the department follows the handler "
+            "(the mall's duty supervisor covers any). After a review meeting only within its department "
+            "(else 409).",
+            "assessment.assign",
+            body=ReassignmentIn,
+            signed=True,
+            responses={200: AssessmentOut},
+            errors=(409,),
+        )
+    )
     def reassign(self, complaint_no, data):
         """Reassign: {owner_id, reason}; the department follows the handler."""
         caller = self.access.caller()
@@ -159,8 +193,16 @@ class TriageService(Service):
 
         return AssessmentOut().dump(self._record(complaint_no, decide, "the reassignment"))
 
-    @operation(Op("GET", "/queue", "Open assessments, the most urgent deadline first.", "assessment.read",
-                  query=QueueQuery, responses={200: AssessmentQueue}))
+    @operation(
+        Op(
+            "GET",
+            "/queue",
+            "Open assessments, the most urgent deadline first.",
+            "assessment.read",
+            query=QueueQuery,
+            responses={200: AssessmentQueue},
+        )
+    )
     def queue(self, query):
         """Open assessments of a mall, department or handler, most urgent deadline first."""
         caller = self.access.caller()
@@ -176,6 +218,7 @@ class TriageService(Service):
         """Read, decide, compare-and-set (unit_of_work.change): `decide(doc, now)` answers
         (changes, history entry, event or None), or None when there is nothing to do. The
         tallies follow the change before its event leaves; the assessment as it is then."""
+
         def apply(doc, now):
             decision = decide(doc, now)
             if decision is None:
@@ -183,14 +226,23 @@ class TriageService(Service):
             changes, entry, event = decision
             return {"$set": changes, "$push": {"history": entry}}, [event] if event else []
 
-        return change(self.store.assessments, complaint_no, apply, self.dispatch, self.name, self.clock, "assessment",
-                      f"{complaint_no} kept changing while {doing} was applied; try again",
-                      count=self.store.count_change)
+        return change(
+            self.store.assessments,
+            complaint_no,
+            apply,
+            self.dispatch,
+            self.name,
+            self.clock,
+            "assessment",
+            f"{complaint_no} kept changing while {doing} was applied; try again",
+            count=self.store.count_change,
+        )
 
     def _on_event(self, event, decide):
         """An event of the assessment's case; an assessment not there breaks the contract."""
         try:
             self._record(event["complaint_no"], decide, event["event_type"])
         except NotFound:
-            raise InvalidEvent(f"{event['event_type']} {event['event_id']}: no assessment {event['complaint_no']}") \
-                from None
+            raise InvalidEvent(
+                f"{event['event_type']} {event['event_id']}: no assessment {event['complaint_no']}"
+            ) from None

@@ -7,6 +7,7 @@ handler), so that an assessment costs the same however many are stored.
 A tally is updated right after the write it counts, not in the same write: a
 crash between the two leaves a count one short, which only nudges a threshold or a
 load comparison."""
+
 from datetime import timedelta, timezone
 
 from pymongo import ASCENDING
@@ -14,7 +15,7 @@ from pymongo import ASCENDING
 from mallcare_common.mongo import MongoDatabase, Store
 from mallcare_common.web import NotFound
 
-UNOWNED_PAGE = 200   # unowned assessments read at a time by the sweep
+UNOWNED_PAGE = 200  # unowned assessments read at a time by the sweep
 
 
 class AssessmentStore(Store):
@@ -42,9 +43,11 @@ class AssessmentStore(Store):
         on the days from `since` to `until` (whole days: the window is day-grained)."""
         first, last = _day(since), _day(until)
         days = [(first + timedelta(days=d)).isoformat() for d in range((last - first).days + 1)]
+
         def total(scope):
             ids = [f"{scope}|{category}|{day}" for day in days]
             return sum(t["n"] for t in self.db.tallies.find({"_id": {"$in": ids}}))
+
         at_mall = total(f"mall:{mall_id}")
         return max(at_mall, total(f"merchant:{merchant_id}")) if merchant_id else at_mall
 
@@ -66,7 +69,8 @@ class AssessmentStore(Store):
                 self.db.tallies.update_one(
                     {"_id": f"load:{doc['mall_id']}|{doc['owner']['id']}"},
                     {"$inc": {"n": step}, "$set": {"mall_id": doc["mall_id"], "handler": doc["owner"]["id"]}},
-                    upsert=True)
+                    upsert=True,
+                )
 
     def unowned(self, page=UNOWNED_PAGE):
         """Every open assessment nobody owns yet, the earliest triaged first, read a page
@@ -74,19 +78,30 @@ class AssessmentStore(Store):
         never hide the newer ones behind them."""
         after = {}
         while True:
-            found = list(self.assessments.find({"owner.id": None, "status": "open", **after},
-                                               {"outbox": 0, "history": 0, "complaint": 0})
-                         .sort([("triaged_at", ASCENDING), ("_id", ASCENDING)]).limit(page))
+            found = list(
+                self.assessments.find(
+                    {"owner.id": None, "status": "open", **after}, {"outbox": 0, "history": 0, "complaint": 0}
+                )
+                .sort([("triaged_at", ASCENDING), ("_id", ASCENDING)])
+                .limit(page)
+            )
             yield from found
             if len(found) < page:
                 return
             last = found[-1]
-            after = {"$or": [{"triaged_at": {"$gt": last["triaged_at"]}},
-                             {"triaged_at": last["triaged_at"], "_id": {"$gt": last["_id"]}}]}
+            after = {
+                "$or": [
+                    {"triaged_at": {"$gt": last["triaged_at"]}},
+                    {"triaged_at": last["triaged_at"], "_id": {"$gt": last["_id"]}},
+                ]
+            }
 
     def queue(self, selector, limit):
-        return list(self.assessments.find({**selector, "status": "open"}, {"outbox": 0, "history": 0})
-                    .sort([("resolution_due_at", ASCENDING), ("_id", ASCENDING)]).limit(limit))
+        return list(
+            self.assessments.find({**selector, "status": "open"}, {"outbox": 0, "history": 0})
+            .sort([("resolution_due_at", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
 
 
 def _day(at):
@@ -98,12 +113,20 @@ class Assessments(MongoDatabase):
         # The embedded store uses an index only when it holds every field a query names.
         db.assessments.create_index([("customer_ref", ASCENDING), ("triaged_at", ASCENDING)])
         db.tallies.create_index([("mall_id", ASCENDING), ("handler", ASCENDING)])
-        db.assessments.create_index([("status", ASCENDING), ("mall_id", ASCENDING), ("department", ASCENDING),
-                                     ("owner.id", ASCENDING), ("resolution_due_at", ASCENDING)])
+        db.assessments.create_index(
+            [
+                ("status", ASCENDING),
+                ("mall_id", ASCENDING),
+                ("department", ASCENDING),
+                ("owner.id", ASCENDING),
+                ("resolution_due_at", ASCENDING),
+            ]
+        )
         db.assessments.create_index([("pending_events", ASCENDING)])
-        db.assessments.create_index([("_id", ASCENDING), ("version", ASCENDING)])   # unit_of_work's compare-and-set
-        db.assessments.create_index([("status", ASCENDING), ("owner.id", ASCENDING), ("triaged_at", ASCENDING),
-                                     ("_id", ASCENDING)])
+        db.assessments.create_index([("_id", ASCENDING), ("version", ASCENDING)])  # unit_of_work's compare-and-set
+        db.assessments.create_index(
+            [("status", ASCENDING), ("owner.id", ASCENDING), ("triaged_at", ASCENDING), ("_id", ASCENDING)]
+        )
 
     def wrap(self, db):
         return AssessmentStore(db)

@@ -4,6 +4,7 @@ and words by jieba with the policy's own dictionary, so that a phrase can be fou
 whether it is negated ("没有过期", "not expired") and whether it is what the customer
 asks for rather than what happened ("客户要求全额退款"). Pure: no I/O beyond loading
 the two libraries' dictionaries once per process, and nothing of the web or messaging edge."""
+
 import re
 import unicodedata
 import warnings
@@ -15,21 +16,20 @@ from typing import Any
 import opencc
 
 with warnings.catch_warnings():
-    warnings.simplefilter("ignore")   # jieba 0.42 imports the deprecated pkg_resources
+    warnings.simplefilter("ignore")  # jieba 0.42 imports the deprecated pkg_resources
     import jieba
 
-jieba.setLogLevel(60)                 # no "Building prefix dict" chatter in service logs
+jieba.setLogLevel(60)  # no "Building prefix dict" chatter in service logs
 _T2S = opencc.OpenCC("t2s")
 # clause breaks: punctuation, and the spaces customers type between Chinese phrases instead of it
 _BREAK = re.compile(r"[，。！？!?；;、\n\r\t]+|(?<!\d)[,.](?!\d)|…+|~+|(?<=[\u4e00-\u9fff])\s+(?=[\u4e00-\u9fff])")
 _CONTRACTION = re.compile(r"n['’]t\b")
 _ASCII_WORD = re.compile(r"[a-z0-9]")
 
-Token = tuple[str, int]   # a word and where it starts in its part of the text
+Token = tuple[str, int]  # a word and where it starts in its part of the text
 
 
-def normalise(text: str | None, typos: Mapping[str, str] | None = None,
-              folds: dict[int, str] | None = None) -> str:
+def normalise(text: str | None, typos: Mapping[str, str] | None = None, folds: dict[int, str] | None = None) -> str:
     """Full-width to half-width (NFKC), case folded, traditional to simplified, the policy's
     character folds (OpenCC keeps 帐 and 著 where mainland text writes 账 and 着), typos mended."""
     text = _T2S.convert(unicodedata.normalize("NFKC", text or "").casefold())
@@ -64,9 +64,9 @@ def prepare(dictionary: tuple[str, ...], terms: Iterable[str]) -> None:
 class Hit:
     term: str
     negated: bool
-    demand: bool      # inside what the customer asks for, not what happened
-    at: tuple[int, int]   # (clause, offset): where it is said, to tell which problem came first
-    end: int              # offset after it in its clause, to tell a phrase inside a longer one
+    demand: bool  # inside what the customer asks for, not what happened
+    at: tuple[int, int]  # (clause, offset): where it is said, to tell which problem came first
+    end: int  # offset after it in its clause, to tell a phrase inside a longer one
 
 
 class Text:
@@ -93,7 +93,7 @@ class Text:
         and legal words ("酒" in 假酒) count anywhere."""
         found = []
         for term in terms:
-            if _normal(term) not in self.text:   # most of the policy's terms are not said at all
+            if _normal(term) not in self.text:  # most of the policy's terms are not said at all
                 continue
             pattern = _pattern(term)
             for i, (part, tokens) in enumerate(self.clauses):
@@ -102,16 +102,28 @@ class Text:
                 for m in pattern.finditer(part, lo, hi):
                     if m.start() in inside:
                         continue
-                    found.append(Hit(term, self._negated(tokens, m.start()), self._demand(tokens, m.start()),
-                                     (i, m.start()), m.end()))
+                    found.append(
+                        Hit(
+                            term,
+                            self._negated(tokens, m.start()),
+                            self._demand(tokens, m.start()),
+                            (i, m.start()),
+                            m.end(),
+                        )
+                    )
         return found
 
     def words(self, terms: Iterable[str], unless: Iterable[str] = ()) -> list[str]:
         """The terms found, not negated (in problems and demands alike), nor said inside a
         phrase of `unless`."""
         covers = [(h.at, h.end) for h in self.hits(unless)]
-        return sorted({h.term for h in self.hits(terms) if not h.negated
-                       and not any(c == h.at[0] and s <= h.at[1] and h.end <= e for (c, s), e in covers)})
+        return sorted(
+            {
+                h.term
+                for h in self.hits(terms)
+                if not h.negated and not any(c == h.at[0] and s <= h.at[1] and h.end <= e for (c, s), e in covers)
+            }
+        )
 
     def demand_text(self) -> str:
         """What the customer asks for: clauses from their demand marker on, and whole
@@ -121,7 +133,7 @@ class Text:
         for part, tokens in self.clauses:
             end = tokens[-1][1] + len(tokens[-1][0])
             at = next((s for w, s in tokens if w in markers), None)
-            if at is None and any(r in part[tokens[0][1]:end] for r in remedies):
+            if at is None and any(r in part[tokens[0][1] : end] for r in remedies):
                 at = tokens[0][1]
             if at is not None:
                 parts.append(part[at:end])
@@ -130,7 +142,7 @@ class Text:
     def clause_text(self, i: int) -> str:
         """The normalised text of clause `i`, as said (a demand in it included)."""
         part, tokens = self.clauses[i]
-        return part[tokens[0][1]:tokens[-1][1] + len(tokens[-1][0])]
+        return part[tokens[0][1] : tokens[-1][1] + len(tokens[-1][0])]
 
     def problem_text(self) -> str:
         """The clauses with what the customer asks for cut off: where prices are named."""
@@ -138,7 +150,7 @@ class Text:
         parts = []
         for part, tokens in self.clauses:
             at = next((s for w, s in tokens if w in markers), tokens[-1][1] + len(tokens[-1][0]))
-            parts.append(part[tokens[0][1]:at])
+            parts.append(part[tokens[0][1] : at])
         return "，".join(parts)
 
     def _inside_words(self, tokens: list[Token]) -> set[int]:
@@ -150,7 +162,7 @@ class Text:
         window, negators = self.language["negation_window"], self.language["negators"]
         before = [w for w, s in tokens if s < start]
         # a negator glued to the term inside one token ("未过期" as one word) counts as well
-        inside = next((w[:start - s] for w, s in tokens if s < start < s + len(w)), "")
+        inside = next((w[: start - s] for w, s in tokens if s < start < s + len(w)), "")
         return any(w in negators for w in before[-window:]) or any(inside.endswith(n) for n in negators)
 
     def _demand(self, tokens: list[Token], start: int) -> bool:

@@ -1,6 +1,7 @@
 """R5.3, R2.2: an improvement action records a 5-Why root-cause analysis, the action, its
 owner and due date; it is done once, with evidence; an open one past its due date is
 overdue; the input is validated with field-level messages."""
+
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -11,12 +12,22 @@ from analytics.schemas import ActionDoneIn, ActionIn, ActionQuery, ReportQuery
 from mallcare_common.errors import Conflict
 
 NOW = datetime(2026, 11, 30, 2, 0, tzinfo=timezone.utc)
-BODY = {"mall_id": "sh-xujiahui",
-        "problem": {"summary": "mouldy fruit at T-17", "category": "product.quality_defect", "merchant_id": "T-17"},
-        "whys": ["fruit mouldy on sale", "shelf life not checked", "no check at delivery",
-                 "no receiving standard", "procurement standard silent on cold chain"],
-        "root_cause": "procurement standard silent on cold chain", "action": "add cold-chain receiving checks",
-        "owner_id": "E3091", "due_date": "2026-12-15", "by": "E3901"}
+BODY = {
+    "mall_id": "sh-xujiahui",
+    "problem": {"summary": "mouldy fruit at T-17", "category": "product.quality_defect", "merchant_id": "T-17"},
+    "whys": [
+        "fruit mouldy on sale",
+        "shelf life not checked",
+        "no check at delivery",
+        "no receiving standard",
+        "procurement standard silent on cold chain",
+    ],
+    "root_cause": "procurement standard silent on cold chain",
+    "action": "add cold-chain receiving checks",
+    "owner_id": "E3091",
+    "due_date": "2026-12-15",
+    "by": "E3901",
+}
 
 
 def recorded():
@@ -36,20 +47,24 @@ def test_an_action_is_done_once_with_evidence():
     changes = actions.done(action, ActionDoneIn().load({"evidence": "checklist in use", "by": "E3091"}), NOW)
     assert changes == {"status": "done", "done_at": NOW, "done_by": "E3091", "evidence": "checklist in use"}
     closed = {**action, **changes}
-    assert actions.view(closed, date(2027, 1, 1))["overdue"] is False   # done is never overdue
+    assert actions.view(closed, date(2027, 1, 1))["overdue"] is False  # done is never overdue
     with pytest.raises(Conflict):
         actions.done(closed, {"evidence": "again", "by": "E3091"}, NOW)
 
 
-@pytest.mark.parametrize("change,field", [
-    ({"whys": []}, "whys"),
-    ({"whys": ["w"] * 8}, "whys"),
-    ({"whys": [""]}, "whys"),
-    ({"due_date": "next week"}, "due_date"),
-    ({"problem": {"category": "x"}}, "problem"),
-    ({"root_cause": ""}, "root_cause"),
-    ({"owner_id": None}, "owner_id"),
-    ({"surprise": 1}, "surprise")])
+@pytest.mark.parametrize(
+    "change,field",
+    [
+        ({"whys": []}, "whys"),
+        ({"whys": ["w"] * 8}, "whys"),
+        ({"whys": [""]}, "whys"),
+        ({"due_date": "next week"}, "due_date"),
+        ({"problem": {"category": "x"}}, "problem"),
+        ({"root_cause": ""}, "root_cause"),
+        ({"owner_id": None}, "owner_id"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
 def test_a_broken_action_is_refused_naming_the_field(change, field):
     with pytest.raises(ValidationError) as refused:
         ActionIn().load({**BODY, **change})
@@ -80,10 +95,19 @@ def test_the_list_filter_and_the_report_query():
 
 # --- proposals for systemic patterns (R2.2, R5.3) ---------------------------------------------
 
+
 def systemic(number, received_at, recurrences=5, merchant="T-17"):
-    return {"mall_id": "sh-xujiahui", "complaint_no": number,
-            "payload": {"category": "product.expired", "merchant_id": merchant, "received_at": received_at,
-                        "systemic": True, "recurrences": recurrences}}
+    return {
+        "mall_id": "sh-xujiahui",
+        "complaint_no": number,
+        "payload": {
+            "category": "product.expired",
+            "merchant_id": merchant,
+            "received_at": received_at,
+            "systemic": True,
+            "recurrences": recurrences,
+        },
+    }
 
 
 def test_a_pattern_has_one_window_at_a_time():
@@ -93,7 +117,8 @@ def test_a_pattern_has_one_window_at_a_time():
     assert key == f"sh-xujiahui|T-17|product.expired|{start:%Y-%m-%d}"
     assert actions.pattern_window("sh-xujiahui", "T-17", "product.expired", at + timedelta(days=1), 30)[0] == key
     assert actions.pattern_window("sh-xujiahui", None, "product.expired", at, 30)[0].startswith(
-        "sh-xujiahui|-|product.expired|")
+        "sh-xujiahui|-|product.expired|"
+    )
     assert actions.pattern_window("sh-xujiahui", "T-17", "product.expired", end, 30)[0] != key
 
 
@@ -105,7 +130,7 @@ def test_a_proposal_names_the_pattern_its_count_and_its_complaints():
     assert proposal["complaint_nos"] == ["N1", "N2", "N3", "N4", "N5"]
     assert proposal["problem"]["category"] == "product.expired" and proposal["problem"]["merchant_id"] == "T-17"
     assert "recurred 5 times at merchant T-17" in proposal["problem"]["summary"]
-    assert actions.view(proposal, date(2027, 6, 1))["overdue"] is False   # nothing is due before the analysis
+    assert actions.view(proposal, date(2027, 6, 1))["overdue"] is False  # nothing is due before the analysis
     with pytest.raises(Conflict, match="record its analysis first"):
         actions.done(proposal, ActionDoneIn().load({"evidence": "e", "by": "E3091"}), NOW)
     # a person analyses it: the proposal becomes that action, keeping its pattern and complaints

@@ -3,6 +3,7 @@ SLA clock, the event that starts it, the event that stops it, its breach when no
 stops it in time, its cancellation or closure where that applies, and what the monthly
 report counts for it. The clock operations are applied in memory the way the store
 applies them (an operation per event, outcomes as `clocks.outcome` and the sweep give)."""
+
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -18,8 +19,14 @@ DUE = T0 + 10 * H
 
 
 def ev(kind, payload, at=T0, number=N):
-    return {"event_type": kind, "payload": payload, "occurred_at": at, "mall_id": "sh-xujiahui",
-            "complaint_no": number, "event_id": f"{kind}-{at.isoformat()}"}
+    return {
+        "event_type": kind,
+        "payload": payload,
+        "occurred_at": at,
+        "mall_id": "sh-xujiahui",
+        "complaint_no": number,
+        "event_id": f"{kind}-{at.isoformat()}",
+    }
 
 
 class Clocks:
@@ -42,8 +49,12 @@ class Clocks:
                 if running:
                     running[0]["due_at"] = op.start.fields["due_at"]
                 else:
-                    self.all[op.start.clock_id] = {"_id": op.start.clock_id, "clock": "promised",
-                                                   **op.start.fields, "stopped_at": None}
+                    self.all[op.start.clock_id] = {
+                        "_id": op.start.clock_id,
+                        "clock": "promised",
+                        **op.start.fields,
+                        "stopped_at": None,
+                    }
             elif isinstance(op, clocks.Stop):
                 self._stop(op.clock_id, op.at, op.cancelled)
             elif isinstance(op, clocks.StopAll):
@@ -70,34 +81,73 @@ class Clocks:
         return out
 
 
-TRIAGED = {"owner_id": "E3501", "department": "merchant_relations", "received_at": T0,
-           "first_response_due_at": DUE, "resolution_due_at": DUE}
+TRIAGED = {
+    "owner_id": "E3501",
+    "department": "merchant_relations",
+    "received_at": T0,
+    "first_response_due_at": DUE,
+    "resolution_due_at": DUE,
+}
 # kind: (the event that starts it, the event that stops it (at T0 + 1 h), the clock's owner)
 KINDS = {
-    "acknowledgement": (ev("complaint_registered", {"received_at": T0, "ack_due_at": DUE, "channel": "desk"}),
-                        ev("complaint_acknowledged", {"acknowledged_at": T0 + H}, T0 + H), "desk"),
+    "acknowledgement": (
+        ev("complaint_registered", {"received_at": T0, "ack_due_at": DUE, "channel": "desk"}),
+        ev("complaint_acknowledged", {"acknowledged_at": T0 + H}, T0 + H),
+        "desk",
+    ),
     "first_response": (ev("complaint_triaged", TRIAGED), ev("customer_contacted", {"via": "phone"}, T0 + H), "E3501"),
     "resolution": (ev("complaint_triaged", TRIAGED), ev("case_resolved", {"round": 1}, T0 + H), "E3501"),
-    "review_meeting": (ev("case_opened", {"review_meeting_due_at": DUE, "convenor_id": "E3901",
-                                          "department": "operations"}),
-                       ev("review_meeting_decided", {}, T0 + H), "E3901"),
-    "re_review": (ev("case_escalated", {"re_review_due_at": DUE, "to_staff_id": "E3011", "to_role": "supervisor"}),
-                  ev("case_proposed", {}, T0 + H), "E3011"),
-    "execution": (ev("case_accepted", {"tasks": [{"task_id": 1, "due_at": DUE}], "by": "E3501"}),
-                  ev("execution_task_done", {"task_id": 1, "done_at": T0 + H}, T0 + H), "E3501"),
-    "rectification": (ev("rectification_due", {"rectification_id": 1, "due_at": DUE, "owner_id": "E3091"}),
-                      ev("rectification_done", {"rectification_id": 1, "done_at": T0 + H}, T0 + H), "E3091"),
-    "incident_forwarding": (ev("incident_reported", {"forward_due_at": DUE}),
-                            ev("incident_dismissed", {}, T0 + H), "store_manager"),
-    "incident_handling": (ev("incident_forwarded", {"handling_due_at": DUE, "regional_manager_id": "R7001"}),
-                          ev("incident_handled", {}, T0 + H), "R7001"),
-    "revisit": (ev("revisit_scheduled", {"revisit_id": "C1-R1", "due_at": DUE}),
-                ev("revisit_done", {"revisit_id": "C1-R1"}, T0 + H), "feedback"),
-    "promised": (ev("time_promised", {"expected_by": DUE, "by": "E3501"}),
-                 ev("case_resolved", {"round": 1}, T0 + H), "E3501"),
+    "review_meeting": (
+        ev("case_opened", {"review_meeting_due_at": DUE, "convenor_id": "E3901", "department": "operations"}),
+        ev("review_meeting_decided", {}, T0 + H),
+        "E3901",
+    ),
+    "re_review": (
+        ev("case_escalated", {"re_review_due_at": DUE, "to_staff_id": "E3011", "to_role": "supervisor"}),
+        ev("case_proposed", {}, T0 + H),
+        "E3011",
+    ),
+    "execution": (
+        ev("case_accepted", {"tasks": [{"task_id": 1, "due_at": DUE}], "by": "E3501"}),
+        ev("execution_task_done", {"task_id": 1, "done_at": T0 + H}, T0 + H),
+        "E3501",
+    ),
+    "rectification": (
+        ev("rectification_due", {"rectification_id": 1, "due_at": DUE, "owner_id": "E3091"}),
+        ev("rectification_done", {"rectification_id": 1, "done_at": T0 + H}, T0 + H),
+        "E3091",
+    ),
+    "incident_forwarding": (
+        ev("incident_reported", {"forward_due_at": DUE}),
+        ev("incident_dismissed", {}, T0 + H),
+        "store_manager",
+    ),
+    "incident_handling": (
+        ev("incident_forwarded", {"handling_due_at": DUE, "regional_manager_id": "R7001"}),
+        ev("incident_handled", {}, T0 + H),
+        "R7001",
+    ),
+    "revisit": (
+        ev("revisit_scheduled", {"revisit_id": "C1-R1", "due_at": DUE}),
+        ev("revisit_done", {"revisit_id": "C1-R1"}, T0 + H),
+        "feedback",
+    ),
+    "promised": (
+        ev("time_promised", {"expected_by": DUE, "by": "E3501"}),
+        ev("case_resolved", {"round": 1}, T0 + H),
+        "E3501",
+    ),
 }
-PEOPLE = {"first_response", "resolution", "review_meeting", "re_review", "execution", "rectification",
-          "incident_handling", "promised"}
+PEOPLE = {
+    "first_response",
+    "resolution",
+    "review_meeting",
+    "re_review",
+    "execution",
+    "rectification",
+    "incident_handling",
+    "promised",
+}
 
 
 def test_every_clock_kind_is_covered():
@@ -111,7 +161,7 @@ def report_counts(outcomes):
     model.take(triaged(N, T0, "product.quality_defect", department="merchant_relations"))
     for clock, result in outcomes:
         if clock["clock"] in ("incident_forwarding", "incident_handling"):
-            continue   # adverse events are not complaints (storage.apply_clock skips them)
+            continue  # adverse events are not complaints (storage.apply_clock skips them)
         model.outcome(clock, result)
     return model.report("2026-11", "sh-xujiahui")["sla"]
 
@@ -132,19 +182,20 @@ def test_each_clock_starts_stops_and_breaches(kind):
 
     met = Clocks().take(start).take(stop).outcomes(T0 + 30 * H)
     assert [r for c, r in met if c["clock"] == kind] == ["met"]
-    breached = Clocks().take(start).outcomes(DUE)   # nothing stopped it by its deadline
+    breached = Clocks().take(start).outcomes(DUE)  # nothing stopped it by its deadline
     assert [r for c, r in breached if c["clock"] == kind] == ["breached"]
-    assert Clocks().take(start).outcomes(DUE - timedelta(seconds=1)) == []   # running: nothing to count yet
+    assert Clocks().take(start).outcomes(DUE - timedelta(seconds=1)) == []  # running: nothing to count yet
 
     if kind in ("incident_forwarding", "incident_handling"):
-        return   # adverse events are not complaints: not in the complaint report
+        return  # adverse events are not complaints: not in the complaint report
     for outcomes, (n_met, n_breached) in ((met, (1, 0)), (breached, (0, 1))):
         row = row_of(report_counts([(c, r) for c, r in outcomes if c["clock"] == kind]), kind, owner)
         assert (row["met"], row["breached"]) == (n_met, n_breached)
 
 
-@pytest.mark.parametrize("kind", sorted(set(KINDS) - {"incident_forwarding", "incident_handling", "rectification",
-                                                      "revisit"}))
+@pytest.mark.parametrize(
+    "kind", sorted(set(KINDS) - {"incident_forwarding", "incident_handling", "rectification", "revisit"})
+)
 def test_a_closure_meets_or_cancels_each_clock_of_the_case_and_none_breaches_after(kind):
     """R4.2: a supervisor closes the case at T0 + 2 h; nothing of it breaches later."""
     start, _, owner = KINDS[kind]
@@ -159,7 +210,9 @@ def test_a_closure_meets_or_cancels_each_clock_of_the_case_and_none_breaches_aft
 def test_a_closure_after_the_deadline_is_met_late_for_the_resolution():
     closed = Clocks().take(KINDS["resolution"][0]).take(ev("case_closed", {}, DUE + H))
     assert [(c["clock"], r) for c, r in closed.outcomes(DUE + 300 * H)] == [
-        ("first_response", "breached"), ("resolution", "breached")]
+        ("first_response", "breached"),
+        ("resolution", "breached"),
+    ]
 
 
 def test_a_rectification_outlives_the_closure():
@@ -168,10 +221,13 @@ def test_a_rectification_outlives_the_closure():
 
 
 def test_a_new_promise_moves_the_promised_time():
-    promised = Clocks().take(KINDS["promised"][0]).take(
-        ev("time_promised", {"expected_by": DUE + 5 * H, "by": "E3501"}, T0 + H))
+    promised = (
+        Clocks()
+        .take(KINDS["promised"][0])
+        .take(ev("time_promised", {"expected_by": DUE + 5 * H, "by": "E3501"}, T0 + H))
+    )
     assert [c["due_at"] for c in promised.all.values()] == [DUE + 5 * H]
-    assert promised.outcomes(DUE + H) == []    # not breached at the first promise's time
+    assert promised.outcomes(DUE + H) == []  # not breached at the first promise's time
 
 
 def test_a_revisit_answered_in_time_is_met_even_when_the_closure_it_caused_is_applied_first():
@@ -195,6 +251,7 @@ def test_a_closure_leaves_an_open_revisit_to_feedbacks_cancellation():
 
 def test_a_cancelled_revisit_does_not_breach():
     start = KINDS["revisit"][0]
-    cancelled = Clocks().take(start).take(ev("revisit_cancelled", {"revisit_id": "C1-R1", "reason": "case reopened"},
-                                             T0 + H))
+    cancelled = (
+        Clocks().take(start).take(ev("revisit_cancelled", {"revisit_id": "C1-R1", "reason": "case reopened"}, T0 + H))
+    )
     assert [r for _, r in cancelled.outcomes(DUE + 300 * H)] == ["cancelled"]

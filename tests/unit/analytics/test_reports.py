@@ -2,6 +2,7 @@
 quarterly reports, on fixed data with expectations worked out by hand; the same tallies
 whatever order the events come in; a corrected category moves its counts; the period
 is the mall's local month; CSV and HTML render the same report."""
+
 import random
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -13,7 +14,7 @@ from analytics import html_report, reports
 from mallcare_common.contracts import EVENT_TYPES, build_event, read_event
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-T0 = datetime(2026, 11, 2, 2, 0, tzinfo=timezone.utc)   # 10:00 in Shanghai
+T0 = datetime(2026, 11, 2, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shanghai
 H = timedelta(hours=1)
 
 
@@ -23,29 +24,76 @@ def event(name, number, payload, at, mall="sh-xujiahui"):
 
 
 def registered(number, at, area="fresh produce", merchant="T-17", mall="sh-xujiahui"):
-    return event("complaint_registered", number, {
-        "channel": "desk", "received_at": at.isoformat(), "ack_due_at": (at + H).isoformat(),
-        "customer": {"ref": "c1", "contact_masked": "138****5678"},
-        "location": {"area": area, "merchant_id": merchant}, "staff_involved": [], "description": "mouldy",
-        "demands": {"fact": "x", "expectation": "y"}, "policy_version": "v"}, at, mall)
+    return event(
+        "complaint_registered",
+        number,
+        {
+            "channel": "desk",
+            "received_at": at.isoformat(),
+            "ack_due_at": (at + H).isoformat(),
+            "customer": {"ref": "c1", "contact_masked": "138****5678"},
+            "location": {"area": area, "merchant_id": merchant},
+            "staff_involved": [],
+            "description": "mouldy",
+            "demands": {"fact": "x", "expectation": "y"},
+            "policy_version": "v",
+        },
+        at,
+        mall,
+    )
 
 
-def triaged(number, at, category, risk="low", department="merchant_relations", owner="E3501", kind="complaint_triaged",
-            mall="sh-xujiahui", **extra):
-    payload = {"category": category, "category_source": "keywords", "risk_level": risk, "risk_reasons": [],
-               "urgency": "routine", "department": department, "review_meeting": False, "departments_involved": [],
-               "owner_id": owner, "first_response_due_at": (at + 48 * H).isoformat(),
-               "resolution_due_at": (at + 168 * H).isoformat(), "policy_version": "v", **extra}
+def triaged(
+    number,
+    at,
+    category,
+    risk="low",
+    department="merchant_relations",
+    owner="E3501",
+    kind="complaint_triaged",
+    mall="sh-xujiahui",
+    **extra,
+):
+    payload = {
+        "category": category,
+        "category_source": "keywords",
+        "risk_level": risk,
+        "risk_reasons": [],
+        "urgency": "routine",
+        "department": department,
+        "review_meeting": False,
+        "departments_involved": [],
+        "owner_id": owner,
+        "first_response_due_at": (at + 48 * H).isoformat(),
+        "resolution_due_at": (at + 168 * H).isoformat(),
+        "policy_version": "v",
+        **extra,
+    }
     if kind == "complaint_triaged":
         payload.update(received_at=at.isoformat(), channel="desk", merchant_id=None)
     return event(kind, number, payload, at, mall)
 
 
 def resolved(number, at, round_=1, mall="sh-xujiahui"):
-    return event("case_resolved", number, {
-        "spot": False, "decision": "upheld", "remedy_types": ["refund"], "total_fen": 100, "round": round_,
-        "category": None, "risk_level": "low", "department": "d", "owner_id": None, "channel": "desk", "by": "E1"},
-        at, mall)
+    return event(
+        "case_resolved",
+        number,
+        {
+            "spot": False,
+            "decision": "upheld",
+            "remedy_types": ["refund"],
+            "total_fen": 100,
+            "round": round_,
+            "category": None,
+            "risk_level": "low",
+            "department": "d",
+            "owner_id": None,
+            "channel": "desk",
+            "by": "E1",
+        },
+        at,
+        mall,
+    )
 
 
 def answer(number, at, satisfied, reasons=(), mall="sh-xujiahui"):
@@ -56,8 +104,20 @@ def answer(number, at, satisfied, reasons=(), mall="sh-xujiahui"):
 
 
 def escalated(number, at, to_role, mall="sh-xujiahui"):
-    return event("case_escalated", number, {"reason": "manual", "from_role": "handler", "to_role": to_role,
-                                            "to_staff_id": None, "re_review_due_at": None, "by": "E1"}, at, mall)
+    return event(
+        "case_escalated",
+        number,
+        {
+            "reason": "manual",
+            "from_role": "handler",
+            "to_role": to_role,
+            "to_staff_id": None,
+            "re_review_due_at": None,
+            "by": "E1",
+        },
+        at,
+        mall,
+    )
 
 
 def closed(number, at, reason="supervisor closed it", by="E3011", mall="sh-xujiahui"):
@@ -65,19 +125,40 @@ def closed(number, at, reason="supervisor closed it", by="E3011", mall="sh-xujia
 
 
 def reopened(number, at, round_=2, by="feedback", mall="sh-xujiahui"):
-    return event("case_reopened", number, {"reason": "dissatisfied", "round": round_,
-                                           "resolution_due_at": (at + 48 * H).isoformat(), "by": by}, at, mall)
+    return event(
+        "case_reopened",
+        number,
+        {"reason": "dissatisfied", "round": round_, "resolution_due_at": (at + 48 * H).isoformat(), "by": by},
+        at,
+        mall,
+    )
 
 
 def acknowledged(number, at, due, mall="sh-xujiahui"):
-    return event("complaint_acknowledged", number, {
-        "acknowledged_at": at.isoformat(), "acknowledged_by": "D3001", "method": "in_person",
-        "ack_due_at": due.isoformat(), "within_deadline": at <= due}, at, mall)
+    return event(
+        "complaint_acknowledged",
+        number,
+        {
+            "acknowledged_at": at.isoformat(),
+            "acknowledged_by": "D3001",
+            "method": "in_person",
+            "ack_due_at": due.isoformat(),
+            "within_deadline": at <= due,
+        },
+        at,
+        mall,
+    )
 
 
 def clock(number, name, owner, department=None, mall="sh-xujiahui"):
-    return {"_id": f"{number}|{name}|1", "clock": name, "mall_id": mall, "complaint_no": number, "owner": owner,
-            "department": department}
+    return {
+        "_id": f"{number}|{name}|1",
+        "clock": name,
+        "mall_id": mall,
+        "complaint_no": number,
+        "owner": owner,
+        "department": department,
+    }
 
 
 class Model:
@@ -125,45 +206,96 @@ def november():
     B = "bj-chaoyang"
     evs = []
     # 1: quality defect at T-17, resolved in 2 h, satisfied; first response met
-    evs += [registered("C1", T0), triaged("C1", T0, "product.quality_defect"), resolved("C1", T0 + 2 * H),
-            answer("C1", T0 + 30 * H, True)]
+    evs += [
+        registered("C1", T0),
+        triaged("C1", T0, "product.quality_defect"),
+        resolved("C1", T0 + 2 * H),
+        answer("C1", T0 + 30 * H, True),
+    ]
     # 2: same problem, resolved in 30 h, first dissatisfied (slow), then satisfied: both answers count
-    evs += [registered("C2", T0 + H), triaged("C2", T0 + H, "product.quality_defect"),
-            resolved("C2", T0 + 31 * H), answer("C2", T0 + 40 * H, False, ["slow"]),
-            event("case_reopened", "C2", {"reason": "r", "round": 2, "resolution_due_at": (T0 + 99 * H).isoformat(),
-                                          "by": "E1"}, T0 + 41 * H),
-            resolved("C2", T0 + 50 * H, round_=2), answer("C2", T0 + 60 * H, True)]
+    evs += [
+        registered("C2", T0 + H),
+        triaged("C2", T0 + H, "product.quality_defect"),
+        resolved("C2", T0 + 31 * H),
+        answer("C2", T0 + 40 * H, False, ["slow"]),
+        event(
+            "case_reopened",
+            "C2",
+            {"reason": "r", "round": 2, "resolution_due_at": (T0 + 99 * H).isoformat(), "by": "E1"},
+            T0 + 41 * H,
+        ),
+        resolved("C2", T0 + 50 * H, round_=2),
+        answer("C2", T0 + 60 * H, True),
+    ]
     # 3: service attitude at another merchant, high risk, escalated to the director, resolved in 100 h, dissatisfied
-    evs += [registered("C3", T0 + 2 * H, area="level 3", merchant="T-40"),
-            triaged("C3", T0 + 2 * H, "service.attitude", risk="high", department="customer_service", owner="E3002"),
-            escalated("C3", T0 + 3 * H, "supervisor"), escalated("C3", T0 + 4 * H, "operations_director"),
-            resolved("C3", T0 + 102 * H), answer("C3", T0 + 110 * H, False, ["attitude", "slow"])]
+    evs += [
+        registered("C3", T0 + 2 * H, area="level 3", merchant="T-40"),
+        triaged("C3", T0 + 2 * H, "service.attitude", risk="high", department="customer_service", owner="E3002"),
+        escalated("C3", T0 + 3 * H, "supervisor"),
+        escalated("C3", T0 + 4 * H, "operations_director"),
+        resolved("C3", T0 + 102 * H),
+        answer("C3", T0 + 110 * H, False, ["attitude", "slow"]),
+    ]
     # 4: first graded as service.attitude, corrected to environment.facility (counts move); still open, high risk
-    evs += [registered("C4", T0 + 3 * H, area="parking", merchant=None),
-            triaged("C4", T0 + 3 * H, "service.attitude", risk="high", department="customer_service", owner="E3002"),
-            triaged("C4", T0 + 5 * H, "environment.facility", risk="high", department="property", owner="E3101",
-                    kind="complaint_corrected", field="category", old="service.attitude",
-                    new="environment.facility", by="E3011", reason="a broken lift")]
+    evs += [
+        registered("C4", T0 + 3 * H, area="parking", merchant=None),
+        triaged("C4", T0 + 3 * H, "service.attitude", risk="high", department="customer_service", owner="E3002"),
+        triaged(
+            "C4",
+            T0 + 5 * H,
+            "environment.facility",
+            risk="high",
+            department="property",
+            owner="E3101",
+            kind="complaint_corrected",
+            field="category",
+            old="service.attitude",
+            new="environment.facility",
+            by="E3011",
+            reason="a broken lift",
+        ),
+    ]
     # 5: quality defect at T-17, resolved in 10 h, dissatisfied (compensation)
-    evs += [registered("C5", T0 + 4 * H), triaged("C5", T0 + 4 * H, "product.quality_defect"),
-            resolved("C5", T0 + 14 * H), answer("C5", T0 + 20 * H, False, ["compensation_unclear"])]
+    evs += [
+        registered("C5", T0 + 4 * H),
+        triaged("C5", T0 + 4 * H, "product.quality_defect"),
+        resolved("C5", T0 + 14 * H),
+        answer("C5", T0 + 20 * H, False, ["compensation_unclear"]),
+    ]
     # 6: registered, never triaged (unclassified), open
     evs += [registered("C6", T0 + 5 * H, merchant="T-17")]
     # 7: rejected
-    evs += [event("complaint_rejected", "C7", {"channel": "web", "received_at": (T0 + 6 * H).isoformat(),
-                                               "reason": "duplicate", "detail": "d", "duplicate_of": "C1",
-                                               "policy_version": "v"}, T0 + 6 * H)]
+    evs += [
+        event(
+            "complaint_rejected",
+            "C7",
+            {
+                "channel": "web",
+                "received_at": (T0 + 6 * H).isoformat(),
+                "reason": "duplicate",
+                "detail": "d",
+                "duplicate_of": "C1",
+                "policy_version": "v",
+            },
+            T0 + 6 * H,
+        )
+    ]
     # 8: Chaoyang, quality defect at B-01, resolved in 1 h, satisfied
-    evs += [registered("B1", T0, area="food court", merchant="B-01", mall=B),
-            triaged("B1", T0, "product.quality_defect", department="merchant_relations", owner="E4001", mall=B),
-            resolved("B1", T0 + H, mall=B), answer("B1", T0 + 5 * H, True, mall=B)]
-    outcomes = [(clock("C1", "first_response", "E3501", "merchant_relations"), "met"),
-                (clock("C2", "first_response", "E3501", "merchant_relations"), "met"),
-                (clock("C3", "first_response", "E3002", "customer_service"), "breached"),
-                (clock("C3", "acknowledgement", "desk"), "met"),
-                (clock("C4", "first_response", "E3002", "customer_service"), "breached"),
-                (clock("C5", "revisit", "feedback"), "breached"),       # counts in SLA, not as overdue
-                (clock("B1", "first_response", "E4001", "merchant_relations", mall=B), "met")]
+    evs += [
+        registered("B1", T0, area="food court", merchant="B-01", mall=B),
+        triaged("B1", T0, "product.quality_defect", department="merchant_relations", owner="E4001", mall=B),
+        resolved("B1", T0 + H, mall=B),
+        answer("B1", T0 + 5 * H, True, mall=B),
+    ]
+    outcomes = [
+        (clock("C1", "first_response", "E3501", "merchant_relations"), "met"),
+        (clock("C2", "first_response", "E3501", "merchant_relations"), "met"),
+        (clock("C3", "first_response", "E3002", "customer_service"), "breached"),
+        (clock("C3", "acknowledgement", "desk"), "met"),
+        (clock("C4", "first_response", "E3002", "customer_service"), "breached"),
+        (clock("C5", "revisit", "feedback"), "breached"),  # counts in SLA, not as overdue
+        (clock("B1", "first_response", "E4001", "merchant_relations", mall=B), "met"),
+    ]
     return evs, outcomes
 
 
@@ -178,13 +310,13 @@ def fed(evs, outcomes):
 
 def test_the_monthly_report_of_a_mall_matches_the_hand_computed_figures():
     report = fed(*november()).report("2026-11", "sh-xujiahui")
-    assert report["counts"] == {"received": 7, "rejected": 1, "registered": 6, "resolved": 4, "open": 2,
-                                "reopened": 1}
+    assert report["counts"] == {"received": 7, "rejected": 1, "registered": 6, "resolved": 4, "open": 2, "reopened": 1}
     assert report["categories"] == [
         {"category": "product.quality_defect", "count": 3, "share": 0.5},
         {"category": "environment.facility", "count": 1, "share": 0.1667},
         {"category": "service.attitude", "count": 1, "share": 0.1667},
-        {"category": "unclassified", "count": 1, "share": 0.1667}]
+        {"category": "unclassified", "count": 1, "share": 0.1667},
+    ]
     # 2 h, 30 h (first resolution), 100 h, 10 h: average 35.5 h; the 4th of 4 (ceil 3.6) is in <= 168 h
     h = report["handling_time"]
     assert (h["resolved"], h["average_hours"], h["p90_hours"]) == (4, 35.5, 168)
@@ -194,29 +326,45 @@ def test_the_monthly_report_of_a_mall_matches_the_hand_computed_figures():
     s = report["satisfaction"]
     # every answer: C2's dissatisfied answer (slow) stays after its later satisfied one
     assert (s["answered"], s["satisfied"], s["dissatisfied"], s["share"], s["meets_target"]) == (5, 2, 3, 0.4, False)
-    assert s["reasons"] == [{"reason": "slow", "count": 2}, {"reason": "attitude", "count": 1},
-                            {"reason": "compensation_unclear", "count": 1}]
+    assert s["reasons"] == [
+        {"reason": "slow", "count": 2},
+        {"reason": "attitude", "count": 1},
+        {"reason": "compensation_unclear", "count": 1},
+    ]
     assert s["closed_without_answer"] == 0
-    assert report["top_problems"][0] == {"category": "product.quality_defect", "mall_id": "sh-xujiahui",
-                                         "area": "fresh produce", "merchant_id": "T-17", "count": 3}
+    assert report["top_problems"][0] == {
+        "category": "product.quality_defect",
+        "mall_id": "sh-xujiahui",
+        "area": "fresh produce",
+        "merchant_id": "T-17",
+        "count": 3,
+    }
     assert len(report["top_problems"]) == 4
     assert report["merchants"] == [
         {"mall_id": "sh-xujiahui", "merchant_id": "T-17", "complaints": 4, "mall_complaints": 6, "rate": 0.6667},
-        {"mall_id": "sh-xujiahui", "merchant_id": "T-40", "complaints": 1, "mall_complaints": 6, "rate": 0.1667}]
+        {"mall_id": "sh-xujiahui", "merchant_id": "T-40", "complaints": 1, "mall_complaints": 6, "rate": 0.1667},
+    ]
     assert report["sla"]["departments"] == [
         {"department": "property", "met": 0, "breached": 1, "cancelled": 0, "compliance": 0.0},
         {"department": "customer_service", "met": 1, "breached": 1, "cancelled": 0, "compliance": 0.5},
-        {"department": "merchant_relations", "met": 2, "breached": 1, "cancelled": 0, "compliance": 0.6667}]
+        {"department": "merchant_relations", "met": 2, "breached": 1, "cancelled": 0, "compliance": 0.6667},
+    ]
     # people only; the desk's acknowledgement and feedback's revisit have their own table
     assert report["sla"]["handlers"] == [
         {"handler": "E3002", "met": 0, "breached": 2, "cancelled": 0, "compliance": 0.0},
-        {"handler": "E3501", "met": 2, "breached": 0, "cancelled": 0, "compliance": 1.0}]
+        {"handler": "E3501", "met": 2, "breached": 0, "cancelled": 0, "compliance": 1.0},
+    ]
     assert report["sla"]["services"] == [
         {"clock": "revisit", "owner": "feedback", "met": 0, "breached": 1, "cancelled": 0, "compliance": 0.0},
-        {"clock": "acknowledgement", "owner": "desk", "met": 1, "breached": 0, "cancelled": 0, "compliance": 1.0}]
-    assert report["management"] == {"high_risk": 2, "high_risk_reached_directors": 1,
-                                    "high_risk_share_reached_directors": 0.5, "reached_directors": 1,
-                                    "directors": ["operations_director", "legal"]}
+        {"clock": "acknowledgement", "owner": "desk", "met": 1, "breached": 0, "cancelled": 0, "compliance": 1.0},
+    ]
+    assert report["management"] == {
+        "high_risk": 2,
+        "high_risk_reached_directors": 1,
+        "high_risk_share_reached_directors": 0.5,
+        "reached_directors": 1,
+        "directors": ["operations_director", "legal"],
+    }
 
 
 def test_a_cancelled_clock_counts_neither_as_met_nor_as_breached():
@@ -231,9 +379,11 @@ def test_a_cancelled_clock_counts_neither_as_met_nor_as_breached():
     report = model.report("2026-11", "sh-xujiahui")
     assert report["overdue"]["count"] == 0
     assert report["sla"]["handlers"] == [
-        {"handler": "E3501", "met": 1, "breached": 0, "cancelled": 1, "compliance": 1.0}]
+        {"handler": "E3501", "met": 1, "breached": 0, "cancelled": 1, "compliance": 1.0}
+    ]
     assert report["sla"]["services"] == [
-        {"clock": "revisit", "owner": "feedback", "met": 0, "breached": 0, "cancelled": 1, "compliance": None}]
+        {"clock": "revisit", "owner": "feedback", "met": 0, "breached": 0, "cancelled": 1, "compliance": None}
+    ]
 
 
 def test_a_case_closed_without_an_answer_is_counted_apart():
@@ -242,10 +392,11 @@ def test_a_case_closed_without_an_answer_is_counted_apart():
     model.take(registered("X", T0))
     model.take(triaged("X", T0, "product.quality_defect"))
     model.take(resolved("X", T0 + 2 * H))
-    model.take(event("case_closed", "X", {"reason": "unreachable", "by": "resolution", "without_answer": True},
-                     T0 + 80 * H))
+    model.take(
+        event("case_closed", "X", {"reason": "unreachable", "by": "resolution", "without_answer": True}, T0 + 80 * H)
+    )
     model.take(registered("Y", T0))
-    model.take(event("case_closed", "Y", {"reason": "satisfied", "by": "feedback"}, T0 + 80 * H))   # older event
+    model.take(event("case_closed", "Y", {"reason": "satisfied", "by": "feedback"}, T0 + 80 * H))  # older event
     s = model.report("2026-11", "sh-xujiahui")["satisfaction"]
     assert (s["answered"], s["satisfied"], s["dissatisfied"], s["closed_without_answer"]) == (0, 0, 0, 1)
 
@@ -253,18 +404,25 @@ def test_a_case_closed_without_an_answer_is_counted_apart():
 def test_a_case_reopened_after_closing_without_an_answer_and_then_answered_counts_once_as_answered():
     """R4.2, R5.1: a supervisor reopens a case closed without an answer; the customer is then
     reached and satisfied: an answer, no longer a closure without one (whatever the order)."""
-    evs = [registered("X", T0), triaged("X", T0, "product.quality_defect"), resolved("X", T0 + 2 * H),
-           event("case_closed", "X", {"reason": "unreachable", "by": "resolution", "without_answer": True},
-                 T0 + 80 * H),
-           event("case_reopened", "X", {"reason": "customer called", "round": 2,
-                                        "resolution_due_at": (T0 + 130 * H).isoformat(), "by": "E3011"}, T0 + 82 * H),
-           resolved("X", T0 + 90 * H, round_=2), answer("X", T0 + 95 * H, True),
-           event("case_closed", "X", {"reason": "satisfied", "by": "resolution", "without_answer": False},
-                 T0 + 95 * H)]
+    evs = [
+        registered("X", T0),
+        triaged("X", T0, "product.quality_defect"),
+        resolved("X", T0 + 2 * H),
+        event("case_closed", "X", {"reason": "unreachable", "by": "resolution", "without_answer": True}, T0 + 80 * H),
+        event(
+            "case_reopened",
+            "X",
+            {"reason": "customer called", "round": 2, "resolution_due_at": (T0 + 130 * H).isoformat(), "by": "E3011"},
+            T0 + 82 * H,
+        ),
+        resolved("X", T0 + 90 * H, round_=2),
+        answer("X", T0 + 95 * H, True),
+        event("case_closed", "X", {"reason": "satisfied", "by": "resolution", "without_answer": False}, T0 + 95 * H),
+    ]
     for order in (evs, evs[::-1]):
         s = fed(order, []).report("2026-11", "sh-xujiahui")["satisfaction"]
         assert (s["answered"], s["satisfied"], s["closed_without_answer"]) == (1, 1, 0)
-    for order in (evs[:5], evs[4::-1]):   # closed without an answer, then reopened: open again
+    for order in (evs[:5], evs[4::-1]):  # closed without an answer, then reopened: open again
         reopened = fed(order, []).report("2026-11", "sh-xujiahui")
         assert reopened["satisfaction"]["closed_without_answer"] == 0 and reopened["counts"]["open"] == 1
 
@@ -274,14 +432,20 @@ def test_the_chain_is_the_sum_of_its_malls_and_the_quarter_holds_the_month():
     chain = model.report("2026-11")
     assert chain["malls"] == ["bj-chaoyang", "sh-xujiahui"]
     assert chain["counts"]["received"] == 8 and chain["counts"]["resolved"] == 5
-    assert chain["satisfaction"]["share"] == 0.5   # 3 of 6 answers
+    assert chain["satisfaction"]["share"] == 0.5  # 3 of 6 answers
     assert chain["handling_time"]["average_hours"] == round((2 + 30 + 100 + 10 + 1) / 5, 2)
     # each merchant's rate is of its own mall's complaints
-    assert chain["merchants"][0] == {"mall_id": "bj-chaoyang", "merchant_id": "B-01", "complaints": 1,
-                                     "mall_complaints": 1, "rate": 1.0}
+    assert chain["merchants"][0] == {
+        "mall_id": "bj-chaoyang",
+        "merchant_id": "B-01",
+        "complaints": 1,
+        "mall_complaints": 1,
+        "rate": 1.0,
+    }
     quarter = model.report("2026-Q4")
-    assert {k: v for k, v in quarter.items() if k not in ("kind", "period")} == \
-        {k: v for k, v in chain.items() if k not in ("kind", "period")}
+    assert {k: v for k, v in quarter.items() if k not in ("kind", "period")} == {
+        k: v for k, v in chain.items() if k not in ("kind", "period")
+    }
 
 
 def test_the_tallies_do_not_depend_on_the_order_the_events_arrive_in():
@@ -291,7 +455,7 @@ def test_the_tallies_do_not_depend_on_the_order_the_events_arrive_in():
         shuffled = evs[:]
         random.Random(seed).shuffle(shuffled)
         model = Model()
-        for c, result in outcomes[:3]:            # some outcomes before the complaint is seen
+        for c, result in outcomes[:3]:  # some outcomes before the complaint is seen
             model.outcome(c, result)
         for e in shuffled:
             model.take(e)
@@ -307,8 +471,20 @@ def test_a_correction_after_counting_moves_the_category_and_department_tallies()
     model.outcome(clock("X", "first_response", "E3002"), "breached")
     counts = model.tallies["2026-11|sh-xujiahui"]
     assert counts["category.service%2Eattitude"] == 1 and counts["sla_department.customer_service.breached"] == 1
-    model.take(triaged("X", T0 + H, "environment.facility", department="property", kind="complaint_corrected",
-                       field="category", old="service.attitude", new="environment.facility", by="E1", reason="r"))
+    model.take(
+        triaged(
+            "X",
+            T0 + H,
+            "environment.facility",
+            department="property",
+            kind="complaint_corrected",
+            field="category",
+            old="service.attitude",
+            new="environment.facility",
+            by="E1",
+            reason="r",
+        )
+    )
     counts = model.tallies["2026-11|sh-xujiahui"]
     assert counts["category.service%2Eattitude"] == 0 and counts["category.environment%2Efacility"] == 1
     assert counts["sla_department.customer_service.breached"] == 0
@@ -329,16 +505,20 @@ def test_nothing_is_counted_until_the_complaint_and_its_period_are_known():
 
 
 def test_the_period_is_the_month_and_quarter_in_the_malls_time_zone():
-    late = datetime(2026, 12, 31, 17, 30, tzinfo=timezone.utc)   # 01:30 on 1 January in Shanghai
+    late = datetime(2026, 12, 31, 17, 30, tzinfo=timezone.utc)  # 01:30 on 1 January in Shanghai
     assert reports.periods_of(late, SHANGHAI) == ("2027-01", "2027-Q1", "2027-01-01")
     assert reports.periods_of(late, timezone.utc) == ("2026-12", "2026-Q4", "2026-12-31")
 
 
-@pytest.mark.parametrize("counts,bound", [
-    ([0, 0, 0, 9, 1, 0, 0, 0, 0, 0], 24),     # the 9th of 10 is in <= 24 h
-    ([0, 0, 0, 8, 2, 0, 0, 0, 0, 0], 48),
-    ([1, 0, 0, 0, 0, 0, 0, 0, 0, 0], 1),
-    ([0, 0, 0, 0, 0, 0, 0, 0, 0, 3], None)])   # beyond 30 days: no bound
+@pytest.mark.parametrize(
+    "counts,bound",
+    [
+        ([0, 0, 0, 9, 1, 0, 0, 0, 0, 0], 24),  # the 9th of 10 is in <= 24 h
+        ([0, 0, 0, 8, 2, 0, 0, 0, 0, 0], 48),
+        ([1, 0, 0, 0, 0, 0, 0, 0, 0, 0], 1),
+        ([0, 0, 0, 0, 0, 0, 0, 0, 0, 3], None),
+    ],
+)  # beyond 30 days: no bound
 def test_p90_is_the_bound_of_the_bucket_holding_the_90th_percentile(counts, bound):
     assert reports.p90_bound(counts) == bound
 
@@ -357,9 +537,16 @@ def test_no_customer_data_is_kept_with_the_events():
 
 
 def test_csv_and_html_render_the_same_report():
-    action = {"action_id": "SHXJH-IA-0001", "mall_id": "sh-xujiahui", "problem": {"summary": "mouldy <fruit>"},
-              "root_cause": "cold chain", "action": "audit", "owner_id": "E3091", "due_date": "2026-12-01",
-              "overdue": False}
+    action = {
+        "action_id": "SHXJH-IA-0001",
+        "mall_id": "sh-xujiahui",
+        "problem": {"summary": "mouldy <fruit>"},
+        "root_cause": "cold chain",
+        "action": "audit",
+        "owner_id": "E3091",
+        "due_date": "2026-12-01",
+        "overdue": False,
+    }
     report = fed(*november()).report("2026-11", "sh-xujiahui", [action])
     rows = [line.split(",") for line in reports.to_csv(report).splitlines()]
     assert rows[0] == ["period", "mall_id", "section", "item", "metric", "value"]

@@ -5,6 +5,7 @@ its complaint_triaged is retried, not applied first; the sweep publishes a clock
 sla_at_risk and sla_breached once each; a breach the broker did not take waits in the
 outbox for the relay. What analytics publishes is read as its subscribers read it
 (tests/unit/conftest.Published)."""
+
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -14,14 +15,14 @@ from analytics.service import AnalyticsService, TriageNotSeenYet
 from tests.unit.analytics.test_reports import acknowledged, answer, event, registered, triaged
 from tests.unit.conftest import relay_after_outage
 
-T0 = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)   # Monday 10:00 in Shanghai
+T0 = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)  # Monday 10:00 in Shanghai
 H = timedelta(hours=1)
 NUMBER = "SHXJH-20261123-0042"
 
 
 @pytest.fixture
 def analytics(service_worker, monkeypatch):
-    monkeypatch.setattr(analytics_service, "TRIAGE_PAUSE", 0)   # the retry's pause is the queue's business
+    monkeypatch.setattr(analytics_service, "TRIAGE_PAUSE", 0)  # the retry's pause is the queue's business
     return service_worker(AnalyticsService, T0 + H / 4, config={"MALLCARE": {"SLA_TICK_SECONDS": 2}})
 
 
@@ -30,29 +31,41 @@ def clocks(analytics):
 
 
 def reassigned(at):
-    return event("complaint_reassigned", NUMBER, {"from_owner_id": "E3501", "to_owner_id": "E3101",
-                                                  "department": "procurement_qc", "by": "E3901", "reason": "QC"}, at)
+    return event(
+        "complaint_reassigned",
+        NUMBER,
+        {
+            "from_owner_id": "E3501",
+            "to_owner_id": "E3101",
+            "department": "procurement_qc",
+            "by": "E3901",
+            "reason": "QC",
+        },
+        at,
+    )
 
 
 def test_each_event_is_kept_once_and_moves_the_clocks_and_counts_once(analytics):
     registration = registered(NUMBER, T0)
     acknowledgement = acknowledged(NUMBER, T0 + H / 2, T0 + H)
     satisfied = answer(NUMBER, T0 + 30 * H, satisfied=True)
-    for _ in range(2):   # at-least-once delivery brings each again
+    for _ in range(2):  # at-least-once delivery brings each again
         analytics.handle_complaint_registered(registration)
         analytics.handle_complaint_acknowledged(acknowledgement)
         analytics.handle_customer_satisfied(satisfied)
 
     assert sorted(e["_id"] for e in analytics.store.events.find()) == sorted(
-        [registration["event_id"], acknowledgement["event_id"], satisfied["event_id"]])
+        [registration["event_id"], acknowledgement["event_id"], satisfied["event_id"]]
+    )
     assert analytics.store.intake_counts() == [
         {"mall_id": "sh-xujiahui", "event_type": "complaint_acknowledged", "channel": None, "count": 1},
-        {"mall_id": "sh-xujiahui", "event_type": "complaint_registered", "channel": "desk", "count": 1}]
+        {"mall_id": "sh-xujiahui", "event_type": "complaint_registered", "channel": "desk", "count": 1},
+    ]
     [acknowledgement_clock] = clocks(analytics).values()
     assert acknowledgement_clock["clock"] == "acknowledgement" and acknowledgement_clock["outcome"] == "met"
     [tally] = analytics.store.tallies_of("2026-11", "sh-xujiahui")
     assert (tally["counts"]["received"], tally["counts"]["registered"]) == (1, 1)
-    assert analytics.store.answer_tallies() == {"sh-xujiahui": (1, 1)}   # satisfied of all answers
+    assert analytics.store.answer_tallies() == {"sh-xujiahui": (1, 1)}  # satisfied of all answers
     assert analytics.dispatch.events == []
 
 
@@ -60,13 +73,15 @@ def test_a_reassignment_that_overtakes_its_triage_is_retried_not_applied_first(a
     reassignment = reassigned(T0 + H)
     with pytest.raises(TriageNotSeenYet, match=NUMBER):
         analytics.handle_complaint_reassigned(reassignment)
-    assert analytics.store.events.count_documents({}) == 0   # not kept: its redelivery is applied in full
+    assert analytics.store.events.count_documents({}) == 0  # not kept: its redelivery is applied in full
 
     analytics.handle_complaint_triaged(triaged(NUMBER, T0, "product.quality_defect"))
     analytics.handle_complaint_reassigned(reassignment)
     found = clocks(analytics)
     assert {name: (c["owner"], c["department"]) for name, c in found.items()} == {
-        "first_response": ("E3101", "procurement_qc"), "resolution": ("E3101", "procurement_qc")}
+        "first_response": ("E3101", "procurement_qc"),
+        "resolution": ("E3101", "procurement_qc"),
+    }
 
 
 def test_the_sweep_publishes_each_warning_and_breach_once(analytics):
@@ -83,7 +98,10 @@ def test_the_sweep_publishes_each_warning_and_breach_once(analytics):
     analytics.watch_clocks()
     [at_risk] = analytics.dispatch.events
     assert (at_risk["event_type"], at_risk["payload"]["clock"], at_risk["payload"]["owner"]) == (
-        "sla_at_risk", "first_response", "E3501")
+        "sla_at_risk",
+        "first_response",
+        "E3501",
+    )
 
     analytics.clock.at = first_response["due_at"] + timedelta(seconds=30)
     analytics.watch_clocks()
@@ -99,7 +117,7 @@ def test_a_breach_the_broker_did_not_take_waits_in_the_outbox_for_the_relay(anal
     analytics.handle_complaint_triaged(triaged(NUMBER, T0, "product.quality_defect"))
     analytics.dispatch.broker_down = True
     analytics.clock.at = clocks(analytics)["first_response"]["due_at"] + timedelta(seconds=1)
-    analytics.watch_clocks()   # the breach is recorded all the same
+    analytics.watch_clocks()  # the breach is recorded all the same
     pending = clocks(analytics)["first_response"]["pending_events"]
     assert len(pending) == 1
 

@@ -2,6 +2,7 @@
 services and the broker, what makes `status` fail and how it shows it, usage errors
 (exit 2), and the auth commands it passes on. The commands that reach running services
 and the broker are tested in tests/integration/test_cli.py."""
+
 import pytest
 
 from mallcare_cli import cli
@@ -11,11 +12,16 @@ SECRET = "unit-test-token-secret-" + "s" * 32
 
 
 def report(services=(("intake", "ok", "ok"),), queues=(), broker_error=None):
-    built = {"services": [{"service": name, "url": f"http://127.0.0.1:{cli.PORTS[name]}", "health": health,
-                           "store": store} for name, health, store in services],
-             "broker": {"management": "http://127.0.0.1:15672", "vhost": "/"},
-             "queues": [{"queue": name, "messages": messages, "consumers": consumers}
-                        for name, messages, consumers in queues]}
+    built = {
+        "services": [
+            {"service": name, "url": f"http://127.0.0.1:{cli.PORTS[name]}", "health": health, "store": store}
+            for name, health, store in services
+        ],
+        "broker": {"management": "http://127.0.0.1:15672", "vhost": "/"},
+        "queues": [
+            {"queue": name, "messages": messages, "consumers": consumers} for name, messages, consumers in queues
+        ],
+    }
     if broker_error:
         built["broker"]["error"] = broker_error
     built["dead_letters"] = sum(q["messages"] for q in built["queues"] if q["queue"] == "mallcare.dead-letters")
@@ -27,9 +33,14 @@ def test_service_urls_default_to_run_sh_ports_then_env_then_flags(monkeypatch):
     monkeypatch.delenv("MALLCARE_TRIAGE_URL", raising=False)
     monkeypatch.setenv("MALLCARE_INTAKE_URL", "http://10.0.0.5:9001/")
     urls = cli.service_urls(["analytics=http://127.0.0.1:18005"])
-    assert urls == {"intake": "http://10.0.0.5:9001", "triage": "http://127.0.0.1:8002",
-                    "resolution": "http://127.0.0.1:8003", "feedback": "http://127.0.0.1:8004",
-                    "analytics": "http://127.0.0.1:18005", "notify": "http://127.0.0.1:8007"}
+    assert urls == {
+        "intake": "http://10.0.0.5:9001",
+        "triage": "http://127.0.0.1:8002",
+        "resolution": "http://127.0.0.1:8003",
+        "feedback": "http://127.0.0.1:8004",
+        "analytics": "http://127.0.0.1:18005",
+        "notify": "http://127.0.0.1:8007",
+    }
     with pytest.raises(Exception, match="SERVICE=URL"):
         cli.service_urls(["billing=http://x"])
 
@@ -40,9 +51,16 @@ def test_the_broker_is_read_where_amqp_uri_points():
     assert cli.vhost_of("amqp://u:p@rabbit:5672/%2Fprod") == "/prod"
     assert cli.management_url("amqp://u:p@rabbit:5672/x") == "http://rabbit:15672"
     assert cli.management_url("amqp://u:p@rabbit:5672/x", "https://mq.example/") == "https://mq.example"
-    assert [cli.is_mallcare_queue(q) for q in ("evt-intake-complaint_registered--triage.handle_complaint_registered",
-                                               "rpc-intake", "mallcare.dead-letters", "rpc.reply-intake-1f2e",
-                                               "billing")] == [True, True, True, False, False]
+    assert [
+        cli.is_mallcare_queue(q)
+        for q in (
+            "evt-intake-complaint_registered--triage.handle_complaint_registered",
+            "rpc-intake",
+            "mallcare.dead-letters",
+            "rpc.reply-intake-1f2e",
+            "billing",
+        )
+    ] == [True, True, True, False, False]
 
 
 def test_status_fails_on_a_service_down_a_store_unreachable_the_broker_unread_or_dead_letters():
@@ -51,25 +69,39 @@ def test_status_fails_on_a_service_down_a_store_unreachable_the_broker_unread_or
     down["services"][1]["error"] = "ConnectionError"
     assert cli.problems(down) == ["triage at http://127.0.0.1:8002: down (ConnectionError)"]
     assert report(services=[("resolution", "degraded", "unreachable")])["problems"] == [
-        "resolution at http://127.0.0.1:8003: health degraded, store unreachable"]
+        "resolution at http://127.0.0.1:8003: health degraded, store unreachable"
+    ]
     assert report(broker_error="HTTPError: 401")["problems"] == [
-        "RabbitMQ management API at http://127.0.0.1:15672: HTTPError: 401"]
+        "RabbitMQ management API at http://127.0.0.1:15672: HTTPError: 401"
+    ]
     waiting = report(queues=[("mallcare.dead-letters", 2, 0)])
     assert waiting["dead_letters"] == 2 and waiting["problems"] == [
-        "2 dead letter(s) wait in mallcare.dead-letters: mallcare deadletters list"]
+        "2 dead letter(s) wait in mallcare.dead-letters: mallcare deadletters list"
+    ]
 
 
 def test_the_status_table_lines_up_and_ends_with_the_verdict():
-    lines = cli.render_status(report(services=[("intake", "ok", "ok"), ("resolution", "down", "-")],
-                                     queues=[("mallcare.dead-letters", 1, 0), ("rpc-intake", 0, 12)])).splitlines()
-    assert lines[:3] == ["SERVICE     URL                    HEALTH  STORE",
-                         "intake      http://127.0.0.1:8001  ok      ok",
-                         "resolution  http://127.0.0.1:8003  down    -"]
-    assert lines[5:8] == ["QUEUE                  MESSAGES  CONSUMERS",
-                          "mallcare.dead-letters  1         0",
-                          "rpc-intake             0         12"]
-    assert lines[-3:] == ["dead letters: 1", "! resolution at http://127.0.0.1:8003: health down, store -",
-                          "! 1 dead letter(s) wait in mallcare.dead-letters: mallcare deadletters list"]
+    lines = cli.render_status(
+        report(
+            services=[("intake", "ok", "ok"), ("resolution", "down", "-")],
+            queues=[("mallcare.dead-letters", 1, 0), ("rpc-intake", 0, 12)],
+        )
+    ).splitlines()
+    assert lines[:3] == [
+        "SERVICE     URL                    HEALTH  STORE",
+        "intake      http://127.0.0.1:8001  ok      ok",
+        "resolution  http://127.0.0.1:8003  down    -",
+    ]
+    assert lines[5:8] == [
+        "QUEUE                  MESSAGES  CONSUMERS",
+        "mallcare.dead-letters  1         0",
+        "rpc-intake             0         12",
+    ]
+    assert lines[-3:] == [
+        "dead letters: 1",
+        "! resolution at http://127.0.0.1:8003: health down, store -",
+        "! 1 dead letter(s) wait in mallcare.dead-letters: mallcare deadletters list",
+    ]
     assert cli.render_status(report()).endswith("dead letters: 0\nall ok\n")
 
 
@@ -79,16 +111,19 @@ def test_seed_writes_only_to_this_machine_unless_told():
     assert not cli.is_loopback("http://10.1.2.3:8001") and not cli.is_loopback("http://intake.prod:8001")
 
 
-@pytest.mark.parametrize("argv, says", [
-    (["status", "--bogus"], "unrecognized arguments: --bogus"),
-    (["status", "--url", "billing=http://x"], "SERVICE=URL"),
-    (["seed", "--url", "intake=http://10.1.2.3:8001"], "add --allow-remote"),
-    (["seed", "--malls", "2", "--complaints", "1001"], "at most 2000 complaints a run"),
-    (["seed", "--malls", "4"], "malls.yml has 3 malls, 4 asked"),
-    (["seed", "--complaints", "0"], "at least 1"),
-    (["retention", "purge", "--service", "intake"], "invalid choice: 'purge'"),
-    (["policy"], "required: action"),
-])
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["status", "--bogus"], "unrecognized arguments: --bogus"),
+        (["status", "--url", "billing=http://x"], "SERVICE=URL"),
+        (["seed", "--url", "intake=http://10.1.2.3:8001"], "add --allow-remote"),
+        (["seed", "--malls", "2", "--complaints", "1001"], "at most 2000 complaints a run"),
+        (["seed", "--malls", "4"], "malls.yml has 3 malls, 4 asked"),
+        (["seed", "--complaints", "0"], "at least 1"),
+        (["retention", "purge", "--service", "intake"], "invalid choice: 'purge'"),
+        (["policy"], "required: action"),
+    ],
+)
 def test_usage_errors_exit_2_and_say_why(argv, says, capsys):
     with pytest.raises(SystemExit) as exited:
         cli.main(argv)
@@ -114,7 +149,8 @@ def test_a_missing_secret_is_a_failed_command_not_a_traceback(capsys, monkeypatc
 
 
 def test_seed_fails_with_a_message_when_the_registry_is_unreadable_or_intake_does_not_answer(
-        capsys, monkeypatch, tmp_path):
+    capsys, monkeypatch, tmp_path
+):
     from nameko.testing.utils import find_free_port
 
     monkeypatch.setenv("MALLCARE_TOKEN_SECRET", SECRET)

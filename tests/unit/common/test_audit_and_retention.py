@@ -2,6 +2,7 @@
 customer.contact for the mall and a purpose, is refused once anonymised, and is
 recorded before it is answered; retention counts calendar months and records
 every run, dry runs too."""
+
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
@@ -35,8 +36,17 @@ def store():
 
 
 def read(db, caller, doc=COMPLAINT, purpose="call back about the refund"):
-    return audit.full_read(db, caller, service="intake", subject="complaint", doc=doc,
-                           purpose_args={"purpose": purpose}, now=NOW, request_id="req-1", permission="customer.contact")
+    return audit.full_read(
+        db,
+        caller,
+        service="intake",
+        subject="complaint",
+        doc=doc,
+        purpose_args={"purpose": purpose},
+        now=NOW,
+        request_id="req-1",
+        permission="customer.contact",
+    )
 
 
 def test_a_full_read_is_recorded_with_who_why_when_and_the_request():
@@ -44,14 +54,26 @@ def test_a_full_read_is_recorded_with_who_why_when_and_the_request():
     record = read(db, principal())
     assert db.audit_log.docs == [record]
     assert {k: v for k, v in record.items() if k != "_id"} == {
-        "at": NOW, "service": "intake", "user": "E3501", "role": "handler", "mall_id": "sh-xujiahui",
-        "subject": "complaint", "number": "SHXJH-20261123-0001", "purpose": "call back about the refund",
-        "request_id": "req-1"}
+        "at": NOW,
+        "service": "intake",
+        "user": "E3501",
+        "role": "handler",
+        "mall_id": "sh-xujiahui",
+        "subject": "complaint",
+        "number": "SHXJH-20261123-0001",
+        "purpose": "call back about the refund",
+        "request_id": "req-1",
+    }
 
 
-@pytest.mark.parametrize("caller", [principal("admin", ["*"], "A0001"),             # admins read no customer data
-                                    principal("analyst", ["*"], "A7001"),
-                                    principal("handler", ["bj-chaoyang"], "E4001")])  # another mall's handler
+@pytest.mark.parametrize(
+    "caller",
+    [
+        principal("admin", ["*"], "A0001"),  # admins read no customer data
+        principal("analyst", ["*"], "A7001"),
+        principal("handler", ["bj-chaoyang"], "E4001"),
+    ],
+)  # another mall's handler
 def test_without_customer_contact_for_the_mall_nothing_is_read_or_recorded(caller):
     db = store()
     with pytest.raises(auth.Forbidden):
@@ -63,9 +85,17 @@ def test_without_customer_contact_for_the_mall_nothing_is_read_or_recorded(calle
 def test_a_read_without_a_purpose_is_refused_with_a_field_message(purpose):
     db = store()
     with pytest.raises(ValidationError) as error:
-        audit.full_read(db, principal(), service="intake", subject="complaint", doc=COMPLAINT,
-                        purpose_args={} if purpose is None else {"purpose": purpose}, now=NOW, request_id="r",
-                        permission="customer.contact")
+        audit.full_read(
+            db,
+            principal(),
+            service="intake",
+            subject="complaint",
+            doc=COMPLAINT,
+            purpose_args={} if purpose is None else {"purpose": purpose},
+            now=NOW,
+            request_id="r",
+            permission="customer.contact",
+        )
     assert "purpose" in error.value.messages and db.audit_log.docs == []
 
 
@@ -76,12 +106,15 @@ def test_an_anonymised_record_is_gone():
     assert db.audit_log.docs == []
 
 
-@pytest.mark.parametrize("now,months,expected", [
-    (datetime(2026, 11, 30, 10, 0, tzinfo=UTC), 24, datetime(2024, 11, 30, 10, 0, tzinfo=UTC)),
-    (datetime(2026, 3, 31, 10, 0, tzinfo=UTC), 1, datetime(2026, 2, 28, 10, 0, tzinfo=UTC)),  # shorter month
-    (datetime(2026, 3, 31, 10, 0, tzinfo=UTC), 25, datetime(2024, 2, 29, 10, 0, tzinfo=UTC)),  # leap year
-    (datetime(2026, 1, 15, 0, 0, tzinfo=UTC), 13, datetime(2024, 12, 15, 0, 0, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    "now,months,expected",
+    [
+        (datetime(2026, 11, 30, 10, 0, tzinfo=UTC), 24, datetime(2024, 11, 30, 10, 0, tzinfo=UTC)),
+        (datetime(2026, 3, 31, 10, 0, tzinfo=UTC), 1, datetime(2026, 2, 28, 10, 0, tzinfo=UTC)),  # shorter month
+        (datetime(2026, 3, 31, 10, 0, tzinfo=UTC), 25, datetime(2024, 2, 29, 10, 0, tzinfo=UTC)),  # leap year
+        (datetime(2026, 1, 15, 0, 0, tzinfo=UTC), 13, datetime(2024, 12, 15, 0, 0, tzinfo=UTC)),
+    ],
+)
 def test_retention_counts_calendar_months(now, months, expected):
     assert retention.months_before(now, months) == expected
 

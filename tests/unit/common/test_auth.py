@@ -1,4 +1,5 @@
 """Tokens, channel keys, rate limits and the access policy, without a broker."""
+
 from datetime import datetime, timedelta, timezone
 
 import jwt
@@ -24,18 +25,34 @@ def test_a_token_carries_user_role_and_malls():
     assert auth.read_token(SECRET, token) == ("E3501", "handler", ("sh-xujiahui",))
 
 
-@pytest.mark.parametrize("tamper, message", [
-    (lambda t: t[:-4] + ("AAAA" if not t.endswith("AAAA") else "BBBB"), "invalid token"),   # forged signature
-    (lambda t: auth.issue_token("x" * 32, "E3501", "handler", ["sh-xujiahui"]), "invalid token"),  # other secret
-    (lambda t: auth.issue_token(SECRET, "E3501", "handler", ["sh-xujiahui"], now=NOW - timedelta(days=2)),
-     "token expired"),
-    (lambda t: jwt.encode({"iss": "mallcare", "sub": "E3501", "role": "handler", "malls": ["sh-xujiahui"],
-                           "exp": int((datetime.now(timezone.utc) + timedelta(hours=1)).timestamp())},
-                          None, algorithm="none"), "invalid token"),                            # unsigned
-    (lambda t: auth.issue_token(SECRET, "E3501", "chairman", ["sh-xujiahui"]), "role or malls missing"),
-    (lambda t: auth.issue_token(SECRET, "E3501", "handler", []), "role or malls missing"),
-    (lambda t: "not-a-token", "invalid token"),
-])
+@pytest.mark.parametrize(
+    "tamper, message",
+    [
+        (lambda t: t[:-4] + ("AAAA" if not t.endswith("AAAA") else "BBBB"), "invalid token"),  # forged signature
+        (lambda t: auth.issue_token("x" * 32, "E3501", "handler", ["sh-xujiahui"]), "invalid token"),  # other secret
+        (
+            lambda t: auth.issue_token(SECRET, "E3501", "handler", ["sh-xujiahui"], now=NOW - timedelta(days=2)),
+            "token expired",
+        ),
+        (
+            lambda t: jwt.encode(
+                {
+                    "iss": "mallcare",
+                    "sub": "E3501",
+                    "role": "handler",
+                    "malls": ["sh-xujiahui"],
+                    "exp": int((datetime.now(timezone.utc) + timedelta(hours=1)).timestamp()),
+                },
+                None,
+                algorithm="none",
+            ),
+            "invalid token",
+        ),  # unsigned
+        (lambda t: auth.issue_token(SECRET, "E3501", "chairman", ["sh-xujiahui"]), "role or malls missing"),
+        (lambda t: auth.issue_token(SECRET, "E3501", "handler", []), "role or malls missing"),
+        (lambda t: "not-a-token", "invalid token"),
+    ],
+)
 def test_forged_expired_and_incomplete_tokens_are_refused(tamper, message):
     token = tamper(auth.issue_token(SECRET, "E3501", "handler", ["sh-xujiahui"]))
     with pytest.raises(auth.Unauthenticated, match=message):
@@ -43,8 +60,14 @@ def test_forged_expired_and_incomplete_tokens_are_refused(tamper, message):
 
 
 def test_a_token_just_past_its_expiry_is_accepted_within_the_clock_skew_leeway():
-    token = auth.issue_token(SECRET, "E3501", "handler", ["sh-xujiahui"], lifetime=timedelta(seconds=1),
-                             now=datetime.now(timezone.utc) - timedelta(seconds=10))
+    token = auth.issue_token(
+        SECRET,
+        "E3501",
+        "handler",
+        ["sh-xujiahui"],
+        lifetime=timedelta(seconds=1),
+        now=datetime.now(timezone.utc) - timedelta(seconds=10),
+    )
     assert auth.read_token(SECRET, token)[0] == "E3501"
 
 
@@ -58,12 +81,12 @@ def test_permissions_follow_the_role_and_the_malls():
     analyst = principal("analyst", ["*"], "A7001")
     analyst.require("report.read", "gz-tianhe")
     with pytest.raises(auth.Forbidden):
-        analyst.require("complaint.read", "gz-tianhe")   # aggregates, not complaints
+        analyst.require("complaint.read", "gz-tianhe")  # aggregates, not complaints
 
 
 def test_list_queries_are_kept_to_the_callers_malls():
     assert principal().list_mall("case.read") == "sh-xujiahui"
-    assert principal("admin", ["*"]).list_mall("case.read") is None            # the whole chain
+    assert principal("admin", ["*"]).list_mall("case.read") is None  # the whole chain
     assert principal("admin", ["*"]).list_mall("case.read", "gz-tianhe") == "gz-tianhe"
     with pytest.raises(auth.Forbidden):
         principal().list_mall("case.read", "gz-tianhe")
@@ -79,8 +102,8 @@ def test_the_rate_limit_is_a_bucket_per_key_with_a_retry_after():
         limiter.take("wechat-sh", 3)
     with pytest.raises(auth.TooManyRequests) as refused:
         limiter.take("wechat-sh", 3)
-    assert refused.value.retry_after == 20            # one request comes back every 60/3 s
-    limiter.take("app-bj", 3)                          # other keys have their own bucket
+    assert refused.value.retry_after == 20  # one request comes back every 60/3 s
+    limiter.take("app-bj", 3)  # other keys have their own bucket
     clock["t"] = 20.0
     limiter.take("wechat-sh", 3)
     with pytest.raises(auth.TooManyRequests):
@@ -100,8 +123,10 @@ def test_secrets_come_from_config_or_the_secrets_file_and_must_be_long(tmp_path)
     secrets_file = tmp_path / "secrets.yml"
     secrets_file.write_text(yaml.safe_dump({"TOKEN_SECRET": "f" * 32}), encoding="utf-8")
     assert auth.read_secret({"MALLCARE": {"TOKEN_SECRET": "c" * 32}}, "TOKEN_SECRET") == "c" * 32
-    assert auth.read_secret({"MALLCARE": {"TOKEN_SECRET": "", "SECRETS_FILE": str(secrets_file)}},
-                            "TOKEN_SECRET") == "f" * 32
+    assert (
+        auth.read_secret({"MALLCARE": {"TOKEN_SECRET": "", "SECRETS_FILE": str(secrets_file)}}, "TOKEN_SECRET")
+        == "f" * 32
+    )
     with pytest.raises(RuntimeError, match="not set"):
         auth.read_secret({"MALLCARE": {}}, "ANSWER_LINK_SECRET")
     with pytest.raises(RuntimeError, match="shorter than 32 bytes"):

@@ -1,5 +1,6 @@
 """R1.2, R2.3 (Time in DESIGN.md): the business calendar counts clock time and the
 mall's working time differently, in the mall's own time zone, skipping closed days."""
+
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 

@@ -1,6 +1,7 @@
 """What the dead-letter command shows of a message, without a broker: the handler's
 headers when it gave up itself, RabbitMQ's x-death when the backstop did, and a
 replay that carries neither."""
+
 from datetime import datetime, timezone
 
 from mallcare_common.deadletters import DeadLetter
@@ -12,22 +13,40 @@ class Message:
         self.content_type, self.content_encoding = content_type, content_encoding
 
 
-GAVE_UP = {"nameko.call_id_stack": ["intake.relay"], "x-mallcare-id": "abc", "x-mallcare-reason": "gave_up",
-           "x-mallcare-error-type": "ConnectionError", "x-mallcare-error": "store away",
-           "x-mallcare-queue": "evt-intake-complaint_registered--triage.handle_complaint_registered",
-           "x-mallcare-attempts": 6, "x-mallcare-dead-lettered-at": "2026-11-23T02:00:00+00:00"}
-BACKSTOP = {"x-death": [{"queue": "evt-triage-complaint_triaged--resolution.handle_complaint_triaged",
-                         "reason": "delivery_limit", "count": 1,
-                         "time": datetime(2026, 11, 23, 2, tzinfo=timezone.utc)}],
-            "x-first-death-queue": "evt-triage-complaint_triaged--resolution.handle_complaint_triaged"}
+GAVE_UP = {
+    "nameko.call_id_stack": ["intake.relay"],
+    "x-mallcare-id": "abc",
+    "x-mallcare-reason": "gave_up",
+    "x-mallcare-error-type": "ConnectionError",
+    "x-mallcare-error": "store away",
+    "x-mallcare-queue": "evt-intake-complaint_registered--triage.handle_complaint_registered",
+    "x-mallcare-attempts": 6,
+    "x-mallcare-dead-lettered-at": "2026-11-23T02:00:00+00:00",
+}
+BACKSTOP = {
+    "x-death": [
+        {
+            "queue": "evt-triage-complaint_triaged--resolution.handle_complaint_triaged",
+            "reason": "delivery_limit",
+            "count": 1,
+            "time": datetime(2026, 11, 23, 2, tzinfo=timezone.utc),
+        }
+    ],
+    "x-first-death-queue": "evt-triage-complaint_triaged--resolution.handle_complaint_triaged",
+}
 
 
 def test_a_dead_letter_the_handler_gave_up_on_is_summarised_from_its_headers():
     letter = DeadLetter(Message('{"event_id": "e1", "event_type": "complaint_registered"}', GAVE_UP))
     assert letter.summary() == {
-        "id": "abc", "event_type": "complaint_registered", "event_id": "e1", "queue": GAVE_UP["x-mallcare-queue"],
-        "error": "gave_up: ConnectionError: store away", "attempts": 6,
-        "dead_lettered_at": "2026-11-23T02:00:00+00:00"}
+        "id": "abc",
+        "event_type": "complaint_registered",
+        "event_id": "e1",
+        "queue": GAVE_UP["x-mallcare-queue"],
+        "error": "gave_up: ConnectionError: store away",
+        "attempts": 6,
+        "dead_lettered_at": "2026-11-23T02:00:00+00:00",
+    }
     assert letter.replay_headers() == {"nameko.call_id_stack": ["intake.relay"]}
 
 

@@ -2,6 +2,7 @@
 speaks AMQP at the address; asked at most once per cache period. The healthy case runs
 against the real broker in tests/integration/test_every_service_runs.py, and the broker
 going away under running services in tests/faults/test_broker_outage.py."""
+
 import socket
 import time
 
@@ -44,7 +45,7 @@ def test_a_closed_port_is_unreachable_at_once():
     check = BrokerCheck(f"amqp://guest:guest@127.0.0.1:{closed_port()}/", timeout=1)
     started = time.monotonic()
     assert check() is False
-    assert time.monotonic() - started < 1   # refused: no connect timeout, no retry back-off
+    assert time.monotonic() - started < 1  # refused: no connect timeout, no retry back-off
 
 
 def test_a_broker_that_never_answers_is_unreachable_after_the_timeout(mute_port):
@@ -56,13 +57,14 @@ def test_a_broker_that_never_answers_is_unreachable_after_the_timeout(mute_port)
 
 def test_the_answer_is_reused_until_the_cache_period_ends(mute_port):
     now = [100.0]
-    check = BrokerCheck(f"amqp://guest:guest@127.0.0.1:{mute_port.getsockname()[1]}/",
-                        timeout=0.1, ttl=5, clock=lambda: now[0])
+    check = BrokerCheck(
+        f"amqp://guest:guest@127.0.0.1:{mute_port.getsockname()[1]}/", timeout=0.1, ttl=5, clock=lambda: now[0]
+    )
     assert check() is False
     assert accepted(mute_port) == 1
     now[0] += 4.9
     assert check() is False
-    assert accepted(mute_port) == 0   # cached: no connection opened
+    assert accepted(mute_port) == 0  # cached: no connection opened
     now[0] += 0.2
     assert check() is False
     assert accepted(mute_port) == 1

@@ -1,6 +1,7 @@
 """DESIGN.md (no dual writes): the outbox relay publishes pending events in order,
 marks each one sent only after the broker took it, keeps the rest on a failure,
 and leaves fresh events to the request that wrote them."""
+
 from datetime import datetime, timedelta, timezone
 
 from mallcare_common.messaging import new_outbox, publish_pending, push_to_outbox
@@ -69,6 +70,12 @@ def test_already_sent_events_are_not_sent_again():
 def test_the_sweep_leaves_fresh_events_to_their_writer():
     doc = complaint("N-1", event(1), created=NOW - timedelta(seconds=1))
     sent = []
-    publish_pending(Collection(doc), lambda kind, body: sent.append(body), "intake", NOW, [doc],
-                    created_before=NOW - timedelta(seconds=3))
+    publish_pending(
+        Collection(doc),
+        lambda kind, body: sent.append(body),
+        "intake",
+        NOW,
+        [doc],
+        created_before=NOW - timedelta(seconds=3),
+    )
     assert sent == [] and doc["pending_events"] == ["e1"]

@@ -1,6 +1,7 @@
 """Policy files that cannot be used are refused with a message naming the file and the
 field, for every service's file and the mall registry, and a reload that meets one keeps
 the policy in force."""
+
 import shutil
 from types import SimpleNamespace
 
@@ -16,8 +17,13 @@ from resolution.policy import load_policy as load_resolution
 from tests.conftest import POLICY_DIR
 from triage.policy import load_policy as load_triage
 
-LOADERS = {"intake.yml": load_intake, "triage.yml": load_triage, "resolution.yml": load_resolution,
-           "feedback.yml": load_feedback, "analytics.yml": load_analytics}
+LOADERS = {
+    "intake.yml": load_intake,
+    "triage.yml": load_triage,
+    "resolution.yml": load_resolution,
+    "feedback.yml": load_feedback,
+    "analytics.yml": load_analytics,
+}
 
 
 @pytest.fixture
@@ -65,20 +71,28 @@ def test_a_missing_required_section_is_refused_by_name(policy_dir, filename):
     assert "version: Missing data for required field." in str(refusal(policy_dir, filename))
 
 
-@pytest.mark.parametrize("filename, change, field", [
-    ("intake.yml", lambda d: d["acknowledgement"]["desk"].update(minutes="ten"), "acknowledgement.desk.value.minutes"),
-    ("triage.yml", lambda d: d.update(taxonomy="nonsense"), "taxonomy: Not a valid mapping type."),
-    ("resolution.yml", lambda d: d["roles"]["handler"].update(rank="first"), "roles.handler.value.rank"),
-    ("feedback.yml", lambda d: d.update(satisfied_from=9), "satisfied_from: Must be greater than or equal to 1"),
-    ("analytics.yml", lambda d: d["sla"].update(at_risk_share=[0.5]), "sla.at_risk_share: Not a valid number."),
-])
+@pytest.mark.parametrize(
+    "filename, change, field",
+    [
+        (
+            "intake.yml",
+            lambda d: d["acknowledgement"]["desk"].update(minutes="ten"),
+            "acknowledgement.desk.value.minutes",
+        ),
+        ("triage.yml", lambda d: d.update(taxonomy="nonsense"), "taxonomy: Not a valid mapping type."),
+        ("resolution.yml", lambda d: d["roles"]["handler"].update(rank="first"), "roles.handler.value.rank"),
+        ("feedback.yml", lambda d: d.update(satisfied_from=9), "satisfied_from: Must be greater than or equal to 1"),
+        ("analytics.yml", lambda d: d["sla"].update(at_risk_share=[0.5]), "sla.at_risk_share: Not a valid number."),
+    ],
+)
 def test_a_wrong_type_or_value_is_refused_with_the_fields_path(policy_dir, filename, change, field):
     edit(policy_dir / filename, change)
     assert field in str(refusal(policy_dir, filename))
 
 
-@pytest.mark.parametrize("text, reason", [("", "found NoneType"), ("- a\n- b\n", "found list"),
-                                          ("just words\n", "found str")])
+@pytest.mark.parametrize(
+    "text, reason", [("", "found NoneType"), ("- a\n- b\n", "found list"), ("just words\n", "found str")]
+)
 def test_a_file_that_is_not_a_mapping_is_refused(policy_dir, text, reason):
     (policy_dir / "analytics.yml").write_text(text, encoding="utf-8")
     assert reason in str(refusal(policy_dir, "analytics.yml"))
@@ -87,7 +101,8 @@ def test_a_file_that_is_not_a_mapping_is_refused(policy_dir, text, reason):
 def test_a_missing_file_and_a_broken_mall_registry_name_their_file(policy_dir):
     (policy_dir / "feedback.yml").unlink()
     assert "feedback.yml is invalid: cannot be read: No such file or directory" in str(
-        refusal(policy_dir, "feedback.yml"))
+        refusal(policy_dir, "feedback.yml")
+    )
     edit(policy_dir / "malls.yml", lambda data: data["malls"][0].update(timezone="Mars/Olympus"))
     error = refusal(policy_dir, "triage.yml")
     assert error.path == str(policy_dir / "malls.yml") and "malls.0.timezone: Unknown time zone" in str(error)
@@ -109,8 +124,10 @@ def test_a_reload_of_a_broken_file_keeps_the_policy_in_force_and_a_good_one_repl
     with pytest.raises(InvalidPolicy, match="sla.at_risk_share"):
         handle.reload()
     assert handle.current is in_force
-    edit(policy_dir / "analytics.yml", lambda data: data["sla"].update(at_risk_share=0.42) or
-         data.update(version="2099-01-01"))
+    edit(
+        policy_dir / "analytics.yml",
+        lambda data: data["sla"].update(at_risk_share=0.42) or data.update(version="2099-01-01"),
+    )
     assert handle.reload().version.startswith("2099-01-01+")
     assert handle.current.rules["sla"]["at_risk_share"] == 0.42 != in_force.rules["sla"]["at_risk_share"]
 

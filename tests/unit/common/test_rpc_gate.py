@@ -3,6 +3,7 @@
 on the real broker: tests/integration/test_input_gate.py. And every RPC method expects
 the errors HTTP answers with a 4xx, so that a caller's mistake is not logged as a fault
 of the service in one edge and not the other."""
+
 import inspect
 
 import pytest
@@ -19,8 +20,7 @@ from mallcare_common.inputs import InvalidInput
 from mallcare_common.mongo import NotFound, StoreError
 from mallcare_common.policy import InvalidPolicy
 from mallcare_common.rpc import GatedRpc
-from mallcare_common.web import (CLIENT_ERRORS, BodyTooLarge, Conflict, Gone, MalformedBody, Unavailable,
-                                 status_of)
+from mallcare_common.web import CLIENT_ERRORS, BodyTooLarge, Conflict, Gone, MalformedBody, Unavailable, status_of
 from notify.service import NotifyService
 from resolution.service import ResolutionService
 from triage.service import TriageService
@@ -48,11 +48,23 @@ def test_every_rpc_method_is_gated(service_class):
 
 
 def test_the_client_errors_are_what_http_answers_with_a_4xx():
-    raised = [ValidationError({"name": ["Missing."]}), InvalidInput({"data": ["Not stored."]}),
-              InvalidPolicy("triage.yml", ["Not YAML."]), MalformedBody("not JSON"), BadRequest("bad"),
-              Unauthenticated("who?"), Forbidden("no"), TooManyRequests("slow down", 5), NotFound("no case"),
-              Conflict("closed"), Gone("expired"), BodyTooLarge("64 KiB"),
-              StoreError("down"), Unavailable("no answer"), KeyError("bug")]
+    raised = [
+        ValidationError({"name": ["Missing."]}),
+        InvalidInput({"data": ["Not stored."]}),
+        InvalidPolicy("triage.yml", ["Not YAML."]),
+        MalformedBody("not JSON"),
+        BadRequest("bad"),
+        Unauthenticated("who?"),
+        Forbidden("no"),
+        TooManyRequests("slow down", 5),
+        NotFound("no case"),
+        Conflict("closed"),
+        Gone("expired"),
+        BodyTooLarge("64 KiB"),
+        StoreError("down"),
+        Unavailable("no answer"),
+        KeyError("bug"),
+    ]
     client, other = [], []
     for exc in raised:
         (client if status_of(exc)[0] < 500 else other).append(exc)

@@ -1,5 +1,6 @@
 """The JSON answers: times as ISO 8601, whatever the answer holds. An HTML form's body is
 read within the same limits as a JSON one. The public address links are made on is absolute."""
+
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
@@ -8,54 +9,88 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from mallcare_common.inputs import InvalidInput
-from mallcare_common.web import (MAX_BODY_BYTES, MAX_FORM_FIELDS, BodyTooLarge, MalformedBody, json_response,
-                                 jsonable, public_base_url, read_form)
+from mallcare_common.web import (
+    MAX_BODY_BYTES,
+    MAX_FORM_FIELDS,
+    BodyTooLarge,
+    MalformedBody,
+    json_response,
+    jsonable,
+    public_base_url,
+    read_form,
+)
 
 
 def test_times_in_answers_are_iso_8601():
     # found by the fuzz run: analytics' actions and clocks said "2026-12-03 11:48:23+00:00"
     at = datetime(2026, 12, 3, 11, 48, 23, 838000, tzinfo=timezone.utc)
     value = {"at": at, "day": date(2026, 12, 31), "amount": Decimal("39.90"), "nested": [{"at": at}]}
-    assert jsonable(value) == {"at": "2026-12-03T11:48:23.838000+00:00", "day": "2026-12-31", "amount": "39.90",
-                               "nested": [{"at": "2026-12-03T11:48:23.838000+00:00"}]}
+    assert jsonable(value) == {
+        "at": "2026-12-03T11:48:23.838000+00:00",
+        "day": "2026-12-31",
+        "amount": "39.90",
+        "nested": [{"at": "2026-12-03T11:48:23.838000+00:00"}],
+    }
     assert b'"2026-12-03T11:48:23.838000+00:00"' in json_response(200, value).get_data()
 
 
 def form_request(body):
-    return Request(EnvironBuilder(method="POST", data=body,
-                                  content_type="application/x-www-form-urlencoded").get_environ())
+    return Request(
+        EnvironBuilder(method="POST", data=body, content_type="application/x-www-form-urlencoded").get_environ()
+    )
 
 
 def test_a_form_reads_as_each_field_with_its_values():
     body = "token=abc.def&score=5&reasons=slow&reasons=other&comment=%E5%BE%88%E5%BF%AB+%26+%3Cb%3E&empty="
     assert read_form(form_request(body.encode())) == {
-        "token": ["abc.def"], "score": ["5"], "reasons": ["slow", "other"], "comment": ["很快 & <b>"], "empty": [""]}
+        "token": ["abc.def"],
+        "score": ["5"],
+        "reasons": ["slow", "other"],
+        "comment": ["很快 & <b>"],
+        "empty": [""],
+    }
 
 
-@pytest.mark.parametrize("body, refusal, words", [
-    (b"comment=" + b"x" * MAX_BODY_BYTES, BodyTooLarge, "body over"),
-    (b"comment=%FF%FE", MalformedBody, "form refused"),                 # not UTF-8
-    (b"comment=\xff", MalformedBody, "form refused"),
-    ("&".join(f"f{n}=1" for n in range(MAX_FORM_FIELDS + 1)).encode(), MalformedBody, "form refused"),
-    (b"comment=a%00b", InvalidInput, "comment"),                         # what the store cannot keep: named
-])
+@pytest.mark.parametrize(
+    "body, refusal, words",
+    [
+        (b"comment=" + b"x" * MAX_BODY_BYTES, BodyTooLarge, "body over"),
+        (b"comment=%FF%FE", MalformedBody, "form refused"),  # not UTF-8
+        (b"comment=\xff", MalformedBody, "form refused"),
+        ("&".join(f"f{n}=1" for n in range(MAX_FORM_FIELDS + 1)).encode(), MalformedBody, "form refused"),
+        (b"comment=a%00b", InvalidInput, "comment"),  # what the store cannot keep: named
+    ],
+)
 def test_a_form_the_service_cannot_take_is_refused_as_json_bodies_are(body, refusal, words):
     with pytest.raises(refusal) as refused:
         read_form(form_request(body))
     assert words in (str(refused.value.messages) if refusal is InvalidInput else str(refused.value))
 
 
-@pytest.mark.parametrize("value, base", [
-    ("https://service.example-mall.cn", "https://service.example-mall.cn"),
-    ("https://example-mall.cn/service/", "https://example-mall.cn/service"),
-    ("http://127.0.0.1:8004", "http://127.0.0.1:8004"),
-])
+@pytest.mark.parametrize(
+    "value, base",
+    [
+        ("https://service.example-mall.cn", "https://service.example-mall.cn"),
+        ("https://example-mall.cn/service/", "https://example-mall.cn/service"),
+        ("http://127.0.0.1:8004", "http://127.0.0.1:8004"),
+    ],
+)
 def test_the_public_base_url_is_an_absolute_address(value, base):
     assert public_base_url({"MALLCARE": {"PUBLIC_BASE_URL": value}}) == base
 
 
-@pytest.mark.parametrize("value", [None, "", "service.example-mall.cn", "/answers", "ftp://example-mall.cn",
-                                   "https://example-mall.cn/?x=1", "https://example-mall.cn/#top"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "service.example-mall.cn",
+        "/answers",
+        "ftp://example-mall.cn",
+        "https://example-mall.cn/?x=1",
+        "https://example-mall.cn/#top",
+    ],
+)
 def test_without_a_public_base_url_feedback_does_not_start(value):
     with pytest.raises(RuntimeError, match="MALLCARE_PUBLIC_BASE_URL .* e.g. https://service.example-mall.cn"):
         public_base_url({"MALLCARE": {"PUBLIC_BASE_URL": value}})

@@ -2,6 +2,7 @@
 bj-chaoyang with its own quiet hours), the case_resolved event a revisit starts
 from, the complaint summary feedback keeps, revisits built by the rules at a fixed
 `now`, and a check that what the rules publish matches the event contract."""
+
 import copy
 import dataclasses
 import json
@@ -38,7 +39,7 @@ def quiet(at, start, end):
     return (t >= start or t < end) if start > end else start <= t < end
 
 
-MONDAY_10 = sh(2026, 11, 23, 10, 0)          # Mon 2026-11-23 10:00 in Shanghai
+MONDAY_10 = sh(2026, 11, 23, 10, 0)  # Mon 2026-11-23 10:00 in Shanghai
 CHAIN_QUIET = (time(21, 0), time(9, 0))
 BJ_QUIET = (time(21, 30), time(9, 30))
 
@@ -56,32 +57,65 @@ def with_override(policy, mall_id, **revisit):
     return dataclasses.replace(policy, rules=changed)
 
 
-def resolved_event(mall_id="sh-xujiahui", channel="desk", round_=1, at=MONDAY_10, complaint_no=None,
-                   category="product.quality_defect", risk_level="low", department="merchant_relations"):
+def resolved_event(
+    mall_id="sh-xujiahui",
+    channel="desk",
+    round_=1,
+    at=MONDAY_10,
+    complaint_no=None,
+    category="product.quality_defect",
+    risk_level="low",
+    department="merchant_relations",
+):
     """case_resolved as feedback's handler reads it (occurred_at back as a datetime)."""
-    payload = {"spot": False, "decision": "upheld", "remedy_types": ["refund"], "total_fen": 3990,
-               "round": round_, "category": category, "risk_level": risk_level, "department": department,
-               "owner_id": "E3501", "channel": channel, "by": "E3501"}
-    event = build_event(case_events.CASE_RESOLVED, mall_id=mall_id,
-                        complaint_no=complaint_no or f"{CODES[mall_id]}-20261123-0042", occurred_at=at,
-                        payload=payload)
+    payload = {
+        "spot": False,
+        "decision": "upheld",
+        "remedy_types": ["refund"],
+        "total_fen": 3990,
+        "round": round_,
+        "category": category,
+        "risk_level": risk_level,
+        "department": department,
+        "owner_id": "E3501",
+        "channel": channel,
+        "by": "E3501",
+    }
+    event = build_event(
+        case_events.CASE_RESOLVED,
+        mall_id=mall_id,
+        complaint_no=complaint_no or f"{CODES[mall_id]}-20261123-0042",
+        occurred_at=at,
+        payload=payload,
+    )
     return read_event(event, case_events.CASE_RESOLVED)
 
 
 def complaint(contact="138****5678", channel="desk", **extra):
     """What feedback keeps of complaint_registered (masked contact only)."""
-    return {"_id": "SHXJH-20261123-0042", "mall_id": "sh-xujiahui", "channel": channel, "contact_masked": contact,
-            "description": "草莓发霉", "demands": {"fact": "mouldy strawberries", "expectation": "refund"},
-            "merchant_id": "T-17", "area": "B1 fresh food", **extra}
+    return {
+        "_id": "SHXJH-20261123-0042",
+        "mall_id": "sh-xujiahui",
+        "channel": channel,
+        "contact_masked": contact,
+        "description": "草莓发霉",
+        "demands": {"fact": "mouldy strawberries", "expectation": "refund"},
+        "merchant_id": "T-17",
+        "area": "B1 fresh food",
+        **extra,
+    }
 
 
 @pytest.fixture
 def new_revisit(policy):
     """new_revisit(channel, contact, mall_id, at, round_, policy) -> a new revisit document and its first event."""
-    def make(channel="desk", contact="138****5678", mall_id="sh-xujiahui", at=MONDAY_10, round_=1, now=None,
-             policy=policy):
+
+    def make(
+        channel="desk", contact="138****5678", mall_id="sh-xujiahui", at=MONDAY_10, round_=1, now=None, policy=policy
+    ):
         event = resolved_event(mall_id=mall_id, channel=channel, round_=round_, at=at)
         return rules.new_revisit(event, complaint(contact, channel), policy, now or at)
+
     return make
 
 

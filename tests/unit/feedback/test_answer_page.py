@@ -1,6 +1,7 @@
 """The answer page's pieces without a service: the link on the public address, the page
 of a failure that is ours (503, with the reference staff find in the log), and text from
 the policy escaped like any other."""
+
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
@@ -15,7 +16,11 @@ def test_the_link_is_the_page_on_the_public_address_chinese_unless_asked():
     assert answer_page.answer_link(BASE, "abc.DEF-_") == f"{BASE}/answers?token=abc.DEF-_"
     assert answer_page.answer_link(BASE, "abc.DEF-_", "en") == f"{BASE}/answers?token=abc.DEF-_&lang=en"
     assert [answer_page.language(args) for args in ({}, {"lang": "en"}, {"lang": "fr"}, {"lang": "zh"})] == [
-        "zh", "en", "zh", "zh"]
+        "zh",
+        "en",
+        "zh",
+        "zh",
+    ]
 
 
 def test_a_store_that_does_not_answer_is_a_page_asking_to_try_again_with_the_logs_reference():
@@ -29,7 +34,13 @@ def test_a_store_that_does_not_answer_is_a_page_asking_to_try_again_with_the_log
 
 
 def test_words_from_the_policy_and_the_registry_are_escaped():
-    html = answer_page.form(BASE, "tok.en", "zh", "<i>徐家汇</i>", "SHXJH-1",
-                            {"rude": {"zh": "态度<b>差</b>", "en": "rude"}, '"x': {"zh": "引号", "en": "quote"}})
+    html = answer_page.form(
+        BASE,
+        "tok.en",
+        "zh",
+        "<i>徐家汇</i>",
+        "SHXJH-1",
+        {"rude": {"zh": "态度<b>差</b>", "en": "rude"}, '"x': {"zh": "引号", "en": "quote"}},
+    )
     assert "&lt;i&gt;徐家汇&lt;/i&gt;" in html and "态度&lt;b&gt;差&lt;/b&gt;" in html
     assert 'value="&quot;x"' in html and "<i>" not in html and "<b>" not in html

@@ -4,6 +4,7 @@ reopens it (R4.2); reasons are the policy's tags. An unanswered call is retried 
 later outside quiet hours until the last attempt makes the customer unreachable (a
 wrong number at once); a finished revisit takes no more answers; a revisit past its
 24 h is reported once; every change is written with its events in the outbox."""
+
 from datetime import datetime, timedelta
 
 import pytest
@@ -17,7 +18,7 @@ from mallcare_common.unit_of_work import with_outbox
 
 from .conftest import MONDAY_10, SH, assert_valid, local, sh
 
-ASKED = MONDAY_10 + timedelta(hours=2)            # 12:00 in Shanghai, when the call is scheduled
+ASKED = MONDAY_10 + timedelta(hours=2)  # 12:00 in Shanghai, when the call is scheduled
 CALLER = "E3002"
 
 
@@ -36,6 +37,7 @@ def apply(revisit, changes):
 
 # --- the answer (R4.2, R4.3) -----------------------------------------------------------------------
 
+
 def test_satisfied_from_is_4_in_the_shipped_policy(policy):
     assert policy.rules["satisfied_from"] == 4
     assert [rules.satisfied(s, policy) for s in (1, 2, 3, 4, 5)] == [False, False, False, True, True]
@@ -45,15 +47,30 @@ def test_satisfied_from_is_4_in_the_shipped_policy(policy):
 def test_a_score_of_4_or_5_is_a_satisfied_customer(policy, revisit, score):
     changes, out = answered(revisit, policy, score, comment="很快")
     assert changes["status"] == "answered"
-    assert changes["answer"] == {"at": ASKED, "by": CALLER, "score": score, "satisfied": True, "reasons": [],
-                                 "comment": "很快", "via": "staff"}
+    assert changes["answer"] == {
+        "at": ASKED,
+        "by": CALLER,
+        "score": score,
+        "satisfied": True,
+        "reasons": [],
+        "comment": "很快",
+        "via": "staff",
+    }
     assert changes["attempts"] == [{"at": ASKED, "by": CALLER, "outcome": "reached"}]
     done, satisfied = out
     assert assert_valid(done, events.REVISIT_DONE)["payload"] == {
-        "revisit_id": revisit["_id"], "outcome": "answered", "attempts": 1, "score": score,
-        "within_deadline": True, "by": CALLER}
+        "revisit_id": revisit["_id"],
+        "outcome": "answered",
+        "attempts": 1,
+        "score": score,
+        "within_deadline": True,
+        "by": CALLER,
+    }
     assert assert_valid(satisfied, events.CUSTOMER_SATISFIED)["payload"] == {
-        "revisit_id": revisit["_id"], "score": score, "by": CALLER}
+        "revisit_id": revisit["_id"],
+        "score": score,
+        "by": CALLER,
+    }
     assert {e["complaint_no"] for e in out} == {"SHXJH-20261123-0042"}
     assert {e["mall_id"] for e in out} == {"sh-xujiahui"}
 
@@ -66,7 +83,11 @@ def test_a_score_below_4_is_a_dissatisfied_customer_with_reasons(policy, revisit
     assert changes["answer"]["reasons"] == ["slow", "compensation_unclear"]
     assert [e["event_type"] for e in out] == ["revisit_done", "customer_dissatisfied"]
     assert assert_valid(out[1], events.CUSTOMER_DISSATISFIED)["payload"] == {
-        "revisit_id": revisit["_id"], "score": score, "by": CALLER, "reasons": ["slow", "compensation_unclear"]}
+        "revisit_id": revisit["_id"],
+        "score": score,
+        "by": CALLER,
+        "reasons": ["slow", "compensation_unclear"],
+    }
     assert assert_valid(out[0], events.REVISIT_DONE)["payload"]["outcome"] == "answered"
 
 
@@ -109,14 +130,14 @@ def test_an_unknown_reason_tag_is_refused_naming_reasons(policy, revisit):
         answered(revisit, policy, 2, reasons=["slow", "rude_cashier", "meh"])
     assert set(refused.value.messages) == {"reasons"}
     [message] = refused.value.messages["reasons"]
-    assert message.startswith("Unknown reason tag: meh, rude_cashier;")     # only the unknown ones
-    assert "compensation_unclear" in message.split("known:")[1]            # and the tags to choose from
+    assert message.startswith("Unknown reason tag: meh, rude_cashier;")  # only the unknown ones
+    assert "compensation_unclear" in message.split("known:")[1]  # and the tags to choose from
 
 
 @pytest.mark.parametrize("status", ["answered", "unreachable", "cancelled"])
 def test_a_finished_revisit_takes_no_answer_and_no_more_attempts(policy, revisit, status):
     finished = {**revisit, "status": status}
-    if status != "unreachable":   # the unreachable customer may still answer: see below
+    if status != "unreachable":  # the unreachable customer may still answer: see below
         with pytest.raises(Conflict, match=status):
             answered(finished, policy, 5)
     for outcome in ("no_answer", "wrong_number"):
@@ -141,24 +162,30 @@ def test_a_revisit_with_no_way_to_ask_cannot_be_answered(policy, make_revisit):
 
 # --- no answer, retries, unreachable ---------------------------------------------------------------
 
+
 def test_no_answer_is_retried_3h_later(policy, revisit):
     changes, out = rules.no_answer(revisit, {"outcome": "no_answer", "note": "voicemail"}, CALLER, policy, ASKED)
     assert out == []
-    assert changes == {"status": "retry", "scheduled_at": ASKED + timedelta(hours=3), "attempts": [
-        {"at": ASKED, "by": CALLER, "outcome": "no_answer", "note": "voicemail"}]}
+    assert changes == {
+        "status": "retry",
+        "scheduled_at": ASKED + timedelta(hours=3),
+        "attempts": [{"at": ASKED, "by": CALLER, "outcome": "no_answer", "note": "voicemail"}],
+    }
 
 
-@pytest.mark.parametrize("mall_id,way,at,expected", [
-    ("sh-xujiahui", "phone_call", (19, 0), (2026, 11, 24, 9, 0)),     # 22:00 is quiet
-    ("sh-xujiahui", "sms", (17, 59), (2026, 11, 23, 20, 59)),         # 20:59 is not
-    ("sh-xujiahui", "sms", (18, 0), (2026, 11, 24, 9, 0)),            # 21:00 is
-    ("bj-chaoyang", "phone_call", (18, 15), (2026, 11, 23, 21, 15)),  # Beijing allows 21:15
-    ("bj-chaoyang", "phone_call", (19, 0), (2026, 11, 24, 9, 30)),
-    ("sh-xujiahui", "app_message", (19, 0), (2026, 11, 23, 22, 0)),   # app messages are not held back
-    ("bj-chaoyang", "app_message", (23, 0), (2026, 11, 24, 2, 0)),
-])
-def test_a_retry_is_moved_out_of_quiet_hours_except_for_app_messages(policy, make_revisit, mall_id, way, at,
-                                                                        expected):
+@pytest.mark.parametrize(
+    "mall_id,way,at,expected",
+    [
+        ("sh-xujiahui", "phone_call", (19, 0), (2026, 11, 24, 9, 0)),  # 22:00 is quiet
+        ("sh-xujiahui", "sms", (17, 59), (2026, 11, 23, 20, 59)),  # 20:59 is not
+        ("sh-xujiahui", "sms", (18, 0), (2026, 11, 24, 9, 0)),  # 21:00 is
+        ("bj-chaoyang", "phone_call", (18, 15), (2026, 11, 23, 21, 15)),  # Beijing allows 21:15
+        ("bj-chaoyang", "phone_call", (19, 0), (2026, 11, 24, 9, 30)),
+        ("sh-xujiahui", "app_message", (19, 0), (2026, 11, 23, 22, 0)),  # app messages are not held back
+        ("bj-chaoyang", "app_message", (23, 0), (2026, 11, 24, 2, 0)),
+    ],
+)
+def test_a_retry_is_moved_out_of_quiet_hours_except_for_app_messages(policy, make_revisit, mall_id, way, at, expected):
     channel = {"phone_call": "desk", "sms": "web", "app_message": "app"}[way]
     revisit = make_revisit(channel=channel, mall_id=mall_id)
     assert revisit["way"] == way
@@ -178,34 +205,47 @@ def test_the_third_unanswered_attempt_makes_the_customer_unreachable(policy, rev
     assert len(changes["attempts"]) == 3 and changes["attempts"][-1]["by"] == "E3003"
     [done] = out
     assert assert_valid(done, events.REVISIT_DONE)["payload"] == {
-        "revisit_id": revisit["_id"], "outcome": "unreachable", "attempts": 3, "score": None,
-        "within_deadline": now <= revisit["due_at"], "by": "E3003"}
+        "revisit_id": revisit["_id"],
+        "outcome": "unreachable",
+        "attempts": 3,
+        "score": None,
+        "within_deadline": now <= revisit["due_at"],
+        "by": "E3003",
+    }
 
 
 def test_a_wrong_number_makes_the_customer_unreachable_at_once(policy, revisit):
     changes, out = rules.no_answer(revisit, {"outcome": "wrong_number", "note": "空号"}, CALLER, policy, ASKED)
-    assert changes == {"status": "unreachable", "attempts": [
-        {"at": ASKED, "by": CALLER, "outcome": "wrong_number", "note": "空号"}]}
+    assert changes == {
+        "status": "unreachable",
+        "attempts": [{"at": ASKED, "by": CALLER, "outcome": "wrong_number", "note": "空号"}],
+    }
     assert assert_valid(out[0], events.REVISIT_DONE)["payload"] == {
-        "revisit_id": revisit["_id"], "outcome": "unreachable", "attempts": 1, "score": None,
-        "within_deadline": True, "by": CALLER}
+        "revisit_id": revisit["_id"],
+        "outcome": "unreachable",
+        "attempts": 1,
+        "score": None,
+        "within_deadline": True,
+        "by": CALLER,
+    }
 
 
 def test_unreachable_after_the_deadline_is_late(policy, revisit):
-    _, out = rules.no_answer(revisit, {"outcome": "wrong_number"}, CALLER, policy,
-                             revisit["due_at"] + timedelta(seconds=1))
+    _, out = rules.no_answer(
+        revisit, {"outcome": "wrong_number"}, CALLER, policy, revisit["due_at"] + timedelta(seconds=1)
+    )
     assert out[0]["payload"]["within_deadline"] is False
 
 
 # --- overdue and the outbox ------------------------------------------------------------------------
+
 
 def test_a_revisit_past_its_deadline_gets_one_revisit_overdue(revisit):
     now = revisit["due_at"] + timedelta(minutes=1)
     event = rules.overdue(revisit, now)
     read = assert_valid(event, events.REVISIT_OVERDUE)
     assert read["payload"] == {"revisit_id": revisit["_id"], "due_at": revisit["due_at"]}
-    assert (read["occurred_at"], read["complaint_no"], read["mall_id"]) == (now, revisit["complaint_no"],
-                                                                            "sh-xujiahui")
+    assert (read["occurred_at"], read["complaint_no"], read["mall_id"]) == (now, revisit["complaint_no"], "sh-xujiahui")
 
 
 def test_the_update_sets_the_changes_counts_the_version_and_queues_the_events(policy, revisit):
@@ -233,38 +273,48 @@ def test_overdue_is_marked_reported_with_its_event(revisit):
 
 # --- what staff may send (AttemptIn) ---------------------------------------------------------------
 
-@pytest.mark.parametrize("data", [
-    {"by": CALLER, "outcome": "reached", "score": 5},
-    {"by": CALLER, "outcome": "reached", "score": 1, "reasons": ["slow"], "comment": "太慢"},
-    {"by": CALLER, "outcome": "no_answer", "note": "voicemail"},
-    {"by": CALLER, "outcome": "wrong_number"},
-])
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"by": CALLER, "outcome": "reached", "score": 5},
+        {"by": CALLER, "outcome": "reached", "score": 1, "reasons": ["slow"], "comment": "太慢"},
+        {"by": CALLER, "outcome": "no_answer", "note": "voicemail"},
+        {"by": CALLER, "outcome": "wrong_number"},
+    ],
+)
 def test_staff_attempts_that_make_sense_are_accepted(data):
     loaded = AttemptIn().load(data)
     assert loaded["outcome"] == data["outcome"] and loaded.get("score") == data.get("score")
     assert loaded["reasons"] == data.get("reasons", [])
 
 
-@pytest.mark.parametrize("data", [
-    {"by": CALLER, "outcome": "reached"},                       # reached but no score
-    {"by": CALLER, "outcome": "no_answer", "score": 3},         # a score nobody gave
-    {"by": CALLER, "outcome": "wrong_number", "score": 5},
-    {"by": CALLER, "outcome": "reached", "score": 0},
-    {"by": CALLER, "outcome": "reached", "score": 6},
-    {"by": CALLER, "outcome": "reached", "score": "5"},         # strict integer
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"by": CALLER, "outcome": "reached"},  # reached but no score
+        {"by": CALLER, "outcome": "no_answer", "score": 3},  # a score nobody gave
+        {"by": CALLER, "outcome": "wrong_number", "score": 5},
+        {"by": CALLER, "outcome": "reached", "score": 0},
+        {"by": CALLER, "outcome": "reached", "score": 6},
+        {"by": CALLER, "outcome": "reached", "score": "5"},  # strict integer
+    ],
+)
 def test_a_score_without_reached_or_reached_without_score_is_refused_on_score(data):
     with pytest.raises(ValidationError) as refused:
         AttemptIn().load(data)
     assert set(refused.value.messages) == {"score"}
 
 
-@pytest.mark.parametrize("data,field", [
-    ({"outcome": "reached", "score": 5}, "by"),
-    ({"by": CALLER, "outcome": "hung_up"}, "outcome"),
-    ({"by": CALLER, "outcome": "reached", "score": 5, "reasons": [""]}, "reasons"),
-    ({"by": CALLER, "outcome": "no_answer", "note": "x" * 2001}, "note"),
-])
+@pytest.mark.parametrize(
+    "data,field",
+    [
+        ({"outcome": "reached", "score": 5}, "by"),
+        ({"by": CALLER, "outcome": "hung_up"}, "outcome"),
+        ({"by": CALLER, "outcome": "reached", "score": 5, "reasons": [""]}, "reasons"),
+        ({"by": CALLER, "outcome": "no_answer", "note": "x" * 2001}, "note"),
+    ],
+)
 def test_other_bad_attempts_are_refused_on_their_field(data, field):
     with pytest.raises(ValidationError) as refused:
         AttemptIn().load(data)
@@ -277,5 +327,6 @@ def test_a_cancelled_revisit_announces_itself(revisit):
     changes, out = rules.cancelled(revisit, "case closed", ASKED)
     assert changes == {"status": "cancelled", "cancelled": {"at": ASKED, "reason": "case closed"}}
     assert [(e["event_type"], e["complaint_no"], e["payload"]) for e in out] == [
-        ("revisit_cancelled", revisit["complaint_no"], {"revisit_id": revisit["_id"], "reason": "case closed"})]
+        ("revisit_cancelled", revisit["complaint_no"], {"revisit_id": revisit["_id"], "reason": "case closed"})
+    ]
     assert_valid(out[0], events.REVISIT_CANCELLED)

@@ -2,6 +2,7 @@
 the token (revisit id and expiry, HMAC-signed) is the proof. A forged or malformed
 token is refused, an expired one is gone (the mall calls instead), and the same
 answer sent twice is recognised as the one recorded."""
+
 import base64
 from datetime import datetime, timedelta, timezone
 
@@ -46,6 +47,7 @@ def test_an_expiry_in_another_time_zone_is_the_same_moment(token):
 
 # --- forged and malformed ------------------------------------------------------------------------
 
+
 def _refused(token, now=BEFORE, secret=SECRET):
     with pytest.raises(rules.LinkRefused, match="not valid"):
         rules.read_link(secret, token, now)
@@ -67,7 +69,7 @@ def test_a_changed_mac_is_refused(token):
     body, mac = token.split(".")
     _refused(f"{body}.{mac[:-3]}abc")
     _refused(f"{body}.{b64(bytes(32))}")
-    _refused(f"{body}.{mac[:-2]}")                  # truncated
+    _refused(f"{body}.{mac[:-2]}")  # truncated
 
 
 def test_a_token_signed_with_another_key_is_refused(token):
@@ -75,13 +77,24 @@ def test_a_token_signed_with_another_key_is_refused(token):
     _refused(token, secret="rotated-secret")
 
 
-@pytest.mark.parametrize("garbage", [
-    "", ".", "..", "abc.", ".abc", "a.b.c", "not-a-token-at-all", "!!!!.????", "ééé.ààà",
-    b64(b"no separator in the body") + ".abc",
-    b64(b"R1|not-a-number") + ".abc",
-    b64(b"\xff\xfe\xfd|123") + ".abc",                # not UTF-8
-    "%%%.%%%",
-])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "",
+        ".",
+        "..",
+        "abc.",
+        ".abc",
+        "a.b.c",
+        "not-a-token-at-all",
+        "!!!!.????",
+        "ééé.ààà",
+        b64(b"no separator in the body") + ".abc",
+        b64(b"R1|not-a-number") + ".abc",
+        b64(b"\xff\xfe\xfd|123") + ".abc",  # not UTF-8
+        "%%%.%%%",
+    ],
+)
 def test_garbage_is_refused_not_an_error(garbage):
     _refused(garbage)
 
@@ -97,6 +110,7 @@ def test_a_forged_token_with_an_absurd_expiry_is_refused(expiry):
 
 
 # --- expiry -------------------------------------------------------------------------------------
+
 
 def test_the_link_is_valid_up_to_its_expiry_second_and_gone_right_after(token):
     assert rules.read_link(SECRET, token, EXPIRES) == REVISIT
@@ -124,15 +138,18 @@ def test_expired_is_not_refused(token):
 RECORDED = {"score": 2, "reasons": ["slow", "attitude"], "comment": "退款两天才到"}
 
 
-@pytest.mark.parametrize("request_,same", [
-    ({"score": 2, "reasons": ["slow", "attitude"], "comment": "退款两天才到"}, True),
-    ({"score": 2, "reasons": ["attitude", "slow"], "comment": "退款两天才到"}, True),     # order does not matter
-    ({"score": 3, "reasons": ["slow", "attitude"], "comment": "退款两天才到"}, False),
-    ({"score": 2, "reasons": ["slow"], "comment": "退款两天才到"}, False),
-    ({"score": 2, "reasons": ["slow", "attitude", "other"], "comment": "退款两天才到"}, False),
-    ({"score": 2, "reasons": ["slow", "attitude"], "comment": "退款三天才到"}, False),
-    ({"score": 2, "reasons": ["slow", "attitude"]}, False),                               # comment left out
-])
+@pytest.mark.parametrize(
+    "request_,same",
+    [
+        ({"score": 2, "reasons": ["slow", "attitude"], "comment": "退款两天才到"}, True),
+        ({"score": 2, "reasons": ["attitude", "slow"], "comment": "退款两天才到"}, True),  # order does not matter
+        ({"score": 3, "reasons": ["slow", "attitude"], "comment": "退款两天才到"}, False),
+        ({"score": 2, "reasons": ["slow"], "comment": "退款两天才到"}, False),
+        ({"score": 2, "reasons": ["slow", "attitude", "other"], "comment": "退款两天才到"}, False),
+        ({"score": 2, "reasons": ["slow", "attitude"], "comment": "退款三天才到"}, False),
+        ({"score": 2, "reasons": ["slow", "attitude"]}, False),  # comment left out
+    ],
+)
 def test_same_answer_compares_score_reasons_in_any_order_and_comment(request_, same):
     assert rules.same_answer(RECORDED, request_) is same
 

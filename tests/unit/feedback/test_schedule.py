@@ -4,6 +4,7 @@ time; bj-chaoyang 21:30-09:30) - the next allowed time instead, an app message i
 held back. When quiet hours leave no allowed time before the deadline, the last
 allowed moment before they began, else the next allowed time flagged beyond the
 deadline. The way to ask follows the channel and what contact the customer left."""
+
 from datetime import datetime, time, timedelta
 
 import pytest
@@ -11,12 +12,12 @@ import pytest
 from feedback import rules
 from mallcare_common.contracts import feedback as events
 
-from .conftest import (BJ_QUIET, CHAIN_QUIET, MONDAY_10, SH, assert_valid, local, quiet, sh,
-                       with_override)
+from .conftest import BJ_QUIET, CHAIN_QUIET, MONDAY_10, SH, assert_valid, local, quiet, sh, with_override
 
 EVERY_20_MINUTES = [MONDAY_10 + timedelta(minutes=m) for m in range(0, 24 * 60, 20)]
-BOUNDARIES = [sh(2026, 11, 23, h, m) for h, m in ((6, 59), (7, 0), (7, 1), (18, 59), (19, 0), (19, 1),
-                                                   (23, 59), (0, 0))]
+BOUNDARIES = [
+    sh(2026, 11, 23, h, m) for h, m in ((6, 59), (7, 0), (7, 1), (18, 59), (19, 0), (19, 1), (23, 59), (0, 0))
+]
 
 
 def schedule(policy, resolved_at, way="phone_call", mall_id="sh-xujiahui"):
@@ -34,6 +35,7 @@ def next_allowed(at, start, end):
 
 # --- calls and SMS outside quiet hours, within 24 h ---------------------------------------------
 
+
 @pytest.mark.parametrize("way", ["phone_call", "sms"])
 @pytest.mark.parametrize("resolved_at", EVERY_20_MINUTES + BOUNDARIES, ids=lambda t: local(t).strftime("%H%M"))
 def test_a_call_or_sms_is_asked_2h_after_or_at_the_next_allowed_time_within_24h(policy, way, resolved_at):
@@ -45,16 +47,19 @@ def test_a_call_or_sms_is_asked_2h_after_or_at_the_next_allowed_time_within_24h(
     assert scheduled == next_allowed(resolved_at + timedelta(hours=2), *CHAIN_QUIET)
 
 
-@pytest.mark.parametrize("resolved,expected", [
-    ((2026, 11, 23, 10, 0), (2026, 11, 23, 12, 0)),     # asked at noon
-    ((2026, 11, 23, 18, 59), (2026, 11, 23, 20, 59)),   # just before quiet hours
-    ((2026, 11, 23, 19, 0), (2026, 11, 24, 9, 0)),      # 21:00 is quiet: next morning
-    ((2026, 11, 23, 22, 30), (2026, 11, 24, 9, 0)),     # resolved in quiet hours
-    ((2026, 11, 23, 23, 30), (2026, 11, 24, 9, 0)),     # 01:30 the next day: same morning
-    ((2026, 11, 23, 3, 0), (2026, 11, 23, 9, 0)),       # 05:00 -> 09:00 the same day
-    ((2026, 11, 23, 7, 0), (2026, 11, 23, 9, 0)),       # exactly when quiet hours end
-    ((2026, 11, 23, 7, 30), (2026, 11, 23, 9, 30)),
-])
+@pytest.mark.parametrize(
+    "resolved,expected",
+    [
+        ((2026, 11, 23, 10, 0), (2026, 11, 23, 12, 0)),  # asked at noon
+        ((2026, 11, 23, 18, 59), (2026, 11, 23, 20, 59)),  # just before quiet hours
+        ((2026, 11, 23, 19, 0), (2026, 11, 24, 9, 0)),  # 21:00 is quiet: next morning
+        ((2026, 11, 23, 22, 30), (2026, 11, 24, 9, 0)),  # resolved in quiet hours
+        ((2026, 11, 23, 23, 30), (2026, 11, 24, 9, 0)),  # 01:30 the next day: same morning
+        ((2026, 11, 23, 3, 0), (2026, 11, 23, 9, 0)),  # 05:00 -> 09:00 the same day
+        ((2026, 11, 23, 7, 0), (2026, 11, 23, 9, 0)),  # exactly when quiet hours end
+        ((2026, 11, 23, 7, 30), (2026, 11, 23, 9, 30)),
+    ],
+)
 def test_known_resolution_times_give_the_expected_mall_time(policy, resolved, expected):
     scheduled, due, beyond = schedule(policy, sh(*resolved))
     assert local(scheduled) == datetime(*expected, tzinfo=SH)
@@ -81,6 +86,7 @@ def test_an_app_message_goes_out_in_the_middle_of_the_night(policy):
 
 # --- bj-chaoyang's own quiet hours ----------------------------------------------------------------
 
+
 def test_bj_chaoyang_overrides_only_its_quiet_hours(policy):
     bj, sh_ = policy.revisit("bj-chaoyang"), policy.revisit("sh-xujiahui")
     assert bj["quiet_hours"] == BJ_QUIET and sh_["quiet_hours"] == CHAIN_QUIET
@@ -88,15 +94,18 @@ def test_bj_chaoyang_overrides_only_its_quiet_hours(policy):
     assert {k: v for k, v in bj.items() if k != "quiet_hours"} == {k: v for k, v in sh_.items() if k != "quiet_hours"}
 
 
-@pytest.mark.parametrize("resolved,bj_expected,sh_expected", [
-    ((19, 15), (2026, 11, 23, 21, 15), (2026, 11, 24, 9, 0)),   # 21:15 is still allowed in Beijing
-    ((19, 29), (2026, 11, 23, 21, 29), (2026, 11, 24, 9, 0)),
-    ((19, 30), (2026, 11, 24, 9, 30), (2026, 11, 24, 9, 0)),    # 21:30 is quiet in Beijing
-    ((19, 45), (2026, 11, 24, 9, 30), (2026, 11, 24, 9, 0)),
-    ((6, 0), (2026, 11, 23, 9, 30), (2026, 11, 23, 9, 0)),      # 08:00 -> when each mall's quiet hours end
-    ((7, 15), (2026, 11, 23, 9, 30), (2026, 11, 23, 9, 15)),
-    ((7, 30), (2026, 11, 23, 9, 30), (2026, 11, 23, 9, 30)),
-])
+@pytest.mark.parametrize(
+    "resolved,bj_expected,sh_expected",
+    [
+        ((19, 15), (2026, 11, 23, 21, 15), (2026, 11, 24, 9, 0)),  # 21:15 is still allowed in Beijing
+        ((19, 29), (2026, 11, 23, 21, 29), (2026, 11, 24, 9, 0)),
+        ((19, 30), (2026, 11, 24, 9, 30), (2026, 11, 24, 9, 0)),  # 21:30 is quiet in Beijing
+        ((19, 45), (2026, 11, 24, 9, 30), (2026, 11, 24, 9, 0)),
+        ((6, 0), (2026, 11, 23, 9, 30), (2026, 11, 23, 9, 0)),  # 08:00 -> when each mall's quiet hours end
+        ((7, 15), (2026, 11, 23, 9, 30), (2026, 11, 23, 9, 15)),
+        ((7, 30), (2026, 11, 23, 9, 30), (2026, 11, 23, 9, 30)),
+    ],
+)
 def test_bj_chaoyang_calls_outside_21_30_to_09_30(policy, resolved, bj_expected, sh_expected):
     resolved_at = sh(2026, 11, 23, *resolved)
     bj, _, bj_beyond = schedule(policy, resolved_at, "sms", "bj-chaoyang")
@@ -114,6 +123,7 @@ def test_bj_chaoyang_never_calls_in_its_quiet_hours(policy, resolved_at):
 
 # --- quiet hours that leave (almost) no time ------------------------------------------------------
 
+
 @pytest.fixture
 def one_hour_a_day(policy):
     """sh-xujiahui may call only 09:00-10:00 mall time."""
@@ -121,10 +131,12 @@ def one_hour_a_day(policy):
 
 
 def test_long_quiet_hours_still_use_the_next_allowed_time_when_it_is_within_24h(one_hour_a_day):
-    for resolved, expected in (((7, 0), (2026, 11, 23, 9, 0)),      # 09:00 is allowed
-                               ((9, 0), (2026, 11, 24, 9, 0)),      # exactly 24 h later
-                               ((9, 40), (2026, 11, 24, 9, 0)),
-                               ((12, 0), (2026, 11, 24, 9, 0))):
+    for resolved, expected in (
+        ((7, 0), (2026, 11, 23, 9, 0)),  # 09:00 is allowed
+        ((9, 0), (2026, 11, 24, 9, 0)),  # exactly 24 h later
+        ((9, 40), (2026, 11, 24, 9, 0)),
+        ((12, 0), (2026, 11, 24, 9, 0)),
+    ):
         resolved_at = sh(2026, 11, 23, *resolved)
         scheduled, due, beyond = schedule(one_hour_a_day, resolved_at)
         assert local(scheduled) == datetime(*expected, tzinfo=SH), resolved
@@ -132,14 +144,13 @@ def test_long_quiet_hours_still_use_the_next_allowed_time_when_it_is_within_24h(
 
 
 @pytest.mark.parametrize("resolved", [(8, 0), (8, 30), (8, 59)])
-def test_when_the_next_allowed_time_is_past_24h_the_last_allowed_moment_before_quiet_is_used(
-        one_hour_a_day, resolved):
-    resolved_at = sh(2026, 11, 23, *resolved)         # 2 h later it is 10:00-10:59: quiet until tomorrow 09:00
+def test_when_the_next_allowed_time_is_past_24h_the_last_allowed_moment_before_quiet_is_used(one_hour_a_day, resolved):
+    resolved_at = sh(2026, 11, 23, *resolved)  # 2 h later it is 10:00-10:59: quiet until tomorrow 09:00
     scheduled, due, beyond = schedule(one_hour_a_day, resolved_at)
     assert not beyond
     assert resolved_at <= scheduled <= due
     assert not quiet(scheduled, time(10, 0), time(9, 0))
-    assert sh(2026, 11, 23, 9, 30) <= scheduled < sh(2026, 11, 23, 10, 0)   # the same morning, before 10:00
+    assert sh(2026, 11, 23, 9, 30) <= scheduled < sh(2026, 11, 23, 10, 0)  # the same morning, before 10:00
 
 
 @pytest.fixture
@@ -149,8 +160,9 @@ def one_hour_a_day_within_3h(policy):
 
 @pytest.mark.parametrize("resolved", [(10, 0), (12, 0), (20, 0)])
 def test_no_allowed_time_before_the_deadline_is_flagged_and_asked_at_the_next_allowed_time(
-        one_hour_a_day_within_3h, resolved):
-    resolved_at = sh(2026, 11, 23, *resolved)         # resolved in quiet hours, due 3 h later, still quiet
+    one_hour_a_day_within_3h, resolved
+):
+    resolved_at = sh(2026, 11, 23, *resolved)  # resolved in quiet hours, due 3 h later, still quiet
     scheduled, due, beyond = schedule(one_hour_a_day_within_3h, resolved_at)
     assert beyond is True
     assert due == resolved_at + timedelta(hours=3)
@@ -179,36 +191,43 @@ def test_a_call_is_never_scheduled_in_quiet_hours_unless_flagged(policy):
 
 # --- the way to ask -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("channel,contact,way", [
-    ("desk", "138****5678", "phone_call"),
-    ("hotline", "138****5678", "phone_call"),
-    ("suggestion_box", "138****5678", "phone_call"),
-    ("desk", "w***@example.com", None),          # a call needs a phone
-    ("desk", None, None),                        # no contact left at the desk: no way at all
-    ("suggestion_box", None, None),              # an anonymous suggestion
-    ("hotline", "", None),
-    ("web", "138****5678", "sms"),
-    ("email", "138****5678", "sms"),
-    ("social", "138****5678", "sms"),
-    ("web", "w***@example.com", "app_message"),  # no phone for the SMS
-    ("email", "w***@example.com", "app_message"),
-    ("web", None, None),
-    ("app", "138****5678", "app_message"),
-    ("app", None, "app_message"),                # members of the app are reached in it
-    ("mini_program", "w***@example.com", "app_message"),
-    ("wechat", None, "app_message"),
-])
+
+@pytest.mark.parametrize(
+    "channel,contact,way",
+    [
+        ("desk", "138****5678", "phone_call"),
+        ("hotline", "138****5678", "phone_call"),
+        ("suggestion_box", "138****5678", "phone_call"),
+        ("desk", "w***@example.com", None),  # a call needs a phone
+        ("desk", None, None),  # no contact left at the desk: no way at all
+        ("suggestion_box", None, None),  # an anonymous suggestion
+        ("hotline", "", None),
+        ("web", "138****5678", "sms"),
+        ("email", "138****5678", "sms"),
+        ("social", "138****5678", "sms"),
+        ("web", "w***@example.com", "app_message"),  # no phone for the SMS
+        ("email", "w***@example.com", "app_message"),
+        ("web", None, None),
+        ("app", "138****5678", "app_message"),
+        ("app", None, "app_message"),  # members of the app are reached in it
+        ("mini_program", "w***@example.com", "app_message"),
+        ("wechat", None, "app_message"),
+    ],
+)
 def test_the_way_to_ask_follows_channel_and_contact(policy, channel, contact, way):
     assert rules.revisit_way(channel, contact, policy.revisit("sh-xujiahui")) == way
 
 
-@pytest.mark.parametrize("contact,kind", [("138****5678", "phone"), ("****", "phone"),
-                                          ("w***@example.com", "email"), (None, None), ("", None)])
+@pytest.mark.parametrize(
+    "contact,kind",
+    [("138****5678", "phone"), ("****", "phone"), ("w***@example.com", "email"), (None, None), ("", None)],
+)
 def test_the_kind_of_a_masked_contact(contact, kind):
     assert rules.contact_kind(contact) == kind
 
 
 # --- the revisit document and its first event -----------------------------------------------------
+
 
 def test_a_desk_complaint_gets_a_scheduled_phone_revisit_with_its_event(policy, new_revisit):
     now = MONDAY_10 + timedelta(seconds=3)
@@ -219,21 +238,26 @@ def test_a_desk_complaint_gets_a_scheduled_phone_revisit_with_its_event(policy, 
     assert doc["scheduled_at"] == MONDAY_10 + timedelta(hours=2)
     assert doc["due_at"] == MONDAY_10 + timedelta(hours=24)
     assert doc["beyond_deadline"] is False
-    assert doc["link_expires_at"] is None                    # asked by phone: no answer link
+    assert doc["link_expires_at"] is None  # asked by phone: no answer link
     assert (doc["attempts"], doc["answer"], doc["version"], doc["overdue_reported"]) == ([], None, 0, False)
     assert doc["contact_masked"] == "138****5678" and doc["created_at"] == now
     assert doc["policy_version"] == policy.version
     read = assert_valid(event, events.REVISIT_SCHEDULED)
     assert (read["mall_id"], read["complaint_no"], read["occurred_at"]) == ("sh-xujiahui", "SHXJH-20261123-0042", now)
-    assert read["payload"] == {"revisit_id": doc["_id"], "round": 1, "way": "phone_call",
-                               "scheduled_at": doc["scheduled_at"], "due_at": doc["due_at"],
-                               "beyond_deadline": False}
+    assert read["payload"] == {
+        "revisit_id": doc["_id"],
+        "round": 1,
+        "way": "phone_call",
+        "scheduled_at": doc["scheduled_at"],
+        "due_at": doc["due_at"],
+        "beyond_deadline": False,
+    }
 
 
 def test_an_app_complaint_gets_an_app_message_with_a_72h_link(make_revisit):
     doc = make_revisit(channel="app", contact=None, at=sh(2026, 11, 23, 20, 30))
     assert (doc["status"], doc["way"]) == ("scheduled", "app_message")
-    assert doc["scheduled_at"] == sh(2026, 11, 23, 22, 30)   # not held back
+    assert doc["scheduled_at"] == sh(2026, 11, 23, 22, 30)  # not held back
     assert doc["link_expires_at"] == doc["scheduled_at"] + timedelta(hours=72)
 
 
@@ -263,14 +287,26 @@ def test_a_flagged_revisit_says_so_in_its_event(one_hour_a_day_within_3h, new_re
     assert assert_valid(event, events.REVISIT_SCHEDULED)["payload"]["beyond_deadline"] is True
 
 
-@pytest.mark.parametrize("channel,contact", [("desk", None), ("suggestion_box", None), ("desk", "w***@example.com"),
-                                             ("web", None)])
+@pytest.mark.parametrize(
+    "channel,contact", [("desk", None), ("suggestion_box", None), ("desk", "w***@example.com"), ("web", None)]
+)
 def test_without_a_way_to_ask_the_revisit_is_unreachable_at_once(new_revisit, channel, contact):
     now = MONDAY_10 + timedelta(seconds=1)
     doc, event = new_revisit(channel=channel, contact=contact, now=now)
     assert (doc["status"], doc["way"], doc["scheduled_at"], doc["due_at"], doc["link_expires_at"]) == (
-        "unreachable", None, None, None, None)
+        "unreachable",
+        None,
+        None,
+        None,
+        None,
+    )
     read = assert_valid(event, events.REVISIT_DONE)
-    assert read["payload"] == {"revisit_id": doc["_id"], "outcome": "unreachable", "attempts": 0, "score": None,
-                               "within_deadline": True, "by": "feedback"}
+    assert read["payload"] == {
+        "revisit_id": doc["_id"],
+        "outcome": "unreachable",
+        "attempts": 0,
+        "score": None,
+        "within_deadline": True,
+        "by": "feedback",
+    }
     assert read["occurred_at"] == now

@@ -1,5 +1,6 @@
 """R2.6 (policy is data), R1.2: the shipped policy loads; a broken one is refused
 with field-level messages; per-mall overrides apply; the version is recorded."""
+
 import copy
 
 import pytest
@@ -42,19 +43,32 @@ def test_a_channel_without_an_acknowledgement_rule_is_refused(intake_data):
     assert "email" in str(error.value.messages["acknowledgement"])
 
 
-@pytest.mark.parametrize("path,value,field", [
-    (("acknowledgement", "desk", "minutes"), -1, "acknowledgement"),
-    (("acknowledgement", "desk", "after_hours"), "whenever", "acknowledgement"),
-    (("review", "min_description_chars"), "five", "review"),
-    (("mall_overrides",), {"atlantis": {}}, "mall_overrides"),
-    (("retention_months",), 0, "retention_months"),
-    (("retention_months",), "24", "retention_months"),
-    (("wechat",), {"atlantis": {"account": "gh_5a1c2e3f4b6d", "token": "WECHAT_TOKEN_X"}}, "wechat"),
-    (("wechat",), {"sh-xujiahui": {"account": "gh_5a1c2e3f4b6d", "token": "the-token-itself"}}, "wechat"),
-    (("mailboxes",), {"sh-xujiahui": {"host": "imap.example.cn", "security": "none", "user": "u",
-                                      "password": "MAILBOX_PASSWORD_SH"}}, "mailboxes"),
-    (("mailboxes",), {"sh-xujiahui": {"host": "imap.example.cn", "user": "u", "password": "hunter2"}}, "mailboxes"),
-])
+@pytest.mark.parametrize(
+    "path,value,field",
+    [
+        (("acknowledgement", "desk", "minutes"), -1, "acknowledgement"),
+        (("acknowledgement", "desk", "after_hours"), "whenever", "acknowledgement"),
+        (("review", "min_description_chars"), "five", "review"),
+        (("mall_overrides",), {"atlantis": {}}, "mall_overrides"),
+        (("retention_months",), 0, "retention_months"),
+        (("retention_months",), "24", "retention_months"),
+        (("wechat",), {"atlantis": {"account": "gh_5a1c2e3f4b6d", "token": "WECHAT_TOKEN_X"}}, "wechat"),
+        (("wechat",), {"sh-xujiahui": {"account": "gh_5a1c2e3f4b6d", "token": "the-token-itself"}}, "wechat"),
+        (
+            ("mailboxes",),
+            {
+                "sh-xujiahui": {
+                    "host": "imap.example.cn",
+                    "security": "none",
+                    "user": "u",
+                    "password": "MAILBOX_PASSWORD_SH",
+                }
+            },
+            "mailboxes",
+        ),
+        (("mailboxes",), {"sh-xujiahui": {"host": "imap.example.cn", "user": "u", "password": "hunter2"}}, "mailboxes"),
+    ],
+)
 def test_bad_values_are_refused(intake_data, path, value, field):
     target = intake_data
     for key in path[:-1]:
@@ -65,12 +79,15 @@ def test_bad_values_are_refused(intake_data, path, value, field):
     assert field in error.value.messages
 
 
-@pytest.mark.parametrize("change,field", [
-    (lambda d: d["malls"][0].update(timezone="Mars/Olympus"), "malls"),
-    (lambda d: d["malls"][1].update(code=d["malls"][0]["code"]), "malls"),
-    (lambda d: d["defaults"]["opening_hours"].update(mon="ten to ten"), "defaults"),
-    (lambda d: d.pop("version"), "version"),
-])
+@pytest.mark.parametrize(
+    "change,field",
+    [
+        (lambda d: d["malls"][0].update(timezone="Mars/Olympus"), "malls"),
+        (lambda d: d["malls"][1].update(code=d["malls"][0]["code"]), "malls"),
+        (lambda d: d["defaults"]["opening_hours"].update(mon="ten to ten"), "defaults"),
+        (lambda d: d.pop("version"), "version"),
+    ],
+)
 def test_a_broken_mall_registry_is_refused(malls_data, change, field):
     broken = copy.deepcopy(malls_data)
     change(broken)
@@ -101,9 +118,18 @@ def test_a_mall_lists_each_merchant_once_with_a_name():
 
 
 def test_a_mailbox_takes_tls_and_the_inbox_unless_told_otherwise(intake_data):
-    intake_data["mailboxes"] = {"sh-xujiahui": {"host": "imap.exmail.qq.com", "user": "tousu-sh@example.cn",
-                                                "password": "MAILBOX_PASSWORD_SH_XUJIAHUI"}}
+    intake_data["mailboxes"] = {
+        "sh-xujiahui": {
+            "host": "imap.exmail.qq.com",
+            "user": "tousu-sh@example.cn",
+            "password": "MAILBOX_PASSWORD_SH_XUJIAHUI",
+        }
+    }
     policy = load_policy(intake_data, load_registry_file(POLICY_DIR / "malls.yml"))
     assert policy.rules["mailboxes"]["sh-xujiahui"] == {
-        "host": "imap.exmail.qq.com", "security": "tls", "user": "tousu-sh@example.cn",
-        "password": "MAILBOX_PASSWORD_SH_XUJIAHUI", "folder": "INBOX"}
+        "host": "imap.exmail.qq.com",
+        "security": "tls",
+        "user": "tousu-sh@example.cn",
+        "password": "MAILBOX_PASSWORD_SH_XUJIAHUI",
+        "folder": "INBOX",
+    }

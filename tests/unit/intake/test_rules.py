@@ -1,5 +1,6 @@
 """R1.2, R1.4, R1.5: acknowledgement deadlines per channel (incl. after hours and
 closed days), complaint numbers, preliminary review, masking and pseudonymous refs."""
+
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -29,15 +30,18 @@ def due(policy, mall_id, channel, received):
     return rules.ack_due_at(policy.acknowledgement_rule(mall_id, channel), mall.calendar, received)
 
 
-@pytest.mark.parametrize("channel,received,expected", [
-    ("desk", "2026-11-23 15:00:00", "2026-11-23 15:01:00"),            # 1 minute at the desk
-    ("hotline", "2026-11-23 15:00:00", "2026-11-23 15:30:00"),         # 30 minutes while open
-    ("app", "2026-11-23 23:10:00", "2026-11-24 10:30:00"),             # after hours: 30 min after opening
-    ("web", "2026-11-23 08:00:00", "2026-11-23 10:30:00"),             # before opening
-    ("wechat", "2027-02-05 23:00:00", "2027-02-07 10:00:00"),          # closed Sat skipped; Sun opens 09:30
-    ("email", "2026-11-23 23:10:00", "2026-11-24 23:10:00"),           # written: 24 h clock time
-    ("suggestion_box", "2026-11-23 09:00:00", "2026-11-24 09:00:00"),
-])
+@pytest.mark.parametrize(
+    "channel,received,expected",
+    [
+        ("desk", "2026-11-23 15:00:00", "2026-11-23 15:01:00"),  # 1 minute at the desk
+        ("hotline", "2026-11-23 15:00:00", "2026-11-23 15:30:00"),  # 30 minutes while open
+        ("app", "2026-11-23 23:10:00", "2026-11-24 10:30:00"),  # after hours: 30 min after opening
+        ("web", "2026-11-23 08:00:00", "2026-11-23 10:30:00"),  # before opening
+        ("wechat", "2027-02-05 23:00:00", "2027-02-07 10:00:00"),  # closed Sat skipped; Sun opens 09:30
+        ("email", "2026-11-23 23:10:00", "2026-11-24 23:10:00"),  # written: 24 h clock time
+        ("suggestion_box", "2026-11-23 09:00:00", "2026-11-24 09:00:00"),
+    ],
+)
 def test_acknowledgement_deadlines(policy, channel, received, expected):
     assert due(policy, "sh-xujiahui", channel, at(received)) == at(expected)
 
@@ -52,14 +56,23 @@ def test_complaint_number_is_readable_and_sortable():
 
 
 def complaint(**overrides):
-    base = {"mall_id": "sh-xujiahui", "channel": "hotline", "customer": {"phone": "138 1234 5678"},
-            "description": "收银员态度很差", "demands": {}}
+    base = {
+        "mall_id": "sh-xujiahui",
+        "channel": "hotline",
+        "customer": {"phone": "138 1234 5678"},
+        "description": "收银员态度很差",
+        "demands": {},
+    }
     base.update(overrides)
     return base
 
 
-SETTINGS = {"min_description_chars": 5, "complaint_window_days": 365, "duplicate_window_hours": 24,
-            "anonymous_channels": ["suggestion_box"]}
+SETTINGS = {
+    "min_description_chars": 5,
+    "complaint_window_days": 365,
+    "duplicate_window_hours": 24,
+    "anonymous_channels": ["suggestion_box"],
+}
 NOW = at("2026-11-23 15:00")
 
 
@@ -67,12 +80,15 @@ def test_a_complaint_that_can_be_acted_on_passes_review():
     assert rules.review(complaint(), SETTINGS, NOW, None) is None
 
 
-@pytest.mark.parametrize("overrides,reason", [
-    ({"description": "差!!", "demands": {}}, "insufficient_information"),
-    ({"description": "🤬🤬🤬🤬🤬🤬"}, "insufficient_information"),
-    ({"customer": {}}, "insufficient_information"),
-    ({"incident_time": NOW - timedelta(days=400)}, "out_of_scope"),
-])
+@pytest.mark.parametrize(
+    "overrides,reason",
+    [
+        ({"description": "差!!", "demands": {}}, "insufficient_information"),
+        ({"description": "🤬🤬🤬🤬🤬🤬"}, "insufficient_information"),
+        ({"customer": {}}, "insufficient_information"),
+        ({"incident_time": NOW - timedelta(days=400)}, "out_of_scope"),
+    ],
+)
 def test_review_rejections(overrides, reason):
     assert rules.review(complaint(**overrides), SETTINGS, NOW, None)["reason"] == reason
 
@@ -87,8 +103,11 @@ def test_anonymous_is_fine_where_the_channel_allows_it():
 
 def test_duplicate_names_the_earlier_complaint():
     rejection = rules.review(complaint(), SETTINGS, NOW, "SHXJH-20261123-0001")
-    assert rejection == {"reason": "duplicate", "duplicate_of": "SHXJH-20261123-0001",
-                         "detail": "The same complaint was registered as SHXJH-20261123-0001."}
+    assert rejection == {
+        "reason": "duplicate",
+        "duplicate_of": "SHXJH-20261123-0001",
+        "detail": "The same complaint was registered as SHXJH-20261123-0001.",
+    }
 
 
 def test_masking_and_pseudonymous_reference():
@@ -110,19 +129,22 @@ def test_a_wechat_customer_is_known_by_their_openid_as_written():
 
 
 def test_the_registered_event_carries_the_masked_customer_and_scrubbed_text(policy):
-    complaint = desk_complaint(customer={"name": "王女士", "phone": "13812345678", "email": "wang@example.com"},
-                               description="草莓发霉，请回电13812345678或发邮件 wang@example.com",
-                               demands={"fact": "会员M00123的草莓发霉", "expectation": "王女士要求退款"})
+    complaint = desk_complaint(
+        customer={"name": "王女士", "phone": "13812345678", "email": "wang@example.com"},
+        description="草莓发霉，请回电13812345678或发邮件 wang@example.com",
+        demands={"fact": "会员M00123的草莓发霉", "expectation": "王女士要求退款"},
+    )
     complaint["received_at"] = at("2026-11-23 15:00:00")
-    doc, event = rules.new_complaint("SHXJH-20261123-0001", complaint, policy=policy, ref="r", fp=None,
-                                     rejection=None, now=at("2026-11-23 15:00:00"))
+    doc, event = rules.new_complaint(
+        "SHXJH-20261123-0001", complaint, policy=policy, ref="r", fp=None, rejection=None, now=at("2026-11-23 15:00:00")
+    )
     payload = event["payload"]
     assert payload["customer"] == {"ref": "r", "contact_masked": "138****5678", "member_tier": None}
     assert payload["description"] == "草莓发霉，请回电[phone]或发邮件 [e-mail]"
     assert payload["demands"] == {"fact": "会员[member id]的草莓发霉", "expectation": "[name]要求退款"}
     for raw in ("13812345678", "wang@example.com", "王女士", "M00123"):
         assert raw not in str(event)
-    assert doc["description"] == complaint["description"]   # the record itself keeps what was said
+    assert doc["description"] == complaint["description"]  # the record itself keeps what was said
 
 
 def test_fingerprint_ignores_spacing_and_punctuation_but_not_the_words():
@@ -135,8 +157,7 @@ def test_fingerprint_ignores_spacing_and_punctuation_but_not_the_words():
 
 def test_unknown_mall_and_future_times_are_field_errors(policy):
     with pytest.raises(ValidationError) as error:
-        rules.check_mall_and_times({"mall_id": "nowhere", "received_at": NOW + timedelta(hours=1)},
-                                   policy.malls, NOW)
+        rules.check_mall_and_times({"mall_id": "nowhere", "received_at": NOW + timedelta(hours=1)}, policy.malls, NOW)
     assert set(error.value.messages) == {"mall_id", "received_at"}
 
 
@@ -148,15 +169,21 @@ def test_acknowledgement_records_whether_it_was_in_time():
     assert event["event_type"] == "complaint_acknowledged" and event["payload"]["within_deadline"] is True
 
 
-@pytest.mark.parametrize("channel, method", [("sms", "sms"), ("email", "email"), ("wechat", "wechat_message"),
-                                             ("app", "app_message")])
+@pytest.mark.parametrize(
+    "channel, method", [("sms", "sms"), ("email", "email"), ("wechat", "wechat_message"), ("app", "app_message")]
+)
 def test_notifys_accepted_acknowledgement_is_the_acknowledgement_by_its_channel(channel, method):
     """R1.2, R7.1: the complaint is acknowledged when notify's gateway accepted the message."""
     doc = {"_id": "N-1", "mall_id": "sh-xujiahui", "status": "registered", "ack_due_at": NOW}
     sent = {"message_id": "N-1:acknowledgement:1", "channel": channel, "accepted_at": NOW - timedelta(minutes=2)}
     record, event = rules.message_acknowledgement(doc, sent, NOW)
-    assert record == {"acknowledged_at": NOW - timedelta(minutes=2), "acknowledged_by": "notify", "method": method,
-                      "within_deadline": True, "message_id": "N-1:acknowledgement:1"}
+    assert record == {
+        "acknowledged_at": NOW - timedelta(minutes=2),
+        "acknowledged_by": "notify",
+        "method": method,
+        "within_deadline": True,
+        "message_id": "N-1:acknowledgement:1",
+    }
     assert event["payload"]["message_id"] == "N-1:acknowledgement:1"
 
 

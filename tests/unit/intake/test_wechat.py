@@ -1,5 +1,6 @@
 """R7.2, WeChat's side without a server: what the callback reads from WeChat's XML (and
 refuses), the complaint a text makes, and the passive reply it answers with."""
+
 from datetime import datetime, timedelta, timezone
 from xml.etree import ElementTree
 
@@ -13,18 +14,31 @@ OPENID = "oX3kTq1Lm9Zw-customer-0001"
 
 
 def xml(content="草莓发霉了", kind="text", sent=NOW, **extra):
-    fields = {"ToUserName": "gh_5a1c2e3f4b6d", "FromUserName": OPENID, "CreateTime": str(int(sent.timestamp())),
-              "MsgType": kind, "Content": content, "MsgId": "24523612345678901", **extra}
-    return ("<xml>" + "".join(f"<{k}><![CDATA[{v}]]></{k}>" for k, v in fields.items() if v is not None)
-            + "</xml>").encode()
+    fields = {
+        "ToUserName": "gh_5a1c2e3f4b6d",
+        "FromUserName": OPENID,
+        "CreateTime": str(int(sent.timestamp())),
+        "MsgType": kind,
+        "Content": content,
+        "MsgId": "24523612345678901",
+        **extra,
+    }
+    return (
+        "<xml>" + "".join(f"<{k}><![CDATA[{v}]]></{k}>" for k, v in fields.items() if v is not None) + "</xml>"
+    ).encode()
 
 
 def test_a_text_message_registers_a_complaint_of_its_account_and_openid():
     message = wechat.read_message(xml("  B1的草莓发霉了\n要求退款  "))
     complaint = wechat.complaint(message, "sh-xujiahui", NOW)
-    assert complaint == {"mall_id": "sh-xujiahui", "channel": "wechat", "channel_ref": "gh_5a1c2e3f4b6d:24523612345678901",
-                         "received_at": NOW.isoformat(), "customer": {"wechat_openid": OPENID},
-                         "description": "B1的草莓发霉了\n要求退款"}
+    assert complaint == {
+        "mall_id": "sh-xujiahui",
+        "channel": "wechat",
+        "channel_ref": "gh_5a1c2e3f4b6d:24523612345678901",
+        "received_at": NOW.isoformat(),
+        "customer": {"wechat_openid": OPENID},
+        "description": "B1的草莓发霉了\n要求退款",
+    }
 
 
 def test_a_message_time_ahead_of_ours_is_taken_as_now_and_a_long_text_is_cut():
@@ -33,15 +47,19 @@ def test_a_message_time_ahead_of_ours_is_taken_as_now_and_a_long_text_is_cut():
     assert complaint["received_at"] == NOW.isoformat() and len(complaint["description"]) == 5000
 
 
-@pytest.mark.parametrize("body", [
-    b'<!DOCTYPE xml [<!ENTITY a "x">]><xml><MsgType>text</MsgType><Content>&a;</Content></xml>',
-    b'<!DOCTYPE xml SYSTEM "http://example.com/x.dtd"><xml></xml>',
-    b"<xml><Content>unclosed",
-    b"<note><ToUserName>gh_5a1c2e3f4b6d</ToUserName></note>",
-    xml(FromUserName="<script>"),                 # not an OpenID: never echoed into a reply
-    xml(MsgId=None),                              # a text without its MsgId could not be deduplicated
-    xml(CreateTime="yesterday"),
-], ids=["entity", "external dtd", "broken", "not wechat's", "no openid", "no msgid", "no time"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'<!DOCTYPE xml [<!ENTITY a "x">]><xml><MsgType>text</MsgType><Content>&a;</Content></xml>',
+        b'<!DOCTYPE xml SYSTEM "http://example.com/x.dtd"><xml></xml>',
+        b"<xml><Content>unclosed",
+        b"<note><ToUserName>gh_5a1c2e3f4b6d</ToUserName></note>",
+        xml(FromUserName="<script>"),  # not an OpenID: never echoed into a reply
+        xml(MsgId=None),  # a text without its MsgId could not be deduplicated
+        xml(CreateTime="yesterday"),
+    ],
+    ids=["entity", "external dtd", "broken", "not wechat's", "no openid", "no msgid", "no time"],
+)
 def test_what_is_not_a_wechat_message_is_refused(body):
     with pytest.raises(MalformedBody):
         wechat.read_message(body)
@@ -50,8 +68,10 @@ def test_what_is_not_a_wechat_message_is_refused(body):
 def test_each_outcome_gets_its_words():
     registered = {"_id": "SHXJH-20261205-0001", "rejection": None}
     assert "编号 SHXJH-20261205-0001" in wechat.answer(registered)
-    duplicate = {"_id": "SHXJH-20261205-0002", "rejection": {"reason": "duplicate",
-                                                             "duplicate_of": "SHXJH-20261205-0001"}}
+    duplicate = {
+        "_id": "SHXJH-20261205-0002",
+        "rejection": {"reason": "duplicate", "duplicate_of": "SHXJH-20261205-0001"},
+    }
     assert "SHXJH-20261205-0001" in wechat.answer(duplicate) and "重复" in wechat.answer(duplicate)
     vague = {"_id": "SHXJH-20261205-0003", "rejection": {"reason": "insufficient_information"}}
     assert "发生了什么" in wechat.answer(vague)
@@ -61,8 +81,12 @@ def test_the_reply_goes_back_to_the_sender_from_the_account_as_xml():
     message = wechat.read_message(xml())
     reply = ElementTree.fromstring(wechat.reply(message, "编号 X ]]> 好", NOW))
     assert {child.tag: child.text for child in reply} == {
-        "ToUserName": OPENID, "FromUserName": "gh_5a1c2e3f4b6d", "CreateTime": str(int(NOW.timestamp())),
-        "MsgType": "text", "Content": "编号 X ]]> 好"}
+        "ToUserName": OPENID,
+        "FromUserName": "gh_5a1c2e3f4b6d",
+        "CreateTime": str(int(NOW.timestamp())),
+        "MsgType": "text",
+        "Content": "编号 X ]]> 好",
+    }
 
 
 def test_only_text_is_registered():

@@ -1,6 +1,7 @@
 """Shared by notify's unit tests: the shipped policy (malls in Asia/Shanghai, bj-chaoyang
 with its own quiet hours), what notify keeps of a complaint, and a check that what the
 rules publish matches the event contract."""
+
 import json
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo

@@ -1,6 +1,7 @@
 """Shared by resolution's unit tests: the shipped policy, and a case opened from a
 complaint_triaged event and driven through the domain's ACTIONS table (request
 schema, then the rule) without a store or a broker, at a fixed `now` the test moves."""
+
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -17,7 +18,7 @@ from tests.conftest import POLICY_DIR
 
 SH = ZoneInfo("Asia/Shanghai")
 UTC = timezone.utc
-SERVICES = ("feedback", "triage")          # actors that are services, not staff
+SERVICES = ("feedback", "triage")  # actors that are services, not staff
 
 
 def sh(*args):
@@ -25,7 +26,7 @@ def sh(*args):
     return datetime(*args, tzinfo=SH).astimezone(UTC)
 
 
-MONDAY_15 = sh(2026, 11, 23, 15, 0)        # Mon 2026-11-23 15:00 in Shanghai, the mall is open
+MONDAY_15 = sh(2026, 11, 23, 15, 0)  # Mon 2026-11-23 15:00 in Shanghai, the mall is open
 
 
 @pytest.fixture(scope="session")
@@ -33,20 +34,46 @@ def policy():
     return load_policy_dir(POLICY_DIR, "resolution.yml", load_policy)
 
 
-def triaged_event(mall_id="sh-xujiahui", complaint_no=None, category="product.quality_defect", risk_level="low",
-                  review_meeting=False, departments_involved=(), owner_id="E3501", department="merchant_relations",
-                  now=MONDAY_15, resolution_due_at=None, channel="desk", demand=None):
+def triaged_event(
+    mall_id="sh-xujiahui",
+    complaint_no=None,
+    category="product.quality_defect",
+    risk_level="low",
+    review_meeting=False,
+    departments_involved=(),
+    owner_id="E3501",
+    department="merchant_relations",
+    now=MONDAY_15,
+    resolution_due_at=None,
+    channel="desk",
+    demand=None,
+):
     code = {"sh-xujiahui": "SHXJH", "bj-chaoyang": "BJCY", "gz-tianhe": "GZTH"}[mall_id]
     payload = {
-        "category": category, "category_source": "keywords", "risk_level": risk_level, "risk_reasons": [],
-        "urgency": "routine", "department": department, "review_meeting": review_meeting,
-        "departments_involved": list(departments_involved), "owner_id": owner_id,
+        "category": category,
+        "category_source": "keywords",
+        "risk_level": risk_level,
+        "risk_reasons": [],
+        "urgency": "routine",
+        "department": department,
+        "review_meeting": review_meeting,
+        "departments_involved": list(departments_involved),
+        "owner_id": owner_id,
         "first_response_due_at": (now + timedelta(hours=24)).isoformat(),
         "resolution_due_at": (resolution_due_at or now + timedelta(days=7)).isoformat(),
-        "policy_version": "2026-11-23.1+malls:2026-11-23.1", "received_at": now.isoformat(), "channel": channel,
-        "merchant_id": "T-17", "demand": demand}
-    event = build_event(COMPLAINT_TRIAGED, mall_id=mall_id, complaint_no=complaint_no or f"{code}-20261123-0042",
-                        occurred_at=now, payload=payload)
+        "policy_version": "2026-11-23.1+malls:2026-11-23.1",
+        "received_at": now.isoformat(),
+        "channel": channel,
+        "merchant_id": "T-17",
+        "demand": demand,
+    }
+    event = build_event(
+        COMPLAINT_TRIAGED,
+        mall_id=mall_id,
+        complaint_no=complaint_no or f"{code}-20261123-0042",
+        occurred_at=now,
+        payload=payload,
+    )
     return read_event(event, COMPLAINT_TRIAGED)
 
 
@@ -109,8 +136,14 @@ class CaseDriver:
         return self.act("findings", by=by, source="cctv", summary="the strawberries on the shelf are mouldy")
 
     def propose(self, remedies=(("refund", "39.90"),), by="E3501", decision="upheld", **extra):
-        return self.act("proposals", by=by, decision=decision, reasons=["mouldy fruit sold"],
-                        remedies=[{"type": t, "amount": a} for t, a in remedies], **extra)
+        return self.act(
+            "proposals",
+            by=by,
+            decision=decision,
+            reasons=["mouldy fruit sold"],
+            remedies=[{"type": t, "amount": a} for t, a in remedies],
+            **extra,
+        )
 
     def reply(self, by="E3501", **extra):
         return self.act("reply", by=by, proposal_no=self.proposal["no"], oral=True, **extra)
@@ -124,8 +157,12 @@ class CaseDriver:
     def carry_out(self, by="E3501"):
         for task in self.case["tasks"]:
             if not task["done"]:
-                self.act("task-done", by=by, task_id=task["id"],
-                         **({"signature_ref": "RCPT-1"} if task["signature_required"] else {}))
+                self.act(
+                    "task-done",
+                    by=by,
+                    task_id=task["id"],
+                    **({"signature_ref": "RCPT-1"} if task["signature_required"] else {}),
+                )
 
     def resolve(self, by="E3501"):
         return self.act("resolution", by=by, summary="refunded and apologised")
@@ -134,17 +171,21 @@ class CaseDriver:
 @pytest.fixture
 def open_case(policy):
     """open_case(**triaged fields) -> a CaseDriver on a new case (state open)."""
+
     def make(now=MONDAY_15, **triaged):
         return CaseDriver.open(policy, triaged_event(now=now, **triaged), now)
+
     return make
 
 
 @pytest.fixture
 def proposed_case(open_case):
     """proposed_case(remedies, by, **triaged) -> a case with a proposal (approved if `by` may)."""
+
     def make(remedies=(("refund", "39.90"),), by="E3501", proposal=None, **triaged):
         driver = open_case(**triaged)
         driver.investigate(by=by)
         driver.propose(remedies, by=by, **(proposal or {}))
         return driver
+
     return make

@@ -2,6 +2,7 @@
 limit on their own, above it a supervisor approves; a high-risk complaint needs the
 operations director or legal whatever the amount; after an objection the case works
 one level up; per-mall limits; who may close, reopen and decide a review meeting."""
+
 import pytest
 from marshmallow import ValidationError
 
@@ -9,7 +10,7 @@ from resolution.domain import authority
 from resolution.domain.errors import NoAuthority, StateConflict
 
 FOOD_SAFETY = {"legal_basis": "food_safety", "price": "39.90"}
-STATUTORY = [("refund", "39.90"), ("cash_compensation", "1000")]       # 1039.90
+STATUTORY = [("refund", "39.90"), ("cash_compensation", "1000")]  # 1039.90
 
 
 def test_a_handler_decides_within_the_limit_at_once(proposed_case):
@@ -34,8 +35,13 @@ def test_above_the_limit_a_supervisor_must_approve(proposed_case):
     step = case.act("approval", by="E3011", proposal_no=1)
     assert case.proposal["status"] == "approved"
     assert case.proposal["approvals"] == [{"by": "E3011", "role": "supervisor", "at": case.now}]
-    assert step.events[0]["payload"] == {"proposal_no": 1, "approver_role": "supervisor", "total_fen": 103990,
-                                         "cap_override": False, "by": "E3011"}
+    assert step.events[0]["payload"] == {
+        "proposal_no": 1,
+        "approver_role": "supervisor",
+        "total_fen": 103990,
+        "cap_override": False,
+        "by": "E3011",
+    }
 
 
 def test_the_limit_is_inclusive(proposed_case):
@@ -64,7 +70,7 @@ def test_after_an_objection_the_case_works_at_supervisor_level(proposed_case):
     case = proposed_case([("refund", "10")])
     case.reply(), case.object()
     assert case.case["level"] == "supervisor"
-    case.propose([("refund", "10")], by="E3501")           # well within the handler's limit
+    case.propose([("refund", "10")], by="E3501")  # well within the handler's limit
     assert case.proposal["status"] == "awaiting_approval"
     assert case.proposal["approver_role"] == "supervisor"
     with pytest.raises(NoAuthority, match="the case is escalated above the handler's level"):
@@ -95,8 +101,7 @@ def test_next_level_walks_the_ladder_and_stays_at_the_top(policy):
     for _ in range(5):
         level = authority.next_level(level, "sh-xujiahui", policy)
         walk.append(level)
-    assert walk == ["supervisor", "store_manager", "operations_director", "operations_director",
-                    "operations_director"]
+    assert walk == ["supervisor", "store_manager", "operations_director", "operations_director", "operations_director"]
     assert authority.next_level("desk_staff", "sh-xujiahui", policy) == "supervisor"
     assert authority.next_level("regional_manager", "sh-xujiahui", policy) == "operations_director"
     assert authority.next_level("legal", "sh-xujiahui", policy) == "legal"
@@ -108,16 +113,23 @@ def test_escalation_by_hand_climbs_to_the_top_and_stays(open_case):
     for _ in range(4):
         case.act("escalation", by="E3011", reason="breach")
     assert [(e["from_role"], e["to_role"], e["to_staff_id"]) for e in case.case["escalations"]] == [
-        ("handler", "supervisor", "E3011"), ("supervisor", "store_manager", "E3091"),
-        ("store_manager", "operations_director", "E3901"), ("operations_director", "operations_director", "E3901")]
+        ("handler", "supervisor", "E3011"),
+        ("supervisor", "store_manager", "E3091"),
+        ("store_manager", "operations_director", "E3901"),
+        ("operations_director", "operations_director", "E3901"),
+    ]
 
 
-@pytest.mark.parametrize("mall_id,handler,status,approver_role", [
-    ("gz-tianhe", "E5001", "awaiting_approval", "supervisor"),
-    ("sh-xujiahui", "E3501", "approved", "handler"),
-])
-def test_the_handler_limit_is_100_at_gz_tianhe_and_200_at_sh_xujiahui(proposed_case, mall_id, handler, status,
-                                                                         approver_role):
+@pytest.mark.parametrize(
+    "mall_id,handler,status,approver_role",
+    [
+        ("gz-tianhe", "E5001", "awaiting_approval", "supervisor"),
+        ("sh-xujiahui", "E3501", "approved", "handler"),
+    ],
+)
+def test_the_handler_limit_is_100_at_gz_tianhe_and_200_at_sh_xujiahui(
+    proposed_case, mall_id, handler, status, approver_role
+):
     case = proposed_case([("refund", "150")], by=handler, mall_id=mall_id, owner_id=handler)
     assert case.proposal["status"] == status
     assert case.proposal["approver_role"] == approver_role
@@ -127,6 +139,7 @@ def test_the_lowest_approver_by_amount(policy):
     def lowest(total_fen, risk="low", override=False, level="handler"):
         needs = authority.approval_needs(total_fen, risk, override, level, "sh-xujiahui", policy)
         return authority.lowest_approver(needs, "sh-xujiahui", policy)
+
     assert lowest(10000) == "desk_staff"
     assert lowest(20000) == "handler"
     assert lowest(200000) == "supervisor"
@@ -144,13 +157,15 @@ def test_refusals_give_every_reason(policy):
     assert authority.refusals("handler", needs, "sh-xujiahui", policy) == [
         "the total 3000.00 is above the handler's limit 200.00",
         "the case is escalated above the handler's level",
-        "only legal or operations_director may approve this case"]
+        "only legal or operations_director may approve this case",
+    ]
     assert authority.refusals("operations_director", needs, "sh-xujiahui", policy) == []
 
 
 def test_spot_resolution_is_within_the_persons_own_limit(open_case):
-    spot = dict(decision="upheld", reasons=["r"], summary="voucher at the desk",
-                remedies=[{"type": "voucher", "amount": "150"}])
+    spot = dict(
+        decision="upheld", reasons=["r"], summary="voucher at the desk", remedies=[{"type": "voucher", "amount": "150"}]
+    )
     case = open_case(category="service.bad_attitude")
     with pytest.raises(NoAuthority, match=r"D3001 \(desk_staff\) may not settle this on the spot: the total 150.00"):
         case.act("spot-resolution", by="D3001", **spot)
@@ -160,6 +175,7 @@ def test_spot_resolution_is_within_the_persons_own_limit(open_case):
 
 
 # --- who may close, reopen and decide a review meeting ------------------------------------------
+
 
 @pytest.fixture
 def resolved_case(proposed_case):
@@ -182,8 +198,11 @@ def test_a_supervisor_and_above_close_with_a_reason(resolved_case, by):
     step = resolved_case.act("closure", by=by, reason="customer unreachable after three calls")
     assert resolved_case.state == "closed"
     assert resolved_case.case["closure"]["reason"] == "customer unreachable after three calls"
-    assert step.events[0]["payload"] == {"reason": "customer unreachable after three calls", "without_answer": False,
-                                         "by": by}
+    assert step.events[0]["payload"] == {
+        "reason": "customer unreachable after three calls",
+        "without_answer": False,
+        "by": by,
+    }
 
 
 def test_a_supervisor_reopens_and_feedback_closes(resolved_case):
@@ -194,16 +213,21 @@ def test_a_supervisor_reopens_and_feedback_closes(resolved_case):
 
 
 def test_only_the_operations_director_decides_a_review_meeting(open_case):
-    case = open_case(review_meeting=True, departments_involved=["customer_service", "finance"],
-                     department="operations_director")
+    case = open_case(
+        review_meeting=True, departments_involved=["customer_service", "finance"], department="operations_director"
+    )
     assert case.case["review_meeting"]["convenor_id"] == "E3901"
     for by in ("E3501", "E3011", "E3091", "L9001"):
         with pytest.raises(NoAuthority, match="may not decide a review meeting"):
-            case.act("review-meeting", by=by, responsible_department="finance", decision="finance",
-                     attendees=["E3901"])
+            case.act("review-meeting", by=by, responsible_department="finance", decision="finance", attendees=["E3901"])
     assert case.case["review_meeting"]["decided_at"] is None
-    step = case.act("review-meeting", by="E3901", responsible_department="finance",
-                    decision="the refund delay is finance's", attendees=["E3901", "E3011"])
+    step = case.act(
+        "review-meeting",
+        by="E3901",
+        responsible_department="finance",
+        decision="the refund delay is finance's",
+        attendees=["E3901", "E3011"],
+    )
     assert case.case["department"] == "finance" and case.case["review_meeting"]["decided_by"] == "E3901"
     assert step.events[0]["payload"]["responsible_department"] == "finance"
     assert step.events[0]["payload"]["departments_involved"] == ["customer_service", "finance"]
@@ -214,7 +238,7 @@ def test_approval_needs_are_worked_out_again_when_the_case_was_regraded_meanwhil
     now needs the operations director or legal (R3.5)."""
     case = proposed_case(remedies=(("refund", "39.90"), ("voucher", "250")))
     assert case.proposal["status"] == "awaiting_approval" and case.proposal["approver_role"] == "supervisor"
-    case.case = {**case.case, "risk_level": "high"}   # what a complaint_corrected event does
+    case.case = {**case.case, "risk_level": "high"}  # what a complaint_corrected event does
     with pytest.raises(NoAuthority, match="only legal or operations_director may approve"):
         case.act("approval", by="E3011", proposal_no=1)
     case.act("approval", by="E3901", proposal_no=1)
@@ -232,12 +256,28 @@ def test_feedback_cannot_close_a_case_that_is_not_resolved(proposed_case):
 
 
 def test_the_review_meeting_names_the_new_owner(open_case):
-    case = open_case(review_meeting=True, departments_involved=["finance", "procurement_qc"],
-                     department="operations_director", owner_id="E3901")
-    case.act("review-meeting", by="E3901", responsible_department="procurement_qc", owner_id="E3101",
-             decision="QC owns the batch", attendees=["E3101", "E3301"])
+    case = open_case(
+        review_meeting=True,
+        departments_involved=["finance", "procurement_qc"],
+        department="operations_director",
+        owner_id="E3901",
+    )
+    case.act(
+        "review-meeting",
+        by="E3901",
+        responsible_department="procurement_qc",
+        owner_id="E3101",
+        decision="QC owns the batch",
+        attendees=["E3101", "E3301"],
+    )
     assert (case.case["department"], case.case["owner_id"]) == ("procurement_qc", "E3101")
     other = open_case(review_meeting=True, departments_involved=["finance", "procurement_qc"])
     with pytest.raises(ValidationError, match="E4101"):
-        other.act("review-meeting", by="E3901", responsible_department="procurement_qc", owner_id="E4101",
-                  decision="x", attendees=["E3101"])
+        other.act(
+            "review-meeting",
+            by="E3901",
+            responsible_department="procurement_qc",
+            owner_id="E4101",
+            decision="x",
+            attendees=["E3101"],
+        )

@@ -4,6 +4,7 @@ refund plus ten times the price, at least 1,000 yuan; fraud: three times, at lea
 demands above the law are recognised (amounts, multiples of the price and mental
 damages, as triage read the customer's demand: issue 16 finding 9) and the appeal route stated; a breach of the
 caps needs a reason and an operations director or legal to approve it."""
+
 from dataclasses import replace
 
 import pytest
@@ -22,17 +23,26 @@ def remedies(*lines):
 @pytest.fixture
 def check(policy):
     def run(lines, legal_basis=None, price=None, demanded=None, mall_id="sh-xujiahui", demand=None):
-        return compliance.check_remedies(remedies(*lines), legal_basis, price, demanded, policy.rules["statutory"],
-                                    policy.section(mall_id, "caps"), demand=demand)
+        return compliance.check_remedies(
+            remedies(*lines),
+            legal_basis,
+            price,
+            demanded,
+            policy.rules["statutory"],
+            policy.section(mall_id, "caps"),
+            demand=demand,
+        )
+
     return run
 
 
 # --- what the law grants -----------------------------------------------------------------------
 
+
 def test_food_safety_grants_at_least_1000_yuan_plus_the_refund(check):
     got = check([("refund", 3990), ("cash_compensation", 100000)], "food_safety", price=3990)
-    assert got["statutory_compensation_fen"] == 100000            # 10 x 39.90 = 399.00 < 1000.00
-    assert got["statutory_total_fen"] == 103990                   # the refund of 39.90 on top
+    assert got["statutory_compensation_fen"] == 100000  # 10 x 39.90 = 399.00 < 1000.00
+    assert got["statutory_total_fen"] == 103990  # the refund of 39.90 on top
     assert got["total_fen"] == 103990 and got["compensation_fen"] == 100000
     assert got["law"] == "《中华人民共和国食品安全法》第一百四十八条"
     assert got["breaches"] == [] and got["warnings"] == [] and got["demand_above_statutory"] is False
@@ -40,7 +50,7 @@ def test_food_safety_grants_at_least_1000_yuan_plus_the_refund(check):
 
 def test_food_safety_grants_ten_times_a_higher_price(check):
     got = check([("refund", 20000), ("cash_compensation", 200000)], "food_safety", price=20000)
-    assert got["statutory_compensation_fen"] == 200000            # 10 x 200.00
+    assert got["statutory_compensation_fen"] == 200000  # 10 x 200.00
     assert got["statutory_total_fen"] == 220000
     assert got["warnings"] == []
 
@@ -61,6 +71,7 @@ def test_without_a_legal_basis_the_law_grants_the_price_back(check):
 
 # --- demands and remedies against the law ------------------------------------------------------
 
+
 def test_a_demand_above_what_the_law_grants_is_flagged(check):
     got = check([("refund", 3990), ("cash_compensation", 100000)], "food_safety", price=3990, demanded=500000)
     assert got["demand_above_statutory"] is True
@@ -77,44 +88,60 @@ FOOD_LAW, FRAUD_LAW = "《中华人民共和国食品安全法》第一百四十
 
 def test_twenty_times_a_50_yuan_price_is_above_food_safety_law_though_the_money_meets_its_minimum(check):
     # 要求20倍赔偿 on a 50-yuan yoghurt: 20 x 50 = 1,000 yuan is exactly the law's minimum, yet the law grants 10x
-    got = check([("refund", 5000), ("cash_compensation", 100000)], "food_safety", price=5000,
-                demand=demand(multiple=20, price_fen=5000))
+    got = check(
+        [("refund", 5000), ("cash_compensation", 100000)],
+        "food_safety",
+        price=5000,
+        demand=demand(multiple=20, price_fen=5000),
+    )
     assert got["demand_above_statutory"] is True
     assert got["warnings"] == [f"above the law: the customer asks 20x the price; {FOOD_LAW} grants 10x"]
 
 
-@pytest.mark.parametrize("basis,multiple,above", [("food_safety", 10, False), ("food_safety", 10.5, True),
-                                                  ("fraud", 3, False), ("fraud", 4, True)])
+@pytest.mark.parametrize(
+    "basis,multiple,above",
+    [("food_safety", 10, False), ("food_safety", 10.5, True), ("fraud", 3, False), ("fraud", 4, True)],
+)
 def test_a_multiple_is_compared_with_the_statute_of_the_proposal(check, basis, multiple, above):
     got = check([("refund", 5000)], basis, price=5000, demand=demand(multiple=multiple))
     assert got["demand_above_statutory"] is above
     law, grants = (FOOD_LAW, "10x") if basis == "food_safety" else (FRAUD_LAW, "3x")
-    assert (f"above the law: the customer asks {multiple:g}x the price; {law} grants {grants}"
-            in got["warnings"]) is above
+    assert (
+        f"above the law: the customer asks {multiple:g}x the price; {law} grants {grants}" in got["warnings"]
+    ) is above
 
 
 def test_a_multiple_without_a_legal_basis_is_above_the_law_which_gives_the_price_back(check):
     got = check([("refund", 5000)], price=5000, demand=demand(multiple=3))
-    assert got["warnings"] == ["above the law: the customer asks 3x the price; "
-                               "without a legal basis the law grants the price back only"]
+    assert got["warnings"] == [
+        "above the law: the customer asks 3x the price; without a legal basis the law grants the price back only"
+    ]
 
 
 def test_the_amount_triage_read_counts_when_the_handler_names_none(check):
-    got = check([("refund", 5000), ("cash_compensation", 100000)], "food_safety", price=5000,
-                demand=demand(amount_fen=500000))
+    got = check(
+        [("refund", 5000), ("cash_compensation", 100000)], "food_safety", price=5000, demand=demand(amount_fen=500000)
+    )
     assert got["warnings"] == ["above the law: the customer's demand 5000.00 is above the 1050.00 the law grants"]
     # the handler's own figure comes first
-    got = check([("refund", 5000), ("cash_compensation", 100000)], "food_safety", price=5000, demanded=105000,
-                demand=demand(amount_fen=500000))
+    got = check(
+        [("refund", 5000), ("cash_compensation", 100000)],
+        "food_safety",
+        price=5000,
+        demanded=105000,
+        demand=demand(amount_fen=500000),
+    )
     assert got["demand_above_statutory"] is False and got["warnings"] == []
 
 
 def test_mental_damages_are_above_what_either_statute_grants(check):
-    got = check([("refund", 5000), ("cash_compensation", 50000)], "fraud", price=5000,
-                demand=demand(mental_damages=True))
+    got = check(
+        [("refund", 5000), ("cash_compensation", 50000)], "fraud", price=5000, demand=demand(mental_damages=True)
+    )
     assert got["demand_above_statutory"] is True
-    assert got["warnings"] == [f"above the law: the customer asks for mental damages (精神损失费); {FRAUD_LAW} "
-                               "grants none"]
+    assert got["warnings"] == [
+        f"above the law: the customer asks for mental damages (精神损失费); {FRAUD_LAW} grants none"
+    ]
 
 
 def test_a_demand_within_the_law_or_none_at_all_is_not_flagged(check):
@@ -131,8 +158,10 @@ def test_a_demand_the_law_covers_is_not_flagged(check):
 def test_remedies_below_what_the_law_grants_are_warned(check):
     got = check([("refund", 3990), ("voucher", 3990)], "food_safety", price=3990)
     assert got["breaches"] == []
-    assert got["warnings"] == ["the remedies 79.80 are below the 1039.90 《中华人民共和国食品安全法》第一百四十八条 "
-                               "grants; the customer can claim the difference"]
+    assert got["warnings"] == [
+        "the remedies 79.80 are below the 1039.90 《中华人民共和国食品安全法》第一百四十八条 "
+        "grants; the customer can claim the difference"
+    ]
 
 
 @pytest.mark.parametrize("cash,breach", [(130000, False), (130001, True)])
@@ -143,8 +172,15 @@ def test_compensation_above_the_law_plus_goodwill_is_a_breach(check, cash, breac
 
 
 def test_every_kind_of_compensation_counts_towards_the_cap(check):
-    got = check([("voucher", 10000), ("cash_compensation", 10000), ("experience_compensation", 10001),
-                 ("repair", 50000), ("apology_letter", 0)])
+    got = check(
+        [
+            ("voucher", 10000),
+            ("cash_compensation", 10000),
+            ("experience_compensation", 10001),
+            ("repair", 50000),
+            ("apology_letter", 0),
+        ]
+    )
     assert got["compensation_fen"] == 30001 and got["total_fen"] == 80001
     assert got["breaches"] == ["compensation 300.01 is above the 0.00 the law grants plus the 300.00 goodwill cap"]
 
@@ -179,6 +215,7 @@ def test_a_legal_basis_without_the_price_is_a_validation_error_on_price(check):
 
 # --- the caps on a proposal -------------------------------------------------------------------
 
+
 def test_a_breach_without_an_override_reason_is_refused(proposed_case):
     case = proposed_case()
     case.act("reply", proposal_no=1, oral=True)
@@ -192,14 +229,16 @@ def test_a_breach_without_an_override_reason_is_refused(proposed_case):
 
 
 def test_an_override_needs_a_reason_and_an_operations_director_or_legal(proposed_case):
-    case = proposed_case([("refund", "39.90"), ("voucher", "400")],
-                         proposal={"price": "39.90", "cap_override_reason": "third complaint; goodwill for a VIP"})
+    case = proposed_case(
+        [("refund", "39.90"), ("voucher", "400")],
+        proposal={"price": "39.90", "cap_override_reason": "third complaint; goodwill for a VIP"},
+    )
     proposal = case.proposal
     assert proposal["status"] == "awaiting_approval"
     assert proposal["cap_override_reason"] == "third complaint; goodwill for a VIP"
     assert proposal["needs"]["roles"] == ["legal", "operations_director"]
     assert proposal["approver_role"] == "operations_director"
-    for by in ("E3011", "E3091"):        # within their limits, but not allowed to override
+    for by in ("E3011", "E3091"):  # within their limits, but not allowed to override
         with pytest.raises(NoAuthority, match="only legal or operations_director may approve"):
             case.act("approval", by=by, proposal_no=1)
     step = case.act("approval", by="E3901", proposal_no=1)
@@ -219,15 +258,19 @@ def test_an_override_reason_without_a_breach_is_not_kept(proposed_case):
 
 
 def test_the_statutory_amount_is_proposed_without_override(proposed_case):
-    case = proposed_case([("refund", "39.90"), ("cash_compensation", "1000")], by="E3011",
-                         proposal={"legal_basis": "food_safety", "price": "39.90", "demanded_amount": "1039.90"})
+    case = proposed_case(
+        [("refund", "39.90"), ("cash_compensation", "1000")],
+        by="E3011",
+        proposal={"legal_basis": "food_safety", "price": "39.90", "demanded_amount": "1039.90"},
+    )
     assert case.proposal["status"] == "approved" and case.proposal["compliance"]["breaches"] == []
     assert case.proposal["compliance"]["statutory_total_fen"] == 103990
 
 
 def test_the_goodwill_cap_of_gz_tianhe_is_200(check, open_case):
     assert check([("voucher", 25000)], mall_id="gz-tianhe")["breaches"] == [
-        "compensation 250.00 is above the 0.00 the law grants plus the 200.00 goodwill cap"]
+        "compensation 250.00 is above the 0.00 the law grants plus the 200.00 goodwill cap"
+    ]
     assert check([("voucher", 25000)], mall_id="sh-xujiahui")["breaches"] == []
     case = open_case(mall_id="gz-tianhe", owner_id="E5001")
     case.investigate(by="E5001")
@@ -246,8 +289,9 @@ def test_a_demand_above_the_law_is_answered_with_the_appeal_route(proposed_case,
 
 def test_the_appeal_text_the_customer_gets_states_the_re_review_deadline_in_force(open_case, policy):
     """Issue 16 finding 10: with re_review at 4 hours the reply (and the spot answer) say 4 hours."""
-    four_hours = replace(policy, rules={**policy.rules, "deadlines": {**policy.rules["deadlines"],
-                                                                    "re_review": {"hours": 4}}})
+    four_hours = replace(
+        policy, rules={**policy.rules, "deadlines": {**policy.rules["deadlines"], "re_review": {"hours": 4}}}
+    )
     case = open_case()
     case.policy = four_hours
     case.investigate(), case.propose(decision="partly_upheld")
@@ -257,15 +301,26 @@ def test_the_appeal_text_the_customer_gets_states_the_re_review_deadline_in_forc
     assert step.events[0]["payload"]["appeal_stated"] is True
     spot = open_case()
     spot.policy = four_hours
-    spot.act("spot-resolution", by="D3001", decision="partly_upheld", price="39.90", reasons=["half refunded"],
-             remedies=[{"type": "refund", "amount": "20"}], summary="half refunded at the desk")
+    spot.act(
+        "spot-resolution",
+        by="D3001",
+        decision="partly_upheld",
+        price="39.90",
+        reasons=["half refunded"],
+        remedies=[{"type": "refund", "amount": "20"}],
+        summary="half refunded at the desk",
+    )
     assert "4 小时内" in spot.proposal["sent"]["appeal_procedure"]
 
 
 def test_twenty_times_answered_with_what_the_law_grants_states_the_appeal_route(proposed_case, policy):
-    case = proposed_case([("refund", "50"), ("cash_compensation", "1000")], by="E3901",
-                         proposal={"legal_basis": "food_safety", "price": "50"},
-                         category="product.food_safety", demand=demand(multiple=20, price_fen=5000))
+    case = proposed_case(
+        [("refund", "50"), ("cash_compensation", "1000")],
+        by="E3901",
+        proposal={"legal_basis": "food_safety", "price": "50"},
+        category="product.food_safety",
+        demand=demand(multiple=20, price_fen=5000),
+    )
     step = case.reply(by="E3901")
     assert case.proposal["sent"]["appeal_procedure"] == policy.customer_text("appeal_procedure")
     assert step.events[0]["payload"]["appeal_stated"] is True
@@ -286,8 +341,12 @@ def test_a_partly_upheld_answer_states_the_appeal_route(proposed_case):
 
 def test_check_proposal_tells_the_handler_in_yuan_before_proposing(open_case, policy):
     case = open_case()
-    request = {"remedies": remedies(("refund", 3990), ("cash_compensation", 100000)), "legal_basis": "food_safety",
-               "price_fen": 3990, "demanded_fen": 500000}
+    request = {
+        "remedies": remedies(("refund", 3990), ("cash_compensation", 100000)),
+        "legal_basis": "food_safety",
+        "price_fen": 3990,
+        "demanded_fen": 500000,
+    }
     got = actions.check_proposal(case.case, request, Actor("E3501", "handler"), policy)
     assert got["total"] == "1039.90" and got["statutory_total"] == "1039.90"
     assert got["statutory_compensation"] == "1000.00" and got["demand_above_statutory"] is True
@@ -295,11 +354,13 @@ def test_check_proposal_tells_the_handler_in_yuan_before_proposing(open_case, po
 
 
 def test_the_case_keeps_the_demand_triage_read_and_the_check_compares_it(open_case, policy):
-    case = open_case(category="product.food_safety", risk_level="high",
-                     demand=demand(multiple=20, price_fen=5000))
+    case = open_case(category="product.food_safety", risk_level="high", demand=demand(multiple=20, price_fen=5000))
     assert case.case["demand"]["multiple"] == 20
-    request = {"remedies": remedies(("refund", 5000), ("cash_compensation", 100000)), "legal_basis": "food_safety",
-               "price_fen": 5000}
+    request = {
+        "remedies": remedies(("refund", 5000), ("cash_compensation", 100000)),
+        "legal_basis": "food_safety",
+        "price_fen": 5000,
+    }
     got = actions.check_proposal(case.case, request, Actor("E3501", "handler"), policy)
     assert got["demand_above_statutory"] is True
     assert got["warnings"] == [f"above the law: the customer asks 20x the price; {FOOD_LAW} grants 10x"]
@@ -308,16 +369,27 @@ def test_the_case_keeps_the_demand_triage_read_and_the_check_compares_it(open_ca
 @pytest.mark.parametrize("carried,kept", [(demand(multiple=20, price_fen=5000), 20), (None, 3)])
 def test_a_correction_carries_the_demand_to_the_case_or_leaves_it_as_it_was(open_case, policy, carried, kept):
     case = open_case(demand=demand(multiple=3))
-    corrected = build_event(COMPLAINT_CORRECTED, mall_id="sh-xujiahui", complaint_no=case.case["_id"],
-                            occurred_at=case.now, payload={
-                                **{k: case.case[k] for k in ("category", "risk_level", "urgency", "department",
-                                                             "owner_id")},
-                                "category_source": "corrected", "risk_reasons": [], "review_meeting": False,
-                                "first_response_due_at": case.case["first_response_due_at"].isoformat(),
-                                "resolution_due_at": case.case["resolution_due_at"].isoformat(),
-                                "policy_version": "test", "field": "category", "old": "product.quality_defect",
-                                "new": "product.quality_defect", "by": "E3901", "reason": "reread",
-                                "demand": carried})
+    corrected = build_event(
+        COMPLAINT_CORRECTED,
+        mall_id="sh-xujiahui",
+        complaint_no=case.case["_id"],
+        occurred_at=case.now,
+        payload={
+            **{k: case.case[k] for k in ("category", "risk_level", "urgency", "department", "owner_id")},
+            "category_source": "corrected",
+            "risk_reasons": [],
+            "review_meeting": False,
+            "first_response_due_at": case.case["first_response_due_at"].isoformat(),
+            "resolution_due_at": case.case["resolution_due_at"].isoformat(),
+            "policy_version": "test",
+            "field": "category",
+            "old": "product.quality_defect",
+            "new": "product.quality_defect",
+            "by": "E3901",
+            "reason": "reread",
+            "demand": carried,
+        },
+    )
     step = Step(case.case, Actor("triage", "service"), case.now)
     actions.triage_changed(step, read_event(corrected, COMPLAINT_CORRECTED), policy)
     assert {**case.case, **step.changes}["demand"]["multiple"] == kept
@@ -334,8 +406,13 @@ def test_goodwill_paid_in_an_earlier_round_counts_towards_the_cap(proposed_case)
 @pytest.mark.parametrize("decision,appeal", [("upheld", False), ("partly_upheld", True)])
 def test_an_answer_on_the_spot_states_the_appeal_route_when_it_differs(open_case, decision, appeal):
     case = open_case(category="service.bad_attitude")
-    case.act("spot-resolution", decision=decision, reasons=["cashier was rude"], summary="apology at the desk",
-             remedies=[{"type": "apology_letter", "amount": 0}])
+    case.act(
+        "spot-resolution",
+        decision=decision,
+        reasons=["cashier was rude"],
+        summary="apology at the desk",
+        remedies=[{"type": "apology_letter", "amount": 0}],
+    )
     sent = case.proposal["sent"]
     assert sent["oral"] is True
     assert (sent["appeal_procedure"] is not None) is appeal

@@ -4,6 +4,7 @@ overrides); a broken one is refused with field-level messages naming what is wro
 The appeal text the customer reads (R3.6) is a template filled from the policy's own
 deadlines; a duration written into it, or an unknown placeholder, is refused (issue 16
 finding 10)."""
+
 import copy
 
 import pytest
@@ -44,9 +45,9 @@ def test_staff_are_looked_up_by_employee_number(shipped, malls):
     staff = policy.staff("E3011")
     assert (staff.role, staff.malls) == ("supervisor", ("sh-xujiahui",))
     assert policy.staff("E9999") is None
-    chain_wide = policy.staff("E0901")                     # the chain's operations director: every mall ("*")
+    chain_wide = policy.staff("E0901")  # the chain's operations director: every mall ("*")
     assert (chain_wide.role, chain_wide.malls) == ("operations_director", ("*",))
-    assert all(policy.first_staff(m, "operations_director").id != "E0901" for m in malls.malls)   # never first
+    assert all(policy.first_staff(m, "operations_director").id != "E0901" for m in malls.malls)  # never first
     assert policy.allowed("close_or_reopen", "supervisor") and not policy.allowed("close_or_reopen", "handler")
 
 
@@ -59,8 +60,9 @@ def test_a_mall_override_changes_only_what_it_names(shipped, malls):
     assert policy.section("gz-tianhe", "spot") == policy.rules["spot"]
 
 
-@pytest.mark.parametrize("yuan,expected", [("39.90", 3990), ("39.9", 3990), (200, 20000), ("0.01", 1),
-                                           ("1039.90", 103990)])
+@pytest.mark.parametrize(
+    "yuan,expected", [("39.90", 3990), ("39.9", 3990), (200, 20000), ("0.01", 1), ("1039.90", 103990)]
+)
 def test_yuan_become_integer_fen(yuan, expected):
     assert fen(yuan) == expected
 
@@ -69,42 +71,65 @@ def _staff(entry):
     return lambda p: p["staff"].append(entry)
 
 
-@pytest.mark.parametrize("change,field,words", [
-    (lambda p: p["escalation"].append("chairman"), "escalation", "chairman"),
-    (lambda p: p["permissions"]["review_meeting"].append("ceo"), "permissions", "ceo"),
-    (lambda p: p["permissions"]["cap_override"].remove("legal") or p["permissions"]["cap_override"].append(
-        "lawyer"), "permissions", "lawyer"),
-    (_staff({"id": "X1", "name": "某人", "role": "janitor", "malls": ["sh-xujiahui"]}), "staff", "janitor"),
-    (lambda p: p["execution"].pop("voucher"), "execution", "voucher"),
-    (lambda p: p["execution"].update(massage={"hours": 1}), "execution", "massage"),
-    (_staff({"id": "E3011", "name": "重复", "role": "handler", "malls": ["sh-xujiahui"]}), "staff", "unique"),
-    (_staff({"id": "X2", "name": "某人", "role": "handler", "malls": ["atlantis"]}), "staff", "atlantis"),
-    (lambda p: p["mall_overrides"].update(atlantis={"caps": {"goodwill": 100}}), "mall_overrides", "atlantis"),
-    (lambda p: p["mall_overrides"]["gz-tianhe"]["roles"].update(intern={"rank": 1, "limit": 10}),
-     "mall_overrides", "intern"),
-    (lambda p: p["deadlines"].update(re_review={"hours": 2, "working_hours": 2}), "deadlines", "exactly one"),
-    (lambda p: p["deadlines"].pop("unreachable_close_after"), "deadlines", "unreachable_close_after"),
-    (lambda p: p["deadlines"].update(unreachable_close_after={"days": 3}), "deadlines", "unreachable_close_after"),
-    (lambda p: p["execution"].update(refund={"hours": 24, "working_days": 1}), "execution", "exactly one"),
-    (lambda p: p["incidents"].update(handle={}), "incidents", "exactly one"),
-    (lambda p: p["roles"]["handler"].update(limit=-1), "roles", None),
-    (lambda p: p["statutory"]["fraud"].pop("multiple"), "statutory", "multiple"),
-    (lambda p: p["spot"].update(risk_levels=["extreme"]), "spot", None),
-    (lambda p: p["rectification"].update(weather={"kind": "x", "working_days": 1, "owner_role": "supervisor"}),
-     "rectification", "weather"),
-    (lambda p: p.pop("appeal_procedure"), "appeal_procedure", None),
-    (lambda p: p.update(appeal_procedure=p["appeal_procedure"].replace("{re_review}", "{re_reveiw}")),
-     "appeal_procedure", "Unknown placeholder {re_reveiw}"),
-    (lambda p: p.update(appeal_procedure=p["appeal_procedure"].replace("{re_review}", "2 小时")),
-     "appeal_procedure", "The duration \"2 小时\" is written into the text"),
-    (lambda p: p.update(appeal_procedure=p["appeal_procedure"].replace("{appeal_window}", "七天")),
-     "appeal_procedure", "七天"),
-    (lambda p: p.update(appeal_procedure=p["appeal_procedure"] + "{re_review!r}"), "appeal_procedure", None),
-    (lambda p: p.update(appeal_procedure=p["appeal_procedure"] + "{"), "appeal_procedure", "Not a template"),
-    (lambda p: p.pop("appeal_window_days"), "appeal_window_days", None),
-    (lambda p: p.pop("retention_months"), "retention_months", None),
-    (lambda p: p.update(retention_months=0), "retention_months", None),
-])
+@pytest.mark.parametrize(
+    "change,field,words",
+    [
+        (lambda p: p["escalation"].append("chairman"), "escalation", "chairman"),
+        (lambda p: p["permissions"]["review_meeting"].append("ceo"), "permissions", "ceo"),
+        (
+            lambda p: (
+                p["permissions"]["cap_override"].remove("legal") or p["permissions"]["cap_override"].append("lawyer")
+            ),
+            "permissions",
+            "lawyer",
+        ),
+        (_staff({"id": "X1", "name": "某人", "role": "janitor", "malls": ["sh-xujiahui"]}), "staff", "janitor"),
+        (lambda p: p["execution"].pop("voucher"), "execution", "voucher"),
+        (lambda p: p["execution"].update(massage={"hours": 1}), "execution", "massage"),
+        (_staff({"id": "E3011", "name": "重复", "role": "handler", "malls": ["sh-xujiahui"]}), "staff", "unique"),
+        (_staff({"id": "X2", "name": "某人", "role": "handler", "malls": ["atlantis"]}), "staff", "atlantis"),
+        (lambda p: p["mall_overrides"].update(atlantis={"caps": {"goodwill": 100}}), "mall_overrides", "atlantis"),
+        (
+            lambda p: p["mall_overrides"]["gz-tianhe"]["roles"].update(intern={"rank": 1, "limit": 10}),
+            "mall_overrides",
+            "intern",
+        ),
+        (lambda p: p["deadlines"].update(re_review={"hours": 2, "working_hours": 2}), "deadlines", "exactly one"),
+        (lambda p: p["deadlines"].pop("unreachable_close_after"), "deadlines", "unreachable_close_after"),
+        (lambda p: p["deadlines"].update(unreachable_close_after={"days": 3}), "deadlines", "unreachable_close_after"),
+        (lambda p: p["execution"].update(refund={"hours": 24, "working_days": 1}), "execution", "exactly one"),
+        (lambda p: p["incidents"].update(handle={}), "incidents", "exactly one"),
+        (lambda p: p["roles"]["handler"].update(limit=-1), "roles", None),
+        (lambda p: p["statutory"]["fraud"].pop("multiple"), "statutory", "multiple"),
+        (lambda p: p["spot"].update(risk_levels=["extreme"]), "spot", None),
+        (
+            lambda p: p["rectification"].update(weather={"kind": "x", "working_days": 1, "owner_role": "supervisor"}),
+            "rectification",
+            "weather",
+        ),
+        (lambda p: p.pop("appeal_procedure"), "appeal_procedure", None),
+        (
+            lambda p: p.update(appeal_procedure=p["appeal_procedure"].replace("{re_review}", "{re_reveiw}")),
+            "appeal_procedure",
+            "Unknown placeholder {re_reveiw}",
+        ),
+        (
+            lambda p: p.update(appeal_procedure=p["appeal_procedure"].replace("{re_review}", "2 小时")),
+            "appeal_procedure",
+            'The duration "2 小时" is written into the text',
+        ),
+        (
+            lambda p: p.update(appeal_procedure=p["appeal_procedure"].replace("{appeal_window}", "七天")),
+            "appeal_procedure",
+            "七天",
+        ),
+        (lambda p: p.update(appeal_procedure=p["appeal_procedure"] + "{re_review!r}"), "appeal_procedure", None),
+        (lambda p: p.update(appeal_procedure=p["appeal_procedure"] + "{"), "appeal_procedure", "Not a template"),
+        (lambda p: p.pop("appeal_window_days"), "appeal_window_days", None),
+        (lambda p: p.pop("retention_months"), "retention_months", None),
+        (lambda p: p.update(retention_months=0), "retention_months", None),
+    ],
+)
 def test_a_broken_policy_is_refused_with_the_reason(shipped, malls, change, field, words):
     broken = copy.deepcopy(shipped)
     change(broken)

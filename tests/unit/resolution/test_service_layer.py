@@ -6,6 +6,7 @@ for a case not opened yet, or for one that another writer keeps changing, is ret
 a case whose customer could not be reached closes by rule once; an event the broker
 did not take waits in the outbox for the relay. What resolution publishes is read as
 its subscribers read it (tests/unit/conftest.Published)."""
+
 from datetime import timedelta
 
 import pytest
@@ -24,7 +25,7 @@ NUMBER = "SHXJH-20261123-0042"
 
 @pytest.fixture
 def resolution(service_worker, monkeypatch):
-    monkeypatch.setattr(resolution_service, "NOT_OPEN_PAUSE", 0)   # the retry's pause is the queue's business
+    monkeypatch.setattr(resolution_service, "NOT_OPEN_PAUSE", 0)  # the retry's pause is the queue's business
     return service_worker(ResolutionService, MONDAY_15 + H)
 
 
@@ -37,15 +38,37 @@ def actions(found):
 
 
 def reassigned(at):
-    return event("complaint_reassigned", NUMBER, {"from_owner_id": "E3501", "to_owner_id": "E3101",
-                                                  "department": "procurement_qc", "by": "E3901", "reason": "QC"}, at)
+    return event(
+        "complaint_reassigned",
+        NUMBER,
+        {
+            "from_owner_id": "E3501",
+            "to_owner_id": "E3101",
+            "department": "procurement_qc",
+            "by": "E3901",
+            "reason": "QC",
+        },
+        at,
+    )
 
 
 def breached(clock):
-    return event("sla_breached", NUMBER, {
-        "clock_id": f"{NUMBER}|{clock}|1", "clock": clock, "owner": "E3501", "department": "merchant_relations",
-        "started_at": MONDAY_15.isoformat(), "due_at": (MONDAY_15 + H).isoformat(), "category": None,
-        "risk_level": "low", "lag_seconds": 1.0}, MONDAY_15 + H)
+    return event(
+        "sla_breached",
+        NUMBER,
+        {
+            "clock_id": f"{NUMBER}|{clock}|1",
+            "clock": clock,
+            "owner": "E3501",
+            "department": "merchant_relations",
+            "started_at": MONDAY_15.isoformat(),
+            "due_at": (MONDAY_15 + H).isoformat(),
+            "category": None,
+            "risk_level": "low",
+            "lag_seconds": 1.0,
+        },
+        MONDAY_15 + H,
+    )
 
 
 def test_a_triaged_complaint_opens_one_case_and_its_redelivery_changes_nothing(resolution):
@@ -59,7 +82,7 @@ def test_a_triaged_complaint_opens_one_case_and_its_redelivery_changes_nothing(r
     assert (stored["state"], stored["owner_id"], stored["pending_events"]) == ("open", "E3501", [])
 
     resolution.clock.move(minutes=5)
-    resolution.handle_complaint_triaged(triage)   # at-least-once delivery brings it again
+    resolution.handle_complaint_triaged(triage)  # at-least-once delivery brings it again
     assert resolution.dispatch.events == [opened]
     assert case(resolution) == stored
 
@@ -90,7 +113,7 @@ def test_a_reassignment_that_overtakes_its_triage_is_retried(resolution):
 
 def test_an_event_the_case_does_not_allow_is_noted_once_and_not_retried(resolution):
     resolution.handle_complaint_triaged(triaged(NUMBER, MONDAY_15, "product.quality_defect"))
-    satisfied = answer(NUMBER, MONDAY_15 + H, satisfied=True)   # the case is open, not resolved
+    satisfied = answer(NUMBER, MONDAY_15 + H, satisfied=True)  # the case is open, not resolved
     resolution.handle_customer_satisfied(satisfied)
     resolution.handle_customer_satisfied(satisfied)
 
@@ -102,7 +125,7 @@ def test_an_event_the_case_does_not_allow_is_noted_once_and_not_retried(resoluti
 
 def test_a_breach_escalates_the_case_once(resolution):
     resolution.handle_complaint_triaged(triaged(NUMBER, MONDAY_15, "product.quality_defect"))
-    resolution.handle_sla_breached(breached("revisit"))   # watched on dashboards; nothing moves up
+    resolution.handle_sla_breached(breached("revisit"))  # watched on dashboards; nothing moves up
     breach = breached("first_response")
     resolution.handle_sla_breached(breach)
     resolution.handle_sla_breached(breach)
@@ -120,7 +143,7 @@ def test_an_event_for_a_case_another_writer_keeps_changing_is_retried(resolution
     with pytest.raises(CaseNotOpenYet, match=f"{NUMBER} kept changing"):
         resolution.handle_complaint_reassigned(reassigned(MONDAY_15 + H / 2))
 
-    assert contended.reads == ATTEMPTS   # the decision was taken again on each new version
+    assert contended.reads == ATTEMPTS  # the decision was taken again on each new version
     found = case(resolution)
     assert (found["owner_id"], found["version"], actions(found)) == ("E3501", ATTEMPTS, ["opened"])
 
@@ -138,10 +161,22 @@ def test_an_event_whose_write_lost_a_race_is_applied_on_what_the_winner_wrote(re
 def test_a_case_whose_customer_cannot_be_reached_closes_by_rule_once(resolution, proposed_case):
     driver = proposed_case()
     driver.reply(), driver.accept(), driver.carry_out(), driver.resolve()
-    resolution.store.cases.insert_one({**driver.case, "pending_events": []})   # its events went out long ago
-    resolution.handle_revisit_done(event("revisit_done", NUMBER, {
-        "revisit_id": f"{NUMBER}-R1", "outcome": "unreachable", "attempts": 3, "score": None,
-        "within_deadline": True, "by": "E3002"}, MONDAY_15 + H))
+    resolution.store.cases.insert_one({**driver.case, "pending_events": []})  # its events went out long ago
+    resolution.handle_revisit_done(
+        event(
+            "revisit_done",
+            NUMBER,
+            {
+                "revisit_id": f"{NUMBER}-R1",
+                "outcome": "unreachable",
+                "attempts": 3,
+                "score": None,
+                "within_deadline": True,
+                "by": "E3002",
+            },
+            MONDAY_15 + H,
+        )
+    )
     close_at = case(resolution)["closure_by_rule"]["close_at"]
 
     resolution.clock.at = close_at - timedelta(seconds=1)
@@ -154,7 +189,10 @@ def test_a_case_whose_customer_cannot_be_reached_closes_by_rule_once(resolution,
     resolution.close_unreachable()
     [closed] = resolution.dispatch.events
     assert (closed["event_type"], closed["payload"]["without_answer"], closed["payload"]["by"]) == (
-        "case_closed", True, "resolution")
+        "case_closed",
+        True,
+        "resolution",
+    )
     found = case(resolution)
     assert found["state"] == "closed" and found["closure_by_rule"] is None and found["pending_events"] == []
 
@@ -162,7 +200,7 @@ def test_a_case_whose_customer_cannot_be_reached_closes_by_rule_once(resolution,
 def test_an_event_the_broker_did_not_take_waits_in_the_outbox_for_the_relay(resolution):
     resolution.dispatch.broker_down = True
     resolution.handle_complaint_triaged(triaged(NUMBER, MONDAY_15, "product.quality_defect"))
-    [pending] = case(resolution)["pending_events"]   # the case is open all the same
+    [pending] = case(resolution)["pending_events"]  # the case is open all the same
 
     # a fresh event is left to the worker that wrote it a moment ago; then published once
     assert relay_after_outage(resolution) == ([], [("case_opened", pending)])

@@ -2,6 +2,7 @@
 not in TRANSITIONS is refused with a StateConflict naming both states; each action is
 refused in a state it does not belong to; the happy path runs open -> ... ->
 closed -> reopened and an objection goes proposed -> objected -> escalated -> proposed."""
+
 import itertools
 
 import pytest
@@ -22,8 +23,7 @@ def test_the_state_machine_covers_every_published_state():
 
 @pytest.mark.parametrize("state,target", REFUSED)
 def test_a_move_not_in_the_transitions_is_refused(state, target):
-    step = Step({"state": state, "timeline": [], "mall_id": "sh-xujiahui", "_id": "X"},
-                      Actor("E3501", "handler"), None)
+    step = Step({"state": state, "timeline": [], "mall_id": "sh-xujiahui", "_id": "X"}, Actor("E3501", "handler"), None)
     with pytest.raises(StateConflict) as error:
         step.move(target)
     message = str(error.value)
@@ -47,6 +47,7 @@ def test_the_refusal_lists_what_the_state_allows():
 
 # --- actions in the wrong state ---------------------------------------------------------------
 
+
 def test_a_proposal_needs_an_investigation_first(open_case):
     case = open_case()
     with pytest.raises(StateConflict, match="cannot propose on a case that is open"):
@@ -65,8 +66,10 @@ def test_the_customer_cannot_accept_before_being_answered(proposed_case):
 
 
 def test_the_customer_is_not_told_before_approval_and_the_approver_role_is_named(proposed_case):
-    case = proposed_case(remedies=[("refund", "39.90"), ("cash_compensation", "1000")],
-                         proposal={"legal_basis": "food_safety", "price": "39.90"})
+    case = proposed_case(
+        remedies=[("refund", "39.90"), ("cash_compensation", "1000")],
+        proposal={"legal_basis": "food_safety", "price": "39.90"},
+    )
     assert case.proposal["status"] == "awaiting_approval"
     with pytest.raises(StateConflict, match="needs the approval of a supervisor before the customer is told"):
         case.reply()
@@ -106,39 +109,62 @@ def test_resolving_with_open_tasks_lists_them(proposed_case):
 
 
 def test_a_proposal_waits_for_the_review_meeting(open_case):
-    case = open_case(review_meeting=True, departments_involved=["finance", "procurement_qc"],
-                     department="operations_director")
+    case = open_case(
+        review_meeting=True, departments_involved=["finance", "procurement_qc"], department="operations_director"
+    )
     case.investigate()
     with pytest.raises(StateConflict, match="review meeting has not decided"):
         case.propose()
-    case.act("review-meeting", by="E3901", responsible_department="procurement_qc",
-             decision="supplier batch at fault", attendees=["E3901", "E3501"])
+    case.act(
+        "review-meeting",
+        by="E3901",
+        responsible_department="procurement_qc",
+        decision="supplier batch at fault",
+        attendees=["E3901", "E3501"],
+    )
     case.propose()
     assert case.state == "proposed" and case.case["department"] == "procurement_qc"
     with pytest.raises(StateConflict, match="decided already"):
-        case.act("review-meeting", by="E3901", responsible_department="finance", decision="again",
-                 attendees=["E3901"])
+        case.act("review-meeting", by="E3901", responsible_department="finance", decision="again", attendees=["E3901"])
 
 
 def test_spot_resolution_only_from_open(open_case):
     case = open_case()
     case.investigate()
     with pytest.raises(StateConflict, match="cannot resolve on the spot a case that is investigating"):
-        case.act("spot-resolution", decision="upheld", reasons=["r"], remedies=[{"type": "refund", "amount": 10}],
-                 summary="refunded at the desk")
+        case.act(
+            "spot-resolution",
+            decision="upheld",
+            reasons=["r"],
+            remedies=[{"type": "refund", "amount": 10}],
+            summary="refunded at the desk",
+        )
     assert case.state == "investigating" and case.case["resolution"] is None
 
 
 def test_spot_resolution_settles_a_simple_complaint_in_one_step(open_case):
     case = open_case(category="service.bad_attitude")
-    case.act("spot-resolution", by="D3001", decision="upheld", reasons=["cashier was rude"],
-             remedies=[{"type": "voucher", "amount": 50}, {"type": "apology_letter", "amount": 0}],
-             summary="voucher and apology at the desk", text="我们向您道歉")
+    case.act(
+        "spot-resolution",
+        by="D3001",
+        decision="upheld",
+        reasons=["cashier was rude"],
+        remedies=[{"type": "voucher", "amount": 50}, {"type": "apology_letter", "amount": 0}],
+        summary="voucher and apology at the desk",
+        text="我们向您道歉",
+    )
     assert case.state == "resolved"
     assert case.case["resolution"]["spot"] is True
     assert [t["done"] is not None for t in case.case["tasks"]] == [True, True]
-    assert case.event_types() == ["case_opened", "case_proposed", "case_accepted", "execution_task_done",
-                                  "execution_task_done", "rectification_due", "case_resolved"]
+    assert case.event_types() == [
+        "case_opened",
+        "case_proposed",
+        "case_accepted",
+        "execution_task_done",
+        "execution_task_done",
+        "rectification_due",
+        "case_resolved",
+    ]
     assert case.proposal["sent"]["oral"] is True and case.proposal["approvals"][0]["by"] == "D3001"
 
 
@@ -148,7 +174,8 @@ def test_spot_resolution_refuses_risk_a_dispute_and_large_sums(open_case):
         open_case(risk_level="medium").act("spot-resolution", remedies=[{"type": "refund", "amount": 10}], **spot)
     with pytest.raises(StateConflict, match="in a cross-department dispute"):
         open_case(review_meeting=True, departments_involved=["finance", "facilities"]).act(
-            "spot-resolution", remedies=[{"type": "refund", "amount": 10}], **spot)
+            "spot-resolution", remedies=[{"type": "refund", "amount": 10}], **spot
+        )
     with pytest.raises(StateConflict, match=r"remedies of 200.01 are above the 200.00 settled on the spot"):
         open_case().act("spot-resolution", by="E3011", remedies=[{"type": "voucher", "amount": "200.01"}], **spot)
 
@@ -184,6 +211,7 @@ def test_only_a_resolved_case_is_closed(proposed_case):
 
 # --- whole paths --------------------------------------------------------------------------------
 
+
 def test_the_happy_path_from_open_to_reopened(open_case):
     case = open_case()
     states = [case.state]
@@ -191,7 +219,7 @@ def test_the_happy_path_from_open_to_reopened(open_case):
     states.append(case.state)
     case.later(minutes=10).propose([("refund", "39.90"), ("voucher", "20")])
     states.append(case.state)
-    assert case.proposal["status"] == "approved"          # within the handler's own limit
+    assert case.proposal["status"] == "approved"  # within the handler's own limit
     case.later(minutes=5).reply()
     assert case.proposal["status"] == "sent"
     case.later(minutes=5).accept()
@@ -205,12 +233,23 @@ def test_the_happy_path_from_open_to_reopened(open_case):
     states.append(case.state)
     case.later(hours=1).act("reopening", by="E3011", reason="customer called back: the voucher did not arrive")
     states.append(case.state)
-    assert states == ["open", "investigating", "proposed", "accepted", "executing", "resolved", "closed",
-                      "reopened"]
+    assert states == ["open", "investigating", "proposed", "accepted", "executing", "resolved", "closed", "reopened"]
     assert case.case["closure"] is None and case.case["round"] == 2
     assert [e["state"] for e in case.case["timeline"]] == [
-        "open", "investigating", "proposed", "proposed", "proposed", "accepted", "executing", "executing",
-        "executing", "resolved", "resolved", "closed", "reopened"]
+        "open",
+        "investigating",
+        "proposed",
+        "proposed",
+        "proposed",
+        "accepted",
+        "executing",
+        "executing",
+        "executing",
+        "resolved",
+        "resolved",
+        "closed",
+        "reopened",
+    ]
 
 
 def test_a_reopened_case_goes_round_again(proposed_case):

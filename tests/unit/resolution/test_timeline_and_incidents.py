@@ -4,6 +4,7 @@ be replayed, and the events it publishes match their schemas. Store-reported adv
 events: numbered, the contact masked in the event, verified and forwarded by the
 store manager (the regional manager's handling due 48 h later) or dismissed,
 handled by the regional manager only once forwarded, then communicated."""
+
 import itertools
 import json
 from datetime import date, timedelta
@@ -27,15 +28,16 @@ def assert_valid_events(events):
     for event in events:
         assert EnvelopeSchema().validate(event) == {}
         assert EVENT_TYPES[event["event_type"]].payload(unknown=RAISE).validate(event["payload"]) == {}
-        json.dumps(event)                                   # plain JSON, nothing else
+        json.dumps(event)  # plain JSON, nothing else
 
 
 @pytest.fixture
 def replayed(proposed_case):
     """A case taken through most actions, a few minutes apart."""
     case = proposed_case()
-    case.later(minutes=1).act("expected-resolution", expected_by=(MONDAY_15 + timedelta(days=1)).isoformat(),
-                              via="phone")
+    case.later(minutes=1).act(
+        "expected-resolution", expected_by=(MONDAY_15 + timedelta(days=1)).isoformat(), via="phone"
+    )
     case.later(minutes=1).act("notes", kind="customer_contact", via="phone", text="15:02 customer called, wants 10x")
     case.later(minutes=1).reply()
     case.later(minutes=1).object(points=["wants ten times the price"])
@@ -47,7 +49,9 @@ def replayed(proposed_case):
     case.later(minutes=1).act("task-done", task_id=2)
     case.later(minutes=1).act("task-done", task_id=3, signature_ref="RCPT-9")
     case.later(minutes=1).act("task-done", task_id=4)
-    case.later(minutes=1).act("notes", kind="customer_contact", via="phone", text="16:30 customer says the refund arrived")
+    case.later(minutes=1).act(
+        "notes", kind="customer_contact", via="phone", text="16:30 customer says the refund arrived"
+    )
     case.later(minutes=1).resolve()
     case.later(minutes=1).act("closure", by="feedback", reason="customer satisfied (score 5)")
     case.later(minutes=1).act("reopening", by="E3011", reason="customer called back")
@@ -60,9 +64,29 @@ def test_every_step_is_on_the_timeline_in_order(replayed):
     assert [e["seq"] for e in timeline] == list(range(1, len(timeline) + 1))
     assert all(a["at"] <= b["at"] for a, b in itertools.pairwise(timeline))
     assert [e["action"] for e in timeline] == [
-        "opened", "finding", "proposed", "approved", "time_promised", "note", "answered", "objected", "escalated",
-        "proposed", "approved", "answered", "accepted", "task_done", "task_done", "task_done", "task_done", "note",
-        "resolved", "rectification_due", "closed", "reopened"]
+        "opened",
+        "finding",
+        "proposed",
+        "approved",
+        "time_promised",
+        "note",
+        "answered",
+        "objected",
+        "escalated",
+        "proposed",
+        "approved",
+        "answered",
+        "accepted",
+        "task_done",
+        "task_done",
+        "task_done",
+        "task_done",
+        "note",
+        "resolved",
+        "rectification_due",
+        "closed",
+        "reopened",
+    ]
     assert timeline[0]["by"] == "triage" and timeline[0]["role"] == "service"
     approved = [e for e in timeline if e["action"] == "approved"]
     assert [(e["by"], e["role"]) for e in approved] == [("E3501", "handler"), ("E3011", "supervisor")]
@@ -71,7 +95,7 @@ def test_every_step_is_on_the_timeline_in_order(replayed):
 
 
 def test_each_action_appends_its_own_entries_at_its_own_time(replayed):
-    seq = 1                                   # the opening entry
+    seq = 1  # the opening entry
     for step in replayed.steps:
         assert step.entries, f"a step logged nothing: {step.changes}"
         assert [e["seq"] for e in step.entries] == list(range(seq + 1, seq + 1 + len(step.entries)))
@@ -110,11 +134,27 @@ def test_the_case_and_its_timeline_serialise_for_the_api(replayed):
 def test_every_event_published_matches_its_contract(replayed):
     assert_valid_events(replayed.events)
     assert replayed.event_types() == [
-        "case_opened", "investigation_noted", "proposal_approved", "time_promised", "customer_contacted",
-        "case_proposed", "case_objected", "case_escalated", "proposal_approved", "case_proposed", "case_accepted",
-        "execution_task_done", "execution_task_done", "execution_task_done", "execution_task_done",
-        "customer_contacted", "rectification_due", "case_resolved",
-        "case_closed", "case_reopened"]
+        "case_opened",
+        "investigation_noted",
+        "proposal_approved",
+        "time_promised",
+        "customer_contacted",
+        "case_proposed",
+        "case_objected",
+        "case_escalated",
+        "proposal_approved",
+        "case_proposed",
+        "case_accepted",
+        "execution_task_done",
+        "execution_task_done",
+        "execution_task_done",
+        "execution_task_done",
+        "customer_contacted",
+        "rectification_due",
+        "case_resolved",
+        "case_closed",
+        "case_reopened",
+    ]
     assert {e["complaint_no"] for e in replayed.events} == {"SHXJH-20261123-0042"}
     assert {e["mall_id"] for e in replayed.events} == {"sh-xujiahui"}
     assert len({e["event_id"] for e in replayed.events}) == len(replayed.events)
@@ -126,9 +166,14 @@ def test_key_payload_fields(replayed):
         by_type.setdefault(event["event_type"], []).append(event["payload"])
     escalated = by_type["case_escalated"][0]
     objected_at = replayed.case["escalations"][0]["at"]
-    assert escalated == {"reason": "objection", "from_role": "handler", "to_role": "supervisor",
-                         "to_staff_id": "E3011", "by": "E3501",
-                         "re_review_due_at": (objected_at + timedelta(hours=2)).isoformat()}
+    assert escalated == {
+        "reason": "objection",
+        "from_role": "handler",
+        "to_role": "supervisor",
+        "to_staff_id": "E3011",
+        "by": "E3501",
+        "re_review_due_at": (objected_at + timedelta(hours=2)).isoformat(),
+    }
     assert by_type["case_objected"][0] == {"proposal_no": 1, "points": ["wants ten times the price"], "by": "E3501"}
     proposed = by_type["case_proposed"][1]
     assert proposed["total_fen"] == 18990 and proposed["level_role"] == "supervisor"
@@ -145,15 +190,27 @@ def test_key_payload_fields(replayed):
 def test_a_triage_reassignment_and_correction_are_followed_and_logged(open_case):
     case = open_case()
     step = Step(case.case, Actor("triage", "service"), case.now)
-    actions.triage_changed(step, {"event_type": "complaint_reassigned", "payload": {
-        "from_owner_id": "E3501", "to_owner_id": "E3101", "department": "procurement_qc", "by": "E3011",
-        "reason": "supplier issue"}}, case.policy)
+    actions.triage_changed(
+        step,
+        {
+            "event_type": "complaint_reassigned",
+            "payload": {
+                "from_owner_id": "E3501",
+                "to_owner_id": "E3101",
+                "department": "procurement_qc",
+                "by": "E3011",
+                "reason": "supplier issue",
+            },
+        },
+        case.policy,
+    )
     assert step.changes == {"owner_id": "E3101", "department": "procurement_qc"}
     assert step.entries[0]["action"] == "reassigned" and step.entries[0]["seq"] == 2
     assert step.events == []
 
 
 # --- adverse events (R3.9) --------------------------------------------------------------------
+
 
 def test_incident_numbers():
     assert incidents.incident_number("SHXJH", date(2026, 11, 23), 7) == "SHXJH-AE-20261123-007"
@@ -177,8 +234,12 @@ class IncidentDriver:
         return self.act(incidents.verify, VerificationIn, by, confirmed=confirmed, note=note)
 
     def handle(self, by="R7001", **extra):
-        data = {"outcome": "the supplier batch was withdrawn", "improvements": ["check cold chain daily"],
-                "compensation": "500", **extra}
+        data = {
+            "outcome": "the supplier batch was withdrawn",
+            "improvements": ["check cold chain daily"],
+            "compensation": "500",
+            **extra,
+        }
         return self.act(incidents.handle, HandlingIn, by, **data)
 
     def communicate(self, by="E3091"):
@@ -188,15 +249,22 @@ class IncidentDriver:
 @pytest.fixture
 def incident(policy):
     def make(now=MONDAY_15, **overrides):
-        request = IncidentIn().load({
-            "by": "E3501", "mall_id": "sh-xujiahui", "type": "food_safety",
-            "description": "customer fell ill after eating deli salad",
-            "customer": {"name": "王先生", "phone": "138 1234 5678"},
-            "suggested_handling": "medical costs and a refund", "related_complaint_no": "SHXJH-20261123-0042",
-            "request_id": "r-1", **overrides})
-        doc, reported = incidents.new_incident("SHXJH-AE-20261123-001", request, Actor("E3501", "handler"), policy,
-                                               now)
-        return IncidentDriver(policy, {**doc, **new_outbox(reported, now)}, now)   # as the service inserts it
+        request = IncidentIn().load(
+            {
+                "by": "E3501",
+                "mall_id": "sh-xujiahui",
+                "type": "food_safety",
+                "description": "customer fell ill after eating deli salad",
+                "customer": {"name": "王先生", "phone": "138 1234 5678"},
+                "suggested_handling": "medical costs and a refund",
+                "related_complaint_no": "SHXJH-20261123-0042",
+                "request_id": "r-1",
+                **overrides,
+            }
+        )
+        doc, reported = incidents.new_incident("SHXJH-AE-20261123-001", request, Actor("E3501", "handler"), policy, now)
+        return IncidentDriver(policy, {**doc, **new_outbox(reported, now)}, now)  # as the service inserts it
+
     return make
 
 
@@ -306,8 +374,12 @@ def test_the_customer_is_told_after_the_handling(incident):
     assert driver.doc["state"] == "communicated" and driver.doc["communication"]["via"] == "phone"
     assert [e["action"] for e in driver.doc["timeline"]] == ["reported", "forwarded", "handled", "communicated"]
     assert [e["seq"] for e in driver.doc["timeline"]] == [1, 2, 3, 4]
-    assert [e["event_type"] for e in driver.events] == ["incident_reported", "incident_forwarded",
-                                                         "incident_handled", "incident_communicated"]
+    assert [e["event_type"] for e in driver.events] == [
+        "incident_reported",
+        "incident_forwarded",
+        "incident_handled",
+        "incident_communicated",
+    ]
     assert_valid_events(driver.events)
     with pytest.raises(StateConflict, match="that is communicated cannot become"):
         driver.communicate()
@@ -317,8 +389,9 @@ INCIDENT_STATES = ("reported", "forwarded", "dismissed", "handled", "communicate
 INCIDENT_ALLOWED = [(a, b) for a, targets in incidents.TRANSITIONS.items() for b in targets]
 
 
-@pytest.mark.parametrize("state,target", [p for p in itertools.product(INCIDENT_STATES, INCIDENT_STATES)
-                                          if p not in INCIDENT_ALLOWED])
+@pytest.mark.parametrize(
+    "state,target", [p for p in itertools.product(INCIDENT_STATES, INCIDENT_STATES) if p not in INCIDENT_ALLOWED]
+)
 def test_an_incident_move_not_in_the_transitions_is_refused(state, target):
     step = incidents.IncidentStep({"state": state, "timeline": []}, Actor("R7001", "regional_manager"), None)
     with pytest.raises(StateConflict, match=f"incident that is {state} cannot become {target} "):

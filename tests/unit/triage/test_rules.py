@@ -2,6 +2,7 @@
 categories from the form or from Chinese and English phrases, risk with its reasons,
 urgent / routine with the systemic flag beside it, routing by responsibility, owner by
 shift and load, deadlines by category and risk (clock and working time)."""
+
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -23,23 +24,34 @@ def policy():
 
 
 def complaint(**overrides):
-    base = {"mall_id": "sh-xujiahui", "channel": "desk", "description": "", "demands": {},
-            "customer": {"ref": "c1", "member_tier": "regular"}, "location": {}, "anger_score": 3,
-            "category_hint": None, "received_at": MONDAY_10}
+    base = {
+        "mall_id": "sh-xujiahui",
+        "channel": "desk",
+        "description": "",
+        "demands": {},
+        "customer": {"ref": "c1", "member_tier": "regular"},
+        "location": {},
+        "anger_score": 3,
+        "category_hint": None,
+        "received_at": MONDAY_10,
+    }
     base.update(overrides)
     return base
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("草莓有三分之一发霉了", "product.quality_defect"),
-    ("The milk was past its expiry date, expired", "product.expired"),
-    ("收银员态度很差，还吼我", "service.bad_attitude"),
-    ("cashier overcharged me, scanned twice", "service.operating_error"),
-    ("卫生间很脏，有异味", "environment.hygiene"),
-    ("扶梯坏了", "environment.facility_failure"),
-    ("退款一周了还没到账", "payment.refund_delay"),
-    ("配送慢，两天没送到", "logistics.late_delivery"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("草莓有三分之一发霉了", "product.quality_defect"),
+        ("The milk was past its expiry date, expired", "product.expired"),
+        ("收银员态度很差，还吼我", "service.bad_attitude"),
+        ("cashier overcharged me, scanned twice", "service.operating_error"),
+        ("卫生间很脏，有异味", "environment.hygiene"),
+        ("扶梯坏了", "environment.facility_failure"),
+        ("退款一周了还没到账", "payment.refund_delay"),
+        ("配送慢，两天没送到", "logistics.late_delivery"),
+    ],
+)
 def test_phrases_propose_a_category(policy, text, expected):
     reading = classify.read(complaint(description=text), policy.rules)
     assert (reading.category, reading.source, reading.confirmed) == (expected, "keywords", True)
@@ -63,15 +75,18 @@ def risk(policy, previous=0, **overrides):
     return rules.assess_risk(c, policy.rules["risk"], previous, reading, reading.category)
 
 
-@pytest.mark.parametrize("overrides,previous,reason,level", [
-    ({"channel": "social"}, 0, "media_exposure", "high"),
-    ({"description": "不解决我就发微博曝光"}, 0, "media_exposure", "high"),
-    ({"description": "孩子吃了以后拉肚子"}, 0, "safety", "high"),
-    ({"description": "鞋子开胶了", "demands": {"expectation": "十倍赔偿"}}, 0, "beyond_statutory", "medium"),
-    ({"customer": {"ref": "c1", "member_tier": "vip"}}, 0, "key_customer", "medium"),
-    ({"anger_score": 5}, 0, "anger", "medium"),
-    ({}, 2, "repeat_complainant", "medium"),
-])
+@pytest.mark.parametrize(
+    "overrides,previous,reason,level",
+    [
+        ({"channel": "social"}, 0, "media_exposure", "high"),
+        ({"description": "不解决我就发微博曝光"}, 0, "media_exposure", "high"),
+        ({"description": "孩子吃了以后拉肚子"}, 0, "safety", "high"),
+        ({"description": "鞋子开胶了", "demands": {"expectation": "十倍赔偿"}}, 0, "beyond_statutory", "medium"),
+        ({"customer": {"ref": "c1", "member_tier": "vip"}}, 0, "key_customer", "medium"),
+        ({"anger_score": 5}, 0, "anger", "medium"),
+        ({}, 2, "repeat_complainant", "medium"),
+    ],
+)
 def test_each_risk_reason_is_recorded_with_its_level(policy, overrides, previous, reason, level):
     got_level, reasons = risk(policy, previous, **overrides)
     assert got_level == level
@@ -79,8 +94,7 @@ def test_each_risk_reason_is_recorded_with_its_level(policy, overrides, previous
 
 
 def test_the_highest_reason_sets_the_level_and_all_are_kept(policy):
-    level, reasons = risk(policy, anger_score=5, description="吃了过敏",
-                          demands={"expectation": "要二十倍赔偿"})
+    level, reasons = risk(policy, anger_score=5, description="吃了过敏", demands={"expectation": "要二十倍赔偿"})
     assert level == "high"
     assert {r["reason"] for r in reasons} == {"safety", "beyond_statutory", "anger"}
 
@@ -98,37 +112,44 @@ def test_high_risk_is_always_urgent_and_recurrence_does_not_change_it(policy):
     assert rules.decide_urgency("low", urgency) == "routine"
 
 
-@pytest.mark.parametrize("text,location,department,meeting", [
-    ("草莓发霉", {}, "procurement_qc", False),
-    ("收银员态度差", {}, "customer_service", False),
-    ("电梯坏了", {}, "facilities", False),
-    ("答应的退款一周了还没到账", {}, "finance", False),
-    ("配送慢，两天没送到", {}, "logistics", False),
-    ("草莓发霉", {"merchant_id": "T-17"}, "merchant_relations", False),
-    ("店里很脏", {"merchant_id": "T-17"}, "facilities", False),
-    ("钱包被偷了，保安态度差", {}, "security", False),
-    ("???", {}, "customer_service", False),
-    # a tenant's product and the same tenant's staff are one responsible party
-    ("奶茶里有头发，店员态度还很差", {"merchant_id": "T-17"}, "merchant_relations", False),
-])
+@pytest.mark.parametrize(
+    "text,location,department,meeting",
+    [
+        ("草莓发霉", {}, "procurement_qc", False),
+        ("收银员态度差", {}, "customer_service", False),
+        ("电梯坏了", {}, "facilities", False),
+        ("答应的退款一周了还没到账", {}, "finance", False),
+        ("配送慢，两天没送到", {}, "logistics", False),
+        ("草莓发霉", {"merchant_id": "T-17"}, "merchant_relations", False),
+        ("店里很脏", {"merchant_id": "T-17"}, "facilities", False),
+        ("钱包被偷了，保安态度差", {}, "security", False),
+        ("???", {}, "customer_service", False),
+        # a tenant's product and the same tenant's staff are one responsible party
+        ("奶茶里有头发，店员态度还很差", {"merchant_id": "T-17"}, "merchant_relations", False),
+    ],
+)
 def test_routing_by_responsibility(policy, text, location, department, meeting):
     got = rules.assess(complaint(description=text, location=location), policy, MONDAY_10, History())
     assert (got["department"], got["review_meeting"]) == (department, meeting)
 
 
 def test_a_dispute_across_departments_goes_to_the_operations_director(policy):
-    got = rules.assess(complaint(description="买到发霉的草莓，一半都烂了；答应的退款一周没到账；收银员态度还很差，"
-                                             "翻白眼"), policy, MONDAY_10, History())
+    got = rules.assess(
+        complaint(description="买到发霉的草莓，一半都烂了；答应的退款一周没到账；收银员态度还很差，翻白眼"),
+        policy,
+        MONDAY_10,
+        History(),
+    )
     assert got["department"] == "operations_director" and got["review_meeting"]
     assert got["departments_involved"] == ["customer_service", "finance", "procurement_qc"]
-    assert got["category"] == "product.quality_defect"     # the first-mentioned problem
+    assert got["category"] == "product.quality_defect"  # the first-mentioned problem
     assert "finance" in got["routing_basis"] and "procurement_qc" in got["routing_basis"]
 
 
 def test_owner_is_on_shift_least_loaded_then_skilled(policy):
     handlers = policy.handlers("sh-xujiahui")
     at_ten = MONDAY_10
-    at_four = MONDAY_10.replace(hour=16)   # both customer-service shifts
+    at_four = MONDAY_10.replace(hour=16)  # both customer-service shifts
     assert rules.pick_owner(handlers, "customer_service", "service", {}, at_ten).id == "E3001"  # only one on
     assert rules.pick_owner(handlers, "customer_service", "service", {"E3001": 3, "E3002": 1}, at_four).id == "E3002"
     # equal load: E3001 also knows rules
@@ -150,9 +171,9 @@ def test_deadlines_by_category_and_risk(policy):
 def test_working_hours_skip_closing_time_and_closed_days(policy):
     sla = {**policy.rules["sla"], "first_response": {"default": {"working_hours": 2}}}
     calendar = policy.malls.get("sh-xujiahui").calendar
-    friday_night = datetime(2027, 2, 5, 21, 30, tzinfo=SH)    # Sat 2027-02-06 is closed
+    friday_night = datetime(2027, 2, 5, 21, 30, tzinfo=SH)  # Sat 2027-02-06 is closed
     first, _ = rules.deadlines(None, "routine", "low", sla, calendar, friday_night)
-    assert first == datetime(2027, 2, 7, 11, 0, tzinfo=SH)   # 30 min Fri + 90 min from Sun 09:30
+    assert first == datetime(2027, 2, 7, 11, 0, tzinfo=SH)  # 30 min Fri + 90 min from Sun 09:30
 
 
 class History:
@@ -170,8 +191,12 @@ class History:
 
 
 def test_a_whole_assessment_records_its_policy_version(policy):
-    got = rules.assess(complaint(description="昨天买的草莓发霉了，要二十倍赔偿", anger_score=5), policy, MONDAY_10,
-                       History(by_customer=2, recurrences=4, load={"E3101": 2}))
+    got = rules.assess(
+        complaint(description="昨天买的草莓发霉了，要二十倍赔偿", anger_score=5),
+        policy,
+        MONDAY_10,
+        History(by_customer=2, recurrences=4, load={"E3101": 2}),
+    )
     assert got["category"] == "product.quality_defect" and got["category_source"] == "keywords"
     assert got["category_confirmed"] and got["category_confidence"] == 1.0
     assert got["risk_level"] == "medium"
@@ -179,7 +204,7 @@ def test_a_whole_assessment_records_its_policy_version(policy):
     assert got["demand"] == {"multiple": 20, "amount_fen": None, "price_fen": None, "mental_damages": False}
     assert (got["urgency"], got["systemic"], got["recurrences"]) == ("routine", True, 5)
     assert got["department"] == "procurement_qc" and got["owner"] == {"id": "E3101", "name": "王强"}
-    assert got["first_response_due_at"] == MONDAY_10 + timedelta(hours=36)   # 48 h x 0.75 for medium
+    assert got["first_response_due_at"] == MONDAY_10 + timedelta(hours=36)  # 48 h x 0.75 for medium
     assert got["policy_version"] == policy.version
 
 

@@ -7,6 +7,7 @@ numbers only), so a subscriber that is not Nameko sees no kombu type wrappers.
 Consumers read with `read_event`: a tolerant reader that ignores fields it does
 not know, so a producer can add fields without breaking anyone.
 """
+
 import copy
 import uuid
 from collections.abc import Mapping
@@ -18,8 +19,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 
 from ..personal import scrub
 
-SCRUBBED = "with phone numbers, e-mails, ID and member numbers replaced by [phone], [e-mail], [ID number], " \
-           "[member id]"
+SCRUBBED = "with phone numbers, e-mails, ID and member numbers replaced by [phone], [e-mail], [ID number], [member id]"
 
 
 class FreeText(fields.String):
@@ -37,27 +37,37 @@ class InvalidEvent(Exception):
 @dataclass(frozen=True)
 class EventType:
     name: str
-    source: str           # the publishing service; nameko binds on (source, name)
+    source: str  # the publishing service; nameko binds on (source, name)
     version: int
     payload: type[Schema]
     summary: str
 
 
 class EnvelopeSchema(Schema):
-    event_id = fields.String(required=True, validate=validate.Length(min=1, max=64),
-                             metadata={"description": "unique; de-duplicate on it"})
+    event_id = fields.String(
+        required=True, validate=validate.Length(min=1, max=64), metadata={"description": "unique; de-duplicate on it"}
+    )
     event_type = fields.String(required=True, metadata={"description": "also the routing key"})
-    schema_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1),
-                                    metadata={"description": "of the payload schema"})
-    occurred_at = fields.AwareDateTime(required=True, format="iso",
-                                       metadata={"description": "when the state change happened (UTC)"})
+    schema_version = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1), metadata={"description": "of the payload schema"}
+    )
+    occurred_at = fields.AwareDateTime(
+        required=True, format="iso", metadata={"description": "when the state change happened (UTC)"}
+    )
     mall_id = fields.String(required=True, metadata={"example": "sh-xujiahui"})
     complaint_no = fields.String(required=True, metadata={"example": "SHXJH-20261123-0042"})
     payload = fields.Dict(required=True, metadata={"description": "per event type, below"})
 
 
-def build_event(event_type: EventType, *, mall_id: str, complaint_no: str, occurred_at: datetime,
-                payload: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+def build_event(
+    event_type: EventType,
+    *,
+    mall_id: str,
+    complaint_no: str,
+    occurred_at: datetime,
+    payload: dict[str, Any],
+    event_id: str | None = None,
+) -> dict[str, Any]:
     """A validated, JSON-ready envelope (dict of plain types)."""
     schema = event_type.payload(unknown=RAISE)
     errors = schema.validate(payload)
@@ -105,8 +115,7 @@ def read_event(body: Mapping[str, Any], event_type: EventType) -> dict[str, Any]
         if envelope["event_type"] != event_type.name:
             raise InvalidEvent(f"expected {event_type.name}, got {envelope['event_type']}")
         if envelope["schema_version"] != event_type.version:
-            raise InvalidEvent(
-                f"{event_type.name} version {envelope['schema_version']} is not {event_type.version}")
+            raise InvalidEvent(f"{event_type.name} version {envelope['schema_version']} is not {event_type.version}")
         envelope["payload"] = event_type.payload(unknown=EXCLUDE).load(envelope["payload"])
     except (ValidationError, TypeError) as exc:
         raise InvalidEvent(f"{event_type.name}: {getattr(exc, 'messages', exc)}") from exc

@@ -1,6 +1,7 @@
 """Events published by feedback (R4.1-R4.4): revisits after a resolution, the
 customer's answer, and the case library. Resolution consumes the answers: a
 dissatisfied customer reopens the case, a satisfied one closes it."""
+
 from marshmallow import Schema, fields, validate
 
 from .envelope import EventType, FreeText
@@ -14,14 +15,18 @@ class RevisitScheduled(Schema):
     way = fields.String(required=True, validate=validate.OneOf(CONTACT_WAYS))
     scheduled_at = fields.AwareDateTime(required=True, format="iso")
     due_at = fields.AwareDateTime(required=True, format="iso", metadata={"description": "24 h after resolution"})
-    beyond_deadline = fields.Boolean(required=True, metadata={
-        "description": "quiet hours left no allowed time before the deadline"})
+    beyond_deadline = fields.Boolean(
+        required=True, metadata={"description": "quiet hours left no allowed time before the deadline"}
+    )
 
 
 class _Answer(Schema):
     revisit_id = fields.String(required=True)
-    score = fields.Integer(required=True, validate=validate.Range(min=1, max=5),
-                           metadata={"description": "1 very dissatisfied .. 5 very satisfied"})
+    score = fields.Integer(
+        required=True,
+        validate=validate.Range(min=1, max=5),
+        metadata={"description": "1 very dissatisfied .. 5 very satisfied"},
+    )
     by = fields.String(required=True, metadata={"description": "employee number, or `customer` for a link answer"})
 
 
@@ -30,8 +35,9 @@ class CustomerSatisfied(_Answer):
 
 
 class CustomerDissatisfied(_Answer):
-    reasons = fields.List(FreeText(), required=True, metadata={
-        "description": "reason tags, e.g. compensation_unclear, slow, attitude"})
+    reasons = fields.List(
+        FreeText(), required=True, metadata={"description": "reason tags, e.g. compensation_unclear, slow, attitude"}
+    )
 
 
 class RevisitDone(Schema):
@@ -64,18 +70,36 @@ def _event(name: str, schema: type[Schema], summary: str) -> EventType:
     return EventType(name, "feedback", 1, schema, summary)
 
 
-REVISIT_SCHEDULED = _event("revisit_scheduled", RevisitScheduled,
-                           "A revisit was scheduled after a resolution, outside the mall's quiet hours (R4.1).")
-CUSTOMER_SATISFIED = _event("customer_satisfied", CustomerSatisfied,
-                            "A revisit found the customer satisfied; resolution closes the case.")
-CUSTOMER_DISSATISFIED = _event("customer_dissatisfied", CustomerDissatisfied,
-                               "A revisit found the customer not satisfied; resolution reopens the case (R4.2).")
+REVISIT_SCHEDULED = _event(
+    "revisit_scheduled",
+    RevisitScheduled,
+    "A revisit was scheduled after a resolution, outside the mall's quiet hours (R4.1).",
+)
+CUSTOMER_SATISFIED = _event(
+    "customer_satisfied", CustomerSatisfied, "A revisit found the customer satisfied; resolution closes the case."
+)
+CUSTOMER_DISSATISFIED = _event(
+    "customer_dissatisfied",
+    CustomerDissatisfied,
+    "A revisit found the customer not satisfied; resolution reopens the case (R4.2).",
+)
 REVISIT_DONE = _event("revisit_done", RevisitDone, "A revisit ended: answered, or unreachable after the last attempt.")
 REVISIT_OVERDUE = _event("revisit_overdue", RevisitOverdue, "A revisit passed its 24-hour deadline unanswered.")
-REVISIT_CANCELLED = _event("revisit_cancelled", RevisitCancelled,
-                           "An open revisit was cancelled (the case was reopened or closed); its clock stops.")
-CASE_ARCHIVED = _event("case_archived", CaseArchived,
-                       "A case went into the case library (R4.4), without personal data.")
+REVISIT_CANCELLED = _event(
+    "revisit_cancelled",
+    RevisitCancelled,
+    "An open revisit was cancelled (the case was reopened or closed); its clock stops.",
+)
+CASE_ARCHIVED = _event(
+    "case_archived", CaseArchived, "A case went into the case library (R4.4), without personal data."
+)
 
-EVENTS = (REVISIT_SCHEDULED, CUSTOMER_SATISFIED, CUSTOMER_DISSATISFIED, REVISIT_DONE, REVISIT_OVERDUE,
-          REVISIT_CANCELLED, CASE_ARCHIVED)
+EVENTS = (
+    REVISIT_SCHEDULED,
+    CUSTOMER_SATISFIED,
+    CUSTOMER_DISSATISFIED,
+    REVISIT_DONE,
+    REVISIT_OVERDUE,
+    REVISIT_CANCELLED,
+    CASE_ARCHIVED,
+)

@@ -3,14 +3,25 @@ adverse-event report (R3.9). Amounts are integer fen (1 yuan = 100 fen); staff b
 employee number; every deadline a task sets is in the event that sets it, so that
 the SLA clocks can be started from events alone. No customer data beyond a masked
 contact."""
+
 from typing import Any
 
 from marshmallow import Schema, fields, validate
 
 from .envelope import EventType, FreeText
 
-STATES = ("open", "investigating", "proposed", "accepted", "objected", "escalated", "executing",
-          "resolved", "closed", "reopened")
+STATES = (
+    "open",
+    "investigating",
+    "proposed",
+    "accepted",
+    "objected",
+    "escalated",
+    "executing",
+    "resolved",
+    "closed",
+    "reopened",
+)
 DECISIONS = ("upheld", "partly_upheld", "not_upheld")
 FINDING_SOURCES = ("records", "cctv", "staff_interview", "supplier_qc_report", "site_inspection", "customer")
 ESCALATION_REASONS = ("objection", "breach", "manual")
@@ -28,8 +39,12 @@ class CaseOpened(Schema):
     owner_id = fields.String(allow_none=True, required=True)
     level_role = fields.String(required=True, metadata={"description": "the level the case is handled at"})
     resolution_due_at = fields.AwareDateTime(**_when)
-    review_meeting_due_at = fields.AwareDateTime(allow_none=True, required=True, format="iso", metadata={
-        "description": "set when the complaint is a cross-department dispute (R2.4)"})
+    review_meeting_due_at = fields.AwareDateTime(
+        allow_none=True,
+        required=True,
+        format="iso",
+        metadata={"description": "set when the complaint is a cross-department dispute (R2.4)"},
+    )
     convenor_id = fields.String(allow_none=True, required=True)
     policy_version = fields.String(required=True)
 
@@ -42,8 +57,11 @@ class InvestigationNoted(Schema):
 
 class ReviewMeetingDecided(Schema):
     responsible_department = fields.String(required=True)
-    owner_id = fields.String(allow_none=True, load_default=None, metadata={
-        "description": "the owner the meeting named; triage makes the assessment agree"})
+    owner_id = fields.String(
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "the owner the meeting named; triage makes the assessment agree"},
+    )
     departments_involved = fields.List(fields.String(), required=True)
     due_at = _due
     within_deadline = fields.Boolean(required=True)
@@ -63,8 +81,11 @@ class CaseProposed(Schema):
     decision = fields.String(required=True, validate=validate.OneOf(DECISIONS))
     remedy_types = fields.List(fields.String(), required=True)
     total_fen = _fen
-    statutory_total_fen = fields.Integer(allow_none=True, required=True, metadata={
-        "description": "what the law grants for this case; null when no legal basis applies"})
+    statutory_total_fen = fields.Integer(
+        allow_none=True,
+        required=True,
+        metadata={"description": "what the law grants for this case; null when no legal basis applies"},
+    )
     demand_above_statutory = fields.Boolean(required=True)
     oral = fields.Boolean(required=True, metadata={"description": "the answer was given orally (recorded)"})
     appeal_stated = fields.Boolean(required=True)
@@ -95,8 +116,9 @@ class CaseEscalated(Schema):
     from_role = fields.String(required=True)
     to_role = fields.String(required=True)
     to_staff_id = fields.String(allow_none=True, required=True)
-    re_review_due_at = fields.AwareDateTime(allow_none=True, required=True, format="iso",
-                                            metadata={"description": "R3.6: set when a customer objected"})
+    re_review_due_at = fields.AwareDateTime(
+        allow_none=True, required=True, format="iso", metadata={"description": "R3.6: set when a customer objected"}
+    )
     by = _by
 
 
@@ -132,8 +154,10 @@ class CaseReopened(Schema):
 
 class CaseClosed(Schema):
     reason = FreeText(required=True)
-    without_answer = fields.Boolean(load_default=False, metadata={
-        "description": "closed by rule because the customer could not be reached after the revisit"})
+    without_answer = fields.Boolean(
+        load_default=False,
+        metadata={"description": "closed by rule because the customer could not be reached after the revisit"},
+    )
     by = _by
 
 
@@ -201,46 +225,102 @@ def _event(name: str, schema: type[Schema], summary: str) -> EventType:
     return EventType(name, "resolution", 1, schema, summary)
 
 
-CASE_OPENED = _event("case_opened", CaseOpened,
-                     "Resolution opened a case for a triaged complaint (with a review meeting for a dispute).")
-INVESTIGATION_NOTED = _event("investigation_noted", InvestigationNoted,
-                             "A finding was recorded on the case, with its source (R3.1).")
-REVIEW_MEETING_DECIDED = _event("review_meeting_decided", ReviewMeetingDecided,
-                                "The operations director's review meeting decided who is responsible (R2.4).")
-PROPOSAL_APPROVED = _event("proposal_approved", ProposalApproved,
-                           "Someone whose authority covers the remedies approved a proposal (R3.5).")
-CASE_PROPOSED = _event("case_proposed", CaseProposed,
-                       "The approved answer was given to the customer, with the appeal route when it differs (R3.3).")
-CASE_ACCEPTED = _event("case_accepted", CaseAccepted,
-                       "The customer accepted; the execution tasks and their deadlines are listed (R3.7).")
-CASE_OBJECTED = _event("case_objected", CaseObjected, "The customer objected to the answer; the points are listed (R3.6).")
-CASE_ESCALATED = _event("case_escalated", CaseEscalated,
-                        "The case went up a level: after an objection (re-review due in 2 h), a breach, or by hand.")
-EXECUTION_TASK_DONE = _event("execution_task_done", ExecutionTaskDone,
-                             "A remedy was carried out (refund, voucher, product sealed, ...) (R3.7).")
+CASE_OPENED = _event(
+    "case_opened", CaseOpened, "Resolution opened a case for a triaged complaint (with a review meeting for a dispute)."
+)
+INVESTIGATION_NOTED = _event(
+    "investigation_noted", InvestigationNoted, "A finding was recorded on the case, with its source (R3.1)."
+)
+REVIEW_MEETING_DECIDED = _event(
+    "review_meeting_decided",
+    ReviewMeetingDecided,
+    "The operations director's review meeting decided who is responsible (R2.4).",
+)
+PROPOSAL_APPROVED = _event(
+    "proposal_approved", ProposalApproved, "Someone whose authority covers the remedies approved a proposal (R3.5)."
+)
+CASE_PROPOSED = _event(
+    "case_proposed",
+    CaseProposed,
+    "The approved answer was given to the customer, with the appeal route when it differs (R3.3).",
+)
+CASE_ACCEPTED = _event(
+    "case_accepted", CaseAccepted, "The customer accepted; the execution tasks and their deadlines are listed (R3.7)."
+)
+CASE_OBJECTED = _event(
+    "case_objected", CaseObjected, "The customer objected to the answer; the points are listed (R3.6)."
+)
+CASE_ESCALATED = _event(
+    "case_escalated",
+    CaseEscalated,
+    "The case went up a level: after an objection (re-review due in 2 h), a breach, or by hand.",
+)
+EXECUTION_TASK_DONE = _event(
+    "execution_task_done", ExecutionTaskDone, "A remedy was carried out (refund, voucher, product sealed, ...) (R3.7)."
+)
 CASE_RESOLVED = _event("case_resolved", CaseResolved, "The case is resolved; a revisit follows (R4.1).")
-CASE_REOPENED = _event("case_reopened", CaseReopened,
-                       "A dissatisfied customer (or a supervisor) reopened the case (R4.2).")
-CUSTOMER_CONTACTED = _event("customer_contacted", CustomerContacted,
-                            "A handler was in contact with the customer (the first response, R2.3).")
-TIME_PROMISED = _event("time_promised", TimePromised,
-                       "The customer was told when to expect a resolution (R3.2, R7.1); a clock keeps it.")
-CASE_CLOSED = _event("case_closed", CaseClosed, "The case is closed: the customer is satisfied, or a supervisor closed it.")
-RECTIFICATION_DUE = _event("rectification_due", RectificationDue,
-                           "An improvement the case calls for (training, procurement standard, maintenance) (R3.8).")
+CASE_REOPENED = _event(
+    "case_reopened", CaseReopened, "A dissatisfied customer (or a supervisor) reopened the case (R4.2)."
+)
+CUSTOMER_CONTACTED = _event(
+    "customer_contacted", CustomerContacted, "A handler was in contact with the customer (the first response, R2.3)."
+)
+TIME_PROMISED = _event(
+    "time_promised", TimePromised, "The customer was told when to expect a resolution (R3.2, R7.1); a clock keeps it."
+)
+CASE_CLOSED = _event(
+    "case_closed", CaseClosed, "The case is closed: the customer is satisfied, or a supervisor closed it."
+)
+RECTIFICATION_DUE = _event(
+    "rectification_due",
+    RectificationDue,
+    "An improvement the case calls for (training, procurement standard, maintenance) (R3.8).",
+)
 RECTIFICATION_DONE = _event("rectification_done", RectificationDone, "A rectification task was done (R3.8).")
-INCIDENT_REPORTED = _event("incident_reported", IncidentReported,
-                           "A store reported an adverse event; complaint_no carries the incident number (R3.9).")
-INCIDENT_FORWARDED = _event("incident_forwarded", IncidentForwarded,
-                            "The store manager verified the incident and forwarded it to the regional manager.")
-INCIDENT_DISMISSED = _event("incident_dismissed", IncidentDismissed,
-                            "The store manager found the report was not an adverse event.")
-INCIDENT_HANDLED = _event("incident_handled", IncidentHandled,
-                          "The regional manager decided the handling: outcome, improvements, compensation.")
-INCIDENT_COMMUNICATED = _event("incident_communicated", IncidentCommunicated,
-                               "The customer was told the outcome, the improvements and any compensation.")
+INCIDENT_REPORTED = _event(
+    "incident_reported",
+    IncidentReported,
+    "A store reported an adverse event; complaint_no carries the incident number (R3.9).",
+)
+INCIDENT_FORWARDED = _event(
+    "incident_forwarded",
+    IncidentForwarded,
+    "The store manager verified the incident and forwarded it to the regional manager.",
+)
+INCIDENT_DISMISSED = _event(
+    "incident_dismissed", IncidentDismissed, "The store manager found the report was not an adverse event."
+)
+INCIDENT_HANDLED = _event(
+    "incident_handled",
+    IncidentHandled,
+    "The regional manager decided the handling: outcome, improvements, compensation.",
+)
+INCIDENT_COMMUNICATED = _event(
+    "incident_communicated",
+    IncidentCommunicated,
+    "The customer was told the outcome, the improvements and any compensation.",
+)
 
-EVENTS = (CASE_OPENED, INVESTIGATION_NOTED, REVIEW_MEETING_DECIDED, PROPOSAL_APPROVED, CASE_PROPOSED,
-          CASE_ACCEPTED, CASE_OBJECTED, CASE_ESCALATED, EXECUTION_TASK_DONE, CASE_RESOLVED, CASE_REOPENED,
-          CASE_CLOSED, CUSTOMER_CONTACTED, TIME_PROMISED, RECTIFICATION_DUE, RECTIFICATION_DONE,
-          INCIDENT_REPORTED, INCIDENT_FORWARDED, INCIDENT_DISMISSED, INCIDENT_HANDLED, INCIDENT_COMMUNICATED)
+EVENTS = (
+    CASE_OPENED,
+    INVESTIGATION_NOTED,
+    REVIEW_MEETING_DECIDED,
+    PROPOSAL_APPROVED,
+    CASE_PROPOSED,
+    CASE_ACCEPTED,
+    CASE_OBJECTED,
+    CASE_ESCALATED,
+    EXECUTION_TASK_DONE,
+    CASE_RESOLVED,
+    CASE_REOPENED,
+    CASE_CLOSED,
+    CUSTOMER_CONTACTED,
+    TIME_PROMISED,
+    RECTIFICATION_DUE,
+    RECTIFICATION_DONE,
+    INCIDENT_REPORTED,
+    INCIDENT_FORWARDED,
+    INCIDENT_DISMISSED,
+    INCIDENT_HANDLED,
+    INCIDENT_COMMUNICATED,
+)

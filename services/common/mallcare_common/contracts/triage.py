@@ -1,4 +1,5 @@
 """Events published by triage. Staff are named by employee number; no customer data."""
+
 from marshmallow import Schema, fields, validate
 
 from .envelope import EventType, FreeText
@@ -23,33 +24,66 @@ class _Demand(Schema):
 
 
 class Assessment(Schema):
-    category = fields.String(allow_none=True, required=True,
-                             metadata={"description": "attribute.sub_type (R2.1); null until a person classifies it"})
-    category_source = fields.String(required=True, validate=validate.OneOf(
-        ("channel_form", "keywords", "none", "corrected")),
-        metadata={"description": "keywords = read from the text (phrase rules and the learned second opinion); see category_confirmed"})
+    category = fields.String(
+        allow_none=True,
+        required=True,
+        metadata={"description": "attribute.sub_type (R2.1); null until a person classifies it"},
+    )
+    category_source = fields.String(
+        required=True,
+        validate=validate.OneOf(("channel_form", "keywords", "none", "corrected")),
+        metadata={
+            "description": "keywords = read from the text (phrase rules and the learned second opinion); "
+            "see category_confirmed"
+        },
+    )
     risk_level = fields.String(required=True, validate=validate.OneOf(LEVELS))
     risk_reasons = fields.List(fields.Nested(_RiskReason), required=True)
-    urgency = fields.String(required=True, validate=validate.OneOf(URGENCIES), metadata={
-        "description": "urgent or routine (systemic only in events before 2026-12)"})
-    systemic = fields.Boolean(load_default=False, metadata={
-        "description": "a recurring problem (R2.2): the same category at this mall or merchant reached the "
-                       "policy's threshold; stands beside urgency; added in v1"})
-    recurrences = fields.Integer(load_default=0, validate=validate.Range(min=0), metadata={
-        "description": "complaints of this category here in the policy's window, this one included"})
-    category_confirmed = fields.Boolean(load_default=True, metadata={
-        "description": "false when the category is a proposal below the confidence threshold, for a person to "
-                       "confirm"})
+    urgency = fields.String(
+        required=True,
+        validate=validate.OneOf(URGENCIES),
+        metadata={"description": "urgent or routine (systemic only in events before 2026-12)"},
+    )
+    systemic = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "a recurring problem (R2.2): the same category at this mall or merchant reached the "
+            "policy's threshold; stands beside urgency; added in v1"
+        },
+    )
+    recurrences = fields.Integer(
+        load_default=0,
+        validate=validate.Range(min=0),
+        metadata={"description": "complaints of this category here in the policy's window, this one included"},
+    )
+    category_confirmed = fields.Boolean(
+        load_default=True,
+        metadata={
+            "description": "false when the category is a proposal below the confidence threshold, for a person to "
+            "confirm"
+        },
+    )
     category_confidence = fields.Float(allow_none=True, load_default=None, validate=validate.Range(min=0, max=1))
-    demand = fields.Nested(_Demand, allow_none=True, load_default=None, metadata={
-        "description": "what the customer's expectation asks, read for multiples and amounts"})
+    demand = fields.Nested(
+        _Demand,
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "what the customer's expectation asks, read for multiples and amounts"},
+    )
     department = fields.String(required=True)
-    review_meeting = fields.Boolean(required=True,
-                                    metadata={"description": "cross-department dispute: operations director convenes"})
-    departments_involved = fields.List(fields.String(), load_default=list, metadata={
-        "description": "the departments a dispute spans (empty unless review_meeting); added in v1"})
-    owner_id = fields.String(allow_none=True, required=True,
-                             metadata={"description": "handler's employee number; null when nobody is on shift"})
+    review_meeting = fields.Boolean(
+        required=True, metadata={"description": "cross-department dispute: operations director convenes"}
+    )
+    departments_involved = fields.List(
+        fields.String(),
+        load_default=list,
+        metadata={"description": "the departments a dispute spans (empty unless review_meeting); added in v1"},
+    )
+    owner_id = fields.String(
+        allow_none=True,
+        required=True,
+        metadata={"description": "handler's employee number; null when nobody is on shift"},
+    )
     first_response_due_at = fields.AwareDateTime(required=True, format="iso")
     resolution_due_at = fields.AwareDateTime(required=True, format="iso")
     policy_version = fields.String(required=True)
@@ -78,12 +112,24 @@ class ComplaintCorrected(Assessment):
 
 
 COMPLAINT_TRIAGED = EventType(
-    "complaint_triaged", "triage", 1, ComplaintTriaged,
-    "Triage graded and routed a complaint: category, risk and why, urgency, department, owner, deadlines.")
+    "complaint_triaged",
+    "triage",
+    1,
+    ComplaintTriaged,
+    "Triage graded and routed a complaint: category, risk and why, urgency, department, owner, deadlines.",
+)
 COMPLAINT_REASSIGNED = EventType(
-    "complaint_reassigned", "triage", 1, ComplaintReassigned,
+    "complaint_reassigned",
+    "triage",
+    1,
+    ComplaintReassigned,
     "The complaint has a new owner: given by a person, by the sweep once someone is on shift, or by the "
-    "review meeting's decision (R2.4); the department follows.")
+    "review meeting's decision (R2.4); the department follows.",
+)
 COMPLAINT_CORRECTED = EventType(
-    "complaint_corrected", "triage", 1, ComplaintCorrected,
-    "A person corrected the category or the risk; routing and deadlines were worked out again.")
+    "complaint_corrected",
+    "triage",
+    1,
+    ComplaintCorrected,
+    "A person corrected the category or the risk; routing and deadlines were worked out again.",
+)

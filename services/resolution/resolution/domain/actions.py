@@ -3,6 +3,7 @@ R3.1-R3.8, R4.1, R4.2), and the ACTIONS table handlers act through: what each
 action accepts and the function that decides it. The other services' events
 (triage's corrections, analytics' deadlines, feedback's answers, the customer's
 replies intake receives) are decided by the same functions."""
+
 from datetime import datetime
 from typing import Any
 
@@ -11,9 +12,23 @@ from marshmallow import ValidationError
 from mallcare_common.contracts import resolution as events
 
 from ..policy import ResolutionPolicy, fen
-from ..schemas import (EscalationIn, FindingIn, NoteIn, ObjectionIn, PromiseIn, ProposalIn, ProposalRef, ReasonIn,
-                       RectificationDoneIn, RectificationIn, ReplyIn, ReviewMeetingIn, SpotResolutionIn, SummaryIn,
-                       TaskDoneIn)
+from ..schemas import (
+    EscalationIn,
+    FindingIn,
+    NoteIn,
+    ObjectionIn,
+    PromiseIn,
+    ProposalIn,
+    ProposalRef,
+    ReasonIn,
+    RectificationDoneIn,
+    RectificationIn,
+    ReplyIn,
+    ReviewMeetingIn,
+    SpotResolutionIn,
+    SummaryIn,
+    TaskDoneIn,
+)
 from .authority import approval_needs, lowest_approver, next_level, refusals, require
 from .compliance import check_remedies, paid_compensation, yuan
 from .errors import NoAuthority, StateConflict
@@ -26,42 +41,76 @@ def triage_changed(step: Step, event: Doc, policy: ResolutionPolicy) -> None:
     payload = event["payload"]
     if event["event_type"] == "complaint_reassigned":
         step.changes.update(owner_id=payload["to_owner_id"], department=payload["department"])
-        step.log("reassigned", owner_id=payload["to_owner_id"], department=payload["department"],
-                 by=payload["by"], reason=payload["reason"])
+        step.log(
+            "reassigned",
+            owner_id=payload["to_owner_id"],
+            department=payload["department"],
+            by=payload["by"],
+            reason=payload["reason"],
+        )
     else:
-        step.changes.update({k: payload[k] for k in ("category", "risk_level", "urgency", "department",
-                                                     "owner_id", "resolution_due_at")})
-        if payload["demand"] is not None:   # older corrections carry none: the case keeps what it had
+        step.changes.update(
+            {
+                k: payload[k]
+                for k in ("category", "risk_level", "urgency", "department", "owner_id", "resolution_due_at")
+            }
+        )
+        if payload["demand"] is not None:  # older corrections carry none: the case keeps what it had
             step.changes["demand"] = payload["demand"]
-        step.log("regraded", field=payload["field"], old=payload["old"], new=payload["new"],
-                 by=payload["by"], reason=payload["reason"])
+        step.log(
+            "regraded",
+            field=payload["field"],
+            old=payload["old"],
+            new=payload["new"],
+            by=payload["by"],
+            reason=payload["reason"],
+        )
 
 
 # --- handling ---------------------------------------------------------------------------------
+
 
 def note_finding(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """R3.1: a finding with its source; the first one starts the investigation."""
     check_state(step.case, ACTIVE, "record a finding on")
     if step.state in ("open", "reopened"):
         step.move("investigating")
-    finding = {"id": len(step.case["findings"]) + 1, "at": step.now, "by": step.actor.id,
-               "source": request["source"], "summary": request["summary"],
-               "attachment_ref": request.get("attachment_ref")}
+    finding = {
+        "id": len(step.case["findings"]) + 1,
+        "at": step.now,
+        "by": step.actor.id,
+        "source": request["source"],
+        "summary": request["summary"],
+        "attachment_ref": request.get("attachment_ref"),
+    }
     step.changes["findings"] = [*step.case["findings"], finding]
     step.log("finding", id=finding["id"], source=request["source"], summary=request["summary"])
-    step.publish(events.INVESTIGATION_NOTED, {"finding_id": finding["id"], "source": request["source"],
-                                              "by": step.actor.id})
+    step.publish(
+        events.INVESTIGATION_NOTED, {"finding_id": finding["id"], "source": request["source"], "by": step.actor.id}
+    )
 
 
 def promise_time(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """R3.2: the time to resolution the customer was told."""
     check_state(step.case, ACTIVE, "promise a time for")
     beyond = request["expected_by"] > step.get("resolution_due_at")
-    step.changes["expected_resolution"] = {"expected_by": request["expected_by"], "told_at": step.now,
-                                           "via": request["via"], "by": step.actor.id, "beyond_deadline": beyond}
+    step.changes["expected_resolution"] = {
+        "expected_by": request["expected_by"],
+        "told_at": step.now,
+        "via": request["via"],
+        "by": step.actor.id,
+        "beyond_deadline": beyond,
+    }
     step.log("time_promised", expected_by=request["expected_by"], via=request["via"], beyond_deadline=beyond)
-    step.publish(events.TIME_PROMISED, {"expected_by": request["expected_by"].isoformat(), "via": request["via"],
-                                        "beyond_deadline": beyond, "by": step.actor.id})
+    step.publish(
+        events.TIME_PROMISED,
+        {
+            "expected_by": request["expected_by"].isoformat(),
+            "via": request["via"],
+            "beyond_deadline": beyond,
+            "by": step.actor.id,
+        },
+    )
 
 
 def add_note(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
@@ -89,8 +138,18 @@ def note_message(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """R3.10, R7.1: a message to the customer notify sent (message_sent) or gave up on
     (message_failed, for the owner to follow up), on the timeline: what, by which channel
     and gateway, when, never to whom."""
-    keys = ("message_id", "kind", "ref", "channel", "gateway", "attempts", "accepted_at", "reason", "error",
-            "failed_at")
+    keys = (
+        "message_id",
+        "kind",
+        "ref",
+        "channel",
+        "gateway",
+        "attempts",
+        "accepted_at",
+        "reason",
+        "error",
+        "failed_at",
+    )
     step.log(request["action"], **{k: request[k] for k in keys if k in request})
 
 
@@ -104,24 +163,41 @@ def decide_review_meeting(step: Step, request: Doc, policy: ResolutionPolicy) ->
     require("review_meeting", step.actor, policy, "decide a review meeting")
     check_state(step.case, ACTIVE, "decide the review meeting of")
     owner_id, department = request.get("owner_id"), request["responsible_department"]
-    if owner_id:   # triage takes the named owner (else picks one of the department) and announces it
+    if owner_id:  # triage takes the named owner (else picks one of the department) and announces it
         owner = policy.staff(owner_id)
         if owner is None or step.case["mall_id"] not in owner.malls:
             raise ValidationError({"owner_id": [f"No staff {owner_id} at {step.case['mall_id']}."]})
         if owner.department != department:
-            raise ValidationError({"owner_id": [f"{owner_id} is not in {department} "
-                                                f"(but in {owner.department or 'no department'})."]})
+            raise ValidationError(
+                {"owner_id": [f"{owner_id} is not in {department} (but in {owner.department or 'no department'})."]}
+            )
         step.changes["owner_id"] = owner_id
-    decided = {**meeting, "decided_at": step.now, "decided_by": step.actor.id,
-               **{k: request.get(k) for k in ("responsible_department", "owner_id", "decision", "attendees")},
-               "within_deadline": step.now <= meeting["due_at"]}
+    decided = {
+        **meeting,
+        "decided_at": step.now,
+        "decided_by": step.actor.id,
+        **{k: request.get(k) for k in ("responsible_department", "owner_id", "decision", "attendees")},
+        "within_deadline": step.now <= meeting["due_at"],
+    }
     step.changes.update(review_meeting=decided, department=request["responsible_department"])
-    step.log("review_meeting", responsible_department=request["responsible_department"], owner_id=owner_id,
-             decision=request["decision"], attendees=request["attendees"])
-    step.publish(events.REVIEW_MEETING_DECIDED, {
-        "responsible_department": request["responsible_department"], "departments_involved": meeting["departments"],
-        "owner_id": owner_id, "due_at": meeting["due_at"].isoformat(), "within_deadline": decided["within_deadline"],
-        "by": step.actor.id})
+    step.log(
+        "review_meeting",
+        responsible_department=request["responsible_department"],
+        owner_id=owner_id,
+        decision=request["decision"],
+        attendees=request["attendees"],
+    )
+    step.publish(
+        events.REVIEW_MEETING_DECIDED,
+        {
+            "responsible_department": request["responsible_department"],
+            "departments_involved": meeting["departments"],
+            "owner_id": owner_id,
+            "due_at": meeting["due_at"].isoformat(),
+            "within_deadline": decided["within_deadline"],
+            "by": step.actor.id,
+        },
+    )
 
 
 def _current(step: Step, proposal_no: int | None = None) -> Doc:
@@ -138,22 +214,29 @@ def _replace_current(step: Step, proposal: Doc) -> None:
     step.changes["proposals"] = [*step.get("proposals")[:-1], proposal]
 
 
-
 def remedy_lines(request: Doc) -> list[Doc]:
     return [{"type": r["type"], "amount_fen": r["amount_fen"], "note": r.get("note")} for r in request["remedies"]]
 
 
-def assess_draft(case: Doc, risk_level: str, level: str, request: Doc,
-                 policy: ResolutionPolicy) -> tuple[list[Doc], dict[str, Any], dict[str, Any]]:
+def assess_draft(
+    case: Doc, risk_level: str, level: str, request: Doc, policy: ResolutionPolicy
+) -> tuple[list[Doc], dict[str, Any], dict[str, Any]]:
     """(remedy lines, compliance, approval needs) of a draft on `case` at its current
     grading and escalation level."""
     remedies = remedy_lines(request)
-    compliance = check_remedies(remedies, request.get("legal_basis"), request.get("price_fen"),
-                                request.get("demanded_fen"), policy.rules["statutory"],
-                                policy.section(case["mall_id"], "caps"), paid_compensation(case),
-                                case.get("demand"))
-    needs = approval_needs(compliance["total_fen"], risk_level, bool(compliance["breaches"]), level,
-                           case["mall_id"], policy)
+    compliance = check_remedies(
+        remedies,
+        request.get("legal_basis"),
+        request.get("price_fen"),
+        request.get("demanded_fen"),
+        policy.rules["statutory"],
+        policy.section(case["mall_id"], "caps"),
+        paid_compensation(case),
+        case.get("demand"),
+    )
+    needs = approval_needs(
+        compliance["total_fen"], risk_level, bool(compliance["breaches"]), level, case["mall_id"], policy
+    )
     return remedies, compliance, needs
 
 
@@ -163,25 +246,60 @@ def _draft(step: Step, request: Doc, policy: ResolutionPolicy) -> Doc:
     remedies, compliance, needs = assess_draft(case, step.get("risk_level"), step.get("level"), request, policy)
     override = request.get("cap_override_reason")
     if compliance["breaches"] and not override:
-        raise ValidationError({"remedies": [*compliance["breaches"], "an override by "
-                               + " or ".join(policy.rules["permissions"]["cap_override"]) + " with a reason is needed"]})
-    return {"no": len(case["proposals"]) + 1, "decision": request["decision"], "reasons": request["reasons"],
-            "remedies": remedies, "price_fen": request.get("price_fen"), "demanded_fen": request.get("demanded_fen"),
-            "compliance": compliance, "cap_override_reason": override if compliance["breaches"] else None,
-            "needs": needs, "approver_role": lowest_approver(needs, mall_id, policy), "approvals": [],
-            "status": "awaiting_approval", "proposed_by": step.actor.id, "proposed_at": step.now,
-            "level": step.get("level"), "round": case["round"], "sent": None, "policy_version": policy.version}
+        raise ValidationError(
+            {
+                "remedies": [
+                    *compliance["breaches"],
+                    "an override by "
+                    + " or ".join(policy.rules["permissions"]["cap_override"])
+                    + " with a reason is needed",
+                ]
+            }
+        )
+    return {
+        "no": len(case["proposals"]) + 1,
+        "decision": request["decision"],
+        "reasons": request["reasons"],
+        "remedies": remedies,
+        "price_fen": request.get("price_fen"),
+        "demanded_fen": request.get("demanded_fen"),
+        "compliance": compliance,
+        "cap_override_reason": override if compliance["breaches"] else None,
+        "needs": needs,
+        "approver_role": lowest_approver(needs, mall_id, policy),
+        "approvals": [],
+        "status": "awaiting_approval",
+        "proposed_by": step.actor.id,
+        "proposed_at": step.now,
+        "level": step.get("level"),
+        "round": case["round"],
+        "sent": None,
+        "policy_version": policy.version,
+    }
 
 
 def _approve(step: Step, proposal: Doc, policy: ResolutionPolicy) -> Doc:
-    proposal = {**proposal, "status": "approved",
-                "approvals": [*proposal["approvals"], {"by": step.actor.id, "role": step.actor.role, "at": step.now}]}
-    step.log("approved", proposal_no=proposal["no"], total=yuan(proposal["compliance"]["total_fen"]),
-             cap_override_reason=proposal["cap_override_reason"])
-    step.publish(events.PROPOSAL_APPROVED, {
-        "proposal_no": proposal["no"], "approver_role": step.actor.role,
-        "total_fen": proposal["compliance"]["total_fen"], "cap_override": bool(proposal["cap_override_reason"]),
-        "by": step.actor.id})
+    proposal = {
+        **proposal,
+        "status": "approved",
+        "approvals": [*proposal["approvals"], {"by": step.actor.id, "role": step.actor.role, "at": step.now}],
+    }
+    step.log(
+        "approved",
+        proposal_no=proposal["no"],
+        total=yuan(proposal["compliance"]["total_fen"]),
+        cap_override_reason=proposal["cap_override_reason"],
+    )
+    step.publish(
+        events.PROPOSAL_APPROVED,
+        {
+            "proposal_no": proposal["no"],
+            "approver_role": step.actor.role,
+            "total_fen": proposal["compliance"]["total_fen"],
+            "cap_override": bool(proposal["cap_override_reason"]),
+            "by": step.actor.id,
+        },
+    )
     return proposal
 
 
@@ -202,10 +320,15 @@ def propose(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     proposal = _draft(step, request, policy)
     step.changes["proposals"] = [*step.get("proposals"), proposal]
     compliance = proposal["compliance"]
-    step.log("proposed", proposal_no=proposal["no"], decision=proposal["decision"],
-             remedies=[{"type": r["type"], "amount": yuan(r["amount_fen"])} for r in proposal["remedies"]],
-             total=yuan(compliance["total_fen"]), warnings=compliance["warnings"],
-             approver_role=proposal["approver_role"])
+    step.log(
+        "proposed",
+        proposal_no=proposal["no"],
+        decision=proposal["decision"],
+        remedies=[{"type": r["type"], "amount": yuan(r["amount_fen"])} for r in proposal["remedies"]],
+        total=yuan(compliance["total_fen"]),
+        warnings=compliance["warnings"],
+        approver_role=proposal["approver_role"],
+    )
     if not refusals(step.actor.role, proposal["needs"], step.case["mall_id"], policy):
         _replace_current(step, _approve(step, proposal, policy))
 
@@ -214,9 +337,12 @@ def check_proposal(case: Doc, request: Doc, actor: Actor, policy: ResolutionPoli
     """A draft's checks before it is made: the law, the caps, who must approve."""
     _, compliance, needs = assess_draft(case, case["risk_level"], case["level"], request, policy)
     amounts = {k[:-4]: v if v is None else yuan(v) for k, v in compliance.items() if k.endswith("_fen")}
-    return {**{k: v for k, v in compliance.items() if not k.endswith("_fen")}, **amounts,
-            "approver_role": lowest_approver(needs, case["mall_id"], policy),
-            "you_may_approve": not refusals(actor.role, needs, case["mall_id"], policy)}
+    return {
+        **{k: v for k, v in compliance.items() if not k.endswith("_fen")},
+        **amounts,
+        "approver_role": lowest_approver(needs, case["mall_id"], policy),
+        "you_may_approve": not refusals(actor.role, needs, case["mall_id"], policy),
+    }
 
 
 def approve(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
@@ -226,8 +352,14 @@ def approve(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     if proposal["status"] != "awaiting_approval":
         raise StateConflict(f"proposal {proposal['no']} is {proposal['status']}, not awaiting approval")
     # the case may have been escalated or regraded since the proposal was made
-    needs = approval_needs(proposal["compliance"]["total_fen"], step.get("risk_level"),
-                           bool(proposal["cap_override_reason"]), step.get("level"), step.case["mall_id"], policy)
+    needs = approval_needs(
+        proposal["compliance"]["total_fen"],
+        step.get("risk_level"),
+        bool(proposal["cap_override_reason"]),
+        step.get("level"),
+        step.case["mall_id"],
+        policy,
+    )
     proposal = {**proposal, "needs": needs, "approver_role": lowest_approver(needs, step.case["mall_id"], policy)}
     reasons = refusals(step.actor.role, needs, step.case["mall_id"], policy)
     if reasons:
@@ -240,10 +372,16 @@ def differs_from_expectation(proposal: Doc) -> bool:
     named, or, when they asked above the law (a multiple, mental damages), no more than
     the law grants."""
     demanded, compliance = proposal.get("demanded_fen"), proposal["compliance"]
-    above_law_unmet = compliance["demand_above_statutory"] and compliance["statutory_total_fen"] is not None \
+    above_law_unmet = (
+        compliance["demand_above_statutory"]
+        and compliance["statutory_total_fen"] is not None
         and compliance["total_fen"] <= compliance["statutory_total_fen"]
-    return proposal["decision"] != "upheld" or (demanded is not None and compliance["total_fen"] < demanded) \
+    )
+    return (
+        proposal["decision"] != "upheld"
+        or (demanded is not None and compliance["total_fen"] < demanded)
         or above_law_unmet
+    )
 
 
 def reply(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
@@ -252,13 +390,20 @@ def reply(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     check_state(step.case, ("proposed",), "answer the customer on")
     proposal = _current(step, request["proposal_no"])
     if proposal["status"] == "awaiting_approval":
-        raise StateConflict(f"proposal {proposal['no']} is awaiting approval: it needs the approval of a "
-                            f"{proposal['approver_role']} before the customer is told")
+        raise StateConflict(
+            f"proposal {proposal['no']} is awaiting approval: it needs the approval of a "
+            f"{proposal['approver_role']} before the customer is told"
+        )
     if proposal["status"] != "approved":
         raise StateConflict(f"proposal {proposal['no']} is {proposal['status']}: the customer has been told already")
     differs = differs_from_expectation(proposal)
-    sent = {"at": step.now, "by": step.actor.id, "oral": request["oral"], "text": request.get("text"),
-            "appeal_procedure": policy.customer_text("appeal_procedure") if differs else None}
+    sent = {
+        "at": step.now,
+        "by": step.actor.id,
+        "oral": request["oral"],
+        "text": request.get("text"),
+        "appeal_procedure": policy.customer_text("appeal_procedure") if differs else None,
+    }
     _replace_current(step, {**proposal, "status": "sent", "sent": sent})
     step.log("answered", proposal_no=proposal["no"], oral=request["oral"], appeal_stated=differs)
     _publish_answer(step, proposal, request["oral"], differs)
@@ -272,15 +417,29 @@ def _answered(step: Step, proposal_no: int) -> Doc:
     return proposal
 
 
-def execution_tasks(case: Doc, remedies: list[Doc], policy: ResolutionPolicy, now: datetime,
-                    first_id: int) -> list[Doc]:
+def execution_tasks(
+    case: Doc, remedies: list[Doc], policy: ResolutionPolicy, now: datetime, first_id: int
+) -> list[Doc]:
     """R3.7: one task per remedy line, plus holding the product for a product complaint."""
     calendar, rules = policy.calendar(case["mall_id"]), policy.rules["execution"]
-    tasks = [{"kind": r["type"], "amount_fen": r["amount_fen"], "due_at": calendar.due(now, rules[r["type"]]),
-              "signature_required": rules[r["type"]]["signature"]} for r in remedies]
+    tasks = [
+        {
+            "kind": r["type"],
+            "amount_fen": r["amount_fen"],
+            "due_at": calendar.due(now, rules[r["type"]]),
+            "signature_required": rules[r["type"]]["signature"],
+        }
+        for r in remedies
+    ]
     if (case["category"] or "").startswith("product.") and not any(t["kind"] == "product_hold" for t in case["tasks"]):
-        tasks.append({"kind": "product_hold", "amount_fen": 0, "signature_required": False,
-                      "due_at": calendar.due(now, policy.rules["product_hold"])})
+        tasks.append(
+            {
+                "kind": "product_hold",
+                "amount_fen": 0,
+                "signature_required": False,
+                "due_at": calendar.due(now, policy.rules["product_hold"]),
+            }
+        )
     return [{"id": first_id + i, **t, "done": None} for i, t in enumerate(tasks)]
 
 
@@ -291,8 +450,11 @@ def accept(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     step.move("accepted")
     tasks = execution_tasks(step.case, proposal["remedies"], policy, step.now, len(step.case["tasks"]) + 1)
     step.changes["tasks"] = [*step.case["tasks"], *tasks]
-    step.log("accepted", proposal_no=proposal["no"], tasks=[{"id": t["id"], "kind": t["kind"], "due_at": t["due_at"]}
-                                                            for t in tasks])
+    step.log(
+        "accepted",
+        proposal_no=proposal["no"],
+        tasks=[{"id": t["id"], "kind": t["kind"], "due_at": t["due_at"]} for t in tasks],
+    )
     _publish_accepted(step, proposal, tasks)
 
 
@@ -301,14 +463,31 @@ def _escalate(step: Step, reason: str, policy: ResolutionPolicy, re_review: bool
     to_role = next_level(level, mall_id, policy)
     to_staff = policy.first_staff(mall_id, to_role)
     due = policy.calendar(mall_id).due(step.now, policy.rules["deadlines"]["re_review"]) if re_review else None
-    escalation = {"at": step.now, "by": step.actor.id, "reason": reason, "from_role": level, "to_role": to_role,
-                  "to_staff_id": to_staff and to_staff.id, "re_review_due_at": due}
+    escalation = {
+        "at": step.now,
+        "by": step.actor.id,
+        "reason": reason,
+        "from_role": level,
+        "to_role": to_role,
+        "to_staff_id": to_staff and to_staff.id,
+        "re_review_due_at": due,
+    }
     step.changes.update(level=to_role, escalations=[*step.case["escalations"], escalation])
-    step.log("escalated", reason=reason, from_role=level, to_role=to_role, to_staff_id=escalation["to_staff_id"],
-             re_review_due_at=due)
-    step.publish(events.CASE_ESCALATED, {**{k: escalation[k] for k in ("reason", "from_role", "to_role",
-                                                                       "to_staff_id", "by")},
-                                         "re_review_due_at": due and due.isoformat()})
+    step.log(
+        "escalated",
+        reason=reason,
+        from_role=level,
+        to_role=to_role,
+        to_staff_id=escalation["to_staff_id"],
+        re_review_due_at=due,
+    )
+    step.publish(
+        events.CASE_ESCALATED,
+        {
+            **{k: escalation[k] for k in ("reason", "from_role", "to_role", "to_staff_id", "by")},
+            "re_review_due_at": due and due.isoformat(),
+        },
+    )
 
 
 def object_(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
@@ -317,12 +496,14 @@ def object_(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     proposal = _answered(step, request["proposal_no"])
     _replace_current(step, {**proposal, "status": "objected"})
     step.move("objected")
-    step.changes["objections"] = [*step.case["objections"], {"at": step.now, "by": step.actor.id,
-                                                             "proposal_no": proposal["no"],
-                                                             "points": request["points"]}]
+    step.changes["objections"] = [
+        *step.case["objections"],
+        {"at": step.now, "by": step.actor.id, "proposal_no": proposal["no"], "points": request["points"]},
+    ]
     step.log("objected", proposal_no=proposal["no"], points=request["points"])
-    step.publish(events.CASE_OBJECTED, {"proposal_no": proposal["no"], "points": request["points"],
-                                        "by": step.actor.id})
+    step.publish(
+        events.CASE_OBJECTED, {"proposal_no": proposal["no"], "points": request["points"], "by": step.actor.id}
+    )
     step.move("escalated")
     _escalate(step, "objection", policy, re_review=True)
 
@@ -343,37 +524,76 @@ def complete_task(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     if task["done"]:
         raise StateConflict(f"task {task['id']} ({task['kind']}) is done already")
     if task["signature_required"] and not request.get("signature_ref"):
-        raise ValidationError({"signature_ref": ["Cash compensation is marked done only with the reference "
-                                                 "of the customer's signed receipt."]})
-    done = {"at": step.now, "by": step.actor.id, "note": request.get("note"),
-            "signature_ref": request.get("signature_ref"), "within_deadline": step.now <= task["due_at"]}
+        raise ValidationError(
+            {
+                "signature_ref": [
+                    "Cash compensation is marked done only with the reference of the customer's signed receipt."
+                ]
+            }
+        )
+    done = {
+        "at": step.now,
+        "by": step.actor.id,
+        "note": request.get("note"),
+        "signature_ref": request.get("signature_ref"),
+        "within_deadline": step.now <= task["due_at"],
+    }
     step.changes["tasks"] = [{**t, "done": done} if t["id"] == task["id"] else t for t in step.case["tasks"]]
     if step.state == "accepted":
         step.move("executing")
-    step.log("task_done", task_id=task["id"], kind=task["kind"], within_deadline=done["within_deadline"],
-             note=done["note"], signature_ref=done["signature_ref"])
+    step.log(
+        "task_done",
+        task_id=task["id"],
+        kind=task["kind"],
+        within_deadline=done["within_deadline"],
+        note=done["note"],
+        signature_ref=done["signature_ref"],
+    )
     _publish_task_done(step, task, done["within_deadline"])
 
 
 def _publish_answer(step: Step, proposal: Doc, oral: bool, appeal_stated: bool) -> None:
     compliance = proposal["compliance"]
-    step.publish(events.CASE_PROPOSED, {
-        "proposal_no": proposal["no"], "decision": proposal["decision"],
-        "remedy_types": [r["type"] for r in proposal["remedies"]], "total_fen": compliance["total_fen"],
-        "statutory_total_fen": compliance["statutory_total_fen"],
-        "demand_above_statutory": compliance["demand_above_statutory"], "oral": oral,
-        "appeal_stated": appeal_stated, "level_role": proposal["level"], "by": step.actor.id})
+    step.publish(
+        events.CASE_PROPOSED,
+        {
+            "proposal_no": proposal["no"],
+            "decision": proposal["decision"],
+            "remedy_types": [r["type"] for r in proposal["remedies"]],
+            "total_fen": compliance["total_fen"],
+            "statutory_total_fen": compliance["statutory_total_fen"],
+            "demand_above_statutory": compliance["demand_above_statutory"],
+            "oral": oral,
+            "appeal_stated": appeal_stated,
+            "level_role": proposal["level"],
+            "by": step.actor.id,
+        },
+    )
 
 
 def _publish_accepted(step: Step, proposal: Doc, tasks: list[Doc]) -> None:
-    step.publish(events.CASE_ACCEPTED, {"proposal_no": proposal["no"], "by": step.actor.id, "tasks": [
-        {"task_id": t["id"], "kind": t["kind"], "due_at": t["due_at"].isoformat()} for t in tasks]})
+    step.publish(
+        events.CASE_ACCEPTED,
+        {
+            "proposal_no": proposal["no"],
+            "by": step.actor.id,
+            "tasks": [{"task_id": t["id"], "kind": t["kind"], "due_at": t["due_at"].isoformat()} for t in tasks],
+        },
+    )
 
 
 def _publish_task_done(step: Step, task: Doc, within_deadline: bool) -> None:
-    step.publish(events.EXECUTION_TASK_DONE, {
-        "task_id": task["id"], "kind": task["kind"], "due_at": task["due_at"].isoformat(),
-        "done_at": step.now.isoformat(), "within_deadline": within_deadline, "by": step.actor.id})
+    step.publish(
+        events.EXECUTION_TASK_DONE,
+        {
+            "task_id": task["id"],
+            "kind": task["kind"],
+            "due_at": task["due_at"].isoformat(),
+            "done_at": step.now.isoformat(),
+            "within_deadline": within_deadline,
+            "by": step.actor.id,
+        },
+    )
 
 
 def rectification_tasks(case: Doc, policy: ResolutionPolicy, now: datetime) -> list[Doc]:
@@ -384,30 +604,59 @@ def rectification_tasks(case: Doc, policy: ResolutionPolicy, now: datetime) -> l
         return []
     owner = policy.first_staff(case["mall_id"], rule["owner_role"])
     due = policy.calendar(case["mall_id"]).due(now, {"working_days": rule["working_days"]})
-    return [{"id": len(case["rectifications"]) + 1, "kind": rule["kind"], "owner_id": owner and owner.id,
-             "description": f"after {case['_id']} ({case['category']})", "due_at": due, "done": None}]
+    return [
+        {
+            "id": len(case["rectifications"]) + 1,
+            "kind": rule["kind"],
+            "owner_id": owner and owner.id,
+            "description": f"after {case['_id']} ({case['category']})",
+            "due_at": due,
+            "done": None,
+        }
+    ]
 
 
 def _add_rectifications(step: Step, items: list[Doc]) -> None:
     step.changes["rectifications"] = [*step.get("rectifications"), *items]
     for item in items:
-        step.log("rectification_due", id=item["id"], kind=item["kind"], owner_id=item["owner_id"],
-                 due_at=item["due_at"])
-        step.publish(events.RECTIFICATION_DUE, {"rectification_id": item["id"], "kind": item["kind"],
-                                                "owner_id": item["owner_id"], "due_at": item["due_at"].isoformat()})
+        step.log(
+            "rectification_due", id=item["id"], kind=item["kind"], owner_id=item["owner_id"], due_at=item["due_at"]
+        )
+        step.publish(
+            events.RECTIFICATION_DUE,
+            {
+                "rectification_id": item["id"],
+                "kind": item["kind"],
+                "owner_id": item["owner_id"],
+                "due_at": item["due_at"].isoformat(),
+            },
+        )
 
 
 def _resolved(step: Step, proposal: Doc, summary: str, spot: bool, policy: ResolutionPolicy) -> None:
     step.move("resolved")
-    step.changes["resolution"] = {"at": step.now, "by": step.actor.id, "summary": summary, "spot": spot,
-                                  "proposal_no": proposal["no"], "round": step.case["round"]}
+    step.changes["resolution"] = {
+        "at": step.now,
+        "by": step.actor.id,
+        "summary": summary,
+        "spot": spot,
+        "proposal_no": proposal["no"],
+        "round": step.case["round"],
+    }
     step.log("resolved", summary=summary, spot=spot)
     _add_rectifications(step, rectification_tasks({**step.case, **step.changes}, policy, step.now))
-    step.publish(events.CASE_RESOLVED, {
-        "spot": spot, "decision": proposal["decision"], "remedy_types": [r["type"] for r in proposal["remedies"]],
-        "total_fen": proposal["compliance"]["total_fen"], "round": step.case["round"],
-        **{k: step.get(k) for k in ("category", "risk_level", "department", "owner_id", "channel")},
-        "by": step.actor.id})
+    step.publish(
+        events.CASE_RESOLVED,
+        {
+            "spot": spot,
+            "decision": proposal["decision"],
+            "remedy_types": [r["type"] for r in proposal["remedies"]],
+            "total_fen": proposal["compliance"]["total_fen"],
+            "round": step.case["round"],
+            **{k: step.get(k) for k in ("category", "risk_level", "department", "owner_id", "channel")},
+            "by": step.actor.id,
+        },
+    )
 
 
 def resolve(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
@@ -426,32 +675,51 @@ def spot_resolve(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     check_state(case, ("open",), "resolve on the spot")
     spot = policy.section(mall_id, "spot")
     if case["risk_level"] not in spot["risk_levels"] or case["review_meeting"]:
-        raise StateConflict(f"a {case['risk_level']}-risk complaint"
-                            + (" in a cross-department dispute" if case["review_meeting"] else "")
-                            + " is not resolved on the spot")
+        raise StateConflict(
+            f"a {case['risk_level']}-risk complaint"
+            + (" in a cross-department dispute" if case["review_meeting"] else "")
+            + " is not resolved on the spot"
+        )
     proposal = _draft(step, {**request, "cap_override_reason": None}, policy)
     total = proposal["compliance"]["total_fen"]
     if total > fen(spot["max_total"]):
         raise StateConflict(f"remedies of {yuan(total)} are above the {spot['max_total']} settled on the spot")
     reasons = refusals(step.actor.role, proposal["needs"], mall_id, policy)
     if reasons:
-        raise NoAuthority(f"{step.actor.id} ({step.actor.role}) may not settle this on the spot: "
-                          + "; ".join(reasons))
+        raise NoAuthority(f"{step.actor.id} ({step.actor.role}) may not settle this on the spot: " + "; ".join(reasons))
     if any(r["type"] == "cash_compensation" for r in proposal["remedies"]) and not request.get("signature_ref"):
-        raise ValidationError({"signature_ref": ["Cash compensation needs the reference of the customer's "
-                                                 "signed receipt."]})
+        raise ValidationError(
+            {"signature_ref": ["Cash compensation needs the reference of the customer's signed receipt."]}
+        )
     differs = differs_from_expectation(proposal)
-    proposal.update(status="accepted", approvals=[{"by": step.actor.id, "role": step.actor.role, "at": step.now}],
-                    sent={"at": step.now, "by": step.actor.id, "oral": True, "text": request.get("text"),
-                          "appeal_procedure": policy.customer_text("appeal_procedure") if differs else None})
+    proposal.update(
+        status="accepted",
+        approvals=[{"by": step.actor.id, "role": step.actor.role, "at": step.now}],
+        sent={
+            "at": step.now,
+            "by": step.actor.id,
+            "oral": True,
+            "text": request.get("text"),
+            "appeal_procedure": policy.customer_text("appeal_procedure") if differs else None,
+        },
+    )
     tasks = execution_tasks(case, proposal["remedies"], policy, step.now, len(case["tasks"]) + 1)
-    done = {"at": step.now, "by": step.actor.id, "note": "on the spot", "signature_ref": request.get("signature_ref"),
-            "within_deadline": True}
+    done = {
+        "at": step.now,
+        "by": step.actor.id,
+        "note": "on the spot",
+        "signature_ref": request.get("signature_ref"),
+        "within_deadline": True,
+    }
     tasks = [{**t, "done": done} if t["kind"] != "product_hold" else t for t in tasks]
     step.changes.update(proposals=[*case["proposals"], proposal], tasks=[*case["tasks"], *tasks])
-    step.log("spot_settled", decision=proposal["decision"],
-             remedies=[{"type": r["type"], "amount": yuan(r["amount_fen"])} for r in proposal["remedies"]],
-             reasons=proposal["reasons"], appeal_stated=differs)
+    step.log(
+        "spot_settled",
+        decision=proposal["decision"],
+        remedies=[{"type": r["type"], "amount": yuan(r["amount_fen"])} for r in proposal["remedies"]],
+        reasons=proposal["reasons"],
+        appeal_stated=differs,
+    )
     _publish_answer(step, proposal, True, differs)
     _publish_accepted(step, proposal, tasks)
     for t in tasks:
@@ -465,8 +733,10 @@ def close(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     if step.actor.role != "service":
         require("close_or_reopen", step.actor, policy, "close a case")
     if step.state != "resolved" and (step.case["round"] == 1 or step.actor.role == "service"):
-        raise StateConflict(f"a case that is {step.state} is closed only after it is resolved "
-                            "(a supervisor may close a reopened one with a reason)")
+        raise StateConflict(
+            f"a case that is {step.state} is closed only after it is resolved "
+            "(a supervisor may close a reopened one with a reason)"
+        )
     _drop_closure_by_rule(step, request["reason"])
     _closed(step, request["reason"], without_answer=False)
 
@@ -480,6 +750,7 @@ def _closed(step: Step, reason: str, without_answer: bool) -> None:
 
 # --- a customer who cannot be reached (R4.1, R4.2) ----------------------------------------------
 
+
 def note_unreachable(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """Feedback's revisit ended unreachable (`request`: revisit_done's payload): the
     resolved case closes by rule, without an answer, after the policy's waiting time,
@@ -487,10 +758,13 @@ def note_unreachable(step: Step, request: Doc, policy: ResolutionPolicy) -> None
     check_state(step.case, ("resolved",), "wait for an unreachable customer on")
     allowed = policy.rules["deadlines"]["unreachable_close_after"]
     close_at = policy.calendar(step.case["mall_id"]).due(step.now, allowed)
-    step.changes["closure_by_rule"] = {"revisit_id": request["revisit_id"], "attempts": request["attempts"],
-                                       "noted_at": step.now, "close_at": close_at}
-    step.log("customer_unreachable", revisit_id=request["revisit_id"], attempts=request["attempts"],
-             close_at=close_at)
+    step.changes["closure_by_rule"] = {
+        "revisit_id": request["revisit_id"],
+        "attempts": request["attempts"],
+        "noted_at": step.now,
+        "close_at": close_at,
+    }
+    step.log("customer_unreachable", revisit_id=request["revisit_id"], attempts=request["attempts"], close_at=close_at)
 
 
 def close_without_answer(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
@@ -500,10 +774,13 @@ def close_without_answer(step: Step, request: Doc, policy: ResolutionPolicy) -> 
     pending = step.case.get("closure_by_rule")
     if not pending or pending["close_at"] > step.now:
         raise StateConflict("the case is not waiting to close for an unreachable customer, or not yet")
-    waited = " ".join(f"{v:g} {k.replace('_', ' ')}" for k, v in
-                      policy.rules["deadlines"]["unreachable_close_after"].items())
-    reason = (f"customer unreachable: revisit {pending['revisit_id']} ended without an answer after "
-              f"{pending['attempts']} attempt(s); closed by rule {waited} later")
+    waited = " ".join(
+        f"{v:g} {k.replace('_', ' ')}" for k, v in policy.rules["deadlines"]["unreachable_close_after"].items()
+    )
+    reason = (
+        f"customer unreachable: revisit {pending['revisit_id']} ended without an answer after "
+        f"{pending['attempts']} attempt(s); closed by rule {waited} later"
+    )
     step.changes["closure_by_rule"] = None
     _closed(step, reason, without_answer=True)
 
@@ -513,8 +790,7 @@ def _drop_closure_by_rule(step: Step, why: str) -> None:
     pending = step.case.get("closure_by_rule")
     if pending:
         step.changes["closure_by_rule"] = None
-        step.log("closure_by_rule_dropped", revisit_id=pending["revisit_id"], close_at=pending["close_at"],
-                 because=why)
+        step.log("closure_by_rule_dropped", revisit_id=pending["revisit_id"], close_at=pending["close_at"], because=why)
 
 
 def reopen(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
@@ -528,8 +804,10 @@ def reopen(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     round_ = step.case["round"] + 1
     step.changes.update(round=round_, resolution_due_at=due, closure=None)
     step.log("reopened", reason=request["reason"], round=round_, resolution_due_at=due)
-    step.publish(events.CASE_REOPENED, {"reason": request["reason"], "round": round_,
-                                        "resolution_due_at": due.isoformat(), "by": step.actor.id})
+    step.publish(
+        events.CASE_REOPENED,
+        {"reason": request["reason"], "round": round_, "resolution_due_at": due.isoformat(), "by": step.actor.id},
+    )
 
 
 def add_rectification(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
@@ -538,9 +816,19 @@ def add_rectification(step: Step, request: Doc, policy: ResolutionPolicy) -> Non
     if owner is None or step.case["mall_id"] not in owner.malls:
         raise ValidationError({"owner_id": [f"No staff {request['owner_id']} at {step.case['mall_id']}."]})
     due = policy.calendar(step.case["mall_id"]).due(step.now, {"working_days": request["working_days"]})
-    _add_rectifications(step, [{"id": len(step.case["rectifications"]) + 1, "kind": request["kind"],
-                                "owner_id": owner.id, "description": request["description"], "due_at": due,
-                                "done": None}])
+    _add_rectifications(
+        step,
+        [
+            {
+                "id": len(step.case["rectifications"]) + 1,
+                "kind": request["kind"],
+                "owner_id": owner.id,
+                "description": request["description"],
+                "due_at": due,
+                "done": None,
+            }
+        ],
+    )
 
 
 def complete_rectification(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
@@ -549,33 +837,52 @@ def complete_rectification(step: Step, request: Doc, policy: ResolutionPolicy) -
         raise ValidationError({"rectification_id": [f"No rectification {request['rectification_id']} on this case."]})
     if item["done"]:
         raise StateConflict(f"rectification {item['id']} ({item['kind']}) is done already")
-    done = {"at": step.now, "by": step.actor.id, "evidence": request["evidence"],
-            "within_deadline": step.now <= item["due_at"]}
-    step.changes["rectifications"] = [{**r, "done": done} if r["id"] == item["id"] else r
-                                      for r in step.case["rectifications"]]
-    step.log("rectification_done", id=item["id"], kind=item["kind"], evidence=request["evidence"],
-             within_deadline=done["within_deadline"])
-    step.publish(events.RECTIFICATION_DONE, {
-        "rectification_id": item["id"], "kind": item["kind"], "due_at": item["due_at"].isoformat(),
-        "done_at": step.now.isoformat(), "within_deadline": done["within_deadline"], "by": step.actor.id})
+    done = {
+        "at": step.now,
+        "by": step.actor.id,
+        "evidence": request["evidence"],
+        "within_deadline": step.now <= item["due_at"],
+    }
+    step.changes["rectifications"] = [
+        {**r, "done": done} if r["id"] == item["id"] else r for r in step.case["rectifications"]
+    ]
+    step.log(
+        "rectification_done",
+        id=item["id"],
+        kind=item["kind"],
+        evidence=request["evidence"],
+        within_deadline=done["within_deadline"],
+    )
+    step.publish(
+        events.RECTIFICATION_DONE,
+        {
+            "rectification_id": item["id"],
+            "kind": item["kind"],
+            "due_at": item["due_at"].isoformat(),
+            "done_at": step.now.isoformat(),
+            "within_deadline": done["within_deadline"],
+            "by": step.actor.id,
+        },
+    )
+
 
 # action -> (what it accepts, the function that decides it)
 ACTIONS = {
-    "findings": (FindingIn, note_finding),                          # R3.1
-    "expected-resolution": (PromiseIn, promise_time),               # R3.2
-    "notes": (NoteIn, add_note),                                    # R3.10
-    "review-meeting": (ReviewMeetingIn, decide_review_meeting),     # R2.4
-    "proposals": (ProposalIn, propose),                             # R3.3, R3.4
-    "approval": (ProposalRef, approve),                             # R3.5
-    "reply": (ReplyIn, reply),                                      # R3.3, R3.6
-    "acceptance": (ProposalRef, accept),                            # R3.7
-    "objection": (ObjectionIn, object_),                            # R3.6
+    "findings": (FindingIn, note_finding),  # R3.1
+    "expected-resolution": (PromiseIn, promise_time),  # R3.2
+    "notes": (NoteIn, add_note),  # R3.10
+    "review-meeting": (ReviewMeetingIn, decide_review_meeting),  # R2.4
+    "proposals": (ProposalIn, propose),  # R3.3, R3.4
+    "approval": (ProposalRef, approve),  # R3.5
+    "reply": (ReplyIn, reply),  # R3.3, R3.6
+    "acceptance": (ProposalRef, accept),  # R3.7
+    "objection": (ObjectionIn, object_),  # R3.6
     "escalation": (EscalationIn, escalate),
-    "spot-resolution": (SpotResolutionIn, spot_resolve),            # R3.2
-    "task-done": (TaskDoneIn, complete_task),                       # R3.7
+    "spot-resolution": (SpotResolutionIn, spot_resolve),  # R3.2
+    "task-done": (TaskDoneIn, complete_task),  # R3.7
     "resolution": (SummaryIn, resolve),
-    "closure": (ReasonIn, close),                                   # R4.2
-    "reopening": (ReasonIn, reopen),                                # R4.2
-    "rectifications": (RectificationIn, add_rectification),         # R3.8
+    "closure": (ReasonIn, close),  # R4.2
+    "reopening": (ReasonIn, reopen),  # R4.2
+    "rectifications": (RectificationIn, add_rectification),  # R3.8
     "rectification-done": (RectificationDoneIn, complete_rectification),
 }

@@ -1,6 +1,7 @@
 """Who may approve what (R3.5): an approver's limit, rank and role against a
 proposal's total, the case's level, its risk and any cap override; the escalation
 ladder; the permissions of the policy."""
+
 from typing import Any
 
 from ..policy import ResolutionPolicy
@@ -8,11 +9,12 @@ from .compliance import yuan
 from .errors import NoAuthority
 from .step import Actor
 
-FIRST_LEVEL = "handler"   # the level a case opens at
+FIRST_LEVEL = "handler"  # the level a case opens at
 
 
-def approval_needs(total_fen: int, risk_level: str, cap_override: bool, level_role: str, mall_id: str,
-                   policy: ResolutionPolicy) -> dict[str, Any]:
+def approval_needs(
+    total_fen: int, risk_level: str, cap_override: bool, level_role: str, mall_id: str, policy: ResolutionPolicy
+) -> dict[str, Any]:
     """What an approver must have: a limit covering the total, a rank at least the
     case's level, and for a high-risk case or a cap override one of the named roles."""
     roles = None
@@ -21,8 +23,11 @@ def approval_needs(total_fen: int, risk_level: str, cap_override: bool, level_ro
     if cap_override:
         allowed = set(policy.rules["permissions"]["cap_override"])
         roles = allowed if roles is None else roles & allowed
-    return {"limit_fen": total_fen, "min_rank": policy.role(mall_id, level_role)["rank"],
-            "roles": sorted(roles) if roles is not None else None}
+    return {
+        "limit_fen": total_fen,
+        "min_rank": policy.role(mall_id, level_role)["rank"],
+        "roles": sorted(roles) if roles is not None else None,
+    }
 
 
 def refusals(role: str, needs: dict[str, Any], mall_id: str, policy: ResolutionPolicy) -> list[str]:
@@ -52,5 +57,6 @@ def next_level(level_role: str, mall_id: str, policy: ResolutionPolicy) -> str:
 
 def require(permission: str, actor: Actor, policy: ResolutionPolicy, what: str) -> None:
     if not policy.allowed(permission, actor.role):
-        raise NoAuthority(f"a {actor.role} may not {what} "
-                          f"(allowed: {', '.join(policy.rules['permissions'][permission])})")
+        raise NoAuthority(
+            f"a {actor.role} may not {what} (allowed: {', '.join(policy.rules['permissions'][permission])})"
+        )

@@ -1,5 +1,6 @@
 """The case state machine (R3): the moves a case's state may make, and the states
 in which an action may be taken."""
+
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,8 +26,9 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 ACTIVE = ("open", "investigating", "proposed", "accepted", "objected", "escalated", "executing", "reopened")
 
 
-def check_transition(state: str, target: str, transitions: Mapping[str, tuple[str, ...]] = TRANSITIONS,
-                     what: str = "case") -> None:
+def check_transition(
+    state: str, target: str, transitions: Mapping[str, tuple[str, ...]] = TRANSITIONS, what: str = "case"
+) -> None:
     if target not in transitions.get(state, ()):
         allowed = ", ".join(transitions.get(state, ())) or "nothing"
         article = "an" if what[0] in "aeiou" else "a"

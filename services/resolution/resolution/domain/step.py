@@ -1,6 +1,7 @@
 """Who acts, and what one action does to a case or an incident (a Step): the fields
 to set, the timeline entries to append (immutable, R3.10) and the events to publish,
 as data the service writes in one update with its outbox."""
+
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -16,6 +17,7 @@ Doc = dict[str, Any]
 @dataclass(frozen=True)
 class Actor:
     """Who acts: a member of staff (role from the directory) or a service."""
+
     id: str
     role: str
     name: str = ""
@@ -25,6 +27,7 @@ class Actor:
 class Step:
     """What one action does to a case (or an incident): fields to set, timeline
     entries, events."""
+
     transitions = TRANSITIONS
     what = "case"
 
@@ -47,10 +50,25 @@ class Step:
         self.changes["state"] = target
 
     def log(self, action: str, **detail: Any) -> None:
-        self.entries.append({"seq": len(self.case["timeline"]) + len(self.entries) + 1, "at": self.now,
-                             "by": self.actor.id, "role": self.actor.role, "action": action,
-                             "state": self.state, "detail": detail})
+        self.entries.append(
+            {
+                "seq": len(self.case["timeline"]) + len(self.entries) + 1,
+                "at": self.now,
+                "by": self.actor.id,
+                "role": self.actor.role,
+                "action": action,
+                "state": self.state,
+                "detail": detail,
+            }
+        )
 
     def publish(self, event_type: EventType, payload: Doc) -> None:
-        self.events.append(build_event(event_type, mall_id=self.case["mall_id"], complaint_no=self.case["_id"],
-                                       occurred_at=self.now, payload=payload))
+        self.events.append(
+            build_event(
+                event_type,
+                mall_id=self.case["mall_id"],
+                complaint_no=self.case["_id"],
+                occurred_at=self.now,
+                payload=payload,
+            )
+        )
