@@ -92,7 +92,10 @@ function showResult(result, complaint, status) {
     rejected ? null : h("p", {}, `${t("desk.ack_due")}: `, h("strong", { id: "ack-due" }, when(complaint.ack_due_at))),
     complaint.acknowledgement ? h("p", {}, `${t("desk.acknowledged")} ${when(complaint.acknowledgement.acknowledged_at)}`)
       : rejected ? null    // a refused complaint has nothing to acknowledge: the desk tells the customer why
-      : h("button", { type: "button", id: "ack-button", onclick: (e) => acknowledge(e.target, complaint) }, t("desk.ack_now")));
+      : h("button", { type: "button", id: "ack-button", onclick: (e) => acknowledge(e.target, complaint) }, t("desk.ack_now")),
+    // R1.2, R7.1: at the desk the receipt is a slip handed over (no message is sent), which tells the customer too
+    rejected ? null : h("button", { type: "button", id: "receipt-button", onclick: () => printReceipt(box, complaint) },
+      t("receipt.print")));
   result.replaceChildren(box);
   if (!rejected) result.append(spotForm(complaint));
   // Focus goes where the desk goes next: "customer told", else the outcome's heading.
@@ -188,4 +191,27 @@ async function acknowledge(button, complaint) {
       { method: "POST", body: { acknowledged_by: session().user, method: "in_person" } });
     button.replaceWith(h("p", { id: "ack-done" }, `${t("desk.acknowledged")} ${when(data.acknowledged_at || data.acknowledgement?.acknowledged_at)}`));
   } catch (error) { toast(`${t("failed")}: ${error.message}`); }
+}
+
+// The slip handed to a desk customer: the number to quote, when and where it was received,
+// what happens next. Printing it is telling the customer (the acknowledgement, in person).
+async function printReceipt(box, complaint) {
+  const ackButton = box.querySelector("#ack-button");
+  if (ackButton) await acknowledge(ackButton, complaint);
+  const names = await mallNames();
+  document.querySelector("#receipt")?.remove();
+  const slip = h("section", { id: "receipt", class: "receipt", "data-number": complaint.number },
+    h("h2", {}, names[complaint.mall_id] || complaint.mall_id),
+    h("h3", {}, t("receipt.title")),
+    h("p", {}, `${t("receipt.number")}: `, h("strong", { id: "receipt-number" }, complaint.number)),
+    h("p", {}, `${t("receipt.received")}: `, h("span", { id: "receipt-received" }, when(complaint.received_at))),
+    h("p", {}, t("receipt.next")),
+    h("p", { class: "note" }, t("receipt.keep")));
+  box.after(slip);
+  // on paper the slip alone: a copy as the page's only printed part (console.css, @media print)
+  document.querySelector("#print-area")?.remove();
+  const copy = slip.cloneNode(true);
+  for (const el of [copy, ...copy.querySelectorAll("[id]")]) el.removeAttribute("id");   // ids stay unique
+  document.body.append(h("div", { id: "print-area" }, copy));
+  window.print();
 }
