@@ -2,26 +2,41 @@
 it travel intake -> triage -> resolution, work its case to resolved as handler E3501
 (the seeds' strawberry case), record the customer's answer on the revisit, and show
 the case's timeline and analytics' counts. Every call is signed in: staff tokens
-made with the TOKEN_SECRET of the secrets file run.sh wrote (MALLCARE_SECRETS_FILE)."""
+made with the TOKEN_SECRET of the secrets file run.sh wrote (MALLCARE_SECRETS_FILE).
+
+`python scripts/demo.py wechat [text]` plays WeChat's server: a customer's text message to
+sh-xujiahui's official account, posted to intake's callback signed with the account's
+token (WECHAT_TOKEN_SH_XUJIAHUI, which run.sh put in the secrets file); it shows intake's
+passive reply and the acknowledgement notify then sent through the WeChat API stand-in."""
 
 import json
 import random
+import re
+import secrets
+import string
 import sys
 import time
 import uuid
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
 
 import requests
+import yaml
 
+from intake.wechat import signature
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.auth import issue_token, read_secret
 
-INTAKE, TRIAGE, RESOLUTION, FEEDBACK, ANALYTICS = (
+INTAKE, TRIAGE, RESOLUTION, FEEDBACK, ANALYTICS, NOTIFY = (
     "http://127.0.0.1:8001",
     "http://127.0.0.1:8002",
     "http://127.0.0.1:8003",
     "http://127.0.0.1:8004",
     "http://127.0.0.1:8005",
+    "http://127.0.0.1:8007",
 )
+STANDINS = "http://127.0.0.1:8090"
+POLICY_DIR = Path(__file__).resolve().parent.parent / "deploy" / "policy"
 
 
 def signed_in(user, role, malls=("sh-xujiahui",)):
@@ -161,5 +176,66 @@ def revisit_customer(number, revisit, handler):
     )
 
 
+def wechat(text="你们超市卖的草莓有三分之一是烂的，我要退款"):
+    """A customer's WeChat message to sh-xujiahui's account, as WeChat's server posts it."""
+    mall = "sh-xujiahui"
+    account = yaml.safe_load((POLICY_DIR / "intake.yml").read_text(encoding="utf-8"))["wechat"][mall]
+    token = read_secret({}, account["token"])
+    # A new customer each time (an OpenID is 28 characters): the same text from the same
+    # customer within a day would be a duplicate.
+    openid = "oDemo" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(23))
+    timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**9))
+    query = {"signature": signature(token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce, "openid": openid}
+    message = ElementTree.Element("xml")
+    for tag, value in {
+        "ToUserName": account["account"],
+        "FromUserName": openid,
+        "CreateTime": timestamp,
+        "MsgType": "text",
+        "Content": text,
+        "MsgId": str(secrets.randbelow(10**17)),
+    }.items():
+        ElementTree.SubElement(message, tag).text = value
+    url = f"{INTAKE}/channels/wechat/{mall}"
+    print(f"$ POST {url}?signature=...&timestamp={timestamp}&nonce={nonce}&openid={openid}   (as WeChat's server)")
+    print(f"  a text message from {openid} to {account['account']}: {text}")
+    answer = requests.post(url, params=query, data=ElementTree.tostring(message, encoding="utf-8"), timeout=10)
+    if not answer.ok:
+        print(f"{answer.status_code} {answer.text}")
+        return 1
+    shown = ElementTree.fromstring(answer.content).findtext("Content")
+    print(f"{answer.status_code}, the passive reply the customer sees at once: {shown}")
+    number = re.search(r"[A-Z0-9]+-\d{8}-\d+", shown)[0]
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        sent = [m for m in requests.get(f"{STANDINS}/_sent", timeout=5).json() if m["to"] == openid]
+        if sent:
+            print(f"\nnotify's acknowledgement through the WeChat API stand-in ({STANDINS}/ lists it):")
+            print(f"  to {openid}: {sent[0]['text']}")
+            acknowledged = poll_acknowledgement(number)
+            print(f"$ curl {AUTH} {INTAKE}/complaints/{number}   ->  acknowledgement: {acknowledged}")
+            print(f"  notify's record: {NOTIFY}/messages?complaint_no={number}")
+            return 0
+        time.sleep(0.3)
+    print(f"no WeChat message reached the stand-in within 15 s: see {NOTIFY}/messages/failed and .run/logs/notify.log")
+    return 1
+
+
+def poll_acknowledgement(number):
+    desk = signed_in("D3001", "desk_staff")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        acknowledgement = requests.get(f"{INTAKE}/complaints/{number}", headers=desk, timeout=5).json()[
+            "acknowledgement"
+        ]
+        if acknowledgement:
+            return json.dumps(acknowledgement, ensure_ascii=False)
+        time.sleep(0.3)
+    return "none yet"
+
+
 if __name__ == "__main__":
-    sys.exit(wait(sys.argv[2]) if sys.argv[1] == "wait" else complaint())
+    command = sys.argv[1]
+    if command == "wait":
+        sys.exit(wait(sys.argv[2]))
+    sys.exit(wechat(*sys.argv[2:3]) if command == "wechat" else complaint())

@@ -118,6 +118,11 @@ ensure_secrets() {  # .run/secrets.yml (mode 600), made once with random secrets
     say "writing new random secrets to $file"
     (umask 077 && "$VENV/bin/python" -m mallcare_common.auth secrets >"$file")
   fi
+  # The demo's WeChat official account (sh-xujiahui's in deploy/policy/intake.yml) signs its
+  # calls with this token (32 letters and digits, WeChat's most); scripts/demo.py wechat does.
+  if ! grep -q '^WECHAT_TOKEN_SH_XUJIAHUI:' "$file"; then
+    echo "WECHAT_TOKEN_SH_XUJIAHUI: $("$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(16))')" >>"$file"
+  fi
   export MALLCARE_SECRETS_FILE="$file"
 }
 

@@ -118,6 +118,9 @@ cat <<EOT
     answer page            a revisit's answer_link (app, WeChat, SMS complaints): $MALLCARE_PUBLIC_BASE_URL/answers?token=...
     messages to customers  http://127.0.0.1:8007/messages?complaint_no=<number>   failed: /messages/failed
     what was "sent"        http://127.0.0.1:8090/   (the stand-ins: e-mail, SMS, WeChat, app)
+    a WeChat complaint     .venv/bin/python scripts/demo.py wechat '停车场收费机扣了我两次钱'
+                             (posts it as WeChat's server would, signed, to intake's callback; the reply
+                              carries the number, and notify's acknowledgement then shows on :8090)
     intake counts          http://127.0.0.1:8005/reports/intake
     monthly report         http://127.0.0.1:8005/reports/monthly.html?period=$(date -u +%Y-%m)   (also JSON, format=csv)
     metrics                http://127.0.0.1:800{1..5}/metrics, :8007/metrics   health: /health

@@ -5,6 +5,7 @@ import shutil
 from datetime import timedelta
 
 import pytest
+import yaml
 from kombu import Connection
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -17,6 +18,7 @@ from mallcare_cli.examples import desk_complaint
 from mallcare_common.auth import load_access
 from notify.service import NotifyService
 from resolution.service import ResolutionService
+from tests.integration.dovecot import PASSWORD, USER, Dovecot
 from tests.helpers import POLICY_DIR, bearer, catch_all, handled, settle_at_desk, staff
 from triage.service import TriageService
 
@@ -221,3 +223,38 @@ def start(container_factory, service_config, policy_dir):
         return container
 
     return start
+
+
+@pytest.fixture
+def dovecot():
+    """A real IMAP server (tests/integration/dovecot.py) with sh-xujiahui's complaint mailbox."""
+    server = Dovecot()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailbox_settings(dovecot, policy_dir):
+    """intake's MALLCARE settings with sh-xujiahui's mailbox on the test's server (or
+    `server`), read every `wait_seconds` where the server offers no IDLE."""
+
+    def settings(server=dovecot, wait_seconds=1):
+        path = policy_dir / "intake.yml"
+        policy = yaml.safe_load(path.read_text(encoding="utf-8"))
+        policy["mailboxes"] = {
+            "sh-xujiahui": {
+                "host": "127.0.0.1",
+                "port": server.port,
+                "security": "none",
+                "user": USER,
+                "password": "MAILBOX_PASSWORD_SH_XUJIAHUI",
+            }
+        }
+        path.write_text(yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
+        return {
+            "POLICY_DIR": str(policy_dir),
+            "MAILBOX_PASSWORD_SH_XUJIAHUI": PASSWORD,
+            "MAILBOX_WAIT_SECONDS": wait_seconds,
+        }
+
+    return settings

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 import eventlet
 import pytest
 import requests
+import yaml
 
 from notify.gateways import Outgoing, Refused, Temporary, gateway_from
 from standins.mail import certificate_by_cryptography, certificate_by_openssl
@@ -64,6 +65,18 @@ class Outside:
 
     def gateway(self, kind, **overrides):
         return gateway_from(self.settings(kind, **overrides))
+
+    def point_notify_here(self, policy_dir):
+        """Points the shipped gateways of notify's policy in `policy_dir` here (as shipped: no
+        TLS, no AUTH, the stand-ins' default credentials, which the tests' SECRETS hold)."""
+        notify_yml = policy_dir / "notify.yml"
+        policy = yaml.safe_load(notify_yml.read_text(encoding="utf-8"))
+        gateways = policy["gateways"]
+        gateways["email"].update(port=self.smtp_port)
+        gateways["sms"]["endpoint"] = f"{self.http}/aliyun/"
+        gateways["wechat"]["api"] = f"{self.http}/wechat"
+        gateways["app"]["url"] = f"{self.http}/webhook"
+        notify_yml.write_text(yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
 
     def control(self, **order):
         answer = requests.post(f"{self.http}/_control", json=order, timeout=5)

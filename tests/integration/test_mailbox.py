@@ -9,46 +9,12 @@ from email.message import EmailMessage
 from email.utils import formatdate
 
 import pytest
-import yaml
 
 from tests.helpers import staff, wait_for
-from tests.integration.dovecot import PASSWORD, USER, Dovecot
+from tests.integration.dovecot import Dovecot
 
 MALL = "sh-xujiahui"
 RECEIPT = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40 + b"\xff\xd9"  # a small JPEG-like file
-
-
-@pytest.fixture
-def dovecot():
-    server = Dovecot()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def mailbox_settings(dovecot, policy_dir):
-    """intake's MALLCARE settings with sh-xujiahui's mailbox on the test's server."""
-
-    def settings(server=dovecot, wait_seconds=1):
-        path = policy_dir / "intake.yml"
-        policy = yaml.safe_load(path.read_text(encoding="utf-8"))
-        policy["mailboxes"] = {
-            MALL: {
-                "host": "127.0.0.1",
-                "port": server.port,
-                "security": "none",
-                "user": USER,
-                "password": "MAILBOX_PASSWORD_SH_XUJIAHUI",
-            }
-        }
-        path.write_text(yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
-        return {
-            "POLICY_DIR": str(policy_dir),
-            "MAILBOX_PASSWORD_SH_XUJIAHUI": PASSWORD,
-            "MAILBOX_WAIT_SECONDS": wait_seconds,
-        }
-
-    return settings
 
 
 @pytest.fixture

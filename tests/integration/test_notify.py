@@ -14,7 +14,6 @@ import time
 from datetime import timedelta
 
 import pytest
-import yaml
 from nameko.testing.services import entrypoint_waiter
 
 from mallcare_common.calendar import as_stored
@@ -37,14 +36,7 @@ def system(services, policy_dir, outside, shift):
     """Triage, resolution, feedback, notify and intake on clocks that move from Monday 10:00 in
     Shanghai (notify's on by `shift`), notify's gateways pointed at the stand-ins, and queues on
     the events (analytics, which would subscribe to them all, is not running)."""
-    notify_yml = policy_dir / "notify.yml"
-    policy = yaml.safe_load(notify_yml.read_text(encoding="utf-8"))
-    gateways = policy["gateways"]
-    gateways["email"].update(port=outside.smtp_port)
-    gateways["sms"]["endpoint"] = f"{outside.http}/aliyun/"
-    gateways["wechat"]["api"] = f"{outside.http}/wechat"
-    gateways["app"]["url"] = f"{outside.http}/webhook"
-    notify_yml.write_text(yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
+    outside.point_notify_here(policy_dir)
     started = time.monotonic()
     moving = lambda: as_stored(MONDAY_10 + timedelta(seconds=time.monotonic() - started))  # noqa: E731
     system = services(

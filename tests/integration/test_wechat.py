@@ -14,7 +14,7 @@ from tests.helpers import SECRETS, staff
 
 ACCOUNT = "gh_5a1c2e3f4b6d"  # sh-xujiahui's account in deploy/policy/intake.yml
 TOKEN = SECRETS["WECHAT_TOKEN_SH_XUJIAHUI"]  # its token, as the tests' secrets hold it
-OPENID = "oX3kTq1Lm9Zw-customer-0001"
+OPENID = "oX3kTq1Lm9Zw_customer_000001"  # 28 characters, as WeChat makes them
 URL = "/channels/wechat/sh-xujiahui"
 
 
@@ -104,7 +104,7 @@ def test_a_wrong_signature_is_refused_and_nothing_is_stored(intake):
 def test_xml_with_entities_or_a_doctype_is_refused_unread(intake):
     laughs = (
         b'<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]>'
-        b"<xml><ToUserName>gh_5a1c2e3f4b6d</ToUserName><FromUserName>oX3kTq1Lm9Zw-customer-0001</FromUserName>"
+        b"<xml><ToUserName>gh_5a1c2e3f4b6d</ToUserName><FromUserName>oX3kTq1Lm9Zw_customer_000001</FromUserName>"
         b"<CreateTime>1700000000</CreateTime><MsgType>text</MsgType><Content>&b;</Content>"
         b"<MsgId>1</MsgId></xml>"
     )

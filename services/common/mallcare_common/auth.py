@@ -236,10 +236,12 @@ class MissingSecret(RuntimeError):
 
 
 def read_secret(config: Mapping[str, Any], name: str, min_bytes: int = MIN_SECRET_BYTES) -> str:
-    """config MALLCARE.<name> (set from the environment), else <name> in the secrets file.
-    Ours are random and at least MIN_SECRET_BYTES long; a provider's credential (an SMTP
-    password, an API key's secret, a WeChat token) is as long as the provider made it."""
-    value = (config.get("MALLCARE") or {}).get(name)
+    """config MALLCARE.<name> (set from the environment), else the environment's
+    MALLCARE_<name> (a secret a policy names, a mall's WeChat token or mailbox password, has
+    no line in config.yml), else <name> in the secrets file. Ours are random and at least
+    MIN_SECRET_BYTES long; a provider's credential (an SMTP password, an API key's secret, a
+    WeChat token) is as long as the provider made it."""
+    value = (config.get("MALLCARE") or {}).get(name) or os.environ.get(f"MALLCARE_{name}")
     if not value:
         value = _secrets_file(config).get(name)
     if not value:
@@ -253,7 +255,7 @@ def read_secret(config: Mapping[str, Any], name: str, min_bytes: int = MIN_SECRE
 
 def env_secret(name: str) -> str:
     """A secret for a command run by hand: MALLCARE_<name>, else <name> in the secrets file."""
-    return read_secret({"MALLCARE": {name: os.environ.get(f"MALLCARE_{name}")}}, name)
+    return read_secret({}, name)
 
 
 class Secret(DependencyProvider):

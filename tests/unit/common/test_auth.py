@@ -119,9 +119,12 @@ def test_the_access_policy_names_only_known_roles(tmp_path):
     assert "access.yml is invalid: permissions.case.read.value" in str(error.value)
 
 
-def test_secrets_come_from_config_or_the_secrets_file_and_must_be_long(tmp_path):
+def test_secrets_come_from_config_the_environment_or_the_secrets_file_and_must_be_long(tmp_path, monkeypatch):
     secrets_file = tmp_path / "secrets.yml"
-    secrets_file.write_text(yaml.safe_dump({"TOKEN_SECRET": "f" * 32}), encoding="utf-8")
+    secrets_file.write_text(yaml.safe_dump({"TOKEN_SECRET": "f" * 32, "WECHAT_TOKEN_SH": "e" * 32}), encoding="utf-8")
+    # a secret a policy names has no line in config.yml: MALLCARE_<name> before the file
+    monkeypatch.setenv("MALLCARE_WECHAT_TOKEN_SH", "d" * 32)
+    assert auth.read_secret({"MALLCARE": {"SECRETS_FILE": str(secrets_file)}}, "WECHAT_TOKEN_SH") == "d" * 32
     assert auth.read_secret({"MALLCARE": {"TOKEN_SECRET": "c" * 32}}, "TOKEN_SECRET") == "c" * 32
     assert (
         auth.read_secret({"MALLCARE": {"TOKEN_SECRET": "", "SECRETS_FILE": str(secrets_file)}}, "TOKEN_SECRET")
