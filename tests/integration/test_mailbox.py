@@ -10,6 +10,7 @@ from email.utils import formatdate
 
 import pytest
 
+from mallcare_cli.examples import desk_complaint
 from tests.helpers import staff, wait_for
 from tests.integration.dovecot import Dovecot
 
@@ -194,3 +195,14 @@ def test_a_reply_to_our_mail_goes_on_its_complaint_and_its_case_timeline(dovecot
         ("intake", None, False),
     ]
     assert "退款还没有到账" in on_timeline[0]["detail"]["text"]
+
+    # another mall's number names nothing in this mailbox (numbers are easy to guess): a
+    # stranger's mail naming it is a complaint of this mall's own, and the other case is untouched
+    other = web["intake"].post("/complaints", json=desk_complaint(mall_id="bj-chaoyang", channel_ref="bj-1"))
+    other = other.json()["number"]
+    stranger = mail("<r3@example.com>", f"Re: [{other}] 我也有话说", sender="stranger@example.org")
+    stranger.set_content("把北京那家店的投诉写进上海的邮箱里。")
+    dovecot.append(stranger.as_bytes())
+    mine = wait_for(lambda: email_complaints(web["intake"]).get("<r3@example.com>"))
+    assert mine["mall_id"] == MALL and mine["number"] != other
+    assert not web["intake"].get(f"/complaints/{other}").json().get("replies")

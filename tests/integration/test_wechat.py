@@ -98,6 +98,12 @@ def test_a_wrong_signature_is_refused_and_nothing_is_stored(intake):
     assert unsigned.status_code == 403
     to_another_account = send(intake, message(to="gh_0000aaaa1111", Content="草莓发霉了", MsgId="1"))
     assert to_another_account.status_code == 403
+    # a signed query seen once (in a proxy's log) does not serve again ten minutes later
+    stale = signed(openid=OPENID)
+    stale["timestamp"] = str(int(stale["timestamp"]) - 600)
+    stale["signature"] = hashlib.sha1("".join(sorted([TOKEN, stale["timestamp"], stale["nonce"]])).encode()).hexdigest()
+    replayed = send(intake, text("草莓发霉了，要求退款"), query=stale)
+    assert replayed.status_code == 403 and "timestamp" in replayed.json()["message"]
     assert intake.db.complaints.count_documents({}) == 0
 
 

@@ -251,7 +251,9 @@ def take(mail: Mail, mall_id: str, received_at: datetime | None, *, now: datetim
     files are kept in `store`. The complaint's number."""
     received_at = min(received_at or now, now)  # the server's clock may run ahead of ours
     named = answered(mail)
-    if named and store.exists(named[0]):
+    # a reply names a complaint of this mall's only: a number is easy to guess, and another
+    # mall's staff must not read what a stranger wrote to this mailbox on their case
+    if named and store.exists(named[0], mall_id):
         number, replied_to = named
         files = files_kept(number, mail, now)
         store.keep_files(files)

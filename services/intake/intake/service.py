@@ -291,7 +291,7 @@ class IntakeService(Service):
         )
     )
     def wechat_url_check(self, request, mall_id):
-        wechat.check_signature(self._wechat_token(mall_id), request.args)
+        wechat.check_signature(self._wechat_token(mall_id), request.args, self.clock())
         return Response(request.args.get("echostr", ""), mimetype="text/plain")
 
     @http(
@@ -306,7 +306,7 @@ class IntakeService(Service):
         )
     )
     def wechat_message(self, request, mall_id):
-        wechat.check_signature(self._wechat_token(mall_id), request.args)  # before the body is read
+        wechat.check_signature(self._wechat_token(mall_id), request.args, self.clock())  # before the body is read
         message = wechat.read_message(read_body(request, wechat.MAX_BODY_BYTES))
         if message["ToUserName"] != self.policy.current.rules["wechat"][mall_id]["account"]:
             raise Forbidden(f"a message to {message['ToUserName']}, not to {mall_id}'s official account")

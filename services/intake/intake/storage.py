@@ -55,8 +55,9 @@ class ComplaintStore(Store):
         )
         return items, total
 
-    def exists(self, number):
-        return self.complaints.find_one({"_id": number}, {"_id": 1}) is not None
+    def exists(self, number, mall_id):
+        """Whether complaint `number` is one of mall `mall_id`'s."""
+        return self.complaints.find_one({"_id": number, "mall_id": mall_id}, {"_id": 1}) is not None
 
     def keep_files(self, files):
         """Store files that came with a mail; one kept before (the mail read again) stays."""

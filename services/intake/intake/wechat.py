@@ -57,11 +57,22 @@ def signature(token: str, timestamp: str, nonce: str) -> str:
     return hashlib.sha1("".join(sorted((token, timestamp, nonce))).encode("utf-8")).hexdigest()
 
 
-def check_signature(token: str, args: Any) -> None:
-    """Forbidden unless the query's `signature` is WeChat's for `token` (a query's MultiDict or dict)."""
+FRESH_SECONDS = 300  # a signed query older (or newer) than this is refused: it may be a replay
+
+
+def check_signature(token: str, args: Any, now: datetime) -> None:
+    """Forbidden unless the query's `signature` is WeChat's for `token` (a query's MultiDict or
+    dict) and its `timestamp` is within FRESH_SECONDS of `now`: the signature does not cover
+    the body, so a signed query seen once (a proxy's log) must not serve again later."""
     expected = signature(token, args.get("timestamp", ""), args.get("nonce", ""))
     if not hmac.compare_digest(expected.encode(), args.get("signature", "").encode("utf-8")):
         raise Forbidden("not signed with the mall's WeChat token")
+    try:
+        age = abs(now.timestamp() - int(args.get("timestamp", "")))
+    except ValueError:
+        raise Forbidden("the signed timestamp is not a number") from None
+    if age > FRESH_SECONDS:
+        raise Forbidden(f"the signed timestamp is {int(age)} s away from now (at most {FRESH_SECONDS})")
 
 
 def read_message(body: bytes) -> dict[str, str]:
