@@ -213,22 +213,14 @@ class IntakeService(Service):
         caller = self.access.caller()
         doc = self.store.get(number)
         caller.require("complaint.read", doc["mall_id"])
-        record = self.audit(
-            self.store.db,
-            caller,
-            subject="complaint",
-            doc=doc,
-            purpose_args=query,
-            now=self.clock(),
-            permission="customer.contact",
-        )
+        audit_id = self._audited_read(caller, doc, query, permission="customer.contact")
         return {
             "number": number,
             "mall_id": doc["mall_id"],
             "customer": CustomerIn().dump(doc["customer"]),
             "description": doc["description"],
             "demands": DemandsIn().dump(doc["demands"]),
-            "audit_id": record["_id"],
+            "audit_id": audit_id,
         }
 
     @operation(CONTACT_READ)
@@ -237,6 +229,18 @@ class IntakeService(Service):
         audited with the message's purpose; no text of the complaint."""
         caller = self.access.caller()
         doc = self.store.get(number)
+        audit_id = self._audited_read(caller, doc, query, permission="customer.notify")
+        return {
+            "number": number,
+            "mall_id": doc["mall_id"],
+            "channel": doc["channel"],
+            "customer": CustomerIn().dump(doc["customer"]),
+            "audit_id": audit_id,
+        }
+
+    def _audited_read(self, caller, doc, query, permission):
+        """The audit log's record of `caller`'s full read of complaint `doc` for the purpose in
+        `query` (audit.full_read: refused without `permission`, a purpose, or once anonymised): its id."""
         record = self.audit(
             self.store.db,
             caller,
@@ -244,15 +248,9 @@ class IntakeService(Service):
             doc=doc,
             purpose_args=query,
             now=self.clock(),
-            permission="customer.notify",
+            permission=permission,
         )
-        return {
-            "number": number,
-            "mall_id": doc["mall_id"],
-            "channel": doc["channel"],
-            "customer": CustomerIn().dump(doc["customer"]),
-            "audit_id": record["_id"],
-        }
+        return record["_id"]
 
     @http(ATTACHMENT_READ)
     def complaint_attachment(self, request, number, file_id):
@@ -261,15 +259,7 @@ class IntakeService(Service):
         doc = self.store.get(number)
         caller.require("complaint.read", doc["mall_id"])
         file = self.store.file(number, file_id)
-        self.audit(
-            self.store.db,
-            caller,
-            subject="complaint",
-            doc=doc,
-            purpose_args=request.args.to_dict(),
-            now=self.clock(),
-            permission="customer.contact",
-        )
+        self._audited_read(caller, doc, request.args.to_dict(), permission="customer.contact")
         if not file["stored"]:
             raise NotFound(f"{file_id} was over the size intake keeps: the mailbox has it")
         return Response(
