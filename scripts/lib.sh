@@ -94,6 +94,7 @@ ensure_test_tools() {  # Debian packages the tests use: chromium and chromium-dr
   [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
   command -v promtool >/dev/null || lean+=(prometheus)   # only its promtool is used; it is not started
   [ -x /usr/sbin/dovecot ] || lean+=(dovecot-imapd)      # run by the tests as their own process, not as a system service
+  command -v npm >/dev/null || lean+=(nodejs npm)        # npm installs axe-core, the e2e tests' accessibility check
   if [ $((${#missing[@]} + ${#lean[@]})) -gt 0 ]; then
     say "installing ${missing[*]} ${lean[*]} (Debian packages) for the tests"
     as_root apt-get update -qq || say "apt-get update failed"
@@ -102,6 +103,10 @@ ensure_test_tools() {  # Debian packages the tests use: chromium and chromium-dr
     [ ${#lean[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
       "${lean[@]}" >/dev/null || say "could not install ${lean[*]}: the promtool and mailbox tests will fail and say so"
   fi
+  # axe-core at the version tests/e2e/axe/package-lock.json pins, from the npm registry
+  [ -f "$ROOT/tests/e2e/axe/node_modules/axe-core/axe.min.js" ] ||
+    (cd "$ROOT/tests/e2e/axe" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+    say "could not install axe-core with npm: tests/e2e will fail and say so"
 }
 
 stop_broker_if_started() {

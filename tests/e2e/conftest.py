@@ -5,12 +5,16 @@ the steps a member of staff takes.
 Screenshots go to test-artifacts/console/ (gitignored)."""
 
 import os
+import re
 import time
 import uuid
+from functools import cache
 
 import pytest
 import requests
 
+from mallcare_common.labels import load_labels_file
+from mallcare_common.malls import load_registry_file
 from tests.helpers import ROOT, free_ports, start_service, stop_services
 
 SERVICES = ("triage", "analytics", "resolution", "feedback", "notify", "intake")
@@ -21,6 +25,7 @@ PHONE_USER_AGENT = (
 )
 ARTIFACTS = ROOT / "test-artifacts" / "console"
 WAIT = 30  # seconds any one step may take (events cross the broker between services)
+AXE = ROOT / "tests" / "e2e" / "axe" / "node_modules" / "axe-core" / "axe.min.js"  # npm, pinned in its package-lock
 
 
 @pytest.fixture
@@ -189,12 +194,59 @@ class Console:
             self.el(f'main[data-page="{page}"]')
 
     def shot(self, name):
+        """A screenshot of what the user sees, and the two checks every page must pass there: no
+        code word on screen (in the page's language) and no serious or critical axe-core finding."""
         self.shots += 1
         self.driver.save_screenshot(str(self.driver.artifacts / f"{self.shots:02d}-{name}.png"))
+        language = self.driver.execute_script("return document.documentElement.lang")
+        left = code_words_in(self.driver.execute_script("return document.body.innerText"), language)
+        assert not left, f"{name}: code words on screen ({language}): {sorted(left)}"
+        found = self.accessibility()
+        assert not found, f"{name}: axe-core found serious or critical violations: {found}"
+
+    def accessibility(self):
+        """axe-core's serious and critical violations of the page as it is now (id, impact, help, where)."""
+        if not AXE.is_file():
+            pytest.fail(f"{AXE} missing: scripts/test.sh installs axe-core (npm ci in tests/e2e/axe)")
+        self.driver.set_script_timeout(60)
+        self.driver.execute_script(AXE.read_text(encoding="utf-8"))
+        violations = self.driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "axe.run(document, {resultTypes: ['violations']}).then((r) => done(r.violations.map((v) => ("
+            "{id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' '))}))))"
+            ".catch((e) => done([{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}]));"
+        )
+        return [v for v in violations if v["impact"] in ("serious", "critical")]
 
     def kpi(self, key):
         text = self.el(f'[data-kpi="{key}"] .value').text
         return int(text) if text.isdigit() else None
+
+
+@cache
+def _code_words():
+    """The services' code words (every value labels.yml gives words for) and the malls' and
+    merchants' ids, which a page names by their names."""
+    labels = load_labels_file(ROOT / "deploy" / "policy" / "labels.yml")
+    registry = load_registry_file(ROOT / "deploy" / "policy" / "malls.yml")
+    codes = {code for words in labels["groups"].values() for code in words}
+    ids = set(registry.malls) | {m["id"] for mall in registry.malls.values() for m in mall.merchants}
+    return frozenset(codes), frozenset(ids)
+
+
+def code_words_in(text, language):
+    """The code words left in a page's rendered text. Everywhere: mall and merchant ids, and
+    snake_case or dotted words (`quality_defect`, `product.expired`). In Chinese also any
+    code word at all (`low`, `open`, `routine`) and durations in English units (6d 23h)."""
+    codes, ids = _code_words()
+    found = set()
+    for token in re.findall(r"[A-Za-z][A-Za-z0-9_.\-]*[A-Za-z0-9]|\b[a-z]\b", text):
+        shaped = re.fullmatch(r"[a-z]+(?:[_.\-][a-z]+)+", token)
+        if token in ids or shaped or (token in codes and (language.startswith("zh") or re.search(r"[_.\-]", token))):
+            found.add(token)
+    if language.startswith("zh"):
+        found |= set(re.findall(r"\b\d+[dhm]\b", text))
+    return found
 
 
 def quietly(attempt, driver):

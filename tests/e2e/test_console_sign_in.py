@@ -22,7 +22,7 @@ def test_a_sign_on_token_starts_a_session_and_a_bad_one_is_refused(console, brow
     c.driver.get(console + "/#token=" + token)
     c.el('main[data-page="queue"]')  # the handler's home page
     assert "token=" not in c.driver.current_url
-    assert "E3501" in c.el("#who").text and "handler" in c.el("#who").text
+    assert "E3501" in c.el("#who").text and "处理专员" in c.el("#who").text  # the role in words
     c.shot("sign-on-handler-queue")
 
     c.click("#logout")

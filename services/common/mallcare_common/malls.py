@@ -59,6 +59,7 @@ class _MallSchema(Schema):
     id = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{1,40}$"))
     code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z0-9]{2,8}$"))
     name = fields.String(required=True)
+    name_en = fields.String(validate=validate.Length(min=1, max=128))  # the console's English; `name` otherwise
     timezone = _Timezone()
     opening_hours = week_field()
     closed_dates = fields.List(fields.Date(), load_default=list)
@@ -96,6 +97,7 @@ class Mall:
     code: str
     name: str
     calendar: BusinessCalendar
+    name_en: str | None = None
     merchants: tuple[dict[str, str], ...] = ()  # {id, name, floor?, area?}, as the registry lists them
 
 
@@ -128,7 +130,12 @@ def load_registry(data: Any) -> MallRegistry:
             closed_dates=frozenset(m["closed_dates"]),
         )
         malls[m["id"]] = Mall(
-            id=m["id"], code=m["code"], name=m["name"], calendar=calendar, merchants=tuple(m["merchants"])
+            id=m["id"],
+            code=m["code"],
+            name=m["name"],
+            calendar=calendar,
+            name_en=m.get("name_en"),
+            merchants=tuple(m["merchants"]),
         )
     return MallRegistry(version=doc["version"], chain=doc["chain"], malls=malls)
 

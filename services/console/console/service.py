@@ -6,6 +6,8 @@ Entrypoints at a glance (HTTP only: the console owns no data, listens to no even
   GET  /sign-in                   how to sign in here: the demo picker or the chain's sign-on page
   GET  /session                   who the Bearer token says the caller is (a token from the sign-on)
                                     and what their role may do (policy), for the pages to offer
+  GET  /labels                    every code word's words in Chinese and English (labels.yml), the malls'
+                                    and merchants' names and time zones (malls.yml): what pages show
   GET  /staff                     the staff directory (id, name, role, malls): the demo picker's, and
                                     the signed-in's for owner pickers (only they, without the demo)
   POST /login                     {"staff_id"} -> a staff token for that member of staff (DEMO sign-on)
@@ -42,6 +44,8 @@ from prometheus_client import Counter, Histogram
 from werkzeug.wrappers import Response
 
 from mallcare_common.auth import Access, Secret, Unauthenticated, issue_token
+from mallcare_common.labels import load_labels_file, served
+from mallcare_common.malls import load_registry_file
 from mallcare_common.metrics import metrics_response
 from mallcare_common.web import HttpEntrypoint, NotFound, json_response, read_json, request_id
 
@@ -100,6 +104,18 @@ class StaffDirectory(DependencyProvider):
         )
 
 
+class Labels(DependencyProvider):
+    """labels.yml with the mall registry, read once at start as the staff directory is: the
+    words every page shows for a code word, a mall or a merchant, and each mall's time zone."""
+
+    def setup(self):
+        policy_dir = Path((self.container.config.get("MALLCARE") or {}).get("POLICY_DIR", "deploy/policy"))
+        self.served = served(load_labels_file(policy_dir / "labels.yml"), load_registry_file(policy_dir / "malls.yml"))
+
+    def get_dependency(self, worker_ctx):
+        return self.served
+
+
 class AwakeForSignals(DependencyProvider):
     """`nameko run` stops on SIGTERM in a green thread its signal handler spawns, and that
     thread runs once eventlet's hub wakes. The other services' broker connections wake it
@@ -125,6 +141,7 @@ class ConsoleService:
     token_secret = Secret("TOKEN_SECRET")
     access = Access()
     directory = StaffDirectory()
+    labels = Labels()
 
     @property
     def _mallcare(self):
@@ -162,6 +179,11 @@ class ConsoleService:
                 "may": self.directory.may(caller.role, self.access.permissions()),
             },
         )
+
+    @http("GET", "/labels")
+    def get_labels(self, request):
+        """For every page, signed in or not (the sign-in page names roles and malls too)."""
+        return json_response(200, self.labels)
 
     @http("GET", "/staff")
     def staff(self, request):

@@ -1,10 +1,18 @@
 // The console's shell: language switch, sign-in, and a page per route (#/desk, #/queue, #/case/<no>, ...).
-import { h, lang, select, session, setLang, setSession, t, toast } from "./core.js";
+import { h, label, lang, loadLabels, mallName, may, select, session, setLang, setSession, t, toast } from "./core.js";
 
 const PAGES = {
-  desk: () => import("./desk.js"), queue: () => import("./queue.js"), case: () => import("./case.js"),
-  revisits: () => import("./revisits.js"), dashboard: () => import("./dashboard.js"),
-  library: () => import("./library.js"), messages: () => import("./messages.js"),
+  desk: () => import("./desk.js"),
+  acks: () => import("./acks.js"),
+  queue: () => import("./queue.js"),
+  case: () => import("./case.js"),
+  revisits: () => import("./revisits.js"),
+  incidents: () => import("./incidents.js"),
+  supervision: () => import("./supervision.js"),
+  actions: () => import("./actions.js"),
+  dashboard: () => import("./dashboard.js"),
+  library: () => import("./library.js"),
+  messages: () => import("./messages.js"),
 };
 const HOME = { desk_staff: "desk", handler: "queue", supervisor: "dashboard", store_manager: "dashboard",
                regional_manager: "dashboard", operations_director: "dashboard", analyst: "dashboard" };
@@ -17,9 +25,14 @@ function chrome() {
   const s = session();
   document.getElementById("nav").hidden = !s;
   document.getElementById("logout").hidden = !s;
-  document.getElementById("who").textContent = s ? `${s.name || ""} ${s.user} · ${s.role}` : "";
+  document.getElementById("who").textContent = s ? `${s.name || ""} ${s.user} · ${label("role", s.role)}` : "";
   const route = location.hash.split("/")[1];
-  document.querySelectorAll("#nav a").forEach((a) => a.classList.toggle("active", a.hash === `#/${route}`));
+  document.querySelectorAll("#nav a").forEach((a) => {
+    a.classList.toggle("active", a.hash === `#/${route}`);
+    if (a.hash === `#/${route}`) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+    // a page the role has nothing to do on is not offered (the services still decide)
+    a.hidden = Boolean(a.dataset.may) && !a.dataset.may.split(" ").some(may);
+  });
 }
 
 const home = (role) => `#/${HOME[role] || "queue"}`;
@@ -42,7 +55,7 @@ async function login(main, refused) {
   let first;
   if (how.demo) {
     const data = await fetch("/staff").then((r) => r.json()).catch(() => ({ items: [] }));
-    const picker = select(data.items.map((m) => [m.id, `${m.id} ${m.name} (${m.role}, ${m.malls.join(",")})`]));
+    const picker = select(data.items.map((m) => [m.id, `${m.id} ${m.name}（${label("role", m.role)} · ${m.malls.map(mallName).join("、")}）`]));
     picker.id = "staff-id"; picker.name = "staff_id";
     const form = h("form", { id: "login-form" },
       h("label", { for: "staff-id" }, t("login.staff"), picker),
@@ -82,6 +95,7 @@ async function login(main, refused) {
 
 async function route() {
   const main = document.getElementById("main");
+  await loadLabels();
   let refused;
   if (location.hash.startsWith("#token=")) {       // back from the chain's sign-on
     const token = decodeURIComponent(location.hash.slice("#token=".length));

@@ -116,13 +116,46 @@ export function toast(message) {
   clearTimeout(toast.timer); toast.timer = setTimeout(() => el.classList.remove("show"), 4000);
 }
 
-export function when(iso) {
-  return iso ? new Date(iso).toLocaleString(lang() === "zh" ? "zh-CN" : "en-GB", { hour12: false }) : "";
+// The words for the services' code words, malls and merchants (the console's GET /labels, from
+// deploy/policy/labels.yml and malls.yml), fetched once before the first page.
+let LABELS = { groups: {}, malls: {} };
+export async function loadLabels() {
+  if (!LABELS.version) LABELS = await fetch("/labels").then((r) => r.json()).catch(() => LABELS);
+  return LABELS;
+}
+// A code word in the reader's language ("" for none); an unknown one stays as it came (a test
+// walks every page for code words left on screen).
+export function label(group, code) {
+  if (code === null || code === undefined || code === "") return "";
+  const words = (LABELS.groups[group] || {})[code];
+  return words ? words[lang()] || words.zh : String(code);
+}
+// Options for a <select> of a label group, in the policy's order: [[code, words], ...].
+export const labelOptions = (group) => Object.keys(LABELS.groups[group] || {}).map((code) => [code, label(group, code)]);
+export const mallName = (id) => (id === "*" ? t("chain") : LABELS.malls[id] ? LABELS.malls[id].name[lang()] : id || "");
+export const merchantName = (mall, id) => ((LABELS.malls[mall] || { merchants: {} }).merchants[id]) || id || "";
+// Where a category is only an attribute ("product"), its attribute's words.
+export const categoryName = (code) => ((LABELS.groups.category || {})[code] ? label("category", code) : label("attribute", code));
+
+// The malls work to their own clocks: a time is shown in the mall's time zone (the chain's first
+// mall's when none is named), whatever the reader's laptop is set to. `zone: true` adds the zone's
+// name, for pages that mix malls.
+export function mallZone(mall) {
+  const first = Object.values(LABELS.malls)[0];
+  return (LABELS.malls[mall] || first || { timezone: "Asia/Shanghai" }).timezone;
+}
+export function when(iso, mall, { zone = false } = {}) {
+  if (!iso) return "";
+  const options = { timeZone: mallZone(mall), hour12: false, year: "numeric", month: "2-digit", day: "2-digit",
+                    hour: "2-digit", minute: "2-digit", ...(zone ? { timeZoneName: "short" } : {}) };
+  return new Date(iso).toLocaleString(lang() === "zh" ? "zh-CN" : "en-GB", options);
 }
 
-function span(ms) {
+// A duration in the reader's words: 6天23小时59分 / 6d 23h 59m.
+export function span(ms) {
   const minutes = Math.floor(Math.abs(ms) / 60000);
   const d = Math.floor(minutes / 1440), hr = Math.floor((minutes % 1440) / 60), m = minutes % 60;
+  if (lang() === "zh") return (d ? `${d}天` : "") + (d || hr ? `${hr}小时` : "") + `${m}分`;
   return (d ? `${d}d ` : "") + `${hr}h ${m}m`;
 }
 

@@ -93,6 +93,18 @@ export const WORDS = {
     "rect.evidence": "完成凭证", "rect.evidence_hint": "培训记录、照片编号等", "closing.title": "关闭 / 重新打开 (R4.2)",
     "closing.close": "关闭案件", "closing.reopen": "重新打开", "closing.who": "由主管、店长、运营总监或法务关闭或重新打开案件。",
     ok: "成功", failed: "失败",
+    "nav.acks": "待告知", "nav.incidents": "不良事件", "nav.supervision": "主管审批", "nav.actions": "改进措施",
+    // acks.js: the acknowledgement queue
+
+    // revisits.js: the revisit worklist
+
+    // incidents.js: adverse events
+
+    // supervision.js: corrections, approvals, re-reviews
+
+    // actions.js: improvement actions
+
+    // dashboard.js: reports
   },
   en: {
     basis: "Legal basis", "basis.none": "none (the mall's policy)", "basis.food_safety": "Food Safety Law (refund plus 10x)",
@@ -211,5 +223,18 @@ export const WORDS = {
     "closing.close": "Close the case", "closing.reopen": "Reopen",
     "closing.who": "A supervisor, store manager, operations director or legal closes or reopens a case.",
     ok: "Done", failed: "Failed",
+    "nav.acks": "To acknowledge", "nav.incidents": "Adverse events", "nav.supervision": "Supervision",
+    "nav.actions": "Improvement actions",
+    // acks.js: the acknowledgement queue
+
+    // revisits.js: the revisit worklist
+
+    // incidents.js: adverse events
+
+    // supervision.js: corrections, approvals, re-reviews
+
+    // actions.js: improvement actions
+
+    // dashboard.js: reports
   },
 };

@@ -1,0 +1,2 @@
+// acks: being built (issue 20)
+export async function render(main) { main.textContent = ""; }

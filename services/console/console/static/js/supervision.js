@@ -1,0 +1,2 @@
+// supervision: being built (issue 20)
+export async function render(main) { main.textContent = ""; }
