@@ -124,6 +124,7 @@ def test_the_revisit_loop_runs_until_the_customer_is_satisfied(system):
     assert datetime.fromisoformat(revisit["scheduled_at"]) == resolved_at + timedelta(hours=2)  # 12:00, not quiet
     assert datetime.fromisoformat(revisit["due_at"]) == resolved_at + timedelta(hours=24)
     assert revisit["answer_link"] is None  # asked by phone
+    assert revisit["next_attempt_at"] == revisit["scheduled_at"] and revisit["max_attempts"] == 3
 
     revisit = call(
         system,
@@ -135,6 +136,8 @@ def test_the_revisit_loop_runs_until_the_customer_is_satisfied(system):
         note="voicemail",
     )
     assert revisit["status"] == "retry" and len(revisit["attempts"]) == 1
+    tried = datetime.fromisoformat(revisit["attempts"][0]["at"])
+    assert datetime.fromisoformat(revisit["next_attempt_at"]) == tried + timedelta(hours=3)  # outside quiet hours
     with handled(system.containers["resolution"], "handle_customer_dissatisfied", number):
         revisit = call(
             system,
@@ -148,6 +151,7 @@ def test_the_revisit_loop_runs_until_the_customer_is_satisfied(system):
             comment="退款两天才到",
         )
     assert revisit["status"] == "answered" and revisit["answer"]["satisfied"] is False
+    assert revisit["next_attempt_at"] is None
     reopened = case(system, number)
     assert (reopened["state"], reopened["round"]) == ("reopened", 2)
     assert reopened["timeline"][-1]["detail"]["reason"] == "customer dissatisfied (score 2): slow, compensation_unclear"

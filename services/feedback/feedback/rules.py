@@ -261,6 +261,12 @@ def no_answer(
     return {"status": "retry", "attempts": attempts, "scheduled_at": retry_at}, []
 
 
+def next_attempt(revisit: Doc) -> datetime | None:
+    """When the next call or message is due: the planned time, or after an unanswered attempt
+    its retry (no_answer moves `scheduled_at` there); None once the revisit has ended."""
+    return revisit["scheduled_at"] if revisit["status"] in OPEN else None
+
+
 def overdue(revisit: Doc, now: datetime) -> Doc:
     """The one revisit_overdue event of a revisit past its deadline."""
     return build_event(

@@ -30,6 +30,8 @@ class AttemptIn(Schema):
             raise ValidationError("A reached customer's answer needs a score (1-5).", "score")
         if data.get("outcome") != "reached" and "score" in data:
             raise ValidationError("Only a reached customer gives a score.", "score")
+        if data.get("outcome") != "reached" and data.get("reasons"):
+            raise ValidationError("Only a reached customer gives reasons.", "reasons")
 
 
 class LinkAnswerIn(Schema):
@@ -126,6 +128,16 @@ class RevisitOut(MaskedOut):
     due_at = fields.AwareDateTime(allow_none=True)
     beyond_deadline = fields.Boolean()
     attempts = fields.List(fields.Nested(_Attempt))
+    next_attempt_at = fields.AwareDateTime(
+        allow_none=True,
+        metadata={
+            "description": "when the next call or message is due (after an unanswered one: its retry); "
+            "null once the revisit has ended"
+        },
+    )
+    max_attempts = fields.Integer(
+        metadata={"description": "the attempts the mall's policy makes before the customer counts as unreachable"}
+    )
     answer = fields.Nested(_Answer, allow_none=True)
     answer_link = fields.String(
         allow_none=True,

@@ -450,7 +450,14 @@ class FeedbackService(Service):
                 self.public_base_url,
                 rules.sign_link(self.answer_link_secret, revisit["_id"], revisit["link_expires_at"]),
             )
-        return RevisitOut().dump({**revisit, "answer_link": link})
+        return RevisitOut().dump(
+            {
+                **revisit,
+                "answer_link": link,
+                "next_attempt_at": rules.next_attempt(revisit),
+                "max_attempts": self.policy.current.revisit(revisit["mall_id"])["max_attempts"],
+            }
+        )
 
     def _answer_out(self, revisit):
         answer = revisit["answer"]

@@ -173,6 +173,14 @@ def test_no_answer_is_retried_3h_later(policy, revisit):
     }
 
 
+def test_the_next_attempt_is_the_planned_time_then_the_retry_and_none_once_ended(policy, revisit):
+    assert rules.next_attempt(revisit) == revisit["scheduled_at"]
+    changes, _ = rules.no_answer(revisit, {"outcome": "no_answer"}, CALLER, policy, ASKED)
+    assert rules.next_attempt(apply(revisit, changes)) == ASKED + timedelta(hours=3)
+    changes, _ = answered(revisit, policy, 2, ["slow"])
+    assert rules.next_attempt(apply(revisit, changes)) is None
+
+
 @pytest.mark.parametrize(
     "mall_id,way,at,expected",
     [
@@ -313,6 +321,7 @@ def test_a_score_without_reached_or_reached_without_score_is_refused_on_score(da
         ({"by": CALLER, "outcome": "hung_up"}, "outcome"),
         ({"by": CALLER, "outcome": "reached", "score": 5, "reasons": [""]}, "reasons"),
         ({"by": CALLER, "outcome": "no_answer", "note": "x" * 2001}, "note"),
+        ({"by": CALLER, "outcome": "no_answer", "reasons": ["slow"]}, "reasons"),  # nobody gave them
     ],
 )
 def test_other_bad_attempts_are_refused_on_their_field(data, field):
