@@ -120,3 +120,8 @@ def test_served_labels_name_every_mall_and_merchant_in_both_languages_with_its_t
     assert answer["malls"]["gz-tianhe"]["timezone"] == "Asia/Shanghai"
     for mall in registry.malls.values():
         assert answer["malls"][mall.id]["name"]["en"], mall.id
+
+
+def test_every_way_a_revisit_asks_has_words():
+    ways = policy("feedback")["revisit"]["ways"].values()
+    assert set(ways) <= set(GROUPS["revisit_way"]), set(ways) - set(GROUPS["revisit_way"])

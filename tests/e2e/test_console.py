@@ -136,8 +136,8 @@ def _walk(c):
     c.choose(f'{card} [data-path="outcome"]', "reached")
     c.choose(f'{card} [data-path="score"]', "5")
     c.type(f'{card} [data-path="comment"]', "处理得很快")
-    c.click(f"{card} button[type=submit]")
-    c.el(f"{card} [data-recorded]")
+    c.click(f"{card} form[data-record] button[type=submit]")
+    c.el(f'{card} [data-outcome-next="satisfied"]')
     c.shot("revisit-recorded")
 
     # The dashboard's numbers move: one more registered complaint, one more satisfied revisit.

@@ -97,6 +97,17 @@ export const WORDS = {
     // acks.js: the acknowledgement queue
 
     // revisits.js: the revisit worklist
+    "rev.intro": "请在回访期限前联系顾客；需要完整号码时，选择用途后查看（每次查看都会记入审计日志）。",
+    "rev.way": "回访方式", "rev.due": "回访期限", "rev.tried": "已尝试次数", "rev.next": "下次联系时间",
+    "rev.attempts": "已尝试的联系", "rev.no_attempts": "尚未联系过顾客", "rev.by_customer": "顾客本人（链接）",
+    "rev.note": "备注", "rev.contact": "顾客联系方式", "rev.purpose": "查看用途", "rev.reveal": "查看完整号码",
+    "rev.revealed": "已查看完整联系方式，已记入审计日志，用途", "rev.reasons": "不满意原因（可多选）",
+    "rev.score_none": "请选择", "rev.score5": "5 非常满意", "rev.score4": "4 满意", "rev.score3": "3 一般",
+    "rev.score2": "2 不满意", "rev.score1": "1 非常不满意",
+    "rev.then_closes": "顾客满意：案件将自动关闭。",
+    "rev.then_reopens": "顾客不满意：案件将重新打开，由负责人继续处理；处理完后会再次回访，直到顾客满意。",
+    "rev.then_unreachable": "已无法联系上顾客：不再安排联系；若顾客没有答复，案件将按规定时限关闭。",
+    "rev.then_retry": "未联系上，稍后再试。下次联系时间：",
 
     // incidents.js: adverse events
 
@@ -228,6 +239,17 @@ export const WORDS = {
     // acks.js: the acknowledgement queue
 
     // revisits.js: the revisit worklist
+    "rev.intro": "Call each customer before the revisit is due. For the full number, choose why you need it: every look is written to the audit log.",
+    "rev.way": "Way to ask", "rev.due": "Revisit due", "rev.tried": "Attempts", "rev.next": "Next try",
+    "rev.attempts": "Attempts so far", "rev.no_attempts": "Not tried yet", "rev.by_customer": "The customer (answer link)",
+    "rev.note": "Note", "rev.contact": "Customer's contact", "rev.purpose": "Purpose", "rev.reveal": "Show the full number",
+    "rev.revealed": "Full contact shown and written to the audit log, purpose", "rev.reasons": "Why not satisfied (tick any)",
+    "rev.score_none": "Choose", "rev.score5": "5 Very satisfied", "rev.score4": "4 Satisfied", "rev.score3": "3 Neutral",
+    "rev.score2": "2 Dissatisfied", "rev.score1": "1 Very dissatisfied",
+    "rev.then_closes": "The customer is satisfied: the case will close.",
+    "rev.then_reopens": "The customer is not satisfied: the case reopens for its owner to follow up, and the customer is asked again once it is resolved.",
+    "rev.then_unreachable": "The customer could not be reached: no more tries; without their answer the case closes when the policy's time is up.",
+    "rev.then_retry": "Not reached; try again later. Next try:",
 
     // incidents.js: adverse events
 
