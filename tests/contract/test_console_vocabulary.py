@@ -46,7 +46,6 @@ def policy(name):
         ("case.js", "SOURCES", "resolution", "FindingIn", "source"),
         ("case.js", "CONTACT_WAYS", "resolution", "PromiseIn", "via"),
         ("library.js", "RISKS", "triage", "AssessmentOut", "risk_level"),
-        ("revisits.js", "OUTCOMES", "feedback", "AttemptIn", "outcome"),
         ("messages.js", "KINDS", "notify", "MessageOut", "kind"),
     ],
 )
@@ -73,7 +72,6 @@ def test_every_value_shown_has_its_words_in_both_languages(language):
         "emotion": js_list("desk.js", "EMOTIONS"),
         "decision": js_list("core.js", "DECISIONS"),
         "via": js_list("case.js", "CONTACT_WAYS"),
-        "outcome": js_list("revisits.js", "OUTCOMES"),
         "remedy": js_list("core.js", "REMEDY_TYPES"),
         "stage": js_list("dashboard.js", "STAGES"),
         "basis": js_list("case.js", "LEGAL_BASES"),
