@@ -144,3 +144,12 @@ def _walk(c, url, first, second, phone):
     assert c.el(f"{card} [data-next-attempt]").get_attribute("data-next-attempt") == retry["next_attempt_at"]
     assert "1 / 3" in c.el(f"{card} dl.facts").text and "To try again" in c.el(f"{card} dl.facts").text
     c.shot("no-answer-english")
+
+    # On a tablet (768x1024, upright) the card fits without sideways scrolling.
+    c.driver.set_window_size(768, 1024)
+    c.driver.execute_script("arguments[0].scrollIntoView()", c.el(card))
+    wide = c.driver.execute_script(
+        "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert wide[0] <= wide[1] + 1, wide
+    c.shot("tablet-english")
