@@ -44,6 +44,8 @@ def test_console_incidents(console, browser):
     assert reported["state"] == "reported" and reported["reported_by"] == CLERK and reported["type"] == "food_safety"
     assert _at(reported["forward_due_at"]) > _at(reported["reported_at"])
     other = _report(c.url, sm, "扶梯扶手夹伤儿童手指")  # dismissed behind the page's back below
+    refused = _act(c.url, _token(c.url, "E3001"), number, "verification", 403, confirmed=True, note="属实")
+    assert "store_manager" in refused["message"]  # the service decides: a handler does not verify
 
     # The store manager: the mall's list, states in words and the 24-hour countdown.
     c.login(STORE_MANAGER, "incidents")
@@ -77,7 +79,7 @@ def test_console_incidents(console, browser):
     # An incident dismissed meanwhile: the page's forwarding is refused, with the service's reason.
     c.driver.get(f"{c.url}/#/incidents/{other}")
     _state(c, "reported")
-    _act(c.url, sm, other, "verification", confirmed=False, note="核实为顾客自行操作不当")
+    _act(c.url, sm, other, "verification", 200, confirmed=False, note="核实为顾客自行操作不当")
     c.type('#verification-form [data-path="note"]', "情况属实")
     c.click("#incident-forward")
     assert "dismissed" in c.text("#incident-refused")
@@ -114,7 +116,15 @@ def test_console_incidents(console, browser):
     c.click('#nav a[href="#/incidents"]')
     c.choose("#f-inc-list-state", "communicated")
     c.wait.until(lambda d: quietly(lambda _: c.el(f"{row} td.state").text == "已告知顾客", d))
+    assert len(_rows(c, "#incident-list-section")) == 1  # the list of the state chosen, not also the one before
     _shot(c, "#incident-list", "list-communicated-zh")
+
+    # On a tablet held upright, the list and the incident fit without scrolling sideways.
+    c.driver.set_window_size(768, 1024)
+    _fits(c, "list-tablet")
+    c.click(f"{row} a")
+    _state(c, "communicated")
+    _fits(c, "incident-tablet")
 
     # The service says the same.
     done = _incident(c.url, rm, number)
@@ -135,6 +145,14 @@ def _rows(c, css):
 def _shot(c, css, name):
     """A screenshot with what the step is about in view."""
     c.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", c.el(css))
+    c.shot(name)
+
+
+def _fits(c, name):
+    wide, seen = c.driver.execute_script(
+        "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert wide <= seen + 1, f"{name}: {wide}px wide in a {seen}px window"
     c.shot(name)
 
 
@@ -176,11 +194,12 @@ def _report(url, token, description):
     return answer.json()["number"]
 
 
-def _act(url, token, number, action, **body):
+def _act(url, token, number, action, status, **body):
     answer = requests.post(
         f"{url}/api/resolution/incidents/{number}/{action}",
         headers={"Authorization": f"Bearer {token}"},
         json=body,
         timeout=20,
     )
-    assert answer.status_code == 200, answer.text
+    assert answer.status_code == status, answer.text
+    return answer.json()

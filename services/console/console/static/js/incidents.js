@@ -18,12 +18,18 @@ const STEPS = {
 const OPEN = Object.keys(STEPS);
 
 let chosenMall = null, chosenState = "";   // the list's mall and state, kept while the page is revisited
-let ticker;
+let ticker, renders = 0;
 
 export async function render(main, [number]) {
+  // built aside and shown whole, only if no later render (a filter changed meanwhile) has begun
+  const mine = ++renders, page = document.createDocumentFragment();
   const people = new Map((await staff()).map((p) => [p.id, p]));
-  if (number) await incidentPage(main, number, people);
-  else await listPage(main, people);
+  if (number) await incidentPage(main, page, number, people);
+  else await listPage(main, page, people);
+  if (mine !== renders) return;
+  const focused = document.activeElement && main.contains(document.activeElement) && document.activeElement.id;
+  main.replaceChildren(page);
+  if (focused && document.getElementById(focused)) document.getElementById(focused).focus();   // the keyboard stays put
   // The countdowns run while the page is open: each mark is worked out again every 15 s.
   clearInterval(ticker);
   ticker = setInterval(() => {
@@ -45,10 +51,10 @@ async function myMalls() {
   return mine.includes("*") ? Object.keys(await mallNames()) : mine;
 }
 
-async function listPage(main, people) {
+async function listPage(main, page, people) {
   const malls = await myMalls();
   if (!malls.includes(chosenMall)) chosenMall = malls[0];
-  const again = () => { main.replaceChildren(); render(main, []); };
+  const again = () => render(main, []);
   const mallPicker = select(malls.map((m) => [m, mallName(m)]), chosenMall);
   mallPicker.addEventListener("change", () => { chosenMall = mallPicker.value; again(); });
   const statePicker = select([["", t("inc.open")], ...labelOptions("incident_state")], chosenState);
@@ -56,11 +62,11 @@ async function listPage(main, people) {
   const reads = may("incident.read");
   const pickers = [malls.length > 1 ? field("mall_id", mallPicker, { scope: "inc-list", label: t("mall") }) : null,
                    reads ? field("state", statePicker, { scope: "inc-list", label: t("state") }) : null].filter(Boolean);
-  main.append(h("h1", {}, t("inc.title")), pickers.length ? h("form", { class: "inline", id: "incident-filter" }, pickers) : "");
-  if (reads) main.append(await list(chosenMall, people));
+  page.append(h("h1", {}, t("inc.title")), pickers.length ? h("form", { class: "inline", id: "incident-filter", onsubmit: (e) => e.preventDefault() }, pickers) : "");
+  if (reads) page.append(await list(chosenMall, people));
   // those who also read the list open the form when they report; a clerk only reports
-  if (may("incident.report")) main.append(h("details", { open: !reads || undefined, id: "incident-report-open" },
-    h("summary", {}, t("inc.report_title")), reportForm(chosenMall)));
+  if (may("incident.report")) page.append(h("details", { open: !reads || undefined, id: "incident-report-open" },
+    h("summary", {}, `${t("inc.report_title")} · ${mallName(chosenMall)}`), reportForm(chosenMall)));
 }
 
 function reportForm(mall) {
@@ -130,14 +136,14 @@ async function list(mall, people) {
       : h("p", { id: "incident-none" }, t("inc.none")));
 }
 
-async function incidentPage(main, number, people) {
+async function incidentPage(main, page, number, people) {
   const no = encodeURIComponent(number);
   const { data: i } = await api("resolution", `incidents/${no}`);
-  const again = () => { main.replaceChildren(); return render(main, [number]); };
+  const again = () => render(main, [number]);
   const step = STEPS[i.state];
   const v = i.verification, hd = i.handling, c = i.communication;
   const within = (x) => (x.within_deadline === false ? h("span", { class: "mark breached" }, t("inc.late")) : null);
-  main.append(...[
+  page.append(...[
     h("p", {}, h("a", { href: "#/incidents" }, t("inc.back"))),
     h("h1", {}, `${t("inc.incident")} `, h("span", { id: "incident-no" }, i.number), " · ",
       h("span", { id: "incident-state", "data-state": i.state }, label("incident_state", i.state))),
@@ -167,8 +173,8 @@ async function incidentPage(main, number, people) {
     c ? h("section", { class: "card", id: "incident-communication" }, h("h2", {}, t("inc.communication")),
       h("p", {}, `${when(c.at, i.mall_id)} · ${who(people, c.by)} · ${t("inc.via")}: ${label("via", c.via)}`),
       c.note ? h("p", {}, c.note) : null) : null].filter(Boolean));
-  if (may("customer.contact") && i.customer && !i.anonymised_at) main.append(contactCard(i));
-  main.append(h("h2", {}, t("timeline")), h("table", { id: "incident-timeline" },
+  if (may("customer.contact") && i.customer && !i.anonymised_at) page.append(contactCard(i));
+  page.append(h("h2", {}, t("timeline")), h("table", { id: "incident-timeline" },
     h("thead", {}, h("tr", {}, ["#", t("at"), t("by"), t("action"), t("state")].map((x) => h("th", {}, x)))),
     h("tbody", {}, (i.timeline || []).map((e) => h("tr", { "data-action": e.action },
       h("td", {}, e.seq), h("td", {}, when(e.at, i.mall_id)), h("td", {}, `${who(people, e.by)} (${label("role", e.role)})`),
