@@ -40,6 +40,7 @@ export async function render(main, [number]) {
 }
 
 const who = (people, id) => (id ? `${(people.get(id) || {}).name || ""} ${id}`.trim() : "—");
+// at risk after the policy's default share of the step's time (slaMark's), as the handlers' queue counts
 const countdown = (due, from) => (due ? h("span", { class: "countdown", "data-due": due, "data-from": from || "" },
   mark(slaMark(due, from))) : null);
 const stepName = (state) => (STEPS[state] ? (STEPS[state].clock ? label("clock", STEPS[state].clock)
