@@ -12,7 +12,8 @@ import yaml
 from marshmallow import Schema, fields, validate
 
 from mallcare_common.contracts import analytics as analytics_events
-from mallcare_common.labels import load_labels, load_labels_file, served
+from mallcare_common.labels import load_labels_file, served
+from mallcare_common.policy import InvalidPolicy
 from mallcare_common.malls import load_registry_file
 from tests.helpers import ROOT
 
@@ -106,10 +107,14 @@ def test_every_action_a_timeline_records_has_words():
     assert not missing, f"timeline actions without words: {sorted(missing)}"
 
 
-def test_a_label_missing_a_language_is_refused():
-    with pytest.raises(Exception) as refused:
-        load_labels({"version": "x", "groups": {"channel": {"desk": {"zh": "服务台"}}}})
-    assert "en" in str(refused.value)
+def test_a_label_missing_a_language_is_refused_with_the_field(tmp_path):
+    broken = tmp_path / "labels.yml"
+    broken.write_text('version: "x"\ngroups:\n  channel:\n    desk: {zh: 服务台}\n', encoding="utf-8")
+    with pytest.raises(InvalidPolicy) as refused:
+        load_labels_file(broken)
+    assert refused.value.messages == {
+        "groups": {"channel": {"value": {"desk": {"value": {"en": ["Missing data for required field."]}}}}}
+    }
 
 
 def test_served_labels_name_every_mall_and_merchant_in_both_languages_with_its_time_zone():

@@ -99,12 +99,13 @@ def test_policy_validate_names_every_broken_file_and_field(policy_dir):
 def test_policy_reload_reloads_running_services_as_admin_and_reports_a_refusal(start, policy_dir):
     triage = start("triage")
     reload = ["policy", "reload", "--service", "triage", "--url", f"triage={url(triage)}"]
-    edit(policy_dir / "triage.yml", lambda d: d.update(version="2026-12-03.1"))
+    edit(policy_dir / "triage.yml", lambda d: d.update(version="2026-12-06.1"))
+    malls = yaml.safe_load((policy_dir / "malls.yml").read_text(encoding="utf-8"))["version"]
     done = mallcare(*reload, MALLCARE_TOKEN_SECRET=TOKEN_SECRET)
     assert done.returncode == 0, done.stdout + done.stderr
     assert (
         done.stdout
-        == f"triage     reloaded: version 2026-12-03.1+malls:2026-12-03.1+model:{learned.shipped().version}\n"
+        == f"triage     reloaded: version 2026-12-06.1+malls:{malls}+model:{learned.shipped().version}\n"
     )
     edit(policy_dir / "triage.yml", BROKEN["triage"][0])
     refused = mallcare(*reload, MALLCARE_TOKEN_SECRET=TOKEN_SECRET)

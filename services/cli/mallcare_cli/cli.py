@@ -26,6 +26,7 @@ import requests
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 from mallcare_common import auth, deadletters, retention  # noqa: E402
+from mallcare_common.labels import load_labels  # noqa: E402
 from mallcare_common.malls import load_registry  # noqa: E402
 from mallcare_common.messaging import DEAD_LETTER_QUEUE  # noqa: E402
 from mallcare_common.policy import InvalidPolicy, _flatten, load_policy_dir, read_policy_file  # noqa: E402
@@ -232,6 +233,7 @@ def validate_policies(policy_dir):
     if results[0][1] is None:  # every service's policy needs the registry: nothing more to check
         return results
     check("access.yml", lambda: auth.load_access(os.path.join(policy_dir, "access.yml")))
+    check("labels.yml", lambda: read_policy_file(os.path.join(policy_dir, "labels.yml"), load_labels))
     for name in SERVICES:
         load = importlib.import_module(f"{name}.policy").load_policy
         check(f"{name}.yml", partial(load_policy_dir, policy_dir, f"{name}.yml", load))

@@ -8,10 +8,10 @@ Policy is data: a broken file is refused at load with field-level messages."""
 from os import PathLike
 from typing import Any
 
-import yaml
 from marshmallow import Schema, fields, validate
 
 from .malls import MallRegistry
+from .policy import read_policy_file
 
 LANGUAGES = ("zh", "en")
 
@@ -39,8 +39,9 @@ def load_labels(data: Any) -> dict[str, Any]:
 
 
 def load_labels_file(path: str | PathLike[str]) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as handle:
-        return load_labels(yaml.safe_load(handle))
+    """The file's labels; InvalidPolicy naming the file and the fields otherwise."""
+    labels: dict[str, Any] = read_policy_file(path, load_labels)
+    return labels
 
 
 def served(labels: dict[str, Any], registry: MallRegistry) -> dict[str, Any]:

@@ -110,6 +110,22 @@ export const WORDS = {
     "rev.then_retry": "未联系上，稍后再试。下次联系时间：",
 
     // incidents.js: adverse events
+    "inc.title": "不良事件（按商场）", "inc.list": "不良事件", "inc.open": "未办结", "inc.none": "暂无不良事件",
+    "inc.type": "事件类型", "inc.description": "事件描述（时间、地点、经过）", "inc.related": "相关投诉编号（可选）",
+    "inc.suggested": "现场已做处理 / 处理建议", "inc.report": "上报店长", "inc.reported": "已上报，事件编号",
+    "inc.report_title": "上报不良事件", "inc.report_hint": "店员填写后提交店长：店长在24小时内核实并转交区域经理，区域经理在48小时内处置并告知顾客。顾客信息可不填。",
+    "inc.refused": "未能办理", "inc.reported_at": "上报时间", "inc.reported_by": "上报人", "inc.step": "当前环节",
+    "inc.due": "期限", "inc.late": "超期办理", "inc.back": "返回不良事件列表", "inc.incident": "不良事件",
+    "inc.the_report": "事件报告", "inc.customer": "顾客", "inc.next": "下一步", "inc.regional_manager": "区域经理",
+    "inc.waiting": "等待办理：", "inc.waiting_any": "等待告知顾客处理结果", "inc.verification": "店长核实",
+    "inc.confirmed": "核实属实，已转交区域经理", "inc.not_confirmed": "核实不成立", "inc.handling": "区域经理处置",
+    "inc.outcome": "处置结果", "inc.improvements": "改进措施", "inc.improvements_lines": "改进措施（每行一条）",
+    "inc.compensation": "给予顾客的补偿（元）", "inc.communication": "已告知顾客", "inc.via": "告知方式",
+    "inc.verify_note": "核实情况", "inc.forward": "核实属实，转交区域经理", "inc.dismiss": "核实不成立",
+    "inc.handle": "记录处置", "inc.told_note": "告知内容与顾客意见", "inc.tell": "记录已告知顾客",
+    "inc.step.communication": "告知顾客处理结果", "inc.contact": "顾客联系方式", "inc.purpose": "查看目的",
+    "inc.contact_note": "完整联系方式按目的查看，每次查看都会留痕。", "inc.show_contact": "查看联系方式",
+    "inc.purpose.verify": "核实事件经过", "inc.purpose.tell": "告知顾客处理结果",
 
     // supervision.js: corrections, approvals, re-reviews
 
@@ -252,6 +268,27 @@ export const WORDS = {
     "rev.then_retry": "Not reached; try again later. Next try:",
 
     // incidents.js: adverse events
+    "inc.title": "Adverse events by mall", "inc.list": "Adverse events", "inc.open": "Not finished",
+    "inc.none": "No adverse events", "inc.type": "Type of event",
+    "inc.description": "What happened (time, place, course)", "inc.related": "Related complaint no. (optional)",
+    "inc.suggested": "Done on the spot / suggested handling", "inc.report": "Report to the store manager",
+    "inc.reported": "Reported as", "inc.report_title": "Report an adverse event",
+    "inc.report_hint": "The store reports it to the store manager, who verifies it and forwards it to the regional manager within 24 hours; the regional manager handles it within 48 hours and tells the customer. The customer's details are optional.",
+    "inc.refused": "Not done", "inc.reported_at": "Reported at", "inc.reported_by": "Reported by",
+    "inc.step": "Step now", "inc.due": "Due", "inc.late": "done late", "inc.back": "Back to the adverse events",
+    "inc.incident": "Adverse event", "inc.the_report": "The report", "inc.customer": "Customer", "inc.next": "Next",
+    "inc.regional_manager": "Regional manager", "inc.waiting": "Waiting for the",
+    "inc.waiting_any": "Waiting for the customer to be told", "inc.verification": "Store manager's verification",
+    "inc.confirmed": "verified, forwarded to the regional manager", "inc.not_confirmed": "dismissed after verification",
+    "inc.handling": "Regional manager's handling", "inc.outcome": "Outcome", "inc.improvements": "Improvements",
+    "inc.improvements_lines": "Improvements (one a line)", "inc.compensation": "Compensation to the customer (yuan)",
+    "inc.communication": "Customer told", "inc.via": "Told via", "inc.verify_note": "What the verification found",
+    "inc.forward": "Verified: forward to the regional manager", "inc.dismiss": "Dismiss", "inc.handle": "Record the handling",
+    "inc.told_note": "What the customer was told and said", "inc.tell": "Record that the customer was told",
+    "inc.step.communication": "Tell the customer", "inc.contact": "Customer's contact", "inc.purpose": "Purpose",
+    "inc.contact_note": "The whole contact is shown for a stated purpose; every read is recorded.",
+    "inc.show_contact": "Show the contact", "inc.purpose.verify": "Verify what happened",
+    "inc.purpose.tell": "Tell the customer the outcome",
 
     // supervision.js: corrections, approvals, re-reviews
 
