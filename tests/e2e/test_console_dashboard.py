@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import openpyxl
 import requests
+from selenium.webdriver.common.keys import Keys
 
 from mallcare_cli.examples import desk_complaint
 from tests.e2e.conftest import WAIT, Console, code_words_in, quietly
@@ -101,7 +102,7 @@ def _walk(c, url, downloads):
     received = next(r for r in rows if r[2] == "概况" and r[4] == "受理")
     assert received[:2] == [month, "北京朝阳店"] and int(received[5]) >= 1
     assert not code_words_in(" ".join(" ".join(r) for r in rows), "zh")
-    c.click("#dash-xlsx")
+    c.el("#dash-xlsx").send_keys(Keys.ENTER)  # from the keyboard too
     book = openpyxl.load_workbook(io.BytesIO(_saved(downloads / f"mallcare-bj-chaoyang-{month}.xlsx")))
     assert book.sheetnames[:2] == ["概况", "投诉类型占比"]
     summary = {row[0]: row[1] for row in book["概况"].iter_rows(values_only=True)}
@@ -122,6 +123,16 @@ def _walk(c, url, downloads):
     book = openpyxl.load_workbook(io.BytesIO(_saved(downloads / f"mallcare-chain-{quarter}.xlsx")))
     summary = {row[0]: row[1] for row in book["Summary"].iter_rows(values_only=True)}
     assert summary["Period"] == quarter and summary["Scope"].startswith("Whole chain") and summary["Received"] >= 1
+
+    # on a tablet the dashboard and the report fit the width (the charts scale down)
+    c.driver.set_window_size(768, 1024)
+    _open_report(c, "Chart: Share by category")
+    assert c.driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    assert c.driver.execute_script(
+        "const page = document.querySelector('#dash-report').contentDocument.documentElement;"
+        "return page.scrollWidth <= page.clientWidth"
+    )
+    c.shot("monthly-report-tablet")
 
 
 def _open_report(c, *names):

@@ -39,7 +39,9 @@ def render(report, w):
         _h2(w("overdue_title")),
         _kpi(w("overdue"), report["overdue"]["count"]) + _kpi(w("share"), _pct(report["overdue"]["share"])),
         _h2(w("satisfaction")),
-        _kpi(w("satisfied_share"), _pct(s["share"]), "good" if s["meets_target"] else "bad")
+        _kpi(
+            w("satisfied_share"), _pct(s["share"]), "" if s["share"] is None else "good" if s["meets_target"] else "bad"
+        )
         + _kpi(w("answered"), s["answered"])
         + _kpi(w("dissatisfied"), s["dissatisfied"])
         + _kpi(w("closed_without_answer"), s["closed_without_answer"]),

@@ -1,7 +1,8 @@
 // Ops dashboard per mall or for the whole chain: this month's counts, what is open now, at risk or
 // breached (by stage, and per mall for the chain), satisfaction against the 85% target, top problems,
 // merchant ranking. All from analytics: the monthly report, the intake counts and the live report
-// (GET /reports/live: the SLA clocks still running, counted by the policy's at-risk share).
+// (GET /reports/live: the SLA clocks still running, counted by the policy's at-risk share). The month's
+// and the quarter's report open as analytics' page, and download as CSV or Excel, in the reader's language.
 import { api, apiBlob, apiText, categoryName, h, label, lang, mallName, merchantName, select, session, t, toast,
          when } from "./core.js";
 
@@ -53,9 +54,10 @@ export async function render(main) {
   const download = async (format, button) => {
     button.disabled = true;
     try {
-      const when = periodOf(kind.value);
-      const blob = await apiBlob("analytics", `reports/${kind.value}`, { period: when, format, lang: lang(), ...scope() });
-      const link = h("a", { href: URL.createObjectURL(blob), download: `mallcare-${picker.value || "chain"}-${when}.${format}` });
+      const covered = periodOf(kind.value);
+      const blob = await apiBlob("analytics", `reports/${kind.value}`, { period: covered, format, lang: lang(), ...scope() });
+      const link = h("a", { href: URL.createObjectURL(blob),
+                            download: `mallcare-${picker.value || "chain"}-${covered}.${format}` });
       document.body.append(link);
       link.click();
       link.remove();
