@@ -629,9 +629,12 @@ def time_in_process(db, registry, repeat):
     """The same work without HTTP and the service: tallies_of (the store's read), then
     build_report and html_report.render, in this process; milliseconds p50 each."""
     from analytics import html_report
+    from analytics.wording import Words
     from mallcare_common import web
+    from mallcare_common.labels import load_labels_file
 
     store = EventLog(db)
+    words = Words(load_labels_file(ROOT / "deploy" / "policy" / "labels.yml"), registry)
     out = {}
     for kind, period, mall in REPORTS:
         read, build, html = [], [], []
@@ -641,7 +644,7 @@ def time_in_process(db, registry, repeat):
             t1 = time.perf_counter()
             report = web.jsonable(reports.build_report(kind, period, mall, tallies, []))
             t2 = time.perf_counter()
-            html_report.render(report, registry)
+            html_report.render(report, words)
             t3 = time.perf_counter()
             read.append(t1 - t0)
             build.append(t2 - t1)

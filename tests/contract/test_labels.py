@@ -27,6 +27,7 @@ NOT_SHOWN = {
     ("category", "risk_level"),
     ("json", "csv", "xlsx"),
     ("json", "csv", "html", "xlsx"),
+    ("zh", "en"),  # the language a report is written in
 }
 
 

@@ -5,11 +5,15 @@ clocks (an injected clock first before every deadline, then past them all); CSV 
 HTML render it; a redelivered event counts once; the rebuild from the stored events
 gives the same report; improvement actions are recorded, validated, listed and done."""
 
+import codecs
+import csv
+import io
 import math
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import openpyxl
 import pytest
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 
@@ -229,7 +233,7 @@ def report(system, period="2026-11", mall_id=A, **params):
         params={"period": period, **({"mall_id": mall_id} if mall_id else {}), **params},
     )
     assert response.status_code == 200, response.text
-    return response.json() if not params else response.text
+    return response.json() if not params else response
 
 
 def settles(fetch, expected, timeout=60):
@@ -285,13 +289,26 @@ def test_a_generated_month_gives_the_hand_computed_report_and_the_rebuild_reprod
         publish(system, next(e for e in sent if e["event_type"] == "customer_satisfied"))
     assert report(system) == mine
 
-    # CSV and HTML
-    rows = report(system, format="csv").splitlines()
-    assert rows[0] == "period,mall_id,section,item,metric,value"
-    assert "2026-11,sh-xujiahui,counts,,received,25" in rows
+    # CSV (Excel's UTF-8), the spreadsheet and the page, in the reader's language
+    sheet = report(system, format="csv")
+    assert sheet.headers["Content-Type"].startswith("text/csv") and sheet.content.startswith(codecs.BOM_UTF8)
+    assert 'filename="mallcare-sh-xujiahui-2026-11.csv"' in sheet.headers["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(sheet.content.decode("utf-8-sig"))))
+    assert rows[0] == ["期间", "范围", "部分", "项目", "指标", "数值"]
+    assert ["2026-11", "上海徐家汇店", "概况", "", "受理", "25"] in rows
+    book = openpyxl.load_workbook(io.BytesIO(report(system, format="xlsx", lang="en").content))
+    summary = {row[0]: row[1] for row in book["Summary"].iter_rows(values_only=True)}
+    assert (summary["Scope"], summary["Received"], summary["Resolved"]) == ("Shanghai Xujiahui", 25, 20)
+    assert summary["Average (hours)"] == 14.6
+    whole = openpyxl.load_workbook(io.BytesIO(report(system, "2026-Q4", mall_id=None, format="xlsx").content))
+    assert {row[0]: row[1] for row in whole["概况"].iter_rows(values_only=True)}["受理"] == 42
     page = system.web["analytics"].get("/reports/monthly.html", params={"period": "2026-11", "mall_id": A})
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert "<svg" in page.text and "上海徐家汇店" in page.text and "<script" not in page.text
+    english = system.web["analytics"].get(
+        "/reports/monthly.html", params={"period": "2026-11", "mall_id": A, "lang": "en"}
+    )
+    assert "Shanghai Xujiahui" in english.text and "Share by category" in english.text
     assert system.web["analytics"].get("/reports/quarterly.html", params={"period": "2026-Q4"}).status_code == 200
 
     # the rebuild from the stored events (the clocks only read) gives the same reports
@@ -311,6 +328,8 @@ def test_bad_report_queries_are_refused_with_field_messages(system):
         ({"period": "2026-Q4"}, "period"),
         ({"period": "2026-11", "mall_id": "nowhere"}, "mall_id"),
         ({}, "period"),
+        ({"period": "2026-11", "format": "pdf"}, "format"),
+        ({"period": "2026-11", "lang": "fr"}, "lang"),
     ):
         response = web.get("/reports/monthly", params=params)
         assert response.status_code == 422 and field in response.json()["fields"], (params, response.text)

@@ -39,6 +39,8 @@ RULES = [
     "analytics.reports",
     "analytics.live",
     "analytics.html_report",
+    "analytics.wording",
+    "analytics.export",
     "notify.rules",
     *sorted(f"resolution.domain.{p.stem}" for p in RESOLUTION_DOMAIN.glob("*.py")),
 ]

@@ -11,8 +11,6 @@ documents of one period (one per mall) with `build_report`.
 """
 
 import copy
-import csv
-import io
 import math
 from collections import Counter
 from datetime import timezone
@@ -448,64 +446,3 @@ def _service_compliance(counts):
         clock, owner = row.pop("key").split("|", 1)
         rows.append({"clock": clock, "owner": owner, **row})
     return rows
-
-
-# --- CSV -------------------------------------------------------------------------------------
-
-
-def to_csv(report):
-    """One flat long table: section, item, metric, value (item names a row of the section,
-    e.g. a category, a department, or category / mall / area / merchant for a problem)."""
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(["period", "mall_id", "section", "item", "metric", "value"])
-    scope = (report["period"], report["mall_id"] or "chain")
-
-    def row(section, item, metric, value):
-        w.writerow([*scope, section, item, metric, "" if value is None else value])
-
-    for metric, value in report["counts"].items():
-        row("counts", "", metric, value)
-    for r in report["categories"]:
-        row("categories", r["category"], "count", r["count"])
-        row("categories", r["category"], "share", r["share"])
-    h = report["handling_time"]
-    row("handling_time", "", "resolved", h["resolved"])
-    row("handling_time", "", "average_hours", h["average_hours"])
-    row("handling_time", "", "p90_hours", h["p90_hours"])
-    for b in h["buckets"]:
-        row("handling_time", f"le_{b['le_hours']}h" if b["le_hours"] else "over_720h", "count", b["count"])
-    row("overdue", "", "count", report["overdue"]["count"])
-    row("overdue", "", "share", report["overdue"]["share"])
-    s = report["satisfaction"]
-    for metric in ("answered", "satisfied", "dissatisfied", "share", "target", "closed_without_answer"):
-        row("satisfaction", "", metric, s[metric])
-    for r in s["reasons"]:
-        row("dissatisfaction_reasons", r["reason"], "count", r["count"])
-    for r in report["top_problems"]:
-        row(
-            "top_problems",
-            " / ".join(str(r[k] or "-") for k in ("category", "mall_id", "area", "merchant_id")),
-            "count",
-            r["count"],
-        )
-    for r in report["merchants"]:
-        item = f"{r['mall_id']} / {r['merchant_id']}"
-        row("merchants", item, "complaints", r["complaints"])
-        row("merchants", item, "rate", r["rate"])
-    for section, name in (("sla_departments", "department"), ("sla_handlers", "handler")):
-        for r in report["sla"][section.split("_")[1]]:
-            for metric in ("met", "breached", "cancelled", "compliance"):
-                row(section, r[name], metric, r[metric])
-    for r in report["sla"]["services"]:
-        for metric in ("met", "breached", "cancelled", "compliance"):
-            row("sla_services", f"{r['clock']} / {r['owner']}", metric, r[metric])
-    for metric, value in report["management"].items():
-        if metric != "directors":
-            row("management", "", metric, value)
-    row("actions", "", "open", report["actions"]["open"])
-    row("actions", "", "overdue", report["actions"]["overdue"])
-    row("actions", "", "proposed", report["actions"]["proposed"])
-    for a in report["actions"]["items"]:
-        row("open_actions", a["action_id"], "due_date", a["due_date"])
-    return out.getvalue()

@@ -13,7 +13,12 @@ _text = dict(validate=validate.Length(min=1, max=2000))
 class ReportQuery(Schema):
     period = fields.String(required=True, metadata={"example": "2026-11 or 2026-Q4"})
     mall_id = fields.String(load_default=None, **_id)
-    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv", "html")))
+    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv", "html", "xlsx")))
+    lang = fields.String(
+        load_default="zh",
+        validate=validate.OneOf(("zh", "en")),
+        metadata={"description": "the language of a file's or page's headings and words"},
+    )
 
     @validates("period")
     def _period(self, value, **kwargs):

@@ -43,6 +43,7 @@ from mallcare_common.contracts.analytics import CLOCKS
 from mallcare_common.contracts import resolution as case_events
 from mallcare_common.messaging import DEAD_LETTER_QUEUE, event_handler, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import leased_timer, next_sequence
+from mallcare_common.labels import load_labels
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.openapi import Op
 from mallcare_common.operations import operation
@@ -50,7 +51,7 @@ from mallcare_common.rpc import rpc
 from mallcare_common.unit_of_work import change, write
 from mallcare_common.web import CLIENT_ERRORS, http, json_response, signed
 
-from . import actions, clocks, html_report, live, metrics, reports
+from . import actions, clocks, export, html_report, live, metrics, reports
 from .policy import load_policy
 from .schemas import (
     REPORT,
@@ -67,6 +68,7 @@ from .schemas import (
     ReportQuery,
 )
 from .storage import Events
+from .wording import Words
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +125,7 @@ class AnalyticsService(Service):
 
     store = Events()
     policy = PolicyFiles("analytics.yml", load_policy)
+    labels = PolicyFiles("labels.yml", lambda data, malls: load_labels(data))  # the reports' words
     config = Config()
     dispatch = outbox_dispatcher()
 
@@ -252,10 +255,10 @@ class AnalyticsService(Service):
         Op(
             "GET",
             "/reports/monthly",
-            f"{REPORT}, for a month; format=csv or html for a file.",
+            f"{REPORT}, for a month; format=csv, xlsx (a spreadsheet) or html for a file, in `lang`.",
             "report.read",
             query=ReportQuery,
-            responses={200: (None, "text/csv", "text/html")},
+            responses={200: (None, "text/csv", export.XLSX, "text/html")},
         )
     )
     def monthly_http(self, request):
@@ -265,10 +268,10 @@ class AnalyticsService(Service):
         Op(
             "GET",
             "/reports/quarterly",
-            f"{REPORT}, for a quarter; format=csv or html for a file.",
+            f"{REPORT}, for a quarter; format=csv, xlsx (a spreadsheet) or html for a file, in `lang`.",
             "report.read",
             query=ReportQuery,
-            responses={200: (None, "text/csv", "text/html")},
+            responses={200: (None, "text/csv", export.XLSX, "text/html")},
         )
     )
     def quarterly_http(self, request):
@@ -437,15 +440,17 @@ class AnalyticsService(Service):
         query["mall_id"] = caller.list_mall("report.read", query["mall_id"])
         report = web.jsonable(self._report(kind, query["period"], query["mall_id"]))
         shape = shape or query["format"]
-        if shape == "csv":
-            name = f"mallcare-{kind}-{query['period']}-{query['mall_id'] or 'chain'}.csv"
-            return Response(
-                reports.to_csv(report),
-                mimetype="text/csv",
-                headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        words = Words(self.labels.current, self.policy.current.malls, query["lang"])
+        if shape in ("csv", "xlsx"):
+            body, mimetype = (
+                (export.to_csv(report, words), "text/csv")
+                if shape == "csv"
+                else (export.to_xlsx(report, words), export.XLSX)
             )
+            name = export.file_name(report, shape)
+            return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
         if shape == "html":
-            return Response(html_report.render(report, self.policy.current.malls), mimetype="text/html")
+            return Response(html_report.render(report, words), mimetype="text/html")
         return json_response(200, report)
 
     def _report(self, kind, period, mall_id):

@@ -87,10 +87,16 @@ def test_the_list_filter_and_the_report_query():
     with pytest.raises(ValidationError) as refused:
         ActionQuery().load({"status": "lost"})
     assert "status" in refused.value.messages
-    assert ReportQuery().load({"period": "2026-Q4"}) == {"period": "2026-Q4", "mall_id": None, "format": "json"}
+    assert ReportQuery().load({"period": "2026-Q4"}) == {
+        "period": "2026-Q4",
+        "mall_id": None,
+        "format": "json",
+        "lang": "zh",
+    }
+    assert ReportQuery().load({"period": "2026-Q4", "format": "xlsx", "lang": "en"})["format"] == "xlsx"
     with pytest.raises(ValidationError) as refused:
-        ReportQuery().load({"period": "2026-13", "format": "pdf"})
-    assert set(refused.value.messages) == {"period", "format"}
+        ReportQuery().load({"period": "2026-13", "format": "pdf", "lang": "fr"})
+    assert set(refused.value.messages) == {"period", "format", "lang"}
 
 
 # --- proposals for systemic patterns (R2.2, R5.3) ---------------------------------------------

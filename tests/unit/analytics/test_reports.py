@@ -1,16 +1,27 @@
 """R5.1, R5.2, R5.4, R5.5: the read model and the running tallies behind the monthly and
 quarterly reports, on fixed data with expectations worked out by hand; the same tallies
 whatever order the events come in; a corrected category moves its counts; the period
-is the mall's local month; CSV and HTML render the same report."""
+is the mall's local month; the CSV, the spreadsheet and the page say it in the reader's words."""
 
+import codecs
+import csv
+import html
+import io
 import random
+import re
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import openpyxl
 import pytest
 
-from analytics import html_report, reports
+from analytics import export, html_report, reports
+from analytics.wording import Words
+from mallcare_common.labels import load_labels_file
+from mallcare_common.malls import load_registry_file
+from tests.e2e.conftest import code_words_in
+from tests.helpers import ROOT
 from mallcare_common.contracts import EVENT_TYPES, build_event, read_event
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -230,27 +241,28 @@ def november():
     # 3: service attitude at another merchant, high risk, escalated to the director, resolved in 100 h, dissatisfied
     evs += [
         registered("C3", T0 + 2 * H, area="level 3", merchant="T-40"),
-        triaged("C3", T0 + 2 * H, "service.attitude", risk="high", department="customer_service", owner="E3002"),
+        triaged("C3", T0 + 2 * H, "service.bad_attitude", risk="high", department="customer_service", owner="E3002"),
         escalated("C3", T0 + 3 * H, "supervisor"),
         escalated("C3", T0 + 4 * H, "operations_director"),
         resolved("C3", T0 + 102 * H),
         answer("C3", T0 + 110 * H, False, ["attitude", "slow"]),
     ]
-    # 4: first graded as service.attitude, corrected to environment.facility (counts move); still open, high risk
+    # 4: first graded as service.bad_attitude, corrected to environment.facility_failure (counts move);
+    # still open, high risk
     evs += [
         registered("C4", T0 + 3 * H, area="parking", merchant=None),
-        triaged("C4", T0 + 3 * H, "service.attitude", risk="high", department="customer_service", owner="E3002"),
+        triaged("C4", T0 + 3 * H, "service.bad_attitude", risk="high", department="customer_service", owner="E3002"),
         triaged(
             "C4",
             T0 + 5 * H,
-            "environment.facility",
+            "environment.facility_failure",
             risk="high",
             department="property",
             owner="E3101",
             kind="complaint_corrected",
             field="category",
-            old="service.attitude",
-            new="environment.facility",
+            old="service.bad_attitude",
+            new="environment.facility_failure",
             by="E3011",
             reason="a broken lift",
         ),
@@ -313,8 +325,8 @@ def test_the_monthly_report_of_a_mall_matches_the_hand_computed_figures():
     assert report["counts"] == {"received": 7, "rejected": 1, "registered": 6, "resolved": 4, "open": 2, "reopened": 1}
     assert report["categories"] == [
         {"category": "product.quality_defect", "count": 3, "share": 0.5},
-        {"category": "environment.facility", "count": 1, "share": 0.1667},
-        {"category": "service.attitude", "count": 1, "share": 0.1667},
+        {"category": "environment.facility_failure", "count": 1, "share": 0.1667},
+        {"category": "service.bad_attitude", "count": 1, "share": 0.1667},
         {"category": "unclassified", "count": 1, "share": 0.1667},
     ]
     # 2 h, 30 h (first resolution), 100 h, 10 h: average 35.5 h; the 4th of 4 (ceil 3.6) is in <= 168 h
@@ -467,31 +479,31 @@ def test_the_tallies_do_not_depend_on_the_order_the_events_arrive_in():
 def test_a_correction_after_counting_moves_the_category_and_department_tallies():
     model = Model()
     model.take(registered("X", T0))
-    model.take(triaged("X", T0, "service.attitude", department="customer_service"))
+    model.take(triaged("X", T0, "service.bad_attitude", department="customer_service"))
     model.outcome(clock("X", "first_response", "E3002"), "breached")
     counts = model.tallies["2026-11|sh-xujiahui"]
-    assert counts["category.service%2Eattitude"] == 1 and counts["sla_department.customer_service.breached"] == 1
+    assert counts["category.service%2Ebad_attitude"] == 1 and counts["sla_department.customer_service.breached"] == 1
     model.take(
         triaged(
             "X",
             T0 + H,
-            "environment.facility",
+            "environment.facility_failure",
             department="property",
             kind="complaint_corrected",
             field="category",
-            old="service.attitude",
-            new="environment.facility",
+            old="service.bad_attitude",
+            new="environment.facility_failure",
             by="E1",
             reason="r",
         )
     )
     counts = model.tallies["2026-11|sh-xujiahui"]
-    assert counts["category.service%2Eattitude"] == 0 and counts["category.environment%2Efacility"] == 1
+    assert counts["category.service%2Ebad_attitude"] == 0 and counts["category.environment%2Efacility_failure"] == 1
     assert counts["sla_department.customer_service.breached"] == 0
     assert counts["sla_department.property.breached"] == 1
     # an older grading that arrives late does not undo the correction
     model.take(triaged("X", T0 - H, "product.expired"))
-    assert model.docs["X"]["category"] == "environment.facility"
+    assert model.docs["X"]["category"] == "environment.facility_failure"
 
 
 def test_nothing_is_counted_until_the_complaint_and_its_period_are_known():
@@ -536,7 +548,11 @@ def test_no_customer_data_is_kept_with_the_events():
     assert kept["location"]["merchant_id"] == "T-17"
 
 
-def test_csv_and_html_render_the_same_report():
+WORDS = load_labels_file(ROOT / "deploy" / "policy" / "labels.yml")
+MALLS = load_registry_file(ROOT / "deploy" / "policy" / "malls.yml")
+
+
+def a_report_with_an_action():
     action = {
         "action_id": "SHXJH-IA-0001",
         "mall_id": "sh-xujiahui",
@@ -545,19 +561,68 @@ def test_csv_and_html_render_the_same_report():
         "action": "audit",
         "owner_id": "E3091",
         "due_date": "2026-12-01",
-        "overdue": False,
+        "overdue": True,
     }
-    report = fed(*november()).report("2026-11", "sh-xujiahui", [action])
-    rows = [line.split(",") for line in reports.to_csv(report).splitlines()]
-    assert rows[0] == ["period", "mall_id", "section", "item", "metric", "value"]
-    assert ["2026-11", "sh-xujiahui", "counts", "", "received", "7"] in rows
-    assert ["2026-11", "sh-xujiahui", "categories", "product.quality_defect", "share", "0.5"] in rows
-    assert ["2026-11", "sh-xujiahui", "handling_time", "", "p90_hours", "168"] in rows
-    assert ["2026-11", "sh-xujiahui", "open_actions", "SHXJH-IA-0001", "due_date", "2026-12-01"] in rows
-    assert ["2026-11", "sh-xujiahui", "sla_services", "acknowledgement / desk", "met", "1"] in rows
-    assert not [r for r in rows if r[2] == "sla_handlers" and r[3] in ("desk", "feedback")]
-    page = html_report.render(report, None)
-    assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "<script" not in page
-    assert "满意度 (Satisfaction, target 85%)" in page and "mouldy &lt;fruit&gt;" in page
-    assert "SLA compliance of channel, service and role clocks" in page and "acknowledgement / desk" in page
+    return fed(*november()).report("2026-11", "sh-xujiahui", [action])
+
+
+def test_the_csv_opens_in_excel_with_words_in_the_readers_language():
+    report = a_report_with_an_action()
+    data = export.to_csv(report, Words(WORDS, MALLS, "zh"))
+    assert data.startswith(codecs.BOM_UTF8)  # Excel reads it as UTF-8 only so
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    assert rows[0] == ["期间", "范围", "部分", "项目", "指标", "数值"]
+    assert ["2026-11", "上海徐家汇店", "概况", "", "受理", "7"] in rows
+    assert ["2026-11", "上海徐家汇店", "投诉类型占比", "商品质量问题", "占比", "50.0%"] in rows
+    assert ["2026-11", "上海徐家汇店", "概况", "", "P90（小时，所在区间上限）", "168"] in rows
+    assert ["2026-11", "上海徐家汇店", "未完成改进措施", "SHXJH-IA-0001", "截止", "2026-12-01"] in rows
+    assert ["2026-11", "上海徐家汇店", "SLA 达标率：渠道与服务", "告知顾客 / 服务台", "达标", "1"] in rows
+    assert not [r for r in rows if r[2] == "SLA 达标率：处理人" and r[3] in ("desk", "服务台")]
+    problems = [r for r in rows if r[2] == "高频问题 Top 10"]
+    assert problems and all("佳农水果" in r[3] or "-" in r[3] for r in problems)
+    english = list(csv.reader(io.StringIO(export.to_csv(report, Words(WORDS, MALLS, "en")).decode("utf-8-sig"))))
+    assert english[0] == ["Period", "Scope", "Section", "Item", "Measure", "Value"]
+    assert ["2026-11", "Shanghai Xujiahui", "Share by category", "Quality defect", "Share", "50.0%"] in english
+    assert not code_words_in(" ".join(" ".join(r) for r in rows[1:]), "zh")
+
+
+def test_the_spreadsheet_has_a_sheet_per_section_with_words_numbers_and_percentages():
+    report = a_report_with_an_action()
+    book = openpyxl.load_workbook(io.BytesIO(export.to_xlsx(report, Words(WORDS, MALLS, "zh"))))
+    assert book.sheetnames[:3] == ["概况", "投诉类型占比", "处理时长"]
+    assert "SLA 达标率：部门" in book.sheetnames and "未完成改进措施" in book.sheetnames
+    summary = {row[0]: row[1] for row in book["概况"].iter_rows(values_only=True)}
+    assert summary["期间"] == "2026-11" and summary["范围"] == "上海徐家汇店"
+    assert summary["受理"] == 7 and isinstance(summary["受理"], int)  # numbers a user can add up
+    categories = book["投诉类型占比"]
+    assert [c.value for c in categories[1]] == ["类型", "次数", "占比"] and categories["A1"].font.bold
+    first = [c for c in categories[2]]
+    assert first[0].value == "商品质量问题" and first[1].value == 3
+    assert first[2].value == 0.5 and first[2].number_format == "0.0%"  # shown as 50.0%
+    actions = list(book["未完成改进措施"].iter_rows(values_only=True))
+    assert actions[1][:3] == ("SHXJH-IA-0001", "上海徐家汇店", "mouldy <fruit>") and actions[1][-1] == "超时"
+    services = list(book["SLA 达标率：渠道与服务"].iter_rows(values_only=True))
+    assert ("告知顾客", "服务台") in [r[:2] for r in services]
+    text = " ".join(str(v) for sheet in book for row in sheet.iter_rows(values_only=True) for v in row if v)
+    assert not code_words_in(text.replace("mouldy <fruit>", "").replace("cold chain", ""), "zh")
+    english = openpyxl.load_workbook(io.BytesIO(export.to_xlsx(report, Words(WORDS, MALLS, "en"))))
+    assert english.sheetnames[:3] == ["Summary", "Share by category", "Handling time"]
+    assert all(len(name) <= 31 for name in english.sheetnames)
+    assert english["Share by category"]["A2"].value == "Quality defect"
+    assert export.file_name(report, "xlsx") == "mallcare-sh-xujiahui-2026-11.xlsx"
+
+
+def test_the_page_speaks_the_readers_language_with_charts_and_no_code_word():
+    report = a_report_with_an_action()
+    page = html_report.render(report, Words(WORDS, MALLS, "zh"))
+    assert page.startswith("<!DOCTYPE html><html lang=zh-CN>") and "<svg" in page and "<script" not in page
+    assert "满意度（目标 85%）" in page and "mouldy &lt;fruit&gt;" in page
+    assert "SLA 达标率：渠道、服务与角色" in page and "告知顾客 / 服务台" in page and "商品质量问题" in page
+    assert "aria-label='图表: 投诉类型占比'" in page
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+    shown = re.sub(r"<[^>]+>", " ", page.split("</style>")[1])
+    assert not code_words_in(html.unescape(shown).replace("mouldy <fruit>", "").replace("cold chain", ""), "zh")
+    english = html_report.render(report, Words(WORDS, MALLS, "en"))
+    assert "<html lang=en>" in english and "Satisfaction (target 85%)" in english
+    assert "Acknowledgement / Service desk" in english and "Shanghai Xujiahui" in english
+    assert not code_words_in(html.unescape(re.sub(r"<[^>]+>", " ", english.split("</style>")[1])), "en")

@@ -43,6 +43,15 @@ export async function apiText(service, path, query) {
   return response.text();
 }
 
+// A file another service makes (analytics' CSV and spreadsheet), fetched signed in, as a Blob to save.
+export async function apiBlob(service, path, query) {
+  const url = new URL(`/api/${service}/${path}`, location.origin);
+  Object.entries(query || {}).forEach(([k, v]) => v !== undefined && v !== "" && url.searchParams.set(k, v));
+  const response = await fetch(url, { headers: { Authorization: `Bearer ${session().token}` } });
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+  return response.blob();
+}
+
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {

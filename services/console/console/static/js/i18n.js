@@ -132,6 +132,7 @@ export const WORDS = {
     // actions.js: improvement actions
 
     // dashboard.js: reports
+    "dash.download": "下载报告", "dash.csv": "下载 CSV", "dash.xlsx": "下载 Excel", "dash.report": "报告",
   },
   en: {
     basis: "Legal basis", "basis.none": "none (the mall's policy)", "basis.food_safety": "Food Safety Law (refund plus 10x)",
@@ -295,5 +296,7 @@ export const WORDS = {
     // actions.js: improvement actions
 
     // dashboard.js: reports
+    "dash.download": "Download the report", "dash.csv": "Download CSV", "dash.xlsx": "Download Excel",
+    "dash.report": "Report",
   },
 };
