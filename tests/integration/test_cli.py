@@ -103,10 +103,7 @@ def test_policy_reload_reloads_running_services_as_admin_and_reports_a_refusal(s
     malls = yaml.safe_load((policy_dir / "malls.yml").read_text(encoding="utf-8"))["version"]
     done = mallcare(*reload, MALLCARE_TOKEN_SECRET=TOKEN_SECRET)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert (
-        done.stdout
-        == f"triage     reloaded: version 2026-12-06.1+malls:{malls}+model:{learned.shipped().version}\n"
-    )
+    assert done.stdout == f"triage     reloaded: version 2026-12-06.1+malls:{malls}+model:{learned.shipped().version}\n"
     edit(policy_dir / "triage.yml", BROKEN["triage"][0])
     refused = mallcare(*reload, MALLCARE_TOKEN_SECRET=TOKEN_SECRET)
     assert refused.returncode == 1 and "refused (422 INVALID_POLICY)" in refused.stdout
