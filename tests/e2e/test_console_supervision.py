@@ -186,6 +186,27 @@ def _walk(c, api):
     closed = api.get(SUPERVISOR, f"analytics/actions/{action_id}")
     assert closed["status"] == "done" and closed["evidence"] == "抽检记录表 2026-12 第一批"
 
+    # An action past its due date is marked overdue (analytics works it out by the mall's today).
+    late = api.post(
+        SUPERVISOR,
+        "analytics/actions",
+        {
+            "mall_id": MALL,
+            "problem": {"summary": "试衣间灯坏"},
+            "whys": ["灯管老化"],
+            "root_cause": "无定期巡检",
+            "action": "每周巡检灯具",
+            "owner_id": SUPERVISOR,
+            "due_date": (date.today() - timedelta(days=2)).isoformat(),
+        },
+    )["action_id"]
+    c.driver.refresh()
+    assert c.text(f'#action-list tr[data-action-id="{late}"][data-status="overdue"] [data-overdue]') == "已逾期"
+    c.choose("#f-imp-filter-status", "overdue")
+    c.until(lambda: [r.get_attribute("data-action-id") for r in _rows(c, "#action-list tbody tr")] == [late])
+    c.choose("#f-imp-filter-status", "")
+    c.el(done)
+
     # The same pages in English.
     c.click("#lang")
     c.el('main[data-page="actions"]')
@@ -194,3 +215,18 @@ def _walk(c, api):
     c.click('#nav a[href="#/supervision"]')
     assert "Re-reviewer" in c.text("#re-review-list thead")
     c.shot("supervision-en")
+
+    # Both pages fit a tablet upright without sideways scrolling.
+    c.driver.set_window_size(768, 1024)
+    for page in ("supervision", "actions"):
+        c.driver.get(f"{c.url}/#/{page}")
+        c.el(f'main[data-page="{page}"]')
+        wide, seen = c.driver.execute_script(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        assert wide <= seen + 1, f"{page} is {wide}px wide on a {seen}px tablet"
+    c.shot("actions-tablet")
+
+
+def _rows(c, css):
+    return c.driver.find_elements(c.By.CSS_SELECTOR, css)

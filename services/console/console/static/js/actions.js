@@ -22,15 +22,16 @@ export async function render(main, [status = ""] = []) {
   const items = answers.flat().sort((a, b) => (a.due_date || "9999").localeCompare(b.due_date || "9999"));
   const again = () => { main.replaceChildren(); return render(main, [status]); };
   const writer = may("action.write");
+  const several = malls.length > 1;   // the mall column only for those who see more than one
 
   const form = writer ? actionForm(malls, people, again) : null;
   main.append(h("h1", {}, t("imp.title")),
     h("p", {}, field("status", filter, { scope: "imp-filter", label: t("imp.status") })),
     items.length ? h("table", { id: "action-list" },
-      h("thead", {}, h("tr", {}, [t("imp.id"), t("mall"), t("imp.problem"), t("imp.root_cause"), t("imp.action"),
-        t("owner"), t("imp.due"), t("imp.status"), ""].map((x) => h("th", { scope: "col" }, x)))),
+      h("thead", {}, h("tr", {}, [t("imp.id"), several ? t("mall") : null, t("imp.problem"), t("imp.root_cause"),
+        t("imp.action"), t("owner"), t("imp.due"), t("imp.status")].filter(Boolean).map((x) => h("th", { scope: "col" }, x)))),
       h("tbody", {}, items.map((a) => h("tr", { "data-action-id": a.action_id, "data-status": a.overdue ? "overdue" : a.status },
-        h("td", {}, a.action_id), h("td", {}, mallName(a.mall_id)),
+        h("td", {}, a.action_id), several ? h("td", {}, mallName(a.mall_id)) : null,
         h("td", {}, a.problem.summary, a.problem.category ? ` (${categoryName(a.problem.category)})` : "",
           (a.whys || []).length ? h("ol", { class: "whys" }, a.whys.map((w) => h("li", {}, w))) : null,
           (a.complaint_nos || []).length ? h("p", { class: "note" }, `${t("imp.complaints")}: `,
@@ -41,8 +42,8 @@ export async function render(main, [status = ""] = []) {
           : h("span", { class: `mark ${{ done: "ok", proposed: "risk" }[a.status] || "unconfirmed"}` },
             label("action_status", a.status)),
           a.done_at ? h("p", { class: "note" }, `${when(a.done_at, a.mall_id)} ${nameOf(people, a.done_by)}: ${a.evidence}`)
-            : null),
-        h("td", {}, writer ? rowAction(a, form, again) : null))))) : h("p", { id: "actions-none" }, t("imp.none")));
+            : null,
+          writer ? rowAction(a, form, again) : null))))) : h("p", { id: "actions-none" }, t("imp.none")));
   if (form) main.append(h("section", { class: "card", "aria-labelledby": "action-form-h" },
     h("h2", { id: "action-form-h" }, t("imp.new")), form));
 }

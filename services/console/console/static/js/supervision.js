@@ -33,7 +33,8 @@ async function casesOf(me, query) {
 // against the law and the caps; approving is the service's decision, its refusal is shown.
 async function showApprovals(section, me, people) {
   const cases = await casesOf(me, { awaiting_approval_by: me.role });
-  section.replaceChildren(h("h2", { id: "approvals-h" }, t("sup.approvals")));
+  // tabindex: after an approval the list is drawn again and the focus goes back to its heading
+  section.replaceChildren(h("h2", { id: "approvals-h", tabindex: "-1" }, t("sup.approvals")));
   if (!cases.length) { section.append(h("p", { id: "approvals-none" }, t("sup.approvals_none"))); return; }
   for (const c of cases) {
     const p = c.proposals[c.proposals.length - 1];
@@ -48,7 +49,7 @@ async function showApprovals(section, me, people) {
           { method: "POST", body: { proposal_no: p.no } });
         toast(t("sup.approved"));
         await showApprovals(section, me, people);
-        section.querySelector("h2").focus?.();
+        section.querySelector("h2").focus();
       } catch (e) {
         error.textContent = `${t("sup.refused")}: ${e.message}`;
         button.disabled = false;
