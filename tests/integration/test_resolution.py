@@ -27,7 +27,7 @@ from tests.helpers import POLICY_DIR, bearer, wait_for, staff as as_staff
 from tests.helpers import drain as drain_queue
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # day shift on
-HANDLER, SUPERVISOR, DESK, DIRECTOR = "E3501", "E3011", "D3001", "E3901"
+HANDLER, SUPERVISOR, DESK, DIRECTOR, STORE_MANAGER = "E3501", "E3011", "D3001", "E3901", "E3091"
 
 
 @pytest.fixture
@@ -241,6 +241,43 @@ def test_a_proposal_above_the_handlers_limit_is_refused_until_a_supervisor_appro
     refused = act(system, number, "task-done", HANDLER, expect=422, task_id=cash["id"])
     assert "signature_ref" in refused["fields"]
     act(system, number, "task-done", HANDLER, task_id=cash["id"], signature_ref="RCPT-20261123-007")
+
+
+def test_cases_awaiting_a_roles_approval_are_found_by_that_role(system):
+    number = open_case(system)["complaint_no"]
+    act(system, number, "findings", HANDLER, source="records", summary="sale confirmed")
+
+    def waiting(role, expect=200):
+        response = system.web["resolution"].get(
+            "/cases", params={"awaiting_approval_by": role}, headers=as_staff(SUPERVISOR)
+        )
+        assert response.status_code == expect, response.text
+        return [c["complaint_no"] for c in response.json().get("items", [])]
+
+    assert number not in waiting("supervisor")  # nothing proposed yet
+    act(
+        system,
+        number,
+        "proposals",
+        HANDLER,
+        decision="upheld",
+        price="500",
+        reasons=["faulty"],
+        remedies=[{"type": "refund", "amount": "500"}],
+    )  # above the handler's 200 yuan
+    assert number in waiting("supervisor") and number not in waiting("store_manager")
+    # escalated above the supervisor's level after the proposal: it now waits for the level above
+    act(system, number, "escalation", SUPERVISOR, reason="manual")  # to the supervisor's level
+    act(system, number, "escalation", SUPERVISOR, reason="manual")  # to the store manager's
+    assert number not in waiting("supervisor") and number in waiting("store_manager")
+    act(system, number, "approval", STORE_MANAGER, proposal_no=1)
+    assert number not in waiting("store_manager")
+    assert (
+        "awaiting_approval_by"
+        in system.web["resolution"]
+        .get("/cases", params={"awaiting_approval_by": "nobody"}, headers=as_staff(SUPERVISOR))
+        .json()["fields"]
+    )
 
 
 def test_remedies_above_the_caps_need_an_override_by_an_authorised_role(system):

@@ -8,6 +8,7 @@ from datetime import datetime
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from mallcare_common import audit
+from mallcare_common.auth import STAFF_ROLES
 from mallcare_common.contracts.resolution import DECISIONS, FINDING_SOURCES, STATES
 from mallcare_common.openapi import Op
 from mallcare_common.personal import MaskedCustomer, MaskedOut
@@ -187,6 +188,13 @@ class CaseQuery(Schema):
     department = fields.String(validate=validate.Length(max=64))
     level = fields.String(validate=validate.Length(max=64))
     state = fields.String(validate=validate.OneOf(STATES))
+    awaiting_approval_by = fields.String(
+        validate=validate.OneOf(STAFF_ROLES),
+        metadata={
+            "description": "only cases whose proposal awaits approval by this role: the least senior one that may "
+            "approve it at the case's grading and level now"
+        },
+    )
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 

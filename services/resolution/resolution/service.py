@@ -232,12 +232,21 @@ class ResolutionService(Service):
         )
     )
     def queue(self, query):
-        """Open cases of a mall, handler, department or level, earliest deadline first."""
+        """Open cases of a mall, handler, department or level, or whose proposal awaits a role's
+        approval, earliest deadline first."""
         caller = self.access.caller()
         query = CaseQuery().load(query)
         query["mall_id"] = caller.list_mall("case.read", query.get("mall_id"))
         selector = {k: query[k] for k in ("mall_id", "owner_id", "department", "level", "state") if query.get(k)}
-        items = self.store.queue(selector, query["limit"])
+        role = query.get("awaiting_approval_by")
+        if role:
+            # who a proposal waits for is worked out now (the case may have been regraded or
+            # escalated since), so every proposed case is read and the limit applies after
+            policy = self.policy.current
+            items = [c for c in self.store.awaiting_approval(selector) if actions.awaiting_approver(c, policy) == role]
+            items = items[: query["limit"]]
+        else:
+            items = self.store.queue(selector, query["limit"])
         return {"items": CaseOut(many=True, exclude=("timeline",)).dump(items)}
 
     @operation(

@@ -33,6 +33,16 @@ class CaseStore(Store):
             .limit(limit)
         )
 
+    def awaiting_approval(self, selector):
+        """Proposed cases (of a mall, handler, ...) with a proposal awaiting approval, earliest
+        resolution deadline first."""
+        selector = {"state": "proposed", **selector, "proposals": {"$elemMatch": {"status": "awaiting_approval"}}}
+        return list(
+            self.cases.find(selector, {"outbox": 0, "timeline": 0}).sort(
+                [("resolution_due_at", ASCENDING), ("_id", ASCENDING)]
+            )
+        )
+
     def rectifications(self, mall_id, status, limit):
         """Rectification tasks of a mall (None: every mall), open or done, earliest due first."""
         wanted = {"done": None} if status == "open" else {"done": {"$ne": None}}

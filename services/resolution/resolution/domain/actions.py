@@ -345,21 +345,35 @@ def check_proposal(case: Doc, request: Doc, actor: Actor, policy: ResolutionPoli
     }
 
 
+def needs_now(case: Doc, proposal: Doc, policy: ResolutionPolicy) -> dict[str, Any]:
+    """What approving `proposal` needs at the case's grading and level as they are now: the
+    case may have been escalated or regraded since the proposal was made."""
+    return approval_needs(
+        proposal["compliance"]["total_fen"],
+        case["risk_level"],
+        bool(proposal["cap_override_reason"]),
+        case["level"],
+        case["mall_id"],
+        policy,
+    )
+
+
+def awaiting_approver(case: Doc, policy: ResolutionPolicy) -> str | None:
+    """The role the case's proposal waits for: the least senior one that may approve it now
+    (None when no proposal awaits approval)."""
+    proposal = case["proposals"][-1] if case["state"] == "proposed" and case["proposals"] else None
+    if proposal is None or proposal["status"] != "awaiting_approval":
+        return None
+    return lowest_approver(needs_now(case, proposal, policy), case["mall_id"], policy)
+
+
 def approve(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """R3.5: approval by someone whose limit, level and role cover the proposal."""
     check_state(step.case, ("proposed",), "approve a proposal on")
     proposal = _current(step, request["proposal_no"])
     if proposal["status"] != "awaiting_approval":
         raise StateConflict(f"proposal {proposal['no']} is {proposal['status']}, not awaiting approval")
-    # the case may have been escalated or regraded since the proposal was made
-    needs = approval_needs(
-        proposal["compliance"]["total_fen"],
-        step.get("risk_level"),
-        bool(proposal["cap_override_reason"]),
-        step.get("level"),
-        step.case["mall_id"],
-        policy,
-    )
+    needs = needs_now({**step.case, **step.changes}, proposal, policy)
     proposal = {**proposal, "needs": needs, "approver_role": lowest_approver(needs, step.case["mall_id"], policy)}
     reasons = refusals(step.actor.role, needs, step.case["mall_id"], policy)
     if reasons:

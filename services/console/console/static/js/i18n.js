@@ -128,8 +128,20 @@ export const WORDS = {
     "inc.purpose.verify": "核实事件经过", "inc.purpose.tell": "告知顾客处理结果",
 
     // supervision.js: corrections, approvals, re-reviews
+    "sup.title": "主管工作台", "sup.approvals": "待我审批的方案", "sup.approvals_none": "暂无待我审批的方案",
+    "sup.approve": "批准", "sup.approved": "已批准", "sup.refused": "未能批准", "sup.override_reason": "超出上限的理由",
+    "sup.proposed_by": "提出人", "sup.remedies": "补救措施", "sup.figures": "合规数据",
+    "sup.re_reviews": "异议后待复核（最早到期在前）", "sup.re_reviews_none": "暂无待复核案件", "sup.level": "当前层级",
+    "sup.reviewer": "复核人", "sup.escalated_at": "升级时间", "sup.re_review_due": "复核期限",
+    "sup.grading": "更正分级或改派负责人（须写明理由）", "sup.grading_none": "暂无在办投诉", "sup.pick": "投诉",
+    "sup.open_case": "查看案件", "sup.recorded": "已记录", "sup.choose": "请选择", "sup.change": "变更",
 
     // actions.js: improvement actions
+    "imp.title": "改进措施", "imp.all": "全部", "imp.status": "状态", "imp.id": "编号", "imp.problem": "问题",
+    "imp.root_cause": "根本原因", "imp.action": "改进措施", "imp.due": "完成期限", "imp.complaints": "相关投诉",
+    "imp.none": "暂无改进措施", "imp.evidence": "完成证据", "imp.done": "标记完成", "imp.closed": "已完成",
+    "imp.analyse": "做五问分析", "imp.new": "记录五问分析与改进措施", "imp.whys": "五问（为什么）", "imp.why": "为什么",
+    "imp.record": "记录", "imp.recorded": "已记录",
 
     // dashboard.js: reports
     "dash.download": "下载报告", "dash.csv": "下载 CSV", "dash.xlsx": "下载 Excel", "dash.report": "报告",
@@ -292,8 +304,23 @@ export const WORDS = {
     "inc.purpose.tell": "Tell the customer the outcome",
 
     // supervision.js: corrections, approvals, re-reviews
+    "sup.title": "Supervision", "sup.approvals": "Proposals waiting for my approval",
+    "sup.approvals_none": "No proposal is waiting for your approval", "sup.approve": "Approve",
+    "sup.approved": "Approved", "sup.refused": "Not approved", "sup.override_reason": "Reason for going above the caps",
+    "sup.proposed_by": "Proposed by", "sup.remedies": "Remedies", "sup.figures": "Compliance figures",
+    "sup.re_reviews": "Re-reviews due after an objection (earliest first)", "sup.re_reviews_none": "No re-review is due",
+    "sup.level": "Level now", "sup.reviewer": "Re-reviewer", "sup.escalated_at": "Escalated at",
+    "sup.re_review_due": "Re-review due", "sup.grading": "Correct a grading or reassign an owner (with the reason)",
+    "sup.grading_none": "No open complaint", "sup.pick": "Complaint", "sup.open_case": "Open the case",
+    "sup.recorded": "Recorded", "sup.choose": "Choose", "sup.change": "Change",
 
     // actions.js: improvement actions
+    "imp.title": "Improvement actions", "imp.all": "All", "imp.status": "Status", "imp.id": "No.",
+    "imp.problem": "Problem", "imp.root_cause": "Root cause", "imp.action": "Action", "imp.due": "Due date",
+    "imp.complaints": "Complaints", "imp.none": "No improvement action", "imp.evidence": "Evidence",
+    "imp.done": "Mark done", "imp.closed": "Done", "imp.analyse": "Analyse (5 Whys)",
+    "imp.new": "Record a 5-Why analysis and its action", "imp.whys": "5 Whys", "imp.why": "Why",
+    "imp.record": "Record", "imp.recorded": "Recorded",
 
     // dashboard.js: reports
     "dash.download": "Download the report", "dash.csv": "Download CSV", "dash.xlsx": "Download Excel",
