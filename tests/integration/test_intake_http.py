@@ -266,3 +266,71 @@ def test_staff_see_their_own_malls_by_name_and_the_chain_sees_all(intake):
     assert mine == [{"id": "sh-xujiahui", "code": "SHXJH", "name": "上海徐家汇店"}]
     chain = {m["id"] for m in intake.get("/malls").json()["items"]}  # chain-wide caller
     assert chain == {"sh-xujiahui", "bj-chaoyang", "gz-tianhe"}
+
+
+def test_the_acknowledgement_queue_lists_my_malls_waiting_complaints_earliest_deadline_first(intake):
+    """R1.2: what is still to be acknowledged, by its deadline (the desk's 1 minute before the
+    online channels' 30), of the caller's malls only; acknowledged and rejected ones are done."""
+
+    def register(channel, at, mall_id="sh-xujiahui", **more):  # a Thursday morning, the mall open
+        body = desk_complaint(
+            mall_id=mall_id,
+            channel=channel,
+            channel_ref=f"{channel}-{mall_id}-{at}",
+            received_at=f"2026-11-19T{at}:00+08:00",
+            customer={"phone": f"1390000{at.replace(':', '')}"},
+            **more,
+        )
+        created = intake.post("/complaints", json=body)
+        assert created.status_code == 201, created.text
+        return created.json()
+
+    hotline = register("hotline", "10:10")  # due 10:40
+    web = register("web", "10:20")  # due 10:50
+    social = register("social", "10:00")  # due 10:30
+    desk = register("desk", "10:05")  # due 10:06
+    register("hotline", "10:01", mall_id="bj-chaoyang")  # another mall's
+    told = register("app", "10:02")
+    assert intake.post(f"/complaints/{told['number']}/acknowledgement", json={"method": "app_message"}).ok
+    assert register("web", "10:03", description="??", demands={})["status"] == "rejected"
+
+    queue = intake.get("/acknowledgements/waiting", headers=staff("D3001"))
+    assert queue.status_code == 200, queue.text
+    listed = queue.json()
+    assert [c["number"] for c in listed["items"]] == [c["number"] for c in (desk, social, hotline, web)]
+    assert [c["ack_due_at"] for c in listed["items"]] == [
+        "2026-11-19T02:06:00+00:00",
+        "2026-11-19T02:30:00+00:00",
+        "2026-11-19T02:40:00+00:00",
+        "2026-11-19T02:50:00+00:00",
+    ]
+    assert listed["total"] == 4 and {c["status"] for c in listed["items"]} == {"registered"}
+    assert "13900" not in str(listed)  # the customer masked, as every read shows them
+
+    online = intake.get("/acknowledgements/waiting", params={"channels": "web,hotline"}, headers=staff("D3001"))
+    assert [c["number"] for c in online.json()["items"]] == [hotline["number"], web["number"]]
+    second = intake.get("/acknowledgements/waiting", params={"per_page": 2, "page": 2}, headers=staff("D3001"))
+    assert [c["number"] for c in second.json()["items"]] == [hotline["number"], web["number"]]
+
+    # the chain-wide see every mall's; a mall not the caller's is refused
+    chain = intake.get("/acknowledgements/waiting").json()
+    assert chain["total"] == 5 and {c["mall_id"] for c in chain["items"]} == {"sh-xujiahui", "bj-chaoyang"}
+    refused = intake.get("/acknowledgements/waiting", params={"mall_id": "bj-chaoyang"}, headers=staff("D3001"))
+    assert refused.status_code == 403
+
+    # once acknowledged, it is no longer waiting
+    acked = intake.post(
+        f"/complaints/{social['number']}/acknowledgement", json={"method": "phone"}, headers=staff("D3001")
+    )
+    assert acked.status_code == 200, acked.text
+    after = intake.get("/acknowledgements/waiting", headers=staff("D3001")).json()
+    assert [c["number"] for c in after["items"]] == [c["number"] for c in (desk, hotline, web)]
+
+
+def test_the_acknowledgement_queue_refuses_what_it_does_not_know(intake):
+    bad = intake.get("/acknowledgements/waiting", params={"channels": "hotline,carrier_pigeon", "per_page": 0})
+    assert bad.status_code == 422 and {"channels", "per_page"} <= set(bad.json()["fields"])
+    assert intake.get("/acknowledgements/waiting", params={"channels": ","}).status_code == 422
+    # a role that reads complaints but acknowledges none has no queue
+    regional = bearer("R0001", "regional_manager", ["sh-xujiahui"])
+    assert intake.get("/acknowledgements/waiting", headers=regional).status_code == 403

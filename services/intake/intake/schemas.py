@@ -121,6 +121,29 @@ class ListQuery(Schema):
             raise ValidationError("received_from is after received_to.", "received_from")
 
 
+class _Channels(fields.String):
+    """Channels named in one query value, comma-separated (`hotline,web`): a query string's
+    repeated key would keep only its first value on the way in."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        named = super()._deserialize(value, attr, data, **kwargs).split(",")
+        channels = list(dict.fromkeys(c.strip() for c in named if c.strip()))
+        unknown = [c for c in channels if c not in CHANNELS]
+        if unknown or not channels:
+            raise ValidationError(f"Name channels from: {', '.join(CHANNELS)}.")
+        return channels
+
+
+class WaitingQuery(Schema):
+    """The acknowledgement queue (R1.2): one mall of the caller's (all of them when left out)
+    and the channels to show (all when left out)."""
+
+    mall_id = _text(64)
+    channels = _Channels(metadata={"description": "comma-separated channels", "example": "hotline,web,social"})
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10000))
+    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+
+
 class _AcknowledgementOut(Schema):
     acknowledged_at = fields.AwareDateTime()
     acknowledged_by = fields.String()

@@ -15,7 +15,9 @@ caller; the full record and text come only from
 is each read of a file that came with a mail (`/complaints/<number>/attachments/<id>`);
 notify reads the contact alone, for a message to the customer, through its own audited
 `GET /complaints/<number>/contact` (RPC `complaint_contact`, `customer.notify`). Notify's
-message_sent of an acknowledgement acknowledges the complaint (R1.2, R7.1).
+message_sent of an acknowledgement acknowledges the complaint (R1.2, R7.1); `GET
+/acknowledgements/waiting` lists the complaints still to acknowledge, the earliest deadline
+first (the console's acknowledgement queue).
 
 Two channels come in by themselves (R7.2), through the same register path as every other:
 a mall's WeChat official account calls `/channels/wechat/<mall_id>` (intake.wechat), and
@@ -62,6 +64,7 @@ from .schemas import (
     ListQuery,
     MallList,
     MerchantList,
+    WaitingQuery,
 )
 from .storage import Complaints
 
@@ -152,6 +155,37 @@ class IntakeService(Service):
         if mall_id:
             query["mall_id"] = mall_id
         items, total = self.store.list(query)
+        return {
+            "items": ComplaintOut(many=True).dump(items),
+            "total": total,
+            "page": query["page"],
+            "per_page": query["per_page"],
+        }
+
+    @operation(
+        Op(
+            "GET",
+            "/acknowledgements/waiting",
+            "Complaints the customer has not yet been told we have (R1.2), of the caller's malls (or the one "
+            "named) and the channels named, the earliest acknowledgement deadline (ack_due_at) first.",
+            "complaint.acknowledge",
+            query=WaitingQuery,
+            responses={200: ComplaintList},
+        )
+    )
+    def waiting_acknowledgements(self, query):
+        """The acknowledgement queue of the hotline, web and social staff (the console's #/acks)."""
+        caller = self.access.caller()
+        query = WaitingQuery().load(query)
+        caller.require("complaint.acknowledge", query.get("mall_id"))
+        if "mall_id" in query:
+            malls = [query["mall_id"]]
+        else:
+            malls = None if caller.chain_wide else caller.malls
+        channels = query.get("channels")
+        if caller.channel:  # a channel's key acknowledges for its own channel only
+            channels = [c for c in channels or [caller.channel] if c == caller.channel]
+        items, total = self.store.waiting(malls, channels, query["page"], query["per_page"])
         return {
             "items": ComplaintOut(many=True).dump(items),
             "total": total,

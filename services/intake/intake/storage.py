@@ -55,6 +55,23 @@ class ComplaintStore(Store):
         )
         return items, total
 
+    def waiting(self, malls, channels, page, per_page):
+        """Complaints not yet acknowledged (R1.2) of `malls` (None: every mall) and `channels`
+        (None: every channel), the earliest acknowledgement deadline first, and how many."""
+        selector = {"status": "registered"}
+        if malls is not None:
+            selector["mall_id"] = {"$in": list(malls)}
+        if channels is not None:
+            selector["channel"] = {"$in": list(channels)}
+        total = self.complaints.count_documents(selector)
+        items = list(
+            self.complaints.find(selector, {"outbox": 0})
+            .sort([("ack_due_at", ASCENDING), ("_id", ASCENDING)])
+            .skip((page - 1) * per_page)
+            .limit(per_page)
+        )
+        return items, total
+
     def exists(self, number, mall_id):
         """Whether complaint `number` is one of mall `mall_id`'s."""
         return self.complaints.find_one({"_id": number, "mall_id": mall_id}, {"_id": 1}) is not None
@@ -100,6 +117,13 @@ class Complaints(MongoDatabase):
         db.complaints.create_index([("mall_id", ASCENDING), ("received_at", DESCENDING)])
         db.complaints.create_index([("received_at", DESCENDING)])
         db.complaints.create_index([("pending_events", ASCENDING)])
+        # The acknowledgement queue (ComplaintStore.waiting): the statuses and filters, then the
+        # deadline it is sorted by. The embedded store scans it for one mall and its channels
+        # (staff's usual query); for several malls and several channels at once it scans the
+        # collection (explain()), as mongod does not.
+        db.complaints.create_index(
+            [("status", ASCENDING), ("mall_id", ASCENDING), ("channel", ASCENDING), ("ack_due_at", ASCENDING)]
+        )
         # mongod answers {_id, status} from _id alone; the embedded store uses an index
         # only when it holds every field the query names.
         db.complaints.create_index([("_id", ASCENDING), ("status", ASCENDING)])
