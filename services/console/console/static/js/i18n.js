@@ -95,6 +95,15 @@ export const WORDS = {
     ok: "成功", failed: "失败",
     "nav.acks": "待告知", "nav.incidents": "不良事件", "nav.supervision": "主管审批", "nav.actions": "改进措施",
     // acks.js: the acknowledgement queue
+    "acks.title": "待告知顾客的投诉", "acks.intro": "请在告知期限前告诉顾客：我们已收到投诉。告知后点击所用的方式即完成记录，该条随即移出列表。",
+    "acks.mall": "商场", "acks.all_malls": "我的全部商场", "acks.channels": "我负责的渠道（都不选即全部）",
+    "acks.refresh": "立即刷新", "acks.caption": "告知期限最早的在前；列表每 20 秒自动更新。",
+    "acks.number": "编号", "acks.channel": "渠道", "acks.received": "受理时间", "acks.due": "告知期限",
+    "acks.countdown": "剩余时间", "acks.excerpt": "投诉内容（已脱敏）", "acks.how": "已告知，方式为",
+    "acks.acknowledge": "已告知顾客", "acks.left": "剩余 {}", "acks.overdue": "已超时 {}",
+    "acks.count": "待告知 {n} 件，其中已超时 {o} 件。", "acks.more": "仅显示告知期限最早的 {n} 件。",
+    "acks.empty": "没有待告知的投诉。新的投诉会自动出现在这里。", "acks.done": "{number} 已记录告知（{method}）",
+    "acks.failed": "未能完成",
 
     // revisits.js: the revisit worklist
     "rev.intro": "请在回访期限前联系顾客；需要完整号码时，选择用途后查看（每次查看都会记入审计日志）。",
@@ -266,6 +275,15 @@ export const WORDS = {
     "nav.acks": "To acknowledge", "nav.incidents": "Adverse events", "nav.supervision": "Supervision",
     "nav.actions": "Improvement actions",
     // acks.js: the acknowledgement queue
+    "acks.title": "Complaints to acknowledge", "acks.intro": "Tell the customer we have their complaint before its deadline, then click the way you told them: the acknowledgement is recorded and the complaint leaves the list.",
+    "acks.mall": "Mall", "acks.all_malls": "All my malls", "acks.channels": "My channels (none ticked: all)",
+    "acks.refresh": "Refresh now", "acks.caption": "The earliest deadline first; the list updates itself every 20 seconds.",
+    "acks.number": "Number", "acks.channel": "Channel", "acks.received": "Received", "acks.due": "Acknowledge by",
+    "acks.countdown": "Time left", "acks.excerpt": "Complaint (masked)", "acks.how": "Told the customer by",
+    "acks.acknowledge": "acknowledged", "acks.left": "{} left", "acks.overdue": "overdue by {}",
+    "acks.count": "{n} waiting, {o} of them overdue.", "acks.more": "Showing the {n} with the earliest deadlines.",
+    "acks.empty": "No complaint is waiting to be acknowledged. New ones appear here by themselves.",
+    "acks.done": "{number}: acknowledgement recorded ({method})", "acks.failed": "Could not be done",
 
     // revisits.js: the revisit worklist
     "rev.intro": "Call each customer before the revisit is due. For the full number, choose why you need it: every look is written to the audit log.",
