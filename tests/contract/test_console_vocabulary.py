@@ -120,3 +120,11 @@ def test_the_dashboard_names_every_stage_analytics_counts():
 
 def test_the_failed_messages_page_names_every_reason_notify_fails_a_message_for():
     assert sorted(js_list("messages.js", "REASONS")) == sorted(FAILURES)
+
+
+def test_the_acknowledgement_queue_offers_ways_intake_takes_for_every_channel():
+    block = re.search(r"const METHODS = \{(.*?)\};", (JS / "acks.js").read_text(encoding="utf-8"), re.S).group(1)
+    ways = {channel: re.findall(r'"([^"]+)"', listed) for channel, listed in re.findall(r"(\w+): \[(.*?)\]", block)}
+    assert sorted(ways) == sorted(enum("intake", "ComplaintIn", "channel"))
+    taken = set(enum("intake", "AcknowledgementIn", "method"))
+    assert all(listed and set(listed) <= taken for listed in ways.values()), ways

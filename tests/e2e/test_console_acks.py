@@ -120,6 +120,10 @@ def _walk(c):
     assert c.el(f'#acks tr[data-number="{social["number"]}"] td.countdown').text.startswith("overdue by")
     assert c.text(countdown).endswith("left")
     c.shot("queue-english")
+    c.driver.set_window_size(768, 1024)  # a tablet: the table scrolls within its box, the page does not
+    assert c.driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    c.shot("queue-tablet")
+    c.driver.set_window_size(1280, 800)
     c.click('input[name="channel"][value="email"]')
     assert c.text("#acks-empty").startswith("No complaint is waiting")
     c.shot("empty-english")

@@ -60,7 +60,7 @@ export async function render(main) {
   main.append(heading, h("p", { class: "note" }, t("acks.intro")),
     h("form", { class: "inline acks-filters", id: "acks-filters", onsubmit: (event) => event.preventDefault() },
       mine.length > 1 ? h("label", { for: "acks-mall" }, t("acks.mall"), mallPicker)
-        : h("p", {}, `${t("acks.mall")}：${mine.map(mallName).join("、")}`),
+        : h("p", {}, t("acks.mall_is").replace("{}", mine.map(mallName).join(t("acks.and")))),
       h("fieldset", { class: "acks-channels" }, h("legend", {}, t("acks.channels")), boxes),
       h("button", { type: "button", id: "acks-refresh", class: "secondary", onclick: () => load() }, t("acks.refresh"))),
     summary, list);

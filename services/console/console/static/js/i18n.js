@@ -96,7 +96,7 @@ export const WORDS = {
     "nav.acks": "待告知", "nav.incidents": "不良事件", "nav.supervision": "主管审批", "nav.actions": "改进措施",
     // acks.js: the acknowledgement queue
     "acks.title": "待告知顾客的投诉", "acks.intro": "请在告知期限前告诉顾客：我们已收到投诉。告知后点击所用的方式即完成记录，该条随即移出列表。",
-    "acks.mall": "商场", "acks.all_malls": "我的全部商场", "acks.channels": "我负责的渠道（都不选即全部）",
+    "acks.mall": "商场", "acks.mall_is": "商场：{}", "acks.and": "、", "acks.all_malls": "我的全部商场", "acks.channels": "我负责的渠道（都不选即全部）",
     "acks.refresh": "立即刷新", "acks.caption": "告知期限最早的在前；列表每 20 秒自动更新。",
     "acks.number": "编号", "acks.channel": "渠道", "acks.received": "受理时间", "acks.due": "告知期限",
     "acks.countdown": "剩余时间", "acks.excerpt": "投诉内容（已脱敏）", "acks.how": "已告知，方式为",
@@ -276,7 +276,7 @@ export const WORDS = {
     "nav.actions": "Improvement actions",
     // acks.js: the acknowledgement queue
     "acks.title": "Complaints to acknowledge", "acks.intro": "Tell the customer we have their complaint before its deadline, then click the way you told them: the acknowledgement is recorded and the complaint leaves the list.",
-    "acks.mall": "Mall", "acks.all_malls": "All my malls", "acks.channels": "My channels (none ticked: all)",
+    "acks.mall": "Mall", "acks.mall_is": "Mall: {}", "acks.and": ", ", "acks.all_malls": "All my malls", "acks.channels": "My channels (none ticked: all)",
     "acks.refresh": "Refresh now", "acks.caption": "The earliest deadline first; the list updates itself every 20 seconds.",
     "acks.number": "Number", "acks.channel": "Channel", "acks.received": "Received", "acks.due": "Acknowledge by",
     "acks.countdown": "Time left", "acks.excerpt": "Complaint (masked)", "acks.how": "Told the customer by",
