@@ -93,18 +93,18 @@ export async function render(main) {
     const zones = new Set(items.map((c) => mallZone(c.mall_id))).size > 1;   // name the zone when malls differ
     return h("table", { id: "acks" },
       h("caption", { class: "note" }, t("acks.caption")),
-      h("thead", {}, h("tr", {}, ["acks.number", "acks.mall", "acks.channel", "acks.received", "acks.due",
-        "acks.countdown", "acks.excerpt", "acks.how"].map((key) => h("th", { scope: "col" }, t(key))))),
+      h("thead", {}, h("tr", {}, ["acks.number", "acks.channel_mall", "acks.received", "acks.due", "acks.excerpt",
+        "acks.how"].map((key) => h("th", { scope: "col" }, t(key))))),
       h("tbody", {}, items.map((c) => {
         const row = h("tr", { "data-number": c.number, "data-channel": c.channel });
         const methods = METHODS[c.channel] || ["phone"];
         row.append(
           h("td", {}, h("a", { href: `#/case/${encodeURIComponent(c.number)}` }, c.number)),
-          h("td", {}, mallName(c.mall_id)),
-          h("td", {}, label("channel", c.channel)),
-          h("td", {}, when(c.received_at, c.mall_id, { zone: zones })),
-          h("td", {}, when(c.ack_due_at, c.mall_id, { zone: zones })),
-          h("td", { class: "countdown", "data-due": c.ack_due_at, "data-from": c.received_at }),
+          h("td", {}, h("div", { class: "channel" }, label("channel", c.channel)),
+            h("div", { class: "note" }, mallName(c.mall_id))),
+          h("td", { class: "received" }, when(c.received_at, c.mall_id, { zone: zones })),
+          h("td", {}, h("div", { class: "due" }, when(c.ack_due_at, c.mall_id, { zone: zones })),
+            h("div", { class: "countdown", "data-due": c.ack_due_at, "data-from": c.received_at })),
           h("td", { class: "excerpt" }, excerpt(c.description || "")),
           h("td", {}, h("div", { class: "acks-methods" }, methods.map((method, i) => h("button", {
             type: "button", class: i ? "secondary" : null, "data-method": method,
@@ -155,7 +155,7 @@ export async function render(main) {
   timers.push(setInterval(() => {
     if (!document.body.contains(list)) { timers.forEach(clearInterval); return; }
     const now = Date.now();
-    list.querySelectorAll("td.countdown").forEach((cell) => tick(cell, now));
+    list.querySelectorAll(".countdown").forEach((cell) => tick(cell, now));
     summarise(now);
   }, 1000), setInterval(() => {
     if (document.body.contains(list)) load();
