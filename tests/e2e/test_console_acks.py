@@ -1,11 +1,13 @@
 """Issue 20: the acknowledgement queue of the hotline, web and social staff (R1.2), end to end
 in headless Chromium. Complaints of Xujiahui on several channels and one of Chaoyang are
 registered through intake's API; Xujiahui's desk clerk sees Xujiahui's only, the earliest
-acknowledgement deadline first, each with its countdown, narrows the list to a channel, sees
+acknowledgement deadline first, each with its countdown (the desk's minute to the second),
+narrows the list to a channel, sees
 a new complaint come in, and acknowledges one from the keyboard: intake has it acknowledged
 by phone, by the clerk, and the row is gone. Screenshots in Chinese and English:
 test-artifacts/console/console_acks/ (gitignored)."""
 
+import re
 import uuid
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -69,8 +71,9 @@ def _walk(c):
     web = _register(c.url, sh, "web", "网上订的蛋糕送到时已经压坏了", at="10:20")  # due 10:50 yesterday
     hotline = _register(c.url, sh, "hotline", "来电反映三楼洗手间没有纸巾", at="10:10")  # due 10:40
     social = _register(c.url, sh, "social", "微博上说试衣间排队一个小时没人管", at="10:00")  # due 10:30
+    desk = _register(c.url, sh, "desk", "服务台：收银台找零少了五元")  # 1 minute, from now
     beijing = _register(c.url, bj, "hotline", "北京店电梯停运没有提示", at="10:05", mall_id="bj-chaoyang")
-    expected = [social["number"], hotline["number"], web["number"], live["number"]]
+    expected = [social["number"], hotline["number"], web["number"], desk["number"], live["number"]]
     assert [x["ack_due_at"] for x in (social, hotline, web)] == sorted(x["ack_due_at"] for x in (social, hotline, web))
 
     c.login("D3001", "acks")
@@ -84,10 +87,12 @@ def _walk(c):
     assert "来电反映三楼洗手间没有纸巾" in cells[4]
     assert c.el(f'#acks tr[data-number="{hotline["number"]}"] .countdown').text.startswith("已超时")
     countdown = f'#acks tr[data-number="{live["number"]}"] .countdown'
-    first = c.text(countdown)
-    assert first.startswith("剩余") and c.el(countdown).get_attribute("data-sla") != "breached"
-    if "小时" not in first:  # under an hour: it counts the seconds down
-        c.wait.until(lambda d: c.el(countdown).text != first)
+    assert c.text(countdown).startswith("剩余") and c.el(countdown).get_attribute("data-sla") != "breached"
+    seconds = f'#acks tr[data-number="{desk["number"]}"] .countdown'  # the desk's minute, to the second
+    first = c.text(seconds)
+    assert re.fullmatch(r"(剩余|已超时) \d+分\d\d秒", first), first
+    c.wait.until(lambda d: c.el(seconds).text != first)
+    assert c.el(f'#acks tr[data-number="{desk["number"]}"] button').text == "当面告知"
     assert c.el(f'#acks tr[data-number="{social["number"]}"] button').text == "电话"  # the way that fits first
     assert c.el(f'#acks tr[data-number="{web["number"]}"] button').text == "短信"
     assert _fits(c)
@@ -97,9 +102,9 @@ def _walk(c):
     c.click('input[name="channel"][value="social"]')
     c.wait.until(lambda d: quietly(lambda _: _numbers(c) == [social["number"]], d))
     c.click('input[name="channel"][value="social"]')
-    c.wait.until(lambda d: quietly(lambda _: len(_numbers(c)) == 4, d))
+    c.wait.until(lambda d: quietly(lambda _: len(_numbers(c)) == 5, d))
     late = _register(c.url, sh, "web", "网站上的优惠券领取后无法使用", at="10:30")  # due 11:00 yesterday
-    c.until(lambda: _numbers(c) == [*expected[:3], late["number"], live["number"]], "#acks-refresh")
+    c.until(lambda: _numbers(c) == [*expected[:3], late["number"], *expected[3:]], "#acks-refresh")
 
     # the hotline complaint acknowledged from the keyboard: Tab from its number to its first button, Enter
     c.driver.execute_script("arguments[0].focus()", c.el(f'#acks tr[data-number="{hotline["number"]}"] a'))
@@ -117,13 +122,13 @@ def _walk(c):
     assert told["status"] == "acknowledged"
     assert (told["acknowledgement"]["method"], told["acknowledgement"]["acknowledged_by"]) == ("phone", "D3001")
     assert told["acknowledgement"]["within_deadline"] is False  # yesterday's, told today
-    assert _numbers(c) == [social["number"], web["number"], late["number"], live["number"]]
+    assert _numbers(c) == [social["number"], web["number"], late["number"], desk["number"], live["number"]]
     c.shot("acknowledged")
 
     # in English; then a channel with nothing waiting shows the empty state
     c.click("#lang")
     c.wait.until(lambda d: quietly(lambda _: c.el("h1").text == "Complaints to acknowledge", d))
-    c.wait.until(lambda d: quietly(lambda _: len(_numbers(c)) == 4, d))
+    c.wait.until(lambda d: quietly(lambda _: len(_numbers(c)) == 5, d))
     row = c.el(f'#acks tr[data-number="{social["number"]}"]')
     assert row.find_elements(c.By.TAG_NAME, "td")[1].text.split("\n") == ["Social media", "Shanghai Xujiahui"]
     assert c.el(f'#acks tr[data-number="{social["number"]}"] .countdown').text.startswith("overdue by")
