@@ -13,6 +13,7 @@ from tests.e2e.conftest import Console
 SIZES = {"laptop": (1280, 800), "tablet-upright": (820, 1180), "tablet-side": (1180, 820)}
 PAGES = [
     ("D3001", "desk"),
+    ("D3001", "acks"),
     ("E3501", "queue"),
     ("E3501", "case"),
     ("E3002", "revisits"),
