@@ -134,7 +134,7 @@ export const WORDS = {
     "inc.handle": "记录处置", "inc.told_note": "告知内容与顾客意见", "inc.tell": "记录已告知顾客",
     "inc.step.communication": "告知顾客处理结果", "inc.contact": "顾客联系方式", "inc.purpose": "查看目的",
     "inc.contact_note": "完整联系方式按目的查看，每次查看都会留痕。", "inc.show_contact": "查看联系方式",
-    "inc.purpose.verify": "核实事件经过", "inc.purpose.tell": "告知顾客处理结果",
+
 
     // supervision.js: corrections, approvals, re-reviews
     "sup.title": "主管工作台", "sup.approvals": "待我审批的方案", "sup.approvals_none": "暂无待我审批的方案",
@@ -318,8 +318,7 @@ export const WORDS = {
     "inc.told_note": "What the customer was told and said", "inc.tell": "Record that the customer was told",
     "inc.step.communication": "Tell the customer", "inc.contact": "Customer's contact", "inc.purpose": "Purpose",
     "inc.contact_note": "The whole contact is shown for a stated purpose; every read is recorded.",
-    "inc.show_contact": "Show the contact", "inc.purpose.verify": "Verify what happened",
-    "inc.purpose.tell": "Tell the customer the outcome",
+    "inc.show_contact": "Show the contact",
 
     // supervision.js: corrections, approvals, re-reviews
     "sup.title": "Supervision", "sup.approvals": "Proposals waiting for my approval",

@@ -223,7 +223,8 @@ function nextStep(i, action, again) {
 
 // The customer's whole record, read for a stated purpose (audited by the service).
 function contactCard(i) {
-  const purposes = ["inc.purpose.verify", "inc.purpose.tell"].map((k) => [t(k), t(k)]);
+  // the purpose's words, as chosen, are what the audit log keeps (one list with the revisit caller's)
+  const purposes = ["verify_incident", "tell_outcome"].map((code) => [label("contact_purpose", code), label("contact_purpose", code)]);
   const out = h("p", { id: "incident-contact" });
   const form = h("form", { id: "incident-contact-form", class: "inline" },
     field("purpose", select(purposes), { scope: "inc-contact", label: t("inc.purpose") }),

@@ -68,6 +68,8 @@ function attempts(tried, at, page) {
       h("td", {}, at(a.at)), h("td", {}, label("outcome", a.outcome)), h("td", {}, who(a.by)), h("td", {}, a.note || "")))));
 }
 
+const REVISIT_PURPOSES = ["revisit_call", "verify_details", "call_back"];   // of labels.yml's contact_purpose
+
 // The masked contact, and (for a revisit still to make) the full one through intake's audited read:
 // the purpose's words, as the caller chose them, are what the audit log keeps.
 function contact(revisit, open) {
@@ -75,7 +77,7 @@ function contact(revisit, open) {
   const shown = h("span", { "data-contact": "masked" }, revisit.contact_masked || "—");
   const line = h("p", { class: "contact" }, `${t("rev.contact")}: `, shown);
   if (!open || !revisit.contact_masked || !may("customer.contact")) return line;
-  const purpose = select(labelOptions("contact_purpose"));
+  const purpose = select(labelOptions("contact_purpose").filter(([code]) => REVISIT_PURPOSES.includes(code)));
   const form = h("form", { class: "inline", "data-reveal": id },
     field("purpose", purpose, { scope: id, label: t("rev.purpose") }),
     h("p", {}, h("button", { type: "submit", class: "secondary" }, t("rev.reveal"))));
