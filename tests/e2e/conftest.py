@@ -249,6 +249,38 @@ def code_words_in(text, language):
     return found
 
 
+# what the report's frame shows: each chart's name and drawn size, its bars, the page's text and height
+FRAME = """
+const frame = document.querySelector('#dash-report'), page = frame.contentDocument;
+return {charts: [...page.querySelectorAll('svg')].map((svg) => {
+          const box = svg.getBoundingClientRect();
+          return {name: svg.getAttribute('aria-label'), width: box.width, height: box.height,
+                  bars: [...svg.querySelectorAll('rect')].filter((r) => r.getBBox().width > 0).length};
+        }),
+        lang: page.documentElement.lang, text: page.body.innerText,
+        tall: page.documentElement.scrollHeight, shown: frame.getBoundingClientRect().height};
+"""
+
+
+def open_report(c, *names):
+    """The month's report once its frame has loaded and shows the charts `names`: each drawn (a
+    size, a bar with a width), the whole report shown (no scrollbar inside the frame)."""
+    deadline = time.monotonic() + WAIT
+    while True:  # the category chart waits for triage to grade the complaint
+        c.click("#dash-monthly")
+        c.el('#dash-report[data-ready="monthly"]')
+        report = c.driver.execute_script(FRAME)
+        charts = {chart["name"]: chart for chart in report["charts"]}
+        if all(name in charts for name in names) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert set(names) <= set(charts), charts
+    for name in names:
+        assert charts[name]["width"] > 300 and charts[name]["height"] > 0 and charts[name]["bars"] >= 1, charts
+    assert report["shown"] >= report["tall"]
+    return report
+
+
 def quietly(attempt, driver):
     from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 

@@ -20,19 +20,7 @@ import requests
 from selenium.webdriver.common.keys import Keys
 
 from mallcare_cli.examples import desk_complaint
-from tests.e2e.conftest import WAIT, Console, code_words_in, quietly
-
-# what the report's frame shows: each chart's name and drawn size, its bars, the page's text and height
-FRAME = """
-const frame = document.querySelector('#dash-report'), page = frame.contentDocument;
-return {charts: [...page.querySelectorAll('svg')].map((svg) => {
-          const box = svg.getBoundingClientRect();
-          return {name: svg.getAttribute('aria-label'), width: box.width, height: box.height,
-                  bars: [...svg.querySelectorAll('rect')].filter((r) => r.getBBox().width > 0).length};
-        }),
-        lang: page.documentElement.lang, text: page.body.innerText,
-        tall: page.documentElement.scrollHeight, shown: frame.getBoundingClientRect().height};
-"""
+from tests.e2e.conftest import WAIT, Console, code_words_in, open_report, quietly
 
 
 def test_the_chain_view_counts_a_new_complaint_and_opens_a_mall(console, browser, tmp_path):
@@ -90,7 +78,7 @@ def _walk(c, url, downloads):
 
     # the month's report as a page: its charts drawn, the whole page shown, the mall and stages in words
     month = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
-    report = _open_report(c, "图表: 投诉类型占比")
+    report = open_report(c, "图表: 投诉类型占比")
     assert report["lang"] == "zh-CN" and "月度报告" in report["text"] and "北京朝阳店" in report["text"]
     assert not code_words_in(report["text"], "zh")
     c.shot("monthly-report")
@@ -114,7 +102,7 @@ def _walk(c, url, downloads):
     c.wait.until(lambda d: quietly(lambda _: c.el("h1").text.startswith("Operations dashboard"), d))
     assert c.el('#dash-stages tr[data-stage="acknowledgement"] th').text == "Acknowledgement"
     c.shot("chain-english")
-    report = _open_report(c, "Chart: Share by category")
+    report = open_report(c, "Chart: Share by category")
     assert report["lang"] == "en" and "Monthly report" in report["text"] and "Beijing Chaoyang" in report["text"]
     assert not code_words_in(report["text"], "en")
     c.shot("monthly-report-english")
@@ -127,7 +115,7 @@ def _walk(c, url, downloads):
 
     # on a tablet the dashboard and the report fit the width (the charts scale down)
     c.driver.set_window_size(768, 1024)
-    _open_report(c, "Chart: Share by category")
+    open_report(c, "Chart: Share by category")
     assert c.driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
     assert c.driver.execute_script(
         "const page = document.querySelector('#dash-report').contentDocument.documentElement;"
@@ -147,25 +135,6 @@ def _walk(c, url, downloads):
     c.driver.get("data:text/html;charset=utf-8;base64," + base64.b64encode(page.content).decode())
     assert "北京朝阳店" in c.driver.find_element(c.By.TAG_NAME, "body").text
     assert not c.accessibility()
-
-
-def _open_report(c, *names):
-    """The month's report once its frame has loaded and shows the charts `names`: each drawn (a
-    size, a bar with a width), the whole report shown (no scrollbar inside the frame)."""
-    deadline = time.monotonic() + WAIT
-    while True:  # the category chart waits for triage to grade the complaint
-        c.click("#dash-monthly")
-        c.el('#dash-report[data-ready="monthly"]')
-        report = c.driver.execute_script(FRAME)
-        charts = {chart["name"]: chart for chart in report["charts"]}
-        if all(name in charts for name in names) or time.monotonic() > deadline:
-            break
-        time.sleep(1)
-    assert set(names) <= set(charts), charts
-    for name in names:
-        assert charts[name]["width"] > 300 and charts[name]["height"] > 0 and charts[name]["bars"] >= 1, charts
-    assert report["shown"] >= report["tall"]
-    return report
 
 
 def _saved(path):
