@@ -113,9 +113,9 @@ def _walk(c):
     c.click('#nav a[href="#/queue"]')  # the open task waits in the queue page
     task = f'#rectification-queue tr[data-number="{number}"][data-rectification="{before + 1}"]'
     assert "mine" in c.el(task).get_attribute("class")
+    assert "员工培训" in c.el(task).text and "张伟" in c.el(task).text
     c.click(f"{task} a")
     c.el('main[data-page="case"] #rectification-list')
-    assert "员工培训" in c.el(task).text and "张伟" in c.el(task).text
     c.type(f'{mine} [data-path="evidence"]', "培训签到表 2026-12")
     c.act(f"{mine} button[type=submit]")
     assert c.el(mine).get_attribute("data-done") == "true"

@@ -2,8 +2,8 @@
 // triage's assessment (reassign, correct), the review meeting (R2.4), the time told to the customer,
 // rectification tasks (R3.8), closing and reopening (R4.2), and putting it into the case library (R4.4).
 import { AT_RISK_SHARE, api, categoryCell, categoryName, field, formBody, h, label, labelIn, labelOptions, lines, mallName,
-         mallTime, mallZone, mark, may, remedies, remedyErrors, remedyInputs, select, showErrors, slaMark, staff, staffName, t, toast,
-         when } from "./core.js";
+         mallTime, mallZone, mark, may, rectificationText, remedies, remedyErrors, remedyInputs, select, showErrors, slaMark,
+         staff, staffName, t, toast, when } from "./core.js";
 
 const FINISHED = ["resolved", "closed"];
 // the categories a supervisor may correct to: the taxonomy's, not "unclassified"
@@ -61,7 +61,8 @@ export async function render(main, [number]) {
   main.append(h("h2", {}, t("timeline")), h("table", { id: "timeline" },
     h("thead", {}, h("tr", {}, ["#", t("at"), t("by"), t("action"), t("state")].map((x) => h("th", { scope: "col" }, x)))),
     h("tbody", {}, (c.timeline || []).map((e) => h("tr", { "data-action": e.action },
-      h("td", {}, e.seq), h("td", {}, at(e.at)), h("td", {}, [who(e.by), label("role", e.role)].filter(Boolean).join(" · ")),
+      h("td", {}, e.seq), h("td", {}, at(e.at)), h("td", {}, e.role === "service" ? label("role", "service")   // a service's own step: "系统"
+        : [who(e.by), label("role", e.role)].filter(Boolean).join(" · ")),
       h("td", {}, label("action", e.action)), h("td", {}, label("case_state", e.state)))))));
 }
 
@@ -189,7 +190,7 @@ function rectifications({ c, act, at, who, staffPicker }) {
     h("thead", {}, h("tr", {}, ["#", t("rect.kind"), t("rect.description"), t("owner"), t("rect.due"), t("rect.done")]
       .map((x) => h("th", { scope: "col" }, x)))),
     h("tbody", {}, items.map((r) => h("tr", { "data-rectification": r.id, "data-done": r.done ? "true" : "false" },
-      h("td", {}, r.id), h("td", {}, label("rectification_kind", r.kind)), h("td", {}, r.description || ""),
+      h("td", {}, r.id), h("td", {}, label("rectification_kind", r.kind)), h("td", {}, rectificationText(r.description)),
       h("td", {}, who(r.owner_id) || "—"), h("td", {}, at(r.due_at), " ", r.done ? "" : mark(slaMark(r.due_at, null))),
       h("td", {}, r.done ? `✓ ${at(r.done.at)} ${r.done.evidence || ""}` : doneForm(r, act))))))
     : h("p", {}, t("rect.none")));

@@ -271,3 +271,11 @@ export function mallTime(local, mall) {
 // The malls the labels name (ids), and a mall's merchants for a <select>: [[id, name], ...].
 export const mallIds = () => Object.keys(LABELS.malls);
 export const merchantOptions = (mall) => Object.entries((LABELS.malls[mall] || { merchants: {} }).merchants);
+
+// A rectification task's description in words. Resolution writes "after <case> (<category>)" for
+// the task its policy opens by itself (domain/actions.py, rectification_tasks): the category is
+// named here; what a person wrote stays as written.
+export function rectificationText(description) {
+  const automatic = /^after (\S+) \(([a-z_.]+)\)$/.exec(description || "");
+  return automatic ? `${t("rect.after")} ${automatic[1]}（${categoryName(automatic[2])}）` : description || "";
+}

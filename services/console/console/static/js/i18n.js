@@ -86,7 +86,7 @@ export const WORDS = {
     "closing.close": "关闭案件", "closing.reopen": "重新打开", "closing.who": "由主管、店长、运营总监或法务关闭或重新打开案件。",
     ok: "成功", failed: "失败",
     // the pages in words (issue 20): the case page's owners, meeting, timeline details
-    "meeting.attendees_hint": "例如：工程物业部、客服部", "rect.done": "已完成", "step.source": "来源", "step.decision": "结论",
+    "meeting.attendees_hint": "例如：工程物业部、客服部", "rect.done": "已完成", "rect.after": "整改来自案件", "step.source": "来源", "step.decision": "结论",
     "step.remedies": "补偿", "step.points": "异议要点", "step.reason": "原因", "step.to_role": "转交", "step.kind": "类型",
     "step.via": "方式", "step.responsible_department": "责任部门", "step.spot": "当场处理", "step.summary": "摘要",
     "step.text": "内容", "step.total": "合计",
@@ -111,9 +111,9 @@ export const WORDS = {
     "check.approver": "Must be approved by", "check.no_approval": "no approval needed", "check.you_may_approve": "You may approve it",
     "check.breach": "Above the caps", yes: "yes", no: "no",
     skip: "Skip to content", logout: "Sign out", "nav.desk": "Service desk", "nav.queue": "My queue", "nav.revisits": "Revisits",
-    "nav.dashboard": "Dashboard", "login.title": "Staff sign-in", "login.staff": "Staff", "login.submit": "Sign in",
-    "login.note": "Demo sign-in: stands in for the chain's sign-on, for the demo only.",
-    "login.sign_on": "Sign in with the chain's sign-on", "login.with_token": "Sign in with a sign-on token",
+    "nav.dashboard": "Dashboard", "login.title": "Staff: sign in", "login.staff": "Staff", "login.submit": "Sign in",
+    "login.note": "Demo only: stands in for the chain's single sign on.",
+    "login.sign_on": "Sign in through the chain's single sign on", "login.with_token": "Sign in with a token of the chain's single sign on",
     "login.token": "Sign-on token", "login.refused": "Could not sign in",
     "desk.title": "Register a complaint", mall: "Mall", channel: "Channel", "channel.desk": "Service desk", "channel.hotline": "Hotline",
     "channel.web": "Website", "channel.app": "App", "channel.mini_program": "Mini program", "channel.wechat": "WeChat",
@@ -161,7 +161,7 @@ export const WORDS = {
     "act.escalate": "Escalate",
     // desk: settling at the desk (R3.2)
     "spot.title": "Settle at the desk (R3.2)",
-    "spot.hint": "Only a low-risk complaint outside a cross-department dispute, with remedies within the spot limit and your own authority.",
+    "spot.hint": "Only a complaint of low risk, not a dispute between departments, with remedies within the spot limit and your own authority.",
     "spot.summary": "Summary of the settlement", "spot.text": "What the customer was told (optional)",
     "spot.signature": "Customer's signed receipt no. (for cash)", "spot.submit": "Settle and resolve",
     "spot.waiting": "The case is being opened (after triage); trying again shortly…",
@@ -172,7 +172,7 @@ export const WORDS = {
     "remedy.cash_compensation": "Cash compensation",
     "spot.grading": "Waiting for triage's grading…",
     "spot.not_low": "not low risk: not settled at the desk, its owner takes it on",
-    "spot.dispute": "a cross-department dispute: the review meeting decides first, not settled at the desk",
+    "spot.dispute": "a dispute between departments: the review meeting decides first, not settled at the desk",
     // the case library (R4.4)
     "nav.library": "Case library", "lib.title": "Case library", "lib.put": "Put into the case library",
     "lib.lessons": "Lessons learnt", "lib.submit": "Put into the library",
@@ -213,7 +213,7 @@ export const WORDS = {
     "closing.who": "A supervisor, store manager, operations director or legal closes or reopens a case.",
     ok: "Done", failed: "Failed",
     // the pages in words (issue 20): the case page's owners, meeting, timeline details
-    "meeting.attendees_hint": "e.g. Facilities, Customer service", "rect.done": "done", "step.source": "Source",
+    "meeting.attendees_hint": "e.g. Facilities, Customer service", "rect.done": "done", "rect.after": "Follow-up of", "step.source": "Source",
     "step.decision": "Decision", "step.remedies": "Remedies", "step.points": "Objection", "step.reason": "Reason",
     "step.to_role": "To", "step.kind": "Kind", "step.via": "Via", "step.responsible_department": "Responsible department",
     "step.spot": "At the desk", "step.summary": "Summary", "step.text": "Text", "step.total": "Total",

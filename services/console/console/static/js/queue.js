@@ -1,6 +1,6 @@
 // Handler's queue: open cases of my malls, the earliest deadline first, with SLA countdowns and marks.
-import { AT_RISK_SHARE, api, categoryCell, categoryName, h, label, mallName, mark, session, slaMark, staff, staffName, t,
-         when } from "./core.js";
+import { AT_RISK_SHARE, api, categoryCell, categoryName, h, label, mallName, mark, rectificationText, session, slaMark,
+         staff, staffName, t, when } from "./core.js";
 
 // The at-risk share of the resolution deadline. A handler may not read reports (report.read in
 // deploy/policy/access.yml leaves handler out), so the queue cannot ask analytics' live report for
@@ -60,7 +60,7 @@ export async function render(main) {
     h("tbody", {}, rectifications.map((r) => h("tr", { "data-number": r.complaint_no, "data-rectification": r.id,
                                                       class: r.owner_id === me.user ? "mine" : null },
       h("td", {}, h("a", { href: `#/case/${encodeURIComponent(r.complaint_no)}` }, r.complaint_no)),
-      h("td", {}, label("rectification_kind", r.kind)), h("td", {}, r.description || ""), h("td", {}, who(r.owner_id)),
+      h("td", {}, label("rectification_kind", r.kind)), h("td", {}, rectificationText(r.description)), h("td", {}, who(r.owner_id)),
       h("td", {}, at(r.due_at, r.mall_id)),
       h("td", { class: "sla", "data-due": r.due_at, "data-from": "" }, mark(slaMark(r.due_at, null, RESOLUTION_SHARE)))))))
     : h("p", {}, t("rect.none")));
