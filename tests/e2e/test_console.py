@@ -125,7 +125,7 @@ def _walk(c):
     c.act("#accept")
     while c.driver.find_elements(c.By.CSS_SELECTOR, "#tasks button[data-task]"):
         c.act("#tasks button[data-task]")
-    c.type("#f-resolve-summary", "refunded, voucher sent, batch off the shelf")
+    c.type("#f-resolve-summary", "已退款并发放代金券，该批次已下架")  # the clerk writes Chinese
     c.click("#resolve")
     assert c.wait.until(lambda d: quietly(lambda _: c.el("#case-state").get_attribute("data-state") == "resolved", d))
     assert len(c.driver.find_elements(c.By.CSS_SELECTOR, "#timeline tbody tr")) >= 6

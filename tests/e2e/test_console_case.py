@@ -177,6 +177,8 @@ def _walk(c):
     assert "刘洋" in c.el("#case-owner").text
     c.click("#lang")
     assert c.el('#nav a[href="#/library"]').text == "Case library"
+    c.el('main[data-page="case"] #expected')  # the page again, in English
+    assert "Facilities" in c.el("#meeting-decided").text and "Phone" in c.el("#expected").text
     c.shot("dispute-decided")
 
     # A proposed category is shown unconfirmed; the director's correction confirms it.
