@@ -76,7 +76,7 @@ export const WORDS = {
     "meeting.title": "跨部门评审会 (R2.4)", "meeting.departments": "涉及部门", "meeting.due": "评审期限",
     "meeting.convenor": "召集人", "meeting.decided": "评审会已决定", "meeting.responsible": "责任部门",
     "meeting.owner": "该部门负责人（工号）", "meeting.attendees": "参会人（逗号分隔）", "meeting.decision": "评审结论",
-    "meeting.submit": "记录评审结论", "meeting.pending": "等待运营总监召集评审会确定责任部门，之后才能提出处理方案。", "triage.title": "分级与分派（triage）",
+    "meeting.submit": "记录评审结论", "meeting.pending": "等待运营总监召集评审会确定责任部门，之后才能提出处理方案。", "triage.title": "分级与分派",
     "triage.reasons": "风险依据", "triage.urgency": "紧急程度", "triage.unconfirmed": "待确认", "triage.systemic": "系统性", "triage.recurrences": "近期同类", "triage.department": "责任部门",
     "triage.first_response": "首次响应期限", "triage.reassign": "改派负责人", "triage.new_owner": "新负责人（工号）",
     "triage.correct": "更正类别/风险", "triage.field": "更正项", "triage.value": "更正为", "triage.sent": "已提交分级更改，案件稍后同步",
