@@ -25,10 +25,11 @@ export async function render(main, [number]) {
   // the case's own mall's clock, whatever the reader's laptop is set to
   const at = (iso) => when(iso, c.mall_id);
   const who = (id) => staffName(people, id);
+  const person = (id) => people.some((p) => p.id === id);   // else a service acted
   // owners are picked by name from the mall's staff (the services take the id)
   const staffPicker = (optional) => select([...(optional ? [["", ""]] : []), ...here.map((p) => [p.id,
     `${p.name} · ${label("role", p.role)}${p.department ? ` · ${label("department", p.department)}` : ""}`])]);
-  const ctx = { c, act, at, who, staffPicker };
+  const ctx = { c, act, at, who, person, staffPicker };
 
   main.append(
     h("h1", {}, `${t("case.title")} `, h("span", { id: "case-number" }, c.complaint_no), " · ",
@@ -39,7 +40,7 @@ export async function render(main, [number]) {
       h("span", { id: "case-owner", "data-owner": c.owner_id || "" }, `${t("owner")}: ${who(c.owner_id) || "—"}`),
       ` · ${t("due")}: `, h("span", { id: "case-due" }, at(c.resolution_due_at)), " ",
       // the policy's default at-risk share (0.8): handlers, who work this page, may not read the live report
-      mark(slaMark(c.resolution_due_at, c.opened_at, AT_RISK_SHARE))),
+      finished ? null : mark(slaMark(c.resolution_due_at, c.opened_at, AT_RISK_SHARE))),
       c.round > 1 ? h("p", {}, `${t("round")}: ${c.round}`) : null,
       c.expected_resolution ? h("p", { id: "expected" }, `${t("expected.told")}: `,
         h("strong", {}, at(c.expected_resolution.expected_by)), ` (${label("via", c.expected_resolution.via)})`,
@@ -48,7 +49,7 @@ export async function render(main, [number]) {
         c.resolution.spot ? ` (${t("spot.title")})` : "") : null,
       c.closure_by_rule ? h("p", { id: "closure-by-rule" }, `${t("closure.by_rule")}: ${at(c.closure_by_rule.close_at)}`)
         : null,
-      c.closure ? h("p", {}, `${t("closure")}: ${c.closure.reason} · ${at(c.closure.at)}`,
+      c.closure ? h("p", { id: "closure" }, `${t("closure")}: ${closureWords(c.closure, people)} · ${at(c.closure.at)}`,
         c.closure.without_answer ? h("span", { class: "mark risk" }, t("closure.without_answer")) : null) : null));
 
   const meeting = c.review_meeting;
@@ -64,6 +65,14 @@ export async function render(main, [number]) {
       h("td", {}, e.seq), h("td", {}, at(e.at)), h("td", {}, e.role === "service" ? label("role", "service")   // a service's own step: "系统"
         : [who(e.by), label("role", e.role)].filter(Boolean).join(" · ")),
       h("td", {}, label("action", e.action)), h("td", {}, label("case_state", e.state)))))));
+}
+
+// Why the case was closed: a person's reason as they wrote it; a closing by the services (the
+// customer satisfied at the revisit, or unreachable past the waiting time) in the reader's words,
+// since the services write theirs for the log.
+function closureWords(closure, people) {
+  if (people.some((p) => p.id === closure.by)) return `${staffName(people, closure.by)}: ${closure.reason}`;
+  return t(closure.without_answer ? "closure.unreachable" : "closure.satisfied");
 }
 
 // R2.4: a cross-department dispute waits for the operations director's meeting to name the
@@ -96,7 +105,7 @@ function reviewMeeting({ c, act, at, who, staffPicker }, meeting) {
 
 // What triage says (category, risk and why, department, owner, deadlines, history); a supervisor
 // reassigns the owner or corrects category or risk there, and the case follows by triage's events.
-function triageCard({ c, at, who, staffPicker }, a, again) {
+function triageCard({ c, at, who, person, staffPicker }, a, again) {
   const no = encodeURIComponent(c.complaint_no);
   const card = h("section", { class: "card", id: "assessment" }, h("h2", {}, t("triage.title")),
     h("table", {}, [
@@ -111,7 +120,7 @@ function triageCard({ c, at, who, staffPicker }, a, again) {
       [t("triage.first_response"), at(a.first_response_due_at)], [t("due"), at(a.resolution_due_at)],
     ].map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v)))),
     (a.history || []).length ? h("ul", { id: "assessment-history" }, a.history.map((x) => h("li", {},
-      historyLine(x, at, who)))) : null);
+      historyLine(x, at, who, person)))) : null);
   const send = (path, form) => api("triage", `assessments/${no}/${path}`, { method: "POST", body: formBody(form) })
     .then(() => { toast(t("triage.sent")); return again(); }).catch((e) => showErrors(form, e));
   if (FINISHED.includes(c.state)) return card;
@@ -156,12 +165,14 @@ function riskReason(r, who) {
 
 // A step of triage's history: what was changed from what to what, by whom and why (the routing
 // basis triage writes for itself is left out: the department above says where the case went).
-function historyLine(x, at, who) {
+function historyLine(x, at, who, person) {
   const value = (v) => (x.field === "category" ? categoryName(v) : x.field === "risk_level" ? label("risk_level", v)
     : x.field === "department" ? label("department", v) : who(v));
   const change = x.old !== undefined || x.new !== undefined ? ` ${value(x.old) || "—"} → ${value(x.new)}` : "";
-  const by = x.by === "triage" ? label("role", "service") : who(x.by);
-  const why = ["triaged", "review_meeting"].includes(x.action) ? "" : x.reason ? ` · ${x.reason}` : "";
+  // what a service writes (the routing basis, "customer satisfied (score 5)") is for the log: a
+  // person's reason is shown as they wrote it
+  const by = person(x.by) ? who(x.by) : label("role", "service");
+  const why = person(x.by) && x.reason && x.action !== "review_meeting" ? ` · ${x.reason}` : "";
   return `${at(x.at)} ${by}: ${label("assessment_action", x.action)}${change}${why}`;
 }
 

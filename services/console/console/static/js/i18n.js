@@ -86,7 +86,7 @@ export const WORDS = {
     "closing.close": "关闭案件", "closing.reopen": "重新打开", "closing.who": "由主管、店长、运营总监或法务关闭或重新打开案件。",
     ok: "成功", failed: "失败",
     // the pages in words (issue 20): the case page's owners, meeting, timeline details
-    "meeting.attendees_hint": "例如：工程物业部、客服部", "rect.done": "已完成", "rect.after": "整改来自案件", "step.source": "来源", "step.decision": "结论",
+    "meeting.attendees_hint": "例如：工程物业部、客服部", "rect.done": "已完成", "closure.satisfied": "顾客回访表示满意，自动关闭", "closure.unreachable": "回访联系不上顾客，等待期满按规定关闭", "rect.after": "整改来自案件", "step.source": "来源", "step.decision": "结论",
     "step.remedies": "补偿", "step.points": "异议要点", "step.reason": "原因", "step.to_role": "转交", "step.kind": "类型",
     "step.via": "方式", "step.responsible_department": "责任部门", "step.spot": "当场处理", "step.summary": "摘要",
     "step.text": "内容", "step.total": "合计",
@@ -213,7 +213,8 @@ export const WORDS = {
     "closing.who": "A supervisor, store manager, operations director or legal closes or reopens a case.",
     ok: "Done", failed: "Failed",
     // the pages in words (issue 20): the case page's owners, meeting, timeline details
-    "meeting.attendees_hint": "e.g. Facilities, Customer service", "rect.done": "done", "rect.after": "Follow-up of", "step.source": "Source",
+    "meeting.attendees_hint": "e.g. Facilities, Customer service", "rect.done": "done", "closure.satisfied": "the customer said at the revisit they were satisfied",
+    "closure.unreachable": "the customer could not be reached at the revisit; closed by rule after the wait", "rect.after": "Follow-up of", "step.source": "Source",
     "step.decision": "Decision", "step.remedies": "Remedies", "step.points": "Objection", "step.reason": "Reason",
     "step.to_role": "To", "step.kind": "Kind", "step.via": "Via", "step.responsible_department": "Responsible department",
     "step.spot": "At the desk", "step.summary": "Summary", "step.text": "Text", "step.total": "Total",
