@@ -16,6 +16,7 @@ from tests.e2e.conftest import Console, quietly
 from tests.helpers import staff, wait_for
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")  # sh-xujiahui's time zone (deploy/policy/malls.yml)
+TAB_LIMIT = 80  # more Tab presses than the case page has stops before its first form
 
 
 def test_console_case(console, browser):
@@ -41,6 +42,28 @@ def test_a_case_shows_its_deadline_on_the_malls_clock_in_a_browser_set_to_utc(co
     due = datetime.fromisoformat(case["resolution_due_at"]).astimezone(SHANGHAI)
     assert c.text("#case-due") == due.strftime("%Y/%m/%d %H:%M")
     c.shot("case-in-utc-browser")
+
+    # the case page from the keyboard alone: Tab to the finding's source, pick with the arrows,
+    # write it, send it with Enter; the timeline shows it in words
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    keys, focused = ActionChains(c.driver), lambda: c.driver.switch_to.active_element
+    before = len(_rows(c, '#timeline tr[data-action="finding"]'))
+
+    def tab_to(check):
+        for _ in range(TAB_LIMIT):
+            keys.send_keys(Keys.TAB).perform()
+            if check(focused()):
+                return focused()
+        raise AssertionError("Tab never reached the control")
+
+    tab_to(lambda el: el.get_attribute("id") == "f-source").send_keys(Keys.DOWN)  # records -> CCTV
+    assert c.el("#f-source").get_attribute("value") == "cctv"
+    tab_to(lambda el: el.get_attribute("id") == "f-summary").send_keys("调阅收银台监控：当时只开了一个收银口")
+    tab_to(lambda el: el.get_attribute("type") == "submit").send_keys(Keys.ENTER)
+    c.wait.until(lambda d: len(_rows(c, '#timeline tr[data-action="finding"]')) == before + 1)
+    assert "调查记录" in c.el('#timeline tr[data-action="finding"]').text
 
 
 def _rows(c, css):
