@@ -1,8 +1,8 @@
 // Case page: the case, its whole timeline, and the handler's actions from finding to resolution;
 // triage's assessment (reassign, correct), the review meeting (R2.4), the time told to the customer,
 // rectification tasks (R3.8), closing and reopening (R4.2), and putting it into the case library (R4.4).
-import { AT_RISK_SHARE, api, categoryCell, categoryName, field, formBody, h, label, labelIn, labelOptions, lines, mallName,
-         mallTime, mallZone, mark, may, rectificationText, remedies, remedyErrors, remedyInputs, select, showErrors, slaMark,
+import { AT_RISK_SHARE, api, categoryCell, categoryName, field, formBody, h, label, labelIn, labelOptions, lines, listComma,
+         mallName, mallTime, mallZone, mark, may, rectificationText, remedies, remedyErrors, remedyInputs, select, showErrors, slaMark,
          staff, staffName, t, toast, when } from "./core.js";
 
 const FINISHED = ["resolved", "closed"];
@@ -79,7 +79,7 @@ function closureWords(closure, people) {
 // responsible department before anyone may propose; once decided, the decision is shown.
 function reviewMeeting({ c, act, at, who, staffPicker }, meeting) {
   const card = h("section", { class: "card", id: "review-meeting" }, h("h2", {}, t("meeting.title")),
-    h("p", {}, `${t("meeting.departments")}: ${(meeting.departments || []).map((d) => label("department", d)).join("、")}`,
+    h("p", {}, `${t("meeting.departments")}: ${(meeting.departments || []).map((d) => label("department", d)).join(listComma())}`,
       ` · ${t("meeting.due")}: `, at(meeting.due_at), " ", meeting.decided_at ? "" : mark(slaMark(meeting.due_at, c.opened_at)),
       meeting.convenor_id ? ` · ${t("meeting.convenor")}: ${who(meeting.convenor_id)}` : ""));
   if (meeting.decided_at) {
@@ -326,7 +326,7 @@ function actions({ c, act, at }) {
     cards.push(h("section", { class: "card", id: "proposal-latest" },
       h("h2", {}, `${t("act.proposal")} #${latest.no}: ${label("decision", latest.decision)} · `,
         h("span", { "data-status": latest.status }, label("proposal_status", latest.status))),
-      h("p", {}, (latest.remedies || []).map((r) => `${label("remedy", r.type)} ${r.amount ?? ""}`).join("、")),
+      h("p", {}, (latest.remedies || []).map((r) => `${label("remedy", r.type)} ${r.amount ?? ""}`).join(listComma())),
       h("p", {},
         h("button", { type: "button", id: "reply", onclick: () => act("reply", { proposal_no: latest.no, oral: true }) },
           t("act.reply")), " ",

@@ -240,11 +240,14 @@ export function labelIn(groups, code) {
 // A member of staff by name (from staff()'s list), the id where the directory does not know them.
 export const staffName = (people, id) => (id ? (people.find((p) => p.id === id) || {}).name || id : "");
 
+// Between the items of a list: 、 in Chinese, a comma in English.
+export const listComma = () => (lang() === "zh" ? "、" : ", ");
+
 // What a timeline step records beside its action (a finding's source, a proposal's decision and
 // remedies, the department a meeting named ...), in words: "来源：监控录像；摘要：…".
 const STEP_DETAIL = {
   source: (v) => label("finding_source", v), decision: (v) => label("decision", v),
-  remedies: (v) => (v || []).map((r) => `${label("remedy", r.type)} ${r.amount ?? ""}`.trim()).join("、"),
+  remedies: (v) => (v || []).map((r) => `${label("remedy", r.type)} ${r.amount ?? ""}`.trim()).join(listComma()),
   points: (v) => (Array.isArray(v) ? v.join("；") : v), reason: (v) => labelIn(["escalation_reason"], v),
   to_role: (v) => label("role", v), kind: (v) => labelIn(["note_kind", "rectification_kind", "remedy", "task_kind"], v),
   via: (v) => label("via", v), responsible_department: (v) => label("department", v),
@@ -277,5 +280,5 @@ export const merchantOptions = (mall) => Object.entries((LABELS.malls[mall] || {
 // named here; what a person wrote stays as written.
 export function rectificationText(description) {
   const automatic = /^after (\S+) \(([a-z_.]+)\)$/.exec(description || "");
-  return automatic ? `${t("rect.after")} ${automatic[1]}（${categoryName(automatic[2])}）` : description || "";
+  return automatic ? `${t("rect.after")} ${automatic[1]} (${categoryName(automatic[2])})` : description || "";
 }
