@@ -35,7 +35,7 @@ def _walk(c):
     c.type('[data-path="customer.member_id"]', "M001")
     c.choose('[data-path="customer.member_tier"]', "gold")
     c.type('[data-path="location.area"]', "fresh produce")
-    c.type('[data-path="location.merchant_id"]', "T-17")
+    c.type('[data-path="location.merchant_name"]', "佳农水果")  # by name; the registry's id goes with it
     c.choose('[data-path="incident_time_band"]', "morning")
     c.type('[data-path="staff_involved"]', "E1024")
     c.type('[data-path="product.barcode"]', "6901234567892")
@@ -60,11 +60,12 @@ def _walk(c):
         headers={"Authorization": "Bearer " + issue_token(TOKEN_SECRET, "D3001", "desk_staff", ["sh-xujiahui"])},
     ).json()
     assert stored["location"]["merchant_name"] == "佳农水果"  # picked from the mall's merchant registry
+    assert stored["location"]["merchant_id"] == "T-17"
     c.click("#ack-button")
     c.el("#ack-done")
     c.shot("desk-registered")
     c.click("#desk-submit")  # the same customer, the same words again
-    assert number in c.el("#desk-ack.warn #rejection").text
+    assert number in c.el("#desk-ack.warn #rejection").text and "重复投诉" in c.el("#rejection").text
     c.shot("desk-duplicate")
     c.driver.set_window_size(820, 1180)  # a tablet, upright
     c.shot("desk-tablet")
@@ -99,6 +100,7 @@ def _walk(c):
     c.el(f'#queue tr[data-number="{number}"] [data-sla]')
     assert c.el(f'#queue tr[data-number="{unsure}"] td.category [data-unconfirmed]')
     assert not c.driver.find_elements(c.By.CSS_SELECTOR, f'#queue tr[data-number="{number}"] [data-unconfirmed]')
+    assert "待处理" in c.el(f'#queue tr[data-number="{number}"]').text  # the state in words
     c.shot("handler-queue")
     c.click(f'#queue tr[data-number="{number}"] a')
     c.el('main[data-page="case"] #case-number')
@@ -123,10 +125,12 @@ def _walk(c):
     c.act("#accept")
     while c.driver.find_elements(c.By.CSS_SELECTOR, "#tasks button[data-task]"):
         c.act("#tasks button[data-task]")
-    c.type("#f-resolve-summary", "refunded, voucher sent, batch off the shelf")
+    c.type("#f-resolve-summary", "已退款并发放代金券，该批次已下架")  # the clerk writes Chinese
     c.click("#resolve")
     assert c.wait.until(lambda d: quietly(lambda _: c.el("#case-state").get_attribute("data-state") == "resolved", d))
     assert len(c.driver.find_elements(c.By.CSS_SELECTOR, "#timeline tbody tr")) >= 6
+    assert c.el("#case-state").text == "已解决"
+    assert "调查记录" in c.el("#timeline").text and "结案" in c.el("#timeline").text  # the actions in words
     c.shot("case-resolved")
 
     # Feedback calls the customer back: reached, satisfied.

@@ -8,14 +8,62 @@ supervisor's correction confirms it (R7.4). Screenshots: test-artifacts/console/
 
 import uuid
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import requests
 
 from tests.e2e.conftest import Console, quietly
+from tests.helpers import staff, wait_for
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")  # sh-xujiahui's time zone (deploy/policy/malls.yml)
+TAB_LIMIT = 80  # more Tab presses than the case page has stops before its first form
 
 
 def test_console_case(console, browser):
     _walk(Console(browser, console))
+
+
+def test_a_case_shows_its_deadline_on_the_malls_clock_in_a_browser_set_to_utc(console, browser):
+    """A laptop set to UTC (a head office abroad, a misconfigured machine) still reads the
+    Shanghai mall's deadline as the mall's clock shows it."""
+    number = _register(console, "E3011", "收银台排队半小时，只开了一个收银口")
+    case = wait_for(
+        lambda: (
+            (r := requests.get(f"{console}/api/resolution/cases/{number}", headers=staff("E3011"), timeout=10)).ok
+            and r.json()
+        ),
+        timeout=30,
+    )
+    browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "UTC"})
+    c = Console(browser, console)
+    c.login("E3011", "dashboard")
+    assert c.driver.execute_script("return Intl.DateTimeFormat().resolvedOptions().timeZone") in ("UTC", "Etc/UTC")
+    c.driver.get(f"{console}/#/case/{number}")
+    due = datetime.fromisoformat(case["resolution_due_at"]).astimezone(SHANGHAI)
+    assert c.text("#case-due") == due.strftime("%Y/%m/%d %H:%M")
+    c.shot("case-in-utc-browser")
+
+    # the case page from the keyboard alone: Tab to the finding's source, pick with the arrows,
+    # write it, send it with Enter; the timeline shows it in words
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    keys, focused = ActionChains(c.driver), lambda: c.driver.switch_to.active_element
+    before = len(_rows(c, '#timeline tr[data-action="finding"]'))
+
+    def tab_to(check):
+        for _ in range(TAB_LIMIT):
+            keys.send_keys(Keys.TAB).perform()
+            if check(focused()):
+                return focused()
+        raise AssertionError("Tab never reached the control")
+
+    tab_to(lambda el: el.get_attribute("id") == "f-source").send_keys(Keys.DOWN)  # records -> CCTV
+    assert c.el("#f-source").get_attribute("value") == "cctv"
+    tab_to(lambda el: el.get_attribute("id") == "f-summary").send_keys("调阅收银台监控：当时只开了一个收银口")
+    tab_to(lambda el: el.get_attribute("type") == "submit").send_keys(Keys.ENTER)
+    c.wait.until(lambda d: len(_rows(c, '#timeline tr[data-action="finding"]')) == before + 1)
+    assert "调查记录" in c.el('#timeline tr[data-action="finding"]').text
 
 
 def _rows(c, css):
@@ -64,6 +112,8 @@ def _walk(c):
     _shot(c, "#spot-done", "desk-settled")
     c.click("#spot-case")
     _state(c, "resolved")
+    assert c.el("#case-state").text == "已解决"  # the state in words
+    assert "上海徐家汇店" in c.el("#case-summary").text
     assert "当场退还" in c.el("#resolution-summary").text
     assert c.el("#rectifications")  # shown on a resolved case too
 
@@ -72,8 +122,8 @@ def _walk(c):
     c.driver.get(f"{c.url}/#/case/{number}")
     _state(c, "resolved")
     before = len(_rows(c, "#rectification-list tbody tr"))
-    c.type('#rectification-form [data-path="kind"]', "process_change")
-    c.type('#rectification-form [data-path="owner_id"]', "E3001")
+    c.choose('#rectification-form [data-path="kind"]', "staff_training")
+    c.choose('#rectification-form [data-path="owner_id"]', "E3001")
     c.type('#rectification-form [data-path="working_days"]', "2")
     c.click("#rectification-add")  # no description: refused, said at the field
     assert c.text('#rectification-form [data-error-for="description"]')
@@ -82,9 +132,11 @@ def _walk(c):
     c.wait.until(lambda d: len(_rows(c, "#rectification-list tbody tr")) == before + 1)
     mine = f'#rectification-list tr[data-rectification="{before + 1}"]'
     assert c.el(mine).get_attribute("data-done") == "false"
+    assert "员工培训" in c.el(mine).text and "张伟" in c.el(mine).text  # the kind and the owner in words
     c.click('#nav a[href="#/queue"]')  # the open task waits in the queue page
     task = f'#rectification-queue tr[data-number="{number}"][data-rectification="{before + 1}"]'
     assert "mine" in c.el(task).get_attribute("class")
+    assert "员工培训" in c.el(task).text and "张伟" in c.el(task).text
     c.click(f"{task} a")
     c.el('main[data-page="case"] #rectification-list')
     c.type(f'{mine} [data-path="evidence"]', "培训签到表 2026-12")
@@ -119,6 +171,7 @@ def _walk(c):
     c.click(f'#library-list tr[data-number="{number}"] a')
     assert word in c.el("#library-entry").text
     assert _rows(c, "#library-process tbody tr")
+    assert "服务台当场处理" in c.el("#library-process").text  # the steps in words
     c.shot("library-entry")
 
     # The dispute: the operations director's meeting names the department, triage gives it a new
@@ -126,25 +179,29 @@ def _walk(c):
     c.login("E3901", "dashboard")
     c.driver.get(f"{c.url}/#/case/{dispute}")
     c.until(lambda: _rows(c, "#meeting-form"))
-    assert c.el("#assessment [data-risk]").text == "low"
-    c.type('#meeting-form [data-path="responsible_department"]', "facilities")
-    c.type('#meeting-form [data-path="attendees"]', "facilities, customer_service")
+    assert c.el("#assessment [data-risk]").get_attribute("data-risk") == "low"
+    assert c.el("#assessment [data-risk]").text == "低风险"
+    c.choose('#meeting-form [data-path="responsible_department"]', "facilities")
+    c.type('#meeting-form [data-path="attendees"]', "工程物业部, 客服部")
     c.type('#meeting-form [data-path="decision"]', "扶梯故障为主因，由设施部牵头答复")
     c.act("#meeting-submit")
-    assert "facilities" in c.el("#meeting-decided").text
-    c.type('#reassign-form [data-path="owner_id"]', "E3201")
+    assert "工程物业部" in c.el("#meeting-decided").text
+    c.choose('#reassign-form [data-path="owner_id"]', "E3201")
     c.type('#reassign-form [data-path="reason"]', "设施部的扶梯负责人")
     c.act("#reassign-form button[type=submit]")
-    assert "E3201" in c.el("#assessment").text
+    assert c.el('#assessment [data-owner="E3201"]').text == "刘洋"
     expected = c.el('#expected-form [data-path="expected_by"]')
-    local = (datetime.now() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
-    c.driver.execute_script("arguments[0].value = arguments[1]", expected, local)
+    told = datetime.now(SHANGHAI) + timedelta(days=1)  # typed on the mall's clock, whatever the browser's zone
+    c.driver.execute_script("arguments[0].value = arguments[1]", expected, told.strftime("%Y-%m-%dT%H:%M"))
     c.choose('#expected-form [data-path="via"]', "phone")
     c.act("#expected-form button[type=submit]")
-    c.el("#expected")
-    c.until(lambda: "E3201" in c.el("main .card p").text)  # the case follows triage's event
+    assert told.strftime("%Y/%m/%d %H:%M") in c.el("#expected").text and "电话" in c.el("#expected").text
+    c.until(lambda: c.el("#case-owner").get_attribute("data-owner") == "E3201")  # the case follows triage's event
+    assert "刘洋" in c.el("#case-owner").text
     c.click("#lang")
     assert c.el('#nav a[href="#/library"]').text == "Case library"
+    c.el('main[data-page="case"] #expected')  # the page again, in English
+    assert "Facilities" in c.el("#meeting-decided").text and "Phone" in c.el("#expected").text
     c.shot("dispute-decided")
 
     # A proposed category is shown unconfirmed; the director's correction confirms it.
@@ -152,10 +209,11 @@ def _walk(c):
     c.until(lambda: _rows(c, "#assessment [data-unconfirmed]"))
     assert "unconfirmed" in c.el("#assessment [data-unconfirmed]").text
     c.choose('#correct-form [data-path="field"]', "category")
-    c.type('#correct-form [data-path="value"]', "product.damaged")
+    c.choose('#correct-form [data-path="value"]', "product.damaged")
     c.type('#correct-form [data-path="reason"]', "seen the crushed box")
     c.act("#correct-form button[type=submit]")
     c.until(lambda: "(corrected)" in c.el("#assessment").text)
+    assert "Damaged goods" in c.el("#assessment").text
     assert not _rows(c, "#assessment [data-unconfirmed]")
     c.shot("category-confirmed")
 

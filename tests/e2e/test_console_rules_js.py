@@ -116,3 +116,40 @@ def test_every_word_is_there_in_chinese_and_in_english(page):
                 empty: [...zh, ...en].filter((k) => !m.WORDS.zh[k] || !m.WORDS.en[k])};""",
     )
     assert missing == {"en": [], "zh": [], "empty": []}
+
+
+def test_a_time_typed_and_shown_on_the_malls_clock_whatever_the_browsers_zone(page):
+    page.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "America/New_York"})
+    times = run(
+        page,
+        "core.js",
+        """
+        await m.loadLabels();
+        const instant = m.mallTime("2026-12-06T15:30", "sh-xujiahui");   // Shanghai is UTC+8 all year
+        const zoned = m.when("2026-12-06T07:30:00Z", "sh-xujiahui", {zone: true});
+        return [instant, m.when(instant, "sh-xujiahui"), zoned];""",
+    )
+    assert times[0] == "2026-12-06T07:30:00.000Z"
+    assert times[1] == "2026/12/06 15:30"
+    assert times[2] == "2026/12/06 GMT+8 15:30"  # with the zone's name, for pages that mix malls
+
+
+def test_a_timeline_steps_detail_reads_in_words(page):
+    words = run(
+        page,
+        "core.js",
+        """
+        await m.loadLabels();
+        return [m.stepDetail({source: "cctv", summary: "12号摄像头"}),
+                m.stepDetail({decision: "partly_upheld", remedies: [{type: "refund", amount: "12.00"},
+                                                                     {type: "voucher", amount: "5.00"}]}),
+                m.stepDetail({kind: "product_hold", to_role: "store_manager", reason: "breach"}),
+                m.staffName([{id: "E3001", name: "张伟"}], "E3001"), m.staffName([], "E9999")];""",
+    )
+    assert words == [
+        "来源: 监控录像; 摘要: 12号摄像头",
+        "结论: 部分成立; 补偿: 退款 12.00、代金券 5.00",
+        "原因: 超时升级; 转交: 店长; 类型: 问题商品下架封存",
+        "张伟",
+        "E9999",
+    ]

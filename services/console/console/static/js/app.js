@@ -119,7 +119,11 @@ async function route() {
   main.dataset.page = name;
 }
 
-document.getElementById("lang").addEventListener("click", () => { setLang(lang() === "zh" ? "en" : "zh"); route(); });
+document.getElementById("lang").addEventListener("click", () => {
+  setLang(lang() === "zh" ? "en" : "zh");
+  document.getElementById("toast").classList.remove("show");   // said in the other language
+  route();
+});
 document.getElementById("logout").addEventListener("click", () => {
   setSession(null);
   if (location.hash === "#/login") route(); else location.hash = "#/login";

@@ -1,22 +1,13 @@
 // Case page: the case, its whole timeline, and the handler's actions from finding to resolution;
 // triage's assessment (reassign, correct), the review meeting (R2.4), the time told to the customer,
 // rectification tasks (R3.8), closing and reopening (R4.2), and putting it into the case library (R4.4).
-import { AT_RISK_SHARE, DECISIONS, api, categoryCell, datalist, field, formBody, h, lines, mark, may, remedies, remedyErrors,
-         remedyInputs, select, showErrors, slaMark, staff, t, toast, when } from "./core.js";
+import { AT_RISK_SHARE, api, categoryCell, categoryName, field, formBody, h, label, labelIn, labelOptions, lines, listComma,
+         mallName, mallTime, mallZone, mark, may, rectificationText, remedies, remedyErrors, remedyInputs, select, showErrors, slaMark,
+         staff, staffName, t, toast, when } from "./core.js";
 
-const SOURCES = ["records", "cctv", "staff_interview", "supplier_qc_report", "site_inspection", "customer"];
 const FINISHED = ["resolved", "closed"];
-const LEGAL_BASES = ["food_safety", "fraud"];   // resolution.yml's statutory rules
-const CONTACT_WAYS = ["desk", "phone", "sms", "app", "wechat", "email", "letter"];
-const DEPARTMENTS = ["customer_service", "procurement_qc", "facilities", "finance", "logistics", "merchant_relations",
-                     "security", "operations_director"];
-const CATEGORIES = ["product.quality_defect", "product.not_as_described", "product.expired", "product.damaged",
-  "service.bad_attitude", "service.operating_error", "service.slow_response", "environment.hygiene",
-  "environment.facility_failure", "environment.poor_layout", "rules.return_dispute", "rules.price_dispute",
-  "rules.membership_rights", "payment.failed_payment", "payment.refund_delay", "logistics.late_delivery",
-  "logistics.wrong_delivery"];
-const RECTIFICATION_KINDS = ["staff_training", "procurement_standard_change", "maintenance", "process_change",
-                             "signage", "supplier_review"];
+// the categories a supervisor may correct to: the taxonomy's, not "unclassified"
+const CATEGORIES = () => labelOptions("category").filter(([code]) => code.includes("."));
 
 export async function render(main, [number]) {
   const no = encodeURIComponent(number);
@@ -31,61 +22,79 @@ export async function render(main, [number]) {
   act.again = () => { toast(t("ok")); return again(); };
   const here = people.filter((p) => (p.malls || []).includes(c.mall_id) || (p.malls || []).includes("*"));
   const finished = FINISHED.includes(c.state);
+  // the case's own mall's clock, whatever the reader's laptop is set to
+  const at = (iso) => when(iso, c.mall_id);
+  const who = (id) => staffName(people, id);
+  const person = (id) => people.some((p) => p.id === id);   // else a service acted
+  // owners are picked by name from the mall's staff (the services take the id)
+  const staffPicker = (optional) => select([...(optional ? [["", ""]] : []), ...here.map((p) => [p.id,
+    `${p.name} · ${label("role", p.role)}${p.department ? ` · ${label("department", p.department)}` : ""}`])]);
+  const ctx = { c, act, at, who, person, staffPicker };
 
   main.append(
     h("h1", {}, `${t("case.title")} `, h("span", { id: "case-number" }, c.complaint_no), " · ",
-      h("span", { id: "case-state", "data-state": c.state }, c.state)),
-    h("section", { class: "card" }, h("p", {},
-      `${t("mall")}: ${c.mall_id} · ${t("category")}: ${c.category || ""} · ${t("risk")}: ${c.risk_level || ""} · `,
-      `${t("owner")}: ${c.owner_id || "—"} · ${t("due")}: ${when(c.resolution_due_at)} `,
+      h("span", { id: "case-state", "data-state": c.state }, label("case_state", c.state))),
+    h("section", { class: "card", id: "case-summary" }, h("p", {},
+      `${t("mall")}: ${mallName(c.mall_id)} · ${t("category")}: ${categoryName(c.category)} · `,
+      `${t("risk")}: ${label("risk_level", c.risk_level)} · `,
+      h("span", { id: "case-owner", "data-owner": c.owner_id || "" }, `${t("owner")}: ${who(c.owner_id) || "—"}`),
+      ` · ${t("due")}: `, h("span", { id: "case-due" }, at(c.resolution_due_at)), " ",
       // the policy's default at-risk share (0.8): handlers, who work this page, may not read the live report
-      mark(slaMark(c.resolution_due_at, c.opened_at, AT_RISK_SHARE))),
+      finished ? null : mark(slaMark(c.resolution_due_at, c.opened_at, AT_RISK_SHARE))),
       c.round > 1 ? h("p", {}, `${t("round")}: ${c.round}`) : null,
       c.expected_resolution ? h("p", { id: "expected" }, `${t("expected.told")}: `,
-        h("strong", {}, when(c.expected_resolution.expected_by)), ` (${c.expected_resolution.via})`,
+        h("strong", {}, at(c.expected_resolution.expected_by)), ` (${label("via", c.expected_resolution.via)})`,
         c.expected_resolution.beyond_deadline ? h("span", { class: "mark risk" }, t("expected.beyond")) : null) : null,
       c.resolution ? h("p", { id: "resolution-summary" }, `${t("act.resolve")}: ${c.resolution.summary}`,
         c.resolution.spot ? ` (${t("spot.title")})` : "") : null,
-      c.closure_by_rule ? h("p", { id: "closure-by-rule" }, `${t("closure.by_rule")}: ${when(c.closure_by_rule.close_at)}`)
+      c.closure_by_rule ? h("p", { id: "closure-by-rule" }, `${t("closure.by_rule")}: ${at(c.closure_by_rule.close_at)}`)
         : null,
-      c.closure ? h("p", {}, `${t("closure")}: ${c.closure.reason} · ${when(c.closure.at)}`,
-        c.closure.without_answer ? h("span", { class: "mark risk" }, t("closure.without_answer")) : null) : null),
-    h("datalist", { id: "case-staff" }, here.map((p) => h("option", { value: p.id },
-      `${p.name} (${p.role}${p.department ? `, ${p.department}` : ""})`))),
-    datalist("departments", DEPARTMENTS.map((d) => [d, d])));
+      c.closure ? h("p", { id: "closure" }, `${t("closure")}: ${closureWords(c.closure, people)} · ${at(c.closure.at)}`,
+        c.closure.without_answer ? h("span", { class: "mark risk" }, t("closure.without_answer")) : null) : null));
 
   const meeting = c.review_meeting;
-  if (meeting) main.append(reviewMeeting(c, meeting, act));
-  if (assessment) main.append(triageCard(c, assessment, again));
-  if (!finished) main.append(h("div", { class: "actions" }, actions(c, act), expected(c, act)));
-  main.append(rectifications(c, act));
+  if (meeting) main.append(reviewMeeting(ctx, meeting));
+  if (assessment) main.append(triageCard(ctx, assessment, again));
+  if (!finished) main.append(h("div", { class: "actions" }, actions(ctx), expected(ctx)));
+  main.append(rectifications(ctx));
   if (finished || c.round > 1) main.append(h("div", { class: "actions" }, closing(c, act), library(c)));
 
   main.append(h("h2", {}, t("timeline")), h("table", { id: "timeline" },
-    h("thead", {}, h("tr", {}, ["#", t("at"), t("by"), t("action"), t("state")].map((x) => h("th", {}, x)))),
+    h("thead", {}, h("tr", {}, ["#", t("at"), t("by"), t("action"), t("state")].map((x) => h("th", { scope: "col" }, x)))),
     h("tbody", {}, (c.timeline || []).map((e) => h("tr", { "data-action": e.action },
-      h("td", {}, e.seq), h("td", {}, when(e.at)), h("td", {}, `${e.by} (${e.role || ""})`),
-      h("td", {}, e.action), h("td", {}, e.state))))));
+      h("td", {}, e.seq), h("td", {}, at(e.at)), h("td", {}, e.role === "service" ? label("role", "service")   // a service's own step: "系统"
+        : [who(e.by), label("role", e.role)].filter(Boolean).join(" · ")),
+      h("td", {}, label("action", e.action)), h("td", {}, label("case_state", e.state)))))));
+}
+
+// Why the case was closed: a person's reason as they wrote it; a closing by the services (the
+// customer satisfied at the revisit, or unreachable past the waiting time) in the reader's words,
+// since the services write theirs for the log.
+function closureWords(closure, people) {
+  if (people.some((p) => p.id === closure.by)) return `${staffName(people, closure.by)}: ${closure.reason}`;
+  return t(closure.without_answer ? "closure.unreachable" : "closure.satisfied");
 }
 
 // R2.4: a cross-department dispute waits for the operations director's meeting to name the
 // responsible department before anyone may propose; once decided, the decision is shown.
-function reviewMeeting(c, meeting, act) {
+function reviewMeeting({ c, act, at, who, staffPicker }, meeting) {
   const card = h("section", { class: "card", id: "review-meeting" }, h("h2", {}, t("meeting.title")),
-    h("p", {}, `${t("meeting.departments")}: ${(meeting.departments || []).join(", ")} · ${t("meeting.due")}: `,
-      when(meeting.due_at), " ", meeting.decided_at ? "" : mark(slaMark(meeting.due_at, c.opened_at)),
-      meeting.convenor_id ? ` · ${t("meeting.convenor")}: ${meeting.convenor_id}` : ""));
+    h("p", {}, `${t("meeting.departments")}: ${(meeting.departments || []).map((d) => label("department", d)).join(listComma())}`,
+      ` · ${t("meeting.due")}: `, at(meeting.due_at), " ", meeting.decided_at ? "" : mark(slaMark(meeting.due_at, c.opened_at)),
+      meeting.convenor_id ? ` · ${t("meeting.convenor")}: ${who(meeting.convenor_id)}` : ""));
   if (meeting.decided_at) {
-    card.append(h("p", { id: "meeting-decided" }, `${t("meeting.decided")} ${when(meeting.decided_at)} · `,
-      `${t("meeting.responsible")}: ${meeting.responsible_department} · ${meeting.decision}`));
+    card.append(h("p", { id: "meeting-decided", "data-department": meeting.responsible_department },
+      `${t("meeting.decided")} ${at(meeting.decided_at)} · `,
+      `${t("meeting.responsible")}: ${label("department", meeting.responsible_department)} · ${meeting.decision}`));
     return card;
   }
   if (FINISHED.includes(c.state)) return card;
   if (!may("review_meeting")) { card.append(h("p", { class: "note" }, t("meeting.pending"))); return card; }
   const form = h("form", { class: "grid", id: "meeting-form", novalidate: true },
-    field("responsible_department", h("input", { list: "departments" }), { scope: "meeting", label: t("meeting.responsible") }),
-    field("owner_id", h("input", { list: "case-staff" }), { scope: "meeting", label: t("meeting.owner") }),
-    field("attendees", h("input", { placeholder: "procurement_qc, facilities", "data-list": "" }),
+    field("responsible_department", select([["", ""], ...labelOptions("department")]),
+      { scope: "meeting", label: t("meeting.responsible") }),
+    field("owner_id", staffPicker(true), { scope: "meeting", label: t("meeting.owner") }),
+    field("attendees", h("input", { placeholder: t("meeting.attendees_hint"), "data-list": "" }),
       { scope: "meeting", label: t("meeting.attendees") }),
     field("decision", h("textarea"), { wide: true, scope: "meeting", label: t("meeting.decision") }),
     h("p", {}, h("button", { type: "submit", id: "meeting-submit" }, t("meeting.submit"))));
@@ -96,28 +105,28 @@ function reviewMeeting(c, meeting, act) {
 
 // What triage says (category, risk and why, department, owner, deadlines, history); a supervisor
 // reassigns the owner or corrects category or risk there, and the case follows by triage's events.
-function triageCard(c, a, again) {
+function triageCard({ c, at, who, person, staffPicker }, a, again) {
   const no = encodeURIComponent(c.complaint_no);
   const card = h("section", { class: "card", id: "assessment" }, h("h2", {}, t("triage.title")),
     h("table", {}, [
-      [t("category"), [...categoryCell(a.category, a.category_confirmed, a.category_confidence),
-        ` (${a.category_source || ""})`]],
-      [t("risk"), h("span", { "data-risk": a.risk_level }, a.risk_level)],
-      [t("triage.reasons"), (a.risk_reasons || []).map((r) => `${r.reason} (${r.level}): ${r.detail}`).join("; ") || "—"],
-      [t("triage.urgency"), [a.urgency, a.systemic ? h("span", { class: "mark risk", "data-systemic": "" },
+      [t("category"), [...categoryCell(a.category && categoryName(a.category), a.category_confirmed, a.category_confidence),
+        a.category_source ? ` (${label("category_source", a.category_source)})` : ""]],
+      [t("risk"), h("span", { "data-risk": a.risk_level }, label("risk_level", a.risk_level))],
+      [t("triage.reasons"), (a.risk_reasons || []).map((r) => riskReason(r, who)).join("; ") || "—"],
+      [t("triage.urgency"), [label("urgency", a.urgency), a.systemic ? h("span", { class: "mark risk", "data-systemic": "" },
         t("triage.systemic")) : null, ` · ${t("triage.recurrences")} ${a.recurrences ?? 0}`]],
-      [t("triage.department"), `${a.department} · ${a.routing_basis || ""}`],
-      [t("owner"), a.owner ? `${a.owner.id} ${a.owner.name || ""}` : "—"],
-      [t("triage.first_response"), when(a.first_response_due_at)], [t("due"), when(a.resolution_due_at)],
-    ].map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, v)))),
+      [t("triage.department"), label("department", a.department)],
+      [t("owner"), h("span", { "data-owner": a.owner ? a.owner.id : "" }, a.owner ? a.owner.name || who(a.owner.id) : "—")],
+      [t("triage.first_response"), at(a.first_response_due_at)], [t("due"), at(a.resolution_due_at)],
+    ].map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v)))),
     (a.history || []).length ? h("ul", { id: "assessment-history" }, a.history.map((x) => h("li", {},
-      `${when(x.at)} ${x.by}: ${x.action} ${x.field || ""} ${x.old ?? ""} → ${x.new ?? ""} · ${x.reason || ""}`))) : null);
+      historyLine(x, at, who, person)))) : null);
   const send = (path, form) => api("triage", `assessments/${no}/${path}`, { method: "POST", body: formBody(form) })
     .then(() => { toast(t("triage.sent")); return again(); }).catch((e) => showErrors(form, e));
   if (FINISHED.includes(c.state)) return card;
   if (may("assessment.assign")) {
     const form = h("form", { class: "grid", id: "reassign-form", novalidate: true },
-      field("owner_id", h("input", { list: "case-staff" }), { scope: "reassign", label: t("triage.new_owner") }),
+      field("owner_id", staffPicker(true), { scope: "reassign", label: t("triage.new_owner") }),
       field("reason", h("input"), { scope: "reassign", label: t("reason") }),
       h("p", {}, h("button", { type: "submit", class: "secondary" }, t("triage.reassign"))));
     form.addEventListener("submit", (e) => { e.preventDefault(); send("owner", form); });
@@ -125,16 +134,15 @@ function triageCard(c, a, again) {
   }
   if (may("assessment.correct")) {
     const which = select([["category", t("category")], ["risk_level", t("risk")]]);
-    const value = h("input", { list: "correct-values" });
-    const values = h("datalist", { id: "correct-values" });
-    const fill = () => values.replaceChildren(...(which.value === "risk_level" ? ["low", "medium", "high"] : CATEGORIES)
-      .map((v) => h("option", { value: v })));
-    which.addEventListener("change", () => { value.value = ""; fill(); });
+    const value = select([]);
+    const fill = () => value.replaceChildren(...[["", ""], ...(which.value === "risk_level" ? labelOptions("risk_level")
+      : CATEGORIES())].map(([v, words]) => h("option", { value: v }, words)));
+    which.addEventListener("change", fill);
     fill();
     const form = h("form", { class: "grid", id: "correct-form", novalidate: true },
       field("field", which, { scope: "correct", label: t("triage.field") }),
       field("value", value, { scope: "correct", label: t("triage.value") }),
-      field("reason", h("input"), { scope: "correct", label: t("reason") }), values,
+      field("reason", h("input"), { scope: "correct", label: t("reason") }),
       h("p", {}, h("button", { type: "submit", class: "secondary" }, t("triage.correct"))));
     form.addEventListener("submit", (e) => { e.preventDefault(); send("corrections", form); });
     card.append(h("h3", {}, t("triage.correct")), form);
@@ -142,17 +150,43 @@ function triageCard(c, a, again) {
   return card;
 }
 
+// A risk reason in words; what triggered it only where it says more than the reason's name
+// (the words the customer used, or who corrected the risk and why).
+function riskReason(r, who) {
+  const words = `${label("risk_reason", r.reason)} (${label("risk_level", r.level)})`;
+  const detail = r.detail || "";
+  if (detail.startsWith("mentions ")) return `${words}: “${detail.slice("mentions ".length)}”`;
+  if (r.reason === "corrected") {
+    const [by, ...why] = detail.split(": ");
+    return `${words}: ${who(by)}${why.length ? `: ${why.join(": ")}` : ""}`;
+  }
+  return words;
+}
+
+// A step of triage's history: what was changed from what to what, by whom and why (the routing
+// basis triage writes for itself is left out: the department above says where the case went).
+function historyLine(x, at, who, person) {
+  const value = (v) => (x.field === "category" ? categoryName(v) : x.field === "risk_level" ? label("risk_level", v)
+    : x.field === "department" ? label("department", v) : who(v));
+  const change = x.old !== undefined || x.new !== undefined ? ` ${value(x.old) || "—"} → ${value(x.new)}` : "";
+  // what a service writes (the routing basis, "customer satisfied (score 5)") is for the log: a
+  // person's reason is shown as they wrote it
+  const by = person(x.by) ? who(x.by) : label("role", "service");
+  const why = person(x.by) && x.reason && x.action !== "review_meeting" ? ` · ${x.reason}` : "";
+  return `${at(x.at)} ${by}: ${label("assessment_action", x.action)}${change}${why}`;
+}
+
 // R3.2: the time to resolution the customer was told (beyond the deadline is marked).
-function expected(c, act) {
+function expected({ c, act }) {
   const when_ = h("input", { type: "datetime-local" });
   const form = h("form", { class: "grid", id: "expected-form", novalidate: true },
-    field("expected_by", when_, { scope: "expected", label: t("expected.by") }),
-    field("via", select(CONTACT_WAYS.map((v) => [v, t(`via.${v}`)])), { scope: "expected", label: t("expected.via") }),
+    field("expected_by", when_, { scope: "expected", label: `${t("expected.by")} (${mallZone(c.mall_id)})` }),
+    field("via", select(labelOptions("via")), { scope: "expected", label: t("expected.via") }),
     h("p", {}, h("button", { type: "submit", class: "secondary" }, t("expected.submit"))));
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     const body = formBody(form);
-    if (when_.value) body.expected_by = new Date(when_.value).toISOString();   // the browser's zone, as an instant
+    if (when_.value) body.expected_by = mallTime(when_.value, c.mall_id);   // typed on the mall's clock
     act("expected-resolution", body, form);
   });
   return h("section", { class: "card" }, h("h2", {}, t("expected.title")), form);
@@ -160,24 +194,23 @@ function expected(c, act) {
 
 // R3.8: the improvements a case leads to, with their due dates; shown on resolved and closed
 // cases too, since they are carried out after the customer's matter is settled.
-function rectifications(c, act) {
+function rectifications({ c, act, at, who, staffPicker }) {
   const items = c.rectifications || [];
   const card = h("section", { class: "card", id: "rectifications" }, h("h2", {}, t("rect.title")));
   card.append(items.length ? h("table", { id: "rectification-list" },
-    h("thead", {}, h("tr", {}, ["#", t("rect.kind"), t("rect.description"), t("owner"), t("rect.due"), ""]
-      .map((x) => h("th", {}, x)))),
+    h("thead", {}, h("tr", {}, ["#", t("rect.kind"), t("rect.description"), t("owner"), t("rect.due"), t("rect.done")]
+      .map((x) => h("th", { scope: "col" }, x)))),
     h("tbody", {}, items.map((r) => h("tr", { "data-rectification": r.id, "data-done": r.done ? "true" : "false" },
-      h("td", {}, r.id), h("td", {}, r.kind), h("td", {}, r.description || ""), h("td", {}, r.owner_id || "—"),
-      h("td", {}, when(r.due_at), " ", r.done ? "" : mark(slaMark(r.due_at, null))),
-      h("td", {}, r.done ? `✓ ${when(r.done.at)} ${r.done.evidence || ""}` : doneForm(r, act))))))
+      h("td", {}, r.id), h("td", {}, label("rectification_kind", r.kind)), h("td", {}, rectificationText(r.description)),
+      h("td", {}, who(r.owner_id) || "—"), h("td", {}, at(r.due_at), " ", r.done ? "" : mark(slaMark(r.due_at, null))),
+      h("td", {}, r.done ? `✓ ${at(r.done.at)} ${r.done.evidence || ""}` : doneForm(r, act))))))
     : h("p", {}, t("rect.none")));
   const form = h("form", { class: "grid", id: "rectification-form", novalidate: true },
-    field("kind", h("input", { list: "rect-kinds" }), { scope: "rect", label: t("rect.kind") }),
-    field("owner_id", h("input", { list: "case-staff" }), { scope: "rect", label: t("rect.owner") }),
+    field("kind", select(labelOptions("rectification_kind")), { scope: "rect", label: t("rect.kind") }),
+    field("owner_id", staffPicker(true), { scope: "rect", label: t("rect.owner") }),
     field("working_days", h("input", { type: "number", min: 1, max: 365, value: 3 }),
       { scope: "rect", label: t("rect.working_days") }),
     field("description", h("textarea"), { wide: true, scope: "rect", label: t("rect.description") }),
-    datalist("rect-kinds", RECTIFICATION_KINDS.map((k) => [k, k])),
     h("p", {}, h("button", { type: "submit", id: "rectification-add" }, t("rect.add"))));
   form.addEventListener("submit", (e) => { e.preventDefault(); act("rectifications", formBody(form), form); });
   card.append(h("h3", {}, t("rect.add")), form);
@@ -244,17 +277,18 @@ function library(c) {
   return card;
 }
 
-function actions(c, act) {
+function actions({ c, act, at }) {
   const cards = [];
   const findings = h("form", { class: "grid", id: "findings-form" },
-    field("source", select(SOURCES.map((s) => [s, s]))), field("summary", h("textarea", { required: true }), { wide: true }),
+    field("source", select(labelOptions("finding_source"))), field("summary", h("textarea", { required: true }), { wide: true }),
     h("p", {}, h("button", { type: "submit" }, t("save"))));
   findings.addEventListener("submit", (e) => { e.preventDefault(); act("findings", formBody(findings), findings); });
   cards.push(h("section", { class: "card" }, h("h2", {}, t("act.findings")), findings));
 
   const proposal = h("form", { class: "grid", id: "proposal-form", novalidate: true },
-    field("decision", select(DECISIONS.map((d) => [d, t(`decision.${d}`)])), { scope: "proposal" }),
-    field("legal_basis", select([["", t("basis.none")], ...LEGAL_BASES.map((b) => [b, t(`basis.${b}`)])]),
+    field("decision", select(labelOptions("decision")), { scope: "proposal" }),
+    // "none" is the mall's own policy: sent as no basis at all
+    field("legal_basis", select(labelOptions("legal_basis").map(([b, words]) => [b === "none" ? "" : b, words])),
       { scope: "proposal", label: t("basis") }),
     field("price", h("input", { inputmode: "decimal" }), { scope: "proposal" }),
     field("demanded_amount", h("input", { inputmode: "decimal" }), { scope: "proposal", label: t("demanded") }),
@@ -290,8 +324,9 @@ function actions(c, act) {
   const latest = (c.proposals || [])[c.proposals.length - 1];
   if (latest) {
     cards.push(h("section", { class: "card", id: "proposal-latest" },
-      h("h2", {}, `${t("act.proposal")} #${latest.no}: ${latest.decision} · ${latest.status}`),
-      h("p", {}, (latest.remedies || []).map((r) => `${r.type} ${r.amount ?? ""}`).join(", ")),
+      h("h2", {}, `${t("act.proposal")} #${latest.no}: ${label("decision", latest.decision)} · `,
+        h("span", { "data-status": latest.status }, label("proposal_status", latest.status))),
+      h("p", {}, (latest.remedies || []).map((r) => `${label("remedy", r.type)} ${r.amount ?? ""}`).join(listComma())),
       h("p", {},
         h("button", { type: "button", id: "reply", onclick: () => act("reply", { proposal_no: latest.no, oral: true }) },
           t("act.reply")), " ",
@@ -310,9 +345,8 @@ function actions(c, act) {
   }
 
   const note = h("form", { class: "grid", id: "note-form" },
-    field("kind", select([["internal", t("note.internal")], ["customer_contact", t("note.customer_contact")]]),
-      { scope: "note", label: t("act.note") }),
-    field("via", select(CONTACT_WAYS.map((v) => [v, t(`via.${v}`)])), { scope: "note", label: t("note.via") }),
+    field("kind", select(labelOptions("note_kind").reverse()), { scope: "note", label: t("act.note") }),   // internal first
+    field("via", select(labelOptions("via")), { scope: "note", label: t("note.via") }),
     field("text", h("textarea", { required: true }), { wide: true, scope: "note", label: t("act.note_text") }),
     h("p", {}, h("button", { type: "submit", class: "secondary" }, t("save")), " ",
       h("button", { type: "button", class: "secondary", id: "escalate",
@@ -329,9 +363,10 @@ function actions(c, act) {
   const open = (c.tasks || []).filter((task) => !task.done);
   if ((c.tasks || []).length) {
     cards.push(h("section", { class: "card", id: "tasks" }, h("h2", {}, t("tasks")), h("ul", {}, c.tasks.map((task) =>
-      h("li", {}, `${task.kind} ${task.amount ?? ""} · ${when(task.due_at)} `, task.done ? "✓" :
+      h("li", {}, `${labelIn(["remedy", "task_kind"], task.kind)} ${task.amount ?? ""} · ${at(task.due_at)} `, task.done ? "✓" :
         h("button", { type: "button", "data-task": task.id,
-                      onclick: () => act("task-done", { task_id: task.id, note: `${task.kind} done` }) }, t("act.task")))))));
+                      onclick: () => act("task-done", { task_id: task.id,
+                        note: `${labelIn(["remedy", "task_kind"], task.kind)} ${t("rect.done")}` }) }, t("act.task")))))));
   }
   const resolve = h("form", { class: "grid", id: "resolve-form" },
     field("summary", h("textarea", { required: true }), { wide: true, scope: "resolve" }),
@@ -346,16 +381,16 @@ function checkResult(x) {
   const yes = (v) => (v ? t("yes") : t("no"));
   const rows = [
     [t("check.total"), x.total], [t("check.compensation"), x.compensation],
-    [t("basis"), x.law || t("basis.none")],
+    [t("basis"), label("legal_basis", x.legal_basis || "none")],
     x.law ? [t("check.statutory_total"), x.statutory_total] : null,
     x.law ? [t("check.statutory_compensation"), x.statutory_compensation] : null,
     x.demand_above_statutory !== undefined && x.demand_above_statutory !== null
       ? [t("check.demand_above_statutory"), yes(x.demand_above_statutory)] : null,
-    [t("check.approver"), x.approver_role || t("check.no_approval")],
+    [t("check.approver"), x.approver_role ? label("role", x.approver_role) : t("check.no_approval")],
     [t("check.you_may_approve"), yes(x.you_may_approve)],
   ].filter(Boolean);
   return h("div", {},
-    h("table", { id: "check-table" }, rows.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, v ?? "—")))),
+    h("table", { id: "check-table" }, rows.map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v ?? "—")))),
     (x.breaches || []).length ? h("ul", { class: "error", id: "check-breaches" },
       x.breaches.map((b) => h("li", {}, `${t("check.breach")}: ${b}`))) : null,
     (x.warnings || []).length ? h("ul", { class: "warn", id: "check-warnings" },

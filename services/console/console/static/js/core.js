@@ -240,3 +240,54 @@ export async function staff() {
 }
 
 export const datalist = (id, values) => h("datalist", { id }, values.map(([v, text]) => h("option", { value: v }, text)));
+
+// A code word of whichever of `groups` has words for it (a task is a remedy or a task of its own).
+export function labelIn(groups, code) {
+  const group = groups.find((g) => (LABELS.groups[g] || {})[code]) || groups[0];
+  return label(group, code);
+}
+// A member of staff by name (from staff()'s list), the id where the directory does not know them.
+export const staffName = (people, id) => (id ? (people.find((p) => p.id === id) || {}).name || id : "");
+
+// Between the items of a list: 、 in Chinese, a comma in English.
+export const listComma = () => (lang() === "zh" ? "、" : ", ");
+
+// What a timeline step records beside its action (a finding's source, a proposal's decision and
+// remedies, the department a meeting named ...), in words: "来源：监控录像；摘要：…".
+const STEP_DETAIL = {
+  source: (v) => label("finding_source", v), decision: (v) => label("decision", v),
+  remedies: (v) => (v || []).map((r) => `${label("remedy", r.type)} ${r.amount ?? ""}`.trim()).join(listComma()),
+  points: (v) => (Array.isArray(v) ? v.join("；") : v), reason: (v) => labelIn(["escalation_reason"], v),
+  to_role: (v) => label("role", v), kind: (v) => labelIn(["note_kind", "rectification_kind", "remedy", "task_kind"], v),
+  via: (v) => label("via", v), responsible_department: (v) => label("department", v),
+  spot: (v) => (v ? t("yes") : t("no")),
+};
+export function stepDetail(step) {
+  return Object.entries(STEP_DETAIL).filter(([k]) => step[k] !== undefined && step[k] !== null && step[k] !== "")
+    .map(([k, words]) => `${t(`step.${k}`)}: ${words(step[k])}`)
+    .concat(["summary", "text", "total"].filter((k) => step[k]).map((k) => `${t(`step.${k}`)}: ${step[k]}`)).join("; ");
+}
+
+// A time typed into a datetime-local field ("2026-12-06T15:30"), read on the mall's clock, as an
+// instant (ISO, UTC): what the clerk means, whatever zone the laptop is set to.
+export function mallTime(local, mall) {
+  const [y, mo, d, hr, mi] = local.split(/[-T:]/).map(Number);
+  const guess = Date.UTC(y, mo - 1, d, hr, mi);
+  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-US", { timeZone: mallZone(mall), hourCycle: "h23",
+    year: "numeric", month: "numeric", day: "numeric", hour: "numeric", minute: "numeric" })
+    .formatToParts(guess).map((p) => [p.type, Number(p.value)]));
+  const shown = Date.UTC(parts.year, parts.month - 1, parts.day, parts.hour, parts.minute);
+  return new Date(guess - (shown - guess)).toISOString();
+}
+
+// The malls the labels name (ids), and a mall's merchants for a <select>: [[id, name], ...].
+export const mallIds = () => Object.keys(LABELS.malls);
+export const merchantOptions = (mall) => Object.entries((LABELS.malls[mall] || { merchants: {} }).merchants);
+
+// A rectification task's description in words. Resolution writes "after <case> (<category>)" for
+// the task its policy opens by itself (domain/actions.py, rectification_tasks): the category is
+// named here; what a person wrote stays as written.
+export function rectificationText(description) {
+  const automatic = /^after (\S+) \(([a-z_.]+)\)$/.exec(description || "");
+  return automatic ? `${t("rect.after")} ${automatic[1]} (${categoryName(automatic[2])})` : description || "";
+}

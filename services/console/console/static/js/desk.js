@@ -1,30 +1,28 @@
 // Service desk: every R1.3 field, the duplicate warning, the acknowledgement and its deadline,
 // and a simple complaint settled on the spot at the desk (R3.2).
-import { DECISIONS, api, categoryCell, field, formBody, h, lines, mallNames, remedies, remedyErrors, remedyInputs, select, session, showErrors,
-         t, toast, when } from "./core.js";
+import { api, categoryCell, categoryName, field, formBody, h, label, labelOptions, lines, mallIds, mallName, remedies,
+         remedyErrors, remedyInputs, select, session, showErrors, t, toast, when } from "./core.js";
 
-const BANDS = ["early_morning", "morning", "noon", "afternoon", "evening", "night"];
-const EMOTIONS = ["calm", "anxious", "upset", "angry", "furious"];
-const TIERS = ["none", "regular", "silver", "gold", "platinum", "vip", "corporate", "key_account"];
 const input = (attrs = {}) => h("input", attrs);
 
 export async function render(main) {
   const me = session();
-  const names = await mallNames();
-  const malls = me.malls.includes("*") ? Object.keys(names) : me.malls;
+  const malls = me.malls.includes("*") ? mallIds() : me.malls;
   const form = h("form", { class: "grid", id: "desk-form", novalidate: true },
-    field("mall_id", select(malls.map((m) => [m, names[m] || m])), { label: t("mall") }),
-    field("channel", select([["desk", t("channel.desk")], ["hotline", t("channel.hotline")]])),
+    field("mall_id", select(malls.map((m) => [m, mallName(m)])), { label: t("mall") }),
+    // what reaches the desk: a customer in front of it, or on the phone
+    field("channel", select(labelOptions("channel").filter(([c]) => ["desk", "hotline"].includes(c)))),
     field("customer.name", input({ autocomplete: "off" })),
     field("customer.phone", input({ type: "tel", inputmode: "tel" })),
     field("customer.email", input({ type: "email" })),
     field("customer.member_id", input()),
-    field("customer.member_tier", select([["", ""], ...TIERS.map((v) => [v, v])])),
+    field("customer.member_tier", select([["", ""], ...labelOptions("member_tier")])),
     field("location.area", input({ list: "areas" })),
-    field("location.merchant_id", input({ list: "merchants" }), { label: t("location.merchant") }),
-    h("input", { type: "hidden", "data-path": "location.merchant_name", id: "merchant-name" }),
+    // the merchant is picked or typed by name; a listed one goes in with its id too
+    field("location.merchant_name", input({ list: "merchants", autocomplete: "off" }), { label: t("location.merchant") }),
+    h("input", { type: "hidden", "data-path": "location.merchant_id", id: "merchant-id" }),
     field("location.store", input()),
-    field("incident_time_band", select([["", ""], ...BANDS.map((v) => [v, t(`band.${v}`)])])),
+    field("incident_time_band", select([["", ""], ...labelOptions("time_band")])),
     field("staff_involved", input({ placeholder: "E1024, E1025" })),
     field("product.barcode", input({ inputmode: "numeric" })),
     field("product.brand", input()),
@@ -33,7 +31,7 @@ export async function render(main) {
     field("description", h("textarea", { required: true }), { wide: true }),
     field("demands.fact", h("textarea")),
     field("demands.expectation", h("textarea")),
-    field("emotion", select([["", ""], ...EMOTIONS.map((v) => [v, t(`emotion.${v}`)])])),
+    field("emotion", select([["", ""], ...labelOptions("emotion")])),
     field("anger_score", input({ type: "number", min: 1, max: 5 })),
     h("p", { class: "wide" }, h("button", { type: "submit", id: "desk-submit" }, t("desk.submit"))),
     h("datalist", { id: "areas" }, ["fresh produce", "checkout", "bakery", "electronics", "parking", "restroom"]
@@ -45,10 +43,10 @@ export async function render(main) {
   form.querySelector("select").focus();
   loadMerchants(form);
   form.querySelector('[data-path="mall_id"]').addEventListener("change", () => loadMerchants(form));
-  // A merchant picked from the registry goes in with its name, so reports can show it.
-  form.querySelector('[data-path="location.merchant_id"]').addEventListener("input", (event) => {
+  // A merchant picked from the registry goes in with its id, so reports count it as that merchant.
+  form.querySelector('[data-path="location.merchant_name"]').addEventListener("input", (event) => {
     const listed = [...form.querySelectorAll("#merchants option")].find((o) => o.value === event.target.value.trim());
-    form.querySelector("#merchant-name").value = listed ? listed.dataset.name : "";
+    form.querySelector("#merchant-id").value = listed ? listed.dataset.id : "";
   });
 
   form.addEventListener("submit", async (event) => {
@@ -73,10 +71,11 @@ async function loadMerchants(form) {
   // The mall's merchants from the mall registry; a merchant not listed can still be typed in.
   const picker = form.querySelector("#merchants");
   const mall = form.querySelector('[data-path="mall_id"]').value;
+  form.querySelector("#merchant-id").value = "";   // a merchant id is its own mall's
   try {
     const { data } = await api("intake", `malls/${encodeURIComponent(mall)}/merchants`);
-    picker.replaceChildren(...data.items.map((m) => h("option", { value: m.id, "data-name": m.name },
-      [m.name, m.floor && `${m.floor}F`, m.area].filter(Boolean).join(" · "))));
+    picker.replaceChildren(...data.items.map((m) => h("option", { value: m.name, "data-id": m.id },
+      [m.floor && `${m.floor}F`, m.area].filter(Boolean).join(" · "))));
   } catch (error) { picker.replaceChildren(); }   // the field stays free text
 }
 
@@ -87,10 +86,10 @@ function showResult(result, complaint, status) {
     h("h2", {}, `${rejected ? (duplicate ? t("desk.duplicate") : t("desk.rejected")) : t("desk.registered")}: `,
       h("span", { id: "complaint-number" }, complaint.number)),
     status === 200 ? h("p", {}, t("desk.same")) : null,
-    rejected ? h("p", { id: "rejection" }, `${complaint.rejection.reason}: ${complaint.rejection.detail || ""} `,
+    rejected ? h("p", { id: "rejection", "data-reason": complaint.rejection.reason }, rejectionWords(complaint.rejection),
       complaint.rejection.duplicate_of ? `→ ${complaint.rejection.duplicate_of}` : "") : null,
-    rejected ? null : h("p", {}, `${t("desk.ack_due")}: `, h("strong", { id: "ack-due" }, when(complaint.ack_due_at))),
-    complaint.acknowledgement ? h("p", {}, `${t("desk.acknowledged")} ${when(complaint.acknowledgement.acknowledged_at)}`)
+    rejected ? null : h("p", {}, `${t("desk.ack_due")}: `, h("strong", { id: "ack-due" }, when(complaint.ack_due_at, complaint.mall_id))),
+    complaint.acknowledgement ? h("p", {}, `${t("desk.acknowledged")} ${when(complaint.acknowledgement.acknowledged_at, complaint.mall_id)}`)
       : rejected ? null    // a refused complaint has nothing to acknowledge: the desk tells the customer why
       : h("button", { type: "button", id: "ack-button", onclick: (e) => acknowledge(e.target, complaint) }, t("desk.ack_now")),
     // R1.2, R7.1: at the desk the receipt is a slip handed over (no message is sent), which tells the customer too
@@ -104,6 +103,9 @@ function showResult(result, complaint, status) {
   next.focus();
 }
 
+// Why intake did not take it, in words (its detail is written for the log, in English).
+const rejectionWords = (r) => `${label("rejection_reason", r.reason)} `;
+
 // R3.2: a low-risk complaint outside a dispute, settled here and now within the desk's own
 // authority. Resolution opens the case only once triage has assessed the complaint (events
 // between services), so a settlement sent too early waits for the case a little and tries again.
@@ -113,7 +115,7 @@ function spotForm(complaint) {
   const status = h("p", { id: "spot-status", "aria-live": "polite" });
   const form = h("form", { class: "grid", id: "spot-form", novalidate: true },
     h("p", { class: "wide note" }, t("spot.hint")),
-    field("decision", select(DECISIONS.map((d) => [d, t(`decision.${d}`)])), { scope: "spot" }),
+    field("decision", select(labelOptions("decision")), { scope: "spot" }),
     field("price", h("input", { inputmode: "decimal" }), { scope: "spot" }),
     field("demanded_amount", h("input", { inputmode: "decimal" }), { scope: "spot", label: t("demanded") }),
     ...remedyInputs("spot"),
@@ -159,9 +161,10 @@ async function showGrading(number, line) {
       const spotable = a.risk_level === "low" && !a.review_meeting;
       line.dataset.risk = a.risk_level;
       line.className = spotable ? "" : "warn";
-      line.replaceChildren(`${t("risk")}: ${a.risk_level} · ${t("category")}: `,
-        ...categoryCell(a.category, a.category_confirmed, a.category_confidence), ` · ${t("triage.department")}: `
-        + a.department + (spotable ? "" : ` · ${t(a.review_meeting ? "spot.dispute" : "spot.not_low")}`));
+      line.replaceChildren(`${t("risk")}: ${label("risk_level", a.risk_level)} · ${t("category")}: `,
+        ...categoryCell(a.category && categoryName(a.category), a.category_confirmed, a.category_confidence),
+        ` · ${t("triage.department")}: ${label("department", a.department)}`
+        + (spotable ? "" : ` · ${t(a.review_meeting ? "spot.dispute" : "spot.not_low")}`));
       return;
     } catch (error) {
       if (error.status !== 404 || Date.now() > deadline) { line.textContent = ""; return; }
@@ -189,7 +192,8 @@ async function acknowledge(button, complaint) {
   try {
     const { data } = await api("intake", `complaints/${complaint.number}/acknowledgement`,
       { method: "POST", body: { acknowledged_by: session().user, method: "in_person" } });
-    button.replaceWith(h("p", { id: "ack-done" }, `${t("desk.acknowledged")} ${when(data.acknowledged_at || data.acknowledgement?.acknowledged_at)}`));
+    button.replaceWith(h("p", { id: "ack-done" },
+      `${t("desk.acknowledged")} ${when(data.acknowledged_at || data.acknowledgement?.acknowledged_at, complaint.mall_id)}`));
   } catch (error) { toast(`${t("failed")}: ${error.message}`); }
 }
 
@@ -198,13 +202,12 @@ async function acknowledge(button, complaint) {
 async function printReceipt(box, complaint) {
   const ackButton = box.querySelector("#ack-button");
   if (ackButton) await acknowledge(ackButton, complaint);
-  const names = await mallNames();
   document.querySelector("#receipt")?.remove();
   const slip = h("section", { id: "receipt", class: "receipt", "data-number": complaint.number },
-    h("h2", {}, names[complaint.mall_id] || complaint.mall_id),
+    h("h2", {}, mallName(complaint.mall_id)),
     h("h3", {}, t("receipt.title")),
     h("p", {}, `${t("receipt.number")}: `, h("strong", { id: "receipt-number" }, complaint.number)),
-    h("p", {}, `${t("receipt.received")}: `, h("span", { id: "receipt-received" }, when(complaint.received_at))),
+    h("p", {}, `${t("receipt.received")}: `, h("span", { id: "receipt-received" }, when(complaint.received_at, complaint.mall_id))),
     h("p", {}, t("receipt.next")),
     h("p", { class: "note" }, t("receipt.keep")));
   box.after(slip);

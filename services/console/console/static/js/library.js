@@ -1,20 +1,23 @@
 // Case library (R4.4): search the chain's archived cases by category, mall, merchant, risk and a
 // word in the problem, outcome or lessons; one entry with how it was handled and what was learnt.
-import { api, field, formBody, h, may, select, session, showErrors, t, toast, when } from "./core.js";
-
-const RISKS = ["low", "medium", "high"];
+import { api, categoryName, field, formBody, h, label, labelOptions, mallIds, mallName, may, merchantName, merchantOptions,
+         select, session, showErrors, stepDetail, t, toast, when } from "./core.js";
 
 export async function render(main, [number]) {
   if (number) return entry(main, number);
-  const malls = session().malls.filter((m) => m !== "*");
+  const malls = session().malls.includes("*") ? mallIds() : session().malls;
+  // a merchant is picked by name among the chosen mall's (its id is the mall's own)
+  const merchants = select([["", ""]]);
   const form = h("form", { class: "grid", id: "library-search", role: "search", novalidate: true },
     field("q", h("input", { type: "search" }), { scope: "lib", label: t("lib.q") }),
-    field("category", h("input", { list: "lib-categories" }), { scope: "lib", label: t("category") }),
-    field("mall_id", select([["", t("lib.all_malls")], ...malls.map((m) => [m, m])]), { scope: "lib", label: t("mall") }),
-    field("merchant_id", h("input"), { scope: "lib", label: t("location.merchant") }),
-    field("risk_level", select([["", ""], ...RISKS.map((r) => [r, r])]), { scope: "lib", label: t("risk") }),
-    h("datalist", { id: "lib-categories" }),
+    field("category", select([["", ""], ...labelOptions("category")]), { scope: "lib", label: t("category") }),
+    field("mall_id", select([["", t("lib.all_malls")], ...malls.map((m) => [m, mallName(m)])]), { scope: "lib", label: t("mall") }),
+    field("merchant_id", merchants, { scope: "lib", label: t("location.merchant") }),
+    field("risk_level", select([["", ""], ...labelOptions("risk_level")]), { scope: "lib", label: t("risk") }),
     h("p", {}, h("button", { type: "submit", id: "library-search-submit" }, t("lib.search"))));
+  const mallPicker = form.querySelector('[data-path="mall_id"]');
+  mallPicker.addEventListener("change", () => merchants.replaceChildren(
+    ...[["", ""], ...merchantOptions(mallPicker.value)].map(([v, name]) => h("option", { value: v }, name))));
   const results = h("div", { id: "library-results", "aria-live": "polite" });
   main.append(h("h1", {}, t("lib.title")), h("section", { class: "card" }, form), results);
   const search = async () => {
@@ -22,9 +25,6 @@ export async function render(main, [number]) {
       const { data } = await api("feedback", "library", { query: formBody(form) });
       showErrors(form, null);
       show(results, data.items || []);
-      const seen = new Set((data.items || []).map((x) => x.category).filter(Boolean));
-      if (!form.querySelector('[data-path="category"]').value)
-        form.querySelector("#lib-categories").replaceChildren(...[...seen].map((v) => h("option", { value: v })));
     } catch (error) { showErrors(form, error); }
   };
   form.addEventListener("submit", (event) => { event.preventDefault(); search(); });
@@ -36,12 +36,14 @@ function show(results, items) {
   results.replaceChildren(h("p", { id: "library-count" }, `${t("lib.found")}: ${items.length}`), items.length
     ? h("table", { id: "library-list" },
       h("thead", {}, h("tr", {}, [t("number"), t("mall"), t("category"), t("risk"), t("lib.problem"), t("lib.outcome"),
-        t("lib.lessons"), t("lib.archived")].map((x) => h("th", {}, x)))),
+        t("lib.lessons"), t("lib.archived")].map((x) => h("th", { scope: "col" }, x)))),
       h("tbody", {}, items.map((x) => h("tr", { "data-number": x.complaint_no },
         h("td", {}, h("a", { href: `#/library/${encodeURIComponent(x.complaint_no)}` }, x.complaint_no)),
-        h("td", {}, x.mall_id), h("td", {}, x.category || ""), h("td", {}, x.risk_level || ""),
+        h("td", {}, mallName(x.mall_id)), h("td", {}, categoryName(x.category)), h("td", {}, label("risk_level", x.risk_level)),
         h("td", {}, (x.problem && x.problem.description) || ""), h("td", {}, x.outcome || ""),
-        h("td", {}, x.lessons_pending ? t("lib.lessons_pending") : x.lessons || ""), h("td", {}, when(x.archived_at))))))
+        h("td", {}, x.lessons_pending ? t("lib.lessons_pending") : x.lessons || ""),
+        // the chain's library mixes malls: each time names its zone
+        h("td", {}, when(x.archived_at, x.mall_id, { zone: true }))))))
     : h("p", {}, t("lib.none")));
 }
 
@@ -52,20 +54,21 @@ async function entry(main, number) {
     h("h1", {}, `${t("lib.entry")} `, h("span", { id: "library-number" }, x.complaint_no)),
     h("p", {}, h("a", { href: "#/library" }, `← ${t("lib.title")}`)),
     h("section", { class: "card", id: "library-entry" }, h("table", {}, [
-      [t("mall"), x.mall_id], [t("category"), x.category || "—"], [t("risk"), x.risk_level],
-      [t("location.merchant"), x.merchant_id || "—"], [t("location.area"), x.area || "—"], [t("channel"), x.channel],
+      [t("mall"), mallName(x.mall_id)], [t("category"), categoryName(x.category) || "—"],
+      [t("risk"), label("risk_level", x.risk_level)], [t("location.merchant"), merchantName(x.mall_id, x.merchant_id) || "—"],
+      [t("location.area"), x.area || "—"], [t("channel"), label("channel", x.channel)],
       [t("description"), problem.description || ""], [t("demands.fact"), problem.fact || ""],
       [t("demands.expectation"), problem.expectation || ""], [t("lib.outcome"), x.outcome || ""],
       [t("lib.rounds"), x.rounds], [t("lib.lessons"), x.lessons || (x.lessons_pending ? t("lib.lessons_pending") : "")],
-      [t("lib.archived"), `${when(x.archived_at)}${x.automatic ? ` (${t("lib.automatic")})` : ""}`],
-    ].map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", { "data-field": k }, v))))),
+      [t("lib.archived"), `${when(x.archived_at, x.mall_id)}${x.automatic ? ` (${t("lib.automatic")})` : ""}`],
+    ].map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", { "data-field": k }, v))))),
     h("h2", {}, t("lib.process")),
     h("table", { id: "library-process" },
-      h("thead", {}, h("tr", {}, [t("at"), t("lib.role"), t("action"), t("state"), t("lib.detail")].map((k) => h("th", {}, k)))),
-      h("tbody", {}, (x.process || []).map((s) => h("tr", {}, h("td", {}, when(s.at)), h("td", {}, s.role),
-        h("td", {}, s.action), h("td", {}, s.state),
-        h("td", {}, Object.entries(s).filter(([k]) => !["at", "role", "action", "state"].includes(k))
-          .map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join("; ")))))));
+      h("thead", {}, h("tr", {}, [t("at"), t("lib.role"), t("action"), t("state"), t("lib.detail")]
+        .map((k) => h("th", { scope: "col" }, k)))),
+      h("tbody", {}, (x.process || []).map((s) => h("tr", { "data-action": s.action }, h("td", {}, when(s.at, x.mall_id)),
+        h("td", {}, label("role", s.role)), h("td", {}, label("action", s.action)), h("td", {}, label("case_state", s.state)),
+        h("td", {}, stepDetail(s)))))));
   if (x.lessons_pending && may("library.write")) {
     const form = h("form", { class: "grid", id: "lessons-form", novalidate: true },
       field("lessons", h("textarea"), { wide: true, scope: "lessons", label: t("lib.lessons") }),

@@ -1,8 +1,5 @@
 // Messages to customers that failed for good (notify): a person tells each customer another way.
-import { api, h, session, t, when } from "./core.js";
-
-const KINDS = ["acknowledgement", "promise", "answer", "execution", "revisit"];   // notify's contracts
-const REASONS = ["refused", "gave_up", "no_contact", "contact_gone"];
+import { api, h, label, labelIn, mallName, session, t, when } from "./core.js";
 
 export async function render(main) {
   const malls = session().malls.filter((m) => m !== "*");
@@ -13,14 +10,17 @@ export async function render(main) {
   }
   main.append(h("h1", {}, t("msg.title")), h("p", { class: "note" }, t("msg.note")));
   if (!items.length) { main.append(h("p", { id: "messages-empty" }, t("msg.empty"))); return; }
+  // one mall's list shows its own clock; a list of several malls names each row's mall and zone
+  const several = new Set(items.map((m) => m.mall_id)).size > 1;
   main.append(h("table", { id: "failed-messages" },
-    h("thead", {}, h("tr", {}, [t("number"), t("msg.kind"), t("channel"), t("reason"), t("msg.error"),
-      t("msg.failed_at")].map((x) => h("th", {}, x)))),
+    h("thead", {}, h("tr", {}, [t("number"), several ? t("mall") : null, t("msg.kind"), t("channel"), t("reason"),
+      t("msg.error"), t("msg.failed_at")].filter(Boolean).map((x) => h("th", { scope: "col" }, x)))),
     h("tbody", {}, items.map((m) => h("tr", { "data-message": m.message_id },
       h("td", {}, h("a", { href: `#/case/${encodeURIComponent(m.complaint_no)}` }, m.complaint_no)),
-      h("td", {}, KINDS.includes(m.kind) ? t(`msg.kind.${m.kind}`) : m.kind),
-      h("td", {}, m.channel || t("msg.no_channel")),
-      h("td", {}, REASONS.includes(m.failure.reason) ? t(`msg.reason.${m.failure.reason}`) : m.failure.reason),
+      several ? h("td", {}, mallName(m.mall_id)) : null,
+      h("td", {}, label("message_kind", m.kind)),
+      h("td", {}, m.channel ? label("message_route", m.channel) : t("msg.no_channel")),
+      h("td", { "data-reason": m.failure.reason }, labelIn(["failure_reason", "message_status"], m.failure.reason)),
       h("td", {}, m.failure.error || ""),
-      h("td", {}, when(m.failure.at)))))));
+      h("td", {}, when(m.failure.at, m.mall_id, { zone: several })))))));
 }
