@@ -1,8 +1,8 @@
-"""Issue 9: the console's pick lists say what the services accept. The pages offer values as
-plain JavaScript lists (no build step to generate them); each is checked here against the
-services' OpenAPI documents (their marshmallow schemas) or the policy files it comes from,
-so that a value added to a schema or a policy cannot be missing from the screens unnoticed,
-nor its words in either language (i18n.js)."""
+"""Issue 9, issue 20: the console's pick lists say what the services accept. A page offers the
+values of a labels.yml group (`labelOptions(group)`, words in both languages from one place) or,
+for the few lists that are no code words, a plain JavaScript list; each is checked here against
+the services' OpenAPI documents (their marshmallow schemas) or the policy files it comes from,
+so that a value added to a schema or a policy cannot be missing from the screens unnoticed."""
 
 import json
 import re
@@ -15,6 +15,13 @@ from mallcare_common.contracts.notify import FAILURES
 from tests.helpers import POLICY_DIR, ROOT
 
 JS = ROOT / "services" / "console" / "console" / "static" / "js"
+GROUPS = yaml.safe_load((POLICY_DIR / "labels.yml").read_text(encoding="utf-8"))["groups"]
+
+
+def offered(file, group):
+    """The codes a page offers from labels.yml's `group`, checking that it does offer them."""
+    assert f'labelOptions("{group}")' in (JS / file).read_text(encoding="utf-8"), f"{file} offers no {group} list"
+    return list(GROUPS[group])
 
 
 def js_list(file, name):
@@ -36,21 +43,43 @@ def policy(name):
 
 
 @pytest.mark.parametrize(
-    "file, name, service, schema, prop",
+    "file, group, service, schema, prop",
     [
-        ("desk.js", "BANDS", "intake", "ComplaintIn", "incident_time_band"),
-        ("desk.js", "EMOTIONS", "intake", "ComplaintIn", "emotion"),
-        ("desk.js", "TIERS", "intake", "CustomerIn", "member_tier"),
-        ("core.js", "DECISIONS", "resolution", "ProposalIn", "decision"),
-        ("core.js", "DECISIONS", "resolution", "SpotResolutionIn", "decision"),
-        ("case.js", "SOURCES", "resolution", "FindingIn", "source"),
-        ("case.js", "CONTACT_WAYS", "resolution", "PromiseIn", "via"),
-        ("library.js", "RISKS", "triage", "AssessmentOut", "risk_level"),
-        ("messages.js", "KINDS", "notify", "MessageOut", "kind"),
+        ("desk.js", "time_band", "intake", "ComplaintIn", "incident_time_band"),
+        ("desk.js", "emotion", "intake", "ComplaintIn", "emotion"),
+        ("desk.js", "member_tier", "intake", "CustomerIn", "member_tier"),
+        ("desk.js", "channel", "intake", "ComplaintIn", "channel"),
+        ("case.js", "decision", "resolution", "ProposalIn", "decision"),
+        ("desk.js", "decision", "resolution", "SpotResolutionIn", "decision"),
+        ("case.js", "finding_source", "resolution", "FindingIn", "source"),
+        ("case.js", "via", "resolution", "PromiseIn", "via"),
+        ("case.js", "note_kind", "resolution", "NoteIn", "kind"),
+        ("incidents.js", "via", "resolution", "CommunicationIn", "via"),
+        ("library.js", "risk_level", "triage", "AssessmentOut", "risk_level"),
+        ("supervision.js", "risk_level", "triage", "AssessmentOut", "risk_level"),
+        ("revisits.js", "outcome", "feedback", "AttemptIn", "outcome"),
     ],
 )
-def test_a_pick_list_offers_what_the_schema_accepts(file, name, service, schema, prop):
-    assert sorted(js_list(file, name)) == sorted(enum(service, schema, prop))
+def test_a_pick_list_offers_what_the_schema_accepts(file, group, service, schema, prop):
+    assert sorted(offered(file, group)) == sorted(enum(service, schema, prop))
+
+
+@pytest.mark.parametrize(
+    "file, group, service, path, name",
+    [
+        ("incidents.js", "incident_state", "resolution", "/incidents", "state"),
+        ("actions.js", "action_status", "analytics", "/actions", "status"),
+    ],
+)
+def test_a_filter_offers_what_the_query_accepts(file, group, service, path, name):
+    document = json.loads((ROOT / "docs" / "openapi" / f"{service}.json").read_text())
+    [parameter] = [p for p in document["paths"][path]["get"]["parameters"] if p["name"] == name]
+    assert sorted(offered(file, group)) == sorted(v for v in parameter["schema"]["enum"] if v is not None)
+
+
+def test_the_reason_tags_and_incident_types_offered_are_the_policies():
+    assert sorted(offered("revisits.js", "reason_tag")) == sorted(policy("feedback")["reason_tags"])
+    assert sorted(offered("incidents.js", "incident_type")) == sorted(policy("resolution")["incidents"]["types"])
 
 
 def test_the_remedies_with_an_amount_are_remedies_resolution_takes():
@@ -66,26 +95,17 @@ def words(language):
 
 
 @pytest.mark.parametrize("language", ["zh", "en"])
-def test_every_value_shown_has_its_words_in_both_languages(language):
-    shown = {
-        "band": js_list("desk.js", "BANDS"),
-        "emotion": js_list("desk.js", "EMOTIONS"),
-        "decision": js_list("core.js", "DECISIONS"),
-        "via": js_list("case.js", "CONTACT_WAYS"),
-        "remedy": js_list("core.js", "REMEDY_TYPES"),
-        "stage": js_list("dashboard.js", "STAGES"),
-        "basis": js_list("case.js", "LEGAL_BASES"),
-        "channel": enum("intake", "ComplaintIn", "channel"),
-        "msg.kind": js_list("messages.js", "KINDS"),
-        "msg.reason": js_list("messages.js", "REASONS"),
-    }
-    missing = {f"{prefix}.{value}" for prefix, values in shown.items() for value in values} - words(language)
+def test_every_remedy_field_has_its_words_in_both_languages(language):
+    missing = {f"remedy.{value}" for value in js_list("core.js", "REMEDY_TYPES")} - words(language)
     assert not missing, f"i18n.js {language} has no words for {sorted(missing)}"
 
 
-def test_categories_are_the_triage_taxonomy():
+def test_the_categories_offered_are_the_triage_taxonomy():
+    """categoryOptions() offers labels.yml's categories with a dot: the taxonomy's, each one."""
     taxonomy = policy("triage")["taxonomy"]
-    assert sorted(js_list("case.js", "CATEGORIES")) == sorted(
+    for file in ("case.js", "actions.js", "library.js", "supervision.js"):
+        assert "categoryOptions()" in (JS / file).read_text(encoding="utf-8"), file
+    assert sorted(code for code in GROUPS["category"] if "." in code) == sorted(
         f"{attribute}.{kind}" for attribute, kinds in taxonomy.items() for kind in kinds
     )
 
@@ -99,16 +119,16 @@ def test_departments_are_every_department_triage_routes_to():
         routing["security"],
         routing["cross_department"],
     }
-    assert set(js_list("case.js", "DEPARTMENTS")) == routed
+    assert set(offered("case.js", "department")) == routed
 
 
-def test_legal_bases_are_the_statutory_rules_of_the_policy():
-    assert sorted(js_list("case.js", "LEGAL_BASES")) == sorted(policy("resolution")["statutory"])
+def test_legal_bases_are_the_statutory_rules_of_the_policy_and_none():
+    assert sorted(offered("case.js", "legal_basis")) == sorted([*policy("resolution")["statutory"], "none"])
 
 
 def test_rectification_kinds_include_every_kind_the_policy_opens():
     opened = {rule["kind"] for rule in policy("resolution")["rectification"].values()}
-    assert opened <= set(js_list("case.js", "RECTIFICATION_KINDS"))
+    assert opened <= set(offered("case.js", "rectification_kind"))
 
 
 def test_the_dashboard_names_every_stage_analytics_counts():
@@ -116,10 +136,11 @@ def test_the_dashboard_names_every_stage_analytics_counts():
         re.findall(r'start\("(incident_\w+)"', (ROOT / "services/analytics/analytics/clocks.py").read_text())
     )
     assert incident_clocks and set(js_list("dashboard.js", "STAGES")) == set(COMPLAINT_CLOCKS) | incident_clocks
+    assert set(js_list("dashboard.js", "STAGES")) <= set(GROUPS["clock"])
 
 
 def test_the_failed_messages_page_names_every_reason_notify_fails_a_message_for():
-    assert sorted(js_list("messages.js", "REASONS")) == sorted(FAILURES)
+    assert sorted(FAILURES) == sorted(GROUPS["failure_reason"])
 
 
 def test_the_acknowledgement_queue_offers_ways_intake_takes_for_every_channel():

@@ -1,7 +1,7 @@
 // Improvement actions (R5.3): a recurring problem's 5 Whys, its root cause, the action, its owner and
 // due date, and done with the evidence. Analytics keeps them; triage's systemic patterns arrive as
 // proposals waiting for their analysis.
-import { api, categoryName, field, h, label, labelOptions, lang, mallName, mallNames, may, select, session, showErrors, staff, t,
+import { api, categoryOptions, categoryName, field, h, label, labelOptions, lang, mallName, mallNames, may, select, session, showErrors, staff, t,
          toast, when } from "./core.js";
 
 const WHYS = 5;
@@ -83,7 +83,7 @@ function actionForm(malls, people, again) {
       .map((p) => h("option", { value: p.id }, `${p.name}（${label("role", p.role)}）`)));
   mall.addEventListener("change", fillOwners);
   fillOwners();
-  const category = select([["", "—"], ...labelOptions("category")]);
+  const category = select([["", "—"], ...categoryOptions()]);
   const whys = Array.from({ length: WHYS }, (_, i) => h("input", { class: "why", id: `why-${i + 1}` }));
   const due = h("input", { type: "date" });
   const form = h("form", { class: "grid", id: "action-form", novalidate: true },

@@ -1,13 +1,11 @@
 // Case page: the case, its whole timeline, and the handler's actions from finding to resolution;
 // triage's assessment (reassign, correct), the review meeting (R2.4), the time told to the customer,
 // rectification tasks (R3.8), closing and reopening (R4.2), and putting it into the case library (R4.4).
-import { AT_RISK_SHARE, api, categoryCell, categoryName, field, formBody, h, label, labelIn, labelOptions, lines, listComma,
+import { AT_RISK_SHARE, api, categoryOptions, categoryCell, categoryName, field, formBody, h, label, labelIn, labelOptions, lines, listComma,
          mallName, mallTime, mallZone, mark, may, rectificationText, remedies, remedyErrors, remedyInputs, select, showErrors, slaMark,
          staff, staffName, t, toast, when } from "./core.js";
 
 const FINISHED = ["resolved", "closed"];
-// the categories a supervisor may correct to: the taxonomy's, not "unclassified"
-const CATEGORIES = () => labelOptions("category").filter(([code]) => code.includes("."));
 
 export async function render(main, [number]) {
   const no = encodeURIComponent(number);
@@ -136,7 +134,7 @@ function triageCard({ c, at, who, person, staffPicker }, a, again) {
     const which = select([["category", t("category")], ["risk_level", t("risk")]]);
     const value = select([]);
     const fill = () => value.replaceChildren(...[["", ""], ...(which.value === "risk_level" ? labelOptions("risk_level")
-      : CATEGORIES())].map(([v, words]) => h("option", { value: v }, words)));
+      : categoryOptions())].map(([v, words]) => h("option", { value: v }, words)));
     which.addEventListener("change", fill);
     fill();
     const form = h("form", { class: "grid", id: "correct-form", novalidate: true },

@@ -141,6 +141,9 @@ export function label(group, code) {
 }
 // Options for a <select> of a label group, in the policy's order: [[code, words], ...].
 export const labelOptions = (group) => Object.keys(LABELS.groups[group] || {}).map((code) => [code, label(group, code)]);
+// The taxonomy's categories to pick from: labels.yml's, without "unclassified", which the reports
+// name but no one picks (triage takes only attribute.kind).
+export const categoryOptions = () => labelOptions("category").filter(([code]) => code.includes("."));
 export const mallName = (id) => (id === "*" ? t("chain") : LABELS.malls[id] ? LABELS.malls[id].name[lang()] : id || "");
 export const merchantName = (mall, id) => ((LABELS.malls[mall] || { merchants: {} }).merchants[id]) || id || "";
 // Where a category is only an attribute ("product"), its attribute's words.

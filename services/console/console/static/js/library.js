@@ -1,6 +1,6 @@
 // Case library (R4.4): search the chain's archived cases by category, mall, merchant, risk and a
 // word in the problem, outcome or lessons; one entry with how it was handled and what was learnt.
-import { api, categoryName, field, formBody, h, label, labelOptions, mallIds, mallName, may, merchantName, merchantOptions,
+import { api, categoryOptions, categoryName, field, formBody, h, label, labelOptions, mallIds, mallName, may, merchantName, merchantOptions,
          select, session, showErrors, stepDetail, t, toast, when } from "./core.js";
 
 export async function render(main, [number]) {
@@ -10,7 +10,7 @@ export async function render(main, [number]) {
   const merchants = select([["", ""]]);
   const form = h("form", { class: "grid", id: "library-search", role: "search", novalidate: true },
     field("q", h("input", { type: "search" }), { scope: "lib", label: t("lib.q") }),
-    field("category", select([["", ""], ...labelOptions("category")]), { scope: "lib", label: t("category") }),
+    field("category", select([["", ""], ...categoryOptions()]), { scope: "lib", label: t("category") }),
     field("mall_id", select([["", t("lib.all_malls")], ...malls.map((m) => [m, mallName(m)])]), { scope: "lib", label: t("mall") }),
     field("merchant_id", merchants, { scope: "lib", label: t("location.merchant") }),
     field("risk_level", select([["", ""], ...labelOptions("risk_level")]), { scope: "lib", label: t("risk") }),

@@ -1,7 +1,7 @@
 // Supervisor's page: proposals waiting for my role's approval with their compliance figures (R3.5),
 // re-reviews due after an objection (R3.6), and correcting a grading or reassigning an owner with the
 // reason (triage; the case follows by triage's events).
-import { api, categoryName, field, formBody, h, label, labelOptions, lang, mallName, mark, select, session, showErrors,
+import { api, categoryOptions, categoryName, field, formBody, h, label, labelOptions, lang, mallName, mark, select, session, showErrors,
          slaMark, staff, t, toast, when } from "./core.js";
 
 // The signed-in member's malls to ask for ([undefined]: the whole chain in one call).
@@ -130,7 +130,7 @@ async function showGrading(section, me, people) {
   const which = select([["category", t("category")], ["risk_level", t("risk")]]);
   const value = select([]);
   const fillValues = () => value.replaceChildren(...(which.value === "risk_level" ? labelOptions("risk_level")
-    : labelOptions("category")).map(([v, words]) => h("option", { value: v }, words)));
+    : categoryOptions()).map(([v, words]) => h("option", { value: v }, words)));
   which.addEventListener("change", fillValues);
   fillValues();
   const correct = h("form", { class: "grid", id: "correct-form", novalidate: true },
