@@ -235,13 +235,14 @@ def _code_words():
 
 
 def code_words_in(text, language):
-    """The code words left in a page's rendered text. Everywhere: mall and merchant ids, and
-    snake_case or dotted words (`quality_defect`, `product.expired`). In Chinese also any
-    code word at all (`low`, `open`, `routine`) and durations in English units (6d 23h)."""
+    """The code words left in a page's rendered text. Everywhere: mall and merchant ids, snake_case
+    or dotted words (`quality_defect`, `product.expired`) and the services' hyphenated codes
+    (`review-meeting`; English's own re-review or e-mail are words). In Chinese also any code word
+    at all (`low`, `open`, `routine`) and durations in English units (6d 23h)."""
     codes, ids = _code_words()
     found = set()
     for token in re.findall(r"[A-Za-z][A-Za-z0-9_.\-]*[A-Za-z0-9]|\b[a-z]\b", text):
-        shaped = re.fullmatch(r"[a-z]+(?:[_.\-][a-z]+)+", token)
+        shaped = re.fullmatch(r"[a-z]+(?:[_.][a-z]+)+", token)
         if token in ids or shaped or (token in codes and (language.startswith("zh") or re.search(r"[_.\-]", token))):
             found.add(token)
     if language.startswith("zh"):

@@ -1,5 +1,5 @@
 """The web console's own service (issue 9): its pages, the demo sign-in and the proxy's
-edges. The whole walk through the pages is tests/e2e/test_console.py."""
+edges. The whole walk through the pages is tests/e2e/test_console_day.py."""
 
 import json
 import signal
