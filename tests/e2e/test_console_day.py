@@ -6,9 +6,10 @@ queue a category triage only proposed is marked unconfirmed (R7.4); the handler 
 above their authority; the supervisor approves it and gives the web complaint another owner;
 the handler answers and resolves; the revisit caller reveals the number and records a
 dissatisfied answer with reasons; the case reopens and the supervisor closes it; the store
-manager verifies an adverse event; the operations director sees the month's registered complaints
-move and reads the month's report with its charts. Every screen is shot in Chinese and again in English, and each shot fails on a code
-word on screen or a serious axe-core finding (conftest.Console.shot). The services' APIs
+manager verifies an adverse event; the operations director sees the month's registered
+complaints move and reads the month's report with its charts. Every screen is shot in Chinese
+and again in English, and each shot fails on a code word on screen or a serious axe-core
+finding (conftest.Console.shot). The services' APIs
 confirm each step. Screenshots: test-artifacts/console/a_working_day.../ (gitignored)."""
 
 import uuid

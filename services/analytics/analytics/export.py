@@ -151,16 +151,26 @@ def to_csv(report, w):
             if section.key == "summary":
                 writer.writerow([*scope, w("summary"), "", row[0], _csv_value(row[1])])
                 continue
-            item = " / ".join(str(v) for v in row[: section.keys])
+            item = _inert(" / ".join(str(v) for v in row[: section.keys]))
             for heading, value in zip(section.headings[section.keys :], row[section.keys :], strict=True):
                 writer.writerow([*scope, w(section.key), item, w(heading), _csv_value(value)])
     return out.getvalue().encode("utf-8")
 
 
+# What a spreadsheet reads as a formula when a cell starts with it. Text from customers (an
+# area) and staff (a root cause, an action) goes into these files: it must stay text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(value):
+    """Text that starts like a formula, quoted as Excel's own "text" prefix does; all else as it is."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
 def _csv_value(value):
     if value is None:
         return ""
-    return f"{value * 100:.1f}%" if isinstance(value, Share) else value
+    return f"{value * 100:.1f}%" if isinstance(value, Share) else _inert(value)
 
 
 def to_xlsx(report, w):
@@ -180,6 +190,8 @@ def to_xlsx(report, w):
             for cell, value in zip(sheet[sheet.max_row], row, strict=True):
                 if isinstance(value, Share):
                     cell.number_format = "0.0%"
+                elif isinstance(value, str) and value.startswith(FORMULA_STARTS):
+                    cell.data_type = "s"  # openpyxl took it for a formula: it is what someone wrote
         sheet.freeze_panes = "A2"
         for column in sheet.columns:
             width = max(_width(cell.value) for cell in column)

@@ -17,6 +17,11 @@ from mallcare_common.mongo import MongoDatabase, Store
 from .domain.states import ACTIVE
 
 
+# the proposed cases read to find those waiting for one role: a chain's backlog of proposals
+# awaiting approval is far below this; the earliest deadlines come first if it ever is not
+AWAITING_READ = 2000
+
+
 class CaseStore(Store):
     def __init__(self, db):
         super().__init__(db)
@@ -33,14 +38,14 @@ class CaseStore(Store):
             .limit(limit)
         )
 
-    def awaiting_approval(self, selector):
+    def awaiting_approval(self, selector, most=AWAITING_READ):
         """Proposed cases (of a mall, handler, ...) with a proposal awaiting approval, earliest
-        resolution deadline first."""
-        selector = {"state": "proposed", **selector, "proposals": {"$elemMatch": {"status": "awaiting_approval"}}}
+        resolution deadline first; at most `most` (a state asked for is not theirs: proposed)."""
+        selector = {**selector, "state": "proposed", "proposals": {"$elemMatch": {"status": "awaiting_approval"}}}
         return list(
-            self.cases.find(selector, {"outbox": 0, "timeline": 0}).sort(
-                [("resolution_due_at", ASCENDING), ("_id", ASCENDING)]
-            )
+            self.cases.find(selector, {"outbox": 0, "timeline": 0})
+            .sort([("resolution_due_at", ASCENDING), ("_id", ASCENDING)])
+            .limit(most)
         )
 
     def rectifications(self, mall_id, status, limit):

@@ -586,6 +586,28 @@ def test_the_csv_opens_in_excel_with_words_in_the_readers_language():
     assert not code_words_in(" ".join(" ".join(r) for r in rows[1:]), "zh")
 
 
+def test_text_that_starts_like_a_formula_stays_text_in_the_csv_and_the_spreadsheet():
+    """A root cause or an area someone typed as =HYPERLINK(...) must not run in Excel."""
+    report = a_report_with_an_action()
+    report["actions"]["items"][0]["root_cause"] = '=HYPERLINK("http://x.example","点我")'
+    report["actions"]["items"][0]["action"] = "-2+3"
+    rows = list(csv.reader(io.StringIO(export.to_csv(report, Words(WORDS, MALLS, "zh")).decode("utf-8-sig"))))
+    assert [
+        "2026-11",
+        "上海徐家汇店",
+        "未完成改进措施",
+        "SHXJH-IA-0001",
+        "根因",
+        '\'=HYPERLINK("http://x.example","点我")',
+    ] in rows
+    assert ["2026-11", "上海徐家汇店", "未完成改进措施", "SHXJH-IA-0001", "措施", "'-2+3"] in rows
+    book = openpyxl.load_workbook(io.BytesIO(export.to_xlsx(report, Words(WORDS, MALLS, "zh"))))
+    cells = [cell for row in book["未完成改进措施"].iter_rows(min_row=2) for cell in row]
+    typed = {cell.value: cell.data_type for cell in cells if isinstance(cell.value, str)}
+    assert typed['=HYPERLINK("http://x.example","点我")'] == "s" and typed["-2+3"] == "s"
+    assert "f" not in {cell.data_type for cell in cells}
+
+
 def test_the_spreadsheet_has_a_sheet_per_section_with_words_numbers_and_percentages():
     report = a_report_with_an_action()
     book = openpyxl.load_workbook(io.BytesIO(export.to_xlsx(report, Words(WORDS, MALLS, "zh"))))

@@ -2,7 +2,7 @@
 // (and of the channels I work) the customer has not yet been told we have, the earliest deadline
 // first, each with a live countdown and one click per way of telling (intake's
 // GET /acknowledgements/waiting and POST /complaints/<n>/acknowledgement).
-import { api, h, label, lang, mallName, mallNames, mallZone, slaMark, span, t, toast, when } from "./core.js";
+import { api, every, h, label, lang, mallName, myMalls, mallZone, slaMark, span, t, toast, when } from "./core.js";
 
 // The ways of telling that fit each channel, the usual one first (its button is the primary one).
 const METHODS = {
@@ -47,7 +47,7 @@ const excerpt = (text) => (text.length > 60 ? `${text.slice(0, 60)}…` : text);
 export async function render(main) {
   timers.forEach(clearInterval);
   timers = [];
-  const mine = Object.keys(await mallNames());
+  const mine = myMalls();
   const saved = JSON.parse(localStorage.getItem(CHANNELS_KEY) || "[]");
   const mallPicker = h("select", { id: "acks-mall" }, h("option", { value: "" }, t("acks.all_malls")),
     mine.map((id) => h("option", { value: id }, mallName(id))));
@@ -152,12 +152,12 @@ export async function render(main) {
 
   await load();
   // The countdowns run every second while the queue is open; the list is asked again every 20 s.
-  timers.push(setInterval(() => {
-    if (!document.body.contains(list)) { timers.forEach(clearInterval); return; }
+  timers.push(every(1000, () => {
+    if (!document.body.contains(list)) return;   // a render overtaken by the next one
     const now = Date.now();
     list.querySelectorAll(".countdown").forEach((cell) => tick(cell, now));
     summarise(now);
-  }, 1000), setInterval(() => {
+  }), every(REFRESH_MS, () => {
     if (document.body.contains(list)) load();
-  }, REFRESH_MS));
+  }));
 }

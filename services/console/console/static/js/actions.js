@@ -1,11 +1,11 @@
 // Improvement actions (R5.3): a recurring problem's 5 Whys, its root cause, the action, its owner and
 // due date, and done with the evidence. Analytics keeps them; triage's systemic patterns arrive as
 // proposals waiting for their analysis.
-import { api, categoryOptions, categoryName, field, h, label, labelOptions, lang, mallName, mallNames, may, select, session, showErrors, staff, t,
+import { api, merchantName, staffName, categoryOptions, categoryName, field, h, label, labelOptions, lang, mallName, myMalls, may, select, session, showErrors, staff, t,
          toast, when } from "./core.js";
 
 const WHYS = 5;
-const nameOf = (people, id) => (people.find((p) => p.id === id) || {}).name || id || "—";
+const nameOf = (people, id) => staffName(people, id) || "—";
 // A due date is a day of the mall's calendar (analytics works out overdue by the mall's own today):
 // shown as that day, whatever the reader's zone.
 const day = (date) => (date ? new Date(`${date}T00:00:00Z`).toLocaleDateString(lang() === "zh" ? "zh-CN" : "en-GB",
@@ -13,7 +13,7 @@ const day = (date) => (date ? new Date(`${date}T00:00:00Z`).toLocaleDateString(l
 
 export async function render(main, [status = ""] = []) {
   const me = session();
-  const malls = me.malls.includes("*") ? Object.keys(await mallNames()) : me.malls;
+  const malls = myMalls();
   const people = await staff();
   const filter = select([["", t("imp.all")], ...labelOptions("action_status")], status);
   filter.addEventListener("change", () => { location.hash = `#/actions/${filter.value}`; });
@@ -32,7 +32,7 @@ export async function render(main, [status = ""] = []) {
         t("imp.action"), t("owner"), t("imp.due"), t("imp.status")].filter(Boolean).map((x) => h("th", { scope: "col" }, x)))),
       h("tbody", {}, items.map((a) => h("tr", { "data-action-id": a.action_id, "data-status": a.overdue ? "overdue" : a.status },
         h("td", {}, a.action_id), several ? h("td", {}, mallName(a.mall_id)) : null,
-        h("td", {}, a.problem.summary, a.problem.category ? ` (${categoryName(a.problem.category)})` : "",
+        h("td", {}, problemText(a), a.problem.category ? ` (${categoryName(a.problem.category)})` : "",
           (a.whys || []).length ? h("ol", { class: "whys" }, a.whys.map((w) => h("li", {}, w))) : null,
           (a.complaint_nos || []).length ? h("p", { class: "note" }, `${t("imp.complaints")}: `,
             a.complaint_nos.map((no, i) => [i ? "、" : "", h("a", { href: `#/case/${encodeURIComponent(no)}` }, no)])) : null),
@@ -66,7 +66,7 @@ function rowAction(a, form, again) {
     return h("button", { type: "button", class: "secondary", "data-analyse": a.action_id, onclick: () => {
       form.querySelector('[data-path="mall_id"]').value = a.mall_id;
       form.querySelector('[data-path="mall_id"]').dispatchEvent(new Event("change"));
-      form.querySelector('[data-path="problem.summary"]').value = a.problem.summary;
+      form.querySelector('[data-path="problem.summary"]').value = problemText(a);
       form.querySelector('[data-path="problem.category"]').value = a.problem.category || "";
       form.dataset.proposal = a.action_id;
       form.querySelector('[data-path="whys"]').focus();
@@ -119,4 +119,13 @@ function actionForm(malls, people, again) {
     } catch (err) { showErrors(form, err); }
   });
   return form;
+}
+
+// A pattern analytics found (a proposed action) is told in words from its facts: the summary it
+// stores is for logs and names codes (product.expired, T-17); what people wrote stays as written.
+function problemText(a) {
+  if (a.created_by !== "analytics" || !a.window) return a.problem.summary;
+  const where = a.problem.merchant_id ? merchantName(a.mall_id, a.problem.merchant_id) : mallName(a.mall_id);
+  return t("imp.pattern").replace("{category}", categoryName(a.problem.category)).replace("{where}", where)
+    .replace("{count}", String(a.recurrences)).replace("{from}", a.window.from);
 }

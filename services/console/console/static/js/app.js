@@ -1,5 +1,5 @@
 // The console's shell: language switch, sign-in, and a page per route (#/desk, #/queue, #/case/<no>, ...).
-import { h, label, lang, loadLabels, mallName, may, select, session, setLang, setSession, t, toast } from "./core.js";
+import { h, label, lang, loadLabels, mallName, may, select, session, setLang, setSession, stopPageTimers, t, toast } from "./core.js";
 
 const PAGES = {
   desk: () => import("./desk.js"),
@@ -105,6 +105,7 @@ async function route() {
     if (!refused) return;                          // signOn moved to the home page: hashchange routes
   }
   chrome();
+  stopPageTimers();
   main.replaceChildren();
   delete main.dataset.page;
   const [, name, ...rest] = location.hash.split("/");
@@ -115,7 +116,12 @@ async function route() {
     return;
   }
   const page = await PAGES[name]();
-  await page.render(main, rest.map(decodeURIComponent));
+  try {
+    await page.render(main, rest.map(decodeURIComponent));
+  } catch (error) {   // a page that could not be drawn says so rather than staying blank
+    main.append(h("p", { class: "error", role: "alert", id: "page-error" },
+      `${t("failed")}: ${error.status === 404 ? t("not_found") : error.message}`));
+  }
   main.dataset.page = name;
 }
 

@@ -8,7 +8,7 @@ export const t = (key) => WORDS[lang()][key] ?? WORDS.zh[key] ?? key;
 // The staff token lives in sessionStorage: gone when the tab closes, never sent by the browser on its own.
 export const session = () => JSON.parse(sessionStorage.getItem("mallcare.session") || "null");
 export function setSession(value) {
-  malls = null; staffCache = null;   // what the last session was shown
+  staffCache = null;   // what the last session was shown
   if (value) sessionStorage.setItem("mallcare.session", JSON.stringify(value));
   else sessionStorage.removeItem("mallcare.session");
 }
@@ -187,6 +187,20 @@ export function slaMark(due, from, share = AT_RISK_SHARE, now = Date.now()) {
   return { kind: "ok", text: `${t("sla.ok")} Â· ${t("left")} ${span(left)}` };
 }
 
+// Timers of the page on screen: app.js stops them all before the next page renders, so a countdown
+// never runs on into another page nor writes onto its cells.
+const pageTimers = new Set();
+export function every(ms, tick) {
+  const id = setInterval(tick, ms);
+  pageTimers.add(id);
+  return id;
+}
+export function stopPageTimers() { pageTimers.forEach(clearInterval); pageTimers.clear(); }
+// The SLA marks of the cells under `root` matching `css` (data-due, data-from) worked out again
+// every `ms` while the page is on screen; the timer, for a page that redraws its list to stop.
+export const keepMarks = (root, css, ms, share = AT_RISK_SHARE) => every(ms, () => root.querySelectorAll(css)
+  .forEach((el) => el.replaceChildren(mark(slaMark(el.dataset.due, el.dataset.from, share)))));
+
 export const mark = (m) => h("span", { class: `mark ${m.kind}`, "data-sla": m.kind }, m.text);
 
 // A category triage only proposed (below the policy's confidence, R7.4) is shown as such until a
@@ -195,18 +209,11 @@ export const categoryCell = (category, confirmed, confidence) => [category || "â
   category && confirmed === false ? h("span", { class: "mark unconfirmed", "data-unconfirmed": "" },
     confidence == null ? t("triage.unconfirmed") : `${t("triage.unconfirmed")} ${Math.round(confidence * 100)}%`) : null];
 
-// The signed-in member's malls by name ({id: name}, every mall for the chain-wide), asked once a session.
-let malls = null;
-export function mallNames() {
-  malls = malls || api("intake", "malls").then(({ data }) => Object.fromEntries(data.items.map((m) => [m.id, m.name])))
-    .catch(() => ({}));
-  return malls;
-}
+// The signed-in member's malls: their own, or every mall of the registry for the chain-wide.
+export const myMalls = () => (session().malls.includes("*") ? mallIds() : session().malls);
 
 // Remedy amounts typed into one field per type (an empty one is no remedy): [{type, amount}].
 // formBody() gathers them under `remedy`; the caller sends remedies(form) instead.
-// A proposal's decision, as resolution's ProposalIn and SpotResolutionIn take it.
-export const DECISIONS = ["upheld", "partly_upheld", "not_upheld"];
 export const REMEDY_TYPES = ["refund", "exchange", "voucher", "cash_compensation"];
 export function remedyInputs(scope) {
   return REMEDY_TYPES.map((type) => field(`remedy.${type}`, h("input", { "data-remedy": type, inputmode: "decimal" }),
@@ -242,7 +249,6 @@ export async function staff() {
   return staffCache;
 }
 
-export const datalist = (id, values) => h("datalist", { id }, values.map(([v, text]) => h("option", { value: v }, text)));
 
 // A code word of whichever of `groups` has words for it (a task is a remedy or a task of its own).
 export function labelIn(groups, code) {

@@ -3,11 +3,11 @@
 // merchant ranking. All from analytics: the monthly report, the intake counts and the live report
 // (GET /reports/live: the SLA clocks still running, counted by the policy's at-risk share). The month's
 // and the quarter's report open as analytics' page, and download as CSV or Excel, in the reader's language.
-import { api, apiBlob, apiText, categoryName, h, label, lang, mallName, merchantName, select, session, t, toast,
+import { api, mallZone, every, apiBlob, apiText, categoryName, h, label, lang, mallName, merchantName, select, session, t, toast,
          when } from "./core.js";
 
-// The month as the malls count it (all malls are in China Standard Time).
-const period = () => new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit" })
+// The month as the mall counts it, on its own clock (the chain's first mall's for the chain view).
+const period = (mall) => new Intl.DateTimeFormat("en-CA", { timeZone: mallZone(mall), year: "numeric", month: "2-digit" })
   .format(new Date()).slice(0, 7);
 const quarter = (month) => `${month.slice(0, 4)}-Q${Math.ceil(Number(month.slice(5)) / 3)}`;
 const periodOf = (kind) => (kind === "monthly" ? period() : quarter(period()));
@@ -82,7 +82,7 @@ export async function render(main) {
   picker.addEventListener("change", load);
   refresh.addEventListener("click", load);
   clearInterval(timer);
-  timer = setInterval(() => (document.body.contains(body) ? load() : clearInterval(timer)), 30000);
+  timer = every(30000, () => document.body.contains(body) && load());
   await load();
 }
 
@@ -97,7 +97,7 @@ function offer(picker, mall) {
 
 async function fill(body, picker) {
   const mall = picker.value;
-  const query = { period: period(), ...(mall ? { mall_id: mall } : {}) };
+  const query = { period: period(mall), ...(mall ? { mall_id: mall } : {}) };
   const [{ data: report }, { data: intake }, { data: live }] = await Promise.all([
     api("analytics", "reports/monthly", { query }),
     api("analytics", "reports/intake", { query: mall ? { mall_id: mall } : {} }),

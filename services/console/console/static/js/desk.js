@@ -1,13 +1,13 @@
 // Service desk: every R1.3 field, the duplicate warning, the acknowledgement and its deadline,
 // and a simple complaint settled on the spot at the desk (R3.2).
-import { api, categoryCell, categoryName, field, formBody, h, label, labelOptions, lines, mallIds, mallName, remedies,
+import { api, myMalls, categoryCell, categoryName, field, formBody, h, label, labelOptions, lines, mallIds, mallName, remedies,
          remedyErrors, remedyInputs, select, session, showErrors, t, toast, when } from "./core.js";
 
 const input = (attrs = {}) => h("input", attrs);
 
 export async function render(main) {
   const me = session();
-  const malls = me.malls.includes("*") ? mallIds() : me.malls;
+  const malls = myMalls();
   const form = h("form", { class: "grid", id: "desk-form", novalidate: true },
     field("mall_id", select(malls.map((m) => [m, mallName(m)])), { label: t("mall") }),
     // what reaches the desk: a customer in front of it, or on the phone
@@ -34,8 +34,8 @@ export async function render(main) {
     field("emotion", select([["", ""], ...labelOptions("emotion")])),
     field("anger_score", input({ type: "number", min: 1, max: 5 })),
     h("p", { class: "wide" }, h("button", { type: "submit", id: "desk-submit" }, t("desk.submit"))),
-    h("datalist", { id: "areas" }, ["fresh produce", "checkout", "bakery", "electronics", "parking", "restroom"]
-      .map((v) => h("option", { value: v }))),
+    // the area is free text: the suggestions are in the clerk's words, and stay as typed
+    h("datalist", { id: "areas" }, labelOptions("area").map(([, words]) => h("option", { value: words }))),
     h("datalist", { id: "merchants" }));
   form.querySelector('[data-path="staff_involved"]').dataset.list = "";
   const result = h("div", { id: "desk-result", "aria-live": "polite" });

@@ -2,7 +2,7 @@
 // the regional manager within 24 h (or dismisses it); the regional manager handles it within 48 h; the
 // customer is told. A list per mall with each open step's deadline and countdown, the report form, and
 // an incident's page offering exactly its next step to the role that takes it. The services still decide.
-import { api, field, formBody, h, label, labelOptions, lines, mallName, mallNames, mark, may, select, session,
+import { api, keepMarks, field, formBody, h, label, labelOptions, lines, mallName, myMalls, mark, may, select, session,
          showErrors, slaMark, staff, t, toast, when } from "./core.js";
 
 // The step each open state waits for: its clock's words (label group `clock`), the due time and its start
@@ -31,12 +31,8 @@ export async function render(main, [number]) {
   main.replaceChildren(page);
   if (focused && document.getElementById(focused)) document.getElementById(focused).focus();   // the keyboard stays put
   // The countdowns run while the page is open: each mark is worked out again every 15 s.
-  clearInterval(ticker);
-  ticker = setInterval(() => {
-    const cells = main.querySelectorAll("[data-due]");
-    if (!cells.length || !document.body.contains(cells[0])) { clearInterval(ticker); return; }
-    cells.forEach((el) => el.replaceChildren(mark(slaMark(el.dataset.due, el.dataset.from))));
-  }, 15000);
+  clearInterval(ticker);   // the page redraws itself on a filter change: one timer for what is shown
+  ticker = keepMarks(main, "[data-due]", 15000);
 }
 
 const who = (people, id) => (id ? `${(people.get(id) || {}).name || ""} ${id}`.trim() : "—");
@@ -46,14 +42,8 @@ const countdown = (due, from) => (due ? h("span", { class: "countdown", "data-du
 const stepName = (state) => (STEPS[state] ? (STEPS[state].clock ? label("clock", STEPS[state].clock)
   : t("inc.step.communication")) : "—");
 
-// The malls the signed-in member may pick: their own, or every mall for the chain-wide.
-async function myMalls() {
-  const mine = session().malls || [];
-  return mine.includes("*") ? Object.keys(await mallNames()) : mine;
-}
-
 async function listPage(main, page, people) {
-  const malls = await myMalls();
+  const malls = myMalls();
   if (!malls.includes(chosenMall)) chosenMall = malls[0];
   const again = () => render(main, []);
   const mallPicker = select(malls.map((m) => [m, mallName(m)]), chosenMall);

@@ -1,11 +1,11 @@
 // Case library (R4.4): search the chain's archived cases by category, mall, merchant, risk and a
 // word in the problem, outcome or lessons; one entry with how it was handled and what was learnt.
-import { api, categoryOptions, categoryName, field, formBody, h, label, labelOptions, mallIds, mallName, may, merchantName, merchantOptions,
+import { api, myMalls, categoryOptions, categoryName, field, formBody, h, label, labelOptions, mallIds, mallName, may, merchantName, merchantOptions,
          select, session, showErrors, stepDetail, t, toast, when } from "./core.js";
 
 export async function render(main, [number]) {
   if (number) return entry(main, number);
-  const malls = session().malls.includes("*") ? mallIds() : session().malls;
+  const malls = myMalls();
   // a merchant is picked by name among the chosen mall's (its id is the mall's own)
   const merchants = select([["", ""]]);
   const form = h("form", { class: "grid", id: "library-search", role: "search", novalidate: true },

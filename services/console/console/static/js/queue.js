@@ -1,5 +1,5 @@
 // Handler's queue: open cases of my malls, the earliest deadline first, with SLA countdowns and marks.
-import { AT_RISK_SHARE, api, categoryCell, categoryName, h, label, mallName, mark, rectificationText, session, slaMark,
+import { AT_RISK_SHARE, api, myMalls, keepMarks, categoryCell, categoryName, h, label, mallName, mark, rectificationText, session, slaMark,
          staff, staffName, t, when } from "./core.js";
 
 // The at-risk share of the resolution deadline. A handler may not read reports (report.read in
@@ -10,7 +10,7 @@ const RESOLUTION_SHARE = AT_RISK_SHARE;
 
 export async function render(main) {
   const me = session();
-  const malls = me.malls.filter((m) => m !== "*");
+  const malls = myMalls();
   const rows = [], rectifications = [], proposed = new Map();
   for (const mall of malls) {
     // triage's open assessments say which categories are only proposed (R7.4); the case does not
@@ -65,12 +65,5 @@ export async function render(main) {
       h("td", { class: "sla", "data-due": r.due_at, "data-from": "" }, mark(slaMark(r.due_at, null, RESOLUTION_SHARE)))))))
     : h("p", {}, t("rect.none")));
   // The countdowns run while the queue is open: each mark is worked out again every 30 s.
-  clearInterval(ticker);
-  ticker = setInterval(() => {
-    const cells = main.querySelectorAll("td.sla");
-    if (!cells.length || !document.body.contains(cells[0])) { clearInterval(ticker); return; }
-    cells.forEach((td) => td.replaceChildren(mark(slaMark(td.dataset.due, td.dataset.from, RESOLUTION_SHARE))));
-  }, 30000);
+  keepMarks(main, "td.sla", 30000, RESOLUTION_SHARE);
 }
-
-let ticker;

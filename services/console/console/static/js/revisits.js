@@ -2,14 +2,14 @@
 // what was tried and when to try next; the customer's full number through intake's audited read
 // (for a purpose from a short list); the call's outcome, score, reasons and comment, recorded.
 import {
-  api, categoryName, field, h, label, labelOptions, lang, mallName, mark, may, select, session, showErrors,
+  api, myMalls, keepMarks, categoryName, field, h, label, labelOptions, lang, mallName, mark, may, select, session, showErrors,
   slaMark, staff, t, toast, when,
 } from "./core.js";
 
 const OPEN = ["scheduled", "retry"];   // feedback's revisits still to make (rules.OPEN)
 
 export async function render(main) {
-  const malls = session().malls.filter((m) => m !== "*");
+  const malls = myMalls();
   const lists = await Promise.all((malls.length ? malls : [undefined])   // chain-wide: every mall at once
     .map((mall) => api("feedback", "revisits", { query: { mall_id: mall } })));
   const items = lists.flatMap(({ data }) => data.items || [])
@@ -21,15 +21,8 @@ export async function render(main) {
   if (!items.length) { main.append(h("p", { id: "revisits-empty" }, t("rev.empty"))); return; }
   main.append(h("p", { class: "note" }, t("rev.intro")), h("div", { id: "revisits" }, items.map((r) => card(r, page))));
   // The countdowns run while the list is open: each mark is worked out again every 30 s.
-  clearInterval(ticker);
-  ticker = setInterval(() => {
-    const cells = main.querySelectorAll(".sla[data-due]");
-    if (!cells.length || !document.body.contains(cells[0])) { clearInterval(ticker); return; }
-    cells.forEach((el) => el.replaceChildren(mark(slaMark(el.dataset.due, el.dataset.from))));
-  }, 30000);
+  keepMarks(main, ".sla[data-due]", 30000);
 }
-
-let ticker;
 
 function card(revisit, page, recorded = false) {
   const id = revisit.revisit_id, number = revisit.complaint_no, open = OPEN.includes(revisit.status);
@@ -40,8 +33,8 @@ function card(revisit, page, recorded = false) {
     [t("channel"), label("channel", revisit.channel)],
     [t("rev.way"), label("revisit_way", revisit.way) || "—"],
     [t("rev.due"), [at(revisit.due_at), " ",
-      h("span", { class: "sla", "data-due": revisit.due_at || "", "data-from": revisit.resolved_at || "" },
-        open ? mark(slaMark(revisit.due_at, revisit.resolved_at)) : null)]],
+      open ? h("span", { class: "sla", "data-due": revisit.due_at || "", "data-from": revisit.resolved_at || "" },
+        mark(slaMark(revisit.due_at, revisit.resolved_at))) : null]],   // an answered one has no countdown
     [t("state"), h("span", { "data-status": revisit.status }, label("revisit_status", revisit.status))],
     [t("rev.tried"), h("span", { "data-tried": tried.length }, `${tried.length} / ${revisit.max_attempts}`)],
     [t("rev.next"), h("span", { "data-next-attempt": revisit.next_attempt_at || "" },

@@ -1,12 +1,13 @@
 // Supervisor's page: proposals waiting for my role's approval with their compliance figures (R3.5),
 // re-reviews due after an objection (R3.6), and correcting a grading or reassigning an owner with the
 // reason (triage; the case follows by triage's events).
-import { api, categoryOptions, categoryName, field, formBody, h, label, labelOptions, lang, mallName, mark, select, session, showErrors,
+import { api, may, staffName, keepMarks, categoryOptions, categoryName, field, formBody, h, label, labelOptions, lang, mallName, mark, select, session, showErrors,
          slaMark, staff, t, toast, when } from "./core.js";
 
 // The signed-in member's malls to ask for ([undefined]: the whole chain in one call).
-const myMalls = (me) => (me.malls.includes("*") ? [undefined] : me.malls);
-const nameOf = (people, id) => (people.find((p) => p.id === id) || {}).name || id || "—";
+// one query per mall of mine; a chain-wide member asks once, for every mall
+const scopes = (me) => (me.malls.includes("*") ? [undefined] : me.malls);
+const nameOf = (people, id) => staffName(people, id) || "—";
 // An amount the services answer in yuan ("1039.90"), written as money in the reader's language.
 const yuan = (amount) => (amount === null || amount === undefined ? "—"
   : new Intl.NumberFormat(lang() === "zh" ? "zh-CN" : "en-GB", { style: "currency", currency: "CNY" }).format(amount));
@@ -17,14 +18,15 @@ export async function render(main) {
   main.append(h("h1", {}, t("sup.title")));
   const approvals = h("section", { id: "approvals", "aria-labelledby": "approvals-h" });
   const reviews = h("section", { id: "re-reviews", "aria-labelledby": "re-reviews-h" });
-  const grading = h("section", { id: "grading", class: "card", "aria-labelledby": "grading-h" });
-  main.append(approvals, reviews, grading);
+  // legal approves high-risk proposals here too, but corrects no grading (access.yml)
+  const grading = may("assessment.correct") ? h("section", { id: "grading", class: "card", "aria-labelledby": "grading-h" }) : null;
+  main.append(approvals, reviews, grading || "");
   await Promise.all([showApprovals(approvals, me, people), showReviews(reviews, me, people),
-                     showGrading(grading, me, people)]);
+                     grading && showGrading(grading, me, people)]);
 }
 
 async function casesOf(me, query) {
-  const answers = await Promise.all(myMalls(me).map((mall) => api("resolution", "cases", { query: { ...query, mall_id: mall } })
+  const answers = await Promise.all(scopes(me).map((mall) => api("resolution", "cases", { query: { ...query, mall_id: mall } })
     .then((r) => r.data.items || []).catch(() => [])));
   return answers.flat();
 }
@@ -98,12 +100,8 @@ async function showReviews(section, me, people) {
       h("td", { class: "sla", "data-due": e.re_review_due_at, "data-from": e.at },
         mark(slaMark(e.re_review_due_at, e.at))))))));
   // the countdowns run while the page is open
-  clearInterval(ticker);
-  ticker = setInterval(() => {
-    const cells = section.querySelectorAll("td.sla");
-    if (!cells.length || !document.body.contains(cells[0])) { clearInterval(ticker); return; }
-    cells.forEach((td) => td.replaceChildren(mark(slaMark(td.dataset.due, td.dataset.from))));
-  }, 30000);
+  clearInterval(ticker);   // the list is drawn again after an approval: one timer for what is shown
+  ticker = keepMarks(section, "td.sla", 30000);
 }
 
 let ticker;
@@ -111,7 +109,7 @@ let ticker;
 // Triage's open assessments of my malls: pick one, correct its category or risk level, or give it
 // another owner, always with the reason. Triage decides; the case follows by its events.
 async function showGrading(section, me, people) {
-  const answers = await Promise.all(myMalls(me).map((mall) => api("triage", "queue", { query: { mall_id: mall, limit: 500 } })
+  const answers = await Promise.all(scopes(me).map((mall) => api("triage", "queue", { query: { mall_id: mall, limit: 500 } })
     .then((r) => r.data.items || []).catch(() => [])));
   const open = answers.flat();
   section.replaceChildren(h("h2", { id: "grading-h" }, t("sup.grading")));
