@@ -153,3 +153,28 @@ def test_a_timeline_steps_detail_reads_in_words(page):
         "张伟",
         "E9999",
     ]
+
+
+def test_a_pages_countdowns_stop_when_the_next_page_is_drawn(page):
+    """Review found a queue's 30-second tick rewriting the incidents page's cells after the
+    handler moved on: a page's timers run only while it is on screen (app.js stops them)."""
+    ticks = run(
+        page,
+        "core.js",
+        """
+        const cell = document.createElement("td");
+        cell.className = "sla"; cell.dataset.due = new Date(Date.now() + 3600000).toISOString();
+        document.body.append(cell);
+        let ticked = 0;
+        m.every(20, () => { ticked += 1; });
+        m.keepMarks(document.body, "td.sla", 20);
+        await new Promise((r) => setTimeout(r, 120));
+        const before = ticked, marked = cell.querySelector("[data-sla]") !== null;
+        m.stopPageTimers();   // what app.js does before the next page renders
+        cell.replaceChildren();
+        await new Promise((r) => setTimeout(r, 120));
+        return {before, after: ticked - before, marked, remarked: cell.childNodes.length};
+        """,
+    )
+    assert ticks["before"] >= 2 and ticks["marked"]
+    assert ticks["after"] == 0 and ticks["remarked"] == 0
