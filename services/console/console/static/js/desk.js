@@ -34,8 +34,8 @@ export async function render(main) {
     field("emotion", select([["", ""], ...labelOptions("emotion")])),
     field("anger_score", input({ type: "number", min: 1, max: 5 })),
     h("p", { class: "wide" }, h("button", { type: "submit", id: "desk-submit" }, t("desk.submit"))),
-    // the area is free text: the suggestions are in the clerk's words, and stay as typed
-    h("datalist", { id: "areas" }, labelOptions("area").map(([, words]) => h("option", { value: words }))),
+    // the area is free text, no code: the suggestions are in the clerk's words, and stay as typed
+    h("datalist", { id: "areas" }, t("desk.areas").split("|").map((words) => h("option", { value: words }))),
     h("datalist", { id: "merchants" }));
   form.querySelector('[data-path="staff_involved"]').dataset.list = "";
   const result = h("div", { id: "desk-result", "aria-live": "polite" });

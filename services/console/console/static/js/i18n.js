@@ -79,7 +79,7 @@ export const WORDS = {
     "rect.working_days": "期限（工作日）", "rect.due": "整改期限", "rect.add": "新增整改任务", "rect.none": "暂无整改任务",
     "rect.evidence": "完成凭证", "rect.evidence_hint": "培训记录、照片编号等", "closing.title": "关闭 / 重新打开 (R4.2)",
     "closing.close": "关闭案件", "closing.reopen": "重新打开", "closing.who": "由主管、店长、运营总监或法务关闭或重新打开案件。",
-    ok: "成功", failed: "失败", not_found: "找不到该记录",
+    ok: "成功", failed: "失败", "desk.areas": "生鲜区|收银台|烘焙区|美食广场|数码电器区|服装区|停车场|洗手间|电梯扶梯", not_found: "找不到该记录",
     // the pages in words (issue 20): the case page's owners, meeting, timeline details
     "meeting.attendees_hint": "例如：工程物业部、客服部", "rect.done": "已完成", "closure.satisfied": "顾客回访表示满意，自动关闭", "closure.unreachable": "回访联系不上顾客，等待期满按规定关闭", "rect.after": "整改来自案件", "step.source": "来源", "step.decision": "结论",
     "step.remedies": "补偿", "step.points": "异议要点", "step.reason": "原因", "step.to_role": "转交", "step.kind": "类型",
@@ -249,7 +249,7 @@ export const WORDS = {
     "rect.evidence_hint": "training record, photo reference, ...", "closing.title": "Close / reopen (R4.2)",
     "closing.close": "Close the case", "closing.reopen": "Reopen",
     "closing.who": "A supervisor, store manager, operations director or legal closes or reopens a case.",
-    ok: "Done", failed: "Failed", not_found: "no such record",
+    ok: "Done", failed: "Failed", "desk.areas": "Fresh produce|Checkout|Bakery|Food court|Electronics|Apparel|Car park|Restrooms|Lifts and escalators", not_found: "no such record",
     // the pages in words (issue 20): the case page's owners, meeting, timeline details
     "meeting.attendees_hint": "e.g. Facilities, Customer service", "rect.done": "done", "closure.satisfied": "the customer said at the revisit they were satisfied",
     "closure.unreachable": "the customer could not be reached at the revisit; closed by rule after the wait", "rect.after": "Follow-up of", "step.source": "Source",
