@@ -73,16 +73,7 @@ def sections(report, w):
         Section(
             "top_problems",
             ("category", "mall", "area", "merchant", "count"),
-            [
-                (
-                    w.code("category", r["category"]),
-                    w.mall(r["mall_id"]),
-                    r["area"] or "-",
-                    w.merchant(r["mall_id"], r["merchant_id"]),
-                    r["count"],
-                )
-                for r in report["top_problems"]
-            ],
+            [w.problem(r) for r in report["top_problems"]],
             keys=4,
         ),
         Section(

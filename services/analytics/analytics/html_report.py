@@ -54,16 +54,7 @@ def render(report, w):
         _h2(w("top_problems")),
         _table(
             [w(k) for k in ("category", "mall", "area", "merchant", "count")],
-            [
-                (
-                    w.code("category", r["category"]),
-                    w.mall(r["mall_id"]),
-                    r["area"] or "-",
-                    w.merchant(r["mall_id"], r["merchant_id"]),
-                    r["count"],
-                )
-                for r in report["top_problems"]
-            ],
+            [w.problem(r) for r in report["top_problems"]],
             w,
         ),
         _h2(w("merchants")),

@@ -121,6 +121,17 @@ class Words:
                 return self.code(group, code)
         return code
 
+    def problem(self, row):
+        """A top problem's row in words, as the page and the files show it: category, mall, area,
+        merchant, count."""
+        return (
+            self.code("category", row["category"]),
+            self.mall(row["mall_id"]),
+            row["area"] or "-",
+            self.merchant(row["mall_id"], row["merchant_id"]),
+            row["count"],
+        )
+
     def mall(self, mall_id):
         mall = self.malls.get(mall_id) if self.malls else None
         if mall is None:
