@@ -143,10 +143,10 @@ class _OnceMoreIfUnanswered(urllib3.Retry):
     twice. Not after a timeout: TIMEOUT_SECONDS is the wait. An answer, even a 503 with
     Retry-After, is the service's to give and goes back as it came."""
 
-    def increment(self, method=None, url=None, *args, error=None, **kwargs):
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
         if isinstance(error, ReadTimeoutError):
             raise error
-        return super().increment(method, url, *args, error=error, **kwargs)
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
 RETRIES = _OnceMoreIfUnanswered(
