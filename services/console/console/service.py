@@ -156,8 +156,8 @@ RETRIES = _OnceMoreIfUnanswered(
 
 class Upstream:
     """One service behind /api/<service>/...: its address (MALLCARE.UPSTREAMS) and a pool of
-    connections kept alive between calls, shared by the console's workers (one each at
-    most). A connection the service closed while idle is found closed before it is used."""
+    connections kept alive between calls, as many as the console has workers (a worker uses
+    one at a time). A connection the service closed while idle is found closed before use."""
 
     def __init__(self, url, size):
         self.pool = urllib3.connection_from_url(url, maxsize=size, retries=RETRIES)
