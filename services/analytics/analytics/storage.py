@@ -134,62 +134,74 @@ class EventLog(Store):
         return self.apply_events([event], lambda mall_id: zone)[event["complaint_no"]]
 
     def apply_events(self, events, zone_of):
-        """Move the read model by `events` (in order): one read of their complaints, one write
-        of each complaint, and the tallies moved by the sum of the differences in one write.
-        `zone_of(mall_id)`: the mall's time zone. Returns {complaint_no: document written}."""
+        """Move the read model by `events` (in order); `zone_of(mall_id)`: the mall's time
+        zone. Returns {complaint_no: document written}."""
         by_number: dict[str, list[dict]] = {}
         for event in events:
             by_number.setdefault(event["complaint_no"], []).append(event)
-        found = {d["_id"]: d for d in self.db.complaints.find({"_id": {"$in": list(by_number)}})}
+
+        def change(events):
+            def apply(doc):
+                for event in events:
+                    doc = reports.apply(doc, event, zone_of(event["mall_id"]))
+                return doc
+
+            return apply
+
+        return self._change_all({number: change(events) for number, events in by_number.items()})
+
+    def apply_clock(self, clock, outcome):
+        return self.apply_clocks([(clock, outcome)]).get(clock["complaint_no"])
+
+    def apply_clocks(self, outcomes):
+        """Move the read model by clocks' final outcomes ([(clock, outcome)]: met, breached,
+        cancelled); an adverse event's clocks are not a complaint's. Returns {complaint_no: document}."""
+        by_number: dict[str, list[tuple[dict, str]]] = {}
+        for clock, outcome in outcomes:
+            if clock["clock"] in reports.COMPLAINT_CLOCKS:
+                by_number.setdefault(clock["complaint_no"], []).append((clock, outcome))
+
+        def change(outcomes):
+            def apply(doc):
+                for clock, outcome in outcomes:
+                    doc = reports.apply_clock(doc, clock, outcome)
+                return doc
+
+            return apply
+
+        return self._change_all({number: change(outcomes) for number, outcomes in by_number.items()})
+
+    def _change_all(self, changes):
+        """Apply {complaint_no: change(document) -> next document}: one read of the complaints,
+        a compare-and-set write of each, and the tallies moved by the sum of the differences
+        in one write. Events of one complaint arrive on several queues at once: a complaint
+        written meanwhile (by another batch, a clock's outcome) is read again, alone."""
+        if not changes:
+            return {}
+        found = {d["_id"]: d for d in self.db.complaints.find({"_id": {"$in": list(changes)}})}
         moves: Counter[tuple[str, str]] = Counter()
         written = {}
-
-        def change(doc):
-            for event in by_number[doc["_id"]]:
-                doc = reports.apply(doc, event, zone_of(event["mall_id"]))
-            return doc
-
-        for number in by_number:
+        for number, change in changes.items():
             before = found.get(number)
-            after = change(before or {"_id": number})
-            if before is None:
-                stored = self.insert_new(self.db.complaints, {**after, "v": 1})
+            for _ in range(50):
+                after = self._write(number, before, change)
+                if after is not None:
+                    moves.update(_moves(before, after))
+                    written[number] = after
+                    break
+                before = self.db.complaints.find_one({"_id": number})
             else:
-                after["v"] = before["v"] + 1
-                stored = self.db.complaints.replace_one({"_id": number, "v": before["v"]}, after).matched_count > 0
-            if stored:
-                moves.update(_moves(before, after))
-                written[number] = after
-            else:  # written meanwhile (a clock's outcome, another batch): read again
-                written[number] = self._change(number, change, moves)
+                raise RuntimeError(f"complaint {number}: too many concurrent changes")
         self._inc(moves)
         return written
 
-    def apply_clock(self, clock, outcome):
-        if clock["clock"] not in reports.COMPLAINT_CLOCKS:  # adverse events are not complaints
-            return None
-        moves: Counter[tuple[str, str]] = Counter()
-        after = self._change(clock["complaint_no"], lambda doc: reports.apply_clock(doc, clock, outcome), moves)
-        self._inc(moves)
-        return after
-
-    def _change(self, number, change, moves):
-        """Write the complaint's next document if nobody wrote it meanwhile (`v`), and add
-        the tallies' moves to `moves`. Events of one complaint arrive on several queues at
-        once: the loser of a race reads again."""
-        for _ in range(50):
-            before = self.db.complaints.find_one({"_id": number})
-            after = change(before or {"_id": number})
-            if before is None:
-                if not self.insert_new(self.db.complaints, {**after, "v": 1}):
-                    continue
-            else:
-                after["v"] = before["v"] + 1
-                if not self.db.complaints.replace_one({"_id": number, "v": before["v"]}, after).matched_count:
-                    continue
-            moves.update(_moves(before, after))
-            return after
-        raise RuntimeError(f"complaint {number}: too many concurrent changes")
+    def _write(self, number, before, change):
+        """The complaint's next document, written if nobody wrote it since `before` (`v`); else None."""
+        after = change(before or {"_id": number})
+        if before is None:
+            return after if self.insert_new(self.db.complaints, {**after, "v": 1}) else None
+        after["v"] = before["v"] + 1
+        return after if self.db.complaints.replace_one({"_id": number, "v": before["v"]}, after).matched_count else None
 
     def _inc(self, moves):
         """Move the tallies ({(tally, path): n}) in one write. A tally is made first (once a
