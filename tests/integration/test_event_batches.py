@@ -4,6 +4,7 @@ it is delivered, and a message that cannot be taken goes back alone (retried, th
 the dead letters by itself) while the rest of its batch is kept."""
 
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from kombu import Connection, Queue
@@ -11,16 +12,19 @@ from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import replace_dependencies
 from prometheus_client import REGISTRY
 
+from analytics import reports
 from analytics.service import AnalyticsService
+from analytics.storage import Events
 from mallcare_common.batches import ALONE, TAKEN, batched_event_handler, event_batch
-from mallcare_common.contracts import EVENT_TYPES
+from mallcare_common.contracts import EVENT_TYPES, read_event
 from mallcare_common.messaging import DEAD_LETTER_QUEUE, DELIVERY_LIMIT
 from tests.helpers import wait_for
-from tests.unit.analytics.test_reports import registered, triaged
+from tests.unit.analytics.test_reports import clock, registered, triaged
 from tests.integration.test_redelivery import NUMBER, reassigned
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)  # Monday 10:00 in Shanghai
 MALL = "sh-xujiahui"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def sample(name, **labels):
@@ -37,6 +41,11 @@ def batches(service):
 
 def kept(event_type):
     return sample("mallcare_events_handled_total", service="analytics", event_type=event_type, outcome="ok")
+
+
+def received(envelope):
+    """The envelope as a handler reads it (times parsed)."""
+    return read_event(envelope, EVENT_TYPES[envelope["event_type"]])
 
 
 def publish(amqp_uri, envelopes):
@@ -171,3 +180,36 @@ def test_a_poisoned_message_is_dead_lettered_alone_and_the_batch_is_kept(service
     wait_for(lambda: len(Keeper.kept) >= 30)
     assert sorted(Keeper.kept) == sorted(e["event_id"] for e in good)  # each once
     assert max(Keeper.batches) > 1
+
+
+def test_a_complaint_written_during_a_bulk_write_is_written_again_alone_and_counted_once(started_store):
+    """The read model's bulk write is a compare-and-set per complaint: a complaint another
+    writer changed between the batch's read and its write is read again and written alone,
+    the others of the batch land, and the tallies end as if each change came alone."""
+    first = [received(registered(f"SHXJH-20261123-{n:04d}", T0)) for n in range(1, 6)]
+    later = [received(triaged(e["complaint_no"], T0, "product.quality_defect")) for e in first]
+    raced = first[0]["complaint_no"]
+    overdue = (clock(raced, "resolution", "E3501", "merchant_relations"), "breached")
+
+    racing, alone = (p.wrap(p.database) for p in (started_store(Events, "analytics"), started_store(Events)))
+    for store in (racing, alone):
+        store.apply_events(first, lambda mall_id: SHANGHAI)
+    alone.apply_clocks([overdue])
+    alone.apply_events(later, lambda mall_id: SHANGHAI)
+
+    def during(change, number):  # the other writer comes between the batch's read and its write
+        def apply(doc):
+            if number == raced and doc.get("v") == 1:
+                racing.apply_clocks([overdue])
+            return change(doc)
+
+        return apply
+
+    written = racing._change_all(
+        {e["complaint_no"]: during(lambda doc, e=e: reports.apply(doc, e, SHANGHAI), e["complaint_no"]) for e in later}
+    )
+    assert set(written) == {e["complaint_no"] for e in later}
+    raced_doc = racing.complaint(raced)
+    assert raced_doc["category"] == "product.quality_defect" and raced_doc["overdue"] and raced_doc["v"] == 3
+    assert racing.tallies_of("2026-11", MALL)[0]["counts"] == alone.tallies_of("2026-11", MALL)[0]["counts"]
+    assert racing.tallies_of("2026-11", MALL)[0]["counts"]["overdue"] == 1

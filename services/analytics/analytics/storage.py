@@ -12,9 +12,10 @@ Every write to a clock counts its `version` up: settling a clock and the sweep's
 reports are compare-and-sets on it (mallcare_common.unit_of_work), so a clock
 stopped, moved or reassigned since they read it is not reported or settled as read."""
 
+import uuid
 from collections import Counter
 
-from pymongo import ASCENDING, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, InsertOne, ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from mallcare_common.contracts import EVENT_TYPES
@@ -25,6 +26,7 @@ from . import clocks, live, reports
 INTAKE_EVENTS = [name for name, event in EVENT_TYPES.items() if event.source == "intake"]
 OPEN = {"stopped_at": None, "due_at": {"$ne": None}}
 DUPLICATE_KEY = 11000
+WRITES_KEPT = 5  # a complaint keeps the tokens of its last bulk writes (`_change_all`)
 KNOWN_TALLIES: set[tuple[str, str]] = set()  # (database, tally) this process has seen made (`_inc`)
 
 
@@ -173,35 +175,63 @@ class EventLog(Store):
 
     def _change_all(self, changes):
         """Apply {complaint_no: change(document) -> next document}: one read of the complaints,
-        a compare-and-set write of each, and the tallies moved by the sum of the differences
-        in one write. Events of one complaint arrive on several queues at once: a complaint
-        written meanwhile (by another batch, a clock's outcome) is read again, alone."""
+        one bulk write of their next documents (compare-and-set on `v`), and the tallies moved
+        by the sum of the differences in one write. Events of one complaint arrive on several
+        queues at once: a complaint written meanwhile (by another batch, a clock's outcome)
+        is read again and written alone."""
         if not changes:
             return {}
         found = {d["_id"]: d for d in self.db.complaints.find({"_id": {"$in": list(changes)}})}
-        moves: Counter[tuple[str, str]] = Counter()
-        written = {}
+        token = uuid.uuid4().hex  # marks this write's documents, to tell which of them landed
+        nexts = {}
         for number, change in changes.items():
             before = found.get(number)
-            for _ in range(50):
-                after = self._write(number, before, change)
-                if after is not None:
-                    moves.update(_moves(before, after))
-                    written[number] = after
-                    break
-                before = self.db.complaints.find_one({"_id": number})
+            after = change(before or {"_id": number})
+            after["v"] = before["v"] + 1 if before else 1
+            after["writes"] = ((before or {}).get("writes", []) + [token])[-WRITES_KEPT:]
+            nexts[number] = after
+        writes = [
+            ReplaceOne({"_id": n, "v": found[n]["v"]}, doc) if n in found else InsertOne(doc)
+            for n, doc in nexts.items()
+        ]
+        try:
+            result = self.db.complaints.bulk_write(writes, ordered=False)
+            landed = result.matched_count + result.inserted_count == len(writes)
+        except BulkWriteError as exc:
+            if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
+                raise
+            landed = False
+        if not landed:  # which did: those whose document carries the token
+            mine = {
+                d["_id"] for d in self.db.complaints.find({"_id": {"$in": list(nexts)}, "writes": token}, {"_id": 1})
+            }
+        moves: Counter[tuple[str, str]] = Counter()
+        written = {}
+        for number, after in nexts.items():
+            if landed or number in mine:
+                moves.update(_moves(found.get(number), after))
+                written[number] = after
             else:
-                raise RuntimeError(f"complaint {number}: too many concurrent changes")
+                written[number] = self._change(number, changes[number], moves)
         self._inc(moves)
         return written
 
-    def _write(self, number, before, change):
-        """The complaint's next document, written if nobody wrote it since `before` (`v`); else None."""
-        after = change(before or {"_id": number})
-        if before is None:
-            return after if self.insert_new(self.db.complaints, {**after, "v": 1}) else None
-        after["v"] = before["v"] + 1
-        return after if self.db.complaints.replace_one({"_id": number, "v": before["v"]}, after).matched_count else None
+    def _change(self, number, change, moves):
+        """One complaint's next document, written alone (compare-and-set on `v`); its
+        tallies' moves are added to `moves`."""
+        for _ in range(50):
+            before = self.db.complaints.find_one({"_id": number})
+            after = change(before or {"_id": number})
+            if before is None:
+                if not self.insert_new(self.db.complaints, {**after, "v": 1}):
+                    continue
+            else:
+                after["v"] = before["v"] + 1
+                if not self.db.complaints.replace_one({"_id": number, "v": before["v"]}, after).matched_count:
+                    continue
+            moves.update(_moves(before, after))
+            return after
+        raise RuntimeError(f"complaint {number}: too many concurrent changes")
 
     def _inc(self, moves):
         """Move the tallies ({(tally, path): n}) in one write. A tally is made first (once a
