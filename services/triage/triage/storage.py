@@ -10,7 +10,7 @@ load comparison."""
 
 from datetime import timedelta, timezone
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 
 from mallcare_common.mongo import MongoDatabase, Store
 from mallcare_common.web import NotFound
@@ -23,9 +23,6 @@ class AssessmentStore(Store):
         super().__init__(db)
         self.assessments = db.assessments
         self.outboxes = (db.assessments,)
-
-    def exists(self, complaint_no):
-        return self.assessments.count_documents({"_id": complaint_no}, limit=1) > 0
 
     def get(self, complaint_no):
         doc = self.assessments.find_one({"_id": complaint_no})
@@ -43,19 +40,20 @@ class AssessmentStore(Store):
         on the days from `since` to `until` (whole days: the window is day-grained)."""
         first, last = _day(since), _day(until)
         days = [(first + timedelta(days=d)).isoformat() for d in range((last - first).days + 1)]
-
-        def total(scope):
-            ids = [f"{scope}|{category}|{day}" for day in days]
-            return sum(t["n"] for t in self.db.tallies.find({"_id": {"$in": ids}}))
-
-        at_mall = total(f"mall:{mall_id}")
-        return max(at_mall, total(f"merchant:{merchant_id}")) if merchant_id else at_mall
+        scopes = [f"mall:{mall_id}"] + ([f"merchant:{merchant_id}"] if merchant_id else [])
+        ids = [f"{scope}|{category}|{day}" for scope in scopes for day in days]
+        totals = dict.fromkeys(scopes, 0)
+        for tally in self.db.tallies.find({"_id": {"$in": ids}}):  # both scopes in one read
+            totals[tally["_id"].partition("|")[0]] += tally["n"]
+        return max(totals.values())
 
     def open_load(self, mall_id):
         return {t["handler"]: t["n"] for t in self.db.tallies.find({"mall_id": mall_id, "handler": {"$gt": ""}})}
 
     def count_change(self, before, after):
-        """Move the tallies from what `before` counted (None for a new assessment) to `after`."""
+        """Move the tallies from what `before` counted (None for a new assessment) to `after`,
+        in one write (a bulk of upserts)."""
+        steps = []
         for doc, step in ((before, -1), (after, 1)):
             if doc is None:
                 continue
@@ -63,14 +61,17 @@ class AssessmentStore(Store):
             keys = [f"mall:{doc['mall_id']}|{doc['category']}|{day}"] if doc["category"] else []
             if doc["category"] and doc["merchant_id"]:
                 keys.append(f"merchant:{doc['merchant_id']}|{doc['category']}|{day}")
-            for key in keys:
-                self.db.tallies.update_one({"_id": key}, {"$inc": {"n": step}}, upsert=True)
+            steps += [UpdateOne({"_id": key}, {"$inc": {"n": step}}, upsert=True) for key in keys]
             if doc["owner"] and doc["status"] == "open":
-                self.db.tallies.update_one(
-                    {"_id": f"load:{doc['mall_id']}|{doc['owner']['id']}"},
-                    {"$inc": {"n": step}, "$set": {"mall_id": doc["mall_id"], "handler": doc["owner"]["id"]}},
-                    upsert=True,
+                steps.append(
+                    UpdateOne(
+                        {"_id": f"load:{doc['mall_id']}|{doc['owner']['id']}"},
+                        {"$inc": {"n": step}, "$set": {"mall_id": doc["mall_id"], "handler": doc["owner"]["id"]}},
+                        upsert=True,
+                    )
                 )
+        if steps:
+            self.db.tallies.bulk_write(steps, ordered=False)
 
     def unowned(self, page=UNOWNED_PAGE):
         """Every open assessment nobody owns yet, the earliest triaged first, read a page
