@@ -9,42 +9,20 @@ with nothing of mallcare's in them, each on its own store process.
   (time.time()), which GET /stored gives the bench after the run.
 
 Run as `nameko run --config <yml> bare_chain:BareFront` (and BareBack) with this directory
-on PYTHONPATH; the store is BARE_MONGO_URI, the database BARE_MONGO_DATABASE.
+on PYTHONPATH; the store is RAW_MONGO_URI, the database the service's name (raw_chain.Store,
+as the soak's raw chain has it).
 """
 
 import json
-import os
 import time
 
-from nameko.events import EventDispatcher, EventHandler
-from nameko.extensions import DependencyProvider
+from nameko.events import EventDispatcher
 from nameko.web.handlers import http
-from pymongo import MongoClient, WriteConcern
+
+from raw_chain import QuorumEventHandler, Store
 
 EVENT = "complaint_registered"
 STORED = {}  # seq -> time.time() when BareBack's insert returned (this process's)
-
-
-class Store(DependencyProvider):
-    """One pymongo database with mallcare's write concern and pool size."""
-
-    def setup(self):
-        self.client = MongoClient(os.environ["BARE_MONGO_URI"], maxPoolSize=2)
-        self.db = self.client.get_database(os.environ["BARE_MONGO_DATABASE"], write_concern=WriteConcern(w=1, j=True))
-
-    def stop(self):
-        self.client.close()
-
-    kill = stop
-
-    def get_dependency(self, worker_ctx):
-        return self.db
-
-
-class QuorumEventHandler(EventHandler):
-    def setup(self):
-        super().setup()
-        self.queue.queue_arguments = {"x-queue-type": "quorum"}
 
 
 class BareFront:

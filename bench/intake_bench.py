@@ -347,7 +347,7 @@ def run_bare_chain(args, children, tmp, amqp_uri, vhost, run, mongo_uri):
             uris[side] = mongo_uri
         else:
             uris[side], stores[side] = start_store(children, f"bare-{side}", tmp)
-    dbs = {side: f"bench_{run}_bare_{side}" for side in ("back", "front")}
+    dbs = {side: f"bare_{side}" for side in ("back", "front")}  # the services' names (raw_chain.Store)
     config = tmp / "bare-chain.yml"
     config.write_text(
         f"AMQP_URI: {amqp_uri}\nWEB_SERVER_ADDRESS: ${{WEB_SERVER_ADDRESS}}\nmax_workers: 10\nHEARTBEAT: 60\n"
@@ -359,8 +359,7 @@ def run_bare_chain(args, children, tmp, amqp_uri, vhost, run, mongo_uri):
             amqp_uri,
             str(Path(__file__).resolve().parent),
             WEB_SERVER_ADDRESS=address,
-            BARE_MONGO_URI=uris[side],
-            BARE_MONGO_DATABASE=dbs[side],
+            RAW_MONGO_URI=uris[side],
         )
         cls = f"Bare{side.capitalize()}"
         procs[side] = children.start(
