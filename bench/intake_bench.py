@@ -1,8 +1,9 @@
-"""Intake throughput and latency: mallcare against a bare kombu + pymongo baseline.
+"""Intake throughput and latency: mallcare against a bare nameko chain and a bare kombu + pymongo baseline.
 
 One run, on one RabbitMQ broker (in one fresh vhost, created through the
-management API and deleted at the end) and one kind of store, measures two things
-at the same offered load (default: 600 messages at 40/s from 8 concurrent senders):
+management API and deleted at the end) and one kind of store, measures three things
+one after the other at the same offered load (default: 600 messages at 40/s from 8
+concurrent senders):
 
 1. mallcare. The real services as separate OS processes, started the way an
    operator starts them (`nameko run --config services/<svc>/config.yml
@@ -39,7 +40,19 @@ at the same offered load (default: 600 messages at 40/s from 8 concurrent sender
    The measured window (and its CPU figures) ends with the last triaged event; the
    CPU used up to the last HTTP response is recorded as well (cpu_while_sending).
 
-2. baseline. What the same guarantees cost with nothing else in the way: plain
+2. the bare nameko chain (bench/bare_chain.py): the least two nameko services do for
+   the same hops. A front service whose HTTP POST does one insert_one (w=1, j=True)
+   into its own store process and dispatches one event (nameko's EventDispatcher,
+   persistent, confirmed), and a handler service on a quorum queue that does one
+   insert_one (w=1, j=True) into its own store process; both started as OS processes
+   with `nameko run`, max_workers 10 and a pool of 2 as mallcare's. The same complaint
+   body goes by HTTP from the same senders. Recorded: stored/s (handler inserts done per
+   second, first send -> last insert), HTTP latency, sent -> handler's insert done
+   (both on this machine's clock). mallcare's triaged/s over the chain's stored/s is
+   what mallcare's validation, numbering, look-ups, outbox bookkeeping and triage's
+   assessment (and its own confirmed publish, one hop more) cost against the framework.
+
+3. baseline. What the same guarantees cost with nothing else in the way: plain
    kombu publishes (persistent, publisher confirms, mandatory) through a durable
    topic exchange to a durable queue of the same type as mallcare's event queues
    (quorum), in the same vhost, and a plain kombu consumer in its own OS process
@@ -96,6 +109,7 @@ import socket
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import requests
@@ -103,6 +117,7 @@ import requests
 from mallcare_cli.examples import desk_complaint
 
 from common import (
+    BIN,
     HOST,
     signed_in,
     REQUEST_TIMEOUT,
@@ -320,7 +335,120 @@ def _offer_to_mallcare(args, run, vhost, urls, procs, stores, triaged, mongo_uri
     return result
 
 
-# --- 2. baseline -----------------------------------------------------------------------------
+# --- 2. the bare nameko chain -----------------------------------------------------------------
+
+
+def run_bare_chain(args, children, tmp, amqp_uri, vhost, run, mongo_uri):
+    """bench/bare_chain.py's two services, each its own process on its own store, driven like
+    mallcare: HTTP POST of the same complaint body at the same offered load."""
+    uris, stores = {}, {}
+    for side in ("back", "front"):
+        if mongo_uri:
+            uris[side] = mongo_uri
+        else:
+            uris[side], stores[side] = start_store(children, f"bare-{side}", tmp)
+    dbs = {side: f"bare_{side}" for side in ("back", "front")}  # the services' names (raw_chain.Store)
+    config = tmp / "bare-chain.yml"
+    config.write_text(
+        f"AMQP_URI: {amqp_uri}\nWEB_SERVER_ADDRESS: ${{WEB_SERVER_ADDRESS}}\nmax_workers: 10\nHEARTBEAT: 60\n"
+    )
+    procs, urls = {}, {}
+    for side in ("back", "front"):  # the handler's queue first, as for mallcare
+        address = f"{HOST}:{free_port()}"
+        env = service_env(
+            amqp_uri,
+            str(Path(__file__).resolve().parent),
+            WEB_SERVER_ADDRESS=address,
+            RAW_MONGO_URI=uris[side],
+        )
+        cls = f"Bare{side.capitalize()}"
+        procs[side] = children.start(
+            f"bare-{side}", [str(BIN / "nameko"), "run", "--config", str(config), f"bare_chain:{cls}"], env=env
+        )
+        urls[side] = f"http://{address}"
+        ready = f"{urls[side]}/stored" if side == "back" else f"{urls[side]}/complaints"  # GET: 200, or 405
+        wait_until(
+            f"bare chain {side}",
+            partial(answers, ready),
+            START_TIMEOUT,
+            procs[side],
+            children,
+            f"bare-{side}",
+        )
+    wait_until(
+        "bare chain's handler queue",
+        lambda: queue_consumers(vhost, "bare_back") >= 1,
+        START_TIMEOUT,
+        procs["back"],
+        children,
+        "bare-back",
+    )
+    try:
+        return _offer_to_bare_chain(args, run, urls, procs, stores)
+    finally:
+        for proc in (procs["front"], procs["back"], *stores.values()):
+            children.stop(proc)
+        if mongo_uri:
+            drop_databases(mongo_uri, dbs.values())
+
+
+def answers(url):
+    return requests.get(url, timeout=2).status_code in (200, 405)
+
+
+def _offer_to_bare_chain(args, run, urls, procs, stores):
+    local = threading.local()
+
+    def post(i):
+        if not hasattr(local, "s"):
+            local.s = requests.Session()
+        body = {"seq": i, "sent_at": time.time(), "payload": unique_complaint(i, run)}
+        r = local.s.post(urls["front"] + "/complaints", data=json.dumps(body), timeout=REQUEST_TIMEOUT)
+        return {"ok": r.status_code == 201, **({} if r.status_code == 201 else {"error": f"{r.status_code}"})}
+
+    def stored():
+        return {
+            int(seq): at for seq, at in requests.get(urls["back"] + "/stored", timeout=REQUEST_TIMEOUT).json().items()
+        }
+
+    for w in range(args.warmup):
+        post(10**6 + w)
+    wait_until("bare chain warm-up", lambda: len(stored()) >= args.warmup, DRAIN_TIMEOUT)
+    print(f"bare chain: offering {args.count} at {args.rate}/s from {args.concurrency} senders", file=sys.stderr)
+    cpu = CpuWindow(
+        {"front": procs["front"].pid, "back": procs["back"].pid, **{f"store {k}": p.pid for k, p in stores.items()}}
+    )
+    cpu.start()
+    rows, t0 = offer(args.count, args.rate, args.concurrency, post, args.count / args.rate + 120)
+    accepted = [r for r in rows if r["ok"]]
+    deadline = time.monotonic() + DRAIN_TIMEOUT
+    done = stored()
+    while any(r["i"] not in done for r in accepted) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        done = stored()
+    cpu_used = cpu.stop()
+    ends = [done[r["i"]] for r in accepted if r["i"] in done]
+    last = max(ends, default=None)
+    errors = [r for r in rows if not r["ok"]]
+    return {
+        "offered": offered_summary(rows, args.rate),
+        "sent": len(rows),
+        "accepted": len(accepted),
+        "stored": len(ends),
+        "errors": len(errors) + len(accepted) - len(ends),
+        "error_samples": sorted({r.get("error", "")[:160] for r in errors})[:5],
+        "wall_s": _r(last - t0, 2) if last else None,
+        "stored_per_s": _r(len(ends) / (last - t0) if last else None),
+        "http_latency": ms_summary([r["end"] - r["start"] for r in accepted]),
+        "sent_to_stored": ms_summary([done[r["i"]] - r["start"] for r in accepted if r["i"] in done]),
+        "stored_per_second_timeline": per_second(ends, t0),
+        "cpu": cpu_used,
+        "shape": "nameko HTTP POST: insert_one (w=1, j=True) + EventDispatcher; nameko event handler on a quorum "
+        "queue: insert_one (w=1, j=True); each its own process and store process (bench/bare_chain.py)",
+    }
+
+
+# --- 3. baseline ------------------------------------------------------------------------------
 
 
 def baseline_entities():
@@ -528,6 +656,21 @@ def table(result):
         f"within {m['not_triaged_deadline_s']} s, {m['missing_in_triage']} announced but not readable in triage) "
         f"| {b['errors']} | |",
     ]
+    c, rc = result["bare_chain"], result["ratios_to_bare_chain"]
+    lines += [
+        "",
+        "| | mallcare | bare nameko chain | mallcare / bare chain |",
+        "| --- | --- | --- | --- |",
+        f"| throughput (/s) | {m['triaged_per_s']} triaged | {c['stored_per_s']} stored by the handler "
+        f"| {rc['throughput']} |",
+        f"| end-to-end p50 / p99 (ms) | {m['sent_to_triaged_event']['p50_ms']} / "
+        f"{m['sent_to_triaged_event']['p99_ms']} | {c['sent_to_stored']['p50_ms']} / "
+        f"{c['sent_to_stored']['p99_ms']} sent -> handler's insert done | {rc['e2e_p50']} / {rc['e2e_p99']} |",
+        f"| HTTP p50 / p99 (ms) | {m['http_latency']['p50_ms']} / {m['http_latency']['p99_ms']} "
+        f"| {c['http_latency']['p50_ms']} / {c['http_latency']['p99_ms']} | {rc['http_p50']} / {rc['http_p99']} |",
+        f"| offered rate achieved (/s) | {m['offered']['achieved_per_s']} | {c['offered']['achieved_per_s']} | |",
+        f"| errors | {m['errors']} | {c['errors']} | |",
+    ]
     env = result["environment"]
     lines.append("")
     settings = env["settings"]
@@ -576,12 +719,21 @@ def _run(args, ctx):
         {"count": args.count, "rate": args.rate, "concurrency": args.concurrency, "warmup": args.warmup},
     )
     env["services"] = ctx.source
+    bare = run_bare_chain(args, ctx.children, ctx.tmp, ctx.amqp_uri, ctx.vhost, ctx.run, ctx.mongo_uri)
     baseline = run_baseline(args, ctx.children, ctx.tmp, ctx.amqp_uri, ctx.vhost, ctx.run, ctx.mongo_uri)
     result = {
         "benchmark": "intake",
         "environment": env,
         "mallcare": mallcare,
+        "bare_chain": bare,
         "baseline": baseline,
+        "ratios_to_bare_chain": {
+            "throughput": ratio(mallcare["triaged_per_s"], bare["stored_per_s"]),
+            "e2e_p50": ratio(mallcare["sent_to_triaged_event"]["p50_ms"], bare["sent_to_stored"]["p50_ms"]),
+            "e2e_p99": ratio(mallcare["sent_to_triaged_event"]["p99_ms"], bare["sent_to_stored"]["p99_ms"]),
+            "http_p50": ratio(mallcare["http_latency"]["p50_ms"], bare["http_latency"]["p50_ms"]),
+            "http_p99": ratio(mallcare["http_latency"]["p99_ms"], bare["http_latency"]["p99_ms"]),
+        },
         "ratios": {
             "throughput": ratio(mallcare["triaged_per_s"], baseline["msgs_per_s"]),
             "accepted_throughput": ratio(mallcare["accepted_per_s"], baseline["msgs_per_s"]),
@@ -599,7 +751,7 @@ def _run(args, ctx):
         "run_s": round(time.monotonic() - ctx.started, 1),
     }
     write_result(result, args.out, "intake", table(result))
-    return bool(mallcare["errors"] or baseline["errors"])
+    return bool(mallcare["errors"] or bare["errors"] or baseline["errors"])
 
 
 if __name__ == "__main__":

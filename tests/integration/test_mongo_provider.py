@@ -1,7 +1,8 @@
 """DESIGN.md (store, timers): the shared Mongo provider against the real store,
 under eventlet's monkey-patch (pymongo dropped eventlet support in 4.16, so a
 pymongo upgrade that breaks this fails here): journaled writes, concurrent green
-threads, and the lease that lets one replica's timer run a sweep (mongo.leased_timer)."""
+threads, the lease that lets one replica's timer run a sweep (mongo.leased_timer), and
+numbers taken from a counter in blocks (mongo.NumberBlocks)."""
 
 from datetime import datetime, timedelta, timezone
 
@@ -14,7 +15,15 @@ from nameko.testing.services import worker_factory
 from nameko.timer import Timer
 
 from mallcare_common.calendar import Clock
-from mallcare_common.mongo import INSTANCE, Lease, MongoDatabase, acquire_lease, leased_timer, ping
+from mallcare_common.mongo import (
+    INSTANCE,
+    Lease,
+    MongoDatabase,
+    NumberBlocks,
+    acquire_lease,
+    leased_timer,
+    ping,
+)
 
 
 @pytest.fixture
@@ -135,3 +144,18 @@ def test_an_unreachable_store_is_reported_not_hung():
     provider.setup()
     assert ping(provider.database) is False
     provider.stop()
+
+
+def test_numbers_taken_in_blocks_are_unique_across_processes_and_cost_a_write_per_block(provider):
+    db = provider.database
+    replicas = [NumberBlocks(5), NumberBlocks(5)]  # two processes' blocks of one counter
+    pool = eventlet.GreenPool(20)
+    taken = list(pool.imap(lambda i: (i % 2, replicas[i % 2].next(db, "SHXJH-2026-11-23")), range(40)))
+    numbers = [number for _, number in taken]
+    assert len(set(numbers)) == 40
+    for replica in (0, 1):  # a process's own numbers increase
+        mine = [number for who, number in taken if who == replica]
+        assert mine == sorted(mine)
+    # 8 blocks of 5 (a write each), and one more when the two first upserts raced (next_sequence)
+    assert db.sequences.find_one({"_id": "SHXJH-2026-11-23"})["seq"] in (40, 45)
+    assert replicas[0].next(db, "SHXJH-2026-11-24") == 1  # another day, another counter

@@ -29,12 +29,15 @@ start.
 
 Publishing: state changes write their events into an outbox in the same
 document; `publish_pending` relays them with mandatory, confirmed publishes and
-marks them sent. A broker outage leaves them pending for the next sweep.
+marks them sent, the marks of concurrent callers in one write (`mark_sent`). A broker
+outage leaves them pending for the next sweep.
 """
 
 import logging
+import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from functools import partial
@@ -319,14 +322,16 @@ def publish_pending(
     docs: Iterable[dict[str, Any]],
     created_before: datetime | None = None,
 ) -> tuple[int, int]:
-    """Publish the pending outbox events of `docs` in order, marking each sent once
-    the broker confirmed it. Stops at a document's first failure (so its events keep
-    their order) and leaves events created after `created_before` to their writer.
-    Returns (published, failed)."""
+    """Publish the pending outbox events of `docs` in order, then mark the ones the broker
+    confirmed sent, all in one write (mark_sent). Stops at a document's first failure (so
+    its events keep their order) and leaves events created after `created_before` to their
+    writer. Returns (published, failed). A crash before the mark publishes them again
+    (at-least-once: subscribers take an event once by its event_id)."""
     published = failed = 0
+    sent: list[tuple[Any, list[str]]] = []  # (document id, its events confirmed)
     for doc in docs:
-        pending = set(doc.get("pending_events", ()))
-        for position, entry in enumerate(doc["outbox"]):
+        pending, confirmed = set(doc.get("pending_events", ())), []
+        for entry in doc["outbox"]:
             event = entry["event"]
             if event["event_id"] not in pending:
                 continue
@@ -339,14 +344,86 @@ def publish_pending(
                 PUBLISH_FAILURES.labels(service).inc()
                 failed += 1
                 break
-            # Entries are only ever appended, so the position is stable; $pull is idempotent.
-            collection.update_one(
-                {"_id": doc["_id"]},
-                {"$set": {f"outbox.{position}.sent_at": now}, "$pull": {"pending_events": event["event_id"]}},
-            )
+            confirmed.append(event["event_id"])
             EVENTS_PUBLISHED.labels(service, event["event_type"]).inc()
             published += 1
+        if confirmed:
+            sent.append((doc["_id"], confirmed))
+    if sent:
+        mark_sent(collection, sent, now)
     return published, failed
+
+
+class _Marks:
+    """Marks of one collection waiting to be written together (mark_sent)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[Any, list[str]]] = []
+        self.now: datetime | None = None
+        self.error: BaseException | None = None
+        self.written = threading.Event()
+
+    def add(self, sent: list[tuple[Any, list[str]]], now: datetime) -> None:
+        self.sent += sent
+        self.now = now if self.now is None else max(self.now, now)
+
+    def write(self, collection: Collection[dict[str, Any]]) -> None:
+        """`$[sent]`: the outbox entries of the events marked; `$pull`: out of pending_events
+        (idempotent, as the relay may mark an event a request marked already)."""
+        event_ids = [event_id for _, ids in self.sent for event_id in ids]
+        try:
+            collection.update_many(
+                {"_id": {"$in": [doc_id for doc_id, _ in self.sent]}},
+                {"$set": {"outbox.$[sent].sent_at": self.now}, "$pull": {"pending_events": {"$in": event_ids}}},
+                array_filters=[{"sent.event.event_id": {"$in": event_ids}}],
+            )
+        except BaseException as exc:
+            self.error = exc
+            raise
+        finally:
+            self.written.set()
+
+
+class _MarkWriter:
+    """One collection's marks of this process: the batch taking marks and the write under way."""
+
+    def __init__(self, client: object) -> None:
+        self.client = client  # held while marks wait, so that the key's id(client) stays its
+        self.lock = threading.Lock()  # guards `waiting`
+        self.writing = threading.Lock()  # one write at a time
+        self.waiting: _Marks | None = None
+
+
+# By (id of the pymongo client, collection's full name); an entry lives while marks wait on it.
+_MARK_WRITERS: "weakref.WeakValueDictionary[tuple[int, str], _MarkWriter]" = weakref.WeakValueDictionary()
+_MARK_WRITERS_LOCK = threading.Lock()
+
+
+def mark_sent(collection: Collection[dict[str, Any]], sent: list[tuple[Any, list[str]]], now: datetime) -> None:
+    """Mark events sent: `sent` is [(document id, [event id, ...]), ...]. A group commit: the
+    marks of every caller in this process that comes while one write is under way go in the
+    next write, together (one update_many), so under load one write marks many requests'
+    events; alone, a caller writes its own at once. Each caller returns once its marks are
+    written (or raises the write's error), as with a write of its own."""
+    client = collection.database.client
+    with _MARK_WRITERS_LOCK:
+        writer = _MARK_WRITERS.get((id(client), collection.full_name))
+        if writer is None:
+            writer = _MARK_WRITERS[(id(client), collection.full_name)] = _MarkWriter(client)
+    with writer.lock:
+        marks, leads = writer.waiting, writer.waiting is None
+        if marks is None:
+            marks = writer.waiting = _Marks()
+        marks.add(sent, now)
+    if leads:
+        with writer.writing:  # while the write before runs, others' marks join this batch
+            with writer.lock:
+                writer.waiting = None  # marks from now on go in the next batch
+            marks.write(collection)
+        return
+    marks.written.wait()
+    if marks.error is not None:
+        raise marks.error
 
 
 def sweep_outbox(

@@ -13,6 +13,8 @@ an acknowledged complaint must survive a store crash.
 
 import os
 import socket
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import wraps
@@ -164,17 +166,43 @@ def leased_timer(
     return decorate
 
 
-def next_sequence(db: Database[Doc], key: str) -> int:
-    """An atomic counter (complaint and incident numbers). Two first upserts of a key
-    can race: mongod then raises DuplicateKeyError and the embedded store returns
-    nothing; either way, take the next one."""
+def next_sequence(db: Database[Doc], key: str, step: int = 1) -> int:
+    """An atomic counter (complaint and incident numbers), counted up by `step`: the last of
+    the `step` numbers taken. Two first upserts of a key can race: mongod then raises
+    DuplicateKeyError and the embedded store returns nothing; either way, take the next one."""
     for _ in range(5):
         try:
             counter = db.sequences.find_one_and_update(
-                {"_id": key}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+                {"_id": key}, {"$inc": {"seq": step}}, upsert=True, return_document=ReturnDocument.AFTER
             )
         except DuplicateKeyError:
             continue
         if counter is not None:
             return int(counter["seq"])
     raise RuntimeError(f"no sequence number for {key}")
+
+
+class NumberBlocks:
+    """Numbers of next_sequence's counters taken `block` at a time by this process: one
+    round trip to the store per `block` numbers instead of one per number. Numbers stay
+    unique (every block is the counter's alone) and increase within a process; across
+    processes they interleave, and a block's unused rest is a gap: at a restart, and when
+    a key's day is over (keys name their day). The blocks of the last KEPT keys are kept."""
+
+    KEPT = 64
+
+    def __init__(self, block: int) -> None:
+        self.block = block
+        self._blocks: OrderedDict[str, tuple[int, int]] = OrderedDict()  # key -> (next, last)
+        self._lock = threading.Lock()  # green under eventlet: one refill at a time
+
+    def next(self, db: Database[Doc], key: str) -> int:
+        with self._lock:
+            number, last = self._blocks.pop(key, (1, 0))
+            if number > last:
+                last = next_sequence(db, key, self.block)
+                number = last - self.block + 1
+            self._blocks[key] = (number + 1, last)
+            while len(self._blocks) > self.KEPT:
+                self._blocks.popitem(last=False)
+            return number

@@ -40,7 +40,7 @@ from mallcare_common.contracts import read_event
 from mallcare_common.contracts.notify import MESSAGE_SENT
 from mallcare_common.contracts.resolution import CASE_CLOSED, CASE_REOPENED
 from mallcare_common.messaging import event_handler, new_outbox, outbox_dispatcher, publish_pending
-from mallcare_common.mongo import leased_timer, next_sequence
+from mallcare_common.mongo import leased_timer
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.openapi import Op
 from mallcare_common.operations import Created, operation
@@ -394,13 +394,6 @@ class IntakeService(Service):
         now, policy = self.clock(), self.policy.current
         rules.check_mall_and_times(complaint, policy.malls, now)
         channel_ref = complaint.get("channel_ref")
-        if channel_ref:
-            existing = self.store.find_by_channel_ref(complaint["channel"], channel_ref)
-            if existing and existing["mall_id"] != complaint["mall_id"]:
-                raise Conflict(f"channel_ref {channel_ref} was used for another mall's complaint")
-            if existing:
-                COMPLAINTS.labels(complaint["mall_id"], complaint["channel"], "resubmitted").inc()
-                return existing, False
         mall = policy.malls.get(complaint["mall_id"])
         settings = policy.review(mall.id)
         received_at = complaint.get("received_at", now)
@@ -409,8 +402,9 @@ class IntakeService(Service):
         duplicate_of = self.store.find_duplicate(fp, received_at - timedelta(hours=settings["duplicate_window_hours"]))
         local_day = mall.calendar.local(received_at).date()
         # Only now, with the whole complaint valid (input gate, schema, mall and times), is a
-        # number taken: a refused body must not leave a gap in the day's sequence.
-        number = rules.complaint_number(mall.code, local_day, next_sequence(self.store.db, f"{mall.code}-{local_day}"))
+        # number taken: a refused body takes none. A resubmission (same channel_ref) is found
+        # by the insert's unique index, not by a look-up first: its number is left unused.
+        number = rules.complaint_number(mall.code, local_day, self.store.next_number(f"{mall.code}-{local_day}"))
         doc, event = rules.new_complaint(
             number,
             complaint,

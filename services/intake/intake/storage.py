@@ -1,5 +1,7 @@
 """Intake's own data: the `complaints` collection (one document per complaint with
-its outbox), `sequences` (daily complaint-number counters per mall), `attachments`
+its outbox), `sequences` (daily complaint-number counters per mall, taken NUMBER_BLOCK
+at a time per process: numbers are unique and increase within a process, not gap-free,
+see mongo.NumberBlocks), `attachments`
 (files that came with a mail, by id, each referenced from its complaint), and for
 personal data `audit_log` (full reads) and `retention_runs`."""
 
@@ -8,17 +10,24 @@ from pymongo.errors import DuplicateKeyError
 
 from mallcare_common import audit
 from mallcare_common.messaging import push_to_outbox
-from mallcare_common.mongo import MongoDatabase, Store
+from mallcare_common.mongo import MongoDatabase, NumberBlocks, Store
 from mallcare_common.web import NotFound
+
+NUMBER_BLOCK = 20  # complaint numbers a process takes from a day's counter at once
 
 
 class ComplaintStore(Store):
     DuplicateChannelRef = DuplicateKeyError
 
-    def __init__(self, db):
+    def __init__(self, db, numbers):
         super().__init__(db)
         self.complaints = db.complaints
         self.outboxes = (db.complaints,)
+        self.numbers = numbers
+
+    def next_number(self, key):
+        """The next number of the daily counter `key` ("<mall code>-<local date>")."""
+        return self.numbers.next(self.db, key)
 
     def find_by_channel_ref(self, channel, channel_ref):
         return self.complaints.find_one({"channel": channel, "channel_ref": channel_ref})
@@ -102,6 +111,10 @@ class ComplaintStore(Store):
 
 
 class Complaints(MongoDatabase):
+    def setup(self):
+        super().setup()
+        self.numbers = NumberBlocks(NUMBER_BLOCK)  # this process's blocks of complaint numbers
+
     def indexes(self, db):
         db.complaints.create_index(
             [("channel", ASCENDING), ("channel_ref", ASCENDING)],
@@ -133,4 +146,4 @@ class Complaints(MongoDatabase):
         audit.indexes(db)
 
     def wrap(self, db):
-        return ComplaintStore(db)
+        return ComplaintStore(db, self.numbers)

@@ -8,9 +8,10 @@ A tally is updated right after the write it counts, not in the same write: a
 crash between the two leaves a count one short, which only nudges a threshold or a
 load comparison."""
 
+from collections import Counter
 from datetime import timedelta, timezone
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 
 from mallcare_common.mongo import MongoDatabase, Store
 from mallcare_common.web import NotFound
@@ -18,14 +19,30 @@ from mallcare_common.web import NotFound
 UNOWNED_PAGE = 200  # unowned assessments read at a time by the sweep
 
 
+class KnownKeys:
+    """The tallies this process has seen stored (tallies are never removed), up to LIMIT;
+    past it, it forgets them all and learns them again."""
+
+    LIMIT = 10_000
+
+    def __init__(self):
+        self.keys = set()
+
+    def __contains__(self, key):
+        return key in self.keys
+
+    def add(self, keys):
+        if len(self.keys) + len(keys) > self.LIMIT:
+            self.keys.clear()
+        self.keys.update(keys)
+
+
 class AssessmentStore(Store):
-    def __init__(self, db):
+    def __init__(self, db, known_tallies):
         super().__init__(db)
+        self.known_tallies = known_tallies
         self.assessments = db.assessments
         self.outboxes = (db.assessments,)
-
-    def exists(self, complaint_no):
-        return self.assessments.count_documents({"_id": complaint_no}, limit=1) > 0
 
     def get(self, complaint_no):
         doc = self.assessments.find_one({"_id": complaint_no})
@@ -43,34 +60,53 @@ class AssessmentStore(Store):
         on the days from `since` to `until` (whole days: the window is day-grained)."""
         first, last = _day(since), _day(until)
         days = [(first + timedelta(days=d)).isoformat() for d in range((last - first).days + 1)]
-
-        def total(scope):
-            ids = [f"{scope}|{category}|{day}" for day in days]
-            return sum(t["n"] for t in self.db.tallies.find({"_id": {"$in": ids}}))
-
-        at_mall = total(f"mall:{mall_id}")
-        return max(at_mall, total(f"merchant:{merchant_id}")) if merchant_id else at_mall
+        scopes = [f"mall:{mall_id}"] + ([f"merchant:{merchant_id}"] if merchant_id else [])
+        ids = [f"{scope}|{category}|{day}" for scope in scopes for day in days]
+        totals = dict.fromkeys(scopes, 0)
+        for tally in self.db.tallies.find({"_id": {"$in": ids}}):  # both scopes in one read
+            totals[tally["_id"].partition("|")[0]] += tally["n"]
+        return max(totals.values())
 
     def open_load(self, mall_id):
         return {t["handler"]: t["n"] for t in self.db.tallies.find({"mall_id": mall_id, "handler": {"$gt": ""}})}
 
     def count_change(self, before, after):
-        """Move the tallies from what `before` counted (None for a new assessment) to `after`."""
+        """Move the tallies from what `before` counted (None for a new assessment) to `after`:
+        tallies this process knows exist in one update_many per step (one journaled write
+        for a new assessment's), the others upserted in one bulk write."""
+        steps, fields = Counter(), {}
         for doc, step in ((before, -1), (after, 1)):
             if doc is None:
                 continue
             day = _day(doc["triaged_at"]).isoformat()
-            keys = [f"mall:{doc['mall_id']}|{doc['category']}|{day}"] if doc["category"] else []
-            if doc["category"] and doc["merchant_id"]:
-                keys.append(f"merchant:{doc['merchant_id']}|{doc['category']}|{day}")
-            for key in keys:
-                self.db.tallies.update_one({"_id": key}, {"$inc": {"n": step}}, upsert=True)
+            if doc["category"]:
+                steps[f"mall:{doc['mall_id']}|{doc['category']}|{day}"] += step
+                if doc["merchant_id"]:
+                    steps[f"merchant:{doc['merchant_id']}|{doc['category']}|{day}"] += step
             if doc["owner"] and doc["status"] == "open":
-                self.db.tallies.update_one(
-                    {"_id": f"load:{doc['mall_id']}|{doc['owner']['id']}"},
-                    {"$inc": {"n": step}, "$set": {"mall_id": doc["mall_id"], "handler": doc["owner"]["id"]}},
-                    upsert=True,
-                )
+                key = f"load:{doc['mall_id']}|{doc['owner']['id']}"
+                steps[key] += step
+                fields[key] = {"mall_id": doc["mall_id"], "handler": doc["owner"]["id"]}
+        new = [key for key, step in steps.items() if step and key not in self.known_tallies]
+        if new:
+            self.db.tallies.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": key},
+                        {"$inc": {"n": steps[key]}, **({"$set": fields[key]} if key in fields else {})},
+                        upsert=True,
+                    )
+                    for key in new
+                ],
+                ordered=False,
+            )
+            self.known_tallies.add(new)
+        by_step = {}
+        for key, step in steps.items():
+            if step and key not in new:
+                by_step.setdefault(step, []).append(key)
+        for step, keys in by_step.items():
+            self.db.tallies.update_many({"_id": {"$in": keys}}, {"$inc": {"n": step}})
 
     def unowned(self, page=UNOWNED_PAGE):
         """Every open assessment nobody owns yet, the earliest triaged first, read a page
@@ -109,6 +145,10 @@ def _day(at):
 
 
 class Assessments(MongoDatabase):
+    def setup(self):
+        super().setup()
+        self.known_tallies = KnownKeys()
+
     def indexes(self, db):
         # The embedded store uses an index only when it holds every field a query names.
         db.assessments.create_index([("customer_ref", ASCENDING), ("triaged_at", ASCENDING)])
@@ -129,4 +169,4 @@ class Assessments(MongoDatabase):
         )
 
     def wrap(self, db):
-        return AssessmentStore(db)
+        return AssessmentStore(db, self.known_tallies)
