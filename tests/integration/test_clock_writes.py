@@ -13,7 +13,6 @@ from nameko.testing.services import entrypoint_hook
 from analytics import clocks
 from analytics.service import AnalyticsService
 from analytics.storage import EventLog
-from mallcare_common.unit_of_work import write
 from tests.helpers import drain, wait_for
 from tests.integration.test_redelivery import NUMBER, T0, deliver, start
 from tests.unit.analytics.test_reports import H, acknowledged, registered
@@ -109,7 +108,7 @@ def test_the_sweep_reports_a_clock_only_as_it_read_it(store, written):
     now = T0 + 2 * H
     [read] = store.reaching_deadline(now, limit=10)  # past its deadline, as the sweep finds it
     write_meanwhile(store)
-    reported = write(store.clocks, read, {"$set": {"breach_reported": True}}, [clocks.breach_event(read, {}, now)], now)
+    reported = store.flag_breaches([(read, clocks.breach_event(read, {}, now))], now)
     stored = store.clocks.find_one({"_id": clock_id})
-    assert (reported is not None) == (written == "nothing") == stored["breach_reported"]
+    assert bool(reported) == (written == "nothing") == stored["breach_reported"]
     assert len(stored.get("outbox", [])) == (written == "nothing")
