@@ -35,6 +35,19 @@ INTAKE_EVENTS = [name for name, event in EVENT_TYPES.items() if event.source == 
 OPEN = {"stopped_at": None, "due_at": {"$ne": None}}
 
 
+def due(now):
+    """The sweep's query for breaches, answered from the (stopped_at, breach_reported, due_at) index."""
+    return {"stopped_at": None, "breach_reported": False, "due_at": {"$lte": now}}
+
+
+def past_risk_point(now):
+    """The sweep's query for warnings. A breach flags a clock at risk too, so the query names
+    neither deadline nor breach and rides the (stopped_at, at_risk_reported, at_risk_at)
+    prefix of its index (the embedded store scans the collection for a second range). One
+    overdue but not yet flagged breached gets no warning (`pass_over_risks`)."""
+    return {"stopped_at": None, "at_risk_reported": False, "at_risk_at": {"$lte": now}}
+
+
 class EventLog(Store):
     def __init__(self, db):
         super().__init__(db)
@@ -364,22 +377,12 @@ class EventLog(Store):
         return self.clocks.find_one({"_id": op.clock_id})
 
     def reaching_risk(self, now, limit):
-        """Running clocks past their at-risk point that the sweep has not flagged; a breach
-        flags one too, so the query names neither deadline nor breach and rides the
-        (stopped_at, at_risk_reported, at_risk_at) index. One overdue but not yet flagged
-        breached gets no warning (`pass_over_risks`)."""
-        return list(
-            self.clocks.find(
-                {"stopped_at": None, "at_risk_reported": False, "at_risk_at": {"$lte": now}}, {"outbox": 0}
-            ).limit(limit)
-        )
+        """Running clocks past their at-risk point that the sweep has not flagged (see `past_risk_point`)."""
+        return list(self.clocks.find(past_risk_point(now), {"outbox": 0}).limit(limit))
 
     def reaching_deadline(self, now, limit):
-        return list(
-            self.clocks.find(
-                {"stopped_at": None, "breach_reported": False, "due_at": {"$lte": now}}, {"outbox": 0}
-            ).limit(limit)
-        )
+        """Running clocks past their deadline that the sweep has not flagged breached."""
+        return list(self.clocks.find(due(now), {"outbox": 0}).limit(limit))
 
     def flag_breaches(self, found, now):
         """Flag `found` [(clock as read, its sla_breached)] breached in one bulk write;
