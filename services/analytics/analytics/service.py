@@ -21,6 +21,9 @@ of the two wrote first and the other's write misses; and as flag and event are o
 document write, a sweeper that dies leaves both or neither. A write that missed is
 read again by the next sweep. The chunk's events are published and marked sent in one
 update (messaging.publish_written); whatever did not leave, the outbox relay sends.
+Then the chunk's breaches are counted (reports, metrics): a breach may be published a
+moment before the reports count it, and a sweeper dying in between leaves it to
+`python -m analytics.rebuild` either way, as it would have before publishing.
 The gauges read running tallies that the clocks' writes move (storage.py), not the
 open clocks.
 
@@ -90,7 +93,7 @@ from .wording import Words
 
 log = logging.getLogger(__name__)
 
-SWEEP_CHUNK = 100  # clocks the SLA sweep flags, counts and publishes at a time
+SWEEP_CHUNK = 50  # clocks the SLA sweep flags, publishes and counts at a time
 TRIAGE_PAUSE = 2  # seconds before a triage change that overtook its complaint_triaged is retried
 KINDS = {"monthly": "month (2026-11)", "quarterly": "quarter (2026-Q4)"}
 
@@ -544,10 +547,11 @@ class AnalyticsService(Service):
     def _sweep(self, lease, reaching, report):
         """`report(found, now)` the clocks `reaching(now, SWEEP_CHUNK)` finds, a chunk at a
         time, until a chunk is short or none of it was flagged (written meanwhile: the next
-        tick reads those again). Each chunk is flagged, counted and published before the
+        tick reads those again). Each chunk is flagged, published and counted before the
         next is read, so the first of a burst leave early, and its events are stamped with
         the time they are written (their lag is true, and the outbox relay, which waits
-        RELAY_GRACE, leaves them to this sweep). A sweep through a backlog outlasts the
+        RELAY_GRACE, leaves them to this sweep: published before they are counted, so that
+        the counting does not keep them waiting that long). A sweep through a backlog outlasts the
         lease: it renews it as it goes, and stops (False) if another replica took it
         meanwhile (a pause longer than the lease)."""
         while True:
@@ -565,23 +569,23 @@ class AnalyticsService(Service):
         flagged = self.store.flag_breaches(
             [(c, clocks.breach_event(c, labels.get(c["complaint_no"], {}), now)) for c in found], now
         )
+        self._publish(flagged, now)
         for clock, _ in flagged:
             self._count_breach(clock, labels.get(clock["complaint_no"], {}), now)
-        self._publish(flagged, now)
         return len(flagged)
 
     def _warnings(self, found, now):
         """A clock already overdue gets its breach, not a warning."""
         passed = self.store.pass_over_risks([c for c in found if c["due_at"] <= now])
         flagged = self.store.flag_risks([(c, clocks.at_risk_event(c, now)) for c in found if c["due_at"] > now], now)
+        self._publish(flagged, now)
         for clock, _ in flagged:
             metrics.AT_RISK.labels(clock["mall_id"], clock["clock"]).inc()
-        self._publish(flagged, now)
         return passed + len(flagged)
 
     def _publish(self, flagged, now):
-        """The events just flagged, counted before they leave; a clock with an older event
-        still pending (the broker refused it) is left to the relay, which keeps their order."""
+        """The events just flagged; a clock with an older event still pending (the broker
+        refused it) is left to the relay, which keeps their order."""
         publish_written(
             self.store.clocks,
             self.dispatch,
