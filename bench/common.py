@@ -340,7 +340,12 @@ def wait_until(what, check, timeout, proc=None, children=None, log_name=None):
     raise RuntimeError(f"{what}: {state} (last error: {last!r})\n{detail}")
 
 
-def start_store(children, name, tmp, port=None):
+# A standalone store: pymongo then sends no retryable-write envelope, whose replies
+# secantusd-py keeps 30 minutes and walks on every write (the write-rate cliff; bench/store_probe.py).
+STORE_FLAGS = ("--standalone",)
+
+
+def start_store(children, name, tmp, flags=STORE_FLAGS, port=None):
     """A fresh store process; with the `port` of one stopped before, a restart of it on its data."""
     data = tmp / f"store-{name}"
     data.mkdir(exist_ok=port is not None)
@@ -357,6 +362,7 @@ def start_store(children, name, tmp, port=None):
             str(data),
             "--log-level",
             "WARNING",
+            *flags,
         ],
     )
     uri = f"mongodb://{HOST}:{port}/"

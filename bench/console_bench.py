@@ -2,9 +2,9 @@
 directly.
 
 The console (services/console) passes `/api/<service>/<path>` on to the five services with
-the caller's own Authorization header, one `requests.request` per call (a new HTTP
-connection to the service each time), and answers with the service's bytes. This bench
-asks what that hop adds to a staff member's reads.
+the caller's own Authorization header, over connections it keeps alive to each service
+(it opened a new one per call before issue 21), and answers with the service's bytes.
+This bench asks what that hop adds to a staff member's reads.
 
 One run, on one RabbitMQ broker (a fresh vhost, created through the management API and
 deleted at the end) and one store:
@@ -26,8 +26,8 @@ deleted at the end) and one store:
      list   GET /complaints?mall_id=sh-xujiahui&per_page=20
      get    GET /complaints/<number>  (the registered numbers in turn)
    The bench keeps one keep-alive requests.Session per sender thread on both paths, as a
-   browser would; so (b) differs from (a) by the console's work and its own connection
-   to intake per call.
+   browser would; so (b) differs from (a) by the console's work and its own call to
+   intake.
    - Sequential: after --warmup unmeasured steps (default 10), --requests times (default
      400) each request on each path, one at a time from one thread over one session per
      path, interleaved (direct and console alternate, the order swapped on every step) so
@@ -400,8 +400,8 @@ def _run(args, ctx):
         "sequential_console_upstream": {
             "calls": int(upstream_calls),
             "mean_ms": rnd(1000 * (hist1[0] - hist0[0]) / upstream_calls if upstream_calls else None, 2),
-            "what": "mallcare_console_upstream_seconds for intake: the console's requests.request to intake "
-            "(connect, intake's work, reading the answer), as the console timed it",
+            "what": "mallcare_console_upstream_seconds for intake: the console's call to intake "
+            "(connect if it has no open connection, intake's work, reading the answer), as the console timed it",
         },
         "concurrent": concurrent_result,
         "cpu_ms_per_request_concurrent": cpu_per_request,
@@ -412,7 +412,7 @@ def _run(args, ctx):
             "console_calls": int(upstream_calls),
             "what": "sockets in TIME_WAIT with intake's port at one end (/proc/net/tcp), before and after the "
             "sequential phase (its ~2 s sockets from setup are still there); the bench's own session "
-            "to intake stays open, so the rise is the console's connections, one per call",
+            "to intake stays open, so the rise is the connections the console opened and closed",
         },
         "ratios_console_over_direct": ratios,
         "errors": errors,

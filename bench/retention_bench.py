@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pymongo import MongoClient, WriteConcern
 
-from common import BIN, HOST, _ping, dist_version, free_port, wait_until  # bench/common.py
+from common import BIN, HOST, STORE_FLAGS, _ping, dist_version, free_port, wait_until  # bench/common.py
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "services" / name) for name in ("intake", "common", "cli")]
@@ -96,6 +96,7 @@ def main():
                     str(tmp),
                     "--log-level",
                     "WARNING",
+                    *STORE_FLAGS,
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

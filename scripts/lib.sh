@@ -146,7 +146,9 @@ keep_previous_logs() {  # dir [runs]: moves dir/*.log into dir/previous/<stamp>/
 
 start_store() {  # name port -> starts secantusd-py with its data in .run/data/name
   mkdir -p "$RUN_DIR/data/$1" "$RUN_DIR/logs"
+  # --standalone: pymongo then sends no retryable-write envelope, whose replies the store
+  # keeps 30 minutes and walks on every write (its write-rate cliff; bench/store_probe.py)
   "$VENV/bin/secantusd-py" --host 127.0.0.1 --port "$2" --storage-path "$RUN_DIR/data/$1" \
-    --log-level WARNING >"$RUN_DIR/logs/store-$1.log" 2>&1 &
+    --log-level WARNING --standalone >"$RUN_DIR/logs/store-$1.log" 2>&1 &
   echo $! >"$RUN_DIR/store-$1.pid"
 }

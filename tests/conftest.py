@@ -145,6 +145,9 @@ def mongo_uri():
             data,
             "--log-level",
             "WARNING",
+            # no retryable-write envelope from pymongo, whose replies the store keeps 30 minutes
+            # and walks on every write: a session's later tests ran on its write-rate cliff
+            "--standalone",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -155,18 +156,53 @@ def settle_at_desk(system, number, desk):
         assert settled.status_code == 200, settled.text
 
 
-def handled(container, handler, complaint_no=None, timeout=30):
-    """nameko's entrypoint_waiter until the event handler `handler` of `container` has taken
-    an event (about `complaint_no`, when the test knows it before the event is published)
-    without an error: a try that raised and went back to its queue does not end the wait,
-    and the first success is the one that acted (a redelivery after it changes nothing).
-    Enter it before whatever publishes the event."""
+@contextmanager
+def handled(container, handler, complaint_no=None, timeout=30, event_id=None):
+    """Waits (like nameko's entrypoint_waiter) until the event handler `handler` of `container`
+    has taken an event (about `complaint_no`, when the test knows it before the event is
+    published; or this very `event_id`) without an error: a try that raised and went back to its queue does not end
+    the wait, and the first success is the one that acted (a redelivery after it changes
+    nothing). A batched handler (mallcare_common.batches) takes its events in its service's
+    batch worker, or alone: either ends the wait. Enter it before whatever publishes the event."""
+    import eventlet
+    from nameko.extensions import Entrypoint
     from nameko.testing.services import entrypoint_waiter
+    from nameko.testing.utils import get_extension
+    from nameko.testing.waiting import wait_for_call
+
+    from mallcare_common.batches import TAKEN, EventBatch
+
+    entrypoint = get_extension(container, Entrypoint, method_name=handler)
+    if entrypoint is None:
+        raise RuntimeError(f"{container.service_name} has no entrypoint {handler!r}")
+    batch = get_extension(container, EventBatch)
+
+    def about(body):
+        return complaint_no in (None, body["complaint_no"]) and event_id in (None, body["event_id"])
 
     def took(worker_ctx, result, exc_info):
-        return exc_info is None and (complaint_no is None or worker_ctx.args[0]["complaint_no"] == complaint_no)
+        if exc_info is not None:
+            return False
+        if worker_ctx.entrypoint is entrypoint:
+            return about(worker_ctx.args[0])
+        return worker_ctx.entrypoint is batch and any(
+            answer == TAKEN and name == entrypoint.event_type and about(body)
+            for (name, body), answer in zip(worker_ctx.args[0], result, strict=True)
+        )
 
-    return entrypoint_waiter(container, handler, timeout=timeout, callback=took)
+    if batch is None:
+        with entrypoint_waiter(container, handler, timeout=timeout, callback=took):
+            yield
+        return
+    done = []
+    with eventlet.Timeout(timeout, exception=AssertionError(f"{container.service_name}.{handler}: nothing taken")):
+        with wait_for_call(container, "_worker_teardown", lambda args, kwargs, res, exc: args[0] in done):
+            with wait_for_call(
+                container,
+                "_worker_result",
+                lambda args, kwargs, res, exc: took(*args) and not done.append(args[0]),
+            ):
+                yield
 
 
 def wait_for(check, timeout=20, interval=0.1):

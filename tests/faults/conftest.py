@@ -85,6 +85,7 @@ class Store:
                     str(self.data),
                     "--log-level",
                     "WARNING",
+                    "--standalone",  # as scripts/lib.sh starts it (the store's write-rate cliff)
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

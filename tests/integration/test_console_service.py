@@ -1,9 +1,15 @@
 """The web console's own service (issue 9): its pages, the demo sign-in and the proxy's
 edges. The whole walk through the pages is tests/e2e/test_console_day.py."""
 
+import http.client
 import json
+import os
 import signal
-from urllib.parse import quote
+import socket
+import struct
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
@@ -234,3 +240,136 @@ def test_the_console_process_stops_on_sigterm_within_seconds_and_logs_json_lines
     [line] = [line for line in lines if line.get("request_id") == answer.headers["X-Request-Id"]]
     assert (line["route"], line["status"], line["level"]) == ("/health/live", 200, "INFO")
     assert any(line["message"] == "stopping services: console" for line in lines)
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """A service as the console sees it: it answers every request with its path and body,
+    noting who asked from where (server.seen), keeps the connection open (HTTP/1.1), and
+    hangs up without an answer on a path starting /hang-up (once only on /hang-up-once)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def handle(self):
+        self.server.connections.add(self.connection)
+        try:
+            super().handle()
+        finally:
+            self.server.connections.discard(self.connection)
+
+    def do_GET(self):
+        self._answer()
+
+    def do_POST(self):
+        self._answer()
+
+    def _answer(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        first = self.path not in [path for _, path, _, _ in self.server.seen]
+        self.server.seen.append((self.command, self.path, self.client_address, body))
+        if self.path.startswith("/hang-up") and (first or not self.path.startswith("/hang-up-once")):
+            self.close_connection = True
+            return
+        answer = json.dumps({"path": self.path, "body": body.decode()}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+    @staticmethod
+    def hang_up_idle(server):
+        """Close every connection the service kept open, as a restarted service would have."""
+        for connection in list(server.connections):
+            connection.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def recorder():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    server.seen, server.connections = [], set()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    Recorder.hang_up_idle(server)
+    server.server_close()
+
+
+def tcp_nodelay(local, remote):
+    """TCP_NODELAY of this process's TCP socket from `local` to `remote` (host, port): the
+    services run in the test's process, their sockets found through /proc (Linux)."""
+
+    def address(field):
+        host, port = field.split(":")
+        return socket.inet_ntoa(struct.pack("<I", int(host, 16))), int(port, 16)
+
+    lines = open("/proc/net/tcp").read().splitlines()[1:]
+    ends = {f"socket:[{f[9]}]": (address(f[1]), address(f[2])) for f in (line.split() for line in lines)}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed since the listing
+            continue
+        if ends.get(target) == (local, remote):
+            with socket.socket(fileno=os.dup(int(fd))) as sock:
+                return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    raise AssertionError(f"no socket from {local} to {remote}")
+
+
+def browser_at(url):
+    """A browser's kept-alive connection to the console, as the staff member E3011."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=20)
+
+    def call(method, path, body=None):
+        connection.request(method, path, body=body, headers=staff("E3011"))
+        answer = connection.getresponse()
+        return answer.status, json.loads(answer.read())
+
+    return connection, call
+
+
+def test_the_proxy_keeps_its_connection_to_a_service_and_neither_end_waits_on_nagle(console, recorder):
+    """Issue 21: one kept-alive connection to a service for call after call (there was one
+    per call), TCP_NODELAY on it and on the connections the console accepts (an answer over
+    16 KiB waited about 40 ms for a delayed ACK), and a POST after the service closed the
+    idle connection goes out on a new one."""
+    service = recorder.server_address
+    url = console(UPSTREAMS={name: "http://%s:%d" % service for name in UPSTREAM_NAMES})
+    browser, call = browser_at(url)
+    assert call("GET", "/api/intake/complaints?mall_id=sh-xujiahui&status=open&status=closed") == (
+        200,
+        {"path": "/complaints?mall_id=sh-xujiahui&status=open&status=closed", "body": ""},
+    )
+    assert call("GET", "/api/intake/complaints/C%201") == (200, {"path": "/complaints/C%201", "body": ""})
+    [first, second] = [source for _, _, source, _ in recorder.seen]
+    assert first == second  # the same port at the console's end: one connection
+    assert tcp_nodelay(first, service) == 1  # the console's own connection to the service
+    parts = urlsplit(url)
+    assert tcp_nodelay((parts.hostname, parts.port), browser.sock.getsockname()) == 1  # one it accepted
+
+    Recorder.hang_up_idle(recorder)
+    assert call("POST", "/api/intake/complaints", b'{"a": 1}') == (200, {"path": "/complaints", "body": '{"a": 1}'})
+    [(method, path, source, body)] = recorder.seen[2:]
+    assert (method, path, body) == ("POST", "/complaints", b'{"a": 1}') and source != first
+
+
+def test_a_call_the_service_hung_up_on_is_tried_again_once_if_a_get_and_never_if_a_post(console, recorder):
+    """A POST the service may have acted on is not sent twice: the console answers 503."""
+    url = console(UPSTREAMS={name: "http://%s:%d" % recorder.server_address for name in UPSTREAM_NAMES})
+    _, call = browser_at(url)
+    assert call("POST", "/api/resolution/hang-up", b"{}") == (
+        503,
+        {"error": "UNAVAILABLE", "message": "resolution did not answer"},
+    )
+    assert call("GET", "/api/resolution/hang-up-once") == (200, {"path": "/hang-up-once", "body": ""})
+    assert call("GET", "/api/resolution/hang-up")[0] == 503
+    assert [(method, path) for method, path, _, _ in recorder.seen] == [
+        ("POST", "/hang-up"),
+        ("GET", "/hang-up-once"),
+        ("GET", "/hang-up-once"),
+        ("GET", "/hang-up"),
+        ("GET", "/hang-up"),
+    ]

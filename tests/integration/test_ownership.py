@@ -18,7 +18,7 @@ from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.contracts import COMPLAINT_REGISTERED, EVENT_TYPES, build_event
 from mallcare_common.policy import InvalidPolicy
-from tests.helpers import SPOT_REFUND, staff
+from tests.helpers import SPOT_REFUND, handled, staff
 from tests.integration.test_policy_files import edit
 from triage.service import TriageService
 
@@ -217,7 +217,7 @@ def test_after_the_review_meeting_every_service_names_its_department_and_owner(s
         **({"owner_id": named} if named else {}),
     }
     with (
-        entrypoint_waiter(containers["analytics"], "handle_complaint_reassigned"),
+        handled(containers["analytics"], "handle_complaint_reassigned"),
         entrypoint_waiter(containers["resolution"], "handle_complaint_reassigned"),
     ):
         decided = web["resolution"].post(f"/cases/{number}/review-meeting", headers=DIRECTOR, json=decision)

@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
-from nameko.testing.services import entrypoint_hook, entrypoint_waiter
+from nameko.testing.services import entrypoint_hook
 
 from analytics.rebuild import rebuild
 from mallcare_common.contracts import EVENT_TYPES
 from mallcare_common.malls import load_registry_file
-from tests.helpers import POLICY_DIR, bearer, wait_for, staff as as_staff
+from tests.helpers import POLICY_DIR, bearer, handled as took, wait_for, staff as as_staff
 from tests.unit.analytics.test_reports import acknowledged, answer, escalated, event, registered, resolved, triaged
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -220,11 +220,7 @@ def publish(system, envelope):
 def handled(system, envelope):
     """Waits until analytics has handled this very event: an earlier one's worker may finish
     first (analytics handles several at once), so the next worker to finish is not enough."""
-    return entrypoint_waiter(
-        system.containers["analytics"],
-        f"handle_{envelope['event_type']}",
-        callback=lambda worker_ctx, result, exc_info: worker_ctx.args[0]["event_id"] == envelope["event_id"],
-    )
+    return took(system.containers["analytics"], f"handle_{envelope['event_type']}", event_id=envelope["event_id"])
 
 
 def report(system, period="2026-11", mall_id=A, **params):
@@ -262,7 +258,7 @@ def test_a_generated_month_gives_the_hand_computed_report_and_the_rebuild_reprod
     )
     for envelope in [*sent, outside, rejected]:
         publish(system, envelope)
-    wait_for(lambda: system.db("analytics").events.count_documents({}) == len(sent) + 2, timeout=60)
+    wait_for(lambda: system.db("analytics").events.count_documents({"applied": True}) == len(sent) + 2, timeout=60)
 
     # past every deadline: the sweep breaches the clocks still running
     now["at"] = AFTER
@@ -285,7 +281,7 @@ def test_a_generated_month_gives_the_hand_computed_report_and_the_rebuild_reprod
     assert quarter["counts"]["received"] == 42 and quarter["kind"] == "quarterly"
 
     # a redelivered answer (same event id) counts once
-    with entrypoint_waiter(system.containers["analytics"], "handle_customer_satisfied"):
+    with took(system.containers["analytics"], "handle_customer_satisfied"):
         publish(system, next(e for e in sent if e["event_type"] == "customer_satisfied"))
     assert report(system) == mine
 
@@ -386,7 +382,14 @@ def test_the_live_report_shows_a_complaints_clocks_open_then_at_risk_then_breach
     publish(system, registered("LIVE2", at, mall=B))  # acknowledged at once: no clock left running
     publish(system, acknowledged("LIVE2", at, at + H, mall=B))
     publish(system, triaged("LIVE1", at, "product.quality_defect"))  # first response in 48 h, resolution in 168 h
-    wait_for(lambda: system.db("analytics").events.count_documents({"complaint_no": {"$in": ["LIVE1", "LIVE2"]}}) == 4)
+    wait_for(
+        lambda: (
+            system.db("analytics").events.count_documents(
+                {"complaint_no": {"$in": ["LIVE1", "LIVE2"]}, "applied": True}
+            )
+            == 4
+        )
+    )
 
     def counts(mall_id=A, **q):
         body = live(**({"mall_id": mall_id} if mall_id else {}), **q).json()

@@ -50,6 +50,7 @@ from werkzeug.wrappers import Response
 
 from mallcare_common import web
 from mallcare_common.base import Service
+from mallcare_common.batches import ALONE, TAKEN, batched_event_handler, event_batch
 from mallcare_common.contracts import (
     COMPLAINT_ACKNOWLEDGED,
     COMPLAINT_CORRECTED,
@@ -57,12 +58,14 @@ from mallcare_common.contracts import (
     COMPLAINT_REGISTERED,
     COMPLAINT_REJECTED,
     COMPLAINT_TRIAGED,
+    EVENT_TYPES,
+    InvalidEvent,
     read_event,
 )
 from mallcare_common.contracts import feedback as feedback_events
 from mallcare_common.contracts.analytics import CLOCKS
 from mallcare_common.contracts import resolution as case_events
-from mallcare_common.messaging import DEAD_LETTER_QUEUE, event_handler, outbox_dispatcher, publish_written
+from mallcare_common.messaging import DEAD_LETTER_QUEUE, outbox_dispatcher, publish_written
 from mallcare_common.mongo import leased_timer, next_sequence
 from mallcare_common.labels import load_labels
 from mallcare_common.policy import PolicyFiles
@@ -132,13 +135,21 @@ def _forget_gauges(service):
 
 
 def _keeps(event_type):
-    """An entrypoint that stores one event type once and applies it to the clocks."""
+    """The entrypoint of one event type: its events come in batches (`take_events`); this
+    method takes one alone, as the batch hands it back (a poison message, a change ahead of
+    its triage, a batch that failed)."""
 
-    @event_handler(event_type.source, event_type.name)
+    @batched_event_handler(event_type.source, event_type.name)
     def keep(self, body):
-        self._take(read_event(body, event_type))
+        event = read_event(body, event_type)
+        if self._ahead_of_triage(event):
+            # Its complaint_triaged is on another queue and may be a moment behind: applied
+            # first, this change would be overwritten by it. Pause so the delivery limit spans seconds.
+            eventlet.sleep(TRIAGE_PAUSE)
+            raise TriageNotSeenYet(f"{event['event_type']} {event['event_id']} for {event['complaint_no']}")
+        self._take([event])
 
-    keep.__doc__ = f"Keep each {event_type.name} once; start or stop its clocks."
+    keep.__doc__ = f"Keep a {event_type.name} once, alone; start or stop its clocks."
     return keep
 
 
@@ -185,6 +196,28 @@ class AnalyticsService(Service):
     handle_revisit_cancelled = _keeps(feedback_events.REVISIT_CANCELLED)
     handle_revisit_overdue = _keeps(feedback_events.REVISIT_OVERDUE)
     handle_case_archived = _keeps(feedback_events.CASE_ARCHIVED)
+
+    @event_batch
+    def take_events(self, items):
+        """Every kept event type's messages, in batches (mallcare_common.batches): each kept
+        once, all of them in bulk writes. An event that breaks its contract, or a change of a
+        complaint whose triage has not been applied, goes back to its handler alone."""
+        answers, events, triaged = [], [], set()
+        for name, body in items:
+            try:
+                event = read_event(body, EVENT_TYPES[name])
+            except InvalidEvent:
+                answers.append(ALONE)
+                continue
+            if event["complaint_no"] not in triaged and self._ahead_of_triage(event):
+                answers.append(ALONE)
+                continue
+            if name == "complaint_triaged":
+                triaged.add(event["complaint_no"])
+            events.append(event)
+            answers.append(TAKEN)
+        self._take(events)
+        return answers
 
     # the interval comes from config in SlaTimer.setup
     @leased_timer(2, lease="sla", ttl=_sla_lease, entrypoint=SlaTimer, otherwise=_forget_gauges)
@@ -476,38 +509,45 @@ class AnalyticsService(Service):
 
     # --- applying events ------------------------------------------------------------------------
 
-    def _take(self, event):
-        if event["event_type"] in ("complaint_reassigned", "complaint_corrected") and not self.store.triaged(
+    def _ahead_of_triage(self, event):
+        """A reassignment or correction of a complaint whose complaint_triaged has not been applied."""
+        return event["event_type"] in ("complaint_reassigned", "complaint_corrected") and not self.store.triaged(
             event["complaint_no"]
-        ):
-            # Its complaint_triaged is on another queue and may be a moment behind: applied
-            # first, this change would be overwritten by it. Pause so the delivery limit spans seconds.
-            eventlet.sleep(TRIAGE_PAUSE)
-            raise TriageNotSeenYet(f"{event['event_type']} {event['event_id']} for {event['complaint_no']}")
-        now = self.clock()
-        if not self.store.record(event, now):
-            return  # a redelivery: its clocks and the read model were moved the first time
-        self.store.apply_event(event, reports.zone_of(self.policy.current.malls, event["mall_id"]))
-        kind, payload = event["event_type"], event["payload"]
-        if kind in ("complaint_triaged", "complaint_corrected"):
-            self.store.label(
-                event["complaint_no"],
-                category=payload["category"],
-                risk_level=payload["risk_level"],
-                department=payload["department"],
-            )
+        )
+
+    def _take(self, events):
+        """Keep `events` (in arrival order) once each, move the read model, the labels and the
+        tallies, and start or stop their clocks: bulk writes where the events are many."""
+        events = self.store.record(events, self.clock())  # a redelivery was applied the first time
+        if not events:
+            return
+        malls = self.policy.current.malls
+        self.store.apply_events(events, lambda mall_id: reports.zone_of(malls, mall_id))
+        self.store.label(
+            {
+                e["complaint_no"]: {k: e["payload"][k] for k in ("category", "risk_level", "department")}
+                for e in events
+                if e["event_type"] in ("complaint_triaged", "complaint_corrected")
+            }
+        )
+        for event in events:
+            kind, payload = event["event_type"], event["payload"]
             if kind == "complaint_triaged" and payload["systemic"] and payload["category"]:
                 self._propose(event)
-        elif kind in ("customer_satisfied", "customer_dissatisfied"):
-            happy = kind == "customer_satisfied"
-            metrics.ANSWERS.labels(event["mall_id"], str(happy).lower()).inc()
-            satisfied, answers = self.store.count_answer(event["mall_id"], happy)
-            metrics.SATISFACTION.labels(event["mall_id"]).set(satisfied / answers)
+            elif kind in ("customer_satisfied", "customer_dissatisfied"):
+                happy = kind == "customer_satisfied"
+                metrics.ANSWERS.labels(event["mall_id"], str(happy).lower()).inc()
+                satisfied, answers = self.store.count_answer(event["mall_id"], happy)
+                metrics.SATISFACTION.labels(event["mall_id"]).set(satisfied / answers)
         policy = self.policy.current
-        for op in clocks.operations(event):
+        ops = [op for event in events for op in clocks.operations(event)]
+        # Starts first, in one write: a stop of the same clock is applied either way round (clocks.py).
+        for started in self.store.start_all([op for op in ops if isinstance(op, clocks.Start)], policy.at_risk_share):
+            self._settle(started)
+        for op in ops:
             if isinstance(op, clocks.Start):
-                self._settle(self.store.start(op, policy.at_risk_share(op.clock)))
-            elif isinstance(op, clocks.Stop):
+                continue
+            if isinstance(op, clocks.Stop):
                 self._settle(self.store.stop(op.clock_id, op.at, op.cancelled))
             elif isinstance(op, clocks.StopAll):
                 for stopped in self.store.stop_all(op.complaint_no, op.clock, op.at):
@@ -521,6 +561,7 @@ class AnalyticsService(Service):
                 self.store.reassign(op)
             else:
                 self.store.move(op, policy.at_risk_share(op.clock_id.split("|")[1]))
+        self.store.applied(events)
 
     def _propose(self, triaged):
         """R2.2, R5.3: the first systemic complaint of a pattern in a window proposes an
@@ -570,8 +611,7 @@ class AnalyticsService(Service):
             [(c, clocks.breach_event(c, labels.get(c["complaint_no"], {}), now)) for c in found], now
         )
         self._publish(flagged, now)
-        for clock, _ in flagged:
-            self._count_breach(clock, labels.get(clock["complaint_no"], {}), now)
+        self._count_breaches([clock for clock, _ in flagged], labels, now)
         return len(flagged)
 
     def _warnings(self, found, now):
@@ -620,7 +660,7 @@ class AnalyticsService(Service):
                 self.store.apply_clock(settled, result)
                 metrics.ENDED.labels(clock["mall_id"], clock["clock"], clock.get("department") or "none", result).inc()
             if breach is not None:
-                self._count_breach(settled, *breach)
+                self._count_breaches([settled], {settled["complaint_no"]: breach[0]}, breach[1])
             if clock["clock"] in metrics.TIME_TO and clock["_id"].endswith("|1") and result != "cancelled":
                 metrics.TIME_TO[clock["clock"]].labels(clock["mall_id"]).observe(
                     (clock["stopped_at"] - clock["started_at"]).total_seconds()
@@ -638,18 +678,22 @@ class AnalyticsService(Service):
             count=count,
         )
 
-    def _count_breach(self, clock, labels, now):
-        self.store.apply_clock(clock, "breached")
-        department = clock.get("department") or labels.get("department") or "none"
-        metrics.BREACHES.labels(
-            clock["mall_id"],
-            clock["clock"],
-            labels.get("category") or "none",
-            labels.get("risk_level") or "none",
-            department,
-        ).inc()
-        metrics.ENDED.labels(clock["mall_id"], clock["clock"], department, "breached").inc()
-        metrics.DETECTION_LAG.observe(max((now - clock["due_at"]).total_seconds(), 0.0))
+    def _count_breaches(self, breached, labels, now):
+        """The read model moved by `breached` clocks in one write, and the metrics; `labels`
+        by complaint number."""
+        self.store.apply_clocks([(clock, "breached") for clock in breached])
+        for clock in breached:
+            graded = labels.get(clock["complaint_no"], {})
+            department = clock.get("department") or graded.get("department") or "none"
+            metrics.BREACHES.labels(
+                clock["mall_id"],
+                clock["clock"],
+                graded.get("category") or "none",
+                graded.get("risk_level") or "none",
+                department,
+            ).inc()
+            metrics.ENDED.labels(clock["mall_id"], clock["clock"], department, "breached").inc()
+            metrics.DETECTION_LAG.observe(max((now - clock["due_at"]).total_seconds(), 0.0))
 
     def _set_gauges(self):
         counts = self.store.clock_tallies()

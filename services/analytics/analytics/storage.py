@@ -20,10 +20,11 @@ and as at risk from the sweep's flag (`at_risk_reported`, which a breach sets to
 that stop. A tally moves right after its clock's write, like the reports' tallies: a
 process dying between the two leaves it one off."""
 
+import uuid
 from collections import Counter
 
-from pymongo import ASCENDING, ReturnDocument, UpdateOne
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING, InsertOne, ReplaceOne, ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from mallcare_common.contracts import EVENT_TYPES
 from mallcare_common.mongo import MongoDatabase, Store
@@ -33,6 +34,21 @@ from . import clocks, reports
 
 INTAKE_EVENTS = [name for name, event in EVENT_TYPES.items() if event.source == "intake"]
 OPEN = {"stopped_at": None, "due_at": {"$ne": None}}
+DUPLICATE_KEY = 11000
+WRITES_KEPT = 5  # a complaint keeps the tokens of its last bulk writes (`_change_all`)
+KNOWN_TALLIES: set[tuple[str, str]] = set()  # (database, tally) this process has seen made (`_inc`)
+
+
+def _tally_keys(tally):
+    period, mall_id = tally.split("|", 1)
+    return {"period": period, "mall_id": mall_id}
+
+
+def _moves(before, after):
+    """The tallies' moves from one complaint's change, as {(tally, path): n}."""
+    return Counter(
+        {(tally, path): n for tally, changes in reports.delta(before, after).items() for path, n in changes.items()}
+    )
 
 
 def due(now):
@@ -54,22 +70,40 @@ class EventLog(Store):
         self.events, self.clocks = db.events, db.clocks
         self.outboxes = (db.clocks,)
 
-    def record(self, event, received_at):
-        """Store the event once; False when it was stored before (a redelivery)."""
-        doc = {k: event[k] for k in ("event_type", "schema_version", "occurred_at", "mall_id", "complaint_no")}
-        result = self.events.update_one(
-            {"_id": event["event_id"]},
+    def record(self, events, received_at):
+        """Store each event once, in one write; the events to apply, in their order: those
+        stored now, and those stored before whose applying did not finish (`applied` is set
+        last, so a batch that failed half-way is applied again by the redelivery; every step
+        of applying is idempotent but the satisfaction tallies). Duplicates in `events` count once."""
+        unique = list({e["event_id"]: e for e in reversed(events)}.values())[::-1]
+        if not unique:
+            return []
+        docs = [
             {
-                "$setOnInsert": {
-                    **doc,
-                    "channel": event["payload"].get("channel"),
-                    "received_at": received_at,
-                    "payload": reports.kept_payload(event["payload"]),
-                }
-            },
-            upsert=True,
-        )
-        return result.upserted_id is not None
+                "_id": e["event_id"],
+                **{k: e[k] for k in ("event_type", "schema_version", "occurred_at", "mall_id", "complaint_no")},
+                "channel": e["payload"].get("channel"),
+                "received_at": received_at,
+                "payload": reports.kept_payload(e["payload"]),
+                "applied": False,
+            }
+            for e in unique
+        ]
+        try:
+            self.events.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
+                raise
+            stored = {unique[error["index"]]["event_id"] for error in exc.details["writeErrors"]}
+            # stored before without `applied` (before batches): applied then
+            unfinished = {
+                d["_id"] for d in self.events.find({"_id": {"$in": list(stored)}, "applied": False}, {"_id": 1})
+            }
+            return [e for e in unique if e["event_id"] not in stored or e["event_id"] in unfinished]
+        return unique
+
+    def applied(self, events):
+        self.events.update_many({"_id": {"$in": [e["event_id"] for e in events]}}, {"$set": {"applied": True}})
 
     def intake_counts(self, mall_id=None):
         """Events per mall, channel and type: the intake picture ops look at first."""
@@ -92,8 +126,12 @@ class EventLog(Store):
 
     # --- labels and tallies ---------------------------------------------------------------------
 
-    def label(self, complaint_no, **values):
-        self.db.labels.update_one({"_id": complaint_no}, {"$set": values}, upsert=True)
+    def label(self, grades):
+        """{complaint_no: {category, risk_level, department}} as triage last graded them."""
+        if grades:
+            self.db.labels.bulk_write(
+                [UpdateOne({"_id": number}, {"$set": values}, upsert=True) for number, values in grades.items()]
+            )
 
     def labels_of(self, complaint_no):
         return self.db.labels.find_one({"_id": complaint_no}) or {}
@@ -121,17 +159,92 @@ class EventLog(Store):
     # --- the reports' read model ------------------------------------------------------------
 
     def apply_event(self, event, zone):
-        return self._change(event["complaint_no"], lambda doc: reports.apply(doc, event, zone))
+        return self.apply_events([event], lambda mall_id: zone)[event["complaint_no"]]
+
+    def apply_events(self, events, zone_of):
+        """Move the read model by `events` (in order); `zone_of(mall_id)`: the mall's time
+        zone. Returns {complaint_no: document written}."""
+        by_number: dict[str, list[dict]] = {}
+        for event in events:
+            by_number.setdefault(event["complaint_no"], []).append(event)
+
+        def change(events):
+            def apply(doc):
+                for event in events:
+                    doc = reports.apply(doc, event, zone_of(event["mall_id"]))
+                return doc
+
+            return apply
+
+        return self._change_all({number: change(events) for number, events in by_number.items()})
 
     def apply_clock(self, clock, outcome):
-        if clock["clock"] not in reports.COMPLAINT_CLOCKS:  # adverse events are not complaints
-            return None
-        return self._change(clock["complaint_no"], lambda doc: reports.apply_clock(doc, clock, outcome))
+        return self.apply_clocks([(clock, outcome)]).get(clock["complaint_no"])
 
-    def _change(self, number, change):
-        """Write the complaint's next document if nobody wrote it meanwhile (`v`), then move
-        the tallies by the difference. Events of one complaint arrive on several queues at
-        once: the loser of a race reads again."""
+    def apply_clocks(self, outcomes):
+        """Move the read model by clocks' final outcomes ([(clock, outcome)]: met, breached,
+        cancelled); an adverse event's clocks are not a complaint's. Returns {complaint_no: document}."""
+        by_number: dict[str, list[tuple[dict, str]]] = {}
+        for clock, outcome in outcomes:
+            if clock["clock"] in reports.COMPLAINT_CLOCKS:
+                by_number.setdefault(clock["complaint_no"], []).append((clock, outcome))
+
+        def change(outcomes):
+            def apply(doc):
+                for clock, outcome in outcomes:
+                    doc = reports.apply_clock(doc, clock, outcome)
+                return doc
+
+            return apply
+
+        return self._change_all({number: change(outcomes) for number, outcomes in by_number.items()})
+
+    def _change_all(self, changes):
+        """Apply {complaint_no: change(document) -> next document}: one read of the complaints,
+        one bulk write of their next documents (compare-and-set on `v`), and the tallies moved
+        by the sum of the differences in one write. Events of one complaint arrive on several
+        queues at once: a complaint written meanwhile (by another batch, a clock's outcome)
+        is read again and written alone."""
+        if not changes:
+            return {}
+        found = {d["_id"]: d for d in self.db.complaints.find({"_id": {"$in": list(changes)}})}
+        token = uuid.uuid4().hex  # marks this write's documents, to tell which of them landed
+        nexts = {}
+        for number, change in changes.items():
+            before = found.get(number)
+            after = change(before or {"_id": number})
+            after["v"] = before["v"] + 1 if before else 1
+            after["writes"] = ((before or {}).get("writes", []) + [token])[-WRITES_KEPT:]
+            nexts[number] = after
+        writes = [
+            ReplaceOne({"_id": n, "v": found[n]["v"]}, doc) if n in found else InsertOne(doc)
+            for n, doc in nexts.items()
+        ]
+        try:
+            result = self.db.complaints.bulk_write(writes, ordered=False)
+            landed = result.matched_count + result.inserted_count == len(writes)
+        except BulkWriteError as exc:
+            if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
+                raise
+            landed = False
+        if not landed:  # which did: those whose document carries the token
+            mine = {
+                d["_id"] for d in self.db.complaints.find({"_id": {"$in": list(nexts)}, "writes": token}, {"_id": 1})
+            }
+        moves: Counter[tuple[str, str]] = Counter()
+        written = {}
+        for number, after in nexts.items():
+            if landed or number in mine:
+                moves.update(_moves(found.get(number), after))
+                written[number] = after
+            else:
+                written[number] = self._change(number, changes[number], moves)
+        self._inc(moves)
+        return written
+
+    def _change(self, number, change, moves):
+        """One complaint's next document, written alone (compare-and-set on `v`); its
+        tallies' moves are added to `moves`."""
         for _ in range(50):
             before = self.db.complaints.find_one({"_id": number})
             after = change(before or {"_id": number})
@@ -142,28 +255,35 @@ class EventLog(Store):
                 after["v"] = before["v"] + 1
                 if not self.db.complaints.replace_one({"_id": number, "v": before["v"]}, after).matched_count:
                     continue
-            for tally, moves in reports.delta(before, after).items():
-                self._inc(tally, moves)
+            moves.update(_moves(before, after))
             return after
         raise RuntimeError(f"complaint {number}: too many concurrent changes")
 
-    def _inc(self, tally, moves):
-        period, mall_id = tally.split("|", 1)
-        for _ in range(5):  # two first upserts of one tally can race (see mongo.next_sequence)
+    def _inc(self, moves):
+        """Move the tallies ({(tally, path): n}) in one write. A tally is made first (once a
+        process), as two first upserts can race and the embedded store then writes neither."""
+        by_tally: dict[str, dict[str, int]] = {}
+        for (tally, path), n in moves.items():
+            if n:
+                by_tally.setdefault(tally, {})[f"counts.{path}"] = n
+        if not by_tally:
+            return
+        new = [t for t in by_tally if (self.db.name, t) not in KNOWN_TALLIES]
+        if new:
             try:
-                result = self.db.report_tallies.update_one(
-                    {"_id": tally},
-                    {
-                        "$inc": {f"counts.{path}": n for path, n in moves.items()},
-                        "$setOnInsert": {"period": period, "mall_id": mall_id},
-                    },
-                    upsert=True,
+                self.db.report_tallies.insert_many(
+                    [{"_id": t, **_tally_keys(t), "counts": {}} for t in new], ordered=False
                 )
-            except DuplicateKeyError:
-                continue
-            if result.matched_count or result.upserted_id is not None:
-                return
-        raise RuntimeError(f"tally {tally} not updated")
+            except BulkWriteError as exc:
+                if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
+                    raise
+            KNOWN_TALLIES.update((self.db.name, t) for t in new)
+        self.db.report_tallies.bulk_write(
+            [
+                UpdateOne({"_id": t}, {"$inc": inc, "$setOnInsert": _tally_keys(t)}, upsert=True)
+                for t, inc in by_tally.items()
+            ]
+        )
 
     def tallies_of(self, period, mall_id=None):
         if mall_id:
@@ -176,6 +296,7 @@ class EventLog(Store):
     def drop_read_model(self):
         self.db.complaints.drop()
         self.db.report_tallies.drop()
+        KNOWN_TALLIES.difference_update({k for k in KNOWN_TALLIES if k[0] == self.db.name})
         Events.read_model_indexes(self.db)
 
     def stored_events(self):
@@ -246,38 +367,56 @@ class EventLog(Store):
     # --- clocks ---------------------------------------------------------------------------------
 
     def start(self, op, share):
-        f = dict(op.fields)
-        if f["owner_kind"] is None:  # the case's handler: as the first round's clock names them
-            first = self.clocks.find_one({"_id": clocks.clock_id(f["complaint_no"], "resolution")}) or {}
-            f.update({k: first.get(k) for k in ("owner", "owner_kind", "department")})
-        started = self.clocks.update_one(
-            {"_id": op.clock_id},
+        return self.start_all([op], lambda clock: share)[0]
+
+    def start_all(self, ops, share_of):
+        """Start clocks (`share_of(clock)`: its at-risk share) in one write; the clocks as
+        started, each stopped already when the event that ends it was applied first."""
+        if not ops:
+            return []
+        writes = []
+        for op in ops:
+            f = dict(op.fields)
+            if f["owner_kind"] is None:  # the case's handler: as the first round's clock names them
+                first = self.clocks.find_one({"_id": clocks.clock_id(f["complaint_no"], "resolution")}) or {}
+                f.update({k: first.get(k) for k in ("owner", "owner_kind", "department")})
+            at_risk_at = clocks.at_risk_at(f["started_at"], f["due_at"], share_of(op.clock))
+            writes.append(
+                UpdateOne(
+                    {"_id": op.clock_id},
+                    {
+                        "$set": {**f, "clock": op.clock, "at_risk_at": at_risk_at},
+                        "$setOnInsert": {
+                            "stopped_at": None,
+                            "outcome": None,
+                            "at_risk_reported": False,
+                            "breach_reported": False,
+                        },
+                        "$inc": {"version": 1},
+                    },
+                    upsert=True,
+                )
+            )
+        created = self.clocks.bulk_write(writes, ordered=False).upserted_ids
+        # created running (a clock its stop created first stays stopped)
+        self._count_clocks(Counter((ops[i].fields["mall_id"], ops[i].clock) for i in created), "open")
+        started = {c["_id"]: c for c in self.clocks.find({"_id": {"$in": [op.clock_id for op in ops]}})}
+        # Written first, read second: an end applied meanwhile either saw these clocks or is seen here.
+        ends: dict[str, list[tuple[str, object]]] = {}
+        for e in self.events.find(
             {
-                "$set": {**f, "clock": op.clock, "at_risk_at": clocks.at_risk_at(f["started_at"], f["due_at"], share)},
-                "$setOnInsert": {
-                    "stopped_at": None,
-                    "outcome": None,
-                    "at_risk_reported": False,
-                    "breach_reported": False,
-                },
-                "$inc": {"version": 1},
+                "complaint_no": {"$in": sorted({c["complaint_no"] for c in started.values()})},
+                "event_type": {"$in": list(clocks.LATE_ENDS)},
             },
-            upsert=True,
-        )
-        if started.upserted_id is not None:  # created running (a clock its stop created first stays stopped)
-            self._count_clocks({(f["mall_id"], op.clock): 1}, "open")
-        clock = self.clocks.find_one({"_id": op.clock_id})
-        # Written first, read second: an end applied meanwhile either saw this clock or is seen here.
-        ends = self.events.find(
-            {"complaint_no": f["complaint_no"], "event_type": {"$in": list(clocks.LATE_ENDS)}},
-            {"event_type": 1, "occurred_at": 1},
-        )
-        late = clock["stopped_at"] is None and clocks.late_end(
-            clock, [(e["event_type"], e["occurred_at"]) for e in ends]
-        )
-        if not late:
-            return clock
-        return self.stop(op.clock_id, *late) or clock
+            {"complaint_no": 1, "event_type": 1, "occurred_at": 1},
+        ):
+            ends.setdefault(e["complaint_no"], []).append((e["event_type"], e["occurred_at"]))
+        result = []
+        for op in ops:
+            clock = started[op.clock_id]
+            late = clock["stopped_at"] is None and clocks.late_end(clock, ends.get(clock["complaint_no"], []))
+            result.append((self.stop(op.clock_id, *late) or clock) if late else clock)
+        return result
 
     def stop(self, clock_id, at, cancelled=False):
         """Stop once (`cancelled`: its obligation lapsed); a clock whose start has not arrived

@@ -19,6 +19,12 @@ DEAD_LETTERED = Counter(
     "oversized, undecodable, not_an_object).",
     ["service", "queue", "reason"],
 )
+BATCH_SIZE = Histogram(
+    "mallcare_event_batch_size",
+    "Events a batch worker was given (batches.py).",
+    ["service"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
 HANDLER_SECONDS = Histogram("mallcare_event_handler_seconds", "Time an event handler took.", ["service", "event_type"])
 EVENTS_PUBLISHED = Counter(
     "mallcare_events_published_total", "Outbox entries confirmed by the broker.", ["service", "event_type"]

@@ -17,6 +17,7 @@ Every answer carries an X-Request-Id (the caller's when well-formed, else a new 
 import json
 import logging
 import re
+import socket
 import time
 import traceback
 import uuid
@@ -142,13 +143,20 @@ def log_request(
 
 class WebServer(NamekoWebServer):
     """nameko's web server without eventlet's access line (HttpEntrypoint writes the request's
-    line), answering a path or method no entrypoint serves as the entrypoints answer errors."""
+    line), answering a path or method no entrypoint serves as the entrypoints answer errors,
+    with TCP_NODELAY on its connections: eventlet sends an answer through a 16 KiB buffer,
+    and on a kept-alive connection Nagle's algorithm held what came after the first 16 KiB
+    until the client's delayed ACK, about 40 ms later (docs/benchmarks.md, the console's
+    proxy)."""
 
     def get_wsgi_app(self) -> WsgiApp:
         return _WsgiApp(self)
 
-    def get_wsgi_server(self, *args: Any, **kwargs: Any) -> Any:
-        server = super().get_wsgi_server(*args, **kwargs)
+    def get_wsgi_server(self, sock: Any, *args: Any, **kwargs: Any) -> Any:
+        # Linux gives an accepted socket the listening socket's TCP_NODELAY
+        # (tests/integration/test_console_service.py checks one)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        server = super().get_wsgi_server(sock, *args, **kwargs)
         server.log_output = False
         return server
 

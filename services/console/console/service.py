@@ -33,14 +33,17 @@ page cannot make the browser send it (no CSRF to guard).
 import logging
 import mimetypes
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 import eventlet
-import requests
+import urllib3
 import yaml
 from marshmallow import Schema, fields, validate
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Histogram
+from urllib3.exceptions import HTTPError, ReadTimeoutError
+from urllib3.util import parse_url
 from werkzeug.wrappers import Response
 
 from mallcare_common.auth import Access, Secret, Unauthenticated, issue_token
@@ -133,11 +136,60 @@ class AwakeForSignals(DependencyProvider):
             eventlet.sleep(AWAKE_SECONDS)
 
 
+class _OnceMoreIfUnanswered(urllib3.Retry):
+    """A call is tried again once only when the service hung up before answering (the kept-alive
+    connection it closed just as the call went out), and only for a GET (urllib3 replays a read
+    error for idempotent methods only): a POST the service may have acted on is never sent
+    twice. Not after a timeout: TIMEOUT_SECONDS is the wait. An answer, even a 503 with
+    Retry-After, is the service's to give and goes back as it came."""
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+        if isinstance(error, ReadTimeoutError):
+            raise error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+RETRIES = _OnceMoreIfUnanswered(
+    total=None, connect=0, read=1, redirect=5, status=0, other=0, respect_retry_after_header=False
+)
+
+
+class Upstream:
+    """One service behind /api/<service>/...: its address (MALLCARE.UPSTREAMS) and a pool of
+    connections kept alive between calls, as many as the console has workers (a worker uses
+    one at a time). A connection the service closed while idle is found closed before use."""
+
+    def __init__(self, url, size):
+        self.pool = urllib3.connection_from_url(url, maxsize=size, retries=RETRIES)
+        self.base = (parse_url(url).path or "").rstrip("/")  # a path the service is served under
+
+    def request(self, method, path, timeout, **kwargs):
+        """The service's answer, read whole; urllib3's HTTPError when it gives none."""
+        return self.pool.urlopen(method, self.base + path, timeout=timeout, **kwargs)
+
+
+class Upstreams(DependencyProvider):
+    """The services the console passes calls on to, by name: an Upstream each, made at start
+    (a service missing from MALLCARE.UPSTREAMS stops the console starting)."""
+
+    def setup(self):
+        urls = (self.container.config.get("MALLCARE") or {}).get("UPSTREAMS") or {}
+        self.upstreams = {name: Upstream(str(urls[name]), self.container.max_workers) for name in UPSTREAM_NAMES}
+
+    def stop(self):
+        for upstream in self.upstreams.values():
+            upstream.pool.close()
+
+    def get_dependency(self, worker_ctx):
+        return self.upstreams
+
+
 class ConsoleService:
     name = "console"
 
     config = Config()
     awake = AwakeForSignals()
+    upstreams = Upstreams()
     token_secret = Secret("TOKEN_SECRET")
     access = Access()
     directory = StaffDirectory()
@@ -246,8 +298,8 @@ class ConsoleService:
         upstreams = {}
         for name in UPSTREAM_NAMES:
             try:
-                ok = requests.get(self._upstream(name) + "/health/live", timeout=2).ok
-            except requests.RequestException:
+                ok = self.upstreams[name].request("GET", "/health/live", timeout=2).status < 400
+            except HTTPError:
                 ok = False
             upstreams[name] = "ok" if ok else "unreachable"
         ready = all(v == "ok" for v in upstreams.values())
@@ -278,32 +330,29 @@ class ConsoleService:
             raise Unauthenticated("the console is for staff: sign in with a staff token")
         return caller
 
-    def _upstream(self, name):
-        return str((self._mallcare.get("UPSTREAMS") or {})[name]).rstrip("/")
-
     def _proxy(self, request, service, rest):
         if service not in UPSTREAM_NAMES:
             raise NotFound(f"no service {service!r}")
-        url = f"{self._upstream(service)}/{rest}"
+        path = "/" + quote(rest)
+        query = urlencode(list(request.args.items(multi=True)))
         headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
         headers["X-Request-Id"] = request_id(request)  # one id for the console's line and the service's
         try:
             with UPSTREAM_SECONDS.labels(service).time():
-                answer = requests.request(
+                answer = self.upstreams[service].request(
                     request.method,
-                    url,
-                    params=request.args,
-                    data=request.get_data(),
+                    f"{path}?{query}" if query else path,
+                    body=request.get_data() or None,
                     headers=headers,
                     timeout=TIMEOUT_SECONDS,
                 )
-        except requests.RequestException as exc:
-            log.warning("console: %s %s did not answer: %r", request.method, url, exc)
+        except HTTPError as exc:
+            log.warning("console: %s %s %s did not answer: %r", request.method, service, path, exc)
             PASSED_ON.labels(service, "503").inc()
             return json_response(503, {"error": "UNAVAILABLE", "message": f"{service} did not answer"})
-        PASSED_ON.labels(service, str(answer.status_code)).inc()
+        PASSED_ON.labels(service, str(answer.status)).inc()
         kept = {k: v for k, v in answer.headers.items() if k in ("Content-Type", "Retry-After", "WWW-Authenticate")}
-        return Response(answer.content, status=answer.status_code, headers=kept)
+        return Response(answer.data, status=answer.status, headers=kept)
 
     def _file(self, name):
         try:

@@ -1,24 +1,53 @@
 """The JSON answers: times as ISO 8601, whatever the answer holds. An HTML form's body is
-read within the same limits as a JSON one. The public address links are made on is absolute."""
+read within the same limits as a JSON one. The public address links are made on is absolute.
+Every service's HTTP routes are served by mallcare_common.web's server."""
 
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import pytest
+from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
+from nameko.web.handlers import HttpRequestHandler
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
+from analytics.service import AnalyticsService
+from console.service import ConsoleService
+from feedback.service import FeedbackService
+from intake.service import IntakeService
 from mallcare_common.inputs import InvalidInput
 from mallcare_common.web import (
     MAX_BODY_BYTES,
     MAX_FORM_FIELDS,
     BodyTooLarge,
     MalformedBody,
+    WebServer,
     json_response,
     jsonable,
     public_base_url,
     read_form,
 )
+from notify.service import NotifyService
+from resolution.service import ResolutionService
+from triage.service import TriageService
+
+SERVICES = (IntakeService, TriageService, ResolutionService, FeedbackService, AnalyticsService, NotifyService)
+
+
+@pytest.mark.parametrize("service_class", (*SERVICES, ConsoleService), ids=lambda cls: cls.name)
+def test_every_http_route_is_served_by_the_mallcare_web_server(service_class):
+    """Its server sets TCP_NODELAY (issue 21: an answer over 16 KiB waited about 40 ms for a
+    delayed ACK) and answers errors as JSON; a route of nameko's own `http` would start
+    nameko's server beside it, without either."""
+    routes = [
+        (name, entrypoint)
+        for name in dir(service_class)
+        for entrypoint in getattr(getattr(service_class, name), ENTRYPOINT_EXTENSIONS_ATTR, ())
+        if isinstance(entrypoint, HttpRequestHandler)
+    ]
+    assert routes, service_class.name
+    others = [name for name, entrypoint in routes if type(entrypoint.server) is not WebServer]
+    assert not others, f"{service_class.name}: use mallcare_common.web.http for {others}"
 
 
 def test_times_in_answers_are_iso_8601():
