@@ -345,10 +345,11 @@ def wait_until(what, check, timeout, proc=None, children=None, log_name=None):
 STORE_FLAGS = ("--standalone",)
 
 
-def start_store(children, name, tmp, flags=STORE_FLAGS):
+def start_store(children, name, tmp, flags=STORE_FLAGS, port=None):
+    """A fresh store process; with the `port` of one stopped before, a restart of it on its data."""
     data = tmp / f"store-{name}"
-    data.mkdir()
-    port = free_port()
+    data.mkdir(exist_ok=port is not None)
+    port = port or free_port()
     proc = children.start(
         f"store-{name}",
         [

@@ -35,10 +35,18 @@ deleted at the end) and one kind of store, measures:
      (the sweep's work on the clocks ahead of this one, the confirmed publish, the queue
      hop). From the events' occurred_at (the sweep's `now`): how often the sweeps that
      found breaches ran and how many each found. At-risk: received minus at_risk_at.
-     Errors: a clock without sla_breached (or sla_at_risk) when the bench stopped waiting
-     (--drain s after the last deadline at most, or --quiet s without any SLA event), more
-     than one event for a clock (a duplicate), an event for a clock that was not due (a
-     background or unknown clock), failed publishes, subscriber errors.
+     Errors: a clock without sla_breached when the bench stopped waiting (--drain s after
+     the last deadline at most, or --quiet s without any SLA event), more than one event for
+     a clock (a duplicate), an event for a clock that was not due (a background or unknown
+     clock), failed publishes, subscriber errors; for sla_at_risk, what the design promises:
+     a warning for each clock whose at-risk point a sweep reached before its deadline, none
+     after it (one the sweep reached overdue gets its breach alone: analytics records it as
+     passed over, flagged at risk without an event, and the bench counts it apart).
+   - The sweep's time per tick: analytics' mallcare_sla_sweep_seconds over the ticks while
+     the deadlines fall due (read from /metrics before and after). --open-clocks N writes N
+     further running clocks due in a day straight into analytics' store before it starts
+     (then restarts that store process, so both runs start on a fresh one), to compare it
+     with a run without them.
      Afterwards the store is read once: clocks reported, outbox entries still pending,
      events kept; and analytics' /metrics (mallcare_sla_detection_lag_seconds).
 
@@ -66,6 +74,7 @@ detector, the vhost, temporary data) is stopped or deleted at the end, also on e
 Ctrl-C or overrun. All traffic goes to 127.0.0.1.
 
     .venv/bin/python bench/sla_bench.py --ref HEAD [--clocks 2000] [--window 60] [--tick 2 --tick 0.5]
+        [--open-clocks 100000]
 """
 
 import argparse
@@ -281,6 +290,14 @@ def run_mallcare(args, ctx, tick, tag, store):
     uri = ctx.mongo_uri
     if not uri:
         uri, store_proc = start_store(children, f"analytics-{tag}", ctx.tmp)
+    if args.open_clocks:
+        fill_s = open_clocks(uri, db, args.open_clocks)
+        print(f"mallcare tick {tick} s: {args.open_clocks} open clocks written in {fill_s:.0f} s", file=sys.stderr)
+        if store_proc is not None:  # a fresh process, as the run without them has (DESIGN.md: the write-rate cliff)
+            children.stop(store_proc)
+            uri, store_proc = start_store(
+                children, f"analytics-{tag}", ctx.tmp, port=int(uri.rsplit(":", 1)[1].strip("/"))
+            )
     if not store:
         store.update(store_info(uri, embedded=not ctx.mongo_uri))
     env = dict(
@@ -393,9 +410,11 @@ def _mallcare(args, ctx, tick, tag, url, uri, db, cpu, breached, at_risk):
 
         time.sleep(max(first_due - 1 - time.time(), 0))
         cpu.start()
+        sweeps_before = _sweep_histogram(url)
         expected = list(due_by_clock)
         _drain(breached, at_risk, expected, last_due, max(args.quiet, 5 * tick), args.drain)
         cpu_used = cpu.stop()
+        sweep_time = _sweep_time(sweeps_before, _sweep_histogram(url))
         last_arrival = max((breached.first[k]["received"] for k in expected if k in breached.first), default=None)
         at_risk.wait_for(numbers, time.monotonic() + 5)
         stop_bg_at = last_due + BACKGROUND_MARGIN_S
@@ -408,7 +427,7 @@ def _mallcare(args, ctx, tick, tag, url, uri, db, cpu, breached, at_risk):
         for p in publishers:
             p.release()
 
-    stored = _analytics_store(uri, db, prefix, set(expected) - set(breached.first))
+    stored = _analytics_store(uri, db, prefix, set(expected) - set(breached.first), set(expected) - set(at_risk.first))
     metrics = _detection_metrics(url)
     warm_ids = {clock_id(e["complaint_no"]) for e in warm}
     b_tally = breached.tally(set(expected), warm_ids)
@@ -423,13 +442,20 @@ def _mallcare(args, ctx, tick, tag, url, uri, db, cpu, breached, at_risk):
     risky = {k: at_risk.first[k] for k in expected if k in at_risk.first}
     risk_lag = [g["received"] - parse_time(g["at_risk_at"]) for g in risky.values()]
     risk_mismatch = sum(1 for k, g in risky.items() if abs(parse_time(g["at_risk_at"]) - risk_by_clock[k]) > 0.002)
+    # A warning is promised only for a clock whose at-risk point a sweep reached before its
+    # deadline; one the sweep reached overdue gets its breach alone (analytics flags it at
+    # risk without an event: `at_risk_passed_over` in the store).
+    passed_over = stored.pop("at_risk_passed_over_ids")
+    risk_after_due = sum(1 for k, g in risky.items() if parse_time(g["occurred_at"]) > due_by_clock[k])
     bg_rows = bg["rows"]
     pub_failed = sum(1 for r in pub_rows + warm_rows + bg_rows if not r["ok"])
     errors = {
         "breach_missing": b_tally["missing"],
         "breach_duplicate_events": b_tally["duplicate_events"],
         "breach_for_unexpected_clock": b_tally["unexpected_count"],
-        "at_risk_missing": r_tally["missing"],
+        "at_risk_missing": r_tally["missing"] - len(passed_over),
+        "at_risk_after_deadline": risk_after_due,
+        "at_risk_for_passed_over_clock": sum(1 for k in passed_over if k in at_risk.first),
         "at_risk_duplicate_events": r_tally["duplicate_events"],
         "at_risk_for_unexpected_clock": r_tally["unexpected_count"],
         "publish_failed": pub_failed,
@@ -452,7 +478,9 @@ def _mallcare(args, ctx, tick, tag, url, uri, db, cpu, breached, at_risk):
         "errors": sum(errors.values()),
         "error_counts": errors,
         "breaches": b_tally,
-        "at_risk": r_tally,
+        "at_risk": {**r_tally, "passed_over": len(passed_over), "expected": r_tally["expected"] - len(passed_over)},
+        "open_clocks": args.open_clocks,
+        "sweep_time_per_tick": sweep_time,
         "detection_lag": lag_summary(detection),
         "lag_seconds_in_event": lag_summary(own_lag),
         "sweep_start_to_received": lag_summary(sweep_to_received),
@@ -534,19 +562,29 @@ def _drain(breached, at_risk, expected, last_due, quiet_s, cap_s):
         time.sleep(0.2)
 
 
-def _analytics_store(uri, db, prefix, not_received):
+def _analytics_store(uri, db, prefix, not_received, at_risk_not_received):
     """After the run, once: clocks reported, outbox entries still pending (should be 0), and
     of the clocks whose breach never arrived, how many analytics had reported (published,
-    or pending in the outbox, but not received: a loss) and how many it had not (late)."""
+    or pending in the outbox, but not received: a loss) and how many it had not (late);
+    of those without a warning, the ones analytics passed over (flagged at risk with no
+    at-risk event: overdue when a sweep reached them)."""
     from pymongo import MongoClient
 
     with MongoClient(uri, serverSelectionTimeoutMS=5000) as client:
         d = client[db]
         measured = {"complaint_no": {"$regex": f"^{re.escape(prefix)}-[0-9]"}}
         reported = {c["_id"] for c in d.clocks.find({**measured, "breach_reported": True}, {"_id": 1})}
+        passed_over = {
+            c["_id"]
+            for c in d.clocks.find(
+                {**measured, "at_risk_reported": True, "at_risk_event_id": {"$exists": False}}, {"_id": 1}
+            )
+        }
         return {
             "missing_breach_reported_by_analytics": len(not_received & reported),
             "missing_breach_not_reported_yet": len(not_received - reported),
+            "at_risk_passed_over_ids": passed_over & at_risk_not_received,
+            "at_risk_passed_over": len(passed_over),
             "events": d.events.count_documents({}),
             "clocks": d.clocks.count_documents({}),
             "breach_reported": d.clocks.count_documents({"breach_reported": True}),
@@ -554,6 +592,90 @@ def _analytics_store(uri, db, prefix, not_received):
             "at_risk_reported": d.clocks.count_documents({"at_risk_reported": True}),
             "clocks_with_pending_outbox": d.clocks.count_documents({"pending_events": {"$gt": ""}}),
         }
+
+
+def open_clocks(uri, db, count):
+    """`count` running acknowledgement clocks due in a day (never at risk or due in a run),
+    written straight into analytics' store as its start writes them, with the tally its
+    gauges read; returns the seconds it took."""
+    from pymongo import MongoClient
+
+    t0 = time.time()
+    now = utc(t0)
+    due = now + BACKGROUND_DUE
+
+    def clock(i):
+        number = f"SHXJH-OPEN-{i:06d}"
+        return {
+            "_id": f"{number}|acknowledgement|1",
+            "mall_id": MALL,
+            "complaint_no": number,
+            "clock": "acknowledgement",
+            "started_at": now,
+            "due_at": due,
+            "at_risk_at": now + (due - now) * AT_RISK_SHARE,
+            "owner": "desk",
+            "owner_kind": "channel",
+            "department": None,
+            "stopped_at": None,
+            "outcome": None,
+            "at_risk_reported": False,
+            "breach_reported": False,
+            "version": 1,
+        }
+
+    with MongoClient(uri, serverSelectionTimeoutMS=5000) as client:
+        d = client[db]
+        for first in range(0, count, 1000):
+            d.clocks.insert_many([clock(i) for i in range(first, min(first + 1000, count))])
+        d.tallies.insert_one(
+            {"_id": f"clocks:{MALL}|acknowledgement", "mall_id": MALL, "clock": "acknowledgement", "open": count}
+        )
+    return time.time() - t0
+
+
+SWEEP_METRIC = "mallcare_sla_sweep_seconds"
+
+
+def _sweep_histogram(url):
+    """analytics' mallcare_sla_sweep_seconds now: {"buckets": {le: count}, "sum", "count"}, or None."""
+    try:
+        text = requests.get(f"{url}/metrics", timeout=REQUEST_TIMEOUT).text
+    except requests.RequestException:
+        return None
+    found = {"buckets": {}, "sum": None, "count": None}
+    for line in text.splitlines():
+        if line.startswith(SWEEP_METRIC + "_bucket{"):
+            le = re.search(r'le="([^"]+)"', line).group(1)
+            found["buckets"][float(le)] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith(SWEEP_METRIC + "_sum "):
+            found["sum"] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith(SWEEP_METRIC + "_count "):
+            found["count"] = float(line.rsplit(" ", 1)[1])
+    return found if found["count"] is not None else None
+
+
+def _sweep_time(before, after):
+    """The sweeps between two readings of the histogram: how many, their mean, and the
+    bucket bounds holding their p50 and p99 (ms); None for an analytics without the metric."""
+    if not before or not after:
+        return None
+    n = after["count"] - before["count"]
+    if n <= 0:
+        return {"ticks": 0}
+
+    def bound(p):
+        for le in sorted(after["buckets"]):
+            if after["buckets"][le] - before["buckets"].get(le, 0) >= n * p / 100:
+                return None if le == float("inf") else rnd(le * 1000)
+        return None
+
+    return {
+        "ticks": int(n),
+        "mean_ms": rnd((after["sum"] - before["sum"]) / n * 1000),
+        "p50_le_ms": bound(50),
+        "p99_le_ms": bound(99),
+    }
 
 
 def _detection_metrics(url):
@@ -686,6 +808,7 @@ def table(result):
         "per sweep p50 / max | at-risk received / expected (dup), lag p50 / p99 (ms) | ratio p50 / p99 | errors |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    sweep_lines = []
     for key, m in result["mallcare"].items():
         d, o, s, w, r = (
             m["detection_lag"],
@@ -695,6 +818,12 @@ def table(result):
             m["at_risk"],
         )
         rt = result["ratios"][key]
+        t = m.get("sweep_time_per_tick") or {}
+        sweep_lines.append(
+            f"tick {m['tick_s']} s, {m['open_clocks']} other clocks open: sweep per tick while the deadlines fell "
+            f"due: {t.get('ticks')} ticks, mean {t.get('mean_ms')} ms, p50 <= {t.get('p50_le_ms')} ms, p99 <= "
+            f"{t.get('p99_le_ms')} ms; at-risk passed over (overdue when swept): {r['passed_over']}"
+        )
         lines.append(
             f"| mallcare, tick {m['tick_s']} s | {m['breaches']['received']} / {m['breaches']['expected']} "
             f"({m['breaches']['duplicate_events']}) | {d['p50_ms']} / {d['p95_ms']} / {d['p99_ms']} / {d['max_ms']} "
@@ -713,6 +842,7 @@ def table(result):
     env = result["environment"]
     s = env["settings"]
     lines.append("")
+    lines.extend(sweep_lines)
     lines.append(
         f"{s['clocks']} clocks due over {s['window']} s from {s['lead']} s on, published "
         f"{s['publish_rate'] or 'in a burst'}; background {s['background_rate']}/s; store "
@@ -766,6 +896,13 @@ def main(argv=None):
         action="append",
         help="MALLCARE_SLA_TICK_SECONDS for a mallcare run; repeat for several runs (default: 2 and 0.5)",
     )
+    parser.add_argument(
+        "--open-clocks",
+        type=int,
+        default=0,
+        help="running clocks due in a day, written straight into analytics' store before it starts (its store "
+        "process then restarted, as a fresh one), to compare the sweep's time per tick with a run without (default 0)",
+    )
     parser.add_argument("--warmup", type=int, default=5, help="uncounted warm-up clocks per run (default 5)")
     parser.add_argument(
         "--drain",
@@ -799,13 +936,15 @@ def main(argv=None):
         and all(0.05 <= t <= 60 for t in args.tick)
         and len(args.tick) <= 4
         and 0 <= args.warmup <= 100
+        and 0 <= args.open_clocks <= 200000
         and 10 <= args.drain <= 1800
         and 5 <= args.quiet <= 300
         and 60 <= args.timeout <= 3600
     ):
         parser.error(
             "keep --clocks 1..20000, --window 1..600, --lead 5..600, --publish-rate 0..5000, "
-            "--background-rate 0..500, --tick 0.05..60 (at most 4), --warmup 0..100, --drain 10..1800, "
+            "--background-rate 0..500, --tick 0.05..60 (at most 4), --warmup 0..100, --open-clocks 0..200000, "
+            "--drain 10..1800, "
             "--quiet 5..300, --timeout 60..3600"
         )
     if args.publish_rate and args.clocks / args.publish_rate >= args.lead:
@@ -832,6 +971,7 @@ def _run(args, ctx):
             "background_rate": args.background_rate,
             "ticks": args.tick,
             "warmup": args.warmup,
+            "open_clocks": args.open_clocks,
         },
     )
     env["services"] = ctx.source

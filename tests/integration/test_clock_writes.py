@@ -12,8 +12,7 @@ from nameko.testing.services import entrypoint_hook
 
 from analytics import clocks
 from analytics.service import AnalyticsService
-from analytics.storage import EventLog
-from mallcare_common.unit_of_work import write
+from analytics.storage import EventLog, Events, due, past_risk_point
 from tests.helpers import drain, wait_for
 from tests.integration.test_redelivery import NUMBER, T0, deliver, start
 from tests.unit.analytics.test_reports import H, acknowledged, registered
@@ -109,7 +108,16 @@ def test_the_sweep_reports_a_clock_only_as_it_read_it(store, written):
     now = T0 + 2 * H
     [read] = store.reaching_deadline(now, limit=10)  # past its deadline, as the sweep finds it
     write_meanwhile(store)
-    reported = write(store.clocks, read, {"$set": {"breach_reported": True}}, [clocks.breach_event(read, {}, now)], now)
+    reported = store.flag_breaches([(read, clocks.breach_event(read, {}, now))], now)
     stored = store.clocks.find_one({"_id": clock_id})
-    assert (reported is not None) == (written == "nothing") == stored["breach_reported"]
+    assert bool(reported) == (written == "nothing") == stored["breach_reported"]
     assert len(stored.get("outbox", [])) == (written == "nothing")
+
+
+@pytest.mark.parametrize("query", [due, past_risk_point])
+def test_the_sweeps_queries_ride_an_index(store, query):
+    """The sweep's cost follows what fell due: its queries read an index, not every open clock."""
+    Events().indexes(store.db)
+    store.start(clocks.Start(RESOLUTION, "resolution", RUNNING), 0.75)
+    plan = store.db.command("explain", {"find": "clocks", "filter": query(T0 + 2 * H)})["queryPlanner"]["winningPlan"]
+    assert "IXSCAN" in str(plan) and "COLLSCAN" not in str(plan), plan

@@ -35,16 +35,6 @@ def _add(row, state):
         row[state] += 1
 
 
-def tally(running, now):
-    """{(mall_id, clock): {open, at_risk, breached}} over running clocks (the Prometheus
-    gauges and `live_report` both read this)."""
-    counts = {}
-    for c in running:
-        key = (c["mall_id"], c["clock"])
-        _add(counts.setdefault(key, _row()), state_of(c, now))
-    return counts
-
-
 def satisfaction(answers, mall_id=None):
     """Every answer customers gave so far (a dissatisfied one stays counted after a later
     satisfied one), from the tallies `mallcare_satisfaction_ratio` reads: {mall: (satisfied,

@@ -16,7 +16,14 @@ AT_RISK = Counter(
 )
 OPEN = Gauge("mallcare_sla_clocks_open", "Clocks running now.", ["mall_id", "clock"])
 OPEN_AT_RISK = Gauge(
-    "mallcare_sla_clocks_at_risk", "Clocks running now and past their at-risk point.", ["mall_id", "clock"]
+    "mallcare_sla_clocks_at_risk",
+    "Clocks running now and past their at-risk point (from the sweep's warning, or breach, until they stop).",
+    ["mall_id", "clock"],
+)
+SWEEP_SECONDS = Histogram(
+    "mallcare_sla_sweep_seconds",
+    "One SLA sweep (a tick of the replica holding the lease): breaches, warnings and the gauges.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 ENDED = Counter(
     "mallcare_sla_clocks_ended_total",

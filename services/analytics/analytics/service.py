@@ -7,6 +7,26 @@ sweeps, publishes `sla_at_risk` and `sla_breached` once per clock, also for the
 deadlines that passed while analytics was down. Every published event type has a
 consumer here from the day it is published, so none waits unroutable in an outbox.
 
+The sweep's cost follows what fell due, not how many clocks run: it reads the due
+clocks from an index on (stopped_at, breach_reported, due_at), the ones past their
+at-risk point from one on (stopped_at, at_risk_reported, at_risk_at), a chunk at a
+time, and flags a chunk in one bulk write (storage.flag_breaches, flag_risks). Each
+clock's update there sets its flag and pushes its event into its own outbox, and is a
+compare-and-set on the version the sweep read, with the flag unset. Why that is once
+per clock, across replicas, restarts and `_settle`: every write to a clock counts its
+version up and no write clears a flag, so of the writes that saw a flag unset at one
+version, one at most takes; `_settle` sets breach_reported with its breach event the
+same way (unit_of_work.change), so a clock stopped late gets its breach from whichever
+of the two wrote first and the other's write misses; and as flag and event are one
+document write, a sweeper that dies leaves both or neither. A write that missed is
+read again by the next sweep. The chunk's events are published and marked sent in one
+update (messaging.publish_written); whatever did not leave, the outbox relay sends.
+Then the chunk's breaches are counted (reports, metrics): a breach may be published a
+moment before the reports count it, and a sweeper dying in between leaves it to
+`python -m analytics.rebuild` either way, as it would have before publishing.
+The gauges read running tallies that the clocks' writes move (storage.py), not the
+open clocks.
+
 The reports (R5.1-R5.4) read running tallies that each event and each final clock
 outcome moves (reports.py), never the complaints; improvement actions (R5.3) are
 recorded and tracked here (actions.py). `python -m analytics.rebuild` replays the
@@ -17,6 +37,7 @@ caller (an analyst, say) may ask for the whole chain.
 """
 
 import logging
+import time
 from datetime import timedelta
 
 import eventlet
@@ -44,14 +65,14 @@ from mallcare_common.contracts import (
 from mallcare_common.contracts import feedback as feedback_events
 from mallcare_common.contracts.analytics import CLOCKS
 from mallcare_common.contracts import resolution as case_events
-from mallcare_common.messaging import DEAD_LETTER_QUEUE, outbox_dispatcher, publish_pending
+from mallcare_common.messaging import DEAD_LETTER_QUEUE, outbox_dispatcher, publish_written
 from mallcare_common.mongo import leased_timer, next_sequence
 from mallcare_common.labels import load_labels
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.openapi import Op
 from mallcare_common.operations import operation
 from mallcare_common.rpc import rpc
-from mallcare_common.unit_of_work import change, write
+from mallcare_common.unit_of_work import change
 from mallcare_common.web import CLIENT_ERRORS, http, json_response, signed
 
 from . import actions, clocks, export, html_report, live, metrics, reports
@@ -75,6 +96,7 @@ from .wording import Words
 
 log = logging.getLogger(__name__)
 
+SWEEP_CHUNK = 50  # clocks the SLA sweep flags, publishes and counts at a time
 TRIAGE_PAUSE = 2  # seconds before a triage change that overtook its complaint_triaged is retried
 KINDS = {"monthly": "month (2026-11)", "quarterly": "quarter (2026-Q4)"}
 
@@ -202,39 +224,13 @@ class AnalyticsService(Service):
     def watch_clocks(self, lease):
         """At-risk and breach events, once per clock; on start this catches up on every
         deadline that passed while no replica was sweeping."""
-        now = self.clock()
-        # Breaches first: a backlog of warnings must not delay them. Each event is stamped
-        # with the time it is written (not the sweep's start), so that its lag is true and
-        # the outbox relay leaves it to this sweep while the sweep is still running.
-        # A sweep through a backlog outlasts the lease: it renews it as it goes, and stops
-        # if another replica took it meanwhile (a pause longer than the lease).
-        # A clock written since the sweep read it (stopped, say) is not reported: the next
-        # sweep looks at it again.
-        for clock in self.store.reaching_deadline(now, limit=500):
-            labels, at = self.store.labels_of(clock["complaint_no"]), self.clock()
-            if not lease.held(at):
-                return
-            updated = write(
-                self.store.clocks,
-                clock,
-                {"$set": {"breach_reported": True}},
-                [clocks.breach_event(clock, labels, at)],
-                at,
-            )
-            if updated is not None:
-                self._count_breach(updated, labels, at)
-                publish_pending(self.store.clocks, self.dispatch, self.name, at, [updated])
-        for clock in self.store.reaching_risk(self.clock(), limit=500):
-            at = self.clock()
-            if not lease.held(at):
-                return
-            updated = write(
-                self.store.clocks, clock, {"$set": {"at_risk_reported": True}}, [clocks.at_risk_event(clock, at)], at
-            )
-            if updated is not None:
-                metrics.AT_RISK.labels(clock["mall_id"], clock["clock"]).inc()
-                publish_pending(self.store.clocks, self.dispatch, self.name, at, [updated])
-        self._set_gauges(now)
+        started = time.monotonic()
+        # Breaches first: a backlog of warnings must not delay them.
+        if self._sweep(lease, self.store.reaching_deadline, self._breaches) and self._sweep(
+            lease, self.store.reaching_risk, self._warnings
+        ):
+            self._set_gauges()
+        metrics.SWEEP_SECONDS.observe(time.monotonic() - started)
 
     @timer(interval=15)
     def watch_dead_letters(self):
@@ -589,6 +585,55 @@ class AnalyticsService(Service):
             actions.proposal(actions.action_id(mall.code, seq), triaged, numbers, window, self.clock())
         )
 
+    def _sweep(self, lease, reaching, report):
+        """`report(found, now)` the clocks `reaching(now, SWEEP_CHUNK)` finds, a chunk at a
+        time, until a chunk is short or none of it was flagged (written meanwhile: the next
+        tick reads those again). Each chunk is flagged, published and counted before the
+        next is read, so the first of a burst leave early, and its events are stamped with
+        the time they are written (their lag is true, and the outbox relay, which waits
+        RELAY_GRACE, leaves them to this sweep: published before they are counted, so that
+        the counting does not keep them waiting that long). A sweep through a backlog outlasts the
+        lease: it renews it as it goes, and stops (False) if another replica took it
+        meanwhile (a pause longer than the lease)."""
+        while True:
+            now = self.clock()
+            if not lease.held(now):
+                return False
+            found = reaching(now, SWEEP_CHUNK)
+            if not found:
+                return True
+            if not report(found, now) or len(found) < SWEEP_CHUNK:
+                return True
+
+    def _breaches(self, found, now):
+        labels = self.store.labels_of_many({c["complaint_no"] for c in found})
+        flagged = self.store.flag_breaches(
+            [(c, clocks.breach_event(c, labels.get(c["complaint_no"], {}), now)) for c in found], now
+        )
+        self._publish(flagged, now)
+        self._count_breaches([clock for clock, _ in flagged], labels, now)
+        return len(flagged)
+
+    def _warnings(self, found, now):
+        """A clock already overdue gets its breach, not a warning."""
+        passed = self.store.pass_over_risks([c for c in found if c["due_at"] <= now])
+        flagged = self.store.flag_risks([(c, clocks.at_risk_event(c, now)) for c in found if c["due_at"] > now], now)
+        self._publish(flagged, now)
+        for clock, _ in flagged:
+            metrics.AT_RISK.labels(clock["mall_id"], clock["clock"]).inc()
+        return passed + len(flagged)
+
+    def _publish(self, flagged, now):
+        """The events just flagged; a clock with an older event still pending (the broker
+        refused it) is left to the relay, which keeps their order."""
+        publish_written(
+            self.store.clocks,
+            self.dispatch,
+            self.name,
+            now,
+            [(c["_id"], e) for c, e in flagged if not c.get("pending_events")],
+        )
+
     def _settle(self, clock):
         """A stopped clock with a deadline, once: met, met late (its breach published now if
         the sweep had not caught it yet), or cancelled."""
@@ -615,7 +660,7 @@ class AnalyticsService(Service):
                 self.store.apply_clock(settled, result)
                 metrics.ENDED.labels(clock["mall_id"], clock["clock"], clock.get("department") or "none", result).inc()
             if breach is not None:
-                self._count_breach(settled, *breach)
+                self._count_breaches([settled], {settled["complaint_no"]: breach[0]}, breach[1])
             if clock["clock"] in metrics.TIME_TO and clock["_id"].endswith("|1") and result != "cancelled":
                 metrics.TIME_TO[clock["clock"]].labels(clock["mall_id"]).observe(
                     (clock["stopped_at"] - clock["started_at"]).total_seconds()
@@ -633,21 +678,25 @@ class AnalyticsService(Service):
             count=count,
         )
 
-    def _count_breach(self, clock, labels, now):
-        self.store.apply_clock(clock, "breached")
-        department = clock.get("department") or labels.get("department") or "none"
-        metrics.BREACHES.labels(
-            clock["mall_id"],
-            clock["clock"],
-            labels.get("category") or "none",
-            labels.get("risk_level") or "none",
-            department,
-        ).inc()
-        metrics.ENDED.labels(clock["mall_id"], clock["clock"], department, "breached").inc()
-        metrics.DETECTION_LAG.observe(max((now - clock["due_at"]).total_seconds(), 0.0))
+    def _count_breaches(self, breached, labels, now):
+        """The read model moved by `breached` clocks in one write, and the metrics; `labels`
+        by complaint number."""
+        self.store.apply_clocks([(clock, "breached") for clock in breached])
+        for clock in breached:
+            graded = labels.get(clock["complaint_no"], {})
+            department = clock.get("department") or graded.get("department") or "none"
+            metrics.BREACHES.labels(
+                clock["mall_id"],
+                clock["clock"],
+                graded.get("category") or "none",
+                graded.get("risk_level") or "none",
+                department,
+            ).inc()
+            metrics.ENDED.labels(clock["mall_id"], clock["clock"], department, "breached").inc()
+            metrics.DETECTION_LAG.observe(max((now - clock["due_at"]).total_seconds(), 0.0))
 
-    def _set_gauges(self, now):
-        counts = self.store.open_counts(now)
+    def _set_gauges(self):
+        counts = self.store.clock_tallies()
         for (mall_id, name), (running, risky) in counts.items():
             metrics.OPEN.labels(mall_id, name).set(running)
             metrics.OPEN_AT_RISK.labels(mall_id, name).set(risky)

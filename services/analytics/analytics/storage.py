@@ -10,7 +10,15 @@ first two are rebuilt from `events` and the clocks' outcomes (rebuild.py).
 
 Every write to a clock counts its `version` up: settling a clock and the sweep's
 reports are compare-and-sets on it (mallcare_common.unit_of_work), so a clock
-stopped, moved or reassigned since they read it is not reported or settled as read."""
+stopped, moved or reassigned since they read it is not reported or settled as read.
+
+`tallies` also keeps, per mall and clock, how many clocks run (`open`) and how many of
+those the sweep has flagged at risk or breached (`at_risk`): the gauges, moved by the
+writes that change them (`_count_clocks`), never counted over the open clocks. A clock
+counts as open from the start that created it running until the stop that stopped it,
+and as at risk from the sweep's flag (`at_risk_reported`, which a breach sets too) until
+that stop. A tally moves right after its clock's write, like the reports' tallies: a
+process dying between the two leaves it one off."""
 
 import uuid
 from collections import Counter
@@ -20,8 +28,9 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from mallcare_common.contracts import EVENT_TYPES
 from mallcare_common.mongo import MongoDatabase, Store
+from mallcare_common.unit_of_work import with_outbox
 
-from . import clocks, live, reports
+from . import clocks, reports
 
 INTAKE_EVENTS = [name for name, event in EVENT_TYPES.items() if event.source == "intake"]
 OPEN = {"stopped_at": None, "due_at": {"$ne": None}}
@@ -40,6 +49,19 @@ def _moves(before, after):
     return Counter(
         {(tally, path): n for tally, changes in reports.delta(before, after).items() for path, n in changes.items()}
     )
+
+
+def due(now):
+    """The sweep's query for breaches, answered from the (stopped_at, breach_reported, due_at) index."""
+    return {"stopped_at": None, "breach_reported": False, "due_at": {"$lte": now}}
+
+
+def past_risk_point(now):
+    """The sweep's query for warnings. A breach flags a clock at risk too, so the query names
+    neither deadline nor breach and rides the (stopped_at, at_risk_reported, at_risk_at)
+    prefix of its index (the embedded store scans the collection for a second range). One
+    overdue but not yet flagged breached gets no warning (`pass_over_risks`)."""
+    return {"stopped_at": None, "at_risk_reported": False, "at_risk_at": {"$lte": now}}
 
 
 class EventLog(Store):
@@ -113,6 +135,10 @@ class EventLog(Store):
 
     def labels_of(self, complaint_no):
         return self.db.labels.find_one({"_id": complaint_no}) or {}
+
+    def labels_of_many(self, numbers):
+        """{complaint_no: labels} of those of `numbers` that triage has graded."""
+        return {doc["_id"]: doc for doc in self.db.labels.find({"_id": {"$in": list(numbers)}})}
 
     def count_answer(self, mall_id, satisfied):
         """Running satisfied/dissatisfied counts of a mall; returns (satisfied, all)."""
@@ -371,7 +397,9 @@ class EventLog(Store):
                     upsert=True,
                 )
             )
-        self.clocks.bulk_write(writes, ordered=False)
+        created = self.clocks.bulk_write(writes, ordered=False).upserted_ids
+        # created running (a clock its stop created first stays stopped)
+        self._count_clocks(Counter((ops[i].fields["mall_id"], ops[i].clock) for i in created), "open")
         started = {c["_id"]: c for c in self.clocks.find({"_id": {"$in": [op.clock_id for op in ops]}})}
         # Written first, read second: an end applied meanwhile either saw these clocks or is seen here.
         ends: dict[str, list[tuple[str, object]]] = {}
@@ -394,7 +422,7 @@ class EventLog(Store):
         """Stop once (`cancelled`: its obligation lapsed); a clock whose start has not arrived
         yet is created stopped."""
         try:
-            self.clocks.update_one(
+            stopped = self.clocks.update_one(
                 {"_id": clock_id, "stopped_at": None},
                 {
                     "$set": {"stopped_at": at, "cancelled": cancelled},
@@ -410,7 +438,13 @@ class EventLog(Store):
             )
         except DuplicateKeyError:  # stopped before: a redelivery
             return None
-        return self.clocks.find_one({"_id": clock_id})
+        clock = self.clocks.find_one({"_id": clock_id})
+        if stopped.matched_count and clock.get("due_at") is not None:
+            # It ran. Its at_risk_reported is as it was before this stop: the sweep flags running clocks only.
+            self._count_clocks(
+                {(clock["mall_id"], clock["clock"]): -1}, "open", "at_risk" if clock["at_risk_reported"] else None
+            )
+        return clock
 
     def stop_all(self, complaint_no, clock, at):
         """Stop the running clocks of a kind that started by `at` (a later one is not met by it)."""
@@ -482,21 +516,94 @@ class EventLog(Store):
         return self.clocks.find_one({"_id": op.clock_id})
 
     def reaching_risk(self, now, limit):
-        """Running clocks past their at-risk point and not yet past their deadline (a clock
-        already overdue gets its breach, not a warning)."""
-        return list(
-            self.clocks.find(
-                {"stopped_at": None, "at_risk_reported": False, "at_risk_at": {"$lte": now}, "due_at": {"$gt": now}},
-                {"outbox": 0},
-            ).limit(limit)
-        )
+        """Running clocks past their at-risk point that the sweep has not flagged (see `past_risk_point`)."""
+        return list(self.clocks.find(past_risk_point(now), {"outbox": 0}).limit(limit))
 
     def reaching_deadline(self, now, limit):
-        return list(
-            self.clocks.find(
-                {"stopped_at": None, "breach_reported": False, "due_at": {"$lte": now}}, {"outbox": 0}
-            ).limit(limit)
+        """Running clocks past their deadline that the sweep has not flagged breached."""
+        return list(self.clocks.find(due(now), {"outbox": 0}).limit(limit))
+
+    def flag_breaches(self, found, now):
+        """Flag `found` [(clock as read, its sla_breached)] breached in one bulk write;
+        returns the pairs written (see `_flag`)."""
+        return self._flag(found, now, {"breach_reported": True, "at_risk_reported": True}, "breach_event_id")
+
+    def flag_risks(self, found, now):
+        """Flag `found` [(clock as read, its sla_at_risk)] at risk in one bulk write."""
+        return self._flag(found, now, {"at_risk_reported": True}, "at_risk_event_id")
+
+    def _flag(self, found, now, flags, event_field):
+        """Each clock's flags and its event, pushed to its outbox, in one write that is a
+        compare-and-set on the version the sweep read: a clock written since (stopped,
+        moved, flagged by another sweep or by `_settle`) is left as it is, for the next
+        sweep to read again. Every flag is written once per clock, so each event is. All
+        in one bulk write; which writes took is read back only when some did not."""
+        if not found:
+            return []
+        result = self.clocks.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": clock["_id"], "version": clock["version"]},
+                    with_outbox({"$set": {**flags, event_field: event["event_id"]}}, [event], now),
+                )
+                for clock, event in found
+            ],
+            ordered=False,
         )
+        if result.matched_count < len(found):
+            written = {
+                c["_id"]: c.get(event_field)
+                for c in self.clocks.find({"_id": {"$in": [c["_id"] for c, _ in found]}}, {event_field: 1})
+            }
+            found = [(c, e) for c, e in found if written.get(c["_id"]) == e["event_id"]]
+        self._count_clocks(
+            Counter((c["mall_id"], c["clock"]) for c, _ in found if not c["at_risk_reported"]), "at_risk"
+        )
+        return found
+
+    def pass_over_risks(self, overdue):
+        """Clocks past their deadline before a sweep saw their at-risk point: flagged at
+        risk without a warning (their breach comes instead), so that the at-risk query
+        does not find them again. Returns how many it flagged."""
+        groups: dict[tuple[str, str], list[str]] = {}
+        passed = 0
+        for clock in overdue:
+            groups.setdefault((clock["mall_id"], clock["clock"]), []).append(clock["_id"])
+        for key, ids in groups.items():
+            flagged = self.clocks.update_many(
+                {"_id": {"$in": ids}, "stopped_at": None, "at_risk_reported": False},
+                {"$set": {"at_risk_reported": True}, "$inc": {"version": 1}},
+            )
+            self._count_clocks({key: flagged.modified_count}, "at_risk")
+            passed += flagged.modified_count
+        return passed
+
+    def _count_clocks(self, moves, *fields):
+        """Move the running tallies behind the gauges: `moves` {(mall_id, clock): n} added to
+        each of `fields` ("open", "at_risk"; None skipped)."""
+        counted = [f for f in fields if f]
+        for (mall_id, clock), n in moves.items():
+            if not n or not counted:
+                continue
+            for _ in range(5):  # two first upserts of one tally can race (see mongo.next_sequence)
+                try:
+                    self.db.tallies.update_one(
+                        {"_id": f"clocks:{mall_id}|{clock}"},
+                        {"$inc": {f: n for f in counted}, "$setOnInsert": {"mall_id": mall_id, "clock": clock}},
+                        upsert=True,
+                    )
+                    break
+                except DuplicateKeyError:
+                    continue
+            else:
+                raise RuntimeError(f"tally of {mall_id} {clock} clocks not updated")
+
+    def clock_tallies(self):
+        """{(mall_id, clock): (open, at risk)}: the running tallies the gauges show."""
+        return {
+            (t["mall_id"], t["clock"]): (t.get("open", 0), t.get("at_risk", 0))
+            for t in self.db.tallies.find({"_id": {"$gt": "clocks:", "$lt": "clocks;"}})
+        }
 
     def running_clocks(self):
         """The clocks still running (with a deadline), only the fields live.py counts. All
@@ -504,14 +611,6 @@ class EventLog(Store):
         return self.clocks.find(
             OPEN, {"_id": 0, "mall_id": 1, "complaint_no": 1, "clock": 1, "at_risk_at": 1, "due_at": 1}
         )
-
-    def open_counts(self, now):
-        """{(mall_id, clock): (open, past the at-risk point)} over the clocks still running
-        (the gauges: a breached clock is past its at-risk point too)."""
-        return {
-            key: (row["open"], row["at_risk"] + row["breached"])
-            for key, row in live.tally(self.running_clocks(), now).items()
-        }
 
 
 class Events(MongoDatabase):

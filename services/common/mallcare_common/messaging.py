@@ -426,6 +426,33 @@ def mark_sent(collection: Collection[dict[str, Any]], sent: list[tuple[Any, list
         raise marks.error
 
 
+def publish_written(
+    collection: Collection[dict[str, Any]],
+    dispatch: Callable[[str, dict[str, Any]], object],
+    service: str,
+    now: datetime,
+    written: Iterable[tuple[object, dict[str, Any]]],
+) -> tuple[int, int]:
+    """Publish events a bulk write has just put in outboxes, (document id, event) pairs,
+    each the only pending event of its document, then mark the published ones sent in
+    one update. Stops at the first failure (the broker is away): the rest stay pending
+    for the relay. Returns (published, left pending)."""
+    written = list(written)
+    sent: list[tuple[object, str]] = []
+    for doc_id, event in written:
+        try:
+            dispatch(event["event_type"], event)
+        except Exception as exc:  # broker down, unroutable: stays pending
+            log.warning("outbox: %s %s not published yet: %r", event["event_type"], event["event_id"], exc)
+            PUBLISH_FAILURES.labels(service).inc()
+            break
+        sent.append((doc_id, event["event_id"]))
+        EVENTS_PUBLISHED.labels(service, event["event_type"]).inc()
+    if sent:
+        mark_sent(collection, [(doc_id, [event_id]) for doc_id, event_id in sent], now)
+    return len(sent), len(written) - len(sent)
+
+
 def sweep_outbox(
     collection: Collection[dict[str, Any]],
     dispatch: Callable[[str, dict[str, Any]], object],

@@ -2,17 +2,20 @@
 (nameko's worker_factory) against the real store: each event is stored once and moves
 the clocks and counts once, however often it is delivered; a reassignment that overtook
 its complaint_triaged is retried, not applied first; the sweep publishes a clock's
-sla_at_risk and sla_breached once each; a breach the broker did not take waits in the
-outbox for the relay. What analytics publishes is read as its subscribers read it
-(tests/unit/conftest.Published)."""
+sla_at_risk and sla_breached once each, also when a late stop lands in the middle of a
+sweep; a breach the broker did not take waits in the outbox for the relay; the gauges'
+running tallies equal a count over the clocks after every kind of clock write. What
+analytics publishes is read as its subscribers read it (tests/unit/conftest.Published)."""
 
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from analytics import metrics
 from analytics import service as analytics_service
 from analytics.service import AnalyticsService, TriageNotSeenYet
-from tests.unit.analytics.test_reports import acknowledged, answer, event, registered, triaged
+from tests.unit.analytics.test_reports import acknowledged, answer, event, registered, reopened, resolved, triaged
 from tests.unit.conftest import relay_after_outage
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)  # Monday 10:00 in Shanghai
@@ -124,3 +127,76 @@ def test_a_breach_the_broker_did_not_take_waits_in_the_outbox_for_the_relay(anal
     # a fresh event is left to the sweep that wrote it a moment ago; then published once
     assert relay_after_outage(analytics) == ([], [("sla_breached", pending[0])])
     assert clocks(analytics)["first_response"]["pending_events"] == []
+
+
+@pytest.mark.parametrize("stopped", ["before the sweep", "between its read and its write", "after the sweep"])
+def test_a_clock_stopped_late_around_a_sweep_is_announced_breached_once(analytics, stopped):
+    analytics.handle_complaint_registered(registered(NUMBER, T0))  # to be acknowledged within the hour
+    late = acknowledged(NUMBER, T0 + 90 * timedelta(minutes=1), T0 + H)
+    analytics.clock.at = T0 + 2 * H
+    if stopped == "before the sweep":
+        analytics.handle_complaint_acknowledged(late)
+    elif stopped == "between its read and its write":
+        read = analytics.store.reaching_deadline
+
+        def read_then_stopped(now, limit):
+            found = read(now, limit)
+            analytics.handle_complaint_acknowledged(late)  # its _settle announces the breach
+            return found
+
+        analytics.store.reaching_deadline = read_then_stopped
+    analytics.watch_clocks()
+    if stopped == "after the sweep":
+        analytics.handle_complaint_acknowledged(late)
+    analytics.watch_clocks()
+
+    assert analytics.dispatch.types() == ["sla_breached"]
+    clock = clocks(analytics)["acknowledgement"]
+    assert (clock["outcome"], clock["breach_reported"], clock["pending_events"]) == ("met_late", True, [])
+
+
+def counted(store):
+    """{(mall, clock): (open, at risk)} counted over the clocks: running, and of those the
+    ones the sweep flagged at risk (or breached)."""
+    running, risky = Counter(), Counter()
+    for clock in store.clocks.find({"stopped_at": None, "due_at": {"$ne": None}}):
+        running[clock["mall_id"], clock["clock"]] += 1
+        risky[clock["mall_id"], clock["clock"]] += clock["at_risk_reported"]
+    return {key: (running[key], risky[key]) for key in running}
+
+
+def tallied(store):
+    return {key: counts for key, counts in store.clock_tallies().items() if counts != (0, 0)}
+
+
+def test_the_gauges_tallies_equal_a_count_over_the_clocks_after_every_kind_of_write(analytics):
+    other = "SHXJH-20261123-0043"
+    steps = [
+        ("started", lambda: analytics.handle_complaint_registered(registered(NUMBER, T0))),
+        ("started, another", lambda: analytics.handle_complaint_registered(registered(other, T0))),
+        ("triaged", lambda: analytics.handle_complaint_triaged(triaged(NUMBER, T0, "product.quality_defect"))),
+        ("met", lambda: analytics.handle_complaint_acknowledged(acknowledged(other, T0 + H / 4, T0 + H))),
+        ("at risk", lambda: sweep_at(T0 + 40 * timedelta(minutes=1))),
+        ("breached after its warning", lambda: sweep_at(T0 + 2 * H)),
+        ("breached without a warning", lambda: sweep_at(T0 + 100 * H)),
+        ("stopped late", lambda: analytics.handle_complaint_acknowledged(acknowledged(NUMBER, T0 + 101 * H, T0 + H))),
+        ("resolved", lambda: analytics.handle_case_resolved(resolved(NUMBER, T0 + 102 * H))),
+        ("reopened", lambda: analytics.handle_case_reopened(reopened(NUMBER, T0 + 103 * H))),
+        ("reopened, at risk", lambda: sweep_at(T0 + 103 * H + 40 * H)),
+        ("reopened, breached", lambda: sweep_at(T0 + 103 * H + 50 * H)),
+    ]
+
+    def sweep_at(at):
+        analytics.clock.at = at
+        analytics.watch_clocks()
+
+    mall = "sh-xujiahui"
+    for step, write in steps:
+        write()
+        assert tallied(analytics.store) == counted(analytics.store), step
+    assert counted(analytics.store) == {(mall, "resolution"): (1, 1)}  # the second round, breached
+    # the gauges show the tallies (as the sweep last read them)
+    analytics.watch_clocks()
+    for name, counts in {"resolution": (1, 1), "acknowledgement": (0, 0), "first_response": (0, 0)}.items():
+        shown = (metrics.OPEN.labels(mall, name)._value.get(), metrics.OPEN_AT_RISK.labels(mall, name)._value.get())
+        assert shown == counts, name
