@@ -46,7 +46,7 @@ def published():
     return []
 
 
-def run(cases, decide, published, kept_changing="SH-1 kept changing; try again", count=None):
+def run(cases, decide, published, kept_changing="SH-1 kept changing; try again", count=None, read_back=False):
     return change(
         cases,
         "SH-1",
@@ -57,14 +57,16 @@ def run(cases, decide, published, kept_changing="SH-1 kept changing; try again",
         "case",
         kept_changing,
         count=count,
+        read_back=read_back,
     )
 
 
-def test_a_decision_is_written_with_its_events_and_they_are_published(cases, published):
+@pytest.mark.parametrize("read_back", [False, True], ids=["its own result", "read back"])
+def test_a_decision_is_written_with_its_events_and_they_are_published(cases, published, read_back):
     def resolve(case, now):
         return {"$set": {"state": "resolved", "resolved_at": now}, "$push": {"notes": "resolved"}}, [event("resolved")]
 
-    updated = run(cases, resolve, published)
+    updated = run(cases, resolve, published, read_back=read_back)
     stored = cases.find_one({"_id": "SH-1"})
     assert published == ["ev-resolved"]
     assert stored == updated | {"outbox": stored["outbox"], "pending_events": []}
@@ -73,7 +75,8 @@ def test_a_decision_is_written_with_its_events_and_they_are_published(cases, pub
     assert stored["outbox"][1]["created_at"] == stored["outbox"][1]["sent_at"] == stored["resolved_at"]
 
 
-def test_the_loser_of_a_race_decides_again_on_the_winners_write(cases, published):
+@pytest.mark.parametrize("read_back", [False, True], ids=["its own result", "read back"])
+def test_the_loser_of_a_race_decides_again_on_the_winners_write(cases, published, read_back):
     seen = []
 
     def loser(case, now):
@@ -82,7 +85,7 @@ def test_the_loser_of_a_race_decides_again_on_the_winners_write(cases, published
             run(cases, lambda case, now: ({"$push": {"notes": "winner"}}, [event("winner")]), published)
         return {"$push": {"notes": f"loser after {case['notes']}"}}, [event("loser")]
 
-    updated = run(cases, loser, published)
+    updated = run(cases, loser, published, read_back=read_back)
     assert seen == [[], ["winner"]]
     assert updated["notes"] == ["winner", "loser after ['winner']"] and updated["version"] == 2
     assert published == ["ev-winner", "ev-loser"]

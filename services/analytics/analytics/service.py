@@ -676,6 +676,7 @@ class AnalyticsService(Service):
             "clock",
             f"clock {clock['_id']} kept changing while it was settled",
             count=count,
+            read_back=True,  # count reads the outcome this write set; clocks are many
         )
 
     def _count_breaches(self, breached, labels, now):

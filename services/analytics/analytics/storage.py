@@ -470,7 +470,8 @@ class EventLog(Store):
             if running.get("promised_again_at", running["started_at"]) > f["started_at"]:
                 return None  # an older promise delivered late: the newer one stands
             if not running["breach_reported"]:
-                moved = self.clocks.find_one_and_update(
+                # update_one, then a read: the embedded store scans the collection for a find_one_and_update
+                moved = self.clocks.update_one(
                     {"_id": running["_id"], "stopped_at": None, "breach_reported": False},
                     {
                         "$set": {
@@ -481,10 +482,9 @@ class EventLog(Store):
                         },
                         "$inc": {"version": 1},
                     },
-                    return_document=ReturnDocument.AFTER,
                 )
-                if moved is not None:
-                    return moved
+                if moved.matched_count:
+                    return self.clocks.find_one({"_id": running["_id"]})
         return self.start(op.start, share)
 
     def triaged(self, complaint_no):

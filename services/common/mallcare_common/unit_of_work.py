@@ -33,6 +33,7 @@ def change(
     kept_changing: str,
     attempts: int = ATTEMPTS,
     count: Callable[[Doc, Doc], object] | None = None,
+    read_back: bool = False,
 ) -> Doc:
     """Apply `decide(document, now)` to the document `key` and return the document
     written. `decide` answers (update, events): a Mongo update of the document's own
@@ -41,7 +42,8 @@ def change(
     refusal, which leaves as it is. No such document: NotFound naming `what`. A write
     that keeps losing: Conflict(`kept_changing`). `count(before, after)`, given the
     document as read and as written, moves what the service counts from a change (its
-    tallies, its metrics) before the events leave, so whoever gets one finds it counted."""
+    tallies, its metrics) before the events leave, so whoever gets one finds it counted.
+    `read_back`: see `write`."""
     for _ in range(attempts):
         doc = collection.find_one({"_id": key}, {"outbox": 0})
         if doc is None:
@@ -51,7 +53,7 @@ def change(
         if decision is None:
             return doc
         update, events = decision
-        updated = write(collection, doc, update, events, now)
+        updated = write(collection, doc, update, events, now, read_back)
         if updated is not None:
             if count is not None:
                 count(doc, updated)
@@ -61,14 +63,26 @@ def change(
     raise Conflict(kept_changing)
 
 
-def write(collection: Collection[Doc], doc: Doc, update: Update, events: Sequence[Doc], now: datetime) -> Doc | None:
+def write(
+    collection: Collection[Doc], doc: Doc, update: Update, events: Sequence[Doc], now: datetime, read_back: bool = False
+) -> Doc | None:
     """Write `update` with `events` in the outbox if nobody changed `doc` since it was
-    read (then the document with its outbox, to publish from); None otherwise."""
-    return collection.find_one_and_update(
-        {"_id": doc["_id"], "version": doc.get("version")},
-        with_outbox(update, events, now),
-        return_document=ReturnDocument.AFTER,
-    )
+    read (then the document with its outbox, to publish from); None otherwise.
+
+    The document is the write's own result (find_one_and_update), unless `read_back`: then
+    the write is an update_one and the document is read after it, so it may hold a later
+    writer's change too (its outbox holds this write's events either way). That is for a
+    caller whose `count` reads only what this write set, on a large collection: the
+    embedded store (SecantusDB 0.7) scans the whole collection for every
+    find_one_and_update (docs/benchmarks.md, "The embedded store")."""
+    query = {"_id": doc["_id"], "version": doc.get("version")}
+    if not read_back:
+        return collection.find_one_and_update(
+            query, with_outbox(update, events, now), return_document=ReturnDocument.AFTER
+        )
+    if not collection.update_one(query, with_outbox(update, events, now)).matched_count:
+        return None
+    return collection.find_one({"_id": doc["_id"]})
 
 
 def with_outbox(update: Update, events: Sequence[Doc], now: datetime) -> Update:
