@@ -46,7 +46,9 @@ concurrent senders):
    persistent, confirmed), and a handler service on a quorum queue that does one
    insert_one (w=1, j=True) into its own store process; both started as OS processes
    with `nameko run`, max_workers 10 and a pool of 2 as mallcare's. The same complaint
-   body goes by HTTP from the same senders. Recorded: stored/s (handler inserts done per
+   body goes by HTTP, driven at capacity: --bare-count requests (800) from
+   --bare-concurrency senders (50), each sending its next as soon as it has an answer,
+   so that its rate is what the chain can do. Recorded: stored/s (handler inserts done per
    second, first send -> last insert), HTTP latency, sent -> handler's insert done
    (both on this machine's clock). mallcare's triaged/s over the chain's stored/s is
    what mallcare's validation, numbering, look-ups, outbox bookkeeping and triage's
@@ -152,6 +154,7 @@ TRIAGE_EXCHANGE = "triage.events"  # nameko's exchange for triage's events
 TRIAGED_ROUTING_KEY = "complaint_triaged"
 TRIAGED_QUEUE = "bench.triaged"  # the bench's own subscriber queue
 DRAIN_TIMEOUT = 90  # s after the last send for triage / the consumer to catch up
+AT_CAPACITY = 1e6  # an offered rate no sender keeps up with: each sends its next request on an answer
 
 
 # --- the load -------------------------------------------------------------------------------
@@ -414,12 +417,15 @@ def _offer_to_bare_chain(args, run, urls, procs, stores):
     for w in range(args.warmup):
         post(10**6 + w)
     wait_until("bare chain warm-up", lambda: len(stored()) >= args.warmup, DRAIN_TIMEOUT)
-    print(f"bare chain: offering {args.count} at {args.rate}/s from {args.concurrency} senders", file=sys.stderr)
+    # At capacity: as fast as its senders get answers (a closed loop), so that its rate is
+    # what the chain can do, not the load mallcare was offered.
+    count, senders = args.bare_count, args.bare_concurrency
+    print(f"bare chain: {count} as fast as {senders} senders get answers", file=sys.stderr)
     cpu = CpuWindow(
         {"front": procs["front"].pid, "back": procs["back"].pid, **{f"store {k}": p.pid for k, p in stores.items()}}
     )
     cpu.start()
-    rows, t0 = offer(args.count, args.rate, args.concurrency, post, args.count / args.rate + 120)
+    rows, t0 = offer(count, AT_CAPACITY, senders, post, 300)
     accepted = [r for r in rows if r["ok"]]
     deadline = time.monotonic() + DRAIN_TIMEOUT
     done = stored()
@@ -431,7 +437,8 @@ def _offer_to_bare_chain(args, run, urls, procs, stores):
     last = max(ends, default=None)
     errors = [r for r in rows if not r["ok"]]
     return {
-        "offered": offered_summary(rows, args.rate),
+        "offered": offered_summary(rows, AT_CAPACITY),
+        "senders": senders,
         "sent": len(rows),
         "accepted": len(accepted),
         "stored": len(ends),
@@ -692,6 +699,12 @@ def main(argv=None):
     parser.add_argument("--rate", type=float, default=40.0, help="offered rate per second (default 40)")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent senders (default 8)")
     parser.add_argument("--warmup", type=int, default=5, help="uncounted warm-up messages per side (default 5)")
+    parser.add_argument(
+        "--bare-count", type=int, default=800, help="requests to the bare nameko chain, sent at capacity (default 800)"
+    )
+    parser.add_argument(
+        "--bare-concurrency", type=int, default=50, help="concurrent senders to the bare nameko chain (default 50)"
+    )
     parser.add_argument(
         "--ref",
         help="run the services from a clean export of this git commit instead of the "
