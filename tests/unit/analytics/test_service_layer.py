@@ -126,7 +126,7 @@ def test_a_breach_the_broker_did_not_take_waits_in_the_outbox_for_the_relay(anal
 
     # a fresh event is left to the sweep that wrote it a moment ago; then published once
     assert relay_after_outage(analytics) == ([], [("sla_breached", pending[0])])
-    assert clocks(analytics)["first_response"]["pending_events"] == []
+    assert "pending_events" not in clocks(analytics)["first_response"]
 
 
 @pytest.mark.parametrize("stopped", ["before the sweep", "between its read and its write", "after the sweep"])
@@ -152,7 +152,7 @@ def test_a_clock_stopped_late_around_a_sweep_is_announced_breached_once(analytic
 
     assert analytics.dispatch.types() == ["sla_breached"]
     clock = clocks(analytics)["acknowledgement"]
-    assert (clock["outcome"], clock["breach_reported"], clock["pending_events"]) == ("met_late", True, [])
+    assert (clock["outcome"], clock["breach_reported"], clock.get("pending_events")) == ("met_late", True, None)
 
 
 def counted(store):

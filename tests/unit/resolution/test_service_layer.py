@@ -79,7 +79,7 @@ def test_a_triaged_complaint_opens_one_case_and_its_redelivery_changes_nothing(r
     assert (opened["event_type"], opened["complaint_no"]) == ("case_opened", NUMBER)
     assert (opened["payload"]["owner_id"], opened["payload"]["department"]) == ("E3501", "merchant_relations")
     stored = case(resolution)
-    assert (stored["state"], stored["owner_id"], stored["pending_events"]) == ("open", "E3501", [])
+    assert (stored["state"], stored["owner_id"], stored.get("pending_events")) == ("open", "E3501", None)
 
     resolution.clock.move(minutes=5)
     resolution.handle_complaint_triaged(triage)  # at-least-once delivery brings it again
@@ -194,7 +194,7 @@ def test_a_case_whose_customer_cannot_be_reached_closes_by_rule_once(resolution,
         "resolution",
     )
     found = case(resolution)
-    assert found["state"] == "closed" and found["closure_by_rule"] is None and found["pending_events"] == []
+    assert found["state"] == "closed" and found["closure_by_rule"] is None and "pending_events" not in found
 
 
 def test_an_event_the_broker_did_not_take_waits_in_the_outbox_for_the_relay(resolution):
@@ -204,4 +204,4 @@ def test_an_event_the_broker_did_not_take_waits_in_the_outbox_for_the_relay(reso
 
     # a fresh event is left to the worker that wrote it a moment ago; then published once
     assert relay_after_outage(resolution) == ([], [("case_opened", pending)])
-    assert case(resolution)["pending_events"] == []
+    assert "pending_events" not in case(resolution)
