@@ -35,6 +35,11 @@ from . import clocks, reports
 INTAKE_EVENTS = [name for name, event in EVENT_TYPES.items() if event.source == "intake"]
 OPEN = {"stopped_at": None, "due_at": {"$ne": None}}
 DUPLICATE_KEY = 11000
+NOT_SETTLED = {
+    "outcome": None,
+    "at_risk_reported": False,
+    "breach_reported": False,
+}  # a new clock's, start or stop first
 WRITES_KEPT = 5  # a complaint keeps the tokens of its last bulk writes (`_change_all`)
 KNOWN_TALLIES: set[tuple[str, str]] = set()  # (database, tally) this process has seen made (`_inc`)
 
@@ -386,12 +391,7 @@ class EventLog(Store):
                     {"_id": op.clock_id},
                     {
                         "$set": {**f, "clock": op.clock, "at_risk_at": at_risk_at},
-                        "$setOnInsert": {
-                            "stopped_at": None,
-                            "outcome": None,
-                            "at_risk_reported": False,
-                            "breach_reported": False,
-                        },
+                        "$setOnInsert": {"stopped_at": None, **NOT_SETTLED},
                         "$inc": {"version": 1},
                     },
                     upsert=True,
@@ -426,12 +426,7 @@ class EventLog(Store):
                 {"_id": clock_id, "stopped_at": None},
                 {
                     "$set": {"stopped_at": at, "cancelled": cancelled},
-                    "$setOnInsert": {
-                        "due_at": None,
-                        "outcome": None,
-                        "at_risk_reported": False,
-                        "breach_reported": False,
-                    },
+                    "$setOnInsert": {"due_at": None, **NOT_SETTLED},
                     "$inc": {"version": 1},
                 },
                 upsert=True,
