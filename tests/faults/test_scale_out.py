@@ -122,7 +122,11 @@ def test_two_instances_share_the_work_and_one_sweeps_until_it_is_killed(system):
         # the sweep: every clock reported once between the two processes. Mostly one holds
         # the lease throughout; a pause longer than the lease (a loaded machine) hands it over,
         # and the counts split. A breach is published before it is counted: wait for both.
-        wait_for(lambda: tuple(map(sum, zip(*(sla_counts(system, name) for name in ANALYTICS)))) == (BURST, BURST))
+        wait_for(
+            lambda: (
+                tuple(map(sum, zip(*(sla_counts(system, name) for name in ANALYTICS), strict=True))) == (BURST, BURST)
+            )
+        )
         lease = holder_of(analytics_store)
         sweeper = next(name for name in ANALYTICS if instance(system, name) == lease["holder"])
         survivor = next(name for name in ANALYTICS if name != sweeper)

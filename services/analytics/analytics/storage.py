@@ -27,14 +27,13 @@ from pymongo import ASCENDING, InsertOne, ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from mallcare_common.contracts import EVENT_TYPES
-from mallcare_common.mongo import MongoDatabase, Store
+from mallcare_common.mongo import MongoDatabase, Store, duplicates
 from mallcare_common.unit_of_work import with_outbox
 
 from . import clocks, reports
 
 INTAKE_EVENTS = [name for name, event in EVENT_TYPES.items() if event.source == "intake"]
 OPEN = {"stopped_at": None, "due_at": {"$ne": None}}
-DUPLICATE_KEY = 11000
 NOT_SETTLED = {
     "outcome": None,
     "at_risk_reported": False,
@@ -94,18 +93,13 @@ class EventLog(Store):
             }
             for e in unique
         ]
-        try:
-            self.events.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
-                raise
-            stored = {unique[error["index"]]["event_id"] for error in exc.details["writeErrors"]}
-            # stored before without `applied` (before batches): applied then
-            unfinished = {
-                d["_id"] for d in self.events.find({"_id": {"$in": list(stored)}, "applied": False}, {"_id": 1})
-            }
-            return [e for e in unique if e["event_id"] not in stored or e["event_id"] in unfinished]
-        return unique
+        inserted = {doc["_id"] for doc in self.insert_new_many(self.events, docs)}
+        if len(inserted) == len(docs):
+            return unique
+        stored = {e["event_id"] for e in unique} - inserted
+        # stored before without `applied` (before batches): applied then
+        unfinished = {d["_id"] for d in self.events.find({"_id": {"$in": list(stored)}, "applied": False}, {"_id": 1})}
+        return [e for e in unique if e["event_id"] not in stored or e["event_id"] in unfinished]
 
     def applied(self, events):
         self.events.update_many({"_id": {"$in": [e["event_id"] for e in events]}}, {"$set": {"applied": True}})
@@ -229,8 +223,7 @@ class EventLog(Store):
             result = self.db.complaints.bulk_write(writes, ordered=False)
             landed = result.matched_count + result.inserted_count == len(writes)
         except BulkWriteError as exc:
-            if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
-                raise
+            duplicates(exc)
             landed = False
         if not landed:  # which did: those whose document carries the token
             mine = {
@@ -280,8 +273,7 @@ class EventLog(Store):
                     [{"_id": t, **_tally_keys(t), "counts": {}} for t in new], ordered=False
                 )
             except BulkWriteError as exc:
-                if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
-                    raise
+                duplicates(exc)
             KNOWN_TALLIES.update((self.db.name, t) for t in new)
         self.db.report_tallies.bulk_write(
             [

@@ -25,7 +25,7 @@ from nameko.timer import Timer
 from pymongo import MongoClient, ReturnDocument, WriteConcern
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 StoreError = PyMongoError
 INSTANCE = f"{socket.gethostname()}:{os.getpid()}"  # this process, as a lease holder
@@ -33,8 +33,19 @@ INSTANCE = f"{socket.gethostname()}:{os.getpid()}"  # this process, as a lease h
 Doc = dict[str, Any]  # a stored document, as pymongo gives it
 
 
+DUPLICATE_KEY = 11000  # the server's error code
+
+
 class NotFound(Exception):
     """No such document (HTTP 404)."""
+
+
+def duplicates(exc: BulkWriteError) -> set[int]:
+    """The positions of a bulk write's statements refused as duplicate keys; any other
+    error is raised again."""
+    if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
+        raise exc
+    return {error["index"] for error in exc.details["writeErrors"]}
 
 
 class Store:
@@ -50,6 +61,17 @@ class Store:
             return True
         except DuplicateKeyError:
             return False
+
+    def insert_new_many(self, collection: Collection[Doc], docs: list[Doc]) -> list[Doc]:
+        """Insert `docs` in one write; the ones that were not there already."""
+        if not docs:
+            return []
+        try:
+            collection.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            there = duplicates(exc)
+            return [doc for i, doc in enumerate(docs) if i not in there]
+        return docs
 
     def get(self, collection: Collection[Doc], key: object, what: str) -> Doc:
         """The document without its outbox, or NotFound naming `what` it is."""

@@ -10,6 +10,7 @@ Every HTTP and RPC call is checked against its caller's permission and malls.
 from datetime import timedelta
 
 from mallcare_common.base import Service
+from mallcare_common.batches import ALONE, TAKEN, batched_event_handler, event_batch
 from mallcare_common.calendar import as_stored
 from mallcare_common.contracts import COMPLAINT_REGISTERED, InvalidEvent, read_event
 from mallcare_common.contracts import resolution as case_events
@@ -24,7 +25,7 @@ from mallcare_common.web import signed
 from . import rules
 from .policy import load_policy
 from .schemas import AssessmentOut, AssessmentQueue, CorrectionIn, QueueQuery, ReassignmentIn
-from .storage import Assessments
+from .storage import Assessments, BatchHistory
 
 ASSIGN_INTERVAL = 60  # seconds between looks for complaints that still have no owner
 
@@ -36,21 +37,53 @@ class TriageService(Service):
     policy = PolicyFiles("triage.yml", load_policy)
     dispatch = outbox_dispatcher()
 
-    @event_handler(COMPLAINT_REGISTERED.source, COMPLAINT_REGISTERED.name)
+    @batched_event_handler(COMPLAINT_REGISTERED.source, COMPLAINT_REGISTERED.name)
     def handle_complaint_registered(self, body):
-        """Assess once; a redelivered event finds the assessment there (the insert's key) and
-        changes nothing (no look-up first: that is a round trip for every complaint)."""
+        """One registered complaint alone: what its batch handed back (a broken contract
+        is dead-lettered from here, anything else retried)."""
+        self._assess([self._registered(body)])
+
+    @event_batch
+    def take_registered(self, items):
+        """Registered complaints in batches (mallcare_common.batches): assessed in order,
+        inserted, counted and announced in one write each for the batch."""
+        answers, events = [], []
+        for _, body in items:
+            try:
+                events.append(self._registered(body))
+            except InvalidEvent:
+                answers.append(ALONE)
+                continue
+            answers.append(TAKEN)
+        self._assess(events)
+        return answers
+
+    def _registered(self, body):
         event = read_event(body, COMPLAINT_REGISTERED)
-        policy = self.policy.current
-        if event["mall_id"] not in policy.malls:
+        if event["mall_id"] not in self.policy.current.malls:
             raise InvalidEvent(f"unknown mall {event['mall_id']} in {event['event_id']}")
-        now = self.clock()
-        assessment = rules.assess({**event["payload"], "mall_id": event["mall_id"]}, policy, now, self.store)
-        doc, triaged = rules.new_assessment(event, assessment, now)
-        doc.update(new_outbox(triaged, now))
-        if self.store.insert_new(self.store.assessments, doc):
-            self.store.count_change(None, doc)
-            publish_pending(self.store.assessments, self.dispatch, self.name, now, [doc])
+        return event
+
+    def _assess(self, events):
+        """Assess each complaint once, in order, each seeing the ones before it as if they
+        had come one by one (BatchHistory). A redelivered event finds its assessment there
+        and changes nothing: in a batch it is looked up first, so that the history of the
+        others does not count it twice; alone, the insert's key tells (no round trip)."""
+        policy, now = self.policy.current, self.clock()
+        if len(events) > 1:
+            there = self.store.assessed(e["complaint_no"] for e in events)
+            events = [e for e in {e["complaint_no"]: e for e in events}.values() if e["complaint_no"] not in there]
+        history = BatchHistory(self.store, {e["payload"]["customer"]["ref"] for e in events} - {None})
+        docs = []
+        for event in events:
+            assessment = rules.assess({**event["payload"], "mall_id": event["mall_id"]}, policy, now, history)
+            doc, triaged = rules.new_assessment(event, assessment, now)
+            doc.update(new_outbox(triaged, now))
+            history.add(doc)
+            docs.append(doc)
+        inserted = self.store.insert_new_many(self.store.assessments, docs)
+        self.store.count_changes([(None, doc) for doc in inserted])
+        publish_pending(self.store.assessments, self.dispatch, self.name, now, inserted)
 
     @event_handler(case_events.CASE_CLOSED.source, case_events.CASE_CLOSED.name)
     def handle_case_closed(self, body):

@@ -58,24 +58,43 @@ class AssessmentStore(Store):
     def count_recurrences(self, mall_id, merchant_id, category, since, until):
         """Complaints of this category at this mall, or about this merchant anywhere,
         on the days from `since` to `until` (whole days: the window is day-grained)."""
+        return max(self.recurrences_by_scope(mall_id, merchant_id, category, since, until).values())
+
+    def recurrences_by_scope(self, mall_id, merchant_id, category, since, until):
+        """{"mall:<id>": n, "merchant:<id>": n} (the merchant's when there is one)."""
         first, last = _day(since), _day(until)
         days = [(first + timedelta(days=d)).isoformat() for d in range((last - first).days + 1)]
-        scopes = [f"mall:{mall_id}"] + ([f"merchant:{merchant_id}"] if merchant_id else [])
+        scopes = _scopes(mall_id, merchant_id)
         ids = [f"{scope}|{category}|{day}" for scope in scopes for day in days]
         totals = dict.fromkeys(scopes, 0)
         for tally in self.db.tallies.find({"_id": {"$in": ids}}):  # both scopes in one read
             totals[tally["_id"].partition("|")[0]] += tally["n"]
-        return max(totals.values())
+        return totals
+
+    def customers_since(self, refs, since):
+        """How many complaints each of `refs` made since `since`, in one read."""
+        found = self.assessments.find(
+            {"customer_ref": {"$in": list(refs)}, "triaged_at": {"$gte": since}}, {"customer_ref": 1}
+        )
+        return Counter(doc["customer_ref"] for doc in found)
+
+    def assessed(self, complaint_nos):
+        """Which of these complaints have their assessment already."""
+        return {doc["_id"] for doc in self.assessments.find({"_id": {"$in": list(complaint_nos)}}, {"_id": 1})}
 
     def open_load(self, mall_id):
         return {t["handler"]: t["n"] for t in self.db.tallies.find({"mall_id": mall_id, "handler": {"$gt": ""}})}
 
     def count_change(self, before, after):
-        """Move the tallies from what `before` counted (None for a new assessment) to `after`:
-        tallies this process knows exist in one update_many per step (one journaled write
-        for a new assessment's), the others upserted in one bulk write."""
+        """Move the tallies from what `before` counted (None for a new assessment) to `after`."""
+        self.count_changes([(before, after)])
+
+    def count_changes(self, changes):
+        """Move the tallies for each (before, after) of `changes`: tallies this process knows
+        exist in one update_many per step (one journaled write for a batch of new
+        assessments), the others upserted in one bulk write."""
         steps, fields = Counter(), {}
-        for doc, step in ((before, -1), (after, 1)):
+        for doc, step in ((doc, step) for before, after in changes for doc, step in ((before, -1), (after, 1))):
             if doc is None:
                 continue
             day = _day(doc["triaged_at"]).isoformat()
@@ -142,6 +161,50 @@ class AssessmentStore(Store):
 
 def _day(at):
     return at.astimezone(timezone.utc).date()
+
+
+def _scopes(mall_id, merchant_id):
+    return [f"mall:{mall_id}"] + ([f"merchant:{merchant_id}"] if merchant_id else [])
+
+
+class BatchHistory:
+    """The rules' history look-ups (rules.History) for a batch of complaints assessed in
+    order: what is stored, read once for the batch (a customer's complaints for all the
+    batch's customers in one read; a mall's loads and a category's counts once each), plus
+    the batch's own assessments made before each one, which are not stored yet. So each
+    complaint is assessed as it would have been alone, one after the other."""
+
+    def __init__(self, store, refs):
+        self.store, self.refs = store, set(refs)
+        self.assessed = []  # this batch's, in order
+        self._customers, self._recurrences, self._loads = {}, {}, {}
+
+    def add(self, doc):
+        self.assessed.append(doc)
+
+    def count_by_customer(self, ref, since):
+        if since not in self._customers:  # one window (the policy's) for the whole batch
+            self._customers[since] = self.store.customers_since(self.refs | {ref}, since)
+        stored = self._customers[since][ref] if ref in self.refs else self.store.count_by_customer(ref, since)
+        return stored + sum(doc["customer_ref"] == ref for doc in self.assessed)
+
+    def count_recurrences(self, mall_id, merchant_id, category, since, until):
+        key = (mall_id, merchant_id, category, since, until)
+        if key not in self._recurrences:
+            self._recurrences[key] = self.store.recurrences_by_scope(*key)
+        totals = dict(self._recurrences[key])
+        for doc in self.assessed:  # triaged now: inside the window
+            if doc["category"] == category:
+                for scope in set(_scopes(doc["mall_id"], doc["merchant_id"])) & set(totals):
+                    totals[scope] += 1
+        return max(totals.values())
+
+    def open_load(self, mall_id):
+        if mall_id not in self._loads:
+            self._loads[mall_id] = self.store.open_load(mall_id)
+        load = Counter(self._loads[mall_id])
+        load.update(doc["owner"]["id"] for doc in self.assessed if doc["mall_id"] == mall_id and doc["owner"])
+        return dict(load)
 
 
 class Assessments(MongoDatabase):
