@@ -37,7 +37,7 @@ def test_services_ride_out_a_store_crash_and_lose_no_acknowledged_complaint(syst
     assert system.call("GET", "triage", "/health").status_code == 503
     while_triage_away = [system.call("POST", "intake", "/complaints", json=complaint(n)) for n in range(3, 13)]
     assert [r.status_code for r in while_triage_away] == [201] * 10
-    # triage holds the ten events (as many as its workers) and still answers HTTP, plainly
+    # triage holds the ten events and still answers HTTP, plainly
     wait_for(lambda: handled(system, "triage", "held") == 10, timeout=SETTLE_TIMEOUT)
     assert_plain_503(system.call("GET", "triage", f"/assessments/{first[1]}"))
 
