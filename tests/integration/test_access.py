@@ -179,6 +179,7 @@ def test_a_channel_key_submits_for_its_own_mall_and_channel_only(system):
     )
     # a key is for submitting: it reads no assessment, case or report
     assert system.web["triage"].get(f"/assessments/{number}", headers=key).status_code == 403
+    assert system.web["triage"].get("/assessments/SHXJH-20261123-9999", headers=key).status_code == 403  # none such
     assert system.web["analytics"].get("/reports/intake", headers=key).status_code == 403
     # a channel reference another mall used is not handed back to this mall's caller
     bj_number = register(

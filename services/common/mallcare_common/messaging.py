@@ -331,6 +331,8 @@ def publish_pending(
     sent: list[tuple[Any, list[str]]] = []  # (document id, its events confirmed)
     for doc in docs:
         pending, confirmed = set(doc.get("pending_events", ())), []
+        if not pending:  # a write without events, on a document that never had any, has no outbox
+            continue
         for entry in doc["outbox"]:
             event = entry["event"]
             if event["event_id"] not in pending:

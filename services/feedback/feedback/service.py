@@ -153,7 +153,7 @@ class FeedbackService(Service):
 
     @operation(Op("GET", "/revisits/<string:revisit_id>", "One revisit.", "revisit.read", responses={200: RevisitOut}))
     def get_revisit(self, revisit_id):
-        caller = self.access.caller()
+        caller = self.access.caller().require("revisit.read")  # before the look-up: a 404 would say it exists
         revisit = self.store.get(self.store.revisits, revisit_id, "revisit")
         caller.require("revisit.read", revisit["mall_id"])
         return self._revisit_out(revisit)

@@ -133,7 +133,7 @@ class IntakeService(Service):
         Op("GET", "/complaints/<string:number>", "One complaint.", "complaint.read", responses={200: ComplaintOut})
     )
     def get_complaint(self, number):
-        caller = self.access.caller()
+        caller = self.access.caller().require("complaint.read")  # before the look-up: a 404 would say it exists
         doc = self.store.get(number)
         caller.require("complaint.read", doc["mall_id"])
         return ComplaintOut().dump(doc)
@@ -244,7 +244,7 @@ class IntakeService(Service):
     @operation(CUSTOMER_READ)
     def complaint_customer(self, number, query):
         """The full customer, audited: 403 without customer.contact, 422 without a purpose, 410 once anonymised."""
-        caller = self.access.caller()
+        caller = self.access.caller().require("complaint.read")  # before the look-up: a 404 would say it exists
         doc = self.store.get(number)
         caller.require("complaint.read", doc["mall_id"])
         audit_id = self._audited_read(caller, doc, query, permission="customer.contact")

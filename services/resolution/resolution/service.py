@@ -375,7 +375,7 @@ class ResolutionService(Service):
     )
     def get_incident(self, number):
         """The whole report, the customer masked: for staff of the incident's mall only."""
-        caller = self.access.caller()
+        caller = self.access.caller().require("incident.read")  # before the look-up: a 404 would say it exists
         incident = self.store.get(self.store.incidents, number, "incident")
         caller.require("incident.read", incident["mall_id"])
         return IncidentOut().dump(incident)
@@ -383,7 +383,7 @@ class ResolutionService(Service):
     @operation(INCIDENT_CUSTOMER_READ)
     def incident_customer(self, number, query):
         """The full customer, audited: 403 without customer.contact, 422 without a purpose, 410 once anonymised."""
-        caller = self.access.caller()
+        caller = self.access.caller().require("incident.read")  # before the look-up: a 404 would say it exists
         incident = self.store.get(self.store.incidents, number, "incident")
         caller.require("incident.read", incident["mall_id"])
         record = self.audit(

@@ -164,7 +164,7 @@ class TriageService(Service):
         )
     )
     def get_assessment(self, complaint_no):
-        caller = self.access.caller()
+        caller = self.access.caller().require("assessment.read")  # before the look-up: a 404 would say it exists
         doc = self.store.get(complaint_no)
         caller.require("assessment.read", doc["mall_id"])
         return AssessmentOut().dump(doc)
