@@ -127,9 +127,14 @@ class TriageService(Service):
         renewed through a long backlog, so a second replica does not start beside it)."""
         policy, loads = self.policy.current, {}
         for doc in self.store.unowned():
-            if not lease.held(self.clock()):
+            now = self.clock()
+            if not lease.held(now):
                 return
             mall_id = doc["mall_id"]
+            if rules.owner_of(policy, mall_id, doc["department"], doc["category"], {}, now)[0] is None:
+                # nobody can take it yet: no read or write of its own (at night, every complaint
+                # of the day waits here; a read each a minute grew the store's load all night)
+                continue
             if mall_id not in loads:
                 loads[mall_id] = self.store.open_load(mall_id)
             self._assign(doc["_id"], policy, loads[mall_id])

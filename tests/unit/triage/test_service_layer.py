@@ -12,6 +12,7 @@ import pytest
 
 from mallcare_common.contracts import InvalidEvent
 from tests.unit.analytics.test_reports import closed, event, registered, reopened
+from tests.unit.conftest import AnotherWriter
 from triage.service import TriageService
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)  # Monday 10:00 in Shanghai: the day shift works
@@ -116,11 +117,17 @@ def test_a_complaint_taken_while_nobody_is_on_shift_gets_one_owner_when_someone_
     triage.handle_complaint_registered(registration)
     assert assessment(triage)["owner"] is None
 
+    kept = triage.store.assessments
+    triage.store.assessments = counted = AnotherWriter(kept, times=0)  # counts the reads of one assessment
     triage.assign_unowned()
+    assert counted.reads == 0, "nobody can take it at night: the sweep reads it no further"
     assert assessment(triage)["owner"] is None and triage.dispatch.types() == ["complaint_triaged"]
 
     triage.clock.at = night + 10 * H  # 09:00 the next day
+    before = counted.reads
     triage.assign_unowned()
+    assert counted.reads - before == 1  # read again, then taken with a compare-and-set
+    triage.store.assessments = kept
     triage.clock.move(minutes=1)
     triage.assign_unowned()
     assert triage.dispatch.types() == ["complaint_triaged", "complaint_reassigned"]
