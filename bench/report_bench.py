@@ -445,7 +445,11 @@ class Generator:
                         satisfied = r.random() < 0.75
                         self._answer(ev, again + dt.timedelta(hours=r.uniform(2, 30)), satisfied, number, hours)
                 if satisfied:
-                    ev("case_closed", at + dt.timedelta(minutes=5), {"by": "feedback", "reason": "satisfied"})
+                    ev(
+                        "case_closed",
+                        at + dt.timedelta(minutes=5),
+                        {"by": "feedback", "reason": "satisfied", "without_answer": False},  # as the contract loads it
+                    )
         return self._fold(number, events, clocks_)
 
     def _answer(self, ev, at, satisfied, number, hours):
