@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from prometheus_client import REGISTRY
 from kombu import Connection, Queue
+from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
 
 from intake.service import IntakeService
@@ -321,13 +322,14 @@ def test_work_is_shared_by_load_and_a_recurring_problem_becomes_systemic(
 
 
 def test_a_burst_taken_in_one_batch_is_assessed_as_one_by_one(
-    container_factory, service_config, web_client, policy_dir
+    container_factory, service_config, web_client, policy_dir, mongo_client
 ):
     """Issue 21: registered complaints come to triage in batches, and each is assessed
     seeing the ones before it in its batch, which are not stored yet: the same shares of
     work, the same recurrence count reaching systemic at the fifth (R2.2), and a customer's
     third complaint in 90 days graded a repeat complainant (medium), as the test above
-    and one-by-one handling give."""
+    and one-by-one handling give. A redelivered complaint in a later batch changes nothing
+    and is not counted again in the history of the one beside it."""
     config = service_config("triage")
     config["MALLCARE"] = {**config["MALLCARE"], "POLICY_DIR": str(policy_dir), "EVENT_BATCH_WAIT_MS": 3000}
     triage = container_factory(TriageService, config)
@@ -364,9 +366,38 @@ def test_a_burst_taken_in_one_batch_is_assessed_as_one_by_one(
     wait_for(lambda: batches()[1] - before[1] == len(said))
     assert [now - then for now, then in zip(batches(), before, strict=True)] == [1, len(said)], "one batch of the five"
 
-    assessments = [web_client(triage).get(f"/assessments/{n}").json() for n in numbers]
+    web = web_client(triage)
+    # the batch is counted as it is handed to its worker: wait for its writes
+    assessments = wait_for(lambda: all((got := [web.get(f"/assessments/{n}") for n in numbers])) and got)
+    assessments = [a.json() for a in assessments]
     assert [a["owner"]["id"] for a in assessments] == ["E3001", "E3002", "E3001", "E3002", "E3001"]
     assert [(a["systemic"], a["recurrences"]) for a in assessments] == [(False, n) for n in range(1, 5)] + [(True, 5)]
     repeats = [[r["detail"] for r in a["risk_reasons"] if r["reason"] == "repeat_complainant"] for a in assessments]
     assert repeats == [[], [], [], [], ["2 earlier complaints in 90 days"]]
     assert [a["risk_level"] for a in assessments] == ["low", "low", "low", "low", "medium"]
+
+    # the first complaint delivered again, beside the first customer's fourth complaint
+    intake_db = mongo_client[intake.config["MONGO_DATABASE"]]
+    envelope = intake_db.complaints.find_one({"_id": numbers[0]})["outbox"][0]["event"]
+    first = web.get(f"/assessments/{numbers[0]}").json()
+    before = batches()
+    event_dispatcher({"AMQP_URI": config["AMQP_URI"]})("intake", "complaint_registered", envelope)
+    fourth = web_client(intake).post(
+        "/complaints",
+        json=desk_complaint(
+            location={},
+            channel_ref="burst-5",
+            customer={"phone": "13600000000"},
+            description="收银员还是态度很差",
+            demands={},
+        ),
+    )
+    assert fourth.status_code == 201, fourth.text
+    wait_for(lambda: batches()[1] - before[1] == 2)
+    assert batches()[0] - before[0] == 1, "the redelivery and the new complaint in one batch"
+    latest = wait_for(lambda: (got := web.get(f"/assessments/{fourth.json()['number']}")).ok and got.json())
+    assert [r["detail"] for r in latest["risk_reasons"] if r["reason"] == "repeat_complainant"] == [
+        "3 earlier complaints in 90 days"
+    ]
+    assert latest["recurrences"] == 6
+    assert web.get(f"/assessments/{numbers[0]}").json() == first

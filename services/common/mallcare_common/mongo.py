@@ -42,8 +42,10 @@ class NotFound(Exception):
 
 def duplicates(exc: BulkWriteError) -> set[int]:
     """The positions of a bulk write's statements refused as duplicate keys; any other
-    error is raised again."""
-    if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
+    error, or a write concern not met (not journaled), is raised again."""
+    if exc.details.get("writeConcernErrors") or any(
+        error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]
+    ):
         raise exc
     return {error["index"] for error in exc.details["writeErrors"]}
 

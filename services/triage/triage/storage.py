@@ -5,8 +5,9 @@ complaint (complaints per mall or merchant, category and day; open complaints pe
 handler), so that an assessment costs the same however many are stored.
 
 A tally is updated right after the write it counts, not in the same write: a
-crash between the two leaves a count one short, which only nudges a threshold or a
-load comparison."""
+crash between the two leaves a count short (a whole batch's, when a batch of
+assessments was inserted and its tally write failed: the redelivery finds them there),
+which only nudges a threshold or a load comparison."""
 
 from collections import Counter
 from datetime import timedelta, timezone
