@@ -95,9 +95,8 @@ class AssessmentStore(Store):
         exist in one update_many per step (one journaled write for a batch of new
         assessments), the others upserted in one bulk write."""
         steps, fields = Counter(), {}
-        for doc, step in ((doc, step) for before, after in changes for doc, step in ((before, -1), (after, 1))):
-            if doc is None:
-                continue
+        counted = [(doc, step) for before, after in changes for doc, step in ((before, -1), (after, 1)) if doc]
+        for doc, step in counted:
             day = _day(doc["triaged_at"]).isoformat()
             if doc["category"]:
                 steps[f"mall:{doc['mall_id']}|{doc['category']}|{day}"] += step
@@ -184,10 +183,10 @@ class BatchHistory:
         self.assessed.append(doc)
 
     def count_by_customer(self, ref, since):
+        """`ref` is one of the batch's customers (`refs`), all read at the first call."""
         if since not in self._customers:  # one window (the policy's) for the whole batch
-            self._customers[since] = self.store.customers_since(self.refs | {ref}, since)
-        stored = self._customers[since][ref] if ref in self.refs else self.store.count_by_customer(ref, since)
-        return stored + sum(doc["customer_ref"] == ref for doc in self.assessed)
+            self._customers[since] = self.store.customers_since(self.refs, since)
+        return self._customers[since][ref] + sum(doc["customer_ref"] == ref for doc in self.assessed)
 
     def count_recurrences(self, mall_id, merchant_id, category, since, until):
         key = (mall_id, merchant_id, category, since, until)
