@@ -73,7 +73,7 @@ RUNNING = {
 RESOLUTION, PROMISED = clocks.clock_id(NUMBER, "resolution"), clocks.clock_id(NUMBER, "promised", "first")
 WRITES = {
     "nothing": (RESOLUTION, lambda store: None),
-    "stopped": (RESOLUTION, lambda store: store.stop(RESOLUTION, T0 + 2 * H)),
+    "stopped": (RESOLUTION, lambda store: store.stop_all([clocks.Stop(RESOLUTION, T0 + 2 * H)])),
     "moved": (RESOLUTION, lambda store: store.move(clocks.Move(RESOLUTION, T0 + 3 * H, "procurement_qc"), 0.75)),
     "reassigned": (RESOLUTION, lambda store: store.reassign(clocks.Reassign(NUMBER, "E3101", "merchant_relations"))),
     "promised again": (

@@ -542,25 +542,29 @@ class AnalyticsService(Service):
         policy = self.policy.current
         ops = [op for event in events for op in clocks.operations(event)]
         # Starts first, in one write: a stop of the same clock is applied either way round (clocks.py).
-        for started in self.store.start_all([op for op in ops if isinstance(op, clocks.Start)], policy.at_risk_share):
-            self._settle(started)
+        self._settle_all(self.store.start_all([op for op in ops if isinstance(op, clocks.Start)], policy.at_risk_share))
+        stops = []  # a run of stops in a row, written together before the next other change
         for op in ops:
             if isinstance(op, clocks.Start):
                 continue
             if isinstance(op, clocks.Stop):
-                self._settle(self.store.stop(op.clock_id, op.at, op.cancelled))
-            elif isinstance(op, clocks.StopAll):
-                for stopped in self.store.stop_all(op.complaint_no, op.clock, op.at):
-                    self._settle(stopped)
-            elif isinstance(op, clocks.Close):
-                for ended in self.store.close(op.complaint_no, op.at):
-                    self._settle(ended)
-            elif isinstance(op, clocks.Promise):
+                stops.append(op)
+                continue
+            if isinstance(op, clocks.StopAll):
+                stops += self.store.stops_of_kind(op.complaint_no, op.clock, op.at)
+                continue
+            if isinstance(op, clocks.Close):
+                stops += self.store.closing(op.complaint_no, op.at)
+                continue
+            self._settle_all(self.store.stop_all(stops))
+            stops = []
+            if isinstance(op, clocks.Promise):
                 self._settle(self.store.promise(op, policy.at_risk_share("promised")))
             elif isinstance(op, clocks.Reassign):
                 self.store.reassign(op)
             else:
                 self.store.move(op, policy.at_risk_share(op.clock_id.split("|")[1]))
+        self._settle_all(self.store.stop_all(stops))
         self.store.applied(events)
 
     def _propose(self, triaged):
@@ -654,17 +658,9 @@ class AnalyticsService(Service):
             return update, []
 
         def count(clock, settled):
-            result = settled["outcome"]
-            if result == "met" or (result == "cancelled" and not clock["breach_reported"]):
-                # a cancelled clock whose breach was announced stays breached
-                self.store.apply_clock(settled, result)
-                metrics.ENDED.labels(clock["mall_id"], clock["clock"], clock.get("department") or "none", result).inc()
+            self._count_settled([(clock, settled)])
             if breach is not None:
                 self._count_breaches([settled], {settled["complaint_no"]: breach[0]}, breach[1])
-            if clock["clock"] in metrics.TIME_TO and clock["_id"].endswith("|1") and result != "cancelled":
-                metrics.TIME_TO[clock["clock"]].labels(clock["mall_id"]).observe(
-                    (clock["stopped_at"] - clock["started_at"]).total_seconds()
-                )
 
         change(
             self.store.clocks,
@@ -678,6 +674,42 @@ class AnalyticsService(Service):
             count=count,
             read_back=True,  # count reads the outcome this write set; clocks are many
         )
+
+    def _settle_all(self, stopped):
+        """Settle stopped clocks once each, as `_settle` does: those whose outcome announces
+        nothing (met, cancelled, a breach announced already) in one write; a breach to
+        announce, or a clock written meanwhile, alone."""
+        quiet, alone = [], []
+        for clock in {c["_id"]: c for c in stopped}.values():  # a clock started twice in a batch is settled once
+            result = clocks.outcome(clock)
+            if result is None or clock.get("outcome") is not None:  # settled already: its start and stop both try
+                continue
+            if result == "met_late" and not clock["breach_reported"]:
+                alone.append(clock)
+            else:
+                quiet.append((clock, result))
+        settled, changed = self.store.settle_all(quiet)
+        self._count_settled(settled)
+        for clock in alone + changed:
+            self._settle(clock)
+
+    def _count_settled(self, settled):
+        """The read model (in one write) and the metrics moved by clocks just settled:
+        [(clock as read, as written)]. A cancelled clock whose breach was announced stays breached."""
+        ended = [
+            (before, after)
+            for before, after in settled
+            if after["outcome"] == "met" or (after["outcome"] == "cancelled" and not before["breach_reported"])
+        ]
+        self.store.apply_clocks([(after, after["outcome"]) for _, after in ended])
+        for before, after in ended:
+            department = before.get("department") or "none"
+            metrics.ENDED.labels(before["mall_id"], before["clock"], department, after["outcome"]).inc()
+        for before, after in settled:
+            if before["clock"] in metrics.TIME_TO and before["_id"].endswith("|1") and after["outcome"] != "cancelled":
+                metrics.TIME_TO[before["clock"]].labels(before["mall_id"]).observe(
+                    (before["stopped_at"] - before["started_at"]).total_seconds()
+                )
 
     def _count_breaches(self, breached, labels, now):
         """The read model moved by `breached` clocks in one write, and the metrics; `labels`

@@ -403,51 +403,95 @@ class EventLog(Store):
         ):
             if e["event_type"] in clocks.LATE_ENDS:
                 ends.setdefault(e["complaint_no"], []).append((e["event_type"], e["occurred_at"]))
-        result = []
-        for op in ops:
-            clock = started[op.clock_id]
-            late = clock["stopped_at"] is None and clocks.late_end(clock, ends.get(clock["complaint_no"], []))
-            result.append((self.stop(op.clock_id, *late) or clock) if late else clock)
-        return result
+        late = [
+            clocks.Stop(clock["_id"], *end)
+            for clock in started.values()
+            if clock["stopped_at"] is None and (end := clocks.late_end(clock, ends.get(clock["complaint_no"], [])))
+        ]
+        stopped = {clock["_id"]: clock for clock in self.stop_all(late)}
+        return [stopped.get(op.clock_id, started[op.clock_id]) for op in ops]
 
-    def stop(self, clock_id, at, cancelled=False):
-        """Stop once (`cancelled`: its obligation lapsed); a clock whose start has not arrived
-        yet is created stopped."""
-        try:
-            stopped = self.clocks.update_one(
-                {"_id": clock_id, "stopped_at": None},
+    def stop_all(self, stops):
+        """Apply `stops` (clocks.Stop, in order) in one write: each clock stopped once, by the
+        first stop that reaches it, as if one at a time (`cancelled`: its obligation lapsed);
+        a clock whose start has not arrived yet is created stopped. Returns the clocks this
+        write stopped, as they are now."""
+        first: dict[str, clocks.Stop] = {}
+        for stop in stops:
+            first.setdefault(stop.clock_id, stop)
+        if not first:
+            return []
+        ops = list(first.values())
+        writes = [
+            UpdateOne(
+                {"_id": op.clock_id, "stopped_at": None},
                 {
-                    "$set": {"stopped_at": at, "cancelled": cancelled},
+                    "$set": {"stopped_at": op.at, "cancelled": op.cancelled},
                     "$setOnInsert": {"due_at": None, **NOT_SETTLED},
                     "$inc": {"version": 1},
                 },
                 upsert=True,
             )
-        except DuplicateKeyError:  # stopped before: a redelivery
-            return None
-        clock = self.clocks.find_one({"_id": clock_id})
-        if stopped.matched_count and clock.get("due_at") is not None:
-            # It ran. Its at_risk_reported is as it was before this stop: the sweep flags running clocks only.
-            self._count_clocks(
-                {(clock["mall_id"], clock["clock"]): -1}, "open", "at_risk" if clock["at_risk_reported"] else None
-            )
-        return clock
+            for op in ops
+        ]
+        try:
+            created, stopped_before = set(self.clocks.bulk_write(writes, ordered=False).upserted_ids), set()
+        except BulkWriteError as exc:  # a clock stopped before (a redelivery) is a duplicate upsert
+            stopped_before = duplicates(exc)
+            created = {u["index"] for u in exc.details.get("upserted", [])}
+        found = {c["_id"]: c for c in self.clocks.find({"_id": {"$in": list(first)}})}
+        ran: Counter[tuple[str, str]] = Counter()  # clocks that ran, by (mall, clock): not flagged at risk
+        ran_at_risk: Counter[tuple[str, str]] = Counter()  # and flagged
+        result = []
+        for i, op in enumerate(ops):
+            clock = found.get(op.clock_id)
+            if i in stopped_before or clock is None:
+                continue
+            if i not in created and clock.get("due_at") is not None:
+                # It ran. Its at_risk_reported is as it was before this stop: the sweep flags running clocks only.
+                (ran_at_risk if clock["at_risk_reported"] else ran)[(clock["mall_id"], clock["clock"])] -= 1
+            result.append(clock)
+        self._count_clocks(ran, "open")
+        self._count_clocks(ran_at_risk, "open", "at_risk")
+        return result
 
-    def stop_all(self, complaint_no, clock, at):
-        """Stop the running clocks of a kind that started by `at` (a later one is not met by it)."""
-        found = list(
-            self.clocks.find({"complaint_no": complaint_no, "clock": clock, **OPEN}, {"_id": 1, "started_at": 1})
-        )
-        return [c for c in (self.stop(doc["_id"], at) for doc in found if doc["started_at"] <= at) if c]
+    def stops_of_kind(self, complaint_no, clock, at):
+        """Stops for the running clocks of a kind that started by `at` (a later one is not met by it)."""
+        found = self.clocks.find({"complaint_no": complaint_no, "clock": clock, **OPEN}, {"_id": 1, "started_at": 1})
+        return [clocks.Stop(doc["_id"], at) for doc in found if doc["started_at"] <= at]
 
-    def close(self, complaint_no, at):
-        """A case closed at `at`: its clocks running then end as `clocks.ending` says."""
-        ended = []
+    def closing(self, complaint_no, at):
+        """A case closed at `at`: stops for its clocks running then, as `clocks.ending` says."""
+        stops = []
         for doc in self.clocks.find({"complaint_no": complaint_no, **OPEN}, {"clock": 1, "started_at": 1}):
             how = clocks.ending(doc["clock"])
             if how and doc.get("started_at") and doc["started_at"] <= at:
-                ended.append(self.stop(doc["_id"], at, cancelled=how == "cancel"))
-        return [c for c in ended if c]
+                stops.append(clocks.Stop(doc["_id"], at, cancelled=how == "cancel"))
+        return stops
+
+    def settle_all(self, outcomes):
+        """Write the outcomes of stopped clocks ([(clock as read, outcome)]) in one write, each
+        only if the clock did not change since it was read (its version, as `change` does).
+        Returns ([(clock as read, as written)], [clocks as read that changed meanwhile])."""
+        if not outcomes:
+            return [], []
+        token = uuid.uuid4().hex  # marks this write's clocks, to tell which of them landed
+        self.clocks.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": clock["_id"], "version": clock.get("version")},
+                    {"$set": {"outcome": outcome, "settled_by": token}, "$inc": {"version": 1}},
+                )
+                for clock, outcome in outcomes
+            ],
+            ordered=False,
+        )
+        ids = [clock["_id"] for clock, _ in outcomes]
+        landed = {c["_id"]: c for c in self.clocks.find({"_id": {"$in": ids}, "settled_by": token})}
+        return (
+            [(clock, landed[clock["_id"]]) for clock, _ in outcomes if clock["_id"] in landed],
+            [clock for clock, _ in outcomes if clock["_id"] not in landed],
+        )
 
     def promise(self, op, share):
         """A promised time (R3.2): moves the running promise unless it breached or is newer;

@@ -11,10 +11,12 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from pymongo.collection import Collection
 
 from analytics import metrics
 from analytics import service as analytics_service
 from analytics.service import AnalyticsService, TriageNotSeenYet
+from mallcare_common.batches import TAKEN
 from tests.unit.analytics.test_reports import acknowledged, answer, event, registered, reopened, resolved, triaged
 from tests.unit.conftest import relay_after_outage
 
@@ -200,3 +202,91 @@ def test_the_gauges_tallies_equal_a_count_over_the_clocks_after_every_kind_of_wr
     for name, counts in {"resolution": (1, 1), "acknowledgement": (0, 0), "first_response": (0, 0)}.items():
         shown = (metrics.OPEN.labels(mall, name)._value.get(), metrics.OPEN_AT_RISK.labels(mall, name)._value.get())
         assert shown == counts, name
+
+
+class CountedCalls:
+    """The worker's database or one of its collections, counting the calls on collections
+    (a call is a store round trip, or the first of a cursor's)."""
+
+    def __init__(self, target, calls):
+        self.target, self.calls = target, calls
+
+    def __getattr__(self, name):
+        attr = getattr(self.target, name)
+        if isinstance(attr, Collection):
+            return CountedCalls(attr, self.calls)
+        if isinstance(self.target, Collection) and callable(attr):
+
+            def call(*args, **kwargs):
+                self.calls[f"{self.target.name}.{name}"] += 1
+                return attr(*args, **kwargs)
+
+            return call
+        return attr
+
+
+def acknowledge_in_one_batch(analytics, numbers):
+    """The acknowledgements of `numbers`, in time, taken as one batch: the store calls it made."""
+    calls = Counter()
+    store = analytics.store
+    store.db, store.events, store.clocks = (CountedCalls(c, calls) for c in (store.db, store.events, store.clocks))
+    try:
+        answers = analytics.take_events(
+            [("complaint_acknowledged", acknowledged(n, T0 + H / 4, T0 + H)) for n in numbers]
+        )
+    finally:
+        store.db, store.events, store.clocks = (c.target for c in (store.db, store.events, store.clocks))
+    assert answers == [TAKEN] * len(numbers)
+    return calls
+
+
+def met(analytics, numbers):
+    """How many of the complaints' acknowledgement clocks the read model counts met."""
+    found = analytics.store.db.complaints.find({"_id": {"$in": numbers}}, {"clocks": 1})
+    return sum(c["outcome"] == "met" for doc in found for c in doc.get("clocks", {}).values())
+
+
+def test_a_batch_of_stops_costs_the_store_what_one_stop_does_and_counts_each_once(analytics, monkeypatch):
+    """Issue 21 (clocks stopped in bulk), R5.5: a batch of acknowledgements stops and settles
+    its clocks in a few writes whatever its size, each clock stopped and counted met once;
+    a clock written by someone else between its stop and its outcome is settled alone,
+    once; an acknowledgement that came before its registration is settled when the clock
+    starts; a redelivered batch changes nothing."""
+    few = [f"SHXJH-20261123-{n:04d}" for n in range(1, 4)]
+    many = [f"SHXJH-20261123-{n:04d}" for n in range(100, 130)]
+    early = "SHXJH-20261123-0999"  # acknowledged before its registration is kept
+    analytics.take_events([("complaint_registered", registered(n, T0)) for n in few + many])
+    ended = metrics.ENDED.labels("sh-xujiahui", "acknowledgement", "none", "met")._value.get()
+
+    assert acknowledge_in_one_batch(analytics, many) == acknowledge_in_one_batch(analytics, few)
+    assert met(analytics, few + many) == 33
+    assert tallied(analytics.store) == counted(analytics.store) == {}
+    assert metrics.ENDED.labels("sh-xujiahui", "acknowledgement", "none", "met")._value.get() - ended == 33
+
+    # Someone else writes one clock after it was stopped and read: that one goes alone.
+    others = [f"SHXJH-20261123-{n:04d}" for n in range(200, 205)]
+    analytics.take_events([("complaint_registered", registered(n, T0)) for n in others])
+    settle_all = analytics.store.settle_all
+
+    def written_meanwhile(outcomes):
+        if outcomes:
+            analytics.store.clocks.update_one({"_id": outcomes[0][0]["_id"]}, {"$inc": {"version": 1}})
+        return settle_all(outcomes)
+
+    monkeypatch.setattr(analytics.store, "settle_all", written_meanwhile)
+    analytics.take_events([("complaint_acknowledged", acknowledged(n, T0 + H / 4, T0 + H)) for n in others])
+    monkeypatch.undo()
+    assert met(analytics, others) == 5
+    assert {c["outcome"] for c in analytics.store.clocks.find({"complaint_no": {"$in": others}})} == {"met"}
+
+    analytics.take_events([("complaint_acknowledged", acknowledged(early, T0 + H / 4, T0 + H))])
+    assert met(analytics, [early]) == 0  # stopped, not started: no deadline to meet yet
+    analytics.take_events([("complaint_registered", registered(early, T0))])
+    assert met(analytics, [early]) == 1
+
+    versions = {c["_id"]: c["version"] for c in analytics.store.clocks.find()}
+    acknowledge_in_one_batch(analytics, few + many + others + [early])  # acknowledged again
+    assert {c["_id"]: c["version"] for c in analytics.store.clocks.find()} == versions
+    assert met(analytics, few + many + others + [early]) == 39
+    assert tallied(analytics.store) == counted(analytics.store) == {}
+    assert metrics.ENDED.labels("sh-xujiahui", "acknowledgement", "none", "met")._value.get() - ended == 39
