@@ -18,12 +18,14 @@ from zoneinfo import ZoneInfo
 import eventlet
 import pytest
 from nameko.standalone.events import event_dispatcher
+from kombu import Connection
 from nameko.testing.services import entrypoint_waiter
 
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.contracts import COMPLAINT_TRIAGED, CUSTOMER_DISSATISFIED, CUSTOMER_SATISFIED, build_event
 from resolution.service import ResolutionService
-from tests.helpers import POLICY_DIR, bearer, wait_for, staff as as_staff
+from tests.helpers import POLICY_DIR, bearer, catch_all, handled, wait_for, staff as as_staff
+from tests.integration.test_event_batches import batches, dead_letters
 from tests.helpers import drain as drain_queue
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # day shift on
@@ -453,12 +455,12 @@ def test_a_triage_reassignment_moves_the_case(system):
     assert case["timeline"][-1]["action"] == "reassigned"
 
 
-def open_from_triage(container, amqp, number, **payload):
-    """A case opened from a complaint_triaged event sent as triage sends it (fields triage
-    reads from the text, such as the demand, chosen by the test)."""
-    triaged = build_event(
+def triaged_event(number, mall="sh-xujiahui", **payload):
+    """A complaint_triaged event as triage sends it (fields triage reads from the text, such
+    as the demand, chosen by the test)."""
+    return build_event(
         COMPLAINT_TRIAGED,
-        mall_id="sh-xujiahui",
+        mall_id=mall,
         complaint_no=number,
         occurred_at=MONDAY_10,
         payload={
@@ -479,8 +481,12 @@ def open_from_triage(container, amqp, number, **payload):
             **payload,
         },
     )
-    with entrypoint_waiter(container, "handle_complaint_triaged"):
-        event_dispatcher({"AMQP_URI": amqp})("triage", "complaint_triaged", triaged)
+
+
+def open_from_triage(container, amqp, number, **payload):
+    """A case opened from a complaint_triaged event sent as triage sends it."""
+    with handled(container, "handle_complaint_triaged"):
+        event_dispatcher({"AMQP_URI": amqp})("triage", "complaint_triaged", triaged_event(number, **payload))
 
 
 def test_the_proposal_check_says_above_the_law_for_twenty_times_a_50_yuan_price(system):
@@ -686,3 +692,36 @@ def test_a_report_retried_while_the_first_is_being_written_makes_one_incident(sy
     assert len({a.json()["number"] for a in answers}) == 1
     listed = system.web["resolution"].get("/incidents", params={"mall_id": "sh-xujiahui"}).json()["items"]
     assert len(listed) == 1
+
+
+def test_a_burst_of_triaged_complaints_opens_each_case_once_in_batches(container_factory, service_config, mongo_client):
+    """Issue 21 (batches where they help), R3.1, R6.1: cases are opened in batches; a
+    triaged complaint delivered twice opens one case and announces it once; one from a
+    mall the chain does not have is dead-lettered by itself, and the rest of its batch
+    is opened."""
+    config = service_config("resolution")
+    config["MALLCARE"] = {**config["MALLCARE"], "EVENT_BATCH_WAIT_MS": 1000}
+    resolution = container_factory(ResolutionService, config)
+    resolution.start()
+    amqp, db = config["AMQP_URI"], mongo_client[config["MONGO_DATABASE"]]
+    numbers = [f"SHXJH-20261123-{n:04d}" for n in range(700, 720)]
+    sent = [triaged_event(number) for number in numbers]
+    stray = triaged_event("XXNOW-20261123-0001", mall="xx-nowhere")
+    announced = []
+    with Connection(amqp) as conn:
+        published = catch_all(conn, "resolution")["resolution"]
+        before = batches("resolution")
+        dispatch = event_dispatcher({"AMQP_URI": amqp})
+        for event in sent[:10] + [stray] + sent[10:] + sent[:5]:  # five delivered twice
+            dispatch("triage", "complaint_triaged", event)
+        [dead] = dead_letters(amqp, 1)
+        wait_for(lambda: announced.extend(drain_queue(published)) or len(announced) >= 20, timeout=30)
+        eventlet.sleep(1)  # nothing more comes
+        announced += drain_queue(published)
+
+    assert json.loads(dead.body)["event_id"] == stray["event_id"]
+    assert sorted(e["complaint_no"] for e in announced) == numbers
+    assert {e["event_type"] for e in announced} == {"case_opened"}
+    assert sorted(c["_id"] for c in db.cases.find({}, {"_id": 1})) == numbers
+    count, size = (now - then for now, then in zip(batches("resolution"), before, strict=True))
+    assert size == 26 and count <= 26 / 5, f"{size} events in {count} batches"

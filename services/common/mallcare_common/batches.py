@@ -38,6 +38,7 @@ from nameko.events import EventHandler
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import Entrypoint, SharedExtension
 
+from .contracts import InvalidEvent
 from .messaging import BoundedEventHandler, DeadLetteringQueueConsumer, ExcInfo
 from .metrics import BATCH_SIZE
 
@@ -45,6 +46,20 @@ TAKEN, ALONE = "taken", "alone"  # what a batch worker answers for each item
 DEFAULTS = {"EVENT_BATCH_SIZE": 100, "EVENT_BATCH_WAIT_MS": 50, "EVENT_BATCH_WORKERS": 2}
 
 Item = tuple["BatchedEventHandler", Any, Message]  # the handler whose queue it came from, its body, the message
+
+
+def read_all(items: list[tuple[str, Any]], read: Callable[[Any], Any]) -> tuple[list[str], list[Any]]:
+    """A batch's events as `read(body)` reads them, and the answers: TAKEN for each read,
+    ALONE for one that breaks its contract (InvalidEvent), which its handler dead-letters."""
+    answers, events = [], []
+    for _, body in items:
+        try:
+            events.append(read(body))
+        except InvalidEvent:
+            answers.append(ALONE)
+            continue
+        answers.append(TAKEN)
+    return answers, events
 
 
 def batch_settings(config: dict[str, Any]) -> dict[str, int]:

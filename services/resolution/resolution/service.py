@@ -33,6 +33,7 @@ from mallcare_common import web
 from mallcare_common.audit import AuditLog
 from mallcare_common.auth import Forbidden
 from mallcare_common.base import Service
+from mallcare_common.batches import batched_event_handler, event_batch, read_all
 from mallcare_common.contracts import (
     COMPLAINT_CORRECTED,
     COMPLAINT_REASSIGNED,
@@ -120,17 +121,36 @@ class ResolutionService(Service):
 
     # --- events -------------------------------------------------------------------------------
 
-    @event_handler(COMPLAINT_TRIAGED.source, COMPLAINT_TRIAGED.name)
+    @batched_event_handler(COMPLAINT_TRIAGED.source, COMPLAINT_TRIAGED.name)
     def handle_complaint_triaged(self, body):
-        """Open the case once; a redelivered event finds it and changes nothing."""
+        """One triaged complaint alone: what its batch handed back (a broken contract is
+        dead-lettered from here, anything else retried)."""
+        self._open_cases([self._triaged(body)])
+
+    @event_batch
+    def take_triaged(self, items):
+        """Triaged complaints in batches (mallcare_common.batches): their cases opened in
+        one insert and announced in one mark-sent."""
+        answers, events = read_all(items, self._triaged)
+        self._open_cases(events)
+        return answers
+
+    def _triaged(self, body):
         event = read_event(body, COMPLAINT_TRIAGED)
         if event["mall_id"] not in self.policy.current.malls:
             raise InvalidEvent(f"unknown mall {event['mall_id']} in {event['event_id']}")
+        return event
+
+    def _open_cases(self, events):
+        """Open each case once; a redelivered event finds it and changes nothing."""
         now = self.clock()
-        case, opened = new_case(event, self.policy.current, now)
-        case.update(new_outbox(opened, now))
-        if self.store.insert_new(self.store.cases, case):
-            publish_pending(self.store.cases, self.dispatch, self.name, now, [case])
+        cases = []
+        for event in events:
+            case, opened = new_case(event, self.policy.current, now)
+            case.update(new_outbox(opened, now))
+            cases.append(case)
+        opened = self.store.insert_new_many(self.store.cases, cases)
+        publish_pending(self.store.cases, self.dispatch, self.name, now, opened)
 
     @event_handler(COMPLAINT_REASSIGNED.source, COMPLAINT_REASSIGNED.name)
     def handle_complaint_reassigned(self, body):

@@ -10,7 +10,7 @@ Every HTTP and RPC call is checked against its caller's permission and malls.
 from datetime import timedelta
 
 from mallcare_common.base import Service
-from mallcare_common.batches import ALONE, TAKEN, batched_event_handler, event_batch
+from mallcare_common.batches import batched_event_handler, event_batch, read_all
 from mallcare_common.calendar import as_stored
 from mallcare_common.contracts import COMPLAINT_REGISTERED, InvalidEvent, read_event
 from mallcare_common.contracts import resolution as case_events
@@ -47,14 +47,7 @@ class TriageService(Service):
     def take_registered(self, items):
         """Registered complaints in batches (mallcare_common.batches): assessed in order,
         inserted, counted and announced in one write each for the batch."""
-        answers, events = [], []
-        for _, body in items:
-            try:
-                events.append(self._registered(body))
-            except InvalidEvent:
-                answers.append(ALONE)
-                continue
-            answers.append(TAKEN)
+        answers, events = read_all(items, self._registered)
         self._assess(events)
         return answers
 
