@@ -672,7 +672,6 @@ class AnalyticsService(Service):
             "clock",
             f"clock {clock['_id']} kept changing while it was settled",
             count=count,
-            read_back=True,  # count reads the outcome this write set; clocks are many
         )
 
     def _settle_all(self, stopped):

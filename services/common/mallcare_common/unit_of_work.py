@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.collection import Collection
 
 from .errors import Conflict
@@ -33,7 +32,6 @@ def change(
     kept_changing: str,
     attempts: int = ATTEMPTS,
     count: Callable[[Doc, Doc], object] | None = None,
-    read_back: bool = False,
 ) -> Doc:
     """Apply `decide(document, now)` to the document `key` and return the document
     written. `decide` answers (update, events): a Mongo update of the document's own
@@ -43,7 +41,9 @@ def change(
     that keeps losing: Conflict(`kept_changing`). `count(before, after)`, given the
     document as read and as written, moves what the service counts from a change (its
     tallies, its metrics) before the events leave, so whoever gets one finds it counted.
-    `read_back`: see `write`."""
+    The document as written is read just after the write (see `write`): a count of fields
+    another writer changes in those milliseconds too can be one off, as when a process
+    dies between the write and the count."""
     for _ in range(attempts):
         doc = collection.find_one({"_id": key}, {"outbox": 0})
         if doc is None:
@@ -53,7 +53,7 @@ def change(
         if decision is None:
             return doc
         update, events = decision
-        updated = write(collection, doc, update, events, now, read_back)
+        updated = write(collection, doc, update, events, now)
         if updated is not None:
             if count is not None:
                 count(doc, updated)
@@ -63,24 +63,19 @@ def change(
     raise Conflict(kept_changing)
 
 
-def write(
-    collection: Collection[Doc], doc: Doc, update: Update, events: Sequence[Doc], now: datetime, read_back: bool = False
-) -> Doc | None:
+def write(collection: Collection[Doc], doc: Doc, update: Update, events: Sequence[Doc], now: datetime) -> Doc | None:
     """Write `update` with `events` in the outbox if nobody changed `doc` since it was
     read (then the document with its outbox, to publish from); None otherwise.
 
-    The document is the write's own result (find_one_and_update), unless `read_back`: then
-    the write is an update_one and the document is read after it, so it may hold a later
-    writer's change too (its outbox holds this write's events either way). That is for a
-    caller whose `count` reads only what this write set, on a large collection: the
-    embedded store (SecantusDB 0.7) scans the whole collection for every
-    find_one_and_update (docs/benchmarks.md, "The embedded store")."""
-    query = {"_id": doc["_id"], "version": doc.get("version")}
-    if not read_back:
-        return collection.find_one_and_update(
-            query, with_outbox(update, events, now), return_document=ReturnDocument.AFTER
-        )
-    if not collection.update_one(query, with_outbox(update, events, now)).matched_count:
+    The write is an update_one and the document is read right after it: another writer
+    who comes in those milliseconds shows in it too (this write's events are in its outbox
+    either way). Not find_one_and_update, whose own result would be exact: the embedded
+    store (SecantusDB 0.7) scans the whole collection for each one, about 20 ms more per
+    1,000 documents (docs/benchmarks.md, "The embedded store"), so a case's action or a
+    triage correction slowed as the months' cases piled up (the one-hour soak)."""
+    if not collection.update_one(
+        {"_id": doc["_id"], "version": doc.get("version")}, with_outbox(update, events, now)
+    ).matched_count:
         return None
     return collection.find_one({"_id": doc["_id"]})
 

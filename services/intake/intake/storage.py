@@ -5,7 +5,7 @@ see mongo.NumberBlocks), `attachments`
 (files that came with a mail, by id, each referenced from its complaint), and for
 personal data `audit_log` (full reads) and `retention_runs`."""
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
 from mallcare_common import audit
@@ -102,12 +102,13 @@ class ComplaintStore(Store):
         return file
 
     def acknowledge(self, number, record, event, now):
-        """Record the first acknowledgement with its event; None if it was already acknowledged."""
-        return self.complaints.find_one_and_update(
+        """Record the first acknowledgement with its event; None if it was already acknowledged.
+        An update_one and a read: the embedded store scans every complaint for a find_one_and_update."""
+        acknowledged = self.complaints.update_one(
             {"_id": number, "status": "registered"},
             {"$set": {"status": "acknowledged", "acknowledgement": record}, "$push": push_to_outbox(event, now)},
-            return_document=ReturnDocument.AFTER,
         )
+        return self.complaints.find_one({"_id": number}) if acknowledged.matched_count else None
 
 
 class Complaints(MongoDatabase):
