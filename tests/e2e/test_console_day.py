@@ -1,15 +1,17 @@
-"""Issue 20: a working day at Xujiahui, end to end in headless Chromium, each step on the page
-its person uses. The desk registers the strawberry complaint with every R1.3 field (a bad anger
-score refused at its field), prints the slip (on paper the slip alone) and is warned of the same
-complaint again; the online agent acknowledges a web complaint from the queue; in the handler's
-queue a category triage only proposed is marked unconfirmed (R7.4); the handler works the case to a proposal
-above their authority; the supervisor approves it and gives the web complaint another owner;
-the handler answers and resolves; the revisit caller reveals the number and records a
-dissatisfied answer with reasons; the case reopens and the supervisor closes it; the store
-manager verifies an adverse event; the operations director sees the month's registered
-complaints move and reads the month's report with its charts. Every screen is shot in Chinese
-and again in English, and each shot fails on a code word on screen or a serious axe-core
-finding (conftest.Console.shot). The services' APIs
+"""Issue 20: a working day at Xujiahui, end to end in headless Chromium, each step on the page its
+person uses. The desk registers the strawberry complaint with every R1.3 field (a bad anger
+score refused at its field) and a line on the customer's tone, which the handler reads on the
+case beside emotion and anger (R7.3, seed 002: 簡要記錄客戶語氣、態度), prints the slip (on paper the slip
+alone) and is warned of the same complaint again; the online agent acknowledges a web complaint
+from the queue; in the handler's queue a category triage only proposed is marked unconfirmed
+(R7.4); the handler works the case to a proposal above their authority; the supervisor approves
+it and gives the web complaint another owner; the handler answers and resolves; the revisit
+caller reveals the number and records a dissatisfied answer with reasons; the case reopens and
+the supervisor closes it; the store manager verifies an adverse event; the operations director
+sees the month's registered complaints move and reads the month's report with its charts. Every
+screen is shot in Chinese and again in English, and each shot fails on a code word on screen or
+a serious axe-core finding (conftest.Console.shot).
+The services' APIs
 confirm each step. Screenshots: test-artifacts/console/a_working_day.../ (gitignored)."""
 
 import uuid
@@ -72,6 +74,7 @@ def test_a_working_day_at_xujiahui_in_chinese_and_english(console, browser):
     c.type('[data-path="demands.expectation"]', "退款")
     c.choose('[data-path="emotion"]', "angry")
     c.type('[data-path="anger_score"]', "9")
+    c.type('[data-path="tone_note"]', "语气很冲，反复说要找经理")  # R7.3, seed 002: 簡要記錄客戶語氣、態度
     c.click("#desk-submit")
     assert "5" in c.text('[data-error-for="anger_score"]')  # the service's message, next to the field
     c.type('[data-path="anger_score"]', "4")
@@ -180,6 +183,8 @@ def test_a_working_day_at_xujiahui_in_chinese_and_english(console, browser):
     c.login(HANDLER, "queue")
     c.driver.get(f"{c.url}/#/case/{number}")
     c.el('main[data-page="case"] #case-number')
+    mood = c.text("#mood")  # how the customer was, beside the triage's grading
+    assert "生气" in mood and "4" in mood and "语气很冲，反复说要找经理" in mood, mood
     c.act("#reply")
     c.act("#accept")
     while c.driver.find_elements(c.By.CSS_SELECTOR, "#tasks button[data-task]"):

@@ -58,3 +58,22 @@ def test_strawberries_a_tenant_sold_go_to_merchant_relations_without_a_meeting(s
     )
     assert (graded["category"], graded["risk_level"]) == ("product.quality_defect", "low")
     assert (graded["department"], graded["review_meeting"]) == ("merchant_relations", False)
+
+
+def test_the_desks_note_of_the_customers_tone_reaches_the_handler_beside_emotion_and_anger(system):
+    """R7.3, seed 002: 簡要記錄客戶語氣、態度. The clerk writes a line on how the customer
+    spoke; the complaint keeps it, and the handler reads it on the assessment beside the
+    emotion and the anger score, masked like the description (the customer's name and
+    phone are not for every reader)."""
+    note = "王女士语气很冲，说不退钱就打13812345678叫家人来"
+    number, graded = desk_records(
+        system,
+        channel_ref="desk-tone-1",
+        emotion="angry",
+        anger_score=4,
+        tone_note=note,
+        **{k: v for k, v in STRAWBERRIES.items() if k not in ("emotion", "anger_score")},
+    )
+    masked = system.web["intake"].get(f"/complaints/{number}", headers=HANDLER).json()["tone_note"]
+    assert "语气很冲，说不退钱就打" in masked and "13812345678" not in masked and "王女士" not in masked, masked
+    assert graded["mood"] == {"emotion": "angry", "anger_score": 4, "tone_note": masked}

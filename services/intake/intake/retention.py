@@ -33,6 +33,7 @@ def anonymised(doc, now):
         "customer_ref": None,
         "fingerprint": None,
         "description": anonymise_text(doc["description"], customer),
+        "tone_note": anonymise_text(doc.get("tone_note"), customer),
         "demands": anonymise_text(doc.get("demands") or {}, customer),
         "order_no": ANONYMISED if doc.get("order_no") else None,
         **({"attachments": _without_names(doc["attachments"])} if doc.get("attachments") else {}),

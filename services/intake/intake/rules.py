@@ -141,6 +141,7 @@ def new_complaint(
         "demands": complaint["demands"],
         "emotion": complaint.get("emotion"),
         "anger_score": complaint.get("anger_score"),
+        "tone_note": complaint.get("tone_note"),
         "category_hint": complaint.get("category_hint"),
         "policy_version": policy.version,
         "acknowledgement": None,
@@ -192,6 +193,7 @@ def registered_payload(doc: Doc) -> Doc:
         "demands": {k: mask_text(doc["demands"].get(k), doc["customer"]) for k in ("fact", "expectation")},
         "emotion": doc["emotion"],
         "anger_score": doc["anger_score"],
+        "tone_note": mask_text(doc.get("tone_note"), doc["customer"]),  # staff may name the customer
         "category_hint": doc["category_hint"],
         "policy_version": doc["policy_version"],
     }

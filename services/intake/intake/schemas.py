@@ -84,6 +84,8 @@ class ComplaintIn(_NullMeansAbsent):
     demands = fields.Nested(DemandsIn, load_default=dict)
     emotion = fields.String(validate=validate.OneOf(EMOTIONS))
     anger_score = fields.Integer(strict=True, validate=validate.Range(min=1, max=5))
+    # R7.3 (seed 002: 簡要記錄客戶語氣、態度): a line in the clerk's words, beside emotion and anger
+    tone_note = _text(200)
     category_hint = _text(64)
 
     @post_load
@@ -187,7 +189,7 @@ class _ReplyOut(Schema):
 
 class ComplaintOut(MaskedOut):
     # whole: GET /complaints/<number>/customer (audited)
-    free_text = ("description", "demands", "replies", "attachments")
+    free_text = ("description", "demands", "tone_note", "replies", "attachments")
 
     number = fields.String(attribute="_id")
     status = fields.String()
@@ -210,6 +212,7 @@ class ComplaintOut(MaskedOut):
     demands = fields.Nested(DemandsIn)
     emotion = fields.String(allow_none=True)
     anger_score = fields.Integer(allow_none=True)
+    tone_note = fields.String(allow_none=True, metadata={"description": "the customer's tone and attitude, briefly"})
     category_hint = fields.String(allow_none=True)
     policy_version = fields.String()
     attachments = fields.List(

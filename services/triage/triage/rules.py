@@ -261,7 +261,9 @@ def new_assessment(event: Doc, assessment: Doc, now: datetime) -> tuple[Doc, Doc
                 "demands",
                 "customer",
                 "location",
+                "emotion",
                 "anger_score",
+                "tone_note",
                 "category_hint",
                 "received_at",
             )

@@ -56,9 +56,15 @@ class _HistoryEntry(Schema):
     new = fields.String()
 
 
+class _Mood(Schema):
+    emotion = fields.String(allow_none=True)
+    anger_score = fields.Integer(allow_none=True, metadata={"description": "1 calm .. 5 furious, as judged by staff"})
+    tone_note = fields.String(allow_none=True, metadata={"description": "the customer's tone and attitude, briefly"})
+
+
 class AssessmentOut(MaskedOut):
     # the staff's reasons for corrections and reassignments (triage holds no customer name)
-    free_text = ("risk_reasons", "history")
+    free_text = ("risk_reasons", "history", "mood")
 
     complaint_no = fields.String(attribute="_id")
     mall_id = fields.String()
@@ -78,6 +84,11 @@ class AssessmentOut(MaskedOut):
     )
     category_confidence = fields.Float(allow_none=True)
     demand = fields.Nested(_Demand, allow_none=True, metadata={"description": "what the expectation asks, parsed"})
+    mood = fields.Nested(
+        _Mood,
+        attribute="complaint",
+        metadata={"description": "how the customer was when they complained, as the staff recorded it (R7.3)"},
+    )
     risk_level = fields.String(validate=validate.OneOf(LEVELS))
     risk_reasons = fields.List(fields.Nested(_Reason))
     urgency = fields.String(

@@ -39,6 +39,7 @@ def stored_complaint():
         },
         description="王女士的草莓发霉了，请回电13812345678",
         demands={"fact": "会员M001，三分之一发霉", "expectation": "退款"},
+        tone_note="王女士很激动，一直说要打12315",
     )
     event = {
         "event_type": "complaint_registered",
@@ -76,6 +77,7 @@ def test_anonymising_drops_the_customer_and_keeps_the_statistics():
     }
     assert after["description"] == "[name]的草莓发霉了，请回电[phone]"
     assert after["demands"] == {"fact": "会员[member id]，三分之一发霉", "expectation": "退款"}
+    assert after["tone_note"] == "[name]很激动，一直说要打12315"  # R7.3: the tone stays, the person goes
     for kept in (
         "mall_id",
         "channel",

@@ -30,6 +30,7 @@ FULL = {
     "demands": {"fact": "charged twice", "expectation": "refund the double charge"},
     "emotion": "upset",
     "anger_score": 3,
+    "tone_note": "语气很冲，说不退钱就去12315",
     "category_hint": "payment.failed_payment",
 }
 
@@ -38,6 +39,7 @@ def test_every_r1_3_field_loads():
     loaded = ComplaintIn().load(FULL)
     assert loaded["customer"]["member_tier"] == "vip"
     assert loaded["description"].endswith("😤")
+    assert loaded["tone_note"] == "语气很冲，说不退钱就去12315"  # R7.3, seed 002: 簡要記錄客戶語氣、態度
     assert loaded["received_at"].microsecond == 123000  # stored precision
 
 
@@ -56,6 +58,7 @@ def test_every_r1_3_field_loads():
         ({"customer": {"email": "not-an-email"}}, "customer"),
         ({"incident_time": "yesterday"}, "incident_time"),
         ({"emotion": "meh"}, "emotion"),
+        ({"tone_note": "吵" * 201}, "tone_note"),  # R7.3: a short note, not a transcript
         ({"surprise": 1}, "surprise"),
     ],
 )

@@ -58,6 +58,11 @@ class ComplaintRegistered(Schema):
         validate=validate.Range(min=1, max=5),
         metadata={"description": "1 calm .. 5 furious, as judged by staff"},
     )
+    tone_note = FreeText(
+        allow_none=True,
+        load_default=None,
+        metadata={"description": f"staff's short note of the customer's tone and attitude, {SCRUBBED}"},
+    )
     category_hint = fields.String(
         allow_none=True, metadata={"description": "category chosen on the channel's form, if any; triage decides"}
     )

@@ -103,6 +103,13 @@ function reviewMeeting({ c, act, at, who, staffPicker }, meeting) {
 
 // What triage says (category, risk and why, department, owner, deadlines, history); a supervisor
 // reassigns the owner or corrects category or risk there, and the case follows by triage's events.
+// R7.3: how the customer was, as the desk recorded it: emotion, anger 1-5, and the tone in the clerk's words
+function mood(m) {
+  if (!m) return "—";
+  return [m.emotion && label("emotion", m.emotion), m.anger_score && `${t("mood.anger")} ${m.anger_score}/5`,
+    m.tone_note && `“${m.tone_note}”`].filter(Boolean).join(" · ") || "—";
+}
+
 function triageCard({ c, at, who, person, staffPicker }, a, again) {
   const no = encodeURIComponent(c.complaint_no);
   const card = h("section", { class: "card", id: "assessment" }, h("h2", {}, t("triage.title")),
@@ -111,6 +118,7 @@ function triageCard({ c, at, who, person, staffPicker }, a, again) {
         a.category_source ? ` (${label("category_source", a.category_source)})` : ""]],
       [t("risk"), h("span", { "data-risk": a.risk_level }, label("risk_level", a.risk_level))],
       [t("triage.reasons"), (a.risk_reasons || []).map((r) => riskReason(r, who)).join("; ") || "—"],
+      [t("triage.mood"), h("span", { id: "mood" }, mood(a.mood))],
       [t("triage.urgency"), [label("urgency", a.urgency), a.systemic ? h("span", { class: "mark risk", "data-systemic": "" },
         t("triage.systemic")) : null, ` · ${t("triage.recurrences")} ${a.recurrences ?? 0}`]],
       [t("triage.department"), label("department", a.department)],

@@ -33,6 +33,7 @@ export async function render(main) {
     field("demands.expectation", h("textarea")),
     field("emotion", select([["", ""], ...labelOptions("emotion")])),
     field("anger_score", input({ type: "number", min: 1, max: 5 })),
+    field("tone_note", input({ maxlength: 200, autocomplete: "off" }), { wide: true }),
     h("p", { class: "wide" }, h("button", { type: "submit", id: "desk-submit" }, t("desk.submit"))),
     // the area is free text, no code: the suggestions are in the clerk's words, and stay as typed
     h("datalist", { id: "areas" }, t("desk.areas").split("|").map((words) => h("option", { value: words }))),
