@@ -96,13 +96,13 @@ def test_a_change_is_counted_from_what_it_was_decided_on_before_its_events_leave
     def loser(case, now):
         if not case["notes"]:  # the winner writes between the loser's read and its write
             run(cases, lambda case, now: ({"$push": {"notes": "winner"}}, [event("winner")]), published)
-        return {"$push": {"notes": "loser"}}, [event("loser")]
+        return {"$set": {"state": "resolved"}, "$push": {"notes": "loser"}}, [event("loser")]
 
     def count(before, after):
-        counted.append((before["notes"], after["notes"], list(published)))
+        counted.append((before["notes"], before["state"], after["state"], list(published)))
 
     run(cases, loser, published, count=count)
-    assert counted == [(["winner"], ["winner", "loser"], ["ev-winner"])]
+    assert counted == [(["winner"], "open", "resolved", ["ev-winner"])]
     assert published == ["ev-winner", "ev-loser"]
     run(cases, lambda case, now: None, published, count=count)
     assert len(counted) == 1
@@ -205,3 +205,35 @@ def test_a_change_asks_the_store_for_no_find_and_modify(mongo_uri, cases, publis
     assert updated["state"] == "resolved" and published == ["ev-resolved"]
     writes = [n for n in listener.names if n not in ("hello", "isMaster", "ismaster", "endSessions", "ping")]
     assert "findAndModify" not in writes and writes[:3] == ["find", "update", "find"], writes
+
+
+class OvertakenAfterItsWrite:
+    """The cases, where somebody else closes the case right after the first write lands,
+    before the writer reads it back."""
+
+    def __init__(self, collection):
+        self.collection, self.done = collection, False
+
+    def update_one(self, *args, **kwargs):
+        result = self.collection.update_one(*args, **kwargs)
+        if not self.done:
+            self.done = True
+            self.collection.update_one({"_id": "SH-1"}, {"$set": {"state": "closed"}, "$inc": {"version": 1}})
+        return result
+
+    def __getattr__(self, name):
+        return getattr(self.collection, name)
+
+
+def test_a_change_counts_its_own_write_when_another_lands_before_the_read_back(cases, published):
+    """A count moves tallies by what this write changed: a writer who came after it counts
+    its own change, so counting from the document read back would count that twice."""
+    counted = []
+    updated = run(
+        OvertakenAfterItsWrite(cases),
+        lambda case, now: ({"$set": {"state": "resolved", "resolution.by": "E3501"}}, [event("resolved")]),
+        published,
+        count=lambda before, after: counted.append((before["state"], after["state"], after["resolution"])),
+    )
+    assert counted == [("open", "resolved", {"by": "E3501"})]
+    assert updated["state"] == "closed" and published == ["ev-resolved"]  # the document as it is now

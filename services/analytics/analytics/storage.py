@@ -415,7 +415,7 @@ class EventLog(Store):
         """Apply `stops` (clocks.Stop, in order) in one write: each clock stopped once, by the
         first stop that reaches it, as if one at a time (`cancelled`: its obligation lapsed);
         a clock whose start has not arrived yet is created stopped. Returns the clocks this
-        write stopped, as they are now."""
+        write stopped, and those stopped before but not settled yet, as they are now."""
         first: dict[str, clocks.Stop] = {}
         for stop in stops:
             first.setdefault(stop.clock_id, stop)
@@ -445,7 +445,11 @@ class EventLog(Store):
         result = []
         for i, op in enumerate(ops):
             clock = found.get(op.clock_id)
-            if i in stopped_before or clock is None:
+            if clock is None:
+                continue
+            if i in stopped_before:
+                if clock.get("outcome") is None:  # stopped by a try that failed before settling it: settled now
+                    result.append(clock)
                 continue
             if i not in created and clock.get("due_at") is not None:
                 # It ran. Its at_risk_reported is as it was before this stop: the sweep flags running clocks only.

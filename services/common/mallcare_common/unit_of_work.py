@@ -5,6 +5,7 @@ writes). Somebody who changed the document between the read and the write makes 
 write miss; the decision is then taken again on what they wrote, ATTEMPTS times at
 most, then Conflict (409; the caller tries again later)."""
 
+import copy
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -38,12 +39,11 @@ def change(
     fields and the events its outbox gets; None when there is nothing to do (a
     redelivery), and change returns the document as read; or it raises the domain's
     refusal, which leaves as it is. No such document: NotFound naming `what`. A write
-    that keeps losing: Conflict(`kept_changing`). `count(before, after)`, given the
-    document as read and as written, moves what the service counts from a change (its
-    tallies, its metrics) before the events leave, so whoever gets one finds it counted.
-    The document as written is read just after the write (see `write`): a count of fields
-    another writer changes in those milliseconds too can be one off, as when a process
-    dies between the write and the count."""
+    that keeps losing: Conflict(`kept_changing`). `count(before, after)` moves what the
+    service counts from a change (its tallies, its metrics) before the events leave, so
+    whoever gets one finds it counted: `before` is the document as read, `after` the same
+    with the decision's `$set` applied, so a count reads what this write set and nothing a
+    writer after it did (the document read back may hold that too, see `write`)."""
     for _ in range(attempts):
         doc = collection.find_one({"_id": key}, {"outbox": 0})
         if doc is None:
@@ -56,7 +56,7 @@ def change(
         updated = write(collection, doc, update, events, now)
         if updated is not None:
             if count is not None:
-                count(doc, updated)
+                count(doc, _as_set(doc, update))
             if updated.get("pending_events"):  # a document that never had an event has no outbox
                 publish_pending(collection, dispatch, service, now, [updated])
             return updated
@@ -78,6 +78,18 @@ def write(collection: Collection[Doc], doc: Doc, update: Update, events: Sequenc
     ).matched_count:
         return None
     return collection.find_one({"_id": doc["_id"]})
+
+
+def _as_set(doc: Doc, update: Update) -> Doc:
+    """`doc` with `update`'s `$set` applied (dotted paths into nested documents too)."""
+    after = copy.deepcopy(doc)  # a nested set must not reach the caller's document
+    for path, value in update.get("$set", {}).items():
+        *parents, leaf = path.split(".")
+        node = after
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return after
 
 
 def with_outbox(update: Update, events: Sequence[Doc], now: datetime) -> Update:

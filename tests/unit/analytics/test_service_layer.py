@@ -290,3 +290,32 @@ def test_a_batch_of_stops_costs_the_store_what_one_stop_does_and_counts_each_onc
     assert met(analytics, few + many + others + [early]) == 39
     assert tallied(analytics.store) == counted(analytics.store) == {}
     assert metrics.ENDED.labels("sh-xujiahui", "acknowledgement", "none", "met")._value.get() - ended == 39
+
+
+def test_stops_whose_batch_failed_before_settling_them_are_settled_on_redelivery(analytics, monkeypatch):
+    """R6.1 (at-least-once, counted once), issue 21: a batch that stopped its clocks and
+    then failed (the store went away) is delivered again; its clocks are stopped already,
+    and are settled then, each once."""
+    numbers = [f"SHXJH-20261123-{n:04d}" for n in range(300, 306)]
+    analytics.take_events([("complaint_registered", registered(n, T0)) for n in numbers])
+    acks = [("complaint_acknowledged", acknowledged(n, T0 + H / 4, T0 + H)) for n in numbers]
+
+    settle_all = analytics.store.settle_all
+
+    def store_gone(outcomes):
+        if outcomes:  # once the clocks are stopped
+            raise ConnectionError("store gone")
+        return settle_all(outcomes)
+
+    monkeypatch.setattr(analytics.store, "settle_all", store_gone)
+    with pytest.raises(ConnectionError):
+        analytics.take_events(acks)
+    monkeypatch.undo()
+    assert met(analytics, numbers) == 0
+    assert analytics.store.clocks.count_documents({"complaint_no": {"$in": numbers}, "stopped_at": None}) == 0
+
+    analytics.take_events(acks)  # the same messages, delivered again
+    assert met(analytics, numbers) == 6
+    analytics.take_events(acks)
+    assert met(analytics, numbers) == 6
+    assert {c["outcome"] for c in analytics.store.clocks.find({"complaint_no": {"$in": numbers}})} == {"met"}
