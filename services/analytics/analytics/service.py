@@ -38,6 +38,7 @@ caller (an analyst, say) may ask for the whole chain.
 
 import logging
 import time
+from collections import defaultdict
 from datetime import timedelta
 
 import eventlet
@@ -530,11 +531,16 @@ class AnalyticsService(Service):
                 if e["event_type"] in ("complaint_triaged", "complaint_corrected")
             }
         )
+        self._propose(
+            [
+                e
+                for e in events
+                if e["event_type"] == "complaint_triaged" and e["payload"]["systemic"] and e["payload"]["category"]
+            ]
+        )
         for event in events:
-            kind, payload = event["event_type"], event["payload"]
-            if kind == "complaint_triaged" and payload["systemic"] and payload["category"]:
-                self._propose(event)
-            elif kind in ("customer_satisfied", "customer_dissatisfied"):
+            kind = event["event_type"]
+            if kind in ("customer_satisfied", "customer_dissatisfied"):
                 happy = kind == "customer_satisfied"
                 metrics.ANSWERS.labels(event["mall_id"], str(happy).lower()).inc()
                 satisfied, answers = self.store.count_answer(event["mall_id"], happy)
@@ -567,27 +573,33 @@ class AnalyticsService(Service):
         self._settle_all(self.store.stop_all(stops))
         self.store.applied(events)
 
-    def _propose(self, triaged):
+    def _propose(self, systemic):
         """R2.2, R5.3: the first systemic complaint of a pattern in a window proposes an
-        improvement action; later ones of the window join that proposal."""
-        p = triaged["payload"]
+        improvement action; later ones of the window join that proposal. `systemic`: a
+        batch's complaint_triaged envelopes flagged systemic, each pattern's in one write (a
+        burst brings hundreds of one pattern, and the proposal's list grows with them)."""
         days = self.policy.current.rules["improvement"]["proposal_window_days"]
-        window = actions.pattern_window(triaged["mall_id"], p["merchant_id"], p["category"], p["received_at"], days)
-        if not self.store.claim_proposal(window[0]):
-            self.store.join_proposal(window[0], triaged["complaint_no"], p["recurrences"])
-            return
-        mall = self._mall(triaged["mall_id"])
-        numbers = self.store.pattern_complaints(
-            triaged["mall_id"],
-            p["merchant_id"],
-            p["category"],
-            max(window[1], p["received_at"] - timedelta(days=days)),
-            p["received_at"],
-        )
-        seq = next_sequence(self.store.db, f"actions:{mall.id}")
-        self.store.add_action(
-            actions.proposal(actions.action_id(mall.code, seq), triaged, numbers, window, self.clock())
-        )
+        patterns = defaultdict(list)
+        for triaged in systemic:
+            p = triaged["payload"]
+            patterns[
+                actions.pattern_window(triaged["mall_id"], p["merchant_id"], p["category"], p["received_at"], days)
+            ].append(triaged)
+        for window, found in patterns.items():
+            latest = max(found, key=lambda t: t["payload"]["recurrences"])
+            numbers = [t["complaint_no"] for t in found]
+            if not self.store.claim_proposal(window[0]):
+                self.store.join_proposal(window[0], numbers, latest["payload"]["recurrences"])
+                continue
+            p, mall = latest["payload"], self._mall(latest["mall_id"])
+            until = max(t["payload"]["received_at"] for t in found)
+            numbers += self.store.pattern_complaints(
+                mall.id, p["merchant_id"], p["category"], max(window[1], until - timedelta(days=days)), until
+            )
+            seq = next_sequence(self.store.db, f"actions:{mall.id}")
+            self.store.add_action(
+                actions.proposal(actions.action_id(mall.code, seq), latest, numbers, window, self.clock())
+            )
 
     def _sweep(self, lease, reaching, report):
         """`report(found, now)` the clocks `reaching(now, SWEEP_CHUNK)` finds, a chunk at a

@@ -337,10 +337,10 @@ class EventLog(Store):
         """True for the first claim of a pattern's window (proposed once, also on redelivery)."""
         return self.insert_new(self.db.proposal_claims, {"_id": pattern_key})
 
-    def join_proposal(self, pattern_key, complaint_no, recurrences):
+    def join_proposal(self, pattern_key, complaint_nos, recurrences):
         self.db.actions.update_one(
             {"pattern_key": pattern_key},
-            {"$addToSet": {"complaint_nos": complaint_no}, "$max": {"recurrences": recurrences}},
+            {"$addToSet": {"complaint_nos": {"$each": complaint_nos}}, "$max": {"recurrences": recurrences}},
         )
 
     def pattern_complaints(self, mall_id, merchant_id, category, since, until):
