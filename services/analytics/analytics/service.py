@@ -419,9 +419,7 @@ class AnalyticsService(Service):
         q["mall_id"] = caller.list_mall("report.read", q["mall_id"])
         if q["mall_id"]:
             self._mall(q["mall_id"])
-        found = (
-            self._action_view(a) for a in self.store.actions(actions.selection(q["mall_id"], q["status"]), q["limit"])
-        )
+        found = self._action_views(self.store.actions(actions.selection(q["mall_id"], q["status"]), q["limit"]))
         return {"items": [a for a in found if q["status"] != "overdue" or a["overdue"]]}
 
     @operation(
@@ -494,7 +492,7 @@ class AnalyticsService(Service):
             period,
             mall_id,
             self.store.tallies_of(period, mall_id),
-            [self._action_view(a) for a in open_actions],
+            self._action_views(open_actions),
             proposed=self.store.count_actions(actions.selection(mall_id, "proposed")),
         )
 
@@ -505,8 +503,22 @@ class AnalyticsService(Service):
         return mall
 
     def _action_view(self, action):
-        today = self.clock().astimezone(reports.zone_of(self.policy.current.malls, action["mall_id"])).date()
-        return web.jsonable(actions.view(action, today))
+        return self._action_views([action])[0]
+
+    def _action_views(self, found):
+        """The actions as every read shows them, each with its pattern's complaints (one read for all)."""
+        members = self.store.pattern_members({a["pattern_key"] for a in found if a.get("pattern_key")})
+        malls = self.policy.current.malls
+        return [
+            web.jsonable(
+                actions.view(
+                    a,
+                    self.clock().astimezone(reports.zone_of(malls, a["mall_id"])).date(),
+                    members.get(a.get("pattern_key"), []),
+                )
+            )
+            for a in found
+        ]
 
     # --- applying events ------------------------------------------------------------------------
 
@@ -588,18 +600,15 @@ class AnalyticsService(Service):
         for window, found in patterns.items():
             latest = max(found, key=lambda t: t["payload"]["recurrences"])
             numbers = [t["complaint_no"] for t in found]
-            if not self.store.claim_proposal(window[0]):
-                self.store.join_proposal(window[0], numbers, latest["payload"]["recurrences"])
-                continue
-            p, mall = latest["payload"], self._mall(latest["mall_id"])
-            until = max(t["payload"]["received_at"] for t in found)
-            numbers += self.store.pattern_complaints(
-                mall.id, p["merchant_id"], p["category"], max(window[1], until - timedelta(days=days)), until
-            )
-            seq = next_sequence(self.store.db, f"actions:{mall.id}")
-            self.store.add_action(
-                actions.proposal(actions.action_id(mall.code, seq), latest, numbers, window, self.clock())
-            )
+            if self.store.claim_proposal(window[0]):
+                p, mall = latest["payload"], self._mall(latest["mall_id"])
+                until = max(t["payload"]["received_at"] for t in found)
+                numbers += self.store.pattern_complaints(
+                    mall.id, p["merchant_id"], p["category"], max(window[1], until - timedelta(days=days)), until
+                )
+                seq = next_sequence(self.store.db, f"actions:{mall.id}")
+                self.store.add_action(actions.proposal(actions.action_id(mall.code, seq), latest, window, self.clock()))
+            self.store.join_proposal(window[0], numbers, latest["payload"]["recurrences"])
 
     def _sweep(self, lease, reaching, report):
         """`report(found, now)` the clocks `reaching(now, SWEEP_CHUNK)` finds, a chunk at a

@@ -21,7 +21,7 @@ that stop. A tally moves right after its clock's write, like the reports' tallie
 process dying between the two leaves it one off."""
 
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 
 from pymongo import ASCENDING, InsertOne, ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -338,10 +338,21 @@ class EventLog(Store):
         return self.insert_new(self.db.proposal_claims, {"_id": pattern_key})
 
     def join_proposal(self, pattern_key, complaint_nos, recurrences):
-        self.db.actions.update_one(
-            {"pattern_key": pattern_key},
-            {"$addToSet": {"complaint_nos": {"$each": complaint_nos}}, "$max": {"recurrences": recurrences}},
+        """The complaints join their pattern, each once; the proposal keeps the highest
+        recurrence. The complaints are documents of their own, not a list in the proposal:
+        a burst of one pattern brings thousands, and each join would rewrite the list."""
+        self.insert_new_many(
+            self.db.pattern_members,
+            [{"_id": f"{pattern_key}|{n}", "pattern_key": pattern_key, "complaint_no": n} for n in complaint_nos],
         )
+        self.db.actions.update_one({"pattern_key": pattern_key}, {"$max": {"recurrences": recurrences}})
+
+    def pattern_members(self, pattern_keys):
+        """{pattern key: its complaints, sorted} for the actions proposed on those patterns."""
+        members = defaultdict(list)
+        for doc in self.db.pattern_members.find({"pattern_key": {"$in": list(pattern_keys)}}):
+            members[doc["pattern_key"]].append(doc["complaint_no"])
+        return {key: sorted(numbers) for key, numbers in members.items()}
 
     def pattern_complaints(self, mall_id, merchant_id, category, since, until):
         """The complaints of a pattern received in [since, until] (the read model)."""
@@ -673,6 +684,7 @@ class Events(MongoDatabase):
         db.actions.create_index([("mall_id", ASCENDING), ("status", ASCENDING)])
         db.actions.create_index([("status", ASCENDING)])
         db.actions.create_index([("pattern_key", ASCENDING)])
+        db.pattern_members.create_index([("pattern_key", ASCENDING)])
         self.read_model_indexes(db)
 
     @staticmethod
