@@ -53,6 +53,8 @@ def sections(report, w):
         ("actions_open", a["open"]),
         ("actions_overdue", a["overdue"]),
         ("actions_proposed", a["proposed"]),
+        ("library_reviews_done", report["library_reviews"]["done"]),
+        ("library_reviews_due", report["library_reviews"]["due"]),
     ]
 
     def outcomes(r):
@@ -121,6 +123,22 @@ def sections(report, w):
                 )
                 for x in a["items"]
             ],
+        ),
+        Section(
+            "library_reviews",
+            ("mall", "month", "review_status", "candidates", "added", "passed"),
+            [
+                (
+                    w.mall(r["mall_id"]),
+                    r["month"],
+                    w("review_done") if r["done"] else w("review_due"),
+                    r["candidates"],
+                    r["added"],
+                    r["passed"],
+                )
+                for r in report["library_reviews"]["items"]
+            ],
+            keys=2,
         ),
     ]
 

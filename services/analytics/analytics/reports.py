@@ -49,6 +49,14 @@ def periods_of(received_at, zone):
     return f"{local:%Y-%m}", f"{local.year}-Q{(local.month - 1) // 3 + 1}", f"{local:%Y-%m-%d}"
 
 
+def months_of(period):
+    """The months of a period: 2026-11 itself, 2026-Q4 its three."""
+    if kind_of(period) == "monthly":
+        return [period]
+    year, quarter = period[:4], int(period[-1])
+    return [f"{year}-{m:02d}" for m in range(3 * quarter - 2, 3 * quarter + 1)]
+
+
 def zone_of(malls, mall_id):
     """The mall's time zone from the registry (UTC for a mall it does not know)."""
     mall = malls.get(mall_id)
@@ -263,10 +271,11 @@ def _unkey(key):
 # --- the report ---------------------------------------------------------------------------
 
 
-def build_report(kind, period, mall_id, tallies, actions, malls=(), proposed=0):
+def build_report(kind, period, mall_id, tallies, actions, malls=(), proposed=0, library_reviews=()):
     """The report of one period from its tally documents (one per mall; several summed
-    for the whole chain), the improvement actions still open and how many proposals for
-    systemic patterns wait for an analysis (`proposed`). Pure: same tallies, same report."""
+    for the whole chain), the improvement actions still open, how many proposals for
+    systemic patterns wait for an analysis (`proposed`) and the malls' monthly reviews of
+    the case library in the period's months (R7.14). Pure: same tallies, same report."""
     by_mall = {t["mall_id"]: t.get("counts", {}) for t in tallies}
     total = _sum(by_mall.values())
     registered = total.get("registered", 0)
@@ -315,9 +324,32 @@ def build_report(kind, period, mall_id, tallies, actions, malls=(), proposed=0):
             "proposed": proposed,
             "items": actions,
         },
+        "library_reviews": _library_reviews(library_reviews),
         "notes": NOTES,
     }
     return report
+
+
+def _library_reviews(reviews):
+    """R7.14 (seed 002: 每月更新客诉案例库): each mall's review of each month, done or due."""
+    items = [
+        {
+            "mall_id": r["mall_id"],
+            "month": r["month"],
+            "done": r.get("done_at") is not None,
+            "candidates": r["candidates"],
+            "added": r.get("added", 0),
+            "passed": r.get("passed", 0),
+            "done_by": r.get("done_by"),
+        }
+        for r in reviews
+    ]
+    return {
+        "done": sum(i["done"] for i in items),
+        "due": sum(not i["done"] for i in items),
+        "added": sum(i["added"] for i in items),
+        "items": items,
+    }
 
 
 NOTES = {
@@ -328,6 +360,8 @@ NOTES = {
     "handling_time": "received -> first resolution; p90_hours is the upper bound of the histogram bucket that "
     "holds the 90th percentile (buckets in hours: " + ", ".join(str(b) for b in HANDLING_BUCKETS if b) + ", over 720)",
     "merchant_rate": "a merchant's complaints / all registered complaints at its mall in the period",
+    "library_reviews": "each mall's monthly review of the case library for the period's months: done, or announced "
+    "and not done yet; added: candidate cases put into the library",
     "sla": "each clock of a complaint counted once, when its outcome is final (met when stopped in time, "
     "breached when its deadline passed, cancelled when its obligation lapsed: counted in neither), under "
     "the complaint's current department and the clock's owner; handlers are people, the clocks a channel, "

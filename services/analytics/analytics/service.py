@@ -97,6 +97,9 @@ from .wording import Words
 
 log = logging.getLogger(__name__)
 
+# R7.14: a mall's monthly review of the case library, kept for the monthly report
+LIBRARY_REVIEW_EVENTS = (feedback_events.LIBRARY_REVIEW_DUE.name, feedback_events.LIBRARY_REVIEWED.name)
+
 SWEEP_CHUNK = 50  # clocks the SLA sweep flags, publishes and counts at a time
 TRIAGE_PAUSE = 2  # seconds before a triage change that overtook its complaint_triaged is retried
 KINDS = {"monthly": "month (2026-11)", "quarterly": "quarter (2026-Q4)"}
@@ -197,6 +200,8 @@ class AnalyticsService(Service):
     handle_revisit_cancelled = _keeps(feedback_events.REVISIT_CANCELLED)
     handle_revisit_overdue = _keeps(feedback_events.REVISIT_OVERDUE)
     handle_case_archived = _keeps(feedback_events.CASE_ARCHIVED)
+    handle_library_review_due = _keeps(feedback_events.LIBRARY_REVIEW_DUE)
+    handle_library_reviewed = _keeps(feedback_events.LIBRARY_REVIEWED)
 
     @event_batch
     def take_events(self, items):
@@ -494,6 +499,7 @@ class AnalyticsService(Service):
             self.store.tallies_of(period, mall_id),
             self._action_views(open_actions),
             proposed=self.store.count_actions(actions.selection(mall_id, "proposed")),
+            library_reviews=self.store.library_reviews(reports.months_of(period), mall_id),
         )
 
     def _mall(self, mall_id):
@@ -543,6 +549,7 @@ class AnalyticsService(Service):
                 if e["event_type"] in ("complaint_triaged", "complaint_corrected")
             }
         )
+        self.store.keep_library_reviews([e for e in events if e["event_type"] in LIBRARY_REVIEW_EVENTS])
         self._propose(
             [
                 e

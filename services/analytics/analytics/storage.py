@@ -333,6 +333,30 @@ class EventLog(Store):
     def count_actions(self, query):
         return self.db.actions.count_documents(query)
 
+    def keep_library_reviews(self, events):
+        """R7.14: each mall's monthly library review, as its announcement and its end tell
+        it; the end's count of candidates is the last word, whichever comes first."""
+        writes = []
+        for e in events:
+            p, where = e["payload"], {"mall_id": e["mall_id"], "month": e["payload"]["month"]}
+            if e["event_type"] == "library_review_due":
+                update = {
+                    "$set": {**where, "due_at": e["occurred_at"]},
+                    "$setOnInsert": {"candidates": p["candidates"]},
+                }
+            else:
+                done = {k: p[k] for k in ("candidates", "added", "passed")}
+                update = {"$set": {**where, **done, "done_at": e["occurred_at"], "done_by": p["by"]}}
+            writes.append(UpdateOne({"_id": e["complaint_no"]}, update, upsert=True))
+        if writes:
+            self.db.library_reviews.bulk_write(writes, ordered=False)
+
+    def library_reviews(self, months, mall_id):
+        query = {"month": {"$in": list(months)}, **({"mall_id": mall_id} if mall_id else {})}
+        return list(
+            self.db.library_reviews.find(query, {"_id": 0}).sort([("month", ASCENDING), ("mall_id", ASCENDING)])
+        )
+
     def claim_proposal(self, pattern_key):
         """True for the first claim of a pattern's window (proposed once, also on redelivery)."""
         return self.insert_new(self.db.proposal_claims, {"_id": pattern_key})
