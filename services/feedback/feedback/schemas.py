@@ -2,6 +2,7 @@
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from mallcare_common.pages import PageLanguage
 from mallcare_common.personal import MaskedOut
 
 _text = dict(validate=validate.Length(max=2000))
@@ -48,12 +49,6 @@ class AnswerFormIn(LinkAnswerIn):
     its score as a form sends it, as text."""
 
     score = fields.Integer(required=True, validate=validate.Range(min=1, max=5))
-
-
-class PageLanguage(Schema):
-    lang = fields.String(
-        validate=validate.Length(max=16), metadata={"description": "en: English; otherwise simplified Chinese"}
-    )
 
 
 class AnswerPageQuery(PageLanguage):

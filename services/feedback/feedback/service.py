@@ -31,6 +31,7 @@ from mallcare_common.policy import PolicyFiles
 from mallcare_common.rpc import ask
 from mallcare_common.openapi import Op
 from mallcare_common.operations import operation
+from mallcare_common.pages import PageLanguage
 from mallcare_common.unit_of_work import change, write
 from mallcare_common.web import Conflict, Forbidden, Gone, NotFound, PublicBaseUrl, http, read_form, signed
 
@@ -47,7 +48,6 @@ from .schemas import (
     LibraryOut,
     LibraryQuery,
     LinkAnswerIn,
-    PageLanguage,
     ReviewDecisionIn,
     ReviewDoneIn,
     ReviewMonth,
