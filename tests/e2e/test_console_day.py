@@ -232,6 +232,8 @@ def test_a_working_day_at_xujiahui_in_chinese_and_english(console, browser):
             "request_id": uuid.uuid4().hex,
             "mall_id": MALL,
             "type": "injury",
+            "occurred_at": "2026-11-01T10:00:00+08:00",
+            "place": {"area": "一楼生鲜区"},
             "customer": {"name": "刘先生", "phone": f"138{uuid.uuid4().int % 10**8:08d}"},
             "description": "15时，三楼扶梯口顾客滑倒擦伤膝盖，地面有水无警示牌",
             "suggested_handling": "已陪同顾客到医务室处理，保洁已拖干并放置警示牌",

@@ -1,13 +1,17 @@
-"""Issue 20, R3.9 (seed 003): adverse events on the console, end to end in headless Chromium.
-The desk clerk reports one on the page (field-level errors first); the store manager finds it
+"""Issue 20, R3.9, R7.10 (seed 003: 包括時間、地點; 詢問客戶意見，確認處理方案; 區域經理需及時將處理結果
+反饋給客戶): adverse events on the console, end to end in headless Chromium.
+The desk clerk reports one on the page with when and where it happened (field-level errors
+first); the store manager finds it
 in the mall's list with its 24-hour countdown, reads the customer's contact for a purpose and
-verifies and forwards it; the regional manager picks the mall, handles it within 48 hours and
-records that the customer was told. An action the service refuses shows its reason. The
+verifies and forwards it; the regional manager picks the mall, records the plan the customer
+turned down and the one they agreed (the handling waits for it), handles it within 48 hours
+and records that the customer was told, within its deadline. An action the service refuses shows its reason. The
 states are checked through resolution's API too. Screenshots in Chinese and English:
 test-artifacts/console/console_incidents/ (gitignored)."""
 
 import uuid
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import requests
 from selenium.webdriver.common.keys import Keys
@@ -29,7 +33,16 @@ def test_console_incidents(console, browser):
     c.click("#incident-submit")
     assert c.text('#incident-form [data-error-for="description"]')
     assert c.text('#incident-form [data-error-for="suggested_handling"]')
-    c.type('#incident-form [data-path="description"]', "12月5日14时，美食广场B2档口顾客食用凉皮后腹痛")
+    assert c.text('#incident-form [data-error-for="occurred_at"]') and c.text(
+        '#incident-form [data-error-for="place.area"]'
+    )
+    c.driver.execute_script(  # a datetime-local field is typed as the browser's own widget wants: set it
+        "arguments[0].value = arguments[1]",
+        c.el('#incident-form [data-path="occurred_at"]'),
+        datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%dT%H:%M"),
+    )
+    c.type('#incident-form [data-path="place.area"]', "美食广场B2")
+    c.type('#incident-form [data-path="description"]', "顾客在档口食用凉皮后腹痛")
     c.type('#incident-form [data-path="customer.name"]', "王女士")
     c.type('#incident-form [data-path="customer.phone"]', phone)
     c.type('#incident-form [data-path="suggested_handling"]', "已陪同顾客就医，档口暂停售卖凉皮，留样待检")
@@ -42,6 +55,8 @@ def test_console_incidents(console, browser):
     sm, rm = _token(c.url, STORE_MANAGER), _token(c.url, REGIONAL_MANAGER)
     reported = _incident(c.url, sm, number)
     assert reported["state"] == "reported" and reported["reported_by"] == CLERK and reported["type"] == "food_safety"
+    assert reported["place"] == {"area": "美食广场B2", "merchant_id": None}
+    assert abs((_at(reported["occurred_at"]) - _at(reported["reported_at"])).total_seconds()) < 120
     assert _at(reported["forward_due_at"]) > _at(reported["reported_at"])
     other = _report(c.url, sm, "扶梯扶手夹伤儿童手指")  # dismissed behind the page's back below
     refused = _act(c.url, _token(c.url, "E3001"), number, "verification", 403, confirmed=True, note="属实")
@@ -93,6 +108,20 @@ def test_console_incidents(console, browser):
     c.click(f"{row} a")
     _state(c, "forwarded")
     assert not _rows(c, "#verification-form")
+    assert "美食广场B2" in c.text("#incident-when-where")
+    assert not _rows(c, "#handling-form") and c.text("#incident-plan-first")  # the customer is asked first
+    c.type('#agreement-form [data-path="plan"]', "赔偿200元")
+    c.choose('#agreement-form [data-path="via"]', "phone")
+    c.type('#agreement-form [data-path="note"]', "顾客认为金额太低")
+    c.act("#incident-not-agreed")
+    c.wait.until(lambda d: quietly(lambda _: len(_rows(c, "#incident-agreements tbody tr")) == 1, d))
+    assert not _rows(c, "#handling-form")
+    c.type('#agreement-form [data-path="plan"]', "赔偿500元，档口整改并公示")
+    c.choose('#agreement-form [data-path="via"]', "phone")
+    c.act("#incident-agreed")
+    c.el("#handling-form")
+    assert [r.get_attribute("data-agreed") for r in _rows(c, "#incident-agreements tbody tr")] == ["false", "true"]
+    _shot(c, "#incident-agreements", "plan-agreed-regional-manager-zh")
     c.type('#handling-form [data-path="outcome"]', "档口食材过期，责令整改并赔偿")
     c.click("#incident-handle")  # no improvements: refused at the field
     assert c.text('#handling-form [data-error-for="improvements"]')
@@ -135,6 +164,8 @@ def test_console_incidents(console, browser):
     assert done["handling"]["by"] == REGIONAL_MANAGER and done["handling"]["within_deadline"] is True
     assert done["handling"]["compensation"] == "500.00" and len(done["handling"]["improvements"]) == 2
     assert done["communication"]["via"] == "phone" and done["communication"]["by"] == REGIONAL_MANAGER
+    assert done["communication"]["within_deadline"] is True and done["communicate_due_at"]
+    assert [a["agreed"] for a in done["agreements"]] == [False, True]
     assert _incident(c.url, rm, other)["state"] == "dismissed"
 
 
@@ -183,6 +214,8 @@ def _report(url, token, description):
         json={
             "mall_id": MALL,
             "type": "injury",
+            "occurred_at": datetime.now(ZoneInfo("Asia/Shanghai")).isoformat(),
+            "place": {"area": "一楼扶梯"},
             "description": description,
             "customer": {"name": "赵先生"},
             "suggested_handling": "已暂停该扶梯并送医",

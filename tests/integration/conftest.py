@@ -158,6 +158,8 @@ def seed(system):
         json={
             "mall_id": "sh-xujiahui",
             "type": "injury",
+            "occurred_at": "2026-11-01T10:00:00+08:00",
+            "place": {"area": "一楼生鲜区"},
             "description": "wet floor",
             "customer": {"phone": "13900001111"},
             "suggested_handling": "pay the doctor",

@@ -91,6 +91,8 @@ def test_every_list_defaults_to_the_callers_mall_and_a_chain_wide_caller_sees_th
             json={
                 "mall_id": mall,
                 "type": "injury",
+                "occurred_at": "2026-11-01T10:00:00+08:00",
+                "place": {"area": "一楼生鲜区"},
                 "description": "滑倒",
                 "customer": {"phone": "13900001111"},
                 "suggested_handling": "陪同就医",

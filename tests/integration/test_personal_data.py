@@ -212,6 +212,8 @@ def test_retention_anonymises_what_closed_long_enough_ago_once_and_the_full_read
             json={
                 "mall_id": "sh-xujiahui",
                 "type": "injury",
+                "occurred_at": (months_before(now, 26) - timedelta(days=1)).isoformat(),
+                "place": {"area": "一楼生鲜区"},
                 "description": "李先生在生鲜区滑倒，电话13900001111",
                 "customer": {"name": "李先生", "phone": "13900001111"},
                 "suggested_handling": "陪同就医",
@@ -221,8 +223,9 @@ def test_retention_anonymises_what_closed_long_enough_ago_once_and_the_full_read
     )
     for action, who, body in (
         ("verification", SH_MANAGER, {"confirmed": True, "note": "CCTV"}),
+        ("agreement", staff("R7001"), {"plan": "赔偿800元", "agreed": True, "via": "phone"}),
         ("handling", staff("R7001"), {"outcome": "covered", "compensation": "800", "improvements": ["mats"]}),
-        ("communication", SH_HANDLER, {"via": "phone", "note": "李先生已知悉"}),
+        ("communication", staff("R7001"), {"via": "phone", "note": "李先生已知悉"}),
     ):
         assert web["resolution"].post(f"/incidents/{incident}/{action}", json=body, headers=who).status_code == 200
     resolution_now["at"] = now
@@ -342,6 +345,8 @@ def test_what_staff_and_customers_write_on_cases_incidents_and_revisits_is_maske
             json={
                 "mall_id": "sh-xujiahui",
                 "type": "injury",
+                "occurred_at": "2026-11-01T10:00:00+08:00",
+                "place": {"area": "一楼生鲜区"},
                 "description": "李先生在生鲜区滑倒，电话13900001111",
                 "customer": {"name": "李先生", "phone": "13900001111"},
                 "suggested_handling": "陪同李先生就医",

@@ -526,6 +526,8 @@ def test_a_stores_adverse_event_is_verified_forwarded_handled_and_communicated(s
     report = {
         "mall_id": "sh-xujiahui",
         "type": "injury",
+        "occurred_at": "2026-11-01T10:00:00+08:00",
+        "place": {"area": "一楼生鲜区"},
         "description": "顾客在生鲜区滑倒，膝盖擦伤",
         "customer": {"name": "李先生", "phone": "13900001111"},
         "request_id": "ae-1",
@@ -549,6 +551,8 @@ def test_a_stores_adverse_event_is_verified_forwarded_handled_and_communicated(s
     incident = incident_act("verification", "E3091", confirmed=True, note="CCTV shows the wet floor")
     assert incident["state"] == "forwarded" and incident["regional_manager_id"] == "R7001"
     assert datetime.fromisoformat(incident["handling_due_at"]) == MONDAY_10 + timedelta(hours=48)
+    incident_act("handling", "R7001", expect=409, outcome="x", compensation="0", improvements=["y"])  # ask first
+    incident_act("agreement", "R7001", plan="承担医药费并赔偿800元", agreed=True, via="phone", note="李先生同意")
     incident = incident_act(
         "handling",
         "R7001",
@@ -557,9 +561,17 @@ def test_a_stores_adverse_event_is_verified_forwarded_handled_and_communicated(s
         improvements=["non-slip mats at the fish counter", "floor checks every 30 min"],
     )
     assert incident["handling"]["compensation"] == "800.00"
-    incident = incident_act("communication", HANDLER, via="phone", note="customer informed and agreed")
-    assert incident["state"] == "communicated"
-    assert [e["action"] for e in incident["timeline"]] == ["reported", "forwarded", "handled", "communicated"]
+    incident_act("communication", HANDLER, expect=403, via="phone", note="x")  # the regional manager tells them
+    incident = incident_act("communication", "R7001", via="phone", note="customer informed and agreed")
+    assert incident["state"] == "communicated" and incident["communication"]["within_deadline"] is True
+    assert [e["action"] for e in incident["timeline"]] == [
+        "reported",
+        "forwarded",
+        "customer_consulted",
+        "handled",
+        "communicated",
+    ]
+    assert incident["place"] == {"area": "一楼生鲜区", "merchant_id": None}
     # the report shows the customer masked; the full contact is an audited read for staff of that mall
     assert web.get(f"/incidents/{number}", headers=as_staff("E4001")).status_code == 403
     shown = web.get(f"/incidents/{number}", headers=as_staff(HANDLER)).json()
@@ -679,6 +691,8 @@ def test_a_report_retried_while_the_first_is_being_written_makes_one_incident(sy
     report = {
         "mall_id": "sh-xujiahui",
         "type": "property_damage",
+        "occurred_at": "2026-11-01T10:00:00+08:00",
+        "place": {"area": "一楼生鲜区"},
         "description": "购物车撞坏顾客的车门",
         "customer": {"phone": "13900002222"},
         "suggested_handling": "赔偿维修费",

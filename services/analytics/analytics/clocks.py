@@ -91,7 +91,8 @@ HANDLER_CLOCKS = ("first_response", "resolution")
 # revisit_cancelled when the closure made it moot). The answer that closes a case comes with
 # its revisit_done on another queue; a closure applied first would cancel a revisit done in time.
 SETTLED_BY_CLOSURE = ("first_response", "resolution")
-OUTLIVE_THE_CASE = ("rectification", "incident_forwarding", "incident_handling", "revisit")
+INCIDENT_CLOCKS = ("incident_forwarding", "incident_handling", "incident_communication")
+OUTLIVE_THE_CASE = ("rectification", *INCIDENT_CLOCKS, "revisit")
 
 
 def owner_kind(clock):
@@ -199,7 +200,10 @@ def operations(event):
     if kind == "incident_dismissed":
         return [stop("incident_forwarding")]
     if kind == "incident_handled":
-        return [stop("incident_handling")]
+        told = p.get("communicate_due_at")  # R7.10: reported before 2026-12-06, none
+        return [stop("incident_handling")] + ([start("incident_communication", 1, at, told, p["by"])] if told else [])
+    if kind == "incident_communicated":
+        return [stop("incident_communication")]
     if kind == "revisit_scheduled":
         return [start("revisit", p["revisit_id"], at, p["due_at"], "feedback", owner_kind="service")]
     if kind == "revisit_done":

@@ -86,6 +86,9 @@ def sections(report, w):
         ("actions_proposed", a["proposed"]),
         ("cost_total_yuan", yuan(report["cost"]["total_fen"])),
         ("cost_reopened_yuan", yuan(report["cost"]["reopened_fen"])),
+        ("incidents_reported", report["incidents"]["reported"]),
+        ("incidents_dismissed", report["incidents"]["dismissed"]),
+        ("incidents_compensation_yuan", yuan(report["incidents"]["compensation_fen"])),
         ("library_reviews_done", report["library_reviews"]["done"]),
         ("library_reviews_due", report["library_reviews"]["due"]),
     ]
@@ -192,6 +195,19 @@ def sections(report, w):
             "cost_remedies",
             ("remedy", "count"),
             [(w.code("remedy", r["remedy"]), r["count"]) for r in report["cost"]["remedies"]],
+        ),
+        Section(
+            "incident_steps",
+            ("incident_step", "count", "in_time", "share"),
+            [
+                (w(f"incident_{step}"), r["count"], r["in_time"], share(r["share_in_time"]))
+                for step, r in ((k, report["incidents"][k]) for k in ("forwarded", "handled", "told"))
+            ],
+        ),
+        Section(
+            "incident_types",
+            ("incident_type", "count"),
+            [(w.code("incident_type", r["type"]), r["count"]) for r in report["incidents"]["types"]],
         ),
         Section(
             "library_reviews",

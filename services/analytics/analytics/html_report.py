@@ -140,6 +140,23 @@ def render(report, w):
             [(w.code("remedy", r["remedy"]), r["count"]) for r in report["cost"]["remedies"]],
             w,
         ),
+        _h2(w("incidents")),
+        _kpi(w("incidents_reported"), report["incidents"]["reported"])
+        + _kpi(w("incidents_dismissed"), report["incidents"]["dismissed"])
+        + _kpi(w("incidents_compensation_yuan"), f"{report['incidents']['compensation_fen'] / 100:.2f}"),
+        _table(
+            [w(k) for k in ("incident_step", "count", "in_time", "share")],
+            [
+                (w(f"incident_{k}"), r["count"], r["in_time"], _pct(r["share_in_time"]))
+                for k, r in ((k, report["incidents"][k]) for k in ("forwarded", "handled", "told"))
+            ],
+            w,
+        ),
+        _table(
+            [w("incident_type"), w("count")],
+            [(w.code("incident_type", r["type"]), r["count"]) for r in report["incidents"]["types"]],
+            w,
+        ),
         _h2(w("library_reviews")),
         _table(
             [w(k) for k in ("mall", "month", "review_status", "candidates", "added", "passed")],

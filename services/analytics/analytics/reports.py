@@ -140,6 +140,8 @@ def apply(doc, event, zone):
         doc["escalated_to"] = sorted(set(doc.get("escalated_to", [])) | {p["to_role"]})
     elif kind == "proposal_approved":
         doc["approved_by"] = sorted(set(doc.get("approved_by", [])) | {p["approver_role"]})
+    elif kind.startswith("incident_"):
+        _incident(doc, kind, p, at, zone)
     elif kind in ("customer_satisfied", "customer_dissatisfied"):
         # every answer counts: a dissatisfied one stays dissatisfied after a later satisfied one
         answers = [a for a in doc.get("answers", []) if a["event_id"] != eid]
@@ -155,6 +157,23 @@ def apply(doc, event, zone):
     doc["rounds"] = max(doc.get("resolved_round", 0), doc.get("reopened_round", 0))
     doc["reached_directors"] = bool(set(doc.get("escalated_to", []) + doc.get("approved_by", [])) & set(DIRECTORS))
     return doc
+
+
+def _incident(doc, kind, p, at, zone):
+    """An adverse event (R3.9, R7.10) counts in the period it was reported in: its type,
+    and whether each step came in time."""
+    incident = doc.setdefault("incident", {})
+    if kind == "incident_reported":
+        incident["type"] = p["type"]
+        doc["month"], doc["quarter"], doc["day"] = periods_of(at, zone)
+    elif kind == "incident_forwarded":
+        incident["forwarded_in_time"] = p["within_deadline"]
+    elif kind == "incident_dismissed":
+        incident["dismissed"] = True
+    elif kind == "incident_handled":
+        incident["handled_in_time"], incident["compensation_fen"] = p["within_deadline"], p["compensation_fen"]
+    elif kind == "incident_communicated":
+        incident["told_in_time"] = p.get("within_deadline")
 
 
 def apply_clock(doc, clock, outcome):
@@ -195,6 +214,8 @@ def _bucket_name(bound):
 def contributions(doc):
     """{tally_id: {field path: count}}: what this complaint adds to the tallies of its
     month and quarter at its mall. Nothing until its period is known."""
+    if doc.get("incident", {}).get("type") and doc.get("month"):
+        return _incident_contributions(doc)
     if not doc.get("month") or not (doc.get("registered") or doc.get("rejected")):
         return {}
     add = Counter(received=1)
@@ -202,6 +223,22 @@ def contributions(doc):
         add["rejected"] = 1
     else:
         _handled(doc, add)
+    mall = doc["mall_id"]
+    return {tally_id(doc["month"], mall): dict(add), tally_id(doc["quarter"], mall): dict(add)}
+
+
+def _incident_contributions(doc):
+    incident, add = doc["incident"], Counter({"incidents.reported": 1})
+    add[f"incidents.type.{_key(incident['type'])}"] = 1
+    if incident.get("dismissed"):
+        add["incidents.dismissed"] = 1
+    for step in ("forwarded", "handled", "told"):
+        in_time = incident.get(f"{step}_in_time")
+        if in_time is not None:
+            add[f"incidents.{step}"] = 1
+            add[f"incidents.{step}_in_time"] = int(in_time)
+    if incident.get("compensation_fen"):
+        add["incidents.compensation_fen"] = incident["compensation_fen"]
     mall = doc["mall_id"]
     return {tally_id(doc["month"], mall): dict(add), tally_id(doc["quarter"], mall): dict(add)}
 
@@ -371,6 +408,7 @@ def build_report(kind, period, mall_id, tallies, actions, malls=(), proposed=0, 
             "malls": _mall_cards(by_mall),
         },
         "cost": _cost(total.get("cost", {}), by_mall),
+        "incidents": _incidents(total.get("incidents", {})),
         "library_reviews": _library_reviews(library_reviews),
         "notes": NOTES,
     }
@@ -444,6 +482,26 @@ def _ranked_fen(counts, name):
     return sorted(({name: _unkey(k), "fen": n} for k, n in counts.items() if n), key=lambda r: (-r["fen"], r[name]))
 
 
+def _incidents(counts):
+    """R7.10 (seed 003: 每季度進行不良事件和客戶反饋的匯總分析): the adverse events reported in the
+    period, by type, and each step's share in time; the quarter's report is the quarterly summary."""
+    steps = {
+        step: {
+            "count": counts.get(step, 0),
+            "in_time": counts.get(f"{step}_in_time", 0),
+            "share_in_time": _share(counts.get(f"{step}_in_time", 0), counts.get(step, 0)),
+        }
+        for step in ("forwarded", "handled", "told")
+    }
+    return {
+        "reported": counts.get("reported", 0),
+        "dismissed": counts.get("dismissed", 0),
+        "types": _ranked(counts.get("type", {}), "type"),
+        **steps,
+        "compensation_fen": counts.get("compensation_fen", 0),
+    }
+
+
 def _library_reviews(reviews):
     """R7.14 (seed 002: 每月更新客诉案例库): each mall's review of each month, done or due."""
     items = [
@@ -484,6 +542,8 @@ NOTES = {
     "scorecards": "per handler (the complaint's current owner), department and mall: complaints received in the "
     "period; first_contact: settled on the spot and never reopened; rates of complaints, satisfaction of answers, "
     "sla_compliance of the clocks met or breached (the handler's own clocks)",
+    "incidents": "adverse events reported in the period (mall's local time), by type; forwarded, handled, told: "
+    "the steps taken and how many within their deadlines (told: the regional manager telling the customer, R7.10)",
     "cost": "compensation in fen of every round's resolution of the period's complaints, by mall, category and "
     "merchant; remedies: how many of each type were given; reopened_fen: what the complaints that were reopened cost",
 }

@@ -87,6 +87,7 @@ class _Incidents(Schema):
     types = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
     forward = fields.Nested(AllowedTime, required=True)
     handle = fields.Nested(AllowedTime, required=True)
+    communicate = fields.Nested(AllowedTime, required=True)  # R7.10: the result told to the customer
 
 
 class _Staff(Schema):

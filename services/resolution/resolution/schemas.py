@@ -218,9 +218,18 @@ class Contact(Schema):
     email = fields.Email()
 
 
+class IncidentPlace(Schema):
+    """Where it happened (seed 003: 時間、地點): the area of the mall, and the tenant if in one."""
+
+    area = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    merchant_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
+
+
 class IncidentIn(ActionIn):
     mall_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     type = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    occurred_at = fields.AwareDateTime(required=True, metadata={"description": "when it happened (seed 003)"})
+    place = fields.Nested(IncidentPlace, required=True)
     description = fields.String(**_text)
     customer = fields.Nested(Contact, required=True)
     suggested_handling = fields.String(**_text)
@@ -243,6 +252,15 @@ class HandlingIn(ActionIn):
     def _to_fen(self, data, **kwargs):
         data["compensation_fen"] = fen(data.pop("compensation"))
         return data
+
+
+class AgreementIn(ActionIn):
+    """The handling plan put to the customer and whether they agreed (seed 003: 詢問客戶意見，確認處理方案)."""
+
+    plan = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    agreed = fields.Boolean(required=True)
+    via = fields.String(required=True, validate=validate.OneOf(CONTACT_WAYS))
+    note = fields.String(validate=validate.Length(max=2000))
 
 
 class CommunicationIn(ActionIn):
@@ -443,7 +461,15 @@ class _Handling(Schema):
 class IncidentOut(MaskedOut):
     # the report and the staff's notes on it, the incident's customer taken out by name too;
     # the report whole: GET /incidents/<number>/customer (audited)
-    free_text = ("description", "suggested_handling", "verification", "handling", "communication", "timeline")
+    free_text = (
+        "description",
+        "suggested_handling",
+        "verification",
+        "agreements",
+        "handling",
+        "communication",
+        "timeline",
+    )
 
     number = fields.String(attribute="_id")
     mall_id = fields.String()
@@ -455,11 +481,15 @@ class IncidentOut(MaskedOut):
     related_complaint_no = fields.String(allow_none=True)
     reported_at = fields.AwareDateTime()
     reported_by = fields.String()
+    occurred_at = fields.AwareDateTime(allow_none=True)
+    place = fields.Nested(IncidentPlace, allow_none=True)
     forward_due_at = fields.AwareDateTime()
     verification = Plain(allow_none=True)
     regional_manager_id = fields.String(allow_none=True)
     handling_due_at = fields.AwareDateTime(allow_none=True)
+    agreements = fields.List(Plain(), metadata={"description": "plans put to the customer and their answers, in order"})
     handling = fields.Nested(_Handling, allow_none=True)
+    communicate_due_at = fields.AwareDateTime(allow_none=True)
     communication = Plain(allow_none=True)
     policy_version = fields.String()
     anonymised_at = fields.AwareDateTime(allow_none=True)
@@ -541,7 +571,10 @@ CASE_ACTIONS = [
 ]
 INCIDENT_ACTIONS = [
     _incident_action("verification", VerificationIn, "Confirm or dismiss the incident."),
-    _incident_action("handling", HandlingIn, "Record how the incident was handled."),
+    _incident_action(
+        "agreement", AgreementIn, "Record the handling plan put to the customer and whether they agreed (R7.10)."
+    ),
+    _incident_action("handling", HandlingIn, "Record how the incident was handled (once the customer agreed a plan)."),
     _incident_action("communication", CommunicationIn, "Record that the customer was told."),
 ]
 # The full read of an incident's customer (resolution.service.incident_customer).

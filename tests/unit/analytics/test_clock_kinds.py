@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from analytics import clocks
+from analytics.clocks import INCIDENT_CLOCKS
 from mallcare_common.contracts.analytics import CLOCKS
 from tests.unit.analytics.test_reports import Model, registered, triaged
 
@@ -127,6 +128,11 @@ KINDS = {
         ev("incident_handled", {}, T0 + H),
         "R7001",
     ),
+    "incident_communication": (  # R7.10, seed 003: 區域經理需及時將處理結果反饋給客戶
+        ev("incident_handled", {"communicate_due_at": DUE, "by": "R7001"}),
+        ev("incident_communicated", {}, T0 + H),
+        "R7001",
+    ),
     "revisit": (
         ev("revisit_scheduled", {"revisit_id": "C1-R1", "due_at": DUE}),
         ev("revisit_done", {"revisit_id": "C1-R1"}, T0 + H),
@@ -146,6 +152,7 @@ PEOPLE = {
     "execution",
     "rectification",
     "incident_handling",
+    "incident_communication",
     "promised",
 }
 
@@ -160,7 +167,7 @@ def report_counts(outcomes):
     model.take(registered(N, T0))
     model.take(triaged(N, T0, "product.quality_defect", department="merchant_relations"))
     for clock, result in outcomes:
-        if clock["clock"] in ("incident_forwarding", "incident_handling"):
+        if clock["clock"] in INCIDENT_CLOCKS:
             continue  # adverse events are not complaints (storage.apply_clock skips them)
         model.outcome(clock, result)
     return model.report("2026-11", "sh-xujiahui")["sla"]
@@ -186,16 +193,14 @@ def test_each_clock_starts_stops_and_breaches(kind):
     assert [r for c, r in breached if c["clock"] == kind] == ["breached"]
     assert Clocks().take(start).outcomes(DUE - timedelta(seconds=1)) == []  # running: nothing to count yet
 
-    if kind in ("incident_forwarding", "incident_handling"):
+    if kind in INCIDENT_CLOCKS:
         return  # adverse events are not complaints: not in the complaint report
     for outcomes, (n_met, n_breached) in ((met, (1, 0)), (breached, (0, 1))):
         row = row_of(report_counts([(c, r) for c, r in outcomes if c["clock"] == kind]), kind, owner)
         assert (row["met"], row["breached"]) == (n_met, n_breached)
 
 
-@pytest.mark.parametrize(
-    "kind", sorted(set(KINDS) - {"incident_forwarding", "incident_handling", "rectification", "revisit"})
-)
+@pytest.mark.parametrize("kind", sorted(set(KINDS) - {*INCIDENT_CLOCKS, "rectification", "revisit"}))
 def test_a_closure_meets_or_cancels_each_clock_of_the_case_and_none_breaches_after(kind):
     """R4.2: a supervisor closes the case at T0 + 2 h; nothing of it breaches later."""
     start, _, owner = KINDS[kind]

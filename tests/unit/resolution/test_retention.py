@@ -58,6 +58,8 @@ def incident_doc(policy, **overrides):
             "customer": {"name": "李先生", "phone": "13900001111"},
             "suggested_handling": "联系13900001111",
             "related_complaint_no": "SHXJH-20261123-0042",
+            "occurred_at": "2026-11-23T14:20:00+08:00",
+            "place": {"area": "生鲜区"},
             **overrides,
         }
     )

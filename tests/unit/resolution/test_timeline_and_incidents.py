@@ -17,7 +17,7 @@ from mallcare_common.messaging import new_outbox
 from resolution.domain import actions, incidents
 from resolution.domain.errors import NoAuthority, StateConflict
 from resolution.domain.step import Actor, Step
-from resolution.schemas import CaseOut, CommunicationIn, HandlingIn, IncidentIn, VerificationIn
+from resolution.schemas import AgreementIn, CaseOut, CommunicationIn, HandlingIn, IncidentIn, VerificationIn
 
 from .conftest import MONDAY_15
 
@@ -233,7 +233,12 @@ class IncidentDriver:
     def verify(self, by="E3091", confirmed=True, note="confirmed on CCTV"):
         return self.act(incidents.verify, VerificationIn, by, confirmed=confirmed, note=note)
 
-    def handle(self, by="R7001", **extra):
+    def agree(self, by="R7001", agreed=True, plan="退还药费并赔偿500元，熟食柜当日停售同批次沙拉"):
+        return self.act(incidents.agree, AgreementIn, by, plan=plan, agreed=agreed, via="phone")
+
+    def handle(self, by="R7001", agree=True, **extra):
+        if agree and self.doc["state"] == "forwarded" and not self.doc["agreements"]:
+            self.agree()
         data = {
             "outcome": "the supplier batch was withdrawn",
             "improvements": ["check cold chain daily"],
@@ -242,7 +247,7 @@ class IncidentDriver:
         }
         return self.act(incidents.handle, HandlingIn, by, **data)
 
-    def communicate(self, by="E3091"):
+    def communicate(self, by="R7001"):
         return self.act(incidents.communicate, CommunicationIn, by, via="phone", note="customer informed")
 
 
@@ -258,6 +263,8 @@ def incident(policy):
                 "customer": {"name": "王先生", "phone": "138 1234 5678"},
                 "suggested_handling": "medical costs and a refund",
                 "related_complaint_no": "SHXJH-20261123-0042",
+                "occurred_at": (now - timedelta(hours=3)).isoformat(),
+                "place": {"area": "熟食区", "merchant_id": None},
                 "request_id": "r-1",
                 **overrides,
             }
@@ -372,8 +379,14 @@ def test_the_customer_is_told_after_the_handling(incident):
     driver.handle()
     driver.communicate()
     assert driver.doc["state"] == "communicated" and driver.doc["communication"]["via"] == "phone"
-    assert [e["action"] for e in driver.doc["timeline"]] == ["reported", "forwarded", "handled", "communicated"]
-    assert [e["seq"] for e in driver.doc["timeline"]] == [1, 2, 3, 4]
+    assert [e["action"] for e in driver.doc["timeline"]] == [
+        "reported",
+        "forwarded",
+        "customer_consulted",
+        "handled",
+        "communicated",
+    ]
+    assert [e["seq"] for e in driver.doc["timeline"]] == [1, 2, 3, 4, 5]
     assert [e["event_type"] for e in driver.events] == [
         "incident_reported",
         "incident_forwarded",
@@ -396,3 +409,73 @@ def test_an_incident_move_not_in_the_transitions_is_refused(state, target):
     step = incidents.IncidentStep({"state": state, "timeline": []}, Actor("R7001", "regional_manager"), None)
     with pytest.raises(StateConflict, match=f"incident that is {state} cannot become {target} "):
         step.move(target)
+
+
+# --- R7.10: adverse events complete (seed 003) ----------------------------------------------------
+
+
+def test_a_report_records_when_and_where_it_happened(incident):
+    """R7.10, seed 003: 店員需認真記錄事件信息，包括時間、地點、事件描述、客戶信息."""
+    driver = incident(place={"area": "二楼儿童游乐区", "merchant_id": "T-17"})
+    assert driver.doc["occurred_at"] == MONDAY_15 - timedelta(hours=3)
+    assert driver.doc["place"] == {"area": "二楼儿童游乐区", "merchant_id": "T-17"}
+    [reported] = driver.events
+    assert reported["payload"]["place"] == {"area": "二楼儿童游乐区", "merchant_id": "T-17"}
+    assert reported["payload"]["occurred_at"] == (MONDAY_15 - timedelta(hours=3)).isoformat()
+    assert_valid_events(driver.events)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"occurred_at": (MONDAY_15 + timedelta(hours=1)).isoformat()}, "occurred_at"),
+        ({"place": {"area": "熟食区", "merchant_id": "T-404"}}, "place"),
+    ],
+)
+def test_a_time_to_come_or_a_merchant_the_mall_has_not_is_a_field_error(incident, overrides, field):
+    with pytest.raises(ValidationError) as refused:
+        incident(**overrides)
+    assert field in refused.value.messages
+
+
+def test_the_handling_waits_for_a_plan_the_customer_agreed(incident):
+    """R7.10, seed 003: 詢問客戶意見，確認處理方案: a plan turned down is kept, and the
+    handling waits until the customer agrees one."""
+    driver = incident()
+    driver.verify()
+    with pytest.raises(StateConflict, match="the customer has not agreed a handling plan"):
+        driver.handle(agree=False)
+    with pytest.raises(NoAuthority):
+        driver.agree(by="E3091")  # the regional manager consults the customer, not the store manager
+    driver.agree(agreed=False, plan="只退还药费")
+    with pytest.raises(StateConflict, match="has not agreed"):
+        driver.handle(agree=False)
+    driver.agree(agreed=True)
+    driver.handle(agree=False)
+    assert [(a["plan"], a["agreed"]) for a in driver.doc["agreements"]] == [
+        ("只退还药费", False),
+        ("退还药费并赔偿500元，熟食柜当日停售同批次沙拉", True),
+    ]
+    assert [e["action"] for e in driver.doc["timeline"]] == [
+        "reported",
+        "forwarded",
+        "customer_consulted",
+        "customer_consulted",
+        "handled",
+    ]
+
+
+def test_the_regional_manager_tells_the_customer_within_the_policys_hours(incident):
+    """R7.10, seed 003: 處理完成後，區域經理需及時將處理結果反饋給客戶."""
+    driver = incident()
+    driver.verify()
+    step = driver.handle()
+    due = driver.doc["communicate_due_at"]
+    assert due == driver.now + timedelta(hours=24)  # the policy's incidents.communicate
+    assert step.events[0]["payload"]["communicate_due_at"] == due.isoformat()
+    with pytest.raises(NoAuthority, match="may not tell the customer"):
+        driver.communicate(by="E3091")
+    driver.now = due + timedelta(minutes=1)
+    step = driver.communicate()
+    assert driver.doc["communication"]["within_deadline"] is False
+    assert step.events[0]["payload"] == {"within_deadline": False, "by": "R7001"}

@@ -15,6 +15,7 @@ CLOCKS = (
     "rectification",
     "incident_forwarding",
     "incident_handling",
+    "incident_communication",
     "revisit",
     "promised",
 )

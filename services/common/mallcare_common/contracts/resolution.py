@@ -189,8 +189,17 @@ class RectificationDone(Schema):
     by = _by
 
 
+class _Place(Schema):
+    area = fields.String(required=True)
+    merchant_id = fields.String(allow_none=True, load_default=None)
+
+
 class IncidentReported(Schema):
     type = fields.String(required=True)
+    occurred_at = fields.AwareDateTime(
+        format="iso", allow_none=True, load_default=None, metadata={"description": "when it happened (R7.10)"}
+    )
+    place = fields.Nested(_Place, allow_none=True, load_default=None, metadata={"description": "where (R7.10)"})
     contact_masked = fields.String(allow_none=True, required=True)
     forward_due_at = _due
     related_complaint_no = fields.String(allow_none=True, required=True)
@@ -214,10 +223,17 @@ class IncidentHandled(Schema):
     handling_due_at = _due
     within_deadline = fields.Boolean(required=True)
     compensation_fen = _fen
+    communicate_due_at = fields.AwareDateTime(
+        format="iso",
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "by when the regional manager tells the customer (R7.10)"},
+    )
     by = _by
 
 
 class IncidentCommunicated(Schema):
+    within_deadline = fields.Boolean(load_default=None, allow_none=True, metadata={"description": "R7.10"})
     by = _by
 
 

@@ -1,19 +1,20 @@
-// Adverse events (R3.9, seed 003): a store reports one; the store manager verifies it and forwards it to
-// the regional manager within 24 h (or dismisses it); the regional manager handles it within 48 h; the
-// customer is told. A list per mall with each open step's deadline and countdown, the report form, and
+// Adverse events (R3.9, R7.10, seed 003): a store reports one with when and where it happened; the store
+// manager verifies it and forwards it to the regional manager within 24 h (or dismisses it); the regional
+// manager puts a handling plan to the customer and records their answer, handles it within 48 h once a
+// plan is agreed, and tells the customer the result within the policy's hours. A list per mall with each open step's deadline and countdown, the report form, and
 // an incident's page offering exactly its next step to the role that takes it. The services still decide.
-import { api, keepMarks, field, formBody, h, label, labelOptions, lines, mallName, myMalls, mark, may, select, session,
-         showErrors, slaMark, staff, t, toast, when } from "./core.js";
+import { api, keepMarks, field, formBody, h, label, labelOptions, lines, mallName, mallTime, mallZone, merchantName,
+         merchantOptions, myMalls, mark, may, select, session, showErrors, slaMark, staff, t, toast, when } from "./core.js";
 
 // The step each open state waits for: its clock's words (label group `clock`), the due time and its start
-// as the incident carries them, and who may take it (resolution.yml's verify_incident and handle_incident;
-// the domain lets anyone acting on incidents tell the customer). Telling the customer has no deadline.
+// as the incident carries them, and who may take it (resolution.yml's verify_incident and handle_incident).
 const STEPS = {
   reported: { clock: "incident_forwarding", action: "verification", allowed: () => may("verify_incident"),
               role: "store_manager", due: (i) => i.forward_due_at, from: (i) => i.reported_at },
   forwarded: { clock: "incident_handling", action: "handling", allowed: () => may("handle_incident"),
                role: "regional_manager", due: (i) => i.handling_due_at, from: (i) => i.verification && i.verification.at },
-  handled: { action: "communication", allowed: () => may("incident.act"), due: () => null, from: () => null },
+  handled: { clock: "incident_communication", action: "communication", allowed: () => may("handle_incident"),
+             role: "regional_manager", due: (i) => i.communicate_due_at, from: (i) => i.handling && i.handling.at },
 };
 const OPEN = Object.keys(STEPS);
 
@@ -39,8 +40,7 @@ const who = (people, id) => (id ? `${(people.get(id) || {}).name || ""} ${id}`.t
 // at risk after the policy's default share of the step's time (slaMark's), as the handlers' queue counts
 const countdown = (due, from) => (due ? h("span", { class: "countdown", "data-due": due, "data-from": from || "" },
   mark(slaMark(due, from))) : null);
-const stepName = (state) => (STEPS[state] ? (STEPS[state].clock ? label("clock", STEPS[state].clock)
-  : t("inc.step.communication")) : "—");
+const stepName = (state) => (STEPS[state] ? label("clock", STEPS[state].clock) : "—");
 
 async function listPage(main, page, people) {
   const malls = myMalls();
@@ -64,6 +64,9 @@ function reportForm(mall) {
   let requestId = crypto.randomUUID();   // the same report sent twice is one incident; the next, another
   const form = h("form", { id: "incident-form", class: "grid", novalidate: true },
     field("type", select([["", ""], ...labelOptions("incident_type")]), { scope: "inc", label: t("inc.type") }),
+    field("occurred_at", h("input", { type: "datetime-local" }), { scope: "inc", label: `${t("inc.occurred_at")} (${mallZone(mall)})` }),
+    field("place.area", h("input"), { scope: "inc", label: t("inc.area") }),
+    field("place.merchant_id", select([["", t("inc.no_merchant")], ...merchantOptions(mall)]), { scope: "inc", label: t("location.merchant") }),
     field("description", h("textarea", { rows: 3 }), { scope: "inc", wide: true, label: t("inc.description") }),
     field("customer.name", h("input", { autocomplete: "off" }), { scope: "inc" }),
     field("customer.phone", h("input", { inputmode: "tel", autocomplete: "off" }), { scope: "inc" }),
@@ -75,7 +78,8 @@ function reportForm(mall) {
   const done = h("div", { id: "incident-reported" });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const body = { customer: {}, ...formBody(form), mall_id: mall, request_id: requestId };
+    const body = { customer: {}, place: {}, ...formBody(form), mall_id: mall, request_id: requestId };
+    if (body.occurred_at) body.occurred_at = mallTime(body.occurred_at, mall);   // typed on the mall's clock
     try {
       const { data } = await api("resolution", "incidents", { method: "POST", body });
       showErrors(form, null);
@@ -141,6 +145,9 @@ async function incidentPage(main, page, number, people) {
     h("section", { class: "card", id: "incident-report-detail" }, h("h2", {}, t("inc.the_report")),
       h("p", {}, `${t("mall")}: ${mallName(i.mall_id)} · ${t("inc.type")}: ${label("incident_type", i.type)} · `,
         `${t("inc.reported_at")}: ${when(i.reported_at, i.mall_id)} · ${t("inc.reported_by")}: ${who(people, i.reported_by)}`),
+      h("p", { id: "incident-when-where" }, `${t("inc.occurred_at")}: ${i.occurred_at ? when(i.occurred_at, i.mall_id) : "—"} · `,
+        `${t("inc.area")}: ${(i.place && i.place.area) || "—"}`,
+        i.place && i.place.merchant_id ? ` · ${t("location.merchant")}: ${merchantName(i.mall_id, i.place.merchant_id)}` : ""),
       h("p", {}, `${t("inc.customer")}: `, [i.customer && i.customer.name_masked, i.customer && i.customer.contact_masked]
         .filter(Boolean).join(" ") || "—"),
       h("p", {}, `${t("inc.description")}: ${i.description}`),
@@ -150,9 +157,11 @@ async function incidentPage(main, page, number, people) {
     step ? h("section", { class: "card", id: "incident-step" }, h("h2", {}, `${t("inc.next")}: ${stepName(i.state)}`),
       step.due(i) ? h("p", {}, `${t("inc.due")}: ${when(step.due(i), i.mall_id)} `, countdown(step.due(i), step.from(i))) : null,
       i.state === "forwarded" ? h("p", {}, `${t("inc.regional_manager")}: ${who(people, i.regional_manager_id)}`) : null,
-      step.allowed() ? nextStep(i, step.action, again)
-        : h("p", { class: "note", id: "incident-waiting" }, step.role
-          ? `${t("inc.waiting")} ${label("role", step.role)}` : t("inc.waiting_any"))) : null,
+      (i.agreements || []).length ? agreements(i, people) : null,
+      step.allowed() && i.state === "forwarded" && !agreed(i) ? nextStep(i, "agreement", again) : null,
+      step.allowed() && (i.state !== "forwarded" || agreed(i)) ? nextStep(i, step.action, again)
+        : step.allowed() ? h("p", { class: "note", id: "incident-plan-first" }, t("inc.plan_first"))
+          : h("p", { class: "note", id: "incident-waiting" }, `${t("inc.waiting")} ${label("role", step.role)}`)) : null,
     v ? h("section", { class: "card", id: "incident-verification" }, h("h2", {}, t("inc.verification")),
       h("p", {}, `${when(v.at, i.mall_id)} · ${who(people, v.by)} · `,
         v.confirmed ? t("inc.confirmed") : t("inc.not_confirmed"), " ", within(v)), h("p", {}, v.note)) : null,
@@ -162,7 +171,7 @@ async function incidentPage(main, page, number, people) {
       h("p", {}, `${t("inc.improvements")}:`), h("ul", {}, (hd.improvements || []).map((x) => h("li", {}, x))),
       h("p", {}, `${t("inc.compensation")}: ¥${hd.compensation}`)) : null,
     c ? h("section", { class: "card", id: "incident-communication" }, h("h2", {}, t("inc.communication")),
-      h("p", {}, `${when(c.at, i.mall_id)} · ${who(people, c.by)} · ${t("inc.via")}: ${label("via", c.via)}`),
+      h("p", {}, `${when(c.at, i.mall_id)} · ${who(people, c.by)} · ${t("inc.via")}: ${label("via", c.via)} `, within(c)),
       c.note ? h("p", {}, c.note) : null) : null].filter(Boolean));
   if (may("customer.contact") && i.customer && !i.anonymised_at) page.append(contactCard(i));
   page.append(h("h2", {}, t("timeline")), h("table", { id: "incident-timeline" },
@@ -172,8 +181,19 @@ async function incidentPage(main, page, number, people) {
       h("td", {}, label("action", e.action)), h("td", {}, label("incident_state", e.state)))))));
 }
 
-// The one form the incident's state waits for; what it sends is the service's VerificationIn, HandlingIn
-// or CommunicationIn.
+// The plans put to the customer and their answers (R7.10), the last one deciding whether the handling may go on.
+const agreed = (i) => { const all = i.agreements || []; return all.length > 0 && all[all.length - 1].agreed; };
+
+function agreements(i, people) {
+  return h("table", { id: "incident-agreements" },
+    h("thead", {}, h("tr", {}, [t("at"), t("by"), t("inc.plan"), t("inc.asked_via"), t("inc.customer_answer")].map((x) => h("th", {}, x)))),
+    h("tbody", {}, i.agreements.map((a) => h("tr", { "data-agreed": String(a.agreed) },
+      h("td", {}, when(a.at, i.mall_id)), h("td", {}, who(people, a.by)), h("td", {}, a.plan), h("td", {}, label("via", a.via)),
+      h("td", {}, a.agreed ? t("inc.agreed") : t("inc.not_agreed"))))));
+}
+
+// The one form the incident's state waits for; what it sends is the service's VerificationIn, AgreementIn,
+// HandlingIn or CommunicationIn.
 function nextStep(i, action, again) {
   const form = h("form", { id: `${action}-form`, class: "grid", novalidate: true });
   const send = async (extra) => {
@@ -193,6 +213,12 @@ function nextStep(i, action, again) {
     form.append(field("note", h("textarea", { rows: 3 }), { scope: "inc", wide: true, label: t("inc.verify_note") }),
       h("p", { class: "wide" }, submit("incident-forward", t("inc.forward"), { confirmed: true }), " ",
         submit("incident-dismiss", t("inc.dismiss"), { confirmed: false }, "secondary")));
+  } else if (action === "agreement") {
+    form.append(field("plan", h("textarea", { rows: 3 }), { scope: "inc", wide: true, label: t("inc.plan") }),
+      field("via", select([["", ""], ...labelOptions("via")]), { scope: "inc", label: t("inc.asked_via") }),
+      field("note", h("textarea", { rows: 2 }), { scope: "inc", wide: true, label: t("inc.customer_note") }),
+      h("p", { class: "wide" }, submit("incident-agreed", t("inc.agreed"), { agreed: true }), " ",
+        submit("incident-not-agreed", t("inc.not_agreed"), { agreed: false }, "secondary")));
   } else if (action === "handling") {
     form.append(field("outcome", h("textarea", { rows: 3 }), { scope: "inc", wide: true, label: t("inc.outcome") }),
       field("improvements", h("textarea", { rows: 3 }), { scope: "inc", wide: true, label: t("inc.improvements_lines") }),
