@@ -17,6 +17,7 @@ CLOCKS = (
     "incident_handling",
     "revisit",
     "promised",
+    "merchant_reply",  # R7.5 the merchant's reply with its evidence, to our deadline
 )
 
 
