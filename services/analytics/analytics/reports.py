@@ -214,13 +214,14 @@ def _handled(doc, add):
     if doc.get("overdue"):
         add["overdue"] = 1
     for clock in (doc.get("clocks") or {}).values():
+        owner = _key(clock.get("owner") or "none")
+        if clock.get("owner_kind") == "merchant":  # its reply and rectifications: the merchant's scorecard (R7.5)
+            add[f"sla_merchant.{owner}.{clock['outcome']}"] += 1
+            continue  # the merchant's record, not the department's that sent it the case
         department = doc.get("department") or clock.get("department") or "none"
         add[f"sla_department.{_key(department)}.{clock['outcome']}"] += 1
-        owner = _key(clock.get("owner") or "none")
         if clock.get("owner_kind", "person") == "person":
             add[f"sla_handler.{owner}.{clock['outcome']}"] += 1
-        elif clock["owner_kind"] == "merchant":  # its reply and rectifications: the merchant's scorecard (R7.5)
-            add[f"sla_merchant.{owner}.{clock['outcome']}"] += 1
         else:  # a channel, service, role or (unowned) department: not a person's record
             add[f"sla_service.{_key(clock['clock'])}|{owner}.{clock['outcome']}"] += 1
     for answer in doc.get("answers", []):
@@ -341,7 +342,8 @@ NOTES = {
     "sla": "each clock of a complaint counted once, when its outcome is final (met when stopped in time, "
     "breached when its deadline passed, cancelled when its obligation lapsed: counted in neither), under "
     "the complaint's current department and the clock's owner; handlers are people, the clocks a channel, "
-    "a service, a role or an unowned department keeps are in `services` by clock and owner",
+    "a service, a role or an unowned department keeps are in `services` by clock and owner; a merchant's "
+    "clocks count on its scorecard (merchant_scorecard) only",
     "reached_directors": "escalated to, or approved by, operations_director or legal",
 }
 

@@ -118,6 +118,8 @@ def test_the_monthly_report_ranks_the_merchants_by_complaints_compliance_and_sat
         },
     ]
     assert all(r["clock"] != "merchant_reply" for r in report["sla"]["services"])  # the merchant's, not a service's
+    # nor merchant relations': the department's compliance is its own clocks' (none here)
+    assert [r for r in report["sla"]["departments"] if r["department"] == "merchant_relations"] == []
     assert report["overdue"]["count"] == 0  # its late reply is on its scorecard, not our lateness
 
 
