@@ -23,7 +23,7 @@ import pytest  # noqa: E402
 from mock import Mock  # noqa: E402
 from nameko.testing.utils import find_free_port  # noqa: E402
 
-from tests.helpers import API_KEYS, POLICY_DIR, ROOT, SECRETS, WebClient, api_key  # noqa: E402
+from tests.helpers import API_KEYS, MERCHANT_KEYS, POLICY_DIR, ROOT, SECRETS, WebClient, api_key  # noqa: E402
 
 
 class ClientErrorTracebacks(logging.Handler):
@@ -116,6 +116,9 @@ def secrets_file():
             "sha256": key_digest(api_key(key_id)["X-Api-Key"].partition(".")[2]),
         }
         for key_id, (mall, channel, rate) in API_KEYS.items()
+    ] + [
+        {"id": key_id, "mall_id": mall, "merchant_id": merchant, "sha256": key_digest(f"secret-of-{key_id}")}
+        for key_id, (mall, merchant) in MERCHANT_KEYS.items()
     ]
     handle, path = tempfile.mkstemp(prefix="mallcare-secrets-", suffix=".yml")
     with os.fdopen(handle, "w") as out:

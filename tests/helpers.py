@@ -32,10 +32,15 @@ API_KEYS = {
     "app-bj": ("bj-chaoyang", "app", 120),
     "hotline-sh-slow": ("sh-xujiahui", "hotline", 3),
 }
+# Merchants' keys (R7.5): each signs in one tenant of one mall (mall, merchant id).
+MERCHANT_KEYS = {
+    "t233-sh": ("sh-xujiahui", "T-233"),
+    "t17-sh": ("sh-xujiahui", "T-17"),
+}
 
 
 def api_key(key_id):
-    """The X-Api-Key header of one of API_KEYS (its secret is derived from its id, for tests only)."""
+    """The X-Api-Key header of one of API_KEYS or MERCHANT_KEYS (its secret is derived from its id, for tests only)."""
     return {"X-Api-Key": f"{key_id}.secret-of-{key_id}"}
 
 

@@ -13,9 +13,11 @@ stays a breach, and so does a deadline passed before the closure (`outcome`). Re
 improvement work (they may be added after
 the case closed): they run on. A revisit ends by feedback's own word only (`revisit_done`,
 or `revisit_cancelled` for one a closure made moot). A clock's owner is a person or, for the clocks a
-channel, a service, a role or an unowned complaint's department keeps, that channel,
-service, role or department (`owner_kind`: person, channel, service, role, department;
-None on a reopened round's resolution clock, which the store gives the case's handler).
+channel, a service, a role, a merchant or an unowned complaint's department keeps, that channel,
+service, role, merchant or department (`owner_kind`: person, channel, service, role, merchant,
+department; None on a reopened round's resolution clock, which the store gives the case's
+handler). R7.5: a merchant's reply to a tenant's case sent to it is the merchant's clock, and so
+is a rectification given to it; taking the case back cancels a reply still awaited.
 
 Events of one complaint come on several queues, so a stop can arrive before its
 start; the store applies these operations as upserts that commute."""
@@ -187,7 +189,17 @@ def operations(event):
         # the case's handler keeps it (the store copies the first round's owner), not who reopened it
         return [start("resolution", p["round"], at, p["resolution_due_at"], None, owner_kind=None)]
     if kind == "rectification_due":
+        if p.get("merchant_id"):  # the merchant manages the thing at fault and rectifies it (R7.5)
+            return [
+                start("rectification", p["rectification_id"], at, p["due_at"], p["merchant_id"], owner_kind="merchant")
+            ]
         return [start("rectification", p["rectification_id"], at, p["due_at"], p["owner_id"])]
+    if kind == "merchant_reply_requested":
+        return [start("merchant_reply", p["request_id"], at, p["due_at"], p["merchant_id"], owner_kind="merchant")]
+    if kind == "merchant_replied":
+        return [stop("merchant_reply", p["request_id"], p["replied_at"])]
+    if kind == "merchant_taken_back" and p["awaiting"]:
+        return [Stop(clock_id(number, "merchant_reply", p["request_id"]), at, cancelled=True)]
     if kind == "rectification_done":
         return [stop("rectification", p["rectification_id"], p["done_at"])]
     if kind == "incident_reported":

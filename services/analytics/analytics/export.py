@@ -130,6 +130,35 @@ def sections(report, w):
             keys=2,
         ),
         Section(
+            "merchant_scorecard",
+            (
+                "rank",
+                "mall",
+                "merchant",
+                "complaints",
+                "rate",
+                *outcome,
+                "satisfied",
+                "dissatisfied",
+                "satisfied_share",
+            ),
+            [
+                (
+                    r["rank"],
+                    w.mall(r["mall_id"]),
+                    w.merchant(r["mall_id"], r["merchant_id"]),
+                    r["complaints"],
+                    share(r["rate"]),
+                    *outcomes(r["sla"]),
+                    r["satisfaction"]["satisfied"],
+                    r["satisfaction"]["dissatisfied"],
+                    share(r["satisfaction"]["share"]),
+                )
+                for r in report["merchant_scorecard"]
+            ],
+            keys=3,
+        ),
+        Section(
             "sla_departments",
             ("department", *outcome),
             [(w.code("department", r["department"]), *outcomes(r)) for r in report["sla"]["departments"]],

@@ -67,6 +67,23 @@ def render(report, w):
             ],
             w,
         ),
+        _h2(w("merchant_scorecard")),
+        _table(
+            [w(k) for k in ("rank", "mall", "merchant", "complaints", "rate", "compliance", "satisfied_share")],
+            [
+                (
+                    r["rank"],
+                    w.mall(r["mall_id"]),
+                    w.merchant(r["mall_id"], r["merchant_id"]),
+                    r["complaints"],
+                    _pct(r["rate"]),
+                    sla(r["sla"]),
+                    _pct(r["satisfaction"]["share"]),
+                )
+                for r in report["merchant_scorecard"]
+            ],
+            w,
+        ),
         _h2(w("sla_departments")),
         _bars(
             w("sla_departments"),

@@ -30,7 +30,8 @@ HANDLING_CLOCKS = (
     "execution",
     "promised",
 )  # a broken promise (R3.2) makes the complaint late for the customer
-COMPLAINT_CLOCKS = HANDLING_CLOCKS + ("rectification", "revisit")  # not the adverse events' clocks
+# not the adverse events' clocks; a merchant's reply (R7.5) is the merchant's record, not our lateness
+COMPLAINT_CLOCKS = HANDLING_CLOCKS + ("rectification", "revisit", "merchant_reply")
 # Received -> first resolution, in hours: the upper bounds of the histogram buckets
 # (the last bucket, None, is everything over 30 days). p90 is reported as the bound of
 # the bucket that holds the 90th percentile.
@@ -264,15 +265,20 @@ def _handled(doc, add):
     if doc.get("overdue"):
         add["overdue"] = 1
     for clock in (doc.get("clocks") or {}).values():
+        owner = _key(clock.get("owner") or "none")
+        if clock.get("owner_kind") == "merchant":  # its reply and rectifications: the merchant's scorecard (R7.5)
+            add[f"sla_merchant.{owner}.{clock['outcome']}"] += 1
+            continue  # the merchant's record, not the department's that sent it the case
         department = doc.get("department") or clock.get("department") or "none"
         add[f"sla_department.{_key(department)}.{clock['outcome']}"] += 1
-        owner = _key(clock.get("owner") or "none")
         if clock.get("owner_kind", "person") == "person":
             add[f"sla_handler.{owner}.{clock['outcome']}"] += 1
         else:  # a channel, service, role or (unowned) department: not a person's record
             add[f"sla_service.{_key(clock['clock'])}|{owner}.{clock['outcome']}"] += 1
     for answer in doc.get("answers", []):
         add["answers.satisfied" if answer["satisfied"] else "answers.dissatisfied"] += 1
+        if doc.get("merchant_id"):
+            add[f"merchant_answers.{_key(doc['merchant_id'])}.{'' if answer['satisfied'] else 'dis'}satisfied"] += 1
         for reason in answer["reasons"] if not answer["satisfied"] else ():
             add[f"reason.{_key(reason)}"] += 1
     if doc.get("closed_without_answer"):
@@ -382,6 +388,7 @@ def build_report(kind, period, mall_id, tallies, actions, malls=(), proposed=0, 
         },
         "top_problems": _top_problems(by_mall),
         "merchants": _merchants(by_mall),
+        "merchant_scorecard": _merchant_scorecard(by_mall),
         "sla": {
             "departments": _compliance(total.get("sla_department", {}), "department"),
             "handlers": _compliance(total.get("sla_handler", {}), "handler"),
@@ -534,10 +541,15 @@ NOTES = {
     "merchant_rate": "a merchant's complaints / all registered complaints at its mall in the period",
     "library_reviews": "each mall's monthly review of the case library for the period's months: done, or announced "
     "and not done yet; added: candidate cases put into the library",
+    "merchant_scorecard": "R7.5 each merchant at its mall: its complaints (and their rate), its SLA compliance "
+    "(its replies to the cases sent to it and the rectifications given to it, met by their deadline) and the "
+    "satisfaction of its complaints' customers; ranked by most complaints, then lowest compliance, then lowest "
+    "satisfaction (no figure yet: after those with one)",
     "sla": "each clock of a complaint counted once, when its outcome is final (met when stopped in time, "
     "breached when its deadline passed, cancelled when its obligation lapsed: counted in neither), under "
     "the complaint's current department and the clock's owner; handlers are people, the clocks a channel, "
-    "a service, a role or an unowned department keeps are in `services` by clock and owner",
+    "a service, a role or an unowned department keeps are in `services` by clock and owner; a merchant's "
+    "clocks count on its scorecard (merchant_scorecard) only",
     "reached_directors": "escalated to, or approved by, operations_director or legal",
     "scorecards": "per handler (the complaint's current owner), department and mall: complaints received in the "
     "period; first_contact: settled on the spot and never reopened; rates of complaints, satisfaction of answers, "
@@ -633,6 +645,52 @@ def _merchants(by_mall):
                     }
                 )
     return sorted(rows, key=lambda r: (-(r["rate"] or 0), r["mall_id"], r["merchant_id"]))
+
+
+def _merchant_scorecard(by_mall):
+    """R7.5 rows per (mall, merchant), ranked: the merchant held to our time and quality standards."""
+    rows = []
+    for mall, counts in by_mall.items():
+        complaints, clocks, answers = (counts.get(k, {}) for k in ("merchant", "sla_merchant", "merchant_answers"))
+        for key in sorted(set(complaints) | set(clocks) | set(answers)):
+            met, breached, cancelled = (clocks.get(key, {}).get(o, 0) for o in ("met", "breached", "cancelled"))
+            satisfied, dissatisfied = (answers.get(key, {}).get(o, 0) for o in ("satisfied", "dissatisfied"))
+            n = complaints.get(key, 0)
+            if not (n or met or breached or cancelled or satisfied or dissatisfied):
+                continue
+            rows.append(
+                {
+                    "mall_id": mall,
+                    "merchant_id": _unkey(key),
+                    "complaints": n,
+                    "rate": _share(n, counts.get("registered", 0)),
+                    "sla": {
+                        "met": met,
+                        "breached": breached,
+                        "cancelled": cancelled,
+                        "compliance": _share(met, met + breached),
+                    },
+                    "satisfaction": {
+                        "satisfied": satisfied,
+                        "dissatisfied": dissatisfied,
+                        "share": _share(satisfied, satisfied + dissatisfied),
+                    },
+                }
+            )
+
+    def worst_first(row):
+        compliance, satisfied = row["sla"]["compliance"], row["satisfaction"]["share"]
+        return (
+            -row["complaints"],
+            compliance is None,
+            compliance or 0,
+            satisfied is None,
+            satisfied or 0,
+            row["mall_id"],
+            row["merchant_id"],
+        )
+
+    return [{"rank": i, **row} for i, row in enumerate(sorted(rows, key=worst_first), 1)]
 
 
 def _compliance(counts, name):

@@ -52,6 +52,8 @@ TEXT = {
         "商户投诉率（商户投诉 / 门店全部投诉）",
         "Merchant complaint rate (its complaints / all at its mall)",
     ),
+    "merchant_scorecard": ("商户考核（投诉、时限、满意度）", "Merchant scorecard"),
+    "rank": ("排名", "Rank"),
     "complaints": ("投诉", "Complaints"),
     "mall_complaints": ("门店投诉", "Complaints at the mall"),
     "rate": ("投诉率", "Rate"),

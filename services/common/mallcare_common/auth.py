@@ -6,7 +6,8 @@
   by hand.
 - Channel integrations carry API keys (`X-Api-Key: <key id>.<secret>`), each scoped
   to one mall and one channel and rate limited; the keys file keeps only the
-  secret's SHA-256.
+  secret's SHA-256. A merchant (a tenant) signs in with a key of the same kind scoped
+  to one mall and that one merchant (R7.5): it reads and answers only its own cases.
 - Services call each other with a short-lived service token.
 
 Secrets come from the environment (config MALLCARE.TOKEN_SECRET etc., from
@@ -29,7 +30,7 @@ from typing import Any, TypedDict
 
 import jwt
 import yaml
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from nameko.extensions import DependencyProvider
 from werkzeug.wrappers import Request
 
@@ -47,7 +48,7 @@ STAFF_ROLES = (
     "analyst",
     "admin",
 )
-ROLES = STAFF_ROLES + ("channel", "service")
+ROLES = STAFF_ROLES + ("channel", "merchant", "service")
 ISSUER = "mallcare"
 SERVICE_TOKEN_LIFETIME = timedelta(minutes=5)
 LEEWAY_SECONDS = 30  # clock skew between the issuer and the services
@@ -80,8 +81,9 @@ class Principal:
     user: str
     role: str
     malls: tuple[str, ...]  # mall ids, or (ALL_MALLS,)
-    kind: str = "staff"  # staff, channel or service
+    kind: str = "staff"  # staff, channel, merchant or service
     channel: str | None = None  # for channel keys: the one channel it may submit for
+    merchant: str | None = None  # for merchant keys: the one merchant (at its one mall) it speaks for
     permissions: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @property
@@ -165,19 +167,28 @@ def key_digest(secret: str) -> str:
 
 
 class ApiKeySchema(Schema):
+    """A channel's key (`channel`) or a merchant's (`merchant_id`): one of the two."""
+
     id = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{2,63}$"))
     mall_id = fields.String(required=True)
-    channel = fields.String(required=True)
+    channel = fields.String(load_default=None)
+    merchant_id = fields.String(load_default=None, validate=validate.Length(min=1, max=32))
     sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
     per_minute = fields.Integer(load_default=120, validate=validate.Range(min=1, max=100000))
 
+    @validates_schema
+    def _channel_or_merchant(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if (data.get("channel") is None) == (data.get("merchant_id") is None):
+            raise ValidationError("A key is either a channel's (channel) or a merchant's (merchant_id).", "channel")
+
 
 class ApiKey(TypedDict):
-    """A channel key as ApiKeySchema loads it."""
+    """A channel's or a merchant's key as ApiKeySchema loads it."""
 
     id: str
     mall_id: str
-    channel: str
+    channel: str | None
+    merchant_id: str | None
     sha256: str
     per_minute: int
 
@@ -332,9 +343,15 @@ class Access(DependencyProvider):
         return Gate(self, worker_ctx, worker_ctx.data.pop("authorization", None))
 
     def principal(
-        self, user: str, role: str, malls: Iterable[str], kind: str = "staff", channel: str | None = None
+        self,
+        user: str,
+        role: str,
+        malls: Iterable[str],
+        kind: str = "staff",
+        channel: str | None = None,
+        merchant: str | None = None,
     ) -> Principal:
-        return Principal(user, role, tuple(malls), kind, channel, self.by_role[role])
+        return Principal(user, role, tuple(malls), kind, channel, merchant, self.by_role[role])
 
     def permissions(self) -> dict[str, list[str]]:
         """access.yml's permission -> roles table (for the OpenAPI document)."""
@@ -342,6 +359,8 @@ class Access(DependencyProvider):
 
     def from_token(self, token: str) -> Principal:
         user, role, malls = read_token(self.secret, token)
+        if role == "merchant":  # a merchant signs in with its key, never with a token
+            raise Unauthenticated("invalid token: merchants sign in with their key")
         kind = "service" if role == "service" else "channel" if role == "channel" else "staff"
         return self.principal(user, role, malls, kind)
 
@@ -351,6 +370,10 @@ class Access(DependencyProvider):
         if key is None or not hmac.compare_digest(key["sha256"], key_digest(secret)):
             raise Unauthenticated("unknown API key")
         self.limiter.take(key_id, key["per_minute"])
+        if key["merchant_id"] is not None:
+            return self.principal(
+                f"key:{key_id}", "merchant", [key["mall_id"]], "merchant", merchant=key["merchant_id"]
+            )
         return self.principal(f"key:{key_id}", "channel", [key["mall_id"]], "channel", key["channel"])
 
 
@@ -426,7 +449,8 @@ class _AsService:
 def main(argv: Sequence[str] | None = None, prog: str = "python -m mallcare_common.auth") -> None:
     """python -m mallcare_common.auth secrets > secrets.yml      (new random secrets, no keys yet)
     python -m mallcare_common.auth token --user E3501 --role handler --mall sh-xujiahui [--hours 12]
-    python -m mallcare_common.auth api-key --id wechat-sh --mall sh-xujiahui --channel wechat"""
+    python -m mallcare_common.auth api-key --id wechat-sh --mall sh-xujiahui --channel wechat
+    python -m mallcare_common.auth api-key --id t233-sh --mall sh-xujiahui --merchant T-233"""
     import argparse
     import secrets as random_secrets
 
@@ -443,11 +467,14 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m mallcare_comm
     token.add_argument("--mall", action="append", required=True, help="repeat for several; * for the chain")
     token.add_argument("--hours", type=float, default=12)
     key = commands.add_parser(
-        "api-key", help="a new channel key: the key to give the channel, and its entry for API_KEYS in the secrets file"
+        "api-key",
+        help="a new channel's or merchant's key: the key to give, and its entry for API_KEYS in the secrets file",
     )
     key.add_argument("--id", required=True)
     key.add_argument("--mall", required=True)
-    key.add_argument("--channel", required=True)
+    whose = key.add_mutually_exclusive_group(required=True)
+    whose.add_argument("--channel")
+    whose.add_argument("--merchant", help="a merchant of the mall's registry (malls.yml): it answers its own cases")
     key.add_argument("--per-minute", type=int, default=120)
     args = parser.parse_args(argv)
     if args.command == "secrets":
@@ -463,12 +490,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m mallcare_comm
             {
                 "id": args.id,
                 "mall_id": args.mall,
-                "channel": args.channel,
+                **({"merchant_id": args.merchant} if args.merchant else {"channel": args.channel}),
                 "sha256": key_digest(secret),
                 "per_minute": args.per_minute,
             }
         )
-        print(f"key (give to the channel, shown once): {args.id}.{secret}")
+        print(f"key (give to the {'merchant' if args.merchant else 'channel'}, shown once): {args.id}.{secret}")
+        entry = {k: v for k, v in entry.items() if v is not None}  # a channel's or a merchant's, not both
         print(yaml.safe_dump({"API_KEYS": [entry]}, allow_unicode=True, sort_keys=False), end="")
 
 

@@ -48,11 +48,20 @@ def week_field(**kwargs: Any) -> fields.Dict:
     return fields.Dict(keys=fields.String(validate=validate.OneOf(WEEKDAYS)), values=Hours(), **kwargs)
 
 
+class _MerchantContactSchema(Schema):
+    """Who at the merchant answers our complaints about them (R7.5): notify mails them the case."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    email = fields.Email(required=True)
+    phone = fields.String(validate=validate.Regexp(r"^\+?[0-9 -]{7,20}$"))
+
+
 class _MerchantSchema(Schema):
     id = fields.String(required=True, validate=validate.Length(min=1, max=32))  # as complaints carry it
     name = fields.String(required=True, validate=validate.Length(min=1, max=128))
     floor = fields.String(validate=validate.Length(max=16))
     area = fields.String(validate=validate.Length(max=64))
+    contact = fields.Nested(_MerchantContactSchema)
 
 
 class _MallSchema(Schema):
@@ -98,7 +107,11 @@ class Mall:
     name: str
     calendar: BusinessCalendar
     name_en: str | None = None
-    merchants: tuple[dict[str, str], ...] = ()  # {id, name, floor?, area?}, as the registry lists them
+    merchants: tuple[dict[str, Any], ...] = ()  # {id, name, floor?, area?, contact?}, as the registry lists them
+
+    def merchant(self, merchant_id: str | None) -> dict[str, Any] | None:
+        """The registry's entry of one of the mall's merchants (None when it lists no such one)."""
+        return next((m for m in self.merchants if m["id"] == merchant_id), None)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ scripts/openapi.py` rewrites them). The services serve the same document at GET
 
 Who may call an operation is its `permission` in access.yml: the document names it
 (`x-permission`), asks for the bearer token, and also for the X-Api-Key header (with
-its 429) where channel keys hold that permission.
+its 429) where keys hold that permission (a channel's, or a merchant's: R7.5); only the
+key where no token may (merchants').
 """
 
 import json
@@ -29,6 +30,7 @@ from nameko.web.handlers import HttpRequestHandler
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1"
 _ROUTE_PARAM = re.compile(r"<(?:[a-z]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
+KEY_ROLES = ("channel", "merchant")  # who signs in with an X-Api-Key, never a token
 
 Body = type[Schema] | str | None  # a JSON schema class (None: any object), or a media type
 
@@ -158,7 +160,7 @@ def build(service: str, api: Iterable[Op], permissions: Mapping[str, list[str]])
             "type": "apiKey",
             "in": "header",
             "name": "X-Api-Key",
-            "description": "a channel integration's key: <key id>.<secret>",
+            "description": "a channel integration's or a merchant's key: <key id>.<secret>",
         },
     )
     spec.components.schema("ErrorOut", schema=ErrorOut)
@@ -199,8 +201,10 @@ def _operation(op: Op, permissions: Mapping[str, list[str]]) -> dict[str, Any]:
         roles = permissions.get(op.permission, [])
         operation["x-permission"] = op.permission
         operation["description"] = f"Needs `{op.permission}`: {', '.join(roles)}."
-        operation["security"] = [{"bearer": []}] + ([{"apiKey": []}] if "channel" in roles else [])
-        errors |= {401, 403} | ({429} if "channel" in roles else set())
+        keyed = bool(set(roles) & set(KEY_ROLES))
+        staff = any(role not in KEY_ROLES for role in roles)
+        operation["security"] = ([{"bearer": []}] if staff else []) + ([{"apiKey": []}] if keyed else [])
+        errors |= {401, 403} | ({429} if keyed else set())
     else:
         operation["security"] = []
     if op.body is not None:

@@ -39,6 +39,11 @@ SAMPLES = {
         "appeal_short": "如有异议……",
     },
     "execution": {"task": _REMEDY},
+    "merchant_request": {
+        "merchant": "一点点奶茶",
+        "due_at": "11月25日 18:00",
+        "link": "https://care.example.com/merchant/cases/SHXJH-20261123-0042",
+    },
     # as long as feedback's links are: the brief SMS must fit with it
     "revisit": {
         "link": "https://care.example.com/answers?token=" + "x" * 44 + "." + "y" * 43,
@@ -110,6 +115,17 @@ class _Override(Schema):
     )
 
 
+class _Merchants(Schema):
+    """R7.5: how a merchant is told of a tenant's case sent to it, and where it reads and answers it."""
+
+    channel = fields.String(required=True, validate=validate.OneOf(("email", "sms")))
+    page = fields.Url(
+        required=True,
+        require_tld=False,
+        metadata={"description": "resolution's merchant cases, as the merchant reaches them; the number follows"},
+    )
+
+
 class NotifyPolicySchema(Schema):
     version = fields.String(required=True)
     routes = fields.Dict(
@@ -135,6 +151,7 @@ class NotifyPolicySchema(Schema):
     languages = fields.Dict(
         keys=fields.String(validate=validate.Regexp(r"^[a-z]{2}$")), values=fields.Nested(_Language), required=True
     )
+    merchants = fields.Nested(_Merchants, required=True)
     mall_overrides = fields.Dict(keys=fields.String(), values=fields.Nested(_Override), load_default=dict)
 
 

@@ -33,6 +33,9 @@ ERROR_CHARS = 300  # of a gateway's answer kept on the message and its event
 # The contact each channel sends to: a phone, an address, the WeChat OpenID (intake's wechat
 # channel knows the customer by it), the app's member id.
 CONTACTS = {"sms": "phone", "email": "email", "wechat": "wechat_openid", "app": "member_id"}
+# Messages to the merchant a tenant's case was sent to (R7.5), not to the customer: its contact
+# is the mall registry's, its language the mall's.
+MERCHANT_KINDS = ("merchant_request",)
 _CHINESE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
 
@@ -112,7 +115,8 @@ def new_message(
     route), due from `not_before` (now) outside the quiet hours; None when the policy
     sends no such message, none by the complaint's channel, or nobody can be told (an
     anonymous suggestion)."""
-    if kind not in policy.rules["kinds"] or not complaint["reachable"]:
+    to_merchant = kind in MERCHANT_KINDS
+    if kind not in policy.rules["kinds"] or not (to_merchant or complaint["reachable"]):
         return None
     wanted = channel or route(kind, complaint["channel"], policy)
     if wanted is None:
@@ -124,7 +128,7 @@ def new_message(
         "mall_id": mall_id,
         "kind": kind,
         "ref": ref,
-        "language": complaint["language"],
+        "language": policy.language(mall_id) if to_merchant else complaint["language"],
         "route": wanted,
         "channel": None,
         "status": "pending",
@@ -140,6 +144,14 @@ def new_message(
         "version": 0,
         "policy_version": policy.version,
     }
+
+
+def merchant_contact(message: Mapping[str, Any], policy: NotifyPolicy) -> dict[str, Any] | None:
+    """Where a message to a merchant goes: its contact in the mall registry as it is now
+    (None when the registry no longer lists one)."""
+    merchant = policy.malls[message["mall_id"]].merchant(message["detail"]["merchant_id"])
+    contact: dict[str, Any] | None = merchant and merchant.get("contact")
+    return contact
 
 
 # --- what the customer reads ------------------------------------------------------------------
@@ -188,6 +200,13 @@ def context(
                 {"name": words["remedies"].get(r["type"], r["type"]), "amount": r["amount"]}
                 for r in proposal["remedies"]
             ],
+        )
+    elif kind == "merchant_request":
+        merchant = mall.merchant(detail["merchant_id"]) or {"name": detail["merchant_id"]}
+        values.update(
+            merchant=merchant["name"],
+            due_at=_local(detail["due_at"], zone, time_format),
+            link=policy.rules["merchants"]["page"] + message["complaint_no"],
         )
     elif kind == "execution":
         assert case is not None

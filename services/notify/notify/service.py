@@ -5,7 +5,9 @@ Events make messages: intake's complaint_registered the acknowledgement, resolut
 time_promised the expected time, case_proposed the written answer (with the appeal
 route when it differs from what the customer asked), execution_task_done each executed
 remedy, feedback's revisit_scheduled (by SMS or app) the revisit request with its answer
-link. One message per complaint, kind and ref, however often an event comes again.
+link; resolution's merchant_reply_requested (R7.5) a message to the merchant a tenant's case
+was sent to, at its contact in the mall registry, with the link to the case on resolution's
+merchant API. One message per complaint, kind and ref, however often an event comes again.
 
 A message goes by the channel the complaint came in on (the policy's routes), when the
 mall's quiet hours allow, through that channel's gateway (notify.gateways). The contact
@@ -124,6 +126,20 @@ class NotifyService(Service):
         if task["kind"] in self.policy.current.rules["execution_kinds"]:
             self._new("execution", str(task["task_id"]), self._complaint(event), detail={"task_id": task["task_id"]})
 
+    @event_handler(case_events.MERCHANT_REPLY_REQUESTED.source, case_events.MERCHANT_REPLY_REQUESTED.name)
+    def handle_merchant_reply_requested(self, body):
+        """R7.5: the merchant is told of the tenant's case sent to it and by when it must reply."""
+        event = read_event(body, case_events.MERCHANT_REPLY_REQUESTED)
+        sent = event["payload"]
+        self._new(
+            "merchant_request",
+            str(sent["request_id"]),
+            self._complaint(event),
+            channel=self.policy.current.rules["merchants"]["channel"],
+            deadline=sent["due_at"],
+            detail={"merchant_id": sent["merchant_id"], "due_at": sent["due_at"]},
+        )
+
     @event_handler(revisit_events.REVISIT_SCHEDULED.source, revisit_events.REVISIT_SCHEDULED.name)
     def handle_revisit_scheduled(self, body):
         """R4.1: a revisit by SMS or app message is a message with the answer link, sent at
@@ -201,10 +217,10 @@ class NotifyService(Service):
 
     # --- a message's life ---------------------------------------------------------------------
 
-    def _new(self, kind, ref, complaint, *, by_sms=False, **settings):
+    def _new(self, kind, ref, complaint, *, by_sms=False, channel=None, **settings):
         """The message once (a redelivered event finds it), tried at once when it is due."""
         message = rules.new_message(
-            kind, ref, complaint, self.policy.current, self.clock(), channel="sms" if by_sms else None, **settings
+            kind, ref, complaint, self.policy.current, self.clock(), channel="sms" if by_sms else channel, **settings
         )
         if message is None or not self.store.insert_new(self.store.messages, message):
             return
@@ -245,26 +261,22 @@ class NotifyService(Service):
         fault: those are retried; a refusal or the last attempt fails the message."""
         policy = self.policy.current
         try:
-            contact = ask(
-                self.access,
-                self.intake.complaint_contact,
-                message["complaint_no"],
-                {"purpose": f"notify {message['kind']}"},
-            )["customer"]
+            contact = self._contact(message, policy)
         except RemoteError as exc:
             if exc.exc_type == "Gone":  # anonymised by retention: nobody to tell any more
                 return rules.failed(message, None, None, "contact_gone", exc.value, self.clock())
             return rules.temporary(message, None, None, f"intake: {exc.exc_type}: {exc.value}", policy, self.clock())
         except Exception as exc:  # intake did not answer: tried again later
             return rules.temporary(message, None, None, f"intake: {exc}", policy, self.clock())
-        channel = rules.channel_for(message["route"], contact, policy.rules["fallback"])
-        if channel is None:
+        channel = contact and rules.channel_for(message["route"], contact, policy.rules["fallback"])
+        if not channel:
             return rules.failed(
                 message,
                 None,
                 None,
                 "no_contact",
-                f"the customer left no contact a {message['route']} message can go to",
+                f"the {'merchant' if message['kind'] in rules.MERCHANT_KINDS else 'customer'} has no contact "
+                f"a {message['route']} message can go to",
                 self.clock(),
             )
         later = rules.held(message, channel, policy, self.clock())
@@ -298,6 +310,18 @@ class NotifyService(Service):
             log.warning("%s: gateway %s failed: %s", message["_id"], name, type(exc).__name__)
             return rules.temporary(message, channel, name, f"{type(exc).__name__}: {exc}", policy, self.clock())
         return rules.accepted(message, channel, receipt.gateway, receipt.provider_id, self.clock())
+
+    def _contact(self, message, policy):
+        """Who the message goes to: the customer's contact through intake's audited read, or a
+        merchant's from the mall registry (R7.5)."""
+        if message["kind"] in rules.MERCHANT_KINDS:
+            return rules.merchant_contact(message, policy)
+        return ask(
+            self.access,
+            self.intake.complaint_contact,
+            message["complaint_no"],
+            {"purpose": f"notify {message['kind']}"},
+        )["customer"]
 
     def _values(self, message, policy):
         """What the message's templates are given, with the case or revisit it needs read

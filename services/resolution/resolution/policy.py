@@ -90,6 +90,14 @@ class _Incidents(Schema):
     communicate = fields.Nested(AllowedTime, required=True)  # R7.10: the result told to the customer
 
 
+class _Merchants(Schema):
+    """R7.5: which department sends a tenant's case to its merchant and oversees it, and the
+    merchant's deadline for its reply with evidence."""
+
+    department = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    reply_within = fields.Nested(AllowedTime, required=True)
+
+
 class _Staff(Schema):
     id = fields.String(required=True, validate=validate.Length(min=1, max=20))
     name = fields.String(required=True)
@@ -124,6 +132,7 @@ class ResolutionPolicySchema(Schema):
         keys=fields.String(validate=validate.OneOf(ATTRIBUTES)), values=fields.Nested(_Rectification), required=True
     )
     incidents = fields.Nested(_Incidents, required=True)
+    merchants = fields.Nested(_Merchants, required=True)
     appeal_window_days = fields.Integer(
         required=True,
         strict=True,

@@ -31,6 +31,7 @@ _CASE_KEEP = {
     "channel",
     "received_at",
     "merchant_id",
+    "merchant_access",
     "category",
     "risk_level",
     "urgency",

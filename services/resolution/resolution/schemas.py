@@ -182,6 +182,54 @@ class RectificationDoneIn(ActionIn):
     evidence = fields.String(**_text)
 
 
+# --- R7.5 a tenant's case with its merchant ----------------------------------------------------
+
+
+class MerchantRequestIn(ActionIn):
+    note = fields.String(
+        **_text, metadata={"description": "what merchant relations asks of the merchant (evidence, a reply)"}
+    )
+
+
+class EvidenceIn(Schema):
+    ref = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=300),
+        metadata={"description": "where the file is kept (a reference: the file itself is not sent here)"},
+    )
+    description = fields.String(validate=validate.Length(max=500))
+
+
+class _MerchantIn(Schema):
+    """What a merchant sends, signed in with its key (`by` is the key, whatever the body says)."""
+
+    by = fields.String(required=True, validate=validate.Length(min=1, max=80))
+    request_id = fields.String(validate=validate.Length(min=1, max=64))
+
+
+class MerchantReplyIn(_MerchantIn):
+    reply = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=4000),
+        metadata={"description": "the merchant's final reply: a copy is kept on the case"},
+    )
+    evidence = fields.List(
+        fields.Nested(EvidenceIn),
+        required=True,
+        validate=validate.Length(min=1, max=20),
+        metadata={"description": "whoever manages the thing at fault gives the evidence (谁管理、谁举证)"},
+    )
+
+
+class MerchantRectificationDoneIn(_MerchantIn):
+    rectification_id = fields.Integer(**_number)
+    evidence = fields.String(**_text)
+
+
+class MerchantCaseQuery(Schema):
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+
+
 class CaseQuery(Schema):
     mall_id = fields.String(validate=validate.Length(max=64))
     owner_id = fields.String(validate=validate.Length(max=20))
@@ -376,6 +424,7 @@ class _Rectification(Schema):
     id = fields.Integer()
     kind = fields.String()
     owner_id = fields.String(allow_none=True)
+    merchant_id = fields.String(allow_none=True, metadata={"description": "R7.5: the merchant rectifies it"})
     description = fields.String()
     due_at = fields.AwareDateTime()
     done = Plain(allow_none=True)
@@ -391,6 +440,7 @@ class CaseOut(MaskedOut):
         "escalations",
         "tasks",
         "rectifications",
+        "merchant_requests",
         "resolution",
         "closure",
         "timeline",
@@ -413,6 +463,7 @@ class CaseOut(MaskedOut):
     )
     department = fields.String()
     owner_id = fields.String(allow_none=True)
+    merchant_id = fields.String(allow_none=True, metadata={"description": "the tenant the complaint is about"})
     received_at = fields.AwareDateTime()
     opened_at = fields.AwareDateTime()
     first_response_due_at = fields.AwareDateTime()
@@ -425,6 +476,16 @@ class CaseOut(MaskedOut):
     escalations = Plain()
     tasks = fields.List(fields.Nested(_Task))
     rectifications = fields.List(fields.Nested(_Rectification))
+    merchant_requests = Plain(
+        metadata={
+            "description": "R7.5 each time the case was sent to its merchant: id, merchant_id, note, sent_at, "
+            "sent_by, due_at, status (awaiting, replied, taken_back), reply (at, by, text, evidence, "
+            "within_deadline: the copy kept of its final reply), taken_back (at, by, reason)"
+        },
+    )
+    merchant_access = fields.String(
+        allow_none=True, metadata={"description": "the merchant the case is with now (it reads and answers it)"}
+    )
     resolution = Plain(allow_none=True)
     closure = Plain(
         allow_none=True,
@@ -494,6 +555,33 @@ class IncidentOut(MaskedOut):
     policy_version = fields.String()
     anonymised_at = fields.AwareDateTime(allow_none=True)
     timeline = fields.List(fields.Nested(_Entry))
+
+
+class MerchantCaseOut(MaskedOut):
+    """A case as its merchant reads it (R7.5): the complaint with the customer masked, our
+    requests and its replies, its rectifications; nothing of the mall's own handling."""
+
+    free_text = ("complaint", "requests", "rectifications")
+
+    complaint_no = fields.String(attribute="_id")
+    mall_id = fields.String()
+    merchant_id = fields.String()
+    state = fields.String()
+    category = fields.String(allow_none=True)
+    received_at = fields.AwareDateTime()
+    requests = Plain(metadata={"description": "what we asked, by when, and the merchant's reply"})
+    rectifications = fields.List(fields.Nested(_Rectification))
+    complaint = Plain(
+        allow_none=True,
+        metadata={
+            "description": "description, demands, customer (masked), location, incident_time, product, "
+            "staff_involved as intake shows them (not in the list)"
+        },
+    )
+
+
+class MerchantCaseList(Schema):
+    items = fields.List(fields.Nested(MerchantCaseOut), required=True, metadata={"description": "without complaint"})
 
 
 class CaseQueue(Schema):
@@ -568,6 +656,31 @@ CASE_ACTIONS = [
     _case_action("reopening", ReasonIn, "Reopen the case (R4.2)."),
     _case_action("rectifications", RectificationIn, "Add a rectification task (R3.8)."),
     _case_action("rectification-done", RectificationDoneIn, "A rectification task is done."),
+    _case_action(
+        "merchant-request", MerchantRequestIn, "Send a tenant's case to its merchant for its evidence and reply (R7.5)."
+    ),
+    _case_action("merchant-takeback", ReasonIn, "Take the case back from its merchant; its access ends (R7.5)."),
+]
+_MERCHANT_ACTION = "/merchant/cases/<string:complaint_no>/<string:action>"
+
+
+def _merchant_action(action, body, summary):
+    return Op(
+        "POST",
+        f"/merchant/cases/<string:complaint_no>/{action}",
+        summary,
+        "merchant.case",
+        body=body,
+        signed=True,
+        responses={200: MerchantCaseOut},
+        errors=(409,),
+        route=_MERCHANT_ACTION,
+    )
+
+
+MERCHANT_ACTIONS = [
+    _merchant_action("reply", MerchantReplyIn, "The merchant's final reply with its evidence (R7.5)."),
+    _merchant_action("rectification-done", MerchantRectificationDoneIn, "The merchant carried out its rectification."),
 ]
 INCIDENT_ACTIONS = [
     _incident_action("verification", VerificationIn, "Confirm or dismiss the incident."),

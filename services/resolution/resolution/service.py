@@ -20,13 +20,21 @@ customer masked; the full customer and report come only from
 `customer.contact` at the incident's mall, and each such read is audited (audit.py).
 Closed cases and finished incidents are anonymised after the retention period
 (retention.py).
+
+R7.5: merchant relations sends a tenant's case to its merchant (`merchant-request`) and may
+take it back (`merchant-takeback`). The merchant signs in with its own key (role
+`merchant`, one merchant at one mall) and reaches only `/merchant/cases...`: the cases with
+it now, the complaint read from intake with the customer masked, and its reply with
+evidence and its rectifications (domain.merchants); any other case is a 404 to it.
 """
 
 import logging
 from datetime import timedelta
+from functools import partial
 
 import eventlet
 from marshmallow import ValidationError
+from nameko.rpc import RpcProxy
 from prometheus_client import Counter
 
 from mallcare_common import web
@@ -53,10 +61,11 @@ from mallcare_common.policy import PolicyFiles
 from mallcare_common.openapi import Op
 from mallcare_common.operations import Created, operation
 from mallcare_common.retention import Retention
+from mallcare_common.rpc import ask
 from mallcare_common.unit_of_work import change, write
 from mallcare_common.web import CLIENT_ERRORS, Conflict, NotFound, signed
 
-from .domain import actions, incidents
+from .domain import actions, incidents, merchants
 from .domain.errors import NoAuthority, StateConflict
 from .domain.opening import new_case
 from .domain.step import Actor, Step
@@ -66,6 +75,7 @@ from .schemas import (
     CASE_ACTIONS,
     INCIDENT_ACTIONS,
     INCIDENT_CUSTOMER_READ,
+    MERCHANT_ACTIONS,
     CaseOut,
     CaseQuery,
     CaseQueue,
@@ -74,6 +84,9 @@ from .schemas import (
     IncidentList,
     IncidentOut,
     IncidentQuery,
+    MerchantCaseList,
+    MerchantCaseOut,
+    MerchantCaseQuery,
     ProposalIn,
     RectificationList,
     RectificationOut,
@@ -118,6 +131,7 @@ class ResolutionService(Service):
     dispatch = outbox_dispatcher()
     audit = AuditLog()
     retention = Retention(anonymise_cases)
+    intake = RpcProxy("intake")  # a merchant reads the complaint as intake shows it (masked)
 
     # --- events -------------------------------------------------------------------------------
 
@@ -164,9 +178,13 @@ class ResolutionService(Service):
 
     @event_handler(SLA_BREACHED.source, SLA_BREACHED.name)
     def handle_sla_breached(self, body):
-        """A breach escalates (R3.5, R5.5): the case goes one level up, on its timeline."""
+        """A breach escalates (R3.5, R5.5): the case goes one level up, on its timeline; a
+        merchant's late reply (R7.5) is written on the timeline for merchant relations."""
         event = read_event(body, SLA_BREACHED)
         clock = event["payload"]
+        if clock["clock"] == "merchant_reply":  # R7.5: merchant relations sees it and chases the merchant
+            self._on_event(SLA_BREACHED, event, merchants.note_overdue, clock)
+            return
         if clock["clock"] not in ESCALATING_CLOCKS:
             return
         note = f"{clock['clock']} deadline {clock['due_at'].isoformat()} passed ({clock['owner'] or 'no owner'})"
@@ -347,6 +365,69 @@ class ResolutionService(Service):
         case = self.store.get(self.store.cases, complaint_no, "case")
         caller.require("case.read", case["mall_id"])
         return CaseOut().dump(case)
+
+    # --- a merchant's own cases (R7.5) ----------------------------------------------------------
+
+    @operation(
+        Op(
+            "GET",
+            "/merchant/cases",
+            "The cases sent to the signed-in merchant and not taken back, the earliest reply due first (R7.5).",
+            "merchant.case",
+            query=MerchantCaseQuery,
+            responses={200: MerchantCaseList},
+        )
+    )
+    def merchant_cases(self, query):
+        caller = self.access.caller().require("merchant.case")
+        query = MerchantCaseQuery().load(query)
+        items = self.store.with_merchant(caller.malls[0], caller.merchant, query["limit"])
+        views = [merchants.view(case, caller.merchant) for case in items]
+        return {"items": MerchantCaseOut(many=True, exclude=("complaint",)).dump(views)}
+
+    @operation(
+        Op(
+            "GET",
+            "/merchant/cases/<string:complaint_no>",
+            "One case sent to the signed-in merchant: the complaint with the customer masked, what we "
+            "asked and by when, its replies and rectifications (R7.5).",
+            "merchant.case",
+            responses={200: MerchantCaseOut},
+        )
+    )
+    def merchant_case(self, complaint_no):
+        caller = self.access.caller().require("merchant.case")
+        case = self._merchants_case(caller, complaint_no)
+        complaint = ask(self.access, self.intake.get_complaint, complaint_no)
+        return MerchantCaseOut().dump(merchants.view(case, caller.merchant, complaint))
+
+    @operation(*MERCHANT_ACTIONS)
+    def merchant_act(self, complaint_no, action, data):
+        """What the merchant does on a case sent to it (actions.MERCHANT_ACTIONS)."""
+        caller = self.access.caller().require("merchant.case")
+        if action not in actions.MERCHANT_ACTIONS:
+            raise NotFound(f"no action {action}; actions: {', '.join(actions.MERCHANT_ACTIONS)}")
+        self._merchants_case(caller, complaint_no)
+        schema, rule = actions.MERCHANT_ACTIONS[action]
+        updated = self._act(
+            caller,
+            self.store.cases,
+            complaint_no,
+            f"merchant-{action}",
+            schema().load(signed(data, caller)),
+            partial(rule, merchant_id=caller.merchant),
+            Step,
+            permission="merchant.case",
+        )
+        return MerchantCaseOut().dump(merchants.view(updated, caller.merchant))
+
+    def _merchants_case(self, caller, complaint_no):
+        """The case, when it is with the caller's merchant; 404 otherwise (another merchant's case,
+        or one taken back, is not theirs to know of)."""
+        case = self.store.cases.find_one({"_id": complaint_no}, {"outbox": 0})
+        if case is None or case["mall_id"] not in caller.malls or not merchants.with_merchant(case, caller.merchant):
+            raise NotFound(f"no case {complaint_no} with merchant {caller.merchant}")
+        return case
 
     # --- adverse events (R3.9) ------------------------------------------------------------------
 

@@ -61,6 +61,11 @@ class CaseStore(Store):
         ]
         return sorted(items, key=lambda r: r["due_at"])[:limit]
 
+    def with_merchant(self, mall_id, merchant_id, limit):
+        """R7.5: the cases with one merchant of a mall now, the earliest reply due first."""
+        docs = self.cases.find({"mall_id": mall_id, "merchant_access": merchant_id}, {"outbox": 0, "timeline": 0})
+        return sorted(docs, key=lambda c: (c["merchant_requests"][-1]["due_at"], c["_id"]))[:limit]
+
     def closing_by_rule(self, now):
         """Resolved cases whose customer could not be reached and whose waiting time is over, earliest first."""
         return self.cases.find({"state": "resolved", "closure_by_rule.close_at": {"$lte": now}}, {"outbox": 0}).sort(
@@ -111,6 +116,7 @@ class Cases(MongoDatabase):
         db.cases.create_index([("_id", ASCENDING), ("version", ASCENDING)])
         db.cases.create_index([("mall_id", ASCENDING), ("state", ASCENDING), ("resolution_due_at", ASCENDING)])
         db.cases.create_index([("pending_events", ASCENDING)])
+        db.cases.create_index([("mall_id", ASCENDING), ("merchant_access", ASCENDING)])
         db.cases.create_index([("state", ASCENDING), ("closure_by_rule.close_at", ASCENDING), ("_id", ASCENDING)])
         db.incidents.create_index([("_id", ASCENDING), ("version", ASCENDING)])
         db.incidents.create_index([("mall_id", ASCENDING), ("state", ASCENDING), ("reported_at", ASCENDING)])

@@ -143,6 +143,12 @@ KINDS = {
         ev("case_resolved", {"round": 1}, T0 + H),
         "E3501",
     ),
+    # R7.5 the merchant a tenant's case was sent to keeps it: its scorecard counts it
+    "merchant_reply": (
+        ev("merchant_reply_requested", {"request_id": 1, "merchant_id": "T-233", "due_at": DUE}),
+        ev("merchant_replied", {"request_id": 1, "replied_at": T0 + H}, T0 + H),
+        "T-233",
+    ),
 }
 PEOPLE = {
     "first_response",
@@ -170,10 +176,13 @@ def report_counts(outcomes):
         if clock["clock"] in INCIDENT_CLOCKS:
             continue  # adverse events are not complaints (storage.apply_clock skips them)
         model.outcome(clock, result)
-    return model.report("2026-11", "sh-xujiahui")["sla"]
+    report = model.report("2026-11", "sh-xujiahui")
+    return {**report["sla"], "merchants": report["merchant_scorecard"]}
 
 
 def row_of(sla, kind, owner):
+    if kind == "merchant_reply":
+        return next((r["sla"] for r in sla["merchants"] if r["merchant_id"] == owner), None)
     if kind in PEOPLE:
         return next((r for r in sla["handlers"] if r["handler"] == owner), None)
     return next((r for r in sla["services"] if (r["clock"], r["owner"]) == (kind, owner)), None)

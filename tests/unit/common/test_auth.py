@@ -147,6 +147,33 @@ def test_the_keys_file_keeps_only_digests_and_refuses_a_bad_entry(tmp_path):
         auth.read_api_keys({"MALLCARE": {"SECRETS_FILE": str(secrets_file)}})
 
 
+def test_a_merchants_key_signs_in_that_one_merchant_and_no_token_can(tmp_path, monkeypatch):
+    """R7.5, seed 002: 谁管理、谁举证 (a merchant answers for its own cases, signed in as itself)."""
+    secrets_file = tmp_path / "secrets.yml"
+    entry = {"id": "t233-sh", "mall_id": "sh-xujiahui", "merchant_id": "T-233", "sha256": auth.key_digest("k")}
+    secrets_file.write_text(yaml.safe_dump({"API_KEYS": [entry], "TOKEN_SECRET": SECRET}), encoding="utf-8")
+    monkeypatch.setenv("MALLCARE_SECRETS_FILE", str(secrets_file))
+    access = auth.Access()
+    access.container = type("Container", (), {"config": {"MALLCARE": {"POLICY_DIR": str(POLICY_DIR)}}})()
+    access.setup()
+    merchant = access.from_api_key("t233-sh.k")
+    assert (merchant.role, merchant.kind, merchant.malls, merchant.merchant) == (
+        "merchant",
+        "merchant",
+        ("sh-xujiahui",),
+        "T-233",
+    )
+    assert merchant.permissions == {"merchant.case"}  # nothing of the staff's
+    with pytest.raises(auth.Forbidden):
+        merchant.require("case.read", "sh-xujiahui")
+    with pytest.raises(auth.Unauthenticated, match="merchants sign in with their key"):
+        access.from_token(auth.issue_token(SECRET, "T-233", "merchant", ["sh-xujiahui"]))
+    both = {**entry, "channel": "wechat"}
+    secrets_file.write_text(yaml.safe_dump({"API_KEYS": [both]}), encoding="utf-8")
+    with pytest.raises(RuntimeError, match="either a channel's"):
+        auth.read_api_keys({"MALLCARE": {"SECRETS_FILE": str(secrets_file)}})
+
+
 def test_the_command_issues_tokens_keys_and_secrets_files(capsys, monkeypatch):
     monkeypatch.setenv("MALLCARE_TOKEN_SECRET", SECRET)
     auth.main(["token", "--user", "E3011", "--role", "supervisor", "--mall", "sh-xujiahui", "--hours", "1"])

@@ -276,6 +276,7 @@ def test_a_service_complaint_leads_to_staff_training_in_3_working_days(proposed_
         "rectification_id": 1,
         "kind": "staff_training",
         "owner_id": "E3011",
+        "merchant_id": None,  # the mall's own: the case was not with its merchant (R7.5)
         "due_at": (MONDAY_15 + timedelta(days=3)).isoformat(),
     }
 

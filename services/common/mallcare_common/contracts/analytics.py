@@ -18,6 +18,7 @@ CLOCKS = (
     "incident_communication",
     "revisit",
     "promised",
+    "merchant_reply",  # R7.5 the merchant's reply with its evidence, to our deadline
 )
 
 

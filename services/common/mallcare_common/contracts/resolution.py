@@ -177,6 +177,11 @@ class RectificationDue(Schema):
     rectification_id = fields.Integer(required=True)
     kind = fields.String(required=True)
     owner_id = fields.String(allow_none=True, required=True)
+    merchant_id = fields.String(
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "R7.5: the merchant who manages the thing at fault rectifies it (owner_id is null)"},
+    )
     due_at = _due
 
 
@@ -192,6 +197,31 @@ class RectificationDone(Schema):
 class _Place(Schema):
     area = fields.String(required=True)
     merchant_id = fields.String(allow_none=True, load_default=None)
+
+
+class MerchantReplyRequested(Schema):
+    request_id = fields.Integer(required=True, metadata={"description": "1, then one more each time it is sent"})
+    merchant_id = fields.String(required=True, metadata={"description": "the tenant, as the mall registry lists it"})
+    due_at = _due
+    by = _by
+
+
+class MerchantReplied(Schema):
+    request_id = fields.Integer(required=True)
+    merchant_id = fields.String(required=True)
+    due_at = _due
+    replied_at = fields.AwareDateTime(**_when)
+    within_deadline = fields.Boolean(required=True)
+    evidence = fields.Integer(required=True, metadata={"description": "how many pieces of evidence came with it"})
+    by = _by
+
+
+class MerchantTakenBack(Schema):
+    request_id = fields.Integer(required=True)
+    merchant_id = fields.String(required=True)
+    awaiting = fields.Boolean(required=True, metadata={"description": "taken back before the merchant replied"})
+    reason = FreeText(required=True)
+    by = _by
 
 
 class IncidentReported(Schema):
@@ -292,6 +322,21 @@ RECTIFICATION_DUE = _event(
     RectificationDue,
     "An improvement the case calls for (training, procurement standard, maintenance) (R3.8).",
 )
+MERCHANT_REPLY_REQUESTED = _event(
+    "merchant_reply_requested",
+    MerchantReplyRequested,
+    "Merchant relations sent a tenant's case to the merchant, who must reply with its evidence by due_at (R7.5).",
+)
+MERCHANT_REPLIED = _event(
+    "merchant_replied",
+    MerchantReplied,
+    "The merchant gave its final reply and evidence; a copy is kept on the case (R7.5).",
+)
+MERCHANT_TAKEN_BACK = _event(
+    "merchant_taken_back",
+    MerchantTakenBack,
+    "Merchant relations took the case back from the merchant, whose access to it ends (R7.5).",
+)
 RECTIFICATION_DONE = _event("rectification_done", RectificationDone, "A rectification task was done (R3.8).")
 INCIDENT_REPORTED = _event(
     "incident_reported",
@@ -334,6 +379,9 @@ EVENTS = (
     TIME_PROMISED,
     RECTIFICATION_DUE,
     RECTIFICATION_DONE,
+    MERCHANT_REPLY_REQUESTED,
+    MERCHANT_REPLIED,
+    MERCHANT_TAKEN_BACK,
     INCIDENT_REPORTED,
     INCIDENT_FORWARDED,
     INCIDENT_DISMISSED,

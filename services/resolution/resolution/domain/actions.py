@@ -15,6 +15,9 @@ from ..policy import ResolutionPolicy, fen
 from ..schemas import (
     EscalationIn,
     FindingIn,
+    MerchantRectificationDoneIn,
+    MerchantReplyIn,
+    MerchantRequestIn,
     NoteIn,
     ObjectionIn,
     PromiseIn,
@@ -30,6 +33,7 @@ from ..schemas import (
     TaskDoneIn,
 )
 from .authority import approval_needs, lowest_approver, next_level, refusals, require
+from . import merchants
 from .compliance import check_remedies, paid_compensation, yuan
 from .errors import NoAuthority, StateConflict
 from .states import ACTIVE, check_state
@@ -611,18 +615,22 @@ def _publish_task_done(step: Step, task: Doc, within_deadline: bool) -> None:
 
 
 def rectification_tasks(case: Doc, policy: ResolutionPolicy, now: datetime) -> list[Doc]:
-    """R3.8: what the problem's attribute calls for, once per case."""
+    """R3.8: what the problem's attribute calls for, once per case. R7.5 (谁管理、谁整改): in a
+    tenant's case that is with its merchant the merchant manages the thing at fault and
+    rectifies it; otherwise the policy's role at the mall does."""
     attribute = (case["category"] or "").split(".")[0]
     rule = policy.rules["rectification"].get(attribute)
     if not rule or any(r["kind"] == rule["kind"] for r in case["rectifications"]):
         return []
-    owner = policy.first_staff(case["mall_id"], rule["owner_role"])
+    merchant_id = case.get("merchant_access")
+    owner = None if merchant_id else policy.first_staff(case["mall_id"], rule["owner_role"])
     due = policy.calendar(case["mall_id"]).due(now, {"working_days": rule["working_days"]})
     return [
         {
             "id": len(case["rectifications"]) + 1,
             "kind": rule["kind"],
             "owner_id": owner and owner.id,
+            "merchant_id": merchant_id,
             "description": f"after {case['_id']} ({case['category']})",
             "due_at": due,
             "done": None,
@@ -634,7 +642,12 @@ def _add_rectifications(step: Step, items: list[Doc]) -> None:
     step.changes["rectifications"] = [*step.get("rectifications"), *items]
     for item in items:
         step.log(
-            "rectification_due", id=item["id"], kind=item["kind"], owner_id=item["owner_id"], due_at=item["due_at"]
+            "rectification_due",
+            id=item["id"],
+            kind=item["kind"],
+            owner_id=item["owner_id"],
+            merchant_id=item.get("merchant_id"),
+            due_at=item["due_at"],
         )
         step.publish(
             events.RECTIFICATION_DUE,
@@ -642,6 +655,7 @@ def _add_rectifications(step: Step, items: list[Doc]) -> None:
                 "rectification_id": item["id"],
                 "kind": item["kind"],
                 "owner_id": item["owner_id"],
+                "merchant_id": item.get("merchant_id"),
                 "due_at": item["due_at"].isoformat(),
             },
         )
@@ -837,6 +851,7 @@ def add_rectification(step: Step, request: Doc, policy: ResolutionPolicy) -> Non
                 "id": len(step.case["rectifications"]) + 1,
                 "kind": request["kind"],
                 "owner_id": owner.id,
+                "merchant_id": None,
                 "description": request["description"],
                 "due_at": due,
                 "done": None,
@@ -880,6 +895,15 @@ def complete_rectification(step: Step, request: Doc, policy: ResolutionPolicy) -
     )
 
 
+def complete_rectification_as_merchant(step: Step, request: Doc, policy: ResolutionPolicy, merchant_id: str) -> None:
+    """R7.5: the merchant carried out a rectification given to it, with its evidence (谁整改)."""
+    merchants.current_of(step, merchant_id)
+    item = next((r for r in step.case["rectifications"] if r["id"] == request["rectification_id"]), None)
+    if item is not None and item.get("merchant_id") != merchant_id:
+        raise NoAuthority(f"rectification {item['id']} is not merchant {merchant_id}'s")
+    complete_rectification(step, request, policy)
+
+
 # action -> (what it accepts, the function that decides it)
 ACTIONS = {
     "findings": (FindingIn, note_finding),  # R3.1
@@ -899,4 +923,12 @@ ACTIONS = {
     "reopening": (ReasonIn, reopen),  # R4.2
     "rectifications": (RectificationIn, add_rectification),  # R3.8
     "rectification-done": (RectificationDoneIn, complete_rectification),
+    "merchant-request": (MerchantRequestIn, merchants.send),  # R7.5
+    "merchant-takeback": (ReasonIn, merchants.take_back),  # R7.5
+}
+# R7.5 what a merchant does on a case sent to it, signed in with its own key: the function
+# takes the merchant's id too (from the key, never from the body)
+MERCHANT_ACTIONS = {
+    "reply": (MerchantReplyIn, merchants.reply),
+    "rectification-done": (MerchantRectificationDoneIn, complete_rectification_as_merchant),
 }

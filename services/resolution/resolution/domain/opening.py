@@ -52,6 +52,8 @@ def new_case(event: Doc, policy: ResolutionPolicy, now: datetime) -> tuple[Doc, 
         "escalations": [],
         "tasks": [],
         "rectifications": [],
+        "merchant_requests": [],  # R7.5 sent to the tenant, its replies
+        "merchant_access": None,  # the merchant the case is with now (its key reads and answers it)
         "resolution": None,
         "closure": None,
         "closure_by_rule": None,

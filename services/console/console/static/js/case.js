@@ -1,8 +1,9 @@
 // Case page: the case, its whole timeline, and the handler's actions from finding to resolution;
 // triage's assessment (reassign, correct), the review meeting (R2.4), the time told to the customer,
-// rectification tasks (R3.8), closing and reopening (R4.2), and putting it into the case library (R4.4).
+// rectification tasks (R3.8), closing and reopening (R4.2), and putting it into the case library (R4.4);
+// a tenant's case sent to its merchant and its reply with evidence, or taken back (R7.5).
 import { AT_RISK_SHARE, api, categoryOptions, categoryCell, categoryName, field, formBody, h, label, labelIn, labelOptions, lines, listComma,
-         mallName, mallTime, mallZone, mark, may, rectificationText, remedies, remedyErrors, remedyInputs, select, showErrors, slaMark,
+         mallName, mallTime, mallZone, mark, may, merchantName, rectificationText, remedies, remedyErrors, remedyInputs, select, showErrors, slaMark,
          staff, staffName, t, toast, when } from "./core.js";
 
 const FINISHED = ["resolved", "closed"];
@@ -54,6 +55,7 @@ export async function render(main, [number]) {
   if (meeting) main.append(reviewMeeting(ctx, meeting));
   if (assessment) main.append(triageCard(ctx, assessment, again));
   if (!finished) main.append(h("div", { class: "actions" }, actions(ctx), expected(ctx)));
+  if (c.merchant_id) main.append(merchantCard(ctx, finished));
   main.append(rectifications(ctx));
   if (finished || c.round > 1) main.append(h("div", { class: "actions" }, closing(c, act), library(c)));
 
@@ -198,6 +200,41 @@ function expected({ c, act }) {
   return h("section", { class: "card" }, h("h2", {}, t("expected.title")), form);
 }
 
+// R7.5: a tenant's case goes to its merchant with a deadline; what the merchant replied (a copy
+// kept) and its evidence come back here; merchant relations takes it back, and the merchant's
+// access ends. The services decide who may send it (the case's department, a merchant with a contact).
+function merchantCard({ c, act, at, who }, finished) {
+  const card = h("section", { class: "card", id: "merchant" }, h("h2", {}, t("merchant.title")),
+    h("p", {}, `${t("merchant.name")}: ${merchantName(c.mall_id, c.merchant_id)}`));
+  const requests = c.merchant_requests || [];
+  card.append(requests.length ? h("ol", { id: "merchant-requests" }, requests.map((r) => h("li",
+    { "data-request": r.id, "data-status": r.status },
+    h("p", {}, `${label("merchant_request_status", r.status)} · ${t("merchant.sent")}: ${at(r.sent_at)} · `,
+      `${t("merchant.due")}: ${at(r.due_at)} `, r.status === "awaiting" ? mark(slaMark(r.due_at, r.sent_at)) : null),
+    h("p", {}, `${t("merchant.note")}: ${r.note}`),
+    r.reply ? h("div", { class: "merchant-reply" },
+      h("p", {}, `${t("merchant.reply")} (${at(r.reply.at)}${r.reply.within_deadline ? "" : ` · ${t("merchant.late")}`}): `,
+        r.reply.text),
+      h("ul", {}, r.reply.evidence.map((e) => h("li", {}, [e.description, e.ref].filter(Boolean).join(" · "))))) : null,
+    r.taken_back ? h("p", {}, `${t("merchant.taken_back")}: ${who(r.taken_back.by) || r.taken_back.by} · `,
+      `${at(r.taken_back.at)} · ${r.taken_back.reason}`) : null)))
+    : h("p", {}, t("merchant.none")));
+  if (c.merchant_access) {
+    const form = h("form", { class: "grid", id: "merchant-takeback-form", novalidate: true },
+      field("reason", h("input"), { wide: true, scope: "merchant-takeback", label: t("reason") }),
+      h("p", {}, h("button", { type: "submit", class: "secondary", id: "merchant-takeback" }, t("merchant.takeback"))));
+    form.addEventListener("submit", (e) => { e.preventDefault(); act("merchant-takeback", formBody(form), form); });
+    card.append(form);
+  } else if (!finished) {
+    const form = h("form", { class: "grid", id: "merchant-form", novalidate: true },
+      field("note", h("textarea"), { wide: true, scope: "merchant", label: t("merchant.note") }),
+      h("p", {}, h("button", { type: "submit", id: "merchant-send" }, t("merchant.send"))));
+    form.addEventListener("submit", (e) => { e.preventDefault(); act("merchant-request", formBody(form), form); });
+    card.append(form);
+  }
+  return card;
+}
+
 // R3.8: the improvements a case leads to, with their due dates; shown on resolved and closed
 // cases too, since they are carried out after the customer's matter is settled.
 function rectifications({ c, act, at, who, staffPicker }) {
@@ -208,7 +245,7 @@ function rectifications({ c, act, at, who, staffPicker }) {
       .map((x) => h("th", { scope: "col" }, x)))),
     h("tbody", {}, items.map((r) => h("tr", { "data-rectification": r.id, "data-done": r.done ? "true" : "false" },
       h("td", {}, r.id), h("td", {}, label("rectification_kind", r.kind)), h("td", {}, rectificationText(r.description)),
-      h("td", {}, who(r.owner_id) || "—"), h("td", {}, at(r.due_at), " ", r.done ? "" : mark(slaMark(r.due_at, null))),
+      h("td", {}, r.merchant_id ? merchantName(c.mall_id, r.merchant_id) : who(r.owner_id) || "—"), h("td", {}, at(r.due_at), " ", r.done ? "" : mark(slaMark(r.due_at, null))),
       h("td", {}, r.done ? `✓ ${at(r.done.at)} ${r.done.evidence || ""}` : doneForm(r, act))))))
     : h("p", {}, t("rect.none")));
   const form = h("form", { class: "grid", id: "rectification-form", novalidate: true },

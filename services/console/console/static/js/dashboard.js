@@ -87,8 +87,8 @@ export async function render(main) {
 }
 
 // The stages a complaint waits in, in the order they come (the SLA clocks' names).
-const STAGES = ["acknowledgement", "first_response", "review_meeting", "resolution", "promised", "re_review",
-  "execution", "rectification", "revisit", "incident_forwarding", "incident_handling", "incident_communication"];
+const STAGES = ["acknowledgement", "first_response", "review_meeting", "merchant_reply", "resolution", "promised",
+  "re_review", "execution", "rectification", "revisit", "incident_forwarding", "incident_handling", "incident_communication"];
 
 // A mall the picker does not list yet (a chain-wide session lists no mall of its own): add it.
 function offer(picker, mall) {
