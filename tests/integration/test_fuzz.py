@@ -227,6 +227,12 @@ def fuzz(service, schema, base_url, ids):
     return operations, sent, failures
 
 
+def members(db, action):
+    """The complaints of an action's pattern, kept beside it (analytics' pattern_members)."""
+    found = db.pattern_members.find({"pattern_key": action.get("pattern_key")}) if action.get("pattern_key") else []
+    return sorted(m["complaint_no"] for m in found)
+
+
 def whole_records(service, db, document, checked):
     """The stored records that are not whole, as messages; counts those it read in `checked`."""
     problems = []
@@ -235,7 +241,7 @@ def whole_records(service, db, document, checked):
         for record in db[collection].find():
             checked[f"{service}.{collection}"] += 1
             missing = [f for f in required if f not in record]
-            answer = out_schema().dump(record) if out_schema else action_view(record, date.today())
+            answer = out_schema().dump(record) if out_schema else action_view(record, date.today(), members(db, record))
             errors = [e.message for e in validator.iter_errors(json.loads(json.dumps(answer, default=str)))]
             if missing or errors:
                 problems.append(f"{service}.{collection} {record['_id']}: missing {missing}, {errors[:3]}")
