@@ -169,6 +169,7 @@ class AnalyticsService(Service):
     handle_complaint_reassigned = _keeps(COMPLAINT_REASSIGNED)
     handle_complaint_corrected = _keeps(COMPLAINT_CORRECTED)
     handle_case_opened = _keeps(case_events.CASE_OPENED)
+    handle_case_lead_assigned = _keeps(case_events.CASE_LEAD_ASSIGNED)
     handle_investigation_noted = _keeps(case_events.INVESTIGATION_NOTED)
     handle_customer_contacted = _keeps(case_events.CUSTOMER_CONTACTED)
     handle_time_promised = _keeps(case_events.TIME_PROMISED)

@@ -33,6 +33,9 @@ ERROR_CHARS = 300  # of a gateway's answer kept on the message and its event
 # The contact each channel sends to: a phone, an address, the WeChat OpenID (intake's wechat
 # channel knows the customer by it), the app's member id.
 CONTACTS = {"sms": "phone", "email": "email", "wechat": "wechat_openid", "app": "member_id"}
+# R7.7: staff (a high-risk case's lead) are told at their work address, the one contact the
+# staff directory keeps, at any hour.
+STAFF_CHANNEL = "email"
 _CHINESE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
 
@@ -163,9 +166,9 @@ def context(
     case: Mapping[str, Any] | None = None,
     revisit: Mapping[str, Any] | None = None,
 ) -> Doc:
-    """What the templates of the message's kind are given: the message's own detail, and for
-    an answer or an execution notice the case (resolution's), for a revisit request the
-    revisit (feedback's), as their services answer them."""
+    """What the templates of the message's kind are given: the message's own detail (a lead's
+    name and role), and for an answer or an execution notice the case (resolution's), for a
+    revisit request the revisit (feedback's), as their services answer them."""
     mall, words, detail = policy.malls[message["mall_id"]], policy.words(message["language"]), message["detail"]
     zone, time_format = mall.calendar.zone, words["time_format"]
     values: Doc = {"mall": mall.name, "complaint_no": message["complaint_no"], "brief": False}
@@ -193,6 +196,8 @@ def context(
         assert case is not None
         task = next(t for t in case["tasks"] if t["id"] == detail["task_id"])
         values["task"] = {"name": words["remedies"].get(task["kind"], task["kind"]), "amount": task["amount"]}
+    elif kind == "lead":
+        values.update(role=detail["role"], name=detail["name"])
     else:
         assert revisit is not None
         values.update(link=revisit["answer_link"], valid_until=_local(revisit["link_expires_at"], zone, time_format))

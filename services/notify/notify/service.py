@@ -15,6 +15,10 @@ kept nowhere: not in the message, its events or the log. A gateway that is down
 attempt, ends in message_failed, which resolution puts on the case's timeline and staff
 list at GET /messages/failed. message_sent tells intake (an acknowledgement meets its
 clock) and resolution (the timeline).
+
+One kind goes to staff, not the customer (R7.7): resolution's case_lead_assigned tells a
+high-risk case's operations or legal lead, by e-mail at work in the mall's language, read
+from resolution's staff directory at each attempt (`staff_contact`, for `staff.notify`).
 """
 
 import logging
@@ -142,6 +146,28 @@ class NotifyService(Service):
             detail={"revisit_id": revisit["revisit_id"]},
         )
 
+    @event_handler(case_events.CASE_LEAD_ASSIGNED.source, case_events.CASE_LEAD_ASSIGNED.name)
+    def handle_case_lead_assigned(self, body):
+        """R7.7: a high-risk case's lead is told at once; a mall with no one of the role on
+        record has nobody to tell (the case's timeline says so)."""
+        event = read_event(body, case_events.CASE_LEAD_ASSIGNED)
+        lead = event["payload"]
+        if lead["lead_id"] is None:
+            return
+        policy = self.policy.current
+        complaint = {
+            **self._complaint(event),
+            "reachable": True,  # the lead is, whatever the customer left
+            "language": policy.language(event["mall_id"]),
+        }
+        self._new(
+            "lead",
+            lead["lead_id"],
+            complaint,
+            channel=rules.STAFF_CHANNEL,
+            detail={"staff_id": lead["lead_id"], "role": lead["lead_role"]},
+        )
+
     @event_handler(revisit_events.REVISIT_CANCELLED.source, revisit_events.REVISIT_CANCELLED.name)
     def handle_revisit_cancelled(self, body):
         """The case was reopened or closed before the request went: it is not sent."""
@@ -201,10 +227,16 @@ class NotifyService(Service):
 
     # --- a message's life ---------------------------------------------------------------------
 
-    def _new(self, kind, ref, complaint, *, by_sms=False, **settings):
+    def _new(self, kind, ref, complaint, *, by_sms=False, channel=None, **settings):
         """The message once (a redelivered event finds it), tried at once when it is due."""
         message = rules.new_message(
-            kind, ref, complaint, self.policy.current, self.clock(), channel="sms" if by_sms else None, **settings
+            kind,
+            ref,
+            complaint,
+            self.policy.current,
+            self.clock(),
+            channel=channel or ("sms" if by_sms else None),
+            **settings,
         )
         if message is None or not self.store.insert_new(self.store.messages, message):
             return
@@ -245,15 +277,12 @@ class NotifyService(Service):
         fault: those are retried; a refusal or the last attempt fails the message."""
         policy = self.policy.current
         try:
-            contact = ask(
-                self.access,
-                self.intake.complaint_contact,
-                message["complaint_no"],
-                {"purpose": f"notify {message['kind']}"},
-            )["customer"]
+            contact = self._contact(message)
         except RemoteError as exc:
             if exc.exc_type == "Gone":  # anonymised by retention: nobody to tell any more
                 return rules.failed(message, None, None, "contact_gone", exc.value, self.clock())
+            if exc.exc_type == "NotFound" and "staff_id" in message["detail"]:  # left the directory
+                return rules.failed(message, None, None, "no_contact", exc.value, self.clock())
             return rules.temporary(message, None, None, f"intake: {exc.exc_type}: {exc.value}", policy, self.clock())
         except Exception as exc:  # intake did not answer: tried again later
             return rules.temporary(message, None, None, f"intake: {exc}", policy, self.clock())
@@ -271,7 +300,7 @@ class NotifyService(Service):
         if later is not None:  # a fallback channel in its quiet hours
             return later, []
         try:
-            values = self._values(message, policy)
+            values = self._values(message, policy, contact)
             rendered = None if values is None else rules.render(message, channel, values, policy)
         except Exception as exc:  # the case or revisit could not be read, or a text not made: tried again later
             return rules.temporary(message, channel, None, f"{type(exc).__name__}: {exc}", policy, self.clock())
@@ -299,9 +328,25 @@ class NotifyService(Service):
             return rules.temporary(message, channel, name, f"{type(exc).__name__}: {exc}", policy, self.clock())
         return rules.accepted(message, channel, receipt.gateway, receipt.provider_id, self.clock())
 
-    def _values(self, message, policy):
+    def _contact(self, message):
+        """Where the message goes, read now: a lead's work address from resolution's staff
+        directory, else the customer's contact through intake's audited read."""
+        staff_id = message["detail"].get("staff_id")
+        if staff_id:
+            staff = ask(self.access, self.resolution.staff_contact, staff_id)
+            return {"email": staff["email"], "name": staff["name"]}
+        return ask(
+            self.access,
+            self.intake.complaint_contact,
+            message["complaint_no"],
+            {"purpose": f"notify {message['kind']}"},
+        )["customer"]
+
+    def _values(self, message, policy, contact):
         """What the message's templates are given, with the case or revisit it needs read
         now (the text as it stands when it goes); None for a revisit no longer open."""
+        if message["kind"] == "lead":
+            return rules.context({**message, "detail": {**message["detail"], "name": contact["name"]}}, policy)
         if message["kind"] in ("answer", "execution"):
             case = ask(self.access, self.resolution.get_case, message["complaint_no"])
             return rules.context(message, policy, case=case)

@@ -140,6 +140,12 @@ class ProposalRef(ActionIn):
     proposal_no = fields.Integer(**_number)
 
 
+class SignOffIn(ProposalRef):
+    """R7.7: a high-risk case's lead signs off the answer before the customer gets it."""
+
+    note = fields.String(validate=validate.Length(max=2000))
+
+
 class ReplyIn(ProposalRef):
     oral = fields.Boolean(required=True, metadata={"description": "the answer was given orally"})
     text = fields.String(validate=validate.Length(max=4000))
@@ -337,6 +343,11 @@ class _Proposal(Schema):
     cap_override_reason = fields.String(allow_none=True)
     approver_role = fields.String(allow_none=True, metadata={"description": "the least senior role that may approve"})
     approvals = fields.List(fields.Nested(_Approval))
+    signed_off = fields.Nested(
+        _Approval,
+        allow_none=True,
+        metadata={"description": "R7.7: a high-risk case's lead signed the answer off (null: not yet, or not needed)"},
+    )
     proposed_by = fields.String()
     proposed_at = fields.AwareDateTime()
     level = fields.String()
@@ -386,6 +397,14 @@ class CaseOut(MaskedOut):
     channel = fields.String()
     category = fields.String(allow_none=True)
     risk_level = fields.String()
+    risk_reasons = fields.List(fields.String(), metadata={"description": "triage's, by name"})
+    lead = Plain(
+        allow_none=True,
+        metadata={
+            "description": "R7.7: a high-risk case's accountable lead beside its owner: staff_id, name, role, "
+            "because (the risk reasons or category that chose the role), assigned_at"
+        },
+    )
     urgency = fields.String()
     demand = Plain(
         allow_none=True,
@@ -466,6 +485,15 @@ class IncidentOut(MaskedOut):
     timeline = fields.List(fields.Nested(_Entry))
 
 
+class StaffContactOut(Schema):
+    """R7.7: where notify tells a member of staff (a high-risk case's lead) at work."""
+
+    staff_id = fields.String(required=True, attribute="id")
+    name = fields.String(required=True)
+    role = fields.String(required=True)
+    email = fields.String(required=True, allow_none=True, metadata={"description": "null: none on record"})
+
+
 class CaseQueue(Schema):
     items = fields.List(fields.Nested(CaseOut), required=True, metadata={"description": "without timeline"})
 
@@ -527,6 +555,7 @@ CASE_ACTIONS = [
     _case_action("review-meeting", ReviewMeetingIn, "Record the review meeting's decision (R2.4)."),
     _case_action("proposals", ProposalIn, "Propose a resolution (R3.3, R3.4)."),
     _case_action("approval", ProposalRef, "Approve a proposal (R3.5)."),
+    _case_action("sign-off", SignOffIn, "A high-risk case's lead signs off the answer to the customer (R7.7)."),
     _case_action("reply", ReplyIn, "Send the approved proposal to the customer (R3.3, R3.6)."),
     _case_action("acceptance", ProposalRef, "The customer accepts the proposal (R3.7)."),
     _case_action("objection", ObjectionIn, "The customer objects to the proposal (R3.6)."),

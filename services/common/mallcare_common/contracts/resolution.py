@@ -49,6 +49,21 @@ class CaseOpened(Schema):
     policy_version = fields.String(required=True)
 
 
+class CaseLeadAssigned(Schema):
+    lead_id = fields.String(
+        allow_none=True, required=True, metadata={"description": "null when no one of the role works at the mall"}
+    )
+    lead_role = fields.String(required=True, metadata={"description": "operations_director or legal, by policy"})
+    because = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "the risk reasons or category that chose the role (empty: the policy's default)"},
+    )
+    previous_lead_id = fields.String(allow_none=True, required=True)
+    category = fields.String(allow_none=True, required=True)
+    owner_id = fields.String(allow_none=True, required=True, metadata={"description": "who works the case"})
+
+
 class InvestigationNoted(Schema):
     finding_id = fields.Integer(required=True)
     source = fields.String(required=True, validate=validate.OneOf(FINDING_SOURCES))
@@ -228,6 +243,12 @@ def _event(name: str, schema: type[Schema], summary: str) -> EventType:
 CASE_OPENED = _event(
     "case_opened", CaseOpened, "Resolution opened a case for a triaged complaint (with a review meeting for a dispute)."
 )
+CASE_LEAD_ASSIGNED = _event(
+    "case_lead_assigned",
+    CaseLeadAssigned,
+    "A high-risk case (at opening or once regraded) is led by the mall's operations or legal lead, who is "
+    "told at once and signs off every answer to the customer (R7.7).",
+)
 INVESTIGATION_NOTED = _event(
     "investigation_noted", InvestigationNoted, "A finding was recorded on the case, with its source (R3.1)."
 )
@@ -303,6 +324,7 @@ INCIDENT_COMMUNICATED = _event(
 
 EVENTS = (
     CASE_OPENED,
+    CASE_LEAD_ASSIGNED,
     INVESTIGATION_NOTED,
     REVIEW_MEETING_DECIDED,
     PROPOSAL_APPROVED,

@@ -25,6 +25,7 @@ from ..schemas import (
     RectificationIn,
     ReplyIn,
     ReviewMeetingIn,
+    SignOffIn,
     SpotResolutionIn,
     SummaryIn,
     TaskDoneIn,
@@ -32,6 +33,7 @@ from ..schemas import (
 from .authority import approval_needs, lowest_approver, next_level, refusals, require
 from .compliance import check_remedies, paid_compensation, yuan
 from .errors import NoAuthority, StateConflict
+from .leadership import check_signed_off, sign_off, take_lead
 from .states import ACTIVE, check_state
 from .step import Actor, Doc, Step
 
@@ -57,6 +59,7 @@ def triage_changed(step: Step, event: Doc, policy: ResolutionPolicy) -> None:
         )
         if payload["demand"] is not None:  # older corrections carry none: the case keeps what it had
             step.changes["demand"] = payload["demand"]
+        step.changes["risk_reasons"] = [r["reason"] for r in payload["risk_reasons"]]
         step.log(
             "regraded",
             field=payload["field"],
@@ -65,6 +68,7 @@ def triage_changed(step: Step, event: Doc, policy: ResolutionPolicy) -> None:
             by=payload["by"],
             reason=payload["reason"],
         )
+        take_lead(step, policy)  # R7.7: raised to high risk, the lead takes it on
 
 
 # --- handling ---------------------------------------------------------------------------------
@@ -410,6 +414,7 @@ def reply(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
         )
     if proposal["status"] != "approved":
         raise StateConflict(f"proposal {proposal['no']} is {proposal['status']}: the customer has been told already")
+    check_signed_off({**step.case, **step.changes}, proposal)  # R7.7
     differs = differs_from_expectation(proposal)
     sent = {
         "at": step.now,
@@ -888,6 +893,7 @@ ACTIONS = {
     "review-meeting": (ReviewMeetingIn, decide_review_meeting),  # R2.4
     "proposals": (ProposalIn, propose),  # R3.3, R3.4
     "approval": (ProposalRef, approve),  # R3.5
+    "sign-off": (SignOffIn, sign_off),  # R7.7
     "reply": (ReplyIn, reply),  # R3.3, R3.6
     "acceptance": (ProposalRef, accept),  # R3.7
     "objection": (ObjectionIn, object_),  # R3.6

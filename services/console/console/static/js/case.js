@@ -2,8 +2,8 @@
 // triage's assessment (reassign, correct), the review meeting (R2.4), the time told to the customer,
 // rectification tasks (R3.8), closing and reopening (R4.2), and putting it into the case library (R4.4).
 import { AT_RISK_SHARE, api, categoryOptions, categoryCell, categoryName, field, formBody, h, label, labelIn, labelOptions, lines, listComma,
-         mallName, mallTime, mallZone, mark, may, rectificationText, remedies, remedyErrors, remedyInputs, select, showErrors, slaMark,
-         staff, staffName, t, toast, when } from "./core.js";
+         mallName, mallTime, mallZone, mark, may, rectificationText, remedies, remedyErrors, remedyInputs, select, session, showErrors,
+         slaMark, staff, staffName, t, toast, when } from "./core.js";
 
 const FINISHED = ["resolved", "closed"];
 
@@ -39,6 +39,9 @@ export async function render(main, [number]) {
       ` · ${t("due")}: `, h("span", { id: "case-due" }, at(c.resolution_due_at)), " ",
       // the policy's default at-risk share (0.8): handlers, who work this page, may not read the live report
       finished ? null : mark(slaMark(c.resolution_due_at, c.opened_at, AT_RISK_SHARE))),
+      // R7.7: a high-risk case's accountable lead, beside the owner who works it
+      c.lead ? h("p", { id: "case-lead", "data-lead": c.lead.staff_id || "" },
+        `${t("lead")}: ${who(c.lead.staff_id) || c.lead.name || "—"} · ${label("role", c.lead.role)}`) : null,
       c.round > 1 ? h("p", {}, `${t("round")}: ${c.round}`) : null,
       c.expected_resolution ? h("p", { id: "expected" }, `${t("expected.told")}: `,
         h("strong", {}, at(c.expected_resolution.expected_by)), ` (${label("via", c.expected_resolution.via)})`,
@@ -283,7 +286,19 @@ function library(c) {
   return card;
 }
 
-function actions({ c, act, at }) {
+// R7.7: in a high-risk case each answer waits for its lead's sign-off; the lead signs it here.
+function signOff(c, proposal, act, who) {
+  if (c.risk_level !== "high" || !c.lead || ["sent", "accepted", "objected", "withdrawn"].includes(proposal.status)) return null;
+  if (proposal.signed_off) {
+    return h("p", { id: "sign-off", "data-signed": "yes" }, `${t("lead.signed")}: ${who(proposal.signed_off.by)}`);
+  }
+  const mine = session().user === c.lead.staff_id || (!c.lead.staff_id && session().role === c.lead.role);
+  return h("p", { id: "sign-off", "data-signed": "no" }, h("span", { class: "mark risk" }, t("lead.pending")), " ",
+    mine ? h("button", { type: "button", id: "sign-off-button",
+                         onclick: () => act("sign-off", { proposal_no: proposal.no }) }, t("act.sign_off")) : null);
+}
+
+function actions({ c, act, at, who }) {
   const cards = [];
   const findings = h("form", { class: "grid", id: "findings-form" },
     field("source", select(labelOptions("finding_source"))), field("summary", h("textarea", { required: true }), { wide: true }),
@@ -333,6 +348,7 @@ function actions({ c, act, at }) {
       h("h2", {}, `${t("act.proposal")} #${latest.no}: ${label("decision", latest.decision)} · `,
         h("span", { "data-status": latest.status }, label("proposal_status", latest.status))),
       h("p", {}, (latest.remedies || []).map((r) => `${label("remedy", r.type)} ${r.amount ?? ""}`).join(listComma())),
+      signOff(c, latest, act, who),
       h("p", {},
         h("button", { type: "button", id: "reply", onclick: () => act("reply", { proposal_no: latest.no, oral: true }) },
           t("act.reply")), " ",
