@@ -126,6 +126,12 @@ def test_legal_bases_are_the_statutory_rules_of_the_policy_and_none():
     assert sorted(offered("case.js", "legal_basis")) == sorted([*policy("resolution")["statutory"], "none"])
 
 
+def test_the_kinds_of_sale_offered_are_the_promotion_rules_of_the_policy_and_none():
+    """R7.8, seed 002: 退换货需符合《零售商促销行为管理办法》 — the proposal form offers each kind of sale the
+    policy has rules for, and the usual price."""
+    assert sorted(offered("case.js", "promotion")) == sorted([*policy("resolution")["promotion"]["kinds"], "none"])
+
+
 def test_rectification_kinds_include_every_kind_the_policy_opens():
     opened = {rule["kind"] for rule in policy("resolution")["rectification"].values()}
     assert opened <= set(offered("case.js", "rectification_kind"))

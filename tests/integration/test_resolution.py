@@ -521,6 +521,33 @@ def test_the_proposal_check_says_above_the_law_for_twenty_times_a_50_yuan_price(
     assert case["proposals"][0]["compliance"]["demand_above_statutory"] is True
 
 
+def test_promoted_goods_follow_the_promotion_regulation_in_the_check_and_the_proposal(system):
+    """R7.8, seed 002: 退换货需符合《零售商促销行为管理办法》 — "买一送一的酸奶打开就是坏的，店员说特价商品不退不换":
+    the check before sending quotes the regulation's rules for goods sold on promotion, and a
+    voucher in place of a refund or an exchange is refused (422) with the rule's text; a refund
+    at the price paid goes through, its compliance keeping which rules applied."""
+    number = "SHXJH-20261123-0921"
+    open_from_triage(system.containers["resolution"], system.amqp, number, category="product.quality_defect")
+    act(system, number, "findings", HANDLER, source="customer", summary="酸奶胀袋变质，小票显示买一送一")
+    draft = {
+        "decision": "upheld",
+        "reasons": ["变质商品，促销不影响退换"],
+        "promotion": "promotion",
+        "price": "12.90",
+        "remedies": [{"type": "voucher", "amount": "12.90"}],
+    }
+    checked = act(system, number, "proposal-check", HANDLER, **draft)
+    assert checked["promotion"]["regulation"] == "《零售商促销行为管理办法》（商务部令2006年第18号）"
+    assert [r["text"] for r in checked["promotion"]["rules"]][
+        0
+    ] == "零售商不得以促销为由拒绝退换货或者为消费者退换货设置障碍"
+    refused = act(system, number, "proposals", HANDLER, 422, **draft)
+    assert any("不得以促销为由拒绝退换货" in m for m in refused["fields"]["remedies"])
+    case = act(system, number, "proposals", HANDLER, **{**draft, "remedies": [{"type": "refund", "amount": "12.90"}]})
+    assert case["proposals"][0]["compliance"]["promotion"]["kind"] == "promotion"
+    assert case["proposals"][0]["compliance"]["breaches"] == []
+
+
 def test_a_stores_adverse_event_is_verified_forwarded_handled_and_communicated(system):
     web = system.web["resolution"]
     report = {

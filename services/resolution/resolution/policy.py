@@ -57,6 +57,33 @@ class _Statute(Schema):
     minimum = fields.Decimal(places=2, required=True, validate=validate.Range(min=0))
 
 
+class _PromotionRule(Schema):
+    text = fields.String(
+        required=True, validate=validate.Length(min=5), metadata={"description": "as the regulation words it"}
+    )
+    article = fields.String(
+        load_default=None, metadata={"description": "only where checked against the regulation's published text"}
+    )
+    remedies = fields.List(fields.String(validate=validate.OneOf(REMEDIES)), required=True)
+
+
+class _Promotion(Schema):
+    regulation = fields.String(required=True, validate=validate.Length(min=2))
+    kinds = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String(), validate=validate.Length(min=1)),
+        required=True,
+        metadata={"description": "kind of sale -> the rules that apply to it"},
+    )
+    rules = fields.Dict(keys=fields.String(), values=fields.Nested(_PromotionRule), required=True)
+
+    @validates_schema
+    def _known_rules(self, data, **kwargs):
+        unknown = sorted({r for names in data.get("kinds", {}).values() for r in names} - set(data.get("rules", {})))
+        if unknown:
+            raise ValidationError(f"Unknown rule: {', '.join(unknown)}.", "kinds")
+
+
 class _Caps(Schema):
     goodwill = fields.Decimal(places=2, required=True, validate=validate.Range(min=0))
 
@@ -140,6 +167,7 @@ class ResolutionPolicySchema(Schema):
     permissions = fields.Nested(_Permissions, required=True)
     high_risk_lead = fields.Nested(_HighRiskLead, required=True)
     statutory = fields.Dict(keys=fields.String(), values=fields.Nested(_Statute), required=True)
+    promotion = fields.Nested(_Promotion, required=True)
     caps = fields.Nested(_Caps, required=True)
     spot = fields.Nested(_Spot, required=True)
     deadlines = fields.Nested(_Deadlines, required=True)

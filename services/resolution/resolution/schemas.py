@@ -112,6 +112,13 @@ class _Decision(ActionIn):
         validate=validate.Length(min=1, max=64),
         metadata={"description": "a key of the policy's statutory rules, e.g. food_safety"},
     )
+    promotion = fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={
+            "description": "R7.8: how the goods were sold, a kind of the policy's promotion rules (promotion, "
+            "clearance, gift); none: at the usual price"
+        },
+    )
     price = _yuan(metadata={"description": "price paid for the goods involved"})
     demanded_amount = _yuan(metadata={"description": "what the customer asked for, in money"})
 
@@ -321,6 +328,10 @@ class _Compliance(Schema):
     statutory_compensation = Yuan(attribute="statutory_compensation_fen")
     statutory_total = Yuan(attribute="statutory_total_fen", allow_none=True)
     demand_above_statutory = fields.Boolean()
+    promotion = Plain(
+        allow_none=True,
+        metadata={"description": "R7.8: kind of sale, regulation, and the rules applied with their text"},
+    )
     breaches = fields.List(fields.String())
     warnings = fields.List(fields.String())
 

@@ -34,6 +34,7 @@ from .authority import approval_needs, lowest_approver, next_level, refusals, re
 from .compliance import check_remedies, paid_compensation, yuan
 from .errors import NoAuthority, StateConflict
 from .leadership import check_signed_off, sign_off, take_lead
+from .promotions import apply_promotion
 from .states import ACTIVE, check_state
 from .step import Actor, Doc, Step
 
@@ -237,6 +238,9 @@ def assess_draft(
         policy.section(case["mall_id"], "caps"),
         paid_compensation(case),
         case.get("demand"),
+    )
+    compliance = apply_promotion(  # R7.8
+        compliance, request.get("promotion"), request.get("decision"), remedies, policy.rules["promotion"]
     )
     needs = approval_needs(
         compliance["total_fen"], risk_level, bool(compliance["breaches"]), level, case["mall_id"], policy

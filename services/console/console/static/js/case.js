@@ -311,6 +311,9 @@ function actions({ c, act, at, who }) {
     // "none" is the mall's own policy: sent as no basis at all
     field("legal_basis", select(labelOptions("legal_basis").map(([b, words]) => [b === "none" ? "" : b, words])),
       { scope: "proposal", label: t("basis") }),
+    // R7.8: how the goods were sold; "none" (the usual price) is sent as no promotion at all
+    field("promotion", select(labelOptions("promotion").map(([k, words]) => [k === "none" ? "" : k, words])),
+      { scope: "proposal", label: t("promotion") }),
     field("price", h("input", { inputmode: "decimal" }), { scope: "proposal" }),
     field("demanded_amount", h("input", { inputmode: "decimal" }), { scope: "proposal", label: t("demanded") }),
     field("reasons", h("textarea", { required: true }), { wide: true, scope: "proposal" }),
@@ -408,6 +411,7 @@ function checkResult(x) {
     x.law ? [t("check.statutory_compensation"), x.statutory_compensation] : null,
     x.demand_above_statutory !== undefined && x.demand_above_statutory !== null
       ? [t("check.demand_above_statutory"), yes(x.demand_above_statutory)] : null,
+    x.promotion ? [t("promotion"), label("promotion", x.promotion.kind)] : null,
     [t("check.approver"), x.approver_role ? label("role", x.approver_role) : t("check.no_approval")],
     [t("check.you_may_approve"), yes(x.you_may_approve)],
   ].filter(Boolean);
@@ -416,5 +420,8 @@ function checkResult(x) {
     (x.breaches || []).length ? h("ul", { class: "error", id: "check-breaches" },
       x.breaches.map((b) => h("li", {}, `${t("check.breach")}: ${b}`))) : null,
     (x.warnings || []).length ? h("ul", { class: "warn", id: "check-warnings" },
-      x.warnings.map((w) => h("li", {}, w))) : null);
+      x.warnings.map((w) => h("li", {}, w))) : null,
+    // R7.8: the regulation's rules for goods sold on promotion, in its own words
+    x.promotion ? h("div", { id: "check-promotion" }, h("p", {}, `${t("check.promotion_rules")}: ${x.promotion.regulation}`),
+      h("ul", {}, x.promotion.rules.map((r) => h("li", {}, `${r.article ? `${r.article} ` : ""}“${r.text}”`)))) : null);
 }

@@ -44,7 +44,7 @@ export const WORDS = {
     "dash.monthly": "月报", "dash.quarterly": "季报",
     "dash.stages": "在办环节（按时限）", "dash.malls": "各商场排名（超时、临期优先）", "dash.as_of": "实时数据截至",
     "dash.none_open": "当前没有在办时限",
-    "act.approve": "审批通过", "act.sign_off": "签批答复", lead: "牵头负责人（高风险）",
+    "act.approve": "审批通过", promotion: "销售方式（促销）", "check.promotion_rules": "适用促销规则", "act.sign_off": "签批答复", lead: "牵头负责人（高风险）",
     "lead.pending": "答复顾客前待牵头负责人签批", "lead.signed": "牵头负责人已签批", "act.objection": "顾客异议", "act.points": "异议要点（每行一条）", "act.note": "备注",
     "act.note_text": "备注内容", "note.via": "沟通方式（与顾客沟通时）", "act.escalate": "升级",
     // desk: settling at the desk (R3.2)
@@ -196,7 +196,7 @@ export const WORDS = {
     "dash.monthly": "Monthly report", "dash.quarterly": "Quarterly report",
     "dash.stages": "Open by stage (SLA clocks)", "dash.malls": "Malls (most breached, then at risk)",
     "dash.as_of": "Live as of", "dash.none_open": "No deadline is open now",
-    "act.approve": "Approve", "act.sign_off": "Sign off the answer", lead: "Lead (high risk)",
+    "act.approve": "Approve", promotion: "How it was sold (promotion)", "check.promotion_rules": "Promotion rules that apply", "act.sign_off": "Sign off the answer", lead: "Lead (high risk)",
     "lead.pending": "The lead must sign off before the customer is answered", "lead.signed": "Signed off by the lead", "act.objection": "Customer objects", "act.points": "Points (one a line)",
     "act.note": "Note", "act.note_text": "Text", "note.via": "Contacted by (customer contact)",
     "act.escalate": "Escalate",
