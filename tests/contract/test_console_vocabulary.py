@@ -54,6 +54,9 @@ def policy(name):
         ("case.js", "finding_source", "resolution", "FindingIn", "source"),
         ("case.js", "via", "resolution", "PromiseIn", "via"),
         ("case.js", "note_kind", "resolution", "NoteIn", "kind"),
+        ("case.js", "decision_basis", "resolution", "ProposalIn", "bases"),  # R7.9
+        ("case.js", "mediator", "resolution", "ReferralIn", "mediator"),
+        ("case.js", "mediation_result", "resolution", "MediationOutcomeIn", "result"),
         ("incidents.js", "via", "resolution", "CommunicationIn", "via"),
         ("library.js", "risk_level", "triage", "AssessmentOut", "risk_level"),
         ("supervision.js", "risk_level", "triage", "AssessmentOut", "risk_level"),

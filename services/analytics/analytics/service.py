@@ -183,6 +183,8 @@ class AnalyticsService(Service):
     handle_case_resolved = _keeps(case_events.CASE_RESOLVED)
     handle_case_reopened = _keeps(case_events.CASE_REOPENED)
     handle_case_closed = _keeps(case_events.CASE_CLOSED)
+    handle_case_referred = _keeps(case_events.CASE_REFERRED)
+    handle_mediation_concluded = _keeps(case_events.MEDIATION_CONCLUDED)
     handle_rectification_due = _keeps(case_events.RECTIFICATION_DUE)
     handle_rectification_done = _keeps(case_events.RECTIFICATION_DONE)
     handle_incident_reported = _keeps(case_events.INCIDENT_REPORTED)

@@ -9,7 +9,14 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from mallcare_common import audit
 from mallcare_common.auth import STAFF_ROLES
-from mallcare_common.contracts.resolution import DECISIONS, FINDING_SOURCES, STATES
+from mallcare_common.contracts.resolution import (
+    DECISION_BASES,
+    DECISIONS,
+    FINDING_SOURCES,
+    MEDIATION_RESULTS,
+    MEDIATORS,
+    STATES,
+)
 from mallcare_common.openapi import Op
 from mallcare_common.personal import MaskedCustomer, MaskedOut
 
@@ -107,6 +114,12 @@ class _Decision(ActionIn):
         validate=validate.Length(min=1, max=20),
         metadata={"description": "why: the law, the customer's expectation, compromise, fairness"},
     )
+    bases = fields.List(
+        fields.String(validate=validate.OneOf(DECISION_BASES)),
+        load_default=list,
+        validate=validate.Length(max=len(DECISION_BASES)),
+        metadata={"description": "R7.9: what the decision rests on, one or more of " + ", ".join(DECISION_BASES)},
+    )
     remedies = fields.List(fields.Nested(RemedyIn), required=True, validate=validate.Length(max=20))
     legal_basis = fields.String(
         validate=validate.Length(min=1, max=64),
@@ -162,6 +175,33 @@ class ObjectionIn(ProposalRef):
     points = fields.List(
         fields.String(validate=validate.Length(min=1, max=1000)), required=True, validate=validate.Length(min=1, max=20)
     )
+
+
+class ReferralIn(ActionIn):
+    """R7.9: the case goes to a third party (or the third party tells us it has it)."""
+
+    mediator = fields.String(required=True, validate=validate.OneOf(MEDIATORS))
+    reference = fields.String(
+        validate=validate.Length(min=1, max=64), metadata={"description": "the third party's own number, e.g. 12315's"}
+    )
+    referred_at = fields.AwareDateTime(metadata={"description": "when it was referred (default: now); not later"})
+    note = fields.String(validate=validate.Length(max=2000))
+
+
+class MediationOutcomeIn(ActionIn):
+    referral_id = fields.Integer(**_number)
+    result = fields.String(required=True, validate=validate.OneOf(MEDIATION_RESULTS))
+    decided_at = fields.AwareDateTime(
+        metadata={"description": "when the third party decided (default: now); not before the referral"}
+    )
+    summary = fields.String(**_text)
+    amount = _yuan(metadata={"description": "what was agreed or awarded, in money"})
+
+    @post_load
+    def _to_fen(self, data, **kwargs):
+        if "amount" in data:
+            data["amount_fen"] = fen(data.pop("amount"))
+        return data
 
 
 class EscalationIn(ActionIn):
@@ -347,6 +387,7 @@ class _Proposal(Schema):
     status = fields.String()
     decision = fields.String()
     reasons = fields.List(fields.String())
+    bases = fields.List(fields.String(), metadata={"description": "R7.9: what the decision rests on"})
     remedies = fields.List(fields.Nested(_Remedy))
     price = Yuan(attribute="price_fen", allow_none=True)
     demanded_amount = Yuan(attribute="demanded_fen", allow_none=True)
@@ -397,6 +438,7 @@ class CaseOut(MaskedOut):
         "rectifications",
         "resolution",
         "closure",
+        "referrals",
         "timeline",
     )
 
@@ -448,6 +490,12 @@ class CaseOut(MaskedOut):
             "description": "the revisit ended unreachable: revisit_id, attempts, noted_at, close_at (when the case "
             "closes without an answer unless the customer answers first)"
         },
+    )
+    referrals = Plain(
+        metadata={
+            "description": "R7.9: third-party mediation: id, mediator, reference, referred_at, note, outcome "
+            "(result, decided_at, summary, amount_fen) or null"
+        }
     )
     policy_version = fields.String()
     anonymised_at = fields.AwareDateTime(allow_none=True)
@@ -578,6 +626,8 @@ CASE_ACTIONS = [
     _case_action("reopening", ReasonIn, "Reopen the case (R4.2)."),
     _case_action("rectifications", RectificationIn, "Add a rectification task (R3.8)."),
     _case_action("rectification-done", RectificationDoneIn, "A rectification task is done."),
+    _case_action("mediation", ReferralIn, "Refer the case to third-party mediation (R7.9)."),
+    _case_action("mediation-outcome", MediationOutcomeIn, "Record a third-party mediation's outcome (R7.9)."),
 ]
 INCIDENT_ACTIONS = [
     _incident_action("verification", VerificationIn, "Confirm or dismiss the incident."),

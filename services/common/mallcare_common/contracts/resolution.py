@@ -25,6 +25,17 @@ STATES = (
 DECISIONS = ("upheld", "partly_upheld", "not_upheld")
 FINDING_SOURCES = ("records", "cctv", "staff_interview", "supplier_qc_report", "site_inspection", "customer")
 ESCALATION_REASONS = ("objection", "breach", "manual")
+# R7.9 (seed 001): what a decision rests on, and the third parties a case may go to
+DECISION_BASES = (
+    "legal_liability",
+    "customer_expectation",
+    "compromise",
+    "market_effect",
+    "fairness",
+    "third_party_arbitration",
+)
+MEDIATORS = ("12315", "consumer_association", "arbitration")
+MEDIATION_RESULTS = ("settled", "not_settled", "withdrawn", "award")
 
 _when: dict[str, Any] = dict(required=True, format="iso")
 _due = fields.AwareDateTime(**_when)
@@ -176,6 +187,25 @@ class CaseClosed(Schema):
     by = _by
 
 
+class CaseReferred(Schema):
+    referral_id = fields.Integer(required=True)
+    mediator = fields.String(required=True, validate=validate.OneOf(MEDIATORS))
+    referred_at = fields.AwareDateTime(**_when)
+    by = _by
+
+
+class MediationConcluded(Schema):
+    referral_id = fields.Integer(required=True)
+    mediator = fields.String(required=True, validate=validate.OneOf(MEDIATORS))
+    result = fields.String(required=True, validate=validate.OneOf(MEDIATION_RESULTS))
+    referred_at = fields.AwareDateTime(**_when)
+    decided_at = fields.AwareDateTime(**_when)
+    amount_fen = fields.Integer(
+        allow_none=True, required=True, metadata={"description": "what was agreed or awarded, if money"}
+    )
+    by = _by
+
+
 class CustomerContacted(Schema):
     via = fields.String(required=True, metadata={"description": "how: desk, phone, sms, app, wechat, email, letter"})
     by = _by
@@ -283,6 +313,16 @@ CASE_RESOLVED = _event("case_resolved", CaseResolved, "The case is resolved; a r
 CASE_REOPENED = _event(
     "case_reopened", CaseReopened, "A dissatisfied customer (or a supervisor) reopened the case (R4.2)."
 )
+CASE_REFERRED = _event(
+    "case_referred",
+    CaseReferred,
+    "The case went to third-party mediation: 12315, a consumer association or arbitration (R7.9).",
+)
+MEDIATION_CONCLUDED = _event(
+    "mediation_concluded",
+    MediationConcluded,
+    "The third party's outcome of a referral: settled, not settled, withdrawn or an award (R7.9).",
+)
 CUSTOMER_CONTACTED = _event(
     "customer_contacted", CustomerContacted, "A handler was in contact with the customer (the first response, R2.3)."
 )
@@ -336,6 +376,8 @@ EVENTS = (
     CASE_RESOLVED,
     CASE_REOPENED,
     CASE_CLOSED,
+    CASE_REFERRED,
+    MEDIATION_CONCLUDED,
     CUSTOMER_CONTACTED,
     TIME_PROMISED,
     RECTIFICATION_DUE,

@@ -15,6 +15,7 @@ from ..policy import ResolutionPolicy, fen
 from ..schemas import (
     EscalationIn,
     FindingIn,
+    MediationOutcomeIn,
     NoteIn,
     ObjectionIn,
     PromiseIn,
@@ -23,6 +24,7 @@ from ..schemas import (
     ReasonIn,
     RectificationDoneIn,
     RectificationIn,
+    ReferralIn,
     ReplyIn,
     ReviewMeetingIn,
     SignOffIn,
@@ -34,6 +36,7 @@ from .authority import approval_needs, lowest_approver, next_level, refusals, re
 from .compliance import check_remedies, paid_compensation, yuan
 from .errors import NoAuthority, StateConflict
 from .leadership import check_signed_off, sign_off, take_lead
+from .mediation import conclude, refer
 from .promotions import apply_promotion
 from .states import ACTIVE, check_state
 from .step import Actor, Doc, Step
@@ -268,6 +271,7 @@ def _draft(step: Step, request: Doc, policy: ResolutionPolicy) -> Doc:
         "no": len(case["proposals"]) + 1,
         "decision": request["decision"],
         "reasons": request["reasons"],
+        "bases": request["bases"],  # R7.9
         "remedies": remedies,
         "price_fen": request.get("price_fen"),
         "demanded_fen": request.get("demanded_fen"),
@@ -909,4 +913,6 @@ ACTIONS = {
     "reopening": (ReasonIn, reopen),  # R4.2
     "rectifications": (RectificationIn, add_rectification),  # R3.8
     "rectification-done": (RectificationDoneIn, complete_rectification),
+    "mediation": (ReferralIn, refer),  # R7.9
+    "mediation-outcome": (MediationOutcomeIn, conclude),  # R7.9
 }

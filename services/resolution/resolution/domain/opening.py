@@ -59,6 +59,7 @@ def new_case(event: Doc, policy: ResolutionPolicy, now: datetime) -> tuple[Doc, 
         "resolution": None,
         "closure": None,
         "closure_by_rule": None,
+        "referrals": [],  # third-party mediation (R7.9)
         "policy_version": policy.version,
         "timeline": [],
         "request_ids": [event["event_id"]],

@@ -58,6 +58,7 @@ export async function render(main, [number]) {
   if (assessment) main.append(triageCard(ctx, assessment, again));
   if (!finished) main.append(h("div", { class: "actions" }, actions(ctx), expected(ctx)));
   main.append(rectifications(ctx));
+  main.append(mediation(ctx));
   if (finished || c.round > 1) main.append(h("div", { class: "actions" }, closing(c, act), library(c)));
 
   main.append(h("h2", {}, t("timeline")), h("table", { id: "timeline" },
@@ -226,6 +227,44 @@ function rectifications({ c, act, at, who, staffPicker }) {
   return card;
 }
 
+// R7.9: third-party mediation (12315, a consumer association, arbitration): each referral with
+// its dates and the outcome, or the form that records it; a case is referred in any state.
+function mediation({ c, act, at }) {
+  const card = h("section", { class: "card", id: "mediation" }, h("h2", {}, t("mediation.title")));
+  const referrals = c.referrals || [];
+  if (referrals.length) {
+    card.append(h("table", { id: "referrals" },
+      h("thead", {}, h("tr", {}, [t("mediation.mediator"), t("mediation.reference"), t("mediation.referred_at"),
+        t("mediation.outcome")].map((x) => h("th", { scope: "col" }, x)))),
+      h("tbody", {}, referrals.map((r) => h("tr", { "data-referral": r.id, "data-result": r.outcome ? r.outcome.result : "" },
+        h("td", {}, label("mediator", r.mediator)), h("td", {}, r.reference || "—"), h("td", {}, at(r.referred_at)),
+        h("td", {}, r.outcome ? `${label("mediation_result", r.outcome.result)} · ${at(r.outcome.decided_at)} · ${r.outcome.summary}`
+          : outcomeForm(r, act)))))));
+  }
+  const form = h("form", { class: "grid", id: "mediation-form", novalidate: true },
+    field("mediator", select(labelOptions("mediator")), { scope: "mediation", label: t("mediation.mediator") }),
+    field("reference", h("input"), { scope: "mediation", label: t("mediation.reference") }),
+    field("note", h("input"), { wide: true, scope: "mediation", label: t("mediation.note") }),
+    h("p", {}, h("button", { type: "submit", class: "secondary", id: "mediation-submit" }, t("mediation.refer"))));
+  form.addEventListener("submit", (e) => { e.preventDefault(); act("mediation", formBody(form), form); });
+  card.append(form);
+  return card;
+}
+
+function outcomeForm(r, act) {
+  const scope = `mediation-${r.id}`;
+  const form = h("form", { class: "inline", "data-outcome-for": r.id, novalidate: true },
+    field("result", select(labelOptions("mediation_result")), { scope, label: t("mediation.result") }),
+    field("summary", h("input"), { scope, label: t("mediation.summary") }),
+    field("amount", h("input", { inputmode: "decimal" }), { scope, label: t("mediation.amount") }),
+    h("button", { type: "submit", "data-conclude": r.id }, t("mediation.record")));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    act("mediation-outcome", { referral_id: r.id, ...formBody(form) }, form);
+  });
+  return form;
+}
+
 function doneForm(r, act) {
   const form = h("form", { class: "inline", "data-rectification-done": r.id, novalidate: true },
     field("evidence", h("input", { placeholder: t("rect.evidence_hint") }), { scope: `rect-${r.id}`, label: t("rect.evidence") }),
@@ -317,6 +356,10 @@ function actions({ c, act, at, who }) {
     field("price", h("input", { inputmode: "decimal" }), { scope: "proposal" }),
     field("demanded_amount", h("input", { inputmode: "decimal" }), { scope: "proposal", label: t("demanded") }),
     field("reasons", h("textarea", { required: true }), { wide: true, scope: "proposal" }),
+    // R7.9: what the decision rests on (seed 001), one box each
+    h("fieldset", { class: "wide", id: "proposal-bases" }, h("legend", {}, t("bases")),
+      ...labelOptions("decision_basis").map(([b, words]) => h("label", {},
+        h("input", { type: "checkbox", name: "basis", value: b }), " ", words, " "))),
     ...remedyInputs("proposal"),
     field("cap_override_reason", h("input"), { wide: true, scope: "proposal", label: t("cap_override") }),
     h("p", { class: "wide" },
@@ -326,7 +369,8 @@ function actions({ c, act, at, who }) {
   const proposalBody = () => {
     const body = formBody(proposal);
     delete body.remedy;                                    // gathered by remedies() instead
-    return { ...body, reasons: lines(body.reasons), remedies: remedies(proposal) };
+    const bases = [...proposal.querySelectorAll('input[name="basis"]:checked')].map((box) => box.value);
+    return { ...body, reasons: lines(body.reasons), remedies: remedies(proposal), bases };
   };
   proposal.querySelector("#proposal-check").addEventListener("click", async () => {
     const body = proposalBody();
@@ -351,6 +395,8 @@ function actions({ c, act, at, who }) {
       h("h2", {}, `${t("act.proposal")} #${latest.no}: ${label("decision", latest.decision)} · `,
         h("span", { "data-status": latest.status }, label("proposal_status", latest.status))),
       h("p", {}, (latest.remedies || []).map((r) => `${label("remedy", r.type)} ${r.amount ?? ""}`).join(listComma())),
+      h("p", { id: "latest-bases" }, `${t("bases")}: `,
+        (latest.bases || []).map((b) => label("decision_basis", b)).join(listComma()) || "—"),
       signOff(c, latest, act, who),
       h("p", {},
         h("button", { type: "button", id: "reply", onclick: () => act("reply", { proposal_no: latest.no, oral: true }) },
