@@ -145,7 +145,8 @@ def note_at_risk(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
 def note_message(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """R3.10, R7.1: a message to the customer notify sent (message_sent) or gave up on
     (message_failed, for the owner to follow up), on the timeline: what, by which channel
-    and gateway, when, never to whom."""
+    and gateway, when, never to whom. A high-risk case's lead told (kind `lead`, R7.7) is
+    written as such: that message went to staff, not the customer."""
     keys = (
         "message_id",
         "kind",
@@ -158,7 +159,8 @@ def note_message(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
         "error",
         "failed_at",
     )
-    step.log(request["action"], **{k: request[k] for k in keys if k in request})
+    action = request["action"].replace("message", "lead") if request["kind"] == "lead" else request["action"]
+    step.log(action, **{k: request[k] for k in keys if k in request})
 
 
 def decide_review_meeting(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
