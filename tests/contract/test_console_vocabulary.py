@@ -132,7 +132,8 @@ def test_legal_bases_are_the_statutory_rules_of_the_policy_and_none():
 def test_the_kinds_of_sale_offered_are_the_promotion_rules_of_the_policy_and_none():
     """R7.8, seed 002: 退换货需符合《零售商促销行为管理办法》 — the proposal form offers each kind of sale the
     policy has rules for, and the usual price."""
-    assert sorted(offered("case.js", "promotion")) == sorted([*policy("resolution")["promotion"]["kinds"], "none"])
+    for page in ("case.js", "desk.js"):
+        assert sorted(offered(page, "promotion")) == sorted([*policy("resolution")["promotion"]["kinds"], "none"])
 
 
 def test_rectification_kinds_include_every_kind_the_policy_opens():
