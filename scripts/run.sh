@@ -22,8 +22,10 @@ STORE_PIDS=()
 # nameko's command line sets off two notices as it starts (pkg_resources', eventlet's), before
 # logging is set up: without this they are the only lines of a service log that are not JSON.
 export PYTHONWARNINGS="ignore::Warning:nameko.cli.main,ignore::Warning:nameko.cli.commands"
-# Where the answer links sent to customers lead (feedback serves the page): feedback itself
-# here; a chain sets its public address, which its reverse proxy passes to feedback.
+# Where the answer links sent to customers lead (feedback serves the page), and the customer's
+# own pages (intake's /portal/..., the posters' QR codes): each service itself here; a chain
+# sets its public address, whose reverse proxy passes /answers to feedback and /portal/ to intake.
+PUBLIC_BASE_URL_SET=${MALLCARE_PUBLIC_BASE_URL:-}
 export MALLCARE_PUBLIC_BASE_URL=${MALLCARE_PUBLIC_BASE_URL:-http://127.0.0.1:${WEB_PORT[feedback]}}
 
 stop() {  # pids...: TERM, then KILL whatever is still there after 20 s (each stops in a few seconds)
@@ -82,7 +84,9 @@ for svc in "${SERVICES[@]}"; do
     store_uri="mongodb://127.0.0.1:${STORE_PORT[$svc]}/"
   fi
   upper=${svc^^}
-  env MONGO_URI="$store_uri" "${upper}_WEB_ADDRESS=127.0.0.1:${WEB_PORT[$svc]}" \
+  public=$MALLCARE_PUBLIC_BASE_URL
+  [ "$svc" = intake ] && public=${PUBLIC_BASE_URL_SET:-http://127.0.0.1:${WEB_PORT[intake]}}
+  env MONGO_URI="$store_uri" "${upper}_WEB_ADDRESS=127.0.0.1:${WEB_PORT[$svc]}" MALLCARE_PUBLIC_BASE_URL="$public" \
     "$VENV/bin/nameko" run --config "services/$svc/config.yml" "$svc.service:${svc^}Service" >"$RUN_DIR/logs/$svc.log" 2>&1 &
   SERVICE_PIDS+=($!)
   "$VENV/bin/python" scripts/demo.py wait "http://127.0.0.1:${WEB_PORT[$svc]}/health" ||
@@ -116,6 +120,8 @@ cat <<EOT
     cases (handler queue)  http://127.0.0.1:8003/cases?mall_id=sh-xujiahui   case: /cases/<number>
     revisits (worklist)    http://127.0.0.1:8004/revisits?mall_id=sh-xujiahui   library: /library
     answer page            a revisit's answer_link (app, WeChat, SMS complaints): $MALLCARE_PUBLIC_BASE_URL/answers?token=...
+    customer's own page    http://127.0.0.1:8001/portal/sh-xujiahui   (on a phone; progress: /portal/status)
+    poster to print        http://127.0.0.1:8001/portal/sh-xujiahui/poster   (its QR code leads to the page)
     messages to customers  http://127.0.0.1:8007/messages?complaint_no=<number>   failed: /messages/failed
     what was "sent"        http://127.0.0.1:8090/   (the stand-ins: e-mail, SMS, WeChat, app)
     a WeChat complaint     .venv/bin/python scripts/demo.py wechat '停车场收费机扣了我两次钱'

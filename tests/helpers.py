@@ -243,3 +243,19 @@ def drain(queue, unique=False):
         event = json.loads(message.body)
         seen.setdefault(event["event_id"] if unique else len(seen), event)
     return list(seen.values())
+
+
+def page_of(response, status, lang="zh-CN"):
+    """A customer's page's HTML (feedback's answer page, intake's portal), once the answer is
+    that page: its status, type and language, and the headers that keep it to itself (no
+    script, no frame, no Referer, no cache)."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert f'<html lang="{lang}">' in response.text
+    csp = response.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script" not in csp and "frame-ancestors 'none'" in csp
+    assert "form-action 'self'" in csp
+    assert response.headers["Referrer-Policy"] == "no-referrer" and response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Frame-Options"] == "DENY" and response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "<script" not in response.text.lower()
+    return response.text

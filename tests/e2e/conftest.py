@@ -8,6 +8,7 @@ import os
 import re
 import time
 import uuid
+from base64 import b64encode
 from functools import cache
 
 import pytest
@@ -28,9 +29,16 @@ WAIT = 30  # seconds any one step may take (events cross the broker between serv
 AXE = ROOT / "tests" / "e2e" / "axe" / "node_modules" / "axe-core" / "axe.min.js"  # npm, pinned in its package-lock
 
 
+class Running(str):
+    """The console's URL, and each service's own (`services`, by name: also its public
+    address, where a customer's page is)."""
+
+    services: dict[str, str]
+
+
 @pytest.fixture
 def console(rabbit_config, mongo_uri, secrets_file, tmp_path):
-    """The six services and the console, each its own process; the console's URL."""
+    """The six services and the console, each its own process; the console's URL (Running)."""
     run = uuid.uuid4().hex[:8]
     processes, ports = {}, dict(zip((*SERVICES, "console"), free_ports(len(SERVICES) + 1), strict=True))
     console_sees = {f"CONSOLE_{s.upper()}_URL": f"http://127.0.0.1:{ports[s]}" for s in SERVICES}
@@ -45,7 +53,8 @@ def console(rabbit_config, mongo_uri, secrets_file, tmp_path):
             secrets_file=secrets_file,
             **console_sees,
         )
-    url = f"http://127.0.0.1:{ports['console']}"
+    url = Running(f"http://127.0.0.1:{ports['console']}")
+    url.services = {name: f"http://127.0.0.1:{ports[name]}" for name in SERVICES}
     try:
         deadline = time.monotonic() + 90
         for name in (*SERVICES, "console"):
@@ -312,3 +321,16 @@ class Phone(Console):
     def _node(self, css):
         root = self.driver.execute_cdp_cmd("DOM.getDocument", {})["root"]["nodeId"]
         return self.driver.execute_cdp_cmd("DOM.querySelector", {"nodeId": root, "selector": css})["nodeId"]
+
+
+def phone_shot(customer, desktop, name):
+    """The phone's screenshot, and the checks of every page: axe-core is a script and the phone
+    runs none, so the page as the phone got it (its HTML, with its own style) is checked in the
+    desktop browser, at the phone's width."""
+    customer.shots += 1
+    customer.driver.save_screenshot(str(customer.driver.artifacts / f"{customer.shots:02d}-{name}.png"))
+    html = customer.driver.page_source
+    desktop.driver.set_window_size(390, 844)
+    desktop.driver.get("data:text/html;charset=utf-8;base64," + b64encode(html.encode("utf-8")).decode("ascii"))
+    desktop.shot(f"phone-{name}")
+    desktop.driver.set_window_size(1280, 800)

@@ -6,12 +6,11 @@ was answered, and a supervisor sees the case closed in the console (resolution c
 customer_satisfied). Screenshots: test-artifacts/console/answer_page/ (gitignored)."""
 
 import uuid
-from base64 import b64encode
 
 import requests
 
 from mallcare_cli.examples import desk_complaint
-from tests.e2e.conftest import Console, Phone
+from tests.e2e.conftest import Console, Phone, phone_shot
 from tests.helpers import SPOT_REFUND, staff, wait_for
 
 GOLD, GREY = "rgba(240, 180, 41, 1)", "rgba(203, 210, 217, 1)"  # a star lit and not (answer_page.STYLE)
@@ -31,21 +30,21 @@ def test_answer_page(console, phone, browser):
     assert customer.el("main").size["width"] <= 390 and customer.el("button[type=submit]").size["width"] > 300
     star = 'label[for="score-{}"] span[aria-hidden]'
     assert customer.el(star.format(1)).value_of_css_property("color") == GREY  # the style sheet the CSP allows
-    _shot(customer, desktop, "answer-page")
+    phone_shot(customer, desktop, "answer-page")
 
     customer.click('label[for="score-5"]')
     customer.type("#comment", "退款很快，谢谢")
     assert phone.find_element(customer.By.ID, "score-5").is_selected()
     assert {customer.el(star.format(n)).value_of_css_property("color") for n in range(1, 6)} == {GOLD}
-    _shot(customer, desktop, "five-stars")
+    phone_shot(customer, desktop, "five-stars")
     customer.click("button[type=submit]")
     customer.el('main[data-page="answer-thanks"]')
     assert customer.text("h1") == "谢谢您的反馈。"
-    _shot(customer, desktop, "thanks")
+    phone_shot(customer, desktop, "thanks")
 
     phone.get(link)  # the link answers once
     assert customer.text('main[data-page="answer-refused"] h1') == "您已回答过了"
-    _shot(customer, desktop, "answered-already")
+    phone_shot(customer, desktop, "answered-already")
 
     supervisor = desktop
     supervisor.login("E3011", "dashboard")
@@ -53,19 +52,6 @@ def test_answer_page(console, phone, browser):
     supervisor.until(lambda: supervisor.el("#case-state").get_attribute("data-state") == "closed")
     assert supervisor.el("#case-state").text == "已关闭" and "顾客回访表示满意" in supervisor.el("#closure").text
     supervisor.shot("case-closed")
-
-
-def _shot(customer, desktop, name):
-    """The phone's screenshot, and the checks of every page: axe-core is a script and the phone
-    runs none, so the page as the phone got it (its HTML, with its own style) is checked in the
-    desktop browser, at the phone's width."""
-    customer.shots += 1
-    customer.driver.save_screenshot(str(customer.driver.artifacts / f"{customer.shots:02d}-{name}.png"))
-    html = customer.driver.page_source
-    desktop.driver.set_window_size(390, 844)
-    desktop.driver.get("data:text/html;charset=utf-8;base64," + b64encode(html.encode("utf-8")).decode("ascii"))
-    desktop.shot(f"phone-{name}")
-    desktop.driver.set_window_size(1280, 800)
 
 
 def _revisit_link(url):

@@ -6,7 +6,11 @@ audited read, for a purpose chosen from the list: the audit log holds it), recor
 answer with reason tags (a missing score is refused at its field): the card says the case reopens,
 resolution reopens it, and the month's report counts the reasons. In English the clerk records an
 unanswered call on the second: its attempt, and the retry feedback schedules. All from the
-keyboard where a clerk would use it. Screenshots: test-artifacts/console/console_revisits/ (gitignored)."""
+keyboard where a clerk would use it. Then (R7.14, seed 002: 每月更新客诉案例库) the supervisor
+closes the reopened case, and the month's review of the case library lists it as a candidate,
+reopened and with a dissatisfied customer; the supervisor adds it with its lessons (a lesson is
+required) and cannot finish a month that has not ended.
+Screenshots: test-artifacts/console/console_revisits/ (gitignored)."""
 
 import uuid
 from datetime import datetime
@@ -20,6 +24,7 @@ from tests.e2e.conftest import Console, quietly
 from tests.helpers import SPOT_REFUND, wait_for
 
 CALLER = "D3001"  # Xujiahui's desk clerk 许静, who makes the revisit calls
+SUPERVISOR = "E3011"  # Xujiahui's supervisor: closes a reopened case, reviews the library's month
 
 
 def test_the_revisit_caller_reveals_records_and_the_case_reopens(console, browser):
@@ -155,3 +160,39 @@ def _walk(c, url, first, second, phone):
     )
     assert wide[0] <= wide[1] + 1, wide
     c.shot("tablet-english")
+    _library_review(c, url, first)
+
+
+def _library_review(c, url, first):
+    closing = requests.post(
+        f"{url}/api/resolution/cases/{first}/closure",
+        json={"reason": "顾客表示不再追究，主管结案"},
+        headers=_token(url, SUPERVISOR),
+        timeout=20,
+    )
+    assert closing.status_code == 200, closing.text
+    month = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+
+    def candidates():
+        review = _get(url, SUPERVISOR, f"feedback/library/reviews/{month}", mall_id="sh-xujiahui") or {}
+        return {x["complaint_no"]: x for x in review.get("candidates", [])}
+
+    assert wait_for(lambda: candidates().get(first), timeout=30)["reasons"] == ["reopened", "dissatisfied"]
+    c.driver.set_window_size(1280, 900)
+    c.login(SUPERVISOR, "library")
+    c.click("#library-review-link")
+    c.el("#review-pick")
+    c.driver.get(f"{url}/#/library/review/sh-xujiahui/{month}")
+    row = f'#review-candidates tr[data-number="{first}"]'
+    assert "Reopened, Dissatisfied at a revisit" in c.el(row).text
+    c.shot("library-review")
+    c.click(f"{row} button.add")  # no lessons: refused at the field
+    c.wait.until(lambda d: quietly(lambda _: c.el(f'{row} [data-path="lessons"]').get_attribute("aria-invalid"), d))
+    c.type(f'{row} [data-path="lessons"]', "复开原因：第一次只退款未解释原因；经验：退款时说明原因并当场确认满意。")
+    c.click(f"{row} button.add")
+    c.wait.until(lambda d: quietly(lambda _: "Added to the library" in c.el(f"{row} td.decision").text, d))
+    entry = _get(url, SUPERVISOR, f"feedback/library/{first}")
+    assert entry["lessons"].startswith("复开原因") and entry["automatic"] is False
+    c.click("#review-finish")  # the month has not ended: refused, and said why
+    c.wait.until(lambda d: quietly(lambda _: f"{month} has not ended" in c.el("#toast").text, d))
+    c.shot("library-review-added")

@@ -15,7 +15,7 @@ import requests
 
 from feedback import rules
 from mallcare_cli.examples import desk_complaint
-from tests.helpers import settle_at_desk, staff, wait_for
+from tests.helpers import page_of, settle_at_desk, staff, wait_for
 
 DESK, SUPERVISOR = staff("D3001"), staff("E3011")
 
@@ -59,20 +59,6 @@ class Link:
 
     def revisit(self):
         return self.system.web["feedback"].get(f"/revisits/{self.number}-R1").json()
-
-
-def page_of(response, status, lang="zh-CN"):
-    """The page's HTML, once the answer is that page (status, type, language, headers)."""
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
-    assert f'<html lang="{lang}">' in response.text
-    csp = response.headers["Content-Security-Policy"]
-    assert "default-src 'none'" in csp and "script" not in csp and "frame-ancestors 'none'" in csp
-    assert "form-action 'self'" in csp
-    assert response.headers["Referrer-Policy"] == "no-referrer" and response.headers["Cache-Control"] == "no-store"
-    assert response.headers["X-Frame-Options"] == "DENY" and response.headers["X-Content-Type-Options"] == "nosniff"
-    assert "<script" not in response.text.lower()
-    return response.text
 
 
 def refusal(html):

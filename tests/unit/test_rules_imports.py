@@ -28,6 +28,7 @@ RESOLUTION_DOMAIN = Path(resolution.domain.__file__).parent
 # Each service's modules that decide (docs/architecture.md, "Inside a service").
 RULES = [
     "intake.rules",
+    "intake.progress",
     "triage.rules",
     "triage.classify",
     "triage.text",

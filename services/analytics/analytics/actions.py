@@ -52,12 +52,10 @@ def pattern_window(
     return f"{mall_id}|{merchant_id or '-'}|{category}|{start:%Y-%m-%d}", start, start + days
 
 
-def proposal(
-    action_id: str, triaged: Doc, complaint_nos: list[str], window: tuple[str, datetime, datetime], now: datetime
-) -> Doc:
+def proposal(action_id: str, triaged: Doc, window: tuple[str, datetime, datetime], now: datetime) -> Doc:
     """The proposed action for the first systemic complaint of a pattern in a window.
-    `triaged`: the complaint_triaged envelope; `complaint_nos`: the pattern's complaints
-    in the window so far; `window`: pattern_window's answer."""
+    `triaged`: the complaint_triaged envelope; `window`: pattern_window's answer. The
+    pattern's complaints are kept beside it (storage.join_proposal), not in it."""
     p = triaged["payload"]
     key, start, end = window
     where = f"merchant {p['merchant_id']}" if p["merchant_id"] else "the mall"
@@ -73,7 +71,6 @@ def proposal(
             "merchant_id": p["merchant_id"],
         },
         "recurrences": p["recurrences"],
-        "complaint_nos": sorted(set(complaint_nos) | {triaged["complaint_no"]}),
         "window": {"from": start.date().isoformat(), "until": end.date().isoformat()},
         "whys": [],
         "root_cause": None,
@@ -119,12 +116,15 @@ def is_overdue(action: Doc, today: date) -> bool:
     return action["status"] == "open" and due_date < today.isoformat()
 
 
-def view(action: Doc, today: date) -> Doc:
-    """The action as every read shows it: its free text masked, whether it is overdue."""
+def view(action: Doc, today: date, complaint_nos: list[str]) -> Doc:
+    """The action as every read shows it: its free text masked, whether it is overdue, and
+    `complaint_nos`, the complaints of its pattern (none for an action a person started)."""
     return {
         **masked_fields({k: v for k, v in action.items() if k != "_id"}, FREE_TEXT),
         "action_id": action["_id"],
         "overdue": is_overdue(action, today),
+        # a proposal stored before 2026-12-06 holds its list itself
+        "complaint_nos": sorted(set(action.get("complaint_nos", [])) | set(complaint_nos)),
     }
 
 

@@ -28,6 +28,37 @@ class Section:
     keys: int = 1  # how many leading columns name a row (the CSV's item)
 
 
+CARD_HEADINGS = (
+    "card_complaints",
+    "card_resolved",
+    "first_contact_rate",
+    "reopen_rate",
+    "escalation_rate",
+    "overdue",
+    "satisfied_share",
+    "compliance",
+)
+
+
+def card_row(r):
+    """A scorecard's cells (R7.11), as HR reads them: counts and shares."""
+    share = lambda v: None if v is None else Share(v)  # noqa: E731
+    return (
+        r["complaints"],
+        r["resolved"],
+        share(r["first_contact_rate"]),
+        share(r["reopen_rate"]),
+        share(r["escalation_rate"]),
+        r["overdue"],
+        share(r["satisfaction"]),
+        share(r["sla_compliance"]),
+    )
+
+
+def yuan(fen):
+    return round(fen / 100, 2)
+
+
 def sections(report, w):
     c, h, s, m, a = (
         report["counts"],
@@ -53,6 +84,10 @@ def sections(report, w):
         ("actions_open", a["open"]),
         ("actions_overdue", a["overdue"]),
         ("actions_proposed", a["proposed"]),
+        ("cost_total_yuan", yuan(report["cost"]["total_fen"])),
+        ("cost_reopened_yuan", yuan(report["cost"]["reopened_fen"])),
+        ("library_reviews_done", report["library_reviews"]["done"]),
+        ("library_reviews_due", report["library_reviews"]["due"]),
     ]
 
     def outcomes(r):
@@ -121,6 +156,58 @@ def sections(report, w):
                 )
                 for x in a["items"]
             ],
+        ),
+        *(
+            Section(
+                f"scorecard_{scope}",
+                (heading, *CARD_HEADINGS),
+                [(name(r[key]), *card_row(r)) for r in report["scorecards"][f"{scope}s"]],
+            )
+            for scope, key, heading, name in (
+                ("handler", "handler", "handler", lambda x: w("unassigned") if x == "none" else x),
+                (
+                    "department",
+                    "department",
+                    "department",
+                    lambda d: w("unassigned") if d == "none" else w.code("department", d),
+                ),
+                ("mall", "mall_id", "mall", w.mall),
+            )
+        ),
+        Section(
+            "cost_categories",
+            ("category", "yuan"),
+            [(w.code("category", r["category"]), yuan(r["fen"])) for r in report["cost"]["categories"]],
+        ),
+        Section(
+            "cost_merchants",
+            ("mall", "merchant", "yuan"),
+            [
+                (w.mall(r["mall_id"]), w.merchant(r["mall_id"], r["merchant_id"]), yuan(r["fen"]))
+                for r in report["cost"]["merchants"]
+            ],
+            keys=2,
+        ),
+        Section(
+            "cost_remedies",
+            ("remedy", "count"),
+            [(w.code("remedy", r["remedy"]), r["count"]) for r in report["cost"]["remedies"]],
+        ),
+        Section(
+            "library_reviews",
+            ("mall", "month", "review_status", "candidates", "added", "passed"),
+            [
+                (
+                    w.mall(r["mall_id"]),
+                    r["month"],
+                    w("review_done") if r["done"] else w("review_due"),
+                    r["candidates"],
+                    r["added"],
+                    r["passed"],
+                )
+                for r in report["library_reviews"]["items"]
+            ],
+            keys=2,
         ),
     ]
 

@@ -4,6 +4,7 @@ as an e-mail attachment). Takes the JSON report as it is served, and speaks the 
 language: code words, malls and merchants in words (wording.Words, from labels.yml)."""
 
 from html import escape
+from .export import CARD_HEADINGS, card_row
 
 STYLE = """
 body{font-family:"PingFang SC","Microsoft YaHei",Arial,sans-serif;margin:2em;color:#222;max-width:1100px}
@@ -11,7 +12,7 @@ h1{font-size:1.6em}h2{font-size:1.2em;border-bottom:2px solid #2b6cb0;padding-bo
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}
 th{background:#edf2f7}td.n{text-align:right}.kpi{display:inline-block;margin:0 1.5em .5em 0}
 .kpi b{display:block;font-size:1.6em}svg{max-width:100%;height:auto}
-.bad{color:#c53030}.good{color:#2f855a}.note{color:#555;font-size:.85em}
+.bad{color:#c53030}.good{color:#2f855a}.note{color:#555;font-size:.85em}.wide{overflow-x:auto;max-width:100%}
 """
 
 
@@ -113,12 +114,74 @@ def render(report, w):
             ],
             w,
         ),
+        *_scorecards(report, w),
+        _h2(w("cost")),
+        _kpi(w("cost_total_yuan"), f"{report['cost']['total_fen'] / 100:.2f}")
+        + _kpi(w("cost_reopened_yuan"), f"{report['cost']['reopened_fen'] / 100:.2f}"),
+        _bars(
+            w("cost_categories"),
+            [
+                (w.code("category", r["category"]), r["fen"], f"{r['fen'] / 100:.2f}")
+                for r in report["cost"]["categories"]
+            ],
+            w,
+            color="#c05621",
+        ),
+        _table(
+            [w(k) for k in ("mall", "merchant", "yuan")],
+            [
+                (w.mall(r["mall_id"]), w.merchant(r["mall_id"], r["merchant_id"]), f"{r['fen'] / 100:.2f}")
+                for r in report["cost"]["merchants"]
+            ],
+            w,
+        ),
+        _table(
+            [w("remedy"), w("count")],
+            [(w.code("remedy", r["remedy"]), r["count"]) for r in report["cost"]["remedies"]],
+            w,
+        ),
+        _h2(w("library_reviews")),
+        _table(
+            [w(k) for k in ("mall", "month", "review_status", "candidates", "added", "passed")],
+            [
+                (
+                    w.mall(r["mall_id"]),
+                    r["month"],
+                    w("review_done") if r["done"] else w("review_due"),
+                    r["candidates"],
+                    r["added"],
+                    r["passed"],
+                )
+                for r in report["library_reviews"]["items"]
+            ],
+            w,
+        ),
     ]
     return (
         f"<!DOCTYPE html><html lang={'zh-CN' if w.lang == 'zh' else 'en'}><head><meta charset=utf-8>"
         f"<title>{escape(w(report['kind']))} {escape(report['period'])}</title><style>{STYLE}</style></head>"
         f"<body><main>{''.join(parts)}</main></body></html>"
     )
+
+
+def _scorecards(report, w):
+    """R7.11: the scorecards of handlers, departments and malls, a table each."""
+    headings = [w(k) for k in CARD_HEADINGS]
+    cell = lambda v: "-" if v is None else _pct(v) if isinstance(v, float) else v  # noqa: E731 (a Share is a float)
+    parts = []
+    for scope, key, heading, name in (
+        ("handlers", "handler", "handler", lambda x: w("unassigned") if x == "none" else x),
+        (
+            "departments",
+            "department",
+            "department",
+            lambda d: w("unassigned") if d == "none" else w.code("department", d),
+        ),
+        ("malls", "mall_id", "mall", w.mall),
+    ):
+        rows = [(name(r[key]), *(cell(v) for v in card_row(r))) for r in report["scorecards"][scope]]
+        parts += [_h2(w(f"scorecard_{scope[:-1]}")), _table([w(heading), *headings], rows, w)]
+    return parts
 
 
 def _h2(text):
@@ -166,4 +229,5 @@ def _table(headings, rows, w):
         + "</tr>"
         for row in rows
     )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    # a wide table (a scorecard's nine columns) scrolls inside its box on a tablet, not the page
+    return f"<div class=wide tabindex=0><table><tr>{head}</tr>{body}</table></div>"

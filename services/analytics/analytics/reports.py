@@ -49,6 +49,14 @@ def periods_of(received_at, zone):
     return f"{local:%Y-%m}", f"{local.year}-Q{(local.month - 1) // 3 + 1}", f"{local:%Y-%m-%d}"
 
 
+def months_of(period):
+    """The months of a period: 2026-11 itself, 2026-Q4 its three."""
+    if kind_of(period) == "monthly":
+        return [period]
+    year, quarter = period[:4], int(period[-1])
+    return [f"{year}-{m:02d}" for m in range(3 * quarter - 2, 3 * quarter + 1)]
+
+
 def zone_of(malls, mall_id):
     """The mall's time zone from the registry (UTC for a mall it does not know)."""
     mall = malls.get(mall_id)
@@ -114,6 +122,12 @@ def apply(doc, event, zone):
     elif kind == "case_resolved":
         doc["resolved_at"] = min(at, doc.get("resolved_at") or at)
         doc["resolved_round"] = max(p["round"], doc.get("resolved_round", 0))
+        # what each round's resolution gave the customer (R7.11: the cost of complaints), once per round
+        doc.setdefault("remedies", {})[str(p["round"])] = {
+            "fen": p["total_fen"],
+            "types": sorted(set(p["remedy_types"])),
+            "spot": p["spot"],
+        }
     elif kind == "case_reopened":
         doc["reopened_round"] = max(p["round"], doc.get("reopened_round", 0))
         if _later(doc, "closing", at, eid):  # open again: neither closed nor closed without an answer
@@ -226,12 +240,47 @@ def _handled(doc, add):
             add[f"reason.{_key(reason)}"] += 1
     if doc.get("closed_without_answer"):
         add["answers.closed_without_answer"] = 1
+    _scorecards(doc, add, category)
     if doc.get("reached_directors"):
         add["reached_directors"] = 1
     if doc.get("risk_level") == "high":
         add["high_risk"] = 1
         if doc.get("reached_directors"):
             add["high_risk_reached_directors"] = 1
+
+
+def _scorecards(doc, add, category):
+    """R7.11: what the complaint adds to the scorecards of its owner and department (volume,
+    resolved, resolved at first contact, reopened, escalated, overdue, answers), and to the
+    cost of complaints: compensation by category and merchant, remedies by type, and what
+    the cases reopened cost."""
+    answers = doc.get("answers", [])
+    rounds = doc.get("remedies", {})
+    first_contact = bool(rounds.get("1", {}).get("spot")) and not doc.get("reopened_round")
+    card = {
+        "complaints": 1,
+        "resolved": 1 if doc.get("resolved_at") else 0,
+        "first_contact": 1 if first_contact else 0,
+        "reopened": 1 if doc.get("reopened_round") else 0,
+        "escalated": 1 if doc.get("escalated_to") else 0,
+        "overdue": 1 if doc.get("overdue") else 0,
+        "satisfied": sum(a["satisfied"] for a in answers),
+        "dissatisfied": sum(not a["satisfied"] for a in answers),
+    }
+    for scope, key in (("card_handler", doc.get("owner_id") or "none"), ("card_department", doc.get("department"))):
+        for name, n in card.items():
+            if n:
+                add[f"{scope}.{_key(key or 'none')}.{name}"] += n
+    fen = sum(r["fen"] for r in rounds.values())
+    if fen:
+        add["cost.fen"] += fen
+        add[f"cost.category.{_key(category)}"] += fen
+        add[f"cost.merchant.{_key(doc.get('merchant_id') or '-')}"] += fen
+        if doc.get("reopened_round"):
+            add["cost.reopened_fen"] += fen
+    for r in rounds.values():
+        for remedy in r["types"]:
+            add[f"cost.remedy.{_key(remedy)}"] += 1
 
 
 def delta(before, after):
@@ -263,10 +312,11 @@ def _unkey(key):
 # --- the report ---------------------------------------------------------------------------
 
 
-def build_report(kind, period, mall_id, tallies, actions, malls=(), proposed=0):
+def build_report(kind, period, mall_id, tallies, actions, malls=(), proposed=0, library_reviews=()):
     """The report of one period from its tally documents (one per mall; several summed
-    for the whole chain), the improvement actions still open and how many proposals for
-    systemic patterns wait for an analysis (`proposed`). Pure: same tallies, same report."""
+    for the whole chain), the improvement actions still open, how many proposals for
+    systemic patterns wait for an analysis (`proposed`) and the malls' monthly reviews of
+    the case library in the period's months (R7.14). Pure: same tallies, same report."""
     by_mall = {t["mall_id"]: t.get("counts", {}) for t in tallies}
     total = _sum(by_mall.values())
     registered = total.get("registered", 0)
@@ -315,9 +365,105 @@ def build_report(kind, period, mall_id, tallies, actions, malls=(), proposed=0):
             "proposed": proposed,
             "items": actions,
         },
+        "scorecards": {
+            "handlers": _cards(total.get("card_handler", {}), total.get("sla_handler", {}), "handler"),
+            "departments": _cards(total.get("card_department", {}), total.get("sla_department", {}), "department"),
+            "malls": _mall_cards(by_mall),
+        },
+        "cost": _cost(total.get("cost", {}), by_mall),
+        "library_reviews": _library_reviews(library_reviews),
         "notes": NOTES,
     }
     return report
+
+
+CARD = ("complaints", "resolved", "first_contact", "reopened", "escalated", "overdue", "satisfied", "dissatisfied")
+
+
+def _card(counts, sla):
+    """One scorecard's row: the counts, and the rates HR reads (of complaints; satisfaction
+    of answers; SLA compliance of the clocks met or breached)."""
+    row = {name: counts.get(name, 0) for name in CARD}
+    met, breached = sla.get("met", 0), sla.get("breached", 0)
+    return {
+        **row,
+        "sla_met": met,
+        "sla_breached": breached,
+        "sla_compliance": _share(met, met + breached),
+        "first_contact_rate": _share(row["first_contact"], row["complaints"]),
+        "reopen_rate": _share(row["reopened"], row["complaints"]),
+        "escalation_rate": _share(row["escalated"], row["complaints"]),
+        "satisfaction": _share(row["satisfied"], row["satisfied"] + row["dissatisfied"]),
+    }
+
+
+def _cards(cards, sla, name):
+    """R7.11 (seed 001: 建立奖励和/或惩罚体系; seed 004: 将服务质量与绩效挂钩): a month's scorecard per
+    handler or department, the most complaints first."""
+    rows = [{name: _unkey(key), **_card(counts, sla.get(key, {}))} for key, counts in cards.items()]
+    # a complaint's card moves when it is routed on: the one it left keeps a zero
+    return sorted((r for r in rows if r["complaints"]), key=lambda r: (-r["complaints"], r[name]))
+
+
+def _mall_cards(by_mall):
+    rows = []
+    for mall, counts in by_mall.items():
+        cards = counts.get("card_department", {})
+        summed = {name: sum(c.get(name, 0) for c in cards.values()) for name in CARD}
+        sla = {o: sum(v.get(o, 0) for v in counts.get("sla_department", {}).values()) for o in ("met", "breached")}
+        rows.append({"mall_id": mall, **_card(summed, sla)})
+    return sorted(rows, key=lambda r: r["mall_id"])
+
+
+def _cost(cost, by_mall):
+    """R7.11 (seed 001: 问题没有解决所带来的开销可以量化): compensation paid (fen) by mall, category
+    and merchant, remedies given by type (returns and exchanges among them), and what the
+    cases that were reopened cost."""
+    return {
+        "total_fen": cost.get("fen", 0),
+        "reopened_fen": cost.get("reopened_fen", 0),
+        "malls": sorted(
+            ({"mall_id": m, "fen": c.get("cost", {}).get("fen", 0)} for m, c in by_mall.items()),
+            key=lambda r: (-r["fen"], r["mall_id"]),
+        ),
+        "categories": _ranked_fen(cost.get("category", {}), "category"),
+        "merchants": sorted(
+            (
+                {"mall_id": m, "merchant_id": _unkey(k), "fen": n}
+                for m, c in by_mall.items()
+                for k, n in c.get("cost", {}).get("merchant", {}).items()
+                if n and k != "-"
+            ),
+            key=lambda r: (-r["fen"], r["mall_id"], r["merchant_id"]),
+        ),
+        "remedies": _ranked(cost.get("remedy", {}), "remedy"),
+    }
+
+
+def _ranked_fen(counts, name):
+    return sorted(({name: _unkey(k), "fen": n} for k, n in counts.items() if n), key=lambda r: (-r["fen"], r[name]))
+
+
+def _library_reviews(reviews):
+    """R7.14 (seed 002: 每月更新客诉案例库): each mall's review of each month, done or due."""
+    items = [
+        {
+            "mall_id": r["mall_id"],
+            "month": r["month"],
+            "done": r.get("done_at") is not None,
+            "candidates": r["candidates"],
+            "added": r.get("added", 0),
+            "passed": r.get("passed", 0),
+            "done_by": r.get("done_by"),
+        }
+        for r in reviews
+    ]
+    return {
+        "done": sum(i["done"] for i in items),
+        "due": sum(not i["done"] for i in items),
+        "added": sum(i["added"] for i in items),
+        "items": items,
+    }
 
 
 NOTES = {
@@ -328,11 +474,18 @@ NOTES = {
     "handling_time": "received -> first resolution; p90_hours is the upper bound of the histogram bucket that "
     "holds the 90th percentile (buckets in hours: " + ", ".join(str(b) for b in HANDLING_BUCKETS if b) + ", over 720)",
     "merchant_rate": "a merchant's complaints / all registered complaints at its mall in the period",
+    "library_reviews": "each mall's monthly review of the case library for the period's months: done, or announced "
+    "and not done yet; added: candidate cases put into the library",
     "sla": "each clock of a complaint counted once, when its outcome is final (met when stopped in time, "
     "breached when its deadline passed, cancelled when its obligation lapsed: counted in neither), under "
     "the complaint's current department and the clock's owner; handlers are people, the clocks a channel, "
     "a service, a role or an unowned department keeps are in `services` by clock and owner",
     "reached_directors": "escalated to, or approved by, operations_director or legal",
+    "scorecards": "per handler (the complaint's current owner), department and mall: complaints received in the "
+    "period; first_contact: settled on the spot and never reopened; rates of complaints, satisfaction of answers, "
+    "sla_compliance of the clocks met or breached (the handler's own clocks)",
+    "cost": "compensation in fen of every round's resolution of the period's complaints, by mall, category and "
+    "merchant; remedies: how many of each type were given; reopened_fen: what the complaints that were reopened cost",
 }
 
 

@@ -38,6 +38,7 @@ caller (an analyst, say) may ask for the whole chain.
 
 import logging
 import time
+from collections import defaultdict
 from datetime import timedelta
 
 import eventlet
@@ -95,6 +96,9 @@ from .storage import Events
 from .wording import Words
 
 log = logging.getLogger(__name__)
+
+# R7.14: a mall's monthly review of the case library, kept for the monthly report
+LIBRARY_REVIEW_EVENTS = (feedback_events.LIBRARY_REVIEW_DUE.name, feedback_events.LIBRARY_REVIEWED.name)
 
 SWEEP_CHUNK = 50  # clocks the SLA sweep flags, publishes and counts at a time
 TRIAGE_PAUSE = 2  # seconds before a triage change that overtook its complaint_triaged is retried
@@ -199,6 +203,8 @@ class AnalyticsService(Service):
     handle_revisit_cancelled = _keeps(feedback_events.REVISIT_CANCELLED)
     handle_revisit_overdue = _keeps(feedback_events.REVISIT_OVERDUE)
     handle_case_archived = _keeps(feedback_events.CASE_ARCHIVED)
+    handle_library_review_due = _keeps(feedback_events.LIBRARY_REVIEW_DUE)
+    handle_library_reviewed = _keeps(feedback_events.LIBRARY_REVIEWED)
 
     @event_batch
     def take_events(self, items):
@@ -421,9 +427,7 @@ class AnalyticsService(Service):
         q["mall_id"] = caller.list_mall("report.read", q["mall_id"])
         if q["mall_id"]:
             self._mall(q["mall_id"])
-        found = (
-            self._action_view(a) for a in self.store.actions(actions.selection(q["mall_id"], q["status"]), q["limit"])
-        )
+        found = self._action_views(self.store.actions(actions.selection(q["mall_id"], q["status"]), q["limit"]))
         return {"items": [a for a in found if q["status"] != "overdue" or a["overdue"]]}
 
     @operation(
@@ -496,8 +500,9 @@ class AnalyticsService(Service):
             period,
             mall_id,
             self.store.tallies_of(period, mall_id),
-            [self._action_view(a) for a in open_actions],
+            self._action_views(open_actions),
             proposed=self.store.count_actions(actions.selection(mall_id, "proposed")),
+            library_reviews=self.store.library_reviews(reports.months_of(period), mall_id),
         )
 
     def _mall(self, mall_id):
@@ -507,8 +512,22 @@ class AnalyticsService(Service):
         return mall
 
     def _action_view(self, action):
-        today = self.clock().astimezone(reports.zone_of(self.policy.current.malls, action["mall_id"])).date()
-        return web.jsonable(actions.view(action, today))
+        return self._action_views([action])[0]
+
+    def _action_views(self, found):
+        """The actions as every read shows them, each with its pattern's complaints (one read for all)."""
+        members = self.store.pattern_members({a["pattern_key"] for a in found if a.get("pattern_key")})
+        malls = self.policy.current.malls
+        return [
+            web.jsonable(
+                actions.view(
+                    a,
+                    self.clock().astimezone(reports.zone_of(malls, a["mall_id"])).date(),
+                    members.get(a.get("pattern_key"), []),
+                )
+            )
+            for a in found
+        ]
 
     # --- applying events ------------------------------------------------------------------------
 
@@ -533,11 +552,17 @@ class AnalyticsService(Service):
                 if e["event_type"] in ("complaint_triaged", "complaint_corrected")
             }
         )
+        self.store.keep_library_reviews([e for e in events if e["event_type"] in LIBRARY_REVIEW_EVENTS])
+        self._propose(
+            [
+                e
+                for e in events
+                if e["event_type"] == "complaint_triaged" and e["payload"]["systemic"] and e["payload"]["category"]
+            ]
+        )
         for event in events:
-            kind, payload = event["event_type"], event["payload"]
-            if kind == "complaint_triaged" and payload["systemic"] and payload["category"]:
-                self._propose(event)
-            elif kind in ("customer_satisfied", "customer_dissatisfied"):
+            kind = event["event_type"]
+            if kind in ("customer_satisfied", "customer_dissatisfied"):
                 happy = kind == "customer_satisfied"
                 metrics.ANSWERS.labels(event["mall_id"], str(happy).lower()).inc()
                 satisfied, answers = self.store.count_answer(event["mall_id"], happy)
@@ -570,27 +595,30 @@ class AnalyticsService(Service):
         self._settle_all(self.store.stop_all(stops))
         self.store.applied(events)
 
-    def _propose(self, triaged):
+    def _propose(self, systemic):
         """R2.2, R5.3: the first systemic complaint of a pattern in a window proposes an
-        improvement action; later ones of the window join that proposal."""
-        p = triaged["payload"]
+        improvement action; later ones of the window join that proposal. `systemic`: a
+        batch's complaint_triaged envelopes flagged systemic, each pattern's in one write (a
+        burst brings hundreds of one pattern, and the proposal's list grows with them)."""
         days = self.policy.current.rules["improvement"]["proposal_window_days"]
-        window = actions.pattern_window(triaged["mall_id"], p["merchant_id"], p["category"], p["received_at"], days)
-        if not self.store.claim_proposal(window[0]):
-            self.store.join_proposal(window[0], triaged["complaint_no"], p["recurrences"])
-            return
-        mall = self._mall(triaged["mall_id"])
-        numbers = self.store.pattern_complaints(
-            triaged["mall_id"],
-            p["merchant_id"],
-            p["category"],
-            max(window[1], p["received_at"] - timedelta(days=days)),
-            p["received_at"],
-        )
-        seq = next_sequence(self.store.db, f"actions:{mall.id}")
-        self.store.add_action(
-            actions.proposal(actions.action_id(mall.code, seq), triaged, numbers, window, self.clock())
-        )
+        patterns = defaultdict(list)
+        for triaged in systemic:
+            p = triaged["payload"]
+            patterns[
+                actions.pattern_window(triaged["mall_id"], p["merchant_id"], p["category"], p["received_at"], days)
+            ].append(triaged)
+        for window, found in patterns.items():
+            latest = max(found, key=lambda t: t["payload"]["recurrences"])
+            numbers = [t["complaint_no"] for t in found]
+            if self.store.claim_proposal(window[0]):
+                p, mall = latest["payload"], self._mall(latest["mall_id"])
+                until = max(t["payload"]["received_at"] for t in found)
+                numbers += self.store.pattern_complaints(
+                    mall.id, p["merchant_id"], p["category"], max(window[1], until - timedelta(days=days)), until
+                )
+                seq = next_sequence(self.store.db, f"actions:{mall.id}")
+                self.store.add_action(actions.proposal(actions.action_id(mall.code, seq), latest, window, self.clock()))
+            self.store.join_proposal(window[0], numbers, latest["payload"]["recurrences"])
 
     def _sweep(self, lease, reaching, report):
         """`report(found, now)` the clocks `reaching(now, SWEEP_CHUNK)` finds, a chunk at a

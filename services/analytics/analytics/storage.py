@@ -21,7 +21,7 @@ that stop. A tally moves right after its clock's write, like the reports' tallie
 process dying between the two leaves it one off."""
 
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 
 from pymongo import ASCENDING, InsertOne, ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -333,15 +333,50 @@ class EventLog(Store):
     def count_actions(self, query):
         return self.db.actions.count_documents(query)
 
+    def keep_library_reviews(self, events):
+        """R7.14: each mall's monthly library review, as its announcement and its end tell
+        it; the end's count of candidates is the last word, whichever comes first."""
+        writes = []
+        for e in events:
+            p, where = e["payload"], {"mall_id": e["mall_id"], "month": e["payload"]["month"]}
+            if e["event_type"] == "library_review_due":
+                update = {
+                    "$set": {**where, "due_at": e["occurred_at"]},
+                    "$setOnInsert": {"candidates": p["candidates"]},
+                }
+            else:
+                done = {k: p[k] for k in ("candidates", "added", "passed")}
+                update = {"$set": {**where, **done, "done_at": e["occurred_at"], "done_by": p["by"]}}
+            writes.append(UpdateOne({"_id": e["complaint_no"]}, update, upsert=True))
+        if writes:
+            self.db.library_reviews.bulk_write(writes, ordered=False)
+
+    def library_reviews(self, months, mall_id):
+        query = {"month": {"$in": list(months)}, **({"mall_id": mall_id} if mall_id else {})}
+        return list(
+            self.db.library_reviews.find(query, {"_id": 0}).sort([("month", ASCENDING), ("mall_id", ASCENDING)])
+        )
+
     def claim_proposal(self, pattern_key):
         """True for the first claim of a pattern's window (proposed once, also on redelivery)."""
         return self.insert_new(self.db.proposal_claims, {"_id": pattern_key})
 
-    def join_proposal(self, pattern_key, complaint_no, recurrences):
-        self.db.actions.update_one(
-            {"pattern_key": pattern_key},
-            {"$addToSet": {"complaint_nos": complaint_no}, "$max": {"recurrences": recurrences}},
+    def join_proposal(self, pattern_key, complaint_nos, recurrences):
+        """The complaints join their pattern, each once; the proposal keeps the highest
+        recurrence. The complaints are documents of their own, not a list in the proposal:
+        a burst of one pattern brings thousands, and each join would rewrite the list."""
+        self.insert_new_many(
+            self.db.pattern_members,
+            [{"_id": f"{pattern_key}|{n}", "pattern_key": pattern_key, "complaint_no": n} for n in complaint_nos],
         )
+        self.db.actions.update_one({"pattern_key": pattern_key}, {"$max": {"recurrences": recurrences}})
+
+    def pattern_members(self, pattern_keys):
+        """{pattern key: its complaints, sorted} for the actions proposed on those patterns."""
+        members = defaultdict(list)
+        for doc in self.db.pattern_members.find({"pattern_key": {"$in": list(pattern_keys)}}):
+            members[doc["pattern_key"]].append(doc["complaint_no"])
+        return {key: sorted(numbers) for key, numbers in members.items()}
 
     def pattern_complaints(self, mall_id, merchant_id, category, since, until):
         """The complaints of a pattern received in [since, until] (the read model)."""
@@ -673,6 +708,7 @@ class Events(MongoDatabase):
         db.actions.create_index([("mall_id", ASCENDING), ("status", ASCENDING)])
         db.actions.create_index([("status", ASCENDING)])
         db.actions.create_index([("pattern_key", ASCENDING)])
+        db.pattern_members.create_index([("pattern_key", ASCENDING)])
         self.read_model_indexes(db)
 
     @staticmethod

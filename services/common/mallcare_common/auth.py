@@ -184,21 +184,30 @@ class ApiKey(TypedDict):
 
 class RateLimiter:
     """A token bucket per key, per service instance: `per_minute` requests a minute,
-    with bursts up to the same number."""
+    with bursts up to the same number. A bucket left alone for a minute is full again and
+    is forgotten, so that keys without end (the public pages' client addresses) keep no
+    memory beyond the last minute's."""
+
+    IDLE_SECONDS = 60.0
 
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.monotonic = monotonic
         self.buckets: dict[str, tuple[float, float]] = {}  # key id -> (tokens, when counted)
+        self.sweep_at = 1024  # buckets counted before the idle ones are looked for
 
-    def take(self, key_id: str, per_minute: int) -> None:
+    def take(self, key_id: str, per_minute: int, who: str | None = None) -> None:
+        """One request of `key_id`; TooManyRequests naming `who` (the API key) when over."""
         now = self.monotonic()
         tokens, last = self.buckets.get(key_id, (float(per_minute), now))
         tokens = min(float(per_minute), tokens + (now - last) * per_minute / 60.0)
         if tokens < 1:
             self.buckets[key_id] = (tokens, now)
             retry_after = max(1, int((1 - tokens) * 60.0 / per_minute + 0.999))
-            raise TooManyRequests(f"API key {key_id} is over {per_minute} requests a minute", retry_after)
+            raise TooManyRequests(f"{who or f'API key {key_id}'} is over {per_minute} requests a minute", retry_after)
         self.buckets[key_id] = (tokens - 1, now)
+        if len(self.buckets) >= self.sweep_at:
+            self.buckets = {k: v for k, v in self.buckets.items() if now - v[1] < self.IDLE_SECONDS}
+            self.sweep_at = max(1024, 2 * len(self.buckets))
 
 
 # --- what each role may do ---------------------------------------------------------------------

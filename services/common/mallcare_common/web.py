@@ -39,7 +39,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Request, Response
 
 from . import inputs
-from .auth import Forbidden, Principal, TooManyRequests, Unauthenticated, caller_noted
+from .auth import Forbidden, Principal, RateLimiter, TooManyRequests, Unauthenticated, caller_noted
 from .errors import Conflict
 from .messaging import ExcInfo
 from .mongo import NotFound, StoreError
@@ -407,3 +407,39 @@ class PublicBaseUrl(DependencyProvider):
 
     def get_dependency(self, worker_ctx: WorkerContext) -> str:
         return self.value
+
+
+def client_address(request: Request, hops: int) -> str:
+    """Who sent the request: the peer, or behind `hops` reverse proxies of ours the address
+    the outermost of them saw, the hops-th of X-Forwarded-For from the right (each proxy
+    appends its peer; what a client wrote further left is not believed). Fewer entries than
+    hops: the request did not come through them, and the peer is the client."""
+    forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+    if hops > 0 and len(forwarded) >= hops:
+        return forwarded[-hops]
+    return request.remote_addr or "unknown"
+
+
+class AddressLimits(DependencyProvider):
+    """Rate limits per client address, for the pages anyone may use without signing in (no
+    key to count by): workers get `take(request, what, per_minute)`, TooManyRequests (429
+    with Retry-After) beyond. A token bucket per address and purpose in each process, as for
+    API keys (auth.RateLimiter). MALLCARE.FORWARDED_HOPS: how many reverse proxies of ours
+    stand before the service (client_address); 0 when clients reach it directly."""
+
+    def setup(self) -> None:
+        value = (self.container.config.get("MALLCARE") or {}).get("FORWARDED_HOPS") or 0
+        try:
+            self.hops = int(value)
+        except (TypeError, ValueError):
+            self.hops = -1
+        if not 0 <= self.hops <= 10:
+            raise RuntimeError(f"MALLCARE_FORWARDED_HOPS {value!r} is not the number of reverse proxies (0 to 10)")
+        self.limiter = RateLimiter()
+
+    def get_dependency(self, worker_ctx: WorkerContext) -> Callable[[Request, str, int], None]:
+        return self.take
+
+    def take(self, request: Request, what: str, per_minute: int) -> None:
+        # the message goes to the request's log line: it names the purpose, not the address
+        self.limiter.take(f"{what}:{client_address(request, self.hops)}", per_minute, f"an address's {what}")

@@ -10,8 +10,6 @@ escaped here."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
@@ -19,11 +17,12 @@ from urllib.parse import urlencode
 
 from werkzeug.wrappers import Request, Response
 
+from mallcare_common.pages import HTML_LANG, PHONE_STYLE, Pages, Words
+from mallcare_common.pages import language as language  # the service reads a page's language here
 from mallcare_common.web import request_id, status_of
 
 from .rules import AlreadyAnswered
 
-HTML_LANG = {"zh": "zh-CN", "en": "en"}
 COMMENT_MAX = 2000  # as LinkAnswerIn takes it
 
 TEXT: dict[str, dict[str, str]] = {
@@ -100,13 +99,7 @@ STAR_WORDS = {
 }
 
 STYLE = (
-    "*{box-sizing:border-box}"
-    "body{margin:0;background:#f5f7fa;color:#1f2933;"
-    "font:16px/1.5 -apple-system,'PingFang SC','Noto Sans CJK SC','Microsoft YaHei',sans-serif}"
-    "main{max-width:32rem;min-height:100vh;margin:0 auto;padding:1rem 1.25rem 2rem;background:#fff}"
-    ".lang{margin:0;text-align:right;font-size:.9rem}a{color:#1c6ea4}"
-    "h1{margin:.5rem 0;font-size:1.4rem}.about{margin:0 0 .5rem;color:#52606d;font-size:.9rem}"
-    "fieldset{margin:1.25rem 0;padding:0;border:0}legend{margin-bottom:.5rem;font-weight:600}"
+    PHONE_STYLE + "fieldset{margin:1.25rem 0;padding:0;border:0}legend{margin-bottom:.5rem;font-weight:600}"
     ".stars{display:flex;flex-direction:row-reverse;justify-content:flex-end;gap:.25rem}"
     ".stars input{position:absolute;width:1px;height:1px;opacity:0}"
     ".stars label{padding:0 .1rem;font-size:2.6rem;line-height:1;color:#cbd2d9;cursor:pointer}"
@@ -116,30 +109,9 @@ STYLE = (
     ".reasons label{display:flex;align-items:center;gap:.6rem;padding:.55rem 0;border-bottom:1px solid #e4e7eb}"
     ".reasons input{width:1.25rem;height:1.25rem;flex:none}"
     "textarea{width:100%;padding:.5rem;font:inherit;border:1px solid #cbd2d9;border-radius:.4rem}"
-    "button{width:100%;margin-top:1.25rem;padding:.85rem;font:inherit;font-weight:600;color:#fff;"
-    "background:#1c6ea4;border:0;border-radius:.5rem}"
-    ".alert{padding:.75rem;border-radius:.4rem;background:#fde8e8;color:#9b1c1c}"
     ".sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}"
 )
-# No script from anywhere; only the style sheet above (by its hash); the form posts to this
-# origin only; no frame may hold the page (clickjacking).
-CSP = (
-    "default-src 'none'; style-src 'sha256-"
-    + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
-    + "'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-)
-HEADERS = {
-    "Content-Security-Policy": CSP,
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Cache-Control": "no-store",
-}
-
-
-def language(args: Mapping[str, str]) -> str:
-    """`lang=en` is English; anything else simplified Chinese."""
-    return "en" if args.get("lang") == "en" else "zh"
+PAGES = Pages(STYLE)
 
 
 def answer_link(base: str, token: str, lang: str = "zh") -> str:
@@ -152,7 +124,7 @@ def thanks_message(lang: str, satisfied: bool) -> str:
 
 
 def respond(status: int, html: str) -> Response:
-    return Response(html, status=status, headers=HEADERS, mimetype="text/html")
+    return PAGES.respond(status, html)
 
 
 def form(
@@ -167,7 +139,7 @@ def form(
 ) -> str:
     """The answer form: `reasons` the policy's tags with their words; `entered` and `problems`
     (a ValidationError's messages) when it comes back refused, with what the customer chose."""
-    text, entered = _Words(lang), entered or {}
+    text, entered = Words(TEXT, lang), entered or {}
     action = f"{base}/answers/form" + (f"?lang={lang}" if lang != "zh" else "")
     other = "en" if lang == "zh" else "zh"
     stars = "".join(
@@ -182,7 +154,7 @@ def form(
         f"{_checked(tag in entered.get('reasons', ()))}>{escape(words[lang])}</label>"
         for tag, words in reasons.items()
     )
-    return _page(
+    return PAGES.page(
         lang,
         TEXT[lang]["title"],
         "answer-form",
@@ -206,8 +178,8 @@ def form(
 
 
 def thanks(lang: str, satisfied: bool) -> str:
-    text = _Words(lang)
-    return _page(
+    text = Words(TEXT, lang)
+    return PAGES.page(
         lang,
         TEXT[lang]["title"],
         "answer-thanks",
@@ -226,10 +198,10 @@ def refusal(request: Request, exc: BaseException) -> Response:
         reason = "answered"
     else:
         reason = {403: "forged", 410: "expired", 409: "closed", 404: "unknown"}.get(status, "unreadable")
-    text = _Words(lang)
+    text = Words(TEXT, lang)
     return respond(
         status,
-        _page(
+        PAGES.page(
             lang,
             TEXT[lang][f"{reason}.title"],
             "answer-refused",
@@ -238,27 +210,6 @@ def refusal(request: Request, exc: BaseException) -> Response:
                 f'<p data-reason="{reason}">{text(reason, reference=request_id(request))}</p>'
             ),
         ),
-    )
-
-
-class _Words:
-    """A language's words, escaped, with their {placeholders} filled in."""
-
-    def __init__(self, lang: str) -> None:
-        self.words = TEXT[lang]
-
-    def __call__(self, key: str, **values: object) -> str:
-        return escape(self.words[key].format(**values))
-
-
-def _page(lang: str, title: str, name: str, body: str) -> str:
-    return (
-        "<!doctype html>"
-        f'<html lang="{HTML_LANG[lang]}"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<meta name="referrer" content="no-referrer">'
-        f"<title>{escape(title)}</title><style>{STYLE}</style></head>"
-        f'<body><main data-page="{name}">{body}</main></body></html>'
     )
 
 

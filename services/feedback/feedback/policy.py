@@ -35,10 +35,21 @@ class _ReasonLabels(Schema):
     en = fields.String(required=True, validate=validate.Length(min=1, max=80))
 
 
+class _MonthlyReview(Schema):
+    """R7.14: which closed cases of a month are candidates for the library, and from which
+    day of the next month a review not done is announced."""
+
+    reopened = fields.Boolean(required=True)
+    dissatisfied = fields.Boolean(required=True)
+    risk_levels = fields.List(fields.String(validate=validate.OneOf(("low", "medium", "high"))), required=True)
+    remind_on_day = fields.Integer(required=True, validate=validate.Range(min=1, max=28))
+
+
 class _Library(Schema):
     automatic_risk_levels = fields.List(
         fields.String(validate=validate.OneOf(("low", "medium", "high"))), required=True
     )
+    monthly_review = fields.Nested(_MonthlyReview, required=True)
 
 
 class _Override(Schema):

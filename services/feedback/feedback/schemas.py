@@ -2,6 +2,7 @@
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from mallcare_common.pages import PageLanguage
 from mallcare_common.personal import MaskedOut
 
 _text = dict(validate=validate.Length(max=2000))
@@ -48,12 +49,6 @@ class AnswerFormIn(LinkAnswerIn):
     its score as a form sends it, as text."""
 
     score = fields.Integer(required=True, validate=validate.Range(min=1, max=5))
-
-
-class PageLanguage(Schema):
-    lang = fields.String(
-        validate=validate.Length(max=16), metadata={"description": "en: English; otherwise simplified Chinese"}
-    )
 
 
 class AnswerPageQuery(PageLanguage):
@@ -193,3 +188,67 @@ class AnswerOut(Schema):
     score = fields.Integer(required=True)
     satisfied = fields.Boolean(required=True)
     message = fields.String(required=True, metadata={"description": "the thanks shown to the customer"})
+
+
+# --- the library's monthly review (R7.14) -----------------------------------------------------
+
+_month = fields.String(required=True, validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="A month as 2026-11."))
+
+
+class ReviewMonth(Schema):
+    """The month in the path."""
+
+    month = _month
+
+
+class ReviewQuery(Schema):
+    mall_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class ReviewDecisionIn(Schema):
+    """One candidate added to the library (with its lessons) or passed over (with a reason)."""
+
+    by = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    mall_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    complaint_no = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    decision = fields.String(required=True, validate=validate.OneOf(("add", "pass")))
+    lessons = fields.String(validate=validate.Length(min=1, max=4000))
+    reason = fields.String(validate=validate.Length(min=1, max=500))
+
+    @validates_schema
+    def _lessons_to_add(self, data, **kwargs):
+        if data["decision"] == "add" and not data.get("lessons"):
+            raise ValidationError({"lessons": ["A case goes into the library with its lessons."]})
+
+
+class ReviewDoneIn(Schema):
+    by = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    mall_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class _Decision(Schema):
+    decision = fields.String()
+    reason = fields.String(allow_none=True)
+    by = fields.String()
+    at = fields.AwareDateTime()
+
+
+class ReviewCandidate(Schema):
+    complaint_no = fields.String()
+    category = fields.String(allow_none=True)
+    risk_level = fields.String(allow_none=True)
+    rounds = fields.Integer()
+    closed_at = fields.AwareDateTime()
+    reasons = fields.List(fields.String(), metadata={"description": "reopened, dissatisfied, risk_<level>"})
+    decision = fields.Nested(_Decision, allow_none=True)
+
+
+class ReviewOut(Schema):
+    review_no = fields.String(metadata={"example": "SHXJH-LIB-2026-11"})
+    mall_id = fields.String()
+    month = fields.String()
+    candidates = fields.List(fields.Nested(ReviewCandidate))
+    undecided = fields.Integer()
+    reminded_at = fields.AwareDateTime(allow_none=True)
+    done_at = fields.AwareDateTime(allow_none=True)
+    done_by = fields.String(allow_none=True)

@@ -31,10 +31,11 @@ from mallcare_common.policy import PolicyFiles
 from mallcare_common.rpc import ask
 from mallcare_common.openapi import Op
 from mallcare_common.operations import operation
+from mallcare_common.pages import PageLanguage
 from mallcare_common.unit_of_work import change, write
 from mallcare_common.web import Conflict, Forbidden, Gone, NotFound, PublicBaseUrl, http, read_form, signed
 
-from . import answer_page, rules
+from . import answer_page, library_review, rules
 from .policy import load_policy
 from .schemas import (
     AnswerFormIn,
@@ -47,7 +48,11 @@ from .schemas import (
     LibraryOut,
     LibraryQuery,
     LinkAnswerIn,
-    PageLanguage,
+    ReviewDecisionIn,
+    ReviewDoneIn,
+    ReviewMonth,
+    ReviewOut,
+    ReviewQuery,
     RevisitList,
     RevisitOut,
     WorklistQuery,
@@ -57,6 +62,7 @@ from .storage import Revisits
 log = logging.getLogger(__name__)
 
 OVERDUE_INTERVAL = 30  # seconds between looks for revisits past their deadline
+REVIEW_INTERVAL = 600  # seconds between looks for the libraries' monthly reviews due (R7.14)
 NOT_SEEN_PAUSE = 2  # seconds before an event about a complaint not seen yet is retried
 
 
@@ -118,6 +124,7 @@ class FeedbackService(Service):
         self.store.note_closed(event["complaint_no"], event["occurred_at"])
         self._cancel_open_revisits(event, "case closed")
         case = ask(self.access, self.resolution.get_case, event["complaint_no"])
+        self.store.keep_closed_case(case)
         if case["risk_level"] in self.policy.current.rules["library"]["automatic_risk_levels"]:
             self._archive(case, lessons=None, by="feedback", automatic=True)
 
@@ -131,6 +138,24 @@ class FeedbackService(Service):
             )
             if updated is not None:
                 publish_pending(self.store.revisits, self.dispatch, self.name, now, [updated])
+
+    @leased_timer(REVIEW_INTERVAL, lease="library-review", ttl=timedelta(seconds=REVIEW_INTERVAL))
+    def remind_library_reviews(self, lease):
+        """R7.14: from the policy's day of the month on, each mall's review of the month
+        before that is not done is announced, once (one replica at a time)."""
+        policy, now = self.policy.current, self.clock()
+        day = policy.rules["library"]["monthly_review"]["remind_on_day"]
+        for mall in policy.malls.malls.values():
+            local = now.astimezone(mall.calendar.zone)
+            if local.day < day:
+                continue
+            month = library_review.month_before(f"{local:%Y-%m}")
+            review = self._review(mall, month)
+            changes, out = library_review.reminder(review, self._candidates(mall, month, review), now)
+            if out:
+                updated = write(self.store.reviews, review, {"$set": changes}, out, now)
+                if updated is not None:
+                    publish_pending(self.store.reviews, self.dispatch, self.name, now, [updated])
 
     # --- revisits -----------------------------------------------------------------------------
 
@@ -337,6 +362,127 @@ class FeedbackService(Service):
             },
         )
         return self._library_entry(complaint_no)
+
+    # --- the library's monthly review (R7.14) ----------------------------------------------------
+
+    @operation(
+        Op(
+            "GET",
+            "/library/reviews/<string:month>",
+            "A mall's monthly review of the case library: the month's candidate cases and the decisions (R7.14).",
+            "library.write",
+            query=ReviewQuery,
+            responses={200: ReviewOut},
+        )
+    )
+    def get_library_review(self, month, query):
+        caller = self.access.caller()
+        month = ReviewMonth().load({"month": month})["month"]
+        mall = self._review_mall(ReviewQuery().load(query)["mall_id"])
+        caller.require("library.write", mall.id)
+        return self._review_out(mall, month)
+
+    @operation(
+        Op(
+            "POST",
+            "/library/reviews/<string:month>/decisions",
+            "Add a candidate to the library with its lessons, or pass it over with a reason (R7.14).",
+            "library.write",
+            body=ReviewDecisionIn,
+            signed=True,
+            responses={200: ReviewOut},
+            errors=(409, 503),
+        )
+    )
+    def decide_library_candidate(self, month, data):
+        caller = self.access.caller()
+        month = ReviewMonth().load({"month": month})["month"]
+        request = ReviewDecisionIn().load(signed(data, caller))
+        mall = self._review_mall(request["mall_id"])
+        caller.require("library.write", mall.id)
+        number, archived = request["complaint_no"], False
+        while True:  # a compare-and-set: a review written meanwhile is read and decided on again
+            review, now = self._review(mall, month), self.clock()
+            changes = library_review.decide(
+                review,
+                self._candidates(mall, month, review),
+                number,
+                request["decision"],
+                request.get("reason"),
+                request["by"],
+                now,
+            )
+            if request["decision"] == "add" and not archived:
+                case = ask(self.access, self.resolution.get_case, number)
+                self._archive(case, request["lessons"], request["by"], automatic=False)
+                archived = True
+            if write(self.store.reviews, review, {"$set": changes}, [], now) is not None:
+                return self._review_out(mall, month)
+
+    @operation(
+        Op(
+            "POST",
+            "/library/reviews/<string:month>/done",
+            "Finish a month's review once every candidate is decided (R7.14).",
+            "library.write",
+            body=ReviewDoneIn,
+            signed=True,
+            responses={200: ReviewOut},
+            errors=(409,),
+        )
+    )
+    def finish_library_review(self, month, data):
+        caller = self.access.caller()
+        month = ReviewMonth().load({"month": month})["month"]
+        request = ReviewDoneIn().load(signed(data, caller))
+        mall = self._review_mall(request["mall_id"])
+        caller.require("library.write", mall.id)
+        while True:  # a compare-and-set, as above
+            review, now = self._review(mall, month), self.clock()
+            ended = now >= library_review.month_span(month, mall.calendar.zone)[1]
+            changes, event = library_review.done(
+                review, self._candidates(mall, month, review), request["by"], ended, now
+            )
+            updated = write(self.store.reviews, review, {"$set": changes}, [event], now)
+            if updated is not None:
+                publish_pending(self.store.reviews, self.dispatch, self.name, now, [updated])
+                return self._review_out(mall, month)
+
+    def _review_mall(self, mall_id):
+        mall = self.policy.current.malls.get(mall_id)
+        if mall is None:
+            raise ValidationError({"mall_id": [f"Unknown mall {mall_id!r}."]})
+        return mall
+
+    def _review(self, mall, month):
+        """The mall's review of `month`, started (stored) by whoever comes first."""
+        number = library_review.review_id(mall.code, month)
+        self.store.insert_new(self.store.reviews, library_review.new_review(number, mall.id, month))
+        return self.store.get(self.store.reviews, number, "library review")
+
+    def _candidates(self, mall, month, review):
+        closures = self.store.closed_in(mall.id, *library_review.month_span(month, mall.calendar.zone))
+        numbers = [c["_id"] for c in closures]
+        return library_review.candidates(
+            closures,
+            self.store.dissatisfied(numbers),
+            self.store.archived(numbers),
+            review,
+            self.policy.current.rules["library"]["monthly_review"],
+        )
+
+    def _review_out(self, mall, month):
+        number = library_review.review_id(mall.code, month)
+        review = self.store.reviews.find_one({"_id": number}) or library_review.new_review(number, mall.id, month)
+        found = self._candidates(mall, month, review)
+        return ReviewOut().dump(
+            {
+                **review,
+                "review_no": review["_id"],
+                "candidates": found,
+                "undecided": sum(1 for c in found if not c["decision"]),
+            }
+        )
 
     def _library_entry(self, complaint_no):
         return LibraryOut().dump(self.store.get(self.store.library, complaint_no, "library entry"))

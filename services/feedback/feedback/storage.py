@@ -1,8 +1,9 @@
 """Feedback's own data: `complaints` (what feedback needs of each registered complaint:
 channel, masked contact, the problem as told, merchant and area), `revisits` (one per
 resolution of a case, keyed <complaint number>-R<round>), `library` (the case
-library, one entry per complaint) and `closures` (when each case was last closed). Revisits and library
-entries carry their outbox."""
+library, one entry per complaint), `closures` (when each case was last closed, and what the
+library's monthly review needs of it) and `library_reviews` (one per mall and month, R7.14).
+Revisits, library entries and reviews carry their outbox."""
 
 from pymongo import ASCENDING
 
@@ -16,7 +17,8 @@ class FeedbackStore(Store):
         super().__init__(db)
         self.complaints, self.revisits, self.library = db.complaints, db.revisits, db.library
         self.closures = db.closures  # when each case was last closed
-        self.outboxes = (db.revisits, db.library)
+        self.reviews = db.library_reviews
+        self.outboxes = (db.revisits, db.library, db.library_reviews)
 
     def keep_complaint(self, number, mall_id, channel, contact_masked, description, demands, location):
         summary = {
@@ -36,6 +38,25 @@ class FeedbackStore(Store):
 
     def note_closed(self, number, at):
         self.closures.update_one({"_id": number}, {"$max": {"closed_at": at}}, upsert=True)
+
+    def keep_closed_case(self, case):
+        """What the library's monthly review needs of a closed case (R7.14)."""
+        facts = {k: case.get(k) for k in ("mall_id", "category", "risk_level")}
+        self.closures.update_one({"_id": case["complaint_no"]}, {"$set": {**facts, "rounds": case.get("round", 1)}})
+
+    def closed_in(self, mall_id, start, end):
+        """The cases of a mall last closed in [start, end)."""
+        return list(self.closures.find({"mall_id": mall_id, "closed_at": {"$gte": start, "$lt": end}}))
+
+    def dissatisfied(self, numbers):
+        """Of `numbers`, the complaints whose customer answered dissatisfied at a revisit."""
+        found = self.revisits.find(
+            {"complaint_no": {"$in": list(numbers)}, "answer.satisfied": False}, {"complaint_no": 1}
+        )
+        return {r["complaint_no"] for r in found}
+
+    def archived(self, numbers):
+        return {e["_id"] for e in self.library.find({"_id": {"$in": list(numbers)}}, {"_id": 1})}
 
     def closed_since(self, number, at):
         """Whether the case was closed at or after `at` (a resolution that arrives late)."""
@@ -77,6 +98,9 @@ class Revisits(MongoDatabase):
         db.revisits.create_index([("pending_events", ASCENDING)])
         db.library.create_index([("mall_id", ASCENDING), ("category", ASCENDING)])
         db.library.create_index([("pending_events", ASCENDING)])
+        db.closures.create_index([("mall_id", ASCENDING), ("closed_at", ASCENDING)])
+        db.library_reviews.create_index([("pending_events", ASCENDING)])
+        db.library_reviews.create_index([("_id", ASCENDING), ("version", ASCENDING)])
 
     def wrap(self, db):
         return FeedbackStore(db)

@@ -1,8 +1,9 @@
 """Intake's policy: acknowledgement targets per channel (R1.2) and preliminary
 review thresholds (R1.4), chain-wide with per-mall overrides, each mall's WeChat
-official account and complaint mailbox (R7.2; their secrets by name), plus the chain's
-mall registry. Loaded by mallcare_common.policy.PolicyFiles: a broken file stops
-the start with field-level messages instead of running on a guess."""
+official account and complaint mailbox (R7.2; their secrets by name), the limits of the
+customer's own pages and each mall's poster (R7.2), plus the chain's mall registry.
+Loaded by mallcare_common.policy.PolicyFiles: a broken file stops the start with
+field-level messages instead of running on a guess."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +72,31 @@ class _Mailbox(Schema):
             raise ValidationError("A password goes unencrypted only to this host: use tls or starttls.", "security")
 
 
+class _Words(Schema):
+    zh = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    en = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class _Poster(Schema):
+    """What a mall's poster lists beside the page's QR code (each left off when not given)."""
+
+    hotline = fields.String(validate=validate.Regexp(r"^[0-9+][0-9 ()-]{4,24}$", error="A phone number to call."))
+    wechat = fields.String(
+        validate=validate.Length(min=1, max=40), metadata={"description": "the official account's name to search for"}
+    )
+    desk = fields.Nested(_Words, metadata={"description": "where the service desk is"})
+
+
+class _PerMinute(Schema):
+    submissions = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=1000))
+    lookups = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=1000))
+
+
+class _Portal(Schema):
+    per_address_per_minute = fields.Nested(_PerMinute, required=True)
+    posters = fields.Dict(keys=fields.String(), values=fields.Nested(_Poster), load_default=dict)
+
+
 class IntakePolicySchema(Schema):
     version = fields.String(required=True)
     acknowledgement = _ack_table(required=True)
@@ -80,6 +106,8 @@ class IntakePolicySchema(Schema):
     # R7.2, per mall: the official account whose messages come to the callback, the complaint mailbox
     wechat = fields.Dict(keys=fields.String(), values=fields.Nested(_WechatAccount), load_default=dict)
     mailboxes = fields.Dict(keys=fields.String(), values=fields.Nested(_Mailbox), load_default=dict)
+    # R7.2: the customer's own pages (intake.portal), their limits and each mall's poster
+    portal = fields.Nested(_Portal, required=True)
 
     @validates_schema
     def _complete(self, data, **kwargs):
@@ -112,9 +140,11 @@ class IntakePolicy:
 
 def load_policy(intake_data, malls: MallRegistry) -> IntakePolicy:
     rules = IntakePolicySchema().load(intake_data)
+    named = {section: rules[section] for section in ("mall_overrides", "wechat", "mailboxes")}
+    named["portal"] = rules["portal"]["posters"]
     unknown = {
-        section: [f"Unknown mall: {m}." for m in sorted(set(rules[section]) - set(malls.malls))]
-        for section in ("mall_overrides", "wechat", "mailboxes")
+        section: [f"Unknown mall: {m}." for m in sorted(set(malls_named) - set(malls.malls))]
+        for section, malls_named in named.items()
     }
     if any(unknown.values()):
         raise ValidationError({section: messages for section, messages in unknown.items() if messages})

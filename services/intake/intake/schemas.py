@@ -8,6 +8,7 @@ from mallcare_common.calendar import as_stored
 from mallcare_common.openapi import Op
 from mallcare_common import audit, inputs
 from mallcare_common.contracts.intake import CHANNELS
+from mallcare_common.pages import PageLanguage
 from mallcare_common.personal import MaskedCustomer, MaskedOut, mask_email
 
 MEMBER_TIERS = ("none", "regular", "silver", "gold", "platinum", "vip", "corporate", "key_account")
@@ -35,9 +36,12 @@ class _NullMeansAbsent(Schema):
         return {k: v for k, v in data.items() if v is not None or k not in self.fields or self.fields[k].required}
 
 
+PHONE = validate.Regexp(r"^\+?[0-9][0-9 -]{5,19}$", error="Not a phone number.")
+
+
 class CustomerIn(_NullMeansAbsent):
     name = _text(64)
-    phone = fields.String(validate=validate.Regexp(r"^\+?[0-9][0-9 -]{5,19}$", error="Not a phone number."))
+    phone = fields.String(validate=PHONE)
     email = fields.Email(validate=validate.Length(max=254))
     member_id = _text(32)
     member_tier = fields.String(validate=validate.OneOf(MEMBER_TIERS))
@@ -297,3 +301,37 @@ CONTACT_READ = Op(
     responses={200: ContactOut},
     errors=(410,),
 )
+
+
+# --- the customer's own pages (intake.portal, R7.2): HTML forms, every field text --------------
+
+
+class PortalFormIn(_NullMeansAbsent):
+    """The complaint form of a mall's page (application/x-www-form-urlencoded); what it
+    registers on the web channel. `ref` is the form's own id, made when the page was served:
+    the same form sent twice (a double tap, the back button) finds the first complaint."""
+
+    ref = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_-]{16,64}$"))
+    description = fields.String(required=True, validate=validate.Length(min=1, max=5000))
+    expectation = _text(2000)
+    merchant = _text(32, metadata={"description": "one of the mall's merchants (GET /malls/<mall_id>/merchants)"})
+    place = _text(64)
+    when = fields.String(
+        validate=validate.Regexp(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$", error="A local time, 2026-12-06T10:30."),
+        metadata={"description": "when it happened, on the mall's clock (an input of type datetime-local)"},
+    )
+    name = _text(64)
+    phone = fields.String(required=True, validate=PHONE)
+
+
+class StatusLookupIn(Schema):
+    """The status look-up's form: the complaint's number and the phone it was filed with."""
+
+    number = fields.String(required=True, validate=validate.Regexp(r"^\s*[A-Za-z0-9-]{5,40}\s*$"))
+    phone = fields.String(required=True, validate=PHONE)
+
+
+class StatusPageQuery(PageLanguage):
+    number = fields.String(
+        validate=validate.Length(max=40), metadata={"description": "the number to fill in (from the thank-you page)"}
+    )

@@ -21,14 +21,23 @@ first (the console's acknowledgement queue).
 
 Two channels come in by themselves (R7.2), through the same register path as every other:
 a mall's WeChat official account calls `/channels/wechat/<mall_id>` (intake.wechat), and
-the malls' complaint mailboxes are read over IMAP by one replica (intake.mailbox).
+the malls' complaint mailboxes are read over IMAP by one replica (intake.mailbox). The web
+channel is the customer's own page (R7.2, intake.portal), reached from the QR code on each
+mall's poster (intake.poster): the complaint form, and the status page where the number and
+the phone it was filed with show its progress (intake.progress, with the case as resolution
+has it), each limited per client address.
 Resolution's case_closed/case_reopened tell intake when the retention period starts
 (retention.py). `GET /malls` and `GET /malls/<mall_id>/merchants` list the caller's malls
 and a mall's merchants from the mall registry (policy), for the console's pickers.
 """
 
+import logging
 from datetime import timedelta
+from secrets import token_urlsafe
 
+from marshmallow import ValidationError
+from nameko.exceptions import RemoteError, UnknownService
+from nameko.rpc import RpcProxy
 from prometheus_client import Counter
 from werkzeug.wrappers import Response
 
@@ -44,11 +53,22 @@ from mallcare_common.mongo import leased_timer
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.openapi import Op
 from mallcare_common.operations import Created, operation
+from mallcare_common.pages import PageLanguage, language
 from mallcare_common.retention import Retention
+from mallcare_common.rpc import ask
 from mallcare_common.unit_of_work import change
-from mallcare_common.web import Conflict, NotFound, http, read_body
+from mallcare_common.web import (
+    AddressLimits,
+    Conflict,
+    NotFound,
+    PublicBaseUrl,
+    Unavailable,
+    http,
+    read_body,
+    read_form,
+)
 
-from . import mailbox, rules, wechat
+from . import mailbox, portal, poster, progress, rules, wechat
 from .policy import load_policy
 from .retention import anonymise as anonymise_complaints
 from .schemas import (
@@ -64,9 +84,14 @@ from .schemas import (
     ListQuery,
     MallList,
     MerchantList,
+    PortalFormIn,
+    StatusLookupIn,
+    StatusPageQuery,
     WaitingQuery,
 )
 from .storage import Complaints
+
+log = logging.getLogger(__name__)
 
 COMPLAINTS = Counter(
     "mallcare_intake_complaints_total",
@@ -86,6 +111,9 @@ class IntakeService(Service):
     customer_ref_secret = Secret("CUSTOMER_REF_SECRET")
     secrets = NamedSecrets()  # the WeChat tokens and mailbox passwords the policy names
     mailboxes = mailbox.Mailboxes()
+    public_base_url = PublicBaseUrl()  # where customers open the portal: the posters' QR codes lead there
+    address_limits = AddressLimits()  # the portal's submissions and look-ups per client address
+    resolution = RpcProxy("resolution")  # the case's progress, for its customer's status page
 
     # --- events: when the case closed (retention) ------------------------------------------------
 
@@ -301,6 +329,154 @@ class IntakeService(Service):
             mimetype=file["content_type"],
             headers={"Content-Disposition": "attachment", "X-Content-Type-Options": "nosniff"},
         )
+
+    # --- the customer's own pages (R7.2, intake.portal): no login ---------------------------------
+
+    @http(
+        Op(
+            "GET",
+            "/portal/<string:mall_code>",
+            "A mall's complaint page, by the mall's code, where its poster's QR code leads (the web "
+            "channel): a form for a phone, in simplified Chinese (lang=en: English), without script. An "
+            "unknown mall 404, a page.",
+            query=PageLanguage,
+            responses={status: "text/html" for status in (200, 404, 503)},
+        ),
+        error_page=portal.refusal,
+    )
+    def portal_page(self, request, mall_code):
+        mall, lang = self._portal_mall(mall_code), language(request.args)
+        return portal.respond(200, self._portal_form(mall, lang, token_urlsafe(18)))
+
+    @http(
+        Op(
+            "POST",
+            "/portal/<string:mall_code>/complaints",
+            "The complaint page's form: registers the complaint on the web channel (the same form "
+            "again finds it) and answers a page with its number; the form again, saying what to fix (422); "
+            "429 with Retry-After past the submissions an address may make a minute (intake.yml portal).",
+            query=PageLanguage,
+            form=PortalFormIn,
+            responses={status: "text/html" for status in (200, 400, 404, 409, 413, 422, 429, 503)},
+        ),
+        error_page=portal.refusal,
+    )
+    def portal_complaint(self, request, mall_code):
+        mall, lang = self._portal_mall(mall_code), language(request.args)
+        self.address_limits(
+            request, "submissions", self.policy.current.rules["portal"]["per_address_per_minute"]["submissions"]
+        )
+        entered = portal.form_fields(read_form(request))
+        try:
+            sent = self._portal_form_in(mall, entered)
+            doc, _ = self._register(self.access.channel_adapter(mall.id, "web"), portal.complaint(sent, mall))
+        except ValidationError as exc:  # the form again, as filled in
+            problems = {portal.REGISTER_FIELDS.get(name, name) for name in exc.messages}
+            ref = entered["ref"] if "ref" not in problems and "ref" in entered else token_urlsafe(18)
+            return portal.respond(422, self._portal_form(mall, lang, ref, entered, problems))
+        return portal.respond(200, portal.thanks(self.public_base_url, lang, mall, doc))
+
+    @http(
+        Op(
+            "GET",
+            "/portal/status",
+            "The status look-up: the complaint's number (filled in from `number`) and the phone it "
+            "was filed with, a form without script.",
+            query=StatusPageQuery,
+            responses={status: "text/html" for status in (200, 503)},
+        ),
+        error_page=portal.refusal,
+    )
+    def portal_lookup(self, request):
+        number = portal.prefill(request.args.get("number", ""))
+        return portal.respond(200, portal.lookup(self.public_base_url, language(request.args), number))
+
+    @http(
+        Op(
+            "POST",
+            "/portal/status",
+            "The status look-up's form: the complaint's progress for its own customer (the number and "
+            "the phone it was filed with; a wrong pair is answered as an unknown number is, 404), "
+            "masked; 429 with Retry-After past the look-ups an address may make a minute.",
+            query=PageLanguage,
+            form=StatusLookupIn,
+            responses={status: "text/html" for status in (200, 400, 404, 413, 422, 429, 503)},
+        ),
+        error_page=portal.refusal,
+    )
+    def portal_status(self, request):
+        lang, base = language(request.args), self.public_base_url
+        self.address_limits(
+            request, "lookups", self.policy.current.rules["portal"]["per_address_per_minute"]["lookups"]
+        )
+        entered = portal.form_fields(read_form(request))
+        try:
+            asked = StatusLookupIn().load(entered)
+        except ValidationError as exc:
+            return portal.respond(
+                422, portal.lookup(base, lang, portal.prefill(entered.get("number", "")), exc.messages)
+            )
+        number = asked["number"].strip().upper()
+        doc = self.store.find(number)
+        if doc is None or not progress.owns(doc, asked["phone"]):
+            return portal.respond(404, portal.lookup(base, lang, number, not_found=True))
+        case, partial = self._case_of(doc)
+        mall = self.policy.current.malls[doc["mall_id"]]
+        return portal.respond(200, portal.status(base, lang, mall, doc, progress.progress(doc, case), partial))
+
+    @http(
+        Op(
+            "GET",
+            "/portal/<string:mall_code>/poster",
+            "The mall's poster to print (A4; lang=en: in English): its name, the complaint page's QR "
+            "code and address, the hotline, WeChat and the service desk (intake.yml portal.posters).",
+            query=PageLanguage,
+            responses={status: "text/html" for status in (200, 404, 503)},
+        ),
+        error_page=portal.refusal,
+    )
+    def portal_poster(self, request, mall_code):
+        mall, lang = self._portal_mall(mall_code), language(request.args)
+        settings = self.policy.current.rules["portal"]["posters"].get(mall.id, {})
+        minutes = self.policy.current.acknowledgement_rule(mall.id, "web")["minutes"]
+        url = portal.portal_link(self.public_base_url, mall)
+        return poster.PAGES.respond(200, poster.poster(mall, settings, url, minutes, lang))
+
+    def _portal_mall(self, code):
+        """The mall of a portal address (its code, in any case): NotFound, a page, for none."""
+        mall = next((m for m in self.policy.current.malls.malls.values() if m.code == code.upper()), None)
+        if mall is None:
+            raise NotFound(f"no mall {code}")
+        return mall
+
+    @staticmethod
+    def _portal_form_in(mall, entered):
+        """The form's fields loaded (PortalFormIn), the shop one of the mall's: every problem at once."""
+        problems = PortalFormIn().validate(entered)
+        if entered.get("merchant") and entered["merchant"] not in {m["id"] for m in mall.merchants}:
+            problems["merchant"] = ["Not one of the mall's merchants."]
+        if problems:
+            raise ValidationError(problems)
+        return PortalFormIn().load(entered)
+
+    def _portal_form(self, mall, lang, ref, entered=None, problems=()):
+        minutes = self.policy.current.acknowledgement_rule(mall.id, "web")["minutes"]
+        return portal.form(self.public_base_url, lang, mall, minutes, ref, entered, problems)
+
+    def _case_of(self, doc):
+        """The complaint's case as resolution has it (None before it opens, or for a complaint
+        not taken up), and whether it could not be read just now (the page says so)."""
+        if doc["status"] == "rejected":
+            return None, False
+        try:
+            return ask(self.access, self.resolution.get_case, doc["_id"]), False
+        except RemoteError as exc:
+            if exc.exc_type == "NotFound":
+                return None, False
+            log.warning("%s: resolution's case not read for its status page: %s", doc["_id"], exc.exc_type)
+        except (Unavailable, UnknownService) as exc:
+            log.warning("%s: resolution's case not read for its status page: %s", doc["_id"], type(exc).__name__)
+        return None, True
 
     # --- channels that come in by themselves (R7.2) --------------------------------------------
 

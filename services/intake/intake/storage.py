@@ -44,10 +44,14 @@ class ComplaintStore(Store):
         self.complaints.insert_one(doc)
 
     def get(self, number):
-        doc = self.complaints.find_one({"_id": number})
+        doc = self.find(number)
         if doc is None:
             raise NotFound(f"no complaint {number}")
         return doc
+
+    def find(self, number):
+        """Complaint `number`, or None."""
+        return self.complaints.find_one({"_id": number})
 
     def list(self, query):
         selector = {k: query[k] for k in ("mall_id", "channel", "status") if k in query}

@@ -38,8 +38,8 @@ def test_an_action_is_recorded_open_with_its_why_chain():
     action = recorded()
     assert action["_id"] == "SHXJH-IA-0001" and action["status"] == "open"
     assert len(action["whys"]) == 5 and action["due_date"] == "2026-12-15" and action["created_by"] == "E3901"
-    assert actions.view(action, date(2026, 12, 15))["overdue"] is False
-    assert actions.view(action, date(2026, 12, 16))["overdue"] is True
+    assert actions.view(action, date(2026, 12, 15), [])["overdue"] is False
+    assert actions.view(action, date(2026, 12, 16), [])["overdue"] is True
 
 
 def test_an_action_is_done_once_with_evidence():
@@ -47,7 +47,7 @@ def test_an_action_is_done_once_with_evidence():
     changes = actions.done(action, ActionDoneIn().load({"evidence": "checklist in use", "by": "E3091"}), NOW)
     assert changes == {"status": "done", "done_at": NOW, "done_by": "E3091", "evidence": "checklist in use"}
     closed = {**action, **changes}
-    assert actions.view(closed, date(2027, 1, 1))["overdue"] is False  # done is never overdue
+    assert actions.view(closed, date(2027, 1, 1), [])["overdue"] is False  # done is never overdue
     with pytest.raises(Conflict):
         actions.done(closed, {"evidence": "again", "by": "E3091"}, NOW)
 
@@ -131,17 +131,19 @@ def test_a_pattern_has_one_window_at_a_time():
 def test_a_proposal_names_the_pattern_its_count_and_its_complaints():
     at = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
     window = actions.pattern_window("sh-xujiahui", "T-17", "product.expired", at, 30)
-    proposal = actions.proposal("SHXJH-IA-0002", systemic("N5", at), ["N1", "N2", "N3", "N4"], window, NOW)
+    proposal = actions.proposal("SHXJH-IA-0002", systemic("N5", at), window, NOW)
     assert proposal["status"] == "proposed" and proposal["recurrences"] == 5
-    assert proposal["complaint_nos"] == ["N1", "N2", "N3", "N4", "N5"]
+    assert actions.view(proposal, date(2027, 6, 1), ["N1", "N5"])["complaint_nos"] == ["N1", "N5"]
+    stored_with_its_list = {**proposal, "complaint_nos": ["N2", "N5"]}  # as proposals were kept before 2026-12-06
+    assert actions.view(stored_with_its_list, date(2027, 6, 1), ["N1", "N5"])["complaint_nos"] == ["N1", "N2", "N5"]
     assert proposal["problem"]["category"] == "product.expired" and proposal["problem"]["merchant_id"] == "T-17"
     assert "recurred 5 times at merchant T-17" in proposal["problem"]["summary"]
-    assert actions.view(proposal, date(2027, 6, 1))["overdue"] is False  # nothing is due before the analysis
+    assert actions.view(proposal, date(2027, 6, 1), [])["overdue"] is False  # nothing is due before the analysis
     with pytest.raises(Conflict, match="record its analysis first"):
         actions.done(proposal, ActionDoneIn().load({"evidence": "e", "by": "E3091"}), NOW)
     # a person analyses it: the proposal becomes that action, keeping its pattern and complaints
     adopted = {**proposal, **actions.adopt(proposal, ActionIn().load({**BODY, "proposal_id": "SHXJH-IA-0002"}), NOW)}
     assert adopted["status"] == "open" and adopted["owner_id"] == "E3091" and adopted["created_by"] == "analytics"
-    assert adopted["complaint_nos"] == ["N1", "N2", "N3", "N4", "N5"] and adopted["adopted_by"] == "E3901"
+    assert adopted["pattern_key"] == window[0] and adopted["adopted_by"] == "E3901"  # its complaints stay joined
     with pytest.raises(Conflict, match="not a proposal"):
         actions.adopt(adopted, ActionIn().load(BODY), NOW)

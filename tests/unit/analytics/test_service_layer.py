@@ -319,3 +319,50 @@ def test_stops_whose_batch_failed_before_settling_them_are_settled_on_redelivery
     analytics.take_events(acks)
     assert met(analytics, numbers) == 6
     assert {c["outcome"] for c in analytics.store.clocks.find({"complaint_no": {"$in": numbers}})} == {"met"}
+
+
+def propose_in_one_batch(analytics, numbers, first_recurrence):
+    """Systemic expired-food complaints `numbers`, one pattern, taken as one batch: the
+    store calls made on the improvement actions and their claims."""
+    calls = Counter()
+    store = analytics.store
+    store.db = CountedCalls(store.db, calls)
+    try:
+        analytics.take_events(
+            [
+                (
+                    "complaint_triaged",
+                    triaged(n, T0, "product.expired", systemic=True, recurrences=first_recurrence + i),
+                )
+                for i, n in enumerate(numbers)
+            ]
+        )
+    finally:
+        store.db = store.db.target
+    return {
+        k: v
+        for k, v in calls.items()
+        if k.split(".")[0] in ("actions", "proposal_claims", "pattern_members", "complaints")
+    }
+
+
+def test_a_burst_of_one_pattern_joins_its_proposal_in_one_write_each_number_once(analytics):
+    """Issue 21 (a viral post brings hundreds of one pattern), R2.2, R5.3: the systemic
+    complaints of a batch that share a pattern propose one improvement action, or join
+    the proposal in the same few writes whatever their number (and whatever the number
+    joined before: no write rewrites the list); the proposal lists each complaint once
+    and the highest recurrence, also when the batch is delivered again."""
+    first = [f"SHXJH-20261123-{n:04d}" for n in range(1, 4)]
+    analytics.take_events([("complaint_registered", registered(n, T0)) for n in first])
+    propose_in_one_batch(analytics, first, 5)
+    few = [f"SHXJH-20261123-{n:04d}" for n in range(10, 13)]
+    many = [f"SHXJH-20261123-{n:04d}" for n in range(100, 160)]
+    analytics.take_events([("complaint_registered", registered(n, T0)) for n in few + many])
+
+    assert propose_in_one_batch(analytics, many, 8) == propose_in_one_batch(analytics, few, 70)
+    [proposal] = map(analytics._action_view, analytics.store.db.actions.find())  # as GET /actions shows it
+    assert proposal["complaint_nos"] == sorted(first + few + many)
+    assert proposal["recurrences"] == 72  # the highest the batches brought
+    propose_in_one_batch(analytics, many, 8)  # delivered again
+    [again] = map(analytics._action_view, analytics.store.db.actions.find())
+    assert again["complaint_nos"] == sorted(first + few + many) and again["recurrences"] == 72

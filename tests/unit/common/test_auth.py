@@ -158,3 +158,20 @@ def test_the_command_issues_tokens_keys_and_secrets_files(capsys, monkeypatch):
     auth.main(["secrets"])
     fresh = yaml.safe_load(capsys.readouterr().out)
     assert len(fresh["TOKEN_SECRET"]) == 64 and fresh["API_KEYS"] == []
+
+
+def test_buckets_left_alone_a_minute_are_forgotten_so_endless_keys_keep_no_memory():
+    """R7.2, seed 000 (顯眼位置張貼投訴渠道): the customer's pages are limited per client address,
+    keys without end: a bucket idle for a minute is full again, and is dropped."""
+    clock = {"t": 0.0}
+    limiter = auth.RateLimiter(monotonic=lambda: clock["t"])
+    for n in range(1500):
+        limiter.take(f"lookups:10.0.{n // 256}.{n % 256}", 10)
+    assert len(limiter.buckets) == 1500  # all within the minute: each still counts
+    clock["t"] = 61.0
+    for n in range(600):
+        limiter.take(f"lookups:10.9.{n // 256}.{n % 256}", 10)
+    assert len(limiter.buckets) < 1500 and "lookups:10.0.0.1" not in limiter.buckets
+    limiter.take("submissions:10.9.0.0", 1, "an address's submissions")
+    with pytest.raises(auth.TooManyRequests, match="^an address's submissions is over 1 requests a minute$"):
+        limiter.take("submissions:10.9.0.0", 1, "an address's submissions")  # the address is not in the log

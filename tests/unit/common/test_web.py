@@ -22,6 +22,7 @@ from mallcare_common.web import (
     BodyTooLarge,
     MalformedBody,
     WebServer,
+    client_address,
     json_response,
     jsonable,
     public_base_url,
@@ -123,3 +124,22 @@ def test_the_public_base_url_is_an_absolute_address(value, base):
 def test_without_a_public_base_url_feedback_does_not_start(value):
     with pytest.raises(RuntimeError, match="MALLCARE_PUBLIC_BASE_URL .* e.g. https://service.example-mall.cn"):
         public_base_url({"MALLCARE": {"PUBLIC_BASE_URL": value}})
+
+
+@pytest.mark.parametrize(
+    "forwarded, hops, client",
+    [
+        (None, 0, "10.1.1.9"),  # clients reach the service directly: the peer
+        ("203.0.113.7", 0, "10.1.1.9"),  # and a header a client wrote is not believed
+        ("203.0.113.7", 1, "203.0.113.7"),  # behind one proxy: the address it appended
+        ("198.51.100.1, 203.0.113.7", 1, "203.0.113.7"),  # a client's own entry further left is ignored
+        ("198.51.100.1, 203.0.113.7, 10.0.0.2", 2, "203.0.113.7"),  # two proxies: the outermost's
+        ("203.0.113.7", 2, "10.1.1.9"),  # fewer entries than proxies: it did not come through them
+    ],
+)
+def test_the_client_is_the_address_the_outermost_proxy_of_ours_saw(forwarded, hops, client):
+    """R7.2, seed 000 (顯眼位置張貼投訴渠道): the customer's pages count per client address, and a
+    client cannot choose its own by writing X-Forwarded-For."""
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    environ = EnvironBuilder(path="/portal/status", headers=headers, environ_base={"REMOTE_ADDR": "10.1.1.9"})
+    assert client_address(Request(environ.get_environ()), hops) == client

@@ -67,6 +67,12 @@ def test_a_channel_without_an_acknowledgement_rule_is_refused(intake_data):
             "mailboxes",
         ),
         (("mailboxes",), {"sh-xujiahui": {"host": "imap.example.cn", "user": "u", "password": "hunter2"}}, "mailboxes"),
+        # R7.2, seed 000 (顯眼位置張貼投訴渠道): a poster for a mall that is not there, a hotline
+        # no one can dial, a desk without its English words; the pages' limits are required
+        (("portal", "posters"), {"atlantis": {"hotline": "021-6407 8800"}}, "portal"),
+        (("portal", "posters", "sh-xujiahui", "hotline"), "call the desk", "portal"),
+        (("portal", "posters", "sh-xujiahui", "desk"), {"zh": "一楼服务台"}, "portal"),
+        (("portal", "per_address_per_minute"), {"submissions": 5}, "portal"),
     ],
 )
 def test_bad_values_are_refused(intake_data, path, value, field):

@@ -66,6 +66,25 @@ class CaseArchived(Schema):
     by = fields.String(required=True)
 
 
+def _month() -> fields.String:
+    return fields.String(
+        required=True, validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"), metadata={"example": "2026-11"}
+    )
+
+
+class LibraryReviewDue(Schema):
+    month = _month()
+    candidates = fields.Integer(required=True, metadata={"description": "closed cases of the month worth a look"})
+
+
+class LibraryReviewed(Schema):
+    month = _month()
+    candidates = fields.Integer(required=True)
+    added = fields.Integer(required=True, metadata={"description": "candidates put into the library"})
+    passed = fields.Integer(required=True, metadata={"description": "candidates looked at and left out"})
+    by = fields.String(required=True)
+
+
 def _event(name: str, schema: type[Schema], summary: str) -> EventType:
     return EventType(name, "feedback", 1, schema, summary)
 
@@ -94,6 +113,19 @@ CASE_ARCHIVED = _event(
     "case_archived", CaseArchived, "A case went into the case library (R4.4), without personal data."
 )
 
+LIBRARY_REVIEW_DUE = _event(
+    "library_review_due",
+    LibraryReviewDue,
+    "A mall's monthly review of the case library is due (R7.14): the month gone, once per mall and month;"
+    " complaint_no carries the review's number, e.g. SHXJH-LIB-2026-11.",
+)
+LIBRARY_REVIEWED = _event(
+    "library_reviewed",
+    LibraryReviewed,
+    "A mall reviewed the month's candidate cases for the case library (R7.14);"
+    " complaint_no carries the review's number.",
+)
+
 EVENTS = (
     REVISIT_SCHEDULED,
     CUSTOMER_SATISFIED,
@@ -102,4 +134,6 @@ EVENTS = (
     REVISIT_OVERDUE,
     REVISIT_CANCELLED,
     CASE_ARCHIVED,
+    LIBRARY_REVIEW_DUE,
+    LIBRARY_REVIEWED,
 )

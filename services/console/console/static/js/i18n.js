@@ -66,6 +66,11 @@ export const WORDS = {
     "lib.search": "搜索", "lib.found": "找到", "lib.none": "没有符合条件的案例", "lib.problem": "问题", "lib.outcome": "处理结果",
     "lib.archived": "收录时间", "lib.entry": "案例", "lib.rounds": "处理轮次", "lib.automatic": "高风险自动收录",
     "lib.process": "处理过程", "lib.role": "角色", "lib.detail": "要点", "lib.add_lessons": "补充经验教训",
+    // the library's monthly review (R7.14)
+    "lib.review": "案例库月度更新", "lib.review_month": "月份", "lib.review_show": "查看", "lib.review_open": "月度更新",
+    "lib.candidates": "候选案例", "lib.reasons": "入选原因", "lib.closed": "结案时间", "lib.decision": "决定",
+    "lib.add": "入库", "lib.pass": "不入库", "lib.pass_reason": "不入库原因", "lib.undecided": "待决定",
+    "lib.finish": "完成本月更新", "lib.review_done": "本月更新已完成", "lib.no_candidates": "本月没有候选案例",
     // messages to customers that failed (notify)
     "nav.messages": "发送失败", "msg.title": "发送失败的顾客消息", "msg.empty": "没有发送失败的消息",
     "msg.note": "这些消息未能送达顾客：请通过其他方式（电话）告知顾客，并在案件上记录联系。",
@@ -229,6 +234,12 @@ export const WORDS = {
     "lib.q": "Search word", "lib.all_malls": "All malls", "lib.search": "Search", "lib.found": "Found",
     "lib.none": "No case matches", "lib.problem": "Problem", "lib.outcome": "Outcome", "lib.archived": "Archived",
     "lib.entry": "Library case", "lib.rounds": "Rounds", "lib.automatic": "high risk, archived by itself",
+    // the library's monthly review (R7.14)
+    "lib.review": "Case library: monthly review", "lib.review_month": "Month", "lib.review_show": "Show",
+    "lib.review_open": "Monthly review", "lib.candidates": "Candidates", "lib.reasons": "Why",
+    "lib.closed": "Closed", "lib.decision": "Decision", "lib.add": "Add to the library", "lib.pass": "Pass over",
+    "lib.pass_reason": "Why not", "lib.undecided": "Undecided", "lib.finish": "Finish the month's review",
+    "lib.review_done": "The month's review is done", "lib.no_candidates": "No candidates this month",
     // messages to customers that failed (notify)
     "nav.messages": "Failed messages", "msg.title": "Messages to customers that failed",
     "msg.empty": "No failed messages",

@@ -1,9 +1,12 @@
 // Case library (R4.4): search the chain's archived cases by category, mall, merchant, risk and a
-// word in the problem, outcome or lessons; one entry with how it was handled and what was learnt.
-import { api, myMalls, categoryOptions, categoryName, field, formBody, h, label, labelOptions, mallIds, mallName, may, merchantName, merchantOptions,
+// word in the problem, outcome or lessons; one entry with how it was handled and what was learnt;
+// the monthly review (R7.14, #/library/review): a month's candidate cases of a mall, each added
+// with its lessons or passed over, then the month's review finished.
+import { api, myMalls, categoryOptions, categoryName, field, formBody, h, label, labelOptions, lang, mallIds, mallName, may, merchantName, merchantOptions,
          select, session, showErrors, stepDetail, t, toast, when } from "./core.js";
 
-export async function render(main, [number]) {
+export async function render(main, [number, ...rest]) {
+  if (number === "review") return review(main, rest);
   if (number) return entry(main, number);
   const malls = myMalls();
   // a merchant is picked by name among the chosen mall's (its id is the mall's own)
@@ -20,6 +23,9 @@ export async function render(main, [number]) {
     ...[["", ""], ...merchantOptions(mallPicker.value)].map(([v, name]) => h("option", { value: v }, name))));
   const results = h("div", { id: "library-results", "aria-live": "polite" });
   main.append(h("h1", {}, t("lib.title")), h("section", { class: "card" }, form), results);
+  if (may("library.write")) {
+    main.querySelector("h1").after(h("p", {}, h("a", { href: "#/library/review", id: "library-review-link" }, t("lib.review_open"))));
+  }
   const search = async () => {
     try {
       const { data } = await api("feedback", "library", { query: formBody(form) });
@@ -84,4 +90,83 @@ async function entry(main, number) {
     });
     main.append(h("section", { class: "card" }, h("h2", {}, t("lib.add_lessons")), form));
   }
+}
+
+// The month gone, in the browser's calendar (the services keep each mall's own).
+function lastMonth() {
+  const d = new Date();
+  d.setDate(1);
+  d.setMonth(d.getMonth() - 1);
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}`;
+}
+
+async function review(main, [mall = myMalls()[0], month = lastMonth()]) {
+  const pick = h("form", { class: "grid", id: "review-pick", novalidate: true },
+    field("mall_id", select(myMalls().map((m) => [m, mallName(m)])), { scope: "review", label: t("mall") }),
+    field("month", h("input", { type: "month", value: month }), { scope: "review", label: t("lib.review_month") }),
+    h("p", {}, h("button", { type: "submit" }, t("lib.review_show"))));
+  pick.querySelector('[data-path="mall_id"]').value = mall;
+  pick.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const { mall_id: m, month: when_ } = formBody(pick);
+    location.hash = `#/library/review/${encodeURIComponent(m)}/${encodeURIComponent(when_)}`;
+  });
+  const body = h("div", { id: "review-body", "aria-live": "polite" });
+  main.append(h("h1", {}, t("lib.review")), h("p", {}, h("a", { href: "#/library" }, `← ${t("lib.title")}`)),
+    h("section", { class: "card" }, pick), body);
+  const path = `library/reviews/${encodeURIComponent(month)}`;
+  const show = (x) => body.replaceChildren(...reviewed(x, path, mall, show));
+  try {
+    show((await api("feedback", path, { query: { mall_id: mall } })).data);
+  } catch (error) { showErrors(pick, error); }
+}
+
+function reviewed(x, path, mall, show) {
+  const status = x.done_at
+    ? h("p", { id: "review-status" }, `${t("lib.review_done")}: ${x.done_by} · ${when(x.done_at, mall)}`)
+    : h("p", { id: "review-status" }, `${t("lib.candidates")}: ${x.candidates.length} · ${t("lib.undecided")}: ${x.undecided}`);
+  if (!x.candidates.length) return [status, h("p", {}, t("lib.no_candidates"))];
+  const decide = async (form, decision) => {
+    try {
+      const { data } = await api("feedback", `${path}/decisions`, { method: "POST", body: { ...formBody(form), mall_id: mall, decision } });
+      toast(t("ok"));
+      show(data);
+    } catch (error) { showErrors(form, error); }
+  };
+  const row = (c) => {
+    let act = "";
+    if (c.decision) {
+      act = `${label("library_decision", c.decision.decision)}${c.decision.reason ? `：${c.decision.reason}` : ""} · ${c.decision.by}`;
+    } else if (!x.done_at) {
+      const form = h("form", { class: "decide", novalidate: true },
+        h("input", { type: "hidden", name: "complaint_no", "data-path": "complaint_no", value: c.complaint_no }),
+        field("lessons", h("textarea", { rows: 2 }), { scope: "lessons", label: t("lib.lessons") }),
+        field("reason", h("input"), { scope: "reason", label: t("lib.pass_reason") }),
+        h("p", {}, h("button", { type: "button", class: "add" }, t("lib.add")), " ",
+          h("button", { type: "button", class: "pass secondary" }, t("lib.pass"))));
+      form.querySelector(".add").addEventListener("click", () => decide(form, "add"));
+      form.querySelector(".pass").addEventListener("click", () => decide(form, "pass"));
+      act = form;
+    }
+    return h("tr", { "data-number": c.complaint_no },
+      h("td", {}, h("a", { href: `#/case/${encodeURIComponent(c.complaint_no)}` }, c.complaint_no)),
+      h("td", {}, categoryName(c.category)), h("td", {}, label("risk_level", c.risk_level)), h("td", {}, c.rounds),
+      h("td", {}, c.reasons.map((r) => label("library_candidate_reason", r)).join(lang() === "zh" ? "、" : ", ")),
+      h("td", {}, when(c.closed_at, mall)), h("td", { class: "decision" }, act));
+  };
+  const parts = [status, h("table", { id: "review-candidates" },
+    h("thead", {}, h("tr", {}, [t("number"), t("category"), t("risk"), t("lib.rounds"), t("lib.reasons"), t("lib.closed"),
+      t("lib.decision")].map((k) => h("th", { scope: "col" }, k)))),
+    h("tbody", {}, x.candidates.map(row)))];
+  if (!x.done_at) {
+    const finish = h("button", { type: "button", id: "review-finish" }, t("lib.finish"));
+    finish.addEventListener("click", async () => {
+      try {
+        show((await api("feedback", `${path}/done`, { method: "POST", body: { mall_id: mall } })).data);
+        toast(t("ok"));
+      } catch (error) { toast(`${t("failed")}: ${error.message}`); }
+    });
+    parts.push(h("p", {}, finish));
+  }
+  return parts;
 }
