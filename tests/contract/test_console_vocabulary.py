@@ -54,6 +54,9 @@ def policy(name):
         ("case.js", "finding_source", "resolution", "FindingIn", "source"),
         ("case.js", "via", "resolution", "PromiseIn", "via"),
         ("case.js", "note_kind", "resolution", "NoteIn", "kind"),
+        ("case.js", "decision_basis", "resolution", "ProposalIn", "bases"),  # R7.9
+        ("case.js", "mediator", "resolution", "ReferralIn", "mediator"),
+        ("case.js", "mediation_result", "resolution", "MediationOutcomeIn", "result"),
         ("incidents.js", "via", "resolution", "CommunicationIn", "via"),
         ("library.js", "risk_level", "triage", "AssessmentOut", "risk_level"),
         ("supervision.js", "risk_level", "triage", "AssessmentOut", "risk_level"),
@@ -124,6 +127,13 @@ def test_departments_are_every_department_triage_routes_to():
 
 def test_legal_bases_are_the_statutory_rules_of_the_policy_and_none():
     assert sorted(offered("case.js", "legal_basis")) == sorted([*policy("resolution")["statutory"], "none"])
+
+
+def test_the_kinds_of_sale_offered_are_the_promotion_rules_of_the_policy_and_none():
+    """R7.8, seed 002: 退换货需符合《零售商促销行为管理办法》 — the proposal form offers each kind of sale the
+    policy has rules for, and the usual price."""
+    for page in ("case.js", "desk.js"):
+        assert sorted(offered(page, "promotion")) == sorted([*policy("resolution")["promotion"]["kinds"], "none"])
 
 
 def test_rectification_kinds_include_every_kind_the_policy_opens():

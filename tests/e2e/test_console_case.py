@@ -66,6 +66,82 @@ def test_a_case_shows_its_deadline_on_the_malls_clock_in_a_browser_set_to_utc(co
     assert "调查记录" in c.el('#timeline tr[data-action="finding"]').text
 
 
+def test_a_high_risk_case_shows_its_lead_who_signs_off_the_answer_in_a_browser(console, browser):
+    """R7.7, seed 002: 高风险投诉需由运营/法务负责人介入 — the case page shows the accountable lead
+    beside the owner and that the answer waits for the lead's sign-off; the handler sees no way
+    to sign, the lead (蒋律师, legal) signs it off there."""
+    number = _register(console, "D3001", "在熟食档买的卤鸭翅，吃完上吐下泻，晚上去了医院急诊")
+    api = f"{console}/api/resolution/cases/{number}"
+    case = wait_for(lambda: (r := requests.get(api, headers=staff("E3101"), timeout=10)).ok and r.json(), timeout=30)
+    assert case["lead"]["staff_id"] == "L9001"
+    for action, who, body in (
+        ("findings", "E3101", {"source": "records", "summary": "同批卤鸭翅已下架送检"}),
+        (
+            "proposals",
+            "E3101",
+            {"decision": "upheld", "reasons": ["食用后不适"], "remedies": [{"type": "refund", "amount": "28.00"}]},
+        ),
+        ("approval", "L9001", {"proposal_no": 1}),
+    ):
+        answer = requests.post(f"{api}/{action}", headers=staff(who), json=body, timeout=10)
+        assert answer.status_code == 200, answer.text
+
+    c = Console(browser, console)
+    c.login("E3101", "queue")
+    c.driver.get(f"{console}/#/case/{number}")
+    assert c.el("#case-lead").get_attribute("data-lead") == "L9001"
+    assert "蒋律师" in c.text("#case-lead") and "法务" in c.text("#case-lead")
+    assert c.el("#sign-off").get_attribute("data-signed") == "no"
+    assert "待牵头负责人签批" in c.text("#sign-off") and not _rows(c, "#sign-off-button")
+    _shot(c, "#sign-off", "high-risk-awaiting-sign-off")
+
+    c.login("L9001", "queue")
+    c.driver.get(f"{console}/#/case/{number}")
+    c.click("#sign-off-button")
+    c.until(lambda: c.el("#sign-off").get_attribute("data-signed") == "yes")
+    assert "蒋律师" in c.text("#sign-off")
+    assert c.el('#timeline tr[data-action="signed_off"]')
+    _shot(c, "#sign-off", "high-risk-signed-off")
+
+
+def test_a_decisions_bases_and_a_mediation_show_on_the_case_page(console, browser):
+    """R7.9, seed 001: 根据法律责任、投诉人的期望、妥协折中、市场效应、公正的观念和必要的第三方仲裁 — the
+    proposal shows what it rests on, in words; a referral to 12315 is listed with its date and
+    its outcome is recorded on the page."""
+    number = _register(console, "D3001", "收银员态度恶劣，当众说我买不起就别看")
+    api = f"{console}/api/resolution/cases/{number}"
+    wait_for(lambda: requests.get(api, headers=staff("E3011"), timeout=10).ok, timeout=30)
+    for action, body in (
+        ("findings", {"source": "cctv", "summary": "监控显示收银员言语不当"}),
+        (
+            "proposals",
+            {
+                "decision": "upheld",
+                "reasons": ["员工言语不当"],
+                "bases": ["fairness", "market_effect"],
+                "remedies": [{"type": "apology_letter", "amount": "0"}],
+            },
+        ),
+        ("mediation", {"mediator": "consumer_association", "reference": "XH-2026-0312"}),
+    ):
+        answer = requests.post(f"{api}/{action}", headers=staff("E3011"), json=body, timeout=10)
+        assert answer.status_code == 200, answer.text
+
+    c = Console(browser, console)
+    c.login("E3011", "dashboard")
+    c.driver.get(f"{console}/#/case/{number}")
+    assert c.text("#latest-bases") == "决定依据: 公正的观念、市场效应"
+    row = '#referrals tr[data-referral="1"]'
+    assert "消费者协会" in c.text(row) and "XH-2026-0312" in c.text(row)
+    c.choose("#f-mediation-1-result", "settled")
+    c.el("#f-mediation-1-summary").send_keys("消协调解：书面道歉，顾客接受")
+    c.click('[data-conclude="1"]')
+    c.until(lambda: c.el(row).get_attribute("data-result") == "settled")
+    assert "调解达成" in c.text(row)
+    assert c.el('#timeline tr[data-action="mediation_concluded"]')
+    _shot(c, "#mediation", "mediation-settled")
+
+
 def _rows(c, css):
     return c.driver.find_elements(c.By.CSS_SELECTOR, css)
 

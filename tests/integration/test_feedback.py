@@ -277,6 +277,7 @@ def test_cases_go_into_the_library_without_personal_data(system):
                 "remedies": [{"type": "refund", "amount": "25"}, {"type": "cash_compensation", "amount": "1000"}],
             },
         ),
+        ("L9001", "sign-off", {"proposal_no": 1}),  # R7.7: food poisoning is led by the legal lead
         (DIRECTOR, "reply", {"proposal_no": 1, "oral": False}),
         (HANDLER, "acceptance", {"proposal_no": 1}),
     ):
@@ -298,7 +299,7 @@ def test_cases_go_into_the_library_without_personal_data(system):
     entry = call(system, "feedback", "GET", f"/library/{number}")
     assert entry["automatic"] is True and entry["lessons_pending"] is True
     assert "13812345678" not in json.dumps(entry) and "[phone]" in entry["problem"]["description"]
-    assert [s["action"] for s in entry["process"]][:3] == ["opened", "finding", "proposed"]
+    assert [s["action"] for s in entry["process"]][:4] == ["opened", "lead_assigned", "finding", "proposed"]  # R7.7
     assert all("by" not in s for s in entry["process"])  # roles, not people
     call(
         system,

@@ -255,3 +255,64 @@ def test_a_complaint_worked_to_resolved_tells_the_customer_each_step_once_in_ord
     # each on the case's timeline once, with the time the gateway took it: the acknowledgement
     # often goes before the case is opened (it waits for triage), and is noted when it is
     assert [e["kind"] for e in sorted(sent, key=lambda e: e["accepted_at"])] == kinds
+
+
+def test_a_high_risk_case_is_led_by_the_legal_lead_who_is_told_and_signs_off_the_answer(system, outside):
+    """R7.7, seed 002: 高风险投诉需由运营/法务负责人介入 — "吃完全家上吐下泻，去了医院急诊": triage
+    grades it high for safety, so the legal lead (L9001 蒋律师) becomes the case's accountable
+    lead beside the handler, is told at once by e-mail at work (the stand-in's mail catcher),
+    and the answer reaches the customer only after the lead signs it off: before that the
+    reply is refused with 409 and why, and nobody else may sign."""
+    response = system.web["intake"].post(
+        "/complaints",
+        json={
+            "mall_id": "sh-xujiahui",
+            "channel": "web",
+            "customer": {"name": "李伟", "phone": phone()},
+            "description": "昨天在你们超市熟食档买的卤鸭翅，吃完全家上吐下泻，今天去了医院急诊",
+            "demands": {"fact": "卤鸭翅食用后呕吐腹泻", "expectation": "按食品安全法退一赔十"},
+        },
+    )
+    assert response.status_code == 201, response.text
+    number = response.json()["number"]
+    case = wait_for(lambda: (r := system.web["resolution"].get(f"/cases/{number}", headers=HANDLER)).ok and r.json())
+    assert case["risk_level"] == "high" and "safety" in case["risk_reasons"]
+    assert (case["lead"]["staff_id"], case["lead"]["role"]) == ("L9001", "legal")
+
+    [mail] = wait_for(lambda: outside.received("l9001@staff.mall.example"))
+    assert mail["subject"] == f"高风险投诉由您牵头（{number}）"
+    assert mail["text"].startswith("蒋律师：") and "法务负责人" in mail["text"]
+    told = wait_for(lambda: timeline(system, number, "lead_sent"))  # staff told, not a message to the customer
+    assert told[0]["channel"] == "email"
+
+    def act(action, who, expected=200, **body):
+        answer = system.web["resolution"].post(f"/cases/{number}/{action}", headers=who, json=body)
+        assert answer.status_code == expected, answer.text
+        return answer.json()
+
+    lead = staff("L9001")
+    act("findings", HANDLER, source="records", summary="同批次卤鸭翅已下架送检")
+    act(
+        "proposals",
+        HANDLER,
+        decision="upheld",
+        legal_basis="food_safety",
+        price="32.00",
+        reasons=["食用后致病，依食品安全法退一赔十"],
+        remedies=[{"type": "refund", "amount": "32.00"}, {"type": "cash_compensation", "amount": "1000.00"}],
+    )
+    act("approval", lead, proposal_no=1)
+    refused = act("reply", HANDLER, 409, proposal_no=1, oral=False)
+    assert "led by 蒋律师 (L9001, legal)" in refused["message"] and "sign it off" in refused["message"]
+    assert act("sign-off", HANDLER, 403, proposal_no=1)["error"] == "FORBIDDEN"
+    signed = act("sign-off", lead, proposal_no=1, note="赔偿符合食品安全法")
+    assert signed["proposals"][0]["signed_off"]["by"] == "L9001"
+    answered = act("reply", HANDLER, proposal_no=1, oral=False)
+    assert answered["proposals"][0]["status"] == "sent"
+    assert [
+        e["action"] for e in answered["timeline"] if e["action"] in ("lead_assigned", "signed_off", "answered")
+    ] == [
+        "lead_assigned",
+        "signed_off",
+        "answered",
+    ]

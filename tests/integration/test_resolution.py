@@ -521,6 +521,85 @@ def test_the_proposal_check_says_above_the_law_for_twenty_times_a_50_yuan_price(
     assert case["proposals"][0]["compliance"]["demand_above_statutory"] is True
 
 
+def test_promoted_goods_follow_the_promotion_regulation_in_the_check_and_the_proposal(system):
+    """R7.8, seed 002: 退换货需符合《零售商促销行为管理办法》 — "买一送一的酸奶打开就是坏的，店员说特价商品不退不换":
+    the check before sending quotes the regulation's rules for goods sold on promotion, and a
+    voucher in place of a refund or an exchange is refused (422) with the rule's text; a refund
+    at the price paid goes through, its compliance keeping which rules applied."""
+    number = "SHXJH-20261123-0921"
+    open_from_triage(system.containers["resolution"], system.amqp, number, category="product.quality_defect")
+    act(system, number, "findings", HANDLER, source="customer", summary="酸奶胀袋变质，小票显示买一送一")
+    draft = {
+        "decision": "upheld",
+        "reasons": ["变质商品，促销不影响退换"],
+        "promotion": "promotion",
+        "price": "12.90",
+        "remedies": [{"type": "voucher", "amount": "12.90"}],
+    }
+    checked = act(system, number, "proposal-check", HANDLER, **draft)
+    assert checked["promotion"]["regulation"] == "《零售商促销行为管理办法》（商务部令2006年第18号）"
+    assert [r["text"] for r in checked["promotion"]["rules"]][
+        0
+    ] == "零售商不得以促销为由拒绝退换货或者为消费者退换货设置障碍"
+    refused = act(system, number, "proposals", HANDLER, 422, **draft)
+    assert any("不得以促销为由拒绝退换货" in m for m in refused["fields"]["remedies"])
+    case = act(system, number, "proposals", HANDLER, **{**draft, "remedies": [{"type": "refund", "amount": "12.90"}]})
+    assert case["proposals"][0]["compliance"]["promotion"]["kind"] == "promotion"
+    assert case["proposals"][0]["compliance"]["breaches"] == []
+
+
+def test_a_decision_names_its_bases_and_a_referral_to_12315_comes_back_with_its_outcome(system):
+    """R7.9, seed 001: 根据法律责任、投诉人的期望、妥协折中、市场效应、公正的观念和必要的第三方仲裁 — the
+    answer rests on legal liability and a compromise; the customer objects and goes to 12315
+    (工单 SH12315-2026-88121, referred the day before); the hotline's mediation settles. The
+    referral and the outcome, each with its date, are on the case, its timeline and in events
+    through the outbox."""
+    number = "SHXJH-20261123-0922"
+    open_from_triage(system.containers["resolution"], system.amqp, number)
+    drain(system)
+    act(system, number, "findings", SUPERVISOR, source="customer", summary="草莓霉变属实")
+    case = act(
+        system,
+        number,
+        "proposals",
+        SUPERVISOR,
+        decision="partly_upheld",
+        reasons=["按售价退款；十倍赔偿无法律依据，另送券以示歉意"],
+        bases=["legal_liability", "compromise"],
+        remedies=[{"type": "refund", "amount": "39.90"}, {"type": "voucher", "amount": "50"}],
+    )
+    assert case["proposals"][0]["bases"] == ["legal_liability", "compromise"]
+    refused = act(
+        system, number, "proposals", SUPERVISOR, 422, decision="upheld", reasons=["x"], remedies=[], bases=["luck"]
+    )
+    assert list(refused["fields"]["bases"]) == ["0"]
+    act(system, number, "reply", SUPERVISOR, proposal_no=1, oral=True)
+    act(system, number, "objection", SUPERVISOR, proposal_no=1, points=["要求十倍赔偿"])
+    called = "2026-11-22T10:00:00+08:00"
+    act(system, number, "mediation", SUPERVISOR, mediator="12315", reference="SH12315-2026-88121", referred_at=called)
+    case = act(
+        system,
+        number,
+        "mediation-outcome",
+        SUPERVISOR,
+        referral_id=1,
+        result="settled",
+        summary="调解达成：退款加补偿",
+        amount="100",
+    )
+    [referral] = case["referrals"]
+    assert (referral["mediator"], referral["reference"], referral["outcome"]["result"]) == (
+        "12315",
+        "SH12315-2026-88121",
+        "settled",
+    )
+    assert [e["action"] for e in case["timeline"][-2:]] == ["referred", "mediation_concluded"]
+    published = {e["event_type"]: e["payload"] for e in wait_events(system, 7)}
+    assert published["case_referred"]["referred_at"] == "2026-11-22T02:00:00+00:00"
+    assert published["mediation_concluded"]["result"] == "settled"
+    assert published["mediation_concluded"]["amount_fen"] == 10000
+
+
 def test_a_stores_adverse_event_is_verified_forwarded_handled_and_communicated(system):
     web = system.web["resolution"]
     report = {

@@ -300,9 +300,10 @@ def outbox_dispatcher() -> OutboxDispatcher:
 PENDING = {"pending_events": {"$gt": ""}}
 
 
-def new_outbox(event: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """Outbox fields for a new document: its first event, pending."""
-    return {"outbox": [_entry(event, now)], "pending_events": [event["event_id"]]}
+def new_outbox(event: dict[str, Any], now: datetime, *more: dict[str, Any]) -> dict[str, Any]:
+    """Outbox fields for a new document: its first event (and any more it makes), pending."""
+    events = (event, *more)
+    return {"outbox": [_entry(e, now) for e in events], "pending_events": [e["event_id"] for e in events]}
 
 
 def push_to_outbox(event: dict[str, Any], now: datetime) -> dict[str, Any]:

@@ -49,6 +49,7 @@ SAMPLES = {
         "link": "https://care.example.com/answers?token=" + "x" * 44 + "." + "y" * 43,
         "valid_until": "11月26日 12:00",
     },
+    "lead": {"role": "legal", "name": "蒋律师"},
 }
 
 

@@ -36,6 +36,9 @@ CONTACTS = {"sms": "phone", "email": "email", "wechat": "wechat_openid", "app": 
 # Messages to the merchant a tenant's case was sent to (R7.5), not to the customer: its contact
 # is the mall registry's, its language the mall's.
 MERCHANT_KINDS = ("merchant_request",)
+# R7.7: staff (a high-risk case's lead) are told at their work address, the one contact the
+# staff directory keeps, at any hour.
+STAFF_CHANNEL = "email"
 _CHINESE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
 
@@ -175,9 +178,9 @@ def context(
     case: Mapping[str, Any] | None = None,
     revisit: Mapping[str, Any] | None = None,
 ) -> Doc:
-    """What the templates of the message's kind are given: the message's own detail, and for
-    an answer or an execution notice the case (resolution's), for a revisit request the
-    revisit (feedback's), as their services answer them."""
+    """What the templates of the message's kind are given: the message's own detail (a lead's
+    name and role), and for an answer or an execution notice the case (resolution's), for a
+    revisit request the revisit (feedback's), as their services answer them."""
     mall, words, detail = policy.malls[message["mall_id"]], policy.words(message["language"]), message["detail"]
     zone, time_format = mall.calendar.zone, words["time_format"]
     values: Doc = {"mall": mall.name, "complaint_no": message["complaint_no"], "brief": False}
@@ -212,6 +215,8 @@ def context(
         assert case is not None
         task = next(t for t in case["tasks"] if t["id"] == detail["task_id"])
         values["task"] = {"name": words["remedies"].get(task["kind"], task["kind"]), "amount": task["amount"]}
+    elif kind == "lead":
+        values.update(role=detail["role"], name=detail["name"])
     else:
         assert revisit is not None
         values.update(link=revisit["answer_link"], valid_until=_local(revisit["link_expires_at"], zone, time_format))

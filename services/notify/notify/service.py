@@ -17,6 +17,10 @@ kept nowhere: not in the message, its events or the log. A gateway that is down
 attempt, ends in message_failed, which resolution puts on the case's timeline and staff
 list at GET /messages/failed. message_sent tells intake (an acknowledgement meets its
 clock) and resolution (the timeline).
+
+One kind goes to staff, not the customer (R7.7): resolution's case_lead_assigned tells a
+high-risk case's operations or legal lead, by e-mail at work in the mall's language, read
+from resolution's staff directory at each attempt (`staff_contact`, for `staff.notify`).
 """
 
 import logging
@@ -158,6 +162,28 @@ class NotifyService(Service):
             detail={"revisit_id": revisit["revisit_id"]},
         )
 
+    @event_handler(case_events.CASE_LEAD_ASSIGNED.source, case_events.CASE_LEAD_ASSIGNED.name)
+    def handle_case_lead_assigned(self, body):
+        """R7.7: a high-risk case's lead is told at once; a mall with no one of the role on
+        record has nobody to tell (the case's timeline says so)."""
+        event = read_event(body, case_events.CASE_LEAD_ASSIGNED)
+        lead = event["payload"]
+        if lead["lead_id"] is None:
+            return
+        policy = self.policy.current
+        complaint = {
+            **self._complaint(event),
+            "reachable": True,  # the lead is, whatever the customer left
+            "language": policy.language(event["mall_id"]),
+        }
+        self._new(
+            "lead",
+            lead["lead_id"],
+            complaint,
+            channel=rules.STAFF_CHANNEL,
+            detail={"staff_id": lead["lead_id"], "role": lead["lead_role"]},
+        )
+
     @event_handler(revisit_events.REVISIT_CANCELLED.source, revisit_events.REVISIT_CANCELLED.name)
     def handle_revisit_cancelled(self, body):
         """The case was reopened or closed before the request went: it is not sent."""
@@ -220,7 +246,13 @@ class NotifyService(Service):
     def _new(self, kind, ref, complaint, *, by_sms=False, channel=None, **settings):
         """The message once (a redelivered event finds it), tried at once when it is due."""
         message = rules.new_message(
-            kind, ref, complaint, self.policy.current, self.clock(), channel="sms" if by_sms else channel, **settings
+            kind,
+            ref,
+            complaint,
+            self.policy.current,
+            self.clock(),
+            channel=channel or ("sms" if by_sms else None),
+            **settings,
         )
         if message is None or not self.store.insert_new(self.store.messages, message):
             return
@@ -265,6 +297,8 @@ class NotifyService(Service):
         except RemoteError as exc:
             if exc.exc_type == "Gone":  # anonymised by retention: nobody to tell any more
                 return rules.failed(message, None, None, "contact_gone", exc.value, self.clock())
+            if exc.exc_type == "NotFound" and "staff_id" in message["detail"]:  # left the directory
+                return rules.failed(message, None, None, "no_contact", exc.value, self.clock())
             return rules.temporary(message, None, None, f"intake: {exc.exc_type}: {exc.value}", policy, self.clock())
         except Exception as exc:  # intake did not answer: tried again later
             return rules.temporary(message, None, None, f"intake: {exc}", policy, self.clock())
@@ -283,7 +317,7 @@ class NotifyService(Service):
         if later is not None:  # a fallback channel in its quiet hours
             return later, []
         try:
-            values = self._values(message, policy)
+            values = self._values(message, policy, contact)
             rendered = None if values is None else rules.render(message, channel, values, policy)
         except Exception as exc:  # the case or revisit could not be read, or a text not made: tried again later
             return rules.temporary(message, channel, None, f"{type(exc).__name__}: {exc}", policy, self.clock())
@@ -312,10 +346,15 @@ class NotifyService(Service):
         return rules.accepted(message, channel, receipt.gateway, receipt.provider_id, self.clock())
 
     def _contact(self, message, policy):
-        """Who the message goes to: the customer's contact through intake's audited read, or a
-        merchant's from the mall registry (R7.5)."""
+        """Where the message goes, read now: a merchant's contact from the mall registry (R7.5),
+        a lead's work address from resolution's staff directory (R7.7), else the customer's
+        contact through intake's audited read."""
         if message["kind"] in rules.MERCHANT_KINDS:
             return rules.merchant_contact(message, policy)
+        staff_id = message["detail"].get("staff_id")
+        if staff_id:
+            staff = ask(self.access, self.resolution.staff_contact, staff_id)
+            return {"email": staff["email"], "name": staff["name"]}
         return ask(
             self.access,
             self.intake.complaint_contact,
@@ -323,9 +362,11 @@ class NotifyService(Service):
             {"purpose": f"notify {message['kind']}"},
         )["customer"]
 
-    def _values(self, message, policy):
+    def _values(self, message, policy, contact):
         """What the message's templates are given, with the case or revisit it needs read
         now (the text as it stands when it goes); None for a revisit no longer open."""
+        if message["kind"] == "lead":
+            return rules.context({**message, "detail": {**message["detail"], "name": contact["name"]}}, policy)
         if message["kind"] in ("answer", "execution"):
             case = ask(self.access, self.resolution.get_case, message["complaint_no"])
             return rules.context(message, policy, case=case)

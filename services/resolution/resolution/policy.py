@@ -57,6 +57,33 @@ class _Statute(Schema):
     minimum = fields.Decimal(places=2, required=True, validate=validate.Range(min=0))
 
 
+class _PromotionRule(Schema):
+    text = fields.String(
+        required=True, validate=validate.Length(min=5), metadata={"description": "as the regulation words it"}
+    )
+    article = fields.String(
+        load_default=None, metadata={"description": "only where checked against the regulation's published text"}
+    )
+    remedies = fields.List(fields.String(validate=validate.OneOf(REMEDIES)), required=True)
+
+
+class _Promotion(Schema):
+    regulation = fields.String(required=True, validate=validate.Length(min=2))
+    kinds = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String(), validate=validate.Length(min=1)),
+        required=True,
+        metadata={"description": "kind of sale -> the rules that apply to it"},
+    )
+    rules = fields.Dict(keys=fields.String(), values=fields.Nested(_PromotionRule), required=True)
+
+    @validates_schema
+    def _known_rules(self, data, **kwargs):
+        unknown = sorted({r for names in data.get("kinds", {}).values() for r in names} - set(data.get("rules", {})))
+        if unknown:
+            raise ValidationError(f"Unknown rule: {', '.join(unknown)}.", "kinds")
+
+
 class _Caps(Schema):
     goodwill = fields.Decimal(places=2, required=True, validate=validate.Range(min=0))
 
@@ -64,6 +91,14 @@ class _Caps(Schema):
 class _Spot(Schema):
     max_total = fields.Decimal(places=2, required=True, validate=validate.Range(min=0))
     risk_levels = fields.List(fields.String(validate=validate.OneOf(LEVELS)), required=True)
+
+    @validates_schema
+    def _not_high(self, data, **kwargs):
+        # R7.7: a high-risk answer waits for its lead's sign-off; the desk cannot give it at once
+        if "high" in data.get("risk_levels", []):
+            raise ValidationError(
+                "A high-risk complaint is not settled on the spot: its lead signs off the answer.", "risk_levels"
+            )
 
 
 class _Deadlines(Schema):
@@ -104,6 +139,25 @@ class _Staff(Schema):
     role = fields.String(required=True)
     department = fields.String(load_default=None, metadata={"description": "as in triage's roster"})
     malls = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
+    email = fields.Email(
+        load_default=None, metadata={"description": "work address: a high-risk case's lead is told there"}
+    )
+
+
+class _LeadRule(Schema):
+    role = fields.String(required=True)
+    risk_reasons = fields.List(fields.String(), load_default=list)
+    categories = fields.List(fields.String(), load_default=list)
+
+    @validates_schema
+    def _names_something(self, data, **kwargs):
+        if not data.get("risk_reasons") and not data.get("categories"):
+            raise ValidationError("A rule names at least one risk reason or category.", "risk_reasons")
+
+
+class _HighRiskLead(Schema):
+    default = fields.String(required=True)
+    rules = fields.List(fields.Nested(_LeadRule), load_default=list)
 
 
 class _Override(Schema):
@@ -120,7 +174,9 @@ class ResolutionPolicySchema(Schema):
     )
     escalation = _role_list
     permissions = fields.Nested(_Permissions, required=True)
+    high_risk_lead = fields.Nested(_HighRiskLead, required=True)
     statutory = fields.Dict(keys=fields.String(), values=fields.Nested(_Statute), required=True)
+    promotion = fields.Nested(_Promotion, required=True)
     caps = fields.Nested(_Caps, required=True)
     spot = fields.Nested(_Spot, required=True)
     deadlines = fields.Nested(_Deadlines, required=True)
@@ -157,9 +213,11 @@ class ResolutionPolicySchema(Schema):
         bad = unknown(r for names in data.get("permissions", {}).values() for r in names)
         if bad:
             errors["permissions"] = [f"Unknown role: {', '.join(bad)}."]
+        lead = data.get("high_risk_lead") or {}
         for key, named in (
             ("staff", [s["role"] for s in data.get("staff", [])]),
             ("rectification", [r["owner_role"] for r in data.get("rectification", {}).values()]),
+            ("high_risk_lead", [lead.get("default", ""), *(r["role"] for r in lead.get("rules", []))] if lead else []),
         ):
             bad = unknown(named)
             if bad:
@@ -229,6 +287,7 @@ class Staff:
     role: str
     malls: tuple
     department: str = None
+    email: str = None
 
 
 @dataclass(frozen=True)
@@ -269,7 +328,7 @@ class ResolutionPolicy:
 
 
 def _staff(entry: dict[str, Any]) -> Staff:
-    return Staff(entry["id"], entry["name"], entry["role"], tuple(entry["malls"]), entry["department"])
+    return Staff(entry["id"], entry["name"], entry["role"], tuple(entry["malls"]), entry["department"], entry["email"])
 
 
 def fen(yuan: Decimal | int | str) -> int:

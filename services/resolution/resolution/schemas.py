@@ -9,7 +9,14 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from mallcare_common import audit
 from mallcare_common.auth import STAFF_ROLES
-from mallcare_common.contracts.resolution import DECISIONS, FINDING_SOURCES, STATES
+from mallcare_common.contracts.resolution import (
+    DECISION_BASES,
+    DECISIONS,
+    FINDING_SOURCES,
+    MEDIATION_RESULTS,
+    MEDIATORS,
+    STATES,
+)
 from mallcare_common.openapi import Op
 from mallcare_common.personal import MaskedCustomer, MaskedOut
 
@@ -107,10 +114,23 @@ class _Decision(ActionIn):
         validate=validate.Length(min=1, max=20),
         metadata={"description": "why: the law, the customer's expectation, compromise, fairness"},
     )
+    bases = fields.List(
+        fields.String(validate=validate.OneOf(DECISION_BASES)),
+        load_default=list,
+        validate=validate.Length(max=len(DECISION_BASES)),
+        metadata={"description": "R7.9: what the decision rests on, one or more of " + ", ".join(DECISION_BASES)},
+    )
     remedies = fields.List(fields.Nested(RemedyIn), required=True, validate=validate.Length(max=20))
     legal_basis = fields.String(
         validate=validate.Length(min=1, max=64),
         metadata={"description": "a key of the policy's statutory rules, e.g. food_safety"},
+    )
+    promotion = fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={
+            "description": "R7.8: how the goods were sold, a kind of the policy's promotion rules (promotion, "
+            "clearance, gift); none: at the usual price"
+        },
     )
     price = _yuan(metadata={"description": "price paid for the goods involved"})
     demanded_amount = _yuan(metadata={"description": "what the customer asked for, in money"})
@@ -140,6 +160,12 @@ class ProposalRef(ActionIn):
     proposal_no = fields.Integer(**_number)
 
 
+class SignOffIn(ProposalRef):
+    """R7.7: a high-risk case's lead signs off the answer before the customer gets it."""
+
+    note = fields.String(validate=validate.Length(max=2000))
+
+
 class ReplyIn(ProposalRef):
     oral = fields.Boolean(required=True, metadata={"description": "the answer was given orally"})
     text = fields.String(validate=validate.Length(max=4000))
@@ -149,6 +175,33 @@ class ObjectionIn(ProposalRef):
     points = fields.List(
         fields.String(validate=validate.Length(min=1, max=1000)), required=True, validate=validate.Length(min=1, max=20)
     )
+
+
+class ReferralIn(ActionIn):
+    """R7.9: the case goes to a third party (or the third party tells us it has it)."""
+
+    mediator = fields.String(required=True, validate=validate.OneOf(MEDIATORS))
+    reference = fields.String(
+        validate=validate.Length(min=1, max=64), metadata={"description": "the third party's own number, e.g. 12315's"}
+    )
+    referred_at = fields.AwareDateTime(metadata={"description": "when it was referred (default: now); not later"})
+    note = fields.String(validate=validate.Length(max=2000))
+
+
+class MediationOutcomeIn(ActionIn):
+    referral_id = fields.Integer(**_number)
+    result = fields.String(required=True, validate=validate.OneOf(MEDIATION_RESULTS))
+    decided_at = fields.AwareDateTime(
+        metadata={"description": "when the third party decided (default: now); not before the referral"}
+    )
+    summary = fields.String(**_text)
+    amount = _yuan(metadata={"description": "what was agreed or awarded, in money"})
+
+    @post_load
+    def _to_fen(self, data, **kwargs):
+        if "amount" in data:
+            data["amount_fen"] = fen(data.pop("amount"))
+        return data
 
 
 class EscalationIn(ActionIn):
@@ -381,6 +434,10 @@ class _Compliance(Schema):
     statutory_compensation = Yuan(attribute="statutory_compensation_fen")
     statutory_total = Yuan(attribute="statutory_total_fen", allow_none=True)
     demand_above_statutory = fields.Boolean()
+    promotion = Plain(
+        allow_none=True,
+        metadata={"description": "R7.8: kind of sale, regulation, and the rules applied with their text"},
+    )
     breaches = fields.List(fields.String())
     warnings = fields.List(fields.String())
 
@@ -396,6 +453,7 @@ class _Proposal(Schema):
     status = fields.String()
     decision = fields.String()
     reasons = fields.List(fields.String())
+    bases = fields.List(fields.String(), metadata={"description": "R7.9: what the decision rests on"})
     remedies = fields.List(fields.Nested(_Remedy))
     price = Yuan(attribute="price_fen", allow_none=True)
     demanded_amount = Yuan(attribute="demanded_fen", allow_none=True)
@@ -403,6 +461,11 @@ class _Proposal(Schema):
     cap_override_reason = fields.String(allow_none=True)
     approver_role = fields.String(allow_none=True, metadata={"description": "the least senior role that may approve"})
     approvals = fields.List(fields.Nested(_Approval))
+    signed_off = fields.Nested(
+        _Approval,
+        allow_none=True,
+        metadata={"description": "R7.7: a high-risk case's lead signed the answer off (null: not yet, or not needed)"},
+    )
     proposed_by = fields.String()
     proposed_at = fields.AwareDateTime()
     level = fields.String()
@@ -443,6 +506,7 @@ class CaseOut(MaskedOut):
         "merchant_requests",
         "resolution",
         "closure",
+        "referrals",
         "timeline",
     )
 
@@ -454,6 +518,14 @@ class CaseOut(MaskedOut):
     channel = fields.String()
     category = fields.String(allow_none=True)
     risk_level = fields.String()
+    risk_reasons = fields.List(fields.String(), metadata={"description": "triage's, by name"})
+    lead = Plain(
+        allow_none=True,
+        metadata={
+            "description": "R7.7: a high-risk case's accountable lead beside its owner: staff_id, name, role, "
+            "because (the risk reasons or category that chose the role), assigned_at"
+        },
+    )
     urgency = fields.String()
     demand = Plain(
         allow_none=True,
@@ -497,6 +569,12 @@ class CaseOut(MaskedOut):
             "description": "the revisit ended unreachable: revisit_id, attempts, noted_at, close_at (when the case "
             "closes without an answer unless the customer answers first)"
         },
+    )
+    referrals = Plain(
+        metadata={
+            "description": "R7.9: third-party mediation: id, mediator, reference, referred_at, note, outcome "
+            "(result, decided_at, summary, amount_fen) or null"
+        }
     )
     policy_version = fields.String()
     anonymised_at = fields.AwareDateTime(allow_none=True)
@@ -584,6 +662,15 @@ class MerchantCaseList(Schema):
     items = fields.List(fields.Nested(MerchantCaseOut), required=True, metadata={"description": "without complaint"})
 
 
+class StaffContactOut(Schema):
+    """R7.7: where notify tells a member of staff (a high-risk case's lead) at work."""
+
+    staff_id = fields.String(required=True, attribute="id")
+    name = fields.String(required=True)
+    role = fields.String(required=True)
+    email = fields.String(required=True, allow_none=True, metadata={"description": "null: none on record"})
+
+
 class CaseQueue(Schema):
     items = fields.List(fields.Nested(CaseOut), required=True, metadata={"description": "without timeline"})
 
@@ -645,6 +732,7 @@ CASE_ACTIONS = [
     _case_action("review-meeting", ReviewMeetingIn, "Record the review meeting's decision (R2.4)."),
     _case_action("proposals", ProposalIn, "Propose a resolution (R3.3, R3.4)."),
     _case_action("approval", ProposalRef, "Approve a proposal (R3.5)."),
+    _case_action("sign-off", SignOffIn, "A high-risk case's lead signs off the answer to the customer (R7.7)."),
     _case_action("reply", ReplyIn, "Send the approved proposal to the customer (R3.3, R3.6)."),
     _case_action("acceptance", ProposalRef, "The customer accepts the proposal (R3.7)."),
     _case_action("objection", ObjectionIn, "The customer objects to the proposal (R3.6)."),
@@ -660,6 +748,8 @@ CASE_ACTIONS = [
         "merchant-request", MerchantRequestIn, "Send a tenant's case to its merchant for its evidence and reply (R7.5)."
     ),
     _case_action("merchant-takeback", ReasonIn, "Take the case back from its merchant; its access ends (R7.5)."),
+    _case_action("mediation", ReferralIn, "Refer the case to third-party mediation (R7.9)."),
+    _case_action("mediation-outcome", MediationOutcomeIn, "Record a third-party mediation's outcome (R7.9)."),
 ]
 _MERCHANT_ACTION = "/merchant/cases/<string:complaint_no>/<string:action>"
 

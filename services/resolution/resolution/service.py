@@ -91,6 +91,7 @@ from .schemas import (
     RectificationList,
     RectificationOut,
     RectificationQuery,
+    StaffContactOut,
     TimelineOut,
 )
 from .storage import Cases, step_update
@@ -160,8 +161,8 @@ class ResolutionService(Service):
         now = self.clock()
         cases = []
         for event in events:
-            case, opened = new_case(event, self.policy.current, now)
-            case.update(new_outbox(opened, now))
+            case, made = new_case(event, self.policy.current, now)
+            case.update(new_outbox(made[0], now, *made[1:]))
             cases.append(case)
         opened = self.store.insert_new_many(self.store.cases, cases)
         publish_pending(self.store.cases, self.dispatch, self.name, now, opened)
@@ -360,6 +361,22 @@ class ResolutionService(Service):
         items = self.store.rectifications(mall_id, query["status"], query["limit"])
         return {"items": RectificationOut(many=True).dump(items)}
 
+    @operation(
+        Op(
+            "GET",
+            "/staff/<string:staff_id>/contact",
+            "Where a member of staff is told at work: notify's read, for a high-risk case's lead (R7.7).",
+            "staff.notify",
+            responses={200: StaffContactOut},
+        )
+    )
+    def staff_contact(self, staff_id):
+        self.access.caller().require("staff.notify")
+        staff = self.policy.current.staff(staff_id)
+        if staff is None:
+            raise NotFound(f"no staff {staff_id}")
+        return StaffContactOut().dump(staff)
+
     def _get_case(self, caller, complaint_no):
         """The case with its whole timeline (R3.10)."""
         case = self.store.get(self.store.cases, complaint_no, "case")
@@ -407,14 +424,15 @@ class ResolutionService(Service):
         caller = self.access.caller().require("merchant.case")
         if action not in actions.MERCHANT_ACTIONS:
             raise NotFound(f"no action {action}; actions: {', '.join(actions.MERCHANT_ACTIONS)}")
-        self._merchants_case(caller, complaint_no)
         schema, rule = actions.MERCHANT_ACTIONS[action]
+        request = schema().load(signed(data, caller))  # a bad body is the same 422 whatever the case
+        self._merchants_case(caller, complaint_no)
         updated = self._act(
             caller,
             self.store.cases,
             complaint_no,
             f"merchant-{action}",
-            schema().load(signed(data, caller)),
+            request,
             partial(rule, merchant_id=caller.merchant),
             Step,
             permission="merchant.case",

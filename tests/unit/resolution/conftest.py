@@ -47,13 +47,14 @@ def triaged_event(
     resolution_due_at=None,
     channel="desk",
     demand=None,
+    risk_reasons=(),
 ):
     code = {"sh-xujiahui": "SHXJH", "bj-chaoyang": "BJCY", "gz-tianhe": "GZTH"}[mall_id]
     payload = {
         "category": category,
         "category_source": "keywords",
         "risk_level": risk_level,
-        "risk_reasons": [],
+        "risk_reasons": [{"reason": r, "level": risk_level, "detail": r} for r in risk_reasons],
         "urgency": "routine",
         "department": department,
         "review_meeting": review_meeting,
@@ -91,8 +92,8 @@ class CaseDriver:
     def open(cls, policy, triaged, now):
         """The case resolution opens for a complaint_triaged event, as the service inserts it (with
         its case_opened event in the outbox)."""
-        case, opened = new_case(triaged, policy, now)
-        return cls(policy, {**case, **new_outbox(opened, now)}, now)
+        case, made = new_case(triaged, policy, now)
+        return cls(policy, {**case, **new_outbox(made[0], now, *made[1:])}, now)
 
     def actor(self, by):
         if by in SERVICES:

@@ -1,6 +1,6 @@
-"""Events published by notify (R1.2, R3.2, R3.3, R3.7, R4.1, R7.1, R7.5): each message to a
-customer (or, merchant_request, to the merchant a tenant's case was sent to) once a gateway
-accepted it, or once it finally failed. Never the contact it
+"""Events published by notify (R1.2, R3.2, R3.3, R3.7, R4.1, R7.1, R7.5, R7.7): each message
+to a customer (or, merchant_request, to the merchant a tenant's case was sent to; or, lead, to
+a high-risk case's lead) once a gateway accepted it, or once it finally failed. Never the contact it
 went to: kind, channel, gateway and times only. Intake meets the acknowledgement
 clock on an accepted acknowledgement; resolution puts both on the case's timeline."""
 
@@ -8,7 +8,7 @@ from marshmallow import Schema, fields, validate
 
 from .envelope import EventType, FreeText
 
-KINDS = ("acknowledgement", "promise", "answer", "execution", "revisit", "merchant_request")
+KINDS = ("acknowledgement", "promise", "answer", "execution", "revisit", "merchant_request", "lead")
 MESSAGE_CHANNELS = ("sms", "email", "wechat", "app")
 FAILURES = ("refused", "gave_up", "no_contact", "contact_gone")
 
@@ -20,7 +20,8 @@ class _Message(Schema):
         required=True,
         metadata={
             "description": "which one of its kind: 1 (acknowledgement), the promised time (promise), the proposal "
-            "(answer), the task (execution), the round (revisit), the request (merchant_request)"
+            "(answer), the task (execution), the round (revisit), the request (merchant_request), "
+            "the lead's employee number (lead)"
         },
     )
     attempts = fields.Integer(required=True, metadata={"description": "gateway attempts, this one included"})

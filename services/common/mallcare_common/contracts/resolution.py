@@ -25,6 +25,17 @@ STATES = (
 DECISIONS = ("upheld", "partly_upheld", "not_upheld")
 FINDING_SOURCES = ("records", "cctv", "staff_interview", "supplier_qc_report", "site_inspection", "customer")
 ESCALATION_REASONS = ("objection", "breach", "manual")
+# R7.9 (seed 001): what a decision rests on, and the third parties a case may go to
+DECISION_BASES = (
+    "legal_liability",
+    "customer_expectation",
+    "compromise",
+    "market_effect",
+    "fairness",
+    "third_party_arbitration",
+)
+MEDIATORS = ("12315", "consumer_association", "arbitration")
+MEDIATION_RESULTS = ("settled", "not_settled", "withdrawn", "award")
 
 _when: dict[str, Any] = dict(required=True, format="iso")
 _due = fields.AwareDateTime(**_when)
@@ -47,6 +58,21 @@ class CaseOpened(Schema):
     )
     convenor_id = fields.String(allow_none=True, required=True)
     policy_version = fields.String(required=True)
+
+
+class CaseLeadAssigned(Schema):
+    lead_id = fields.String(
+        allow_none=True, required=True, metadata={"description": "null when no one of the role works at the mall"}
+    )
+    lead_role = fields.String(required=True, metadata={"description": "operations_director or legal, by policy"})
+    because = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "the risk reasons or category that chose the role (empty: the policy's default)"},
+    )
+    previous_lead_id = fields.String(allow_none=True, required=True)
+    category = fields.String(allow_none=True, required=True)
+    owner_id = fields.String(allow_none=True, required=True, metadata={"description": "who works the case"})
 
 
 class InvestigationNoted(Schema):
@@ -157,6 +183,25 @@ class CaseClosed(Schema):
     without_answer = fields.Boolean(
         load_default=False,
         metadata={"description": "closed by rule because the customer could not be reached after the revisit"},
+    )
+    by = _by
+
+
+class CaseReferred(Schema):
+    referral_id = fields.Integer(required=True)
+    mediator = fields.String(required=True, validate=validate.OneOf(MEDIATORS))
+    referred_at = fields.AwareDateTime(**_when)
+    by = _by
+
+
+class MediationConcluded(Schema):
+    referral_id = fields.Integer(required=True)
+    mediator = fields.String(required=True, validate=validate.OneOf(MEDIATORS))
+    result = fields.String(required=True, validate=validate.OneOf(MEDIATION_RESULTS))
+    referred_at = fields.AwareDateTime(**_when)
+    decided_at = fields.AwareDateTime(**_when)
+    amount_fen = fields.Integer(
+        allow_none=True, required=True, metadata={"description": "what was agreed or awarded, if money"}
     )
     by = _by
 
@@ -274,6 +319,12 @@ def _event(name: str, schema: type[Schema], summary: str) -> EventType:
 CASE_OPENED = _event(
     "case_opened", CaseOpened, "Resolution opened a case for a triaged complaint (with a review meeting for a dispute)."
 )
+CASE_LEAD_ASSIGNED = _event(
+    "case_lead_assigned",
+    CaseLeadAssigned,
+    "A high-risk case (at opening or once regraded) is led by the mall's operations or legal lead, who is "
+    "told at once and signs off every answer to the customer (R7.7).",
+)
 INVESTIGATION_NOTED = _event(
     "investigation_noted", InvestigationNoted, "A finding was recorded on the case, with its source (R3.1)."
 )
@@ -307,6 +358,16 @@ EXECUTION_TASK_DONE = _event(
 CASE_RESOLVED = _event("case_resolved", CaseResolved, "The case is resolved; a revisit follows (R4.1).")
 CASE_REOPENED = _event(
     "case_reopened", CaseReopened, "A dissatisfied customer (or a supervisor) reopened the case (R4.2)."
+)
+CASE_REFERRED = _event(
+    "case_referred",
+    CaseReferred,
+    "The case went to third-party mediation: 12315, a consumer association or arbitration (R7.9).",
+)
+MEDIATION_CONCLUDED = _event(
+    "mediation_concluded",
+    MediationConcluded,
+    "The third party's outcome of a referral: settled, not settled, withdrawn or an award (R7.9).",
 )
 CUSTOMER_CONTACTED = _event(
     "customer_contacted", CustomerContacted, "A handler was in contact with the customer (the first response, R2.3)."
@@ -364,6 +425,7 @@ INCIDENT_COMMUNICATED = _event(
 
 EVENTS = (
     CASE_OPENED,
+    CASE_LEAD_ASSIGNED,
     INVESTIGATION_NOTED,
     REVIEW_MEETING_DECIDED,
     PROPOSAL_APPROVED,
@@ -375,6 +437,8 @@ EVENTS = (
     CASE_RESOLVED,
     CASE_REOPENED,
     CASE_CLOSED,
+    CASE_REFERRED,
+    MEDIATION_CONCLUDED,
     CUSTOMER_CONTACTED,
     TIME_PROMISED,
     RECTIFICATION_DUE,

@@ -18,6 +18,7 @@ from ..schemas import (
     MerchantRectificationDoneIn,
     MerchantReplyIn,
     MerchantRequestIn,
+    MediationOutcomeIn,
     NoteIn,
     ObjectionIn,
     PromiseIn,
@@ -26,8 +27,10 @@ from ..schemas import (
     ReasonIn,
     RectificationDoneIn,
     RectificationIn,
+    ReferralIn,
     ReplyIn,
     ReviewMeetingIn,
+    SignOffIn,
     SpotResolutionIn,
     SummaryIn,
     TaskDoneIn,
@@ -36,6 +39,9 @@ from .authority import approval_needs, lowest_approver, next_level, refusals, re
 from . import merchants
 from .compliance import check_remedies, paid_compensation, yuan
 from .errors import NoAuthority, StateConflict
+from .leadership import check_signed_off, sign_off, take_lead
+from .mediation import conclude, refer
+from .promotions import apply_promotion
 from .states import ACTIVE, check_state
 from .step import Actor, Doc, Step
 
@@ -61,6 +67,7 @@ def triage_changed(step: Step, event: Doc, policy: ResolutionPolicy) -> None:
         )
         if payload["demand"] is not None:  # older corrections carry none: the case keeps what it had
             step.changes["demand"] = payload["demand"]
+        step.changes["risk_reasons"] = [r["reason"] for r in payload["risk_reasons"]]
         step.log(
             "regraded",
             field=payload["field"],
@@ -69,6 +76,7 @@ def triage_changed(step: Step, event: Doc, policy: ResolutionPolicy) -> None:
             by=payload["by"],
             reason=payload["reason"],
         )
+        take_lead(step, policy)  # R7.7: raised to high risk, the lead takes it on
 
 
 # --- handling ---------------------------------------------------------------------------------
@@ -141,7 +149,8 @@ def note_at_risk(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
 def note_message(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
     """R3.10, R7.1: a message to the customer notify sent (message_sent) or gave up on
     (message_failed, for the owner to follow up), on the timeline: what, by which channel
-    and gateway, when, never to whom."""
+    and gateway, when, never to whom. A high-risk case's lead told (kind `lead`, R7.7) is
+    written as such: that message went to staff, not the customer."""
     keys = (
         "message_id",
         "kind",
@@ -154,7 +163,8 @@ def note_message(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
         "error",
         "failed_at",
     )
-    step.log(request["action"], **{k: request[k] for k in keys if k in request})
+    action = request["action"].replace("message", "lead") if request["kind"] == "lead" else request["action"]
+    step.log(action, **{k: request[k] for k in keys if k in request})
 
 
 def decide_review_meeting(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
@@ -238,6 +248,9 @@ def assess_draft(
         paid_compensation(case),
         case.get("demand"),
     )
+    compliance = apply_promotion(  # R7.8
+        compliance, request.get("promotion"), request.get("decision"), remedies, policy.rules["promotion"]
+    )
     needs = approval_needs(
         compliance["total_fen"], risk_level, bool(compliance["breaches"]), level, case["mall_id"], policy
     )
@@ -264,6 +277,7 @@ def _draft(step: Step, request: Doc, policy: ResolutionPolicy) -> Doc:
         "no": len(case["proposals"]) + 1,
         "decision": request["decision"],
         "reasons": request["reasons"],
+        "bases": request["bases"],  # R7.9
         "remedies": remedies,
         "price_fen": request.get("price_fen"),
         "demanded_fen": request.get("demanded_fen"),
@@ -414,6 +428,7 @@ def reply(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
         )
     if proposal["status"] != "approved":
         raise StateConflict(f"proposal {proposal['no']} is {proposal['status']}: the customer has been told already")
+    check_signed_off({**step.case, **step.changes}, proposal)  # R7.7
     differs = differs_from_expectation(proposal)
     sent = {
         "at": step.now,
@@ -912,6 +927,7 @@ ACTIONS = {
     "review-meeting": (ReviewMeetingIn, decide_review_meeting),  # R2.4
     "proposals": (ProposalIn, propose),  # R3.3, R3.4
     "approval": (ProposalRef, approve),  # R3.5
+    "sign-off": (SignOffIn, sign_off),  # R7.7
     "reply": (ReplyIn, reply),  # R3.3, R3.6
     "acceptance": (ProposalRef, accept),  # R3.7
     "objection": (ObjectionIn, object_),  # R3.6
@@ -925,6 +941,8 @@ ACTIONS = {
     "rectification-done": (RectificationDoneIn, complete_rectification),
     "merchant-request": (MerchantRequestIn, merchants.send),  # R7.5
     "merchant-takeback": (ReasonIn, merchants.take_back),  # R7.5
+    "mediation": (ReferralIn, refer),  # R7.9
+    "mediation-outcome": (MediationOutcomeIn, conclude),  # R7.9
 }
 # R7.5 what a merchant does on a case sent to it, signed in with its own key: the function
 # takes the merchant's id too (from the key, never from the body)

@@ -8,11 +8,13 @@ from mallcare_common.contracts import resolution as events
 from ..policy import ResolutionPolicy
 
 from .authority import FIRST_LEVEL
+from .leadership import take_lead
 from .step import Actor, Doc, Step
 
 
-def new_case(event: Doc, policy: ResolutionPolicy, now: datetime) -> tuple[Doc, Doc]:
-    """The case of a triaged complaint, and its case_opened event (for the outbox of its insert)."""
+def new_case(event: Doc, policy: ResolutionPolicy, now: datetime) -> tuple[Doc, list[Doc]]:
+    """The case of a triaged complaint, and its events for the outbox of its insert:
+    case_opened, and case_lead_assigned when it opens high risk (R7.7)."""
     triaged, mall_id = event["payload"], event["mall_id"]
     meeting = None
     if triaged["review_meeting"]:
@@ -38,6 +40,8 @@ def new_case(event: Doc, policy: ResolutionPolicy, now: datetime) -> tuple[Doc, 
         "merchant_id": triaged["merchant_id"],
         "category": triaged["category"],
         "risk_level": triaged["risk_level"],
+        "risk_reasons": [r["reason"] for r in triaged["risk_reasons"]],  # which lead a high risk calls for (R7.7)
+        "lead": None,
         "urgency": triaged["urgency"],
         "demand": triaged["demand"],  # what the customer asks, as triage read it (R3.4 "above the law")
         "department": triaged["department"],
@@ -57,6 +61,7 @@ def new_case(event: Doc, policy: ResolutionPolicy, now: datetime) -> tuple[Doc, 
         "resolution": None,
         "closure": None,
         "closure_by_rule": None,
+        "referrals": [],  # third-party mediation (R7.9)
         "policy_version": policy.version,
         "timeline": [],
         "request_ids": [event["event_id"]],
@@ -84,5 +89,6 @@ def new_case(event: Doc, policy: ResolutionPolicy, now: datetime) -> tuple[Doc, 
             "policy_version": policy.version,
         },
     )
-    case["timeline"] = step.entries
-    return case, step.events[0]
+    take_lead(step, policy)
+    case.update(step.changes, timeline=step.entries)
+    return case, step.events

@@ -3,8 +3,8 @@
 // rectification tasks (R3.8), closing and reopening (R4.2), and putting it into the case library (R4.4);
 // a tenant's case sent to its merchant and its reply with evidence, or taken back (R7.5).
 import { AT_RISK_SHARE, api, categoryOptions, categoryCell, categoryName, field, formBody, h, label, labelIn, labelOptions, lines, listComma,
-         mallName, mallTime, mallZone, mark, may, merchantName, rectificationText, remedies, remedyErrors, remedyInputs, select, showErrors, slaMark,
-         staff, staffName, t, toast, when } from "./core.js";
+         mallName, mallTime, mallZone, mark, may, merchantName, rectificationText, remedies, remedyErrors, remedyInputs, select,
+         session, showErrors, slaMark, staff, staffName, t, toast, when } from "./core.js";
 
 const FINISHED = ["resolved", "closed"];
 
@@ -40,6 +40,9 @@ export async function render(main, [number]) {
       ` · ${t("due")}: `, h("span", { id: "case-due" }, at(c.resolution_due_at)), " ",
       // the policy's default at-risk share (0.8): handlers, who work this page, may not read the live report
       finished ? null : mark(slaMark(c.resolution_due_at, c.opened_at, AT_RISK_SHARE))),
+      // R7.7: a high-risk case's accountable lead, beside the owner who works it
+      c.lead ? h("p", { id: "case-lead", "data-lead": c.lead.staff_id || "" },
+        `${t("lead")}: ${who(c.lead.staff_id) || c.lead.name || "—"} · ${label("role", c.lead.role)}`) : null,
       c.round > 1 ? h("p", {}, `${t("round")}: ${c.round}`) : null,
       c.expected_resolution ? h("p", { id: "expected" }, `${t("expected.told")}: `,
         h("strong", {}, at(c.expected_resolution.expected_by)), ` (${label("via", c.expected_resolution.via)})`,
@@ -57,6 +60,7 @@ export async function render(main, [number]) {
   if (!finished) main.append(h("div", { class: "actions" }, actions(ctx), expected(ctx)));
   if (c.merchant_id) main.append(merchantCard(ctx, finished));
   main.append(rectifications(ctx));
+  main.append(mediation(ctx));
   if (finished || c.round > 1) main.append(h("div", { class: "actions" }, closing(c, act), library(c)));
 
   main.append(h("h2", {}, t("timeline")), h("table", { id: "timeline" },
@@ -260,6 +264,44 @@ function rectifications({ c, act, at, who, staffPicker }) {
   return card;
 }
 
+// R7.9: third-party mediation (12315, a consumer association, arbitration): each referral with
+// its dates and the outcome, or the form that records it; a case is referred in any state.
+function mediation({ c, act, at }) {
+  const card = h("section", { class: "card", id: "mediation" }, h("h2", {}, t("mediation.title")));
+  const referrals = c.referrals || [];
+  if (referrals.length) {
+    card.append(h("table", { id: "referrals" },
+      h("thead", {}, h("tr", {}, [t("mediation.mediator"), t("mediation.reference"), t("mediation.referred_at"),
+        t("mediation.outcome")].map((x) => h("th", { scope: "col" }, x)))),
+      h("tbody", {}, referrals.map((r) => h("tr", { "data-referral": r.id, "data-result": r.outcome ? r.outcome.result : "" },
+        h("td", {}, label("mediator", r.mediator)), h("td", {}, r.reference || "—"), h("td", {}, at(r.referred_at)),
+        h("td", {}, r.outcome ? `${label("mediation_result", r.outcome.result)} · ${at(r.outcome.decided_at)} · ${r.outcome.summary}`
+          : outcomeForm(r, act)))))));
+  }
+  const form = h("form", { class: "grid", id: "mediation-form", novalidate: true },
+    field("mediator", select(labelOptions("mediator")), { scope: "mediation", label: t("mediation.mediator") }),
+    field("reference", h("input"), { scope: "mediation", label: t("mediation.reference") }),
+    field("note", h("input"), { wide: true, scope: "mediation", label: t("mediation.note") }),
+    h("p", {}, h("button", { type: "submit", class: "secondary", id: "mediation-submit" }, t("mediation.refer"))));
+  form.addEventListener("submit", (e) => { e.preventDefault(); act("mediation", formBody(form), form); });
+  card.append(form);
+  return card;
+}
+
+function outcomeForm(r, act) {
+  const scope = `mediation-${r.id}`;
+  const form = h("form", { class: "inline", "data-outcome-for": r.id, novalidate: true },
+    field("result", select(labelOptions("mediation_result")), { scope, label: t("mediation.result") }),
+    field("summary", h("input"), { scope, label: t("mediation.summary") }),
+    field("amount", h("input", { inputmode: "decimal" }), { scope, label: t("mediation.amount") }),
+    h("button", { type: "submit", "data-conclude": r.id }, t("mediation.record")));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    act("mediation-outcome", { referral_id: r.id, ...formBody(form) }, form);
+  });
+  return form;
+}
+
 function doneForm(r, act) {
   const form = h("form", { class: "inline", "data-rectification-done": r.id, novalidate: true },
     field("evidence", h("input", { placeholder: t("rect.evidence_hint") }), { scope: `rect-${r.id}`, label: t("rect.evidence") }),
@@ -320,7 +362,19 @@ function library(c) {
   return card;
 }
 
-function actions({ c, act, at }) {
+// R7.7: in a high-risk case each answer waits for its lead's sign-off; the lead signs it here.
+function signOff(c, proposal, act, who) {
+  if (c.risk_level !== "high" || !c.lead || ["sent", "accepted", "objected", "withdrawn"].includes(proposal.status)) return null;
+  if (proposal.signed_off) {
+    return h("p", { id: "sign-off", "data-signed": "yes" }, `${t("lead.signed")}: ${who(proposal.signed_off.by)}`);
+  }
+  const mine = session().user === c.lead.staff_id || (!c.lead.staff_id && session().role === c.lead.role);
+  return h("p", { id: "sign-off", "data-signed": "no" }, h("span", { class: "mark risk" }, t("lead.pending")), " ",
+    mine ? h("button", { type: "button", id: "sign-off-button",
+                         onclick: () => act("sign-off", { proposal_no: proposal.no }) }, t("act.sign_off")) : null);
+}
+
+function actions({ c, act, at, who }) {
   const cards = [];
   const findings = h("form", { class: "grid", id: "findings-form" },
     field("source", select(labelOptions("finding_source"))), field("summary", h("textarea", { required: true }), { wide: true }),
@@ -333,9 +387,16 @@ function actions({ c, act, at }) {
     // "none" is the mall's own policy: sent as no basis at all
     field("legal_basis", select(labelOptions("legal_basis").map(([b, words]) => [b === "none" ? "" : b, words])),
       { scope: "proposal", label: t("basis") }),
+    // R7.8: how the goods were sold; "none" (the usual price) is sent as no promotion at all
+    field("promotion", select(labelOptions("promotion").map(([k, words]) => [k === "none" ? "" : k, words])),
+      { scope: "proposal", label: t("promotion") }),
     field("price", h("input", { inputmode: "decimal" }), { scope: "proposal" }),
     field("demanded_amount", h("input", { inputmode: "decimal" }), { scope: "proposal", label: t("demanded") }),
     field("reasons", h("textarea", { required: true }), { wide: true, scope: "proposal" }),
+    // R7.9: what the decision rests on (seed 001), one box each
+    h("fieldset", { class: "wide", id: "proposal-bases" }, h("legend", {}, t("bases")),
+      ...labelOptions("decision_basis").map(([b, words]) => h("label", {},
+        h("input", { type: "checkbox", name: "basis", value: b }), " ", words, " "))),
     ...remedyInputs("proposal"),
     field("cap_override_reason", h("input"), { wide: true, scope: "proposal", label: t("cap_override") }),
     h("p", { class: "wide" },
@@ -345,7 +406,8 @@ function actions({ c, act, at }) {
   const proposalBody = () => {
     const body = formBody(proposal);
     delete body.remedy;                                    // gathered by remedies() instead
-    return { ...body, reasons: lines(body.reasons), remedies: remedies(proposal) };
+    const bases = [...proposal.querySelectorAll('input[name="basis"]:checked')].map((box) => box.value);
+    return { ...body, reasons: lines(body.reasons), remedies: remedies(proposal), bases };
   };
   proposal.querySelector("#proposal-check").addEventListener("click", async () => {
     const body = proposalBody();
@@ -370,6 +432,9 @@ function actions({ c, act, at }) {
       h("h2", {}, `${t("act.proposal")} #${latest.no}: ${label("decision", latest.decision)} · `,
         h("span", { "data-status": latest.status }, label("proposal_status", latest.status))),
       h("p", {}, (latest.remedies || []).map((r) => `${label("remedy", r.type)} ${r.amount ?? ""}`).join(listComma())),
+      h("p", { id: "latest-bases" }, `${t("bases")}: `,
+        (latest.bases || []).map((b) => label("decision_basis", b)).join(listComma()) || "—"),
+      signOff(c, latest, act, who),
       h("p", {},
         h("button", { type: "button", id: "reply", onclick: () => act("reply", { proposal_no: latest.no, oral: true }) },
           t("act.reply")), " ",
@@ -429,6 +494,7 @@ function checkResult(x) {
     x.law ? [t("check.statutory_compensation"), x.statutory_compensation] : null,
     x.demand_above_statutory !== undefined && x.demand_above_statutory !== null
       ? [t("check.demand_above_statutory"), yes(x.demand_above_statutory)] : null,
+    x.promotion ? [t("promotion"), label("promotion", x.promotion.kind)] : null,
     [t("check.approver"), x.approver_role ? label("role", x.approver_role) : t("check.no_approval")],
     [t("check.you_may_approve"), yes(x.you_may_approve)],
   ].filter(Boolean);
@@ -437,5 +503,8 @@ function checkResult(x) {
     (x.breaches || []).length ? h("ul", { class: "error", id: "check-breaches" },
       x.breaches.map((b) => h("li", {}, `${t("check.breach")}: ${b}`))) : null,
     (x.warnings || []).length ? h("ul", { class: "warn", id: "check-warnings" },
-      x.warnings.map((w) => h("li", {}, w))) : null);
+      x.warnings.map((w) => h("li", {}, w))) : null,
+    // R7.8: the regulation's rules for goods sold on promotion, in its own words
+    x.promotion ? h("div", { id: "check-promotion" }, h("p", {}, `${t("check.promotion_rules")}: ${x.promotion.regulation}`),
+      h("ul", {}, x.promotion.rules.map((r) => h("li", {}, `${r.article ? `${r.article} ` : ""}“${r.text}”`)))) : null);
 }

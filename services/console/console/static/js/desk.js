@@ -117,6 +117,9 @@ function spotForm(complaint) {
   const form = h("form", { class: "grid", id: "spot-form", novalidate: true },
     h("p", { class: "wide note" }, t("spot.hint")),
     field("decision", select(labelOptions("decision")), { scope: "spot" }),
+    // R7.8: bought on promotion, at clearance or as a gift (the receipt says); the usual price sends none
+    field("promotion", select(labelOptions("promotion").map(([k, words]) => [k === "none" ? "" : k, words])),
+      { scope: "spot", label: t("promotion") }),
     field("price", h("input", { inputmode: "decimal" }), { scope: "spot" }),
     field("demanded_amount", h("input", { inputmode: "decimal" }), { scope: "spot", label: t("demanded") }),
     ...remedyInputs("spot"),
