@@ -127,7 +127,7 @@ def test_a_tenants_complaint_goes_to_the_merchant_and_comes_back_with_its_reply_
         lambda: [
             e
             for e in system.web["resolution"].get(f"/cases/{number}/timeline").json()["timeline"]
-            if e["action"] == "message_sent" and e["detail"]["kind"] == "merchant_request"
+            if e["action"] == "merchant_message_sent" and e["detail"]["kind"] == "merchant_request"
         ]
     )
 

@@ -192,7 +192,9 @@ class AnswerOut(Schema):
 
 # --- the library's monthly review (R7.14) -----------------------------------------------------
 
-_month = fields.String(required=True, validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="A month as 2026-11."))
+_month = fields.String(
+    required=True, validate=validate.Regexp(r"^(19|20)\d{2}-(0[1-9]|1[0-2])$", error="A month as 2026-11.")
+)
 
 
 class ReviewMonth(Schema):

@@ -44,6 +44,9 @@ class FeedbackStore(Store):
         facts = {k: case.get(k) for k in ("mall_id", "category", "risk_level")}
         self.closures.update_one({"_id": case["complaint_no"]}, {"$set": {**facts, "rounds": case.get("round", 1)}})
 
+    def closures_to_complete(self, limit):
+        return list(self.closures.find({"mall_id": {"$exists": False}}).limit(limit))
+
     def closed_in(self, mall_id, start, end):
         """The cases of a mall last closed in [start, end)."""
         return list(self.closures.find({"mall_id": mall_id, "closed_at": {"$gte": start, "$lt": end}}))

@@ -157,9 +157,10 @@ def test_a_month_is_reviewed_once_each_candidate_added_or_passed_and_announced_o
 
 
 def test_a_bad_month_or_mall_is_a_field_error(feedback):
-    with pytest.raises(ValidationError) as refused:
-        review(feedback, "2026-13")
-    assert "month" in refused.value.messages
+    for month in ("2026-13", "0000-05", "9999-12"):  # not a month, or one the calendar cannot hold
+        with pytest.raises(ValidationError) as refused:
+            review(feedback, month)
+        assert "month" in refused.value.messages
     with pytest.raises(ValidationError) as refused:
         feedback.get_library_review("2026-11", {"mall_id": "nowhere"})
     assert "mall_id" in refused.value.messages
@@ -173,3 +174,24 @@ def test_the_months_are_the_malls():
     )
     assert library_review.month_before("2027-01") == "2026-12"
     assert reports.months_of("2026-Q4") == ["2026-10", "2026-11", "2026-12"]
+
+
+def test_a_case_closed_before_the_review_existed_is_a_candidate_once_resolution_tells_its_rest(feedback):
+    """R7.14: closures kept before 2026-12-06 know only when; the review's look asks resolution
+    for the rest, so that November's review lists them (one resolution cannot answer waits)."""
+    feedback.handle_complaint_registered(registered(REOPENED, T0))
+    feedback.store.closures.insert_one({"_id": REOPENED, "closed_at": T0 + 2 * H})  # as kept before
+    feedback.store.closures.insert_one({"_id": HAPPY, "closed_at": T0 + 2 * H})
+    answers = {REOPENED: case(REOPENED)}
+
+    def get_case(number):
+        if number not in answers:
+            raise ConnectionError("resolution did not answer")
+        return answers[number]
+
+    feedback.resolution.get_case.side_effect = get_case
+    assert review(feedback)["candidates"] == []
+    feedback.clock.at = datetime(2026, 12, 1, 9, 0, tzinfo=SH).astimezone(timezone.utc)
+    feedback.remind_library_reviews()
+    assert [c["complaint_no"] for c in review(feedback)["candidates"]] == [REOPENED]
+    assert feedback.store.closures.find_one({"_id": HAPPY}).get("mall_id") is None  # asked again next look

@@ -155,6 +155,10 @@ def test_merchant_relations_takes_it_back_and_the_merchants_access_ends(tenant_c
         case.act("merchant-takeback", reason="again")
     send(case.later(hours=1))  # sent again: a new request with its own deadline
     assert [r["id"] for r in case.case["merchant_requests"]] == [1, 2]
+    # the merchant reads what was asked of it, not who asked or why it was taken back
+    seen = merchants.view(case.case, TEA_SHOP)["requests"]
+    assert [r["status"] for r in seen] == ["taken_back", "awaiting"]
+    assert not any("taken_back" in r or "sent_by" in r for r in seen)
     assert_valid_events(case.events)
 
 

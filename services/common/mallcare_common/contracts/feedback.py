@@ -68,7 +68,7 @@ class CaseArchived(Schema):
 
 def _month() -> fields.String:
     return fields.String(
-        required=True, validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"), metadata={"example": "2026-11"}
+        required=True, validate=validate.Regexp(r"^(19|20)\d{2}-(0[1-9]|1[0-2])$"), metadata={"example": "2026-11"}
     )
 
 

@@ -163,7 +163,9 @@ def note_message(step: Step, request: Doc, policy: ResolutionPolicy) -> None:
         "error",
         "failed_at",
     )
-    action = request["action"].replace("message", "lead") if request["kind"] == "lead" else request["action"]
+    # a message to the case's lead or to its merchant is not one to the customer (R7.5, R7.7)
+    prefix = {"lead": "lead", "merchant_request": "merchant_message"}.get(request["kind"], "message")
+    action = request["action"].replace("message", prefix)
     step.log(action, **{k: request[k] for k in keys if k in request})
 
 

@@ -160,7 +160,12 @@ def view(case: Doc, merchant_id: str, complaint: Doc | None = None) -> dict[str,
         "state": case["state"],
         "category": case["category"],
         "received_at": case["received_at"],
-        "requests": [r for r in requests_of(case) if r["merchant_id"] == merchant_id],
+        # what was said to it and what it said; not who sent it or why we took it back
+        "requests": [
+            {k: r[k] for k in ("id", "note", "sent_at", "due_at", "status", "reply")}
+            for r in requests_of(case)
+            if r["merchant_id"] == merchant_id
+        ],
         "rectifications": [r for r in case["rectifications"] if r.get("merchant_id") == merchant_id],
         "complaint": complaint
         and {
