@@ -13,12 +13,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from marshmallow import ValidationError
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
 
 from analytics.service import AnalyticsService
-from feedback import surveys
+from feedback import answer_page, surveys
 from feedback.service import FeedbackService
 from mallcare_common.contracts import feedback as feedback_events
 from mallcare_common.errors import Conflict
+from mallcare_common.web import REQUEST_ID
 from tests.unit.analytics.test_reports import closed, event
 from tests.unit.feedback.conftest import assert_valid
 
@@ -196,3 +199,21 @@ def test_a_round_is_drawn_once_by_hand_or_by_itself_and_counted_apart_from_revis
         ("web", 1, 0, 0),
     }
     assert report["satisfaction"]["answered"] == 0  # not a revisit's answer
+
+
+# --- the page a survey's link opens -----------------------------------------------------------------
+
+
+def test_a_surveys_page_asks_the_general_question_and_an_ended_one_promises_no_call():
+    """R7.12, seed 003: 定期進行客戶滿意度調查: the survey's own question in zh and en, no reason tags."""
+    zh = answer_page.survey_form("https://care.example.com", "tok.en", "zh", "上海徐家汇店 <B1>")
+    en = answer_page.survey_form("https://care.example.com", "tok.en", "en", "Shanghai Xujiahui")
+    assert "您对本商场处理投诉的总体评价？" in zh and "上海徐家汇店 &lt;B1&gt;" in zh
+    assert "How well does the mall handle complaints, overall?" in en
+    assert 'name="reasons"' not in zh + en and zh.count('name="score"') == 5
+    for lang, words in (("zh", "调查已结束"), ("en", "This survey has ended")):
+        environ = EnvironBuilder(path="/answers", query_string=f"token=x&lang={lang}").get_environ()
+        environ[REQUEST_ID] = "req-42"
+        page = answer_page.refusal(Request(environ), answer_page.SurveyEnded("survey expired"))
+        assert page.status_code == 410 and words in page.get_data(as_text=True)
+        assert "call" not in page.get_data(as_text=True) and "致电" not in page.get_data(as_text=True)
