@@ -186,7 +186,8 @@ def seed(system):
         "incident": incident.json()["number"],
         "action_id": action.json()["action_id"],
         "file_id": f"{number}.0000000000.1",
-    }  # a desk complaint has no mail's files: 404 behind the checks
+        "survey_id": "SHXJH-SVY-2026-11-001",
+    }  # a desk complaint has no mail's files, nor a survey (its case is not closed): 404 behind the checks
 
 
 def signed_in_for(permission):

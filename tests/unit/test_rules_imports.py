@@ -35,6 +35,7 @@ RULES = [
     "triage.learned",
     "triage.demand",
     "feedback.rules",
+    "feedback.surveys",
     "analytics.actions",
     "analytics.clocks",
     "analytics.reports",

@@ -40,6 +40,23 @@ CARD_HEADINGS = (
 )
 
 
+SURVEY_HEADINGS = (
+    "mall",
+    "survey_channel",
+    "survey_sent",
+    "survey_answered",
+    "survey_satisfied",
+    "response_rate",
+    "survey_satisfaction",
+)
+
+
+def survey_row(r):
+    """A survey row's counts and shares (R7.12), after its mall and channel."""
+    share = lambda v: None if v is None else Share(v)  # noqa: E731
+    return r["sent"], r["answered"], r["satisfied"], share(r["response_rate"]), share(r["satisfaction"])
+
+
 def card_row(r):
     """A scorecard's cells (R7.11), as HR reads them: counts and shares."""
     share = lambda v: None if v is None else Share(v)  # noqa: E731
@@ -91,6 +108,9 @@ def sections(report, w):
         ("incidents_compensation_yuan", yuan(report["incidents"]["compensation_fen"])),
         ("library_reviews_done", report["library_reviews"]["done"]),
         ("library_reviews_due", report["library_reviews"]["due"]),
+        ("surveys_sent", report["surveys"]["sent"]),
+        ("surveys_answered", report["surveys"]["answered"]),
+        ("surveys_satisfied", report["surveys"]["satisfied"]),
     ]
 
     def outcomes(r):
@@ -251,6 +271,15 @@ def sections(report, w):
                     r["passed"],
                 )
                 for r in report["library_reviews"]["items"]
+            ],
+            keys=2,
+        ),
+        Section(
+            "surveys",
+            SURVEY_HEADINGS,
+            [
+                (w.mall(r["mall_id"]), w.code("channel", r["channel"]), *survey_row(r))
+                for r in report["surveys"]["items"]
             ],
             keys=2,
         ),

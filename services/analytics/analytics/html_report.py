@@ -190,6 +190,24 @@ def render(report, w):
             ],
             w,
         ),
+        _h2(w("surveys")),
+        _table(
+            [w(k) for k in ("mall", "survey_channel", "survey_sent", "survey_answered", "survey_satisfied")]
+            + [w("response_rate"), w("survey_satisfaction")],
+            [
+                (
+                    w.mall(r["mall_id"]),
+                    w.code("channel", r["channel"]),
+                    r["sent"],
+                    r["answered"],
+                    r["satisfied"],
+                    _pct(r["response_rate"]),
+                    _pct(r["satisfaction"]),
+                )
+                for r in report["surveys"]["items"]
+            ],
+            w,
+        ),
     ]
     return (
         f"<!DOCTYPE html><html lang={'zh-CN' if w.lang == 'zh' else 'en'}><head><meta charset=utf-8>"

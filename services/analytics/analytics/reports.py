@@ -355,11 +355,12 @@ def _unkey(key):
 # --- the report ---------------------------------------------------------------------------
 
 
-def build_report(kind, period, mall_id, tallies, actions, malls=(), proposed=0, library_reviews=()):
+def build_report(kind, period, mall_id, tallies, actions, malls=(), proposed=0, library_reviews=(), surveys=()):
     """The report of one period from its tally documents (one per mall; several summed
     for the whole chain), the improvement actions still open, how many proposals for
-    systemic patterns wait for an analysis (`proposed`) and the malls' monthly reviews of
-    the case library in the period's months (R7.14). Pure: same tallies, same report."""
+    systemic patterns wait for an analysis (`proposed`), the malls' monthly reviews of
+    the case library in the period's months (R7.14) and the satisfaction surveys of the
+    period's months (R7.12). Pure: same tallies, same report."""
     by_mall = {t["mall_id"]: t.get("counts", {}) for t in tallies}
     total = _sum(by_mall.values())
     registered = total.get("registered", 0)
@@ -417,6 +418,7 @@ def build_report(kind, period, mall_id, tallies, actions, malls=(), proposed=0, 
         "cost": _cost(total.get("cost", {}), by_mall),
         "incidents": _incidents(total.get("incidents", {})),
         "library_reviews": _library_reviews(library_reviews),
+        "surveys": _surveys(surveys),
         "notes": NOTES,
     }
     return report
@@ -531,6 +533,32 @@ def _library_reviews(reviews):
     }
 
 
+def _survey_row(found):
+    sent = sum(1 for s in found if s.get("sent") or s.get("answered"))  # an answer overtaking its sending
+    answered = sum(1 for s in found if s.get("answered"))
+    satisfied = sum(1 for s in found if s.get("satisfied"))
+    return {
+        "sent": sent,
+        "answered": answered,
+        "satisfied": satisfied,
+        "response_rate": _share(answered, sent),
+        "satisfaction": _share(satisfied, answered),
+    }
+
+
+def _surveys(found):
+    """R7.12 (seed 003: 定期進行客戶滿意度調查): the periodic surveys, by mall and channel, apart
+    from the revisits' satisfaction."""
+    groups = {}
+    for survey in found:
+        groups.setdefault((survey["mall_id"], survey["channel"]), []).append(survey)
+    items = [
+        {"mall_id": mall_id, "channel": channel, **_survey_row(group)}
+        for (mall_id, channel), group in sorted(groups.items())
+    ]
+    return {**_survey_row(found), "items": items}
+
+
 NOTES = {
     "period": "complaints received in the period (mall's local time); their later outcomes count in that period",
     "shares": "categories, overdue: of registered complaints; satisfaction: of the customers' answers "
@@ -539,6 +567,9 @@ NOTES = {
     "handling_time": "received -> first resolution; p90_hours is the upper bound of the histogram bucket that "
     "holds the 90th percentile (buckets in hours: " + ", ".join(str(b) for b in HANDLING_BUCKETS if b) + ", over 720)",
     "merchant_rate": "a merchant's complaints / all registered complaints at its mall in the period",
+    "surveys": "R7.12 the periodic satisfaction surveys of the period's months (customers sampled, by channel, "
+    "from those whose cases closed in the month, asked once it was over), by mall and the complaint's channel: "
+    "sent, answered, satisfied (the revisits' satisfied_from), apart from the revisits' `satisfaction`",
     "library_reviews": "each mall's monthly review of the case library for the period's months: done, or announced "
     "and not done yet; added: candidate cases put into the library",
     "merchant_scorecard": "R7.5 each merchant at its mall: its complaints (and their rate), its SLA compliance "

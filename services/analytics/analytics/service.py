@@ -99,6 +99,8 @@ log = logging.getLogger(__name__)
 
 # R7.14: a mall's monthly review of the case library, kept for the monthly report
 LIBRARY_REVIEW_EVENTS = (feedback_events.LIBRARY_REVIEW_DUE.name, feedback_events.LIBRARY_REVIEWED.name)
+# R7.12: the periodic satisfaction surveys, counted apart from the revisits
+SURVEY_EVENTS = (feedback_events.SURVEY_SENT.name, feedback_events.SURVEY_ANSWERED.name)
 
 SWEEP_CHUNK = 50  # clocks the SLA sweep flags, publishes and counts at a time
 TRIAGE_PAUSE = 2  # seconds before a triage change that overtook its complaint_triaged is retried
@@ -208,6 +210,8 @@ class AnalyticsService(Service):
     handle_case_archived = _keeps(feedback_events.CASE_ARCHIVED)
     handle_library_review_due = _keeps(feedback_events.LIBRARY_REVIEW_DUE)
     handle_library_reviewed = _keeps(feedback_events.LIBRARY_REVIEWED)
+    handle_survey_sent = _keeps(feedback_events.SURVEY_SENT)
+    handle_survey_answered = _keeps(feedback_events.SURVEY_ANSWERED)
 
     @event_batch
     def take_events(self, items):
@@ -506,6 +510,7 @@ class AnalyticsService(Service):
             self._action_views(open_actions),
             proposed=self.store.count_actions(actions.selection(mall_id, "proposed")),
             library_reviews=self.store.library_reviews(reports.months_of(period), mall_id),
+            surveys=self.store.surveys(reports.months_of(period), mall_id),
         )
 
     def _mall(self, mall_id):
@@ -556,6 +561,7 @@ class AnalyticsService(Service):
             }
         )
         self.store.keep_library_reviews([e for e in events if e["event_type"] in LIBRARY_REVIEW_EVENTS])
+        self.store.keep_surveys([e for e in events if e["event_type"] in SURVEY_EVENTS])
         self._propose(
             [
                 e

@@ -357,6 +357,25 @@ class EventLog(Store):
             self.db.library_reviews.find(query, {"_id": 0}).sort([("month", ASCENDING), ("mall_id", ASCENDING)])
         )
 
+    def keep_surveys(self, events):
+        """R7.12: each satisfaction survey, as its sending and its answer tell it (either first)."""
+        writes = []
+        for e in events:
+            p = e["payload"]
+            seen = {"mall_id": e["mall_id"], "month": p["month"], "channel": p["channel"]}
+            if e["event_type"] == "survey_sent":
+                seen["sent"] = True
+            else:
+                seen.update(answered=True, satisfied=p["satisfied"], score=p["score"])
+            writes.append(UpdateOne({"_id": p["survey_id"]}, {"$set": seen}, upsert=True))
+        if writes:
+            self.db.surveys.bulk_write(writes, ordered=False)
+
+    def surveys(self, months, mall_id):
+        """The surveys of the rounds of `months` (the months whose customers they asked)."""
+        query = {"month": {"$in": list(months)}, **({"mall_id": mall_id} if mall_id else {})}
+        return list(self.db.surveys.find(query, {"_id": 0}))
+
     def claim_proposal(self, pattern_key):
         """True for the first claim of a pattern's window (proposed once, also on redelivery)."""
         return self.insert_new(self.db.proposal_claims, {"_id": pattern_key})

@@ -1,5 +1,7 @@
 """The page the answer link opens (R4.1): a customer on a phone gives 1-5 stars, ticks the
-reasons and writes a comment, in simplified Chinese (`?lang=en`: English). One plain HTML
+reasons and writes a comment, in simplified Chinese (`?lang=en`: English). A satisfaction
+survey's link (R7.12) opens the same page with its general question: stars on the mall's
+complaint handling and a comment. One plain HTML
 form, posted back with the token: no script at all, so it works with JavaScript off, and
 the Content-Security-Policy allows none. The token is the proof (CSRF included: a page
 that does not hold the link cannot post an answer for it); no page sends a Referer, so
@@ -19,7 +21,7 @@ from werkzeug.wrappers import Request, Response
 
 from mallcare_common.pages import HTML_LANG, PHONE_STYLE, Pages, Words
 from mallcare_common.pages import language as language  # the service reads a page's language here
-from mallcare_common.web import request_id, status_of
+from mallcare_common.web import Gone, request_id, status_of
 
 from .rules import AlreadyAnswered
 
@@ -58,6 +60,12 @@ TEXT: dict[str, dict[str, str]] = {
         "unreadable": "您的回答无法读取，请返回重新提交。",
         "unavailable.title": "暂时无法处理",
         "unavailable": "系统繁忙，请稍后再试。参考编号：{reference}",
+        "survey.title": "顾客满意度调查",
+        "survey.intro": "我们定期邀请部分顾客评价本商场处理投诉的工作，您的意见将帮助我们改进服务。",
+        "survey.stars": "您对本商场处理投诉的总体评价？",
+        "survey.thanks": "谢谢您参加调查。",
+        "survey_expired.title": "调查已结束",
+        "survey_expired": "这份调查的链接已过期，无需再回答。谢谢您的关注！",
     },
     "en": {
         "switch": "中文",
@@ -91,6 +99,13 @@ TEXT: dict[str, dict[str, str]] = {
         "unreadable": "Your answer could not be read. Please go back and send it again.",
         "unavailable.title": "Please try again shortly",
         "unavailable": "We cannot take your answer just now. Please try again in a few minutes. Reference: {reference}",
+        "survey.title": "Customer satisfaction survey",
+        "survey.intro": "From time to time we ask some of our customers how well the mall handles complaints. "
+        "Your answer helps us do better.",
+        "survey.stars": "How well does the mall handle complaints, overall?",
+        "survey.thanks": "Thank you for taking our survey.",
+        "survey_expired.title": "This survey has ended",
+        "survey_expired": "The link to this survey has expired; no answer is needed. Thank you!",
     },
 }
 STAR_WORDS = {
@@ -142,13 +157,7 @@ def form(
     text, entered = Words(TEXT, lang), entered or {}
     action = f"{base}/answers/form" + (f"?lang={lang}" if lang != "zh" else "")
     other = "en" if lang == "zh" else "zh"
-    stars = "".join(
-        f'<input type="radio" id="score-{n}" name="score" value="{n}" required'
-        f"{_checked(str(n) == entered.get('score'))}>"
-        f'<label for="score-{n}"><span class="sr">{text("star", n=n, word=STAR_WORDS[lang][n - 1])}'
-        '</span><span aria-hidden="true">★</span></label>'
-        for n in range(5, 0, -1)
-    )  # highest first: the row is reversed, so a checked star lights those below it
+    stars = _stars(lang, entered)
     ticks = "".join(
         f'<label><input type="checkbox" name="reasons" value="{escape(tag)}"'
         f"{_checked(tag in entered.get('reasons', ()))}>{escape(words[lang])}</label>"
@@ -177,6 +186,47 @@ def form(
     )
 
 
+def survey_form(
+    base: str,
+    token: str,
+    lang: str,
+    mall: str,
+    entered: Mapping[str, Any] | None = None,
+    problems: Mapping[str, Any] | None = None,
+) -> str:
+    """A satisfaction survey's form (R7.12): the general question, 1-5 stars, and a comment."""
+    text, entered = Words(TEXT, lang), entered or {}
+    action = f"{base}/answers/form" + (f"?lang={lang}" if lang != "zh" else "")
+    other = "en" if lang == "zh" else "zh"
+    return PAGES.page(
+        lang,
+        TEXT[lang]["survey.title"],
+        "survey-form",
+        (
+            f'<p class="lang"><a href="{escape(answer_link(base, token, other))}" hreflang="{HTML_LANG[other]}">'
+            f"{text('switch')}</a></p>"
+            f'<h1>{text("survey.title")}</h1><p class="about">{escape(mall)}</p>'
+            + (f'<p class="alert" role="alert" id="problem">{text(_problem(problems))}</p>' if problems else "")
+            + f"<p>{text('survey.intro')}</p>"
+            f'<form method="post" action="{escape(action)}">'
+            f'<input type="hidden" name="token" value="{escape(token)}">'
+            f'<fieldset><legend>{text("survey.stars")}</legend><div class="stars">{_stars(lang, entered)}</div>'
+            f'<p class="hint">{text("hint")}</p></fieldset>'
+            f'<label for="comment">{text("comment")}</label>'
+            f'<textarea id="comment" name="comment" rows="4" maxlength="{COMMENT_MAX}">'
+            f"{escape(entered.get('comment', ''))}</textarea>"
+            f'<button type="submit">{text("send")}</button></form>'
+        ),
+    )
+
+
+def survey_thanks(lang: str) -> str:
+    text = Words(TEXT, lang)
+    return PAGES.page(
+        lang, TEXT[lang]["survey.title"], "answer-thanks", f"<h1>{text('survey.thanks')}</h1><p>{text('close')}</p>"
+    )
+
+
 def thanks(lang: str, satisfied: bool) -> str:
     text = Words(TEXT, lang)
     return PAGES.page(
@@ -196,6 +246,8 @@ def refusal(request: Request, exc: BaseException) -> Response:
         reason = "unavailable"
     elif isinstance(exc, AlreadyAnswered):
         reason = "answered"
+    elif isinstance(exc, SurveyEnded):
+        reason = "survey_expired"
     else:
         reason = {403: "forged", 410: "expired", 409: "closed", 404: "unknown"}.get(status, "unreadable")
     text = Words(TEXT, lang)
@@ -211,6 +263,21 @@ def refusal(request: Request, exc: BaseException) -> Response:
             ),
         ),
     )
+
+
+class SurveyEnded(Gone):
+    """A survey's link past its expiry (410): no call follows, unlike a revisit's."""
+
+
+def _stars(lang: str, entered: Mapping[str, Any]) -> str:
+    text = Words(TEXT, lang)
+    return "".join(
+        f'<input type="radio" id="score-{n}" name="score" value="{n}" required'
+        f"{_checked(str(n) == entered.get('score'))}>"
+        f'<label for="score-{n}"><span class="sr">{text("star", n=n, word=STAR_WORDS[lang][n - 1])}'
+        '</span><span aria-hidden="true">★</span></label>'
+        for n in range(5, 0, -1)
+    )  # highest first: the row is reversed, so a checked star lights those below it
 
 
 def _checked(yes: bool) -> str:

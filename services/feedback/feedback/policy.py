@@ -8,7 +8,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from mallcare_common.contracts.feedback import CONTACT_WAYS
+from mallcare_common.contracts.feedback import CONTACT_WAYS, SURVEY_WAYS
 from mallcare_common.contracts.intake import CHANNELS
 from mallcare_common.malls import Hours, MallRegistry
 from mallcare_common.policy import AllowedTime
@@ -52,6 +52,20 @@ class _Library(Schema):
     monthly_review = fields.Nested(_MonthlyReview, required=True)
 
 
+class _Surveys(Schema):
+    """R7.12: each mall's periodic satisfaction survey of a sample of the customers whose
+    cases closed in the month before, by SMS or app message (answered by its link)."""
+
+    day_of_month = fields.Integer(required=True, validate=validate.Range(min=1, max=28))
+    sample_per_mall = fields.Integer(required=True, validate=validate.Range(min=1, max=1000))
+    link_valid = fields.Nested(AllowedTime, required=True)
+    ways = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(CHANNELS)),
+        values=fields.String(validate=validate.OneOf(SURVEY_WAYS)),
+        required=True,
+    )
+
+
 class _Override(Schema):
     revisit = fields.Nested(_Revisit(partial=True))
 
@@ -67,6 +81,7 @@ class FeedbackPolicySchema(Schema):
         validate=validate.Length(min=1),
     )
     library = fields.Nested(_Library, required=True)
+    surveys = fields.Nested(_Surveys, required=True)
     mall_overrides = fields.Dict(keys=fields.String(), values=fields.Nested(_Override), load_default=dict)
 
 
@@ -88,6 +103,9 @@ def load_policy(data, malls: MallRegistry) -> FeedbackPolicy:
     missing = sorted(set(CHANNELS) - set(rules["revisit"]["ways"]))
     if missing:
         raise ValidationError({"revisit": {"ways": [f"No way to ask for: {', '.join(missing)}."]}})
+    missing = sorted(set(CHANNELS) - set(rules["surveys"]["ways"]))
+    if missing:
+        raise ValidationError({"surveys": {"ways": [f"No way to survey: {', '.join(missing)}."]}})
     unknown = sorted(set(rules["mall_overrides"]) - set(malls.malls))
     if unknown:
         raise ValidationError({"mall_overrides": [f"Unknown mall: {m}." for m in unknown]})

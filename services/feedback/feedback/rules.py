@@ -300,7 +300,9 @@ class LinkRefused(Exception):
 
 
 class LinkExpired(Exception):
-    pass
+    def __init__(self, message: str, linked: str) -> None:
+        super().__init__(message)
+        self.linked = linked  # what the link was for: a revisit's answer page, or a survey's (R7.12)
 
 
 def _b64(data: bytes) -> str:
@@ -333,7 +335,7 @@ def read_link(secret: str, token: str, now: datetime) -> str:
     except (ValueError, UnicodeDecodeError, OverflowError, OSError) as exc:
         raise LinkRefused("this answer link is not valid") from exc
     if now > expires_at:
-        raise LinkExpired("this answer link has expired; the mall will call you instead")
+        raise LinkExpired("this answer link has expired; the mall will call you instead", revisit)
     return revisit
 
 

@@ -254,3 +254,70 @@ class ReviewOut(Schema):
     reminded_at = fields.AwareDateTime(allow_none=True)
     done_at = fields.AwareDateTime(allow_none=True)
     done_by = fields.String(allow_none=True)
+
+
+# --- periodic satisfaction surveys (R7.12) ----------------------------------------------------
+
+
+class SurveyRoundIn(Schema):
+    """A mall's survey round of a month's closed cases, started by hand (it starts by itself on
+    the policy's day of the next month)."""
+
+    by = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    mall_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    month = _month
+
+
+class _Drawn(Schema):
+    complaint_no = fields.String()
+    channel = fields.String()
+    way = fields.String()
+
+
+class SurveyRoundOut(Schema):
+    round_no = fields.String(attribute="_id", metadata={"example": "SHXJH-SVY-2026-11"})
+    mall_id = fields.String()
+    month = fields.String(metadata={"description": "the month whose closed cases' customers are surveyed"})
+    sample = fields.List(fields.Nested(_Drawn), metadata={"description": "the customers drawn, by channel"})
+    by_channel = fields.Method("_by_channel", metadata={"description": "how many were drawn from each channel"})
+    started_at = fields.AwareDateTime()
+    started_by = fields.String()
+
+    def _by_channel(self, round_):
+        counts: dict[str, int] = {}
+        for drawn in round_["sample"]:
+            counts[drawn["channel"]] = counts.get(drawn["channel"], 0) + 1
+        return counts
+
+
+class _SurveyAnswer(Schema):
+    at = fields.AwareDateTime()
+    score = fields.Integer()
+    satisfied = fields.Boolean()
+    comment = fields.String(allow_none=True)
+
+
+class SurveyOut(Schema):
+    survey_id = fields.String(attribute="_id", metadata={"example": "SHXJH-SVY-2026-11-007"})
+    round_no = fields.String()
+    mall_id = fields.String()
+    month = fields.String()
+    complaint_no = fields.String()
+    channel = fields.String()
+    way = fields.String()
+    status = fields.String(metadata={"description": "sent, answered"})
+    sent_at = fields.AwareDateTime()
+    link_expires_at = fields.AwareDateTime()
+    answer = fields.Nested(_SurveyAnswer, allow_none=True)
+    answer_link = fields.String(
+        allow_none=True,
+        metadata={"description": "to send by SMS or app message while it takes an answer (null after)"},
+    )
+
+
+class SurveyFormIn(Schema):
+    """The survey page's form: the stars on the mall's complaint handling and a comment."""
+
+    token = fields.String(required=True, validate=validate.Length(min=10, max=500))
+    score = fields.Integer(required=True, validate=validate.Range(min=1, max=5))
+    comment = fields.String(**_text)

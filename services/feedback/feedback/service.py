@@ -10,6 +10,11 @@ A dissatisfied answer reopens the case in resolution, whose next resolution brin
 the next revisit, until the customer is satisfied (resolution then closes the
 case) or a supervisor closes it. High-risk cases go into the case library when
 closed; handlers add typical ones with their lessons.
+
+Beside the revisits, each mall surveys a sample of the customers whose cases closed in
+the month before (R7.12, surveys.py): a round per mall and month, started by a leased timer
+on the policy's day or by hand (POST /surveys/rounds); each survey's signed link opens the
+same answer page with the survey's question, and its answer is counted apart from revisits.
 """
 
 import logging
@@ -30,12 +35,12 @@ from mallcare_common.personal import scrub
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.rpc import ask
 from mallcare_common.openapi import Op
-from mallcare_common.operations import operation
+from mallcare_common.operations import Created, operation
 from mallcare_common.pages import PageLanguage
 from mallcare_common.unit_of_work import change, write
 from mallcare_common.web import Conflict, Forbidden, Gone, NotFound, PublicBaseUrl, http, read_form, signed
 
-from . import answer_page, library_review, rules
+from . import answer_page, library_review, rules, surveys
 from .policy import load_policy
 from .schemas import (
     AnswerFormIn,
@@ -55,6 +60,10 @@ from .schemas import (
     ReviewQuery,
     RevisitList,
     RevisitOut,
+    SurveyFormIn,
+    SurveyOut,
+    SurveyRoundIn,
+    SurveyRoundOut,
     WorklistQuery,
 )
 from .storage import Revisits
@@ -64,6 +73,7 @@ log = logging.getLogger(__name__)
 OVERDUE_INTERVAL = 30  # seconds between looks for revisits past their deadline
 REVIEW_INTERVAL = 600  # seconds between looks for the libraries' monthly reviews due (R7.14)
 CLOSURES_A_TICK = 200  # closures kept before the review existed, completed from resolution per look
+SURVEY_INTERVAL = 600  # seconds between looks for the malls' survey rounds due (R7.12)
 NOT_SEEN_PAUSE = 2  # seconds before an event about a complaint not seen yet is retried
 
 
@@ -97,6 +107,7 @@ class FeedbackService(Service):
             payload["description"],
             payload["demands"],
             payload["location"],
+            customer_ref=payload["customer"]["ref"],
         )
 
     @event_handler(case_events.CASE_RESOLVED.source, case_events.CASE_RESOLVED.name)
@@ -158,6 +169,19 @@ class FeedbackService(Service):
                 updated = write(self.store.reviews, review, {"$set": changes}, out, now)
                 if updated is not None:
                     publish_pending(self.store.reviews, self.dispatch, self.name, now, [updated])
+
+    @leased_timer(SURVEY_INTERVAL, lease="surveys", ttl=timedelta(seconds=SURVEY_INTERVAL))
+    def start_survey_rounds(self, lease):
+        """R7.12: from the policy's day of the month on, each mall's survey round of the month
+        before starts, once (one replica at a time; a round started by hand is not drawn again)."""
+        policy, now = self.policy.current, self.clock()
+        for mall in policy.malls.malls.values():
+            local = now.astimezone(mall.calendar.zone)
+            if local.day < policy.rules["surveys"]["day_of_month"]:
+                continue
+            month = library_review.month_before(f"{local:%Y-%m}")
+            if self.store.rounds.find_one({"_id": surveys.round_id(mall.code, month)}, {"_id": 1}) is None:
+                self._start_round(mall, month, self.name)
 
     # --- revisits -----------------------------------------------------------------------------
 
@@ -244,6 +268,8 @@ class FeedbackService(Service):
     )
     def show_answer_page(self, request):
         lang, token = answer_page.language(request.args), request.args.get("token", "")
+        if surveys.is_survey(self._link_id(token)):
+            return answer_page.respond(200, self._survey_form(self._open_survey(token), token, lang))
         return answer_page.respond(200, self._answer_form(self._open_link(token), token, lang))
 
     @http(
@@ -260,6 +286,8 @@ class FeedbackService(Service):
     )
     def answer_by_form(self, request):
         lang, entered = answer_page.language(request.args), answer_page.form_answer(read_form(request))
+        if surveys.is_survey(self._link_id(entered.get("token", ""))):
+            return self._survey_answered_by_form(lang, entered)
         try:
             revisit = self._answered_by_link(AnswerFormIn().load(entered))
         except ValidationError as exc:  # the form again, as filled in, while the link takes an answer
@@ -281,6 +309,114 @@ class FeedbackService(Service):
             entered,
             problems,
         )
+
+    # --- periodic satisfaction surveys (R7.12, surveys.py) ---------------------------------------
+
+    @operation(
+        Op(
+            "POST",
+            "/surveys/rounds",
+            "Start a mall's satisfaction survey round of a month's closed cases (R7.12): a sample of their customers, "
+            "by channel, each sent a link; it starts by itself on the policy's day of the next month. The same "
+            "round again sends what is missing of the same sample (200); a month not over yet 409.",
+            "survey.run",
+            body=SurveyRoundIn,
+            signed=True,
+            responses={201: SurveyRoundOut, 200: SurveyRoundOut},
+            errors=(409,),
+        )
+    )
+    def start_survey_round(self, data):
+        caller = self.access.caller()
+        request = SurveyRoundIn().load(signed(data, caller))
+        mall = self._review_mall(request["mall_id"])
+        caller.require("survey.run", mall.id)
+        if self.clock() < library_review.month_span(request["month"], mall.calendar.zone)[1]:
+            raise Conflict(f"{request['month']} is not over: its customers are surveyed once it is")
+        round_, created = self._start_round(mall, request["month"], request["by"])
+        return Created("round", SurveyRoundOut().dump(round_), created)
+
+    @operation(
+        Op(
+            "GET",
+            "/surveys/<string:survey_id>",
+            "One satisfaction survey (R7.12).",
+            "survey.read",
+            responses={200: SurveyOut},
+        )
+    )
+    def get_survey(self, survey_id):
+        caller = self.access.caller().require("survey.read")  # before the look-up: a 404 would say it exists
+        survey = self.store.get(self.store.surveys, survey_id, "survey")
+        caller.require("survey.read", survey["mall_id"])
+        link = None
+        if survey["status"] == "sent" and self.clock() <= survey["link_expires_at"]:
+            token = rules.sign_link(self.answer_link_secret, survey["_id"], survey["link_expires_at"])
+            link = answer_page.answer_link(self.public_base_url, token)
+        return SurveyOut().dump({**survey, "answer_link": link})
+
+    def _start_round(self, mall, month, by):
+        """The round of `month` at `mall`, drawn once (its sample kept), and every survey of it
+        not sent yet sent: (round, whether it was drawn now)."""
+        policy, now = self.policy.current, self.clock()
+        rule, number = policy.rules["surveys"], surveys.round_id(mall.code, month)
+        created = False
+        if self.store.rounds.find_one({"_id": number}, {"_id": 1}) is None:
+            closures = self.store.closed_in(mall.id, *library_review.month_span(month, mall.calendar.zone))
+            kept = self.store.complaints_of([c["_id"] for c in closures])
+            drawn = surveys.sample(number, closures, kept, rule)
+            created = self.store.insert_new(
+                self.store.rounds, surveys.new_round(number, mall.id, month, drawn, by, now)
+            )
+        round_ = self.store.get(self.store.rounds, number, "survey round")
+        made = [
+            {**doc, **new_outbox(event, now)} for doc, event in surveys.new_surveys(round_, rule, mall.calendar, now)
+        ]
+        publish_pending(
+            self.store.surveys, self.dispatch, self.name, now, self.store.insert_new_many(self.store.surveys, made)
+        )
+        return round_, created
+
+    def _open_survey(self, token):
+        """The survey of a link that still takes an answer: expired 410 (SurveyEnded), answered 409."""
+        survey_id = self._link_id(token)
+        survey = self.store.get(self.store.surveys, survey_id, "survey")
+        if survey["status"] == "answered":
+            raise rules.AlreadyAnswered(f"survey {survey_id} has been answered already")
+        return survey
+
+    def _survey_form(self, survey, token, lang, entered=None, problems=None):
+        mall = getattr(self.policy.current.malls.get(survey["mall_id"]), "name", survey["mall_id"])
+        return answer_page.survey_form(self.public_base_url, token, lang, mall, entered, problems)
+
+    def _survey_answered_by_form(self, lang, entered):
+        """The survey's answer from its page: the same answer sent again is the one recorded,
+        another after it 409; the form again, saying what to fix (422)."""
+        token = entered.get("token", "")
+        try:
+            request = SurveyFormIn().load(entered)
+        except ValidationError as exc:
+            form = self._survey_form(self._open_survey(token), token, lang, entered, exc.messages)
+            return answer_page.respond(422, form)
+        survey_id = self._link_id(request["token"])
+        satisfied_from = self.policy.current.rules["satisfied_from"]
+
+        def answered(survey, now):
+            changes, out = surveys.answer(survey, request, satisfied_from, now)
+            return {"$set": changes}, out
+
+        if not surveys.same_answer(self.store.get(self.store.surveys, survey_id, "survey"), request):
+            change(
+                self.store.surveys,
+                survey_id,
+                answered,
+                self.dispatch,
+                self.name,
+                self.clock,
+                "survey",
+                f"{survey_id} kept changing; try again",
+            )
+        return answer_page.respond(200, answer_page.survey_thanks(lang))
 
     # --- the case library (R4.4) ----------------------------------------------------------------
 
@@ -532,15 +668,21 @@ class FeedbackService(Service):
         ):
             raise Conflict(f"revisit {revisit['_id']} is unreachable and its case has been closed since")
 
-    def _linked_revisit(self, token):
-        """The revisit an answer link is for: a forged link is refused (403), an expired one is gone (410)."""
+    def _link_id(self, token):
+        """The revisit or survey an answer link is for: a forged link is refused (403), an
+        expired one is gone (410; a survey's says no call follows)."""
         try:
-            revisit_id = rules.read_link(self.answer_link_secret, token, self.clock())
+            return rules.read_link(self.answer_link_secret, token, self.clock())
         except rules.LinkRefused as exc:
             raise Forbidden(str(exc)) from exc
         except rules.LinkExpired as exc:
+            if surveys.is_survey(exc.linked):
+                raise answer_page.SurveyEnded(f"survey {exc.linked}: its link has expired") from exc
             raise Gone(str(exc)) from exc
-        return self.store.get(self.store.revisits, revisit_id, "revisit")
+
+    def _linked_revisit(self, token):
+        """The revisit an answer link is for (403 forged, 410 expired, 404 a survey's)."""
+        return self.store.get(self.store.revisits, self._link_id(token), "revisit")
 
     def _open_link(self, token):
         """The revisit of a link that still takes an answer (else 403, 410, 409 as below)."""

@@ -2,8 +2,9 @@
 channel, masked contact, the problem as told, merchant and area), `revisits` (one per
 resolution of a case, keyed <complaint number>-R<round>), `library` (the case
 library, one entry per complaint), `closures` (when each case was last closed, and what the
-library's monthly review needs of it) and `library_reviews` (one per mall and month, R7.14).
-Revisits, library entries and reviews carry their outbox."""
+library's monthly review needs of it), `library_reviews` (one per mall and month, R7.14),
+`survey_rounds` (one per mall and month, with its sample) and `surveys` (one per customer
+asked, R7.12). Revisits, library entries, reviews and surveys carry their outbox."""
 
 from pymongo import ASCENDING
 
@@ -18,13 +19,17 @@ class FeedbackStore(Store):
         self.complaints, self.revisits, self.library = db.complaints, db.revisits, db.library
         self.closures = db.closures  # when each case was last closed
         self.reviews = db.library_reviews
-        self.outboxes = (db.revisits, db.library, db.library_reviews)
+        self.rounds, self.surveys = db.survey_rounds, db.surveys
+        self.outboxes = (db.revisits, db.library, db.library_reviews, db.surveys)
 
-    def keep_complaint(self, number, mall_id, channel, contact_masked, description, demands, location):
+    def keep_complaint(
+        self, number, mall_id, channel, contact_masked, description, demands, location, customer_ref=None
+    ):
         summary = {
             "mall_id": mall_id,
             "channel": channel,
             "contact_masked": contact_masked,
+            "customer_ref": customer_ref,  # pseudonymous (intake's): a customer is surveyed once a round
             "description": description,
             "demands": demands,
             "merchant_id": (location or {}).get("merchant_id"),
@@ -50,6 +55,9 @@ class FeedbackStore(Store):
     def closed_in(self, mall_id, start, end):
         """The cases of a mall last closed in [start, end)."""
         return list(self.closures.find({"mall_id": mall_id, "closed_at": {"$gte": start, "$lt": end}}))
+
+    def complaints_of(self, numbers):
+        return {c["_id"]: c for c in self.complaints.find({"_id": {"$in": list(numbers)}})}
 
     def dissatisfied(self, numbers):
         """Of `numbers`, the complaints whose customer answered dissatisfied at a revisit."""
@@ -104,6 +112,8 @@ class Revisits(MongoDatabase):
         db.closures.create_index([("mall_id", ASCENDING), ("closed_at", ASCENDING)])
         db.library_reviews.create_index([("pending_events", ASCENDING)])
         db.library_reviews.create_index([("_id", ASCENDING), ("version", ASCENDING)])
+        db.surveys.create_index([("pending_events", ASCENDING)])
+        db.surveys.create_index([("_id", ASCENDING), ("version", ASCENDING)])
 
     def wrap(self, db):
         return FeedbackStore(db)

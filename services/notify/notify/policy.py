@@ -50,6 +50,10 @@ SAMPLES = {
         "valid_until": "11月26日 12:00",
     },
     "lead": {"role": "legal", "name": "蒋律师"},
+    "survey": {
+        "link": "https://care.example.com/answers?token=" + "x" * 48 + "." + "y" * 43,
+        "valid_until": "12月10日 12:00",
+    },
 }
 
 

@@ -177,10 +177,12 @@ def context(
     policy: NotifyPolicy,
     case: Mapping[str, Any] | None = None,
     revisit: Mapping[str, Any] | None = None,
+    survey: Mapping[str, Any] | None = None,
 ) -> Doc:
     """What the templates of the message's kind are given: the message's own detail (a lead's
     name and role), and for an answer or an execution notice the case (resolution's), for a
-    revisit request the revisit (feedback's), as their services answer them."""
+    revisit request the revisit, for a survey (R7.12) the survey (feedback's, each with its
+    answer link), as their services answer them."""
     mall, words, detail = policy.malls[message["mall_id"]], policy.words(message["language"]), message["detail"]
     zone, time_format = mall.calendar.zone, words["time_format"]
     values: Doc = {"mall": mall.name, "complaint_no": message["complaint_no"], "brief": False}
@@ -218,8 +220,9 @@ def context(
     elif kind == "lead":
         values.update(role=detail["role"], name=detail["name"])
     else:
-        assert revisit is not None
-        values.update(link=revisit["answer_link"], valid_until=_local(revisit["link_expires_at"], zone, time_format))
+        linked = revisit if kind == "revisit" else survey  # each answered by its link
+        assert linked is not None
+        values.update(link=linked["answer_link"], valid_until=_local(linked["link_expires_at"], zone, time_format))
     return values
 
 

@@ -162,6 +162,20 @@ class NotifyService(Service):
             detail={"revisit_id": revisit["revisit_id"]},
         )
 
+    @event_handler(revisit_events.SURVEY_SENT.source, revisit_events.SURVEY_SENT.name)
+    def handle_survey_sent(self, body):
+        """R7.12: a periodic satisfaction survey with its link, by SMS or app message, within
+        the quiet hours' rules (no deadline overrides them)."""
+        event = read_event(body, revisit_events.SURVEY_SENT)
+        survey = event["payload"]
+        self._new(
+            "survey",
+            survey["month"],
+            self._complaint(event),
+            by_sms=survey["way"] == "sms",
+            detail={"survey_id": survey["survey_id"]},
+        )
+
     @event_handler(case_events.CASE_LEAD_ASSIGNED.source, case_events.CASE_LEAD_ASSIGNED.name)
     def handle_case_lead_assigned(self, body):
         """R7.7: a high-risk case's lead is told at once; a mall with no one of the role on
@@ -322,7 +336,7 @@ class NotifyService(Service):
         except Exception as exc:  # the case or revisit could not be read, or a text not made: tried again later
             return rules.temporary(message, channel, None, f"{type(exc).__name__}: {exc}", policy, self.clock())
         if rendered is None:
-            return rules.moot("the revisit is no longer open", self.clock()), []
+            return rules.moot(f"the {message['kind']} is no longer open", self.clock()), []
         outgoing = Outgoing(
             message_id=message["_id"],
             channel=channel,
@@ -363,8 +377,8 @@ class NotifyService(Service):
         )["customer"]
 
     def _values(self, message, policy, contact):
-        """What the message's templates are given, with the case or revisit it needs read
-        now (the text as it stands when it goes); None for a revisit no longer open."""
+        """What the message's templates are given, with the case, revisit or survey it needs
+        read now (the text as it stands when it goes); None for a revisit or survey no longer open."""
         if message["kind"] == "lead":
             return rules.context({**message, "detail": {**message["detail"], "name": contact["name"]}}, policy)
         if message["kind"] in ("answer", "execution"):
@@ -375,6 +389,9 @@ class NotifyService(Service):
             if revisit["answer_link"] is None:
                 return None
             return rules.context(message, policy, revisit=revisit)
+        if message["kind"] == "survey":
+            survey = ask(self.access, self.feedback.get_survey, message["detail"]["survey_id"])
+            return None if survey["answer_link"] is None else rules.context(message, policy, survey=survey)
         return rules.context(message, policy)
 
     def _cancel_revisit(self, revisit_id, reason):

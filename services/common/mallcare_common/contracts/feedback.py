@@ -85,6 +85,27 @@ class LibraryReviewed(Schema):
     by = fields.String(required=True)
 
 
+SURVEY_WAYS = ("sms", "app_message")  # a survey is answered by its link: never a call
+
+
+class SurveySent(Schema):
+    survey_id = fields.String(required=True, metadata={"example": "SHXJH-SVY-2026-11-007"})
+    month = _month()
+    channel = fields.String(
+        required=True, metadata={"description": "the channel of the complaint the customer was sampled by (stratum)"}
+    )
+    way = fields.String(required=True, validate=validate.OneOf(SURVEY_WAYS))
+    link_expires_at = fields.AwareDateTime(required=True, format="iso")
+
+
+class SurveyAnswered(Schema):
+    survey_id = fields.String(required=True)
+    month = _month()
+    channel = fields.String(required=True)
+    score = fields.Integer(required=True, validate=validate.Range(min=1, max=5), metadata={"description": "1-5 stars"})
+    satisfied = fields.Boolean(required=True, metadata={"description": "score at or above satisfied_from"})
+
+
 def _event(name: str, schema: type[Schema], summary: str) -> EventType:
     return EventType(name, "feedback", 1, schema, summary)
 
@@ -126,6 +147,19 @@ LIBRARY_REVIEWED = _event(
     " complaint_no carries the review's number.",
 )
 
+SURVEY_SENT = _event(
+    "survey_sent",
+    SurveySent,
+    "A customer sampled for a mall's periodic satisfaction survey (R7.12) is sent its link by SMS or app message;"
+    " complaint_no is the complaint they were sampled by (its case closed in `month`), which notify reaches them by.",
+)
+SURVEY_ANSWERED = _event(
+    "survey_answered",
+    SurveyAnswered,
+    "A customer answered a satisfaction survey through its link (R7.12); counted apart from revisits,"
+    " it neither closes nor reopens a case.",
+)
+
 EVENTS = (
     REVISIT_SCHEDULED,
     CUSTOMER_SATISFIED,
@@ -136,4 +170,6 @@ EVENTS = (
     CASE_ARCHIVED,
     LIBRARY_REVIEW_DUE,
     LIBRARY_REVIEWED,
+    SURVEY_SENT,
+    SURVEY_ANSWERED,
 )

@@ -8,7 +8,7 @@ from marshmallow import Schema, fields, validate
 
 from .envelope import EventType, FreeText
 
-KINDS = ("acknowledgement", "promise", "answer", "execution", "revisit", "merchant_request", "lead")
+KINDS = ("acknowledgement", "promise", "answer", "execution", "revisit", "merchant_request", "lead", "survey")
 MESSAGE_CHANNELS = ("sms", "email", "wechat", "app")
 FAILURES = ("refused", "gave_up", "no_contact", "contact_gone")
 
@@ -21,7 +21,7 @@ class _Message(Schema):
         metadata={
             "description": "which one of its kind: 1 (acknowledgement), the promised time (promise), the proposal "
             "(answer), the task (execution), the round (revisit), the request (merchant_request), "
-            "the lead's employee number (lead)"
+            "the lead's employee number (lead), the month surveyed (survey)"
         },
     )
     attempts = fields.Integer(required=True, metadata={"description": "gateway attempts, this one included"})
