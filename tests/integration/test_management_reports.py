@@ -5,6 +5,7 @@ half year's report sums its six months; a half-year review's decisions become op
 improvement actions."""
 
 import time
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -12,7 +13,7 @@ import pytest
 from nameko.testing.services import entrypoint_hook
 
 from mallcare_common.contracts import EVENT_TYPES
-from tests.helpers import staff, wait_for
+from tests.helpers import drain, staff, wait_for
 from tests.integration.test_gateways import standins
 from tests.unit.analytics.test_reports import acknowledged, registered, resolved, triaged
 
@@ -39,13 +40,15 @@ def system(services, policy_dir, outside, now):
     """Analytics on the test's clock, resolution (the staff directory) and notify, whose e-mail
     goes to the stand-ins; the complaints' events come from the test."""
     outside.point_notify_here(policy_dir)
-    return services(
+    system = services(
         "analytics",
         "resolution",
         "notify",
         clocks={"analytics": lambda: now["at"]},
         settings={"notify": {"POLICY_DIR": str(policy_dir)}, "analytics": {"SLA_TICK_SECONDS": 0.2}},
     )
+    system.catch_all("analytics")  # what analytics publishes, to count the copies issued
+    return system
 
 
 def local(month, day=10):
@@ -123,6 +126,10 @@ def test_the_months_report_goes_once_to_management_and_each_head_and_the_half_ye
     send(system)
     time.sleep(2)  # time for a second mail to arrive, were one sent
     assert [len(outside.received(to)) for to in (MANAGER, DIRECTOR, HEAD)] == [1, 1, 1]
+    issued = Counter(
+        e["payload"]["delivery_id"] for e in drain(system.queues["analytics"]) if e["event_type"] == "report_issued"
+    )
+    assert issued["SHXJH-RPT-2026-11:department:E3011:customer_service"] == 1 and set(issued.values()) == {1}
     assert len(get(system, "/reports/deliveries", mall_id=MALL, period="2026-11")["items"]) == 3
 
     # the half year: its six months' reports summed
