@@ -1,5 +1,6 @@
-"""Analytics' policy (R5.5, R5.3): the at-risk share of each SLA clock and the window of
-the improvement-action proposals for systemic patterns, as validated data."""
+"""Analytics' policy (R5.5, R5.3, R7.13): the at-risk share of each SLA clock, the window of
+the improvement-action proposals for systemic patterns, and who gets the month's report
+when, as validated data."""
 
 from dataclasses import dataclass
 
@@ -23,10 +24,25 @@ class _Improvement(Schema):
     proposal_window_days = fields.Integer(required=True, validate=validate.Range(min=1, max=366))
 
 
+class _ManagementReports(Schema):
+    """R7.13: the month's report sent by itself to each mall's management and each department's head."""
+
+    send_on_day = fields.Integer(required=True, validate=validate.Range(min=1, max=28))
+    management_roles = fields.List(
+        fields.String(validate=validate.Length(min=1, max=40)), required=True, validate=validate.Length(min=1)
+    )
+    page = fields.Url(
+        required=True,
+        require_tld=False,
+        metadata={"description": "analytics' monthly report page as staff reach it; the period and mall follow"},
+    )
+
+
 class AnalyticsPolicySchema(Schema):
     version = fields.String(required=True)
     sla = fields.Nested(_Sla, required=True)
     improvement = fields.Nested(_Improvement, required=True)
+    management_reports = fields.Nested(_ManagementReports, required=True)
 
 
 @dataclass(frozen=True)

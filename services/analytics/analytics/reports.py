@@ -51,11 +51,13 @@ def periods_of(received_at, zone):
 
 
 def months_of(period):
-    """The months of a period: 2026-11 itself, 2026-Q4 its three."""
-    if kind_of(period) == "monthly":
+    """The months of a period: 2026-11 itself, 2026-Q4 its three, 2026-H2 its six (R7.13)."""
+    kind = kind_of(period)
+    if kind == "monthly":
         return [period]
-    year, quarter = period[:4], int(period[-1])
-    return [f"{year}-{m:02d}" for m in range(3 * quarter - 2, 3 * quarter + 1)]
+    year, number = period[:4], int(period[-1])
+    size = 3 if kind == "quarterly" else 6
+    return [f"{year}-{m:02d}" for m in range(size * (number - 1) + 1, size * number + 1)]
 
 
 def zone_of(malls, mall_id):
@@ -65,14 +67,24 @@ def zone_of(malls, mall_id):
 
 
 def kind_of(period):
-    """'monthly' for 2026-11, 'quarterly' for 2026-Q4; ValueError otherwise."""
+    """'monthly' for 2026-11, 'quarterly' for 2026-Q4, 'half_year' for 2026-H2; ValueError otherwise."""
     year, _, part = period.partition("-")
     if len(year) == 4 and year.isdigit():
         if part.startswith("Q") and part[1:] in ("1", "2", "3", "4"):
             return "quarterly"
+        if part in ("H1", "H2"):
+            return "half_year"
         if part.isdigit() and len(part) == 2 and 1 <= int(part) <= 12:
             return "monthly"
-    raise ValueError(f"{period!r} is neither a month (2026-11) nor a quarter (2026-Q4)")
+    raise ValueError(f"{period!r} is neither a month (2026-11), a quarter (2026-Q4) nor a half year (2026-H2)")
+
+
+def summed(tallies):
+    """Tally documents of several periods as one per mall (the half year's six months, R7.13)."""
+    by_mall = {}
+    for tally in tallies:
+        _add_into(by_mall.setdefault(tally["mall_id"], {}), tally.get("counts", {}))
+    return [{"mall_id": mall, "counts": counts} for mall, counts in sorted(by_mall.items())]
 
 
 def kept_payload(payload):

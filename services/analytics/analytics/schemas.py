@@ -3,6 +3,8 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 
+from mallcare_common.contracts.analytics import ReportFigures
+
 from . import reports
 from .actions import STATUSES
 
@@ -164,6 +166,7 @@ class ActionOut(Schema):
     done_by = fields.String(allow_none=True)
     evidence = fields.String(allow_none=True)
     overdue = fields.Boolean(required=True)
+    review_id = fields.String(metadata={"description": "R7.13 the half-year review whose decision this is"})
 
 
 class ActionList(Schema):
@@ -177,6 +180,103 @@ class ClocksOut(Schema):
 
 class IntakeCountsOut(Schema):
     rows = fields.List(fields.Dict(), required=True)
+
+
+# --- R7.13: the report sent to management and the departments; the half-year review ----------
+
+
+def _half_year(value):
+    if not (len(value) == 7 and value[:4].isdigit() and value[4:] in ("-H1", "-H2")):
+        raise ValidationError("A half year, as 2026-H2.")
+
+
+class DeliveryQuery(Schema):
+    mall_id = fields.String(load_default=None, **_id)
+    period = fields.String(
+        load_default=None,
+        validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="A month, as 2026-11."),
+        metadata={"example": "2026-11"},
+    )
+    limit = fields.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
+
+
+class DeliveryOut(Schema):
+    """One copy of a month's report issued to one person (deliveries.py); notify e-mails it."""
+
+    delivery_id = fields.String(required=True)
+    report_no = fields.String(required=True)
+    mall_id = fields.String(required=True)
+    period = fields.String(required=True)
+    part = fields.String(required=True, validate=validate.OneOf(("management", "department")))
+    department = fields.String(required=True, allow_none=True)
+    staff_id = fields.String(required=True)
+    role = fields.String(required=True)
+    link = fields.String(required=True)
+    figures = fields.Nested(ReportFigures, required=True)
+    issued_at = fields.AwareDateTime(required=True)
+
+
+class DeliveryList(Schema):
+    items = fields.List(fields.Nested(DeliveryOut), required=True)
+
+
+class _Decision(Schema):
+    decision = fields.String(required=True, **_text)
+    owner_id = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    due_date = fields.Date(required=True)
+
+
+class ReviewIn(Schema):
+    """The half-year review meeting: when, the department heads who attended, what it decided."""
+
+    mall_id = fields.String(required=True, **_id)
+    period = fields.String(required=True, validate=_half_year, metadata={"example": "2026-H2"})
+    held_on = fields.Date(required=True)
+    attendees = fields.List(
+        fields.String(validate=validate.Length(min=1, max=20)),
+        required=True,
+        validate=validate.Length(min=1, max=50),
+        metadata={"description": "employee numbers of the department heads (and others) who attended"},
+    )
+    decisions = fields.List(
+        fields.Nested(_Decision),
+        required=True,
+        validate=validate.Length(min=1, max=50),
+        metadata={"description": "each becomes an open improvement action with its owner and due date"},
+    )
+    by = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=20),
+        metadata={"description": "employee number (over HTTP: the token's user)"},
+    )
+
+
+class _DecisionOut(Schema):
+    decision = fields.String(required=True)
+    owner_id = fields.String(required=True)
+    due_date = fields.Date(required=True)
+    action_id = fields.String(required=True)
+
+
+class ReviewOut(Schema):
+    review_id = fields.String(required=True)
+    mall_id = fields.String(required=True)
+    period = fields.String(required=True)
+    held_on = fields.Date(required=True)
+    attendees = fields.List(fields.String(), required=True)
+    decisions = fields.List(fields.Nested(_DecisionOut), required=True)
+    recorded_at = fields.AwareDateTime(required=True)
+    recorded_by = fields.String(required=True)
+    actions = fields.List(fields.Nested(ActionOut), metadata={"description": "the decisions' actions as they stand"})
+
+
+class ReviewQuery(Schema):
+    mall_id = fields.String(load_default=None, **_id)
+    period = fields.String(load_default=None, validate=_half_year)
+
+
+class ReviewList(Schema):
+    items = fields.List(fields.Nested(ReviewOut), required=True)
 
 
 # The reports' summary in the OpenAPI document

@@ -46,6 +46,7 @@ from kombu import Connection, Queue
 from marshmallow import ValidationError
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.dependency_providers import Config
+from nameko.rpc import RpcProxy
 from nameko.timer import Timer, timer
 from werkzeug.wrappers import Response
 
@@ -66,17 +67,17 @@ from mallcare_common.contracts import (
 from mallcare_common.contracts import feedback as feedback_events
 from mallcare_common.contracts.analytics import CLOCKS
 from mallcare_common.contracts import resolution as case_events
-from mallcare_common.messaging import DEAD_LETTER_QUEUE, outbox_dispatcher, publish_written
+from mallcare_common.messaging import DEAD_LETTER_QUEUE, new_outbox, outbox_dispatcher, publish_pending, publish_written
 from mallcare_common.mongo import leased_timer, next_sequence
 from mallcare_common.labels import load_labels
 from mallcare_common.policy import PolicyFiles
 from mallcare_common.openapi import Op
 from mallcare_common.operations import operation
-from mallcare_common.rpc import rpc
+from mallcare_common.rpc import ask, rpc
 from mallcare_common.unit_of_work import change
 from mallcare_common.web import CLIENT_ERRORS, http, json_response, signed
 
-from . import actions, clocks, export, html_report, live, metrics, reports
+from . import actions, clocks, deliveries, export, html_report, live, metrics, reports, reviews
 from .policy import load_policy
 from .schemas import (
     REPORT,
@@ -86,11 +87,18 @@ from .schemas import (
     ActionOut,
     ActionQuery,
     ClocksOut,
+    DeliveryList,
+    DeliveryOut,
+    DeliveryQuery,
     IntakeCountsOut,
     IntakeCountsQuery,
     LiveReportOut,
     LiveReportQuery,
     ReportQuery,
+    ReviewIn,
+    ReviewList,
+    ReviewOut,
+    ReviewQuery,
 )
 from .storage import Events
 from .wording import Words
@@ -104,7 +112,8 @@ SURVEY_EVENTS = (feedback_events.SURVEY_SENT.name, feedback_events.SURVEY_ANSWER
 
 SWEEP_CHUNK = 50  # clocks the SLA sweep flags, publishes and counts at a time
 TRIAGE_PAUSE = 2  # seconds before a triage change that overtook its complaint_triaged is retried
-KINDS = {"monthly": "month (2026-11)", "quarterly": "quarter (2026-Q4)"}
+KINDS = {"monthly": "month (2026-11)", "quarterly": "quarter (2026-Q4)", "half_year": "half year (2026-H2)"}
+REPORTS_INTERVAL = 60  # seconds between looks for a month's report to send (R7.13)
 
 
 class TriageNotSeenYet(Exception):
@@ -167,6 +176,7 @@ class AnalyticsService(Service):
     labels = PolicyFiles("labels.yml", lambda data, malls: load_labels(data))  # the reports' words
     config = Config()
     dispatch = outbox_dispatcher()
+    resolution = RpcProxy("resolution")  # the staff directory: who gets the month's report (R7.13)
 
     handle_complaint_registered = _keeps(COMPLAINT_REGISTERED)
     handle_complaint_rejected = _keeps(COMPLAINT_REJECTED)
@@ -247,6 +257,132 @@ class AnalyticsService(Service):
         ):
             self._set_gauges()
         metrics.SWEEP_SECONDS.observe(time.monotonic() - started)
+
+    @leased_timer(REPORTS_INTERVAL, lease="management-reports", ttl=timedelta(seconds=REPORTS_INTERVAL))
+    def send_monthly_reports(self, lease):
+        """R7.13: from the policy's day of each month (the mall's calendar) the month before's
+        report goes, once, to the mall's management whole and to each department's head its
+        part (deliveries.py), as a report_issued event per copy that notify e-mails."""
+        policy, now = self.policy.current, self.clock()
+        rules = policy.rules["management_reports"]
+        for mall in policy.malls.malls.values():
+            month = deliveries.month_due(now.astimezone(mall.calendar.zone).date(), rules["send_on_day"])
+            if month is None:
+                continue
+            number = deliveries.report_number(mall.code, month)
+            if self.store.reports_issued(number):
+                continue
+            try:
+                staff = ask(self.access, self.resolution.staff_at, mall.id)
+            except Exception as exc:  # resolution away: the next tick tries again
+                log.warning("%s: the staff directory did not answer (%r); not sent yet", number, exc)
+                return
+            report = web.jsonable(self._report("monthly", month, mall.id))
+            for recipient in deliveries.recipients(staff, rules["management_roles"]):
+                department = recipient[2]
+                overdue = self.store.overdue_complaints(mall.id, month, department) if department else []
+                doc, event = deliveries.delivery(
+                    number,
+                    mall.id,
+                    month,
+                    recipient,
+                    deliveries.figures(report, department, overdue),
+                    deliveries.link(rules["page"], month, mall.id),
+                    now,
+                )
+                doc.update(new_outbox(event, now))
+                if self.store.issue_report(doc):
+                    publish_pending(self.store.db.report_deliveries, self.dispatch, self.name, now, [doc])
+            self.store.report_done(number, now)
+
+    @operation(
+        Op(
+            "GET",
+            "/reports/deliveries",
+            "R7.13: each copy of a month's report issued to a mall's management or a department's head.",
+            "report.read",
+            query=DeliveryQuery,
+            responses={200: DeliveryList},
+        )
+    )
+    def report_deliveries(self, query):
+        q = DeliveryQuery().load(query)
+        mall_id = self.access.caller().list_mall("report.read", q["mall_id"])
+        return {"items": DeliveryOut(many=True).dump(self.store.deliveries(mall_id, q["period"], q["limit"]))}
+
+    @http(
+        Op(
+            "GET",
+            "/reports/half-year",
+            f"{REPORT}, for a half year (R7.13: the six months summed, for the review meeting); "
+            "format=csv, xlsx or html for a file, in `lang`.",
+            "report.read",
+            query=ReportQuery,
+            responses={200: (None, "text/csv", export.XLSX, "text/html")},
+        )
+    )
+    def half_year_http(self, request):
+        return self._report_response("half_year", request)
+
+    @http(
+        Op(
+            "GET",
+            "/reports/half-year.html",
+            f"{REPORT}, for a half year, as a page.",
+            "report.read",
+            query=ReportQuery,
+            responses={200: "text/html"},
+        )
+    )
+    def half_year_html(self, request):
+        return self._report_response("half_year", request, "html")
+
+    @operation(
+        Op(
+            "POST",
+            "/reviews",
+            "R7.13: record a mall's half-year review meeting (once per half year): its attendees and "
+            "decisions, each of which becomes an open improvement action with its owner and due date.",
+            "action.write",
+            body=ReviewIn,
+            signed=True,
+            responses={201: ReviewOut},
+            errors=(409,),
+        )
+    )
+    def record_review(self, data):
+        caller = self.access.caller()
+        data = ReviewIn().load(signed(data, caller))
+        caller.require("action.write", data["mall_id"])
+        mall = self._mall(data["mall_id"])
+        staff = {s["staff_id"] for s in ask(self.access, self.resolution.staff_at, mall.id)}
+        errors = reviews.unknown_staff(data, staff)
+        if errors:
+            raise ValidationError(errors)
+        review, found = reviews.record(data, mall.code, self.clock())
+        if not self.store.add_review(review, found):
+            raise web.Conflict(f"the review of {data['period']} at {mall.id} is recorded already ({review['_id']})")
+        return self._review_view(review)
+
+    @operation(
+        Op(
+            "GET",
+            "/reviews",
+            "R7.13: the half-year review meetings recorded, with their decisions' actions as they stand.",
+            "report.read",
+            query=ReviewQuery,
+            responses={200: ReviewList},
+        )
+    )
+    def list_reviews(self, query):
+        q = ReviewQuery().load(query)
+        mall_id = self.access.caller().list_mall("report.read", q["mall_id"])
+        selection = {**({"mall_id": mall_id} if mall_id else {}), **({"period": q["period"]} if q["period"] else {})}
+        return {"items": [self._review_view(r) for r in self.store.reviews(selection, 200)]}
+
+    def _review_view(self, review):
+        found = self.store.actions_by_id(d["action_id"] for d in review["decisions"])
+        return web.jsonable({**reviews.view(review), "actions": self._action_views(found)})
 
     @timer(interval=15)
     def watch_dead_letters(self):
@@ -502,11 +638,16 @@ class AnalyticsService(Service):
         if mall_id:
             self._mall(mall_id)
         open_actions = self.store.actions(actions.selection(mall_id, "open"), limit=500)
+        tallies = (
+            reports.summed(self.store.tallies_of_months(reports.months_of(period), mall_id))
+            if kind == "half_year"  # R7.13: six months' tallies summed, each mall apart
+            else self.store.tallies_of(period, mall_id)
+        )
         return reports.build_report(
             kind,
             period,
             mall_id,
-            self.store.tallies_of(period, mall_id),
+            tallies,
             self._action_views(open_actions),
             proposed=self.store.count_actions(actions.selection(mall_id, "proposed")),
             library_reviews=self.store.library_reviews(reports.months_of(period), mall_id),

@@ -72,7 +72,7 @@ class EventLog(Store):
     def __init__(self, db):
         super().__init__(db)
         self.events, self.clocks = db.events, db.clocks
-        self.outboxes = (db.clocks,)
+        self.outboxes = (db.clocks, db.report_deliveries)
 
     def record(self, events, received_at):
         """Store each event once, in one write; the events to apply, in their order: those
@@ -375,6 +375,54 @@ class EventLog(Store):
         """The surveys of the rounds of `months` (the months whose customers they asked)."""
         query = {"month": {"$in": list(months)}, **({"mall_id": mall_id} if mall_id else {})}
         return list(self.db.surveys.find(query, {"_id": 0}))
+
+    # --- R7.13: the month's report issued to management and department heads; half-year reviews
+
+    def reports_issued(self, number):
+        """Whether every copy of a report (SHXJH-RPT-2026-11) has been issued."""
+        return self.db.report_runs.find_one({"_id": number}) is not None
+
+    def issue_report(self, doc):
+        """A copy of a report with its event in its outbox, once: False when issued before."""
+        return self.insert_new(self.db.report_deliveries, doc)
+
+    def report_done(self, number, now):
+        self.insert_new(self.db.report_runs, {"_id": number, "done_at": now})
+
+    def deliveries(self, mall_id, period, limit):
+        query = {**({"mall_id": mall_id} if mall_id else {}), **({"period": period} if period else {})}
+        return list(
+            self.db.report_deliveries.find(query, {"outbox": 0, "pending_events": 0})
+            .sort([("period", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+
+    def overdue_complaints(self, mall_id, month, department):
+        """A department's complaints of a month that missed a handling deadline (the read model)."""
+        query = {"mall_id": mall_id, "month": month, "department": department, "overdue": True}
+        return [doc["_id"] for doc in self.db.complaints.find(query, {"_id": 1})]
+
+    def tallies_of_months(self, months, mall_id=None):
+        query = {"period": {"$in": list(months)}, **({"mall_id": mall_id} if mall_id else {})}
+        return list(self.db.report_tallies.find(query))
+
+    def add_review(self, review, found):
+        """The review and its decisions' actions; False (nothing more written) when the mall's
+        review of that half year is recorded already. The actions go first: their ids follow
+        from the review, so a recording that died half-way is finished by its retry."""
+        if self.db.reviews.find_one({"_id": review["_id"]}, {"_id": 1}):
+            return False
+        self.insert_new_many(self.db.actions, found)
+        return self.insert_new(self.db.reviews, review)
+
+    def review(self, review_id):
+        return self.get(self.db.reviews, review_id, "review")
+
+    def reviews(self, query, limit):
+        return list(self.db.reviews.find(query).sort([("period", ASCENDING), ("_id", ASCENDING)]).limit(limit))
+
+    def actions_by_id(self, ids):
+        return list(self.db.actions.find({"_id": {"$in": list(ids)}}))
 
     def claim_proposal(self, pattern_key):
         """True for the first claim of a pattern's window (proposed once, also on redelivery)."""
@@ -728,11 +776,17 @@ class Events(MongoDatabase):
         db.actions.create_index([("status", ASCENDING)])
         db.actions.create_index([("pattern_key", ASCENDING)])
         db.pattern_members.create_index([("pattern_key", ASCENDING)])
+        db.report_deliveries.create_index([("pending_events", ASCENDING)])  # the outbox relay's
+        db.report_deliveries.create_index([("mall_id", ASCENDING), ("period", ASCENDING)])
+        db.reviews.create_index([("mall_id", ASCENDING), ("period", ASCENDING)])
         self.read_model_indexes(db)
 
     @staticmethod
     def read_model_indexes(db):
         db.report_tallies.create_index([("period", ASCENDING)])
+        db.complaints.create_index(  # a department's overdue complaints of a month (R7.13)
+            [("mall_id", ASCENDING), ("month", ASCENDING), ("department", ASCENDING), ("overdue", ASCENDING)]
+        )
 
     def wrap(self, db):
         return EventLog(db)

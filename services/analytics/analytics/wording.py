@@ -11,6 +11,7 @@ LANGUAGES = ("zh", "en")
 TEXT = {
     "monthly": ("月度报告", "Monthly report"),
     "quarterly": ("季度报告", "Quarterly report"),
+    "half_year": ("半年度方案评估报告", "Half-year review report"),
     "chain": ("全连锁", "Whole chain"),
     "period": ("期间", "Period"),
     "scope": ("范围", "Scope"),

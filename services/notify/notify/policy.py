@@ -54,6 +54,20 @@ SAMPLES = {
         "link": "https://care.example.com/answers?token=" + "x" * 48 + "." + "y" * 43,
         "valid_until": "12月10日 12:00",
     },
+    "report": {
+        "name": "钱芳",
+        "period": "2026-11",
+        "department": "客服部",
+        "link": "http://127.0.0.1:8005/reports/monthly.html?period=2026-11&mall_id=sh-xujiahui",
+        "figures": {
+            "complaints": 12,
+            "resolved": 10,
+            "overdue": 1,
+            "overdue_cases": ["SHXJH-20261123-0042"],
+            "satisfaction": "90%",
+            "sla_compliance": "95%",
+        },
+    },
 }
 
 
@@ -95,6 +109,9 @@ class _Language(Schema):
     time_format = fields.String(required=True, validate=validate.Length(min=2, max=40))
     decisions = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
     remedies = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    departments = fields.Dict(
+        keys=fields.String(), values=fields.String(), load_default=dict, metadata={"description": "R7.13 reports"}
+    )
     appeal_short = fields.String(required=True, validate=validate.Length(min=1, max=200))
     html = fields.String(required=True, validate=validate.Length(min=1, max=20000))
     templates = fields.Dict(

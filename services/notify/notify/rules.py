@@ -37,8 +37,9 @@ CONTACTS = {"sms": "phone", "email": "email", "wechat": "wechat_openid", "app": 
 # is the mall registry's, its language the mall's.
 MERCHANT_KINDS = ("merchant_request",)
 # R7.7: staff (a high-risk case's lead) are told at their work address, the one contact the
-# staff directory keeps, at any hour.
+# staff directory keeps, at any hour; so is R7.13's month's report to management and department heads.
 STAFF_CHANNEL = "email"
+STAFF_KINDS = ("lead", "report")
 _CHINESE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
 
@@ -219,11 +220,35 @@ def context(
         values["task"] = {"name": words["remedies"].get(task["kind"], task["kind"]), "amount": task["amount"]}
     elif kind == "lead":
         values.update(role=detail["role"], name=detail["name"])
+    elif kind == "report":
+        values.update(report_values(detail, words))
     else:
         linked = revisit if kind == "revisit" else survey  # each answered by its link
         assert linked is not None
         values.update(link=linked["answer_link"], valid_until=_local(linked["link_expires_at"], zone, time_format))
     return values
+
+
+def report_values(detail: Mapping[str, Any], words: Mapping[str, Any]) -> Doc:
+    """R7.13: what a report's mail says: who it is for, the month, the part (the whole mall's,
+    or a department's in its words), the figures (shares as percentages) and the page's link."""
+    figures = detail["figures"]
+
+    def percent(share: float | None) -> str:
+        return "—" if share is None else f"{share:.0%}"
+
+    department = detail["department"]
+    return {
+        "name": detail["name"],
+        "period": detail["period"],
+        "department": department and words["departments"].get(department, department),
+        "link": detail["link"],
+        "figures": {
+            **{k: figures[k] for k in ("complaints", "resolved", "overdue", "overdue_cases")},
+            "satisfaction": percent(figures["satisfaction"]),
+            "sla_compliance": percent(figures["sla_compliance"]),
+        },
+    }
 
 
 def render(message: Mapping[str, Any], channel: str, values: Mapping[str, Any], policy: NotifyPolicy) -> Rendered:

@@ -18,9 +18,11 @@ attempt, ends in message_failed, which resolution puts on the case's timeline an
 list at GET /messages/failed. message_sent tells intake (an acknowledgement meets its
 clock) and resolution (the timeline).
 
-One kind goes to staff, not the customer (R7.7): resolution's case_lead_assigned tells a
+Two kinds go to staff, not the customer (R7.7, R7.13): resolution's case_lead_assigned tells a
 high-risk case's operations or legal lead, by e-mail at work in the mall's language, read
-from resolution's staff directory at each attempt (`staff_contact`, for `staff.notify`).
+from resolution's staff directory at each attempt (`staff_contact`, for `staff.notify`);
+analytics' report_issued gives a member of a mall's management or a department's head the
+month's report (or their department's part), likewise.
 """
 
 import logging
@@ -33,6 +35,7 @@ from prometheus_client import Counter
 
 from mallcare_common.base import Service
 from mallcare_common.contracts import COMPLAINT_REGISTERED, read_event
+from mallcare_common.contracts import analytics as report_events
 from mallcare_common.contracts import feedback as revisit_events
 from mallcare_common.contracts import resolution as case_events
 from mallcare_common.messaging import event_handler, outbox_dispatcher, publish_pending
@@ -196,6 +199,28 @@ class NotifyService(Service):
             complaint,
             channel=rules.STAFF_CHANNEL,
             detail={"staff_id": lead["lead_id"], "role": lead["lead_role"]},
+        )
+
+    @event_handler(report_events.REPORT_ISSUED.source, report_events.REPORT_ISSUED.name)
+    def handle_report_issued(self, body):
+        """R7.13: the month's report, or a department's part of it, to a member of the mall's
+        management or a department's head, by e-mail at work in the mall's language: its
+        figures and the link to the page. One message per copy (its part and recipient)."""
+        event = read_event(body, report_events.REPORT_ISSUED)
+        issued, policy = event["payload"], self.policy.current
+        report = {
+            "_id": event["complaint_no"],  # the report's number: SHXJH-RPT-2026-11
+            "mall_id": event["mall_id"],
+            "channel": None,
+            "reachable": True,
+            "language": policy.language(event["mall_id"]),
+        }
+        self._new(
+            "report",
+            issued["delivery_id"].split(":", 1)[1],
+            report,
+            channel=rules.STAFF_CHANNEL,
+            detail={k: issued[k] for k in ("staff_id", "role", "part", "department", "period", "link", "figures")},
         )
 
     @event_handler(revisit_events.REVISIT_CANCELLED.source, revisit_events.REVISIT_CANCELLED.name)
@@ -379,7 +404,7 @@ class NotifyService(Service):
     def _values(self, message, policy, contact):
         """What the message's templates are given, with the case, revisit or survey it needs
         read now (the text as it stands when it goes); None for a revisit or survey no longer open."""
-        if message["kind"] == "lead":
+        if message["kind"] in rules.STAFF_KINDS:
             return rules.context({**message, "detail": {**message["detail"], "name": contact["name"]}}, policy)
         if message["kind"] in ("answer", "execution"):
             case = ask(self.access, self.resolution.get_case, message["complaint_no"])

@@ -142,6 +142,13 @@ class _Staff(Schema):
     email = fields.Email(
         load_default=None, metadata={"description": "work address: a high-risk case's lead is told there"}
     )
+    head_of = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)),
+        load_default=list,
+        metadata={
+            "description": "R7.13 the departments this person heads at their malls: each month's part goes to them"
+        },
+    )
 
 
 class _LeadRule(Schema):
@@ -288,6 +295,7 @@ class Staff:
     malls: tuple
     department: str = None
     email: str = None
+    head_of: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -309,6 +317,10 @@ class ResolutionPolicy:
         entry = next((s for s in self.rules["staff"] if s["id"] == staff_id), None)
         return entry and _staff(entry)
 
+    def staff_at(self, mall_id: str) -> list[Staff]:
+        """Who works at the mall itself (not the chain-wide "*"), in the directory's order."""
+        return [_staff(s) for s in self.rules["staff"] if mall_id in s["malls"]]
+
     def first_staff(self, mall_id: str, role: str) -> Staff | None:
         """Who a task for `role` at a mall goes to: the first such person in the directory."""
         return next((_staff(s) for s in self.rules["staff"] if s["role"] == role and mall_id in s["malls"]), None)
@@ -328,7 +340,15 @@ class ResolutionPolicy:
 
 
 def _staff(entry: dict[str, Any]) -> Staff:
-    return Staff(entry["id"], entry["name"], entry["role"], tuple(entry["malls"]), entry["department"], entry["email"])
+    return Staff(
+        entry["id"],
+        entry["name"],
+        entry["role"],
+        tuple(entry["malls"]),
+        entry["department"],
+        entry["email"],
+        tuple(entry["head_of"]),
+    )
 
 
 def fen(yuan: Decimal | int | str) -> int:

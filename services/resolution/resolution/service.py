@@ -61,7 +61,7 @@ from mallcare_common.policy import PolicyFiles
 from mallcare_common.openapi import Op
 from mallcare_common.operations import Created, operation
 from mallcare_common.retention import Retention
-from mallcare_common.rpc import ask
+from mallcare_common.rpc import ask, rpc
 from mallcare_common.unit_of_work import change, write
 from mallcare_common.web import CLIENT_ERRORS, Conflict, NotFound, signed
 
@@ -106,6 +106,8 @@ NOT_OPEN_PAUSE = 2  # seconds before an event for a case not opened yet goes bac
 # Breaches of these deadlines move the case up a level; the others (execution tasks,
 # rectifications, revisits, incidents) are watched on dashboards and alerts.
 ESCALATING_CLOCKS = ("first_response", "resolution", "re_review", "review_meeting")
+# R7.13: notify's messages that carry a report to staff, about no case: not for a timeline
+STAFF_REPORTS = ("report",)
 CLOSING_INTERVAL = 60  # seconds between looks for unreachable customers' cases due to close by rule
 
 
@@ -234,12 +236,16 @@ class ResolutionService(Service):
     def handle_message_sent(self, body):
         """R3.10, R7.1: every message to the customer is on the timeline (masked)."""
         event = read_event(body, MESSAGE_SENT)
+        if event["payload"]["kind"] in STAFF_REPORTS:
+            return
         self._on_event(MESSAGE_SENT, event, actions.note_message, {"action": "message_sent", **event["payload"]})
 
     @event_handler(MESSAGE_FAILED.source, MESSAGE_FAILED.name)
     def handle_message_failed(self, body):
         """A message that could not reach the customer is on the timeline, for the owner to follow up."""
         event = read_event(body, MESSAGE_FAILED)
+        if event["payload"]["kind"] in STAFF_REPORTS:
+            return
         self._on_event(MESSAGE_FAILED, event, actions.note_message, {"action": "message_failed", **event["payload"]})
 
     @leased_timer(CLOSING_INTERVAL, lease="closing", ttl=timedelta(seconds=3 * CLOSING_INTERVAL))
@@ -376,6 +382,16 @@ class ResolutionService(Service):
         if staff is None:
             raise NotFound(f"no staff {staff_id}")
         return StaffContactOut().dump(staff)
+
+    @rpc(expected_exceptions=CLIENT_ERRORS)
+    def staff_at(self, mall_id):
+        """R7.13: who works at a mall, with their role and the departments they head: analytics
+        sends each month's report to the mall's management and its part to each department's head."""
+        self.access.caller().require("staff.notify")
+        return [
+            {"staff_id": s.id, "name": s.name, "role": s.role, "department": s.department, "head_of": list(s.head_of)}
+            for s in self.policy.current.staff_at(mall_id)
+        ]
 
     def _get_case(self, caller, complaint_no):
         """The case with its whole timeline (R3.10)."""

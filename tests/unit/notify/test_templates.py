@@ -187,3 +187,48 @@ def test_the_shipped_policy_loads(policy):
     assert policy.quiet_hours("bj-chaoyang")["hours"] != policy.quiet_hours("sh-xujiahui")["hours"]
     assert policy.gateway("sh-xujiahui", "email")["kind"] == "smtp"
     assert set(policy.rules["languages"]) == {"zh", "en"}
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_the_months_report_to_a_department_head_says_its_part_and_links_the_page(policy, language):
+    """R7.13, seed 004: 定期向商场管理层及相关部门反馈 — the head of customer service reads their
+    department's figures, its overdue complaints and the link to the month's report page, in
+    the mall's language; the e-mail's header names the report, not a complaint."""
+    link = "http://127.0.0.1:8005/reports/monthly.html?period=2026-11&mall_id=sh-xujiahui"
+    detail = {
+        "staff_id": "E3011",
+        "role": "supervisor",
+        "part": "department",
+        "department": "customer_service",
+        "period": "2026-11",
+        "link": link,
+        "name": "钱芳",  # read from the staff directory when it goes
+        "figures": {
+            "complaints": 3,
+            "resolved": 3,
+            "overdue": 1,
+            "satisfaction": 0.6667,
+            "sla_compliance": None,
+            "overdue_cases": ["SHXJH-20261105-0003"],
+        },
+    }
+    msg = rules.new_message(
+        "report", "department:E3011:customer_service", {**complaint("email", language=language),
+        "_id": "SHXJH-RPT-2026-11"}, policy, MONDAY_10, channel="email", detail=detail,
+    )  # fmt: skip
+    mail = rules.render(msg, "email", rules.context(msg, policy), policy)
+    if language == "zh":
+        assert mail.subject == "上海徐家汇店2026-11月度投诉报告：客服部"
+        assert mail.text.startswith("钱芳：")
+        assert "投诉 3 件，已解决 3 件，超时 1 件；顾客满意率 67%，时限达标率 —" in mail.text
+        assert "超时的投诉：SHXJH-20261105-0003" in mail.text and "报告编号 SHXJH-RPT-2026-11" in mail.html
+    else:
+        assert mail.subject.endswith("2026-11: Customer service")
+        assert "3 complaints, 3 resolved, 1 overdue; satisfaction 67%" in mail.text
+        assert "report SHXJH-RPT-2026-11" in mail.html
+    assert link in mail.text
+    whole = rules.new_message(
+        "report", "management:E3091", {**complaint("email", language=language), "_id": "SHXJH-RPT-2026-11"},
+        policy, MONDAY_10, channel="email", detail={**detail, "department": None, "part": "management"},
+    )  # fmt: skip
+    assert "客服部" not in rules.render(whole, "email", rules.context(whole, policy), policy).subject

@@ -1,5 +1,7 @@
 """Events published by analytics: the SLA clocks (R5.5, R6.2). Each clock is one
-deadline another service set; each of these events is published once per clock."""
+deadline another service set; each of these events is published once per clock. And
+R7.13: each month's report issued to a member of the mall's management or a department's
+head, once per recipient (notify e-mails it)."""
 
 from marshmallow import Schema, fields, validate
 
@@ -59,4 +61,41 @@ SLA_BREACHED = EventType(
     "sla_breached", "analytics", 1, SlaBreached, "A deadline passed unmet; resolution escalates the case (R3.5, R5.5)."
 )
 
-EVENTS = (SLA_AT_RISK, SLA_BREACHED)
+PARTS = ("management", "department")  # R7.13 the whole report, or one department's part of it
+
+
+class ReportFigures(Schema):
+    """The part's figures in the mail: a short summary; the page has the rest."""
+
+    complaints = fields.Integer(required=True)
+    resolved = fields.Integer(required=True)
+    overdue = fields.Integer(required=True)
+    satisfaction = fields.Float(required=True, allow_none=True, metadata={"description": "share of answers"})
+    sla_compliance = fields.Float(required=True, allow_none=True, metadata={"description": "met / (met + breached)"})
+    overdue_cases = fields.List(
+        fields.String(), required=True, metadata={"description": "a department's overdue complaints (at most 20)"}
+    )
+
+
+class ReportIssued(Schema):
+    delivery_id = fields.String(required=True, metadata={"example": "SHXJH-RPT-2026-11:department:E3011"})
+    period = fields.String(required=True, metadata={"example": "2026-11"})
+    part = fields.String(required=True, validate=validate.OneOf(PARTS))
+    department = fields.String(required=True, allow_none=True, metadata={"description": "the department's part"})
+    staff_id = fields.String(required=True, metadata={"description": "the recipient, in resolution's staff directory"})
+    role = fields.String(required=True)
+    link = fields.String(required=True, metadata={"description": "the report's page"})
+    figures = fields.Nested(ReportFigures, required=True)
+
+
+REPORT_ISSUED = EventType(
+    "report_issued",
+    "analytics",
+    1,
+    ReportIssued,
+    "R7.13: the month's report (or a department's part of it) for one member of the mall's management "
+    "or one department's head; notify e-mails it to them at work. The envelope's complaint_no is the "
+    "report's number (SHXJH-RPT-2026-11).",
+)
+
+EVENTS = (SLA_AT_RISK, SLA_BREACHED, REPORT_ISSUED)

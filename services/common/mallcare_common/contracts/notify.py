@@ -1,6 +1,7 @@
 """Events published by notify (R1.2, R3.2, R3.3, R3.7, R4.1, R7.1, R7.5, R7.7): each message
 to a customer (or, merchant_request, to the merchant a tenant's case was sent to; or, lead, to
-a high-risk case's lead) once a gateway accepted it, or once it finally failed. Never the contact it
+a high-risk case's lead; or, report, R7.13, the month's report to a member of a mall's
+management or a department's head) once a gateway accepted it, or once it finally failed. Never the contact it
 went to: kind, channel, gateway and times only. Intake meets the acknowledgement
 clock on an accepted acknowledgement; resolution puts both on the case's timeline."""
 
@@ -8,7 +9,7 @@ from marshmallow import Schema, fields, validate
 
 from .envelope import EventType, FreeText
 
-KINDS = ("acknowledgement", "promise", "answer", "execution", "revisit", "merchant_request", "lead", "survey")
+KINDS = ("acknowledgement", "promise", "answer", "execution", "revisit", "merchant_request", "lead", "survey", "report")
 MESSAGE_CHANNELS = ("sms", "email", "wechat", "app")
 FAILURES = ("refused", "gave_up", "no_contact", "contact_gone")
 
@@ -21,7 +22,8 @@ class _Message(Schema):
         metadata={
             "description": "which one of its kind: 1 (acknowledgement), the promised time (promise), the proposal "
             "(answer), the task (execution), the round (revisit), the request (merchant_request), "
-            "the lead's employee number (lead), the month surveyed (survey)"
+            "the lead's employee number (lead), the month surveyed (survey), "
+            "the part and recipient (report: management:E3091)"
         },
     )
     attempts = fields.Integer(required=True, metadata={"description": "gateway attempts, this one included"})
