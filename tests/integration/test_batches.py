@@ -92,6 +92,13 @@ def test_two_complaints_of_one_batch_make_one_check_whose_result_reaches_both_an
         assert entry["detail"]["batch_check_no"] == BATCH
         assert (entry["detail"]["verdict"], entry["detail"]["batch_action"]) == ("unsafe", "returned_to_supplier")
 
+    # a complaint of the batch after the publication joins the check and has the result at once
+    third = yoghurt_complaint(system, "张女士", "13811110003")
+    assert third["batch_check_no"] == BATCH
+    [late] = [e for e in third["timeline"] if e["action"] == "batch_result"]
+    assert late["detail"]["summary"] == "该批次酸奶胀袋，菌落总数超标，已全部下架并退回供应商"
+    assert resolution.get(f"/batch-checks/{BATCH}", headers=QC).json()["complaint_nos"][-1] == third["complaint_no"]
+
     # and each customer of the batch is told (notify, on the channel of their complaint)
     for case in (first, second):
         number = case["complaint_no"]
