@@ -449,14 +449,18 @@ class IntakeService(Service):
             "/portal/<string:mall_code>/notices",
             "The mall's public notice of product batch checks (R7.6): each published result, the latest "
             "first, in simplified Chinese (lang=en: English), without script; 503 while resolution cannot "
-            "be read.",
+            "be read; 429 with Retry-After past the look-ups an address may make a minute.",
             query=PageLanguage,
-            responses={status: "text/html" for status in (200, 404, 503)},
+            responses={status: "text/html" for status in (200, 404, 429, 503)},
         ),
         error_page=portal.refusal,
     )
     def portal_notices(self, request, mall_code):
         mall, lang = self._portal_mall(mall_code), language(request.args)
+        # each view asks resolution: counted with the status look-ups, against a flood from one address
+        self.address_limits(
+            request, "lookups", self.policy.current.rules["portal"]["per_address_per_minute"]["lookups"]
+        )
         found = ask(self.access, self.resolution.batch_notices, mall.id)["items"]
         published = [{**n, "published_at": datetime.fromisoformat(n["published_at"])} for n in found]
         return portal.respond(200, notices.page(self.public_base_url, lang, mall, published))

@@ -15,6 +15,7 @@ from datetime import datetime
 from marshmallow import ValidationError
 
 from mallcare_common.contracts import resolution as events
+from mallcare_common.personal import mask_text
 
 from ..policy import ResolutionPolicy
 from ..schemas import ActionIn, BatchHoldIn, BatchInspectionIn, BatchResultIn
@@ -219,7 +220,7 @@ def notice(check: Doc) -> Doc:
         "product": check["product"],
         "verdict": check["result"]["verdict"],
         "action": check["result"]["action"],
-        "summary": check["result"]["summary"],
+        "summary": mask_text(check["result"]["summary"]),  # a phone or ID staff wrote stays off the public page
         "published_at": check["published"]["at"],
     }
 
