@@ -83,6 +83,8 @@ def test_a_filter_offers_what_the_query_accepts(file, group, service, path, name
 def test_the_reason_tags_and_incident_types_offered_are_the_policies():
     assert sorted(offered("revisits.js", "reason_tag")) == sorted(policy("feedback")["reason_tags"])
     assert sorted(offered("incidents.js", "incident_type")) == sorted(policy("resolution")["incidents"]["types"])
+    batch_actions = policy("resolution")["batch_checks"]["actions"].values()  # R7.6
+    assert sorted(offered("case.js", "batch_action")) == sorted(a for actions in batch_actions for a in actions)
 
 
 def test_the_remedies_with_an_amount_are_remedies_resolution_takes():

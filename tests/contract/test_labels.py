@@ -83,6 +83,9 @@ def test_every_role_department_incident_type_and_rectification_of_the_policies_h
     assert set(resolution["incidents"]["types"]) <= set(GROUPS["incident_type"])
     kinds = {r["kind"] for r in resolution["rectification"].values()}
     assert kinds <= set(GROUPS["rectification_kind"]), kinds - set(GROUPS["rectification_kind"])
+    batch = resolution["batch_checks"]  # R7.6
+    assert {a for actions in batch["actions"].values() for a in actions} <= set(GROUPS["batch_action"])
+    assert set(batch["steps"]) <= set(GROUPS["batch_step"])
     legal_bases = set(policy("triage")["risk"]["beyond_statutory"]["legal_bases"])
     assert legal_bases | {"none"} <= set(GROUPS["legal_basis"])
 

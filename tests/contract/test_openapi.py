@@ -11,7 +11,7 @@ from openapi_spec_validator import validate
 
 from mallcare_common.auth import load_access
 from mallcare_common.openapi import documented_operations, openapi_path, served_routes
-from resolution.domain import actions as case_actions, incidents
+from resolution.domain import actions as case_actions, batches, incidents
 from scripts.openapi import ROOT, SERVICES, documents, rendered, service_class
 from tests.helpers import POLICY_DIR
 
@@ -44,6 +44,7 @@ def test_each_case_and_incident_action_is_its_own_operation_with_the_body_it_tak
     for rule, table in (
         ("/cases/<string:complaint_no>/", case_actions.ACTIONS),
         ("/incidents/<string:number>/", incidents.ACTIONS),
+        ("/batch-checks/<string:number>/", batches.ACTIONS),
     ):
         ops = {op.path[len(rule) :]: op.body for op in declared("resolution") if op.route == rule + "<string:action>"}
         assert {action: body for action, (body, _) in table.items()} == ops

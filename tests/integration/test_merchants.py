@@ -184,7 +184,9 @@ def test_a_merchants_key_reads_only_its_own_cases_while_they_are_with_it_and_no_
     assert resolution.get(f"/merchant/cases/{number}", headers=own).status_code == 404
     assert resolution.get("/merchant/cases", headers=own).json()["items"] == []
     timeline = resolution.get(f"/cases/{number}/timeline").json()["timeline"]
-    assert [e["action"] for e in timeline if e["action"].startswith("merchant")] == [
+    # the mail to the merchant is on the timeline too, when notify has sent it (its own timing)
+    steps = [e["action"] for e in timeline if e["action"].startswith("merchant")]
+    assert [a for a in steps if not a.startswith("merchant_message")] == [
         "merchant_request",
         "merchant_taken_back",
     ]

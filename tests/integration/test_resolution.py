@@ -151,10 +151,11 @@ def test_the_strawberry_case_goes_from_complaint_to_resolved_with_its_whole_time
     assert all(e["at"] and e["by"] for e in timeline)
     assert timeline[11]["detail"]["text"] == "16:30 顾客确认退款已到账"
 
-    published = [e["event_type"] for e in wait_events(system, 13)]
+    published = [e["event_type"] for e in wait_events(system, 14)]
     assert (
         published
         == [
+            "batch_check_opened",  # R7.6: the strawberries' barcode starts the check of their batch
             "case_opened",
             "investigation_noted",
             "investigation_noted",
@@ -170,7 +171,7 @@ def test_the_strawberry_case_goes_from_complaint_to_resolved_with_its_whole_time
             "case_resolved",
         ][: len(published)]
     )
-    assert len(published) == 13
+    assert len(published) == 14
 
 
 def test_an_objection_escalates_with_a_two_hour_re_review(system):

@@ -25,14 +25,15 @@ the malls' complaint mailboxes are read over IMAP by one replica (intake.mailbox
 channel is the customer's own page (R7.2, intake.portal), reached from the QR code on each
 mall's poster (intake.poster): the complaint form, and the status page where the number and
 the phone it was filed with show its progress (intake.progress, with the case as resolution
-has it), each limited per client address.
+has it), each limited per client address; and the mall's notice of product batch checks
+(R7.6, intake.notices: the results resolution published).
 Resolution's case_closed/case_reopened tell intake when the retention period starts
 (retention.py). `GET /malls` and `GET /malls/<mall_id>/merchants` list the caller's malls
 and a mall's merchants from the mall registry (policy), for the console's pickers.
 """
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from secrets import token_urlsafe
 
 from marshmallow import ValidationError
@@ -68,7 +69,7 @@ from mallcare_common.web import (
     read_form,
 )
 
-from . import mailbox, portal, poster, progress, rules, wechat
+from . import mailbox, notices, portal, poster, progress, rules, wechat
 from .policy import load_policy
 from .retention import anonymise as anonymise_complaints
 from .schemas import (
@@ -441,6 +442,28 @@ class IntakeService(Service):
         minutes = self.policy.current.acknowledgement_rule(mall.id, "web")["minutes"]
         url = portal.portal_link(self.public_base_url, mall)
         return poster.PAGES.respond(200, poster.poster(mall, settings, url, minutes, lang))
+
+    @http(
+        Op(
+            "GET",
+            "/portal/<string:mall_code>/notices",
+            "The mall's public notice of product batch checks (R7.6): each published result, the latest "
+            "first, in simplified Chinese (lang=en: English), without script; 503 while resolution cannot "
+            "be read; 429 with Retry-After past the look-ups an address may make a minute.",
+            query=PageLanguage,
+            responses={status: "text/html" for status in (200, 404, 429, 503)},
+        ),
+        error_page=portal.refusal,
+    )
+    def portal_notices(self, request, mall_code):
+        mall, lang = self._portal_mall(mall_code), language(request.args)
+        # each view asks resolution: counted with the status look-ups, against a flood from one address
+        self.address_limits(
+            request, "lookups", self.policy.current.rules["portal"]["per_address_per_minute"]["lookups"]
+        )
+        found = ask(self.access, self.resolution.batch_notices, mall.id)["items"]
+        published = [{**n, "published_at": datetime.fromisoformat(n["published_at"])} for n in found]
+        return portal.respond(200, notices.page(self.public_base_url, lang, mall, published))
 
     def _portal_mall(self, code):
         """The mall of a portal address (its code, in any case): NotFound, a page, for none."""

@@ -30,6 +30,7 @@ _REMEDY = {"name": "退款", "amount": "39.90"}
 SAMPLES = {
     "acknowledgement": {"received_at": "11月23日 10:00"},
     "promise": {"expected_by": "11月25日 18:00"},
+    "batch_result": {"batch": "20261201", "barcode": None, "summary": "该批次酸奶胀袋，已全部下架并退回供应商"},
     "answer": {
         "decision": "支持您的诉求",
         "reasons": ["草莓霉变"],

@@ -207,6 +207,8 @@ def context(
                 for r in proposal["remedies"]
             ],
         )
+    elif kind == "batch_result":  # R7.6: the goods as the customer named them, the result in the mall's words
+        values.update(barcode=detail["barcode"], batch=detail["batch"], summary=detail["summary"])
     elif kind == "merchant_request":
         merchant = mall.merchant(detail["merchant_id"]) or {"name": detail["merchant_id"]}
         values.update(

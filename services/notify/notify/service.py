@@ -23,6 +23,7 @@ high-risk case's operations or legal lead, by e-mail at work in the mall's langu
 from resolution's staff directory at each attempt (`staff_contact`, for `staff.notify`);
 analytics' report_issued gives a member of a mall's management or a department's head the
 month's report (or their department's part), likewise.
+R7.6: a published batch check's result goes to every customer who complained of the batch.
 """
 
 import logging
@@ -146,6 +147,16 @@ class NotifyService(Service):
             deadline=sent["due_at"],
             detail={"merchant_id": sent["merchant_id"], "due_at": sent["due_at"]},
         )
+
+    @event_handler(case_events.BATCH_RESULT_PUBLISHED.source, case_events.BATCH_RESULT_PUBLISHED.name)
+    def handle_batch_result_published(self, body):
+        """R7.6: every customer who complained of the batch is told the result of its check."""
+        event = read_event(body, case_events.BATCH_RESULT_PUBLISHED)
+        result = event["payload"]
+        detail = {**result["product"], "summary": result["summary"]}
+        for number in result["complaint_nos"]:
+            complaint = self._complaint({**event, "complaint_no": number})
+            self._new("batch_result", event["complaint_no"], complaint, detail=detail)
 
     @event_handler(revisit_events.REVISIT_SCHEDULED.source, revisit_events.REVISIT_SCHEDULED.name)
     def handle_revisit_scheduled(self, body):

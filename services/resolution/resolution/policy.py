@@ -133,6 +133,35 @@ class _Merchants(Schema):
     reply_within = fields.Nested(AllowedTime, required=True)
 
 
+class _BatchStep(Schema):
+    within = fields.Nested(AllowedTime, required=True)
+    roles = fields.List(fields.String(), load_default=list)
+    departments = fields.List(fields.String(), load_default=list)
+
+    @validates_schema
+    def _names_someone(self, data, **kwargs):
+        if not data.get("roles") and not data.get("departments"):
+            raise ValidationError("A step names at least one role or department.", "roles")
+
+
+class _BatchChecks(Schema):
+    """R7.6: which complaints start a batch check, who takes each step by when, what each verdict allows."""
+
+    attributes = fields.List(fields.String(validate=validate.OneOf(ATTRIBUTES)), required=True)
+    steps = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(("hold", "inspect", "result", "publish"))),
+        values=fields.Nested(_BatchStep),
+        required=True,
+        validate=validate.Length(equal=4),
+    )
+    actions = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(("safe", "unsafe"))),
+        values=fields.List(fields.String(validate=validate.Regexp(r"^[a-z_]{1,40}$")), validate=validate.Length(min=1)),
+        required=True,
+        validate=validate.Length(equal=2),
+    )
+
+
 class _Staff(Schema):
     id = fields.String(required=True, validate=validate.Length(min=1, max=20))
     name = fields.String(required=True)
@@ -196,6 +225,7 @@ class ResolutionPolicySchema(Schema):
     )
     incidents = fields.Nested(_Incidents, required=True)
     merchants = fields.Nested(_Merchants, required=True)
+    batch_checks = fields.Nested(_BatchChecks, required=True)
     appeal_window_days = fields.Integer(
         required=True,
         strict=True,

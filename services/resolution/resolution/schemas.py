@@ -10,6 +10,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from mallcare_common import audit
 from mallcare_common.auth import STAFF_ROLES
 from mallcare_common.contracts.resolution import (
+    BATCH_VERDICTS,
     DECISION_BASES,
     DECISIONS,
     FINDING_SOURCES,
@@ -369,6 +370,44 @@ class CommunicationIn(ActionIn):
     note = fields.String(validate=validate.Length(max=2000))
 
 
+# --- batch checks (R7.6) -----------------------------------------------------------------------
+
+
+class BatchHoldIn(ActionIn):
+    note = fields.String(
+        **_text, metadata={"description": "what was taken off the shelf, where and how much: 货架和仓库共下架42袋"}
+    )
+
+
+class BatchInspectionIn(ActionIn):
+    finding = fields.String(**_text, metadata={"description": "what the inspection found"})
+    attachment_ref = fields.String(validate=validate.Length(min=1, max=200), metadata={"description": "a report"})
+
+
+class BatchResultIn(ActionIn):
+    verdict = fields.String(required=True, validate=validate.OneOf(BATCH_VERDICTS))
+    action = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[a-z_]{1,40}$"),
+        metadata={"description": "what was done with the batch: one resolution.yml's batch_checks.actions allows"},
+    )
+    summary = fields.String(
+        **_text, metadata={"description": "the result as the mall's notice page and the batch's cases show it"}
+    )
+
+
+class BatchCheckQuery(Schema):
+    mall_id = fields.String(
+        validate=validate.Length(max=64),
+        metadata={
+            "description": "default: the caller's mall (every mall, chain-wide); staff of several malls name one"
+        },
+    )
+    state = fields.String(validate=validate.OneOf(("open", "held", "inspected", "concluded", "published")))
+    complaint_no = fields.String(validate=validate.Length(min=1, max=40), metadata={"description": "its case's"})
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+
+
 class IncidentQuery(Schema):
     mall_id = fields.String(
         validate=validate.Length(max=64),
@@ -558,6 +597,10 @@ class CaseOut(MaskedOut):
     merchant_access = fields.String(
         allow_none=True, metadata={"description": "the merchant the case is with now (it reads and answers it)"}
     )
+    product = Plain(allow_none=True, metadata={"description": "R7.6: barcode and batch code, as triage read them"})
+    batch_check_no = fields.String(
+        allow_none=True, metadata={"description": "R7.6: the check of the goods' batch (GET /batch-checks/<number>)"}
+    )
     resolution = Plain(allow_none=True)
     closure = Plain(
         allow_none=True,
@@ -633,6 +676,49 @@ class IncidentOut(MaskedOut):
     policy_version = fields.String()
     anonymised_at = fields.AwareDateTime(allow_none=True)
     timeline = fields.List(fields.Nested(_Entry))
+
+
+class BatchCheckOut(MaskedOut):
+    """R7.6: a product batch's check: its goods, its complaints, each step as taken."""
+
+    free_text = ("hold", "inspect", "result", "timeline")
+
+    number = fields.String(attribute="_id")
+    mall_id = fields.String()
+    state = fields.String()
+    product = Plain(metadata={"description": "barcode and batch code"})
+    complaint_nos = fields.List(fields.String(), metadata={"description": "every complaint of the batch"})
+    opened_at = fields.AwareDateTime()
+    due_at = fields.AwareDateTime(allow_none=True, metadata={"description": "the next step's deadline"})
+    hold = Plain(allow_none=True, metadata={"description": "at, by, note, within_deadline"})
+    inspect = Plain(allow_none=True, metadata={"description": "at, by, finding, attachment_ref, within_deadline"})
+    result = Plain(allow_none=True, metadata={"description": "at, by, verdict, action, summary, within_deadline"})
+    published = Plain(allow_none=True, metadata={"description": "at, by, within_deadline"})
+    next_step = Plain(
+        allow_none=True,
+        metadata={"description": "the step it waits for: step, due_at, roles, departments (who may take it)"},
+    )
+    policy_version = fields.String()
+    timeline = fields.List(fields.Nested(_Entry))
+
+
+class BatchCheckList(Schema):
+    items = fields.List(fields.Nested(BatchCheckOut), required=True, metadata={"description": "without timeline"})
+
+
+class BatchNoticeOut(Schema):
+    number = fields.String(required=True)
+    product = Plain(required=True)
+    verdict = fields.String(required=True)
+    action = fields.String(required=True)
+    summary = fields.String(required=True)
+    published_at = fields.AwareDateTime(required=True)
+
+
+class BatchNoticeList(Schema):
+    """R7.6: a mall's published batch results, the latest first: what its public notice page shows."""
+
+    items = fields.List(fields.Nested(BatchNoticeOut), required=True)
 
 
 class MerchantCaseOut(MaskedOut):
@@ -771,6 +857,31 @@ def _merchant_action(action, body, summary):
 MERCHANT_ACTIONS = [
     _merchant_action("reply", MerchantReplyIn, "The merchant's final reply with its evidence (R7.5)."),
     _merchant_action("rectification-done", MerchantRectificationDoneIn, "The merchant carried out its rectification."),
+]
+_BATCH_ACTION = "/batch-checks/<string:number>/<string:action>"
+
+
+def _batch_action(action, body, summary):
+    return Op(
+        "POST",
+        f"/batch-checks/<string:number>/{action}",
+        summary,
+        "case.act",
+        body=body,
+        signed=True,
+        responses={200: BatchCheckOut},
+        errors=(409,),
+        route=_BATCH_ACTION,
+    )
+
+
+BATCH_ACTIONS = [
+    _batch_action("hold", BatchHoldIn, "The batch's goods were taken off the shelf (R7.6)."),
+    _batch_action("inspection", BatchInspectionIn, "What the batch's inspection found (R7.6)."),
+    _batch_action("result", BatchResultIn, "The batch is safe or unsafe, and what was done with it (R7.6)."),
+    _batch_action(
+        "publication", ActionIn, "Publish the result on the mall's notice page and to every complaint of the batch."
+    ),
 ]
 INCIDENT_ACTIONS = [
     _incident_action("verification", VerificationIn, "Confirm or dismiss the incident."),

@@ -55,6 +55,7 @@ from mallcare_common.contracts.analytics import SLA_AT_RISK, SLA_BREACHED
 from mallcare_common.contracts.feedback import REVISIT_DONE
 from mallcare_common.contracts.intake import CUSTOMER_REPLIED
 from mallcare_common.contracts.notify import MESSAGE_FAILED, MESSAGE_SENT
+from mallcare_common.contracts.resolution import BATCH_RESULT_PUBLISHED
 from mallcare_common.messaging import event_handler, new_outbox, outbox_dispatcher, publish_pending
 from mallcare_common.mongo import leased_timer, next_sequence
 from mallcare_common.policy import PolicyFiles
@@ -65,17 +66,22 @@ from mallcare_common.rpc import ask, rpc
 from mallcare_common.unit_of_work import change, write
 from mallcare_common.web import CLIENT_ERRORS, Conflict, NotFound, signed
 
-from .domain import actions, incidents, merchants
+from .domain import actions, batches, incidents, merchants
 from .domain.errors import NoAuthority, StateConflict
 from .domain.opening import new_case
 from .domain.step import Actor, Step
 from .policy import load_policy
 from .retention import anonymise as anonymise_cases
 from .schemas import (
+    BATCH_ACTIONS,
     CASE_ACTIONS,
     INCIDENT_ACTIONS,
     INCIDENT_CUSTOMER_READ,
     MERCHANT_ACTIONS,
+    BatchCheckList,
+    BatchCheckOut,
+    BatchCheckQuery,
+    BatchNoticeList,
     CaseOut,
     CaseQuery,
     CaseQueue,
@@ -159,15 +165,62 @@ class ResolutionService(Service):
         return event
 
     def _open_cases(self, events):
-        """Open each case once; a redelivered event finds it and changes nothing."""
-        now = self.clock()
-        cases = []
+        """Open each case once; a redelivered event finds it and changes nothing. A product
+        complaint naming its batch joins the batch's check first (R7.6), so that a crash in
+        between leaves the case to the redelivery, which joins it again to no effect."""
+        now, policy = self.clock(), self.policy.current
+        cases, published = [], []
         for event in events:
-            case, made = new_case(event, self.policy.current, now)
+            case, made = new_case(event, policy, now)
             case.update(new_outbox(made[0], now, *made[1:]))
             cases.append(case)
+            number = batches.attach(case, event, policy)
+            if number and self._join_batch_check(number, case, now)["state"] == "published":
+                published.append(case)
         opened = self.store.insert_new_many(self.store.cases, cases)
         publish_pending(self.store.cases, self.dispatch, self.name, now, opened)
+        for case in published:  # its batch's result was published before it came: it has it at once
+            check = self.store.get(self.store.batch_checks, case["batch_check_no"], "batch check")
+            self._note_batch_result(check, case["_id"])
+
+    def _join_batch_check(self, number, case, now):
+        """The batch's check, opened by this case or joined by it (R7.6)."""
+        check, opened = batches.new_check(number, case, self.policy.current, now)
+        check.update(new_outbox(opened, now))
+        if self.store.insert_new(self.store.batch_checks, check):
+            publish_pending(self.store.batch_checks, self.dispatch, self.name, now, [check])
+            return check
+        return self.store.join_batch_check(number, case["_id"])
+
+    @event_handler(BATCH_RESULT_PUBLISHED.source, BATCH_RESULT_PUBLISHED.name)
+    def handle_batch_result_published(self, body):
+        """R7.6: a batch's published result goes on the timeline of every case of the batch."""
+        event = read_event(body, BATCH_RESULT_PUBLISHED)
+        check = self.store.get(self.store.batch_checks, event["complaint_no"], "batch check")
+        for complaint_no in event["payload"]["complaint_nos"]:
+            self._note_batch_result(check, complaint_no)
+
+    def _note_batch_result(self, check, complaint_no):
+        """The result on one case's timeline, once (its request id is the check's)."""
+        request_id = f"{check['_id']}:result"
+
+        def apply(case, now):
+            if request_id in case["request_ids"]:
+                return None
+            step = Step(case, Actor(self.name, "service"), now)
+            batches.note_result(step, check, self.policy.current)
+            return step_update(step, request_id)
+
+        change(
+            self.store.cases,
+            complaint_no,
+            apply,
+            self.dispatch,
+            self.name,
+            self.clock,
+            "case",
+            f"{complaint_no} kept changing while its batch's result was noted",
+        )
 
     @event_handler(COMPLAINT_REASSIGNED.source, COMPLAINT_REASSIGNED.name)
     def handle_complaint_reassigned(self, body):
@@ -462,6 +515,79 @@ class ResolutionService(Service):
         if case is None or case["mall_id"] not in caller.malls or not merchants.with_merchant(case, caller.merchant):
             raise NotFound(f"no case {complaint_no} with merchant {caller.merchant}")
         return case
+
+    # --- product batches (R7.6) -----------------------------------------------------------------
+
+    @operation(
+        Op(
+            "GET",
+            "/batch-checks",
+            "Product batch checks of a mall, or of a complaint's batch, the latest opened first (R7.6).",
+            "case.read",
+            query=BatchCheckQuery,
+            responses={200: BatchCheckList},
+        )
+    )
+    def list_batch_checks(self, query):
+        caller = self.access.caller()
+        query = BatchCheckQuery().load(query)
+        mall_id = caller.list_mall("case.read", query.get("mall_id"))
+        selector = {"mall_id": mall_id, "state": query.get("state"), "complaint_nos": query.get("complaint_no")}
+        items = self.store.list_batch_checks(selector, query["limit"])
+        return {"items": [self._batch_out(c, exclude=("timeline",)) for c in items]}
+
+    @operation(
+        Op(
+            "GET",
+            "/batch-checks/<string:number>",
+            "A product batch's check with its steps and timeline (R7.6).",
+            "case.read",
+            responses={200: BatchCheckOut},
+        )
+    )
+    def get_batch_check(self, number):
+        caller = self.access.caller().require("case.read")  # before the look-up: a 404 would say it exists
+        check = self.store.get(self.store.batch_checks, number, "batch check")
+        caller.require("case.read", check["mall_id"])
+        return self._batch_out(check)
+
+    @operation(
+        Op(
+            "GET",
+            "/malls/<string:mall_id>/batch-notices",
+            "A mall's published batch results, the latest first: what its public notice page shows (R7.6).",
+            "case.read",
+            responses={200: BatchNoticeList},
+        )
+    )
+    def batch_notices(self, mall_id):
+        self.access.caller().require("case.read", mall_id)
+        checks = self.store.list_batch_checks({"mall_id": mall_id, "state": "published"}, 100)
+        checks = sorted(checks, key=lambda c: c["published"]["at"], reverse=True)
+        return BatchNoticeList().dump({"items": [batches.notice(c) for c in checks]})
+
+    @operation(*BATCH_ACTIONS)
+    def act_on_batch_check(self, number, action, data):
+        """A step of a batch check (batches.ACTIONS), by whom resolution.yml names."""
+        caller = self.access.caller()
+        if action not in batches.ACTIONS:
+            raise NotFound(f"no action {action}; actions: {', '.join(batches.ACTIONS)}")
+        schema, rule = batches.ACTIONS[action]
+        updated = self._act(
+            caller,
+            self.store.batch_checks,
+            number,
+            f"batch-{action}",
+            schema().load(signed(data, caller)),
+            rule,
+            batches.BatchStep,
+        )
+        return self._batch_out(updated)
+
+    def _batch_out(self, check, exclude=()):
+        return BatchCheckOut(exclude=exclude).dump(
+            {**check, "next_step": batches.next_step(check, self.policy.current)}
+        )
 
     # --- adverse events (R3.9) ------------------------------------------------------------------
 

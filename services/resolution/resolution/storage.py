@@ -1,5 +1,6 @@
-"""Resolution's own data: `cases`, one per complaint keyed by its number, and
-`incidents`, one per adverse-event report; each document carries its immutable
+"""Resolution's own data: `cases`, one per complaint keyed by its number,
+`incidents`, one per adverse-event report, and `batch_checks`, one per product batch of a
+mall (R7.6); each document carries its immutable
 timeline and its outbox. `sequences` numbers the incidents and `incident_requests`
 keeps which report a request id made; `audit_log` and `retention_runs` are the
 personal-data records (mallcare_common.audit, .retention).
@@ -8,7 +9,7 @@ Every change is a compare-and-set on the document's `version` (mallcare_common.
 unit_of_work), so two handlers acting on one case at once cannot both win, and a
 request id is stored with the change it made, so a retried request finds it done."""
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
 from mallcare_common import audit
@@ -25,8 +26,8 @@ AWAITING_READ = 2000
 class CaseStore(Store):
     def __init__(self, db):
         super().__init__(db)
-        self.cases, self.incidents = db.cases, db.incidents
-        self.outboxes = (db.cases, db.incidents)
+        self.cases, self.incidents, self.batch_checks = db.cases, db.incidents, db.batch_checks
+        self.outboxes = (db.cases, db.incidents, db.batch_checks)
 
     def queue(self, selector, limit):
         """Cases of a mall, handler, department or level, earliest resolution deadline first."""
@@ -97,6 +98,25 @@ class CaseStore(Store):
             self.incidents.find(selector, {"outbox": 0, "timeline": 0}).sort([("reported_at", ASCENDING)]).limit(limit)
         )
 
+    def list_batch_checks(self, selector, limit):
+        """R7.6: batch checks of a mall (None: every mall), a state, a complaint: the latest opened first."""
+        selector = {k: v for k, v in selector.items() if v}
+        return list(
+            self.batch_checks.find(selector, {"outbox": 0, "timeline": 0})
+            .sort([("opened_at", DESCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+
+    def join_batch_check(self, number, complaint_no):
+        """R7.6: a later complaint of the batch joins its check, once; one atomic update, so
+        that complaints of one batch opening at once never contend (a step taken meanwhile
+        is written again over the new version, its event naming the complaint too)."""
+        self.batch_checks.update_one(
+            {"_id": number, "complaint_nos": {"$ne": complaint_no}},
+            {"$push": {"complaint_nos": complaint_no}, "$inc": {"version": 1}},
+        )
+        return self.batch_checks.find_one({"_id": number}, {"outbox": 0, "timeline": 0})
+
 
 def step_update(step, request_id=None):
     """What writing a step takes (unit_of_work): its changes, its timeline entries and
@@ -121,6 +141,10 @@ class Cases(MongoDatabase):
         db.incidents.create_index([("_id", ASCENDING), ("version", ASCENDING)])
         db.incidents.create_index([("mall_id", ASCENDING), ("state", ASCENDING), ("reported_at", ASCENDING)])
         db.incidents.create_index([("pending_events", ASCENDING)])
+        db.batch_checks.create_index([("_id", ASCENDING), ("version", ASCENDING)])
+        db.batch_checks.create_index([("mall_id", ASCENDING), ("state", ASCENDING), ("opened_at", ASCENDING)])
+        db.batch_checks.create_index([("complaint_nos", ASCENDING)])
+        db.batch_checks.create_index([("pending_events", ASCENDING)])
         db.cases.create_index([("state", ASCENDING), ("closure.at", ASCENDING), ("anonymised_at", ASCENDING)])
         db.incidents.create_index([("state", ASCENDING), ("anonymised_at", ASCENDING)])
         audit.indexes(db)

@@ -55,6 +55,7 @@ class _Classification(Schema):
     negators = _terms
     clause_breaks = _words
     demand_markers = _terms
+    batch_markers = _terms  # R7.6: the words before a batch (lot) code
     remedy_words = _words
     user_words = _words
     typos = fields.Dict(

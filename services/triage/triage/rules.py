@@ -4,6 +4,7 @@ the service passes in the policy, the history counts it looked up, and `now`."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -103,7 +104,23 @@ def assess(
         "first_response_due_at": first_due,
         "resolution_due_at": resolution_due,
         "policy_version": policy.version,
+        "product": product_of(complaint, policy.rules["classification"]["batch_markers"]),
     }
+
+
+def product_of(complaint: Mapping[str, Any], markers: list[str]) -> Doc | None:
+    """R7.6: the goods' barcode (the channel's form) and batch code (the customer's words after
+    a marker of the policy: "批号20261201", "批次：B-2312", "lot 2312A"), or None when neither is named."""
+    barcode = (complaint.get("product") or {}).get("barcode")
+    said = " ".join(filter(None, (complaint.get("description"), (complaint.get("demands") or {}).get("fact"))))
+    pattern = "|".join(re.escape(m) for m in sorted(markers, key=len, reverse=True))
+    found = re.search(
+        rf"(?<![A-Za-z])(?:{pattern})\s*(?:no\.?|号|為|为|是|:|：|#)?\s*((?=[A-Za-z-]*[0-9])[A-Za-z0-9][A-Za-z0-9-]{{2,31}})",
+        said,
+        re.I,
+    )
+    batch = found.group(1).upper() if found else None
+    return {"barcode": barcode, "batch": batch} if barcode or batch else None
 
 
 def assess_risk(
@@ -266,6 +283,7 @@ def new_assessment(event: Doc, assessment: Doc, now: datetime) -> tuple[Doc, Doc
                 "tone_note",
                 "category_hint",
                 "received_at",
+                "product",
             )
         },
         **assessment,
@@ -436,6 +454,7 @@ def triaged_event(doc: Doc, now: datetime) -> Doc:
             "received_at": doc["received_at"].isoformat(),
             "channel": doc["channel"],
             "merchant_id": doc["merchant_id"],
+            "product": doc.get("product"),
         },
     )
 

@@ -9,7 +9,18 @@ from marshmallow import Schema, fields, validate
 
 from .envelope import EventType, FreeText
 
-KINDS = ("acknowledgement", "promise", "answer", "execution", "revisit", "merchant_request", "lead", "survey", "report")
+KINDS = (
+    "acknowledgement",
+    "promise",
+    "answer",
+    "execution",
+    "revisit",
+    "merchant_request",
+    "lead",
+    "survey",
+    "report",
+    "batch_result",
+)
 MESSAGE_CHANNELS = ("sms", "email", "wechat", "app")
 FAILURES = ("refused", "gave_up", "no_contact", "contact_gone")
 

@@ -312,6 +312,49 @@ class IncidentCommunicated(Schema):
     by = _by
 
 
+# R7.6 (seed 002: 核查同批次商品并公示结果) the check of a product batch; complaint_no carries
+# the check's number (SHXJH-LOT-20261201)
+BATCH_STEPS = ("hold", "inspect", "result")
+BATCH_VERDICTS = ("safe", "unsafe")
+
+
+class _BatchKey(Schema):
+    barcode = fields.String(allow_none=True, required=True)
+    batch = fields.String(allow_none=True, required=True)
+
+
+class BatchCheckOpened(Schema):
+    product = fields.Nested(_BatchKey, required=True)
+    first_complaint_no = fields.String(required=True)
+    hold_due_at = _due
+    by = _by
+
+
+class BatchCheckStepDone(Schema):
+    step = fields.String(required=True, validate=validate.OneOf(BATCH_STEPS))
+    due_at = _due
+    within_deadline = fields.Boolean(required=True)
+    next_due_at = fields.AwareDateTime(
+        allow_none=True, required=True, format="iso", metadata={"description": "the next step's deadline"}
+    )
+    verdict = fields.String(
+        allow_none=True, load_default=None, validate=validate.OneOf(BATCH_VERDICTS), metadata={"description": "result"}
+    )
+    action = fields.String(
+        allow_none=True, load_default=None, metadata={"description": "result: what was done with the batch"}
+    )
+    by = _by
+
+
+class BatchResultPublished(Schema):
+    product = fields.Nested(_BatchKey, required=True)
+    verdict = fields.String(required=True, validate=validate.OneOf(BATCH_VERDICTS))
+    action = fields.String(required=True)
+    summary = FreeText(required=True, metadata={"description": "the result as the mall's notice shows it"})
+    complaint_nos = fields.List(fields.String(), required=True, metadata={"description": "the batch's complaints"})
+    by = _by
+
+
 def _event(name: str, schema: type[Schema], summary: str) -> EventType:
     return EventType(name, "resolution", 1, schema, summary)
 
@@ -422,6 +465,22 @@ INCIDENT_COMMUNICATED = _event(
     IncidentCommunicated,
     "The customer was told the outcome, the improvements and any compensation.",
 )
+BATCH_CHECK_OPENED = _event(
+    "batch_check_opened",
+    BatchCheckOpened,
+    "A product complaint named a barcode or batch: its batch is checked (hold, inspect, result); later "
+    "complaints of the batch join it; complaint_no carries the check's number (R7.6).",
+)
+BATCH_CHECK_STEP_DONE = _event(
+    "batch_check_step_done",
+    BatchCheckStepDone,
+    "A step of a batch check was taken: the goods held, inspected, or the result given (R7.6).",
+)
+BATCH_RESULT_PUBLISHED = _event(
+    "batch_result_published",
+    BatchResultPublished,
+    "A batch check's result was published on the mall's notice page and to every complaint of the batch (R7.6).",
+)
 
 EVENTS = (
     CASE_OPENED,
@@ -451,4 +510,7 @@ EVENTS = (
     INCIDENT_DISMISSED,
     INCIDENT_HANDLED,
     INCIDENT_COMMUNICATED,
+    BATCH_CHECK_OPENED,
+    BATCH_CHECK_STEP_DONE,
+    BATCH_RESULT_PUBLISHED,
 )

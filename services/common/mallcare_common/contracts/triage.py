@@ -89,10 +89,26 @@ class Assessment(Schema):
     policy_version = fields.String(required=True)
 
 
+class _Product(Schema):
+    barcode = fields.String(allow_none=True, required=True, metadata={"description": "as the channel's form gave it"})
+    batch = fields.String(
+        allow_none=True, required=True, metadata={"description": "the batch (lot) code, from the text: 批号20261201"}
+    )
+
+
 class ComplaintTriaged(Assessment):
     received_at = fields.AwareDateTime(required=True, format="iso")
     channel = fields.String(required=True)
     merchant_id = fields.String(allow_none=True, required=True)
+    product = fields.Nested(
+        _Product,
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "the goods' barcode and batch code when the complaint names either (R7.6: a product "
+            "complaint starts a check of its batch); null otherwise; added in v1"
+        },
+    )
 
 
 class ComplaintReassigned(Schema):

@@ -1,7 +1,8 @@
 // Case page: the case, its whole timeline, and the handler's actions from finding to resolution;
 // triage's assessment (reassign, correct), the review meeting (R2.4), the time told to the customer,
 // rectification tasks (R3.8), closing and reopening (R4.2), and putting it into the case library (R4.4);
-// a tenant's case sent to its merchant and its reply with evidence, or taken back (R7.5).
+// a tenant's case sent to its merchant and its reply with evidence, or taken back (R7.5);
+// the check of the goods' batch the complaint named, and its next step for whoever takes it (R7.6).
 import { AT_RISK_SHARE, api, categoryOptions, categoryCell, categoryName, field, formBody, h, label, labelIn, labelOptions, lines, listComma,
          mallName, mallTime, mallZone, mark, may, merchantName, rectificationText, remedies, remedyErrors, remedyInputs, select,
          session, showErrors, slaMark, staff, staffName, t, toast, when } from "./core.js";
@@ -28,7 +29,7 @@ export async function render(main, [number]) {
   // owners are picked by name from the mall's staff (the services take the id)
   const staffPicker = (optional) => select([...(optional ? [["", ""]] : []), ...here.map((p) => [p.id,
     `${p.name} · ${label("role", p.role)}${p.department ? ` · ${label("department", p.department)}` : ""}`])]);
-  const ctx = { c, act, at, who, person, staffPicker };
+  const ctx = { c, act, at, who, person, staffPicker, people };
 
   main.append(
     h("h1", {}, `${t("case.title")} `, h("span", { id: "case-number" }, c.complaint_no), " · ",
@@ -59,6 +60,7 @@ export async function render(main, [number]) {
   if (assessment) main.append(triageCard(ctx, assessment, again));
   if (!finished) main.append(h("div", { class: "actions" }, actions(ctx), expected(ctx)));
   if (c.merchant_id) main.append(merchantCard(ctx, finished));
+  if (c.batch_check_no) main.append(await batchCard(ctx));
   main.append(rectifications(ctx));
   main.append(mediation(ctx));
   if (finished || c.round > 1) main.append(h("div", { class: "actions" }, closing(c, act), library(c)));
@@ -202,6 +204,54 @@ function expected({ c, act }) {
     act("expected-resolution", body, form);
   });
   return h("section", { class: "card" }, h("h2", {}, t("expected.title")), form);
+}
+
+// R7.6: the check of the goods' batch (one per batch at the mall, every complaint of the batch on
+// it): each step as taken, and the form of the step it waits for, shown to whom resolution.yml gives
+// it (the check's next_step names the roles and departments; the service decides all the same).
+async function batchCard({ c, act, at, who, people }) {
+  const no = encodeURIComponent(c.batch_check_no);
+  const { data: b } = await api("resolution", `batch-checks/${no}`);
+  const product = [b.product.barcode && `${t("batch.barcode")}: ${b.product.barcode}`,
+    b.product.batch && `${t("batch.batch")}: ${b.product.batch}`].filter(Boolean).join(" · ");
+  const late = (s) => (s.within_deadline ? "" : ` · ${t("batch.late")}`);
+  const done = [
+    b.hold && [t("batch.hold"), b.hold, b.hold.note],
+    b.inspect && [t("batch.inspect"), b.inspect, b.inspect.finding],
+    b.result && [t("batch.result"), b.result, `${label("batch_verdict", b.result.verdict)} · `
+      + `${label("batch_action", b.result.action)} · ${b.result.summary}`],
+    b.published && [t("batch.published"), b.published, ""],
+  ].filter(Boolean);
+  const card = h("section", { class: "card", id: "batch-check", "data-state": b.state },
+    h("h2", {}, t("batch.title")),
+    h("p", {}, `${b.number} · ${product} · `, h("span", { id: "batch-state" }, label("batch_check_state", b.state)),
+      ` · ${t("batch.complaints")}: ${b.complaint_nos.length}`),
+    h("ol", { id: "batch-steps" }, done.map(([name, s, text]) => h("li", {},
+      `${name} (${at(s.at)} · ${who(s.by) || s.by}${late(s)})${text ? `: ${text}` : ""}`))));
+  const next = b.next_step;
+  if (!next) return card;
+  card.append(h("p", { id: "batch-next", "data-step": next.step },
+    `${t("batch.next")}: ${label("batch_step", next.step)} · ${t("due")}: ${at(next.due_at)} `, mark(slaMark(next.due_at, null))));
+  const me = session(), mine = people.find((p) => p.id === me.user);
+  if (!next.roles.includes(me.role) && !(mine && next.departments.includes(mine.department))) return card;
+  const send = (action, form) => api("resolution", `batch-checks/${no}/${action}`, { method: "POST", body: formBody(form) })
+    .then(() => act.again()).catch((e) => showErrors(form, e));
+  const inputs = {
+    hold: ["hold", [field("note", h("textarea"), { wide: true, scope: "batch", label: t("batch.hold.note") })]],
+    inspect: ["inspection", [field("finding", h("textarea"), { wide: true, scope: "batch", label: t("batch.inspect.finding") })]],
+    result: ["result", [
+      field("verdict", select([["unsafe", label("batch_verdict", "unsafe")], ["safe", label("batch_verdict", "safe")]]),
+        { scope: "batch", label: t("batch.verdict") }),
+      field("action", select(labelOptions("batch_action")), { scope: "batch", label: t("batch.action") }),
+      field("summary", h("textarea"), { wide: true, scope: "batch", label: t("batch.summary") })]],
+    publish: ["publication", []],
+  };
+  const [action, controls] = inputs[next.step];
+  const form = h("form", { class: "grid", id: "batch-form", novalidate: true }, ...controls,
+    h("p", {}, h("button", { type: "submit", id: "batch-send" }, label("batch_step", next.step))));
+  form.addEventListener("submit", (e) => { e.preventDefault(); send(action, form); });
+  card.append(form);
+  return card;
 }
 
 // R7.5: a tenant's case goes to its merchant with a deadline; what the merchant replied (a copy
