@@ -16,7 +16,7 @@ import requests
 
 from mallcare_common.labels import load_labels_file
 from mallcare_common.malls import load_registry_file
-from tests.helpers import ROOT, free_ports, start_service, stop_services
+from tests.helpers import ROOT, free_ports, start_service, stop_services, wait_for
 
 SERVICES = ("triage", "analytics", "resolution", "feedback", "notify", "intake")
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -334,3 +334,26 @@ def phone_shot(customer, desktop, name):
     desktop.driver.get("data:text/html;charset=utf-8;base64," + b64encode(html.encode("utf-8")).decode("ascii"))
     desktop.shot(f"phone-{name}")
     desktop.driver.set_window_size(1280, 800)
+
+
+def desk_case(url, description, location, name, phone_prefix="138"):
+    """A complaint registered at Xujiahui's desk (D3001) through the console's API, back once its case is open."""
+    token = requests.post(url + "/login", json={"staff_id": "D3001"}, timeout=10).json()["token"]
+    signed_in = {"Authorization": f"Bearer {token}"}
+    answer = requests.post(
+        url + "/api/intake/complaints",
+        headers=signed_in,
+        json={
+            "mall_id": "sh-xujiahui",
+            "channel": "desk",
+            "channel_ref": f"e2e-{uuid.uuid4().hex}",
+            "customer": {"name": name, "phone": f"{phone_prefix}{uuid.uuid4().int % 10**8:08d}"},
+            "location": location,
+            "description": description,
+        },
+        timeout=20,
+    )
+    assert answer.status_code == 201, answer.text
+    number = answer.json()["number"]
+    wait_for(lambda: requests.get(f"{url}/api/resolution/cases/{number}", headers=signed_in, timeout=10).ok, timeout=30)
+    return number

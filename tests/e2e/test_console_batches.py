@@ -4,19 +4,14 @@ each step shown to them only while it is theirs; the store manager gives the res
 publishes it, and the case's timeline shows it, in Chinese and English. Screenshots:
 test-artifacts/console/console_batches/."""
 
-import uuid
-
-import requests
-
-from tests.e2e.conftest import Console
+from tests.e2e.conftest import Console, desk_case
 from tests.e2e.test_console_day import both
-from tests.helpers import wait_for
 
 
 def test_console_batches(console, browser):
     """R7.6, seed 002: 核查同批次商品并公示结果."""
     c = Console(browser, console)
-    number = _yoghurt_complaint(console)
+    number = desk_case(console, "这批酸奶胀袋了，批号20261201", {"area": "B1 dairy"}, "王女士")
 
     c.login("E3101", "queue")  # procurement/QC
     c.driver.get(f"{console}/#/case/{number}")
@@ -43,26 +38,3 @@ def test_console_batches(console, browser):
     assert "已公示" in c.el("#batch-state").text
     c.until(lambda: "同批次核查结果" in c.el("#timeline").text)  # the result on the case, from the event
     both(c, "batch-published", "#batch-check")
-
-
-def _yoghurt_complaint(url):
-    """A complaint at the desk about a batch of the supermarket's yoghurt, its case open."""
-    token = requests.post(url + "/login", json={"staff_id": "D3001"}, timeout=10).json()["token"]
-    signed_in = {"Authorization": f"Bearer {token}"}
-    answer = requests.post(
-        url + "/api/intake/complaints",
-        headers=signed_in,
-        json={
-            "mall_id": "sh-xujiahui",
-            "channel": "desk",
-            "channel_ref": f"e2e-{uuid.uuid4().hex}",
-            "customer": {"name": "王女士", "phone": f"138{uuid.uuid4().int % 10**8:08d}"},
-            "location": {"area": "B1 dairy"},
-            "description": "这批酸奶胀袋了，批号20261201",
-        },
-        timeout=20,
-    )
-    assert answer.status_code == 201, answer.text
-    number = answer.json()["number"]
-    wait_for(lambda: requests.get(f"{url}/api/resolution/cases/{number}", headers=signed_in, timeout=10).ok, timeout=30)
-    return number

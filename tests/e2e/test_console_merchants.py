@@ -3,19 +3,19 @@ merchant with the note of what it wants, the merchant (its own key, through the 
 with its evidence, and the case page shows the copy of its reply and the evidence in Chinese
 and English; merchant relations takes it back. Screenshots: test-artifacts/console/console_merchants/."""
 
-import uuid
-
 import requests
 
-from tests.e2e.conftest import Console
+from tests.e2e.conftest import Console, desk_case
 from tests.e2e.test_console_day import both
-from tests.helpers import api_key, wait_for
+from tests.helpers import api_key
 
 
 def test_console_merchants(console, browser):
     """R7.5, seed 001: 要求最终回复的复印件; seed 002: 誰管理、誰舉證、誰整改."""
     c = Console(browser, console)
-    number = _tea_shop_complaint(console)
+    number = desk_case(
+        console, "奶茶店店员态度恶劣，还少找我20块钱", {"area": "2F drinks", "merchant_id": "T-233"}, "李女士", "139"
+    )
 
     c.login("E3501", "queue")
     c.driver.get(f"{console}/#/case/{number}")
@@ -53,26 +53,3 @@ def test_console_merchants(console, browser):
     gone = requests.get(f"{console}/api/resolution/merchant/cases/{number}", headers=merchant, timeout=10)
     assert gone.status_code == 404  # the merchant's access ended
     c.shot("merchant-taken-back")
-
-
-def _tea_shop_complaint(url):
-    """A complaint about the tea shop tenant at the desk, its case open."""
-    token = requests.post(url + "/login", json={"staff_id": "D3001"}, timeout=10).json()["token"]
-    signed_in = {"Authorization": f"Bearer {token}"}
-    answer = requests.post(
-        url + "/api/intake/complaints",
-        headers=signed_in,
-        json={
-            "mall_id": "sh-xujiahui",
-            "channel": "desk",
-            "channel_ref": f"e2e-{uuid.uuid4().hex}",
-            "customer": {"name": "李女士", "phone": f"139{uuid.uuid4().int % 10**8:08d}"},
-            "location": {"area": "2F drinks", "merchant_id": "T-233"},
-            "description": "奶茶店店员态度恶劣，还少找我20块钱",
-        },
-        timeout=20,
-    )
-    assert answer.status_code == 201, answer.text
-    number = answer.json()["number"]
-    wait_for(lambda: requests.get(f"{url}/api/resolution/cases/{number}", headers=signed_in, timeout=10).ok, timeout=30)
-    return number

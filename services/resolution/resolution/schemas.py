@@ -776,41 +776,37 @@ class IncidentList(Schema):
     )
 
 
-# One entrypoint serves every case action (and one every incident action); each action is
+# One entrypoint serves every case action (and one every incident, merchant's and batch check's
+# action); each action is
 # its own documented operation because each takes its own body. tests/contract/test_openapi.py
 # checks these against the ACTIONS tables of domain/actions.py and domain/incidents.py.
 _CASE_ACTION = "/cases/<string:complaint_no>/<string:action>"
 _INCIDENT_ACTION = "/incidents/<string:number>/<string:action>"
+_MERCHANT_ACTION = "/merchant/cases/<string:complaint_no>/<string:action>"
+_BATCH_ACTION = "/batch-checks/<string:number>/<string:action>"
 
 
-def _case_action(action, body, summary):
-    return Op(
-        "POST",
-        f"/cases/<string:complaint_no>/{action}",
-        summary,
-        "case.act",
-        body=body,
-        signed=True,
-        responses={200: CaseOut},
-        errors=(409,),
-        route=_CASE_ACTION,
-    )
+def _actions(route, permission, answer):
+    """The documented operation of each action one route serves (`route` with <string:action>):
+    signed, answering `answer`, 409 when the state refuses it."""
+
+    def operation(action, body, summary):
+        return Op(
+            "POST",
+            route.replace("<string:action>", action),
+            summary,
+            permission,
+            body=body,
+            signed=True,
+            responses={200: answer},
+            errors=(409,),
+            route=route,
+        )
+
+    return operation
 
 
-def _incident_action(action, body, summary):
-    return Op(
-        "POST",
-        f"/incidents/<string:number>/{action}",
-        summary,
-        "incident.act",
-        body=body,
-        signed=True,
-        responses={200: IncidentOut},
-        errors=(409,),
-        route=_INCIDENT_ACTION,
-    )
-
-
+_case_action = _actions(_CASE_ACTION, "case.act", CaseOut)
 CASE_ACTIONS = [
     _case_action("findings", FindingIn, "Record an investigation finding (R3.1)."),
     _case_action("expected-resolution", PromiseIn, "Tell the customer when to expect a resolution (R3.2)."),
@@ -837,44 +833,16 @@ CASE_ACTIONS = [
     _case_action("mediation", ReferralIn, "Refer the case to third-party mediation (R7.9)."),
     _case_action("mediation-outcome", MediationOutcomeIn, "Record a third-party mediation's outcome (R7.9)."),
 ]
-_MERCHANT_ACTION = "/merchant/cases/<string:complaint_no>/<string:action>"
 
 
-def _merchant_action(action, body, summary):
-    return Op(
-        "POST",
-        f"/merchant/cases/<string:complaint_no>/{action}",
-        summary,
-        "merchant.case",
-        body=body,
-        signed=True,
-        responses={200: MerchantCaseOut},
-        errors=(409,),
-        route=_MERCHANT_ACTION,
-    )
-
-
+_merchant_action = _actions(_MERCHANT_ACTION, "merchant.case", MerchantCaseOut)
 MERCHANT_ACTIONS = [
     _merchant_action("reply", MerchantReplyIn, "The merchant's final reply with its evidence (R7.5)."),
     _merchant_action("rectification-done", MerchantRectificationDoneIn, "The merchant carried out its rectification."),
 ]
-_BATCH_ACTION = "/batch-checks/<string:number>/<string:action>"
 
 
-def _batch_action(action, body, summary):
-    return Op(
-        "POST",
-        f"/batch-checks/<string:number>/{action}",
-        summary,
-        "case.act",
-        body=body,
-        signed=True,
-        responses={200: BatchCheckOut},
-        errors=(409,),
-        route=_BATCH_ACTION,
-    )
-
-
+_batch_action = _actions(_BATCH_ACTION, "case.act", BatchCheckOut)
 BATCH_ACTIONS = [
     _batch_action("hold", BatchHoldIn, "The batch's goods were taken off the shelf (R7.6)."),
     _batch_action("inspection", BatchInspectionIn, "What the batch's inspection found (R7.6)."),
@@ -883,6 +851,7 @@ BATCH_ACTIONS = [
         "publication", ActionIn, "Publish the result on the mall's notice page and to every complaint of the batch."
     ),
 ]
+_incident_action = _actions(_INCIDENT_ACTION, "incident.act", IncidentOut)
 INCIDENT_ACTIONS = [
     _incident_action("verification", VerificationIn, "Confirm or dismiss the incident."),
     _incident_action(
