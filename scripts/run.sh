@@ -120,8 +120,8 @@ cat <<EOT
     cases (handler queue)  http://127.0.0.1:8003/cases?mall_id=sh-xujiahui   case: /cases/<number>
     revisits (worklist)    http://127.0.0.1:8004/revisits?mall_id=sh-xujiahui   library: /library
     answer page            a revisit's answer_link (app, WeChat, SMS complaints): $MALLCARE_PUBLIC_BASE_URL/answers?token=...
-    customer's own page    http://127.0.0.1:8001/portal/sh-xujiahui   (on a phone; progress: /portal/status)
-    poster to print        http://127.0.0.1:8001/portal/sh-xujiahui/poster   (its QR code leads to the page)
+    customer's own page    http://127.0.0.1:8001/portal/SHXJH   (the mall's code; on a phone; progress: /portal/status)
+    poster to print        http://127.0.0.1:8001/portal/SHXJH/poster   (its QR code leads to the page)
     messages to customers  http://127.0.0.1:8007/messages?complaint_no=<number>   failed: /messages/failed
     what was "sent"        http://127.0.0.1:8090/   (the stand-ins: e-mail, SMS, WeChat, app)
     a WeChat complaint     .venv/bin/python scripts/demo.py wechat '停车场收费机扣了我两次钱'
