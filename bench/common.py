@@ -9,7 +9,6 @@ import datetime as dt
 import json
 import os
 import platform
-import secrets
 import shutil
 import signal
 import socket
@@ -444,10 +443,19 @@ def purge_queues(amqp_uri, vhost, name_contains):
         return sum(conn.default_channel.queue_purge(name) or 0 for name in names)
 
 
-# Fresh secrets for each bench run (services refuse to start without them).
-SECRETS = {
-    f"MALLCARE_{name}": secrets.token_hex(32) for name in ("TOKEN_SECRET", "CUSTOMER_REF_SECRET", "ANSWER_LINK_SECRET")
-}
+def _fresh_secrets():
+    """Fresh secrets and signing keys for each bench run (services refuse to start without
+    them), and the JWKS file of the keys' public halves."""
+    from mallcare_common.auth import new_secrets, write_jwks
+
+    fresh, jwks = new_secrets()
+    handle, path = tempfile.mkstemp(prefix="mallcare-bench-jwks-", suffix=".json")
+    os.close(handle)
+    write_jwks(path, jwks)
+    return {f"MALLCARE_{name}": value for name, value in fresh.items()} | {"MALLCARE_JWKS": path}
+
+
+SECRETS = _fresh_secrets()
 
 
 def service_env(amqp_uri, pythonpath, **extra):
@@ -470,12 +478,10 @@ def service_env(amqp_uri, pythonpath, **extra):
 
 def signed_in(user="B0001", role="admin", malls=("*",)):
     """The Authorization header of a token the bench's services accept (older trees ignore it)."""
-    from mallcare_common.auth import issue_token
+    from mallcare_common.auth import SigningKey, issue_token
 
-    return {
-        "Authorization": "Bearer "
-        + issue_token(SECRETS["MALLCARE_TOKEN_SECRET"], user, role, malls, dt.timedelta(days=1))
-    }
+    key = SigningKey(SECRETS["MALLCARE_SIGNING_KEY"])
+    return {"Authorization": "Bearer " + issue_token(key, user, role, malls, dt.timedelta(days=1))}
 
 
 def start_service(children, service, env, log_name=None, health="/health"):

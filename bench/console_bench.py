@@ -22,7 +22,7 @@ deleted at the end) and one store:
 
 2. The same reads, two ways: (a) directly to intake (the baseline), (b) through the
    console's /api/intake/<path>. Both as the mall's supervisor E3011 (a staff token signed
-   with the run's TOKEN_SECRET, bench/common.signed_in). Two requests:
+   with the run's SIGNING_KEY, bench/common.signed_in). Two requests:
      list   GET /complaints?mall_id=sh-xujiahui&per_page=20
      get    GET /complaints/<number>  (the registered numbers in turn)
    The bench keeps one keep-alive requests.Session per sender thread on both paths, as a

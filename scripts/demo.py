@@ -2,7 +2,7 @@
 it travel intake -> triage -> resolution, work its case to resolved as handler E3501
 (the seeds' strawberry case), record the customer's answer on the revisit, and show
 the case's timeline and analytics' counts. Every call is signed in: staff tokens
-made with the TOKEN_SECRET of the secrets file run.sh wrote (MALLCARE_SECRETS_FILE).
+made with the sign-on's SIGNING_KEY of the secrets file run.sh wrote (MALLCARE_SECRETS_FILE).
 
 `python scripts/demo.py wechat [text]` plays WeChat's server: a customer's text message to
 sh-xujiahui's official account, posted to intake's callback signed with the account's
@@ -25,7 +25,7 @@ import yaml
 
 from intake.wechat import signature
 from mallcare_cli.examples import desk_complaint
-from mallcare_common.auth import issue_token, read_secret
+from mallcare_common.auth import SigningKey, issue_token, read_secret
 
 INTAKE, TRIAGE, RESOLUTION, FEEDBACK, ANALYTICS, NOTIFY = (
     "http://127.0.0.1:8001",
@@ -40,7 +40,7 @@ POLICY_DIR = Path(__file__).resolve().parent.parent / "deploy" / "policy"
 
 
 def signed_in(user, role, malls=("sh-xujiahui",)):
-    return {"Authorization": "Bearer " + issue_token(read_secret({}, "TOKEN_SECRET"), user, role, malls)}
+    return {"Authorization": "Bearer " + issue_token(SigningKey(read_secret({}, "SIGNING_KEY")), user, role, malls)}
 
 
 AUTH = '-H "Authorization: Bearer $TOKEN"'  # as the curl lines show it

@@ -116,12 +116,13 @@ stop_broker_if_started() {
   fi
 }
 
-ensure_secrets() {  # .run/secrets.yml (mode 600), made once with random secrets; never in the repo
+ensure_secrets() {  # .run/secrets.yml (mode 600), made once with random secrets and keys; never in the repo
   local file="${MALLCARE_SECRETS_FILE:-$RUN_DIR/secrets.yml}"
-  if [ ! -f "$file" ]; then
+  # a file of a release before signing keys (TOKEN_SECRET) is made again
+  if [ ! -f "$file" ] || ! grep -q '^SIGNING_KEY:' "$file"; then
     mkdir -p "$(dirname "$file")"
-    say "writing new random secrets to $file"
-    (umask 077 && "$VENV/bin/python" -m mallcare_common.auth secrets >"$file")
+    say "writing new random secrets and signing keys to $file (their public keys: $(dirname "$file")/jwks.json)"
+    (umask 077 && "$VENV/bin/python" -m mallcare_common.auth secrets --jwks "$(dirname "$file")/jwks.json" >"$file")
   fi
   # The demo's WeChat official account (sh-xujiahui's in deploy/policy/intake.yml) signs its
   # calls with this token (32 letters and digits, WeChat's most); scripts/demo.py wechat does.

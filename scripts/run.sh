@@ -95,7 +95,8 @@ for svc in "${SERVICES[@]}"; do
 done
 
 # The web console (issue 9): pages and a same-origin proxy to the six; no store of its own.
-env CONSOLE_WEB_ADDRESS=127.0.0.1:8006 "$VENV/bin/nameko" run --config services/console/config.yml console.service \
+# The demo sign-in (no password) is on here, where the console listens on this machine only.
+env CONSOLE_WEB_ADDRESS=127.0.0.1:8006 CONSOLE_DEMO_LOGIN="${CONSOLE_DEMO_LOGIN:-true}" "$VENV/bin/nameko" run --config services/console/config.yml console.service \
   >"$RUN_DIR/logs/console.log" 2>&1 &
 SERVICE_PIDS+=($!)
 "$VENV/bin/python" scripts/demo.py wait "http://127.0.0.1:8006/health" ||

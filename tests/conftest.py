@@ -23,7 +23,19 @@ import pytest  # noqa: E402
 from mock import Mock  # noqa: E402
 from nameko.testing.utils import find_free_port  # noqa: E402
 
-from tests.helpers import API_KEYS, MERCHANT_KEYS, POLICY_DIR, ROOT, SECRETS, WebClient, api_key  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    API_KEYS,
+    MERCHANT_KEYS,
+    POLICY_DIR,
+    ROOT,
+    SECRETS,
+    SERVICE_KEYS,
+    SIGNING_KEY,
+    SUBSCRIBER_KEYS,
+    WebClient,
+    api_key,
+    jwks_of,
+)
 
 
 class ClientErrorTracebacks(logging.Handler):
@@ -107,24 +119,35 @@ def service_logging():
 def secrets_file():
     from mallcare_common.auth import key_digest
 
-    keys = [
-        {
-            "id": key_id,
-            "mall_id": mall,
-            "channel": channel,
-            "per_minute": rate,
-            "sha256": key_digest(api_key(key_id)["X-Api-Key"].partition(".")[2]),
-        }
-        for key_id, (mall, channel, rate) in API_KEYS.items()
-    ] + [
-        {"id": key_id, "mall_id": mall, "merchant_id": merchant, "sha256": key_digest(f"secret-of-{key_id}")}
-        for key_id, (mall, merchant) in MERCHANT_KEYS.items()
-    ]
+    keys = (
+        [
+            {
+                "id": key_id,
+                "mall_id": mall,
+                "channel": channel,
+                "per_minute": rate,
+                "sha256": key_digest(api_key(key_id)["X-Api-Key"].partition(".")[2]),
+            }
+            for key_id, (mall, channel, rate) in API_KEYS.items()
+        ]
+        + [
+            {"id": key_id, "mall_id": mall, "merchant_id": merchant, "sha256": key_digest(f"secret-of-{key_id}")}
+            for key_id, (mall, merchant) in MERCHANT_KEYS.items()
+        ]
+        + [
+            {"id": key_id, "identity": identity, "sha256": key_digest(f"secret-of-{key_id}")}
+            for key_id, identity in SUBSCRIBER_KEYS.items()
+        ]
+    )
+    handle, jwks = tempfile.mkstemp(prefix="mallcare-jwks-", suffix=".json")
+    with os.fdopen(handle, "w") as out:
+        json.dump(jwks_of(SIGNING_KEY, *SERVICE_KEYS.values()), out)
     handle, path = tempfile.mkstemp(prefix="mallcare-secrets-", suffix=".yml")
     with os.fdopen(handle, "w") as out:
-        json.dump({**SECRETS, "API_KEYS": keys}, out)  # JSON is YAML
+        json.dump({**SECRETS, "JWKS": jwks, "API_KEYS": keys}, out)  # JSON is YAML
     yield path
     os.unlink(path)
+    os.unlink(jwks)
 
 
 @pytest.fixture(scope="session")

@@ -12,12 +12,19 @@ from pathlib import Path
 
 import requests
 
+from mallcare_common.auth import SERVICES, SigningKey, new_signing_key
+
 ROOT = Path(__file__).resolve().parent.parent
 POLICY_DIR = ROOT / "deploy" / "policy"
-TOKEN_SECRET = "test-token-secret-" + "t" * 32
+# The sign-on's key signs the tests' staff tokens; each service signs its calls with its own.
+# The session's JWKS file holds their public halves (conftest.secrets_file).
+SIGNING_KEY = new_signing_key("sign-on", "tests")
+SERVICE_KEYS = {f"SERVICE_KEY_{name.upper()}": new_signing_key(f"service:{name}", "tests") for name in SERVICES}
+SIGN_ON = SigningKey(SIGNING_KEY)
 # WECHAT_TOKEN_SH_XUJIAHUI: sh-xujiahui's official account token, as deploy/policy/intake.yml names it
 SECRETS = {
-    "TOKEN_SECRET": TOKEN_SECRET,
+    "SIGNING_KEY": SIGNING_KEY,
+    **SERVICE_KEYS,
     "CUSTOMER_REF_SECRET": "test-customer-ref-secret-" + "c" * 32,
     "ANSWER_LINK_SECRET": "test-answer-link-secret-" + "a" * 32,
     "WECHAT_TOKEN_SH_XUJIAHUI": "wx" + "7" * 30,
@@ -38,17 +45,26 @@ MERCHANT_KEYS = {
     "t17-sh": ("sh-xujiahui", "T-17"),
 }
 
+# Subscribers' keys (issue 23): another internal service, with its identity's malls and scopes (access.yml).
+SUBSCRIBER_KEYS = {"loyalty-points": "subscriber:loyalty"}
+
 
 def api_key(key_id):
-    """The X-Api-Key header of one of API_KEYS or MERCHANT_KEYS (its secret is derived from its id, for tests only)."""
+    """The X-Api-Key header of one of API_KEYS, MERCHANT_KEYS or SUBSCRIBER_KEYS (its secret is
+    derived from its id, for tests only)."""
     return {"X-Api-Key": f"{key_id}.secret-of-{key_id}"}
 
 
 def bearer(user="A0001", role="admin", malls=("*",), **kwargs):
-    """An Authorization header with a staff token signed by the tests' secret."""
+    """An Authorization header with a staff token signed by the tests' sign-on key."""
     from mallcare_common.auth import issue_token
 
-    return {"Authorization": "Bearer " + issue_token(TOKEN_SECRET, user, role, malls, **kwargs)}
+    return {"Authorization": "Bearer " + issue_token(SIGN_ON, user, role, malls, **kwargs)}
+
+
+def jwks_of(*private_keys):
+    """The JWKS document of these private keys' public halves."""
+    return {"keys": [SigningKey(key).public() for key in private_keys]}
 
 
 def staff(staff_id):

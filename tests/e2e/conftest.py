@@ -51,6 +51,7 @@ def console(rabbit_config, mongo_uri, secrets_file, tmp_path):
             amqp_uri=rabbit_config["AMQP_URI"],
             mongo_uri=mongo_uri,
             secrets_file=secrets_file,
+            CONSOLE_DEMO_LOGIN="true",  # as scripts/run.sh: the walks sign in with the demo picker
             **console_sees,
         )
     url = Running(f"http://127.0.0.1:{ports['console']}")

@@ -7,7 +7,7 @@ import requests
 
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.auth import issue_token
-from tests.helpers import TOKEN_SECRET, wait_for
+from tests.helpers import SIGN_ON, wait_for
 from tests.e2e.conftest import Console
 
 SIZES = {"laptop": (1280, 800), "tablet": (768, 1024), "tablet-upright": (820, 1180), "tablet-side": (1180, 820)}
@@ -49,7 +49,7 @@ def _a_case(console):
     """A complaint registered through the console's proxy, once resolution has opened its case."""
 
     def signed(staff_id, role):
-        return {"Authorization": "Bearer " + issue_token(TOKEN_SECRET, staff_id, role, ["sh-xujiahui"])}
+        return {"Authorization": "Bearer " + issue_token(SIGN_ON, staff_id, role, ["sh-xujiahui"])}
 
     registered = requests.post(
         f"{console}/api/intake/complaints",

@@ -5,7 +5,7 @@ The harness is tests/e2e/conftest.py; screenshots go to test-artifacts/console/<
 import uuid
 
 from mallcare_common.auth import issue_token
-from tests.helpers import TOKEN_SECRET
+from tests.helpers import SIGN_ON
 from tests.e2e.conftest import Console, quietly
 
 TAB_LIMIT = 60  # more Tab presses than the desk form has stops
@@ -18,7 +18,7 @@ def test_a_sign_on_token_starts_a_session_and_a_bad_one_is_refused(console, brow
     assert "token=" not in c.driver.current_url  # gone from the address bar
     c.shot("sign-on-refused")
 
-    token = issue_token(TOKEN_SECRET, "E3501", "handler", ["sh-xujiahui"])
+    token = issue_token(SIGN_ON, "E3501", "handler", ["sh-xujiahui"])
     c.driver.get(console + "/#token=" + token)
     c.el('main[data-page="queue"]')  # the handler's home page
     assert "token=" not in c.driver.current_url
@@ -28,7 +28,7 @@ def test_a_sign_on_token_starts_a_session_and_a_bad_one_is_refused(console, brow
     c.click("#logout")
     c.el('main[data-page="login"]')
     c.driver.find_element(c.By.CSS_SELECTOR, "details summary").click()  # the paste-a-token form
-    c.type("#sign-on-token", issue_token(TOKEN_SECRET, "D3001", "desk_staff", ["sh-xujiahui"]))
+    c.type("#sign-on-token", issue_token(SIGN_ON, "D3001", "desk_staff", ["sh-xujiahui"]))
     c.click("#token-submit")
     c.el('main[data-page="desk"]')
 

@@ -16,7 +16,7 @@ import pytest
 from nameko.exceptions import RemoteError
 
 from mallcare_cli.examples import desk_complaint
-from tests.helpers import TOKEN_SECRET, api_key, bearer, handled, settle_at_desk, staff, wait_for
+from tests.helpers import SIGN_ON, api_key, bearer, handled, settle_at_desk, staff, wait_for
 
 SH_DESK, SH_HANDLER, BJ_HANDLER, SH_MANAGER = staff("D3001"), staff("E3501"), staff("E4001"), staff("E3091")
 ANALYST = bearer("A7001", "analyst", ["*"])
@@ -128,8 +128,9 @@ def test_signed_out_forged_and_expired_credentials_get_401_everywhere(system):
     expired = bearer(role="admin", lifetime=-timedelta(hours=1))["Authorization"]
     other_secret = "Bearer " + jwt.encode(
         {"iss": "mallcare", "sub": "X", "role": "admin", "malls": ["*"], "exp": int(time.time()) + 600},
-        TOKEN_SECRET.upper(),
+        "a-shared-secret-of-at-least-32-bytes",
         algorithm="HS256",
+        headers={"kid": SIGN_ON.kid},  # the sign-on's key id, but HS256: never accepted
     )
     paths = {
         "intake": "/complaints",

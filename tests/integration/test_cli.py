@@ -18,7 +18,7 @@ import yaml
 from kombu import Connection
 from nameko.testing.utils import find_free_port
 
-from tests.helpers import POLICY_DIR, ROOT, TOKEN_SECRET, wait_for
+from tests.helpers import POLICY_DIR, ROOT, SIGNING_KEY, wait_for
 from tests.integration.test_dead_letters import INTAKE_EVENTS, TRIAGE_QUEUE
 from tests.integration.test_policy_files import BROKEN, edit
 from triage import learned
@@ -101,16 +101,16 @@ def test_policy_reload_reloads_running_services_as_admin_and_reports_a_refusal(s
     reload = ["policy", "reload", "--service", "triage", "--url", f"triage={url(triage)}"]
     edit(policy_dir / "triage.yml", lambda d: d.update(version="2026-12-06.1"))
     malls = yaml.safe_load((policy_dir / "malls.yml").read_text(encoding="utf-8"))["version"]
-    done = mallcare(*reload, MALLCARE_TOKEN_SECRET=TOKEN_SECRET)
+    done = mallcare(*reload, MALLCARE_SIGNING_KEY=SIGNING_KEY)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout == f"triage     reloaded: version 2026-12-06.1+malls:{malls}+model:{learned.shipped().version}\n"
     edit(policy_dir / "triage.yml", BROKEN["triage"][0])
-    refused = mallcare(*reload, MALLCARE_TOKEN_SECRET=TOKEN_SECRET)
+    refused = mallcare(*reload, MALLCARE_SIGNING_KEY=SIGNING_KEY)
     assert refused.returncode == 1 and "refused (422 INVALID_POLICY)" in refused.stdout
     assert BROKEN["triage"][1] in refused.stdout
     closed = f"http://127.0.0.1:{find_free_port()}"
     silent = mallcare(
-        "policy", "reload", "--url", f"intake={closed}", "--service", "intake", MALLCARE_TOKEN_SECRET=TOKEN_SECRET
+        "policy", "reload", "--url", f"intake={closed}", "--service", "intake", MALLCARE_SIGNING_KEY=SIGNING_KEY
     )
     assert silent.returncode == 1 and silent.stdout == f"intake     {closed}: no answer (ConnectionError)\n"
 
@@ -125,7 +125,7 @@ def test_seed_registers_demo_complaints_for_n_malls_at_intake(start, web_client)
         "4",
         "--url",
         f"intake={url(intake)}",
-        MALLCARE_TOKEN_SECRET=TOKEN_SECRET,
+        MALLCARE_SIGNING_KEY=SIGNING_KEY,
     )
     assert seeded.returncode == 0, seeded.stdout + seeded.stderr
     assert seeded.stdout == "sh-xujiahui    4 registered\nbj-chaoyang    4 registered\n"

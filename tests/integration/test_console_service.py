@@ -21,11 +21,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from console.service import UPSTREAM_NAMES, ConsoleService
 from intake.service import IntakeService
 from mallcare_cli.examples import desk_complaint
-from mallcare_common.auth import issue_token, read_token
+from mallcare_common.auth import KeySet, SigningKey, issue_token, new_signing_key, staff_claims, verify_token
 from tests.helpers import (
     POLICY_DIR,
     SECRETS,
-    TOKEN_SECRET,
+    SIGNING_KEY,
     bearer,
     free_ports,
     staff,
@@ -37,7 +37,7 @@ from tests.integration.test_input_gate import barrage
 
 
 @pytest.fixture
-def console(container_factory, rabbit_config):
+def console(container_factory, rabbit_config, secrets_file):
     def start(**mallcare):
         nowhere = f"http://127.0.0.1:{find_free_port()}"  # no service answers there
         config = {
@@ -46,6 +46,7 @@ def console(container_factory, rabbit_config):
             "MALLCARE": {
                 "POLICY_DIR": str(POLICY_DIR),
                 **SECRETS,
+                "SECRETS_FILE": secrets_file,
                 "UPSTREAMS": {s: nowhere for s in UPSTREAM_NAMES},
                 **mallcare,
             },
@@ -70,12 +71,14 @@ def test_serves_the_pages_and_nothing_outside_them(console):
     assert requests.get(url + "/static/" + "a" * 5000, timeout=10).status_code == 404
 
 
-def test_demo_sign_in_signs_a_token_for_a_member_of_staff_only(console):
-    url = console()
+def test_demo_sign_in_signs_a_token_for_a_member_of_staff_only(console, secrets_file):
+    url = console(DEMO_LOGIN="true")
     signed = requests.post(url + "/login", json={"staff_id": "e3501"}, timeout=10)
     assert signed.status_code == 200
     body = signed.json()
-    assert read_token(TOKEN_SECRET, body["token"]) == ("E3501", "handler", ("sh-xujiahui",))
+    with open(secrets_file, encoding="utf-8") as handle:
+        keys = KeySet(json.load(handle)["JWKS"])
+    assert staff_claims(verify_token(keys, body["token"])[1]) == ("E3501", "handler", ("sh-xujiahui",))
     assert (body["role"], body["name"]) == ("handler", "周洁")
     assert requests.post(url + "/login", json={"staff_id": "X9999"}, timeout=10).status_code == 401
     assert requests.post(url + "/login", data="{", timeout=10).status_code == 400
@@ -83,17 +86,56 @@ def test_demo_sign_in_signs_a_token_for_a_member_of_staff_only(console):
     assert {"id": "D3001", "name": "许静", "role": "desk_staff", "malls": ["sh-xujiahui"]} in staff
 
 
-def test_demo_sign_in_can_be_turned_off_and_the_directory_is_for_signed_in_staff_only(console):
-    url = console(DEMO_LOGIN="false", SIGN_ON_URL="https://sso.example.com/login")
+def test_demo_sign_in_is_off_unless_turned_on_and_the_directory_is_for_signed_in_staff_only(console):
+    """Issue 23: off by default, so that a deployment has no password-less sign-in by accident."""
+    url = console(SIGN_ON_URL="https://sso.example.com/login")
     assert requests.post(url + "/login", json={"staff_id": "E3501"}, timeout=10).status_code == 404
     assert requests.get(url + "/staff", timeout=10).status_code == 401  # no names to strangers
-    signed_in = {"Authorization": "Bearer " + issue_token(TOKEN_SECRET, "E3011", "supervisor", ["sh-xujiahui"])}
+    signed_in = bearer("E3011", "supervisor", ["sh-xujiahui"])
     assert "E3501" in {m["id"] for m in requests.get(url + "/staff", headers=signed_in, timeout=10).json()["items"]}
     assert requests.get(url + "/sign-in", timeout=10).json() == {
         "demo": False,
         "sign_on_url": "https://sso.example.com/login",
     }
-    assert requests.get(console() + "/sign-in", timeout=10).json() == {"demo": True, "sign_on_url": None}
+    assert requests.get(console(DEMO_LOGIN="true") + "/sign-in", timeout=10).json() == {
+        "demo": True,
+        "sign_on_url": None,
+    }
+
+
+def test_the_console_publishes_the_public_keys_tokens_are_verified_with(console):
+    published = requests.get(console() + "/.well-known/jwks.json", timeout=10).json()["keys"]
+    assert SigningKey(SIGNING_KEY).kid in {key["kid"] for key in published}
+    assert all(key["alg"] == "EdDSA" and "d" not in key for key in published)  # no private half
+
+
+def test_a_console_listening_beyond_this_machine_will_not_start_with_the_demo_sign_in_on(
+    container_factory, rabbit_config, secrets_file
+):
+    """Issue 23: anyone who reaches :8006 would sign in as legal L9001 and read full contacts."""
+
+    def start(**mallcare):
+        config = {
+            "AMQP_URI": rabbit_config["AMQP_URI"],
+            "WEB_SERVER_ADDRESS": f"0.0.0.0:{find_free_port()}",
+            "MALLCARE": {
+                "POLICY_DIR": str(POLICY_DIR),
+                "SECRETS_FILE": secrets_file,
+                "UPSTREAMS": {s: "http://127.0.0.1:9" for s in UPSTREAM_NAMES},
+                "DEMO_LOGIN": "true",
+                **mallcare,
+            },
+        }
+        container = container_factory(ConsoleService, config)
+        container.start()
+        return config["WEB_SERVER_ADDRESS"].replace("0.0.0.0", "http://127.0.0.1")
+
+    with pytest.raises(RuntimeError, match="anyone who reaches it could sign in as any member of staff"):
+        start()
+    with pytest.raises(RuntimeError, match="CONSOLE_DEMO_LOGIN_EXPOSED"):
+        start(DEMO_LOGIN_EXPOSED="yes")  # a flag that does not name the risk is no consent
+    url = start(DEMO_LOGIN_EXPOSED="anyone-who-reaches-the-console-signs-in-as-any-staff")
+    assert requests.get(url + "/sign-in", timeout=10).json()["demo"] is True
 
 
 def test_a_token_from_the_sign_on_says_who_signed_in_and_a_bad_one_is_refused(console):
@@ -102,8 +144,7 @@ def test_a_token_from_the_sign_on_says_who_signed_in_and_a_bad_one_is_refused(co
         outcome: sample(url, "mallcare_console_sign_ins_total", how="sign_on", outcome=outcome)
         for outcome in ("ok", "refused")
     }
-    token = issue_token(TOKEN_SECRET, "E3011", "supervisor", ["sh-xujiahui"])
-    who = requests.get(url + "/session", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    who = requests.get(url + "/session", headers=bearer("E3011", "supervisor", ["sh-xujiahui"]), timeout=10)
     assert who.status_code == 200
     body = who.json()
     assert {k: body[k] for k in ("user", "name", "role", "malls")} == {
@@ -115,7 +156,7 @@ def test_a_token_from_the_sign_on_says_who_signed_in_and_a_bad_one_is_refused(co
     # what the pages may offer, from access.yml and resolution.yml's case permissions
     assert {"case.read", "assessment.assign", "close_or_reopen"} <= set(body["may"])
     assert not {"review_meeting", "policy.reload"} & set(body["may"])
-    forged = issue_token("another-secret-of-at-least-thirty-two-bytes", "E3011", "supervisor", ["*"])
+    forged = issue_token(SigningKey(new_signing_key("sign-on", "tests")), "E3011", "supervisor", ["*"])
     for headers in ({"Authorization": f"Bearer {forged}"}, {"Authorization": "Basic x"}, {}):
         refused = requests.get(url + "/session", headers=headers, timeout=10)
         assert refused.status_code == 401 and refused.json()["error"] == "UNAUTHENTICATED"
@@ -171,7 +212,7 @@ def test_the_console_answers_a_barrage_with_4xx_and_passes_the_services_refusals
     config = service_config("intake")
     container_factory(IntakeService, config).start()
     intake = "http://" + config["WEB_SERVER_ADDRESS"]
-    url = console(UPSTREAMS={name: intake for name in UPSTREAM_NAMES})
+    url = console(DEMO_LOGIN="true", UPSTREAMS={name: intake for name in UPSTREAM_NAMES})
     headers = {**staff("D3001"), "Content-Type": "application/json"}
     for name, raw, status, named in barrage({}, "staff_id"):
         answer = requests.post(url + "/login", data=raw, headers={"Content-Type": "application/json"}, timeout=10)

@@ -54,7 +54,7 @@ USAGE = """commands:
   mallcare rebuild analytics [--config C]       = python -m analytics.rebuild (analytics stopped)
   mallcare policy validate [DIR]                every policy file through its service's own loader
   mallcare policy reload [--service S]          POST /policy/reload on the running services, as admin
-  mallcare token|api-key|secrets ...            = python -m mallcare_common.auth
+  mallcare token|api-key|secrets|keys ...       = python -m mallcare_common.auth
   mallcare retention run|dry-run --service intake|resolution [--config C]
                                                 = python -m <service>.retention [--dry-run]
   mallcare seed --malls N --complaints M        demo complaints over HTTP to intake on this machine
@@ -62,8 +62,8 @@ USAGE = """commands:
 exit codes: 0 ok; 1 a check failed (a service or the broker down, dead letters waiting, a policy
 invalid, a request refused); 2 usage. Service URLs: --url SERVICE=URL, else MALLCARE_<SERVICE>_URL,
 else http://127.0.0.1:8001-8005 (intake, triage, resolution, feedback, analytics; as scripts/run.sh).
-Tokens for policy reload and seed are signed with TOKEN_SECRET (MALLCARE_TOKEN_SECRET, or the file
-MALLCARE_SECRETS_FILE names)."""
+Tokens for policy reload and seed are signed with the sign-on's SIGNING_KEY (MALLCARE_SIGNING_KEY,
+or the file MALLCARE_SECRETS_FILE names): for development, where this machine holds it."""
 
 
 class Failed(Exception):
@@ -252,9 +252,13 @@ def policy_validate(args):
 
 
 def admin_headers(token):
-    """A given token, else a short-lived admin token signed here with TOKEN_SECRET."""
+    """A given token, else a short-lived admin token signed here with the sign-on's SIGNING_KEY."""
     token = token or auth.issue_token(
-        auth.env_secret("TOKEN_SECRET"), f"cli:{getpass.getuser()}", "admin", [auth.ALL_MALLS], ADMIN_TOKEN_LIFETIME
+        auth.SigningKey(auth.env_secret("SIGNING_KEY")),
+        f"cli:{getpass.getuser()}",
+        "admin",
+        [auth.ALL_MALLS],
+        ADMIN_TOKEN_LIFETIME,
     )
     return {"Authorization": f"Bearer {token}"}
 
@@ -303,10 +307,10 @@ def seed(args):
     if args.malls > len(registry.malls):
         raise UsageError(f"malls.yml has {len(registry.malls)} malls, {args.malls} asked")
     malls = list(registry.malls)[: args.malls]
-    secret, run, counts = auth.env_secret("TOKEN_SECRET"), uuid.uuid4().hex[:8], Counter()
+    key, run, counts = auth.SigningKey(auth.env_secret("SIGNING_KEY")), uuid.uuid4().hex[:8], Counter()
     with requests.Session() as http:
         for mall in malls:
-            desk = {"Authorization": "Bearer " + auth.issue_token(secret, "seed", "desk_staff", [mall])}
+            desk = {"Authorization": "Bearer " + auth.issue_token(key, "seed", "desk_staff", [mall])}
             for i in range(args.complaints):
                 body = desk_complaint(
                     mall_id=mall,
@@ -388,9 +392,10 @@ def parser():
 
     for name, run, text in (
         ("deadletters", delegate_deadletters, "list, show, replay, purge dead letters"),
-        ("token", delegate_auth, "a staff token signed with TOKEN_SECRET"),
-        ("api-key", delegate_auth, "a new channel API key and its secrets-file entry"),
-        ("secrets", delegate_auth, "a new secrets file with random secrets"),
+        ("token", delegate_auth, "a staff token signed with the sign-on's SIGNING_KEY (development)"),
+        ("api-key", delegate_auth, "a new channel's, merchant's or subscriber's API key and its secrets-file entry"),
+        ("secrets", delegate_auth, "new random secrets and signing keys, and their JWKS"),
+        ("keys", delegate_auth, "a new signing key, and the JWKS file's keys, for a rotation"),
     ):
         # their own parser reads the rest, --help included
         commands.add_parser(name, add_help=False, help=f"{text} (mallcare {name} --help)").set_defaults(
@@ -421,7 +426,7 @@ def parser():
     cmd.add_argument(
         "--token",
         default=os.environ.get("MALLCARE_TOKEN"),
-        help="an admin token (default $MALLCARE_TOKEN, else one made with TOKEN_SECRET)",
+        help="an admin token (default $MALLCARE_TOKEN, else one signed with SIGNING_KEY)",
     )
     cmd.set_defaults(run=policy_reload)
 

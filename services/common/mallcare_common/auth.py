@@ -1,26 +1,41 @@
 """Who is calling, and what they may do.
 
-- Staff carry signed tokens (`Authorization: Bearer <JWT>`, HS256): user, role, the
-  malls they work at ("*" for the whole chain) and an expiry. The chain's sign-on
-  issues them with the same secret; `python -m mallcare_common.auth token` issues one
-  by hand.
+- Staff carry signed tokens (`Authorization: Bearer <JWT>`): user, role, the malls they
+  work at ("*" for the whole chain) and an expiry, signed with EdDSA (Ed25519) by the
+  chain's sign-on, whose private key (SIGNING_KEY) only the sign-on holds (and `mallcare
+  token`, for development). Services verify with the public keys of a JWKS document
+  (MALLCARE.JWKS: a file or an https address), each key named by its id (kid
+  `<identity>@<version>`), so that a key can be added before it signs and removed after
+  its tokens expired: a rotation without downtime (KeySet, docs/security.md).
+- Each mallcare service signs its calls to another with its own key (SERVICE_KEY_<NAME>,
+  kid `service:<name>@...`), as a short-lived token: the verifier takes who it is from
+  the key, never from the token's claims, and gives it the scopes access.yml lists for
+  that identity, never a staff role. A subscriber (another internal service reading
+  cases) carries an API key of its identity with the scopes and malls access.yml lists.
 - Channel integrations carry API keys (`X-Api-Key: <key id>.<secret>`), each scoped
   to one mall and one channel and rate limited; the keys file keeps only the
   secret's SHA-256. A merchant (a tenant) signs in with a key of the same kind scoped
   to one mall and that one merchant (R7.5): it reads and answers only its own cases.
-- Services call each other with a short-lived service token.
 
-Secrets come from the environment (config MALLCARE.TOKEN_SECRET etc., from
-MALLCARE_TOKEN_SECRET) or from the YAML secrets file MALLCARE_SECRETS_FILE names,
-never from the repo. What each role may do is policy data (access.yml); every HTTP
-and RPC entrypoint asks the `Access` dependency for its caller and checks the
-permission and the mall before it reads or writes.
+Every refused sign-in (no credential, a forged, expired or unknown one) is an audit record:
+a `mallcare.audit` log line and `mallcare_sign_ins_refused_total`.
+
+Secrets come from the environment (config MALLCARE.<NAME>, from MALLCARE_<NAME>), from a
+file MALLCARE_<NAME>_FILE names (a Compose or Kubernetes secret), or from the YAML secrets
+file MALLCARE_SECRETS_FILE names, never from the repo. What each role and identity may do
+is policy data (access.yml); every HTTP and RPC entrypoint asks the `Access` dependency
+for its caller and checks the permission and the mall before it reads or writes.
 """
 
 import hashlib
 import hmac
+import json
+import logging
 import os
+import re
+import threading
 import time
+import urllib.request
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,11 +45,17 @@ from typing import Any, TypedDict
 
 import jwt
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from jwt.algorithms import OKPAlgorithm
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from nameko.extensions import DependencyProvider
 from werkzeug.wrappers import Request
 
+from .metrics import SIGN_INS_REFUSED
 from .policy import read_policy_file
+
+log = logging.getLogger(__name__)
+audit_log = logging.getLogger("mallcare.audit")  # refused sign-ins: one record each
 
 ALL_MALLS = "*"
 STAFF_ROLES = (
@@ -48,12 +69,16 @@ STAFF_ROLES = (
     "analyst",
     "admin",
 )
-ROLES = STAFF_ROLES + ("channel", "merchant", "service")
+ROLES = STAFF_ROLES + ("channel", "merchant", "service", "subscriber")
 ISSUER = "mallcare"
+ALGORITHM = "EdDSA"  # Ed25519, the one algorithm tokens are verified with
+SIGN_ON = "sign-on"  # the identity whose keys sign staff tokens
 SERVICE_TOKEN_LIFETIME = timedelta(minutes=5)
 LEEWAY_SECONDS = 30  # clock skew between the issuer and the services
-MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash
+MIN_SECRET_BYTES = 32  # ours are random, 32 bytes or more
 SIGN_IN = "sign in: send Authorization: Bearer <token> (staff) or X-Api-Key (channels)"
+IDENTITY = r"^(service|subscriber):[a-z0-9][a-z0-9-]{1,62}$"
+CLIENT = "mallcare.client"  # "<address> <path>" of an HTTP operation's request, in its worker's context data
 
 
 class AccessError(Exception):
@@ -61,7 +86,12 @@ class AccessError(Exception):
 
 
 class Unauthenticated(AccessError):
-    """No credentials, or credentials that are forged, expired or unknown (HTTP 401)."""
+    """No credentials, or credentials that are forged, expired or unknown (HTTP 401);
+    `reason` (missing, malformed, unknown_key, expired, invalid) labels its audit record."""
+
+    def __init__(self, message: str, reason: str = "missing") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Forbidden(AccessError):
@@ -81,7 +111,7 @@ class Principal:
     user: str
     role: str
     malls: tuple[str, ...]  # mall ids, or (ALL_MALLS,)
-    kind: str = "staff"  # staff, channel, merchant or service
+    kind: str = "staff"  # staff, channel, merchant, service or subscriber
     channel: str | None = None  # for channel keys: the one channel it may submit for
     merchant: str | None = None  # for merchant keys: the one merchant (at its one mall) it speaks for
     permissions: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
@@ -118,14 +148,55 @@ class Principal:
 # --- tokens ---------------------------------------------------------------------------------
 
 
+class SigningKey:
+    """A private Ed25519 key as a JWK (JSON, with its `kid`): the sign-on's SIGNING_KEY or a
+    service's SERVICE_KEY_<NAME>. `mallcare keys new` makes one."""
+
+    def __init__(self, jwk_json: str) -> None:
+        try:
+            jwk = json.loads(jwk_json)
+            self.kid = jwk["kid"]
+            if not isinstance(self.kid, str) or "@" not in self.kid or "d" not in jwk:
+                raise ValueError("not a private key with a kid <identity>@<version>")
+            self.key = jwt.PyJWK({**jwk, "alg": ALGORITHM}).key
+        except (ValueError, KeyError, TypeError, jwt.PyJWKError) as exc:
+            raise MissingSecret(f"not a private Ed25519 JWK with a kid (mallcare keys new makes one): {exc}") from exc
+        self.identity = identity_of(self.kid)
+
+    def sign(self, claims: Mapping[str, Any]) -> str:
+        return jwt.encode(dict(claims), self.key, algorithm=ALGORITHM, headers={"kid": self.kid})
+
+    def public(self) -> dict[str, str]:
+        """Its public half as a JWKS entry."""
+        return public_jwk(self.key, self.kid)
+
+
+def identity_of(kid: str) -> str:
+    """Whose key a key id names: `sign-on@2026-12` -> sign-on, `service:notify@2026-12` -> service:notify."""
+    return kid.rpartition("@")[0]
+
+
+def public_jwk(key: Any, kid: str) -> dict[str, str]:
+    public = json.loads(OKPAlgorithm.to_jwk(key.public_key()))
+    return {**public, "kid": kid, "alg": ALGORITHM, "use": "sig"}
+
+
+def new_signing_key(identity: str, version: str | None = None) -> str:
+    """A new private key for `identity` (sign-on, service:<name>), as the JWK SigningKey reads."""
+    version = version or datetime.now(timezone.utc).strftime("%Y%m%d") + "-" + os.urandom(3).hex()
+    private = json.loads(OKPAlgorithm.to_jwk(Ed25519PrivateKey.generate()))
+    return json.dumps({**private, "kid": f"{identity}@{version}"})
+
+
 def issue_token(
-    secret: str,
+    key: SigningKey,
     user: str,
     role: str,
     malls: Iterable[str],
     lifetime: timedelta = timedelta(hours=12),
     now: datetime | None = None,
 ) -> str:
+    """A token for `user`: a staff token when `key` is the sign-on's, a service's own otherwise."""
     now = now or datetime.now(timezone.utc)
     claims = {
         "iss": ISSUER,
@@ -135,28 +206,100 @@ def issue_token(
         "iat": int(now.timestamp()),
         "exp": int((now + lifetime).timestamp()),
     }
-    return jwt.encode(claims, secret, algorithm="HS256")
+    return key.sign(claims)
 
 
-def read_token(secret: str, token: str) -> tuple[str, str, tuple[str, ...]]:
-    """The token's (user, role, malls); Unauthenticated when forged, expired or incomplete."""
+class KeySet:
+    """The public keys tokens are verified with: a JWKS document from a file or an http(s)
+    address (the sign-on publishes it at /.well-known/jwks.json). Read again when a token
+    names a key it does not hold (at most every REFRESH_SECONDS), so that a key added for a
+    rotation signs at once, and when older than `max_age` seconds, so that a key removed
+    stops being accepted. A document that cannot be read keeps the last one read."""
+
+    REFRESH_SECONDS = 5.0
+
+    def __init__(self, source: str, max_age: float = 300.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.source, self.max_age, self.monotonic = source, max_age, monotonic
+        self.keys: dict[str, jwt.PyJWK] = {}
+        self.document: dict[str, Any] = {"keys": []}
+        self.read_at: float | None = None
+        self.lock = threading.Lock()
+
+    def key(self, kid: str) -> jwt.PyJWK | None:
+        now = self.monotonic()
+        stale = self.read_at is None or now - self.read_at >= self.max_age
+        unknown = kid not in self.keys and (self.read_at is None or now - self.read_at >= self.REFRESH_SECONDS)
+        if stale or unknown:
+            self.refresh()
+        return self.keys.get(kid)
+
+    def current(self) -> dict[str, Any]:
+        """The document, read again first if older than its max age."""
+        if self.read_at is None or self.monotonic() - self.read_at >= self.max_age:
+            self.refresh()
+        return self.document
+
+    def refresh(self) -> None:
+        with self.lock:
+            self.read_at = self.monotonic()
+            try:
+                document = json.loads(self._read())
+                keys = {}
+                for entry in document["keys"]:
+                    if entry.get("kty") != "OKP" or entry.get("crv") != "Ed25519" or "d" in entry:
+                        raise ValueError(f"key {entry.get('kid')!r} is not a public Ed25519 key")
+                    keys[entry["kid"]] = jwt.PyJWK({**entry, "alg": ALGORITHM})
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, jwt.PyJWKError) as exc:
+                log.error("signing keys not read from %s (the last ones read stay): %r", self.source, exc)
+                return
+            self.keys, self.document = keys, {"keys": [dict(entry) for entry in document["keys"]]}
+
+    def _read(self) -> bytes:
+        if self.source.startswith(("http://", "https://")):
+            with urllib.request.urlopen(self.source, timeout=5) as answer:  # noqa: S310 (a configured address)
+                body: bytes = answer.read(1024 * 1024)
+                return body
+        with open(self.source, "rb") as handle:
+            return handle.read(1024 * 1024)
+
+
+def verify_token(keys: KeySet, token: str) -> tuple[str, dict[str, Any]]:
+    """Whose key signed the token (its identity) and its claims; Unauthenticated when it is
+    forged, expired, incomplete or signed by a key the JWKS does not hold."""
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.InvalidTokenError as exc:
+        raise Unauthenticated(f"invalid token: {exc}", "malformed") from exc
+    key = keys.key(kid) if isinstance(kid, str) else None
+    if key is None:
+        raise Unauthenticated("invalid token: not signed by a key of the sign-on's JWKS", "unknown_key")
     try:
         claims = jwt.decode(
             token,
-            secret,
-            algorithms=["HS256"],
+            key.key,
+            algorithms=[ALGORITHM],  # never HS256: a public key is no shared secret
             issuer=ISSUER,
             leeway=LEEWAY_SECONDS,
             options={"require": ["exp", "sub", "iss"]},
         )
     except jwt.ExpiredSignatureError as exc:
-        raise Unauthenticated("token expired") from exc
+        raise Unauthenticated("token expired", "expired") from exc
     except jwt.InvalidTokenError as exc:
-        raise Unauthenticated(f"invalid token: {exc}") from exc
+        raise Unauthenticated(f"invalid token: {exc}", "invalid") from exc
+    return identity_of(kid), claims
+
+
+def staff_claims(claims: Mapping[str, Any]) -> tuple[str, str, tuple[str, ...]]:
+    """A staff token's (user, role, malls); Unauthenticated when the role is no staff role."""
     role, malls = claims.get("role"), claims.get("malls")
-    if role not in ROLES or not isinstance(malls, list) or not malls or not all(isinstance(m, str) for m in malls):
-        raise Unauthenticated("invalid token: role or malls missing")
-    return claims["sub"], role, tuple(malls)
+    if (
+        role not in STAFF_ROLES
+        or not isinstance(malls, list)
+        or not malls
+        or not all(isinstance(m, str) for m in malls)
+    ):
+        raise Unauthenticated("invalid token: role or malls missing", "invalid")
+    return str(claims["sub"]), role, tuple(malls)
 
 
 # --- channel API keys -------------------------------------------------------------------------
@@ -167,28 +310,35 @@ def key_digest(secret: str) -> str:
 
 
 class ApiKeySchema(Schema):
-    """A channel's key (`channel`) or a merchant's (`merchant_id`): one of the two."""
+    """A channel's key (`channel`, at `mall_id`), a merchant's (`merchant_id`, at `mall_id`)
+    or a subscriber's (`identity`, whose malls and scopes access.yml lists): one of the three."""
 
     id = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{2,63}$"))
-    mall_id = fields.String(required=True)
+    mall_id = fields.String(load_default=None)
     channel = fields.String(load_default=None)
     merchant_id = fields.String(load_default=None, validate=validate.Length(min=1, max=32))
+    identity = fields.String(load_default=None, validate=validate.Regexp(r"^subscriber:"))
     sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
     per_minute = fields.Integer(load_default=120, validate=validate.Range(min=1, max=100000))
 
     @validates_schema
-    def _channel_or_merchant(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if (data.get("channel") is None) == (data.get("merchant_id") is None):
-            raise ValidationError("A key is either a channel's (channel) or a merchant's (merchant_id).", "channel")
+    def _whose(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if sum(data.get(name) is not None for name in ("channel", "merchant_id", "identity")) != 1:
+            raise ValidationError(
+                "A key is a channel's (channel), a merchant's (merchant_id) or a subscriber's (identity).", "channel"
+            )
+        if (data.get("identity") is None) != (data.get("mall_id") is not None):
+            raise ValidationError("A channel's or merchant's key names its mall; a subscriber's does not.", "mall_id")
 
 
 class ApiKey(TypedDict):
-    """A channel's or a merchant's key as ApiKeySchema loads it."""
+    """A channel's, a merchant's or a subscriber's key as ApiKeySchema loads it."""
 
     id: str
-    mall_id: str
+    mall_id: str | None
     channel: str | None
     merchant_id: str | None
+    identity: str | None
     sha256: str
     per_minute: int
 
@@ -224,11 +374,33 @@ class RateLimiter:
 # --- what each role may do ---------------------------------------------------------------------
 
 
+class IdentitySchema(Schema):
+    malls = fields.List(fields.String(validate=validate.Length(min=1, max=64)), load_default=[ALL_MALLS])
+    scopes = fields.List(fields.String(), required=True)
+
+
 class AccessSchema(Schema):
     version = fields.String(required=True)
     permissions = fields.Dict(
-        keys=fields.String(), values=fields.List(fields.String(validate=validate.OneOf(ROLES))), required=True
+        keys=fields.String(),
+        values=fields.List(fields.String(validate=validate.OneOf(STAFF_ROLES + ("channel", "merchant")))),
+        required=True,
     )
+    identities = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(IDENTITY)), values=fields.Nested(IdentitySchema), load_default={}
+    )
+
+    @validates_schema
+    def _scopes_are_permissions(self, data: dict[str, Any], **kwargs: Any) -> None:
+        for name, identity in data.get("identities", {}).items():
+            unknown = sorted(set(identity["scopes"]) - set(data.get("permissions", {})))
+            if unknown:
+                raise ValidationError(f"{name}: no permission is named {', '.join(unknown)}", "identities")
+
+
+class Identity(TypedDict):
+    malls: list[str]
+    scopes: list[str]  # the permissions it holds
 
 
 class AccessPolicy(TypedDict):
@@ -236,6 +408,7 @@ class AccessPolicy(TypedDict):
 
     version: str
     permissions: dict[str, list[str]]  # permission -> the roles that hold it
+    identities: dict[str, Identity]  # service:<name> or subscriber:<name> -> its malls and scopes
 
 
 def load_access(path: str | os.PathLike[str]) -> AccessPolicy:
@@ -258,15 +431,20 @@ class MissingSecret(RuntimeError):
 def read_secret(config: Mapping[str, Any], name: str, min_bytes: int = MIN_SECRET_BYTES) -> str:
     """config MALLCARE.<name> (set from the environment), else the environment's
     MALLCARE_<name> (a secret a policy names, a mall's WeChat token or mailbox password, has
-    no line in config.yml), else <name> in the secrets file. Ours are random and at least
-    MIN_SECRET_BYTES long; a provider's credential (an SMTP password, an API key's secret, a
-    WeChat token) is as long as the provider made it."""
+    no line in config.yml), else the file MALLCARE_<name>_FILE names (a Compose or Kubernetes
+    secret), else <name> in the secrets file. Ours are random and at least MIN_SECRET_BYTES
+    long; a provider's credential (an SMTP password, an API key's secret, a WeChat token) is
+    as long as the provider made it."""
     value = (config.get("MALLCARE") or {}).get(name) or os.environ.get(f"MALLCARE_{name}")
+    if not value and os.environ.get(f"MALLCARE_{name}_FILE"):
+        with open(os.environ[f"MALLCARE_{name}_FILE"], encoding="utf-8") as handle:
+            value = handle.read().strip()
     if not value:
         value = _secrets_file(config).get(name)
     if not value:
         raise MissingSecret(
-            f"secret {name} is not set: set MALLCARE_{name} or put {name} in the file MALLCARE_SECRETS_FILE names"
+            f"secret {name} is not set: set MALLCARE_{name} (or MALLCARE_{name}_FILE) "
+            f"or put {name} in the file MALLCARE_SECRETS_FILE names"
         )
     if len(str(value).encode("utf-8")) < min_bytes:
         raise MissingSecret(f"secret {name} is shorter than {min_bytes} bytes (openssl rand -hex 32 makes one)")
@@ -332,15 +510,29 @@ class Access(DependencyProvider):
 
     def setup(self) -> None:
         config = self.container.config
-        policy_dir = (config.get("MALLCARE") or {}).get("POLICY_DIR", "deploy/policy")
+        mallcare = config.get("MALLCARE") or {}
+        policy_dir = mallcare.get("POLICY_DIR", "deploy/policy")
         self.access = load_access(os.path.join(policy_dir, "access.yml"))  # InvalidPolicy stops the start
-        self.secret = read_secret(config, "TOKEN_SECRET")
+        self.keys = KeySet(read_secret(config, "JWKS", min_bytes=1), float(mallcare.get("JWKS_MAX_AGE") or 300))
         self.api_keys = read_api_keys(config)
+        unknown = sorted(
+            {k["identity"] for k in self.api_keys.values() if k["identity"]} - set(self.access["identities"])
+        )
+        if unknown:
+            raise RuntimeError(f"API_KEYS name identities access.yml does not list: {', '.join(unknown)}")
+        self.identity = f"service:{self.container.service_name}"
+        # a service signs its calls to others with its own key, if access.yml gives it scopes
+        self.own_key = None
+        if self.identity in self.access["identities"]:
+            self.own_key = SigningKey(read_secret(config, f"SERVICE_KEY_{self.container.service_name.upper()}"))
+            if self.own_key.identity != self.identity:
+                raise MissingSecret(f"SERVICE_KEY_{self.container.service_name.upper()} is {self.own_key.kid}'s key")
         self.limiter = RateLimiter()
-        self.by_role = {role: permissions_of(self.access, role) for role in ROLES}
+        self.by_role = {role: permissions_of(self.access, role) for role in STAFF_ROLES + ("channel", "merchant")}
 
     def get_dependency(self, worker_ctx: Any) -> "Gate":
-        return Gate(self, worker_ctx, worker_ctx.data.pop("authorization", None))
+        data = worker_ctx.data
+        return Gate(self, worker_ctx, data.pop("authorization", None), data.pop(CLIENT, None))
 
     def principal(
         self,
@@ -353,28 +545,63 @@ class Access(DependencyProvider):
     ) -> Principal:
         return Principal(user, role, tuple(malls), kind, channel, merchant, self.by_role[role])
 
+    def of_identity(self, identity: str) -> Principal:
+        """A service or subscriber: its malls and scopes as access.yml lists them."""
+        listed = self.access["identities"][identity]
+        kind = identity.partition(":")[0]
+        return Principal(identity, kind, tuple(listed["malls"]), kind, permissions=frozenset(listed["scopes"]))
+
     def permissions(self) -> dict[str, list[str]]:
         """access.yml's permission -> roles table (for the OpenAPI document)."""
         return self.access["permissions"]
 
     def from_token(self, token: str) -> Principal:
-        user, role, malls = read_token(self.secret, token)
-        if role == "merchant":  # a merchant signs in with its key, never with a token
-            raise Unauthenticated("invalid token: merchants sign in with their key")
-        kind = "service" if role == "service" else "channel" if role == "channel" else "staff"
-        return self.principal(user, role, malls, kind)
+        identity, claims = verify_token(self.keys, token)
+        if identity == SIGN_ON:
+            user, role, malls = staff_claims(claims)
+            return self.principal(user, role, malls)
+        # any other key signs only its own identity's calls, with its scopes, whatever the claims say
+        if not identity.startswith("service:") or identity not in self.access["identities"]:
+            raise Unauthenticated(f"invalid token: {identity or 'its key'} signs no tokens here", "unknown_key")
+        if claims["sub"] != identity:
+            raise Unauthenticated(f"invalid token: {identity}'s key signed a token for {claims['sub']}", "invalid")
+        return self.of_identity(identity)
 
     def from_api_key(self, presented: str) -> Principal:
         key_id, _, secret = presented.partition(".")
         key = self.api_keys.get(key_id)
         if key is None or not hmac.compare_digest(key["sha256"], key_digest(secret)):
-            raise Unauthenticated("unknown API key")
+            raise Unauthenticated("unknown API key", "unknown_key")
         self.limiter.take(key_id, key["per_minute"])
+        if key["identity"] is not None:
+            return self.of_identity(key["identity"])
+        mall = str(key["mall_id"])
         if key["merchant_id"] is not None:
-            return self.principal(
-                f"key:{key_id}", "merchant", [key["mall_id"]], "merchant", merchant=key["merchant_id"]
-            )
-        return self.principal(f"key:{key_id}", "channel", [key["mall_id"]], "channel", key["channel"])
+            return self.principal(f"key:{key_id}", "merchant", [mall], "merchant", merchant=key["merchant_id"])
+        return self.principal(f"key:{key_id}", "channel", [mall], "channel", key["channel"])
+
+    def refused(self, exc: Unauthenticated, credential: str, request: Request | None, client: str | None) -> None:
+        """The audit record of a refused sign-in: which kind of credential, why, from where
+        (the HTTP client's address and path; an RPC call has none)."""
+        service = self.container.service_name
+        SIGN_INS_REFUSED.labels(service, credential, exc.reason).inc()
+        address, _, path = (client or "").partition(" ")
+        if request is not None:
+            address, path = request.remote_addr or "", request.path
+        where = {"path": path, "address": address} if path else {"path": "rpc"}
+        forwarded = request.headers.get("X-Forwarded-For", "")[:200] if request is not None else ""
+        audit_log.warning(
+            "sign-in refused: %s",
+            exc,
+            extra={
+                "audit": "sign_in_refused",
+                "service": service,
+                "credential": credential,
+                "reason": exc.reason,
+                **where,
+                **({"forwarded_for": forwarded} if forwarded else {}),
+            },
+        )
 
 
 _CALLERS: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
@@ -386,15 +613,28 @@ def caller_noted(worker_ctx: Any) -> str | None:
 
 
 class Gate:
-    def __init__(self, provider: Access, worker_ctx: Any, credential: str | None) -> None:
-        self.provider, self.worker_ctx, self.credential = provider, worker_ctx, credential
+    def __init__(self, provider: Access, worker_ctx: Any, credential: str | None, client: str | None = None) -> None:
+        self.provider, self.worker_ctx, self.credential, self.client = provider, worker_ctx, credential, client
 
     def caller(self, request: Request | None = None) -> Principal:
         """The verified caller of this HTTP request (or, without one, of this RPC call or
-        operation), noted for the request's log line, also when the action is then refused."""
-        principal = self._verified(request)
+        operation), noted for the request's log line, also when the action is then refused;
+        a refused sign-in is audited (Access.refused)."""
+        try:
+            principal = self._verified(request)
+        except Unauthenticated as exc:
+            self.provider.refused(exc, self._kind(request), request, self.client)
+            raise
         _CALLERS[self.worker_ctx] = principal.user
         return principal
+
+    def _kind(self, request: Request | None) -> str:
+        """The kind of credential presented (api_key, bearer or none), for the audit record."""
+        if request is not None and request.headers.get("X-Api-Key"):
+            return "api_key"
+        presented = (request.headers.get("Authorization", "") if request is not None else self.credential) or ""
+        scheme = presented.partition(" ")[0].lower()
+        return "api_key" if scheme == "apikey" else "bearer" if scheme == "bearer" else "none"
 
     def _verified(self, request: Request | None) -> Principal:
         if request is not None:
@@ -421,15 +661,19 @@ class Gate:
     def permissions(self) -> dict[str, list[str]]:
         return self.provider.permissions()
 
+    def public_keys(self) -> dict[str, Any]:
+        """The JWKS tokens are verified with, as last read (the sign-on publishes it)."""
+        return self.provider.keys.current()
+
     def as_service(self) -> "_AsService":
         """Context data for this worker's calls to other services: they see this service."""
         return _AsService(self)
 
     def service_token(self) -> str:
-        name = self.provider.container.service_name
-        return issue_token(
-            self.provider.secret, f"service:{name}", "service", [ALL_MALLS], lifetime=SERVICE_TOKEN_LIFETIME
-        )
+        key, identity = self.provider.own_key, self.provider.identity
+        if key is None:
+            raise MissingSecret(f"{identity} has no scopes in access.yml, so no key to call other services with")
+        return issue_token(key, identity, "service", [ALL_MALLS], lifetime=SERVICE_TOKEN_LIFETIME)
 
 
 class _AsService:
@@ -445,58 +689,148 @@ class _AsService:
 
 # --- issuing by hand ----------------------------------------------------------------------------
 
+SERVICES = ("intake", "triage", "resolution", "feedback", "analytics", "notify")  # the ones with a key of their own
+
+
+def write_jwks(path: str, document: Mapping[str, Any]) -> None:
+    """Replace the JWKS file at once (services may read it at any moment)."""
+    fresh = f"{path}.new"
+    with open(fresh, "w", encoding="utf-8") as handle:
+        json.dump(document, handle, indent=2)
+    os.replace(fresh, path)
+
+
+def read_jwks(path: str) -> dict[str, Any]:
+    if not os.path.exists(path):
+        return {"keys": []}
+    with open(path, encoding="utf-8") as handle:
+        document: dict[str, Any] = json.load(handle)
+    return document
+
+
+def new_secrets() -> tuple[dict[str, str], dict[str, Any]]:
+    """Random secrets and a private key for the sign-on and each service; the JWKS of their public halves."""
+    import secrets as random_secrets
+
+    fresh = {name: random_secrets.token_hex(32) for name in ("CUSTOMER_REF_SECRET", "ANSWER_LINK_SECRET")}
+    fresh["SIGNING_KEY"] = new_signing_key(SIGN_ON)
+    for service in SERVICES:
+        fresh[f"SERVICE_KEY_{service.upper()}"] = new_signing_key(f"service:{service}")
+    keys = [SigningKey(value).public() for name, value in fresh.items() if name.endswith("_KEY") or "_KEY_" in name]
+    return fresh, {"keys": keys}
+
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m mallcare_common.auth") -> None:
-    """python -m mallcare_common.auth secrets > secrets.yml      (new random secrets, no keys yet)
+    """python -m mallcare_common.auth secrets --jwks .run/jwks.json > secrets.yml   (one file, for development)
+    python -m mallcare_common.auth secrets --dir secrets/         (a file per secret, for Compose or Kubernetes)
     python -m mallcare_common.auth token --user E3501 --role handler --mall sh-xujiahui [--hours 12]
+    python -m mallcare_common.auth keys new sign-on > signing-key.json; keys add jwks.json signing-key.json
+    python -m mallcare_common.auth keys remove jwks.json 'sign-on@20261201-a1b2c3'
     python -m mallcare_common.auth api-key --id wechat-sh --mall sh-xujiahui --channel wechat
-    python -m mallcare_common.auth api-key --id t233-sh --mall sh-xujiahui --merchant T-233"""
+    python -m mallcare_common.auth api-key --id t233-sh --mall sh-xujiahui --merchant T-233
+    python -m mallcare_common.auth api-key --id loyalty --subscriber subscriber:loyalty"""
     import argparse
     import secrets as random_secrets
 
-    parser = argparse.ArgumentParser(prog=prog)  # `mallcare token|api-key|secrets` wrap this one
+    parser = argparse.ArgumentParser(prog=prog)  # `mallcare token|api-key|secrets|keys` wrap this one
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser(
+    made = commands.add_parser(
         "secrets",
-        help="a new secrets file: random TOKEN_SECRET, CUSTOMER_REF_SECRET, "
-        "ANSWER_LINK_SECRET and an empty API_KEYS list",
+        help="new random secrets (CUSTOMER_REF_SECRET, ANSWER_LINK_SECRET), the sign-on's SIGNING_KEY, "
+        "each service's SERVICE_KEY_<NAME>, the JWKS of their public keys and an empty API_KEYS list",
     )
-    token = commands.add_parser("token", help="a staff token, signed with TOKEN_SECRET")
+    where = made.add_mutually_exclusive_group(required=True)
+    where.add_argument("--jwks", help="write the JWKS here; the secrets file (stdout) names it")
+    where.add_argument("--dir", help="write each secret to a file of its own here, and jwks.json")
+    token = commands.add_parser("token", help="a staff token, signed with the sign-on's SIGNING_KEY")
     token.add_argument("--user", required=True)
     token.add_argument("--role", required=True, choices=STAFF_ROLES)
     token.add_argument("--mall", action="append", required=True, help="repeat for several; * for the chain")
     token.add_argument("--hours", type=float, default=12)
+    keys = commands.add_parser("keys", help="signing keys and the JWKS, for a rotation (docs/security.md)")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    new = key_commands.add_parser("new", help="a new private key (JWK) for the sign-on or a service, on stdout")
+    new.add_argument("identity", help="sign-on, or service:<name>")
+    add = key_commands.add_parser("add", help="add a private key's public half to the JWKS file")
+    add.add_argument("jwks")
+    add.add_argument("private_key")
+    remove = key_commands.add_parser("remove", help="remove a key from the JWKS file: its tokens stop working")
+    remove.add_argument("jwks")
+    remove.add_argument("kid")
     key = commands.add_parser(
         "api-key",
-        help="a new channel's or merchant's key: the key to give, and its entry for API_KEYS in the secrets file",
+        help="a new channel's, merchant's or subscriber's key: the key to give, and its entry for API_KEYS",
     )
     key.add_argument("--id", required=True)
-    key.add_argument("--mall", required=True)
+    key.add_argument("--mall", help="the channel's or merchant's mall")
     whose = key.add_mutually_exclusive_group(required=True)
     whose.add_argument("--channel")
     whose.add_argument("--merchant", help="a merchant of the mall's registry (malls.yml): it answers its own cases")
+    whose.add_argument("--subscriber", help="an identity of access.yml (subscriber:<name>): its malls and scopes")
     key.add_argument("--per-minute", type=int, default=120)
     args = parser.parse_args(argv)
     if args.command == "secrets":
-        fresh = {
-            name: random_secrets.token_hex(32) for name in ("TOKEN_SECRET", "CUSTOMER_REF_SECRET", "ANSWER_LINK_SECRET")
-        }
-        print(yaml.safe_dump({**fresh, "API_KEYS": []}, sort_keys=False), end="")
+        fresh, jwks = new_secrets()
+        if args.dir:
+            os.makedirs(args.dir, mode=0o700, exist_ok=True)
+            for name, value in fresh.items():
+                with open(os.open(os.path.join(args.dir, name.lower()), os.O_WRONLY | os.O_CREAT, 0o600), "w") as out:
+                    out.write(value)
+            write_jwks(os.path.join(args.dir, "jwks.json"), jwks)
+            print(f"wrote {len(fresh)} secrets and jwks.json to {args.dir}")
+        else:
+            write_jwks(args.jwks, jwks)
+            print(yaml.safe_dump({**fresh, "JWKS": args.jwks, "API_KEYS": []}, sort_keys=False), end="")
     elif args.command == "token":
-        print(issue_token(env_secret("TOKEN_SECRET"), args.user, args.role, args.mall, timedelta(hours=args.hours)))
-    else:
-        secret = random_secrets.token_urlsafe(32)
-        entry = ApiKeySchema().load(
-            {
-                "id": args.id,
-                "mall_id": args.mall,
-                **({"merchant_id": args.merchant} if args.merchant else {"channel": args.channel}),
-                "sha256": key_digest(secret),
-                "per_minute": args.per_minute,
-            }
+        print(
+            issue_token(
+                SigningKey(env_secret("SIGNING_KEY")), args.user, args.role, args.mall, timedelta(hours=args.hours)
+            )
         )
-        print(f"key (give to the {'merchant' if args.merchant else 'channel'}, shown once): {args.id}.{secret}")
-        entry = {k: v for k, v in entry.items() if v is not None}  # a channel's or a merchant's, not both
+    elif args.command == "keys":
+        if args.keys_command == "new":
+            if args.identity != SIGN_ON and not re.match(IDENTITY, args.identity):
+                parser.error("the identity is sign-on or service:<name>")
+            print(new_signing_key(args.identity))
+        elif args.keys_command == "add":
+            with open(args.private_key, encoding="utf-8") as handle:
+                public = SigningKey(handle.read()).public()
+            jwks = read_jwks(args.jwks)
+            write_jwks(args.jwks, {"keys": [k for k in jwks["keys"] if k.get("kid") != public["kid"]] + [public]})
+            print(f"{public['kid']} is in {args.jwks}: it verifies as soon as the services read it again")
+        else:
+            jwks = read_jwks(args.jwks)
+            kept = [k for k in jwks["keys"] if k.get("kid") != args.kid]
+            if len(kept) == len(jwks["keys"]):
+                parser.error(f"no key {args.kid} in {args.jwks}")
+            write_jwks(args.jwks, {"keys": kept})
+            print(f"{args.kid} removed from {args.jwks}: its tokens are refused once the services read it again")
+    else:
+        if (args.mall is None) != (args.subscriber is not None):
+            parser.error("a channel's or merchant's key needs --mall; a subscriber's has none")
+        secret = random_secrets.token_urlsafe(32)
+        whom = (
+            {"merchant_id": args.merchant}
+            if args.merchant
+            else {"identity": args.subscriber}
+            if args.subscriber
+            else {"channel": args.channel}
+        )
+        try:
+            entry = ApiKeySchema().load(
+                {
+                    "id": args.id,
+                    **({"mall_id": args.mall} if args.mall else {}),
+                    **whom,
+                    "sha256": key_digest(secret),
+                    "per_minute": args.per_minute,
+                }
+            )
+        except ValidationError as exc:
+            parser.error(str(exc.messages))
+        holder = "merchant" if args.merchant else "subscriber" if args.subscriber else "channel"
+        print(f"key (give to the {holder}, shown once): {args.id}.{secret}")
+        entry = {k: v for k, v in entry.items() if v is not None}  # a channel's, a merchant's or a subscriber's
         print(yaml.safe_dump({"API_KEYS": [entry]}, allow_unicode=True, sort_keys=False), end="")
 
 

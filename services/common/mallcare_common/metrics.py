@@ -41,3 +41,11 @@ OUTBOX_PENDING = Gauge(
 
 def metrics_response() -> Response:
     return Response(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+
+SIGN_INS_REFUSED = Counter(
+    "mallcare_sign_ins_refused_total",
+    "Refused sign-ins (a 401): the credential presented (none, bearer, api_key) and why (missing, malformed, "
+    "unknown_key, expired, invalid); each is also a mallcare.audit log record.",
+    ["service", "credential", "reason"],
+)

@@ -3,7 +3,8 @@
 Entrypoints at a glance (HTTP only: the console owns no data, listens to no event):
   GET  /                          the console (static/index.html; Chinese, with an English switch)
   GET  /static/<file>             its scripts and style sheet, no build step
-  GET  /sign-in                   how to sign in here: the demo picker or the chain's sign-on page
+  GET  /sign-in                   how to sign in here: the demo picker (when on) or the chain's sign-on page
+  GET  /.well-known/jwks.json     the public keys staff tokens are verified with (MALLCARE.JWKS)
   GET  /session                   who the Bearer token says the caller is (a token from the sign-on)
                                     and what their role may do (policy), for the pages to offer
   GET  /labels                    every code word's words in Chinese and English (labels.yml), the malls'
@@ -17,13 +18,16 @@ Entrypoints at a glance (HTTP only: the console owns no data, listens to no even
   GET  /health, /health/live      readiness (the five answer /health/live) and liveness
   GET  /metrics                   Prometheus: requests passed on per service and status, their time
 
-Signing in. The chain's sign-on issues staff tokens with the same TOKEN_SECRET (see
-mallcare_common.auth) and sends the browser back to `/#token=<JWT>`; the page asks
-/session who that is and keeps the token. The fragment never reaches a server log.
+Signing in. The chain's sign-on issues staff tokens signed with its private key (see
+mallcare_common.auth; the console verifies them with the JWKS) and sends the browser back to
+`/#token=<JWT>`; the page asks /session who that is and keeps the token. The fragment never
+reaches a server log; CONSOLE_SIGN_ON_URL is where the sign-in page sends staff.
 POST /login stands in for the sign-on, for the demo only: it signs a token for any staff
-id of the directory (deploy/policy/resolution.yml) without a password.
-CONSOLE_DEMO_LOGIN=false turns it off, and the staff directory then answers signed-in staff
-only; CONSOLE_SIGN_ON_URL is where the sign-in page then sends staff. The staff directory
+id of the directory (deploy/policy/resolution.yml) without a password, with the sign-on's
+SIGNING_KEY. It is off unless CONSOLE_DEMO_LOGIN=true (scripts/run.sh turns it on), and a
+console listening beyond this machine refuses to start with it on unless
+CONSOLE_DEMO_LOGIN_EXPOSED names the risk (DemoSignOn). Off, the console holds no private
+key and the staff directory answers signed-in staff only. The staff directory
 and the case permissions (resolution.yml) are read when the console starts, as access.yml
 is: restart it after changing them. The browser keeps the token in sessionStorage
 (gone with the tab) and sends it as a Bearer header; no cookie is set, so a cross-site
@@ -46,7 +50,7 @@ from urllib3.exceptions import HTTPError, ReadTimeoutError
 from urllib3.util import parse_url
 from werkzeug.wrappers import Response
 
-from mallcare_common.auth import Access, Secret, Unauthenticated, issue_token
+from mallcare_common.auth import Access, SigningKey, Unauthenticated, issue_token, read_secret
 from mallcare_common.labels import load_labels_file, served
 from mallcare_common.malls import load_registry_file
 from mallcare_common.metrics import metrics_response
@@ -184,13 +188,44 @@ class Upstreams(DependencyProvider):
         return self.upstreams
 
 
+class DemoSignOn(DependencyProvider):
+    """The demo's password-less sign-in (POST /login): None when off (the default), else a
+    function signing a staff token for a member of the directory. On, on an address beyond
+    this machine, anyone who reaches the console signs in as anyone (legal, with full customer
+    contacts): the console then refuses to start unless CONSOLE_DEMO_LOGIN_EXPOSED says
+    EXPOSED_CONSENT, so that no deployment has it by accident."""
+
+    EXPOSED_CONSENT = "anyone-who-reaches-the-console-signs-in-as-any-staff"
+
+    def setup(self):
+        mallcare = self.container.config.get("MALLCARE") or {}
+        self.key = None
+        if str(mallcare.get("DEMO_LOGIN") or "false").lower() not in ("true", "1", "yes"):
+            return
+        host = str(self.container.config.get("WEB_SERVER_ADDRESS", "0.0.0.0:8000")).rpartition(":")[0]
+        exposed = host not in ("127.0.0.1", "localhost", "::1", "[::1]")
+        if exposed and mallcare.get("DEMO_LOGIN_EXPOSED") != self.EXPOSED_CONSENT:
+            raise RuntimeError(
+                f"the demo sign-in is on and the console listens on {host}: anyone who reaches it could sign in "
+                f"as any member of staff. Set CONSOLE_DEMO_LOGIN=false (the chain's sign-on issues the tokens), "
+                f"listen on 127.0.0.1, or set CONSOLE_DEMO_LOGIN_EXPOSED={self.EXPOSED_CONSENT}"
+            )
+        self.key = SigningKey(read_secret(self.container.config, "SIGNING_KEY"))
+        log.warning("the demo sign-in is on: POST /login signs in as any staff id, without a password")
+
+    def get_dependency(self, worker_ctx):
+        if self.key is None:
+            return None
+        return lambda member: issue_token(self.key, member["id"], member["role"], member["malls"])
+
+
 class ConsoleService:
     name = "console"
 
     config = Config()
     awake = AwakeForSignals()
     upstreams = Upstreams()
-    token_secret = Secret("TOKEN_SECRET")
+    demo_sign_on = DemoSignOn()
     access = Access()
     directory = StaffDirectory()
     labels = Labels()
@@ -209,7 +244,14 @@ class ConsoleService:
 
     @http("GET", "/sign-in")
     def sign_in(self, request):
-        return json_response(200, {"demo": self._demo, "sign_on_url": self._mallcare.get("SIGN_ON_URL") or None})
+        return json_response(
+            200, {"demo": self.demo_sign_on is not None, "sign_on_url": self._mallcare.get("SIGN_ON_URL") or None}
+        )
+
+    @http("GET", "/.well-known/jwks.json")
+    def jwks(self, request):
+        """The public keys tokens are verified with, for whoever checks a mallcare token."""
+        return json_response(200, self.access.public_keys())
 
     @http("GET", "/session")
     def session(self, request):
@@ -241,7 +283,7 @@ class ConsoleService:
     def staff(self, request):
         """For the demo picker, and for signed-in staff's owner and attendee pickers; without the
         demo, no names to anyone not signed in."""
-        if not self._demo:
+        if self.demo_sign_on is None:
             self._staff_caller(request)
         return json_response(
             200,
@@ -255,7 +297,7 @@ class ConsoleService:
 
     @http("POST", "/login")
     def login(self, request):
-        if not self._demo:
+        if self.demo_sign_on is None:
             return json_response(404, {"error": "NOT_FOUND", "message": "sign in through the chain's sign-on"})
         staff_id = LoginIn().load(read_json(request))["staff_id"].strip().upper()
         member = self.directory.members.get(staff_id)
@@ -269,7 +311,7 @@ class ConsoleService:
                     "fields": {"staff_id": ["not in the staff directory"]},
                 },
             )
-        token = issue_token(self.token_secret, member["id"], member["role"], member["malls"])
+        token = self.demo_sign_on(member)
         SIGN_INS.labels("demo", "ok").inc()
         log.info("console sign-in (demo) of %s as %s", member["id"], member["role"])
         return json_response(
@@ -317,10 +359,6 @@ class ConsoleService:
         return metrics_response()
 
     # -- helpers --------------------------------------------------------------------------
-
-    @property
-    def _demo(self):
-        return str(self._mallcare.get("DEMO_LOGIN", "true")).lower() not in ("false", "0", "no")
 
     def _staff_caller(self, request):
         """The member of staff the request's token is for; Unauthenticated (401) otherwise

@@ -3,12 +3,13 @@ services and the broker, what makes `status` fail and how it shows it, usage err
 (exit 2), and the auth commands it passes on. The commands that reach running services
 and the broker are tested in tests/integration/test_cli.py."""
 
+import jwt
 import pytest
 
 from mallcare_cli import cli
 from mallcare_common import auth
 
-SECRET = "unit-test-token-secret-" + "s" * 32
+SIGNING_KEY = auth.new_signing_key("sign-on", "unit")
 
 
 def report(services=(("intake", "ok", "ok"),), queues=(), broker_error=None):
@@ -131,9 +132,10 @@ def test_usage_errors_exit_2_and_say_why(argv, says, capsys):
 
 
 def test_token_and_api_key_are_auths_own_commands(capsys, monkeypatch):
-    monkeypatch.setenv("MALLCARE_TOKEN_SECRET", SECRET)
+    monkeypatch.setenv("MALLCARE_SIGNING_KEY", SIGNING_KEY)
     assert cli.main(["token", "--user", "E3011", "--role", "supervisor", "--mall", "sh-xujiahui"]) == 0
-    assert auth.read_token(SECRET, capsys.readouterr().out.strip()) == ("E3011", "supervisor", ("sh-xujiahui",))
+    claims = jwt.decode(capsys.readouterr().out.strip(), auth.SigningKey(SIGNING_KEY).key.public_key(), ["EdDSA"])
+    assert (claims["sub"], claims["role"], claims["malls"]) == ("E3011", "supervisor", ["sh-xujiahui"])
     assert cli.main(["api-key", "--id", "wechat-sh", "--mall", "sh-xujiahui", "--channel", "wechat"]) == 0
     assert capsys.readouterr().out.startswith("key (give to the channel, shown once): wechat-sh.")
     with pytest.raises(SystemExit):
@@ -142,10 +144,10 @@ def test_token_and_api_key_are_auths_own_commands(capsys, monkeypatch):
 
 
 def test_a_missing_secret_is_a_failed_command_not_a_traceback(capsys, monkeypatch):
-    monkeypatch.delenv("MALLCARE_TOKEN_SECRET", raising=False)
+    monkeypatch.delenv("MALLCARE_SIGNING_KEY", raising=False)
     monkeypatch.delenv("MALLCARE_SECRETS_FILE", raising=False)
     assert cli.main(["token", "--user", "E1", "--role", "admin", "--mall", "*"]) == 1
-    assert capsys.readouterr().err.startswith("error: secret TOKEN_SECRET is not set")
+    assert capsys.readouterr().err.startswith("error: secret SIGNING_KEY is not set")
 
 
 def test_seed_fails_with_a_message_when_the_registry_is_unreadable_or_intake_does_not_answer(
@@ -153,7 +155,7 @@ def test_seed_fails_with_a_message_when_the_registry_is_unreadable_or_intake_doe
 ):
     from nameko.testing.utils import find_free_port
 
-    monkeypatch.setenv("MALLCARE_TOKEN_SECRET", SECRET)
+    monkeypatch.setenv("MALLCARE_SIGNING_KEY", SIGNING_KEY)
     assert cli.main(["seed", "--policy-dir", str(tmp_path)]) == 1
     assert capsys.readouterr().err.startswith(f"error: {tmp_path}/malls.yml is invalid: cannot be read")
     closed = f"http://127.0.0.1:{find_free_port()}"

@@ -1,5 +1,6 @@
-"""Tokens, channel keys, rate limits and the access policy, without a broker."""
+"""Tokens, signing keys, identities, channel keys, rate limits and the access policy, without a broker."""
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import jwt
@@ -11,8 +12,11 @@ from mallcare_common import auth
 from mallcare_common.policy import InvalidPolicy
 from tests.conftest import POLICY_DIR
 
-SECRET = "s" * 32
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
+SIGN_ON_KEY = auth.new_signing_key("sign-on", "unit")
+SIGN_ON = auth.SigningKey(SIGN_ON_KEY)
+NOTIFY_KEY = auth.new_signing_key("service:notify", "unit")
+TRIAGE_KEY = auth.new_signing_key("service:triage", "unit")  # triage has no scopes in access.yml
 
 
 def principal(role="handler", malls=("sh-xujiahui",), user="E3501"):
@@ -20,55 +24,180 @@ def principal(role="handler", malls=("sh-xujiahui",), user="E3501"):
     return auth.Principal(user, role, tuple(malls), permissions=auth.permissions_of(access, role))
 
 
-def test_a_token_carries_user_role_and_malls():
-    token = auth.issue_token(SECRET, "E3501", "handler", ["sh-xujiahui"])
-    assert auth.read_token(SECRET, token) == ("E3501", "handler", ("sh-xujiahui",))
+def key_set(tmp_path, *private_keys, clock=None):
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [auth.SigningKey(k).public() for k in private_keys]}), encoding="utf-8")
+    return auth.KeySet(str(path), max_age=60, **({"monotonic": clock} if clock else {})), path
+
+
+def access_for(tmp_path, monkeypatch, service="notify", api_keys=(), **secrets):
+    """An Access provider as `service` starts it: access.yml, the JWKS, its own key."""
+    _, jwks = key_set(tmp_path, SIGN_ON_KEY, NOTIFY_KEY, TRIAGE_KEY)
+    secrets_file = tmp_path / "secrets.yml"
+    content = {"JWKS": str(jwks), "SERVICE_KEY_NOTIFY": NOTIFY_KEY, "API_KEYS": list(api_keys), **secrets}
+    secrets_file.write_text(yaml.safe_dump(content), encoding="utf-8")
+    monkeypatch.setenv("MALLCARE_SECRETS_FILE", str(secrets_file))
+    access = auth.Access()
+    config = {"MALLCARE": {"POLICY_DIR": str(POLICY_DIR)}}
+    access.container = type("Container", (), {"config": config, "service_name": service})()
+    access.setup()
+    return access
+
+
+def test_a_staff_token_carries_user_role_and_malls_and_names_the_sign_ons_key(tmp_path):
+    keys, _ = key_set(tmp_path, SIGN_ON_KEY)
+    token = auth.issue_token(SIGN_ON, "E3501", "handler", ["sh-xujiahui"])
+    assert jwt.get_unverified_header(token) == {"alg": "EdDSA", "kid": "sign-on@unit", "typ": "JWT"}
+    identity, claims = auth.verify_token(keys, token)
+    assert identity == "sign-on"
+    assert auth.staff_claims(claims) == ("E3501", "handler", ("sh-xujiahui",))
+
+
+def _hs256_with(secret, kid="sign-on@unit"):
+    claims = {"iss": "mallcare", "sub": "A0001", "role": "admin", "malls": ["*"], "exp": 4102444800}
+    return jwt.encode(claims, secret, algorithm="HS256", headers={"kid": kid})
 
 
 @pytest.mark.parametrize(
-    "tamper, message",
+    "make, message",
     [
         (lambda t: t[:-4] + ("AAAA" if not t.endswith("AAAA") else "BBBB"), "invalid token"),  # forged signature
-        (lambda t: auth.issue_token("x" * 32, "E3501", "handler", ["sh-xujiahui"]), "invalid token"),  # other secret
+        # a key of one's own, named as the sign-on's
         (
-            lambda t: auth.issue_token(SECRET, "E3501", "handler", ["sh-xujiahui"], now=NOW - timedelta(days=2)),
+            lambda t: auth.issue_token(
+                auth.SigningKey(auth.new_signing_key("sign-on", "unit")), "E3501", "handler", ["sh-xujiahui"]
+            ),
+            "invalid token",
+        ),
+        (lambda t: _hs256_with("a-subscribers-api-key-secret-of-32-bytes"), "invalid token"),  # HS256: never
+        (lambda t: _hs256_with("x" * 32, kid="tests"), "not signed by a key"),
+        (
+            lambda t: auth.issue_token(SIGN_ON, "E3501", "handler", ["sh-xujiahui"], now=NOW - timedelta(days=2)),
             "token expired",
         ),
         (
             lambda t: jwt.encode(
-                {
-                    "iss": "mallcare",
-                    "sub": "E3501",
-                    "role": "handler",
-                    "malls": ["sh-xujiahui"],
-                    "exp": int((datetime.now(timezone.utc) + timedelta(hours=1)).timestamp()),
-                },
+                {"iss": "mallcare", "sub": "E3501", "role": "handler", "malls": ["sh-xujiahui"], "exp": 4102444800},
                 None,
                 algorithm="none",
+                headers={"kid": "sign-on@unit"},
             ),
             "invalid token",
         ),  # unsigned
-        (lambda t: auth.issue_token(SECRET, "E3501", "chairman", ["sh-xujiahui"]), "role or malls missing"),
-        (lambda t: auth.issue_token(SECRET, "E3501", "handler", []), "role or malls missing"),
+        (lambda t: auth.issue_token(SIGN_ON, "E3501", "chairman", ["sh-xujiahui"]), "role or malls missing"),
+        (lambda t: auth.issue_token(SIGN_ON, "E3501", "service", ["*"]), "role or malls missing"),
+        (lambda t: auth.issue_token(SIGN_ON, "E3501", "handler", []), "role or malls missing"),
         (lambda t: "not-a-token", "invalid token"),
     ],
 )
-def test_forged_expired_and_incomplete_tokens_are_refused(tamper, message):
-    token = tamper(auth.issue_token(SECRET, "E3501", "handler", ["sh-xujiahui"]))
+def test_forged_expired_and_incomplete_tokens_are_refused(tmp_path, make, message):
+    keys, _ = key_set(tmp_path, SIGN_ON_KEY)
+    token = make(auth.issue_token(SIGN_ON, "E3501", "handler", ["sh-xujiahui"]))
     with pytest.raises(auth.Unauthenticated, match=message):
-        auth.read_token(SECRET, token)
+        auth.staff_claims(auth.verify_token(keys, token)[1])
 
 
-def test_a_token_just_past_its_expiry_is_accepted_within_the_clock_skew_leeway():
+def test_a_token_just_past_its_expiry_is_accepted_within_the_clock_skew_leeway(tmp_path):
+    keys, _ = key_set(tmp_path, SIGN_ON_KEY)
     token = auth.issue_token(
-        SECRET,
+        SIGN_ON,
         "E3501",
         "handler",
         ["sh-xujiahui"],
         lifetime=timedelta(seconds=1),
         now=datetime.now(timezone.utc) - timedelta(seconds=10),
     )
-    assert auth.read_token(SECRET, token)[0] == "E3501"
+    assert auth.verify_token(keys, token)[1]["sub"] == "E3501"
+
+
+def test_a_rotation_takes_a_new_key_at_once_and_drops_a_removed_one_after_the_max_age(tmp_path):
+    clock = {"t": 0.0}
+    keys, path = key_set(tmp_path, SIGN_ON_KEY, clock=lambda: clock["t"])
+    old = auth.issue_token(SIGN_ON, "E3501", "handler", ["sh-xujiahui"])
+    assert auth.verify_token(keys, old)[0] == "sign-on"
+    fresh_key = auth.new_signing_key("sign-on", "unit-2")
+    fresh = auth.issue_token(auth.SigningKey(fresh_key), "E3501", "handler", ["sh-xujiahui"])
+    # step 1: the new key's public half joins the JWKS; the services read it at the first token it signs
+    path.write_text(json.dumps({"keys": [auth.SigningKey(k).public() for k in (SIGN_ON_KEY, fresh_key)]}))
+    clock["t"] = auth.KeySet.REFRESH_SECONDS
+    assert auth.verify_token(keys, fresh)[0] == auth.verify_token(keys, old)[0] == "sign-on"  # both, during it
+    # step 3: the old key leaves the JWKS; its tokens are refused once the document is older than max_age
+    path.write_text(json.dumps({"keys": [auth.SigningKey(fresh_key).public()]}))
+    assert auth.verify_token(keys, old)[0] == "sign-on"
+    clock["t"] += 60
+    with pytest.raises(auth.Unauthenticated, match="not signed by a key"):
+        auth.verify_token(keys, old)
+    assert auth.verify_token(keys, fresh)[0] == "sign-on"
+    # a document that cannot be read keeps the last one read
+    path.write_text("{not json")
+    clock["t"] += 60
+    assert auth.verify_token(keys, fresh)[0] == "sign-on"
+
+
+def test_a_jwks_with_a_private_key_in_it_is_not_taken(tmp_path):
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [json.loads(SIGN_ON_KEY)]}), encoding="utf-8")
+    keys = auth.KeySet(str(path))
+    with pytest.raises(auth.Unauthenticated, match="not signed by a key"):
+        auth.verify_token(keys, auth.issue_token(SIGN_ON, "E3501", "handler", ["sh-xujiahui"]))
+
+
+def test_a_services_key_signs_only_its_own_calls_with_its_scopes_never_a_staff_role(tmp_path, monkeypatch):
+    access = access_for(tmp_path, monkeypatch)
+    notify_key = auth.SigningKey(NOTIFY_KEY)
+    # what notify sends: its own identity, with the scopes access.yml lists
+    caller = access.from_token(auth.issue_token(notify_key, "service:notify", "service", ["*"]))
+    assert (caller.user, caller.kind, caller.chain_wide) == ("service:notify", "service", True)
+    assert caller.permissions == {
+        "case.read", "complaint.read", "customer.notify", "staff.notify", "revisit.read", "survey.read"
+    }  # fmt: skip
+    # a leaked service key used to mint a staff token: the claims do not make it staff
+    with pytest.raises(auth.Unauthenticated, match="service:notify's key signed a token for A0001"):
+        access.from_token(auth.issue_token(notify_key, "A0001", "admin", ["*"]))
+    minted = access.from_token(auth.issue_token(notify_key, "service:notify", "admin", ["*"]))
+    assert minted.kind == "service" and not minted.may("case.act") and not minted.may("audit.read")
+    # nor another service's identity, and a service access.yml lists no scopes for signs nothing
+    with pytest.raises(auth.Unauthenticated):
+        access.from_token(auth.issue_token(notify_key, "service:intake", "service", ["*"]))
+    with pytest.raises(auth.Unauthenticated, match="service:triage signs no tokens here"):
+        access.from_token(auth.issue_token(auth.SigningKey(TRIAGE_KEY), "service:triage", "service", ["*"]))
+    # the service's own calls carry its key
+    assert access.from_token(access_gate(access).service_token()).user == "service:notify"
+
+
+def access_gate(access):
+    return auth.Gate(access, type("Worker", (), {"data": {}})(), None)
+
+
+def test_a_service_access_yml_gives_no_scopes_has_no_key_to_call_with(tmp_path, monkeypatch):
+    access = access_for(tmp_path, monkeypatch, service="triage")
+    with pytest.raises(auth.MissingSecret, match="no scopes in access.yml"):
+        access_gate(access).service_token()
+
+
+def test_a_service_started_with_another_services_key_does_not_start(tmp_path, monkeypatch):
+    with pytest.raises(auth.MissingSecret, match="is service:notify@unit's key"):
+        access_for(tmp_path, monkeypatch, service="intake", SERVICE_KEY_INTAKE=NOTIFY_KEY)
+
+
+def test_a_subscribers_key_reads_what_its_scopes_say_at_its_malls_only(tmp_path, monkeypatch):
+    entry = {"id": "loyalty", "identity": "subscriber:loyalty", "sha256": auth.key_digest("k")}
+    access = access_for(tmp_path, monkeypatch, api_keys=[entry])
+    loyalty = access.from_api_key("loyalty.k")
+    assert (loyalty.user, loyalty.kind, loyalty.malls) == (
+        "subscriber:loyalty",
+        "subscriber",
+        ("sh-xujiahui", "bj-chaoyang"),
+    )
+    loyalty.require("case.read", "bj-chaoyang")
+    with pytest.raises(auth.Forbidden):
+        loyalty.require("case.read", "gz-tianhe")
+    for staff_only in ("complaint.read", "customer.contact", "case.act", "audit.read", "report.read"):
+        with pytest.raises(auth.Forbidden):
+            loyalty.require(staff_only, "sh-xujiahui")
+    unlisted = {"id": "bi-team", "identity": "subscriber:bi-team", "sha256": auth.key_digest("k")}
+    with pytest.raises(RuntimeError, match="identities access.yml does not list: subscriber:bi-team"):
+        access_for(tmp_path, monkeypatch, api_keys=[unlisted])
 
 
 def test_permissions_follow_the_role_and_the_malls():
@@ -119,21 +248,43 @@ def test_the_access_policy_names_only_known_roles(tmp_path):
     assert "access.yml is invalid: permissions.case.read.value" in str(error.value)
 
 
+def test_an_identitys_scopes_must_be_permissions_and_service_is_no_role(tmp_path):
+    policy = yaml.safe_load((POLICY_DIR / "access.yml").read_text(encoding="utf-8"))
+    for change, message in (
+        (lambda p: p["identities"]["subscriber:loyalty"]["scopes"].append("case.everything"), "case.everything"),
+        (lambda p: p["permissions"]["case.read"].append("service"), "permissions.case.read.value"),
+        (lambda p: p["identities"].update({"loyalty": {"scopes": []}}), "identities"),
+    ):
+        changed = yaml.safe_load(yaml.safe_dump(policy))
+        change(changed)
+        (tmp_path / "access.yml").write_text(yaml.safe_dump(changed), encoding="utf-8")
+        with pytest.raises(InvalidPolicy, match=message):
+            auth.load_access(tmp_path / "access.yml")
+
+
 def test_secrets_come_from_config_the_environment_or_the_secrets_file_and_must_be_long(tmp_path, monkeypatch):
     secrets_file = tmp_path / "secrets.yml"
-    secrets_file.write_text(yaml.safe_dump({"TOKEN_SECRET": "f" * 32, "WECHAT_TOKEN_SH": "e" * 32}), encoding="utf-8")
+    secrets_file.write_text(
+        yaml.safe_dump({"ANSWER_LINK_SECRET": "f" * 32, "WECHAT_TOKEN_SH": "e" * 32}), encoding="utf-8"
+    )
     # a secret a policy names has no line in config.yml: MALLCARE_<name> before the file
     monkeypatch.setenv("MALLCARE_WECHAT_TOKEN_SH", "d" * 32)
     assert auth.read_secret({"MALLCARE": {"SECRETS_FILE": str(secrets_file)}}, "WECHAT_TOKEN_SH") == "d" * 32
-    assert auth.read_secret({"MALLCARE": {"TOKEN_SECRET": "c" * 32}}, "TOKEN_SECRET") == "c" * 32
+    assert auth.read_secret({"MALLCARE": {"ANSWER_LINK_SECRET": "c" * 32}}, "ANSWER_LINK_SECRET") == "c" * 32
     assert (
-        auth.read_secret({"MALLCARE": {"TOKEN_SECRET": "", "SECRETS_FILE": str(secrets_file)}}, "TOKEN_SECRET")
+        auth.read_secret(
+            {"MALLCARE": {"ANSWER_LINK_SECRET": "", "SECRETS_FILE": str(secrets_file)}}, "ANSWER_LINK_SECRET"
+        )
         == "f" * 32
     )
+    # a Compose or Kubernetes secret: a file of its own, named by MALLCARE_<name>_FILE
+    (tmp_path / "signing_key").write_text(SIGN_ON_KEY + "\n", encoding="utf-8")
+    monkeypatch.setenv("MALLCARE_SIGNING_KEY_FILE", str(tmp_path / "signing_key"))
+    assert auth.read_secret({"MALLCARE": {}}, "SIGNING_KEY") == SIGN_ON_KEY
     with pytest.raises(RuntimeError, match="not set"):
-        auth.read_secret({"MALLCARE": {}}, "ANSWER_LINK_SECRET")
+        auth.read_secret({"MALLCARE": {}}, "CUSTOMER_REF_SECRET")
     with pytest.raises(RuntimeError, match="shorter than 32 bytes"):
-        auth.read_secret({"MALLCARE": {"TOKEN_SECRET": "dev-only-not-secret"}}, "TOKEN_SECRET")
+        auth.read_secret({"MALLCARE": {"ANSWER_LINK_SECRET": "dev-only-not-secret"}}, "ANSWER_LINK_SECRET")
 
 
 def test_the_keys_file_keeps_only_digests_and_refuses_a_bad_entry(tmp_path):
@@ -149,13 +300,8 @@ def test_the_keys_file_keeps_only_digests_and_refuses_a_bad_entry(tmp_path):
 
 def test_a_merchants_key_signs_in_that_one_merchant_and_no_token_can(tmp_path, monkeypatch):
     """R7.5, seed 002: 谁管理、谁举证 (a merchant answers for its own cases, signed in as itself)."""
-    secrets_file = tmp_path / "secrets.yml"
     entry = {"id": "t233-sh", "mall_id": "sh-xujiahui", "merchant_id": "T-233", "sha256": auth.key_digest("k")}
-    secrets_file.write_text(yaml.safe_dump({"API_KEYS": [entry], "TOKEN_SECRET": SECRET}), encoding="utf-8")
-    monkeypatch.setenv("MALLCARE_SECRETS_FILE", str(secrets_file))
-    access = auth.Access()
-    access.container = type("Container", (), {"config": {"MALLCARE": {"POLICY_DIR": str(POLICY_DIR)}}})()
-    access.setup()
+    access = access_for(tmp_path, monkeypatch, api_keys=[entry])
     merchant = access.from_api_key("t233-sh.k")
     assert (merchant.role, merchant.kind, merchant.malls, merchant.merchant) == (
         "merchant",
@@ -166,25 +312,52 @@ def test_a_merchants_key_signs_in_that_one_merchant_and_no_token_can(tmp_path, m
     assert merchant.permissions == {"merchant.case"}  # nothing of the staff's
     with pytest.raises(auth.Forbidden):
         merchant.require("case.read", "sh-xujiahui")
-    with pytest.raises(auth.Unauthenticated, match="merchants sign in with their key"):
-        access.from_token(auth.issue_token(SECRET, "T-233", "merchant", ["sh-xujiahui"]))
+    with pytest.raises(auth.Unauthenticated, match="role or malls missing"):
+        access.from_token(auth.issue_token(SIGN_ON, "T-233", "merchant", ["sh-xujiahui"]))
     both = {**entry, "channel": "wechat"}
+    secrets_file = tmp_path / "secrets.yml"
     secrets_file.write_text(yaml.safe_dump({"API_KEYS": [both]}), encoding="utf-8")
-    with pytest.raises(RuntimeError, match="either a channel's"):
+    with pytest.raises(RuntimeError, match="a channel's \\(channel\\), a merchant's"):
         auth.read_api_keys({"MALLCARE": {"SECRETS_FILE": str(secrets_file)}})
 
 
-def test_the_command_issues_tokens_keys_and_secrets_files(capsys, monkeypatch):
-    monkeypatch.setenv("MALLCARE_TOKEN_SECRET", SECRET)
+def test_the_command_issues_tokens_keys_and_secrets_files(tmp_path, capsys, monkeypatch):
+    jwks = tmp_path / "jwks.json"
+    auth.main(["secrets", "--jwks", str(jwks)])
+    fresh = yaml.safe_load(capsys.readouterr().out)
+    assert len(fresh["CUSTOMER_REF_SECRET"]) == 64 and fresh["API_KEYS"] == [] and fresh["JWKS"] == str(jwks)
+    published = json.loads(jwks.read_text())["keys"]
+    assert sorted(k["kid"].partition("@")[0] for k in published) == sorted(
+        ["sign-on"] + [f"service:{name}" for name in auth.SERVICES]
+    )
+    assert not any("d" in k for k in published)  # public halves only
+    monkeypatch.setenv("MALLCARE_SIGNING_KEY", fresh["SIGNING_KEY"])
     auth.main(["token", "--user", "E3011", "--role", "supervisor", "--mall", "sh-xujiahui", "--hours", "1"])
-    assert auth.read_token(SECRET, capsys.readouterr().out.strip()) == ("E3011", "supervisor", ("sh-xujiahui",))
+    identity, claims = auth.verify_token(auth.KeySet(str(jwks)), capsys.readouterr().out.strip())
+    assert (identity, auth.staff_claims(claims)) == ("sign-on", ("E3011", "supervisor", ("sh-xujiahui",)))
+    # a rotation by hand: a new key, its public half in the JWKS, the old one out
+    auth.main(["keys", "new", "sign-on"])
+    (tmp_path / "new.json").write_text(capsys.readouterr().out)
+    auth.main(["keys", "add", str(jwks), str(tmp_path / "new.json")])
+    new_kid = auth.SigningKey((tmp_path / "new.json").read_text()).kid
+    assert new_kid in capsys.readouterr().out and len(json.loads(jwks.read_text())["keys"]) == 8
+    auth.main(["keys", "remove", str(jwks), auth.SigningKey(fresh["SIGNING_KEY"]).kid])
+    assert "sign-on" not in [k["kid"] for k in json.loads(jwks.read_text())["keys"] if k["kid"] != new_kid][0]
+    with pytest.raises(SystemExit):
+        auth.main(["keys", "new", "chairman"])
+    # the directory form, for Compose's and Kubernetes' secrets: a file each
+    auth.main(["secrets", "--dir", str(tmp_path / "secrets")])
+    assert (tmp_path / "secrets" / "signing_key").stat().st_mode & 0o077 == 0
+    assert auth.SigningKey((tmp_path / "secrets" / "service_key_notify").read_text()).identity == "service:notify"
     auth.main(["api-key", "--id", "wechat-sh", "--mall", "sh-xujiahui", "--channel", "wechat"])
-    shown, listed = capsys.readouterr().out.split("\n", 1)
+    shown, listed = capsys.readouterr().out.split("wrote", 1)[1].split("\n", 2)[1:]
     key = shown.rsplit(" ", 1)[1]
     assert yaml.safe_load(listed)["API_KEYS"][0]["sha256"] == auth.key_digest(key.partition(".")[2])
-    auth.main(["secrets"])
-    fresh = yaml.safe_load(capsys.readouterr().out)
-    assert len(fresh["TOKEN_SECRET"]) == 64 and fresh["API_KEYS"] == []
+    auth.main(["api-key", "--id", "loyalty", "--subscriber", "subscriber:loyalty"])
+    entry = yaml.safe_load(capsys.readouterr().out.split("\n", 1)[1])["API_KEYS"][0]
+    assert entry["identity"] == "subscriber:loyalty" and "mall_id" not in entry
+    with pytest.raises(SystemExit):
+        auth.main(["api-key", "--id", "loyalty", "--subscriber", "subscriber:loyalty", "--mall", "sh-xujiahui"])
 
 
 def test_buckets_left_alone_a_minute_are_forgotten_so_endless_keys_keep_no_memory():

@@ -72,6 +72,8 @@ async function login(main, refused) {
     });
     card.append(form);
     first = picker;
+  } else {
+    card.append(h("p", { class: "note", id: "demo-off" }, t("login.demo_off")));
   }
   if (how.sign_on_url) {
     const back = encodeURIComponent(`${location.origin}/`);
