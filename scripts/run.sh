@@ -107,13 +107,15 @@ say "console is up on http://127.0.0.1:8006"
 
 cat <<EOT
 
-  mallcare is running. Every call is signed in: make a staff token with
+  mallcare is running. Every call is signed in: make a staff token (signed with the development
+  sign-on key in .run/secrets.yml; the services verify it with .run/jwks.json) with
     export MALLCARE_SECRETS_FILE=$MALLCARE_SECRETS_FILE
     TOKEN=\$(.venv/bin/python -m mallcare_common.auth token --user E3501 --role handler --mall sh-xujiahui)
     curl -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:8003/cases?mall_id=sh-xujiahui
   (a chain analyst: --user A7001 --role analyst --mall '*'; channel keys: ... auth api-key --help)
   Web console            http://127.0.0.1:8006   (sign in as D3001 desk, E3501 handler, E3011 supervisor;
-                                                    demo sign-in, no password: it stands in for the chain's sign-on)
+                                                    demo sign-in, no password, on here only: it stands in for the
+                                                    chain's sign-on; off by default, docs/security.md)
   Where to look (each with that header; health and metrics need none):
     everything at once     .venv/bin/mallcare status   (services, stores, queues, dead letters; mallcare --help)
     complaints (HTTP API)  http://127.0.0.1:8001/complaints

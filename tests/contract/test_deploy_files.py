@@ -307,3 +307,29 @@ def test_dockerignore_keeps_local_state_out_of_the_image():
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".venv", ".run", ".git", "bench/results"} <= ignored
     assert any("__pycache__" in entry for entry in ignored)
+
+
+# (e) identities (issue 23) -----------------------------------------------------------------
+
+
+def compose_default(value):
+    """A variable as compose interpolates it with nothing set: ${VAR:-default} -> default."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(value))
+
+
+def test_a_fresh_compose_file_starts_the_console_with_the_demo_sign_in_off(compose):
+    env = compose["services"]["console"]["environment"]
+    assert compose_default(env["CONSOLE_DEMO_LOGIN"]) == "false"
+    assert compose_default(env["CONSOLE_DEMO_LOGIN_EXPOSED"]) == ""
+    # it listens beyond the container: turned on alone, the console refuses to start (DemoSignOn)
+    assert env["CONSOLE_WEB_ADDRESS"].startswith("0.0.0.0:")
+    assert "secrets" not in compose["services"]["console"]  # no signing key: it signs nothing
+
+
+def test_each_service_holds_its_own_signing_key_only_and_every_one_the_public_keys(compose):
+    for service in SERVICES:
+        spec = compose["services"][service]
+        assert spec.get("secrets", []) in ([], [f"service_key_{service}"]), service
+        assert {"source": "jwks", "target": "/run/configs/jwks.json"} in spec["configs"], service
+        assert spec["environment"]["MALLCARE_JWKS"] == "/run/configs/jwks.json", service
+    assert "signing_key" not in compose["secrets"]  # the sign-on's private key is the sign-on's

@@ -302,3 +302,22 @@ def test_the_deployment_guide_creates_every_secret_the_manifests_use(objects):
         secret = volume_of(objects, service, "secrets")["secret"]["secretName"]
         filename = Path(objects["ConfigMap", service]["data"]["MALLCARE_SECRETS_FILE"]).name
         assert f"create secret generic {secret} --from-file={filename}" in guide
+
+
+def test_the_console_ships_with_the_demo_sign_in_off_and_no_signing_key(objects):
+    data = objects[("ConfigMap", "console")]["data"]
+    assert (data["CONSOLE_DEMO_LOGIN"], data["CONSOLE_DEMO_LOGIN_EXPOSED"], data["MALLCARE_SIGNING_KEY_FILE"]) == (
+        "false",
+        "",
+        "",
+    )
+
+
+@pytest.mark.parametrize("service", DEPLOYED)
+def test_each_service_reads_the_jwks_from_its_config_map_and_only_its_own_key(objects, service):
+    data = objects[("ConfigMap", service)]["data"]
+    volumes = {v["name"]: v for v in objects[("Deployment", service)]["spec"]["template"]["spec"]["volumes"]}
+    assert data["MALLCARE_JWKS"] == "/etc/mallcare/jwks/jwks.json"
+    assert volumes["jwks"]["configMap"] == {"name": "mallcare-jwks"}  # a mounted ConfigMap follows its edits
+    if "key" in volumes:
+        assert volumes["key"]["secret"]["secretName"] == f"mallcare-key-{service}"

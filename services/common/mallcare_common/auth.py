@@ -435,9 +435,11 @@ def read_secret(config: Mapping[str, Any], name: str, min_bytes: int = MIN_SECRE
     secret), else <name> in the secrets file. Ours are random and at least MIN_SECRET_BYTES
     long; a provider's credential (an SMTP password, an API key's secret, a WeChat token) is
     as long as the provider made it."""
-    value = (config.get("MALLCARE") or {}).get(name) or os.environ.get(f"MALLCARE_{name}")
-    if not value and os.environ.get(f"MALLCARE_{name}_FILE"):
-        with open(os.environ[f"MALLCARE_{name}_FILE"], encoding="utf-8") as handle:
+    mallcare = config.get("MALLCARE") or {}
+    value = mallcare.get(name) or os.environ.get(f"MALLCARE_{name}")
+    path = mallcare.get(f"{name}_FILE") or os.environ.get(f"MALLCARE_{name}_FILE")
+    if not value and path:
+        with open(path, encoding="utf-8") as handle:
             value = handle.read().strip()
     if not value:
         value = _secrets_file(config).get(name)
