@@ -21,10 +21,10 @@ def service_class(name):
 
 
 def documents():
-    from mallcare_common.auth import load_access
+    from mallcare_common.auth import holders, load_access
     from mallcare_common.openapi import build, documented_operations
 
-    permissions = load_access(ROOT / "deploy" / "policy" / "access.yml")["permissions"]
+    permissions = holders(load_access(ROOT / "deploy" / "policy" / "access.yml"))
     return {name: build(name, documented_operations(service_class(name)), permissions) for name in SERVICES}
 
 

@@ -270,8 +270,7 @@ def verify_token(keys: KeySet, token: str) -> tuple[str, dict[str, Any]]:
         kid = jwt.get_unverified_header(token).get("kid")
     except jwt.InvalidTokenError as exc:
         raise Unauthenticated(f"invalid token: {exc}", "malformed") from exc
-    key = keys.key(kid) if isinstance(kid, str) else None
-    if key is None:
+    if not isinstance(kid, str) or (key := keys.key(kid)) is None:
         raise Unauthenticated("invalid token: not signed by a key of the sign-on's JWKS", "unknown_key")
     try:
         claims = jwt.decode(
@@ -421,6 +420,14 @@ def permissions_of(access: AccessPolicy, role: str) -> frozenset[str]:
     return frozenset(name for name, roles in access["permissions"].items() if role in roles)
 
 
+def holders(access: AccessPolicy) -> dict[str, list[str]]:
+    """permission -> the roles, then the identities, that hold it (for the OpenAPI documents)."""
+    return {
+        name: roles + [identity for identity, listed in access["identities"].items() if name in listed["scopes"]]
+        for name, roles in access["permissions"].items()
+    }
+
+
 # --- secrets --------------------------------------------------------------------------------
 
 
@@ -554,8 +561,8 @@ class Access(DependencyProvider):
         return Principal(identity, kind, tuple(listed["malls"]), kind, permissions=frozenset(listed["scopes"]))
 
     def permissions(self) -> dict[str, list[str]]:
-        """access.yml's permission -> roles table (for the OpenAPI document)."""
-        return self.access["permissions"]
+        """access.yml's permission -> roles and identities table (for the OpenAPI document)."""
+        return holders(self.access)
 
     def from_token(self, token: str) -> Principal:
         identity, claims = verify_token(self.keys, token)

@@ -30,7 +30,7 @@ from nameko.web.handlers import HttpRequestHandler
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1"
 _ROUTE_PARAM = re.compile(r"<(?:[a-z]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
-KEY_ROLES = ("channel", "merchant")  # who signs in with an X-Api-Key, never a token
+KEY_ROLES = ("channel", "merchant")  # who signs in with an X-Api-Key, never a token (and subscriber:<name>)
 
 Body = type[Schema] | str | None  # a JSON schema class (None: any object), or a media type
 
@@ -201,8 +201,8 @@ def _operation(op: Op, permissions: Mapping[str, list[str]]) -> dict[str, Any]:
         roles = permissions.get(op.permission, [])
         operation["x-permission"] = op.permission
         operation["description"] = f"Needs `{op.permission}`: {', '.join(roles)}."
-        keyed = bool(set(roles) & set(KEY_ROLES))
-        staff = any(role not in KEY_ROLES for role in roles)
+        keyed = any(role in KEY_ROLES or role.startswith("subscriber:") for role in roles)
+        staff = any(role not in KEY_ROLES and not role.startswith("subscriber:") for role in roles)
         operation["security"] = ([{"bearer": []}] if staff else []) + ([{"apiKey": []}] if keyed else [])
         errors |= {401, 403} | ({429} if keyed else set())
     else:
