@@ -168,17 +168,13 @@ class SigningKey:
 
     def public(self) -> dict[str, str]:
         """Its public half as a JWKS entry."""
-        return public_jwk(self.key, self.kid)
+        public = json.loads(OKPAlgorithm.to_jwk(self.key.public_key()))
+        return {**public, "kid": self.kid, "alg": ALGORITHM, "use": "sig"}
 
 
 def identity_of(kid: str) -> str:
     """Whose key a key id names: `sign-on@2026-12` -> sign-on, `service:notify@2026-12` -> service:notify."""
     return kid.rpartition("@")[0]
-
-
-def public_jwk(key: Any, kid: str) -> dict[str, str]:
-    public = json.loads(OKPAlgorithm.to_jwk(key.public_key()))
-    return {**public, "kid": kid, "alg": ALGORITHM, "use": "sig"}
 
 
 def new_signing_key(identity: str, version: str | None = None) -> str:

@@ -375,3 +375,31 @@ def test_buckets_left_alone_a_minute_are_forgotten_so_endless_keys_keep_no_memor
     limiter.take("submissions:10.9.0.0", 1, "an address's submissions")
     with pytest.raises(auth.TooManyRequests, match="^an address's submissions is over 1 requests a minute$"):
         limiter.take("submissions:10.9.0.0", 1, "an address's submissions")  # the address is not in the log
+
+
+def test_the_jwks_can_come_from_the_sign_ons_address(tmp_path):
+    """MALLCARE_JWKS may be the address the sign-on publishes its keys at (the console's
+    /.well-known/jwks.json, or the chain's identity provider's), read over HTTP."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    document = json.dumps({"keys": [SIGN_ON.public()]}).encode()
+
+    class Publish(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(document)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Publish)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        keys = auth.KeySet(f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json")
+        token = auth.issue_token(SIGN_ON, "E3501", "handler", ["sh-xujiahui"])
+        assert auth.verify_token(keys, token)[0] == "sign-on"
+    finally:
+        server.shutdown()
