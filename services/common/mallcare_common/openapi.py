@@ -224,9 +224,8 @@ def _operation(op: Op, permissions: Mapping[str, list[str]]) -> dict[str, Any]:
         errors.add(422)
     if "<" in op.path:
         errors.add(404)
-    page = any("text/html" in (body if isinstance(body, tuple) else (body,)) for body in op.responses.values())
-    for status in sorted(errors):  # a page's refusals are pages too (web.http's error_page)
-        operation["responses"].setdefault(str(status), _response(status, "text/html" if page else ErrorOut))
+    for status in sorted(errors):
+        operation["responses"].setdefault(str(status), _response(status, ErrorOut))
     return operation
 
 
