@@ -131,8 +131,14 @@ def secrets_file():
             for key_id, (mall, channel, rate) in API_KEYS.items()
         ]
         + [
-            {"id": key_id, "mall_id": mall, "merchant_id": merchant, "sha256": key_digest(f"secret-of-{key_id}")}
-            for key_id, (mall, merchant) in MERCHANT_KEYS.items()
+            {
+                "id": key_id,
+                "mall_id": mall,
+                "merchant_id": merchant,
+                "per_minute": rate,
+                "sha256": key_digest(f"secret-of-{key_id}"),
+            }
+            for key_id, (mall, merchant, rate) in MERCHANT_KEYS.items()
         ]
         + [
             {"id": key_id, "identity": identity, "sha256": key_digest(f"secret-of-{key_id}")}

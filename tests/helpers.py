@@ -39,10 +39,11 @@ API_KEYS = {
     "app-bj": ("bj-chaoyang", "app", 120),
     "hotline-sh-slow": ("sh-xujiahui", "hotline", 3),
 }
-# Merchants' keys (R7.5): each signs in one tenant of one mall (mall, merchant id).
+# Merchants' keys (R7.5): each signs in one tenant of one mall (mall, merchant id, per_minute).
 MERCHANT_KEYS = {
-    "t233-sh": ("sh-xujiahui", "T-233"),
-    "t17-sh": ("sh-xujiahui", "T-17"),
+    "t233-sh": ("sh-xujiahui", "T-233", 120),
+    "t17-sh": ("sh-xujiahui", "T-17", 120),
+    "t17-sh-slow": ("sh-xujiahui", "T-17", 2),
 }
 
 # Subscribers' keys (issue 23): another internal service, with its identity's malls and scopes (access.yml).

@@ -173,7 +173,7 @@ def test_a_form_the_service_cannot_read_gets_a_page_too(system, link):
     too_large = requests.post(
         link.base + "/answers/form", data={"token": link.token, "comment": "x" * 70000}, timeout=10
     )
-    assert refusal(page_of(too_large, 413))[1] == "unreadable"
+    assert refusal(page_of(too_large, 413))[1] == "too_large"
     nul = page_of(link.send("en", score="5", comment="a\x00b"), 422, "en")
     assert refusal(nul)[:2] == ("Your answer could not be read", "unreadable")
     not_utf8 = requests.post(

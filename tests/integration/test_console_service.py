@@ -86,6 +86,18 @@ def test_demo_sign_in_signs_a_token_for_a_member_of_staff_only(console, secrets_
     assert {"id": "D3001", "name": "许静", "role": "desk_staff", "malls": ["sh-xujiahui"]} in staff
 
 
+def test_sign_ins_from_one_address_are_limited_and_a_big_body_refused_unread(console):
+    """Issue 23: the console's open routes count per client address; a signed-in member of
+    staff is not counted (many share a mall's address); a body over the limit is 413."""
+    url = console(DEMO_LOGIN="true", PER_ADDRESS_PER_MINUTE="2")
+    assert requests.post(url + "/login", json={"staff_id": "X" * 70000}, timeout=10).status_code == 413
+    assert requests.post(url + "/login", json={"staff_id": "X9999"}, timeout=10).status_code == 401
+    over = requests.post(url + "/login", json={"staff_id": "E3501"}, timeout=10)
+    assert over.status_code == 429 and int(over.headers["Retry-After"]) >= 1
+    signed_in = bearer("E3011", "supervisor", ["sh-xujiahui"])
+    assert requests.get(url + "/session", headers=signed_in, timeout=10).status_code == 200
+
+
 def test_demo_sign_in_is_off_unless_turned_on_and_the_directory_is_for_signed_in_staff_only(console):
     """Issue 23: off by default, so that a deployment has no password-less sign-in by accident."""
     url = console(SIGN_ON_URL="https://sso.example.com/login")

@@ -37,6 +37,13 @@ OUTBOX_PENDING = Gauge(
     "Documents with outbox entries not yet published, as of the last sweep.",
     ["service", "collection"],
 )
+REFUSED = Counter(
+    "mallcare_refused_total",
+    "HTTP requests refused at the edge (limits.py), by route and reason: unauthenticated (401), body (413), "
+    "address (429: a client address over its requests a minute), refused_keys (429: an address past its "
+    "refused API keys), key (429: a key over its per_minute).",
+    ["service", "edge", "reason"],
+)
 
 
 def metrics_response() -> Response:

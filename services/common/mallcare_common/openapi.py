@@ -11,7 +11,8 @@ scripts/openapi.py` rewrites them). The services serve the same document at GET
 Who may call an operation is its `permission` in access.yml: the document names it
 (`x-permission`), asks for the bearer token, and also for the X-Api-Key header (with
 its 429) where keys hold that permission (a channel's, or a merchant's: R7.5); only the
-key where no token may (merchants').
+key where no token may (merchants'). A route open to all answers 429 past its client
+address's rate (limits.py).
 """
 
 import json
@@ -100,8 +101,8 @@ class Op:
     `form`: the schema of an HTML form's fields, the body of a page's POST
     (application/x-www-form-urlencoded; `body` is JSON).
     `errors`: the statuses this operation answers besides the ones every operation of
-    its kind does (401/403/429 for the signed-in, 400/413/422 with a body or form, 422
-    with a query, 404 with a path parameter)."""
+    its kind does (401/403 for the signed-in, 429 for a key's or an open route's, 400/413/422
+    with a body or form, 422 with a query, 404 with a path parameter)."""
 
     method: str
     path: str
@@ -207,6 +208,7 @@ def _operation(op: Op, permissions: Mapping[str, list[str]]) -> dict[str, Any]:
         errors |= {401, 403} | ({429} if keyed else set())
     else:
         operation["security"] = []
+        errors.add(429)  # over the client address's rate (limits.py)
     if op.body is not None:
         schema = op.body(exclude=("by",)) if op.signed else op.body
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
@@ -238,7 +240,7 @@ _REASONS = {
     410: "Expired",
     413: "Body too large",
     422: "Invalid fields",
-    429: "Over the key's rate (see Retry-After)",
+    429: "Over a rate: the key's, or its client address's (see Retry-After)",
     503: "Unavailable",
 }
 

@@ -41,14 +41,16 @@ from werkzeug.wrappers import Request, Response
 from . import inputs
 from .auth import Forbidden, Principal, RateLimiter, TooManyRequests, Unauthenticated, caller_noted
 from .errors import Conflict
+from .limits import MAX_BODY_CEILING, EdgeLimits, OverAddressLimit, forwarded_hops, reason_of
 from .messaging import ExcInfo
+from .metrics import REFUSED
 from .mongo import NotFound, StoreError
 from .openapi import Op
 from .policy import InvalidPolicy
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 64 * 1024
+MAX_BODY_BYTES = MAX_BODY_CEILING  # MALLCARE.MAX_BODY_BYTES may set less (limits.py)
 MAX_FORM_FIELDS = 50  # a page's form has a handful; parse_qs refuses more before decoding them
 
 Method = TypeVar("Method", bound=Callable[..., Any])  # a service method an entrypoint decorator registers
@@ -93,6 +95,7 @@ CLIENT_ERRORS = tuple(kind for kind, status, _ in _MAPPED if status < 500)
 
 REQUEST_ID = "mallcare.request_id"  # the request's id, in its WSGI environ and its worker's context data
 CALLER = "mallcare.caller"  # who the request's caller is, in its WSGI environ (for its log line)
+BODY_LIMIT = "mallcare.body_limit"  # the service's MAX_BODY_BYTES, in the request's WSGI environ (read_body)
 _WELL_FORMED_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # a UUID, hex, a ULID, "req-42"
 
 
@@ -192,9 +195,12 @@ class HttpEntrypoint(HttpRequestHandler):
     (a page for people: the same status, a body they can read), an id for every request
     and one log line for it: method, route (the URL rule, not the path: no ids, no query),
     status, ms, caller (who auth.Access found, if the handler asked) and request id. A 4xx
-    is logged without traceback, a 5xx at ERROR with it; no body goes into the log."""
+    is logged without traceback, a 5xx at ERROR with it; no body goes into the log.
+    Before the worker starts, the service's abuse limits (limits.py) may refuse the request:
+    429 for its client address, 413 for its Content-Length."""
 
     server = WebServer()
+    limits = EdgeLimits()
 
     def __init__(
         self, method: str, url: str, documents: tuple[Op, ...] = (), error_page: ErrorPage | None = None, **kwargs: Any
@@ -207,14 +213,32 @@ class HttpEntrypoint(HttpRequestHandler):
         started, rid = time.monotonic(), _identify(request)
         failure = None
         response: Response
+        address = client_address(request, self.limits.hops)
         try:
+            self._admit(request, address)
             response = self.response_from_result(self._call_worker(request))
         except Exception as exc:
             failure = exc
             response = self.error_page(request, exc) if self.error_page else self.response_from_exception(exc, rid)
+        if isinstance(failure, Unauthenticated) and presents_key(request):
+            self.limits.key_refused(address)
         response.headers["X-Request-Id"] = rid
         log_request(request, self.url, response.status_code, started, failure)
+        reason = reason_of(response.status_code, failure)
+        if reason:
+            REFUSED.labels(self.container.service_name, self.url, reason).inc()
         return response
+
+    def _admit(self, request: Request, address: str) -> None:
+        """The abuse limits (limits.py): a route anyone may use counts every request against
+        the client's address, another route those without a staff token."""
+        public = bool(self.documents) and not any(op.permission for op in self.documents)
+        staff = request.headers.get("Authorization", "")[:7].lower() == "bearer "
+        self.limits.admit(address, public or not staff, presents_key(request))
+        max_bytes = self.limits.max_body_bytes
+        if request.content_length is not None and request.content_length > max_bytes:
+            raise BodyTooLarge(f"body over {max_bytes} bytes")
+        request.environ[BODY_LIMIT] = max_bytes
 
     def _call_worker(self, request: Request) -> Any:
         # nameko's HttpRequestHandler.handle_request without its catch-all: the failure is logged above
@@ -347,8 +371,16 @@ def signed(data: object, caller: Principal) -> dict[str, Any]:
     return {**data, "by": caller.user}
 
 
-def read_body(request: Request, max_bytes: int = MAX_BODY_BYTES) -> bytes:
-    """The request's body, refusing one over max_bytes (413) before reading it whole."""
+def presents_key(request: Request) -> bool:
+    """Whether the request signs in with an API key (either header auth.Gate reads)."""
+    return bool(request.headers.get("X-Api-Key")) or request.headers.get("Authorization", "")[:7].lower() == "apikey "
+
+
+def read_body(request: Request, max_bytes: int | None = None) -> bytes:
+    """The request's body, refusing one over max_bytes (413) before reading it whole; without
+    max_bytes, the service's MALLCARE.MAX_BODY_BYTES (HttpEntrypoint notes it)."""
+    if max_bytes is None:
+        max_bytes = int(request.environ.get(BODY_LIMIT, MAX_BODY_BYTES))
     if request.content_length is not None and request.content_length > max_bytes:
         raise BodyTooLarge(f"body over {max_bytes} bytes")
     raw: bytes = request.stream.read(max_bytes + 1)
@@ -357,7 +389,7 @@ def read_body(request: Request, max_bytes: int = MAX_BODY_BYTES) -> bytes:
     return raw
 
 
-def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
+def read_json(request: Request, max_bytes: int | None = None) -> dict[str, Any]:
     """The request's JSON object (read_body), refusing one nested too deep (400), or holding
     text or numbers the store cannot keep (422; inputs.py)."""
     raw = read_body(request, max_bytes)
@@ -371,9 +403,9 @@ def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[str, An
     return checked
 
 
-def read_form(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[str, list[str]]:
+def read_form(request: Request, max_bytes: int | None = None) -> dict[str, list[str]]:
     """An HTML form's fields (application/x-www-form-urlencoded), each name with its values
-    in order: over max_bytes 413, not UTF-8 or over MAX_FORM_FIELDS fields 400, text the
+    in order: over max_bytes (read_body) 413, not UTF-8 or over MAX_FORM_FIELDS fields 400, text the
     store cannot keep (a NUL, a control character) 422 naming the field (inputs.py)."""
     raw = read_body(request, max_bytes)
     try:
@@ -428,13 +460,7 @@ class AddressLimits(DependencyProvider):
     stand before the service (client_address); 0 when clients reach it directly."""
 
     def setup(self) -> None:
-        value = (self.container.config.get("MALLCARE") or {}).get("FORWARDED_HOPS") or 0
-        try:
-            self.hops = int(value)
-        except (TypeError, ValueError):
-            self.hops = -1
-        if not 0 <= self.hops <= 10:
-            raise RuntimeError(f"MALLCARE_FORWARDED_HOPS {value!r} is not the number of reverse proxies (0 to 10)")
+        self.hops = forwarded_hops(self.container.config)
         self.limiter = RateLimiter()
 
     def get_dependency(self, worker_ctx: WorkerContext) -> Callable[[Request, str, int], None]:
@@ -442,4 +468,7 @@ class AddressLimits(DependencyProvider):
 
     def take(self, request: Request, what: str, per_minute: int) -> None:
         # the message goes to the request's log line: it names the purpose, not the address
-        self.limiter.take(f"{what}:{client_address(request, self.hops)}", per_minute, f"an address's {what}")
+        try:
+            self.limiter.take(f"{what}:{client_address(request, self.hops)}", per_minute, f"an address's {what}")
+        except TooManyRequests as exc:
+            raise OverAddressLimit(str(exc), exc.retry_after) from None

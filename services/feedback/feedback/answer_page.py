@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 from werkzeug.wrappers import Request, Response
 
+from mallcare_common.auth import TooManyRequests
 from mallcare_common.pages import HTML_LANG, PHONE_STYLE, Pages, Words
 from mallcare_common.pages import language as language  # the service reads a page's language here
 from mallcare_common.web import Gone, request_id, status_of
@@ -60,6 +61,10 @@ TEXT: dict[str, dict[str, str]] = {
         "unreadable": "您的回答无法读取，请返回重新提交。",
         "unavailable.title": "暂时无法处理",
         "unavailable": "系统繁忙，请稍后再试。参考编号：{reference}",
+        "busy.title": "请稍后再试",
+        "busy": "您的操作太频繁了，请 {seconds} 秒后再试。",
+        "too_large.title": "内容太长",
+        "too_large": "您提交的内容太长了，请缩短意见后重新提交。",
         "survey.title": "顾客满意度调查",
         "survey.intro": "我们定期邀请部分顾客评价本商场处理投诉的工作，您的意见将帮助我们改进服务。",
         "survey.stars": "您对本商场处理投诉的总体评价？",
@@ -99,6 +104,10 @@ TEXT: dict[str, dict[str, str]] = {
         "unreadable": "Your answer could not be read. Please go back and send it again.",
         "unavailable.title": "Please try again shortly",
         "unavailable": "We cannot take your answer just now. Please try again in a few minutes. Reference: {reference}",
+        "busy.title": "Please try again shortly",
+        "busy": "Too many tries from here; please try again in {seconds} seconds.",
+        "too_large.title": "Too long",
+        "too_large": "What you sent is too long. Please shorten your comment and send it again.",
         "survey.title": "Customer satisfaction survey",
         "survey.intro": "From time to time we ask some of our customers how well the mall handles complaints. "
         "Your answer helps us do better.",
@@ -138,8 +147,8 @@ def thanks_message(lang: str, satisfied: bool) -> str:
     return TEXT[lang]["thanks" if satisfied else "thanks.follow_up"]
 
 
-def respond(status: int, html: str) -> Response:
-    return PAGES.respond(status, html)
+def respond(status: int, html: str, headers: Mapping[str, str] | None = None) -> Response:
+    return PAGES.respond(status, html, headers)
 
 
 def form(
@@ -240,8 +249,10 @@ def thanks(lang: str, satisfied: bool) -> str:
 def refusal(request: Request, exc: BaseException) -> Response:
     """web.http's error_page for both routes: what the method raised, as a page in the
     request's language with the status status_of gives it (403 forged, 410 expired,
-    409 answered already or closed, 404, 4xx unreadable, 5xx try again)."""
+    409 answered already or closed, 404, 413 too long, 429 busy with Retry-After, 4xx
+    unreadable, 5xx try again)."""
     lang, status = language(request.args), status_of(exc)[0]
+    seconds = exc.retry_after if isinstance(exc, TooManyRequests) else 0
     if status >= 500:
         reason = "unavailable"
     elif isinstance(exc, AlreadyAnswered):
@@ -249,7 +260,9 @@ def refusal(request: Request, exc: BaseException) -> Response:
     elif isinstance(exc, SurveyEnded):
         reason = "survey_expired"
     else:
-        reason = {403: "forged", 410: "expired", 409: "closed", 404: "unknown"}.get(status, "unreadable")
+        reason = {403: "forged", 410: "expired", 409: "closed", 404: "unknown", 413: "too_large", 429: "busy"}.get(
+            status, "unreadable"
+        )
     text = Words(TEXT, lang)
     return respond(
         status,
@@ -259,9 +272,10 @@ def refusal(request: Request, exc: BaseException) -> Response:
             "answer-refused",
             (
                 f"<h1>{text(f'{reason}.title')}</h1>"
-                f'<p data-reason="{reason}">{text(reason, reference=request_id(request))}</p>'
+                f'<p data-reason="{reason}">{text(reason, reference=request_id(request), seconds=seconds)}</p>'
             ),
         ),
+        {"Retry-After": str(seconds)} if seconds else None,
     )
 
 

@@ -262,7 +262,7 @@ class FeedbackService(Service):
             "in simplified Chinese (lang=en: English), a plain form without script. A forged link 403, an "
             "expired one 410, one answered already or a revisit that ended 409, each a page.",
             query=AnswerPageQuery,
-            responses={status: "text/html" for status in (200, 403, 404, 409, 410, 503)},
+            responses={status: "text/html" for status in (200, 403, 404, 409, 410, 429, 503)},
         ),
         error_page=answer_page.refusal,
     )
@@ -280,7 +280,7 @@ class FeedbackService(Service):
             "answers a thank-you page; the form again, saying what to fix (422); the refusals of GET /answers.",
             query=PageLanguage,
             form=AnswerFormIn,
-            responses={status: "text/html" for status in (200, 400, 403, 404, 409, 410, 413, 422, 503)},
+            responses={status: "text/html" for status in (200, 400, 403, 404, 409, 410, 413, 422, 429, 503)},
         ),
         error_page=answer_page.refusal,
     )

@@ -113,6 +113,8 @@ TEXT: dict[str, dict[str, str]] = {
         "unknown": "找不到这家商场的投诉页面。请扫描商场海报上的二维码。",
         "busy.title": "请稍后再试",
         "busy": "您的操作太频繁了，请 {seconds} 秒后再试。",
+        "too_large.title": "内容太长",
+        "too_large": "您填写的内容太长了，请缩短后重新提交。",
         "unreadable.title": "无法读取您的内容",
         "unreadable": "您填写的内容无法读取，请返回重新提交。",
         "unavailable.title": "暂时无法处理",
@@ -204,6 +206,8 @@ TEXT: dict[str, dict[str, str]] = {
         "unknown": "We cannot find this mall's complaint page. Please scan the QR code on the mall's poster.",
         "busy.title": "Please try again shortly",
         "busy": "Too many tries from here; please try again in {seconds} seconds.",
+        "too_large.title": "Too long",
+        "too_large": "What you sent is too long. Please shorten it and send it again.",
         "unreadable.title": "What you sent could not be read",
         "unreadable": "What you sent could not be read. Please go back and send it again.",
         "unavailable.title": "Please try again shortly",
@@ -388,14 +392,14 @@ def status(
 
 def refusal(request: Request, exc: BaseException) -> Response:
     """web.http's error_page for the portal's routes: what the method raised, as a page in
-    the request's language (404 an unknown mall, 429 with Retry-After, a 4xx it could not
+    the request's language (404 an unknown mall, 413 too long, 429 with Retry-After, a 4xx it could not
     read, 5xx try again with the reference the log has)."""
     lang, status_code = ("en" if request.args.get("lang") == "en" else "zh"), status_of(exc)[0]
     seconds = exc.retry_after if isinstance(exc, TooManyRequests) else 0
     if status_code >= 500:
         reason = "unavailable"
     else:
-        reason = {404: "unknown", 429: "busy"}.get(status_code, "unreadable")
+        reason = {404: "unknown", 413: "too_large", 429: "busy"}.get(status_code, "unreadable")
     text = Words(TEXT, lang)
     html = PAGES.page(
         lang,

@@ -341,7 +341,7 @@ class IntakeService(Service):
             "channel): a form for a phone, in simplified Chinese (lang=en: English), without script. An "
             "unknown mall 404, a page.",
             query=PageLanguage,
-            responses={status: "text/html" for status in (200, 404, 503)},
+            responses={status: "text/html" for status in (200, 404, 429, 503)},
         ),
         error_page=portal.refusal,
     )
@@ -384,7 +384,7 @@ class IntakeService(Service):
             "The status look-up: the complaint's number (filled in from `number`) and the phone it "
             "was filed with, a form without script.",
             query=StatusPageQuery,
-            responses={status: "text/html" for status in (200, 503)},
+            responses={status: "text/html" for status in (200, 429, 503)},
         ),
         error_page=portal.refusal,
     )
@@ -432,7 +432,7 @@ class IntakeService(Service):
             "The mall's poster to print (A4; lang=en: in English): its name, the complaint page's QR "
             "code and address, the hotline, WeChat and the service desk (intake.yml portal.posters).",
             query=PageLanguage,
-            responses={status: "text/html" for status in (200, 404, 503)},
+            responses={status: "text/html" for status in (200, 404, 429, 503)},
         ),
         error_page=portal.refusal,
     )
