@@ -29,8 +29,9 @@ start.
 
 Publishing: state changes write their events into an outbox in the same
 document; `publish_pending` relays them with mandatory, confirmed publishes (to the
-service's exchange, then to the event stream, event_stream.py) and marks them sent, the marks of concurrent callers in one write (`mark_sent`). A broker
-outage leaves them pending for the next sweep.
+service's exchange, then to the event stream, event_stream.py) and marks them sent,
+the marks of concurrent callers in one write (`mark_sent`). A broker outage leaves
+them pending for the next sweep.
 """
 
 import logging
@@ -303,7 +304,10 @@ class OutboxDispatcher(EventDispatcher):
             declare_event_stream(amqp_uri, self.stream_arguments)
             try:  # the default exchange routes by queue name
                 self.publisher.publish(
-                    event, exchange="", routing_key=EVENT_STREAM, extra_headers={**headers, **stream_headers(service, event)}
+                    event,
+                    exchange="",
+                    routing_key=EVENT_STREAM,
+                    extra_headers={**headers, **stream_headers(service, event)},
                 )
             except UndeliverableMessage:  # no stream: deleted since this process saw it
                 forget_event_stream(amqp_uri)
