@@ -72,6 +72,8 @@ def _catalogue():
     document = json.loads(resources.files(__name__).joinpath("asyncapi.json").read_text(encoding="utf-8"))
     kinds = {}
     for name, channel in document["channels"].items():
+        if channel["bindings"]["amqp"]["is"] != "routingKey":  # the event stream: the same messages, in one queue
+            continue
         schema = channel["messages"][name]["payload"]
         kinds[name] = EventKind(
             name,
