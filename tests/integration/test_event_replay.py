@@ -2,11 +2,16 @@
 stream `mallcare.events`, and a subscriber that comes later replays it through the SDK
 (sdk/mallcare-events, StreamSubscriber): from the beginning, then live, each event once;
 after a restart from its committed offset; from a time. The stream has the configured
-retention; an event whose stream write fails waits in the outbox."""
+retention; an event whose stream write fails waits in the outbox; a broker user allowed to
+read the stream and nothing else replays it, and can do nothing else."""
 
+import uuid
 from collections import Counter
 from datetime import datetime, timezone
+from urllib.parse import urlparse
 
+import pytest
+from amqp.exceptions import AccessRefused
 from kombu import Connection, Consumer, Queue
 
 from mallcare_common.event_stream import EVENT_STREAM
@@ -133,3 +138,47 @@ def test_an_event_whose_stream_write_fails_waits_in_the_outbox(services):
     wait_for(lambda: "pending_events" not in system.db("intake").complaints.find_one({"_id": number}), timeout=30)
     kinds = {(m.payload["event_type"], m.payload["complaint_no"]) for m in stream_messages(system.amqp, 2)}
     assert kinds == {("complaint_registered", number), ("complaint_triaged", number)}
+
+
+@pytest.fixture
+def stream_reader(rabbit_config, rabbit_manager):
+    """The AMQP URI of a broker user of its own with `read` on the stream alone, `configure`
+    and `write` on nothing (docs/runbook.md, "Event stream"); deleted afterwards (users are
+    the broker's, not the vhost's). The management API, through nameko's client."""
+    user, password = f"replay-reader-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    rabbit_manager._put("users", user, json={"password": password, "tags": ""})
+    rabbit_manager.set_vhost_permissions(rabbit_config["vhost"], user, "^$", r"^mallcare\.events$", "^$")
+    broker = urlparse(rabbit_config["AMQP_URI"])
+    yield f"amqp://{user}:{password}@{broker.hostname}:{broker.port}/{rabbit_config['vhost']}"
+    rabbit_manager._delete("users", user)
+
+
+def test_a_user_allowed_to_read_the_stream_alone_replays_it_and_can_do_nothing_else(
+    services, subscribers, stream_reader, tmp_path
+):
+    system = services("triage", "intake")
+    others = system.catch_all("triage")["triage"]
+    numbers = registered_and_triaged(system, range(3))
+    got = []
+    reader = StreamSubscriber(stream_reader, "loyalty", offsets=FileOffsetStore(tmp_path / "loyalty.offset"))
+    reader.on("complaint_registered")(lambda event, offset: got.append(event["complaint_no"]))
+    subscribers.start(reader)
+    wait_for(lambda: sorted(got) == sorted(numbers))
+    subscribers.stop(reader)
+
+    refused = {
+        "write into the stream": lambda conn: conn.Producer().publish({}, exchange="", routing_key=EVENT_STREAM),
+        "publish an event": lambda conn: conn.Producer().publish({}, exchange="intake.events", routing_key="x"),
+        "read another queue": lambda conn: others.bind(conn.channel()).consume(),
+        "declare a queue": lambda conn: Queue("loyalty", channel=conn.channel()).declare(),
+    }
+    for what, attempt in refused.items():
+        with Connection(stream_reader, transport_options={"confirm_publish": True}) as conn:
+            try:
+                attempt(conn)
+                conn.drain_events(timeout=2)  # a refusal comes as the channel's close
+            except AccessRefused:
+                continue
+            except TimeoutError:
+                pass
+            pytest.fail(f"the stream's reader could {what}")
