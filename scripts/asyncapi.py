@@ -7,7 +7,8 @@ mallcare_common.contracts and the services' event handlers, so it cannot drift f
 Per event type: a channel (address = routing key) on its publisher's `<service>.events`
 topic exchange, one message whose payload is the envelope's JSON Schema with that
 type's payload schema in it, a `send` operation for the publisher and a `receive`
-operation per subscribing handler. The subscriber SDK (sdk/mallcare-events) ships the
+operation per subscribing handler. One more channel, the event stream, holds every
+event's message (event_stream.py) for replay. The subscriber SDK (sdk/mallcare-events) ships the
 same document as JSON and validates events against it.
 """
 
@@ -22,6 +23,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 
 from mallcare_common.contracts import EVENT_TYPES, EnvelopeSchema
+from mallcare_common.event_stream import EVENT_STREAM, HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_SOURCE
 from mallcare_common.messaging import DEAD_LETTER_EXCHANGE, DELIVERY_LIMIT, BoundedEventHandler
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,6 +129,37 @@ def generate():
                     },
                 },
             }
+    channels[EVENT_STREAM] = {
+        "address": EVENT_STREAM,
+        "description": "The event stream (x-queue-type: stream): every event of every service, the same "
+        "body as it went out live, kept by age and size (MALLCARE_EVENT_STREAM_MAX_AGE, 14D, and "
+        "MALLCARE_EVENT_STREAM_MAX_BYTES, 20 GB, by default). Each message carries the headers "
+        f"{HEADER_EVENT_TYPE}, {HEADER_SOURCE} and {HEADER_EVENT_ID}; each delivery x-stream-offset. "
+        "Read it from an offset, a time or the beginning (docs/events.md, Replay).",
+        "messages": {name: {"$ref": f"#/channels/{name}/messages/{name}"} for name in EVENT_TYPES},
+        "bindings": {
+            "amqp": {
+                "is": "queue",
+                "bindingVersion": AMQP_BINDING,
+                "queue": {"name": EVENT_STREAM, "durable": True, "exclusive": False, "autoDelete": False},
+            }
+        },
+    }
+    stream = {"$ref": f"#/channels/{EVENT_STREAM}"}
+    operations["outbox.send.stream"] = {
+        "action": "send",
+        "channel": stream,
+        "summary": "Each service's outbox relay writes each event to the stream (default exchange) once its "
+        "live publish was confirmed, before it marks the event sent.",
+        "bindings": {"amqp": {"deliveryMode": 2, "mandatory": True, "bindingVersion": AMQP_BINDING}},
+    }
+    operations["sdk.replay"] = {
+        "action": "receive",
+        "channel": stream,
+        "summary": "The subscriber SDK's StreamSubscriber replays it, then reads on live "
+        "(basic.qos prefetch, manual ack, consumer argument x-stream-offset).",
+        "bindings": {"amqp": {"ack": True, "bindingVersion": AMQP_BINDING}},
+    }
     return {
         "asyncapi": "3.0.0",
         "info": {

@@ -227,6 +227,15 @@ def handled(container, handler, complaint_no=None, timeout=30, event_id=None):
                 yield
 
 
+def register(web, **overrides):
+    """A desk complaint (mallcare_cli.examples, with `overrides`) registered at intake: its number."""
+    from mallcare_cli.examples import desk_complaint
+
+    answer = web["intake"].post("/complaints", json=desk_complaint(**overrides))
+    assert answer.status_code == 201, answer.text
+    return answer.json()["number"]
+
+
 def wait_for(check, timeout=20, interval=0.1):
     """Poll `check` until it returns something truthy; fail with its last value after `timeout`."""
     deadline = time.monotonic() + timeout

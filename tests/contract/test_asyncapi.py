@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from mallcare_common.contracts import EVENT_TYPES
+from mallcare_common.event_stream import EVENT_STREAM
 from scripts.asyncapi import DOC, SDK_COPY, subscriptions
 from tests.helpers import ROOT
 
@@ -64,3 +65,9 @@ def test_each_event_type_has_its_exchange_version_publisher_and_subscribers(docu
         assert [op["action"] for key, op in operations.items() if key.startswith(f"{kind.source}.send.")] == ["send"]
         receivers = sorted(key for key, op in operations.items() if op["action"] == "receive")
         assert receivers == sorted(subscribed[(kind.source, name)])
+
+
+def test_the_event_stream_carries_every_event_type(document):
+    stream = document["channels"][EVENT_STREAM]
+    assert stream["bindings"]["amqp"]["queue"]["name"] == EVENT_STREAM
+    assert stream["messages"] == {name: {"$ref": f"#/channels/{name}/messages/{name}"} for name in EVENT_TYPES}

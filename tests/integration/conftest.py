@@ -4,6 +4,7 @@ import re
 import shutil
 from datetime import timedelta
 
+import eventlet
 import pytest
 import yaml
 from kombu import Connection
@@ -126,6 +127,31 @@ def services(container_factory, service_config, web_client, rabbit_config, mongo
     yield start
     for system in systems:
         system.close()
+
+
+class Subscribers:
+    """SDK subscribers (sdk/mallcare-events) a test runs, each until the test ends or it is
+    stopped. Green threads: the test process is eventlet-patched for the services (another
+    service would use a thread)."""
+
+    def __init__(self):
+        self.running = {}
+
+    def start(self, subscriber):
+        self.running[subscriber] = eventlet.spawn(subscriber.run)
+        return subscriber
+
+    def stop(self, subscriber):
+        subscriber.stop()
+        self.running.pop(subscriber).wait()
+
+
+@pytest.fixture
+def subscribers():
+    running = Subscribers()
+    yield running
+    for subscriber in list(running.running):
+        running.stop(subscriber)
 
 
 @pytest.fixture

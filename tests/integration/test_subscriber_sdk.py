@@ -7,15 +7,13 @@ then dead-lettered."""
 import importlib.util
 import json
 
-import eventlet
 import pytest
 from kombu import Connection, Exchange, Producer, Queue
 
 from intake.service import IntakeService
-from mallcare_cli.examples import desk_complaint
 from mallcare_common.messaging import DEAD_LETTER_QUEUE, DELIVERY_LIMIT
 from mallcare_events import Subscriber
-from tests.helpers import ROOT, wait_for
+from tests.helpers import ROOT, register, wait_for
 from triage.service import TriageService
 
 HIGH_RISK = {
@@ -38,26 +36,14 @@ def web(container_factory, service_config, web_client):
 
 
 @pytest.fixture
-def run():
-    """Runs a subscriber, its queue declared first; stops it afterwards. A green thread: the
-    test process is eventlet-patched for the services (another service would use a thread)."""
-    running = []
+def run(subscribers):
+    """Runs a subscriber, its queue declared first."""
 
     def start(subscriber):
         subscriber.declare()
-        running.append((subscriber, eventlet.spawn(subscriber.run)))
-        return subscriber
+        return subscribers.start(subscriber)
 
-    yield start
-    for subscriber, thread in running:
-        subscriber.stop()
-        thread.wait()
-
-
-def register(web, **overrides):
-    answer = web["intake"].post("/complaints", json=desk_complaint(**overrides))
-    assert answer.status_code == 201, answer.text
-    return answer.json()["number"]
+    return start
 
 
 def dead_letters(amqp_uri, queue, others=None):

@@ -22,6 +22,9 @@ document shipped with this package (mallcare's docs/asyncapi.yaml) and then:
 Dead letters go to mallcare's `mallcare.dlx` exchange with `x-mallcare-*` headers (reason,
 error, queue, ...), where mallcare's `deadletters` command lists and replays them.
 Delivery is at least once: de-duplicate on `event["event_id"]`.
+
+To read what was published before your queue existed, from the beginning, a time or your
+last committed offset and then on live, use `StreamSubscriber` (replay.py).
 """
 
 import json
@@ -35,7 +38,16 @@ from jsonschema import Draft7Validator
 from kombu import Connection, Exchange, Queue, binding
 from kombu.mixins import ConsumerProducerMixin
 
-__all__ = ["Subscriber", "EVENTS", "DEAD_LETTER_EXCHANGE", "DEAD_LETTER_QUEUE", "DELIVERY_LIMIT"]
+__all__ = [
+    "Subscriber",
+    "StreamSubscriber",
+    "FileOffsetStore",
+    "HandlerFailed",
+    "EVENTS",
+    "DEAD_LETTER_EXCHANGE",
+    "DEAD_LETTER_QUEUE",
+    "DELIVERY_LIMIT",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +72,8 @@ def _catalogue():
     document = json.loads(resources.files(__name__).joinpath("asyncapi.json").read_text(encoding="utf-8"))
     kinds = {}
     for name, channel in document["channels"].items():
+        if channel["bindings"]["amqp"]["is"] != "routingKey":  # the event stream: the same messages, in one queue
+            continue
         schema = channel["messages"][name]["payload"]
         kinds[name] = EventKind(
             name,
@@ -73,6 +87,31 @@ def _catalogue():
 EVENTS = _catalogue()
 
 
+def handler_of(handlers, event_type):
+    """A decorator putting its function in `handlers` for `event_type`, one the document knows."""
+    if event_type not in EVENTS:
+        raise ValueError(f"unknown event type {event_type!r}; known: {', '.join(sorted(EVENTS))}")
+
+    def register(handler):
+        handlers[event_type] = handler
+        return handler
+
+    return register
+
+
+def contract_error(kind, event):
+    """Why `event` breaks the contract of its kind, as (error type, message); None if it keeps it."""
+    version = event.get("schema_version")
+    if version != kind.version:
+        return "UnknownVersion", f"schema_version {version!r} is not {kind.version}"
+    errors = sorted(kind.validator.iter_errors(event), key=lambda e: list(e.absolute_path))
+    if errors:
+        return "ValidationError", "; ".join(
+            f"{'.'.join(map(str, e.absolute_path)) or '(envelope)'}: {e.message}" for e in errors
+        )
+    return None
+
+
 class Subscriber(ConsumerProducerMixin):
     def __init__(self, amqp_uri, name, *, prefetch_count=10, delivery_limit=DELIVERY_LIMIT):
         # confirmed publishes: a dead letter is acked away only once the broker has it
@@ -84,14 +123,7 @@ class Subscriber(ConsumerProducerMixin):
 
     def on(self, event_type):
         """Decorator: run the function for each valid `event_type` event."""
-        if event_type not in EVENTS:
-            raise ValueError(f"unknown event type {event_type!r}; known: {', '.join(sorted(EVENTS))}")
-
-        def register(handler):
-            self.handlers[event_type] = handler
-            return handler
-
-        return register
+        return handler_of(self.handlers, event_type)
 
     @property
     def queue(self):
@@ -144,19 +176,9 @@ class Subscriber(ConsumerProducerMixin):
             return self._dead_letter(
                 message, "contract", "NotAnEvent", f"not a {routing_key} event this subscriber handles"
             )
-        version = event.get("schema_version")
-        if version != kind.version:
-            return self._dead_letter(
-                message, "contract", "UnknownVersion", f"schema_version {version!r} is not {kind.version}"
-            )
-        errors = sorted(kind.validator.iter_errors(event), key=lambda e: list(e.absolute_path))
-        if errors:
-            return self._dead_letter(
-                message,
-                "contract",
-                "ValidationError",
-                "; ".join(f"{'.'.join(map(str, e.absolute_path)) or '(envelope)'}: {e.message}" for e in errors),
-            )
+        broken = contract_error(kind, event)
+        if broken is not None:
+            return self._dead_letter(message, "contract", *broken)
         try:
             handler(event)
         except Exception as exc:
@@ -210,3 +232,6 @@ class Subscriber(ConsumerProducerMixin):
             log.exception("%s: dead letter %s not published; rejecting it", self.name, marks["id"])
             return message.reject(requeue=False)
         message.ack()
+
+
+from .replay import FileOffsetStore, HandlerFailed, StreamSubscriber  # noqa: E402  (it uses EVENTS above)

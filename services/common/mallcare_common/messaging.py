@@ -28,9 +28,10 @@ then acked. RabbitMQ's own delivery limit stays as the backstop (then only
 start.
 
 Publishing: state changes write their events into an outbox in the same
-document; `publish_pending` relays them with mandatory, confirmed publishes and
-marks them sent, the marks of concurrent callers in one write (`mark_sent`). A broker
-outage leaves them pending for the next sweep.
+document; `publish_pending` relays them with mandatory, confirmed publishes (to the
+service's exchange, then to the event stream, event_stream.py) and marks them sent,
+the marks of concurrent callers in one write (`mark_sent`). A broker outage leaves
+them pending for the next sweep.
 """
 
 import logging
@@ -47,7 +48,7 @@ from typing import Any, ClassVar
 import eventlet
 from kombu import Connection, Consumer, Exchange, Queue
 from kombu.message import Message
-from nameko.amqp.publish import Publisher
+from nameko.amqp.publish import Publisher, UndeliverableMessage
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.events import EventDispatcher, EventHandler
 from nameko.messaging import QueueConsumer
@@ -57,6 +58,7 @@ from pymongo.errors import ConnectionFailure
 
 from . import inputs
 from .contracts import InvalidEvent
+from .event_stream import EVENT_STREAM, declare_event_stream, forget_event_stream, stream_arguments, stream_headers
 from .mongo import Lease, MongoDatabase, leased_timer, ping
 from .metrics import DEAD_LETTERED, EVENTS_HANDLED, EVENTS_PUBLISHED, HANDLER_SECONDS, OUTBOX_PENDING, PUBLISH_FAILURES
 
@@ -275,14 +277,43 @@ def declare_dead_letters(amqp_uri: str) -> None:
 
 
 class OutboxDispatcher(EventDispatcher):
-    """Never hands the caller's credential (context data `authorization`, see auth.py)
+    """Publishes an event to its service's exchange, then writes it to the event stream
+    (event_stream.py), each publish confirmed and mandatory: the dispatch returns once
+    both are confirmed and raises if either fails, so the relay marks an event sent only
+    once it is live and in the stream.
+
+    Never hands the caller's credential (context data `authorization`, see auth.py)
     on to subscribers: nameko copies all context data into event headers, and it does
     so when the dependency is injected, which may be before auth takes it out."""
+
+    def setup(self) -> None:
+        super().setup()
+        self.stream_arguments = stream_arguments(self.container.config)
 
     def get_message_headers(self, worker_ctx: Any) -> dict[str, Any]:
         headers: dict[str, Any] = super().get_message_headers(worker_ctx)
         headers.pop(self._get_header_name("authorization"), None)
         return headers
+
+    def get_dependency(self, worker_ctx: Any) -> Callable[[str, dict[str, Any]], None]:
+        headers = self.get_message_headers(worker_ctx)
+        amqp_uri, service = self.amqp_uri, self.container.service_name
+
+        def dispatch(event_type: str, event: dict[str, Any]) -> None:
+            self.publisher.publish(event, exchange=self.exchange, routing_key=event_type, extra_headers=headers)
+            declare_event_stream(amqp_uri, self.stream_arguments)
+            try:  # the default exchange routes by queue name
+                self.publisher.publish(
+                    event,
+                    exchange="",
+                    routing_key=EVENT_STREAM,
+                    extra_headers={**headers, **stream_headers(service, event)},
+                )
+            except UndeliverableMessage:  # no stream: deleted since this process saw it
+                forget_event_stream(amqp_uri)
+                raise
+
+        return dispatch
 
 
 def outbox_dispatcher() -> OutboxDispatcher:
