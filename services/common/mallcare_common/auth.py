@@ -694,7 +694,8 @@ class _AsService:
 
 # --- issuing by hand ----------------------------------------------------------------------------
 
-SERVICES = ("intake", "triage", "resolution", "feedback", "analytics", "notify")  # the ones with a key of their own
+# the services with a key of their own: those access.yml gives scopes, as each calls another (triage calls none)
+SERVICES = ("intake", "resolution", "feedback", "analytics", "notify")
 
 
 def write_jwks(path: str, document: Mapping[str, Any]) -> None:
