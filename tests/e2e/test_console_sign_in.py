@@ -73,3 +73,35 @@ def test_the_desk_form_works_from_the_keyboard_alone(console, browser):
     focused().send_keys(Keys.ENTER)  # "customer told"
     c.el("#ack-done")
     c.shot("desk-keyboard-registered")
+
+
+def test_with_the_demo_sign_in_off_the_page_says_so_and_offers_the_sign_on(
+    container_factory, rabbit_config, secrets_file, browser
+):
+    """Issue 23: the console as compose and Kubernetes ship it: no staff picker, and a line
+    that says the demo sign-in is off, in both languages."""
+    from nameko.testing.utils import find_free_port
+
+    from console.service import UPSTREAM_NAMES, ConsoleService
+    from tests.helpers import POLICY_DIR
+
+    address = f"127.0.0.1:{find_free_port()}"
+    config = {
+        "AMQP_URI": rabbit_config["AMQP_URI"],
+        "WEB_SERVER_ADDRESS": address,
+        "MALLCARE": {
+            "POLICY_DIR": str(POLICY_DIR),
+            "SECRETS_FILE": secrets_file,
+            "SIGN_ON_URL": "https://sso.example.com/login",
+            "UPSTREAMS": {name: "http://127.0.0.1:9" for name in UPSTREAM_NAMES},
+        },
+    }
+    container_factory(ConsoleService, config).start()
+    c = Console(browser, f"http://{address}")
+    c.driver.get(c.url + "/#/login")
+    assert "演示登录已关闭" in c.el("#demo-off").text
+    assert not c.driver.find_elements(c.By.CSS_SELECTOR, "#staff-id")  # no picker
+    assert c.el("#sign-on").get_attribute("href").startswith("https://sso.example.com/login?return_to=")
+    c.shot("demo-off")
+    c.click("#lang")
+    assert "The demo sign-in is off" in c.el("#demo-off").text
