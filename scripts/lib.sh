@@ -118,11 +118,16 @@ stop_broker_if_started() {
 
 ensure_secrets() {  # .run/secrets.yml (mode 600), made once with random secrets and keys; never in the repo
   local file="${MALLCARE_SECRETS_FILE:-$RUN_DIR/secrets.yml}"
-  # a file of a release before signing keys (TOKEN_SECRET) is made again
-  if [ ! -f "$file" ] || ! grep -q '^SIGNING_KEY:' "$file"; then
+  local jwks
+  jwks="$(dirname "$file")/jwks.json"
+  if [ ! -f "$file" ]; then
     mkdir -p "$(dirname "$file")"
-    say "writing new random secrets and signing keys to $file (their public keys: $(dirname "$file")/jwks.json)"
-    (umask 077 && "$VENV/bin/python" -m mallcare_common.auth secrets --jwks "$(dirname "$file")/jwks.json" >"$file")
+    say "writing new random secrets and signing keys to $file (their public keys: $jwks)"
+    (umask 077 && "$VENV/bin/python" -m mallcare_common.auth secrets --jwks "$jwks" >"$file")
+  elif ! grep -q '^SIGNING_KEY:' "$file" || ! grep -q '^JWKS:' "$file" || [ ! -f "$jwks" ]; then
+    # a file of a release before signing keys, or its JWKS gone: add what it lacks, keep the rest
+    say "adding signing keys to $file (kept as $file.bak; their public keys: $jwks)"
+    (umask 077 && "$VENV/bin/python" -m mallcare_common.auth secrets --jwks "$jwks" --complete "$file" >/dev/null)
   fi
   # The demo's WeChat official account (sh-xujiahui's in deploy/policy/intake.yml) signs its
   # calls with this token (32 letters and digits, WeChat's most); scripts/demo.py wechat does.

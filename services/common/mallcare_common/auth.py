@@ -33,8 +33,10 @@ import json
 import logging
 import os
 import re
+import shutil
 import threading
 import time
+import urllib.parse
 import urllib.request
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -49,6 +51,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from nameko.extensions import DependencyProvider
+from nameko.web.handlers import HttpRequestHandler
 from werkzeug.wrappers import Request
 
 from .metrics import SIGN_INS_REFUSED
@@ -69,16 +72,14 @@ STAFF_ROLES = (
     "analyst",
     "admin",
 )
-ROLES = STAFF_ROLES + ("channel", "merchant", "service", "subscriber")
 ISSUER = "mallcare"
 ALGORITHM = "EdDSA"  # Ed25519, the one algorithm tokens are verified with
 SIGN_ON = "sign-on"  # the identity whose keys sign staff tokens
 SERVICE_TOKEN_LIFETIME = timedelta(minutes=5)
 LEEWAY_SECONDS = 30  # clock skew between the issuer and the services
 MIN_SECRET_BYTES = 32  # ours are random, 32 bytes or more
-SIGN_IN = "sign in: send Authorization: Bearer <token> (staff) or X-Api-Key (channels)"
+SIGN_IN = "sign in: send Authorization: Bearer <token> (staff) or X-Api-Key (channels, merchants, subscribers)"
 IDENTITY = r"^(service|subscriber):[a-z0-9][a-z0-9-]{1,62}$"
-CLIENT = "mallcare.client"  # "<address> <path>" of an HTTP operation's request, in its worker's context data
 
 
 class AccessError(Exception):
@@ -206,38 +207,64 @@ def issue_token(
 
 
 class KeySet:
-    """The public keys tokens are verified with: a JWKS document from a file or an http(s)
-    address (the sign-on publishes it at /.well-known/jwks.json). Read again when a token
-    names a key it does not hold (at most every REFRESH_SECONDS), so that a key added for a
-    rotation signs at once, and when older than `max_age` seconds, so that a key removed
-    stops being accepted. A document that cannot be read keeps the last one read."""
+    """The public keys tokens are verified with: a JWKS document from a file, or from the
+    https address of the sign-on that publishes it (plain http only on this machine: anyone
+    on the way could hand over a key of theirs). A file is read again as soon as it changed
+    (its status is looked at, at most every STAT_SECONDS), so that a key added for a rotation
+    signs at once and a key removed stops at once; an address is read again when a token
+    names a key it does not hold (at most every REFRESH_SECONDS) and when older than
+    `max_age` seconds. A document that cannot be read keeps the last one read."""
 
     REFRESH_SECONDS = 5.0
+    STAT_SECONDS = 1.0
 
     def __init__(self, source: str, max_age: float = 300.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+        remote = urllib.parse.urlsplit(source)
+        if remote.scheme == "http" and remote.hostname not in ("127.0.0.1", "localhost", "::1"):
+            raise MissingSecret(f"JWKS {source}: only https, or http on this machine, can be trusted for keys")
         self.source, self.max_age, self.monotonic = source, max_age, monotonic
+        self.remote = remote.scheme in ("http", "https")
         self.keys: dict[str, jwt.PyJWK] = {}
         self.document: dict[str, Any] = {"keys": []}
         self.read_at: float | None = None
+        self.stat_at: float | None = None
+        self.status: tuple[int, ...] | None = None
         self.lock = threading.Lock()
 
     def key(self, kid: str) -> jwt.PyJWK | None:
-        now = self.monotonic()
-        stale = self.read_at is None or now - self.read_at >= self.max_age
-        unknown = kid not in self.keys and (self.read_at is None or now - self.read_at >= self.REFRESH_SECONDS)
-        if stale or unknown:
+        if self._due(kid not in self.keys):
             self.refresh()
         return self.keys.get(kid)
 
+    def _due(self, unknown: bool) -> bool:
+        now = self.monotonic()
+        if self.read_at is None:
+            return True
+        if self.remote:
+            return now - self.read_at >= self.max_age or (unknown and now - self.read_at >= self.REFRESH_SECONDS)
+        if self.stat_at is not None and now - self.stat_at < self.STAT_SECONDS:
+            return False
+        self.stat_at = now
+        status = self._status()
+        return status is not None and status != self.status  # gone for a moment: keep the keys read
+
+    def _status(self) -> tuple[int, ...] | None:
+        try:
+            found = os.stat(self.source)
+        except OSError:
+            return None
+        return (found.st_ino, found.st_mtime_ns, found.st_size)
+
     def current(self) -> dict[str, Any]:
-        """The document, read again first if older than its max age."""
-        if self.read_at is None or self.monotonic() - self.read_at >= self.max_age:
+        """The document, read again first if it changed (or is older than its max age)."""
+        if self._due(False):
             self.refresh()
         return self.document
 
     def refresh(self) -> None:
         with self.lock:
             self.read_at = self.monotonic()
+            self.status = None if self.remote else self._status()
             try:
                 document = json.loads(self._read())
                 keys = {}
@@ -251,7 +278,7 @@ class KeySet:
             self.keys, self.document = keys, {"keys": [dict(entry) for entry in document["keys"]]}
 
     def _read(self) -> bytes:
-        if self.source.startswith(("http://", "https://")):
+        if self.remote:
             with urllib.request.urlopen(self.source, timeout=5) as answer:  # noqa: S310 (a configured address)
                 body: bytes = answer.read(1024 * 1024)
                 return body
@@ -519,6 +546,8 @@ class Access(DependencyProvider):
         policy_dir = mallcare.get("POLICY_DIR", "deploy/policy")
         self.access = load_access(os.path.join(policy_dir, "access.yml"))  # InvalidPolicy stops the start
         self.keys = KeySet(read_secret(config, "JWKS", min_bytes=1), float(mallcare.get("JWKS_MAX_AGE") or 300))
+        if not self.keys.current()["keys"]:  # a wrong path would refuse every token of a healthy-looking service
+            raise MissingSecret(f"no signing key could be read from the JWKS {self.keys.source}")
         self.api_keys = read_api_keys(config)
         unknown = sorted(
             {k["identity"] for k in self.api_keys.values() if k["identity"]} - set(self.access["identities"])
@@ -536,8 +565,7 @@ class Access(DependencyProvider):
         self.by_role = {role: permissions_of(self.access, role) for role in STAFF_ROLES + ("channel", "merchant")}
 
     def get_dependency(self, worker_ctx: Any) -> "Gate":
-        data = worker_ctx.data
-        return Gate(self, worker_ctx, data.pop("authorization", None), data.pop(CLIENT, None))
+        return Gate(self, worker_ctx, worker_ctx.data.pop("authorization", None))
 
     def principal(
         self,
@@ -551,10 +579,11 @@ class Access(DependencyProvider):
         return Principal(user, role, tuple(malls), kind, channel, merchant, self.by_role[role])
 
     def of_identity(self, identity: str) -> Principal:
-        """A service or subscriber: its malls and scopes as access.yml lists them."""
+        """A service or subscriber: its malls and scopes as access.yml lists them. Its role is
+        its identity (service:notify), no word of the staff's nor of a domain rule's."""
         listed = self.access["identities"][identity]
         kind = identity.partition(":")[0]
-        return Principal(identity, kind, tuple(listed["malls"]), kind, permissions=frozenset(listed["scopes"]))
+        return Principal(identity, identity, tuple(listed["malls"]), kind, permissions=frozenset(listed["scopes"]))
 
     def permissions(self) -> dict[str, list[str]]:
         """access.yml's permission -> roles and identities table (for the OpenAPI document)."""
@@ -585,28 +614,39 @@ class Access(DependencyProvider):
             return self.principal(f"key:{key_id}", "merchant", [mall], "merchant", merchant=key["merchant_id"])
         return self.principal(f"key:{key_id}", "channel", [mall], "channel", key["channel"])
 
-    def refused(self, exc: Unauthenticated, credential: str, request: Request | None, client: str | None) -> None:
-        """The audit record of a refused sign-in: which kind of credential, why, from where
-        (the HTTP client's address and path; an RPC call has none)."""
-        service = self.container.service_name
-        SIGN_INS_REFUSED.labels(service, credential, exc.reason).inc()
-        address, _, path = (client or "").partition(" ")
-        if request is not None:
-            address, path = request.remote_addr or "", request.path
-        where = {"path": path, "address": address} if path else {"path": "rpc"}
-        forwarded = request.headers.get("X-Forwarded-For", "")[:200] if request is not None else ""
-        audit_log.warning(
-            "sign-in refused: %s",
-            exc,
-            extra={
-                "audit": "sign_in_refused",
-                "service": service,
-                "credential": credential,
-                "reason": exc.reason,
-                **where,
-                **({"forwarded_for": forwarded} if forwarded else {}),
-            },
-        )
+
+def credential_kind(request: Request | None, presented: str | None = None) -> str:
+    """The kind of credential a request (or an RPC call's `presented` one) carries: api_key,
+    bearer or none (for refused sign-ins' records and the limits on them)."""
+    if request is not None:
+        if request.headers.get("X-Api-Key"):
+            return "api_key"
+        presented = request.headers.get("Authorization", "")
+    scheme = (presented or "").partition(" ")[0].lower()
+    return "api_key" if scheme == "apikey" else "bearer" if scheme == "bearer" else "none"
+
+
+def audit_refused(
+    service: str, exc: Unauthenticated, credential: str, address: str, path: str, request: Request | None = None
+) -> None:
+    """The audit record of a refused sign-in: which kind of credential, why, from where (the
+    client's address as the service's proxies give it, the path, X-Forwarded-For as sent; an
+    RPC call has none of these). No token or key goes into it."""
+    SIGN_INS_REFUSED.labels(service, credential, exc.reason).inc()
+    forwarded = request.headers.get("X-Forwarded-For", "")[:200] if request is not None else ""
+    audit_log.warning(
+        "sign-in refused: %s",
+        exc,
+        extra={
+            "audit": "sign_in_refused",
+            "service": service,
+            "credential": credential,
+            "reason": exc.reason,
+            "path": path,
+            **({"address": address} if address else {}),
+            **({"forwarded_for": forwarded} if forwarded else {}),
+        },
+    )
 
 
 _CALLERS: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
@@ -618,28 +658,23 @@ def caller_noted(worker_ctx: Any) -> str | None:
 
 
 class Gate:
-    def __init__(self, provider: Access, worker_ctx: Any, credential: str | None, client: str | None = None) -> None:
-        self.provider, self.worker_ctx, self.credential, self.client = provider, worker_ctx, credential, client
+    def __init__(self, provider: Access, worker_ctx: Any, credential: str | None) -> None:
+        self.provider, self.worker_ctx, self.credential = provider, worker_ctx, credential
 
     def caller(self, request: Request | None = None) -> Principal:
         """The verified caller of this HTTP request (or, without one, of this RPC call or
-        operation), noted for the request's log line, also when the action is then refused;
-        a refused sign-in is audited (Access.refused)."""
+        operation), noted for the request's log line, also when the action is then refused. A
+        refused sign-in is audited: an RPC call's here, an HTTP request's where the request
+        ends (web.HttpEntrypoint, which knows the client's address)."""
         try:
             principal = self._verified(request)
         except Unauthenticated as exc:
-            self.provider.refused(exc, self._kind(request), request, self.client)
+            if not isinstance(self.worker_ctx.entrypoint, HttpRequestHandler):
+                service = self.provider.container.service_name
+                audit_refused(service, exc, credential_kind(None, self.credential), "", "rpc")
             raise
         _CALLERS[self.worker_ctx] = principal.user
         return principal
-
-    def _kind(self, request: Request | None) -> str:
-        """The kind of credential presented (api_key, bearer or none), for the audit record."""
-        if request is not None and request.headers.get("X-Api-Key"):
-            return "api_key"
-        presented = (request.headers.get("Authorization", "") if request is not None else self.credential) or ""
-        scheme = presented.partition(" ")[0].lower()
-        return "api_key" if scheme == "apikey" else "bearer" if scheme == "bearer" else "none"
 
     def _verified(self, request: Request | None) -> Principal:
         if request is not None:
@@ -714,16 +749,35 @@ def read_jwks(path: str) -> dict[str, Any]:
     return document
 
 
-def new_secrets() -> tuple[dict[str, str], dict[str, Any]]:
-    """Random secrets and a private key for the sign-on and each service; the JWKS of their public halves."""
+def new_secrets(sign_on: bool = True, kept: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Random secrets and a private key for each service (and for the sign-on, where this
+    machine stands in for it); what `kept` holds stays as it is (a secrets file of an earlier
+    release: links sent and customer references keep working). The JWKS of the keys' public halves."""
     import secrets as random_secrets
 
-    fresh = {name: random_secrets.token_hex(32) for name in ("CUSTOMER_REF_SECRET", "ANSWER_LINK_SECRET")}
-    fresh["SIGNING_KEY"] = new_signing_key(SIGN_ON)
-    for service in SERVICES:
-        fresh[f"SERVICE_KEY_{service.upper()}"] = new_signing_key(f"service:{service}")
-    keys = [SigningKey(value).public() for name, value in fresh.items() if name.endswith("_KEY") or "_KEY_" in name]
-    return fresh, {"keys": keys}
+    kept = {name: value for name, value in (kept or {}).items() if name != "TOKEN_SECRET"}  # before signing keys
+    fresh = {
+        name: kept.get(name) or random_secrets.token_hex(32) for name in ("CUSTOMER_REF_SECRET", "ANSWER_LINK_SECRET")
+    }
+    keys = ([("SIGNING_KEY", SIGN_ON)] if sign_on else []) + [
+        (f"SERVICE_KEY_{service.upper()}", f"service:{service}") for service in SERVICES
+    ]
+    for name, identity in keys:
+        fresh[name] = kept.get(name) or new_signing_key(identity)
+    return {**fresh, **kept}, {"keys": [SigningKey(fresh[name]).public() for name, _ in keys]}
+
+
+def public_entry(given: Mapping[str, Any]) -> dict[str, str]:
+    """A JWKS entry from a key as someone gives it: a private key of ours (its public half), or
+    the public key a sign-on publishes (Ed25519, with a kid `sign-on@<version>`)."""
+    if "d" in given:
+        return SigningKey(json.dumps(dict(given))).public()
+    kid = given.get("kid")
+    if given.get("kty") != "OKP" or given.get("crv") != "Ed25519" or not given.get("x"):
+        raise ValueError("not an Ed25519 key (kty OKP, crv Ed25519, x)")
+    if not isinstance(kid, str) or not identity_of(kid):
+        raise ValueError("its kid names no identity: <identity>@<version>, e.g. sign-on@2026-12")
+    return {"kty": "OKP", "crv": "Ed25519", "x": str(given["x"]), "kid": kid, "alg": ALGORITHM, "use": "sig"}
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m mallcare_common.auth") -> None:
@@ -747,7 +801,21 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m mallcare_comm
     )
     where = made.add_mutually_exclusive_group(required=True)
     where.add_argument("--jwks", help="write the JWKS here; the secrets file (stdout) names it")
-    where.add_argument("--dir", help="write each secret to a file of its own here, and jwks.json")
+    where.add_argument(
+        "--dir",
+        help="write each service's secret to a file of its own here (for Compose or Kubernetes), "
+        "and the JWKS to public/jwks.json; no sign-on key unless --with-sign-on-key",
+    )
+    made.add_argument(
+        "--complete",
+        metavar="FILE",
+        help="with --jwks: add what a secrets file of an earlier release lacks, keeping what it has (FILE.bak first)",
+    )
+    made.add_argument(
+        "--with-sign-on-key",
+        action="store_true",
+        help="with --dir: a sign-on key too (signing_key), for a trial with no sign-on of your own",
+    )
     token = commands.add_parser("token", help="a staff token, signed with the sign-on's SIGNING_KEY")
     token.add_argument("--user", required=True)
     token.add_argument("--role", required=True, choices=STAFF_ROLES)
@@ -757,9 +825,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m mallcare_comm
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     new = key_commands.add_parser("new", help="a new private key (JWK) for the sign-on or a service, on stdout")
     new.add_argument("identity", help="sign-on, or service:<name>")
-    add = key_commands.add_parser("add", help="add a private key's public half to the JWKS file")
+    add = key_commands.add_parser(
+        "add", help="add a key to the JWKS file: a private key's public half, or a sign-on's public key (JWK)"
+    )
     add.add_argument("jwks")
-    add.add_argument("private_key")
+    add.add_argument("key", help="a file holding the key as JSON")
     remove = key_commands.add_parser("remove", help="remove a key from the JWKS file: its tokens stop working")
     remove.add_argument("jwks")
     remove.add_argument("kid")
@@ -776,15 +846,30 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m mallcare_comm
     key.add_argument("--per-minute", type=int, default=120)
     args = parser.parse_args(argv)
     if args.command == "secrets":
-        fresh, jwks = new_secrets()
         if args.dir:
-            os.makedirs(args.dir, mode=0o700, exist_ok=True)
+            fresh, jwks = new_secrets(sign_on=args.with_sign_on_key)
+            os.makedirs(os.path.join(args.dir, "public"), mode=0o700, exist_ok=True)
             for name, value in fresh.items():
-                with open(os.open(os.path.join(args.dir, name.lower()), os.O_WRONLY | os.O_CREAT, 0o600), "w") as out:
+                path = os.path.join(args.dir, name.lower())
+                with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
                     out.write(value)
-            write_jwks(os.path.join(args.dir, "jwks.json"), jwks)
-            print(f"wrote {len(fresh)} secrets and jwks.json to {args.dir}")
+                os.chmod(path, 0o600)  # one made before keeps its mode otherwise
+            os.chmod(os.path.join(args.dir, "public"), 0o755)  # the public keys: every container reads them
+            write_jwks(os.path.join(args.dir, "public", "jwks.json"), jwks)
+            print(f"wrote {len(fresh)} secrets and public/jwks.json to {args.dir}")
+        elif args.complete and os.path.exists(args.complete):
+            with open(args.complete, encoding="utf-8") as handle:
+                kept = yaml.safe_load(handle) or {}
+            shutil.copy2(args.complete, args.complete + ".bak")
+            fresh, jwks = new_secrets(kept=kept)
+            write_jwks(args.jwks, jwks)
+            with open(os.open(args.complete, os.O_WRONLY | os.O_TRUNC, 0o600), "w", encoding="utf-8") as out:
+                yaml.safe_dump(
+                    {**fresh, "JWKS": args.jwks, "API_KEYS": kept.get("API_KEYS") or []}, out, sort_keys=False
+                )
+            print(f"{args.complete}: completed (it was {args.complete}.bak); its keys' JWKS: {args.jwks}")
         else:
+            fresh, jwks = new_secrets()
             write_jwks(args.jwks, jwks)
             print(yaml.safe_dump({**fresh, "JWKS": args.jwks, "API_KEYS": []}, sort_keys=False), end="")
     elif args.command == "token":
@@ -799,8 +884,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m mallcare_comm
                 parser.error("the identity is sign-on or service:<name>")
             print(new_signing_key(args.identity))
         elif args.keys_command == "add":
-            with open(args.private_key, encoding="utf-8") as handle:
-                public = SigningKey(handle.read()).public()
+            try:
+                with open(args.key, encoding="utf-8") as handle:
+                    public = public_entry(json.load(handle))
+            except (ValueError, MissingSecret) as exc:
+                parser.error(f"{args.key}: {exc}")
             jwks = read_jwks(args.jwks)
             write_jwks(args.jwks, {"keys": [k for k in jwks["keys"] if k.get("kid") != public["kid"]] + [public]})
             print(f"{public['kid']} is in {args.jwks}: it verifies as soon as the services read it again")

@@ -5,14 +5,17 @@ starts or a body is read (web.HttpEntrypoint applies them).
 - Requests a minute from one address (PER_ADDRESS_PER_MINUTE): every request to a
   route anyone may use without signing in (the customer's pages, the WeChat callback,
   /health, /metrics), and every request without a staff token (`Authorization: Bearer`) to
-  the other routes (a channel's or merchant's key, or no credential). Staff reach the
-  services through the console's one address, so their tokens are not counted per address;
-  a forged one is refused 401 by its signature.
+  the other routes (a channel's or merchant's key, whatever else it sends, or no
+  credential). Staff reach the services through the console's one address, so their tokens
+  are not counted per address.
 - Refused API keys a minute from one address (REFUSED_KEYS_PER_MINUTE): past them every
   request from that address that presents a key gets 429, the right key too, until the
   minute has passed (a guesser learns nothing from the answer).
+- Refused tokens a minute from one address (REFUSED_TOKENS_PER_MINUTE, more: a console's
+  staff whose tokens expired are refused too): the same for tokens, so that forged ones
+  cannot be sent without end, each an audit record.
 - A body's size (MAX_BODY_BYTES): 413 on the Content-Length before the body is read; a
-  body without one is read no further than the limit (web.read_body).
+  body without one is not read at all (werkzeug gives its worker an empty stream: 400).
 
 Each key's own rate is its `per_minute` in the secrets file (auth.Access), and the portal
 counts submissions and look-ups per address besides (intake.yml `portal`). Every refusal
@@ -31,11 +34,13 @@ DEFAULTS = {
     # a shopping centre's Wi-Fi puts many customers' phones behind one address
     "PER_ADDRESS_PER_MINUTE": 600,
     "REFUSED_KEYS_PER_MINUTE": 10,
+    "REFUSED_TOKENS_PER_MINUTE": 60,
     "MAX_BODY_BYTES": MAX_BODY_CEILING,
 }
 RANGES = {
     "PER_ADDRESS_PER_MINUTE": (1, 1_000_000),
     "REFUSED_KEYS_PER_MINUTE": (1, 10_000),
+    "REFUSED_TOKENS_PER_MINUTE": (1, 10_000),
     "MAX_BODY_BYTES": (1024, MAX_BODY_CEILING),
 }
 
@@ -50,6 +55,12 @@ class RefusedKeys(TooManyRequests):
     """One client address presented too many unknown or wrong keys (429)."""
 
     reason = "refused_keys"
+
+
+class RefusedTokens(TooManyRequests):
+    """One client address presented too many forged, expired or unknown tokens (429)."""
+
+    reason = "refused_tokens"
 
 
 def reason_of(status: int, exc: BaseException | None) -> str | None:
@@ -87,20 +98,29 @@ class EdgeLimits(SharedExtension):
     def setup(self) -> None:
         config = self.container.config
         self.hops = forwarded_hops(config)
-        self.per_address, self.refused_keys, self.max_body_bytes = (
+        self.per_address, self.refused_keys, self.refused_tokens, self.max_body_bytes = (
             setting(config, name, DEFAULTS[name], *RANGES[name])
-            for name in ("PER_ADDRESS_PER_MINUTE", "REFUSED_KEYS_PER_MINUTE", "MAX_BODY_BYTES")
+            for name in (
+                "PER_ADDRESS_PER_MINUTE",
+                "REFUSED_KEYS_PER_MINUTE",
+                "REFUSED_TOKENS_PER_MINUTE",
+                "MAX_BODY_BYTES",
+            )
         )
         self.requests = RateLimiter()
-        self.refusals = RateLimiter()
+        self.refusals = RateLimiter()  # by "key:<address>" and "token:<address>"
 
-    def admit(self, address: str, counted: bool, presents_key: bool) -> None:
-        """Before the worker: 429 for an address past its refused keys (when this request
-        presents one) or, for a counted request, past its requests a minute."""
+    def admit(self, address: str, counted: bool, presents_key: bool, presents_token: bool = False) -> None:
+        """Before the worker: 429 for an address past its refused keys or tokens (when this
+        request presents one) or, for a counted request, past its requests a minute."""
         if presents_key:
-            waiting = self.refusals_wait(address)
+            waiting = self.refusals_wait(f"key:{address}", self.refused_keys)
             if waiting:
                 raise RefusedKeys(f"too many refused API keys from this address; try again in {waiting} s", waiting)
+        elif presents_token:
+            waiting = self.refusals_wait(f"token:{address}", self.refused_tokens)
+            if waiting:
+                raise RefusedTokens(f"too many refused tokens from this address; try again in {waiting} s", waiting)
         if counted:
             try:
                 self.requests.take(address, self.per_address)
@@ -112,13 +132,20 @@ class EdgeLimits(SharedExtension):
 
     def key_refused(self, address: str) -> None:
         """A key this address presented was refused (401): one of its refusals a minute."""
-        try:
-            self.refusals.take(address, self.refused_keys)
-        except TooManyRequests:
-            pass  # spent already: admit refuses the address's keys until the bucket refills
+        self._refused(f"key:{address}", self.refused_keys)
 
-    def refusals_wait(self, address: str) -> int:
-        """Seconds until the address may present a key again; 0 while it has refusals left."""
-        tokens, last = self.refusals.buckets.get(address, (float(self.refused_keys), 0.0))
-        tokens += (self.refusals.monotonic() - last) * self.refused_keys / 60.0
-        return 0 if tokens >= 1 else max(1, int((1 - tokens) * 60.0 / self.refused_keys + 0.999))
+    def token_refused(self, address: str) -> None:
+        """A token this address presented was refused (401): one of its refusals a minute."""
+        self._refused(f"token:{address}", self.refused_tokens)
+
+    def _refused(self, bucket: str, per_minute: int) -> None:
+        try:
+            self.refusals.take(bucket, per_minute)
+        except TooManyRequests:
+            pass  # spent already: admit refuses the address's keys or tokens until the bucket refills
+
+    def refusals_wait(self, bucket: str, per_minute: int) -> int:
+        """Seconds until the address may present a key (or a token) again; 0 while it has refusals left."""
+        tokens, last = self.refusals.buckets.get(bucket, (float(per_minute), 0.0))
+        tokens += (self.refusals.monotonic() - last) * per_minute / 60.0
+        return 0 if tokens >= 1 else max(1, int((1 - tokens) * 60.0 / per_minute + 0.999))

@@ -25,7 +25,7 @@ from kombu.message import Message
 from nameko.containers import WorkerContext
 from werkzeug.wrappers import Request, Response
 
-from .auth import CLIENT, SIGN_IN, Unauthenticated
+from .auth import SIGN_IN, Unauthenticated
 from .messaging import ExcInfo
 from .openapi import Op
 from .rpc import GatedRpc
@@ -70,7 +70,6 @@ class HttpOperation(HttpEntrypoint):
         credential = _credential(request)
         if credential:
             data["authorization"] = credential
-        data[CLIENT] = f"{request.remote_addr} {request.path}"  # for a refused sign-in's audit record
         return data
 
     def response_from_result(self, result: Any) -> Response:

@@ -39,7 +39,16 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Request, Response
 
 from . import inputs
-from .auth import Forbidden, Principal, RateLimiter, TooManyRequests, Unauthenticated, caller_noted
+from .auth import (
+    Forbidden,
+    Principal,
+    RateLimiter,
+    TooManyRequests,
+    Unauthenticated,
+    audit_refused,
+    caller_noted,
+    credential_kind,
+)
 from .errors import Conflict
 from .limits import MAX_BODY_CEILING, EdgeLimits, OverAddressLimit, forwarded_hops, reason_of
 from .messaging import ExcInfo
@@ -220,8 +229,13 @@ class HttpEntrypoint(HttpRequestHandler):
         except Exception as exc:
             failure = exc
             response = self.error_page(request, exc) if self.error_page else self.response_from_exception(exc, rid)
-        if isinstance(failure, Unauthenticated) and presents_key(request):
-            self.limits.key_refused(address)
+        if isinstance(failure, Unauthenticated):
+            credential = credential_kind(request)
+            audit_refused(self.container.service_name, failure, credential, address, request.path, request)
+            if credential == "api_key":
+                self.limits.key_refused(address)
+            elif credential == "bearer":
+                self.limits.token_refused(address)
         response.headers["X-Request-Id"] = rid
         log_request(request, self.url, response.status_code, started, failure)
         reason = reason_of(response.status_code, failure)
@@ -233,8 +247,8 @@ class HttpEntrypoint(HttpRequestHandler):
         """The abuse limits (limits.py): a route anyone may use counts every request against
         the client's address, another route those without a staff token."""
         public = bool(self.documents) and not any(op.permission for op in self.documents)
-        staff = request.headers.get("Authorization", "")[:7].lower() == "bearer "
-        self.limits.admit(address, public or not staff, presents_key(request))
+        credential = credential_kind(request)
+        self.limits.admit(address, public or credential != "bearer", credential == "api_key", credential == "bearer")
         max_bytes = self.limits.max_body_bytes
         if request.content_length is not None and request.content_length > max_bytes:
             raise BodyTooLarge(f"body over {max_bytes} bytes")
@@ -369,11 +383,6 @@ def signed(data: object, caller: Principal) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValidationError({"_schema": ["Invalid input type."]})
     return {**data, "by": caller.user}
-
-
-def presents_key(request: Request) -> bool:
-    """Whether the request signs in with an API key (either header auth.Gate reads)."""
-    return bool(request.headers.get("X-Api-Key")) or request.headers.get("Authorization", "")[:7].lower() == "apikey "
 
 
 def read_body(request: Request, max_bytes: int | None = None) -> bytes:

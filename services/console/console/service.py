@@ -50,11 +50,12 @@ from urllib3.exceptions import HTTPError, ReadTimeoutError
 from urllib3.util import parse_url
 from werkzeug.wrappers import Response
 
-from mallcare_common.auth import Access, SigningKey, Unauthenticated, issue_token, read_secret
+from mallcare_common.auth import Access, SigningKey, Unauthenticated, audit_refused, issue_token, read_secret
 from mallcare_common.labels import load_labels_file, served
 from mallcare_common.malls import load_registry_file
 from mallcare_common.metrics import metrics_response
-from mallcare_common.web import HttpEntrypoint, NotFound, json_response, read_json, request_id
+from mallcare_common.limits import forwarded_hops
+from mallcare_common.web import HttpEntrypoint, NotFound, client_address, json_response, read_json, request_id
 
 log = logging.getLogger(__name__)
 http = HttpEntrypoint.decorator
@@ -303,6 +304,10 @@ class ConsoleService:
         member = self.directory.members.get(staff_id)
         if member is None:
             SIGN_INS.labels("demo", "refused").inc()
+            refused = Unauthenticated("unknown staff id", "unknown_staff")
+            audit_refused(
+                self.name, refused, "demo", client_address(request, forwarded_hops(self.config)), request.path, request
+            )
             return json_response(
                 401,
                 {
@@ -365,7 +370,7 @@ class ConsoleService:
         (no token, a bad one, or a channel's or service's)."""
         caller = self.access.caller(request)
         if caller.kind != "staff":
-            raise Unauthenticated("the console is for staff: sign in with a staff token")
+            raise Unauthenticated("the console is for staff: sign in with a staff token", "not_staff")
         return caller
 
     def _proxy(self, request, service, rest):

@@ -110,28 +110,44 @@ def test_a_token_just_past_its_expiry_is_accepted_within_the_clock_skew_leeway(t
     assert auth.verify_token(keys, token)[1]["sub"] == "E3501"
 
 
-def test_a_rotation_takes_a_new_key_at_once_and_drops_a_removed_one_after_the_max_age(tmp_path):
+def test_a_rotation_is_seen_as_soon_as_the_jwks_file_changes(tmp_path):
     clock = {"t": 0.0}
     keys, path = key_set(tmp_path, SIGN_ON_KEY, clock=lambda: clock["t"])
     old = auth.issue_token(SIGN_ON, "E3501", "handler", ["sh-xujiahui"])
     assert auth.verify_token(keys, old)[0] == "sign-on"
     fresh_key = auth.new_signing_key("sign-on", "unit-2")
     fresh = auth.issue_token(auth.SigningKey(fresh_key), "E3501", "handler", ["sh-xujiahui"])
-    # step 1: the new key's public half joins the JWKS; the services read it at the first token it signs
-    path.write_text(json.dumps({"keys": [auth.SigningKey(k).public() for k in (SIGN_ON_KEY, fresh_key)]}))
-    clock["t"] = auth.KeySet.REFRESH_SECONDS
+    # step 1: the new key's public half joins the JWKS (keys add: a new file in its place)
+    auth.write_jwks(str(path), {"keys": [auth.SigningKey(k).public() for k in (SIGN_ON_KEY, fresh_key)]})
+    clock["t"] += auth.KeySet.STAT_SECONDS  # the file's status is looked at once a second at most
     assert auth.verify_token(keys, fresh)[0] == auth.verify_token(keys, old)[0] == "sign-on"  # both, during it
-    # step 3: the old key leaves the JWKS; its tokens are refused once the document is older than max_age
-    path.write_text(json.dumps({"keys": [auth.SigningKey(fresh_key).public()]}))
-    assert auth.verify_token(keys, old)[0] == "sign-on"
-    clock["t"] += 60
+    # step 3: the old key leaves the JWKS; its tokens are refused as soon as the change is seen
+    auth.write_jwks(str(path), {"keys": [auth.SigningKey(fresh_key).public()]})
+    clock["t"] += auth.KeySet.STAT_SECONDS
     with pytest.raises(auth.Unauthenticated, match="not signed by a key"):
         auth.verify_token(keys, old)
     assert auth.verify_token(keys, fresh)[0] == "sign-on"
-    # a document that cannot be read keeps the last one read
-    path.write_text("{not json")
-    clock["t"] += 60
+    # a file gone for a moment, or one that cannot be read, keeps the last keys read
+    path.unlink()
+    clock["t"] += auth.KeySet.STAT_SECONDS
     assert auth.verify_token(keys, fresh)[0] == "sign-on"
+    path.write_text("{not json")
+    clock["t"] += auth.KeySet.STAT_SECONDS
+    assert auth.verify_token(keys, fresh)[0] == "sign-on"
+
+
+def test_tokens_naming_unknown_keys_cost_a_status_look_not_a_read(tmp_path, monkeypatch):
+    clock = {"t": 0.0}
+    keys, _ = key_set(tmp_path, SIGN_ON_KEY, clock=lambda: clock["t"])
+    keys.current()
+    reads = []
+    monkeypatch.setattr(keys, "_read", lambda: reads.append(1) or b"{}")
+    stranger = auth.SigningKey(auth.new_signing_key("sign-on", "not-ours"))
+    for n in range(100):
+        clock["t"] = n * 0.5
+        with pytest.raises(auth.Unauthenticated, match="not signed by a key"):
+            auth.verify_token(keys, auth.issue_token(stranger, "A0001", "admin", ["*"]))
+    assert reads == []  # the file did not change: it is not read again
 
 
 def test_a_jwks_with_a_private_key_in_it_is_not_taken(tmp_path):
@@ -341,16 +357,32 @@ def test_the_command_issues_tokens_keys_and_secrets_files(tmp_path, capsys, monk
     auth.main(["keys", "add", str(jwks), str(tmp_path / "new.json")])
     new_kid = auth.SigningKey((tmp_path / "new.json").read_text()).kid
     assert new_kid in capsys.readouterr().out and len(json.loads(jwks.read_text())["keys"]) == len(auth.SERVICES) + 2
-    auth.main(["keys", "remove", str(jwks), auth.SigningKey(fresh["SIGNING_KEY"]).kid])
-    assert "sign-on" not in [k["kid"] for k in json.loads(jwks.read_text())["keys"] if k["kid"] != new_kid][0]
-    with pytest.raises(SystemExit):
-        auth.main(["keys", "new", "chairman"])
-    # the directory form, for Compose's and Kubernetes' secrets: a file each
+    old_kid = auth.SigningKey(fresh["SIGNING_KEY"]).kid
+    auth.main(["keys", "remove", str(jwks), old_kid])
+    kids = [k["kid"] for k in json.loads(jwks.read_text())["keys"]]
+    assert old_kid not in kids and new_kid in kids
+    # a sign-on of the chain's own gives only its public key: that is added as it is
+    theirs = {**auth.SigningKey(auth.new_signing_key("sign-on", "idp-1")).public(), "use": "sig"}
+    (tmp_path / "theirs.json").write_text(json.dumps(theirs))
+    auth.main(["keys", "add", str(jwks), str(tmp_path / "theirs.json")])
+    assert theirs in json.loads(jwks.read_text())["keys"]
+    (tmp_path / "rsa.json").write_text(json.dumps({"kty": "RSA", "kid": "sign-on@rsa", "n": "x", "e": "AQAB"}))
+    for bad in (["keys", "new", "chairman"], ["keys", "add", str(jwks), str(tmp_path / "rsa.json")]):
+        with pytest.raises(SystemExit):
+            auth.main(bad)
+    capsys.readouterr()
+    # the directory form, for Compose's and Kubernetes' secrets: a file each, no sign-on key
     auth.main(["secrets", "--dir", str(tmp_path / "secrets")])
-    assert (tmp_path / "secrets" / "signing_key").stat().st_mode & 0o077 == 0
+    assert not (tmp_path / "secrets" / "signing_key").exists()  # the sign-on's is the sign-on's
+    assert (tmp_path / "secrets" / "service_key_notify").stat().st_mode & 0o077 == 0
     assert auth.SigningKey((tmp_path / "secrets" / "service_key_notify").read_text()).identity == "service:notify"
+    public = json.loads((tmp_path / "secrets" / "public" / "jwks.json").read_text())["keys"]
+    assert sorted(k["kid"].partition("@")[0] for k in public) == sorted(f"service:{n}" for n in auth.SERVICES)
+    auth.main(["secrets", "--dir", str(tmp_path / "trial"), "--with-sign-on-key"])
+    assert auth.SigningKey((tmp_path / "trial" / "signing_key").read_text()).identity == "sign-on"
+    capsys.readouterr()
     auth.main(["api-key", "--id", "wechat-sh", "--mall", "sh-xujiahui", "--channel", "wechat"])
-    shown, listed = capsys.readouterr().out.split("wrote", 1)[1].split("\n", 2)[1:]
+    shown, listed = capsys.readouterr().out.split("\n", 1)
     key = shown.rsplit(" ", 1)[1]
     assert yaml.safe_load(listed)["API_KEYS"][0]["sha256"] == auth.key_digest(key.partition(".")[2])
     auth.main(["api-key", "--id", "loyalty", "--subscriber", "subscriber:loyalty"])
@@ -358,6 +390,36 @@ def test_the_command_issues_tokens_keys_and_secrets_files(tmp_path, capsys, monk
     assert entry["identity"] == "subscriber:loyalty" and "mall_id" not in entry
     with pytest.raises(SystemExit):
         auth.main(["api-key", "--id", "loyalty", "--subscriber", "subscriber:loyalty", "--mall", "sh-xujiahui"])
+
+
+def test_a_secrets_file_of_the_release_before_signing_keys_is_completed_not_replaced(tmp_path, capsys):
+    """scripts/run.sh on a checkout that ran before: the answer links sent and the customer
+    references keep working, the channels' keys and the mailbox passwords stay."""
+    before = {
+        "TOKEN_SECRET": "t" * 64,
+        "CUSTOMER_REF_SECRET": "c" * 64,
+        "ANSWER_LINK_SECRET": "a" * 64,
+        "WECHAT_TOKEN_SH_XUJIAHUI": "w" * 32,
+        "API_KEYS": [{"id": "wechat-sh", "mall_id": "sh-xujiahui", "channel": "wechat", "sha256": "0" * 64}],
+    }
+    path = tmp_path / "secrets.yml"
+    path.write_text(yaml.safe_dump(before))
+    jwks = tmp_path / "jwks.json"
+    auth.main(["secrets", "--jwks", str(jwks), "--complete", str(path)])
+    after = yaml.safe_load(path.read_text())
+    assert {
+        k: after[k] for k in ("CUSTOMER_REF_SECRET", "ANSWER_LINK_SECRET", "WECHAT_TOKEN_SH_XUJIAHUI", "API_KEYS")
+    } == {k: before[k] for k in ("CUSTOMER_REF_SECRET", "ANSWER_LINK_SECRET", "WECHAT_TOKEN_SH_XUJIAHUI", "API_KEYS")}
+    assert "TOKEN_SECRET" not in after and after["JWKS"] == str(jwks)
+    assert yaml.safe_load((tmp_path / "secrets.yml.bak").read_text()) == before
+    keys = auth.KeySet(str(jwks))
+    token = auth.issue_token(auth.SigningKey(after["SIGNING_KEY"]), "E3501", "handler", ["sh-xujiahui"])
+    assert auth.verify_token(keys, token)[0] == "sign-on"
+    # completing again changes no key (run.sh does it whenever the JWKS is gone)
+    jwks.unlink()
+    auth.main(["secrets", "--jwks", str(jwks), "--complete", str(path)])
+    assert yaml.safe_load(path.read_text())["SIGNING_KEY"] == after["SIGNING_KEY"]
+    assert auth.verify_token(auth.KeySet(str(jwks)), token)[0] == "sign-on"
 
 
 def test_buckets_left_alone_a_minute_are_forgotten_so_endless_keys_keep_no_memory():
@@ -377,29 +439,50 @@ def test_buckets_left_alone_a_minute_are_forgotten_so_endless_keys_keep_no_memor
         limiter.take("submissions:10.9.0.0", 1, "an address's submissions")  # the address is not in the log
 
 
-def test_the_jwks_can_come_from_the_sign_ons_address(tmp_path):
-    """MALLCARE_JWKS may be the address the sign-on publishes its keys at (the console's
-    /.well-known/jwks.json, or the chain's identity provider's), read over HTTP."""
+def test_the_jwks_can_come_from_the_sign_ons_address_read_again_when_old_or_for_an_unknown_key():
+    """MALLCARE_JWKS may be the https address the sign-on publishes its keys at (the console's
+    /.well-known/jwks.json, or the chain's identity provider's); plain http only on this machine."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    document = json.dumps({"keys": [SIGN_ON.public()]}).encode()
+    published = {"document": json.dumps({"keys": [SIGN_ON.public()]}).encode(), "reads": 0}
 
     class Publish(BaseHTTPRequestHandler):
         def do_GET(self):
+            published["reads"] += 1
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
-            self.wfile.write(document)
+            self.wfile.write(published["document"])
 
         def log_message(self, *args):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Publish)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    clock = {"t": 0.0}
     try:
-        keys = auth.KeySet(f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json")
+        url = f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json"
+        keys = auth.KeySet(url, max_age=300, monotonic=lambda: clock["t"])
         token = auth.issue_token(SIGN_ON, "E3501", "handler", ["sh-xujiahui"])
+        assert auth.verify_token(keys, token)[0] == "sign-on" and published["reads"] == 1
+        stranger = auth.issue_token(auth.SigningKey(auth.new_signing_key("sign-on", "x")), "A0001", "admin", ["*"])
+        for n in range(50):  # unknown keys: one read every REFRESH_SECONDS at most
+            clock["t"] = n * 0.1
+            with pytest.raises(auth.Unauthenticated):
+                auth.verify_token(keys, stranger)
+        assert published["reads"] == 1
+        clock["t"] = auth.KeySet.REFRESH_SECONDS
+        with pytest.raises(auth.Unauthenticated):
+            auth.verify_token(keys, stranger)
+        assert published["reads"] == 2
+        published["document"] = b'{"keys": []}'  # the key removed: refused once the copy is older than max_age
+        clock["t"] = 299
         assert auth.verify_token(keys, token)[0] == "sign-on"
+        clock["t"] = 310
+        with pytest.raises(auth.Unauthenticated):
+            auth.verify_token(keys, token)
     finally:
         server.shutdown()
+    with pytest.raises(auth.MissingSecret, match="only https"):
+        auth.KeySet("http://sign-on.example.cn/.well-known/jwks.json")

@@ -6,7 +6,7 @@ the real services: tests/integration/test_edge_limits.py."""
 import pytest
 
 from mallcare_common.auth import RateLimiter
-from mallcare_common.limits import EdgeLimits, OverAddressLimit, RefusedKeys, reason_of, setting
+from mallcare_common.limits import EdgeLimits, OverAddressLimit, RefusedKeys, RefusedTokens, reason_of, setting
 
 
 class Clock:
@@ -17,9 +17,9 @@ class Clock:
         return self.now
 
 
-def limits(per_address=2, refused_keys=3):
+def limits(per_address=2, refused_keys=3, refused_tokens=4):
     edge, clock = EdgeLimits(), Clock()
-    edge.per_address, edge.refused_keys = per_address, refused_keys
+    edge.per_address, edge.refused_keys, edge.refused_tokens = per_address, refused_keys, refused_tokens
     edge.requests, edge.refusals = RateLimiter(clock), RateLimiter(clock)
     return edge, clock
 
@@ -36,6 +36,20 @@ def test_an_address_past_its_refused_keys_waits_for_the_bucket_to_refill():
     edge.admit("203.0.113.5", counted=False, presents_key=True)  # another address is not refused
     clock.now += 20
     edge.admit("198.51.100.7", counted=False, presents_key=True)
+
+
+def test_an_address_sending_forged_tokens_is_refused_its_tokens_not_its_keys():
+    """A forged token is each an audit record: an address cannot send them without end."""
+    edge, clock = limits(refused_tokens=4)
+    for _ in range(4):
+        edge.admit("198.51.100.7", counted=False, presents_key=False, presents_token=True)
+        edge.token_refused("198.51.100.7")
+    with pytest.raises(RefusedTokens) as refused:
+        edge.admit("198.51.100.7", counted=False, presents_key=False, presents_token=True)
+    assert refused.value.retry_after == 15 and reason_of(429, refused.value) == "refused_tokens"
+    edge.admit("198.51.100.7", counted=False, presents_key=True)  # its channel's key still counts apart
+    clock.now += 15
+    edge.admit("198.51.100.7", counted=False, presents_key=False, presents_token=True)
 
 
 def test_counted_requests_past_the_rate_are_refused_and_staff_are_not_counted():
