@@ -863,6 +863,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m mallcare_comm
             shutil.copy2(args.complete, args.complete + ".bak")
             fresh, jwks = new_secrets(kept=kept)
             write_jwks(args.jwks, jwks)
+            os.chmod(args.complete, 0o600)  # it holds private keys now
             with open(os.open(args.complete, os.O_WRONLY | os.O_TRUNC, 0o600), "w", encoding="utf-8") as out:
                 yaml.safe_dump(
                     {**fresh, "JWKS": args.jwks, "API_KEYS": kept.get("API_KEYS") or []}, out, sort_keys=False

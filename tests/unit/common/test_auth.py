@@ -411,6 +411,7 @@ def test_a_secrets_file_of_the_release_before_signing_keys_is_completed_not_repl
         k: after[k] for k in ("CUSTOMER_REF_SECRET", "ANSWER_LINK_SECRET", "WECHAT_TOKEN_SH_XUJIAHUI", "API_KEYS")
     } == {k: before[k] for k in ("CUSTOMER_REF_SECRET", "ANSWER_LINK_SECRET", "WECHAT_TOKEN_SH_XUJIAHUI", "API_KEYS")}
     assert "TOKEN_SECRET" not in after and after["JWKS"] == str(jwks)
+    assert path.stat().st_mode & 0o077 == 0  # it holds private keys now
     assert yaml.safe_load((tmp_path / "secrets.yml.bak").read_text()) == before
     keys = auth.KeySet(str(jwks))
     token = auth.issue_token(auth.SigningKey(after["SIGNING_KEY"]), "E3501", "handler", ["sh-xujiahui"])
