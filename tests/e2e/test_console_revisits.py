@@ -102,7 +102,7 @@ def _walk(c, url, first, second, phone):
     c.shot("number-revealed")
     # the caller's own read; notify's reads of the contact, when it sends during the mall's hours, are audited too
     audited = _get(url, "L9001", "intake/audit", mall_id="sh-xujiahui")["items"]
-    [read] = [a for a in audited if a["number"] == first and a["role"] != "service"]
+    [read] = [a for a in audited if a["number"] == first and not a["user"].startswith("service:")]
     assert (read["user"], read["purpose"], read["subject"]) == (CALLER, "回访", "complaint")
 
     # Reached but no score: refused at the score field; then the answer, dissatisfied, with reasons.

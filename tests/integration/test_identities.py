@@ -37,6 +37,7 @@ def answers(system, headers):
 
 
 def sample(web, name, **labels):
+    """A counter's value (the services of a test share one process, hence one registry: name the service)."""
     text = web.get("/metrics").text
     for line in text.splitlines():
         if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
@@ -104,7 +105,7 @@ def test_a_services_or_a_subscribers_credential_is_refused_by_the_staff_endpoint
         assert (refused.status_code, refused.json()["error"]) == (403, "FORBIDDEN"), (service, path, refused.text)
     # a staff member's token signed with a service's key, or with a subscriber's secret as HS256
     caplog.set_level(logging.WARNING, logger="mallcare.audit")
-    before = sample(system.web["resolution"], "mallcare_sign_ins_refused_total", reason="invalid")
+    before = sample(system.web["resolution"], "mallcare_sign_ins_refused_total", service="resolution", reason="invalid")
     for forged in (
         signed(notify_key, "A0001", "admin", ["*"]),
         {
@@ -119,7 +120,10 @@ def test_a_services_or_a_subscribers_credential_is_refused_by_the_staff_endpoint
     ):
         for service in LISTS:
             assert system.web[service].get(LISTS[service], headers=forged).status_code == 401, service
-    assert sample(system.web["resolution"], "mallcare_sign_ins_refused_total", reason="invalid") == before + 2
+    assert (
+        sample(system.web["resolution"], "mallcare_sign_ins_refused_total", service="resolution", reason="invalid")
+        == before + 2
+    )
     records = [r for r in caplog.records if getattr(r, "audit", None) == "sign_in_refused"]
     assert {r.service for r in records} == set(LISTS)
     assert all(r.credential == "bearer" and r.address == "127.0.0.1" for r in records)
@@ -134,7 +138,13 @@ def test_a_services_or_a_subscribers_credential_is_refused_by_the_staff_endpoint
     wrong = {"X-Api-Key": "loyalty-points.guessed", "Authorization": None}
     assert system.web["resolution"].get(f"/cases/{sh}", headers=wrong).status_code == 401
     assert (
-        sample(system.web["resolution"], "mallcare_sign_ins_refused_total", credential="api_key", reason="unknown_key")
+        sample(
+            system.web["resolution"],
+            "mallcare_sign_ins_refused_total",
+            service="resolution",
+            credential="api_key",
+            reason="unknown_key",
+        )
         >= 1
     )
 
@@ -144,6 +154,9 @@ def test_every_refused_sign_in_is_an_audit_record_with_the_clients_address(syste
     without a credential: each a `mallcare.audit` record and a count, with no token in it."""
     caplog.set_level(logging.WARNING, logger="mallcare.audit")
     intake = system.web["intake"]
+    before = sample(
+        intake, "mallcare_sign_ins_refused_total", credential="none", reason="missing"
+    )  # one registry a session
     missing = intake.post("/complaints", json=desk_complaint(), headers={"Authorization": None})
     assert missing.status_code == 401
     forwarded = intake.get(
@@ -162,4 +175,7 @@ def test_every_refused_sign_in_is_an_audit_record_with_the_clients_address(syste
     ]
     assert records[1]["forwarded_for"] == "203.0.113.9"
     assert not any("forged.token" in json.dumps(r, default=str) for r in records)
-    assert sample(intake, "mallcare_sign_ins_refused_total", credential="none", reason="missing") == 2
+    assert (
+        sample(intake, "mallcare_sign_ins_refused_total", service="intake", credential="none", reason="missing")
+        == before + 2
+    )
