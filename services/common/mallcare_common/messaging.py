@@ -71,7 +71,10 @@ MAX_BODY_BYTES = 256 * 1024  # envelopes are a few KiB; a body this big is not a
 ERROR_TEXT_LIMIT = 1000  # characters of an error message kept in a dead letter's headers
 DEAD_LETTER_HEADER = "x-mallcare-"  # prefix of the headers a dead letter carries (deadletters.py reads them)
 RELAY_INTERVAL = 2  # seconds between outbox sweeps
-RELAY_GRACE = timedelta(seconds=3)  # leave fresh events to the request that wrote them
+# Leave fresh events to the request or sweep that wrote them: each event is two confirmed
+# publishes now (live, then the stream), and a chunk of a sweep under load took over 3 s,
+# long enough for another replica's relay to publish it too (a duplicate, same event_id).
+RELAY_GRACE = timedelta(seconds=10)
 STORE_PROBE_INTERVAL = 1  # seconds between pings while an event waits for the store
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]  # a failed worker's, as nameko passes it
