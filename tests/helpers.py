@@ -77,6 +77,18 @@ def staff(staff_id):
     return bearer(staff_id, member["role"], member["malls"])
 
 
+def sampled(url, name, **labels):
+    """One sample of a service's /metrics with exactly these labels, as Prometheus would scrape
+    it (0 when absent). In-process services share one registry: name the service in `labels`."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(requests.get(url + "/metrics", timeout=10).text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return 0.0
+
+
 def free_ports(count):
     """`count` distinct free ports for processes started together. Each is held open until
     all are picked, so none repeats: nameko's eventlet listener sets SO_REUSEPORT, and two

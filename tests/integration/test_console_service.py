@@ -16,7 +16,6 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nameko.testing.utils import find_free_port
-from prometheus_client.parser import text_string_to_metric_families
 
 from console.service import UPSTREAM_NAMES, ConsoleService
 from intake.service import IntakeService
@@ -27,6 +26,7 @@ from tests.helpers import (
     SECRETS,
     SIGNING_KEY,
     bearer,
+    sampled,
     free_ports,
     staff,
     start_service,
@@ -153,7 +153,7 @@ def test_a_console_listening_beyond_this_machine_will_not_start_with_the_demo_si
 def test_a_token_from_the_sign_on_says_who_signed_in_and_a_bad_one_is_refused(console):
     url = console(DEMO_LOGIN="false")
     before = {
-        outcome: sample(url, "mallcare_console_sign_ins_total", how="sign_on", outcome=outcome)
+        outcome: sampled(url, "mallcare_console_sign_ins_total", how="sign_on", outcome=outcome)
         for outcome in ("ok", "refused")
     }
     who = requests.get(url + "/session", headers=bearer("E3011", "supervisor", ["sh-xujiahui"]), timeout=10)
@@ -172,8 +172,8 @@ def test_a_token_from_the_sign_on_says_who_signed_in_and_a_bad_one_is_refused(co
     for headers in ({"Authorization": f"Bearer {forged}"}, {"Authorization": "Basic x"}, {}):
         refused = requests.get(url + "/session", headers=headers, timeout=10)
         assert refused.status_code == 401 and refused.json()["error"] == "UNAUTHENTICATED"
-    assert sample(url, "mallcare_console_sign_ins_total", how="sign_on", outcome="ok") == before["ok"] + 1
-    assert sample(url, "mallcare_console_sign_ins_total", how="sign_on", outcome="refused") == before["refused"] + 3
+    assert sampled(url, "mallcare_console_sign_ins_total", how="sign_on", outcome="ok") == before["ok"] + 1
+    assert sampled(url, "mallcare_console_sign_ins_total", how="sign_on", outcome="refused") == before["refused"] + 3
 
 
 def test_the_proxy_knows_only_the_six_and_says_when_one_is_down(console):
@@ -184,7 +184,7 @@ def test_the_proxy_knows_only_the_six_and_says_when_one_is_down(console):
     health = requests.get(url + "/health", timeout=20)
     assert health.status_code == 503 and health.json()["upstreams"]["intake"] == "unreachable"
     assert requests.get(url + "/health/live", timeout=10).json() == {"service": "console", "status": "ok"}
-    assert sample(url, "mallcare_console_requests_total", upstream="intake", status="503") >= 1
+    assert sampled(url, "mallcare_console_requests_total", upstream="intake", status="503") >= 1
 
 
 def test_the_pages_get_the_complaints_text_masked_as_the_service_answers_it(console, container_factory, service_config):
@@ -204,15 +204,6 @@ def test_the_pages_get_the_complaints_text_masked_as_the_service_answers_it(cons
             shown.status_code == 200
             and shown.json()["description"] == "[name]的草莓发霉了，请回电[phone]或发邮件[e-mail]"
         )
-
-
-def sample(url, name, **labels):
-    """One sample of the console's /metrics, as Prometheus would scrape it (0 when absent)."""
-    for family in text_string_to_metric_families(requests.get(url + "/metrics", timeout=10).text):
-        for s in family.samples:
-            if s.name == name and s.labels == labels:
-                return s.value
-    return 0.0
 
 
 def test_the_console_answers_a_barrage_with_4xx_and_passes_the_services_refusals_on(

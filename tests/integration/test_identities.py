@@ -12,7 +12,7 @@ from nameko.exceptions import RemoteError
 
 from mallcare_cli.examples import desk_complaint
 from mallcare_common.auth import SigningKey, issue_token, new_signing_key, write_jwks
-from tests.helpers import SERVICE_KEYS, SIGNING_KEY, api_key, jwks_of, settle_at_desk, staff, wait_for
+from tests.helpers import SERVICE_KEYS, SIGNING_KEY, api_key, jwks_of, sampled, settle_at_desk, staff, wait_for
 
 DESK = staff("D3001")
 LOYALTY = {**api_key("loyalty-points"), "Authorization": None}
@@ -34,15 +34,6 @@ def signed(key, user="E3091", role="store_manager", malls=("sh-xujiahui",)):
 def answers(system, headers):
     """Each service's status for one of its lists, with these credentials."""
     return {name: system.web[name].get(path, headers=headers).status_code for name, path in LISTS.items()}
-
-
-def sample(web, name, **labels):
-    """A counter's value (the services of a test share one process, hence one registry: name the service)."""
-    text = web.get("/metrics").text
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 def test_a_rotation_of_the_sign_ons_key_keeps_every_service_answering(services, tmp_path):
@@ -105,7 +96,13 @@ def test_a_services_or_a_subscribers_credential_is_refused_by_the_staff_endpoint
         assert (refused.status_code, refused.json()["error"]) == (403, "FORBIDDEN"), (service, path, refused.text)
     # a staff member's token signed with a service's key, or with a subscriber's secret as HS256
     caplog.set_level(logging.WARNING, logger="mallcare.audit")
-    before = sample(system.web["resolution"], "mallcare_sign_ins_refused_total", service="resolution", reason="invalid")
+    before = sampled(
+        system.web["resolution"].base,
+        "mallcare_sign_ins_refused_total",
+        service="resolution",
+        credential="bearer",
+        reason="invalid",
+    )
     for forged in (
         signed(notify_key, "A0001", "admin", ["*"]),
         {
@@ -121,7 +118,13 @@ def test_a_services_or_a_subscribers_credential_is_refused_by_the_staff_endpoint
         for service in LISTS:
             assert system.web[service].get(LISTS[service], headers=forged).status_code == 401, service
     assert (
-        sample(system.web["resolution"], "mallcare_sign_ins_refused_total", service="resolution", reason="invalid")
+        sampled(
+            system.web["resolution"].base,
+            "mallcare_sign_ins_refused_total",
+            service="resolution",
+            credential="bearer",
+            reason="invalid",
+        )
         == before + 2
     )
     records = [r for r in caplog.records if getattr(r, "audit", None) == "sign_in_refused"]
@@ -138,8 +141,8 @@ def test_a_services_or_a_subscribers_credential_is_refused_by_the_staff_endpoint
     wrong = {"X-Api-Key": "loyalty-points.guessed", "Authorization": None}
     assert system.web["resolution"].get(f"/cases/{sh}", headers=wrong).status_code == 401
     assert (
-        sample(
-            system.web["resolution"],
+        sampled(
+            system.web["resolution"].base,
             "mallcare_sign_ins_refused_total",
             service="resolution",
             credential="api_key",
@@ -154,8 +157,8 @@ def test_every_refused_sign_in_is_an_audit_record_with_the_clients_address(syste
     without a credential: each a `mallcare.audit` record and a count, with no token in it."""
     caplog.set_level(logging.WARNING, logger="mallcare.audit")
     intake = system.web["intake"]
-    before = sample(
-        intake, "mallcare_sign_ins_refused_total", credential="none", reason="missing"
+    before = sampled(
+        intake.base, "mallcare_sign_ins_refused_total", credential="none", reason="missing"
     )  # one registry a session
     missing = intake.post("/complaints", json=desk_complaint(), headers={"Authorization": None})
     assert missing.status_code == 401
@@ -176,6 +179,6 @@ def test_every_refused_sign_in_is_an_audit_record_with_the_clients_address(syste
     assert records[1]["forwarded_for"] == "203.0.113.9"
     assert not any("forged.token" in json.dumps(r, default=str) for r in records)
     assert (
-        sample(intake, "mallcare_sign_ins_refused_total", service="intake", credential="none", reason="missing")
+        sampled(intake.base, "mallcare_sign_ins_refused_total", service="intake", credential="none", reason="missing")
         == before + 2
     )

@@ -381,16 +381,28 @@ class RateLimiter:
     def take(self, key_id: str, per_minute: int, who: str | None = None) -> None:
         """One request of `key_id`; TooManyRequests naming `who` (the API key) when over."""
         now = self.monotonic()
-        tokens, last = self.buckets.get(key_id, (float(per_minute), now))
-        tokens = min(float(per_minute), tokens + (now - last) * per_minute / 60.0)
+        tokens = self._tokens(key_id, per_minute, now)
         if tokens < 1:
             self.buckets[key_id] = (tokens, now)
-            retry_after = max(1, int((1 - tokens) * 60.0 / per_minute + 0.999))
+            retry_after = self._wait(tokens, per_minute)
             raise TooManyRequests(f"{who or f'API key {key_id}'} is over {per_minute} requests a minute", retry_after)
         self.buckets[key_id] = (tokens - 1, now)
         if len(self.buckets) >= self.sweep_at:
             self.buckets = {k: v for k, v in self.buckets.items() if now - v[1] < self.IDLE_SECONDS}
             self.sweep_at = max(1024, 2 * len(self.buckets))
+
+    def waiting(self, key_id: str, per_minute: int) -> int:
+        """Seconds until `key_id` may be taken again, without taking it; 0 when it may now."""
+        tokens = self._tokens(key_id, per_minute, self.monotonic())
+        return 0 if tokens >= 1 else self._wait(tokens, per_minute)
+
+    def _tokens(self, key_id: str, per_minute: int, now: float) -> float:
+        tokens, last = self.buckets.get(key_id, (float(per_minute), now))
+        return min(float(per_minute), tokens + (now - last) * per_minute / 60.0)
+
+    @staticmethod
+    def _wait(tokens: float, per_minute: int) -> int:
+        return max(1, int((1 - tokens) * 60.0 / per_minute + 0.999))
 
 
 # --- what each role may do ---------------------------------------------------------------------
@@ -563,6 +575,7 @@ class Access(DependencyProvider):
                 raise MissingSecret(f"SERVICE_KEY_{self.container.service_name.upper()} is {self.own_key.kid}'s key")
         self.limiter = RateLimiter()
         self.by_role = {role: permissions_of(self.access, role) for role in STAFF_ROLES + ("channel", "merchant")}
+        self.holders = holders(self.access)
 
     def get_dependency(self, worker_ctx: Any) -> "Gate":
         return Gate(self, worker_ctx, worker_ctx.data.pop("authorization", None))
@@ -587,7 +600,7 @@ class Access(DependencyProvider):
 
     def permissions(self) -> dict[str, list[str]]:
         """access.yml's permission -> roles and identities table (for the OpenAPI document)."""
-        return holders(self.access)
+        return self.holders
 
     def from_token(self, token: str) -> Principal:
         identity, claims = verify_token(self.keys, token)

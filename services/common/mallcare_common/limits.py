@@ -114,11 +114,11 @@ class EdgeLimits(SharedExtension):
         """Before the worker: 429 for an address past its refused keys or tokens (when this
         request presents one) or, for a counted request, past its requests a minute."""
         if presents_key:
-            waiting = self.refusals_wait(f"key:{address}", self.refused_keys)
+            waiting = self.refusals.waiting(f"key:{address}", self.refused_keys)
             if waiting:
                 raise RefusedKeys(f"too many refused API keys from this address; try again in {waiting} s", waiting)
         elif presents_token:
-            waiting = self.refusals_wait(f"token:{address}", self.refused_tokens)
+            waiting = self.refusals.waiting(f"token:{address}", self.refused_tokens)
             if waiting:
                 raise RefusedTokens(f"too many refused tokens from this address; try again in {waiting} s", waiting)
         if counted:
@@ -143,9 +143,3 @@ class EdgeLimits(SharedExtension):
             self.refusals.take(bucket, per_minute)
         except TooManyRequests:
             pass  # spent already: admit refuses the address's keys or tokens until the bucket refills
-
-    def refusals_wait(self, bucket: str, per_minute: int) -> int:
-        """Seconds until the address may present a key (or a token) again; 0 while it has refusals left."""
-        tokens, last = self.refusals.buckets.get(bucket, (float(per_minute), 0.0))
-        tokens += (self.refusals.monotonic() - last) * per_minute / 60.0
-        return 0 if tokens >= 1 else max(1, int((1 - tokens) * 60.0 / per_minute + 0.999))

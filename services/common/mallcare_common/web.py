@@ -222,15 +222,14 @@ class HttpEntrypoint(HttpRequestHandler):
         started, rid = time.monotonic(), _identify(request)
         failure = None
         response: Response
-        address = client_address(request, self.limits.hops)
+        address, credential = client_address(request, self.limits.hops), credential_kind(request)
         try:
-            self._admit(request, address)
+            self._admit(request, address, credential)
             response = self.response_from_result(self._call_worker(request))
         except Exception as exc:
             failure = exc
             response = self.error_page(request, exc) if self.error_page else self.response_from_exception(exc, rid)
         if isinstance(failure, Unauthenticated):
-            credential = credential_kind(request)
             audit_refused(self.container.service_name, failure, credential, address, request.path, request)
             if credential == "api_key":
                 self.limits.key_refused(address)
@@ -243,11 +242,10 @@ class HttpEntrypoint(HttpRequestHandler):
             REFUSED.labels(self.container.service_name, self.url, reason).inc()
         return response
 
-    def _admit(self, request: Request, address: str) -> None:
+    def _admit(self, request: Request, address: str, credential: str) -> None:
         """The abuse limits (limits.py): a route anyone may use counts every request against
         the client's address, another route those without a staff token."""
         public = bool(self.documents) and not any(op.permission for op in self.documents)
-        credential = credential_kind(request)
         self.limits.admit(address, public or credential != "bearer", credential == "api_key", credential == "bearer")
         max_bytes = self.limits.max_body_bytes
         if request.content_length is not None and request.content_length > max_bytes:
