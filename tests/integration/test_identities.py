@@ -158,8 +158,8 @@ def test_every_refused_sign_in_is_an_audit_record_with_the_clients_address(syste
     caplog.set_level(logging.WARNING, logger="mallcare.audit")
     intake = system.web["intake"]
     before = sampled(
-        intake.base, "mallcare_sign_ins_refused_total", credential="none", reason="missing"
-    )  # one registry a session
+        intake.base, "mallcare_sign_ins_refused_total", service="intake", credential="none", reason="missing"
+    )  # one registry a session: the count before this test
     missing = intake.post("/complaints", json=desk_complaint(), headers={"Authorization": None})
     assert missing.status_code == 401
     forwarded = intake.get(
