@@ -43,7 +43,13 @@ def test_intake_takes_complaints_while_the_broker_is_away_and_triage_gets_each_o
     # Readiness says which connection is down; liveness still answers, so an orchestrator
     # takes the pod out of rotation without restarting it.
     health = wait_for(lambda: health_when(system, 503), timeout=READINESS_LAG)
-    assert health == {"service": "intake", "status": "degraded", "store": "ok", "broker": "unreachable"}
+    assert health == {
+        "service": "intake",
+        "status": "degraded",
+        "store": "ok",
+        "broker": "unreachable",
+        "consumers": "ok",
+    }
     assert system.call("GET", "intake", "/health/live").status_code == 200
 
     system.restore_broker()

@@ -54,7 +54,7 @@ def test_every_service_starts_from_its_config_and_reports_health(running):
     deadline = time.monotonic() + 60
     for service in SERVICES:
         health = healthy(ports[service], processes[service], deadline)
-        assert health == {"service": service, "status": "ok", "store": "ok", "broker": "ok"}, (
+        assert health == {"service": service, "status": "ok", "store": "ok", "broker": "ok", "consumers": "ok"}, (
             logs / f"{service}.log"
         ).read_text()[-3000:]
         live = requests.get(f"http://127.0.0.1:{ports[service]}/health/live", timeout=5)

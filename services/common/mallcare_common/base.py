@@ -7,7 +7,7 @@
         dispatch = outbox_dispatcher()                      # opts into the outbox relay
 
 `Service` declares what every service has, `access` (auth.Access), `clock`
-(calendar.Clock) and the broker check, and serves GET /health, /health/live, /metrics and
+(calendar.Clock) and `readiness` (health.Readiness), and serves GET /health, /health/live, /metrics and
 /openapi.json. The rest a service takes by declaring the dependency it rests on:
 
 | declared dependency                 | what the service then also serves                                      |
@@ -35,7 +35,7 @@ from . import audit, messaging, retention
 from .auth import Access, Gate
 from .calendar import Clock
 from .capabilities import require
-from .health import BrokerHealth
+from .health import Readiness
 from .metrics import metrics_response
 from .mongo import MongoDatabase, ping
 from .openapi import HealthOut, LiveOut, Op, PolicyVersionOut, build as build_openapi, documented_operations
@@ -134,7 +134,7 @@ class Service:
 
     access = Access()
     clock = Clock()
-    broker_check = BrokerHealth()
+    readiness = Readiness()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -147,21 +147,25 @@ class Service:
         Op(
             "GET",
             "/health",
-            "Readiness: the store and the broker both answer (503 names the one that does not).",
+            "Readiness: the queue consumers are consuming and the store and the broker both answer"
+            " (503 says which is not so: `starting` while the consumers are not yet up).",
             responses={200: HealthOut, 503: HealthOut},
         )
     )
     def health(self, request: Request) -> Response:
-        """Readiness: 200 when both the store and the broker answer, 503 naming which
-        does not (nameko reconnects to a lost broker without a word, so it is asked here)."""
-        checks = {"store": ping(self.store.db), "broker": self.broker_check()}
-        ready = all(checks.values())
+        """Readiness: 200 when the queue consumers are up and both the store and the broker
+        answer, 503 naming what is not so (nameko reconnects to a lost broker without a word,
+        so it is asked here; mallcare_common.health says why the consumers are)."""
+        checks = {"store": ping(self.store.db), "broker": self.readiness.broker()}
+        consuming = self.readiness.consuming()
+        reachable = all(checks.values())
         return json_response(
-            200 if ready else 503,
+            200 if reachable and consuming else 503,
             {
                 "service": self.name,
-                "status": "ok" if ready else "degraded",
+                "status": "degraded" if not reachable else "ok" if consuming else "starting",
                 **{name: "ok" if ok else "unreachable" for name, ok in checks.items()},
+                "consumers": "ok" if consuming else "starting",
             },
         )
 

@@ -1,9 +1,15 @@
-"""Broker reachability for readiness (GET /health in mallcare_common.web).
+"""Broker reachability and the queue consumers' start, for readiness (GET /health, in
+mallcare_common.base).
 
 Nameko keeps its own AMQP connections and reconnects quietly, so a service whose broker
 went away still answers HTTP; readiness opens a connection of its own to find out. The
 answer is kept for a few seconds: probes from the kubelet, Docker and a load balancer
-every few seconds on every replica should not each open a broker connection."""
+every few seconds on every replica should not each open a broker connection.
+
+Nameko also answers HTTP while its queue consumers are still declaring their queues, and
+a SIGTERM in that window hangs nameko 2.14's stop (QueueConsumer.unregister_provider sends
+an event twice; seen under load, the process never exited). So a service is ready only
+once every queue consumer is consuming."""
 
 import time
 from collections.abc import Callable
@@ -13,6 +19,7 @@ from kombu import Connection
 from kombu.exceptions import OperationalError
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider
+from nameko.messaging import QueueConsumer
 
 CONNECT_TIMEOUT = 1.0  # seconds; the store ping may take its MONGO_TIMEOUT_MS on top, within a probe's timeout
 CACHE_SECONDS = 5.0
@@ -53,11 +60,24 @@ class BrokerCheck:
             connection.release()
 
 
-class BrokerHealth(DependencyProvider):
-    """The service's BrokerCheck, on its own AMQP_URI; one per container, shared by workers."""
+class Readiness(DependencyProvider):
+    """The service's BrokerCheck, on its own AMQP_URI, and whether its queue consumers are
+    consuming; one per container, shared by workers (the dependency is this provider)."""
 
     def setup(self) -> None:
         self.check = BrokerCheck(self.container.config[AMQP_URI_CONFIG_KEY])
 
-    def get_dependency(self, worker_ctx: Any) -> BrokerCheck:
-        return self.check
+    def get_dependency(self, worker_ctx: Any) -> "Readiness":
+        return self
+
+    def broker(self) -> bool:
+        return self.check()
+
+    def consuming(self) -> bool:
+        """True once every queue consumer of the container has its consumers up (nameko
+        keeps that only in a private event, set once: a later reconnection does not clear it)."""
+        return all(
+            extension._consumers_ready.ready()
+            for extension in self.container.subextensions
+            if isinstance(extension, QueueConsumer)
+        )

@@ -74,9 +74,10 @@ class ErrorOut(Schema):
 
 class HealthOut(Schema):
     service = fields.String(required=True)
-    status = fields.String(required=True, metadata={"enum": ["ok", "degraded"]})
+    status = fields.String(required=True, metadata={"enum": ["ok", "starting", "degraded"]})
     store = fields.String(required=True, metadata={"enum": ["ok", "unreachable"]})
     broker = fields.String(required=True, metadata={"enum": ["ok", "unreachable"]})
+    consumers = fields.String(required=True, metadata={"enum": ["ok", "starting"]})
 
 
 class LiveOut(Schema):

@@ -1,14 +1,19 @@
-"""The broker check behind readiness (GET /health): false, and quickly, when nothing
-speaks AMQP at the address; asked at most once per cache period. The healthy case runs
-against the real broker in tests/integration/test_every_service_runs.py, and the broker
-going away under running services in tests/faults/test_broker_outage.py."""
+"""Readiness (GET /health): the broker check is false, and quickly, when nothing speaks
+AMQP at the address, and asked at most once per cache period; a service is not ready
+until every queue consumer consumes. The healthy case runs against the real broker in
+tests/integration/test_every_service_runs.py (with a stop right after the first 200), and
+the broker going away under running services in tests/faults/test_broker_outage.py."""
 
 import socket
 import time
+from types import SimpleNamespace
 
 import pytest
+from nameko.messaging import QueueConsumer
+from nameko.web.server import WebServer
 
-from mallcare_common.health import BrokerCheck
+from mallcare_common.batches import BatchQueueConsumer
+from mallcare_common.health import BrokerCheck, Readiness
 
 
 @pytest.fixture
@@ -68,3 +73,16 @@ def test_the_answer_is_reused_until_the_cache_period_ends(mute_port):
     now[0] += 0.2
     assert check() is False
     assert accepted(mute_port) == 1
+
+
+def test_a_service_is_ready_only_once_every_queue_consumer_consumes():
+    """nameko serves HTTP while a queue consumer still declares its queues, and a SIGTERM
+    in that window hung analytics' stop (seen in the suite under load)."""
+    plain, batches = QueueConsumer(), BatchQueueConsumer()
+    readiness = Readiness()
+    readiness.container = SimpleNamespace(subextensions=[WebServer(), plain, batches])
+    assert readiness.consuming() is False
+    plain._consumers_ready.send(None)
+    assert readiness.consuming() is False  # the batches' consumer is still starting
+    batches._consumers_ready.send(None)
+    assert readiness.consuming() is True
