@@ -19,18 +19,30 @@ if [ $# -gt 0 ]; then
 else
   # Half of the suite's time is spent waiting on the broker, the store, the services'
   # processes and the browser, so two pytest processes side by side, each with its own
-  # embedded store, take 10 minutes where one takes 17 (on the 2-core CI machine). The
-  # integration tests are about as long as the rest together. The second one's output
-  # follows the first's.
+  # embedded store, take 11 minutes where one takes 17 (on the 2-core CI machine). The
+  # integration tests are about as long as the rest together. Each process hands out ports
+  # of its own range (tests/helpers.py, free_ports). The second one's output follows the
+  # first's.
   rest_log="$(mktemp)"
-  "$VENV/bin/python" -m pytest -o cache_dir=.pytest_cache/rest tests --ignore=tests/integration >"$rest_log" 2>&1 &
+  # With job control on, the rest runs in a process group of its own where SIGINT is not
+  # ignored (bash ignores it in a script's background jobs), so a Ctrl-C can be passed on
+  # and its fixtures stop their services and stores.
+  set -m
+  MALLCARE_TEST_PORTS=26000-31999 "$VENV/bin/python" -m pytest -o cache_dir=.pytest_cache/rest \
+    tests --ignore=tests/integration >"$rest_log" 2>&1 &
   rest=$!
-  trap 'kill "$rest" 2>/dev/null; stop_broker_if_started' EXIT
-  "$VENV/bin/python" -m pytest -o cache_dir=.pytest_cache/integration tests/integration
+  set +m
+  trap 'kill -INT "$rest" 2>/dev/null' INT TERM
+  MALLCARE_TEST_PORTS=20000-25999 "$VENV/bin/python" -m pytest -o cache_dir=.pytest_cache/integration tests/integration
   status=$?
-  wait $rest
+  wait "$rest"
   rest_status=$?
-  say "the tests outside tests/integration, run beside it:"
+  while [ $rest_status -gt 128 ] && kill -0 "$rest" 2>/dev/null; do  # a signal's trap ended the wait early
+    wait "$rest"
+    rest_status=$?
+  done
+  trap - INT TERM
+  say "the tests outside tests/integration, run beside them:"
   cat "$rest_log"
   rm -f "$rest_log"
   [ $status = 0 ] && status=$rest_status

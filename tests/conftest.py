@@ -21,7 +21,6 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 from mock import Mock  # noqa: E402
-from nameko.testing.utils import find_free_port  # noqa: E402
 
 from tests.helpers import (  # noqa: E402
     API_KEYS,
@@ -34,6 +33,7 @@ from tests.helpers import (  # noqa: E402
     SUBSCRIBER_KEYS,
     WebClient,
     api_key,
+    free_port,
     jwks_of,
 )
 
@@ -165,7 +165,7 @@ def mongo_uri():
     from pymongo import MongoClient
 
     data = tempfile.mkdtemp(prefix="mallcare-store-")
-    port = find_free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             shutil.which("secantusd-py") or str(Path(os.sys.executable).parent / "secantusd-py"),
@@ -241,7 +241,7 @@ def service_config(rabbit_config, mongo_uri, secrets_file):
     run = uuid.uuid4().hex[:8]
 
     def make(service):
-        address = f"127.0.0.1:{find_free_port()}"
+        address = f"127.0.0.1:{free_port()}"
         return {
             "AMQP_URI": rabbit_config["AMQP_URI"],
             "WEB_SERVER_ADDRESS": address,

@@ -1,8 +1,10 @@
 """Helpers the tests share: constants, credentials, waits, event queues and service
 processes. Plain functions and values, imported from here; the fixtures are in the conftests."""
 
+import itertools
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -89,18 +91,43 @@ def sampled(url, name, **labels):
     return 0.0
 
 
+# The ports this pytest process hands out: MALLCARE_TEST_PORTS, "low-high", one range for
+# each of scripts/test.sh's two processes. Both ranges lie below the kernel's ephemeral
+# ports (32768 and up), so neither the other process nor the kernel (a bind to port 0, an
+# outgoing connection) can be given a port picked here and not yet bound by its service.
+_PORT_RANGE = tuple(int(end) for end in os.environ.get("MALLCARE_TEST_PORTS", "20000-31999").split("-"))
+_next_port = itertools.count(random.randrange(_PORT_RANGE[1] - _PORT_RANGE[0] + 1))
+
+
 def free_ports(count):
-    """`count` distinct free ports for processes started together. Each is held open until
-    all are picked, so none repeats: nameko's eventlet listener sets SO_REUSEPORT, and two
-    services given one port would both bind it and share its connections."""
-    sockets = [socket.socket() for _ in range(count)]
+    """`count` distinct free ports of this process's range for processes started together.
+    Each is held open until all are picked, so none repeats: nameko's eventlet listener sets
+    SO_REUSEPORT, and two services given one port would both bind it and share its
+    connections. The range is walked in turn, so a port comes round again only after all
+    the others have."""
+    low, high = _PORT_RANGE
+    held = []
     try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
+        for _ in range(high - low + 1):
+            sock = socket.socket()
+            try:
+                sock.bind(("127.0.0.1", low + next(_next_port) % (high - low + 1)))
+            except OSError:  # in use, or waiting out TIME_WAIT
+                sock.close()
+                continue
+            held.append(sock)
+            if len(held) == count:
+                return [sock.getsockname()[1] for sock in held]
+        raise RuntimeError(f"fewer than {count} free ports in {low}-{high} (MALLCARE_TEST_PORTS)")
     finally:
-        for sock in sockets:
+        for sock in held:
             sock.close()
+
+
+def free_port():
+    """One port of free_ports."""
+    [port] = free_ports(1)
+    return port
 
 
 class WebClient(requests.Session):

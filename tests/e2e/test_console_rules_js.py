@@ -8,16 +8,16 @@ import uuid
 
 import pytest
 import requests
-from nameko.testing.utils import find_free_port
 
-from tests.helpers import start_service, stop_services
+from tests.helpers import free_ports, start_service, stop_services
 
 HOUR = 3600_000  # ms
 
 
 @pytest.fixture
 def page(browser, rabbit_config, mongo_uri, secrets_file, tmp_path):
-    port, nowhere = find_free_port(), f"http://127.0.0.1:{find_free_port()}"
+    port, closed = free_ports(2)
+    nowhere = f"http://127.0.0.1:{closed}"
     console = start_service(
         "console",
         port,

@@ -80,12 +80,11 @@ def test_with_the_demo_sign_in_off_the_page_says_so_and_offers_the_sign_on(
 ):
     """Issue 23: the console as compose and Kubernetes ship it: no staff picker, and a line
     that says the demo sign-in is off, in both languages."""
-    from nameko.testing.utils import find_free_port
 
     from console.service import UPSTREAM_NAMES, ConsoleService
-    from tests.helpers import POLICY_DIR
+    from tests.helpers import POLICY_DIR, free_port
 
-    address = f"127.0.0.1:{find_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     config = {
         "AMQP_URI": rabbit_config["AMQP_URI"],
         "WEB_SERVER_ADDRESS": address,

@@ -24,12 +24,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from nameko.testing.utils import find_free_port
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import MongoClient
 
 from mallcare_cli.examples import desk_complaint
-from tests.helpers import ROOT, bearer, free_ports, service_class, wait_for
+from tests.helpers import ROOT, bearer, free_port, free_ports, service_class, wait_for
 
 BIN = Path(sys.executable).parent
 START_TIMEOUT = 90  # s for a store or a service to answer (2 cores, five services starting at once)
@@ -74,7 +73,7 @@ class Store:
     """A secantusd-py process on a fixed port and data directory."""
 
     def __init__(self, name, workdir):
-        self.name, self.port = name, find_free_port()
+        self.name, self.port = name, free_port()
         self.data, self.log = workdir / f"store-{name}", workdir / f"store-{name}.log"
         self.data.mkdir()
         self.uri = f"mongodb://127.0.0.1:{self.port}/"
@@ -124,7 +123,7 @@ class System:
     def __init__(self, amqp_uri, secrets_file, workdir):
         self.workdir, self.secrets_file = workdir, secrets_file
         broker = urllib.parse.urlparse(amqp_uri)
-        self.proxy_port = find_free_port()
+        self.proxy_port = free_port()
         self.amqp_uri = broker._replace(
             netloc=f"{broker.username}:{broker.password}@127.0.0.1:{self.proxy_port}"
         ).geturl()

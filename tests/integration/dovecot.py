@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from nameko.testing.utils import find_free_port
+from tests.helpers import free_port
 
 USER, PASSWORD = "tousu-sh", "mailbox-password-1"
 
@@ -64,7 +64,7 @@ class Dovecot:
         binary = shutil.which("dovecot", path=os.environ.get("PATH", "") + ":/usr/sbin")
         if binary is None:
             raise RuntimeError("dovecot is not installed: scripts/test.sh installs Debian's dovecot-imapd")
-        self.port = find_free_port()
+        self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="mallcare-imap-"))
         root_run = os.geteuid() == 0
         user = "nobody" if root_run else pwd.getpwuid(os.geteuid()).pw_name

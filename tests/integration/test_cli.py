@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 from kombu import Connection
-from nameko.testing.utils import find_free_port
 
-from tests.helpers import POLICY_DIR, ROOT, SIGNING_KEY, wait_for
+from tests.helpers import POLICY_DIR, ROOT, SIGNING_KEY, free_port, wait_for
 from tests.integration.test_dead_letters import INTAKE_EVENTS, TRIAGE_QUEUE
 from tests.integration.test_policy_files import BROKEN, edit
 from triage import learned
@@ -70,7 +69,7 @@ def test_status_shows_services_queues_and_dead_letters_and_fails_when_one_is_dow
     listed = mallcare("deadletters", "list", AMQP_URI=amqp)
     assert listed.returncode == 0 and TRIAGE_QUEUE in listed.stdout and "undecodable" in listed.stdout
 
-    down = f"http://127.0.0.1:{find_free_port()}"
+    down = f"http://127.0.0.1:{free_port()}"
     gone = mallcare(
         "status", *urls, "--url", f"resolution={down}", "--service", "intake", "--service", "resolution", AMQP_URI=amqp
     )
@@ -108,7 +107,7 @@ def test_policy_reload_reloads_running_services_as_admin_and_reports_a_refusal(s
     refused = mallcare(*reload, MALLCARE_SIGNING_KEY=SIGNING_KEY)
     assert refused.returncode == 1 and "refused (422 INVALID_POLICY)" in refused.stdout
     assert BROKEN["triage"][1] in refused.stdout
-    closed = f"http://127.0.0.1:{find_free_port()}"
+    closed = f"http://127.0.0.1:{free_port()}"
     silent = mallcare(
         "policy", "reload", "--url", f"intake={closed}", "--service", "intake", MALLCARE_SIGNING_KEY=SIGNING_KEY
     )

@@ -15,7 +15,6 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nameko.testing.utils import find_free_port
 
 from console.service import UPSTREAM_NAMES, ConsoleService
 from intake.service import IntakeService
@@ -26,8 +25,9 @@ from tests.helpers import (
     SECRETS,
     SIGNING_KEY,
     bearer,
-    sampled,
+    free_port,
     free_ports,
+    sampled,
     staff,
     start_service,
     stop_services,
@@ -39,10 +39,10 @@ from tests.integration.test_input_gate import barrage
 @pytest.fixture
 def console(container_factory, rabbit_config, secrets_file):
     def start(**mallcare):
-        nowhere = f"http://127.0.0.1:{find_free_port()}"  # no service answers there
+        nowhere = f"http://127.0.0.1:{free_port()}"  # no service answers there
         config = {
             "AMQP_URI": rabbit_config["AMQP_URI"],
-            "WEB_SERVER_ADDRESS": f"127.0.0.1:{find_free_port()}",
+            "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
             "MALLCARE": {
                 "POLICY_DIR": str(POLICY_DIR),
                 **SECRETS,
@@ -129,7 +129,7 @@ def test_a_console_listening_beyond_this_machine_will_not_start_with_the_demo_si
     def start(**mallcare):
         config = {
             "AMQP_URI": rabbit_config["AMQP_URI"],
-            "WEB_SERVER_ADDRESS": f"0.0.0.0:{find_free_port()}",
+            "WEB_SERVER_ADDRESS": f"0.0.0.0:{free_port()}",
             "MALLCARE": {
                 "POLICY_DIR": str(POLICY_DIR),
                 "SECRETS_FILE": secrets_file,

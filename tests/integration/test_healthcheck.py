@@ -23,7 +23,7 @@ def test_healthy_when_the_service_answers(at_repo_root, container_factory, servi
 
 
 def test_unhealthy_when_nothing_answers(at_repo_root, monkeypatch):
-    from nameko.testing.utils import find_free_port
+    from tests.helpers import free_port
 
-    monkeypatch.setenv("TRIAGE_WEB_ADDRESS", f"127.0.0.1:{find_free_port()}")
+    monkeypatch.setenv("TRIAGE_WEB_ADDRESS", f"127.0.0.1:{free_port()}")
     assert healthcheck("triage") == 1

@@ -153,11 +153,11 @@ def test_a_missing_secret_is_a_failed_command_not_a_traceback(capsys, monkeypatc
 def test_seed_fails_with_a_message_when_the_registry_is_unreadable_or_intake_does_not_answer(
     capsys, monkeypatch, tmp_path
 ):
-    from nameko.testing.utils import find_free_port
+    from tests.helpers import free_port
 
     monkeypatch.setenv("MALLCARE_SIGNING_KEY", SIGNING_KEY)
     assert cli.main(["seed", "--policy-dir", str(tmp_path)]) == 1
     assert capsys.readouterr().err.startswith(f"error: {tmp_path}/malls.yml is invalid: cannot be read")
-    closed = f"http://127.0.0.1:{find_free_port()}"
+    closed = f"http://127.0.0.1:{free_port()}"
     assert cli.main(["seed", "--url", f"intake={closed}"]) == 1
     assert capsys.readouterr().err == f"error: intake at {closed} does not answer: ConnectionError\n"

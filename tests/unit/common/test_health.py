@@ -14,6 +14,7 @@ from nameko.web.server import WebServer
 
 from mallcare_common.batches import BatchQueueConsumer
 from mallcare_common.health import BrokerCheck, Readiness
+from tests.helpers import free_port
 
 
 @pytest.fixture
@@ -39,11 +40,7 @@ def accepted(server):
 
 
 def closed_port():
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    return port
+    return free_port()  # of this process's range: the suite's other process never opens it
 
 
 def test_a_closed_port_is_unreachable_at_once():
