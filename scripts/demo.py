@@ -2,7 +2,8 @@
 it travel intake -> triage -> resolution, work its case to resolved as handler E3501
 (the seeds' strawberry case), record the customer's answer on the revisit, and show
 the case's timeline and analytics' counts. Every call is signed in: staff tokens
-made with the sign-on's SIGNING_KEY of the secrets file run.sh wrote (MALLCARE_SECRETS_FILE).
+made with the sign-on's SIGNING_KEY of the secrets file run.sh wrote (MALLCARE_SECRETS_FILE,
+by default .run/secrets.yml, as run.sh's: `demo.py wechat` is run by hand from another shell).
 
 `python scripts/demo.py wechat [text]` plays WeChat's server: a customer's text message to
 sh-xujiahui's official account, posted to intake's callback signed with the account's
@@ -10,6 +11,7 @@ token (WECHAT_TOKEN_SH_XUJIAHUI, which run.sh put in the secrets file); it shows
 passive reply and the acknowledgement notify then sent through the WeChat API stand-in."""
 
 import json
+import os
 import random
 import re
 import secrets
@@ -235,6 +237,7 @@ def poll_acknowledgement(number):
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("MALLCARE_SECRETS_FILE", str(Path(__file__).resolve().parent.parent / ".run" / "secrets.yml"))
     command = sys.argv[1]
     if command == "wait":
         sys.exit(wait(sys.argv[2]))
