@@ -38,7 +38,8 @@ INTAKE, TRIAGE, RESOLUTION, FEEDBACK, ANALYTICS, NOTIFY = (
     "http://127.0.0.1:8007",
 )
 STANDINS = "http://127.0.0.1:8090"
-POLICY_DIR = Path(__file__).resolve().parent.parent / "deploy" / "policy"
+ROOT = Path(__file__).resolve().parent.parent
+POLICY_DIR = ROOT / "deploy" / "policy"
 
 
 def signed_in(user, role, malls=("sh-xujiahui",)):
@@ -237,7 +238,7 @@ def poll_acknowledgement(number):
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("MALLCARE_SECRETS_FILE", str(Path(__file__).resolve().parent.parent / ".run" / "secrets.yml"))
+    os.environ.setdefault("MALLCARE_SECRETS_FILE", str(ROOT / ".run" / "secrets.yml"))
     command = sys.argv[1]
     if command == "wait":
         sys.exit(wait(sys.argv[2]))

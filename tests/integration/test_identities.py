@@ -27,6 +27,18 @@ LISTS = {
 }
 
 
+def refusals_counted(system, service, credential, reason):
+    """The refused sign-ins `service` counts (its /metrics) of this credential and reason. The
+    services of a session share one registry: compare with a count taken before."""
+    return sampled(
+        system.web[service].base,
+        "mallcare_sign_ins_refused_total",
+        service=service,
+        credential=credential,
+        reason=reason,
+    )
+
+
 def signed(key, user="E3091", role="store_manager", malls=("sh-xujiahui",)):
     return {"Authorization": "Bearer " + issue_token(SigningKey(key), user, role, malls)}
 
@@ -96,13 +108,7 @@ def test_a_services_or_a_subscribers_credential_is_refused_by_the_staff_endpoint
         assert (refused.status_code, refused.json()["error"]) == (403, "FORBIDDEN"), (service, path, refused.text)
     # a staff member's token signed with a service's key, or with a subscriber's secret as HS256
     caplog.set_level(logging.WARNING, logger="mallcare.audit")
-    before = sampled(
-        system.web["resolution"].base,
-        "mallcare_sign_ins_refused_total",
-        service="resolution",
-        credential="bearer",
-        reason="invalid",
-    )
+    before = refusals_counted(system, "resolution", "bearer", "invalid")
     for forged in (
         signed(notify_key, "A0001", "admin", ["*"]),
         {
@@ -117,16 +123,7 @@ def test_a_services_or_a_subscribers_credential_is_refused_by_the_staff_endpoint
     ):
         for service in LISTS:
             assert system.web[service].get(LISTS[service], headers=forged).status_code == 401, service
-    assert (
-        sampled(
-            system.web["resolution"].base,
-            "mallcare_sign_ins_refused_total",
-            service="resolution",
-            credential="bearer",
-            reason="invalid",
-        )
-        == before + 2
-    )
+    assert refusals_counted(system, "resolution", "bearer", "invalid") == before + 2
     records = [r for r in caplog.records if getattr(r, "audit", None) == "sign_in_refused"]
     assert {r.service for r in records} == set(LISTS)
     assert all(r.credential == "bearer" and r.address == "127.0.0.1" for r in records)
@@ -140,16 +137,7 @@ def test_a_services_or_a_subscribers_credential_is_refused_by_the_staff_endpoint
     # a wrong subscriber key: refused, and audited as an API key
     wrong = {"X-Api-Key": "loyalty-points.guessed", "Authorization": None}
     assert system.web["resolution"].get(f"/cases/{sh}", headers=wrong).status_code == 401
-    assert (
-        sampled(
-            system.web["resolution"].base,
-            "mallcare_sign_ins_refused_total",
-            service="resolution",
-            credential="api_key",
-            reason="unknown_key",
-        )
-        >= 1
-    )
+    assert refusals_counted(system, "resolution", "api_key", "unknown_key") >= 1
 
 
 def test_every_refused_sign_in_is_an_audit_record_with_the_clients_address(system, caplog):
@@ -157,9 +145,7 @@ def test_every_refused_sign_in_is_an_audit_record_with_the_clients_address(syste
     without a credential: each a `mallcare.audit` record and a count, with no token in it."""
     caplog.set_level(logging.WARNING, logger="mallcare.audit")
     intake = system.web["intake"]
-    before = sampled(
-        intake.base, "mallcare_sign_ins_refused_total", service="intake", credential="none", reason="missing"
-    )  # one registry a session: the count before this test
+    before = refusals_counted(system, "intake", "none", "missing")  # one registry a session: the count before this test
     missing = intake.post("/complaints", json=desk_complaint(), headers={"Authorization": None})
     assert missing.status_code == 401
     forwarded = intake.get(
@@ -178,7 +164,4 @@ def test_every_refused_sign_in_is_an_audit_record_with_the_clients_address(syste
     ]
     assert records[1]["forwarded_for"] == "203.0.113.9"
     assert not any("forged.token" in json.dumps(r, default=str) for r in records)
-    assert (
-        sampled(intake.base, "mallcare_sign_ins_refused_total", service="intake", credential="none", reason="missing")
-        == before + 2
-    )
+    assert refusals_counted(system, "intake", "none", "missing") == before + 2
